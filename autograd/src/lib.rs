@@ -1,0 +1,1 @@
+//! Autograd (filled in next).

@@ -1,0 +1,1 @@
+//! Workspace root: integration tests live in tests/, benches in benches/.

@@ -1,0 +1,12 @@
+//! CPU kernels, parallelised with rayon and generic over the float type (`f32`, `f64`).
+//! Kernels take dense row-major slices and explicit sizes; they assume their inputs were
+//! validated by the op layer (`crate::ops`) and never allocate more than their output.
+
+pub mod batch_norm;
+pub mod conv;
+pub mod copy;
+pub mod elementwise;
+pub mod gemm;
+pub mod interpolate;
+pub mod pool;
+pub mod reduce;

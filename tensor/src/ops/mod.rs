@@ -1,0 +1,12 @@
+//! Tensor ops, one file per op family. Each op validates shapes, dtypes and devices, then
+//! runs the kernel for the operands' device and element type.
+
+pub mod batch_norm;
+pub mod concat;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod elementwise;
+pub mod interpolate;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
