@@ -8,5 +8,6 @@ pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod interpolate;
+pub mod optim;
 pub mod pool;
 pub mod reduce;

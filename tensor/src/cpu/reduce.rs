@@ -1,1 +1,154 @@
-//! Reduction kernels (filled in next).
+//! Reduction kernels over the middle axis of an `[outer, r, inner]` view: every reduction over
+//! a contiguous block of axes (leading, trailing or in the middle) is this one shape.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// ln Σ exp(x), computed as m + ln Σ exp(x − m) with m = max x so it never overflows.
+    LogSumExp,
+    /// Index (along the reduced block) of the first maximum, as a float.
+    ArgMax,
+    /// Index of the first minimum, as a float.
+    ArgMin,
+}
+
+/// Reduces x: [outer, r, inner] → [outer, inner].
+pub fn reduce<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, op: ReduceOp) -> Vec<T> {
+    let mut out = vec![T::ZERO; outer * inner];
+    if outer * inner == 0 {
+        return out;
+    }
+    let row = |o: usize, out_row: &mut [T], col0: usize| {
+        let block = &x[o * r * inner..(o + 1) * r * inner];
+        reduce_block(block, r, inner, col0, out_row, op);
+    };
+    let work = outer * r * inner;
+    if work < super::elementwise::PARALLEL_THRESHOLD {
+        out.chunks_mut(inner).enumerate().for_each(|(o, out_row)| row(o, out_row, 0));
+    } else if outer >= 2 * rayon::current_num_threads() {
+        out.par_chunks_mut(inner).enumerate().for_each(|(o, out_row)| row(o, out_row, 0));
+    } else {
+        // Few output rows (e.g. summing a batch away): split each row's columns instead.
+        let cols = inner.div_ceil(rayon::current_num_threads() * 4).max(64);
+        out.chunks_mut(inner).enumerate().for_each(|(o, out_row)| {
+            out_row.par_chunks_mut(cols).enumerate().for_each(|(ci, part)| row(o, part, ci * cols));
+        });
+    }
+    out
+}
+
+/// Reduces columns col0..col0+out.len() of one [r, inner] block.
+fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out: &mut [T], op: ReduceOp) {
+    let w = out.len();
+    let at = |k: usize| &block[k * inner + col0..k * inner + col0 + w];
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => {
+            out.copy_from_slice(at(0));
+            for k in 1..r {
+                out.iter_mut().zip(at(k)).for_each(|(o, &v)| *o += v);
+            }
+            if op == ReduceOp::Mean {
+                let inv = T::ONE / T::from_usize(r);
+                out.iter_mut().for_each(|o| *o *= inv);
+            }
+        }
+        ReduceOp::Max | ReduceOp::Min => {
+            out.copy_from_slice(at(0));
+            for k in 1..r {
+                if op == ReduceOp::Max {
+                    out.iter_mut().zip(at(k)).for_each(|(o, &v)| *o = if v > *o { v } else { *o });
+                } else {
+                    out.iter_mut().zip(at(k)).for_each(|(o, &v)| *o = if v < *o { v } else { *o });
+                }
+            }
+        }
+        ReduceOp::ArgMax | ReduceOp::ArgMin => {
+            let mut best = at(0).to_vec();
+            out.iter_mut().for_each(|o| *o = T::ZERO);
+            for k in 1..r {
+                for ((b, o), &v) in best.iter_mut().zip(out.iter_mut()).zip(at(k)) {
+                    let better = if op == ReduceOp::ArgMax { v > *b } else { v < *b };
+                    if better {
+                        *b = v;
+                        *o = T::from_usize(k);
+                    }
+                }
+            }
+        }
+        ReduceOp::LogSumExp => {
+            let mut m = at(0).to_vec();
+            for k in 1..r {
+                m.iter_mut().zip(at(k)).for_each(|(m, &v)| *m = m.max(v));
+            }
+            out.iter_mut().for_each(|o| *o = T::ZERO);
+            for k in 0..r {
+                for ((o, &mk), &v) in out.iter_mut().zip(&m).zip(at(k)) {
+                    if mk.is_finite() {
+                        *o += (v - mk).exp();
+                    }
+                }
+            }
+            for (o, &mk) in out.iter_mut().zip(&m) {
+                // All −∞ (or a +∞) along the axis: the max is the answer.
+                *o = if mk.is_finite() { mk + o.ln() } else { mk };
+            }
+        }
+    }
+}
+
+/// Variance over the middle axis of [outer, r, inner], dividing by r − correction
+/// (correction 1 = unbiased, as torch.var's default). Two passes for accuracy.
+pub fn variance<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, correction: usize) -> Vec<T> {
+    let mean = reduce(x, outer, r, inner, ReduceOp::Mean);
+    let denom = T::from_usize(r.saturating_sub(correction));
+    let mut out = vec![T::ZERO; outer * inner];
+    out.par_chunks_mut(inner.max(1)).enumerate().for_each(|(o, out_row)| {
+        let m = &mean[o * inner..(o + 1) * inner];
+        for k in 0..r {
+            let row = &x[(o * r + k) * inner..(o * r + k + 1) * inner];
+            for ((acc, &v), &mu) in out_row.iter_mut().zip(row).zip(m) {
+                *acc += (v - mu) * (v - mu);
+            }
+        }
+        out_row.iter_mut().for_each(|v| *v /= denom);
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_over_middle_axis() {
+        // x[o, k, i] = 100 o + 10 k + i, shape [2, 3, 2]
+        let x: Vec<f64> = (0..2)
+            .flat_map(|o| (0..3).flat_map(move |k| (0..2).map(move |i| (100 * o + 10 * k + i) as f64)))
+            .collect();
+        assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::Sum), vec![30.0, 33.0, 330.0, 333.0]);
+        assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::ArgMax), vec![2.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn logsumexp_does_not_overflow() {
+        let x = [1000.0f64, 1000.0];
+        let got = reduce(&x, 1, 2, 1, ReduceOp::LogSumExp)[0];
+        assert!((got - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        let neg = [f64::NEG_INFINITY, f64::NEG_INFINITY];
+        assert_eq!(reduce(&neg, 1, 2, 1, ReduceOp::LogSumExp)[0], f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn unbiased_variance_of_known_values() {
+        let x = [1.0f64, 2.0, 3.0, 4.0];
+        assert!((variance(&x, 1, 4, 1, 1)[0] - 5.0 / 3.0).abs() < 1e-15);
+        assert!((variance(&x, 1, 4, 1, 0)[0] - 1.25).abs() < 1e-15);
+    }
+}

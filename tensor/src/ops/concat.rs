@@ -1,1 +1,164 @@
-//! (being written)
+//! Joining and selecting along an axis: cat, stack, index_select (a batch of rows) and its
+//! adjoint index_add. Each views tensors as [outer, axis, inner] blocks and copies rows.
+
+use rayon::prelude::*;
+
+use crate::device::same_device;
+use crate::dtype::{DType, Float};
+use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::shape::{normalize_axis, numel};
+use crate::tensor::Tensor;
+
+/// Concatenates tensors along `axis`; all other dims must agree.
+pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+    fn run<T: Float>(ts: &[Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
+        let outer = numel(&out_shape[..a]);
+        let inner = numel(&out_shape[a + 1..]);
+        let row = out_shape[a] * inner;
+        let mut out = vec![T::ZERO; numel(out_shape)];
+        let parts: Vec<(&[T], usize)> =
+            ts.iter().map(|t| Ok((t.cpu_slice::<T>()?, t.shape()[a] * inner))).collect::<Result<_>>()?;
+        if row > 0 {
+            out.par_chunks_mut(row).enumerate().for_each(|(o, dst)| {
+                let mut col = 0;
+                for (src, w) in &parts {
+                    dst[col..col + w].copy_from_slice(&src[o * w..(o + 1) * w]);
+                    col += w;
+                }
+            });
+        }
+        let _ = outer;
+        Ok(Tensor::from_kernel(out, out_shape))
+    }
+    let Some(first) = tensors.first() else {
+        return invalid("cat", "needs at least one tensor");
+    };
+    let a = normalize_axis("cat", axis, first.rank())?;
+    same_device("cat", &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
+    let mut out_shape = first.shape().to_vec();
+    out_shape[a] = 0;
+    for t in tensors {
+        if t.dtype() != first.dtype() {
+            return Err(TensorError::DType { op: "cat", expected: first.dtype(), got: t.dtype() });
+        }
+        let ok = t.rank() == first.rank()
+            && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (x, y))| i == a || x == y);
+        if !ok {
+            return shape_err("cat", format!("shape {:?} does not match {:?} outside axis {a}", t.shape(), first.shape()));
+        }
+        out_shape[a] += t.shape()[a];
+    }
+    let ts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect();
+    match first.dtype() {
+        DType::F32 => run::<f32>(&ts, a, &out_shape),
+        DType::F64 => run::<f64>(&ts, a, &out_shape),
+    }
+}
+
+/// Stacks equal-shaped tensors along a new axis `axis` (0..=rank).
+pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let expanded = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<Vec<_>>>()?;
+    cat(&expanded.iter().collect::<Vec<_>>(), axis as isize)
+}
+
+/// Picks entries `indices` of `axis`: out[.., i, ..] = x[.., indices[i], ..].
+pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor> {
+    fn run<T: Float>(x: &Tensor, a: usize, idx: &[usize], out_shape: &[usize]) -> Result<Tensor> {
+        let src = x.cpu_slice::<T>()?;
+        let inner = numel(&x.shape()[a + 1..]);
+        let (n_in, n_out) = (x.shape()[a], idx.len());
+        let mut out = vec![T::ZERO; numel(out_shape)];
+        if inner > 0 && n_out > 0 {
+            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
+                for (j, &i) in idx.iter().enumerate() {
+                    let s = (o * n_in + i) * inner;
+                    dst[j * inner..(j + 1) * inner].copy_from_slice(&src[s..s + inner]);
+                }
+            });
+        }
+        Ok(Tensor::from_kernel(out, out_shape))
+    }
+    let a = normalize_axis("index_select", axis, x.rank())?;
+    if let Some(&bad) = indices.iter().find(|&&i| i >= x.shape()[a]) {
+        return shape_err("index_select", format!("index {bad} is out of range for axis {a} of shape {:?}", x.shape()));
+    }
+    let mut out_shape = x.shape().to_vec();
+    out_shape[a] = indices.len();
+    let x = x.contiguous();
+    match x.dtype() {
+        DType::F32 => run::<f32>(&x, a, indices, &out_shape),
+        DType::F64 => run::<f64>(&x, a, indices, &out_shape),
+    }
+}
+
+/// The adjoint of index_select: a tensor of `shape` with zeros, plus src[.., j, ..] added at
+/// row indices[j] of `axis` (repeated indices accumulate).
+pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[usize]) -> Result<Tensor> {
+    fn run<T: Float>(src: &Tensor, a: usize, idx: &[usize], shape: &[usize]) -> Result<Tensor> {
+        let s = src.cpu_slice::<T>()?;
+        let inner = numel(&shape[a + 1..]);
+        let (n_out, n_src) = (shape[a], idx.len());
+        let mut out = vec![T::ZERO; numel(shape)];
+        if inner > 0 && n_out > 0 {
+            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
+                for (j, &i) in idx.iter().enumerate() {
+                    let from = &s[(o * n_src + j) * inner..(o * n_src + j + 1) * inner];
+                    dst[i * inner..(i + 1) * inner].iter_mut().zip(from).for_each(|(d, &v)| *d += v);
+                }
+            });
+        }
+        Ok(Tensor::from_kernel(out, shape))
+    }
+    let a = normalize_axis("index_add", axis, shape.len())?;
+    let mut expect = shape.to_vec();
+    expect[a] = indices.len();
+    if src.shape() != expect.as_slice() || indices.iter().any(|&i| i >= shape[a]) {
+        return shape_err("index_add", format!("source {:?} with {} indices does not fit {shape:?} on axis {a}", src.shape(), indices.len()));
+    }
+    let src = src.contiguous();
+    match src.dtype() {
+        DType::F32 => run::<f32>(&src, a, indices, shape),
+        DType::F64 => run::<f64>(&src, a, indices, shape),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: Vec<f64>, shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v, shape).unwrap()
+    }
+
+    #[test]
+    fn cat_along_middle_axis() {
+        let a = t(vec![1.0, 2.0, 3.0, 4.0], &[2, 1, 2]);
+        let b = t(vec![5.0, 6.0, 7.0, 8.0], &[2, 1, 2]);
+        let c = cat(&[&a, &b], 1).unwrap();
+        assert_eq!(c.shape(), &[2, 2, 2]);
+        assert_eq!(c.to_vec_f64(), vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
+    }
+
+    #[test]
+    fn stack_adds_a_leading_axis() {
+        let a = t(vec![1.0, 2.0], &[2]);
+        let s = stack(&[&a, &a, &a], 0).unwrap();
+        assert_eq!(s.shape(), &[3, 2]);
+    }
+
+    #[test]
+    fn index_select_picks_rows_and_index_add_is_its_adjoint() {
+        let x = t((0..6).map(|v| v as f64).collect(), &[3, 2]);
+        let y = index_select(&x, 0, &[2, 0, 2]).unwrap();
+        assert_eq!(y.to_vec_f64(), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+        let back = index_add_zeros(&y, 0, &[2, 0, 2], &[3, 2]).unwrap();
+        assert_eq!(back.to_vec_f64(), vec![0.0, 1.0, 0.0, 0.0, 8.0, 10.0]);
+    }
+
+    #[test]
+    fn cat_rejects_mismatched_shapes() {
+        let a = t(vec![1.0; 4], &[2, 2]);
+        let b = t(vec![1.0; 3], &[3, 1]);
+        assert!(cat(&[&a, &b], 0).is_err());
+    }
+}

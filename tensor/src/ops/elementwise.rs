@@ -1,1 +1,211 @@
-//! (being written)
+//! Element-wise ops on tensors: unary functions, broadcast binary arithmetic and comparisons,
+//! `where`, and scalar shorthands. Shape rule for binary ops: NumPy broadcasting.
+
+use crate::cpu::elementwise as kernel;
+pub use crate::cpu::elementwise::{BinaryOp, UnaryOp};
+use crate::device::same_device;
+use crate::dtype::{DType, Float};
+use crate::error::{Result, TensorError};
+use crate::shape::broadcast_shapes;
+use crate::storage::Storage;
+use crate::tensor::Tensor;
+
+fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
+    if a.dtype() != b.dtype() {
+        return Err(TensorError::DType { op, expected: a.dtype(), got: b.dtype() });
+    }
+    Ok(a.dtype())
+}
+
+/// Applies `op` to every element. x: any shape → same shape.
+pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    fn run<T: Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+        Ok(Tensor::from_kernel(kernel::unary(x.cpu_slice::<T>()?, op), x.shape()))
+    }
+    let x = x.contiguous();
+    match x.storage() {
+        Storage::Cpu(_) => match x.dtype() {
+            DType::F32 => run::<f32>(&x, op),
+            DType::F64 => run::<f64>(&x, op),
+        },
+    }
+}
+
+/// Applies `op` to a and b broadcast together. a, b: broadcastable → broadcast shape.
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    fn run<T: Float>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Result<Tensor> {
+        if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
+            let out = kernel::binary(a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, op);
+            return Ok(Tensor::from_kernel(out, shape));
+        }
+        let (la, lb) = (a.layout().broadcast_to(shape)?, b.layout().broadcast_to(shape)?);
+        let (Storage::Cpu(sa), Storage::Cpu(sb)) = (a.storage(), b.storage());
+        let (da, db) = (
+            T::slice(sa).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sa.dtype() })?,
+            T::slice(sb).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sb.dtype() })?,
+        );
+        let out = match op {
+            BinaryOp::Add => kernel::zip_map_strided(da, &la, db, &lb, |x, y| x + y),
+            BinaryOp::Mul => kernel::zip_map_strided(da, &la, db, &lb, |x, y| x * y),
+            _ => kernel::zip_map_strided(da, &la, db, &lb, kernel::binary_fn(op)),
+        };
+        Ok(Tensor::from_kernel(out, shape))
+    }
+    let name = "binary op";
+    same_device(name, &[a.device(), b.device()])?;
+    let dtype = check_dtypes(name, a, b)?;
+    let shape = broadcast_shapes(name, a.shape(), b.shape())?;
+    match a.storage() {
+        Storage::Cpu(_) => match dtype {
+            DType::F32 => run::<f32>(a, b, op, &shape),
+            DType::F64 => run::<f64>(a, b, op, &shape),
+        },
+    }
+}
+
+/// where(cond, a, b): a where cond ≠ 0, else b; all three broadcast together.
+pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    fn run<T: Float>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        let (c, a, b) = (
+            c.broadcast_to(shape)?.contiguous(),
+            a.broadcast_to(shape)?.contiguous(),
+            b.broadcast_to(shape)?.contiguous(),
+        );
+        let out = kernel::where_select(c.cpu_slice::<T>()?, a.cpu_slice::<T>()?, b.cpu_slice::<T>()?);
+        Ok(Tensor::from_kernel(out, shape))
+    }
+    let name = "where";
+    same_device(name, &[cond.device(), a.device(), b.device()])?;
+    let dtype = check_dtypes(name, a, b)?;
+    check_dtypes(name, a, cond)?;
+    let shape = broadcast_shapes(name, &broadcast_shapes(name, cond.shape(), a.shape())?, b.shape())?;
+    match dtype {
+        DType::F32 => run::<f32>(cond, a, b, &shape),
+        DType::F64 => run::<f64>(cond, a, b, &shape),
+    }
+}
+
+/// Method shorthands, so model code reads `x.mul(&w)?.add(&b)?.relu()?`.
+impl Tensor {
+    pub fn add(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Add)
+    }
+    pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Sub)
+    }
+    pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Mul)
+    }
+    pub fn div(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Div)
+    }
+    pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Max)
+    }
+    pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Min)
+    }
+    pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Gt)
+    }
+    pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Lt)
+    }
+    pub fn eq_elementwise(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Eq)
+    }
+    pub fn neg(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Neg)
+    }
+    pub fn exp(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Exp)
+    }
+    pub fn log(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Log)
+    }
+    pub fn sqrt(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Sqrt)
+    }
+    pub fn abs(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Abs)
+    }
+    pub fn relu(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Relu)
+    }
+    pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
+        unary(self, UnaryOp::LeakyRelu(slope))
+    }
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Sigmoid)
+    }
+    pub fn tanh(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Tanh)
+    }
+    pub fn softplus(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Softplus)
+    }
+    pub fn square(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Square)
+    }
+    pub fn recip(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Recip)
+    }
+    pub fn powf(&self, p: f64) -> Result<Tensor> {
+        unary(self, UnaryOp::Powf(p))
+    }
+    pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
+        unary(self, UnaryOp::Clamp(lo, hi))
+    }
+    pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
+        unary(self, UnaryOp::AddScalar(s))
+    }
+    pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
+        unary(self, UnaryOp::MulScalar(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f64], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape).unwrap()
+    }
+
+    #[test]
+    fn add_broadcasts_row_and_column() {
+        let a = t(&[1.0, 2.0, 3.0], &[1, 3]);
+        let b = t(&[10.0, 20.0], &[2, 1]);
+        let c = a.add(&b).unwrap();
+        assert_eq!(c.shape(), &[2, 3]);
+        assert_eq!(c.to_vec_f64(), vec![11.0, 12.0, 13.0, 21.0, 22.0, 23.0]);
+    }
+
+    #[test]
+    fn binary_on_transposed_view_reads_through_strides() {
+        let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).transpose(0, 1).unwrap();
+        let b = t(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[3, 2]);
+        assert_eq!(a.sub(&b).unwrap().to_vec_f64(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error_naming_both() {
+        let err = t(&[1.0; 6], &[2, 3]).add(&t(&[1.0; 4], &[4])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("[2, 3]") && msg.contains("[4]"), "{msg}");
+    }
+
+    #[test]
+    fn mixed_dtypes_are_an_error() {
+        let a = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
+        let b = Tensor::from_vec(vec![1.0f64], &[1]).unwrap();
+        assert!(matches!(a.add(&b), Err(TensorError::DType { .. })));
+    }
+
+    #[test]
+    fn where_selects_by_condition() {
+        let c = t(&[1.0, 0.0, 1.0], &[3]);
+        let out = where_cond(&c, &t(&[1.0, 2.0, 3.0], &[3]), &t(&[-1.0], &[1])).unwrap();
+        assert_eq!(out.to_vec_f64(), vec![1.0, -1.0, 3.0]);
+    }
+}

@@ -8,5 +8,6 @@ pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod interpolate;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod reduce;

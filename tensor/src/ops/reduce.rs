@@ -1,1 +1,188 @@
-//! (being written)
+//! Reductions over any set of axes, with keep-dim: sum, mean, max, min, argmax, argmin,
+//! var, logsumexp; and `sum_to_shape`, the reverse of broadcasting that backward passes use.
+
+use crate::cpu::reduce as kernel;
+pub use crate::cpu::reduce::ReduceOp;
+use crate::dtype::{DType, Float};
+use crate::error::{shape_err, Result};
+use crate::shape::{normalize_axis, numel};
+use crate::storage::Storage;
+use crate::tensor::Tensor;
+
+/// Sorted, de-duplicated axes; an empty list means "all axes".
+fn resolve_axes(op: &'static str, axes: &[isize], rank: usize) -> Result<Vec<usize>> {
+    if axes.is_empty() {
+        return Ok((0..rank).collect());
+    }
+    let mut out = axes.iter().map(|&a| normalize_axis(op, a, rank)).collect::<Result<Vec<_>>>()?;
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The result shape: reduced axes removed, or kept as size 1.
+fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Vec<usize> {
+    let mut out = vec![];
+    for (i, &d) in shape.iter().enumerate() {
+        if !axes.contains(&i) {
+            out.push(d);
+        } else if keepdim {
+            out.push(1);
+        }
+    }
+    out
+}
+
+/// Views x as [outer, r, inner] with the reduced axes as the middle block, copying (permuting
+/// the reduced axes to the end) only when they are not already adjacent.
+fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize, usize)> {
+    let shape = x.shape();
+    let adjacent = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    if adjacent && !axes.is_empty() {
+        let (first, last) = (axes[0], axes[axes.len() - 1]);
+        let outer = numel(&shape[..first]);
+        let r = numel(&shape[first..=last]);
+        let inner = numel(&shape[last + 1..]);
+        return Ok((x.contiguous(), outer, r, inner));
+    }
+    let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
+    let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
+    let outer = kept.iter().map(|&i| shape[i]).product();
+    let r = axes.iter().map(|&i| shape[i]).product();
+    Ok((x.permute(&perm)?.contiguous(), outer, r, 1))
+}
+
+/// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
+pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
+    fn run<T: Float>(x: &Tensor, outer: usize, r: usize, inner: usize, op: ReduceOp, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_kernel(kernel::reduce(x.cpu_slice::<T>()?, outer, r, inner, op), shape))
+    }
+    let name = "reduce";
+    let axes = resolve_axes(name, axes, x.rank())?;
+    if axes.iter().any(|&a| x.shape()[a] == 0) && op != ReduceOp::Sum {
+        return shape_err(name, format!("cannot reduce an empty axis of shape {:?} with {op:?}", x.shape()));
+    }
+    let out_shape = reduced_shape(x.shape(), &axes, keepdim);
+    let (xc, outer, r, inner) = as_outer_r_inner(x, &axes)?;
+    match xc.storage() {
+        Storage::Cpu(_) => match x.dtype() {
+            DType::F32 => run::<f32>(&xc, outer, r, inner, op, &out_shape),
+            DType::F64 => run::<f64>(&xc, outer, r, inner, op, &out_shape),
+        },
+    }
+}
+
+/// Variance over `axes`, dividing by n − 1 when `unbiased` (torch.var's default), else n.
+pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+    fn run<T: Float>(x: &Tensor, o: usize, r: usize, i: usize, corr: usize, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_kernel(kernel::variance(x.cpu_slice::<T>()?, o, r, i, corr), shape))
+    }
+    let axes = resolve_axes("var", axes, x.rank())?;
+    let out_shape = reduced_shape(x.shape(), &axes, keepdim);
+    let (xc, outer, r, inner) = as_outer_r_inner(x, &axes)?;
+    let corr = usize::from(unbiased);
+    if r <= corr {
+        return shape_err("var", format!("unbiased variance needs at least 2 elements per group, shape {:?}", x.shape()));
+    }
+    match x.dtype() {
+        DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
+        DType::F64 => run::<f64>(&xc, outer, r, inner, corr, &out_shape),
+    }
+}
+
+/// Sums `grad` down to `shape`, undoing a NumPy broadcast from `shape` to `grad.shape()`.
+pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if grad.shape() == shape {
+        return Ok(grad.clone());
+    }
+    let g = grad.shape();
+    if g.len() < shape.len() {
+        return shape_err("sum_to_shape", format!("cannot sum {g:?} down to the higher-rank shape {shape:?}"));
+    }
+    let lead = g.len() - shape.len();
+    let mut axes: Vec<isize> = (0..lead as isize).collect();
+    for (i, &s) in shape.iter().enumerate() {
+        if s == 1 && g[lead + i] != 1 {
+            axes.push((lead + i) as isize);
+        } else if s != g[lead + i] {
+            return shape_err("sum_to_shape", format!("{g:?} is not a broadcast of {shape:?}"));
+        }
+    }
+    if axes.is_empty() {
+        return grad.reshape(shape);
+    }
+    reduce(grad, &axes, true, ReduceOp::Sum)?.reshape(shape)
+}
+
+impl Tensor {
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        reduce(self, axes, keepdim, ReduceOp::Sum)
+    }
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        reduce(self, axes, keepdim, ReduceOp::Mean)
+    }
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        reduce(self, axes, keepdim, ReduceOp::Max)
+    }
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        reduce(self, axes, keepdim, ReduceOp::Min)
+    }
+    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        reduce(self, axes, keepdim, ReduceOp::LogSumExp)
+    }
+    /// Index of the maximum along one axis (as float values).
+    pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        reduce(self, &[axis], keepdim, ReduceOp::ArgMax)
+    }
+    pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        reduce(self, &[axis], keepdim, ReduceOp::ArgMin)
+    }
+    pub fn var(&self, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+        var(self, axes, keepdim, unbiased)
+    }
+    /// Sum of all elements as a scalar tensor.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        reduce(self, &[], false, ReduceOp::Sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x234() -> Tensor {
+        Tensor::from_vec((0..24).map(|v| v as f64).collect(), &[2, 3, 4]).unwrap()
+    }
+
+    #[test]
+    fn sum_over_non_adjacent_axes_with_keepdim() {
+        let s = x234().sum(&[0, 2], true).unwrap();
+        assert_eq!(s.shape(), &[1, 3, 1]);
+        // axis 1 = j: Σ_{i,k} (12 i + 4 j + k) = 12·4 + 8·4 j·... computed directly:
+        let expect: Vec<f64> = (0..3)
+            .map(|j| (0..2).flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64)).sum())
+            .collect();
+        assert_eq!(s.to_vec_f64(), expect);
+    }
+
+    #[test]
+    fn max_and_argmax_over_last_axis() {
+        let x = Tensor::from_vec(vec![3.0f64, 9.0, 1.0, 4.0, 2.0, 8.0], &[2, 3]).unwrap();
+        assert_eq!(x.max(&[-1], false).unwrap().to_vec_f64(), vec![9.0, 8.0]);
+        assert_eq!(x.argmax(-1, false).unwrap().to_vec_f64(), vec![1.0, 2.0]);
+        assert_eq!(x.min(&[0], false).unwrap().to_vec_f64(), vec![3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn sum_to_shape_undoes_broadcast() {
+        let g = Tensor::ones(&[4, 2, 3], DType::F64);
+        let s = sum_to_shape(&g, &[2, 1]).unwrap();
+        assert_eq!(s.shape(), &[2, 1]);
+        assert_eq!(s.to_vec_f64(), vec![12.0, 12.0]);
+    }
+
+    #[test]
+    fn bad_axis_is_an_error() {
+        assert!(x234().sum(&[3], false).is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! Element-wise ops on vars, forward and backward together. Broadcast inputs get their
+//! gradient summed back to their own shape (`sum_to_shape`).
+
+use tensor::ops::elementwise::{binary, unary, where_cond, BinaryOp, UnaryOp};
+use tensor::ops::reduce::sum_to_shape;
+use tensor::{Result, Tensor};
+
+use crate::var::Var;
+
+/// Computes an input's gradient only if that input takes one.
+pub(crate) fn grad_if(need: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    if need {
+        f().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn add(a: &Var, b: &Var) -> Result<Var> {
+    let out = a.value().add(&b.value())?;
+    let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
+    // out = a + b: both inputs receive g, summed over the dims they were broadcast along.
+    Ok(Var::from_op("add", out, &[a, b], move |g| {
+        Ok(vec![grad_if(na, || sum_to_shape(g, &sa))?, grad_if(nb, || sum_to_shape(g, &sb))?])
+    }))
+}
+
+pub fn sub(a: &Var, b: &Var) -> Result<Var> {
+    let out = a.value().sub(&b.value())?;
+    let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
+    Ok(Var::from_op("sub", out, &[a, b], move |g| {
+        Ok(vec![grad_if(na, || sum_to_shape(g, &sa))?, grad_if(nb, || sum_to_shape(&g.neg()?, &sb))?])
+    }))
+}
+
+pub fn mul(a: &Var, b: &Var) -> Result<Var> {
+    let (av, bv) = (a.value(), b.value());
+    let out = av.mul(&bv)?;
+    let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
+    // d(a·b)/da = b, d(a·b)/db = a.
+    Ok(Var::from_op("mul", out, &[a, b], move |g| {
+        Ok(vec![grad_if(na, || sum_to_shape(&g.mul(&bv)?, &sa))?, grad_if(nb, || sum_to_shape(&g.mul(&av)?, &sb))?])
+    }))
+}
+
+pub fn div(a: &Var, b: &Var) -> Result<Var> {
+    let (av, bv) = (a.value(), b.value());
+    let out = av.div(&bv)?;
+    let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
+    // d(a/b)/da = 1/b; d(a/b)/db = −a/b².
+    Ok(Var::from_op("div", out, &[a, b], move |g| {
+        Ok(vec![
+            grad_if(na, || sum_to_shape(&g.div(&bv)?, &sa))?,
+            grad_if(nb, || sum_to_shape(&g.mul(&av)?.div(&bv.square()?)?.neg()?, &sb))?,
+        ])
+    }))
+}
+
+/// where(cond, a, b): the gradient goes to a where cond ≠ 0 and to b elsewhere.
+/// `cond` is a plain tensor of 0/1 (comparisons make one); it takes no gradient.
+pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
+    let out = where_cond(cond, &a.value(), &b.value())?;
+    let (sa, sb, na, nb, c) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad(), cond.clone());
+    Ok(Var::from_op("where", out, &[a, b], move |g| {
+        let zero = Tensor::zeros(&[], g.dtype());
+        Ok(vec![
+            grad_if(na, || sum_to_shape(&where_cond(&c, g, &zero)?, &sa))?,
+            grad_if(nb, || sum_to_shape(&where_cond(&c, &zero, g)?, &sb))?,
+        ])
+    }))
+}
+
+/// An element-wise op whose backward is one fused `BinaryOp(g, saved)`.
+fn unary_with_grad(x: &Var, name: &'static str, op: UnaryOp, grad_op: BinaryOp, save_output: bool) -> Result<Var> {
+    let xv = x.value();
+    let out = unary(&xv, op)?;
+    let saved = if save_output { out.clone() } else { xv };
+    Ok(Var::from_op(name, out, &[x], move |g| Ok(vec![Some(binary(g, &saved, grad_op)?)])))
+}
+
+pub fn relu(x: &Var) -> Result<Var> {
+    // relu(x) > 0 exactly where x > 0, so the output can stand in for x.
+    unary_with_grad(x, "relu", UnaryOp::Relu, BinaryOp::ReluGrad, true)
+}
+
+pub fn leaky_relu(x: &Var, slope: f64) -> Result<Var> {
+    unary_with_grad(x, "leaky_relu", UnaryOp::LeakyRelu(slope), BinaryOp::LeakyReluGrad(slope), false)
+}
+
+pub fn sigmoid(x: &Var) -> Result<Var> {
+    unary_with_grad(x, "sigmoid", UnaryOp::Sigmoid, BinaryOp::SigmoidGrad, true)
+}
+
+pub fn tanh(x: &Var) -> Result<Var> {
+    unary_with_grad(x, "tanh", UnaryOp::Tanh, BinaryOp::TanhGrad, true)
+}
+
+pub fn abs(x: &Var) -> Result<Var> {
+    unary_with_grad(x, "abs", UnaryOp::Abs, BinaryOp::AbsGrad, false)
+}
+
+pub fn softplus(x: &Var) -> Result<Var> {
+    unary_with_grad(x, "softplus", UnaryOp::Softplus, BinaryOp::SoftplusGrad, false)
+}
+
+pub fn clamp(x: &Var, lo: f64, hi: f64) -> Result<Var> {
+    unary_with_grad(x, "clamp", UnaryOp::Clamp(lo, hi), BinaryOp::ClampGrad(lo, hi), false)
+}
+
+pub fn neg(x: &Var) -> Result<Var> {
+    let out = x.value().neg()?;
+    Ok(Var::from_op("neg", out, &[x], move |g| Ok(vec![Some(g.neg()?)])))
+}
+
+pub fn exp(x: &Var) -> Result<Var> {
+    let out = x.value().exp()?;
+    let y = out.clone();
+    // d eˣ/dx = eˣ: reuse the output.
+    Ok(Var::from_op("exp", out, &[x], move |g| Ok(vec![Some(g.mul(&y)?)])))
+}
+
+pub fn log(x: &Var) -> Result<Var> {
+    let xv = x.value();
+    let out = xv.log()?;
+    Ok(Var::from_op("log", out, &[x], move |g| Ok(vec![Some(g.div(&xv)?)])))
+}
+
+pub fn sqrt(x: &Var) -> Result<Var> {
+    let out = x.value().sqrt()?;
+    let y = out.clone();
+    // d√x/dx = 1/(2√x).
+    Ok(Var::from_op("sqrt", out, &[x], move |g| Ok(vec![Some(g.div(&y)?.mul_scalar(0.5)?)])))
+}
+
+pub fn square(x: &Var) -> Result<Var> {
+    let xv = x.value();
+    let out = xv.square()?;
+    Ok(Var::from_op("square", out, &[x], move |g| Ok(vec![Some(g.mul(&xv)?.mul_scalar(2.0)?)])))
+}
+
+pub fn powf(x: &Var, p: f64) -> Result<Var> {
+    let xv = x.value();
+    let out = xv.powf(p)?;
+    // d xᵖ/dx = p·xᵖ⁻¹.
+    Ok(Var::from_op("powf", out, &[x], move |g| Ok(vec![Some(g.mul(&xv.powf(p - 1.0)?)?.mul_scalar(p)?)])))
+}
+
+pub fn add_scalar(x: &Var, s: f64) -> Result<Var> {
+    let out = x.value().add_scalar(s)?;
+    Ok(Var::from_op("add_scalar", out, &[x], move |g| Ok(vec![Some(g.clone())])))
+}
+
+pub fn mul_scalar(x: &Var, s: f64) -> Result<Var> {
+    let out = x.value().mul_scalar(s)?;
+    Ok(Var::from_op("mul_scalar", out, &[x], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
+}
+
+/// Method shorthands: `x.mul(&w)?.add(&b)?.relu()?`.
+impl Var {
+    pub fn add(&self, o: &Var) -> Result<Var> {
+        add(self, o)
+    }
+    pub fn sub(&self, o: &Var) -> Result<Var> {
+        sub(self, o)
+    }
+    pub fn mul(&self, o: &Var) -> Result<Var> {
+        mul(self, o)
+    }
+    pub fn div(&self, o: &Var) -> Result<Var> {
+        div(self, o)
+    }
+    pub fn neg(&self) -> Result<Var> {
+        neg(self)
+    }
+    pub fn exp(&self) -> Result<Var> {
+        exp(self)
+    }
+    pub fn log(&self) -> Result<Var> {
+        log(self)
+    }
+    pub fn sqrt(&self) -> Result<Var> {
+        sqrt(self)
+    }
+    pub fn square(&self) -> Result<Var> {
+        square(self)
+    }
+    pub fn powf(&self, p: f64) -> Result<Var> {
+        powf(self, p)
+    }
+    pub fn abs(&self) -> Result<Var> {
+        abs(self)
+    }
+    pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
+        clamp(self, lo, hi)
+    }
+    pub fn relu(&self) -> Result<Var> {
+        relu(self)
+    }
+    pub fn leaky_relu(&self, slope: f64) -> Result<Var> {
+        leaky_relu(self, slope)
+    }
+    pub fn sigmoid(&self) -> Result<Var> {
+        sigmoid(self)
+    }
+    pub fn tanh(&self) -> Result<Var> {
+        tanh(self)
+    }
+    pub fn softplus(&self) -> Result<Var> {
+        softplus(self)
+    }
+    pub fn add_scalar(&self, s: f64) -> Result<Var> {
+        add_scalar(self, s)
+    }
+    pub fn mul_scalar(&self, s: f64) -> Result<Var> {
+        mul_scalar(self, s)
+    }
+}

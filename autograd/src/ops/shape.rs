@@ -1,0 +1,138 @@
+//! Shape ops on vars: reshape, permute, narrow, broadcast, cat, stack, index_select. Their
+//! backward passes only move gradient values around; none does arithmetic except summing
+//! over broadcast axes and accumulating repeated indices.
+
+use tensor::ops::concat::{cat as cat_tensors, index_add_zeros, index_select as select_tensor};
+use tensor::ops::reduce::sum_to_shape;
+use tensor::shape::normalize_axis;
+use tensor::{Result, Tensor};
+
+use crate::var::Var;
+
+pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
+    let out = x.value().reshape(shape)?;
+    let orig = x.shape();
+    Ok(Var::from_op("reshape", out, &[x], move |g| Ok(vec![Some(g.reshape(&orig)?)])))
+}
+
+pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
+    let out = x.value().permute(perm)?;
+    let mut inverse = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    Ok(Var::from_op("permute", out, &[x], move |g| Ok(vec![Some(g.permute(&inverse)?)])))
+}
+
+pub fn transpose(x: &Var, a: isize, b: isize) -> Result<Var> {
+    let rank = x.shape().len();
+    let (a, b) = (normalize_axis("transpose", a, rank)?, normalize_axis("transpose", b, rank)?);
+    let mut perm: Vec<usize> = (0..rank).collect();
+    perm.swap(a, b);
+    permute(x, &perm)
+}
+
+pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
+    let xv = x.value();
+    let out = xv.narrow(axis, start, len)?;
+    let shape = x.shape();
+    let a = normalize_axis("narrow", axis, shape.len())?;
+    // The slice's gradient sits between zeros for the rows that were cut away.
+    Ok(Var::from_op("narrow", out, &[x], move |g| {
+        let mut parts = vec![];
+        let zeros = |n: usize| {
+            let mut s = shape.clone();
+            s[a] = n;
+            Tensor::zeros(&s, g.dtype())
+        };
+        let (before, after) = (zeros(start), zeros(shape[a] - start - len));
+        if start > 0 {
+            parts.push(&before);
+        }
+        parts.push(g);
+        if shape[a] > start + len {
+            parts.push(&after);
+        }
+        Ok(vec![Some(cat_tensors(&parts, a as isize)?)])
+    }))
+}
+
+pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
+    let out = x.value().broadcast_to(shape)?.contiguous();
+    let orig = x.shape();
+    Ok(Var::from_op("broadcast_to", out, &[x], move |g| Ok(vec![Some(sum_to_shape(g, &orig)?)])))
+}
+
+pub fn cat(xs: &[&Var], axis: isize) -> Result<Var> {
+    let values: Vec<Tensor> = xs.iter().map(|x| x.value()).collect();
+    let out = cat_tensors(&values.iter().collect::<Vec<_>>(), axis)?;
+    let a = normalize_axis("cat", axis, out.rank())?;
+    let sizes: Vec<usize> = values.iter().map(|v| v.shape()[a]).collect();
+    // Each input's gradient is its own slice of g.
+    Ok(Var::from_op("cat", out, xs, move |g| {
+        let mut start = 0;
+        let mut grads = vec![];
+        for &n in &sizes {
+            grads.push(Some(g.narrow(a as isize, start, n)?.contiguous()));
+            start += n;
+        }
+        Ok(grads)
+    }))
+}
+
+pub fn stack(xs: &[&Var], axis: usize) -> Result<Var> {
+    let expanded = xs
+        .iter()
+        .map(|x| {
+            let mut s = x.shape();
+            if axis > s.len() {
+                return Err(tensor::TensorError::Axis { op: "stack", axis: axis as isize, rank: s.len() });
+            }
+            s.insert(axis, 1);
+            reshape(x, &s)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    cat(&expanded.iter().collect::<Vec<_>>(), axis as isize)
+}
+
+pub fn index_select(x: &Var, axis: isize, indices: &[usize]) -> Result<Var> {
+    let out = select_tensor(&x.value(), axis, indices)?;
+    let (shape, idx) = (x.shape(), indices.to_vec());
+    // Rows picked several times accumulate their gradients.
+    Ok(Var::from_op("index_select", out, &[x], move |g| Ok(vec![Some(index_add_zeros(g, axis, &idx, &shape)?)])))
+}
+
+/// [N, d1, d2, ...] → [N, d1·d2·...] (from `start` on).
+pub fn flatten_from(x: &Var, start: usize) -> Result<Var> {
+    let s = x.shape();
+    if start > s.len() {
+        return Err(tensor::TensorError::Axis { op: "flatten", axis: start as isize, rank: s.len() });
+    }
+    let mut shape = s[..start].to_vec();
+    shape.push(s[start..].iter().product());
+    reshape(x, &shape)
+}
+
+impl Var {
+    pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
+        reshape(self, shape)
+    }
+    pub fn permute(&self, perm: &[usize]) -> Result<Var> {
+        permute(self, perm)
+    }
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Var> {
+        transpose(self, a, b)
+    }
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Var> {
+        narrow(self, axis, start, len)
+    }
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Var> {
+        broadcast_to(self, shape)
+    }
+    pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Var> {
+        index_select(self, axis, indices)
+    }
+    pub fn flatten_from(&self, start: usize) -> Result<Var> {
+        flatten_from(self, start)
+    }
+}

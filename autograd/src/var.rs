@@ -1,0 +1,246 @@
+//! `Var`: a tensor that remembers how it was computed. Leaves are inputs and parameters;
+//! every op on vars returns a new var holding its value and, unless gradients are off, the
+//! op's backward closure.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tensor::{DType, Result, Tensor};
+
+use crate::graph::{self, BackwardFn, Op};
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) struct Node {
+    id: usize,
+    value: RwLock<Tensor>,
+    grad: Mutex<Option<Tensor>>,
+    requires_grad: AtomicBool,
+    op: Mutex<Option<Op>>,
+}
+
+/// A differentiable tensor. Cloning a `Var` clones a handle to the same node.
+#[derive(Clone)]
+pub struct Var(Arc<Node>);
+
+impl std::fmt::Debug for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var(#{}, shape {:?}, requires_grad {})", self.0.id, self.shape(), self.requires_grad())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these plain values half-written.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Var {
+    fn make(value: Tensor, requires_grad: bool, op: Option<Op>) -> Var {
+        Var(Arc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            value: RwLock::new(value),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(requires_grad),
+            op: Mutex::new(op),
+        }))
+    }
+
+    /// A leaf. Parameters use `requires_grad = true`; data and targets `false`.
+    pub fn new(value: Tensor, requires_grad: bool) -> Var {
+        Var::make(value, requires_grad, None)
+    }
+
+    /// A leaf that takes gradients (a parameter).
+    pub fn parameter(value: Tensor) -> Var {
+        Var::new(value, true)
+    }
+
+    /// A leaf that never takes gradients (an input, a target, a constant).
+    pub fn constant(value: Tensor) -> Var {
+        Var::new(value, false)
+    }
+
+    /// The result of an op: records `backward` when gradients are enabled and some input
+    /// requires them, otherwise returns a constant.
+    pub fn from_op(
+        name: &'static str,
+        value: Tensor,
+        inputs: &[&Var],
+        backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    ) -> Var {
+        if !graph::is_grad_enabled() || !inputs.iter().any(|v| v.requires_grad()) {
+            return Var::constant(value);
+        }
+        let backward: BackwardFn = Box::new(backward);
+        let op = Op { name, inputs: inputs.iter().map(|&v| v.clone()).collect(), backward };
+        Var::make(value, true, Some(op))
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.0.id
+    }
+
+    /// The current value (a cheap shared handle).
+    pub fn value(&self) -> Tensor {
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value (optimizers, checkpoint loading). Does not touch the graph.
+    pub fn set_value(&self, value: Tensor) {
+        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+
+    /// Runs `f` with mutable access to the value (in-place optimizer updates).
+    pub fn update_value<R>(&self, f: impl FnOnce(&mut Tensor) -> R) -> R {
+        f(&mut self.0.value.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        self.value().shape().to_vec()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.value().dtype()
+    }
+
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (false) or unfreezes (true) a leaf.
+    pub fn set_requires_grad(&self, on: bool) {
+        self.0.requires_grad.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        lock(&self.0.op).is_none()
+    }
+
+    /// The accumulated gradient of a leaf, if any backward reached it.
+    pub fn grad(&self) -> Option<Tensor> {
+        lock(&self.0.grad).clone()
+    }
+
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        *lock(&self.0.grad) = grad;
+    }
+
+    pub fn zero_grad(&self) {
+        self.set_grad(None);
+    }
+
+    pub(crate) fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+        let mut slot = lock(&self.0.grad);
+        *slot = Some(match slot.take() {
+            Some(prev) => prev.add(g)?,
+            None => g.clone(),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn op_inputs(&self) -> Vec<Var> {
+        lock(&self.0.op).as_ref().map(|op| op.inputs.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn take_op(&self) -> Option<Op> {
+        lock(&self.0.op).take()
+    }
+
+    /// The same value as a new constant leaf: gradients stop here.
+    pub fn detach(&self) -> Var {
+        Var::constant(self.value())
+    }
+
+    /// Back-propagates from this scalar (seed gradient 1).
+    pub fn backward(&self) -> Result<()> {
+        let v = self.value();
+        if v.numel() != 1 {
+            return Err(tensor::TensorError::Shape {
+                op: "backward",
+                msg: format!("backward() needs a scalar output, got shape {:?}; use backward_with(grad)", v.shape()),
+            });
+        }
+        self.backward_with(Tensor::ones(v.shape(), v.dtype()))
+    }
+
+    /// Back-propagates a given output gradient (shaped like this var).
+    pub fn backward_with(&self, grad: Tensor) -> Result<()> {
+        graph::backward(self, grad)
+    }
+}
+
+impl Drop for Node {
+    /// Frees long chains iteratively: a recursive drop of a deep graph would overflow the stack.
+    fn drop(&mut self) {
+        let mut pending: Vec<Var> = match self.op.get_mut() {
+            Ok(op) => op.take().map(|op| op.inputs).unwrap_or_default(),
+            Err(e) => e.into_inner().take().map(|op| op.inputs).unwrap_or_default(),
+        };
+        while let Some(v) = pending.pop() {
+            if let Ok(node) = Arc::try_unwrap(v.0) {
+                let mut node = node;
+                if let Some(op) = node.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+                    pending.extend(op.inputs);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::no_grad;
+
+    fn param() -> Var {
+        Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3]).unwrap())
+    }
+
+    #[test]
+    fn backward_frees_the_graph() {
+        let w = param();
+        let loss = w.mul(&w).unwrap().exp().unwrap().sum_all().unwrap();
+        assert!(Arc::strong_count(&w.0) > 1, "the graph holds the parameter");
+        loss.backward().unwrap();
+        assert_eq!(Arc::strong_count(&w.0), 1, "after backward only the caller's handle is left");
+        assert!(loss.is_leaf());
+    }
+
+    #[test]
+    fn gradients_accumulate_across_backward_calls_until_zeroed() {
+        let w = param();
+        for _ in 0..2 {
+            w.mul_scalar(3.0).unwrap().sum_all().unwrap().backward().unwrap();
+        }
+        assert_eq!(w.grad().unwrap().to_vec_f64(), vec![6.0; 3]);
+        w.zero_grad();
+        assert!(w.grad().is_none());
+    }
+
+    #[test]
+    fn no_grad_builds_no_graph() {
+        let w = param();
+        let y = no_grad(|| w.mul(&w).unwrap());
+        assert!(!y.requires_grad() && y.is_leaf());
+        assert!(y.backward().is_err());
+    }
+
+    #[test]
+    fn a_very_deep_graph_is_freed_without_overflowing_the_stack() {
+        let w = param();
+        let mut x = w.clone();
+        for _ in 0..200_000 {
+            x = x.add_scalar(1.0).unwrap();
+        }
+        drop(x); // a recursive drop of 200k nested nodes would overflow the stack
+        assert_eq!(Arc::strong_count(&w.0), 1);
+    }
+
+    #[test]
+    fn frozen_parameters_get_no_gradient() {
+        let (w, b) = (param(), param());
+        b.set_requires_grad(false);
+        w.mul(&b).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(w.grad().is_some() && b.grad().is_none());
+    }
+}
