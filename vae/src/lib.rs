@@ -1,1 +1,7 @@
 //! (filled in by the vae issue)
+//!
+//! `data`: the datasets (MNIST, Fashion-MNIST, CIFAR-10, STL-10, image folders, dSprites),
+//! normalisation, train/val/test splits and a prefetching mini-batch iterator.
+
+pub mod data;
+pub mod loss;

@@ -1,0 +1,332 @@
+//! VAE objectives: reconstruction losses, the analytic KL, β-VAE, and β-TCVAE with the
+//! minibatch-weighted (MWS) and minibatch-stratified (MSS) estimators of Chen et al. (2018).
+//!
+//! Conventions (../shared/spec/architectures.md, "Losses"): every term is summed over a
+//! sample's pixels or latents and averaged over the batch. Every component is returned
+//! unweighted, next to the weighted total that is back-propagated.
+
+use autograd::Var;
+use tensor::{Result, Tensor, TensorError};
+
+/// How the decoder output is compared with the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconLoss {
+    /// Σ (y − t)², on outputs passed through sigmoid or tanh.
+    Mse,
+    /// −Σ [t ln y + (1 − t) ln(1 − y)] on sigmoid outputs (logs clamped at −100 as PyTorch).
+    Bce,
+    /// The same on logits x, computed stably as Σ [max(x, 0) − x·t + ln(1 + e^−|x|)].
+    BceLogits,
+}
+
+impl std::str::FromStr for ReconLoss {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mse" => Ok(ReconLoss::Mse),
+            "bce" => Ok(ReconLoss::Bce),
+            "bce-logits" => Ok(ReconLoss::BceLogits),
+            _ => Err(format!("unknown reconstruction loss '{s}' (expected mse, bce or bce-logits)")),
+        }
+    }
+}
+
+/// Which sampling estimator β-TCVAE uses for log q(z) and log Πⱼ q(zⱼ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcEstimator {
+    MinibatchWeighted,
+    MinibatchStratified,
+}
+
+/// The training objective.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Objective {
+    /// k1·recon + β·KL (β = 1, k1 = 1: the plain VAE).
+    BetaVae { k1: f64, beta: f64 },
+    /// recon + α·MI + β·TC + γ·DW-KL, with the dataset size N needed by the estimators.
+    BetaTcVae { alpha: f64, beta: f64, gamma: f64, dataset_size: usize, estimator: TcEstimator },
+}
+
+/// The loss of one batch: the weighted total to back-propagate and every component, unweighted.
+pub struct LossTerms {
+    pub total: Var,
+    pub recon: f64,
+    /// Analytic KL(q(z|x) ‖ p(z)), averaged over the batch (reported for both objectives).
+    pub kl: f64,
+    /// β-TCVAE decomposition (sampled estimates); None for β-VAE.
+    pub mi: Option<f64>,
+    pub tc: Option<f64>,
+    pub dwkl: Option<f64>,
+}
+
+/// Mean over the batch of the per-sample sum over all other axes. x: [N, ...] → scalar.
+fn sum_per_sample_mean(x: &Var) -> Result<Var> {
+    let n = x.shape()[0] as f64;
+    x.sum_all()?.mul_scalar(1.0 / n)
+}
+
+/// Reconstruction loss. output, target: [N, C, H, W] (or any [N, ...]) → scalar.
+pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Result<Var> {
+    if output.shape() != target.shape() {
+        return Err(TensorError::Shape {
+            op: "reconstruction_loss",
+            msg: format!("decoder output {:?} does not match the target {:?}", output.shape(), target.shape()),
+        });
+    }
+    let per_pixel = match kind {
+        ReconLoss::Mse => output.sub(target)?.square()?,
+        ReconLoss::Bce => {
+            let log_y = output.log()?.clamp(-100.0, 0.0)?;
+            let log_1my = output.neg()?.add_scalar(1.0)?.log()?.clamp(-100.0, 0.0)?;
+            let one_minus_t = target.neg()?.add_scalar(1.0)?;
+            target.mul(&log_y)?.add(&one_minus_t.mul(&log_1my)?)?.neg()?
+        }
+        ReconLoss::BceLogits => {
+            // max(x, 0) − x·t + ln(1 + e^−|x|): no exp of a large positive number anywhere.
+            output.relu()?.sub(&output.mul(target)?)?.add(&output.abs()?.neg()?.softplus()?)?
+        }
+    };
+    sum_per_sample_mean(&per_pixel)
+}
+
+/// KL(N(μ, σ²) ‖ N(0, I)) = −½ Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²), summed over latents, batch mean.
+/// mu, logvar: [N, z] → scalar.
+pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
+    let inner = logvar.add_scalar(1.0)?.sub(&mu.square()?)?.sub(&logvar.exp()?)?;
+    sum_per_sample_mean(&inner)?.mul_scalar(-0.5)
+}
+
+/// z = μ + exp(½·logvar)·ε with ε ~ N(0, I) given (so the caller controls the randomness).
+pub fn reparameterize(mu: &Var, logvar: &Var, eps: &Tensor) -> Result<Var> {
+    mu.add(&logvar.mul_scalar(0.5)?.exp()?.mul(&Var::constant(eps.clone()))?)
+}
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// log N(z | μ, exp(logvar)) element-wise: −½ ((z − μ)²·e^−logvar + logvar + ln 2π).
+fn log_normal(z: &Var, mu: &Var, logvar: &Var) -> Result<Var> {
+    let sq = z.sub(mu)?.square()?.mul(&logvar.neg()?.exp()?)?;
+    sq.add(logvar)?.add_scalar(LN_2PI)?.mul_scalar(-0.5)
+}
+
+/// Log importance weights of minibatch-stratified sampling, [M, M] with B = M − 1 "other"
+/// samples per row (Chen et al. 2018, App. C.2): row i weighs its own posterior q(zᵢ|xᵢ) by 1/N,
+/// one other sample (the next one, cyclically) by (N − B)/(N·B), and the remaining B − 1 by 1/B.
+/// Each row sums to 1. (The authors' code strides over columns instead of the diagonal, a known
+/// bug: rtqichen/beta-tcvae pull request #1; this follows the paper.)
+pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::DType) -> Result<Tensor> {
+    if batch < 2 {
+        return Err(TensorError::Invalid { op: "beta_tcvae", msg: "stratified sampling needs a batch of at least 2".into() });
+    }
+    let (n, b) = (dataset_size as f64, (batch - 1) as f64);
+    let strat = (n - b) / (n * b);
+    let mut w = vec![1.0 / b; batch * batch];
+    for i in 0..batch {
+        w[i * batch + i] = 1.0 / n;
+        w[i * batch + (i + 1) % batch] = strat;
+    }
+    Tensor::from_vec(w.into_iter().map(f64::ln).collect(), &[batch, batch]).map(|t| t.to_dtype(dtype))
+}
+
+/// The β-TCVAE decomposition of the sampled KL term over a minibatch:
+/// MI = E[log q(z|x) − log q(z)], TC = E[log q(z) − log Πⱼ q(zⱼ)], DW-KL = E[log Πⱼ q(zⱼ) − log p(z)].
+/// z, mu, logvar: [M, D]. Returns (MI, TC, DW-KL) as scalar vars; their sum equals
+/// E[log q(z|x) − log p(z)] exactly (the sampled KL), by construction.
+pub fn tc_decomposition(z: &Var, mu: &Var, logvar: &Var, dataset_size: usize, est: TcEstimator) -> Result<(Var, Var, Var)> {
+    let shape = z.shape();
+    let (m, d) = (shape[0], shape[1]);
+    // log q(z_i | x_i) and log p(z_i), each [M].
+    let log_qz_given_x = log_normal(z, mu, logvar)?.sum(&[1], false)?;
+    let zeros = Var::constant(Tensor::zeros(&[m, d], z.dtype()));
+    let log_pz = log_normal(z, &zeros, &zeros)?.sum(&[1], false)?;
+    // mat[i, j, k] = log N(z_ik | μ_jk, σ²_jk): every sample's code under every posterior.
+    let mat = log_normal(&z.reshape(&[m, 1, d])?, &mu.reshape(&[1, m, d])?, &logvar.reshape(&[1, m, d])?)?;
+    let (log_qz, log_qz_prod) = match est {
+        TcEstimator::MinibatchWeighted => {
+            // q(z) ≈ 1/(N·M) Σⱼ q(z|xⱼ)
+            let log_nm = ((dataset_size * m) as f64).ln();
+            let log_qz = mat.sum(&[2], false)?.logsumexp(&[1], false)?.add_scalar(-log_nm)?;
+            let log_qz_prod = mat.logsumexp(&[1], false)?.add_scalar(-log_nm)?.sum(&[1], false)?;
+            (log_qz, log_qz_prod)
+        }
+        TcEstimator::MinibatchStratified => {
+            let w = Var::constant(stratified_log_weights(m, dataset_size, z.dtype())?);
+            let log_qz = mat.sum(&[2], false)?.add(&w)?.logsumexp(&[1], false)?;
+            let w3 = w.reshape(&[m, m, 1])?;
+            let log_qz_prod = mat.add(&w3)?.logsumexp(&[1], false)?.sum(&[1], false)?;
+            (log_qz, log_qz_prod)
+        }
+    };
+    let mi = log_qz_given_x.sub(&log_qz)?.mean_all()?;
+    let tc = log_qz.sub(&log_qz_prod)?.mean_all()?;
+    let dwkl = log_qz_prod.sub(&log_pz)?.mean_all()?;
+    Ok((mi, tc, dwkl))
+}
+
+/// The full objective for one batch. output: decoder output (logits for BceLogits);
+/// target: [N, ...]; mu, logvar, z: [N, D].
+pub fn vae_loss(
+    output: &Var,
+    target: &Var,
+    mu: &Var,
+    logvar: &Var,
+    z: &Var,
+    recon_kind: ReconLoss,
+    objective: &Objective,
+) -> Result<LossTerms> {
+    let recon = reconstruction_loss(output, target, recon_kind)?;
+    let kl = kl_divergence(mu, logvar)?;
+    let (recon_v, kl_v) = (recon.value().item()?, kl.value().item()?);
+    match *objective {
+        Objective::BetaVae { k1, beta } => {
+            let total = recon.mul_scalar(k1)?.add(&kl.mul_scalar(beta)?)?;
+            Ok(LossTerms { total, recon: recon_v, kl: kl_v, mi: None, tc: None, dwkl: None })
+        }
+        Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
+            let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
+            let total =
+                recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
+            Ok(LossTerms {
+                total,
+                recon: recon_v,
+                kl: kl_v,
+                mi: Some(mi.value().item()?),
+                tc: Some(tc.value().item()?),
+                dwkl: Some(dwkl.value().item()?),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::{DType, Rng};
+
+    fn rand(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Tensor {
+        Tensor::rand_uniform(shape, lo, hi, DType::F64, rng)
+    }
+
+    fn log_normal_scalar(z: f64, mu: f64, lv: f64) -> f64 {
+        -0.5 * ((z - mu).powi(2) * (-lv).exp() + lv + LN_2PI)
+    }
+
+    fn log_sum_exp(xs: &[f64]) -> f64 {
+        let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    }
+
+    /// Plain nested loops over the minibatch: the estimator's definition, term by term.
+    fn brute_force_mws(z: &[f64], mu: &[f64], lv: &[f64], m: usize, d: usize, n: usize) -> (f64, f64, f64) {
+        let log_nm = ((n * m) as f64).ln();
+        let (mut mi, mut tc, mut dw) = (0.0, 0.0, 0.0);
+        for i in 0..m {
+            let qzx: f64 = (0..d).map(|k| log_normal_scalar(z[i * d + k], mu[i * d + k], lv[i * d + k])).sum();
+            let pz: f64 = (0..d).map(|k| log_normal_scalar(z[i * d + k], 0.0, 0.0)).sum();
+            let joint: Vec<f64> = (0..m)
+                .map(|j| (0..d).map(|k| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).sum())
+                .collect();
+            let qz = log_sum_exp(&joint) - log_nm;
+            let qz_prod: f64 = (0..d)
+                .map(|k| {
+                    let per: Vec<f64> = (0..m).map(|j| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).collect();
+                    log_sum_exp(&per) - log_nm
+                })
+                .sum();
+            mi += qzx - qz;
+            tc += qz - qz_prod;
+            dw += qz_prod - pz;
+        }
+        (mi / m as f64, tc / m as f64, dw / m as f64)
+    }
+
+    #[test]
+    fn minibatch_weighted_estimator_matches_brute_force() {
+        let mut rng = Rng::new(11);
+        let (m, d, n) = (5, 3, 1000);
+        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (mi, tc, dw) = tc_decomposition(
+            &Var::constant(z.clone()),
+            &Var::constant(mu.clone()),
+            &Var::constant(lv.clone()),
+            n,
+            TcEstimator::MinibatchWeighted,
+        )
+        .unwrap();
+        let (bmi, btc, bdw) = brute_force_mws(&z.to_vec_f64(), &mu.to_vec_f64(), &lv.to_vec_f64(), m, d, n);
+        for (got, want) in [(mi, bmi), (tc, btc), (dw, bdw)] {
+            let got = got.value().item().unwrap();
+            assert!((got - want).abs() < 1e-10 * want.abs().max(1.0), "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn mi_tc_dwkl_sum_to_the_sampled_kl_for_both_estimators() {
+        let mut rng = Rng::new(12);
+        let (m, d) = (6, 4);
+        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (zv, muv, lvv) = (Var::constant(z), Var::constant(mu), Var::constant(lv));
+        let zeros = Var::constant(Tensor::zeros(&[m, d], DType::F64));
+        let sampled_kl = log_normal(&zv, &muv, &lvv)
+            .unwrap()
+            .sub(&log_normal(&zv, &zeros, &zeros).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .value()
+            .item()
+            .unwrap()
+            / m as f64;
+        for est in [TcEstimator::MinibatchWeighted, TcEstimator::MinibatchStratified] {
+            let (mi, tc, dw) = tc_decomposition(&zv, &muv, &lvv, 500, est).unwrap();
+            let sum: f64 = [mi, tc, dw].iter().map(|v| v.value().item().unwrap()).sum();
+            assert!((sum - sampled_kl).abs() < 1e-10, "{est:?}: {sum} vs {sampled_kl}");
+        }
+    }
+
+    #[test]
+    fn stratified_weights_put_one_over_n_on_the_diagonal_and_rows_sum_to_one() {
+        let b = 5;
+        let w = stratified_log_weights(b, 10, DType::F64).unwrap().exp().unwrap().to_vec_f64();
+        for i in 0..b {
+            assert!((w[i * b + i] - 0.1).abs() < 1e-15);
+            let row: f64 = w[i * b..(i + 1) * b].iter().sum();
+            assert!((row - 1.0).abs() < 1e-14, "row {i} sums to {row}");
+        }
+    }
+
+    #[test]
+    fn bce_logits_equals_bce_on_sigmoid_outputs() {
+        let mut rng = Rng::new(13);
+        let x = rand(&[3, 1, 4, 4], -4.0, 4.0, &mut rng);
+        let t = rand(&[3, 1, 4, 4], 0.0, 1.0, &mut rng);
+        let a = reconstruction_loss(&Var::constant(x.clone()), &Var::constant(t.clone()), ReconLoss::BceLogits).unwrap();
+        let b = reconstruction_loss(&Var::constant(x.sigmoid().unwrap()), &Var::constant(t), ReconLoss::Bce).unwrap();
+        let (a, b) = (a.value().item().unwrap(), b.value().item().unwrap());
+        assert!((a - b).abs() < 1e-9 * a.abs(), "{a} vs {b}");
+    }
+
+    #[test]
+    fn bce_logits_is_finite_for_huge_logits() {
+        let x = Tensor::from_vec(vec![1000.0f32, -1000.0], &[1, 2]).unwrap();
+        let t = Tensor::from_vec(vec![0.0f32, 1.0], &[1, 2]).unwrap();
+        let l = reconstruction_loss(&Var::constant(x), &Var::constant(t), ReconLoss::BceLogits).unwrap();
+        assert!((l.value().item().unwrap() - 2000.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn kl_of_the_prior_is_zero_and_known_value_matches() {
+        let mu = Var::constant(Tensor::from_vec(vec![0.0f64, 1.0], &[1, 2]).unwrap());
+        let lv = Var::constant(Tensor::from_vec(vec![0.0f64, 2f64.ln()], &[1, 2]).unwrap());
+        // dim 0: prior → 0; dim 1: −½(1 + ln 2 − 1 − 2) = ½(2 − ln 2)
+        let kl = kl_divergence(&mu, &lv).unwrap().value().item().unwrap();
+        assert!((kl - 0.5 * (2.0 - 2f64.ln())).abs() < 1e-15);
+    }
+
+    #[test]
+    fn mismatched_output_and_target_are_an_error() {
+        let a = Var::constant(Tensor::zeros(&[2, 3], DType::F32));
+        let b = Var::constant(Tensor::zeros(&[2, 4], DType::F32));
+        assert!(reconstruction_loss(&a, &b, ReconLoss::Mse).is_err());
+    }
+}
