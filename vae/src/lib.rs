@@ -5,3 +5,9 @@
 
 pub mod data;
 pub mod loss;
+pub mod model;
+pub mod linalg;
+pub mod metrics;
+pub mod tsne;
+pub mod error;
+pub mod train;

@@ -1,5 +1,47 @@
 //! General matrix multiply, C = A·B (+ C), over strided operands so that transposed inputs
 //! cost nothing: a transpose is just swapped strides.
+//!
+//! # How it is fast: the BLIS (GotoBLAS) blocking scheme
+//!
+//! A naive triple loop reads each element of A and B from main memory over and over. A fast
+//! GEMM instead copies ("packs") blocks of A and B into small, contiguous buffers sized for the
+//! caches, and spends almost all of its time in a tiny *micro-kernel* that keeps an MR×NR tile of
+//! C in vector registers while it streams through the packed blocks:
+//!
+//! ```text
+//! for jc in (0..n).step_by(NC)                 // B block columns         (packed B: KC×NC, in L3)
+//!   for pc in (0..k).step_by(KC)               // the shared dimension
+//!     pack B[pc..pc+KC, jc..jc+NC]             //   as NR-wide column panels, zero-padded
+//!     for ic in (0..m).step_by(MC)             // ← split across threads  (packed A: MC×KC, in L2)
+//!       pack A[ic..ic+MC, pc..pc+KC]           //   as MR-tall row panels, zero-padded
+//!       for jr in (0..NC).step_by(NR)          // one B micro-panel        (KC×NR, stays in L1)
+//!         for ir in (0..MC).step_by(MR)        // one A micro-panel        (MR×KC, streamed from L2)
+//!           C[ir..ir+MR, jr..jr+NR] (+)= A_panel · B_panel       // the micro-kernel
+//! ```
+//!
+//! Inside the micro-kernel, each step p of the shared dimension loads one NR-wide row of the B
+//! panel into vector registers, broadcasts each of the MR elements of the A panel's column p, and
+//! does MR·NR/lanes fused multiply-adds into the accumulator registers. Packing makes both
+//! streams perfectly sequential whatever the strides of the operands were, which is why a
+//! transposed operand costs nothing extra. Tiles at the right and bottom edges of C are computed
+//! in full (the packed panels are zero-padded) into a scratch tile, of which only the valid part
+//! is written back.
+//!
+//! f32 runs hand-written micro-kernels picked at run time: AVX-512F (14×32), AVX2+FMA (6×16), or a
+//! portable Rust kernel (4×8) elsewhere. f64 (only used by gradient checks) runs the same blocked
+//! driver with the portable kernel (4×4). Work is split across rayon threads over blocks of rows of
+//! C (and over groups of columns when C has too few rows to go around).
+
+// Unsafe code in this file is confined to the micro-kernels, the packing buffers and the shared
+// output pointer; make every unsafe operation spell out its own `unsafe {}` block and SAFETY note.
+#![warn(unsafe_op_in_unsafe_fn)]
+
+use std::any::TypeId;
+use std::cell::Cell;
+use std::ops::Range;
+use std::thread::LocalKey;
+
+use rayon::prelude::*;
 
 use crate::dtype::Float;
 
@@ -16,12 +58,45 @@ pub struct MatRef<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// A dense row-major [rows, cols] matrix.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose, as a view.
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Panics unless every element (i, j) lies inside `data`.
+    fn assert_in_bounds(&self, name: &str) {
+        if self.rows == 0 || self.cols == 0 {
+            return;
+        }
+        let last = (self.rows - 1).checked_mul(self.row_stride).and_then(|r| {
+            (self.cols - 1)
+                .checked_mul(self.col_stride)
+                .and_then(|c| r.checked_add(c))
+        });
+        assert!(
+            last.is_some_and(|l| l < self.data.len()),
+            "gemm: {name} [{}, {}] with strides ({}, {}) reaches past its {} elements",
+            self.rows,
+            self.cols,
+            self.row_stride,
+            self.col_stride,
+            self.data.len()
+        );
     }
 }
 
@@ -29,17 +104,952 @@ impl<'a, T> MatRef<'a, T> {
 /// `c` is row-major with row stride `ldc` (≥ n).
 pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    debug_assert_eq!(k, b.rows);
-    for i in 0..m {
-        let row = &mut c[i * ldc..i * ldc + n];
+    assert_eq!(
+        k, b.rows,
+        "gemm: A is [{m}, {k}] but B is [{}, {n}]",
+        b.rows
+    );
+    assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The C check is what makes the micro-kernels' raw writes into C sound; the A and B checks
+    // turn an out-of-bounds view into one clear message instead of a panic deep in packing.
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more",
+        c.len()
+    );
+    a.assert_in_bounds("A");
+    b.assert_in_bounds("B");
+    if k == 0 {
         if !accumulate {
-            row.iter_mut().for_each(|x| *x = T::ZERO);
+            c.chunks_mut(ldc)
+                .take(m)
+                .for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
         }
-        for p in 0..k {
-            let aip = a.data[i * a.row_stride + p * a.col_stride];
-            for (j, cj) in row.iter_mut().enumerate() {
-                *cj += aip * b.data[p * b.row_stride + j * b.col_stride];
+        return;
+    }
+    // `Float` is only implemented for f32 and f64 here; `TypeId` (not just `T::DTYPE`) is what
+    // makes the reinterpreting casts below sound even if someone adds another implementation.
+    if let (Some(a), Some(b), Some(c)) = (
+        cast_mat::<T, f32>(a),
+        cast_mat::<T, f32>(b),
+        cast_slice_mut::<T, f32>(c),
+    ) {
+        gemm_blocked(&f32_kernel(), a, b, c, ldc, accumulate);
+    } else if let (Some(a), Some(b), Some(c)) = (
+        cast_mat::<T, f64>(a),
+        cast_mat::<T, f64>(b),
+        cast_slice_mut::<T, f64>(c),
+    ) {
+        gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
+    } else {
+        gemm_naive(a, b, c, ldc, accumulate);
+    }
+}
+
+/// The textbook triple loop, for element types without a blocked path (none today).
+fn gemm_naive<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            let mut s = if accumulate { c[i * ldc + j] } else { T::ZERO };
+            for p in 0..a.cols {
+                s += a.data[i * a.row_stride + p * a.col_stride]
+                    * b.data[p * b.row_stride + j * b.col_stride];
+            }
+            c[i * ldc + j] = s;
+        }
+    }
+}
+
+fn cast_mat<T: 'static, U: 'static>(m: MatRef<'_, T>) -> Option<MatRef<'_, U>> {
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return None;
+    }
+    // SAFETY: T and U are the same type, so this is the identity on the slice.
+    let data = unsafe { std::slice::from_raw_parts(m.data.as_ptr().cast::<U>(), m.data.len()) };
+    Some(MatRef {
+        data,
+        rows: m.rows,
+        cols: m.cols,
+        row_stride: m.row_stride,
+        col_stride: m.col_stride,
+    })
+}
+
+fn cast_slice_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return None;
+    }
+    // SAFETY: T and U are the same type, so this is the identity on the slice.
+    Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) })
+}
+
+// ------------------------------------------------------------------------------------ kernels
+
+/// A micro-kernel and the block sizes tuned for it.
+///
+/// `run(kc, a, b, c, ldc, accumulate)` computes one MR×NR tile of C (row stride `ldc`):
+/// `C = A_panel · B_panel`, or `C += ...` when `accumulate`, where `a` points to a packed A panel
+/// (kc groups of MR elements: column p of the panel is `a[p*MR .. p*MR+MR]`) and `b` to a packed
+/// B panel (kc rows of NR elements).
+#[derive(Clone, Copy)]
+struct Kernel<T> {
+    mr: usize,
+    nr: usize,
+    /// Rows of A packed per block (a multiple of `mr`; the block should sit in L2).
+    mc: usize,
+    /// Depth of the packed blocks (a B micro-panel, kc×nr, should sit in L1).
+    kc: usize,
+    /// Columns of B packed per block (a multiple of `nr`; the block sits in L3).
+    nc: usize,
+    run: unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, accumulate: bool),
+    /// `pack_panel` instantiated for panels MR and NR wide.
+    pack_a: PackFn<T>,
+    pack_b: PackFn<T>,
+}
+
+type PackFn<T> = fn(src: MatRef<T>, r0: usize, rows: usize, c0: usize, kc: usize, out: &mut [T]);
+
+impl<T: Float> Kernel<T> {
+    const fn new<const MR: usize, const NR: usize>(
+        mc: usize,
+        kc: usize,
+        nc: usize,
+        run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
+    ) -> Kernel<T> {
+        Kernel {
+            mr: MR,
+            nr: NR,
+            mc,
+            kc,
+            nc,
+            run,
+            pack_a: pack_panel::<T, MR>,
+            pack_b: pack_panel::<T, NR>,
+        }
+    }
+}
+
+/// The largest tile any kernel computes (AVX-512: 14×32), for the edge-tile scratch buffer.
+const MAX_TILE: usize = 14 * 32;
+
+const SGEMM_PORTABLE: Kernel<f32> =
+    Kernel::new::<4, 8>(128, 256, 4096, kernel_portable::<f32, 4, 8>);
+
+const DGEMM_PORTABLE: Kernel<f64> =
+    Kernel::new::<4, 4>(128, 256, 4096, kernel_portable::<f64, 4, 4>);
+
+/// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 256×16 B micro-panel is 16 KiB of L1; a 144×256
+/// A block is 144 KiB of L2.
+#[cfg(target_arch = "x86_64")]
+const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>(144, 256, 4080, x86::sgemm_avx2::<6>);
+
+/// Zen 4 / Sapphire Rapids (≥ 1 MiB L2 per core): a 168×256 A block is 168 KiB of L2.
+#[cfg(target_arch = "x86_64")]
+const SGEMM_AVX512: Kernel<f32> = Kernel::new::<14, 32>(168, 256, 4096, x86::sgemm_avx512::<14>);
+
+/// The fastest f32 kernel this CPU supports (the feature checks are cached by std).
+fn f32_kernel() -> Kernel<f32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return SGEMM_AVX512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return SGEMM_AVX2;
+        }
+    }
+    SGEMM_PORTABLE
+}
+
+/// Portable MR×NR micro-kernel: the accumulator tile is a local array small enough for LLVM to
+/// keep in (SSE/NEON) registers and vectorise along NR.
+///
+/// # Safety
+/// `a` must hold `kc*MR` and `b` `kc*NR` readable elements; `c` must be valid for reads and writes
+/// of the MR×NR tile with row stride `ldc`.
+unsafe fn kernel_portable<T: Float, const MR: usize, const NR: usize>(
+    kc: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller guarantees both packed panels are this long.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, kc * MR),
+            std::slice::from_raw_parts(b, kc * NR),
+        )
+    };
+    let mut acc = [[T::ZERO; NR]; MR];
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] += ap[i] * bp[j];
             }
         }
+    }
+    for (i, acc_row) in acc.iter().enumerate() {
+        // SAFETY: the caller guarantees the MR×NR tile at `c` with row stride `ldc` is writable.
+        let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), NR) };
+        for (cj, &v) in row.iter_mut().zip(acc_row) {
+            *cj = if accumulate { *cj + v } else { v };
+        }
+    }
+}
+
+/// The x86-64 SIMD micro-kernels. Both are the same algorithm at two vector widths: the
+/// accumulator tile is MR rows × 2 vectors, each step of p loads two B vectors, broadcasts MR
+/// elements of A and issues 2·MR FMAs.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// MR×16 f32 tile with AVX2+FMA (8 lanes): 2·MR accumulators + 2 B vectors + 1 broadcast;
+    /// MR = 6 uses 15 of the 16 ymm registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; pointers as for [`super::Kernel`] with NR = 16.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sgemm_avx2<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        // Warm the C tile while the FMAs run: it is read (or written) only after the k loop.
+        for i in 0..MR {
+            // SAFETY: prefetching is a hint and never faults; the addresses lie inside the C tile.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc).cast::<i8>());
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 15).cast::<i8>());
+            }
+        }
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for p in 0..kc {
+            // SAFETY: the packed B panel holds kc rows of 16 floats and the A panel kc columns
+            // of MR floats (caller contract).
+            let (b0, b1) = unsafe {
+                (
+                    _mm256_loadu_ps(b.add(p * 16)),
+                    _mm256_loadu_ps(b.add(p * 16 + 8)),
+                )
+            };
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                // SAFETY: as above, p*MR + i < kc*MR.
+                let ai = unsafe { _mm256_broadcast_ss(&*a.add(p * MR + i)) };
+                acc_i[0] = _mm256_fmadd_ps(ai, b0, acc_i[0]);
+                acc_i[1] = _mm256_fmadd_ps(ai, b1, acc_i[1]);
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            // SAFETY: the caller guarantees the MR×16 tile at `c` with row stride `ldc` is valid.
+            unsafe {
+                let row = c.add(i * ldc);
+                let (mut c0, mut c1) = (acc_i[0], acc_i[1]);
+                if accumulate {
+                    c0 = _mm256_add_ps(c0, _mm256_loadu_ps(row));
+                    c1 = _mm256_add_ps(c1, _mm256_loadu_ps(row.add(8)));
+                }
+                _mm256_storeu_ps(row, c0);
+                _mm256_storeu_ps(row.add(8), c1);
+            }
+        }
+    }
+
+    /// MR×32 f32 tile with AVX-512F (16 lanes): 2·MR accumulators + 2 B vectors + 1 broadcast;
+    /// MR = 14 uses 31 of the 32 zmm registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; pointers as for [`super::Kernel`] with NR = 32.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sgemm_avx512<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        for i in 0..MR {
+            // SAFETY: prefetching is a hint and never faults; the addresses lie inside the C tile.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc).cast::<i8>());
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 31).cast::<i8>());
+            }
+        }
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for p in 0..kc {
+            // SAFETY: the packed B panel holds kc rows of 32 floats and the A panel kc columns
+            // of MR floats (caller contract).
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_ps(b.add(p * 32)),
+                    _mm512_loadu_ps(b.add(p * 32 + 16)),
+                )
+            };
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                // SAFETY: as above, p*MR + i < kc*MR.
+                let ai = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
+                acc_i[0] = _mm512_fmadd_ps(ai, b0, acc_i[0]);
+                acc_i[1] = _mm512_fmadd_ps(ai, b1, acc_i[1]);
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            // SAFETY: the caller guarantees the MR×32 tile at `c` with row stride `ldc` is valid.
+            unsafe {
+                let row = c.add(i * ldc);
+                let (mut c0, mut c1) = (acc_i[0], acc_i[1]);
+                if accumulate {
+                    c0 = _mm512_add_ps(c0, _mm512_loadu_ps(row));
+                    c1 = _mm512_add_ps(c1, _mm512_loadu_ps(row.add(16)));
+                }
+                _mm512_storeu_ps(row, c0);
+                _mm512_storeu_ps(row.add(16), c1);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ driver
+
+/// Below this many multiply-adds (m·n·k, a few microseconds of work) a GEMM runs on the calling
+/// thread: waking the rayon workers costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// Runs the blocked loops around `kern` (see the module docs).
+fn gemm_blocked<T: Float>(
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (mr, nr) = (kern.mr, kern.nr);
+    debug_assert!(kern.mc % mr == 0 && kern.nc % nr == 0 && mr * nr <= MAX_TILE);
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
+    let threads = if parallel { threads } else { 1 };
+    let c_out = SharedOut(c.as_mut_ptr());
+    // Blocks of near-equal size (4608 columns as 2×2304, not 4080 + 528): a thin last block
+    // would pay the per-block overheads for little work.
+    let (nc, kc) = (even_block(n, kern.nc, nr), even_block(k, kern.kc, 1));
+
+    with_pack_buffer(&PACK_B, kc * nc, |bpack: &mut [T]| {
+        for jc in (0..n).step_by(nc) {
+            let ncb = nc.min(n - jc);
+            let grid = Grid::new(m.div_ceil(mr), ncb.div_ceil(nr), kern.mc / mr, threads);
+            for pc in (0..k).step_by(kc) {
+                let kcb = kc.min(k - pc);
+                // Later passes over k add onto what the first pass wrote.
+                let beta = accumulate || pc > 0;
+
+                // Pack B[pc..pc+kcb, jc..jc+ncb] as NR-wide panels, each kcb rows of NR.
+                let bpack = &mut bpack[..ncb.div_ceil(nr) * kcb * nr];
+                let pack_b_panel = |(jp, out): (usize, &mut [T])| {
+                    let j0 = jc + jp * nr;
+                    (kern.pack_b)(b.t(), j0, nr.min(n - j0), pc, kcb, out);
+                };
+                if parallel {
+                    bpack
+                        .par_chunks_mut(kcb * nr)
+                        .enumerate()
+                        .with_min_len(4)
+                        .for_each(pack_b_panel);
+                } else {
+                    bpack
+                        .chunks_mut(kcb * nr)
+                        .enumerate()
+                        .for_each(pack_b_panel);
+                }
+                let bpack = &*bpack;
+
+                // Each task packs its own block of A and sweeps it against its group of B panels.
+                let task = |t: usize| {
+                    let (ip, jp) = grid.task(t);
+                    with_pack_buffer(&PACK_A, ip.len() * kcb * mr, |apack: &mut [T]| {
+                        for (panel, out) in ip.clone().zip(apack.chunks_exact_mut(kcb * mr)) {
+                            let i0 = panel * mr;
+                            (kern.pack_a)(a, i0, mr.min(m - i0), pc, kcb, out);
+                        }
+                        let tile = TileJob {
+                            kern,
+                            kcb,
+                            m,
+                            n,
+                            jc,
+                            ldc,
+                            beta,
+                        };
+                        tile.run(apack, bpack, ip, jp, c_out);
+                    });
+                };
+                if parallel {
+                    (0..grid.len()).into_par_iter().for_each(task);
+                } else {
+                    (0..grid.len()).for_each(task);
+                }
+            }
+        }
+    });
+}
+
+/// The size of the blocks that cut `total` into as few pieces of at most `max` as possible,
+/// as evenly as possible, rounded up to a multiple of `align` (which divides `max`).
+fn even_block(total: usize, max: usize, align: usize) -> usize {
+    total.div_ceil(total.div_ceil(max)).next_multiple_of(align)
+}
+
+/// The raw pointer to C shared by the tasks of one GEMM.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+
+// SAFETY: the tasks that share a `SharedOut` write disjoint tiles of C (their row blocks or
+// column groups differ, see `Grid`), and the GEMM call holds the only `&mut` to C meanwhile.
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    // A method, so closures capture the whole (Send) wrapper instead of its raw-pointer field.
+    fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
+/// The tasks of one (jc) block: a grid of row blocks (ranges of MR-panels of A) × column groups
+/// (ranges of NR-panels of B). Rows are split first, into at least as many blocks as threads
+/// (and no bigger than MC); columns are split only when there are too few rows to go around.
+struct Grid {
+    row_blocks: Vec<Range<usize>>,
+    col_groups: Vec<Range<usize>>,
+}
+
+impl Grid {
+    fn new(m_panels: usize, n_panels: usize, mc_panels: usize, threads: usize) -> Grid {
+        let mut blocks = m_panels.div_ceil(mc_panels.max(1));
+        let mut groups = 1;
+        if threads > 1 {
+            if blocks >= threads || m_panels >= 4 * threads {
+                // A whole number of blocks per thread keeps the threads evenly loaded.
+                blocks = blocks.next_multiple_of(threads).min(m_panels);
+            } else {
+                groups = threads.div_ceil(blocks).min(n_panels);
+            }
+        }
+        Grid {
+            row_blocks: split_even(m_panels, blocks),
+            col_groups: split_even(n_panels, groups),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.row_blocks.len() * self.col_groups.len()
+    }
+
+    /// The A panels and B panels of task `t`.
+    fn task(&self, t: usize) -> (Range<usize>, Range<usize>) {
+        let g = self.col_groups.len();
+        (
+            self.row_blocks[t / g].clone(),
+            self.col_groups[t % g].clone(),
+        )
+    }
+}
+
+/// `0..total` cut into `parts` contiguous ranges whose lengths differ by at most one.
+fn split_even(total: usize, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|i| i * total / parts..(i + 1) * total / parts)
+        .collect()
+}
+
+/// What one task needs to run the micro-kernel over its tiles.
+struct TileJob<'k, T> {
+    kern: &'k Kernel<T>,
+    kcb: usize,
+    m: usize,
+    n: usize,
+    jc: usize,
+    ldc: usize,
+    beta: bool,
+}
+
+impl<T: Float> TileJob<'_, T> {
+    /// The two innermost loops: for each B panel in `jp` (kept in L1), run the micro-kernel
+    /// against each A panel in `ip` (streamed from L2). `apack` holds the panels of `ip` in order;
+    /// `bpack` all panels of the jc block.
+    fn run(&self, apack: &[T], bpack: &[T], ip: Range<usize>, jp: Range<usize>, c: SharedOut<T>) {
+        let TileJob {
+            kern,
+            kcb,
+            m,
+            n,
+            jc,
+            ldc,
+            beta,
+        } = *self;
+        let (mr, nr) = (kern.mr, kern.nr);
+        for jpanel in jp {
+            let j0 = jc + jpanel * nr;
+            let nr_valid = nr.min(n - j0);
+            let b_panel = &bpack[jpanel * kcb * nr..(jpanel + 1) * kcb * nr];
+            for (ipanel, a_panel) in ip.clone().zip(apack.chunks_exact(kcb * mr)) {
+                let i0 = ipanel * mr;
+                let mr_valid = mr.min(m - i0);
+                if mr_valid == mr && nr_valid == nr {
+                    // SAFETY: the packed panels hold kcb·mr and kcb·nr elements. The full tile
+                    // C[i0..i0+mr, j0..j0+nr] lies inside C (gemm checked c.len() ≥ (m-1)·ldc + n)
+                    // and no other task writes it (see `Grid`).
+                    unsafe {
+                        (kern.run)(
+                            kcb,
+                            a_panel.as_ptr(),
+                            b_panel.as_ptr(),
+                            c.ptr().add(i0 * ldc + j0),
+                            ldc,
+                            beta,
+                        )
+                    };
+                } else {
+                    // Edge tile: compute it whole into scratch, write back the part inside C.
+                    let mut tile = [T::ZERO; MAX_TILE];
+                    // SAFETY: the packed panels hold kcb·mr and kcb·nr elements; `tile` holds the
+                    // mr×nr ≤ MAX_TILE results with row stride nr.
+                    unsafe {
+                        (kern.run)(
+                            kcb,
+                            a_panel.as_ptr(),
+                            b_panel.as_ptr(),
+                            tile.as_mut_ptr(),
+                            nr,
+                            false,
+                        )
+                    };
+                    for (i, t_row) in tile.chunks_exact(nr).take(mr_valid).enumerate() {
+                        // SAFETY: row i0+i < m and columns j0..j0+nr_valid ≤ n lie inside C,
+                        // and no other task writes them (see `Grid`).
+                        let c_row = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                c.ptr().add((i0 + i) * ldc + j0),
+                                nr_valid,
+                            )
+                        };
+                        for (cj, &v) in c_row.iter_mut().zip(t_row) {
+                            *cj = if beta { *cj + v } else { v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ packing
+
+/// Packs the `rows`×`kc` sub-matrix of `src` at (r0, c0) into `out` column by column: column p
+/// becomes `out[p*W .. p*W + W]`, with rows ≥ `rows` zero-filled. An A panel is packed with
+/// `src = a` and W = MR; a B panel is the same thing on the transpose, `src = b.t()`, W = NR.
+/// W is a constant so that whole packed columns are fixed-size copies (a memcpy call per
+/// 16-float column would cost more than the copy).
+fn pack_panel<T: Float, const W: usize>(
+    src: MatRef<T>,
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    let (rs, cs) = (src.row_stride, src.col_stride);
+    let (out, _) = out[..kc * W].as_chunks_mut::<W>();
+    if rows < W {
+        out.iter_mut().for_each(|col| *col = [T::ZERO; W]);
+    }
+    if rs == 1 {
+        // Each packed column is contiguous in the source (B row-major, A column-major).
+        for (p, dst) in out.iter_mut().enumerate() {
+            let col = &src.data[r0 + (c0 + p) * cs..][..rows];
+            match <&[T; W]>::try_from(col) {
+                Ok(full) => *dst = *full,
+                Err(_) => dst[..rows].copy_from_slice(col),
+            }
+        }
+    } else if cs == 1 && rows == W {
+        // Each source row is contiguous along k (A row-major, B transposed): walk the W rows
+        // in lockstep, so the packed panel is written sequentially.
+        let src_rows: [&[T]; W] = std::array::from_fn(|i| &src.data[(r0 + i) * rs + c0..][..kc]);
+        for (p, dst) in out.iter_mut().enumerate() {
+            for (d, row) in dst.iter_mut().zip(&src_rows) {
+                *d = row[p];
+            }
+        }
+    } else if cs == 1 {
+        for i in 0..rows {
+            let row = &src.data[(r0 + i) * rs + c0..][..kc];
+            for (dst, &x) in out.iter_mut().zip(row) {
+                dst[i] = x;
+            }
+        }
+    } else {
+        for (p, dst) in out.iter_mut().enumerate() {
+            for (i, d) in dst[..rows].iter_mut().enumerate() {
+                *d = src.data[(r0 + i) * rs + (c0 + p) * cs];
+            }
+        }
+    }
+}
+
+/// One 64-byte cache line: the unit of the packing buffers, so packed panels start on a line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct CacheLine([u8; 64]);
+
+thread_local! {
+    // Per-thread packing buffers, reused across calls so steady-state GEMMs never allocate.
+    static PACK_A: Cell<Vec<CacheLine>> = const { Cell::new(Vec::new()) };
+    static PACK_B: Cell<Vec<CacheLine>> = const { Cell::new(Vec::new()) };
+}
+
+/// Lends `f` a 64-byte-aligned buffer of `len` elements from this thread's `slot`.
+///
+/// The buffer is taken out of the slot for the duration, so a nested GEMM on the same thread
+/// (rayon runs other tasks while it waits) finds the slot empty and allocates its own instead of
+/// aliasing this one.
+fn with_pack_buffer<T: Float, R>(
+    slot: &'static LocalKey<Cell<Vec<CacheLine>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    assert!(
+        TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>(),
+        "packing buffers hold only f32 or f64"
+    );
+    let lines = (len * std::mem::size_of::<T>()).div_ceil(64);
+    let mut buf = slot.take();
+    if buf.len() < lines {
+        buf = vec![CacheLine([0; 64]); lines];
+    }
+    // SAFETY: T is f32 or f64 (asserted above): every bit pattern is a valid value, its alignment
+    // (≤ 8) divides 64, and `lines` cache lines hold at least `len` of them. The slice borrows
+    // `buf`, which nothing else can reach until `f` returns.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) };
+    let r = f(out);
+    // Keep the larger of this buffer and any a nested call left behind.
+    let other = slot.take();
+    slot.set(if other.len() > buf.len() { other } else { buf });
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn random_vec(len: usize, rng: &mut Rng) -> Vec<f64> {
+        (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+    }
+
+    /// The reference: C = A·B (+ C0) in f64, plus Σ|a||b| + |c0| per element for the tolerance.
+    fn reference(
+        a: MatRef<f64>,
+        b: MatRef<f64>,
+        c0: Option<&[f64]>,
+        ldc: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let (mut c, mut scale) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut abs) =
+                    c0.map_or((0.0, 0.0), |c0| (c0[i * ldc + j], c0[i * ldc + j].abs()));
+                for p in 0..k {
+                    let prod = a.data[i * a.row_stride + p * a.col_stride]
+                        * b.data[p * b.row_stride + j * b.col_stride];
+                    s += prod;
+                    abs += prod.abs();
+                }
+                c[i * n + j] = s;
+                scale[i * n + j] = abs;
+            }
+        }
+        (c, scale)
+    }
+
+    /// How an operand is laid out in memory for a test case.
+    #[derive(Clone, Copy, Debug)]
+    enum Layout {
+        RowMajor,
+        /// Stored as the row-major transpose and viewed through `.t()`.
+        Transposed,
+        /// A sub-matrix of a wider row-major buffer (row stride > cols), starting at an offset.
+        Strided,
+    }
+
+    /// Builds a [rows, cols] operand with the given layout; returns its buffer and how to view it.
+    fn operand(
+        rows: usize,
+        cols: usize,
+        layout: Layout,
+        rng: &mut Rng,
+    ) -> (Vec<f64>, usize, usize, usize) {
+        match layout {
+            Layout::RowMajor => (random_vec(rows * cols, rng), 0, cols, 1),
+            Layout::Transposed => (random_vec(rows * cols, rng), 0, 1, rows),
+            Layout::Strided => {
+                let (pad, offset) = (5, 3);
+                (
+                    random_vec(offset + rows * (cols + pad), rng),
+                    offset,
+                    cols + pad,
+                    1,
+                )
+            }
+        }
+    }
+
+    /// Runs gemm in type `T` with `run` and checks it against the f64 reference.
+    #[allow(clippy::too_many_arguments)]
+    fn check<T: Float>(
+        (m, k, n): (usize, usize, usize),
+        la: Layout,
+        lb: Layout,
+        ldc: usize,
+        accumulate: bool,
+        tol: f64,
+        seed: u64,
+        run: impl Fn(MatRef<T>, MatRef<T>, &mut [T], usize, bool),
+    ) {
+        let mut rng = Rng::new(seed);
+        let (ad, aoff, ars, acs) = operand(m, k, la, &mut rng);
+        let (bd, boff, brs, bcs) = operand(k, n, lb, &mut rng);
+        let c0 = random_vec(m.saturating_sub(1) * ldc + n, &mut rng);
+        let a64 = MatRef {
+            data: &ad[aoff..],
+            rows: m,
+            cols: k,
+            row_stride: ars,
+            col_stride: acs,
+        };
+        let b64 = MatRef {
+            data: &bd[boff..],
+            rows: k,
+            cols: n,
+            row_stride: brs,
+            col_stride: bcs,
+        };
+        let (want, scale) = reference(a64, b64, accumulate.then_some(&c0[..]), ldc);
+
+        let to_t = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        let (at, bt) = (to_t(&ad), to_t(&bd));
+        let mut c = to_t(&c0);
+        let a = MatRef {
+            data: &at[aoff..],
+            rows: m,
+            cols: k,
+            row_stride: ars,
+            col_stride: acs,
+        };
+        let b = MatRef {
+            data: &bt[boff..],
+            rows: k,
+            cols: n,
+            row_stride: brs,
+            col_stride: bcs,
+        };
+        run(a, b, &mut c, ldc, accumulate);
+
+        for i in 0..m {
+            for j in 0..n {
+                let (got, want, scale) =
+                    (c[i * ldc + j].to_f64(), want[i * n + j], scale[i * n + j]);
+                assert!(
+                    (got - want).abs() <= tol * (scale + 1.0),
+                    "({m}, {k}, {n}) {la:?}·{lb:?} ldc {ldc} acc {accumulate}: C[{i}, {j}] = {got}, want {want}"
+                );
+            }
+            // Padding between rows (ldc > n) must be untouched.
+            for j in n..ldc.min(c.len() - i * ldc) {
+                assert_eq!(
+                    c[i * ldc + j].to_f64(),
+                    T::from_f64(c0[i * ldc + j]).to_f64(),
+                    "padding C[{i}, {j}] was written"
+                );
+            }
+        }
+    }
+
+    const SHAPES: [(usize, usize, usize); 12] = [
+        (1, 1, 1),
+        (7, 13, 5),
+        (6, 16, 16),
+        (14, 32, 32),
+        (33, 65, 17),
+        (129, 3, 257),
+        (3, 257, 129),
+        (2, 600, 3),
+        (64, 300, 64),
+        (300, 200, 100),
+        (100, 1, 300),
+        (1, 500, 1),
+    ];
+
+    /// Every shape × layout × (ldc, accumulate) combination through `run`.
+    fn check_all<T: Float>(
+        tol: f64,
+        run: impl Fn(MatRef<T>, MatRef<T>, &mut [T], usize, bool) + Copy,
+    ) {
+        let layouts = [Layout::RowMajor, Layout::Transposed, Layout::Strided];
+        let mut seed = 0;
+        for &shape in &SHAPES {
+            for la in layouts {
+                for lb in layouts {
+                    for (extra, accumulate) in [(0, false), (3, true), (0, true), (7, false)] {
+                        seed += 1;
+                        check::<T>(shape, la, lb, shape.2 + extra, accumulate, tol, seed, run);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sgemm_matches_f64_reference_for_all_shapes_and_layouts() {
+        check_all::<f32>(1e-5, gemm);
+    }
+
+    #[test]
+    fn dgemm_matches_f64_reference_for_all_shapes_and_layouts() {
+        check_all::<f64>(1e-12, gemm);
+    }
+
+    /// Every f32 kernel this CPU can run, so the portable one is covered on x86 too.
+    fn f32_kernels() -> Vec<(&'static str, Kernel<f32>)> {
+        let mut kernels = vec![("portable", SGEMM_PORTABLE)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                kernels.push(("avx2", SGEMM_AVX2));
+            }
+            if is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", SGEMM_AVX512));
+            }
+        }
+        kernels
+    }
+
+    #[test]
+    fn every_f32_kernel_matches_reference() {
+        for (name, kern) in f32_kernels() {
+            eprintln!("checking the {name} kernel");
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
+                gemm_blocked(&kern, a, b, c, ldc, acc)
+            });
+        }
+    }
+
+    #[test]
+    fn tiny_blocks_exercise_every_loop_of_the_driver() {
+        // Block sizes far below the shapes, so jc, pc and ic all take several (ragged) steps.
+        for (name, kern) in f32_kernels() {
+            eprintln!("checking the {name} kernel with tiny blocks");
+            let small = Kernel {
+                mc: 2 * kern.mr,
+                kc: 7,
+                nc: 3 * kern.nr,
+                ..kern
+            };
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
+                gemm_blocked(&small, a, b, c, ldc, acc)
+            });
+        }
+        let small = Kernel {
+            mc: 8,
+            kc: 5,
+            nc: 12,
+            ..DGEMM_PORTABLE
+        };
+        check_all::<f64>(1e-12, |a, b, c, ldc, acc| {
+            gemm_blocked(&small, a, b, c, ldc, acc)
+        });
+    }
+
+    #[test]
+    fn wide_c_spans_several_nc_blocks() {
+        check::<f32>(
+            (3, 5, 4100),
+            Layout::RowMajor,
+            Layout::Transposed,
+            4100,
+            true,
+            1e-5,
+            99,
+            gemm,
+        );
+        check::<f32>(
+            (40, 20, 9000),
+            Layout::Strided,
+            Layout::RowMajor,
+            9001,
+            false,
+            1e-5,
+            98,
+            gemm,
+        );
+    }
+
+    #[test]
+    fn single_threaded_and_parallel_agree_exactly() {
+        // Each element's sum is accumulated in the same order whichever thread computes it.
+        let mut rng = Rng::new(7);
+        let (m, k, n) = (257, 300, 129);
+        let a: Vec<f32> = random_vec(m * k, &mut rng)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        let b: Vec<f32> = random_vec(k * n, &mut rng)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+        let mut par = vec![0.0f32; m * n];
+        gemm(a, b, &mut par, n, false);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let mut seq = vec![0.0f32; m * n];
+        pool.install(|| gemm(a, b, &mut seq, n, false));
+        assert_eq!(par, seq);
+    }
+
+    #[test]
+    fn zero_inner_dimension_zeroes_or_keeps_c() {
+        let (a, b) = (
+            MatRef::row_major(&[] as &[f32], 2, 0),
+            MatRef::row_major(&[] as &[f32], 0, 3),
+        );
+        let mut c = vec![1.0f32; 6];
+        gemm(a, b, &mut c, 3, true);
+        assert_eq!(c, vec![1.0; 6]);
+        gemm(a, b, &mut c, 3, false);
+        assert_eq!(c, vec![0.0; 6]);
+    }
+
+    #[test]
+    fn grid_splits_rows_first_then_columns() {
+        let g = Grid::new(171, 64, 24, 2); // 1024 rows of 6: 8 blocks of 21–22 panels
+        assert_eq!((g.row_blocks.len(), g.col_groups.len()), (8, 1));
+        let g = Grid::new(1, 64, 24, 2); // one panel of rows: split the columns instead
+        assert_eq!((g.row_blocks.len(), g.col_groups.len()), (1, 2));
+        let g = Grid::new(5, 64, 24, 1);
+        assert_eq!(g.len(), 1);
     }
 }

@@ -1,1 +1,377 @@
-//! (being written)
+//! 2-D pooling kernels over P = N·C independent [H, W] planes, with PyTorch's semantics
+//! (ceil_mode = false, dilation 1): max pool (recording each output's argmax for the
+//! backward), average pool (count_include_pad = true) and global average pool. Every kernel
+//! is parallel over planes, so backward scatter-adds never race.
+
+use rayon::prelude::*;
+
+use super::batch_norm::sum_map_f64;
+use crate::dtype::Float;
+
+/// Geometry of a pooling window sliding over `planes` independent [H, W] planes and producing
+/// [OH, OW] planes, with OH = ⌊(H + 2·PH − KH) / SH⌋ + 1 (likewise OW).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeom {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Pool2dGeom {
+    /// Assumes nonzero kernel and stride and H + 2·PH ≥ KH, W + 2·PW ≥ KW (the op checks).
+    pub fn new(
+        planes: usize,
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Self {
+        let oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+        let ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+        Pool2dGeom {
+            planes,
+            h,
+            w,
+            oh,
+            ow,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn rows(&self, oy: usize) -> Window {
+        window(oy, self.kernel[0], self.stride[0], self.padding[0], self.h)
+    }
+
+    fn cols(&self, ox: usize) -> Window {
+        window(ox, self.kernel[1], self.stride[1], self.padding[1], self.w)
+    }
+}
+
+/// The input range one output position pools over along one axis: `lo..hi`, clamped to the
+/// input, and `padded`, the window's length counting padding (PyTorch's count_include_pad
+/// divisor, which stops at the far padding edge).
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    lo: usize,
+    hi: usize,
+    padded: usize,
+}
+
+fn window(o: usize, k: usize, s: usize, p: usize, n: usize) -> Window {
+    let start = (o * s) as isize - p as isize;
+    let end = (start + k as isize).min((n + p) as isize);
+    Window {
+        lo: start.max(0) as usize,
+        hi: end.min(n as isize) as usize,
+        padded: (end - start) as usize,
+    }
+}
+
+// ---------------------------------------------------------------- max pool
+
+/// Max pool. Padding acts as −∞, so only in-bounds elements compete; ties keep the first
+/// maximum in row-major order and a NaN wins (as in PyTorch). `argmax` holds, for every
+/// output, the flat index h·W + w of the chosen element within its own [H, W] input plane
+/// (PyTorch's `return_indices` convention). The op guarantees every window holds an input
+/// element (padding ≤ kernel/2).
+// x: [P, H, W] → y: [P, OH, OW], argmax: [P, OH, OW] (plane-relative indices)
+pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usize>) {
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let mut y = vec![T::ZERO; g.planes * plane_out];
+    let mut argmax = vec![0usize; g.planes * plane_out];
+    if plane_out == 0 {
+        return (y, argmax);
+    }
+    y.par_chunks_mut(plane_out)
+        .zip(argmax.par_chunks_mut(plane_out))
+        .enumerate()
+        .for_each(|(p, (yp, ap))| {
+            let xp = &x[p * plane_in..(p + 1) * plane_in];
+            for oy in 0..g.oh {
+                let r = g.rows(oy);
+                for ox in 0..g.ow {
+                    let c = g.cols(ox);
+                    let (mut best, mut arg) = (T::NEG_INFINITY, r.lo * g.w + c.lo);
+                    for iy in r.lo..r.hi {
+                        for ix in c.lo..c.hi {
+                            let v = xp[iy * g.w + ix];
+                            #[allow(clippy::eq_op)] // v != v is the generic NaN test
+                            if v > best || v != v {
+                                best = v;
+                                arg = iy * g.w + ix;
+                            }
+                        }
+                    }
+                    yp[oy * g.ow + ox] = best;
+                    ap[oy * g.ow + ox] = arg;
+                }
+            }
+        });
+    (y, argmax)
+}
+
+/// Max pool backward. For fixed argmaxes the forward is a selection y_o = x[argmax_o], so
+/// dx_i = Σ_{o : argmax_o = i} dy_o: each output's gradient is added (overlapping windows
+/// may pick the same element) to the input it came from.
+// grad_y: [P, OH·OW], argmax: [P, OH·OW] (plane-relative) → grad_x: [P, H·W]
+pub fn max_pool2d_backward<T: Float>(
+    gy: &[T],
+    argmax: &[usize],
+    plane_out: usize,
+    plane_in: usize,
+) -> Vec<T> {
+    let planes = gy.len().checked_div(plane_out).unwrap_or(0);
+    let mut gx = vec![T::ZERO; planes * plane_in];
+    if plane_in == 0 || plane_out == 0 {
+        return gx;
+    }
+    gx.par_chunks_mut(plane_in)
+        .zip(gy.par_chunks(plane_out).zip(argmax.par_chunks(plane_out)))
+        .for_each(|(gxp, (gyp, ap))| {
+            for (&g, &i) in gyp.iter().zip(ap) {
+                gxp[i] += g;
+            }
+        });
+    gx
+}
+
+// ---------------------------------------------------------------- average pool
+
+/// Average pool with count_include_pad = true: each output is the sum of the in-bounds
+/// elements of its window divided by the window's size counting padding (always KH·KW under
+/// ceil_mode = false), summed in row-major order and then divided, as PyTorch does.
+// x: [P, H, W] → y: [P, OH, OW]
+pub fn avg_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> Vec<T> {
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let mut y = vec![T::ZERO; g.planes * plane_out];
+    if plane_out == 0 {
+        return y;
+    }
+    y.par_chunks_mut(plane_out).enumerate().for_each(|(p, yp)| {
+        let xp = &x[p * plane_in..(p + 1) * plane_in];
+        for oy in 0..g.oh {
+            let r = g.rows(oy);
+            for ox in 0..g.ow {
+                let c = g.cols(ox);
+                let mut sum = T::ZERO;
+                for iy in r.lo..r.hi {
+                    for &v in &xp[iy * g.w + c.lo..iy * g.w + c.hi] {
+                        sum += v;
+                    }
+                }
+                yp[oy * g.ow + ox] = sum / T::from_usize(r.padded * c.padded);
+            }
+        }
+    });
+    y
+}
+
+/// Average pool backward. In the forward pass y_o = Σ_{i ∈ window(o)} x_i / |window(o)|,
+/// so dx_i = Σ_{o : i ∈ window(o)} dy_o / |window(o)|: every output spreads its gradient
+/// evenly over the in-bounds elements of its window (the padded part receives nothing).
+// grad_y: [P, OH, OW] → grad_x: [P, H, W]
+pub fn avg_pool2d_backward<T: Float>(gy: &[T], g: &Pool2dGeom) -> Vec<T> {
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let mut gx = vec![T::ZERO; g.planes * plane_in];
+    if plane_in == 0 || plane_out == 0 {
+        return gx;
+    }
+    gx.par_chunks_mut(plane_in)
+        .zip(gy.par_chunks(plane_out))
+        .for_each(|(gxp, gyp)| {
+            for oy in 0..g.oh {
+                let r = g.rows(oy);
+                for ox in 0..g.ow {
+                    let c = g.cols(ox);
+                    let share = gyp[oy * g.ow + ox] / T::from_usize(r.padded * c.padded);
+                    for iy in r.lo..r.hi {
+                        for v in &mut gxp[iy * g.w + c.lo..iy * g.w + c.hi] {
+                            *v += share;
+                        }
+                    }
+                }
+            }
+        });
+    gx
+}
+
+// ---------------------------------------------------------------- global average pool
+
+/// Global average pool: the mean of each plane, accumulated in f64.
+// x: [P, S] (S = H·W) → y: [P]
+pub fn global_avg_pool2d_forward<T: Float>(x: &[T], plane: usize) -> Vec<T> {
+    if plane == 0 {
+        return Vec::new();
+    }
+    x.par_chunks(plane)
+        .map(|xp| T::from_f64(sum_map_f64(xp, |v| v) / plane as f64))
+        .collect()
+}
+
+/// Global average pool backward: y_p = Σ_s x_{p,s} / S, so dx_{p,s} = dy_p / S.
+// grad_y: [P] → grad_x: [P, S]
+pub fn global_avg_pool2d_backward<T: Float>(gy: &[T], plane: usize) -> Vec<T> {
+    let mut gx = vec![T::ZERO; gy.len() * plane];
+    if plane == 0 {
+        return gx;
+    }
+    let inv = T::from_f64(1.0 / plane as f64);
+    gx.par_chunks_mut(plane)
+        .zip(gy.par_iter())
+        .for_each(|(gxp, &g)| gxp.fill(g * inv));
+    gx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn randn(n: usize, rng: &mut Rng) -> Vec<f64> {
+        (0..n).map(|_| 0.3 + rng.normal()).collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    fn assert_adjoint(lhs: f64, rhs: f64) {
+        assert!(
+            (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
+            "<f(x), g> = {lhs} but <x, f^T(g)> = {rhs}"
+        );
+    }
+
+    /// A 5×5 plane with distinct values, so every window has one maximum.
+    const X5: [f64; 25] = [
+        1.0, 5.0, 2.0, 8.0, 3.0, //
+        4.0, 9.0, 0.0, 6.0, 7.0, //
+        11.0, 3.0, 14.0, 2.0, 5.0, //
+        0.0, 13.0, 6.0, 12.0, 1.0, //
+        10.0, 2.0, 7.0, 4.0, 15.0,
+    ];
+
+    #[test]
+    fn max_pool_3x3_stride2_pad1_on_5x5_matches_hand_computed_values() {
+        // Window rows (and columns) per output: {0,1}, {1,2,3}, {3,4}.
+        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        assert_eq!((g.oh, g.ow), (3, 3));
+        let (y, arg) = max_pool2d_forward(&X5, &g);
+        assert_eq!(y, vec![9.0, 9.0, 8.0, 13.0, 14.0, 12.0, 13.0, 13.0, 15.0]);
+        assert_eq!(arg, vec![6, 6, 3, 16, 12, 18, 16, 16, 24]);
+    }
+
+    #[test]
+    fn max_pool_padding_is_minus_infinity_not_zero() {
+        // All-negative input: a zero pad would win every border window.
+        let x: Vec<f64> = X5.iter().map(|v| -1.0 - v).collect();
+        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        let (y, arg) = max_pool2d_forward(&x, &g);
+        // The max of −1 − v is at the min of v in each window.
+        assert_eq!(
+            y,
+            vec![-2.0, -1.0, -4.0, -1.0, -1.0, -2.0, -1.0, -3.0, -2.0]
+        );
+        assert_eq!(arg, vec![0, 7, 4, 15, 7, 19, 15, 21, 19]);
+    }
+
+    #[test]
+    fn max_pool_ties_keep_the_first_maximum_and_nan_propagates() {
+        let g = Pool2dGeom::new(1, 2, 2, [2, 2], [2, 2], [0, 0]);
+        let (_, arg) = max_pool2d_forward(&[1.0f32, 3.0, 3.0, 3.0], &g);
+        assert_eq!(arg, vec![1]);
+        let (y, arg) = max_pool2d_forward(&[1.0f32, f32::NAN, 3.0, 2.0], &g);
+        assert!(y[0].is_nan());
+        assert_eq!(arg, vec![1]);
+    }
+
+    #[test]
+    fn max_pool_backward_accumulates_where_windows_share_a_maximum() {
+        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        let (_, arg) = max_pool2d_forward(&X5, &g);
+        let gy: Vec<f64> = (1..=9).map(|v| v as f64).collect();
+        let gx = max_pool2d_backward(&gy, &arg, 9, 25);
+        let mut expect = vec![0.0; 25];
+        expect[6] = 1.0 + 2.0;
+        expect[3] = 3.0;
+        expect[16] = 4.0 + 7.0 + 8.0;
+        expect[12] = 5.0;
+        expect[18] = 6.0;
+        expect[24] = 9.0;
+        assert_eq!(gx, expect);
+    }
+
+    #[test]
+    fn max_pool_backward_is_the_adjoint_of_the_selection() {
+        // For a fixed argmax, y = S·x is linear; the backward must be Sᵀ.
+        let mut rng = Rng::new(1);
+        let (planes, h, w) = (3 * 5, 7, 3);
+        let g = Pool2dGeom::new(planes, h, w, [3, 2], [2, 1], [1, 1]);
+        let x = randn(planes * h * w, &mut rng);
+        let (y, arg) = max_pool2d_forward(&x, &g);
+        let gy = randn(y.len(), &mut rng);
+        let gx = max_pool2d_backward(&gy, &arg, g.oh * g.ow, h * w);
+        assert_adjoint(dot(&y, &gy), dot(&x, &gx));
+    }
+
+    #[test]
+    fn avg_pool_3x3_stride2_pad1_counts_the_padding() {
+        // x = [[1,2,3],[4,5,6],[7,8,9]]; each window holds 4 real elements of 9 positions.
+        let x: Vec<f64> = (1..=9).map(|v| v as f64).collect();
+        let g = Pool2dGeom::new(1, 3, 3, [3, 3], [2, 2], [1, 1]);
+        let y = avg_pool2d_forward(&x, &g);
+        let expect = [12.0 / 9.0, 16.0 / 9.0, 24.0 / 9.0, 28.0 / 9.0];
+        for (u, v) in y.iter().zip(&expect) {
+            assert!((u - v).abs() < 1e-15, "{y:?} vs {expect:?}");
+        }
+    }
+
+    #[test]
+    fn avg_pool_2x2_stride1_pad1_border_windows_divide_by_four() {
+        // x = [[1,2],[3,4]] → 3×3 output; the corner window holds only x[0][0]: 1/4.
+        let g = Pool2dGeom::new(1, 2, 2, [2, 2], [1, 1], [1, 1]);
+        let y = avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 4.0], &g);
+        assert_eq!(y, vec![0.25, 0.75, 0.5, 1.0, 2.5, 1.5, 0.75, 1.75, 1.0]);
+    }
+
+    #[test]
+    fn avg_pool_backward_is_the_adjoint_of_the_forward() {
+        let mut rng = Rng::new(2);
+        let (planes, h, w) = (3 * 5, 7, 3);
+        for (k, s, p) in [
+            ([3, 3], [2, 2], [1, 1]),
+            ([2, 3], [1, 2], [1, 0]),
+            ([3, 1], [3, 1], [0, 0]),
+        ] {
+            let g = Pool2dGeom::new(planes, h, w, k, s, p);
+            let x = randn(planes * h * w, &mut rng);
+            let y = avg_pool2d_forward(&x, &g);
+            let gy = randn(y.len(), &mut rng);
+            let gx = avg_pool2d_backward(&gy, &g);
+            assert_adjoint(dot(&y, &gy), dot(&x, &gx));
+        }
+    }
+
+    #[test]
+    fn global_avg_pool_is_the_plane_mean_and_its_backward_the_adjoint() {
+        assert_eq!(
+            global_avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 6.0, 0.0, 3.0], 3),
+            vec![2.0, 3.0]
+        );
+        let mut rng = Rng::new(3);
+        let (planes, plane) = (3 * 5, 7 * 3);
+        let x = randn(planes * plane, &mut rng);
+        let y = global_avg_pool2d_forward(&x, plane);
+        let gy = randn(planes, &mut rng);
+        let gx = global_avg_pool2d_backward(&gy, plane);
+        assert_adjoint(dot(&y, &gy), dot(&x, &gx));
+    }
+}

@@ -1,1 +1,446 @@
-//! (being written)
+//! Batch normalisation ops for x of shape [N, C, H, W] (BatchNorm2d), [N, C, L] or [N, C]
+//! (BatchNorm1d): training forward (batch statistics) and eval forward (running statistics),
+//! each beside its backward. Running-statistics updates belong to the nn layer; the training
+//! forward only returns the batch numbers it needs.
+
+use super::pool::same_dtype;
+use crate::cpu::batch_norm::{self as kernel, BnDims};
+use crate::dtype::{DType, Float};
+use crate::error::{invalid, shape_err, Result};
+use crate::tensor::Tensor;
+
+/// What a training-mode batch norm returns. All statistics have shape [C].
+#[derive(Clone, Debug)]
+pub struct BatchNormTrainOutput {
+    /// The normalised output, shaped like x.
+    pub y: Tensor,
+    /// Batch mean over (N, H, W): saved for the backward, and the value to fold into
+    /// `running_mean` (running = (1 − momentum)·running + momentum·mean).
+    pub mean: Tensor,
+    /// 1/sqrt(var + eps) with the biased batch variance: saved for the backward.
+    pub inv_std: Tensor,
+    /// Unbiased batch variance var·m/(m − 1), m = N·H·W: the value PyTorch folds into
+    /// `running_var`.
+    pub var_unbiased: Tensor,
+}
+
+/// Gradients of a batch norm. `dgamma` and `dbeta` ([C]) are computed even when the forward
+/// had no affine parameters (they are then the gradients of an implicit γ = 1, β = 0).
+#[derive(Clone, Debug)]
+pub struct BatchNormGrads {
+    pub dx: Tensor,
+    pub dgamma: Tensor,
+    pub dbeta: Tensor,
+}
+
+/// Views x as [N, C, S]: S = H·W for rank 4, L for rank 3, 1 for rank 2.
+fn bn_dims(op: &'static str, x: &Tensor) -> Result<BnDims> {
+    let s = x.shape();
+    if !(2..=4).contains(&s.len()) {
+        return shape_err(
+            op,
+            format!("input must be [N, C], [N, C, L] or [N, C, H, W], got shape {s:?}"),
+        );
+    }
+    Ok(BnDims {
+        n: s[0],
+        c: s[1],
+        s: s[2..].iter().product(),
+    })
+}
+
+/// Checks that a per-channel tensor (γ, β, a statistic) has shape [C] and x's dtype, and
+/// makes it contiguous.
+fn per_channel(op: &'static str, name: &str, t: &Tensor, x: &Tensor) -> Result<Tensor> {
+    if t.shape() != [x.shape()[1]] {
+        return shape_err(
+            op,
+            format!(
+                "{name} has shape {:?}, expected [{}] for input of shape {:?}",
+                t.shape(),
+                x.shape()[1],
+                x.shape()
+            ),
+        );
+    }
+    same_dtype(op, &[x, t])?;
+    Ok(t.contiguous())
+}
+
+fn optional_per_channel(
+    op: &'static str,
+    name: &str,
+    t: Option<&Tensor>,
+    x: &Tensor,
+) -> Result<Option<Tensor>> {
+    t.map(|t| per_channel(op, name, t, x)).transpose()
+}
+
+fn check_eps(op: &'static str, eps: f64) -> Result<()> {
+    if !(eps.is_finite() && eps >= 0.0) {
+        return invalid(
+            op,
+            format!("eps must be finite and non-negative, got {eps}"),
+        );
+    }
+    Ok(())
+}
+
+/// The slice of an optional per-channel tensor.
+fn opt_slice<T: Float>(t: &Option<Tensor>) -> Result<Option<&[T]>> {
+    t.as_ref().map(|t| t.cpu_slice::<T>()).transpose()
+}
+
+fn vec_c<T: Float>(v: Vec<T>) -> Result<Tensor> {
+    let c = v.len();
+    Tensor::from_vec(v, &[c])
+}
+
+// ---------------------------------------------------------------- training mode
+
+/// Training-mode batch norm: per channel, mean and biased variance over (N, H, W), then
+/// y = (x − mean)/sqrt(var + eps)·γ + β. γ and β ([C]) are optional (1 and 0 when absent).
+/// Needs more than one value per channel (N·H·W ≥ 2), as PyTorch does.
+// x: [N, C, (H, W)], gamma, beta: [C] → y: like x, mean, inv_std, var_unbiased: [C]
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<BatchNormTrainOutput> {
+    const OP: &str = "batch_norm_train";
+    let d = bn_dims(OP, x)?;
+    if d.m() < 2 {
+        return shape_err(
+            OP,
+            format!(
+                "expected more than 1 value per channel in training, got input {:?}",
+                x.shape()
+            ),
+        );
+    }
+    check_eps(OP, eps)?;
+    let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
+    let beta = optional_per_channel(OP, "beta", beta, x)?;
+    let x = x.contiguous();
+    match x.dtype() {
+        DType::F32 => batch_norm_train_typed::<f32>(&x, d, &gamma, &beta, eps),
+        DType::F64 => batch_norm_train_typed::<f64>(&x, d, &gamma, &beta, eps),
+    }
+}
+
+fn batch_norm_train_typed<T: Float>(
+    x: &Tensor,
+    d: BnDims,
+    gamma: &Option<Tensor>,
+    beta: &Option<Tensor>,
+    eps: f64,
+) -> Result<BatchNormTrainOutput> {
+    let (y, st) = kernel::batch_norm_train_forward(
+        x.cpu_slice::<T>()?,
+        d,
+        opt_slice(gamma)?,
+        opt_slice(beta)?,
+        eps,
+    );
+    Ok(BatchNormTrainOutput {
+        y: Tensor::from_vec(y, x.shape())?,
+        mean: vec_c(st.mean)?,
+        inv_std: vec_c(st.inv_std)?,
+        var_unbiased: vec_c(st.var_unbiased)?,
+    })
+}
+
+/// Training-mode backward from the forward's input x and its saved `mean` and `inv_std`:
+///   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = inv_std/m · (m·dx̂ − Σ dx̂ − x̂·Σ dx̂·x̂),  dx̂ = dy·γ
+/// (sums per channel over (N, H, W); the derivation is at `cpu::batch_norm::batch_norm_train_backward`).
+// grad_y, x: [N, C, (H, W)]; mean, inv_std, gamma: [C] → dx: like x, dgamma, dbeta: [C]
+pub fn batch_norm_train_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    mean: &Tensor,
+    inv_std: &Tensor,
+    gamma: Option<&Tensor>,
+) -> Result<BatchNormGrads> {
+    const OP: &str = "batch_norm_train_backward";
+    let d = bn_dims(OP, x)?;
+    check_same_shape(OP, grad_y, x)?;
+    let mean = per_channel(OP, "mean", mean, x)?;
+    let inv_std = per_channel(OP, "inv_std", inv_std, x)?;
+    let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
+    let (gy, x) = (grad_y.contiguous(), x.contiguous());
+    match x.dtype() {
+        DType::F32 => batch_norm_train_backward_typed::<f32>(&gy, &x, d, &mean, &inv_std, &gamma),
+        DType::F64 => batch_norm_train_backward_typed::<f64>(&gy, &x, d, &mean, &inv_std, &gamma),
+    }
+}
+
+fn batch_norm_train_backward_typed<T: Float>(
+    gy: &Tensor,
+    x: &Tensor,
+    d: BnDims,
+    mean: &Tensor,
+    inv_std: &Tensor,
+    gamma: &Option<Tensor>,
+) -> Result<BatchNormGrads> {
+    let (dx, dgamma, dbeta) = kernel::batch_norm_train_backward(
+        gy.cpu_slice::<T>()?,
+        x.cpu_slice::<T>()?,
+        d,
+        mean.cpu_slice::<T>()?,
+        inv_std.cpu_slice::<T>()?,
+        opt_slice(gamma)?,
+    );
+    Ok(BatchNormGrads {
+        dx: Tensor::from_vec(dx, x.shape())?,
+        dgamma: vec_c(dgamma)?,
+        dbeta: vec_c(dbeta)?,
+    })
+}
+
+fn check_same_shape(op: &'static str, grad_y: &Tensor, x: &Tensor) -> Result<()> {
+    if grad_y.shape() != x.shape() {
+        return shape_err(
+            op,
+            format!(
+                "grad_y has shape {:?} but x has shape {:?}",
+                grad_y.shape(),
+                x.shape()
+            ),
+        );
+    }
+    same_dtype(op, &[x, grad_y])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- eval mode
+
+/// Eval-mode batch norm with running statistics ([C] each):
+/// y = (x − running_mean)/sqrt(running_var + eps)·γ + β.
+// x: [N, C, (H, W)]; running_mean, running_var, gamma, beta: [C] → y: like x
+pub fn batch_norm_eval(
+    x: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm_eval";
+    let d = bn_dims(OP, x)?;
+    check_eps(OP, eps)?;
+    let rm = per_channel(OP, "running_mean", running_mean, x)?;
+    let rv = per_channel(OP, "running_var", running_var, x)?;
+    let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
+    let beta = optional_per_channel(OP, "beta", beta, x)?;
+    let x = x.contiguous();
+    match x.dtype() {
+        DType::F32 => batch_norm_eval_typed::<f32>(&x, d, &rm, &rv, &gamma, &beta, eps),
+        DType::F64 => batch_norm_eval_typed::<f64>(&x, d, &rm, &rv, &gamma, &beta, eps),
+    }
+}
+
+fn batch_norm_eval_typed<T: Float>(
+    x: &Tensor,
+    d: BnDims,
+    rm: &Tensor,
+    rv: &Tensor,
+    gamma: &Option<Tensor>,
+    beta: &Option<Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let y = kernel::batch_norm_eval_forward(
+        x.cpu_slice::<T>()?,
+        d,
+        rm.cpu_slice::<T>()?,
+        rv.cpu_slice::<T>()?,
+        opt_slice(gamma)?,
+        opt_slice(beta)?,
+        eps,
+    );
+    Tensor::from_vec(y, x.shape())
+}
+
+/// Eval-mode backward: the forward is affine in x with constant statistics, so
+/// dx = dy·γ/sqrt(running_var + eps), dγ = Σ dy·x̂, dβ = Σ dy.
+// grad_y, x: [N, C, (H, W)]; running_mean, running_var, gamma: [C] → dx: like x, dgamma, dbeta: [C]
+pub fn batch_norm_eval_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    gamma: Option<&Tensor>,
+    eps: f64,
+) -> Result<BatchNormGrads> {
+    const OP: &str = "batch_norm_eval_backward";
+    let d = bn_dims(OP, x)?;
+    check_eps(OP, eps)?;
+    check_same_shape(OP, grad_y, x)?;
+    let rm = per_channel(OP, "running_mean", running_mean, x)?;
+    let rv = per_channel(OP, "running_var", running_var, x)?;
+    let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
+    let (gy, x) = (grad_y.contiguous(), x.contiguous());
+    match x.dtype() {
+        DType::F32 => batch_norm_eval_backward_typed::<f32>(&gy, &x, d, &rm, &rv, &gamma, eps),
+        DType::F64 => batch_norm_eval_backward_typed::<f64>(&gy, &x, d, &rm, &rv, &gamma, eps),
+    }
+}
+
+fn batch_norm_eval_backward_typed<T: Float>(
+    gy: &Tensor,
+    x: &Tensor,
+    d: BnDims,
+    rm: &Tensor,
+    rv: &Tensor,
+    gamma: &Option<Tensor>,
+    eps: f64,
+) -> Result<BatchNormGrads> {
+    let (dx, dgamma, dbeta) = kernel::batch_norm_eval_backward(
+        gy.cpu_slice::<T>()?,
+        x.cpu_slice::<T>()?,
+        d,
+        rm.cpu_slice::<T>()?,
+        rv.cpu_slice::<T>()?,
+        opt_slice(gamma)?,
+        eps,
+    );
+    Ok(BatchNormGrads {
+        dx: Tensor::from_vec(dx, x.shape())?,
+        dgamma: vec_c(dgamma)?,
+        dbeta: vec_c(dbeta)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TensorError;
+    use crate::rng::Rng;
+
+    #[test]
+    fn train_op_on_nchw_normalises_each_channel_and_reports_statistics() {
+        // x: [N=2, C=1, H=1, W=2] = {1, 3, 5, 7}: mean 4, var 5, unbiased var 20/3.
+        let x = Tensor::from_vec(vec![1.0f64, 3.0, 5.0, 7.0], &[2, 1, 1, 2]).unwrap();
+        let out = batch_norm_train(&x, None, None, 0.0).unwrap();
+        assert_eq!(out.y.shape(), x.shape());
+        assert_eq!(out.mean.to_vec_f64(), vec![4.0]);
+        assert!((out.var_unbiased.to_vec_f64()[0] - 20.0 / 3.0).abs() < 1e-14);
+        assert!((out.inv_std.to_vec_f64()[0] - 1.0 / 5.0f64.sqrt()).abs() < 1e-15);
+        let s5 = 5.0f64.sqrt();
+        for (u, v) in out
+            .y
+            .to_vec_f64()
+            .iter()
+            .zip([-3.0 / s5, -1.0 / s5, 1.0 / s5, 3.0 / s5])
+        {
+            assert!((u - v).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn f32_ops_agree_with_f64_and_eval_with_batch_statistics_equals_train() {
+        let mut rng = Rng::new(21);
+        let x = Tensor::rand_normal(&[3, 5, 7, 3], 1.0, 2.0, DType::F64, &mut rng);
+        let gamma = Tensor::rand_normal(&[5], 1.0, 0.3, DType::F64, &mut rng);
+        let beta = Tensor::rand_normal(&[5], 0.0, 1.0, DType::F64, &mut rng);
+        let eps = 1e-5;
+        let t64 = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
+        let f32s = |t: &Tensor| t.to_dtype(DType::F32);
+        let t32 =
+            batch_norm_train(&f32s(&x), Some(&f32s(&gamma)), Some(&f32s(&beta)), eps).unwrap();
+        assert_eq!(t32.y.dtype(), DType::F32);
+        for (a, b) in t64.y.to_vec_f64().iter().zip(t32.y.to_vec_f64()) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        // Eval with the (biased) batch variance reproduces the training output.
+        let inv = t64.inv_std.to_vec_f64();
+        let var = Tensor::from_vec(
+            inv.iter().map(|v| 1.0 / (v * v) - eps).collect::<Vec<_>>(),
+            &[5],
+        )
+        .unwrap();
+        let ev = batch_norm_eval(&x, &t64.mean, &var, Some(&gamma), Some(&beta), eps).unwrap();
+        for (a, b) in t64.y.to_vec_f64().iter().zip(ev.to_vec_f64()) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let gy = Tensor::rand_normal(x.shape(), 0.0, 1.0, DType::F64, &mut rng);
+        let g64 =
+            batch_norm_train_backward(&gy, &x, &t64.mean, &t64.inv_std, Some(&gamma)).unwrap();
+        let g32 = batch_norm_train_backward(
+            &f32s(&gy),
+            &f32s(&x),
+            &t32.mean,
+            &t32.inv_std,
+            Some(&f32s(&gamma)),
+        )
+        .unwrap();
+        for (a, b) in g64.dx.to_vec_f64().iter().zip(g32.dx.to_vec_f64()) {
+            assert!((a - b).abs() < 1e-4);
+        }
+        assert_eq!(
+            (g64.dgamma.shape(), g64.dbeta.shape()),
+            (&[5usize][..], &[5usize][..])
+        );
+        let e = batch_norm_eval_backward(&gy, &x, &t64.mean, &var, None, eps).unwrap();
+        assert_eq!(e.dx.shape(), x.shape());
+    }
+
+    #[test]
+    fn batch_norm1d_op_accepts_rank_2_and_non_contiguous_input() {
+        let mut rng = Rng::new(22);
+        let xt = Tensor::rand_normal(&[5, 7], 0.0, 1.0, DType::F64, &mut rng)
+            .transpose(0, 1)
+            .unwrap(); // [7, 5]
+        let a = batch_norm_train(&xt, None, None, 1e-5).unwrap();
+        let b = batch_norm_train(&xt.contiguous_copy(), None, None, 1e-5).unwrap();
+        assert_eq!(a.y.to_vec_f64(), b.y.to_vec_f64());
+        assert_eq!(a.mean.shape(), &[5]);
+    }
+
+    #[test]
+    fn bad_batch_norm_arguments_are_errors_not_panics() {
+        let x = Tensor::zeros(&[2, 3, 2, 2], DType::F32);
+        let c3 = Tensor::ones(&[3], DType::F32);
+        assert!(matches!(
+            batch_norm_train(&Tensor::zeros(&[6], DType::F32), None, None, 1e-5),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            batch_norm_train(&Tensor::zeros(&[1, 3], DType::F32), None, None, 1e-5),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            batch_norm_train(&x, Some(&Tensor::ones(&[4], DType::F32)), None, 1e-5),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            batch_norm_train(&x, None, Some(&Tensor::ones(&[3], DType::F64)), 1e-5),
+            Err(TensorError::DType { .. })
+        ));
+        assert!(matches!(
+            batch_norm_train(&x, None, None, -1.0),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            batch_norm_eval(
+                &x,
+                &c3,
+                &Tensor::ones(&[3, 1], DType::F32),
+                None,
+                None,
+                1e-5
+            ),
+            Err(TensorError::Shape { .. })
+        ));
+        let gy = Tensor::zeros(&[2, 3, 2, 1], DType::F32);
+        assert!(matches!(
+            batch_norm_train_backward(&gy, &x, &c3, &c3, None),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            batch_norm_eval_backward(&gy, &x, &c3, &c3, None, 1e-5),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(batch_norm_train_backward(&x, &x, &c3, &c3, Some(&c3)).is_ok());
+    }
+}

@@ -1,1 +1,220 @@
-//! (being written)
+//! Integer-factor 2-D upsampling ops on [N, C, H, W] tensors, matching PyTorch's
+//! `F.interpolate(x, scale_factor=s, mode='nearest')` and `mode='bilinear', align_corners=False`,
+//! each beside its backward.
+
+use super::pool::nchw;
+use crate::cpu::interpolate as kernel;
+use crate::dtype::DType;
+use crate::error::{invalid, shape_err, Result};
+use crate::tensor::Tensor;
+
+/// A kernel taking (data, planes, H, W, scale).
+type UpsampleKernel<T> = fn(&[T], usize, usize, usize, usize) -> Vec<T>;
+
+/// Validates an upsampling forward and runs `f32_kernel` or `f64_kernel` on it.
+// x: [N, C, H, W] → y: [N, C, H·s, W·s]
+fn upsample(
+    op: &'static str,
+    x: &Tensor,
+    scale: usize,
+    f32_kernel: UpsampleKernel<f32>,
+    f64_kernel: UpsampleKernel<f64>,
+) -> Result<Tensor> {
+    let [n, c, h, w] = nchw(op, "input", x.shape())?;
+    if scale == 0 {
+        return invalid(op, "scale must be at least 1");
+    }
+    if h == 0 || w == 0 {
+        return shape_err(
+            op,
+            format!("input {:?} has an empty [H, W] plane", x.shape()),
+        );
+    }
+    let x = x.contiguous();
+    let shape = [n, c, h * scale, w * scale];
+    match x.dtype() {
+        DType::F32 => Tensor::from_vec(
+            f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale),
+            &shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale),
+            &shape,
+        ),
+    }
+}
+
+/// Validates an upsampling backward (grad_y must be [N, C, H·s, W·s] for `input_shape`
+/// [N, C, H, W]) and runs `f32_kernel` or `f64_kernel` on it.
+// grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
+fn upsample_backward(
+    op: &'static str,
+    grad_y: &Tensor,
+    input_shape: &[usize],
+    scale: usize,
+    f32_kernel: UpsampleKernel<f32>,
+    f64_kernel: UpsampleKernel<f64>,
+) -> Result<Tensor> {
+    let [n, c, h, w] = nchw(op, "input_shape", input_shape)?;
+    if scale == 0 {
+        return invalid(op, "scale must be at least 1");
+    }
+    if h == 0 || w == 0 {
+        return shape_err(
+            op,
+            format!("input {input_shape:?} has an empty [H, W] plane"),
+        );
+    }
+    let expected = [n, c, h * scale, w * scale];
+    if grad_y.shape() != expected {
+        return shape_err(
+            op,
+            format!("grad_y has shape {:?}, expected {expected:?} for input {input_shape:?} and scale {scale}", grad_y.shape()),
+        );
+    }
+    let gy = grad_y.contiguous();
+    match gy.dtype() {
+        DType::F32 => Tensor::from_vec(
+            f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale),
+            input_shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale),
+            input_shape,
+        ),
+    }
+}
+
+/// Nearest-neighbour upsampling by an integer factor: y[.., oy, ox] = x[.., oy / s, ox / s].
+// x: [N, C, H, W] → y: [N, C, H·s, W·s]
+pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
+    upsample(
+        "upsample_nearest2d",
+        x,
+        scale,
+        kernel::upsample_nearest2d_forward::<f32>,
+        kernel::upsample_nearest2d_forward::<f64>,
+    )
+}
+
+/// Nearest upsampling backward: each input's gradient is the sum over its s×s output block.
+// grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
+pub fn upsample_nearest2d_backward(
+    grad_y: &Tensor,
+    input_shape: &[usize],
+    scale: usize,
+) -> Result<Tensor> {
+    upsample_backward(
+        "upsample_nearest2d_backward",
+        grad_y,
+        input_shape,
+        scale,
+        kernel::upsample_nearest2d_backward::<f32>,
+        kernel::upsample_nearest2d_backward::<f64>,
+    )
+}
+
+/// Bilinear upsampling by an integer factor with align_corners = false (PyTorch's default):
+/// source coordinate (dst + 0.5)/s − 0.5, clamped at 0 below, indices clamped at the edge.
+// x: [N, C, H, W] → y: [N, C, H·s, W·s]
+pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
+    upsample(
+        "upsample_bilinear2d",
+        x,
+        scale,
+        kernel::upsample_bilinear2d_forward::<f32>,
+        kernel::upsample_bilinear2d_forward::<f64>,
+    )
+}
+
+/// Bilinear upsampling backward: every output gradient is scatter-added to its four source
+/// pixels with the forward's weights.
+// grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
+pub fn upsample_bilinear2d_backward(
+    grad_y: &Tensor,
+    input_shape: &[usize],
+    scale: usize,
+) -> Result<Tensor> {
+    upsample_backward(
+        "upsample_bilinear2d_backward",
+        grad_y,
+        input_shape,
+        scale,
+        kernel::upsample_bilinear2d_backward::<f32>,
+        kernel::upsample_bilinear2d_backward::<f64>,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TensorError;
+    use crate::rng::Rng;
+
+    #[test]
+    fn bilinear_op_x2_of_2x2_matches_pytorch() {
+        let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 1, 2, 2]).unwrap();
+        let y = upsample_bilinear2d(&x, 2).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 4, 4]);
+        #[rustfmt::skip]
+        let expect = vec![
+            1.0, 1.25, 1.75, 2.0,
+            1.5, 1.75, 2.25, 2.5,
+            2.5, 2.75, 3.25, 3.5,
+            3.0, 3.25, 3.75, 4.0,
+        ];
+        assert_eq!(y.to_vec_f32(), expect);
+    }
+
+    #[test]
+    fn upsample_ops_read_non_contiguous_inputs_and_keep_the_dtype() {
+        let mut rng = Rng::new(12);
+        let x = Tensor::rand_normal(&[2, 3, 3, 5], 0.0, 1.0, DType::F32, &mut rng);
+        let xt = x.transpose(2, 3).unwrap();
+        let dense = xt.contiguous_copy();
+        for f in [upsample_nearest2d, upsample_bilinear2d] {
+            let y = f(&xt, 2).unwrap();
+            assert_eq!(y.shape(), &[2, 3, 10, 6]);
+            assert_eq!(y.dtype(), DType::F32);
+            assert_eq!(y.to_vec_f32(), f(&dense, 2).unwrap().to_vec_f32());
+        }
+        let gy = Tensor::rand_normal(&[2, 3, 10, 6], 0.0, 1.0, DType::F64, &mut rng);
+        for f in [upsample_nearest2d_backward, upsample_bilinear2d_backward] {
+            let gx = f(&gy, &[2, 3, 5, 3], 2).unwrap();
+            assert_eq!(
+                (gx.shape(), gx.dtype()),
+                (&[2usize, 3, 5, 3][..], DType::F64)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_upsampling_arguments_are_errors_not_panics() {
+        let x = Tensor::zeros(&[1, 2, 3, 3], DType::F32);
+        assert!(matches!(
+            upsample_bilinear2d(&x, 0),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            upsample_nearest2d(&Tensor::zeros(&[2, 3, 3], DType::F32), 2),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            upsample_nearest2d(&Tensor::zeros(&[1, 2, 0, 3], DType::F32), 2),
+            Err(TensorError::Shape { .. })
+        ));
+        let gy = Tensor::zeros(&[1, 2, 6, 5], DType::F32);
+        assert!(matches!(
+            upsample_bilinear2d_backward(&gy, x.shape(), 2),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            upsample_nearest2d_backward(&gy, &[1, 2, 3], 2),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            upsample_nearest2d_backward(&gy, x.shape(), 0),
+            Err(TensorError::Invalid { .. })
+        ));
+    }
+}

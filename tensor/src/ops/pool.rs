@@ -1,1 +1,402 @@
-//! (being written)
+//! 2-D pooling ops on [N, C, H, W] tensors, with PyTorch's semantics (ceil_mode = false,
+//! dilation 1): `max_pool2d` (returning argmax indices for its backward), `avg_pool2d`
+//! (count_include_pad = true) and `global_avg_pool2d`, each beside its backward.
+
+use crate::cpu::pool::{self as kernel, Pool2dGeom};
+use crate::dtype::{DType, Float};
+use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::tensor::Tensor;
+
+/// The sizes of a rank-4 [N, C, H, W] shape, or an error naming `op` and the shape.
+pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
+    match shape {
+        &[n, c, h, w] => Ok([n, c, h, w]),
+        _ => shape_err(
+            op,
+            format!("{what} must have rank 4 [N, C, H, W], got shape {shape:?}"),
+        ),
+    }
+}
+
+/// Errors unless every tensor has the dtype of the first.
+pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
+    let expected = tensors[0].dtype();
+    match tensors.iter().find(|t| t.dtype() != expected) {
+        Some(t) => Err(TensorError::DType {
+            op,
+            expected,
+            got: t.dtype(),
+        }),
+        None => Ok(expected),
+    }
+}
+
+/// Checks kernel, stride and padding against an input of spatial size [H, W] and returns the
+/// pooling geometry for an [N, C, H, W] input.
+fn pool_geom(
+    op: &'static str,
+    input_shape: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Pool2dGeom> {
+    let [n, c, h, w] = nchw(op, "input", input_shape)?;
+    if h == 0 || w == 0 {
+        return shape_err(
+            op,
+            format!("input {input_shape:?} has an empty [H, W] plane"),
+        );
+    }
+    if kernel.contains(&0) || stride.contains(&0) {
+        return invalid(
+            op,
+            format!("kernel {kernel:?} and stride {stride:?} must be positive"),
+        );
+    }
+    if padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2 {
+        return invalid(
+            op,
+            format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
+        );
+    }
+    if h + 2 * padding[0] < kernel[0] || w + 2 * padding[1] < kernel[1] {
+        return shape_err(
+            op,
+            format!("kernel {kernel:?} is larger than the padded input (input {input_shape:?}, padding {padding:?})"),
+        );
+    }
+    Ok(Pool2dGeom::new(n * c, h, w, kernel, stride, padding))
+}
+
+fn output_shape(input_shape: &[usize], g: &Pool2dGeom) -> [usize; 4] {
+    [input_shape[0], input_shape[1], g.oh, g.ow]
+}
+
+/// Errors unless `grad_y` has the shape the forward produced.
+fn check_grad(op: &'static str, grad_y: &Tensor, expected: &[usize]) -> Result<()> {
+    if grad_y.shape() != expected {
+        return shape_err(
+            op,
+            format!(
+                "grad_y has shape {:?}, expected the forward's output shape {expected:?}",
+                grad_y.shape()
+            ),
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- max pool
+
+/// Max pool over windows `kernel` = [KH, KW] moved by `stride`, with implicit −∞ `padding`
+/// (each at most half the kernel). Output [N, C, OH, OW], OH = ⌊(H + 2·PH − KH)/SH⌋ + 1.
+///
+/// Also returns the argmax of every output (row-major over [N, C, OH, OW]) as a flat index
+/// h·W + w into that output's own [H, W] input plane, like PyTorch's `return_indices=True`;
+/// pass it to [`max_pool2d_backward`].
+// x: [N, C, H, W] → y: [N, C, OH, OW], indices: N·C·OH·OW plane-relative positions
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<(Tensor, Vec<usize>)> {
+    let g = pool_geom("max_pool2d", x.shape(), kernel, stride, padding)?;
+    let x = x.contiguous();
+    let shape = output_shape(x.shape(), &g);
+    match x.dtype() {
+        DType::F32 => max_pool2d_typed::<f32>(&x, &g, &shape),
+        DType::F64 => max_pool2d_typed::<f64>(&x, &g, &shape),
+    }
+}
+
+fn max_pool2d_typed<T: Float>(
+    x: &Tensor,
+    g: &Pool2dGeom,
+    shape: &[usize],
+) -> Result<(Tensor, Vec<usize>)> {
+    let (y, argmax) = kernel::max_pool2d_forward(x.cpu_slice::<T>()?, g);
+    Ok((Tensor::from_vec(y, shape)?, argmax))
+}
+
+/// Max pool backward: scatter-adds each output gradient to the input element it came from.
+/// `indices` is what [`max_pool2d`] returned, `input_shape` the forward's [N, C, H, W].
+// grad_y: [N, C, OH, OW], indices: N·C·OH·OW → grad_x: [N, C, H, W]
+pub fn max_pool2d_backward(
+    grad_y: &Tensor,
+    indices: &[usize],
+    input_shape: &[usize],
+) -> Result<Tensor> {
+    const OP: &str = "max_pool2d_backward";
+    let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
+    let [gn, gc, oh, ow] = nchw(OP, "grad_y", grad_y.shape())?;
+    if (gn, gc) != (n, c) {
+        return shape_err(
+            OP,
+            format!(
+                "grad_y {:?} and input {input_shape:?} differ in [N, C]",
+                grad_y.shape()
+            ),
+        );
+    }
+    if indices.len() != grad_y.numel() {
+        return shape_err(
+            OP,
+            format!(
+                "{} indices for grad_y of shape {:?} ({} elements)",
+                indices.len(),
+                grad_y.shape(),
+                grad_y.numel()
+            ),
+        );
+    }
+    if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
+        return invalid(
+            OP,
+            format!(
+                "index {bad} is outside an input plane of {h}×{w} = {} elements",
+                h * w
+            ),
+        );
+    }
+    let gy = grad_y.contiguous();
+    match gy.dtype() {
+        DType::F32 => Tensor::from_vec(
+            kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w),
+            input_shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            kernel::max_pool2d_backward(gy.cpu_slice::<f64>()?, indices, oh * ow, h * w),
+            input_shape,
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- average pool
+
+/// Average pool with PyTorch's defaults count_include_pad = true, ceil_mode = false: each
+/// output is the sum over its window's in-bounds elements divided by KH·KW.
+// x: [N, C, H, W] → y: [N, C, OH, OW]
+pub fn avg_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor> {
+    let g = pool_geom("avg_pool2d", x.shape(), kernel, stride, padding)?;
+    let x = x.contiguous();
+    let shape = output_shape(x.shape(), &g);
+    match x.dtype() {
+        DType::F32 => Tensor::from_vec(
+            kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g),
+            &shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g),
+            &shape,
+        ),
+    }
+}
+
+/// Average pool backward: every output's gradient, divided by KH·KW, is added to each
+/// in-bounds element of its window.
+// grad_y: [N, C, OH, OW] → grad_x: [N, C, H, W]
+pub fn avg_pool2d_backward(
+    grad_y: &Tensor,
+    input_shape: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor> {
+    const OP: &str = "avg_pool2d_backward";
+    let g = pool_geom(OP, input_shape, kernel, stride, padding)?;
+    check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
+    let gy = grad_y.contiguous();
+    match gy.dtype() {
+        DType::F32 => Tensor::from_vec(
+            kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g),
+            input_shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g),
+            input_shape,
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- global average pool
+
+/// The mean of every [H, W] plane.
+// x: [N, C, H, W] → y: [N, C, 1, 1]
+pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
+    let [n, c, h, w] = nchw("global_avg_pool2d", "input", x.shape())?;
+    if h * w == 0 {
+        return shape_err(
+            "global_avg_pool2d",
+            format!("cannot average an empty plane of input {:?}", x.shape()),
+        );
+    }
+    let x = x.contiguous();
+    let shape = [n, c, 1, 1];
+    match x.dtype() {
+        DType::F32 => Tensor::from_vec(
+            kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w),
+            &shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w),
+            &shape,
+        ),
+    }
+}
+
+/// Global average pool backward: dx[n, c, h, w] = dy[n, c] / (H·W).
+// grad_y: [N, C, 1, 1] → grad_x: [N, C, H, W]
+pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "global_avg_pool2d_backward";
+    let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
+    check_grad(OP, grad_y, &[n, c, 1, 1])?;
+    let gy = grad_y.contiguous();
+    match gy.dtype() {
+        DType::F32 => Tensor::from_vec(
+            kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w),
+            input_shape,
+        ),
+        DType::F64 => Tensor::from_vec(
+            kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w),
+            input_shape,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn max_pool2d_op_returns_output_and_plane_relative_indices() {
+        // Two planes: the second is the first plus 100, so its indices are the same.
+        let base: Vec<f32> = (0..16).map(|i| ((i * 7) % 16) as f32).collect();
+        let data: Vec<f32> = base
+            .iter()
+            .copied()
+            .chain(base.iter().map(|v| v + 100.0))
+            .collect();
+        let x = Tensor::from_vec(data, &[1, 2, 4, 4]).unwrap();
+        let (y, idx) = max_pool2d(&x, [2, 2], [2, 2], [0, 0]).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 2, 2]);
+        assert_eq!(idx.len(), 8);
+        assert_eq!(idx[..4], idx[4..]);
+        let yv = y.to_vec_f32();
+        for (o, &i) in idx.iter().enumerate() {
+            assert_eq!(yv[o], x.to_vec_f32()[(o / 4) * 16 + i]);
+        }
+        let gx =
+            max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 2], DType::F32), &idx, x.shape()).unwrap();
+        assert_eq!(gx.shape(), x.shape());
+        assert_eq!(gx.to_vec_f32().iter().sum::<f32>(), 8.0);
+    }
+
+    #[test]
+    fn pooling_ops_read_non_contiguous_inputs_correctly() {
+        let mut rng = Rng::new(9);
+        let x = Tensor::rand_normal(&[2, 3, 5, 4], 0.0, 1.0, DType::F64, &mut rng);
+        let xt = x.transpose(2, 3).unwrap(); // [2, 3, 4, 5], strided
+        let dense = xt.contiguous_copy();
+        assert_eq!(
+            avg_pool2d(&xt, [3, 3], [2, 2], [1, 1])
+                .unwrap()
+                .to_vec_f64(),
+            avg_pool2d(&dense, [3, 3], [2, 2], [1, 1])
+                .unwrap()
+                .to_vec_f64()
+        );
+        assert_eq!(
+            max_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().1,
+            max_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().1
+        );
+        assert_eq!(
+            global_avg_pool2d(&xt).unwrap().to_vec_f64(),
+            global_avg_pool2d(&dense).unwrap().to_vec_f64()
+        );
+    }
+
+    #[test]
+    fn pool_backward_ops_have_the_input_shape_and_f32_matches_f64() {
+        let mut rng = Rng::new(10);
+        let x = Tensor::rand_normal(&[3, 5, 7, 3], 0.0, 1.0, DType::F64, &mut rng);
+        let y = avg_pool2d(&x, [3, 3], [2, 2], [1, 1]).unwrap();
+        assert_eq!(y.shape(), &[3, 5, 4, 2]);
+        let gy = Tensor::rand_normal(y.shape(), 0.0, 1.0, DType::F64, &mut rng);
+        let gx = avg_pool2d_backward(&gy, x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
+        let gx32 = avg_pool2d_backward(&gy.to_dtype(DType::F32), x.shape(), [3, 3], [2, 2], [1, 1])
+            .unwrap();
+        assert_eq!(gx32.dtype(), DType::F32);
+        for (a, b) in gx.to_vec_f64().iter().zip(gx32.to_vec_f64()) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        let g = global_avg_pool2d(&x).unwrap();
+        assert_eq!(g.shape(), &[3, 5, 1, 1]);
+        assert_eq!(
+            global_avg_pool2d_backward(&g, x.shape()).unwrap().shape(),
+            x.shape()
+        );
+    }
+
+    #[test]
+    fn bad_pooling_arguments_are_errors_not_panics() {
+        let x = Tensor::zeros(&[1, 2, 5, 5], DType::F32);
+        assert!(matches!(
+            max_pool2d(
+                &Tensor::zeros(&[2, 5, 5], DType::F32),
+                [2, 2],
+                [2, 2],
+                [0, 0]
+            ),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            max_pool2d(&x, [3, 3], [2, 2], [2, 2]),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            avg_pool2d(&x, [0, 3], [1, 1], [0, 0]),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            avg_pool2d(&x, [3, 3], [0, 1], [0, 0]),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            avg_pool2d(&x, [6, 6], [1, 1], [0, 0]),
+            Err(TensorError::Shape { .. })
+        ));
+        let gy = Tensor::zeros(&[1, 2, 3, 3], DType::F32);
+        assert!(avg_pool2d_backward(&gy, x.shape(), [3, 3], [1, 1], [0, 0]).is_ok());
+        assert!(matches!(
+            avg_pool2d_backward(&gy, x.shape(), [2, 2], [2, 2], [0, 0]),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            max_pool2d_backward(&gy, &[0; 8], x.shape()),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            max_pool2d_backward(&gy, &[25; 18], x.shape()),
+            Err(TensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            max_pool2d_backward(&gy, &[0; 18], &[1, 3, 5, 5]),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            global_avg_pool2d_backward(&gy, x.shape()),
+            Err(TensorError::Shape { .. })
+        ));
+        assert!(matches!(
+            global_avg_pool2d(&Tensor::zeros(&[1, 2, 0, 3], DType::F32)),
+            Err(TensorError::Shape { .. })
+        ));
+    }
+}

@@ -1,0 +1,71 @@
+//! CPU throughput of conv2d (forward, backward-data, backward-weight) and conv_transpose2d
+//! (forward) through the public ops in `tensor::ops`, f32, in GFLOP/s.
+//!
+//! Criterion's `Throughput::Elements` is set to the flop count of the convolution, so its
+//! "elem/s" column reads directly as FLOP/s. A conv2d with y [N, C_out, OH, OW] and a
+//! C_in·kH·kW-term dot product per output costs 2·N·C_out·OH·OW·C_in·kH·kW flops (one multiply
+//! and one add per term); each backward kernel does the same number of multiply-adds; a
+//! conv_transpose2d costs the same as the conv2d it is the transpose of,
+//! 2·N·C_in·H·W·C_out·kH·kW (x [N, C_in, H, W]). Padding taps are counted, as PyTorch's
+//! benchmarks do. Run with `cargo bench --bench conv -p vae-stack`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
+use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
+use tensor::{DType, Rng, Tensor};
+
+fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
+    Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng)
+}
+
+fn bench_conv2d(c: &mut Criterion) {
+    let mut rng = Rng::new(0);
+    // A ResNet/VAE-style block: batch 64, 64 → 64 channels, 32×32, 3×3, padding 1.
+    let (n, c_in, c_out, hw, k) = (64, 64, 64, 32, 3);
+    let x = random(&[n, c_in, hw, hw], &mut rng);
+    let w = random(&[c_out, c_in, k, k], &mut rng);
+    let b = random(&[c_out], &mut rng);
+    let p = Conv2dParams::new(1, 1);
+    let gy = random(&[n, c_out, hw, hw], &mut rng);
+    let flops = 2 * (n * c_out * hw * hw * c_in * k * k) as u64;
+
+    let mut group = c.benchmark_group("conv2d_b64_64to64_32x32_k3p1");
+    group
+        .throughput(Throughput::Elements(flops))
+        .sample_size(10);
+    group.bench_function("forward", |bench| {
+        bench.iter(|| black_box(conv2d(black_box(&x), &w, Some(&b), &p).unwrap()))
+    });
+    group.bench_function("backward_data", |bench| {
+        bench.iter(|| black_box(conv2d_backward_data(black_box(&gy), &w, x.shape(), &p).unwrap()))
+    });
+    group.bench_function("backward_weight", |bench| {
+        bench.iter(|| black_box(conv2d_backward_weight(black_box(&gy), &x, w.shape(), &p).unwrap()))
+    });
+    group.finish();
+}
+
+fn bench_conv_transpose2d(c: &mut Criterion) {
+    let mut rng = Rng::new(1);
+    // A VAE decoder upsampling step: batch 64, 128 → 64 channels, 8×8 → 16×16, k4 s2 p1.
+    let (n, c_in, c_out, hw, k) = (64, 128, 64, 8, 4);
+    let x = random(&[n, c_in, hw, hw], &mut rng);
+    let w = random(&[c_in, c_out, k, k], &mut rng);
+    let b = random(&[c_out], &mut rng);
+    let p = ConvTranspose2dParams::new(2, 1);
+    let flops = 2 * (n * c_in * hw * hw * c_out * k * k) as u64;
+
+    let mut group = c.benchmark_group("conv_transpose2d_b64_128to64_8to16_k4s2p1");
+    group
+        .throughput(Throughput::Elements(flops))
+        .sample_size(10);
+    group.bench_function("forward", |bench| {
+        bench.iter(|| black_box(conv_transpose2d(black_box(&x), &w, Some(&b), &p).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_conv2d, bench_conv_transpose2d);
+criterion_main!(benches);

@@ -1,0 +1,88 @@
+//! Benchmarks of the batch-norm and interpolation CPU kernels on a ResNet-sized activation
+//! [64, 128, 16, 16] f32: batch-norm training forward, backward and both, and bilinear ×2
+//! upsampling forward and backward. Throughput counts the bytes of every tensor each op reads
+//! and writes once (inputs + outputs), so the numbers compare against memory bandwidth.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tensor::ops::batch_norm::{batch_norm_train, batch_norm_train_backward};
+use tensor::ops::interpolate::{upsample_bilinear2d, upsample_bilinear2d_backward};
+use tensor::{DType, Rng, Tensor};
+
+const SHAPE: [usize; 4] = [64, 128, 16, 16];
+
+fn bytes(numels: &[usize]) -> Throughput {
+    Throughput::Bytes(
+        numels
+            .iter()
+            .map(|n| (n * DType::F32.size_in_bytes()) as u64)
+            .sum(),
+    )
+}
+
+fn batch_norm(c: &mut Criterion) {
+    let mut rng = Rng::new(0);
+    let x = Tensor::rand_normal(&SHAPE, 0.5, 2.0, DType::F32, &mut rng);
+    let gy = Tensor::rand_normal(&SHAPE, 0.0, 1.0, DType::F32, &mut rng);
+    let gamma = Tensor::rand_normal(&[SHAPE[1]], 1.0, 0.2, DType::F32, &mut rng);
+    let beta = Tensor::rand_normal(&[SHAPE[1]], 0.0, 0.2, DType::F32, &mut rng);
+    let n = x.numel();
+    let eps = 1e-5;
+    let saved = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
+
+    let mut g = c.benchmark_group("batch_norm_train_64x128x16x16_f32");
+    g.sample_size(20);
+    // forward: reads x, writes y
+    g.throughput(bytes(&[n, n]));
+    g.bench_function("forward", |b| {
+        b.iter(|| batch_norm_train(black_box(&x), Some(&gamma), Some(&beta), eps).unwrap())
+    });
+    // backward: reads grad_y and x, writes dx
+    g.throughput(bytes(&[n, n, n]));
+    g.bench_function("backward", |b| {
+        b.iter(|| {
+            batch_norm_train_backward(
+                black_box(&gy),
+                &x,
+                &saved.mean,
+                &saved.inv_std,
+                Some(&gamma),
+            )
+            .unwrap()
+        })
+    });
+    // forward + backward: x, y, then grad_y, x, dx
+    g.throughput(bytes(&[n, n, n, n, n]));
+    g.bench_function("forward+backward", |b| {
+        b.iter(|| {
+            let out = batch_norm_train(black_box(&x), Some(&gamma), Some(&beta), eps).unwrap();
+            batch_norm_train_backward(black_box(&gy), &x, &out.mean, &out.inv_std, Some(&gamma))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn bilinear(c: &mut Criterion) {
+    let mut rng = Rng::new(1);
+    let x = Tensor::rand_normal(&SHAPE, 0.0, 1.0, DType::F32, &mut rng);
+    let out_shape = [SHAPE[0], SHAPE[1], SHAPE[2] * 2, SHAPE[3] * 2];
+    let gy = Tensor::rand_normal(&out_shape, 0.0, 1.0, DType::F32, &mut rng);
+    let (n_in, n_out) = (x.numel(), gy.numel());
+
+    let mut g = c.benchmark_group("upsample_bilinear2d_x2_64x128x16x16_f32");
+    g.sample_size(20);
+    // forward: reads x [.., 16, 16], writes y [.., 32, 32]; backward the reverse
+    g.throughput(bytes(&[n_in, n_out]));
+    g.bench_function("forward", |b| {
+        b.iter(|| upsample_bilinear2d(black_box(&x), 2).unwrap())
+    });
+    g.bench_function("backward", |b| {
+        b.iter(|| upsample_bilinear2d_backward(black_box(&gy), &SHAPE, 2).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, batch_norm, bilinear);
+criterion_main!(benches);

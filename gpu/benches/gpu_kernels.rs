@@ -1,0 +1,165 @@
+//! GPU kernel throughput: matmul at 1024³ and 4096×512×4608, and conv2d (forward and both
+//! backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8, 3×3, padding 1).
+//!
+//! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
+//! multiply-add), so "Gelem/s" reads as GFLOP/s. Each iteration records the launch and
+//! waits for the GPU (`synchronize`), so the time includes one submit. Sample counts are
+//! small (10); on a software adapter each case is timed once instead (see `Runner`).
+//!
+//! Run: `cargo bench -p gpu --bench gpu_kernels` (prints the adapter first; skips with a
+//! message when there is none).
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gpu::kernels::conv2d::{self, Conv2dGeometry};
+use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::Output;
+use gpu::{AdapterPreference, Context};
+
+fn context() -> Option<Context> {
+    match Context::new(AdapterPreference::AnyIncludingSoftware) {
+        Ok(ctx) => {
+            eprintln!("gpu_kernels on {}", ctx.info());
+            Some(ctx)
+        }
+        Err(e) => {
+            eprintln!("gpu_kernels: skipped, {e}");
+            None
+        }
+    }
+}
+
+/// Deterministic O(1) data (values do not change the speed of f32 arithmetic).
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 24) as f32
+                - 0.5
+        })
+        .collect()
+}
+
+/// How each case is measured: criterion (10 samples) on hardware adapters; on a software
+/// adapter (lavapipe: ~0.1 GFLOP/s on 2 cores, so ten 4096×512×4608 samples would take
+/// about 25 minutes) one timed run per case instead, unless `VAE_BENCH_FULL=1`.
+struct Runner<'a> {
+    ctx: &'a Context,
+    full: bool,
+}
+
+impl Runner<'_> {
+    fn case(&self, c: &mut Criterion, group: &str, name: &str, flops: u64, launch: &dyn Fn()) {
+        let sync = || self.ctx.synchronize().unwrap();
+        if self.full {
+            let mut g = c.benchmark_group(group);
+            g.sample_size(10)
+                .warm_up_time(Duration::from_millis(500))
+                .measurement_time(Duration::from_secs(10));
+            g.throughput(Throughput::Elements(flops));
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    launch();
+                    sync();
+                })
+            });
+            g.finish();
+        } else {
+            let t = Instant::now();
+            launch();
+            sync();
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "{group}/{name}: {s:.3} s, {:.3} GFLOP/s (one timed run on a software adapter)",
+                flops as f64 / s / 1e9
+            );
+        }
+    }
+}
+
+fn bench_matmul(c: &mut Criterion, r: &Runner) {
+    let ctx = r.ctx;
+    for (m, n, k) in [(1024usize, 1024usize, 1024usize), (4096, 4608, 512)] {
+        let a = ctx.upload(&data(m * k, 1)).unwrap();
+        let b = ctx.upload(&data(k * n, 2)).unwrap();
+        let out = ctx.alloc(m * n).unwrap();
+        let args = MatmulArgs {
+            a: MatView::row_major(&a, m, k),
+            b: MatView::row_major(&b, k, n),
+            c: &out,
+            batch: 1,
+            m,
+            n,
+            k,
+            accumulate: false,
+        };
+        r.case(
+            c,
+            "matmul",
+            &format!("{m}x{k}·{k}x{n}"),
+            2 * (m * n * k) as u64,
+            &|| matmul(ctx, &args).unwrap(),
+        );
+    }
+}
+
+fn bench_conv2d(c: &mut Criterion, r: &Runner) {
+    let ctx = r.ctx;
+    let g = Conv2dGeometry::conv2d(64, 128, [8, 8], 128, [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
+    let w = ctx.upload(&data(g.weight_len(), 4)).unwrap();
+    let bias = ctx.upload(&data(g.c_out, 5)).unwrap();
+    let y = ctx.alloc(g.y_len()).unwrap();
+    let dy = ctx.upload(&data(g.y_len(), 6)).unwrap();
+    let dx = ctx.alloc(g.x_len()).unwrap();
+    let dw = ctx.alloc(g.weight_len()).unwrap();
+    let group = "conv2d_resnet18_64x128x8x8_3x3";
+    let flops = 2 * g.macs();
+    r.case(c, group, "forward", flops, &|| {
+        conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap()
+    });
+    r.case(c, group, "backward_data", flops, &|| {
+        conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
+    });
+    r.case(c, group, "backward_weight", flops, &|| {
+        conv2d::backward_weight(ctx, &g, &dy, &x, &dw, Output::Overwrite).unwrap()
+    });
+}
+
+/// Compiles every pipeline the cases use on tiny inputs, so no timed run pays for it.
+fn warm_up(ctx: &Context) {
+    let g = Conv2dGeometry::conv2d(1, 1, [3, 3], 1, [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let (x, w, y) = (
+        ctx.zeros(9).unwrap(),
+        ctx.zeros(9).unwrap(),
+        ctx.zeros(9).unwrap(),
+    );
+    conv2d::forward(ctx, &g, &x, &w, None, &y).unwrap();
+    conv2d::backward_data(ctx, &g, &y, &w, &x, Output::Overwrite).unwrap();
+    conv2d::backward_weight(ctx, &g, &y, &x, &w, Output::Overwrite).unwrap();
+    let args = MatmulArgs {
+        a: MatView::row_major(&x, 3, 3),
+        b: MatView::row_major(&w, 3, 3),
+        c: &y,
+        batch: 1,
+        m: 3,
+        n: 3,
+        k: 3,
+        accumulate: false,
+    };
+    matmul(ctx, &args).unwrap();
+    ctx.synchronize().unwrap();
+}
+
+fn benches(c: &mut Criterion) {
+    let Some(ctx) = context() else { return };
+    let full = !ctx.is_software() || std::env::var("VAE_BENCH_FULL").is_ok_and(|v| v == "1");
+    warm_up(&ctx);
+    let r = Runner { ctx: &ctx, full };
+    bench_matmul(c, &r);
+    bench_conv2d(c, &r);
+}
+
+criterion_group!(gpu_kernels, benches);
+criterion_main!(gpu_kernels);

@@ -1,0 +1,228 @@
+//! Reusable storage buffers, bucketed by size, and the [`GpuBuffer`] handle that gives its
+//! buffer back to the pool when dropped.
+//!
+//! A training step allocates the same few hundred sizes every iteration; creating a wgpu
+//! buffer costs a driver allocation (and, on some drivers, zeroing), so dropped buffers are
+//! kept in per-size-class free lists and handed out again. Sizes are rounded up to one of
+//! four classes per power of two (4·2^k, 5·2^k, 6·2^k, 7·2^k bytes), so at most 25 % of a
+//! buffer is slack while nearby sizes still share buffers.
+//!
+//! Reuse is safe without waiting for the GPU: every use of a buffer is recorded into the
+//! context's single pending command encoder (or a later one), and the GPU executes commands
+//! in recording order, so a buffer handed out again is only written after the earlier
+//! commands that read it. (Uploads never use `queue.write_buffer`, which would jump that
+//! queue; see `Context::upload`.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Storage buffers are bound, copied from (read-back) and copied to (upload, clear).
+pub(crate) const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Smallest buffer the pool creates, in bytes.
+const MIN_BYTES: u64 = 256;
+
+/// Counters for tests and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// wgpu buffers created since the context was made.
+    pub created: u64,
+    /// Allocations served from a free list instead.
+    pub reused: u64,
+    /// Buffers currently idle in the free lists, and their total size.
+    pub idle_buffers: u64,
+    pub idle_bytes: u64,
+}
+
+struct FreeLists {
+    by_class: HashMap<u64, Vec<(wgpu::Buffer, u64)>>,
+    stats: PoolStats,
+}
+
+/// The pool's shared state: every [`GpuBuffer`] holds an `Arc` to it so its `Drop` can return
+/// the buffer.
+pub(crate) struct PoolShared {
+    free: Mutex<FreeLists>,
+    /// Idle buffers beyond this many bytes are released to the driver instead of kept.
+    max_idle_bytes: AtomicU64,
+    next_id: AtomicU64,
+}
+
+/// The buffer pool of one [`crate::Context`].
+pub(crate) struct BufferPool {
+    shared: Arc<PoolShared>,
+    /// The largest class: the device's max_storage_buffer_binding_size (a bigger buffer could
+    /// not be bound anyway).
+    max_bytes: u64,
+}
+
+/// Size class of a request of `bytes` bytes: rounded up to a multiple of 2^(⌊log2 bytes⌋ − 2),
+/// capped at `max_bytes` (requests above it are refused before this is called).
+pub(crate) fn size_class(bytes: u64, max_bytes: u64) -> u64 {
+    let b = bytes.max(MIN_BYTES);
+    let step = 1u64 << (63 - b.leading_zeros() - 2);
+    b.div_ceil(step).saturating_mul(step).min(max_bytes.max(b))
+}
+
+impl BufferPool {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        BufferPool {
+            shared: Arc::new(PoolShared {
+                free: Mutex::new(FreeLists {
+                    by_class: HashMap::new(),
+                    stats: PoolStats::default(),
+                }),
+                max_idle_bytes: AtomicU64::new(2 << 30),
+                next_id: AtomicU64::new(1),
+            }),
+            max_bytes,
+        }
+    }
+
+    /// A buffer of at least `len` f32 elements (contents undefined). The caller has checked
+    /// `len·4 ≤ max_bytes`.
+    pub(crate) fn take(&self, device: &wgpu::Device, len: usize) -> GpuBuffer {
+        let class = size_class((len as u64) * 4, self.max_bytes);
+        let reused = {
+            let mut free = self.shared.free.lock().unwrap();
+            let hit = free.by_class.get_mut(&class).and_then(|list| list.pop());
+            if hit.is_some() {
+                free.stats.reused += 1;
+                free.stats.idle_buffers -= 1;
+                free.stats.idle_bytes -= class;
+            } else {
+                free.stats.created += 1;
+            }
+            hit
+        };
+        let (raw, id) = reused.unwrap_or_else(|| {
+            let raw = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("gpu pool buffer"),
+                size: class,
+                usage: USAGE,
+                mapped_at_creation: false,
+            });
+            (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+        });
+        GpuBuffer {
+            raw: Some(raw),
+            len,
+            id,
+            pool: Arc::clone(&self.shared),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.shared.free.lock().unwrap().stats
+    }
+
+    pub(crate) fn set_max_idle_bytes(&self, bytes: u64) {
+        self.shared.max_idle_bytes.store(bytes, Ordering::Relaxed);
+        if bytes == 0 {
+            self.trim();
+        }
+    }
+
+    /// Releases every idle buffer to the driver.
+    pub(crate) fn trim(&self) {
+        let mut free = self.shared.free.lock().unwrap();
+        free.by_class.clear();
+        free.stats.idle_buffers = 0;
+        free.stats.idle_bytes = 0;
+    }
+}
+
+impl PoolShared {
+    fn give_back(&self, raw: wgpu::Buffer, id: u64) {
+        let class = raw.size();
+        let mut free = self.free.lock().unwrap();
+        if free.stats.idle_bytes + class > self.max_idle_bytes.load(Ordering::Relaxed) {
+            return; // dropping `raw` releases it once the GPU is done with it
+        }
+        free.stats.idle_buffers += 1;
+        free.stats.idle_bytes += class;
+        free.by_class.entry(class).or_default().push((raw, id));
+    }
+}
+
+/// A device buffer of `len` 4-byte elements (f32, or u32 for index outputs) borrowed from
+/// the context's pool. Dropping it returns the buffer to the pool; commands already recorded
+/// that use it stay valid (the pool only hands it out to commands recorded later).
+///
+/// Not `Clone`: one owner decides when the memory may be reused. Share it with an `Arc`.
+pub struct GpuBuffer {
+    raw: Option<wgpu::Buffer>,
+    len: usize,
+    id: u64,
+    pool: Arc<PoolShared>,
+}
+
+impl GpuBuffer {
+    /// Number of 4-byte elements (the underlying buffer may be larger: its size class).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Identity of the underlying wgpu buffer (stable across reuse); two live handles never
+    /// share one.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The underlying wgpu buffer, for callers that record their own commands.
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.raw.as_ref().expect("GpuBuffer used after drop")
+    }
+
+    /// Bytes a kernel may touch: the first `len` elements (at least one element, since wgpu
+    /// forbids empty bindings).
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.len.max(1) as u64) * 4
+    }
+
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.raw(),
+            offset: 0,
+            size: wgpu::BufferSize::new(self.bytes()),
+        })
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer {{ id: {}, len: {} }}", self.id, self.len)
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            self.pool.give_back(raw, self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_waste_at_most_a_quarter_and_respect_the_cap() {
+        for bytes in (4..1 << 20).step_by(4092) {
+            let c = size_class(bytes, u64::MAX);
+            assert!(c >= bytes && c >= MIN_BYTES, "{bytes} -> {c}");
+            assert!(c <= MIN_BYTES.max(bytes + bytes / 4 + 4), "{bytes} -> {c}");
+        }
+        assert_eq!(size_class(1000, 512), 1000);
+        assert_eq!(size_class(100 << 20, 128 << 20), 112 << 20);
+        assert_eq!(size_class((127 << 20) + 4, 128 << 20), 128 << 20);
+    }
+}

@@ -1,0 +1,612 @@
+//! The GPU context: adapter choice, the device's real limits, the one pending command
+//! encoder every launch records into, and the transfers (upload, read-back, fill, copy).
+//!
+//! Batching. Launches never submit: each records a compute pass into the context's pending
+//! encoder, so a whole training step is one `queue.submit`. [`Context::flush`] submits what
+//! is pending; [`Context::read`] flushes and waits. (A safety valve submits on its own after
+//! [`AUTO_FLUSH_DISPATCHES`] recorded launches, so an unbounded loop without reads does not
+//! grow the encoder without bound.)
+//!
+//! Errors. wgpu reports validation and out-of-memory errors asynchronously to a handler that
+//! panics by default; the context installs its own handler that stores the first error, and
+//! `flush`/`read` return it as [`GpuError::Device`]. Launchers check sizes and limits up
+//! front, so a well-formed call never reaches wgpu's validation.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::buffer_pool::{BufferPool, GpuBuffer, PoolStats};
+use crate::error::{invalid, GpuError, Result};
+use crate::pipeline_cache::{KernelDef, PipelineCache};
+
+/// Launches recorded before the context submits on its own (see the module docs).
+pub const AUTO_FLUSH_DISPATCHES: usize = 4096;
+
+/// Which adapters [`Context::new`] may choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterPreference {
+    /// A discrete, integrated or virtual GPU; a CPU (software) adapter counts as none.
+    /// This is what a user-level `auto` device wants: a real GPU if any, else the crate's
+    /// caller uses its own CPU kernels (which beat a software rasteriser's compute).
+    HardwareOnly,
+    /// The best adapter there is, falling back to a software one (Mesa's lavapipe, WARP):
+    /// what tests and CI use.
+    AnyIncludingSoftware,
+}
+
+/// The kind of device behind an adapter (wgpu's `DeviceType`, re-stated so callers need not
+/// depend on wgpu).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    DiscreteGpu,
+    IntegratedGpu,
+    VirtualGpu,
+    /// A software implementation running on the CPU (lavapipe / llvmpipe, WARP, SwiftShader).
+    Cpu,
+    Other,
+}
+
+impl DeviceKind {
+    fn from_wgpu(t: wgpu::DeviceType) -> Self {
+        match t {
+            wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu,
+            wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu,
+            wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu,
+            wgpu::DeviceType::Cpu => DeviceKind::Cpu,
+            wgpu::DeviceType::Other => DeviceKind::Other,
+        }
+    }
+
+    /// Lower is better: the order [`Context::new`] prefers adapters in.
+    fn rank(self) -> u32 {
+        match self {
+            DeviceKind::DiscreteGpu => 0,
+            DeviceKind::IntegratedGpu => 1,
+            DeviceKind::VirtualGpu => 2,
+            DeviceKind::Other => 3,
+            DeviceKind::Cpu => 4,
+        }
+    }
+}
+
+/// The device limits the kernels care about, as granted (the adapter's own limits are
+/// requested, not wgpu's conservative defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// Largest buffer a kernel can bind, in bytes (128 MiB on lavapipe).
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    /// Largest workgroup count along each of x, y, z (65535 on most devices).
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+impl DeviceLimits {
+    fn from_wgpu(l: &wgpu::Limits) -> Self {
+        DeviceLimits {
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+            max_buffer_size: l.max_buffer_size,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+            max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+        }
+    }
+}
+
+/// What was chosen: for logs, `--device` listings and the `auto` decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterInfo {
+    pub name: String,
+    /// "Vulkan", "Metal", "Dx12", "Gl".
+    pub backend: String,
+    pub kind: DeviceKind,
+    pub driver: String,
+    pub driver_info: String,
+    pub limits: DeviceLimits,
+}
+
+impl AdapterInfo {
+    fn from_adapter(a: &wgpu::Adapter) -> Self {
+        let i = a.get_info();
+        AdapterInfo {
+            name: i.name,
+            backend: format!("{:?}", i.backend),
+            kind: DeviceKind::from_wgpu(i.device_type),
+            driver: i.driver,
+            driver_info: i.driver_info,
+            limits: DeviceLimits::from_wgpu(&a.limits()),
+        }
+    }
+
+    /// True for a CPU (software) adapter such as lavapipe.
+    pub fn is_software(&self) -> bool {
+        self.kind == DeviceKind::Cpu
+    }
+}
+
+impl std::fmt::Display for AdapterInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?}, {}", self.name, self.kind, self.backend)?;
+        if !self.driver.is_empty() {
+            write!(f, ", {} {}", self.driver, self.driver_info)?;
+        }
+        write!(f, ")")
+    }
+}
+
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    dispatches: usize,
+}
+
+/// A wgpu device and queue, the buffer pool, the pipeline cache and the pending commands.
+/// `Send + Sync`: share one per process (e.g. in a `OnceLock`).
+pub struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: AdapterInfo,
+    pool: BufferPool,
+    pipelines: PipelineCache,
+    pending: Mutex<Pending>,
+    /// The first asynchronous wgpu error not yet reported (see the module docs).
+    error: Arc<Mutex<Option<String>>>,
+}
+
+/// A wgpu instance for the native compute backends (Vulkan, Metal, DX12). GL is left out
+/// unless asked for with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): its compute support is
+/// partial, and probing it prints EGL warnings on headless machines.
+fn new_instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu can see, best first, without creating a device.
+pub fn available_adapters() -> Vec<AdapterInfo> {
+    let instance = new_instance();
+    let mut adapters: Vec<AdapterInfo> =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .iter()
+            .map(AdapterInfo::from_adapter)
+            .collect();
+    adapters.sort_by_key(|a| (a.kind.rank(), a.backend == "Gl"));
+    adapters
+}
+
+impl Context {
+    /// Opens the best adapter allowed by `pref` (discrete > integrated > virtual > other >
+    /// CPU; Vulkan/Metal/Dx12 before GL) and a device with that adapter's own limits.
+    /// The `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`-style environment variables wgpu reads are
+    /// honoured. Prints nothing: see [`Context::info`].
+    pub fn new(pref: AdapterPreference) -> Result<Self> {
+        let instance = new_instance();
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let usable = |a: &wgpu::Adapter| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        };
+        let allowed = |a: &wgpu::Adapter| {
+            pref == AdapterPreference::AnyIncludingSoftware
+                || a.get_info().device_type != wgpu::DeviceType::Cpu
+        };
+        let best = adapters
+            .iter()
+            .filter(|a| usable(a) && allowed(a))
+            .min_by_key(|a| {
+                let i = a.get_info();
+                (
+                    DeviceKind::from_wgpu(i.device_type).rank(),
+                    i.backend == wgpu::Backend::Gl,
+                )
+            });
+        let Some(adapter) = best else {
+            let seen: Vec<String> = adapters
+                .iter()
+                .map(|a| AdapterInfo::from_adapter(a).to_string())
+                .collect();
+            let why = if seen.is_empty() {
+                "wgpu found no adapter (no Vulkan/Metal/DX12 driver; WGPU_BACKEND=gl tries OpenGL)"
+                    .to_string()
+            } else if pref == AdapterPreference::HardwareOnly {
+                format!(
+                    "only software or compute-less adapters were found: {}",
+                    seen.join("; ")
+                )
+            } else {
+                format!("no adapter supports compute shaders: {}", seen.join("; "))
+            };
+            return Err(GpuError::NoAdapter(why));
+        };
+        let info = AdapterInfo::from_adapter(adapter);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gpu context"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(format!("requesting a device on {info}: {e}")))?;
+        let error = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&error);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = slot.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let pool = BufferPool::new(
+            info.limits
+                .max_storage_buffer_binding_size
+                .min(info.limits.max_buffer_size),
+        );
+        Ok(Context {
+            device,
+            queue,
+            info,
+            pool,
+            pipelines: PipelineCache::default(),
+            pending: Mutex::new(Pending {
+                encoder: None,
+                dispatches: 0,
+            }),
+            error,
+        })
+    }
+
+    pub fn info(&self) -> &AdapterInfo {
+        &self.info
+    }
+
+    pub fn limits(&self) -> &DeviceLimits {
+        &self.info.limits
+    }
+
+    /// True when the adapter is a CPU (software) implementation.
+    pub fn is_software(&self) -> bool {
+        self.info.is_software()
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    // ------------------------------------------------------------ buffers
+
+    /// Refuses a buffer of `len` f32 elements that no kernel could bind.
+    pub fn check_len(&self, len: usize) -> Result<()> {
+        let bytes = (len as u64).saturating_mul(4);
+        let limit = self
+            .info
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.info.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(GpuError::LimitExceeded {
+                what: format!("max_storage_buffer_binding_size (a buffer of {len} f32)"),
+                requested: bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// A buffer of `len` elements from the pool; its contents are undefined (a reused buffer
+    /// holds old data). Err(LimitExceeded) above max_storage_buffer_binding_size.
+    pub fn alloc(&self, len: usize) -> Result<GpuBuffer> {
+        self.check_len(len)?;
+        Ok(self.pool.take(&self.device, len))
+    }
+
+    /// A buffer of `len` zeros (cleared by a recorded command, so it is ordered like a launch).
+    pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
+        let buf = self.alloc(len)?;
+        self.record(|enc| enc.clear_buffer(buf.raw(), 0, Some(buf.bytes())))?;
+        Ok(buf)
+    }
+
+    /// Copies `data` into a new buffer. The bytes go through a fresh staging buffer and a
+    /// recorded copy rather than `queue.write_buffer`, because a queue write runs before
+    /// every pending command: on a reused pool buffer it would overwrite data that earlier
+    /// recorded launches have not read yet.
+    pub fn upload(&self, data: &[f32]) -> Result<GpuBuffer> {
+        let buf = self.alloc(data.len())?;
+        self.write(&buf, data)?;
+        Ok(buf)
+    }
+
+    /// Overwrites the first `data.len()` elements of `buf` (ordered after pending launches).
+    pub fn write(&self, buf: &GpuBuffer, data: &[f32]) -> Result<()> {
+        if data.len() > buf.len() {
+            return Err(invalid(
+                "write",
+                format!("{} elements into a buffer of {}", data.len(), buf.len()),
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let staging = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("gpu upload staging"),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::COPY_SRC,
+            });
+        self.record(|enc| {
+            enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size()))
+        })
+    }
+
+    /// Sets every element of `buf` to `value` (tests poison outputs with NaN this way).
+    pub fn fill(&self, buf: &GpuBuffer, value: f32) -> Result<()> {
+        crate::kernels::elementwise::fill(self, buf, value)
+    }
+
+    /// Copies all of `src` into the start of `dst`.
+    pub fn copy(&self, src: &GpuBuffer, dst: &GpuBuffer) -> Result<()> {
+        if src.len() > dst.len() {
+            return Err(invalid(
+                "copy",
+                format!("{} elements into a buffer of {}", src.len(), dst.len()),
+            ));
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        if src.id() == dst.id() {
+            return Ok(());
+        }
+        self.record(|enc| enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, Some(src.bytes())))
+    }
+
+    /// Submits everything pending, waits for it, and returns the buffer's contents.
+    pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        Ok(bytemuck::cast_vec(self.read_u32(buf)?))
+    }
+
+    /// [`Self::read`] for buffers of u32 (max-pool indices): the bits, uninterpreted.
+    pub fn read_u32(&self, buf: &GpuBuffer) -> Result<Vec<u32>> {
+        if buf.is_empty() {
+            self.flush()?;
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gpu read-back staging"),
+            size: buf.bytes(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.record(|enc| enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, Some(buf.bytes())))?;
+        self.flush()?;
+        let slice = staging.slice(..);
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        rx.recv()
+            .map_err(|_| GpuError::Map("the map callback never ran".into()))?
+            .map_err(|e| GpuError::Map(e.to_string()))?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, u32>(&view[..])
+        };
+        staging.unmap();
+        self.take_error()?;
+        Ok(out[..buf.len()].to_vec())
+    }
+
+    /// Pool counters (created / reused / idle).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Idle pool buffers beyond this many bytes are released (default 2 GiB); 0 also
+    /// releases every idle buffer now.
+    pub fn set_pool_max_idle_bytes(&self, bytes: u64) {
+        self.pool.set_max_idle_bytes(bytes);
+    }
+
+    /// Releases every idle pool buffer to the driver.
+    pub fn trim_pool(&self) {
+        self.pool.trim();
+    }
+
+    /// Number of compiled pipelines in the cache.
+    pub fn compiled_pipelines(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    // ------------------------------------------------------------ submission
+
+    /// Submits the pending commands (no wait). Returns the first wgpu error seen since the
+    /// last check, if any.
+    pub fn flush(&self) -> Result<()> {
+        // Submit while holding the lock: another thread must not record into (and submit) a
+        // newer encoder before this one is queued, or its commands would run first, e.g.
+        // writing a pool buffer that this encoder's commands still read.
+        {
+            let mut p = self.pending.lock().unwrap();
+            p.dispatches = 0;
+            if let Some(enc) = p.encoder.take() {
+                self.queue.submit([enc.finish()]);
+            }
+        }
+        self.take_error()
+    }
+
+    /// Submits the pending commands and blocks until the GPU has run them (benchmarks).
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        self.take_error()
+    }
+
+    /// Launches recorded since the last submit.
+    pub fn pending_dispatches(&self) -> usize {
+        self.pending.lock().unwrap().dispatches
+    }
+
+    fn take_error(&self) -> Result<()> {
+        match self.error.lock().unwrap().take() {
+            Some(msg) => Err(GpuError::Device(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the pending encoder (creating one if needed).
+    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        let mut p = self.pending.lock().unwrap();
+        let enc = p.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("gpu pending"),
+                })
+        });
+        f(enc);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ launches
+
+    /// A 1-D launch of `workgroups` workgroups as an x·y grid (y > 1 only when x would exceed
+    /// max_compute_workgroups_per_dimension). Shaders recover the linear workgroup index as
+    /// `wid.x + wid.y · num_workgroups.x` and bounds-check, since x·y may exceed the count.
+    pub fn grid_1d(&self, kernel: &'static str, workgroups: u64) -> Result<[u32; 3]> {
+        let max = self.info.limits.max_compute_workgroups_per_dimension as u64;
+        if workgroups <= max {
+            return Ok([workgroups as u32, 1, 1]);
+        }
+        let y = workgroups.div_ceil(max);
+        if y > max {
+            return Err(GpuError::LimitExceeded {
+                what: format!("max_compute_workgroups_per_dimension² ({kernel}: a 1-D grid split over x and y)"),
+                requested: workgroups,
+                limit: max * max,
+            });
+        }
+        Ok([workgroups.div_ceil(y) as u32, y as u32, 1])
+    }
+
+    /// Checks an explicit 3-D grid against max_compute_workgroups_per_dimension.
+    pub fn grid_3d(&self, kernel: &'static str, grid: [u64; 3]) -> Result<[u32; 3]> {
+        let max = self.info.limits.max_compute_workgroups_per_dimension as u64;
+        for (axis, &g) in ["x", "y", "z"].iter().zip(&grid) {
+            if g > max {
+                return Err(GpuError::LimitExceeded {
+                    what: format!("max_compute_workgroups_per_dimension ({kernel}, grid {axis})"),
+                    requested: g,
+                    limit: max,
+                });
+            }
+        }
+        Ok([grid[0] as u32, grid[1] as u32, grid[2] as u32])
+    }
+
+    /// Records one launch of `k`: `params` to binding 0, then `inputs`, then `outputs`.
+    /// An empty grid records nothing. Refuses an output bound twice (wgpu would reject the
+    /// read-only/read-write overlap) and buffers of the wrong count.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        k: &KernelDef,
+        params: &P,
+        inputs: &[&GpuBuffer],
+        outputs: &[&GpuBuffer],
+        grid: [u32; 3],
+    ) -> Result<()> {
+        let name = k.entry;
+        if inputs.len() != k.inputs as usize || outputs.len() != k.outputs as usize {
+            return Err(invalid(
+                name,
+                format!(
+                    "{}:{} takes {} inputs and {} outputs, got {} and {}",
+                    k.shader.name,
+                    k.entry,
+                    k.inputs,
+                    k.outputs,
+                    inputs.len(),
+                    outputs.len()
+                ),
+            ));
+        }
+        for (i, o) in outputs.iter().enumerate() {
+            let clash = inputs.iter().chain(&outputs[..i]).any(|b| b.id() == o.id());
+            if clash {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "output buffer {} is also bound as another operand of {}",
+                        o.id(),
+                        k.entry
+                    ),
+                ));
+            }
+        }
+        if grid.contains(&0) {
+            return Ok(());
+        }
+        let pipeline = self.pipelines.get(&self.device, k)?;
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("gpu params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in inputs.iter().chain(outputs).enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: b.binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.entry),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        let flush_now = {
+            let mut p = self.pending.lock().unwrap();
+            let enc = p.encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("gpu pending"),
+                    })
+            });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(k.entry),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&pipeline.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            }
+            p.dispatches += 1;
+            p.dispatches >= AUTO_FLUSH_DISPATCHES
+        };
+        if flush_now {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}

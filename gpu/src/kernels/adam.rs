@@ -1,0 +1,175 @@
+//! Optimiser launchers (`shaders/adam.wgsl`): one fused in-place Adam/AdamW step, and SGD
+//! with momentum.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, WG};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "adam.wgsl",
+    source: include_str!("../../../shaders/adam.wgsl"),
+};
+pub static ADAM: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "adam",
+    inputs: 1,
+    outputs: 3,
+};
+pub static SGD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "sgd",
+    inputs: 1,
+    outputs: 2,
+};
+
+/// Mirrors `struct AdamParams` in adam.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AdamParams {
+    pub n: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: u32,
+    pub bc1: f32,
+    pub bc2: f32,
+    pub _pad: [u32; 3],
+}
+
+/// Mirrors `struct SgdParams` in adam.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SgdParams {
+    pub n: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub weight_decay: f32,
+    pub nesterov: u32,
+    pub first_step: u32,
+    pub _pad: u32,
+}
+
+/// Hyper-parameters of one Adam step; `step` counts from 1 (it sets the bias corrections).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// true: AdamW (decoupled decay, p ← p − lr·wd·p); false: Adam (g ← g + wd·p).
+    pub decoupled: bool,
+    pub step: u64,
+}
+
+/// The buffers of one parameter tensor, all of the same length.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamState<'a> {
+    pub param: &'a GpuBuffer,
+    pub grad: &'a GpuBuffer,
+    pub m: &'a GpuBuffer,
+    pub v: &'a GpuBuffer,
+}
+
+/// One Adam/AdamW step over `param.len()` elements, updating param, m and v in place.
+// param, grad, m, v: [n]
+pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
+    const K: &str = "adam";
+    if cfg.step == 0 {
+        return Err(invalid(
+            K,
+            "step counts from 1 (bias correction 1 − β^0 would be 0)",
+        ));
+    }
+    let n = s.param.len();
+    need(K, "grad", s.grad, n)?;
+    need(K, "m", s.m, n)?;
+    need(K, "v", s.v, n)?;
+    let t = cfg.step.min(i32::MAX as u64) as i32;
+    let p = AdamParams {
+        n: n as u32,
+        lr: cfg.lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+        decoupled: cfg.decoupled as u32,
+        bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
+        bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
+        _pad: [0; 3],
+    };
+    let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
+    ctx.dispatch(&ADAM, &p, &[s.grad], &[s.param, s.m, s.v], grid)
+}
+
+/// Hyper-parameters of one SGD step (PyTorch's torch.optim.SGD).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+    /// The momentum buffer is initialised to the gradient on the first step.
+    pub first_step: bool,
+}
+
+/// One SGD step updating `param` (and the momentum buffer `buf`, needed when momentum ≠ 0)
+/// in place.
+// param, grad, buf: [n]
+pub fn sgd_step(
+    ctx: &Context,
+    cfg: &SgdConfig,
+    param: &GpuBuffer,
+    grad: &GpuBuffer,
+    buf: Option<&GpuBuffer>,
+) -> Result<()> {
+    const K: &str = "sgd";
+    let n = param.len();
+    need(K, "grad", grad, n)?;
+    let scratch;
+    let buf = match buf {
+        Some(b) => {
+            need(K, "momentum buffer", b, n)?;
+            b
+        }
+        None if cfg.momentum != 0.0 => {
+            return Err(invalid(K, "momentum ≠ 0 needs a momentum buffer"))
+        }
+        None => {
+            // The binding needs a buffer; with momentum 0 the kernel never touches it.
+            scratch = ctx.alloc(1)?;
+            &scratch
+        }
+    };
+    let p = SgdParams {
+        n: n as u32,
+        lr: cfg.lr,
+        momentum: cfg.momentum,
+        dampening: cfg.dampening,
+        weight_decay: cfg.weight_decay,
+        nesterov: cfg.nesterov as u32,
+        first_step: cfg.first_step as u32,
+        _pad: 0,
+    };
+    let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
+    ctx.dispatch(&SGD, &p, &[grad], &[param, buf], grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_sizes_match_wgsl() {
+        let size = |ty| wgsl_check::struct_size(SHADER.name, SHADER.source, ty);
+        assert_eq!(std::mem::size_of::<AdamParams>() as u32, size("AdamParams"));
+        assert_eq!(std::mem::size_of::<SgdParams>() as u32, size("SgdParams"));
+    }
+}

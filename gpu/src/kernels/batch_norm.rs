@@ -1,0 +1,280 @@
+//! Batch-norm launchers (`shaders/batch_norm.wgsl`) over x viewed as [N, C, S]: batch
+//! statistics, normalisation (training or eval statistics) and the backward.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, WG};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "batch_norm.wgsl",
+    source: include_str!("../../../shaders/batch_norm.wgsl"),
+};
+pub static STATS: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "stats",
+    inputs: 1,
+    outputs: 3,
+};
+pub static NORMALIZE: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "normalize",
+    inputs: 5,
+    outputs: 1,
+};
+pub static BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "backward",
+    inputs: 5,
+    outputs: 3,
+};
+
+/// Mirrors `struct Params` in batch_norm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub c: u32,
+    pub s: u32,
+    pub eps: f32,
+    pub has_gamma: u32,
+    pub has_beta: u32,
+    pub stat_is_var: u32,
+    pub training: u32,
+}
+
+/// Sizes of x viewed as [N, C, S] (S = H·W, or 1 for [N, C] inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnDims {
+    pub n: usize,
+    pub c: usize,
+    pub s: usize,
+}
+
+impl BnDims {
+    /// Elements per channel: m = N·S.
+    pub fn m(&self) -> usize {
+        self.n * self.s
+    }
+
+    fn len(&self) -> usize {
+        self.n * self.c * self.s
+    }
+}
+
+/// The outputs of [`stats`], each [C].
+#[derive(Clone, Copy, Debug)]
+pub struct BatchStats<'a> {
+    pub mean: &'a GpuBuffer,
+    /// 1/√(var + eps) with the biased variance.
+    pub inv_std: &'a GpuBuffer,
+    /// var·m/(m − 1), for running_var.
+    pub var_unbiased: &'a GpuBuffer,
+}
+
+/// Which statistics normalise: the batch's (training) or the running ones (eval).
+#[derive(Clone, Copy, Debug)]
+pub enum BnStats<'a> {
+    Batch {
+        mean: &'a GpuBuffer,
+        inv_std: &'a GpuBuffer,
+    },
+    Running {
+        mean: &'a GpuBuffer,
+        var: &'a GpuBuffer,
+        eps: f32,
+    },
+}
+
+impl<'a> BnStats<'a> {
+    /// (mean, second statistic, stat_is_var, eps)
+    fn parts(&self) -> (&'a GpuBuffer, &'a GpuBuffer, u32, f32) {
+        match *self {
+            BnStats::Batch { mean, inv_std } => (mean, inv_std, 0, 0.0),
+            BnStats::Running { mean, var, eps } => (mean, var, 1, eps),
+        }
+    }
+}
+
+/// Optional per-channel scale γ and shift β ([C] each; missing γ is 1, missing β is 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Affine<'a> {
+    pub gamma: Option<&'a GpuBuffer>,
+    pub beta: Option<&'a GpuBuffer>,
+}
+
+fn check(
+    kernel: &'static str,
+    d: BnDims,
+    x: &GpuBuffer,
+    per_channel: &[(&str, Option<&GpuBuffer>)],
+) -> Result<()> {
+    need(kernel, "x", x, d.len())?;
+    if d.len() > u32::MAX as usize {
+        return Err(invalid(kernel, format!("{d:?} exceeds u32 indexing")));
+    }
+    for (name, b) in per_channel {
+        if let Some(b) = b {
+            need(kernel, name, b, d.c)?;
+        }
+    }
+    Ok(())
+}
+
+/// Per-channel batch statistics. Needs m = N·S ≥ 2 (the unbiased variance divides by m − 1).
+// x: [N, C, S] → mean, inv_std, var_unbiased: [C]
+pub fn stats(ctx: &Context, d: BnDims, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
+    const K: &str = "batch_norm_stats";
+    if d.m() < 2 {
+        return Err(invalid(
+            K,
+            format!(
+                "needs at least 2 values per channel, got N·S = {} ({d:?})",
+                d.m()
+            ),
+        ));
+    }
+    check(
+        K,
+        d,
+        x,
+        &[
+            ("mean", Some(out.mean)),
+            ("inv_std", Some(out.inv_std)),
+            ("var_unbiased", Some(out.var_unbiased)),
+        ],
+    )?;
+    let p = Params {
+        n: d.n as u32,
+        c: d.c as u32,
+        s: d.s as u32,
+        eps,
+        ..Default::default()
+    };
+    let grid = ctx.grid_1d(K, d.c as u64)?;
+    ctx.dispatch(
+        &STATS,
+        &p,
+        &[x],
+        &[out.mean, out.inv_std, out.var_unbiased],
+        grid,
+    )
+}
+
+/// y = (x − mean)·inv_std·γ + β per channel.
+// x: [N, C, S]; stats, gamma, beta: [C] → y: [N, C, S]
+pub fn normalize(
+    ctx: &Context,
+    d: BnDims,
+    x: &GpuBuffer,
+    stats: BnStats,
+    affine: Affine,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "batch_norm_normalize";
+    let (mean, stat, stat_is_var, eps) = stats.parts();
+    check(
+        K,
+        d,
+        x,
+        &[
+            ("mean", Some(mean)),
+            ("stat", Some(stat)),
+            ("gamma", affine.gamma),
+            ("beta", affine.beta),
+        ],
+    )?;
+    need(K, "y", y, d.len())?;
+    let p = Params {
+        n: d.n as u32,
+        c: d.c as u32,
+        s: d.s as u32,
+        eps,
+        has_gamma: affine.gamma.is_some() as u32,
+        has_beta: affine.beta.is_some() as u32,
+        stat_is_var,
+        training: 0,
+    };
+    let grid = ctx.grid_1d(K, (d.len() as u64).div_ceil(WG))?;
+    // Missing γ/β slots are bound to `mean` (read-only, never read).
+    ctx.dispatch(
+        &NORMALIZE,
+        &p,
+        &[
+            x,
+            mean,
+            stat,
+            affine.gamma.unwrap_or(mean),
+            affine.beta.unwrap_or(mean),
+        ],
+        &[y],
+        grid,
+    )
+}
+
+/// The backward's operands: `stats` decides the formula (Batch: training, where μ and σ
+/// depend on x; Running: eval, an affine map).
+#[derive(Clone, Copy, Debug)]
+pub struct BackwardArgs<'a> {
+    pub dy: &'a GpuBuffer,
+    pub x: &'a GpuBuffer,
+    pub stats: BnStats<'a>,
+    pub gamma: Option<&'a GpuBuffer>,
+    pub dx: &'a GpuBuffer,
+    pub dgamma: &'a GpuBuffer,
+    pub dbeta: &'a GpuBuffer,
+}
+
+/// dx, dγ = Σ dy·x̂, dβ = Σ dy (see batch_norm.wgsl for the derivation).
+// dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
+pub fn backward(ctx: &Context, d: BnDims, a: &BackwardArgs) -> Result<()> {
+    const K: &str = "batch_norm_backward";
+    let (mean, stat, stat_is_var, eps) = a.stats.parts();
+    check(
+        K,
+        d,
+        a.x,
+        &[
+            ("mean", Some(mean)),
+            ("stat", Some(stat)),
+            ("gamma", a.gamma),
+            ("dgamma", Some(a.dgamma)),
+            ("dbeta", Some(a.dbeta)),
+        ],
+    )?;
+    need(K, "dy", a.dy, d.len())?;
+    need(K, "dx", a.dx, d.len())?;
+    let p = Params {
+        n: d.n as u32,
+        c: d.c as u32,
+        s: d.s as u32,
+        eps,
+        has_gamma: a.gamma.is_some() as u32,
+        has_beta: 0,
+        stat_is_var,
+        training: matches!(a.stats, BnStats::Batch { .. }) as u32,
+    };
+    let grid = ctx.grid_1d(K, d.c as u64)?;
+    ctx.dispatch(
+        &BACKWARD,
+        &p,
+        &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)],
+        &[a.dx, a.dgamma, a.dbeta],
+        grid,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+}

@@ -1,0 +1,451 @@
+//! conv2d launchers (`shaders/conv2d.wgsl`): forward, backward-data, backward-weight and
+//! backward-bias as implicit GEMMs, plus the geometry they share with conv_transpose2d.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, Output};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "conv2d.wgsl",
+    source: include_str!("../../../shaders/conv2d.wgsl"),
+};
+pub static FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "forward",
+    inputs: 3,
+    outputs: 1,
+};
+pub static BACKWARD_DATA: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "backward_data",
+    inputs: 3,
+    outputs: 1,
+};
+pub static BACKWARD_WEIGHT: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "backward_weight",
+    inputs: 3,
+    outputs: 1,
+};
+pub static BACKWARD_BIAS: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "backward_bias",
+    inputs: 1,
+    outputs: 1,
+};
+
+/// Side of the square output tile one workgroup computes.
+const TILE: u64 = 64;
+
+/// Mirrors `struct Params` in conv2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub batch: u32,
+    pub c_in: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c_out: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub dil_h: u32,
+    pub dil_w: u32,
+    pub has_bias: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Every size a convolution kernel needs (the CPU kernels' `Conv2dGeometry`). For conv2d:
+/// x [batch, c_in, h, w], weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For
+/// conv_transpose2d the names keep their meaning from the transpose's own point of view:
+/// x [batch, c_in, h, w], weight [c_in, c_out, kh, kw], y [batch, c_out, oh, ow].
+/// `oh`/`ow` are stored, not recomputed, so output_padding stays exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    /// [sh, sw]
+    pub stride: [usize; 2],
+    /// [ph, pw]
+    pub padding: [usize; 2],
+    /// [dh, dw]
+    pub dilation: [usize; 2],
+}
+
+impl Conv2dGeometry {
+    /// conv2d of x [batch, c_in, h, w] with a [c_out, c_in, kh, kw] weight:
+    /// OH = ⌊(H + 2p − d·(kH − 1) − 1)/s⌋ + 1 (likewise OW); `None` if the dilated kernel
+    /// does not fit the padded input or a stride, dilation or kernel size is 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        batch: usize,
+        c_in: usize,
+        [h, w]: [usize; 2],
+        c_out: usize,
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        let out = |n: usize, k: usize, s: usize, p: usize, d: usize| {
+            let span = d.checked_mul(k.checked_sub(1)?)? + 1;
+            (s > 0 && n + 2 * p >= span).then(|| (n + 2 * p - span) / s + 1)
+        };
+        let oh = out(h, kh, stride[0], padding[0], dilation[0])?;
+        let ow = out(w, kw, stride[1], padding[1], dilation[1])?;
+        Some(Conv2dGeometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// conv_transpose2d of x [batch, c_in, h, w] with a [c_in, c_out, kh, kw] weight:
+    /// OH = (H − 1)·s − 2p + d·(kH − 1) + output_padding + 1 (likewise OW); `None` when that
+    /// is ≤ 0 or a stride, dilation or kernel size is 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose2d(
+        batch: usize,
+        c_in: usize,
+        [h, w]: [usize; 2],
+        c_out: usize,
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        output_padding: [usize; 2],
+    ) -> Option<Self> {
+        let out = |n: usize, k: usize, s: usize, p: usize, d: usize, op: usize| {
+            if s == 0 || d == 0 || k == 0 || n == 0 {
+                return None;
+            }
+            let len = ((n - 1) * s + d * (k - 1) + op + 1) as isize - 2 * p as isize;
+            (len > 0).then_some(len as usize)
+        };
+        let oh = out(h, kh, stride[0], padding[0], dilation[0], output_padding[0])?;
+        let ow = out(w, kw, stride[1], padding[1], dilation[1], output_padding[1])?;
+        Some(Conv2dGeometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// The same convolution seen from the other side: (c_in, h, w) ↔ (c_out, oh, ow). For a
+    /// conv_transpose2d geometry this is the conv2d whose backward-data is the transpose's
+    /// forward; its [C_in_T, C_out_T, kH, kW] weight is read as [c_out, c_in, kH, kW].
+    pub fn transposed(&self) -> Self {
+        Conv2dGeometry {
+            c_in: self.c_out,
+            h: self.oh,
+            w: self.ow,
+            c_out: self.c_in,
+            oh: self.h,
+            ow: self.w,
+            ..*self
+        }
+    }
+
+    pub fn x_len(&self) -> usize {
+        self.batch * self.c_in * self.h * self.w
+    }
+
+    pub fn y_len(&self) -> usize {
+        self.batch * self.c_out * self.oh * self.ow
+    }
+
+    /// Elements of a conv2d weight [c_out, c_in, kh, kw] (and of a conv_transpose2d weight).
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.kh * self.kw
+    }
+
+    /// Multiply-adds of the forward GEMM (benchmarks report 2× this as FLOPs).
+    pub fn macs(&self) -> u64 {
+        (self.y_len() as u64) * (self.c_in * self.kh * self.kw) as u64
+    }
+
+    fn params(&self, has_bias: bool, out: Output) -> Params {
+        Params {
+            batch: self.batch as u32,
+            c_in: self.c_in as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            c_out: self.c_out as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            kh: self.kh as u32,
+            kw: self.kw as u32,
+            stride_h: self.stride[0] as u32,
+            stride_w: self.stride[1] as u32,
+            pad_h: self.padding[0] as u32,
+            pad_w: self.padding[1] as u32,
+            dil_h: self.dilation[0] as u32,
+            dil_w: self.dilation[1] as u32,
+            has_bias: has_bias as u32,
+            accumulate: (out == Output::Accumulate) as u32,
+            _pad: [0; 3],
+        }
+    }
+
+    fn check(&self, kernel: &'static str) -> Result<()> {
+        if self.stride.contains(&0) || self.dilation.contains(&0) || self.kh == 0 || self.kw == 0 {
+            return Err(invalid(
+                kernel,
+                format!("zero stride, dilation or kernel size in {self:?}"),
+            ));
+        }
+        let biggest = [
+            self.x_len(),
+            self.y_len(),
+            self.weight_len(),
+            self.batch * self.oh * self.ow * self.c_in * self.kh * self.kw,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        if biggest > u32::MAX as usize {
+            return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
+        }
+        Ok(())
+    }
+}
+
+/// The one launch of the three GEMM modes: grid over the [M, N] output of the mode.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    ctx: &Context,
+    k: &KernelDef,
+    g: &Conv2dGeometry,
+    [m, n]: [usize; 2],
+    in0: &GpuBuffer,
+    in1: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    out: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    let p = g.params(bias.is_some(), mode);
+    let grid = ctx.grid_3d(
+        k.entry,
+        [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), 1],
+    )?;
+    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
+    ctx.dispatch(k, &p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
+}
+
+/// y = conv2d(x, weight) + bias.
+// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
+pub fn forward(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "conv2d_forward";
+    g.check(K)?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "weight", weight, g.weight_len())?;
+    need(K, "y", y, g.y_len())?;
+    if let Some(b) = bias {
+        need(K, "bias", b, g.c_out)?;
+    }
+    gemm(
+        ctx,
+        &FORWARD,
+        g,
+        [g.c_out, g.batch * g.oh * g.ow],
+        x,
+        weight,
+        bias,
+        y,
+        Output::Overwrite,
+    )
+}
+
+/// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
+/// backward-data into an existing gradient).
+// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW] → y: [N, C_out, OH, OW]
+pub fn forward_accumulate(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "conv2d_forward";
+    g.check(K)?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "weight", weight, g.weight_len())?;
+    need(K, "y", y, g.y_len())?;
+    gemm(
+        ctx,
+        &FORWARD,
+        g,
+        [g.c_out, g.batch * g.oh * g.ow],
+        x,
+        weight,
+        None,
+        y,
+        Output::Accumulate,
+    )
+}
+
+/// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias[ci],
+/// used by conv_transpose2d's forward).
+// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
+pub fn backward_data_with_bias(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    weight: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    dx: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    const K: &str = "conv2d_backward_data";
+    g.check(K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "weight", weight, g.weight_len())?;
+    need(K, "dx", dx, g.x_len())?;
+    if let Some(b) = bias {
+        need(K, "bias", b, g.c_in)?;
+    }
+    gemm(
+        ctx,
+        &BACKWARD_DATA,
+        g,
+        [g.c_in, g.batch * g.h * g.w],
+        dy,
+        weight,
+        bias,
+        dx,
+        mode,
+    )
+}
+
+/// dx (+)= ∂L/∂x = col2im(Wᵀ·dy), computed in gather form.
+// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
+pub fn backward_data(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    weight: &GpuBuffer,
+    dx: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    backward_data_with_bias(ctx, g, dy, weight, None, dx, mode)
+}
+
+/// dW (+)= Σ_n dy_n·col_nᵀ.
+// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
+pub fn backward_weight(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    x: &GpuBuffer,
+    dw: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    const K: &str = "conv2d_backward_weight";
+    g.check(K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "dw", dw, g.weight_len())?;
+    gemm(
+        ctx,
+        &BACKWARD_WEIGHT,
+        g,
+        [g.c_out, g.c_in * g.kh * g.kw],
+        dy,
+        x,
+        None,
+        dw,
+        mode,
+    )
+}
+
+/// db[co] (+)= Σ_{n, oy, ox} dy[n, co, oy, ox].
+// dy: [N, C_out, OH, OW] → db: [C_out]
+pub fn backward_bias(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    db: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    const K: &str = "conv2d_backward_bias";
+    g.check(K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "db", db, g.c_out)?;
+    let p = g.params(false, mode);
+    let grid = ctx.grid_1d(K, g.c_out as u64)?;
+    ctx.dispatch(&BACKWARD_BIAS, &p, &[dy], &[db], grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+
+    #[test]
+    fn geometry_output_sizes_follow_pytorch() {
+        let g = Conv2dGeometry::conv2d(2, 3, [7, 9], 4, [3, 3], [2, 1], [1, 0], [1, 2]).unwrap();
+        assert_eq!((g.oh, g.ow), (4, 5));
+        let t = Conv2dGeometry::conv_transpose2d(
+            2,
+            3,
+            [4, 5],
+            4,
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            [1, 0],
+        )
+        .unwrap();
+        assert_eq!((t.oh, t.ow), (8, 9));
+        assert!(Conv2dGeometry::conv2d(1, 1, [2, 2], 1, [5, 5], [1, 1], [0, 0], [1, 1]).is_none());
+    }
+}

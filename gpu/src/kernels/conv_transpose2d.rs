@@ -1,0 +1,70 @@
+//! conv_transpose2d launchers. No shader of their own: conv_transpose2d is by definition
+//! the adjoint (in x) of the conv2d whose input is the transpose's output, so with
+//! `c = g.transposed()` (that conv2d's geometry; the transpose's [C_in, C_out, kH, kW]
+//! weight is read as c's [c_out, c_in, kH, kW] weight, the same memory):
+//!
+//!   forward          y  = conv2d backward_data(dy := x, w) on c, plus bias[co]
+//!   backward_data    dx = conv2d forward(x := dy, w) on c
+//!   backward_weight  dW = conv2d backward_weight(dy := x, x := dy) on c
+//!   backward_bias    db = conv2d backward_bias(dy) on g itself (it only reads c_out, oh, ow)
+//!
+//! all in `shaders/conv2d.wgsl`. output_padding only makes the transpose's output (c's
+//! input) larger; c's kernels take OH/OW as given, so nothing else changes.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::Result;
+use crate::kernels::conv2d::{self, Conv2dGeometry};
+use crate::kernels::Output;
+
+/// y = conv_transpose2d(x, weight) + bias.
+// x: [N, C_in, H, W], weight: [C_in, C_out, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
+pub fn forward(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    conv2d::backward_data_with_bias(ctx, &g.transposed(), x, weight, bias, y, Output::Overwrite)
+}
+
+// dy: [N, C_out, OH, OW], weight: [C_in, C_out, kH, kW] → dx: [N, C_in, H, W]
+pub fn backward_data(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    weight: &GpuBuffer,
+    dx: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    let c = g.transposed();
+    match mode {
+        Output::Overwrite => conv2d::forward(ctx, &c, dy, weight, None, dx),
+        Output::Accumulate => conv2d::forward_accumulate(ctx, &c, dy, weight, dx),
+    }
+}
+
+// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_in, C_out, kH, kW]
+pub fn backward_weight(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    x: &GpuBuffer,
+    dw: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    conv2d::backward_weight(ctx, &g.transposed(), x, dy, dw, mode)
+}
+
+// dy: [N, C_out, OH, OW] → db: [C_out]
+pub fn backward_bias(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    dy: &GpuBuffer,
+    db: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    conv2d::backward_bias(ctx, g, dy, db, mode)
+}

@@ -1,0 +1,151 @@
+//! Upsampling launchers (`shaders/interpolate.wgsl`): nearest and bilinear
+//! (align_corners = false) by integer factors, forward and backward.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, WG};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "interpolate.wgsl",
+    source: include_str!("../../../shaders/interpolate.wgsl"),
+};
+pub static NEAREST_FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "nearest_forward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static NEAREST_BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "nearest_backward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static BILINEAR_FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "bilinear_forward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static BILINEAR_BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "bilinear_backward",
+    inputs: 1,
+    outputs: 1,
+};
+
+/// Mirrors `struct Params` in interpolate.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub planes: u32,
+    pub h: u32,
+    pub w: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub _pad: [u32; 3],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Nearest,
+    /// align_corners = false, as PyTorch's `interpolate(mode="bilinear")`.
+    Bilinear,
+}
+
+/// `planes` = N·C independent [h, w] inputs, each upsampled to [h·scale[0], w·scale[1]].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpsampleDims {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    /// [sh, sw] ≥ 1
+    pub scale: [usize; 2],
+}
+
+impl UpsampleDims {
+    pub fn x_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+
+    pub fn y_len(&self) -> usize {
+        self.x_len() * self.scale[0] * self.scale[1]
+    }
+
+    fn params(&self, kernel: &'static str) -> Result<Params> {
+        if self.scale.contains(&0) {
+            return Err(invalid(
+                kernel,
+                format!("scale factors must be ≥ 1, got {:?}", self.scale),
+            ));
+        }
+        if self.y_len() > u32::MAX as usize {
+            return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
+        }
+        Ok(Params {
+            planes: self.planes as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            sh: self.scale[0] as u32,
+            sw: self.scale[1] as u32,
+            _pad: [0; 3],
+        })
+    }
+}
+
+// x: [P, H, W] → y: [P, H·sh, W·sw]
+pub fn forward(
+    ctx: &Context,
+    mode: Mode,
+    d: UpsampleDims,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "upsample_forward";
+    let p = d.params(K)?;
+    need(K, "x", x, d.x_len())?;
+    need(K, "y", y, d.y_len())?;
+    let k = match mode {
+        Mode::Nearest => &NEAREST_FORWARD,
+        Mode::Bilinear => &BILINEAR_FORWARD,
+    };
+    let grid = ctx.grid_1d(K, (d.y_len() as u64).div_ceil(WG))?;
+    ctx.dispatch(k, &p, &[x], &[y], grid)
+}
+
+/// dx = the adjoint of [`forward`] applied to dy (gather form, race-free).
+// dy: [P, H·sh, W·sw] → dx: [P, H, W]
+pub fn backward(
+    ctx: &Context,
+    mode: Mode,
+    d: UpsampleDims,
+    dy: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "upsample_backward";
+    let p = d.params(K)?;
+    need(K, "dy", dy, d.y_len())?;
+    need(K, "dx", dx, d.x_len())?;
+    let k = match mode {
+        Mode::Nearest => &NEAREST_BACKWARD,
+        Mode::Bilinear => &BILINEAR_BACKWARD,
+    };
+    let grid = ctx.grid_1d(K, (d.x_len() as u64).div_ceil(WG))?;
+    ctx.dispatch(k, &p, &[dy], &[dx], grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Matrix-product launcher (`shaders/matmul.wgsl`): batched C (+)= A·B with strided
+//! (transposable, batch-broadcastable) operands and a dense C.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::need;
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "matmul.wgsl",
+    source: include_str!("../../../shaders/matmul.wgsl"),
+};
+pub static MATMUL: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "matmul",
+    inputs: 2,
+    outputs: 1,
+};
+
+/// Side of the square C tile one workgroup computes.
+pub const TILE: usize = 64;
+
+/// Mirrors `struct Params` in matmul.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_batch: u32,
+    pub a_row: u32,
+    pub a_col: u32,
+    pub a_offset: u32,
+    pub b_batch: u32,
+    pub b_row: u32,
+    pub b_col: u32,
+    pub b_offset: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 3],
+}
+
+/// A (batch of) matrices inside a buffer: element [b, i, j] at
+/// `offset + b·batch_stride + i·row_stride + j·col_stride`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatView<'a> {
+    pub buf: &'a GpuBuffer,
+    pub offset: usize,
+    pub batch_stride: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatView<'a> {
+    /// A dense row-major batch of [rows, cols] matrices.
+    pub fn row_major(buf: &'a GpuBuffer, rows: usize, cols: usize) -> Self {
+        MatView {
+            buf,
+            offset: 0,
+            batch_stride: rows * cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transposed view (no data moves).
+    pub fn t(self) -> Self {
+        MatView {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// The same matrix for every batch entry.
+    pub fn broadcast_batch(self) -> Self {
+        MatView {
+            batch_stride: 0,
+            ..self
+        }
+    }
+
+    fn extent(&self, batch: usize, rows: usize, cols: usize) -> usize {
+        if batch == 0 || rows == 0 || cols == 0 {
+            return 0;
+        }
+        self.offset
+            + (batch - 1) * self.batch_stride
+            + (rows - 1) * self.row_stride
+            + (cols - 1) * self.col_stride
+            + 1
+    }
+}
+
+/// C[b] = A[b]·B[b] (or C[b] += … with `accumulate`), A: [batch, m, k], B: [batch, k, n],
+/// C: dense [batch, m, n].
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulArgs<'a> {
+    pub a: MatView<'a>,
+    pub b: MatView<'a>,
+    pub c: &'a GpuBuffer,
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub accumulate: bool,
+}
+
+// a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)
+pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
+    const K: &str = "matmul";
+    let MatmulArgs {
+        a,
+        b,
+        c,
+        batch,
+        m,
+        n,
+        k,
+        accumulate,
+    } = *args;
+    need(K, "A", a.buf, a.extent(batch, m, k))?;
+    need(K, "B", b.buf, b.extent(batch, k, n))?;
+    need(K, "C", c, batch * m * n)?;
+    let fits = |v: usize| v <= u32::MAX as usize;
+    if ![
+        batch * m * n,
+        a.extent(batch, m, k),
+        b.extent(batch, k, n),
+        k,
+    ]
+    .iter()
+    .all(|&v| fits(v))
+    {
+        return Err(invalid(
+            K,
+            format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing"),
+        ));
+    }
+    let grid = ctx.grid_3d(
+        K,
+        [
+            n.div_ceil(TILE) as u64,
+            m.div_ceil(TILE) as u64,
+            batch as u64,
+        ],
+    )?;
+    let p = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        batch: batch as u32,
+        a_batch: a.batch_stride as u32,
+        a_row: a.row_stride as u32,
+        a_col: a.col_stride as u32,
+        a_offset: a.offset as u32,
+        b_batch: b.batch_stride as u32,
+        b_row: b.row_stride as u32,
+        b_col: b.col_stride as u32,
+        b_offset: b.offset as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
+    };
+    ctx.dispatch(&MATMUL, &p, &[a.buf, b.buf], &[c], grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+}

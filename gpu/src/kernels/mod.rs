@@ -1,0 +1,73 @@
+//! Typed launchers, one file per shader family in `shaders/`. Each file holds the family's
+//! `#[repr(C)]` `Params` struct (mirroring the WGSL `struct Params`), its `KernelDef`s and
+//! launch functions taking typed argument structs.
+
+pub mod adam;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod elementwise;
+pub mod interpolate;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+
+use crate::buffer_pool::GpuBuffer;
+use crate::error::{invalid, Result};
+
+/// Threads per workgroup of every 1-D kernel (a multiple of every vendor's SIMD width).
+pub const WG: u64 = 256;
+
+/// Whether a kernel overwrites its output or adds to it (gradients accumulate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Overwrite,
+    Accumulate,
+}
+
+/// Checks that `buf` holds at least `need` elements.
+pub(crate) fn need(kernel: &'static str, what: &str, buf: &GpuBuffer, need: usize) -> Result<()> {
+    if buf.len() < need {
+        return Err(invalid(
+            kernel,
+            format!(
+                "{what} needs {need} elements, its buffer holds {}",
+                buf.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Test helpers shared by the family modules: parse and validate a shader with naga (no
+/// GPU needed) and measure a WGSL struct's size under uniform-buffer layout rules.
+#[cfg(test)]
+pub(crate) mod wgsl_check {
+    use wgpu::naga;
+
+    /// Parses and validates `src`, panicking with naga's message on error.
+    pub fn module(name: &str, src: &str) -> naga::Module {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        module
+    }
+
+    /// Size in bytes of the struct named `ty` in `src`.
+    pub fn struct_size(name: &str, src: &str, ty: &str) -> u32 {
+        let module = module(name, src);
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (handle, _) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(ty))
+            .unwrap_or_else(|| panic!("{name} has no struct {ty}"));
+        layouter[handle].size
+    }
+}

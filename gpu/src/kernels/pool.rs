@@ -1,0 +1,287 @@
+//! Pooling launchers (`shaders/pool.wgsl`): max pool with u32 argmax indices, average pool
+//! (count_include_pad = true) and global average pool, forwards and backwards.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, WG};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "pool.wgsl",
+    source: include_str!("../../../shaders/pool.wgsl"),
+};
+pub static MAX_FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "max_forward",
+    inputs: 1,
+    outputs: 2,
+};
+pub static MAX_BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "max_backward",
+    inputs: 2,
+    outputs: 1,
+};
+pub static AVG_FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "avg_forward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static AVG_BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "avg_backward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static GLOBAL_FORWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "global_forward",
+    inputs: 1,
+    outputs: 1,
+};
+pub static GLOBAL_BACKWARD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "global_backward",
+    inputs: 1,
+    outputs: 1,
+};
+
+/// Mirrors `struct Params` in pool.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub planes: u32,
+    pub h: u32,
+    pub w: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub ph: u32,
+    pub pw: u32,
+    pub _pad: u32,
+}
+
+/// A pooling window sliding over `planes` independent [h, w] planes (the CPU kernels'
+/// `Pool2dGeom`): OH = ⌊(H + 2·ph − kh)/sh⌋ + 1, likewise OW.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeom {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Pool2dGeom {
+    /// `None` when a kernel or stride is 0, padding exceeds half the kernel (PyTorch's
+    /// rule, so every window holds an input element) or the window does not fit.
+    pub fn new(
+        planes: usize,
+        [h, w]: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Option<Self> {
+        let out = |n: usize, k: usize, s: usize, p: usize| {
+            (k > 0 && s > 0 && 2 * p <= k && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
+        };
+        let oh = out(h, kernel[0], stride[0], padding[0])?;
+        let ow = out(w, kernel[1], stride[1], padding[1])?;
+        Some(Pool2dGeom {
+            planes,
+            h,
+            w,
+            oh,
+            ow,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    pub fn x_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+
+    pub fn y_len(&self) -> usize {
+        self.planes * self.oh * self.ow
+    }
+
+    fn params(&self, kernel: &'static str) -> Result<Params> {
+        if self.kernel.contains(&0) || self.stride.contains(&0) {
+            return Err(invalid(
+                kernel,
+                format!("zero kernel or stride in {self:?}"),
+            ));
+        }
+        if self.x_len().max(self.y_len()) > u32::MAX as usize {
+            return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
+        }
+        Ok(Params {
+            planes: self.planes as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            kh: self.kernel[0] as u32,
+            kw: self.kernel[1] as u32,
+            sh: self.stride[0] as u32,
+            sw: self.stride[1] as u32,
+            ph: self.padding[0] as u32,
+            pw: self.padding[1] as u32,
+            _pad: 0,
+        })
+    }
+}
+
+fn grid(ctx: &Context, kernel: &'static str, invocations: usize) -> Result<[u32; 3]> {
+    ctx.grid_1d(kernel, (invocations as u64).div_ceil(WG))
+}
+
+/// y = window max; `indices` (u32, read back with `Context::read_u32`) = plane-relative
+/// flat index iy·W + ix of each maximum.
+// x: [P, H, W] → y: [P, OH, OW], indices: [P, OH, OW] (u32)
+pub fn max_forward(
+    ctx: &Context,
+    g: &Pool2dGeom,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+    indices: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "max_pool2d_forward";
+    let p = g.params(K)?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "y", y, g.y_len())?;
+    need(K, "indices", indices, g.y_len())?;
+    ctx.dispatch(
+        &MAX_FORWARD,
+        &p,
+        &[x],
+        &[y, indices],
+        grid(ctx, K, g.y_len())?,
+    )
+}
+
+/// dx[i] = Σ of dy over the outputs whose argmax is i.
+// dy: [P, OH, OW], indices: [P, OH, OW] (u32) → dx: [P, H, W]
+pub fn max_backward(
+    ctx: &Context,
+    g: &Pool2dGeom,
+    dy: &GpuBuffer,
+    indices: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "max_pool2d_backward";
+    let p = g.params(K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "indices", indices, g.y_len())?;
+    need(K, "dx", dx, g.x_len())?;
+    ctx.dispatch(
+        &MAX_BACKWARD,
+        &p,
+        &[dy, indices],
+        &[dx],
+        grid(ctx, K, g.x_len())?,
+    )
+}
+
+// x: [P, H, W] → y: [P, OH, OW]
+pub fn avg_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
+    const K: &str = "avg_pool2d_forward";
+    let p = g.params(K)?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "y", y, g.y_len())?;
+    ctx.dispatch(&AVG_FORWARD, &p, &[x], &[y], grid(ctx, K, g.y_len())?)
+}
+
+// dy: [P, OH, OW] → dx: [P, H, W]
+pub fn avg_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
+    const K: &str = "avg_pool2d_backward";
+    let p = g.params(K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "dx", dx, g.x_len())?;
+    ctx.dispatch(&AVG_BACKWARD, &p, &[dy], &[dx], grid(ctx, K, g.x_len())?)
+}
+
+fn global_params(kernel: &'static str, planes: usize, plane: usize) -> Result<Params> {
+    if plane == 0 {
+        return Err(invalid(kernel, "empty planes"));
+    }
+    if planes * plane > u32::MAX as usize {
+        return Err(invalid(
+            kernel,
+            format!("{planes} planes of {plane} exceed u32 indexing"),
+        ));
+    }
+    Ok(Params {
+        planes: planes as u32,
+        h: 1,
+        w: plane as u32,
+        ..Default::default()
+    })
+}
+
+/// y[p] = mean of plane p.
+// x: [P, plane] → y: [P]
+pub fn global_avg_forward(
+    ctx: &Context,
+    planes: usize,
+    plane: usize,
+    x: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "global_avg_pool2d_forward";
+    let p = global_params(K, planes, plane)?;
+    need(K, "x", x, planes * plane)?;
+    need(K, "y", y, planes)?;
+    ctx.dispatch(
+        &GLOBAL_FORWARD,
+        &p,
+        &[x],
+        &[y],
+        ctx.grid_1d(K, planes as u64)?,
+    )
+}
+
+// dy: [P] → dx: [P, plane]
+pub fn global_avg_backward(
+    ctx: &Context,
+    planes: usize,
+    plane: usize,
+    dy: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "global_avg_pool2d_backward";
+    let p = global_params(K, planes, plane)?;
+    need(K, "dy", dy, planes)?;
+    need(K, "dx", dx, planes * plane)?;
+    ctx.dispatch(
+        &GLOBAL_BACKWARD,
+        &p,
+        &[dy],
+        &[dx],
+        grid(ctx, K, planes * plane)?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+}

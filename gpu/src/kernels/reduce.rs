@@ -1,0 +1,148 @@
+//! Reduction launchers (`shaders/reduce.wgsl`): sum, mean, max, min, logsumexp, argmax and
+//! argmin over the middle axis of a dense [outer, reduce, inner] view.
+
+use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
+use crate::error::{invalid, Result};
+use crate::kernels::{need, WG};
+use crate::pipeline_cache::{KernelDef, Shader};
+
+pub static SHADER: Shader = Shader {
+    name: "reduce.wgsl",
+    source: include_str!("../../../shaders/reduce.wgsl"),
+};
+pub static PER_THREAD: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "reduce_per_thread",
+    inputs: 1,
+    outputs: 1,
+};
+pub static PER_WORKGROUP: KernelDef = KernelDef {
+    shader: &SHADER,
+    entry: "reduce_per_workgroup",
+    inputs: 1,
+    outputs: 1,
+};
+
+/// Mirrors `struct Params` in reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub outer: u32,
+    pub reduce: u32,
+    pub inner: u32,
+    pub op: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// ln Σ exp(x), as m + ln Σ exp(x − m) with m = max x.
+    LogSumExp,
+    /// Index of the first maximum, as an f32.
+    ArgMax,
+    /// Index of the first minimum, as an f32.
+    ArgMin,
+}
+
+impl ReduceOp {
+    fn code(self) -> u32 {
+        match self {
+            ReduceOp::Sum => 0,
+            ReduceOp::Mean => 1,
+            ReduceOp::Max => 2,
+            ReduceOp::Min => 3,
+            ReduceOp::LogSumExp => 4,
+            ReduceOp::ArgMax => 5,
+            ReduceOp::ArgMin => 6,
+        }
+    }
+}
+
+/// x is viewed as [outer, reduce, inner]; the output is [outer, inner].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReduceDims {
+    pub outer: usize,
+    pub reduce: usize,
+    pub inner: usize,
+}
+
+/// Which entry point runs (tests force each; callers use `Auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Per-workgroup tree when a row has at least 256 elements, else per-thread loops.
+    Auto,
+    PerThread,
+    PerWorkgroup,
+}
+
+/// out[o, i] = op over r of x[o, r, i].
+// x: [outer, reduce, inner] → out: [outer, inner]
+pub fn reduce(
+    ctx: &Context,
+    op: ReduceOp,
+    x: &GpuBuffer,
+    out: &GpuBuffer,
+    d: ReduceDims,
+) -> Result<()> {
+    reduce_with(ctx, op, x, out, d, Strategy::Auto)
+}
+
+/// [`reduce`] with the entry point chosen by the caller.
+pub fn reduce_with(
+    ctx: &Context,
+    op: ReduceOp,
+    x: &GpuBuffer,
+    out: &GpuBuffer,
+    d: ReduceDims,
+    strategy: Strategy,
+) -> Result<()> {
+    const K: &str = "reduce";
+    if d.reduce == 0 && op != ReduceOp::Sum {
+        return Err(invalid(
+            K,
+            format!("{op:?} over an empty axis (dims {d:?})"),
+        ));
+    }
+    let outputs = d.outer * d.inner;
+    need(K, "x", x, outputs * d.reduce)?;
+    need(K, "out", out, outputs)?;
+    if outputs * d.reduce > u32::MAX as usize {
+        return Err(invalid(K, format!("{d:?} exceeds u32 indexing")));
+    }
+    let p = Params {
+        outer: d.outer as u32,
+        reduce: d.reduce as u32,
+        inner: d.inner as u32,
+        op: op.code(),
+    };
+    let per_workgroup = match strategy {
+        Strategy::Auto => d.reduce >= WG as usize,
+        Strategy::PerThread => false,
+        Strategy::PerWorkgroup => true,
+    };
+    if per_workgroup {
+        let grid = ctx.grid_1d(K, outputs as u64)?;
+        ctx.dispatch(&PER_WORKGROUP, &p, &[x], &[out], grid)
+    } else {
+        let grid = ctx.grid_1d(K, (outputs as u64).div_ceil(WG))?;
+        ctx.dispatch(&PER_THREAD, &p, &[x], &[out], grid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::wgsl_check;
+
+    #[test]
+    fn params_size_matches_wgsl() {
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
+        );
+    }
+}

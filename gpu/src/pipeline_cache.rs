@@ -1,0 +1,118 @@
+//! Compiled compute pipelines, built once per (shader, entry point) and kept for the life of
+//! the context.
+//!
+//! Every kernel has the same binding shape, so its layout follows from two numbers:
+//! binding 0 is the `Params` uniform, bindings 1..=inputs are read-only storage buffers and
+//! the next `outputs` bindings are read-write storage buffers (an in-place operand, like
+//! Adam's parameters, is an output).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{GpuError, Result};
+
+/// One WGSL file: `name` is its file name (for errors and the cache key), `source` its text.
+#[derive(Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// One entry point of a shader and its binding shape.
+#[derive(Debug)]
+pub struct KernelDef {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub inputs: u32,
+    pub outputs: u32,
+}
+
+impl KernelDef {
+    pub(crate) fn bindings(&self) -> u32 {
+        1 + self.inputs + self.outputs
+    }
+}
+
+pub(crate) struct Pipeline {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<Pipeline>>>,
+}
+
+impl PipelineCache {
+    /// The pipeline for `k`, compiling it (and its shader module) on first use. Compile errors
+    /// are caught in an error scope and returned, never panicked.
+    pub(crate) fn get(&self, device: &wgpu::Device, k: &KernelDef) -> Result<Arc<Pipeline>> {
+        let key = (k.shader.name, k.entry);
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(Arc::clone(p));
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            modules
+                .entry(k.shader.name)
+                .or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(k.shader.name),
+                        source: wgpu::ShaderSource::Wgsl(k.shader.source.into()),
+                    })
+                })
+                .clone()
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..k.bindings())
+            .map(|b| wgpu::BindGroupLayoutEntry {
+                binding: b,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: if b == 0 {
+                        wgpu::BufferBindingType::Uniform
+                    } else {
+                        wgpu::BufferBindingType::Storage {
+                            read_only: b <= k.inputs,
+                        }
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let label = format!("{}:{}", k.shader.name, k.entry);
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&label),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            // Forget the module too: it may be the part that failed.
+            self.modules.lock().unwrap().remove(k.shader.name);
+            return Err(GpuError::Device(format!("compiling {label}: {err}")));
+        }
+        let p = Arc::new(Pipeline { pipeline, layout });
+        self.pipelines.lock().unwrap().insert(key, Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// Number of compiled pipelines (for tests: a second launch must not compile again).
+    pub(crate) fn len(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+}

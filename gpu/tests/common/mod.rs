@@ -1,0 +1,133 @@
+//! Shared test helpers: the context (or a skip), a seeded random generator, poisoned output
+//! buffers and the tolerance check against f64 references.
+#![allow(dead_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gpu::{Context, GpuBuffer};
+
+/// Relative tolerance of every comparison against an f64 reference.
+pub const TOL: f64 = 1e-4;
+
+/// The shared context, or `None` (after printing why) when there is no adapter and
+/// `VAE_REQUIRE_GPU` is not 1; see [`gpu::test_context`].
+pub fn ctx() -> Option<&'static Context> {
+    gpu::test_context()
+}
+
+/// xorshift64* seeded from the clock (or `VAE_TEST_SEED`), so every run draws new inputs;
+/// failures print the seed to reproduce them.
+pub struct Rng {
+    state: u64,
+    pub seed: u64,
+}
+
+impl Rng {
+    pub fn new() -> Self {
+        let seed = std::env::var("VAE_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                t.as_nanos() as u64 ^ (std::process::id() as u64) << 32
+            });
+        Rng {
+            state: seed.max(1),
+            seed,
+        }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    /// n values uniform in [lo, hi) (never exactly 0 in practice; callers that need a sign
+    /// use ranges that exclude 0).
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+
+    /// n values with |x| in [0.1, 1) and a random sign: nonzero, O(1).
+    pub fn signed(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let m = self.uniform(0.1, 1.0);
+                if self.next_u64() & 1 == 0 {
+                    m
+                } else {
+                    -m
+                }
+            })
+            .collect()
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A buffer of `len` NaNs: any element a kernel fails to write fails the comparison.
+pub fn poisoned(ctx: &Context, len: usize) -> GpuBuffer {
+    let buf = ctx.alloc(len).unwrap();
+    ctx.fill(&buf, f32::NAN).unwrap();
+    buf
+}
+
+pub fn upload(ctx: &Context, data: &[f32]) -> GpuBuffer {
+    ctx.upload(data).unwrap()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Checks |got − want| ≤ TOL·max(|want|, scale) element-wise, where `scale` is the natural
+/// magnitude of the computation (1 for O(1) element-wise maps; Σ|aᵢ·bᵢ| for a dot product,
+/// so that cancellation does not turn rounding into a large relative error). Prints the
+/// seed and the first mismatches on failure.
+pub fn assert_close(
+    what: &str,
+    rng: &Rng,
+    got: &[f32],
+    want: &[f64],
+    scale: impl Fn(usize) -> f64,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: length (seed {})", rng.seed);
+    let mut bad = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let denom = w.abs().max(scale(i)).max(1e-30);
+        let err = (g as f64 - w).abs() / denom;
+        if err.is_nan() || err > TOL {
+            bad.push((i, g, w, err));
+        }
+    }
+    if !bad.is_empty() {
+        let first: Vec<String> = bad
+            .iter()
+            .take(8)
+            .map(|(i, g, w, e)| format!("[{i}] got {g} want {w} (rel err {e:.2e})"))
+            .collect();
+        panic!(
+            "{what}: {} of {} elements off (seed {}, rerun with VAE_TEST_SEED={}):\n  {}",
+            bad.len(),
+            got.len(),
+            rng.seed,
+            rng.seed,
+            first.join("\n  ")
+        );
+    }
+}
+
+/// [`assert_close`] with scale 1 (absolute error 1e-4 for values below 1).
+pub fn assert_close_unit(what: &str, rng: &Rng, got: &[f32], want: &[f64]) {
+    assert_close(what, rng, got, want, |_| 1.0);
+}

@@ -1,0 +1,132 @@
+//! The context itself: adapter info, transfers, the buffer pool, the pipeline cache,
+//! command batching and limit errors.
+
+mod common;
+
+use common::*;
+use gpu::kernels::elementwise::{self as ew, UnaryOp};
+use gpu::GpuError;
+
+#[test]
+fn adapter_info_names_the_device() {
+    let Some(ctx) = ctx() else { return };
+    let info = ctx.info();
+    assert!(!info.name.is_empty());
+    assert!(info.limits.max_storage_buffer_binding_size >= 1 << 20);
+    assert!(info.limits.max_compute_workgroups_per_dimension >= 65535);
+    println!("adapter: {info} software={}", ctx.is_software());
+    assert!(!gpu::available_adapters().is_empty());
+    if ctx.is_software() {
+        // `auto` must not pick a software rasteriser over the CPU kernels.
+        match gpu::Context::new(gpu::AdapterPreference::HardwareOnly) {
+            Err(GpuError::NoAdapter(why)) => assert!(why.contains(&info.name), "{why}"),
+            Ok(other) => assert!(!other.is_software()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn upload_then_read_round_trips_exactly() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for n in [0, 1, 7, 65, 1000, 100_003] {
+        let x = rng.signed(n);
+        let b = ctx.upload(&x).unwrap();
+        assert_eq!(b.len(), n);
+        assert_eq!(ctx.read(&b).unwrap(), x, "seed {}", rng.seed);
+    }
+    let z = ctx.zeros(33).unwrap();
+    assert_eq!(ctx.read(&z).unwrap(), vec![0.0; 33]);
+}
+
+#[test]
+fn alloc_above_max_storage_buffer_binding_size_is_a_limit_error_not_a_panic() {
+    let Some(ctx) = ctx() else { return };
+    let limit = ctx
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.limits().max_buffer_size);
+    let len = (limit / 4) as usize + 1;
+    match ctx.alloc(len) {
+        Err(GpuError::LimitExceeded {
+            what,
+            requested,
+            limit: l,
+        }) => {
+            assert!(what.contains("max_storage_buffer_binding_size"), "{what}");
+            assert_eq!((requested, l), (len as u64 * 4, limit));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // exactly at the limit is fine
+    let at_limit = ctx.alloc((limit / 4) as usize).unwrap();
+    drop(at_limit);
+    ctx.trim_pool();
+    // and a 1-D grid beyond max_compute_workgroups_per_dimension² is refused too
+    let max = ctx.limits().max_compute_workgroups_per_dimension as u64;
+    assert!(matches!(
+        ctx.grid_1d("test", max * max + 1),
+        Err(GpuError::LimitExceeded { .. })
+    ));
+    assert!(matches!(
+        ctx.grid_3d("test", [1, max + 1, 1]),
+        Err(GpuError::LimitExceeded { .. })
+    ));
+}
+
+#[test]
+fn dropped_buffers_are_reused_by_the_pool() {
+    let Some(ctx) = ctx() else { return };
+    // An odd size class no other test uses, so concurrent tests do not take the buffer.
+    let len = 77_777;
+    let first = ctx.alloc(len).unwrap();
+    let id = first.id();
+    drop(first);
+    let again = ctx.alloc(len - 3).unwrap(); // same size class
+    assert_eq!(again.id(), id);
+    assert!(ctx.pool_stats().reused >= 1);
+}
+
+#[test]
+fn a_reused_buffer_is_not_overwritten_before_earlier_launches_read_it() {
+    let Some(ctx) = ctx() else { return };
+    let len = 55_555;
+    let x: Vec<f32> = (0..len).map(|i| i as f32).collect();
+    let out = ctx.alloc(len).unwrap();
+    {
+        let xb = ctx.upload(&x).unwrap();
+        ew::unary(ctx, UnaryOp::Neg, &xb, &out).unwrap();
+    } // xb returns to the pool while the launch is still pending
+    let y = ctx.upload(&vec![7.0; len]).unwrap(); // likely the same buffer
+    let got = ctx.read(&out).unwrap();
+    assert_eq!(got, x.iter().map(|v| -v).collect::<Vec<_>>());
+    assert_eq!(ctx.read(&y).unwrap(), vec![7.0; len]);
+}
+
+#[test]
+fn pipelines_compile_once_and_launches_batch_until_flush() {
+    let Some(ctx) = ctx() else { return };
+    let x = ctx.upload(&[1.0, 2.0, 3.0]).unwrap();
+    let out = ctx.alloc(3).unwrap();
+    ew::unary(ctx, UnaryOp::Exp, &x, &out).unwrap();
+    let compiled = ctx.compiled_pipelines();
+    for _ in 0..10 {
+        ew::unary(ctx, UnaryOp::Exp, &x, &out).unwrap();
+    }
+    assert_eq!(
+        ctx.compiled_pipelines(),
+        compiled,
+        "a repeated launch compiled again"
+    );
+    ctx.flush().unwrap();
+    ctx.synchronize().unwrap();
+}
+
+#[test]
+fn an_output_bound_as_an_input_too_is_refused() {
+    let Some(ctx) = ctx() else { return };
+    let x = ctx.upload(&[1.0, 2.0]).unwrap();
+    let err = ew::unary(ctx, UnaryOp::Neg, &x, &x).unwrap_err();
+    assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
+}

@@ -1,0 +1,233 @@
+//! matmul.wgsl against an f64 reference: sizes that are not tile multiples, batches,
+//! transposed and batch-broadcast operands, offsets and accumulation.
+
+mod common;
+
+use common::*;
+use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+
+/// Element [b, i, j] of a strided view, as in MatView.
+fn at(data: &[f32], v: (usize, usize, usize, usize), b: usize, i: usize, j: usize) -> f64 {
+    data[v.0 + b * v.1 + i * v.2 + j * v.3] as f64
+}
+
+struct Case {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a_t: bool,
+    b_t: bool,
+    b_broadcast: bool,
+    accumulate: bool,
+}
+
+fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
+    let Case {
+        batch,
+        m,
+        n,
+        k,
+        a_t,
+        b_t,
+        b_broadcast,
+        accumulate,
+    } = *c;
+    let a_off = rng.below(5);
+    let b_off = rng.below(5);
+    let a = rng.signed(a_off + batch * m * k);
+    let b_batches = if b_broadcast { 1 } else { batch };
+    let b = rng.signed(b_off + b_batches * k * n);
+    let (ab, bb) = (upload(ctx, &a), upload(ctx, &b));
+    // A stored as [batch, m, k], or as [batch, k, m] and viewed transposed.
+    let mut av = if a_t {
+        MatView::row_major(&ab, k, m).t()
+    } else {
+        MatView::row_major(&ab, m, k)
+    };
+    av.offset = a_off;
+    let mut bv = if b_t {
+        MatView::row_major(&bb, n, k).t()
+    } else {
+        MatView::row_major(&bb, k, n)
+    };
+    bv.offset = b_off;
+    if b_broadcast {
+        bv = bv.broadcast_batch();
+    }
+    let c0 = rng.signed(batch * m * n);
+    let cb = if accumulate {
+        upload(ctx, &c0)
+    } else {
+        poisoned(ctx, batch * m * n)
+    };
+    matmul(
+        ctx,
+        &MatmulArgs {
+            a: av,
+            b: bv,
+            c: &cb,
+            batch,
+            m,
+            n,
+            k,
+            accumulate,
+        },
+    )
+    .unwrap();
+    let got = ctx.read(&cb).unwrap();
+    let va = (av.offset, av.batch_stride, av.row_stride, av.col_stride);
+    let vb = (bv.offset, bv.batch_stride, bv.row_stride, bv.col_stride);
+    let mut want = Vec::with_capacity(batch * m * n);
+    let mut scale = Vec::with_capacity(batch * m * n);
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut s_abs) = (0.0, 0.0);
+                for l in 0..k {
+                    let t = at(&a, va, bi, i, l) * at(&b, vb, bi, l, j);
+                    s += t;
+                    s_abs += t.abs();
+                }
+                let old = if accumulate {
+                    c0[(bi * m + i) * n + j] as f64
+                } else {
+                    0.0
+                };
+                want.push(s + old);
+                scale.push(s_abs + old.abs());
+            }
+        }
+    }
+    let what = format!("matmul batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}");
+    assert_close(&what, rng, &got, &want, |i| scale[i]);
+}
+
+#[test]
+fn matmul_matches_reference_at_sizes_off_the_tile_grid() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 33, 65),
+        (65, 7, 33),
+        (33, 65, 7),
+        (129, 129, 1),
+        (1, 129, 129),
+        (64, 64, 16),
+        (130, 67, 200),
+    ] {
+        run(
+            ctx,
+            &mut rng,
+            &Case {
+                batch: 1,
+                m,
+                n,
+                k,
+                a_t: false,
+                b_t: false,
+                b_broadcast: false,
+                accumulate: false,
+            },
+        );
+    }
+}
+
+#[test]
+fn batched_matmul_with_transposed_and_broadcast_operands() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+        for b_broadcast in [false, true] {
+            run(
+                ctx,
+                &mut rng,
+                &Case {
+                    batch: 3,
+                    m: 33,
+                    n: 65,
+                    k: 17,
+                    a_t,
+                    b_t,
+                    b_broadcast,
+                    accumulate: false,
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_accumulate_adds_into_c() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    run(
+        ctx,
+        &mut rng,
+        &Case {
+            batch: 2,
+            m: 65,
+            n: 33,
+            k: 129,
+            a_t: true,
+            b_t: false,
+            b_broadcast: false,
+            accumulate: true,
+        },
+    );
+    run(
+        ctx,
+        &mut rng,
+        &Case {
+            batch: 1,
+            m: 7,
+            n: 7,
+            k: 7,
+            a_t: false,
+            b_t: true,
+            b_broadcast: false,
+            accumulate: true,
+        },
+    );
+}
+
+#[test]
+fn large_matmul_matches_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    run(
+        ctx,
+        &mut rng,
+        &Case {
+            batch: 1,
+            m: 257,
+            n: 190,
+            k: 1031,
+            a_t: false,
+            b_t: false,
+            b_broadcast: false,
+            accumulate: false,
+        },
+    );
+}
+
+#[test]
+fn too_short_operand_is_refused() {
+    let Some(ctx) = ctx() else { return };
+    let a = ctx.alloc(10).unwrap();
+    let b = ctx.alloc(12).unwrap();
+    let c = ctx.alloc(8).unwrap();
+    let args = MatmulArgs {
+        a: MatView::row_major(&a, 2, 6),
+        b: MatView::row_major(&b, 6, 2),
+        c: &c,
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 6,
+        accumulate: false,
+    };
+    let err = matmul(ctx, &args).unwrap_err();
+    assert!(err.to_string().contains("A needs 12 elements"), "{err}");
+}

@@ -1,0 +1,193 @@
+//! reduce.wgsl against f64 references, both entry points, at awkward sizes.
+
+mod common;
+
+use common::*;
+use gpu::kernels::reduce::{reduce, reduce_with, ReduceDims, ReduceOp, Strategy};
+
+const OPS: [ReduceOp; 7] = [
+    ReduceOp::Sum,
+    ReduceOp::Mean,
+    ReduceOp::Max,
+    ReduceOp::Min,
+    ReduceOp::LogSumExp,
+    ReduceOp::ArgMax,
+    ReduceOp::ArgMin,
+];
+
+/// (value, natural scale) of one output row.
+fn reduce_ref(op: ReduceOp, row: &[f64]) -> (f64, f64) {
+    let abs_sum: f64 = row.iter().map(|v| v.abs()).sum();
+    let first_best = |better: fn(f64, f64) -> bool| {
+        let mut bi = 0;
+        for (i, &v) in row.iter().enumerate() {
+            if better(v, row[bi]) {
+                bi = i;
+            }
+        }
+        bi
+    };
+    match op {
+        ReduceOp::Sum => (row.iter().sum(), abs_sum),
+        ReduceOp::Mean => (
+            row.iter().sum::<f64>() / row.len() as f64,
+            abs_sum / row.len() as f64,
+        ),
+        ReduceOp::Max => (row.iter().cloned().fold(f64::NEG_INFINITY, f64::max), 1.0),
+        ReduceOp::Min => (row.iter().cloned().fold(f64::INFINITY, f64::min), 1.0),
+        ReduceOp::LogSumExp => {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            (m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln(), 1.0)
+        }
+        ReduceOp::ArgMax => (first_best(|a, b| a > b) as f64, 1.0),
+        ReduceOp::ArgMin => (first_best(|a, b| a < b) as f64, 1.0),
+    }
+}
+
+fn check(ctx: &gpu::Context, rng: &mut Rng, d: ReduceDims, strategy: Strategy) {
+    let x = rng.signed(d.outer * d.reduce * d.inner);
+    let xb = upload(ctx, &x);
+    for op in OPS {
+        let out = poisoned(ctx, d.outer * d.inner);
+        reduce_with(ctx, op, &xb, &out, d, strategy).unwrap();
+        let mut want = Vec::new();
+        let mut scale = Vec::new();
+        for o in 0..d.outer {
+            for i in 0..d.inner {
+                let row: Vec<f64> = (0..d.reduce)
+                    .map(|r| x[(o * d.reduce + r) * d.inner + i] as f64)
+                    .collect();
+                let (v, s) = reduce_ref(op, &row);
+                want.push(v);
+                scale.push(s);
+            }
+        }
+        let got = ctx.read(&out).unwrap();
+        assert_close(
+            &format!("{op:?} {d:?} {strategy:?}"),
+            rng,
+            &got,
+            &want,
+            |i| scale[i],
+        );
+    }
+}
+
+#[test]
+fn per_thread_reductions_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (outer, reduce, inner) in [
+        (1, 1, 1),
+        (3, 7, 5),
+        (2, 33, 1),
+        (1, 65, 129),
+        (7, 129, 3),
+        (1, 1000, 1),
+    ] {
+        check(
+            ctx,
+            &mut rng,
+            ReduceDims {
+                outer,
+                reduce,
+                inner,
+            },
+            Strategy::PerThread,
+        );
+    }
+}
+
+#[test]
+fn per_workgroup_tree_reductions_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (outer, reduce, inner) in [
+        (1, 1, 1),
+        (3, 7, 5),
+        (2, 257, 1),
+        (1, 1000, 3),
+        (5, 4099, 2),
+        (1, 100_003, 1),
+    ] {
+        check(
+            ctx,
+            &mut rng,
+            ReduceDims {
+                outer,
+                reduce,
+                inner,
+            },
+            Strategy::PerWorkgroup,
+        );
+    }
+}
+
+#[test]
+fn auto_strategy_matches_reference_on_long_and_short_rows() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7)] {
+        check(
+            ctx,
+            &mut rng,
+            ReduceDims {
+                outer,
+                reduce,
+                inner,
+            },
+            Strategy::Auto,
+        );
+    }
+}
+
+#[test]
+fn argmax_and_argmin_keep_the_first_of_tied_values() {
+    let Some(ctx) = ctx() else { return };
+    let rng = Rng::new();
+    let mut x = vec![0.5f32; 600];
+    x[10] = 3.0;
+    x[500] = 3.0;
+    x[20] = -1.0;
+    x[400] = -1.0;
+    let xb = upload(ctx, &x);
+    let d = ReduceDims {
+        outer: 1,
+        reduce: 600,
+        inner: 1,
+    };
+    for strategy in [Strategy::PerThread, Strategy::PerWorkgroup] {
+        for (op, want) in [(ReduceOp::ArgMax, 10.0), (ReduceOp::ArgMin, 20.0)] {
+            let out = poisoned(ctx, 1);
+            reduce_with(ctx, op, &xb, &out, d, strategy).unwrap();
+            assert_close_unit(
+                &format!("{op:?} ties {strategy:?}"),
+                &rng,
+                &ctx.read(&out).unwrap(),
+                &[want],
+            );
+        }
+    }
+}
+
+#[test]
+fn logsumexp_of_large_values_does_not_overflow() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    let x: Vec<f32> = rng.vec(300, 1000.0, 1001.0);
+    let out = poisoned(ctx, 1);
+    reduce(
+        ctx,
+        ReduceOp::LogSumExp,
+        &upload(ctx, &x),
+        &out,
+        ReduceDims {
+            outer: 1,
+            reduce: 300,
+            inner: 1,
+        },
+    )
+    .unwrap();
+    let (want, _) = reduce_ref(ReduceOp::LogSumExp, &to_f64(&x));
+    assert_close_unit("logsumexp 1000", &rng, &ctx.read(&out).unwrap(), &[want]);
+}

@@ -1,0 +1,118 @@
+//! The error type of the nn crate: tensor errors from layers, I/O and format errors from
+//! checkpoints (always naming the file), state mismatches listing every offending tensor,
+//! and invalid layer or optimizer configurations.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use tensor::TensorError;
+
+/// One tensor whose shape in a file differs from the model's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    pub name: String,
+    pub file: Vec<usize>,
+    pub model: Vec<usize>,
+}
+
+/// Every difference between a file's tensors and a model's state, found in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateMismatch {
+    /// Names the model has and the file lacks.
+    pub missing: Vec<String>,
+    /// Names the file has and the model lacks.
+    pub unexpected: Vec<String>,
+    pub shape_mismatches: Vec<ShapeMismatch>,
+}
+
+impl StateMismatch {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.shape_mismatches.is_empty()
+    }
+}
+
+impl fmt::Display for StateMismatch {
+    /// `missing: a.b.weight, …; unexpected: x.y; shape mismatch: c.weight file [64, 3, 3, 3] vs model [64, 1, 3, 3]`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![];
+        if !self.missing.is_empty() {
+            parts.push(format!("missing: {}", self.missing.join(", ")));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!("unexpected: {}", self.unexpected.join(", ")));
+        }
+        if !self.shape_mismatches.is_empty() {
+            let list: Vec<String> = self
+                .shape_mismatches
+                .iter()
+                .map(|m| format!("{} file {:?} vs model {:?}", m.name, m.file, m.model))
+                .collect();
+            parts.push(format!("shape mismatch: {}", list.join(", ")));
+        }
+        write!(f, "{}", parts.join("; "))
+    }
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// A tensor op failed (shapes, dtypes, devices); the message names the op.
+    Tensor(TensorError),
+    /// Reading or writing a file failed.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A checkpoint file is truncated, corrupted, or holds something this crate cannot read.
+    Checkpoint { path: PathBuf, msg: String },
+    /// A checkpoint's tensors do not match the model (or optimizer) they are loaded into.
+    Mismatch {
+        path: PathBuf,
+        mismatch: StateMismatch,
+    },
+    /// A layer, optimizer or schedule was configured with values that cannot work.
+    Config { what: &'static str, msg: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Tensor(e) => write!(f, "{e}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Checkpoint { path, msg } => write!(f, "{}: {msg}", path.display()),
+            Error::Mismatch { path, mismatch } => {
+                write!(
+                    f,
+                    "{}: the file does not match the model: {mismatch}",
+                    path.display()
+                )
+            }
+            Error::Config { what, msg } => write!(f, "{what}: invalid configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Tensor(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<TensorError> for Error {
+    fn from(e: TensorError) -> Self {
+        Error::Tensor(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Shorthand for a configuration error.
+pub(crate) fn config_err<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
+    Err(Error::Config {
+        what,
+        msg: msg.into(),
+    })
+}

@@ -1,0 +1,61 @@
+//! Element-wise activation layers: ReLU, LeakyReLU, Sigmoid, Tanh. Any shape → same shape.
+
+use autograd::Var;
+
+use crate::error::Result;
+use crate::module::Module;
+
+/// max(x, 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(x.relu()?)
+    }
+}
+
+/// x for x > 0, negative_slope·x otherwise (PyTorch's default slope is 0.01).
+#[derive(Clone, Copy, Debug)]
+pub struct LeakyReLU {
+    pub negative_slope: f64,
+}
+
+impl LeakyReLU {
+    pub fn new(negative_slope: f64) -> LeakyReLU {
+        LeakyReLU { negative_slope }
+    }
+}
+
+impl Default for LeakyReLU {
+    fn default() -> Self {
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
+    }
+}
+
+impl Module for LeakyReLU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(x.leaky_relu(self.negative_slope)?)
+    }
+}
+
+/// 1/(1 + e⁻ˣ).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sigmoid;
+
+impl Module for Sigmoid {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(x.sigmoid()?)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tanh;
+
+impl Module for Tanh {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(x.tanh()?)
+    }
+}

@@ -1,0 +1,309 @@
+//! Batch normalisation layers with PyTorch's exact semantics: `BatchNorm2d` for
+//! [N, C, H, W] and `BatchNorm1d` for [N, C] or [N, C, L].
+//!
+//! Training mode normalises with the batch's mean and biased variance and then folds the
+//! batch statistics into the running ones (momentum 0.1 by default):
+//! running_mean ← (1 − momentum)·running_mean + momentum·mean,
+//! running_var ← (1 − momentum)·running_var + momentum·var_unbiased (m/(m − 1) times the
+//! biased variance, m = N·H·W), and counts num_batches_tracked. Evaluation mode normalises
+//! with the running statistics and changes nothing.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use autograd::ops::batch_norm::{batch_norm_eval, batch_norm_train};
+use autograd::{no_grad, Var};
+use tensor::Tensor;
+
+use crate::error::{config_err, Result};
+use crate::init::Init;
+use crate::module::{Buffer, Module};
+
+/// Options shared by BatchNorm1d and BatchNorm2d; `Default` is PyTorch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance before the square root (1e-5).
+    pub eps: f64,
+    /// Weight of the new batch in the running statistics (0.1).
+    pub momentum: f64,
+    /// Learnable per-channel scale (weight, init 1) and shift (bias, init 0).
+    pub affine: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: 0.1,
+            affine: true,
+        }
+    }
+}
+
+/// The state and forward pass shared by BatchNorm1d and BatchNorm2d.
+/// weight, bias, running_mean, running_var: [C]; num_batches_tracked: [].
+#[derive(Debug)]
+pub struct BatchNorm {
+    pub weight: Option<Var>,
+    pub bias: Option<Var>,
+    pub running_mean: Buffer,
+    pub running_var: Buffer,
+    pub num_batches_tracked: Buffer,
+    pub eps: f64,
+    pub momentum: f64,
+    training: AtomicBool,
+    /// The input ranks this layer accepts and how they read, for error messages.
+    ranks: &'static [usize],
+    layout: &'static str,
+    name: &'static str,
+}
+
+impl BatchNorm {
+    fn build(
+        num_features: usize,
+        config: BatchNormConfig,
+        init: &Init,
+        name: &'static str,
+        ranks: &'static [usize],
+        layout: &'static str,
+    ) -> Result<BatchNorm> {
+        if num_features == 0 {
+            return config_err(name, "num_features must be positive");
+        }
+        if config.eps.is_nan() || config.eps <= 0.0 || !(0.0..=1.0).contains(&config.momentum) {
+            return config_err(
+                name,
+                format!("eps must be > 0 and momentum in [0, 1], got {config:?}"),
+            );
+        }
+        let c = [num_features];
+        let (weight, bias) = if config.affine {
+            (
+                Some(Var::parameter(Tensor::ones(&c, init.dtype))),
+                Some(Var::parameter(Tensor::zeros(&c, init.dtype))),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(BatchNorm {
+            weight,
+            bias,
+            running_mean: Buffer::float(Tensor::zeros(&c, init.dtype)),
+            running_var: Buffer::float(Tensor::ones(&c, init.dtype)),
+            num_batches_tracked: Buffer::count(0),
+            eps: config.eps,
+            momentum: config.momentum,
+            training: AtomicBool::new(true),
+            ranks,
+            layout,
+            name,
+        })
+    }
+
+    pub fn num_features(&self) -> usize {
+        self.running_mean.shape()[0]
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+
+    fn check_input(&self, x: &Var) -> Result<()> {
+        let s = x.shape();
+        if !self.ranks.contains(&s.len()) || s[1] != self.num_features() {
+            return config_err(
+                self.name,
+                format!(
+                    "input must be {} with C = {}, got shape {s:?}",
+                    self.layout,
+                    self.num_features()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.check_input(x)?;
+        let (gamma, beta) = (self.weight.as_ref(), self.bias.as_ref());
+        if !self.is_training() {
+            return Ok(batch_norm_eval(
+                x,
+                &self.running_mean.value(),
+                &self.running_var.value(),
+                gamma,
+                beta,
+                self.eps,
+            )?);
+        }
+        let s = x.shape();
+        let values_per_channel = s[0] * s[2..].iter().product::<usize>();
+        if values_per_channel < 2 {
+            // The unbiased variance divides by m − 1 (PyTorch refuses the same input).
+            return config_err(
+                self.name,
+                format!("training needs more than 1 value per channel, got input {s:?}"),
+            );
+        }
+        let (y, stats) = batch_norm_train(x, gamma, beta, self.eps)?;
+        let m = self.momentum;
+        no_grad(|| -> Result<()> {
+            let mean = self
+                .running_mean
+                .value()
+                .mul_scalar(1.0 - m)?
+                .add(&stats.mean.mul_scalar(m)?)?;
+            let var = self
+                .running_var
+                .value()
+                .mul_scalar(1.0 - m)?
+                .add(&stats.var_unbiased.mul_scalar(m)?)?;
+            self.running_mean.set_value(mean);
+            self.running_var.set_value(var);
+            self.num_batches_tracked
+                .set_value(self.num_batches_tracked.value().add_scalar(1.0)?);
+            Ok(())
+        })?;
+        Ok(y)
+    }
+
+    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        if let Some(w) = &self.weight {
+            visit("weight", w);
+        }
+        if let Some(b) = &self.bias {
+            visit("bias", b);
+        }
+    }
+
+    fn visit_buffers(&self, visit: &mut dyn FnMut(&str, &Buffer)) {
+        visit("running_mean", &self.running_mean);
+        visit("running_var", &self.running_var);
+        visit("num_batches_tracked", &self.num_batches_tracked);
+    }
+
+    /// Replaces the affine parameters (gradient checks).
+    fn with_parameters(mut self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm> {
+        let c = [self.num_features()];
+        for (what, p) in [("weight", &weight), ("bias", &bias)] {
+            if let Some(p) = p {
+                if p.shape() != c {
+                    return config_err(
+                        self.name,
+                        format!("{what} has shape {:?}, expected {c:?}", p.shape()),
+                    );
+                }
+            }
+        }
+        self.weight = weight;
+        self.bias = bias;
+        Ok(self)
+    }
+}
+
+/// Batch norm over x: [N, C, H, W] → same shape, per channel C.
+#[derive(Debug)]
+pub struct BatchNorm2d(BatchNorm);
+
+impl BatchNorm2d {
+    /// PyTorch's defaults: eps 1e-5, momentum 0.1, weight 1, bias 0, running mean 0, var 1.
+    /// `init` gives the dtype (batch norm draws no random numbers).
+    pub fn new(num_features: usize, init: &Init) -> Result<BatchNorm2d> {
+        BatchNorm2d::with_config(num_features, BatchNormConfig::default(), init)
+    }
+
+    pub fn with_config(
+        num_features: usize,
+        config: BatchNormConfig,
+        init: &Init,
+    ) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d(BatchNorm::build(
+            num_features,
+            config,
+            init,
+            "BatchNorm2d",
+            &[4],
+            "[N, C, H, W]",
+        )?))
+    }
+
+    /// This layer with its affine parameters replaced by the given vars ([C] each).
+    pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d(self.0.with_parameters(weight, bias)?))
+    }
+}
+
+/// Batch norm over x: [N, C] or [N, C, L] → same shape, per feature C.
+#[derive(Debug)]
+pub struct BatchNorm1d(BatchNorm);
+
+impl BatchNorm1d {
+    /// PyTorch's defaults: eps 1e-5, momentum 0.1, weight 1, bias 0, running mean 0, var 1.
+    pub fn new(num_features: usize, init: &Init) -> Result<BatchNorm1d> {
+        BatchNorm1d::with_config(num_features, BatchNormConfig::default(), init)
+    }
+
+    pub fn with_config(
+        num_features: usize,
+        config: BatchNormConfig,
+        init: &Init,
+    ) -> Result<BatchNorm1d> {
+        Ok(BatchNorm1d(BatchNorm::build(
+            num_features,
+            config,
+            init,
+            "BatchNorm1d",
+            &[2, 3],
+            "[N, C] or [N, C, L]",
+        )?))
+    }
+
+    /// This layer with its affine parameters replaced by the given vars ([C] each).
+    pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm1d> {
+        Ok(BatchNorm1d(self.0.with_parameters(weight, bias)?))
+    }
+}
+
+impl Deref for BatchNorm2d {
+    type Target = BatchNorm;
+    fn deref(&self) -> &BatchNorm {
+        &self.0
+    }
+}
+
+impl Deref for BatchNorm1d {
+    type Target = BatchNorm;
+    fn deref(&self) -> &BatchNorm {
+        &self.0
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.0.forward(x)
+    }
+    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        self.0.visit_parameters(visit)
+    }
+    fn visit_buffers(&self, visit: &mut dyn FnMut(&str, &Buffer)) {
+        self.0.visit_buffers(visit)
+    }
+    fn set_own_training(&self, training: bool) {
+        self.0.training.store(training, Ordering::Relaxed);
+    }
+}
+
+impl Module for BatchNorm1d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.0.forward(x)
+    }
+    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        self.0.visit_parameters(visit)
+    }
+    fn visit_buffers(&self, visit: &mut dyn FnMut(&str, &Buffer)) {
+        self.0.visit_buffers(visit)
+    }
+    fn set_own_training(&self, training: bool) {
+        self.0.training.store(training, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,131 @@
+//! 2-D convolution layer (groups = 1) with PyTorch's weight layout [out, in, kH, kW] and init.
+
+use autograd::ops::conv2d::conv2d;
+use autograd::Var;
+use tensor::ops::conv2d::Conv2dParams;
+
+use crate::error::{config_err, Result};
+use crate::init::{default_bias, default_weight, Init};
+use crate::module::Module;
+
+/// The shape of a Conv2d: `Conv2dConfig::new(3, 64, 3).stride(2).padding(1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// [kH, kW]
+    pub kernel: [usize; 2],
+    pub params: Conv2dParams,
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// A square `kernel`, stride 1, no padding, dilation 1, with a bias.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel: [kernel; 2],
+            params: Conv2dParams::default(),
+            bias: true,
+        }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.params.stride = [stride; 2];
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.params.padding = [padding; 2];
+        self
+    }
+
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.params.dilation = [dilation; 2];
+        self
+    }
+
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// x: [N, in_channels, H, W] → [N, out_channels, OH, OW] with
+/// OH = ⌊(H + 2·pad − dilation·(kH − 1) − 1)/stride⌋ + 1.
+/// weight: [out_channels, in_channels, kH, kW], bias: [out_channels].
+#[derive(Debug)]
+pub struct Conv2d {
+    pub weight: Var,
+    pub bias: Option<Var>,
+    pub params: Conv2dParams,
+}
+
+impl Conv2d {
+    /// A convolution initialised like `torch.nn.Conv2d`.
+    pub fn new(config: Conv2dConfig, init: &mut Init) -> Result<Conv2d> {
+        let c = config;
+        if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
+            return config_err(
+                "Conv2d",
+                format!("channels and kernel must be positive, got {c:?}"),
+            );
+        }
+        let shape = [c.out_channels, c.in_channels, c.kernel[0], c.kernel[1]];
+        let weight = Var::parameter(default_weight(&shape, init)?);
+        let bias = if c.bias {
+            Some(Var::parameter(default_bias(c.out_channels, &shape, init)?))
+        } else {
+            None
+        };
+        Conv2d::from_parameters(weight, bias, c.params)
+    }
+
+    /// A convolution over existing parameters (gradient checks, weight sharing).
+    pub fn from_parameters(weight: Var, bias: Option<Var>, params: Conv2dParams) -> Result<Conv2d> {
+        let w = weight.shape();
+        if w.len() != 4 {
+            return config_err(
+                "Conv2d",
+                format!("weight must be [out, in, kH, kW], got {w:?}"),
+            );
+        }
+        if params.stride.contains(&0) || params.dilation.contains(&0) {
+            return config_err(
+                "Conv2d",
+                format!("stride and dilation must be positive, got {params:?}"),
+            );
+        }
+        if let Some(b) = &bias {
+            if b.shape() != [w[0]] {
+                return config_err(
+                    "Conv2d",
+                    format!(
+                        "bias has shape {:?}, expected [{}] for weight {w:?}",
+                        b.shape(),
+                        w[0]
+                    ),
+                );
+            }
+        }
+        Ok(Conv2d {
+            weight,
+            bias,
+            params,
+        })
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(conv2d(x, &self.weight, self.bias.as_ref(), &self.params)?)
+    }
+
+    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        visit("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            visit("bias", b);
+        }
+    }
+}

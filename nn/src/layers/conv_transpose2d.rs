@@ -1,0 +1,147 @@
+//! 2-D transposed convolution layer (groups = 1) with PyTorch's weight layout
+//! [in, out, kH, kW] and init (fan_in from weight dim 1, as PyTorch computes it).
+
+use autograd::ops::conv_transpose2d::conv_transpose2d;
+use autograd::Var;
+use tensor::ops::conv_transpose2d::ConvTranspose2dParams;
+
+use crate::error::{config_err, Result};
+use crate::init::{default_bias, default_weight, Init};
+use crate::module::Module;
+
+/// The shape of a ConvTranspose2d: `ConvTranspose2dConfig::new(64, 32, 4).stride(2).padding(1)`
+/// doubles H and W.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// [kH, kW]
+    pub kernel: [usize; 2],
+    pub params: ConvTranspose2dParams,
+    pub bias: bool,
+}
+
+impl ConvTranspose2dConfig {
+    /// A square `kernel`, stride 1, no padding or output padding, dilation 1, with a bias.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        ConvTranspose2dConfig {
+            in_channels,
+            out_channels,
+            kernel: [kernel; 2],
+            params: ConvTranspose2dParams::default(),
+            bias: true,
+        }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.params.stride = [stride; 2];
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.params.padding = [padding; 2];
+        self
+    }
+
+    pub fn output_padding(mut self, output_padding: usize) -> Self {
+        self.params.output_padding = [output_padding; 2];
+        self
+    }
+
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.params.dilation = [dilation; 2];
+        self
+    }
+
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// x: [N, in_channels, H, W] → [N, out_channels, OH, OW] with
+/// OH = (H − 1)·stride − 2·pad + dilation·(kH − 1) + output_padding + 1.
+/// weight: [in_channels, out_channels, kH, kW], bias: [out_channels].
+#[derive(Debug)]
+pub struct ConvTranspose2d {
+    pub weight: Var,
+    pub bias: Option<Var>,
+    pub params: ConvTranspose2dParams,
+}
+
+impl ConvTranspose2d {
+    /// A transposed convolution initialised like `torch.nn.ConvTranspose2d`.
+    pub fn new(config: ConvTranspose2dConfig, init: &mut Init) -> Result<ConvTranspose2d> {
+        let c = config;
+        if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
+            return config_err(
+                "ConvTranspose2d",
+                format!("channels and kernel must be positive, got {c:?}"),
+            );
+        }
+        let shape = [c.in_channels, c.out_channels, c.kernel[0], c.kernel[1]];
+        let weight = Var::parameter(default_weight(&shape, init)?);
+        let bias = if c.bias {
+            Some(Var::parameter(default_bias(c.out_channels, &shape, init)?))
+        } else {
+            None
+        };
+        ConvTranspose2d::from_parameters(weight, bias, c.params)
+    }
+
+    /// A transposed convolution over existing parameters.
+    pub fn from_parameters(
+        weight: Var,
+        bias: Option<Var>,
+        params: ConvTranspose2dParams,
+    ) -> Result<ConvTranspose2d> {
+        let w = weight.shape();
+        if w.len() != 4 {
+            return config_err(
+                "ConvTranspose2d",
+                format!("weight must be [in, out, kH, kW], got {w:?}"),
+            );
+        }
+        if params.stride.contains(&0) || params.dilation.contains(&0) {
+            return config_err(
+                "ConvTranspose2d",
+                format!("stride and dilation must be positive, got {params:?}"),
+            );
+        }
+        if let Some(b) = &bias {
+            if b.shape() != [w[1]] {
+                return config_err(
+                    "ConvTranspose2d",
+                    format!(
+                        "bias has shape {:?}, expected [{}] for weight {w:?}",
+                        b.shape(),
+                        w[1]
+                    ),
+                );
+            }
+        }
+        Ok(ConvTranspose2d {
+            weight,
+            bias,
+            params,
+        })
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(conv_transpose2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            &self.params,
+        )?)
+    }
+
+    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        visit("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            visit("bias", b);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Sequential: runs its layers in order; PyTorch names them "0", "1", … in state_dicts.
+
+use autograd::Var;
+
+use crate::error::Result;
+use crate::module::Module;
+
+/// x → layers[0] → layers[1] → … → output.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl std::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sequential({} layers)", self.layers.len())
+    }
+}
+
+impl Sequential {
+    pub fn new() -> Sequential {
+        Sequential { layers: vec![] }
+    }
+
+    pub fn from_layers(layers: Vec<Box<dyn Module>>) -> Sequential {
+        Sequential { layers }
+    }
+
+    /// Appends a layer (builder style): `Sequential::new().with(a).with(b)`.
+    pub fn with(mut self, layer: impl Module + 'static) -> Sequential {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    pub fn push(&mut self, layer: impl Module + 'static) {
+        self.layers.push(Box::new(layer));
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<&dyn Module> {
+        self.layers.get(index).map(|l| l.as_ref())
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            visit(&i.to_string(), layer.as_ref());
+        }
+    }
+}

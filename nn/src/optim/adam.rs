@@ -1,0 +1,251 @@
+//! Adam and AdamW, exactly as `torch.optim.Adam` / `AdamW` (amsgrad off):
+//! m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², m̂ = m/(1 − β1ᵗ), v̂ = v/(1 − β2ᵗ),
+//! p ← p − lr·m̂/(√v̂ + eps). Adam's weight decay adds wd·p to g first; AdamW instead
+//! multiplies p by (1 − lr·wd) before the update. The step count t is kept per parameter
+//! and advances only when that parameter takes a step.
+
+use std::collections::BTreeMap;
+
+use autograd::Var;
+use tensor::ops::optim::{adam_update, AdamHyper};
+use tensor::Tensor;
+
+use super::{
+    count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param,
+    Optimizer, OptimizerStateTensor,
+};
+use crate::error::{config_err, Result, StateMismatch};
+use crate::module::BufferKind;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    /// PyTorch's Adam defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// The defaults with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        AdamConfig {
+            lr,
+            ..AdamConfig::default()
+        }
+    }
+
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+const EXP_AVG: &str = "exp_avg";
+const EXP_AVG_SQ: &str = "exp_avg_sq";
+const STEP: &str = "step";
+
+/// The per-parameter state: step count t and the two moment estimates, shaped like the parameter.
+#[derive(Clone, Debug)]
+struct AdamState {
+    step: u64,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+}
+
+pub struct Adam {
+    params: Vec<(String, Var)>,
+    pub config: AdamConfig,
+    /// AdamW when true.
+    decoupled_weight_decay: bool,
+    state: Vec<Option<AdamState>>,
+}
+
+impl Adam {
+    /// Adam: weight decay is an L2 term added to the gradient.
+    pub fn new(params: Vec<(String, Var)>, config: AdamConfig) -> Result<Adam> {
+        Adam::build(params, config, false)
+    }
+
+    /// AdamW: weight decay shrinks the weights directly, p ← p·(1 − lr·wd).
+    pub fn adamw(params: Vec<(String, Var)>, config: AdamConfig) -> Result<Adam> {
+        Adam::build(params, config, true)
+    }
+
+    fn build(
+        params: Vec<(String, Var)>,
+        config: AdamConfig,
+        decoupled_weight_decay: bool,
+    ) -> Result<Adam> {
+        let c = config;
+        let beta_ok = |b: f64| (0.0..1.0).contains(&b);
+        let rates_ok = [c.lr, c.eps, c.weight_decay].into_iter().all(non_negative);
+        if !rates_ok || !beta_ok(c.beta1) || !beta_ok(c.beta2) {
+            return config_err(
+                "Adam",
+                format!("need lr, eps, weight decay ≥ 0 and betas in [0, 1), got {c:?}"),
+            );
+        }
+        let n = params.len();
+        Ok(Adam {
+            params,
+            config,
+            decoupled_weight_decay,
+            state: vec![None; n],
+        })
+    }
+
+    pub fn is_adamw(&self) -> bool {
+        self.decoupled_weight_decay
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self) -> Result<()> {
+        let c = self.config;
+        for ((_, p), state) in self.params.iter().zip(self.state.iter_mut()) {
+            if !p.requires_grad() {
+                continue;
+            }
+            let Some(g) = p.grad() else { continue };
+            let s = state.get_or_insert_with(|| {
+                let zeros = p.value().zeros_like();
+                AdamState {
+                    step: 0,
+                    exp_avg: zeros.clone(),
+                    exp_avg_sq: zeros,
+                }
+            });
+            s.step += 1;
+            let h = AdamHyper {
+                lr: c.lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                decoupled_weight_decay: self.decoupled_weight_decay,
+                step: s.step,
+            };
+            p.update_value(|v| adam_update(v, &g, &mut s.exp_avg, &mut s.exp_avg_sq, &h))?;
+        }
+        Ok(())
+    }
+
+    fn zero_grad(&self) {
+        self.params.iter().for_each(|(_, p)| p.zero_grad());
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn parameters(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    fn state_tensors(&self) -> Vec<OptimizerStateTensor> {
+        let mut out = vec![];
+        for ((name, _), s) in self.params.iter().zip(&self.state) {
+            let Some(s) = s else { continue };
+            let named = |kind: &str, value: Tensor, k: BufferKind| OptimizerStateTensor {
+                name: format!("{kind}.{name}"),
+                value,
+                kind: k,
+            };
+            out.push(named(STEP, count_tensor(s.step), BufferKind::Count));
+            out.push(named(EXP_AVG, s.exp_avg.clone(), BufferKind::Float));
+            out.push(named(EXP_AVG_SQ, s.exp_avg_sq.clone(), BufferKind::Float));
+        }
+        out
+    }
+
+    fn load_state_tensors(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+    ) -> std::result::Result<(), StateMismatch> {
+        let index = index_by_name(&self.params);
+        let mut mismatch = StateMismatch::default();
+        // Per parameter: (step, exp_avg, exp_avg_sq) as found.
+        let mut found: Vec<(Option<u64>, Option<Tensor>, Option<Tensor>)> =
+            vec![(None, None, None); self.params.len()];
+        for (name, t) in tensors {
+            let Some((kind, i)) = parse_state_name(name, &[STEP, EXP_AVG, EXP_AVG_SQ], &index)
+            else {
+                mismatch.unexpected.push(name.clone());
+                continue;
+            };
+            let param = &self.params[i].1;
+            match kind {
+                STEP => match count_value(t) {
+                    Some(n) => found[i].0 = Some(n),
+                    None => mismatch
+                        .unexpected
+                        .push(format!("{name} (not a step count)")),
+                },
+                EXP_AVG => found[i].1 = state_like_param(name, t, param, &mut mismatch),
+                _ => found[i].2 = state_like_param(name, t, param, &mut mismatch),
+            }
+        }
+        let mut state = vec![None; self.params.len()];
+        for (i, f) in found.into_iter().enumerate() {
+            let name = &self.params[i].0;
+            match f {
+                (Some(step), Some(exp_avg), Some(exp_avg_sq)) => {
+                    state[i] = Some(AdamState {
+                        step,
+                        exp_avg,
+                        exp_avg_sq,
+                    })
+                }
+                // A parameter that never took a step has no state at all.
+                (None, None, None) => {}
+                (step, m, v) => {
+                    for (kind, present) in [
+                        (STEP, step.is_some()),
+                        (EXP_AVG, m.is_some()),
+                        (EXP_AVG_SQ, v.is_some()),
+                    ] {
+                        let full = format!("{kind}.{name}");
+                        // A misshaped tensor is already reported as such, not also as missing.
+                        if !present && !mismatch.shape_mismatches.iter().any(|s| s.name == full) {
+                            mismatch.missing.push(full);
+                        }
+                    }
+                }
+            }
+        }
+        if !mismatch.is_empty() {
+            return Err(mismatch);
+        }
+        self.state = state;
+        Ok(())
+    }
+}

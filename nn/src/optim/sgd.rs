@@ -1,0 +1,174 @@
+//! Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight
+//! decay, exactly as `torch.optim.SGD`:
+//! d = g + wd·p; buf = d on the first step, else momentum·buf + (1 − dampening)·d;
+//! d = d + momentum·buf (Nesterov) or buf; p ← p − lr·d.
+
+use std::collections::BTreeMap;
+
+use autograd::Var;
+use tensor::ops::optim::{sgd_update, SgdHyper};
+use tensor::Tensor;
+
+use super::{
+    index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
+    OptimizerStateTensor,
+};
+use crate::error::{config_err, Result, StateMismatch};
+use crate::module::BufferKind;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl SgdConfig {
+    /// Plain SGD: no momentum, no weight decay.
+    pub fn new(lr: f64) -> Self {
+        SgdConfig {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    pub fn dampening(mut self, dampening: f64) -> Self {
+        self.dampening = dampening;
+        self
+    }
+
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+}
+
+const MOMENTUM_BUFFER: &str = "momentum_buffer";
+
+pub struct Sgd {
+    params: Vec<(String, Var)>,
+    pub config: SgdConfig,
+    /// One buffer per parameter once it has taken a step with momentum.
+    momentum_buffers: Vec<Option<Tensor>>,
+}
+
+impl Sgd {
+    pub fn new(params: Vec<(String, Var)>, config: SgdConfig) -> Result<Sgd> {
+        let c = config;
+        if ![c.lr, c.momentum, c.weight_decay]
+            .into_iter()
+            .all(non_negative)
+        {
+            return config_err(
+                "SGD",
+                format!("lr, momentum and weight decay must be ≥ 0, got {c:?}"),
+            );
+        }
+        if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
+            return config_err(
+                "SGD",
+                "Nesterov momentum needs momentum > 0 and dampening 0",
+            );
+        }
+        let n = params.len();
+        Ok(Sgd {
+            params,
+            config,
+            momentum_buffers: vec![None; n],
+        })
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        let c = self.config;
+        for ((_, p), buf) in self.params.iter().zip(self.momentum_buffers.iter_mut()) {
+            if !p.requires_grad() {
+                continue;
+            }
+            let Some(g) = p.grad() else { continue };
+            let h = SgdHyper {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                weight_decay: c.weight_decay,
+                nesterov: c.nesterov,
+                first_step: buf.is_none(),
+            };
+            if c.momentum == 0.0 {
+                p.update_value(|v| sgd_update(v, &g, None, &h))?;
+            } else {
+                let b = buf.get_or_insert_with(|| p.value().zeros_like());
+                p.update_value(|v| sgd_update(v, &g, Some(b), &h))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn zero_grad(&self) {
+        self.params.iter().for_each(|(_, p)| p.zero_grad());
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn parameters(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    fn state_tensors(&self) -> Vec<OptimizerStateTensor> {
+        self.params
+            .iter()
+            .zip(&self.momentum_buffers)
+            .filter_map(|((name, _), b)| {
+                b.as_ref().map(|b| OptimizerStateTensor {
+                    name: format!("{MOMENTUM_BUFFER}.{name}"),
+                    value: b.clone(),
+                    kind: BufferKind::Float,
+                })
+            })
+            .collect()
+    }
+
+    fn load_state_tensors(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+    ) -> std::result::Result<(), StateMismatch> {
+        let index = index_by_name(&self.params);
+        let mut mismatch = StateMismatch::default();
+        let mut buffers = vec![None; self.params.len()];
+        for (name, t) in tensors {
+            match parse_state_name(name, &[MOMENTUM_BUFFER], &index) {
+                Some((_, i)) => {
+                    buffers[i] = state_like_param(name, t, &self.params[i].1, &mut mismatch)
+                }
+                None => mismatch.unexpected.push(name.clone()),
+            }
+        }
+        if !mismatch.is_empty() {
+            return Err(mismatch);
+        }
+        self.momentum_buffers = buffers;
+        Ok(())
+    }
+}

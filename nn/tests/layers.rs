@@ -1,0 +1,187 @@
+//! Layer behaviour beyond gradients: output shapes, dropout's train/eval semantics and
+//! seeding, and configuration errors.
+
+use autograd::Var;
+use nn::{
+    AvgPool2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Flatten,
+    GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential,
+    Sigmoid, Tanh, Upsample,
+};
+use tensor::{DType, Rng, Tensor};
+
+fn ones(shape: &[usize]) -> Var {
+    Var::constant(Tensor::ones(shape, DType::F32))
+}
+
+fn out_shape(m: &dyn Module, input: &[usize]) -> Vec<usize> {
+    m.forward(&ones(input)).unwrap().shape()
+}
+
+#[test]
+fn conv_layers_produce_pytorch_output_shapes() {
+    let mut init = Init::new(0);
+    let down = Conv2d::new(Conv2dConfig::new(3, 8, 3).stride(2).padding(1), &mut init).unwrap();
+    assert_eq!(out_shape(&down, &[2, 3, 28, 28]), vec![2, 8, 14, 14]);
+    let up = ConvTranspose2d::new(
+        ConvTranspose2dConfig::new(8, 3, 4).stride(2).padding(1),
+        &mut init,
+    )
+    .unwrap();
+    assert_eq!(out_shape(&up, &[2, 8, 14, 14]), vec![2, 3, 28, 28]);
+    let up_op = ConvTranspose2d::new(
+        ConvTranspose2dConfig::new(8, 3, 3)
+            .stride(2)
+            .padding(1)
+            .output_padding(1),
+        &mut init,
+    )
+    .unwrap();
+    assert_eq!(out_shape(&up_op, &[1, 8, 7, 7]), vec![1, 3, 14, 14]);
+}
+
+#[test]
+fn pool_upsample_and_reshape_layers_produce_the_documented_shapes() {
+    assert_eq!(
+        out_shape(
+            &MaxPool2d::new(Pool2dConfig::new(2)).unwrap(),
+            &[2, 3, 8, 6]
+        ),
+        vec![2, 3, 4, 3]
+    );
+    assert_eq!(
+        out_shape(
+            &AvgPool2d::new(Pool2dConfig::new(3).stride(1).padding(1)).unwrap(),
+            &[1, 2, 5, 5]
+        ),
+        vec![1, 2, 5, 5]
+    );
+    assert_eq!(out_shape(&GlobalAvgPool, &[4, 5, 3, 3]), vec![4, 5, 1, 1]);
+    assert_eq!(
+        out_shape(&Upsample::nearest(2).unwrap(), &[1, 2, 3, 4]),
+        vec![1, 2, 6, 8]
+    );
+    assert_eq!(
+        out_shape(&Upsample::bilinear(3).unwrap(), &[1, 2, 3, 4]),
+        vec![1, 2, 9, 12]
+    );
+    assert_eq!(out_shape(&Flatten, &[4, 2, 3, 5]), vec![4, 30]);
+    assert_eq!(
+        out_shape(&Reshape::new(&[2, 3, 5]), &[4, 30]),
+        vec![4, 2, 3, 5]
+    );
+}
+
+#[test]
+fn sequential_chains_layers_in_order() {
+    let mut init = Init::new(0);
+    let model = Sequential::new()
+        .with(Flatten)
+        .with(Linear::new(12, 5, &mut init).unwrap())
+        .with(Tanh)
+        .with(Linear::new(5, 1, &mut init).unwrap())
+        .with(Sigmoid);
+    let y = model.forward(&ones(&[3, 3, 4])).unwrap().value();
+    assert_eq!(y.shape(), &[3, 1]);
+    assert!(y.to_vec_f32().iter().all(|&v| v > 0.0 && v < 1.0));
+    assert_eq!(model.len(), 5);
+}
+
+#[test]
+fn leaky_relu_scales_negative_inputs_by_the_slope() {
+    let x = Var::constant(Tensor::from_vec(vec![-2.0f64, 3.0], &[2]).unwrap());
+    assert_eq!(
+        LeakyReLU::new(0.2)
+            .forward(&x)
+            .unwrap()
+            .value()
+            .to_vec_f64(),
+        vec![-0.4, 3.0]
+    );
+    assert_eq!(LeakyReLU::default().negative_slope, 0.01);
+}
+
+#[test]
+fn dropout_zeroes_about_p_of_the_inputs_and_scales_survivors_by_one_over_one_minus_p() {
+    let d = Dropout::with_rng(0.25, Rng::new(4)).unwrap();
+    let y = d.forward(&ones(&[100, 100])).unwrap().value().to_vec_f32();
+    let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+    assert!((zeros - 0.25).abs() < 0.02, "dropped fraction {zeros}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+}
+
+#[test]
+fn dropout_is_the_identity_in_eval_mode() {
+    let d = Dropout::with_rng(0.5, Rng::new(4)).unwrap();
+    d.set_training(false);
+    let x = Var::constant(Tensor::rand_uniform(
+        &[10, 10],
+        -1.0,
+        1.0,
+        DType::F32,
+        &mut Rng::new(1),
+    ));
+    assert_eq!(
+        d.forward(&x).unwrap().value().to_vec_f32(),
+        x.value().to_vec_f32()
+    );
+}
+
+#[test]
+fn dropout_masks_repeat_for_the_same_seed_and_differ_between_calls() {
+    let (a, b) = (
+        Dropout::with_rng(0.5, Rng::new(9)).unwrap(),
+        Dropout::with_rng(0.5, Rng::new(9)).unwrap(),
+    );
+    let first = a.forward(&ones(&[64])).unwrap().value().to_vec_f32();
+    assert_eq!(first, b.forward(&ones(&[64])).unwrap().value().to_vec_f32());
+    assert_ne!(first, a.forward(&ones(&[64])).unwrap().value().to_vec_f32());
+}
+
+#[test]
+fn dropout_with_p_one_outputs_zeros_and_rejects_p_outside_zero_one() {
+    let d = Dropout::with_rng(1.0, Rng::new(0)).unwrap();
+    assert!(d
+        .forward(&ones(&[5]))
+        .unwrap()
+        .value()
+        .to_vec_f32()
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(Dropout::with_rng(1.5, Rng::new(0)).is_err());
+    assert!(Dropout::with_rng(-0.1, Rng::new(0)).is_err());
+}
+
+#[test]
+fn invalid_layer_configurations_are_config_errors() {
+    let mut init = Init::new(0);
+    assert!(matches!(
+        Linear::new(0, 3, &mut init),
+        Err(nn::Error::Config { .. })
+    ));
+    assert!(matches!(
+        Conv2d::new(Conv2dConfig::new(3, 4, 0), &mut init),
+        Err(nn::Error::Config { .. })
+    ));
+    assert!(matches!(
+        Conv2d::new(Conv2dConfig::new(3, 4, 3).stride(0), &mut init),
+        Err(nn::Error::Config { .. })
+    ));
+    assert!(matches!(
+        MaxPool2d::new(Pool2dConfig::new(2).padding(2)),
+        Err(nn::Error::Config { .. })
+    ));
+    assert!(matches!(
+        Upsample::nearest(0),
+        Err(nn::Error::Config { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_input_shape_is_a_tensor_error_not_a_panic() {
+    let l = Linear::new(4, 2, &mut Init::new(0)).unwrap();
+    let err = l.forward(&ones(&[3, 5])).unwrap_err();
+    assert!(matches!(err, nn::Error::Tensor(_)), "{err}");
+    let c = Conv2d::new(Conv2dConfig::new(3, 4, 3), &mut Init::new(0)).unwrap();
+    assert!(c.forward(&ones(&[1, 2, 8, 8])).is_err());
+    assert!(Reshape::new(&[7]).forward(&ones(&[2, 6])).is_err());
+}

@@ -1,0 +1,260 @@
+//! Optimizers against hand-computed steps on a 2-element parameter p₀ = [1, −2] with the
+//! gradients g₁ = [0.5, −1], g₂ = [0.2, 0.4], g₃ = [−0.3, 0.1]; plus skipping, clipping and
+//! state export.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use autograd::Var;
+use common::assert_close;
+use nn::optim::Optimizer;
+use nn::{clip_grad_norm, Adam, AdamConfig, Sgd, SgdConfig};
+use tensor::{DType, Tensor};
+
+const GRADS: [[f64; 2]; 3] = [[0.5, -1.0], [0.2, 0.4], [-0.3, 0.1]];
+
+fn t(v: &[f64]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap()
+}
+
+fn param() -> Var {
+    Var::parameter(t(&[1.0, -2.0]))
+}
+
+/// Runs the three steps and returns p after each.
+fn run(opt: &mut dyn Optimizer, p: &Var) -> Vec<Vec<f64>> {
+    GRADS
+        .iter()
+        .map(|g| {
+            opt.zero_grad();
+            p.set_grad(Some(t(g)));
+            opt.step().unwrap();
+            p.value().to_vec_f64()
+        })
+        .collect()
+}
+
+fn assert_steps(got: &[Vec<f64>], want: &[[f64; 2]]) {
+    for (g, w) in got.iter().zip(want) {
+        assert_close(g, w, 1e-12);
+    }
+}
+
+#[test]
+fn adam_matches_hand_computed_steps() {
+    // lr 0.1, β = (0.9, 0.999), eps 1e-8.
+    // t=1: m = 0.1·g, v = 0.001·g², m̂ = g, v̂ = g² → p −= 0.1·g/(|g| + 1e-8): [0.9 + 2e-9, −1.9 − 1e-9].
+    // t=2, element 0: m = 0.9·0.05 + 0.1·0.2 = 0.065, v = 0.999·0.00025 + 0.001·0.04 = 0.00028975,
+    //   m̂ = 0.065/0.19, v̂ = 0.00028975/0.001999 → p = 0.9 − 0.1·0.342105/0.380719 = 0.810142…
+    let p = param();
+    let mut adam = Adam::new(vec![("p".into(), p.clone())], AdamConfig::new(0.1)).unwrap();
+    let want = [
+        [0.900000002, -1.900000001],
+        [0.8101424839029282, -1.865439416662626],
+        [0.7805871509237353, -1.8447499006515093],
+    ];
+    assert_steps(&run(&mut adam, &p), &want);
+}
+
+#[test]
+fn adam_weight_decay_adds_wd_times_p_to_the_gradient() {
+    // t=1, element 0: g = 0.5 + 0.1·1 = 0.6 → same sign step, p = 0.9 + 1e-8/0.6·0.1.
+    let p = param();
+    let mut adam = Adam::new(
+        vec![("p".into(), p.clone())],
+        AdamConfig::new(0.1).weight_decay(0.1),
+    )
+    .unwrap();
+    let want = [
+        [0.9000000016666666, -1.9000000008333333],
+        [0.8072814605072346, -1.846831886458653],
+        [0.7591889719520595, -1.80139767437706],
+    ];
+    assert_steps(&run(&mut adam, &p), &want);
+}
+
+#[test]
+fn adamw_shrinks_p_by_one_minus_lr_times_wd_before_the_adam_step() {
+    // t=1: p = 1·(1 − 0.1·0.1) − 0.1·(0.5/(0.5 + 1e-8)) = 0.99 − 0.1 + 2e-9.
+    let p = param();
+    let mut adamw = Adam::adamw(
+        vec![("p".into(), p.clone())],
+        AdamConfig::new(0.1).weight_decay(0.1),
+    )
+    .unwrap();
+    let want = [
+        [0.890000002, -1.880000001],
+        [0.7912424838829282, -1.826639416652626],
+        [0.753774726064906, -1.7876835064749832],
+    ];
+    assert_steps(&run(&mut adamw, &p), &want);
+}
+
+#[test]
+fn sgd_momentum_matches_hand_computed_steps() {
+    // buf₁ = g₁ → p = [0.95, −1.9]; buf₂ = 0.9·[0.5, −1] + [0.2, 0.4] = [0.65, −0.5] → [0.885, −1.85];
+    // buf₃ = [0.285, −0.35] → [0.8565, −1.815].
+    let p = param();
+    let mut sgd = Sgd::new(
+        vec![("p".into(), p.clone())],
+        SgdConfig::new(0.1).momentum(0.9),
+    )
+    .unwrap();
+    assert_steps(
+        &run(&mut sgd, &p),
+        &[[0.95, -1.9], [0.885, -1.85], [0.8565, -1.815]],
+    );
+}
+
+#[test]
+fn sgd_dampening_scales_new_gradients_after_the_first_step() {
+    // buf₂ = 0.9·[0.5, −1] + 0.5·[0.2, 0.4] = [0.55, −0.7] → p = [0.895, −1.83].
+    let p = param();
+    let mut sgd = Sgd::new(
+        vec![("p".into(), p.clone())],
+        SgdConfig::new(0.1).momentum(0.9).dampening(0.5),
+    )
+    .unwrap();
+    assert_steps(
+        &run(&mut sgd, &p),
+        &[[0.95, -1.9], [0.895, -1.83], [0.8605, -1.772]],
+    );
+}
+
+#[test]
+fn sgd_nesterov_with_weight_decay_matches_hand_computed_steps() {
+    // t=1: d = g + 0.01·p = [0.51, −1.02], buf = d, d + 0.9·buf = [0.969, −1.938] → [0.9031, −1.8062].
+    let p = param();
+    let config = SgdConfig::new(0.1)
+        .momentum(0.9)
+        .nesterov(true)
+        .weight_decay(0.01);
+    let mut sgd = Sgd::new(vec![("p".into(), p.clone())], config).unwrap();
+    assert_steps(
+        &run(&mut sgd, &p),
+        &[
+            [0.9031, -1.8062],
+            [0.82207411, -1.79614822],
+            [0.823401658191, -1.768314516382],
+        ],
+    );
+}
+
+#[test]
+fn nesterov_without_momentum_is_rejected() {
+    assert!(Sgd::new(vec![], SgdConfig::new(0.1).nesterov(true)).is_err());
+}
+
+#[test]
+fn step_skips_frozen_parameters_and_parameters_without_gradient() {
+    let (frozen, no_grad, live) = (param(), param(), param());
+    frozen.set_grad(Some(t(&[1.0, 1.0])));
+    frozen.set_requires_grad(false);
+    live.set_grad(Some(t(&[1.0, 1.0])));
+    let params = vec![
+        ("frozen".into(), frozen.clone()),
+        ("no_grad".into(), no_grad.clone()),
+        ("live".into(), live.clone()),
+    ];
+    let mut adam = Adam::new(params, AdamConfig::new(0.1)).unwrap();
+    adam.step().unwrap();
+    assert_eq!(frozen.value().to_vec_f64(), vec![1.0, -2.0]);
+    assert_eq!(no_grad.value().to_vec_f64(), vec![1.0, -2.0]);
+    assert_ne!(live.value().to_vec_f64(), vec![1.0, -2.0]);
+    // Only the parameter that stepped has state.
+    let names: Vec<String> = adam.state_tensors().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, vec!["step.live", "exp_avg.live", "exp_avg_sq.live"]);
+}
+
+#[test]
+fn adam_updates_f32_parameters_in_place_keeping_their_dtype() {
+    let p = Var::parameter(Tensor::from_vec(vec![1.0f32, -2.0], &[2]).unwrap());
+    let mut adam = Adam::new(vec![("p".into(), p.clone())], AdamConfig::new(0.1)).unwrap();
+    p.set_grad(Some(Tensor::from_vec(vec![0.5f32, -1.0], &[2]).unwrap()));
+    adam.step().unwrap();
+    assert_eq!(p.dtype(), DType::F32);
+    assert_close(&p.value().to_vec_f64(), &[0.9, -1.9], 1e-6);
+}
+
+#[test]
+fn zero_grad_clears_every_gradient() {
+    let p = param();
+    p.set_grad(Some(t(&[1.0, 1.0])));
+    let sgd = Sgd::new(vec![("p".into(), p.clone())], SgdConfig::new(0.1)).unwrap();
+    sgd.zero_grad();
+    assert!(p.grad().is_none());
+}
+
+#[test]
+fn clip_grad_norm_scales_to_max_norm_and_returns_the_norm_before() {
+    let (a, b) = (param(), param());
+    a.set_grad(Some(t(&[3.0, 0.0])));
+    b.set_grad(Some(t(&[0.0, 4.0])));
+    let norm = clip_grad_norm(&[a.clone(), b.clone()], 1.0).unwrap();
+    assert_eq!(norm, 5.0);
+    let coef = 1.0 / (5.0 + 1e-6);
+    assert_close(&a.grad().unwrap().to_vec_f64(), &[3.0 * coef, 0.0], 1e-15);
+    assert_close(&b.grad().unwrap().to_vec_f64(), &[0.0, 4.0 * coef], 1e-15);
+}
+
+#[test]
+fn clip_grad_norm_leaves_small_gradients_alone() {
+    let a = param();
+    a.set_grad(Some(t(&[0.3, 0.4])));
+    assert_close(
+        &[clip_grad_norm(std::slice::from_ref(&a), 1.0).unwrap()],
+        &[0.5],
+        1e-15,
+    );
+    assert_eq!(a.grad().unwrap().to_vec_f64(), vec![0.3, 0.4]);
+}
+
+#[test]
+fn exported_adam_state_resumes_to_the_same_steps() {
+    // Two steps, export, import into a fresh optimizer over a copy, then the third step agrees.
+    let p = param();
+    let mut adam = Adam::new(vec![("p".into(), p.clone())], AdamConfig::new(0.1)).unwrap();
+    for g in &GRADS[..2] {
+        p.set_grad(Some(t(g)));
+        adam.step().unwrap();
+    }
+    let state: BTreeMap<String, Tensor> = adam
+        .state_tensors()
+        .into_iter()
+        .map(|s| (s.name, s.value))
+        .collect();
+    let q = Var::parameter(p.value());
+    let mut resumed = Adam::new(vec![("p".into(), q.clone())], AdamConfig::new(0.1)).unwrap();
+    resumed.load_state_tensors(&state).unwrap();
+    p.set_grad(Some(t(&GRADS[2])));
+    q.set_grad(Some(t(&GRADS[2])));
+    adam.step().unwrap();
+    resumed.step().unwrap();
+    assert_eq!(p.value().to_vec_f64(), q.value().to_vec_f64());
+    assert_close(
+        &q.value().to_vec_f64(),
+        &[0.7805871509237353, -1.8447499006515093],
+        1e-12,
+    );
+}
+
+#[test]
+fn importing_state_for_an_unknown_or_misshaped_parameter_lists_each_problem() {
+    let p = param();
+    let mut sgd = Sgd::new(vec![("p".into(), p)], SgdConfig::new(0.1).momentum(0.9)).unwrap();
+    let state = BTreeMap::from([
+        (
+            "momentum_buffer.p".to_string(),
+            Tensor::zeros(&[3], DType::F64),
+        ),
+        (
+            "momentum_buffer.q".to_string(),
+            Tensor::zeros(&[2], DType::F64),
+        ),
+    ]);
+    let m = sgd.load_state_tensors(&state).unwrap_err();
+    assert_eq!(m.unexpected, vec!["momentum_buffer.q"]);
+    assert_eq!(m.shape_mismatches.len(), 1);
+    assert_eq!(m.shape_mismatches[0].name, "momentum_buffer.p");
+}

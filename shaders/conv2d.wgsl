@@ -1,0 +1,315 @@
+// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1) as implicit GEMM: forward,
+// backward-data, backward-weight and backward-bias. conv_transpose2d reuses these kernels
+// (see gpu/src/kernels/conv_transpose2d.rs): its forward is conv2d's backward-data, its
+// backward-data is conv2d's forward and its backward-weight is conv2d's backward-weight with
+// x and dy swapped.
+//
+// Memory layout (PyTorch's, dense row-major): x [N, C_in, H, W], weight [C_out, C_in, kH, kW],
+// bias [C_out], y [N, C_out, OH, OW], with per-axis stride s, padding p, dilation d and
+//     OH = ⌊(H + 2p − d·(kH − 1) − 1)/s⌋ + 1 (likewise OW; the host passes OH, OW).
+//
+// Math. With K = C_in·kH·kW and the im2col matrix
+//     col[(ci, ky, kx), (n, oy, ox)] = x[n, ci, oy·s − p + ky·d, ox·s − p + kx·d]  (0 outside)
+// conv2d is one GEMM, y = W·col (W viewed as [C_out, K]), and its gradients are GEMMs too:
+//   forward          y [C_out, N·OH·OW]  = W [C_out, K] · col [K, N·OH·OW]            (+ bias)
+//   backward_data    dx [C_in, N·H·W]    = Wᵀ' [C_in, C_out·kH·kW] · dy' [C_out·kH·kW, N·H·W]
+//                    where dy'[(co, ky, kx), (n, iy, ix)] = dy[n, co, oy, ox] for the output
+//                    (oy, ox) whose tap (ky, kx) lands on (iy, ix): oy = (iy + p − ky·d)/s when
+//                    that divides exactly and is in range, else 0. This gathers, per input
+//                    pixel, every term col2im would scatter-add: race-free, no atomics.
+//   backward_weight  dW [C_out, K]       = dy [C_out, N·OH·OW] · colᵀ [N·OH·OW, K]
+//   backward_bias    db[co] = Σ_{n, oy, ox} dy[n, co, oy, ox]   (a workgroup per channel)
+// The GEMM operands are never materialised: the tile loaders below compute each element
+// from the index formulas above. The tiling is matmul.wgsl's (64×64 tile of the output per
+// 16×16 workgroup, 4×4 register block per invocation, k-steps of 16 staged in workgroup
+// memory as vec4s, zero-filled at the edges). Each entry point calls `conv_gemm` with a
+// constant mode, which the driver folds after inlining. `accumulate` adds into the old
+// output; `has_bias` adds bias[row] in the forward and backward-data modes (the latter for
+// conv_transpose2d's bias).
+//
+// Why these GEMM shapes: the output of each mode is the GEMM's [M, N] (so every output
+// element is written by exactly one invocation: no reductions across workgroups, no
+// atomics). backward_weight has a small [C_out, C_in·kH·kW] output and a long K = N·OH·OW,
+// so it launches few workgroups; a split-K variant would fill a large GPU better.
+
+struct Params {
+    batch: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    has_bias: u32,
+    accumulate: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const FORWARD: u32 = 0u;
+const BACKWARD_DATA: u32 = 1u;
+const BACKWARD_WEIGHT: u32 = 2u;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+const AP4: u32 = 17u;
+const WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+// forward: in0 = x, in1 = weight.  backward_data: in0 = dy, in1 = weight.
+// backward_weight: in0 = dy, in1 = x (bias unused: the host binds any buffer).
+@group(0) @binding(1) var<storage, read> in0: array<f32>;
+@group(0) @binding(2) var<storage, read> in1: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+// backward_bias: dy → db.
+@group(0) @binding(1) var<storage, read> bb_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bb_db: array<f32>;
+
+var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4], rows packed by 4 (see matmul.wgsl)
+var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
+var<workgroup> red: array<f32, 256>;
+
+// GEMM sizes (M, N, K) of each mode.
+fn gemm_dims(mode: u32) -> vec3<u32> {
+    let taps = p.kh * p.kw;
+    switch mode {
+        case FORWARD: { return vec3<u32>(p.c_out, p.batch * p.oh * p.ow, p.c_in * taps); }
+        case BACKWARD_DATA: { return vec3<u32>(p.c_in, p.batch * p.h * p.w, p.c_out * taps); }
+        default: { return vec3<u32>(p.c_out, p.c_in * taps, p.batch * p.oh * p.ow); }
+    }
+}
+
+// x[n, ci, oy·s − p + ky·d, ox·s − p + kx·d], 0 in the padding. x is in0 in the forward
+// and in1 in backward_weight.
+fn x_tap(mode: u32, n: u32, ci: u32, oy: u32, ox: u32, ky: u32, kx: u32) -> f32 {
+    let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+    let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+    if iy < 0 || ix < 0 || u32(iy) >= p.h || u32(ix) >= p.w {
+        return 0.0;
+    }
+    let i = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
+    if mode == BACKWARD_WEIGHT {
+        return in1[i];
+    }
+    return in0[i];
+}
+
+// A[row, kk] (row < M, kk < K).
+fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
+    let taps = p.kh * p.kw;
+    switch mode {
+        case FORWARD: {
+            return in1[row * p.c_in * taps + kk];
+        }
+        case BACKWARD_DATA: {
+            // W[co, ci = row, ky, kx] with kk = (co, ky, kx)
+            let co = kk / taps;
+            return in1[(co * p.c_in + row) * taps + kk % taps];
+        }
+        default: {
+            // dy[n, co = row, oy, ox] with kk = (n, oy, ox)
+            let plane = p.oh * p.ow;
+            let n = kk / plane;
+            return in0[(n * p.c_out + row) * plane + kk % plane];
+        }
+    }
+}
+
+// B[kk, col] (kk < K, col < N).
+fn load_b(mode: u32, kk: u32, col: u32) -> f32 {
+    let taps = p.kh * p.kw;
+    switch mode {
+        case FORWARD: {
+            // col[(ci, ky, kx) = kk, (n, oy, ox) = col]
+            let ci = kk / taps;
+            let t = kk % taps;
+            let plane = p.oh * p.ow;
+            let n = col / plane;
+            let pos = col % plane;
+            return x_tap(mode, n, ci, pos / p.ow, pos % p.ow, t / p.kw, t % p.kw);
+        }
+        case BACKWARD_DATA: {
+            // dy'[(co, ky, kx) = kk, (n, iy, ix) = col]
+            let co = kk / taps;
+            let t = kk % taps;
+            let ky = t / p.kw;
+            let kx = t % p.kw;
+            let plane = p.h * p.w;
+            let n = col / plane;
+            let pos = col % plane;
+            let ty = i32(pos / p.w + p.pad_h) - i32(ky * p.dil_h);
+            let tx = i32(pos % p.w + p.pad_w) - i32(kx * p.dil_w);
+            if ty < 0 || tx < 0 {
+                return 0.0;
+            }
+            let uy = u32(ty);
+            let ux = u32(tx);
+            if uy % p.stride_h != 0u || ux % p.stride_w != 0u {
+                return 0.0;
+            }
+            let oy = uy / p.stride_h;
+            let ox = ux / p.stride_w;
+            if oy >= p.oh || ox >= p.ow {
+                return 0.0;
+            }
+            return in0[((n * p.c_out + co) * p.oh + oy) * p.ow + ox];
+        }
+        default: {
+            // colᵀ[(n, oy, ox) = kk, (ci, ky, kx) = col]
+            let plane = p.oh * p.ow;
+            let n = kk / plane;
+            let pos = kk % plane;
+            let ci = col / taps;
+            let t = col % taps;
+            return x_tap(mode, n, ci, pos / p.ow, pos % p.ow, t / p.kw, t % p.kw);
+        }
+    }
+}
+
+// Where C[row, col] goes in the output tensor.
+fn out_index(mode: u32, row: u32, col: u32) -> u32 {
+    switch mode {
+        case FORWARD: {
+            let plane = p.oh * p.ow;
+            return ((col / plane) * p.c_out + row) * plane + col % plane;
+        }
+        case BACKWARD_DATA: {
+            let plane = p.h * p.w;
+            return ((col / plane) * p.c_in + row) * plane + col % plane;
+        }
+        default: {
+            return row * p.c_in * p.kh * p.kw + col;
+        }
+    }
+}
+
+fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
+    let dims = gemm_dims(mode);
+    let m = dims.x;
+    let n = dims.y;
+    let k = dims.z;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let tx = l3.x;
+    let ty = l3.y;
+    // acc_i[j] = C[row0 + 4·ty + i, col0 + 4·tx + j]
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
+    for (var t = 0u; t < k; t += BK) {
+        for (var q = 0u; q < 4u; q++) {
+            let e = lid + 256u * q;
+            let r = e / BK;
+            let kk = e % BK;
+            var v = 0.0;
+            if row0 + r < m && t + kk < k {
+                v = load_a(mode, row0 + r, t + kk);
+            }
+            a_tile[kk * AP4 + r / 4u][r % 4u] = v;
+        }
+        for (var q = 0u; q < 4u; q++) {
+            let e = lid + 256u * q;
+            let kk = e / BN;
+            let cc = e % BN;
+            var v = 0.0;
+            if t + kk < k && col0 + cc < n {
+                v = load_b(mode, t + kk, col0 + cc);
+            }
+            b_tile[kk * 16u + cc / 4u][cc % 4u] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let av = a_tile[kk * AP4 + ty];
+            let bv = b_tile[kk * 16u + tx];
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
+        }
+        workgroupBarrier();
+    }
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let gr = row0 + 4u * ty + i;
+        if gr >= m {
+            break;
+        }
+        var bias_v = 0.0;
+        if p.has_bias != 0u && mode != BACKWARD_WEIGHT {
+            bias_v = bias[gr];
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let gc = col0 + 4u * tx + j;
+            if gc < n {
+                let idx = out_index(mode, gr, gc);
+                var v = acc[i][j] + bias_v;
+                if p.accumulate != 0u {
+                    v += out[idx];
+                }
+                out[idx] = v;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    conv_gemm(FORWARD, wid, l3, lid);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    conv_gemm(BACKWARD_DATA, wid, l3, lid);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(local_invocation_id) l3: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    conv_gemm(BACKWARD_WEIGHT, wid, l3, lid);
+}
+
+// db[co] (+)= Σ_{n, pos} dy[n, co, pos]: one workgroup per channel, tree-reduced.
+@compute @workgroup_size(256)
+fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let co = wid.x + wid.y * nwg.x;
+    if co >= p.c_out {
+        return;
+    }
+    let plane = p.oh * p.ow;
+    var s = 0.0;
+    for (var j = lid; j < p.batch * plane; j += WG) {
+        s += bb_dy[((j / plane) * p.c_out + co) * plane + j % plane];
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
+        if lid < half {
+            red[lid] += red[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        var v = red[0];
+        if p.accumulate != 0u {
+            v += bb_db[co];
+        }
+        bb_db[co] = v;
+    }
+}

@@ -1,0 +1,43 @@
+//! Gradient checks of matmul (2-D, batched, broadcast, transposed operands) and linear.
+
+mod common;
+
+use autograd::ops::matmul::linear;
+use common::{check, rng, uniform};
+
+#[test]
+fn matmul_2d_matches_finite_differences() {
+    let mut r = rng();
+    check(|v| v[0].matmul(&v[1]), &[uniform(&[3, 5], -1.0, 1.0, &mut r), uniform(&[5, 4], -1.0, 1.0, &mut r)]);
+}
+
+#[test]
+fn batched_matmul_matches_finite_differences() {
+    let mut r = rng();
+    check(|v| v[0].matmul(&v[1]), &[uniform(&[2, 3, 4], -1.0, 1.0, &mut r), uniform(&[2, 4, 5], -1.0, 1.0, &mut r)]);
+}
+
+#[test]
+fn matmul_broadcasting_a_2d_operand_over_the_batch_matches_finite_differences() {
+    let mut r = rng();
+    check(|v| v[0].matmul(&v[1]), &[uniform(&[3, 2, 4], -1.0, 1.0, &mut r), uniform(&[4, 3], -1.0, 1.0, &mut r)]);
+    check(|v| v[0].matmul(&v[1]), &[uniform(&[2, 4], -1.0, 1.0, &mut r), uniform(&[3, 4, 5], -1.0, 1.0, &mut r)]);
+}
+
+#[test]
+fn matmul_of_transposed_views_matches_finite_differences() {
+    let mut r = rng();
+    check(
+        |v| v[0].transpose(0, 1)?.matmul(&v[1].transpose(0, 1)?),
+        &[uniform(&[5, 3], -1.0, 1.0, &mut r), uniform(&[4, 5], -1.0, 1.0, &mut r)],
+    );
+}
+
+#[test]
+fn linear_matches_finite_differences() {
+    let mut r = rng();
+    check(
+        |v| linear(&v[0], &v[1], Some(&v[2])),
+        &[uniform(&[4, 7], -1.0, 1.0, &mut r), uniform(&[3, 7], -1.0, 1.0, &mut r), uniform(&[3], -1.0, 1.0, &mut r)],
+    );
+}

@@ -1,0 +1,298 @@
+//! The five VAE presets of `../shared/spec/architectures.md`, built from `nn` layers, and
+//! the `Vae` that ties an encoder, the two heads and a decoder together.
+//!
+//! | preset | paper | encoder features F |
+//! |---|---|---|
+//! | `dense` | seed 002 | 256 |
+//! | `basic` | seed 003 ("basic VAE") | 64·H/4·W/4 |
+//! | `conv` | seed 001 | 128·H/8·W/8 |
+//! | `resnet18` (and `resnet18-nobn`) | seeds 000, 003 | 512 |
+//! | `resnet-bn` | seed 004 | 512·H/16·W/16 |
+//!
+//! Parameter names follow PyTorch's state_dict: `encoder.…`, `fc_mu.weight`,
+//! `fc_logvar.weight`, `decoder.…` (for `resnet18` the encoder uses torchvision's names,
+//! `encoder.layer1.0.conv1.weight`, so a torchvision ResNet-18 state_dict loads into it).
+//! Parameter counts at the benchmark sizes (checked in this module's tests):
+//!
+//! | preset | input, z | parameters |
+//! |---|---|---|
+//! | `dense` | 1×28×28, 16 | 1,079,600 |
+//! | `basic` | 3×32×32, 128 | 1,652,867 |
+//! | `conv` | 3×64×64, 32 | 1,053,411 |
+//! | `resnet18` | 3×32×32, 128 | 23,917,059 (the spec's number) |
+//! | `resnet18-nobn` | 3×32×32, 128 | 23,908,419 |
+//! | `resnet-bn` | 3×64×64, 128 | 19,576,451 |
+
+mod basic;
+mod conv;
+mod dense;
+mod resnet18;
+mod resnet_bn;
+
+use autograd::Var;
+use nn::{Init, Linear, Module};
+use tensor::{Result as TensorResult, Tensor, TensorError};
+
+pub use resnet18::{ResNet18Classifier, ResNet18Encoder};
+
+/// A model preset, selected with `--arch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Dense,
+    Basic,
+    Conv,
+    ResNet18,
+    /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); seed 003.
+    ResNet18NoBn,
+    ResNetBn,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 6] = ["dense", "basic", "conv", "resnet18", "resnet18-nobn", "resnet-bn"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Dense => "dense",
+            Arch::Basic => "basic",
+            Arch::Conv => "conv",
+            Arch::ResNet18 => "resnet18",
+            Arch::ResNet18NoBn => "resnet18-nobn",
+            Arch::ResNetBn => "resnet-bn",
+        }
+    }
+
+    /// What H and W must be divisible by.
+    pub fn size_multiple(self) -> usize {
+        match self {
+            Arch::Dense => 1,
+            Arch::Basic => 4,
+            Arch::Conv => 8,
+            Arch::ResNet18 | Arch::ResNet18NoBn => 32,
+            Arch::ResNetBn => 16,
+        }
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dense" => Ok(Arch::Dense),
+            "basic" => Ok(Arch::Basic),
+            "conv" => Ok(Arch::Conv),
+            "resnet18" => Ok(Arch::ResNet18),
+            "resnet18-nobn" => Ok(Arch::ResNet18NoBn),
+            "resnet-bn" => Ok(Arch::ResNetBn),
+            _ => Err(format!("unknown architecture '{s}' (expected one of {})", Arch::NAMES.join(", "))),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the decoder's raw output is turned into before the reconstruction loss (`--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputActivation {
+    /// Raw logits, for the BCE-with-logits loss.
+    Logits,
+    /// σ(x), for BCE or MSE on data in [0, 1].
+    Sigmoid,
+    /// tanh(x), for MSE on data in [−1, 1].
+    Tanh,
+}
+
+impl OutputActivation {
+    /// The loss-side output: raw logits stay raw.
+    pub fn apply(self, raw: &Var) -> TensorResult<Var> {
+        match self {
+            OutputActivation::Logits => Ok(raw.clone()),
+            OutputActivation::Sigmoid => raw.sigmoid(),
+            OutputActivation::Tanh => raw.tanh(),
+        }
+    }
+
+    /// The image a person should see: logits go through σ.
+    pub fn to_image(self, raw: &Tensor) -> TensorResult<Tensor> {
+        match self {
+            OutputActivation::Logits | OutputActivation::Sigmoid => raw.sigmoid(),
+            OutputActivation::Tanh => raw.tanh(),
+        }
+    }
+}
+
+impl std::str::FromStr for OutputActivation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "logits" | "none" => Ok(OutputActivation::Logits),
+            "sigmoid" => Ok(OutputActivation::Sigmoid),
+            "tanh" => Ok(OutputActivation::Tanh),
+            _ => Err(format!("unknown output activation '{s}' (expected logits, sigmoid or tanh)")),
+        }
+    }
+}
+
+/// Input image shape and latent size of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// [C, H, W]
+    pub input: [usize; 3],
+    pub z_dim: usize,
+}
+
+/// Everything the forward pass of a VAE produces for one batch.
+pub struct VaeOutput {
+    /// Decoder output before the output activation: [N, C, H, W].
+    pub raw: Var,
+    /// Posterior means and log-variances, and the sampled code: [N, z].
+    pub mu: Var,
+    pub logvar: Var,
+    pub z: Var,
+}
+
+/// A VAE: `encoder` maps [N, C, H, W] to features [N, F], the heads `fc_mu` and `fc_logvar`
+/// map them to [N, z], and `decoder` maps a code [N, z] back to [N, C, H, W] (raw values).
+pub struct Vae {
+    pub config: ModelConfig,
+    pub encoder: Box<dyn Module>,
+    pub fc_mu: Linear,
+    pub fc_logvar: Linear,
+    pub decoder: Box<dyn Module>,
+}
+
+impl Vae {
+    /// Builds the preset `config.arch` for `config.input`, checking that the size fits it.
+    pub fn new(config: ModelConfig, init: &mut Init) -> nn::Result<Vae> {
+        let [c, h, w] = config.input;
+        let m = config.arch.size_multiple();
+        if c == 0 || h == 0 || w == 0 || h % m != 0 || w % m != 0 || config.z_dim == 0 {
+            return Err(nn::Error::Tensor(TensorError::Invalid {
+                op: "Vae::new",
+                msg: format!(
+                    "preset '{}' needs a non-empty input whose height and width are multiples of {m} and z ≥ 1; got input {c}×{h}×{w}, z = {}",
+                    config.arch, config.z_dim
+                ),
+            }));
+        }
+        let (encoder, features, decoder): (Box<dyn Module>, usize, Box<dyn Module>) = match config.arch {
+            Arch::Dense => dense::build(config, init)?,
+            Arch::Basic => basic::build(config, init)?,
+            Arch::Conv => conv::build(config, init)?,
+            Arch::ResNet18 => resnet18::build(config, true, init)?,
+            Arch::ResNet18NoBn => resnet18::build(config, false, init)?,
+            Arch::ResNetBn => resnet_bn::build(config, init)?,
+        };
+        let fc_mu = Linear::new(features, config.z_dim, init)?;
+        let fc_logvar = Linear::new(features, config.z_dim, init)?;
+        Ok(Vae { config, encoder, fc_mu, fc_logvar, decoder })
+    }
+
+    /// x: [N, C, H, W] → (μ, log σ²), each [N, z].
+    pub fn encode(&self, x: &Var) -> nn::Result<(Var, Var)> {
+        let expect = self.config.input;
+        let s = x.shape();
+        if s.len() != 4 || s[1..] != expect {
+            return Err(nn::Error::Tensor(TensorError::Shape {
+                op: "Vae::encode",
+                msg: format!("model '{}' expects input [N, {}, {}, {}], got {s:?}", self.config.arch, expect[0], expect[1], expect[2]),
+            }));
+        }
+        let features = self.encoder.forward(x)?;
+        Ok((self.fc_mu.forward(&features)?, self.fc_logvar.forward(&features)?))
+    }
+
+    /// z: [N, z] → raw decoder output [N, C, H, W].
+    pub fn decode(&self, z: &Var) -> nn::Result<Var> {
+        self.decoder.forward(z)
+    }
+
+    /// Encode, sample z = μ + σ·ε with the given ε ([N, z], drawn by the caller), decode.
+    pub fn forward_with_noise(&self, x: &Var, eps: &Tensor) -> nn::Result<VaeOutput> {
+        let (mu, logvar) = self.encode(x)?;
+        let z = crate::loss::reparameterize(&mu, &logvar, eps)?;
+        let raw = self.decode(&z)?;
+        Ok(VaeOutput { raw, mu, logvar, z })
+    }
+}
+
+impl Module for Vae {
+    /// The reconstruction with z = μ (no sampling): raw decoder output.
+    fn forward(&self, x: &Var) -> nn::Result<Var> {
+        let (mu, _) = self.encode(x)?;
+        self.decode(&mu)
+    }
+
+    fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
+        visit("encoder", self.encoder.as_ref());
+        visit("fc_mu", &self.fc_mu);
+        visit("fc_logvar", &self.fc_logvar);
+        visit("decoder", self.decoder.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(arch: Arch, input: [usize; 3], z_dim: usize) -> usize {
+        Vae::new(ModelConfig { arch, input, z_dim }, &mut Init::new(0)).unwrap().parameter_counts().total
+    }
+
+    #[test]
+    fn parameter_counts_match_the_documented_values() {
+        assert_eq!(count(Arch::Dense, [1, 28, 28], 16), 1_079_600);
+        assert_eq!(count(Arch::Basic, [3, 32, 32], 128), 1_652_867);
+        assert_eq!(count(Arch::Conv, [3, 64, 64], 32), 1_053_411);
+        assert_eq!(count(Arch::ResNet18NoBn, [3, 32, 32], 128), 23_908_419);
+        assert_eq!(count(Arch::ResNetBn, [3, 64, 64], 128), 19_576_451);
+    }
+
+    #[test]
+    fn resnet18_has_the_spec_parameter_count() {
+        // ../shared/spec/architectures.md: 23,917,059 for 3×32×32, z = 128.
+        assert_eq!(count(Arch::ResNet18, [3, 32, 32], 128), 23_917_059);
+    }
+
+    #[test]
+    fn dense_count_is_the_sum_of_its_linear_layers() {
+        // (in·out + out) per Linear: 784→512→256, heads 256→16 ×2, 16→256→512→784.
+        let lin = |i: usize, o: usize| i * o + o;
+        let expect = lin(784, 512) + lin(512, 256) + 2 * lin(256, 16) + lin(16, 256) + lin(256, 512) + lin(512, 784);
+        assert_eq!(count(Arch::Dense, [1, 28, 28], 16), expect);
+    }
+
+    #[test]
+    fn resnet18_encoder_uses_torchvision_names() {
+        let m = Vae::new(ModelConfig { arch: Arch::ResNet18, input: [3, 32, 32], z_dim: 8 }, &mut Init::new(0)).unwrap();
+        let names: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
+        for n in ["encoder.conv1.weight", "encoder.bn1.running_var", "encoder.layer2.0.downsample.0.weight",
+                  "encoder.layer4.1.bn2.num_batches_tracked", "fc_mu.weight", "fc_logvar.bias", "decoder.conv1.weight"] {
+            assert!(names.iter().any(|x| x == n), "missing {n}");
+        }
+    }
+
+    #[test]
+    fn every_preset_reconstructs_the_input_shape() {
+        for (arch, input) in [(Arch::Dense, [1, 28, 28]), (Arch::Basic, [1, 28, 28]), (Arch::Conv, [3, 32, 32]),
+                              (Arch::ResNet18, [3, 32, 32]), (Arch::ResNet18NoBn, [1, 32, 32]), (Arch::ResNetBn, [3, 32, 32])] {
+            let m = Vae::new(ModelConfig { arch, input, z_dim: 4 }, &mut Init::new(1)).unwrap();
+            let x = Var::constant(Tensor::rand_uniform(&[2, input[0], input[1], input[2]], 0.0, 1.0, tensor::DType::F32, &mut tensor::Rng::new(2)));
+            let out = m.forward(&x).unwrap();
+            assert_eq!(out.shape(), vec![2, input[0], input[1], input[2]], "{arch}");
+        }
+    }
+
+    #[test]
+    fn an_input_size_the_preset_cannot_take_is_a_clear_error() {
+        let err = Vae::new(ModelConfig { arch: Arch::Conv, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).err().unwrap();
+        assert!(err.to_string().contains("multiples of 8"), "{err}");
+        let m = Vae::new(ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).unwrap();
+        let wrong = Var::constant(Tensor::zeros(&[2, 3, 28, 28], tensor::DType::F32));
+        assert!(m.encode(&wrong).err().unwrap().to_string().contains("[N, 1, 28, 28]"));
+    }
+}

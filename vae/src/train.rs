@@ -1,0 +1,181 @@
+//! One VAE training step and a whole-dataset evaluation, shared by the `train` binary, the
+//! end-to-end tests and the training-step benchmark.
+//!
+//! A step: draw ε ~ N(0, I), encode (optionally a noisy copy of the batch), sample
+//! z = μ + σ·ε, decode, apply the output activation, compute the objective, check it is
+//! finite, back-propagate, and let the optimizer update the parameters.
+
+use autograd::{no_grad, Var};
+use nn::optim::Optimizer;
+use nn::Module;
+use tensor::{DType, Rng, Tensor};
+
+use crate::error::{Error, Result};
+use crate::loss::{vae_loss, Objective, ReconLoss};
+use crate::model::{OutputActivation, Vae};
+
+/// Everything that defines the loss of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct LossSetup {
+    pub recon: ReconLoss,
+    pub output: OutputActivation,
+    pub objective: Objective,
+    /// Standard deviation of Gaussian noise added to the encoder's input (the target stays
+    /// clean), 0 for none: seed 002's robustness training.
+    pub input_noise_std: f64,
+}
+
+/// Loss components of one batch (or their mean over many), all unweighted except `loss`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    /// The weighted objective that was minimised.
+    pub loss: f64,
+    pub recon: f64,
+    pub kl: f64,
+    pub mi: Option<f64>,
+    pub tc: Option<f64>,
+    pub dwkl: Option<f64>,
+}
+
+/// A running mean of `StepStats`, weighted by batch size.
+#[derive(Clone, Debug, Default)]
+pub struct StatsMean {
+    sum: StepStats,
+    weight: f64,
+}
+
+impl StatsMean {
+    pub fn add(&mut self, s: &StepStats, batch: usize) {
+        let w = batch as f64;
+        let add_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (_, None) => a,
+            (None, Some(b)) => Some(b * w),
+            (Some(a), Some(b)) => Some(a + b * w),
+        };
+        self.sum = StepStats {
+            loss: self.sum.loss + s.loss * w,
+            recon: self.sum.recon + s.recon * w,
+            kl: self.sum.kl + s.kl * w,
+            mi: add_opt(self.sum.mi, s.mi),
+            tc: add_opt(self.sum.tc, s.tc),
+            dwkl: add_opt(self.sum.dwkl, s.dwkl),
+        };
+        self.weight += w;
+    }
+
+    pub fn mean(&self) -> StepStats {
+        let w = self.weight.max(1.0);
+        StepStats {
+            loss: self.sum.loss / w,
+            recon: self.sum.recon / w,
+            kl: self.sum.kl / w,
+            mi: self.sum.mi.map(|v| v / w),
+            tc: self.sum.tc.map(|v| v / w),
+            dwkl: self.sum.dwkl.map(|v| v / w),
+        }
+    }
+
+    pub fn count(&self) -> f64 {
+        self.weight
+    }
+}
+
+/// ε ~ N(0, I) of shape [n, z] in the model's dtype.
+pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tensor {
+    Tensor::rand_normal(&[n, z], 0.0, 1.0, dtype, rng)
+}
+
+/// The loss of one batch x: [N, C, H, W] (already normalised); builds the graph unless the
+/// caller is inside `no_grad`.
+pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, StepStats)> {
+    let n = x.shape()[0];
+    let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng);
+    let input = if setup.input_noise_std > 0.0 {
+        x.add(&Tensor::rand_normal(x.shape(), 0.0, setup.input_noise_std, x.dtype(), rng))?
+    } else {
+        x.clone()
+    };
+    let out = model.forward_with_noise(&Var::constant(input), &eps)?;
+    let y = setup.output.apply(&out.raw)?;
+    let terms = vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?;
+    let stats = StepStats {
+        loss: terms.total.value().item()?,
+        recon: terms.recon,
+        kl: terms.kl,
+        mi: terms.mi,
+        tc: terms.tc,
+        dwkl: terms.dwkl,
+    };
+    Ok((terms.total, stats))
+}
+
+/// Which quantity of a step is not finite, if any.
+pub fn non_finite_component(s: &StepStats) -> Option<&'static str> {
+    let named = [("loss", Some(s.loss)), ("recon", Some(s.recon)), ("kl", Some(s.kl)), ("mi", s.mi), ("tc", s.tc), ("dwkl", s.dwkl)];
+    named.into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(n, _)| n)
+}
+
+/// One optimisation step on batch x. A non-finite loss is reported before any parameter is
+/// touched, so the model keeps its last good values.
+pub fn train_step(
+    model: &Vae,
+    optimizer: &mut dyn Optimizer,
+    x: &Tensor,
+    setup: &LossSetup,
+    rng: &mut Rng,
+    position: (usize, usize),
+) -> Result<StepStats> {
+    optimizer.zero_grad();
+    let (loss, stats) = batch_loss(model, x, setup, rng)?;
+    if let Some(what) = non_finite_component(&stats) {
+        return Err(Error::NonFinite { epoch: position.0, step: position.1, what: what.to_string() });
+    }
+    loss.backward()?;
+    optimizer.step()?;
+    Ok(stats)
+}
+
+/// Mean loss components over batches, in evaluation mode and without a graph; the model is
+/// returned to training mode afterwards.
+pub fn evaluate<'a>(
+    model: &Vae,
+    batches: impl Iterator<Item = &'a Tensor>,
+    setup: &LossSetup,
+    rng: &mut Rng,
+) -> Result<StepStats> {
+    model.set_training(false);
+    let result = no_grad(|| {
+        let mut mean = StatsMean::default();
+        for x in batches {
+            let (_, s) = batch_loss(model, x, setup, rng)?;
+            mean.add(&s, x.shape()[0]);
+        }
+        Ok(mean.mean())
+    });
+    model.set_training(true);
+    result
+}
+
+/// Objective presets by name: `beta-vae` or `beta-tcvae`.
+pub fn objective_from_flags(
+    kind: &str,
+    beta: f64,
+    alpha: f64,
+    gamma: f64,
+    k1: f64,
+    dataset_size: usize,
+    stratified: bool,
+) -> Result<Objective> {
+    use crate::loss::TcEstimator;
+    match kind {
+        "beta-vae" => Ok(Objective::BetaVae { k1, beta }),
+        "beta-tcvae" => Ok(Objective::BetaTcVae {
+            alpha,
+            beta,
+            gamma,
+            dataset_size,
+            estimator: if stratified { TcEstimator::MinibatchStratified } else { TcEstimator::MinibatchWeighted },
+        }),
+        _ => Err(Error::Config(format!("--loss '{kind}' is not known (expected beta-vae or beta-tcvae)"))),
+    }
+}
