@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod tsne;
 pub mod error;
 pub mod train;
+pub mod plot;
