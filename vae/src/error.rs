@@ -11,6 +11,7 @@ pub enum Error {
     Tensor(tensor::TensorError),
     Nn(nn::Error),
     Data(DataError),
+    Plot(crate::plot::PlotError),
     /// A flag or configuration value that cannot work, with what was expected.
     Config(String),
     Io { path: PathBuf, source: std::io::Error },
@@ -24,6 +25,7 @@ impl fmt::Display for Error {
             Error::Tensor(e) => write!(f, "{e}"),
             Error::Nn(e) => write!(f, "{e}"),
             Error::Data(e) => write!(f, "{e}"),
+            Error::Plot(e) => write!(f, "{e}"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::NonFinite { epoch, step, what } => {
@@ -54,3 +56,9 @@ impl From<DataError> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<crate::plot::PlotError> for Error {
+    fn from(e: crate::plot::PlotError) -> Self {
+        Error::Plot(e)
+    }
+}

@@ -635,3 +635,18 @@ mod tests {
         assert!(normalized_class_entropy(&[3]).is_err());
     }
 }
+#[cfg(test)]
+mod timing_tmp {
+    #[test]
+    #[ignore]
+    fn frechet_timing() {
+        for d in [128usize, 256, 512] {
+            let mut rng = tensor::Rng::new(1);
+            let a: Vec<f32> = (0..2000 * d).map(|_| rng.normal() as f32).collect();
+            let b: Vec<f32> = (0..2000 * d).map(|_| (rng.normal() * 1.1 + 0.1) as f32).collect();
+            let t = std::time::Instant::now();
+            let f = super::frechet_distance(&a, &b, d).unwrap();
+            eprintln!("d {d} fd {f} took {:?}", t.elapsed());
+        }
+    }
+}

@@ -167,7 +167,7 @@ const FONT: [[u8; GLYPH_H]; 95] = [
     [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F], // d
     [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E], // e
     [0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08], // f
-    [0x00, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x0E], // g
+    [0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // g
     [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11], // h
     [0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E], // i
     [0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0C], // j
@@ -176,8 +176,8 @@ const FONT: [[u8; GLYPH_H]; 95] = [
     [0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11], // m
     [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11], // n
     [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E], // o
-    [0x00, 0x00, 0x1E, 0x11, 0x1E, 0x10, 0x10], // p
-    [0x00, 0x00, 0x0D, 0x13, 0x0F, 0x01, 0x01], // q
+    [0x1E, 0x11, 0x11, 0x11, 0x1E, 0x10, 0x10], // p
+    [0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x01], // q
     [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10], // r
     [0x00, 0x00, 0x0E, 0x10, 0x0E, 0x01, 0x1E], // s
     [0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06], // t
@@ -185,13 +185,27 @@ const FONT: [[u8; GLYPH_H]; 95] = [
     [0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04], // v
     [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A], // w
     [0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11], // x
-    [0x00, 0x00, 0x11, 0x11, 0x0F, 0x01, 0x0E], // y
+    [0x11, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // y
     [0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F], // z
     [0x02, 0x04, 0x04, 0x08, 0x04, 0x04, 0x02], // {
     [0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04], // |
     [0x08, 0x04, 0x04, 0x02, 0x04, 0x04, 0x08], // }
     [0x00, 0x00, 0x08, 0x15, 0x02, 0x00, 0x00], // ~
 ];
+
+/// Lowercase letters whose glyphs hang below the baseline: their 7 rows are drawn this many
+/// rows lower (x-height rows 0–4, descender rows 5–6), so a line of text is 9 rows tall.
+const DESCENDERS: &str = "gpqy";
+const DESCENT: usize = 2;
+
+/// Rows glyph `c` is drawn below the top of its line.
+fn glyph_drop(c: char) -> usize {
+    if DESCENDERS.contains(c) {
+        DESCENT
+    } else {
+        0
+    }
+}
 
 /// Drawn for characters outside printable ASCII (β, é, ...): a hollow box, so a missing
 /// glyph is visible rather than silently dropped.
@@ -221,10 +235,11 @@ fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: usize, color
     for (k, c) in text.chars().enumerate() {
         let g = glyph(c).unwrap_or(&MISSING_GLYPH);
         let x0 = x + (k * ADVANCE * scale) as i64;
+        let y0 = y + (glyph_drop(c) * scale) as i64;
         for (gy, &row) in g.iter().enumerate() {
             for gx in 0..GLYPH_W {
                 if row & (0x10 >> gx) != 0 {
-                    let (px, py) = (x0 + (gx * scale) as i64, y + (gy * scale) as i64);
+                    let (px, py) = (x0 + (gx * scale) as i64, y0 + (gy * scale) as i64);
                     fill_rect(img, px, py, scale as i64, scale as i64, color);
                 }
             }
@@ -244,7 +259,7 @@ fn draw_text_vertical(img: &mut RgbImage, x: i64, y_bottom: i64, text: &str, sca
             for gx in 0..GLYPH_W {
                 if row & (0x10 >> gx) != 0 {
                     let u = ((k * ADVANCE + gx) * scale) as i64;
-                    let v = (gy * scale) as i64;
+                    let v = ((gy + glyph_drop(c)) * scale) as i64;
                     fill_rect(img, x + v, y_bottom - u - s, s, s, color);
                 }
             }
@@ -377,12 +392,12 @@ fn draw_marker(img: &mut RgbImage, cx: i64, cy: i64, r: i64, marker: Marker, col
 
 // ---------------------------------------------------------------- image grids
 
-/// How [`save_image_grid`] and [`save_rows`] lay images out.
+/// How [`save_image_grid_with`] and [`save_rows_with`] lay images out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GridOptions {
-    /// Images per row ([`save_image_grid`] only; [`save_rows`] puts each set on its own row).
+    /// Images per row ([`image_grid`] only; [`save_rows_with`] puts each set on its own row).
     pub cols: usize,
-    /// Pixels between images and around the border (before upscaling is not applied to it).
+    /// Pixels between images and around the border (not upscaled).
     pub padding: usize,
     /// Integer nearest-neighbour upscaling; `None` picks the smallest scale that makes each
     /// image at least 56 px on its shorter side (28×28 MNIST → ×2, 64×64 → ×1).
@@ -491,7 +506,7 @@ fn split_images<'a>(what: &'static str, images: &'a [f32], shape: [usize; 4]) ->
     Ok(images.chunks(len).collect())
 }
 
-/// The grid [`save_image_grid`] writes, in memory. images: [n, C, H, W] in [0, 1].
+/// The grid [`save_image_grid_with`] writes, in memory. images: [n, C, H, W] in [0, 1].
 pub fn image_grid(images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Result<DynamicImage> {
     const WHAT: &str = "image_grid";
     if opts.cols == 0 {
@@ -504,14 +519,21 @@ pub fn image_grid(images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Resu
 
 /// Saves images: [n, C, H, W] (values in [0, 1], clamped; C = 1 or 3) as a PNG grid of
 /// `opts.cols` columns, filled row by row. See [`GridOptions`] for padding and upscaling.
-pub fn save_image_grid(path: &Path, images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Result<()> {
+pub fn save_image_grid_with(path: &Path, images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Result<()> {
     save_png_atomic(&image_grid(images, shape, opts)?, path)
+}
+
+/// [`save_image_grid_with`] with `cols` columns and the default padding (2 px, white) and
+/// upscaling (tiny images enlarged to ≥ 56 px). images: [n, c, h, w].
+pub fn save_image_grid(path: &Path, images: &[f32], n: usize, c: usize, h: usize, w: usize, cols: usize) -> Result<()> {
+    let opts = GridOptions { cols, ..GridOptions::default() };
+    save_image_grid_with(path, images, [n, c, h, w], &opts)
 }
 
 /// Saves several sets of images as rows of one PNG, e.g. originals above reconstructions.
 /// rows[r]: [n_r, C, H, W] flattened, each image of shape `chw` = [C, H, W]; `opts.cols` is
 /// ignored (each set is one row, as long as the longest set).
-pub fn save_rows(path: &Path, rows: &[&[f32]], chw: [usize; 3], opts: &GridOptions) -> Result<()> {
+pub fn save_rows_with(path: &Path, rows: &[&[f32]], chw: [usize; 3], opts: &GridOptions) -> Result<()> {
     const WHAT: &str = "save_rows";
     let len = chw.iter().product::<usize>();
     let mut cells = Vec::with_capacity(rows.len());
@@ -522,6 +544,18 @@ pub fn save_rows(path: &Path, rows: &[&[f32]], chw: [usize; 3], opts: &GridOptio
         cells.push(row.chunks(len).collect::<Vec<_>>());
     }
     save_png_atomic(&compose(WHAT, &cells, chw, opts)?, path)
+}
+
+/// [`save_rows_with`] with default padding and upscaling, every row holding exactly `n`
+/// images of shape [c, h, w] (rows[r]: [n, c, h, w]).
+pub fn save_rows(path: &Path, rows: &[&[f32]], n: usize, c: usize, h: usize, w: usize) -> Result<()> {
+    if let Some((r, row)) = rows.iter().enumerate().find(|(_, row)| row.len() != n * c * h * w) {
+        return invalid(
+            "save_rows",
+            format!("row {r} has {} values; expected [n, C, H, W] = [{n}, {c}, {h}, {w}]", row.len()),
+        );
+    }
+    save_rows_with(path, rows, [c, h, w], &GridOptions::default())
 }
 
 // ---------------------------------------------------------------- axes
@@ -578,7 +612,9 @@ fn tick_labels(ticks: &[f64]) -> Vec<String> {
             .map(|&t| {
                 // Print a rounding-level residue of 0 as 0, not -0.0 or 1e-17.
                 let t = if t.abs() < 1e-9 * step { 0.0 } else { t };
-                if scientific {
+                if scientific && t == 0.0 {
+                    "0".to_string()
+                } else if scientific {
                     format!("{t:.precision$e}")
                 } else {
                     format!("{t:.precision$}")
@@ -597,25 +633,27 @@ fn tick_labels(ticks: &[f64]) -> Vec<String> {
 }
 
 /// A log10 axis for positive data in [lo, hi]: returns the axis range in log10 units and the
-/// ticks as (position in log10 units, label). Spanning at least one decade, ticks sit on
-/// powers of ten (every other one past 8 decades …); within less than a decade, on the
-/// linear 1/2/5 ticks that fall inside, placed at their logarithms.
+/// ticks as (position in log10 units, label). Spanning at least one decade, the axis runs
+/// over whole decades with ticks at 1, 2 and 5 × 10ᵏ (up to two decades) or at powers of
+/// ten only (thinned to at most 9 ticks); within less than a decade, on the linear 1/2/5
+/// ticks that fall inside, placed at their logarithms.
 fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<(f64, String)>) {
     let (l0, l1) = (lo.log10(), hi.log10());
     if l1 - l0 >= 1.0 {
         let (k0, k1) = (l0.floor() as i64, l1.ceil() as i64);
         let every = ((k1 - k0) as usize).div_ceil(8).max(1) as i64;
-        let ticks = (k0..=k1)
-            .filter(|k| (k - k0) % every == 0)
-            .map(|k| {
-                let label = if (-3..=4).contains(&k) {
-                    format!("{:.*}", (-k).max(0) as usize, 10f64.powi(k as i32))
-                } else {
-                    format!("1e{k}")
-                };
-                (k as f64, label)
-            })
-            .collect();
+        let mults: &[u32] = if k1 - k0 <= 2 { &[1, 2, 5] } else { &[1] };
+        let mut ticks = Vec::new();
+        for k in (k0..=k1).filter(|k| (k - k0) % every == 0) {
+            for &m in mults.iter().filter(|&&m| k < k1 || m == 1) {
+                // Parsing "2e-2" gives the double nearest 0.02, which `{}` prints back as
+                // "0.02"; m·10f64.powi(k) could print as 0.020000000000000004.
+                let text = format!("{m}e{k}");
+                let v: f64 = text.parse().unwrap_or(f64::NAN);
+                let label = if (-3..=4).contains(&k) { format!("{v}") } else { text };
+                ticks.push((v.log10(), label));
+            }
+        }
         return (k0 as f64, k1 as f64, ticks);
     }
     // Less than a decade: pad by 5% of the log span (or ±0.05 decades for a flat line).
@@ -839,7 +877,7 @@ fn series_style(i: usize) -> (Rgb<u8>, Option<(usize, usize)>) {
     (palette(i), dash)
 }
 
-/// Renders a line plot; see [`save_line_plot`]. Returns the image.
+/// Renders a line plot; see [`save_line_plot_with`]. Returns the image.
 pub fn render_line_plot(
     title: &str,
     series: &[(String, Vec<(f64, f64)>)],
@@ -918,7 +956,7 @@ fn render_line_plot_with_axes(
 /// (or y ≤ 0 with `opts.log_y`) are skipped and break the line; a series with no drawable
 /// point is listed in the legend as "(no data)". Errors when `series` is empty or no series
 /// has a drawable point, and when the canvas is too small for its labels.
-pub fn save_line_plot(
+pub fn save_line_plot_with(
     path: &Path,
     title: &str,
     series: &[(String, Vec<(f64, f64)>)],
@@ -928,6 +966,17 @@ pub fn save_line_plot(
 ) -> Result<()> {
     let img = render_line_plot(title, series, x_label, y_label, opts)?;
     save_png_atomic(&DynamicImage::ImageRgb8(img), path)
+}
+
+/// [`save_line_plot_with`] on a 960×600 canvas with a linear y axis.
+pub fn save_line_plot(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+) -> Result<()> {
+    save_line_plot_with(path, title, series, x_label, y_label, &PlotOptions::default())
 }
 
 // ---------------------------------------------------------------- scatter plots
@@ -942,7 +991,7 @@ fn class_style(k: usize) -> (Rgb<u8>, Marker) {
     (palette(k), marker)
 }
 
-/// Renders a scatter plot; see [`save_scatter_plot`].
+/// Renders a scatter plot; see [`save_scatter_plot_with`].
 pub fn render_scatter_plot(
     title: &str,
     points: &[(f64, f64)],
@@ -996,7 +1045,7 @@ pub fn render_scatter_plot(
 /// legend of the class names: 20 colours as discs, then hollow squares and crosses for
 /// classes 20–39 and 40+. Points with a non-finite coordinate are skipped. The PNG is
 /// exactly `opts.width` × `opts.height`.
-pub fn save_scatter_plot(
+pub fn save_scatter_plot_with(
     path: &Path,
     title: &str,
     points: &[(f64, f64)],
@@ -1006,4 +1055,251 @@ pub fn save_scatter_plot(
 ) -> Result<()> {
     let img = render_scatter_plot(title, points, labels, class_names, opts)?;
     save_png_atomic(&DynamicImage::ImageRgb8(img), path)
+}
+
+/// [`save_scatter_plot_with`] on a 960×600 canvas.
+pub fn save_scatter_plot(
+    path: &Path,
+    title: &str,
+    points: &[(f64, f64)],
+    labels: &[usize],
+    class_names: &[String],
+) -> Result<()> {
+    save_scatter_plot_with(path, title, points, labels, class_names, &PlotOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system temp dir for one test's files.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vae-plot-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn grid_places_known_images_at_the_right_pixels() {
+        // Three 2×2 one-channel images whose values are exact in u8: image k, pixel p holds
+        // (40k + 10p)/255. cols 2, padding 1, scale 1 →
+        // 2·2 + 3·1 = 7 wide, 2 rows → 7 tall; the empty 4th cell stays padding.
+        let images: Vec<f32> = (0..3)
+            .flat_map(|k| (0..4).map(move |p| (40 * k + 10 * p) as f32 / 255.0))
+            .collect();
+        let opts = GridOptions { cols: 2, padding: 1, scale: Some(1), pad_value: 1.0, normalize: false };
+        let dir = scratch("grid");
+        let path = dir.join("grid.png");
+        save_image_grid_with(&path, &images, [3, 1, 2, 2], &opts).unwrap();
+        assert!(!dir.join("grid.png.tmp.png").exists(), "temporary file renamed away");
+        let img = image::open(&path).unwrap().into_luma8();
+        assert_eq!(img.dimensions(), (7, 7));
+        // Image k sits at column k % 2, row k / 2: top-left pixel (1 + 3(k % 2), 1 + 3(k / 2)).
+        for k in 0..3u32 {
+            let (ox, oy) = (1 + 3 * (k % 2), 1 + 3 * (k / 2));
+            for p in 0..4u32 {
+                let v = img.get_pixel(ox + p % 2, oy + p / 2)[0];
+                assert_eq!(v as u32, 40 * k + 10 * p, "image {k}, pixel {p}");
+            }
+        }
+        // Padding: the border, the gutters and the unused cell (4..6, 4..6) are white.
+        for (x, y) in [(0, 0), (3, 1), (1, 3), (6, 6), (4, 4), (5, 5)] {
+            assert_eq!(img.get_pixel(x, y)[0], 255, "({x}, {y})");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rgb_grid_clamps_upscales_and_normalises() {
+        // One 1×2 RGB image: pixel 0 = (1.5, −1, 0.5) → clamped (255, 0, 128).
+        let img = [1.5f32, 0.2, -1.0, 0.2, 0.5, 0.2];
+        let opts = GridOptions { cols: 1, padding: 0, scale: Some(3), pad_value: 0.0, normalize: false };
+        let g = image_grid(&img, [1, 3, 1, 2], &opts).unwrap().into_rgb8();
+        assert_eq!(g.dimensions(), (6, 3), "×3 nearest-neighbour upscaling");
+        assert_eq!(g.get_pixel(2, 2).0, [255, 0, 128]);
+        assert_eq!(g.get_pixel(3, 0).0, [51, 51, 51]);
+        // Auto scale: 28×28 → ×2 (56 px); 64×64 → ×1.
+        let auto = GridOptions { cols: 1, padding: 0, ..GridOptions::default() };
+        assert_eq!(image_grid(&vec![0.0; 784], [1, 1, 28, 28], &auto).unwrap().width(), 56);
+        assert_eq!(image_grid(&vec![0.0; 4096], [1, 1, 64, 64], &auto).unwrap().width(), 64);
+        // normalize stretches a feature map [−2, 2] to [0, 255].
+        let fm = GridOptions { normalize: true, ..opts.clone() };
+        let g = image_grid(&[-2.0, 2.0], [1, 1, 1, 2], &fm).unwrap().into_luma8();
+        assert_eq!((g.get_pixel(0, 0)[0], g.get_pixel(3, 0)[0]), (0, 255));
+        assert!(image_grid(&img, [1, 2, 1, 2], &opts).is_err(), "2 channels");
+        assert!(image_grid(&img, [2, 3, 1, 2], &opts).is_err(), "length");
+    }
+
+    #[test]
+    fn rows_put_each_set_on_its_own_row() {
+        // Originals (black) over reconstructions (white), 2 images of 2×2 each, scale 1,
+        // grey padding 2: 2·2 + 3·2 = 10 wide, 2·2 + 3·2 = 10 tall.
+        let dir = scratch("rows");
+        let path = dir.join("rows.png");
+        let (top, bottom) = (vec![0.0f32; 8], vec![1.0f32; 8]);
+        let opts = GridOptions { padding: 2, scale: Some(1), pad_value: 0.5, ..GridOptions::default() };
+        save_rows_with(&path, &[&top, &bottom], [1, 2, 2], &opts).unwrap();
+        let img = image::open(&path).unwrap().into_luma8();
+        assert_eq!(img.dimensions(), (10, 10));
+        assert_eq!(img.get_pixel(2, 2)[0], 0, "first original");
+        assert_eq!(img.get_pixel(6, 7)[0], 255, "second reconstruction");
+        assert_eq!(img.get_pixel(0, 0)[0], 128, "padding");
+        // The positional form checks every row holds n images.
+        assert!(save_rows(&path, &[&top, &bottom[..4]], 2, 1, 2, 2).is_err());
+        save_rows(&path, &[&top, &bottom], 2, 1, 2, 2).unwrap();
+        assert_eq!(image::open(&path).unwrap().width(), 2 * 56 + 3 * 2, "auto ×28 for 2×2");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Every character the plots emit themselves (tick labels: digits, '.', '-', 'e', '+'
+    /// of scientific notation; legend suffixes) and the printable ASCII the callers' titles
+    /// and names use.
+    const USED: &str = "0123456789.-+e: ()=,_/%'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    #[test]
+    fn font_has_a_distinct_glyph_for_every_used_character() {
+        for c in USED.chars() {
+            let g = glyph(c).unwrap_or_else(|| panic!("no glyph for {c:?}"));
+            assert!(c == ' ' || g.iter().any(|&r| r != 0), "{c:?} is blank");
+            assert!(g.iter().all(|&r| r < 0x20), "{c:?} is wider than 5 columns");
+        }
+        // No two printable characters share a bitmap (catches a copy-pasted row).
+        for a in 0..95 {
+            for b in a + 1..95 {
+                assert_ne!(FONT[a], FONT[b], "{:?} and {:?}", (a + 32) as u8 as char, (b + 32) as u8 as char);
+            }
+        }
+        assert!(glyph('β').is_none() && glyph('\n').is_none());
+    }
+
+    #[test]
+    fn text_renders_the_glyph_bitmap() {
+        // "1E" at scale 1 on a 12×7 canvas: pixel (x, y) is on iff the glyph row has that bit.
+        let mut img = RgbImage::from_pixel(12, 7, WHITE);
+        draw_text(&mut img, 0, 0, "1E", 1, BLACK);
+        for (k, c) in ['1', 'E'].into_iter().enumerate() {
+            let g = glyph(c).unwrap();
+            for y in 0..7 {
+                for x in 0..5 {
+                    let on = g[y] & (0x10 >> x) != 0;
+                    let px = img.get_pixel((k * 6 + x) as u32, y as u32);
+                    assert_eq!(*px == BLACK, on, "{c:?} at ({x}, {y})");
+                }
+            }
+        }
+        // Descenders hang 2 rows lower: 'p' drawn at y = 0 starts on row 2.
+        let mut img = RgbImage::from_pixel(5, 9, WHITE);
+        draw_text(&mut img, 0, 0, "p", 1, BLACK);
+        assert!((0..5).all(|x| *img.get_pixel(x, 0) == WHITE && *img.get_pixel(x, 1) == WHITE));
+        assert_eq!(*img.get_pixel(0, 8), BLACK, "stem reaches row 8");
+        // A missing glyph draws the box rather than nothing.
+        let mut img = RgbImage::from_pixel(5, 7, WHITE);
+        draw_text(&mut img, 0, 0, "β", 1, BLACK);
+        assert_eq!(*img.get_pixel(0, 3), BLACK);
+        assert_eq!(text_width("abc", 2), (3 * 6 - 1) * 2);
+    }
+
+    #[test]
+    fn ticks_use_1_2_5_steps_and_exact_labels() {
+        let (lo, hi, t) = linear_ticks(0.03, 0.97, 5);
+        assert_eq!((lo, hi), (0.0, 1.0));
+        assert_eq!(tick_labels(&t), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        let (lo, hi, t) = linear_ticks(1234.0, 5678.0, 6);
+        assert_eq!((lo, hi, t.len()), (1000.0, 6000.0, 6));
+        assert_eq!(tick_labels(&t)[0], "1000");
+        // A flat series still gets a range around its value.
+        let (lo, hi, _) = linear_ticks(5.0, 5.0, 6);
+        assert!(lo < 5.0 && hi > 5.0);
+        // Large magnitudes switch to scientific notation with enough digits.
+        let labels = tick_labels(&[0.0, 5e5, 1e6, 1.5e6]);
+        assert_eq!(labels, ["0", "5.0e5", "1.0e6", "1.5e6"]);
+        // Log axis: decades over ≥ 1 decade, in-range 1/2/5 ticks under one.
+        let (a0, a1, t) = log_ticks(0.004, 30.0);
+        assert_eq!((a0, a1), (-3.0, 2.0));
+        let labels: Vec<&str> = t.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["0.001", "0.01", "0.1", "1", "10", "100"]);
+        let (_, _, t) = log_ticks(15.0, 300.0);
+        let labels: Vec<&str> = t.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["10", "20", "50", "100", "200", "500", "1000"]);
+        assert!((t[1].0 - 2f64.log10() - 1.0).abs() < 1e-15);
+        let (_, _, t) = log_ticks(110.0, 190.0);
+        assert!(t.len() >= 2 && t.iter().all(|(p, _)| (2.0..2.3).contains(p)), "{t:?}");
+    }
+
+    fn sample_series() -> Vec<(String, Vec<(f64, f64)>)> {
+        vec![
+            ("train loss".into(), (0..20).map(|e| (e as f64, 100.0 / (1.0 + e as f64))).collect()),
+            ("val loss".into(), (0..20).map(|e| (e as f64, 110.0 / (1.0 + e as f64) + 3.0)).collect()),
+        ]
+    }
+
+    #[test]
+    fn line_plot_draws_each_series_where_its_data_is() {
+        let series = sample_series();
+        let opts = PlotOptions::default();
+        let (img, axes) = render_line_plot_with_axes("loss", &series, "epoch", "loss", &opts).unwrap();
+        assert_eq!(img.dimensions(), (960, 600));
+        let a = axes.area;
+        for (i, (_, pts)) in series.iter().enumerate() {
+            let color = series_style(i).0;
+            // Both series' colours appear inside the plot area …
+            let inside = (a.y0..=a.y1)
+                .flat_map(|y| (a.x0..=a.x1).map(move |x| (x, y)))
+                .filter(|&(x, y)| *img.get_pixel(x as u32, y as u32) == color)
+                .count();
+            assert!(inside > 200, "series {i}: {inside} pixels");
+            // … at the pixel of each data point (a 3-px marker is drawn there).
+            for &(x, y) in pts {
+                let (px, py) = axes.to_pixel(x, y).unwrap();
+                assert_eq!(*img.get_pixel(px.round() as u32, py.round() as u32), color, "{x}, {y}");
+            }
+        }
+        // The y axis covers the data: 100 (train, epoch 0) and 100/20 = 5 lie inside it.
+        assert!(axes.y_lo <= 5.0 && axes.y_hi >= 113.0, "{axes:?}");
+        // Outside the plot area, to the left of the y labels, the canvas stays white.
+        assert_eq!(*img.get_pixel(2, 300), WHITE);
+    }
+
+    #[test]
+    fn line_plot_skips_nan_and_fails_cleanly_without_data() {
+        let mut series = sample_series();
+        series[0].1[5].1 = f64::NAN;
+        series.push(("diverged".into(), vec![(0.0, f64::INFINITY), (1.0, f64::NAN)]));
+        let opts = PlotOptions::default();
+        assert!(render_line_plot("t", &series, "x", "y", &opts).is_ok(), "NaN points are skipped");
+
+        let err = render_line_plot("t", &[], "x", "y", &opts).unwrap_err();
+        assert!(err.to_string().contains("no series"), "{err}");
+        let nan_only = vec![("a".to_string(), vec![(0.0, f64::NAN)]), ("b".to_string(), vec![])];
+        let err = render_line_plot("t", &nan_only, "x", "y", &opts).unwrap_err();
+        assert!(err.to_string().contains("no drawable point") || err.to_string().contains("none of"), "{err}");
+        // Log-y drops y ≤ 0; a series of only zeros is then undrawable.
+        let log = PlotOptions { log_y: true, ..opts.clone() };
+        assert!(render_line_plot("t", &[("z".into(), vec![(0.0, 0.0), (1.0, -1.0)])], "x", "y", &log).is_err());
+        assert!(render_line_plot("t", &sample_series(), "x", "y", &log).is_ok());
+        let tiny = PlotOptions { width: 80, height: 60, log_y: false };
+        assert!(render_line_plot("t", &sample_series(), "x", "y", &tiny).is_err());
+    }
+
+    #[test]
+    fn scatter_writes_a_png_of_the_requested_size_in_class_colours() {
+        let dir = scratch("scatter");
+        let path = dir.join("s.png");
+        let points: Vec<(f64, f64)> = (0..30).map(|i| ((i % 10) as f64, (i / 10) as f64)).collect();
+        let labels: Vec<usize> = (0..30).map(|i| i / 10).collect();
+        let names: Vec<String> = ["zero", "one", "two"].map(String::from).to_vec();
+        let opts = PlotOptions { width: 640, height: 480, log_y: false };
+        save_scatter_plot_with(&path, "t-SNE", &points, &labels, &names, &opts).unwrap();
+        let img = image::open(&path).unwrap().into_rgb8();
+        assert_eq!(img.dimensions(), (640, 480));
+        for k in 0..3 {
+            let c = class_style(k).0;
+            assert!(img.pixels().filter(|p| **p == c).count() > 100, "class {k}");
+        }
+        assert!(render_scatter_plot("t", &points, &labels[1..], &names, &opts).is_err());
+        let bad: Vec<usize> = labels.iter().map(|&l| l + 1).collect();
+        let err = render_scatter_plot("t", &points, &bad, &names, &opts).unwrap_err();
+        assert!(err.to_string().contains("labels[20] = 3"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -92,7 +92,7 @@ impl ResNet18Encoder {
     pub fn new(in_channels: usize, batch_norm: bool, init: &mut Init) -> nn::Result<ResNet18Encoder> {
         let (conv1, bn1) = conv_bn(Conv2dConfig::new(in_channels, 64, 7).stride(2).padding(3), batch_norm, init)?;
         let maxpool = MaxPool2d::new(Pool2dConfig::new(3).stride(2).padding(1))?;
-        let mut stage = |a: usize, b: usize, stride: usize, init: &mut Init| -> nn::Result<Sequential> {
+        let stage = |a: usize, b: usize, stride: usize, init: &mut Init| -> nn::Result<Sequential> {
             Ok(Sequential::new()
                 .with(BasicBlock::new(a, b, stride, batch_norm, init)?)
                 .with(BasicBlock::new(b, b, 1, batch_norm, init)?))
@@ -225,7 +225,7 @@ pub(super) fn build(cfg: ModelConfig, batch_norm: bool, init: &mut Init) -> nn::
     let encoder = ResNet18Encoder::new(c, batch_norm, init)?;
     let start = [512, h / 32, w / 32];
     let linear = Linear::new(cfg.z_dim, start.iter().product(), init)?;
-    let mut stage = |a: usize, b: usize, up: bool, init: &mut Init| -> nn::Result<Sequential> {
+    let stage = |a: usize, b: usize, up: bool, init: &mut Init| -> nn::Result<Sequential> {
         Ok(Sequential::new()
             .with(BasicBlockT::new(a, a, false, batch_norm, init)?)
             .with(BasicBlockT::new(a, b, up, batch_norm, init)?))
