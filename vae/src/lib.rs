@@ -1,14 +1,28 @@
-//! (filled in by the vae issue)
+//! # vae
 //!
-//! `data`: the datasets (MNIST, Fashion-MNIST, CIFAR-10, STL-10, image folders, dSprites),
-//! normalisation, train/val/test splits and a prefetching mini-batch iterator.
+//! The variational autoencoders of the project's five papers, on top of `nn`: the model
+//! presets ([`model`]: `dense`, `basic`, `conv`, `resnet18` (and `resnet18-nobn`, plus the
+//! classifier used for transfer learning), `resnet-bn`), their objectives ([`loss`]: MSE / BCE /
+//! BCE-with-logits reconstruction, the analytic KL, β-VAE, β-TCVAE with minibatch-weighted and
+//! minibatch-stratified estimators), real dataset loaders ([`data`]: IDX, CIFAR-10, STL-10, image
+//! folders with VOC box crops, procedurally generated dSprites), evaluation ([`metrics`], [`tsne`],
+//! [`linalg`]) and pictures ([`plot`]).
+//!
+//! How data flows in a training run (`src/bin/train.rs`): `data::load` reads a dataset into one
+//! [N, C, H, W] array, `Dataset::split` cuts train/validation/test, and `data::Batches` yields
+//! shuffled, normalised [B, C, H, W] tensors prepared on a background thread. `train::train_step`
+//! runs `model::Vae::forward_with_noise` (encoder → μ, log σ² → z = μ + σ·ε → decoder), applies
+//! the output activation, computes `loss::vae_loss`, back-propagates and steps the optimizer.
+//! The binary writes metrics, checkpoints (`nn::checkpoint`) and PNGs (`plot`) to the run folder.
 
 pub mod data;
-pub mod loss;
-pub mod model;
-pub mod linalg;
-pub mod metrics;
-pub mod tsne;
 pub mod error;
-pub mod train;
+pub mod linalg;
+pub mod loss;
+pub mod metrics;
+pub mod model;
 pub mod plot;
+pub mod train;
+pub mod tsne;
+
+pub use error::{Error, Result};

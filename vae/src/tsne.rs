@@ -103,7 +103,11 @@ fn row_entropy(dist_row: &[f64], i: usize, beta: f64, p: &mut [f64]) -> f64 {
         .fold(f64::INFINITY, |m, (_, &v)| m.min(v));
     let mut sum = 0.0;
     for (j, (pj, &dij)) in p.iter_mut().zip(dist_row).enumerate() {
-        *pj = if j == i { 0.0 } else { (-beta * (dij - d_min)).exp() };
+        *pj = if j == i {
+            0.0
+        } else {
+            (-beta * (dij - d_min)).exp()
+        };
         sum += *pj;
     }
     let mut weighted = 0.0;
@@ -125,7 +129,7 @@ fn row_entropy(dist_row: &[f64], i: usize, beta: f64, p: &mut [f64]) -> f64 {
 /// bracketed, then halve the bracket, until |H − ln perplexity| < 1e-10 or 200 steps (the
 /// bracket is then below 2⁻¹⁰⁰ of its start; ties in distance can make some targets
 /// unreachable exactly, and the closest β found is kept).
-pub fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, f64) {
+fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, f64) {
     let target = perplexity.ln();
     let mut p = vec![0.0; dist_row.len()];
     let (mut beta, mut lo, mut hi) = (1.0, 0.0, f64::INFINITY);
@@ -143,7 +147,11 @@ pub fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, 
         if diff > 0.0 {
             // Too flat: sharpen.
             lo = beta;
-            beta = if hi.is_finite() { 0.5 * (beta + hi) } else { beta * 2.0 };
+            beta = if hi.is_finite() {
+                0.5 * (beta + hi)
+            } else {
+                beta * 2.0
+            };
         } else {
             hi = beta;
             beta = 0.5 * (beta + lo);
@@ -155,7 +163,7 @@ pub fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, 
 
 /// The symmetric joint affinities p_ij = (p_{j|i} + p_{i|j}) / 2n, floored at 1e-12 off the
 /// diagonal (as the reference code: keeps ln(p/q) finite). x: [n, d] → P: [n, n].
-pub fn joint_probabilities(x: &[f64], n: usize, d: usize, perplexity: f64) -> Vec<f64> {
+fn joint_probabilities(x: &[f64], n: usize, d: usize, perplexity: f64) -> Vec<f64> {
     let dist = squared_distances(x, n, d);
     let cond: Vec<f64> = (0..n)
         .into_par_iter()
@@ -177,12 +185,7 @@ pub fn joint_probabilities(x: &[f64], n: usize, d: usize, perplexity: f64) -> Ve
 fn student_t_normalizer(y: &[f64], n: usize) -> f64 {
     let rows: Vec<f64> = (0..n)
         .into_par_iter()
-        .map(|i| {
-            (0..n)
-                .filter(|&j| j != i)
-                .map(|j| w(y, i, j))
-                .sum::<f64>()
-        })
+        .map(|i| (0..n).filter(|&j| j != i).map(|j| w(y, i, j)).sum::<f64>())
         .collect();
     rows.iter().sum()
 }
@@ -195,7 +198,7 @@ fn w(y: &[f64], i: usize, j: usize) -> f64 {
 }
 
 /// KL(P‖Q) = Σ_{i≠j} p_ij ln(p_ij / q_ij) of the embedding y: [n, 2] against P: [n, n].
-pub fn kl_divergence(p: &[f64], y: &[f64], n: usize) -> f64 {
+fn kl_divergence(p: &[f64], y: &[f64], n: usize) -> f64 {
     let z = student_t_normalizer(y, n);
     let rows: Vec<f64> = (0..n)
         .into_par_iter()
@@ -255,17 +258,22 @@ fn gradient(p: &[f64], y: &[f64], n: usize, exaggeration: f64, grad: &mut [f64])
 /// (0, n − 1) (a row has only n − 1 neighbours to spread over).
 pub fn tsne<T: Float>(x: &[T], d: usize, opts: &TsneOptions) -> Result<TsneOutput> {
     const OP: &str = "tsne";
-    if d == 0 || x.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) {
         return input_err(
             OP,
-            format!("x has {} values, not a whole number of rows of d = {d}", x.len()),
+            format!(
+                "x has {} values, not a whole number of rows of d = {d}",
+                x.len()
+            ),
         );
     }
     let n = x.len() / d;
     if !(3..=MAX_POINTS).contains(&n) {
         return input_err(
             OP,
-            format!("x has shape [{n}, {d}]; t-SNE here takes 3 to {MAX_POINTS} points (subsample)"),
+            format!(
+                "x has shape [{n}, {d}]; t-SNE here takes 3 to {MAX_POINTS} points (subsample)"
+            ),
         );
     }
     if !(opts.perplexity > 0.0 && opts.perplexity < (n - 1) as f64) {
@@ -282,7 +290,10 @@ pub fn tsne<T: Float>(x: &[T], d: usize, opts: &TsneOptions) -> Result<TsneOutpu
         .learning_rate
         .unwrap_or((n as f64 / (4.0 * opts.early_exaggeration)).max(50.0));
     if !(eta > 0.0 && eta.is_finite()) {
-        return input_err(OP, format!("learning rate {eta} must be positive and finite"));
+        return input_err(
+            OP,
+            format!("learning rate {eta} must be positive and finite"),
+        );
     }
     let mut xf = Vec::with_capacity(x.len());
     for (idx, v) in x.iter().enumerate() {
@@ -290,7 +301,11 @@ pub fn tsne<T: Float>(x: &[T], d: usize, opts: &TsneOptions) -> Result<TsneOutpu
         if !v.is_finite() {
             return input_err(
                 OP,
-                format!("x [{n}, {d}] holds {v} at row {}, column {}", idx / d, idx % d),
+                format!(
+                    "x [{n}, {d}] holds {v} at row {}, column {}",
+                    idx / d,
+                    idx % d
+                ),
             );
         }
         xf.push(v);
@@ -373,7 +388,9 @@ mod tests {
         }
         // And clusters are apart: the smallest between-cluster distance exceeds the mean
         // within-cluster distance.
-        let dist = |i: usize, j: usize| ((y[2 * i] - y[2 * j]).powi(2) + (y[2 * i + 1] - y[2 * j + 1]).powi(2)).sqrt();
+        let dist = |i: usize, j: usize| {
+            ((y[2 * i] - y[2 * j]).powi(2) + (y[2 * i + 1] - y[2 * j + 1]).powi(2)).sqrt()
+        };
         let (mut within, mut count, mut between) = (0.0, 0, f64::INFINITY);
         for i in 0..n {
             for j in i + 1..n {
@@ -385,7 +402,11 @@ mod tests {
                 }
             }
         }
-        assert!(between > within / count as f64, "between {between}, within {}", within / count as f64);
+        assert!(
+            between > within / count as f64,
+            "between {between}, within {}",
+            within / count as f64
+        );
         assert!(out.kl.is_finite() && out.kl > 0.0);
     }
 
@@ -399,7 +420,11 @@ mod tests {
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
             // Recompute the perplexity from the returned row by the definition e^{−Σ p ln p}.
             let h: f64 = p.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
-            assert!((h.exp() - perp).abs() < 1e-3, "target {perp}, got {}", h.exp());
+            assert!(
+                (h.exp() - perp).abs() < 1e-3,
+                "target {perp}, got {}",
+                h.exp()
+            );
             // And the row is the Gaussian of that β: p_j / p_k = exp(−β(D_j − D_k)).
             let ratio = p[0] / p[1];
             assert!((ratio.ln() + beta * (dist[0] - dist[1])).abs() < 1e-9);
@@ -437,22 +462,53 @@ mod tests {
             yp[k] += h;
             ym[k] -= h;
             let fd = (kl_divergence(&p, &yp, n) - kl_divergence(&p, &ym, n)) / (2.0 * h);
-            assert!((fd - grad[k]).abs() < 1e-6, "coordinate {k}: {fd} vs {}", grad[k]);
+            assert!(
+                (fd - grad[k]).abs() < 1e-6,
+                "coordinate {k}: {fd} vs {}",
+                grad[k]
+            );
         }
     }
 
     #[test]
     fn same_seed_same_embedding_and_bad_inputs_are_rejected() {
         let (x, _) = clusters(3, 5, 4, 5);
-        let opts = TsneOptions { perplexity: 4.0, iterations: 60, seed: 3, ..Default::default() };
+        let opts = TsneOptions {
+            perplexity: 4.0,
+            iterations: 60,
+            seed: 3,
+            ..Default::default()
+        };
         let a = tsne(&x, 4, &opts).unwrap();
         assert_eq!(a, tsne(&x, 4, &opts).unwrap());
-        assert_ne!(a, tsne(&x, 4, &TsneOptions { seed: 4, ..opts.clone() }).unwrap());
-        let err = tsne(&x, 4, &TsneOptions { perplexity: 14.0, ..opts.clone() }).unwrap_err();
+        assert_ne!(
+            a,
+            tsne(
+                &x,
+                4,
+                &TsneOptions {
+                    seed: 4,
+                    ..opts.clone()
+                }
+            )
+            .unwrap()
+        );
+        let err = tsne(
+            &x,
+            4,
+            &TsneOptions {
+                perplexity: 14.0,
+                ..opts.clone()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("[15, 4]"), "{err}");
         assert!(tsne(&x[..7], 4, &opts).is_err(), "ragged rows");
         let mut nan = x.clone();
         nan[9] = f32::NAN;
-        assert!(tsne(&nan, 4, &opts).unwrap_err().to_string().contains("row 2, column 1"));
+        assert!(tsne(&nan, 4, &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("row 2, column 1"));
     }
 }
