@@ -12,6 +12,8 @@ pub enum Error {
     Nn(nn::Error),
     Data(DataError),
     Plot(crate::plot::PlotError),
+    /// Bad input to a metric or t-SNE (shapes, sizes).
+    Metric(crate::linalg::InputError),
     /// A flag or configuration value that cannot work, with what was expected.
     Config(String),
     Io { path: PathBuf, source: std::io::Error },
@@ -26,6 +28,7 @@ impl fmt::Display for Error {
             Error::Nn(e) => write!(f, "{e}"),
             Error::Data(e) => write!(f, "{e}"),
             Error::Plot(e) => write!(f, "{e}"),
+            Error::Metric(e) => write!(f, "{e}"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::NonFinite { epoch, step, what } => {
@@ -60,5 +63,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl From<crate::plot::PlotError> for Error {
     fn from(e: crate::plot::PlotError) -> Self {
         Error::Plot(e)
+    }
+}
+
+impl From<crate::linalg::InputError> for Error {
+    fn from(e: crate::linalg::InputError) -> Self {
+        Error::Metric(e)
     }
 }

@@ -70,7 +70,7 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Result<Vec<
     Ok(c)
 }
 
-/// The mean of the rows. x: [n, d] → [d]. Errors when n = 0.
+/// The mean of the rows. x: [n, d] → \[d\]. Errors when n = 0.
 pub fn mean_rows(x: &[f64], n: usize, d: usize) -> Result<Vec<f64>> {
     check_len("mean_rows", "x", x.len(), [n, d])?;
     if n == 0 {
@@ -161,7 +161,7 @@ fn symmetrized(op: &'static str, a: &[f64], d: usize) -> Result<Vec<f64>> {
 /// Eigenvalues and eigenvectors of a symmetric matrix, A = V·diag(λ)·Vᵀ.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SymEigen {
-    /// λ: [d], ascending.
+    /// λ: \[d\], ascending.
     pub values: Vec<f64>,
     /// V: [d, d], row-major; column j (entries `vectors[i * d + j]`) is the unit eigenvector
     /// of `values[j]`. V is orthogonal.

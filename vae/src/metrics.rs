@@ -87,7 +87,7 @@ pub fn mean_laplacian_variance(images: &[f32], shape: [usize; 4]) -> Result<f64>
 pub struct GaussianFit {
     /// d, the feature size.
     pub dim: usize,
-    /// μ: [d].
+    /// μ: \[d\].
     pub mean: Vec<f64>,
     /// Σ: [d, d].
     pub cov: Vec<f64>,
@@ -222,7 +222,7 @@ pub struct MigReport {
     pub gaps: Vec<Option<FactorGap>>,
     /// I(z_j; v_k) in nats: [d, k], entry (j, k) at `j * k_count + k`.
     pub mutual_info: Vec<f64>,
-    /// H(v_k) in nats: [k].
+    /// H(v_k) in nats: \[k\].
     pub entropies: Vec<f64>,
 }
 
@@ -303,7 +303,7 @@ fn discretize_column(x: &[f64], d: usize, j: usize, bins: usize) -> Vec<usize> {
 ///
 /// latents: [n, d] (e.g. posterior means μ(x)), each column discretised into `bins`
 /// equal-width bins (see `discretize_column`; 20 in disentanglement_lib). factors: [n, k]
-/// discrete factor indices, factor k taking values in 0..factor_sizes[k]. All information
+/// discrete factor indices, factor k taking values in 0..factor_sizes\[k\]. All information
 /// quantities are in nats; the ratio is unit-free. The plug-in estimator is biased upwards
 /// for small n (about (bins − 1)(|v_k| − 1) / 2n nats); use thousands of samples.
 pub fn mutual_information_gap<T: Float>(
@@ -395,7 +395,7 @@ pub fn mutual_information_gap<T: Float>(
 }
 
 /// [`mutual_information_gap`] against dSprites' factors (shape, scale, orientation, pos_x,
-/// pos_y; sizes [`crate::data::dsprites::FACTOR_SIZES`]). latents: [n, d]; factors: [n].
+/// pos_y; sizes [`crate::data::dsprites::FACTOR_SIZES`]). latents: [n, d]; factors: \[n\].
 pub fn dsprites_mig<T: Float>(
     latents: &[T],
     d: usize,
@@ -414,7 +414,7 @@ pub fn dsprites_mig<T: Float>(
 
 // ---------------------------------------------------------------- class spread
 
-/// How many predictions fall in each class. predicted: [n] → counts: [classes].
+/// How many predictions fall in each class. predicted: \[n\] → counts: \[classes\].
 /// Errors on a prediction ≥ `classes`.
 pub fn class_histogram(predicted: &[usize], classes: usize) -> Result<Vec<usize>> {
     let mut counts = vec![0usize; classes];

@@ -3,6 +3,10 @@
 //! sweep) and scatter plots (t-SNE of latent means coloured by label), with axes, ticks,
 //! titles and legends drawn in a built-in 5×7 bitmap font.
 //!
+//! Each figure has a short form with defaults (`save_image_grid`, `save_rows`,
+//! `save_line_plot`, `save_scatter_plot`) and a `_with` form taking [`GridOptions`] or
+//! [`PlotOptions`]; `render_*` return the image without writing it.
+//!
 //! Everything renders into an `image::RgbImage` (or `GrayImage` for one-channel grids) and
 //! is written atomically: to `<path>.tmp.png` first, then renamed over `<path>`, so a crash
 //! or a reader polling the file never sees half a PNG. Parent directories must exist.
@@ -305,27 +309,13 @@ const GRID: Rgb<u8> = Rgb([228, 228, 228]);
 
 /// Line and marker colours: matplotlib's tab10, then ten darker or saturated colours that stay
 /// apart from them on white (tab20b's dark row and a few more), for 20 in all.
+#[rustfmt::skip]
 pub const PALETTE: [[u8; 3]; 20] = [
-    [0x1f, 0x77, 0xb4],
-    [0xff, 0x7f, 0x0e],
-    [0x2c, 0xa0, 0x2c],
-    [0xd6, 0x27, 0x28],
-    [0x94, 0x67, 0xbd],
-    [0x8c, 0x56, 0x4b],
-    [0xe3, 0x77, 0xc2],
-    [0x7f, 0x7f, 0x7f],
-    [0xbc, 0xbd, 0x22],
-    [0x17, 0xbe, 0xcf],
-    [0x00, 0x00, 0x00],
-    [0x39, 0x3b, 0x79],
-    [0x63, 0x79, 0x39],
-    [0x8c, 0x6d, 0x31],
-    [0x84, 0x3c, 0x39],
-    [0x7b, 0x41, 0x73],
-    [0x6b, 0x6e, 0xcf],
-    [0xe7, 0xba, 0x52],
-    [0x00, 0x80, 0x80],
-    [0xff, 0x00, 0xff],
+    [0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e], [0x2c, 0xa0, 0x2c], [0xd6, 0x27, 0x28],
+    [0x94, 0x67, 0xbd], [0x8c, 0x56, 0x4b], [0xe3, 0x77, 0xc2], [0x7f, 0x7f, 0x7f],
+    [0xbc, 0xbd, 0x22], [0x17, 0xbe, 0xcf], [0x00, 0x00, 0x00], [0x39, 0x3b, 0x79],
+    [0x63, 0x79, 0x39], [0x8c, 0x6d, 0x31], [0x84, 0x3c, 0x39], [0x7b, 0x41, 0x73],
+    [0x6b, 0x6e, 0xcf], [0xe7, 0xba, 0x52], [0x00, 0x80, 0x80], [0xff, 0x00, 0xff],
 ];
 
 fn palette(i: usize) -> Rgb<u8> {
@@ -482,7 +472,7 @@ fn to_u8(v: f32) -> u8 {
 }
 
 /// Lays out rows of images, image shape [C, H, W] with C = 1 (grey PNG) or 3 (RGB PNG).
-/// rows[r] holds the images of row r, each a [C, H, W] slice. The canvas is
+/// rows\[r\] holds the images of row r, each a [C, H, W] slice. The canvas is
 ///   width  = cols·W·s + (cols + 1)·padding,   height = rows·H·s + (rows + 1)·padding,
 /// with cols the longest row; missing cells are left at the padding colour.
 fn compose(
@@ -627,7 +617,7 @@ pub fn save_image_grid(
 }
 
 /// Saves several sets of images as rows of one PNG, e.g. originals above reconstructions.
-/// rows[r]: [n_r, C, H, W] flattened, each image of shape `chw` = [C, H, W]; `opts.cols` is
+/// rows\[r\]: [n_r, C, H, W] flattened, each image of shape `chw` = [C, H, W]; `opts.cols` is
 /// ignored (each set is one row, as long as the longest set).
 pub fn save_rows_with(
     path: &Path,
@@ -654,7 +644,7 @@ pub fn save_rows_with(
 }
 
 /// [`save_rows_with`] with default padding and upscaling, every row holding exactly `n`
-/// images of shape [c, h, w] (rows[r]: [n, c, h, w]).
+/// images of shape [c, h, w] (rows\[r\]: [n, c, h, w]).
 pub fn save_rows(
     path: &Path,
     rows: &[&[f32]],

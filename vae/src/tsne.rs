@@ -122,8 +122,8 @@ fn row_entropy(dist_row: &[f64], i: usize, beta: f64, p: &mut [f64]) -> f64 {
 
 /// Calibrates one row: finds β_i = 1/(2σ_i²) with e^{H(P_i)} = `perplexity` by bisection
 /// on β (H falls monotonically as β grows: a narrower Gaussian concentrates on fewer
-/// neighbours). dist_row: [n] squared distances from point i (entry i is ignored).
-/// Returns p_{·|i}: [n] (zero at i, summing to 1) and β_i.
+/// neighbours). dist_row: \[n\] squared distances from point i (entry i is ignored).
+/// Returns p_{·|i}: \[n\] (zero at i, summing to 1) and β_i.
 ///
 /// Bisection in the style of the reference `x2p`: double or halve β until the target is
 /// bracketed, then halve the bracket, until |H − ln perplexity| < 1e-10 or 200 steps (the
