@@ -32,12 +32,8 @@ fn bench_conv2d(c: &mut Criterion) {
     let flops = 2 * (n * c_out * hw * hw * c_in * k * k) as u64;
 
     let mut group = c.benchmark_group("conv2d_b64_64to64_32x32_k3p1");
-    group
-        .throughput(Throughput::Elements(flops))
-        .sample_size(10);
-    group.bench_function("forward", |bench| {
-        bench.iter(|| black_box(conv2d(black_box(&x), &w, Some(&b), &p).unwrap()))
-    });
+    group.throughput(Throughput::Elements(flops)).sample_size(10);
+    group.bench_function("forward", |bench| bench.iter(|| black_box(conv2d(black_box(&x), &w, Some(&b), &p).unwrap())));
     group.bench_function("backward_data", |bench| {
         bench.iter(|| black_box(conv2d_backward_data(black_box(&gy), &w, x.shape(), &p).unwrap()))
     });
@@ -58,9 +54,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
     let flops = 2 * (n * c_in * hw * hw * c_out * k * k) as u64;
 
     let mut group = c.benchmark_group("conv_transpose2d_b64_128to64_8to16_k4s2p1");
-    group
-        .throughput(Throughput::Elements(flops))
-        .sample_size(10);
+    group.throughput(Throughput::Elements(flops)).sample_size(10);
     group.bench_function("forward", |bench| {
         bench.iter(|| black_box(conv_transpose2d(black_box(&x), &w, Some(&b), &p).unwrap()))
     });

@@ -26,21 +26,18 @@ fn bench_sgemm(c: &mut Criterion) {
         if m * n * k > 1 << 30 {
             group.sample_size(10);
         }
-        group.bench_function(
-            BenchmarkId::from_parameter(format!("{m}x{k}x{n}")),
-            |bench| {
-                bench.iter(|| {
-                    gemm(
-                        MatRef::row_major(black_box(&a), m, k),
-                        MatRef::row_major(black_box(&b), k, n),
-                        &mut out,
-                        n,
-                        false,
-                    );
-                    black_box(&mut out);
-                })
-            },
-        );
+        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |bench| {
+            bench.iter(|| {
+                gemm(
+                    MatRef::row_major(black_box(&a), m, k),
+                    MatRef::row_major(black_box(&b), k, n),
+                    &mut out,
+                    n,
+                    false,
+                );
+                black_box(&mut out);
+            })
+        });
     }
     group.finish();
 }

@@ -13,12 +13,7 @@ use tensor::{DType, Rng, Tensor};
 const SHAPE: [usize; 4] = [64, 128, 16, 16];
 
 fn bytes(numels: &[usize]) -> Throughput {
-    Throughput::Bytes(
-        numels
-            .iter()
-            .map(|n| (n * DType::F32.size_in_bytes()) as u64)
-            .sum(),
-    )
+    Throughput::Bytes(numels.iter().map(|n| (n * DType::F32.size_in_bytes()) as u64).sum())
 }
 
 fn batch_norm(c: &mut Criterion) {
@@ -41,24 +36,14 @@ fn batch_norm(c: &mut Criterion) {
     // backward: reads grad_y and x, writes dx
     g.throughput(bytes(&[n, n, n]));
     g.bench_function("backward", |b| {
-        b.iter(|| {
-            batch_norm_train_backward(
-                black_box(&gy),
-                &x,
-                &saved.mean,
-                &saved.inv_std,
-                Some(&gamma),
-            )
-            .unwrap()
-        })
+        b.iter(|| batch_norm_train_backward(black_box(&gy), &x, &saved.mean, &saved.inv_std, Some(&gamma)).unwrap())
     });
     // forward + backward: x, y, then grad_y, x, dx
     g.throughput(bytes(&[n, n, n, n, n]));
     g.bench_function("forward+backward", |b| {
         b.iter(|| {
             let out = batch_norm_train(black_box(&x), Some(&gamma), Some(&beta), eps).unwrap();
-            batch_norm_train_backward(black_box(&gy), &x, &out.mean, &out.inv_std, Some(&gamma))
-                .unwrap()
+            batch_norm_train_backward(black_box(&gy), &x, &out.mean, &out.inv_std, Some(&gamma)).unwrap()
         })
     });
     g.finish();
@@ -75,12 +60,8 @@ fn bilinear(c: &mut Criterion) {
     g.sample_size(20);
     // forward: reads x [.., 16, 16], writes y [.., 32, 32]; backward the reverse
     g.throughput(bytes(&[n_in, n_out]));
-    g.bench_function("forward", |b| {
-        b.iter(|| upsample_bilinear2d(black_box(&x), 2).unwrap())
-    });
-    g.bench_function("backward", |b| {
-        b.iter(|| upsample_bilinear2d_backward(black_box(&gy), &SHAPE, 2).unwrap())
-    });
+    g.bench_function("forward", |b| b.iter(|| upsample_bilinear2d(black_box(&x), 2).unwrap()));
+    g.bench_function("backward", |b| b.iter(|| upsample_bilinear2d_backward(black_box(&gy), &SHAPE, 2).unwrap()));
     g.finish();
 }
 

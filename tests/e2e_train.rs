@@ -31,7 +31,8 @@ fn first_and_last_losses(arch: Arch, input: [usize; 3], objective: Objective, st
     let model = Vae::new(ModelConfig { arch, input, z_dim: 8 }, &mut Init::new(3)).unwrap();
     let x = squares(8, input[0], input[1], input[2], &mut rng);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(1e-3)).unwrap();
-    let setup = LossSetup { recon: ReconLoss::BceLogits, output: OutputActivation::Logits, objective, input_noise_std: 0.0 };
+    let setup =
+        LossSetup { recon: ReconLoss::BceLogits, output: OutputActivation::Logits, objective, input_noise_std: 0.0 };
     let losses: Vec<f64> =
         (0..steps).map(|i| train_step(&model, &mut opt, &x, &setup, &mut rng, (1, i + 1)).unwrap().loss).collect();
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
@@ -76,7 +77,13 @@ fn resnet_bn_vae_loss_goes_down() {
 
 #[test]
 fn beta_tcvae_objective_trains_too() {
-    let objective = Objective::BetaTcVae { alpha: 1.0, beta: 6.0, gamma: 1.0, dataset_size: 1000, estimator: TcEstimator::MinibatchStratified };
+    let objective = Objective::BetaTcVae {
+        alpha: 1.0,
+        beta: 6.0,
+        gamma: 1.0,
+        dataset_size: 1000,
+        estimator: TcEstimator::MinibatchStratified,
+    };
     let (first, last) = first_and_last_losses(Arch::Conv, [1, 32, 32], objective, 15);
     assert!(last < 0.9 * first, "beta-tcvae: loss went from {first} to {last}");
 }
@@ -90,7 +97,12 @@ fn a_nan_loss_is_refused_before_the_parameters_change() {
     bad[3] = f32::NAN;
     let x = Tensor::from_vec(bad, &[2, 1, 4, 4]).unwrap();
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(1e-3)).unwrap();
-    let setup = LossSetup { recon: ReconLoss::Mse, output: OutputActivation::Sigmoid, objective: Objective::BetaVae { k1: 1.0, beta: 1.0 }, input_noise_std: 0.0 };
+    let setup = LossSetup {
+        recon: ReconLoss::Mse,
+        output: OutputActivation::Sigmoid,
+        objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
+        input_noise_std: 0.0,
+    };
     let err = train_step(&model, &mut opt, &x, &setup, &mut rng, (1, 1)).unwrap_err();
     assert!(err.to_string().contains("non-finite"), "{err}");
     let after: Vec<Vec<f32>> = model.parameters().iter().map(|p| p.value().to_vec_f32()).collect();

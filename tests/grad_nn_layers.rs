@@ -9,9 +9,9 @@ mod common;
 use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};
 use nn::{
-    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, ConvTranspose2d,
-    ConvTranspose2dConfig, Dropout, Flatten, GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d,
-    Module, Pool2dConfig, Reshape, Sequential, Sigmoid, Tanh, Upsample,
+    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout,
+    Flatten, GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential, Sigmoid,
+    Tanh, Upsample,
 };
 use tensor::ops::conv2d::Conv2dParams;
 use tensor::{DType, Rng, Tensor, TensorError};
@@ -20,10 +20,7 @@ use tensor::{DType, Rng, Tensor, TensorError};
 fn tr<T>(r: nn::Result<T>) -> tensor::Result<T> {
     r.map_err(|e| match e {
         nn::Error::Tensor(t) => t,
-        other => TensorError::Invalid {
-            op: "nn",
-            msg: other.to_string(),
-        },
+        other => TensorError::Invalid { op: "nn", msg: other.to_string() },
     })
 }
 
@@ -33,27 +30,15 @@ fn f64_init(r: &mut Rng) -> Init {
 }
 
 fn value(p: &Option<Var>) -> Tensor {
-    p.as_ref()
-        .map(|p| p.value())
-        .unwrap_or_else(|| Tensor::zeros(&[0], DType::F64))
+    p.as_ref().map(|p| p.value()).unwrap_or_else(|| Tensor::zeros(&[0], DType::F64))
 }
 
 #[test]
 fn linear_layer_input_weight_and_bias_match_finite_differences() {
     let mut r = rng();
     let layer = Linear::new(5, 3, &mut f64_init(&mut r)).unwrap();
-    let inputs = [
-        uniform(&[4, 5], -1.0, 1.0, &mut r),
-        layer.weight.value(),
-        value(&layer.bias),
-    ];
-    check(
-        |v| {
-            tr(Linear::from_parameters(v[1].clone(), Some(v[2].clone()))
-                .and_then(|l| l.forward(&v[0])))
-        },
-        &inputs,
-    );
+    let inputs = [uniform(&[4, 5], -1.0, 1.0, &mut r), layer.weight.value(), value(&layer.bias)];
+    check(|v| tr(Linear::from_parameters(v[1].clone(), Some(v[2].clone())).and_then(|l| l.forward(&v[0]))), &inputs);
 }
 
 #[test]
@@ -61,18 +46,9 @@ fn conv2d_layer_stride2_pad1_matches_finite_differences() {
     let mut r = rng();
     let config = Conv2dConfig::new(3, 4, 3).stride(2).padding(1);
     let layer = Conv2d::new(config, &mut f64_init(&mut r)).unwrap();
-    let inputs = [
-        uniform(&[2, 3, 6, 5], -1.0, 1.0, &mut r),
-        layer.weight.value(),
-        value(&layer.bias),
-    ];
+    let inputs = [uniform(&[2, 3, 6, 5], -1.0, 1.0, &mut r), layer.weight.value(), value(&layer.bias)];
     check(
-        |v| {
-            tr(
-                Conv2d::from_parameters(v[1].clone(), Some(v[2].clone()), config.params)
-                    .and_then(|l| l.forward(&v[0])),
-            )
-        },
+        |v| tr(Conv2d::from_parameters(v[1].clone(), Some(v[2].clone()), config.params).and_then(|l| l.forward(&v[0]))),
         &inputs,
     );
 }
@@ -80,44 +56,23 @@ fn conv2d_layer_stride2_pad1_matches_finite_differences() {
 #[test]
 fn conv2d_layer_dilation2_without_bias_matches_finite_differences() {
     let mut r = rng();
-    let config = Conv2dConfig::new(2, 3, 3)
-        .padding(2)
-        .dilation(2)
-        .bias(false);
+    let config = Conv2dConfig::new(2, 3, 3).padding(2).dilation(2).bias(false);
     let layer = Conv2d::new(config, &mut f64_init(&mut r)).unwrap();
     assert!(layer.bias.is_none());
-    let inputs = [
-        uniform(&[2, 2, 5, 5], -1.0, 1.0, &mut r),
-        layer.weight.value(),
-    ];
-    check(
-        |v| {
-            tr(Conv2d::from_parameters(v[1].clone(), None, config.params)
-                .and_then(|l| l.forward(&v[0])))
-        },
-        &inputs,
-    );
+    let inputs = [uniform(&[2, 2, 5, 5], -1.0, 1.0, &mut r), layer.weight.value()];
+    check(|v| tr(Conv2d::from_parameters(v[1].clone(), None, config.params).and_then(|l| l.forward(&v[0]))), &inputs);
 }
 
 #[test]
 fn conv_transpose2d_layer_stride2_pad1_output_padding1_matches_finite_differences() {
     let mut r = rng();
-    let config = ConvTranspose2dConfig::new(3, 2, 3)
-        .stride(2)
-        .padding(1)
-        .output_padding(1);
+    let config = ConvTranspose2dConfig::new(3, 2, 3).stride(2).padding(1).output_padding(1);
     let layer = ConvTranspose2d::new(config, &mut f64_init(&mut r)).unwrap();
-    let inputs = [
-        uniform(&[2, 3, 3, 4], -1.0, 1.0, &mut r),
-        layer.weight.value(),
-        value(&layer.bias),
-    ];
+    let inputs = [uniform(&[2, 3, 3, 4], -1.0, 1.0, &mut r), layer.weight.value(), value(&layer.bias)];
     check(
         |v| {
-            tr(
-                ConvTranspose2d::from_parameters(v[1].clone(), Some(v[2].clone()), config.params)
-                    .and_then(|l| l.forward(&v[0])),
-            )
+            tr(ConvTranspose2d::from_parameters(v[1].clone(), Some(v[2].clone()), config.params)
+                .and_then(|l| l.forward(&v[0])))
         },
         &inputs,
     );
@@ -136,8 +91,8 @@ fn batch_norm2d_training_mode_matches_finite_differences() {
     let x = uniform(&[2, 3, 3, 4], -2.0, 2.0, &mut r);
     check(
         |v| {
-            let bn = BatchNorm2d::new(3, &init)
-                .and_then(|bn| bn.with_parameters(Some(v[1].clone()), Some(v[2].clone())));
+            let bn =
+                BatchNorm2d::new(3, &init).and_then(|bn| bn.with_parameters(Some(v[1].clone()), Some(v[2].clone())));
             tr(bn.and_then(|bn| bn.forward(&v[0])))
         },
         &[x, g, b],
@@ -167,15 +122,13 @@ fn batch_norm2d_eval_mode_matches_finite_differences() {
     let mut r = rng();
     let init = f64_init(&mut r);
     let (g, b) = gamma_beta(3, &mut r);
-    let (mean, var) = (
-        uniform(&[3], -0.5, 0.5, &mut r),
-        uniform(&[3], 0.5, 2.0, &mut r),
-    );
+    let (mean, var) = (uniform(&[3], -0.5, 0.5, &mut r), uniform(&[3], 0.5, 2.0, &mut r));
     let x = uniform(&[2, 3, 2, 3], -2.0, 2.0, &mut r);
     check(
         |v| {
-            let bn = tr(BatchNorm2d::new(3, &init)
-                .and_then(|bn| bn.with_parameters(Some(v[1].clone()), Some(v[2].clone()))))?;
+            let bn =
+                tr(BatchNorm2d::new(3, &init)
+                    .and_then(|bn| bn.with_parameters(Some(v[1].clone()), Some(v[2].clone()))))?;
             bn.running_mean.set_value(mean.clone());
             bn.running_var.set_value(var.clone());
             bn.set_training(false);
@@ -201,28 +154,16 @@ fn pooling_layers_match_finite_differences() {
 fn upsample_layers_match_finite_differences() {
     let mut r = rng();
     let x = uniform(&[2, 2, 3, 4], -1.0, 1.0, &mut r);
-    check(
-        |v| tr(Upsample::nearest(2).and_then(|u| u.forward(&v[0]))),
-        std::slice::from_ref(&x),
-    );
-    check(
-        |v| tr(Upsample::bilinear(2).and_then(|u| u.forward(&v[0]))),
-        std::slice::from_ref(&x),
-    );
-    check(
-        |v| tr(Upsample::bilinear(3).and_then(|u| u.forward(&v[0]))),
-        &[x],
-    );
+    check(|v| tr(Upsample::nearest(2).and_then(|u| u.forward(&v[0]))), std::slice::from_ref(&x));
+    check(|v| tr(Upsample::bilinear(2).and_then(|u| u.forward(&v[0]))), std::slice::from_ref(&x));
+    check(|v| tr(Upsample::bilinear(3).and_then(|u| u.forward(&v[0]))), &[x]);
 }
 
 #[test]
 fn activation_layers_match_finite_differences() {
     let mut r = rng();
     let x = away_from_zero(&[3, 7], 1e-3, &mut r);
-    check(
-        |v| tr(LeakyReLU::new(0.2).forward(&v[0])),
-        std::slice::from_ref(&x),
-    );
+    check(|v| tr(LeakyReLU::new(0.2).forward(&v[0])), std::slice::from_ref(&x));
     check(|v| tr(Sigmoid.forward(&v[0])), std::slice::from_ref(&x));
     check(|v| tr(Tanh.forward(&v[0])), &[x]);
 }
@@ -242,10 +183,7 @@ fn dropout_layer_with_a_fixed_mask_matches_finite_differences() {
 fn sequential_mlp_with_flatten_and_reshape_matches_finite_differences() {
     let mut r = rng();
     let mut init = f64_init(&mut r);
-    let (l1, l2) = (
-        Linear::new(6, 5, &mut init).unwrap(),
-        Linear::new(5, 6, &mut init).unwrap(),
-    );
+    let (l1, l2) = (Linear::new(6, 5, &mut init).unwrap(), Linear::new(5, 6, &mut init).unwrap());
     let inputs = [
         uniform(&[3, 2, 3], -1.0, 1.0, &mut r),
         l1.weight.value(),
@@ -257,15 +195,9 @@ fn sequential_mlp_with_flatten_and_reshape_matches_finite_differences() {
         |v| {
             let model = Sequential::new()
                 .with(Flatten)
-                .with(tr(Linear::from_parameters(
-                    v[1].clone(),
-                    Some(v[2].clone()),
-                ))?)
+                .with(tr(Linear::from_parameters(v[1].clone(), Some(v[2].clone())))?)
                 .with(Tanh)
-                .with(tr(Linear::from_parameters(
-                    v[3].clone(),
-                    Some(v[4].clone()),
-                ))?)
+                .with(tr(Linear::from_parameters(v[3].clone(), Some(v[4].clone())))?)
                 .with(Reshape::new(&[3, 2]));
             tr(model.forward(&v[0]))
         },
@@ -302,10 +234,7 @@ fn residual_block_in_training_mode_matches_finite_differences() {
     let mut r = rng();
     let mut init = f64_init(&mut r);
     let config = Conv2dConfig::new(3, 3, 3).padding(1).bias(false);
-    let (c1, c2) = (
-        Conv2d::new(config, &mut init).unwrap(),
-        Conv2d::new(config, &mut init).unwrap(),
-    );
+    let (c1, c2) = (Conv2d::new(config, &mut init).unwrap(), Conv2d::new(config, &mut init).unwrap());
     let (g1, b1) = gamma_beta(3, &mut r);
     let (g2, b2) = gamma_beta(3, &mut r);
     let x = uniform(&[2, 3, 4, 4], -1.0, 1.0, &mut r);
@@ -313,21 +242,12 @@ fn residual_block_in_training_mode_matches_finite_differences() {
     check(
         |v| {
             let bn = |g: &Var, b: &Var| {
-                tr(BatchNorm2d::new(3, &init)
-                    .and_then(|bn| bn.with_parameters(Some(g.clone()), Some(b.clone()))))
+                tr(BatchNorm2d::new(3, &init).and_then(|bn| bn.with_parameters(Some(g.clone()), Some(b.clone()))))
             };
             let block = ResidualBlock {
-                conv1: tr(Conv2d::from_parameters(
-                    v[1].clone(),
-                    None,
-                    Conv2dParams::new(1, 1),
-                ))?,
+                conv1: tr(Conv2d::from_parameters(v[1].clone(), None, Conv2dParams::new(1, 1)))?,
                 bn1: bn(&v[2], &v[3])?,
-                conv2: tr(Conv2d::from_parameters(
-                    v[4].clone(),
-                    None,
-                    Conv2dParams::new(1, 1),
-                ))?,
+                conv2: tr(Conv2d::from_parameters(v[4].clone(), None, Conv2dParams::new(1, 1)))?,
                 bn2: bn(&v[5], &v[6])?,
             };
             assert_eq!(block.named_parameters().len(), 6);

@@ -39,7 +39,8 @@ fn analytic_kl_matches_finite_differences() {
 fn tc_terms_check(est: TcEstimator) {
     let mut r = rng();
     let (m, d) = (5, 3);
-    let inputs = [uniform(&[m, d], -2.0, 2.0, &mut r), uniform(&[m, d], -1.0, 1.0, &mut r), uniform(&[m, d], -1.0, 0.5, &mut r)];
+    let inputs =
+        [uniform(&[m, d], -2.0, 2.0, &mut r), uniform(&[m, d], -1.0, 1.0, &mut r), uniform(&[m, d], -1.0, 0.5, &mut r)];
     for term in 0..3 {
         check(
             |v| {

@@ -113,7 +113,11 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
                     if ig.shape() != input.shape().as_slice() {
                         return Err(TensorError::Shape {
                             op: op.name,
-                            msg: format!("backward produced a gradient {:?} for an input of shape {:?}", ig.shape(), input.shape()),
+                            msg: format!(
+                                "backward produced a gradient {:?} for an input of shape {:?}",
+                                ig.shape(),
+                                input.shape()
+                            ),
                         });
                     }
                     let acc = match grads.remove(&input.id()) {

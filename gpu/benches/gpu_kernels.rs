@@ -33,11 +33,7 @@ fn context() -> Option<Context> {
 /// Deterministic O(1) data (values do not change the speed of f32 arithmetic).
 fn data(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1u32 << 24) as f32
-                - 0.5
-        })
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
         .collect()
 }
 
@@ -54,9 +50,7 @@ impl Runner<'_> {
         let sync = || self.ctx.synchronize().unwrap();
         if self.full {
             let mut g = c.benchmark_group(group);
-            g.sample_size(10)
-                .warm_up_time(Duration::from_millis(500))
-                .measurement_time(Duration::from_secs(10));
+            g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(10));
             g.throughput(Throughput::Elements(flops));
             g.bench_function(name, |b| {
                 b.iter(|| {
@@ -94,13 +88,7 @@ fn bench_matmul(c: &mut Criterion, r: &Runner) {
             k,
             accumulate: false,
         };
-        r.case(
-            c,
-            "matmul",
-            &format!("{m}x{k}·{k}x{n}"),
-            2 * (m * n * k) as u64,
-            &|| matmul(ctx, &args).unwrap(),
-        );
+        r.case(c, "matmul", &format!("{m}x{k}·{k}x{n}"), 2 * (m * n * k) as u64, &|| matmul(ctx, &args).unwrap());
     }
 }
 
@@ -116,9 +104,7 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     let dw = ctx.alloc(g.weight_len()).unwrap();
     let group = "conv2d_resnet18_64x128x8x8_3x3";
     let flops = 2 * g.macs();
-    r.case(c, group, "forward", flops, &|| {
-        conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap()
-    });
+    r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
     r.case(c, group, "backward_data", flops, &|| {
         conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
     });
@@ -130,11 +116,7 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
 /// Compiles every pipeline the cases use on tiny inputs, so no timed run pays for it.
 fn warm_up(ctx: &Context) {
     let g = Conv2dGeometry::conv2d(1, 1, [3, 3], 1, [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-    let (x, w, y) = (
-        ctx.zeros(9).unwrap(),
-        ctx.zeros(9).unwrap(),
-        ctx.zeros(9).unwrap(),
-    );
+    let (x, w, y) = (ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap());
     conv2d::forward(ctx, &g, &x, &w, None, &y).unwrap();
     conv2d::backward_data(ctx, &g, &y, &w, &x, Output::Overwrite).unwrap();
     conv2d::backward_weight(ctx, &g, &y, &x, &w, Output::Overwrite).unwrap();

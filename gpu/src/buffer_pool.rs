@@ -18,9 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Storage buffers are bound, copied from (read-back) and copied to (upload, clear).
-pub(crate) const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+pub(crate) const USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// Smallest buffer the pool creates, in bytes.
 const MIN_BYTES: u64 = 256;
@@ -71,10 +70,7 @@ impl BufferPool {
     pub(crate) fn new(max_bytes: u64) -> Self {
         BufferPool {
             shared: Arc::new(PoolShared {
-                free: Mutex::new(FreeLists {
-                    by_class: HashMap::new(),
-                    stats: PoolStats::default(),
-                }),
+                free: Mutex::new(FreeLists { by_class: HashMap::new(), stats: PoolStats::default() }),
                 max_idle_bytes: AtomicU64::new(2 << 30),
                 next_id: AtomicU64::new(1),
             }),
@@ -107,12 +103,7 @@ impl BufferPool {
             });
             (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
         });
-        GpuBuffer {
-            raw: Some(raw),
-            len,
-            id,
-            pool: Arc::clone(&self.shared),
-        }
+        GpuBuffer { raw: Some(raw), len, id, pool: Arc::clone(&self.shared) }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {

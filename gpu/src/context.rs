@@ -171,11 +171,10 @@ fn new_instance() -> wgpu::Instance {
 /// Every adapter wgpu can see, best first, without creating a device.
 pub fn available_adapters() -> Vec<AdapterInfo> {
     let instance = new_instance();
-    let mut adapters: Vec<AdapterInfo> =
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-            .iter()
-            .map(AdapterInfo::from_adapter)
-            .collect();
+    let mut adapters: Vec<AdapterInfo> = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(AdapterInfo::from_adapter)
+        .collect();
     adapters.sort_by_key(|a| (a.kind.rank(), a.backend == "Gl"));
     adapters
 }
@@ -188,38 +187,21 @@ impl Context {
     pub fn new(pref: AdapterPreference) -> Result<Self> {
         let instance = new_instance();
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let usable = |a: &wgpu::Adapter| {
-            a.get_downlevel_capabilities()
-                .flags
-                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-        };
+        let usable =
+            |a: &wgpu::Adapter| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
         let allowed = |a: &wgpu::Adapter| {
-            pref == AdapterPreference::AnyIncludingSoftware
-                || a.get_info().device_type != wgpu::DeviceType::Cpu
+            pref == AdapterPreference::AnyIncludingSoftware || a.get_info().device_type != wgpu::DeviceType::Cpu
         };
-        let best = adapters
-            .iter()
-            .filter(|a| usable(a) && allowed(a))
-            .min_by_key(|a| {
-                let i = a.get_info();
-                (
-                    DeviceKind::from_wgpu(i.device_type).rank(),
-                    i.backend == wgpu::Backend::Gl,
-                )
-            });
+        let best = adapters.iter().filter(|a| usable(a) && allowed(a)).min_by_key(|a| {
+            let i = a.get_info();
+            (DeviceKind::from_wgpu(i.device_type).rank(), i.backend == wgpu::Backend::Gl)
+        });
         let Some(adapter) = best else {
-            let seen: Vec<String> = adapters
-                .iter()
-                .map(|a| AdapterInfo::from_adapter(a).to_string())
-                .collect();
+            let seen: Vec<String> = adapters.iter().map(|a| AdapterInfo::from_adapter(a).to_string()).collect();
             let why = if seen.is_empty() {
-                "wgpu found no adapter (no Vulkan/Metal/DX12 driver; WGPU_BACKEND=gl tries OpenGL)"
-                    .to_string()
+                "wgpu found no adapter (no Vulkan/Metal/DX12 driver; WGPU_BACKEND=gl tries OpenGL)".to_string()
             } else if pref == AdapterPreference::HardwareOnly {
-                format!(
-                    "only software or compute-less adapters were found: {}",
-                    seen.join("; ")
-                )
+                format!("only software or compute-less adapters were found: {}", seen.join("; "))
             } else {
                 format!("no adapter supports compute shaders: {}", seen.join("; "))
             };
@@ -240,21 +222,14 @@ impl Context {
                 *slot = Some(e.to_string());
             }
         }));
-        let pool = BufferPool::new(
-            info.limits
-                .max_storage_buffer_binding_size
-                .min(info.limits.max_buffer_size),
-        );
+        let pool = BufferPool::new(info.limits.max_storage_buffer_binding_size.min(info.limits.max_buffer_size));
         Ok(Context {
             device,
             queue,
             info,
             pool,
             pipelines: PipelineCache::default(),
-            pending: Mutex::new(Pending {
-                encoder: None,
-                dispatches: 0,
-            }),
+            pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
             error,
         })
     }
@@ -285,11 +260,7 @@ impl Context {
     /// Refuses a buffer of `len` f32 elements that no kernel could bind.
     pub fn check_len(&self, len: usize) -> Result<()> {
         let bytes = (len as u64).saturating_mul(4);
-        let limit = self
-            .info
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.info.limits.max_buffer_size);
+        let limit = self.info.limits.max_storage_buffer_binding_size.min(self.info.limits.max_buffer_size);
         if bytes > limit {
             return Err(GpuError::LimitExceeded {
                 what: format!("max_storage_buffer_binding_size (a buffer of {len} f32)"),
@@ -327,24 +298,17 @@ impl Context {
     /// Overwrites the first `data.len()` elements of `buf` (ordered after pending launches).
     pub fn write(&self, buf: &GpuBuffer, data: &[f32]) -> Result<()> {
         if data.len() > buf.len() {
-            return Err(invalid(
-                "write",
-                format!("{} elements into a buffer of {}", data.len(), buf.len()),
-            ));
+            return Err(invalid("write", format!("{} elements into a buffer of {}", data.len(), buf.len())));
         }
         if data.is_empty() {
             return Ok(());
         }
-        let staging = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("gpu upload staging"),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::COPY_SRC,
-            });
-        self.record(|enc| {
-            enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size()))
-        })
+        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("gpu upload staging"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::COPY_SRC,
+        });
+        self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size())))
     }
 
     /// Sets every element of `buf` to `value` (tests poison outputs with NaN this way).
@@ -355,10 +319,7 @@ impl Context {
     /// Copies all of `src` into the start of `dst`.
     pub fn copy(&self, src: &GpuBuffer, dst: &GpuBuffer) -> Result<()> {
         if src.len() > dst.len() {
-            return Err(invalid(
-                "copy",
-                format!("{} elements into a buffer of {}", src.len(), dst.len()),
-            ));
+            return Err(invalid("copy", format!("{} elements into a buffer of {}", src.len(), dst.len())));
         }
         if src.is_empty() {
             return Ok(());
@@ -393,16 +354,12 @@ impl Context {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Map(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Map(e.to_string()))?;
         rx.recv()
             .map_err(|_| GpuError::Map("the map callback never ran".into()))?
             .map_err(|e| GpuError::Map(e.to_string()))?;
         let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Map(e.to_string()))?;
+            let view = slice.get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?;
             bytemuck::pod_collect_to_vec::<u8, u32>(&view[..])
         };
         staging.unmap();
@@ -452,9 +409,7 @@ impl Context {
     /// Submits the pending commands and blocks until the GPU has run them (benchmarks).
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Device(e.to_string()))?;
         self.take_error()
     }
 
@@ -474,10 +429,7 @@ impl Context {
     fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
         let mut p = self.pending.lock().unwrap();
         let enc = p.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("gpu pending"),
-                })
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpu pending") })
         });
         f(enc);
         Ok(())
@@ -550,11 +502,7 @@ impl Context {
             if clash {
                 return Err(invalid(
                     name,
-                    format!(
-                        "output buffer {} is also bound as another operand of {}",
-                        o.id(),
-                        k.entry
-                    ),
+                    format!("output buffer {} is also bound as another operand of {}", o.id(), k.entry),
                 ));
             }
         }
@@ -562,22 +510,14 @@ impl Context {
             return Ok(());
         }
         let pipeline = self.pipelines.get(&self.device, k)?;
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("gpu params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("gpu params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in inputs.iter().chain(outputs).enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
-                resource: b.binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(k.entry),
@@ -587,16 +527,11 @@ impl Context {
         let flush_now = {
             let mut p = self.pending.lock().unwrap();
             let enc = p.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("gpu pending"),
-                    })
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpu pending") })
             });
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(k.entry),
-                    timestamp_writes: None,
-                });
+                let mut pass = enc
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.entry), timestamp_writes: None });
                 pass.set_pipeline(&pipeline.pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(grid[0], grid[1], grid[2]);

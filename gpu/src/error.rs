@@ -9,11 +9,7 @@ pub enum GpuError {
     NoAdapter(String),
     /// A request above one of the device's limits, named after the wgpu limit
     /// (e.g. `max_storage_buffer_binding_size`), in the limit's own unit (bytes, workgroups).
-    LimitExceeded {
-        what: String,
-        requested: u64,
-        limit: u64,
-    },
+    LimitExceeded { what: String, requested: u64, limit: u64 },
     /// A launch whose arguments do not fit its Params (a buffer too short, a rank too high,
     /// one buffer bound twice with write access): names the kernel.
     InvalidArgument { kernel: &'static str, msg: String },
@@ -29,11 +25,7 @@ impl fmt::Display for GpuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GpuError::NoAdapter(why) => write!(f, "no suitable GPU adapter: {why}"),
-            GpuError::LimitExceeded {
-                what,
-                requested,
-                limit,
-            } => {
+            GpuError::LimitExceeded { what, requested, limit } => {
                 write!(f, "GPU limit exceeded: {what} requested {requested}, the device allows at most {limit}")
             }
             GpuError::InvalidArgument { kernel, msg } => write!(f, "{kernel}: {msg}"),
@@ -47,8 +39,5 @@ impl std::error::Error for GpuError {}
 
 /// Shorthand for an [`GpuError::InvalidArgument`] naming the kernel.
 pub(crate) fn invalid(kernel: &'static str, msg: impl Into<String>) -> GpuError {
-    GpuError::InvalidArgument {
-        kernel,
-        msg: msg.into(),
-    }
+    GpuError::InvalidArgument { kernel, msg: msg.into() }
 }

@@ -23,9 +23,7 @@ pub mod kernels;
 pub mod pipeline_cache;
 
 pub use buffer_pool::{GpuBuffer, PoolStats};
-pub use context::{
-    available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits,
-};
+pub use context::{available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits};
 pub use error::{GpuError, Result};
 
 use std::sync::OnceLock;
@@ -45,9 +43,7 @@ pub fn test_context() -> Option<&'static Context> {
                 panic!("VAE_REQUIRE_GPU=1 but no GPU context: {e}");
             }
             static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                eprintln!("skipping GPU tests: {e} (set VAE_REQUIRE_GPU=1 to make this a failure)")
-            });
+            SAID.call_once(|| eprintln!("skipping GPU tests: {e} (set VAE_REQUIRE_GPU=1 to make this a failure)"));
             None
         }
     }

@@ -73,9 +73,7 @@ impl PipelineCache {
                     ty: if b == 0 {
                         wgpu::BufferBindingType::Uniform
                     } else {
-                        wgpu::BufferBindingType::Storage {
-                            read_only: b <= k.inputs,
-                        }
+                        wgpu::BufferBindingType::Storage { read_only: b <= k.inputs }
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
@@ -84,10 +82,8 @@ impl PipelineCache {
             })
             .collect();
         let label = format!("{}:{}", k.shader.name, k.entry);
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(&label),
-            entries: &entries,
-        });
+        let layout = device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&label),
             bind_group_layouts: &[Some(&layout)],

@@ -15,34 +15,13 @@ fn adam_and_adamw_follow_pytorch_over_several_steps() {
             let mut p = to_f64(&rng.signed(n));
             let (mut m, mut v) = (vec![0.0f64; n], vec![0.0f64; n]);
             let p32: Vec<f32> = p.iter().map(|&x| x as f32).collect();
-            let (pb, mb, vb) = (
-                upload(ctx, &p32),
-                ctx.zeros(n).unwrap(),
-                ctx.zeros(n).unwrap(),
-            );
-            let cfg = |step| AdamConfig {
-                lr: 1e-2,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: wd,
-                decoupled,
-                step,
-            };
+            let (pb, mb, vb) = (upload(ctx, &p32), ctx.zeros(n).unwrap(), ctx.zeros(n).unwrap());
+            let cfg =
+                |step| AdamConfig { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled, step };
             for step in 1..=5u64 {
                 let g = rng.signed(n);
                 let gb = upload(ctx, &g);
-                adam_step(
-                    ctx,
-                    &cfg(step),
-                    &AdamState {
-                        param: &pb,
-                        grad: &gb,
-                        m: &mb,
-                        v: &vb,
-                    },
-                )
-                .unwrap();
+                adam_step(ctx, &cfg(step), &AdamState { param: &pb, grad: &gb, m: &mb, v: &vb }).unwrap();
                 let c = cfg(step);
                 let (b1, b2) = (c.beta1 as f64, c.beta2 as f64);
                 let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
@@ -70,12 +49,8 @@ fn adam_and_adamw_follow_pytorch_over_several_steps() {
 fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let configs = [
-        (0.0f32, 0.0f32, false, 0.0f32),
-        (0.9, 0.0, false, 0.0),
-        (0.9, 0.1, false, 1e-2),
-        (0.8, 0.0, true, 1e-3),
-    ];
+    let configs =
+        [(0.0f32, 0.0f32, false, 0.0f32), (0.9, 0.0, false, 0.0), (0.9, 0.1, false, 1e-2), (0.8, 0.0, true, 1e-3)];
     for n in [1, 33, 129, 1000] {
         for (momentum, dampening, nesterov, weight_decay) in configs {
             let mut p = to_f64(&rng.signed(n));
@@ -85,29 +60,14 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
             let bb = poisoned(ctx, n); // the first step must overwrite it, not read it
             for step in 0..4 {
                 let g = rng.signed(n);
-                let cfg = SgdConfig {
-                    lr: 0.05,
-                    momentum,
-                    dampening,
-                    weight_decay,
-                    nesterov,
-                    first_step: step == 0,
-                };
+                let cfg = SgdConfig { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
                 let with_buf = (momentum != 0.0).then_some(&bb);
                 sgd_step(ctx, &cfg, &pb, &upload(ctx, &g), with_buf).unwrap();
                 for i in 0..n {
                     let mut gi = g[i] as f64 + weight_decay as f64 * p[i];
                     if momentum != 0.0 {
-                        buf[i] = if step == 0 {
-                            gi
-                        } else {
-                            momentum as f64 * buf[i] + (1.0 - dampening as f64) * gi
-                        };
-                        gi = if nesterov {
-                            gi + momentum as f64 * buf[i]
-                        } else {
-                            buf[i]
-                        };
+                        buf[i] = if step == 0 { gi } else { momentum as f64 * buf[i] + (1.0 - dampening as f64) * gi };
+                        gi = if nesterov { gi + momentum as f64 * buf[i] } else { buf[i] };
                     }
                     p[i] -= 0.05 * gi;
                 }
@@ -115,12 +75,7 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
             let what = format!("n={n} momentum={momentum} dampening={dampening} nesterov={nesterov} wd={weight_decay}");
             assert_close_unit(&format!("sgd p {what}"), &rng, &ctx.read(&pb).unwrap(), &p);
             if momentum != 0.0 {
-                assert_close_unit(
-                    &format!("sgd buf {what}"),
-                    &rng,
-                    &ctx.read(&bb).unwrap(),
-                    &buf,
-                );
+                assert_close_unit(&format!("sgd buf {what}"), &rng, &ctx.read(&bb).unwrap(), &buf);
             }
         }
     }
@@ -129,42 +84,11 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
 #[test]
 fn adam_step_zero_and_aliased_buffers_are_refused() {
     let Some(ctx) = ctx() else { return };
-    let (p, g, m) = (
-        ctx.zeros(4).unwrap(),
-        ctx.zeros(4).unwrap(),
-        ctx.zeros(4).unwrap(),
-    );
-    let cfg = AdamConfig {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        decoupled: false,
-        step: 0,
-    };
-    assert!(adam_step(
-        ctx,
-        &cfg,
-        &AdamState {
-            param: &p,
-            grad: &g,
-            m: &m,
-            v: &m
-        }
-    )
-    .is_err());
+    let (p, g, m) = (ctx.zeros(4).unwrap(), ctx.zeros(4).unwrap(), ctx.zeros(4).unwrap());
+    let cfg =
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false, step: 0 };
+    assert!(adam_step(ctx, &cfg, &AdamState { param: &p, grad: &g, m: &m, v: &m }).is_err());
     let cfg = AdamConfig { step: 1, ..cfg };
-    let err = adam_step(
-        ctx,
-        &cfg,
-        &AdamState {
-            param: &p,
-            grad: &g,
-            m: &m,
-            v: &m,
-        },
-    )
-    .unwrap_err();
+    let err = adam_step(ctx, &cfg, &AdamState { param: &p, grad: &g, m: &m, v: &m }).unwrap_err();
     assert!(err.to_string().contains("also bound"), "{err}");
 }

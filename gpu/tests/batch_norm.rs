@@ -9,17 +9,10 @@ use gpu::kernels::batch_norm::{self as bn, Affine, BackwardArgs, BatchStats, BnD
 const EPS: f64 = 1e-5;
 
 fn dims() -> Vec<BnDims> {
-    [
-        (2, 3, 5),
-        (1, 7, 33),
-        (5, 4, 1),
-        (3, 65, 129),
-        (2, 1, 257),
-        (64, 2, 64),
-    ]
-    .into_iter()
-    .map(|(n, c, s)| BnDims { n, c, s })
-    .collect()
+    [(2, 3, 5), (1, 7, 33), (5, 4, 1), (3, 65, 129), (2, 1, 257), (64, 2, 64)]
+        .into_iter()
+        .map(|(n, c, s)| BnDims { n, c, s })
+        .collect()
 }
 
 fn idx(d: BnDims, n: usize, c: usize, s: usize) -> usize {
@@ -30,10 +23,8 @@ fn idx(d: BnDims, n: usize, c: usize, s: usize) -> usize {
 fn moments(d: BnDims, x: &[f32]) -> Vec<(f64, f64)> {
     (0..d.c)
         .map(|c| {
-            let vals: Vec<f64> = (0..d.n)
-                .flat_map(|n| (0..d.s).map(move |s| (n, s)))
-                .map(|(n, s)| x[idx(d, n, c, s)] as f64)
-                .collect();
+            let vals: Vec<f64> =
+                (0..d.n).flat_map(|n| (0..d.s).map(move |s| (n, s))).map(|(n, s)| x[idx(d, n, c, s)] as f64).collect();
             let mean = vals.iter().sum::<f64>() / vals.len() as f64;
             let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
             (mean, var)
@@ -48,22 +39,14 @@ fn batch_statistics_match_two_pass_reference() {
     for d in dims() {
         // an offset per run checks the two-pass variance does not cancel
         let shift = rng.uniform(-5.0, 5.0);
-        let x: Vec<f32> = rng
-            .signed(d.n * d.c * d.s)
-            .iter()
-            .map(|v| v + shift)
-            .collect();
+        let x: Vec<f32> = rng.signed(d.n * d.c * d.s).iter().map(|v| v + shift).collect();
         let (mean, inv_std, var_u) = (poisoned(ctx, d.c), poisoned(ctx, d.c), poisoned(ctx, d.c));
         bn::stats(
             ctx,
             d,
             EPS as f32,
             &upload(ctx, &x),
-            &BatchStats {
-                mean: &mean,
-                inv_std: &inv_std,
-                var_unbiased: &var_u,
-            },
+            &BatchStats { mean: &mean, inv_std: &inv_std, var_unbiased: &var_u },
         )
         .unwrap();
         let mom = moments(d, &x);
@@ -77,19 +60,9 @@ fn batch_statistics_match_two_pass_reference() {
             |_| shift.abs() as f64 + 1.0,
         );
         let want_inv: Vec<f64> = mom.iter().map(|v| 1.0 / (v.1 + EPS).sqrt()).collect();
-        assert_close_unit(
-            &format!("inv_std {what}"),
-            &rng,
-            &ctx.read(&inv_std).unwrap(),
-            &want_inv,
-        );
+        assert_close_unit(&format!("inv_std {what}"), &rng, &ctx.read(&inv_std).unwrap(), &want_inv);
         let want_vu: Vec<f64> = mom.iter().map(|v| v.1 * m / (m - 1.0)).collect();
-        assert_close_unit(
-            &format!("var_unbiased {what}"),
-            &rng,
-            &ctx.read(&var_u).unwrap(),
-            &want_vu,
-        );
+        assert_close_unit(&format!("var_unbiased {what}"), &rng, &ctx.read(&var_u).unwrap(), &want_vu);
     }
 }
 
@@ -114,40 +87,18 @@ fn normalize_with_batch_or_running_statistics_and_optional_affine() {
         for eval in [false, true] {
             for affine in [false, true] {
                 let stats = if eval {
-                    BnStats::Running {
-                        mean: &mb,
-                        var: &vb,
-                        eps: EPS as f32,
-                    }
+                    BnStats::Running { mean: &mb, var: &vb, eps: EPS as f32 }
                 } else {
-                    BnStats::Batch {
-                        mean: &mb,
-                        inv_std: &ib,
-                    }
+                    BnStats::Batch { mean: &mb, inv_std: &ib }
                 };
-                let aff = if affine {
-                    Affine {
-                        gamma: Some(&gb),
-                        beta: Some(&bb),
-                    }
-                } else {
-                    Affine::default()
-                };
+                let aff = if affine { Affine { gamma: Some(&gb), beta: Some(&bb) } } else { Affine::default() };
                 let y = poisoned(ctx, x.len());
                 bn::normalize(ctx, d, &xb, stats, aff, &y).unwrap();
                 let want: Vec<f64> = (0..x.len())
                     .map(|i| {
                         let c = (i / d.s) % d.c;
-                        let inv = if eval {
-                            1.0 / (var[c] as f64 + EPS).sqrt()
-                        } else {
-                            inv_std[c] as f64
-                        };
-                        let (g, b) = if affine {
-                            (gamma[c] as f64, beta[c] as f64)
-                        } else {
-                            (1.0, 0.0)
-                        };
+                        let inv = if eval { 1.0 / (var[c] as f64 + EPS).sqrt() } else { inv_std[c] as f64 };
+                        let (g, b) = if affine { (gamma[c] as f64, beta[c] as f64) } else { (1.0, 0.0) };
                         (x[i] as f64 - mean[c] as f64) * inv * g + b
                     })
                     .collect();
@@ -177,25 +128,17 @@ fn backward_ref(
     let mut dx = vec![0.0; x.len()];
     let (mut dg, mut db) = (vec![0.0; d.c], vec![0.0; d.c]);
     for c in 0..d.c {
-        let items: Vec<usize> = (0..d.n)
-            .flat_map(|n| (0..d.s).map(move |s| (n, s)))
-            .map(|(n, s)| idx(d, n, c, s))
-            .collect();
+        let items: Vec<usize> =
+            (0..d.n).flat_map(|n| (0..d.s).map(move |s| (n, s))).map(|(n, s)| idx(d, n, c, s)).collect();
         let xhat = |i: usize| (x[i] as f64 - mean[c]) * inv[c];
         let sum_dxhat: f64 = items.iter().map(|&i| dy[i] as f64 * gamma[c]).sum();
-        let sum_dxhat_xhat: f64 = items
-            .iter()
-            .map(|&i| dy[i] as f64 * gamma[c] * xhat(i))
-            .sum();
+        let sum_dxhat_xhat: f64 = items.iter().map(|&i| dy[i] as f64 * gamma[c] * xhat(i)).sum();
         db[c] = items.iter().map(|&i| dy[i] as f64).sum();
         dg[c] = items.iter().map(|&i| dy[i] as f64 * xhat(i)).sum();
         for &i in &items {
             let dxhat = dy[i] as f64 * gamma[c];
-            dx[i] = if training {
-                inv[c] / m * (m * dxhat - sum_dxhat - xhat(i) * sum_dxhat_xhat)
-            } else {
-                dxhat * inv[c]
-            };
+            dx[i] =
+                if training { inv[c] / m * (m * dxhat - sum_dxhat - xhat(i) * sum_dxhat_xhat) } else { dxhat * inv[c] };
         }
     }
     [dx, dg, db]
@@ -216,42 +159,19 @@ fn backward_matches_textbook_formula_in_training_and_eval() {
         for training in [true, false] {
             for affine in [true, false] {
                 let (mean, inv): (Vec<f64>, Vec<f64>) = if training {
-                    mom.iter()
-                        .map(|&(mu, var)| (mu, 1.0 / (var + EPS).sqrt()))
-                        .unzip()
+                    mom.iter().map(|&(mu, var)| (mu, 1.0 / (var + EPS).sqrt())).unzip()
                 } else {
-                    (
-                        to_f64(&running_mean),
-                        running_var
-                            .iter()
-                            .map(|&v| 1.0 / (v as f64 + EPS).sqrt())
-                            .collect(),
-                    )
+                    (to_f64(&running_mean), running_var.iter().map(|&v| 1.0 / (v as f64 + EPS).sqrt()).collect())
                 };
                 let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
                 let inv32: Vec<f32> = inv.iter().map(|&v| v as f32).collect();
-                let (mb, ib, vb) = (
-                    upload(ctx, &mean32),
-                    upload(ctx, &inv32),
-                    upload(ctx, &running_var),
-                );
+                let (mb, ib, vb) = (upload(ctx, &mean32), upload(ctx, &inv32), upload(ctx, &running_var));
                 let stats = if training {
-                    BnStats::Batch {
-                        mean: &mb,
-                        inv_std: &ib,
-                    }
+                    BnStats::Batch { mean: &mb, inv_std: &ib }
                 } else {
-                    BnStats::Running {
-                        mean: &mb,
-                        var: &vb,
-                        eps: EPS as f32,
-                    }
+                    BnStats::Running { mean: &mb, var: &vb, eps: EPS as f32 }
                 };
-                let (dx, dg, db) = (
-                    poisoned(ctx, x.len()),
-                    poisoned(ctx, d.c),
-                    poisoned(ctx, d.c),
-                );
+                let (dx, dg, db) = (poisoned(ctx, x.len()), poisoned(ctx, d.c), poisoned(ctx, d.c));
                 let args = BackwardArgs {
                     dy: &dyb,
                     x: &xb,
@@ -262,43 +182,18 @@ fn backward_matches_textbook_formula_in_training_and_eval() {
                     dbeta: &db,
                 };
                 bn::backward(ctx, d, &args).unwrap();
-                let g64: Vec<f64> = if affine {
-                    to_f64(&gamma)
-                } else {
-                    vec![1.0; d.c]
-                };
+                let g64: Vec<f64> = if affine { to_f64(&gamma) } else { vec![1.0; d.c] };
                 let [wdx, wdg, wdb] = backward_ref(d, &dy, &x, &mean, &inv, &g64, training);
                 let what = format!("training={training} affine={affine} {d:?}");
                 // Sums over m terms of O(1): scale by √m-sized magnitudes via Σ|dy|.
                 let sum_abs: Vec<f64> = (0..d.c)
-                    .map(|c| {
-                        (0..x.len())
-                            .filter(|i| (i / d.s) % d.c == c)
-                            .map(|i| (dy[i] as f64).abs())
-                            .sum::<f64>()
-                    })
+                    .map(|c| (0..x.len()).filter(|i| (i / d.s) % d.c == c).map(|i| (dy[i] as f64).abs()).sum::<f64>())
                     .collect();
-                assert_close(
-                    &format!("dx {what}"),
-                    &rng,
-                    &ctx.read(&dx).unwrap(),
-                    &wdx,
-                    |_| 1.0,
-                );
-                assert_close(
-                    &format!("dgamma {what}"),
-                    &rng,
-                    &ctx.read(&dg).unwrap(),
-                    &wdg,
-                    |c| sum_abs[c] * inv[c] * 3.0,
-                );
-                assert_close(
-                    &format!("dbeta {what}"),
-                    &rng,
-                    &ctx.read(&db).unwrap(),
-                    &wdb,
-                    |c| sum_abs[c],
-                );
+                assert_close(&format!("dx {what}"), &rng, &ctx.read(&dx).unwrap(), &wdx, |_| 1.0);
+                assert_close(&format!("dgamma {what}"), &rng, &ctx.read(&dg).unwrap(), &wdg, |c| {
+                    sum_abs[c] * inv[c] * 3.0
+                });
+                assert_close(&format!("dbeta {what}"), &rng, &ctx.read(&db).unwrap(), &wdb, |c| sum_abs[c]);
             }
         }
     }
@@ -309,21 +204,6 @@ fn stats_refuse_a_single_value_per_channel() {
     let Some(ctx) = ctx() else { return };
     let d = BnDims { n: 1, c: 3, s: 1 };
     let x = ctx.alloc(3).unwrap();
-    let (a, b, c) = (
-        ctx.alloc(3).unwrap(),
-        ctx.alloc(3).unwrap(),
-        ctx.alloc(3).unwrap(),
-    );
-    assert!(bn::stats(
-        ctx,
-        d,
-        1e-5,
-        &x,
-        &BatchStats {
-            mean: &a,
-            inv_std: &b,
-            var_unbiased: &c
-        }
-    )
-    .is_err());
+    let (a, b, c) = (ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap());
+    assert!(bn::stats(ctx, d, 1e-5, &x, &BatchStats { mean: &a, inv_std: &b, var_unbiased: &c }).is_err());
 }

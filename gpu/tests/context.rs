@@ -43,17 +43,10 @@ fn upload_then_read_round_trips_exactly() {
 #[test]
 fn alloc_above_max_storage_buffer_binding_size_is_a_limit_error_not_a_panic() {
     let Some(ctx) = ctx() else { return };
-    let limit = ctx
-        .limits()
-        .max_storage_buffer_binding_size
-        .min(ctx.limits().max_buffer_size);
+    let limit = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size);
     let len = (limit / 4) as usize + 1;
     match ctx.alloc(len) {
-        Err(GpuError::LimitExceeded {
-            what,
-            requested,
-            limit: l,
-        }) => {
+        Err(GpuError::LimitExceeded { what, requested, limit: l }) => {
             assert!(what.contains("max_storage_buffer_binding_size"), "{what}");
             assert_eq!((requested, l), (len as u64 * 4, limit));
         }
@@ -65,14 +58,8 @@ fn alloc_above_max_storage_buffer_binding_size_is_a_limit_error_not_a_panic() {
     ctx.trim_pool();
     // and a 1-D grid beyond max_compute_workgroups_per_dimension² is refused too
     let max = ctx.limits().max_compute_workgroups_per_dimension as u64;
-    assert!(matches!(
-        ctx.grid_1d("test", max * max + 1),
-        Err(GpuError::LimitExceeded { .. })
-    ));
-    assert!(matches!(
-        ctx.grid_3d("test", [1, max + 1, 1]),
-        Err(GpuError::LimitExceeded { .. })
-    ));
+    assert!(matches!(ctx.grid_1d("test", max * max + 1), Err(GpuError::LimitExceeded { .. })));
+    assert!(matches!(ctx.grid_3d("test", [1, max + 1, 1]), Err(GpuError::LimitExceeded { .. })));
 }
 
 #[test]
@@ -114,11 +101,7 @@ fn pipelines_compile_once_and_launches_batch_until_flush() {
     for _ in 0..10 {
         ew::unary(ctx, UnaryOp::Exp, &x, &out).unwrap();
     }
-    assert_eq!(
-        ctx.compiled_pipelines(),
-        compiled,
-        "a repeated launch compiled again"
-    );
+    assert_eq!(ctx.compiled_pipelines(), compiled, "a repeated launch compiled again");
     ctx.flush().unwrap();
     ctx.synchronize().unwrap();
 }

@@ -17,10 +17,8 @@ fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut([usize; 9])) {
                     for ci in 0..g.c_in {
                         for ky in 0..g.kh {
                             for kx in 0..g.kw {
-                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
-                                    - g.padding[0] as isize;
-                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
-                                    - g.padding[1] as isize;
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
                                 if iy < 0 || ix < 0 || iy as usize >= g.h || ix as usize >= g.w {
                                     continue;
                                 }
@@ -50,9 +48,8 @@ fn acc(len: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn geometries() -> Vec<Conv2dGeometry> {
-    let c = |b, ci, hw: [usize; 2], co, k: [usize; 2], s, p, d| {
-        Conv2dGeometry::conv2d(b, ci, hw, co, k, s, p, d).unwrap()
-    };
+    let c =
+        |b, ci, hw: [usize; 2], co, k: [usize; 2], s, p, d| Conv2dGeometry::conv2d(b, ci, hw, co, k, s, p, d).unwrap();
     vec![
         c(1, 1, [5, 5], 1, [3, 3], [1, 1], [0, 0], [1, 1]),
         c(2, 3, [7, 9], 4, [3, 3], [2, 1], [1, 0], [1, 2]),
@@ -90,13 +87,7 @@ fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
                     scale[i] += (bias[co] as f64).abs();
                 }
             }
-            assert_close(
-                &format!("forward bias={with_bias} {g:?}"),
-                &rng,
-                &ctx.read(&y).unwrap(),
-                &want,
-                |i| scale[i],
-            );
+            assert_close(&format!("forward bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
         }
     }
 }
@@ -109,28 +100,14 @@ fn conv2d_backward_data_gathers_every_tap() {
         let dy = rng.signed(g.y_len());
         let w = rng.signed(g.weight_len());
         let dx = poisoned(ctx, g.x_len());
-        conv2d::backward_data(
-            ctx,
-            &g,
-            &upload(ctx, &dy),
-            &upload(ctx, &w),
-            &dx,
-            Output::Overwrite,
-        )
-        .unwrap();
+        conv2d::backward_data(ctx, &g, &upload(ctx, &dy), &upload(ctx, &w), &dx, Output::Overwrite).unwrap();
         let (mut want, mut scale) = acc(g.x_len());
         for_each_tap(&g, |[n, co, oy, ox, ci, ky, kx, iy, ix]| {
             let t = dy[yi(&g, n, co, oy, ox)] as f64 * w[wi(&g, co, ci, ky, kx)] as f64;
             want[xi(&g, n, ci, iy, ix)] += t;
             scale[xi(&g, n, ci, iy, ix)] += t.abs();
         });
-        assert_close(
-            &format!("backward_data {g:?}"),
-            &rng,
-            &ctx.read(&dx).unwrap(),
-            &want,
-            |i| scale[i],
-        );
+        assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
     }
 }
 
@@ -150,13 +127,7 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
             want[wi(&g, co, ci, ky, kx)] += t;
             scale[wi(&g, co, ci, ky, kx)] += t.abs();
         });
-        assert_close(
-            &format!("backward_weight {g:?}"),
-            &rng,
-            &ctx.read(&dw).unwrap(),
-            &want,
-            |i| scale[i],
-        );
+        assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
 
         let db = poisoned(ctx, g.c_out);
         conv2d::backward_bias(ctx, &g, &dyb, &db, Output::Overwrite).unwrap();
@@ -166,13 +137,7 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
             want[co] += v as f64;
             scale[co] += (v as f64).abs();
         }
-        assert_close(
-            &format!("backward_bias {g:?}"),
-            &rng,
-            &ctx.read(&db).unwrap(),
-            &want,
-            |i| scale[i],
-        );
+        assert_close(&format!("backward_bias {g:?}"), &rng, &ctx.read(&db).unwrap(), &want, |i| scale[i]);
     }
 }
 
@@ -181,11 +146,7 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     let g = Conv2dGeometry::conv2d(2, 3, [7, 5], 4, [3, 3], [2, 1], [1, 1], [1, 1]).unwrap();
-    let (dy, x, w) = (
-        rng.signed(g.y_len()),
-        rng.signed(g.x_len()),
-        rng.signed(g.weight_len()),
-    );
+    let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
     let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
     // Overwrite once, then accumulate the same gradient on top: the result doubles.
     let check = |name: &str, len: usize, run: &dyn Fn(&gpu::GpuBuffer, Output)| {
@@ -197,13 +158,7 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
         let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
         assert_close(name, &rng, &twice, &want, |i| once[i].abs().max(1e-3));
     };
-    check("dx", g.x_len(), &|o, m| {
-        conv2d::backward_data(ctx, &g, &dyb, &wb, o, m).unwrap()
-    });
-    check("dw", g.weight_len(), &|o, m| {
-        conv2d::backward_weight(ctx, &g, &dyb, &xb, o, m).unwrap()
-    });
-    check("db", g.c_out, &|o, m| {
-        conv2d::backward_bias(ctx, &g, &dyb, o, m).unwrap()
-    });
+    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, &g, &dyb, &wb, o, m).unwrap());
+    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, &g, &dyb, &xb, o, m).unwrap());
+    check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, &g, &dyb, o, m).unwrap());
 }

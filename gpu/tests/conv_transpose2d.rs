@@ -17,10 +17,8 @@ fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut([usize; 9])) {
                     for co in 0..g.c_out {
                         for ky in 0..g.kh {
                             for kx in 0..g.kw {
-                                let oy = (iy * g.stride[0] + ky * g.dilation[0]) as isize
-                                    - g.padding[0] as isize;
-                                let ox = (ix * g.stride[1] + kx * g.dilation[1]) as isize
-                                    - g.padding[1] as isize;
+                                let oy = (iy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+                                let ox = (ix * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
                                 if oy < 0 || ox < 0 || oy as usize >= g.oh || ox as usize >= g.ow {
                                     continue;
                                 }
@@ -65,11 +63,7 @@ fn conv_transpose2d_forward_matches_scatter_definition() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for g in geometries() {
-        let (x, w, bias) = (
-            rng.signed(g.x_len()),
-            rng.signed(g.weight_len()),
-            rng.signed(g.c_out),
-        );
+        let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
         for with_bias in [false, true] {
             let y = poisoned(ctx, g.y_len());
@@ -87,13 +81,9 @@ fn conv_transpose2d_forward_matches_scatter_definition() {
                     scale[i] += (bias[co] as f64).abs();
                 }
             }
-            assert_close(
-                &format!("ct forward bias={with_bias} {g:?}"),
-                &rng,
-                &ctx.read(&y).unwrap(),
-                &want,
-                |i| scale[i],
-            );
+            assert_close(&format!("ct forward bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| {
+                scale[i]
+            });
         }
     }
 }
@@ -103,17 +93,9 @@ fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for g in geometries() {
-        let (dy, x, w) = (
-            rng.signed(g.y_len()),
-            rng.signed(g.x_len()),
-            rng.signed(g.weight_len()),
-        );
+        let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
         let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
-        let (dx, dw, db) = (
-            poisoned(ctx, g.x_len()),
-            poisoned(ctx, g.weight_len()),
-            poisoned(ctx, g.c_out),
-        );
+        let (dx, dw, db) = (poisoned(ctx, g.x_len()), poisoned(ctx, g.weight_len()), poisoned(ctx, g.c_out));
         ct::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Overwrite).unwrap();
         ct::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
         ct::backward_bias(ctx, &g, &dyb, &db, Output::Overwrite).unwrap();
@@ -134,27 +116,9 @@ fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
             wdb[co] += v as f64;
             sdb[co] += (v as f64).abs();
         }
-        assert_close(
-            &format!("ct backward_data {g:?}"),
-            &rng,
-            &ctx.read(&dx).unwrap(),
-            &wdx,
-            |i| sdx[i],
-        );
-        assert_close(
-            &format!("ct backward_weight {g:?}"),
-            &rng,
-            &ctx.read(&dw).unwrap(),
-            &wdw,
-            |i| sdw[i],
-        );
-        assert_close(
-            &format!("ct backward_bias {g:?}"),
-            &rng,
-            &ctx.read(&db).unwrap(),
-            &wdb,
-            |i| sdb[i],
-        );
+        assert_close(&format!("ct backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &wdx, |i| sdx[i]);
+        assert_close(&format!("ct backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &wdw, |i| sdw[i]);
+        assert_close(&format!("ct backward_bias {g:?}"), &rng, &ctx.read(&db).unwrap(), &wdb, |i| sdb[i]);
     }
 }
 
@@ -162,9 +126,7 @@ fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
 fn conv_transpose2d_backward_data_accumulates() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let g =
-        Conv2dGeometry::conv_transpose2d(2, 3, [4, 5], 4, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1])
-            .unwrap();
+    let g = Conv2dGeometry::conv_transpose2d(2, 3, [4, 5], 4, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]).unwrap();
     let (dy, w) = (rng.signed(g.y_len()), rng.signed(g.weight_len()));
     let (dyb, wb) = (upload(ctx, &dy), upload(ctx, &w));
     let dx = poisoned(ctx, g.x_len());
@@ -172,11 +134,5 @@ fn conv_transpose2d_backward_data_accumulates() {
     let once = to_f64(&ctx.read(&dx).unwrap());
     ct::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Accumulate).unwrap();
     let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
-    assert_close(
-        "ct dx accumulate",
-        &rng,
-        &ctx.read(&dx).unwrap(),
-        &want,
-        |i| once[i].abs().max(1e-3),
-    );
+    assert_close("ct dx accumulate", &rng, &ctx.read(&dx).unwrap(), &want, |i| once[i].abs().max(1e-3));
 }

@@ -151,16 +151,8 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {
-            let da = if i < r - a.len() {
-                1
-            } else {
-                a[i - (r - a.len())]
-            };
-            let db = if i < r - b.len() {
-                1
-            } else {
-                b[i - (r - b.len())]
-            };
+            let da = if i < r - a.len() { 1 } else { a[i - (r - a.len())] };
+            let db = if i < r - b.len() { 1 } else { b[i - (r - b.len())] };
             da.max(db)
         })
         .collect()
@@ -178,12 +170,7 @@ fn unary_ops_match_f64_reference_at_awkward_sizes() {
             let out = poisoned(ctx, n);
             ew::unary(ctx, op, &xb, &out).unwrap();
             let want: Vec<f64> = x.iter().map(|&v| unary_ref(op, v as f64)).collect();
-            assert_close_unit(
-                &format!("{op:?} n={n}"),
-                &rng,
-                &ctx.read(&out).unwrap(),
-                &want,
-            );
+            assert_close_unit(&format!("{op:?} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
         }
     }
 }
@@ -229,17 +216,8 @@ fn binary_ops_and_gradient_helpers_match_reference_on_equal_shapes() {
                 &shape,
             )
             .unwrap();
-            let want: Vec<f64> = a
-                .iter()
-                .zip(&b)
-                .map(|(&x, &y)| binary_ref(op, x as f64, y as f64))
-                .collect();
-            assert_close_unit(
-                &format!("{op:?} n={n}"),
-                &rng,
-                &ctx.read(&out).unwrap(),
-                &want,
-            );
+            let want: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| binary_ref(op, x as f64, y as f64)).collect();
+            assert_close_unit(&format!("{op:?} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
         }
     }
 }
@@ -263,37 +241,14 @@ fn binary_broadcasting_follows_numpy_rule_up_to_rank_6() {
         let a = rng.signed(sa.iter().product());
         let b = rng.signed(sb.iter().product());
         let (ab, bb) = (upload(ctx, &a), upload(ctx, &b));
-        for op in [
-            BinaryOp::Add,
-            BinaryOp::Mul,
-            BinaryOp::Sub,
-            BinaryOp::Div,
-            BinaryOp::Max,
-            BinaryOp::TanhGrad,
-        ] {
+        for op in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub, BinaryOp::Div, BinaryOp::Max, BinaryOp::TanhGrad] {
             let n: usize = shape.iter().product();
             let out = poisoned(ctx, n);
-            ew::binary(
-                ctx,
-                op,
-                &View::broadcast(&ab, sa, &shape),
-                &View::broadcast(&bb, sb, &shape),
-                &out,
-                &shape,
-            )
-            .unwrap();
+            ew::binary(ctx, op, &View::broadcast(&ab, sa, &shape), &View::broadcast(&bb, sb, &shape), &out, &shape)
+                .unwrap();
             let (ra, rb) = (broadcast_ref(&a, sa, &shape), broadcast_ref(&b, sb, &shape));
-            let want: Vec<f64> = ra
-                .iter()
-                .zip(&rb)
-                .map(|(&x, &y)| binary_ref(op, x, y))
-                .collect();
-            assert_close_unit(
-                &format!("{op:?} {sa:?} with {sb:?}"),
-                &rng,
-                &ctx.read(&out).unwrap(),
-                &want,
-            );
+            let want: Vec<f64> = ra.iter().zip(&rb).map(|(&x, &y)| binary_ref(op, x, y)).collect();
+            assert_close_unit(&format!("{op:?} {sa:?} with {sb:?}"), &rng, &ctx.read(&out).unwrap(), &want);
         }
     }
 }
@@ -322,9 +277,7 @@ fn where_select_picks_a_where_cond_is_nonzero_with_broadcasting() {
         broadcast_ref(&a, &[33, 7], &shape),
         broadcast_ref(&b, &[1], &shape),
     );
-    let want: Vec<f64> = (0..rc.len())
-        .map(|i| if rc[i] != 0.0 { ra[i] } else { rb[i] })
-        .collect();
+    let want: Vec<f64> = (0..rc.len()).map(|i| if rc[i] != 0.0 { ra[i] } else { rb[i] }).collect();
     assert_close_unit("where", &rng, &ctx.read(&out).unwrap(), &want);
 }
 
@@ -341,13 +294,7 @@ fn strided_copy_materialises_permute_narrow_and_writes_into_a_slice() {
     let pshape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let pstrides: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
     let out = poisoned(ctx, 120);
-    ew::copy_strided(
-        ctx,
-        &View::strided(&xb, &pstrides, 0),
-        &View::dense(&out, &pshape),
-        &pshape,
-    )
-    .unwrap();
+    ew::copy_strided(ctx, &View::strided(&xb, &pstrides, 0), &View::dense(&out, &pshape), &pshape).unwrap();
     let mut want = Vec::new();
     for i3 in 0..5 {
         for i1 in 0..3 {
@@ -364,36 +311,15 @@ fn strided_copy_materialises_permute_narrow_and_writes_into_a_slice() {
     let m = rng.signed(36);
     let mb = upload(ctx, &m);
     let out = poisoned(ctx, 10);
-    ew::copy_strided(
-        ctx,
-        &View::strided(&mb, &[9, 1], 9 + 2),
-        &View::dense(&out, &[2, 5]),
-        &[2, 5],
-    )
-    .unwrap();
-    let want: Vec<f64> = (1..3)
-        .flat_map(|r| (2..7).map(move |c| (r, c)))
-        .map(|(r, c)| m[r * 9 + c] as f64)
-        .collect();
+    ew::copy_strided(ctx, &View::strided(&mb, &[9, 1], 9 + 2), &View::dense(&out, &[2, 5]), &[2, 5]).unwrap();
+    let want: Vec<f64> = (1..3).flat_map(|r| (2..7).map(move |c| (r, c))).map(|(r, c)| m[r * 9 + c] as f64).collect();
     assert_close_unit("narrow", &rng, &ctx.read(&out).unwrap(), &want);
 
     // concatenation along axis 1: [3, 4] and [3, 2] into [3, 6]
     let (p, q) = (rng.signed(12), rng.signed(6));
     let out = poisoned(ctx, 18);
-    ew::copy_strided(
-        ctx,
-        &View::dense(&upload(ctx, &p), &[3, 4]),
-        &View::strided(&out, &[6, 1], 0),
-        &[3, 4],
-    )
-    .unwrap();
-    ew::copy_strided(
-        ctx,
-        &View::dense(&upload(ctx, &q), &[3, 2]),
-        &View::strided(&out, &[6, 1], 4),
-        &[3, 2],
-    )
-    .unwrap();
+    ew::copy_strided(ctx, &View::dense(&upload(ctx, &p), &[3, 4]), &View::strided(&out, &[6, 1], 0), &[3, 4]).unwrap();
+    ew::copy_strided(ctx, &View::dense(&upload(ctx, &q), &[3, 2]), &View::strided(&out, &[6, 1], 4), &[3, 2]).unwrap();
     let cat = |r: usize, c: usize| {
         if c < 4 {
             p[r * 4 + c]
@@ -408,14 +334,7 @@ fn strided_copy_materialises_permute_narrow_and_writes_into_a_slice() {
     let v = rng.signed(7);
     let out = poisoned(ctx, 21);
     let vb = upload(ctx, &v);
-    ew::map(
-        ctx,
-        UnaryOp::Exp,
-        &View::broadcast(&vb, &[7], &[3, 7]),
-        &View::dense(&out, &[3, 7]),
-        &[3, 7],
-    )
-    .unwrap();
+    ew::map(ctx, UnaryOp::Exp, &View::broadcast(&vb, &[7], &[3, 7]), &View::dense(&out, &[3, 7]), &[3, 7]).unwrap();
     let want: Vec<f64> = (0..21).map(|i| (v[i % 7] as f64).exp()).collect();
     assert_close_unit("exp of broadcast", &rng, &ctx.read(&out).unwrap(), &want);
 }
@@ -458,29 +377,12 @@ fn rank_above_6_after_merging_axes_and_short_buffers_are_refused() {
     let b = ctx.alloc(128).unwrap();
     let out = ctx.alloc(128).unwrap();
     // b broadcasts on every other axis, so no two axes merge
-    let bs: Vec<usize> = (0..7)
-        .map(|d| if d % 2 == 0 { 0 } else { 1 << d })
-        .collect();
-    let err = ew::binary(
-        ctx,
-        BinaryOp::Add,
-        &View::dense(&a, &shape),
-        &View::strided(&b, &bs, 0),
-        &out,
-        &shape,
-    )
-    .unwrap_err();
+    let bs: Vec<usize> = (0..7).map(|d| if d % 2 == 0 { 0 } else { 1 << d }).collect();
+    let err =
+        ew::binary(ctx, BinaryOp::Add, &View::dense(&a, &shape), &View::strided(&b, &bs, 0), &out, &shape).unwrap_err();
     assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
     // a dense rank-7 tensor merges to rank 1 and is fine
-    ew::binary(
-        ctx,
-        BinaryOp::Add,
-        &View::dense(&a, &shape),
-        &View::dense(&b, &shape),
-        &out,
-        &shape,
-    )
-    .unwrap();
+    ew::binary(ctx, BinaryOp::Add, &View::dense(&a, &shape), &View::dense(&b, &shape), &out, &shape).unwrap();
     let short = ctx.alloc(100).unwrap();
     let err = ew::unary(ctx, UnaryOp::Neg, &a, &short).unwrap_err();
     assert!(err.to_string().contains("needs 128 elements"), "{err}");

@@ -25,9 +25,7 @@ fn terms(mode: Mode, d: UpsampleDims) -> Vec<(usize, usize, f64)> {
             for ox in 0..ow {
                 let o = (p * oh + oy) * ow + ox;
                 match mode {
-                    Mode::Nearest => {
-                        t.push((o, (p * d.h + oy / d.scale[0]) * d.w + ox / d.scale[1], 1.0))
-                    }
+                    Mode::Nearest => t.push((o, (p * d.h + oy / d.scale[0]) * d.w + ox / d.scale[1], 1.0)),
                     Mode::Bilinear => {
                         for (iy, wy) in taps(oy, d.h, d.scale[0]) {
                             for (ix, wx) in taps(ox, d.w, d.scale[1]) {
@@ -52,12 +50,7 @@ fn cases() -> Vec<UpsampleDims> {
         (2, 16, 16, [2, 2]),
     ]
     .into_iter()
-    .map(|(planes, h, w, scale)| UpsampleDims {
-        planes,
-        h,
-        w,
-        scale,
-    })
+    .map(|(planes, h, w, scale)| UpsampleDims { planes, h, w, scale })
     .collect()
 }
 
@@ -75,12 +68,7 @@ fn upsample_forward_matches_pytorch_rule() {
             for (o, i, w) in terms(mode, d) {
                 want[o] += w * x[i] as f64;
             }
-            assert_close_unit(
-                &format!("{mode:?} forward {d:?}"),
-                &rng,
-                &ctx.read(&y).unwrap(),
-                &want,
-            );
+            assert_close_unit(&format!("{mode:?} forward {d:?}"), &rng, &ctx.read(&y).unwrap(), &want);
         }
     }
 }
@@ -100,13 +88,7 @@ fn upsample_backward_is_the_adjoint_of_the_forward() {
                 want[i] += w * dy[o] as f64;
                 scale[i] += (w * dy[o] as f64).abs();
             }
-            assert_close(
-                &format!("{mode:?} backward {d:?}"),
-                &rng,
-                &ctx.read(&dx).unwrap(),
-                &want,
-                |i| scale[i],
-            );
+            assert_close(&format!("{mode:?} backward {d:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
         }
     }
 }

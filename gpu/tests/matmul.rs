@@ -23,16 +23,7 @@ struct Case {
 }
 
 fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
-    let Case {
-        batch,
-        m,
-        n,
-        k,
-        a_t,
-        b_t,
-        b_broadcast,
-        accumulate,
-    } = *c;
+    let Case { batch, m, n, k, a_t, b_t, b_broadcast, accumulate } = *c;
     let a_off = rng.below(5);
     let b_off = rng.below(5);
     let a = rng.signed(a_off + batch * m * k);
@@ -40,41 +31,16 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
     let b = rng.signed(b_off + b_batches * k * n);
     let (ab, bb) = (upload(ctx, &a), upload(ctx, &b));
     // A stored as [batch, m, k], or as [batch, k, m] and viewed transposed.
-    let mut av = if a_t {
-        MatView::row_major(&ab, k, m).t()
-    } else {
-        MatView::row_major(&ab, m, k)
-    };
+    let mut av = if a_t { MatView::row_major(&ab, k, m).t() } else { MatView::row_major(&ab, m, k) };
     av.offset = a_off;
-    let mut bv = if b_t {
-        MatView::row_major(&bb, n, k).t()
-    } else {
-        MatView::row_major(&bb, k, n)
-    };
+    let mut bv = if b_t { MatView::row_major(&bb, n, k).t() } else { MatView::row_major(&bb, k, n) };
     bv.offset = b_off;
     if b_broadcast {
         bv = bv.broadcast_batch();
     }
     let c0 = rng.signed(batch * m * n);
-    let cb = if accumulate {
-        upload(ctx, &c0)
-    } else {
-        poisoned(ctx, batch * m * n)
-    };
-    matmul(
-        ctx,
-        &MatmulArgs {
-            a: av,
-            b: bv,
-            c: &cb,
-            batch,
-            m,
-            n,
-            k,
-            accumulate,
-        },
-    )
-    .unwrap();
+    let cb = if accumulate { upload(ctx, &c0) } else { poisoned(ctx, batch * m * n) };
+    matmul(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }).unwrap();
     let got = ctx.read(&cb).unwrap();
     let va = (av.offset, av.batch_stride, av.row_stride, av.col_stride);
     let vb = (bv.offset, bv.batch_stride, bv.row_stride, bv.col_stride);
@@ -89,11 +55,7 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
                     s += t;
                     s_abs += t.abs();
                 }
-                let old = if accumulate {
-                    c0[(bi * m + i) * n + j] as f64
-                } else {
-                    0.0
-                };
+                let old = if accumulate { c0[(bi * m + i) * n + j] as f64 } else { 0.0 };
                 want.push(s + old);
                 scale.push(s_abs + old.abs());
             }
@@ -107,30 +69,10 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
 fn matmul_matches_reference_at_sizes_off_the_tile_grid() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (m, n, k) in [
-        (1, 1, 1),
-        (7, 33, 65),
-        (65, 7, 33),
-        (33, 65, 7),
-        (129, 129, 1),
-        (1, 129, 129),
-        (64, 64, 16),
-        (130, 67, 200),
-    ] {
-        run(
-            ctx,
-            &mut rng,
-            &Case {
-                batch: 1,
-                m,
-                n,
-                k,
-                a_t: false,
-                b_t: false,
-                b_broadcast: false,
-                accumulate: false,
-            },
-        );
+    for (m, n, k) in
+        [(1, 1, 1), (7, 33, 65), (65, 7, 33), (33, 65, 7), (129, 129, 1), (1, 129, 129), (64, 64, 16), (130, 67, 200)]
+    {
+        run(ctx, &mut rng, &Case { batch: 1, m, n, k, a_t: false, b_t: false, b_broadcast: false, accumulate: false });
     }
 }
 
@@ -140,20 +82,7 @@ fn batched_matmul_with_transposed_and_broadcast_operands() {
     let mut rng = Rng::new();
     for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
         for b_broadcast in [false, true] {
-            run(
-                ctx,
-                &mut rng,
-                &Case {
-                    batch: 3,
-                    m: 33,
-                    n: 65,
-                    k: 17,
-                    a_t,
-                    b_t,
-                    b_broadcast,
-                    accumulate: false,
-                },
-            );
+            run(ctx, &mut rng, &Case { batch: 3, m: 33, n: 65, k: 17, a_t, b_t, b_broadcast, accumulate: false });
         }
     }
 }
@@ -165,30 +94,12 @@ fn matmul_accumulate_adds_into_c() {
     run(
         ctx,
         &mut rng,
-        &Case {
-            batch: 2,
-            m: 65,
-            n: 33,
-            k: 129,
-            a_t: true,
-            b_t: false,
-            b_broadcast: false,
-            accumulate: true,
-        },
+        &Case { batch: 2, m: 65, n: 33, k: 129, a_t: true, b_t: false, b_broadcast: false, accumulate: true },
     );
     run(
         ctx,
         &mut rng,
-        &Case {
-            batch: 1,
-            m: 7,
-            n: 7,
-            k: 7,
-            a_t: false,
-            b_t: true,
-            b_broadcast: false,
-            accumulate: true,
-        },
+        &Case { batch: 1, m: 7, n: 7, k: 7, a_t: false, b_t: true, b_broadcast: false, accumulate: true },
     );
 }
 
@@ -199,16 +110,7 @@ fn large_matmul_matches_reference() {
     run(
         ctx,
         &mut rng,
-        &Case {
-            batch: 1,
-            m: 257,
-            n: 190,
-            k: 1031,
-            a_t: false,
-            b_t: false,
-            b_broadcast: false,
-            accumulate: false,
-        },
+        &Case { batch: 1, m: 257, n: 190, k: 1031, a_t: false, b_t: false, b_broadcast: false, accumulate: false },
     );
 }
 

@@ -10,11 +10,7 @@ use gpu::kernels::pool::{self, Pool2dGeom};
 fn window(o: usize, k: usize, s: usize, p: usize, n: usize) -> Window {
     let start = (o * s) as isize - p as isize;
     let end = (start + k as isize).min((n + p) as isize);
-    (
-        start.max(0) as usize,
-        end.min(n as isize) as usize,
-        (end - start) as usize,
-    )
+    (start.max(0) as usize, end.min(n as isize) as usize, (end - start) as usize)
 }
 
 fn geoms() -> Vec<Pool2dGeom> {
@@ -74,18 +70,8 @@ fn max_pool_forward_values_indices_and_backward() {
             want_y.push(best);
             want_i.push(arg as u32);
         }
-        assert_close_unit(
-            &format!("max values {g:?}"),
-            &rng,
-            &ctx.read(&y).unwrap(),
-            &want_y,
-        );
-        assert_eq!(
-            ctx.read_u32(&idx).unwrap(),
-            want_i,
-            "max indices {g:?} (seed {})",
-            rng.seed
-        );
+        assert_close_unit(&format!("max values {g:?}"), &rng, &ctx.read(&y).unwrap(), &want_y);
+        assert_eq!(ctx.read_u32(&idx).unwrap(), want_i, "max indices {g:?} (seed {})", rng.seed);
 
         let dy = rng.signed(g.y_len());
         let dx = poisoned(ctx, g.x_len());
@@ -95,12 +81,7 @@ fn max_pool_forward_values_indices_and_backward() {
             let p = o / (g.oh * g.ow);
             want[p * g.h * g.w + i as usize] += dy[o] as f64;
         }
-        assert_close_unit(
-            &format!("max backward {g:?}"),
-            &rng,
-            &ctx.read(&dx).unwrap(),
-            &want,
-        );
+        assert_close_unit(&format!("max backward {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want);
     }
 }
 
@@ -137,18 +118,8 @@ fn avg_pool_forward_and_backward_count_padding() {
             }
             want_y.push(s / div);
         }
-        assert_close_unit(
-            &format!("avg forward {g:?}"),
-            &rng,
-            &ctx.read(&y).unwrap(),
-            &want_y,
-        );
-        assert_close_unit(
-            &format!("avg backward {g:?}"),
-            &rng,
-            &ctx.read(&dx).unwrap(),
-            &want_dx,
-        );
+        assert_close_unit(&format!("avg forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want_y);
+        assert_close_unit(&format!("avg backward {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want_dx);
     }
 }
 
@@ -160,27 +131,12 @@ fn global_avg_pool_forward_and_backward() {
         let x = rng.signed(planes * plane);
         let y = poisoned(ctx, planes);
         pool::global_avg_forward(ctx, planes, plane, &upload(ctx, &x), &y).unwrap();
-        let want: Vec<f64> = x
-            .chunks(plane)
-            .map(|c| c.iter().map(|&v| v as f64).sum::<f64>() / plane as f64)
-            .collect();
-        assert_close_unit(
-            &format!("global forward {planes}x{plane}"),
-            &rng,
-            &ctx.read(&y).unwrap(),
-            &want,
-        );
+        let want: Vec<f64> = x.chunks(plane).map(|c| c.iter().map(|&v| v as f64).sum::<f64>() / plane as f64).collect();
+        assert_close_unit(&format!("global forward {planes}x{plane}"), &rng, &ctx.read(&y).unwrap(), &want);
         let dy = rng.signed(planes);
         let dx = poisoned(ctx, planes * plane);
         pool::global_avg_backward(ctx, planes, plane, &upload(ctx, &dy), &dx).unwrap();
-        let want: Vec<f64> = (0..planes * plane)
-            .map(|i| dy[i / plane] as f64 / plane as f64)
-            .collect();
-        assert_close_unit(
-            &format!("global backward {planes}x{plane}"),
-            &rng,
-            &ctx.read(&dx).unwrap(),
-            &want,
-        );
+        let want: Vec<f64> = (0..planes * plane).map(|i| dy[i / plane] as f64 / plane as f64).collect();
+        assert_close_unit(&format!("global backward {planes}x{plane}"), &rng, &ctx.read(&dx).unwrap(), &want);
     }
 }

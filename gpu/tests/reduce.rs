@@ -29,10 +29,7 @@ fn reduce_ref(op: ReduceOp, row: &[f64]) -> (f64, f64) {
     };
     match op {
         ReduceOp::Sum => (row.iter().sum(), abs_sum),
-        ReduceOp::Mean => (
-            row.iter().sum::<f64>() / row.len() as f64,
-            abs_sum / row.len() as f64,
-        ),
+        ReduceOp::Mean => (row.iter().sum::<f64>() / row.len() as f64, abs_sum / row.len() as f64),
         ReduceOp::Max => (row.iter().cloned().fold(f64::NEG_INFINITY, f64::max), 1.0),
         ReduceOp::Min => (row.iter().cloned().fold(f64::INFINITY, f64::min), 1.0),
         ReduceOp::LogSumExp => {
@@ -54,22 +51,14 @@ fn check(ctx: &gpu::Context, rng: &mut Rng, d: ReduceDims, strategy: Strategy) {
         let mut scale = Vec::new();
         for o in 0..d.outer {
             for i in 0..d.inner {
-                let row: Vec<f64> = (0..d.reduce)
-                    .map(|r| x[(o * d.reduce + r) * d.inner + i] as f64)
-                    .collect();
+                let row: Vec<f64> = (0..d.reduce).map(|r| x[(o * d.reduce + r) * d.inner + i] as f64).collect();
                 let (v, s) = reduce_ref(op, &row);
                 want.push(v);
                 scale.push(s);
             }
         }
         let got = ctx.read(&out).unwrap();
-        assert_close(
-            &format!("{op:?} {d:?} {strategy:?}"),
-            rng,
-            &got,
-            &want,
-            |i| scale[i],
-        );
+        assert_close(&format!("{op:?} {d:?} {strategy:?}"), rng, &got, &want, |i| scale[i]);
     }
 }
 
@@ -77,24 +66,8 @@ fn check(ctx: &gpu::Context, rng: &mut Rng, d: ReduceDims, strategy: Strategy) {
 fn per_thread_reductions_match_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (outer, reduce, inner) in [
-        (1, 1, 1),
-        (3, 7, 5),
-        (2, 33, 1),
-        (1, 65, 129),
-        (7, 129, 3),
-        (1, 1000, 1),
-    ] {
-        check(
-            ctx,
-            &mut rng,
-            ReduceDims {
-                outer,
-                reduce,
-                inner,
-            },
-            Strategy::PerThread,
-        );
+    for (outer, reduce, inner) in [(1, 1, 1), (3, 7, 5), (2, 33, 1), (1, 65, 129), (7, 129, 3), (1, 1000, 1)] {
+        check(ctx, &mut rng, ReduceDims { outer, reduce, inner }, Strategy::PerThread);
     }
 }
 
@@ -102,24 +75,8 @@ fn per_thread_reductions_match_reference() {
 fn per_workgroup_tree_reductions_match_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (outer, reduce, inner) in [
-        (1, 1, 1),
-        (3, 7, 5),
-        (2, 257, 1),
-        (1, 1000, 3),
-        (5, 4099, 2),
-        (1, 100_003, 1),
-    ] {
-        check(
-            ctx,
-            &mut rng,
-            ReduceDims {
-                outer,
-                reduce,
-                inner,
-            },
-            Strategy::PerWorkgroup,
-        );
+    for (outer, reduce, inner) in [(1, 1, 1), (3, 7, 5), (2, 257, 1), (1, 1000, 3), (5, 4099, 2), (1, 100_003, 1)] {
+        check(ctx, &mut rng, ReduceDims { outer, reduce, inner }, Strategy::PerWorkgroup);
     }
 }
 
@@ -128,16 +85,7 @@ fn auto_strategy_matches_reference_on_long_and_short_rows() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7)] {
-        check(
-            ctx,
-            &mut rng,
-            ReduceDims {
-                outer,
-                reduce,
-                inner,
-            },
-            Strategy::Auto,
-        );
+        check(ctx, &mut rng, ReduceDims { outer, reduce, inner }, Strategy::Auto);
     }
 }
 
@@ -151,21 +99,12 @@ fn argmax_and_argmin_keep_the_first_of_tied_values() {
     x[20] = -1.0;
     x[400] = -1.0;
     let xb = upload(ctx, &x);
-    let d = ReduceDims {
-        outer: 1,
-        reduce: 600,
-        inner: 1,
-    };
+    let d = ReduceDims { outer: 1, reduce: 600, inner: 1 };
     for strategy in [Strategy::PerThread, Strategy::PerWorkgroup] {
         for (op, want) in [(ReduceOp::ArgMax, 10.0), (ReduceOp::ArgMin, 20.0)] {
             let out = poisoned(ctx, 1);
             reduce_with(ctx, op, &xb, &out, d, strategy).unwrap();
-            assert_close_unit(
-                &format!("{op:?} ties {strategy:?}"),
-                &rng,
-                &ctx.read(&out).unwrap(),
-                &[want],
-            );
+            assert_close_unit(&format!("{op:?} ties {strategy:?}"), &rng, &ctx.read(&out).unwrap(), &[want]);
         }
     }
 }
@@ -176,18 +115,7 @@ fn logsumexp_of_large_values_does_not_overflow() {
     let mut rng = Rng::new();
     let x: Vec<f32> = rng.vec(300, 1000.0, 1001.0);
     let out = poisoned(ctx, 1);
-    reduce(
-        ctx,
-        ReduceOp::LogSumExp,
-        &upload(ctx, &x),
-        &out,
-        ReduceDims {
-            outer: 1,
-            reduce: 300,
-            inner: 1,
-        },
-    )
-    .unwrap();
+    reduce(ctx, ReduceOp::LogSumExp, &upload(ctx, &x), &out, ReduceDims { outer: 1, reduce: 300, inner: 1 }).unwrap();
     let (want, _) = reduce_ref(ReduceOp::LogSumExp, &to_f64(&x));
     assert_close_unit("logsumexp 1000", &rng, &ctx.read(&out).unwrap(), &[want]);
 }

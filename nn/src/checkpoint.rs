@@ -75,11 +75,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     /// Everything, strictly.
     fn default() -> Self {
-        LoadOptions {
-            prefix: None,
-            remap: None,
-            strict: true,
-        }
+        LoadOptions { prefix: None, remap: None, strict: true }
     }
 }
 
@@ -170,74 +166,34 @@ fn to_raw(entry: &TensorEntry) -> RawTensor {
     let t = &entry.value;
     let shape = t.shape().to_vec();
     let (dtype, bytes) = match (entry.kind, t.dtype()) {
-        (BufferKind::Count, _) => (
-            Dtype::I64,
-            t.to_vec_f64()
-                .iter()
-                .flat_map(|&x| (x.round() as i64).to_le_bytes())
-                .collect(),
-        ),
-        (BufferKind::Float, DType::F32) => (
-            Dtype::F32,
-            t.to_vec_f32()
-                .iter()
-                .flat_map(|x| x.to_le_bytes())
-                .collect(),
-        ),
-        (BufferKind::Float, DType::F64) => (
-            Dtype::F64,
-            t.to_vec_f64()
-                .iter()
-                .flat_map(|x| x.to_le_bytes())
-                .collect(),
-        ),
+        (BufferKind::Count, _) => {
+            (Dtype::I64, t.to_vec_f64().iter().flat_map(|&x| (x.round() as i64).to_le_bytes()).collect())
+        }
+        (BufferKind::Float, DType::F32) => (Dtype::F32, t.to_vec_f32().iter().flat_map(|x| x.to_le_bytes()).collect()),
+        (BufferKind::Float, DType::F64) => (Dtype::F64, t.to_vec_f64().iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
-    RawTensor {
-        dtype,
-        shape,
-        bytes,
-    }
+    RawTensor { dtype, shape, bytes }
 }
 
 /// Decodes little-endian elements of `N` bytes each (the length was validated by safetensors).
 fn decode<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| f(c.try_into().unwrap_or([0; N])))
-        .collect()
+    bytes.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect()
 }
 
-fn from_raw(
-    path: &Path,
-    name: &str,
-    dtype: Dtype,
-    shape: &[usize],
-    bytes: &[u8],
-) -> Result<Tensor> {
+fn from_raw(path: &Path, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
     let t = match dtype {
         Dtype::F32 => Tensor::from_vec(decode::<4, f32>(bytes, f32::from_le_bytes), shape),
         Dtype::F64 => Tensor::from_vec(decode::<8, f64>(bytes, f64::from_le_bytes), shape),
-        Dtype::I64 => Tensor::from_vec(
-            decode::<8, f64>(bytes, |b| i64::from_le_bytes(b) as f64),
-            shape,
-        ),
-        Dtype::I32 => Tensor::from_vec(
-            decode::<4, f64>(bytes, |b| i32::from_le_bytes(b) as f64),
-            shape,
-        ),
+        Dtype::I64 => Tensor::from_vec(decode::<8, f64>(bytes, |b| i64::from_le_bytes(b) as f64), shape),
+        Dtype::I32 => Tensor::from_vec(decode::<4, f64>(bytes, |b| i32::from_le_bytes(b) as f64), shape),
         other => {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),
-                msg: format!(
-                    "tensor {name} has dtype {other:?}; supported are F32, F64, I64 and I32"
-                ),
+                msg: format!("tensor {name} has dtype {other:?}; supported are F32, F64, I64 and I32"),
             })
         }
     };
-    t.map_err(|e| Error::Checkpoint {
-        path: path.to_path_buf(),
-        msg: format!("tensor {name}: {e}"),
-    })
+    t.map_err(|e| Error::Checkpoint { path: path.to_path_buf(), msg: format!("tensor {name}: {e}") })
 }
 
 /// Writes `bytes` to `path` atomically: `<path>.tmp`, fsync, rename, fsync the directory.
@@ -268,18 +224,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => PathBuf::from("."),
     };
     #[cfg(unix)]
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(&dir))?;
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir))?;
     Ok(())
 }
 
 /// Writes tensors and metadata to a safetensors file, atomically.
-pub fn write_safetensors(
-    path: &Path,
-    tensors: &[TensorEntry],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn write_safetensors(path: &Path, tensors: &[TensorEntry], metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut seen = BTreeSet::new();
     if let Some(dup) = tensors.iter().find(|e| !seen.insert(e.name.as_str())) {
         return Err(Error::Checkpoint {
@@ -287,46 +237,29 @@ pub fn write_safetensors(
             msg: format!("tensor name {} appears twice", dup.name),
         });
     }
-    let raw: Vec<(String, RawTensor)> = tensors
-        .iter()
-        .map(|e| (e.name.clone(), to_raw(e)))
-        .collect();
+    let raw: Vec<(String, RawTensor)> = tensors.iter().map(|e| (e.name.clone(), to_raw(e))).collect();
     let views: Vec<(&str, &RawTensor)> = raw.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    let meta: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
-        path: path.to_path_buf(),
-        msg: format!("cannot serialize: {e}"),
-    })?;
+    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), msg: format!("cannot serialize: {e}") })?;
     write_atomically(path, &bytes)
 }
 
 /// Reads every tensor and the metadata of a safetensors file. A truncated or corrupted file
 /// is an `Error::Checkpoint` naming it.
 pub fn read_safetensors(path: &Path) -> Result<SafetensorsContents> {
-    let bytes = fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     let corrupt = |e: safetensors::SafeTensorError| Error::Checkpoint {
         path: path.to_path_buf(),
         msg: format!("not a valid safetensors file (truncated or corrupted?): {e}"),
     };
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
-    let metadata: BTreeMap<String, String> = header
-        .metadata()
-        .as_ref()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let metadata: BTreeMap<String, String> =
+        header.metadata().as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.iter() {
-        tensors.insert(
-            name.to_string(),
-            from_raw(path, name, view.dtype(), view.shape(), view.data())?,
-        );
+        tensors.insert(name.to_string(), from_raw(path, name, view.dtype(), view.shape(), view.data())?);
     }
     Ok(SafetensorsContents { tensors, metadata })
 }
@@ -338,11 +271,7 @@ fn model_entries(model: &dyn Module) -> Vec<TensorEntry> {
     model
         .named_state()
         .into_iter()
-        .map(|(name, item)| TensorEntry {
-            kind: item.kind(),
-            value: item.value(),
-            name,
-        })
+        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value(), name })
         .collect()
 }
 
@@ -371,11 +300,7 @@ fn plan_model_load(
     let mut assignments = vec![];
     let mut provided = BTreeSet::new();
     for (file_name, t) in file {
-        if options
-            .prefix
-            .as_deref()
-            .is_some_and(|p| !file_name.starts_with(p))
-        {
+        if options.prefix.as_deref().is_some_and(|p| !file_name.starts_with(p)) {
             continue;
         }
         let target = options.target_name(file_name);
@@ -393,26 +318,16 @@ fn plan_model_load(
             });
             continue;
         }
-        assignments.push((
-            slot.clone(),
-            t.to_dtype(slot.value().dtype()).contiguous_copy(),
-        ));
+        assignments.push((slot.clone(), t.to_dtype(slot.value().dtype()).contiguous_copy()));
         report.loaded.push(target);
     }
-    mismatch.missing = expected
-        .iter()
-        .filter(|n| !provided.contains(**n))
-        .map(|n| n.to_string())
-        .collect();
+    mismatch.missing = expected.iter().filter(|n| !provided.contains(**n)).map(|n| n.to_string()).collect();
     if !options.strict {
         report.missing = std::mem::take(&mut mismatch.missing);
         report.unexpected = std::mem::take(&mut mismatch.unexpected);
     }
     if !mismatch.is_empty() {
-        return Err(Error::Mismatch {
-            path: path.to_path_buf(),
-            mismatch,
-        });
+        return Err(Error::Mismatch { path: path.to_path_buf(), mismatch });
     }
     Ok((assignments, report))
 }
@@ -426,10 +341,7 @@ fn apply(assignments: Vec<(StateItem, Tensor)>) {
 /// The file's tensors that belong to the model: all but the optimizer state of a training
 /// checkpoint.
 fn model_tensors(contents: &SafetensorsContents) -> BTreeMap<String, Tensor> {
-    let training = contents
-        .metadata
-        .get(KEY_KIND)
-        .is_some_and(|k| k == KIND_TRAINING);
+    let training = contents.metadata.get(KEY_KIND).is_some_and(|k| k == KIND_TRAINING);
     contents
         .tensors
         .iter()
@@ -469,12 +381,7 @@ pub fn save_training_checkpoint(
         value: s.value,
         kind: s.kind,
     }));
-    let rng = state
-        .rng_state
-        .iter()
-        .map(|w| format!("{w:016x}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let rng = state.rng_state.iter().map(|w| format!("{w:016x}")).collect::<Vec<_>>().join(",");
     let mut metadata = BTreeMap::from([
         (KEY_FORMAT.to_string(), "pt".to_string()),
         (KEY_KIND.to_string(), KIND_TRAINING.to_string()),
@@ -483,52 +390,26 @@ pub fn save_training_checkpoint(
         (KEY_RNG.to_string(), rng),
         (KEY_CONFIG.to_string(), state.config_json.clone()),
     ]);
-    metadata.extend(
-        state
-            .extra
-            .iter()
-            .map(|(k, v)| (format!("{EXTRA_PREFIX}{k}"), v.clone())),
-    );
+    metadata.extend(state.extra.iter().map(|(k, v)| (format!("{EXTRA_PREFIX}{k}"), v.clone())));
     write_safetensors(path, &entries, &metadata)
 }
 
 fn parse_training_state(path: &Path, metadata: &BTreeMap<String, String>) -> Result<TrainingState> {
-    let bad = |msg: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        msg,
-    };
+    let bad = |msg: String| Error::Checkpoint { path: path.to_path_buf(), msg };
     if metadata.get(KEY_KIND).map(String::as_str) != Some(KIND_TRAINING) {
-        return Err(bad(
-            "not a training checkpoint (no optimizer state or run position)".into(),
-        ));
+        return Err(bad("not a training checkpoint (no optimizer state or run position)".into()));
     }
-    let get = |key: &str| {
-        metadata
-            .get(key)
-            .ok_or_else(|| bad(format!("metadata lacks {key:?}")))
-    };
+    let get = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("metadata lacks {key:?}")));
     let number = |key: &str| -> Result<u64> {
         let v = get(key)?;
-        v.parse()
-            .map_err(|_| bad(format!("metadata {key:?} = {v:?} is not a count")))
+        v.parse().map_err(|_| bad(format!("metadata {key:?} = {v:?} is not a count")))
     };
     let rng_text = get(KEY_RNG)?;
-    let words: Vec<u64> = rng_text
-        .split(',')
-        .filter_map(|w| u64::from_str_radix(w, 16).ok())
-        .collect();
-    let rng_state: [u64; 4] = words.try_into().map_err(|_| {
-        bad(format!(
-            "metadata {KEY_RNG:?} = {rng_text:?} is not 4 hex words"
-        ))
-    })?;
-    let extra = metadata
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(EXTRA_PREFIX)
-                .map(|k| (k.to_string(), v.clone()))
-        })
-        .collect();
+    let words: Vec<u64> = rng_text.split(',').filter_map(|w| u64::from_str_radix(w, 16).ok()).collect();
+    let rng_state: [u64; 4] =
+        words.try_into().map_err(|_| bad(format!("metadata {KEY_RNG:?} = {rng_text:?} is not 4 hex words")))?;
+    let extra =
+        metadata.iter().filter_map(|(k, v)| k.strip_prefix(EXTRA_PREFIX).map(|k| (k.to_string(), v.clone()))).collect();
     Ok(TrainingState {
         epoch: number(KEY_EPOCH)?,
         step: number(KEY_STEP)?,
@@ -547,44 +428,27 @@ pub fn load_training_checkpoint(
 ) -> Result<TrainingState> {
     let contents = read_safetensors(path)?;
     let state = parse_training_state(path, &contents.metadata)?;
-    let (assignments, _) = plan_model_load(
-        path,
-        &model_tensors(&contents),
-        model,
-        &LoadOptions::strict(),
-    )?;
+    let (assignments, _) = plan_model_load(path, &model_tensors(&contents), model, &LoadOptions::strict())?;
     let optimizer_tensors: BTreeMap<String, Tensor> = contents
         .tensors
         .iter()
-        .filter_map(|(n, t)| {
-            n.strip_prefix(OPTIMIZER_PREFIX)
-                .map(|n| (n.to_string(), t.clone()))
-        })
+        .filter_map(|(n, t)| n.strip_prefix(OPTIMIZER_PREFIX).map(|n| (n.to_string(), t.clone())))
         .collect();
-    optimizer
-        .load_state_tensors(&optimizer_tensors)
-        .map_err(|m| {
-            let prefixed = |v: Vec<String>| {
-                v.into_iter()
-                    .map(|n| format!("{OPTIMIZER_PREFIX}{n}"))
-                    .collect()
-            };
-            Error::Mismatch {
-                path: path.to_path_buf(),
-                mismatch: StateMismatch {
-                    missing: prefixed(m.missing),
-                    unexpected: prefixed(m.unexpected),
-                    shape_mismatches: m
-                        .shape_mismatches
-                        .into_iter()
-                        .map(|s| ShapeMismatch {
-                            name: format!("{OPTIMIZER_PREFIX}{}", s.name),
-                            ..s
-                        })
-                        .collect(),
-                },
-            }
-        })?;
+    optimizer.load_state_tensors(&optimizer_tensors).map_err(|m| {
+        let prefixed = |v: Vec<String>| v.into_iter().map(|n| format!("{OPTIMIZER_PREFIX}{n}")).collect();
+        Error::Mismatch {
+            path: path.to_path_buf(),
+            mismatch: StateMismatch {
+                missing: prefixed(m.missing),
+                unexpected: prefixed(m.unexpected),
+                shape_mismatches: m
+                    .shape_mismatches
+                    .into_iter()
+                    .map(|s| ShapeMismatch { name: format!("{OPTIMIZER_PREFIX}{}", s.name), ..s })
+                    .collect(),
+            },
+        }
+    })?;
     apply(assignments);
     Ok(state)
 }

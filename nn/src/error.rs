@@ -58,17 +58,11 @@ pub enum Error {
     /// A tensor op failed (shapes, dtypes, devices); the message names the op.
     Tensor(TensorError),
     /// Reading or writing a file failed.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A checkpoint file is truncated, corrupted, or holds something this crate cannot read.
     Checkpoint { path: PathBuf, msg: String },
     /// A checkpoint's tensors do not match the model (or optimizer) they are loaded into.
-    Mismatch {
-        path: PathBuf,
-        mismatch: StateMismatch,
-    },
+    Mismatch { path: PathBuf, mismatch: StateMismatch },
     /// A layer, optimizer or schedule was configured with values that cannot work.
     Config { what: &'static str, msg: String },
 }
@@ -80,11 +74,7 @@ impl fmt::Display for Error {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Checkpoint { path, msg } => write!(f, "{}: {msg}", path.display()),
             Error::Mismatch { path, mismatch } => {
-                write!(
-                    f,
-                    "{}: the file does not match the model: {mismatch}",
-                    path.display()
-                )
+                write!(f, "{}: the file does not match the model: {mismatch}", path.display())
             }
             Error::Config { what, msg } => write!(f, "{what}: invalid configuration: {msg}"),
         }
@@ -111,8 +101,5 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for a configuration error.
 pub(crate) fn config_err<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(Error::Config {
-        what,
-        msg: msg.into(),
-    })
+    Err(Error::Config { what, msg: msg.into() })
 }

@@ -22,18 +22,12 @@ pub struct Init {
 impl Init {
     /// f32 parameters from `seed`.
     pub fn new(seed: u64) -> Init {
-        Init {
-            rng: Rng::new(seed),
-            dtype: DType::F32,
-        }
+        Init { rng: Rng::new(seed), dtype: DType::F32 }
     }
 
     /// Parameters of `dtype` from `seed`.
     pub fn with_dtype(seed: u64, dtype: DType) -> Init {
-        Init {
-            rng: Rng::new(seed),
-            dtype,
-        }
+        Init { rng: Rng::new(seed), dtype }
     }
 
     /// Parameters of `dtype` drawn from an existing generator.
@@ -50,10 +44,7 @@ pub const DEFAULT_KAIMING_A: f64 = 2.236_067_977_499_79; // √5
 /// field is the product of the dims after the first two.
 pub fn fan_in_and_fan_out(shape: &[usize]) -> Result<(usize, usize)> {
     if shape.len() < 2 {
-        return config_err(
-            "init",
-            format!("fan in and fan out need a weight of rank ≥ 2, got shape {shape:?}"),
-        );
+        return config_err("init", format!("fan in and fan out need a weight of rank ≥ 2, got shape {shape:?}"));
     }
     let receptive_field: usize = shape[2..].iter().product();
     Ok((shape[1] * receptive_field, shape[0] * receptive_field))
@@ -78,22 +69,14 @@ pub fn default_weight(shape: &[usize], init: &mut Init) -> Result<Tensor> {
     if fan_in == 0 {
         return config_err("init", format!("weight of shape {shape:?} has fan_in 0"));
     }
-    Ok(uniform(
-        shape,
-        kaiming_uniform_bound(DEFAULT_KAIMING_A, fan_in),
-        init,
-    ))
+    Ok(uniform(shape, kaiming_uniform_bound(DEFAULT_KAIMING_A, fan_in), init))
 }
 
 /// A bias of `[len]` drawn like PyTorch's default: U(−1/√fan_in, 1/√fan_in) with the fan_in
 /// of the layer's weight.
 pub fn default_bias(len: usize, weight_shape: &[usize], init: &mut Init) -> Result<Tensor> {
     let (fan_in, _) = fan_in_and_fan_out(weight_shape)?;
-    let bound = if fan_in > 0 {
-        1.0 / (fan_in as f64).sqrt()
-    } else {
-        0.0
-    };
+    let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
     Ok(uniform(&[len], bound, init))
 }
 

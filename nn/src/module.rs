@@ -64,21 +64,13 @@ pub struct Buffer(Arc<BufferInner>);
 
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Buffer({:?}, shape {:?})",
-            self.0.kind,
-            self.value().shape()
-        )
+        write!(f, "Buffer({:?}, shape {:?})", self.0.kind, self.value().shape())
     }
 }
 
 impl Buffer {
     pub fn new(value: Tensor, kind: BufferKind) -> Buffer {
-        Buffer(Arc::new(BufferInner {
-            value: RwLock::new(value),
-            kind,
-        }))
+        Buffer(Arc::new(BufferInner { value: RwLock::new(value), kind }))
     }
 
     /// A float statistic.
@@ -97,11 +89,7 @@ impl Buffer {
 
     /// The current value (a cheap shared handle).
     pub fn value(&self) -> Tensor {
-        self.0
-            .value
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn set_value(&self, value: Tensor) {
@@ -197,12 +185,8 @@ pub trait Module: Send + Sync {
     /// Walks the whole tree in PyTorch state_dict order (a module's own parameters, its own
     /// buffers, then each child's), calling `visit(full_name, item)`.
     fn visit_state(&self, prefix: &str, visit: &mut dyn FnMut(String, StateItem)) {
-        self.visit_parameters(&mut |name, p| {
-            visit(join_name(prefix, name), StateItem::Parameter(p.clone()))
-        });
-        self.visit_buffers(&mut |name, b| {
-            visit(join_name(prefix, name), StateItem::Buffer(b.clone()))
-        });
+        self.visit_parameters(&mut |name, p| visit(join_name(prefix, name), StateItem::Parameter(p.clone())));
+        self.visit_buffers(&mut |name, b| visit(join_name(prefix, name), StateItem::Buffer(b.clone())));
         self.visit_children(&mut |name, child| child.visit_state(&join_name(prefix, name), visit));
     }
 
@@ -219,10 +203,7 @@ pub trait Module: Send + Sync {
 
     /// Every parameter, in `named_parameters` order.
     fn parameters(&self) -> Vec<Var> {
-        self.named_parameters()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect()
+        self.named_parameters().into_iter().map(|(_, p)| p).collect()
     }
 
     /// Every buffer under its full dotted name (`bn1.running_mean`, `bn1.num_batches_tracked`).
@@ -252,10 +233,7 @@ pub trait Module: Send + Sync {
 
     /// Total and trainable parameter counts, in scalars.
     fn parameter_counts(&self) -> ParameterCounts {
-        let mut counts = ParameterCounts {
-            total: 0,
-            trainable: 0,
-        };
+        let mut counts = ParameterCounts { total: 0, trainable: 0 };
         for (_, p) in self.named_parameters() {
             let n = p.value().numel();
             counts.total += n;
@@ -276,12 +254,8 @@ pub trait Module: Send + Sync {
     /// Freezes or unfreezes the parameters whose full name starts with `prefix`
     /// (`"encoder."`); returns how many parameter tensors matched.
     fn set_requires_grad_by_prefix(&self, prefix: &str, on: bool) -> usize {
-        let matched: Vec<Var> = self
-            .named_parameters()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with(prefix))
-            .map(|(_, p)| p)
-            .collect();
+        let matched: Vec<Var> =
+            self.named_parameters().into_iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, p)| p).collect();
         for p in &matched {
             p.set_requires_grad(on);
         }

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use autograd::Var;
 use common::ResidualBlock;
 use nn::checkpoint::{
-    load_model, load_training_checkpoint, read_safetensors, save_model, save_training_checkpoint,
-    write_safetensors, LoadOptions, TensorEntry, TrainingState,
+    load_model, load_training_checkpoint, read_safetensors, save_model, save_training_checkpoint, write_safetensors,
+    LoadOptions, TensorEntry, TrainingState,
 };
 use nn::optim::Optimizer;
 use nn::{
-    Adam, AdamConfig, BatchNorm2d, BufferKind, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Init,
-    Linear, Module, ReLU, Sequential,
+    Adam, AdamConfig, BatchNorm2d, BufferKind, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Init, Linear, Module,
+    ReLU, Sequential,
 };
 use tensor::{DType, Rng, Tensor};
 
@@ -42,13 +42,7 @@ fn small_cnn(seed: u64) -> Sequential {
 }
 
 fn input(seed: u64) -> Var {
-    Var::constant(Tensor::rand_uniform(
-        &[2, 1, 6, 6],
-        -1.0,
-        1.0,
-        DType::F32,
-        &mut Rng::new(seed),
-    ))
+    Var::constant(Tensor::rand_uniform(&[2, 1, 6, 6], -1.0, 1.0, DType::F32, &mut Rng::new(seed)))
 }
 
 fn eval_output(model: &dyn Module, x: &Var) -> Vec<f32> {
@@ -98,10 +92,7 @@ fn files_use_pytorch_names_f32_weights_and_i64_num_batches_tracked() {
     assert_eq!(h["1.num_batches_tracked"]["shape"], serde_json::json!([]));
     assert_eq!(h["__metadata__"]["format"], "pt");
     let contents = read_safetensors(&path).unwrap();
-    assert_eq!(
-        contents.tensors["1.num_batches_tracked"].item().unwrap(),
-        1.0
-    );
+    assert_eq!(contents.tensors["1.num_batches_tracked"].item().unwrap(), 1.0);
 }
 
 #[test]
@@ -110,17 +101,12 @@ fn writes_leave_no_temporary_file_and_replace_the_old_file() {
     let path = dir.join("model.safetensors");
     save_model(&path, &small_cnn(1)).unwrap();
     save_model(&path, &small_cnn(2)).unwrap();
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, vec!["model.safetensors"]);
     let b = small_cnn(3);
     load_model(&path, &b, &LoadOptions::strict()).unwrap();
-    assert_eq!(
-        eval_output(&b, &input(1)),
-        eval_output(&small_cnn(2), &input(1))
-    );
+    assert_eq!(eval_output(&b, &input(1)), eval_output(&small_cnn(2), &input(1)));
 }
 
 #[test]
@@ -140,10 +126,7 @@ fn a_truncated_file_is_an_error_naming_it() {
     for keep in [0, 5, 8, 40, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let err = load_model(&path, &small_cnn(1), &LoadOptions::strict()).unwrap_err();
-        assert!(
-            matches!(err, nn::Error::Checkpoint { .. }),
-            "{keep} bytes: {err}"
-        );
+        assert!(matches!(err, nn::Error::Checkpoint { .. }), "{keep} bytes: {err}");
         assert!(err.to_string().contains("model.safetensors"), "{err}");
     }
 }
@@ -159,15 +142,10 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
     garbled[10..30].copy_from_slice(b"#####garbage#######!");
     let mut huge_len = good.clone();
     huge_len[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
-    let text = String::from_utf8_lossy(&good[8..])
-        .replace("\"data_offsets\":[0,", "\"data_offsets\":[9999999,");
+    let text = String::from_utf8_lossy(&good[8..]).replace("\"data_offsets\":[0,", "\"data_offsets\":[9999999,");
     let mut bad_offsets = good[..8].to_vec();
     bad_offsets.extend(text.as_bytes());
-    for (what, bytes) in [
-        ("garbled", garbled),
-        ("huge length", huge_len),
-        ("bad offsets", bad_offsets),
-    ] {
+    for (what, bytes) in [("garbled", garbled), ("huge length", huge_len), ("bad offsets", bad_offsets)] {
         std::fs::write(&path, &bytes).unwrap();
         let err = load_model(&path, &small_cnn(1), &LoadOptions::strict()).unwrap_err();
         assert!(matches!(err, nn::Error::Checkpoint { .. }), "{what}: {err}");
@@ -178,10 +156,7 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
 fn a_missing_file_is_an_io_error_naming_it() {
     let path = temp_dir("missing").join("nothing.safetensors");
     let err = load_model(&path, &small_cnn(1), &LoadOptions::strict()).unwrap_err();
-    assert!(
-        matches!(err, nn::Error::Io { .. }) && err.to_string().contains("nothing.safetensors"),
-        "{err}"
-    );
+    assert!(matches!(err, nn::Error::Io { .. }) && err.to_string().contains("nothing.safetensors"), "{err}");
 }
 
 /// The model's entries with one dropped, one added and one reshaped.
@@ -190,17 +165,9 @@ fn damaged_entries(model: &dyn Module) -> Vec<TensorEntry> {
         .named_state()
         .into_iter()
         .filter(|(n, _)| n != "0.bias")
-        .map(|(name, item)| TensorEntry {
-            kind: item.kind(),
-            value: item.value(),
-            name,
-        })
+        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value(), name })
         .collect();
-    entries.push(TensorEntry {
-        name: "x.y".into(),
-        value: Tensor::zeros(&[2], DType::F32),
-        kind: BufferKind::Float,
-    });
+    entries.push(TensorEntry { name: "x.y".into(), value: Tensor::zeros(&[2], DType::F32), kind: BufferKind::Float });
     let w = entries.iter_mut().find(|e| e.name == "0.weight").unwrap();
     w.value = Tensor::zeros(&[4, 3, 3, 3], DType::F32);
     entries
@@ -218,10 +185,7 @@ fn a_mismatched_file_fails_with_one_error_listing_every_problem_and_changes_noth
     let msg = err.to_string();
     assert!(msg.contains("missing: 0.bias"), "{msg}");
     assert!(msg.contains("unexpected: x.y"), "{msg}");
-    assert!(
-        msg.contains("shape mismatch: 0.weight file [4, 3, 3, 3] vs model [4, 1, 3, 3]"),
-        "{msg}"
-    );
+    assert!(msg.contains("shape mismatch: 0.weight file [4, 3, 3, 3] vs model [4, 1, 3, 3]"), "{msg}");
     assert!(msg.contains("model.safetensors"), "{msg}");
     assert_eq!(eval_output(&target, &input(1)), before);
 }
@@ -232,11 +196,7 @@ fn a_non_strict_load_reports_missing_and_unexpected_but_still_rejects_shapes() {
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     let mut entries = damaged_entries(&model);
-    entries
-        .iter_mut()
-        .find(|e| e.name == "0.weight")
-        .unwrap()
-        .value = model.state_dict()[0].1.clone();
+    entries.iter_mut().find(|e| e.name == "0.weight").unwrap().value = model.state_dict()[0].1.clone();
     write_safetensors(&path, &entries, &BTreeMap::new()).unwrap();
     let report = load_model(&path, &small_cnn(2), &LoadOptions::strict().non_strict()).unwrap();
     assert_eq!(report.missing, vec!["0.bias"]);
@@ -255,8 +215,7 @@ struct TwoPart {
 
 impl Module for TwoPart {
     fn forward(&self, x: &Var) -> nn::Result<Var> {
-        self.second
-            .forward(&self.first.forward(x)?.mean(&[2, 3], false)?)
+        self.second.forward(&self.first.forward(x)?.mean(&[2, 3], false)?)
     }
     fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
         visit(self.names[0], &self.first);
@@ -270,20 +229,11 @@ fn two_part(seed: u64, names: [&'static str; 2], out: usize) -> TwoPart {
         .with(Conv2d::new(Conv2dConfig::new(1, 4, 3), &mut init).unwrap())
         .with(BatchNorm2d::new(4, &init).unwrap())
         .with(ReLU);
-    TwoPart {
-        first,
-        second: Linear::new(4, out, &mut init).unwrap(),
-        names,
-    }
+    TwoPart { first, second: Linear::new(4, out, &mut init).unwrap(), names }
 }
 
 fn values_under(model: &dyn Module, prefix: &str) -> Vec<Vec<f64>> {
-    model
-        .state_dict()
-        .into_iter()
-        .filter(|(n, _)| n.starts_with(prefix))
-        .map(|(_, t)| t.to_vec_f64())
-        .collect()
+    model.state_dict().into_iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, t)| t.to_vec_f64()).collect()
 }
 
 #[test]
@@ -296,17 +246,9 @@ fn a_partial_load_by_prefix_fills_only_that_part() {
     let other = two_part(2, ["encoder", "head"], 3);
     assert!(load_model(&path, &other, &LoadOptions::strict()).is_err());
     let head_before = values_under(&other, "head.");
-    let report = load_model(
-        &path,
-        &other,
-        &LoadOptions::strict().only_prefix("encoder."),
-    )
-    .unwrap();
+    let report = load_model(&path, &other, &LoadOptions::strict().only_prefix("encoder.")).unwrap();
     assert_eq!(report.loaded.len(), 7);
-    assert_eq!(
-        values_under(&other, "encoder."),
-        values_under(&classifier, "encoder.")
-    );
+    assert_eq!(values_under(&other, "encoder."), values_under(&classifier, "encoder."));
     assert_eq!(values_under(&other, "head."), head_before);
 }
 
@@ -317,18 +259,10 @@ fn a_prefix_remap_loads_a_classifier_encoder_into_a_differently_named_part() {
     let classifier = two_part(1, ["encoder", "head"], 10);
     save_model(&path, &classifier).unwrap();
     let vae = two_part(2, ["backbone", "mu"], 2);
-    let options = LoadOptions::strict()
-        .only_prefix("encoder.")
-        .remap_prefix("encoder.", "backbone.");
+    let options = LoadOptions::strict().only_prefix("encoder.").remap_prefix("encoder.", "backbone.");
     let report = load_model(&path, &vae, &options).unwrap();
-    assert!(
-        report.loaded.iter().all(|n| n.starts_with("backbone.")),
-        "{report:?}"
-    );
-    assert_eq!(
-        values_under(&vae, "backbone."),
-        values_under(&classifier, "encoder.")
-    );
+    assert!(report.loaded.iter().all(|n| n.starts_with("backbone.")), "{report:?}");
+    assert_eq!(values_under(&vae, "backbone."), values_under(&classifier, "encoder."));
 }
 
 #[test]
@@ -340,23 +274,12 @@ fn a_partial_load_still_requires_every_tensor_under_the_prefix() {
         .named_state()
         .into_iter()
         .filter(|(n, _)| n != "encoder.1.running_var")
-        .map(|(name, item)| TensorEntry {
-            kind: item.kind(),
-            value: item.value(),
-            name,
-        })
+        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value(), name })
         .collect();
     write_safetensors(&path, &entries, &BTreeMap::new()).unwrap();
-    let err = load_model(
-        &path,
-        &two_part(2, ["encoder", "head"], 10),
-        &LoadOptions::strict().only_prefix("encoder."),
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("missing: encoder.1.running_var"),
-        "{err}"
-    );
+    let err = load_model(&path, &two_part(2, ["encoder", "head"], 10), &LoadOptions::strict().only_prefix("encoder."))
+        .unwrap_err();
+    assert!(err.to_string().contains("missing: encoder.1.running_var"), "{err}");
 }
 
 #[test]
@@ -367,11 +290,7 @@ fn f64_and_integer_tensors_in_a_file_convert_to_the_model_types() {
     let entries: Vec<TensorEntry> = model
         .named_state()
         .into_iter()
-        .map(|(name, item)| TensorEntry {
-            kind: item.kind(),
-            value: item.value().to_dtype(DType::F64),
-            name,
-        })
+        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value().to_dtype(DType::F64), name })
         .collect();
     write_safetensors(&path, &entries, &BTreeMap::new()).unwrap();
     assert_eq!(header(&path)["0.weight"]["dtype"], "F64");
@@ -384,15 +303,7 @@ fn f64_and_integer_tensors_in_a_file_convert_to_the_model_types() {
 /// One Adam step on a squared-output loss.
 fn train_step(model: &dyn Module, opt: &mut dyn Optimizer, x: &Var) {
     opt.zero_grad();
-    model
-        .forward(x)
-        .unwrap()
-        .square()
-        .unwrap()
-        .mean_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    model.forward(x).unwrap().square().unwrap().mean_all().unwrap().backward().unwrap();
     opt.step().unwrap();
 }
 
@@ -427,10 +338,7 @@ fn a_training_checkpoint_resumes_to_the_same_parameters_and_position() {
     }
     let h = header(&path);
     assert_eq!(h["optimizer.step.0.weight"]["dtype"], "I64");
-    assert_eq!(
-        h["optimizer.exp_avg.6.weight"]["shape"],
-        serde_json::json!([3, 4])
-    );
+    assert_eq!(h["optimizer.exp_avg.6.weight"]["shape"], serde_json::json!([3, 4]));
     // The model part of a training checkpoint loads like a model file.
     load_model(&path, &small_cnn(8), &LoadOptions::strict()).unwrap();
 }
@@ -443,10 +351,7 @@ fn a_model_file_is_not_a_training_checkpoint() {
     save_model(&path, &model).unwrap();
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
     let err = load_training_checkpoint(&path, &model, &mut opt).unwrap_err();
-    assert!(
-        err.to_string().contains("not a training checkpoint"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not a training checkpoint"), "{err}");
 }
 
 #[test]
@@ -455,10 +360,7 @@ fn a_run_configuration_that_is_not_json_is_refused_before_writing() {
     let path = dir.join("train.safetensors");
     let model = small_cnn(1);
     let opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
-    let state = TrainingState {
-        config_json: "{lr: ".into(),
-        ..TrainingState::default()
-    };
+    let state = TrainingState { config_json: "{lr: ".into(), ..TrainingState::default() };
     assert!(save_training_checkpoint(&path, &model, &opt, &state).is_err());
     assert!(!path.exists());
 }

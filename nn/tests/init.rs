@@ -1,9 +1,7 @@
 //! PyTorch's default initialisation: bounds per layer type, the uniform distribution inside
 //! them, and reproducibility by seed.
 
-use nn::{
-    BatchNorm2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Init, Linear, Module,
-};
+use nn::{BatchNorm2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Init, Linear, Module};
 use tensor::{DType, Tensor};
 
 /// max |x|, and the variance of x (U(−b, b) has variance b²/3).
@@ -19,15 +17,9 @@ fn max_abs_and_var(t: &Tensor) -> (f64, f64) {
 fn assert_uniform_within(t: &Tensor, bound: f64) {
     let (max, var) = max_abs_and_var(t);
     assert!(max <= bound, "max |x| {max} exceeds the bound {bound}");
-    assert!(
-        max > 0.95 * bound,
-        "max |x| {max} is far inside the bound {bound}: wrong bound?"
-    );
+    assert!(max > 0.95 * bound, "max |x| {max} is far inside the bound {bound}: wrong bound?");
     let want = bound * bound / 3.0;
-    assert!(
-        (var - want).abs() < 0.15 * want,
-        "variance {var}, uniform gives {want}"
-    );
+    assert!((var - want).abs() < 0.15 * want, "variance {var}, uniform gives {want}");
 }
 
 #[test]
@@ -60,10 +52,7 @@ fn conv_transpose2d_fan_in_uses_weight_dim_one_like_pytorch() {
 #[test]
 fn batch_norm_starts_as_identity_with_unit_running_variance() {
     let bn = BatchNorm2d::new(3, &Init::with_dtype(0, DType::F64)).unwrap();
-    assert_eq!(
-        bn.weight.as_ref().unwrap().value().to_vec_f64(),
-        vec![1.0; 3]
-    );
+    assert_eq!(bn.weight.as_ref().unwrap().value().to_vec_f64(), vec![1.0; 3]);
     assert_eq!(bn.bias.as_ref().unwrap().value().to_vec_f64(), vec![0.0; 3]);
     assert_eq!(bn.running_mean.value().to_vec_f64(), vec![0.0; 3]);
     assert_eq!(bn.running_var.value().to_vec_f64(), vec![1.0; 3]);

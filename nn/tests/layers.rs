@@ -3,9 +3,8 @@
 
 use autograd::Var;
 use nn::{
-    AvgPool2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Flatten,
-    GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential,
-    Sigmoid, Tanh, Upsample,
+    AvgPool2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Flatten, GlobalAvgPool, Init,
+    LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential, Sigmoid, Tanh, Upsample,
 };
 use tensor::{DType, Rng, Tensor};
 
@@ -22,53 +21,26 @@ fn conv_layers_produce_pytorch_output_shapes() {
     let mut init = Init::new(0);
     let down = Conv2d::new(Conv2dConfig::new(3, 8, 3).stride(2).padding(1), &mut init).unwrap();
     assert_eq!(out_shape(&down, &[2, 3, 28, 28]), vec![2, 8, 14, 14]);
-    let up = ConvTranspose2d::new(
-        ConvTranspose2dConfig::new(8, 3, 4).stride(2).padding(1),
-        &mut init,
-    )
-    .unwrap();
+    let up = ConvTranspose2d::new(ConvTranspose2dConfig::new(8, 3, 4).stride(2).padding(1), &mut init).unwrap();
     assert_eq!(out_shape(&up, &[2, 8, 14, 14]), vec![2, 3, 28, 28]);
-    let up_op = ConvTranspose2d::new(
-        ConvTranspose2dConfig::new(8, 3, 3)
-            .stride(2)
-            .padding(1)
-            .output_padding(1),
-        &mut init,
-    )
-    .unwrap();
+    let up_op =
+        ConvTranspose2d::new(ConvTranspose2dConfig::new(8, 3, 3).stride(2).padding(1).output_padding(1), &mut init)
+            .unwrap();
     assert_eq!(out_shape(&up_op, &[1, 8, 7, 7]), vec![1, 3, 14, 14]);
 }
 
 #[test]
 fn pool_upsample_and_reshape_layers_produce_the_documented_shapes() {
+    assert_eq!(out_shape(&MaxPool2d::new(Pool2dConfig::new(2)).unwrap(), &[2, 3, 8, 6]), vec![2, 3, 4, 3]);
     assert_eq!(
-        out_shape(
-            &MaxPool2d::new(Pool2dConfig::new(2)).unwrap(),
-            &[2, 3, 8, 6]
-        ),
-        vec![2, 3, 4, 3]
-    );
-    assert_eq!(
-        out_shape(
-            &AvgPool2d::new(Pool2dConfig::new(3).stride(1).padding(1)).unwrap(),
-            &[1, 2, 5, 5]
-        ),
+        out_shape(&AvgPool2d::new(Pool2dConfig::new(3).stride(1).padding(1)).unwrap(), &[1, 2, 5, 5]),
         vec![1, 2, 5, 5]
     );
     assert_eq!(out_shape(&GlobalAvgPool, &[4, 5, 3, 3]), vec![4, 5, 1, 1]);
-    assert_eq!(
-        out_shape(&Upsample::nearest(2).unwrap(), &[1, 2, 3, 4]),
-        vec![1, 2, 6, 8]
-    );
-    assert_eq!(
-        out_shape(&Upsample::bilinear(3).unwrap(), &[1, 2, 3, 4]),
-        vec![1, 2, 9, 12]
-    );
+    assert_eq!(out_shape(&Upsample::nearest(2).unwrap(), &[1, 2, 3, 4]), vec![1, 2, 6, 8]);
+    assert_eq!(out_shape(&Upsample::bilinear(3).unwrap(), &[1, 2, 3, 4]), vec![1, 2, 9, 12]);
     assert_eq!(out_shape(&Flatten, &[4, 2, 3, 5]), vec![4, 30]);
-    assert_eq!(
-        out_shape(&Reshape::new(&[2, 3, 5]), &[4, 30]),
-        vec![4, 2, 3, 5]
-    );
+    assert_eq!(out_shape(&Reshape::new(&[2, 3, 5]), &[4, 30]), vec![4, 2, 3, 5]);
 }
 
 #[test]
@@ -89,14 +61,7 @@ fn sequential_chains_layers_in_order() {
 #[test]
 fn leaky_relu_scales_negative_inputs_by_the_slope() {
     let x = Var::constant(Tensor::from_vec(vec![-2.0f64, 3.0], &[2]).unwrap());
-    assert_eq!(
-        LeakyReLU::new(0.2)
-            .forward(&x)
-            .unwrap()
-            .value()
-            .to_vec_f64(),
-        vec![-0.4, 3.0]
-    );
+    assert_eq!(LeakyReLU::new(0.2).forward(&x).unwrap().value().to_vec_f64(), vec![-0.4, 3.0]);
     assert_eq!(LeakyReLU::default().negative_slope, 0.01);
 }
 
@@ -113,25 +78,13 @@ fn dropout_zeroes_about_p_of_the_inputs_and_scales_survivors_by_one_over_one_min
 fn dropout_is_the_identity_in_eval_mode() {
     let d = Dropout::with_rng(0.5, Rng::new(4)).unwrap();
     d.set_training(false);
-    let x = Var::constant(Tensor::rand_uniform(
-        &[10, 10],
-        -1.0,
-        1.0,
-        DType::F32,
-        &mut Rng::new(1),
-    ));
-    assert_eq!(
-        d.forward(&x).unwrap().value().to_vec_f32(),
-        x.value().to_vec_f32()
-    );
+    let x = Var::constant(Tensor::rand_uniform(&[10, 10], -1.0, 1.0, DType::F32, &mut Rng::new(1)));
+    assert_eq!(d.forward(&x).unwrap().value().to_vec_f32(), x.value().to_vec_f32());
 }
 
 #[test]
 fn dropout_masks_repeat_for_the_same_seed_and_differ_between_calls() {
-    let (a, b) = (
-        Dropout::with_rng(0.5, Rng::new(9)).unwrap(),
-        Dropout::with_rng(0.5, Rng::new(9)).unwrap(),
-    );
+    let (a, b) = (Dropout::with_rng(0.5, Rng::new(9)).unwrap(), Dropout::with_rng(0.5, Rng::new(9)).unwrap());
     let first = a.forward(&ones(&[64])).unwrap().value().to_vec_f32();
     assert_eq!(first, b.forward(&ones(&[64])).unwrap().value().to_vec_f32());
     assert_ne!(first, a.forward(&ones(&[64])).unwrap().value().to_vec_f32());
@@ -140,13 +93,7 @@ fn dropout_masks_repeat_for_the_same_seed_and_differ_between_calls() {
 #[test]
 fn dropout_with_p_one_outputs_zeros_and_rejects_p_outside_zero_one() {
     let d = Dropout::with_rng(1.0, Rng::new(0)).unwrap();
-    assert!(d
-        .forward(&ones(&[5]))
-        .unwrap()
-        .value()
-        .to_vec_f32()
-        .iter()
-        .all(|&v| v == 0.0));
+    assert!(d.forward(&ones(&[5])).unwrap().value().to_vec_f32().iter().all(|&v| v == 0.0));
     assert!(Dropout::with_rng(1.5, Rng::new(0)).is_err());
     assert!(Dropout::with_rng(-0.1, Rng::new(0)).is_err());
 }
@@ -154,26 +101,11 @@ fn dropout_with_p_one_outputs_zeros_and_rejects_p_outside_zero_one() {
 #[test]
 fn invalid_layer_configurations_are_config_errors() {
     let mut init = Init::new(0);
-    assert!(matches!(
-        Linear::new(0, 3, &mut init),
-        Err(nn::Error::Config { .. })
-    ));
-    assert!(matches!(
-        Conv2d::new(Conv2dConfig::new(3, 4, 0), &mut init),
-        Err(nn::Error::Config { .. })
-    ));
-    assert!(matches!(
-        Conv2d::new(Conv2dConfig::new(3, 4, 3).stride(0), &mut init),
-        Err(nn::Error::Config { .. })
-    ));
-    assert!(matches!(
-        MaxPool2d::new(Pool2dConfig::new(2).padding(2)),
-        Err(nn::Error::Config { .. })
-    ));
-    assert!(matches!(
-        Upsample::nearest(0),
-        Err(nn::Error::Config { .. })
-    ));
+    assert!(matches!(Linear::new(0, 3, &mut init), Err(nn::Error::Config { .. })));
+    assert!(matches!(Conv2d::new(Conv2dConfig::new(3, 4, 0), &mut init), Err(nn::Error::Config { .. })));
+    assert!(matches!(Conv2d::new(Conv2dConfig::new(3, 4, 3).stride(0), &mut init), Err(nn::Error::Config { .. })));
+    assert!(matches!(MaxPool2d::new(Pool2dConfig::new(2).padding(2)), Err(nn::Error::Config { .. })));
+    assert!(matches!(Upsample::nearest(0), Err(nn::Error::Config { .. })));
 }
 
 #[test]

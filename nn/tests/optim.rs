@@ -61,11 +61,7 @@ fn adam_matches_hand_computed_steps() {
 fn adam_weight_decay_adds_wd_times_p_to_the_gradient() {
     // t=1, element 0: g = 0.5 + 0.1·1 = 0.6 → same sign step, p = 0.9 + 1e-8/0.6·0.1.
     let p = param();
-    let mut adam = Adam::new(
-        vec![("p".into(), p.clone())],
-        AdamConfig::new(0.1).weight_decay(0.1),
-    )
-    .unwrap();
+    let mut adam = Adam::new(vec![("p".into(), p.clone())], AdamConfig::new(0.1).weight_decay(0.1)).unwrap();
     let want = [
         [0.9000000016666666, -1.9000000008333333],
         [0.8072814605072346, -1.846831886458653],
@@ -78,11 +74,7 @@ fn adam_weight_decay_adds_wd_times_p_to_the_gradient() {
 fn adamw_shrinks_p_by_one_minus_lr_times_wd_before_the_adam_step() {
     // t=1: p = 1·(1 − 0.1·0.1) − 0.1·(0.5/(0.5 + 1e-8)) = 0.99 − 0.1 + 2e-9.
     let p = param();
-    let mut adamw = Adam::adamw(
-        vec![("p".into(), p.clone())],
-        AdamConfig::new(0.1).weight_decay(0.1),
-    )
-    .unwrap();
+    let mut adamw = Adam::adamw(vec![("p".into(), p.clone())], AdamConfig::new(0.1).weight_decay(0.1)).unwrap();
     let want = [
         [0.890000002, -1.880000001],
         [0.7912424838829282, -1.826639416652626],
@@ -96,48 +88,27 @@ fn sgd_momentum_matches_hand_computed_steps() {
     // buf₁ = g₁ → p = [0.95, −1.9]; buf₂ = 0.9·[0.5, −1] + [0.2, 0.4] = [0.65, −0.5] → [0.885, −1.85];
     // buf₃ = [0.285, −0.35] → [0.8565, −1.815].
     let p = param();
-    let mut sgd = Sgd::new(
-        vec![("p".into(), p.clone())],
-        SgdConfig::new(0.1).momentum(0.9),
-    )
-    .unwrap();
-    assert_steps(
-        &run(&mut sgd, &p),
-        &[[0.95, -1.9], [0.885, -1.85], [0.8565, -1.815]],
-    );
+    let mut sgd = Sgd::new(vec![("p".into(), p.clone())], SgdConfig::new(0.1).momentum(0.9)).unwrap();
+    assert_steps(&run(&mut sgd, &p), &[[0.95, -1.9], [0.885, -1.85], [0.8565, -1.815]]);
 }
 
 #[test]
 fn sgd_dampening_scales_new_gradients_after_the_first_step() {
     // buf₂ = 0.9·[0.5, −1] + 0.5·[0.2, 0.4] = [0.55, −0.7] → p = [0.895, −1.83].
     let p = param();
-    let mut sgd = Sgd::new(
-        vec![("p".into(), p.clone())],
-        SgdConfig::new(0.1).momentum(0.9).dampening(0.5),
-    )
-    .unwrap();
-    assert_steps(
-        &run(&mut sgd, &p),
-        &[[0.95, -1.9], [0.895, -1.83], [0.8605, -1.772]],
-    );
+    let mut sgd = Sgd::new(vec![("p".into(), p.clone())], SgdConfig::new(0.1).momentum(0.9).dampening(0.5)).unwrap();
+    assert_steps(&run(&mut sgd, &p), &[[0.95, -1.9], [0.895, -1.83], [0.8605, -1.772]]);
 }
 
 #[test]
 fn sgd_nesterov_with_weight_decay_matches_hand_computed_steps() {
     // t=1: d = g + 0.01·p = [0.51, −1.02], buf = d, d + 0.9·buf = [0.969, −1.938] → [0.9031, −1.8062].
     let p = param();
-    let config = SgdConfig::new(0.1)
-        .momentum(0.9)
-        .nesterov(true)
-        .weight_decay(0.01);
+    let config = SgdConfig::new(0.1).momentum(0.9).nesterov(true).weight_decay(0.01);
     let mut sgd = Sgd::new(vec![("p".into(), p.clone())], config).unwrap();
     assert_steps(
         &run(&mut sgd, &p),
-        &[
-            [0.9031, -1.8062],
-            [0.82207411, -1.79614822],
-            [0.823401658191, -1.768314516382],
-        ],
+        &[[0.9031, -1.8062], [0.82207411, -1.79614822], [0.823401658191, -1.768314516382]],
     );
 }
 
@@ -152,11 +123,8 @@ fn step_skips_frozen_parameters_and_parameters_without_gradient() {
     frozen.set_grad(Some(t(&[1.0, 1.0])));
     frozen.set_requires_grad(false);
     live.set_grad(Some(t(&[1.0, 1.0])));
-    let params = vec![
-        ("frozen".into(), frozen.clone()),
-        ("no_grad".into(), no_grad.clone()),
-        ("live".into(), live.clone()),
-    ];
+    let params =
+        vec![("frozen".into(), frozen.clone()), ("no_grad".into(), no_grad.clone()), ("live".into(), live.clone())];
     let mut adam = Adam::new(params, AdamConfig::new(0.1)).unwrap();
     adam.step().unwrap();
     assert_eq!(frozen.value().to_vec_f64(), vec![1.0, -2.0]);
@@ -202,11 +170,7 @@ fn clip_grad_norm_scales_to_max_norm_and_returns_the_norm_before() {
 fn clip_grad_norm_leaves_small_gradients_alone() {
     let a = param();
     a.set_grad(Some(t(&[0.3, 0.4])));
-    assert_close(
-        &[clip_grad_norm(std::slice::from_ref(&a), 1.0).unwrap()],
-        &[0.5],
-        1e-15,
-    );
+    assert_close(&[clip_grad_norm(std::slice::from_ref(&a), 1.0).unwrap()], &[0.5], 1e-15);
     assert_eq!(a.grad().unwrap().to_vec_f64(), vec![0.3, 0.4]);
 }
 
@@ -219,11 +183,7 @@ fn exported_adam_state_resumes_to_the_same_steps() {
         p.set_grad(Some(t(g)));
         adam.step().unwrap();
     }
-    let state: BTreeMap<String, Tensor> = adam
-        .state_tensors()
-        .into_iter()
-        .map(|s| (s.name, s.value))
-        .collect();
+    let state: BTreeMap<String, Tensor> = adam.state_tensors().into_iter().map(|s| (s.name, s.value)).collect();
     let q = Var::parameter(p.value());
     let mut resumed = Adam::new(vec![("p".into(), q.clone())], AdamConfig::new(0.1)).unwrap();
     resumed.load_state_tensors(&state).unwrap();
@@ -232,11 +192,7 @@ fn exported_adam_state_resumes_to_the_same_steps() {
     adam.step().unwrap();
     resumed.step().unwrap();
     assert_eq!(p.value().to_vec_f64(), q.value().to_vec_f64());
-    assert_close(
-        &q.value().to_vec_f64(),
-        &[0.7805871509237353, -1.8447499006515093],
-        1e-12,
-    );
+    assert_close(&q.value().to_vec_f64(), &[0.7805871509237353, -1.8447499006515093], 1e-12);
 }
 
 #[test]
@@ -244,14 +200,8 @@ fn importing_state_for_an_unknown_or_misshaped_parameter_lists_each_problem() {
     let p = param();
     let mut sgd = Sgd::new(vec![("p".into(), p)], SgdConfig::new(0.1).momentum(0.9)).unwrap();
     let state = BTreeMap::from([
-        (
-            "momentum_buffer.p".to_string(),
-            Tensor::zeros(&[3], DType::F64),
-        ),
-        (
-            "momentum_buffer.q".to_string(),
-            Tensor::zeros(&[2], DType::F64),
-        ),
+        ("momentum_buffer.p".to_string(), Tensor::zeros(&[3], DType::F64)),
+        ("momentum_buffer.q".to_string(), Tensor::zeros(&[2], DType::F64)),
     ]);
     let m = sgd.load_state_tensors(&state).unwrap_err();
     assert_eq!(m.unexpected, vec!["momentum_buffer.q"]);

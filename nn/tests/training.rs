@@ -9,9 +9,7 @@ use tensor::{DType, Rng, Tensor};
 /// Mean cross-entropy of logits [N, K] against one-hot targets [N, K]:
 /// mean over rows of logsumexp(logits) − Σ onehot·logits.
 fn cross_entropy(logits: &Var, onehot: &Tensor) -> nn::Result<Var> {
-    let picked = logits
-        .mul(&Var::constant(onehot.clone()))?
-        .sum(&[1], false)?;
+    let picked = logits.mul(&Var::constant(onehot.clone()))?.sum(&[1], false)?;
     Ok(logits.logsumexp(&[1], false)?.sub(&picked)?.mean_all()?)
 }
 
@@ -24,27 +22,15 @@ fn xor_data(n: usize, rng: &mut Rng) -> (Tensor, Tensor, Vec<usize>) {
         let (a, b) = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
         let label = usize::from(a * b > 0.0);
         xs.extend([a as f32, b as f32]);
-        onehot.extend(if label == 1 {
-            [0.0f32, 1.0]
-        } else {
-            [1.0, 0.0]
-        });
+        onehot.extend(if label == 1 { [0.0f32, 1.0] } else { [1.0, 0.0] });
         labels.push(label);
     }
-    (
-        Tensor::from_vec(xs, &[n, 2]).unwrap(),
-        Tensor::from_vec(onehot, &[n, 2]).unwrap(),
-        labels,
-    )
+    (Tensor::from_vec(xs, &[n, 2]).unwrap(), Tensor::from_vec(onehot, &[n, 2]).unwrap(), labels)
 }
 
 fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
     let v = logits.to_vec_f32();
-    let correct = labels
-        .iter()
-        .enumerate()
-        .filter(|(i, &l)| usize::from(v[2 * i + 1] > v[2 * i]) == l)
-        .count();
+    let correct = labels.iter().enumerate().filter(|(i, &l)| usize::from(v[2 * i + 1] > v[2 * i]) == l).count();
     correct as f64 / labels.len() as f64
 }
 
@@ -62,11 +48,7 @@ fn an_mlp_learns_quadrant_xor_to_over_95_percent_held_out_accuracy() {
     let (x, onehot, _) = xor_data(512, &mut data_rng);
     let (x_test, _, test_labels) = xor_data(1000, &mut data_rng);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(0.02)).unwrap();
-    let schedule = LrSchedule::Cosine {
-        lr: 0.02,
-        min_lr: 0.002,
-        steps: 400,
-    };
+    let schedule = LrSchedule::Cosine { lr: 0.02, min_lr: 0.002, steps: 400 };
     let x = Var::constant(x);
     let mut loss = f64::INFINITY;
     for step in 0..400 {
@@ -77,22 +59,10 @@ fn an_mlp_learns_quadrant_xor_to_over_95_percent_held_out_accuracy() {
         l.backward().unwrap();
         opt.step().unwrap();
     }
-    let acc = autograd::no_grad(|| {
-        accuracy(
-            &model.forward(&Var::constant(x_test)).unwrap().value(),
-            &test_labels,
-        )
-    });
-    assert!(
-        acc > 0.95,
-        "held-out accuracy {acc}, final training loss {loss}"
-    );
+    let acc = autograd::no_grad(|| accuracy(&model.forward(&Var::constant(x_test)).unwrap().value(), &test_labels));
+    assert!(acc > 0.95, "held-out accuracy {acc}, final training loss {loss}");
     assert!(loss < 0.15, "final training loss {loss}");
-    assert!(
-        start.elapsed().as_secs_f64() < 20.0,
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed().as_secs_f64() < 20.0, "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -102,33 +72,19 @@ fn sgd_with_momentum_fits_a_linear_regression_to_mse_below_1e_minus_3() {
     let n = 256;
     let x = Tensor::rand_uniform(&[n, 3], -1.0, 1.0, DType::F32, &mut rng);
     let w_true = Tensor::from_vec(vec![2.0f32, -3.0, 0.5], &[3, 1]).unwrap();
-    let y = tensor::ops::matmul::matmul(&x, &w_true)
-        .unwrap()
-        .add_scalar(1.0)
-        .unwrap();
+    let y = tensor::ops::matmul::matmul(&x, &w_true).unwrap().add_scalar(1.0).unwrap();
     let model = Linear::new(3, 1, &mut Init::new(3)).unwrap();
     let mut opt = Sgd::new(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9)).unwrap();
     let (x, y) = (Var::constant(x), Var::constant(y));
     let mut mse = f64::INFINITY;
     for _ in 0..200 {
         opt.zero_grad();
-        let loss = model
-            .forward(&x)
-            .unwrap()
-            .sub(&y)
-            .unwrap()
-            .square()
-            .unwrap()
-            .mean_all()
-            .unwrap();
+        let loss = model.forward(&x).unwrap().sub(&y).unwrap().square().unwrap().mean_all().unwrap();
         mse = loss.value().item().unwrap();
         loss.backward().unwrap();
         opt.step().unwrap();
     }
     assert!(mse < 1e-3, "final mse {mse}");
     let w = model.weight.value().to_vec_f32();
-    assert!(
-        (w[0] - 2.0).abs() < 0.05 && (w[1] + 3.0).abs() < 0.05 && (w[2] - 0.5).abs() < 0.05,
-        "{w:?}"
-    );
+    assert!((w[0] - 2.0).abs() < 0.05 && (w[1] + 3.0).abs() < 0.05 && (w[2] - 0.5).abs() < 0.05, "{w:?}");
 }

@@ -239,7 +239,12 @@ impl Tensor {
         if numel(shape) != self.numel() {
             return shape_err(
                 "reshape",
-                format!("cannot reshape {:?} ({} elements) into {shape:?} ({} elements)", self.shape(), self.numel(), numel(shape)),
+                format!(
+                    "cannot reshape {:?} ({} elements) into {shape:?} ({} elements)",
+                    self.shape(),
+                    self.numel(),
+                    numel(shape)
+                ),
             );
         }
         let t = self.contiguous();
@@ -268,10 +273,8 @@ impl Tensor {
     /// Swaps two dimensions (a view).
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
         let rank = self.rank();
-        let (a, b) = (
-            crate::shape::normalize_axis("transpose", a, rank)?,
-            crate::shape::normalize_axis("transpose", b, rank)?,
-        );
+        let (a, b) =
+            (crate::shape::normalize_axis("transpose", a, rank)?, crate::shape::normalize_axis("transpose", b, rank)?);
         let mut perm: Vec<usize> = (0..rank).collect();
         perm.swap(a, b);
         self.permute(&perm)
@@ -311,7 +314,10 @@ impl Tensor {
     pub fn squeeze(&self, axis: isize) -> Result<Tensor> {
         let a = crate::shape::normalize_axis("squeeze", axis, self.rank())?;
         if self.shape()[a] != 1 {
-            return shape_err("squeeze", format!("axis {a} of shape {:?} has size {}, not 1", self.shape(), self.shape()[a]));
+            return shape_err(
+                "squeeze",
+                format!("axis {a} of shape {:?} has size {}, not 1", self.shape(), self.shape()[a]),
+            );
         }
         let mut shape = self.shape().to_vec();
         shape.remove(a);

@@ -16,9 +16,16 @@ pub enum Error {
     Metric(crate::linalg::InputError),
     /// A flag or configuration value that cannot work, with what was expected.
     Config(String),
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The loss (or a component) became NaN or infinite.
-    NonFinite { epoch: usize, step: usize, what: String },
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        what: String,
+    },
 }
 
 impl fmt::Display for Error {

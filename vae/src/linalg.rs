@@ -31,10 +31,7 @@ pub type Result<T> = std::result::Result<T, InputError>;
 
 /// `Err(InputError { op, msg })`, for early returns.
 pub(crate) fn input_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(InputError {
-        op,
-        msg: msg.into(),
-    })
+    Err(InputError { op, msg: msg.into() })
 }
 
 /// Checks that `what` (a slice of length `len`) can hold a `shape` matrix.
@@ -42,10 +39,7 @@ pub(crate) fn check_len(op: &'static str, what: &str, len: usize, shape: [usize;
     if len != shape[0] * shape[1] {
         return input_err(
             op,
-            format!(
-                "{what} has {len} values but its shape is {shape:?} ({} values)",
-                shape[0] * shape[1]
-            ),
+            format!("{what} has {len} values but its shape is {shape:?} ({} values)", shape[0] * shape[1]),
         );
     }
     Ok(())
@@ -74,10 +68,7 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Result<Vec<
 pub fn mean_rows(x: &[f64], n: usize, d: usize) -> Result<Vec<f64>> {
     check_len("mean_rows", "x", x.len(), [n, d])?;
     if n == 0 {
-        return input_err(
-            "mean_rows",
-            "x has no rows (shape [0, d]); a mean needs at least one",
-        );
+        return input_err("mean_rows", "x has no rows (shape [0, d]); a mean needs at least one");
     }
     let mut mean = vec![0.0; d];
     for row in x.chunks(d.max(1)).take(n) {
@@ -101,11 +92,7 @@ pub fn covariance(x: &[f64], n: usize, d: usize) -> Result<Vec<f64>> {
         );
     }
     let mean = mean_rows(x, n, d)?;
-    let xc: Vec<f64> = x
-        .iter()
-        .enumerate()
-        .map(|(idx, &v)| v - mean[idx % d])
-        .collect();
+    let xc: Vec<f64> = x.iter().enumerate().map(|(idx, &v)| v - mean[idx % d]).collect();
     let mut cov = vec![0.0; d * d];
     if d == 0 {
         return Ok(cov);
@@ -135,10 +122,7 @@ pub fn trace(a: &[f64], d: usize) -> Result<f64> {
 fn symmetrized(op: &'static str, a: &[f64], d: usize) -> Result<Vec<f64>> {
     check_len(op, "a", a.len(), [d, d])?;
     if let Some(bad) = a.iter().position(|v| !v.is_finite()) {
-        return input_err(
-            op,
-            format!("a[{}, {}] = {} is not finite", bad / d, bad % d, a[bad]),
-        );
+        return input_err(op, format!("a[{}, {}] = {} is not finite", bad / d, bad % d, a[bad]));
     }
     let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let mut s = a.to_vec();
@@ -193,13 +177,7 @@ pub fn sym_eigen(a: &[f64], d: usize) -> Result<SymEigen> {
     let off2 = |a: &[f64]| -> f64 {
         a.chunks(d.max(1))
             .enumerate()
-            .map(|(i, row)| {
-                row.iter()
-                    .enumerate()
-                    .filter(|&(j, _)| j != i)
-                    .map(|(_, x)| x * x)
-                    .sum::<f64>()
-            })
+            .map(|(i, row)| row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, x)| x * x).sum::<f64>())
             .sum()
     };
     const MAX_SWEEPS: usize = 100;
@@ -283,15 +261,11 @@ fn sym_apply(op: &'static str, a: &[f64], d: usize, f: impl Fn(f64) -> f64) -> R
     let fl: Vec<f64> = values.into_iter().map(f).collect();
     let mut out = vec![0.0; d * d];
     // out_ij = Σ_k v_ik f(λ_k) v_jk.
-    out.par_chunks_mut(d.max(1))
-        .enumerate()
-        .for_each(|(i, row)| {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = (0..d)
-                    .map(|k| vectors[i * d + k] * fl[k] * vectors[j * d + k])
-                    .sum();
-            }
-        });
+    out.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, row)| {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = (0..d).map(|k| vectors[i * d + k] * fl[k] * vectors[j * d + k]).sum();
+        }
+    });
     Ok(out)
 }
 
@@ -315,10 +289,7 @@ mod tests {
         // [[1, 2, 3], [4, 5, 6]] · [[7, 8], [9, 10], [11, 12]] = [[58, 64], [139, 154]]
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
-        assert_eq!(
-            matmul(&a, &b, 2, 3, 2).unwrap(),
-            vec![58.0, 64.0, 139.0, 154.0]
-        );
+        assert_eq!(matmul(&a, &b, 2, 3, 2).unwrap(), vec![58.0, 64.0, 139.0, 154.0]);
         let err = matmul(&a, &b, 3, 3, 2).unwrap_err();
         assert!(err.to_string().contains("[3, 3]"), "{err}");
     }
@@ -327,10 +298,7 @@ mod tests {
     fn covariance_is_unbiased_and_centred() {
         // Rows (1, 2), (3, 6), (5, 4) (+1e8 to test centring): means (3, 4);
         // deviations (−2, −2), (0, 2), (2, 0): Σ = [[8, 4], [4, 8]] / 2 = [[4, 2], [2, 4]].
-        let x: Vec<f64> = [1.0, 2.0, 3.0, 6.0, 5.0, 4.0]
-            .iter()
-            .map(|v| v + 1e8)
-            .collect();
+        let x: Vec<f64> = [1.0, 2.0, 3.0, 6.0, 5.0, 4.0].iter().map(|v| v + 1e8).collect();
         let c = covariance(&x, 3, 2).unwrap();
         assert!(close(&c, &[4.0, 2.0, 2.0, 4.0], 1e-6), "{c:?}");
         assert_eq!(mean_rows(&x, 3, 2).unwrap(), vec![3.0 + 1e8, 4.0 + 1e8]);
@@ -370,23 +338,16 @@ mod tests {
         let mut a = vec![0.0; d * d];
         for i in 0..d {
             for j in 0..d {
-                a[i * d + j] = (0..d)
-                    .map(|k| q[i * d + k] * lambda[k] * q[j * d + k])
-                    .sum();
+                a[i * d + j] = (0..d).map(|k| q[i * d + k] * lambda[k] * q[j * d + k]).sum();
             }
         }
         let e = sym_eigen(&a, d).unwrap();
         assert!(close(&e.values, &lambda, 1e-11), "{:?}", e.values);
         let vtv = matmul(&transpose(&e.vectors, d), &e.vectors, d, d, d).unwrap();
-        let eye: Vec<f64> = (0..d * d)
-            .map(|i| f64::from(u8::from(i % (d + 1) == 0)))
-            .collect();
+        let eye: Vec<f64> = (0..d * d).map(|i| f64::from(u8::from(i % (d + 1) == 0))).collect();
         assert!(close(&vtv, &eye, 1e-12));
         let back = sym_apply("test", &a, d, |l| l).unwrap();
-        let err = back
-            .iter()
-            .zip(&a)
-            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        let err = back.iter().zip(&a).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         assert!(err < 1e-11, "reconstruction error {err}");
     }
 

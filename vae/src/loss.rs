@@ -116,7 +116,10 @@ fn log_normal(z: &Var, mu: &Var, logvar: &Var) -> Result<Var> {
 /// bug: rtqichen/beta-tcvae pull request #1; this follows the paper.)
 pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::DType) -> Result<Tensor> {
     if batch < 2 {
-        return Err(TensorError::Invalid { op: "beta_tcvae", msg: "stratified sampling needs a batch of at least 2".into() });
+        return Err(TensorError::Invalid {
+            op: "beta_tcvae",
+            msg: "stratified sampling needs a batch of at least 2".into(),
+        });
     }
     let (n, b) = (dataset_size as f64, (batch - 1) as f64);
     let strat = (n - b) / (n * b);
@@ -132,7 +135,13 @@ pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::
 /// MI = E[log q(z|x) − log q(z)], TC = E[log q(z) − log Πⱼ q(zⱼ)], DW-KL = E[log Πⱼ q(zⱼ) − log p(z)].
 /// z, mu, logvar: [M, D]. Returns (MI, TC, DW-KL) as scalar vars; their sum equals
 /// E[log q(z|x) − log p(z)] exactly (the sampled KL), by construction.
-pub fn tc_decomposition(z: &Var, mu: &Var, logvar: &Var, dataset_size: usize, est: TcEstimator) -> Result<(Var, Var, Var)> {
+pub fn tc_decomposition(
+    z: &Var,
+    mu: &Var,
+    logvar: &Var,
+    dataset_size: usize,
+    est: TcEstimator,
+) -> Result<(Var, Var, Var)> {
     let shape = z.shape();
     let (m, d) = (shape[0], shape[1]);
     // log q(z_i | x_i) and log p(z_i), each [M].
@@ -184,8 +193,7 @@ pub fn vae_loss(
         }
         Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
             let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
-            let total =
-                recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
+            let total = recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
             Ok(LossTerms {
                 total,
                 recon: recon_v,
@@ -229,7 +237,8 @@ mod tests {
             let qz = log_sum_exp(&joint) - log_nm;
             let qz_prod: f64 = (0..d)
                 .map(|k| {
-                    let per: Vec<f64> = (0..m).map(|j| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).collect();
+                    let per: Vec<f64> =
+                        (0..m).map(|j| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).collect();
                     log_sum_exp(&per) - log_nm
                 })
                 .sum();
@@ -244,7 +253,11 @@ mod tests {
     fn minibatch_weighted_estimator_matches_brute_force() {
         let mut rng = Rng::new(11);
         let (m, d, n) = (5, 3, 1000);
-        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (z, mu, lv) = (
+            rand(&[m, d], -2.0, 2.0, &mut rng),
+            rand(&[m, d], -1.0, 1.0, &mut rng),
+            rand(&[m, d], -1.0, 0.5, &mut rng),
+        );
         let (mi, tc, dw) = tc_decomposition(
             &Var::constant(z.clone()),
             &Var::constant(mu.clone()),
@@ -264,7 +277,11 @@ mod tests {
     fn mi_tc_dwkl_sum_to_the_sampled_kl_for_both_estimators() {
         let mut rng = Rng::new(12);
         let (m, d) = (6, 4);
-        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (z, mu, lv) = (
+            rand(&[m, d], -2.0, 2.0, &mut rng),
+            rand(&[m, d], -1.0, 1.0, &mut rng),
+            rand(&[m, d], -1.0, 0.5, &mut rng),
+        );
         let (zv, muv, lvv) = (Var::constant(z), Var::constant(mu), Var::constant(lv));
         let zeros = Var::constant(Tensor::zeros(&[m, d], DType::F64));
         let sampled_kl = log_normal(&zv, &muv, &lvv)
@@ -300,7 +317,8 @@ mod tests {
         let mut rng = Rng::new(13);
         let x = rand(&[3, 1, 4, 4], -4.0, 4.0, &mut rng);
         let t = rand(&[3, 1, 4, 4], 0.0, 1.0, &mut rng);
-        let a = reconstruction_loss(&Var::constant(x.clone()), &Var::constant(t.clone()), ReconLoss::BceLogits).unwrap();
+        let a =
+            reconstruction_loss(&Var::constant(x.clone()), &Var::constant(t.clone()), ReconLoss::BceLogits).unwrap();
         let b = reconstruction_loss(&Var::constant(x.sigmoid().unwrap()), &Var::constant(t), ReconLoss::Bce).unwrap();
         let (a, b) = (a.value().item().unwrap(), b.value().item().unwrap());
         assert!((a - b).abs() < 1e-9 * a.abs(), "{a} vs {b}");

@@ -35,22 +35,15 @@ pub fn laplacian_variance(image: &[f32], channels: usize, h: usize, w: usize) ->
     if image.len() != channels * h * w {
         return input_err(
             OP,
-            format!(
-                "image has {} values but its shape is [C={channels}, H={h}, W={w}]",
-                image.len()
-            ),
+            format!("image has {} values but its shape is [C={channels}, H={h}, W={w}]", image.len()),
         );
     }
     if channels == 0 || h < 3 || w < 3 {
-        return input_err(
-            OP,
-            format!("shape [C={channels}, H={h}, W={w}] needs C ≥ 1 and H, W ≥ 3 for a 3×3 kernel"),
-        );
+        return input_err(OP, format!("shape [C={channels}, H={h}, W={w}] needs C ≥ 1 and H, W ≥ 3 for a 3×3 kernel"));
     }
     let hw = h * w;
-    let grey: Vec<f64> = (0..hw)
-        .map(|p| (0..channels).map(|c| image[c * hw + p] as f64).sum::<f64>() / channels as f64)
-        .collect();
+    let grey: Vec<f64> =
+        (0..hw).map(|p| (0..channels).map(|c| image[c * hw + p] as f64).sum::<f64>() / channels as f64).collect();
     let g = |y: usize, x: usize| grey[y * w + x];
     let lap: Vec<f64> = (1..h - 1)
         .flat_map(|y| (1..w - 1).map(move |x| (y, x)))
@@ -73,10 +66,8 @@ pub fn mean_laplacian_variance(images: &[f32], shape: [usize; 4]) -> Result<f64>
             ),
         );
     }
-    let scores = images
-        .par_chunks(c * h * w)
-        .map(|img| laplacian_variance(img, c, h, w))
-        .collect::<Result<Vec<f64>>>()?;
+    let scores =
+        images.par_chunks(c * h * w).map(|img| laplacian_variance(img, c, h, w)).collect::<Result<Vec<f64>>>()?;
     Ok(scores.iter().sum::<f64>() / n as f64)
 }
 
@@ -94,34 +85,16 @@ pub struct GaussianFit {
 }
 
 /// Converts an [n, d] matrix to f64 after checking its shape and that every value is finite.
-fn rows_f64<T: Float>(
-    op: &'static str,
-    what: &str,
-    x: &[T],
-    d: usize,
-) -> Result<(Vec<f64>, usize)> {
+fn rows_f64<T: Float>(op: &'static str, what: &str, x: &[T], d: usize) -> Result<(Vec<f64>, usize)> {
     if d == 0 || !x.len().is_multiple_of(d) {
-        return input_err(
-            op,
-            format!(
-                "{what} has {} values, not a whole number of rows of d = {d}",
-                x.len()
-            ),
-        );
+        return input_err(op, format!("{what} has {} values, not a whole number of rows of d = {d}", x.len()));
     }
     let n = x.len() / d;
     let mut out = Vec::with_capacity(x.len());
     for (idx, v) in x.iter().enumerate() {
         let v = v.to_f64();
         if !v.is_finite() {
-            return input_err(
-                op,
-                format!(
-                    "{what} [{n}, {d}] holds {v} at row {}, column {}",
-                    idx / d,
-                    idx % d
-                ),
-            );
+            return input_err(op, format!("{what} [{n}, {d}] holds {v} at row {}, column {}", idx / d, idx % d));
         }
         out.push(v);
     }
@@ -133,16 +106,9 @@ fn rows_f64<T: Float>(
 pub fn fit_gaussian<T: Float>(feats: &[T], d: usize) -> Result<GaussianFit> {
     let (x, n) = rows_f64("fit_gaussian", "feats", feats, d)?;
     if n < 2 {
-        return input_err(
-            "fit_gaussian",
-            format!("feats has shape [{n}, {d}]; a covariance needs at least 2 rows"),
-        );
+        return input_err("fit_gaussian", format!("feats has shape [{n}, {d}]; a covariance needs at least 2 rows"));
     }
-    Ok(GaussianFit {
-        dim: d,
-        mean: linalg::mean_rows(&x, n, d)?,
-        cov: linalg::covariance(&x, n, d)?,
-    })
+    Ok(GaussianFit { dim: d, mean: linalg::mean_rows(&x, n, d)?, cov: linalg::covariance(&x, n, d)? })
 }
 
 /// The Fréchet (2-Wasserstein) distance between two Gaussians,
@@ -161,26 +127,14 @@ pub fn frechet_distance_gaussians(a: &GaussianFit, b: &GaussianFit) -> Result<f6
     }
     for (name, g) in [("a", a), ("b", b)] {
         if g.mean.len() != d {
-            return input_err(
-                OP,
-                format!("{name}.mean has {} values, expected [{d}]", g.mean.len()),
-            );
+            return input_err(OP, format!("{name}.mean has {} values, expected [{d}]", g.mean.len()));
         }
         check_len(OP, &format!("{name}.cov"), g.cov.len(), [d, d])?;
     }
-    let mean_term: f64 = a
-        .mean
-        .iter()
-        .zip(&b.mean)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum();
+    let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
     let sa = linalg::sym_sqrt(&a.cov, d)?;
     let m = linalg::matmul(&linalg::matmul(&sa, &b.cov, d, d, d)?, &sa, d, d, d)?;
-    let tr_sqrt_m: f64 = linalg::sym_eigen(&m, d)?
-        .values
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
+    let tr_sqrt_m: f64 = linalg::sym_eigen(&m, d)?.values.iter().map(|l| l.max(0.0).sqrt()).sum();
     let total = mean_term + linalg::trace(&a.cov, d)? + linalg::trace(&b.cov, d)? - 2.0 * tr_sqrt_m;
     Ok(total.max(0.0))
 }
@@ -233,12 +187,8 @@ pub const DEFAULT_MIG_BINS: usize = 20;
 /// the counts `joint[a * nb + b]` over n samples. With counts, p(a,b)/(p(a)p(b)) =
 /// c_ab·n / (c_a·c_b). Empty cells contribute 0 (the limit of p ln p).
 fn mutual_info_from_counts(joint: &[usize], na: usize, nb: usize, n: usize) -> f64 {
-    let ca: Vec<usize> = (0..na)
-        .map(|a| joint[a * nb..(a + 1) * nb].iter().sum())
-        .collect();
-    let cb: Vec<usize> = (0..nb)
-        .map(|b| (0..na).map(|a| joint[a * nb + b]).sum())
-        .collect();
+    let ca: Vec<usize> = (0..na).map(|a| joint[a * nb..(a + 1) * nb].iter().sum()).collect();
+    let cb: Vec<usize> = (0..nb).map(|b| (0..na).map(|a| joint[a * nb + b]).sum()).collect();
     let nf = n as f64;
     let mut mi = 0.0;
     for a in 0..na {
@@ -275,20 +225,9 @@ fn entropy_from_counts(counts: &[usize]) -> f64 {
 /// column lands in bin 0 (its mutual information with anything is then 0).
 fn discretize_column(x: &[f64], d: usize, j: usize, bins: usize) -> Vec<usize> {
     let col = x.iter().skip(j).step_by(d);
-    let (lo, hi) = col
-        .clone()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (lo, hi) = col.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let width = hi - lo;
-    col.map(|&v| {
-        if width > 0.0 {
-            (((v - lo) / width * bins as f64) as usize).min(bins - 1)
-        } else {
-            0
-        }
-    })
-    .collect()
+    col.map(|&v| if width > 0.0 { (((v - lo) / width * bins as f64) as usize).min(bins - 1) } else { 0 }).collect()
 }
 
 /// The mutual information gap of Chen et al. (2018), with the discretised estimator of
@@ -317,10 +256,7 @@ pub fn mutual_information_gap<T: Float>(
     let (z, n) = rows_f64(OP, "latents", latents, d)?;
     let k = factor_sizes.len();
     if n == 0 || k == 0 || bins < 2 {
-        return input_err(
-            OP,
-            format!("latents [{n}, {d}], {k} factors, {bins} bins: need n ≥ 1, k ≥ 1, bins ≥ 2"),
-        );
+        return input_err(OP, format!("latents [{n}, {d}], {k} factors, {bins} bins: need n ≥ 1, k ≥ 1, bins ≥ 2"));
     }
     check_len(OP, "factors", factors.len(), [n, k])?;
     if let Some(idx) = (0..n * k).find(|&idx| factors[idx] >= factor_sizes[idx % k]) {
@@ -381,35 +317,16 @@ pub fn mutual_information_gap<T: Float>(
         .collect();
     let varying: Vec<f64> = gaps.iter().flatten().map(|g| g.gap).collect();
     if varying.is_empty() {
-        return input_err(
-            OP,
-            format!("all {k} factors take a single value over the {n} samples; MIG is undefined"),
-        );
+        return input_err(OP, format!("all {k} factors take a single value over the {n} samples; MIG is undefined"));
     }
-    Ok(MigReport {
-        mig: varying.iter().sum::<f64>() / varying.len() as f64,
-        gaps,
-        mutual_info,
-        entropies,
-    })
+    Ok(MigReport { mig: varying.iter().sum::<f64>() / varying.len() as f64, gaps, mutual_info, entropies })
 }
 
 /// [`mutual_information_gap`] against dSprites' factors (shape, scale, orientation, pos_x,
 /// pos_y; sizes [`crate::data::dsprites::FACTOR_SIZES`]). latents: [n, d]; factors: \[n\].
-pub fn dsprites_mig<T: Float>(
-    latents: &[T],
-    d: usize,
-    factors: &[[u16; 5]],
-    bins: usize,
-) -> Result<MigReport> {
+pub fn dsprites_mig<T: Float>(latents: &[T], d: usize, factors: &[[u16; 5]], bins: usize) -> Result<MigReport> {
     let flat: Vec<usize> = factors.iter().flat_map(|f| f.map(usize::from)).collect();
-    mutual_information_gap(
-        latents,
-        d,
-        &flat,
-        &crate::data::dsprites::FACTOR_SIZES,
-        bins,
-    )
+    mutual_information_gap(latents, d, &flat, &crate::data::dsprites::FACTOR_SIZES, bins)
 }
 
 // ---------------------------------------------------------------- class spread
@@ -440,10 +357,7 @@ pub fn normalized_class_entropy(histogram: &[usize]) -> Result<f64> {
     if histogram.len() < 2 || n == 0 {
         return input_err(
             "normalized_class_entropy",
-            format!(
-                "histogram over {} classes holding {n} samples; need ≥ 2 classes and ≥ 1 sample",
-                histogram.len()
-            ),
+            format!("histogram over {} classes holding {n} samples; need ≥ 2 classes and ≥ 1 sample", histogram.len()),
         );
     }
     Ok(entropy_from_counts(histogram) / (histogram.len() as f64).ln())
@@ -470,9 +384,7 @@ mod tests {
     #[test]
     fn laplacian_variance_is_zero_on_a_ramp_and_drops_with_blur() {
         // g = 0.1x + 0.05y is linear: ∇²g = 0 everywhere.
-        let ramp: Vec<f32> = (0..64)
-            .map(|p| 0.1 * (p % 8) as f32 + 0.05 * (p / 8) as f32)
-            .collect();
+        let ramp: Vec<f32> = (0..64).map(|p| 0.1 * (p % 8) as f32 + 0.05 * (p / 8) as f32).collect();
         assert!(laplacian_variance(&ramp, 1, 8, 8).unwrap() < 1e-12);
         // A checkerboard against its 3×3 box blur (interior only): blur must score lower.
         let (h, w) = (16, 16);
@@ -490,10 +402,7 @@ mod tests {
                 s / 9.0
             })
             .collect();
-        let (a, b) = (
-            laplacian_variance(&sharp, 1, h, w).unwrap(),
-            laplacian_variance(&blurred, 1, h, w).unwrap(),
-        );
+        let (a, b) = (laplacian_variance(&sharp, 1, h, w).unwrap(), laplacian_variance(&blurred, 1, h, w).unwrap());
         assert!(b < 0.1 * a, "sharp {a}, blurred {b}");
         // The batch mean is the mean of the two.
         let both: Vec<f32> = sharp.iter().chain(&blurred).copied().collect();
@@ -519,16 +428,8 @@ mod tests {
         // For 2×2 PSD A, B: ΣaΣb has eigenvalues λ₁, λ₂ ≥ 0 with λ₁ + λ₂ = tr(AB) and
         // λ₁λ₂ = det A · det B, so Tr((AB)^½) = √λ₁ + √λ₂ = √(tr(AB) + 2√(det A det B)).
         // This checks the Jacobi path against a formula that uses no eigensolver.
-        let a = GaussianFit {
-            dim: 2,
-            mean: vec![1.0, 2.0],
-            cov: vec![2.0, 0.5, 0.5, 1.0],
-        };
-        let b = GaussianFit {
-            dim: 2,
-            mean: vec![0.0, 4.0],
-            cov: vec![1.0, -0.7, -0.7, 3.0],
-        };
+        let a = GaussianFit { dim: 2, mean: vec![1.0, 2.0], cov: vec![2.0, 0.5, 0.5, 1.0] };
+        let b = GaussianFit { dim: 2, mean: vec![0.0, 4.0], cov: vec![1.0, -0.7, -0.7, 3.0] };
         let tr_ab = 2.0 * 1.0 + 0.5 * -0.7 + 0.5 * -0.7 + 1.0 * 3.0;
         let det = (2.0 * 1.0 - 0.25) * (3.0 - 0.49);
         let tr_sqrt = (tr_ab + 2.0 * f64::sqrt(det)).sqrt();
@@ -544,21 +445,11 @@ mod tests {
     fn frechet_distance_grows_with_a_mean_shift_and_rejects_bad_shapes() {
         let mut rng = tensor::Rng::new(3);
         let a: Vec<f64> = (0..400 * 3).map(|_| rng.normal()).collect();
-        let shifted: Vec<f64> = a
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if i % 3 == 0 { v + 2.0 } else { v })
-            .collect();
+        let shifted: Vec<f64> = a.iter().enumerate().map(|(i, &v)| if i % 3 == 0 { v + 2.0 } else { v }).collect();
         // Shifting column 0 by 2 leaves Σ unchanged, so d² is exactly ‖Δμ‖² = 4.
         assert!((frechet_distance(&a, &shifted, 3).unwrap() - 4.0).abs() < 1e-9);
-        assert!(
-            frechet_distance(&a, &shifted[..7], 3).is_err(),
-            "7 values are not rows of 3"
-        );
-        assert!(
-            frechet_distance(&a[..3], &shifted, 3).is_err(),
-            "one row has no covariance"
-        );
+        assert!(frechet_distance(&a, &shifted[..7], 3).is_err(), "7 values are not rows of 3");
+        assert!(frechet_distance(&a[..3], &shifted, 3).is_err(), "one row has no covariance");
         let mut nan = a.clone();
         nan[4] = f64::NAN;
         let err = frechet_distance(&nan, &a, 3).unwrap_err().to_string();
@@ -574,8 +465,7 @@ mod tests {
         let expected = 0.25 * LN_2 + 0.25 * (2.0f64 / 3.0).ln() + 0.5 * (4.0f64 / 3.0).ln();
         assert!((mutual_info_from_counts(&joint, 2, 2, 4) - expected).abs() < 1e-15);
         // Against H(z) + H(v) − H(z, v), an independent route.
-        let h = entropy_from_counts(&[1, 3]) + entropy_from_counts(&[2, 2])
-            - entropy_from_counts(&joint);
+        let h = entropy_from_counts(&[1, 3]) + entropy_from_counts(&[2, 2]) - entropy_from_counts(&joint);
         assert!((h - expected).abs() < 1e-15);
     }
 
@@ -584,11 +474,7 @@ mod tests {
         // Column 0 spans [0, 10]; with 5 bins of width 2: 0→0, 1.9→0, 2→1, 9.99→4, 10→4.
         let x = [0.0, 7.0, 1.9, 7.0, 2.0, 7.0, 9.99, 7.0, 10.0, 7.0];
         assert_eq!(discretize_column(&x, 2, 0, 5), vec![0, 0, 1, 4, 4]);
-        assert_eq!(
-            discretize_column(&x, 2, 1, 5),
-            vec![0; 5],
-            "constant column"
-        );
+        assert_eq!(discretize_column(&x, 2, 1, 5), vec![0; 5], "constant column");
     }
 
     #[test]
@@ -612,10 +498,7 @@ mod tests {
         assert!((g0.entropy - LN_2).abs() < 1e-12 && (g2.entropy - 4f64.ln()).abs() < 1e-12);
         assert!((g0.top1 - LN_2).abs() < 1e-12 && g0.top2.abs() < 1e-12);
         assert!((r.mig - 1.0).abs() < 1e-12, "{r:?}");
-        assert!(
-            r.mutual_info[2 * 3 + 2].abs() < 1e-12,
-            "noise latent carries no information"
-        );
+        assert!(r.mutual_info[2 * 3 + 2].abs() < 1e-12, "noise latent carries no information");
     }
 
     #[test]
@@ -649,10 +532,7 @@ mod tests {
                 let mut mi = 0.0;
                 for zb in 0..20 {
                     for v in 0..8 {
-                        let pzv = (0..n)
-                            .filter(|&i| bin(col[i]) == zb && f[i * 2 + k] == v)
-                            .count() as f64
-                            / n as f64;
+                        let pzv = (0..n).filter(|&i| bin(col[i]) == zb && f[i * 2 + k] == v).count() as f64 / n as f64;
                         let pz = (0..n).filter(|&i| bin(col[i]) == zb).count() as f64 / n as f64;
                         let pv = (0..n).filter(|&i| f[i * 2 + k] == v).count() as f64 / n as f64;
                         if pzv > 0.0 {
@@ -660,10 +540,7 @@ mod tests {
                         }
                     }
                 }
-                assert!(
-                    (rm.mutual_info[j * 2 + k] - mi).abs() < 1e-12,
-                    "I(z{j}; v{k})"
-                );
+                assert!((rm.mutual_info[j * 2 + k] - mi).abs() < 1e-12, "I(z{j}; v{k})");
             }
         }
     }
@@ -671,30 +548,15 @@ mod tests {
     #[test]
     fn mig_rejects_bad_inputs_with_shapes_in_the_message() {
         let z = [0.0f32, 1.0, 2.0, 3.0];
-        let err = mutual_information_gap(&z, 2, &[0, 5], &[3], 10)
-            .unwrap_err()
-            .to_string();
+        let err = mutual_information_gap(&z, 2, &[0, 5], &[3], 10).unwrap_err().to_string();
         assert!(err.contains("value 5") && err.contains("3 values"), "{err}");
-        assert!(
-            mutual_information_gap(&z, 2, &[0, 1, 2], &[3], 10).is_err(),
-            "3 rows for n = 2"
-        );
-        assert!(
-            mutual_information_gap(&z, 3, &[0, 1], &[3], 10).is_err(),
-            "4 values, d = 3"
-        );
-        assert!(
-            mutual_information_gap(&z, 2, &[1, 1], &[3], 10).is_err(),
-            "every factor constant"
-        );
+        assert!(mutual_information_gap(&z, 2, &[0, 1, 2], &[3], 10).is_err(), "3 rows for n = 2");
+        assert!(mutual_information_gap(&z, 3, &[0, 1], &[3], 10).is_err(), "4 values, d = 3");
+        assert!(mutual_information_gap(&z, 2, &[1, 1], &[3], 10).is_err(), "every factor constant");
         // dSprites' factor arrays go through the same path.
         let fs = [[0u16, 1, 2, 3, 4], [1, 1, 2, 3, 4]];
         let r = dsprites_mig(&z, 2, &fs, 2).unwrap();
-        assert_eq!(
-            r.gaps.iter().filter(|g| g.is_some()).count(),
-            1,
-            "only shape varies"
-        );
+        assert_eq!(r.gaps.iter().filter(|g| g.is_some()).count(), 1, "only shape varies");
     }
 
     #[test]

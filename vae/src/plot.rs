@@ -30,15 +30,9 @@ pub enum PlotError {
     /// without a class name, a canvas too small for its axes, ...).
     Invalid { what: &'static str, msg: String },
     /// Writing or renaming the file failed.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// The PNG encoder failed.
-    Image {
-        path: PathBuf,
-        source: image::ImageError,
-    },
+    Image { path: PathBuf, source: image::ImageError },
 }
 
 impl fmt::Display for PlotError {
@@ -66,10 +60,7 @@ impl std::error::Error for PlotError {
 pub type Result<T> = std::result::Result<T, PlotError>;
 
 fn invalid<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(PlotError::Invalid {
-        what,
-        msg: msg.into(),
-    })
+    Err(PlotError::Invalid { what, msg: msg.into() })
 }
 
 /// Writes `img` as PNG to `<path>.tmp.png`, then renames it to `path` (atomic on one file
@@ -81,17 +72,11 @@ fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
     if let Err(source) = img.save_with_format(&tmp, ImageFormat::Png) {
         let _ = std::fs::remove_file(&tmp);
         return Err(match source {
-            image::ImageError::IoError(e) => PlotError::Io {
-                path: tmp,
-                source: e,
-            },
+            image::ImageError::IoError(e) => PlotError::Io { path: tmp, source: e },
             source => PlotError::Image { path: tmp, source },
         });
     }
-    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
 }
 
 // ---------------------------------------------------------------- font
@@ -227,9 +212,7 @@ const MISSING_GLYPH: [u8; GLYPH_H] = [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F];
 /// The glyph of `c`, or `None` outside printable ASCII.
 pub fn glyph(c: char) -> Option<&'static [u8; GLYPH_H]> {
     let code = c as u32;
-    (0x20..=0x7E)
-        .contains(&code)
-        .then(|| &FONT[(code - 0x20) as usize])
+    (0x20..=0x7E).contains(&code).then(|| &FONT[(code - 0x20) as usize])
 }
 
 /// Width in pixels of `text` drawn at `scale` (no trailing blank column).
@@ -264,14 +247,7 @@ fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: usize, color
 /// bounding box's bottom-left corner at (x, y_bottom). A font pixel at (u, v) in the upright
 /// text (u along the text, v down) lands at (x + v, y_bottom − 1 − u): the glyphs' tops face
 /// left.
-fn draw_text_vertical(
-    img: &mut RgbImage,
-    x: i64,
-    y_bottom: i64,
-    text: &str,
-    scale: usize,
-    color: Rgb<u8>,
-) {
+fn draw_text_vertical(img: &mut RgbImage, x: i64, y_bottom: i64, text: &str, scale: usize, color: Rgb<u8>) {
     let s = scale as i64;
     for (k, c) in text.chars().enumerate() {
         let g = glyph(c).unwrap_or(&MISSING_GLYPH);
@@ -293,11 +269,7 @@ fn fit_text(text: &str, max_chars: usize) -> String {
         return text.to_string();
     }
     let keep = max_chars.saturating_sub(2);
-    text.chars()
-        .take(keep)
-        .chain("..".chars())
-        .take(max_chars)
-        .collect()
+    text.chars().take(keep).chain("..".chars()).take(max_chars).collect()
 }
 
 // ---------------------------------------------------------------- drawing primitives
@@ -361,19 +333,8 @@ struct Pen {
 /// spaced one pixel apart along the longer axis (a DDA), keeping only pixels inside
 /// `pen.clip`. `phase` carries the dash position across the segments of one polyline so
 /// the pattern does not restart at every data point.
-fn draw_segment(
-    img: &mut RgbImage,
-    (x0, y0): (f64, f64),
-    (x1, y1): (f64, f64),
-    pen: &Pen,
-    phase: &mut usize,
-) {
-    let Pen {
-        color,
-        thickness,
-        clip,
-        dash,
-    } = *pen;
+fn draw_segment(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), pen: &Pen, phase: &mut usize) {
+    let Pen { color, thickness, clip, dash } = *pen;
     let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as usize;
     let half = (thickness - 1) / 2;
     for s in 0..=steps {
@@ -384,10 +345,7 @@ fn draw_segment(
             }
         }
         let t = s as f64 / steps as f64;
-        let (x, y) = (
-            (x0 + t * (x1 - x0)).round() as i64,
-            (y0 + t * (y1 - y0)).round() as i64,
-        );
+        let (x, y) = ((x0 + t * (x1 - x0)).round() as i64, (y0 + t * (y1 - y0)).round() as i64);
         for py in y - half..y - half + thickness {
             for px in x - half..x - half + thickness {
                 if clip.contains(px, py) && px >= 0 && py >= 0 {
@@ -409,15 +367,7 @@ enum Marker {
 }
 
 /// Draws a marker of radius r centred at (cx, cy), clipped to `clip`.
-fn draw_marker(
-    img: &mut RgbImage,
-    cx: i64,
-    cy: i64,
-    r: i64,
-    marker: Marker,
-    color: Rgb<u8>,
-    clip: Rect,
-) {
+fn draw_marker(img: &mut RgbImage, cx: i64, cy: i64, r: i64, marker: Marker, color: Rgb<u8>, clip: Rect) {
     for dy in -r..=r {
         for dx in -r..=r {
             let on = match marker {
@@ -456,13 +406,7 @@ pub struct GridOptions {
 
 impl Default for GridOptions {
     fn default() -> Self {
-        GridOptions {
-            cols: 8,
-            padding: 2,
-            scale: None,
-            pad_value: 1.0,
-            normalize: false,
-        }
+        GridOptions { cols: 8, padding: 2, scale: None, pad_value: 1.0, normalize: false }
     }
 }
 
@@ -475,18 +419,10 @@ fn to_u8(v: f32) -> u8 {
 /// rows\[r\] holds the images of row r, each a [C, H, W] slice. The canvas is
 ///   width  = cols·W·s + (cols + 1)·padding,   height = rows·H·s + (rows + 1)·padding,
 /// with cols the longest row; missing cells are left at the padding colour.
-fn compose(
-    what: &'static str,
-    rows: &[Vec<&[f32]>],
-    chw: [usize; 3],
-    opts: &GridOptions,
-) -> Result<DynamicImage> {
+fn compose(what: &'static str, rows: &[Vec<&[f32]>], chw: [usize; 3], opts: &GridOptions) -> Result<DynamicImage> {
     let [c, h, w] = chw;
     if c != 1 && c != 3 {
-        return invalid(
-            what,
-            format!("images have {c} channels; expected 1 or 3 ([C, H, W] = {chw:?})"),
-        );
+        return invalid(what, format!("images have {c} channels; expected 1 or 3 ([C, H, W] = {chw:?})"));
     }
     if h == 0 || w == 0 {
         return invalid(what, format!("images of shape {chw:?} have no pixels"));
@@ -495,9 +431,7 @@ fn compose(
     if cols == 0 {
         return invalid(what, "no images to draw");
     }
-    let s = opts
-        .scale
-        .unwrap_or_else(|| 56usize.div_ceil(h.min(w)).max(1));
+    let s = opts.scale.unwrap_or_else(|| 56usize.div_ceil(h.min(w)).max(1));
     if s == 0 {
         return invalid(what, "scale must be at least 1");
     }
@@ -508,9 +442,7 @@ fn compose(
     if width > 1 << 15 || height > 1 << 15 {
         return invalid(
             what,
-            format!(
-                "a {width}×{height} grid is too large; use fewer images per row or a smaller scale"
-            ),
+            format!("a {width}×{height} grid is too large; use fewer images per row or a smaller scale"),
         );
     }
     let pad_u8 = to_u8(opts.pad_value);
@@ -552,26 +484,16 @@ fn compose(
     };
     match built {
         Some(img) => Ok(img),
-        None => invalid(
-            what,
-            format!("internal: buffer does not fill {width}×{height}"),
-        ),
+        None => invalid(what, format!("internal: buffer does not fill {width}×{height}")),
     }
 }
 
 /// Splits images: [n, C, H, W] into n slices after checking the length.
-fn split_images<'a>(
-    what: &'static str,
-    images: &'a [f32],
-    shape: [usize; 4],
-) -> Result<Vec<&'a [f32]>> {
+fn split_images<'a>(what: &'static str, images: &'a [f32], shape: [usize; 4]) -> Result<Vec<&'a [f32]>> {
     let [n, c, h, w] = shape;
     let len = c * h * w;
     if images.len() != n * len || len == 0 {
-        return invalid(
-            what,
-            format!("images has {} values for shape {shape:?}", images.len()),
-        );
+        return invalid(what, format!("images has {} values for shape {shape:?}", images.len()));
     }
     Ok(images.chunks(len).collect())
 }
@@ -589,54 +511,27 @@ pub fn image_grid(images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Resu
 
 /// Saves images: [n, C, H, W] (values in [0, 1], clamped; C = 1 or 3) as a PNG grid of
 /// `opts.cols` columns, filled row by row. See [`GridOptions`] for padding and upscaling.
-pub fn save_image_grid_with(
-    path: &Path,
-    images: &[f32],
-    shape: [usize; 4],
-    opts: &GridOptions,
-) -> Result<()> {
+pub fn save_image_grid_with(path: &Path, images: &[f32], shape: [usize; 4], opts: &GridOptions) -> Result<()> {
     save_png_atomic(&image_grid(images, shape, opts)?, path)
 }
 
 /// [`save_image_grid_with`] with `cols` columns and the default padding (2 px, white) and
 /// upscaling (tiny images enlarged to ≥ 56 px). images: [n, c, h, w].
-pub fn save_image_grid(
-    path: &Path,
-    images: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    cols: usize,
-) -> Result<()> {
-    let opts = GridOptions {
-        cols,
-        ..GridOptions::default()
-    };
+pub fn save_image_grid(path: &Path, images: &[f32], n: usize, c: usize, h: usize, w: usize, cols: usize) -> Result<()> {
+    let opts = GridOptions { cols, ..GridOptions::default() };
     save_image_grid_with(path, images, [n, c, h, w], &opts)
 }
 
 /// Saves several sets of images as rows of one PNG, e.g. originals above reconstructions.
 /// rows\[r\]: [n_r, C, H, W] flattened, each image of shape `chw` = [C, H, W]; `opts.cols` is
 /// ignored (each set is one row, as long as the longest set).
-pub fn save_rows_with(
-    path: &Path,
-    rows: &[&[f32]],
-    chw: [usize; 3],
-    opts: &GridOptions,
-) -> Result<()> {
+pub fn save_rows_with(path: &Path, rows: &[&[f32]], chw: [usize; 3], opts: &GridOptions) -> Result<()> {
     const WHAT: &str = "save_rows";
     let len = chw.iter().product::<usize>();
     let mut cells = Vec::with_capacity(rows.len());
     for (r, row) in rows.iter().enumerate() {
         if len == 0 || row.len() % len != 0 {
-            return invalid(
-                WHAT,
-                format!(
-                    "row {r} has {} values, not a whole number of {chw:?} images",
-                    row.len()
-                ),
-            );
+            return invalid(WHAT, format!("row {r} has {} values, not a whole number of {chw:?} images", row.len()));
         }
         cells.push(row.chunks(len).collect::<Vec<_>>());
     }
@@ -645,25 +540,11 @@ pub fn save_rows_with(
 
 /// [`save_rows_with`] with default padding and upscaling, every row holding exactly `n`
 /// images of shape [c, h, w] (rows\[r\]: [n, c, h, w]).
-pub fn save_rows(
-    path: &Path,
-    rows: &[&[f32]],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    if let Some((r, row)) = rows
-        .iter()
-        .enumerate()
-        .find(|(_, row)| row.len() != n * c * h * w)
-    {
+pub fn save_rows(path: &Path, rows: &[&[f32]], n: usize, c: usize, h: usize, w: usize) -> Result<()> {
+    if let Some((r, row)) = rows.iter().enumerate().find(|(_, row)| row.len() != n * c * h * w) {
         return invalid(
             "save_rows",
-            format!(
-                "row {r} has {} values; expected [n, C, H, W] = [{n}, {c}, {h}, {w}]",
-                row.len()
-            ),
+            format!("row {r} has {} values; expected [n, C, H, W] = [{n}, {c}, {h}, {w}]", row.len()),
         );
     }
     save_rows_with(path, rows, [c, h, w], &GridOptions::default())
@@ -710,11 +591,7 @@ fn tick_labels(ticks: &[f64]) -> Vec<String> {
     if ticks.is_empty() {
         return Vec::new();
     }
-    let step = if ticks.len() > 1 {
-        (ticks[1] - ticks[0]).abs()
-    } else {
-        ticks[0].abs().max(1.0)
-    };
+    let step = if ticks.len() > 1 { (ticks[1] - ticks[0]).abs() } else { ticks[0].abs().max(1.0) };
     let biggest = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
     let scientific = biggest >= 1e5 || (biggest > 0.0 && biggest < 1e-3);
     for precision in 0..10 {
@@ -732,10 +609,8 @@ fn tick_labels(ticks: &[f64]) -> Vec<String> {
                 }
             })
             .collect();
-        let exact = labels
-            .iter()
-            .zip(ticks)
-            .all(|(l, &t)| l.parse::<f64>().is_ok_and(|v| (v - t).abs() <= 1e-6 * step));
+        let exact =
+            labels.iter().zip(ticks).all(|(l, &t)| l.parse::<f64>().is_ok_and(|v| (v - t).abs() <= 1e-6 * step));
         if exact {
             return labels;
         }
@@ -761,11 +636,7 @@ fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<(f64, String)>) {
                 // "0.02"; m·10f64.powi(k) could print as 0.020000000000000004.
                 let text = format!("{m}e{k}");
                 let v: f64 = text.parse().unwrap_or(f64::NAN);
-                let label = if (-3..=4).contains(&k) {
-                    format!("{v}")
-                } else {
-                    text
-                };
+                let label = if (-3..=4).contains(&k) { format!("{v}") } else { text };
                 ticks.push((v.log10(), label));
             }
         }
@@ -775,10 +646,7 @@ fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<(f64, String)>) {
     let pad = ((l1 - l0) * 0.05).max(0.02);
     let (a0, a1) = (l0 - pad, l1 + pad);
     let (_, _, lin) = linear_ticks(10f64.powf(a0), 10f64.powf(a1), 5);
-    let inside: Vec<f64> = lin
-        .into_iter()
-        .filter(|&v| v > 0.0 && (a0..=a1).contains(&v.log10()))
-        .collect();
+    let inside: Vec<f64> = lin.into_iter().filter(|&v| v > 0.0 && (a0..=a1).contains(&v.log10())).collect();
     let labels = tick_labels(&inside);
     let ticks = inside.iter().map(|v| v.log10()).zip(labels).collect();
     (a0, a1, ticks)
@@ -829,11 +697,7 @@ pub struct PlotOptions {
 
 impl Default for PlotOptions {
     fn default() -> Self {
-        PlotOptions {
-            width: 960,
-            height: 600,
-            log_y: false,
-        }
+        PlotOptions { width: 960, height: 600, log_y: false }
     }
 }
 
@@ -867,15 +731,7 @@ struct Frame<'a> {
 /// map data into the plot area.
 fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
     const WHAT: &str = "plot";
-    let Frame {
-        title,
-        x_label,
-        y_label,
-        x_range,
-        y_range,
-        log_y,
-        legend,
-    } = *frame;
+    let Frame { title, x_label, y_label, x_range, y_range, log_y, legend } = *frame;
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (x_lo, x_hi, x_ticks) = linear_ticks(x_range.0, x_range.1, 8);
     let x_tick_text = tick_labels(&x_ticks);
@@ -889,46 +745,22 @@ fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
 
     // Layout, outside in: title on top; y label and tick labels on the left; tick labels
     // and x label below; the legend in a column on the right (at most a third of the width).
-    let legend_chars = legend
-        .iter()
-        .map(|e| e.name.chars().count())
-        .max()
-        .unwrap_or(0);
+    let legend_chars = legend.iter().map(|e| e.name.chars().count()).max().unwrap_or(0);
     let legend_max_w = (w / 3).max(0) as usize;
     let legend_chars = legend_chars.min(legend_max_w.saturating_sub(48) / CHAR_PX);
-    let legend_w = if legend.is_empty() {
-        0
-    } else {
-        (legend_chars * CHAR_PX + 48) as i64
-    };
-    let y_tick_w = y_ticks
-        .iter()
-        .map(|(_, l)| text_width(l, TEXT_SCALE))
-        .max()
-        .unwrap_or(0) as i64;
+    let legend_w = if legend.is_empty() { 0 } else { (legend_chars * CHAR_PX + 48) as i64 };
+    let y_tick_w = y_ticks.iter().map(|(_, l)| text_width(l, TEXT_SCALE)).max().unwrap_or(0) as i64;
     let top = 16 + LINE_PX + 16;
     let left = 12 + LINE_PX + 12 + y_tick_w + 10;
     let bottom = 10 + LINE_PX + 12 + LINE_PX + 12;
-    let area = Rect {
-        x0: left,
-        y0: top,
-        x1: w - legend_w - 24,
-        y1: h - bottom,
-    };
+    let area = Rect { x0: left, y0: top, x1: w - legend_w - 24, y1: h - bottom };
     if area.x1 - area.x0 < 60 || area.y1 - area.y0 < 60 {
         return invalid(
             WHAT,
             format!("a {w}×{h} canvas leaves no room for the plot area beside its labels and legend; make it larger"),
         );
     }
-    let axes = Axes {
-        area,
-        x_lo,
-        x_hi,
-        y_lo,
-        y_hi,
-        log_y: false,
-    };
+    let axes = Axes { area, x_lo, x_hi, y_lo, y_hi, log_y: false };
 
     // Title, centred over the plot area (cut to fit).
     let title = fit_text(title, (w as usize).saturating_sub(20) / CHAR_PX);
@@ -952,14 +784,7 @@ fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
             fill_rect(img, area.x0, py, area.x1 - area.x0, 1, GRID);
             fill_rect(img, area.x0 - 6, py, 6, 1, BLACK);
             let lw = text_width(label, TEXT_SCALE) as i64;
-            draw_text(
-                img,
-                area.x0 - 10 - lw,
-                py - LINE_PX / 2,
-                label,
-                TEXT_SCALE,
-                TEXT,
-            );
+            draw_text(img, area.x0 - 10 - lw, py - LINE_PX / 2, label, TEXT_SCALE, TEXT);
         }
     }
     // The frame.
@@ -971,14 +796,7 @@ fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
     // Axis labels: x centred under the tick labels, y rotated and centred on the left.
     let x_label = fit_text(x_label, ((area.x1 - area.x0) as usize) / CHAR_PX);
     let lx = (area.x0 + area.x1) / 2 - text_width(&x_label, TEXT_SCALE) as i64 / 2;
-    draw_text(
-        img,
-        lx,
-        area.y1 + 10 + LINE_PX + 12,
-        &x_label,
-        TEXT_SCALE,
-        TEXT,
-    );
+    draw_text(img, lx, area.y1 + 10 + LINE_PX + 12, &x_label, TEXT_SCALE, TEXT);
     let y_label = fit_text(y_label, ((area.y1 - area.y0) as usize) / CHAR_PX);
     let ly = (area.y0 + area.y1) / 2 + text_width(&y_label, TEXT_SCALE) as i64 / 2;
     draw_text_vertical(img, 12, ly, &y_label, TEXT_SCALE, TEXT);
@@ -989,45 +807,21 @@ fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
     for (i, e) in legend.iter().enumerate() {
         if i + 1 == fit_rows && legend.len() > fit_rows {
             let more = format!("+{} more", legend.len() - i);
-            draw_text(
-                img,
-                gx,
-                gy,
-                &fit_text(&more, legend_chars.max(4)),
-                TEXT_SCALE,
-                TEXT,
-            );
+            draw_text(img, gx, gy, &fit_text(&more, legend_chars.max(4)), TEXT_SCALE, TEXT);
             break;
         }
         let mid = gy + LINE_PX / 2;
-        let full = Rect {
-            x0: 0,
-            y0: 0,
-            x1: w - 1,
-            y1: h - 1,
-        };
+        let full = Rect { x0: 0, y0: 0, x1: w - 1, y1: h - 1 };
         match e.marker {
             Some(m) => draw_marker(img, gx + 12, mid, 5, m, e.color, full),
             None => {
                 let mut phase = 0;
-                let pen = Pen {
-                    color: e.color,
-                    thickness: 3,
-                    clip: full,
-                    dash: e.dash.map(|(a, b)| (a / 2, b / 2)),
-                };
+                let pen = Pen { color: e.color, thickness: 3, clip: full, dash: e.dash.map(|(a, b)| (a / 2, b / 2)) };
                 let (a, b) = ((gx as f64, mid as f64), (gx as f64 + 28.0, mid as f64));
                 draw_segment(img, a, b, &pen, &mut phase);
             }
         }
-        draw_text(
-            img,
-            gx + 38,
-            gy,
-            &fit_text(&e.name, legend_chars),
-            TEXT_SCALE,
-            TEXT,
-        );
+        draw_text(img, gx + 38, gy, &fit_text(&e.name, legend_chars), TEXT_SCALE, TEXT);
         gy += LEGEND_ROW;
     }
     Ok(Axes { log_y, ..axes })
@@ -1035,20 +829,15 @@ fn draw_frame(img: &mut RgbImage, frame: &Frame) -> Result<Axes> {
 
 /// Min and max of the finite values (and, with `positive`, only those > 0); None if none.
 fn finite_range(values: impl Iterator<Item = f64>, positive: bool) -> Option<(f64, f64)> {
-    values
-        .filter(|v| v.is_finite() && (!positive || *v > 0.0))
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
+    values.filter(|v| v.is_finite() && (!positive || *v > 0.0)).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
 }
 
 fn blank_canvas(what: &'static str, opts: &PlotOptions) -> Result<RgbImage> {
     if opts.width > 1 << 14 || opts.height > 1 << 14 {
-        return invalid(
-            what,
-            format!("a {}×{} canvas is too large", opts.width, opts.height),
-        );
+        return invalid(what, format!("a {}×{} canvas is too large", opts.width, opts.height));
     }
     Ok(RgbImage::from_pixel(opts.width, opts.height, WHITE))
 }
@@ -1088,27 +877,16 @@ fn render_line_plot_with_axes(
         return invalid(WHAT, format!("'{title}': no series to draw"));
     }
     // A point is drawable when x and y are finite (and y > 0 on a log axis).
-    let drawable =
-        |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!opts.log_y || y > 0.0);
-    let pts = || {
-        series
-            .iter()
-            .flat_map(|(_, p)| p.iter().filter(|p| drawable(p)))
-    };
-    let (Some(xr), Some(yr)) = (
-        finite_range(pts().map(|p| p.0), false),
-        finite_range(pts().map(|p| p.1), opts.log_y),
-    ) else {
+    let drawable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!opts.log_y || y > 0.0);
+    let pts = || series.iter().flat_map(|(_, p)| p.iter().filter(|p| drawable(p)));
+    let (Some(xr), Some(yr)) = (finite_range(pts().map(|p| p.0), false), finite_range(pts().map(|p| p.1), opts.log_y))
+    else {
         return invalid(
             WHAT,
             format!(
                 "'{title}': none of the {} series has a drawable point (all empty, NaN/inf{})",
                 series.len(),
-                if opts.log_y {
-                    ", or ≤ 0 on the log axis"
-                } else {
-                    ""
-                }
+                if opts.log_y { ", or ≤ 0 on the log axis" } else { "" }
             ),
         );
     };
@@ -1117,29 +895,12 @@ fn render_line_plot_with_axes(
         .enumerate()
         .map(|(i, (name, p))| {
             let (color, dash) = series_style(i);
-            let name = if p.iter().any(drawable) {
-                name.clone()
-            } else {
-                format!("{name} (no data)")
-            };
-            LegendEntry {
-                color,
-                marker: None,
-                dash,
-                name,
-            }
+            let name = if p.iter().any(drawable) { name.clone() } else { format!("{name} (no data)") };
+            LegendEntry { color, marker: None, dash, name }
         })
         .collect();
     let mut img = blank_canvas(WHAT, opts)?;
-    let frame = Frame {
-        title,
-        x_label,
-        y_label,
-        x_range: xr,
-        y_range: yr,
-        log_y: opts.log_y,
-        legend: &legend,
-    };
+    let frame = Frame { title, x_label, y_label, x_range: xr, y_range: yr, log_y: opts.log_y, legend: &legend };
     let axes = draw_frame(&mut img, &frame)?;
     for (i, (_, points)) in series.iter().enumerate() {
         let (color, dash) = series_style(i);
@@ -1153,25 +914,12 @@ fn render_line_plot_with_axes(
                 continue;
             };
             if let Some(q) = prev {
-                let pen = Pen {
-                    color,
-                    thickness: 2,
-                    clip: axes.area,
-                    dash,
-                };
+                let pen = Pen { color, thickness: 2, clip: axes.area, dash };
                 draw_segment(&mut img, q, p, &pen, &mut phase);
             }
             // Markers when the points are few enough to tell apart (epochs of one run).
             if n_drawable <= 60 || prev.is_none() {
-                draw_marker(
-                    &mut img,
-                    p.0.round() as i64,
-                    p.1.round() as i64,
-                    3,
-                    Marker::Disc,
-                    color,
-                    axes.area,
-                );
+                draw_marker(&mut img, p.0.round() as i64, p.1.round() as i64, 3, Marker::Disc, color, axes.area);
             }
             prev = Some(p);
         }
@@ -1205,14 +953,7 @@ pub fn save_line_plot(
     x_label: &str,
     y_label: &str,
 ) -> Result<()> {
-    save_line_plot_with(
-        path,
-        title,
-        series,
-        x_label,
-        y_label,
-        &PlotOptions::default(),
-    )
+    save_line_plot_with(path, title, series, x_label, y_label, &PlotOptions::default())
 }
 
 // ---------------------------------------------------------------- scatter plots
@@ -1237,67 +978,28 @@ pub fn render_scatter_plot(
 ) -> Result<RgbImage> {
     const WHAT: &str = "scatter plot";
     if points.len() != labels.len() {
-        return invalid(
-            WHAT,
-            format!(
-                "'{title}': {} points but {} labels",
-                points.len(),
-                labels.len()
-            ),
-        );
+        return invalid(WHAT, format!("'{title}': {} points but {} labels", points.len(), labels.len()));
     }
-    if let Some((i, &l)) = labels
-        .iter()
-        .enumerate()
-        .find(|&(_, &l)| l >= class_names.len())
-    {
-        return invalid(
-            WHAT,
-            format!(
-                "'{title}': labels[{i}] = {l} but only {} class names",
-                class_names.len()
-            ),
-        );
+    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= class_names.len()) {
+        return invalid(WHAT, format!("'{title}': labels[{i}] = {l} but only {} class names", class_names.len()));
     }
     let ok = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
     let (Some(xr), Some(yr)) = (
         finite_range(points.iter().filter(|p| ok(p)).map(|p| p.0), false),
         finite_range(points.iter().filter(|p| ok(p)).map(|p| p.1), false),
     ) else {
-        return invalid(
-            WHAT,
-            format!("'{title}': no finite points among {}", points.len()),
-        );
+        return invalid(WHAT, format!("'{title}': no finite points among {}", points.len()));
     };
     let legend: Vec<LegendEntry> = class_names
         .iter()
         .enumerate()
         .map(|(k, name)| {
             let (color, marker) = class_style(k);
-            LegendEntry {
-                color,
-                marker: Some(marker),
-                dash: None,
-                name: name.clone(),
-            }
+            LegendEntry { color, marker: Some(marker), dash: None, name: name.clone() }
         })
         .collect();
-    let mut img = blank_canvas(
-        WHAT,
-        &PlotOptions {
-            log_y: false,
-            ..opts.clone()
-        },
-    )?;
-    let frame = Frame {
-        title,
-        x_label: "",
-        y_label: "",
-        x_range: xr,
-        y_range: yr,
-        log_y: false,
-        legend: &legend,
-    };
+    let mut img = blank_canvas(WHAT, &PlotOptions { log_y: false, ..opts.clone() })?;
+    let frame = Frame { title, x_label: "", y_label: "", x_range: xr, y_range: yr, log_y: false, legend: &legend };
     let axes = draw_frame(&mut img, &frame)?;
     // Draw in a fixed shuffled order: drawing class by class would bury the early classes
     // under the later ones wherever they overlap.
@@ -1308,15 +1010,7 @@ pub fn render_scatter_plot(
         let (x, y) = points[i];
         if let Some((px, py)) = axes.to_pixel(x, y) {
             let (color, marker) = class_style(labels[i]);
-            draw_marker(
-                &mut img,
-                px.round() as i64,
-                py.round() as i64,
-                radius,
-                marker,
-                color,
-                axes.area,
-            );
+            draw_marker(&mut img, px.round() as i64, py.round() as i64, radius, marker, color, axes.area);
         }
     }
     Ok(img)
@@ -1346,14 +1040,7 @@ pub fn save_scatter_plot(
     labels: &[usize],
     class_names: &[String],
 ) -> Result<()> {
-    save_scatter_plot_with(
-        path,
-        title,
-        points,
-        labels,
-        class_names,
-        &PlotOptions::default(),
-    )
+    save_scatter_plot_with(path, title, points, labels, class_names, &PlotOptions::default())
 }
 
 #[cfg(test)]
@@ -1372,23 +1059,12 @@ mod tests {
         // Three 2×2 one-channel images whose values are exact in u8: image k, pixel p holds
         // (40k + 10p)/255. cols 2, padding 1, scale 1 →
         // 2·2 + 3·1 = 7 wide, 2 rows → 7 tall; the empty 4th cell stays padding.
-        let images: Vec<f32> = (0..3)
-            .flat_map(|k| (0..4).map(move |p| (40 * k + 10 * p) as f32 / 255.0))
-            .collect();
-        let opts = GridOptions {
-            cols: 2,
-            padding: 1,
-            scale: Some(1),
-            pad_value: 1.0,
-            normalize: false,
-        };
+        let images: Vec<f32> = (0..3).flat_map(|k| (0..4).map(move |p| (40 * k + 10 * p) as f32 / 255.0)).collect();
+        let opts = GridOptions { cols: 2, padding: 1, scale: Some(1), pad_value: 1.0, normalize: false };
         let dir = scratch("grid");
         let path = dir.join("grid.png");
         save_image_grid_with(&path, &images, [3, 1, 2, 2], &opts).unwrap();
-        assert!(
-            !dir.join("grid.png.tmp.png").exists(),
-            "temporary file renamed away"
-        );
+        assert!(!dir.join("grid.png.tmp.png").exists(), "temporary file renamed away");
         let img = image::open(&path).unwrap().into_luma8();
         assert_eq!(img.dimensions(), (7, 7));
         // Image k sits at column k % 2, row k / 2: top-left pixel (1 + 3(k % 2), 1 + 3(k / 2)).
@@ -1410,43 +1086,18 @@ mod tests {
     fn rgb_grid_clamps_upscales_and_normalises() {
         // One 1×2 RGB image: pixel 0 = (1.5, −1, 0.5) → clamped (255, 0, 128).
         let img = [1.5f32, 0.2, -1.0, 0.2, 0.5, 0.2];
-        let opts = GridOptions {
-            cols: 1,
-            padding: 0,
-            scale: Some(3),
-            pad_value: 0.0,
-            normalize: false,
-        };
+        let opts = GridOptions { cols: 1, padding: 0, scale: Some(3), pad_value: 0.0, normalize: false };
         let g = image_grid(&img, [1, 3, 1, 2], &opts).unwrap().into_rgb8();
         assert_eq!(g.dimensions(), (6, 3), "×3 nearest-neighbour upscaling");
         assert_eq!(g.get_pixel(2, 2).0, [255, 0, 128]);
         assert_eq!(g.get_pixel(3, 0).0, [51, 51, 51]);
         // Auto scale: 28×28 → ×2 (56 px); 64×64 → ×1.
-        let auto = GridOptions {
-            cols: 1,
-            padding: 0,
-            ..GridOptions::default()
-        };
-        assert_eq!(
-            image_grid(&vec![0.0; 784], [1, 1, 28, 28], &auto)
-                .unwrap()
-                .width(),
-            56
-        );
-        assert_eq!(
-            image_grid(&vec![0.0; 4096], [1, 1, 64, 64], &auto)
-                .unwrap()
-                .width(),
-            64
-        );
+        let auto = GridOptions { cols: 1, padding: 0, ..GridOptions::default() };
+        assert_eq!(image_grid(&vec![0.0; 784], [1, 1, 28, 28], &auto).unwrap().width(), 56);
+        assert_eq!(image_grid(&vec![0.0; 4096], [1, 1, 64, 64], &auto).unwrap().width(), 64);
         // normalize stretches a feature map [−2, 2] to [0, 255].
-        let fm = GridOptions {
-            normalize: true,
-            ..opts.clone()
-        };
-        let g = image_grid(&[-2.0, 2.0], [1, 1, 1, 2], &fm)
-            .unwrap()
-            .into_luma8();
+        let fm = GridOptions { normalize: true, ..opts.clone() };
+        let g = image_grid(&[-2.0, 2.0], [1, 1, 1, 2], &fm).unwrap().into_luma8();
         assert_eq!((g.get_pixel(0, 0)[0], g.get_pixel(3, 0)[0]), (0, 255));
         assert!(image_grid(&img, [1, 2, 1, 2], &opts).is_err(), "2 channels");
         assert!(image_grid(&img, [2, 3, 1, 2], &opts).is_err(), "length");
@@ -1459,12 +1110,7 @@ mod tests {
         let dir = scratch("rows");
         let path = dir.join("rows.png");
         let (top, bottom) = (vec![0.0f32; 8], vec![1.0f32; 8]);
-        let opts = GridOptions {
-            padding: 2,
-            scale: Some(1),
-            pad_value: 0.5,
-            ..GridOptions::default()
-        };
+        let opts = GridOptions { padding: 2, scale: Some(1), pad_value: 0.5, ..GridOptions::default() };
         save_rows_with(&path, &[&top, &bottom], [1, 2, 2], &opts).unwrap();
         let img = image::open(&path).unwrap().into_luma8();
         assert_eq!(img.dimensions(), (10, 10));
@@ -1474,19 +1120,14 @@ mod tests {
         // The positional form checks every row holds n images.
         assert!(save_rows(&path, &[&top, &bottom[..4]], 2, 1, 2, 2).is_err());
         save_rows(&path, &[&top, &bottom], 2, 1, 2, 2).unwrap();
-        assert_eq!(
-            image::open(&path).unwrap().width(),
-            2 * 56 + 3 * 2,
-            "auto ×28 for 2×2"
-        );
+        assert_eq!(image::open(&path).unwrap().width(), 2 * 56 + 3 * 2, "auto ×28 for 2×2");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// Every character the plots emit themselves (tick labels: digits, '.', '-', 'e', '+'
     /// of scientific notation; legend suffixes) and the printable ASCII the callers' titles
     /// and names use.
-    const USED: &str =
-        "0123456789.-+e: ()=,_/%'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const USED: &str = "0123456789.-+e: ()=,_/%'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
     #[test]
     fn font_has_a_distinct_glyph_for_every_used_character() {
@@ -1498,13 +1139,7 @@ mod tests {
         // No two printable characters share a bitmap (catches a copy-pasted row).
         for (a, ga) in FONT.iter().enumerate() {
             for (b, gb) in FONT.iter().enumerate().skip(a + 1) {
-                assert_ne!(
-                    ga,
-                    gb,
-                    "{:?} and {:?}",
-                    (a + 32) as u8 as char,
-                    (b + 32) as u8 as char
-                );
+                assert_ne!(ga, gb, "{:?} and {:?}", (a + 32) as u8 as char, (b + 32) as u8 as char);
             }
         }
         assert!(glyph('β').is_none() && glyph('\n').is_none());
@@ -1561,26 +1196,13 @@ mod tests {
         assert_eq!(labels, ["10", "20", "50", "100", "200", "500", "1000"]);
         assert!((t[1].0 - 2f64.log10() - 1.0).abs() < 1e-15);
         let (_, _, t) = log_ticks(110.0, 190.0);
-        assert!(
-            t.len() >= 2 && t.iter().all(|(p, _)| (2.0..2.3).contains(p)),
-            "{t:?}"
-        );
+        assert!(t.len() >= 2 && t.iter().all(|(p, _)| (2.0..2.3).contains(p)), "{t:?}");
     }
 
     fn sample_series() -> Vec<(String, Vec<(f64, f64)>)> {
         vec![
-            (
-                "train loss".into(),
-                (0..20)
-                    .map(|e| (e as f64, 100.0 / (1.0 + e as f64)))
-                    .collect(),
-            ),
-            (
-                "val loss".into(),
-                (0..20)
-                    .map(|e| (e as f64, 110.0 / (1.0 + e as f64) + 3.0))
-                    .collect(),
-            ),
+            ("train loss".into(), (0..20).map(|e| (e as f64, 100.0 / (1.0 + e as f64))).collect()),
+            ("val loss".into(), (0..20).map(|e| (e as f64, 110.0 / (1.0 + e as f64) + 3.0)).collect()),
         ]
     }
 
@@ -1588,8 +1210,7 @@ mod tests {
     fn line_plot_draws_each_series_where_its_data_is() {
         let series = sample_series();
         let opts = PlotOptions::default();
-        let (img, axes) =
-            render_line_plot_with_axes("loss", &series, "epoch", "loss", &opts).unwrap();
+        let (img, axes) = render_line_plot_with_axes("loss", &series, "epoch", "loss", &opts).unwrap();
         assert_eq!(img.dimensions(), (960, 600));
         let a = axes.area;
         for (i, (_, pts)) in series.iter().enumerate() {
@@ -1603,11 +1224,7 @@ mod tests {
             // … at the pixel of each data point (a 3-px marker is drawn there).
             for &(x, y) in pts {
                 let (px, py) = axes.to_pixel(x, y).unwrap();
-                assert_eq!(
-                    *img.get_pixel(px.round() as u32, py.round() as u32),
-                    color,
-                    "{x}, {y}"
-                );
+                assert_eq!(*img.get_pixel(px.round() as u32, py.round() as u32), color, "{x}, {y}");
             }
         }
         // The y axis covers the data: 100 (train, epoch 0) and 100/20 = 5 lie inside it.
@@ -1620,46 +1237,20 @@ mod tests {
     fn line_plot_skips_nan_and_fails_cleanly_without_data() {
         let mut series = sample_series();
         series[0].1[5].1 = f64::NAN;
-        series.push((
-            "diverged".into(),
-            vec![(0.0, f64::INFINITY), (1.0, f64::NAN)],
-        ));
+        series.push(("diverged".into(), vec![(0.0, f64::INFINITY), (1.0, f64::NAN)]));
         let opts = PlotOptions::default();
-        assert!(
-            render_line_plot("t", &series, "x", "y", &opts).is_ok(),
-            "NaN points are skipped"
-        );
+        assert!(render_line_plot("t", &series, "x", "y", &opts).is_ok(), "NaN points are skipped");
 
         let err = render_line_plot("t", &[], "x", "y", &opts).unwrap_err();
         assert!(err.to_string().contains("no series"), "{err}");
-        let nan_only = vec![
-            ("a".to_string(), vec![(0.0, f64::NAN)]),
-            ("b".to_string(), vec![]),
-        ];
+        let nan_only = vec![("a".to_string(), vec![(0.0, f64::NAN)]), ("b".to_string(), vec![])];
         let err = render_line_plot("t", &nan_only, "x", "y", &opts).unwrap_err();
-        assert!(
-            err.to_string().contains("no drawable point") || err.to_string().contains("none of"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("no drawable point") || err.to_string().contains("none of"), "{err}");
         // Log-y drops y ≤ 0; a series of only zeros is then undrawable.
-        let log = PlotOptions {
-            log_y: true,
-            ..opts.clone()
-        };
-        assert!(render_line_plot(
-            "t",
-            &[("z".into(), vec![(0.0, 0.0), (1.0, -1.0)])],
-            "x",
-            "y",
-            &log
-        )
-        .is_err());
+        let log = PlotOptions { log_y: true, ..opts.clone() };
+        assert!(render_line_plot("t", &[("z".into(), vec![(0.0, 0.0), (1.0, -1.0)])], "x", "y", &log).is_err());
         assert!(render_line_plot("t", &sample_series(), "x", "y", &log).is_ok());
-        let tiny = PlotOptions {
-            width: 80,
-            height: 60,
-            log_y: false,
-        };
+        let tiny = PlotOptions { width: 80, height: 60, log_y: false };
         assert!(render_line_plot("t", &sample_series(), "x", "y", &tiny).is_err());
     }
 
@@ -1667,16 +1258,10 @@ mod tests {
     fn scatter_writes_a_png_of_the_requested_size_in_class_colours() {
         let dir = scratch("scatter");
         let path = dir.join("s.png");
-        let points: Vec<(f64, f64)> = (0..30)
-            .map(|i| ((i % 10) as f64, (i / 10) as f64))
-            .collect();
+        let points: Vec<(f64, f64)> = (0..30).map(|i| ((i % 10) as f64, (i / 10) as f64)).collect();
         let labels: Vec<usize> = (0..30).map(|i| i / 10).collect();
         let names: Vec<String> = ["zero", "one", "two"].map(String::from).to_vec();
-        let opts = PlotOptions {
-            width: 640,
-            height: 480,
-            log_y: false,
-        };
+        let opts = PlotOptions { width: 640, height: 480, log_y: false };
         save_scatter_plot_with(&path, "t-SNE", &points, &labels, &names, &opts).unwrap();
         let img = image::open(&path).unwrap().into_rgb8();
         assert_eq!(img.dimensions(), (640, 480));

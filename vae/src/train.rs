@@ -111,7 +111,14 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
 
 /// Which quantity of a step is not finite, if any.
 pub fn non_finite_component(s: &StepStats) -> Option<&'static str> {
-    let named = [("loss", Some(s.loss)), ("recon", Some(s.recon)), ("kl", Some(s.kl)), ("mi", s.mi), ("tc", s.tc), ("dwkl", s.dwkl)];
+    let named = [
+        ("loss", Some(s.loss)),
+        ("recon", Some(s.recon)),
+        ("kl", Some(s.kl)),
+        ("mi", s.mi),
+        ("tc", s.tc),
+        ("dwkl", s.dwkl),
+    ];
     named.into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(n, _)| n)
 }
 

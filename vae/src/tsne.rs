@@ -96,18 +96,10 @@ fn squared_distances(x: &[f64], n: usize, d: usize) -> Vec<f64> {
 /// normalisation and keeps the largest term at 1, so nothing underflows to 0/0),
 ///   H = −Σ p_j ln p_j = −Σ p_j (−β(D_ij − D_min) − ln ΣE) = ln ΣE + β·Σ p_j (D_ij − D_min).
 fn row_entropy(dist_row: &[f64], i: usize, beta: f64, p: &mut [f64]) -> f64 {
-    let d_min = dist_row
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != i)
-        .fold(f64::INFINITY, |m, (_, &v)| m.min(v));
+    let d_min = dist_row.iter().enumerate().filter(|&(j, _)| j != i).fold(f64::INFINITY, |m, (_, &v)| m.min(v));
     let mut sum = 0.0;
     for (j, (pj, &dij)) in p.iter_mut().zip(dist_row).enumerate() {
-        *pj = if j == i {
-            0.0
-        } else {
-            (-beta * (dij - d_min)).exp()
-        };
+        *pj = if j == i { 0.0 } else { (-beta * (dij - d_min)).exp() };
         sum += *pj;
     }
     let mut weighted = 0.0;
@@ -147,11 +139,7 @@ fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, f64)
         if diff > 0.0 {
             // Too flat: sharpen.
             lo = beta;
-            beta = if hi.is_finite() {
-                0.5 * (beta + hi)
-            } else {
-                beta * 2.0
-            };
+            beta = if hi.is_finite() { 0.5 * (beta + hi) } else { beta * 2.0 };
         } else {
             hi = beta;
             beta = 0.5 * (beta + lo);
@@ -165,10 +153,8 @@ fn calibrate_row(dist_row: &[f64], i: usize, perplexity: f64) -> (Vec<f64>, f64)
 /// diagonal (as the reference code: keeps ln(p/q) finite). x: [n, d] → P: [n, n].
 fn joint_probabilities(x: &[f64], n: usize, d: usize, perplexity: f64) -> Vec<f64> {
     let dist = squared_distances(x, n, d);
-    let cond: Vec<f64> = (0..n)
-        .into_par_iter()
-        .flat_map_iter(|i| calibrate_row(&dist[i * n..(i + 1) * n], i, perplexity).0)
-        .collect();
+    let cond: Vec<f64> =
+        (0..n).into_par_iter().flat_map_iter(|i| calibrate_row(&dist[i * n..(i + 1) * n], i, perplexity).0).collect();
     let mut p = vec![0.0; n * n];
     p.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
         for (j, pij) in row.iter_mut().enumerate() {
@@ -183,10 +169,8 @@ fn joint_probabilities(x: &[f64], n: usize, d: usize, perplexity: f64) -> Vec<f6
 /// The Student-t weights' normaliser Z = Σ_{i≠j} (1 + ‖y_i − y_j‖²)⁻¹. y: [n, 2].
 /// Per-row sums are collected in order, then added sequentially (reproducible).
 fn student_t_normalizer(y: &[f64], n: usize) -> f64 {
-    let rows: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|i| (0..n).filter(|&j| j != i).map(|j| w(y, i, j)).sum::<f64>())
-        .collect();
+    let rows: Vec<f64> =
+        (0..n).into_par_iter().map(|i| (0..n).filter(|&j| j != i).map(|j| w(y, i, j)).sum::<f64>()).collect();
     rows.iter().sum()
 }
 
@@ -259,54 +243,27 @@ fn gradient(p: &[f64], y: &[f64], n: usize, exaggeration: f64, grad: &mut [f64])
 pub fn tsne<T: Float>(x: &[T], d: usize, opts: &TsneOptions) -> Result<TsneOutput> {
     const OP: &str = "tsne";
     if d == 0 || !x.len().is_multiple_of(d) {
-        return input_err(
-            OP,
-            format!(
-                "x has {} values, not a whole number of rows of d = {d}",
-                x.len()
-            ),
-        );
+        return input_err(OP, format!("x has {} values, not a whole number of rows of d = {d}", x.len()));
     }
     let n = x.len() / d;
     if !(3..=MAX_POINTS).contains(&n) {
-        return input_err(
-            OP,
-            format!(
-                "x has shape [{n}, {d}]; t-SNE here takes 3 to {MAX_POINTS} points (subsample)"
-            ),
-        );
+        return input_err(OP, format!("x has shape [{n}, {d}]; t-SNE here takes 3 to {MAX_POINTS} points (subsample)"));
     }
     if !(opts.perplexity > 0.0 && opts.perplexity < (n - 1) as f64) {
         return input_err(
             OP,
-            format!(
-                "perplexity {} must lie in (0, n − 1) = (0, {}) for x [{n}, {d}]",
-                opts.perplexity,
-                n - 1
-            ),
+            format!("perplexity {} must lie in (0, n − 1) = (0, {}) for x [{n}, {d}]", opts.perplexity, n - 1),
         );
     }
-    let eta = opts
-        .learning_rate
-        .unwrap_or((n as f64 / (4.0 * opts.early_exaggeration)).max(50.0));
+    let eta = opts.learning_rate.unwrap_or((n as f64 / (4.0 * opts.early_exaggeration)).max(50.0));
     if !(eta > 0.0 && eta.is_finite()) {
-        return input_err(
-            OP,
-            format!("learning rate {eta} must be positive and finite"),
-        );
+        return input_err(OP, format!("learning rate {eta} must be positive and finite"));
     }
     let mut xf = Vec::with_capacity(x.len());
     for (idx, v) in x.iter().enumerate() {
         let v = v.to_f64();
         if !v.is_finite() {
-            return input_err(
-                OP,
-                format!(
-                    "x [{n}, {d}] holds {v} at row {}, column {}",
-                    idx / d,
-                    idx % d
-                ),
-            );
+            return input_err(OP, format!("x [{n}, {d}] holds {v} at row {}, column {}", idx / d, idx % d));
         }
         xf.push(v);
     }
@@ -319,27 +276,14 @@ pub fn tsne<T: Float>(x: &[T], d: usize, opts: &TsneOptions) -> Result<TsneOutpu
     let mut gains = vec![1.0; 2 * n];
     let mut grad = vec![0.0; 2 * n];
     for it in 0..opts.iterations {
-        let exaggeration = if it < opts.exaggeration_iters {
-            opts.early_exaggeration
-        } else {
-            1.0
-        };
-        let momentum = if it < opts.momentum_switch {
-            opts.initial_momentum
-        } else {
-            opts.final_momentum
-        };
+        let exaggeration = if it < opts.exaggeration_iters { opts.early_exaggeration } else { 1.0 };
+        let momentum = if it < opts.momentum_switch { opts.initial_momentum } else { opts.final_momentum };
         gradient(&p, &y, n, exaggeration, &mut grad);
         for k in 0..2 * n {
             // The velocity is a running sum of −η·gain·grad. If sign(grad) ≠ sign(velocity),
             // this gradient agrees with the direction of travel: grow the step. If they agree
             // in sign, the gradient flipped (we overshot): shrink it. Floored at 0.01.
-            gains[k] = if (grad[k] > 0.0) != (velocity[k] > 0.0) {
-                gains[k] + 0.2
-            } else {
-                gains[k] * 0.8
-            }
-            .max(0.01);
+            gains[k] = if (grad[k] > 0.0) != (velocity[k] > 0.0) { gains[k] + 0.2 } else { gains[k] * 0.8 }.max(0.01);
             velocity[k] = momentum * velocity[k] - eta * gains[k] * grad[k];
             y[k] += velocity[k];
         }
@@ -380,17 +324,12 @@ mod tests {
         assert_eq!(y.len(), 2 * n);
         // Every point's nearest 2-D neighbour comes from its own cluster.
         for i in 0..n {
-            let nearest = (0..n)
-                .filter(|&j| j != i)
-                .min_by(|&a, &b| w(y, i, b).total_cmp(&w(y, i, a)))
-                .unwrap();
+            let nearest = (0..n).filter(|&j| j != i).min_by(|&a, &b| w(y, i, b).total_cmp(&w(y, i, a))).unwrap();
             assert_eq!(label[nearest], label[i], "point {i}");
         }
         // And clusters are apart: the smallest between-cluster distance exceeds the mean
         // within-cluster distance.
-        let dist = |i: usize, j: usize| {
-            ((y[2 * i] - y[2 * j]).powi(2) + (y[2 * i + 1] - y[2 * j + 1]).powi(2)).sqrt()
-        };
+        let dist = |i: usize, j: usize| ((y[2 * i] - y[2 * j]).powi(2) + (y[2 * i + 1] - y[2 * j + 1]).powi(2)).sqrt();
         let (mut within, mut count, mut between) = (0.0, 0, f64::INFINITY);
         for i in 0..n {
             for j in i + 1..n {
@@ -402,11 +341,7 @@ mod tests {
                 }
             }
         }
-        assert!(
-            between > within / count as f64,
-            "between {between}, within {}",
-            within / count as f64
-        );
+        assert!(between > within / count as f64, "between {between}, within {}", within / count as f64);
         assert!(out.kl.is_finite() && out.kl > 0.0);
     }
 
@@ -420,11 +355,7 @@ mod tests {
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
             // Recompute the perplexity from the returned row by the definition e^{−Σ p ln p}.
             let h: f64 = p.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
-            assert!(
-                (h.exp() - perp).abs() < 1e-3,
-                "target {perp}, got {}",
-                h.exp()
-            );
+            assert!((h.exp() - perp).abs() < 1e-3, "target {perp}, got {}", h.exp());
             // And the row is the Gaussian of that β: p_j / p_k = exp(−β(D_j − D_k)).
             let ratio = p[0] / p[1];
             assert!((ratio.ln() + beta * (dist[0] - dist[1])).abs() < 1e-9);
@@ -462,53 +393,22 @@ mod tests {
             yp[k] += h;
             ym[k] -= h;
             let fd = (kl_divergence(&p, &yp, n) - kl_divergence(&p, &ym, n)) / (2.0 * h);
-            assert!(
-                (fd - grad[k]).abs() < 1e-6,
-                "coordinate {k}: {fd} vs {}",
-                grad[k]
-            );
+            assert!((fd - grad[k]).abs() < 1e-6, "coordinate {k}: {fd} vs {}", grad[k]);
         }
     }
 
     #[test]
     fn same_seed_same_embedding_and_bad_inputs_are_rejected() {
         let (x, _) = clusters(3, 5, 4, 5);
-        let opts = TsneOptions {
-            perplexity: 4.0,
-            iterations: 60,
-            seed: 3,
-            ..Default::default()
-        };
+        let opts = TsneOptions { perplexity: 4.0, iterations: 60, seed: 3, ..Default::default() };
         let a = tsne(&x, 4, &opts).unwrap();
         assert_eq!(a, tsne(&x, 4, &opts).unwrap());
-        assert_ne!(
-            a,
-            tsne(
-                &x,
-                4,
-                &TsneOptions {
-                    seed: 4,
-                    ..opts.clone()
-                }
-            )
-            .unwrap()
-        );
-        let err = tsne(
-            &x,
-            4,
-            &TsneOptions {
-                perplexity: 14.0,
-                ..opts.clone()
-            },
-        )
-        .unwrap_err();
+        assert_ne!(a, tsne(&x, 4, &TsneOptions { seed: 4, ..opts.clone() }).unwrap());
+        let err = tsne(&x, 4, &TsneOptions { perplexity: 14.0, ..opts.clone() }).unwrap_err();
         assert!(err.to_string().contains("[15, 4]"), "{err}");
         assert!(tsne(&x[..7], 4, &opts).is_err(), "ragged rows");
         let mut nan = x.clone();
         nan[9] = f32::NAN;
-        assert!(tsne(&nan, 4, &opts)
-            .unwrap_err()
-            .to_string()
-            .contains("row 2, column 1"));
+        assert!(tsne(&nan, 4, &opts).unwrap_err().to_string().contains("row 2, column 1"));
     }
 }

@@ -16,11 +16,24 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// A small, fast configuration: dense VAE on 300 dSprites images at 16×16.
 fn small_args(dir: &Path) -> Vec<String> {
-    ["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32", "--z-dim", "4", "--threads", "2"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--run-dir".to_string(), dir.display().to_string()])
-        .collect()
+    [
+        "--arch",
+        "dense",
+        "--max-images",
+        "300",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "32",
+        "--z-dim",
+        "4",
+        "--threads",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--run-dir".to_string(), dir.display().to_string()])
+    .collect()
 }
 
 fn model_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -37,7 +50,10 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     assert!(ok.success());
     let ok = train().args(small_args(&b)).args(["--epochs", "1"]).status().unwrap();
     assert!(ok.success());
-    let ok = train().args(["--resume", &b.join("last.safetensors").display().to_string(), "--epochs", "2"]).status().unwrap();
+    let ok = train()
+        .args(["--resume", &b.join("last.safetensors").display().to_string(), "--epochs", "2"])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let (ta, tb) = (model_tensors(&a.join("last.safetensors")), model_tensors(&b.join("last.safetensors")));
     assert_eq!(ta.len(), tb.len());
@@ -54,7 +70,15 @@ fn the_run_folder_holds_config_metrics_checkpoints_and_pictures() {
     let d = temp_dir("folder");
     let ok = train().args(small_args(&d)).args(["--epochs", "1"]).status().unwrap();
     assert!(ok.success());
-    for f in ["config.json", "metrics.csv", "last.safetensors", "best.safetensors", "recon_epoch001.png", "samples_epoch001.png", "loss.png"] {
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "last.safetensors",
+        "best.safetensors",
+        "recon_epoch001.png",
+        "samples_epoch001.png",
+        "loss.png",
+    ] {
         assert!(d.join(f).is_file(), "missing {f}");
     }
     let img = image::open(d.join("recon_epoch001.png")).unwrap();
@@ -63,7 +87,12 @@ fn the_run_folder_holds_config_metrics_checkpoints_and_pictures() {
 
 #[test]
 fn unknown_flag_values_are_clear_errors() {
-    for (flag, value, expect) in [("--arch", "vgg", "--arch"), ("--dataset", "imagenet", "imagenet"), ("--recon", "l1", "--recon"), ("--split", "10:1", "--split")] {
+    for (flag, value, expect) in [
+        ("--arch", "vgg", "--arch"),
+        ("--dataset", "imagenet", "imagenet"),
+        ("--recon", "l1", "--recon"),
+        ("--split", "10:1", "--split"),
+    ] {
         let out = train().args([flag, value, "--run-dir", &temp_dir("bad").display().to_string()]).output().unwrap();
         assert!(!out.status.success(), "{flag} {value} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -73,7 +102,10 @@ fn unknown_flag_values_are_clear_errors() {
 
 #[test]
 fn an_input_size_the_preset_cannot_take_names_the_preset() {
-    let out = train().args(["--arch", "conv", "--dataset", "dsprites", "--image-size", "20", "--max-images", "50"]).output().unwrap();
+    let out = train()
+        .args(["--arch", "conv", "--dataset", "dsprites", "--image-size", "20", "--max-images", "50"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("multiples of 8"), "{err}");

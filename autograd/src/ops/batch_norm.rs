@@ -62,7 +62,8 @@ pub fn batch_norm_eval(
 ) -> Result<Var> {
     let xv = x.value();
     let gv = gamma.map(|g| g.value());
-    let out = batch_norm_eval_forward(&xv, running_mean, running_var, gv.as_ref(), beta.map(|b| b.value()).as_ref(), eps)?;
+    let out =
+        batch_norm_eval_forward(&xv, running_mean, running_var, gv.as_ref(), beta.map(|b| b.value()).as_ref(), eps)?;
     let (rm, rv) = (running_mean.clone(), running_var.clone());
     let need = [x.requires_grad(), gamma.is_some_and(|g| g.requires_grad()), beta.is_some_and(|b| b.requires_grad())];
     let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());

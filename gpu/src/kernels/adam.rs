@@ -7,22 +7,9 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "adam.wgsl",
-    source: include_str!("../../../shaders/adam.wgsl"),
-};
-pub static ADAM: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "adam",
-    inputs: 1,
-    outputs: 3,
-};
-pub static SGD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "sgd",
-    inputs: 1,
-    outputs: 2,
-};
+pub static SHADER: Shader = Shader { name: "adam.wgsl", source: include_str!("../../../shaders/adam.wgsl") };
+pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3 };
+pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2 };
 
 /// Mirrors `struct AdamParams` in adam.wgsl.
 #[repr(C)]
@@ -81,10 +68,7 @@ pub struct AdamState<'a> {
 pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
     const K: &str = "adam";
     if cfg.step == 0 {
-        return Err(invalid(
-            K,
-            "step counts from 1 (bias correction 1 − β^0 would be 0)",
-        ));
+        return Err(invalid(K, "step counts from 1 (bias correction 1 − β^0 would be 0)"));
     }
     let n = s.param.len();
     need(K, "grad", s.grad, n)?;
@@ -138,9 +122,7 @@ pub fn sgd_step(
             need(K, "momentum buffer", b, n)?;
             b
         }
-        None if cfg.momentum != 0.0 => {
-            return Err(invalid(K, "momentum ≠ 0 needs a momentum buffer"))
-        }
+        None if cfg.momentum != 0.0 => return Err(invalid(K, "momentum ≠ 0 needs a momentum buffer")),
         None => {
             // The binding needs a buffer; with momentum 0 the kernel never touches it.
             scratch = ctx.alloc(1)?;

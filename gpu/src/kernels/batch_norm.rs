@@ -7,28 +7,11 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "batch_norm.wgsl",
-    source: include_str!("../../../shaders/batch_norm.wgsl"),
-};
-pub static STATS: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "stats",
-    inputs: 1,
-    outputs: 3,
-};
-pub static NORMALIZE: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "normalize",
-    inputs: 5,
-    outputs: 1,
-};
-pub static BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "backward",
-    inputs: 5,
-    outputs: 3,
-};
+pub static SHADER: Shader =
+    Shader { name: "batch_norm.wgsl", source: include_str!("../../../shaders/batch_norm.wgsl") };
+pub static STATS: KernelDef = KernelDef { shader: &SHADER, entry: "stats", inputs: 1, outputs: 3 };
+pub static NORMALIZE: KernelDef = KernelDef { shader: &SHADER, entry: "normalize", inputs: 5, outputs: 1 };
+pub static BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3 };
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]
@@ -76,15 +59,8 @@ pub struct BatchStats<'a> {
 /// Which statistics normalise: the batch's (training) or the running ones (eval).
 #[derive(Clone, Copy, Debug)]
 pub enum BnStats<'a> {
-    Batch {
-        mean: &'a GpuBuffer,
-        inv_std: &'a GpuBuffer,
-    },
-    Running {
-        mean: &'a GpuBuffer,
-        var: &'a GpuBuffer,
-        eps: f32,
-    },
+    Batch { mean: &'a GpuBuffer, inv_std: &'a GpuBuffer },
+    Running { mean: &'a GpuBuffer, var: &'a GpuBuffer, eps: f32 },
 }
 
 impl<'a> BnStats<'a> {
@@ -104,12 +80,7 @@ pub struct Affine<'a> {
     pub beta: Option<&'a GpuBuffer>,
 }
 
-fn check(
-    kernel: &'static str,
-    d: BnDims,
-    x: &GpuBuffer,
-    per_channel: &[(&str, Option<&GpuBuffer>)],
-) -> Result<()> {
+fn check(kernel: &'static str, d: BnDims, x: &GpuBuffer, per_channel: &[(&str, Option<&GpuBuffer>)]) -> Result<()> {
     need(kernel, "x", x, d.len())?;
     if d.len() > u32::MAX as usize {
         return Err(invalid(kernel, format!("{d:?} exceeds u32 indexing")));
@@ -127,64 +98,25 @@ fn check(
 pub fn stats(ctx: &Context, d: BnDims, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
     const K: &str = "batch_norm_stats";
     if d.m() < 2 {
-        return Err(invalid(
-            K,
-            format!(
-                "needs at least 2 values per channel, got N·S = {} ({d:?})",
-                d.m()
-            ),
-        ));
+        return Err(invalid(K, format!("needs at least 2 values per channel, got N·S = {} ({d:?})", d.m())));
     }
     check(
         K,
         d,
         x,
-        &[
-            ("mean", Some(out.mean)),
-            ("inv_std", Some(out.inv_std)),
-            ("var_unbiased", Some(out.var_unbiased)),
-        ],
+        &[("mean", Some(out.mean)), ("inv_std", Some(out.inv_std)), ("var_unbiased", Some(out.var_unbiased))],
     )?;
-    let p = Params {
-        n: d.n as u32,
-        c: d.c as u32,
-        s: d.s as u32,
-        eps,
-        ..Default::default()
-    };
+    let p = Params { n: d.n as u32, c: d.c as u32, s: d.s as u32, eps, ..Default::default() };
     let grid = ctx.grid_1d(K, d.c as u64)?;
-    ctx.dispatch(
-        &STATS,
-        &p,
-        &[x],
-        &[out.mean, out.inv_std, out.var_unbiased],
-        grid,
-    )
+    ctx.dispatch(&STATS, &p, &[x], &[out.mean, out.inv_std, out.var_unbiased], grid)
 }
 
 /// y = (x − mean)·inv_std·γ + β per channel.
 // x: [N, C, S]; stats, gamma, beta: [C] → y: [N, C, S]
-pub fn normalize(
-    ctx: &Context,
-    d: BnDims,
-    x: &GpuBuffer,
-    stats: BnStats,
-    affine: Affine,
-    y: &GpuBuffer,
-) -> Result<()> {
+pub fn normalize(ctx: &Context, d: BnDims, x: &GpuBuffer, stats: BnStats, affine: Affine, y: &GpuBuffer) -> Result<()> {
     const K: &str = "batch_norm_normalize";
     let (mean, stat, stat_is_var, eps) = stats.parts();
-    check(
-        K,
-        d,
-        x,
-        &[
-            ("mean", Some(mean)),
-            ("stat", Some(stat)),
-            ("gamma", affine.gamma),
-            ("beta", affine.beta),
-        ],
-    )?;
+    check(K, d, x, &[("mean", Some(mean)), ("stat", Some(stat)), ("gamma", affine.gamma), ("beta", affine.beta)])?;
     need(K, "y", y, d.len())?;
     let p = Params {
         n: d.n as u32,
@@ -201,13 +133,7 @@ pub fn normalize(
     ctx.dispatch(
         &NORMALIZE,
         &p,
-        &[
-            x,
-            mean,
-            stat,
-            affine.gamma.unwrap_or(mean),
-            affine.beta.unwrap_or(mean),
-        ],
+        &[x, mean, stat, affine.gamma.unwrap_or(mean), affine.beta.unwrap_or(mean)],
         &[y],
         grid,
     )
@@ -256,13 +182,7 @@ pub fn backward(ctx: &Context, d: BnDims, a: &BackwardArgs) -> Result<()> {
         training: matches!(a.stats, BnStats::Batch { .. }) as u32,
     };
     let grid = ctx.grid_1d(K, d.c as u64)?;
-    ctx.dispatch(
-        &BACKWARD,
-        &p,
-        &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)],
-        &[a.dx, a.dgamma, a.dbeta],
-        grid,
-    )
+    ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)], &[a.dx, a.dgamma, a.dbeta], grid)
 }
 
 #[cfg(test)]
@@ -272,9 +192,6 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 }

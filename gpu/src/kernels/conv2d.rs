@@ -7,34 +7,11 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "conv2d.wgsl",
-    source: include_str!("../../../shaders/conv2d.wgsl"),
-};
-pub static FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "forward",
-    inputs: 3,
-    outputs: 1,
-};
-pub static BACKWARD_DATA: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "backward_data",
-    inputs: 3,
-    outputs: 1,
-};
-pub static BACKWARD_WEIGHT: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "backward_weight",
-    inputs: 3,
-    outputs: 1,
-};
-pub static BACKWARD_BIAS: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "backward_bias",
-    inputs: 1,
-    outputs: 1,
-};
+pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
+pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
+pub static BACKWARD_WEIGHT: KernelDef = KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1 };
+pub static BACKWARD_BIAS: KernelDef = KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1 };
 
 /// Side of the square output tile one workgroup computes.
 const TILE: u64 = 64;
@@ -108,20 +85,7 @@ impl Conv2dGeometry {
         };
         let oh = out(h, kh, stride[0], padding[0], dilation[0])?;
         let ow = out(w, kw, stride[1], padding[1], dilation[1])?;
-        Some(Conv2dGeometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            oh,
-            ow,
-            kh,
-            kw,
-            stride,
-            padding,
-            dilation,
-        })
+        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh, ow, kh, kw, stride, padding, dilation })
     }
 
     /// conv_transpose2d of x [batch, c_in, h, w] with a [c_in, c_out, kh, kw] weight:
@@ -148,35 +112,14 @@ impl Conv2dGeometry {
         };
         let oh = out(h, kh, stride[0], padding[0], dilation[0], output_padding[0])?;
         let ow = out(w, kw, stride[1], padding[1], dilation[1], output_padding[1])?;
-        Some(Conv2dGeometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            oh,
-            ow,
-            kh,
-            kw,
-            stride,
-            padding,
-            dilation,
-        })
+        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh, ow, kh, kw, stride, padding, dilation })
     }
 
     /// The same convolution seen from the other side: (c_in, h, w) ↔ (c_out, oh, ow). For a
     /// conv_transpose2d geometry this is the conv2d whose backward-data is the transpose's
     /// forward; its [C_in_T, C_out_T, kH, kW] weight is read as [c_out, c_in, kH, kW].
     pub fn transposed(&self) -> Self {
-        Conv2dGeometry {
-            c_in: self.c_out,
-            h: self.oh,
-            w: self.ow,
-            c_out: self.c_in,
-            oh: self.h,
-            ow: self.w,
-            ..*self
-        }
+        Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
     }
 
     pub fn x_len(&self) -> usize {
@@ -222,10 +165,7 @@ impl Conv2dGeometry {
 
     fn check(&self, kernel: &'static str) -> Result<()> {
         if self.stride.contains(&0) || self.dilation.contains(&0) || self.kh == 0 || self.kw == 0 {
-            return Err(invalid(
-                kernel,
-                format!("zero stride, dilation or kernel size in {self:?}"),
-            ));
+            return Err(invalid(kernel, format!("zero stride, dilation or kernel size in {self:?}")));
         }
         let biggest = [
             self.x_len(),
@@ -257,10 +197,7 @@ fn gemm(
     mode: Output,
 ) -> Result<()> {
     let p = g.params(bias.is_some(), mode);
-    let grid = ctx.grid_3d(
-        k.entry,
-        [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), 1],
-    )?;
+    let grid = ctx.grid_3d(k.entry, [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), 1])?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(k, &p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
 }
@@ -283,17 +220,7 @@ pub fn forward(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_out)?;
     }
-    gemm(
-        ctx,
-        &FORWARD,
-        g,
-        [g.c_out, g.batch * g.oh * g.ow],
-        x,
-        weight,
-        bias,
-        y,
-        Output::Overwrite,
-    )
+    gemm(ctx, &FORWARD, g, [g.c_out, g.batch * g.oh * g.ow], x, weight, bias, y, Output::Overwrite)
 }
 
 /// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
@@ -311,17 +238,7 @@ pub fn forward_accumulate(
     need(K, "x", x, g.x_len())?;
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
-    gemm(
-        ctx,
-        &FORWARD,
-        g,
-        [g.c_out, g.batch * g.oh * g.ow],
-        x,
-        weight,
-        None,
-        y,
-        Output::Accumulate,
-    )
+    gemm(ctx, &FORWARD, g, [g.c_out, g.batch * g.oh * g.ow], x, weight, None, y, Output::Accumulate)
 }
 
 /// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias[ci],
@@ -344,17 +261,7 @@ pub fn backward_data_with_bias(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_in)?;
     }
-    gemm(
-        ctx,
-        &BACKWARD_DATA,
-        g,
-        [g.c_in, g.batch * g.h * g.w],
-        dy,
-        weight,
-        bias,
-        dx,
-        mode,
-    )
+    gemm(ctx, &BACKWARD_DATA, g, [g.c_in, g.batch * g.h * g.w], dy, weight, bias, dx, mode)
 }
 
 /// dx (+)= ∂L/∂x = col2im(Wᵀ·dy), computed in gather form.
@@ -385,28 +292,12 @@ pub fn backward_weight(
     need(K, "dy", dy, g.y_len())?;
     need(K, "x", x, g.x_len())?;
     need(K, "dw", dw, g.weight_len())?;
-    gemm(
-        ctx,
-        &BACKWARD_WEIGHT,
-        g,
-        [g.c_out, g.c_in * g.kh * g.kw],
-        dy,
-        x,
-        None,
-        dw,
-        mode,
-    )
+    gemm(ctx, &BACKWARD_WEIGHT, g, [g.c_out, g.c_in * g.kh * g.kw], dy, x, None, dw, mode)
 }
 
 /// db[co] (+)= Σ_{n, oy, ox} dy[n, co, oy, ox].
 // dy: [N, C_out, OH, OW] → db: [C_out]
-pub fn backward_bias(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    dy: &GpuBuffer,
-    db: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
+pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
     const K: &str = "conv2d_backward_bias";
     g.check(K)?;
     need(K, "dy", dy, g.y_len())?;
@@ -423,28 +314,14 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 
     #[test]
     fn geometry_output_sizes_follow_pytorch() {
         let g = Conv2dGeometry::conv2d(2, 3, [7, 9], 4, [3, 3], [2, 1], [1, 0], [1, 2]).unwrap();
         assert_eq!((g.oh, g.ow), (4, 5));
-        let t = Conv2dGeometry::conv_transpose2d(
-            2,
-            3,
-            [4, 5],
-            4,
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            [1, 0],
-        )
-        .unwrap();
+        let t = Conv2dGeometry::conv_transpose2d(2, 3, [4, 5], 4, [3, 3], [2, 2], [1, 1], [1, 1], [1, 0]).unwrap();
         assert_eq!((t.oh, t.ow), (8, 9));
         assert!(Conv2dGeometry::conv2d(1, 1, [2, 2], 1, [5, 5], [1, 1], [0, 0], [1, 1]).is_none());
     }

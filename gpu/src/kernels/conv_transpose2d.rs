@@ -59,12 +59,6 @@ pub fn backward_weight(
 }
 
 // dy: [N, C_out, OH, OW] → db: [C_out]
-pub fn backward_bias(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    dy: &GpuBuffer,
-    db: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
+pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
     conv2d::backward_bias(ctx, g, dy, db, mode)
 }

@@ -7,34 +7,12 @@ use crate::error::{invalid, Result};
 use crate::kernels::WG;
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "elementwise.wgsl",
-    source: include_str!("../../../shaders/elementwise.wgsl"),
-};
-pub static UNARY: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "unary",
-    inputs: 1,
-    outputs: 1,
-};
-pub static BINARY: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "binary",
-    inputs: 2,
-    outputs: 1,
-};
-pub static WHERE: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "where_select",
-    inputs: 3,
-    outputs: 1,
-};
-pub static FILL: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "fill",
-    inputs: 0,
-    outputs: 1,
-};
+pub static SHADER: Shader =
+    Shader { name: "elementwise.wgsl", source: include_str!("../../../shaders/elementwise.wgsl") };
+pub static UNARY: KernelDef = KernelDef { shader: &SHADER, entry: "unary", inputs: 1, outputs: 1 };
+pub static BINARY: KernelDef = KernelDef { shader: &SHADER, entry: "binary", inputs: 2, outputs: 1 };
+pub static WHERE: KernelDef = KernelDef { shader: &SHADER, entry: "where_select", inputs: 3, outputs: 1 };
+pub static FILL: KernelDef = KernelDef { shader: &SHADER, entry: "fill", inputs: 0, outputs: 1 };
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;
@@ -184,11 +162,7 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// The whole buffer as a dense row-major array of `shape`.
     pub fn dense(buf: &'a GpuBuffer, shape: &[usize]) -> Self {
-        View {
-            buf,
-            strides: contiguous_strides(shape),
-            offset: 0,
-        }
+        View { buf, strides: contiguous_strides(shape), offset: 0 }
     }
 
     /// A dense array of shape `from` read at the broadcast shape `to` (NumPy rule: align the
@@ -197,29 +171,14 @@ impl<'a> View<'a> {
     pub fn broadcast(buf: &'a GpuBuffer, from: &[usize], to: &[usize]) -> Self {
         let dense = contiguous_strides(from);
         let lead = to.len() - from.len();
-        let strides = (0..to.len())
-            .map(|d| {
-                if d < lead || from[d - lead] == 1 {
-                    0
-                } else {
-                    dense[d - lead]
-                }
-            })
-            .collect();
-        View {
-            buf,
-            strides,
-            offset: 0,
-        }
+        let strides =
+            (0..to.len()).map(|d| if d < lead || from[d - lead] == 1 { 0 } else { dense[d - lead] }).collect();
+        View { buf, strides, offset: 0 }
     }
 
     /// Any strided view (a permuted, narrowed or expanded tensor layout).
     pub fn strided(buf: &'a GpuBuffer, strides: &[usize], offset: usize) -> Self {
-        View {
-            buf,
-            strides: strides.to_vec(),
-            offset,
-        }
+        View { buf, strides: strides.to_vec(), offset }
     }
 
     /// One past the largest element index this view touches at `shape` (0 for an empty shape).
@@ -227,13 +186,7 @@ impl<'a> View<'a> {
         if shape.contains(&0) {
             return 0;
         }
-        self.offset
-            + shape
-                .iter()
-                .zip(&self.strides)
-                .map(|(&n, &s)| (n - 1) * s)
-                .sum::<usize>()
-            + 1
+        self.offset + shape.iter().zip(&self.strides).map(|(&n, &s)| (n - 1) * s).sum::<usize>() + 1
     }
 }
 
@@ -257,10 +210,7 @@ pub fn coalesce(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<u
             continue;
         }
         let mergeable = !out_shape.is_empty()
-            && strides
-                .iter()
-                .zip(&out_strides)
-                .all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
+            && strides.iter().zip(&out_strides).all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
         if mergeable {
             *out_shape.last_mut().unwrap() *= shape[d];
             for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
@@ -286,12 +236,7 @@ fn pack(v: &[usize]) -> [u32; 8] {
 
 /// Builds Params for views o, a, b, c (absent operands reuse o's layout) at `shape`, after
 /// checking ranks, extents and the element count.
-fn params(
-    kernel: &'static str,
-    code: (u32, f32, f32),
-    shape: &[usize],
-    views: [Option<&View>; 4],
-) -> Result<Params> {
+fn params(kernel: &'static str, code: (u32, f32, f32), shape: &[usize], views: [Option<&View>; 4]) -> Result<Params> {
     let n: usize = shape.iter().product();
     if n > u32::MAX as usize {
         return Err(invalid(kernel, format!("{n} elements exceed u32 indexing")));
@@ -301,11 +246,7 @@ fn params(
             if v.strides.len() != shape.len() {
                 return Err(invalid(
                     kernel,
-                    format!(
-                        "{name} has {} strides for a rank-{} shape {shape:?}",
-                        v.strides.len(),
-                        shape.len()
-                    ),
+                    format!("{name} has {} strides for a rank-{} shape {shape:?}", v.strides.len(), shape.len()),
                 ));
             }
             crate::kernels::need(kernel, name, v.buf, v.extent(shape))?;
@@ -318,11 +259,13 @@ fn params(
     if cshape.len() > MAX_RANK {
         return Err(invalid(
             kernel,
-            format!("shape {shape:?} needs rank {} after merging contiguous axes; the kernel takes ≤ {MAX_RANK}", cshape.len()),
+            format!(
+                "shape {shape:?} needs rank {} after merging contiguous axes; the kernel takes ≤ {MAX_RANK}",
+                cshape.len()
+            ),
         ));
     }
-    let contiguous =
-        cshape.len() <= 1 && cstrides.iter().all(|s| s.first().is_none_or(|&x| x == 1));
+    let contiguous = cshape.len() <= 1 && cstrides.iter().all(|s| s.first().is_none_or(|&x| x == 1));
     Ok(Params {
         n: n as u32,
         op: code.0,
@@ -331,12 +274,7 @@ fn params(
         alpha: code.1,
         beta: code.2,
         _pad: [0; 2],
-        offsets: [
-            all[0].offset as u32,
-            all[1].offset as u32,
-            all[2].offset as u32,
-            all[3].offset as u32,
-        ],
+        offsets: [all[0].offset as u32, all[1].offset as u32, all[2].offset as u32, all[3].offset as u32],
         shape: pack(&cshape),
         o_strides: pack(&cstrides[0]),
         a_strides: pack(&cstrides[1]),
@@ -345,13 +283,7 @@ fn params(
     })
 }
 
-fn launch(
-    ctx: &Context,
-    k: &KernelDef,
-    p: &Params,
-    inputs: &[&GpuBuffer],
-    out: &GpuBuffer,
-) -> Result<()> {
+fn launch(ctx: &Context, k: &KernelDef, p: &Params, inputs: &[&GpuBuffer], out: &GpuBuffer) -> Result<()> {
     let grid = ctx.grid_1d(k.entry, (p.n as u64).div_ceil(WG))?;
     ctx.dispatch(k, p, inputs, &[out], grid)
 }
@@ -359,13 +291,7 @@ fn launch(
 /// out[i] = op(x[i]) for dense buffers: n = x.len(), out holds at least n.
 pub fn unary(ctx: &Context, op: UnaryOp, x: &GpuBuffer, out: &GpuBuffer) -> Result<()> {
     let shape = [x.len()];
-    map(
-        ctx,
-        op,
-        &View::dense(x, &shape),
-        &View::dense(out, &shape),
-        &shape,
-    )
+    map(ctx, op, &View::dense(x, &shape), &View::dense(out, &shape), &shape)
 }
 
 /// out = op(x) over `shape`, both strided: with [`UnaryOp::Identity`] this is the strided
@@ -383,52 +309,23 @@ pub fn copy_strided(ctx: &Context, src: &View, dst: &View, shape: &[usize]) -> R
 
 /// out = op(a, b) at the broadcast shape `shape`, written dense row-major into `out`.
 // a, b: views at `shape` (stride 0 on broadcast axes) → out: [Π shape]
-pub fn binary(
-    ctx: &Context,
-    op: BinaryOp,
-    a: &View,
-    b: &View,
-    out: &GpuBuffer,
-    shape: &[usize],
-) -> Result<()> {
+pub fn binary(ctx: &Context, op: BinaryOp, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
     let o = View::dense(out, shape);
-    let p = params(
-        "binary",
-        op.code(),
-        shape,
-        [Some(&o), Some(a), Some(b), None],
-    )?;
+    let p = params("binary", op.code(), shape, [Some(&o), Some(a), Some(b), None])?;
     launch(ctx, &BINARY, &p, &[a.buf, b.buf], out)
 }
 
 /// out = cond ≠ 0 ? a : b at `shape`, written dense.
 // cond, a, b: views at `shape` → out: [Π shape]
-pub fn where_select(
-    ctx: &Context,
-    cond: &View,
-    a: &View,
-    b: &View,
-    out: &GpuBuffer,
-    shape: &[usize],
-) -> Result<()> {
+pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
     let o = View::dense(out, shape);
-    let p = params(
-        "where_select",
-        (0, 0.0, 0.0),
-        shape,
-        [Some(&o), Some(a), Some(b), Some(cond)],
-    )?;
+    let p = params("where_select", (0, 0.0, 0.0), shape, [Some(&o), Some(a), Some(b), Some(cond)])?;
     launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out)
 }
 
 /// Sets all `buf.len()` elements to `value`.
 pub fn fill(ctx: &Context, buf: &GpuBuffer, value: f32) -> Result<()> {
-    let p = Params {
-        n: buf.len() as u32,
-        alpha: value,
-        contiguous: 1,
-        ..Default::default()
-    };
+    let p = Params { n: buf.len() as u32, alpha: value, contiguous: 1, ..Default::default() };
     launch(ctx, &FILL, &p, &[], buf)
 }
 
@@ -439,10 +336,7 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 
     #[test]

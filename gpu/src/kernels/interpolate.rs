@@ -7,34 +7,15 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "interpolate.wgsl",
-    source: include_str!("../../../shaders/interpolate.wgsl"),
-};
-pub static NEAREST_FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "nearest_forward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static NEAREST_BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "nearest_backward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static BILINEAR_FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "bilinear_forward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static BILINEAR_BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "bilinear_backward",
-    inputs: 1,
-    outputs: 1,
-};
+pub static SHADER: Shader =
+    Shader { name: "interpolate.wgsl", source: include_str!("../../../shaders/interpolate.wgsl") };
+pub static NEAREST_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "nearest_forward", inputs: 1, outputs: 1 };
+pub static NEAREST_BACKWARD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "nearest_backward", inputs: 1, outputs: 1 };
+pub static BILINEAR_FORWARD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "bilinear_forward", inputs: 1, outputs: 1 };
+pub static BILINEAR_BACKWARD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "bilinear_backward", inputs: 1, outputs: 1 };
 
 /// Mirrors `struct Params` in interpolate.wgsl.
 #[repr(C)]
@@ -76,10 +57,7 @@ impl UpsampleDims {
 
     fn params(&self, kernel: &'static str) -> Result<Params> {
         if self.scale.contains(&0) {
-            return Err(invalid(
-                kernel,
-                format!("scale factors must be ≥ 1, got {:?}", self.scale),
-            ));
+            return Err(invalid(kernel, format!("scale factors must be ≥ 1, got {:?}", self.scale)));
         }
         if self.y_len() > u32::MAX as usize {
             return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
@@ -96,13 +74,7 @@ impl UpsampleDims {
 }
 
 // x: [P, H, W] → y: [P, H·sh, W·sw]
-pub fn forward(
-    ctx: &Context,
-    mode: Mode,
-    d: UpsampleDims,
-    x: &GpuBuffer,
-    y: &GpuBuffer,
-) -> Result<()> {
+pub fn forward(ctx: &Context, mode: Mode, d: UpsampleDims, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "upsample_forward";
     let p = d.params(K)?;
     need(K, "x", x, d.x_len())?;
@@ -117,13 +89,7 @@ pub fn forward(
 
 /// dx = the adjoint of [`forward`] applied to dy (gather form, race-free).
 // dy: [P, H·sh, W·sw] → dx: [P, H, W]
-pub fn backward(
-    ctx: &Context,
-    mode: Mode,
-    d: UpsampleDims,
-    dy: &GpuBuffer,
-    dx: &GpuBuffer,
-) -> Result<()> {
+pub fn backward(ctx: &Context, mode: Mode, d: UpsampleDims, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "upsample_backward";
     let p = d.params(K)?;
     need(K, "dy", dy, d.y_len())?;
@@ -143,9 +109,6 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 }

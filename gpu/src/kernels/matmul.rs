@@ -7,16 +7,8 @@ use crate::error::{invalid, Result};
 use crate::kernels::need;
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "matmul.wgsl",
-    source: include_str!("../../../shaders/matmul.wgsl"),
-};
-pub static MATMUL: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "matmul",
-    inputs: 2,
-    outputs: 1,
-};
+pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("../../../shaders/matmul.wgsl") };
+pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1 };
 
 /// Side of the square C tile one workgroup computes.
 pub const TILE: usize = 64;
@@ -55,41 +47,24 @@ pub struct MatView<'a> {
 impl<'a> MatView<'a> {
     /// A dense row-major batch of [rows, cols] matrices.
     pub fn row_major(buf: &'a GpuBuffer, rows: usize, cols: usize) -> Self {
-        MatView {
-            buf,
-            offset: 0,
-            batch_stride: rows * cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatView { buf, offset: 0, batch_stride: rows * cols, row_stride: cols, col_stride: 1 }
     }
 
     /// The transposed view (no data moves).
     pub fn t(self) -> Self {
-        MatView {
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
+        MatView { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 
     /// The same matrix for every batch entry.
     pub fn broadcast_batch(self) -> Self {
-        MatView {
-            batch_stride: 0,
-            ..self
-        }
+        MatView { batch_stride: 0, ..self }
     }
 
     fn extent(&self, batch: usize, rows: usize, cols: usize) -> usize {
         if batch == 0 || rows == 0 || cols == 0 {
             return 0;
         }
-        self.offset
-            + (batch - 1) * self.batch_stride
-            + (rows - 1) * self.row_stride
-            + (cols - 1) * self.col_stride
-            + 1
+        self.offset + (batch - 1) * self.batch_stride + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
     }
 }
 
@@ -110,42 +85,15 @@ pub struct MatmulArgs<'a> {
 // a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     const K: &str = "matmul";
-    let MatmulArgs {
-        a,
-        b,
-        c,
-        batch,
-        m,
-        n,
-        k,
-        accumulate,
-    } = *args;
+    let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
     need(K, "A", a.buf, a.extent(batch, m, k))?;
     need(K, "B", b.buf, b.extent(batch, k, n))?;
     need(K, "C", c, batch * m * n)?;
     let fits = |v: usize| v <= u32::MAX as usize;
-    if ![
-        batch * m * n,
-        a.extent(batch, m, k),
-        b.extent(batch, k, n),
-        k,
-    ]
-    .iter()
-    .all(|&v| fits(v))
-    {
-        return Err(invalid(
-            K,
-            format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing"),
-        ));
+    if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
+        return Err(invalid(K, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
     }
-    let grid = ctx.grid_3d(
-        K,
-        [
-            n.div_ceil(TILE) as u64,
-            m.div_ceil(TILE) as u64,
-            batch as u64,
-        ],
-    )?;
+    let grid = ctx.grid_3d(K, [n.div_ceil(TILE) as u64, m.div_ceil(TILE) as u64, batch as u64])?;
     let p = Params {
         m: m as u32,
         n: n as u32,
@@ -172,9 +120,6 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 }

@@ -28,13 +28,7 @@ pub enum Output {
 /// Checks that `buf` holds at least `need` elements.
 pub(crate) fn need(kernel: &'static str, what: &str, buf: &GpuBuffer, need: usize) -> Result<()> {
     if buf.len() < need {
-        return Err(invalid(
-            kernel,
-            format!(
-                "{what} needs {need} elements, its buffer holds {}",
-                buf.len()
-            ),
-        ));
+        return Err(invalid(kernel, format!("{what} needs {need} elements, its buffer holds {}", buf.len())));
     }
     Ok(())
 }
@@ -47,14 +41,10 @@ pub(crate) mod wgsl_check {
 
     /// Parses and validates `src`, panicking with naga's message on error.
     pub fn module(name: &str, src: &str) -> naga::Module {
-        let module = naga::front::wgsl::parse_str(src)
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
         module
     }
 

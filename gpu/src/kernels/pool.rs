@@ -7,46 +7,13 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "pool.wgsl",
-    source: include_str!("../../../shaders/pool.wgsl"),
-};
-pub static MAX_FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "max_forward",
-    inputs: 1,
-    outputs: 2,
-};
-pub static MAX_BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "max_backward",
-    inputs: 2,
-    outputs: 1,
-};
-pub static AVG_FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "avg_forward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static AVG_BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "avg_backward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static GLOBAL_FORWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "global_forward",
-    inputs: 1,
-    outputs: 1,
-};
-pub static GLOBAL_BACKWARD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "global_backward",
-    inputs: 1,
-    outputs: 1,
-};
+pub static SHADER: Shader = Shader { name: "pool.wgsl", source: include_str!("../../../shaders/pool.wgsl") };
+pub static MAX_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "max_forward", inputs: 1, outputs: 2 };
+pub static MAX_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "max_backward", inputs: 2, outputs: 1 };
+pub static AVG_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_forward", inputs: 1, outputs: 1 };
+pub static AVG_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_backward", inputs: 1, outputs: 1 };
+pub static GLOBAL_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_forward", inputs: 1, outputs: 1 };
+pub static GLOBAL_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_backward", inputs: 1, outputs: 1 };
 
 /// Mirrors `struct Params` in pool.wgsl.
 #[repr(C)]
@@ -95,16 +62,7 @@ impl Pool2dGeom {
         };
         let oh = out(h, kernel[0], stride[0], padding[0])?;
         let ow = out(w, kernel[1], stride[1], padding[1])?;
-        Some(Pool2dGeom {
-            planes,
-            h,
-            w,
-            oh,
-            ow,
-            kernel,
-            stride,
-            padding,
-        })
+        Some(Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding })
     }
 
     pub fn x_len(&self) -> usize {
@@ -117,10 +75,7 @@ impl Pool2dGeom {
 
     fn params(&self, kernel: &'static str) -> Result<Params> {
         if self.kernel.contains(&0) || self.stride.contains(&0) {
-            return Err(invalid(
-                kernel,
-                format!("zero kernel or stride in {self:?}"),
-            ));
+            return Err(invalid(kernel, format!("zero kernel or stride in {self:?}")));
         }
         if self.x_len().max(self.y_len()) > u32::MAX as usize {
             return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
@@ -149,48 +104,24 @@ fn grid(ctx: &Context, kernel: &'static str, invocations: usize) -> Result<[u32;
 /// y = window max; `indices` (u32, read back with `Context::read_u32`) = plane-relative
 /// flat index iy·W + ix of each maximum.
 // x: [P, H, W] → y: [P, OH, OW], indices: [P, OH, OW] (u32)
-pub fn max_forward(
-    ctx: &Context,
-    g: &Pool2dGeom,
-    x: &GpuBuffer,
-    y: &GpuBuffer,
-    indices: &GpuBuffer,
-) -> Result<()> {
+pub fn max_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer, indices: &GpuBuffer) -> Result<()> {
     const K: &str = "max_pool2d_forward";
     let p = g.params(K)?;
     need(K, "x", x, g.x_len())?;
     need(K, "y", y, g.y_len())?;
     need(K, "indices", indices, g.y_len())?;
-    ctx.dispatch(
-        &MAX_FORWARD,
-        &p,
-        &[x],
-        &[y, indices],
-        grid(ctx, K, g.y_len())?,
-    )
+    ctx.dispatch(&MAX_FORWARD, &p, &[x], &[y, indices], grid(ctx, K, g.y_len())?)
 }
 
 /// dx[i] = Σ of dy over the outputs whose argmax is i.
 // dy: [P, OH, OW], indices: [P, OH, OW] (u32) → dx: [P, H, W]
-pub fn max_backward(
-    ctx: &Context,
-    g: &Pool2dGeom,
-    dy: &GpuBuffer,
-    indices: &GpuBuffer,
-    dx: &GpuBuffer,
-) -> Result<()> {
+pub fn max_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, indices: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "max_pool2d_backward";
     let p = g.params(K)?;
     need(K, "dy", dy, g.y_len())?;
     need(K, "indices", indices, g.y_len())?;
     need(K, "dx", dx, g.x_len())?;
-    ctx.dispatch(
-        &MAX_BACKWARD,
-        &p,
-        &[dy, indices],
-        &[dx],
-        grid(ctx, K, g.x_len())?,
-    )
+    ctx.dispatch(&MAX_BACKWARD, &p, &[dy, indices], &[dx], grid(ctx, K, g.x_len())?)
 }
 
 // x: [P, H, W] → y: [P, OH, OW]
@@ -216,60 +147,28 @@ fn global_params(kernel: &'static str, planes: usize, plane: usize) -> Result<Pa
         return Err(invalid(kernel, "empty planes"));
     }
     if planes * plane > u32::MAX as usize {
-        return Err(invalid(
-            kernel,
-            format!("{planes} planes of {plane} exceed u32 indexing"),
-        ));
+        return Err(invalid(kernel, format!("{planes} planes of {plane} exceed u32 indexing")));
     }
-    Ok(Params {
-        planes: planes as u32,
-        h: 1,
-        w: plane as u32,
-        ..Default::default()
-    })
+    Ok(Params { planes: planes as u32, h: 1, w: plane as u32, ..Default::default() })
 }
 
 /// y[p] = mean of plane p.
 // x: [P, plane] → y: [P]
-pub fn global_avg_forward(
-    ctx: &Context,
-    planes: usize,
-    plane: usize,
-    x: &GpuBuffer,
-    y: &GpuBuffer,
-) -> Result<()> {
+pub fn global_avg_forward(ctx: &Context, planes: usize, plane: usize, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_forward";
     let p = global_params(K, planes, plane)?;
     need(K, "x", x, planes * plane)?;
     need(K, "y", y, planes)?;
-    ctx.dispatch(
-        &GLOBAL_FORWARD,
-        &p,
-        &[x],
-        &[y],
-        ctx.grid_1d(K, planes as u64)?,
-    )
+    ctx.dispatch(&GLOBAL_FORWARD, &p, &[x], &[y], ctx.grid_1d(K, planes as u64)?)
 }
 
 // dy: [P] → dx: [P, plane]
-pub fn global_avg_backward(
-    ctx: &Context,
-    planes: usize,
-    plane: usize,
-    dy: &GpuBuffer,
-    dx: &GpuBuffer,
-) -> Result<()> {
+pub fn global_avg_backward(ctx: &Context, planes: usize, plane: usize, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_backward";
     let p = global_params(K, planes, plane)?;
     need(K, "dy", dy, planes)?;
     need(K, "dx", dx, planes * plane)?;
-    ctx.dispatch(
-        &GLOBAL_BACKWARD,
-        &p,
-        &[dy],
-        &[dx],
-        grid(ctx, K, planes * plane)?,
-    )
+    ctx.dispatch(&GLOBAL_BACKWARD, &p, &[dy], &[dx], grid(ctx, K, planes * plane)?)
 }
 
 #[cfg(test)]
@@ -279,9 +178,6 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 }

@@ -7,22 +7,10 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
-pub static SHADER: Shader = Shader {
-    name: "reduce.wgsl",
-    source: include_str!("../../../shaders/reduce.wgsl"),
-};
-pub static PER_THREAD: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "reduce_per_thread",
-    inputs: 1,
-    outputs: 1,
-};
-pub static PER_WORKGROUP: KernelDef = KernelDef {
-    shader: &SHADER,
-    entry: "reduce_per_workgroup",
-    inputs: 1,
-    outputs: 1,
-};
+pub static SHADER: Shader = Shader { name: "reduce.wgsl", source: include_str!("../../../shaders/reduce.wgsl") };
+pub static PER_THREAD: KernelDef = KernelDef { shader: &SHADER, entry: "reduce_per_thread", inputs: 1, outputs: 1 };
+pub static PER_WORKGROUP: KernelDef =
+    KernelDef { shader: &SHADER, entry: "reduce_per_workgroup", inputs: 1, outputs: 1 };
 
 /// Mirrors `struct Params` in reduce.wgsl.
 #[repr(C)]
@@ -81,13 +69,7 @@ pub enum Strategy {
 
 /// out[o, i] = op over r of x[o, r, i].
 // x: [outer, reduce, inner] → out: [outer, inner]
-pub fn reduce(
-    ctx: &Context,
-    op: ReduceOp,
-    x: &GpuBuffer,
-    out: &GpuBuffer,
-    d: ReduceDims,
-) -> Result<()> {
+pub fn reduce(ctx: &Context, op: ReduceOp, x: &GpuBuffer, out: &GpuBuffer, d: ReduceDims) -> Result<()> {
     reduce_with(ctx, op, x, out, d, Strategy::Auto)
 }
 
@@ -102,10 +84,7 @@ pub fn reduce_with(
 ) -> Result<()> {
     const K: &str = "reduce";
     if d.reduce == 0 && op != ReduceOp::Sum {
-        return Err(invalid(
-            K,
-            format!("{op:?} over an empty axis (dims {d:?})"),
-        ));
+        return Err(invalid(K, format!("{op:?} over an empty axis (dims {d:?})")));
     }
     let outputs = d.outer * d.inner;
     need(K, "x", x, outputs * d.reduce)?;
@@ -113,12 +92,7 @@ pub fn reduce_with(
     if outputs * d.reduce > u32::MAX as usize {
         return Err(invalid(K, format!("{d:?} exceeds u32 indexing")));
     }
-    let p = Params {
-        outer: d.outer as u32,
-        reduce: d.reduce as u32,
-        inner: d.inner as u32,
-        op: op.code(),
-    };
+    let p = Params { outer: d.outer as u32, reduce: d.reduce as u32, inner: d.inner as u32, op: op.code() };
     let per_workgroup = match strategy {
         Strategy::Auto => d.reduce >= WG as usize,
         Strategy::PerThread => false,
@@ -140,9 +114,6 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(
-            std::mem::size_of::<Params>() as u32,
-            wgsl_check::struct_size(SHADER.name, SHADER.source, "Params")
-        );
+        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
     }
 }

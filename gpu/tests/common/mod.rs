@@ -24,17 +24,11 @@ pub struct Rng {
 
 impl Rng {
     pub fn new() -> Self {
-        let seed = std::env::var("VAE_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-                t.as_nanos() as u64 ^ (std::process::id() as u64) << 32
-            });
-        Rng {
-            state: seed.max(1),
-            seed,
-        }
+        let seed = std::env::var("VAE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            t.as_nanos() as u64 ^ (std::process::id() as u64) << 32
+        });
+        Rng { state: seed.max(1), seed }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -94,13 +88,7 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 /// magnitude of the computation (1 for O(1) element-wise maps; Σ|aᵢ·bᵢ| for a dot product,
 /// so that cancellation does not turn rounding into a large relative error). Prints the
 /// seed and the first mismatches on failure.
-pub fn assert_close(
-    what: &str,
-    rng: &Rng,
-    got: &[f32],
-    want: &[f64],
-    scale: impl Fn(usize) -> f64,
-) {
+pub fn assert_close(what: &str, rng: &Rng, got: &[f32], want: &[f64], scale: impl Fn(usize) -> f64) {
     assert_eq!(got.len(), want.len(), "{what}: length (seed {})", rng.seed);
     let mut bad = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -111,11 +99,8 @@ pub fn assert_close(
         }
     }
     if !bad.is_empty() {
-        let first: Vec<String> = bad
-            .iter()
-            .take(8)
-            .map(|(i, g, w, e)| format!("[{i}] got {g} want {w} (rel err {e:.2e})"))
-            .collect();
+        let first: Vec<String> =
+            bad.iter().take(8).map(|(i, g, w, e)| format!("[{i}] got {g} want {w} (rel err {e:.2e})")).collect();
         panic!(
             "{what}: {} of {} elements off (seed {}, rerun with VAE_TEST_SEED={}):\n  {}",
             bad.len(),

@@ -29,9 +29,7 @@ impl LeakyReLU {
 
 impl Default for LeakyReLU {
     fn default() -> Self {
-        LeakyReLU {
-            negative_slope: 0.01,
-        }
+        LeakyReLU { negative_slope: 0.01 }
     }
 }
 

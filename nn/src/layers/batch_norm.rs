@@ -32,11 +32,7 @@ pub struct BatchNormConfig {
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
-        BatchNormConfig {
-            eps: 1e-5,
-            momentum: 0.1,
-            affine: true,
-        }
+        BatchNormConfig { eps: 1e-5, momentum: 0.1, affine: true }
     }
 }
 
@@ -71,17 +67,11 @@ impl BatchNorm {
             return config_err(name, "num_features must be positive");
         }
         if config.eps.is_nan() || config.eps <= 0.0 || !(0.0..=1.0).contains(&config.momentum) {
-            return config_err(
-                name,
-                format!("eps must be > 0 and momentum in [0, 1], got {config:?}"),
-            );
+            return config_err(name, format!("eps must be > 0 and momentum in [0, 1], got {config:?}"));
         }
         let c = [num_features];
         let (weight, bias) = if config.affine {
-            (
-                Some(Var::parameter(Tensor::ones(&c, init.dtype))),
-                Some(Var::parameter(Tensor::zeros(&c, init.dtype))),
-            )
+            (Some(Var::parameter(Tensor::ones(&c, init.dtype))), Some(Var::parameter(Tensor::zeros(&c, init.dtype))))
         } else {
             (None, None)
         };
@@ -113,11 +103,7 @@ impl BatchNorm {
         if !self.ranks.contains(&s.len()) || s[1] != self.num_features() {
             return config_err(
                 self.name,
-                format!(
-                    "input must be {} with C = {}, got shape {s:?}",
-                    self.layout,
-                    self.num_features()
-                ),
+                format!("input must be {} with C = {}, got shape {s:?}", self.layout, self.num_features()),
             );
         }
         Ok(())
@@ -140,28 +126,16 @@ impl BatchNorm {
         let values_per_channel = s[0] * s[2..].iter().product::<usize>();
         if values_per_channel < 2 {
             // The unbiased variance divides by m − 1 (PyTorch refuses the same input).
-            return config_err(
-                self.name,
-                format!("training needs more than 1 value per channel, got input {s:?}"),
-            );
+            return config_err(self.name, format!("training needs more than 1 value per channel, got input {s:?}"));
         }
         let (y, stats) = batch_norm_train(x, gamma, beta, self.eps)?;
         let m = self.momentum;
         no_grad(|| -> Result<()> {
-            let mean = self
-                .running_mean
-                .value()
-                .mul_scalar(1.0 - m)?
-                .add(&stats.mean.mul_scalar(m)?)?;
-            let var = self
-                .running_var
-                .value()
-                .mul_scalar(1.0 - m)?
-                .add(&stats.var_unbiased.mul_scalar(m)?)?;
+            let mean = self.running_mean.value().mul_scalar(1.0 - m)?.add(&stats.mean.mul_scalar(m)?)?;
+            let var = self.running_var.value().mul_scalar(1.0 - m)?.add(&stats.var_unbiased.mul_scalar(m)?)?;
             self.running_mean.set_value(mean);
             self.running_var.set_value(var);
-            self.num_batches_tracked
-                .set_value(self.num_batches_tracked.value().add_scalar(1.0)?);
+            self.num_batches_tracked.set_value(self.num_batches_tracked.value().add_scalar(1.0)?);
             Ok(())
         })?;
         Ok(y)
@@ -188,10 +162,7 @@ impl BatchNorm {
         for (what, p) in [("weight", &weight), ("bias", &bias)] {
             if let Some(p) = p {
                 if p.shape() != c {
-                    return config_err(
-                        self.name,
-                        format!("{what} has shape {:?}, expected {c:?}", p.shape()),
-                    );
+                    return config_err(self.name, format!("{what} has shape {:?}, expected {c:?}", p.shape()));
                 }
             }
         }
@@ -212,19 +183,8 @@ impl BatchNorm2d {
         BatchNorm2d::with_config(num_features, BatchNormConfig::default(), init)
     }
 
-    pub fn with_config(
-        num_features: usize,
-        config: BatchNormConfig,
-        init: &Init,
-    ) -> Result<BatchNorm2d> {
-        Ok(BatchNorm2d(BatchNorm::build(
-            num_features,
-            config,
-            init,
-            "BatchNorm2d",
-            &[4],
-            "[N, C, H, W]",
-        )?))
+    pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d(BatchNorm::build(num_features, config, init, "BatchNorm2d", &[4], "[N, C, H, W]")?))
     }
 
     /// This layer with its affine parameters replaced by the given vars ([C] each).
@@ -243,19 +203,8 @@ impl BatchNorm1d {
         BatchNorm1d::with_config(num_features, BatchNormConfig::default(), init)
     }
 
-    pub fn with_config(
-        num_features: usize,
-        config: BatchNormConfig,
-        init: &Init,
-    ) -> Result<BatchNorm1d> {
-        Ok(BatchNorm1d(BatchNorm::build(
-            num_features,
-            config,
-            init,
-            "BatchNorm1d",
-            &[2, 3],
-            "[N, C] or [N, C, L]",
-        )?))
+    pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm1d> {
+        Ok(BatchNorm1d(BatchNorm::build(num_features, config, init, "BatchNorm1d", &[2, 3], "[N, C] or [N, C, L]")?))
     }
 
     /// This layer with its affine parameters replaced by the given vars ([C] each).

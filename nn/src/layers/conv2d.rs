@@ -22,13 +22,7 @@ pub struct Conv2dConfig {
 impl Conv2dConfig {
     /// A square `kernel`, stride 1, no padding, dilation 1, with a bias.
     pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
-        Conv2dConfig {
-            in_channels,
-            out_channels,
-            kernel: [kernel; 2],
-            params: Conv2dParams::default(),
-            bias: true,
-        }
+        Conv2dConfig { in_channels, out_channels, kernel: [kernel; 2], params: Conv2dParams::default(), bias: true }
     }
 
     pub fn stride(mut self, stride: usize) -> Self {
@@ -67,18 +61,11 @@ impl Conv2d {
     pub fn new(config: Conv2dConfig, init: &mut Init) -> Result<Conv2d> {
         let c = config;
         if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
-            return config_err(
-                "Conv2d",
-                format!("channels and kernel must be positive, got {c:?}"),
-            );
+            return config_err("Conv2d", format!("channels and kernel must be positive, got {c:?}"));
         }
         let shape = [c.out_channels, c.in_channels, c.kernel[0], c.kernel[1]];
         let weight = Var::parameter(default_weight(&shape, init)?);
-        let bias = if c.bias {
-            Some(Var::parameter(default_bias(c.out_channels, &shape, init)?))
-        } else {
-            None
-        };
+        let bias = if c.bias { Some(Var::parameter(default_bias(c.out_channels, &shape, init)?)) } else { None };
         Conv2d::from_parameters(weight, bias, c.params)
     }
 
@@ -86,34 +73,20 @@ impl Conv2d {
     pub fn from_parameters(weight: Var, bias: Option<Var>, params: Conv2dParams) -> Result<Conv2d> {
         let w = weight.shape();
         if w.len() != 4 {
-            return config_err(
-                "Conv2d",
-                format!("weight must be [out, in, kH, kW], got {w:?}"),
-            );
+            return config_err("Conv2d", format!("weight must be [out, in, kH, kW], got {w:?}"));
         }
         if params.stride.contains(&0) || params.dilation.contains(&0) {
-            return config_err(
-                "Conv2d",
-                format!("stride and dilation must be positive, got {params:?}"),
-            );
+            return config_err("Conv2d", format!("stride and dilation must be positive, got {params:?}"));
         }
         if let Some(b) = &bias {
             if b.shape() != [w[0]] {
                 return config_err(
                     "Conv2d",
-                    format!(
-                        "bias has shape {:?}, expected [{}] for weight {w:?}",
-                        b.shape(),
-                        w[0]
-                    ),
+                    format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[0]),
                 );
             }
         }
-        Ok(Conv2d {
-            weight,
-            bias,
-            params,
-        })
+        Ok(Conv2d { weight, bias, params })
     }
 }
 

@@ -74,68 +74,38 @@ impl ConvTranspose2d {
     pub fn new(config: ConvTranspose2dConfig, init: &mut Init) -> Result<ConvTranspose2d> {
         let c = config;
         if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
-            return config_err(
-                "ConvTranspose2d",
-                format!("channels and kernel must be positive, got {c:?}"),
-            );
+            return config_err("ConvTranspose2d", format!("channels and kernel must be positive, got {c:?}"));
         }
         let shape = [c.in_channels, c.out_channels, c.kernel[0], c.kernel[1]];
         let weight = Var::parameter(default_weight(&shape, init)?);
-        let bias = if c.bias {
-            Some(Var::parameter(default_bias(c.out_channels, &shape, init)?))
-        } else {
-            None
-        };
+        let bias = if c.bias { Some(Var::parameter(default_bias(c.out_channels, &shape, init)?)) } else { None };
         ConvTranspose2d::from_parameters(weight, bias, c.params)
     }
 
     /// A transposed convolution over existing parameters.
-    pub fn from_parameters(
-        weight: Var,
-        bias: Option<Var>,
-        params: ConvTranspose2dParams,
-    ) -> Result<ConvTranspose2d> {
+    pub fn from_parameters(weight: Var, bias: Option<Var>, params: ConvTranspose2dParams) -> Result<ConvTranspose2d> {
         let w = weight.shape();
         if w.len() != 4 {
-            return config_err(
-                "ConvTranspose2d",
-                format!("weight must be [in, out, kH, kW], got {w:?}"),
-            );
+            return config_err("ConvTranspose2d", format!("weight must be [in, out, kH, kW], got {w:?}"));
         }
         if params.stride.contains(&0) || params.dilation.contains(&0) {
-            return config_err(
-                "ConvTranspose2d",
-                format!("stride and dilation must be positive, got {params:?}"),
-            );
+            return config_err("ConvTranspose2d", format!("stride and dilation must be positive, got {params:?}"));
         }
         if let Some(b) = &bias {
             if b.shape() != [w[1]] {
                 return config_err(
                     "ConvTranspose2d",
-                    format!(
-                        "bias has shape {:?}, expected [{}] for weight {w:?}",
-                        b.shape(),
-                        w[1]
-                    ),
+                    format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[1]),
                 );
             }
         }
-        Ok(ConvTranspose2d {
-            weight,
-            bias,
-            params,
-        })
+        Ok(ConvTranspose2d { weight, bias, params })
     }
 }
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Var) -> Result<Var> {
-        Ok(conv_transpose2d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            &self.params,
-        )?)
+        Ok(conv_transpose2d(x, &self.weight, self.bias.as_ref(), &self.params)?)
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

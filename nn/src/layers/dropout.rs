@@ -29,11 +29,7 @@ impl Dropout {
         if !(0.0..=1.0).contains(&p) {
             return config_err("Dropout", format!("p must be in [0, 1], got {p}"));
         }
-        Ok(Dropout {
-            p,
-            rng: Mutex::new(rng),
-            training: AtomicBool::new(true),
-        })
+        Ok(Dropout { p, rng: Mutex::new(rng), training: AtomicBool::new(true) })
     }
 
     /// The generator's state (to checkpoint and resume a run exactly).
@@ -50,15 +46,7 @@ impl Dropout {
         let n: usize = shape.iter().product();
         let keep_scale = 1.0 / (1.0 - self.p);
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let m: Vec<f64> = (0..n)
-            .map(|_| {
-                if rng.next_f64() >= self.p {
-                    keep_scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let m: Vec<f64> = (0..n).map(|_| if rng.next_f64() >= self.p { keep_scale } else { 0.0 }).collect();
         Ok(Tensor::from_vec(m, shape)?.to_dtype(dtype))
     }
 }

@@ -21,33 +21,17 @@ impl Linear {
     }
 
     /// A linear layer without a bias.
-    pub fn without_bias(
-        in_features: usize,
-        out_features: usize,
-        init: &mut Init,
-    ) -> Result<Linear> {
+    pub fn without_bias(in_features: usize, out_features: usize, init: &mut Init) -> Result<Linear> {
         Linear::build(in_features, out_features, false, init)
     }
 
-    fn build(
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-        init: &mut Init,
-    ) -> Result<Linear> {
+    fn build(in_features: usize, out_features: usize, bias: bool, init: &mut Init) -> Result<Linear> {
         if in_features == 0 || out_features == 0 {
-            return config_err(
-                "Linear",
-                format!("features must be positive, got {in_features} → {out_features}"),
-            );
+            return config_err("Linear", format!("features must be positive, got {in_features} → {out_features}"));
         }
         let shape = [out_features, in_features];
         let weight = Var::parameter(default_weight(&shape, init)?);
-        let bias = if bias {
-            Some(Var::parameter(default_bias(out_features, &shape, init)?))
-        } else {
-            None
-        };
+        let bias = if bias { Some(Var::parameter(default_bias(out_features, &shape, init)?)) } else { None };
         Ok(Linear { weight, bias })
     }
 
@@ -55,20 +39,13 @@ impl Linear {
     pub fn from_parameters(weight: Var, bias: Option<Var>) -> Result<Linear> {
         let w = weight.shape();
         if w.len() != 2 {
-            return config_err(
-                "Linear",
-                format!("weight must be [out_features, in_features], got {w:?}"),
-            );
+            return config_err("Linear", format!("weight must be [out_features, in_features], got {w:?}"));
         }
         if let Some(b) = &bias {
             if b.shape() != [w[0]] {
                 return config_err(
                     "Linear",
-                    format!(
-                        "bias has shape {:?}, expected [{}] for weight {w:?}",
-                        b.shape(),
-                        w[0]
-                    ),
+                    format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[0]),
                 );
             }
         }

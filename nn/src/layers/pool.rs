@@ -18,11 +18,7 @@ pub struct Pool2dConfig {
 impl Pool2dConfig {
     /// PyTorch's default: stride = kernel, no padding.
     pub fn new(kernel: usize) -> Self {
-        Pool2dConfig {
-            kernel: [kernel; 2],
-            stride: [kernel; 2],
-            padding: [0; 2],
-        }
+        Pool2dConfig { kernel: [kernel; 2], stride: [kernel; 2], padding: [0; 2] }
     }
 
     pub fn stride(mut self, stride: usize) -> Self {
@@ -37,16 +33,10 @@ impl Pool2dConfig {
 
     fn check(self, what: &'static str) -> Result<Self> {
         if self.kernel.contains(&0) || self.stride.contains(&0) {
-            return config_err(
-                what,
-                format!("kernel and stride must be positive, got {self:?}"),
-            );
+            return config_err(what, format!("kernel and stride must be positive, got {self:?}"));
         }
         if self.padding[0] > self.kernel[0] / 2 || self.padding[1] > self.kernel[1] / 2 {
-            return config_err(
-                what,
-                format!("padding must be at most half the kernel, got {self:?}"),
-            );
+            return config_err(what, format!("padding must be at most half the kernel, got {self:?}"));
         }
         Ok(self)
     }
@@ -60,9 +50,7 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(config: Pool2dConfig) -> Result<MaxPool2d> {
-        Ok(MaxPool2d {
-            config: config.check("MaxPool2d")?,
-        })
+        Ok(MaxPool2d { config: config.check("MaxPool2d")? })
     }
 }
 
@@ -82,9 +70,7 @@ pub struct AvgPool2d {
 
 impl AvgPool2d {
     pub fn new(config: Pool2dConfig) -> Result<AvgPool2d> {
-        Ok(AvgPool2d {
-            config: config.check("AvgPool2d")?,
-        })
+        Ok(AvgPool2d { config: config.check("AvgPool2d")? })
     }
 }
 

@@ -28,9 +28,7 @@ pub struct Reshape {
 
 impl Reshape {
     pub fn new(sample_shape: &[usize]) -> Reshape {
-        Reshape {
-            sample_shape: sample_shape.to_vec(),
-        }
+        Reshape { sample_shape: sample_shape.to_vec() }
     }
 }
 

@@ -11,8 +11,8 @@ use tensor::ops::optim::{adam_update, AdamHyper};
 use tensor::Tensor;
 
 use super::{
-    count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param,
-    Optimizer, OptimizerStateTensor,
+    count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
+    OptimizerStateTensor,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -29,23 +29,14 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     /// PyTorch's Adam defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay.
     fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 }
 
 impl AdamConfig {
     /// The defaults with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
-        AdamConfig {
-            lr,
-            ..AdamConfig::default()
-        }
+        AdamConfig { lr, ..AdamConfig::default() }
     }
 
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
@@ -96,27 +87,15 @@ impl Adam {
         Adam::build(params, config, true)
     }
 
-    fn build(
-        params: Vec<(String, Var)>,
-        config: AdamConfig,
-        decoupled_weight_decay: bool,
-    ) -> Result<Adam> {
+    fn build(params: Vec<(String, Var)>, config: AdamConfig, decoupled_weight_decay: bool) -> Result<Adam> {
         let c = config;
         let beta_ok = |b: f64| (0.0..1.0).contains(&b);
         let rates_ok = [c.lr, c.eps, c.weight_decay].into_iter().all(non_negative);
         if !rates_ok || !beta_ok(c.beta1) || !beta_ok(c.beta2) {
-            return config_err(
-                "Adam",
-                format!("need lr, eps, weight decay ≥ 0 and betas in [0, 1), got {c:?}"),
-            );
+            return config_err("Adam", format!("need lr, eps, weight decay ≥ 0 and betas in [0, 1), got {c:?}"));
         }
         let n = params.len();
-        Ok(Adam {
-            params,
-            config,
-            decoupled_weight_decay,
-            state: vec![None; n],
-        })
+        Ok(Adam { params, config, decoupled_weight_decay, state: vec![None; n] })
     }
 
     pub fn is_adamw(&self) -> bool {
@@ -134,11 +113,7 @@ impl Optimizer for Adam {
             let Some(g) = p.grad() else { continue };
             let s = state.get_or_insert_with(|| {
                 let zeros = p.value().zeros_like();
-                AdamState {
-                    step: 0,
-                    exp_avg: zeros.clone(),
-                    exp_avg_sq: zeros,
-                }
+                AdamState { step: 0, exp_avg: zeros.clone(), exp_avg_sq: zeros }
             });
             s.step += 1;
             let h = AdamHyper {
@@ -187,18 +162,13 @@ impl Optimizer for Adam {
         out
     }
 
-    fn load_state_tensors(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-    ) -> std::result::Result<(), StateMismatch> {
+    fn load_state_tensors(&mut self, tensors: &BTreeMap<String, Tensor>) -> std::result::Result<(), StateMismatch> {
         let index = index_by_name(&self.params);
         let mut mismatch = StateMismatch::default();
         // Per parameter: (step, exp_avg, exp_avg_sq) as found.
-        let mut found: Vec<(Option<u64>, Option<Tensor>, Option<Tensor>)> =
-            vec![(None, None, None); self.params.len()];
+        let mut found: Vec<(Option<u64>, Option<Tensor>, Option<Tensor>)> = vec![(None, None, None); self.params.len()];
         for (name, t) in tensors {
-            let Some((kind, i)) = parse_state_name(name, &[STEP, EXP_AVG, EXP_AVG_SQ], &index)
-            else {
+            let Some((kind, i)) = parse_state_name(name, &[STEP, EXP_AVG, EXP_AVG_SQ], &index) else {
                 mismatch.unexpected.push(name.clone());
                 continue;
             };
@@ -206,9 +176,7 @@ impl Optimizer for Adam {
             match kind {
                 STEP => match count_value(t) {
                     Some(n) => found[i].0 = Some(n),
-                    None => mismatch
-                        .unexpected
-                        .push(format!("{name} (not a step count)")),
+                    None => mismatch.unexpected.push(format!("{name} (not a step count)")),
                 },
                 EXP_AVG => found[i].1 = state_like_param(name, t, param, &mut mismatch),
                 _ => found[i].2 = state_like_param(name, t, param, &mut mismatch),
@@ -219,20 +187,12 @@ impl Optimizer for Adam {
             let name = &self.params[i].0;
             match f {
                 (Some(step), Some(exp_avg), Some(exp_avg_sq)) => {
-                    state[i] = Some(AdamState {
-                        step,
-                        exp_avg,
-                        exp_avg_sq,
-                    })
+                    state[i] = Some(AdamState { step, exp_avg, exp_avg_sq })
                 }
                 // A parameter that never took a step has no state at all.
                 (None, None, None) => {}
                 (step, m, v) => {
-                    for (kind, present) in [
-                        (STEP, step.is_some()),
-                        (EXP_AVG, m.is_some()),
-                        (EXP_AVG_SQ, v.is_some()),
-                    ] {
+                    for (kind, present) in [(STEP, step.is_some()), (EXP_AVG, m.is_some()), (EXP_AVG_SQ, v.is_some())] {
                         let full = format!("{kind}.{name}");
                         // A misshaped tensor is already reported as such, not also as missing.
                         if !present && !mismatch.shape_mismatches.iter().any(|s| s.name == full) {

@@ -65,10 +65,7 @@ impl EarlyStopping {
         if is_best {
             self.best = Some(value);
         }
-        let improved = !value.is_nan()
-            && self
-                .reference
-                .is_none_or(|r| self.better(value, r, self.min_delta));
+        let improved = !value.is_nan() && self.reference.is_none_or(|r| self.better(value, r, self.min_delta));
         if improved {
             self.reference = Some(value);
             self.epochs_without_improvement = 0;
@@ -91,10 +88,7 @@ mod tests {
     #[test]
     fn stops_after_patience_epochs_without_improvement() {
         let mut es = EarlyStopping::new(2, 0.0, MetricGoal::Minimize);
-        let stops: Vec<bool> = [3.0, 2.0, 2.5, 2.1, 2.2]
-            .iter()
-            .map(|&v| es.update(v).should_stop)
-            .collect();
+        let stops: Vec<bool> = [3.0, 2.0, 2.5, 2.1, 2.2].iter().map(|&v| es.update(v).should_stop).collect();
         assert_eq!(stops, vec![false, false, false, true, true]);
     }
 
@@ -103,15 +97,9 @@ mod tests {
         let mut es = EarlyStopping::new(5, 0.1, MetricGoal::Minimize);
         es.update(1.0);
         let d = es.update(0.95);
-        assert!(
-            d.is_best && !d.improved && d.epochs_without_improvement == 1,
-            "{d:?}"
-        );
+        assert!(d.is_best && !d.improved && d.epochs_without_improvement == 1, "{d:?}");
         let d = es.update(0.85);
-        assert!(
-            d.is_best && d.improved && d.epochs_without_improvement == 0,
-            "{d:?}"
-        );
+        assert!(d.is_best && d.improved && d.epochs_without_improvement == 0, "{d:?}");
     }
 
     #[test]

@@ -54,24 +54,15 @@ pub trait Optimizer {
 
     /// Restores state exported by `state_tensors` (converted to each parameter's dtype).
     /// Every tensor must name a parameter of this optimizer with that parameter's shape.
-    fn load_state_tensors(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-    ) -> std::result::Result<(), StateMismatch>;
+    fn load_state_tensors(&mut self, tensors: &BTreeMap<String, Tensor>) -> std::result::Result<(), StateMismatch>;
 }
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, like
 /// `torch.nn.utils.clip_grad_norm_` (coefficient max_norm/(norm + 1e-6), applied only when
 /// below 1). Returns the norm before clipping. Parameters without a gradient are ignored.
 pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
-    let grads: Vec<(&Var, Tensor)> = params
-        .iter()
-        .filter_map(|p| p.grad().map(|g| (p, g)))
-        .collect();
-    let sum_sq: f64 = grads
-        .iter()
-        .map(|(_, g)| g.to_vec_f64().iter().map(|x| x * x).sum::<f64>())
-        .sum();
+    let grads: Vec<(&Var, Tensor)> = params.iter().filter_map(|p| p.grad().map(|g| (p, g))).collect();
+    let sum_sq: f64 = grads.iter().map(|(_, g)| g.to_vec_f64().iter().map(|x| x * x).sum::<f64>()).sum();
     let norm = sum_sq.sqrt();
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
@@ -89,39 +80,22 @@ fn non_negative(x: f64) -> bool {
 
 /// Index of each parameter by name, for loading state.
 fn index_by_name(params: &[(String, Var)]) -> BTreeMap<&str, usize> {
-    params
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.as_str(), i))
-        .collect()
+    params.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect()
 }
 
 /// Takes `<kind>.<param>` apart into (kind, param index), if `kind` is one of `kinds` and
 /// the parameter exists.
-fn parse_state_name<'a>(
-    name: &'a str,
-    kinds: &[&'a str],
-    index: &BTreeMap<&str, usize>,
-) -> Option<(&'a str, usize)> {
+fn parse_state_name<'a>(name: &'a str, kinds: &[&'a str], index: &BTreeMap<&str, usize>) -> Option<(&'a str, usize)> {
     let (kind, param) = name.split_once('.')?;
     let kind = kinds.iter().find(|k| **k == kind)?;
     index.get(param).map(|&i| (*kind, i))
 }
 
 /// A state tensor converted to the parameter's dtype, or a shape mismatch recorded.
-fn state_like_param(
-    name: &str,
-    t: &Tensor,
-    param: &Var,
-    mismatch: &mut StateMismatch,
-) -> Option<Tensor> {
+fn state_like_param(name: &str, t: &Tensor, param: &Var, mismatch: &mut StateMismatch) -> Option<Tensor> {
     let model = param.shape();
     if t.shape() != model.as_slice() {
-        mismatch.shape_mismatches.push(ShapeMismatch {
-            name: name.to_string(),
-            file: t.shape().to_vec(),
-            model,
-        });
+        mismatch.shape_mismatches.push(ShapeMismatch { name: name.to_string(), file: t.shape().to_vec(), model });
         return None;
     }
     Some(t.to_dtype(param.dtype()).contiguous_copy())

@@ -57,10 +57,7 @@ impl LrSchedule {
         if ok {
             Ok(())
         } else {
-            config_err(
-                "LrSchedule",
-                format!("{self:?} makes no schedule (rates must be ≥ 0, periods > 0)"),
-            )
+            config_err("LrSchedule", format!("{self:?} makes no schedule (rates must be ≥ 0, periods > 0)"))
         }
     }
 }
@@ -71,11 +68,7 @@ mod tests {
 
     #[test]
     fn linear_anneals_from_start_to_end_then_holds() {
-        let s = LrSchedule::Linear {
-            start: 1e-3,
-            end: 1e-4,
-            steps: 10,
-        };
+        let s = LrSchedule::Linear { start: 1e-3, end: 1e-4, steps: 10 };
         assert_eq!(s.lr_at(0), 1e-3);
         assert!((s.lr_at(5) - 5.5e-4).abs() < 1e-15);
         assert_eq!(s.lr_at(10), 1e-4);
@@ -84,22 +77,14 @@ mod tests {
 
     #[test]
     fn step_multiplies_by_gamma_every_k() {
-        let s = LrSchedule::Step {
-            lr: 1.0,
-            gamma: 0.5,
-            every: 3,
-        };
+        let s = LrSchedule::Step { lr: 1.0, gamma: 0.5, every: 3 };
         let got: Vec<f64> = (0..7).map(|t| s.lr_at(t)).collect();
         assert_eq!(got, vec![1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
     }
 
     #[test]
     fn cosine_goes_from_lr_through_the_midpoint_to_min() {
-        let s = LrSchedule::Cosine {
-            lr: 1.0,
-            min_lr: 0.1,
-            steps: 4,
-        };
+        let s = LrSchedule::Cosine { lr: 1.0, min_lr: 0.1, steps: 4 };
         assert_eq!(s.lr_at(0), 1.0);
         assert!((s.lr_at(2) - 0.55).abs() < 1e-15);
         assert!((s.lr_at(4) - 0.1).abs() < 1e-15);
@@ -108,11 +93,7 @@ mod tests {
 
     #[test]
     fn a_zero_period_is_rejected_and_never_divides_by_zero() {
-        let s = LrSchedule::Step {
-            lr: 1.0,
-            gamma: 0.5,
-            every: 0,
-        };
+        let s = LrSchedule::Step { lr: 1.0, gamma: 0.5, every: 0 };
         assert!(s.validate().is_err());
         assert_eq!(s.lr_at(5), 1.0);
     }

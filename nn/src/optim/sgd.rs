@@ -9,10 +9,7 @@ use autograd::Var;
 use tensor::ops::optim::{sgd_update, SgdHyper};
 use tensor::Tensor;
 
-use super::{
-    index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
-    OptimizerStateTensor,
-};
+use super::{index_by_name, non_negative, parse_state_name, state_like_param, Optimizer, OptimizerStateTensor};
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
 
@@ -28,13 +25,7 @@ pub struct SgdConfig {
 impl SgdConfig {
     /// Plain SGD: no momentum, no weight decay.
     pub fn new(lr: f64) -> Self {
-        SgdConfig {
-            lr,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-        }
+        SgdConfig { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
     }
 
     pub fn momentum(mut self, momentum: f64) -> Self {
@@ -70,27 +61,14 @@ pub struct Sgd {
 impl Sgd {
     pub fn new(params: Vec<(String, Var)>, config: SgdConfig) -> Result<Sgd> {
         let c = config;
-        if ![c.lr, c.momentum, c.weight_decay]
-            .into_iter()
-            .all(non_negative)
-        {
-            return config_err(
-                "SGD",
-                format!("lr, momentum and weight decay must be ≥ 0, got {c:?}"),
-            );
+        if ![c.lr, c.momentum, c.weight_decay].into_iter().all(non_negative) {
+            return config_err("SGD", format!("lr, momentum and weight decay must be ≥ 0, got {c:?}"));
         }
         if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
-            return config_err(
-                "SGD",
-                "Nesterov momentum needs momentum > 0 and dampening 0",
-            );
+            return config_err("SGD", "Nesterov momentum needs momentum > 0 and dampening 0");
         }
         let n = params.len();
-        Ok(Sgd {
-            params,
-            config,
-            momentum_buffers: vec![None; n],
-        })
+        Ok(Sgd { params, config, momentum_buffers: vec![None; n] })
     }
 }
 
@@ -150,18 +128,13 @@ impl Optimizer for Sgd {
             .collect()
     }
 
-    fn load_state_tensors(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-    ) -> std::result::Result<(), StateMismatch> {
+    fn load_state_tensors(&mut self, tensors: &BTreeMap<String, Tensor>) -> std::result::Result<(), StateMismatch> {
         let index = index_by_name(&self.params);
         let mut mismatch = StateMismatch::default();
         let mut buffers = vec![None; self.params.len()];
         for (name, t) in tensors {
             match parse_state_name(name, &[MOMENTUM_BUFFER], &index) {
-                Some((_, i)) => {
-                    buffers[i] = state_like_param(name, t, &self.params[i].1, &mut mismatch)
-                }
+                Some((_, i)) => buffers[i] = state_like_param(name, t, &self.params[i].1, &mut mismatch),
                 None => mismatch.unexpected.push(name.clone()),
             }
         }

@@ -17,11 +17,7 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     pub fn new(channels: usize, init: &mut Init) -> nn::Result<ResidualBlock> {
-        let conv = || {
-            Conv2dConfig::new(channels, channels, 3)
-                .padding(1)
-                .bias(false)
-        };
+        let conv = || Conv2dConfig::new(channels, channels, 3).padding(1).bias(false);
         Ok(ResidualBlock {
             conv1: Conv2d::new(conv(), init)?,
             bn1: BatchNorm2d::new(channels, init)?,
@@ -48,15 +44,9 @@ impl Module for ResidualBlock {
 
 /// A generator from TEST_SEED or the clock, printed so a failure can be replayed.
 pub fn rng() -> Rng {
-    let seed = std::env::var("TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = std::env::var("TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
     eprintln!("(random inputs from TEST_SEED={seed})");
     Rng::new(seed)
 }
@@ -69,10 +59,7 @@ pub fn uniform(shape: &[usize], lo: f64, hi: f64, dtype: DType, rng: &mut Rng) -
 pub fn tr<T>(r: nn::Result<T>) -> tensor::Result<T> {
     r.map_err(|e| match e {
         nn::Error::Tensor(t) => t,
-        other => TensorError::Invalid {
-            op: "nn",
-            msg: other.to_string(),
-        },
+        other => TensorError::Invalid { op: "nn", msg: other.to_string() },
     })
 }
 
@@ -84,9 +71,6 @@ pub fn values(t: &Tensor) -> Vec<f64> {
 pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "lengths differ: {got:?} vs {want:?}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol,
-            "element {i}: got {g}, want {w} (tol {tol}); all: {got:?} vs {want:?}"
-        );
+        assert!((g - w).abs() <= tol, "element {i}: got {g}, want {w} (tol {tol}); all: {got:?} vs {want:?}");
     }
 }

@@ -58,12 +58,7 @@ fn sum_map2_f64<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&u, &v)| f(u.to_f64(), v.to_f64()))
-        .sum();
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&u, &v)| f(u.to_f64(), v.to_f64())).sum();
     for (u, v) in ca.zip(cb) {
         for k in 0..8 {
             acc[k] += f(u[k].to_f64(), v[k].to_f64());
@@ -86,14 +81,8 @@ fn per_channel<R: Send>(d: BnDims, f: impl Fn(usize) -> R + Sync + Send) -> Vec<
 fn channel_moments<T: Float>(x: &[T], d: BnDims) -> Vec<(f64, f64)> {
     let m = d.m() as f64;
     per_channel(d, |c| {
-        let mean = channel_planes(x, d, c)
-            .map(|p| sum_map_f64(p, |v| v))
-            .sum::<f64>()
-            / m;
-        let var = channel_planes(x, d, c)
-            .map(|p| sum_map_f64(p, |v| (v - mean) * (v - mean)))
-            .sum::<f64>()
-            / m;
+        let mean = channel_planes(x, d, c).map(|p| sum_map_f64(p, |v| v)).sum::<f64>() / m;
+        let var = channel_planes(x, d, c).map(|p| sum_map_f64(p, |v| (v - mean) * (v - mean))).sum::<f64>() / m;
         (mean, var)
     })
 }
@@ -102,15 +91,9 @@ fn channel_moments<T: Float>(x: &[T], d: BnDims) -> Vec<(f64, f64)> {
 fn channel_grad_sums<T: Float>(gy: &[T], x: &[T], d: BnDims, center: &[f64]) -> Vec<(f64, f64)> {
     per_channel(d, |c| {
         let mu = center[c];
-        channel_planes(gy, d, c).zip(channel_planes(x, d, c)).fold(
-            (0.0, 0.0),
-            |(s, sx), (g, xp)| {
-                (
-                    s + sum_map_f64(g, |v| v),
-                    sx + sum_map2_f64(g, xp, |gv, xv| gv * (xv - mu)),
-                )
-            },
-        )
+        channel_planes(gy, d, c).zip(channel_planes(x, d, c)).fold((0.0, 0.0), |(s, sx), (g, xp)| {
+            (s + sum_map_f64(g, |v| v), sx + sum_map2_f64(g, xp, |gv, xv| gv * (xv - mu)))
+        })
     })
 }
 
@@ -123,16 +106,12 @@ fn affine_per_channel<T: Float>(x: &[T], d: BnDims, scale: &[T], shift: &[T]) ->
     }
     // Tiny planes (BatchNorm1d has S = 1) would make one rayon task per element.
     let min_planes = 4096usize.div_ceil(d.s);
-    out.par_chunks_mut(d.s)
-        .zip(x.par_chunks(d.s))
-        .with_min_len(min_planes)
-        .enumerate()
-        .for_each(|(p, (o, xp))| {
-            let (a, b) = (scale[p % d.c], shift[p % d.c]);
-            for (o, &v) in o.iter_mut().zip(xp) {
-                *o = v * a + b;
-            }
-        });
+    out.par_chunks_mut(d.s).zip(x.par_chunks(d.s)).with_min_len(min_planes).enumerate().for_each(|(p, (o, xp))| {
+        let (a, b) = (scale[p % d.c], shift[p % d.c]);
+        for (o, &v) in o.iter_mut().zip(xp) {
+            *o = v * a + b;
+        }
+    });
     out
 }
 
@@ -162,29 +141,12 @@ pub fn batch_norm_train_forward<T: Float>(
     let m = d.m() as f64;
     let moments = channel_moments(x, d);
     let mean: Vec<f64> = moments.iter().map(|&(mu, _)| mu).collect();
-    let inv_std: Vec<f64> = moments
-        .iter()
-        .map(|&(_, var)| 1.0 / (var + eps).sqrt())
-        .collect();
-    let var_unbiased: Vec<f64> = moments
-        .iter()
-        .map(|&(_, var)| var * m / (m - 1.0))
-        .collect();
-    let scale: Vec<f64> = (0..d.c)
-        .map(|c| inv_std[c] * param_or(gamma, c, T::ONE).to_f64())
-        .collect();
-    let shift: Vec<f64> = (0..d.c)
-        .map(|c| param_or(beta, c, T::ZERO).to_f64() - mean[c] * scale[c])
-        .collect();
+    let inv_std: Vec<f64> = moments.iter().map(|&(_, var)| 1.0 / (var + eps).sqrt()).collect();
+    let var_unbiased: Vec<f64> = moments.iter().map(|&(_, var)| var * m / (m - 1.0)).collect();
+    let scale: Vec<f64> = (0..d.c).map(|c| inv_std[c] * param_or(gamma, c, T::ONE).to_f64()).collect();
+    let shift: Vec<f64> = (0..d.c).map(|c| param_or(beta, c, T::ZERO).to_f64() - mean[c] * scale[c]).collect();
     let y = affine_per_channel(x, d, &cast(&scale), &cast(&shift));
-    (
-        y,
-        BnStats {
-            mean: cast(&mean),
-            inv_std: cast(&inv_std),
-            var_unbiased: cast(&var_unbiased),
-        },
-    )
+    (y, BnStats { mean: cast(&mean), inv_std: cast(&inv_std), var_unbiased: cast(&var_unbiased) })
 }
 
 /// Training backward, from the saved per-channel `mean` and `inv_std` (σ⁻¹ below).
@@ -222,12 +184,7 @@ pub fn batch_norm_train_backward<T: Float>(
         dgamma[c] = T::from_f64(s_dyx * istd);
         let a = istd * param_or(gamma, c, T::ONE).to_f64();
         let k = s_dyx * istd * istd / m;
-        coef.push(DxCoef {
-            mean: mean[c],
-            mean_dy: T::from_f64(s_dy / m),
-            k: T::from_f64(k),
-            a: T::from_f64(a),
-        });
+        coef.push(DxCoef { mean: mean[c], mean_dy: T::from_f64(s_dy / m), k: T::from_f64(k), a: T::from_f64(a) });
     }
     let mut dx = vec![T::ZERO; x.len()];
     if d.s == 0 {
@@ -240,12 +197,7 @@ pub fn batch_norm_train_backward<T: Float>(
         .with_min_len(4096usize.div_ceil(d.s))
         .enumerate()
         .for_each(|(p, (o, (g, xp)))| {
-            let DxCoef {
-                mean,
-                mean_dy,
-                k,
-                a,
-            } = coef[p % d.c];
+            let DxCoef { mean, mean_dy, k, a } = coef[p % d.c];
             for ((o, &gv), &xv) in o.iter_mut().zip(g).zip(xp) {
                 *o = (gv - mean_dy - (xv - mean) * k) * a;
             }
@@ -276,12 +228,10 @@ pub fn batch_norm_eval_forward<T: Float>(
     beta: Option<&[T]>,
     eps: f64,
 ) -> Vec<T> {
-    let scale: Vec<f64> = (0..d.c)
-        .map(|c| param_or(gamma, c, T::ONE).to_f64() / (running_var[c].to_f64() + eps).sqrt())
-        .collect();
-    let shift: Vec<f64> = (0..d.c)
-        .map(|c| param_or(beta, c, T::ZERO).to_f64() - running_mean[c].to_f64() * scale[c])
-        .collect();
+    let scale: Vec<f64> =
+        (0..d.c).map(|c| param_or(gamma, c, T::ONE).to_f64() / (running_var[c].to_f64() + eps).sqrt()).collect();
+    let shift: Vec<f64> =
+        (0..d.c).map(|c| param_or(beta, c, T::ZERO).to_f64() - running_mean[c].to_f64() * scale[c]).collect();
     affine_per_channel(x, d, &cast(&scale), &cast(&shift))
 }
 
@@ -299,20 +249,11 @@ pub fn batch_norm_eval_backward<T: Float>(
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rm: Vec<f64> = running_mean.iter().map(|v| v.to_f64()).collect();
-    let inv: Vec<f64> = running_var
-        .iter()
-        .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
-        .collect();
+    let inv: Vec<f64> = running_var.iter().map(|v| 1.0 / (v.to_f64() + eps).sqrt()).collect();
     let sums = channel_grad_sums(gy, x, d, &rm);
     let dbeta: Vec<T> = sums.iter().map(|&(s, _)| T::from_f64(s)).collect();
-    let dgamma: Vec<T> = sums
-        .iter()
-        .zip(&inv)
-        .map(|(&(_, sx), &r)| T::from_f64(sx * r))
-        .collect();
-    let scale: Vec<f64> = (0..d.c)
-        .map(|c| param_or(gamma, c, T::ONE).to_f64() * inv[c])
-        .collect();
+    let dgamma: Vec<T> = sums.iter().zip(&inv).map(|(&(_, sx), &r)| T::from_f64(sx * r)).collect();
+    let scale: Vec<f64> = (0..d.c).map(|c| param_or(gamma, c, T::ONE).to_f64() * inv[c]).collect();
     let dx = affine_per_channel(gy, d, &cast(&scale), &vec![T::ZERO; d.c]);
     (dx, dgamma, dbeta)
 }
@@ -332,12 +273,7 @@ mod tests {
 
     /// ‖a − b‖ / ‖b‖.
     fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-        let diff: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f64>()
-            .sqrt();
+        let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
         diff / b.iter().map(|y| y * y).sum::<f64>().sqrt()
     }
 
@@ -382,10 +318,7 @@ mod tests {
         let (gamma, beta) = ([2.0, -1.0], [0.5, 3.0]);
         let (y, st) = batch_norm_train_forward(&x, d, Some(&gamma), Some(&beta), 0.0);
         assert_eq!(st.mean, vec![3.0, 2.0]);
-        assert!(
-            (st.var_unbiased[0] - 20.0 / 3.0).abs() < 1e-14
-                && (st.var_unbiased[1] - 4.0).abs() < 1e-14
-        );
+        assert!((st.var_unbiased[0] - 20.0 / 3.0).abs() < 1e-14 && (st.var_unbiased[1] - 4.0).abs() < 1e-14);
         let (s5, s3) = (5.0f64.sqrt(), 3.0f64.sqrt());
         let expect = [
             2.0 * (-3.0 / s5) + 0.5,
@@ -408,10 +341,7 @@ mod tests {
                 .collect();
             let mean = xh.iter().sum::<f64>() / 4.0;
             let var = xh.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 4.0;
-            assert!(
-                mean.abs() < 1e-14 && (var - 1.0).abs() < 1e-14,
-                "channel {c}: mean {mean}, var {var}"
-            );
+            assert!(mean.abs() < 1e-14 && (var - 1.0).abs() < 1e-14, "channel {c}: mean {mean}, var {var}");
         }
     }
 
@@ -420,15 +350,7 @@ mod tests {
         // x: [N=1, C=2, S=2], running mean {1, −2}, running var {4, 0.25}, eps 0.
         let x = [3.0f64, 5.0, -2.0, -1.5];
         let d = BnDims { n: 1, c: 2, s: 2 };
-        let y = batch_norm_eval_forward(
-            &x,
-            d,
-            &[1.0, -2.0],
-            &[4.0, 0.25],
-            Some(&[3.0, 1.0]),
-            Some(&[0.0, 1.0]),
-            0.0,
-        );
+        let y = batch_norm_eval_forward(&x, d, &[1.0, -2.0], &[4.0, 0.25], Some(&[3.0, 1.0]), Some(&[0.0, 1.0]), 0.0);
         // channel 0: (x − 1)/2·3; channel 1: (x + 2)/0.5 + 1
         assert_eq!(y, vec![3.0, 6.0, 1.0, 2.0]);
     }
@@ -442,73 +364,36 @@ mod tests {
         let gamma = randn(d.c, &mut rng, 1.0, 0.5);
         let beta = randn(d.c, &mut rng, 0.0, 1.0);
         let eps = 1e-5;
-        let (gm, bt) = if affine {
-            (Some(&gamma[..]), Some(&beta[..]))
-        } else {
-            (None, None)
-        };
+        let (gm, bt) = if affine { (Some(&gamma[..]), Some(&beta[..])) } else { (None, None) };
         let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| {
-            let (gm, bt) = if affine {
-                (Some(gamma), Some(beta))
-            } else {
-                (None, None)
-            };
+            let (gm, bt) = if affine { (Some(gamma), Some(beta)) } else { (None, None) };
             dot(&batch_norm_train_forward(x, d, gm, bt, eps).0, &g)
         };
         let (_, st) = batch_norm_train_forward(&x, d, gm, bt, eps);
         let (dx, dgamma, dbeta) = batch_norm_train_backward(&g, &x, d, &st.mean, &st.inv_std, gm);
         let fdx = fd_grad(&x, |v| loss(v, &gamma, &beta));
-        assert!(
-            rel_err(&dx, &fdx) <= 1e-7,
-            "dx rel err {}",
-            rel_err(&dx, &fdx)
-        );
+        assert!(rel_err(&dx, &fdx) <= 1e-7, "dx rel err {}", rel_err(&dx, &fdx));
         if affine {
             let fdg = fd_grad(&gamma, |v| loss(&x, v, &beta));
             let fdb = fd_grad(&beta, |v| loss(&x, &gamma, v));
-            assert!(
-                rel_err(&dgamma, &fdg) <= 1e-7,
-                "dgamma rel err {}",
-                rel_err(&dgamma, &fdg)
-            );
-            assert!(
-                rel_err(&dbeta, &fdb) <= 1e-7,
-                "dbeta rel err {}",
-                rel_err(&dbeta, &fdb)
-            );
+            assert!(rel_err(&dgamma, &fdg) <= 1e-7, "dgamma rel err {}", rel_err(&dgamma, &fdg));
+            assert!(rel_err(&dbeta, &fdb) <= 1e-7, "dbeta rel err {}", rel_err(&dbeta, &fdb));
         }
         // Σ_i dx_i = 0 per channel: the output is invariant to shifting a whole channel.
         for c in 0..d.c {
-            let s: f64 = (0..d.n)
-                .flat_map(|n| (0..d.s).map(move |s| (n * d.c + c) * d.s + s))
-                .map(|i| dx[i])
-                .sum();
+            let s: f64 = (0..d.n).flat_map(|n| (0..d.s).map(move |s| (n * d.c + c) * d.s + s)).map(|i| dx[i]).sum();
             assert!(s.abs() < 1e-10, "channel {c}: Σ dx = {s}");
         }
     }
 
     #[test]
     fn batch_norm2d_train_backward_matches_finite_differences() {
-        check_train_backward(
-            BnDims {
-                n: 3,
-                c: 5,
-                s: 7 * 3,
-            },
-            true,
-        );
+        check_train_backward(BnDims { n: 3, c: 5, s: 7 * 3 }, true);
     }
 
     #[test]
     fn batch_norm2d_train_backward_without_affine_matches_finite_differences() {
-        check_train_backward(
-            BnDims {
-                n: 3,
-                c: 5,
-                s: 7 * 3,
-            },
-            false,
-        );
+        check_train_backward(BnDims { n: 3, c: 5, s: 7 * 3 }, false);
     }
 
     #[test]
@@ -518,11 +403,7 @@ mod tests {
 
     #[test]
     fn batch_norm_eval_backward_matches_finite_differences() {
-        let d = BnDims {
-            n: 3,
-            c: 5,
-            s: 7 * 3,
-        };
+        let d = BnDims { n: 3, c: 5, s: 7 * 3 };
         let mut rng = Rng::new(5);
         let len = d.n * d.c * d.s;
         let x = randn(len, &mut rng, 0.2, 1.5);
@@ -533,49 +414,24 @@ mod tests {
         let beta = randn(d.c, &mut rng, 0.0, 1.0);
         let eps = 1e-5;
         let loss = |x: &[f64], gm: &[f64], bt: &[f64]| {
-            dot(
-                &batch_norm_eval_forward(x, d, &rm, &rv, Some(gm), Some(bt), eps),
-                &g,
-            )
+            dot(&batch_norm_eval_forward(x, d, &rm, &rv, Some(gm), Some(bt), eps), &g)
         };
         let (dx, dgamma, dbeta) = batch_norm_eval_backward(&g, &x, d, &rm, &rv, Some(&gamma), eps);
         let fdx = fd_grad(&x, |v| loss(v, &gamma, &beta));
         let fdg = fd_grad(&gamma, |v| loss(&x, v, &beta));
         let fdb = fd_grad(&beta, |v| loss(&x, &gamma, v));
-        assert!(
-            rel_err(&dx, &fdx) <= 1e-7,
-            "dx rel err {}",
-            rel_err(&dx, &fdx)
-        );
-        assert!(
-            rel_err(&dgamma, &fdg) <= 1e-7,
-            "dgamma rel err {}",
-            rel_err(&dgamma, &fdg)
-        );
-        assert!(
-            rel_err(&dbeta, &fdb) <= 1e-7,
-            "dbeta rel err {}",
-            rel_err(&dbeta, &fdb)
-        );
+        assert!(rel_err(&dx, &fdx) <= 1e-7, "dx rel err {}", rel_err(&dx, &fdx));
+        assert!(rel_err(&dgamma, &fdg) <= 1e-7, "dgamma rel err {}", rel_err(&dgamma, &fdg));
+        assert!(rel_err(&dbeta, &fdb) <= 1e-7, "dbeta rel err {}", rel_err(&dbeta, &fdb));
     }
 
     #[test]
     fn f64_accumulation_keeps_f32_statistics_accurate_with_a_large_offset() {
         // 4096 values 1000 + {±1}: a naive f32 running sum of squares loses the variance.
-        let d = BnDims {
-            n: 4,
-            c: 1,
-            s: 1024,
-        };
-        let x: Vec<f32> = (0..4096)
-            .map(|i| 1000.0 + if i % 2 == 0 { 1.0 } else { -1.0 })
-            .collect();
+        let d = BnDims { n: 4, c: 1, s: 1024 };
+        let x: Vec<f32> = (0..4096).map(|i| 1000.0 + if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let (_, st) = batch_norm_train_forward(&x, d, None, None, 0.0);
         assert_eq!(st.mean[0], 1000.0);
-        assert!(
-            (st.inv_std[0] - 1.0).abs() < 1e-6,
-            "inv_std {}",
-            st.inv_std[0]
-        );
+        assert!((st.inv_std[0] - 1.0).abs() < 1e-6, "inv_std {}", st.inv_std[0]);
     }
 }

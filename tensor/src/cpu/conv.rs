@@ -59,13 +59,7 @@ pub struct Conv2dGeometry {
 
 /// Output length of a conv2d along one axis: ⌊(input + 2p − d·(k−1) − 1) / s⌋ + 1, or `None`
 /// when the dilated kernel does not fit the padded input. Needs s, d, k ≥ 1.
-pub fn conv2d_out_len(
-    input: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-) -> Option<usize> {
+pub fn conv2d_out_len(input: usize, k: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
     let span = dilation * (k - 1) + 1;
     let padded = input + 2 * pad;
     (padded >= span).then(|| (padded - span) / stride + 1)
@@ -127,29 +121,9 @@ impl Conv2dGeometry {
         let [batch, c_in, h, w] = x;
         let [_, c_out, kh, kw] = weight;
         let len = |i: usize| {
-            conv_transpose2d_out_len(
-                x[2 + i],
-                weight[2 + i],
-                stride[i],
-                padding[i],
-                output_padding[i],
-                dilation[i],
-            )
+            conv_transpose2d_out_len(x[2 + i], weight[2 + i], stride[i], padding[i], output_padding[i], dilation[i])
         };
-        Some(Conv2dGeometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            oh: len(0)?,
-            ow: len(1)?,
-            kh,
-            kw,
-            stride,
-            padding,
-            dilation,
-        })
+        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh: len(0)?, ow: len(1)?, kh, kw, stride, padding, dilation })
     }
 
     /// The same convolution seen from the other side: input and output swap roles
@@ -157,15 +131,7 @@ impl Conv2dGeometry {
     /// For a conv_transpose2d geometry this is the conv2d whose backward-data is the
     /// transpose's forward; its weight [C_in_T, C_out_T, kH, kW] is read as [c_out, c_in, kH, kW].
     pub fn transposed(&self) -> Self {
-        Conv2dGeometry {
-            c_in: self.c_out,
-            h: self.oh,
-            w: self.ow,
-            c_out: self.c_in,
-            oh: self.h,
-            ow: self.w,
-            ..*self
-        }
+        Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
     }
 
     /// Rows of the im2col matrix: C_in·kH·kW.
@@ -210,36 +176,17 @@ struct AxisTaps {
 /// [`AxisTaps`] for each of the `k` kernel indices of one axis. Output o with kernel index j
 /// reads input i = o·stride + j·dilation − pad, which must satisfy 0 ≤ i < input. Computed once
 /// per image, so the hot loops below never divide.
-fn axis_taps(
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-    input: usize,
-    out: usize,
-) -> Vec<AxisTaps> {
+fn axis_taps(k: usize, stride: usize, pad: usize, dilation: usize, input: usize, out: usize) -> Vec<AxisTaps> {
     (0..k)
         .map(|j| {
             let offset = j * dilation;
             // o·stride ≥ pad − offset
-            let lo = if pad > offset {
-                (pad - offset).div_ceil(stride)
-            } else {
-                0
-            };
+            let lo = if pad > offset { (pad - offset).div_ceil(stride) } else { 0 };
             // o·stride ≤ input − 1 + pad − offset
-            let hi = if input + pad > offset {
-                ((input + pad - offset - 1) / stride + 1).min(out)
-            } else {
-                0
-            };
+            let hi = if input + pad > offset { ((input + pad - offset - 1) / stride + 1).min(out) } else { 0 };
             let lo = lo.min(hi);
             // i0 is only read when the range is non-empty, where it is in [0, input).
-            let i0 = if lo < hi {
-                lo * stride + offset - pad
-            } else {
-                0
-            };
+            let i0 = if lo < hi { lo * stride + offset - pad } else { 0 };
             AxisTaps { lo, hi, i0 }
         })
         .collect()
@@ -250,10 +197,7 @@ fn axis_taps(
 // x: [C_in, H, W] (one image)   col: [C_in·kH·kW, OH·OW] (overwritten)
 fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T]) {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (
-        axis_taps(g.kh, sh, ph, dh, g.h, g.oh),
-        axis_taps(g.kw, sw, pw, dw, g.w, g.ow),
-    );
+    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let ow = g.ow;
     let mut rows = col.chunks_exact_mut(g.out_plane());
     for x_c in x.chunks_exact(g.h * g.w) {
@@ -271,9 +215,7 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T]) {
                     if sw == 1 {
                         dst.copy_from_slice(&src[..dst.len()]);
                     } else {
-                        dst.iter_mut()
-                            .zip(src.iter().step_by(sw))
-                            .for_each(|(d, s)| *d = *s);
+                        dst.iter_mut().zip(src.iter().step_by(sw)).for_each(|(d, s)| *d = *s);
                     }
                 }
             }
@@ -286,10 +228,7 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T]) {
 // dcol: [C_in·kH·kW, OH·OW]   dx: [C_in, H, W] (one image, accumulated into)
 fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (
-        axis_taps(g.kh, sh, ph, dh, g.h, g.oh),
-        axis_taps(g.kw, sw, pw, dw, g.w, g.ow),
-    );
+    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let ow = g.ow;
     let mut rows = dcol.chunks_exact(g.out_plane());
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
@@ -303,10 +242,7 @@ fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
                     let dst = &mut dx_c[iy * g.w + kx.i0..(iy + 1) * g.w];
                     let src = &src_row[oy * ow + kx.lo..oy * ow + kx.hi];
                     if sw == 1 {
-                        dst[..src.len()]
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(d, s)| *d += *s);
+                        dst[..src.len()].iter_mut().zip(src).for_each(|(d, s)| *d += *s);
                     } else {
                         // Sliced to the last written element so the indexing needs no checks.
                         let dst = &mut dst[..(src.len() - 1) * sw + 1];
@@ -348,10 +284,7 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
             let mut s = 0.0f64;
             for n in 0..batch {
                 let base = (n * channels + c) * plane;
-                s += t[base..base + plane]
-                    .iter()
-                    .map(|v| v.to_f64())
-                    .sum::<f64>();
+                s += t[base..base + plane].iter().map(|v| v.to_f64()).sum::<f64>();
             }
             T::from_f64(s)
         })
@@ -362,12 +295,7 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
 
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
-pub fn conv2d_forward<T: Float>(
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    g: &Conv2dGeometry,
-) -> Vec<T> {
+pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let (k, plane, in_img) = (g.col_rows(), g.out_plane(), g.in_image());
     let mut y = vec![T::ZERO; g.batch * g.out_image()];
     if y.is_empty() {
@@ -389,13 +317,7 @@ pub fn conv2d_forward<T: Float>(
                 im2col(x_n, g, col);
                 col
             };
-            gemm(
-                w_mat,
-                MatRef::row_major(col, k, plane),
-                y_n,
-                plane,
-                accumulate,
-            );
+            gemm(w_mat, MatRef::row_major(col, k, plane), y_n, plane, accumulate);
         },
     );
     y
@@ -412,12 +334,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry)
 /// [`conv2d_backward_data`] with `bias[ci]` added to every pixel of channel ci of the result
 /// (conv_transpose2d's forward is this with its bias, and needs no second pass for it).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   [N, C_in, H, W]
-fn backward_data_plus_bias<T: Float>(
-    grad_y: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    g: &Conv2dGeometry,
-) -> Vec<T> {
+fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * g.in_image()];
     if dx.is_empty() {
@@ -476,15 +393,8 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
                     im2col(x_n, g, &mut col);
                     &col
                 };
-                let dy_n =
-                    MatRef::row_major(&grad_y[n * out_img..(n + 1) * out_img], g.c_out, plane);
-                gemm(
-                    MatRef::row_major(col, k, plane),
-                    dy_n.t(),
-                    &mut dw_t,
-                    g.c_out,
-                    true,
-                );
+                let dy_n = MatRef::row_major(&grad_y[n * out_img..(n + 1) * out_img], g.c_out, plane);
+                gemm(MatRef::row_major(col, k, plane), dy_n.t(), &mut dw_t, g.c_out, true);
             }
             dw_t
         })
@@ -514,23 +424,14 @@ pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], g: &Conv2dGeometry) -> Vec<T
 ///   y[n, co, i·sh − ph + ki·dh, j·sw − pw + kj·dw] += x[n, ci, i, j] · w[ci, co, ki, kj],
 /// which is exactly conv2d's backward-data (col2im of Wᵀ · x_n) for the transposed geometry.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
-pub fn conv_transpose2d_forward<T: Float>(
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    g: &Conv2dGeometry,
-) -> Vec<T> {
+pub fn conv_transpose2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     backward_data_plus_bias(x, w, bias, &g.transposed())
 }
 
 /// dx for y = conv_transpose2d(x, w). The forward was y = Aᵀ x where A is the transposed
 /// geometry's conv2d, so dx = A dy: a plain conv2d of dy with the same weight.
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
-pub fn conv_transpose2d_backward_data<T: Float>(
-    grad_y: &[T],
-    w: &[T],
-    g: &Conv2dGeometry,
-) -> Vec<T> {
+pub fn conv_transpose2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
     conv2d_forward(grad_y, w, None, &g.transposed())
 }
 
@@ -539,11 +440,7 @@ pub fn conv_transpose2d_backward_data<T: Float>(
 /// same way as a conv2d of dy against output gradient x, so dW = conv2d_backward_weight with
 /// dy as the "input" and x as the "output gradient".
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_in, C_out, kH, kW]
-pub fn conv_transpose2d_backward_weight<T: Float>(
-    grad_y: &[T],
-    x: &[T],
-    g: &Conv2dGeometry,
-) -> Vec<T> {
+pub fn conv_transpose2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     conv2d_backward_weight(x, grad_y, &g.transposed())
 }
 
@@ -583,17 +480,7 @@ mod tests {
         p: [usize; 2],
         d: [usize; 2],
     ) -> Case {
-        Case {
-            n,
-            c_in: c[0],
-            c_out: c[1],
-            hw,
-            k,
-            s,
-            p,
-            d,
-            op: [0, 0],
-        }
+        Case { n, c_in: c[0], c_out: c[1], hw, k, s, p, d, op: [0, 0] }
     }
 
     /// Odd sizes, batch 1 and 3, stride 2, padding 1 and 2, dilation 2, non-square kernels,
@@ -615,49 +502,19 @@ mod tests {
 
     /// conv_transpose2d cases: x [n, c_in, h, w], weight [c_in, c_out, kh, kw].
     const T_CASES: &[Case] = &[
-        Case {
-            op: [0, 0],
-            ..case(1, [3, 5], [4, 5], [3, 3], [1, 1], [1, 1], [1, 1])
-        },
-        Case {
-            op: [1, 1],
-            ..case(3, [4, 2], [5, 4], [3, 3], [2, 2], [1, 1], [1, 1])
-        },
-        Case {
-            op: [0, 1],
-            ..case(3, [3, 4], [4, 4], [4, 4], [2, 2], [1, 1], [1, 1])
-        },
-        Case {
-            op: [1, 0],
-            ..case(1, [2, 3], [5, 3], [3, 2], [2, 3], [2, 1], [2, 1])
-        },
-        Case {
-            op: [1, 1],
-            ..case(3, [2, 3], [4, 5], [3, 3], [1, 1], [2, 2], [2, 2])
-        },
-        Case {
-            op: [1, 0],
-            ..case(3, [3, 2], [4, 5], [1, 1], [1, 1], [0, 0], [2, 1])
-        },
-        Case {
-            op: [0, 0],
-            ..case(3, [4, 3], [5, 6], [1, 1], [1, 1], [0, 0], [1, 1])
-        },
-        Case {
-            op: [2, 1],
-            ..case(2, [2, 3], [3, 4], [2, 3], [3, 2], [0, 1], [1, 2])
-        },
+        Case { op: [0, 0], ..case(1, [3, 5], [4, 5], [3, 3], [1, 1], [1, 1], [1, 1]) },
+        Case { op: [1, 1], ..case(3, [4, 2], [5, 4], [3, 3], [2, 2], [1, 1], [1, 1]) },
+        Case { op: [0, 1], ..case(3, [3, 4], [4, 4], [4, 4], [2, 2], [1, 1], [1, 1]) },
+        Case { op: [1, 0], ..case(1, [2, 3], [5, 3], [3, 2], [2, 3], [2, 1], [2, 1]) },
+        Case { op: [1, 1], ..case(3, [2, 3], [4, 5], [3, 3], [1, 1], [2, 2], [2, 2]) },
+        Case { op: [1, 0], ..case(3, [3, 2], [4, 5], [1, 1], [1, 1], [0, 0], [2, 1]) },
+        Case { op: [0, 0], ..case(3, [4, 3], [5, 6], [1, 1], [1, 1], [0, 0], [1, 1]) },
+        Case { op: [2, 1], ..case(2, [2, 3], [3, 4], [2, 3], [3, 2], [0, 1], [1, 2]) },
     ];
 
     fn conv_geom(c: &Case) -> Conv2dGeometry {
-        Conv2dGeometry::conv2d(
-            [c.n, c.c_in, c.hw[0], c.hw[1]],
-            [c.c_out, c.c_in, c.k[0], c.k[1]],
-            c.s,
-            c.p,
-            c.d,
-        )
-        .expect("test case fits")
+        Conv2dGeometry::conv2d([c.n, c.c_in, c.hw[0], c.hw[1]], [c.c_out, c.c_in, c.k[0], c.k[1]], c.s, c.p, c.d)
+            .expect("test case fits")
     }
 
     fn transpose_geom(c: &Case) -> Conv2dGeometry {
@@ -685,18 +542,12 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{what}: length");
         let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= tol * scale,
-                "{what}: element {i}: got {g}, want {w}"
-            );
+            assert!((g - w).abs() <= tol * scale, "{what}: element {i}: got {g}, want {w}");
         }
     }
 
     fn assert_rel(a: f64, b: f64, what: &str) {
-        assert!(
-            (a - b).abs() <= 1e-10 * a.abs().max(b.abs()).max(1e-300),
-            "{what}: {a} vs {b}"
-        );
+        assert!((a - b).abs() <= 1e-10 * a.abs().max(b.abs()).max(1e-300), "{what}: {a} vs {b}");
     }
 
     /// The definition, one output at a time:
@@ -711,16 +562,12 @@ mod tests {
                         for ci in 0..g.c_in {
                             for ki in 0..g.kh {
                                 for kj in 0..g.kw {
-                                    let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize
-                                        - g.padding[0] as isize;
-                                    let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize
-                                        - g.padding[1] as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
-                                    {
+                                    let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
                                         continue;
                                     }
-                                    let xv = x[((n * g.c_in + ci) * g.h + iy as usize) * g.w
-                                        + ix as usize];
+                                    let xv = x[((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize];
                                     s += w[((co * g.c_in + ci) * g.kh + ki) * g.kw + kj] * xv;
                                 }
                             }
@@ -735,20 +582,13 @@ mod tests {
 
     /// The definition of conv_transpose2d, one input pixel at a time (a scatter):
     /// y[n, co, i·sh − ph + ki·dh, j·sw − pw + kj·dw] += x[n, ci, i, j] · w[ci, co, ki, kj].
-    fn naive_conv_transpose2d(
-        x: &[f64],
-        w: &[f64],
-        b: Option<&[f64]>,
-        g: &Conv2dGeometry,
-    ) -> Vec<f64> {
+    fn naive_conv_transpose2d(x: &[f64], w: &[f64], b: Option<&[f64]>, g: &Conv2dGeometry) -> Vec<f64> {
         let plane = g.oh * g.ow;
         let mut y = vec![0.0; g.batch * g.c_out * plane];
         for n in 0..g.batch {
             for co in 0..g.c_out {
                 let bv = b.map_or(0.0, |b| b[co]);
-                y[(n * g.c_out + co) * plane..][..plane]
-                    .iter_mut()
-                    .for_each(|v| *v = bv);
+                y[(n * g.c_out + co) * plane..][..plane].iter_mut().for_each(|v| *v = bv);
             }
             for ci in 0..g.c_in {
                 for i in 0..g.h {
@@ -757,19 +597,12 @@ mod tests {
                         for co in 0..g.c_out {
                             for ki in 0..g.kh {
                                 for kj in 0..g.kw {
-                                    let oy = (i * g.stride[0] + ki * g.dilation[0]) as isize
-                                        - g.padding[0] as isize;
-                                    let ox = (j * g.stride[1] + kj * g.dilation[1]) as isize
-                                        - g.padding[1] as isize;
-                                    if oy < 0
-                                        || ox < 0
-                                        || oy >= g.oh as isize
-                                        || ox >= g.ow as isize
-                                    {
+                                    let oy = (i * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let ox = (j * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if oy < 0 || ox < 0 || oy >= g.oh as isize || ox >= g.ow as isize {
                                         continue;
                                     }
-                                    y[((n * g.c_out + co) * g.oh + oy as usize) * g.ow
-                                        + ox as usize] +=
+                                    y[((n * g.c_out + co) * g.oh + oy as usize) * g.ow + ox as usize] +=
                                         xv * w[((ci * g.c_out + co) * g.kh + ki) * g.kw + kj];
                                 }
                             }
@@ -806,20 +639,14 @@ mod tests {
         // No padding, stride 1: y[0,0] = 1·1 + 2·2 + 0·3 + 0·5 + 1·6 − 1·7 + 3·9 + 0·10 + 1·11 = 42;
         // x is a ramp (+1 per column, +4 per row) and Σw = 7, so each step right adds 7, down 28.
         let g = Conv2dGeometry::conv2d([1, 1, 4, 4], [1, 1, 3, 3], [1, 1], [0, 0], [1, 1]).unwrap();
-        assert_eq!(
-            conv2d_forward(&x, &w, None, &g),
-            vec![42.0, 49.0, 70.0, 77.0]
-        );
+        assert_eq!(conv2d_forward(&x, &w, None, &g), vec![42.0, 49.0, 70.0, 77.0]);
         // Padding 1, stride 2 (taps at rows/cols −1..1 and 1..3), plus bias 0.5:
         // y[0,0] = (1·1 − 1·2) + (0·5 + 1·6) = 5
         // y[0,1] = (0·2 + 1·3 − 1·4) + (3·6 + 0·7 + 1·8) = 25
         // y[1,0] = (2·5 + 0·6) + (1·9 − 1·10) + (0·13 + 1·14) = 23
         // y[1,1] = (1·6 + 2·7 + 0·8) + (0·10 + 1·11 − 1·12) + (3·14 + 0·15 + 1·16) = 77
         let g = Conv2dGeometry::conv2d([1, 1, 4, 4], [1, 1, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
-        assert_eq!(
-            conv2d_forward(&x, &w, Some(&[0.5]), &g),
-            vec![5.5, 25.5, 23.5, 77.5]
-        );
+        assert_eq!(conv2d_forward(&x, &w, Some(&[0.5]), &g), vec![5.5, 25.5, 23.5, 77.5]);
     }
 
     #[test]
@@ -831,19 +658,9 @@ mod tests {
             let w = random(c.c_out * c.c_in * c.k[0] * c.k[1], &mut rng);
             let b = random(c.c_out, &mut rng);
             let want = naive_conv2d(&x, &w, Some(&b), &g);
-            assert_close(
-                &conv2d_forward(&x, &w, Some(&b), &g),
-                &want,
-                1e-12,
-                &format!("{c:?}"),
-            );
+            assert_close(&conv2d_forward(&x, &w, Some(&b), &g), &want, 1e-12, &format!("{c:?}"));
             let want = naive_conv2d(&x, &w, None, &g);
-            assert_close(
-                &conv2d_forward(&x, &w, None, &g),
-                &want,
-                1e-12,
-                &format!("{c:?} no bias"),
-            );
+            assert_close(&conv2d_forward(&x, &w, None, &g), &want, 1e-12, &format!("{c:?} no bias"));
         }
     }
 
@@ -855,16 +672,8 @@ mod tests {
             let x = random(c.n * c.c_in * c.hw[0] * c.hw[1], &mut rng);
             let w = random(c.c_out * c.c_in * c.k[0] * c.k[1], &mut rng);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got: Vec<f64> = conv2d_forward(&to32(&x), &to32(&w), None, &g)
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            assert_close(
-                &got,
-                &naive_conv2d(&x, &w, None, &g),
-                1e-5,
-                &format!("{c:?}"),
-            );
+            let got: Vec<f64> = conv2d_forward(&to32(&x), &to32(&w), None, &g).iter().map(|&v| v as f64).collect();
+            assert_close(&got, &naive_conv2d(&x, &w, None, &g), 1e-5, &format!("{c:?}"));
         }
     }
 
@@ -914,12 +723,7 @@ mod tests {
                     dot(&naive_conv2d(&x, &e, None, &g), &gy)
                 })
                 .collect();
-            assert_close(
-                &conv2d_backward_weight(&gy, &x, &g),
-                &want,
-                1e-12,
-                &format!("{c:?}"),
-            );
+            assert_close(&conv2d_backward_weight(&gy, &x, &g), &want, 1e-12, &format!("{c:?}"));
         }
     }
 
@@ -932,12 +736,7 @@ mod tests {
             let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
             let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
             let want = naive_conv_transpose2d(&gy, &w, None, &g.transposed());
-            assert_close(
-                &conv2d_backward_data(&gy, &w, &g),
-                &want,
-                1e-12,
-                &format!("{c:?}"),
-            );
+            assert_close(&conv2d_backward_data(&gy, &w, &g), &want, 1e-12, &format!("{c:?}"));
         }
     }
 
@@ -949,22 +748,9 @@ mod tests {
             let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
             let plane = g.oh * g.ow;
             let want: Vec<f64> = (0..c.c_out)
-                .map(|co| {
-                    (0..c.n)
-                        .map(|n| {
-                            gy[(n * c.c_out + co) * plane..][..plane]
-                                .iter()
-                                .sum::<f64>()
-                        })
-                        .sum()
-                })
+                .map(|co| (0..c.n).map(|n| gy[(n * c.c_out + co) * plane..][..plane].iter().sum::<f64>()).sum())
                 .collect();
-            assert_close(
-                &conv2d_backward_bias(&gy, &g),
-                &want,
-                1e-12,
-                &format!("{c:?}"),
-            );
+            assert_close(&conv2d_backward_bias(&gy, &g), &want, 1e-12, &format!("{c:?}"));
             // And it is the adjoint of adding a bias: ⟨conv(x; b) − conv(x; 0), g⟩ = ⟨b, db⟩.
             let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
             let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
@@ -984,54 +770,20 @@ mod tests {
             let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
             let b = random(c.c_out, &mut rng);
             let want = naive_conv_transpose2d(&x, &w, Some(&b), &g);
-            assert_close(
-                &conv_transpose2d_forward(&x, &w, Some(&b), &g),
-                &want,
-                1e-12,
-                &format!("{c:?}"),
-            );
+            assert_close(&conv_transpose2d_forward(&x, &w, Some(&b), &g), &want, 1e-12, &format!("{c:?}"));
             let want = naive_conv_transpose2d(&x, &w, None, &g);
-            assert_close(
-                &conv_transpose2d_forward(&x, &w, None, &g),
-                &want,
-                1e-12,
-                &format!("{c:?} no bias"),
-            );
+            assert_close(&conv_transpose2d_forward(&x, &w, None, &g), &want, 1e-12, &format!("{c:?} no bias"));
         }
     }
 
     #[test]
     fn conv_transpose2d_output_size_with_output_padding() {
         // k4 s2 p1 doubles; k3 s2 p1 op1 doubles too; op with dilation > stride grows by op.
-        let g = Conv2dGeometry::conv_transpose2d(
-            [1, 2, 8, 8],
-            [2, 3, 4, 4],
-            [2, 2],
-            [1, 1],
-            [0, 0],
-            [1, 1],
-        )
-        .unwrap();
+        let g = Conv2dGeometry::conv_transpose2d([1, 2, 8, 8], [2, 3, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1]).unwrap();
         assert_eq!((g.oh, g.ow), (16, 16));
-        let g = Conv2dGeometry::conv_transpose2d(
-            [1, 2, 5, 7],
-            [2, 3, 3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            [1, 1],
-        )
-        .unwrap();
+        let g = Conv2dGeometry::conv_transpose2d([1, 2, 5, 7], [2, 3, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1]).unwrap();
         assert_eq!((g.oh, g.ow), (10, 14));
-        let g = Conv2dGeometry::conv_transpose2d(
-            [1, 2, 4, 5],
-            [2, 3, 1, 1],
-            [1, 1],
-            [0, 0],
-            [1, 0],
-            [2, 1],
-        )
-        .unwrap();
+        let g = Conv2dGeometry::conv_transpose2d([1, 2, 4, 5], [2, 3, 1, 1], [1, 1], [0, 0], [1, 0], [2, 1]).unwrap();
         assert_eq!((g.oh, g.ow), (5, 5));
     }
 
@@ -1094,8 +846,7 @@ mod tests {
         let (xi, yi) = (c.c_in * g.h * g.w, c.c_out * g.oh * g.ow);
         let mut sum = vec![0.0; a.len()];
         for n in 0..c.n {
-            let dw =
-                conv2d_backward_weight(&gy[n * yi..(n + 1) * yi], &x[n * xi..(n + 1) * xi], &one);
+            let dw = conv2d_backward_weight(&gy[n * yi..(n + 1) * yi], &x[n * xi..(n + 1) * xi], &one);
             sum.iter_mut().zip(&dw).for_each(|(s, d)| *s += d);
         }
         assert_close(&a, &sum, 1e-12, "batched vs one at a time");

@@ -58,13 +58,7 @@ pub struct MatRef<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// A dense row-major [rows, cols] matrix.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
     /// The transpose, as a view.
@@ -83,11 +77,9 @@ impl<'a, T> MatRef<'a, T> {
         if self.rows == 0 || self.cols == 0 {
             return;
         }
-        let last = (self.rows - 1).checked_mul(self.row_stride).and_then(|r| {
-            (self.cols - 1)
-                .checked_mul(self.col_stride)
-                .and_then(|c| r.checked_add(c))
-        });
+        let last = (self.rows - 1)
+            .checked_mul(self.row_stride)
+            .and_then(|r| (self.cols - 1).checked_mul(self.col_stride).and_then(|c| r.checked_add(c)));
         assert!(
             last.is_some_and(|l| l < self.data.len()),
             "gemm: {name} [{}, {}] with strides ({}, {}) reaches past its {} elements",
@@ -104,45 +96,29 @@ impl<'a, T> MatRef<'a, T> {
 /// `c` is row-major with row stride `ldc` (≥ n).
 pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(
-        k, b.rows,
-        "gemm: A is [{m}, {k}] but B is [{}, {n}]",
-        b.rows
-    );
+    assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
     assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
     if m == 0 || n == 0 {
         return;
     }
     // The C check is what makes the micro-kernels' raw writes into C sound; the A and B checks
     // turn an out-of-bounds view into one clear message instead of a panic deep in packing.
-    assert!(
-        c.len() >= (m - 1) * ldc + n,
-        "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more",
-        c.len()
-    );
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more", c.len());
     a.assert_in_bounds("A");
     b.assert_in_bounds("B");
     if k == 0 {
         if !accumulate {
-            c.chunks_mut(ldc)
-                .take(m)
-                .for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
         }
         return;
     }
     // `Float` is only implemented for f32 and f64 here; `TypeId` (not just `T::DTYPE`) is what
     // makes the reinterpreting casts below sound even if someone adds another implementation.
-    if let (Some(a), Some(b), Some(c)) = (
-        cast_mat::<T, f32>(a),
-        cast_mat::<T, f32>(b),
-        cast_slice_mut::<T, f32>(c),
-    ) {
+    if let (Some(a), Some(b), Some(c)) = (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), cast_slice_mut::<T, f32>(c)) {
         gemm_blocked(&f32_kernel(), a, b, c, ldc, accumulate);
-    } else if let (Some(a), Some(b), Some(c)) = (
-        cast_mat::<T, f64>(a),
-        cast_mat::<T, f64>(b),
-        cast_slice_mut::<T, f64>(c),
-    ) {
+    } else if let (Some(a), Some(b), Some(c)) =
+        (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), cast_slice_mut::<T, f64>(c))
+    {
         gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
     } else {
         gemm_naive(a, b, c, ldc, accumulate);
@@ -155,8 +131,7 @@ fn gemm_naive<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, acc
         for j in 0..b.cols {
             let mut s = if accumulate { c[i * ldc + j] } else { T::ZERO };
             for p in 0..a.cols {
-                s += a.data[i * a.row_stride + p * a.col_stride]
-                    * b.data[p * b.row_stride + j * b.col_stride];
+                s += a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride];
             }
             c[i * ldc + j] = s;
         }
@@ -169,13 +144,7 @@ fn cast_mat<T: 'static, U: 'static>(m: MatRef<'_, T>) -> Option<MatRef<'_, U>> {
     }
     // SAFETY: T and U are the same type, so this is the identity on the slice.
     let data = unsafe { std::slice::from_raw_parts(m.data.as_ptr().cast::<U>(), m.data.len()) };
-    Some(MatRef {
-        data,
-        rows: m.rows,
-        cols: m.cols,
-        row_stride: m.row_stride,
-        col_stride: m.col_stride,
-    })
+    Some(MatRef { data, rows: m.rows, cols: m.cols, row_stride: m.row_stride, col_stride: m.col_stride })
 }
 
 fn cast_slice_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
@@ -219,27 +188,16 @@ impl<T: Float> Kernel<T> {
         nc: usize,
         run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
     ) -> Kernel<T> {
-        Kernel {
-            mr: MR,
-            nr: NR,
-            mc,
-            kc,
-            nc,
-            run,
-            pack_a: pack_panel::<T, MR>,
-            pack_b: pack_panel::<T, NR>,
-        }
+        Kernel { mr: MR, nr: NR, mc, kc, nc, run, pack_a: pack_panel::<T, MR>, pack_b: pack_panel::<T, NR> }
     }
 }
 
 /// The largest tile any kernel computes (AVX-512: 14×32), for the edge-tile scratch buffer.
 const MAX_TILE: usize = 14 * 32;
 
-const SGEMM_PORTABLE: Kernel<f32> =
-    Kernel::new::<4, 8>(128, 256, 4096, kernel_portable::<f32, 4, 8>);
+const SGEMM_PORTABLE: Kernel<f32> = Kernel::new::<4, 8>(128, 256, 4096, kernel_portable::<f32, 4, 8>);
 
-const DGEMM_PORTABLE: Kernel<f64> =
-    Kernel::new::<4, 4>(128, 256, 4096, kernel_portable::<f64, 4, 4>);
+const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>(128, 256, 4096, kernel_portable::<f64, 4, 4>);
 
 /// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 256×16 B micro-panel is 16 KiB of L1; a 144×256
 /// A block is 144 KiB of L2.
@@ -279,12 +237,7 @@ unsafe fn kernel_portable<T: Float, const MR: usize, const NR: usize>(
     accumulate: bool,
 ) {
     // SAFETY: the caller guarantees both packed panels are this long.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
+    let (a, b) = unsafe { (std::slice::from_raw_parts(a, kc * MR), std::slice::from_raw_parts(b, kc * NR)) };
     let mut acc = [[T::ZERO; NR]; MR];
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         for i in 0..MR {
@@ -335,12 +288,7 @@ mod x86 {
         for p in 0..kc {
             // SAFETY: the packed B panel holds kc rows of 16 floats and the A panel kc columns
             // of MR floats (caller contract).
-            let (b0, b1) = unsafe {
-                (
-                    _mm256_loadu_ps(b.add(p * 16)),
-                    _mm256_loadu_ps(b.add(p * 16 + 8)),
-                )
-            };
+            let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * 16)), _mm256_loadu_ps(b.add(p * 16 + 8))) };
             for (i, acc_i) in acc.iter_mut().enumerate() {
                 // SAFETY: as above, p*MR + i < kc*MR.
                 let ai = unsafe { _mm256_broadcast_ss(&*a.add(p * MR + i)) };
@@ -388,12 +336,7 @@ mod x86 {
         for p in 0..kc {
             // SAFETY: the packed B panel holds kc rows of 32 floats and the A panel kc columns
             // of MR floats (caller contract).
-            let (b0, b1) = unsafe {
-                (
-                    _mm512_loadu_ps(b.add(p * 32)),
-                    _mm512_loadu_ps(b.add(p * 32 + 16)),
-                )
-            };
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * 32)), _mm512_loadu_ps(b.add(p * 32 + 16))) };
             for (i, acc_i) in acc.iter_mut().enumerate() {
                 // SAFETY: as above, p*MR + i < kc*MR.
                 let ai = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
@@ -424,14 +367,7 @@ mod x86 {
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// Runs the blocked loops around `kern` (see the module docs).
-fn gemm_blocked<T: Float>(
-    kern: &Kernel<T>,
-    a: MatRef<T>,
-    b: MatRef<T>,
-    c: &mut [T],
-    ldc: usize,
-    accumulate: bool,
-) {
+fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(kern.mc % mr == 0 && kern.nc % nr == 0 && mr * nr <= MAX_TILE);
@@ -459,16 +395,9 @@ fn gemm_blocked<T: Float>(
                     (kern.pack_b)(b.t(), j0, nr.min(n - j0), pc, kcb, out);
                 };
                 if parallel {
-                    bpack
-                        .par_chunks_mut(kcb * nr)
-                        .enumerate()
-                        .with_min_len(4)
-                        .for_each(pack_b_panel);
+                    bpack.par_chunks_mut(kcb * nr).enumerate().with_min_len(4).for_each(pack_b_panel);
                 } else {
-                    bpack
-                        .chunks_mut(kcb * nr)
-                        .enumerate()
-                        .for_each(pack_b_panel);
+                    bpack.chunks_mut(kcb * nr).enumerate().for_each(pack_b_panel);
                 }
                 let bpack = &*bpack;
 
@@ -480,15 +409,7 @@ fn gemm_blocked<T: Float>(
                             let i0 = panel * mr;
                             (kern.pack_a)(a, i0, mr.min(m - i0), pc, kcb, out);
                         }
-                        let tile = TileJob {
-                            kern,
-                            kcb,
-                            m,
-                            n,
-                            jc,
-                            ldc,
-                            beta,
-                        };
+                        let tile = TileJob { kern, kcb, m, n, jc, ldc, beta };
                         tile.run(apack, bpack, ip, jp, c_out);
                     });
                 };
@@ -545,10 +466,7 @@ impl Grid {
                 groups = threads.div_ceil(blocks).min(n_panels);
             }
         }
-        Grid {
-            row_blocks: split_even(m_panels, blocks),
-            col_groups: split_even(n_panels, groups),
-        }
+        Grid { row_blocks: split_even(m_panels, blocks), col_groups: split_even(n_panels, groups) }
     }
 
     fn len(&self) -> usize {
@@ -558,18 +476,13 @@ impl Grid {
     /// The A panels and B panels of task `t`.
     fn task(&self, t: usize) -> (Range<usize>, Range<usize>) {
         let g = self.col_groups.len();
-        (
-            self.row_blocks[t / g].clone(),
-            self.col_groups[t % g].clone(),
-        )
+        (self.row_blocks[t / g].clone(), self.col_groups[t % g].clone())
     }
 }
 
 /// `0..total` cut into `parts` contiguous ranges whose lengths differ by at most one.
 fn split_even(total: usize, parts: usize) -> Vec<Range<usize>> {
-    (0..parts)
-        .map(|i| i * total / parts..(i + 1) * total / parts)
-        .collect()
+    (0..parts).map(|i| i * total / parts..(i + 1) * total / parts).collect()
 }
 
 /// What one task needs to run the micro-kernel over its tiles.
@@ -588,15 +501,7 @@ impl<T: Float> TileJob<'_, T> {
     /// against each A panel in `ip` (streamed from L2). `apack` holds the panels of `ip` in order;
     /// `bpack` all panels of the jc block.
     fn run(&self, apack: &[T], bpack: &[T], ip: Range<usize>, jp: Range<usize>, c: SharedOut<T>) {
-        let TileJob {
-            kern,
-            kcb,
-            m,
-            n,
-            jc,
-            ldc,
-            beta,
-        } = *self;
+        let TileJob { kern, kcb, m, n, jc, ldc, beta } = *self;
         let (mr, nr) = (kern.mr, kern.nr);
         for jpanel in jp {
             let j0 = jc + jpanel * nr;
@@ -610,39 +515,19 @@ impl<T: Float> TileJob<'_, T> {
                     // C[i0..i0+mr, j0..j0+nr] lies inside C (gemm checked c.len() ≥ (m-1)·ldc + n)
                     // and no other task writes it (see `Grid`).
                     unsafe {
-                        (kern.run)(
-                            kcb,
-                            a_panel.as_ptr(),
-                            b_panel.as_ptr(),
-                            c.ptr().add(i0 * ldc + j0),
-                            ldc,
-                            beta,
-                        )
+                        (kern.run)(kcb, a_panel.as_ptr(), b_panel.as_ptr(), c.ptr().add(i0 * ldc + j0), ldc, beta)
                     };
                 } else {
                     // Edge tile: compute it whole into scratch, write back the part inside C.
                     let mut tile = [T::ZERO; MAX_TILE];
                     // SAFETY: the packed panels hold kcb·mr and kcb·nr elements; `tile` holds the
                     // mr×nr ≤ MAX_TILE results with row stride nr.
-                    unsafe {
-                        (kern.run)(
-                            kcb,
-                            a_panel.as_ptr(),
-                            b_panel.as_ptr(),
-                            tile.as_mut_ptr(),
-                            nr,
-                            false,
-                        )
-                    };
+                    unsafe { (kern.run)(kcb, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false) };
                     for (i, t_row) in tile.chunks_exact(nr).take(mr_valid).enumerate() {
                         // SAFETY: row i0+i < m and columns j0..j0+nr_valid ≤ n lie inside C,
                         // and no other task writes them (see `Grid`).
-                        let c_row = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                c.ptr().add((i0 + i) * ldc + j0),
-                                nr_valid,
-                            )
-                        };
+                        let c_row =
+                            unsafe { std::slice::from_raw_parts_mut(c.ptr().add((i0 + i) * ldc + j0), nr_valid) };
                         for (cj, &v) in c_row.iter_mut().zip(t_row) {
                             *cj = if beta { *cj + v } else { v };
                         }
@@ -660,14 +545,7 @@ impl<T: Float> TileJob<'_, T> {
 /// `src = a` and W = MR; a B panel is the same thing on the transpose, `src = b.t()`, W = NR.
 /// W is a constant so that whole packed columns are fixed-size copies (a memcpy call per
 /// 16-float column would cost more than the copy).
-fn pack_panel<T: Float, const W: usize>(
-    src: MatRef<T>,
-    r0: usize,
-    rows: usize,
-    c0: usize,
-    kc: usize,
-    out: &mut [T],
-) {
+fn pack_panel<T: Float, const W: usize>(src: MatRef<T>, r0: usize, rows: usize, c0: usize, kc: usize, out: &mut [T]) {
     let (rs, cs) = (src.row_stride, src.col_stride);
     let (out, _) = out[..kc * W].as_chunks_mut::<W>();
     if rows < W {
@@ -758,21 +636,15 @@ mod tests {
     }
 
     /// The reference: C = A·B (+ C0) in f64, plus Σ|a||b| + |c0| per element for the tolerance.
-    fn reference(
-        a: MatRef<f64>,
-        b: MatRef<f64>,
-        c0: Option<&[f64]>,
-        ldc: usize,
-    ) -> (Vec<f64>, Vec<f64>) {
+    fn reference(a: MatRef<f64>, b: MatRef<f64>, c0: Option<&[f64]>, ldc: usize) -> (Vec<f64>, Vec<f64>) {
         let (m, k, n) = (a.rows, a.cols, b.cols);
         let (mut c, mut scale) = (vec![0.0; m * n], vec![0.0; m * n]);
         for i in 0..m {
             for j in 0..n {
-                let (mut s, mut abs) =
-                    c0.map_or((0.0, 0.0), |c0| (c0[i * ldc + j], c0[i * ldc + j].abs()));
+                let (mut s, mut abs) = c0.map_or((0.0, 0.0), |c0| (c0[i * ldc + j], c0[i * ldc + j].abs()));
                 for p in 0..k {
-                    let prod = a.data[i * a.row_stride + p * a.col_stride]
-                        * b.data[p * b.row_stride + j * b.col_stride];
+                    let prod =
+                        a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride];
                     s += prod;
                     abs += prod.abs();
                 }
@@ -794,23 +666,13 @@ mod tests {
     }
 
     /// Builds a [rows, cols] operand with the given layout; returns its buffer and how to view it.
-    fn operand(
-        rows: usize,
-        cols: usize,
-        layout: Layout,
-        rng: &mut Rng,
-    ) -> (Vec<f64>, usize, usize, usize) {
+    fn operand(rows: usize, cols: usize, layout: Layout, rng: &mut Rng) -> (Vec<f64>, usize, usize, usize) {
         match layout {
             Layout::RowMajor => (random_vec(rows * cols, rng), 0, cols, 1),
             Layout::Transposed => (random_vec(rows * cols, rng), 0, 1, rows),
             Layout::Strided => {
                 let (pad, offset) = (5, 3);
-                (
-                    random_vec(offset + rows * (cols + pad), rng),
-                    offset,
-                    cols + pad,
-                    1,
-                )
+                (random_vec(offset + rows * (cols + pad), rng), offset, cols + pad, 1)
             }
         }
     }
@@ -831,45 +693,20 @@ mod tests {
         let (ad, aoff, ars, acs) = operand(m, k, la, &mut rng);
         let (bd, boff, brs, bcs) = operand(k, n, lb, &mut rng);
         let c0 = random_vec(m.saturating_sub(1) * ldc + n, &mut rng);
-        let a64 = MatRef {
-            data: &ad[aoff..],
-            rows: m,
-            cols: k,
-            row_stride: ars,
-            col_stride: acs,
-        };
-        let b64 = MatRef {
-            data: &bd[boff..],
-            rows: k,
-            cols: n,
-            row_stride: brs,
-            col_stride: bcs,
-        };
+        let a64 = MatRef { data: &ad[aoff..], rows: m, cols: k, row_stride: ars, col_stride: acs };
+        let b64 = MatRef { data: &bd[boff..], rows: k, cols: n, row_stride: brs, col_stride: bcs };
         let (want, scale) = reference(a64, b64, accumulate.then_some(&c0[..]), ldc);
 
         let to_t = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
         let (at, bt) = (to_t(&ad), to_t(&bd));
         let mut c = to_t(&c0);
-        let a = MatRef {
-            data: &at[aoff..],
-            rows: m,
-            cols: k,
-            row_stride: ars,
-            col_stride: acs,
-        };
-        let b = MatRef {
-            data: &bt[boff..],
-            rows: k,
-            cols: n,
-            row_stride: brs,
-            col_stride: bcs,
-        };
+        let a = MatRef { data: &at[aoff..], rows: m, cols: k, row_stride: ars, col_stride: acs };
+        let b = MatRef { data: &bt[boff..], rows: k, cols: n, row_stride: brs, col_stride: bcs };
         run(a, b, &mut c, ldc, accumulate);
 
         for i in 0..m {
             for j in 0..n {
-                let (got, want, scale) =
-                    (c[i * ldc + j].to_f64(), want[i * n + j], scale[i * n + j]);
+                let (got, want, scale) = (c[i * ldc + j].to_f64(), want[i * n + j], scale[i * n + j]);
                 assert!(
                     (got - want).abs() <= tol * (scale + 1.0),
                     "({m}, {k}, {n}) {la:?}·{lb:?} ldc {ldc} acc {accumulate}: C[{i}, {j}] = {got}, want {want}"
@@ -902,10 +739,7 @@ mod tests {
     ];
 
     /// Every shape × layout × (ldc, accumulate) combination through `run`.
-    fn check_all<T: Float>(
-        tol: f64,
-        run: impl Fn(MatRef<T>, MatRef<T>, &mut [T], usize, bool) + Copy,
-    ) {
+    fn check_all<T: Float>(tol: f64, run: impl Fn(MatRef<T>, MatRef<T>, &mut [T], usize, bool) + Copy) {
         let layouts = [Layout::RowMajor, Layout::Transposed, Layout::Strided];
         let mut seed = 0;
         for &shape in &SHAPES {
@@ -949,9 +783,7 @@ mod tests {
     fn every_f32_kernel_matches_reference() {
         for (name, kern) in f32_kernels() {
             eprintln!("checking the {name} kernel");
-            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
-                gemm_blocked(&kern, a, b, c, ldc, acc)
-            });
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
         }
     }
 
@@ -960,49 +792,17 @@ mod tests {
         // Block sizes far below the shapes, so jc, pc and ic all take several (ragged) steps.
         for (name, kern) in f32_kernels() {
             eprintln!("checking the {name} kernel with tiny blocks");
-            let small = Kernel {
-                mc: 2 * kern.mr,
-                kc: 7,
-                nc: 3 * kern.nr,
-                ..kern
-            };
-            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
-                gemm_blocked(&small, a, b, c, ldc, acc)
-            });
+            let small = Kernel { mc: 2 * kern.mr, kc: 7, nc: 3 * kern.nr, ..kern };
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&small, a, b, c, ldc, acc));
         }
-        let small = Kernel {
-            mc: 8,
-            kc: 5,
-            nc: 12,
-            ..DGEMM_PORTABLE
-        };
-        check_all::<f64>(1e-12, |a, b, c, ldc, acc| {
-            gemm_blocked(&small, a, b, c, ldc, acc)
-        });
+        let small = Kernel { mc: 8, kc: 5, nc: 12, ..DGEMM_PORTABLE };
+        check_all::<f64>(1e-12, |a, b, c, ldc, acc| gemm_blocked(&small, a, b, c, ldc, acc));
     }
 
     #[test]
     fn wide_c_spans_several_nc_blocks() {
-        check::<f32>(
-            (3, 5, 4100),
-            Layout::RowMajor,
-            Layout::Transposed,
-            4100,
-            true,
-            1e-5,
-            99,
-            gemm,
-        );
-        check::<f32>(
-            (40, 20, 9000),
-            Layout::Strided,
-            Layout::RowMajor,
-            9001,
-            false,
-            1e-5,
-            98,
-            gemm,
-        );
+        check::<f32>((3, 5, 4100), Layout::RowMajor, Layout::Transposed, 4100, true, 1e-5, 99, gemm);
+        check::<f32>((40, 20, 9000), Layout::Strided, Layout::RowMajor, 9001, false, 1e-5, 98, gemm);
     }
 
     #[test]
@@ -1010,21 +810,12 @@ mod tests {
         // Each element's sum is accumulated in the same order whichever thread computes it.
         let mut rng = Rng::new(7);
         let (m, k, n) = (257, 300, 129);
-        let a: Vec<f32> = random_vec(m * k, &mut rng)
-            .iter()
-            .map(|&x| x as f32)
-            .collect();
-        let b: Vec<f32> = random_vec(k * n, &mut rng)
-            .iter()
-            .map(|&x| x as f32)
-            .collect();
+        let a: Vec<f32> = random_vec(m * k, &mut rng).iter().map(|&x| x as f32).collect();
+        let b: Vec<f32> = random_vec(k * n, &mut rng).iter().map(|&x| x as f32).collect();
         let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
         let mut par = vec![0.0f32; m * n];
         gemm(a, b, &mut par, n, false);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let mut seq = vec![0.0f32; m * n];
         pool.install(|| gemm(a, b, &mut seq, n, false));
         assert_eq!(par, seq);
@@ -1032,10 +823,7 @@ mod tests {
 
     #[test]
     fn zero_inner_dimension_zeroes_or_keeps_c() {
-        let (a, b) = (
-            MatRef::row_major(&[] as &[f32], 2, 0),
-            MatRef::row_major(&[] as &[f32], 0, 3),
-        );
+        let (a, b) = (MatRef::row_major(&[] as &[f32], 2, 0), MatRef::row_major(&[] as &[f32], 0, 3));
         let mut c = vec![1.0f32; 6];
         gemm(a, b, &mut c, 3, true);
         assert_eq!(c, vec![1.0; 6]);

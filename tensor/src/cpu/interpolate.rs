@@ -13,61 +13,45 @@ use crate::dtype::Float;
 /// min(⌊dst · (1/s)⌋, in − 1) in f32, which equals the integer division dst / s for every
 /// practical size and factor.
 // x: [P, H, W] → y: [P, H·s, W·s]
-pub fn upsample_nearest2d_forward<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    s: usize,
-) -> Vec<T> {
+pub fn upsample_nearest2d_forward<T: Float>(x: &[T], planes: usize, h: usize, w: usize, s: usize) -> Vec<T> {
     let (oh, ow) = (h * s, w * s);
     let mut y = vec![T::ZERO; planes * oh * ow];
     if oh * ow == 0 {
         return y;
     }
     let src: Vec<usize> = (0..ow).map(|ox| ox / s).collect();
-    y.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(yp, xp)| {
-            // The s output rows of input row iy are equal: fill the first, copy it to the rest.
-            for (block, xrow) in yp.chunks_exact_mut(s * ow).zip(xp.chunks_exact(w)) {
-                let (first, rest) = block.split_at_mut(ow);
-                for (v, &ix) in first.iter_mut().zip(&src) {
-                    *v = xrow[ix];
-                }
-                for row in rest.chunks_exact_mut(ow) {
-                    row.copy_from_slice(first);
-                }
+    y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(yp, xp)| {
+        // The s output rows of input row iy are equal: fill the first, copy it to the rest.
+        for (block, xrow) in yp.chunks_exact_mut(s * ow).zip(xp.chunks_exact(w)) {
+            let (first, rest) = block.split_at_mut(ow);
+            for (v, &ix) in first.iter_mut().zip(&src) {
+                *v = xrow[ix];
             }
-        });
+            for row in rest.chunks_exact_mut(ow) {
+                row.copy_from_slice(first);
+            }
+        }
+    });
     y
 }
 
 /// Nearest upsampling backward. Each input element was copied to an s×s block of outputs, so
 /// dx[iy, ix] = Σ_{oy / s = iy, ox / s = ix} dy[oy, ox] (accumulated in output order).
 // grad_y: [P, H·s, W·s] → grad_x: [P, H, W]
-pub fn upsample_nearest2d_backward<T: Float>(
-    gy: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    s: usize,
-) -> Vec<T> {
+pub fn upsample_nearest2d_backward<T: Float>(gy: &[T], planes: usize, h: usize, w: usize, s: usize) -> Vec<T> {
     let (oh, ow) = (h * s, w * s);
     let mut gx = vec![T::ZERO; planes * h * w];
     if oh * ow == 0 {
         return gx;
     }
-    gx.par_chunks_mut(h * w)
-        .zip(gy.par_chunks(oh * ow))
-        .for_each(|(gxp, gyp)| {
-            for (oy, grow) in gyp.chunks_exact(ow).enumerate() {
-                let xrow = &mut gxp[(oy / s) * w..(oy / s + 1) * w];
-                for (ox, &g) in grow.iter().enumerate() {
-                    xrow[ox / s] += g;
-                }
+    gx.par_chunks_mut(h * w).zip(gy.par_chunks(oh * ow)).for_each(|(gxp, gyp)| {
+        for (oy, grow) in gyp.chunks_exact(ow).enumerate() {
+            let xrow = &mut gxp[(oy / s) * w..(oy / s + 1) * w];
+            for (ox, &g) in grow.iter().enumerate() {
+                xrow[ox / s] += g;
             }
-        });
+        }
+    });
     gx
 }
 
@@ -95,12 +79,7 @@ fn taps<T: Float>(n: usize, s: usize) -> Vec<Tap<T>> {
             let i0 = (src.floor().to_f64() as usize).min(n - 1);
             let i1 = if i0 < n - 1 { i0 + 1 } else { i0 };
             let l1 = (src - T::from_usize(i0)).max(T::ZERO).min(T::ONE);
-            Tap {
-                i0,
-                i1,
-                l0: T::ONE - l1,
-                l1,
-            }
+            Tap { i0, i1, l0: T::ONE - l1, l1 }
         })
         .collect()
 }
@@ -112,41 +91,30 @@ fn taps<T: Float>(n: usize, s: usize) -> Vec<Tap<T>> {
 /// W·s (`hx`) and every output row is then r.l0·hx[r.i0] + r.l1·hx[r.i1]: the same
 /// arithmetic, with each horizontal blend done once instead of about s times.
 // x: [P, H, W] → y: [P, H·s, W·s]
-pub fn upsample_bilinear2d_forward<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    s: usize,
-) -> Vec<T> {
+pub fn upsample_bilinear2d_forward<T: Float>(x: &[T], planes: usize, h: usize, w: usize, s: usize) -> Vec<T> {
     let (oh, ow) = (h * s, w * s);
     let mut y = vec![T::ZERO; planes * oh * ow];
     if oh * ow == 0 {
         return y;
     }
     let (rows, cols) = (taps::<T>(h, s), taps::<T>(w, s));
-    y.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(h * w))
-        .for_each_init(
-            || vec![T::ZERO; h * ow],
-            |hx, (yp, xp)| {
-                // hx: [H, W·s]
-                for (hrow, xrow) in hx.chunks_exact_mut(ow).zip(xp.chunks_exact(w)) {
-                    for (v, c) in hrow.iter_mut().zip(&cols) {
-                        *v = c.l0 * xrow[c.i0] + c.l1 * xrow[c.i1];
-                    }
+    y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each_init(
+        || vec![T::ZERO; h * ow],
+        |hx, (yp, xp)| {
+            // hx: [H, W·s]
+            for (hrow, xrow) in hx.chunks_exact_mut(ow).zip(xp.chunks_exact(w)) {
+                for (v, c) in hrow.iter_mut().zip(&cols) {
+                    *v = c.l0 * xrow[c.i0] + c.l1 * xrow[c.i1];
                 }
-                for (yrow, r) in yp.chunks_exact_mut(ow).zip(&rows) {
-                    let (h0, h1) = (
-                        &hx[r.i0 * ow..(r.i0 + 1) * ow],
-                        &hx[r.i1 * ow..(r.i1 + 1) * ow],
-                    );
-                    for ((v, &a), &b) in yrow.iter_mut().zip(h0).zip(h1) {
-                        *v = r.l0 * a + r.l1 * b;
-                    }
+            }
+            for (yrow, r) in yp.chunks_exact_mut(ow).zip(&rows) {
+                let (h0, h1) = (&hx[r.i0 * ow..(r.i0 + 1) * ow], &hx[r.i1 * ow..(r.i1 + 1) * ow]);
+                for ((v, &a), &b) in yrow.iter_mut().zip(h0).zip(h1) {
+                    *v = r.l0 * a + r.l1 * b;
                 }
-            },
-        );
+            }
+        },
+    );
     y
 }
 
@@ -157,41 +125,33 @@ pub fn upsample_bilinear2d_forward<T: Float>(
 ///   dx = t·H:    dx[i, c.iB] += c.lB·t[i, ox]          (A, B ∈ {0, 1})
 /// which adds r.lA·c.lB·dy[oy, ox] to each of the four taps of every output, as PyTorch does.
 // grad_y: [P, H·s, W·s] → grad_x: [P, H, W]
-pub fn upsample_bilinear2d_backward<T: Float>(
-    gy: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    s: usize,
-) -> Vec<T> {
+pub fn upsample_bilinear2d_backward<T: Float>(gy: &[T], planes: usize, h: usize, w: usize, s: usize) -> Vec<T> {
     let (oh, ow) = (h * s, w * s);
     let mut gx = vec![T::ZERO; planes * h * w];
     if oh * ow == 0 {
         return gx;
     }
     let (rows, cols) = (taps::<T>(h, s), taps::<T>(w, s));
-    gx.par_chunks_mut(h * w)
-        .zip(gy.par_chunks(oh * ow))
-        .for_each_init(
-            || vec![T::ZERO; h * ow],
-            |t, (gxp, gyp)| {
-                t.fill(T::ZERO);
-                for (grow, r) in gyp.chunks_exact(ow).zip(&rows) {
-                    // i1 may equal i0 (bottom edge), so add to the two rows one after the other.
-                    for (i, l) in [(r.i0, r.l0), (r.i1, r.l1)] {
-                        for (v, &g) in t[i * ow..(i + 1) * ow].iter_mut().zip(grow) {
-                            *v += l * g;
-                        }
+    gx.par_chunks_mut(h * w).zip(gy.par_chunks(oh * ow)).for_each_init(
+        || vec![T::ZERO; h * ow],
+        |t, (gxp, gyp)| {
+            t.fill(T::ZERO);
+            for (grow, r) in gyp.chunks_exact(ow).zip(&rows) {
+                // i1 may equal i0 (bottom edge), so add to the two rows one after the other.
+                for (i, l) in [(r.i0, r.l0), (r.i1, r.l1)] {
+                    for (v, &g) in t[i * ow..(i + 1) * ow].iter_mut().zip(grow) {
+                        *v += l * g;
                     }
                 }
-                for (xrow, trow) in gxp.chunks_exact_mut(w).zip(t.chunks_exact(ow)) {
-                    for (&g, c) in trow.iter().zip(&cols) {
-                        xrow[c.i0] += c.l0 * g;
-                        xrow[c.i1] += c.l1 * g;
-                    }
+            }
+            for (xrow, trow) in gxp.chunks_exact_mut(w).zip(t.chunks_exact(ow)) {
+                for (&g, c) in trow.iter().zip(&cols) {
+                    xrow[c.i0] += c.l0 * g;
+                    xrow[c.i1] += c.l1 * g;
                 }
-            },
-        );
+            }
+        },
+    );
     gx
 }
 
@@ -209,10 +169,7 @@ mod tests {
     }
 
     fn assert_adjoint(lhs: f64, rhs: f64) {
-        assert!(
-            (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
-            "<f(x), g> = {lhs} but <x, f^T(g)> = {rhs}"
-        );
+        assert!((lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0), "<f(x), g> = {lhs} but <x, f^T(g)> = {rhs}");
     }
 
     #[test]
@@ -256,17 +213,12 @@ mod tests {
                     for c in &cols {
                         let (x0, x1) = (&xp[r.i0 * w..], &xp[r.i1 * w..]);
                         direct.push(
-                            r.l0 * (c.l0 * x0[c.i0] + c.l1 * x0[c.i1])
-                                + r.l1 * (c.l0 * x1[c.i0] + c.l1 * x1[c.i1]),
+                            r.l0 * (c.l0 * x0[c.i0] + c.l1 * x0[c.i1]) + r.l1 * (c.l0 * x1[c.i0] + c.l1 * x1[c.i1]),
                         );
                     }
                 }
             }
-            assert_eq!(
-                upsample_bilinear2d_forward(&x, planes, h, w, s),
-                direct,
-                "scale {s}"
-            );
+            assert_eq!(upsample_bilinear2d_forward(&x, planes, h, w, s), direct, "scale {s}");
         }
     }
 
@@ -289,12 +241,7 @@ mod tests {
         let gx = upsample_nearest2d_backward(&gy, 1, 2, 2, 2);
         assert_eq!(
             gx,
-            vec![
-                0.0 + 1.0 + 4.0 + 5.0,
-                2.0 + 3.0 + 6.0 + 7.0,
-                8.0 + 9.0 + 12.0 + 13.0,
-                10.0 + 11.0 + 14.0 + 15.0
-            ]
+            vec![0.0 + 1.0 + 4.0 + 5.0, 2.0 + 3.0 + 6.0 + 7.0, 8.0 + 9.0 + 12.0 + 13.0, 10.0 + 11.0 + 14.0 + 15.0]
         );
     }
 

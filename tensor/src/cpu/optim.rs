@@ -79,11 +79,8 @@ fn adam_chunk<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Adam
 // p, g, m, v: [n], same length (checked by `ops::optim::adam_update`)
 pub fn adam_update<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], h: &AdamHyper) {
     let t = h.step.max(1) as i32;
-    let (grad_decay, weight_scale) = if h.decoupled_weight_decay {
-        (0.0, 1.0 - h.lr * h.weight_decay)
-    } else {
-        (h.weight_decay, 1.0)
-    };
+    let (grad_decay, weight_scale) =
+        if h.decoupled_weight_decay { (0.0, 1.0 - h.lr * h.weight_decay) } else { (h.weight_decay, 1.0) };
     let c = AdamConsts {
         one_minus_beta1: T::from_f64(1.0 - h.beta1),
         beta2: T::from_f64(h.beta2),
@@ -121,17 +118,9 @@ fn sgd_chunk<T: Float>(p: &mut [T], g: &[T], mut buf: Option<&mut [T]>, c: &SgdC
         let mut d = g[i] + c.weight_decay * p[i];
         if let Some(b) = buf.as_deref_mut() {
             // buf ← g on the first step, else momentum·buf + (1 − dampening)·g.
-            b[i] = if c.first_step {
-                d
-            } else {
-                c.momentum * b[i] + c.one_minus_dampening * d
-            };
+            b[i] = if c.first_step { d } else { c.momentum * b[i] + c.one_minus_dampening * d };
             // Nesterov looks one momentum step ahead: d ← g + momentum·buf.
-            d = if c.nesterov {
-                d + c.momentum * b[i]
-            } else {
-                b[i]
-            };
+            d = if c.nesterov { d + c.momentum * b[i] } else { b[i] };
         }
         p[i] -= c.lr * d;
     }
@@ -159,10 +148,7 @@ pub fn sgd_update<T: Float>(p: &mut [T], g: &[T], momentum_buffer: Option<&mut [
             .zip(g.par_chunks(CHUNK))
             .zip(buf.par_chunks_mut(CHUNK))
             .for_each(|((p, g), b)| sgd_chunk(p, g, Some(b), &c)),
-        None => p
-            .par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .for_each(|(p, g)| sgd_chunk(p, g, None, &c)),
+        None => p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| sgd_chunk(p, g, None, &c)),
     }
 }
 
@@ -188,25 +174,15 @@ mod tests {
         let (mut p, g) = (vec![1.0f64, -2.0], vec![0.5, -3.0]);
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
         adam_update(&mut p, &g, &mut m, &mut v, &adam(false, 0.0, 1));
-        assert!(
-            (p[0] - 0.9).abs() < 1e-7 && (p[1] + 1.9).abs() < 1e-7,
-            "{p:?}"
-        );
-        assert!(
-            (m[0] - 0.05).abs() < 1e-15 && (v[1] - 0.009).abs() < 1e-15,
-            "{m:?} {v:?}"
-        );
+        assert!((p[0] - 0.9).abs() < 1e-7 && (p[1] + 1.9).abs() < 1e-7, "{p:?}");
+        assert!((m[0] - 0.05).abs() < 1e-15 && (v[1] - 0.009).abs() < 1e-15, "{m:?} {v:?}");
     }
 
     #[test]
     fn adam_parallel_path_matches_the_serial_path() {
         let n = PARALLEL_THRESHOLD + 1234;
-        let g: Vec<f32> = (0..n)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let p0: Vec<f32> = (0..n)
-            .map(|i| ((i * 104729) % 997) as f32 / 997.0)
-            .collect();
+        let g: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let p0: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 997.0).collect();
         let h = adam(true, 0.01, 3);
         let (mut p, mut m, mut v) = (p0.clone(), vec![0.1f32; n], vec![0.2f32; n]);
         adam_update(&mut p, &g, &mut m, &mut v, &h);
@@ -236,27 +212,15 @@ mod tests {
 
     #[test]
     fn sgd_momentum_sets_the_buffer_to_the_gradient_on_the_first_step() {
-        let h = SgdHyper {
-            lr: 0.5,
-            momentum: 0.9,
-            dampening: 0.5,
-            weight_decay: 0.0,
-            nesterov: false,
-            first_step: true,
-        };
+        let h =
+            SgdHyper { lr: 0.5, momentum: 0.9, dampening: 0.5, weight_decay: 0.0, nesterov: false, first_step: true };
         let (mut p, mut buf) = (vec![1.0f64], vec![123.0]);
         sgd_update(&mut p, &[2.0], Some(&mut buf), &h);
         assert_eq!(buf, vec![2.0]);
         assert_eq!(p, vec![0.0]);
-        let h = SgdHyper {
-            first_step: false,
-            ..h
-        };
+        let h = SgdHyper { first_step: false, ..h };
         sgd_update(&mut p, &[2.0], Some(&mut buf), &h);
         // buf = 0.9·2 + 0.5·2 = 2.8; p = 0 − 0.5·2.8.
-        assert!(
-            (buf[0] - 2.8).abs() < 1e-15 && (p[0] + 1.4).abs() < 1e-15,
-            "{buf:?} {p:?}"
-        );
+        assert!((buf[0] - 2.8).abs() < 1e-15 && (p[0] + 1.4).abs() < 1e-15, "{buf:?} {p:?}");
     }
 }

@@ -24,26 +24,10 @@ pub struct Pool2dGeom {
 
 impl Pool2dGeom {
     /// Assumes nonzero kernel and stride and H + 2·PH ≥ KH, W + 2·PW ≥ KW (the op checks).
-    pub fn new(
-        planes: usize,
-        h: usize,
-        w: usize,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Self {
+    pub fn new(planes: usize, h: usize, w: usize, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Self {
         let oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
         let ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
-        Pool2dGeom {
-            planes,
-            h,
-            w,
-            oh,
-            ow,
-            kernel,
-            stride,
-            padding,
-        }
+        Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding }
     }
 
     fn rows(&self, oy: usize) -> Window {
@@ -68,11 +52,7 @@ struct Window {
 fn window(o: usize, k: usize, s: usize, p: usize, n: usize) -> Window {
     let start = (o * s) as isize - p as isize;
     let end = (start + k as isize).min((n + p) as isize);
-    Window {
-        lo: start.max(0) as usize,
-        hi: end.min(n as isize) as usize,
-        padded: (end - start) as usize,
-    }
+    Window { lo: start.max(0) as usize, hi: end.min(n as isize) as usize, padded: (end - start) as usize }
 }
 
 // ---------------------------------------------------------------- max pool
@@ -90,31 +70,28 @@ pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usi
     if plane_out == 0 {
         return (y, argmax);
     }
-    y.par_chunks_mut(plane_out)
-        .zip(argmax.par_chunks_mut(plane_out))
-        .enumerate()
-        .for_each(|(p, (yp, ap))| {
-            let xp = &x[p * plane_in..(p + 1) * plane_in];
-            for oy in 0..g.oh {
-                let r = g.rows(oy);
-                for ox in 0..g.ow {
-                    let c = g.cols(ox);
-                    let (mut best, mut arg) = (T::NEG_INFINITY, r.lo * g.w + c.lo);
-                    for iy in r.lo..r.hi {
-                        for ix in c.lo..c.hi {
-                            let v = xp[iy * g.w + ix];
-                            #[allow(clippy::eq_op)] // v != v is the generic NaN test
-                            if v > best || v != v {
-                                best = v;
-                                arg = iy * g.w + ix;
-                            }
+    y.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(|(p, (yp, ap))| {
+        let xp = &x[p * plane_in..(p + 1) * plane_in];
+        for oy in 0..g.oh {
+            let r = g.rows(oy);
+            for ox in 0..g.ow {
+                let c = g.cols(ox);
+                let (mut best, mut arg) = (T::NEG_INFINITY, r.lo * g.w + c.lo);
+                for iy in r.lo..r.hi {
+                    for ix in c.lo..c.hi {
+                        let v = xp[iy * g.w + ix];
+                        #[allow(clippy::eq_op)] // v != v is the generic NaN test
+                        if v > best || v != v {
+                            best = v;
+                            arg = iy * g.w + ix;
                         }
                     }
-                    yp[oy * g.ow + ox] = best;
-                    ap[oy * g.ow + ox] = arg;
                 }
+                yp[oy * g.ow + ox] = best;
+                ap[oy * g.ow + ox] = arg;
             }
-        });
+        }
+    });
     (y, argmax)
 }
 
@@ -122,24 +99,19 @@ pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usi
 /// dx_i = Σ_{o : argmax_o = i} dy_o: each output's gradient is added (overlapping windows
 /// may pick the same element) to the input it came from.
 // grad_y: [P, OH·OW], argmax: [P, OH·OW] (plane-relative) → grad_x: [P, H·W]
-pub fn max_pool2d_backward<T: Float>(
-    gy: &[T],
-    argmax: &[usize],
-    plane_out: usize,
-    plane_in: usize,
-) -> Vec<T> {
+pub fn max_pool2d_backward<T: Float>(gy: &[T], argmax: &[usize], plane_out: usize, plane_in: usize) -> Vec<T> {
     let planes = gy.len().checked_div(plane_out).unwrap_or(0);
     let mut gx = vec![T::ZERO; planes * plane_in];
     if plane_in == 0 || plane_out == 0 {
         return gx;
     }
-    gx.par_chunks_mut(plane_in)
-        .zip(gy.par_chunks(plane_out).zip(argmax.par_chunks(plane_out)))
-        .for_each(|(gxp, (gyp, ap))| {
+    gx.par_chunks_mut(plane_in).zip(gy.par_chunks(plane_out).zip(argmax.par_chunks(plane_out))).for_each(
+        |(gxp, (gyp, ap))| {
             for (&g, &i) in gyp.iter().zip(ap) {
                 gxp[i] += g;
             }
-        });
+        },
+    );
     gx
 }
 
@@ -184,22 +156,20 @@ pub fn avg_pool2d_backward<T: Float>(gy: &[T], g: &Pool2dGeom) -> Vec<T> {
     if plane_in == 0 || plane_out == 0 {
         return gx;
     }
-    gx.par_chunks_mut(plane_in)
-        .zip(gy.par_chunks(plane_out))
-        .for_each(|(gxp, gyp)| {
-            for oy in 0..g.oh {
-                let r = g.rows(oy);
-                for ox in 0..g.ow {
-                    let c = g.cols(ox);
-                    let share = gyp[oy * g.ow + ox] / T::from_usize(r.padded * c.padded);
-                    for iy in r.lo..r.hi {
-                        for v in &mut gxp[iy * g.w + c.lo..iy * g.w + c.hi] {
-                            *v += share;
-                        }
+    gx.par_chunks_mut(plane_in).zip(gy.par_chunks(plane_out)).for_each(|(gxp, gyp)| {
+        for oy in 0..g.oh {
+            let r = g.rows(oy);
+            for ox in 0..g.ow {
+                let c = g.cols(ox);
+                let share = gyp[oy * g.ow + ox] / T::from_usize(r.padded * c.padded);
+                for iy in r.lo..r.hi {
+                    for v in &mut gxp[iy * g.w + c.lo..iy * g.w + c.hi] {
+                        *v += share;
                     }
                 }
             }
-        });
+        }
+    });
     gx
 }
 
@@ -211,9 +181,7 @@ pub fn global_avg_pool2d_forward<T: Float>(x: &[T], plane: usize) -> Vec<T> {
     if plane == 0 {
         return Vec::new();
     }
-    x.par_chunks(plane)
-        .map(|xp| T::from_f64(sum_map_f64(xp, |v| v) / plane as f64))
-        .collect()
+    x.par_chunks(plane).map(|xp| T::from_f64(sum_map_f64(xp, |v| v) / plane as f64)).collect()
 }
 
 /// Global average pool backward: y_p = Σ_s x_{p,s} / S, so dx_{p,s} = dy_p / S.
@@ -224,9 +192,7 @@ pub fn global_avg_pool2d_backward<T: Float>(gy: &[T], plane: usize) -> Vec<T> {
         return gx;
     }
     let inv = T::from_f64(1.0 / plane as f64);
-    gx.par_chunks_mut(plane)
-        .zip(gy.par_iter())
-        .for_each(|(gxp, &g)| gxp.fill(g * inv));
+    gx.par_chunks_mut(plane).zip(gy.par_iter()).for_each(|(gxp, &g)| gxp.fill(g * inv));
     gx
 }
 
@@ -244,10 +210,7 @@ mod tests {
     }
 
     fn assert_adjoint(lhs: f64, rhs: f64) {
-        assert!(
-            (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
-            "<f(x), g> = {lhs} but <x, f^T(g)> = {rhs}"
-        );
+        assert!((lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0), "<f(x), g> = {lhs} but <x, f^T(g)> = {rhs}");
     }
 
     /// A 5×5 plane with distinct values, so every window has one maximum.
@@ -276,10 +239,7 @@ mod tests {
         let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
         let (y, arg) = max_pool2d_forward(&x, &g);
         // The max of −1 − v is at the min of v in each window.
-        assert_eq!(
-            y,
-            vec![-2.0, -1.0, -4.0, -1.0, -1.0, -2.0, -1.0, -3.0, -2.0]
-        );
+        assert_eq!(y, vec![-2.0, -1.0, -4.0, -1.0, -1.0, -2.0, -1.0, -3.0, -2.0]);
         assert_eq!(arg, vec![0, 7, 4, 15, 7, 19, 15, 21, 19]);
     }
 
@@ -346,11 +306,7 @@ mod tests {
     fn avg_pool_backward_is_the_adjoint_of_the_forward() {
         let mut rng = Rng::new(2);
         let (planes, h, w) = (3 * 5, 7, 3);
-        for (k, s, p) in [
-            ([3, 3], [2, 2], [1, 1]),
-            ([2, 3], [1, 2], [1, 0]),
-            ([3, 1], [3, 1], [0, 0]),
-        ] {
+        for (k, s, p) in [([3, 3], [2, 2], [1, 1]), ([2, 3], [1, 2], [1, 0]), ([3, 1], [3, 1], [0, 0])] {
             let g = Pool2dGeom::new(planes, h, w, k, s, p);
             let x = randn(planes * h * w, &mut rng);
             let y = avg_pool2d_forward(&x, &g);
@@ -362,10 +318,7 @@ mod tests {
 
     #[test]
     fn global_avg_pool_is_the_plane_mean_and_its_backward_the_adjoint() {
-        assert_eq!(
-            global_avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 6.0, 0.0, 3.0], 3),
-            vec![2.0, 3.0]
-        );
+        assert_eq!(global_avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 6.0, 0.0, 3.0], 3), vec![2.0, 3.0]);
         let mut rng = Rng::new(3);
         let (planes, plane) = (3 * 5, 7 * 3);
         let x = randn(planes * plane, &mut rng);

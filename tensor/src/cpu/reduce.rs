@@ -129,9 +129,8 @@ mod tests {
     #[test]
     fn sum_over_middle_axis() {
         // x[o, k, i] = 100 o + 10 k + i, shape [2, 3, 2]
-        let x: Vec<f64> = (0..2)
-            .flat_map(|o| (0..3).flat_map(move |k| (0..2).map(move |i| (100 * o + 10 * k + i) as f64)))
-            .collect();
+        let x: Vec<f64> =
+            (0..2).flat_map(|o| (0..3).flat_map(move |k| (0..2).map(move |i| (100 * o + 10 * k + i) as f64))).collect();
         assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::Sum), vec![30.0, 33.0, 330.0, 333.0]);
         assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::ArgMax), vec![2.0, 2.0, 2.0, 2.0]);
     }

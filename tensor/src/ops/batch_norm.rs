@@ -37,16 +37,9 @@ pub struct BatchNormGrads {
 fn bn_dims(op: &'static str, x: &Tensor) -> Result<BnDims> {
     let s = x.shape();
     if !(2..=4).contains(&s.len()) {
-        return shape_err(
-            op,
-            format!("input must be [N, C], [N, C, L] or [N, C, H, W], got shape {s:?}"),
-        );
+        return shape_err(op, format!("input must be [N, C], [N, C, L] or [N, C, H, W], got shape {s:?}"));
     }
-    Ok(BnDims {
-        n: s[0],
-        c: s[1],
-        s: s[2..].iter().product(),
-    })
+    Ok(BnDims { n: s[0], c: s[1], s: s[2..].iter().product() })
 }
 
 /// Checks that a per-channel tensor (γ, β, a statistic) has shape [C] and x's dtype, and
@@ -55,33 +48,20 @@ fn per_channel(op: &'static str, name: &str, t: &Tensor, x: &Tensor) -> Result<T
     if t.shape() != [x.shape()[1]] {
         return shape_err(
             op,
-            format!(
-                "{name} has shape {:?}, expected [{}] for input of shape {:?}",
-                t.shape(),
-                x.shape()[1],
-                x.shape()
-            ),
+            format!("{name} has shape {:?}, expected [{}] for input of shape {:?}", t.shape(), x.shape()[1], x.shape()),
         );
     }
     same_dtype(op, &[x, t])?;
     Ok(t.contiguous())
 }
 
-fn optional_per_channel(
-    op: &'static str,
-    name: &str,
-    t: Option<&Tensor>,
-    x: &Tensor,
-) -> Result<Option<Tensor>> {
+fn optional_per_channel(op: &'static str, name: &str, t: Option<&Tensor>, x: &Tensor) -> Result<Option<Tensor>> {
     t.map(|t| per_channel(op, name, t, x)).transpose()
 }
 
 fn check_eps(op: &'static str, eps: f64) -> Result<()> {
     if !(eps.is_finite() && eps >= 0.0) {
-        return invalid(
-            op,
-            format!("eps must be finite and non-negative, got {eps}"),
-        );
+        return invalid(op, format!("eps must be finite and non-negative, got {eps}"));
     }
     Ok(())
 }
@@ -111,13 +91,7 @@ pub fn batch_norm_train(
     const OP: &str = "batch_norm_train";
     let d = bn_dims(OP, x)?;
     if d.m() < 2 {
-        return shape_err(
-            OP,
-            format!(
-                "expected more than 1 value per channel in training, got input {:?}",
-                x.shape()
-            ),
-        );
+        return shape_err(OP, format!("expected more than 1 value per channel in training, got input {:?}", x.shape()));
     }
     check_eps(OP, eps)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
@@ -136,13 +110,7 @@ fn batch_norm_train_typed<T: Float>(
     beta: &Option<Tensor>,
     eps: f64,
 ) -> Result<BatchNormTrainOutput> {
-    let (y, st) = kernel::batch_norm_train_forward(
-        x.cpu_slice::<T>()?,
-        d,
-        opt_slice(gamma)?,
-        opt_slice(beta)?,
-        eps,
-    );
+    let (y, st) = kernel::batch_norm_train_forward(x.cpu_slice::<T>()?, d, opt_slice(gamma)?, opt_slice(beta)?, eps);
     Ok(BatchNormTrainOutput {
         y: Tensor::from_vec(y, x.shape())?,
         mean: vec_c(st.mean)?,
@@ -191,23 +159,12 @@ fn batch_norm_train_backward_typed<T: Float>(
         inv_std.cpu_slice::<T>()?,
         opt_slice(gamma)?,
     );
-    Ok(BatchNormGrads {
-        dx: Tensor::from_vec(dx, x.shape())?,
-        dgamma: vec_c(dgamma)?,
-        dbeta: vec_c(dbeta)?,
-    })
+    Ok(BatchNormGrads { dx: Tensor::from_vec(dx, x.shape())?, dgamma: vec_c(dgamma)?, dbeta: vec_c(dbeta)? })
 }
 
 fn check_same_shape(op: &'static str, grad_y: &Tensor, x: &Tensor) -> Result<()> {
     if grad_y.shape() != x.shape() {
-        return shape_err(
-            op,
-            format!(
-                "grad_y has shape {:?} but x has shape {:?}",
-                grad_y.shape(),
-                x.shape()
-            ),
-        );
+        return shape_err(op, format!("grad_y has shape {:?} but x has shape {:?}", grad_y.shape(), x.shape()));
     }
     same_dtype(op, &[x, grad_y])?;
     Ok(())
@@ -304,11 +261,7 @@ fn batch_norm_eval_backward_typed<T: Float>(
         opt_slice(gamma)?,
         eps,
     );
-    Ok(BatchNormGrads {
-        dx: Tensor::from_vec(dx, x.shape())?,
-        dgamma: vec_c(dgamma)?,
-        dbeta: vec_c(dbeta)?,
-    })
+    Ok(BatchNormGrads { dx: Tensor::from_vec(dx, x.shape())?, dgamma: vec_c(dgamma)?, dbeta: vec_c(dbeta)? })
 }
 
 #[cfg(test)]
@@ -327,12 +280,7 @@ mod tests {
         assert!((out.var_unbiased.to_vec_f64()[0] - 20.0 / 3.0).abs() < 1e-14);
         assert!((out.inv_std.to_vec_f64()[0] - 1.0 / 5.0f64.sqrt()).abs() < 1e-15);
         let s5 = 5.0f64.sqrt();
-        for (u, v) in out
-            .y
-            .to_vec_f64()
-            .iter()
-            .zip([-3.0 / s5, -1.0 / s5, 1.0 / s5, 3.0 / s5])
-        {
+        for (u, v) in out.y.to_vec_f64().iter().zip([-3.0 / s5, -1.0 / s5, 1.0 / s5, 3.0 / s5]) {
             assert!((u - v).abs() < 1e-15);
         }
     }
@@ -346,41 +294,26 @@ mod tests {
         let eps = 1e-5;
         let t64 = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
         let f32s = |t: &Tensor| t.to_dtype(DType::F32);
-        let t32 =
-            batch_norm_train(&f32s(&x), Some(&f32s(&gamma)), Some(&f32s(&beta)), eps).unwrap();
+        let t32 = batch_norm_train(&f32s(&x), Some(&f32s(&gamma)), Some(&f32s(&beta)), eps).unwrap();
         assert_eq!(t32.y.dtype(), DType::F32);
         for (a, b) in t64.y.to_vec_f64().iter().zip(t32.y.to_vec_f64()) {
             assert!((a - b).abs() < 1e-5);
         }
         // Eval with the (biased) batch variance reproduces the training output.
         let inv = t64.inv_std.to_vec_f64();
-        let var = Tensor::from_vec(
-            inv.iter().map(|v| 1.0 / (v * v) - eps).collect::<Vec<_>>(),
-            &[5],
-        )
-        .unwrap();
+        let var = Tensor::from_vec(inv.iter().map(|v| 1.0 / (v * v) - eps).collect::<Vec<_>>(), &[5]).unwrap();
         let ev = batch_norm_eval(&x, &t64.mean, &var, Some(&gamma), Some(&beta), eps).unwrap();
         for (a, b) in t64.y.to_vec_f64().iter().zip(ev.to_vec_f64()) {
             assert!((a - b).abs() < 1e-12);
         }
         let gy = Tensor::rand_normal(x.shape(), 0.0, 1.0, DType::F64, &mut rng);
-        let g64 =
-            batch_norm_train_backward(&gy, &x, &t64.mean, &t64.inv_std, Some(&gamma)).unwrap();
-        let g32 = batch_norm_train_backward(
-            &f32s(&gy),
-            &f32s(&x),
-            &t32.mean,
-            &t32.inv_std,
-            Some(&f32s(&gamma)),
-        )
-        .unwrap();
+        let g64 = batch_norm_train_backward(&gy, &x, &t64.mean, &t64.inv_std, Some(&gamma)).unwrap();
+        let g32 =
+            batch_norm_train_backward(&f32s(&gy), &f32s(&x), &t32.mean, &t32.inv_std, Some(&f32s(&gamma))).unwrap();
         for (a, b) in g64.dx.to_vec_f64().iter().zip(g32.dx.to_vec_f64()) {
             assert!((a - b).abs() < 1e-4);
         }
-        assert_eq!(
-            (g64.dgamma.shape(), g64.dbeta.shape()),
-            (&[5usize][..], &[5usize][..])
-        );
+        assert_eq!((g64.dgamma.shape(), g64.dbeta.shape()), (&[5usize][..], &[5usize][..]));
         let e = batch_norm_eval_backward(&gy, &x, &t64.mean, &var, None, eps).unwrap();
         assert_eq!(e.dx.shape(), x.shape());
     }
@@ -388,9 +321,7 @@ mod tests {
     #[test]
     fn batch_norm1d_op_accepts_rank_2_and_non_contiguous_input() {
         let mut rng = Rng::new(22);
-        let xt = Tensor::rand_normal(&[5, 7], 0.0, 1.0, DType::F64, &mut rng)
-            .transpose(0, 1)
-            .unwrap(); // [7, 5]
+        let xt = Tensor::rand_normal(&[5, 7], 0.0, 1.0, DType::F64, &mut rng).transpose(0, 1).unwrap(); // [7, 5]
         let a = batch_norm_train(&xt, None, None, 1e-5).unwrap();
         let b = batch_norm_train(&xt.contiguous_copy(), None, None, 1e-5).unwrap();
         assert_eq!(a.y.to_vec_f64(), b.y.to_vec_f64());
@@ -417,30 +348,14 @@ mod tests {
             batch_norm_train(&x, None, Some(&Tensor::ones(&[3], DType::F64)), 1e-5),
             Err(TensorError::DType { .. })
         ));
+        assert!(matches!(batch_norm_train(&x, None, None, -1.0), Err(TensorError::Invalid { .. })));
         assert!(matches!(
-            batch_norm_train(&x, None, None, -1.0),
-            Err(TensorError::Invalid { .. })
-        ));
-        assert!(matches!(
-            batch_norm_eval(
-                &x,
-                &c3,
-                &Tensor::ones(&[3, 1], DType::F32),
-                None,
-                None,
-                1e-5
-            ),
+            batch_norm_eval(&x, &c3, &Tensor::ones(&[3, 1], DType::F32), None, None, 1e-5),
             Err(TensorError::Shape { .. })
         ));
         let gy = Tensor::zeros(&[2, 3, 2, 1], DType::F32);
-        assert!(matches!(
-            batch_norm_train_backward(&gy, &x, &c3, &c3, None),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            batch_norm_eval_backward(&gy, &x, &c3, &c3, None, 1e-5),
-            Err(TensorError::Shape { .. })
-        ));
+        assert!(matches!(batch_norm_train_backward(&gy, &x, &c3, &c3, None), Err(TensorError::Shape { .. })));
+        assert!(matches!(batch_norm_eval_backward(&gy, &x, &c3, &c3, None, 1e-5), Err(TensorError::Shape { .. })));
         assert!(batch_norm_train_backward(&x, &x, &c3, &c3, Some(&c3)).is_ok());
     }
 }

@@ -44,7 +44,10 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
         let ok = t.rank() == first.rank()
             && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (x, y))| i == a || x == y);
         if !ok {
-            return shape_err("cat", format!("shape {:?} does not match {:?} outside axis {a}", t.shape(), first.shape()));
+            return shape_err(
+                "cat",
+                format!("shape {:?} does not match {:?} outside axis {a}", t.shape(), first.shape()),
+            );
         }
         out_shape[a] += t.shape()[a];
     }
@@ -113,7 +116,10 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
     let mut expect = shape.to_vec();
     expect[a] = indices.len();
     if src.shape() != expect.as_slice() || indices.iter().any(|&i| i >= shape[a]) {
-        return shape_err("index_add", format!("source {:?} with {} indices does not fit {shape:?} on axis {a}", src.shape(), indices.len()));
+        return shape_err(
+            "index_add",
+            format!("source {:?} with {} indices does not fit {shape:?} on axis {a}", src.shape(), indices.len()),
+        );
     }
     let src = src.contiguous();
     match src.dtype() {

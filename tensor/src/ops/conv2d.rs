@@ -21,48 +21,29 @@ pub struct Conv2dParams {
 impl Default for Conv2dParams {
     /// Stride 1, padding 0, dilation 1 (PyTorch's defaults).
     fn default() -> Self {
-        Conv2dParams {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-        }
+        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1] }
     }
 }
 
 impl Conv2dParams {
     /// The same stride and padding along both axes, dilation 1: `Conv2dParams::new(2, 1)`.
     pub fn new(stride: usize, padding: usize) -> Self {
-        Conv2dParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [1, 1],
-        }
+        Conv2dParams { stride: [stride; 2], padding: [padding; 2], dilation: [1, 1] }
     }
 
     /// These parameters with the same dilation along both axes.
     pub fn with_dilation(self, dilation: usize) -> Self {
-        Conv2dParams {
-            dilation: [dilation; 2],
-            ..self
-        }
+        Conv2dParams { dilation: [dilation; 2], ..self }
     }
 }
 
 // ---------------------------------------------------------------- checks shared with conv_transpose2d
 
 /// The four sizes of a rank-4 shape, or an error naming `what` and its expected layout.
-pub(crate) fn rank4(
-    op: &'static str,
-    what: &str,
-    layout: &str,
-    shape: &[usize],
-) -> Result<[usize; 4]> {
+pub(crate) fn rank4(op: &'static str, what: &str, layout: &str, shape: &[usize]) -> Result<[usize; 4]> {
     match shape {
         &[a, b, c, d] => Ok([a, b, c, d]),
-        _ => shape_err(
-            op,
-            format!("{what} must have rank 4 {layout}, got shape {shape:?}"),
-        ),
+        _ => shape_err(op, format!("{what} must have rank 4 {layout}, got shape {shape:?}")),
     }
 }
 
@@ -103,16 +84,14 @@ pub(crate) fn check_plane(op: &'static str, x_shape: &[usize]) -> Result<()> {
 }
 
 /// Errors unless `bias` is absent or a vector of `channels` elements.
-pub(crate) fn check_bias(
-    op: &'static str,
-    bias: Option<&Tensor>,
-    channels: usize,
-    w_shape: &[usize],
-) -> Result<()> {
+pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize, w_shape: &[usize]) -> Result<()> {
     match bias {
         Some(b) if b.shape() != [channels] => shape_err(
             op,
-            format!("bias has shape {:?} but weight {w_shape:?} has {channels} output channels; expected [{channels}]", b.shape()),
+            format!(
+                "bias has shape {:?} but weight {w_shape:?} has {channels} output channels; expected [{channels}]",
+                b.shape()
+            ),
         ),
         _ => Ok(()),
     }
@@ -123,10 +102,7 @@ pub(crate) fn check_grad(op: &'static str, grad_y: &Tensor, expected: [usize; 4]
     if grad_y.shape() != expected {
         return shape_err(
             op,
-            format!(
-                "grad_y has shape {:?}, expected the forward's output shape {expected:?}",
-                grad_y.shape()
-            ),
+            format!("grad_y has shape {:?}, expected the forward's output shape {expected:?}", grad_y.shape()),
         );
     }
     Ok(())
@@ -136,11 +112,7 @@ pub(crate) fn check_grad(op: &'static str, grad_y: &Tensor, expected: [usize; 4]
 pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
     let expected = tensors[0].dtype();
     match tensors.iter().find(|t| t.dtype() != expected) {
-        Some(t) => Err(TensorError::DType {
-            op,
-            expected,
-            got: t.dtype(),
-        }),
+        Some(t) => Err(TensorError::DType { op, expected, got: t.dtype() }),
         None => Ok(expected),
     }
 }
@@ -159,22 +131,11 @@ pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>
 
 /// The geometry of conv2d for input shape `x` [N, C_in, H, W] and weight shape `w`
 /// [C_out, C_in, kH, kW], after checking the parameters, the channels and that the kernel fits.
-fn conv2d_geometry(
-    op: &'static str,
-    x: &[usize],
-    w: &[usize],
-    p: &Conv2dParams,
-) -> Result<Conv2dGeometry> {
+fn conv2d_geometry(op: &'static str, x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<Conv2dGeometry> {
     let xs = rank4(op, "input", "[N, C_in, H, W]", x)?;
     let ws = rank4(op, "weight", "[C_out, C_in, kH, kW]", w)?;
     if xs[1] != ws[1] {
-        return shape_err(
-            op,
-            format!(
-                "input {x:?} has {} channels but weight {w:?} expects {}",
-                xs[1], ws[1]
-            ),
-        );
+        return shape_err(op, format!("input {x:?} has {} channels but weight {w:?} expects {}", xs[1], ws[1]));
     }
     check_params(op, w, p.stride, p.dilation)?;
     check_plane(op, x)?;
@@ -219,12 +180,7 @@ fn conv2d_typed<T: Float>(
     g: &Conv2dGeometry,
     shape: &[usize],
 ) -> Result<Tensor> {
-    let y = kernel::conv2d_forward(
-        x.cpu_slice::<T>()?,
-        w.cpu_slice::<T>()?,
-        bias_slice::<T>(b)?,
-        g,
-    );
+    let y = kernel::conv2d_forward(x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(b)?, g);
     Ok(Tensor::from_kernel(y, shape))
 }
 
@@ -232,12 +188,7 @@ fn conv2d_typed<T: Float>(
 /// `input_shape` is the forward's x shape (H, W are not recoverable from OH, OW when the
 /// stride did not divide evenly).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   ->   dx: input_shape = [N, C_in, H, W]
-pub fn conv2d_backward_data(
-    grad_y: &Tensor,
-    w: &Tensor,
-    input_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor> {
+pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_data";
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
@@ -260,12 +211,7 @@ pub fn conv2d_backward_data(
 
 /// dL/dw of y = conv2d(x, w): the correlation of x with grad_y, summed over the batch.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: weight_shape = [C_out, C_in, kH, kW]
-pub fn conv2d_backward_weight(
-    grad_y: &Tensor,
-    x: &Tensor,
-    weight_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor> {
+pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_weight";
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
@@ -290,24 +236,12 @@ pub fn conv2d_backward_weight(
 pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
-    let g = Conv2dGeometry {
-        batch,
-        c_out,
-        oh,
-        ow,
-        ..Default::default()
-    };
+    let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
     let gy = grad_y.contiguous();
     match gy.device() {
         Device::Cpu => match gy.dtype() {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g),
-                &[c_out],
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, &g),
-                &[c_out],
-            )),
+            DType::F32 => Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out])),
+            DType::F64 => Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out])),
         },
     }
 }
@@ -323,11 +257,7 @@ mod tests {
 
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.shape(), b.shape());
-        a.to_vec_f64()
-            .iter()
-            .zip(b.to_vec_f64())
-            .map(|(x, y)| x * y)
-            .sum()
+        a.to_vec_f64().iter().zip(b.to_vec_f64()).map(|(x, y)| x * y).sum()
     }
 
     fn msg(e: TensorError) -> String {
@@ -337,23 +267,13 @@ mod tests {
     #[test]
     fn conv2d_op_runs_the_kernel_and_has_pytorch_output_shape() {
         let mut rng = Rng::new(20);
-        let (x, w, b) = (
-            rand(&[3, 2, 9, 7], &mut rng),
-            rand(&[4, 2, 3, 5], &mut rng),
-            rand(&[4], &mut rng),
-        );
-        let p = Conv2dParams {
-            stride: [2, 1],
-            padding: [1, 2],
-            dilation: [1, 2],
-        };
+        let (x, w, b) = (rand(&[3, 2, 9, 7], &mut rng), rand(&[4, 2, 3, 5], &mut rng), rand(&[4], &mut rng));
+        let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [1, 2] };
         let y = conv2d(&x, &w, Some(&b), &p).unwrap();
         // OH = ⌊(9 + 2 − 2 − 1)/2⌋ + 1 = 5; OW = ⌊(7 + 4 − 8 − 1)/1⌋ + 1 = 3.
         assert_eq!(y.shape(), &[3, 4, 5, 3]);
-        let g = Conv2dGeometry::conv2d([3, 2, 9, 7], [4, 2, 3, 5], p.stride, p.padding, p.dilation)
-            .unwrap();
-        let want =
-            kernel::conv2d_forward(&x.to_vec_f64(), &w.to_vec_f64(), Some(&b.to_vec_f64()), &g);
+        let g = Conv2dGeometry::conv2d([3, 2, 9, 7], [4, 2, 3, 5], p.stride, p.padding, p.dilation).unwrap();
+        let want = kernel::conv2d_forward(&x.to_vec_f64(), &w.to_vec_f64(), Some(&b.to_vec_f64()), &g);
         assert_eq!(y.to_vec_f64(), want);
     }
 
@@ -362,28 +282,16 @@ mod tests {
         let mut rng = Rng::new(21);
         let x = rand(&[2, 3, 6, 5], &mut rng);
         let w = rand(&[4, 3, 3, 3], &mut rng);
-        let x_t = x
-            .transpose(2, 3)
-            .unwrap()
-            .contiguous()
-            .transpose(2, 3)
-            .unwrap(); // same values, strided
+        let x_t = x.transpose(2, 3).unwrap().contiguous().transpose(2, 3).unwrap(); // same values, strided
         assert!(!x_t.is_contiguous());
         let p = Conv2dParams::new(1, 1);
-        assert_eq!(
-            conv2d(&x_t, &w, None, &p).unwrap().to_vec_f64(),
-            conv2d(&x, &w, None, &p).unwrap().to_vec_f64()
-        );
+        assert_eq!(conv2d(&x_t, &w, None, &p).unwrap().to_vec_f64(), conv2d(&x, &w, None, &p).unwrap().to_vec_f64());
     }
 
     #[test]
     fn conv2d_op_f32_matches_f64() {
         let mut rng = Rng::new(22);
-        let (x, w, b) = (
-            rand(&[2, 3, 8, 8], &mut rng),
-            rand(&[5, 3, 3, 3], &mut rng),
-            rand(&[5], &mut rng),
-        );
+        let (x, w, b) = (rand(&[2, 3, 8, 8], &mut rng), rand(&[5, 3, 3, 3], &mut rng), rand(&[5], &mut rng));
         let p = Conv2dParams::new(2, 1);
         let y64 = conv2d(&x, &w, Some(&b), &p).unwrap();
         let f32s = |t: &Tensor| t.to_dtype(DType::F32);
@@ -399,16 +307,8 @@ mod tests {
         // ⟨conv2d(x, w) + b, g⟩ is linear in each of x, w, b separately; each backward op must
         // reproduce it as ⟨x, dx⟩, ⟨w, dw⟩ and ⟨b, db⟩ (without bias for the first two).
         let mut rng = Rng::new(23);
-        let p = Conv2dParams {
-            stride: [2, 2],
-            padding: [2, 1],
-            dilation: [2, 1],
-        };
-        let (x, w, b) = (
-            rand(&[3, 2, 11, 9], &mut rng),
-            rand(&[3, 2, 3, 4], &mut rng),
-            rand(&[3], &mut rng),
-        );
+        let p = Conv2dParams { stride: [2, 2], padding: [2, 1], dilation: [2, 1] };
+        let (x, w, b) = (rand(&[3, 2, 11, 9], &mut rng), rand(&[3, 2, 3, 4], &mut rng), rand(&[3], &mut rng));
         let y = conv2d(&x, &w, None, &p).unwrap();
         let gy = rand(y.shape(), &mut rng);
         let lhs = dot(&y, &gy);
@@ -428,10 +328,7 @@ mod tests {
         let x = Tensor::zeros(&[2, 3, 8, 8], DType::F32);
         let w = Tensor::zeros(&[64, 4, 3, 3], DType::F32);
         let e = msg(conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err());
-        assert!(
-            e.contains("input [2, 3, 8, 8] has 3 channels but weight [64, 4, 3, 3] expects 4"),
-            "{e}"
-        );
+        assert!(e.contains("input [2, 3, 8, 8] has 3 channels but weight [64, 4, 3, 3] expects 4"), "{e}");
     }
 
     #[test]
@@ -439,17 +336,9 @@ mod tests {
         let x = Tensor::zeros(&[1, 1, 3, 3], DType::F32);
         let w = Tensor::zeros(&[1, 1, 5, 5], DType::F32);
         let e = msg(conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err());
-        assert!(
-            e.contains("kernel 5×5 with dilation 1 does not fit input 3×3 padded by 0"),
-            "{e}"
-        );
+        assert!(e.contains("kernel 5×5 with dilation 1 does not fit input 3×3 padded by 0"), "{e}");
         // Padding 1 makes it fit exactly (one output); dilation 2 makes it not fit again.
-        assert_eq!(
-            conv2d(&x, &w, None, &Conv2dParams::new(1, 1))
-                .unwrap()
-                .shape(),
-            &[1, 1, 1, 1]
-        );
+        assert_eq!(conv2d(&x, &w, None, &Conv2dParams::new(1, 1)).unwrap().shape(), &[1, 1, 1, 1]);
         assert!(conv2d(&x, &w, None, &Conv2dParams::new(1, 1).with_dilation(2)).is_err());
     }
 
@@ -461,88 +350,30 @@ mod tests {
         let is_shape = |r: Result<Tensor>| matches!(r, Err(TensorError::Shape { .. }));
         let is_invalid = |r: Result<Tensor>| matches!(r, Err(TensorError::Invalid { .. }));
         // Ranks.
-        assert!(is_shape(conv2d(
-            &Tensor::zeros(&[3, 8, 8], DType::F32),
-            &w,
-            None,
-            &p
-        )));
-        assert!(is_shape(conv2d(
-            &x,
-            &Tensor::zeros(&[4, 3, 9], DType::F32),
-            None,
-            &p
-        )));
+        assert!(is_shape(conv2d(&Tensor::zeros(&[3, 8, 8], DType::F32), &w, None, &p)));
+        assert!(is_shape(conv2d(&x, &Tensor::zeros(&[4, 3, 9], DType::F32), None, &p)));
         // Bias shape.
-        assert!(is_shape(conv2d(
-            &x,
-            &w,
-            Some(&Tensor::zeros(&[3], DType::F32)),
-            &p
-        )));
-        assert!(is_shape(conv2d(
-            &x,
-            &w,
-            Some(&Tensor::zeros(&[1, 4], DType::F32)),
-            &p
-        )));
+        assert!(is_shape(conv2d(&x, &w, Some(&Tensor::zeros(&[3], DType::F32)), &p)));
+        assert!(is_shape(conv2d(&x, &w, Some(&Tensor::zeros(&[1, 4], DType::F32)), &p)));
         // Zero stride / dilation, empty kernel or plane.
-        assert!(is_invalid(conv2d(
-            &x,
-            &w,
-            None,
-            &Conv2dParams {
-                stride: [1, 0],
-                ..p
-            }
-        )));
-        assert!(is_invalid(conv2d(
-            &x,
-            &w,
-            None,
-            &Conv2dParams {
-                dilation: [0, 1],
-                ..p
-            }
-        )));
-        assert!(is_shape(conv2d(
-            &x,
-            &Tensor::zeros(&[4, 3, 0, 3], DType::F32),
-            None,
-            &p
-        )));
-        assert!(is_shape(conv2d(
-            &Tensor::zeros(&[2, 3, 0, 8], DType::F32),
-            &w,
-            None,
-            &p
-        )));
+        assert!(is_invalid(conv2d(&x, &w, None, &Conv2dParams { stride: [1, 0], ..p })));
+        assert!(is_invalid(conv2d(&x, &w, None, &Conv2dParams { dilation: [0, 1], ..p })));
+        assert!(is_shape(conv2d(&x, &Tensor::zeros(&[4, 3, 0, 3], DType::F32), None, &p)));
+        assert!(is_shape(conv2d(&Tensor::zeros(&[2, 3, 0, 8], DType::F32), &w, None, &p)));
         // Dtype mismatch: the operand with the other dtype is named.
         let w64 = w.to_dtype(DType::F64);
         assert_eq!(
             conv2d(&x, &w64, None, &p).unwrap_err(),
-            TensorError::DType {
-                op: "conv2d",
-                expected: DType::F32,
-                got: DType::F64
-            }
+            TensorError::DType { op: "conv2d", expected: DType::F32, got: DType::F64 }
         );
-        assert!(matches!(
-            conv2d(&x, &w, Some(&Tensor::zeros(&[4], DType::F64)), &p),
-            Err(TensorError::DType { .. })
-        ));
+        assert!(matches!(conv2d(&x, &w, Some(&Tensor::zeros(&[4], DType::F64)), &p), Err(TensorError::DType { .. })));
         // Backward ops: wrong grad_y shape, wrong input/weight shapes, dtype mismatch.
         let gy = Tensor::zeros(&[2, 4, 6, 6], DType::F32);
         assert!(conv2d_backward_data(&gy, &w, &[2, 3, 8, 8], &p).is_ok());
         assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 3, 9, 8], &p)));
         assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 5, 8, 8], &p)));
         assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 3, 8], &p)));
-        assert!(is_shape(conv2d_backward_data(
-            &Tensor::zeros(&[3, 4, 6, 6], DType::F32),
-            &w,
-            &[2, 3, 8, 8],
-            &p
-        )));
+        assert!(is_shape(conv2d_backward_data(&Tensor::zeros(&[3, 4, 6, 6], DType::F32), &w, &[2, 3, 8, 8], &p)));
         assert!(conv2d_backward_weight(&gy, &x, &[4, 3, 3, 3], &p).is_ok());
         assert!(is_shape(conv2d_backward_weight(&gy, &x, &[5, 3, 3, 3], &p)));
         assert!(is_shape(conv2d_backward_weight(&gy, &x, &[4, 2, 3, 3], &p)));
@@ -551,9 +382,6 @@ mod tests {
             conv2d_backward_weight(&gy, &x.to_dtype(DType::F64), &[4, 3, 3, 3], &p),
             Err(TensorError::DType { .. })
         ));
-        assert!(is_shape(conv2d_backward_bias(&Tensor::zeros(
-            &[4, 6, 6],
-            DType::F32
-        ))));
+        assert!(is_shape(conv2d_backward_bias(&Tensor::zeros(&[4, 6, 6], DType::F32))));
     }
 }

@@ -25,12 +25,7 @@ pub struct ConvTranspose2dParams {
 impl Default for ConvTranspose2dParams {
     /// Stride 1, padding 0, output padding 0, dilation 1 (PyTorch's defaults).
     fn default() -> Self {
-        ConvTranspose2dParams {
-            stride: [1, 1],
-            padding: [0, 0],
-            output_padding: [0, 0],
-            dilation: [1, 1],
-        }
+        ConvTranspose2dParams { stride: [1, 1], padding: [0, 0], output_padding: [0, 0], dilation: [1, 1] }
     }
 }
 
@@ -38,27 +33,17 @@ impl ConvTranspose2dParams {
     /// The same stride and padding along both axes, no output padding, dilation 1:
     /// `ConvTranspose2dParams::new(2, 1)` with a 4×4 kernel doubles H and W.
     pub fn new(stride: usize, padding: usize) -> Self {
-        ConvTranspose2dParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            ..Self::default()
-        }
+        ConvTranspose2dParams { stride: [stride; 2], padding: [padding; 2], ..Self::default() }
     }
 
     /// These parameters with the same output padding along both axes.
     pub fn with_output_padding(self, output_padding: usize) -> Self {
-        ConvTranspose2dParams {
-            output_padding: [output_padding; 2],
-            ..self
-        }
+        ConvTranspose2dParams { output_padding: [output_padding; 2], ..self }
     }
 
     /// These parameters with the same dilation along both axes.
     pub fn with_dilation(self, dilation: usize) -> Self {
-        ConvTranspose2dParams {
-            dilation: [dilation; 2],
-            ..self
-        }
+        ConvTranspose2dParams { dilation: [dilation; 2], ..self }
     }
 }
 
@@ -73,13 +58,7 @@ fn conv_transpose2d_geometry(
     let xs = rank4(op, "input", "[N, C_in, H, W]", x)?;
     let ws = rank4(op, "weight", "[C_in, C_out, kH, kW]", w)?;
     if xs[1] != ws[0] {
-        return shape_err(
-            op,
-            format!(
-                "input {x:?} has {} channels but weight {w:?} expects {}",
-                xs[1], ws[0]
-            ),
-        );
+        return shape_err(op, format!("input {x:?} has {} channels but weight {w:?} expects {}", xs[1], ws[0]));
     }
     check_params(op, w, p.stride, p.dilation)?;
     check_output_padding(op, p)?;
@@ -131,12 +110,7 @@ fn check_output_padding(op: &'static str, p: &ConvTranspose2dParams) -> Result<(
 /// its value, into the output at stride spacing;
 /// OH = (H − 1)·sh − 2·ph + dh·(kH − 1) + output_padding_h + 1.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
-pub fn conv_transpose2d(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    p: &ConvTranspose2dParams,
-) -> Result<Tensor> {
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     let g = conv_transpose2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
@@ -159,12 +133,7 @@ fn conv_transpose2d_typed<T: Float>(
     g: &Conv2dGeometry,
     shape: &[usize],
 ) -> Result<Tensor> {
-    let y = kernel::conv_transpose2d_forward(
-        x.cpu_slice::<T>()?,
-        w.cpu_slice::<T>()?,
-        bias_slice::<T>(b)?,
-        g,
-    );
+    let y = kernel::conv_transpose2d_forward(x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(b)?, g);
     Ok(Tensor::from_kernel(y, shape))
 }
 
@@ -172,21 +141,14 @@ fn conv_transpose2d_typed<T: Float>(
 /// The input size is recovered exactly from grad_y's, since output_padding is a parameter:
 /// H = (OH + 2·ph − dh·(kH − 1) − output_padding_h − 1)/sh + 1, which must divide evenly.
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
-pub fn conv_transpose2d_backward_data(
-    grad_y: &Tensor,
-    w: &Tensor,
-    p: &ConvTranspose2dParams,
-) -> Result<Tensor> {
+pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTranspose2dParams) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d_backward_data";
     let gs = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let ws = rank4(OP, "weight", "[C_in, C_out, kH, kW]", w.shape())?;
     if gs[1] != ws[1] {
         return shape_err(
             OP,
-            format!(
-                "grad_y {gs:?} has {} channels but weight {ws:?} has {} output channels",
-                gs[1], ws[1]
-            ),
+            format!("grad_y {gs:?} has {} channels but weight {ws:?} has {} output channels", gs[1], ws[1]),
         );
     }
     check_params(OP, &ws, p.stride, p.dilation)?;
@@ -217,19 +179,11 @@ pub fn conv_transpose2d_backward_data(
     match device {
         Device::Cpu => match dtype {
             DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_data(
-                    gy.cpu_slice::<f32>()?,
-                    w.cpu_slice::<f32>()?,
-                    &g,
-                ),
+                kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
                 &shape,
             )),
             DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_data(
-                    gy.cpu_slice::<f64>()?,
-                    w.cpu_slice::<f64>()?,
-                    &g,
-                ),
+                kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
                 &shape,
             )),
         },
@@ -252,19 +206,11 @@ pub fn conv_transpose2d_backward_weight(
     match device {
         Device::Cpu => match dtype {
             DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_weight(
-                    gy.cpu_slice::<f32>()?,
-                    x.cpu_slice::<f32>()?,
-                    &g,
-                ),
+                kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
                 weight_shape,
             )),
             DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_weight(
-                    gy.cpu_slice::<f64>()?,
-                    x.cpu_slice::<f64>()?,
-                    &g,
-                ),
+                kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
                 weight_shape,
             )),
         },
@@ -276,24 +222,16 @@ pub fn conv_transpose2d_backward_weight(
 pub fn conv_transpose2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
-    let g = Conv2dGeometry {
-        batch,
-        c_out,
-        oh,
-        ow,
-        ..Default::default()
-    };
+    let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
     let gy = grad_y.contiguous();
     match gy.device() {
         Device::Cpu => match gy.dtype() {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f32>()?, &g),
-                &[c_out],
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f64>()?, &g),
-                &[c_out],
-            )),
+            DType::F32 => {
+                Ok(Tensor::from_kernel(kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out]))
+            }
+            DType::F64 => {
+                Ok(Tensor::from_kernel(kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out]))
+            }
         },
     }
 }
@@ -309,19 +247,13 @@ mod tests {
 
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.shape(), b.shape());
-        a.to_vec_f64()
-            .iter()
-            .zip(b.to_vec_f64())
-            .map(|(x, y)| x * y)
-            .sum()
+        a.to_vec_f64().iter().zip(b.to_vec_f64()).map(|(x, y)| x * y).sum()
     }
 
     /// conv_transpose2d by its definition, each input pixel scattering into the output.
     fn naive(x: &Tensor, w: &Tensor, p: &ConvTranspose2dParams, out_hw: [usize; 2]) -> Vec<f64> {
-        let ([n, ci_n, h, wd], [_, co_n, kh, kw]) = (
-            <[usize; 4]>::try_from(x.shape()).unwrap(),
-            <[usize; 4]>::try_from(w.shape()).unwrap(),
-        );
+        let ([n, ci_n, h, wd], [_, co_n, kh, kw]) =
+            (<[usize; 4]>::try_from(x.shape()).unwrap(), <[usize; 4]>::try_from(w.shape()).unwrap());
         let (xv, wv) = (x.to_vec_f64(), w.to_vec_f64());
         let [oh, ow] = out_hw;
         let mut y = vec![0.0; n * co_n * oh * ow];
@@ -332,10 +264,8 @@ mod tests {
                         for co in 0..co_n {
                             for ki in 0..kh {
                                 for kj in 0..kw {
-                                    let oy = (i * p.stride[0] + ki * p.dilation[0]) as isize
-                                        - p.padding[0] as isize;
-                                    let ox = (j * p.stride[1] + kj * p.dilation[1]) as isize
-                                        - p.padding[1] as isize;
+                                    let oy = (i * p.stride[0] + ki * p.dilation[0]) as isize - p.padding[0] as isize;
+                                    let ox = (j * p.stride[1] + kj * p.dilation[1]) as isize - p.padding[1] as isize;
                                     if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
                                         continue;
                                     }
@@ -368,11 +298,7 @@ mod tests {
     #[test]
     fn output_padding_adds_bias_only_rows_and_columns() {
         let mut rng = Rng::new(31);
-        let (x, w, b) = (
-            rand(&[1, 2, 4, 3], &mut rng),
-            rand(&[2, 3, 3, 3], &mut rng),
-            rand(&[3], &mut rng),
-        );
+        let (x, w, b) = (rand(&[1, 2, 4, 3], &mut rng), rand(&[2, 3, 3, 3], &mut rng), rand(&[3], &mut rng));
         let p = ConvTranspose2dParams::new(2, 1).with_output_padding(1);
         let y = conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
         // OH = 3·2 − 2 + 2 + 1 + 1 = 8, OW = 2·2 − 2 + 2 + 1 + 1 = 6.
@@ -383,9 +309,7 @@ mod tests {
             assert!((a - (n + bv[i / 48])).abs() < 1e-12);
         }
         // With dilation 2 > stride 1, output_padding 1 is allowed and grows the output by one.
-        let p = ConvTranspose2dParams::new(1, 1)
-            .with_dilation(2)
-            .with_output_padding(1);
+        let p = ConvTranspose2dParams::new(1, 1).with_dilation(2).with_output_padding(1);
         let y = conv_transpose2d(&x, &w, None, &p).unwrap();
         assert_eq!(y.shape(), &[1, 3, 7, 6]);
     }
@@ -395,18 +319,9 @@ mod tests {
         let mut rng = Rng::new(32);
         for p in [
             ConvTranspose2dParams::new(2, 1).with_output_padding(1),
-            ConvTranspose2dParams {
-                stride: [1, 2],
-                padding: [2, 1],
-                output_padding: [1, 0],
-                dilation: [2, 1],
-            },
+            ConvTranspose2dParams { stride: [1, 2], padding: [2, 1], output_padding: [1, 0], dilation: [2, 1] },
         ] {
-            let (x, w, b) = (
-                rand(&[3, 3, 5, 4], &mut rng),
-                rand(&[3, 2, 3, 3], &mut rng),
-                rand(&[2], &mut rng),
-            );
+            let (x, w, b) = (rand(&[3, 3, 5, 4], &mut rng), rand(&[3, 2, 3, 3], &mut rng), rand(&[2], &mut rng));
             let y = conv_transpose2d(&x, &w, None, &p).unwrap();
             let gy = rand(y.shape(), &mut rng);
             let lhs = dot(&y, &gy);
@@ -418,21 +333,14 @@ mod tests {
             assert!((lhs - dot(&w, &dw)).abs() <= 1e-10 * lhs.abs(), "{p:?}");
             let with_b = dot(&conv_transpose2d(&x, &w, Some(&b), &p).unwrap(), &gy);
             let db = conv_transpose2d_backward_bias(&gy).unwrap();
-            assert!(
-                (with_b - lhs - dot(&b, &db)).abs() <= 1e-10 * with_b.abs().max(1.0),
-                "{p:?}"
-            );
+            assert!((with_b - lhs - dot(&b, &db)).abs() <= 1e-10 * with_b.abs().max(1.0), "{p:?}");
         }
     }
 
     #[test]
     fn conv_transpose2d_f32_matches_f64() {
         let mut rng = Rng::new(33);
-        let (x, w, b) = (
-            rand(&[2, 4, 4, 4], &mut rng),
-            rand(&[4, 3, 4, 4], &mut rng),
-            rand(&[3], &mut rng),
-        );
+        let (x, w, b) = (rand(&[2, 4, 4, 4], &mut rng), rand(&[4, 3, 4, 4], &mut rng), rand(&[3], &mut rng));
         let p = ConvTranspose2dParams::new(2, 1);
         let y64 = conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
         let f32s = |t: &Tensor| t.to_dtype(DType::F32);
@@ -450,45 +358,18 @@ mod tests {
         let p = ConvTranspose2dParams::new(2, 1);
         let is_shape = |r: Result<Tensor>| matches!(r, Err(TensorError::Shape { .. }));
         let is_invalid = |r: Result<Tensor>| matches!(r, Err(TensorError::Invalid { .. }));
-        let e = conv_transpose2d(&x, &Tensor::zeros(&[3, 3, 3, 3], DType::F32), None, &p)
-            .unwrap_err()
-            .to_string();
+        let e = conv_transpose2d(&x, &Tensor::zeros(&[3, 3, 3, 3], DType::F32), None, &p).unwrap_err().to_string();
+        assert!(e.contains("input [2, 4, 5, 5] has 4 channels but weight [3, 3, 3, 3] expects 3"), "{e}");
+        assert!(is_shape(conv_transpose2d(&Tensor::zeros(&[4, 5, 5], DType::F32), &w, None, &p)));
+        assert!(is_shape(conv_transpose2d(&x, &w, Some(&Tensor::zeros(&[4], DType::F32)), &p)));
+        assert!(is_invalid(conv_transpose2d(&x, &w, None, &ConvTranspose2dParams { stride: [0, 2], ..p })));
+        assert!(is_invalid(conv_transpose2d(&x, &w, None, &p.with_dilation(0))));
+        // output_padding must be below stride or dilation: 2 ≥ max(2, 1) fails, 1 passes.
+        let e = conv_transpose2d(&x, &w, None, &p.with_output_padding(2)).unwrap_err().to_string();
         assert!(
-            e.contains("input [2, 4, 5, 5] has 4 channels but weight [3, 3, 3, 3] expects 3"),
+            e.contains("output_padding [2, 2] must be smaller than either stride [2, 2] or dilation [1, 1]"),
             "{e}"
         );
-        assert!(is_shape(conv_transpose2d(
-            &Tensor::zeros(&[4, 5, 5], DType::F32),
-            &w,
-            None,
-            &p
-        )));
-        assert!(is_shape(conv_transpose2d(
-            &x,
-            &w,
-            Some(&Tensor::zeros(&[4], DType::F32)),
-            &p
-        )));
-        assert!(is_invalid(conv_transpose2d(
-            &x,
-            &w,
-            None,
-            &ConvTranspose2dParams {
-                stride: [0, 2],
-                ..p
-            }
-        )));
-        assert!(is_invalid(conv_transpose2d(
-            &x,
-            &w,
-            None,
-            &p.with_dilation(0)
-        )));
-        // output_padding must be below stride or dilation: 2 ≥ max(2, 1) fails, 1 passes.
-        let e = conv_transpose2d(&x, &w, None, &p.with_output_padding(2))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("output_padding [2, 2] must be smaller than either stride [2, 2] or dilation [1, 1]"), "{e}");
         assert!(conv_transpose2d(&x, &w, None, &p.with_output_padding(1)).is_ok());
         // Output size ≤ 0: 1×1 input, 1×1 kernel, padding 1 gives −1.
         let e = conv_transpose2d(
@@ -499,64 +380,21 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("output size -1×-1 is not positive: input 1×1 with kernel 1×1"),
-            "{e}"
-        );
+        assert!(e.contains("output size -1×-1 is not positive: input 1×1 with kernel 1×1"), "{e}");
         assert!(matches!(
             conv_transpose2d(&x, &w.to_dtype(DType::F64), None, &p),
-            Err(TensorError::DType {
-                op: "conv_transpose2d",
-                expected: DType::F32,
-                got: DType::F64
-            })
+            Err(TensorError::DType { op: "conv_transpose2d", expected: DType::F32, got: DType::F64 })
         ));
         // Backward: grad_y that no input size produces, wrong channels, wrong weight shape.
         let gy = Tensor::zeros(&[2, 3, 9, 9], DType::F32); // forward output of x with p
-        assert_eq!(
-            conv_transpose2d_backward_data(&gy, &w, &p).unwrap().shape(),
-            x.shape()
-        );
-        assert!(is_shape(conv_transpose2d_backward_data(
-            &Tensor::zeros(&[2, 3, 10, 9], DType::F32),
-            &w,
-            &p
-        )));
-        assert!(is_shape(conv_transpose2d_backward_data(
-            &Tensor::zeros(&[2, 4, 9, 9], DType::F32),
-            &w,
-            &p
-        )));
-        assert!(is_invalid(conv_transpose2d_backward_data(
-            &gy,
-            &w,
-            &ConvTranspose2dParams {
-                stride: [0, 2],
-                ..p
-            }
-        )));
+        assert_eq!(conv_transpose2d_backward_data(&gy, &w, &p).unwrap().shape(), x.shape());
+        assert!(is_shape(conv_transpose2d_backward_data(&Tensor::zeros(&[2, 3, 10, 9], DType::F32), &w, &p)));
+        assert!(is_shape(conv_transpose2d_backward_data(&Tensor::zeros(&[2, 4, 9, 9], DType::F32), &w, &p)));
+        assert!(is_invalid(conv_transpose2d_backward_data(&gy, &w, &ConvTranspose2dParams { stride: [0, 2], ..p })));
         assert!(conv_transpose2d_backward_weight(&gy, &x, &[4, 3, 3, 3], &p).is_ok());
-        assert!(is_shape(conv_transpose2d_backward_weight(
-            &gy,
-            &x,
-            &[4, 2, 3, 3],
-            &p
-        )));
-        assert!(is_shape(conv_transpose2d_backward_weight(
-            &gy,
-            &x,
-            &[5, 3, 3, 3],
-            &p
-        )));
-        assert!(is_shape(conv_transpose2d_backward_weight(
-            &gy,
-            &x,
-            &[4, 3, 3],
-            &p
-        )));
-        assert!(is_shape(conv_transpose2d_backward_bias(&Tensor::zeros(
-            &[3, 9],
-            DType::F32
-        ))));
+        assert!(is_shape(conv_transpose2d_backward_weight(&gy, &x, &[4, 2, 3, 3], &p)));
+        assert!(is_shape(conv_transpose2d_backward_weight(&gy, &x, &[5, 3, 3, 3], &p)));
+        assert!(is_shape(conv_transpose2d_backward_weight(&gy, &x, &[4, 3, 3], &p)));
+        assert!(is_shape(conv_transpose2d_backward_bias(&Tensor::zeros(&[3, 9], DType::F32))));
     }
 }

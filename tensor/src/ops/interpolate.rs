@@ -25,22 +25,13 @@ fn upsample(
         return invalid(op, "scale must be at least 1");
     }
     if h == 0 || w == 0 {
-        return shape_err(
-            op,
-            format!("input {:?} has an empty [H, W] plane", x.shape()),
-        );
+        return shape_err(op, format!("input {:?} has an empty [H, W] plane", x.shape()));
     }
     let x = x.contiguous();
     let shape = [n, c, h * scale, w * scale];
     match x.dtype() {
-        DType::F32 => Tensor::from_vec(
-            f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale),
-            &shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale),
-            &shape,
-        ),
+        DType::F32 => Tensor::from_vec(f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale), &shape),
+        DType::F64 => Tensor::from_vec(f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale), &shape),
     }
 }
 
@@ -60,28 +51,22 @@ fn upsample_backward(
         return invalid(op, "scale must be at least 1");
     }
     if h == 0 || w == 0 {
-        return shape_err(
-            op,
-            format!("input {input_shape:?} has an empty [H, W] plane"),
-        );
+        return shape_err(op, format!("input {input_shape:?} has an empty [H, W] plane"));
     }
     let expected = [n, c, h * scale, w * scale];
     if grad_y.shape() != expected {
         return shape_err(
             op,
-            format!("grad_y has shape {:?}, expected {expected:?} for input {input_shape:?} and scale {scale}", grad_y.shape()),
+            format!(
+                "grad_y has shape {:?}, expected {expected:?} for input {input_shape:?} and scale {scale}",
+                grad_y.shape()
+            ),
         );
     }
     let gy = grad_y.contiguous();
     match gy.dtype() {
-        DType::F32 => Tensor::from_vec(
-            f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale),
-            input_shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale),
-            input_shape,
-        ),
+        DType::F32 => Tensor::from_vec(f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale), input_shape),
+        DType::F64 => Tensor::from_vec(f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale), input_shape),
     }
 }
 
@@ -99,11 +84,7 @@ pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 
 /// Nearest upsampling backward: each input's gradient is the sum over its s×s output block.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
-pub fn upsample_nearest2d_backward(
-    grad_y: &Tensor,
-    input_shape: &[usize],
-    scale: usize,
-) -> Result<Tensor> {
+pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
     upsample_backward(
         "upsample_nearest2d_backward",
         grad_y,
@@ -130,11 +111,7 @@ pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 /// Bilinear upsampling backward: every output gradient is scatter-added to its four source
 /// pixels with the forward's weights.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
-pub fn upsample_bilinear2d_backward(
-    grad_y: &Tensor,
-    input_shape: &[usize],
-    scale: usize,
-) -> Result<Tensor> {
+pub fn upsample_bilinear2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
     upsample_backward(
         "upsample_bilinear2d_backward",
         grad_y,
@@ -181,20 +158,14 @@ mod tests {
         let gy = Tensor::rand_normal(&[2, 3, 10, 6], 0.0, 1.0, DType::F64, &mut rng);
         for f in [upsample_nearest2d_backward, upsample_bilinear2d_backward] {
             let gx = f(&gy, &[2, 3, 5, 3], 2).unwrap();
-            assert_eq!(
-                (gx.shape(), gx.dtype()),
-                (&[2usize, 3, 5, 3][..], DType::F64)
-            );
+            assert_eq!((gx.shape(), gx.dtype()), (&[2usize, 3, 5, 3][..], DType::F64));
         }
     }
 
     #[test]
     fn bad_upsampling_arguments_are_errors_not_panics() {
         let x = Tensor::zeros(&[1, 2, 3, 3], DType::F32);
-        assert!(matches!(
-            upsample_bilinear2d(&x, 0),
-            Err(TensorError::Invalid { .. })
-        ));
+        assert!(matches!(upsample_bilinear2d(&x, 0), Err(TensorError::Invalid { .. })));
         assert!(matches!(
             upsample_nearest2d(&Tensor::zeros(&[2, 3, 3], DType::F32), 2),
             Err(TensorError::Shape { .. })
@@ -204,17 +175,8 @@ mod tests {
             Err(TensorError::Shape { .. })
         ));
         let gy = Tensor::zeros(&[1, 2, 6, 5], DType::F32);
-        assert!(matches!(
-            upsample_bilinear2d_backward(&gy, x.shape(), 2),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            upsample_nearest2d_backward(&gy, &[1, 2, 3], 2),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            upsample_nearest2d_backward(&gy, x.shape(), 0),
-            Err(TensorError::Invalid { .. })
-        ));
+        assert!(matches!(upsample_bilinear2d_backward(&gy, x.shape(), 2), Err(TensorError::Shape { .. })));
+        assert!(matches!(upsample_nearest2d_backward(&gy, &[1, 2, 3], 2), Err(TensorError::Shape { .. })));
+        assert!(matches!(upsample_nearest2d_backward(&gy, x.shape(), 0), Err(TensorError::Invalid { .. })));
     }
 }

@@ -24,25 +24,16 @@ impl Dims {
     fn new(a: &[usize], b: &[usize]) -> Result<Dims> {
         let op = "matmul";
         if !(2..=3).contains(&a.len()) || !(2..=3).contains(&b.len()) {
-            return shape_err(
-                op,
-                format!("operands must be 2-D [m, k] or 3-D [batch, m, k], got {a:?} and {b:?}"),
-            );
+            return shape_err(op, format!("operands must be 2-D [m, k] or 3-D [batch, m, k], got {a:?} and {b:?}"));
         }
         let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
         let (k2, n) = (b[b.len() - 2], b[b.len() - 1]);
         if k != k2 {
-            return shape_err(
-                op,
-                format!("inner dimensions differ: {a:?} · {b:?} (k = {k} vs {k2})"),
-            );
+            return shape_err(op, format!("inner dimensions differ: {a:?} · {b:?} (k = {k} vs {k2})"));
         }
         let batch = match (a.len(), b.len()) {
             (3, 3) if a[0] != b[0] => {
-                return shape_err(
-                    op,
-                    format!("batch sizes differ: {a:?} · {b:?} ({} vs {})", a[0], b[0]),
-                );
+                return shape_err(op, format!("batch sizes differ: {a:?} · {b:?} ({} vs {})", a[0], b[0]));
             }
             (3, _) => Some(a[0]),
             (_, 3) => Some(b[0]),
@@ -75,11 +66,7 @@ struct Operand<'a, T> {
 impl<'a, T: Float> Operand<'a, T> {
     fn of(t: &'a Tensor) -> Result<Operand<'a, T>> {
         let Storage::Cpu(s) = t.storage();
-        let data = T::slice(s).ok_or(TensorError::DType {
-            op: "matmul",
-            expected: T::DTYPE,
-            got: s.dtype(),
-        })?;
+        let data = T::slice(s).ok_or(TensorError::DType { op: "matmul", expected: T::DTYPE, got: s.dtype() })?;
         let l = t.layout();
         let r = l.rank();
         Ok(Operand {
@@ -110,11 +97,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let op = "matmul";
     same_device(op, &[a.device(), b.device()])?;
     if a.dtype() != b.dtype() {
-        return Err(TensorError::DType {
-            op,
-            expected: a.dtype(),
-            got: b.dtype(),
-        });
+        return Err(TensorError::DType { op, expected: a.dtype(), got: b.dtype() });
     }
     let dims = Dims::new(a.shape(), b.shape())?;
     match a.storage() {
@@ -139,15 +122,10 @@ fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
         // One matrix pair; or B is shared and A's batch entries follow each other at the same row
         // stride (as in a contiguous [B, m, k]): then the whole batch is one [B·m, k]·[k, n] GEMM,
         // which packs B once.
-        let a_all = MatRef {
-            rows: batch_len * m,
-            ..oa.mat(0)
-        };
+        let a_all = MatRef { rows: batch_len * m, ..oa.mat(0) };
         gemm(a_all, ob.mat(0), &mut out, n, false);
     } else {
-        out.par_chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(i, c)| gemm(oa.mat(i), ob.mat(i), c, n, false));
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| gemm(oa.mat(i), ob.mat(i), c, n, false));
     }
     Ok(Tensor::from_kernel(out, &dims.out_shape()))
 }
@@ -175,10 +153,7 @@ mod tests {
     fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         assert_eq!(got.len(), want.len());
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= tol * (1.0 + w.abs()),
-                "element {i}: got {g}, want {w}"
-            );
+            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}");
         }
     }
 
@@ -198,11 +173,7 @@ mod tests {
         let b = rand(&[k, n], 2).to_dtype(DType::F64);
         let c = matmul(&a, &b).unwrap();
         assert_eq!(c.dtype(), DType::F64);
-        assert_close(
-            &c.to_vec_f64(),
-            &naive(&a.to_vec_f64(), &b.to_vec_f64(), m, k, n),
-            1e-12,
-        );
+        assert_close(&c.to_vec_f64(), &naive(&a.to_vec_f64(), &b.to_vec_f64(), m, k, n), 1e-12);
     }
 
     #[test]
@@ -213,13 +184,7 @@ mod tests {
         assert_eq!(c.shape(), &[bs, m, n]);
         let (av, bv, cv) = (a.to_vec_f64(), b.to_vec_f64(), c.to_vec_f64());
         for i in 0..bs {
-            let want = naive(
-                &av[i * m * k..(i + 1) * m * k],
-                &bv[i * k * n..(i + 1) * k * n],
-                m,
-                k,
-                n,
-            );
+            let want = naive(&av[i * m * k..(i + 1) * m * k], &bv[i * k * n..(i + 1) * k * n], m, k, n);
             assert_close(&cv[i * m * n..(i + 1) * m * n], &want, 1e-5);
         }
     }
@@ -230,16 +195,8 @@ mod tests {
         let (a3, b2) = (rand(&[bs, m, k], 5), rand(&[k, n], 6));
         let (a2, b3) = (rand(&[m, k], 7), rand(&[bs, k, n], 8));
         let (c_ab, c_ba) = (matmul(&a3, &b2).unwrap(), matmul(&a2, &b3).unwrap());
-        assert_eq!(
-            (c_ab.shape(), c_ba.shape()),
-            (&[bs, m, n][..], &[bs, m, n][..])
-        );
-        let (a3v, b2v, a2v, b3v) = (
-            a3.to_vec_f64(),
-            b2.to_vec_f64(),
-            a2.to_vec_f64(),
-            b3.to_vec_f64(),
-        );
+        assert_eq!((c_ab.shape(), c_ba.shape()), (&[bs, m, n][..], &[bs, m, n][..]));
+        let (a3v, b2v, a2v, b3v) = (a3.to_vec_f64(), b2.to_vec_f64(), a2.to_vec_f64(), b3.to_vec_f64());
         let (c_abv, c_bav) = (c_ab.to_vec_f64(), c_ba.to_vec_f64());
         for i in 0..bs {
             let want = naive(&a3v[i * m * k..(i + 1) * m * k], &b2v, m, k, n);
@@ -263,15 +220,8 @@ mod tests {
         // A 2-D transposed weight shared over a batch (the Linear layer's x · wᵀ).
         let w = rand(&[25, 40], 11);
         let x = rand(&[3, 30, 40], 12);
-        let want = matmul(&x, &w.transpose(0, 1).unwrap().contiguous_copy())
-            .unwrap()
-            .to_vec_f32();
-        assert_eq!(
-            matmul(&x, &w.transpose(0, 1).unwrap())
-                .unwrap()
-                .to_vec_f32(),
-            want
-        );
+        let want = matmul(&x, &w.transpose(0, 1).unwrap().contiguous_copy()).unwrap().to_vec_f32();
+        assert_eq!(matmul(&x, &w.transpose(0, 1).unwrap()).unwrap().to_vec_f32(), want);
     }
 
     #[test]
@@ -292,11 +242,7 @@ mod tests {
     fn empty_dimensions_give_empty_or_zero_results() {
         let c = matmul(&rand(&[0, 3], 1), &rand(&[3, 4], 2)).unwrap();
         assert_eq!(c.shape(), &[0, 4]);
-        let c = matmul(
-            &Tensor::zeros(&[2, 0], DType::F32),
-            &Tensor::zeros(&[0, 3], DType::F32),
-        )
-        .unwrap();
+        let c = matmul(&Tensor::zeros(&[2, 0], DType::F32), &Tensor::zeros(&[0, 3], DType::F32)).unwrap();
         assert_eq!(c.to_vec_f32(), vec![0.0; 6]);
     }
 
@@ -308,26 +254,13 @@ mod tests {
         );
         let err = matmul(&rand(&[2, 3, 4], 1), &rand(&[3, 4, 5], 2)).unwrap_err();
         assert!(matches!(&err, TensorError::Shape { msg, .. } if msg.contains("batch")));
-        assert!(matches!(
-            matmul(&rand(&[3], 1), &rand(&[3, 4], 2)),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            matmul(&rand(&[1, 2, 3, 4], 1), &rand(&[4, 4], 2)),
-            Err(TensorError::Shape { .. })
-        ));
+        assert!(matches!(matmul(&rand(&[3], 1), &rand(&[3, 4], 2)), Err(TensorError::Shape { .. })));
+        assert!(matches!(matmul(&rand(&[1, 2, 3, 4], 1), &rand(&[4, 4], 2)), Err(TensorError::Shape { .. })));
     }
 
     #[test]
     fn dtype_mismatch_is_an_error() {
         let err = matmul(&rand(&[2, 3], 1), &rand(&[3, 2], 2).to_dtype(DType::F64)).unwrap_err();
-        assert_eq!(
-            err,
-            TensorError::DType {
-                op: "matmul",
-                expected: DType::F32,
-                got: DType::F64
-            }
-        );
+        assert_eq!(err, TensorError::DType { op: "matmul", expected: DType::F32, got: DType::F64 });
     }
 }

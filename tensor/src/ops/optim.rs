@@ -17,19 +17,11 @@ fn check_like_param(op: &'static str, param: &Tensor, others: &[(&str, &Tensor)]
         if t.shape() != param.shape() {
             return shape_err(
                 op,
-                format!(
-                    "{name} has shape {:?}, but the parameter has shape {:?}",
-                    t.shape(),
-                    param.shape()
-                ),
+                format!("{name} has shape {:?}, but the parameter has shape {:?}", t.shape(), param.shape()),
             );
         }
         if t.dtype() != param.dtype() {
-            return Err(TensorError::DType {
-                op,
-                expected: param.dtype(),
-                got: t.dtype(),
-            });
+            return Err(TensorError::DType { op, expected: param.dtype(), got: t.dtype() });
         }
     }
     let mut devices = vec![param.device()];
@@ -41,20 +33,8 @@ fn check_like_param(op: &'static str, param: &Tensor, others: &[(&str, &Tensor)]
 /// One Adam/AdamW step, in place: `param`, `m` (first moment) and `v` (second moment) are
 /// updated from `grad`. All four tensors have the same shape and dtype; `h.step` ≥ 1.
 // param, grad, m, v: any shape, all equal
-pub fn adam_update(
-    param: &mut Tensor,
-    grad: &Tensor,
-    m: &mut Tensor,
-    v: &mut Tensor,
-    h: &AdamHyper,
-) -> Result<()> {
-    fn run<T: Float>(
-        param: &mut Tensor,
-        grad: &Tensor,
-        m: &mut Tensor,
-        v: &mut Tensor,
-        h: &AdamHyper,
-    ) -> Result<()> {
+pub fn adam_update(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
+    fn run<T: Float>(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
         let g = grad.contiguous();
         kernel::adam_update(
             param.cpu_slice_mut::<T>()?,
@@ -66,16 +46,9 @@ pub fn adam_update(
         Ok(())
     }
     let op = "adam_update";
-    check_like_param(
-        op,
-        param,
-        &[("grad", grad), ("exp_avg", m), ("exp_avg_sq", v)],
-    )?;
+    check_like_param(op, param, &[("grad", grad), ("exp_avg", m), ("exp_avg_sq", v)])?;
     if h.step == 0 {
-        return invalid(
-            op,
-            "step counts from 1 (the bias corrections 1 − βᵗ are 0 at t = 0)",
-        );
+        return invalid(op, "step counts from 1 (the bias corrections 1 − βᵗ are 0 at t = 0)");
     }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
@@ -88,18 +61,8 @@ pub fn adam_update(
 /// One SGD step, in place. `momentum_buffer` must be given (shaped like `param`) when
 /// `h.momentum` ≠ 0 and is updated; plain SGD passes `None`.
 // param, grad, momentum_buffer: any shape, all equal
-pub fn sgd_update(
-    param: &mut Tensor,
-    grad: &Tensor,
-    momentum_buffer: Option<&mut Tensor>,
-    h: &SgdHyper,
-) -> Result<()> {
-    fn run<T: Float>(
-        param: &mut Tensor,
-        grad: &Tensor,
-        buf: Option<&mut Tensor>,
-        h: &SgdHyper,
-    ) -> Result<()> {
+pub fn sgd_update(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
+    fn run<T: Float>(param: &mut Tensor, grad: &Tensor, buf: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
         let g = grad.contiguous();
         let buf = match buf {
             Some(b) => Some(b.cpu_slice_mut::<T>()?),
@@ -114,10 +77,7 @@ pub fn sgd_update(
         None => check_like_param(op, param, &[("grad", grad)])?,
     }
     if h.momentum != 0.0 && momentum_buffer.is_none() {
-        return invalid(
-            op,
-            format!("momentum {} needs a momentum buffer", h.momentum),
-        );
+        return invalid(op, format!("momentum {} needs a momentum buffer", h.momentum));
     }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
@@ -152,10 +112,7 @@ mod tests {
         adam_update(&mut p, &g, &mut m, &mut v, &hyper()).unwrap();
         assert_eq!(before.to_vec_f32(), vec![1.0, 2.0]);
         let got = p.to_vec_f32();
-        assert!(
-            (got[0] - 0.9).abs() < 1e-6 && (got[1] - 2.1).abs() < 1e-6,
-            "{got:?}"
-        );
+        assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] - 2.1).abs() < 1e-6, "{got:?}");
     }
 
     #[test]
@@ -163,9 +120,7 @@ mod tests {
         let mut p = Tensor::zeros(&[2, 3], DType::F32);
         let g = Tensor::zeros(&[3, 2], DType::F32);
         let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
-        let msg = adam_update(&mut p, &g, &mut m, &mut v, &hyper())
-            .unwrap_err()
-            .to_string();
+        let msg = adam_update(&mut p, &g, &mut m, &mut v, &hyper()).unwrap_err().to_string();
         assert!(msg.contains("[3, 2]") && msg.contains("[2, 3]"), "{msg}");
     }
 
@@ -174,19 +129,13 @@ mod tests {
         let mut p = Tensor::zeros(&[2], DType::F32);
         let g = Tensor::zeros(&[2], DType::F64);
         let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
-        assert!(matches!(
-            adam_update(&mut p, &g, &mut m, &mut v, &hyper()),
-            Err(TensorError::DType { .. })
-        ));
+        assert!(matches!(adam_update(&mut p, &g, &mut m, &mut v, &hyper()), Err(TensorError::DType { .. })));
     }
 
     #[test]
     fn adam_update_reads_a_transposed_gradient_through_its_layout() {
         let mut p = Tensor::zeros(&[3, 2], DType::F64);
-        let g = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, -4.0, -5.0, -6.0], &[2, 3])
-            .unwrap()
-            .transpose(0, 1)
-            .unwrap();
+        let g = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, -4.0, -5.0, -6.0], &[2, 3]).unwrap().transpose(0, 1).unwrap();
         let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
         adam_update(&mut p, &g, &mut m, &mut v, &hyper()).unwrap();
         // First step: each weight moves by −lr·sign(g) (up to eps), in g's logical order.
@@ -198,14 +147,8 @@ mod tests {
     fn sgd_update_with_momentum_and_no_buffer_is_an_error() {
         let mut p = Tensor::zeros(&[2], DType::F32);
         let g = p.zeros_like();
-        let h = SgdHyper {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-            first_step: true,
-        };
+        let h =
+            SgdHyper { lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: false, first_step: true };
         assert!(sgd_update(&mut p, &g, None, &h).is_err());
     }
 }

@@ -11,10 +11,7 @@ use crate::tensor::Tensor;
 pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
     match shape {
         &[n, c, h, w] => Ok([n, c, h, w]),
-        _ => shape_err(
-            op,
-            format!("{what} must have rank 4 [N, C, H, W], got shape {shape:?}"),
-        ),
+        _ => shape_err(op, format!("{what} must have rank 4 [N, C, H, W], got shape {shape:?}")),
     }
 }
 
@@ -22,11 +19,7 @@ pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usi
 pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
     let expected = tensors[0].dtype();
     match tensors.iter().find(|t| t.dtype() != expected) {
-        Some(t) => Err(TensorError::DType {
-            op,
-            expected,
-            got: t.dtype(),
-        }),
+        Some(t) => Err(TensorError::DType { op, expected, got: t.dtype() }),
         None => Ok(expected),
     }
 }
@@ -42,22 +35,13 @@ fn pool_geom(
 ) -> Result<Pool2dGeom> {
     let [n, c, h, w] = nchw(op, "input", input_shape)?;
     if h == 0 || w == 0 {
-        return shape_err(
-            op,
-            format!("input {input_shape:?} has an empty [H, W] plane"),
-        );
+        return shape_err(op, format!("input {input_shape:?} has an empty [H, W] plane"));
     }
     if kernel.contains(&0) || stride.contains(&0) {
-        return invalid(
-            op,
-            format!("kernel {kernel:?} and stride {stride:?} must be positive"),
-        );
+        return invalid(op, format!("kernel {kernel:?} and stride {stride:?} must be positive"));
     }
     if padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2 {
-        return invalid(
-            op,
-            format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
-        );
+        return invalid(op, format!("padding {padding:?} must be at most half the kernel {kernel:?}"));
     }
     if h + 2 * padding[0] < kernel[0] || w + 2 * padding[1] < kernel[1] {
         return shape_err(
@@ -77,10 +61,7 @@ fn check_grad(op: &'static str, grad_y: &Tensor, expected: &[usize]) -> Result<(
     if grad_y.shape() != expected {
         return shape_err(
             op,
-            format!(
-                "grad_y has shape {:?}, expected the forward's output shape {expected:?}",
-                grad_y.shape()
-            ),
+            format!("grad_y has shape {:?}, expected the forward's output shape {expected:?}", grad_y.shape()),
         );
     }
     Ok(())
@@ -110,11 +91,7 @@ pub fn max_pool2d(
     }
 }
 
-fn max_pool2d_typed<T: Float>(
-    x: &Tensor,
-    g: &Pool2dGeom,
-    shape: &[usize],
-) -> Result<(Tensor, Vec<usize>)> {
+fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Result<(Tensor, Vec<usize>)> {
     let (y, argmax) = kernel::max_pool2d_forward(x.cpu_slice::<T>()?, g);
     Ok((Tensor::from_vec(y, shape)?, argmax))
 }
@@ -122,53 +99,30 @@ fn max_pool2d_typed<T: Float>(
 /// Max pool backward: scatter-adds each output gradient to the input element it came from.
 /// `indices` is what [`max_pool2d`] returned, `input_shape` the forward's [N, C, H, W].
 // grad_y: [N, C, OH, OW], indices: N·C·OH·OW → grad_x: [N, C, H, W]
-pub fn max_pool2d_backward(
-    grad_y: &Tensor,
-    indices: &[usize],
-    input_shape: &[usize],
-) -> Result<Tensor> {
+pub fn max_pool2d_backward(grad_y: &Tensor, indices: &[usize], input_shape: &[usize]) -> Result<Tensor> {
     const OP: &str = "max_pool2d_backward";
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     let [gn, gc, oh, ow] = nchw(OP, "grad_y", grad_y.shape())?;
     if (gn, gc) != (n, c) {
-        return shape_err(
-            OP,
-            format!(
-                "grad_y {:?} and input {input_shape:?} differ in [N, C]",
-                grad_y.shape()
-            ),
-        );
+        return shape_err(OP, format!("grad_y {:?} and input {input_shape:?} differ in [N, C]", grad_y.shape()));
     }
     if indices.len() != grad_y.numel() {
         return shape_err(
             OP,
-            format!(
-                "{} indices for grad_y of shape {:?} ({} elements)",
-                indices.len(),
-                grad_y.shape(),
-                grad_y.numel()
-            ),
+            format!("{} indices for grad_y of shape {:?} ({} elements)", indices.len(), grad_y.shape(), grad_y.numel()),
         );
     }
     if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
-        return invalid(
-            OP,
-            format!(
-                "index {bad} is outside an input plane of {h}×{w} = {} elements",
-                h * w
-            ),
-        );
+        return invalid(OP, format!("index {bad} is outside an input plane of {h}×{w} = {} elements", h * w));
     }
     let gy = grad_y.contiguous();
     match gy.dtype() {
-        DType::F32 => Tensor::from_vec(
-            kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w),
-            input_shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            kernel::max_pool2d_backward(gy.cpu_slice::<f64>()?, indices, oh * ow, h * w),
-            input_shape,
-        ),
+        DType::F32 => {
+            Tensor::from_vec(kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w), input_shape)
+        }
+        DType::F64 => {
+            Tensor::from_vec(kernel::max_pool2d_backward(gy.cpu_slice::<f64>()?, indices, oh * ow, h * w), input_shape)
+        }
     }
 }
 
@@ -177,24 +131,13 @@ pub fn max_pool2d_backward(
 /// Average pool with PyTorch's defaults count_include_pad = true, ceil_mode = false: each
 /// output is the sum over its window's in-bounds elements divided by KH·KW.
 // x: [N, C, H, W] → y: [N, C, OH, OW]
-pub fn avg_pool2d(
-    x: &Tensor,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-) -> Result<Tensor> {
+pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
     let g = pool_geom("avg_pool2d", x.shape(), kernel, stride, padding)?;
     let x = x.contiguous();
     let shape = output_shape(x.shape(), &g);
     match x.dtype() {
-        DType::F32 => Tensor::from_vec(
-            kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g),
-            &shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g),
-            &shape,
-        ),
+        DType::F32 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g), &shape),
+        DType::F64 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g), &shape),
     }
 }
 
@@ -213,14 +156,8 @@ pub fn avg_pool2d_backward(
     check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
     let gy = grad_y.contiguous();
     match gy.dtype() {
-        DType::F32 => Tensor::from_vec(
-            kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g),
-            input_shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g),
-            input_shape,
-        ),
+        DType::F32 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g), input_shape),
+        DType::F64 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g), input_shape),
     }
 }
 
@@ -231,22 +168,13 @@ pub fn avg_pool2d_backward(
 pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
     let [n, c, h, w] = nchw("global_avg_pool2d", "input", x.shape())?;
     if h * w == 0 {
-        return shape_err(
-            "global_avg_pool2d",
-            format!("cannot average an empty plane of input {:?}", x.shape()),
-        );
+        return shape_err("global_avg_pool2d", format!("cannot average an empty plane of input {:?}", x.shape()));
     }
     let x = x.contiguous();
     let shape = [n, c, 1, 1];
     match x.dtype() {
-        DType::F32 => Tensor::from_vec(
-            kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w),
-            &shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w),
-            &shape,
-        ),
+        DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w), &shape),
+        DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w), &shape),
     }
 }
 
@@ -258,14 +186,8 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
     check_grad(OP, grad_y, &[n, c, 1, 1])?;
     let gy = grad_y.contiguous();
     match gy.dtype() {
-        DType::F32 => Tensor::from_vec(
-            kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w),
-            input_shape,
-        ),
-        DType::F64 => Tensor::from_vec(
-            kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w),
-            input_shape,
-        ),
+        DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w), input_shape),
+        DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w), input_shape),
     }
 }
 
@@ -278,11 +200,7 @@ mod tests {
     fn max_pool2d_op_returns_output_and_plane_relative_indices() {
         // Two planes: the second is the first plus 100, so its indices are the same.
         let base: Vec<f32> = (0..16).map(|i| ((i * 7) % 16) as f32).collect();
-        let data: Vec<f32> = base
-            .iter()
-            .copied()
-            .chain(base.iter().map(|v| v + 100.0))
-            .collect();
+        let data: Vec<f32> = base.iter().copied().chain(base.iter().map(|v| v + 100.0)).collect();
         let x = Tensor::from_vec(data, &[1, 2, 4, 4]).unwrap();
         let (y, idx) = max_pool2d(&x, [2, 2], [2, 2], [0, 0]).unwrap();
         assert_eq!(y.shape(), &[1, 2, 2, 2]);
@@ -292,8 +210,7 @@ mod tests {
         for (o, &i) in idx.iter().enumerate() {
             assert_eq!(yv[o], x.to_vec_f32()[(o / 4) * 16 + i]);
         }
-        let gx =
-            max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 2], DType::F32), &idx, x.shape()).unwrap();
+        let gx = max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 2], DType::F32), &idx, x.shape()).unwrap();
         assert_eq!(gx.shape(), x.shape());
         assert_eq!(gx.to_vec_f32().iter().sum::<f32>(), 8.0);
     }
@@ -305,21 +222,14 @@ mod tests {
         let xt = x.transpose(2, 3).unwrap(); // [2, 3, 4, 5], strided
         let dense = xt.contiguous_copy();
         assert_eq!(
-            avg_pool2d(&xt, [3, 3], [2, 2], [1, 1])
-                .unwrap()
-                .to_vec_f64(),
-            avg_pool2d(&dense, [3, 3], [2, 2], [1, 1])
-                .unwrap()
-                .to_vec_f64()
+            avg_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64(),
+            avg_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64()
         );
         assert_eq!(
             max_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().1,
             max_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().1
         );
-        assert_eq!(
-            global_avg_pool2d(&xt).unwrap().to_vec_f64(),
-            global_avg_pool2d(&dense).unwrap().to_vec_f64()
-        );
+        assert_eq!(global_avg_pool2d(&xt).unwrap().to_vec_f64(), global_avg_pool2d(&dense).unwrap().to_vec_f64());
     }
 
     #[test]
@@ -330,73 +240,34 @@ mod tests {
         assert_eq!(y.shape(), &[3, 5, 4, 2]);
         let gy = Tensor::rand_normal(y.shape(), 0.0, 1.0, DType::F64, &mut rng);
         let gx = avg_pool2d_backward(&gy, x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
-        let gx32 = avg_pool2d_backward(&gy.to_dtype(DType::F32), x.shape(), [3, 3], [2, 2], [1, 1])
-            .unwrap();
+        let gx32 = avg_pool2d_backward(&gy.to_dtype(DType::F32), x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
         assert_eq!(gx32.dtype(), DType::F32);
         for (a, b) in gx.to_vec_f64().iter().zip(gx32.to_vec_f64()) {
             assert!((a - b).abs() < 1e-6);
         }
         let g = global_avg_pool2d(&x).unwrap();
         assert_eq!(g.shape(), &[3, 5, 1, 1]);
-        assert_eq!(
-            global_avg_pool2d_backward(&g, x.shape()).unwrap().shape(),
-            x.shape()
-        );
+        assert_eq!(global_avg_pool2d_backward(&g, x.shape()).unwrap().shape(), x.shape());
     }
 
     #[test]
     fn bad_pooling_arguments_are_errors_not_panics() {
         let x = Tensor::zeros(&[1, 2, 5, 5], DType::F32);
         assert!(matches!(
-            max_pool2d(
-                &Tensor::zeros(&[2, 5, 5], DType::F32),
-                [2, 2],
-                [2, 2],
-                [0, 0]
-            ),
+            max_pool2d(&Tensor::zeros(&[2, 5, 5], DType::F32), [2, 2], [2, 2], [0, 0]),
             Err(TensorError::Shape { .. })
         ));
-        assert!(matches!(
-            max_pool2d(&x, [3, 3], [2, 2], [2, 2]),
-            Err(TensorError::Invalid { .. })
-        ));
-        assert!(matches!(
-            avg_pool2d(&x, [0, 3], [1, 1], [0, 0]),
-            Err(TensorError::Invalid { .. })
-        ));
-        assert!(matches!(
-            avg_pool2d(&x, [3, 3], [0, 1], [0, 0]),
-            Err(TensorError::Invalid { .. })
-        ));
-        assert!(matches!(
-            avg_pool2d(&x, [6, 6], [1, 1], [0, 0]),
-            Err(TensorError::Shape { .. })
-        ));
+        assert!(matches!(max_pool2d(&x, [3, 3], [2, 2], [2, 2]), Err(TensorError::Invalid { .. })));
+        assert!(matches!(avg_pool2d(&x, [0, 3], [1, 1], [0, 0]), Err(TensorError::Invalid { .. })));
+        assert!(matches!(avg_pool2d(&x, [3, 3], [0, 1], [0, 0]), Err(TensorError::Invalid { .. })));
+        assert!(matches!(avg_pool2d(&x, [6, 6], [1, 1], [0, 0]), Err(TensorError::Shape { .. })));
         let gy = Tensor::zeros(&[1, 2, 3, 3], DType::F32);
         assert!(avg_pool2d_backward(&gy, x.shape(), [3, 3], [1, 1], [0, 0]).is_ok());
-        assert!(matches!(
-            avg_pool2d_backward(&gy, x.shape(), [2, 2], [2, 2], [0, 0]),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            max_pool2d_backward(&gy, &[0; 8], x.shape()),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            max_pool2d_backward(&gy, &[25; 18], x.shape()),
-            Err(TensorError::Invalid { .. })
-        ));
-        assert!(matches!(
-            max_pool2d_backward(&gy, &[0; 18], &[1, 3, 5, 5]),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            global_avg_pool2d_backward(&gy, x.shape()),
-            Err(TensorError::Shape { .. })
-        ));
-        assert!(matches!(
-            global_avg_pool2d(&Tensor::zeros(&[1, 2, 0, 3], DType::F32)),
-            Err(TensorError::Shape { .. })
-        ));
+        assert!(matches!(avg_pool2d_backward(&gy, x.shape(), [2, 2], [2, 2], [0, 0]), Err(TensorError::Shape { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &[0; 8], x.shape()), Err(TensorError::Shape { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &[25; 18], x.shape()), Err(TensorError::Invalid { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &[0; 18], &[1, 3, 5, 5]), Err(TensorError::Shape { .. })));
+        assert!(matches!(global_avg_pool2d_backward(&gy, x.shape()), Err(TensorError::Shape { .. })));
+        assert!(matches!(global_avg_pool2d(&Tensor::zeros(&[1, 2, 0, 3], DType::F32)), Err(TensorError::Shape { .. })));
     }
 }

@@ -54,7 +54,14 @@ fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize,
 
 /// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
 pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
-    fn run<T: Float>(x: &Tensor, outer: usize, r: usize, inner: usize, op: ReduceOp, shape: &[usize]) -> Result<Tensor> {
+    fn run<T: Float>(
+        x: &Tensor,
+        outer: usize,
+        r: usize,
+        inner: usize,
+        op: ReduceOp,
+        shape: &[usize],
+    ) -> Result<Tensor> {
         Ok(Tensor::from_kernel(kernel::reduce(x.cpu_slice::<T>()?, outer, r, inner, op), shape))
     }
     let name = "reduce";
@@ -82,7 +89,10 @@ pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<
     let (xc, outer, r, inner) = as_outer_r_inner(x, &axes)?;
     let corr = usize::from(unbiased);
     if r <= corr {
-        return shape_err("var", format!("unbiased variance needs at least 2 elements per group, shape {:?}", x.shape()));
+        return shape_err(
+            "var",
+            format!("unbiased variance needs at least 2 elements per group, shape {:?}", x.shape()),
+        );
     }
     match x.dtype() {
         DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
@@ -159,9 +169,8 @@ mod tests {
         let s = x234().sum(&[0, 2], true).unwrap();
         assert_eq!(s.shape(), &[1, 3, 1]);
         // axis 1 = j: Σ_{i,k} (12 i + 4 j + k) = 12·4 + 8·4 j·... computed directly:
-        let expect: Vec<f64> = (0..3)
-            .map(|j| (0..2).flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64)).sum())
-            .collect();
+        let expect: Vec<f64> =
+            (0..3).map(|j| (0..2).flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64)).sum()).collect();
         assert_eq!(s.to_vec_f64(), expect);
     }
 

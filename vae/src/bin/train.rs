@@ -152,9 +152,11 @@ where
 }
 
 fn split_ratios(s: &str) -> Result<[f64; 3]> {
-    let parts: Vec<f64> = s.split(':').map(|p| p.trim().parse::<f64>()).collect::<std::result::Result<_, _>>().map_err(
-        |_| Error::Config(format!("--split '{s}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)")),
-    )?;
+    let parts: Vec<f64> = s
+        .split(':')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Config(format!("--split '{s}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)")))?;
     match parts[..] {
         [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
         _ => Err(Error::Config(format!("--split '{s}' needs three non-negative ratios with a positive first one"))),
@@ -183,7 +185,9 @@ fn load_data(args: &Args) -> Result<(Dataset, Dataset, Normalization)> {
             let (mean, std) = splits.train.per_channel_mean_std();
             Normalization::MeanStd { mean, std }
         }
-        other => return Err(Error::Config(format!("--normalize '{other}' (expected zero-one, minus-one-one or mean-std)"))),
+        other => {
+            return Err(Error::Config(format!("--normalize '{other}' (expected zero-one, minus-one-one or mean-std)")))
+        }
     };
     if splits.val.is_empty() {
         return Err(Error::Config(format!("--split {} leaves no validation images out of {}", args.split, ds.len())));
@@ -199,7 +203,8 @@ fn setup_run(args: Args) -> Result<Run> {
         "auto" | "cpu" => {}
         "gpu" => {
             return Err(Error::Config(
-                "--device gpu: the tensor ops do not dispatch to the GPU backend yet; use --device cpu (or auto)".into(),
+                "--device gpu: the tensor ops do not dispatch to the GPU backend yet; use --device cpu (or auto)"
+                    .into(),
             ))
         }
         other => return Err(Error::Config(format!("--device '{other}' (expected auto, cpu or gpu)"))),
@@ -208,14 +213,24 @@ fn setup_run(args: Args) -> Result<Run> {
     let recon: ReconLoss = parse("recon", &args.recon)?;
     let output: OutputActivation = parse("output", &args.output)?;
     if recon == ReconLoss::BceLogits && output != OutputActivation::Logits {
-        return Err(Error::Config(format!("--recon bce-logits works on raw logits: use --output logits, not {}", args.output)));
+        return Err(Error::Config(format!(
+            "--recon bce-logits works on raw logits: use --output logits, not {}",
+            args.output
+        )));
     }
     if recon != ReconLoss::BceLogits && output == OutputActivation::Logits {
-        return Err(Error::Config(format!("--recon {} needs --output sigmoid or tanh (raw logits are for bce-logits)", args.recon)));
+        return Err(Error::Config(format!(
+            "--recon {} needs --output sigmoid or tanh (raw logits are for bce-logits)",
+            args.recon
+        )));
     }
-    let objective = objective_from_flags(&args.loss, args.beta, args.alpha, args.gamma, args.k1, train.len(), args.stratified)?;
+    let objective =
+        objective_from_flags(&args.loss, args.beta, args.alpha, args.gamma, args.k1, train.len(), args.stratified)?;
     let setup = LossSetup { recon, output, objective, input_noise_std: args.input_noise };
-    let dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-{}", args.arch, args.dataset, args.seed)));
+    let dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-{}", args.arch, args.dataset, args.seed)));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
     let epochs = args.epochs.unwrap_or(3);
     Ok(Run { args, dir, epochs, setup, normalization, train: Arc::new(train), val: Arc::new(val) })
@@ -227,7 +242,9 @@ fn lr_schedule(args: &Args, epochs: usize) -> Result<LrSchedule> {
         "linear" => LrSchedule::Linear { start: args.lr, end: args.lr_final, steps: epochs.saturating_sub(1).max(1) },
         "step" => LrSchedule::Step { lr: args.lr, gamma: args.lr_gamma, every: args.lr_step.max(1) },
         "cosine" => LrSchedule::Cosine { lr: args.lr, min_lr: args.lr_final, steps: epochs.saturating_sub(1).max(1) },
-        other => return Err(Error::Config(format!("--lr-schedule '{other}' (expected constant, linear, step or cosine)"))),
+        other => {
+            return Err(Error::Config(format!("--lr-schedule '{other}' (expected constant, linear, step or cosine)")))
+        }
     };
     s.validate()?;
     Ok(s)
@@ -235,7 +252,9 @@ fn lr_schedule(args: &Args, epochs: usize) -> Result<LrSchedule> {
 
 fn write_file(path: &Path, contents: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+    std::fs::write(&tmp, contents)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }
 
 const CSV_HEADER: &str = "epoch,lr,seconds,train_loss,train_recon,train_kl,train_mi,train_tc,train_dwkl,val_loss,val_recon,val_kl,val_mi,val_tc,val_dwkl";
@@ -279,7 +298,15 @@ fn save_pictures(run: &Run, model: &Vae, preview: &Tensor, prior_z: &Tensor, epo
             _ => samples,
         };
         let k = prior_z.shape()[0];
-        vae::plot::save_image_grid(&run.dir.join(format!("samples_epoch{epoch:03}.png")), &samples.to_vec_f32(), k, c, h, w, 8)?;
+        vae::plot::save_image_grid(
+            &run.dir.join(format!("samples_epoch{epoch:03}.png")),
+            &samples.to_vec_f32(),
+            k,
+            c,
+            h,
+            w,
+            8,
+        )?;
         Ok(())
     });
     model.set_training(true);
@@ -314,8 +341,9 @@ fn run_main(mut args: Args) -> Result<()> {
     if let Some(path) = &resume {
         let contents = nn::checkpoint::read_safetensors(path)?;
         let config = contents.metadata.get("config").cloned().unwrap_or_default();
-        let mut saved: Args = serde_json::from_str(&config)
-            .map_err(|e| Error::Config(format!("{}: the checkpoint's configuration is not a train run's: {e}", path.display())))?;
+        let mut saved: Args = serde_json::from_str(&config).map_err(|e| {
+            Error::Config(format!("{}: the checkpoint's configuration is not a train run's: {e}", path.display()))
+        })?;
         saved.epochs = args.epochs.or(saved.epochs);
         saved.resume = Some(path.clone());
         saved.run_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
@@ -344,7 +372,8 @@ fn run_main(mut args: Args) -> Result<()> {
     let counts = model.parameter_counts();
     let schedule = lr_schedule(args, run.epochs)?;
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(schedule.lr_at(0)))?;
-    let mut early = EarlyStopping::new(if args.patience == 0 { usize::MAX } else { args.patience }, 0.0, MetricGoal::Minimize);
+    let mut early =
+        EarlyStopping::new(if args.patience == 0 { usize::MAX } else { args.patience }, 0.0, MetricGoal::Minimize);
     let mut data_rng = Rng::new(args.seed ^ 0xDA7A);
     let mut noise_rng = Rng::new(args.seed ^ 0x0015E);
     let (mut start_epoch, mut skip_batches) = (0usize, 0usize);
@@ -362,7 +391,9 @@ fn run_main(mut args: Args) -> Result<()> {
         if let Some(s) = state.extra.get("early_stopping").and_then(|v| serde_json::from_str(v).ok()) {
             early = s;
         }
-        if let Some(hist) = state.extra.get("history").and_then(|v| serde_json::from_str::<Vec<(usize, [f64; 6], [f64; 6])>>(v).ok()) {
+        if let Some(hist) =
+            state.extra.get("history").and_then(|v| serde_json::from_str::<Vec<(usize, [f64; 6], [f64; 6])>>(v).ok())
+        {
             history = hist.into_iter().map(|(e, a, b)| (e, from_array(a), from_array(b))).collect();
         }
         println!("resumed {} at epoch {}, batch {skip_batches}", path.display(), start_epoch + 1);
@@ -391,10 +422,20 @@ fn run_main(mut args: Args) -> Result<()> {
     let preview = preview_batch(&run.val, &run.normalization, 8)?;
     let prior_z = standard_normal(16, args.z_dim, tensor::DType::F32, &mut Rng::new(args.seed ^ 0x5A3));
     let val_batches: Vec<Tensor> = {
-        let opts = BatchOptions { batch_size: args.batch_size, shuffle: false, drop_last: false, normalization: run.normalization.clone() };
+        let opts = BatchOptions {
+            batch_size: args.batch_size,
+            shuffle: false,
+            drop_last: false,
+            normalization: run.normalization.clone(),
+        };
         Batches::new(run.val.clone(), &opts, &mut Rng::new(0))?.map(|b| b.images).collect()
     };
-    let batch_opts = BatchOptions { batch_size: args.batch_size, shuffle: true, drop_last: true, normalization: run.normalization.clone() };
+    let batch_opts = BatchOptions {
+        batch_size: args.batch_size,
+        shuffle: true,
+        drop_last: true,
+        normalization: run.normalization.clone(),
+    };
     let best_path = run.dir.join("best.safetensors");
     let last_path = run.dir.join("last.safetensors");
 
@@ -424,15 +465,21 @@ fn run_main(mut args: Args) -> Result<()> {
                 println!("interrupted: saved {} (resume with --resume {})", last_path.display(), last_path.display());
                 std::process::exit(130);
             }
-            let stats = match train_step(&model, &mut optimizer, &batch.images, &run.setup, &mut noise_rng, (epoch + 1, i + 1)) {
-                Ok(s) => s,
-                Err(e @ Error::NonFinite { .. }) => {
-                    bar.abandon();
-                    let kept = if last_path.exists() { format!("; the last good checkpoint is {}", last_path.display()) } else { String::new() };
-                    return Err(Error::Config(format!("{e}{kept}")));
-                }
-                Err(e) => return Err(e),
-            };
+            let stats =
+                match train_step(&model, &mut optimizer, &batch.images, &run.setup, &mut noise_rng, (epoch + 1, i + 1))
+                {
+                    Ok(s) => s,
+                    Err(e @ Error::NonFinite { .. }) => {
+                        bar.abandon();
+                        let kept = if last_path.exists() {
+                            format!("; the last good checkpoint is {}", last_path.display())
+                        } else {
+                            String::new()
+                        };
+                        return Err(Error::Config(format!("{e}{kept}")));
+                    }
+                    Err(e) => return Err(e),
+                };
             mean.add(&stats, batch.images.shape()[0]);
             bar.set_message(describe(&mean.mean()));
             bar.inc(1);
@@ -447,7 +494,10 @@ fn run_main(mut args: Args) -> Result<()> {
         let seconds = started.elapsed().as_secs_f64();
         let decision = early.update(val_stats.loss);
         history.push((epoch + 1, train_stats, val_stats));
-        append_csv(&run.dir.join("metrics.csv"), &format!("{},{lr:e},{seconds:.2},{},{}", epoch + 1, csv_fields(&train_stats), csv_fields(&val_stats)))?;
+        append_csv(
+            &run.dir.join("metrics.csv"),
+            &format!("{},{lr:e},{seconds:.2},{},{}", epoch + 1, csv_fields(&train_stats), csv_fields(&val_stats)),
+        )?;
         let state = training_state(epoch + 1, 0, data_rng.state(), &noise_rng, &early, &history, &config_json);
         save_training_checkpoint(&last_path, &model, &optimizer, &state)?;
         if decision.is_best {
@@ -496,12 +546,23 @@ fn training_state(
     extra.insert("batch_in_epoch".to_string(), batch_in_epoch.to_string());
     extra.insert("noise_rng".to_string(), serde_json::to_string(&noise_rng.state()).unwrap_or_default());
     extra.insert("early_stopping".to_string(), serde_json::to_string(early).unwrap_or_default());
-    let hist: Vec<(usize, [f64; 6], [f64; 6])> = history.iter().map(|(e, a, b)| (*e, to_array(a), to_array(b))).collect();
+    let hist: Vec<(usize, [f64; 6], [f64; 6])> =
+        history.iter().map(|(e, a, b)| (*e, to_array(a), to_array(b))).collect();
     extra.insert("history".to_string(), serde_json::to_string(&hist).unwrap_or_default());
-    TrainingState { epoch: epoch as u64, step: batch_in_epoch as u64, rng_state: data_rng_state, config_json: config_json.to_string(), extra }
+    TrainingState {
+        epoch: epoch as u64,
+        step: batch_in_epoch as u64,
+        rng_state: data_rng_state,
+        config_json: config_json.to_string(),
+        extra,
+    }
 }
 
 fn append_csv(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     writeln!(f, "{line}").map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }

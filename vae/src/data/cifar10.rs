@@ -11,31 +11,16 @@ use super::{format_err, read_file, DataError, Dataset, Result, Split};
 
 pub const SIDE: usize = 32;
 pub const RECORD_BYTES: usize = 1 + 3 * SIDE * SIDE;
-pub const CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The published per-channel mean and std of the CIFAR-10 training images (on [0, 1] pixels),
 /// as seed 000 normalises.
 pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 pub const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+pub const TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 pub const TEST_FILE: &str = "test_batch.bin";
 
 /// Decodes the records of one batch file: pixels [n, 3, 32, 32] / 255 and labels.
@@ -52,20 +37,13 @@ pub fn parse_batch(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, Vec<u32>)> {
     let n = bytes.len() / RECORD_BYTES;
     let labels: Vec<u32> = bytes.chunks(RECORD_BYTES).map(|r| r[0] as u32).collect();
     if let Some(i) = labels.iter().position(|&l| l >= 10) {
-        return format_err(
-            path,
-            format!("record {i} has label {}; expected 0..9", labels[i]),
-        );
+        return format_err(path, format!("record {i} has label {}; expected 0..9", labels[i]));
     }
     let mut pixels = vec![0.0f32; n * (RECORD_BYTES - 1)];
     pixels
         .par_chunks_mut(RECORD_BYTES - 1)
         .zip(bytes.par_chunks(RECORD_BYTES))
-        .for_each(|(dst, rec)| {
-            dst.iter_mut()
-                .zip(&rec[1..])
-                .for_each(|(d, &b)| *d = b as f32 / 255.0)
-        });
+        .for_each(|(dst, rec)| dst.iter_mut().zip(&rec[1..]).for_each(|(d, &b)| *d = b as f32 / 255.0));
     Ok((pixels, labels))
 }
 
@@ -87,13 +65,7 @@ fn batches_dir(dir: &Path) -> Result<PathBuf> {
 /// Class names from `batches.meta.txt` (one a line) when present, else the standard ten.
 fn class_names(dir: &Path) -> Vec<String> {
     let names: Vec<String> = std::fs::read_to_string(dir.join("batches.meta.txt"))
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default();
     if names.len() >= 10 {
         names
@@ -111,10 +83,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
         Split::Test => vec![TEST_FILE],
         Split::TrainTest => TRAIN_FILES.iter().copied().chain([TEST_FILE]).collect(),
         Split::Unlabeled | Split::TrainUnlabeled => {
-            return super::invalid(
-                "load",
-                "CIFAR-10 has no unlabeled split; use train, test or train+test",
-            )
+            return super::invalid("load", "CIFAR-10 has no unlabeled split; use train, test or train+test")
         }
     };
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
@@ -124,9 +93,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
             return Err(DataError::NotFound {
                 path: path.clone(),
                 what: format!("CIFAR-10 batch {f}"),
-                hint:
-                    "the binary version has data_batch_1.bin … data_batch_5.bin and test_batch.bin"
-                        .into(),
+                hint: "the binary version has data_batch_1.bin … data_batch_5.bin and test_batch.bin".into(),
             });
         }
         let (p, l) = parse_batch(&path, &read_file(&path)?)?;
@@ -134,12 +101,8 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
         labels.extend(l);
     }
     let n = labels.len();
-    Dataset::new(
-        format!("cifar10-{}", split.name()),
-        [n, 3, SIDE, SIDE],
-        pixels,
-    )?
-    .with_labels(labels, class_names(&dir))
+    Dataset::new(format!("cifar10-{}", split.name()), [n, 3, SIDE, SIDE], pixels)?
+        .with_labels(labels, class_names(&dir))
 }
 
 #[cfg(test)]
@@ -169,11 +132,7 @@ mod tests {
         let sub = dir.join("cifar-10-batches-bin");
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(sub.join(TEST_FILE), records()).unwrap();
-        std::fs::write(
-            sub.join("batches.meta.txt"),
-            "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n",
-        )
-        .unwrap();
+        std::fs::write(sub.join("batches.meta.txt"), "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n").unwrap();
         let ds = load(&dir, Split::Test).unwrap();
         assert_eq!(ds.shape, [2, 3, 32, 32]);
         assert_eq!(ds.labels, Some(vec![3, 4]));

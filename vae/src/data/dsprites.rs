@@ -70,9 +70,7 @@ pub fn factor_values(f: [u16; 5]) -> FactorValues {
 
 /// The position of a combination in the original file's order (pos_y fastest).
 pub fn factors_to_index(f: [u16; 5]) -> usize {
-    f.iter()
-        .zip(FACTOR_SIZES)
-        .fold(0, |acc, (&v, n)| acc * n + v as usize)
+    f.iter().zip(FACTOR_SIZES).fold(0, |acc, (&v, n)| acc * n + v as usize)
 }
 
 /// Inverse of [`factors_to_index`].
@@ -140,9 +138,7 @@ pub fn render(f: [u16; 5]) -> Vec<f32> {
 /// Renders many combinations in parallel: a tensor [B, 1, 64, 64].
 pub fn render_batch(factors: &[[u16; 5]]) -> Result<Tensor> {
     let mut out = vec![0.0f32; factors.len() * SIDE * SIDE];
-    out.par_chunks_mut(SIDE * SIDE)
-        .zip(factors.par_iter())
-        .for_each(|(img, &f)| render_into(f, img));
+    out.par_chunks_mut(SIDE * SIDE).zip(factors.par_iter()).for_each(|(img, &f)| render_into(f, img));
     Ok(Tensor::from_vec(out, &[factors.len(), 1, SIDE, SIDE])?)
 }
 
@@ -158,15 +154,9 @@ pub fn generate(n: usize, seed: u64) -> Dataset {
         let j = i + rng.below(NUM_IMAGES - i);
         grid.swap(i, j);
     }
-    let factors: Vec<[u16; 5]> = grid[..n]
-        .iter()
-        .map(|&i| index_to_factors(i as usize))
-        .collect();
+    let factors: Vec<[u16; 5]> = grid[..n].iter().map(|&i| index_to_factors(i as usize)).collect();
     let mut images = vec![0.0f32; n * SIDE * SIDE];
-    images
-        .par_chunks_mut(SIDE * SIDE)
-        .zip(factors.par_iter())
-        .for_each(|(img, &f)| render_into(f, img));
+    images.par_chunks_mut(SIDE * SIDE).zip(factors.par_iter()).for_each(|(img, &f)| render_into(f, img));
     Dataset {
         name: "dsprites".into(),
         shape: [n, 1, SIDE, SIDE],
@@ -211,10 +201,7 @@ mod tests {
         let ds = generate(2000, 1);
         let f = ds.factors.as_ref().unwrap();
         for fi in f {
-            assert!(
-                fi.iter().zip(FACTOR_SIZES).all(|(&v, n)| (v as usize) < n),
-                "{fi:?}"
-            );
+            assert!(fi.iter().zip(FACTOR_SIZES).all(|(&v, n)| (v as usize) < n), "{fi:?}");
         }
         let distinct: std::collections::HashSet<_> = f.iter().collect();
         assert_eq!(distinct.len(), f.len());
@@ -247,17 +234,8 @@ mod tests {
         let masks: Vec<Vec<f32>> = (0..3).map(|s| render([s, 5, 0, 16, 16])).collect();
         for a in 0..3 {
             for b in a + 1..3 {
-                let diff = masks[a]
-                    .iter()
-                    .zip(&masks[b])
-                    .filter(|(x, y)| x != y)
-                    .count();
-                assert!(
-                    diff > 20,
-                    "{} vs {}: {diff} pixels differ",
-                    SHAPE_NAMES[a],
-                    SHAPE_NAMES[b]
-                );
+                let diff = masks[a].iter().zip(&masks[b]).filter(|(x, y)| x != y).count();
+                assert!(diff > 20, "{} vs {}: {diff} pixels differ", SHAPE_NAMES[a], SHAPE_NAMES[b]);
             }
         }
         // Square at scale 1 is 18×18 px.
@@ -265,15 +243,10 @@ mod tests {
         // The heart's tip points down: more of it lies above its centroid's row... its lobes
         // are at the top, so the top rows are wider than the bottom rows.
         let heart = &masks[2];
-        let rows: Vec<f32> = (0..SIDE)
-            .map(|y| area(&heart[y * SIDE..(y + 1) * SIDE]))
-            .collect();
+        let rows: Vec<f32> = (0..SIDE).map(|y| area(&heart[y * SIDE..(y + 1) * SIDE])).collect();
         let lit: Vec<usize> = (0..SIDE).filter(|&y| rows[y] > 0.0).collect();
         let (top, bottom) = (lit[0], *lit.last().unwrap());
-        assert!(
-            rows[top + 2] > rows[bottom - 2],
-            "rows {top}..{bottom}: {rows:?}"
-        );
+        assert!(rows[top + 2] > rows[bottom - 2], "rows {top}..{bottom}: {rows:?}");
     }
 
     #[test]
@@ -281,28 +254,15 @@ mod tests {
         for shape in 0..3 {
             let left = centroid(&render([shape, 3, 5, 0, 10]));
             let right = centroid(&render([shape, 3, 5, 31, 10]));
-            assert!(
-                right.0 - left.0 > 35.0 && (right.1 - left.1).abs() < 0.5,
-                "{left:?} {right:?}"
-            );
+            assert!(right.0 - left.0 > 35.0 && (right.1 - left.1).abs() < 0.5, "{left:?} {right:?}");
             let up = centroid(&render([shape, 3, 5, 10, 0]));
             let down = centroid(&render([shape, 3, 5, 10, 31]));
             assert!(down.1 - up.1 > 35.0, "{up:?} {down:?}");
-            let areas: Vec<f32> = (0..6)
-                .map(|s| area(&render([shape, s, 0, 16, 16])))
-                .collect();
-            assert!(
-                areas.windows(2).all(|w| w[1] > w[0]),
-                "{} areas {areas:?}",
-                SHAPE_NAMES[shape as usize]
-            );
+            let areas: Vec<f32> = (0..6).map(|s| area(&render([shape, s, 0, 16, 16]))).collect();
+            assert!(areas.windows(2).all(|w| w[1] > w[0]), "{} areas {areas:?}", SHAPE_NAMES[shape as usize]);
             // Orientation turns the shape but keeps its area (within the pixel grid's error).
             let turned = area(&render([shape, 5, 7, 16, 16]));
-            assert!(
-                (turned - areas[5]).abs() / areas[5] < 0.05,
-                "{turned} vs {}",
-                areas[5]
-            );
+            assert!((turned - areas[5]).abs() / areas[5] < 0.05, "{turned} vs {}", areas[5]);
         }
     }
 
@@ -312,17 +272,9 @@ mod tests {
             for orient in 0..40 {
                 for (px, py) in [(0, 0), (31, 31), (0, 31), (31, 0)] {
                     let img = render([shape, 5, orient, px, py]);
-                    let border = (0..SIDE).any(|i| {
-                        img[i]
-                            + img[(SIDE - 1) * SIDE + i]
-                            + img[i * SIDE]
-                            + img[i * SIDE + SIDE - 1]
-                            > 0.0
-                    });
-                    assert!(
-                        !border,
-                        "shape {shape} orientation {orient} at ({px}, {py}) touches the border"
-                    );
+                    let border = (0..SIDE)
+                        .any(|i| img[i] + img[(SIDE - 1) * SIDE + i] + img[i * SIDE] + img[i * SIDE + SIDE - 1] > 0.0);
+                    assert!(!border, "shape {shape} orientation {orient} at ({px}, {py}) touches the border");
                 }
             }
         }
@@ -347,11 +299,7 @@ mod timing {
         for n in [10_000, 100_000] {
             let t = std::time::Instant::now();
             let ds = super::generate(n, 0);
-            eprintln!(
-                "dsprites: {n} images in {:.2?} ({} MB)",
-                t.elapsed(),
-                (ds.images.len() * 4) >> 20
-            );
+            eprintln!("dsprites: {n} images in {:.2?} ({} MB)", t.elapsed(), (ds.images.len() * 4) >> 20);
         }
     }
 
@@ -362,12 +310,7 @@ mod timing {
         for shape in 0..3 {
             let img = super::render([shape, 5, 0, 16, 16]);
             for row in img.chunks(super::SIDE).skip(12).take(40) {
-                eprintln!(
-                    "{}",
-                    row.iter()
-                        .map(|&v| if v > 0.0 { '#' } else { '.' })
-                        .collect::<String>()
-                );
+                eprintln!("{}", row.iter().map(|&v| if v > 0.0 { '#' } else { '.' }).collect::<String>());
             }
         }
     }

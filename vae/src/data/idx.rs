@@ -17,18 +17,8 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Where `apt-get install dataset-fashion-mnist` puts the four files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist/";
 
-pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// The two IDX datasets, which share file names and layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,10 +38,7 @@ impl Which {
     fn class_names(self) -> Vec<String> {
         match self {
             Which::Mnist => (0..10).map(|d| d.to_string()).collect(),
-            Which::FashionMnist => FASHION_MNIST_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            Which::FashionMnist => FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -69,10 +56,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         if let Err(e) = MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
-            return format_err(
-                path,
-                format!("the gzip stream is corrupt or truncated ({e})"),
-            );
+            return format_err(path, format!("the gzip stream is corrupt or truncated ({e})"));
         }
         Ok(out)
     } else {
@@ -82,17 +66,9 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 
 /// Parses the header: checks the magic and that the body is exactly the declared size.
 /// Returns the dimensions and the body.
-fn parse<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-    magic: u32,
-    what: &str,
-) -> Result<(Vec<usize>, &'a [u8])> {
+fn parse<'a>(path: &Path, bytes: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
     if bytes.len() < 4 {
-        return format_err(
-            path,
-            format!("{} bytes is too short for an IDX header", bytes.len()),
-        );
+        return format_err(path, format!("{} bytes is too short for an IDX header", bytes.len()));
     }
     let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let got = be(0);
@@ -107,10 +83,7 @@ fn parse<'a>(
     if bytes.len() < header {
         return format_err(
             path,
-            format!(
-                "truncated header: {} bytes, expected {header} for {ndim} dimensions",
-                bytes.len()
-            ),
+            format!("truncated header: {} bytes, expected {header} for {ndim} dimensions", bytes.len()),
         );
     }
     let dims: Vec<usize> = (0..ndim).map(|d| be(4 + 4 * d) as usize).collect();
@@ -122,20 +95,11 @@ fn parse<'a>(
     if body.len() < want {
         return format_err(
             path,
-            format!(
-                "truncated: the header declares {dims:?} = {want} bytes of data but only {} follow",
-                body.len()
-            ),
+            format!("truncated: the header declares {dims:?} = {want} bytes of data but only {} follow", body.len()),
         );
     }
     if body.len() > want {
-        return format_err(
-            path,
-            format!(
-                "{} bytes follow the header but {dims:?} declares {want}",
-                body.len()
-            ),
-        );
+        return format_err(path, format!("{} bytes follow the header but {dims:?} declares {want}", body.len()));
     }
     Ok((dims, body))
 }
@@ -156,12 +120,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
 }
 
 /// Reads a pair of IDX files into a labelled dataset; labels must be < `class_names.len()`.
-pub fn load_pair(
-    name: &str,
-    images: &Path,
-    labels: &Path,
-    class_names: Vec<String>,
-) -> Result<Dataset> {
+pub fn load_pair(name: &str, images: &Path, labels: &Path, class_names: Vec<String>) -> Result<Dataset> {
     let (data, shape) = read_images(images)?;
     let lab = read_labels(labels)?;
     if lab.len() != shape[0] {
@@ -173,10 +132,7 @@ pub fn load_pair(
         });
     }
     if let Some(&bad) = lab.iter().find(|&&l| l as usize >= class_names.len()) {
-        return format_err(
-            labels,
-            format!("label {bad}; expected labels below {}", class_names.len()),
-        );
+        return format_err(labels, format!("label {bad}; expected labels below {}", class_names.len()));
     }
     Dataset::new(name, shape, data)?.with_labels(lab, class_names)
 }
@@ -202,12 +158,7 @@ fn load_part(which: Which, dir: &Path, prefix: &str) -> Result<Dataset> {
     let images = find(dir, &format!("{prefix}-images-idx3-ubyte"), which)?;
     let labels = find(dir, &format!("{prefix}-labels-idx1-ubyte"), which)?;
     let split = if prefix == "train" { "train" } else { "test" };
-    load_pair(
-        &format!("{}-{split}", which.name().to_lowercase()),
-        &images,
-        &labels,
-        which.class_names(),
-    )
+    load_pair(&format!("{}-{split}", which.name().to_lowercase()), &images, &labels, which.class_names())
 }
 
 /// MNIST or Fashion-MNIST from `dir` with the standard file names
@@ -217,19 +168,12 @@ pub fn load(which: Which, dir: &Path, split: Split) -> Result<Dataset> {
         Split::Train => load_part(which, dir, "train"),
         Split::Test => load_part(which, dir, "t10k"),
         Split::TrainTest => {
-            let parts = vec![
-                load_part(which, dir, "train")?,
-                load_part(which, dir, "t10k")?,
-            ];
+            let parts = vec![load_part(which, dir, "train")?, load_part(which, dir, "t10k")?];
             Dataset::concat(format!("{}-train+test", which.name().to_lowercase()), parts)
         }
-        Split::Unlabeled | Split::TrainUnlabeled => super::invalid(
-            "load",
-            format!(
-                "{} has no unlabeled split; use train, test or train+test",
-                which.name()
-            ),
-        ),
+        Split::Unlabeled | Split::TrainUnlabeled => {
+            super::invalid("load", format!("{} has no unlabeled split; use train, test or train+test", which.name()))
+        }
     }
 }
 
@@ -279,11 +223,7 @@ pub(crate) mod tests {
         let pixels: Vec<u8> = (0..24).collect();
         let images = idx_bytes(IMAGES_MAGIC, &[3, 2, 4], &pixels);
         let labels = idx_bytes(LABELS_MAGIC, &[3], &[0, 1, 2]);
-        let (images, labels, ext) = if gz {
-            (gzip(&images), gzip(&labels), ".gz")
-        } else {
-            (images, labels, "")
-        };
+        let (images, labels, ext) = if gz { (gzip(&images), gzip(&labels), ".gz") } else { (images, labels, "") };
         std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), images).unwrap();
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), labels).unwrap();
     }
@@ -312,10 +252,7 @@ pub(crate) mod tests {
         let err = read_images(&path).unwrap_err();
         assert!(matches!(err, DataError::Format { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("labels-as-images") && msg.contains("magic"),
-            "{msg}"
-        );
+        assert!(msg.contains("labels-as-images") && msg.contains("magic"), "{msg}");
         assert!(msg.contains("0x00000803"), "{msg}");
     }
 
@@ -327,17 +264,10 @@ pub(crate) mod tests {
         let err = read_images(&path).unwrap_err();
         assert!(matches!(err, DataError::Format { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("short-images") && msg.contains("truncated"),
-            "{msg}"
-        );
+        assert!(msg.contains("short-images") && msg.contains("truncated"), "{msg}");
 
         // A gzip stream cut in the middle is reported the same way.
-        let gz = gzip(&idx_bytes(
-            IMAGES_MAGIC,
-            &[2, 28, 28],
-            &(0..=255).cycle().take(1568).collect::<Vec<u8>>(),
-        ));
+        let gz = gzip(&idx_bytes(IMAGES_MAGIC, &[2, 28, 28], &(0..=255).cycle().take(1568).collect::<Vec<u8>>()));
         let path = dir.join("cut.gz");
         std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
         let err = read_images(&path).unwrap_err();
@@ -348,38 +278,18 @@ pub(crate) mod tests {
         let path = dir.join("header-only");
         std::fs::write(&path, IMAGES_MAGIC.to_be_bytes()).unwrap();
         let msg = read_images(&path).unwrap_err().to_string();
-        assert!(
-            msg.contains("header-only") && msg.contains("truncated header"),
-            "{msg}"
-        );
+        assert!(msg.contains("header-only") && msg.contains("truncated header"), "{msg}");
     }
 
     #[test]
     fn idx_image_label_count_mismatch_names_both_files() {
         let dir = temp_dir("idx-count");
         write_set(&dir, "t10k", false);
-        std::fs::write(
-            dir.join("t10k-labels-idx1-ubyte"),
-            idx_bytes(LABELS_MAGIC, &[2], &[0, 1]),
-        )
-        .unwrap();
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(LABELS_MAGIC, &[2], &[0, 1])).unwrap();
         let err = load_fashion_mnist(&dir, Split::Test).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DataError::CountMismatch {
-                    n_images: 3,
-                    n_labels: 2,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, DataError::CountMismatch { n_images: 3, n_labels: 2, .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("t10k-images-idx3-ubyte") && msg.contains("t10k-labels-idx1-ubyte"),
-            "{msg}"
-        );
+        assert!(msg.contains("t10k-images-idx3-ubyte") && msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
     }
 
     #[test]
@@ -388,18 +298,13 @@ pub(crate) mod tests {
         let err = load_fashion_mnist(&dir, Split::Train).unwrap_err();
         assert!(matches!(err, DataError::NotFound { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("apt-get install dataset-fashion-mnist") && msg.contains("--data-dir"),
-            "{msg}"
-        );
+        assert!(msg.contains("apt-get install dataset-fashion-mnist") && msg.contains("--data-dir"), "{msg}");
     }
 
     #[test]
     fn real_fashion_mnist_loads_when_installed() {
         let dir = Path::new(FASHION_MNIST_DIR);
-        if !dir.join("train-images-idx3-ubyte.gz").is_file()
-            && !dir.join("train-images-idx3-ubyte").is_file()
-        {
+        if !dir.join("train-images-idx3-ubyte.gz").is_file() && !dir.join("train-images-idx3-ubyte").is_file() {
             eprintln!("skipping: Fashion-MNIST is not installed in {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)");
             return;
         }

@@ -97,9 +97,7 @@ pub fn parse_voc_bbox(xml: &str) -> std::result::Result<[f64; 4], String> {
     let mut v = [0.0; 4];
     for (slot, tag) in v.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
         let text = tag_text(bndbox, tag).ok_or_else(|| format!("<bndbox> has no <{tag}>"))?;
-        *slot = text
-            .parse()
-            .map_err(|_| format!("<{tag}>{text}</{tag}> is not a number"))?;
+        *slot = text.parse().map_err(|_| format!("<{tag}>{text}</{tag}> is not a number"))?;
     }
     if v[2] < v[0] || v[3] < v[1] {
         return Err(format!("box {v:?} has xmax < xmin or ymax < ymin"));
@@ -128,11 +126,7 @@ fn annotation_path(dir: &Path, rel: &Path) -> Option<PathBuf> {
 
 /// Decodes one file into [C, H, W] floats in [0, 1]. `Err` carries the reason to report.
 /// `Ok((pixels, had_annotation))`.
-fn decode_one(
-    path: &Path,
-    rel: &Path,
-    opts: &FolderOptions,
-) -> std::result::Result<(Vec<f32>, bool), String> {
+fn decode_one(path: &Path, rel: &Path, opts: &FolderOptions) -> std::result::Result<(Vec<f32>, bool), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     // The decoders are not supposed to panic on bad input; if one does, skip the file anyway.
     let decoded = std::panic::catch_unwind(|| image::load_from_memory(&bytes))
@@ -141,10 +135,8 @@ fn decode_one(
     let mut found = false;
     if let Some(dir) = &opts.annotation_dir {
         if let Some(ann) = annotation_path(dir, rel) {
-            let xml = std::fs::read_to_string(&ann)
-                .map_err(|e| format!("annotation {}: {e}", ann.display()))?;
-            let b =
-                parse_voc_bbox(&xml).map_err(|e| format!("annotation {}: {e}", ann.display()))?;
+            let xml = std::fs::read_to_string(&ann).map_err(|e| format!("annotation {}: {e}", ann.display()))?;
+            let b = parse_voc_bbox(&xml).map_err(|e| format!("annotation {}: {e}", ann.display()))?;
             let bb = voc_to_pixels(b, img.width(), img.height()).ok_or_else(|| {
                 format!(
                     "annotation {}: box {b:?} lies outside the {}×{} image",
@@ -159,12 +151,7 @@ fn decode_one(
     }
     if opts.center_crop {
         let side = img.width().min(img.height());
-        img = img.crop_imm(
-            (img.width() - side) / 2,
-            (img.height() - side) / 2,
-            side,
-            side,
-        );
+        img = img.crop_imm((img.width() - side) / 2, (img.height() - side) / 2, side, side);
     }
     let (w, h) = (opts.width as u32, opts.height as u32);
     let plane = opts.width * opts.height;
@@ -209,18 +196,10 @@ pub fn load(root: &Path, opts: &FolderOptions) -> Result<Dataset> {
             hint: "expected files ending in .png, .jpg or .jpeg (in class subfolders)".into(),
         });
     }
-    let rels: Vec<PathBuf> = files
-        .iter()
-        .map(|f| f.strip_prefix(root).unwrap_or(f).to_path_buf())
-        .collect();
-    let decoded: Vec<_> = files
-        .par_iter()
-        .zip(rels.par_iter())
-        .map(|(f, rel)| decode_one(f, rel, opts))
-        .collect();
+    let rels: Vec<PathBuf> = files.iter().map(|f| f.strip_prefix(root).unwrap_or(f).to_path_buf()).collect();
+    let decoded: Vec<_> = files.par_iter().zip(rels.par_iter()).map(|(f, rel)| decode_one(f, rel, opts)).collect();
 
-    let (mut images, mut kept, mut skipped, mut missing_ann) =
-        (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut images, mut kept, mut skipped, mut missing_ann) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for (i, d) in decoded.into_iter().enumerate() {
         match d {
             Ok((px, had_ann)) => {
@@ -230,30 +209,19 @@ pub fn load(root: &Path, opts: &FolderOptions) -> Result<Dataset> {
             }
             Err(reason) => {
                 eprintln!("skipping {}: {reason}", files[i].display());
-                skipped.push(SkippedFile {
-                    path: files[i].clone(),
-                    reason,
-                });
+                skipped.push(SkippedFile { path: files[i].clone(), reason });
             }
         }
     }
     if missing_ann > 0 {
-        eprintln!(
-            "{missing_ann} images under {} have no annotation: used uncropped",
-            root.display()
-        );
+        eprintln!("{missing_ann} images under {} have no annotation: used uncropped", root.display());
     }
     if kept.is_empty() {
-        return super::format_err(
-            root,
-            format!("none of the {} image files could be decoded", files.len()),
-        );
+        return super::format_err(root, format!("none of the {} image files could be decoded", files.len()));
     }
 
     let c = if opts.grayscale { 1 } else { 3 };
-    let name = root
-        .file_name()
-        .map_or("folder".into(), |n| n.to_string_lossy().into_owned());
+    let name = root.file_name().map_or("folder".into(), |n| n.to_string_lossy().into_owned());
     let mut ds = Dataset::new(name, [kept.len(), c, opts.height, opts.width], images)?;
     ds.skipped = skipped;
     // Class = first component of the relative path, when every image has one.
@@ -262,22 +230,12 @@ pub fn load(root: &Path, opts: &FolderOptions) -> Result<Dataset> {
         .map(|&i| {
             let mut comps = rels[i].components();
             let first = comps.next()?;
-            comps
-                .next()
-                .map(|_| first.as_os_str().to_string_lossy().into_owned())
+            comps.next().map(|_| first.as_os_str().to_string_lossy().into_owned())
         })
         .collect();
     if let Some(classes) = classes {
-        let names: Vec<String> = classes
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let labels = classes
-            .iter()
-            .map(|c| names.binary_search(c).unwrap_or(0) as u32)
-            .collect();
+        let names: Vec<String> = classes.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let labels = classes.iter().map(|c| names.binary_search(c).unwrap_or(0) as u32).collect();
         ds = ds.with_labels(labels, names)?;
     }
     Ok(ds)
@@ -306,19 +264,11 @@ mod tests {
         for class in ["cats", "dogs"] {
             std::fs::create_dir_all(root.join(class)).unwrap();
         }
-        picture(8, 8, [0, 0, 0, 0])
-            .save(root.join("cats/a.png"))
-            .unwrap();
-        picture(16, 16, [0, 0, 0, 0])
-            .save(root.join("dogs/b.jpg"))
-            .unwrap();
+        picture(8, 8, [0, 0, 0, 0]).save(root.join("cats/a.png")).unwrap();
+        picture(16, 16, [0, 0, 0, 0]).save(root.join("dogs/b.jpg")).unwrap();
         std::fs::write(root.join("dogs/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
         std::fs::write(root.join("dogs/notes.txt"), "ignored").unwrap();
-        let opts = FolderOptions {
-            height: 4,
-            width: 4,
-            ..Default::default()
-        };
+        let opts = FolderOptions { height: 4, width: 4, ..Default::default() };
         let ds = load(&root, &opts).unwrap();
         assert_eq!(ds.shape, [2, 3, 4, 4]);
         assert_eq!(ds.class_names, vec!["cats", "dogs"]);
@@ -330,19 +280,9 @@ mod tests {
         for i in 0..2 {
             let img = ds.image(i);
             assert!(img[..16].iter().all(|&r| r > 0.9), "red plane of image {i}");
-            assert!(
-                img[16..32].iter().all(|&g| g < 0.1),
-                "green plane of image {i}"
-            );
+            assert!(img[16..32].iter().all(|&g| g < 0.1), "green plane of image {i}");
         }
-        let grey = load(
-            &root,
-            &FolderOptions {
-                grayscale: true,
-                ..opts
-            },
-        )
-        .unwrap();
+        let grey = load(&root, &FolderOptions { grayscale: true, ..opts }).unwrap();
         assert_eq!(grey.shape, [2, 1, 4, 4]);
     }
 
@@ -353,53 +293,26 @@ mod tests {
         std::fs::create_dir_all(images.join("n01-dog")).unwrap();
         std::fs::create_dir_all(ann.join("n01-dog")).unwrap();
         // Green over columns 10..30, rows 4..12 of a 40×20 picture.
-        picture(40, 20, [10, 30, 4, 12])
-            .save(images.join("n01-dog/n01_1.png"))
-            .unwrap();
+        picture(40, 20, [10, 30, 4, 12]).save(images.join("n01-dog/n01_1.png")).unwrap();
         let xml = "<annotation><size><width>40</width></size><object><name>dog</name>\
                    <bndbox><xmin>11</xmin><ymin>5</ymin><xmax>30</xmax><ymax>12</ymax></bndbox>\
                    </object><object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>";
         std::fs::write(ann.join("n01-dog/n01_1"), xml).unwrap();
-        let opts = FolderOptions {
-            height: 4,
-            width: 4,
-            annotation_dir: Some(ann),
-            ..Default::default()
-        };
+        let opts = FolderOptions { height: 4, width: 4, annotation_dir: Some(ann), ..Default::default() };
         let ds = load(&images, &opts).unwrap();
         assert_eq!(ds.labels, Some(vec![0]));
         assert_eq!(ds.class_names, vec!["n01-dog"]);
         let img = ds.image(0);
-        assert!(
-            img[16..32].iter().all(|&g| g > 0.99),
-            "the crop is all green: {:?}",
-            &img[16..32]
-        );
+        assert!(img[16..32].iter().all(|&g| g > 0.99), "the crop is all green: {:?}", &img[16..32]);
         assert!(img[..16].iter().all(|&r| r < 0.01));
 
         // Without the annotation, the same picture is mostly red.
-        let plain = load(
-            &images,
-            &FolderOptions {
-                height: 4,
-                width: 4,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let plain = load(&images, &FolderOptions { height: 4, width: 4, ..Default::default() }).unwrap();
         assert!(plain.image(0)[..16].iter().sum::<f32>() > 8.0);
 
         // Centre square of a 40×20 picture = columns 10..30, rows 0..20: green in the middle rows only.
-        let centred = load(
-            &images,
-            &FolderOptions {
-                height: 20,
-                width: 20,
-                center_crop: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let centred =
+            load(&images, &FolderOptions { height: 20, width: 20, center_crop: true, ..Default::default() }).unwrap();
         let g = &centred.image(0)[400..800];
         assert!(g[8 * 20 + 10] > 0.99 && g[0] < 0.01 && g[19 * 20 + 19] < 0.01);
     }
@@ -408,15 +321,7 @@ mod tests {
     fn voc_parser_reads_the_first_object_and_rejects_broken_boxes() {
         let xml = "<object><bndbox><xmin> 3 </xmin><ymin>4</ymin><xmax>10.4</xmax><ymax>20</ymax></bndbox></object>";
         assert_eq!(parse_voc_bbox(xml), Ok([3.0, 4.0, 10.4, 20.0]));
-        assert_eq!(
-            voc_to_pixels([3.0, 4.0, 10.4, 20.0], 8, 100),
-            Some(BBox {
-                x0: 2,
-                y0: 3,
-                x1: 8,
-                y1: 20
-            })
-        );
+        assert_eq!(voc_to_pixels([3.0, 4.0, 10.4, 20.0], 8, 100), Some(BBox { x0: 2, y0: 3, x1: 8, y1: 20 }));
         assert!(parse_voc_bbox("<annotation></annotation>").is_err());
         assert!(parse_voc_bbox("<object><bndbox><xmin>a</xmin></bndbox></object>").is_err());
         assert!(voc_to_pixels([50.0, 50.0, 60.0, 60.0], 10, 10).is_none());

@@ -33,25 +33,13 @@ use tensor::{Rng, Tensor, TensorError};
 #[derive(Debug)]
 pub enum DataError {
     /// The operating system refused a read (missing permission, a directory, ...).
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// The file exists but its content is not what the format requires.
     Format { path: PathBuf, msg: String },
     /// A dataset (or one of its files) is not where it was looked for.
-    NotFound {
-        path: PathBuf,
-        what: String,
-        hint: String,
-    },
+    NotFound { path: PathBuf, what: String, hint: String },
     /// An image file and its label file disagree on the number of items.
-    CountMismatch {
-        images: PathBuf,
-        labels: PathBuf,
-        n_images: usize,
-        n_labels: usize,
-    },
+    CountMismatch { images: PathBuf, labels: PathBuf, n_images: usize, n_labels: usize },
     /// `--dataset` named no dataset this crate knows.
     UnknownDataset { name: String },
     /// A bad argument (ratios that sum to zero, a zero batch size, mismatched channels, ...).
@@ -74,11 +62,9 @@ impl fmt::Display for DataError {
                 images.display(),
                 labels.display()
             ),
-            DataError::UnknownDataset { name } => write!(
-                f,
-                "unknown dataset '{name}': expected one of {}",
-                DatasetKind::NAMES.join(", ")
-            ),
+            DataError::UnknownDataset { name } => {
+                write!(f, "unknown dataset '{name}': expected one of {}", DatasetKind::NAMES.join(", "))
+            }
             DataError::Invalid { what, msg } => write!(f, "{what}: {msg}"),
             DataError::Tensor(e) => write!(f, "building a batch tensor: {e}"),
         }
@@ -104,24 +90,15 @@ impl From<TensorError> for DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> DataError {
-    DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    DataError::Io { path: path.to_path_buf(), source }
 }
 
 pub(crate) fn format_err<T>(path: &Path, msg: impl Into<String>) -> Result<T> {
-    Err(DataError::Format {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    })
+    Err(DataError::Format { path: path.to_path_buf(), msg: msg.into() })
 }
 
 pub(crate) fn invalid<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(DataError::Invalid {
-        what,
-        msg: msg.into(),
-    })
+    Err(DataError::Invalid { what, msg: msg.into() })
 }
 
 /// Reads a whole file, naming it in the error.
@@ -162,23 +139,9 @@ impl Dataset {
     pub fn new(name: impl Into<String>, shape: [usize; 4], images: Vec<f32>) -> Result<Dataset> {
         let name = name.into();
         if images.len() != shape.iter().product::<usize>() {
-            return invalid(
-                "Dataset::new",
-                format!(
-                    "{name}: {} values cannot fill shape {shape:?}",
-                    images.len()
-                ),
-            );
+            return invalid("Dataset::new", format!("{name}: {} values cannot fill shape {shape:?}", images.len()));
         }
-        Ok(Dataset {
-            name,
-            shape,
-            images,
-            labels: None,
-            class_names: Vec::new(),
-            factors: None,
-            skipped: Vec::new(),
-        })
+        Ok(Dataset { name, shape, images, labels: None, class_names: Vec::new(), factors: None, skipped: Vec::new() })
     }
 
     /// Attaches class labels (each < `class_names.len()`).
@@ -186,22 +149,13 @@ impl Dataset {
         if labels.len() != self.len() {
             return invalid(
                 "Dataset::with_labels",
-                format!(
-                    "{}: {} labels for {} images",
-                    self.name,
-                    labels.len(),
-                    self.len()
-                ),
+                format!("{}: {} labels for {} images", self.name, labels.len(), self.len()),
             );
         }
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
             return invalid(
                 "Dataset::with_labels",
-                format!(
-                    "{}: label {bad} but only {} class names",
-                    self.name,
-                    class_names.len()
-                ),
+                format!("{}: label {bad} but only {} class names", self.name, class_names.len()),
             );
         }
         self.labels = Some(labels);
@@ -245,25 +199,16 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let n = self.image_len();
         let mut images = vec![0.0f32; indices.len() * n];
-        images
-            .par_chunks_mut(n.max(1))
-            .zip(indices.par_iter())
-            .for_each(|(dst, &i)| {
-                dst.copy_from_slice(self.image(i));
-            });
+        images.par_chunks_mut(n.max(1)).zip(indices.par_iter()).for_each(|(dst, &i)| {
+            dst.copy_from_slice(self.image(i));
+        });
         Dataset {
             name: self.name.clone(),
             shape: [indices.len(), self.shape[1], self.shape[2], self.shape[3]],
             images,
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| indices.iter().map(|&i| l[i]).collect()),
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
             class_names: self.class_names.clone(),
-            factors: self
-                .factors
-                .as_ref()
-                .map(|f| indices.iter().map(|&i| f[i]).collect()),
+            factors: self.factors.as_ref().map(|f| indices.iter().map(|&i| f[i]).collect()),
             skipped: Vec::new(),
         }
     }
@@ -273,30 +218,18 @@ impl Dataset {
     pub fn concat(name: impl Into<String>, parts: Vec<Dataset>) -> Result<Dataset> {
         let name = name.into();
         let Some(first) = parts.first() else {
-            return invalid(
-                "Dataset::concat",
-                format!("{name}: no datasets to concatenate"),
-            );
+            return invalid("Dataset::concat", format!("{name}: no datasets to concatenate"));
         };
         let chw = [first.shape[1], first.shape[2], first.shape[3]];
         if let Some(p) = parts.iter().find(|p| p.shape[1..] != chw) {
             return invalid(
                 "Dataset::concat",
-                format!(
-                    "{name}: part {} has shape {:?}, expected [_, {chw:?}]",
-                    p.name, p.shape
-                ),
+                format!("{name}: part {} has shape {:?}, expected [_, {chw:?}]", p.name, p.shape),
             );
         }
-        let keep_labels = parts
-            .iter()
-            .all(|p| p.labels.is_some() && p.class_names == first.class_names);
+        let keep_labels = parts.iter().all(|p| p.labels.is_some() && p.class_names == first.class_names);
         let keep_factors = parts.iter().all(|p| p.factors.is_some());
-        let class_names = if keep_labels {
-            first.class_names.clone()
-        } else {
-            Vec::new()
-        };
+        let class_names = if keep_labels { first.class_names.clone() } else { Vec::new() };
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let mut images = Vec::with_capacity(n * chw.iter().product::<usize>());
         let (mut labels, mut factors, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
@@ -358,11 +291,7 @@ impl Dataset {
     /// after a seeded shuffle; see [`split_indices`].
     pub fn split(&self, ratios: [f64; 3], seed: u64) -> Result<Splits<Dataset>> {
         let idx = split_indices(self.len(), ratios, seed)?;
-        Ok(Splits {
-            train: self.subset(&idx.train),
-            val: self.subset(&idx.val),
-            test: self.subset(&idx.test),
-        })
+        Ok(Splits { train: self.subset(&idx.train), val: self.subset(&idx.val), test: self.subset(&idx.test) })
     }
 
     /// The same images resized to `h`×`w` (a triangle filter, area-averaging when shrinking).
@@ -377,11 +306,7 @@ impl Dataset {
             .par_chunks_mut(out_len.max(1))
             .zip(self.images.par_chunks(self.image_len().max(1)))
             .for_each(|(dst, src)| dst.copy_from_slice(&resize_chw(src, c, ih, iw, h, w)));
-        Dataset {
-            shape: [self.len(), c, h, w],
-            images,
-            ..self.clone_meta()
-        }
+        Dataset { shape: [self.len(), c, h, w], images, ..self.clone_meta() }
     }
 
     fn clone_meta(&self) -> Dataset {
@@ -403,11 +328,7 @@ impl Dataset {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return invalid(
                 "Dataset::batch",
-                format!(
-                    "{}: index {bad} out of range for {} images",
-                    self.name,
-                    self.len()
-                ),
+                format!("{}: index {bad} out of range for {} images", self.name, self.len()),
             );
         }
         let sub = self.subset(indices);
@@ -437,10 +358,7 @@ pub struct Splits<T> {
 pub fn split_indices(n: usize, ratios: [f64; 3], seed: u64) -> Result<Splits<Vec<usize>>> {
     let total: f64 = ratios.iter().sum();
     if ratios.iter().any(|r| !r.is_finite() || *r < 0.0) || total <= 0.0 {
-        return invalid(
-            "split",
-            format!("ratios {ratios:?} must be non-negative with a positive sum"),
-        );
+        return invalid("split", format!("ratios {ratios:?} must be non-negative with a positive sum"));
     }
     let n_val = ((n as f64 * ratios[1] / total).round() as usize).min(n);
     let n_test = ((n as f64 * ratios[2] / total).round() as usize).min(n - n_val);
@@ -464,9 +382,8 @@ pub fn resize_chw(src: &[f32], c: usize, h: usize, w: usize, oh: usize, ow: usiz
     }
     let mut out = Vec::with_capacity(c * oh * ow);
     for plane in src.chunks(h * w).take(c) {
-        let buf: ImageBuffer<Luma<f32>, Vec<f32>> =
-            ImageBuffer::from_raw(w as u32, h as u32, plane.to_vec())
-                .unwrap_or_else(|| unreachable!("a plane holds exactly h·w values"));
+        let buf: ImageBuffer<Luma<f32>, Vec<f32>> = ImageBuffer::from_raw(w as u32, h as u32, plane.to_vec())
+            .unwrap_or_else(|| unreachable!("a plane holds exactly h·w values"));
         let resized = image::imageops::resize(&buf, ow as u32, oh as u32, FilterType::Triangle);
         out.extend_from_slice(resized.as_raw());
     }
@@ -500,10 +417,7 @@ impl Normalization {
                 );
             }
             if std.iter().any(|s| s.is_nan() || *s <= 0.0) {
-                return invalid(
-                    "Normalization::MeanStd",
-                    format!("std {std:?} must be positive"),
-                );
+                return invalid("Normalization::MeanStd", format!("std {std:?} must be positive"));
             }
         }
         Ok(())
@@ -529,16 +443,9 @@ impl Normalization {
         self.map_tensor(x, Normalization::invert)
     }
 
-    fn map_tensor(
-        &self,
-        x: &Tensor,
-        f: fn(&Normalization, &mut [f32], usize, usize) -> Result<()>,
-    ) -> Result<Tensor> {
+    fn map_tensor(&self, x: &Tensor, f: fn(&Normalization, &mut [f32], usize, usize) -> Result<()>) -> Result<Tensor> {
         let &[_, c, h, w] = x.shape() else {
-            return invalid(
-                "Normalization",
-                format!("expected a [B, C, H, W] tensor, got shape {:?}", x.shape()),
-            );
+            return invalid("Normalization", format!("expected a [B, C, H, W] tensor, got shape {:?}", x.shape()));
         };
         let mut v = x.to_vec_f32();
         f(self, &mut v, c, h * w)?;
@@ -547,21 +454,12 @@ impl Normalization {
 
     /// Every value of channel c becomes f(v, mean[c], std[c]); ZeroOne is the identity and
     /// MinusOneOne is mean 0.5, std 0.5.
-    fn map(
-        &self,
-        x: &mut [f32],
-        channels: usize,
-        plane: usize,
-        f: impl Fn(f32, f32, f32) -> f32 + Sync,
-    ) -> Result<()> {
+    fn map(&self, x: &mut [f32], channels: usize, plane: usize, f: impl Fn(f32, f32, f32) -> f32 + Sync) -> Result<()> {
         self.check_channels(channels)?;
         if channels == 0 || plane == 0 || !x.len().is_multiple_of(channels * plane) {
             return invalid(
                 "Normalization",
-                format!(
-                    "{} values are not whole images of {channels} channels × {plane} pixels",
-                    x.len()
-                ),
+                format!("{} values are not whole images of {channels} channels × {plane} pixels", x.len()),
             );
         }
         let (mean, std) = match self {
@@ -603,12 +501,7 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions {
-            batch_size: 64,
-            shuffle: true,
-            drop_last: false,
-            normalization: Normalization::ZeroOne,
-        }
+        BatchOptions { batch_size: 64, shuffle: true, drop_last: false, normalization: Normalization::ZeroOne }
     }
 }
 
@@ -634,10 +527,7 @@ impl Batches {
         if opts.shuffle {
             rng.shuffle(&mut order);
         }
-        let mut chunks: Vec<Vec<usize>> = order
-            .chunks(opts.batch_size)
-            .map(<[usize]>::to_vec)
-            .collect();
+        let mut chunks: Vec<Vec<usize>> = order.chunks(opts.batch_size).map(<[usize]>::to_vec).collect();
         if opts.drop_last && chunks.last().is_some_and(|c| c.len() < opts.batch_size) {
             chunks.pop();
         }
@@ -655,11 +545,7 @@ impl Batches {
                 }
             })
             .map_err(|e| io_err(Path::new("<batches worker thread>"), e))?;
-        Ok(Batches {
-            rx: Some(rx),
-            worker: Some(worker),
-            remaining,
-        })
+        Ok(Batches { rx: Some(rx), worker: Some(worker), remaining })
     }
 
     /// Batches left in this epoch.
@@ -736,14 +622,7 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
-    pub const NAMES: [&'static str; 6] = [
-        "dsprites",
-        "fashion-mnist",
-        "mnist",
-        "cifar10",
-        "stl10",
-        "folder",
-    ];
+    pub const NAMES: [&'static str; 6] = ["dsprites", "fashion-mnist", "mnist", "cifar10", "stl10", "folder"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -768,9 +647,7 @@ impl FromStr for DatasetKind {
             "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
             "stl10" | "stl-10" => Ok(DatasetKind::Stl10),
             "folder" | "image-folder" => Ok(DatasetKind::Folder),
-            _ => Err(DataError::UnknownDataset {
-                name: s.to_string(),
-            }),
+            _ => Err(DataError::UnknownDataset { name: s.to_string() }),
         }
     }
 }
@@ -882,16 +759,10 @@ pub fn load(
     if image_size == Some(0) {
         return invalid("load", "image size must be at least 1");
     }
-    let dir = match data_dir
-        .map(Path::to_path_buf)
-        .or_else(|| default_dir(kind))
-    {
+    let dir = match data_dir.map(Path::to_path_buf).or_else(|| default_dir(kind)) {
         Some(d) => Some(d),
         None if kind == DatasetKind::Folder => {
-            return invalid(
-                "load",
-                "--dataset folder needs --data-dir <directory of images>",
-            )
+            return invalid("load", "--dataset folder needs --data-dir <directory of images>")
         }
         None => None,
     };
@@ -907,18 +778,11 @@ pub fn load(
     let ds = match kind {
         DatasetKind::DSprites => {
             single_part(kind)?;
-            dsprites::generate(
-                opts.max_images.unwrap_or(dsprites::DEFAULT_SUBSET),
-                opts.seed,
-            )
+            dsprites::generate(opts.max_images.unwrap_or(dsprites::DEFAULT_SUBSET), opts.seed)
         }
         DatasetKind::FashionMnist | DatasetKind::Mnist => {
             let dir = dir.unwrap_or_default();
-            let which = if kind == DatasetKind::Mnist {
-                idx::Which::Mnist
-            } else {
-                idx::Which::FashionMnist
-            };
+            let which = if kind == DatasetKind::Mnist { idx::Which::Mnist } else { idx::Which::FashionMnist };
             idx::load(which, &dir, opts.split)?
         }
         DatasetKind::Cifar10 => cifar10::load(&dir.unwrap_or_default(), opts.split)?,
@@ -957,9 +821,7 @@ mod tests {
 
     /// n images [n, 2, 2, 3]: image i has value (i + k / 12) at flat position k, label i % 3.
     fn toy(n: usize) -> Dataset {
-        let images = (0..n * 12)
-            .map(|j| (j / 12) as f32 + (j % 12) as f32 / 12.0)
-            .collect();
+        let images = (0..n * 12).map(|j| (j / 12) as f32 + (j % 12) as f32 / 12.0).collect();
         let names = vec!["a".into(), "b".into(), "c".into()];
         Dataset::new("toy", [n, 2, 2, 3], images)
             .unwrap()
@@ -971,13 +833,7 @@ mod tests {
     fn split_10_1_1_has_the_right_sizes_and_disjoint_parts() {
         let s = split_indices(1200, [10.0, 1.0, 1.0], 3).unwrap();
         assert_eq!((s.train.len(), s.val.len(), s.test.len()), (1000, 100, 100));
-        let mut all: Vec<usize> = s
-            .train
-            .iter()
-            .chain(&s.val)
-            .chain(&s.test)
-            .copied()
-            .collect();
+        let mut all: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..1200).collect::<Vec<_>>());
         assert_eq!(split_indices(1200, [10.0, 1.0, 1.0], 3).unwrap(), s);
@@ -989,10 +845,7 @@ mod tests {
 
         let ds = toy(24);
         let parts = ds.split([10.0, 1.0, 1.0], 9).unwrap();
-        assert_eq!(
-            (parts.train.len(), parts.val.len(), parts.test.len()),
-            (20, 2, 2)
-        );
+        assert_eq!((parts.train.len(), parts.val.len(), parts.test.len()), (20, 2, 2));
         // Each part keeps its images' labels: image i starts with value i and has label i % 3.
         let p = &parts.val;
         for k in 0..p.len() {
@@ -1004,13 +857,8 @@ mod tests {
     #[test]
     fn batches_cover_every_index_once_per_epoch_and_repeat_per_seed() {
         let ds = Arc::new(toy(23));
-        let opts = BatchOptions {
-            batch_size: 5,
-            ..Default::default()
-        };
-        let epoch = |rng: &mut Rng| -> Vec<Batch> {
-            Batches::new(ds.clone(), &opts, rng).unwrap().collect()
-        };
+        let opts = BatchOptions { batch_size: 5, ..Default::default() };
+        let epoch = |rng: &mut Rng| -> Vec<Batch> { Batches::new(ds.clone(), &opts, rng).unwrap().collect() };
         let mut rng = Rng::new(11);
         let first = epoch(&mut rng);
         assert_eq!(first.len(), 5);
@@ -1037,39 +885,18 @@ mod tests {
         assert_eq!(order(&epoch(&mut again)), order(&second));
 
         // drop_last drops the 3-image tail; no shuffle keeps 0..n.
-        let opts = BatchOptions {
-            batch_size: 5,
-            drop_last: true,
-            shuffle: false,
-            ..Default::default()
-        };
+        let opts = BatchOptions { batch_size: 5, drop_last: true, shuffle: false, ..Default::default() };
         let b: Vec<Batch> = Batches::new(ds.clone(), &opts, &mut rng).unwrap().collect();
         assert_eq!(b.len(), Batches::count(23, 5, true));
         assert_eq!(order(&b), (0..20).collect::<Vec<_>>());
         assert!(b.iter().all(|x| x.indices.len() == 5));
-        assert!(Batches::new(
-            ds.clone(),
-            &BatchOptions {
-                batch_size: 0,
-                ..opts.clone()
-            },
-            &mut rng
-        )
-        .is_err());
+        assert!(Batches::new(ds.clone(), &BatchOptions { batch_size: 0, ..opts.clone() }, &mut rng).is_err());
     }
 
     #[test]
     fn batches_stop_cleanly_when_dropped_early() {
         let ds = Arc::new(toy(100));
-        let mut it = Batches::new(
-            ds,
-            &BatchOptions {
-                batch_size: 2,
-                ..Default::default()
-            },
-            &mut Rng::new(0),
-        )
-        .unwrap();
+        let mut it = Batches::new(ds, &BatchOptions { batch_size: 2, ..Default::default() }, &mut Rng::new(0)).unwrap();
         assert_eq!(it.len(), 50);
         it.next().unwrap();
         assert_eq!(it.remaining(), 49);
@@ -1086,43 +913,19 @@ mod tests {
         let norm = Normalization::MeanStd { mean, std };
         let mut x = ds.images.clone();
         norm.apply(&mut x, 2, 6).unwrap();
-        let z = Dataset {
-            images: x.clone(),
-            ..ds.clone()
-        };
+        let z = Dataset { images: x.clone(), ..ds.clone() };
         let (m, s) = z.per_channel_mean_std();
-        assert!(
-            m.iter().all(|v| v.abs() < 1e-4) && s.iter().all(|v| (v - 1.0).abs() < 1e-4),
-            "{m:?} {s:?}"
-        );
+        assert!(m.iter().all(|v| v.abs() < 1e-4) && s.iter().all(|v| (v - 1.0).abs() < 1e-4), "{m:?} {s:?}");
         norm.invert(&mut x, 2, 6).unwrap();
         assert!(x.iter().zip(&ds.images).all(|(a, b)| (a - b).abs() < 1e-4));
 
         let t = Tensor::from_vec(vec![0.0f32, 0.25, 1.0, 0.5], &[1, 1, 2, 2]).unwrap();
         let m = Normalization::MinusOneOne.apply_tensor(&t).unwrap();
         assert_eq!(m.to_vec_f32(), vec![-1.0, -0.5, 1.0, 0.0]);
-        assert_eq!(
-            Normalization::MinusOneOne
-                .invert_tensor(&m)
-                .unwrap()
-                .to_vec_f32(),
-            t.to_vec_f32()
-        );
-        assert_eq!(
-            Normalization::ZeroOne
-                .apply_tensor(&t)
-                .unwrap()
-                .to_vec_f32(),
-            t.to_vec_f32()
-        );
-        let wrong = Normalization::MeanStd {
-            mean: vec![0.5; 3],
-            std: vec![0.2; 3],
-        };
-        assert!(matches!(
-            wrong.apply_tensor(&t),
-            Err(DataError::Invalid { .. })
-        ));
+        assert_eq!(Normalization::MinusOneOne.invert_tensor(&m).unwrap().to_vec_f32(), t.to_vec_f32());
+        assert_eq!(Normalization::ZeroOne.apply_tensor(&t).unwrap().to_vec_f32(), t.to_vec_f32());
+        let wrong = Normalization::MeanStd { mean: vec![0.5; 3], std: vec![0.2; 3] };
+        assert!(matches!(wrong.apply_tensor(&t), Err(DataError::Invalid { .. })));
     }
 
     #[test]
@@ -1133,23 +936,13 @@ mod tests {
         let err = "imagenet".parse::<DatasetKind>().unwrap_err();
         assert!(matches!(err, DataError::UnknownDataset { .. }));
         let msg = err.to_string();
-        assert!(
-            msg.contains("imagenet") && msg.contains("fashion-mnist") && msg.contains("dsprites"),
-            "{msg}"
-        );
-        assert_eq!(
-            "train+unlabeled".parse::<Split>().unwrap(),
-            Split::TrainUnlabeled
-        );
+        assert!(msg.contains("imagenet") && msg.contains("fashion-mnist") && msg.contains("dsprites"), "{msg}");
+        assert_eq!("train+unlabeled".parse::<Split>().unwrap(), Split::TrainUnlabeled);
     }
 
     #[test]
     fn load_generates_dsprites_and_resizes() {
-        let opts = LoadOptions {
-            max_images: Some(50),
-            seed: 2,
-            ..Default::default()
-        };
+        let opts = LoadOptions { max_images: Some(50), seed: 2, ..Default::default() };
         let ds = load(DatasetKind::DSprites, None, None, &opts).unwrap();
         assert_eq!(ds.shape, [50, 1, 64, 64]);
         assert_eq!(ds.factors.as_ref().unwrap().len(), 50);
@@ -1159,14 +952,8 @@ mod tests {
         // Shrinking by 2 averages: the total ink is about a quarter.
         let (a, b): (f32, f32) = (ds.images.iter().sum(), small.images.iter().sum());
         assert!((b * 4.0 / a - 1.0).abs() < 0.05, "{a} vs {b}");
-        let test = LoadOptions {
-            split: Split::Test,
-            ..opts
-        };
-        assert!(matches!(
-            load(DatasetKind::DSprites, None, None, &test),
-            Err(DataError::Invalid { .. })
-        ));
+        let test = LoadOptions { split: Split::Test, ..opts };
+        assert!(matches!(load(DatasetKind::DSprites, None, None, &test), Err(DataError::Invalid { .. })));
         assert!(matches!(
             load(DatasetKind::Folder, None, None, &LoadOptions::default()),
             Err(DataError::Invalid { .. })
@@ -1181,9 +968,6 @@ mod tests {
         assert_eq!(c.labels, Some(vec![0, 1, 0, 1, 2]));
         assert_eq!(c.image(2), b.image(0));
         let unlabelled = Dataset::new("u", [1, 2, 2, 3], vec![0.0; 12]).unwrap();
-        assert_eq!(
-            Dataset::concat("au", vec![a, unlabelled]).unwrap().labels,
-            None
-        );
+        assert_eq!(Dataset::concat("au", vec![a, unlabelled]).unwrap().labels, None);
     }
 }

@@ -16,9 +16,7 @@ use super::{format_err, io_err, read_file, resize_chw, DataError, Dataset, Resul
 pub const SIDE: usize = 96;
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
 pub const DEFAULT_SIZE: usize = 64;
-pub const CLASSES: [&str; 10] = [
-    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
-];
+pub const CLASSES: [&str; 10] = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"];
 
 /// Images decoded and resized per read: bounds the raw bytes held at once (~28 MB).
 const CHUNK: usize = 1024;
@@ -43,9 +41,7 @@ fn count_images(path: &Path) -> Result<usize> {
     if len == 0 || !len.is_multiple_of(IMAGE_BYTES) {
         return format_err(
             path,
-            format!(
-                "{len} bytes is not a whole number of {IMAGE_BYTES}-byte STL-10 images (3×96×96)"
-            ),
+            format!("{len} bytes is not a whole number of {IMAGE_BYTES}-byte STL-10 images (3×96×96)"),
         );
     }
     Ok(len / IMAGE_BYTES)
@@ -64,10 +60,8 @@ pub fn read_images(path: &Path, n: usize, size: usize) -> Result<Vec<f32>> {
         let k = CHUNK.min(n - done);
         raw.resize(k * IMAGE_BYTES, 0);
         file.read_exact(&mut raw).map_err(|e| io_err(path, e))?;
-        let chunk: Vec<Vec<f32>> = raw
-            .par_chunks(IMAGE_BYTES)
-            .map(|img| resize_chw(&decode_image(img), 3, SIDE, SIDE, size, size))
-            .collect();
+        let chunk: Vec<Vec<f32>> =
+            raw.par_chunks(IMAGE_BYTES).map(|img| resize_chw(&decode_image(img), 3, SIDE, SIDE, size, size)).collect();
         chunk.iter().for_each(|img| out.extend_from_slice(img));
         done += k;
     }
@@ -78,10 +72,7 @@ pub fn read_images(path: &Path, n: usize, size: usize) -> Result<Vec<f32>> {
 pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
     let bytes = read_file(path)?;
     if let Some(i) = bytes.iter().position(|&b| !(1..=10).contains(&b)) {
-        return format_err(
-            path,
-            format!("byte {i} is label {}; expected labels 1..10", bytes[i]),
-        );
+        return format_err(path, format!("byte {i} is label {}; expected labels 1..10", bytes[i]));
     }
     Ok(bytes.iter().map(|&b| b as u32 - 1).collect())
 }
@@ -89,10 +80,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
 /// `dir`, or `dir/stl10_binary` when the files are in the archive's folder.
 fn binary_dir(dir: &Path) -> Result<PathBuf> {
     for d in [dir.to_path_buf(), dir.join("stl10_binary")] {
-        if ["train_X.bin", "test_X.bin", "unlabeled_X.bin"]
-            .iter()
-            .any(|f| d.join(f).is_file())
-        {
+        if ["train_X.bin", "test_X.bin", "unlabeled_X.bin"].iter().any(|f| d.join(f).is_file()) {
             return Ok(d);
         }
     }
@@ -105,13 +93,7 @@ fn binary_dir(dir: &Path) -> Result<PathBuf> {
 
 fn class_names(dir: &Path) -> Vec<String> {
     let names: Vec<String> = std::fs::read_to_string(dir.join("class_names.txt"))
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default();
     if names.len() >= 10 {
         names
@@ -141,12 +123,7 @@ fn load_part(dir: &Path, part: &str, size: usize, max: usize) -> Result<Dataset>
     let yp = dir.join(format!("{part}_y.bin"));
     let labels = read_labels(&yp)?;
     if labels.len() != total {
-        return Err(DataError::CountMismatch {
-            images: xp,
-            labels: yp,
-            n_images: total,
-            n_labels: labels.len(),
-        });
+        return Err(DataError::CountMismatch { images: xp, labels: yp, n_images: total, n_labels: labels.len() });
     }
     ds.with_labels(labels[..n].to_vec(), class_names(dir))
 }
@@ -210,11 +187,7 @@ mod tests {
         assert_eq!(ds.labels, Some(vec![0, 9, 3]));
         for (i, ch, r, c) in [(0, 0, 0, 1), (1, 2, 5, 70), (2, 1, 95, 0), (2, 2, 40, 41)] {
             let got = ds.image(i)[ch * 9216 + r * 96 + c];
-            assert_eq!(
-                got,
-                byte(i, ch, c, r) as f32 / 255.0,
-                "image {i} channel {ch} row {r} col {c}"
-            );
+            assert_eq!(got, byte(i, ch, c, r) as f32 / 255.0, "image {i} channel {ch} row {r} col {c}");
         }
         // The raw decoder alone, on a single image.
         let raw = std::fs::read(dir.join("train_X.bin")).unwrap();
@@ -236,22 +209,10 @@ mod tests {
         assert!(ds.images.iter().all(|v| (0.0..=1.0).contains(v)));
         // A constant image stays constant through the filter.
         let flat = vec![0.25f32; 3 * 96 * 96];
-        assert!(resize_chw(&flat, 3, 96, 96, 64, 64)
-            .iter()
-            .all(|v| (v - 0.25).abs() < 1e-6));
+        assert!(resize_chw(&flat, 3, 96, 96, 64, 64).iter().all(|v| (v - 0.25).abs() < 1e-6));
         // Wrong label count.
         std::fs::write(sub.join("train_y.bin"), [2u8]).unwrap();
         let err = load(&dir, Split::Train, 64, None).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DataError::CountMismatch {
-                    n_images: 2,
-                    n_labels: 1,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, DataError::CountMismatch { n_images: 2, n_labels: 1, .. }), "{err:?}");
     }
 }

@@ -3,7 +3,10 @@
 //! decoder: Linear z→64·H/4·W/4 → ReLU → reshape → ConvT(3,2,1,1) 64→64 → ReLU
 //!          → ConvT(3,2,1,1) 64→32 → ReLU → ConvT(3,1,1,0) 32→C
 
-use nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape, Sequential};
+use nn::{
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape,
+    Sequential,
+};
 
 use super::ModelConfig;
 

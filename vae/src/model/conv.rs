@@ -4,7 +4,10 @@
 //! decoder: Linear z→128·H/8·W/8 → ReLU → reshape → ConvT(4,2,1,0) 128→64 → ReLU
 //!          → ConvT(4,2,1,0) 64→32 → ReLU → ConvT(4,2,1,0) 32→C
 
-use nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape, Sequential};
+use nn::{
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape,
+    Sequential,
+};
 
 use super::ModelConfig;
 
@@ -13,7 +16,8 @@ pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<(Box<dyn Mo
     let (h8, w8) = (h / 8, w / 8);
     let features = 128 * h8 * w8;
     let down = |a, b, init: &mut Init| Conv2d::new(Conv2dConfig::new(a, b, 3).stride(2).padding(1), init);
-    let up = |a, b, init: &mut Init| ConvTranspose2d::new(ConvTranspose2dConfig::new(a, b, 4).stride(2).padding(1), init);
+    let up =
+        |a, b, init: &mut Init| ConvTranspose2d::new(ConvTranspose2dConfig::new(a, b, 4).stride(2).padding(1), init);
     let encoder = Sequential::new()
         .with(down(c, 32, init)?)
         .with(ReLU)

@@ -199,7 +199,10 @@ impl Vae {
         if s.len() != 4 || s[1..] != expect {
             return Err(nn::Error::Tensor(TensorError::Shape {
                 op: "Vae::encode",
-                msg: format!("model '{}' expects input [N, {}, {}, {}], got {s:?}", self.config.arch, expect[0], expect[1], expect[2]),
+                msg: format!(
+                    "model '{}' expects input [N, {}, {}, {}], got {s:?}",
+                    self.config.arch, expect[0], expect[1], expect[2]
+                ),
             }));
         }
         let features = self.encoder.forward(x)?;
@@ -268,20 +271,40 @@ mod tests {
 
     #[test]
     fn resnet18_encoder_uses_torchvision_names() {
-        let m = Vae::new(ModelConfig { arch: Arch::ResNet18, input: [3, 32, 32], z_dim: 8 }, &mut Init::new(0)).unwrap();
+        let m =
+            Vae::new(ModelConfig { arch: Arch::ResNet18, input: [3, 32, 32], z_dim: 8 }, &mut Init::new(0)).unwrap();
         let names: Vec<String> = m.state_dict().into_iter().map(|(n, _)| n).collect();
-        for n in ["encoder.conv1.weight", "encoder.bn1.running_var", "encoder.layer2.0.downsample.0.weight",
-                  "encoder.layer4.1.bn2.num_batches_tracked", "fc_mu.weight", "fc_logvar.bias", "decoder.conv1.weight"] {
+        for n in [
+            "encoder.conv1.weight",
+            "encoder.bn1.running_var",
+            "encoder.layer2.0.downsample.0.weight",
+            "encoder.layer4.1.bn2.num_batches_tracked",
+            "fc_mu.weight",
+            "fc_logvar.bias",
+            "decoder.conv1.weight",
+        ] {
             assert!(names.iter().any(|x| x == n), "missing {n}");
         }
     }
 
     #[test]
     fn every_preset_reconstructs_the_input_shape() {
-        for (arch, input) in [(Arch::Dense, [1, 28, 28]), (Arch::Basic, [1, 28, 28]), (Arch::Conv, [3, 32, 32]),
-                              (Arch::ResNet18, [3, 32, 32]), (Arch::ResNet18NoBn, [1, 32, 32]), (Arch::ResNetBn, [3, 32, 32])] {
+        for (arch, input) in [
+            (Arch::Dense, [1, 28, 28]),
+            (Arch::Basic, [1, 28, 28]),
+            (Arch::Conv, [3, 32, 32]),
+            (Arch::ResNet18, [3, 32, 32]),
+            (Arch::ResNet18NoBn, [1, 32, 32]),
+            (Arch::ResNetBn, [3, 32, 32]),
+        ] {
             let m = Vae::new(ModelConfig { arch, input, z_dim: 4 }, &mut Init::new(1)).unwrap();
-            let x = Var::constant(Tensor::rand_uniform(&[2, input[0], input[1], input[2]], 0.0, 1.0, tensor::DType::F32, &mut tensor::Rng::new(2)));
+            let x = Var::constant(Tensor::rand_uniform(
+                &[2, input[0], input[1], input[2]],
+                0.0,
+                1.0,
+                tensor::DType::F32,
+                &mut tensor::Rng::new(2),
+            ));
             let out = m.forward(&x).unwrap();
             assert_eq!(out.shape(), vec![2, input[0], input[1], input[2]], "{arch}");
         }
@@ -289,7 +312,8 @@ mod tests {
 
     #[test]
     fn an_input_size_the_preset_cannot_take_is_a_clear_error() {
-        let err = Vae::new(ModelConfig { arch: Arch::Conv, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).err().unwrap();
+        let err =
+            Vae::new(ModelConfig { arch: Arch::Conv, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).err().unwrap();
         assert!(err.to_string().contains("multiples of 8"), "{err}");
         let m = Vae::new(ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).unwrap();
         let wrong = Var::constant(Tensor::zeros(&[2, 3, 28, 28], tensor::DType::F32));

@@ -97,7 +97,8 @@ impl ResNet18Encoder {
                 .with(BasicBlock::new(a, b, stride, batch_norm, init)?)
                 .with(BasicBlock::new(b, b, 1, batch_norm, init)?))
         };
-        let layers = [stage(64, 64, 1, init)?, stage(64, 128, 2, init)?, stage(128, 256, 2, init)?, stage(256, 512, 2, init)?];
+        let layers =
+            [stage(64, 64, 1, init)?, stage(64, 128, 2, init)?, stage(128, 256, 2, init)?, stage(256, 512, 2, init)?];
         Ok(ResNet18Encoder { conv1, bn1, maxpool, layers })
     }
 }
@@ -220,7 +221,11 @@ impl Module for ResNet18Decoder {
     }
 }
 
-pub(super) fn build(cfg: ModelConfig, batch_norm: bool, init: &mut Init) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(
+    cfg: ModelConfig,
+    batch_norm: bool,
+    init: &mut Init,
+) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
     let [c, h, w] = cfg.input;
     let encoder = ResNet18Encoder::new(c, batch_norm, init)?;
     let start = [512, h / 32, w / 32];
@@ -230,7 +235,12 @@ pub(super) fn build(cfg: ModelConfig, batch_norm: bool, init: &mut Init) -> nn::
             .with(BasicBlockT::new(a, a, false, batch_norm, init)?)
             .with(BasicBlockT::new(a, b, up, batch_norm, init)?))
     };
-    let layers = [stage(512, 256, true, init)?, stage(256, 128, true, init)?, stage(128, 64, true, init)?, stage(64, 64, false, init)?];
+    let layers = [
+        stage(512, 256, true, init)?,
+        stage(256, 128, true, init)?,
+        stage(128, 64, true, init)?,
+        stage(64, 64, false, init)?,
+    ];
     let conv1 = ConvTranspose2d::new(ConvTranspose2dConfig::new(64, c, 3).padding(1), init)?;
     let decoder = ResNet18Decoder { linear, start, layers, upsample: Upsample::bilinear(2)?, conv1 };
     Ok((Box::new(encoder), 512, Box::new(decoder)))
@@ -244,8 +254,16 @@ pub struct ResNet18Classifier {
 }
 
 impl ResNet18Classifier {
-    pub fn new(in_channels: usize, classes: usize, batch_norm: bool, init: &mut Init) -> nn::Result<ResNet18Classifier> {
-        Ok(ResNet18Classifier { encoder: ResNet18Encoder::new(in_channels, batch_norm, init)?, fc: Linear::new(512, classes, init)? })
+    pub fn new(
+        in_channels: usize,
+        classes: usize,
+        batch_norm: bool,
+        init: &mut Init,
+    ) -> nn::Result<ResNet18Classifier> {
+        Ok(ResNet18Classifier {
+            encoder: ResNet18Encoder::new(in_channels, batch_norm, init)?,
+            fc: Linear::new(512, classes, init)?,
+        })
     }
 
     /// The 512 penultimate features (used for the Fréchet distance between feature sets).
