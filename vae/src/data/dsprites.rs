@@ -289,29 +289,3 @@ mod tests {
         assert_eq!(&v[4096..], &render(f[1])[..]);
     }
 }
-
-#[cfg(test)]
-mod timing {
-    /// `cargo test --release -p vae dsprites_generation_speed -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn dsprites_generation_speed() {
-        for n in [10_000, 100_000] {
-            let t = std::time::Instant::now();
-            let ds = super::generate(n, 0);
-            eprintln!("dsprites: {n} images in {:.2?} ({} MB)", t.elapsed(), (ds.images.len() * 4) >> 20);
-        }
-    }
-
-    /// Prints the three shapes at scale 1 and orientation 0, as text.
-    #[test]
-    #[ignore]
-    fn dsprites_ascii_preview() {
-        for shape in 0..3 {
-            let img = super::render([shape, 5, 0, 16, 16]);
-            for row in img.chunks(super::SIDE).skip(12).take(40) {
-                eprintln!("{}", row.iter().map(|&v| if v > 0.0 { '#' } else { '.' }).collect::<String>());
-            }
-        }
-    }
-}
