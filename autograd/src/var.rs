@@ -25,7 +25,13 @@ pub struct Var(Arc<Node>);
 
 impl std::fmt::Debug for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Var(#{}, shape {:?}, requires_grad {})", self.0.id, self.shape(), self.requires_grad())
+        write!(
+            f,
+            "Var(#{}, shape {:?}, requires_grad {})",
+            self.0.id,
+            self.shape(),
+            self.requires_grad()
+        )
     }
 }
 
@@ -72,7 +78,11 @@ impl Var {
             return Var::constant(value);
         }
         let backward: BackwardFn = Box::new(backward);
-        let op = Op { name, inputs: inputs.iter().map(|&v| v.clone()).collect(), backward };
+        let op = Op {
+            name,
+            inputs: inputs.iter().map(|&v| v.clone()).collect(),
+            backward,
+        };
         Var::make(value, true, Some(op))
     }
 
@@ -82,7 +92,11 @@ impl Var {
 
     /// The current value (a cheap shared handle).
     pub fn value(&self) -> Tensor {
-        self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the value (optimizers, checkpoint loading). Does not touch the graph.
@@ -139,7 +153,10 @@ impl Var {
     }
 
     pub(crate) fn op_inputs(&self) -> Vec<Var> {
-        lock(&self.0.op).as_ref().map(|op| op.inputs.clone()).unwrap_or_default()
+        lock(&self.0.op)
+            .as_ref()
+            .map(|op| op.inputs.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn take_op(&self) -> Option<Op> {
@@ -157,7 +174,10 @@ impl Var {
         if v.numel() != 1 {
             return Err(tensor::TensorError::Shape {
                 op: "backward",
-                msg: format!("backward() needs a scalar output, got shape {:?}; use backward_with(grad)", v.shape()),
+                msg: format!(
+                    "backward() needs a scalar output, got shape {:?}; use backward_with(grad)",
+                    v.shape()
+                ),
             });
         }
         self.backward_with(Tensor::ones(v.shape(), v.dtype()))
@@ -174,7 +194,11 @@ impl Drop for Node {
     fn drop(&mut self) {
         let mut pending: Vec<Var> = match self.op.get_mut() {
             Ok(op) => op.take().map(|op| op.inputs).unwrap_or_default(),
-            Err(e) => e.into_inner().take().map(|op| op.inputs).unwrap_or_default(),
+            Err(e) => e
+                .into_inner()
+                .take()
+                .map(|op| op.inputs)
+                .unwrap_or_default(),
         };
         while let Some(v) = pending.pop() {
             if let Ok(node) = Arc::try_unwrap(v.0) {
@@ -202,7 +226,11 @@ mod tests {
         let loss = w.mul(&w).unwrap().exp().unwrap().sum_all().unwrap();
         assert!(Arc::strong_count(&w.0) > 1, "the graph holds the parameter");
         loss.backward().unwrap();
-        assert_eq!(Arc::strong_count(&w.0), 1, "after backward only the caller's handle is left");
+        assert_eq!(
+            Arc::strong_count(&w.0),
+            1,
+            "after backward only the caller's handle is left"
+        );
         assert!(loss.is_leaf());
     }
 
@@ -210,7 +238,12 @@ mod tests {
     fn gradients_accumulate_across_backward_calls_until_zeroed() {
         let w = param();
         for _ in 0..2 {
-            w.mul_scalar(3.0).unwrap().sum_all().unwrap().backward().unwrap();
+            w.mul_scalar(3.0)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
         }
         assert_eq!(w.grad().unwrap().to_vec_f64(), vec![6.0; 3]);
         w.zero_grad();

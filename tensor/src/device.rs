@@ -24,7 +24,11 @@ pub fn same_device(op: &'static str, devices: &[Device]) -> Result<Device> {
         if *d != first {
             return Err(TensorError::Device {
                 op,
-                msg: format!("operands are on different devices ({} and {}); move them with to_device first", first.name(), d.name()),
+                msg: format!(
+                    "operands are on different devices ({} and {}); move them with to_device first",
+                    first.name(),
+                    d.name()
+                ),
             });
         }
     }

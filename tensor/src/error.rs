@@ -10,11 +10,19 @@ pub enum TensorError {
     /// Operand shapes do not fit the op; the message names the op, the shapes and the rule.
     Shape { op: &'static str, msg: String },
     /// Operands of different element types.
-    DType { op: &'static str, expected: DType, got: DType },
+    DType {
+        op: &'static str,
+        expected: DType,
+        got: DType,
+    },
     /// Operands on different devices, or an op not available on a device.
     Device { op: &'static str, msg: String },
     /// An axis index out of range for the tensor's rank.
-    Axis { op: &'static str, axis: isize, rank: usize },
+    Axis {
+        op: &'static str,
+        axis: isize,
+        rank: usize,
+    },
     /// Any other invalid argument (a zero stride, a negative size, ...).
     Invalid { op: &'static str, msg: String },
     /// A failure inside the GPU backend (out of memory, a limit exceeded, a lost device).
@@ -26,11 +34,17 @@ impl fmt::Display for TensorError {
         match self {
             TensorError::Shape { op, msg } => write!(f, "{op}: shape error: {msg}"),
             TensorError::DType { op, expected, got } => {
-                write!(f, "{op}: dtype mismatch: expected {expected:?}, got {got:?}")
+                write!(
+                    f,
+                    "{op}: dtype mismatch: expected {expected:?}, got {got:?}"
+                )
             }
             TensorError::Device { op, msg } => write!(f, "{op}: device error: {msg}"),
             TensorError::Axis { op, axis, rank } => {
-                write!(f, "{op}: axis {axis} is out of range for a tensor of rank {rank}")
+                write!(
+                    f,
+                    "{op}: axis {axis} is out of range for a tensor of rank {rank}"
+                )
             }
             TensorError::Invalid { op, msg } => write!(f, "{op}: invalid argument: {msg}"),
             TensorError::Gpu(msg) => write!(f, "gpu: {msg}"),
@@ -44,10 +58,16 @@ pub type Result<T> = std::result::Result<T, TensorError>;
 
 /// Shorthand for building a shape error.
 pub(crate) fn shape_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(TensorError::Shape { op, msg: msg.into() })
+    Err(TensorError::Shape {
+        op,
+        msg: msg.into(),
+    })
 }
 
 /// Shorthand for building an invalid-argument error.
 pub(crate) fn invalid<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(TensorError::Invalid { op, msg: msg.into() })
+    Err(TensorError::Invalid {
+        op,
+        msg: msg.into(),
+    })
 }

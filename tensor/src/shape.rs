@@ -35,8 +35,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
-        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -62,7 +70,11 @@ pub struct Layout {
 
 impl Layout {
     pub fn contiguous(shape: &[usize]) -> Self {
-        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
+        Layout {
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
     }
 
     pub fn numel(&self) -> usize {
@@ -89,10 +101,17 @@ impl Layout {
     pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
         let rank = self.rank();
         let mut seen = vec![false; rank];
-        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
             return Err(TensorError::Shape {
                 op: "permute",
-                msg: format!("{perm:?} is not a permutation of the {rank} axes of shape {:?}", self.shape),
+                msg: format!(
+                    "{perm:?} is not a permutation of the {rank} axes of shape {:?}",
+                    self.shape
+                ),
             });
         }
         Ok(Layout {
@@ -107,7 +126,10 @@ impl Layout {
         if target.len() < self.rank() {
             return Err(TensorError::Shape {
                 op: "broadcast_to",
-                msg: format!("cannot broadcast shape {:?} to the lower-rank shape {target:?}", self.shape),
+                msg: format!(
+                    "cannot broadcast shape {:?} to the lower-rank shape {target:?}",
+                    self.shape
+                ),
             });
         }
         let lead = target.len() - self.rank();
@@ -119,11 +141,18 @@ impl Layout {
             } else if s != 1 {
                 return Err(TensorError::Shape {
                     op: "broadcast_to",
-                    msg: format!("cannot broadcast shape {:?} to {target:?} (dimension {i}: {s} vs {t})", self.shape),
+                    msg: format!(
+                        "cannot broadcast shape {:?} to {target:?} (dimension {i}: {s} vs {t})",
+                        self.shape
+                    ),
                 });
             }
         }
-        Ok(Layout { shape: target.to_vec(), strides, offset: self.offset })
+        Ok(Layout {
+            shape: target.to_vec(),
+            strides,
+            offset: self.offset,
+        })
     }
 
     /// Calls `f(storage_index)` for every element in row-major order of this layout.
@@ -171,7 +200,10 @@ mod tests {
 
     #[test]
     fn broadcast_follows_numpy_rules() {
-        assert_eq!(broadcast_shapes("t", &[3, 1, 5], &[4, 1]).unwrap(), vec![3, 4, 5]);
+        assert_eq!(
+            broadcast_shapes("t", &[3, 1, 5], &[4, 1]).unwrap(),
+            vec![3, 4, 5]
+        );
         assert_eq!(broadcast_shapes("t", &[], &[2, 3]).unwrap(), vec![2, 3]);
         assert!(broadcast_shapes("t", &[3, 2], &[3]).is_err());
     }
@@ -187,7 +219,9 @@ mod tests {
 
     #[test]
     fn broadcast_view_repeats_with_zero_stride() {
-        let l = Layout::contiguous(&[3, 1]).broadcast_to(&[2, 3, 2]).unwrap();
+        let l = Layout::contiguous(&[3, 1])
+            .broadcast_to(&[2, 3, 2])
+            .unwrap();
         let mut seen = vec![];
         l.for_each_index(|i| seen.push(i));
         assert_eq!(seen, vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);

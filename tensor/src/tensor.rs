@@ -25,7 +25,11 @@ impl Tensor {
         if data.len() != numel(shape) {
             return shape_err(
                 "from_vec",
-                format!("{} elements cannot fill shape {shape:?} ({} elements)", data.len(), numel(shape)),
+                format!(
+                    "{} elements cannot fill shape {shape:?} ({} elements)",
+                    data.len(),
+                    numel(shape)
+                ),
             );
         }
         Ok(Tensor::from_cpu(T::into_storage(data), shape))
@@ -34,7 +38,10 @@ impl Tensor {
     /// A tensor of `shape` over a CPU storage whose length is known to match.
     pub(crate) fn from_cpu(storage: CpuStorage, shape: &[usize]) -> Tensor {
         debug_assert_eq!(storage.len(), numel(shape));
-        Tensor { storage: Arc::new(Storage::Cpu(storage)), layout: Layout::contiguous(shape) }
+        Tensor {
+            storage: Arc::new(Storage::Cpu(storage)),
+            layout: Layout::contiguous(shape),
+        }
     }
 
     /// Builds a contiguous CPU tensor from a generic kernel's output.
@@ -73,8 +80,16 @@ impl Tensor {
     }
 
     /// Normal samples with the given mean and standard deviation.
-    pub fn rand_normal(shape: &[usize], mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Tensor {
-        let v: Vec<f64> = (0..numel(shape)).map(|_| mean + std * rng.normal()).collect();
+    pub fn rand_normal(
+        shape: &[usize],
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        rng: &mut Rng,
+    ) -> Tensor {
+        let v: Vec<f64> = (0..numel(shape))
+            .map(|_| mean + std * rng.normal())
+            .collect();
         Tensor::from_kernel(v, shape).to_dtype(dtype)
     }
 
@@ -136,12 +151,19 @@ impl Tensor {
     /// Kernels call this after `contiguous()`; any other case is a caller bug reported as an error.
     pub fn cpu_slice<T: Float>(&self) -> Result<&[T]> {
         if !self.is_contiguous() {
-            return invalid("cpu_slice", "tensor is not contiguous; call contiguous() first");
+            return invalid(
+                "cpu_slice",
+                "tensor is not contiguous; call contiguous() first",
+            );
         }
         let Storage::Cpu(s) = &*self.storage;
         match T::slice(s) {
             Some(v) => Ok(&v[self.layout.offset..self.layout.offset + self.numel()]),
-            None => Err(TensorError::DType { op: "cpu_slice", expected: T::DTYPE, got: s.dtype() }),
+            None => Err(TensorError::DType {
+                op: "cpu_slice",
+                expected: T::DTYPE,
+                got: s.dtype(),
+            }),
         }
     }
 
@@ -156,7 +178,11 @@ impl Tensor {
         let got = s.dtype();
         match T::slice_mut(s) {
             Some(v) => Ok(&mut v[offset..offset + n]),
-            None => Err(TensorError::DType { op: "cpu_slice_mut", expected: T::DTYPE, got }),
+            None => Err(TensorError::DType {
+                op: "cpu_slice_mut",
+                expected: T::DTYPE,
+                got,
+            }),
         }
     }
 
@@ -185,7 +211,13 @@ impl Tensor {
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return shape_err("item", format!("item() needs exactly one element, got shape {:?}", self.shape()));
+            return shape_err(
+                "item",
+                format!(
+                    "item() needs exactly one element, got shape {:?}",
+                    self.shape()
+                ),
+            );
         }
         Ok(self.to_vec::<f64>()[0])
     }
@@ -198,11 +230,15 @@ impl Tensor {
         let t = self.contiguous();
         match (dtype, t.dtype()) {
             (DType::F32, DType::F64) => {
-                let v = t.cpu_slice::<f64>().map(|s| s.iter().map(|&x| x as f32).collect::<Vec<_>>());
+                let v = t
+                    .cpu_slice::<f64>()
+                    .map(|s| s.iter().map(|&x| x as f32).collect::<Vec<_>>());
                 Tensor::from_kernel(v.unwrap_or_default(), t.shape())
             }
             (DType::F64, DType::F32) => {
-                let v = t.cpu_slice::<f32>().map(|s| s.iter().map(|&x| x as f64).collect::<Vec<_>>());
+                let v = t
+                    .cpu_slice::<f32>()
+                    .map(|s| s.iter().map(|&x| x as f64).collect::<Vec<_>>());
                 Tensor::from_kernel(v.unwrap_or_default(), t.shape())
             }
             _ => t,
@@ -224,13 +260,20 @@ impl Tensor {
     pub fn contiguous_copy(&self) -> Tensor {
         let Storage::Cpu(s) = &*self.storage;
         match s {
-            CpuStorage::F32(v) => Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()),
-            CpuStorage::F64(v) => Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()),
+            CpuStorage::F32(v) => {
+                Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape())
+            }
+            CpuStorage::F64(v) => {
+                Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape())
+            }
         }
     }
 
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
-        Tensor { storage: self.storage.clone(), layout }
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+        }
     }
 
     /// Same elements, new shape (one dimension may be given as `usize::MAX`... no: use
@@ -239,7 +282,12 @@ impl Tensor {
         if numel(shape) != self.numel() {
             return shape_err(
                 "reshape",
-                format!("cannot reshape {:?} ({} elements) into {shape:?} ({} elements)", self.shape(), self.numel(), numel(shape)),
+                format!(
+                    "cannot reshape {:?} ({} elements) into {shape:?} ({} elements)",
+                    self.shape(),
+                    self.numel(),
+                    numel(shape)
+                ),
             );
         }
         let t = self.contiguous();
@@ -250,13 +298,28 @@ impl Tensor {
 
     /// Reshape where at most one entry is -1, inferred from the element count.
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
-        let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+        let known: usize = shape
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
         let unknown = shape.iter().filter(|&&d| d < 0).count();
         if unknown > 1 || (unknown == 1 && (known == 0 || self.numel() % known != 0)) {
-            return shape_err("reshape", format!("cannot reshape {:?} into {shape:?}", self.shape()));
+            return shape_err(
+                "reshape",
+                format!("cannot reshape {:?} into {shape:?}", self.shape()),
+            );
         }
-        let resolved: Shape =
-            shape.iter().map(|&d| if d < 0 { self.numel() / known.max(1) } else { d as usize }).collect();
+        let resolved: Shape = shape
+            .iter()
+            .map(|&d| {
+                if d < 0 {
+                    self.numel() / known.max(1)
+                } else {
+                    d as usize
+                }
+            })
+            .collect();
         self.reshape(&resolved)
     }
 
@@ -283,7 +346,11 @@ impl Tensor {
         if start + len > self.shape()[a] {
             return shape_err(
                 "narrow",
-                format!("range {start}..{} is out of bounds for axis {a} of shape {:?}", start + len, self.shape()),
+                format!(
+                    "range {start}..{} is out of bounds for axis {a} of shape {:?}",
+                    start + len,
+                    self.shape()
+                ),
             );
         }
         let mut layout = self.layout.clone();
@@ -300,7 +367,11 @@ impl Tensor {
     /// Inserts a size-1 dimension at `axis` (0..=rank).
     pub fn unsqueeze(&self, axis: usize) -> Result<Tensor> {
         if axis > self.rank() {
-            return Err(TensorError::Axis { op: "unsqueeze", axis: axis as isize, rank: self.rank() });
+            return Err(TensorError::Axis {
+                op: "unsqueeze",
+                axis: axis as isize,
+                rank: self.rank(),
+            });
         }
         let mut shape = self.shape().to_vec();
         shape.insert(axis, 1);
@@ -311,7 +382,14 @@ impl Tensor {
     pub fn squeeze(&self, axis: isize) -> Result<Tensor> {
         let a = crate::shape::normalize_axis("squeeze", axis, self.rank())?;
         if self.shape()[a] != 1 {
-            return shape_err("squeeze", format!("axis {a} of shape {:?} has size {}, not 1", self.shape(), self.shape()[a]));
+            return shape_err(
+                "squeeze",
+                format!(
+                    "axis {a} of shape {:?} has size {}, not 1",
+                    self.shape(),
+                    self.shape()[a]
+                ),
+            );
         }
         let mut shape = self.shape().to_vec();
         shape.remove(a);
@@ -321,7 +399,11 @@ impl Tensor {
     /// Flattens all dims from `start` on into one: [N, C, H, W].flatten_from(1) = [N, C·H·W].
     pub fn flatten_from(&self, start: usize) -> Result<Tensor> {
         if start > self.rank() {
-            return Err(TensorError::Axis { op: "flatten", axis: start as isize, rank: self.rank() });
+            return Err(TensorError::Axis {
+                op: "flatten",
+                axis: start as isize,
+                rank: self.rank(),
+            });
         }
         let mut shape = self.shape()[..start].to_vec();
         shape.push(numel(&self.shape()[start..]));

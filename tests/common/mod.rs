@@ -12,9 +12,15 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A new generator: seeded from TEST_SEED or the clock, printed for replay.
 pub fn rng() -> Rng {
-    let base = std::env::var("TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
+    let base = std::env::var("TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
     let seed = base.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
     eprintln!("(random inputs from TEST_SEED={seed})");
     Rng::new(seed)

@@ -26,7 +26,9 @@ impl std::str::FromStr for ReconLoss {
             "mse" => Ok(ReconLoss::Mse),
             "bce" => Ok(ReconLoss::Bce),
             "bce-logits" => Ok(ReconLoss::BceLogits),
-            _ => Err(format!("unknown reconstruction loss '{s}' (expected mse, bce or bce-logits)")),
+            _ => Err(format!(
+                "unknown reconstruction loss '{s}' (expected mse, bce or bce-logits)"
+            )),
         }
     }
 }
@@ -44,7 +46,13 @@ pub enum Objective {
     /// k1·recon + β·KL (β = 1, k1 = 1: the plain VAE).
     BetaVae { k1: f64, beta: f64 },
     /// recon + α·MI + β·TC + γ·DW-KL, with the dataset size N needed by the estimators.
-    BetaTcVae { alpha: f64, beta: f64, gamma: f64, dataset_size: usize, estimator: TcEstimator },
+    BetaTcVae {
+        alpha: f64,
+        beta: f64,
+        gamma: f64,
+        dataset_size: usize,
+        estimator: TcEstimator,
+    },
 }
 
 /// The loss of one batch: the weighted total to back-propagate and every component, unweighted.
@@ -70,7 +78,11 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
     if output.shape() != target.shape() {
         return Err(TensorError::Shape {
             op: "reconstruction_loss",
-            msg: format!("decoder output {:?} does not match the target {:?}", output.shape(), target.shape()),
+            msg: format!(
+                "decoder output {:?} does not match the target {:?}",
+                output.shape(),
+                target.shape()
+            ),
         });
     }
     let per_pixel = match kind {
@@ -79,11 +91,17 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
             let log_y = output.log()?.clamp(-100.0, 0.0)?;
             let log_1my = output.neg()?.add_scalar(1.0)?.log()?.clamp(-100.0, 0.0)?;
             let one_minus_t = target.neg()?.add_scalar(1.0)?;
-            target.mul(&log_y)?.add(&one_minus_t.mul(&log_1my)?)?.neg()?
+            target
+                .mul(&log_y)?
+                .add(&one_minus_t.mul(&log_1my)?)?
+                .neg()?
         }
         ReconLoss::BceLogits => {
             // max(x, 0) − x·t + ln(1 + e^−|x|): no exp of a large positive number anywhere.
-            output.relu()?.sub(&output.mul(target)?)?.add(&output.abs()?.neg()?.softplus()?)?
+            output
+                .relu()?
+                .sub(&output.mul(target)?)?
+                .add(&output.abs()?.neg()?.softplus()?)?
         }
     };
     sum_per_sample_mean(&per_pixel)
@@ -92,13 +110,21 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
 /// KL(N(μ, σ²) ‖ N(0, I)) = −½ Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²), summed over latents, batch mean.
 /// mu, logvar: [N, z] → scalar.
 pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
-    let inner = logvar.add_scalar(1.0)?.sub(&mu.square()?)?.sub(&logvar.exp()?)?;
+    let inner = logvar
+        .add_scalar(1.0)?
+        .sub(&mu.square()?)?
+        .sub(&logvar.exp()?)?;
     sum_per_sample_mean(&inner)?.mul_scalar(-0.5)
 }
 
 /// z = μ + exp(½·logvar)·ε with ε ~ N(0, I) given (so the caller controls the randomness).
 pub fn reparameterize(mu: &Var, logvar: &Var, eps: &Tensor) -> Result<Var> {
-    mu.add(&logvar.mul_scalar(0.5)?.exp()?.mul(&Var::constant(eps.clone()))?)
+    mu.add(
+        &logvar
+            .mul_scalar(0.5)?
+            .exp()?
+            .mul(&Var::constant(eps.clone()))?,
+    )
 }
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -114,9 +140,16 @@ fn log_normal(z: &Var, mu: &Var, logvar: &Var) -> Result<Var> {
 /// one other sample (the next one, cyclically) by (N − B)/(N·B), and the remaining B − 1 by 1/B.
 /// Each row sums to 1. (The authors' code strides over columns instead of the diagonal, a known
 /// bug: rtqichen/beta-tcvae pull request #1; this follows the paper.)
-pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::DType) -> Result<Tensor> {
+pub fn stratified_log_weights(
+    batch: usize,
+    dataset_size: usize,
+    dtype: tensor::DType,
+) -> Result<Tensor> {
     if batch < 2 {
-        return Err(TensorError::Invalid { op: "beta_tcvae", msg: "stratified sampling needs a batch of at least 2".into() });
+        return Err(TensorError::Invalid {
+            op: "beta_tcvae",
+            msg: "stratified sampling needs a batch of at least 2".into(),
+        });
     }
     let (n, b) = (dataset_size as f64, (batch - 1) as f64);
     let strat = (n - b) / (n * b);
@@ -125,14 +158,21 @@ pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::
         w[i * batch + i] = 1.0 / n;
         w[i * batch + (i + 1) % batch] = strat;
     }
-    Tensor::from_vec(w.into_iter().map(f64::ln).collect(), &[batch, batch]).map(|t| t.to_dtype(dtype))
+    Tensor::from_vec(w.into_iter().map(f64::ln).collect(), &[batch, batch])
+        .map(|t| t.to_dtype(dtype))
 }
 
 /// The β-TCVAE decomposition of the sampled KL term over a minibatch:
 /// MI = E[log q(z|x) − log q(z)], TC = E[log q(z) − log Πⱼ q(zⱼ)], DW-KL = E[log Πⱼ q(zⱼ) − log p(z)].
 /// z, mu, logvar: [M, D]. Returns (MI, TC, DW-KL) as scalar vars; their sum equals
 /// E[log q(z|x) − log p(z)] exactly (the sampled KL), by construction.
-pub fn tc_decomposition(z: &Var, mu: &Var, logvar: &Var, dataset_size: usize, est: TcEstimator) -> Result<(Var, Var, Var)> {
+pub fn tc_decomposition(
+    z: &Var,
+    mu: &Var,
+    logvar: &Var,
+    dataset_size: usize,
+    est: TcEstimator,
+) -> Result<(Var, Var, Var)> {
     let shape = z.shape();
     let (m, d) = (shape[0], shape[1]);
     // log q(z_i | x_i) and log p(z_i), each [M].
@@ -140,13 +180,23 @@ pub fn tc_decomposition(z: &Var, mu: &Var, logvar: &Var, dataset_size: usize, es
     let zeros = Var::constant(Tensor::zeros(&[m, d], z.dtype()));
     let log_pz = log_normal(z, &zeros, &zeros)?.sum(&[1], false)?;
     // mat[i, j, k] = log N(z_ik | μ_jk, σ²_jk): every sample's code under every posterior.
-    let mat = log_normal(&z.reshape(&[m, 1, d])?, &mu.reshape(&[1, m, d])?, &logvar.reshape(&[1, m, d])?)?;
+    let mat = log_normal(
+        &z.reshape(&[m, 1, d])?,
+        &mu.reshape(&[1, m, d])?,
+        &logvar.reshape(&[1, m, d])?,
+    )?;
     let (log_qz, log_qz_prod) = match est {
         TcEstimator::MinibatchWeighted => {
             // q(z) ≈ 1/(N·M) Σⱼ q(z|xⱼ)
             let log_nm = ((dataset_size * m) as f64).ln();
-            let log_qz = mat.sum(&[2], false)?.logsumexp(&[1], false)?.add_scalar(-log_nm)?;
-            let log_qz_prod = mat.logsumexp(&[1], false)?.add_scalar(-log_nm)?.sum(&[1], false)?;
+            let log_qz = mat
+                .sum(&[2], false)?
+                .logsumexp(&[1], false)?
+                .add_scalar(-log_nm)?;
+            let log_qz_prod = mat
+                .logsumexp(&[1], false)?
+                .add_scalar(-log_nm)?
+                .sum(&[1], false)?;
             (log_qz, log_qz_prod)
         }
         TcEstimator::MinibatchStratified => {
@@ -180,12 +230,27 @@ pub fn vae_loss(
     match *objective {
         Objective::BetaVae { k1, beta } => {
             let total = recon.mul_scalar(k1)?.add(&kl.mul_scalar(beta)?)?;
-            Ok(LossTerms { total, recon: recon_v, kl: kl_v, mi: None, tc: None, dwkl: None })
+            Ok(LossTerms {
+                total,
+                recon: recon_v,
+                kl: kl_v,
+                mi: None,
+                tc: None,
+                dwkl: None,
+            })
         }
-        Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
+        Objective::BetaTcVae {
+            alpha,
+            beta,
+            gamma,
+            dataset_size,
+            estimator,
+        } => {
             let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
-            let total =
-                recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
+            let total = recon
+                .add(&mi.mul_scalar(alpha)?)?
+                .add(&tc.mul_scalar(beta)?)?
+                .add(&dwkl.mul_scalar(gamma)?)?;
             Ok(LossTerms {
                 total,
                 recon: recon_v,
@@ -217,19 +282,36 @@ mod tests {
     }
 
     /// Plain nested loops over the minibatch: the estimator's definition, term by term.
-    fn brute_force_mws(z: &[f64], mu: &[f64], lv: &[f64], m: usize, d: usize, n: usize) -> (f64, f64, f64) {
+    fn brute_force_mws(
+        z: &[f64],
+        mu: &[f64],
+        lv: &[f64],
+        m: usize,
+        d: usize,
+        n: usize,
+    ) -> (f64, f64, f64) {
         let log_nm = ((n * m) as f64).ln();
         let (mut mi, mut tc, mut dw) = (0.0, 0.0, 0.0);
         for i in 0..m {
-            let qzx: f64 = (0..d).map(|k| log_normal_scalar(z[i * d + k], mu[i * d + k], lv[i * d + k])).sum();
-            let pz: f64 = (0..d).map(|k| log_normal_scalar(z[i * d + k], 0.0, 0.0)).sum();
+            let qzx: f64 = (0..d)
+                .map(|k| log_normal_scalar(z[i * d + k], mu[i * d + k], lv[i * d + k]))
+                .sum();
+            let pz: f64 = (0..d)
+                .map(|k| log_normal_scalar(z[i * d + k], 0.0, 0.0))
+                .sum();
             let joint: Vec<f64> = (0..m)
-                .map(|j| (0..d).map(|k| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).sum())
+                .map(|j| {
+                    (0..d)
+                        .map(|k| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k]))
+                        .sum()
+                })
                 .collect();
             let qz = log_sum_exp(&joint) - log_nm;
             let qz_prod: f64 = (0..d)
                 .map(|k| {
-                    let per: Vec<f64> = (0..m).map(|j| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).collect();
+                    let per: Vec<f64> = (0..m)
+                        .map(|j| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k]))
+                        .collect();
                     log_sum_exp(&per) - log_nm
                 })
                 .sum();
@@ -244,7 +326,11 @@ mod tests {
     fn minibatch_weighted_estimator_matches_brute_force() {
         let mut rng = Rng::new(11);
         let (m, d, n) = (5, 3, 1000);
-        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (z, mu, lv) = (
+            rand(&[m, d], -2.0, 2.0, &mut rng),
+            rand(&[m, d], -1.0, 1.0, &mut rng),
+            rand(&[m, d], -1.0, 0.5, &mut rng),
+        );
         let (mi, tc, dw) = tc_decomposition(
             &Var::constant(z.clone()),
             &Var::constant(mu.clone()),
@@ -253,10 +339,14 @@ mod tests {
             TcEstimator::MinibatchWeighted,
         )
         .unwrap();
-        let (bmi, btc, bdw) = brute_force_mws(&z.to_vec_f64(), &mu.to_vec_f64(), &lv.to_vec_f64(), m, d, n);
+        let (bmi, btc, bdw) =
+            brute_force_mws(&z.to_vec_f64(), &mu.to_vec_f64(), &lv.to_vec_f64(), m, d, n);
         for (got, want) in [(mi, bmi), (tc, btc), (dw, bdw)] {
             let got = got.value().item().unwrap();
-            assert!((got - want).abs() < 1e-10 * want.abs().max(1.0), "{got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-10 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
         }
     }
 
@@ -264,7 +354,11 @@ mod tests {
     fn mi_tc_dwkl_sum_to_the_sampled_kl_for_both_estimators() {
         let mut rng = Rng::new(12);
         let (m, d) = (6, 4);
-        let (z, mu, lv) = (rand(&[m, d], -2.0, 2.0, &mut rng), rand(&[m, d], -1.0, 1.0, &mut rng), rand(&[m, d], -1.0, 0.5, &mut rng));
+        let (z, mu, lv) = (
+            rand(&[m, d], -2.0, 2.0, &mut rng),
+            rand(&[m, d], -1.0, 1.0, &mut rng),
+            rand(&[m, d], -1.0, 0.5, &mut rng),
+        );
         let (zv, muv, lvv) = (Var::constant(z), Var::constant(mu), Var::constant(lv));
         let zeros = Var::constant(Tensor::zeros(&[m, d], DType::F64));
         let sampled_kl = log_normal(&zv, &muv, &lvv)
@@ -277,17 +371,27 @@ mod tests {
             .item()
             .unwrap()
             / m as f64;
-        for est in [TcEstimator::MinibatchWeighted, TcEstimator::MinibatchStratified] {
+        for est in [
+            TcEstimator::MinibatchWeighted,
+            TcEstimator::MinibatchStratified,
+        ] {
             let (mi, tc, dw) = tc_decomposition(&zv, &muv, &lvv, 500, est).unwrap();
             let sum: f64 = [mi, tc, dw].iter().map(|v| v.value().item().unwrap()).sum();
-            assert!((sum - sampled_kl).abs() < 1e-10, "{est:?}: {sum} vs {sampled_kl}");
+            assert!(
+                (sum - sampled_kl).abs() < 1e-10,
+                "{est:?}: {sum} vs {sampled_kl}"
+            );
         }
     }
 
     #[test]
     fn stratified_weights_put_one_over_n_on_the_diagonal_and_rows_sum_to_one() {
         let b = 5;
-        let w = stratified_log_weights(b, 10, DType::F64).unwrap().exp().unwrap().to_vec_f64();
+        let w = stratified_log_weights(b, 10, DType::F64)
+            .unwrap()
+            .exp()
+            .unwrap()
+            .to_vec_f64();
         for i in 0..b {
             assert!((w[i * b + i] - 0.1).abs() < 1e-15);
             let row: f64 = w[i * b..(i + 1) * b].iter().sum();
@@ -300,8 +404,18 @@ mod tests {
         let mut rng = Rng::new(13);
         let x = rand(&[3, 1, 4, 4], -4.0, 4.0, &mut rng);
         let t = rand(&[3, 1, 4, 4], 0.0, 1.0, &mut rng);
-        let a = reconstruction_loss(&Var::constant(x.clone()), &Var::constant(t.clone()), ReconLoss::BceLogits).unwrap();
-        let b = reconstruction_loss(&Var::constant(x.sigmoid().unwrap()), &Var::constant(t), ReconLoss::Bce).unwrap();
+        let a = reconstruction_loss(
+            &Var::constant(x.clone()),
+            &Var::constant(t.clone()),
+            ReconLoss::BceLogits,
+        )
+        .unwrap();
+        let b = reconstruction_loss(
+            &Var::constant(x.sigmoid().unwrap()),
+            &Var::constant(t),
+            ReconLoss::Bce,
+        )
+        .unwrap();
         let (a, b) = (a.value().item().unwrap(), b.value().item().unwrap());
         assert!((a - b).abs() < 1e-9 * a.abs(), "{a} vs {b}");
     }
@@ -310,7 +424,8 @@ mod tests {
     fn bce_logits_is_finite_for_huge_logits() {
         let x = Tensor::from_vec(vec![1000.0f32, -1000.0], &[1, 2]).unwrap();
         let t = Tensor::from_vec(vec![0.0f32, 1.0], &[1, 2]).unwrap();
-        let l = reconstruction_loss(&Var::constant(x), &Var::constant(t), ReconLoss::BceLogits).unwrap();
+        let l = reconstruction_loss(&Var::constant(x), &Var::constant(t), ReconLoss::BceLogits)
+            .unwrap();
         assert!((l.value().item().unwrap() - 2000.0).abs() < 1e-3);
     }
 

@@ -87,17 +87,36 @@ pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tenso
 
 /// The loss of one batch x: [N, C, H, W] (already normalised); builds the graph unless the
 /// caller is inside `no_grad`.
-pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, StepStats)> {
+pub fn batch_loss(
+    model: &Vae,
+    x: &Tensor,
+    setup: &LossSetup,
+    rng: &mut Rng,
+) -> Result<(Var, StepStats)> {
     let n = x.shape()[0];
     let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng);
     let input = if setup.input_noise_std > 0.0 {
-        x.add(&Tensor::rand_normal(x.shape(), 0.0, setup.input_noise_std, x.dtype(), rng))?
+        x.add(&Tensor::rand_normal(
+            x.shape(),
+            0.0,
+            setup.input_noise_std,
+            x.dtype(),
+            rng,
+        ))?
     } else {
         x.clone()
     };
     let out = model.forward_with_noise(&Var::constant(input), &eps)?;
     let y = setup.output.apply(&out.raw)?;
-    let terms = vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?;
+    let terms = vae_loss(
+        &y,
+        &Var::constant(x.clone()),
+        &out.mu,
+        &out.logvar,
+        &out.z,
+        setup.recon,
+        &setup.objective,
+    )?;
     let stats = StepStats {
         loss: terms.total.value().item()?,
         recon: terms.recon,
@@ -111,8 +130,18 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
 
 /// Which quantity of a step is not finite, if any.
 pub fn non_finite_component(s: &StepStats) -> Option<&'static str> {
-    let named = [("loss", Some(s.loss)), ("recon", Some(s.recon)), ("kl", Some(s.kl)), ("mi", s.mi), ("tc", s.tc), ("dwkl", s.dwkl)];
-    named.into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(n, _)| n)
+    let named = [
+        ("loss", Some(s.loss)),
+        ("recon", Some(s.recon)),
+        ("kl", Some(s.kl)),
+        ("mi", s.mi),
+        ("tc", s.tc),
+        ("dwkl", s.dwkl),
+    ];
+    named
+        .into_iter()
+        .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
+        .map(|(n, _)| n)
 }
 
 /// One optimisation step on batch x. A non-finite loss is reported before any parameter is
@@ -128,7 +157,11 @@ pub fn train_step(
     optimizer.zero_grad();
     let (loss, stats) = batch_loss(model, x, setup, rng)?;
     if let Some(what) = non_finite_component(&stats) {
-        return Err(Error::NonFinite { epoch: position.0, step: position.1, what: what.to_string() });
+        return Err(Error::NonFinite {
+            epoch: position.0,
+            step: position.1,
+            what: what.to_string(),
+        });
     }
     loss.backward()?;
     optimizer.step()?;
@@ -174,8 +207,14 @@ pub fn objective_from_flags(
             beta,
             gamma,
             dataset_size,
-            estimator: if stratified { TcEstimator::MinibatchStratified } else { TcEstimator::MinibatchWeighted },
+            estimator: if stratified {
+                TcEstimator::MinibatchStratified
+            } else {
+                TcEstimator::MinibatchWeighted
+            },
         }),
-        _ => Err(Error::Config(format!("--loss '{kind}' is not known (expected beta-vae or beta-tcvae)"))),
+        _ => Err(Error::Config(format!(
+            "--loss '{kind}' is not known (expected beta-vae or beta-tcvae)"
+        ))),
     }
 }

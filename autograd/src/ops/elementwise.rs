@@ -21,7 +21,10 @@ pub fn add(a: &Var, b: &Var) -> Result<Var> {
     let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
     // out = a + b: both inputs receive g, summed over the dims they were broadcast along.
     Ok(Var::from_op("add", out, &[a, b], move |g| {
-        Ok(vec![grad_if(na, || sum_to_shape(g, &sa))?, grad_if(nb, || sum_to_shape(g, &sb))?])
+        Ok(vec![
+            grad_if(na, || sum_to_shape(g, &sa))?,
+            grad_if(nb, || sum_to_shape(g, &sb))?,
+        ])
     }))
 }
 
@@ -29,7 +32,10 @@ pub fn sub(a: &Var, b: &Var) -> Result<Var> {
     let out = a.value().sub(&b.value())?;
     let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
     Ok(Var::from_op("sub", out, &[a, b], move |g| {
-        Ok(vec![grad_if(na, || sum_to_shape(g, &sa))?, grad_if(nb, || sum_to_shape(&g.neg()?, &sb))?])
+        Ok(vec![
+            grad_if(na, || sum_to_shape(g, &sa))?,
+            grad_if(nb, || sum_to_shape(&g.neg()?, &sb))?,
+        ])
     }))
 }
 
@@ -39,7 +45,10 @@ pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
     // d(a·b)/da = b, d(a·b)/db = a.
     Ok(Var::from_op("mul", out, &[a, b], move |g| {
-        Ok(vec![grad_if(na, || sum_to_shape(&g.mul(&bv)?, &sa))?, grad_if(nb, || sum_to_shape(&g.mul(&av)?, &sb))?])
+        Ok(vec![
+            grad_if(na, || sum_to_shape(&g.mul(&bv)?, &sa))?,
+            grad_if(nb, || sum_to_shape(&g.mul(&av)?, &sb))?,
+        ])
     }))
 }
 
@@ -51,7 +60,9 @@ pub fn div(a: &Var, b: &Var) -> Result<Var> {
     Ok(Var::from_op("div", out, &[a, b], move |g| {
         Ok(vec![
             grad_if(na, || sum_to_shape(&g.div(&bv)?, &sa))?,
-            grad_if(nb, || sum_to_shape(&g.mul(&av)?.div(&bv.square()?)?.neg()?, &sb))?,
+            grad_if(nb, || {
+                sum_to_shape(&g.mul(&av)?.div(&bv.square()?)?.neg()?, &sb)
+            })?,
         ])
     }))
 }
@@ -60,7 +71,13 @@ pub fn div(a: &Var, b: &Var) -> Result<Var> {
 /// `cond` is a plain tensor of 0/1 (comparisons make one); it takes no gradient.
 pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
     let out = where_cond(cond, &a.value(), &b.value())?;
-    let (sa, sb, na, nb, c) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad(), cond.clone());
+    let (sa, sb, na, nb, c) = (
+        a.shape(),
+        b.shape(),
+        a.requires_grad(),
+        b.requires_grad(),
+        cond.clone(),
+    );
     Ok(Var::from_op("where", out, &[a, b], move |g| {
         let zero = Tensor::zeros(&[], g.dtype());
         Ok(vec![
@@ -71,11 +88,19 @@ pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
 }
 
 /// An element-wise op whose backward is one fused `BinaryOp(g, saved)`.
-fn unary_with_grad(x: &Var, name: &'static str, op: UnaryOp, grad_op: BinaryOp, save_output: bool) -> Result<Var> {
+fn unary_with_grad(
+    x: &Var,
+    name: &'static str,
+    op: UnaryOp,
+    grad_op: BinaryOp,
+    save_output: bool,
+) -> Result<Var> {
     let xv = x.value();
     let out = unary(&xv, op)?;
     let saved = if save_output { out.clone() } else { xv };
-    Ok(Var::from_op(name, out, &[x], move |g| Ok(vec![Some(binary(g, &saved, grad_op)?)])))
+    Ok(Var::from_op(name, out, &[x], move |g| {
+        Ok(vec![Some(binary(g, &saved, grad_op)?)])
+    }))
 }
 
 pub fn relu(x: &Var) -> Result<Var> {
@@ -84,7 +109,13 @@ pub fn relu(x: &Var) -> Result<Var> {
 }
 
 pub fn leaky_relu(x: &Var, slope: f64) -> Result<Var> {
-    unary_with_grad(x, "leaky_relu", UnaryOp::LeakyRelu(slope), BinaryOp::LeakyReluGrad(slope), false)
+    unary_with_grad(
+        x,
+        "leaky_relu",
+        UnaryOp::LeakyRelu(slope),
+        BinaryOp::LeakyReluGrad(slope),
+        false,
+    )
 }
 
 pub fn sigmoid(x: &Var) -> Result<Var> {
@@ -100,59 +131,87 @@ pub fn abs(x: &Var) -> Result<Var> {
 }
 
 pub fn softplus(x: &Var) -> Result<Var> {
-    unary_with_grad(x, "softplus", UnaryOp::Softplus, BinaryOp::SoftplusGrad, false)
+    unary_with_grad(
+        x,
+        "softplus",
+        UnaryOp::Softplus,
+        BinaryOp::SoftplusGrad,
+        false,
+    )
 }
 
 pub fn clamp(x: &Var, lo: f64, hi: f64) -> Result<Var> {
-    unary_with_grad(x, "clamp", UnaryOp::Clamp(lo, hi), BinaryOp::ClampGrad(lo, hi), false)
+    unary_with_grad(
+        x,
+        "clamp",
+        UnaryOp::Clamp(lo, hi),
+        BinaryOp::ClampGrad(lo, hi),
+        false,
+    )
 }
 
 pub fn neg(x: &Var) -> Result<Var> {
     let out = x.value().neg()?;
-    Ok(Var::from_op("neg", out, &[x], move |g| Ok(vec![Some(g.neg()?)])))
+    Ok(Var::from_op("neg", out, &[x], move |g| {
+        Ok(vec![Some(g.neg()?)])
+    }))
 }
 
 pub fn exp(x: &Var) -> Result<Var> {
     let out = x.value().exp()?;
     let y = out.clone();
     // d eˣ/dx = eˣ: reuse the output.
-    Ok(Var::from_op("exp", out, &[x], move |g| Ok(vec![Some(g.mul(&y)?)])))
+    Ok(Var::from_op("exp", out, &[x], move |g| {
+        Ok(vec![Some(g.mul(&y)?)])
+    }))
 }
 
 pub fn log(x: &Var) -> Result<Var> {
     let xv = x.value();
     let out = xv.log()?;
-    Ok(Var::from_op("log", out, &[x], move |g| Ok(vec![Some(g.div(&xv)?)])))
+    Ok(Var::from_op("log", out, &[x], move |g| {
+        Ok(vec![Some(g.div(&xv)?)])
+    }))
 }
 
 pub fn sqrt(x: &Var) -> Result<Var> {
     let out = x.value().sqrt()?;
     let y = out.clone();
     // d√x/dx = 1/(2√x).
-    Ok(Var::from_op("sqrt", out, &[x], move |g| Ok(vec![Some(g.div(&y)?.mul_scalar(0.5)?)])))
+    Ok(Var::from_op("sqrt", out, &[x], move |g| {
+        Ok(vec![Some(g.div(&y)?.mul_scalar(0.5)?)])
+    }))
 }
 
 pub fn square(x: &Var) -> Result<Var> {
     let xv = x.value();
     let out = xv.square()?;
-    Ok(Var::from_op("square", out, &[x], move |g| Ok(vec![Some(g.mul(&xv)?.mul_scalar(2.0)?)])))
+    Ok(Var::from_op("square", out, &[x], move |g| {
+        Ok(vec![Some(g.mul(&xv)?.mul_scalar(2.0)?)])
+    }))
 }
 
 pub fn powf(x: &Var, p: f64) -> Result<Var> {
     let xv = x.value();
     let out = xv.powf(p)?;
     // d xᵖ/dx = p·xᵖ⁻¹.
-    Ok(Var::from_op("powf", out, &[x], move |g| Ok(vec![Some(g.mul(&xv.powf(p - 1.0)?)?.mul_scalar(p)?)])))
+    Ok(Var::from_op("powf", out, &[x], move |g| {
+        Ok(vec![Some(g.mul(&xv.powf(p - 1.0)?)?.mul_scalar(p)?)])
+    }))
 }
 
 pub fn add_scalar(x: &Var, s: f64) -> Result<Var> {
     let out = x.value().add_scalar(s)?;
-    Ok(Var::from_op("add_scalar", out, &[x], move |g| Ok(vec![Some(g.clone())])))
+    Ok(Var::from_op("add_scalar", out, &[x], move |g| {
+        Ok(vec![Some(g.clone())])
+    }))
 }
 
 pub fn mul_scalar(x: &Var, s: f64) -> Result<Var> {
     let out = x.value().mul_scalar(s)?;
-    Ok(Var::from_op("mul_scalar", out, &[x], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
+    Ok(Var::from_op("mul_scalar", out, &[x], move |g| {
+        Ok(vec![Some(g.mul_scalar(s)?)])
+    }))
 }
 
 /// Method shorthands: `x.mul(&w)?.add(&b)?.relu()?`.

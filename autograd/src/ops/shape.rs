@@ -12,7 +12,9 @@ use crate::var::Var;
 pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
     let out = x.value().reshape(shape)?;
     let orig = x.shape();
-    Ok(Var::from_op("reshape", out, &[x], move |g| Ok(vec![Some(g.reshape(&orig)?)])))
+    Ok(Var::from_op("reshape", out, &[x], move |g| {
+        Ok(vec![Some(g.reshape(&orig)?)])
+    }))
 }
 
 pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
@@ -21,12 +23,17 @@ pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i;
     }
-    Ok(Var::from_op("permute", out, &[x], move |g| Ok(vec![Some(g.permute(&inverse)?)])))
+    Ok(Var::from_op("permute", out, &[x], move |g| {
+        Ok(vec![Some(g.permute(&inverse)?)])
+    }))
 }
 
 pub fn transpose(x: &Var, a: isize, b: isize) -> Result<Var> {
     let rank = x.shape().len();
-    let (a, b) = (normalize_axis("transpose", a, rank)?, normalize_axis("transpose", b, rank)?);
+    let (a, b) = (
+        normalize_axis("transpose", a, rank)?,
+        normalize_axis("transpose", b, rank)?,
+    );
     let mut perm: Vec<usize> = (0..rank).collect();
     perm.swap(a, b);
     permute(x, &perm)
@@ -60,7 +67,9 @@ pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
 pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
     let out = x.value().broadcast_to(shape)?.contiguous();
     let orig = x.shape();
-    Ok(Var::from_op("broadcast_to", out, &[x], move |g| Ok(vec![Some(sum_to_shape(g, &orig)?)])))
+    Ok(Var::from_op("broadcast_to", out, &[x], move |g| {
+        Ok(vec![Some(sum_to_shape(g, &orig)?)])
+    }))
 }
 
 pub fn cat(xs: &[&Var], axis: isize) -> Result<Var> {
@@ -86,7 +95,11 @@ pub fn stack(xs: &[&Var], axis: usize) -> Result<Var> {
         .map(|x| {
             let mut s = x.shape();
             if axis > s.len() {
-                return Err(tensor::TensorError::Axis { op: "stack", axis: axis as isize, rank: s.len() });
+                return Err(tensor::TensorError::Axis {
+                    op: "stack",
+                    axis: axis as isize,
+                    rank: s.len(),
+                });
             }
             s.insert(axis, 1);
             reshape(x, &s)
@@ -99,14 +112,20 @@ pub fn index_select(x: &Var, axis: isize, indices: &[usize]) -> Result<Var> {
     let out = select_tensor(&x.value(), axis, indices)?;
     let (shape, idx) = (x.shape(), indices.to_vec());
     // Rows picked several times accumulate their gradients.
-    Ok(Var::from_op("index_select", out, &[x], move |g| Ok(vec![Some(index_add_zeros(g, axis, &idx, &shape)?)])))
+    Ok(Var::from_op("index_select", out, &[x], move |g| {
+        Ok(vec![Some(index_add_zeros(g, axis, &idx, &shape)?)])
+    }))
 }
 
 /// [N, d1, d2, ...] → [N, d1·d2·...] (from `start` on).
 pub fn flatten_from(x: &Var, start: usize) -> Result<Var> {
     let s = x.shape();
     if start > s.len() {
-        return Err(tensor::TensorError::Axis { op: "flatten", axis: start as isize, rank: s.len() });
+        return Err(tensor::TensorError::Axis {
+            op: "flatten",
+            axis: start as isize,
+            rank: s.len(),
+        });
     }
     let mut shape = s[..start].to_vec();
     shape.push(s[start..].iter().product());

@@ -86,9 +86,11 @@ pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     if x.len() < PARALLEL_THRESHOLD {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     } else {
-        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, i)| {
-            o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v));
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, i)| {
+                o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v));
+            });
     }
     out
 }
@@ -102,11 +104,14 @@ pub fn zip_map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) 
             *o = f(x, y);
         }
     } else {
-        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((o, a), b)| {
-            for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK))
+            .for_each(|((o, a), b)| {
+                for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
+            });
     }
     out
 }
@@ -154,9 +159,13 @@ pub fn zip_map_strided<T: Float>(
         return out;
     }
     if n < PARALLEL_THRESHOLD {
-        out.chunks_mut(inner).enumerate().for_each(|(r, o)| do_row(r, o));
+        out.chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, o)| do_row(r, o));
     } else {
-        out.par_chunks_mut(inner).enumerate().for_each(|(r, o)| do_row(r, o));
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, o)| do_row(r, o));
     }
     out
 }
@@ -272,7 +281,11 @@ pub fn binary<T: Float>(a: &[T], b: &[T], op: BinaryOp) -> Vec<T> {
 
 /// where(cond, a, b) on dense, same-length inputs: a where cond ≠ 0, else b.
 pub fn where_select<T: Float>(cond: &[T], a: &[T], b: &[T]) -> Vec<T> {
-    cond.iter().zip(a).zip(b).map(|((&c, &x), &y)| if c != T::ZERO { x } else { y }).collect()
+    cond.iter()
+        .zip(a)
+        .zip(b)
+        .map(|((&c, &x), &y)| if c != T::ZERO { x } else { y })
+        .collect()
 }
 
 #[cfg(test)]

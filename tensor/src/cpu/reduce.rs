@@ -31,21 +31,35 @@ pub fn reduce<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, op: Reduc
     };
     let work = outer * r * inner;
     if work < super::elementwise::PARALLEL_THRESHOLD {
-        out.chunks_mut(inner).enumerate().for_each(|(o, out_row)| row(o, out_row, 0));
+        out.chunks_mut(inner)
+            .enumerate()
+            .for_each(|(o, out_row)| row(o, out_row, 0));
     } else if outer >= 2 * rayon::current_num_threads() {
-        out.par_chunks_mut(inner).enumerate().for_each(|(o, out_row)| row(o, out_row, 0));
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(o, out_row)| row(o, out_row, 0));
     } else {
         // Few output rows (e.g. summing a batch away): split each row's columns instead.
         let cols = inner.div_ceil(rayon::current_num_threads() * 4).max(64);
         out.chunks_mut(inner).enumerate().for_each(|(o, out_row)| {
-            out_row.par_chunks_mut(cols).enumerate().for_each(|(ci, part)| row(o, part, ci * cols));
+            out_row
+                .par_chunks_mut(cols)
+                .enumerate()
+                .for_each(|(ci, part)| row(o, part, ci * cols));
         });
     }
     out
 }
 
 /// Reduces columns col0..col0+out.len() of one [r, inner] block.
-fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out: &mut [T], op: ReduceOp) {
+fn reduce_block<T: Float>(
+    block: &[T],
+    r: usize,
+    inner: usize,
+    col0: usize,
+    out: &mut [T],
+    op: ReduceOp,
+) {
     let w = out.len();
     let at = |k: usize| &block[k * inner + col0..k * inner + col0 + w];
     match op {
@@ -63,9 +77,13 @@ fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out:
             out.copy_from_slice(at(0));
             for k in 1..r {
                 if op == ReduceOp::Max {
-                    out.iter_mut().zip(at(k)).for_each(|(o, &v)| *o = if v > *o { v } else { *o });
+                    out.iter_mut()
+                        .zip(at(k))
+                        .for_each(|(o, &v)| *o = if v > *o { v } else { *o });
                 } else {
-                    out.iter_mut().zip(at(k)).for_each(|(o, &v)| *o = if v < *o { v } else { *o });
+                    out.iter_mut()
+                        .zip(at(k))
+                        .for_each(|(o, &v)| *o = if v < *o { v } else { *o });
                 }
             }
         }
@@ -74,7 +92,11 @@ fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out:
             out.iter_mut().for_each(|o| *o = T::ZERO);
             for k in 1..r {
                 for ((b, o), &v) in best.iter_mut().zip(out.iter_mut()).zip(at(k)) {
-                    let better = if op == ReduceOp::ArgMax { v > *b } else { v < *b };
+                    let better = if op == ReduceOp::ArgMax {
+                        v > *b
+                    } else {
+                        v < *b
+                    };
                     if better {
                         *b = v;
                         *o = T::from_usize(k);
@@ -105,20 +127,28 @@ fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out:
 
 /// Variance over the middle axis of [outer, r, inner], dividing by r − correction
 /// (correction 1 = unbiased, as torch.var's default). Two passes for accuracy.
-pub fn variance<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, correction: usize) -> Vec<T> {
+pub fn variance<T: Float>(
+    x: &[T],
+    outer: usize,
+    r: usize,
+    inner: usize,
+    correction: usize,
+) -> Vec<T> {
     let mean = reduce(x, outer, r, inner, ReduceOp::Mean);
     let denom = T::from_usize(r.saturating_sub(correction));
     let mut out = vec![T::ZERO; outer * inner];
-    out.par_chunks_mut(inner.max(1)).enumerate().for_each(|(o, out_row)| {
-        let m = &mean[o * inner..(o + 1) * inner];
-        for k in 0..r {
-            let row = &x[(o * r + k) * inner..(o * r + k + 1) * inner];
-            for ((acc, &v), &mu) in out_row.iter_mut().zip(row).zip(m) {
-                *acc += (v - mu) * (v - mu);
+    out.par_chunks_mut(inner.max(1))
+        .enumerate()
+        .for_each(|(o, out_row)| {
+            let m = &mean[o * inner..(o + 1) * inner];
+            for k in 0..r {
+                let row = &x[(o * r + k) * inner..(o * r + k + 1) * inner];
+                for ((acc, &v), &mu) in out_row.iter_mut().zip(row).zip(m) {
+                    *acc += (v - mu) * (v - mu);
+                }
             }
-        }
-        out_row.iter_mut().for_each(|v| *v /= denom);
-    });
+            out_row.iter_mut().for_each(|v| *v /= denom);
+        });
     out
 }
 
@@ -130,10 +160,18 @@ mod tests {
     fn sum_over_middle_axis() {
         // x[o, k, i] = 100 o + 10 k + i, shape [2, 3, 2]
         let x: Vec<f64> = (0..2)
-            .flat_map(|o| (0..3).flat_map(move |k| (0..2).map(move |i| (100 * o + 10 * k + i) as f64)))
+            .flat_map(|o| {
+                (0..3).flat_map(move |k| (0..2).map(move |i| (100 * o + 10 * k + i) as f64))
+            })
             .collect();
-        assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::Sum), vec![30.0, 33.0, 330.0, 333.0]);
-        assert_eq!(reduce(&x, 2, 3, 2, ReduceOp::ArgMax), vec![2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(
+            reduce(&x, 2, 3, 2, ReduceOp::Sum),
+            vec![30.0, 33.0, 330.0, 333.0]
+        );
+        assert_eq!(
+            reduce(&x, 2, 3, 2, ReduceOp::ArgMax),
+            vec![2.0, 2.0, 2.0, 2.0]
+        );
     }
 
     #[test]
@@ -142,7 +180,10 @@ mod tests {
         let got = reduce(&x, 1, 2, 1, ReduceOp::LogSumExp)[0];
         assert!((got - (1000.0 + 2f64.ln())).abs() < 1e-12);
         let neg = [f64::NEG_INFINITY, f64::NEG_INFINITY];
-        assert_eq!(reduce(&neg, 1, 2, 1, ReduceOp::LogSumExp)[0], f64::NEG_INFINITY);
+        assert_eq!(
+            reduce(&neg, 1, 2, 1, ReduceOp::LogSumExp)[0],
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]

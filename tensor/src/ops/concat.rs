@@ -16,8 +16,10 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
         let inner = numel(&out_shape[a + 1..]);
         let row = out_shape[a] * inner;
         let mut out = vec![T::ZERO; numel(out_shape)];
-        let parts: Vec<(&[T], usize)> =
-            ts.iter().map(|t| Ok((t.cpu_slice::<T>()?, t.shape()[a] * inner))).collect::<Result<_>>()?;
+        let parts: Vec<(&[T], usize)> = ts
+            .iter()
+            .map(|t| Ok((t.cpu_slice::<T>()?, t.shape()[a] * inner)))
+            .collect::<Result<_>>()?;
         if row > 0 {
             out.par_chunks_mut(row).enumerate().for_each(|(o, dst)| {
                 let mut col = 0;
@@ -34,17 +36,35 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
         return invalid("cat", "needs at least one tensor");
     };
     let a = normalize_axis("cat", axis, first.rank())?;
-    same_device("cat", &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
+    same_device(
+        "cat",
+        &tensors.iter().map(|t| t.device()).collect::<Vec<_>>(),
+    )?;
     let mut out_shape = first.shape().to_vec();
     out_shape[a] = 0;
     for t in tensors {
         if t.dtype() != first.dtype() {
-            return Err(TensorError::DType { op: "cat", expected: first.dtype(), got: t.dtype() });
+            return Err(TensorError::DType {
+                op: "cat",
+                expected: first.dtype(),
+                got: t.dtype(),
+            });
         }
         let ok = t.rank() == first.rank()
-            && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (x, y))| i == a || x == y);
+            && t.shape()
+                .iter()
+                .zip(first.shape())
+                .enumerate()
+                .all(|(i, (x, y))| i == a || x == y);
         if !ok {
-            return shape_err("cat", format!("shape {:?} does not match {:?} outside axis {a}", t.shape(), first.shape()));
+            return shape_err(
+                "cat",
+                format!(
+                    "shape {:?} does not match {:?} outside axis {a}",
+                    t.shape(),
+                    first.shape()
+                ),
+            );
         }
         out_shape[a] += t.shape()[a];
     }
@@ -57,7 +77,10 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
 
 /// Stacks equal-shaped tensors along a new axis `axis` (0..=rank).
 pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
-    let expanded = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<Vec<_>>>()?;
+    let expanded = tensors
+        .iter()
+        .map(|t| t.unsqueeze(axis))
+        .collect::<Result<Vec<_>>>()?;
     cat(&expanded.iter().collect::<Vec<_>>(), axis as isize)
 }
 
@@ -69,18 +92,26 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
         let (n_in, n_out) = (x.shape()[a], idx.len());
         let mut out = vec![T::ZERO; numel(out_shape)];
         if inner > 0 && n_out > 0 {
-            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
-                for (j, &i) in idx.iter().enumerate() {
-                    let s = (o * n_in + i) * inner;
-                    dst[j * inner..(j + 1) * inner].copy_from_slice(&src[s..s + inner]);
-                }
-            });
+            out.par_chunks_mut(n_out * inner)
+                .enumerate()
+                .for_each(|(o, dst)| {
+                    for (j, &i) in idx.iter().enumerate() {
+                        let s = (o * n_in + i) * inner;
+                        dst[j * inner..(j + 1) * inner].copy_from_slice(&src[s..s + inner]);
+                    }
+                });
         }
         Ok(Tensor::from_kernel(out, out_shape))
     }
     let a = normalize_axis("index_select", axis, x.rank())?;
     if let Some(&bad) = indices.iter().find(|&&i| i >= x.shape()[a]) {
-        return shape_err("index_select", format!("index {bad} is out of range for axis {a} of shape {:?}", x.shape()));
+        return shape_err(
+            "index_select",
+            format!(
+                "index {bad} is out of range for axis {a} of shape {:?}",
+                x.shape()
+            ),
+        );
     }
     let mut out_shape = x.shape().to_vec();
     out_shape[a] = indices.len();
@@ -93,19 +124,29 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
 
 /// The adjoint of index_select: a tensor of `shape` with zeros, plus src[.., j, ..] added at
 /// row indices[j] of `axis` (repeated indices accumulate).
-pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[usize]) -> Result<Tensor> {
+pub fn index_add_zeros(
+    src: &Tensor,
+    axis: isize,
+    indices: &[usize],
+    shape: &[usize],
+) -> Result<Tensor> {
     fn run<T: Float>(src: &Tensor, a: usize, idx: &[usize], shape: &[usize]) -> Result<Tensor> {
         let s = src.cpu_slice::<T>()?;
         let inner = numel(&shape[a + 1..]);
         let (n_out, n_src) = (shape[a], idx.len());
         let mut out = vec![T::ZERO; numel(shape)];
         if inner > 0 && n_out > 0 {
-            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
-                for (j, &i) in idx.iter().enumerate() {
-                    let from = &s[(o * n_src + j) * inner..(o * n_src + j + 1) * inner];
-                    dst[i * inner..(i + 1) * inner].iter_mut().zip(from).for_each(|(d, &v)| *d += v);
-                }
-            });
+            out.par_chunks_mut(n_out * inner)
+                .enumerate()
+                .for_each(|(o, dst)| {
+                    for (j, &i) in idx.iter().enumerate() {
+                        let from = &s[(o * n_src + j) * inner..(o * n_src + j + 1) * inner];
+                        dst[i * inner..(i + 1) * inner]
+                            .iter_mut()
+                            .zip(from)
+                            .for_each(|(d, &v)| *d += v);
+                    }
+                });
         }
         Ok(Tensor::from_kernel(out, shape))
     }
@@ -113,7 +154,14 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
     let mut expect = shape.to_vec();
     expect[a] = indices.len();
     if src.shape() != expect.as_slice() || indices.iter().any(|&i| i >= shape[a]) {
-        return shape_err("index_add", format!("source {:?} with {} indices does not fit {shape:?} on axis {a}", src.shape(), indices.len()));
+        return shape_err(
+            "index_add",
+            format!(
+                "source {:?} with {} indices does not fit {shape:?} on axis {a}",
+                src.shape(),
+                indices.len()
+            ),
+        );
     }
     let src = src.contiguous();
     match src.dtype() {

@@ -12,7 +12,11 @@ use crate::tensor::Tensor;
 
 fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
     if a.dtype() != b.dtype() {
-        return Err(TensorError::DType { op, expected: a.dtype(), got: b.dtype() });
+        return Err(TensorError::DType {
+            op,
+            expected: a.dtype(),
+            got: b.dtype(),
+        });
     }
     Ok(a.dtype())
 }
@@ -20,7 +24,10 @@ fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
 /// Applies `op` to every element. x: any shape → same shape.
 pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     fn run<T: Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
-        Ok(Tensor::from_kernel(kernel::unary(x.cpu_slice::<T>()?, op), x.shape()))
+        Ok(Tensor::from_kernel(
+            kernel::unary(x.cpu_slice::<T>()?, op),
+            x.shape(),
+        ))
     }
     let x = x.contiguous();
     match x.storage() {
@@ -38,11 +45,22 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             let out = kernel::binary(a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, op);
             return Ok(Tensor::from_kernel(out, shape));
         }
-        let (la, lb) = (a.layout().broadcast_to(shape)?, b.layout().broadcast_to(shape)?);
+        let (la, lb) = (
+            a.layout().broadcast_to(shape)?,
+            b.layout().broadcast_to(shape)?,
+        );
         let (Storage::Cpu(sa), Storage::Cpu(sb)) = (a.storage(), b.storage());
         let (da, db) = (
-            T::slice(sa).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sa.dtype() })?,
-            T::slice(sb).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sb.dtype() })?,
+            T::slice(sa).ok_or(TensorError::DType {
+                op: "binary",
+                expected: T::DTYPE,
+                got: sa.dtype(),
+            })?,
+            T::slice(sb).ok_or(TensorError::DType {
+                op: "binary",
+                expected: T::DTYPE,
+                got: sb.dtype(),
+            })?,
         );
         let out = match op {
             BinaryOp::Add => kernel::zip_map_strided(da, &la, db, &lb, |x, y| x + y),
@@ -71,14 +89,22 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             a.broadcast_to(shape)?.contiguous(),
             b.broadcast_to(shape)?.contiguous(),
         );
-        let out = kernel::where_select(c.cpu_slice::<T>()?, a.cpu_slice::<T>()?, b.cpu_slice::<T>()?);
+        let out = kernel::where_select(
+            c.cpu_slice::<T>()?,
+            a.cpu_slice::<T>()?,
+            b.cpu_slice::<T>()?,
+        );
         Ok(Tensor::from_kernel(out, shape))
     }
     let name = "where";
     same_device(name, &[cond.device(), a.device(), b.device()])?;
     let dtype = check_dtypes(name, a, b)?;
     check_dtypes(name, a, cond)?;
-    let shape = broadcast_shapes(name, &broadcast_shapes(name, cond.shape(), a.shape())?, b.shape())?;
+    let shape = broadcast_shapes(
+        name,
+        &broadcast_shapes(name, cond.shape(), a.shape())?,
+        b.shape(),
+    )?;
     match dtype {
         DType::F32 => run::<f32>(cond, a, b, &shape),
         DType::F64 => run::<f64>(cond, a, b, &shape),
@@ -183,9 +209,14 @@ mod tests {
 
     #[test]
     fn binary_on_transposed_view_reads_through_strides() {
-        let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).transpose(0, 1).unwrap();
+        let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
+            .transpose(0, 1)
+            .unwrap();
         let b = t(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[3, 2]);
-        assert_eq!(a.sub(&b).unwrap().to_vec_f64(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(
+            a.sub(&b).unwrap().to_vec_f64(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
     }
 
     #[test]

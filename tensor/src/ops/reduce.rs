@@ -14,7 +14,10 @@ fn resolve_axes(op: &'static str, axes: &[isize], rank: usize) -> Result<Vec<usi
     if axes.is_empty() {
         return Ok((0..rank).collect());
     }
-    let mut out = axes.iter().map(|&a| normalize_axis(op, a, rank)).collect::<Result<Vec<_>>>()?;
+    let mut out = axes
+        .iter()
+        .map(|&a| normalize_axis(op, a, rank))
+        .collect::<Result<Vec<_>>>()?;
     out.sort_unstable();
     out.dedup();
     Ok(out)
@@ -54,13 +57,29 @@ fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize,
 
 /// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
 pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
-    fn run<T: Float>(x: &Tensor, outer: usize, r: usize, inner: usize, op: ReduceOp, shape: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_kernel(kernel::reduce(x.cpu_slice::<T>()?, outer, r, inner, op), shape))
+    fn run<T: Float>(
+        x: &Tensor,
+        outer: usize,
+        r: usize,
+        inner: usize,
+        op: ReduceOp,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        Ok(Tensor::from_kernel(
+            kernel::reduce(x.cpu_slice::<T>()?, outer, r, inner, op),
+            shape,
+        ))
     }
     let name = "reduce";
     let axes = resolve_axes(name, axes, x.rank())?;
     if axes.iter().any(|&a| x.shape()[a] == 0) && op != ReduceOp::Sum {
-        return shape_err(name, format!("cannot reduce an empty axis of shape {:?} with {op:?}", x.shape()));
+        return shape_err(
+            name,
+            format!(
+                "cannot reduce an empty axis of shape {:?} with {op:?}",
+                x.shape()
+            ),
+        );
     }
     let out_shape = reduced_shape(x.shape(), &axes, keepdim);
     let (xc, outer, r, inner) = as_outer_r_inner(x, &axes)?;
@@ -74,15 +93,31 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
 
 /// Variance over `axes`, dividing by n − 1 when `unbiased` (torch.var's default), else n.
 pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
-    fn run<T: Float>(x: &Tensor, o: usize, r: usize, i: usize, corr: usize, shape: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_kernel(kernel::variance(x.cpu_slice::<T>()?, o, r, i, corr), shape))
+    fn run<T: Float>(
+        x: &Tensor,
+        o: usize,
+        r: usize,
+        i: usize,
+        corr: usize,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        Ok(Tensor::from_kernel(
+            kernel::variance(x.cpu_slice::<T>()?, o, r, i, corr),
+            shape,
+        ))
     }
     let axes = resolve_axes("var", axes, x.rank())?;
     let out_shape = reduced_shape(x.shape(), &axes, keepdim);
     let (xc, outer, r, inner) = as_outer_r_inner(x, &axes)?;
     let corr = usize::from(unbiased);
     if r <= corr {
-        return shape_err("var", format!("unbiased variance needs at least 2 elements per group, shape {:?}", x.shape()));
+        return shape_err(
+            "var",
+            format!(
+                "unbiased variance needs at least 2 elements per group, shape {:?}",
+                x.shape()
+            ),
+        );
     }
     match x.dtype() {
         DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
@@ -97,7 +132,10 @@ pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
     }
     let g = grad.shape();
     if g.len() < shape.len() {
-        return shape_err("sum_to_shape", format!("cannot sum {g:?} down to the higher-rank shape {shape:?}"));
+        return shape_err(
+            "sum_to_shape",
+            format!("cannot sum {g:?} down to the higher-rank shape {shape:?}"),
+        );
     }
     let lead = g.len() - shape.len();
     let mut axes: Vec<isize> = (0..lead as isize).collect();
@@ -105,7 +143,10 @@ pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
         if s == 1 && g[lead + i] != 1 {
             axes.push((lead + i) as isize);
         } else if s != g[lead + i] {
-            return shape_err("sum_to_shape", format!("{g:?} is not a broadcast of {shape:?}"));
+            return shape_err(
+                "sum_to_shape",
+                format!("{g:?} is not a broadcast of {shape:?}"),
+            );
         }
     }
     if axes.is_empty() {
@@ -160,7 +201,11 @@ mod tests {
         assert_eq!(s.shape(), &[1, 3, 1]);
         // axis 1 = j: Σ_{i,k} (12 i + 4 j + k) = 12·4 + 8·4 j·... computed directly:
         let expect: Vec<f64> = (0..3)
-            .map(|j| (0..2).flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64)).sum())
+            .map(|j| {
+                (0..2)
+                    .flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64))
+                    .sum()
+            })
             .collect();
         assert_eq!(s.to_vec_f64(), expect);
     }
@@ -170,7 +215,10 @@ mod tests {
         let x = Tensor::from_vec(vec![3.0f64, 9.0, 1.0, 4.0, 2.0, 8.0], &[2, 3]).unwrap();
         assert_eq!(x.max(&[-1], false).unwrap().to_vec_f64(), vec![9.0, 8.0]);
         assert_eq!(x.argmax(-1, false).unwrap().to_vec_f64(), vec![1.0, 2.0]);
-        assert_eq!(x.min(&[0], false).unwrap().to_vec_f64(), vec![3.0, 2.0, 1.0]);
+        assert_eq!(
+            x.min(&[0], false).unwrap().to_vec_f64(),
+            vec![3.0, 2.0, 1.0]
+        );
     }
 
     #[test]
