@@ -94,15 +94,13 @@ pub fn batch_loss(
     rng: &mut Rng,
 ) -> Result<(Var, StepStats)> {
     let n = x.shape()[0];
-    let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng);
+    // Noise is drawn on the host (one generator, the same draws on every device) and moved
+    // to the batch's device.
+    let device = x.device();
+    let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng).to_device(&device)?;
     let input = if setup.input_noise_std > 0.0 {
-        x.add(&Tensor::rand_normal(
-            x.shape(),
-            0.0,
-            setup.input_noise_std,
-            x.dtype(),
-            rng,
-        ))?
+        let noise = Tensor::rand_normal(x.shape(), 0.0, setup.input_noise_std, x.dtype(), rng);
+        x.add(&noise.to_device(&device)?)?
     } else {
         x.clone()
     };
