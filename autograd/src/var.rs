@@ -160,7 +160,8 @@ impl Var {
                 msg: format!("backward() needs a scalar output, got shape {:?}; use backward_with(grad)", v.shape()),
             });
         }
-        self.backward_with(Tensor::ones(v.shape(), v.dtype()))
+        // The seed lives where the output does, so backward runs on the forward's device.
+        self.backward_with(Tensor::ones_on(v.shape(), v.dtype(), &v.device())?)
     }
 
     /// Back-propagates a given output gradient (shaped like this var).

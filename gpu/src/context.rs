@@ -295,17 +295,30 @@ impl Context {
         Ok(buf)
     }
 
+    /// Copies `data` into a new buffer of u32 (index lists for the index kernels), the same
+    /// way as [`Self::upload`].
+    pub fn upload_u32(&self, data: &[u32]) -> Result<GpuBuffer> {
+        let buf = self.alloc(data.len())?;
+        self.write_bytes(&buf, data.len(), bytemuck::cast_slice(data))?;
+        Ok(buf)
+    }
+
     /// Overwrites the first `data.len()` elements of `buf` (ordered after pending launches).
     pub fn write(&self, buf: &GpuBuffer, data: &[f32]) -> Result<()> {
-        if data.len() > buf.len() {
-            return Err(invalid("write", format!("{} elements into a buffer of {}", data.len(), buf.len())));
+        self.write_bytes(buf, data.len(), bytemuck::cast_slice(data))
+    }
+
+    /// [`Self::write`] of `len` 4-byte elements given as raw bytes.
+    fn write_bytes(&self, buf: &GpuBuffer, len: usize, bytes: &[u8]) -> Result<()> {
+        if len > buf.len() {
+            return Err(invalid("write", format!("{len} elements into a buffer of {}", buf.len())));
         }
-        if data.is_empty() {
+        if len == 0 {
             return Ok(());
         }
         let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("gpu upload staging"),
-            contents: bytemuck::cast_slice(data),
+            contents: bytes,
             usage: wgpu::BufferUsages::COPY_SRC,
         });
         self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size())))

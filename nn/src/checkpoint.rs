@@ -318,7 +318,10 @@ fn plan_model_load(
             });
             continue;
         }
-        assignments.push((slot.clone(), t.to_dtype(slot.value().dtype()).contiguous_copy()));
+        // Loaded on the CPU; the value goes where the model's slot lives.
+        let current = slot.value();
+        let value = t.to_dtype(current.dtype()).contiguous_copy().to_device(&current.device())?;
+        assignments.push((slot.clone(), value));
         report.loaded.push(target);
     }
     mismatch.missing = expected.iter().filter(|n| !provided.contains(**n)).map(|n| n.to_string()).collect();

@@ -37,7 +37,7 @@
 use std::sync::{Arc, RwLock};
 
 use autograd::Var;
-use tensor::{DType, Tensor};
+use tensor::{DType, Device, Tensor};
 
 use crate::error::Result;
 
@@ -188,6 +188,20 @@ pub trait Module: Send + Sync {
         self.visit_parameters(&mut |name, p| visit(join_name(prefix, name), StateItem::Parameter(p.clone())));
         self.visit_buffers(&mut |name, b| visit(join_name(prefix, name), StateItem::Buffer(b.clone())));
         self.visit_children(&mut |name, child| child.visit_state(&join_name(prefix, name), visit));
+    }
+
+    /// Moves every parameter and float buffer to `device`, in place (parameters keep their
+    /// identity, so optimizers built before or after see the moved values). Counters
+    /// (`num_batches_tracked`) stay on the CPU: they are f64, which the GPU does not hold.
+    fn to_device(&self, device: &Device) -> Result<()> {
+        let mut items = vec![];
+        self.visit_state("", &mut |_, item| items.push(item));
+        for item in items {
+            if item.kind() == BufferKind::Float {
+                item.set_value(item.value().to_device(device)?);
+            }
+        }
+        Ok(())
     }
 
     /// Every parameter under its full dotted name (`encoder.layer1.0.conv1.weight`).

@@ -17,7 +17,11 @@ pub enum TensorError {
     Axis { op: &'static str, axis: isize, rank: usize },
     /// Any other invalid argument (a zero stride, a negative size, ...).
     Invalid { op: &'static str, msg: String },
-    /// A failure inside the GPU backend (out of memory, a limit exceeded, a lost device).
+    /// A tensor or launch beyond one of the GPU adapter's limits; the message names the limit
+    /// (e.g. `max_storage_buffer_binding_size`), what was requested and what the device allows.
+    Limit { op: &'static str, msg: String },
+    /// Any other failure inside the GPU backend (out of memory, a lost device, a kernel
+    /// refusing its arguments).
     Gpu(String),
 }
 
@@ -33,6 +37,7 @@ impl fmt::Display for TensorError {
                 write!(f, "{op}: axis {axis} is out of range for a tensor of rank {rank}")
             }
             TensorError::Invalid { op, msg } => write!(f, "{op}: invalid argument: {msg}"),
+            TensorError::Limit { op, msg } => write!(f, "{op}: beyond a GPU limit: {msg}"),
             TensorError::Gpu(msg) => write!(f, "gpu: {msg}"),
         }
     }
@@ -50,4 +55,15 @@ pub(crate) fn shape_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T
 /// Shorthand for building an invalid-argument error.
 pub(crate) fn invalid<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
     Err(TensorError::Invalid { op, msg: msg.into() })
+}
+
+/// Maps an error of the gpu crate, raised while running `op`, to a tensor error: a limit
+/// stays a limit (its message names it), a missing adapter is a device error, the rest are
+/// GPU failures naming the op.
+pub(crate) fn gpu_err(op: &'static str) -> impl Fn(gpu::GpuError) -> TensorError {
+    move |e| match e {
+        gpu::GpuError::LimitExceeded { .. } => TensorError::Limit { op, msg: e.to_string() },
+        gpu::GpuError::NoAdapter(_) => TensorError::Device { op, msg: e.to_string() },
+        _ => TensorError::Gpu(format!("{op}: {e}")),
+    }
 }

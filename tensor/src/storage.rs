@@ -1,5 +1,7 @@
-//! Where a tensor's elements physically live: CPU memory (f32 or f64 vectors) or, once a
-//! GPU is in use, a GPU buffer. A `Tensor` is a shared `Storage` plus a `Layout` view of it.
+//! Where a tensor's elements physically live: CPU memory (f32 or f64 vectors) or a GPU
+//! buffer (f32 only). A `Tensor` is a shared `Storage` plus a `Layout` view of it.
+
+use std::sync::Arc;
 
 use crate::dtype::DType;
 
@@ -30,16 +32,67 @@ impl CpuStorage {
     }
 }
 
-/// The storage behind a tensor, on one device.
-#[derive(Clone, Debug)]
+/// f32 elements in a buffer of one GPU context. The buffer goes back to the context's pool
+/// when the last tensor viewing it is dropped.
+pub struct GpuStorage {
+    buffer: gpu::GpuBuffer,
+    ctx: Arc<gpu::Context>,
+}
+
+impl GpuStorage {
+    pub fn new(buffer: gpu::GpuBuffer, ctx: Arc<gpu::Context>) -> Self {
+        GpuStorage { buffer, ctx }
+    }
+
+    pub fn buffer(&self) -> &gpu::GpuBuffer {
+        &self.buffer
+    }
+
+    pub fn context(&self) -> &Arc<gpu::Context> {
+        &self.ctx
+    }
+
+    /// Number of f32 elements in the buffer.
+    pub fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+}
+
+impl std::fmt::Debug for GpuStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuStorage {{ {:?} on {} }}", self.buffer, self.ctx.info().name)
+    }
+}
+
+/// The storage behind a tensor, on one device. Not `Clone`: a GPU buffer has one owner (a
+/// copy is a device command, see `Tensor::contiguous_copy`); tensors share it through an `Arc`.
+#[derive(Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    Gpu(GpuStorage),
 }
 
 impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Gpu(_) => DType::F32,
         }
+    }
+
+    /// Number of elements held (a view may use fewer).
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Gpu(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -1,15 +1,23 @@
 //! The `Tensor`: a shared storage plus a layout. Cloning a tensor is cheap (it shares the
-//! storage); views (permute, narrow, broadcast) share it too; kernels run on contiguous data.
+//! storage); views (permute, narrow, broadcast) share it too, on either device; kernels run
+//! on contiguous data.
+//!
+//! Data crosses between devices only where asked: `to_device` / `to_cpu` move a tensor, and
+//! the read-back points (`to_vec`, `item`, `to_dtype(F64)` of a GPU tensor) copy just the
+//! elements of the view to the host, waiting for the GPU work they depend on.
 
 use std::sync::Arc;
+
+use gpu::kernels::elementwise::{copy_strided, View};
+use gpu::{Context, GpuBuffer};
 
 use crate::cpu;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
-use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
-use crate::storage::{CpuStorage, Storage};
+use crate::storage::{CpuStorage, GpuStorage, Storage};
 
 #[derive(Clone, Debug)]
 pub struct Tensor {
@@ -42,6 +50,12 @@ impl Tensor {
         Tensor::from_cpu(T::into_storage(data), shape)
     }
 
+    /// A contiguous GPU tensor of `shape` over `buffer` (which holds at least numel elements).
+    pub(crate) fn from_gpu(buffer: GpuBuffer, ctx: Arc<Context>, shape: &[usize]) -> Tensor {
+        debug_assert!(buffer.len() >= numel(shape));
+        Tensor { storage: Arc::new(Storage::Gpu(GpuStorage::new(buffer, ctx))), layout: Layout::contiguous(shape) }
+    }
+
     pub fn scalar<T: Float>(v: T) -> Tensor {
         Tensor::from_kernel(vec![v], &[])
     }
@@ -61,9 +75,44 @@ impl Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
+    /// A tensor of `shape` filled with `value` on `device`. The GPU holds f32 only, so an
+    /// f64 request there is a `Device` error; so is a size beyond the adapter's buffer limit
+    /// (a `Limit` error naming it).
+    pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        const OP: &str = "full";
+        match device {
+            Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
+            Device::Gpu(g) => {
+                check_gpu_dtype(OP, dtype)?;
+                let ctx = g.context();
+                let n = numel(shape);
+                // A cleared buffer is a copy-engine command, cheaper than the fill kernel.
+                let buf = if value == 0.0 {
+                    ctx.zeros(n)
+                } else {
+                    ctx.alloc(n).and_then(|b| ctx.fill(&b, value as f32).map(|_| b))
+                }
+                .map_err(gpu_err(OP))?;
+                Ok(Tensor::from_gpu(buf, Arc::clone(ctx), shape))
+            }
+        }
+    }
+
+    pub fn zeros_on(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full_on(shape, 0.0, dtype, device)
+    }
+
+    pub fn ones_on(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full_on(shape, 1.0, dtype, device)
+    }
+
     /// A zero tensor with the shape, dtype and device of `self`.
+    ///
+    /// # Panics
+    /// On a GPU whose device was lost, or for a broadcast view whose full size exceeds the
+    /// adapter's buffer limit (use `Tensor::zeros_on` to get those as errors).
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape(), self.dtype())
+        Tensor::zeros_on(self.shape(), self.dtype(), &self.device()).unwrap_or_else(|e| panic!("zeros_like: {e}"))
     }
 
     /// Uniform samples in [lo, hi).
@@ -112,7 +161,12 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(s) => Device::from_context(Arc::clone(s.context())),
         }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(&*self.storage, Storage::Gpu(_))
     }
 
     pub fn is_contiguous(&self) -> bool {
@@ -130,15 +184,121 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    // ---------------------------------------------------------------- moving between devices
+
+    /// The same elements on `device` (a shared clone when already there). Moving to the GPU
+    /// needs f32 (convert with `to_dtype(DType::F32)` first) and a size within the adapter's
+    /// buffer limit; moving to the CPU reads the view's elements back.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        const OP: &str = "to_device";
+        if self.device() == *device {
+            return Ok(self.clone());
+        }
+        match (&*self.storage, device) {
+            (Storage::Cpu(_), Device::Gpu(g)) => {
+                if self.dtype() != DType::F32 {
+                    return Err(TensorError::Device {
+                        op: OP,
+                        msg: format!(
+                            "the GPU holds f32 only, this tensor of shape {:?} is {:?}; convert it with to_dtype(DType::F32) first",
+                            self.shape(),
+                            self.dtype()
+                        ),
+                    });
+                }
+                let t = self.contiguous();
+                let buf = g.context().upload(t.cpu_slice::<f32>()?).map_err(gpu_err(OP))?;
+                Ok(Tensor::from_gpu(buf, Arc::clone(g.context()), self.shape()))
+            }
+            (Storage::Gpu(_), Device::Cpu) => Ok(Tensor::from_kernel(self.read_back(OP)?, self.shape())),
+            // Another GPU context: through the host (wgpu cannot copy between devices).
+            (Storage::Gpu(_), Device::Gpu(_)) => self.to_cpu()?.to_device(device),
+            (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
+        }
+    }
+
+    /// The same elements in CPU memory (a shared clone when already there).
+    pub fn to_cpu(&self) -> Result<Tensor> {
+        self.to_device(&Device::Cpu)
+    }
+
+    /// A GPU tensor's view, in row-major order, copied to the host. Only the view's elements
+    /// cross: a view that is not its whole buffer is first gathered on the device.
+    fn read_back(&self, op: &'static str) -> Result<Vec<f32>> {
+        let s = self.gpu_storage(op)?;
+        let whole = self.is_contiguous() && self.layout.offset == 0 && s.len() == self.numel();
+        let t = if whole { self.clone() } else { self.gpu_copy(op)? };
+        let s = t.gpu_storage(op)?;
+        let mut v = s.context().read(s.buffer()).map_err(gpu_err(op))?;
+        v.truncate(self.numel());
+        Ok(v)
+    }
+
+    // ---------------------------------------------------------------- GPU glue for the ops
+
+    /// The GPU storage of a GPU tensor (a `Device` error naming `op` for a CPU one).
+    pub(crate) fn gpu_storage(&self, op: &'static str) -> Result<&GpuStorage> {
+        match &*self.storage {
+            Storage::Gpu(s) => Ok(s),
+            Storage::Cpu(_) => Err(TensorError::Device { op, msg: "expected a GPU tensor, got a CPU one".into() }),
+        }
+    }
+
+    /// The tensor as a strided view of its GPU buffer, for launchers that read any layout.
+    pub(crate) fn gpu_view(&self, op: &'static str) -> Result<View<'_>> {
+        let s = self.gpu_storage(op)?;
+        Ok(View::strided(s.buffer(), &self.layout.strides, self.layout.offset))
+    }
+
+    /// A GPU tensor whose elements sit densely at the start of its buffer (what the dense
+    /// launchers take): `self` when already so, else a strided-copy.
+    pub(crate) fn gpu_dense(&self, op: &'static str) -> Result<Tensor> {
+        self.gpu_storage(op)?;
+        if self.is_contiguous() && self.layout.offset == 0 {
+            Ok(self.clone())
+        } else {
+            self.gpu_copy(op)
+        }
+    }
+
+    /// The buffer of [`Self::gpu_dense`]'s result, borrowed.
+    pub(crate) fn gpu_buffer(&self, op: &'static str) -> Result<&GpuBuffer> {
+        debug_assert!(self.is_contiguous() && self.layout.offset == 0);
+        Ok(self.gpu_storage(op)?.buffer())
+    }
+
+    /// A fresh dense copy of a GPU tensor's view (the strided-copy kernel).
+    fn gpu_copy(&self, op: &'static str) -> Result<Tensor> {
+        let s = self.gpu_storage(op)?;
+        let ctx = s.context();
+        let out = gpu_alloc(ctx, self.numel(), op)?;
+        let shape = self.shape();
+        copy_strided(ctx, &self.gpu_view(op)?, &View::dense(&out, shape), shape).map_err(gpu_err(op))?;
+        Ok(Tensor::from_gpu(out, Arc::clone(ctx), shape))
+    }
+
+    /// Makes `self` the sole owner of a dense buffer holding exactly its elements, copying
+    /// first when the storage is shared or the view is partial (copy-on-write, as
+    /// `cpu_slice_mut`), and returns that storage for an in-place kernel.
+    pub(crate) fn gpu_storage_mut(&mut self, op: &'static str) -> Result<&GpuStorage> {
+        let s = self.gpu_storage(op)?;
+        let dense = self.is_contiguous() && self.layout.offset == 0 && s.len() == self.numel();
+        if !dense || Arc::get_mut(&mut self.storage).is_none() {
+            *self = self.gpu_copy(op)?;
+        }
+        self.gpu_storage(op)
+    }
+
     // ---------------------------------------------------------------- CPU data access
 
     /// The elements of a contiguous CPU tensor of element type `T`, as a slice.
-    /// Kernels call this after `contiguous()`; any other case is a caller bug reported as an error.
+    /// Kernels call this after `contiguous()`; any other case is a caller bug reported as an
+    /// error, and so is a GPU tensor (read it with `to_vec` or move it with `to_cpu`).
     pub fn cpu_slice<T: Float>(&self) -> Result<&[T]> {
+        let s = self.cpu_storage("cpu_slice")?;
         if !self.is_contiguous() {
             return invalid("cpu_slice", "tensor is not contiguous; call contiguous() first");
         }
-        let Storage::Cpu(s) = &*self.storage;
         match T::slice(s) {
             Some(v) => Ok(&v[self.layout.offset..self.layout.offset + self.numel()]),
             None => Err(TensorError::DType { op: "cpu_slice", expected: T::DTYPE, got: s.dtype() }),
@@ -148,30 +308,53 @@ impl Tensor {
     /// Mutable access to a contiguous CPU tensor's elements. Copies the storage first if it is
     /// shared with another tensor (copy-on-write), so other tensors never see the change.
     pub fn cpu_slice_mut<T: Float>(&mut self) -> Result<&mut [T]> {
-        if !self.is_contiguous() || self.layout.offset != 0 || self.storage_len() != self.numel() {
+        const OP: &str = "cpu_slice_mut";
+        self.cpu_storage(OP)?;
+        let dense = self.is_contiguous() && self.layout.offset == 0 && self.storage.len() == self.numel();
+        if !dense || Arc::get_mut(&mut self.storage).is_none() {
             *self = self.contiguous_copy();
         }
-        let (offset, n) = (self.layout.offset, self.numel());
-        let Storage::Cpu(s) = Arc::make_mut(&mut self.storage);
+        let n = self.numel();
+        let Some(Storage::Cpu(s)) = Arc::get_mut(&mut self.storage) else {
+            unreachable!("a fresh contiguous copy of a CPU tensor is an unshared CPU storage");
+        };
         let got = s.dtype();
         match T::slice_mut(s) {
-            Some(v) => Ok(&mut v[offset..offset + n]),
-            None => Err(TensorError::DType { op: "cpu_slice_mut", expected: T::DTYPE, got }),
+            Some(v) => Ok(&mut v[..n]),
+            None => Err(TensorError::DType { op: OP, expected: T::DTYPE, got }),
         }
     }
 
-    fn storage_len(&self) -> usize {
-        let Storage::Cpu(s) = &*self.storage;
-        s.len()
+    fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
+        match &*self.storage {
+            Storage::Cpu(s) => Ok(s),
+            Storage::Gpu(_) => Err(TensorError::Device {
+                op,
+                msg: format!(
+                    "the tensor of shape {:?} lives on {}; read it with to_vec() or move it with to_cpu()",
+                    self.shape(),
+                    self.device().name()
+                ),
+            }),
+        }
+    }
+
+    /// All elements in row-major order, converted to `T` (a read-back for a GPU tensor).
+    pub fn try_to_vec<T: Float>(&self) -> Result<Vec<T>> {
+        if self.is_gpu() {
+            let v = self.read_back("to_vec")?;
+            return Ok(v.into_iter().map(|x| T::from_f64(x as f64)).collect());
+        }
+        let t = self.to_dtype(T::DTYPE).contiguous();
+        Ok(t.cpu_slice::<T>()?.to_vec())
     }
 
     /// All elements in row-major order, converted to `T`.
+    ///
+    /// # Panics
+    /// When reading a GPU tensor back fails (a lost device); `try_to_vec` returns that error.
     pub fn to_vec<T: Float>(&self) -> Vec<T> {
-        let t = self.to_dtype(T::DTYPE).contiguous();
-        match t.cpu_slice::<T>() {
-            Ok(s) => s.to_vec(),
-            Err(_) => unreachable!("to_dtype + contiguous produce a contiguous tensor of type T"),
-        }
+        self.try_to_vec().unwrap_or_else(|e| panic!("to_vec: {e}"))
     }
 
     pub fn to_vec_f32(&self) -> Vec<f32> {
@@ -187,13 +370,20 @@ impl Tensor {
         if self.numel() != 1 {
             return shape_err("item", format!("item() needs exactly one element, got shape {:?}", self.shape()));
         }
-        Ok(self.to_vec::<f64>()[0])
+        Ok(self.try_to_vec::<f64>()?[0])
     }
 
     /// Converts the element type (a no-op returning a clone when it already matches).
+    /// f64 lives only on the CPU, so converting a GPU tensor to f64 reads it back.
+    ///
+    /// # Panics
+    /// When that read-back fails (a lost device).
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
             return self.clone();
+        }
+        if self.is_gpu() {
+            return self.to_cpu().unwrap_or_else(|e| panic!("to_dtype: {e}")).to_dtype(dtype);
         }
         let t = self.contiguous();
         match (dtype, t.dtype()) {
@@ -212,20 +402,41 @@ impl Tensor {
     // ---------------------------------------------------------------- views and copies
 
     /// A contiguous tensor with the same elements: `self` (shared) when already contiguous.
+    ///
+    /// # Panics
+    /// When a GPU copy fails: a broadcast view larger than the adapter's buffer limit, or a
+    /// lost device. `try_contiguous` returns those as errors; the ops use it.
     pub fn contiguous(&self) -> Tensor {
+        self.try_contiguous().unwrap_or_else(|e| panic!("contiguous: {e}"))
+    }
+
+    /// [`Self::contiguous`], with GPU failures as errors.
+    pub fn try_contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
-            self.clone()
+            Ok(self.clone())
         } else {
-            self.contiguous_copy()
+            self.try_contiguous_copy()
         }
     }
 
-    /// Always copies into fresh, dense storage.
+    /// Always copies into fresh, dense storage (on the tensor's device).
+    ///
+    /// # Panics
+    /// As [`Self::contiguous`].
     pub fn contiguous_copy(&self) -> Tensor {
-        let Storage::Cpu(s) = &*self.storage;
-        match s {
-            CpuStorage::F32(v) => Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()),
-            CpuStorage::F64(v) => Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()),
+        self.try_contiguous_copy().unwrap_or_else(|e| panic!("contiguous_copy: {e}"))
+    }
+
+    /// [`Self::contiguous_copy`], with GPU failures as errors.
+    pub fn try_contiguous_copy(&self) -> Result<Tensor> {
+        match &*self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => {
+                Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))
+            }
+            Storage::Cpu(CpuStorage::F64(v)) => {
+                Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))
+            }
+            Storage::Gpu(_) => self.gpu_copy("contiguous"),
         }
     }
 
@@ -247,7 +458,7 @@ impl Tensor {
                 ),
             );
         }
-        let t = self.contiguous();
+        let t = self.try_contiguous()?;
         let mut layout = Layout::contiguous(shape);
         layout.offset = t.layout.offset;
         Ok(t.with_layout(layout))
@@ -333,4 +544,44 @@ impl Tensor {
         shape.push(numel(&self.shape()[start..]));
         self.reshape(&shape)
     }
+}
+
+/// Refuses a dtype the GPU cannot hold (it holds f32 only).
+pub(crate) fn check_gpu_dtype(op: &'static str, dtype: DType) -> Result<()> {
+    if dtype != DType::F32 {
+        return Err(TensorError::Device { op, msg: format!("the GPU holds f32 only, got {dtype:?}") });
+    }
+    Ok(())
+}
+
+/// A GPU buffer of `len` elements for the output of `op` (a `Limit` error beyond the
+/// adapter's buffer size).
+pub(crate) fn gpu_alloc(ctx: &Context, len: usize, op: &'static str) -> Result<GpuBuffer> {
+    ctx.alloc(len).map_err(gpu_err(op))
+}
+
+/// One GPU launch of `op` with tensor operands: makes the `inputs` dense (an absent optional
+/// operand stays `None`), allocates one output per shape in `outputs` on the inputs' context,
+/// runs `launch` on the buffers, and wraps the outputs as contiguous tensors. The first input
+/// must be present (it names the context); the op has already checked devices and shapes.
+pub(crate) fn run_gpu<const N: usize>(
+    op: &'static str,
+    inputs: &[Option<&Tensor>],
+    outputs: [&[usize]; N],
+    launch: impl FnOnce(&Context, &[Option<&GpuBuffer>], [&GpuBuffer; N]) -> gpu::Result<()>,
+) -> Result<[Tensor; N]> {
+    let Some(Some(first)) = inputs.first() else {
+        return invalid(op, "a GPU launch needs its first operand");
+    };
+    let ctx = Arc::clone(first.gpu_storage(op)?.context());
+    let dense =
+        inputs.iter().map(|t| t.map(|t| t.gpu_dense(op)).transpose()).collect::<Result<Vec<Option<Tensor>>>>()?;
+    let in_bufs = dense
+        .iter()
+        .map(|t| t.as_ref().map(|t| t.gpu_buffer(op)).transpose())
+        .collect::<Result<Vec<Option<&GpuBuffer>>>>()?;
+    let out_bufs = outputs.iter().map(|s| gpu_alloc(&ctx, numel(s), op)).collect::<Result<Vec<GpuBuffer>>>()?;
+    launch(&ctx, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
+    let mut tensors = out_bufs.into_iter().zip(outputs).map(|(b, s)| Tensor::from_gpu(b, Arc::clone(&ctx), s));
+    Ok(std::array::from_fn(|_| tensors.next().expect("one buffer per output shape")))
 }

@@ -2,6 +2,8 @@
 //! `TEST_SEED` is set; the seed is printed so a failure can be replayed) and gradcheck glue.
 #![allow(dead_code)]
 
+pub mod parity;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use autograd::gradcheck::{gradcheck, GradcheckOptions};

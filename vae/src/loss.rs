@@ -146,7 +146,7 @@ pub fn tc_decomposition(
     let (m, d) = (shape[0], shape[1]);
     // log q(z_i | x_i) and log p(z_i), each [M].
     let log_qz_given_x = log_normal(z, mu, logvar)?.sum(&[1], false)?;
-    let zeros = Var::constant(Tensor::zeros(&[m, d], z.dtype()));
+    let zeros = Var::constant(Tensor::zeros_on(&[m, d], z.dtype(), &z.value().device())?);
     let log_pz = log_normal(z, &zeros, &zeros)?.sum(&[1], false)?;
     // mat[i, j, k] = log N(z_ik | μ_jk, σ²_jk): every sample's code under every posterior.
     let mat = log_normal(&z.reshape(&[m, 1, d])?, &mu.reshape(&[1, m, d])?, &logvar.reshape(&[1, m, d])?)?;
@@ -159,7 +159,8 @@ pub fn tc_decomposition(
             (log_qz, log_qz_prod)
         }
         TcEstimator::MinibatchStratified => {
-            let w = Var::constant(stratified_log_weights(m, dataset_size, z.dtype())?);
+            let w = stratified_log_weights(m, dataset_size, z.dtype())?.to_device(&z.value().device())?;
+            let w = Var::constant(w);
             let log_qz = mat.sum(&[2], false)?.add(&w)?.logsumexp(&[1], false)?;
             let w3 = w.reshape(&[m, m, 1])?;
             let log_qz_prod = mat.add(&w3)?.logsumexp(&[1], false)?.sum(&[1], false)?;

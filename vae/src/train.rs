@@ -89,9 +89,13 @@ pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tenso
 /// caller is inside `no_grad`.
 pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, StepStats)> {
     let n = x.shape()[0];
-    let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng);
+    // Noise is drawn on the host (one generator, the same draws on every device) and moved
+    // to the batch's device.
+    let device = x.device();
+    let eps = standard_normal(n, model.config.z_dim, x.dtype(), rng).to_device(&device)?;
     let input = if setup.input_noise_std > 0.0 {
-        x.add(&Tensor::rand_normal(x.shape(), 0.0, setup.input_noise_std, x.dtype(), rng))?
+        let noise = Tensor::rand_normal(x.shape(), 0.0, setup.input_noise_std, x.dtype(), rng);
+        x.add(&noise.to_device(&device)?)?
     } else {
         x.clone()
     };

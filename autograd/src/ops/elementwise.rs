@@ -62,7 +62,7 @@ pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
     let out = where_cond(cond, &a.value(), &b.value())?;
     let (sa, sb, na, nb, c) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad(), cond.clone());
     Ok(Var::from_op("where", out, &[a, b], move |g| {
-        let zero = Tensor::zeros(&[], g.dtype());
+        let zero = Tensor::zeros_on(&[], g.dtype(), &g.device())?;
         Ok(vec![
             grad_if(na, || sum_to_shape(&where_cond(&c, g, &zero)?, &sa))?,
             grad_if(nb, || sum_to_shape(&where_cond(&c, &zero, g)?, &sb))?,

@@ -43,9 +43,9 @@ pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
         let zeros = |n: usize| {
             let mut s = shape.clone();
             s[a] = n;
-            Tensor::zeros(&s, g.dtype())
+            Tensor::zeros_on(&s, g.dtype(), &g.device())
         };
-        let (before, after) = (zeros(start), zeros(shape[a] - start - len));
+        let (before, after) = (zeros(start)?, zeros(shape[a] - start - len)?);
         if start > 0 {
             parts.push(&before);
         }

@@ -7,6 +7,7 @@ pub mod batch_norm;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod elementwise;
+pub mod index;
 pub mod interpolate;
 pub mod matmul;
 pub mod pool;

@@ -58,9 +58,13 @@ impl Module for Dropout {
         }
         if self.p == 1.0 {
             // Everything dropped (PyTorch returns zeros rather than dividing by 0).
-            return Ok(x.mul(&Var::constant(Tensor::zeros(&x.shape(), x.dtype())))?);
+            let zeros = Tensor::zeros_on(&x.shape(), x.dtype(), &x.value().device())?;
+            return Ok(x.mul(&Var::constant(zeros))?);
         }
-        let mask = Var::constant(self.mask(&x.shape(), x.dtype())?);
+        // Drawn on the host from the layer's own generator (so a seed gives the same mask on
+        // every device), then moved to the input's device.
+        let mask = self.mask(&x.shape(), x.dtype())?.to_device(&x.value().device())?;
+        let mask = Var::constant(mask);
         Ok(x.mul(&mask)?)
     }
 

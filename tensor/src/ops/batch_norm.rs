@@ -3,11 +3,14 @@
 //! each beside its backward. Running-statistics updates belong to the nn layer; the training
 //! forward only returns the batch numbers it needs.
 
+use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchStats, BnStats};
+
 use super::pool::same_dtype;
 use crate::cpu::batch_norm::{self as kernel, BnDims};
+use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{run_gpu, Tensor};
 
 /// What a training-mode batch norm returns. All statistics have shape [C].
 #[derive(Clone, Debug)]
@@ -52,7 +55,7 @@ fn per_channel(op: &'static str, name: &str, t: &Tensor, x: &Tensor) -> Result<T
         );
     }
     same_dtype(op, &[x, t])?;
-    Ok(t.contiguous())
+    t.try_contiguous()
 }
 
 fn optional_per_channel(op: &'static str, name: &str, t: Option<&Tensor>, x: &Tensor) -> Result<Option<Tensor>> {
@@ -64,6 +67,17 @@ fn check_eps(op: &'static str, eps: f64) -> Result<()> {
         return invalid(op, format!("eps must be finite and non-negative, got {eps}"));
     }
     Ok(())
+}
+
+/// The device shared by x and every present per-channel operand (an error naming `op`).
+fn bn_device(op: &'static str, x: &Tensor, others: &[Option<&Tensor>]) -> Result<Device> {
+    let mut devices = vec![x.device()];
+    devices.extend(others.iter().flatten().map(|t| t.device()));
+    same_device(op, &devices)
+}
+
+fn gpu_dims(d: BnDims) -> gpu_kernel::BnDims {
+    gpu_kernel::BnDims { n: d.n, c: d.c, s: d.s }
 }
 
 /// The slice of an optional per-channel tensor.
@@ -96,10 +110,28 @@ pub fn batch_norm_train(
     check_eps(OP, eps)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
     let beta = optional_per_channel(OP, "beta", beta, x)?;
-    let x = x.contiguous();
-    match x.dtype() {
-        DType::F32 => batch_norm_train_typed::<f32>(&x, d, &gamma, &beta, eps),
-        DType::F64 => batch_norm_train_typed::<f64>(&x, d, &gamma, &beta, eps),
+    match bn_device(OP, x, &[gamma.as_ref(), beta.as_ref()])? {
+        Device::Cpu => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => batch_norm_train_typed::<f32>(&x, d, &gamma, &beta, eps),
+                DType::F64 => batch_norm_train_typed::<f64>(&x, d, &gamma, &beta, eps),
+            }
+        }
+        Device::Gpu(_) => {
+            // Two launches: per-channel statistics, then the normalisation reading them.
+            let (gd, c) = (gpu_dims(d), [d.c]);
+            let inputs = [Some(x), gamma.as_ref(), beta.as_ref()];
+            let [y, mean, inv_std, var_unbiased] =
+                run_gpu(OP, &inputs, [x.shape(), &c, &c, &c], |ctx, i, [y, mean, inv_std, var_unbiased]| {
+                    let xb = i[0].expect("x");
+                    let stats = BatchStats { mean, inv_std, var_unbiased };
+                    gpu_kernel::stats(ctx, gd, eps as f32, xb, &stats)?;
+                    let affine = Affine { gamma: i[1], beta: i[2] };
+                    gpu_kernel::normalize(ctx, gd, xb, BnStats::Batch { mean, inv_std }, affine, y)
+                })?;
+            Ok(BatchNormTrainOutput { y, mean, inv_std, var_unbiased })
+        }
     }
 }
 
@@ -136,11 +168,42 @@ pub fn batch_norm_train_backward(
     let mean = per_channel(OP, "mean", mean, x)?;
     let inv_std = per_channel(OP, "inv_std", inv_std, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
-    let (gy, x) = (grad_y.contiguous(), x.contiguous());
-    match x.dtype() {
-        DType::F32 => batch_norm_train_backward_typed::<f32>(&gy, &x, d, &mean, &inv_std, &gamma),
-        DType::F64 => batch_norm_train_backward_typed::<f64>(&gy, &x, d, &mean, &inv_std, &gamma),
+    match bn_device(OP, x, &[Some(grad_y), Some(&mean), Some(&inv_std), gamma.as_ref()])? {
+        Device::Cpu => {
+            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            match x.dtype() {
+                DType::F32 => batch_norm_train_backward_typed::<f32>(&gy, &x, d, &mean, &inv_std, &gamma),
+                DType::F64 => batch_norm_train_backward_typed::<f64>(&gy, &x, d, &mean, &inv_std, &gamma),
+            }
+        }
+        Device::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&mean, &inv_std], gamma.as_ref(), None),
     }
+}
+
+/// The GPU arm of both backwards: `stats` are (mean, inv_std) in training (`eval_eps` None)
+/// or (running_mean, running_var) in eval.
+fn backward_gpu(
+    op: &'static str,
+    d: BnDims,
+    grad_y: &Tensor,
+    x: &Tensor,
+    stats: [&Tensor; 2],
+    gamma: Option<&Tensor>,
+    eval_eps: Option<f64>,
+) -> Result<BatchNormGrads> {
+    let (gd, c) = (gpu_dims(d), [d.c]);
+    let inputs = [Some(grad_y), Some(x), Some(stats[0]), Some(stats[1]), gamma];
+    let [dx, dgamma, dbeta] = run_gpu(op, &inputs, [x.shape(), &c, &c], |ctx, i, [dx, dgamma, dbeta]| {
+        let (s0, s1) = (i[2].expect("mean"), i[3].expect("statistic"));
+        let stats = match eval_eps {
+            None => BnStats::Batch { mean: s0, inv_std: s1 },
+            Some(eps) => BnStats::Running { mean: s0, var: s1, eps: eps as f32 },
+        };
+        let args =
+            BackwardArgs { dy: i[0].expect("grad_y"), x: i[1].expect("x"), stats, gamma: i[4], dx, dgamma, dbeta };
+        gpu_kernel::backward(ctx, gd, &args)
+    })?;
+    Ok(BatchNormGrads { dx, dgamma, dbeta })
 }
 
 fn batch_norm_train_backward_typed<T: Float>(
@@ -190,10 +253,28 @@ pub fn batch_norm_eval(
     let rv = per_channel(OP, "running_var", running_var, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
     let beta = optional_per_channel(OP, "beta", beta, x)?;
-    let x = x.contiguous();
-    match x.dtype() {
-        DType::F32 => batch_norm_eval_typed::<f32>(&x, d, &rm, &rv, &gamma, &beta, eps),
-        DType::F64 => batch_norm_eval_typed::<f64>(&x, d, &rm, &rv, &gamma, &beta, eps),
+    match bn_device(OP, x, &[Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()])? {
+        Device::Cpu => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => batch_norm_eval_typed::<f32>(&x, d, &rm, &rv, &gamma, &beta, eps),
+                DType::F64 => batch_norm_eval_typed::<f64>(&x, d, &rm, &rv, &gamma, &beta, eps),
+            }
+        }
+        Device::Gpu(_) => {
+            let gd = gpu_dims(d);
+            let inputs = [Some(x), Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()];
+            let [y] = run_gpu(OP, &inputs, [x.shape()], |ctx, i, [y]| {
+                let stats = BnStats::Running {
+                    mean: i[1].expect("running_mean"),
+                    var: i[2].expect("running_var"),
+                    eps: eps as f32,
+                };
+                let affine = Affine { gamma: i[3], beta: i[4] };
+                gpu_kernel::normalize(ctx, gd, i[0].expect("x"), stats, affine, y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -236,10 +317,15 @@ pub fn batch_norm_eval_backward(
     let rm = per_channel(OP, "running_mean", running_mean, x)?;
     let rv = per_channel(OP, "running_var", running_var, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
-    let (gy, x) = (grad_y.contiguous(), x.contiguous());
-    match x.dtype() {
-        DType::F32 => batch_norm_eval_backward_typed::<f32>(&gy, &x, d, &rm, &rv, &gamma, eps),
-        DType::F64 => batch_norm_eval_backward_typed::<f64>(&gy, &x, d, &rm, &rv, &gamma, eps),
+    match bn_device(OP, x, &[Some(grad_y), Some(&rm), Some(&rv), gamma.as_ref()])? {
+        Device::Cpu => {
+            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            match x.dtype() {
+                DType::F32 => batch_norm_eval_backward_typed::<f32>(&gy, &x, d, &rm, &rv, &gamma, eps),
+                DType::F64 => batch_norm_eval_backward_typed::<f64>(&gy, &x, d, &rm, &rv, &gamma, eps),
+            }
+        }
+        Device::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&rm, &rv], gamma.as_ref(), Some(eps)),
     }
 }
 

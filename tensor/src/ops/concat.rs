@@ -1,13 +1,22 @@
 //! Joining and selecting along an axis: cat, stack, index_select (a batch of rows) and its
 //! adjoint index_add. Each views tensors as [outer, axis, inner] blocks and copies rows.
+//!
+//! On the GPU, cat is one strided copy per part into its slice of the output, and the index
+//! ops are one gather kernel each; the indices (host data already) are uploaded, so no
+//! tensor data comes back to the host.
 
+use std::sync::Arc;
+
+use gpu::kernels::elementwise::{contiguous_strides, copy_strided, View};
+use gpu::kernels::index::{self as gpu_kernel, IndexDims};
 use rayon::prelude::*;
 
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
-use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::shape::{normalize_axis, numel};
-use crate::tensor::Tensor;
+use crate::storage::Storage;
+use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 
 /// Concatenates tensors along `axis`; all other dims must agree.
 pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
@@ -51,11 +60,42 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
         }
         out_shape[a] += t.shape()[a];
     }
-    let ts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect();
-    match first.dtype() {
-        DType::F32 => run::<f32>(&ts, a, &out_shape),
-        DType::F64 => run::<f64>(&ts, a, &out_shape),
+    match first.storage() {
+        Storage::Cpu(_) => {
+            let ts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect();
+            match first.dtype() {
+                DType::F32 => run::<f32>(&ts, a, &out_shape),
+                DType::F64 => run::<f64>(&ts, a, &out_shape),
+            }
+        }
+        Storage::Gpu(_) => cat_gpu(tensors, a, &out_shape),
     }
+}
+
+/// Each part is copied, through its own strides, into the slice of the output that starts
+/// at its offset along `a`: the output's strides with the part's shape.
+// parts: [.., n_i, ..] → out: [.., Σ n_i, ..]
+fn cat_gpu(parts: &[&Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "cat";
+    let ctx = Arc::clone(parts[0].gpu_storage(OP)?.context());
+    let out = gpu_alloc(&ctx, numel(out_shape), OP)?;
+    let strides = contiguous_strides(out_shape);
+    let mut start = 0;
+    for t in parts {
+        let dst = View::strided(&out, &strides, start * strides[a]);
+        copy_strided(&ctx, &t.gpu_view(OP)?, &dst, t.shape()).map_err(gpu_err(OP))?;
+        start += t.shape()[a];
+    }
+    Ok(Tensor::from_gpu(out, ctx, out_shape))
+}
+
+/// x viewed as [outer, n_in, inner] around axis `a`, with `n_out` rows in the output.
+fn index_dims(shape: &[usize], a: usize, n_in: usize, n_out: usize) -> IndexDims {
+    IndexDims { outer: numel(&shape[..a]), n_in, n_out, inner: numel(&shape[a + 1..]) }
+}
+
+fn to_u32(op: &'static str, v: &[usize]) -> Result<Vec<u32>> {
+    v.iter().map(|&i| u32::try_from(i).or_else(|_| invalid(op, format!("index {i} exceeds u32")))).collect()
 }
 
 /// Stacks equal-shaped tensors along a new axis `axis` (0..=rank).
@@ -87,10 +127,23 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
     }
     let mut out_shape = x.shape().to_vec();
     out_shape[a] = indices.len();
-    let x = x.contiguous();
-    match x.dtype() {
-        DType::F32 => run::<f32>(&x, a, indices, &out_shape),
-        DType::F64 => run::<f64>(&x, a, indices, &out_shape),
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => run::<f32>(&x, a, indices, &out_shape),
+                DType::F64 => run::<f64>(&x, a, indices, &out_shape),
+            }
+        }
+        Storage::Gpu(s) => {
+            const OP: &str = "index_select";
+            let idx = s.context().upload_u32(&to_u32(OP, indices)?).map_err(gpu_err(OP))?;
+            let d = index_dims(x.shape(), a, x.shape()[a], indices.len());
+            let [y] = run_gpu(OP, &[Some(x)], [&out_shape], |ctx, i, [o]| {
+                gpu_kernel::index_select(ctx, d, i[0].expect("x"), &idx, o)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -121,10 +174,28 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
             format!("source {:?} with {} indices does not fit {shape:?} on axis {a}", src.shape(), indices.len()),
         );
     }
-    let src = src.contiguous();
-    match src.dtype() {
-        DType::F32 => run::<f32>(&src, a, indices, shape),
-        DType::F64 => run::<f64>(&src, a, indices, shape),
+    match src.storage() {
+        Storage::Cpu(_) => {
+            let src = src.contiguous();
+            match src.dtype() {
+                DType::F32 => run::<f32>(&src, a, indices, shape),
+                DType::F64 => run::<f64>(&src, a, indices, shape),
+            }
+        }
+        Storage::Gpu(s) => {
+            const OP: &str = "index_add";
+            // The scatter-add becomes a gather: the sources of each target row, grouped on
+            // the host from the (host) index list.
+            let (row_start, src_rows) = gpu_kernel::group_by_target(indices, shape[a]).map_err(gpu_err(OP))?;
+            let ctx = s.context();
+            let row_start = ctx.upload_u32(&row_start).map_err(gpu_err(OP))?;
+            let src_rows = ctx.upload_u32(&src_rows).map_err(gpu_err(OP))?;
+            let d = index_dims(shape, a, indices.len(), shape[a]);
+            let [y] = run_gpu(OP, &[Some(src)], [shape], |ctx, i, [o]| {
+                gpu_kernel::index_add(ctx, d, i[0].expect("src"), &row_start, &src_rows, o)
+            })?;
+            Ok(y)
+        }
     }
 }
 

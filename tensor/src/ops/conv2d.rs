@@ -4,11 +4,14 @@
 //!
 //! Also home of the checks conv_transpose2d shares (rank, parameters, bias, grad shape).
 
+use gpu::kernels::conv2d as gpu_kernel;
+use gpu::kernels::Output;
+
 use crate::cpu::conv::{self as kernel, Conv2dGeometry};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
-use crate::tensor::Tensor;
+use crate::tensor::{run_gpu, Tensor};
 
 /// Stride, zero padding and dilation of a conv2d, as [height, width].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +127,43 @@ pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result
     Ok((dtype, device))
 }
 
+/// The GPU kernels' copy of a geometry (the same fields: both follow PyTorch's layouts).
+pub(crate) fn gpu_geometry(g: &Conv2dGeometry) -> gpu_kernel::Conv2dGeometry {
+    gpu_kernel::Conv2dGeometry {
+        batch: g.batch,
+        c_in: g.c_in,
+        h: g.h,
+        w: g.w,
+        c_out: g.c_out,
+        oh: g.oh,
+        ow: g.ow,
+        kh: g.kh,
+        kw: g.kw,
+        stride: g.stride,
+        padding: g.padding,
+        dilation: g.dilation,
+    }
+}
+
+/// The geometry the bias-gradient kernel reads for grad_y [N, C_out, OH, OW]: only batch,
+/// c_out, oh and ow matter; the rest are the smallest valid values (the launcher checks them).
+pub(crate) fn bias_grad_geometry(batch: usize, c_out: usize, oh: usize, ow: usize) -> gpu_kernel::Conv2dGeometry {
+    gpu_kernel::Conv2dGeometry {
+        batch,
+        c_in: 1,
+        h: oh,
+        w: ow,
+        c_out,
+        oh,
+        ow,
+        kh: 1,
+        kw: 1,
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+    }
+}
+
 /// The contiguous f32/f64 slice behind an optional bias.
 pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>> {
     bias.map(|b| b.cpu_slice::<T>()).transpose()
@@ -163,13 +203,22 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     check_bias(OP, bias, g.c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
     let (dtype, device) = same_dtype_device(OP, &operands)?;
-    let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
     let shape = [g.batch, g.c_out, g.oh, g.ow];
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => conv2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
-            DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
-        },
+        Device::Cpu => {
+            let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
+            match dtype {
+                DType::F32 => conv2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
+                DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
+                gpu_kernel::forward(ctx, &gg, i[0].expect("x"), i[1].expect("w"), i[2], y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -193,19 +242,29 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, w])?;
-    let (gy, w) = (grad_y.contiguous(), w.contiguous());
     let shape = [g.batch, g.c_in, g.h, g.w];
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
-                &shape,
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
-                &shape,
-            )),
-        },
+        Device::Cpu => {
+            let (gy, w) = (grad_y.contiguous(), w.contiguous());
+            match dtype {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    kernel::conv2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
+                    &shape,
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    kernel::conv2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
+                    &shape,
+                )),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
+                let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
+                gpu_kernel::backward_data(ctx, &gg, gy, w, dx, Output::Overwrite)
+            })?;
+            Ok(dx)
+        }
     }
 }
 
@@ -216,18 +275,28 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
-    let (gy, x) = (grad_y.contiguous(), x.contiguous());
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
-                weight_shape,
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
-                weight_shape,
-            )),
-        },
+        Device::Cpu => {
+            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            match dtype {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    kernel::conv2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
+                    weight_shape,
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    kernel::conv2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
+                    weight_shape,
+                )),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
+                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
+                gpu_kernel::backward_weight(ctx, &gg, gy, x, dw, Output::Overwrite)
+            })?;
+            Ok(dw)
+        }
     }
 }
 
@@ -237,12 +306,25 @@ pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
-    let gy = grad_y.contiguous();
-    match gy.device() {
-        Device::Cpu => match gy.dtype() {
-            DType::F32 => Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out])),
-            DType::F64 => Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out])),
-        },
+    match grad_y.device() {
+        Device::Cpu => {
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => {
+                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out]))
+                }
+                DType::F64 => {
+                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out]))
+                }
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = bias_grad_geometry(batch, c_out, oh, ow);
+            let [db] = run_gpu(OP, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
+                gpu_kernel::backward_bias(ctx, &gg, i[0].expect("grad_y"), db, Output::Overwrite)
+            })?;
+            Ok(db)
+        }
     }
 }
 

@@ -2,14 +2,18 @@
 //! and the three backward ops autograd needs (data, weight, bias). The kernels in `cpu::conv`
 //! run it as conv2d backwards; this file only checks and dispatches.
 
+use gpu::kernels::conv_transpose2d as gpu_kernel;
+use gpu::kernels::Output;
+
 use crate::cpu::conv::{self as kernel, Conv2dGeometry};
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::ops::conv2d::{
-    bias_slice, check_bias, check_grad, check_params, check_plane, pair, rank4, same_dtype_device,
+    bias_grad_geometry, bias_slice, check_bias, check_grad, check_params, check_plane, gpu_geometry, pair, rank4,
+    same_dtype_device,
 };
-use crate::tensor::Tensor;
+use crate::tensor::{run_gpu, Tensor};
 
 /// Stride, zero padding, output padding and dilation of a conv_transpose2d, as [height, width].
 /// `output_padding` adds rows/columns at the bottom/right of the output (they receive only
@@ -116,13 +120,22 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
     check_bias(OP, bias, g.c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
     let (dtype, device) = same_dtype_device(OP, &operands)?;
-    let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
     let shape = [g.batch, g.c_out, g.oh, g.ow];
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => conv_transpose2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
-            DType::F64 => conv_transpose2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
-        },
+        Device::Cpu => {
+            let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
+            match dtype {
+                DType::F32 => conv_transpose2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
+                DType::F64 => conv_transpose2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
+                gpu_kernel::forward(ctx, &gg, i[0].expect("x"), i[1].expect("w"), i[2], y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -174,19 +187,29 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
     let g = conv_transpose2d_geometry(OP, &[gs[0], ws[0], h, w_in], &ws, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, w])?;
-    let (gy, w) = (grad_y.contiguous(), w.contiguous());
     let shape = [g.batch, g.c_in, g.h, g.w];
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
-                &shape,
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
-                &shape,
-            )),
-        },
+        Device::Cpu => {
+            let (gy, w) = (grad_y.contiguous(), w.contiguous());
+            match dtype {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
+                    &shape,
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
+                    &shape,
+                )),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
+                let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
+                gpu_kernel::backward_data(ctx, &gg, gy, w, dx, Output::Overwrite)
+            })?;
+            Ok(dx)
+        }
     }
 }
 
@@ -202,18 +225,28 @@ pub fn conv_transpose2d_backward_weight(
     let g = conv_transpose2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
-    let (gy, x) = (grad_y.contiguous(), x.contiguous());
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
-                weight_shape,
-            )),
-            DType::F64 => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
-                weight_shape,
-            )),
-        },
+        Device::Cpu => {
+            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            match dtype {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
+                    weight_shape,
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
+                    weight_shape,
+                )),
+            }
+        }
+        Device::Gpu(_) => {
+            let gg = gpu_geometry(&g);
+            let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
+                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
+                gpu_kernel::backward_weight(ctx, &gg, gy, x, dw, Output::Overwrite)
+            })?;
+            Ok(dw)
+        }
     }
 }
 
@@ -223,16 +256,27 @@ pub fn conv_transpose2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
-    let gy = grad_y.contiguous();
-    match gy.device() {
-        Device::Cpu => match gy.dtype() {
-            DType::F32 => {
-                Ok(Tensor::from_kernel(kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out]))
+    match grad_y.device() {
+        Device::Cpu => {
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f32>()?, &g),
+                    &[c_out],
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f64>()?, &g),
+                    &[c_out],
+                )),
             }
-            DType::F64 => {
-                Ok(Tensor::from_kernel(kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out]))
-            }
-        },
+        }
+        Device::Gpu(_) => {
+            let gg = bias_grad_geometry(batch, c_out, oh, ow);
+            let [db] = run_gpu(OP, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
+                gpu_kernel::backward_bias(ctx, &gg, i[0].expect("grad_y"), db, Output::Overwrite)
+            })?;
+            Ok(db)
+        }
     }
 }
 

@@ -1,14 +1,21 @@
 //! Element-wise ops on tensors: unary functions, broadcast binary arithmetic and comparisons,
 //! `where`, and scalar shorthands. Shape rule for binary ops: NumPy broadcasting.
+//!
+//! On the GPU every operand is read through its strides (broadcast axes have stride 0), so
+//! no view is copied before an element-wise kernel.
+
+use std::sync::Arc;
+
+use gpu::kernels::elementwise::{self as gpu_kernel, View};
 
 use crate::cpu::elementwise as kernel;
 pub use crate::cpu::elementwise::{BinaryOp, UnaryOp};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
-use crate::error::{Result, TensorError};
+use crate::error::{gpu_err, Result, TensorError};
 use crate::shape::broadcast_shapes;
 use crate::storage::Storage;
-use crate::tensor::Tensor;
+use crate::tensor::{gpu_alloc, Tensor};
 
 fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
     if a.dtype() != b.dtype() {
@@ -22,13 +29,88 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     fn run<T: Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         Ok(Tensor::from_kernel(kernel::unary(x.cpu_slice::<T>()?, op), x.shape()))
     }
-    let x = x.contiguous();
     match x.storage() {
-        Storage::Cpu(_) => match x.dtype() {
-            DType::F32 => run::<f32>(&x, op),
-            DType::F64 => run::<f64>(&x, op),
-        },
+        Storage::Cpu(_) => {
+            let x = x.try_contiguous()?;
+            match x.dtype() {
+                DType::F32 => run::<f32>(&x, op),
+                DType::F64 => run::<f64>(&x, op),
+            }
+        }
+        Storage::Gpu(_) => map_gpu("unary op", &[x], x.shape(), |ctx, views, out| {
+            gpu_kernel::map(ctx, gpu_unary(op), &views[0], out, x.shape())
+        }),
     }
+}
+
+/// The GPU kernel's spelling of a unary op (parameters in f32).
+fn gpu_unary(op: UnaryOp) -> gpu_kernel::UnaryOp {
+    use gpu_kernel::UnaryOp as G;
+    match op {
+        UnaryOp::Neg => G::Neg,
+        UnaryOp::Exp => G::Exp,
+        UnaryOp::Log => G::Log,
+        UnaryOp::Sqrt => G::Sqrt,
+        UnaryOp::Abs => G::Abs,
+        UnaryOp::Relu => G::Relu,
+        UnaryOp::Sigmoid => G::Sigmoid,
+        UnaryOp::Tanh => G::Tanh,
+        UnaryOp::Softplus => G::Softplus,
+        UnaryOp::Recip => G::Recip,
+        UnaryOp::Square => G::Square,
+        UnaryOp::LeakyRelu(s) => G::LeakyRelu(s as f32),
+        UnaryOp::Powf(e) => G::Powf(e as f32),
+        UnaryOp::Clamp(lo, hi) => G::Clamp(lo as f32, hi as f32),
+        UnaryOp::AddScalar(s) => G::AddScalar(s as f32),
+        UnaryOp::MulScalar(s) => G::MulScalar(s as f32),
+    }
+}
+
+/// The GPU kernel's spelling of a binary op.
+fn gpu_binary(op: BinaryOp) -> gpu_kernel::BinaryOp {
+    use gpu_kernel::BinaryOp as G;
+    match op {
+        BinaryOp::Add => G::Add,
+        BinaryOp::Sub => G::Sub,
+        BinaryOp::Mul => G::Mul,
+        BinaryOp::Div => G::Div,
+        BinaryOp::Max => G::Max,
+        BinaryOp::Min => G::Min,
+        BinaryOp::Gt => G::Gt,
+        BinaryOp::Ge => G::Ge,
+        BinaryOp::Lt => G::Lt,
+        BinaryOp::Le => G::Le,
+        BinaryOp::Eq => G::Eq,
+        BinaryOp::ReluGrad => G::ReluGrad,
+        BinaryOp::LeakyReluGrad(s) => G::LeakyReluGrad(s as f32),
+        BinaryOp::SigmoidGrad => G::SigmoidGrad,
+        BinaryOp::TanhGrad => G::TanhGrad,
+        BinaryOp::AbsGrad => G::AbsGrad,
+        BinaryOp::SoftplusGrad => G::SoftplusGrad,
+        BinaryOp::ClampGrad(lo, hi) => G::ClampGrad(lo as f32, hi as f32),
+    }
+}
+
+/// The GPU arm shared by the element-wise ops: each operand as a strided view at `shape`
+/// (broadcast through stride-0 axes), a dense output of `shape`, and `launch` recording the
+/// kernel on the operands' context.
+fn map_gpu(
+    op: &'static str,
+    operands: &[&Tensor],
+    shape: &[usize],
+    launch: impl FnOnce(&gpu::Context, &[View], &View) -> gpu::Result<()>,
+) -> Result<Tensor> {
+    let ctx = Arc::clone(operands[0].gpu_storage(op)?.context());
+    let views = operands
+        .iter()
+        .map(|t| {
+            let l = t.layout().broadcast_to(shape)?;
+            Ok(View::strided(t.gpu_storage(op)?.buffer(), &l.strides, l.offset))
+        })
+        .collect::<Result<Vec<View>>>()?;
+    let out = gpu_alloc(&ctx, shape.iter().product(), op)?;
+    launch(&ctx, &views, &View::dense(&out, shape)).map_err(gpu_err(op))?;
+    Ok(Tensor::from_gpu(out, ctx, shape))
 }
 
 /// Applies `op` to a and b broadcast together. a, b: broadcastable → broadcast shape.
@@ -39,7 +121,9 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             return Ok(Tensor::from_kernel(out, shape));
         }
         let (la, lb) = (a.layout().broadcast_to(shape)?, b.layout().broadcast_to(shape)?);
-        let (Storage::Cpu(sa), Storage::Cpu(sb)) = (a.storage(), b.storage());
+        let (Storage::Cpu(sa), Storage::Cpu(sb)) = (a.storage(), b.storage()) else {
+            return Err(TensorError::Device { op: "binary op", msg: "CPU kernel given a GPU operand".into() });
+        };
         let (da, db) = (
             T::slice(sa).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sa.dtype() })?,
             T::slice(sb).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sb.dtype() })?,
@@ -60,6 +144,9 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             DType::F32 => run::<f32>(a, b, op, &shape),
             DType::F64 => run::<f64>(a, b, op, &shape),
         },
+        Storage::Gpu(_) => map_gpu(name, &[a, b], &shape, |ctx, v, out| {
+            gpu_kernel::binary(ctx, gpu_binary(op), &v[0], &v[1], out.buf, &shape)
+        }),
     }
 }
 
@@ -79,9 +166,14 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dtype = check_dtypes(name, a, b)?;
     check_dtypes(name, a, cond)?;
     let shape = broadcast_shapes(name, &broadcast_shapes(name, cond.shape(), a.shape())?, b.shape())?;
-    match dtype {
-        DType::F32 => run::<f32>(cond, a, b, &shape),
-        DType::F64 => run::<f64>(cond, a, b, &shape),
+    match a.storage() {
+        Storage::Cpu(_) => match dtype {
+            DType::F32 => run::<f32>(cond, a, b, &shape),
+            DType::F64 => run::<f64>(cond, a, b, &shape),
+        },
+        Storage::Gpu(_) => map_gpu(name, &[cond, a, b], &shape, |ctx, v, out| {
+            gpu_kernel::where_select(ctx, &v[0], &v[1], &v[2], out.buf, &shape)
+        }),
     }
 }
 

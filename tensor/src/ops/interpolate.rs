@@ -2,11 +2,14 @@
 //! `F.interpolate(x, scale_factor=s, mode='nearest')` and `mode='bilinear', align_corners=False`,
 //! each beside its backward.
 
+use gpu::kernels::interpolate::{self as gpu_kernel, Mode, UpsampleDims};
+
 use super::pool::nchw;
 use crate::cpu::interpolate as kernel;
 use crate::dtype::DType;
 use crate::error::{invalid, shape_err, Result};
-use crate::tensor::Tensor;
+use crate::storage::Storage;
+use crate::tensor::{run_gpu, Tensor};
 
 /// A kernel taking (data, planes, H, W, scale).
 type UpsampleKernel<T> = fn(&[T], usize, usize, usize, usize) -> Vec<T>;
@@ -17,6 +20,7 @@ fn upsample(
     op: &'static str,
     x: &Tensor,
     scale: usize,
+    mode: Mode,
     f32_kernel: UpsampleKernel<f32>,
     f64_kernel: UpsampleKernel<f64>,
 ) -> Result<Tensor> {
@@ -27,11 +31,22 @@ fn upsample(
     if h == 0 || w == 0 {
         return shape_err(op, format!("input {:?} has an empty [H, W] plane", x.shape()));
     }
-    let x = x.contiguous();
     let shape = [n, c, h * scale, w * scale];
-    match x.dtype() {
-        DType::F32 => Tensor::from_vec(f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale), &shape),
-        DType::F64 => Tensor::from_vec(f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale), &shape),
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => Tensor::from_vec(f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale), &shape),
+                DType::F64 => Tensor::from_vec(f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale), &shape),
+            }
+        }
+        Storage::Gpu(_) => {
+            let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
+            let [y] = run_gpu(op, &[Some(x)], [&shape], |ctx, i, [y]| {
+                gpu_kernel::forward(ctx, mode, d, i[0].expect("x"), y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -43,6 +58,7 @@ fn upsample_backward(
     grad_y: &Tensor,
     input_shape: &[usize],
     scale: usize,
+    mode: Mode,
     f32_kernel: UpsampleKernel<f32>,
     f64_kernel: UpsampleKernel<f64>,
 ) -> Result<Tensor> {
@@ -63,10 +79,21 @@ fn upsample_backward(
             ),
         );
     }
-    let gy = grad_y.contiguous();
-    match gy.dtype() {
-        DType::F32 => Tensor::from_vec(f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale), input_shape),
-        DType::F64 => Tensor::from_vec(f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale), input_shape),
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => Tensor::from_vec(f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale), input_shape),
+                DType::F64 => Tensor::from_vec(f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale), input_shape),
+            }
+        }
+        Storage::Gpu(_) => {
+            let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
+            let [dx] = run_gpu(op, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
+                gpu_kernel::backward(ctx, mode, d, i[0].expect("grad_y"), dx)
+            })?;
+            Ok(dx)
+        }
     }
 }
 
@@ -77,6 +104,7 @@ pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
         "upsample_nearest2d",
         x,
         scale,
+        Mode::Nearest,
         kernel::upsample_nearest2d_forward::<f32>,
         kernel::upsample_nearest2d_forward::<f64>,
     )
@@ -90,6 +118,7 @@ pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale
         grad_y,
         input_shape,
         scale,
+        Mode::Nearest,
         kernel::upsample_nearest2d_backward::<f32>,
         kernel::upsample_nearest2d_backward::<f64>,
     )
@@ -103,6 +132,7 @@ pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
         "upsample_bilinear2d",
         x,
         scale,
+        Mode::Bilinear,
         kernel::upsample_bilinear2d_forward::<f32>,
         kernel::upsample_bilinear2d_forward::<f64>,
     )
@@ -117,6 +147,7 @@ pub fn upsample_bilinear2d_backward(grad_y: &Tensor, input_shape: &[usize], scal
         grad_y,
         input_shape,
         scale,
+        Mode::Bilinear,
         kernel::upsample_bilinear2d_backward::<f32>,
         kernel::upsample_bilinear2d_backward::<f64>,
     )

@@ -2,14 +2,17 @@
 //! operand broadcast over the batch of a 3-D one. Operands go to the GEMM as strided views of
 //! their storage, so transposed (or narrowed) inputs are never copied.
 
+use std::sync::Arc;
+
+use gpu::kernels::matmul::{matmul as gpu_matmul, MatView, MatmulArgs};
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
-use crate::error::{shape_err, Result, TensorError};
+use crate::error::{gpu_err, shape_err, Result, TensorError};
 use crate::storage::Storage;
-use crate::tensor::Tensor;
+use crate::tensor::{gpu_alloc, Tensor};
 
 /// The sizes of one matmul after validation: `batch` is `None` when both operands are 2-D.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +68,9 @@ struct Operand<'a, T> {
 
 impl<'a, T: Float> Operand<'a, T> {
     fn of(t: &'a Tensor) -> Result<Operand<'a, T>> {
-        let Storage::Cpu(s) = t.storage();
+        let Storage::Cpu(s) = t.storage() else {
+            return Err(TensorError::Device { op: "matmul", msg: "CPU kernel given a GPU operand".into() });
+        };
         let data = T::slice(s).ok_or(TensorError::DType { op: "matmul", expected: T::DTYPE, got: s.dtype() })?;
         let l = t.layout();
         let r = l.rank();
@@ -105,7 +110,31 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             DType::F32 => matmul_cpu::<f32>(a, b, dims),
             DType::F64 => matmul_cpu::<f64>(a, b, dims),
         },
+        Storage::Gpu(_) => matmul_gpu(a, b, dims),
     }
+}
+
+/// The GPU arm: like the CPU one, each operand is passed as strided matrices over its own
+/// buffer (a transposed or narrowed view is read in place; a 2-D operand has batch stride 0).
+fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let Dims { batch, m, k, n } = dims;
+    let batch_len = batch.unwrap_or(1);
+    let ctx = Arc::clone(a.gpu_storage(OP)?.context());
+    fn view(t: &Tensor) -> Result<MatView<'_>> {
+        let (l, r) = (t.layout(), t.rank());
+        Ok(MatView {
+            buf: t.gpu_storage(OP)?.buffer(),
+            offset: l.offset,
+            batch_stride: if r == 3 { l.strides[0] } else { 0 },
+            row_stride: l.strides[r - 2],
+            col_stride: l.strides[r - 1],
+        })
+    }
+    let c = gpu_alloc(&ctx, batch_len * m * n, OP)?;
+    let args = MatmulArgs { a: view(a)?, b: view(b)?, c: &c, batch: batch_len, m, n, k, accumulate: false };
+    gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
+    Ok(Tensor::from_gpu(c, ctx, &dims.out_shape()))
 }
 
 fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {

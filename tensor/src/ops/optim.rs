@@ -1,13 +1,18 @@
 //! In-place optimizer updates on tensors: `adam_update` (Adam and AdamW) and `sgd_update`.
 //! Each checks that the parameter, its gradient and its state buffers agree in shape, dtype
-//! and device, then runs ONE fused kernel per parameter (`cpu::optim`); a GPU kernel will be
-//! dispatched from the same `match`.
+//! and device, then runs ONE fused kernel per parameter: `cpu::optim` on the CPU, the
+//! in-place `adam.wgsl` kernels on the GPU (on the parameter's own buffer, copied first only
+//! when another tensor shares it, as on the CPU).
+
+use std::sync::Arc;
+
+use gpu::kernels::adam::{adam_step, sgd_step, AdamConfig, AdamState, SgdConfig};
 
 use crate::cpu::optim as kernel;
 pub use crate::cpu::optim::{AdamHyper, SgdHyper};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
-use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -55,7 +60,31 @@ pub fn adam_update(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Te
             DType::F32 => run::<f32>(param, grad, m, v, h),
             DType::F64 => run::<f64>(param, grad, m, v, h),
         },
+        Storage::Gpu(_) => adam_update_gpu(param, grad, m, v, h),
     }
+}
+
+// param, grad, m, v: [n] on one GPU; param, m, v updated in place
+fn adam_update_gpu(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
+    const OP: &str = "adam_update";
+    let g = grad.gpu_dense(OP)?;
+    let ctx = Arc::clone(param.gpu_storage(OP)?.context());
+    // Sole ownership of dense buffers first (m and v often start as one shared zero tensor).
+    param.gpu_storage_mut(OP)?;
+    m.gpu_storage_mut(OP)?;
+    v.gpu_storage_mut(OP)?;
+    let cfg = AdamConfig {
+        lr: h.lr as f32,
+        beta1: h.beta1 as f32,
+        beta2: h.beta2 as f32,
+        eps: h.eps as f32,
+        weight_decay: h.weight_decay as f32,
+        decoupled: h.decoupled_weight_decay,
+        step: h.step,
+    };
+    let state =
+        AdamState { param: param.gpu_buffer(OP)?, grad: g.gpu_buffer(OP)?, m: m.gpu_buffer(OP)?, v: v.gpu_buffer(OP)? };
+    adam_step(&ctx, &cfg, &state).map_err(gpu_err(OP))
 }
 
 /// One SGD step, in place. `momentum_buffer` must be given (shaped like `param`) when
@@ -84,7 +113,33 @@ pub fn sgd_update(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mu
             DType::F32 => run::<f32>(param, grad, momentum_buffer, h),
             DType::F64 => run::<f64>(param, grad, momentum_buffer, h),
         },
+        Storage::Gpu(_) => sgd_update_gpu(param, grad, momentum_buffer, h),
     }
+}
+
+// param, grad, momentum_buffer: [n] on one GPU; param and the buffer updated in place
+fn sgd_update_gpu(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
+    const OP: &str = "sgd_update";
+    let g = grad.gpu_dense(OP)?;
+    let ctx = Arc::clone(param.gpu_storage(OP)?.context());
+    param.gpu_storage_mut(OP)?;
+    let buf = match momentum_buffer {
+        Some(b) => {
+            b.gpu_storage_mut(OP)?;
+            Some(&*b)
+        }
+        None => None,
+    };
+    let cfg = SgdConfig {
+        lr: h.lr as f32,
+        momentum: h.momentum as f32,
+        dampening: h.dampening as f32,
+        weight_decay: h.weight_decay as f32,
+        nesterov: h.nesterov,
+        first_step: h.first_step,
+    };
+    let buf = buf.map(|b| b.gpu_buffer(OP)).transpose()?;
+    sgd_step(&ctx, &cfg, param.gpu_buffer(OP)?, g.gpu_buffer(OP)?, buf).map_err(gpu_err(OP))
 }
 
 #[cfg(test)]

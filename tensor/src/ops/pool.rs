@@ -2,10 +2,93 @@
 //! dilation 1): `max_pool2d` (returning argmax indices for its backward), `avg_pool2d`
 //! (count_include_pad = true) and `global_avg_pool2d`, each beside its backward.
 
+use std::sync::Arc;
+
+use gpu::kernels::pool as gpu_kernel;
+use gpu::{Context, GpuBuffer};
+
 use crate::cpu::pool::{self as kernel, Pool2dGeom};
+use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
-use crate::error::{invalid, shape_err, Result, TensorError};
-use crate::tensor::Tensor;
+use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::storage::Storage;
+use crate::tensor::{gpu_alloc, run_gpu, Tensor};
+
+/// The argmax positions a max pool returns for its backward, on the device of the pooled
+/// tensor: host indices for a CPU tensor, a u32 buffer for a GPU one (kept there: the
+/// backward reads it in place, nothing is read back).
+#[derive(Clone, Debug)]
+pub enum PoolIndices {
+    Cpu(Vec<usize>),
+    Gpu(GpuIndices),
+}
+
+/// u32 indices in a buffer of a GPU context (shared by clones), with the pooling geometry
+/// that produced them: the GPU backward gathers per input pixel over the windows covering
+/// it, so it needs the kernel, stride and padding, not just the indices.
+#[derive(Clone)]
+pub struct GpuIndices {
+    buffer: Arc<GpuBuffer>,
+    ctx: Arc<Context>,
+    geom: gpu_kernel::Pool2dGeom,
+}
+
+impl std::fmt::Debug for GpuIndices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuIndices {{ {:?}, {:?} }}", self.buffer, self.geom)
+    }
+}
+
+impl PoolIndices {
+    pub fn len(&self) -> usize {
+        match self {
+            PoolIndices::Cpu(v) => v.len(),
+            PoolIndices::Gpu(g) => g.geom.y_len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            PoolIndices::Cpu(_) => Device::Cpu,
+            PoolIndices::Gpu(g) => Device::from_context(Arc::clone(&g.ctx)),
+        }
+    }
+
+    /// The indices on the host (a read-back for GPU indices).
+    pub fn to_vec(&self) -> Result<Vec<usize>> {
+        match self {
+            PoolIndices::Cpu(v) => Ok(v.clone()),
+            PoolIndices::Gpu(g) => {
+                let v = g.ctx.read_u32(&g.buffer).map_err(gpu_err("PoolIndices::to_vec"))?;
+                Ok(v[..g.geom.y_len()].iter().map(|&i| i as usize).collect())
+            }
+        }
+    }
+}
+
+impl From<Vec<usize>> for PoolIndices {
+    fn from(v: Vec<usize>) -> Self {
+        PoolIndices::Cpu(v)
+    }
+}
+
+/// The GPU kernels' copy of a pooling geometry (the same fields).
+fn gpu_geom(g: &Pool2dGeom) -> gpu_kernel::Pool2dGeom {
+    gpu_kernel::Pool2dGeom {
+        planes: g.planes,
+        h: g.h,
+        w: g.w,
+        oh: g.oh,
+        ow: g.ow,
+        kernel: g.kernel,
+        stride: g.stride,
+        padding: g.padding,
+    }
+}
 
 /// The sizes of a rank-4 [N, C, H, W] shape, or an error naming `op` and the shape.
 pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
@@ -73,33 +156,51 @@ fn check_grad(op: &'static str, grad_y: &Tensor, expected: &[usize]) -> Result<(
 /// (each at most half the kernel). Output [N, C, OH, OW], OH = ⌊(H + 2·PH − KH)/SH⌋ + 1.
 ///
 /// Also returns the argmax of every output (row-major over [N, C, OH, OW]) as a flat index
-/// h·W + w into that output's own [H, W] input plane, like PyTorch's `return_indices=True`;
-/// pass it to [`max_pool2d_backward`].
+/// h·W + w into that output's own [H, W] input plane, like PyTorch's `return_indices=True`,
+/// on x's device; pass it to [`max_pool2d_backward`].
 // x: [N, C, H, W] → y: [N, C, OH, OW], indices: N·C·OH·OW plane-relative positions
 pub fn max_pool2d(
     x: &Tensor,
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
-) -> Result<(Tensor, Vec<usize>)> {
-    let g = pool_geom("max_pool2d", x.shape(), kernel, stride, padding)?;
-    let x = x.contiguous();
+) -> Result<(Tensor, PoolIndices)> {
+    const OP: &str = "max_pool2d";
+    let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
-    match x.dtype() {
-        DType::F32 => max_pool2d_typed::<f32>(&x, &g, &shape),
-        DType::F64 => max_pool2d_typed::<f64>(&x, &g, &shape),
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => max_pool2d_typed::<f32>(&x, &g, &shape),
+                DType::F64 => max_pool2d_typed::<f64>(&x, &g, &shape),
+            }
+        }
+        Storage::Gpu(s) => {
+            // The indices are u32, not a tensor: allocated here and kept beside the output.
+            let ctx = Arc::clone(s.context());
+            let gg = gpu_geom(&g);
+            let indices = gpu_alloc(&ctx, gg.y_len(), OP)?;
+            let [y] = run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| {
+                gpu_kernel::max_forward(ctx, &gg, i[0].expect("x"), y, &indices)
+            })?;
+            let indices = GpuIndices { buffer: Arc::new(indices), ctx, geom: gg };
+            Ok((y, PoolIndices::Gpu(indices)))
+        }
     }
 }
 
-fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Result<(Tensor, PoolIndices)> {
     let (y, argmax) = kernel::max_pool2d_forward(x.cpu_slice::<T>()?, g);
-    Ok((Tensor::from_vec(y, shape)?, argmax))
+    Ok((Tensor::from_vec(y, shape)?, PoolIndices::Cpu(argmax)))
 }
 
 /// Max pool backward: scatter-adds each output gradient to the input element it came from.
-/// `indices` is what [`max_pool2d`] returned, `input_shape` the forward's [N, C, H, W].
+/// `indices` is what [`max_pool2d`] returned (on grad_y's device), `input_shape` the
+/// forward's [N, C, H, W]. Host indices are range-checked; GPU ones come from the forward
+/// and are trusted (checking them would mean reading them back).
 // grad_y: [N, C, OH, OW], indices: N·C·OH·OW → grad_x: [N, C, H, W]
-pub fn max_pool2d_backward(grad_y: &Tensor, indices: &[usize], input_shape: &[usize]) -> Result<Tensor> {
+pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: &[usize]) -> Result<Tensor> {
     const OP: &str = "max_pool2d_backward";
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     let [gn, gc, oh, ow] = nchw(OP, "grad_y", grad_y.shape())?;
@@ -112,16 +213,39 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &[usize], input_shape: &[us
             format!("{} indices for grad_y of shape {:?} ({} elements)", indices.len(), grad_y.shape(), grad_y.numel()),
         );
     }
-    if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
-        return invalid(OP, format!("index {bad} is outside an input plane of {h}×{w} = {} elements", h * w));
-    }
-    let gy = grad_y.contiguous();
-    match gy.dtype() {
-        DType::F32 => {
-            Tensor::from_vec(kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w), input_shape)
+    same_device(OP, &[grad_y.device(), indices.device()])?;
+    match indices {
+        PoolIndices::Cpu(indices) => {
+            if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
+                return invalid(OP, format!("index {bad} is outside an input plane of {h}×{w} = {} elements", h * w));
+            }
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => Tensor::from_vec(
+                    kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w),
+                    input_shape,
+                ),
+                DType::F64 => Tensor::from_vec(
+                    kernel::max_pool2d_backward(gy.cpu_slice::<f64>()?, indices, oh * ow, h * w),
+                    input_shape,
+                ),
+            }
         }
-        DType::F64 => {
-            Tensor::from_vec(kernel::max_pool2d_backward(gy.cpu_slice::<f64>()?, indices, oh * ow, h * w), input_shape)
+        PoolIndices::Gpu(idx) => {
+            let gg = idx.geom;
+            if (gg.planes, gg.h, gg.w, gg.oh, gg.ow) != (n * c, h, w, oh, ow) {
+                return shape_err(
+                    OP,
+                    format!(
+                        "the indices come from a max pool of {} planes of {}×{} to {}×{}, not of input {input_shape:?} to grad_y {:?}",
+                        gg.planes, gg.h, gg.w, gg.oh, gg.ow, grad_y.shape()
+                    ),
+                );
+            }
+            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
+                gpu_kernel::max_backward(ctx, &gg, i[0].expect("grad_y"), &idx.buffer, dx)
+            })?;
+            Ok(dx)
         }
     }
 }
@@ -132,12 +256,24 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &[usize], input_shape: &[us
 /// output is the sum over its window's in-bounds elements divided by KH·KW.
 // x: [N, C, H, W] → y: [N, C, OH, OW]
 pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
-    let g = pool_geom("avg_pool2d", x.shape(), kernel, stride, padding)?;
-    let x = x.contiguous();
+    const OP: &str = "avg_pool2d";
+    let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
-    match x.dtype() {
-        DType::F32 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g), &shape),
-        DType::F64 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g), &shape),
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g), &shape),
+                DType::F64 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g), &shape),
+            }
+        }
+        Storage::Gpu(_) => {
+            let gg = gpu_geom(&g);
+            let [y] = run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| {
+                gpu_kernel::avg_forward(ctx, &gg, i[0].expect("x"), y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -154,10 +290,21 @@ pub fn avg_pool2d_backward(
     const OP: &str = "avg_pool2d_backward";
     let g = pool_geom(OP, input_shape, kernel, stride, padding)?;
     check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
-    let gy = grad_y.contiguous();
-    match gy.dtype() {
-        DType::F32 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g), input_shape),
-        DType::F64 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g), input_shape),
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g), input_shape),
+                DType::F64 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g), input_shape),
+            }
+        }
+        Storage::Gpu(_) => {
+            let gg = gpu_geom(&g);
+            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
+                gpu_kernel::avg_backward(ctx, &gg, i[0].expect("grad_y"), dx)
+            })?;
+            Ok(dx)
+        }
     }
 }
 
@@ -170,11 +317,21 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
     if h * w == 0 {
         return shape_err("global_avg_pool2d", format!("cannot average an empty plane of input {:?}", x.shape()));
     }
-    let x = x.contiguous();
     let shape = [n, c, 1, 1];
-    match x.dtype() {
-        DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w), &shape),
-        DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w), &shape),
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let x = x.contiguous();
+            match x.dtype() {
+                DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w), &shape),
+                DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w), &shape),
+            }
+        }
+        Storage::Gpu(_) => {
+            let [y] = run_gpu("global_avg_pool2d", &[Some(x)], [&shape], |ctx, i, [y]| {
+                gpu_kernel::global_avg_forward(ctx, n * c, h * w, i[0].expect("x"), y)
+            })?;
+            Ok(y)
+        }
     }
 }
 
@@ -184,10 +341,24 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
     const OP: &str = "global_avg_pool2d_backward";
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     check_grad(OP, grad_y, &[n, c, 1, 1])?;
-    let gy = grad_y.contiguous();
-    match gy.dtype() {
-        DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w), input_shape),
-        DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w), input_shape),
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
+            let gy = grad_y.contiguous();
+            match gy.dtype() {
+                DType::F32 => {
+                    Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w), input_shape)
+                }
+                DType::F64 => {
+                    Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w), input_shape)
+                }
+            }
+        }
+        Storage::Gpu(_) => {
+            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
+                gpu_kernel::global_avg_backward(ctx, n * c, h * w, i[0].expect("grad_y"), dx)
+            })?;
+            Ok(dx)
+        }
     }
 }
 
@@ -205,9 +376,10 @@ mod tests {
         let (y, idx) = max_pool2d(&x, [2, 2], [2, 2], [0, 0]).unwrap();
         assert_eq!(y.shape(), &[1, 2, 2, 2]);
         assert_eq!(idx.len(), 8);
-        assert_eq!(idx[..4], idx[4..]);
+        let idx_v = idx.to_vec().unwrap();
+        assert_eq!(idx_v[..4], idx_v[4..]);
         let yv = y.to_vec_f32();
-        for (o, &i) in idx.iter().enumerate() {
+        for (o, &i) in idx_v.iter().enumerate() {
             assert_eq!(yv[o], x.to_vec_f32()[(o / 4) * 16 + i]);
         }
         let gx = max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 2], DType::F32), &idx, x.shape()).unwrap();
@@ -226,8 +398,8 @@ mod tests {
             avg_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64()
         );
         assert_eq!(
-            max_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().1,
-            max_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().1
+            max_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().1.to_vec().unwrap(),
+            max_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().1.to_vec().unwrap()
         );
         assert_eq!(global_avg_pool2d(&xt).unwrap().to_vec_f64(), global_avg_pool2d(&dense).unwrap().to_vec_f64());
     }
@@ -264,9 +436,9 @@ mod tests {
         let gy = Tensor::zeros(&[1, 2, 3, 3], DType::F32);
         assert!(avg_pool2d_backward(&gy, x.shape(), [3, 3], [1, 1], [0, 0]).is_ok());
         assert!(matches!(avg_pool2d_backward(&gy, x.shape(), [2, 2], [2, 2], [0, 0]), Err(TensorError::Shape { .. })));
-        assert!(matches!(max_pool2d_backward(&gy, &[0; 8], x.shape()), Err(TensorError::Shape { .. })));
-        assert!(matches!(max_pool2d_backward(&gy, &[25; 18], x.shape()), Err(TensorError::Invalid { .. })));
-        assert!(matches!(max_pool2d_backward(&gy, &[0; 18], &[1, 3, 5, 5]), Err(TensorError::Shape { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &vec![0; 8].into(), x.shape()), Err(TensorError::Shape { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &vec![25; 18].into(), x.shape()), Err(TensorError::Invalid { .. })));
+        assert!(matches!(max_pool2d_backward(&gy, &vec![0; 18].into(), &[1, 3, 5, 5]), Err(TensorError::Shape { .. })));
         assert!(matches!(global_avg_pool2d_backward(&gy, x.shape()), Err(TensorError::Shape { .. })));
         assert!(matches!(global_avg_pool2d(&Tensor::zeros(&[1, 2, 0, 3], DType::F32)), Err(TensorError::Shape { .. })));
     }

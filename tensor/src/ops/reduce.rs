@@ -1,13 +1,15 @@
 //! Reductions over any set of axes, with keep-dim: sum, mean, max, min, argmax, argmin,
 //! var, logsumexp; and `sum_to_shape`, the reverse of broadcasting that backward passes use.
 
+use gpu::kernels::reduce::{self as gpu_kernel, ReduceDims};
+
 use crate::cpu::reduce as kernel;
 pub use crate::cpu::reduce::ReduceOp;
 use crate::dtype::{DType, Float};
 use crate::error::{shape_err, Result};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
-use crate::tensor::Tensor;
+use crate::tensor::{run_gpu, Tensor};
 
 /// Sorted, de-duplicated axes; an empty list means "all axes".
 fn resolve_axes(op: &'static str, axes: &[isize], rank: usize) -> Result<Vec<usize>> {
@@ -43,13 +45,13 @@ fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize,
         let outer = numel(&shape[..first]);
         let r = numel(&shape[first..=last]);
         let inner = numel(&shape[last + 1..]);
-        return Ok((x.contiguous(), outer, r, inner));
+        return Ok((x.try_contiguous()?, outer, r, inner));
     }
     let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
     let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
     let outer = kept.iter().map(|&i| shape[i]).product();
     let r = axes.iter().map(|&i| shape[i]).product();
-    Ok((x.permute(&perm)?.contiguous(), outer, r, 1))
+    Ok((x.permute(&perm)?.try_contiguous()?, outer, r, 1))
 }
 
 /// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
@@ -76,6 +78,27 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
             DType::F32 => run::<f32>(&xc, outer, r, inner, op, &out_shape),
             DType::F64 => run::<f64>(&xc, outer, r, inner, op, &out_shape),
         },
+        Storage::Gpu(_) => {
+            let d = ReduceDims { outer, reduce: r, inner };
+            let [y] = run_gpu(name, &[Some(&xc)], [&out_shape], |ctx, i, [o]| {
+                gpu_kernel::reduce(ctx, gpu_reduce(op), i[0].expect("x"), o, d)
+            })?;
+            Ok(y)
+        }
+    }
+}
+
+/// The GPU kernel's spelling of a reduction.
+fn gpu_reduce(op: ReduceOp) -> gpu_kernel::ReduceOp {
+    use gpu_kernel::ReduceOp as G;
+    match op {
+        ReduceOp::Sum => G::Sum,
+        ReduceOp::Mean => G::Mean,
+        ReduceOp::Max => G::Max,
+        ReduceOp::Min => G::Min,
+        ReduceOp::LogSumExp => G::LogSumExp,
+        ReduceOp::ArgMax => G::ArgMax,
+        ReduceOp::ArgMin => G::ArgMin,
     }
 }
 
@@ -94,9 +117,18 @@ pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<
             format!("unbiased variance needs at least 2 elements per group, shape {:?}", x.shape()),
         );
     }
-    match x.dtype() {
-        DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
-        DType::F64 => run::<f64>(&xc, outer, r, inner, corr, &out_shape),
+    match xc.storage() {
+        Storage::Cpu(_) => match x.dtype() {
+            DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
+            DType::F64 => run::<f64>(&xc, outer, r, inner, corr, &out_shape),
+        },
+        // Two passes instead of a kernel of its own: Σ (x − mean)² / (r − corr), the same
+        // centred formula the CPU kernel uses, so cancellation does not differ.
+        Storage::Gpu(_) => {
+            let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            let centred = x.sub(&reduce(x, &axes, true, ReduceOp::Mean)?)?;
+            reduce(&centred.square()?, &axes, keepdim, ReduceOp::Sum)?.mul_scalar(1.0 / (r - corr) as f64)
+        }
     }
 }
 

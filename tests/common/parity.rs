@@ -1,0 +1,125 @@
+//! Helpers of the CPU-vs-GPU parity tests: the GPU device (or a printed skip), random f32
+//! inputs that are never zero, and the comparison with relative error ≤ 1e-4.
+
+use std::sync::Once;
+
+use tensor::{DType, Device, DevicePreference, Rng, Tensor};
+
+/// Relative tolerance of every parity comparison.
+pub const TOL: f64 = 1e-4;
+
+/// The GPU device (any adapter, software included), or `None` after printing why, so the
+/// test returns early: a skip. With `VAE_REQUIRE_GPU=1` (CI) a missing GPU fails instead.
+pub fn gpu() -> Option<Device> {
+    static SAID: Once = Once::new();
+    match Device::from_preference(DevicePreference::Gpu) {
+        Ok(d) => {
+            SAID.call_once(|| eprintln!("parity tests on {}", d.describe()));
+            Some(d)
+        }
+        Err(e) => {
+            if std::env::var("VAE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}");
+            }
+            SAID.call_once(|| eprintln!("skipping GPU parity tests: {e} (set VAE_REQUIRE_GPU=1 to fail instead)"));
+            None
+        }
+    }
+}
+
+/// f32 values with |x| in [0.1, 1) and a random sign: never zero, O(1).
+pub fn signed(shape: &[usize], rng: &mut Rng) -> Tensor {
+    let v: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            let m = rng.uniform(0.1, 1.0) as f32;
+            if rng.next_f64() < 0.5 {
+                -m
+            } else {
+                m
+            }
+        })
+        .collect();
+    Tensor::from_vec(v, shape).unwrap()
+}
+
+/// f32 values uniform in [lo, hi).
+pub fn uniform32(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Tensor {
+    Tensor::rand_uniform(shape, lo, hi, DType::F32, rng)
+}
+
+/// The same tensor on the GPU.
+pub fn up(t: &Tensor, gpu: &Device) -> Tensor {
+    let g = t.to_device(gpu).unwrap();
+    assert!(g.is_gpu());
+    g
+}
+
+/// Asserts that `gpu` (a GPU tensor) equals the CPU result `cpu` element-wise:
+/// |g − c| ≤ TOL·max(|c|, scale_i), where `scale` (same shape, CPU) is the natural magnitude
+/// of each element: for a sum of products, the same op on |inputs|, so that cancellation
+/// does not turn rounding into a large relative error. `None` means 1 (element-wise maps).
+pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tensor>) {
+    assert!(gpu.is_gpu(), "{what}: the GPU result is on {}", gpu.device().name());
+    assert!(!cpu.is_gpu(), "{what}: the reference is on the GPU");
+    assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
+    let (g, c) = (gpu.to_vec_f64(), cpu.to_vec_f64());
+    let s = scale.map(|s| s.to_vec_f64()).unwrap_or_else(|| vec![1.0; c.len()]);
+    assert_eq!(s.len(), c.len(), "{what}: scale shape");
+    let mut bad = vec![];
+    let mut worst: f64 = 0.0;
+    for i in 0..c.len() {
+        let err = (g[i] - c[i]).abs() / c[i].abs().max(s[i].abs()).max(1e-30);
+        worst = worst.max(if err.is_nan() { f64::INFINITY } else { err });
+        if err.is_nan() || err > TOL {
+            bad.push(format!("[{i}] gpu {} cpu {} (rel err {err:.2e})", g[i], c[i]));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {} elements differ (shape {:?}):\n  {}",
+        bad.len(),
+        c.len(),
+        cpu.shape(),
+        bad.iter().take(8).cloned().collect::<Vec<_>>().join("\n  ")
+    );
+    assert!(worst <= TOL);
+}
+
+/// |t| on the CPU (for scale tensors).
+pub fn abs(t: &Tensor) -> Tensor {
+    t.abs().unwrap()
+}
+
+/// `scale` for [`assert_close`] on a result whose elements may cancel (a gradient): 1 % of
+/// the tensor's largest magnitude, everywhere. An element that sums to near zero is then
+/// compared at that scale instead of its own tiny value.
+pub fn tensor_scale(t: &Tensor) -> Tensor {
+    let m = t.to_vec_f64().iter().fold(0.0f64, |a, &x| a.max(x.abs()));
+    Tensor::full(t.shape(), 0.01 * m, DType::F32)
+}
+
+/// Runs `f` on parameters made from `inputs`, once on the CPU and once with every input
+/// moved to the GPU, back-propagates L = mean((out + 1)²) (a non-uniform upstream gradient,
+/// so a backward that ignores it fails), and compares the outputs and every gradient.
+pub fn assert_backward_parity(
+    what: &str,
+    gpu: &Device,
+    inputs: &[Tensor],
+    f: impl Fn(&[autograd::Var]) -> tensor::Result<autograd::Var>,
+) {
+    let run = |ts: Vec<Tensor>| {
+        let vars: Vec<autograd::Var> = ts.into_iter().map(autograd::Var::parameter).collect();
+        let out = f(&vars).unwrap();
+        let loss = out.add_scalar(1.0).unwrap().square().unwrap().mean_all().unwrap();
+        loss.backward().unwrap();
+        let grads: Vec<Tensor> = vars.iter().map(|v| v.grad().expect("a gradient")).collect();
+        (out.value(), grads)
+    };
+    let (out_c, grads_c) = run(inputs.to_vec());
+    let (out_g, grads_g) = run(inputs.iter().map(|t| up(t, gpu)).collect());
+    assert_close(&format!("{what}: output"), &out_g, &out_c, Some(&tensor_scale(&out_c)));
+    for (i, (g, c)) in grads_g.iter().zip(&grads_c).enumerate() {
+        assert!(g.is_gpu(), "{what}: gradient {i} was computed off the GPU");
+        assert_close(&format!("{what}: gradient of input {i}"), g, c, Some(&tensor_scale(c)));
+    }
+}

@@ -1,0 +1,157 @@
+//! Optimizer updates on the GPU against the CPU kernels: tensor's in-place `adam_update`
+//! (Adam and AdamW, several steps) and `sgd_update` (plain, momentum, nesterov, weight
+//! decay), run in place on the parameter's buffer with copy-on-write for shared storage,
+//! and nn's Adam / SGD optimizers stepping GPU parameters.
+
+mod common;
+
+use autograd::Var;
+use common::parity::*;
+use common::rng;
+use nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use tensor::ops::optim::{adam_update, sgd_update, AdamHyper, SgdHyper};
+use tensor::{Device, Tensor};
+
+#[test]
+fn adam_and_adamw_updates_match_cpu_over_several_steps() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    for decoupled in [false, true] {
+        let shape = [3, 257];
+        let mut p = signed(&shape, &mut r);
+        let mut pg = up(&p, &gpu);
+        // m and v start as ONE shared zero tensor (as nn's Adam creates them): the update must
+        // give each its own buffer, on both devices.
+        let z = p.zeros_like();
+        let (mut m, mut v) = (z.clone(), z);
+        let zg = pg.zeros_like();
+        assert!(zg.is_gpu());
+        let (mut mg, mut vg) = (zg.clone(), zg);
+        for step in 1..=4 {
+            let g = signed(&shape, &mut r);
+            let h = AdamHyper {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.05,
+                decoupled_weight_decay: decoupled,
+                step,
+            };
+            adam_update(&mut p, &g, &mut m, &mut v, &h).unwrap();
+            adam_update(&mut pg, &up(&g, &gpu), &mut mg, &mut vg, &h).unwrap();
+        }
+        let what = if decoupled { "AdamW" } else { "Adam" };
+        assert_close(&format!("{what}: param"), &pg, &p, None);
+        assert_close(&format!("{what}: exp_avg"), &mg, &m, None);
+        assert_close(&format!("{what}: exp_avg_sq"), &vg, &v, Some(&tensor_scale(&v)));
+        assert!(!mg.shares_storage_with(&vg));
+    }
+}
+
+#[test]
+fn adam_update_leaves_a_tensor_sharing_the_parameter_unchanged() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let p0 = up(&signed(&[40], &mut r), &gpu);
+    let mut p = p0.clone();
+    let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
+    let h = AdamHyper {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled_weight_decay: false,
+        step: 1,
+    };
+    let before = p0.to_vec_f32();
+    adam_update(&mut p, &up(&signed(&[40], &mut r), &gpu), &mut m, &mut v, &h).unwrap();
+    assert_eq!(p0.to_vec_f32(), before, "the shared original must not change");
+    assert_ne!(p.to_vec_f32(), before, "the parameter must change");
+}
+
+#[test]
+fn sgd_updates_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let configs = [(0.0, 0.0, false, 0.0), (0.9, 0.0, false, 0.01), (0.9, 0.1, true, 0.0), (0.5, 0.3, false, 0.1)];
+    for (momentum, dampening, nesterov, weight_decay) in configs {
+        let shape = [5, 61];
+        let mut p = signed(&shape, &mut r);
+        let mut pg = up(&p, &gpu);
+        let (mut b, mut bg) = (p.zeros_like(), pg.zeros_like());
+        for step in 0..3 {
+            let g = signed(&shape, &mut r);
+            let h = SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
+            let (buf, buf_g) = if momentum != 0.0 { (Some(&mut b), Some(&mut bg)) } else { (None, None) };
+            sgd_update(&mut p, &g, buf, &h).unwrap();
+            sgd_update(&mut pg, &up(&g, &gpu), buf_g, &h).unwrap();
+        }
+        let what = format!("sgd momentum {momentum} dampening {dampening} nesterov {nesterov} wd {weight_decay}");
+        assert_close(&format!("{what}: param"), &pg, &p, None);
+        if momentum != 0.0 {
+            assert_close(&format!("{what}: momentum buffer"), &bg, &b, None);
+        }
+    }
+}
+
+#[test]
+fn optimizer_update_refuses_a_gradient_on_the_other_device() {
+    let Some(gpu) = gpu() else { return };
+    let mut pg = Tensor::zeros_on(&[3], tensor::DType::F32, &gpu).unwrap();
+    let g = Tensor::zeros(&[3], tensor::DType::F32);
+    let (mut m, mut v) = (pg.zeros_like(), pg.zeros_like());
+    let h = AdamHyper {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled_weight_decay: false,
+        step: 1,
+    };
+    let err = adam_update(&mut pg, &g, &mut m, &mut v, &h).unwrap_err().to_string();
+    assert!(err.contains("adam_update") && err.contains("cpu") && err.contains("gpu"), "{err}");
+}
+
+/// Three steps of an nn optimizer on a quadratic loss, on `device`; returns the parameters.
+fn train(
+    device: &Device,
+    init: &[Tensor],
+    target: &Tensor,
+    make: &dyn Fn(Vec<(String, Var)>) -> Box<dyn Optimizer>,
+) -> Vec<Tensor> {
+    let params: Vec<Var> = init.iter().map(|t| Var::parameter(t.to_device(device).unwrap())).collect();
+    let named = params.iter().enumerate().map(|(i, p)| (format!("p{i}"), p.clone())).collect();
+    let mut opt = make(named);
+    let target = Var::constant(target.to_device(device).unwrap());
+    for _ in 0..3 {
+        opt.zero_grad();
+        let y = params[0].matmul(&params[1]).unwrap();
+        let loss = y.sub(&target).unwrap().square().unwrap().mean_all().unwrap();
+        loss.backward().unwrap();
+        opt.step().unwrap();
+    }
+    params.iter().map(|p| p.value()).collect()
+}
+
+#[test]
+fn nn_optimizers_step_gpu_parameters_like_cpu_ones() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let init = vec![signed(&[6, 9], &mut r), signed(&[9, 4], &mut r)];
+    let target = signed(&[6, 4], &mut r);
+    let adam =
+        |p: Vec<(String, Var)>| -> Box<dyn Optimizer> { Box::new(Adam::adamw(p, AdamConfig::new(0.01)).unwrap()) };
+    let sgd = |p: Vec<(String, Var)>| -> Box<dyn Optimizer> {
+        Box::new(Sgd::new(p, SgdConfig::new(0.1).momentum(0.9)).unwrap())
+    };
+    for (name, make) in [("AdamW", &adam as &dyn Fn(_) -> _), ("SGD", &sgd)] {
+        let cpu = train(&Device::Cpu, &init, &target, make);
+        let on_gpu = train(&gpu, &init, &target, make);
+        for (i, (g, c)) in on_gpu.iter().zip(&cpu).enumerate() {
+            assert_close(&format!("{name}: parameter {i}"), g, c, None);
+        }
+    }
+}
