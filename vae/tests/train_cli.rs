@@ -110,3 +110,17 @@ fn an_input_size_the_preset_cannot_take_names_the_preset() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("multiples of 8"), "{err}");
 }
+
+#[test]
+fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
+    let d = temp_dir("gpu");
+    let out = train().args(small_args(&d)).args(["--epochs", "1", "--device", "gpu"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") && err.contains("adapter") {
+        eprintln!("skipped: no GPU adapter ({err})");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("device: gpu"));
+    assert!(d.join("last.safetensors").is_file() && d.join("recon_epoch001.png").is_file());
+}

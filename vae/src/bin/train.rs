@@ -20,7 +20,7 @@ use nn::checkpoint::{load_model, load_training_checkpoint, save_training_checkpo
 use nn::optim::{Adam, AdamConfig, EarlyStopping, LrSchedule, MetricGoal, Optimizer};
 use nn::{Init, Module};
 use serde::{Deserialize, Serialize};
-use tensor::{Rng, Tensor};
+use tensor::{Device, DevicePreference, Rng, Tensor};
 use vae::data::{self, BatchOptions, Batches, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization};
 use vae::error::{Error, Result};
 use vae::loss::ReconLoss;
@@ -199,16 +199,7 @@ fn setup_run(args: Args) -> Result<Run> {
     if args.batch_size == 0 {
         return Err(Error::Config("--batch-size must be at least 1".into()));
     }
-    match args.device.as_str() {
-        "auto" | "cpu" => {}
-        "gpu" => {
-            return Err(Error::Config(
-                "--device gpu: the tensor ops do not dispatch to the GPU backend yet; use --device cpu (or auto)"
-                    .into(),
-            ))
-        }
-        other => return Err(Error::Config(format!("--device '{other}' (expected auto, cpu or gpu)"))),
-    }
+    let _: DevicePreference = parse("device", &args.device)?;
     let (train, val, normalization) = load_data(&args)?;
     let recon: ReconLoss = parse("recon", &args.recon)?;
     let output: OutputActivation = parse("output", &args.output)?;
@@ -357,6 +348,13 @@ fn run_main(mut args: Args) -> Result<()> {
     }
     let run = setup_run(args)?;
     let args = &run.args;
+    let device = Device::from_preference(parse("device", &args.device)?)?;
+    if resume.is_some() && device.is_gpu() {
+        return Err(Error::Config(
+            "--resume on the GPU is not supported yet (optimizer state loads onto the CPU); resume with --device cpu"
+                .into(),
+        ));
+    }
     let [n_img, c, h, w] = run.train.shape;
     let arch: Arch = parse("arch", &args.arch)?;
     let mut init = Init::new(args.seed);
@@ -369,6 +367,7 @@ fn run_main(mut args: Args) -> Result<()> {
         let n = model.set_requires_grad_by_prefix("encoder.", false);
         println!("froze {n} encoder parameter tensors");
     }
+    model.to_device(&device)?;
     let counts = model.parameter_counts();
     let schedule = lr_schedule(args, run.epochs)?;
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(schedule.lr_at(0)))?;
@@ -402,7 +401,7 @@ fn run_main(mut args: Args) -> Result<()> {
         write_file(&run.dir.join("metrics.csv"), &format!("{CSV_HEADER}\n"))?;
     }
     println!(
-        "{arch} on {} ({} train / {} val images, {c}×{h}×{w}), z = {}, {} parameters ({} trainable), device cpu with {} threads",
+        "{arch} on {} ({} train / {} val images, {c}×{h}×{w}), z = {}, {} parameters ({} trainable), CPU threads {}",
         args.dataset,
         n_img,
         run.val.len(),
@@ -411,6 +410,7 @@ fn run_main(mut args: Args) -> Result<()> {
         counts.trainable,
         rayon::current_num_threads()
     );
+    println!("device: {}", device.describe());
     println!("run folder: {}", run.dir.display());
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -419,8 +419,9 @@ fn run_main(mut args: Args) -> Result<()> {
         // Ctrl-C only sets a flag: the loop saves a checkpoint at the next batch boundary.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let preview = preview_batch(&run.val, &run.normalization, 8)?;
-    let prior_z = standard_normal(16, args.z_dim, tensor::DType::F32, &mut Rng::new(args.seed ^ 0x5A3));
+    let preview = preview_batch(&run.val, &run.normalization, 8)?.to_device(&device)?;
+    let prior_z =
+        standard_normal(16, args.z_dim, tensor::DType::F32, &mut Rng::new(args.seed ^ 0x5A3)).to_device(&device)?;
     let val_batches: Vec<Tensor> = {
         let opts = BatchOptions {
             batch_size: args.batch_size,
@@ -428,7 +429,9 @@ fn run_main(mut args: Args) -> Result<()> {
             drop_last: false,
             normalization: run.normalization.clone(),
         };
-        Batches::new(run.val.clone(), &opts, &mut Rng::new(0))?.map(|b| b.images).collect()
+        Batches::new(run.val.clone(), &opts, &mut Rng::new(0))?
+            .map(|b| b.images.to_device(&device))
+            .collect::<tensor::Result<_>>()?
     };
     let batch_opts = BatchOptions {
         batch_size: args.batch_size,
@@ -465,21 +468,20 @@ fn run_main(mut args: Args) -> Result<()> {
                 println!("interrupted: saved {} (resume with --resume {})", last_path.display(), last_path.display());
                 std::process::exit(130);
             }
-            let stats =
-                match train_step(&model, &mut optimizer, &batch.images, &run.setup, &mut noise_rng, (epoch + 1, i + 1))
-                {
-                    Ok(s) => s,
-                    Err(e @ Error::NonFinite { .. }) => {
-                        bar.abandon();
-                        let kept = if last_path.exists() {
-                            format!("; the last good checkpoint is {}", last_path.display())
-                        } else {
-                            String::new()
-                        };
-                        return Err(Error::Config(format!("{e}{kept}")));
-                    }
-                    Err(e) => return Err(e),
-                };
+            let x = batch.images.to_device(&device)?;
+            let stats = match train_step(&model, &mut optimizer, &x, &run.setup, &mut noise_rng, (epoch + 1, i + 1)) {
+                Ok(s) => s,
+                Err(e @ Error::NonFinite { .. }) => {
+                    bar.abandon();
+                    let kept = if last_path.exists() {
+                        format!("; the last good checkpoint is {}", last_path.display())
+                    } else {
+                        String::new()
+                    };
+                    return Err(Error::Config(format!("{e}{kept}")));
+                }
+                Err(e) => return Err(e),
+            };
             mean.add(&stats, batch.images.shape()[0]);
             bar.set_message(describe(&mean.mean()));
             bar.inc(1);
