@@ -1,0 +1,18 @@
+//! The README's "autodiff in ten lines": a tiny graph, one backward pass, a gradient read back.
+//! Run with `cargo run --release --example autodiff`.
+
+use autograd::Var;
+use tensor::{DType, Rng, Tensor};
+
+fn main() -> Result<(), tensor::TensorError> {
+    let mut rng = Rng::new(0);
+    let w = Var::parameter(Tensor::rand_normal(&[3, 2], 0.0, 1.0, DType::F32, &mut rng));
+    let x = Var::constant(Tensor::rand_normal(&[4, 3], 0.0, 1.0, DType::F32, &mut rng));
+    let loss = x.matmul(&w)?.relu()?.square()?.mean_all()?; // mean(relu(x·w)²)
+    loss.backward()?; // walks the graph in reverse
+    println!("loss = {:.4}", loss.value().item()?);
+    if let Some(g) = w.grad() {
+        println!("dL/dw = {:?}", g.to_vec_f32()); // [3, 2] gradient
+    }
+    Ok(())
+}
