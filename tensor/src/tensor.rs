@@ -385,16 +385,16 @@ impl Tensor {
         if self.is_gpu() {
             return self.to_cpu().unwrap_or_else(|e| panic!("to_dtype: {e}")).to_dtype(dtype);
         }
+        fn cast<S: Float, D: Float>(t: &Tensor) -> Tensor {
+            match t.cpu_slice::<S>() {
+                Ok(s) => Tensor::from_kernel(s.iter().map(|&x| D::from_f64(x.to_f64())).collect(), t.shape()),
+                Err(e) => unreachable!("to_dtype: a contiguous CPU tensor is readable as its own dtype ({e})"),
+            }
+        }
         let t = self.contiguous();
-        match (dtype, t.dtype()) {
-            (DType::F32, DType::F64) => {
-                let v = t.cpu_slice::<f64>().map(|s| s.iter().map(|&x| x as f32).collect::<Vec<_>>());
-                Tensor::from_kernel(v.unwrap_or_default(), t.shape())
-            }
-            (DType::F64, DType::F32) => {
-                let v = t.cpu_slice::<f32>().map(|s| s.iter().map(|&x| x as f64).collect::<Vec<_>>());
-                Tensor::from_kernel(v.unwrap_or_default(), t.shape())
-            }
+        match (t.dtype(), dtype) {
+            (DType::F64, DType::F32) => cast::<f64, f32>(&t),
+            (DType::F32, DType::F64) => cast::<f32, f64>(&t),
             _ => t,
         }
     }

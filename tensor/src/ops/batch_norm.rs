@@ -5,7 +5,7 @@
 
 use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchStats, BnStats};
 
-use super::pool::same_dtype;
+use super::conv2d::same_dtype;
 use crate::cpu::batch_norm::{self as kernel, BnDims};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};

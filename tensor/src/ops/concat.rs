@@ -21,7 +21,6 @@ use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 /// Concatenates tensors along `axis`; all other dims must agree.
 pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
     fn run<T: Float>(ts: &[Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
-        let outer = numel(&out_shape[..a]);
         let inner = numel(&out_shape[a + 1..]);
         let row = out_shape[a] * inner;
         let mut out = vec![T::ZERO; numel(out_shape)];
@@ -36,7 +35,6 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
                 }
             });
         }
-        let _ = outer;
         Ok(Tensor::from_kernel(out, out_shape))
     }
     let Some(first) = tensors.first() else {

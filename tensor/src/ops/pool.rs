@@ -10,7 +10,7 @@ use gpu::{Context, GpuBuffer};
 use crate::cpu::pool::{self as kernel, Pool2dGeom};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
-use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::error::{gpu_err, invalid, shape_err, Result};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 
@@ -95,15 +95,6 @@ pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usi
     match shape {
         &[n, c, h, w] => Ok([n, c, h, w]),
         _ => shape_err(op, format!("{what} must have rank 4 [N, C, H, W], got shape {shape:?}")),
-    }
-}
-
-/// Errors unless every tensor has the dtype of the first.
-pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
-    let expected = tensors[0].dtype();
-    match tensors.iter().find(|t| t.dtype() != expected) {
-        Some(t) => Err(TensorError::DType { op, expected, got: t.dtype() }),
-        None => Ok(expected),
     }
 }
 
@@ -365,6 +356,7 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TensorError;
     use crate::rng::Rng;
 
     #[test]
