@@ -21,6 +21,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod ops;
+pub mod profile;
 pub mod rng;
 pub mod shape;
 pub mod storage;

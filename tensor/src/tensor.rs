@@ -429,6 +429,7 @@ impl Tensor {
 
     /// [`Self::contiguous_copy`], with GPU failures as errors.
     pub fn try_contiguous_copy(&self) -> Result<Tensor> {
+        let _profile = crate::profile::scope(crate::profile::OpFamily::Copy, "contiguous", self);
         match &*self.storage {
             Storage::Cpu(CpuStorage::F32(v)) => {
                 Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))

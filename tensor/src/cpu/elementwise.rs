@@ -64,6 +64,56 @@ pub enum BinaryOp {
     ClampGrad(f64, f64),
 }
 
+impl UnaryOp {
+    /// The op's name in snake case (profiles, error messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Recip => "recip",
+            UnaryOp::Square => "square",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Powf(_) => "powf",
+            UnaryOp::Clamp(_, _) => "clamp",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+        }
+    }
+}
+
+impl BinaryOp {
+    /// The op's name in snake case (profiles, error messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Eq => "eq",
+            BinaryOp::ReluGrad => "relu_grad",
+            BinaryOp::LeakyReluGrad(_) => "leaky_relu_grad",
+            BinaryOp::SigmoidGrad => "sigmoid_grad",
+            BinaryOp::TanhGrad => "tanh_grad",
+            BinaryOp::AbsGrad => "abs_grad",
+            BinaryOp::SoftplusGrad => "softplus_grad",
+            BinaryOp::ClampGrad(_, _) => "clamp_grad",
+        }
+    }
+}
+
 #[inline(always)]
 pub fn sigmoid<T: Float>(x: T) -> T {
     // Two branches so exp never overflows.

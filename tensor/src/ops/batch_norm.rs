@@ -10,6 +10,7 @@ use crate::cpu::batch_norm::{self as kernel, BnDims};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
+use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 
 /// What a training-mode batch norm returns. All statistics have shape [C].
@@ -102,6 +103,7 @@ pub fn batch_norm_train(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<BatchNormTrainOutput> {
+    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_train", x);
     const OP: &str = "batch_norm_train";
     let d = bn_dims(OP, x)?;
     if d.m() < 2 {
@@ -162,6 +164,7 @@ pub fn batch_norm_train_backward(
     inv_std: &Tensor,
     gamma: Option<&Tensor>,
 ) -> Result<BatchNormGrads> {
+    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_train_backward", grad_y);
     const OP: &str = "batch_norm_train_backward";
     let d = bn_dims(OP, x)?;
     check_same_shape(OP, grad_y, x)?;
@@ -246,6 +249,7 @@ pub fn batch_norm_eval(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_eval", x);
     const OP: &str = "batch_norm_eval";
     let d = bn_dims(OP, x)?;
     check_eps(OP, eps)?;
@@ -310,6 +314,7 @@ pub fn batch_norm_eval_backward(
     gamma: Option<&Tensor>,
     eps: f64,
 ) -> Result<BatchNormGrads> {
+    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_eval_backward", grad_y);
     const OP: &str = "batch_norm_eval_backward";
     let d = bn_dims(OP, x)?;
     check_eps(OP, eps)?;

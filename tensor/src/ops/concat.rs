@@ -14,12 +14,14 @@ use rayon::prelude::*;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 
 /// Concatenates tensors along `axis`; all other dims must agree.
 pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+    let _profile = tensors.first().map(|t| profile::scope(OpFamily::Copy, "cat", t));
     fn run<T: Float>(ts: &[Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
         let inner = numel(&out_shape[a + 1..]);
         let row = out_shape[a] * inner;
@@ -104,6 +106,7 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
 
 /// Picks entries `indices` of `axis`: out[.., i, ..] = x[.., indices[i], ..].
 pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Copy, "index_select", x);
     fn run<T: Float>(x: &Tensor, a: usize, idx: &[usize], out_shape: &[usize]) -> Result<Tensor> {
         let src = x.cpu_slice::<T>()?;
         let inner = numel(&x.shape()[a + 1..]);
@@ -148,6 +151,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
 /// The adjoint of index_select: a tensor of `shape` with zeros, plus src[.., j, ..] added at
 /// row indices[j] of `axis` (repeated indices accumulate).
 pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[usize]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Copy, "index_add_zeros", src);
     fn run<T: Float>(src: &Tensor, a: usize, idx: &[usize], shape: &[usize]) -> Result<Tensor> {
         let s = src.cpu_slice::<T>()?;
         let inner = numel(&shape[a + 1..]);

@@ -11,6 +11,7 @@ use crate::cpu::conv::{self as kernel, Conv2dGeometry};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 
 /// Stride, zero padding and dilation of a conv2d, as [height, width].
@@ -198,6 +199,7 @@ fn conv2d_geometry(op: &'static str, x: &[usize], w: &[usize], p: &Conv2dParams)
 /// y = conv2d(x, w) + bias (cross-correlation, as in PyTorch), OH = ⌊(H + 2·ph − dh·(kH−1) − 1)/sh⌋ + 1.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Conv, "conv2d", x);
     const OP: &str = "conv2d";
     let g = conv2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
@@ -238,6 +240,7 @@ fn conv2d_typed<T: Float>(
 /// stride did not divide evenly).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   ->   dx: input_shape = [N, C_in, H, W]
 pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_data", grad_y);
     const OP: &str = "conv2d_backward_data";
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
@@ -271,6 +274,7 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
 /// dL/dw of y = conv2d(x, w): the correlation of x with grad_y, summed over the batch.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: weight_shape = [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_weight", grad_y);
     const OP: &str = "conv2d_backward_weight";
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
@@ -303,6 +307,7 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
 /// dL/dbias of y = conv2d(x, w) + bias: grad_y summed over batch and pixels.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_bias", grad_y);
     const OP: &str = "conv2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };

@@ -13,6 +13,7 @@ use crate::ops::conv2d::{
     bias_grad_geometry, bias_slice, check_bias, check_grad, check_params, check_plane, gpu_geometry, pair, rank4,
     same_dtype_device,
 };
+use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 
 /// Stride, zero padding, output padding and dilation of a conv_transpose2d, as [height, width].
@@ -115,6 +116,7 @@ fn check_output_padding(op: &'static str, p: &ConvTranspose2dParams) -> Result<(
 /// OH = (H − 1)·sh − 2·ph + dh·(kH − 1) + output_padding_h + 1.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d", x);
     const OP: &str = "conv_transpose2d";
     let g = conv_transpose2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
@@ -155,6 +157,7 @@ fn conv_transpose2d_typed<T: Float>(
 /// H = (OH + 2·ph − dh·(kH − 1) − output_padding_h − 1)/sh + 1, which must divide evenly.
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
 pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTranspose2dParams) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_data", grad_y);
     const OP: &str = "conv_transpose2d_backward_data";
     let gs = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let ws = rank4(OP, "weight", "[C_in, C_out, kH, kW]", w.shape())?;
@@ -221,6 +224,7 @@ pub fn conv_transpose2d_backward_weight(
     weight_shape: &[usize],
     p: &ConvTranspose2dParams,
 ) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_weight", grad_y);
     const OP: &str = "conv_transpose2d_backward_weight";
     let g = conv_transpose2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
@@ -253,6 +257,7 @@ pub fn conv_transpose2d_backward_weight(
 /// dL/dbias of y = conv_transpose2d(x, w) + bias: grad_y summed over batch and pixels.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv_transpose2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_bias", grad_y);
     const OP: &str = "conv_transpose2d_backward_bias";
     let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };

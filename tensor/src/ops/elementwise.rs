@@ -13,6 +13,7 @@ pub use crate::cpu::elementwise::{BinaryOp, UnaryOp};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, Result, TensorError};
+use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, Tensor};
@@ -26,6 +27,7 @@ fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
 
 /// Applies `op` to every element. x: any shape → same shape.
 pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, op.name(), x);
     fn run<T: Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         Ok(Tensor::from_kernel(kernel::unary(x.cpu_slice::<T>()?, op), x.shape()))
     }
@@ -115,6 +117,7 @@ fn map_gpu(
 
 /// Applies `op` to a and b broadcast together. a, b: broadcastable → broadcast shape.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, op.name(), a);
     fn run<T: Float>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Result<Tensor> {
         if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
             let out = kernel::binary(a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, op);
@@ -152,6 +155,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 
 /// where(cond, a, b): a where cond ≠ 0, else b; all three broadcast together.
 pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, "where_cond", a);
     fn run<T: Float>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
         let (c, a, b) = (
             c.broadcast_to(shape)?.contiguous(),

@@ -8,6 +8,7 @@ use super::pool::nchw;
 use crate::cpu::interpolate as kernel;
 use crate::dtype::DType;
 use crate::error::{invalid, shape_err, Result};
+use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{run_gpu, Tensor};
 
@@ -100,6 +101,7 @@ fn upsample_backward(
 /// Nearest-neighbour upsampling by an integer factor: y[.., oy, ox] = x[.., oy / s, ox / s].
 // x: [N, C, H, W] → y: [N, C, H·s, W·s]
 pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, "upsample_nearest2d", x);
     upsample(
         "upsample_nearest2d",
         x,
@@ -113,6 +115,7 @@ pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 /// Nearest upsampling backward: each input's gradient is the sum over its s×s output block.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
 pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, "upsample_nearest2d_backward", grad_y);
     upsample_backward(
         "upsample_nearest2d_backward",
         grad_y,
@@ -128,6 +131,7 @@ pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale
 /// source coordinate (dst + 0.5)/s − 0.5, clamped at 0 below, indices clamped at the edge.
 // x: [N, C, H, W] → y: [N, C, H·s, W·s]
 pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, "upsample_bilinear2d", x);
     upsample(
         "upsample_bilinear2d",
         x,
@@ -142,6 +146,7 @@ pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 /// pixels with the forward's weights.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
 pub fn upsample_bilinear2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, "upsample_bilinear2d_backward", grad_y);
     upsample_backward(
         "upsample_bilinear2d_backward",
         grad_y,

@@ -11,6 +11,7 @@ use crate::cpu::gemm::{gemm, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, Tensor};
 
@@ -99,6 +100,7 @@ impl<'a, T: Float> Operand<'a, T> {
 /// a @ b. a: [m, k] or [B, m, k]; b: [k, n] or [B, k, n] → [m, n] or [B, m, n].
 /// A 2-D operand is shared by every batch entry of a 3-D one.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Matmul, "matmul", a);
     let op = "matmul";
     same_device(op, &[a.device(), b.device()])?;
     if a.dtype() != b.dtype() {

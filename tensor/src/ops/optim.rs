@@ -13,6 +13,7 @@ pub use crate::cpu::optim::{AdamHyper, SgdHyper};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -39,6 +40,7 @@ fn check_like_param(op: &'static str, param: &Tensor, others: &[(&str, &Tensor)]
 /// updated from `grad`. All four tensors have the same shape and dtype; `h.step` ≥ 1.
 // param, grad, m, v: any shape, all equal
 pub fn adam_update(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
+    let _profile = profile::scope(OpFamily::Optimizer, "adam_update", param);
     fn run<T: Float>(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
         let g = grad.contiguous();
         kernel::adam_update(
@@ -91,6 +93,7 @@ fn adam_update_gpu(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Te
 /// `h.momentum` ≠ 0 and is updated; plain SGD passes `None`.
 // param, grad, momentum_buffer: any shape, all equal
 pub fn sgd_update(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
+    let _profile = profile::scope(OpFamily::Optimizer, "sgd_update", param);
     fn run<T: Float>(param: &mut Tensor, grad: &Tensor, buf: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
         let g = grad.contiguous();
         let buf = match buf {

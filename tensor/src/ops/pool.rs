@@ -11,6 +11,7 @@ use crate::cpu::pool::{self as kernel, Pool2dGeom};
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result};
+use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 
@@ -156,6 +157,7 @@ pub fn max_pool2d(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Result<(Tensor, PoolIndices)> {
+    let _profile = profile::scope(OpFamily::Pool, "max_pool2d", x);
     const OP: &str = "max_pool2d";
     let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
@@ -192,6 +194,7 @@ fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Re
 /// and are trusted (checking them would mean reading them back).
 // grad_y: [N, C, OH, OW], indices: N·C·OH·OW → grad_x: [N, C, H, W]
 pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: &[usize]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Pool, "max_pool2d_backward", grad_y);
     const OP: &str = "max_pool2d_backward";
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     let [gn, gc, oh, ow] = nchw(OP, "grad_y", grad_y.shape())?;
@@ -247,6 +250,7 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: 
 /// output is the sum over its window's in-bounds elements divided by KH·KW.
 // x: [N, C, H, W] → y: [N, C, OH, OW]
 pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Pool, "avg_pool2d", x);
     const OP: &str = "avg_pool2d";
     let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
@@ -278,6 +282,7 @@ pub fn avg_pool2d_backward(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Pool, "avg_pool2d_backward", grad_y);
     const OP: &str = "avg_pool2d_backward";
     let g = pool_geom(OP, input_shape, kernel, stride, padding)?;
     check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
@@ -304,6 +309,7 @@ pub fn avg_pool2d_backward(
 /// The mean of every [H, W] plane.
 // x: [N, C, H, W] → y: [N, C, 1, 1]
 pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Pool, "global_avg_pool2d", x);
     let [n, c, h, w] = nchw("global_avg_pool2d", "input", x.shape())?;
     if h * w == 0 {
         return shape_err("global_avg_pool2d", format!("cannot average an empty plane of input {:?}", x.shape()));
@@ -329,6 +335,7 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
 /// Global average pool backward: dx[n, c, h, w] = dy[n, c] / (H·W).
 // grad_y: [N, C, 1, 1] → grad_x: [N, C, H, W]
 pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Pool, "global_avg_pool2d_backward", grad_y);
     const OP: &str = "global_avg_pool2d_backward";
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     check_grad(OP, grad_y, &[n, c, 1, 1])?;

@@ -7,6 +7,7 @@ use crate::cpu::reduce as kernel;
 pub use crate::cpu::reduce::ReduceOp;
 use crate::dtype::{DType, Float};
 use crate::error::{shape_err, Result};
+use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
 use crate::tensor::{run_gpu, Tensor};
@@ -56,6 +57,7 @@ fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize,
 
 /// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
 pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Reduce, "reduce", x);
     fn run<T: Float>(
         x: &Tensor,
         outer: usize,
@@ -104,6 +106,7 @@ fn gpu_reduce(op: ReduceOp) -> gpu_kernel::ReduceOp {
 
 /// Variance over `axes`, dividing by n − 1 when `unbiased` (torch.var's default), else n.
 pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Reduce, "var", x);
     fn run<T: Float>(x: &Tensor, o: usize, r: usize, i: usize, corr: usize, shape: &[usize]) -> Result<Tensor> {
         Ok(Tensor::from_kernel(kernel::variance(x.cpu_slice::<T>()?, o, r, i, corr), shape))
     }
@@ -134,6 +137,7 @@ pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<
 
 /// Sums `grad` down to `shape`, undoing a NumPy broadcast from `shape` to `grad.shape()`.
 pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Reduce, "sum_to_shape", grad);
     if grad.shape() == shape {
         return Ok(grad.clone());
     }

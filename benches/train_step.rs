@@ -1,0 +1,349 @@
+//! One full VAE training step — forward, loss, backward, Adam update — for the workloads B1–B5
+//! of `shared/spec/architectures.md` (loss: MSE on sigmoid outputs + 1.0·KL, Adam lr 1e-3),
+//! printed as a table: median ms/step, images/s, peak memory, and the share of each op family.
+//!
+//! ```text
+//! cargo bench --bench train_step                          # B1–B5 on the CPU
+//! cargo bench --bench train_step -- --workloads B2,B4 --steps 20
+//! cargo bench --bench train_step -- --device gpu          # on the GPU adapter (if any)
+//! ```
+//! Each workload runs in a child process of its own, so its peak memory is its own:
+//! `peak RSS` is the process's resident high-water mark during the timed steps minus its
+//! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
+//! PyTorch); `peak heap` is the exact peak of live heap bytes during a step, from a counting
+//! allocator (parameters, gradients, Adam moments, activations), CPU runs only.
+//! The op-family shares come from `tensor::profile`, over separate, profiled steps (on the GPU
+//! profiling waits for each op, so its shares are of a slower step; the ms/step is not).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nn::optim::{Adam, AdamConfig};
+use nn::{Init, Module};
+use tensor::{profile, DType, Device, DevicePreference, Rng, Tensor};
+use vae::loss::{Objective, ReconLoss};
+use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
+use vae::train::{train_step, LossSetup};
+
+/// Counts live heap bytes and their high-water mark.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        System.dealloc(p, layout);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = System.realloc(p, layout, new_size);
+        if !q.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE_BYTES.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE_BYTES.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// A row of the spec's benchmark table.
+struct Workload {
+    name: &'static str,
+    arch: Arch,
+    input: [usize; 3],
+    z_dim: usize,
+    batch: usize,
+}
+
+const WORKLOADS: [Workload; 5] = [
+    Workload { name: "B1", arch: Arch::Conv, input: [3, 64, 64], z_dim: 32, batch: 64 },
+    Workload { name: "B2", arch: Arch::ResNet18, input: [3, 32, 32], z_dim: 128, batch: 64 },
+    Workload { name: "B3", arch: Arch::ResNetBn, input: [3, 64, 64], z_dim: 128, batch: 32 },
+    Workload { name: "B4", arch: Arch::Dense, input: [1, 28, 28], z_dim: 16, batch: 128 },
+    Workload { name: "B5", arch: Arch::Basic, input: [3, 32, 32], z_dim: 128, batch: 64 },
+];
+
+struct Options {
+    device: String,
+    workloads: Vec<String>,
+    /// Timed steps (after warm-up); 0 picks a count that takes about 10 s.
+    steps: usize,
+    profile_steps: usize,
+    child: Option<String>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        device: "cpu".into(),
+        workloads: WORKLOADS.iter().map(|w| w.name.to_string()).collect(),
+        steps: 0,
+        profile_steps: 3,
+        child: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "--bench" => {} // cargo bench passes it to harness-less benches
+            "--device" => o.device = value("--device")?,
+            "--workloads" => o.workloads = value("--workloads")?.split(',').map(|s| s.trim().to_uppercase()).collect(),
+            "--steps" => o.steps = value("--steps")?.parse().map_err(|e| format!("--steps: {e}"))?,
+            "--profile-steps" => {
+                o.profile_steps = value("--profile-steps")?.parse().map_err(|e| format!("--profile-steps: {e}"))?
+            }
+            "--child" => o.child = Some(value("--child")?),
+            other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
+            _ => {} // a criterion-style name filter: ignored
+        }
+    }
+    for w in &o.workloads {
+        if !WORKLOADS.iter().any(|k| k.name == w) {
+            return Err(format!("--workloads: unknown workload '{w}' (expected B1, B2, B3, B4 or B5)"));
+        }
+    }
+    Ok(o)
+}
+
+/// `VmRSS` or `VmHWM` of this process in bytes (Linux), else 0.
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Resets the resident high-water mark (Linux ≥ 4.0), so `VmHWM` covers what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// What one child process measures and prints as one line for the parent.
+struct Measurement {
+    median_ms: f64,
+    min_ms: f64,
+    /// CPU time (user + system, all threads) per step: steadier than wall time on a busy machine.
+    cpu_ms: f64,
+    steps: usize,
+    peak_rss: u64,
+    peak_heap: usize,
+    profile: String,
+}
+
+fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) -> Result<Measurement, String> {
+    let rss_before = proc_status_bytes("VmRSS:");
+    let mut init = Init::new(0);
+    let config = ModelConfig { arch: w.arch, input: w.input, z_dim: w.z_dim };
+    let model = Vae::new(config, &mut init).map_err(|e| e.to_string())?;
+    model.to_device(device).map_err(|e| e.to_string())?;
+    let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(1e-3)).map_err(|e| e.to_string())?;
+    let setup = LossSetup {
+        recon: ReconLoss::Mse,
+        output: OutputActivation::Sigmoid,
+        objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
+        input_noise_std: 0.0,
+    };
+    let mut rng = Rng::new(1);
+    let [c, h, wd] = w.input;
+    let x = Tensor::rand_uniform(&[w.batch, c, h, wd], 0.0, 1.0, DType::F32, &mut rng)
+        .to_device(device)
+        .map_err(|e| e.to_string())?;
+    let mut step = |i: usize| -> Result<(), String> {
+        train_step(&model, &mut optimizer, &x, &setup, &mut rng, (0, i)).map_err(|e| e.to_string())?;
+        if let Device::Gpu(g) = device {
+            g.context().synchronize().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    // Warm-up: Adam's moments, pipeline compilation, the allocator's first touches.
+    let heap_before = LIVE_BYTES.load(Ordering::Relaxed);
+    PEAK_BYTES.store(heap_before, Ordering::Relaxed);
+    let t0 = Instant::now();
+    step(0)?;
+    step(1)?;
+    let warm = t0.elapsed() / 2;
+    let steps = if steps > 0 {
+        steps
+    } else {
+        (Duration::from_secs(10).as_secs_f64() / warm.as_secs_f64()).clamp(5.0, 50.0) as usize
+    };
+    reset_peak_rss();
+    let mut times = Vec::with_capacity(steps);
+    let cpu_start = process_cpu_seconds();
+    for i in 0..steps {
+        let t = Instant::now();
+        step(2 + i)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
+    let peak_rss = proc_status_bytes("VmHWM:").saturating_sub(rss_before);
+    let peak_heap =
+        PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(heap_before.min(LIVE_BYTES.load(Ordering::Relaxed)));
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median_ms = times[times.len() / 2];
+
+    profile::reset();
+    profile::set_enabled(true);
+    let t = Instant::now();
+    for i in 0..profile_steps {
+        step(1000 + i)?;
+    }
+    let wall = t.elapsed();
+    profile::set_enabled(false);
+    let report = profile::snapshot();
+    let profile = format!("{}\n{}", report.table(wall, profile_steps), report.top_ops(12, profile_steps));
+    Ok(Measurement { median_ms, min_ms: times[0], cpu_ms, steps, peak_rss, peak_heap, profile })
+}
+
+/// Runs in the child: measures one workload and prints `RESULT ...` plus the profile table.
+fn run_child(name: &str, o: &Options) -> Result<(), String> {
+    let w = WORKLOADS.iter().find(|w| w.name == name).ok_or_else(|| format!("unknown workload {name}"))?;
+    let pref: DevicePreference = o.device.parse().map_err(|e: tensor::TensorError| e.to_string())?;
+    let device = Device::from_preference(pref).map_err(|e| e.to_string())?;
+    let m = measure(w, &device, o.steps, o.profile_steps)?;
+    println!(
+        "RESULT {} {} {:.3} {:.3} {:.3} {} {} {}",
+        w.name,
+        device.describe().replace(' ', "_"),
+        m.median_ms,
+        m.min_ms,
+        m.cpu_ms,
+        m.steps,
+        m.peak_rss,
+        m.peak_heap
+    );
+    print!("{}", m.profile);
+    Ok(())
+}
+
+fn main() {
+    let o = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("train_step bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(name) = &o.child {
+        if let Err(e) = run_child(name, &o) {
+            eprintln!("train_step bench {name}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("train_step bench: cannot find my own executable: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("threads: {} (rayon)", rayon_threads());
+    let mut rows = Vec::new();
+    let mut profiles = Vec::new();
+    for name in &o.workloads {
+        let w = WORKLOADS.iter().find(|w| &w.name == name).expect("validated in parse_options");
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--child", name, "--device", &o.device, "--steps", &o.steps.to_string()]);
+        cmd.args(["--profile-steps", &o.profile_steps.to_string()]);
+        let out = match cmd.output() {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("{name}: could not start: {e}");
+                continue;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            eprintln!("{name}: failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            continue;
+        }
+        let Some(result) = text.lines().find(|l| l.starts_with("RESULT ")) else {
+            eprintln!("{name}: no result line in:\n{text}");
+            continue;
+        };
+        let f: Vec<&str> = result.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let (median, min, cpu, steps, rss, heap) = (num(3), num(4), num(5), num(6), num(7), num(8));
+        let preset =
+            format!("{} {}×{}×{} z{} b{}", w.arch.name(), w.input[0], w.input[1], w.input[2], w.z_dim, w.batch);
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        rows.push(format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {:.0} |",
+            name,
+            preset,
+            f[2].replace('_', " "),
+            median,
+            min,
+            cpu,
+            w.batch as f64 / (median / 1e3),
+            steps,
+            mib(rss),
+            mib(heap)
+        ));
+        profiles.push(format!(
+            "{name} ({preset}):\n{}",
+            text.lines().filter(|l| !l.starts_with("RESULT")).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    println!();
+    println!(
+        "| workload | preset | device | median ms/step | min ms/step | CPU ms/step | images/s | steps | peak RSS MiB | peak heap MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!("{r}");
+    }
+    println!();
+    for p in &profiles {
+        println!("{p}\n");
+    }
+}
+
+/// User + system CPU time of this process (all threads), from /proc/self/stat; 0 elsewhere.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on every Linux this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(
+        std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(usize::MAX),
+    )
+}
