@@ -15,19 +15,21 @@
 //! The op-family shares come from `tensor::profile`, over separate, profiled steps (on the GPU
 //! profiling waits for each op, so its shares are of a slower step; the ms/step is not).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nn::optim::{Adam, AdamConfig};
 use nn::{Init, Module};
+use tensor::cpu::caching_allocator::CachingAllocator;
 use tensor::{profile, DType, Device, DevicePreference, Rng, Tensor};
 use vae::loss::{Objective, ReconLoss};
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
 use vae::train::{train_step, LossSetup};
 
-/// Counts live heap bytes and their high-water mark.
+/// Counts live heap bytes and their high-water mark, over the caching allocator that `train`
+/// uses (or over the system allocator with `VAE_SYSTEM_ALLOCATOR=1`, to compare).
 struct CountingAllocator;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
@@ -35,7 +37,7 @@ static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        let p = inner_alloc(layout, false);
         if !p.is_null() {
             let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
@@ -43,7 +45,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
+        let p = inner_alloc(layout, true);
         if !p.is_null() {
             let live = LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
@@ -51,20 +53,33 @@ unsafe impl GlobalAlloc for CountingAllocator {
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        System.dealloc(p, layout);
+        inner_dealloc(p, layout);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
     }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = System.realloc(p, layout, new_size);
-        if !q.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE_BYTES.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-                PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE_BYTES.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        q
+}
+
+/// Set once at the start of `main`. Switching is safe: the caching allocator's blocks are
+/// system blocks, so either side may free the other's.
+static USE_SYSTEM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn use_system() -> bool {
+    USE_SYSTEM.load(Ordering::Relaxed)
+}
+
+unsafe fn inner_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    match (use_system(), zeroed) {
+        (true, false) => std::alloc::System.alloc(layout),
+        (true, true) => std::alloc::System.alloc_zeroed(layout),
+        (false, false) => CachingAllocator.alloc(layout),
+        (false, true) => CachingAllocator.alloc_zeroed(layout),
+    }
+}
+
+unsafe fn inner_dealloc(p: *mut u8, layout: Layout) {
+    if use_system() {
+        std::alloc::System.dealloc(p, layout)
+    } else {
+        CachingAllocator.dealloc(p, layout)
     }
 }
 
@@ -244,6 +259,7 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
 }
 
 fn main() {
+    USE_SYSTEM.store(std::env::var_os("VAE_SYSTEM_ALLOCATOR").is_some_and(|v| v == "1"), Ordering::Relaxed);
     let o = match parse_options() {
         Ok(o) => o,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! validated by the op layer (`crate::ops`) and never allocate more than their output.
 
 pub mod batch_norm;
+pub mod caching_allocator;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;

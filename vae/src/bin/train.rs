@@ -27,6 +27,11 @@ use vae::loss::ReconLoss;
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
 use vae::train::{evaluate, objective_from_flags, standard_normal, train_step, LossSetup, StatsMean, StepStats};
 
+/// Large tensors are freed and re-allocated every step; caching them avoids re-faulting the
+/// working set in from the OS each time (see tensor/src/cpu/caching_allocator.rs).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 /// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
 #[derive(Parser, Debug, Clone, Serialize, Deserialize)]
 #[command(name = "train", version, about)]
