@@ -1,6 +1,6 @@
 //! A small convolutional classifier on Fashion-MNIST: two conv + max-pool stages and a linear
 //! head, trained for one pass over a subset, then scored on the full test set.
-//! Run with `cargo run --release --example cnn_fashion_mnist` (about a minute on 2 cores).
+//! Run with `cargo run --release --example cnn_fashion_mnist` (about 30 s on 2 shared cores).
 //!
 //! Needs the dataset in /usr/share/datasets/fashion-mnist
 //! (`apt-get install -y dataset-fashion-mnist`); without it the example says so and exits 1.
@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use autograd::{no_grad, Var};
 use nn::optim::Optimizer;
-use nn::{Adam, AdamConfig, Conv2d, Conv2dConfig, Flatten, Init, Linear, MaxPool2d, Module, Pool2dConfig, ReLU, Sequential};
+use nn::{
+    Adam, AdamConfig, Conv2d, Conv2dConfig, Flatten, Init, Linear, MaxPool2d, Module, Pool2dConfig, ReLU, Sequential,
+};
 use tensor::{Rng, Tensor};
 use vae::data::idx::load_fashion_mnist;
 use vae::data::{Dataset, Normalization, Split};

@@ -73,6 +73,7 @@ fn main() -> nn::Result<()> {
         block.forward(&v[0]).map_err(|e| tensor::TensorError::Invalid { op: "GatedResidual", msg: e.to_string() })
     };
     let report = gradcheck(block_on, &inputs, &GradcheckOptions::default())?;
-    println!("gradcheck passed: worst relative error per input {:.1e?}", report.max_rel_error);
+    let errors: Vec<String> = report.max_rel_error.iter().map(|e| format!("{e:.1e}")).collect();
+    println!("gradcheck passed: worst relative error per input [{}]", errors.join(", "));
     Ok(())
 }

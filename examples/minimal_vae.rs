@@ -43,8 +43,12 @@ impl MinimalVae {
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {
-        let parts: [(&str, &dyn Module); 4] =
-            [("encoder", &self.encoder), ("fc_mu", &self.fc_mu), ("fc_logvar", &self.fc_logvar), ("decoder", &self.decoder)];
+        let parts: [(&str, &dyn Module); 4] = [
+            ("encoder", &self.encoder),
+            ("fc_mu", &self.fc_mu),
+            ("fc_logvar", &self.fc_logvar),
+            ("decoder", &self.decoder),
+        ];
         let mut all = vec![];
         for (prefix, part) in parts {
             all.extend(part.named_parameters().into_iter().map(|(name, p)| (format!("{prefix}.{name}"), p)));

@@ -46,7 +46,7 @@ fn main() -> nn::Result<()> {
     // Evaluation builds no graph.
     let test_mse = no_grad(|| -> nn::Result<f64> {
         let pred = model.forward(&Var::constant(x_test))?;
-        Ok(pred.value().sub(&y_test)?.square()?.mean_all()?.item()?)
+        Ok(pred.sub(&Var::constant(y_test))?.square()?.mean_all()?.value().item()?)
     })?;
     println!("held-out MSE {test_mse:.6} (the targets' variance is about 0.5)");
     Ok(())
