@@ -1,13 +1,15 @@
 //! Benchmarks of the batch-norm and interpolation CPU kernels on a ResNet-sized activation
-//! [64, 128, 16, 16] f32: batch-norm training forward, backward and both, and bilinear ×2
-//! upsampling forward and backward. Throughput counts the bytes of every tensor each op reads
+//! [64, 128, 16, 16] f32: batch-norm training forward, backward and both, and nearest and
+//! bilinear ×2 upsampling forward and backward. Throughput counts the bytes of every tensor each op reads
 //! and writes once (inputs + outputs), so the numbers compare against memory bandwidth.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tensor::ops::batch_norm::{batch_norm_train, batch_norm_train_backward};
-use tensor::ops::interpolate::{upsample_bilinear2d, upsample_bilinear2d_backward};
+use tensor::ops::interpolate::{
+    upsample_bilinear2d, upsample_bilinear2d_backward, upsample_nearest2d, upsample_nearest2d_backward,
+};
 use tensor::{DType, Rng, Tensor};
 
 const SHAPE: [usize; 4] = [64, 128, 16, 16];
@@ -65,5 +67,21 @@ fn bilinear(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, batch_norm, bilinear);
+fn nearest(c: &mut Criterion) {
+    let mut rng = Rng::new(2);
+    let x = Tensor::rand_normal(&SHAPE, 0.0, 1.0, DType::F32, &mut rng);
+    let out_shape = [SHAPE[0], SHAPE[1], SHAPE[2] * 2, SHAPE[3] * 2];
+    let gy = Tensor::rand_normal(&out_shape, 0.0, 1.0, DType::F32, &mut rng);
+    let (n_in, n_out) = (x.numel(), gy.numel());
+
+    let mut g = c.benchmark_group("upsample_nearest2d_x2_64x128x16x16_f32");
+    g.sample_size(20);
+    // forward: reads x [.., 16, 16], writes y [.., 32, 32]; backward the reverse
+    g.throughput(bytes(&[n_in, n_out]));
+    g.bench_function("forward", |b| b.iter(|| upsample_nearest2d(black_box(&x), 2).unwrap()));
+    g.bench_function("backward", |b| b.iter(|| upsample_nearest2d_backward(black_box(&gy), &SHAPE, 2).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, batch_norm, bilinear, nearest);
 criterion_main!(benches);

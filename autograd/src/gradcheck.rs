@@ -18,10 +18,13 @@ use crate::var::Var;
 /// Result of one check: the worst relative error per input.
 #[derive(Debug, Clone)]
 pub struct GradcheckReport {
+    /// For each input, in order: max_j |analytic_j − numeric_j| / max(max_j |numeric_j|, 1e-3)
+    /// (0 for skipped inputs).
     pub max_rel_error: Vec<f64>,
 }
 
 impl GradcheckReport {
+    /// The largest error over all inputs.
     pub fn worst(&self) -> f64 {
         self.max_rel_error.iter().cloned().fold(0.0, f64::max)
     }
@@ -30,7 +33,9 @@ impl GradcheckReport {
 /// Options: the finite-difference step, the tolerance, and which inputs to check.
 #[derive(Clone, Debug)]
 pub struct GradcheckOptions {
+    /// Finite-difference step ε (default 1e-6).
     pub eps: f64,
+    /// Largest accepted relative error (default 1e-6).
     pub tol: f64,
     /// Inputs that take part but whose gradient is not checked (e.g. an index tensor).
     pub skip: Vec<usize>,

@@ -14,8 +14,11 @@ pub type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + S
 
 /// How a non-leaf variable was made.
 pub struct Op {
+    /// The op's name, used in error messages ("conv2d").
     pub name: &'static str,
+    /// The vars the op read, in the order `backward` returns their gradients.
     pub inputs: Vec<Var>,
+    /// Maps the output's gradient to one gradient per input, each shaped like that input.
     pub backward: BackwardFn,
 }
 
@@ -38,6 +41,7 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 pub struct NoGradGuard(());
 
 impl NoGradGuard {
+    /// Turns recording off until the guard is dropped (nesting is counted).
     pub fn new() -> Self {
         NO_GRAD_DEPTH.with(|d| d.set(d.get() + 1));
         NoGradGuard(())

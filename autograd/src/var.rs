@@ -95,14 +95,18 @@ impl Var {
         f(&mut self.0.value.write().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The value's shape, e.g. `[batch, channels, height, width]` for an image batch.
     pub fn shape(&self) -> Vec<usize> {
         self.value().shape().to_vec()
     }
 
+    /// The value's float type (f32 for training, f64 for gradient checks).
     pub fn dtype(&self) -> DType {
         self.value().dtype()
     }
 
+    /// Whether backward computes a gradient for this var: true for parameters and for results
+    /// of ops on them (outside `no_grad`), false for constants and frozen parameters.
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
@@ -112,6 +116,7 @@ impl Var {
         self.0.requires_grad.store(on, Ordering::Relaxed);
     }
 
+    /// True for parameters and constants, and for results whose graph backward has freed.
     pub fn is_leaf(&self) -> bool {
         lock(&self.0.op).is_none()
     }
@@ -121,10 +126,12 @@ impl Var {
         lock(&self.0.grad).clone()
     }
 
+    /// Replaces the accumulated gradient (shaped like the value), or clears it with `None`.
     pub fn set_grad(&self, grad: Option<Tensor>) {
         *lock(&self.0.grad) = grad;
     }
 
+    /// Clears the accumulated gradient; the next backward starts from nothing.
     pub fn zero_grad(&self) {
         self.set_grad(None);
     }

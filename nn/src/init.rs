@@ -40,7 +40,7 @@ impl Init {
 pub const DEFAULT_KAIMING_A: f64 = 2.236_067_977_499_79; // √5
 
 /// (fan_in, fan_out) of a weight exactly as PyTorch's `_calculate_fan_in_and_fan_out`:
-/// fan_in = shape[1]·receptive field, fan_out = shape[0]·receptive field, where the receptive
+/// fan_in = shape\[1\]·receptive field, fan_out = shape\[0\]·receptive field, where the receptive
 /// field is the product of the dims after the first two.
 pub fn fan_in_and_fan_out(shape: &[usize]) -> Result<(usize, usize)> {
     if shape.len() < 2 {

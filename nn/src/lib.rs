@@ -14,6 +14,34 @@
 //! reads the same names (plus optimizer state and the run position) to safetensors files.
 //! Batch-norm running statistics and dropout masks are the only state `forward` changes;
 //! `set_training(false)` switches both to evaluation behaviour.
+//!
+//! One training step of a two-layer MLP:
+//!
+//! ```
+//! use autograd::Var;
+//! use nn::optim::Optimizer;
+//! use nn::{Adam, AdamConfig, Init, Linear, Module, ReLU, Sequential};
+//! use tensor::{DType, Rng, Tensor};
+//!
+//! let mut init = Init::new(0);
+//! // x: [N, 3] → [N, 16] → [N, 1]
+//! let model = Sequential::new()
+//!     .with(Linear::new(3, 16, &mut init)?)
+//!     .with(ReLU)
+//!     .with(Linear::new(16, 1, &mut init)?);
+//! let mut rng = Rng::new(1);
+//! let x = Var::constant(Tensor::rand_normal(&[8, 3], 0.0, 1.0, DType::F32, &mut rng));
+//! let target = Var::constant(Tensor::zeros(&[8, 1], DType::F32));
+//! let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(1e-2))?;
+//!
+//! optimizer.zero_grad();
+//! let loss = model.forward(&x)?.sub(&target)?.square()?.mean_all()?; // mean squared error
+//! loss.backward()?;
+//! optimizer.step()?;
+//! assert_eq!(model.named_parameters()[0].0, "0.weight"); // PyTorch's state_dict names
+//! assert!(model.named_parameters().iter().all(|(_, p)| p.grad().is_some()));
+//! # Ok::<(), nn::Error>(())
+//! ```
 
 pub mod checkpoint;
 pub mod error;

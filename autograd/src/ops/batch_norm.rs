@@ -10,7 +10,7 @@ use tensor::{Result, Tensor};
 use crate::ops::elementwise::grad_if;
 use crate::var::Var;
 
-/// The batch statistics of a training-mode forward, per channel ([C]), for running averages.
+/// The batch statistics of a training-mode forward, per channel (\[C\]), for running averages.
 #[derive(Clone, Debug)]
 pub struct BatchStats {
     pub mean: Tensor,
@@ -25,7 +25,7 @@ fn inputs<'a>(x: &'a Var, gamma: Option<&'a Var>, beta: Option<&'a Var>) -> Vec<
     v
 }
 
-/// x: [N, C, H, W] or [N, C]; gamma, beta: [C]. y = (x − mean)/√(var + eps)·γ + β with the
+/// x: [N, C, H, W] or [N, C]; gamma, beta: \[C\]. y = (x − mean)/√(var + eps)·γ + β with the
 /// batch's per-channel mean and biased variance.
 pub fn batch_norm_train(x: &Var, gamma: Option<&Var>, beta: Option<&Var>, eps: f64) -> Result<(Var, BatchStats)> {
     let xv = x.value();

@@ -8,7 +8,7 @@ use tensor::Result;
 use crate::ops::elementwise::grad_if;
 use crate::var::Var;
 
-/// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → [N, C_out, OH, OW].
+/// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: \[C_out\] → [N, C_out, OH, OW].
 pub fn conv2d(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams) -> Result<Var> {
     let (xv, wv) = (x.value(), weight.value());
     let bv = bias.map(|b| b.value());

@@ -10,7 +10,7 @@ use tensor::Result;
 use crate::ops::elementwise::grad_if;
 use crate::var::Var;
 
-/// x: [N, C_in, H, W], weight: [C_in, C_out, kH, kW], bias: [C_out] → [N, C_out, OH, OW]
+/// x: [N, C_in, H, W], weight: [C_in, C_out, kH, kW], bias: \[C_out\] → [N, C_out, OH, OW]
 /// with OH = (H − 1)·stride − 2·padding + dilation·(kH − 1) + output_padding + 1.
 pub fn conv_transpose2d(x: &Var, weight: &Var, bias: Option<&Var>, p: &ConvTranspose2dParams) -> Result<Var> {
     let (xv, wv) = (x.value(), weight.value());

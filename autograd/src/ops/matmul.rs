@@ -23,7 +23,7 @@ pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
-/// y = x·Wᵀ + b. x: [N, in], weight: [out, in] (PyTorch's layout), bias: [out] → [N, out].
+/// y = x·Wᵀ + b. x: [N, in], weight: [out, in] (PyTorch's layout), bias: \[out\] → [N, out].
 pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     let y = matmul(x, &weight.transpose(0, 1)?)?;
     match bias {

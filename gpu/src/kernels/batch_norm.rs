@@ -46,7 +46,7 @@ impl BnDims {
     }
 }
 
-/// The outputs of [`stats`], each [C].
+/// The outputs of [`stats`], each \[C\].
 #[derive(Clone, Copy, Debug)]
 pub struct BatchStats<'a> {
     pub mean: &'a GpuBuffer,
@@ -73,7 +73,7 @@ impl<'a> BnStats<'a> {
     }
 }
 
-/// Optional per-channel scale γ and shift β ([C] each; missing γ is 1, missing β is 0).
+/// Optional per-channel scale γ and shift β (\[C\] each; missing γ is 1, missing β is 0).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Affine<'a> {
     pub gamma: Option<&'a GpuBuffer>,

@@ -241,7 +241,7 @@ pub fn forward_accumulate(
     gemm(ctx, &FORWARD, g, [g.c_out, g.batch * g.oh * g.ow], x, weight, None, y, Output::Accumulate)
 }
 
-/// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias[ci],
+/// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias\[ci\],
 /// used by conv_transpose2d's forward).
 // dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
 pub fn backward_data_with_bias(
@@ -295,7 +295,7 @@ pub fn backward_weight(
     gemm(ctx, &BACKWARD_WEIGHT, g, [g.c_out, g.c_in * g.kh * g.kw], dy, x, None, dw, mode)
 }
 
-/// db[co] (+)= Σ_{n, oy, ox} dy[n, co, oy, ox].
+/// db\[co\] (+)= Σ_{n, oy, ox} dy[n, co, oy, ox].
 // dy: [N, C_out, OH, OW] → db: [C_out]
 pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
     const K: &str = "conv2d_backward_bias";

@@ -3,7 +3,7 @@
 //! `c = g.transposed()` (that conv2d's geometry; the transpose's [C_in, C_out, kH, kW]
 //! weight is read as c's [c_out, c_in, kH, kW] weight, the same memory):
 //!
-//!   forward          y  = conv2d backward_data(dy := x, w) on c, plus bias[co]
+//!   forward          y  = conv2d backward_data(dy := x, w) on c, plus bias\[co\]
 //!   backward_data    dx = conv2d forward(x := dy, w) on c
 //!   backward_weight  dW = conv2d backward_weight(dy := x, x := dy) on c
 //!   backward_bias    db = conv2d backward_bias(dy) on g itself (it only reads c_out, oh, ow)

@@ -199,7 +199,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// Merges axes that every view walks contiguously (stride[d] = stride[d+1]·shape[d+1]) and
+/// Merges axes that every view walks contiguously (stride\[d\] = stride[d+1]·shape[d+1]) and
 /// drops size-1 axes, so a rank-8 dense tensor becomes rank 1. Returns the new shape and each
 /// view's strides.
 pub fn coalesce(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
@@ -288,7 +288,7 @@ fn launch(ctx: &Context, k: &KernelDef, p: &Params, inputs: &[&GpuBuffer], out: 
     ctx.dispatch(k, p, inputs, &[out], grid)
 }
 
-/// out[i] = op(x[i]) for dense buffers: n = x.len(), out holds at least n.
+/// out\[i\] = op(x\[i\]) for dense buffers: n = x.len(), out holds at least n.
 pub fn unary(ctx: &Context, op: UnaryOp, x: &GpuBuffer, out: &GpuBuffer) -> Result<()> {
     let shape = [x.len()];
     map(ctx, op, &View::dense(x, &shape), &View::dense(out, &shape), &shape)

@@ -53,7 +53,7 @@ impl IndexDims {
     }
 }
 
-/// out[o, j, k] = x[o, indices[j], k]. The caller has checked every index < `d.n_in`
+/// out[o, j, k] = x[o, indices\[j\], k]. The caller has checked every index < `d.n_in`
 /// (the shader does not: an index out of range would read another row).
 // x: [outer, n_in, inner], indices: [n_out] (u32) → out: [outer, n_out, inner]
 pub fn index_select(ctx: &Context, d: IndexDims, x: &GpuBuffer, indices: &GpuBuffer, out: &GpuBuffer) -> Result<()> {
@@ -67,7 +67,7 @@ pub fn index_select(ctx: &Context, d: IndexDims, x: &GpuBuffer, indices: &GpuBuf
 }
 
 /// The CSR grouping [`index_add`] reads: for `indices` (target row of each source row j),
-/// `row_start` [n_out + 1] and `src_rows` [n_in] such that the sources of target i are
+/// `row_start` [n_out + 1] and `src_rows` \[n_in\] such that the sources of target i are
 /// `src_rows[row_start[i]..row_start[i + 1]]`, in increasing j. Errors on an index ≥ n_out.
 pub fn group_by_target(indices: &[usize], n_out: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     let mut count = vec![0u32; n_out + 1];
@@ -90,7 +90,7 @@ pub fn group_by_target(indices: &[usize], n_out: usize) -> Result<(Vec<u32>, Vec
     Ok((row_start, src_rows))
 }
 
-/// out[o, i, k] = Σ_{j : indices[j] = i} src[o, j, k], with `row_start` and `src_rows` from
+/// out[o, i, k] = Σ_{j : indices\[j\] = i} src[o, j, k], with `row_start` and `src_rows` from
 /// [`group_by_target`] (uploaded with `Context::upload_u32`). Overwrites out.
 // src: [outer, n_in, inner], row_start: [n_out + 1], src_rows: [n_in] (u32)
 //   → out: [outer, n_out, inner]

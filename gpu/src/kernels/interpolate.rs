@@ -36,7 +36,7 @@ pub enum Mode {
     Bilinear,
 }
 
-/// `planes` = N·C independent [h, w] inputs, each upsampled to [h·scale[0], w·scale[1]].
+/// `planes` = N·C independent [h, w] inputs, each upsampled to [h·scale\[0\], w·scale\[1\]].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpsampleDims {
     pub planes: usize,

@@ -68,7 +68,7 @@ impl<'a> MatView<'a> {
     }
 }
 
-/// C[b] = A[b]·B[b] (or C[b] += … with `accumulate`), A: [batch, m, k], B: [batch, k, n],
+/// C\[b\] = A\[b\]·B\[b\] (or C\[b\] += … with `accumulate`), A: [batch, m, k], B: [batch, k, n],
 /// C: dense [batch, m, n].
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulArgs<'a> {

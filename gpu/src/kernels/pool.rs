@@ -113,7 +113,7 @@ pub fn max_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer, 
     ctx.dispatch(&MAX_FORWARD, &p, &[x], &[y, indices], grid(ctx, K, g.y_len())?)
 }
 
-/// dx[i] = Σ of dy over the outputs whose argmax is i.
+/// dx\[i\] = Σ of dy over the outputs whose argmax is i.
 // dy: [P, OH, OW], indices: [P, OH, OW] (u32) → dx: [P, H, W]
 pub fn max_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, indices: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "max_pool2d_backward";
@@ -152,7 +152,7 @@ fn global_params(kernel: &'static str, planes: usize, plane: usize) -> Result<Pa
     Ok(Params { planes: planes as u32, h: 1, w: plane as u32, ..Default::default() })
 }
 
-/// y[p] = mean of plane p.
+/// y\[p\] = mean of plane p.
 // x: [P, plane] → y: [P]
 pub fn global_avg_forward(ctx: &Context, planes: usize, plane: usize, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_forward";

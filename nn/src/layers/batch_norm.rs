@@ -37,7 +37,7 @@ impl Default for BatchNormConfig {
 }
 
 /// The state and forward pass shared by BatchNorm1d and BatchNorm2d.
-/// weight, bias, running_mean, running_var: [C]; num_batches_tracked: [].
+/// weight, bias, running_mean, running_var: \[C\]; num_batches_tracked: [].
 #[derive(Debug)]
 pub struct BatchNorm {
     pub weight: Option<Var>,
@@ -187,7 +187,7 @@ impl BatchNorm2d {
         Ok(BatchNorm2d(BatchNorm::build(num_features, config, init, "BatchNorm2d", &[4], "[N, C, H, W]")?))
     }
 
-    /// This layer with its affine parameters replaced by the given vars ([C] each).
+    /// This layer with its affine parameters replaced by the given vars (\[C\] each).
     pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d(self.0.with_parameters(weight, bias)?))
     }
@@ -207,7 +207,7 @@ impl BatchNorm1d {
         Ok(BatchNorm1d(BatchNorm::build(num_features, config, init, "BatchNorm1d", &[2, 3], "[N, C] or [N, C, L]")?))
     }
 
-    /// This layer with its affine parameters replaced by the given vars ([C] each).
+    /// This layer with its affine parameters replaced by the given vars (\[C\] each).
     pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm1d> {
         Ok(BatchNorm1d(self.0.with_parameters(weight, bias)?))
     }

@@ -48,7 +48,7 @@ impl Conv2dConfig {
 
 /// x: [N, in_channels, H, W] → [N, out_channels, OH, OW] with
 /// OH = ⌊(H + 2·pad − dilation·(kH − 1) − 1)/stride⌋ + 1.
-/// weight: [out_channels, in_channels, kH, kW], bias: [out_channels].
+/// weight: [out_channels, in_channels, kH, kW], bias: \[out_channels\].
 #[derive(Debug)]
 pub struct Conv2d {
     pub weight: Var,

@@ -61,7 +61,7 @@ impl ConvTranspose2dConfig {
 
 /// x: [N, in_channels, H, W] → [N, out_channels, OH, OW] with
 /// OH = (H − 1)·stride − 2·pad + dilation·(kH − 1) + output_padding + 1.
-/// weight: [in_channels, out_channels, kH, kW], bias: [out_channels].
+/// weight: [in_channels, out_channels, kH, kW], bias: \[out_channels\].
 #[derive(Debug)]
 pub struct ConvTranspose2d {
     pub weight: Var,

@@ -7,7 +7,7 @@ use crate::error::{config_err, Result};
 use crate::init::{default_bias, default_weight, Init};
 use crate::module::Module;
 
-/// x: [N, in_features] → [N, out_features]. weight: [out_features, in_features], bias: [out_features].
+/// x: [N, in_features] → [N, out_features]. weight: [out_features, in_features], bias: \[out_features\].
 #[derive(Debug)]
 pub struct Linear {
     pub weight: Var,

@@ -5,7 +5,7 @@ use autograd::Var;
 use crate::error::Result;
 use crate::module::Module;
 
-/// x → layers[0] → layers[1] → … → output.
+/// x → layers\[0\] → layers\[1\] → … → output.
 #[derive(Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Module>>,

@@ -14,7 +14,7 @@
 //!
 //!   backward-data:   dcol_n = Wᵀ · dy_n, then dx_n = col2im(dcol_n)  (col2im = im2colᵀ, a scatter-add)
 //!   backward-weight: dW = Σ_n dy_n · col_nᵀ
-//!   backward-bias:   db[c] = Σ_{n, oy, ox} dy[n, c, oy, ox]
+//!   backward-bias:   db\[c\] = Σ_{n, oy, ox} dy[n, c, oy, ox]
 //!
 //! conv_transpose2d is by definition the adjoint (in x) of a conv2d whose input is the
 //! transpose's output, so it is conv2d run backwards: its forward is that conv2d's
@@ -409,7 +409,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     dw
 }
 
-/// db for y = conv2d(x, w) + b: b[c] was added to every y[n, c, oy, ox], so db[c] is their sum.
+/// db for y = conv2d(x, w) + b: b\[c\] was added to every y[n, c, oy, ox], so db\[c\] is their sum.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], g: &Conv2dGeometry) -> Vec<T> {
     channel_sums(grad_y, g.batch, g.c_out, g.out_plane())

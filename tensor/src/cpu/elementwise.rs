@@ -130,7 +130,7 @@ pub fn softplus<T: Float>(x: T) -> T {
     x.max(T::ZERO) + (-x.abs()).exp().ln_1p()
 }
 
-/// out[i] = f(x[i]), in parallel for large inputs.
+/// out\[i\] = f(x\[i\]), in parallel for large inputs.
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     if x.len() < PARALLEL_THRESHOLD {
@@ -143,7 +143,7 @@ pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     out
 }
 
-/// out[i] = f(a[i], b[i]) for equal-length inputs.
+/// out\[i\] = f(a\[i\], b\[i\]) for equal-length inputs.
 pub fn zip_map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
     debug_assert_eq!(a.len(), b.len());
     let mut out = vec![T::ZERO; a.len()];
@@ -161,7 +161,7 @@ pub fn zip_map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) 
     out
 }
 
-/// out[i] = f(a[ia], b[ib]) where ia, ib walk `la` and `lb`, two layouts already broadcast
+/// out\[i\] = f(a\[ia\], b\[ib\]) where ia, ib walk `la` and `lb`, two layouts already broadcast
 /// to the same shape (stride 0 on broadcast dims). Rows of the last dimension run tight.
 pub fn zip_map_strided<T: Float>(
     a: &[T],

@@ -95,7 +95,7 @@ pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usi
     (y, argmax)
 }
 
-/// Max pool backward. For fixed argmaxes the forward is a selection y_o = x[argmax_o], so
+/// Max pool backward. For fixed argmaxes the forward is a selection y_o = x\[argmax_o\], so
 /// dx_i = Σ_{o : argmax_o = i} dy_o: each output's gradient is added (overlapping windows
 /// may pick the same element) to the input it came from.
 // grad_y: [P, OH·OW], argmax: [P, OH·OW] (plane-relative) → grad_x: [P, H·W]

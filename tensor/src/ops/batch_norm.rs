@@ -13,7 +13,7 @@ use crate::error::{invalid, shape_err, Result};
 use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 
-/// What a training-mode batch norm returns. All statistics have shape [C].
+/// What a training-mode batch norm returns. All statistics have shape \[C\].
 #[derive(Clone, Debug)]
 pub struct BatchNormTrainOutput {
     /// The normalised output, shaped like x.
@@ -28,7 +28,7 @@ pub struct BatchNormTrainOutput {
     pub var_unbiased: Tensor,
 }
 
-/// Gradients of a batch norm. `dgamma` and `dbeta` ([C]) are computed even when the forward
+/// Gradients of a batch norm. `dgamma` and `dbeta` (\[C\]) are computed even when the forward
 /// had no affine parameters (they are then the gradients of an implicit γ = 1, β = 0).
 #[derive(Clone, Debug)]
 pub struct BatchNormGrads {
@@ -94,7 +94,7 @@ fn vec_c<T: Float>(v: Vec<T>) -> Result<Tensor> {
 // ---------------------------------------------------------------- training mode
 
 /// Training-mode batch norm: per channel, mean and biased variance over (N, H, W), then
-/// y = (x − mean)/sqrt(var + eps)·γ + β. γ and β ([C]) are optional (1 and 0 when absent).
+/// y = (x − mean)/sqrt(var + eps)·γ + β. γ and β (\[C\]) are optional (1 and 0 when absent).
 /// Needs more than one value per channel (N·H·W ≥ 2), as PyTorch does.
 // x: [N, C, (H, W)], gamma, beta: [C] → y: like x, mean, inv_std, var_unbiased: [C]
 pub fn batch_norm_train(
@@ -238,7 +238,7 @@ fn check_same_shape(op: &'static str, grad_y: &Tensor, x: &Tensor) -> Result<()>
 
 // ---------------------------------------------------------------- eval mode
 
-/// Eval-mode batch norm with running statistics ([C] each):
+/// Eval-mode batch norm with running statistics (\[C\] each):
 /// y = (x − running_mean)/sqrt(running_var + eps)·γ + β.
 // x: [N, C, (H, W)]; running_mean, running_var, gamma, beta: [C] → y: like x
 pub fn batch_norm_eval(

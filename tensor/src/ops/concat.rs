@@ -104,7 +104,7 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
     cat(&expanded.iter().collect::<Vec<_>>(), axis as isize)
 }
 
-/// Picks entries `indices` of `axis`: out[.., i, ..] = x[.., indices[i], ..].
+/// Picks entries `indices` of `axis`: out[.., i, ..] = x[.., indices\[i\], ..].
 pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Copy, "index_select", x);
     fn run<T: Float>(x: &Tensor, a: usize, idx: &[usize], out_shape: &[usize]) -> Result<Tensor> {
@@ -149,7 +149,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
 }
 
 /// The adjoint of index_select: a tensor of `shape` with zeros, plus src[.., j, ..] added at
-/// row indices[j] of `axis` (repeated indices accumulate).
+/// row indices\[j\] of `axis` (repeated indices accumulate).
 pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[usize]) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Copy, "index_add_zeros", src);
     fn run<T: Float>(src: &Tensor, a: usize, idx: &[usize], shape: &[usize]) -> Result<Tensor> {

@@ -124,7 +124,7 @@ struct Args {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Run folder (default: runs/<arch>-<dataset>-<seed>).
+    /// Run folder (default: runs/ARCH-DATASET-SEED).
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Continue a run from its training checkpoint (e.g. runs/x/last.safetensors).

@@ -399,7 +399,7 @@ pub enum Normalization {
     ZeroOne,
     /// 2x − 1 (for a tanh decoder).
     MinusOneOne,
-    /// (x − mean[c]) / std[c] per channel (seed 000: CIFAR-10's published mean/std).
+    /// (x − mean\[c\]) / std\[c\] per channel (seed 000: CIFAR-10's published mean/std).
     MeanStd { mean: Vec<f32>, std: Vec<f32> },
 }
 
