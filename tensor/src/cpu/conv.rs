@@ -22,7 +22,10 @@
 //! conv2d's backward-weight with the roles of x and dy swapped. [`Conv2dGeometry::transposed`]
 //! builds that conv2d; the conv_transpose2d kernels below are one line each.
 //!
-//! Memory stays bounded: each task unfolds one image at a time into its own [K, P] buffer.
+//! Small outputs: deep layers have tiny OH·OW (1 to 16 pixels), which would make each image's
+//! GEMM a thin sliver that packs the whole weight for a few columns; there, several images are
+//! unfolded side by side into one [K, images·P] operand and share one GEMM (`images_per_gemm`).
+//! Memory stays bounded: each task unfolds at most a few million elements into its own buffer.
 
 use rayon::prelude::*;
 
@@ -192,14 +195,16 @@ fn axis_taps(k: usize, stride: usize, pad: usize, dilation: usize, input: usize,
         .collect()
 }
 
-/// Unfolds one image into the GEMM operand (see the module docs for the formula). Row
-/// (ci, ki, kj) of `col` is input plane ci shifted by the tap (ki, kj), strided, zero-padded.
-// x: [C_in, H, W] (one image)   col: [C_in·kH·kW, OH·OW] (overwritten)
-fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T]) {
+/// Unfolds one image into its columns of the GEMM operand (see the module docs for the
+/// formula). Row (ci, ki, kj) of `col` is input plane ci shifted by the tap (ki, kj), strided,
+/// zero-padded. Rows of `col` are `ld` long and this image fills columns
+/// `first_col..first_col + OH·OW` of each (several images can share one operand, side by side).
+// x: [C_in, H, W] (one image)   col: [C_in·kH·kW, ld] (this image's columns overwritten)
+fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
-    let ow = g.ow;
-    let mut rows = col.chunks_exact_mut(g.out_plane());
+    let (ow, plane) = (g.ow, g.out_plane());
+    let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for ky in &ty {
             for kx in &tx {
@@ -225,12 +230,13 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T]) {
 
 /// The adjoint of [`im2col`]: every column entry is added back onto the input pixel it was
 /// copied from (pixels under several taps collect several terms; padding taps are dropped).
-// dcol: [C_in·kH·kW, OH·OW]   dx: [C_in, H, W] (one image, accumulated into)
-fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
+/// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long.
+// dcol: [C_in·kH·kW, ld]   dx: [C_in, H, W] (one image, accumulated into)
+fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
-    let ow = g.ow;
-    let mut rows = dcol.chunks_exact(g.out_plane());
+    let (ow, plane) = (g.ow, g.out_plane());
+    let mut rows = dcol.chunks_exact(ld).map(|row| &row[first_col..first_col + plane]);
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
         for ky in &ty {
             for kx in &tx {
@@ -256,13 +262,54 @@ fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
     }
 }
 
-/// Sets every channel plane of `out` to its bias value (or zero). Returns whether the buffer
+/// How many images share one GEMM. Per image, the GEMM's N dimension is OH·OW, which is tiny
+/// deep in a network (1, 4, 16 pixels in ResNet-18 on 32×32 inputs): the weight would be
+/// packed once per image for a handful of columns. Putting images side by side gives the GEMM
+/// at least `TARGET_COLUMNS` columns, while the unfolded operand stays within `MAX_COL_ELEMENTS`.
+fn images_per_gemm(g: &Conv2dGeometry) -> usize {
+    const TARGET_COLUMNS: usize = 512;
+    const MAX_COL_ELEMENTS: usize = 1 << 22;
+    let plane = g.out_plane().max(1);
+    let by_columns = TARGET_COLUMNS.div_ceil(plane);
+    let by_memory = MAX_COL_ELEMENTS / (g.col_rows() * plane).max(1);
+    by_columns.min(by_memory).min(g.batch).max(1)
+}
+
+/// Copies `images` consecutive images of `t` into channel-major order, side by side:
+/// out[c, i·plane + p] = t[i, c, p]. (A single image needs no copy: callers use it in place.)
+// t: [images, channels, plane]   ->   out: [channels, images·plane]
+fn to_channel_major<T: Float>(t: &[T], images: usize, channels: usize, plane: usize, out: &mut [T]) {
+    let ld = images * plane;
+    for (i, img) in t.chunks_exact(channels * plane).take(images).enumerate() {
+        for (c, src) in img.chunks_exact(plane).enumerate() {
+            out[c * ld + i * plane..c * ld + (i + 1) * plane].copy_from_slice(src);
+        }
+    }
+}
+
+/// The inverse of [`to_channel_major`], adding onto `t` when `accumulate`.
+// m: [channels, images·plane]   ->   t: [images, channels, plane]
+fn from_channel_major<T: Float>(m: &[T], images: usize, channels: usize, plane: usize, t: &mut [T], accumulate: bool) {
+    let ld = images * plane;
+    for (i, img) in t.chunks_exact_mut(channels * plane).take(images).enumerate() {
+        for (c, dst) in img.chunks_exact_mut(plane).enumerate() {
+            let src = &m[c * ld + i * plane..c * ld + (i + 1) * plane];
+            if accumulate {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+            } else {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Sets every channel plane of `out` (one or more images) to its bias value (or zero). Returns whether the buffer
 /// now holds something a GEMM must accumulate onto.
-// out: [C, plane]   bias: [C]
+// out: [images·C, plane]   bias: [C]
 fn init_planes<T: Float>(out: &mut [T], bias: Option<&[T]>, plane: usize) -> bool {
     match bias {
         Some(b) => {
-            for (o, &bc) in out.chunks_exact_mut(plane).zip(b) {
+            for (o, &bc) in out.chunks_exact_mut(plane).zip(b.iter().cycle()) {
                 o.fill(bc);
             }
             true
@@ -293,31 +340,46 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
 
 // ------------------------------------------------------------------------ conv2d
 
-/// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n).
+/// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
+/// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let (k, plane, in_img) = (g.col_rows(), g.out_plane(), g.in_image());
-    let mut y = vec![T::ZERO; g.batch * g.out_image()];
+    let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
+    let mut y = vec![T::ZERO; g.batch * out_img];
     if y.is_empty() {
         return y;
     }
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
-    let pointwise = g.is_pointwise();
-    y.par_chunks_mut(g.out_image()).enumerate().for_each_init(
-        || vec![T::ZERO; if pointwise { 0 } else { k * plane }],
-        |col, (n, y_n)| {
-            let x_n = &x[n * in_img..(n + 1) * in_img];
-            let accumulate = init_planes(y_n, bias, plane);
+    let group = images_per_gemm(g);
+    let pointwise = g.is_pointwise() && group == 1;
+    y.par_chunks_mut(group * out_img).enumerate().for_each_init(
+        || {
+            let col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
+            let y_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
+            (col, y_buf)
+        },
+        |(col, y_buf), (gi, y_g)| {
+            let (n0, images) = (gi * group, y_g.len() / out_img);
+            let cols = images * plane;
+            let accumulate = init_planes(y_g, bias, plane);
             if k == 0 {
                 return;
             }
             let col: &[T] = if pointwise {
-                x_n
+                &x[n0 * in_img..(n0 + 1) * in_img]
             } else {
-                im2col(x_n, g, col);
-                col
+                for i in 0..images {
+                    im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, col, cols, i * plane);
+                }
+                &col[..k * cols]
             };
-            gemm(w_mat, MatRef::row_major(col, k, plane), y_n, plane, accumulate);
+            let col = MatRef::row_major(col, k, cols);
+            if images == 1 {
+                gemm(w_mat, col, y_g, plane, accumulate);
+            } else {
+                gemm(w_mat, col, &mut y_buf[..g.c_out * cols], cols, false);
+                from_channel_major(&y_buf[..g.c_out * cols], images, g.c_out, plane, y_g, accumulate);
+            }
         },
     );
     y
@@ -333,28 +395,45 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry)
 
 /// [`conv2d_backward_data`] with `bias[ci]` added to every pixel of channel ci of the result
 /// (conv_transpose2d's forward is this with its bias, and needs no second pass for it).
+/// Images with small outputs share one GEMM, as in [`conv2d_forward`].
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   [N, C_in, H, W]
 fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
-    let mut dx = vec![T::ZERO; g.batch * g.in_image()];
+    let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
+    let mut dx = vec![T::ZERO; g.batch * in_img];
     if dx.is_empty() {
         return dx;
     }
     let w_t = MatRef::row_major(w, g.c_out, k).t(); // Wᵀ: [K, C_out]
-    let pointwise = g.is_pointwise();
-    dx.par_chunks_mut(g.in_image()).enumerate().for_each_init(
-        || vec![T::ZERO; if pointwise { 0 } else { k * plane }],
-        |dcol, (n, dx_n)| {
-            let accumulate = init_planes(dx_n, bias, g.h * g.w);
+    let group = images_per_gemm(g);
+    let pointwise = g.is_pointwise() && group == 1;
+    dx.par_chunks_mut(group * in_img).enumerate().for_each_init(
+        || {
+            let dcol = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
+            let dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
+            (dcol, dy_buf)
+        },
+        |(dcol, dy_buf), (gi, dx_g)| {
+            let (n0, images) = (gi * group, dx_g.len() / in_img);
+            let cols = images * plane;
+            let accumulate = init_planes(dx_g, bias, g.h * g.w);
             if g.c_out == 0 {
                 return;
             }
-            let dy_n = MatRef::row_major(&grad_y[n * out_img..(n + 1) * out_img], g.c_out, plane);
-            if pointwise {
-                gemm(w_t, dy_n, dx_n, plane, accumulate);
+            let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
+            let dy: &[T] = if images == 1 {
+                dy
             } else {
-                gemm(w_t, dy_n, dcol, plane, false);
-                col2im(dcol, g, dx_n);
+                to_channel_major(dy, images, g.c_out, plane, dy_buf);
+                &dy_buf[..g.c_out * cols]
+            };
+            let dy = MatRef::row_major(dy, g.c_out, cols);
+            if pointwise {
+                gemm(w_t, dy, dx_g, plane, accumulate);
+            } else {
+                gemm(w_t, dy, &mut dcol[..k * cols], cols, false);
+                for (i, dx_n) in dx_g.chunks_exact_mut(in_img).enumerate() {
+                    col2im(&dcol[..k * cols], g, cols, i * plane, dx_n);
+                }
             }
         },
     );
@@ -364,11 +443,12 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// dW for y = conv2d(x, w). In the forward pass this was y_n = W · col_n for every image n
 /// with the same W, so dW = Σ_n dy_n · col_nᵀ.
 ///
-/// Computed transposed, dWᵀ = Σ_n col_n · dy_nᵀ ([K, C_out]): the big operand col_n is then
+/// Computed transposed, dWᵀ = Σ_n col_n · dy_nᵀ (`[K, C_out]`): the big operand col_n is then
 /// read row-major by the GEMM (measured ~30% faster than packing col_nᵀ). The batch is split
-/// into one contiguous group per thread; each group sums its images into a private partial
-/// dWᵀ, and the partials are added in group order while transposing, so the result does not
-/// depend on scheduling.
+/// into one contiguous part per thread; each part sums its images into a private partial dWᵀ
+/// (images with small outputs side by side, one GEMM per group, as in [`conv2d_forward`]),
+/// and the partials are added in order while transposing, so the result does not depend on
+/// scheduling.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
@@ -376,25 +456,40 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if dw.is_empty() || g.batch == 0 {
         return dw;
     }
-    let groups = g.batch.min(rayon::current_num_threads()).max(1);
-    let per_group = g.batch.div_ceil(groups);
-    let pointwise = g.is_pointwise();
+    let group = images_per_gemm(g);
+    // Whole groups per part, one part per thread (fewer when there are fewer groups).
+    let groups = g.batch.div_ceil(group);
+    let parts = groups.min(rayon::current_num_threads()).max(1);
+    let per_part = groups.div_ceil(parts) * group;
+    let pointwise = g.is_pointwise() && group == 1;
     // Each partial: dWᵀ [K, C_out].
-    let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_group))
+    let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
         .into_par_iter()
-        .map(|group| {
+        .map(|part| {
             let mut dw_t = vec![T::ZERO; k * g.c_out];
-            let mut col = vec![T::ZERO; if pointwise { 0 } else { k * plane }];
-            for n in group * per_group..((group + 1) * per_group).min(g.batch) {
-                let x_n = &x[n * in_img..(n + 1) * in_img];
+            let mut col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
+            let mut dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
+            let end = ((part + 1) * per_part).min(g.batch);
+            for n0 in (part * per_part..end).step_by(group) {
+                let images = group.min(end - n0);
+                let cols = images * plane;
                 let col: &[T] = if pointwise {
-                    x_n
+                    &x[n0 * in_img..(n0 + 1) * in_img]
                 } else {
-                    im2col(x_n, g, &mut col);
-                    &col
+                    for i in 0..images {
+                        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, &mut col, cols, i * plane);
+                    }
+                    &col[..k * cols]
                 };
-                let dy_n = MatRef::row_major(&grad_y[n * out_img..(n + 1) * out_img], g.c_out, plane);
-                gemm(MatRef::row_major(col, k, plane), dy_n.t(), &mut dw_t, g.c_out, true);
+                let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
+                let dy: &[T] = if images == 1 {
+                    dy
+                } else {
+                    to_channel_major(dy, images, g.c_out, plane, &mut dy_buf);
+                    &dy_buf[..g.c_out * cols]
+                };
+                let dy = MatRef::row_major(dy, g.c_out, cols);
+                gemm(MatRef::row_major(col, k, cols), dy.t(), &mut dw_t, g.c_out, true);
             }
             dw_t
         })
@@ -498,6 +593,8 @@ mod tests {
         case(5, [3, 4], [8, 8], [4, 4], [2, 2], [1, 1], [1, 1]),
         case(1, [2, 3], [4, 3], [2, 7], [1, 1], [1, 2], [1, 1]),
         case(3, [2, 2], [5, 3], [3, 7], [2, 2], [1, 2], [1, 1]),
+        // 210 output pixels: three images share a GEMM, and the last group has two.
+        case(5, [3, 4], [15, 14], [3, 3], [1, 1], [1, 1], [1, 1]),
     ];
 
     /// conv_transpose2d cases: x [n, c_in, h, w], weight [c_in, c_out, kh, kw].
@@ -510,6 +607,8 @@ mod tests {
         Case { op: [1, 0], ..case(3, [3, 2], [4, 5], [1, 1], [1, 1], [0, 0], [2, 1]) },
         Case { op: [0, 0], ..case(3, [4, 3], [5, 6], [1, 1], [1, 1], [0, 0], [1, 1]) },
         Case { op: [2, 1], ..case(2, [2, 3], [3, 4], [2, 3], [3, 2], [0, 1], [1, 2]) },
+        // Grouped GEMMs with a partial last group, as in the conv2d cases.
+        Case { op: [0, 0], ..case(5, [4, 3], [15, 14], [3, 3], [1, 1], [1, 1], [1, 1]) },
     ];
 
     fn conv_geom(c: &Case) -> Conv2dGeometry {
