@@ -44,7 +44,7 @@ pub enum DeviceKind {
     DiscreteGpu,
     /// A GPU sharing memory with the CPU.
     IntegratedGpu,
-    /// A virtualised GPU (a VM's pass-through or paravirtual device).
+    /// A virtual or hosted GPU.
     VirtualGpu,
     /// A software implementation running on the CPU (lavapipe / llvmpipe, WARP, SwiftShader).
     Cpu,

@@ -34,7 +34,7 @@ impl GpuDevice {
         &self.ctx
     }
 
-    /// The adapter's name, backend and kind.
+    /// The adapter this device runs on (name, backend, kind, limits).
     pub fn info(&self) -> &AdapterInfo {
         self.ctx.info()
     }

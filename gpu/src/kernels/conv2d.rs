@@ -9,7 +9,7 @@ use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
-/// Direct convolution y = conv(x, weight) + bias, tiled.
+/// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
 /// dx from dy and the weight.
 pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
