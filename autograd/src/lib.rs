@@ -20,6 +20,8 @@
 //! assert_eq!(w.grad().unwrap().to_vec_f64(), vec![3.0, 4.0]); // ∂loss/∂w = x
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod gradcheck;
 pub mod graph;
 pub mod ops;

@@ -33,6 +33,7 @@ pub struct PoolStats {
     pub reused: u64,
     /// Buffers currently idle in the free lists, and their total size.
     pub idle_buffers: u64,
+    /// Total size of the idle buffers, in bytes.
     pub idle_bytes: u64,
 }
 
@@ -157,6 +158,7 @@ impl GpuBuffer {
         self.len
     }
 
+    /// True when the buffer holds no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -40,11 +40,15 @@ pub enum AdapterPreference {
 /// depend on wgpu).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKind {
+    /// A separate GPU with its own memory.
     DiscreteGpu,
+    /// A GPU sharing memory with the CPU.
     IntegratedGpu,
+    /// A virtual or hosted GPU.
     VirtualGpu,
     /// A software implementation running on the CPU (lavapipe / llvmpipe, WARP, SwiftShader).
     Cpu,
+    /// Anything wgpu cannot classify.
     Other,
 }
 
@@ -77,11 +81,15 @@ impl DeviceKind {
 pub struct DeviceLimits {
     /// Largest buffer a kernel can bind, in bytes (128 MiB on lavapipe).
     pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer that can be created, in bytes.
     pub max_buffer_size: u64,
     /// Largest workgroup count along each of x, y, z (65535 on most devices).
     pub max_compute_workgroups_per_dimension: u32,
+    /// Most threads in one workgroup (x·y·z).
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroup shared memory, in bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Most storage buffers one shader stage can bind.
     pub max_storage_buffers_per_shader_stage: u32,
 }
 
@@ -101,12 +109,17 @@ impl DeviceLimits {
 /// What was chosen: for logs, `--device` listings and the `auto` decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdapterInfo {
+    /// The adapter's name as the driver reports it.
     pub name: String,
     /// "Vulkan", "Metal", "Dx12", "Gl".
     pub backend: String,
+    /// Discrete, integrated, virtual, software or other.
     pub kind: DeviceKind,
+    /// Driver name (may be empty).
     pub driver: String,
+    /// Driver version or other details (may be empty).
     pub driver_info: String,
+    /// The limits the device was created with.
     pub limits: DeviceLimits,
 }
 
@@ -234,10 +247,12 @@ impl Context {
         })
     }
 
+    /// Which adapter this context runs on.
     pub fn info(&self) -> &AdapterInfo {
         &self.info
     }
 
+    /// The device limits granted at creation.
     pub fn limits(&self) -> &DeviceLimits {
         &self.info.limits
     }
@@ -247,10 +262,12 @@ impl Context {
         self.info.is_software()
     }
 
+    /// The underlying wgpu device.
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }
 
+    /// The underlying wgpu queue.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }

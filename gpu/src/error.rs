@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+/// Why a GPU call failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GpuError {
     /// No adapter matched the requested [`crate::AdapterPreference`]; the string says what
@@ -9,16 +10,29 @@ pub enum GpuError {
     NoAdapter(String),
     /// A request above one of the device's limits, named after the wgpu limit
     /// (e.g. `max_storage_buffer_binding_size`), in the limit's own unit (bytes, workgroups).
-    LimitExceeded { what: String, requested: u64, limit: u64 },
+    LimitExceeded {
+        /// The wgpu limit's name.
+        what: String,
+        /// What was asked for, in the limit's unit.
+        requested: u64,
+        /// What the device allows.
+        limit: u64,
+    },
     /// A launch whose arguments do not fit its Params (a buffer too short, a rank too high,
     /// one buffer bound twice with write access): names the kernel.
-    InvalidArgument { kernel: &'static str, msg: String },
+    InvalidArgument {
+        /// The kernel's name.
+        kernel: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// Device creation failed, or wgpu reported a validation / out-of-memory / internal error.
     Device(String),
     /// Mapping a staging buffer for a read-back failed.
     Map(String),
 }
 
+/// `Result` with a [`GpuError`].
 pub type Result<T> = std::result::Result<T, GpuError>;
 
 impl fmt::Display for GpuError {

@@ -16,6 +16,8 @@
 //! grid above max_compute_workgroups_per_dimension²) come back as
 //! [`GpuError::LimitExceeded`], never as a wgpu panic.
 
+#![warn(missing_docs)]
+
 pub mod buffer_pool;
 pub mod context;
 pub mod error;

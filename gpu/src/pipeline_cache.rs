@@ -14,16 +14,22 @@ use crate::error::{GpuError, Result};
 /// One WGSL file: `name` is its file name (for errors and the cache key), `source` its text.
 #[derive(Debug)]
 pub struct Shader {
+    /// File name, e.g. `elementwise.wgsl`.
     pub name: &'static str,
+    /// The WGSL source text.
     pub source: &'static str,
 }
 
 /// One entry point of a shader and its binding shape.
 #[derive(Debug)]
 pub struct KernelDef {
+    /// The shader holding the entry point.
     pub shader: &'static Shader,
+    /// The entry point's name in the WGSL.
     pub entry: &'static str,
+    /// Read-only storage buffers, bound at 1..=inputs.
     pub inputs: u32,
+    /// Read-write storage buffers, bound after the inputs.
     pub outputs: u32,
 }
 

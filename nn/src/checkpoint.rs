@@ -44,7 +44,9 @@ const EXTRA_PREFIX: &str = "extra.";
 /// A tensor to write, with how to store it.
 #[derive(Clone, Debug)]
 pub struct TensorEntry {
+    /// The tensor's name in the file.
     pub name: String,
+    /// The tensor to write.
     pub value: Tensor,
     /// `Float`: F32 or F64 as the tensor is; `Count`: I64.
     pub kind: BufferKind,
@@ -54,7 +56,9 @@ pub struct TensorEntry {
 /// `__metadata__` map.
 #[derive(Clone, Debug, Default)]
 pub struct SafetensorsContents {
+    /// Every tensor, by name.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The `__metadata__` string map (empty if the file has none).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -128,7 +132,9 @@ pub struct LoadReport {
 /// Where a training run stood when its checkpoint was written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrainingState {
+    /// Epochs completed.
     pub epoch: u64,
+    /// Optimizer steps taken.
     pub step: u64,
     /// The data/noise generator's `Rng::state()`.
     pub rng_state: [u64; 4],

@@ -10,8 +10,11 @@ use tensor::TensorError;
 /// One tensor whose shape in a file differs from the model's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeMismatch {
+    /// The tensor's state_dict name.
     pub name: String,
+    /// Its shape in the file.
     pub file: Vec<usize>,
+    /// Its shape in the model.
     pub model: Vec<usize>,
 }
 
@@ -22,10 +25,12 @@ pub struct StateMismatch {
     pub missing: Vec<String>,
     /// Names the file has and the model lacks.
     pub unexpected: Vec<String>,
+    /// Names both have, with different shapes.
     pub shape_mismatches: Vec<ShapeMismatch>,
 }
 
 impl StateMismatch {
+    /// True when the file and the model agree.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.shape_mismatches.is_empty()
     }
@@ -53,18 +58,39 @@ impl fmt::Display for StateMismatch {
     }
 }
 
+/// Every way an nn call can fail.
 #[derive(Debug)]
 pub enum Error {
     /// A tensor op failed (shapes, dtypes, devices); the message names the op.
     Tensor(TensorError),
     /// Reading or writing a file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A checkpoint file is truncated, corrupted, or holds something this crate cannot read.
-    Checkpoint { path: PathBuf, msg: String },
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
     /// A checkpoint's tensors do not match the model (or optimizer) they are loaded into.
-    Mismatch { path: PathBuf, mismatch: StateMismatch },
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Every difference found.
+        mismatch: StateMismatch,
+    },
     /// A layer, optimizer or schedule was configured with values that cannot work.
-    Config { what: &'static str, msg: String },
+    Config {
+        /// The layer, optimizer or schedule.
+        what: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -97,6 +123,7 @@ impl From<TensorError> for Error {
     }
 }
 
+/// `Result` with the nn [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for a configuration error.

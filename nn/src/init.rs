@@ -15,7 +15,9 @@ use crate::error::{config_err, Result};
 /// float type (f32 normally; f64 for gradient checks).
 #[derive(Clone, Debug)]
 pub struct Init {
+    /// The generator parameters are drawn from (advanced by every draw).
     pub rng: Rng,
+    /// The float type of the parameters created.
     pub dtype: DType,
 }
 

@@ -43,6 +43,8 @@
 //! # Ok::<(), nn::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod error;
 pub mod init;

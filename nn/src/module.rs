@@ -69,6 +69,7 @@ impl std::fmt::Debug for Buffer {
 }
 
 impl Buffer {
+    /// A buffer holding `value`, stored in checkpoints as `kind` says.
     pub fn new(value: Tensor, kind: BufferKind) -> Buffer {
         Buffer(Arc::new(BufferInner { value: RwLock::new(value), kind }))
     }
@@ -83,6 +84,7 @@ impl Buffer {
         Buffer::new(Tensor::full(&[], n as f64, DType::F64), BufferKind::Count)
     }
 
+    /// Float statistic or integer counter.
     pub fn kind(&self) -> BufferKind {
         self.0.kind
     }
@@ -92,10 +94,12 @@ impl Buffer {
         self.0.value.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Replaces the value (seen by every clone of this handle).
     pub fn set_value(&self, value: Tensor) {
         *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = value;
     }
 
+    /// Shape of the current value.
     pub fn shape(&self) -> Vec<usize> {
         self.value().shape().to_vec()
     }
@@ -105,11 +109,14 @@ impl Buffer {
 /// parameter or buffer itself, so setting its value updates the model.
 #[derive(Clone, Debug)]
 pub enum StateItem {
+    /// A trainable (or frozen) parameter.
     Parameter(Var),
+    /// A buffer such as a running statistic.
     Buffer(Buffer),
 }
 
 impl StateItem {
+    /// The current value.
     pub fn value(&self) -> Tensor {
         match self {
             StateItem::Parameter(p) => p.value(),
@@ -137,6 +144,7 @@ impl StateItem {
 /// Parameter counts of a model, in scalars (not tensors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParameterCounts {
+    /// All parameters.
     pub total: usize,
     /// Parameters with `requires_grad` (not frozen).
     pub trainable: usize,

@@ -13,6 +13,7 @@ use gpu::{AdapterInfo, AdapterPreference, Context, GpuError};
 
 use crate::error::{Result, TensorError};
 
+/// Where a tensor's storage lives and its kernels run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Device {
     /// CPU memory, rayon kernels (f32 and f64).
@@ -28,10 +29,12 @@ pub struct GpuDevice {
 }
 
 impl GpuDevice {
+    /// The wgpu context behind this device.
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
     }
 
+    /// The adapter this device runs on (name, backend, kind, limits).
     pub fn info(&self) -> &AdapterInfo {
         self.ctx.info()
     }
@@ -59,6 +62,7 @@ pub enum DevicePreference {
     /// compute than the rayon kernels, so `auto` never picks it.
     #[default]
     Auto,
+    /// The CPU kernels, even if a GPU is present.
     Cpu,
     /// Any GPU adapter, software ones (lavapipe, WARP) included; none is an error.
     Gpu,
@@ -151,10 +155,12 @@ impl Device {
         }
     }
 
+    /// True for [`Device::Cpu`].
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
     }
 
+    /// True for [`Device::Gpu`].
     pub fn is_gpu(&self) -> bool {
         matches!(self, Device::Gpu(_))
     }

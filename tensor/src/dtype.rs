@@ -10,11 +10,14 @@ use crate::storage::CpuStorage;
 /// Element type of a tensor. The GPU holds only `F32`; `F64` exists on the CPU for gradient checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit float; the only type on the GPU.
     F32,
+    /// 64-bit float (CPU only).
     F64,
 }
 
 impl DType {
+    /// Bytes per element: 4 or 8.
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F32 => 4,
@@ -47,28 +50,48 @@ pub trait Float:
     + DivAssign
     + 'static
 {
+    /// The [`DType`] tag of this type.
     const DTYPE: DType;
+    /// 0.
     const ZERO: Self;
+    /// 1.
     const ONE: Self;
+    /// +∞.
     const INFINITY: Self;
+    /// −∞.
     const NEG_INFINITY: Self;
 
+    /// Converts from f64 (rounding for f32).
     fn from_f64(v: f64) -> Self;
+    /// Converts to f64 (exact).
     fn to_f64(self) -> f64;
+    /// Converts a count or index to this type.
     fn from_usize(v: usize) -> Self {
         Self::from_f64(v as f64)
     }
+    /// eˣ.
     fn exp(self) -> Self;
+    /// Natural logarithm.
     fn ln(self) -> Self;
+    /// ln(1 + x), accurate for small x.
     fn ln_1p(self) -> Self;
+    /// √x.
     fn sqrt(self) -> Self;
+    /// |x|.
     fn abs(self) -> Self;
+    /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// xᵉ.
     fn powf(self, e: Self) -> Self;
+    /// The larger of the two.
     fn max(self, other: Self) -> Self;
+    /// The smaller of the two.
     fn min(self, other: Self) -> Self;
+    /// Largest integer ≤ x.
     fn floor(self) -> Self;
+    /// False for NaN and ±∞.
     fn is_finite(self) -> bool;
+    /// self·a + b with one rounding.
     fn mul_add(self, a: Self, b: Self) -> Self;
 
     /// Wraps a vector of this type into CPU storage.

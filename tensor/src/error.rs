@@ -5,21 +5,56 @@ use std::fmt;
 
 use crate::dtype::DType;
 
+/// Why a tensor op refused its operands or failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorError {
     /// Operand shapes do not fit the op; the message names the op, the shapes and the rule.
-    Shape { op: &'static str, msg: String },
+    Shape {
+        /// The op that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// Operands of different element types.
-    DType { op: &'static str, expected: DType, got: DType },
+    DType {
+        /// The op that failed.
+        op: &'static str,
+        /// The dtype the op needed.
+        expected: DType,
+        /// The dtype it got.
+        got: DType,
+    },
     /// Operands on different devices, or an op not available on a device.
-    Device { op: &'static str, msg: String },
+    Device {
+        /// The op that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// An axis index out of range for the tensor's rank.
-    Axis { op: &'static str, axis: isize, rank: usize },
+    Axis {
+        /// The op that failed.
+        op: &'static str,
+        /// The axis as given (negative counts from the end).
+        axis: isize,
+        /// The tensor's rank.
+        rank: usize,
+    },
     /// Any other invalid argument (a zero stride, a negative size, ...).
-    Invalid { op: &'static str, msg: String },
+    Invalid {
+        /// The op that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// A tensor or launch beyond one of the GPU adapter's limits; the message names the limit
     /// (e.g. `max_storage_buffer_binding_size`), what was requested and what the device allows.
-    Limit { op: &'static str, msg: String },
+    Limit {
+        /// The op that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
     /// Any other failure inside the GPU backend (out of memory, a lost device, a kernel
     /// refusing its arguments).
     Gpu(String),
@@ -45,6 +80,7 @@ impl fmt::Display for TensorError {
 
 impl std::error::Error for TensorError {}
 
+/// `Result` with a [`TensorError`].
 pub type Result<T> = std::result::Result<T, TensorError>;
 
 /// Shorthand for building a shape error.

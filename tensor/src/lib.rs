@@ -32,6 +32,8 @@
 //! # Ok::<(), tensor::TensorError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cpu;
 pub mod device;
 pub mod dtype;

@@ -30,20 +30,30 @@ use crate::tensor::Tensor;
 /// The op families a training step is made of, in the order the tables print them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpFamily {
+    /// Matrix products.
     Matmul,
+    /// Convolutions, forward and backward.
     Conv,
+    /// Transposed convolutions, forward and backward.
     ConvTranspose,
+    /// Batch normalisation, forward and backward.
     BatchNorm,
+    /// Upsampling / interpolation.
     Interpolate,
+    /// Max and average pooling.
     Pool,
+    /// Unary and binary element-wise ops.
     Elementwise,
+    /// Sums, means, maxima and other reductions.
     Reduce,
     /// Materialising strided views, concatenation, gathers and scatters.
     Copy,
+    /// Fused optimizer updates.
     Optimizer,
 }
 
 impl OpFamily {
+    /// Every family, in table order.
     pub const ALL: [OpFamily; 10] = [
         OpFamily::Matmul,
         OpFamily::Conv,
@@ -57,6 +67,7 @@ impl OpFamily {
         OpFamily::Optimizer,
     ];
 
+    /// The family's name as printed in tables.
     pub fn name(self) -> &'static str {
         match self {
             OpFamily::Matmul => "matmul",
@@ -88,9 +99,13 @@ static BY_OP: Mutex<Vec<OpTotal>> = Mutex::new(Vec::new());
 /// One op's totals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpTotal {
+    /// The op's name.
     pub name: &'static str,
+    /// The family it is counted under.
     pub family: OpFamily,
+    /// Total wall time spent in the op.
     pub time: Duration,
+    /// Number of calls.
     pub calls: u64,
 }
 
@@ -104,6 +119,7 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
+/// Whether the timers are on.
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
@@ -127,10 +143,12 @@ pub struct ProfileReport {
 }
 
 impl ProfileReport {
+    /// Total time spent in `family`.
     pub fn time(&self, family: OpFamily) -> Duration {
         Duration::from_nanos(self.nanos[family.index()])
     }
 
+    /// Number of calls to ops of `family`.
     pub fn calls(&self, family: OpFamily) -> u64 {
         self.calls[family.index()]
     }
@@ -160,6 +178,7 @@ impl ProfileReport {
     }
 }
 
+/// The totals recorded so far (since the last [`reset`]).
 pub fn snapshot() -> ProfileReport {
     let mut out = ProfileReport::default();
     for i in 0..FAMILIES {

@@ -2,12 +2,14 @@
 //! with uniform and normal (Box–Muller) samples. Its state can be saved and restored so
 //! training resumes exactly.
 
+/// A xoshiro256** generator: seeded, reproducible, with a savable state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {
     state: [u64; 4],
 }
 
 impl Rng {
+    /// A generator seeded from `seed` (expanded to 256 bits by SplitMix64).
     pub fn new(seed: u64) -> Self {
         // SplitMix64 spreads a small seed over all 256 bits of state.
         let mut x = seed;
@@ -26,10 +28,12 @@ impl Rng {
         self.state
     }
 
+    /// A generator restored from [`Rng::state`].
     pub fn from_state(state: [u64; 4]) -> Self {
         Rng { state }
     }
 
+    /// The next 64 uniformly random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.state;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

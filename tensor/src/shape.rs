@@ -55,20 +55,26 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
 /// offset of element [0, 0, ...]. A stride of 0 repeats an element (a broadcast view).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Size of each axis.
     pub shape: Shape,
+    /// Step between neighbours along each axis, in elements (not bytes); 0 for a broadcast axis.
     pub strides: Vec<usize>,
+    /// Position of the first element in the storage, in elements.
     pub offset: usize,
 }
 
 impl Layout {
+    /// A row-major layout of `shape` at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
     }
 
+    /// Number of elements (1 for a scalar).
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
 
+    /// Number of axes.
     pub fn rank(&self) -> usize {
         self.shape.len()
     }

@@ -8,11 +8,14 @@ use crate::dtype::DType;
 /// Elements in CPU memory.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CpuStorage {
+    /// f32 elements.
     F32(Vec<f32>),
+    /// f64 elements.
     F64(Vec<f64>),
 }
 
 impl CpuStorage {
+    /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
             CpuStorage::F32(_) => DType::F32,
@@ -20,6 +23,7 @@ impl CpuStorage {
         }
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
             CpuStorage::F32(v) => v.len(),
@@ -27,6 +31,7 @@ impl CpuStorage {
         }
     }
 
+    /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -40,14 +45,17 @@ pub struct GpuStorage {
 }
 
 impl GpuStorage {
+    /// Wraps `buffer`, which must belong to `ctx`.
     pub fn new(buffer: gpu::GpuBuffer, ctx: Arc<gpu::Context>) -> Self {
         GpuStorage { buffer, ctx }
     }
 
+    /// The GPU buffer.
     pub fn buffer(&self) -> &gpu::GpuBuffer {
         &self.buffer
     }
 
+    /// The context owning the buffer.
     pub fn context(&self) -> &Arc<gpu::Context> {
         &self.ctx
     }
@@ -57,6 +65,7 @@ impl GpuStorage {
         self.buffer.len()
     }
 
+    /// True when the buffer holds no elements.
     pub fn is_empty(&self) -> bool {
         self.buffer.is_empty()
     }
@@ -72,11 +81,14 @@ impl std::fmt::Debug for GpuStorage {
 /// copy is a device command, see `Tensor::contiguous_copy`); tensors share it through an `Arc`.
 #[derive(Debug)]
 pub enum Storage {
+    /// In CPU memory.
     Cpu(CpuStorage),
+    /// In a GPU buffer (f32).
     Gpu(GpuStorage),
 }
 
 impl Storage {
+    /// The element type (always F32 on the GPU).
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
@@ -92,6 +104,7 @@ impl Storage {
         }
     }
 
+    /// True when no elements are held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -19,6 +19,7 @@ use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};
 
+/// An n-dimensional array: a shared [`Storage`] plus a [`Layout`] view of it. Cloning shares the storage.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     storage: Arc<Storage>,
@@ -56,10 +57,12 @@ impl Tensor {
         Tensor { storage: Arc::new(Storage::Gpu(GpuStorage::new(buffer, ctx))), layout: Layout::contiguous(shape) }
     }
 
+    /// A rank-0 tensor holding `v`, on the CPU.
     pub fn scalar<T: Float>(v: T) -> Tensor {
         Tensor::from_kernel(vec![v], &[])
     }
 
+    /// A CPU tensor of `shape` filled with `value`.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
         match dtype {
             DType::F32 => Tensor::from_kernel(vec![value as f32; numel(shape)], shape),
@@ -67,10 +70,12 @@ impl Tensor {
         }
     }
 
+    /// A CPU tensor of zeros.
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
         Tensor::full(shape, 0.0, dtype)
     }
 
+    /// A CPU tensor of ones.
     pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
@@ -98,10 +103,12 @@ impl Tensor {
         }
     }
 
+    /// A tensor of zeros on `device`; errors as [`Tensor::full_on`].
     pub fn zeros_on(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         Tensor::full_on(shape, 0.0, dtype, device)
     }
 
+    /// A tensor of ones on `device`; errors as [`Tensor::full_on`].
     pub fn ones_on(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         Tensor::full_on(shape, 1.0, dtype, device)
     }
@@ -134,30 +141,37 @@ impl Tensor {
 
     // ---------------------------------------------------------------- accessors
 
+    /// Size of each axis.
     pub fn shape(&self) -> &[usize] {
         &self.layout.shape
     }
 
+    /// Number of axes.
     pub fn rank(&self) -> usize {
         self.layout.rank()
     }
 
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         self.layout.numel()
     }
 
+    /// Shape, strides and offset into the storage.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
+    /// The storage this tensor views (possibly shared with others).
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
 
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.storage.dtype()
     }
 
+    /// The device holding the storage.
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
@@ -165,10 +179,12 @@ impl Tensor {
         }
     }
 
+    /// True when the storage is on a GPU.
     pub fn is_gpu(&self) -> bool {
         matches!(&*self.storage, Storage::Gpu(_))
     }
 
+    /// True when the elements are laid out row-major without gaps (size-1 axes ignored); the offset may be non-zero.
     pub fn is_contiguous(&self) -> bool {
         self.layout.is_contiguous()
     }
@@ -357,10 +373,12 @@ impl Tensor {
         self.try_to_vec().unwrap_or_else(|e| panic!("to_vec: {e}"))
     }
 
+    /// All elements in row-major order as f32; panics like [`Tensor::to_vec`].
     pub fn to_vec_f32(&self) -> Vec<f32> {
         self.to_vec::<f32>()
     }
 
+    /// All elements in row-major order as f64; panics like [`Tensor::to_vec`].
     pub fn to_vec_f64(&self) -> Vec<f64> {
         self.to_vec::<f64>()
     }

@@ -13,6 +13,7 @@ use crate::var::Var;
 /// The batch statistics of a training-mode forward, per channel (\[C\]), for running averages.
 #[derive(Clone, Debug)]
 pub struct BatchStats {
+    /// Per-channel batch mean, `[C]`.
     pub mean: Tensor,
     /// Unbiased variance (m/(m − 1) times the biased one), as PyTorch folds into running_var.
     pub var_unbiased: Tensor,

@@ -16,6 +16,7 @@ pub(crate) fn grad_if(need: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<
     }
 }
 
+/// a + b, element-wise with broadcasting; each input's gradient is g summed back to its shape.
 pub fn add(a: &Var, b: &Var) -> Result<Var> {
     let out = a.value().add(&b.value())?;
     let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
@@ -25,6 +26,7 @@ pub fn add(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
+/// a − b, element-wise with broadcasting.
 pub fn sub(a: &Var, b: &Var) -> Result<Var> {
     let out = a.value().sub(&b.value())?;
     let (sa, sb, na, nb) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad());
@@ -33,6 +35,7 @@ pub fn sub(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
+/// a · b, element-wise with broadcasting.
 pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     let (av, bv) = (a.value(), b.value());
     let out = av.mul(&bv)?;
@@ -43,6 +46,7 @@ pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
+/// a / b, element-wise with broadcasting.
 pub fn div(a: &Var, b: &Var) -> Result<Var> {
     let (av, bv) = (a.value(), b.value());
     let out = av.div(&bv)?;
@@ -78,40 +82,49 @@ fn unary_with_grad(x: &Var, name: &'static str, op: UnaryOp, grad_op: BinaryOp, 
     Ok(Var::from_op(name, out, &[x], move |g| Ok(vec![Some(binary(g, &saved, grad_op)?)])))
 }
 
+/// max(x, 0); the gradient is 0 where x ≤ 0.
 pub fn relu(x: &Var) -> Result<Var> {
     // relu(x) > 0 exactly where x > 0, so the output can stand in for x.
     unary_with_grad(x, "relu", UnaryOp::Relu, BinaryOp::ReluGrad, true)
 }
 
+/// x where x > 0, slope·x elsewhere.
 pub fn leaky_relu(x: &Var, slope: f64) -> Result<Var> {
     unary_with_grad(x, "leaky_relu", UnaryOp::LeakyRelu(slope), BinaryOp::LeakyReluGrad(slope), false)
 }
 
+/// 1 / (1 + e⁻ˣ).
 pub fn sigmoid(x: &Var) -> Result<Var> {
     unary_with_grad(x, "sigmoid", UnaryOp::Sigmoid, BinaryOp::SigmoidGrad, true)
 }
 
+/// Hyperbolic tangent.
 pub fn tanh(x: &Var) -> Result<Var> {
     unary_with_grad(x, "tanh", UnaryOp::Tanh, BinaryOp::TanhGrad, true)
 }
 
+/// |x|; the gradient is sign(x).
 pub fn abs(x: &Var) -> Result<Var> {
     unary_with_grad(x, "abs", UnaryOp::Abs, BinaryOp::AbsGrad, false)
 }
 
+/// ln(1 + eˣ), computed stably.
 pub fn softplus(x: &Var) -> Result<Var> {
     unary_with_grad(x, "softplus", UnaryOp::Softplus, BinaryOp::SoftplusGrad, false)
 }
 
+/// x clamped to `[lo, hi]`; the gradient is 0 outside the range.
 pub fn clamp(x: &Var, lo: f64, hi: f64) -> Result<Var> {
     unary_with_grad(x, "clamp", UnaryOp::Clamp(lo, hi), BinaryOp::ClampGrad(lo, hi), false)
 }
 
+/// −x.
 pub fn neg(x: &Var) -> Result<Var> {
     let out = x.value().neg()?;
     Ok(Var::from_op("neg", out, &[x], move |g| Ok(vec![Some(g.neg()?)])))
 }
 
+/// eˣ.
 pub fn exp(x: &Var) -> Result<Var> {
     let out = x.value().exp()?;
     let y = out.clone();
@@ -119,12 +132,14 @@ pub fn exp(x: &Var) -> Result<Var> {
     Ok(Var::from_op("exp", out, &[x], move |g| Ok(vec![Some(g.mul(&y)?)])))
 }
 
+/// Natural logarithm.
 pub fn log(x: &Var) -> Result<Var> {
     let xv = x.value();
     let out = xv.log()?;
     Ok(Var::from_op("log", out, &[x], move |g| Ok(vec![Some(g.div(&xv)?)])))
 }
 
+/// √x.
 pub fn sqrt(x: &Var) -> Result<Var> {
     let out = x.value().sqrt()?;
     let y = out.clone();
@@ -132,12 +147,14 @@ pub fn sqrt(x: &Var) -> Result<Var> {
     Ok(Var::from_op("sqrt", out, &[x], move |g| Ok(vec![Some(g.div(&y)?.mul_scalar(0.5)?)])))
 }
 
+/// x².
 pub fn square(x: &Var) -> Result<Var> {
     let xv = x.value();
     let out = xv.square()?;
     Ok(Var::from_op("square", out, &[x], move |g| Ok(vec![Some(g.mul(&xv)?.mul_scalar(2.0)?)])))
 }
 
+/// xᵖ for a scalar exponent p.
 pub fn powf(x: &Var, p: f64) -> Result<Var> {
     let xv = x.value();
     let out = xv.powf(p)?;
@@ -145,11 +162,13 @@ pub fn powf(x: &Var, p: f64) -> Result<Var> {
     Ok(Var::from_op("powf", out, &[x], move |g| Ok(vec![Some(g.mul(&xv.powf(p - 1.0)?)?.mul_scalar(p)?)])))
 }
 
+/// x + s for a scalar s.
 pub fn add_scalar(x: &Var, s: f64) -> Result<Var> {
     let out = x.value().add_scalar(s)?;
     Ok(Var::from_op("add_scalar", out, &[x], move |g| Ok(vec![Some(g.clone())])))
 }
 
+/// x · s for a scalar s.
 pub fn mul_scalar(x: &Var, s: f64) -> Result<Var> {
     let out = x.value().mul_scalar(s)?;
     Ok(Var::from_op("mul_scalar", out, &[x], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
@@ -157,60 +176,79 @@ pub fn mul_scalar(x: &Var, s: f64) -> Result<Var> {
 
 /// Method shorthands: `x.mul(&w)?.add(&b)?.relu()?`.
 impl Var {
+    /// self + o, element-wise with broadcasting.
     pub fn add(&self, o: &Var) -> Result<Var> {
         add(self, o)
     }
+    /// self − o, element-wise with broadcasting.
     pub fn sub(&self, o: &Var) -> Result<Var> {
         sub(self, o)
     }
+    /// self · o, element-wise with broadcasting.
     pub fn mul(&self, o: &Var) -> Result<Var> {
         mul(self, o)
     }
+    /// self / o, element-wise with broadcasting.
     pub fn div(&self, o: &Var) -> Result<Var> {
         div(self, o)
     }
+    /// −self.
     pub fn neg(&self) -> Result<Var> {
         neg(self)
     }
+    /// e^self.
     pub fn exp(&self) -> Result<Var> {
         exp(self)
     }
+    /// Natural logarithm.
     pub fn log(&self) -> Result<Var> {
         log(self)
     }
+    /// Square root.
     pub fn sqrt(&self) -> Result<Var> {
         sqrt(self)
     }
+    /// self².
     pub fn square(&self) -> Result<Var> {
         square(self)
     }
+    /// self^p for a scalar exponent p.
     pub fn powf(&self, p: f64) -> Result<Var> {
         powf(self, p)
     }
+    /// Absolute value.
     pub fn abs(&self) -> Result<Var> {
         abs(self)
     }
+    /// Clamped to `[lo, hi]`; no gradient outside the range.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
         clamp(self, lo, hi)
     }
+    /// max(self, 0).
     pub fn relu(&self) -> Result<Var> {
         relu(self)
     }
+    /// self where positive, slope·self elsewhere.
     pub fn leaky_relu(&self, slope: f64) -> Result<Var> {
         leaky_relu(self, slope)
     }
+    /// Logistic sigmoid.
     pub fn sigmoid(&self) -> Result<Var> {
         sigmoid(self)
     }
+    /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Var> {
         tanh(self)
     }
+    /// ln(1 + e^self).
     pub fn softplus(&self) -> Result<Var> {
         softplus(self)
     }
+    /// self + s for a scalar s.
     pub fn add_scalar(&self, s: f64) -> Result<Var> {
         add_scalar(self, s)
     }
+    /// self · s for a scalar s.
     pub fn mul_scalar(&self, s: f64) -> Result<Var> {
         mul_scalar(self, s)
     }

@@ -33,6 +33,7 @@ pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
 }
 
 impl Var {
+    /// Matrix product with `other`; see the free function `matmul` in this module for shapes.
     pub fn matmul(&self, other: &Var) -> Result<Var> {
         matmul(self, other)
     }

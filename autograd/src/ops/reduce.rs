@@ -29,6 +29,7 @@ fn expand(g: &Tensor, keep: &[usize], shape: &[usize]) -> Result<Tensor> {
     Ok(g.reshape(keep)?.broadcast_to(shape)?.contiguous())
 }
 
+/// Sum over `axes` (all axes if empty; negative axes count from the end); `keepdim` keeps them as size 1.
 pub fn sum(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     let out = x.value().sum(axes, keepdim)?;
     let (shape, keep) = (x.shape(), keepdim_shape(&x.shape(), axes)?);
@@ -36,6 +37,7 @@ pub fn sum(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     Ok(Var::from_op("sum", out, &[x], move |g| Ok(vec![Some(expand(g, &keep, &shape)?)])))
 }
 
+/// Mean over `axes` (all axes if empty); `keepdim` keeps them as size 1.
 pub fn mean(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     let out = x.value().mean(axes, keepdim)?;
     let (shape, keep) = (x.shape(), keepdim_shape(&x.shape(), axes)?);
@@ -56,14 +58,17 @@ fn extreme(x: &Var, axes: &[isize], keepdim: bool, op: ReduceOp, name: &'static 
     }))
 }
 
+/// Maximum over `axes` (all if empty); the gradient goes to every element equal to the maximum.
 pub fn max(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     extreme(x, axes, keepdim, ReduceOp::Max, "max")
 }
 
+/// Minimum over `axes` (all if empty); the gradient goes to every element equal to the minimum.
 pub fn min(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     extreme(x, axes, keepdim, ReduceOp::Min, "min")
 }
 
+/// ln Σ exp(x) over `axes` (all if empty), computed stably; the gradient is the softmax.
 pub fn logsumexp(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     let xv = x.value();
     let out = xv.logsumexp(axes, keepdim)?;
@@ -76,6 +81,7 @@ pub fn logsumexp(x: &Var, axes: &[isize], keepdim: bool) -> Result<Var> {
     }))
 }
 
+/// Variance over `axes` (all if empty); `unbiased` divides by n − 1 instead of n.
 pub fn var(x: &Var, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Var> {
     let xv = x.value();
     let out = xv.var(axes, keepdim, unbiased)?;
@@ -91,6 +97,7 @@ pub fn var(x: &Var, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Var
 }
 
 impl Var {
+    /// Sum over `axes` (all if empty); `keepdim` keeps them as size 1.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
         sum(self, axes, keepdim)
     }
@@ -98,6 +105,7 @@ impl Var {
     pub fn sum_all(&self) -> Result<Var> {
         sum(self, &[], false)
     }
+    /// Mean over `axes` (all if empty); `keepdim` keeps them as size 1.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
         mean(self, axes, keepdim)
     }
@@ -105,15 +113,19 @@ impl Var {
     pub fn mean_all(&self) -> Result<Var> {
         mean(self, &[], false)
     }
+    /// Maximum over `axes` (all if empty).
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
         max(self, axes, keepdim)
     }
+    /// Minimum over `axes` (all if empty).
     pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
         min(self, axes, keepdim)
     }
+    /// ln Σ exp over `axes` (all if empty), computed stably.
     pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
         logsumexp(self, axes, keepdim)
     }
+    /// Variance over `axes` (all if empty); `unbiased` divides by n − 1.
     pub fn var(&self, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Var> {
         var(self, axes, keepdim, unbiased)
     }

@@ -9,12 +9,14 @@ use tensor::{Result, Tensor};
 
 use crate::var::Var;
 
+/// Same elements in a new shape (same element count); the gradient is reshaped back.
 pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
     let out = x.value().reshape(shape)?;
     let orig = x.shape();
     Ok(Var::from_op("reshape", out, &[x], move |g| Ok(vec![Some(g.reshape(&orig)?)])))
 }
 
+/// Reorders the axes: output axis i is input axis `perm[i]`.
 pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
     let out = x.value().permute(perm)?;
     let mut inverse = vec![0; perm.len()];
@@ -24,6 +26,7 @@ pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
     Ok(Var::from_op("permute", out, &[x], move |g| Ok(vec![Some(g.permute(&inverse)?)])))
 }
 
+/// Swaps axes `a` and `b` (negative counts from the end).
 pub fn transpose(x: &Var, a: isize, b: isize) -> Result<Var> {
     let rank = x.shape().len();
     let (a, b) = (normalize_axis("transpose", a, rank)?, normalize_axis("transpose", b, rank)?);
@@ -32,6 +35,7 @@ pub fn transpose(x: &Var, a: isize, b: isize) -> Result<Var> {
     permute(x, &perm)
 }
 
+/// The slice `start..start + len` along `axis`; the gradient is zero outside it.
 pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
     let xv = x.value();
     let out = xv.narrow(axis, start, len)?;
@@ -57,12 +61,14 @@ pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
     }))
 }
 
+/// Broadcasts to `shape` (materialised); the gradient is summed back over the broadcast axes.
 pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
     let out = x.value().broadcast_to(shape)?.contiguous();
     let orig = x.shape();
     Ok(Var::from_op("broadcast_to", out, &[x], move |g| Ok(vec![Some(sum_to_shape(g, &orig)?)])))
 }
 
+/// Concatenates along `axis`; all other dims must match.
 pub fn cat(xs: &[&Var], axis: isize) -> Result<Var> {
     let values: Vec<Tensor> = xs.iter().map(|x| x.value()).collect();
     let out = cat_tensors(&values.iter().collect::<Vec<_>>(), axis)?;
@@ -80,6 +86,7 @@ pub fn cat(xs: &[&Var], axis: isize) -> Result<Var> {
     }))
 }
 
+/// Stacks equal-shaped vars along a new axis `axis` (0 ≤ axis ≤ rank).
 pub fn stack(xs: &[&Var], axis: usize) -> Result<Var> {
     let expanded = xs
         .iter()
@@ -95,6 +102,7 @@ pub fn stack(xs: &[&Var], axis: usize) -> Result<Var> {
     cat(&expanded.iter().collect::<Vec<_>>(), axis as isize)
 }
 
+/// Picks `indices` along `axis` (repeats allowed; their gradients accumulate).
 pub fn index_select(x: &Var, axis: isize, indices: &[usize]) -> Result<Var> {
     let out = select_tensor(&x.value(), axis, indices)?;
     let (shape, idx) = (x.shape(), indices.to_vec());
@@ -114,24 +122,31 @@ pub fn flatten_from(x: &Var, start: usize) -> Result<Var> {
 }
 
 impl Var {
+    /// Same elements in a new shape.
     pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
         reshape(self, shape)
     }
+    /// Reorders the axes: output axis i is input axis `perm[i]`.
     pub fn permute(&self, perm: &[usize]) -> Result<Var> {
         permute(self, perm)
     }
+    /// Swaps axes `a` and `b`.
     pub fn transpose(&self, a: isize, b: isize) -> Result<Var> {
         transpose(self, a, b)
     }
+    /// The slice `start..start + len` along `axis`.
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Var> {
         narrow(self, axis, start, len)
     }
+    /// Broadcasts to `shape`.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Var> {
         broadcast_to(self, shape)
     }
+    /// Picks `indices` along `axis`.
     pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Var> {
         index_select(self, axis, indices)
     }
+    /// Flattens axes `start..` into one: `[N, d1, d2, ...]` → `[N, d1·d2·...]` for start = 1.
     pub fn flatten_from(&self, start: usize) -> Result<Var> {
         flatten_from(self, start)
     }

@@ -7,23 +7,36 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/adam.wgsl`.
 pub static SHADER: Shader = Shader { name: "adam.wgsl", source: include_str!("../../../shaders/adam.wgsl") };
+/// Fused Adam/AdamW step: reads grad; updates param, m, v in place.
 pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3 };
+/// SGD step with momentum: reads grad; updates param and the momentum buffer in place.
 pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2 };
 
 /// Mirrors `struct AdamParams` in adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AdamParams {
+    /// Number of elements.
     pub n: u32,
+    /// Learning rate.
     pub lr: f32,
+    /// First-moment decay rate.
     pub beta1: f32,
+    /// Second-moment decay rate.
     pub beta2: f32,
+    /// Added to the denominator.
     pub eps: f32,
+    /// Weight decay factor.
     pub weight_decay: f32,
+    /// 1: AdamW (decoupled decay); 0: Adam (L2 added to the gradient).
     pub decoupled: u32,
+    /// Bias correction 1 − β1ᵗ.
     pub bc1: f32,
+    /// Bias correction 1 − β2ᵗ.
     pub bc2: f32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: [u32; 3],
 }
 
@@ -31,35 +44,53 @@ pub struct AdamParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SgdParams {
+    /// Number of elements.
     pub n: u32,
+    /// Learning rate.
     pub lr: f32,
+    /// Momentum factor (0: none).
     pub momentum: f32,
+    /// Dampening of the gradient added to the momentum buffer.
     pub dampening: f32,
+    /// Weight decay factor.
     pub weight_decay: f32,
+    /// 1: Nesterov momentum.
     pub nesterov: u32,
+    /// 1 on the first step: the momentum buffer is set to the gradient.
     pub first_step: u32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: u32,
 }
 
 /// Hyper-parameters of one Adam step; `step` counts from 1 (it sets the bias corrections).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f32,
+    /// First-moment decay rate.
     pub beta1: f32,
+    /// Second-moment decay rate.
     pub beta2: f32,
+    /// Added to the denominator.
     pub eps: f32,
+    /// Weight decay factor.
     pub weight_decay: f32,
     /// true: AdamW (decoupled decay, p ← p − lr·wd·p); false: Adam (g ← g + wd·p).
     pub decoupled: bool,
+    /// Step count t, from 1 (sets the bias corrections).
     pub step: u64,
 }
 
 /// The buffers of one parameter tensor, all of the same length.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamState<'a> {
+    /// The parameter, updated in place.
     pub param: &'a GpuBuffer,
+    /// Its gradient (read only).
     pub grad: &'a GpuBuffer,
+    /// First-moment estimate, updated in place.
     pub m: &'a GpuBuffer,
+    /// Second-moment estimate, updated in place.
     pub v: &'a GpuBuffer,
 }
 
@@ -94,10 +125,15 @@ pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
 /// Hyper-parameters of one SGD step (PyTorch's torch.optim.SGD).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate.
     pub lr: f32,
+    /// Momentum factor (0: none).
     pub momentum: f32,
+    /// Dampening of the gradient added to the momentum buffer.
     pub dampening: f32,
+    /// Weight decay factor.
     pub weight_decay: f32,
+    /// Nesterov momentum.
     pub nesterov: bool,
     /// The momentum buffer is initialised to the gradient on the first step.
     pub first_step: bool,

@@ -7,31 +7,46 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/batch_norm.wgsl`.
 pub static SHADER: Shader =
     Shader { name: "batch_norm.wgsl", source: include_str!("../../../shaders/batch_norm.wgsl") };
+/// Per-channel batch mean, 1/√(var + eps) and unbiased variance.
 pub static STATS: KernelDef = KernelDef { shader: &SHADER, entry: "stats", inputs: 1, outputs: 3 };
+/// y = (x − mean)·inv_std·γ + β with batch or running statistics.
 pub static NORMALIZE: KernelDef = KernelDef { shader: &SHADER, entry: "normalize", inputs: 5, outputs: 1 };
+/// dx, dγ, dβ of the normalisation.
 pub static BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3 };
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Batch size N.
     pub n: u32,
+    /// Channels C.
     pub c: u32,
+    /// Elements per (sample, channel) plane S.
     pub s: u32,
+    /// Added to the running variance (eval statistics only).
     pub eps: f32,
+    /// 1 when a γ buffer is bound.
     pub has_gamma: u32,
+    /// 1 when a β buffer is bound.
     pub has_beta: u32,
+    /// 1: the second statistic is a variance (running); 0: it is 1/√(var + eps) (batch).
     pub stat_is_var: u32,
+    /// 1: training-mode backward (statistics depend on x).
     pub training: u32,
 }
 
 /// Sizes of x viewed as [N, C, S] (S = H·W, or 1 for [N, C] inputs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnDims {
+    /// Batch size N.
     pub n: usize,
+    /// Channels C.
     pub c: usize,
+    /// Elements per (sample, channel) plane S = H·W.
     pub s: usize,
 }
 
@@ -49,6 +64,7 @@ impl BnDims {
 /// The outputs of [`stats`], each \[C\].
 #[derive(Clone, Copy, Debug)]
 pub struct BatchStats<'a> {
+    /// Per-channel batch mean.
     pub mean: &'a GpuBuffer,
     /// 1/√(var + eps) with the biased variance.
     pub inv_std: &'a GpuBuffer,
@@ -59,8 +75,22 @@ pub struct BatchStats<'a> {
 /// Which statistics normalise: the batch's (training) or the running ones (eval).
 #[derive(Clone, Copy, Debug)]
 pub enum BnStats<'a> {
-    Batch { mean: &'a GpuBuffer, inv_std: &'a GpuBuffer },
-    Running { mean: &'a GpuBuffer, var: &'a GpuBuffer, eps: f32 },
+    /// Training: the batch statistics from [`stats`].
+    Batch {
+        /// Per-channel batch mean, `[C]`.
+        mean: &'a GpuBuffer,
+        /// Per-channel 1/√(var + eps), `[C]`.
+        inv_std: &'a GpuBuffer,
+    },
+    /// Evaluation: the running statistics.
+    Running {
+        /// Running mean, `[C]`.
+        mean: &'a GpuBuffer,
+        /// Running (unbiased) variance, `[C]`.
+        var: &'a GpuBuffer,
+        /// Added to the variance before the square root.
+        eps: f32,
+    },
 }
 
 impl<'a> BnStats<'a> {
@@ -76,7 +106,9 @@ impl<'a> BnStats<'a> {
 /// Optional per-channel scale γ and shift β (\[C\] each; missing γ is 1, missing β is 0).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Affine<'a> {
+    /// Per-channel scale γ, `[C]`; `None` means 1.
     pub gamma: Option<&'a GpuBuffer>,
+    /// Per-channel shift β, `[C]`; `None` means 0.
     pub beta: Option<&'a GpuBuffer>,
 }
 
@@ -143,12 +175,19 @@ pub fn normalize(ctx: &Context, d: BnDims, x: &GpuBuffer, stats: BnStats, affine
 /// depend on x; Running: eval, an affine map).
 #[derive(Clone, Copy, Debug)]
 pub struct BackwardArgs<'a> {
+    /// Gradient of the output, like x.
     pub dy: &'a GpuBuffer,
+    /// The forward's input, `[N, C, S]`.
     pub x: &'a GpuBuffer,
+    /// The statistics the forward normalised with.
     pub stats: BnStats<'a>,
+    /// The forward's scale γ, `[C]` (`None`: 1).
     pub gamma: Option<&'a GpuBuffer>,
+    /// Gradient of x (written).
     pub dx: &'a GpuBuffer,
+    /// Gradient of γ, `[C]` (written).
     pub dgamma: &'a GpuBuffer,
+    /// Gradient of β, `[C]` (written).
     pub dbeta: &'a GpuBuffer,
 }
 

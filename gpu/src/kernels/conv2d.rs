@@ -7,10 +7,15 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+/// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
+/// dx from dy and the weight.
 pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
+/// dweight from dy and x.
 pub static BACKWARD_WEIGHT: KernelDef = KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1 };
+/// dbias: dy summed over batch and pixels.
 pub static BACKWARD_BIAS: KernelDef = KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1 };
 
 /// Side of the square output tile one workgroup computes.
@@ -20,23 +25,41 @@ const TILE: u64 = 64;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Batch size N.
     pub batch: u32,
+    /// Input channels.
     pub c_in: u32,
+    /// Input height.
     pub h: u32,
+    /// Input width.
     pub w: u32,
+    /// Output channels.
     pub c_out: u32,
+    /// Output height.
     pub oh: u32,
+    /// Output width.
     pub ow: u32,
+    /// Kernel height.
     pub kh: u32,
+    /// Kernel width.
     pub kw: u32,
+    /// Vertical stride.
     pub stride_h: u32,
+    /// Horizontal stride.
     pub stride_w: u32,
+    /// Zero padding at top and bottom.
     pub pad_h: u32,
+    /// Zero padding at left and right.
     pub pad_w: u32,
+    /// Vertical dilation.
     pub dil_h: u32,
+    /// Horizontal dilation.
     pub dil_w: u32,
+    /// 1 when a bias buffer is bound.
     pub has_bias: u32,
+    /// 1: add to the output instead of overwriting it.
     pub accumulate: u32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: [u32; 3],
 }
 
@@ -47,14 +70,23 @@ pub struct Params {
 /// `oh`/`ow` are stored, not recomputed, so output_padding stays exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeometry {
+    /// Batch size N.
     pub batch: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
     /// [sh, sw]
     pub stride: [usize; 2],
@@ -122,10 +154,12 @@ impl Conv2dGeometry {
         Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
     }
 
+    /// Elements of x: batch·c_in·h·w.
     pub fn x_len(&self) -> usize {
         self.batch * self.c_in * self.h * self.w
     }
 
+    /// Elements of y: batch·c_out·oh·ow.
     pub fn y_len(&self) -> usize {
         self.batch * self.c_out * self.oh * self.ow
     }

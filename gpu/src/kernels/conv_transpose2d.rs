@@ -31,6 +31,7 @@ pub fn forward(
 }
 
 // dy: [N, C_out, OH, OW], weight: [C_in, C_out, kH, kW] → dx: [N, C_in, H, W]
+/// Gradient of a conv_transpose2d w.r.t. its input: a conv2d of dy (`g` is the transpose's geometry).
 pub fn backward_data(
     ctx: &Context,
     g: &Conv2dGeometry,
@@ -47,6 +48,7 @@ pub fn backward_data(
 }
 
 // dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_in, C_out, kH, kW]
+/// Gradient of a conv_transpose2d w.r.t. its weight.
 pub fn backward_weight(
     ctx: &Context,
     g: &Conv2dGeometry,
@@ -59,6 +61,7 @@ pub fn backward_weight(
 }
 
 // dy: [N, C_out, OH, OW] → db: [C_out]
+/// Gradient of a conv_transpose2d w.r.t. its bias: dy summed over batch and pixels.
 pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
     conv2d::backward_bias(ctx, g, dy, db, mode)
 }

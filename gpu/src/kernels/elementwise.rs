@@ -7,11 +7,16 @@ use crate::error::{invalid, Result};
 use crate::kernels::WG;
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/elementwise.wgsl`.
 pub static SHADER: Shader =
     Shader { name: "elementwise.wgsl", source: include_str!("../../../shaders/elementwise.wgsl") };
+/// out = f(a) for a [`UnaryOp`], over strided views.
 pub static UNARY: KernelDef = KernelDef { shader: &SHADER, entry: "unary", inputs: 1, outputs: 1 };
+/// out = f(a, b) for a [`BinaryOp`], over strided (broadcast) views.
 pub static BINARY: KernelDef = KernelDef { shader: &SHADER, entry: "binary", inputs: 2, outputs: 1 };
+/// out = cond ≠ 0 ? a : b, over strided views.
 pub static WHERE: KernelDef = KernelDef { shader: &SHADER, entry: "where_select", inputs: 3, outputs: 1 };
+/// Fills a buffer with one value.
 pub static FILL: KernelDef = KernelDef { shader: &SHADER, entry: "fill", inputs: 0, outputs: 1 };
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
@@ -21,20 +26,31 @@ pub const MAX_RANK: usize = 6;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Number of output elements.
     pub n: u32,
+    /// Op code (the shader's switch).
     pub op: u32,
+    /// Number of axes in `shape` and the stride arrays.
     pub rank: u32,
     /// 1 when every view is dense from its offset: the shader skips the index math.
     pub contiguous: u32,
+    /// First scalar parameter (slope, exponent, lower bound, scalar).
     pub alpha: f32,
+    /// Second scalar parameter (upper bound of a clamp).
     pub beta: f32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: [u32; 2],
     /// Element offsets of o, a, b, c.
     pub offsets: [u32; 4],
+    /// Iteration shape (first `rank` entries used).
     pub shape: [u32; 8],
+    /// Strides of the output view, in elements.
     pub o_strides: [u32; 8],
+    /// Strides of operand a, in elements (0 broadcasts).
     pub a_strides: [u32; 8],
+    /// Strides of operand b, in elements (0 broadcasts).
     pub b_strides: [u32; 8],
+    /// Strides of operand c (the `where` condition), in elements.
     pub c_strides: [u32; 8],
 }
 
@@ -43,22 +59,37 @@ pub struct Params {
 pub enum UnaryOp {
     /// The strided copy.
     Identity,
+    /// −x.
     Neg,
+    /// eˣ.
     Exp,
+    /// Natural logarithm.
     Log,
+    /// √x.
     Sqrt,
+    /// |x|.
     Abs,
+    /// max(x, 0).
     Relu,
+    /// 1 / (1 + e⁻ˣ).
     Sigmoid,
+    /// Hyperbolic tangent.
     Tanh,
     /// ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|).
     Softplus,
+    /// 1 / x.
     Recip,
+    /// x².
     Square,
+    /// x where x > 0, slope·x elsewhere.
     LeakyRelu(f32),
+    /// xᵖ.
     Powf(f32),
+    /// x clamped to `[lo, hi]`.
     Clamp(f32, f32),
+    /// x + s.
     AddScalar(f32),
+    /// x · s.
     MulScalar(f32),
 }
 
@@ -92,17 +123,27 @@ impl UnaryOp {
 /// forward value) and return the input gradient, so a backward is one pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BinaryOp {
+    /// a + b.
     Add,
+    /// a − b.
     Sub,
+    /// a · b.
     Mul,
+    /// a / b.
     Div,
+    /// max(a, b).
     Max,
+    /// min(a, b).
     Min,
     /// Comparisons give 1.0 where true, 0.0 where false.
     Gt,
+    /// a ≥ b.
     Ge,
+    /// a < b.
     Lt,
+    /// a ≤ b.
     Le,
+    /// a = b.
     Eq,
     /// saved x: g where x > 0, else 0.
     ReluGrad,
@@ -154,8 +195,11 @@ impl BinaryOp {
 /// broadcasts, an axis). `strides.len()` must equal the iteration rank.
 #[derive(Clone, Debug)]
 pub struct View<'a> {
+    /// The buffer viewed.
     pub buf: &'a GpuBuffer,
+    /// One stride per iteration axis, in elements.
     pub strides: Vec<usize>,
+    /// Element index of position (0, …, 0).
     pub offset: usize,
 }
 

@@ -7,17 +7,24 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/index.wgsl`.
 pub static SHADER: Shader = Shader { name: "index.wgsl", source: include_str!("../../../shaders/index.wgsl") };
+/// Gathers rows along the indexed axis.
 pub static INDEX_SELECT: KernelDef = KernelDef { shader: &SHADER, entry: "index_select", inputs: 2, outputs: 1 };
+/// Scatter-adds rows along the indexed axis (repeated indices accumulate).
 pub static INDEX_ADD: KernelDef = KernelDef { shader: &SHADER, entry: "index_add", inputs: 3, outputs: 1 };
 
 /// Mirrors `struct Params` in index.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Product of the axes before the indexed/reduced one.
     pub outer: u32,
+    /// Length of the indexed axis in the input.
     pub n_in: u32,
+    /// Length of the indexed axis in the output (number of indices).
     pub n_out: u32,
+    /// Product of the axes after the indexed/reduced one.
     pub inner: u32,
 }
 
@@ -25,17 +32,23 @@ pub struct Params {
 /// axis's length in the input, `n_out` in the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexDims {
+    /// Product of the axes before the indexed/reduced one.
     pub outer: usize,
+    /// Length of the indexed axis in the input.
     pub n_in: usize,
+    /// Length of the indexed axis in the output (number of indices).
     pub n_out: usize,
+    /// Product of the axes after the indexed/reduced one.
     pub inner: usize,
 }
 
 impl IndexDims {
+    /// Elements of the input: outer·n_in·inner.
     pub fn in_len(&self) -> usize {
         self.outer * self.n_in * self.inner
     }
 
+    /// Elements of the output: outer·n_out·inner.
     pub fn out_len(&self) -> usize {
         self.outer * self.n_out * self.inner
     }

@@ -7,13 +7,18 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/interpolate.wgsl`.
 pub static SHADER: Shader =
     Shader { name: "interpolate.wgsl", source: include_str!("../../../shaders/interpolate.wgsl") };
+/// Nearest-neighbour upsampling by integer factors.
 pub static NEAREST_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "nearest_forward", inputs: 1, outputs: 1 };
+/// Gradient of nearest upsampling: sums each input pixel's block.
 pub static NEAREST_BACKWARD: KernelDef =
     KernelDef { shader: &SHADER, entry: "nearest_backward", inputs: 1, outputs: 1 };
+/// Bilinear upsampling (align_corners = false).
 pub static BILINEAR_FORWARD: KernelDef =
     KernelDef { shader: &SHADER, entry: "bilinear_forward", inputs: 1, outputs: 1 };
+/// Gradient of bilinear upsampling.
 pub static BILINEAR_BACKWARD: KernelDef =
     KernelDef { shader: &SHADER, entry: "bilinear_backward", inputs: 1, outputs: 1 };
 
@@ -21,16 +26,24 @@ pub static BILINEAR_BACKWARD: KernelDef =
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Independent planes (N·C).
     pub planes: u32,
+    /// Input height.
     pub h: u32,
+    /// Input width.
     pub w: u32,
+    /// Vertical scale factor.
     pub sh: u32,
+    /// Horizontal scale factor.
     pub sw: u32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: [u32; 3],
 }
 
+/// How upsampling fills new pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Each output pixel copies the input pixel it falls in.
     Nearest,
     /// align_corners = false, as PyTorch's `interpolate(mode="bilinear")`.
     Bilinear,
@@ -39,18 +52,23 @@ pub enum Mode {
 /// `planes` = N·C independent [h, w] inputs, each upsampled to [h·scale\[0\], w·scale\[1\]].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpsampleDims {
+    /// Independent planes (N·C).
     pub planes: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
     /// [sh, sw] ≥ 1
     pub scale: [usize; 2],
 }
 
 impl UpsampleDims {
+    /// Elements of x: planes·h·w.
     pub fn x_len(&self) -> usize {
         self.planes * self.h * self.w
     }
 
+    /// Elements of y: planes·h·w·sh·sw.
     pub fn y_len(&self) -> usize {
         self.x_len() * self.scale[0] * self.scale[1]
     }
@@ -74,6 +92,7 @@ impl UpsampleDims {
 }
 
 // x: [P, H, W] → y: [P, H·sh, W·sw]
+/// Upsamples every plane of x by `d.scale` into y.
 pub fn forward(ctx: &Context, mode: Mode, d: UpsampleDims, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "upsample_forward";
     let p = d.params(K)?;

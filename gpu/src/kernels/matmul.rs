@@ -7,7 +7,9 @@ use crate::error::{invalid, Result};
 use crate::kernels::need;
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/matmul.wgsl`.
 pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("../../../shaders/matmul.wgsl") };
+/// Tiled batched matrix product over strided views.
 pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1 };
 
 /// Side of the square C tile one workgroup computes.
@@ -17,19 +19,33 @@ pub const TILE: usize = 64;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Rows of A and C.
     pub m: u32,
+    /// Columns of B and C.
     pub n: u32,
+    /// Columns of A = rows of B.
     pub k: u32,
+    /// Number of matrices.
     pub batch: u32,
+    /// A's batch stride, in elements.
     pub a_batch: u32,
+    /// A's row stride.
     pub a_row: u32,
+    /// A's column stride.
     pub a_col: u32,
+    /// A's element offset.
     pub a_offset: u32,
+    /// B's batch stride, in elements.
     pub b_batch: u32,
+    /// B's row stride.
     pub b_row: u32,
+    /// B's column stride.
     pub b_col: u32,
+    /// B's element offset.
     pub b_offset: u32,
+    /// 1: add to the output instead of overwriting it.
     pub accumulate: u32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: [u32; 3],
 }
 
@@ -37,10 +53,15 @@ pub struct Params {
 /// `offset + b·batch_stride + i·row_stride + j·col_stride`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatView<'a> {
+    /// The buffer holding the matrices.
     pub buf: &'a GpuBuffer,
+    /// Element index of \[0, 0, 0\].
     pub offset: usize,
+    /// Step between matrices, in elements (0 repeats one matrix).
     pub batch_stride: usize,
+    /// Step between rows, in elements.
     pub row_stride: usize,
+    /// Step between columns, in elements.
     pub col_stride: usize,
 }
 
@@ -72,17 +93,26 @@ impl<'a> MatView<'a> {
 /// C: dense [batch, m, n].
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulArgs<'a> {
+    /// Left operand, `[batch, m, k]`.
     pub a: MatView<'a>,
+    /// Right operand, `[batch, k, n]`.
     pub b: MatView<'a>,
+    /// Output, dense `[batch, m, n]`.
     pub c: &'a GpuBuffer,
+    /// Number of matrix products.
     pub batch: usize,
+    /// Rows of A and C.
     pub m: usize,
+    /// Columns of B and C.
     pub n: usize,
+    /// Inner dimension.
     pub k: usize,
+    /// Add to C instead of overwriting it.
     pub accumulate: bool,
 }
 
 // a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)
+/// C\[b\] = A\[b\]·B\[b\] (or += with `accumulate`); checks every view's extent first.
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     const K: &str = "matmul";
     let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;

@@ -22,7 +22,9 @@ pub const WG: u64 = 256;
 /// Whether a kernel overwrites its output or adds to it (gradients accumulate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// out = result.
     Overwrite,
+    /// out += result.
     Accumulate,
 }
 

@@ -7,29 +7,48 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/pool.wgsl`.
 pub static SHADER: Shader = Shader { name: "pool.wgsl", source: include_str!("../../../shaders/pool.wgsl") };
+/// Max pooling; also writes each window's argmax index.
 pub static MAX_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "max_forward", inputs: 1, outputs: 2 };
+/// Gradient of max pooling, gathered per input pixel from the saved indices.
 pub static MAX_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "max_backward", inputs: 2, outputs: 1 };
+/// Average pooling (padding counts toward the divisor).
 pub static AVG_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_forward", inputs: 1, outputs: 1 };
+/// Gradient of average pooling.
 pub static AVG_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_backward", inputs: 1, outputs: 1 };
+/// Mean of each plane.
 pub static GLOBAL_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_forward", inputs: 1, outputs: 1 };
+/// Gradient of the per-plane mean: dy/plane to every element.
 pub static GLOBAL_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_backward", inputs: 1, outputs: 1 };
 
 /// Mirrors `struct Params` in pool.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Independent planes (N·C).
     pub planes: u32,
+    /// Input height.
     pub h: u32,
+    /// Input width.
     pub w: u32,
+    /// Output height.
     pub oh: u32,
+    /// Output width.
     pub ow: u32,
+    /// Window height.
     pub kh: u32,
+    /// Window width.
     pub kw: u32,
+    /// Vertical stride.
     pub sh: u32,
+    /// Horizontal stride.
     pub sw: u32,
+    /// Padding at top and bottom.
     pub ph: u32,
+    /// Padding at left and right.
     pub pw: u32,
+    /// Padding to the shader's 16-byte struct alignment; always 0.
     pub _pad: u32,
 }
 
@@ -37,13 +56,21 @@ pub struct Params {
 /// `Pool2dGeom`): OH = ⌊(H + 2·ph − kh)/sh⌋ + 1, likewise OW.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dGeom {
+    /// Independent planes (N·C).
     pub planes: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
+    /// Window size `[kh, kw]`.
     pub kernel: [usize; 2],
+    /// Window step `[sh, sw]`.
     pub stride: [usize; 2],
+    /// Implicit padding `[ph, pw]` on each side.
     pub padding: [usize; 2],
 }
 
@@ -65,10 +92,12 @@ impl Pool2dGeom {
         Some(Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding })
     }
 
+    /// Elements of x: planes·h·w.
     pub fn x_len(&self) -> usize {
         self.planes * self.h * self.w
     }
 
+    /// Elements of y: planes·oh·ow.
     pub fn y_len(&self) -> usize {
         self.planes * self.oh * self.ow
     }
@@ -125,6 +154,7 @@ pub fn max_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, indices: &Gpu
 }
 
 // x: [P, H, W] → y: [P, OH, OW]
+/// Average pooling of every plane of x into y.
 pub fn avg_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "avg_pool2d_forward";
     let p = g.params(K)?;
@@ -134,6 +164,7 @@ pub fn avg_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer) 
 }
 
 // dy: [P, OH, OW] → dx: [P, H, W]
+/// Spreads each dy element evenly over its window into dx (overwrites dx).
 pub fn avg_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "avg_pool2d_backward";
     let p = g.params(K)?;
@@ -163,6 +194,7 @@ pub fn global_avg_forward(ctx: &Context, planes: usize, plane: usize, x: &GpuBuf
 }
 
 // dy: [P] → dx: [P, plane]
+/// dx\[p, i\] = dy\[p\] / plane.
 pub fn global_avg_backward(ctx: &Context, planes: usize, plane: usize, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_backward";
     let p = global_params(K, planes, plane)?;

@@ -7,8 +7,11 @@ use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
+/// The WGSL source of `shaders/reduce.wgsl`.
 pub static SHADER: Shader = Shader { name: "reduce.wgsl", source: include_str!("../../../shaders/reduce.wgsl") };
+/// One thread per output element loops over the reduced axis.
 pub static PER_THREAD: KernelDef = KernelDef { shader: &SHADER, entry: "reduce_per_thread", inputs: 1, outputs: 1 };
+/// One workgroup per output element, tree reduction in shared memory.
 pub static PER_WORKGROUP: KernelDef =
     KernelDef { shader: &SHADER, entry: "reduce_per_workgroup", inputs: 1, outputs: 1 };
 
@@ -16,17 +19,26 @@ pub static PER_WORKGROUP: KernelDef =
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Product of the axes before the indexed/reduced one.
     pub outer: u32,
+    /// Length of the reduced axis.
     pub reduce: u32,
+    /// Product of the axes after the indexed/reduced one.
     pub inner: u32,
+    /// Op code of the [`ReduceOp`].
     pub op: u32,
 }
 
+/// What a reduction computes over the reduced axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
+    /// Σ x.
     Sum,
+    /// Σ x / reduce.
     Mean,
+    /// Largest element.
     Max,
+    /// Smallest element.
     Min,
     /// ln Σ exp(x), as m + ln Σ exp(x − m) with m = max x.
     LogSumExp,
@@ -53,8 +65,11 @@ impl ReduceOp {
 /// x is viewed as [outer, reduce, inner]; the output is [outer, inner].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReduceDims {
+    /// Product of the axes before the indexed/reduced one.
     pub outer: usize,
+    /// Length of the reduced axis.
     pub reduce: usize,
+    /// Product of the axes after the indexed/reduced one.
     pub inner: usize,
 }
 
@@ -63,7 +78,9 @@ pub struct ReduceDims {
 pub enum Strategy {
     /// Per-workgroup tree when a row has at least 256 elements, else per-thread loops.
     Auto,
+    /// One thread per output element.
     PerThread,
+    /// One workgroup per output element.
     PerWorkgroup,
 }
 

@@ -18,10 +18,12 @@ impl Module for ReLU {
 /// x for x > 0, negative_slope·x otherwise (PyTorch's default slope is 0.01).
 #[derive(Clone, Copy, Debug)]
 pub struct LeakyReLU {
+    /// Slope for x ≤ 0.
     pub negative_slope: f64,
 }
 
 impl LeakyReLU {
+    /// A leaky ReLU with slope `negative_slope` for x ≤ 0.
     pub fn new(negative_slope: f64) -> LeakyReLU {
         LeakyReLU { negative_slope }
     }
@@ -49,6 +51,7 @@ impl Module for Sigmoid {
     }
 }
 
+/// tanh(x), element-wise.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tanh;
 

@@ -40,12 +40,19 @@ impl Default for BatchNormConfig {
 /// weight, bias, running_mean, running_var: \[C\]; num_batches_tracked: [].
 #[derive(Debug)]
 pub struct BatchNorm {
+    /// Per-channel scale γ, `[C]` (`None` without affine parameters).
     pub weight: Option<Var>,
+    /// Per-channel shift β, `[C]` (`None` without affine parameters).
     pub bias: Option<Var>,
+    /// Running mean, `[C]`, used in evaluation mode.
     pub running_mean: Buffer,
+    /// Running unbiased variance, `[C]`, used in evaluation mode.
     pub running_var: Buffer,
+    /// Number of training-mode forwards so far (a count, saved as I64).
     pub num_batches_tracked: Buffer,
+    /// Added to the variance before the square root.
     pub eps: f64,
+    /// Weight of the batch statistics in the running averages.
     pub momentum: f64,
     training: AtomicBool,
     /// The input ranks this layer accepts and how they read, for error messages.
@@ -90,10 +97,12 @@ impl BatchNorm {
         })
     }
 
+    /// Number of channels C.
     pub fn num_features(&self) -> usize {
         self.running_mean.shape()[0]
     }
 
+    /// True in training mode (batch statistics; running ones updated).
     pub fn is_training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
     }
@@ -183,6 +192,7 @@ impl BatchNorm2d {
         BatchNorm2d::with_config(num_features, BatchNormConfig::default(), init)
     }
 
+    /// A batch norm with the given eps, momentum and affine flag.
     pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d(BatchNorm::build(num_features, config, init, "BatchNorm2d", &[4], "[N, C, H, W]")?))
     }
@@ -203,6 +213,7 @@ impl BatchNorm1d {
         BatchNorm1d::with_config(num_features, BatchNormConfig::default(), init)
     }
 
+    /// A batch norm with the given eps, momentum and affine flag.
     pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm1d> {
         Ok(BatchNorm1d(BatchNorm::build(num_features, config, init, "BatchNorm1d", &[2, 3], "[N, C] or [N, C, L]")?))
     }

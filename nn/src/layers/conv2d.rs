@@ -11,11 +11,15 @@ use crate::module::Module;
 /// The shape of a Conv2d: `Conv2dConfig::new(3, 64, 3).stride(2).padding(1)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output (number of filters).
     pub out_channels: usize,
     /// [kH, kW]
     pub kernel: [usize; 2],
+    /// Stride, padding and dilation.
     pub params: Conv2dParams,
+    /// Whether the layer has a bias.
     pub bias: bool,
 }
 
@@ -25,21 +29,25 @@ impl Conv2dConfig {
         Conv2dConfig { in_channels, out_channels, kernel: [kernel; 2], params: Conv2dParams::default(), bias: true }
     }
 
+    /// The same stride along height and width.
     pub fn stride(mut self, stride: usize) -> Self {
         self.params.stride = [stride; 2];
         self
     }
 
+    /// The same zero padding on all four sides.
     pub fn padding(mut self, padding: usize) -> Self {
         self.params.padding = [padding; 2];
         self
     }
 
+    /// The same dilation along height and width.
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.params.dilation = [dilation; 2];
         self
     }
 
+    /// With or without a bias.
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
@@ -51,8 +59,11 @@ impl Conv2dConfig {
 /// weight: [out_channels, in_channels, kH, kW], bias: \[out_channels\].
 #[derive(Debug)]
 pub struct Conv2d {
+    /// `[out_channels, in_channels, kH, kW]`.
     pub weight: Var,
+    /// `[out_channels]`, if the layer has a bias.
     pub bias: Option<Var>,
+    /// Stride, padding and dilation.
     pub params: Conv2dParams,
 }
 

@@ -13,11 +13,15 @@ use crate::module::Module;
 /// doubles H and W.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output.
     pub out_channels: usize,
     /// [kH, kW]
     pub kernel: [usize; 2],
+    /// Stride, padding, output padding and dilation.
     pub params: ConvTranspose2dParams,
+    /// Whether the layer has a bias.
     pub bias: bool,
 }
 
@@ -33,26 +37,31 @@ impl ConvTranspose2dConfig {
         }
     }
 
+    /// The same stride along height and width.
     pub fn stride(mut self, stride: usize) -> Self {
         self.params.stride = [stride; 2];
         self
     }
 
+    /// The same padding along height and width (removed from the output).
     pub fn padding(mut self, padding: usize) -> Self {
         self.params.padding = [padding; 2];
         self
     }
 
+    /// The same output padding along height and width (must be below the stride or the dilation).
     pub fn output_padding(mut self, output_padding: usize) -> Self {
         self.params.output_padding = [output_padding; 2];
         self
     }
 
+    /// The same dilation along height and width.
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.params.dilation = [dilation; 2];
         self
     }
 
+    /// With or without a bias.
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
@@ -64,8 +73,11 @@ impl ConvTranspose2dConfig {
 /// weight: [in_channels, out_channels, kH, kW], bias: \[out_channels\].
 #[derive(Debug)]
 pub struct ConvTranspose2d {
+    /// `[in_channels, out_channels, kH, kW]`.
     pub weight: Var,
+    /// `[out_channels]`, if the layer has a bias.
     pub bias: Option<Var>,
+    /// Stride, padding, output padding and dilation.
     pub params: ConvTranspose2dParams,
 }
 

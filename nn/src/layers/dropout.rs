@@ -14,6 +14,7 @@ use crate::module::Module;
 /// Any shape → same shape. The mask comes from the layer's own seeded generator.
 #[derive(Debug)]
 pub struct Dropout {
+    /// Probability of zeroing an element, in [0, 1].
     pub p: f64,
     rng: Mutex<Rng>,
     training: AtomicBool,
@@ -25,6 +26,7 @@ impl Dropout {
         Dropout::with_rng(p, Rng::new(init.rng.next_u64()))
     }
 
+    /// Dropout with probability `p` drawing its masks from `rng`.
     pub fn with_rng(p: f64, rng: Rng) -> Result<Dropout> {
         if !(0.0..=1.0).contains(&p) {
             return config_err("Dropout", format!("p must be in [0, 1], got {p}"));
@@ -37,6 +39,7 @@ impl Dropout {
         self.rng.lock().unwrap_or_else(|e| e.into_inner()).state()
     }
 
+    /// Restores the generator from [`Dropout::rng_state`].
     pub fn set_rng_state(&self, state: [u64; 4]) {
         *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(state);
     }

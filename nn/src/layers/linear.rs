@@ -10,7 +10,9 @@ use crate::module::Module;
 /// x: [N, in_features] → [N, out_features]. weight: [out_features, in_features], bias: \[out_features\].
 #[derive(Debug)]
 pub struct Linear {
+    /// `[out_features, in_features]`.
     pub weight: Var,
+    /// `[out_features]`, if the layer has a bias.
     pub bias: Option<Var>,
 }
 
@@ -52,10 +54,12 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// Input width: the weight's second dimension.
     pub fn in_features(&self) -> usize {
         self.weight.shape()[1]
     }
 
+    /// Output width: the weight's first dimension.
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
     }

@@ -10,8 +10,11 @@ use crate::module::Module;
 /// Kernel, stride and padding of a 2-D pool, as [height, width].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dConfig {
+    /// Window size `[kH, kW]`.
     pub kernel: [usize; 2],
+    /// Window step `[sH, sW]`.
     pub stride: [usize; 2],
+    /// Implicit padding `[pH, pW]` on each side (at most half the kernel).
     pub padding: [usize; 2],
 }
 
@@ -21,11 +24,13 @@ impl Pool2dConfig {
         Pool2dConfig { kernel: [kernel; 2], stride: [kernel; 2], padding: [0; 2] }
     }
 
+    /// The same stride along height and width.
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = [stride; 2];
         self
     }
 
+    /// The same padding on all four sides.
     pub fn padding(mut self, padding: usize) -> Self {
         self.padding = [padding; 2];
         self
@@ -45,10 +50,12 @@ impl Pool2dConfig {
 /// x: [N, C, H, W] → [N, C, OH, OW], the maximum of each window (padding counts as −∞).
 #[derive(Clone, Copy, Debug)]
 pub struct MaxPool2d {
+    /// Kernel, stride and padding.
     pub config: Pool2dConfig,
 }
 
 impl MaxPool2d {
+    /// Errors on a zero kernel or stride, or padding above half the kernel.
     pub fn new(config: Pool2dConfig) -> Result<MaxPool2d> {
         Ok(MaxPool2d { config: config.check("MaxPool2d")? })
     }
@@ -65,10 +72,12 @@ impl Module for MaxPool2d {
 /// divisor, PyTorch's count_include_pad = true).
 #[derive(Clone, Copy, Debug)]
 pub struct AvgPool2d {
+    /// Kernel, stride and padding.
     pub config: Pool2dConfig,
 }
 
 impl AvgPool2d {
+    /// Errors on a zero kernel or stride, or padding above half the kernel.
     pub fn new(config: Pool2dConfig) -> Result<AvgPool2d> {
         Ok(AvgPool2d { config: config.check("AvgPool2d")? })
     }

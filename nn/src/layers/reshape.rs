@@ -23,10 +23,12 @@ impl Module for Flatten {
 /// (`Reshape::new(&[64, 4, 4])` turns [N, 1024] into [N, 64, 4, 4]).
 #[derive(Clone, Debug)]
 pub struct Reshape {
+    /// The shape of one sample after the reshape (without the batch axis).
     pub sample_shape: Vec<usize>,
 }
 
 impl Reshape {
+    /// Reshapes each sample to `sample_shape`.
     pub fn new(sample_shape: &[usize]) -> Reshape {
         Reshape { sample_shape: sample_shape.to_vec() }
     }

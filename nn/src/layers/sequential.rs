@@ -18,10 +18,12 @@ impl std::fmt::Debug for Sequential {
 }
 
 impl Sequential {
+    /// An empty chain (its forward is the identity).
     pub fn new() -> Sequential {
         Sequential { layers: vec![] }
     }
 
+    /// A chain of `layers`, applied in order.
     pub fn from_layers(layers: Vec<Box<dyn Module>>) -> Sequential {
         Sequential { layers }
     }
@@ -32,18 +34,22 @@ impl Sequential {
         self
     }
 
+    /// Appends a layer.
     pub fn push(&mut self, layer: impl Module + 'static) {
         self.layers.push(Box::new(layer));
     }
 
+    /// Number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()
     }
 
+    /// True when there are no layers.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
 
+    /// The layer at `index`, if any.
     pub fn get(&self, index: usize) -> Option<&dyn Module> {
         self.layers.get(index).map(|l| l.as_ref())
     }

@@ -17,12 +17,18 @@ use super::{
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
 
+/// Hyper-parameters of [`Adam`] (and AdamW).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay rate of the first-moment estimate, in [0, 1).
     pub beta1: f64,
+    /// Decay rate of the second-moment estimate, in [0, 1).
     pub beta2: f64,
+    /// Added to √v̂ in the denominator.
     pub eps: f64,
+    /// Weight decay: an L2 term for Adam, direct shrinking for AdamW.
     pub weight_decay: f64,
 }
 
@@ -39,17 +45,20 @@ impl AdamConfig {
         AdamConfig { lr, ..AdamConfig::default() }
     }
 
+    /// Sets both moment decay rates.
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
         self.beta1 = beta1;
         self.beta2 = beta2;
         self
     }
 
+    /// Sets the denominator's epsilon.
     pub fn eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
     }
 
+    /// Sets the weight decay.
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
         self
@@ -68,8 +77,10 @@ struct AdamState {
     exp_avg_sq: Tensor,
 }
 
+/// Adam or AdamW (PyTorch's semantics), updating each parameter with one fused kernel.
 pub struct Adam {
     params: Vec<(String, Var)>,
+    /// The hyper-parameters (the learning rate changes with [`Optimizer::set_learning_rate`]).
     pub config: AdamConfig,
     /// AdamW when true.
     decoupled_weight_decay: bool,
@@ -98,6 +109,7 @@ impl Adam {
         Ok(Adam { params, config, decoupled_weight_decay, state: vec![None; n] })
     }
 
+    /// True for AdamW (decoupled weight decay).
     pub fn is_adamw(&self) -> bool {
         self.decoupled_weight_decay
     }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether a metric improves by going down or up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricGoal {
@@ -29,8 +30,11 @@ pub struct EarlyStoppingDecision {
 /// Serializable, so a resumed run continues counting where it stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopping {
+    /// Epochs without improvement tolerated before stopping.
     pub patience: usize,
+    /// Smallest change that counts as an improvement (non-negative).
     pub min_delta: f64,
+    /// Whether lower or higher is better.
     pub goal: MetricGoal,
     /// The best value seen.
     pub best: Option<f64>,
@@ -40,6 +44,7 @@ pub struct EarlyStopping {
 }
 
 impl EarlyStopping {
+    /// Early stopping with no value seen yet; `min_delta` is taken as its absolute value.
     pub fn new(patience: usize, min_delta: f64, goal: MetricGoal) -> EarlyStopping {
         EarlyStopping {
             patience,

@@ -27,7 +27,9 @@ use crate::module::BufferKind;
 /// One tensor of optimizer state, named `<kind>.<parameter name>` (`exp_avg.fc.weight`).
 #[derive(Clone, Debug)]
 pub struct OptimizerStateTensor {
+    /// `<kind>.<parameter name>`.
     pub name: String,
+    /// The state tensor.
     pub value: Tensor,
     /// `Count` for step counters (saved as I64), `Float` for buffers.
     pub kind: BufferKind,
@@ -41,6 +43,7 @@ pub trait Optimizer {
     /// Clears the gradients of all the optimizer's parameters.
     fn zero_grad(&self);
 
+    /// The current learning rate.
     fn learning_rate(&self) -> f64;
 
     /// Sets the learning rate (schedules call this each step or epoch).

@@ -5,18 +5,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{config_err, Result};
 
+/// A learning rate as a function of the step (or epoch) count.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LrSchedule {
     /// lr at every t.
-    Constant { lr: f64 },
+    Constant {
+        /// The learning rate.
+        lr: f64,
+    },
     /// Linear annealing from `start` at t = 0 to `end` at t = `steps`, then `end`.
-    Linear { start: f64, end: f64, steps: usize },
+    Linear {
+        /// Learning rate at t = 0.
+        start: f64,
+        /// Learning rate from t = steps on.
+        end: f64,
+        /// Steps to go from `start` to `end`.
+        steps: usize,
+    },
     /// lr·γ^⌊t/every⌋ (PyTorch's StepLR).
-    Step { lr: f64, gamma: f64, every: usize },
+    Step {
+        /// The starting learning rate.
+        lr: f64,
+        /// Factor applied every `every` steps.
+        gamma: f64,
+        /// Steps between decays.
+        every: usize,
+    },
     /// min_lr + (lr − min_lr)·(1 + cos(π·t/steps))/2 for t ≤ steps (PyTorch's
     /// CosineAnnealingLR), then `min_lr` (no restart).
-    Cosine { lr: f64, min_lr: f64, steps: usize },
+    Cosine {
+        /// The starting learning rate.
+        lr: f64,
+        /// Learning rate from t = steps on.
+        min_lr: f64,
+        /// Steps to go from `lr` down to `min_lr`.
+        steps: usize,
+    },
 }
 
 impl LrSchedule {

@@ -13,12 +13,18 @@ use super::{index_by_name, non_negative, parse_state_name, state_like_param, Opt
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
 
+/// Hyper-parameters of [`Sgd`] (PyTorch's `torch.optim.SGD`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate.
     pub lr: f64,
+    /// Momentum factor (0: plain SGD).
     pub momentum: f64,
+    /// Dampening of the gradient added to the momentum buffer.
     pub dampening: f64,
+    /// L2 penalty: wd·p is added to the gradient.
     pub weight_decay: f64,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0).
     pub nesterov: bool,
 }
 
@@ -28,21 +34,25 @@ impl SgdConfig {
         SgdConfig { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
     }
 
+    /// Sets the momentum factor.
     pub fn momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
     }
 
+    /// Sets the dampening.
     pub fn dampening(mut self, dampening: f64) -> Self {
         self.dampening = dampening;
         self
     }
 
+    /// Sets the L2 weight decay.
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
         self
     }
 
+    /// Turns Nesterov momentum on or off.
     pub fn nesterov(mut self, nesterov: bool) -> Self {
         self.nesterov = nesterov;
         self
@@ -51,14 +61,17 @@ impl SgdConfig {
 
 const MOMENTUM_BUFFER: &str = "momentum_buffer";
 
+/// Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov.
 pub struct Sgd {
     params: Vec<(String, Var)>,
+    /// The hyper-parameters (the learning rate changes with [`Optimizer::set_learning_rate`]).
     pub config: SgdConfig,
     /// One buffer per parameter once it has taken a step with momentum.
     momentum_buffers: Vec<Option<Tensor>>,
 }
 
 impl Sgd {
+    /// Errors on negative rates, or Nesterov without momentum or with dampening.
     pub fn new(params: Vec<(String, Var)>, config: SgdConfig) -> Result<Sgd> {
         let c = config;
         if ![c.lr, c.momentum, c.weight_decay].into_iter().all(non_negative) {

@@ -13,7 +13,9 @@ use crate::dtype::Float;
 /// Sizes of a batch-norm operand viewed as [N, C, S].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnDims {
+    /// Batch size N.
     pub n: usize,
+    /// Channels C.
     pub c: usize,
     /// Elements per (sample, channel) plane: H·W, or 1 for a [N, C] input.
     pub s: usize,

@@ -57,7 +57,8 @@ pub fn stats() -> (usize, usize) {
 
 impl Cache {
     fn take(&mut self, layout: Layout) -> Option<*mut u8> {
-        let slot = self.slots.iter_mut().find(|s| s.addr != 0 && s.size == layout.size() && s.align == layout.align())?;
+        let slot =
+            self.slots.iter_mut().find(|s| s.addr != 0 && s.size == layout.size() && s.align == layout.align())?;
         let addr = slot.addr;
         *slot = EMPTY;
         self.idle_bytes -= layout.size();

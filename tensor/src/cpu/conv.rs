@@ -43,14 +43,23 @@ use crate::dtype::Float;
 /// nothing but batch, c_out, oh and ow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conv2dGeometry {
+    /// Batch size N.
     pub batch: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
     /// [sh, sw]
     pub stride: [usize; 2],

@@ -13,39 +13,64 @@ const CHUNK: usize = 1 << 13;
 /// Element-wise functions of one tensor. Parameters are carried as f64 and converted once.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
+    /// −x.
     Neg,
+    /// eˣ.
     Exp,
+    /// Natural logarithm.
     Log,
+    /// √x.
     Sqrt,
+    /// |x|.
     Abs,
+    /// max(x, 0).
     Relu,
+    /// 1 / (1 + e⁻ˣ), see [`sigmoid`].
     Sigmoid,
+    /// Hyperbolic tangent.
     Tanh,
     /// ln(1 + eˣ), computed stably as max(x, 0) + ln(1 + e^−|x|).
     Softplus,
+    /// 1 / x.
     Recip,
+    /// x².
     Square,
+    /// x where x > 0, slope·x elsewhere.
     LeakyRelu(f64),
+    /// xᵖ.
     Powf(f64),
+    /// x clamped to `[lo, hi]`.
     Clamp(f64, f64),
+    /// x + s.
     AddScalar(f64),
+    /// x · s.
     MulScalar(f64),
 }
 
 /// Element-wise functions of two tensors (broadcast to a common shape).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BinaryOp {
+    /// a + b.
     Add,
+    /// a − b.
     Sub,
+    /// a · b.
     Mul,
+    /// a / b.
     Div,
+    /// max(a, b).
     Max,
+    /// min(a, b).
     Min,
     /// Comparisons give 1 where true, 0 where false.
     Gt,
+    /// a ≥ b.
     Ge,
+    /// a < b.
     Lt,
+    /// a ≤ b.
     Le,
+    /// a = b.
     Eq,
     /// Gradient helpers, `(grad_out, saved) -> grad_in`, fused so backward is one pass.
     /// relu: saved = x, g where x > 0.
@@ -114,6 +139,7 @@ impl BinaryOp {
     }
 }
 
+/// 1 / (1 + e⁻ˣ), branching on the sign of x so that exp never overflows.
 #[inline(always)]
 pub fn sigmoid<T: Float>(x: T) -> T {
     // Two branches so exp never overflows.
@@ -125,6 +151,7 @@ pub fn sigmoid<T: Float>(x: T) -> T {
     }
 }
 
+/// ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|), which never overflows.
 #[inline(always)]
 pub fn softplus<T: Float>(x: T) -> T {
     x.max(T::ZERO) + (-x.abs()).exp().ln_1p()

@@ -48,10 +48,15 @@ use crate::dtype::Float;
 /// A read-only matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a, T> {
+    /// The backing elements (the view may skip some).
     pub data: &'a [T],
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// Distance between consecutive rows, in elements.
     pub row_stride: usize,
+    /// Distance between consecutive columns, in elements (1 for a row-major matrix).
     pub col_stride: usize,
 }
 

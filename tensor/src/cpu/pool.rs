@@ -12,13 +12,21 @@ use crate::dtype::Float;
 /// [OH, OW] planes, with OH = ⌊(H + 2·PH − KH) / SH⌋ + 1 (likewise OW).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dGeom {
+    /// Number of independent planes (N·C).
     pub planes: usize,
+    /// Input height H.
     pub h: usize,
+    /// Input width W.
     pub w: usize,
+    /// Output height OH.
     pub oh: usize,
+    /// Output width OW.
     pub ow: usize,
+    /// Window size `[KH, KW]`.
     pub kernel: [usize; 2],
+    /// Window step `[SH, SW]`.
     pub stride: [usize; 2],
+    /// Implicit padding `[PH, PW]` on each side.
     pub padding: [usize; 2],
 }
 

@@ -5,11 +5,16 @@ use rayon::prelude::*;
 
 use crate::dtype::Float;
 
+/// A reduction over one axis of the `[outer, r, inner]` view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
+    /// Σ x.
     Sum,
+    /// Σ x / r.
     Mean,
+    /// Largest element.
     Max,
+    /// Smallest element.
     Min,
     /// ln Σ exp(x), computed as m + ln Σ exp(x − m) with m = max x so it never overflows.
     LogSumExp,

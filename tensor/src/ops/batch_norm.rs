@@ -32,8 +32,11 @@ pub struct BatchNormTrainOutput {
 /// had no affine parameters (they are then the gradients of an implicit γ = 1, β = 0).
 #[derive(Clone, Debug)]
 pub struct BatchNormGrads {
+    /// Gradient of the input, shaped like it.
     pub dx: Tensor,
+    /// Gradient of the per-channel scale γ, `[C]`.
     pub dgamma: Tensor,
+    /// Gradient of the per-channel shift β, `[C]`.
     pub dbeta: Tensor,
 }
 

@@ -17,8 +17,11 @@ use crate::tensor::{run_gpu, Tensor};
 /// Stride, zero padding and dilation of a conv2d, as [height, width].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
+    /// Step of the kernel, `[sh, sw]`.
     pub stride: [usize; 2],
+    /// Zeros added on each side, `[ph, pw]`.
     pub padding: [usize; 2],
+    /// Spacing between kernel taps, `[dh, dw]` (1 = dense).
     pub dilation: [usize; 2],
 }
 

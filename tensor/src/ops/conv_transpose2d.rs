@@ -21,9 +21,13 @@ use crate::tensor::{run_gpu, Tensor};
 /// the bias); it must be smaller than the stride or the dilation along its axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dParams {
+    /// Stride of the forward conv this transposes, `[sh, sw]`.
     pub stride: [usize; 2],
+    /// Padding of the forward conv this transposes (removed from the output), `[ph, pw]`.
     pub padding: [usize; 2],
+    /// Extra rows/columns at the bottom/right of the output, `[oph, opw]`.
     pub output_padding: [usize; 2],
+    /// Spacing between kernel taps, `[dh, dw]`.
     pub dilation: [usize; 2],
 }
 

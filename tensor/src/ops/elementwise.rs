@@ -183,78 +183,103 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// Method shorthands, so model code reads `x.mul(&w)?.add(&b)?.relu()?`.
 impl Tensor {
+    /// self + other, broadcasting both to a common shape.
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Add)
     }
+    /// self − other, with broadcasting.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Sub)
     }
+    /// self · other, with broadcasting.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Mul)
     }
+    /// self / other, with broadcasting.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Div)
     }
+    /// Element-wise max(self, other), with broadcasting.
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Max)
     }
+    /// Element-wise min(self, other), with broadcasting.
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Min)
     }
+    /// 1 where self > other, else 0 (same dtype), with broadcasting.
     pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Gt)
     }
+    /// 1 where self < other, else 0, with broadcasting.
     pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Lt)
     }
+    /// 1 where self = other, else 0, with broadcasting.
     pub fn eq_elementwise(&self, other: &Tensor) -> Result<Tensor> {
         binary(self, other, BinaryOp::Eq)
     }
+    /// −self.
     pub fn neg(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Neg)
     }
+    /// e^self.
     pub fn exp(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Exp)
     }
+    /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Log)
     }
+    /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Sqrt)
     }
+    /// Absolute value.
     pub fn abs(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Abs)
     }
+    /// max(self, 0).
     pub fn relu(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Relu)
     }
+    /// self where positive, slope·self elsewhere.
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
         unary(self, UnaryOp::LeakyRelu(slope))
     }
+    /// Logistic sigmoid 1 / (1 + e^−self).
     pub fn sigmoid(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Sigmoid)
     }
+    /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Tanh)
     }
+    /// ln(1 + e^self), computed without overflow.
     pub fn softplus(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Softplus)
     }
+    /// self².
     pub fn square(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Square)
     }
+    /// 1 / self.
     pub fn recip(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Recip)
     }
+    /// self^p for a scalar exponent p.
     pub fn powf(&self, p: f64) -> Result<Tensor> {
         unary(self, UnaryOp::Powf(p))
     }
+    /// Clamped to `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
         unary(self, UnaryOp::Clamp(lo, hi))
     }
+    /// self + s for a scalar s.
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
         unary(self, UnaryOp::AddScalar(s))
     }
+    /// self · s for a scalar s.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
         unary(self, UnaryOp::MulScalar(s))
     }

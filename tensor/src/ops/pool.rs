@@ -20,7 +20,9 @@ use crate::tensor::{gpu_alloc, run_gpu, Tensor};
 /// backward reads it in place, nothing is read back).
 #[derive(Clone, Debug)]
 pub enum PoolIndices {
+    /// Flat input positions, one per output element, for a CPU tensor.
     Cpu(Vec<usize>),
+    /// A u32 buffer on the GPU, with its pooling geometry.
     Gpu(GpuIndices),
 }
 
@@ -41,6 +43,7 @@ impl std::fmt::Debug for GpuIndices {
 }
 
 impl PoolIndices {
+    /// Number of indices (one per pooled output element).
     pub fn len(&self) -> usize {
         match self {
             PoolIndices::Cpu(v) => v.len(),
@@ -48,10 +51,12 @@ impl PoolIndices {
         }
     }
 
+    /// True when there are no indices.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The device holding the indices.
     pub fn device(&self) -> Device {
         match self {
             PoolIndices::Cpu(_) => Device::Cpu,

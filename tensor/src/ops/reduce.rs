@@ -161,18 +161,23 @@ pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
 }
 
 impl Tensor {
+    /// Sum over `axes` (all axes if empty; negative axes count from the end); `keepdim` keeps them as size 1.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, axes, keepdim, ReduceOp::Sum)
     }
+    /// Mean over `axes` (all if empty); `keepdim` keeps them as size 1.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, axes, keepdim, ReduceOp::Mean)
     }
+    /// Maximum over `axes` (all if empty).
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, axes, keepdim, ReduceOp::Max)
     }
+    /// Minimum over `axes` (all if empty).
     pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, axes, keepdim, ReduceOp::Min)
     }
+    /// ln Σ exp over `axes` (all if empty), computed without overflow.
     pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, axes, keepdim, ReduceOp::LogSumExp)
     }
@@ -180,9 +185,11 @@ impl Tensor {
     pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         reduce(self, &[axis], keepdim, ReduceOp::ArgMax)
     }
+    /// Index of the minimum along one axis (as float values).
     pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         reduce(self, &[axis], keepdim, ReduceOp::ArgMin)
     }
+    /// Variance over `axes` (all if empty); `unbiased` divides by n − 1 instead of n.
     pub fn var(&self, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
         var(self, axes, keepdim, unbiased)
     }
