@@ -136,6 +136,12 @@ struct Args {
     /// Keep the (pre-trained) encoder's weights fixed.
     #[arg(long)]
     freeze_encoder: bool,
+    /// After each epoch, print where the training steps' time went: per op family (matmul,
+    /// conv, …, optimizer, and "other" for autograd and host code) and the slowest ops.
+    /// On the GPU every op is waited for, so steps get slower while profiling.
+    #[arg(long)]
+    #[serde(default)]
+    profile: bool,
 }
 
 /// Everything resolved from the flags.
@@ -462,6 +468,11 @@ fn run_main(mut args: Args) -> Result<()> {
         bar.set_prefix(format!("{}/{}", epoch + 1, run.epochs));
         let started = Instant::now();
         let mut mean = StatsMean::default();
+        let (mut step_time, mut steps) = (std::time::Duration::ZERO, 0usize);
+        if args.profile {
+            tensor::profile::reset();
+            tensor::profile::set_enabled(true);
+        }
         for (i, batch) in batches.enumerate() {
             if i < skip_batches {
                 continue;
@@ -473,6 +484,7 @@ fn run_main(mut args: Args) -> Result<()> {
                 println!("interrupted: saved {} (resume with --resume {})", last_path.display(), last_path.display());
                 std::process::exit(130);
             }
+            let step_started = Instant::now();
             let x = batch.images.to_device(&device)?;
             let stats = match train_step(&model, &mut optimizer, &x, &run.setup, &mut noise_rng, (epoch + 1, i + 1)) {
                 Ok(s) => s,
@@ -487,12 +499,21 @@ fn run_main(mut args: Args) -> Result<()> {
                 }
                 Err(e) => return Err(e),
             };
+            step_time += step_started.elapsed();
+            steps += 1;
             mean.add(&stats, batch.images.shape()[0]);
             bar.set_message(describe(&mean.mean()));
             bar.inc(1);
         }
         skip_batches = 0;
         bar.finish_and_clear();
+        if args.profile {
+            tensor::profile::set_enabled(false);
+            let report = tensor::profile::snapshot();
+            println!("profile of epoch {}'s {steps} training steps:", epoch + 1);
+            print!("{}", report.table(step_time, steps));
+            print!("{}", report.top_ops(10, steps));
+        }
         let train_stats = mean.mean();
         let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(args.seed ^ 0xE7A1))?;
         if let Some(what) = vae::train::non_finite_component(&val_stats) {
