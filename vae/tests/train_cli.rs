@@ -124,3 +124,30 @@ fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("device: gpu"));
     assert!(d.join("last.safetensors").is_file() && d.join("recon_epoch001.png").is_file());
 }
+
+#[test]
+fn a_run_resumed_on_the_gpu_ends_where_an_uninterrupted_gpu_run_does() {
+    let (a, b) = (temp_dir("gpu-straight"), temp_dir("gpu-resumed"));
+    let out = train().args(small_args(&a)).args(["--epochs", "2", "--device", "gpu"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") && err.contains("adapter") {
+        eprintln!("skipped: no GPU adapter ({err})");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    let ok = train().args(small_args(&b)).args(["--epochs", "1", "--device", "gpu"]).status().unwrap();
+    assert!(ok.success());
+    // The checkpoint is read onto the CPU; parameters and Adam's moments must land on the GPU.
+    let out = train()
+        .args(["--resume", &b.join("last.safetensors").display().to_string(), "--epochs", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("device: gpu"));
+    let (ta, tb) = (model_tensors(&a.join("last.safetensors")), model_tensors(&b.join("last.safetensors")));
+    assert_eq!(ta.len(), tb.len());
+    for ((na, va), (nb, vb)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(va == vb, "{na} differs after resuming on the GPU");
+    }
+}

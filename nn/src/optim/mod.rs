@@ -101,7 +101,15 @@ fn state_like_param(name: &str, t: &Tensor, param: &Var, mismatch: &mut StateMis
         mismatch.shape_mismatches.push(ShapeMismatch { name: name.to_string(), file: t.shape().to_vec(), model });
         return None;
     }
-    Some(t.to_dtype(param.dtype()).contiguous_copy())
+    // The state lives where its parameter lives (a checkpoint is read onto the CPU; a model
+    // may since have moved to the GPU).
+    match t.to_dtype(param.dtype()).contiguous_copy().to_device(&param.value().device()) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            mismatch.unexpected.push(format!("{name} (cannot be placed on the parameter's device: {e})"));
+            None
+        }
+    }
 }
 
 /// A step counter read back from a state tensor (any float or integer-valued tensor of one element).

@@ -360,12 +360,6 @@ fn run_main(mut args: Args) -> Result<()> {
     let run = setup_run(args)?;
     let args = &run.args;
     let device = Device::from_preference(parse("device", &args.device)?)?;
-    if resume.is_some() && device.is_gpu() {
-        return Err(Error::Config(
-            "--resume on the GPU is not supported yet (optimizer state loads onto the CPU); resume with --device cpu"
-                .into(),
-        ));
-    }
     let [n_img, c, h, w] = run.train.shape;
     let arch: Arch = parse("arch", &args.arch)?;
     let mut init = Init::new(args.seed);
