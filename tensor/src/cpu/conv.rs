@@ -271,6 +271,27 @@ fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_col: usize,
     }
 }
 
+/// The GEMM operand of images `n0..n0 + images` of x, side by side: `[K, images·OH·OW]`,
+/// unfolded into `col` (or x's own image, for a pointwise convolution of one image).
+fn unfold_images<'a, T: Float>(
+    x: &'a [T],
+    g: &Conv2dGeometry,
+    n0: usize,
+    images: usize,
+    pointwise: bool,
+    col: &'a mut [T],
+) -> &'a [T] {
+    let (in_img, plane) = (g.in_image(), g.out_plane());
+    if pointwise {
+        return &x[n0 * in_img..(n0 + 1) * in_img];
+    }
+    let cols = images * plane;
+    for i in 0..images {
+        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, col, cols, i * plane);
+    }
+    &col[..g.col_rows() * cols]
+}
+
 /// How many images share one GEMM. Per image, the GEMM's N dimension is OH·OW, which is tiny
 /// deep in a network (1, 4, 16 pixels in ResNet-18 on 32×32 inputs): the weight would be
 /// packed once per image for a handful of columns. Putting images side by side gives the GEMM
@@ -353,7 +374,7 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
+    let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
     if y.is_empty() {
         return y;
@@ -374,14 +395,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             if k == 0 {
                 return;
             }
-            let col: &[T] = if pointwise {
-                &x[n0 * in_img..(n0 + 1) * in_img]
-            } else {
-                for i in 0..images {
-                    im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, col, cols, i * plane);
-                }
-                &col[..k * cols]
-            };
+            let col = unfold_images(x, g, n0, images, pointwise, col);
             let col = MatRef::row_major(col, k, cols);
             if images == 1 {
                 gemm(w_mat, col, y_g, plane, accumulate);
@@ -460,7 +474,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// scheduling.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
+    let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
     if dw.is_empty() || g.batch == 0 {
         return dw;
@@ -482,14 +496,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
             for n0 in (part * per_part..end).step_by(group) {
                 let images = group.min(end - n0);
                 let cols = images * plane;
-                let col: &[T] = if pointwise {
-                    &x[n0 * in_img..(n0 + 1) * in_img]
-                } else {
-                    for i in 0..images {
-                        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, &mut col, cols, i * plane);
-                    }
-                    &col[..k * cols]
-                };
+                let col = unfold_images(x, g, n0, images, pointwise, &mut col);
                 let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
                 let dy: &[T] = if images == 1 {
                     dy
