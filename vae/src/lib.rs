@@ -15,13 +15,17 @@
 //! the output activation, computes `loss::vae_loss`, back-propagates and steps the optimizer.
 //! The binary writes metrics, checkpoints (`nn::checkpoint`) and PNGs (`plot`) to the run folder.
 
+pub mod classify;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod linalg;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod runs;
+pub mod sweep;
 pub mod train;
 pub mod tsne;
 
