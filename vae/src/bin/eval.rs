@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `recon.png` | chosen test images (top) over their reconstructions (z = μ) |
 //! | `samples.png` | decoded samples from N(0, I) |
-//! | `traversal.png` | one row per latent dimension, swept over ±3 (the prior's ±3σ) around one image's μ (seed 001) |
+//! | `traversal.png` | one row per latent dimension (the `--traverse-dims` with the largest KL), swept over ±3 (the prior's ±3σ) around one image's μ (seed 001) |
 //! | `interpolation.png` | rows: image a, decodings of (1 − w)·μ_a + w·μ_b for w = 0 … 1, image b |
 //! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings at `--weight` (seed 004) |
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (seed 000, figure 7) |
@@ -64,6 +64,10 @@ struct Args {
     /// Steps per traversal row and per interpolation row.
     #[arg(long, default_value_t = 9)]
     steps: usize,
+    /// Traverse only the N latent dimensions with the largest mean KL (the active ones), in
+    /// that order (0: every dimension, in index order).
+    #[arg(long, default_value_t = 10)]
+    traverse_dims: usize,
     /// Traversal range: z_j from −RANGE to +RANGE.
     #[arg(long, default_value_t = 3.0)]
     range: f32,
@@ -227,11 +231,19 @@ fn run(args: Args) -> Result<()> {
         let codes = traversal_codes(&mu_of(chosen[0]), args.steps.max(2), args.range);
         let imgs = ctx.decode(&codes)?;
         let per = args.steps.max(2) * c * h * w;
-        let rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();
+        let mut rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();
+        if args.traverse_dims > 0 {
+            let kl = kl_per_dim(&mu, &logvar, z);
+            let mut order: Vec<usize> = (0..z).collect();
+            order.sort_by(|&a, &b| kl[b].total_cmp(&kl[a]));
+            order.truncate(args.traverse_dims);
+            metrics.insert("traversal_dims_by_kl".into(), json!(order));
+            rows = order.iter().map(|&j| rows[j].clone()).collect();
+        }
         ctx.save_rows("traversal.png", &rows)?;
         // How much each dimension changes the picture: an inactive (collapsed) dimension does not.
         let spread: Vec<f64> = rows.iter().map(|r| mse(&r[..c * h * w], &r[r.len() - c * h * w..])).collect();
-        metrics.insert("traversal_endpoint_mse_per_dim".into(), json!(spread));
+        metrics.insert("traversal_endpoint_mse_per_row".into(), json!(spread));
     }
     if wants("interp") {
         let steps = args.steps.max(2);
@@ -365,6 +377,22 @@ fn class_mix(ctx: &Ctx, args: &Args, spec: &str, mu: &[f32]) -> Result<()> {
     ctx.save_rows("class_mix.png", &rows)
 }
 
+/// Mean KL per latent dimension over the encoded images, ½·E[μ² + σ² − log σ² − 1].
+fn kl_per_dim(mu: &[f32], logvar: &[f32], z: usize) -> Vec<f64> {
+    let n = mu.len() / z;
+    (0..z)
+        .map(|j| {
+            (0..n)
+                .map(|i| {
+                    let (u, l) = (mu[i * z + j] as f64, logvar[i * z + j] as f64);
+                    0.5 * (u * u + l.exp() - l - 1.0)
+                })
+                .sum::<f64>()
+                / n.max(1) as f64
+        })
+        .collect()
+}
+
 fn metrics_section(
     ctx: &Ctx,
     args: &Args,
@@ -392,20 +420,8 @@ fn metrics_section(
             m.insert(k.into(), json!(v));
         }
     }
-    // Active dimensions: mean KL per latent dimension, ½·E[μ² + σ² − log σ² − 1].
     let z = ctx.cfg.z_dim;
-    let n = mu.len() / z;
-    let kl_dim: Vec<f64> = (0..z)
-        .map(|j| {
-            (0..n)
-                .map(|i| {
-                    let (u, l) = (mu[i * z + j] as f64, logvar[i * z + j] as f64);
-                    0.5 * (u * u + l.exp() - l - 1.0)
-                })
-                .sum::<f64>()
-                / n.max(1) as f64
-        })
-        .collect();
+    let kl_dim = kl_per_dim(mu, logvar, z);
     m.insert("kl_per_dim".into(), json!(kl_dim));
     m.insert("active_dims_kl_above_0.01".into(), json!(kl_dim.iter().filter(|&&k| k > 0.01).count()));
     let rec = ctx.recon(&ctx.test)?;
