@@ -126,3 +126,24 @@ pub fn judge(
     })?;
     Ok((feats, preds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_matches_the_hand_computed_value_and_checks_labels() {
+        // logits [[0, ln 3], [ln 2, 0]], labels [1, 0]: CE = (ln 4 − ln 3 + ln 3 − ln 2) / 2 = ln 2 / 2
+        let l = Var::constant(Tensor::from_vec(vec![0.0f32, 3f32.ln(), 2f32.ln(), 0.0], &[2, 2]).unwrap());
+        let ce = cross_entropy(&l, &[1, 0]).unwrap().value().item().unwrap();
+        assert!((ce - 2f64.ln() / 2.0).abs() < 1e-6, "{ce}");
+        assert!(cross_entropy(&l, &[2, 0]).is_err());
+    }
+
+    #[test]
+    fn grey_images_are_replicated_for_an_rgb_classifier() {
+        let out = adapt_images(&[0.25; 4], [1, 1, 2, 2], [3, 2, 2]).unwrap();
+        assert_eq!(out, vec![0.25; 12]);
+        assert!(adapt_images(&[0.0; 8], [1, 2, 2, 2], [3, 2, 2]).is_err());
+    }
+}

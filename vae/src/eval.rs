@@ -188,3 +188,22 @@ pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<(S
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traversal_sweeps_one_dimension_per_row_and_keeps_the_others() {
+        let z = traversal_codes(&[0.5, -1.0], 3, 3.0);
+        // rows: dim 0 at −3, 0, 3 with dim 1 = −1; then dim 1 at −3, 0, 3 with dim 0 = 0.5
+        assert_eq!(z, vec![-3.0, -1.0, 0.0, -1.0, 3.0, -1.0, 0.5, -3.0, 0.5, 0.0, 0.5, 3.0]);
+    }
+
+    #[test]
+    fn interpolation_weights_the_second_code_and_flips_chosen_signs() {
+        let close = |a: Vec<f32>, b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[]), [6.0, 4.0]));
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[1, 7]), [6.0, -4.0]));
+    }
+}
