@@ -475,7 +475,8 @@ fn tsne_section(ctx: &Ctx, args: &Args, mu: &[f32]) -> Result<()> {
     let (labels, names): (Vec<usize>, Vec<String>) = match (&ctx.test.labels, &ctx.test.factors) {
         (Some(l), _) => (l[..n].iter().map(|&v| v as usize).collect(), ctx.test.class_names.clone()),
         (None, Some(f)) => {
-            (f[..n].iter().map(|v| v[1] as usize).collect(), vec!["square".into(), "ellipse".into(), "heart".into()])
+            let names = vae::data::dsprites::SHAPE_NAMES.iter().map(|s| s.to_string()).collect();
+            (f[..n].iter().map(|v| v[0] as usize).collect(), names)
         }
         _ => (vec![0; n], vec!["test image".into()]),
     };
