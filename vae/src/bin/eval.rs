@@ -13,10 +13,10 @@
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (seed 000, figure 7) |
 //! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (seed 002) |
 //! | `noise.png`, `ood.png` | reconstructions of pure noise and of out-of-distribution images (seed 002) |
-//! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites), classifier-based scores |
+//! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites), classifier-based scores (merged with the keys an earlier `eval` left there) |
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
@@ -494,8 +494,14 @@ fn tsne_section(ctx: &Ctx, args: &Args, mu: &[f32]) -> Result<()> {
     Ok(())
 }
 
-fn write_metrics(ctx: &Ctx, m: &BTreeMap<String, Value>) -> Result<()> {
+/// Writes metrics.json and metrics.md. Keys already in the folder's metrics.json from an
+/// earlier `eval` (e.g. `--what metrics` before `--what traverse`) are kept unless recomputed.
+fn write_metrics(ctx: &Ctx, new: &BTreeMap<String, Value>) -> Result<()> {
     let p = ctx.out.join("metrics.json");
+    let mut m: BTreeMap<String, Value> =
+        std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    m.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let m = &m;
     let text = serde_json::to_string_pretty(m).map_err(|e| Error::Config(e.to_string()))?;
     std::fs::write(&p, text).map_err(|e| Error::Io { path: p.clone(), source: e })?;
     let mut md = format!(
@@ -517,6 +523,5 @@ fn write_metrics(ctx: &Ctx, m: &BTreeMap<String, Value>) -> Result<()> {
     let p2 = ctx.out.join("metrics.md");
     std::fs::write(&p2, md).map_err(|e| Error::Io { path: p2.clone(), source: e })?;
     println!("wrote {} and {}", p.display(), p2.display());
-    let _ = Path::new("");
     Ok(())
 }
