@@ -124,13 +124,16 @@ pub fn interpolate(a: &[f32], b: &[f32], w: f32, flip: &[usize]) -> Vec<f32> {
     z
 }
 
+/// One layer's maps: its name, [channels, H, W], and the values.
+pub type FeatureMap = (String, [usize; 3], Vec<f32>);
+
 /// The feature maps of the encoder's intermediate layers for one normalised image x:
 /// [1, C, H, W]: every 4-D output, named by its layer, as (name, [channels, H, W] values).
 ///
 /// `dense`, `basic`, `conv` and `resnet-bn` encoders are sequences, run layer by layer (the
 /// ReLU outputs are the maps); the `resnet18` encoder is loaded on its own from `checkpoint`
 /// and reports its stem and four stages.
-pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<(String, [usize; 3], Vec<f32>)>> {
+pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<FeatureMap>> {
     model.set_training(false);
     let arch = model.config.arch;
     let r = no_grad(|| -> Result<Vec<(String, Var)>> {
