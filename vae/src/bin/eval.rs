@@ -12,7 +12,7 @@
 //! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings at `--weight` (seed 004) |
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (seed 000, figure 7) |
 //! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (seed 002) |
-//! | `noise.png`, `ood.png` | reconstructions of pure noise and of out-of-distribution images (seed 002) |
+//! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (seed 002) |
 //! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites), classifier-based scores (merged with the keys an earlier `eval` left there) |
 
 use std::collections::BTreeMap;
@@ -308,9 +308,23 @@ fn run(args: Args) -> Result<()> {
             Dataset::new("gaussian noise", ctx.chw(n), gauss.clone())?,
         );
         let (ru, rg) = (ctx.recon(&du)?, ctx.recon(&dg)?);
+        // Noisy test images (x + N(0, 0.3²), clipped) reconstructed against the clean x: how
+        // well the model denoises (seed 002's robustness training targets this).
+        let k = ctx.test.len().min(500);
+        let clean = ctx.test.subset(&(0..k).collect::<Vec<_>>());
+        let noisy: Vec<f32> = clean
+            .images
+            .iter()
+            .zip(Tensor::rand_normal(&ctx.chw(k), 0.0, 0.3, tensor::DType::F32, &mut r).to_vec_f32())
+            .map(|(x, e)| (x + e).clamp(0.0, 1.0))
+            .collect();
+        let rn = ctx.recon(&Dataset::new("noisy test images", ctx.chw(k), noisy.clone())?)?;
+        metrics.insert("noisy_test_0.3_recon_mse_vs_clean".into(), json!(mse(&clean.images, &rn)));
         metrics.insert("noise_recon_mse_uniform".into(), json!(mse(&uniform, &ru)));
         metrics.insert("noise_recon_mse_gaussian".into(), json!(mse(&gauss, &rg)));
         ctx.save_rows("noise.png", &[uniform, ru, gauss, rg])?;
+        let per = n.min(k) * c * h * w;
+        ctx.save_rows("denoise.png", &[clean.images[..per].to_vec(), noisy[..per].to_vec(), rn[..per].to_vec()])?;
     }
     if wants("ood") {
         let kind = match &args.ood {
