@@ -14,14 +14,25 @@
 //! runs `model::Vae::forward_with_noise` (encoder → μ, log σ² → z = μ + σ·ε → decoder), applies
 //! the output activation, computes `loss::vae_loss`, back-propagates and steps the optimizer.
 //! The binary writes metrics, checkpoints (`nn::checkpoint`) and PNGs (`plot`) to the run folder.
+//!
+//! The studies of `docs/results.md` build on a finished run folder: [`runs`] reads its
+//! configuration, split and checkpoint back; [`eval`] encodes, decodes, traverses,
+//! interpolates and draws feature maps (the `eval` binary); [`classify`] trains and applies the
+//! ResNet-18 classifier used for encoder pre-training and as a judge of samples (the `classify`
+//! binary); [`sweep`] turns a grid of `train` runs into one table and one plot (the `sweep`
+//! binary).
 
+pub mod classify;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod linalg;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod runs;
+pub mod sweep;
 pub mod train;
 pub mod tsne;
 

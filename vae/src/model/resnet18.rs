@@ -103,6 +103,20 @@ impl ResNet18Encoder {
     }
 }
 
+impl ResNet18Encoder {
+    /// The intermediate maps of a forward pass (seed 000, figure 7): after the stem
+    /// (conv1 → BN → ReLU → max-pool) and after each of the four stages, [N, C, H, W] each.
+    pub fn stages(&self, x: &Var) -> nn::Result<Vec<(String, Var)>> {
+        let mut h = self.maxpool.forward(&apply_bn(&self.bn1, self.conv1.forward(x)?)?.relu()?)?;
+        let mut out = vec![("stem (conv1, maxpool)".to_string(), h.clone())];
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            out.push((format!("layer{}", i + 1), h.clone()));
+        }
+        Ok(out)
+    }
+}
+
 impl Module for ResNet18Encoder {
     fn forward(&self, x: &Var) -> nn::Result<Var> {
         let mut h = self.maxpool.forward(&apply_bn(&self.bn1, self.conv1.forward(x)?)?.relu()?)?;

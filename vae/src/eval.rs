@@ -1,0 +1,212 @@
+//! Evaluating a trained VAE: encoding a dataset to posterior means, decoding codes to images
+//! in [0, 1], the codes of latent traversals and interpolations, and the feature maps of the
+//! encoder's intermediate layers. The `eval` binary turns these into PNGs and numbers.
+
+use autograd::{no_grad, Var};
+use nn::checkpoint::{load_model, LoadOptions};
+use nn::{Init, Module};
+use std::path::Path;
+use tensor::Tensor;
+
+use crate::data::{Dataset, Normalization};
+use crate::error::{Error, Result};
+use crate::model::{Arch, OutputActivation, ResNet18Encoder, Vae};
+
+/// Decoder output → images in [0, 1] (the output activation, and for tanh outputs the
+/// inverse of the input normalisation).
+pub fn to_images(raw: &Tensor, output: OutputActivation, norm: &Normalization) -> Result<Tensor> {
+    let y = output.to_image(raw)?;
+    Ok(match output {
+        OutputActivation::Tanh => norm.invert_tensor(&y)?,
+        _ => y,
+    })
+}
+
+/// Runs `f` on consecutive batches of rows of `ds` (normalised) without a graph, the model in
+/// evaluation mode; returns what each call returned.
+fn per_batch<T>(
+    model: &Vae,
+    ds: &Dataset,
+    norm: &Normalization,
+    batch: usize,
+    mut f: impl FnMut(&Tensor) -> Result<T>,
+) -> Result<Vec<T>> {
+    model.set_training(false);
+    let r = no_grad(|| {
+        let mut out = vec![];
+        for start in (0..ds.len()).step_by(batch.max(1)) {
+            let idx: Vec<usize> = (start..(start + batch).min(ds.len())).collect();
+            out.push(f(&ds.batch(&idx, norm)?.images)?);
+        }
+        Ok(out)
+    });
+    model.set_training(true);
+    r
+}
+
+/// Posterior means and log-variances of every image: two [n, z] row-major vectors.
+pub fn encode_dataset(model: &Vae, ds: &Dataset, norm: &Normalization, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let parts = per_batch(model, ds, norm, batch, |x| {
+        let (mu, lv) = model.encode(&Var::constant(x.clone()))?;
+        Ok((mu.value().to_vec_f32(), lv.value().to_vec_f32()))
+    })?;
+    Ok(parts.into_iter().fold((vec![], vec![]), |(mut a, mut b), (m, l)| {
+        a.extend(m);
+        b.extend(l);
+        (a, b)
+    }))
+}
+
+/// Reconstructions (z = μ) of every image of `ds`, in [0, 1]: [n, C, H, W] row-major.
+pub fn reconstruct_dataset(
+    model: &Vae,
+    ds: &Dataset,
+    norm: &Normalization,
+    output: OutputActivation,
+    batch: usize,
+) -> Result<Vec<f32>> {
+    let parts = per_batch(model, ds, norm, batch, |x| {
+        Ok(to_images(&model.forward(&Var::constant(x.clone()))?.value(), output, norm)?.to_vec_f32())
+    })?;
+    Ok(parts.concat())
+}
+
+/// Decodes codes z: [n, zdim] (row-major) to images in [0, 1], in batches.
+pub fn decode_codes(
+    model: &Vae,
+    z: &[f32],
+    norm: &Normalization,
+    output: OutputActivation,
+    batch: usize,
+) -> Result<Vec<f32>> {
+    let d = model.config.z_dim;
+    let n = z.len() / d;
+    model.set_training(false);
+    let r = no_grad(|| -> Result<Vec<f32>> {
+        let mut out = vec![];
+        for start in (0..n).step_by(batch.max(1)) {
+            let b = batch.min(n - start);
+            let t = Tensor::from_vec(z[start * d..(start + b) * d].to_vec(), &[b, d])?;
+            out.extend(to_images(&model.decode(&Var::constant(t))?.value(), output, norm)?.to_vec_f32());
+        }
+        Ok(out)
+    });
+    model.set_training(true);
+    r
+}
+
+/// Latent traversal codes (seed 001): for each dimension j of `mu` (one image's mean, \[z\]),
+/// `steps` codes with z_j swept evenly over [−range, range] (the prior's ±3σ for range 3) and
+/// the other dimensions left at the mean. Returns [z·steps, z], row j holding dimension j.
+pub fn traversal_codes(mu: &[f32], steps: usize, range: f32) -> Vec<f32> {
+    let d = mu.len();
+    let mut out = Vec::with_capacity(d * steps * d);
+    for j in 0..d {
+        for s in 0..steps {
+            let t = if steps == 1 { 0.0 } else { -range + 2.0 * range * s as f32 / (steps - 1) as f32 };
+            let mut z = mu.to_vec();
+            z[j] = t;
+            out.extend(z);
+        }
+    }
+    out
+}
+
+/// z = (1 − w)·a + w·b with the dimensions in `flip` negated afterwards (seed 004 flips the
+/// sign of selected encodings).
+pub fn interpolate(a: &[f32], b: &[f32], w: f32, flip: &[usize]) -> Vec<f32> {
+    let mut z: Vec<f32> = a.iter().zip(b).map(|(x, y)| (1.0 - w) * x + w * y).collect();
+    for &j in flip {
+        if let Some(v) = z.get_mut(j) {
+            *v = -*v;
+        }
+    }
+    z
+}
+
+/// One layer's maps: its name, [channels, H, W], and the values.
+pub type FeatureMap = (String, [usize; 3], Vec<f32>);
+
+/// The feature maps of the encoder's intermediate layers for one normalised image x:
+/// [1, C, H, W]: every 4-D output, named by its layer, as (name, [channels, H, W] values).
+///
+/// `dense`, `basic`, `conv` and `resnet-bn` encoders are sequences, run layer by layer (the
+/// ReLU outputs are the maps); the `resnet18` encoder is loaded on its own from `checkpoint`
+/// and reports its stem and four stages.
+pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<FeatureMap>> {
+    model.set_training(false);
+    let arch = model.config.arch;
+    let r = no_grad(|| -> Result<Vec<(String, Var)>> {
+        match arch {
+            Arch::ResNet18 | Arch::ResNet18NoBn => {
+                let enc = ResNet18Encoder::new(model.config.input[0], arch == Arch::ResNet18, &mut Init::new(0))?;
+                load_model(
+                    checkpoint,
+                    &enc,
+                    &LoadOptions::strict().only_prefix("encoder.").remap_prefix("encoder.", ""),
+                )?;
+                enc.set_training(false);
+                Ok(enc.stages(&Var::constant(x.clone()))?)
+            }
+            _ => {
+                let mut h = Var::constant(x.clone());
+                let mut out = vec![];
+                let mut err = None;
+                model.encoder.visit_children(&mut |name, layer| {
+                    if err.is_some() {
+                        return;
+                    }
+                    match layer.forward(&h) {
+                        Ok(y) => {
+                            // A map is the output of an activation: a 4-D result that the next
+                            // layer does not change in shape (conv → ReLU keeps the ReLU's).
+                            if y.shape().len() == 4 {
+                                if out.last().is_some_and(|(_, v): &(String, Var)| v.shape() == y.shape()) {
+                                    out.pop();
+                                }
+                                out.push((format!("encoder.{name}"), y.clone()));
+                            }
+                            h = y;
+                        }
+                        Err(e) => err = Some(e),
+                    }
+                });
+                match err {
+                    Some(e) => Err(e.into()),
+                    None => Ok(out),
+                }
+            }
+        }
+    });
+    model.set_training(true);
+    let maps = r?;
+    if maps.is_empty() {
+        return Err(Error::Config(format!("the '{arch}' encoder has no 2-D feature maps (it is fully connected)")));
+    }
+    Ok(maps
+        .into_iter()
+        .map(|(n, v)| {
+            let s = v.shape();
+            (n, [s[1], s[2], s[3]], v.value().to_vec_f32())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traversal_sweeps_one_dimension_per_row_and_keeps_the_others() {
+        let z = traversal_codes(&[0.5, -1.0], 3, 3.0);
+        // rows: dim 0 at −3, 0, 3 with dim 1 = −1; then dim 1 at −3, 0, 3 with dim 0 = 0.5
+        assert_eq!(z, vec![-3.0, -1.0, 0.0, -1.0, 3.0, -1.0, 0.5, -3.0, 0.5, 0.0, 0.5, 3.0]);
+    }
+
+    #[test]
+    fn interpolation_weights_the_second_code_and_flips_chosen_signs() {
+        let close = |a: Vec<f32>, b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[]), [6.0, 4.0]));
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[1, 7]), [6.0, -4.0]));
+    }
+}

@@ -1,0 +1,189 @@
+//! Reading a `train` run folder back: its `config.json` (the flags it ran with), the same
+//! train/validation/test split of the same data, its model from a checkpoint, and its
+//! `metrics.csv`. Used by the `eval` and `sweep` binaries.
+//!
+//! The split is recomputed from the configuration (dataset, `--max-images`, `--split`,
+//! `--seed`), exactly as `train` made it, so the test images were never seen in training.
+
+use std::path::{Path, PathBuf};
+
+use nn::checkpoint::{load_model, LoadOptions};
+use nn::Init;
+use serde::Deserialize;
+
+use crate::data::{self, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization, Splits};
+use crate::error::{Error, Result};
+use crate::loss::ReconLoss;
+use crate::model::{Arch, ModelConfig, OutputActivation, Vae};
+use crate::train::{objective_from_flags, LossSetup};
+
+/// The flags of a `train` run that decide its data, model and loss (the rest of
+/// `config.json` is ignored). Defaults are `train`'s.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    pub arch: String,
+    pub dataset: String,
+    pub data_dir: Option<PathBuf>,
+    pub image_size: Option<usize>,
+    pub max_images: Option<usize>,
+    pub annotation_dir: Option<PathBuf>,
+    pub center_crop: bool,
+    pub split: String,
+    pub normalize: String,
+    pub z_dim: usize,
+    pub loss: String,
+    pub beta: f64,
+    pub alpha: f64,
+    pub gamma: f64,
+    pub k1: f64,
+    pub stratified: bool,
+    pub recon: String,
+    pub output: String,
+    pub input_noise: f64,
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            arch: "conv".into(),
+            dataset: "dsprites".into(),
+            data_dir: None,
+            image_size: None,
+            max_images: None,
+            annotation_dir: None,
+            center_crop: false,
+            split: "10:1:1".into(),
+            normalize: "zero-one".into(),
+            z_dim: 10,
+            loss: "beta-vae".into(),
+            beta: 1.0,
+            alpha: 1.0,
+            gamma: 1.0,
+            k1: 1.0,
+            stratified: false,
+            recon: "bce-logits".into(),
+            output: "logits".into(),
+            input_noise: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io { path: path.to_path_buf(), source: e }
+}
+
+impl RunConfig {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<RunConfig> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", path.display())))
+    }
+
+    /// Parses `--split`'s TRAIN:VAL:TEST ratios.
+    pub fn split_ratios(&self) -> Result<[f64; 3]> {
+        let parts: Vec<f64> = self
+            .split
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::Config(format!("split '{}' is not of the form TRAIN:VAL:TEST", self.split)))?;
+        match parts[..] {
+            [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
+            _ => Err(Error::Config(format!("split '{}' needs three non-negative ratios", self.split))),
+        }
+    }
+
+    /// Loads the dataset and cuts it as `train` did; returns the splits and the normalisation.
+    pub fn load_splits(&self) -> Result<(Splits<Dataset>, Normalization)> {
+        let kind: DatasetKind = self.dataset.parse()?;
+        let max_images = self.max_images.or(if kind == DatasetKind::DSprites { Some(20_000) } else { None });
+        let opts = DataLoadOptions {
+            max_images,
+            seed: self.seed,
+            center_crop: self.center_crop,
+            annotation_dir: self.annotation_dir.clone(),
+            ..DataLoadOptions::default()
+        };
+        let ds = data::load(kind, self.data_dir.as_deref(), self.image_size, &opts)?;
+        let splits = ds.split(self.split_ratios()?, self.seed)?;
+        let normalization = match self.normalize.as_str() {
+            "zero-one" => Normalization::ZeroOne,
+            "minus-one-one" => Normalization::MinusOneOne,
+            "mean-std" => {
+                let (mean, std) = splits.train.per_channel_mean_std();
+                Normalization::MeanStd { mean, std }
+            }
+            other => return Err(Error::Config(format!("normalize '{other}' is not known"))),
+        };
+        Ok((splits, normalization))
+    }
+
+    /// The loss `train` minimised, for a training set of `train_len` images.
+    pub fn loss_setup(&self, train_len: usize) -> Result<LossSetup> {
+        let recon: ReconLoss = self.recon.parse().map_err(|e| Error::Config(format!("recon: {e}")))?;
+        let output: OutputActivation = self.output.parse().map_err(|e| Error::Config(format!("output: {e}")))?;
+        let objective =
+            objective_from_flags(&self.loss, self.beta, self.alpha, self.gamma, self.k1, train_len, self.stratified)?;
+        Ok(LossSetup { recon, output, objective, input_noise_std: self.input_noise })
+    }
+
+    pub fn arch(&self) -> Result<Arch> {
+        self.arch.parse::<Arch>().map_err(Error::Config)
+    }
+
+    /// The run's model with the weights of `checkpoint` (a training checkpoint or a model file).
+    pub fn load_model(&self, input: [usize; 3], checkpoint: &Path) -> Result<Vae> {
+        let model = Vae::new(ModelConfig { arch: self.arch()?, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
+        load_model(checkpoint, &model, &LoadOptions::strict())?;
+        Ok(model)
+    }
+}
+
+/// One row of a run's `metrics.csv`: the epoch and every column by name (empty cells are NaN).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub values: Vec<(String, f64)>,
+}
+
+impl EpochRow {
+    pub fn get(&self, column: &str) -> Option<f64> {
+        self.values.iter().find(|(n, _)| n == column).map(|(_, v)| *v).filter(|v| !v.is_nan())
+    }
+}
+
+/// Reads `metrics.csv` (the header and one row per epoch).
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header.first() != Some(&"epoch") {
+        return Err(Error::Config(format!("{}: not a metrics.csv (the first column is not 'epoch')", path.display())));
+    }
+    let mut rows = vec![];
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let bad = || Error::Config(format!("{}: line {} is not a row of numbers", path.display(), i + 2));
+        let epoch = cells.first().and_then(|c| c.parse::<usize>().ok()).ok_or_else(bad)?;
+        let values = header
+            .iter()
+            .zip(&cells)
+            .skip(1)
+            .map(|(h, c)| (h.to_string(), c.parse::<f64>().unwrap_or(f64::NAN)))
+            .collect();
+        rows.push(EpochRow { epoch, values });
+    }
+    Ok(rows)
+}
+
+/// The row with the lowest validation loss (the epoch `best.safetensors` holds).
+pub fn best_epoch(rows: &[EpochRow]) -> Option<&EpochRow> {
+    rows.iter().filter(|r| r.get("val_loss").is_some()).min_by(|a, b| {
+        a.get("val_loss").unwrap_or(f64::INFINITY).total_cmp(&b.get("val_loss").unwrap_or(f64::INFINITY))
+    })
+}
