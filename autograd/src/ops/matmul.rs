@@ -25,7 +25,7 @@ pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
 
 /// y = x·Wᵀ + b. x: [N, in], weight: [out, in] (PyTorch's layout), bias: \[out\] → [N, out].
 pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
-    let y = matmul(x, &weight.transpose(0, 1)?)?;
+    let y = if x.shape().len() == 2 { linear_2d(x, weight)? } else { matmul(x, &weight.transpose(0, 1)?)? };
     match bias {
         Some(b) => y.add(b),
         None => Ok(y),
@@ -37,4 +37,18 @@ impl Var {
     pub fn matmul(&self, other: &Var) -> Result<Var> {
         matmul(self, other)
     }
+}
+
+/// y = x·Wᵀ for x: [N, in], weight: [out, in], as one op so that the weight's gradient comes
+/// out in the weight's own layout: dW = Gᵀ·X is `[out, in]` and contiguous. (Through a
+/// `transpose` var it would be computed as (Xᵀ·G)ᵀ, a strided view that the optimizer must
+/// copy element by element every step.)
+fn linear_2d(x: &Var, weight: &Var) -> Result<Var> {
+    let (xv, wv) = (x.value(), weight.value());
+    let out = matmul_tensors(&xv, &wv.transpose(0, 1)?)?;
+    let (nx, nw) = (x.requires_grad(), weight.requires_grad());
+    // y = x·Wᵀ  ⇒  dx = G·W ([N, out]·[out, in]) and dW = Gᵀ·x ([out, N]·[N, in]).
+    Ok(Var::from_op("linear", out, &[x, weight], move |g| {
+        Ok(vec![grad_if(nx, || matmul_tensors(g, &wv))?, grad_if(nw, || matmul_tensors(&g.transpose(0, 1)?, &xv))?])
+    }))
 }
