@@ -22,6 +22,10 @@ use vae::error::{Error, Result};
 use vae::model::ResNet18Classifier;
 use vae::runs::RunConfig;
 
+/// Training allocates the same large tensors every step: reuse them (see train.rs).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 /// Train a ResNet-18 classifier (also the encoder pre-training of seed 000).
 #[derive(Parser, Debug)]
 #[command(name = "classify", version, about)]
