@@ -23,9 +23,11 @@ use crate::model::ResNet18Classifier;
 pub struct ClassifierInfo {
     /// "resnet18" or "resnet18-nobn".
     pub arch: String,
+    /// Name of the dataset it was trained on (as `--dataset` spells it).
     pub dataset: String,
     /// [C, H, W] of its inputs, values in [0, 1].
     pub input: [usize; 3],
+    /// Class names, index `k` naming logit `k`.
     pub class_names: Vec<String>,
     /// Accuracy on the held-out test split, in [0, 1].
     pub test_accuracy: f64,

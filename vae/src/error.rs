@@ -7,23 +7,34 @@ use std::path::PathBuf;
 use crate::data::DataError;
 
 #[derive(Debug)]
+/// Everything a `vae` run can fail on.
 pub enum Error {
+    /// A tensor operation failed (shape, dtype or device mismatch).
     Tensor(tensor::TensorError),
+    /// An `nn` operation failed (layer construction, checkpoint I/O, optimizer).
     Nn(nn::Error),
+    /// Loading or batching a dataset failed.
     Data(DataError),
+    /// Drawing or saving a picture failed.
     Plot(crate::plot::PlotError),
     /// Bad input to a metric or t-SNE (shapes, sizes).
     Metric(crate::linalg::InputError),
     /// A flag or configuration value that cannot work, with what was expected.
     Config(String),
+    /// A file or directory could not be read or written.
     Io {
+        /// The file or directory involved.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// The loss (or a component) became NaN or infinite.
     NonFinite {
+        /// The epoch it happened in.
         epoch: usize,
+        /// The step within that epoch.
         step: usize,
+        /// Which loss term went non-finite.
         what: String,
     },
 }
@@ -65,6 +76,7 @@ impl From<DataError> for Error {
     }
 }
 
+/// Result with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<crate::plot::PlotError> for Error {

@@ -22,6 +22,8 @@
 //! binary); [`sweep`] turns a grid of `train` runs into one table and one plot (the `sweep`
 //! binary).
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod data;
 pub mod error;

@@ -15,7 +15,9 @@ use rayon::prelude::*;
 /// and [`crate::tsne`]: `op` names the public function, `msg` says what was expected.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputError {
+    /// The public function that rejected the argument.
     pub op: &'static str,
+    /// What was wrong and what was expected.
     pub msg: String,
 }
 
@@ -27,6 +29,7 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// Result with [`InputError`], for [`crate::linalg`], [`crate::metrics`] and [`crate::tsne`].
 pub type Result<T> = std::result::Result<T, InputError>;
 
 /// `Err(InputError { op, msg })`, for early returns.

@@ -34,7 +34,10 @@ impl std::str::FromStr for ReconLoss {
 /// Which sampling estimator β-TCVAE uses for log q(z) and log Πⱼ q(zⱼ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcEstimator {
+    /// MWS: q(z) ≈ 1/(N·M) Σⱼ q(z|xⱼ) over the M codes of the minibatch.
     MinibatchWeighted,
+    /// MSS: the same sum with stratified weights: 1/N on the sample itself, (N−M+1)/(N·(M−1)) on
+    /// one other sample, 1/(M−1) on the rest; needs M ≥ 2.
     MinibatchStratified,
 }
 
@@ -42,20 +45,40 @@ pub enum TcEstimator {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Objective {
     /// k1·recon + β·KL (β = 1, k1 = 1: the plain VAE).
-    BetaVae { k1: f64, beta: f64 },
+    BetaVae {
+        /// Weight k1 of the reconstruction term.
+        k1: f64,
+        /// Weight β of the KL term.
+        beta: f64,
+    },
     /// recon + α·MI + β·TC + γ·DW-KL, with the dataset size N needed by the estimators.
-    BetaTcVae { alpha: f64, beta: f64, gamma: f64, dataset_size: usize, estimator: TcEstimator },
+    BetaTcVae {
+        /// Weight α of the index-code mutual information.
+        alpha: f64,
+        /// Weight β of the total correlation.
+        beta: f64,
+        /// Weight γ of the dimension-wise KL.
+        gamma: f64,
+        /// N, the number of training images (used by the estimators' weights).
+        dataset_size: usize,
+        /// Which estimator of log q(z) and log Πⱼ q(zⱼ) to use.
+        estimator: TcEstimator,
+    },
 }
 
 /// The loss of one batch: the weighted total to back-propagate and every component, unweighted.
 pub struct LossTerms {
+    /// The weighted objective (a scalar) to back-propagate.
     pub total: Var,
+    /// Reconstruction loss (summed over a sample's pixels, averaged over the batch), unweighted.
     pub recon: f64,
     /// Analytic KL(q(z|x) ‖ p(z)), averaged over the batch (reported for both objectives).
     pub kl: f64,
     /// β-TCVAE decomposition (sampled estimates); None for β-VAE.
     pub mi: Option<f64>,
+    /// Total correlation KL(q(z) ‖ Πⱼ q(zⱼ)), sampled estimate; None for β-VAE.
     pub tc: Option<f64>,
+    /// Dimension-wise KL Σⱼ KL(q(zⱼ) ‖ p(zⱼ)), sampled estimate; None for β-VAE.
     pub dwkl: Option<f64>,
 }
 

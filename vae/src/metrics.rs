@@ -159,8 +159,9 @@ pub struct FactorGap {
     pub entropy: f64,
     /// The latent j with the largest I(z_j; v_k).
     pub best_latent: usize,
-    /// The largest and second-largest I(z_j; v_k) over j, nats (top2 = 0 when d = 1).
+    /// The largest I(z_j; v_k) over j, nats.
     pub top1: f64,
+    /// The second-largest I(z_j; v_k) over j, nats (0 when d = 1).
     pub top2: f64,
     /// (top1 − top2) / H(v_k), in [0, 1].
     pub gap: f64,

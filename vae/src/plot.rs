@@ -28,11 +28,26 @@ use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage};
 pub enum PlotError {
     /// An argument with a wrong shape or value (no series, mismatched lengths, a label
     /// without a class name, a canvas too small for its axes, ...).
-    Invalid { what: &'static str, msg: String },
+    Invalid {
+        /// The function or argument that rejected it.
+        what: &'static str,
+        /// What is wrong and what was expected.
+        msg: String,
+    },
     /// Writing or renaming the file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The PNG encoder failed.
-    Image { path: PathBuf, source: image::ImageError },
+    Image {
+        /// The file being written.
+        path: PathBuf,
+        /// The encoder's error.
+        source: image::ImageError,
+    },
 }
 
 impl fmt::Display for PlotError {
@@ -57,6 +72,7 @@ impl std::error::Error for PlotError {
     }
 }
 
+/// Result with [`PlotError`].
 pub type Result<T> = std::result::Result<T, PlotError>;
 
 fn invalid<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
@@ -83,6 +99,7 @@ fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
 
 /// Glyph cell: 5 columns × 7 rows; characters advance by 6 columns (one blank between).
 pub const GLYPH_W: usize = 5;
+/// Glyph height in pixels (rows).
 pub const GLYPH_H: usize = 7;
 const ADVANCE: usize = GLYPH_W + 1;
 
@@ -690,6 +707,7 @@ impl Axes {
 pub struct PlotOptions {
     /// The PNG's size in pixels, legend included.
     pub width: u32,
+    /// The PNG's height in pixels, legend included.
     pub height: u32,
     /// Logarithmic y axis (line plots): points with y ≤ 0 are skipped like NaNs.
     pub log_y: bool,

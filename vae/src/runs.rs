@@ -22,25 +22,45 @@ use crate::train::{objective_from_flags, LossSetup};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct RunConfig {
+    /// `--arch`: the model preset name (see [`Arch::NAMES`]).
     pub arch: String,
+    /// `--dataset`: the dataset name (see [`crate::data::DatasetKind::NAMES`]).
     pub dataset: String,
+    /// `--data-dir`: where the dataset's files are; `None`: its standard location.
     pub data_dir: Option<PathBuf>,
+    /// `--image-size`: side images were resized to; `None`: the dataset's own size.
     pub image_size: Option<usize>,
+    /// `--max-images`: at most this many images were loaded; `None`: the dataset's default.
     pub max_images: Option<usize>,
+    /// `--annotation-dir`: Pascal-VOC annotations for bounding-box crops (image folders).
     pub annotation_dir: Option<PathBuf>,
+    /// `--center-crop`: folder images were centre-cropped to a square before resizing.
     pub center_crop: bool,
+    /// `--split`: train/validation/test ratios, `TRAIN:VAL:TEST` (e.g. `10:1:1`).
     pub split: String,
+    /// `--normalize`: `zero-one`, `minus-one-one` or `mean-std`.
     pub normalize: String,
+    /// `--z-dim`: latent size z.
     pub z_dim: usize,
+    /// `--loss`: `beta-vae` or `beta-tcvae`.
     pub loss: String,
+    /// `--beta`: KL weight (β-VAE) or total-correlation weight (β-TCVAE).
     pub beta: f64,
+    /// `--alpha`: mutual-information weight (β-TCVAE).
     pub alpha: f64,
+    /// `--gamma`: dimension-wise KL weight (β-TCVAE).
     pub gamma: f64,
+    /// `--k1`: reconstruction weight (β-VAE).
     pub k1: f64,
+    /// `--stratified`: minibatch-stratified instead of minibatch-weighted sampling (β-TCVAE).
     pub stratified: bool,
+    /// `--recon`: `mse`, `bce` or `bce-logits`.
     pub recon: String,
+    /// `--output`: decoder output activation, `logits`, `sigmoid` or `tanh`.
     pub output: String,
+    /// `--input-noise`: std of the Gaussian noise added to the encoder's input while training.
     pub input_noise: f64,
+    /// `--seed`: the run's random seed (initialisation, split, order, noise).
     pub seed: u64,
 }
 
@@ -132,6 +152,7 @@ impl RunConfig {
         Ok(LossSetup { recon, output, objective, input_noise_std: self.input_noise })
     }
 
+    /// The model preset named by `arch`; a config error if no preset has that name.
     pub fn arch(&self) -> Result<Arch> {
         self.arch.parse::<Arch>().map_err(Error::Config)
     }
@@ -147,11 +168,14 @@ impl RunConfig {
 /// One row of a run's `metrics.csv`: the epoch and every column by name (empty cells are NaN).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochRow {
+    /// The epoch number, as written in the `epoch` column.
     pub epoch: usize,
+    /// Every other column: (header name, value), in file order; empty cells are NaN.
     pub values: Vec<(String, f64)>,
 }
 
 impl EpochRow {
+    /// The value of `column`, or `None` when the column is missing or the cell is empty (NaN).
     pub fn get(&self, column: &str) -> Option<f64> {
         self.values.iter().find(|(n, _)| n == column).map(|(_, v)| *v).filter(|v| !v.is_nan())
     }

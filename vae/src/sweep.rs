@@ -11,7 +11,9 @@ use crate::runs::{best_epoch, read_metrics, EpochRow};
 /// One axis of a grid: a `train` flag (without `--`) and the values it takes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Axis {
+    /// The flag name without `--`, e.g. `z-dim`.
     pub flag: String,
+    /// The values it takes, in the order given.
     pub values: Vec<String>,
 }
 
@@ -58,7 +60,9 @@ pub fn point_name(point: &[(String, String)]) -> String {
 
 /// A finished (or partly finished) run of the grid.
 pub struct PointResult {
+    /// The point's folder name (see [`point_name`]).
     pub name: String,
+    /// The rows of its `metrics.csv`, one per finished epoch.
     pub rows: Vec<EpochRow>,
     /// Wall-clock seconds the run took, as measured by the sweep.
     pub seconds: f64,

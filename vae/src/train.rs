@@ -17,8 +17,11 @@ use crate::model::{OutputActivation, Vae};
 /// Everything that defines the loss of a batch.
 #[derive(Clone, Copy, Debug)]
 pub struct LossSetup {
+    /// The reconstruction term.
     pub recon: ReconLoss,
+    /// The activation applied to the decoder's raw output before the reconstruction loss.
     pub output: OutputActivation,
+    /// β-VAE or β-TCVAE, with its weights.
     pub objective: Objective,
     /// Standard deviation of Gaussian noise added to the encoder's input (the target stays
     /// clean), 0 for none: seed 002's robustness training.
@@ -30,10 +33,15 @@ pub struct LossSetup {
 pub struct StepStats {
     /// The weighted objective that was minimised.
     pub loss: f64,
+    /// Reconstruction loss (summed per sample, averaged over the batch).
     pub recon: f64,
+    /// Analytic KL(q(z|x) ‖ p(z)), summed per sample, averaged over the batch.
     pub kl: f64,
+    /// Index-code mutual information (β-TCVAE only; `None` for β-VAE).
     pub mi: Option<f64>,
+    /// Total correlation (β-TCVAE only; `None` for β-VAE).
     pub tc: Option<f64>,
+    /// Dimension-wise KL (β-TCVAE only; `None` for β-VAE).
     pub dwkl: Option<f64>,
 }
 
@@ -45,6 +53,7 @@ pub struct StatsMean {
 }
 
 impl StatsMean {
+    /// Adds the stats of one batch of `batch` images, weighted by `batch`.
     pub fn add(&mut self, s: &StepStats, batch: usize) {
         let w = batch as f64;
         let add_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -63,6 +72,7 @@ impl StatsMean {
         self.weight += w;
     }
 
+    /// The batch-size-weighted mean of everything added (all zeros when nothing was added).
     pub fn mean(&self) -> StepStats {
         let w = self.weight.max(1.0);
         StepStats {
@@ -75,6 +85,7 @@ impl StatsMean {
         }
     }
 
+    /// The total weight added: the number of images.
     pub fn count(&self) -> f64 {
         self.weight
     }

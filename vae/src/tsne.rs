@@ -35,6 +35,7 @@ pub struct TsneOptions {
     /// The effective number of neighbours each point's Gaussian covers (5–50; 30 default).
     /// Must be below n − 1.
     pub perplexity: f64,
+    /// Number of gradient-descent iterations.
     pub iterations: usize,
     /// The step size η; `None` picks max(n / (4·early_exaggeration), 50), the rule of
     /// Belkina et al. (2019) in scikit-learn's convention (≥ 1.2's "auto"; its gradient
@@ -43,8 +44,11 @@ pub struct TsneOptions {
     pub learning_rate: Option<f64>,
     /// P is multiplied by this for the first `exaggeration_iters` iterations.
     pub early_exaggeration: f64,
+    /// How many initial iterations use `early_exaggeration`.
     pub exaggeration_iters: usize,
+    /// Momentum of the gradient updates before `momentum_switch`.
     pub initial_momentum: f64,
+    /// Momentum of the gradient updates from `momentum_switch` on.
     pub final_momentum: f64,
     /// The iteration at which momentum switches from initial to final.
     pub momentum_switch: usize,

@@ -9,18 +9,24 @@ use rayon::prelude::*;
 
 use super::{format_err, read_file, DataError, Dataset, Result, Split};
 
+/// Image side in pixels (images are `[3, 32, 32]`).
 pub const SIDE: usize = 32;
+/// Bytes per record: 1 label byte + 3·32·32 pixel bytes = 3073.
 pub const RECORD_BYTES: usize = 1 + 3 * SIDE * SIDE;
+/// Class names in label order (label `k` names class `k`).
 pub const CLASSES: [&str; 10] =
     ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The published per-channel mean and std of the CIFAR-10 training images (on [0, 1] pixels),
 /// as seed 000 normalises.
 pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+/// The published per-channel std of the CIFAR-10 training images, matching [`MEAN`].
 pub const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 
+/// The five training batch files, in order (10,000 records each).
 pub const TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+/// The test batch file (10,000 records).
 pub const TEST_FILE: &str = "test_batch.bin";
 
 /// Decodes the records of one batch file: pixels [n, 3, 32, 32] / 255 and labels.

@@ -17,10 +17,15 @@ use tensor::{Rng, Tensor};
 
 use super::{Dataset, Result};
 
+/// Image side in pixels (images are `[1, 64, 64]`, values 0 or 1).
 pub const SIDE: usize = 64;
+/// Names of the five ground-truth factors, in factor-index order.
 pub const FACTOR_NAMES: [&str; 5] = ["shape", "scale", "orientation", "pos_x", "pos_y"];
+/// Number of values of each factor (the size of the factor grid along each axis).
 pub const FACTOR_SIZES: [usize; 5] = [3, 6, 40, 32, 32];
+/// Size of the full factor grid: 3·6·40·32·32 = 737,280 images.
 pub const NUM_IMAGES: usize = 3 * 6 * 40 * 32 * 32;
+/// Names of the shapes, indexed by the shape factor.
 pub const SHAPE_NAMES: [&str; 3] = ["square", "ellipse", "heart"];
 /// How many images [`super::load`] generates when no `max_images` is given (1.6 GB as f32).
 pub const DEFAULT_SUBSET: usize = 100_000;
@@ -50,10 +55,13 @@ fn linspace(lo: f32, hi: f32, n: usize, i: u16) -> f32 {
 pub struct FactorValues {
     /// 0 square, 1 ellipse, 2 heart.
     pub shape: u16,
+    /// Scale, in 0.5..=1 (1: the square is 18 px wide).
     pub scale: f32,
     /// Radians.
     pub orientation: f32,
+    /// Horizontal position in 0..=1 (shape centre from pixel 13 to 51).
     pub pos_x: f32,
+    /// Vertical position in 0..=1 (shape centre from pixel 13 to 51).
     pub pos_y: f32,
 }
 

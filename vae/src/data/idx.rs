@@ -11,19 +11,24 @@ use flate2::read::MultiGzDecoder;
 
 use super::{format_err, read_file, DataError, Dataset, Result, Split};
 
+/// Magic number of an IDX image file (unsigned bytes, 3 dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX label file (unsigned bytes, 1 dimension).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// Where `apt-get install dataset-fashion-mnist` puts the four files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist/";
 
+/// Fashion-MNIST class names in label order.
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// The two IDX datasets, which share file names and layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
+    /// MNIST handwritten digits (classes "0" … "9").
     Mnist,
+    /// Fashion-MNIST clothing images (classes [`FASHION_MNIST_CLASSES`]).
     FashionMnist,
 }
 

@@ -15,12 +15,15 @@ use rayon::prelude::*;
 
 use super::{io_err, DataError, Dataset, Result, SkippedFile};
 
+/// Default output height and width in pixels.
 pub const DEFAULT_SIZE: usize = 64;
 
 /// How the images of a folder are turned into same-sized tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FolderOptions {
+    /// Output height in pixels.
     pub height: usize,
+    /// Output width in pixels.
     pub width: usize,
     /// One grey channel instead of three.
     pub grayscale: bool,
@@ -50,9 +53,13 @@ impl Default for FolderOptions {
 /// A box in pixel coordinates: columns x0..x1, rows y0..y1 (ends exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BBox {
+    /// Left column (inclusive).
     pub x0: u32,
+    /// Top row (inclusive).
     pub y0: u32,
+    /// Right column (exclusive).
     pub x1: u32,
+    /// Bottom row (exclusive).
     pub y1: u32,
 }
 

@@ -33,17 +33,51 @@ use tensor::{Rng, Tensor, TensorError};
 #[derive(Debug)]
 pub enum DataError {
     /// The operating system refused a read (missing permission, a directory, ...).
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory being read.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The file exists but its content is not what the format requires.
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it and what was expected.
+        msg: String,
+    },
     /// A dataset (or one of its files) is not where it was looked for.
-    NotFound { path: PathBuf, what: String, hint: String },
+    NotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// What was looked for (a dataset or file description).
+        what: String,
+        /// What to do about it (which files to fetch, which flag to pass).
+        hint: String,
+    },
     /// An image file and its label file disagree on the number of items.
-    CountMismatch { images: PathBuf, labels: PathBuf, n_images: usize, n_labels: usize },
+    CountMismatch {
+        /// The image file.
+        images: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// Number of images in `images`.
+        n_images: usize,
+        /// Number of labels in `labels`.
+        n_labels: usize,
+    },
     /// `--dataset` named no dataset this crate knows.
-    UnknownDataset { name: String },
+    UnknownDataset {
+        /// The name as given.
+        name: String,
+    },
     /// A bad argument (ratios that sum to zero, a zero batch size, mismatched channels, ...).
-    Invalid { what: &'static str, msg: String },
+    Invalid {
+        /// The function or argument that rejected it.
+        what: &'static str,
+        /// What is wrong and what was expected.
+        msg: String,
+    },
     /// Building a tensor failed (a shape bug; reported rather than panicking).
     Tensor(TensorError),
 }
@@ -87,6 +121,7 @@ impl From<TensorError> for DataError {
     }
 }
 
+/// The result of every loader in this module.
 pub type Result<T> = std::result::Result<T, DataError>;
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> DataError {
@@ -111,7 +146,9 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// A file that an image loader could not decode and skipped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SkippedFile {
+    /// The file that was skipped.
     pub path: PathBuf,
+    /// The decoder's error message.
     pub reason: String,
 }
 
@@ -123,12 +160,17 @@ pub struct SkippedFile {
 /// vectors of length N; [`Dataset::new`] checks this for hand-built datasets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
+    /// Dataset name, as printed in messages and logs.
     pub name: String,
     /// [N, C, H, W]
     pub shape: [usize; 4],
+    /// Pixels `[N, C, H, W]` row-major, values in `[0, 1]`; length N·C·H·W.
     pub images: Vec<f32>,
+    /// Class label of each image (length N, each < `class_names.len()`); `None` for unlabelled data.
     pub labels: Option<Vec<u32>>,
+    /// Class names, indexed by label; empty for unlabelled data.
     pub class_names: Vec<String>,
+    /// dSprites' ground-truth factor indices per image (length N, order [`dsprites::FACTOR_NAMES`]); `None` elsewhere.
     pub factors: Option<Vec<[u16; 5]>>,
     /// Files a loader skipped (broken images); each was also reported on stderr.
     pub skipped: Vec<SkippedFile>,
@@ -163,22 +205,27 @@ impl Dataset {
         Ok(self)
     }
 
+    /// Number of images, N.
     pub fn len(&self) -> usize {
         self.shape[0]
     }
 
+    /// Whether the dataset holds no images.
     pub fn is_empty(&self) -> bool {
         self.shape[0] == 0
     }
 
+    /// Number of channels, C (1 grey, 3 RGB).
     pub fn channels(&self) -> usize {
         self.shape[1]
     }
 
+    /// Image height in pixels, H.
     pub fn height(&self) -> usize {
         self.shape[2]
     }
 
+    /// Image width in pixels, W.
     pub fn width(&self) -> usize {
         self.shape[3]
     }
@@ -347,8 +394,11 @@ impl Dataset {
 /// Three parts of something: the train / validation / test split.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Splits<T> {
+    /// The training part.
     pub train: T,
+    /// The validation part.
     pub val: T,
+    /// The test part.
     pub test: T,
 }
 
@@ -400,7 +450,12 @@ pub enum Normalization {
     /// 2x − 1 (for a tanh decoder).
     MinusOneOne,
     /// (x − mean\[c\]) / std\[c\] per channel (seed 000: CIFAR-10's published mean/std).
-    MeanStd { mean: Vec<f32>, std: Vec<f32> },
+    MeanStd {
+        /// Per-channel mean, one per channel.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation, one per channel (each > 0).
+        std: Vec<f32>,
+    },
 }
 
 impl Normalization {
@@ -482,20 +537,26 @@ impl Normalization {
 /// ground-truth factors and its index in the dataset.
 #[derive(Clone, Debug)]
 pub struct Batch {
+    /// Normalised images `[B, C, H, W]`.
     pub images: Tensor,
+    /// Class label of each image (length B); `None` when the dataset is unlabelled.
     pub labels: Option<Vec<u32>>,
+    /// dSprites factor indices of each image (length B); `None` for other datasets.
     pub factors: Option<Vec<[u16; 5]>>,
+    /// Index of each image in the dataset (length B).
     pub indices: Vec<usize>,
 }
 
 /// How [`Batches`] cuts an epoch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchOptions {
+    /// Images per batch, B (> 0).
     pub batch_size: usize,
     /// Shuffle the order each epoch (with the caller's `Rng`); otherwise 0, 1, 2, ...
     pub shuffle: bool,
     /// Drop a last batch smaller than `batch_size`.
     pub drop_last: bool,
+    /// How pixels are mapped before they are batched.
     pub normalization: Normalization,
 }
 
@@ -612,18 +673,25 @@ impl Drop for Batches {
 /// The datasets `--dataset` can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetKind {
+    /// dSprites, generated procedurally ([`dsprites`]).
     DSprites,
+    /// Fashion-MNIST, IDX files ([`idx`]).
     FashionMnist,
+    /// MNIST, IDX files ([`idx`]).
     Mnist,
+    /// CIFAR-10 binary batches ([`cifar10`]).
     Cifar10,
+    /// STL-10 binary files ([`stl10`]).
     Stl10,
     /// A directory of PNG/JPEG files, one subfolder per class (Stanford Dogs, CelebA, ...).
     Folder,
 }
 
 impl DatasetKind {
+    /// The accepted `--dataset` names, one per variant, in declaration order.
     pub const NAMES: [&'static str; 6] = ["dsprites", "fashion-mnist", "mnist", "cifar10", "stl10", "folder"];
 
+    /// The canonical `--dataset` name of this kind (one of [`Self::NAMES`]).
     pub fn name(self) -> &'static str {
         match self {
             DatasetKind::DSprites => "dsprites",
@@ -662,7 +730,9 @@ impl fmt::Display for DatasetKind {
 /// (`Train`); cut them with [`Dataset::split`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
+    /// The published training part.
     Train,
+    /// The published test part.
     Test,
     /// Train followed by test (seed 000 re-splits CIFAR-10's 60,000 images 10:1:1).
     TrainTest,
@@ -673,6 +743,7 @@ pub enum Split {
 }
 
 impl Split {
+    /// The canonical name of the split (`train`, `test`, `train+test`, `unlabeled`, `train+unlabeled`).
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -705,6 +776,7 @@ impl FromStr for Split {
 /// The knobs of [`load`] beyond the dataset, directory and image size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadOptions {
+    /// Which published part to load.
     pub split: Split,
     /// Read at most this many images (dSprites: how many to generate, default
     /// [`dsprites::DEFAULT_SUBSET`]).

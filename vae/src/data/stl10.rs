@@ -13,9 +13,13 @@ use rayon::prelude::*;
 
 use super::{format_err, io_err, read_file, resize_chw, DataError, Dataset, Result, Split};
 
+/// Side of a stored image in pixels (`[3, 96, 96]`).
 pub const SIDE: usize = 96;
+/// Bytes per stored image: 3·96·96.
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
+/// Default side the images are resized to.
 pub const DEFAULT_SIZE: usize = 64;
+/// Class names in label order (file labels 1..10 map to 0..9).
 pub const CLASSES: [&str; 10] = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"];
 
 /// Images decoded and resized per read: bounds the raw bytes held at once (~28 MB).

@@ -38,18 +38,25 @@ pub use resnet18::{ResNet18Classifier, ResNet18Encoder};
 /// A model preset, selected with `--arch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
+    /// Fully connected VAE (seed 002; F = 256).
     Dense,
+    /// Two strided convolutions down, three transposed up (seed 003's "basic VAE"; F = 64·H/4·W/4).
     Basic,
+    /// Three stride-2 convolutions each way (seed 001; F = 128·H/8·W/8).
     Conv,
+    /// ResNet-18 encoder with batch norm (torchvision names) and a mirrored decoder (seeds 000, 003; F = 512).
     ResNet18,
     /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); seed 003.
     ResNet18NoBn,
+    /// Residual VAE with batch norm for 64×64 images (seed 004; F = 512·H/16·W/16).
     ResNetBn,
 }
 
 impl Arch {
+    /// The accepted `--arch` names, one per variant, in declaration order.
     pub const NAMES: [&'static str; 6] = ["dense", "basic", "conv", "resnet18", "resnet18-nobn", "resnet-bn"];
 
+    /// The canonical `--arch` name of this preset (one of [`Self::NAMES`]).
     pub fn name(self) -> &'static str {
         match self {
             Arch::Dense => "dense",
@@ -139,9 +146,11 @@ impl std::str::FromStr for OutputActivation {
 /// Input image shape and latent size of a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
+    /// Which preset.
     pub arch: Arch,
     /// [C, H, W]
     pub input: [usize; 3],
+    /// Latent size z (columns of `mu`, `logvar` and `z`).
     pub z_dim: usize,
 }
 
@@ -151,17 +160,24 @@ pub struct VaeOutput {
     pub raw: Var,
     /// Posterior means and log-variances, and the sampled code: [N, z].
     pub mu: Var,
+    /// Posterior log-variances log σ²: `[N, z]`.
     pub logvar: Var,
+    /// The sampled code z = μ + σ·ε: `[N, z]`.
     pub z: Var,
 }
 
 /// A VAE: `encoder` maps [N, C, H, W] to features [N, F], the heads `fc_mu` and `fc_logvar`
 /// map them to [N, z], and `decoder` maps a code [N, z] back to [N, C, H, W] (raw values).
 pub struct Vae {
+    /// Preset, input shape and latent size.
     pub config: ModelConfig,
+    /// Maps `[N, C, H, W]` to features `[N, F]`.
     pub encoder: Box<dyn Module>,
+    /// Mean head: `[N, F]` → `[N, z]`.
     pub fc_mu: Linear,
+    /// Log-variance head: `[N, F]` → `[N, z]`.
     pub fc_logvar: Linear,
+    /// Maps a code `[N, z]` to raw outputs `[N, C, H, W]` (before the output activation).
     pub decoder: Box<dyn Module>,
 }
 

@@ -89,6 +89,7 @@ pub struct ResNet18Encoder {
 }
 
 impl ResNet18Encoder {
+    /// A ResNet-18 trunk for `in_channels`-channel inputs; `batch_norm: false` drops every batch norm (convolutions get biases instead).
     pub fn new(in_channels: usize, batch_norm: bool, init: &mut Init) -> nn::Result<ResNet18Encoder> {
         let (conv1, bn1) = conv_bn(Conv2dConfig::new(in_channels, 64, 7).stride(2).padding(3), batch_norm, init)?;
         let maxpool = MaxPool2d::new(Pool2dConfig::new(3).stride(2).padding(1))?;
@@ -263,11 +264,14 @@ pub(super) fn build(
 /// The encoder with a classification head, for pre-training (`classify`): [N, C, H, W] →
 /// logits [N, classes]. Its `encoder.*` names match the VAE's, so a VAE loads them directly.
 pub struct ResNet18Classifier {
+    /// The ResNet-18 trunk: `[N, C, H, W]` → `[N, 512]`.
     pub encoder: ResNet18Encoder,
+    /// Classification head: `[N, 512]` → logits `[N, classes]`.
     pub fc: Linear,
 }
 
 impl ResNet18Classifier {
+    /// A classifier for `in_channels`-channel inputs and `classes` classes; `batch_norm` as for [`ResNet18Encoder::new`].
     pub fn new(
         in_channels: usize,
         classes: usize,
