@@ -201,3 +201,15 @@ pub fn objective_from_flags(
         _ => Err(Error::Config(format!("--loss '{kind}' is not known (expected beta-vae or beta-tcvae)"))),
     }
 }
+
+/// Sizes rayon's global pool for `--threads N` (0 keeps the default: one thread per core).
+/// Must run before the first parallel op.
+pub fn set_cpu_threads(threads: usize) -> Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| Error::Config(format!("--threads {threads}: {e}")))?;
+    }
+    Ok(())
+}

@@ -90,12 +90,7 @@ fn accuracy(clf: &ResNet18Classifier, ds: &Arc<Dataset>, batch_size: usize) -> R
 }
 
 fn run(args: Args) -> Result<()> {
-    if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .build_global()
-            .map_err(|e| Error::Config(format!("--threads {}: {e}", args.threads)))?;
-    }
+    vae::train::set_cpu_threads(args.threads)?;
     if args.batch_size == 0 || args.epochs == 0 {
         return Err(Error::Config("--batch-size and --epochs must be at least 1".into()));
     }

@@ -163,12 +163,7 @@ fn conform(ds: &Dataset, shape: [usize; 3]) -> Result<Dataset> {
 }
 
 fn run(args: Args) -> Result<()> {
-    if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .build_global()
-            .map_err(|e| Error::Config(format!("--threads {}: {e}", args.threads)))?;
-    }
+    vae::train::set_cpu_threads(args.threads)?;
     let started = Instant::now();
     let what: Vec<String> = list("what", &args.what)?;
     if let Some(bad) = what.iter().find(|w| *w != "all" && !ALL.contains(&w.as_str())) {

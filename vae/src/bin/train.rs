@@ -351,12 +351,7 @@ fn run_main(mut args: Args) -> Result<()> {
         saved.run_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
         args = saved;
     }
-    if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .build_global()
-            .map_err(|e| Error::Config(format!("--threads {}: {e}", args.threads)))?;
-    }
+    vae::train::set_cpu_threads(args.threads)?;
     let run = setup_run(args)?;
     let args = &run.args;
     let device = Device::from_preference(parse("device", &args.device)?)?;
