@@ -8,9 +8,18 @@
 //! GPU caching allocator solves the same problem the same way.
 //!
 //! Opt-in, per binary (a library must not choose the allocator for its users):
-//! ```ignore
+//! ```
 //! #[global_allocator]
-//! static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+//! static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator =
+//!     tensor::cpu::caching_allocator::CachingAllocator;
+//!
+//! fn main() {
+//!     let (hits_before, _) = tensor::cpu::caching_allocator::stats();
+//!     drop(vec![1.0f32; 1 << 20]); // 4 MiB: kept by the cache when freed
+//!     let again = vec![0.0f32; 1 << 20]; // the same size: served from the cache, zeroed
+//!     assert!(tensor::cpu::caching_allocator::stats().0 > hits_before);
+//!     assert!(again.iter().all(|&x| x == 0.0));
+//! }
 //! ```
 //! Blocks of at least [`MIN_CACHED_BYTES`] are cached, up to [`SLOTS`] blocks and
 //! [`MAX_IDLE_BYTES`] idle bytes; beyond that they are freed as usual. Only an exact
