@@ -371,14 +371,78 @@ mod x86 {
 /// thread: waking the rayon workers costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
-/// Runs the blocked loops around `kern` (see the module docs).
+/// At most this many MR×NR tiles of C per thread, and a k at least `SPLIT_K_MIN_PASSES` blocks
+/// deep, make a product "thin": see [`gemm_split_k`].
+const SPLIT_K_MAX_TILES_PER_THREAD: usize = 16;
+const SPLIT_K_MIN_PASSES: usize = 4;
+
+/// Runs the blocked loops around `kern` (see the module docs), on the rayon pool when the
+/// product is large enough.
 fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
+    if !parallel {
+        return gemm_blocked_on(kern, a, b, c, ldc, accumulate, 1);
+    }
+    let tiles = m.div_ceil(kern.mr) * n.div_ceil(kern.nr);
+    if tiles <= SPLIT_K_MAX_TILES_PER_THREAD * threads && k >= SPLIT_K_MIN_PASSES * kern.kc * threads {
+        return gemm_split_k(kern, a, b, c, ldc, accumulate, threads);
+    }
+    gemm_blocked_on(kern, a, b, c, ldc, accumulate, threads)
+}
+
+/// A thin product with a long inner dimension (a Linear layer's x·Wᵀ with 8,192 inputs and 32
+/// outputs for a batch of 64): its C has too few tiles to keep the threads busy, and every
+/// pass over k would fork and join the pool for microseconds of work. Instead each thread
+/// multiplies its own slice of k, serially, into a private C, and the partial products are
+/// added in slice order (so the result does not depend on scheduling).
+fn gemm_split_k<T: Float>(
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    // Slices of whole kc blocks, so each keeps the serial path's blocking.
+    let slice = k.div_ceil(threads).div_ceil(kern.kc) * kern.kc;
+    let partials: Vec<Vec<T>> = (0..k.div_ceil(slice))
+        .into_par_iter()
+        .map(|s| {
+            let (k0, k1) = (s * slice, ((s + 1) * slice).min(k));
+            // Columns k0..k1 of A and rows k0..k1 of B, as views.
+            let a_s = MatRef { data: &a.data[k0 * a.col_stride..], cols: k1 - k0, ..a };
+            let b_s = MatRef { data: &b.data[k0 * b.row_stride..], rows: k1 - k0, ..b };
+            let mut partial = vec![T::ZERO; m * n];
+            gemm_blocked_on(kern, a_s, b_s, &mut partial, n, false, 1);
+            partial
+        })
+        .collect();
+    for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
+        for (j, out) in row[..n].iter_mut().enumerate() {
+            let sum = partials.iter().fold(T::ZERO, |acc, p| acc + p[i * n + j]);
+            *out = if accumulate { *out + sum } else { sum };
+        }
+    }
+}
+
+/// The blocked loops on `threads` threads (1: on the calling thread).
+fn gemm_blocked_on<T: Float>(
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(kern.mc % mr == 0 && kern.nc % nr == 0 && mr * nr <= MAX_TILE);
-    let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
-    let threads = if parallel { threads } else { 1 };
+    let parallel = threads > 1;
     let c_out = SharedOut(c.as_mut_ptr());
     // Blocks of near-equal size (4608 columns as 2×2304, not 4080 + 528): a thin last block
     // would pay the per-block overheads for little work.
@@ -811,8 +875,19 @@ mod tests {
     }
 
     #[test]
+    fn thin_products_with_a_long_inner_dimension_match_reference() {
+        // Few tiles of C and k of many blocks: the split-K path (with 2+ threads), every layout.
+        let layouts = [Layout::RowMajor, Layout::Transposed, Layout::Strided];
+        for (i, (la, lb)) in layouts.iter().flat_map(|&la| layouts.map(|lb| (la, lb))).enumerate() {
+            check::<f32>((7, 5000, 5), la, lb, 9, i % 2 == 0, 1e-5, 200 + i as u64, gemm);
+            check::<f64>((13, 4099, 17), la, lb, 17, i % 2 == 1, 1e-12, 300 + i as u64, gemm);
+        }
+    }
+
+    #[test]
     fn single_threaded_and_parallel_agree_exactly() {
-        // Each element's sum is accumulated in the same order whichever thread computes it.
+        // Each element's sum is accumulated in the same order whichever thread computes it
+        // (outside the split-K path, whose slices depend on the thread count).
         let mut rng = Rng::new(7);
         let (m, k, n) = (257, 300, 129);
         let a: Vec<f32> = random_vec(m * k, &mut rng).iter().map(|&x| x as f32).collect();
