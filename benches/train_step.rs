@@ -281,7 +281,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("threads: {} (rayon)", rayon_threads());
+    println!("threads: {} (rayon)", rayon::current_num_threads());
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
@@ -352,14 +352,4 @@ fn process_cpu_seconds() -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     // USER_HZ is 100 on every Linux this runs on.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(
-        std::env::var("RAYON_NUM_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(usize::MAX),
-    )
 }

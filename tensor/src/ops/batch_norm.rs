@@ -106,8 +106,8 @@ pub fn batch_norm_train(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<BatchNormTrainOutput> {
-    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_train", x);
     const OP: &str = "batch_norm_train";
+    let _profile = profile::scope(OpFamily::BatchNorm, OP, x);
     let d = bn_dims(OP, x)?;
     if d.m() < 2 {
         return shape_err(OP, format!("expected more than 1 value per channel in training, got input {:?}", x.shape()));
@@ -167,8 +167,8 @@ pub fn batch_norm_train_backward(
     inv_std: &Tensor,
     gamma: Option<&Tensor>,
 ) -> Result<BatchNormGrads> {
-    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_train_backward", grad_y);
     const OP: &str = "batch_norm_train_backward";
+    let _profile = profile::scope(OpFamily::BatchNorm, OP, grad_y);
     let d = bn_dims(OP, x)?;
     check_same_shape(OP, grad_y, x)?;
     let mean = per_channel(OP, "mean", mean, x)?;
@@ -252,8 +252,8 @@ pub fn batch_norm_eval(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_eval", x);
     const OP: &str = "batch_norm_eval";
+    let _profile = profile::scope(OpFamily::BatchNorm, OP, x);
     let d = bn_dims(OP, x)?;
     check_eps(OP, eps)?;
     let rm = per_channel(OP, "running_mean", running_mean, x)?;
@@ -317,8 +317,8 @@ pub fn batch_norm_eval_backward(
     gamma: Option<&Tensor>,
     eps: f64,
 ) -> Result<BatchNormGrads> {
-    let _profile = profile::scope(OpFamily::BatchNorm, "batch_norm_eval_backward", grad_y);
     const OP: &str = "batch_norm_eval_backward";
+    let _profile = profile::scope(OpFamily::BatchNorm, OP, grad_y);
     let d = bn_dims(OP, x)?;
     check_eps(OP, eps)?;
     check_same_shape(OP, grad_y, x)?;

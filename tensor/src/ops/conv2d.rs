@@ -202,8 +202,8 @@ fn conv2d_geometry(op: &'static str, x: &[usize], w: &[usize], p: &Conv2dParams)
 /// y = conv2d(x, w) + bias (cross-correlation, as in PyTorch), OH = ⌊(H + 2·ph − dh·(kH−1) − 1)/sh⌋ + 1.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Conv, "conv2d", x);
     const OP: &str = "conv2d";
+    let _profile = profile::scope(OpFamily::Conv, OP, x);
     let g = conv2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
@@ -243,8 +243,8 @@ fn conv2d_typed<T: Float>(
 /// stride did not divide evenly).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   ->   dx: input_shape = [N, C_in, H, W]
 pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_data", grad_y);
     const OP: &str = "conv2d_backward_data";
+    let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, w])?;
@@ -277,8 +277,8 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
 /// dL/dw of y = conv2d(x, w): the correlation of x with grad_y, summed over the batch.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: weight_shape = [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_weight", grad_y);
     const OP: &str = "conv2d_backward_weight";
+    let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
@@ -310,9 +310,16 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
 /// dL/dbias of y = conv2d(x, w) + bias: grad_y summed over batch and pixels.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Conv, "conv2d_backward_bias", grad_y);
     const OP: &str = "conv2d_backward_bias";
-    let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
+    let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
+    channel_sums(OP, grad_y)
+}
+
+/// grad_y summed over batch and pixels, per channel: the bias gradient of conv2d and of
+/// conv_transpose2d alike (errors name `op`).
+// grad_y: [N, C, OH, OW]   ->   [C]
+pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> {
+    let [batch, c_out, oh, ow] = rank4(op, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
     match grad_y.device() {
         Device::Cpu => {
@@ -328,7 +335,7 @@ pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
         }
         Device::Gpu(_) => {
             let gg = bias_grad_geometry(batch, c_out, oh, ow);
-            let [db] = run_gpu(OP, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
+            let [db] = run_gpu(op, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
                 gpu_kernel::backward_bias(ctx, &gg, i[0].expect("grad_y"), db, Output::Overwrite)
             })?;
             Ok(db)

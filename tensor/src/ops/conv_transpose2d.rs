@@ -10,8 +10,7 @@ use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::ops::conv2d::{
-    bias_grad_geometry, bias_slice, check_bias, check_grad, check_params, check_plane, gpu_geometry, pair, rank4,
-    same_dtype_device,
+    bias_slice, check_bias, check_grad, check_params, check_plane, gpu_geometry, pair, rank4, same_dtype_device,
 };
 use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
@@ -120,8 +119,8 @@ fn check_output_padding(op: &'static str, p: &ConvTranspose2dParams) -> Result<(
 /// OH = (H − 1)·sh − 2·ph + dh·(kH − 1) + output_padding_h + 1.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d", x);
     const OP: &str = "conv_transpose2d";
+    let _profile = profile::scope(OpFamily::ConvTranspose, OP, x);
     let g = conv_transpose2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
@@ -161,8 +160,8 @@ fn conv_transpose2d_typed<T: Float>(
 /// H = (OH + 2·ph − dh·(kH − 1) − output_padding_h − 1)/sh + 1, which must divide evenly.
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
 pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTranspose2dParams) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_data", grad_y);
     const OP: &str = "conv_transpose2d_backward_data";
+    let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
     let gs = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let ws = rank4(OP, "weight", "[C_in, C_out, kH, kW]", w.shape())?;
     if gs[1] != ws[1] {
@@ -228,8 +227,8 @@ pub fn conv_transpose2d_backward_weight(
     weight_shape: &[usize],
     p: &ConvTranspose2dParams,
 ) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_weight", grad_y);
     const OP: &str = "conv_transpose2d_backward_weight";
+    let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
     let g = conv_transpose2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
@@ -261,32 +260,10 @@ pub fn conv_transpose2d_backward_weight(
 /// dL/dbias of y = conv_transpose2d(x, w) + bias: grad_y summed over batch and pixels.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv_transpose2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::ConvTranspose, "conv_transpose2d_backward_bias", grad_y);
     const OP: &str = "conv_transpose2d_backward_bias";
-    let [batch, c_out, oh, ow] = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
-    let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
-    match grad_y.device() {
-        Device::Cpu => {
-            let gy = grad_y.contiguous();
-            match gy.dtype() {
-                DType::F32 => Ok(Tensor::from_kernel(
-                    kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f32>()?, &g),
-                    &[c_out],
-                )),
-                DType::F64 => Ok(Tensor::from_kernel(
-                    kernel::conv_transpose2d_backward_bias(gy.cpu_slice::<f64>()?, &g),
-                    &[c_out],
-                )),
-            }
-        }
-        Device::Gpu(_) => {
-            let gg = bias_grad_geometry(batch, c_out, oh, ow);
-            let [db] = run_gpu(OP, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
-                gpu_kernel::backward_bias(ctx, &gg, i[0].expect("grad_y"), db, Output::Overwrite)
-            })?;
-            Ok(db)
-        }
-    }
+    let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
+    // The same reduction as conv2d's bias gradient.
+    crate::ops::conv2d::channel_sums(OP, grad_y)
 }
 
 #[cfg(test)]

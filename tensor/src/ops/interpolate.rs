@@ -25,6 +25,7 @@ fn upsample(
     f32_kernel: UpsampleKernel<f32>,
     f64_kernel: UpsampleKernel<f64>,
 ) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, op, x);
     let [n, c, h, w] = nchw(op, "input", x.shape())?;
     if scale == 0 {
         return invalid(op, "scale must be at least 1");
@@ -63,6 +64,7 @@ fn upsample_backward(
     f32_kernel: UpsampleKernel<f32>,
     f64_kernel: UpsampleKernel<f64>,
 ) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Interpolate, op, grad_y);
     let [n, c, h, w] = nchw(op, "input_shape", input_shape)?;
     if scale == 0 {
         return invalid(op, "scale must be at least 1");
@@ -101,7 +103,6 @@ fn upsample_backward(
 /// Nearest-neighbour upsampling by an integer factor: y[.., oy, ox] = x[.., oy / s, ox / s].
 // x: [N, C, H, W] → y: [N, C, H·s, W·s]
 pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Interpolate, "upsample_nearest2d", x);
     upsample(
         "upsample_nearest2d",
         x,
@@ -115,7 +116,6 @@ pub fn upsample_nearest2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 /// Nearest upsampling backward: each input's gradient is the sum over its s×s output block.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
 pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Interpolate, "upsample_nearest2d_backward", grad_y);
     upsample_backward(
         "upsample_nearest2d_backward",
         grad_y,
@@ -131,7 +131,6 @@ pub fn upsample_nearest2d_backward(grad_y: &Tensor, input_shape: &[usize], scale
 /// source coordinate (dst + 0.5)/s − 0.5, clamped at 0 below, indices clamped at the edge.
 // x: [N, C, H, W] → y: [N, C, H·s, W·s]
 pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Interpolate, "upsample_bilinear2d", x);
     upsample(
         "upsample_bilinear2d",
         x,
@@ -146,7 +145,6 @@ pub fn upsample_bilinear2d(x: &Tensor, scale: usize) -> Result<Tensor> {
 /// pixels with the forward's weights.
 // grad_y: [N, C, H·s, W·s] → grad_x: [N, C, H, W]
 pub fn upsample_bilinear2d_backward(grad_y: &Tensor, input_shape: &[usize], scale: usize) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Interpolate, "upsample_bilinear2d_backward", grad_y);
     upsample_backward(
         "upsample_bilinear2d_backward",
         grad_y,

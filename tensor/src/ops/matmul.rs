@@ -100,8 +100,8 @@ impl<'a, T: Float> Operand<'a, T> {
 /// a @ b. a: [m, k] or [B, m, k]; b: [k, n] or [B, k, n] → [m, n] or [B, m, n].
 /// A 2-D operand is shared by every batch entry of a 3-D one.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Matmul, "matmul", a);
     let op = "matmul";
+    let _profile = profile::scope(OpFamily::Matmul, op, a);
     same_device(op, &[a.device(), b.device()])?;
     if a.dtype() != b.dtype() {
         return Err(TensorError::DType { op, expected: a.dtype(), got: b.dtype() });

@@ -162,8 +162,8 @@ pub fn max_pool2d(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Result<(Tensor, PoolIndices)> {
-    let _profile = profile::scope(OpFamily::Pool, "max_pool2d", x);
     const OP: &str = "max_pool2d";
+    let _profile = profile::scope(OpFamily::Pool, OP, x);
     let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
     match x.storage() {
@@ -199,8 +199,8 @@ fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Re
 /// and are trusted (checking them would mean reading them back).
 // grad_y: [N, C, OH, OW], indices: N·C·OH·OW → grad_x: [N, C, H, W]
 pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: &[usize]) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Pool, "max_pool2d_backward", grad_y);
     const OP: &str = "max_pool2d_backward";
+    let _profile = profile::scope(OpFamily::Pool, OP, grad_y);
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     let [gn, gc, oh, ow] = nchw(OP, "grad_y", grad_y.shape())?;
     if (gn, gc) != (n, c) {
@@ -255,8 +255,8 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: 
 /// output is the sum over its window's in-bounds elements divided by KH·KW.
 // x: [N, C, H, W] → y: [N, C, OH, OW]
 pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Pool, "avg_pool2d", x);
     const OP: &str = "avg_pool2d";
+    let _profile = profile::scope(OpFamily::Pool, OP, x);
     let g = pool_geom(OP, x.shape(), kernel, stride, padding)?;
     let shape = output_shape(x.shape(), &g);
     match x.storage() {
@@ -287,8 +287,8 @@ pub fn avg_pool2d_backward(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Pool, "avg_pool2d_backward", grad_y);
     const OP: &str = "avg_pool2d_backward";
+    let _profile = profile::scope(OpFamily::Pool, OP, grad_y);
     let g = pool_geom(OP, input_shape, kernel, stride, padding)?;
     check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
     match grad_y.storage() {
@@ -340,8 +340,8 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
 /// Global average pool backward: dx[n, c, h, w] = dy[n, c] / (H·W).
 // grad_y: [N, C, 1, 1] → grad_x: [N, C, H, W]
 pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Pool, "global_avg_pool2d_backward", grad_y);
     const OP: &str = "global_avg_pool2d_backward";
+    let _profile = profile::scope(OpFamily::Pool, OP, grad_y);
     let [n, c, h, w] = nchw(OP, "input_shape", input_shape)?;
     check_grad(OP, grad_y, &[n, c, 1, 1])?;
     match grad_y.storage() {
