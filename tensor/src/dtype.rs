@@ -81,6 +81,9 @@ pub trait Float:
     fn abs(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The logistic function 1 / (1 + e⁻ˣ) (see `cpu::elementwise::sigmoid_f32` for why f32
+    /// has its own).
+    fn sigmoid(self) -> Self;
     /// xᵉ.
     fn powf(self, e: Self) -> Self;
     /// The larger of the two.
@@ -103,7 +106,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $dtype:expr, $variant:ident) => {
+    ($t:ty, $dtype:expr, $variant:ident, $sigmoid:path) => {
         impl Float for $t {
             const DTYPE: DType = $dtype;
             const ZERO: Self = 0.0;
@@ -141,6 +144,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
+            }
+            #[inline(always)]
+            fn sigmoid(self) -> Self {
+                $sigmoid(self)
             }
             #[inline(always)]
             fn powf(self, e: Self) -> Self {
@@ -186,5 +193,5 @@ macro_rules! impl_float {
 }
 
 // The one macro in the crate: two identical impls that differ only in the type name.
-impl_float!(f32, DType::F32, F32);
-impl_float!(f64, DType::F64, F64);
+impl_float!(f32, DType::F32, F32, crate::cpu::elementwise::sigmoid_f32);
+impl_float!(f64, DType::F64, F64, crate::cpu::elementwise::sigmoid_f64);

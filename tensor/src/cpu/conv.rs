@@ -204,6 +204,56 @@ fn axis_taps(k: usize, stride: usize, pad: usize, dilation: usize, input: usize,
         .collect()
 }
 
+/// dst\[j\] = src\[j·stride\]: one output row of one im2col tap. Rows are short (OW long)
+/// and there are millions of them per step, so no per-row division (`step_by` does one)
+/// and no bounds checks in the loop; stride 2 gets its own loop with a constant stride.
+#[inline]
+fn copy_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    match stride {
+        1 => dst.copy_from_slice(&src[..n]),
+        2 => {
+            let src = &src[..2 * n - 1];
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = src[2 * j];
+            }
+        }
+        _ => {
+            let src = &src[..(n - 1) * stride + 1];
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = src[j * stride];
+            }
+        }
+    }
+}
+
+/// dst\[j·stride\] += src\[j\]: the adjoint of [`copy_strided`], one row of one col2im tap.
+#[inline]
+fn add_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
+    let n = src.len();
+    if n == 0 {
+        return;
+    }
+    match stride {
+        1 => dst[..n].iter_mut().zip(src).for_each(|(d, s)| *d += *s),
+        2 => {
+            let dst = &mut dst[..2 * n - 1];
+            for (j, s) in src.iter().enumerate() {
+                dst[2 * j] += *s;
+            }
+        }
+        _ => {
+            let dst = &mut dst[..(n - 1) * stride + 1];
+            for (j, s) in src.iter().enumerate() {
+                dst[j * stride] += *s;
+            }
+        }
+    }
+}
+
 /// Unfolds one image into its columns of the GEMM operand (see the module docs for the
 /// formula). Row (ci, ki, kj) of `col` is input plane ci shifted by the tap (ki, kj), strided,
 /// zero-padded. Rows of `col` are `ld` long and this image fills columns
@@ -223,14 +273,11 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let src = &x_c[iy * g.w + kx.i0..(iy + 1) * g.w];
                     let dst = &mut dst_row[oy * ow..(oy + 1) * ow];
-                    dst[..kx.lo].fill(T::ZERO);
-                    dst[kx.hi..].fill(T::ZERO);
-                    let dst = &mut dst[kx.lo..kx.hi];
-                    if sw == 1 {
-                        dst.copy_from_slice(&src[..dst.len()]);
-                    } else {
-                        dst.iter_mut().zip(src.iter().step_by(sw)).for_each(|(d, s)| *d = *s);
-                    }
+                    // Padding columns: at most a few per row, set one by one (a memset call
+                    // per row would cost more than the row).
+                    dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
+                    dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
+                    copy_strided(&mut dst[kx.lo..kx.hi], src, sw);
                 }
             }
         }
@@ -255,16 +302,7 @@ fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_col: usize,
                 }
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let dst = &mut dx_c[iy * g.w + kx.i0..(iy + 1) * g.w];
-                    let src = &src_row[oy * ow + kx.lo..oy * ow + kx.hi];
-                    if sw == 1 {
-                        dst[..src.len()].iter_mut().zip(src).for_each(|(d, s)| *d += *s);
-                    } else {
-                        // Sliced to the last written element so the indexing needs no checks.
-                        let dst = &mut dst[..(src.len() - 1) * sw + 1];
-                        for (j, s) in src.iter().enumerate() {
-                            dst[j * sw] += *s;
-                        }
-                    }
+                    add_strided(dst, &src_row[oy * ow + kx.lo..oy * ow + kx.hi], sw);
                 }
             }
         }
@@ -303,6 +341,13 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     let by_columns = TARGET_COLUMNS.div_ceil(plane);
     let by_memory = MAX_COL_ELEMENTS / (g.col_rows() * plane).max(1);
     by_columns.min(by_memory).min(g.batch).max(1)
+}
+
+/// The fewest image groups one rayon task takes: enough that the batch splits into about two
+/// tasks per thread (room to balance load), not one per group. Each task allocates its own
+/// unfolding buffers, so a split per group would allocate and zero them dozens of times.
+fn min_groups_per_task(batch: usize, group: usize) -> usize {
+    batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1)
 }
 
 /// Copies `images` consecutive images of `t` into channel-major order, side by side:
@@ -382,7 +427,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
     let group = images_per_gemm(g);
     let pointwise = g.is_pointwise() && group == 1;
-    y.par_chunks_mut(group * out_img).enumerate().for_each_init(
+    y.par_chunks_mut(group * out_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
         || {
             let col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
             let y_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
@@ -429,7 +474,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
     let w_t = MatRef::row_major(w, g.c_out, k).t(); // Wᵀ: [K, C_out]
     let group = images_per_gemm(g);
     let pointwise = g.is_pointwise() && group == 1;
-    dx.par_chunks_mut(group * in_img).enumerate().for_each_init(
+    dx.par_chunks_mut(group * in_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
         || {
             let dcol = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
             let dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];

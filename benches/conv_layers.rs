@@ -1,0 +1,168 @@
+//! Every convolution layer of the B1 and B5 workloads, timed one kernel at a time, in a
+//! table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
+//! (f32, CPU, rayon's thread count). The step bench (`train_step`) says which op family
+//! dominates; this says which layer shape inside it is slow.
+//!
+//!     cargo bench --bench conv_layers                  # every layer, 15 repetitions
+//!     cargo bench --bench conv_layers -- --reps 40 --layers B1 --kernels fwd,data
+//!
+//! Flops are counted as in `benches/conv.rs`: 2·(multiply-adds), padding taps included.
+
+use std::time::Instant;
+
+use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
+use tensor::ops::conv_transpose2d::{
+    conv_transpose2d, conv_transpose2d_backward_data, conv_transpose2d_backward_weight, ConvTranspose2dParams,
+};
+use tensor::{DType, Rng, Tensor};
+
+/// One layer: conv (true) or transposed conv, batch, c_in, c_out, input size, kernel, stride,
+/// padding, output padding.
+struct Layer {
+    workload: &'static str,
+    transposed: bool,
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    hw: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    out_pad: usize,
+}
+
+const fn layer(
+    workload: &'static str,
+    transposed: bool,
+    batch: usize,
+    io: (usize, usize),
+    hw: usize,
+    ksp: (usize, usize, usize, usize),
+) -> Layer {
+    Layer {
+        workload,
+        transposed,
+        batch,
+        c_in: io.0,
+        c_out: io.1,
+        hw,
+        k: ksp.0,
+        stride: ksp.1,
+        pad: ksp.2,
+        out_pad: ksp.3,
+    }
+}
+
+/// The convolutions of `conv` (B1: 3×64×64, batch 64) and `basic` (B5: 3×32×32, batch 64),
+/// shared/spec/architectures.md.
+const LAYERS: [Layer; 11] = [
+    layer("B1", false, 64, (3, 32), 64, (3, 2, 1, 0)),
+    layer("B1", false, 64, (32, 64), 32, (3, 2, 1, 0)),
+    layer("B1", false, 64, (64, 128), 16, (3, 2, 1, 0)),
+    layer("B1", true, 64, (128, 64), 8, (4, 2, 1, 0)),
+    layer("B1", true, 64, (64, 32), 16, (4, 2, 1, 0)),
+    layer("B1", true, 64, (32, 3), 32, (4, 2, 1, 0)),
+    layer("B5", false, 64, (3, 32), 32, (3, 2, 1, 0)),
+    layer("B5", false, 64, (32, 64), 16, (3, 2, 1, 0)),
+    layer("B5", true, 64, (64, 64), 8, (3, 2, 1, 1)),
+    layer("B5", true, 64, (64, 32), 16, (3, 2, 1, 1)),
+    layer("B5", true, 64, (32, 3), 32, (3, 1, 1, 0)),
+];
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up: first-touch of buffers, caches
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The median, or NaN for a kernel left out with `--kernels`.
+fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
+    if enabled {
+        median_ms(reps, f)
+    } else {
+        f64::NAN
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(15);
+    let only = flag("--layers");
+    let kernels = flag("--kernels").unwrap_or_else(|| "fwd,data,weight".into());
+    let run = |kernel: &str| kernels.split(',').any(|k| k == kernel);
+    let mut rng = Rng::new(0);
+    let random = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng);
+
+    println!("threads: {}, {reps} repetitions, median\n", rayon::current_num_threads());
+    println!("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    // `--layers B1,7`: every layer of B1, and row 7 of LAYERS.
+    let chosen = |i: usize, l: &Layer| {
+        only.as_deref().is_none_or(|o| o.split(',').any(|w| w == l.workload || w.parse() == Ok(i)))
+    };
+    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| chosen(*i, l)) {
+        let x = random(&[l.batch, l.c_in, l.hw, l.hw], &mut rng);
+        let (name, times, flops) = if l.transposed {
+            let p = ConvTranspose2dParams::new(l.stride, l.pad).with_output_padding(l.out_pad);
+            let w = random(&[l.c_in, l.c_out, l.k, l.k], &mut rng);
+            let b = random(&[l.c_out], &mut rng);
+            let y = conv_transpose2d(&x, &w, Some(&b), &p).expect("conv_transpose2d");
+            let gy = random(y.shape(), &mut rng);
+            let flops = 2.0 * (l.batch * l.c_in * l.hw * l.hw * l.c_out * l.k * l.k) as f64;
+            let times = [
+                timed(run("fwd"), reps, || drop(conv_transpose2d(&x, &w, Some(&b), &p).expect("fwd"))),
+                timed(run("data"), reps, || drop(conv_transpose2d_backward_data(&gy, &w, &p).expect("bwd data"))),
+                timed(run("weight"), reps, || {
+                    drop(conv_transpose2d_backward_weight(&gy, &x, w.shape(), &p).expect("bwd w"))
+                }),
+            ];
+            let name = format!(
+                "ConvT({},{},{},{}) {}→{} {}→{}",
+                l.k,
+                l.stride,
+                l.pad,
+                l.out_pad,
+                l.c_in,
+                l.c_out,
+                l.hw,
+                y.shape()[2]
+            );
+            (name, times, flops)
+        } else {
+            let p = Conv2dParams::new(l.stride, l.pad);
+            let w = random(&[l.c_out, l.c_in, l.k, l.k], &mut rng);
+            let b = random(&[l.c_out], &mut rng);
+            let y = conv2d(&x, &w, Some(&b), &p).expect("conv2d");
+            let gy = random(y.shape(), &mut rng);
+            let (oh, ow) = (y.shape()[2], y.shape()[3]);
+            let flops = 2.0 * (l.batch * l.c_out * oh * ow * l.c_in * l.k * l.k) as f64;
+            let times = [
+                timed(run("fwd"), reps, || drop(conv2d(&x, &w, Some(&b), &p).expect("fwd"))),
+                timed(run("data"), reps, || drop(conv2d_backward_data(&gy, &w, x.shape(), &p).expect("bwd data"))),
+                timed(run("weight"), reps, || drop(conv2d_backward_weight(&gy, &x, w.shape(), &p).expect("bwd w"))),
+            ];
+            let name = format!("Conv({},{},{}) {}→{} {}→{}", l.k, l.stride, l.pad, l.c_in, l.c_out, l.hw, oh);
+            (name, times, flops)
+        };
+        let gf = |ms: f64| flops / (ms * 1e6);
+        println!(
+            "| {} | {i}: {name} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} |",
+            l.workload,
+            flops / 1e9,
+            times[0],
+            gf(times[0]),
+            times[1],
+            gf(times[1]),
+            times[2],
+            gf(times[2])
+        );
+    }
+}
