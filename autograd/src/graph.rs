@@ -103,7 +103,10 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
     let order = topological_order(root);
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(root.id(), grad);
-    for v in order.iter().rev() {
+    // Consumed in reverse: each node is dropped right after its backward has run, and with it
+    // (unless the caller still holds it) its forward value, so activations are freed one by one
+    // as backward passes them, as PyTorch frees saved tensors, not all at the end.
+    for v in order.into_iter().rev() {
         let Some(g) = grads.remove(&v.id()) else { continue };
         match v.take_op() {
             None => v.accumulate_grad(&g)?,
@@ -134,4 +137,36 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, Weak};
+
+    use tensor::Tensor;
+
+    use crate::var::{Node, Var};
+
+    #[test]
+    fn backward_frees_an_intermediate_value_before_reaching_the_ops_that_made_its_inputs() {
+        let x = Var::new(Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap(), true);
+        // `probe` is x's first consumer; its backward runs after every later node's, and checks
+        // whether `later` (two ops further on, not held by anyone) is gone by then.
+        let later: Arc<Mutex<Weak<Node>>> = Arc::new(Mutex::new(Weak::new()));
+        let freed = Arc::new(AtomicBool::new(false));
+        let (later_in_probe, freed_in_probe) = (later.clone(), freed.clone());
+        let probe = Var::from_op("probe", x.value(), &[&x], move |g| {
+            let gone = later_in_probe.lock().unwrap().upgrade().is_none();
+            freed_in_probe.store(gone, Ordering::SeqCst);
+            Ok(vec![Some(g.clone())])
+        });
+        let middle = probe.mul_scalar(3.0).unwrap();
+        *later.lock().unwrap() = middle.downgrade();
+        let loss = middle.sum(&[0], false).unwrap();
+        drop((probe, middle));
+        loss.backward().unwrap();
+        assert!(freed.load(Ordering::SeqCst), "the node after `probe` was still alive during probe's backward");
+        assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![3.0, 3.0]);
+    }
 }

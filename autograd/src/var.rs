@@ -76,6 +76,12 @@ impl Var {
         Var::make(value, true, Some(op))
     }
 
+    /// A weak handle on the node, to observe when the graph lets go of it (tests).
+    #[cfg(test)]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Node> {
+        Arc::downgrade(&self.0)
+    }
+
     pub(crate) fn id(&self) -> usize {
         self.0.id
     }
