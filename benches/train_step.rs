@@ -169,6 +169,8 @@ struct Measurement {
     steps: usize,
     peak_rss: u64,
     peak_heap: usize,
+    /// Minor page faults per timed step: memory the step had to fault in (fresh or recycled).
+    faults_per_step: f64,
     profile: String,
 }
 
@@ -212,12 +214,14 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     reset_peak_rss();
     let mut times = Vec::with_capacity(steps);
     let cpu_start = process_cpu_seconds();
+    let faults_start = process_stat_field(7);
     for i in 0..steps {
         let t = Instant::now();
         step(2 + i)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
+    let faults_per_step = (process_stat_field(7) - faults_start) / steps as f64;
     let peak_rss = proc_status_bytes("VmHWM:").saturating_sub(rss_before);
     let peak_heap =
         PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(heap_before.min(LIVE_BYTES.load(Ordering::Relaxed)));
@@ -234,7 +238,7 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     profile::set_enabled(false);
     let report = profile::snapshot();
     let profile = format!("{}\n{}", report.table(wall, profile_steps), report.top_ops(12, profile_steps));
-    Ok(Measurement { median_ms, min_ms: times[0], cpu_ms, steps, peak_rss, peak_heap, profile })
+    Ok(Measurement { median_ms, min_ms: times[0], cpu_ms, steps, peak_rss, peak_heap, faults_per_step, profile })
 }
 
 /// Runs in the child: measures one workload and prints `RESULT ...` plus the profile table.
@@ -244,7 +248,7 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
     let device = Device::from_preference(pref).map_err(|e| e.to_string())?;
     let m = measure(w, &device, o.steps, o.profile_steps)?;
     println!(
-        "RESULT {} {} {:.3} {:.3} {:.3} {} {} {}",
+        "RESULT {} {} {:.3} {:.3} {:.3} {} {} {} {:.0}",
         w.name,
         device.describe().replace(' ', "_"),
         m.median_ms,
@@ -252,7 +256,8 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
         m.cpu_ms,
         m.steps,
         m.peak_rss,
-        m.peak_heap
+        m.peak_heap,
+        m.faults_per_step
     );
     print!("{}", m.profile);
     Ok(())
@@ -307,12 +312,12 @@ fn main() {
         };
         let f: Vec<&str> = result.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        let (median, min, cpu, steps, rss, heap) = (num(3), num(4), num(5), num(6), num(7), num(8));
+        let (median, min, cpu, steps, rss, heap, faults) = (num(3), num(4), num(5), num(6), num(7), num(8), num(9));
         let preset =
             format!("{} {}×{}×{} z{} b{}", w.arch.name(), w.input[0], w.input[1], w.input[2], w.z_dim, w.batch);
         let mib = |b: f64| b / (1024.0 * 1024.0);
         rows.push(format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {:.0} | {:.0} |",
             name,
             preset,
             f[2].replace('_', " "),
@@ -322,7 +327,8 @@ fn main() {
             w.batch as f64 / (median / 1e3),
             steps,
             mib(rss),
-            mib(heap)
+            mib(heap),
+            faults
         ));
         profiles.push(format!(
             "{name} ({preset}):\n{}",
@@ -331,9 +337,9 @@ fn main() {
     }
     println!();
     println!(
-        "| workload | preset | device | median ms/step | min ms/step | CPU ms/step | images/s | steps | peak RSS MiB | peak heap MiB |"
+        "| workload | preset | device | median ms/step | min ms/step | CPU ms/step | images/s | steps | peak RSS MiB | peak heap MiB | page faults/step |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!("{r}");
     }
@@ -344,12 +350,15 @@ fn main() {
 }
 
 /// User + system CPU time of this process (all threads), from /proc/self/stat; 0 elsewhere.
-fn process_cpu_seconds() -> f64 {
+/// Field `i` of /proc/self/stat, counting from the one after the parenthesised command name
+/// (so minflt is 7, utime 11, stime 12); 0 where unreadable.
+fn process_stat_field(i: usize) -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    rest.split_whitespace().nth(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+}
+
+fn process_cpu_seconds() -> f64 {
     // USER_HZ is 100 on every Linux this runs on.
-    (ticks(11) + ticks(12)) / 100.0
+    (process_stat_field(11) + process_stat_field(12)) / 100.0
 }
