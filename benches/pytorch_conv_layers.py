@@ -1,0 +1,86 @@
+"""PyTorch's side of `cargo bench --bench conv_layers`: every conv layer of B1 and B5 (the same
+shapes, in the same order), each kernel timed alone, median ms and GFLOP/s, 2 threads.
+
+    python3 benches/pytorch_conv_layers.py [--reps 15]
+
+The backward kernels are called directly (no forward inside the timing): conv2d's through
+torch.nn.grad; a transposed convolution's backward-data is the conv2d of dy with the same weight,
+and its backward-weight is conv2d's weight gradient with dy as the input and x as the output
+gradient. PyTorch is never a dependency of the project: this script only measures the reference.
+"""
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+# transposed, batch, c_in, c_out, input size, kernel, stride, padding, output padding
+LAYERS = [
+    ("B1", False, 64, 3, 32, 64, 3, 2, 1, 0),
+    ("B1", False, 64, 32, 64, 32, 3, 2, 1, 0),
+    ("B1", False, 64, 64, 128, 16, 3, 2, 1, 0),
+    ("B1", True, 64, 128, 64, 8, 4, 2, 1, 0),
+    ("B1", True, 64, 64, 32, 16, 4, 2, 1, 0),
+    ("B1", True, 64, 32, 3, 32, 4, 2, 1, 0),
+    ("B5", False, 64, 3, 32, 32, 3, 2, 1, 0),
+    ("B5", False, 64, 32, 64, 16, 3, 2, 1, 0),
+    ("B5", True, 64, 64, 64, 8, 3, 2, 1, 1),
+    ("B5", True, 64, 64, 32, 16, 3, 2, 1, 1),
+    ("B5", True, 64, 32, 3, 32, 3, 1, 1, 0),
+]
+
+
+def median_ms(f, reps):
+    f()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, {a.threads} threads, {a.reps} repetitions, median\n")
+    print("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with torch.no_grad():
+        for i, (wl, tr, n, ci, co, hw, k, s, pd, op) in enumerate(LAYERS):
+            x = torch.rand(n, ci, hw, hw) * 2 - 1
+            if tr:
+                w = torch.rand(ci, co, k, k) * 2 - 1
+                b = torch.rand(co)
+                y = F.conv_transpose2d(x, w, b, s, pd, op)
+                gy = torch.rand_like(y)
+                flops = 2 * n * ci * hw * hw * co * k * k
+                fwd = lambda: F.conv_transpose2d(x, w, b, s, pd, op)
+                data = lambda: F.conv2d(gy, w, None, s, pd)
+                weight = lambda: torch.nn.grad.conv2d_weight(gy, w.shape, x, s, pd)
+                name = f"ConvT({k},{s},{pd},{op}) {ci}→{co} {hw}→{y.shape[2]}"
+            else:
+                w = torch.rand(co, ci, k, k) * 2 - 1
+                b = torch.rand(co)
+                y = F.conv2d(x, w, b, s, pd)
+                gy = torch.rand_like(y)
+                flops = 2 * n * co * y.shape[2] * y.shape[3] * ci * k * k
+                fwd = lambda: F.conv2d(x, w, b, s, pd)
+                data = lambda: torch.nn.grad.conv2d_input(x.shape, w, gy, s, pd)
+                weight = lambda: torch.nn.grad.conv2d_weight(x, w.shape, gy, s, pd)
+                name = f"Conv({k},{s},{pd}) {ci}→{co} {hw}→{y.shape[2]}"
+            t = [median_ms(f, a.reps) for f in (fwd, data, weight)]
+            g = [flops / (ms * 1e6) for ms in t]
+            print(
+                f"| {wl} | {i}: {name} | {flops / 1e9:.2f} | {t[0]:.2f} | {g[0]:.1f} "
+                f"| {t[1]:.2f} | {g[1]:.1f} | {t[2]:.2f} | {g[2]:.1f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
