@@ -104,42 +104,13 @@ impl RunConfig {
             .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", path.display())))
     }
 
-    /// Parses `--split`'s TRAIN:VAL:TEST ratios.
-    pub fn split_ratios(&self) -> Result<[f64; 3]> {
-        let parts: Vec<f64> = self
-            .split
-            .split(':')
-            .map(|p| p.trim().parse::<f64>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::Config(format!("split '{}' is not of the form TRAIN:VAL:TEST", self.split)))?;
-        match parts[..] {
-            [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
-            _ => Err(Error::Config(format!("split '{}' needs three non-negative ratios", self.split))),
-        }
-    }
-
     /// Loads the dataset and cuts it as `train` did; returns the splits and the normalisation.
     pub fn load_splits(&self) -> Result<(Splits<Dataset>, Normalization)> {
         let kind: DatasetKind = self.dataset.parse()?;
-        let max_images = self.max_images.or(if kind == DatasetKind::DSprites { Some(20_000) } else { None });
-        let opts = DataLoadOptions {
-            max_images,
-            seed: self.seed,
-            center_crop: self.center_crop,
-            annotation_dir: self.annotation_dir.clone(),
-            ..DataLoadOptions::default()
-        };
+        let opts = data_load_options(kind, self.max_images, self.seed, self.center_crop, self.annotation_dir.clone());
         let ds = data::load(kind, self.data_dir.as_deref(), self.image_size, &opts)?;
-        let splits = ds.split(self.split_ratios()?, self.seed)?;
-        let normalization = match self.normalize.as_str() {
-            "zero-one" => Normalization::ZeroOne,
-            "minus-one-one" => Normalization::MinusOneOne,
-            "mean-std" => {
-                let (mean, std) = splits.train.per_channel_mean_std();
-                Normalization::MeanStd { mean, std }
-            }
-            other => return Err(Error::Config(format!("normalize '{other}' is not known"))),
-        };
+        let splits = ds.split(parse_split("split", &self.split)?, self.seed)?;
+        let normalization = parse_normalization("normalize", &self.normalize, &splits.train)?;
         Ok((splits, normalization))
     }
 
@@ -210,4 +181,46 @@ pub fn best_epoch(rows: &[EpochRow]) -> Option<&EpochRow> {
     rows.iter().filter(|r| r.get("val_loss").is_some()).min_by(|a, b| {
         a.get("val_loss").unwrap_or(f64::INFINITY).total_cmp(&b.get("val_loss").unwrap_or(f64::INFINITY))
     })
+}
+
+// What `train` reads its data with, shared with `load_splits` so that `eval` and `classify` cut
+// exactly the same split. `flag` names the setting in errors: `--split` on the command line,
+// `split` when read back from config.json.
+
+/// The load options `train` uses: dSprites is generated, 20,000 images unless told otherwise.
+pub fn data_load_options(
+    kind: DatasetKind,
+    max_images: Option<usize>,
+    seed: u64,
+    center_crop: bool,
+    annotation_dir: Option<PathBuf>,
+) -> DataLoadOptions {
+    let max_images = max_images.or(if kind == DatasetKind::DSprites { Some(20_000) } else { None });
+    DataLoadOptions { max_images, seed, center_crop, annotation_dir, ..DataLoadOptions::default() }
+}
+
+/// Parses TRAIN:VAL:TEST split ratios (three non-negative numbers, the first positive).
+pub fn parse_split(flag: &str, s: &str) -> Result<[f64; 3]> {
+    let parts: Vec<f64> = s
+        .split(':')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Config(format!("{flag} '{s}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)")))?;
+    match parts[..] {
+        [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
+        _ => Err(Error::Config(format!("{flag} '{s}' needs three non-negative ratios with a positive first one"))),
+    }
+}
+
+/// The input normalisation called `name`; `mean-std` takes its statistics from `train`.
+pub fn parse_normalization(flag: &str, name: &str, train: &Dataset) -> Result<Normalization> {
+    match name {
+        "zero-one" => Ok(Normalization::ZeroOne),
+        "minus-one-one" => Ok(Normalization::MinusOneOne),
+        "mean-std" => {
+            let (mean, std) = train.per_channel_mean_std();
+            Ok(Normalization::MeanStd { mean, std })
+        }
+        other => Err(Error::Config(format!("{flag} '{other}' (expected zero-one, minus-one-one or mean-std)"))),
+    }
 }

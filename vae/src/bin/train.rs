@@ -21,10 +21,11 @@ use nn::optim::{Adam, AdamConfig, EarlyStopping, LrSchedule, MetricGoal, Optimiz
 use nn::{Init, Module};
 use serde::{Deserialize, Serialize};
 use tensor::{Device, DevicePreference, Rng, Tensor};
-use vae::data::{self, BatchOptions, Batches, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization};
+use vae::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
 use vae::error::{Error, Result};
 use vae::loss::ReconLoss;
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
+use vae::runs::{data_load_options, parse_normalization, parse_split};
 use vae::train::{evaluate, objective_from_flags, standard_normal, train_step, LossSetup, StatsMean, StepStats};
 
 /// Large tensors are freed and re-allocated every step; caching them avoids re-faulting the
@@ -162,44 +163,15 @@ where
     value.parse::<T>().map_err(|e| Error::Config(format!("--{flag}: {e}")))
 }
 
-fn split_ratios(s: &str) -> Result<[f64; 3]> {
-    let parts: Vec<f64> = s
-        .split(':')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Config(format!("--split '{s}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)")))?;
-    match parts[..] {
-        [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
-        _ => Err(Error::Config(format!("--split '{s}' needs three non-negative ratios with a positive first one"))),
-    }
-}
-
 fn load_data(args: &Args) -> Result<(Dataset, Dataset, Normalization)> {
     let kind: DatasetKind = parse("dataset", &args.dataset)?;
-    let max_images = args.max_images.or(if kind == DatasetKind::DSprites { Some(20_000) } else { None });
-    let opts = DataLoadOptions {
-        max_images,
-        seed: args.seed,
-        center_crop: args.center_crop,
-        annotation_dir: args.annotation_dir.clone(),
-        ..DataLoadOptions::default()
-    };
+    let opts = data_load_options(kind, args.max_images, args.seed, args.center_crop, args.annotation_dir.clone());
     let ds = data::load(kind, args.data_dir.as_deref(), args.image_size, &opts)?;
     for s in &ds.skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
-    let splits = ds.split(split_ratios(&args.split)?, args.seed)?;
-    let normalization = match args.normalize.as_str() {
-        "zero-one" => Normalization::ZeroOne,
-        "minus-one-one" => Normalization::MinusOneOne,
-        "mean-std" => {
-            let (mean, std) = splits.train.per_channel_mean_std();
-            Normalization::MeanStd { mean, std }
-        }
-        other => {
-            return Err(Error::Config(format!("--normalize '{other}' (expected zero-one, minus-one-one or mean-std)")))
-        }
-    };
+    let splits = ds.split(parse_split("--split", &args.split)?, args.seed)?;
+    let normalization = parse_normalization("--normalize", &args.normalize, &splits.train)?;
     if splits.val.is_empty() {
         return Err(Error::Config(format!("--split {} leaves no validation images out of {}", args.split, ds.len())));
     }
