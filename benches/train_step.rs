@@ -58,8 +58,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 }
 
-/// Set once at the start of `main`. Switching is safe: the caching allocator's blocks are
-/// system blocks, so either side may free the other's.
+/// Set once at the start of `main`, before any large block is allocated: a block must go back
+/// to the allocator that handed it out.
 static USE_SYSTEM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn use_system() -> bool {
