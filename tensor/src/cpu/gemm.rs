@@ -29,8 +29,10 @@
 //!
 //! f32 runs hand-written micro-kernels picked at run time: AVX-512F (14×32), AVX2+FMA (6×16), or a
 //! portable Rust kernel (4×8) elsewhere. f64 (only used by gradient checks) runs the same blocked
-//! driver with the portable kernel (4×4). Work is split across rayon threads over blocks of rows of
-//! C (and over groups of columns when C has too few rows to go around).
+//! driver with the portable kernel (4×4). Large products share each packed B block between the
+//! rayon threads, which split its tiles by blocks of rows of C (columns when C has too few rows to
+//! go around); smaller ones give each thread its own piece of C to run the serial loops on, and
+//! thin ones with a long k give each thread a slice of k (see [`Plan`]).
 
 // Unsafe code in this file is confined to the micro-kernels, the packing buffers and the shared
 // output pointer; make every unsafe operation spell out its own `unsafe {}` block and SAFETY note.
@@ -376,20 +378,72 @@ const PARALLEL_MIN_WORK: usize = 1 << 18;
 const SPLIT_K_MAX_TILES_PER_THREAD: usize = 16;
 const SPLIT_K_MIN_PASSES: usize = 4;
 
+/// Below this many multiply-adds per thread in one pass over k (m·n·KC / threads, a few
+/// milliseconds), forking the pool for every pass costs more than sharing one packed B block
+/// saves: see [`gemm_partitioned`]. (Measured on 2 threads: a Linear layer's 64×4096×256
+/// x·Wᵀ 2.9 → 2.1 ms partitioned; 1024³ and 4096×512×4608 the same either way.)
+const SHARED_PASS_MIN_WORK_PER_THREAD: usize = 1 << 26;
+
+/// How a product is spread over the threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Plan {
+    /// On the calling thread: too little work to wake the pool.
+    Serial,
+    /// Few tiles of C, long k: each thread takes a slice of k ([`gemm_split_k`]).
+    SplitK,
+    /// One piece of C per thread, each running the serial loops ([`gemm_partitioned`]).
+    Partitioned,
+    /// Threads share each packed B block and split its tiles, one fork per pass over k.
+    SharedPasses,
+}
+
+impl Plan {
+    fn choose<T>(kern: &Kernel<T>, m: usize, k: usize, n: usize, threads: usize) -> Plan {
+        let work = m.saturating_mul(n).saturating_mul(k);
+        if threads == 1 || work < PARALLEL_MIN_WORK {
+            return Plan::Serial;
+        }
+        let tiles = m.div_ceil(kern.mr) * n.div_ceil(kern.nr);
+        if tiles <= SPLIT_K_MAX_TILES_PER_THREAD * threads && k >= SPLIT_K_MIN_PASSES * kern.kc * threads {
+            return Plan::SplitK;
+        }
+        let pass_work = m.saturating_mul(n).saturating_mul(even_block(k, kern.kc, 1));
+        if pass_work / threads < SHARED_PASS_MIN_WORK_PER_THREAD {
+            Plan::Partitioned
+        } else {
+            Plan::SharedPasses
+        }
+    }
+}
+
 /// Runs the blocked loops around `kern` (see the module docs), on the rayon pool when the
 /// product is large enough.
 fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
-    if !parallel {
-        return gemm_blocked_on(kern, a, b, c, ldc, accumulate, 1);
+    let plan = Plan::choose(kern, a.rows, a.cols, b.cols, threads);
+    gemm_planned(plan, kern, a, b, c, ldc, accumulate, threads);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_planned<T: Float>(
+    plan: Plan,
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    let c_out = SharedOut(c.as_mut_ptr());
+    match plan {
+        // SAFETY: `c` is the caller's exclusive [m, n] matrix (gemm checked its length).
+        Plan::Serial => unsafe { gemm_blocked_on(kern, a, b, c_out, ldc, accumulate, 1) },
+        Plan::SplitK => gemm_split_k(kern, a, b, c, ldc, accumulate, threads),
+        Plan::Partitioned => gemm_partitioned(kern, a, b, c, ldc, accumulate, threads),
+        // SAFETY: as above.
+        Plan::SharedPasses => unsafe { gemm_blocked_on(kern, a, b, c_out, ldc, accumulate, threads) },
     }
-    let tiles = m.div_ceil(kern.mr) * n.div_ceil(kern.nr);
-    if tiles <= SPLIT_K_MAX_TILES_PER_THREAD * threads && k >= SPLIT_K_MIN_PASSES * kern.kc * threads {
-        return gemm_split_k(kern, a, b, c, ldc, accumulate, threads);
-    }
-    gemm_blocked_on(kern, a, b, c, ldc, accumulate, threads)
 }
 
 /// A thin product with a long inner dimension (a Linear layer's x·Wᵀ with 8,192 inputs and 32
@@ -417,7 +471,8 @@ fn gemm_split_k<T: Float>(
             let a_s = MatRef { data: &a.data[k0 * a.col_stride..], cols: k1 - k0, ..a };
             let b_s = MatRef { data: &b.data[k0 * b.row_stride..], rows: k1 - k0, ..b };
             let mut partial = vec![T::ZERO; m * n];
-            gemm_blocked_on(kern, a_s, b_s, &mut partial, n, false, 1);
+            // SAFETY: `partial` is this task's own [m, n] matrix.
+            unsafe { gemm_blocked_on(kern, a_s, b_s, SharedOut(partial.as_mut_ptr()), n, false, 1) };
             partial
         })
         .collect();
@@ -429,8 +484,13 @@ fn gemm_split_k<T: Float>(
     }
 }
 
-/// The blocked loops on `threads` threads (1: on the calling thread).
-fn gemm_blocked_on<T: Float>(
+/// A product whose passes over k are too short to share between threads (each would fork and
+/// join the pool for a fraction of a millisecond, and waking a sleeping worker costs tens of
+/// microseconds): C is cut into one piece per thread, by rows or by columns, and each thread
+/// runs the whole serial blocked loop on its piece, so the pool is forked once. The operand
+/// that is not cut is packed by every thread: cutting rows repacks B (k·n) per thread, cutting
+/// columns repacks A (m·k), so the cut goes across the larger of m and n.
+fn gemm_partitioned<T: Float>(
     kern: &Kernel<T>,
     a: MatRef<T>,
     b: MatRef<T>,
@@ -439,11 +499,42 @@ fn gemm_blocked_on<T: Float>(
     accumulate: bool,
     threads: usize,
 ) {
+    let (m, n) = (a.rows, b.cols);
+    let (m_panels, n_panels) = (m.div_ceil(kern.mr), n.div_ceil(kern.nr));
+    let by_rows = if m_panels >= threads && n_panels >= threads { m >= n } else { m_panels >= n_panels };
+    let c_out = SharedOut(c.as_mut_ptr());
+    let (panels, width) = if by_rows { (m_panels, kern.mr) } else { (n_panels, kern.nr) };
+    split_even(panels, threads.min(panels)).into_par_iter().for_each(|piece| {
+        let (start, end) = (piece.start * width, (piece.end * width).min(if by_rows { m } else { n }));
+        // SAFETY (both arms): the pieces are disjoint row (or column) ranges of C, inside it.
+        if by_rows {
+            let a_rows = MatRef { data: &a.data[start * a.row_stride..], rows: end - start, ..a };
+            unsafe { gemm_blocked_on(kern, a_rows, b, c_out.offset(start * ldc), ldc, accumulate, 1) }
+        } else {
+            let b_cols = MatRef { data: &b.data[start * b.col_stride..], cols: end - start, ..b };
+            unsafe { gemm_blocked_on(kern, a, b_cols, c_out.offset(start), ldc, accumulate, 1) }
+        }
+    });
+}
+
+/// The blocked loops on `threads` threads (1: on the calling thread).
+///
+/// # Safety
+/// `c` must point to an [m, n] matrix with row stride `ldc` that nothing else reads or writes
+/// while this runs.
+unsafe fn gemm_blocked_on<T: Float>(
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c_out: SharedOut<T>,
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(kern.mc % mr == 0 && kern.nc % nr == 0 && mr * nr <= MAX_TILE);
     let parallel = threads > 1;
-    let c_out = SharedOut(c.as_mut_ptr());
     // Blocks of near-equal size (4608 columns as 2×2304, not 4080 + 528): a thin last block
     // would pay the per-block overheads for little work.
     let (nc, kc) = (even_block(n, kern.nc, nr), even_block(k, kern.kc, 1));
@@ -512,6 +603,15 @@ impl<T> SharedOut<T> {
     // A method, so closures capture the whole (Send) wrapper instead of its raw-pointer field.
     fn ptr(self) -> *mut T {
         self.0
+    }
+
+    /// The pointer `count` elements further on.
+    ///
+    /// # Safety
+    /// As for `pointer::add`: the result must lie inside the same matrix.
+    unsafe fn offset(self, count: usize) -> Self {
+        // SAFETY: the caller's contract.
+        SharedOut(unsafe { self.0.add(count) })
     }
 }
 
@@ -630,12 +730,27 @@ fn pack_panel<T: Float, const W: usize>(src: MatRef<T>, r0: usize, rows: usize, 
             }
         }
     } else if cs == 1 && rows == W {
-        // Each source row is contiguous along k (A row-major, B transposed): walk the W rows
-        // in lockstep, so the packed panel is written sequentially.
+        // Each source row is contiguous along k (A row-major, B transposed). Copy a cache line
+        // (16 f32) of each of the W rows at a time, then write the block out transposed. Walking
+        // the rows in lockstep one element at a time would touch W lines per packed column, and
+        // when the rows lie a multiple of 4 KiB apart (k = 4096) those lines share one L1 set
+        // and evict each other before their next element is read.
+        const CHUNK: usize = 16;
         let src_rows: [&[T]; W] = std::array::from_fn(|i| &src.data[(r0 + i) * rs + c0..][..kc]);
-        for (p, dst) in out.iter_mut().enumerate() {
-            for (d, row) in dst.iter_mut().zip(&src_rows) {
-                *d = row[p];
+        let mut block = [[T::ZERO; CHUNK]; W];
+        for (chunk, dst) in out.chunks_mut(CHUNK).enumerate() {
+            let p0 = chunk * CHUNK;
+            for (b, row) in block.iter_mut().zip(&src_rows) {
+                let part = &row[p0..p0 + dst.len()];
+                match <&[T; CHUNK]>::try_from(part) {
+                    Ok(full) => *b = *full,
+                    Err(_) => b[..part.len()].copy_from_slice(part),
+                }
+            }
+            for (q, column) in dst.iter_mut().enumerate() {
+                for (d, b) in column.iter_mut().zip(&block) {
+                    *d = b[q];
+                }
             }
         }
     } else if cs == 1 {
@@ -893,12 +1008,37 @@ mod tests {
         let a: Vec<f32> = random_vec(m * k, &mut rng).iter().map(|&x| x as f32).collect();
         let b: Vec<f32> = random_vec(k * n, &mut rng).iter().map(|&x| x as f32).collect();
         let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-        let mut par = vec![0.0f32; m * n];
-        gemm(a, b, &mut par, n, false);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let mut seq = vec![0.0f32; m * n];
-        pool.install(|| gemm(a, b, &mut seq, n, false));
-        assert_eq!(par, seq);
+        gemm_planned(Plan::Serial, &f32_kernel(), a, b, &mut seq, n, false, 1);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for plan in [Plan::Partitioned, Plan::SharedPasses] {
+            let mut par = vec![f32::NAN; m * n];
+            pool.install(|| gemm_planned(plan, &f32_kernel(), a, b, &mut par, n, false, 3));
+            assert_eq!(par, seq, "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn every_parallel_plan_matches_reference_on_three_threads() {
+        // Odd thread counts leave ragged pieces; every plan runs every shape and layout.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let kern = f32_kernel();
+        for plan in [Plan::SplitK, Plan::Partitioned, Plan::SharedPasses] {
+            eprintln!("checking {plan:?}");
+            pool.install(|| {
+                check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_planned(plan, &kern, a, b, c, ldc, acc, 3))
+            });
+        }
+    }
+
+    #[test]
+    fn short_passes_are_partitioned_and_long_ones_shared() {
+        let kern = SGEMM_PORTABLE;
+        assert_eq!(Plan::choose(&kern, 64, 4096, 256, 2), Plan::Partitioned, "a Linear layer's x·Wᵀ");
+        assert_eq!(Plan::choose(&kern, 4096, 512, 4608, 2), Plan::SharedPasses, "a wide convolution's GEMM");
+        assert_eq!(Plan::choose(&kern, 7, 9000, 5, 2), Plan::SplitK, "few tiles, long k");
+        assert_eq!(Plan::choose(&kern, 16, 16, 16, 2), Plan::Serial);
+        assert_eq!(Plan::choose(&kern, 4096, 512, 4608, 1), Plan::Serial);
     }
 
     #[test]
