@@ -195,3 +195,22 @@ macro_rules! impl_float {
 // The one macro in the crate: two identical impls that differ only in the type name.
 impl_float!(f32, DType::F32, F32, crate::cpu::elementwise::sigmoid_f32);
 impl_float!(f64, DType::F64, F64, crate::cpu::elementwise::sigmoid_f64);
+
+/// `s` as a slice of `U` when `T` is `U` (a generic kernel's way into a type-specific fast
+/// path), else `None`.
+pub(crate) fn same_type_slice<T: 'static, U: 'static>(s: &[T]) -> Option<&[U]> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
+        return None;
+    }
+    // SAFETY: T and U are the same type, so this is the identity on the slice.
+    Some(unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) })
+}
+
+/// [`same_type_slice`] for a mutable slice.
+pub(crate) fn same_type_slice_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
+        return None;
+    }
+    // SAFETY: T and U are the same type, so this is the identity on the slice.
+    Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) })
+}

@@ -30,7 +30,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
-use crate::dtype::Float;
+use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
 /// weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For conv_transpose2d the same
@@ -216,6 +216,10 @@ fn copy_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
     match stride {
         1 => dst.copy_from_slice(&src[..n]),
         2 => {
+            #[cfg(target_arch = "x86_64")]
+            if let (Some(dst), Some(src)) = (same_type_slice_mut::<T, f32>(dst), same_type_slice::<T, f32>(src)) {
+                return stride2_sse::copy(dst, src);
+            }
             let src = &src[..2 * n - 1];
             for (j, d) in dst.iter_mut().enumerate() {
                 *d = src[2 * j];
@@ -240,6 +244,10 @@ fn add_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
     match stride {
         1 => dst[..n].iter_mut().zip(src).for_each(|(d, s)| *d += *s),
         2 => {
+            #[cfg(target_arch = "x86_64")]
+            if let (Some(dst), Some(src)) = (same_type_slice_mut::<T, f32>(dst), same_type_slice::<T, f32>(src)) {
+                return stride2_sse::add(dst, src);
+            }
             let dst = &mut dst[..2 * n - 1];
             for (j, s) in src.iter().enumerate() {
                 dst[2 * j] += *s;
@@ -250,6 +258,53 @@ fn add_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
             for (j, s) in src.iter().enumerate() {
                 dst[j * stride] += *s;
             }
+        }
+    }
+}
+
+/// Stride-2 rows of f32 with SSE (part of every x86-64 CPU, so no feature check): LLVM leaves
+/// the plain loops scalar (a gather of even elements, and an update of even elements only), and
+/// stride-2 convolutions spend most of their im2col and col2im time in them.
+#[cfg(target_arch = "x86_64")]
+mod stride2_sse {
+    use std::arch::x86_64::*;
+
+    /// dst\[j\] = src\[2j\]: four outputs from two loads and one shuffle; the few outputs whose
+    /// eight inputs would run past `src` are copied one by one.
+    #[inline]
+    pub(super) fn copy(dst: &mut [f32], src: &[f32]) {
+        let chunks = (dst.len() / 4).min(src.len() / 8);
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(8)).take(chunks) {
+            // SAFETY: SSE is part of x86-64; `s` holds 8 readable and `d` 4 writable floats.
+            unsafe {
+                let (lo, hi) = (_mm_loadu_ps(s.as_ptr()), _mm_loadu_ps(s.as_ptr().add(4)));
+                _mm_storeu_ps(d.as_mut_ptr(), _mm_shuffle_ps::<0b10_00_10_00>(lo, hi));
+            }
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(4 * chunks) {
+            *d = src[2 * j];
+        }
+    }
+
+    /// dst\[2j\] += src\[j\]: eight destination elements per step, all of them written back. The
+    /// odd ones get −0.0 added, which leaves every value (±0 included) exactly as it was.
+    #[inline]
+    pub(super) fn add(dst: &mut [f32], src: &[f32]) {
+        let chunks = (src.len() / 4).min(dst.len() / 8);
+        // SAFETY: SSE is part of x86-64.
+        let neg_zero = unsafe { _mm_set1_ps(-0.0) };
+        for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(4)).take(chunks) {
+            // SAFETY: `s` holds 4 readable and `d` 8 readable and writable floats.
+            unsafe {
+                let s = _mm_loadu_ps(s.as_ptr());
+                let (lo, hi) = (_mm_unpacklo_ps(s, neg_zero), _mm_unpackhi_ps(s, neg_zero));
+                let d = d.as_mut_ptr();
+                _mm_storeu_ps(d, _mm_add_ps(_mm_loadu_ps(d), lo));
+                _mm_storeu_ps(d.add(4), _mm_add_ps(_mm_loadu_ps(d.add(4)), hi));
+            }
+        }
+        for (j, s) in src.iter().enumerate().skip(4 * chunks) {
+            dst[2 * j] += *s;
         }
     }
 }
@@ -604,6 +659,44 @@ pub fn conv_transpose2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Con
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn copy_strided_takes_every_stride_th_element_for_every_length() {
+        let src: Vec<f32> = (0..100).map(|i| i as f32 + 0.5).collect();
+        for stride in 1..=3 {
+            for n in 0..=33 {
+                // The source ends right after the last element read, or runs on past it.
+                for len in [(n.max(1) - 1) * stride + 1, n * stride + 5] {
+                    let mut dst = vec![f32::NAN; n];
+                    copy_strided(&mut dst, &src[..len.min(src.len())], stride);
+                    let expected: Vec<f32> = (0..n).map(|j| src[j * stride]).collect();
+                    assert_eq!(dst, expected, "stride {stride}, n {n}, source length {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn add_strided_adds_onto_every_stride_th_element_and_leaves_the_others_bit_exact() {
+        let mut rng = Rng::new(3);
+        for stride in 1..=3 {
+            for n in 0..=33 {
+                for extra in [0, 7] {
+                    let len = (n.max(1) - 1) * stride + 1 + extra;
+                    // −0.0 between the updated elements: it must keep its sign.
+                    let before: Vec<f32> =
+                        (0..len).map(|i| if i % 3 == 1 { -0.0 } else { rng.uniform(-1.0, 1.0) as f32 }).collect();
+                    let src: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+                    let mut dst = before.clone();
+                    add_strided(&mut dst, &src, stride);
+                    for (i, (&after, &was)) in dst.iter().zip(&before).enumerate() {
+                        let expected = if i % stride == 0 && i / stride < n { was + src[i / stride] } else { was };
+                        assert_eq!(after.to_bits(), expected.to_bits(), "stride {stride}, n {n}, element {i}");
+                    }
+                }
+            }
+        }
+    }
 
     /// One test case, conv2d's view: x [n, c_in, h, w], weight [c_out, c_in, kh, kw].
     #[derive(Clone, Copy, Debug)]

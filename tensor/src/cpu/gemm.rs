@@ -45,7 +45,7 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
-use crate::dtype::Float;
+use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// A read-only matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -121,10 +121,12 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     }
     // `Float` is only implemented for f32 and f64 here; `TypeId` (not just `T::DTYPE`) is what
     // makes the reinterpreting casts below sound even if someone adds another implementation.
-    if let (Some(a), Some(b), Some(c)) = (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), cast_slice_mut::<T, f32>(c)) {
+    if let (Some(a), Some(b), Some(c)) =
+        (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), same_type_slice_mut::<T, f32>(c))
+    {
         gemm_blocked(&f32_kernel(), a, b, c, ldc, accumulate);
     } else if let (Some(a), Some(b), Some(c)) =
-        (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), cast_slice_mut::<T, f64>(c))
+        (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), same_type_slice_mut::<T, f64>(c))
     {
         gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
     } else {
@@ -146,20 +148,8 @@ fn gemm_naive<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, acc
 }
 
 fn cast_mat<T: 'static, U: 'static>(m: MatRef<'_, T>) -> Option<MatRef<'_, U>> {
-    if TypeId::of::<T>() != TypeId::of::<U>() {
-        return None;
-    }
-    // SAFETY: T and U are the same type, so this is the identity on the slice.
-    let data = unsafe { std::slice::from_raw_parts(m.data.as_ptr().cast::<U>(), m.data.len()) };
+    let data = same_type_slice(m.data)?;
     Some(MatRef { data, rows: m.rows, cols: m.cols, row_stride: m.row_stride, col_stride: m.col_stride })
-}
-
-fn cast_slice_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
-    if TypeId::of::<T>() != TypeId::of::<U>() {
-        return None;
-    }
-    // SAFETY: T and U are the same type, so this is the identity on the slice.
-    Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) })
 }
 
 // ------------------------------------------------------------------------------------ kernels
