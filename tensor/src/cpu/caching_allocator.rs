@@ -387,22 +387,59 @@ mod tests {
         assert_eq!(a.free_count, MAX_FREE_EXTENTS - 1);
     }
 
+    /// The process-wide arena is shared by the tests below: they take turns.
+    static TURN: Mutex<()> = Mutex::new(());
+
     #[test]
     #[cfg(target_os = "linux")]
     fn the_global_allocator_reuses_freed_pages_and_zeroes_them_when_asked() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let layout = Layout::from_size_align(3 * MIB + 12, 8).unwrap();
         unsafe {
             let a = CachingAllocator.alloc(layout);
             assert!(!a.is_null());
             std::ptr::write_bytes(a, 0xAB, layout.size());
             CachingAllocator.dealloc(a, layout);
+            let (reused, fresh) = stats();
             let b = CachingAllocator.alloc_zeroed(layout);
-            // Only this test uses the process-wide arena in this binary, so the freed block is
-            // the only free extent.
-            assert_eq!(a, b, "the freed pages were handed out again");
+            assert_eq!(stats(), (reused + 1, fresh), "served from freed pages, no fresh ones");
             assert!(std::slice::from_raw_parts(b, layout.size()).iter().all(|&x| x == 0));
             CachingAllocator.dealloc(b, layout);
         }
+    }
+
+    #[test]
+    fn blocks_allocated_and_freed_by_many_threads_at_once_never_overlap() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::scope(|scope| {
+            for thread in 0..4u8 {
+                scope.spawn(move || {
+                    let mut rng = crate::Rng::new(thread as u64);
+                    let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
+                    for round in 0..300usize {
+                        if live.len() == 6 || (!live.is_empty() && rng.uniform(0.0, 1.0) < 0.4) {
+                            let (p, layout, mark) = live.swap_remove(rng.uniform(0.0, live.len() as f64) as usize);
+                            // SAFETY: p is a live block of `layout` that this thread filled with `mark`.
+                            let block = unsafe { std::slice::from_raw_parts(p, layout.size()) };
+                            assert!(block.iter().all(|&x| x == mark), "another block overwrote this one");
+                            unsafe { CachingAllocator.dealloc(p, layout) };
+                        } else {
+                            let size = MIN_CACHED_BYTES + rng.uniform(0.0, (3 * MIB) as f64) as usize;
+                            let layout = Layout::from_size_align(size, 64).unwrap();
+                            let mark = thread.wrapping_mul(64).wrapping_add(round as u8);
+                            // SAFETY: a valid non-zero layout; the block is written only within it.
+                            let p = unsafe { CachingAllocator.alloc(layout) };
+                            assert!(!p.is_null());
+                            unsafe { std::ptr::write_bytes(p, mark, size) };
+                            live.push((p, layout, mark));
+                        }
+                    }
+                    for (p, layout, _) in live {
+                        unsafe { CachingAllocator.dealloc(p, layout) };
+                    }
+                });
+            }
+        });
     }
 
     #[test]
