@@ -8,8 +8,9 @@
 //!
 //! Flops are counted as in `benches/conv.rs`: 2·(multiply-adds), padding taps included.
 
-use std::time::Instant;
+mod common;
 
+use common::{flag, layer_chosen, median_ms, print_layer_row, print_layer_table_header};
 use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_backward_data, conv_transpose2d_backward_weight, ConvTranspose2dParams,
@@ -69,19 +70,6 @@ const LAYERS: [Layer; 11] = [
     layer("B5", true, 64, (32, 3), 32, (3, 1, 1, 0)),
 ];
 
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up: first-touch of buffers, caches
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 /// The median, or NaN for a kernel left out with `--kernels`.
 fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
     if enabled {
@@ -92,8 +80,6 @@ fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(15);
     let only = flag("--layers");
     let kernels = flag("--kernels").unwrap_or_else(|| "fwd,data,weight".into());
@@ -101,14 +87,8 @@ fn main() {
     let mut rng = Rng::new(0);
     let random = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng);
 
-    println!("threads: {}, {reps} repetitions, median\n", rayon::current_num_threads());
-    println!("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    // `--layers B1,7`: every layer of B1, and row 7 of LAYERS.
-    let chosen = |i: usize, l: &Layer| {
-        only.as_deref().is_none_or(|o| o.split(',').any(|w| w == l.workload || w.parse() == Ok(i)))
-    };
-    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| chosen(*i, l)) {
+    print_layer_table_header(reps);
+    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| layer_chosen(only.as_deref(), *i, l.workload)) {
         let x = random(&[l.batch, l.c_in, l.hw, l.hw], &mut rng);
         let (name, times, flops) = if l.transposed {
             let p = ConvTranspose2dParams::new(l.stride, l.pad).with_output_padding(l.out_pad);
@@ -152,17 +132,6 @@ fn main() {
             let name = format!("Conv({},{},{}) {}→{} {}→{}", l.k, l.stride, l.pad, l.c_in, l.c_out, l.hw, oh);
             (name, times, flops)
         };
-        let gf = |ms: f64| flops / (ms * 1e6);
-        println!(
-            "| {} | {i}: {name} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} |",
-            l.workload,
-            flops / 1e9,
-            times[0],
-            gf(times[0]),
-            times[1],
-            gf(times[1]),
-            times[2],
-            gf(times[2])
-        );
+        print_layer_row(l.workload, &format!("{i}: {name}"), flops, times, 2);
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! Its PyTorch side is `benches/pytorch_linear_layers.py`, same rows.
 
-use std::time::Instant;
+mod common;
 
+use common::{flag, layer_chosen, median_ms, print_layer_row, print_layer_table_header};
 use tensor::ops::matmul::matmul;
 use tensor::{DType, Rng, Tensor};
 
@@ -41,36 +42,15 @@ const LAYERS: [Layer; 9] = [
     layer("B5", 64, 4096, 128),
 ];
 
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up: first-touch of buffers, caches
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(50);
     let only = flag("--layers");
     let mut rng = Rng::new(0);
     let random = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng);
 
-    println!("threads: {}, {reps} repetitions, median\n", rayon::current_num_threads());
-    println!("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    // `--layers B4,8`: every layer of B4, and row 8 of LAYERS.
-    let chosen = |i: usize, l: &Layer| {
-        only.as_deref().is_none_or(|o| o.split(',').any(|w| w == l.workload || w.parse() == Ok(i)))
-    };
+    print_layer_table_header(reps);
     let mut total_ms = 0.0;
-    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| chosen(*i, l)) {
+    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| layer_chosen(only.as_deref(), *i, l.workload)) {
         let x = random(&[l.batch, l.inputs], &mut rng);
         let w = random(&[l.outputs, l.inputs], &mut rng);
         let dy = random(&[l.batch, l.outputs], &mut rng);
@@ -82,21 +62,8 @@ fn main() {
         ];
         total_ms += times.iter().sum::<f64>();
         let flops = 2.0 * (l.batch * l.inputs * l.outputs) as f64;
-        let gf = |ms: f64| flops / (ms * 1e6);
-        println!(
-            "| {} | {i}: Linear {}→{}, batch {} | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} | {:.3} | {:.1} |",
-            l.workload,
-            l.inputs,
-            l.outputs,
-            l.batch,
-            flops / 1e9,
-            times[0],
-            gf(times[0]),
-            times[1],
-            gf(times[1]),
-            times[2],
-            gf(times[2])
-        );
+        let name = format!("{i}: Linear {}→{}, batch {}", l.inputs, l.outputs, l.batch);
+        print_layer_row(l.workload, &name, flops, times, 3);
     }
     println!("\ntotal of the medians: {total_ms:.3} ms");
 }

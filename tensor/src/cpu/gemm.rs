@@ -414,6 +414,7 @@ fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut 
     gemm_planned(plan, kern, a, b, c, ldc, accumulate, threads);
 }
 
+/// Runs the product on `threads` threads the way `plan` says.
 #[allow(clippy::too_many_arguments)]
 fn gemm_planned<T: Float>(
     plan: Plan,
