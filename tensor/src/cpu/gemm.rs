@@ -32,7 +32,7 @@
 //! driver with the portable kernel (4×4). Large products share each packed B block between the
 //! rayon threads, which split its tiles by blocks of rows of C (columns when C has too few rows to
 //! go around); smaller ones give each thread its own piece of C to run the serial loops on, and
-//! thin ones with a long k give each thread a slice of k (see [`Plan`]).
+//! thin ones with a long k give each thread a slice of k (see `Plan`).
 
 // Unsafe code in this file is confined to the micro-kernels, the packing buffers and the shared
 // output pointer; make every unsafe operation spell out its own `unsafe {}` block and SAFETY note.
