@@ -30,7 +30,7 @@ const fn layer(workload: &'static str, batch: usize, inputs: usize, outputs: usi
 /// shared/spec/architectures.md: `conv` (B1: F = 128·8·8, z 32, batch 64), `dense` (B4: 784
 /// inputs, z 16, batch 128) and `basic` (B5: F = 64·8·8, z 128, batch 64). The μ and log σ²
 /// heads are two layers of the same shape; each is listed once.
-const LAYERS: [Layer; 9] = [
+const LAYERS: [Layer; 10] = [
     layer("B1", 64, 8192, 32),
     layer("B1", 64, 32, 8192),
     layer("B4", 128, 784, 512),
@@ -40,6 +40,7 @@ const LAYERS: [Layer; 9] = [
     layer("B4", 128, 256, 512),
     layer("B4", 128, 512, 784),
     layer("B5", 64, 4096, 128),
+    layer("B5", 64, 128, 4096),
 ];
 
 fn main() {
