@@ -8,6 +8,10 @@ workload in a process of its own.
     pip install torch numpy
     python3 benches/pytorch_train_step.py                 # all five, 2 threads
     python3 benches/pytorch_train_step.py --workloads B2 --steps 20
+    python3 benches/pytorch_train_step.py --device cuda --workloads B2   # beside `--device gpu`
+
+On `cuda`, TF32 is off (the fp32 comparison issue 7 asks for), each step ends with a
+synchronize, and the peak column is `torch.cuda.max_memory_allocated` instead of RSS.
 
 PyTorch is never a dependency of the project: this script only measures the reference.
 The parameter counts it prints must equal ours (vae/src/model tests pin them).
@@ -217,20 +221,24 @@ def make_model(arch, input_shape, z):
     return VAE()
 
 
-def child(name, steps):
+def child(name, steps, device):
     rss_before = proc_status_bytes("VmRSS:")
     import torch
 
+    cuda = device == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     arch, shape, z, batch = WORKLOADS[name]
-    model = make_model(arch, shape, z)
+    model = make_model(arch, shape, z).to(device)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(batch, *shape)
+    x = torch.rand(batch, *shape, device=device)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        eps = torch.randn(batch, z)
+        eps = torch.randn(batch, z, device=device)
         raw, mu, logvar = model(x, eps)
         y = torch.sigmoid(raw)
         recon = ((y - x) ** 2).sum() / batch
@@ -239,6 +247,8 @@ def child(name, steps):
         loss.item()  # the loss is read every step, as ours does (NaN check)
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize()
 
     t0 = time.perf_counter()
     step()
@@ -257,7 +267,7 @@ def child(name, steps):
         step()
         times.append((time.perf_counter() - t) * 1e3)
     cpu_ms = (time.process_time() - cpu0) * 1e3 / n
-    peak = proc_status_bytes("VmHWM:") - rss_before
+    peak = torch.cuda.max_memory_allocated() if cuda else proc_status_bytes("VmHWM:") - rss_before
     print(f"RESULT {name} {statistics.median(times):.3f} {min(times):.3f} {cpu_ms:.3f} {n} {peak} {params}")
 
 
@@ -266,23 +276,26 @@ def main():
     p.add_argument("--workloads", default="B1,B2,B3,B4,B5")
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--child")
     a = p.parse_args()
     if a.child:
         import torch
 
         torch.set_num_threads(a.threads)
-        child(a.child, a.steps)
+        child(a.child, a.steps, a.device)
         return
     import torch
 
-    print(f"torch {torch.__version__}, {a.threads} threads, MKL-DNN {torch.backends.mkldnn.is_available()}")
-    print("| workload | preset | median ms/step | min ms/step | CPU ms/step | images/s | steps | peak RSS MiB | params |")
+    print(f"torch {torch.__version__}, {a.device}, {a.threads} threads, MKL-DNN {torch.backends.mkldnn.is_available()}")
+    peak_column = "peak GPU memory MiB" if a.device == "cuda" else "peak RSS MiB"
+    print(f"| workload | preset | median ms/step | min ms/step | CPU ms/step | images/s | steps | {peak_column} | params |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in a.workloads.split(","):
         name = name.strip().upper()
         arch, shape, z, batch = WORKLOADS[name]
         cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--threads", str(a.threads)]
+        cmd += ["--device", a.device]
         out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
         if line is None:
