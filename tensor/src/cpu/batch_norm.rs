@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::reduce::sum_map_f64;
 use crate::dtype::Float;
 
 /// Sizes of a batch-norm operand viewed as [N, C, S].
@@ -40,20 +41,6 @@ pub struct BnStats<T> {
 }
 
 // ---------------------------------------------------------------- f64 reductions
-
-/// Σ f(x_i) in f64 with 8 independent accumulators, so the adds pipeline instead of waiting
-/// on one running sum.
-pub(crate) fn sum_map_f64<T: Float>(xs: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v.to_f64())).sum();
-    for ch in chunks {
-        for k in 0..8 {
-            acc[k] += f(ch[k].to_f64());
-        }
-    }
-    acc.iter().sum::<f64>() + tail
-}
 
 /// Σ f(a_i, b_i) in f64 over two equally long slices, 8 accumulators as in `sum_map_f64`.
 fn sum_map2_f64<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {

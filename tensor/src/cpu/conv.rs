@@ -30,7 +30,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
-use crate::cpu::reduce::sum_in_lanes;
+use crate::cpu::reduce::sum_map_f64;
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
@@ -462,7 +462,7 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
             let mut s = 0.0f64;
             for n in 0..batch {
                 let base = (n * channels + c) * plane;
-                s += sum_in_lanes(&t[base..base + plane], |v| v.to_f64());
+                s += sum_map_f64(&t[base..base + plane], |v| v);
             }
             T::from_f64(s)
         })

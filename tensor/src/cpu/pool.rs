@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::batch_norm::sum_map_f64;
+use super::reduce::sum_map_f64;
 use crate::dtype::Float;
 
 /// Geometry of a pooling window sliding over `planes` independent [H, W] planes and producing

@@ -58,7 +58,7 @@ fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out:
             if inner == 1 {
                 // A contiguous run (a per-sample sum over its pixels): one pass in lanes, not
                 // r one-element row updates.
-                out[0] = sum_in_lanes(block, |v| v);
+                out[0] = T::from_f64(sum_map_f64(block, |v| v));
             } else {
                 out.copy_from_slice(at(0));
                 for k in 1..r {
@@ -114,20 +114,19 @@ fn reduce_block<T: Float>(block: &[T], r: usize, inner: usize, col0: usize, out:
     }
 }
 
-/// Σ xs accumulated in `A`, in eight independent partial sums added at the end. One running sum
-/// is a chain of dependent additions (~4 cycles an element) that the compiler may not vectorise,
-/// since that would change the order of the additions; eight chains are vectorised as they
-/// stand. (The result differs from the left-to-right sum by rounding only.)
-pub(crate) fn sum_in_lanes<T: Float, A: Float>(xs: &[T], convert: impl Fn(T) -> A) -> A {
-    let mut lanes = [A::ZERO; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += convert(x);
+/// Σ f(x_i) in f64 with 8 independent accumulators, so the adds pipeline (and vectorise)
+/// instead of waiting on one running sum, a chain of dependent additions ~4 cycles an element.
+/// (The result differs from the left-to-right sum by rounding only.)
+pub(crate) fn sum_map_f64<T: Float>(xs: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v.to_f64())).sum();
+    for ch in chunks {
+        for k in 0..8 {
+            acc[k] += f(ch[k].to_f64());
         }
     }
-    let tail = chunks.remainder().iter().fold(A::ZERO, |s, &x| s + convert(x));
-    lanes.iter().fold(A::ZERO, |s, &lane| s + lane) + tail
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Variance over the middle axis of [outer, r, inner], dividing by r − correction
