@@ -38,12 +38,13 @@
 //!
 //! Memory: pages stay resident once touched, so the resident size is the arena's high-water
 //! mark: the live peak plus what fragmentation costs, bounded because a step's buffers come
-//! and go in nearly the same order every step. Measured (`cargo bench --bench train_step`,
-//! against the previous cache of whole blocks by size class): page faults per step B1 17,000 → 0,
-//! B2 53,600 → 1, B3 131,900 → 1; peak RSS B1 99 → 102 MiB, B3 1223 → 1217 MiB; `train` on 4,000
-//! dSprites images for 2 epochs 26.6 → 17.6 s. Like PyTorch's GPU allocator, freed pages are
-//! kept for the process's life rather than returned to the system. Smaller blocks, larger alignments, systems
-//! other than Linux and a failed reservation are left to the system allocator.
+//! and go in nearly the same order every step (`train` for 1 and 4 epochs: the same peak RSS).
+//! Measured (`cargo bench --bench train_step`, against the previous cache of whole blocks by
+//! size class): page faults per step B1 17,000 → 0, B2 53,600 → 1, B3 131,900 → 1; peak RSS
+//! B1 99 → 102 MiB, B3 1223 → 1217 MiB; `train` on 4,000 dSprites images for 2 epochs
+//! 26.6 → 17.6 s. Like PyTorch's GPU allocator, freed pages are kept for the process's life
+//! rather than returned to the system. Smaller blocks, larger alignments, systems other than
+//! Linux and a failed reservation are left to the system allocator.
 //! Nothing here allocates (the allocator cannot call itself): the free list is a fixed array.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -247,7 +248,7 @@ impl Heap {
     fn dealloc(&mut self, ptr: *mut u8, len: usize) -> bool {
         let Reservation::At(base) = self.reservation else { return false };
         let addr = ptr as usize;
-        if addr < base || addr >= base + ARENA_RESERVE {
+        if addr < base || addr >= base + self.arena.capacity {
             return false;
         }
         if !self.arena.release(addr - base, len) {
