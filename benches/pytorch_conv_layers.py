@@ -10,10 +10,11 @@ gradient. PyTorch is never a dependency of the project: this script only measure
 """
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
+
+from pytorch_common import median_ms, print_layer_row, print_layer_table_header
 
 # transposed, batch, c_in, c_out, input size, kernel, stride, padding, output padding
 LAYERS = [
@@ -31,17 +32,6 @@ LAYERS = [
 ]
 
 
-def median_ms(f, reps):
-    f()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=15)
@@ -49,8 +39,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} threads, {a.reps} repetitions, median\n")
-    print("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print_layer_table_header()
     with torch.no_grad():
         for i, (wl, tr, n, ci, co, hw, k, s, pd, op) in enumerate(LAYERS):
             x = torch.rand(n, ci, hw, hw) * 2 - 1
@@ -74,12 +63,7 @@ def main():
                 data = lambda: torch.nn.grad.conv2d_input(x.shape, w, gy, s, pd)
                 weight = lambda: torch.nn.grad.conv2d_weight(x, w.shape, gy, s, pd)
                 name = f"Conv({k},{s},{pd}) {ci}→{co} {hw}→{y.shape[2]}"
-            t = [median_ms(f, a.reps) for f in (fwd, data, weight)]
-            g = [flops / (ms * 1e6) for ms in t]
-            print(
-                f"| {wl} | {i}: {name} | {flops / 1e9:.2f} | {t[0]:.2f} | {g[0]:.1f} "
-                f"| {t[1]:.2f} | {g[1]:.1f} | {t[2]:.2f} | {g[2]:.1f} |"
-            )
+            print_layer_row(wl, f"{i}: {name}", flops, [median_ms(f, a.reps) for f in (fwd, data, weight)], 2)
 
 
 if __name__ == "__main__":

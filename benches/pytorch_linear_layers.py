@@ -5,9 +5,10 @@ ms and GFLOP/s, on the same number of threads.
     python3 benches/pytorch_linear_layers.py [--reps 50] [--threads 2] [--layers B4,8]
 """
 import argparse
-import time
 
 import torch
+
+from pytorch_common import median_ms, print_layer_row, print_layer_table_header
 
 # (workload, batch, inputs, outputs): the rows of LAYERS in benches/linear_layers.rs.
 LAYERS = [
@@ -24,17 +25,6 @@ LAYERS = [
 ]
 
 
-def median_ms(reps, fn):
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=50)
@@ -43,8 +33,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads: {torch.get_num_threads()}, {args.reps} repetitions, median, torch {torch.__version__}\n")
-    print("| workload | layer | GFLOP | fwd ms | fwd GFLOP/s | bwd-data ms | GFLOP/s | bwd-weight ms | GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print_layer_table_header()
     chosen = set(args.layers.split(",")) if args.layers else None
     total = 0.0
     for i, (workload, batch, inputs, outputs) in enumerate(LAYERS):
@@ -53,15 +42,10 @@ def main():
         x = torch.rand(batch, inputs) * 2 - 1
         w = torch.rand(outputs, inputs) * 2 - 1
         dy = torch.rand(batch, outputs) * 2 - 1
-        times = [
-            median_ms(args.reps, lambda: x @ w.t()),
-            median_ms(args.reps, lambda: dy @ w),
-            median_ms(args.reps, lambda: dy.t() @ x),
-        ]
+        times = [median_ms(fn, args.reps) for fn in (lambda: x @ w.t(), lambda: dy @ w, lambda: dy.t() @ x)]
         total += sum(times)
         flops = 2.0 * batch * inputs * outputs
-        cells = " | ".join(f"{t:.3f} | {flops / (t * 1e6):.1f}" for t in times)
-        print(f"| {workload} | {i}: Linear {inputs}→{outputs}, batch {batch} | {flops / 1e9:.3f} | {cells} |")
+        print_layer_row(workload, f"{i}: Linear {inputs}→{outputs}, batch {batch}", flops, times, 3)
     print(f"\ntotal of the medians: {total:.3f} ms")
 
 
