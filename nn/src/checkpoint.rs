@@ -10,21 +10,22 @@
 //! and, in the safetensors `__metadata__` map, the epoch, the step, the RNG state and the run
 //! configuration (a JSON string).
 //!
-//! Writes are atomic: the bytes go to `<file>.tmp`, which is fsynced and renamed over the
-//! target before the directory is fsynced, so a crash leaves the old file or the new one.
+//! Writes are atomic ([`crate::atomic_file`]): a crash leaves the old file or the new one. The
+//! same tensors and metadata always give the same bytes. Loads refuse NaN and infinite values
+//! (a model holding one trains and predicts NaN while looking fine).
 //! Loads check every tensor first and fail with one error listing every missing, unexpected
 //! and misshaped tensor, changing nothing; a truncated or corrupted file is an error naming
 //! the file.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, View};
 use tensor::{DType, Tensor};
 
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result, ShapeMismatch, StateMismatch};
 use crate::module::{BufferKind, Module, StateItem};
 use crate::optim::Optimizer;
@@ -202,38 +203,6 @@ fn from_raw(path: &Path, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]
     t.map_err(|e| Error::Checkpoint { path: path.to_path_buf(), msg: format!("tensor {name}: {e}") })
 }
 
-/// Writes `bytes` to `path` atomically: `<path>.tmp`, fsync, rename, fsync the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    let written = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(&tmp)(e));
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path)(e));
-    }
-    // The rename is durable only once the directory entry is on disk.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    #[cfg(unix)]
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir))?;
-    Ok(())
-}
-
 /// Writes tensors and metadata to a safetensors file, atomically.
 pub fn write_safetensors(path: &Path, tensors: &[TensorEntry], metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut seen = BTreeSet::new();
@@ -248,7 +217,32 @@ pub fn write_safetensors(path: &Path, tensors: &[TensorEntry], metadata: &BTreeM
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), msg: format!("cannot serialize: {e}") })?;
-    write_atomically(path, &bytes)
+    let bytes = with_sorted_header(&bytes)
+        .map_err(|msg| Error::Checkpoint { path: path.to_path_buf(), msg: format!("cannot serialize: {msg}") })?;
+    write_atomic(path, &bytes).map_err(|(path, source)| Error::Io { path, source })
+}
+
+/// The same safetensors file with its JSON header's keys sorted. The crate writes the
+/// `__metadata__` map in hash order, which differs from one call to the next; sorted, the same
+/// model and state always give the same bytes (a checkpoint's hash identifies its contents).
+/// Tensor offsets are explicit in the header, so reordering its keys moves no data.
+fn with_sorted_header(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let length_bytes: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or("no header length")?;
+    let header_end = usize::try_from(u64::from_le_bytes(length_bytes))
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= bytes.len())
+        .ok_or("header length past the end")?;
+    // serde_json's map is a BTreeMap (no `preserve_order`): parsing and printing sorts the keys.
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..header_end]).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string(&header).map_err(|e| e.to_string())?.into_bytes();
+    // The data starts 8-byte aligned, as the crate pads it: with spaces.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - header_end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[header_end..]);
+    Ok(out)
 }
 
 /// Reads every tensor and the metadata of a safetensors file. A truncated or corrupted file
@@ -285,6 +279,26 @@ fn model_entries(model: &dyn Module) -> Vec<TensorEntry> {
 pub fn save_model(path: &Path, model: &dyn Module) -> Result<()> {
     let metadata = BTreeMap::from([(KEY_FORMAT.to_string(), "pt".to_string())]);
     write_safetensors(path, &model_entries(model), &metadata)
+}
+
+/// Fails, naming the file and every offending tensor, when any of `tensors` holds a NaN or an
+/// infinity: loading one would train and predict NaN while every shape looks right.
+fn refuse_non_finite<'a>(path: &Path, tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Result<()> {
+    let mut offenders = vec![];
+    for (name, t) in tensors {
+        let values = t.try_to_vec::<f64>()?;
+        let count = values.iter().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            offenders.push(format!("{name} ({count} of {})", values.len()));
+        }
+    }
+    if offenders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!("holds non-finite values (NaN or infinity) in {}; refusing to load it", offenders.join(", ")),
+    })
 }
 
 /// Matches file tensors to model tensors; returns the assignments, or every mismatch.
@@ -364,7 +378,12 @@ fn model_tensors(contents: &SafetensorsContents) -> BTreeMap<String, Tensor> {
 /// selected tensor matches.
 pub fn load_model(path: &Path, model: &dyn Module, options: &LoadOptions) -> Result<LoadReport> {
     let contents = read_safetensors(path)?;
-    let (assignments, report) = plan_model_load(path, &model_tensors(&contents), model, options)?;
+    let tensors = model_tensors(&contents);
+    refuse_non_finite(
+        path,
+        tensors.iter().filter(|(n, _)| options.prefix.as_deref().is_none_or(|p| n.starts_with(p))),
+    )?;
+    let (assignments, report) = plan_model_load(path, &tensors, model, options)?;
     apply(assignments);
     Ok(report)
 }
@@ -437,6 +456,7 @@ pub fn load_training_checkpoint(
 ) -> Result<TrainingState> {
     let contents = read_safetensors(path)?;
     let state = parse_training_state(path, &contents.metadata)?;
+    refuse_non_finite(path, &contents.tensors)?;
     let (assignments, _) = plan_model_load(path, &model_tensors(&contents), model, &LoadOptions::strict())?;
     let optimizer_tensors: BTreeMap<String, Tensor> = contents
         .tensors

@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod error;
 pub mod init;

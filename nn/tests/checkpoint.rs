@@ -364,3 +364,87 @@ fn a_run_configuration_that_is_not_json_is_refused_before_writing() {
     assert!(save_training_checkpoint(&path, &model, &opt, &state).is_err());
     assert!(!path.exists());
 }
+
+#[test]
+fn the_same_model_and_state_give_byte_identical_checkpoint_files() {
+    let dir = temp_dir("byte-identical");
+    let model = small_cnn(1);
+    let opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
+    let extra: BTreeMap<String, String> = (0..12).map(|i| (format!("key{i}"), format!("value{i}"))).collect();
+    let state = TrainingState { config_json: r#"{"b": 1, "a": 2}"#.into(), extra, ..TrainingState::default() };
+    let (first, second) = (dir.join("first.safetensors"), dir.join("second.safetensors"));
+    save_training_checkpoint(&first, &model, &opt, &state).unwrap();
+    save_training_checkpoint(&second, &model, &opt, &state).unwrap();
+    assert!(std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(), "the two files differ");
+    // The canonical header is still a valid safetensors file with every entry.
+    assert_eq!(read_safetensors(&first).unwrap().metadata.get("extra.key7").map(String::as_str), Some("value7"));
+}
+
+/// The model's entries with one value of `name` replaced by `value`.
+fn entries_with(model: &dyn Module, name: &str, value: f32) -> Vec<TensorEntry> {
+    model
+        .named_state()
+        .into_iter()
+        .map(|(n, item)| {
+            let mut v = item.value();
+            if n == name {
+                let mut data = v.to_vec_f32();
+                data[0] = value;
+                v = Tensor::from_vec(data, v.shape()).unwrap();
+            }
+            TensorEntry { name: n, value: v, kind: item.kind() }
+        })
+        .collect()
+}
+
+#[test]
+fn a_model_file_holding_nan_or_infinity_is_refused_naming_the_tensor_and_changes_nothing() {
+    let dir = temp_dir("non-finite");
+    for (bad, label) in [(f32::NAN, "nan"), (f32::INFINITY, "inf")] {
+        let path = dir.join(format!("{label}.safetensors"));
+        write_safetensors(&path, &entries_with(&small_cnn(1), "6.weight", bad), &BTreeMap::new()).unwrap();
+        let model = small_cnn(2);
+        let before = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32()).collect::<Vec<_>>();
+        let err = load_model(&path, &model, &LoadOptions::strict()).unwrap_err().to_string();
+        assert!(
+            err.contains("6.weight") && err.contains("non-finite") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        let after = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32()).collect::<Vec<_>>();
+        assert_eq!(before, after, "a refused load changed the model");
+    }
+}
+
+#[test]
+fn a_training_checkpoint_with_non_finite_optimizer_state_is_refused() {
+    let dir = temp_dir("non-finite-optimizer");
+    let path = dir.join("train.safetensors");
+    let model = small_cnn(1);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
+    train_step(&model, &mut opt, &input(0));
+    let state = TrainingState { config_json: "{}".into(), ..TrainingState::default() };
+    save_training_checkpoint(&path, &model, &opt, &state).unwrap();
+    let mut contents = read_safetensors(&path).unwrap();
+    let name = "optimizer.exp_avg_sq.6.weight";
+    let t = contents.tensors[name].clone();
+    let mut data = t.to_vec_f32();
+    data[1] = f32::NAN;
+    contents.tensors.insert(name.into(), Tensor::from_vec(data, t.shape()).unwrap());
+    let entries: Vec<TensorEntry> = contents
+        .tensors
+        .into_iter()
+        .map(|(n, value)| {
+            let kind = if n.starts_with("optimizer.step.") || n.ends_with("num_batches_tracked") {
+                BufferKind::Count
+            } else {
+                BufferKind::Float
+            };
+            TensorEntry { name: n, value, kind }
+        })
+        .collect();
+    write_safetensors(&path, &entries, &contents.metadata).unwrap();
+    let fresh = small_cnn(1);
+    let mut fresh_opt = Adam::new(fresh.named_parameters(), AdamConfig::new(0.01)).unwrap();
+    let err = load_training_checkpoint(&path, &fresh, &mut fresh_opt).unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("non-finite"), "{err}");
+}
