@@ -1,6 +1,19 @@
-//! Reading a `train` run folder back: its `config.json` (the flags it ran with), the same
-//! train/validation/test split of the same data, its model from a checkpoint, and its
-//! `metrics.csv`. Used by the `eval` and `sweep` binaries.
+//! A run folder, as `train` writes it and `eval`, `sweep` and `explore` read it back:
+//!
+//! | file | written | holds |
+//! |---|---|---|
+//! | `config.json` | once, at the start | the [`RunConfig`] |
+//! | `last.safetensors` | every epoch end (and on Ctrl-C) | model, optimizer, position, RNG states, history |
+//! | `best.safetensors` | when validation improves, before `last` | the same, at the best epoch |
+//! | `metrics.csv` | after `last`, rewritten whole | one [`EpochMetrics`] row per finished epoch |
+//! | `*.png` | after `metrics.csv` | pictures of the epoch |
+//!
+//! Every file is replaced atomically ([`nn::atomic_file`]), and the order above is what keeps the
+//! folder consistent at every instant a process can die: `metrics.csv` is rewritten from the
+//! history inside `last.safetensors`, so it never lists an epoch the checkpoint does not hold
+//! (it can lag one epoch behind until the next write; `--resume` rewrites it first), and
+//! `best.safetensors` is written before `last`, so the early-stopping record in `last` never
+//! names a best epoch that `best.safetensors` does not hold.
 //!
 //! The split is recomputed from the configuration (dataset, `--max-images`, `--split`,
 //! `--seed`), exactly as `train` made it, so the test images were never seen in training.
@@ -9,218 +22,289 @@ use std::path::{Path, PathBuf};
 
 use nn::checkpoint::{load_model, LoadOptions};
 use nn::Init;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+pub use crate::config::RunConfig;
 use crate::data::{self, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization, Splits};
 use crate::error::{Error, Result};
-use crate::loss::ReconLoss;
-use crate::model::{Arch, ModelConfig, OutputActivation, Vae};
-use crate::train::{objective_from_flags, LossSetup};
+use crate::model::{ModelConfig, Vae};
+use crate::train::StepStats;
 
-/// The flags of a `train` run that decide its data, model and loss (the rest of
-/// `config.json` is ignored). Defaults are `train`'s.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct RunConfig {
-    /// `--arch`: the model preset name (see [`Arch::NAMES`]).
-    pub arch: String,
-    /// `--dataset`: the dataset name (see [`crate::data::DatasetKind::NAMES`]).
-    pub dataset: String,
-    /// `--data-dir`: where the dataset's files are; `None`: its standard location.
-    pub data_dir: Option<PathBuf>,
-    /// `--image-size`: side images were resized to; `None`: the dataset's own size.
-    pub image_size: Option<usize>,
-    /// `--max-images`: at most this many images were loaded; `None`: the dataset's default.
-    pub max_images: Option<usize>,
-    /// `--annotation-dir`: Pascal-VOC annotations for bounding-box crops (image folders).
-    pub annotation_dir: Option<PathBuf>,
-    /// `--center-crop`: folder images were centre-cropped to a square before resizing.
-    pub center_crop: bool,
-    /// `--split`: train/validation/test ratios, `TRAIN:VAL:TEST` (e.g. `10:1:1`).
-    pub split: String,
-    /// `--normalize`: `zero-one`, `minus-one-one` or `mean-std`.
-    pub normalize: String,
-    /// `--z-dim`: latent size z.
-    pub z_dim: usize,
-    /// `--loss`: `beta-vae` or `beta-tcvae`.
-    pub loss: String,
-    /// `--beta`: KL weight (β-VAE) or total-correlation weight (β-TCVAE).
-    pub beta: f64,
-    /// `--alpha`: mutual-information weight (β-TCVAE).
-    pub alpha: f64,
-    /// `--gamma`: dimension-wise KL weight (β-TCVAE).
-    pub gamma: f64,
-    /// `--k1`: reconstruction weight (β-VAE).
-    pub k1: f64,
-    /// `--stratified`: minibatch-stratified instead of minibatch-weighted sampling (β-TCVAE).
-    pub stratified: bool,
-    /// `--recon`: `mse`, `bce` or `bce-logits`.
-    pub recon: String,
-    /// `--output`: decoder output activation, `logits`, `sigmoid` or `tanh`.
-    pub output: String,
-    /// `--input-noise`: std of the Gaussian noise added to the encoder's input while training.
-    pub input_noise: f64,
-    /// `--seed`: the run's random seed (initialisation, split, order, noise).
-    pub seed: u64,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            arch: "conv".into(),
-            dataset: "dsprites".into(),
-            data_dir: None,
-            image_size: None,
-            max_images: None,
-            annotation_dir: None,
-            center_crop: false,
-            split: "10:1:1".into(),
-            normalize: "zero-one".into(),
-            z_dim: 10,
-            loss: "beta-vae".into(),
-            beta: 1.0,
-            alpha: 1.0,
-            gamma: 1.0,
-            k1: 1.0,
-            stratified: false,
-            recon: "bce-logits".into(),
-            output: "logits".into(),
-            input_noise: 0.0,
-            seed: 0,
-        }
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.to_path_buf(), source: e }
-}
+/// The run's configuration.
+pub const CONFIG_FILE: &str = "config.json";
+/// One row per finished epoch.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// The training checkpoint after the last finished epoch (or the Ctrl-C point).
+pub const LAST_CHECKPOINT: &str = "last.safetensors";
+/// The training checkpoint of the epoch with the lowest validation loss.
+pub const BEST_CHECKPOINT: &str = "best.safetensors";
 
 impl RunConfig {
-    /// Reads `dir/config.json`.
-    pub fn read(dir: &Path) -> Result<RunConfig> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", path.display())))
+    /// The load options `train` uses: dSprites is generated, 20,000 images unless told otherwise.
+    pub fn data_load_options(&self) -> DataLoadOptions {
+        let max_images = self.max_images.or(if self.dataset == DatasetKind::DSprites { Some(20_000) } else { None });
+        DataLoadOptions {
+            max_images,
+            seed: self.seed,
+            center_crop: self.center_crop,
+            annotation_dir: self.annotation_dir.clone(),
+            ..DataLoadOptions::default()
+        }
     }
 
     /// Loads the dataset and cuts it as `train` did; returns the splits and the normalisation.
     pub fn load_splits(&self) -> Result<(Splits<Dataset>, Normalization)> {
-        let kind: DatasetKind = self.dataset.parse()?;
-        let opts = data_load_options(kind, self.max_images, self.seed, self.center_crop, self.annotation_dir.clone());
-        let ds = data::load(kind, self.data_dir.as_deref(), self.image_size, &opts)?;
-        let splits = ds.split(parse_split("split", &self.split)?, self.seed)?;
-        let normalization = parse_normalization("normalize", &self.normalize, &splits.train)?;
+        let ds = data::load(self.dataset, self.data_dir.as_deref(), self.image_size, &self.data_load_options())?;
+        let splits = ds.split(self.split_ratios()?, self.seed)?;
+        let normalization = self.normalization(&splits.train);
         Ok((splits, normalization))
-    }
-
-    /// The loss `train` minimised, for a training set of `train_len` images.
-    pub fn loss_setup(&self, train_len: usize) -> Result<LossSetup> {
-        let recon: ReconLoss = self.recon.parse().map_err(|e| Error::Config(format!("recon: {e}")))?;
-        let output: OutputActivation = self.output.parse().map_err(|e| Error::Config(format!("output: {e}")))?;
-        let objective =
-            objective_from_flags(&self.loss, self.beta, self.alpha, self.gamma, self.k1, train_len, self.stratified)?;
-        Ok(LossSetup { recon, output, objective, input_noise_std: self.input_noise })
-    }
-
-    /// The model preset named by `arch`; a config error if no preset has that name.
-    pub fn arch(&self) -> Result<Arch> {
-        self.arch.parse::<Arch>().map_err(Error::Config)
     }
 
     /// The run's model with the weights of `checkpoint` (a training checkpoint or a model file).
     pub fn load_model(&self, input: [usize; 3], checkpoint: &Path) -> Result<Vae> {
-        let model = Vae::new(ModelConfig { arch: self.arch()?, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
+        let model = Vae::new(ModelConfig { arch: self.arch, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
         load_model(checkpoint, &model, &LoadOptions::strict())?;
         Ok(model)
     }
 }
 
-/// One row of a run's `metrics.csv`: the epoch and every column by name (empty cells are NaN).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRow {
-    /// The epoch number, as written in the `epoch` column.
+/// One finished epoch: a row of `metrics.csv` and an entry of the history every checkpoint
+/// carries (the columns are these field names; β-VAE runs leave the β-TCVAE cells empty).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// The epoch number, from 1.
     pub epoch: usize,
-    /// Every other column: (header name, value), in file order; empty cells are NaN.
-    pub values: Vec<(String, f64)>,
+    /// The learning rate of the epoch.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch's steps and validation.
+    pub seconds: f64,
+    /// Mean weighted objective over the epoch's training batches.
+    pub train_loss: f64,
+    /// Mean reconstruction loss over the training batches.
+    pub train_recon: f64,
+    /// Mean KL over the training batches.
+    pub train_kl: f64,
+    /// Mean mutual information (β-TCVAE).
+    pub train_mi: Option<f64>,
+    /// Mean total correlation (β-TCVAE).
+    pub train_tc: Option<f64>,
+    /// Mean dimension-wise KL (β-TCVAE).
+    pub train_dwkl: Option<f64>,
+    /// The same on the validation split, after the epoch.
+    pub val_loss: f64,
+    /// Validation reconstruction loss.
+    pub val_recon: f64,
+    /// Validation KL.
+    pub val_kl: f64,
+    /// Validation mutual information (β-TCVAE).
+    pub val_mi: Option<f64>,
+    /// Validation total correlation (β-TCVAE).
+    pub val_tc: Option<f64>,
+    /// Validation dimension-wise KL (β-TCVAE).
+    pub val_dwkl: Option<f64>,
 }
 
-impl EpochRow {
-    /// The value of `column`, or `None` when the column is missing or the cell is empty (NaN).
+impl EpochMetrics {
+    /// The row of epoch `epoch` (from 1).
+    pub fn new(epoch: usize, lr: f64, seconds: f64, train: &StepStats, val: &StepStats) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            lr,
+            seconds,
+            train_loss: train.loss,
+            train_recon: train.recon,
+            train_kl: train.kl,
+            train_mi: train.mi,
+            train_tc: train.tc,
+            train_dwkl: train.dwkl,
+            val_loss: val.loss,
+            val_recon: val.recon,
+            val_kl: val.kl,
+            val_mi: val.mi,
+            val_tc: val.tc,
+            val_dwkl: val.dwkl,
+        }
+    }
+
+    /// The training means.
+    pub fn train(&self) -> StepStats {
+        StepStats {
+            loss: self.train_loss,
+            recon: self.train_recon,
+            kl: self.train_kl,
+            mi: self.train_mi,
+            tc: self.train_tc,
+            dwkl: self.train_dwkl,
+        }
+    }
+
+    /// The validation means.
+    pub fn val(&self) -> StepStats {
+        StepStats {
+            loss: self.val_loss,
+            recon: self.val_recon,
+            kl: self.val_kl,
+            mi: self.val_mi,
+            tc: self.val_tc,
+            dwkl: self.val_dwkl,
+        }
+    }
+
+    /// The value of the column named `column` (`val_loss`), `None` for an empty cell or an
+    /// unknown name: for tables that pick columns by name.
     pub fn get(&self, column: &str) -> Option<f64> {
-        self.values.iter().find(|(n, _)| n == column).map(|(_, v)| *v).filter(|v| !v.is_nan())
+        serde_json::to_value(self).ok()?.get(column)?.as_f64()
     }
 }
 
-/// Reads `metrics.csv` (the header and one row per epoch).
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    if header.first() != Some(&"epoch") {
-        return Err(Error::Config(format!("{}: not a metrics.csv (the first column is not 'epoch')", path.display())));
+/// Reads `metrics.csv`; a malformed row is an error naming the file and the line.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let bad = |e: csv::Error| {
+        let line = e.position().map(|p| format!(" line {}", p.line())).unwrap_or_default();
+        Error::Config(format!("{}:{line}: not a metrics.csv row: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    csv::Reader::from_reader(file).deserialize().collect::<std::result::Result<_, _>>().map_err(bad)
+}
+
+/// Replaces `metrics.csv` with `rows`, atomically.
+pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(vec![]);
+    let failed = |e: String| Error::Config(format!("{}: cannot write metrics: {e}", path.display()));
+    if rows.is_empty() {
+        // The header alone: serde writes it with the first row.
+        writer.write_record(metrics_columns()).map_err(|e| failed(e.to_string()))?;
     }
-    let mut rows = vec![];
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let cells: Vec<&str> = line.split(',').collect();
-        let bad = || Error::Config(format!("{}: line {} is not a row of numbers", path.display(), i + 2));
-        let epoch = cells.first().and_then(|c| c.parse::<usize>().ok()).ok_or_else(bad)?;
-        let values = header
-            .iter()
-            .zip(&cells)
-            .skip(1)
-            .map(|(h, c)| (h.to_string(), c.parse::<f64>().unwrap_or(f64::NAN)))
-            .collect();
-        rows.push(EpochRow { epoch, values });
+    for row in rows {
+        writer.serialize(row).map_err(|e| failed(e.to_string()))?;
     }
-    Ok(rows)
+    let bytes = writer.into_inner().map_err(|e| failed(e.to_string()))?;
+    write_file(path, &bytes)
+}
+
+/// The column names of `metrics.csv`, in order: [`EpochMetrics`]' field names.
+pub fn metrics_columns() -> Vec<String> {
+    let zero = StepStats::default();
+    let mut writer = csv::Writer::from_writer(vec![]);
+    // csv writes the header, from the field names, with the first row.
+    if writer.serialize(EpochMetrics::new(0, 0.0, 0.0, &zero, &zero)).is_err() {
+        return vec![];
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().split(',').map(str::to_string).collect()
 }
 
 /// The row with the lowest validation loss (the epoch `best.safetensors` holds).
-pub fn best_epoch(rows: &[EpochRow]) -> Option<&EpochRow> {
-    rows.iter().filter(|r| r.get("val_loss").is_some()).min_by(|a, b| {
-        a.get("val_loss").unwrap_or(f64::INFINITY).total_cmp(&b.get("val_loss").unwrap_or(f64::INFINITY))
-    })
+pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
+    rows.iter().filter(|r| r.val_loss.is_finite()).min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
 }
 
-// What `train` reads its data with, shared with `load_splits` so that `eval` and `classify` cut
-// exactly the same split. `flag` names the setting in errors: `--split` on the command line,
-// `split` when read back from config.json.
-
-/// The load options `train` uses: dSprites is generated, 20,000 images unless told otherwise.
-pub fn data_load_options(
-    kind: DatasetKind,
-    max_images: Option<usize>,
-    seed: u64,
-    center_crop: bool,
-    annotation_dir: Option<PathBuf>,
-) -> DataLoadOptions {
-    let max_images = max_images.or(if kind == DatasetKind::DSprites { Some(20_000) } else { None });
-    DataLoadOptions { max_images, seed, center_crop, annotation_dir, ..DataLoadOptions::default() }
+/// Writes `bytes` to `path` atomically, as every file of a run folder is written.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    nn::atomic_file::write_atomic(path, bytes).map_err(|(path, source)| Error::Io { path, source })
 }
 
-/// Parses TRAIN:VAL:TEST split ratios (three non-negative numbers, the first positive).
-pub fn parse_split(flag: &str, s: &str) -> Result<[f64; 3]> {
-    let parts: Vec<f64> = s
-        .split(':')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Config(format!("{flag} '{s}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)")))?;
-    match parts[..] {
-        [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 => Ok([a, b, c]),
-        _ => Err(Error::Config(format!("{flag} '{s}' needs three non-negative ratios with a positive first one"))),
+/// The files that mark a folder as holding a run.
+const RUN_FILES: [&str; 4] = [CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT];
+
+/// Makes `dir` ready for a new run: creates it, refuses it when it already holds a run (whose
+/// checkpoints a new run would mix with its own), and removes temporaries of killed writes.
+pub fn prepare_new_run_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    if !present.is_empty() {
+        return Err(Error::Config(format!(
+            "{} already holds a run ({}): continue it with --resume {}, or choose another --run-dir",
+            dir.display(),
+            present.join(", "),
+            dir.join(LAST_CHECKPOINT).display()
+        )));
+    }
+    remove_temporaries(dir)
+}
+
+/// Removes the `.tmp` files a killed write left in `dir` (call before writing into it).
+pub fn remove_temporaries(dir: &Path) -> Result<()> {
+    nn::atomic_file::remove_temporaries(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    Ok(())
+}
+
+/// The folder of a checkpoint (`runs/x/last.safetensors` → `runs/x`).
+pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
+    match checkpoint.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
-/// The input normalisation called `name`; `mean-std` takes its statistics from `train`.
-pub fn parse_normalization(flag: &str, name: &str, train: &Dataset) -> Result<Normalization> {
-    match name {
-        "zero-one" => Ok(Normalization::ZeroOne),
-        "minus-one-one" => Ok(Normalization::MinusOneOne),
-        "mean-std" => {
-            let (mean, std) = train.per_channel_mean_std();
-            Ok(Normalization::MeanStd { mean, std })
-        }
-        other => Err(Error::Config(format!("{flag} '{other}' (expected zero-one, minus-one-one or mean-std)"))),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vae-runs-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn stats(loss: f64, tc: Option<f64>) -> StepStats {
+        StepStats { loss, recon: loss / 2.0, kl: loss / 4.0, mi: tc, tc, dwkl: tc }
+    }
+
+    #[test]
+    fn metrics_round_trip_through_csv_with_empty_cells_for_beta_vae() {
+        let dir = temp_dir("metrics");
+        let path = dir.join(METRICS_FILE);
+        let rows = vec![
+            EpochMetrics::new(1, 1e-3, 2.5, &stats(10.0, None), &stats(11.0, None)),
+            EpochMetrics::new(2, 1e-3, 2.4, &stats(9.0, Some(0.5)), &stats(9.5, Some(0.25))),
+        ];
+        write_metrics(&path, &rows).unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), rows);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&metrics_columns().join(",")), "{text}");
+        assert!(text.lines().nth(1).unwrap().ends_with(",,,"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_history_writes_the_header() {
+        let dir = temp_dir("empty");
+        write_metrics(&dir.join(METRICS_FILE), &[]).unwrap();
+        assert!(read_metrics(&dir.join(METRICS_FILE)).unwrap().is_empty());
+        assert_eq!(metrics_columns()[..3], ["epoch", "lr", "seconds"]);
+    }
+
+    #[test]
+    fn a_malformed_row_names_the_file_and_line() {
+        let dir = temp_dir("malformed");
+        let path = dir.join(METRICS_FILE);
+        std::fs::write(&path, format!("{}\n1,x,2\n", metrics_columns().join(","))).unwrap();
+        let err = read_metrics(&path).unwrap_err().to_string();
+        assert!(err.contains("metrics.csv") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn columns_are_found_by_name() {
+        let row = EpochMetrics::new(3, 1e-3, 1.0, &stats(10.0, None), &stats(8.0, None));
+        assert_eq!(row.get("val_loss"), Some(8.0));
+        assert_eq!(row.get("val_tc"), None);
+        assert_eq!(row.get("no_such_column"), None);
+    }
+
+    #[test]
+    fn a_folder_holding_a_run_is_refused_for_a_new_run() {
+        let dir = temp_dir("taken");
+        std::fs::write(dir.join(LAST_CHECKPOINT), b"x").unwrap();
+        let err = prepare_new_run_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
+    }
+
+    #[test]
+    fn a_new_run_removes_temporaries_of_killed_writes() {
+        let dir = temp_dir("temporaries");
+        std::fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
+        prepare_new_run_dir(&dir).unwrap();
+        assert!(!dir.join("last.safetensors.tmp").exists());
     }
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::runs::{best_epoch, read_metrics, EpochRow};
+use crate::runs::{best_epoch, read_metrics, EpochMetrics};
 
 /// One axis of a grid: a `train` flag (without `--`) and the values it takes.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,13 +63,13 @@ pub struct PointResult {
     /// The point's folder name (see [`point_name`]).
     pub name: String,
     /// The rows of its `metrics.csv`, one per finished epoch.
-    pub rows: Vec<EpochRow>,
+    pub rows: Vec<EpochMetrics>,
     /// Wall-clock seconds the run took, as measured by the sweep.
     pub seconds: f64,
 }
 
-/// The columns of the table, in the order of `metrics.csv`.
-pub const COLUMNS: [&str; 6] = ["val_loss", "val_recon", "val_kl", "val_mi", "val_tc", "val_dwkl"];
+/// The columns of the table: `metrics.csv`'s validation columns.
+const COLUMNS: [&str; 6] = ["val_loss", "val_recon", "val_kl", "val_mi", "val_tc", "val_dwkl"];
 
 /// Reads each point's `metrics.csv` under `dir`.
 pub fn collect(dir: &Path, points: &[(String, f64)]) -> Result<Vec<PointResult>> {
@@ -128,12 +128,7 @@ pub fn table(results: &[PointResult]) -> (String, String) {
 pub fn val_loss_series(results: &[PointResult]) -> Vec<(String, Vec<(f64, f64)>)> {
     results
         .iter()
-        .map(|r| {
-            (
-                r.name.clone(),
-                r.rows.iter().filter_map(|row| row.get("val_loss").map(|v| (row.epoch as f64, v))).collect(),
-            )
-        })
+        .map(|r| (r.name.clone(), r.rows.iter().map(|row| (row.epoch as f64, row.val_loss)).collect()))
         .collect()
 }
 

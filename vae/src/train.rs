@@ -29,7 +29,7 @@ pub struct LossSetup {
 }
 
 /// Loss components of one batch (or their mean over many), all unweighted except `loss`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepStats {
     /// The weighted objective that was minimised.
     pub loss: f64,
@@ -45,8 +45,9 @@ pub struct StepStats {
     pub dwkl: Option<f64>,
 }
 
-/// A running mean of `StepStats`, weighted by batch size.
-#[derive(Clone, Debug, Default)]
+/// A running mean of `StepStats`, weighted by batch size (saved in a mid-epoch checkpoint, so
+/// a resumed epoch's mean still covers all its batches).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatsMean {
     sum: StepStats,
     weight: f64,
@@ -176,30 +177,6 @@ pub fn evaluate<'a>(
     });
     model.set_training(true);
     result
-}
-
-/// Objective presets by name: `beta-vae` or `beta-tcvae`.
-pub fn objective_from_flags(
-    kind: &str,
-    beta: f64,
-    alpha: f64,
-    gamma: f64,
-    k1: f64,
-    dataset_size: usize,
-    stratified: bool,
-) -> Result<Objective> {
-    use crate::loss::TcEstimator;
-    match kind {
-        "beta-vae" => Ok(Objective::BetaVae { k1, beta }),
-        "beta-tcvae" => Ok(Objective::BetaTcVae {
-            alpha,
-            beta,
-            gamma,
-            dataset_size,
-            estimator: if stratified { TcEstimator::MinibatchStratified } else { TcEstimator::MinibatchWeighted },
-        }),
-        _ => Err(Error::Config(format!("--loss '{kind}' is not known (expected beta-vae or beta-tcvae)"))),
-    }
 }
 
 /// Sizes rayon's global pool for `--threads N` (0 keeps the default: one thread per core).

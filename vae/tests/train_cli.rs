@@ -147,7 +147,7 @@ fn a_run_resumed_on_the_gpu_ends_where_an_uninterrupted_gpu_run_does() {
     assert!(ok.success());
     // The checkpoint is read onto the CPU; parameters and Adam's moments must land on the GPU.
     let out = train()
-        .args(["--resume", &b.join("last.safetensors").display().to_string(), "--epochs", "2"])
+        .args(["--resume", &b.join("last.safetensors").display().to_string(), "--epochs", "2", "--device", "gpu"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

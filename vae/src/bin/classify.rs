@@ -17,7 +17,7 @@ use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{Init, Module};
 use tensor::Rng;
 use vae::classify::{cross_entropy, info_path, predictions, ClassifierInfo};
-use vae::data::{BatchOptions, Batches, Dataset, Normalization};
+use vae::data::{BatchOptions, Batches, Dataset, DatasetKind, Normalization};
 use vae::error::{Error, Result};
 use vae::model::ResNet18Classifier;
 use vae::runs::RunConfig;
@@ -31,8 +31,8 @@ static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu
 #[command(name = "classify", version, about)]
 struct Args {
     /// Dataset with labels: fashion-mnist, mnist, cifar10, stl10 or folder.
-    #[arg(long, default_value = "fashion-mnist")]
-    dataset: String,
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    dataset: DatasetKind,
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Resize images to SIZE×SIZE (32 for a `resnet18` VAE on 28×28 data).
@@ -100,7 +100,7 @@ fn run(args: Args) -> Result<()> {
         other => return Err(Error::Config(format!("--arch '{other}' (expected resnet18 or resnet18-nobn)"))),
     };
     let cfg = RunConfig {
-        dataset: args.dataset.clone(),
+        dataset: args.dataset,
         data_dir: args.data_dir.clone(),
         image_size: args.image_size,
         max_images: args.max_images,
@@ -171,7 +171,7 @@ fn run(args: Args) -> Result<()> {
     save_model(&args.out, &clf)?;
     let info = ClassifierInfo {
         arch: args.arch.clone(),
-        dataset: args.dataset.clone(),
+        dataset: args.dataset.to_string(),
         input: [c, h, w],
         class_names: train.class_names.clone(),
         test_accuracy: test_acc,

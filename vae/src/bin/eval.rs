@@ -145,11 +145,11 @@ impl Ctx {
         Ok(())
     }
     fn recon(&self, ds: &Dataset) -> Result<Vec<f32>> {
-        let output = self.cfg.loss_setup(1)?.output;
+        let output = self.cfg.output;
         reconstruct_dataset(&self.model, ds, &self.norm, output, 256)
     }
     fn decode(&self, z: &[f32]) -> Result<Vec<f32>> {
-        let output = self.cfg.loss_setup(1)?.output;
+        let output = self.cfg.output;
         decode_codes(&self.model, z, &self.norm, output, 256)
     }
 }
@@ -324,7 +324,7 @@ fn run(args: Args) -> Result<()> {
     if wants("ood") {
         let kind = match &args.ood {
             Some(s) => s.parse::<DatasetKind>().map_err(|e| Error::Config(format!("--ood: {e}")))?,
-            None if ctx.cfg.dataset == "dsprites" => DatasetKind::FashionMnist,
+            None if ctx.cfg.dataset == DatasetKind::DSprites => DatasetKind::FashionMnist,
             None => DatasetKind::DSprites,
         };
         let opts = data::LoadOptions { max_images: Some(200), ..data::LoadOptions::default() };
@@ -411,7 +411,7 @@ fn metrics_section(
     samples: &[f32],
     m: &mut BTreeMap<String, Value>,
 ) -> Result<()> {
-    let setup = ctx.cfg.loss_setup(train_len)?;
+    let setup = ctx.cfg.loss_setup(train_len);
     let opts =
         BatchOptions { batch_size: args.batch_size, shuffle: false, drop_last: false, normalization: ctx.norm.clone() };
     let batches: Vec<Tensor> =

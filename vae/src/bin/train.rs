@@ -1,32 +1,29 @@
-//! `train`: trains a VAE preset on a dataset and leaves a run folder to look at:
-//! `config.json`, `metrics.csv` (one row per epoch), `last.safetensors` and `best.safetensors`
-//! (training checkpoints: model, optimizer, position, RNG, configuration), a reconstruction
-//! grid and a grid of samples from N(0, I) per epoch, and `loss.png`.
+//! `train`: trains a VAE preset on a dataset and leaves a run folder to look at (see
+//! `vae::runs` for its files and what they promise after a crash).
 //!
 //! With no flags: the `conv` preset on 20,000 procedurally generated dSprites images, a few
 //! minutes on a 2-core CPU.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use autograd::{no_grad, Var};
-use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::checkpoint::{load_model, load_training_checkpoint, save_training_checkpoint, LoadOptions, TrainingState};
 use nn::optim::{Adam, AdamConfig, EarlyStopping, LrSchedule, MetricGoal, Optimizer};
 use nn::{Init, Module};
-use serde::{Deserialize, Serialize};
 use tensor::{Device, DevicePreference, Rng, Tensor};
-use vae::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
+use vae::data::{BatchOptions, Batches, Dataset, Normalization};
 use vae::error::{Error, Result};
-use vae::loss::ReconLoss;
-use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
-use vae::runs::{data_load_options, parse_normalization, parse_split};
-use vae::train::{evaluate, objective_from_flags, standard_normal, train_step, LossSetup, StatsMean, StepStats};
+use vae::model::{ModelConfig, OutputActivation, Vae};
+use vae::runs::{self, EpochMetrics, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE};
+use vae::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean, StepStats};
 
 /// Large tensors are freed and re-allocated every step; caching them avoids re-faulting the
 /// working set in from the OS each time (see tensor/src/cpu/caching_allocator.rs).
@@ -34,208 +31,161 @@ use vae::train::{evaluate, objective_from_flags, standard_normal, train_step, Lo
 static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
 
 /// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
-#[derive(Parser, Debug, Clone, Serialize, Deserialize)]
+#[derive(Parser, Debug)]
 #[command(name = "train", version, about)]
-struct Args {
-    /// Model preset: dense, basic, conv, resnet18, resnet18-nobn or resnet-bn.
-    #[arg(long, default_value = "conv")]
-    arch: String,
-    /// Dataset: dsprites (generated, no download), fashion-mnist, mnist, cifar10, stl10 or folder.
-    #[arg(long, default_value = "dsprites")]
-    dataset: String,
-    /// Where the dataset's files are (default: the dataset's standard location).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Resize images to SIZE×SIZE (default: the dataset's own size; 64 for stl10 and folders).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Use at most this many images (default: 20000 for dsprites, all for the others).
-    #[arg(long)]
-    max_images: Option<usize>,
-    /// Pascal-VOC annotation folder for bounding-box crops (folder datasets, e.g. Stanford Dogs).
-    #[arg(long)]
-    annotation_dir: Option<PathBuf>,
-    /// Centre-crop folder images to a square before resizing (CelebA).
-    #[arg(long)]
-    center_crop: bool,
-    /// Train/validation/test split ratios.
-    #[arg(long, default_value = "10:1:1")]
-    split: String,
-    /// Input normalisation: zero-one, minus-one-one (for --output tanh) or mean-std (per channel).
-    #[arg(long, default_value = "zero-one")]
-    normalize: String,
-    /// Latent size z.
-    #[arg(long, default_value_t = 10)]
-    z_dim: usize,
-    /// Objective: beta-vae (k1·recon + β·KL) or beta-tcvae (recon + α·MI + β·TC + γ·DW-KL).
-    #[arg(long, default_value = "beta-vae")]
-    loss: String,
-    /// β: the KL weight (beta-vae) or the total-correlation weight (beta-tcvae).
-    #[arg(long, default_value_t = 1.0)]
-    beta: f64,
-    /// α: the mutual-information weight (beta-tcvae).
-    #[arg(long, default_value_t = 1.0)]
-    alpha: f64,
-    /// γ: the dimension-wise KL weight (beta-tcvae).
-    #[arg(long, default_value_t = 1.0)]
-    gamma: f64,
-    /// k1: the reconstruction weight (beta-vae).
-    #[arg(long, default_value_t = 1.0)]
-    k1: f64,
-    /// Use minibatch-stratified instead of minibatch-weighted sampling (beta-tcvae).
-    #[arg(long)]
-    stratified: bool,
-    /// Reconstruction loss: mse, bce or bce-logits.
-    #[arg(long, default_value = "bce-logits")]
-    recon: String,
-    /// Decoder output activation: logits (for bce-logits), sigmoid or tanh.
-    #[arg(long, default_value = "logits")]
-    output: String,
-    /// Number of epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Adam learning rate (the start of any schedule).
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Learning-rate schedule per epoch: constant, linear (to --lr-final), step (×--lr-gamma
-    /// every --lr-step epochs) or cosine (to --lr-final).
-    #[arg(long, default_value = "constant")]
-    lr_schedule: String,
-    #[arg(long, default_value_t = 1e-5)]
-    lr_final: f64,
-    #[arg(long, default_value_t = 10)]
-    lr_step: usize,
-    #[arg(long, default_value_t = 0.1)]
-    lr_gamma: f64,
-    /// Stop after this many epochs without a better validation loss (0: never).
-    #[arg(long, default_value_t = 5)]
-    patience: usize,
-    /// Gaussian noise (this standard deviation) added to the encoder's input while training.
-    #[arg(long, default_value_t = 0.0)]
-    input_noise: f64,
-    /// Device: auto, cpu or gpu.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Random seed (model initialisation, data split and order, sampling noise).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+struct Cli {
+    #[command(flatten)]
+    config: RunConfig,
+    /// Device (auto: a hardware GPU if there is one, else the CPU).
+    #[arg(long, default_value = "auto", value_parser = device_parser())]
+    device: DevicePreference,
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Run folder (default: runs/ARCH-DATASET-SEED).
+    /// Run folder (default: runs/ARCH-DATASET-SEED). A new run refuses a folder holding another.
     #[arg(long)]
     run_dir: Option<PathBuf>,
-    /// Continue a run from its training checkpoint (e.g. runs/x/last.safetensors).
+    /// Continue a run from its training checkpoint (e.g. runs/x/last.safetensors). The run keeps
+    /// its configuration: of its flags only --epochs and --patience may change (and --device,
+    /// --threads, --profile, which are not part of it).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Start the encoder from a classifier checkpoint written by `classify`.
-    #[arg(long)]
-    pretrained_encoder: Option<PathBuf>,
-    /// Keep the (pre-trained) encoder's weights fixed.
-    #[arg(long)]
-    freeze_encoder: bool,
     /// After each epoch, print where the training steps' time went: per op family (matmul,
     /// conv, …, optimizer, and "other" for autograd and host code) and the slowest ops.
     /// On the GPU every op is waited for, so steps get slower while profiling.
     #[arg(long)]
-    #[serde(default)]
     profile: bool,
 }
 
-/// Everything resolved from the flags.
-struct Run {
-    args: Args,
-    dir: PathBuf,
-    epochs: usize,
-    setup: LossSetup,
-    normalization: Normalization,
-    train: Arc<Dataset>,
-    val: Arc<Dataset>,
+fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {
+    PossibleValuesParser::new(["auto", "cpu", "gpu"]).try_map(|s| s.parse::<DevicePreference>())
 }
 
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse::<T>().map_err(|e| Error::Config(format!("--{flag}: {e}")))
-}
+/// The flags of [`RunConfig`] a resumed run takes from the command line.
+const CHANGEABLE_ON_RESUME: [&str; 2] = ["epochs", "patience"];
 
-fn load_data(args: &Args) -> Result<(Dataset, Dataset, Normalization)> {
-    let kind: DatasetKind = parse("dataset", &args.dataset)?;
-    let opts = data_load_options(kind, args.max_images, args.seed, args.center_crop, args.annotation_dir.clone());
-    let ds = data::load(kind, args.data_dir.as_deref(), args.image_size, &opts)?;
-    for s in &ds.skipped {
-        eprintln!("skipped {}: {}", s.path.display(), s.reason);
-    }
-    let splits = ds.split(parse_split("--split", &args.split)?, args.seed)?;
-    let normalization = parse_normalization("--normalize", &args.normalize, &splits.train)?;
-    if splits.val.is_empty() {
-        return Err(Error::Config(format!("--split {} leaves no validation images out of {}", args.split, ds.len())));
-    }
-    Ok((splits.train, splits.val, normalization))
-}
-
-fn setup_run(args: Args) -> Result<Run> {
-    if args.batch_size == 0 {
-        return Err(Error::Config("--batch-size must be at least 1".into()));
-    }
-    let _: DevicePreference = parse("device", &args.device)?;
-    let (train, val, normalization) = load_data(&args)?;
-    let recon: ReconLoss = parse("recon", &args.recon)?;
-    let output: OutputActivation = parse("output", &args.output)?;
-    if recon == ReconLoss::BceLogits && output != OutputActivation::Logits {
-        return Err(Error::Config(format!(
-            "--recon bce-logits works on raw logits: use --output logits, not {}",
-            args.output
-        )));
-    }
-    if recon != ReconLoss::BceLogits && output == OutputActivation::Logits {
-        return Err(Error::Config(format!(
-            "--recon {} needs --output sigmoid or tanh (raw logits are for bce-logits)",
-            args.recon
-        )));
-    }
-    let objective =
-        objective_from_flags(&args.loss, args.beta, args.alpha, args.gamma, args.k1, train.len(), args.stratified)?;
-    let setup = LossSetup { recon, output, objective, input_noise_std: args.input_noise };
-    let dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-{}", args.arch, args.dataset, args.seed)));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
-    let epochs = args.epochs.unwrap_or(3);
-    Ok(Run { args, dir, epochs, setup, normalization, train: Arc::new(train), val: Arc::new(val) })
-}
-
-fn lr_schedule(args: &Args, epochs: usize) -> Result<LrSchedule> {
-    let s = match args.lr_schedule.as_str() {
-        "constant" => LrSchedule::Constant { lr: args.lr },
-        "linear" => LrSchedule::Linear { start: args.lr, end: args.lr_final, steps: epochs.saturating_sub(1).max(1) },
-        "step" => LrSchedule::Step { lr: args.lr, gamma: args.lr_gamma, every: args.lr_step.max(1) },
-        "cosine" => LrSchedule::Cosine { lr: args.lr, min_lr: args.lr_final, steps: epochs.saturating_sub(1).max(1) },
-        other => {
-            return Err(Error::Config(format!("--lr-schedule '{other}' (expected constant, linear, step or cosine)")))
-        }
+/// The checkpoint's configuration, with the changeable flags given on the command line;
+/// any other flag given with a different value than the checkpoint's is an error naming both.
+fn resumed_config(checkpoint: &Path, saved: &str, given: &RunConfig, matches: &ArgMatches) -> Result<RunConfig> {
+    let saved = RunConfig::from_json(saved).map_err(|e| {
+        Error::Config(format!("{}: the checkpoint's configuration is not a train run's: {e}", checkpoint.display()))
+    })?;
+    let to_map = |c: &RunConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
     };
-    s.validate()?;
-    Ok(s)
+    let mut merged = to_map(&saved);
+    let mut given = given.clone();
+    // Compare paths as stored: absolute.
+    for path in [&mut given.data_dir, &mut given.annotation_dir, &mut given.pretrained_encoder].into_iter().flatten() {
+        *path = std::path::absolute(&*path).unwrap_or_else(|_| path.clone());
+    }
+    let given = to_map(&given);
+    let shown = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    for arg in Cli::command().get_arguments() {
+        let id = arg.get_id().as_str();
+        let (Some(old), Some(new)) = (merged.get(id).cloned(), given.get(id)) else { continue };
+        if matches.value_source(id) != Some(ValueSource::CommandLine) || old == *new {
+            continue;
+        }
+        if CHANGEABLE_ON_RESUME.contains(&id) {
+            merged.insert(id.to_string(), new.clone());
+            continue;
+        }
+        return Err(Error::Config(format!(
+            "--{} {} differs from the run's {} ({}): a resumed run keeps its configuration; only --epochs, \
+             --patience, --device, --threads and --profile may change",
+            arg.get_long().unwrap_or(id),
+            shown(new),
+            shown(&old),
+            checkpoint.display()
+        )));
+    }
+    serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| Error::Config(format!("{}: the checkpoint's configuration: {e}", checkpoint.display())))
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+/// Where training continues from, and the records that go with it.
+struct Resume {
+    /// The epoch to run next (0-based) and the batch within it to start at.
+    epoch: usize,
+    batch: usize,
+    data_rng: Rng,
+    noise_rng: Rng,
+    early: EarlyStopping,
+    history: Vec<EpochMetrics>,
+    /// The means of the batches of `epoch` already trained before the checkpoint.
+    partial: StatsMean,
 }
 
-const CSV_HEADER: &str = "epoch,lr,seconds,train_loss,train_recon,train_kl,train_mi,train_tc,train_dwkl,val_loss,val_recon,val_kl,val_mi,val_tc,val_dwkl";
+/// What a training checkpoint carries beyond the model and optimizer.
+mod extra {
+    pub const BATCH: &str = "batch_in_epoch";
+    pub const NOISE_RNG: &str = "noise_rng";
+    pub const EARLY_STOPPING: &str = "early_stopping";
+    pub const HISTORY: &str = "history";
+    pub const PARTIAL: &str = "epoch_partial_means";
+}
 
-fn csv_fields(s: &StepStats) -> String {
-    let o = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-    format!("{:.6},{:.6},{:.6},{},{},{}", s.loss, s.recon, s.kl, o(s.mi), o(s.tc), o(s.dwkl))
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Plain numbers, options and structs of them: serialising cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The position to resume from: `epoch` (0-based, the epoch to run next), the batch within it,
+/// the data generator's state at that epoch's start (so its shuffle is replayed), and the
+/// records a resumed run continues.
+fn training_state(
+    position: (usize, usize),
+    data_rng_state: [u64; 4],
+    noise_rng: &Rng,
+    early: &EarlyStopping,
+    history: &[EpochMetrics],
+    partial: &StatsMean,
+    config_json: &str,
+) -> TrainingState {
+    let extra = BTreeMap::from([
+        (extra::BATCH.to_string(), position.1.to_string()),
+        (extra::NOISE_RNG.to_string(), json(&noise_rng.state())),
+        (extra::EARLY_STOPPING.to_string(), json(early)),
+        (extra::HISTORY.to_string(), json(&history)),
+        (extra::PARTIAL.to_string(), json(partial)),
+    ]);
+    TrainingState {
+        epoch: position.0 as u64,
+        step: position.1 as u64,
+        rng_state: data_rng_state,
+        config_json: config_json.to_string(),
+        extra,
+    }
+}
+
+/// Reads the records of a training checkpoint back; a record that is present but unreadable is
+/// an error (never a silently empty history).
+fn resume_from(path: &Path, state: TrainingState, patience: usize) -> Result<Resume> {
+    fn parse<T: serde::de::DeserializeOwned>(path: &Path, state: &TrainingState, key: &str) -> Result<Option<T>> {
+        state
+            .extra
+            .get(key)
+            .map(|text| serde_json::from_str(text))
+            .transpose()
+            .map_err(|e| Error::Config(format!("{}: the checkpoint's {key} is not readable: {e}", path.display())))
+    }
+    let mut early = parse::<EarlyStopping>(path, &state, extra::EARLY_STOPPING)?
+        .unwrap_or_else(|| EarlyStopping::new(patience, 0.0, MetricGoal::Minimize));
+    early.patience = if patience == 0 { usize::MAX } else { patience };
+    Ok(Resume {
+        epoch: state.epoch as usize,
+        batch: parse(path, &state, extra::BATCH)?.unwrap_or(0),
+        data_rng: Rng::from_state(state.rng_state),
+        noise_rng: Rng::from_state(
+            parse(path, &state, extra::NOISE_RNG)?
+                .ok_or_else(|| Error::Config(format!("{}: the checkpoint lacks its noise_rng", path.display())))?,
+        ),
+        early,
+        history: parse(path, &state, extra::HISTORY)?.unwrap_or_default(),
+        partial: parse(path, &state, extra::PARTIAL)?.unwrap_or_default(),
+    })
 }
 
 fn describe(s: &StepStats) -> String {
@@ -246,138 +196,215 @@ fn describe(s: &StepStats) -> String {
     out + ")"
 }
 
-/// A fixed batch of validation images for the reconstruction grid.
-fn preview_batch(val: &Dataset, norm: &Normalization, n: usize) -> Result<Tensor> {
-    let idx: Vec<usize> = (0..n.min(val.len())).collect();
-    Ok(val.batch(&idx, norm)?.images)
+/// Everything resolved before the first step.
+struct Run {
+    config: RunConfig,
+    dir: PathBuf,
+    setup: LossSetup,
+    normalization: Normalization,
+    train: Arc<Dataset>,
+    val: Arc<Dataset>,
+}
+
+impl Run {
+    fn last(&self) -> PathBuf {
+        self.dir.join(LAST_CHECKPOINT)
+    }
+
+    /// A non-finite value stops the run; the message names the last good checkpoint.
+    fn non_finite_stop(&self, e: Error) -> Error {
+        let kept = if self.last().exists() {
+            format!("; the last good checkpoint is {}", self.last().display())
+        } else {
+            "; no checkpoint was written yet".to_string()
+        };
+        Error::Config(format!("{e}{kept}"))
+    }
+}
+
+fn load_data(config: &RunConfig, dir: PathBuf) -> Result<Run> {
+    let ds =
+        vae::data::load(config.dataset, config.data_dir.as_deref(), config.image_size, &config.data_load_options())?;
+    let splits = ds.split(config.split_ratios()?, config.seed)?;
+    if splits.val.is_empty() {
+        return Err(Error::Config(format!("--split {} leaves no validation images out of {}", config.split, ds.len())));
+    }
+    if splits.train.len() < config.batch_size {
+        return Err(Error::Config(format!(
+            "--batch-size {} is larger than the {} training images: with the incomplete last batch dropped, \
+             no step would run (use --batch-size {} or less, or more images)",
+            config.batch_size,
+            splits.train.len(),
+            splits.train.len()
+        )));
+    }
+    let normalization = config.normalization(&splits.train);
+    let setup = config.loss_setup(splits.train.len());
+    Ok(Run {
+        config: config.clone(),
+        dir,
+        setup,
+        normalization,
+        train: Arc::new(splits.train),
+        val: Arc::new(splits.val),
+    })
 }
 
 /// Reconstruction grid (originals over reconstructions) and samples from N(0, I).
 fn save_pictures(run: &Run, model: &Vae, preview: &Tensor, prior_z: &Tensor, epoch: usize) -> Result<()> {
     model.set_training(false);
     let result = no_grad(|| -> Result<()> {
-        let shape = preview.shape().to_vec();
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
-        let recon = run.setup.output.to_image(&model.forward(&Var::constant(preview.clone()))?.value())?;
-        let originals = run.normalization.invert_tensor(preview)?;
-        let recon = match run.setup.output {
-            OutputActivation::Tanh => run.normalization.invert_tensor(&recon)?,
-            _ => recon,
+        let [n, c, h, w]: [usize; 4] = preview.shape().try_into().map_err(|_| Error::Config("preview shape".into()))?;
+        let shown = |raw: &Tensor| -> Result<Tensor> {
+            let image = run.setup.output.to_image(raw)?;
+            Ok(match run.setup.output {
+                OutputActivation::Tanh => run.normalization.invert_tensor(&image)?,
+                _ => image,
+            })
         };
+        let recon = shown(&model.forward(&Var::constant(preview.clone()))?.value())?;
+        let originals = run.normalization.invert_tensor(preview)?;
         let rows = [originals.to_vec_f32(), recon.to_vec_f32()];
         vae::plot::save_rows(&run.dir.join(format!("recon_epoch{epoch:03}.png")), &[&rows[0], &rows[1]], n, c, h, w)?;
-        let samples = run.setup.output.to_image(&model.decode(&Var::constant(prior_z.clone()))?.value())?;
-        let samples = match run.setup.output {
-            OutputActivation::Tanh => run.normalization.invert_tensor(&samples)?,
-            _ => samples,
-        };
+        let samples = shown(&model.decode(&Var::constant(prior_z.clone()))?.value())?;
         let k = prior_z.shape()[0];
-        vae::plot::save_image_grid(
-            &run.dir.join(format!("samples_epoch{epoch:03}.png")),
-            &samples.to_vec_f32(),
-            k,
-            c,
-            h,
-            w,
-            8,
-        )?;
+        let path = run.dir.join(format!("samples_epoch{epoch:03}.png"));
+        vae::plot::save_image_grid(&path, &samples.to_vec_f32(), k, c, h, w, 8)?;
         Ok(())
     });
     model.set_training(true);
     result
 }
 
-fn save_loss_plot(run: &Run, history: &[(usize, StepStats, StepStats)]) -> Result<()> {
-    let series = |name: &str, f: &dyn Fn(&(usize, StepStats, StepStats)) -> f64| {
-        (name.to_string(), history.iter().map(|h| (h.0 as f64, f(h))).collect::<Vec<_>>())
+fn save_loss_plot(run: &Run, history: &[EpochMetrics]) -> Result<()> {
+    let series = |name: &str, f: &dyn Fn(&EpochMetrics) -> f64| {
+        (name.to_string(), history.iter().map(|h| (h.epoch as f64, f(h))).collect::<Vec<_>>())
     };
     let all = vec![
-        series("train loss", &|h| h.1.loss),
-        series("val loss", &|h| h.2.loss),
-        series("val recon", &|h| h.2.recon),
-        series("val kl", &|h| h.2.kl),
+        series("train loss", &|h| h.train_loss),
+        series("val loss", &|h| h.val_loss),
+        series("val recon", &|h| h.val_recon),
+        series("val kl", &|h| h.val_kl),
     ];
     vae::plot::save_line_plot(&run.dir.join("loss.png"), "loss per epoch", &all, "epoch", "loss")?;
     Ok(())
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run_main(args) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = run_main(cli, &matches) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run_main(mut args: Args) -> Result<()> {
-    // Resuming restores the run's own configuration; an explicit --epochs may extend it.
-    let resume = args.resume.clone();
-    if let Some(path) = &resume {
-        let contents = nn::checkpoint::read_safetensors(path)?;
-        let config = contents.metadata.get("config").cloned().unwrap_or_default();
-        let mut saved: Args = serde_json::from_str(&config).map_err(|e| {
-            Error::Config(format!("{}: the checkpoint's configuration is not a train run's: {e}", path.display()))
-        })?;
-        saved.epochs = args.epochs.or(saved.epochs);
-        saved.resume = Some(path.clone());
-        saved.run_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
-        args = saved;
+/// The run's configuration and folder: the command line's for a new run, the checkpoint's
+/// (with the changeable flags applied) for `--resume`.
+fn configure(cli: &Cli, matches: &ArgMatches) -> Result<(RunConfig, PathBuf)> {
+    let Some(checkpoint) = &cli.resume else {
+        let mut config = cli.config.clone();
+        config.check()?;
+        let dir = cli
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-{}", config.arch, config.dataset, config.seed)));
+        runs::prepare_new_run_dir(&dir)?;
+        return Ok((config, dir));
+    };
+    let contents = nn::checkpoint::read_safetensors(checkpoint)?;
+    let saved = contents.metadata.get("config").ok_or_else(|| {
+        Error::Config(format!("--resume {}: not a training checkpoint (no run configuration)", checkpoint.display()))
+    })?;
+    let mut config = resumed_config(checkpoint, saved, &cli.config, matches)?;
+    config.check()?;
+    let dir = runs::run_dir_of(checkpoint);
+    if let Some(given) = &cli.run_dir {
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if same(given) != same(&dir) {
+            return Err(Error::Config(format!(
+                "--run-dir {} differs from the folder of --resume {}: a resumed run stays in its folder",
+                given.display(),
+                checkpoint.display()
+            )));
+        }
     }
-    vae::train::set_cpu_threads(args.threads)?;
-    let run = setup_run(args)?;
-    let args = &run.args;
-    let device = Device::from_preference(parse("device", &args.device)?)?;
+    runs::remove_temporaries(&dir)?;
+    Ok((config, dir))
+}
+
+fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
+    let (config, dir) = configure(&cli, matches)?;
+    vae::train::set_cpu_threads(cli.threads)?;
+    let device = Device::from_preference(cli.device)?;
+    let run = load_data(&config, dir)?;
+    let config = &run.config;
     let [n_img, c, h, w] = run.train.shape;
-    let arch: Arch = parse("arch", &args.arch)?;
-    let mut init = Init::new(args.seed);
-    let model = Vae::new(ModelConfig { arch, input: [c, h, w], z_dim: args.z_dim }, &mut init)?;
-    if let Some(path) = &args.pretrained_encoder {
-        let report = load_model(path, &model, &LoadOptions::strict().only_prefix("encoder."))?;
-        println!("loaded {} encoder tensors from {}", report.loaded.len(), path.display());
+    let model = Vae::new(
+        ModelConfig { arch: config.arch, input: [c, h, w], z_dim: config.z_dim },
+        &mut Init::new(config.seed),
+    )?;
+    if let Some(path) = &config.pretrained_encoder {
+        if cli.resume.is_none() {
+            let report = load_model(path, &model, &LoadOptions::strict().only_prefix("encoder."))?;
+            println!("loaded {} encoder tensors from {}", report.loaded.len(), path.display());
+        }
     }
-    if args.freeze_encoder {
+    if config.freeze_encoder {
         let n = model.set_requires_grad_by_prefix("encoder.", false);
         println!("froze {n} encoder parameter tensors");
     }
     model.to_device(&device)?;
     let counts = model.parameter_counts();
-    let schedule = lr_schedule(args, run.epochs)?;
+    let schedule: LrSchedule = config.lr_schedule()?;
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(schedule.lr_at(0)))?;
-    let mut early =
-        EarlyStopping::new(if args.patience == 0 { usize::MAX } else { args.patience }, 0.0, MetricGoal::Minimize);
-    let mut data_rng = Rng::new(args.seed ^ 0xDA7A);
-    let mut noise_rng = Rng::new(args.seed ^ 0x0015E);
-    let (mut start_epoch, mut skip_batches) = (0usize, 0usize);
-    let mut history: Vec<(usize, StepStats, StepStats)> = vec![];
-    let config_json = serde_json::to_string_pretty(args).map_err(|e| Error::Config(e.to_string()))?;
+    let config_json = config.to_json();
 
-    if let Some(path) = &resume {
-        let state = load_training_checkpoint(path, &model, &mut optimizer)?;
-        start_epoch = state.epoch as usize;
-        skip_batches = state.extra.get("batch_in_epoch").and_then(|v| v.parse().ok()).unwrap_or(0);
-        data_rng = Rng::from_state(state.rng_state);
-        if let Some(s) = state.extra.get("noise_rng").and_then(|v| serde_json::from_str::<[u64; 4]>(v).ok()) {
-            noise_rng = Rng::from_state(s);
+    let mut resume = match &cli.resume {
+        Some(path) => {
+            let state = load_training_checkpoint(path, &model, &mut optimizer)?;
+            let resume = resume_from(path, state, config.patience)?;
+            if resume.epoch >= config.epochs {
+                return Err(Error::Config(format!(
+                    "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
+                    path.display(),
+                    resume.epoch,
+                    resume.epoch
+                )));
+            }
+            println!("resumed {} at epoch {}, batch {}", path.display(), resume.epoch + 1, resume.batch);
+            resume
         }
-        if let Some(s) = state.extra.get("early_stopping").and_then(|v| serde_json::from_str(v).ok()) {
-            early = s;
+        None => {
+            runs::write_file(&run.dir.join(CONFIG_FILE), config_json.as_bytes())?;
+            Resume {
+                epoch: 0,
+                batch: 0,
+                data_rng: Rng::new(config.seed ^ 0xDA7A),
+                noise_rng: Rng::new(config.seed ^ 0x0015E),
+                early: EarlyStopping::new(
+                    if config.patience == 0 { usize::MAX } else { config.patience },
+                    0.0,
+                    MetricGoal::Minimize,
+                ),
+                history: vec![],
+                partial: StatsMean::default(),
+            }
         }
-        if let Some(hist) =
-            state.extra.get("history").and_then(|v| serde_json::from_str::<Vec<(usize, [f64; 6], [f64; 6])>>(v).ok())
-        {
-            history = hist.into_iter().map(|(e, a, b)| (e, from_array(a), from_array(b))).collect();
-        }
-        println!("resumed {} at epoch {}, batch {skip_batches}", path.display(), start_epoch + 1);
-    } else {
-        write_file(&run.dir.join("config.json"), &config_json)?;
-        write_file(&run.dir.join("metrics.csv"), &format!("{CSV_HEADER}\n"))?;
-    }
+    };
+    // The checkpoint's history is the record: metrics.csv is rewritten from it (after a crash it
+    // may lag one epoch behind), and so is the loss plot.
+    runs::write_metrics(&run.dir.join(METRICS_FILE), &resume.history)?;
     println!(
-        "{arch} on {} ({} train / {} val images, {c}×{h}×{w}), z = {}, {} parameters ({} trainable), CPU threads {}",
-        args.dataset,
+        "{} on {} ({} train / {} val images, {c}×{h}×{w}), z = {}, {} parameters ({} trainable), CPU threads {}",
+        config.arch,
+        config.dataset,
         n_img,
         run.val.len(),
-        args.z_dim,
+        config.z_dim,
         counts.total,
         counts.trainable,
         rayon::current_num_threads()
@@ -391,12 +418,15 @@ fn run_main(mut args: Args) -> Result<()> {
         // Ctrl-C only sets a flag: the loop saves a checkpoint at the next batch boundary.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let preview = preview_batch(&run.val, &run.normalization, 8)?.to_device(&device)?;
+    let preview = {
+        let idx: Vec<usize> = (0..8.min(run.val.len())).collect();
+        run.val.batch(&idx, &run.normalization)?.images.to_device(&device)?
+    };
     let prior_z =
-        standard_normal(16, args.z_dim, tensor::DType::F32, &mut Rng::new(args.seed ^ 0x5A3)).to_device(&device)?;
+        standard_normal(16, config.z_dim, tensor::DType::F32, &mut Rng::new(config.seed ^ 0x5A3)).to_device(&device)?;
     let val_batches: Vec<Tensor> = {
         let opts = BatchOptions {
-            batch_size: args.batch_size,
+            batch_size: config.batch_size,
             shuffle: false,
             drop_last: false,
             normalization: run.normalization.clone(),
@@ -406,19 +436,17 @@ fn run_main(mut args: Args) -> Result<()> {
             .collect::<tensor::Result<_>>()?
     };
     let batch_opts = BatchOptions {
-        batch_size: args.batch_size,
+        batch_size: config.batch_size,
         shuffle: true,
         drop_last: true,
         normalization: run.normalization.clone(),
     };
-    let best_path = run.dir.join("best.safetensors");
-    let last_path = run.dir.join("last.safetensors");
 
-    for epoch in start_epoch..run.epochs {
+    for epoch in resume.epoch..config.epochs {
         let lr = schedule.lr_at(epoch);
         optimizer.set_learning_rate(lr);
-        let epoch_rng_state = data_rng.state();
-        let batches = Batches::new(run.train.clone(), &batch_opts, &mut data_rng)?;
+        let epoch_rng_state = resume.data_rng.state();
+        let batches = Batches::new(run.train.clone(), &batch_opts, &mut resume.data_rng)?;
         let total = batches.len();
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
@@ -426,49 +454,51 @@ fn run_main(mut args: Args) -> Result<()> {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, run.epochs));
+        bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
         let started = Instant::now();
-        let mut mean = StatsMean::default();
+        let mut mean = std::mem::take(&mut resume.partial);
         let (mut step_time, mut steps) = (std::time::Duration::ZERO, 0usize);
-        if args.profile {
+        if cli.profile {
             tensor::profile::reset();
             tensor::profile::set_enabled(true);
         }
-        for (i, batch) in batches.enumerate() {
-            if i < skip_batches {
-                continue;
-            }
+        let skip = std::mem::take(&mut resume.batch);
+        bar.inc(skip as u64);
+        for (i, batch) in batches.enumerate().skip(skip) {
             if interrupted.load(Ordering::SeqCst) {
                 bar.abandon();
-                let state = training_state(epoch, i, epoch_rng_state, &noise_rng, &early, &history, &config_json);
-                save_training_checkpoint(&last_path, &model, &optimizer, &state)?;
-                println!("interrupted: saved {} (resume with --resume {})", last_path.display(), last_path.display());
+                let state = training_state(
+                    (epoch, i),
+                    epoch_rng_state,
+                    &resume.noise_rng,
+                    &resume.early,
+                    &resume.history,
+                    &mean,
+                    &config_json,
+                );
+                save_training_checkpoint(&run.last(), &model, &optimizer, &state)?;
+                println!("interrupted: saved {} (resume with --resume {})", run.last().display(), run.last().display());
                 std::process::exit(130);
             }
             let step_started = Instant::now();
             let x = batch.images.to_device(&device)?;
-            let stats = match train_step(&model, &mut optimizer, &x, &run.setup, &mut noise_rng, (epoch + 1, i + 1)) {
-                Ok(s) => s,
-                Err(e @ Error::NonFinite { .. }) => {
-                    bar.abandon();
-                    let kept = if last_path.exists() {
-                        format!("; the last good checkpoint is {}", last_path.display())
-                    } else {
-                        String::new()
-                    };
-                    return Err(Error::Config(format!("{e}{kept}")));
-                }
-                Err(e) => return Err(e),
-            };
+            let stats =
+                match train_step(&model, &mut optimizer, &x, &run.setup, &mut resume.noise_rng, (epoch + 1, i + 1)) {
+                    Ok(s) => s,
+                    Err(e @ Error::NonFinite { .. }) => {
+                        bar.abandon();
+                        return Err(run.non_finite_stop(e));
+                    }
+                    Err(e) => return Err(e),
+                };
             step_time += step_started.elapsed();
             steps += 1;
             mean.add(&stats, batch.images.shape()[0]);
             bar.set_message(describe(&mean.mean()));
             bar.inc(1);
         }
-        skip_batches = 0;
         bar.finish_and_clear();
-        if args.profile {
+        if cli.profile {
             tensor::profile::set_enabled(false);
             let report = tensor::profile::snapshot();
             println!("profile of epoch {}'s {steps} training steps:", epoch + 1);
@@ -476,82 +506,44 @@ fn run_main(mut args: Args) -> Result<()> {
             print!("{}", report.top_ops(10, steps));
         }
         let train_stats = mean.mean();
-        let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(args.seed ^ 0xE7A1))?;
+        let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(config.seed ^ 0xE7A1))?;
         if let Some(what) = vae::train::non_finite_component(&val_stats) {
-            return Err(Error::NonFinite { epoch: epoch + 1, step: total, what: format!("validation {what}") });
+            let e = Error::NonFinite { epoch: epoch + 1, step: total, what: format!("validation {what}") };
+            return Err(run.non_finite_stop(e));
         }
         let seconds = started.elapsed().as_secs_f64();
-        let decision = early.update(val_stats.loss);
-        history.push((epoch + 1, train_stats, val_stats));
-        append_csv(
-            &run.dir.join("metrics.csv"),
-            &format!("{},{lr:e},{seconds:.2},{},{}", epoch + 1, csv_fields(&train_stats), csv_fields(&val_stats)),
-        )?;
-        let state = training_state(epoch + 1, 0, data_rng.state(), &noise_rng, &early, &history, &config_json);
-        save_training_checkpoint(&last_path, &model, &optimizer, &state)?;
+        let decision = resume.early.update(val_stats.loss);
+        resume.history.push(EpochMetrics::new(epoch + 1, lr, seconds, &train_stats, &val_stats));
+        // The order keeps the folder consistent at every instant (see vae::runs).
+        let state = training_state(
+            (epoch + 1, 0),
+            resume.data_rng.state(),
+            &resume.noise_rng,
+            &resume.early,
+            &resume.history,
+            &StatsMean::default(),
+            &config_json,
+        );
         if decision.is_best {
-            save_training_checkpoint(&best_path, &model, &optimizer, &state)?;
+            save_training_checkpoint(&run.dir.join(BEST_CHECKPOINT), &model, &optimizer, &state)?;
         }
+        save_training_checkpoint(&run.last(), &model, &optimizer, &state)?;
+        runs::write_metrics(&run.dir.join(METRICS_FILE), &resume.history)?;
         save_pictures(&run, &model, &preview, &prior_z, epoch + 1)?;
-        save_loss_plot(&run, &history)?;
+        save_loss_plot(&run, &resume.history)?;
         println!(
             "epoch {}/{}  train {}  val {}  lr {lr:.1e}  {seconds:.1} s{}",
             epoch + 1,
-            run.epochs,
+            config.epochs,
             describe(&train_stats),
             describe(&val_stats),
             if decision.is_best { "  [best]" } else { "" }
         );
         if decision.should_stop {
-            println!("early stopping: no better validation loss for {} epochs", args.patience);
+            println!("early stopping: no better validation loss for {} epochs", config.patience);
             break;
         }
     }
     println!("done: {}", run.dir.display());
     Ok(())
-}
-
-fn to_array(s: &StepStats) -> [f64; 6] {
-    [s.loss, s.recon, s.kl, s.mi.unwrap_or(f64::NAN), s.tc.unwrap_or(f64::NAN), s.dwkl.unwrap_or(f64::NAN)]
-}
-
-fn from_array(a: [f64; 6]) -> StepStats {
-    let opt = |v: f64| if v.is_nan() { None } else { Some(v) };
-    StepStats { loss: a[0], recon: a[1], kl: a[2], mi: opt(a[3]), tc: opt(a[4]), dwkl: opt(a[5]) }
-}
-
-/// The position to resume from: `epoch` (0-based, the epoch to run next), the batch within it,
-/// and the data generator's state at that epoch's start (so its shuffle is replayed).
-fn training_state(
-    epoch: usize,
-    batch_in_epoch: usize,
-    data_rng_state: [u64; 4],
-    noise_rng: &Rng,
-    early: &EarlyStopping,
-    history: &[(usize, StepStats, StepStats)],
-    config_json: &str,
-) -> TrainingState {
-    let mut extra = BTreeMap::new();
-    extra.insert("batch_in_epoch".to_string(), batch_in_epoch.to_string());
-    extra.insert("noise_rng".to_string(), serde_json::to_string(&noise_rng.state()).unwrap_or_default());
-    extra.insert("early_stopping".to_string(), serde_json::to_string(early).unwrap_or_default());
-    let hist: Vec<(usize, [f64; 6], [f64; 6])> =
-        history.iter().map(|(e, a, b)| (*e, to_array(a), to_array(b))).collect();
-    extra.insert("history".to_string(), serde_json::to_string(&hist).unwrap_or_default());
-    TrainingState {
-        epoch: epoch as u64,
-        step: batch_in_epoch as u64,
-        rng_state: data_rng_state,
-        config_json: config_json.to_string(),
-        extra,
-    }
-}
-
-fn append_csv(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    writeln!(f, "{line}").map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }

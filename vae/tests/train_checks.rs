@@ -1,0 +1,265 @@
+//! What `train` refuses and what it promises, as a user meets it: wrong flags are errors before
+//! any data is read, a run never reports success without a step, `--resume` honours or refuses
+//! each flag (never ignores one), a folder holding another run is never mixed with a new one,
+//! the run folder stays consistent with its checkpoint, and a good run prints no error line.
+//! Every command runs in a temporary working directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nn::checkpoint::{read_safetensors, write_safetensors, TensorEntry};
+use nn::BufferKind;
+use tensor::Tensor;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vae-train-checks-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `train` run from `cwd`.
+fn train(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    c.current_dir(cwd);
+    c
+}
+
+/// A small, fast configuration: dense VAE on 300 dSprites images at 16×16 (250 for training),
+/// with the given flags changed.
+fn small(changes: &[(&str, &str)]) -> Vec<String> {
+    let mut args = vec![];
+    for (flag, value) in [
+        ("--arch", "dense"),
+        ("--max-images", "300"),
+        ("--image-size", "16"),
+        ("--batch-size", "32"),
+        ("--z-dim", "4"),
+        ("--threads", "2"),
+    ] {
+        let value = changes.iter().find(|(f, _)| *f == flag).map_or(value, |(_, v)| *v);
+        args.extend([flag.to_string(), value.to_string()]);
+    }
+    args
+}
+
+fn run(cmd: &mut Command) -> (Output, String) {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
+fn small_run(dir: &Path, epochs: &str) {
+    let (out, err) = run(train(dir).args(small(&[])).args(["--epochs", epochs, "--run-dir", "run"]));
+    assert!(out.status.success(), "{err}");
+}
+
+fn last(dir: &Path) -> String {
+    dir.join("run/last.safetensors").display().to_string()
+}
+
+fn metrics_epochs(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("run/metrics.csv")).unwrap();
+    csv.lines().skip(1).map(|l| l.split(',').next().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn a_batch_larger_than_the_training_split_is_refused_naming_both_numbers() {
+    let d = temp_dir("big-batch");
+    let (out, err) = run(train(&d).args(small(&[("--batch-size", "251")])).args(["--run-dir", "run"]));
+    assert!(!out.status.success());
+    assert!(err.contains("--batch-size 251") && err.contains("250 training images"), "{err}");
+    assert!(!d.join("run/best.safetensors").exists(), "an untrained model was saved as the best");
+}
+
+#[test]
+fn zero_epochs_is_refused() {
+    let d = temp_dir("zero-epochs");
+    let (out, err) = run(train(&d).args(small(&[])).args(["--epochs", "0"]));
+    assert!(!out.status.success() && err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn an_unknown_arch_is_refused_before_any_data_is_read() {
+    let d = temp_dir("bogus-arch");
+    let (out, err) =
+        run(train(&d).args(["--arch", "bogus", "--dataset", "fashion-mnist", "--data-dir", "no-such-folder"]));
+    assert!(!out.status.success());
+    assert!(err.contains("--arch") && err.contains("bogus") && !err.contains("no-such-folder"), "{err}");
+    assert!(err.contains("resnet18-nobn"), "the accepted values are listed: {err}");
+}
+
+#[test]
+fn negative_or_non_finite_weights_and_noise_are_refused() {
+    let d = temp_dir("numbers");
+    for arg in ["--beta=-5", "--beta=nan", "--input-noise=nan", "--input-noise=-1", "--lr=0"] {
+        let (out, err) = run(train(&d).args(small(&[])).args([arg, "--run-dir", "run"]));
+        assert!(!out.status.success(), "{arg} was accepted");
+        let flag = arg.split('=').next().unwrap_or_default();
+        assert!(err.contains(flag), "{arg}: {err}");
+    }
+    assert!(!d.join("run").exists(), "a refused run created its folder");
+}
+
+#[test]
+fn a_data_dir_with_generated_dsprites_is_refused() {
+    let d = temp_dir("dsprites-data-dir");
+    let (out, err) = run(train(&d).args(small(&[])).args(["--data-dir", "/usr/share/datasets"]));
+    assert!(!out.status.success() && err.contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn a_new_run_into_a_folder_holding_a_run_is_refused() {
+    let d = temp_dir("taken");
+    small_run(&d, "1");
+    let before = std::fs::read(d.join("run/last.safetensors")).unwrap();
+    let (out, err) = run(train(&d).args(small(&[("--z-dim", "3")])).args(["--run-dir", "run"]));
+    assert!(!out.status.success());
+    assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
+    assert!(std::fs::read(d.join("run/last.safetensors")).unwrap() == before, "the old run's checkpoint changed");
+    assert!(std::fs::read_to_string(d.join("run/config.json")).unwrap().contains("\"z_dim\": 4"));
+}
+
+#[test]
+fn resume_refuses_a_changed_configuration_flag_naming_both_values() {
+    let d = temp_dir("resume-conflict");
+    small_run(&d, "1");
+    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--batch-size", "16"]));
+    assert!(!out.status.success());
+    assert!(err.contains("--batch-size 16") && err.contains("32"), "{err}");
+    assert_eq!(metrics_epochs(&d), ["1"], "a refused resume trained anyway");
+}
+
+#[test]
+fn resume_refuses_a_finished_run_without_more_epochs() {
+    let d = temp_dir("resume-finished");
+    small_run(&d, "1");
+    let (out, err) = run(train(&d).args(["--resume", &last(&d)]));
+    assert!(!out.status.success() && err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn resume_honours_the_device_flag() {
+    let d = temp_dir("resume-device");
+    small_run(&d, "1");
+    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--device", "gpu"]));
+    if !out.status.success() && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") && err.contains("adapter") {
+        eprintln!("skipped: no GPU adapter ({err})");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let device = stdout.lines().find(|l| l.starts_with("device:")).unwrap_or_default();
+    assert!(!device.contains("cpu"), "the resumed run ignored --device gpu: {device}");
+}
+
+/// `last.safetensors` of epoch 1 put back after epoch 2: the folder a crash leaves when
+/// metrics.csv ran ahead of the checkpoint.
+fn csv_ahead_of_checkpoint(d: &Path) {
+    small_run(d, "1");
+    std::fs::copy(d.join("run/last.safetensors"), d.join("epoch1.safetensors")).unwrap();
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
+    assert!(out.status.success(), "{err}");
+    std::fs::copy(d.join("epoch1.safetensors"), d.join("run/last.safetensors")).unwrap();
+    assert_eq!(metrics_epochs(d), ["1", "2"]);
+}
+
+#[test]
+fn resume_rewrites_metrics_from_the_checkpoint_so_no_epoch_repeats() {
+    let d = temp_dir("csv-ahead");
+    csv_ahead_of_checkpoint(&d);
+    std::fs::write(d.join("run/last.safetensors.tmp"), b"left by a killed write").unwrap();
+    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    assert!(out.status.success(), "{err}");
+    assert_eq!(metrics_epochs(&d), ["1", "2"]);
+    assert!(!d.join("run/last.safetensors.tmp").exists(), "the stale temporary file was kept");
+}
+
+#[test]
+fn the_loss_history_survives_a_resume() {
+    let d = temp_dir("history");
+    small_run(&d, "1");
+    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    assert!(out.status.success(), "{err}");
+    let contents = read_safetensors(&d.join("run/last.safetensors")).unwrap();
+    let history: Vec<serde_json::Value> = serde_json::from_str(&contents.metadata["extra.history"]).unwrap();
+    let epochs: Vec<u64> = history.iter().filter_map(|h| h["epoch"].as_u64()).collect();
+    assert_eq!(epochs, [1, 2], "{}", contents.metadata["extra.history"]);
+}
+
+#[test]
+fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
+    let d = temp_dir("nan-resume");
+    small_run(&d, "1");
+    let path = d.join("run/last.safetensors");
+    let contents = read_safetensors(&path).unwrap();
+    let entries: Vec<TensorEntry> = contents
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            let mut value = t.clone();
+            if name == "encoder.1.weight" {
+                let v: Vec<f32> = t.to_vec_f32().into_iter().map(|_| f32::NAN).collect();
+                value = Tensor::from_vec(v, t.shape()).unwrap();
+            }
+            let kind = if name.starts_with("optimizer.step.") { BufferKind::Count } else { BufferKind::Float };
+            TensorEntry { name: name.clone(), value, kind }
+        })
+        .collect();
+    assert!(entries.iter().any(|e| e.name == "encoder.1.weight"), "no tensor encoder.1.weight");
+    write_safetensors(&path, &entries, &contents.metadata).unwrap();
+    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    assert!(!out.status.success());
+    assert!(err.contains("encoder.1.weight") && err.contains("non-finite"), "{err}");
+    assert_eq!(metrics_epochs(&d), ["1"]);
+}
+
+#[test]
+fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
+    // One epoch of 31 batches uninterrupted, and the same epoch interrupted by Ctrl-C and resumed:
+    // the epoch's mean training loss must be the same number.
+    let args = small(&[("--max-images", "1200")]);
+    let straight = temp_dir("interrupt-straight");
+    let (out, err) = run(train(&straight).args(&args).args(["--epochs", "1", "--run-dir", "run"]));
+    assert!(out.status.success(), "{err}");
+    let want = std::fs::read_to_string(straight.join("run/metrics.csv")).unwrap();
+    let d = temp_dir("interrupt");
+    for delay_ms in [400u64, 200, 100, 700, 1000] {
+        let _ = std::fs::remove_dir_all(d.join("run"));
+        let mut child = train(&d)
+            .args(&args)
+            .args(["--epochs", "1", "--run-dir", "run"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until training has started (the checkpoint of an interrupt needs a step).
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let status = child.wait().unwrap();
+        if status.code() != Some(130) {
+            continue; // finished before the signal, or interrupted before the loop: try another delay
+        }
+        let (out, err) = run(train(&d).args(["--resume", &last(&d)]));
+        assert!(out.status.success(), "{err}");
+        let got = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
+        let column = |csv: &str, name: &str| -> String {
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let i = header.iter().position(|h| *h == name).unwrap();
+            csv.lines().nth(1).unwrap().split(',').nth(i).unwrap().to_string()
+        };
+        assert_eq!(column(&got, "train_loss"), column(&want, "train_loss"));
+        assert_eq!(column(&got, "val_loss"), column(&want, "val_loss"));
+        return;
+    }
+    eprintln!("skipped: no delay caught the run mid-epoch on this machine");
+}
+
+#[test]
+fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
+    let d = temp_dir("quiet");
+    let (out, err) =
+        run(train(&d).env_remove("XDG_RUNTIME_DIR").args(small(&[])).args(["--epochs", "1", "--device", "auto"]));
+    assert!(out.status.success(), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.to_lowercase().contains("error")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
