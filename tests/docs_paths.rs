@@ -187,3 +187,80 @@ not checked: `/usr/share/datasets/fashion-mnist`, `runs/conv-dsprites-0/`, `cpu/
         ]
     );
 }
+
+// ---------------------------------------------------------------- quoted code
+
+/// The code of a quoted line: without the `// annotation` a doc adds after it, trimmed.
+fn quoted_code(line: &str) -> &str {
+    match line.find("//") {
+        Some(i) => line[..i].trim(),
+        None => line.trim(),
+    }
+}
+
+/// Every quoted line of a fenced block that names its file (a first line `// path/to/file.rs…`
+/// or `# path/to/file.py…`) which does not appear in that file, as "doc:line: message".
+/// A quoted line matches when its code (annotation stripped) is part of one line of the file;
+/// `...` lines elide code and blank or comment-only lines are not checked.
+fn stale_quotes(doc_name: &str, text: &str, roots: &[String]) -> Vec<String> {
+    let mut stale = vec![];
+    let mut source: Option<(String, String)> = None; // (path, contents) of the current block
+    let mut in_fence = false;
+    let mut first_line = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            first_line = in_fence;
+            source = None;
+            continue;
+        }
+        if !in_fence {
+            continue;
+        }
+        if first_line {
+            first_line = false;
+            let header = line.trim().trim_start_matches("//").trim_start_matches('#').trim();
+            let path = header.split([',', ' ', ':']).next().unwrap_or("");
+            let first = path.split('/').next().unwrap_or("");
+            if path.contains('/') && roots.iter().any(|r| r == first) {
+                match fs::read_to_string(Path::new(ROOT).join(path)) {
+                    Ok(contents) => source = Some((path.to_string(), contents)),
+                    Err(_) => stale.push(format!("{doc_name}:{}: quotes {path}, which does not exist", n + 1)),
+                }
+            }
+            continue;
+        }
+        let Some((path, contents)) = &source else { continue };
+        let code = quoted_code(line);
+        if code.is_empty() || code == "..." || code.starts_with("...") {
+            continue;
+        }
+        if !contents.lines().any(|l| l.contains(code)) {
+            stale.push(format!("{doc_name}:{}: `{code}` is not in {path}", n + 1));
+        }
+    }
+    stale
+}
+
+#[test]
+fn every_quoted_line_of_code_is_in_the_file_it_names() {
+    let roots = root_entries();
+    let mut stale = vec![];
+    for file in doc_files() {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let name = file.strip_prefix(ROOT).unwrap_or(&file).display().to_string();
+        stale.extend(stale_quotes(&name, &text, &roots));
+    }
+    assert!(stale.is_empty(), "quoted code that is not in its file:\n{}", stale.join("\n"));
+}
+
+#[test]
+fn the_quote_rule_catches_a_changed_line_and_ignores_annotations_and_elisions() {
+    let roots = root_entries();
+    let doc = "```rust\n// autograd/src/graph.rs, backward\nfor v in order.into_iter().rev() { // annotation\n    ...\n```\n";
+    assert!(stale_quotes("doc.md", doc, &roots).is_empty(), "{:?}", stale_quotes("doc.md", doc, &roots));
+    let stale = "```rust\n// autograd/src/graph.rs, backward\nfor v in order.iter().rev() {\n```\n";
+    assert_eq!(stale_quotes("doc.md", stale, &roots).len(), 1);
+    let unnamed = "```rust\nlet anything = 1;\n```\n";
+    assert!(stale_quotes("doc.md", unnamed, &roots).is_empty());
+}

@@ -250,6 +250,27 @@ fn load_data(config: &RunConfig, dir: PathBuf) -> Result<Run> {
     })
 }
 
+/// The validation images of the reconstruction grid: with labels, the classes in turn (so every
+/// dSprites shape shows), else the first `n`.
+fn preview_indices(val: &Dataset, n: usize) -> Vec<usize> {
+    let Some(labels) = &val.labels else { return (0..n.min(val.len())).collect() };
+    let mut classes: Vec<u32> = labels.clone();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut queues: Vec<std::collections::VecDeque<usize>> =
+        classes.iter().map(|c| (0..labels.len()).filter(|&i| labels[i] == *c).collect()).collect();
+    let mut picked = vec![];
+    while picked.len() < n.min(val.len()) {
+        for queue in &mut queues {
+            if let Some(i) = queue.pop_front() {
+                picked.push(i);
+            }
+        }
+    }
+    picked.truncate(n);
+    picked
+}
+
 /// Reconstruction grid (originals over reconstructions) and samples from N(0, I).
 fn save_pictures(run: &Run, model: &Vae, preview: &Tensor, prior_z: &Tensor, epoch: usize) -> Result<()> {
     model.set_training(false);
@@ -418,10 +439,7 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         // Ctrl-C only sets a flag: the loop saves a checkpoint at the next batch boundary.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let preview = {
-        let idx: Vec<usize> = (0..8.min(run.val.len())).collect();
-        run.val.batch(&idx, &run.normalization)?.images.to_device(&device)?
-    };
+    let preview = run.val.batch(&preview_indices(&run.val, 8), &run.normalization)?.images.to_device(&device)?;
     let prior_z =
         standard_normal(16, config.z_dim, tensor::DType::F32, &mut Rng::new(config.seed ^ 0x5A3)).to_device(&device)?;
     let val_batches: Vec<Tensor> = {
