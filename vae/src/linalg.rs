@@ -48,23 +48,14 @@ pub(crate) fn check_len(op: &'static str, what: &str, len: usize, shape: [usize;
     Ok(())
 }
 
-/// C = A·B. a: [n, k], b: [k, m] → [n, m]. O(n·k·m); rows of C in parallel.
+/// C = A·B. a: [n, k], b: [k, m] → [n, m], by the tensor crate's GEMM (in f64).
 pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Result<Vec<f64>> {
     check_len("matmul", "a", a.len(), [n, k])?;
     check_len("matmul", "b", b.len(), [k, m])?;
-    let mut c = vec![0.0; n * m];
-    if m == 0 {
-        return Ok(c);
-    }
-    // i-k-j order: the inner loop runs along a row of B and a row of C, both contiguous.
-    c.par_chunks_mut(m).enumerate().for_each(|(i, c_row)| {
-        for (p, &a_ip) in a[i * k..(i + 1) * k].iter().enumerate() {
-            for (c_ij, &b_pj) in c_row.iter_mut().zip(&b[p * m..(p + 1) * m]) {
-                *c_ij += a_ip * b_pj;
-            }
-        }
-    });
-    Ok(c)
+    let tensor_err = |e: tensor::TensorError| InputError { op: "matmul", msg: e.to_string() };
+    let a = tensor::Tensor::from_vec(a.to_vec(), &[n, k]).map_err(tensor_err)?;
+    let b = tensor::Tensor::from_vec(b.to_vec(), &[k, m]).map_err(tensor_err)?;
+    tensor::ops::matmul::matmul(&a, &b).and_then(|c| c.try_to_vec::<f64>()).map_err(tensor_err)
 }
 
 /// The mean of the rows. x: [n, d] → \[d\]. Errors when n = 0.
