@@ -257,7 +257,8 @@ fn every_quoted_line_of_code_is_in_the_file_it_names() {
 #[test]
 fn the_quote_rule_catches_a_changed_line_and_ignores_annotations_and_elisions() {
     let roots = root_entries();
-    let doc = "```rust\n// autograd/src/graph.rs, backward\nfor v in order.into_iter().rev() { // annotation\n    ...\n```\n";
+    let doc =
+        "```rust\n// autograd/src/graph.rs, backward\nfor v in order.into_iter().rev() { // annotation\n    ...\n```\n";
     assert!(stale_quotes("doc.md", doc, &roots).is_empty(), "{:?}", stale_quotes("doc.md", doc, &roots));
     let stale = "```rust\n// autograd/src/graph.rs, backward\nfor v in order.iter().rev() {\n```\n";
     assert_eq!(stale_quotes("doc.md", stale, &roots).len(), 1);

@@ -252,11 +252,11 @@ pub struct RunConfig {
     #[serde(with = "by_flag_name")]
     pub output: OutputActivation,
     /// Number of epochs (on --resume: the new total, to train a finished run further).
-    #[arg(long, default_value = "3", value_parser = at_least_one)]
+    #[arg(long, default_value = "6", value_parser = at_least_one)]
     #[serde(deserialize_with = "epochs_or_default")]
     pub epochs: usize,
     /// Mini-batch size (the last, incomplete training batch of an epoch is dropped).
-    #[arg(long, default_value = "64", value_parser = at_least_one)]
+    #[arg(long, default_value = "32", value_parser = at_least_one)]
     pub batch_size: usize,
     /// Adam learning rate (the start of any schedule).
     #[arg(long, default_value = "1e-3", value_parser = positive)]
@@ -480,7 +480,7 @@ mod tests {
         let c = RunConfig::default();
         assert_eq!(
             (c.arch, c.dataset, c.z_dim, c.epochs, c.batch_size),
-            (Arch::Conv, DatasetKind::DSprites, 10, 3, 64)
+            (Arch::Conv, DatasetKind::DSprites, 10, 6, 32)
         );
     }
 
@@ -496,7 +496,7 @@ mod tests {
     fn an_older_config_with_missing_keys_and_null_epochs_still_reads() {
         let c =
             RunConfig::from_json(r#"{"arch": "dense", "epochs": null, "device": "cpu", "output": "none"}"#).unwrap();
-        assert_eq!((c.arch, c.epochs, c.output), (Arch::Dense, 3, OutputActivation::Logits));
+        assert_eq!((c.arch, c.epochs, c.output), (Arch::Dense, RunConfig::default().epochs, OutputActivation::Logits));
     }
 
     #[test]
