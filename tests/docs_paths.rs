@@ -10,7 +10,7 @@
 //! `<…>` ignored; `var` is WGSL's).
 //! A path may hold one wildcard in its last component, `*` or a `<placeholder>`
 //! (`tests/grad_*.rs`, `tests/parity_<op>.rs`); then at least one file must match it.
-//! Paths that are not in the repository (`/usr/share/…`, `runs/…`, `../shared/…`) are not
+//! Paths that are not in the repository (`/usr/share/…`, `runs/…`, `../elsewhere/…`) are not
 //! checked because their first component is not a root entry.
 
 use std::fs;

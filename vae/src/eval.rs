@@ -95,7 +95,7 @@ pub fn decode_codes(
     r
 }
 
-/// Latent traversal codes (seed 001): for each dimension j of `mu` (one image's mean, \[z\]),
+/// Latent traversal codes (Folkertsma et al.): for each dimension j of `mu` (one image's mean, \[z\]),
 /// `steps` codes with z_j swept evenly over [−range, range] (the prior's ±3σ for range 3) and
 /// the other dimensions left at the mean. Returns [z·steps, z], row j holding dimension j.
 pub fn traversal_codes(mu: &[f32], steps: usize, range: f32) -> Vec<f32> {
@@ -112,7 +112,7 @@ pub fn traversal_codes(mu: &[f32], steps: usize, range: f32) -> Vec<f32> {
     out
 }
 
-/// z = (1 − w)·a + w·b with the dimensions in `flip` negated afterwards (seed 004 flips the
+/// z = (1 − w)·a + w·b with the dimensions in `flip` negated afterwards (the STL-10 paper flips the
 /// sign of selected encodings).
 pub fn interpolate(a: &[f32], b: &[f32], w: f32, flip: &[usize]) -> Vec<f32> {
     let mut z: Vec<f32> = a.iter().zip(b).map(|(x, y)| (1.0 - w) * x + w * y).collect();

@@ -1,6 +1,6 @@
 //! Grids of `train` runs: parsing `--grid beta=0,1,2,4` axes into points, naming each point's
 //! run folder, and summarising the finished runs into one table (the best epoch of each run
-//! with every loss component, as seed 001's Table 1) and one validation-loss plot (seed 000,
+//! with every loss component, as Folkertsma et al.'s Table 1) and one validation-loss plot (Yang and Kobilaski,
 //! figure 4).
 
 use std::path::Path;

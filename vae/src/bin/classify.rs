@@ -26,7 +26,7 @@ use vae::runs::RunConfig;
 #[global_allocator]
 static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
 
-/// Train a ResNet-18 classifier (also the encoder pre-training of seed 000).
+/// Train a ResNet-18 classifier (also the encoder pre-training of Yang and Kobilaski).
 #[derive(Parser, Debug)]
 #[command(name = "classify", version, about)]
 struct Args {

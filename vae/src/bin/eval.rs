@@ -7,12 +7,12 @@
 //! |---|---|
 //! | `recon.png` | chosen test images (top) over their reconstructions (z = μ) |
 //! | `samples.png` | decoded samples from N(0, I) |
-//! | `traversal.png` | one row per latent dimension (the `--traverse-dims` with the largest KL), swept over ±3 (the prior's ±3σ) around one image's μ (seed 001) |
+//! | `traversal.png` | one row per latent dimension (the `--traverse-dims` with the largest KL), swept over ±3 (the prior's ±3σ) around one image's μ (Folkertsma et al.) |
 //! | `interpolation.png` | rows: image a, decodings of (1 − w)·μ_a + w·μ_b for w = 0 … 1, image b |
-//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings at `--weight` (seed 004) |
-//! | `features_K.png` | the encoder's intermediate feature maps of one image (seed 000, figure 7) |
-//! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (seed 002) |
-//! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (seed 002) |
+//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings at `--weight` (the STL-10 paper) |
+//! | `features_K.png` | the encoder's intermediate feature maps of one image (Yang and Kobilaski, figure 7) |
+//! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (Messaoudi et al.) |
+//! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (Messaoudi et al.) |
 //! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites), classifier-based scores (merged with the keys an earlier `eval` left there) |
 
 use std::collections::BTreeMap;
@@ -304,7 +304,7 @@ fn run(args: Args) -> Result<()> {
         );
         let (ru, rg) = (ctx.recon(&du)?, ctx.recon(&dg)?);
         // Noisy test images (x + N(0, 0.3²), clipped) reconstructed against the clean x: how
-        // well the model denoises (seed 002's robustness training targets this).
+        // well the model denoises (Messaoudi et al.'s robustness training targets this).
         let k = ctx.test.len().min(500);
         let clean = ctx.test.subset(&(0..k).collect::<Vec<_>>());
         let noisy: Vec<f32> = clean
@@ -359,7 +359,7 @@ fn class_index(ds: &Dataset, s: &str) -> Result<usize> {
         .ok_or_else(|| Error::Config(format!("--mix-classes: no class '{s}' (classes: {})", ds.class_names.join(", "))))
 }
 
-/// Seed 004's mixing: encodings of class-A and class-B images mixed at weight w.
+/// The STL-10 paper's mixing: encodings of class-A and class-B images mixed at weight w.
 fn class_mix(ctx: &Ctx, args: &Args, spec: &str, mu: &[f32]) -> Result<()> {
     let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
     let Some(labels) = &ctx.test.labels else {

@@ -1,4 +1,4 @@
-//! `basic` (seed 003's "basic VAE"): two strided convolutions down, three transposed up.
+//! `basic` (Jena's "basic VAE"): two strided convolutions down, three transposed up.
 //! encoder: Conv(3,2,1) C→32 → ReLU → Conv(3,2,1) 32→64 → ReLU → flatten (F = 64·H/4·W/4)
 //! decoder: Linear z→64·H/4·W/4 → ReLU → reshape → ConvT(3,2,1,1) 64→64 → ReLU
 //!          → ConvT(3,2,1,1) 64→32 → ReLU → ConvT(3,1,1,0) 32→C

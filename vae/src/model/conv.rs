@@ -1,4 +1,4 @@
-//! `conv` (seed 001): an all-convolutional VAE, three stride-2 convolutions each way.
+//! `conv` (Folkertsma et al.): an all-convolutional VAE, three stride-2 convolutions each way.
 //! encoder: Conv(3,2,1) C→32 → ReLU → Conv(3,2,1) 32→64 → ReLU → Conv(3,2,1) 64→128 → ReLU
 //!          → flatten (F = 128·H/8·W/8)
 //! decoder: Linear z→128·H/8·W/8 → ReLU → reshape → ConvT(4,2,1,0) 128→64 → ReLU

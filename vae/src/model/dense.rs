@@ -1,4 +1,4 @@
-//! `dense` (seed 002): a fully connected VAE.
+//! `dense` (Messaoudi et al.): a fully connected VAE.
 //! encoder: flatten C·H·W → Linear 512 → ReLU → Linear 256 → ReLU (F = 256)
 //! decoder: Linear z→256 → ReLU → Linear 512 → ReLU → Linear C·H·W → reshape [C, H, W]
 

@@ -1,13 +1,13 @@
-//! The five VAE presets of `../shared/spec/architectures.md`, built from `nn` layers, and
+//! The five VAE presets of docs/architectures.md, built from `nn` layers, and
 //! the `Vae` that ties an encoder, the two heads and a decoder together.
 //!
 //! | preset | paper | encoder features F |
 //! |---|---|---|
-//! | `dense` | seed 002 | 256 |
-//! | `basic` | seed 003 ("basic VAE") | 64·H/4·W/4 |
-//! | `conv` | seed 001 | 128·H/8·W/8 |
-//! | `resnet18` (and `resnet18-nobn`) | seeds 000, 003 | 512 |
-//! | `resnet-bn` | seed 004 | 512·H/16·W/16 |
+//! | `dense` | Messaoudi et al. | 256 |
+//! | `basic` | Jena ("basic VAE") | 64·H/4·W/4 |
+//! | `conv` | Folkertsma et al. | 128·H/8·W/8 |
+//! | `resnet18` (and `resnet18-nobn`) | Yang and Kobilaski; Jena | 512 |
+//! | `resnet-bn` | the STL-10 paper | 512·H/16·W/16 |
 //!
 //! Parameter names follow PyTorch's state_dict: `encoder.…`, `fc_mu.weight`,
 //! `fc_logvar.weight`, `decoder.…` (for `resnet18` the encoder uses torchvision's names,
@@ -38,17 +38,17 @@ pub use resnet18::{ResNet18Classifier, ResNet18Encoder};
 /// A model preset, selected with `--arch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
-    /// Fully connected VAE (seed 002; F = 256).
+    /// Fully connected VAE (Messaoudi et al.; F = 256).
     Dense,
-    /// Two strided convolutions down, three transposed up (seed 003's "basic VAE"; F = 64·H/4·W/4).
+    /// Two strided convolutions down, three transposed up (Jena's "basic VAE"; F = 64·H/4·W/4).
     Basic,
-    /// Three stride-2 convolutions each way (seed 001; F = 128·H/8·W/8).
+    /// Three stride-2 convolutions each way (Folkertsma et al.; F = 128·H/8·W/8).
     Conv,
-    /// ResNet-18 encoder with batch norm (torchvision names) and a mirrored decoder (seeds 000, 003; F = 512).
+    /// ResNet-18 encoder with batch norm (torchvision names) and a mirrored decoder (Yang and Kobilaski; Jena; F = 512).
     ResNet18,
-    /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); seed 003.
+    /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); Jena.
     ResNet18NoBn,
-    /// Residual VAE with batch norm for 64×64 images (seed 004; F = 512·H/16·W/16).
+    /// Residual VAE with batch norm for 64×64 images (the STL-10 paper; F = 512·H/16·W/16).
     ResNetBn,
 }
 
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn resnet18_has_the_spec_parameter_count() {
-        // ../shared/spec/architectures.md: 23,917,059 for 3×32×32, z = 128.
+        // docs/architectures.md: 23,917,059 for 3×32×32, z = 128.
         assert_eq!(count(Arch::ResNet18, [3, 32, 32], 128), 23_917_059);
     }
 

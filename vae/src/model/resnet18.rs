@@ -1,7 +1,7 @@
-//! `resnet18` (seeds 000 and 003): the ResNet-18 of He et al. as the encoder (torchvision's
+//! `resnet18` (Yang and Kobilaski, and Jena): the ResNet-18 of He et al. as the encoder (torchvision's
 //! parameter names), its mirror image with transposed convolutions and bilinear upsampling as
 //! the decoder, and the classifier form (encoder + Linear 512→classes) used to pre-train the
-//! encoder for transfer learning. `batch_norm = false` gives seed 003's variant without batch
+//! encoder for transfer learning. `batch_norm = false` gives Jena's variant without batch
 //! norm: every BN is dropped and the convolutions it followed get a bias.
 
 use autograd::Var;
@@ -105,7 +105,7 @@ impl ResNet18Encoder {
 }
 
 impl ResNet18Encoder {
-    /// The intermediate maps of a forward pass (seed 000, figure 7): after the stem
+    /// The intermediate maps of a forward pass (Yang and Kobilaski, figure 7): after the stem
     /// (conv1 → BN → ReLU → max-pool) and after each of the four stages, [N, C, H, W] each.
     pub fn stages(&self, x: &Var) -> nn::Result<Vec<(String, Var)>> {
         let mut h = self.maxpool.forward(&apply_bn(&self.bn1, self.conv1.forward(x)?)?.relu()?)?;

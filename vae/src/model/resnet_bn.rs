@@ -1,4 +1,4 @@
-//! `resnet-bn` (seed 004): a residual VAE with batch norm for 64×64 images.
+//! `resnet-bn` (the STL-10 paper): a residual VAE with batch norm for 64×64 images.
 //! ResBlock(c): x + BN(ReLU(BN(Conv(3,1,1) c→c)))
 //! encoder: Conv(3,1,1) C→64 → BN → ReLU, then stages 64→128→256→512→512, each
 //!          Conv(3,2,1) a→b → BN → ReLU → ResBlock(b); flatten (F = 512·H/16·W/16)
