@@ -1,6 +1,8 @@
 //! The computation graph: each non-leaf `Var` remembers the op that made it (its inputs and
 //! a backward closure). `backward()` orders the graph topologically with an explicit stack
-//! (no recursion, so deep graphs cannot overflow), walks it in reverse, and frees it.
+//! (no recursion, so deep graphs cannot overflow), walks it in reverse, and frees it. A second
+//! backward through a freed graph is an error (there is no retain-graph option: recompute the
+//! forward instead, which is what a training loop does anyway).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -101,6 +103,17 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
         });
     }
     let order = topological_order(root);
+    // A freed node would act as a leaf: the gradient would stop there and everything before it
+    // would silently get nothing. Refused before any gradient moves, as PyTorch refuses it.
+    if let Some(name) = order.iter().find_map(Var::freed_op) {
+        return Err(TensorError::Invalid {
+            op: "backward",
+            msg: format!(
+                "trying to backward through the graph a second time: the graph behind a `{name}` result was \
+                 freed by an earlier backward(); compute the output again to back-propagate again"
+            ),
+        });
+    }
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(root.id(), grad);
     // Consumed in reverse: each node is dropped right after its backward has run, and with it

@@ -17,6 +17,9 @@ pub(crate) struct Node {
     grad: Mutex<Option<Tensor>>,
     requires_grad: AtomicBool,
     op: Mutex<Option<Op>>,
+    /// The name of the op that made this value, once a backward has freed its graph: a later
+    /// backward through it would silently miss everything before it, so it is refused.
+    freed_op: std::sync::OnceLock<&'static str>,
 }
 
 /// A differentiable tensor. Cloning a `Var` clones a handle to the same node.
@@ -42,6 +45,7 @@ impl Var {
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(requires_grad),
             op: Mutex::new(op),
+            freed_op: std::sync::OnceLock::new(),
         }))
     }
 
@@ -122,7 +126,8 @@ impl Var {
         self.0.requires_grad.store(on, Ordering::Relaxed);
     }
 
-    /// True for parameters and constants, and for results whose graph backward has freed.
+    /// True for parameters and constants, and for results whose graph backward has freed
+    /// (those can no longer be back-propagated through: see [`crate::graph::backward`]).
     pub fn is_leaf(&self) -> bool {
         lock(&self.0.op).is_none()
     }
@@ -155,8 +160,18 @@ impl Var {
         lock(&self.0.op).as_ref().map(|op| op.inputs.clone()).unwrap_or_default()
     }
 
+    /// Takes the op out of the node (backward runs it once) and marks the node freed.
     pub(crate) fn take_op(&self) -> Option<Op> {
-        lock(&self.0.op).take()
+        let op = lock(&self.0.op).take();
+        if let Some(op) = &op {
+            let _ = self.0.freed_op.set(op.name);
+        }
+        op
+    }
+
+    /// The op that made this value, if a backward has already freed its graph.
+    pub(crate) fn freed_op(&self) -> Option<&'static str> {
+        self.0.freed_op.get().copied()
     }
 
     /// The same value as a new constant leaf: gradients stop here.
@@ -218,6 +233,27 @@ mod tests {
         loss.backward().unwrap();
         assert_eq!(Arc::strong_count(&w.0), 1, "after backward only the caller's handle is left");
         assert!(loss.is_leaf());
+    }
+
+    #[test]
+    fn a_second_backward_through_a_freed_graph_is_an_error_and_changes_no_gradient() {
+        let w = param();
+        let loss = w.mul_scalar(3.0).unwrap().sum_all().unwrap();
+        loss.backward().unwrap();
+        let err = loss.backward().unwrap_err().to_string();
+        assert!(err.contains("second time") && err.contains("sum"), "{err}");
+        assert_eq!(w.grad().unwrap().to_vec_f64(), vec![3.0; 3], "the parameter's gradient changed");
+        assert!(loss.grad().is_none(), "the freed output took a gradient");
+    }
+
+    #[test]
+    fn a_new_graph_built_on_a_freed_result_cannot_backward_through_it() {
+        let w = param();
+        let y = w.mul_scalar(3.0).unwrap();
+        y.sum_all().unwrap().backward().unwrap();
+        let err = y.mul_scalar(2.0).unwrap().sum_all().unwrap().backward().unwrap_err().to_string();
+        assert!(err.contains("second time"), "{err}");
+        assert_eq!(w.grad().unwrap().to_vec_f64(), vec![3.0; 3]);
     }
 
     #[test]
