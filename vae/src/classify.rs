@@ -42,8 +42,13 @@ pub fn info_path(weights: &Path) -> PathBuf {
 ///   CE = 1/N Σ_i (log Σ_k exp l_ik − l_{i,y_i}),
 /// with the label's logit picked by a constant one-hot mask so the graph stays differentiable.
 pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
-    let s = logits.shape();
-    let (n, k) = (s[0], s[1]);
+    let (n, k) = match logits.shape()[..] {
+        [n, k] if n > 0 && k > 0 => (n, k),
+        _ => return Err(Error::Config(format!("cross_entropy: logits must be [N, K], got {:?}", logits.shape()))),
+    };
+    if labels.len() != n {
+        return Err(Error::Config(format!("cross_entropy: {} labels for {n} rows of logits", labels.len())));
+    }
     let mut onehot = vec![0f32; n * k];
     for (i, &y) in labels.iter().enumerate() {
         if y >= k {
@@ -140,6 +145,15 @@ mod tests {
         let ce = cross_entropy(&l, &[1, 0]).unwrap().value().item().unwrap();
         assert!((ce - 2f64.ln() / 2.0).abs() < 1e-6, "{ce}");
         assert!(cross_entropy(&l, &[2, 0]).is_err());
+    }
+
+    #[test]
+    fn cross_entropy_refuses_bad_shapes_and_a_label_count_other_than_the_rows() {
+        let l = Var::constant(Tensor::zeros(&[3, 2], tensor::DType::F32));
+        let err = cross_entropy(&l, &[0, 1]).unwrap_err().to_string();
+        assert!(err.contains("2 labels for 3 rows"), "{err}");
+        assert!(cross_entropy(&Var::constant(Tensor::zeros(&[3], tensor::DType::F32)), &[0, 1, 0]).is_err());
+        assert!(cross_entropy(&Var::constant(Tensor::zeros(&[], tensor::DType::F32)), &[]).is_err());
     }
 
     #[test]

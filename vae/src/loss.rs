@@ -82,9 +82,34 @@ pub struct LossTerms {
     pub dwkl: Option<f64>,
 }
 
+fn shape_err<T>(op: &'static str, msg: String) -> Result<T> {
+    Err(TensorError::Shape { op, msg })
+}
+
+/// The batch size N of x: [N, ...] with N ≥ 1; an error naming `op` and the shape otherwise.
+fn batch_size(op: &'static str, what: &str, x: &Var) -> Result<usize> {
+    match x.shape().first() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => shape_err(op, format!("{what} must be [N, ...] with N ≥ 1 images, got {:?}", x.shape())),
+    }
+}
+
+/// [M, D] of the latents (z, μ, log σ²), all three the same shape with M, D ≥ 1.
+fn latent_shape(op: &'static str, latents: [(&str, &Var); 3]) -> Result<(usize, usize)> {
+    let first = latents[0].1.shape();
+    for (name, v) in latents {
+        let shape = v.shape();
+        if shape.len() != 2 || shape[0] == 0 || shape[1] == 0 || shape != first {
+            let all: Vec<String> = latents.iter().map(|(n, v)| format!("{n} {:?}", v.shape())).collect();
+            return shape_err(op, format!("{name} must be [M, D] like the others, M, D ≥ 1; got {}", all.join(", ")));
+        }
+    }
+    Ok((first[0], first[1]))
+}
+
 /// Mean over the batch of the per-sample sum over all other axes. x: [N, ...] → scalar.
 fn sum_per_sample_mean(x: &Var) -> Result<Var> {
-    let n = x.shape()[0] as f64;
+    let n = batch_size("sum_per_sample_mean", "the input", x)? as f64;
     x.sum_all()?.mul_scalar(1.0 / n)
 }
 
@@ -115,6 +140,12 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
 /// KL(N(μ, σ²) ‖ N(0, I)) = −½ Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²), summed over latents, batch mean.
 /// mu, logvar: [N, z] → scalar.
 pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
+    if mu.shape().len() != 2 || mu.shape() != logvar.shape() {
+        return shape_err(
+            "kl_divergence",
+            format!("mu and logvar must both be [N, z]; got {:?} and {:?}", mu.shape(), logvar.shape()),
+        );
+    }
     let inner = logvar.add_scalar(1.0)?.sub(&mu.square()?)?.sub(&logvar.exp()?)?;
     sum_per_sample_mean(&inner)?.mul_scalar(-0.5)
 }
@@ -158,6 +189,10 @@ pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::
 /// MI = E[log q(z|x) − log q(z)], TC = E[log q(z) − log Πⱼ q(zⱼ)], DW-KL = E[log Πⱼ q(zⱼ) − log p(z)].
 /// z, mu, logvar: [M, D]. Returns (MI, TC, DW-KL) as scalar vars; their sum equals
 /// E[log q(z|x) − log p(z)] exactly (the sampled KL), by construction.
+///
+/// A batch of one sample (the last, short batch of an evaluation) has no other sample to
+/// stratify over: both estimators then reduce to q(z) ≈ q(z|x)/N, the weighted one's formula,
+/// which is used.
 pub fn tc_decomposition(
     z: &Var,
     mu: &Var,
@@ -165,8 +200,8 @@ pub fn tc_decomposition(
     dataset_size: usize,
     est: TcEstimator,
 ) -> Result<(Var, Var, Var)> {
-    let shape = z.shape();
-    let (m, d) = (shape[0], shape[1]);
+    let (m, d) = latent_shape("tc_decomposition", [("z", z), ("mu", mu), ("logvar", logvar)])?;
+    let est = if m == 1 { TcEstimator::MinibatchWeighted } else { est };
     // log q(z_i | x_i) and log p(z_i), each [M].
     let log_qz_given_x = log_normal(z, mu, logvar)?.sum(&[1], false)?;
     let zeros = Var::constant(Tensor::zeros_on(&[m, d], z.dtype(), &z.value().device())?);
@@ -207,6 +242,11 @@ pub fn vae_loss(
     recon_kind: ReconLoss,
     objective: &Objective,
 ) -> Result<LossTerms> {
+    let n = batch_size("vae_loss", "the decoder output", output)?;
+    let (m, _) = latent_shape("vae_loss", [("z", z), ("mu", mu), ("logvar", logvar)])?;
+    if m != n {
+        return shape_err("vae_loss", format!("{n} images but {m} latent codes (z {:?})", z.shape()));
+    }
     let recon = reconstruction_loss(output, target, recon_kind)?;
     let kl = kl_divergence(mu, logvar)?;
     let (recon_v, kl_v) = (recon.value().item()?, kl.value().item()?);
@@ -297,32 +337,130 @@ mod tests {
         }
     }
 
+    /// The MSS estimates written out from the weights of Chen et al. (2018), App. C.2, row by row:
+    /// own posterior 1/N, the next sample (N − M + 1)/(N·(M − 1)), every other 1/(M − 1).
+    fn brute_force_mss(z: &[f64], mu: &[f64], lv: &[f64], m: usize, d: usize, n: usize) -> (f64, f64) {
+        let (nf, b) = (n as f64, (m - 1) as f64);
+        let weight = |i: usize, j: usize| {
+            if j == i {
+                1.0 / nf
+            } else if j == (i + 1) % m {
+                (nf - b) / (nf * b)
+            } else {
+                1.0 / b
+            }
+        };
+        let (mut log_qz, mut log_qz_prod) = (0.0, 0.0);
+        for i in 0..m {
+            let q = |j: usize, dims: &mut dyn Iterator<Item = usize>| -> f64 {
+                dims.map(|k| log_normal_scalar(z[i * d + k], mu[j * d + k], lv[j * d + k])).sum::<f64>().exp()
+            };
+            log_qz += (0..m).map(|j| weight(i, j) * q(j, &mut (0..d))).sum::<f64>().ln();
+            log_qz_prod +=
+                (0..d).map(|k| (0..m).map(|j| weight(i, j) * q(j, &mut (k..k + 1))).sum::<f64>().ln()).sum::<f64>();
+        }
+        (log_qz / m as f64, log_qz_prod / m as f64)
+    }
+
+    /// Mean over the batch of log q(z_i|x_i) and log p(z_i), from which MI, TC and DW-KL give
+    /// back the estimator's log q(z) and log Πⱼ q(zⱼ).
+    fn exact_terms(z: &[f64], mu: &[f64], lv: &[f64], m: usize, d: usize) -> (f64, f64) {
+        let qzx: f64 = (0..m * d).map(|e| log_normal_scalar(z[e], mu[e], lv[e])).sum();
+        let pz: f64 = (0..m * d).map(|e| log_normal_scalar(z[e], 0.0, 0.0)).sum();
+        (qzx / m as f64, pz / m as f64)
+    }
+
     #[test]
-    fn mi_tc_dwkl_sum_to_the_sampled_kl_for_both_estimators() {
+    fn minibatch_stratified_estimates_match_the_weights_written_out() {
         let mut rng = Rng::new(12);
-        let (m, d) = (6, 4);
+        let (m, d, n) = (6, 4, 500);
         let (z, mu, lv) = (
             rand(&[m, d], -2.0, 2.0, &mut rng),
             rand(&[m, d], -1.0, 1.0, &mut rng),
             rand(&[m, d], -1.0, 0.5, &mut rng),
         );
-        let (zv, muv, lvv) = (Var::constant(z), Var::constant(mu), Var::constant(lv));
-        let zeros = Var::constant(Tensor::zeros(&[m, d], DType::F64));
-        let sampled_kl = log_normal(&zv, &muv, &lvv)
-            .unwrap()
-            .sub(&log_normal(&zv, &zeros, &zeros).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .value()
-            .item()
-            .unwrap()
-            / m as f64;
-        for est in [TcEstimator::MinibatchWeighted, TcEstimator::MinibatchStratified] {
-            let (mi, tc, dw) = tc_decomposition(&zv, &muv, &lvv, 500, est).unwrap();
-            let sum: f64 = [mi, tc, dw].iter().map(|v| v.value().item().unwrap()).sum();
-            assert!((sum - sampled_kl).abs() < 1e-10, "{est:?}: {sum} vs {sampled_kl}");
+        let (zv, muv, lvv) = (z.to_vec_f64(), mu.to_vec_f64(), lv.to_vec_f64());
+        let (mi, tc, dw) = tc_decomposition(
+            &Var::constant(z),
+            &Var::constant(mu),
+            &Var::constant(lv),
+            n,
+            TcEstimator::MinibatchStratified,
+        )
+        .unwrap();
+        let [mi, tc, dw] = [mi, tc, dw].map(|v| v.value().item().unwrap());
+        let (qzx, pz) = exact_terms(&zv, &muv, &lvv, m, d);
+        // MI = qzx − log q(z), DW-KL = log Π q(zⱼ) − pz, TC = log q(z) − log Π q(zⱼ).
+        let (log_qz, log_qz_prod) = (qzx - mi, dw + pz);
+        let (want_qz, want_prod) = brute_force_mss(&zv, &muv, &lvv, m, d, n);
+        assert!((log_qz - want_qz).abs() < 1e-10 * want_qz.abs().max(1.0), "log q(z) {log_qz} vs {want_qz}");
+        assert!((log_qz_prod - want_prod).abs() < 1e-10 * want_prod.abs().max(1.0), "{log_qz_prod} vs {want_prod}");
+        assert!((tc - (want_qz - want_prod)).abs() < 1e-10 * tc.abs().max(1.0), "TC {tc}");
+    }
+
+    #[test]
+    fn stratified_weights_estimate_q_of_z_without_bias_over_every_stratified_minibatch() {
+        // A dataset of N = 6 one-dimensional posteriors; minibatches of M = 3 hold the sample
+        // n* = 0 that drew z, one point from stratum A = {1, 2, 3} (N/(M−1) = 3 points, weight
+        // 1/(M−1)) and one from stratum B = {4, 5} ((N−M+1)/(M−1) = 2 points, weight
+        // (N−M+1)/(N·(M−1))). Averaged over all 3·2 minibatches, Σⱼ wⱼ q(z|xⱼ) must be the
+        // exact q(z) = 1/N Σₙ q(z|n).
+        let (n, m) = (6, 3);
+        let mu = [0.3, -1.0, 0.8, 1.5, -0.4, 2.0];
+        let lv = [-0.5, 0.2, -1.0, 0.0, 0.4, -0.2];
+        let z = 0.7;
+        let q = |j: usize| log_normal_scalar(z, mu[j], lv[j]).exp();
+        let exact = (0..n).map(q).sum::<f64>() / n as f64;
+        let w: Vec<f64> = stratified_log_weights(m, n, DType::F64).unwrap().exp().unwrap().to_vec_f64();
+        // Row 0 of the weights: column 0 is n*, column 1 (the next sample) stratum B, column 2 stratum A.
+        let (mut total, mut count) = (0.0, 0.0);
+        for a in [1, 2, 3] {
+            for b in [4, 5] {
+                total += w[0] * q(0) + w[1] * q(b) + w[2] * q(a);
+                count += 1.0;
+            }
         }
+        let estimate = total / count;
+        assert!((estimate - exact).abs() < 1e-14, "E[q̂(z)] = {estimate}, q(z) = {exact}");
+    }
+
+    #[test]
+    fn a_stratified_batch_of_one_sample_is_the_weighted_estimate_not_an_error() {
+        let mut rng = Rng::new(14);
+        let (z, mu, lv) = (
+            rand(&[1, 3], -2.0, 2.0, &mut rng),
+            rand(&[1, 3], -1.0, 1.0, &mut rng),
+            rand(&[1, 3], -1.0, 0.5, &mut rng),
+        );
+        let vars = [z, mu, lv].map(Var::constant);
+        let terms = |est| {
+            let (mi, tc, dw) = tc_decomposition(&vars[0], &vars[1], &vars[2], 100, est).unwrap();
+            [mi, tc, dw].map(|v| v.value().item().unwrap())
+        };
+        let (stratified, weighted) = (terms(TcEstimator::MinibatchStratified), terms(TcEstimator::MinibatchWeighted));
+        assert!(stratified.iter().all(|v| v.is_finite()), "{stratified:?}");
+        assert_eq!(stratified, weighted);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_naming_the_shape_not_panics() {
+        let v = |shape: &[usize]| Var::constant(Tensor::zeros(shape, DType::F64));
+        let est = TcEstimator::MinibatchWeighted;
+        let err = |r: Result<(Var, Var, Var)>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(tc_decomposition(&v(&[4]), &v(&[4]), &v(&[4]), 10, est)).contains("[4]"));
+        assert!(!err(tc_decomposition(&v(&[4, 2]), &v(&[4, 3]), &v(&[4, 2]), 10, est)).is_empty());
+        assert!(!err(tc_decomposition(&v(&[0, 2]), &v(&[0, 2]), &v(&[0, 2]), 10, est)).is_empty());
+        assert!(kl_divergence(&v(&[]), &v(&[])).is_err());
+        assert!(kl_divergence(&v(&[2, 3]), &v(&[3, 2])).is_err());
+        assert!(reconstruction_loss(&v(&[]), &v(&[]), ReconLoss::Mse).is_err());
+        assert!(reconstruction_loss(&v(&[0, 4]), &v(&[0, 4]), ReconLoss::Mse).is_err());
+        let objective = Objective::BetaVae { k1: 1.0, beta: 1.0 };
+        for bad in [vec![], vec![3]] {
+            let r = vae_loss(&v(&[2, 4]), &v(&[2, 4]), &v(&bad), &v(&bad), &v(&bad), ReconLoss::Mse, &objective);
+            assert!(r.is_err(), "latents of shape {bad:?} were accepted");
+        }
+        let r = vae_loss(&v(&[2, 4]), &v(&[2, 4]), &v(&[3, 2]), &v(&[3, 2]), &v(&[3, 2]), ReconLoss::Mse, &objective);
+        assert!(r.is_err(), "a batch of 2 images with 3 latent codes was accepted");
     }
 
     #[test]

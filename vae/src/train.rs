@@ -100,7 +100,12 @@ pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tenso
 /// The loss of one batch x: [N, C, H, W] (already normalised); builds the graph unless the
 /// caller is inside `no_grad`.
 pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, StepStats)> {
-    let n = x.shape()[0];
+    let n = match x.shape() {
+        [n, _, _, _] if *n > 0 => *n,
+        shape => {
+            return Err(Error::Config(format!("a batch must be [N, C, H, W] with N ≥ 1 images, got {shape:?}")));
+        }
+    };
     // Noise is drawn on the host (one generator, the same draws on every device) and moved
     // to the batch's device.
     let device = x.device();
