@@ -95,6 +95,15 @@ fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
 }
 
+/// `img` encoded as a PNG file's bytes, in memory (for answers of the `explore` server and
+/// images inlined in `report.html`).
+pub fn png_bytes(img: &DynamicImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(|source| PlotError::Image { path: PathBuf::from("(in memory)"), source })?;
+    Ok(out.into_inner())
+}
+
 // ---------------------------------------------------------------- font
 
 /// Glyph cell: 5 columns × 7 rows; characters advance by 6 columns (one blank between).
