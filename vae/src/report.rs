@@ -94,18 +94,24 @@ fn inline_file(path: &Path) -> String {
     }
 }
 
-/// A JSON value as one table cell: numbers to 4 decimals, strings bare, the rest as JSON.
-fn cell(value: &Value) -> String {
-    let text = match value {
+/// A JSON value as one table cell's text: numbers to 4 decimals, strings bare, lists item by
+/// item, objects as JSON.
+fn cell_text(value: &Value) -> String {
+    match value {
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() != 0.0 => format!("{f:.4}"),
             _ => n.to_string(),
         },
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Array(items) => format!("[{}]", items.iter().map(cell_text).collect::<Vec<_>>().join(", ")),
         other => other.to_string(),
-    };
-    escape_html(&text)
+    }
+}
+
+/// [`cell_text`], escaped for HTML.
+fn cell(value: &Value) -> String {
+    escape_html(&cell_text(value))
 }
 
 /// A two-column table of a JSON object's keys and values (in file order for config.json).
@@ -160,7 +166,7 @@ const STYLE: &str =
     "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222}\
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:right}\
-table.kv th{text-align:left;background:#f5f5f5}table.metrics th{background:#f5f5f5;position:sticky;top:0}\
+table.kv th{text-align:left;background:#f5f5f5}table.kv td{text-align:left;max-width:52em;overflow-wrap:anywhere}table.metrics th{background:#f5f5f5;position:sticky;top:0}\
 .scroll{max-height:28em;overflow:auto}img{image-rendering:pixelated;max-width:100%;border:1px solid #eee}\
 figure{display:inline-block;margin:.4em;vertical-align:top}figcaption{font-size:.8em;color:#555}\
 details{margin:.3em 0}summary{cursor:pointer}.missing{color:#a33}.grid{display:flex;flex-wrap:wrap;gap:.5em}";
@@ -328,6 +334,13 @@ mod tests {
     #[test]
     fn html_special_characters_are_escaped() {
         assert_eq!(escape_html("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn table_cells_round_numbers_and_list_arrays_item_by_item() {
+        assert_eq!(cell_text(&serde_json::json!([2.189023981, 3, "a"])), "[2.1890, 3, a]");
+        assert_eq!(cell_text(&serde_json::json!(null)), "");
+        assert_eq!(cell_text(&serde_json::json!({"gap": 0.5})), "{\"gap\":0.5}");
     }
 
     #[test]
