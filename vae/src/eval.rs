@@ -6,7 +6,7 @@ use autograd::{no_grad, Var};
 use nn::checkpoint::{load_model, LoadOptions};
 use nn::{Init, Module};
 use std::path::Path;
-use tensor::Tensor;
+use tensor::{Device, Tensor};
 
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
@@ -22,8 +22,13 @@ pub fn to_images(raw: &Tensor, output: OutputActivation, norm: &Normalization) -
     })
 }
 
-/// Runs `f` on consecutive batches of rows of `ds` (normalised) without a graph, the model in
-/// evaluation mode; returns what each call returned.
+/// The device the model's weights are on (its mean head's, which every preset has).
+fn model_device(model: &Vae) -> Device {
+    model.fc_mu.parameters().first().map_or(Device::Cpu, |p| p.value().device())
+}
+
+/// Runs `f` on consecutive batches of rows of `ds` (normalised, on the model's device) without
+/// a graph, the model in evaluation mode; returns what each call returned.
 fn per_batch<T>(
     model: &Vae,
     ds: &Dataset,
@@ -31,12 +36,13 @@ fn per_batch<T>(
     batch: usize,
     mut f: impl FnMut(&Tensor) -> Result<T>,
 ) -> Result<Vec<T>> {
+    let device = model_device(model);
     model.set_training(false);
     let r = no_grad(|| {
         let mut out = vec![];
         for start in (0..ds.len()).step_by(batch.max(1)) {
             let idx: Vec<usize> = (start..(start + batch).min(ds.len())).collect();
-            out.push(f(&ds.batch(&idx, norm)?.images)?);
+            out.push(f(&ds.batch(&idx, norm)?.images.to_device(&device)?)?);
         }
         Ok(out)
     });
@@ -71,7 +77,8 @@ pub fn reconstruct_dataset(
     Ok(parts.concat())
 }
 
-/// Decodes codes z: [n, zdim] (row-major) to images in [0, 1], in batches.
+/// Decodes codes z: [n, zdim] (row-major) to images in [0, 1], in batches, on the device the
+/// model is on.
 pub fn decode_codes(
     model: &Vae,
     z: &[f32],
@@ -81,12 +88,13 @@ pub fn decode_codes(
 ) -> Result<Vec<f32>> {
     let d = model.config.z_dim;
     let n = z.len() / d;
+    let device = model_device(model);
     model.set_training(false);
     let r = no_grad(|| -> Result<Vec<f32>> {
         let mut out = vec![];
         for start in (0..n).step_by(batch.max(1)) {
             let b = batch.min(n - start);
-            let t = Tensor::from_vec(z[start * d..(start + b) * d].to_vec(), &[b, d])?;
+            let t = Tensor::from_vec(z[start * d..(start + b) * d].to_vec(), &[b, d])?.to_device(&device)?;
             out.extend(to_images(&model.decode(&Var::constant(t))?.value(), output, norm)?.to_vec_f32());
         }
         Ok(out)
@@ -122,6 +130,30 @@ pub fn interpolate(a: &[f32], b: &[f32], w: f32, flip: &[usize]) -> Vec<f32> {
         }
     }
     z
+}
+
+/// Mean KL per latent dimension over n encoded images, ½·E[μ² + σ² − log σ² − 1]: how much
+/// each dimension is used (a collapsed, inactive one is near 0). mu, logvar: [n, z] row-major.
+pub fn kl_per_dim(mu: &[f32], logvar: &[f32], z: usize) -> Vec<f64> {
+    let n = mu.len() / z;
+    (0..z)
+        .map(|j| {
+            (0..n)
+                .map(|i| {
+                    let (u, l) = (mu[i * z + j] as f64, logvar[i * z + j] as f64);
+                    0.5 * (u * u + l.exp() - l - 1.0)
+                })
+                .sum::<f64>()
+                / n.max(1) as f64
+        })
+        .collect()
+}
+
+/// The dimension indices ordered by their KL (from [`kl_per_dim`]), largest first.
+pub fn dims_by_kl(kl: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..kl.len()).collect();
+    order.sort_by(|&a, &b| kl[b].total_cmp(&kl[a]));
+    order
 }
 
 /// One layer's maps: its name, [channels, H, W], and the values.
@@ -201,6 +233,48 @@ mod tests {
         let z = traversal_codes(&[0.5, -1.0], 3, 3.0);
         // rows: dim 0 at −3, 0, 3 with dim 1 = −1; then dim 1 at −3, 0, 3 with dim 0 = 0.5
         assert_eq!(z, vec![-3.0, -1.0, 0.0, -1.0, 3.0, -1.0, 0.5, -3.0, 0.5, 0.0, 0.5, 3.0]);
+    }
+
+    /// A random `dense` model on 1×16×16 with z = 3 (weights from a fixed seed).
+    fn tiny_model() -> Vae {
+        let config = crate::model::ModelConfig { arch: Arch::Dense, input: [1, 16, 16], z_dim: 3 };
+        Vae::new(config, &mut Init::new(7)).unwrap()
+    }
+
+    #[test]
+    fn decoding_on_a_gpu_model_moves_the_codes_there_and_matches_the_cpu() {
+        let cpu = tiny_model();
+        let z: Vec<f32> = vec![0.3, -1.2, 2.0, -0.5, 0.0, 1.1];
+        let want = decode_codes(&cpu, &z, &Normalization::ZeroOne, OutputActivation::Logits, 256).unwrap();
+        let device = match tensor::Device::from_preference(tensor::DevicePreference::Gpu) {
+            Ok(d) => d,
+            Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => {
+                eprintln!("skipped: no GPU adapter ({e})");
+                return;
+            }
+            Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
+        };
+        let gpu = tiny_model();
+        gpu.to_device(&device).unwrap();
+        let got = decode_codes(&gpu, &z, &Normalization::ZeroOne, OutputActivation::Logits, 256).unwrap();
+        assert_eq!(got.len(), 2 * 16 * 16);
+        let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "GPU decode differs from the CPU by {worst}");
+        let (mu, _) =
+            encode_dataset(&gpu, &Dataset::new("x", [2, 1, 16, 16], got).unwrap(), &Normalization::ZeroOne, 8).unwrap();
+        assert_eq!(mu.len(), 2 * 3);
+    }
+
+    #[test]
+    fn kl_per_dimension_is_zero_for_the_prior_and_grows_with_the_mean() {
+        // Two codes of z = 2: dimension 0 has μ = ±1, σ = 1 (KL ½ each), dimension 1 is the prior.
+        let kl = kl_per_dim(&[1.0, 0.0, -1.0, 0.0], &[0.0, 0.0, 0.0, 0.0], 2);
+        assert!((kl[0] - 0.5).abs() < 1e-12 && kl[1].abs() < 1e-12, "{kl:?}");
+    }
+
+    #[test]
+    fn dimensions_by_kl_lists_the_most_active_first() {
+        assert_eq!(dims_by_kl(&[0.1, 2.0, 0.0, 0.5]), vec![1, 3, 0, 2]);
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //! interpolates and draws feature maps (the `eval` binary); [`classify`] trains and applies the
 //! ResNet-18 classifier used for encoder pre-training and as a judge of samples (the `classify`
 //! binary); [`sweep`] turns a grid of `train` runs into one table and one plot (the `sweep`
-//! binary).
+//! binary); [`explore`] serves a run's model to a page in the browser, where sliders move the
+//! latent code (the `explore` binary); [`report`] writes a run folder's one-file `report.html`
+//! (the `report` binary).
 
 #![warn(missing_docs)]
 
@@ -29,11 +31,13 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod explore;
 pub mod linalg;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod report;
 pub mod runs;
 pub mod sweep;
 pub mod train;

@@ -8,7 +8,7 @@
 //! [`PlotOptions`]; `render_*` return the image without writing it.
 //!
 //! Everything renders into an `image::RgbImage` (or `GrayImage` for one-channel grids) and
-//! is written atomically: to `<path>.tmp.png` first, then renamed over `<path>`, so a crash
+//! is written atomically: to `<path>.tmp` first, then renamed over `<path>`, so a crash
 //! or a reader polling the file never sees half a PNG. Parent directories must exist.
 //!
 //! Coordinates: pixel (x, y) has x to the right and y down, origin top-left. Data values map
@@ -79,20 +79,20 @@ fn invalid<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
     Err(PlotError::Invalid { what, msg: msg.into() })
 }
 
-/// Writes `img` as PNG to `<path>.tmp.png`, then renames it to `path` (atomic on one file
-/// system). The temporary file is removed if encoding fails.
+/// Writes `img` as a PNG file atomically (`nn::atomic_file`: a crash leaves the old picture or
+/// the new one).
 fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp.png");
-    let tmp = PathBuf::from(tmp);
-    if let Err(source) = img.save_with_format(&tmp, ImageFormat::Png) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(match source {
-            image::ImageError::IoError(e) => PlotError::Io { path: tmp, source: e },
-            source => PlotError::Image { path: tmp, source },
-        });
-    }
-    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
+    let bytes = png_bytes(img)?;
+    nn::atomic_file::write_atomic(path, &bytes).map_err(|(path, source)| PlotError::Io { path, source })
+}
+
+/// `img` encoded as a PNG file's bytes, in memory (for answers of the `explore` server and
+/// images inlined in `report.html`).
+pub fn png_bytes(img: &DynamicImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(|source| PlotError::Image { path: PathBuf::from("(in memory)"), source })?;
+    Ok(out.into_inner())
 }
 
 // ---------------------------------------------------------------- font
@@ -1082,7 +1082,7 @@ mod tests {
         let dir = scratch("grid");
         let path = dir.join("grid.png");
         save_image_grid_with(&path, &images, [3, 1, 2, 2], &opts).unwrap();
-        assert!(!dir.join("grid.png.tmp.png").exists(), "temporary file renamed away");
+        assert!(!dir.join("grid.png.tmp").exists(), "temporary file renamed away");
         let img = image::open(&path).unwrap().into_luma8();
         assert_eq!(img.dimensions(), (7, 7));
         // Image k sits at column k % 2, row k / 2: top-left pixel (1 + 3(k % 2), 1 + 3(k / 2)).

@@ -25,7 +25,10 @@ use tensor::{Rng, Tensor};
 use vae::classify::{judge, load_classifier};
 use vae::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
 use vae::error::{Error, Result};
-use vae::eval::{decode_codes, encode_dataset, feature_maps, interpolate, reconstruct_dataset, traversal_codes};
+use vae::eval::{
+    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, reconstruct_dataset,
+    traversal_codes,
+};
 use vae::metrics::{
     class_histogram, dsprites_mig, frechet_distance, mean_laplacian_variance, normalized_class_entropy,
     DEFAULT_MIG_BINS,
@@ -228,9 +231,7 @@ fn run(args: Args) -> Result<()> {
         let per = args.steps.max(2) * c * h * w;
         let mut rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();
         if args.traverse_dims > 0 {
-            let kl = kl_per_dim(&mu, &logvar, z);
-            let mut order: Vec<usize> = (0..z).collect();
-            order.sort_by(|&a, &b| kl[b].total_cmp(&kl[a]));
+            let mut order = dims_by_kl(&kl_per_dim(&mu, &logvar, z));
             order.truncate(args.traverse_dims);
             metrics.insert("traversal_dims_by_kl".into(), json!(order));
             rows = order.iter().map(|&j| rows[j].clone()).collect();
@@ -384,22 +385,6 @@ fn class_mix(ctx: &Ctx, args: &Args, spec: &str, mu: &[f32]) -> Result<()> {
         .collect();
     let rows = vec![ctx.test.subset(&ia[..n]).images, ctx.test.subset(&ib[..n]).images, ctx.decode(&codes)?];
     ctx.save_rows("class_mix.png", &rows)
-}
-
-/// Mean KL per latent dimension over the encoded images, ½·E[μ² + σ² − log σ² − 1].
-fn kl_per_dim(mu: &[f32], logvar: &[f32], z: usize) -> Vec<f64> {
-    let n = mu.len() / z;
-    (0..z)
-        .map(|j| {
-            (0..n)
-                .map(|i| {
-                    let (u, l) = (mu[i * z + j] as f64, logvar[i * z + j] as f64);
-                    0.5 * (u * u + l.exp() - l - 1.0)
-                })
-                .sum::<f64>()
-                / n.max(1) as f64
-        })
-        .collect()
 }
 
 fn metrics_section(

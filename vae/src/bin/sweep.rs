@@ -3,7 +3,8 @@
 //! `sweep --name beta-z --grid beta=0,1,2,4 --grid z-dim=10,32 -- --arch dense --dataset
 //! fashion-mnist --epochs 3` trains 8 runs into `runs/sweeps/beta-z/<point>/` (flags after `--`
 //! go to every run) and writes `table.md`, `table.csv` (the best epoch of every run with each
-//! loss component) and `val_loss.png` (every run's validation loss per epoch) beside them.
+//! loss component), `val_loss.png` (every run's validation loss per epoch) and `report.html`
+//! (the table and plot, linking each run's own `report.html`) beside them.
 //! A point whose folder already holds a finished `metrics.csv` is not trained again
 //! (`--retrain` forces it), so an interrupted sweep continues where it stopped.
 
@@ -121,7 +122,14 @@ fn run(args: Args) -> Result<()> {
         "epoch",
         "validation loss",
     )?;
+    // Each run's own report (train may already have written it; it is cheap to rewrite), then
+    // the sweep's page linking them.
+    let runs: Vec<(String, PathBuf)> = done.iter().map(|(name, _)| (name.clone(), dir.join(name))).collect();
+    for (_, run_dir) in &runs {
+        vae::report::write_report(run_dir)?;
+    }
+    vae::report::write_sweep_report(&dir, &runs)?;
     print!("{md}");
-    println!("wrote {0}/table.md, {0}/table.csv, {0}/val_loss.png", dir.display());
+    println!("wrote {0}/table.md, {0}/table.csv, {0}/val_loss.png, {0}/report.html", dir.display());
     Ok(())
 }

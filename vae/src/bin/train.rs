@@ -562,6 +562,7 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
             break;
         }
     }
-    println!("done: {}", run.dir.display());
+    let report = vae::report::write_report(&run.dir)?;
+    println!("done: {} (report: {})", run.dir.display(), report.display());
     Ok(())
 }

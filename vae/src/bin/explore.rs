@@ -1,0 +1,99 @@
+//! `explore`: an interactive latent explorer for a trained run, in the browser.
+//!
+//! `explore --run runs/X` loads the run the way `eval` does (config.json, the split, the best
+//! checkpoint), serves one page on http://127.0.0.1:PORT/ (a free port unless `--port`) and
+//! prints its URL. The page — embedded in this binary, it needs no network — has a slider per
+//! latent dimension (most active first), a grid of held-out test images to start from, the
+//! mixing of two images' codes with sign flips, samples from the prior, and the run's loss
+//! curves and metrics. Every image is decoded on the server (`--device cpu` or `gpu`).
+//! Ctrl-C stops it.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use tensor::DevicePreference;
+use vae::error::{Error, Result};
+use vae::explore::{serve, ExploreOptions, Explorer, ServeOptions};
+
+/// Explore a trained VAE in the browser: move latent coordinates, mix two images' codes, draw
+/// samples, read the run's curves.
+#[derive(Parser, Debug)]
+#[command(name = "explore", version, about)]
+struct Args {
+    /// The run folder written by `train` (holds config.json and the checkpoints).
+    #[arg(long)]
+    run: PathBuf,
+    /// The checkpoint to load (default: RUN/best.safetensors).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Address to listen on. Anything but a loopback address lets other machines use the
+    /// explorer (a warning says so).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: a free one, chosen by the system).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where the model decodes: cpu, gpu or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Test images in the page's grid.
+    #[arg(long, default_value_t = 48)]
+    grid: usize,
+    /// The KL that orders the sliders is averaged over at most this many test images.
+    #[arg(long, default_value_t = 2000)]
+    max_test: usize,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let host: IpAddr = args
+        .host
+        .parse()
+        .map_err(|_| Error::Config(format!("--host '{}': not an IP address (e.g. 127.0.0.1)", args.host)))?;
+    let device: DevicePreference = args.device.parse().map_err(|e| Error::Config(format!("--device: {e}")))?;
+    if args.grid == 0 {
+        return Err(Error::Config("--grid must be at least 1".into()));
+    }
+    vae::train::set_cpu_threads(args.threads)?;
+    let opts = ExploreOptions { checkpoint: args.checkpoint.clone(), device, max_test: args.max_test, grid: args.grid };
+    let explorer = Explorer::open(&args.run, &opts)?;
+    let listen_error = |e: std::io::Error| {
+        Error::Config(format!("--host {} --port {}: cannot listen there: {e}", args.host, args.port))
+    };
+    let listener = TcpListener::bind(SocketAddr::new(host, args.port)).map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    if !host.is_loopback() {
+        eprintln!(
+            "warning: --host {host} is not a loopback address: anyone who can reach this machine on port {} can use the explorer",
+            addr.port()
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
+    println!(
+        "{} (z = {}, {} test images in the grid), decoding on {}",
+        args.run.display(),
+        explorer.z_dim(),
+        explorer.grid_len(),
+        explorer.device()
+    );
+    let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
+    println!("explorer at http://{shown}/ (Ctrl-C stops it)");
+    serve(&listener, &explorer, &stop, &ServeOptions::default()).map_err(listen_error)?;
+    println!("stopped");
+    Ok(())
+}

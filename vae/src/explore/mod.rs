@@ -1,0 +1,462 @@
+//! The latent explorer behind the `explore` binary: a trained run's model held in memory and
+//! the answers of its small HTTP server, computed from the model, never read from a path.
+//!
+//! [`Explorer::open`] reads a run folder the way `eval` does (config.json, the split, the best
+//! checkpoint), encodes the held-out test images once (their means start the sliders; their
+//! per-dimension KL orders them, most active first) and keeps the run's metrics. [`Explorer::answer`]
+//! maps one request (method and URL) to a [`Reply`]; [`serve`] runs the HTTP server that reads
+//! requests and sends the replies, until a stop flag is set.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /`, `/explore.js`, `/explore.css` | the page, embedded in the binary |
+//! | `GET /api/info` | JSON: run, model, slider order with KL, config, metrics.csv rows, eval's metrics.json |
+//! | `GET /api/test.png?i=K` | test image K |
+//! | `GET /api/recon.png?i=K` | its reconstruction (decoded mean) |
+//! | `GET /api/code?i=K` | JSON: its posterior mean μ |
+//! | `GET /api/decode.png?z=a,b,…` | the decoding of code z (one number per latent dimension) |
+//! | `GET /api/mix.png?a=I&b=J&w=W&flip=j,k` | decoding of (1 − w)·μ_I + w·μ_J with the listed signs flipped |
+//! | `GET /api/samples.png?seed=S&n=N` | N decoded samples from N(0, I) |
+//! | `GET /api/loss.png` | the run's loss curves |
+//!
+//! Anything else is a 4xx with a one-line reason: a path holding `..`, `%` or `\` (400), an
+//! unknown path (404), a method other than GET/HEAD (405), a request with a body (400), a URL
+//! longer than [`MAX_URL_BYTES`] (414), a bad or missing parameter (400).
+
+mod serve;
+
+pub use serve::{serve, ServeOptions};
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tensor::{Device, DevicePreference, Rng};
+
+use crate::data::{Dataset, Normalization};
+use crate::error::{Error, Result};
+use crate::eval::{decode_codes, dims_by_kl, encode_dataset, interpolate, kl_per_dim, reconstruct_dataset};
+use crate::model::{OutputActivation, Vae};
+use crate::plot::{image_grid, png_bytes, GridOptions};
+use crate::runs::{metrics_columns, read_metrics, EpochMetrics, RunConfig};
+use crate::train::standard_normal;
+use nn::Module;
+
+/// The page and its script and style, compiled into the binary (the page works offline).
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const EXPLORE_JS: &str = include_str!("assets/explore.js");
+const EXPLORE_CSS: &str = include_str!("assets/explore.css");
+
+/// Longest request URL (path and query) answered; longer ones get 414. A code of 512 latent
+/// dimensions written with 12 characters each fits.
+pub const MAX_URL_BYTES: usize = 8192;
+/// The most samples one `/api/samples.png` decodes.
+pub const MAX_SAMPLES: usize = 64;
+/// Largest |z_j| `/api/decode.png` takes: the sliders span ±3 (the prior's ±3σ); far beyond
+/// that a decoder only extrapolates.
+pub const MAX_ABS_CODE: f32 = 100.0;
+
+/// How to open a run for exploring.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// The checkpoint to load (default: RUN/best.safetensors).
+    pub checkpoint: Option<PathBuf>,
+    /// Where the model decodes.
+    pub device: DevicePreference,
+    /// The KL that orders the sliders is averaged over at most this many test images.
+    pub max_test: usize,
+    /// Test images offered in the page's grid (the first ones of the test split).
+    pub grid: usize,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        ExploreOptions { checkpoint: None, device: DevicePreference::Cpu, max_test: 2000, grid: 48 }
+    }
+}
+
+/// One answer: status, content type and body. `decode_ms` is the model's time, when it ran
+/// (sent as the `X-Decode-Ms` header, shown by the page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Milliseconds the decoder took for this answer.
+    pub decode_ms: Option<f64>,
+}
+
+impl Reply {
+    fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply { status: 200, content_type, body, decode_ms: None }
+    }
+
+    fn json(value: &Value) -> Reply {
+        Reply::ok("application/json", value.to_string().into_bytes())
+    }
+
+    /// A 4xx (or 500) with a one-line JSON reason: `{"error": "..."}`.
+    pub fn error(status: u16, reason: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            body: json!({ "error": reason.into() }).to_string().into_bytes(),
+            decode_ms: None,
+        }
+    }
+}
+
+/// A trained run, ready to answer the page's requests.
+pub struct Explorer {
+    run: PathBuf,
+    cfg: RunConfig,
+    /// config.json as written, shown in the page.
+    config_json: Value,
+    /// One decode at a time: decoding switches the model to evaluation mode and back.
+    model: Mutex<Vae>,
+    norm: Normalization,
+    output: OutputActivation,
+    shape: [usize; 3],
+    device: String,
+    /// The test images of the grid: [grid, C, H, W].
+    grid: Dataset,
+    /// Their posterior means: [grid, z].
+    grid_mu: Vec<f32>,
+    /// Mean KL per latent dimension over the test images, and the dimensions by it.
+    kl: Vec<f64>,
+    order: Vec<usize>,
+    test_images: usize,
+    metrics: Vec<EpochMetrics>,
+    eval_metrics: Option<Value>,
+    loss_png: Option<Vec<u8>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io { path: path.to_path_buf(), source: e }
+}
+
+impl Explorer {
+    /// Loads the run folder `run` (config.json, the checkpoint, the data split) and encodes its
+    /// test images. Errors name the file or flag at fault.
+    pub fn open(run: &Path, opts: &ExploreOptions) -> Result<Explorer> {
+        let cfg = RunConfig::read(run).map_err(|e| Error::Config(format!("--run {}: {e}", run.display())))?;
+        let config_path = run.join("config.json");
+        let config_json: Value =
+            serde_json::from_str(&std::fs::read_to_string(&config_path).map_err(io(&config_path))?)
+                .map_err(|e| Error::Config(format!("{}: {e}", config_path.display())))?;
+        let checkpoint = opts.checkpoint.clone().unwrap_or_else(|| run.join("best.safetensors"));
+        if !checkpoint.is_file() {
+            return Err(Error::Config(format!(
+                "--checkpoint {}: no such file (a finished `train` run has best.safetensors)",
+                checkpoint.display()
+            )));
+        }
+        let output = cfg.output;
+        let (splits, norm) = cfg.load_splits()?;
+        let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
+        if test_full.is_empty() {
+            return Err(Error::Config(format!(
+                "--run {}: the split '{}' leaves no test or validation images to explore",
+                run.display(),
+                cfg.split
+            )));
+        }
+        let test = test_full.subset(&(0..test_full.len().min(opts.max_test.max(1))).collect::<Vec<_>>());
+        let [_, c, h, w] = test.shape;
+        let model = cfg.load_model([c, h, w], &checkpoint)?;
+        let device = Device::from_preference(opts.device)?;
+        model.to_device(&device)?;
+        let (mu, logvar) = encode_dataset(&model, &test, &norm, 256)?;
+        let z = cfg.z_dim;
+        let kl = kl_per_dim(&mu, &logvar, z);
+        let grid_n = test.len().min(opts.grid.max(1));
+        let grid = test.subset(&(0..grid_n).collect::<Vec<_>>());
+        let metrics_path = run.join("metrics.csv");
+        let metrics = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { vec![] };
+        let eval_path = run.join("eval").join("metrics.json");
+        let eval_metrics = if eval_path.is_file() {
+            let text = std::fs::read_to_string(&eval_path).map_err(io(&eval_path))?;
+            Some(serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", eval_path.display())))?)
+        } else {
+            None
+        };
+        let loss_png = match crate::report::loss_plot(&metrics)? {
+            Some(img) => Some(png_bytes(&img)?),
+            None => None,
+        };
+        Ok(Explorer {
+            run: run.to_path_buf(),
+            cfg,
+            config_json,
+            model: Mutex::new(model),
+            norm,
+            output,
+            shape: [c, h, w],
+            device: device.describe(),
+            grid,
+            grid_mu: mu[..grid_n * z].to_vec(),
+            order: dims_by_kl(&kl),
+            kl,
+            test_images: test.len(),
+            metrics,
+            eval_metrics,
+            loss_png,
+        })
+    }
+
+    /// Latent size z.
+    pub fn z_dim(&self) -> usize {
+        self.cfg.z_dim
+    }
+
+    /// Number of test images in the page's grid.
+    pub fn grid_len(&self) -> usize {
+        self.grid.len()
+    }
+
+    /// The device the model decodes on, in words.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Decodes codes z: [n, z] to a PNG grid of `cols` columns (no upscaling: the page scales),
+    /// and the decoder's milliseconds.
+    pub fn decode_png(&self, z: &[f32], cols: usize, padding: usize) -> Result<(Vec<u8>, f64)> {
+        let started = Instant::now();
+        let images = {
+            let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            decode_codes(&model, z, &self.norm, self.output, MAX_SAMPLES)?
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let n = z.len() / self.cfg.z_dim;
+        Ok((self.grid_png(&images, n, cols, padding)?, ms))
+    }
+
+    fn grid_png(&self, images: &[f32], n: usize, cols: usize, padding: usize) -> Result<Vec<u8>> {
+        let [c, h, w] = self.shape;
+        let opts = GridOptions { cols: cols.clamp(1, n.max(1)), padding, scale: Some(1), ..GridOptions::default() };
+        Ok(png_bytes(&image_grid(images, [n, c, h, w], &opts)?)?)
+    }
+
+    /// The answer to one request: `method` and `url` (path and query, as the request line has
+    /// them). Never panics on any input; errors become 4xx replies with the reason.
+    pub fn answer(&self, method: &str, url: &str) -> Reply {
+        if url.len() > MAX_URL_BYTES {
+            return Reply::error(414, format!("the URL has {} bytes; at most {MAX_URL_BYTES} are read", url.len()));
+        }
+        if method != "GET" && method != "HEAD" {
+            return Reply::error(405, format!("method {method}: this server answers GET and HEAD only"));
+        }
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        if !path.starts_with('/') || path.contains("..") || path.contains('%') || path.contains('\\') {
+            return Reply::error(400, "bad path: it must start with '/' and hold no '..', '%' or '\\'");
+        }
+        let params = match Params::parse(query) {
+            Ok(p) => p,
+            Err(e) => return Reply::error(400, e),
+        };
+        let result = match path {
+            "/" | "/index.html" => Ok(Reply::ok("text/html; charset=utf-8", INDEX_HTML.into())),
+            "/explore.js" => Ok(Reply::ok("text/javascript; charset=utf-8", EXPLORE_JS.into())),
+            "/explore.css" => Ok(Reply::ok("text/css; charset=utf-8", EXPLORE_CSS.into())),
+            "/api/info" => params.only(&[]).map(|()| Reply::json(&self.info())),
+            "/api/test.png" => self.test_image(&params),
+            "/api/recon.png" => self.reconstruction(&params),
+            "/api/code" => self.code(&params),
+            "/api/decode.png" => self.decode(&params),
+            "/api/mix.png" => self.mix(&params),
+            "/api/samples.png" => self.samples(&params),
+            "/api/loss.png" => match &self.loss_png {
+                Some(png) => params.only(&[]).map(|()| Reply::ok("image/png", png.clone())),
+                None => Ok(Reply::error(404, "the run has no metrics.csv rows to plot")),
+            },
+            _ => Ok(Reply::error(404, format!("no page or answer at {path}"))),
+        };
+        result.unwrap_or_else(|e| match e {
+            Answer::Bad(reason) => Reply::error(400, reason),
+            Answer::Failed(e) => Reply::error(500, format!("{e}")),
+        })
+    }
+
+    fn info(&self) -> Value {
+        let columns = metrics_columns();
+        let rows: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|r| Value::Array(columns.iter().map(|c| r.get(c).map_or(Value::Null, |v| json!(v))).collect()))
+            .collect();
+        let run_name = self.run.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        json!({
+            "run": run_name,
+            "arch": self.cfg.arch.name(),
+            "dataset": self.cfg.dataset.name(),
+            "z_dim": self.cfg.z_dim,
+            "image": self.shape,
+            "device": self.device,
+            "grid": self.grid.len(),
+            "test_images": self.test_images,
+            "dims": self.order.iter().map(|&j| json!({"index": j, "kl": self.kl[j]})).collect::<Vec<_>>(),
+            "config": self.config_json,
+            "metrics": { "columns": columns, "rows": rows },
+            "eval_metrics": self.eval_metrics,
+            "has_loss_plot": self.loss_png.is_some(),
+            "max_samples": MAX_SAMPLES,
+        })
+    }
+
+    fn image_index(&self, params: &Params, key: &str) -> std::result::Result<usize, Answer> {
+        let i: usize = params.number(key)?;
+        if i >= self.grid.len() {
+            return Err(Answer::Bad(format!(
+                "{key}={i}: there are {} test images (0 to {})",
+                self.grid.len(),
+                self.grid.len() - 1
+            )));
+        }
+        Ok(i)
+    }
+
+    fn mu(&self, i: usize) -> &[f32] {
+        let z = self.cfg.z_dim;
+        &self.grid_mu[i * z..(i + 1) * z]
+    }
+
+    fn test_image(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["i"])?;
+        let i = self.image_index(params, "i")?;
+        Ok(Reply::ok("image/png", self.grid_png(self.grid.image(i), 1, 1, 0)?))
+    }
+
+    fn reconstruction(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["i"])?;
+        let i = self.image_index(params, "i")?;
+        let started = Instant::now();
+        let images = {
+            let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            reconstruct_dataset(&model, &self.grid.subset(&[i]), &self.norm, self.output, 1)?
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", self.grid_png(&images, 1, 1, 0)?) })
+    }
+
+    fn code(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["i"])?;
+        let i = self.image_index(params, "i")?;
+        Ok(Reply::json(&json!({ "i": i, "mu": self.mu(i) })))
+    }
+
+    fn decode(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["z"])?;
+        let z: Vec<f32> = params.list("z")?;
+        if z.len() != self.cfg.z_dim {
+            return Err(Answer::Bad(format!(
+                "z: expected {} comma-separated numbers (one per latent dimension), got {}",
+                self.cfg.z_dim,
+                z.len()
+            )));
+        }
+        if let Some(v) = z.iter().find(|v| !v.is_finite() || v.abs() > MAX_ABS_CODE) {
+            return Err(Answer::Bad(format!("z: {v} is not a finite number within ±{MAX_ABS_CODE}")));
+        }
+        let (png, ms) = self.decode_png(&z, 1, 0)?;
+        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+    }
+
+    fn mix(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["a", "b", "w", "flip"])?;
+        let (a, b) = (self.image_index(params, "a")?, self.image_index(params, "b")?);
+        let w: f32 = params.number("w")?;
+        if !(-1.0..=2.0).contains(&w) {
+            return Err(Answer::Bad(format!("w={w}: the weight must lie in [-1, 2] (0 is image a, 1 is image b)")));
+        }
+        let flip: Vec<usize> = if params.get("flip").is_some() { params.list("flip")? } else { vec![] };
+        if let Some(j) = flip.iter().find(|&&j| j >= self.cfg.z_dim) {
+            return Err(Answer::Bad(format!(
+                "flip: dimension {j} but z has {} (0 to {})",
+                self.cfg.z_dim,
+                self.cfg.z_dim - 1
+            )));
+        }
+        let code = interpolate(self.mu(a), self.mu(b), w, &flip);
+        let (png, ms) = self.decode_png(&code, 1, 0)?;
+        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+    }
+
+    fn samples(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["seed", "n"])?;
+        let seed: u64 = params.number("seed")?;
+        let n: usize = params.number("n")?;
+        if n == 0 || n > MAX_SAMPLES {
+            return Err(Answer::Bad(format!("n={n}: between 1 and {MAX_SAMPLES} samples")));
+        }
+        let z = standard_normal(n, self.cfg.z_dim, tensor::DType::F32, &mut Rng::new(seed)).to_vec_f32();
+        let (png, ms) = self.decode_png(&z, 8, 2)?;
+        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+    }
+}
+
+/// Why a request got no answer: the client's mistake (400) or ours (500).
+enum Answer {
+    Bad(String),
+    Failed(Error),
+}
+
+impl From<Error> for Answer {
+    fn from(e: Error) -> Self {
+        Answer::Failed(e)
+    }
+}
+
+impl From<crate::plot::PlotError> for Answer {
+    fn from(e: crate::plot::PlotError) -> Self {
+        Answer::Failed(e.into())
+    }
+}
+
+/// A request's query parameters, percent-decoded (`form_urlencoded`), each key at most once.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: &str) -> std::result::Result<Params, String> {
+        let mut pairs: Vec<(String, String)> = vec![];
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if pairs.iter().any(|(seen, _)| *seen == k) {
+                return Err(format!("parameter '{k}' is given twice"));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Params(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Refuses parameters other than `allowed` (a misspelt one would otherwise be ignored).
+    fn only(&self, allowed: &[&str]) -> std::result::Result<(), Answer> {
+        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, _)) if allowed.is_empty() => {
+                Err(Answer::Bad(format!("unknown parameter '{k}' (this takes none)")))
+            }
+            Some((k, _)) => Err(Answer::Bad(format!("unknown parameter '{k}' (expected {})", allowed.join(", ")))),
+            None => Ok(()),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> std::result::Result<T, Answer> {
+        let v = self.get(key).ok_or_else(|| Answer::Bad(format!("missing parameter '{key}'")))?;
+        v.trim().parse().map_err(|_| Answer::Bad(format!("{key}={v}: not a number of the expected kind")))
+    }
+
+    fn list<T: std::str::FromStr>(&self, key: &str) -> std::result::Result<Vec<T>, Answer> {
+        let v = self.get(key).ok_or_else(|| Answer::Bad(format!("missing parameter '{key}'")))?;
+        v.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.trim().parse().map_err(|_| Answer::Bad(format!("{key}: '{p}' is not a number"))))
+            .collect()
+    }
+}

@@ -1,0 +1,353 @@
+//! `report.html`: one self-contained page per run folder — its configuration, the metrics
+//! table per epoch, the loss curves, the reconstruction and sample grids of every epoch, and
+//! `eval`'s pictures and metrics when `eval` has run. Images are inlined as base64 `data:`
+//! URIs, so the file opens offline, from anywhere, and can be sent on its own.
+//!
+//! [`write_report`] is what `train` calls at the end of a run and what the `report` binary
+//! runs; [`write_sweep_report`] links the runs of a `sweep` grid from one page.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use image::{DynamicImage, RgbImage};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::plot::{png_bytes, render_line_plot, PlotOptions};
+use crate::runs::{metrics_columns, read_metrics, EpochMetrics};
+
+/// The report's file name inside the run folder.
+pub const REPORT_FILE: &str = "report.html";
+
+/// The metrics.csv columns drawn as loss curves (the ones `train`'s loss.png shows), each with
+/// its legend name.
+const LOSS_COLUMNS: [(&str, &str); 4] =
+    [("train_loss", "train loss"), ("val_loss", "val loss"), ("val_recon", "val recon"), ("val_kl", "val kl")];
+
+/// `eval`'s pictures in the order the page shows them (any other PNG of the folder follows).
+const EVAL_PICTURES: [(&str, &str); 9] = [
+    ("recon.png", "test images (top) and their reconstructions"),
+    ("samples.png", "samples from N(0, I)"),
+    ("traversal.png", "latent traversals, one row per dimension, most active first, ±3σ"),
+    ("interpolation.png", "interpolations between pairs of test images"),
+    ("class_mix.png", "two classes mixed by weight (with sign flips)"),
+    ("tsne.png", "t-SNE of the test means"),
+    ("noise.png", "reconstructions of pure noise"),
+    ("denoise.png", "clean, noisy and reconstructed test images"),
+    ("ood.png", "out-of-distribution images and their reconstructions"),
+];
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io { path: path.to_path_buf(), source: e }
+}
+
+/// The loss curves per epoch from metrics.csv rows; `None` when no row has a loss value.
+pub fn loss_plot(rows: &[EpochMetrics]) -> Result<Option<DynamicImage>> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = LOSS_COLUMNS
+        .iter()
+        .filter(|(column, _)| rows.iter().any(|r| r.get(column).is_some()))
+        .map(|(column, name)| {
+            let points = rows.iter().map(|r| (r.epoch as f64, r.get(column).unwrap_or(f64::NAN))).collect();
+            (name.to_string(), points)
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let opts = PlotOptions { width: 900, height: 480, ..PlotOptions::default() };
+    let img: RgbImage = render_line_plot("loss per epoch", &series, "epoch", "loss", &opts)?;
+    Ok(Some(DynamicImage::ImageRgb8(img)))
+}
+
+/// `text` safe inside HTML text and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An `<img>` holding PNG bytes as a data URI.
+fn inline_png(png: &[u8], alt: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    format!("<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">", escape_html(alt))
+}
+
+/// The PNG at `path` as an inline `<img>`, or a note saying it could not be read.
+fn inline_file(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => inline_png(&bytes, &path.file_name().unwrap_or_default().to_string_lossy()),
+        Err(e) => format!(
+            "<p class=\"missing\">{}: {}</p>",
+            escape_html(&path.display().to_string()),
+            escape_html(&e.to_string())
+        ),
+    }
+}
+
+/// A JSON value as one table cell's text: numbers to 4 decimals, strings bare, lists item by
+/// item, objects as JSON.
+fn cell_text(value: &Value) -> String {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() != 0.0 => format!("{f:.4}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(items) => format!("[{}]", items.iter().map(cell_text).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+/// [`cell_text`], escaped for HTML.
+fn cell(value: &Value) -> String {
+    escape_html(&cell_text(value))
+}
+
+/// A two-column table of a JSON object's keys and values (in file order for config.json).
+fn key_value_table(object: &serde_json::Map<String, Value>) -> String {
+    let mut html = String::from("<table class=\"kv\">\n");
+    for (k, v) in object {
+        let _ = writeln!(html, "<tr><th>{}</th><td>{}</td></tr>", escape_html(k), cell(v));
+    }
+    html + "</table>\n"
+}
+
+/// The metrics.csv rows as a table, one row per epoch; empty cells stay empty.
+fn metrics_table(rows: &[EpochMetrics]) -> String {
+    if rows.is_empty() {
+        return "<p class=\"missing\">metrics.csv has no rows yet.</p>\n".into();
+    }
+    // Columns that are empty in every row (the β-TCVAE terms of a β-VAE run) are left out.
+    let all = metrics_columns();
+    let columns: Vec<&str> =
+        all.iter().skip(1).map(String::as_str).filter(|n| rows.iter().any(|r| r.get(n).is_some())).collect();
+    let mut html = String::from("<div class=\"scroll\"><table class=\"metrics\">\n<tr><th>epoch</th>");
+    for c in &columns {
+        let _ = write!(html, "<th>{}</th>", escape_html(c));
+    }
+    html.push_str("</tr>\n");
+    for r in rows {
+        let _ = write!(html, "<tr><td>{}</td>", r.epoch);
+        for c in &columns {
+            let v = r.get(c).map(|v| if v.abs() >= 1e-3 || v == 0.0 { format!("{v:.4}") } else { format!("{v:.3e}") });
+            let _ = write!(html, "<td>{}</td>", v.unwrap_or_default());
+        }
+        html.push_str("</tr>\n");
+    }
+    html + "</table></div>\n"
+}
+
+/// `dir`'s files named `{prefix}NNN.png`, by epoch NNN.
+fn epoch_pictures(dir: &Path, prefix: &str) -> Result<Vec<(usize, PathBuf)>> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if let Some(epoch) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(".png")).and_then(|n| n.parse().ok())
+        {
+            found.push((epoch, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222}\
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:right}\
+table.kv th{text-align:left;background:#f5f5f5}table.kv td{text-align:left;max-width:52em;overflow-wrap:anywhere}table.metrics th{background:#f5f5f5;position:sticky;top:0}\
+.scroll{max-height:28em;overflow:auto}img{image-rendering:pixelated;max-width:100%;border:1px solid #eee}\
+figure{display:inline-block;margin:.4em;vertical-align:top}figcaption{font-size:.8em;color:#555}\
+details{margin:.3em 0}summary{cursor:pointer}.missing{color:#a33}.grid{display:flex;flex-wrap:wrap;gap:.5em}";
+
+/// Writes `dir/report.html` for the run folder `dir` (see the module doc) and returns its
+/// path. Needs `dir/config.json`; everything else is shown when present. The file is written
+/// to a temporary name and renamed, so a reader never sees half a report.
+pub fn write_report(dir: &Path) -> Result<PathBuf> {
+    let config_path = dir.join("config.json");
+    let config_text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    let config: Value = serde_json::from_str(&config_text)
+        .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", config_path.display())))?;
+    let Value::Object(config) = config else {
+        return Err(Error::Config(format!("{}: expected a JSON object", config_path.display())));
+    };
+    let metrics_path = dir.join("metrics.csv");
+    let rows = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { vec![] };
+    let name = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let name = name.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let text = |key: &str| config.get(key).map(cell).unwrap_or_default();
+
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}: run report</title>\
+         <style>{STYLE}</style></head><body>\n<h1>Run {0}: {1} on {2}, z = {3}</h1>\n",
+        escape_html(&name),
+        text("arch"),
+        text("dataset"),
+        text("z_dim")
+    );
+    let best = crate::runs::best_epoch(&rows);
+    let _ = writeln!(
+        html,
+        "<p>{} epochs in metrics.csv{}. Written by <code>report</code>; every picture is inside this file.</p>",
+        rows.len(),
+        best.map(|b| format!(
+            ", best validation loss {:.4} at epoch {}",
+            b.get("val_loss").unwrap_or(f64::NAN),
+            b.epoch
+        ))
+        .unwrap_or_default()
+    );
+
+    html.push_str("<h2>Loss</h2>\n");
+    match loss_plot(&rows)? {
+        Some(img) => html.push_str(&inline_png(&png_bytes(&img)?, "loss per epoch")),
+        None => html.push_str("<p class=\"missing\">No losses in metrics.csv yet.</p>"),
+    }
+    html.push_str("\n<h2>Metrics per epoch</h2>\n");
+    html.push_str(&metrics_table(&rows));
+
+    html.push_str("<h2>Reconstructions and samples per epoch</h2>\n");
+    let recons = epoch_pictures(dir, "recon_epoch")?;
+    let samples = epoch_pictures(dir, "samples_epoch")?;
+    let mut epochs: Vec<usize> = recons.iter().chain(&samples).map(|(e, _)| *e).collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    if epochs.is_empty() {
+        html.push_str("<p class=\"missing\">No recon_epochNNN.png or samples_epochNNN.png in the folder.</p>\n");
+    }
+    for (k, epoch) in epochs.iter().enumerate() {
+        // The last epoch open, the others folded: the page stays short for long runs.
+        let open = if k + 1 == epochs.len() { " open" } else { "" };
+        let _ = write!(html, "<details{open}><summary>epoch {epoch}</summary><div class=\"grid\">");
+        for (set, caption) in
+            [(&recons, "validation images (top) and reconstructions"), (&samples, "samples from N(0, I)")]
+        {
+            if let Some((_, path)) = set.iter().find(|(e, _)| e == epoch) {
+                let _ = write!(html, "<figure>{}<figcaption>{caption}</figcaption></figure>", inline_file(path));
+            }
+        }
+        html.push_str("</div></details>\n");
+    }
+
+    let eval_dir = dir.join("eval");
+    if eval_dir.is_dir() {
+        html.push_str("<h2>Evaluation (<code>eval</code>, test split)</h2>\n");
+        let eval_metrics = eval_dir.join("metrics.json");
+        if eval_metrics.is_file() {
+            let text = std::fs::read_to_string(&eval_metrics).map_err(io(&eval_metrics))?;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => html.push_str(&key_value_table(&m)),
+                _ => {
+                    return Err(Error::Config(format!("{}: expected a JSON object of metrics", eval_metrics.display())))
+                }
+            }
+        }
+        let mut pictures: Vec<(PathBuf, String)> = EVAL_PICTURES
+            .iter()
+            .map(|(file, caption)| (eval_dir.join(file), caption.to_string()))
+            .filter(|(p, _)| p.is_file())
+            .collect();
+        let mut others: Vec<PathBuf> = std::fs::read_dir(&eval_dir)
+            .map_err(io(&eval_dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "png") && !pictures.iter().any(|(q, _)| q == p))
+            .collect();
+        others.sort();
+        pictures.extend(others.into_iter().map(|p| {
+            let caption = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+            (p, caption)
+        }));
+        for (path, caption) in &pictures {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            let _ = write!(
+                html,
+                "<figure>{}<figcaption>{}: {}</figcaption></figure>\n",
+                inline_file(path),
+                escape_html(&file),
+                escape_html(caption)
+            );
+        }
+    }
+
+    html.push_str("<h2>Configuration (config.json)</h2>\n");
+    html.push_str(&key_value_table(&config));
+    html.push_str("</body></html>\n");
+    write_atomically(&dir.join(REPORT_FILE), html.as_bytes())
+}
+
+/// Writes `dir/report.html` for a `sweep` folder: the sweep's table (`table.md` as it is), its
+/// validation-loss plot, and a link to each run's own report. `runs` are (point name, folder)
+/// with folders inside `dir`.
+pub fn write_sweep_report(dir: &Path, runs: &[(String, PathBuf)]) -> Result<PathBuf> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sweep {0}</title>\
+         <style>{STYLE}</style></head><body>\n<h1>Sweep {0}</h1>\n",
+        escape_html(&name)
+    );
+    let plot = dir.join("val_loss.png");
+    if plot.is_file() {
+        html.push_str(&inline_file(&plot));
+    }
+    let table = dir.join("table.md");
+    if table.is_file() {
+        let text = std::fs::read_to_string(&table).map_err(io(&table))?;
+        let _ = write!(html, "<h2>Best epoch of each run</h2>\n<pre>{}</pre>\n", escape_html(&text));
+    }
+    html.push_str("<h2>Runs</h2>\n<ul>\n");
+    for (point, folder) in runs {
+        let rel = folder.strip_prefix(dir).unwrap_or(folder).join(REPORT_FILE);
+        let href: String =
+            rel.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect::<Vec<_>>().join("/");
+        let _ = writeln!(html, "<li><a href=\"{}\">{}</a></li>", escape_html(&href), escape_html(point));
+    }
+    html.push_str("</ul></body></html>\n");
+    write_atomically(&dir.join(REPORT_FILE), html.as_bytes())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    crate::runs::write_file(path, bytes)?;
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(escape_html("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn table_cells_round_numbers_and_list_arrays_item_by_item() {
+        assert_eq!(cell_text(&serde_json::json!([2.189023981, 3, "a"])), "[2.1890, 3, a]");
+        assert_eq!(cell_text(&serde_json::json!(null)), "");
+        assert_eq!(cell_text(&serde_json::json!({"gap": 0.5})), "{\"gap\":0.5}");
+    }
+
+    #[test]
+    fn the_loss_plot_draws_only_columns_with_values_and_is_absent_without_losses() {
+        let row = |epoch, loss: f64| {
+            let stats = |loss| crate::train::StepStats { loss, recon: f64::NAN, kl: f64::NAN, ..Default::default() };
+            EpochMetrics::new(epoch, 1e-3, 1.0, &stats(f64::NAN), &stats(loss))
+        };
+        assert!(loss_plot(&[row(1, 2.0), row(2, 1.5)]).unwrap().is_some());
+        assert!(loss_plot(&[row(1, f64::NAN)]).unwrap().is_none());
+        assert!(loss_plot(&[]).unwrap().is_none());
+    }
+}

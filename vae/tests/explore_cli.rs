@@ -1,0 +1,427 @@
+//! The `explore` binary as a user (and a hostile client) meets it: it serves its page and the
+//! model's answers, refuses paths that try to leave it, survives malformed and oversized
+//! requests, answers several clients at once, stops on Ctrl-C, and works in a real browser.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vae-explore-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A one-epoch dense run on 300 dSprites images at 16×16 (z = 4), trained once per test binary.
+fn tiny_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = temp_dir("run");
+        let out = Command::new(env!("CARGO_BIN_EXE_train"))
+            .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
+            .args(["--z-dim", "4", "--threads", "2", "--epochs", "1", "--run-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+/// A running `explore`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        Server::try_start(extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `explore` on the tiny run; the error is what it printed when it exited instead.
+    fn try_start(extra: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_explore"))
+            .arg("--run")
+            .arg(tiny_run())
+            .args(["--threads", "2"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut printed = String::new();
+        let addr = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                let _ = child.wait();
+                return Err(format!("explore exited before printing its URL:\n{printed}\n{err}"));
+            }
+            printed += &line;
+            if let Some(rest) = line.split("http://").nth(1) {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+        };
+        Ok(Server { child, addr, stdout })
+    }
+
+    /// Sends `bytes` on a new connection and reads until the server closes it.
+    fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The server may close before reading everything (a refused body); that is its right.
+        let _ = s.write_all(bytes);
+        let mut out = vec![];
+        let _ = s.read_to_end(&mut out);
+        out
+    }
+
+    fn get(&self, path: &str) -> Response {
+        Response::parse(&self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(bytes: &[u8]) -> Response {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
+            panic!("no complete response head in {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))
+        });
+        let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Response { status, head, body: bytes[end + 4..].to_vec() }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    fn image(&self) -> image::GrayImage {
+        assert_eq!(self.status, 200, "{}", self.text());
+        assert!(self.head.contains("Content-Type: image/png"), "{}", self.head);
+        image::load_from_memory(&self.body).unwrap().to_luma8()
+    }
+}
+
+#[test]
+fn the_page_and_its_script_come_from_the_binary_and_info_describes_the_run() {
+    let server = Server::start(&[]);
+    let page = server.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<script src=\"/explore.js\""), "{}", page.text());
+    assert_eq!(server.get("/explore.js").status, 200);
+    assert_eq!(server.get("/explore.css").status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&server.get("/api/info").body).unwrap();
+    assert_eq!(info["z_dim"], 4);
+    assert_eq!(info["image"], serde_json::json!([1, 16, 16]));
+    let kl: Vec<f64> = info["dims"].as_array().unwrap().iter().map(|d| d["kl"].as_f64().unwrap()).collect();
+    assert_eq!(kl.len(), 4);
+    assert!(kl.windows(2).all(|w| w[0] >= w[1]), "sliders are ordered by KL, largest first: {kl:?}");
+    assert_eq!(info["metrics"]["rows"].as_array().unwrap().len(), 1, "one epoch in metrics.csv");
+}
+
+#[test]
+fn a_decoded_code_is_an_image_of_the_run_size_that_changes_with_the_code() {
+    let server = Server::start(&[]);
+    let a = server.get("/api/decode.png?z=0,0,0,0");
+    assert!(a.head.contains("X-Decode-Ms: "), "{}", a.head);
+    let (a, b) = (a.image(), server.get("/api/decode.png?z=3,-3,3,-3").image());
+    assert_eq!(a.dimensions(), (16, 16));
+    assert_ne!(a.as_raw(), b.as_raw(), "a different code decodes to a different image");
+    assert_eq!(server.get("/api/recon.png?i=2").image().dimensions(), (16, 16));
+    assert_eq!(server.get("/api/test.png?i=2").image().dimensions(), (16, 16));
+    assert!(server.get("/api/mix.png?a=0&b=1&w=0.6&flip=0,3").image().width() == 16);
+    let code: serde_json::Value = serde_json::from_slice(&server.get("/api/code?i=1").body).unwrap();
+    assert_eq!(code["mu"].as_array().unwrap().len(), 4);
+    // 16 samples, 8 to a row with 2-pixel padding: 8·16 + 9·2 wide, 2·16 + 3·2 high.
+    assert_eq!(server.get("/api/samples.png?seed=5&n=16").image().dimensions(), (146, 38));
+}
+
+#[test]
+fn dot_dot_and_percent_encoded_traversal_paths_get_4xx_and_never_a_file() {
+    let server = Server::start(&[]);
+    for path in [
+        "/../config.json",
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/%2E%2E%2Fconfig.json",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%252e%252e/config.json",
+        "/api/../config.json",
+        "/..\\..\\config.json",
+        "/explore.js/../config.json",
+        "/config.json",
+        "/best.safetensors",
+        "//etc/passwd",
+        "/api/test.png/../../metrics.csv?i=0",
+    ] {
+        let r = server.get(path);
+        assert!((400..500).contains(&r.status), "{path}: status {} {}", r.status, r.text());
+        assert!(!r.text().contains("\"z_dim\"") && !r.text().contains("root:"), "{path} leaked a file: {}", r.text());
+    }
+    assert_eq!(server.get("/api/info").status, 200, "the server still answers");
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_server_keeps_answering() {
+    let server = Server::start(&[]);
+    for bytes in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"\xff\xfe\x00\x01 / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /api/info HTTP/1.1\r\nContent-Length: many\r\n\r\n",
+        b"GET /api/info HTTP/1.1\r\nno colon here\r\n\r\n",
+        b"GET /api/info HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET /api/info HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let r = Response::parse(&server.raw(bytes));
+        assert_eq!(r.status, 400, "{:?}: {}", String::from_utf8_lossy(bytes), r.text());
+    }
+    assert_eq!(server.get("/api/info").status, 200);
+}
+
+#[test]
+fn oversized_requests_get_4xx_without_the_server_reading_or_allocating_them() {
+    let server = Server::start(&[]);
+    let long_url = format!("GET /api/decode.png?z={} HTTP/1.1\r\n\r\n", "0,".repeat(5000));
+    assert_eq!(Response::parse(&server.raw(long_url.as_bytes())).status, 414);
+    let long_header = format!("GET / HTTP/1.1\r\nX-Padding: {}\r\n\r\n", "y".repeat(40_000));
+    assert_eq!(Response::parse(&server.raw(long_header.as_bytes())).status, 431);
+    let many: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+    assert_eq!(Response::parse(&server.raw(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes())).status, 431);
+    // A body announced as a terabyte: refused at once (a server that reserved the space for
+    // it would abort).
+    let huge = b"GET /api/info HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\nabc";
+    assert_eq!(Response::parse(&server.raw(huge)).status, 400);
+    let post = b"POST /api/info HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\nabc";
+    assert_eq!(Response::parse(&server.raw(post)).status, 405);
+    // A head that never ends is cut off at the limit, not buffered forever.
+    let endless = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100_000));
+    assert_eq!(Response::parse(&server.raw(endless.as_bytes())).status, 431);
+    assert_eq!(server.get("/api/info").status, 200, "the server still answers");
+}
+
+#[test]
+fn bad_parameters_get_400_naming_the_parameter() {
+    let server = Server::start(&[]);
+    for (path, expect) in [
+        ("/api/decode.png?z=0,0,0", "expected 4"),
+        ("/api/decode.png?z=nan,0,0,0", "finite"),
+        ("/api/decode.png?z=1e30,0,0,0", "finite"),
+        ("/api/decode.png?z=0,0,x,0", "'x'"),
+        ("/api/decode.png", "missing parameter 'z'"),
+        ("/api/decode.png?z=0,0,0,0&z=1,1,1,1", "twice"),
+        ("/api/decode.png?z=0,0,0,0&zz=1", "unknown parameter 'zz'"),
+        ("/api/samples.png?seed=1&n=0", "n=0"),
+        ("/api/samples.png?seed=1&n=100000", "n=100000"),
+        ("/api/samples.png?seed=-1&n=4", "seed=-1"),
+        ("/api/code?i=999", "i=999"),
+        ("/api/code?i=99999999999999999999999", "i="),
+        ("/api/mix.png?a=0&b=1&w=0.5&flip=9", "flip: dimension 9"),
+        ("/api/mix.png?a=0&b=1&w=50", "w=50"),
+    ] {
+        let r = server.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.text().contains(expect), "{path}: {}", r.text());
+    }
+    assert_eq!(server.get("/nothing/here").status, 404);
+    let r = Response::parse(&server.raw(b"DELETE /api/info HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn concurrent_requests_from_several_threads_all_succeed_with_the_same_answers() {
+    let server = Server::start(&[]);
+    let reference = server.get("/api/decode.png?z=0.5,-1,2,0.25").body;
+    let samples = server.get("/api/samples.png?seed=3&n=8").body;
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (server, reference, samples) = (&server, &reference, &samples);
+            scope.spawn(move || {
+                for k in 0..12 {
+                    match (t + k) % 4 {
+                        0 => assert_eq!(&server.get("/api/decode.png?z=0.5,-1,2,0.25").body, reference),
+                        1 => assert_eq!(&server.get("/api/samples.png?seed=3&n=8").body, samples),
+                        2 => assert_eq!(server.get("/api/info").status, 200),
+                        _ => assert_eq!(server.get(&format!("/api/recon.png?i={}", k % 5)).status, 200),
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_kept_alive_connection_answers_pipelined_requests_in_order() {
+    let server = Server::start(&[]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /api/code?i=0 HTTP/1.1\r\n\r\nGET /nothing HTTP/1.1\r\n\r\nGET /api/code?i=1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = vec![];
+    s.read_to_end(&mut all).unwrap();
+    let mut statuses = vec![];
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let r = Response::parse(rest);
+        let len: usize = r.head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+        let head_len = rest.len() - r.body.len();
+        statuses.push((r.status, String::from_utf8_lossy(&r.body[..len]).to_string()));
+        rest = &rest[head_len + len..];
+    }
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().map(|s| s.0).collect::<Vec<_>>(), [200, 404, 200]);
+    assert!(statuses[0].1.contains("\"i\":0") && statuses[2].1.contains("\"i\":1"), "{statuses:?}");
+}
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    assert_eq!(server.get("/api/info").status, 200);
+    // An idle kept-alive connection (a browser tab) must not hold the server open.
+    let idle = TcpStream::connect(server.addr).unwrap();
+    let ok = Command::new("kill").args(["-INT", &server.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "explore still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(idle);
+    assert!(status.success(), "exit status {status:?}");
+    let mut rest = String::new();
+    server.stdout.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("stopped"), "{rest}");
+    let mut err = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.is_empty(), "a clean stop prints nothing on stderr: {err}");
+}
+
+#[test]
+fn a_host_that_is_not_loopback_is_warned_about() {
+    let mut server = Server::start(&["--host", "0.0.0.0"]);
+    let mut err = BufReader::new(server.child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("warning: --host 0.0.0.0 is not a loopback address"), "{line}");
+    let local = SocketAddr::new([127, 0, 0, 1].into(), server.addr.port());
+    server.addr = local;
+    assert_eq!(server.get("/api/info").status, 200);
+}
+
+#[test]
+fn bad_flags_are_clear_errors_before_anything_is_served() {
+    let empty = temp_dir("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (args, expect) in [
+        (vec!["--run".to_string(), empty.display().to_string()], "config.json".to_string()),
+        (
+            vec!["--run".into(), tiny_run().display().to_string(), "--host".into(), "localhost:80".into()],
+            "--host".into(),
+        ),
+        (vec!["--run".into(), tiny_run().display().to_string(), "--device".into(), "tpu".into()], "--device".into()),
+        (
+            vec![
+                "--run".into(),
+                tiny_run().display().to_string(),
+                "--checkpoint".into(),
+                "/nonexistent.safetensors".into(),
+            ],
+            "--checkpoint /nonexistent.safetensors: no such file".into(),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_explore")).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(&expect), "{args:?}: {err}");
+    }
+}
+
+/// A `--device gpu` explorer that failed for want of an adapter is skipped (with the reason
+/// printed), unless `VAE_REQUIRE_GPU=1` (CI) makes that a failure.
+#[test]
+fn decoding_on_the_gpu_gives_the_cpu_image() {
+    let gpu = match Server::try_start(&["--device", "gpu"]) {
+        Ok(server) => server,
+        Err(e) if e.contains("adapter") && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("skipped: no GPU adapter ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let cpu = Server::start(&[]);
+    for z in ["0,0,0,0", "2.5,-1,0.3,-2.9"] {
+        let path = format!("/api/decode.png?z={z}");
+        let (a, b) = (cpu.get(&path).image(), gpu.get(&path).image());
+        let worst = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+        assert!(worst <= 1, "z = {z}: GPU and CPU decodings differ by {worst} grey levels");
+    }
+}
+
+/// Headless Chromium loads the page with `?selftest=slider`: the page moves the most active
+/// dimension's slider to the end of its range through the same input event a drag fires, and
+/// writes the decoded image before and after into `#selftest`.
+#[test]
+fn in_a_real_browser_moving_a_slider_changes_the_decoded_image() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        eprintln!("skipped: no Chromium at /usr/bin/chromium (Debian package 'chromium'; .ci/run installs it)");
+        return;
+    };
+    let server = Server::start(&[]);
+    let profile = temp_dir("chromium-profile");
+    let url = format!("http://{}/?selftest=slider", server.addr);
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        // Virtual time runs the page's timers and waits for its fetches before the DOM is dumped.
+        .args(["--virtual-time-budget=20000", "--dump-dom", &url])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let error = dom.split("<p id=\"error\"").nth(1).and_then(|s| s.split("</p>").next()).unwrap_or_default();
+    assert!(!error.contains("api"), "the page showed an error: {error}");
+    let report =
+        dom.split("<pre id=\"selftest\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or_else(|| {
+            panic!("no self-test result in the page:\n{dom}\n{}", String::from_utf8_lossy(&out.stderr))
+        });
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    let image = |key: &str| {
+        let url = report[key].as_str().unwrap();
+        let b64 = url.strip_prefix("data:image/png;base64,").unwrap_or_else(|| panic!("{key}: {url}"));
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        image::load_from_memory(&bytes).unwrap().to_luma8()
+    };
+    let (before, after) = (image("before"), image("after"));
+    assert_eq!(before.dimensions(), (16, 16));
+    assert_eq!(after.dimensions(), (16, 16));
+    assert_ne!(before.as_raw(), after.as_raw(), "the decoded image did not change when the slider moved");
+    // The page's image is the server's decoding of the code the sliders hold.
+    assert_eq!(report["value"].as_f64().unwrap().abs(), 3.0);
+}
