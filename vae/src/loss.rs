@@ -123,12 +123,8 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
     }
     let per_pixel = match kind {
         ReconLoss::Mse => output.sub(target)?.square()?,
-        ReconLoss::Bce => {
-            let log_y = output.log()?.clamp(-100.0, 0.0)?;
-            let log_1my = output.neg()?.add_scalar(1.0)?.log()?.clamp(-100.0, 0.0)?;
-            let one_minus_t = target.neg()?.add_scalar(1.0)?;
-            target.mul(&log_y)?.add(&one_minus_t.mul(&log_1my)?)?.neg()?
-        }
+        // One op, so that its gradient stays finite at saturated outputs (see there).
+        ReconLoss::Bce => autograd::ops::loss::binary_cross_entropy(output, target)?,
         ReconLoss::BceLogits => {
             // max(x, 0) − x·t + ln(1 + e^−|x|): no exp of a large positive number anywhere.
             output.relu()?.sub(&output.mul(target)?)?.add(&output.abs()?.neg()?.softplus()?)?

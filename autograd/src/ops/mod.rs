@@ -5,6 +5,7 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod interpolate;
+pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;

@@ -1,0 +1,28 @@
+//! The losses written as one op (binary cross-entropy on probabilities) on the GPU against the
+//! CPU: forward and both gradients, at odd sizes and at saturated probabilities (exactly 0 and 1).
+
+mod common;
+
+use autograd::ops::loss::binary_cross_entropy;
+use common::parity::*;
+use common::rng;
+use tensor::Tensor;
+
+#[test]
+fn binary_cross_entropy_matches_cpu_inside_and_at_saturation() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    // 1,031 probabilities: random ones in (0, 1), then exact 0s and 1s every 7th element.
+    let inside = uniform32(&[1031], 0.01, 0.99, &mut r);
+    let t = uniform32(&[1031], 0.0, 1.0, &mut r);
+    assert_backward_parity("binary_cross_entropy inside", &gpu, &[inside.clone(), t.clone()], |v| {
+        binary_cross_entropy(&v[0], &v[1])
+    });
+    // Saturated gradients are ±1e12: compared on their own, the interior above stays visible.
+    let mut y = inside.to_vec_f32();
+    for (i, v) in y.iter_mut().enumerate().filter(|(i, _)| i % 7 == 0) {
+        *v = if i % 14 == 0 { 0.0 } else { 1.0 };
+    }
+    let y = Tensor::from_vec(y, &[1031]).unwrap();
+    assert_backward_parity("binary_cross_entropy saturated", &gpu, &[y, t], |v| binary_cross_entropy(&v[0], &v[1]));
+}
