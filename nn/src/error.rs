@@ -84,6 +84,11 @@ pub enum Error {
         /// Every difference found.
         mismatch: StateMismatch,
     },
+    /// A gradient holds a NaN or an infinity; the optimizer changed nothing.
+    NonFiniteGradient {
+        /// The parameter whose gradient it is.
+        parameter: String,
+    },
     /// A layer, optimizer or schedule was configured with values that cannot work.
     Config {
         /// The layer, optimizer or schedule.
@@ -103,6 +108,10 @@ impl fmt::Display for Error {
                 write!(f, "{}: the file does not match the model: {mismatch}", path.display())
             }
             Error::Config { what, msg } => write!(f, "{what}: invalid configuration: {msg}"),
+            Error::NonFiniteGradient { parameter } => write!(
+                f,
+                "the gradient of {parameter} holds non-finite values (NaN or infinity); no parameter was updated"
+            ),
         }
     }
 }

@@ -208,3 +208,51 @@ fn importing_state_for_an_unknown_or_misshaped_parameter_lists_each_problem() {
     assert_eq!(m.shape_mismatches.len(), 1);
     assert_eq!(m.shape_mismatches[0].name, "momentum_buffer.p");
 }
+
+/// Two f32 parameters on `device` with gradients, the second one's holding `bad` at index 1.
+fn params_with_a_bad_gradient(bad: f32, device: &tensor::Device) -> Vec<(String, Var)> {
+    ["good", "bad"]
+        .iter()
+        .map(|name| {
+            let p = Var::parameter(Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().to_device(device).unwrap());
+            let g = if *name == "bad" { vec![0.5f32, bad, 0.5] } else { vec![0.5f32; 3] };
+            p.set_grad(Some(Tensor::from_vec(g, &[3]).unwrap().to_device(device).unwrap()));
+            (name.to_string(), p)
+        })
+        .collect()
+}
+
+fn values(params: &[(String, Var)]) -> Vec<Vec<f32>> {
+    params.iter().map(|(_, p)| p.value().to_vec_f32()).collect()
+}
+
+/// A NaN or infinite gradient stops `step` with an error naming the parameter, before any
+/// parameter or optimizer state changes (the same promise the non-finite loss check makes).
+fn refuses_non_finite_gradients_on(device: &tensor::Device) {
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let params = params_with_a_bad_gradient(bad, device);
+        let before = values(&params);
+        let mut adam = Adam::new(params.clone(), AdamConfig::new(0.1)).unwrap();
+        let err = adam.step().unwrap_err().to_string();
+        assert!(err.contains("bad") && err.contains("non-finite"), "{err}");
+        assert_eq!(values(&params), before, "Adam changed a parameter");
+        assert!(adam.state_tensors().is_empty(), "Adam kept state from a refused step");
+        let mut sgd = Sgd::new(params.clone(), SgdConfig::new(0.1).momentum(0.9)).unwrap();
+        assert!(sgd.step().is_err());
+        assert_eq!(values(&params), before, "SGD changed a parameter");
+    }
+}
+
+#[test]
+fn optimizers_refuse_non_finite_gradients_before_changing_anything() {
+    refuses_non_finite_gradients_on(&tensor::Device::Cpu);
+}
+
+#[test]
+fn optimizers_refuse_non_finite_gradients_on_the_gpu() {
+    match tensor::Device::from_preference(tensor::DevicePreference::Gpu) {
+        Ok(gpu) => refuses_non_finite_gradients_on(&gpu),
+        Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => eprintln!("skipped: no GPU adapter ({e})"),
+        Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
+    }
+}

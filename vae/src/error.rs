@@ -28,13 +28,13 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The loss (or a component) became NaN or infinite.
+    /// The loss, a component of it, or a gradient became NaN or infinite.
     NonFinite {
         /// The epoch it happened in.
         epoch: usize,
         /// The step within that epoch.
         step: usize,
-        /// Which loss term went non-finite.
+        /// What went non-finite: a loss term, or the gradient of a named parameter.
         what: String,
     },
 }
@@ -50,7 +50,10 @@ impl fmt::Display for Error {
             Error::Config(msg) => write!(f, "configuration: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::NonFinite { epoch, step, what } => {
-                write!(f, "the loss became non-finite at epoch {epoch}, step {step} ({what}); try a lower --lr")
+                write!(
+                    f,
+                    "a non-finite value (NaN or infinity) at epoch {epoch}, step {step}: {what}; try a lower --lr"
+                )
             }
         }
     }

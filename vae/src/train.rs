@@ -143,8 +143,8 @@ pub fn non_finite_component(s: &StepStats) -> Option<&'static str> {
     named.into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(n, _)| n)
 }
 
-/// One optimisation step on batch x. A non-finite loss is reported before any parameter is
-/// touched, so the model keeps its last good values.
+/// One optimisation step on batch x. A non-finite loss or gradient is reported before any
+/// parameter is touched, so the model keeps its last good values.
 pub fn train_step(
     model: &Vae,
     optimizer: &mut dyn Optimizer,
@@ -159,8 +159,12 @@ pub fn train_step(
         return Err(Error::NonFinite { epoch: position.0, step: position.1, what: what.to_string() });
     }
     loss.backward()?;
-    optimizer.step()?;
-    Ok(stats)
+    match optimizer.step() {
+        Err(nn::Error::NonFiniteGradient { parameter }) => {
+            Err(Error::NonFinite { epoch: position.0, step: position.1, what: format!("the gradient of {parameter}") })
+        }
+        other => Ok(other.map(|()| stats)?),
+    }
 }
 
 /// Mean loss components over batches, in evaluation mode and without a graph; the model is

@@ -11,8 +11,8 @@ use tensor::ops::optim::{adam_update, AdamHyper};
 use tensor::Tensor;
 
 use super::{
-    count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
-    OptimizerStateTensor,
+    check_gradients_finite, count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param,
+    Optimizer, OptimizerStateTensor,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -117,6 +117,7 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
+        check_gradients_finite(&self.params)?;
         let c = self.config;
         for ((_, p), state) in self.params.iter().zip(self.state.iter_mut()) {
             if !p.requires_grad() {

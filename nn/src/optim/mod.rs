@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use autograd::Var;
 use tensor::{DType, Tensor};
 
-use crate::error::{Result, ShapeMismatch, StateMismatch};
+use crate::error::{Error, Result, ShapeMismatch, StateMismatch};
 use crate::module::BufferKind;
 
 /// One tensor of optimizer state, named `<kind>.<parameter name>` (`exp_avg.fc.weight`).
@@ -58,6 +58,35 @@ pub trait Optimizer {
     /// Restores state exported by `state_tensors` (converted to each parameter's dtype).
     /// Every tensor must name a parameter of this optimizer with that parameter's shape.
     fn load_state_tensors(&mut self, tensors: &BTreeMap<String, Tensor>) -> std::result::Result<(), StateMismatch>;
+}
+
+/// Refuses a step whose gradients hold a NaN or an infinity, before anything changes: such a
+/// step would write non-finite values into the parameters, after which every loss is NaN and
+/// the last checkpoint is the only good model left. One pass over the gradients: the sum of all
+/// their elements (accumulated on the gradients' device, one value read back) is finite exactly
+/// when every element is (a NaN or ±∞ anywhere makes it NaN or ±∞; finite f32 values cannot
+/// overflow the f64 sum). Only when it is not are the parameters checked one by one, to name one.
+pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
+    let grads: Vec<(&String, Tensor)> =
+        params.iter().filter(|(_, p)| p.requires_grad()).filter_map(|(n, p)| p.grad().map(|g| (n, g))).collect();
+    let mut total: Option<Tensor> = None;
+    for (_, g) in &grads {
+        let s = g.sum_all()?;
+        total = Some(match total {
+            Some(t) => t.add(&s)?,
+            None => s,
+        });
+    }
+    let Some(total) = total else { return Ok(()) };
+    if total.item()?.is_finite() {
+        return Ok(());
+    }
+    for (name, g) in &grads {
+        if !g.sum_all()?.item()?.is_finite() {
+            return Err(Error::NonFiniteGradient { parameter: name.to_string() });
+        }
+    }
+    Err(Error::NonFiniteGradient { parameter: "(their sum overflowed)".into() })
 }
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, like

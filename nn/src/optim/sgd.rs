@@ -9,7 +9,10 @@ use autograd::Var;
 use tensor::ops::optim::{sgd_update, SgdHyper};
 use tensor::Tensor;
 
-use super::{index_by_name, non_negative, parse_state_name, state_like_param, Optimizer, OptimizerStateTensor};
+use super::{
+    check_gradients_finite, index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
+    OptimizerStateTensor,
+};
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
 
@@ -87,6 +90,7 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
+        check_gradients_finite(&self.params)?;
         let c = self.config;
         for ((_, p), buf) in self.params.iter().zip(self.momentum_buffers.iter_mut()) {
             if !p.requires_grad() {
