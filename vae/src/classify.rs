@@ -64,7 +64,7 @@ pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
 
 /// argmax over the classes of logits [N, K].
 pub fn predictions(logits: &Tensor) -> Result<Vec<usize>> {
-    Ok(logits.argmax(1, false)?.to_vec_f32().into_iter().map(|v| v as usize).collect())
+    Ok(logits.argmax(1, false)?.try_to_vec::<f32>()?.into_iter().map(|v| v as usize).collect())
 }
 
 /// A classifier and its description, loaded from `weights` and its sidecar.
@@ -126,7 +126,7 @@ pub fn judge(
             )?;
             let f = clf.features(&Var::constant(t))?;
             let logits = clf.fc.forward(&f)?;
-            feats.extend(f.value().to_vec_f32());
+            feats.extend(f.value().try_to_vec::<f32>()?);
             preds.extend(predictions(&logits.value())?);
         }
         Ok(())
