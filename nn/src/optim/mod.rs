@@ -62,27 +62,33 @@ pub trait Optimizer {
 
 /// Refuses a step whose gradients hold a NaN or an infinity, before anything changes: such a
 /// step would write non-finite values into the parameters, after which every loss is NaN and
-/// the last checkpoint is the only good model left. One pass over the gradients: the sum of all
-/// their elements (accumulated on the gradients' device, one value read back) is finite exactly
-/// when every element is (a NaN or ±∞ anywhere makes it NaN or ±∞; finite f32 values cannot
-/// overflow the f64 sum). Only when it is not are the parameters checked one by one, to name one.
+/// the last checkpoint is the only good model left. One read pass over the gradients on the
+/// CPU; on the GPU the gradients' sums are added up on the device and read back once (a NaN or
+/// ±∞ anywhere makes the total NaN or ±∞), and only when that is not finite are the parameters
+/// checked one by one, to name one.
 pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
     let grads: Vec<(&String, Tensor)> =
         params.iter().filter(|(_, p)| p.requires_grad()).filter_map(|(n, p)| p.grad().map(|g| (n, g))).collect();
-    let mut total: Option<Tensor> = None;
-    for (_, g) in &grads {
+    let mut gpu_total: Option<Tensor> = None;
+    for (name, g) in &grads {
+        if !g.is_gpu() {
+            if !g.all_finite()? {
+                return Err(Error::NonFiniteGradient { parameter: name.to_string() });
+            }
+            continue;
+        }
         let s = g.sum_all()?;
-        total = Some(match total {
+        gpu_total = Some(match gpu_total {
             Some(t) => t.add(&s)?,
             None => s,
         });
     }
-    let Some(total) = total else { return Ok(()) };
+    let Some(total) = gpu_total else { return Ok(()) };
     if total.item()?.is_finite() {
         return Ok(());
     }
-    for (name, g) in &grads {
-        if !g.sum_all()?.item()?.is_finite() {
+    for (name, g) in grads.iter().filter(|(_, g)| g.is_gpu()) {
+        if !g.all_finite()? {
             return Err(Error::NonFiniteGradient { parameter: name.to_string() });
         }
     }

@@ -129,6 +129,12 @@ pub(crate) fn sum_map_f64<T: Float>(xs: &[T], f: impl Fn(f64) -> f64) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// True when no element of `x` is NaN or ±∞. One read pass, in parallel chunks; the per-chunk
+/// fold has no early exit, so it vectorises (a finite check is one compare per lane).
+pub fn all_finite<T: Float>(x: &[T]) -> bool {
+    x.par_chunks(1 << 14).all(|chunk| chunk.iter().fold(true, |ok, v| ok & v.is_finite()))
+}
+
 /// Variance over the middle axis of [outer, r, inner], dividing by r − correction
 /// (correction 1 = unbiased, as torch.var's default). Two passes for accuracy.
 pub fn variance<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, correction: usize) -> Vec<T> {

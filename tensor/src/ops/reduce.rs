@@ -197,11 +197,41 @@ impl Tensor {
     pub fn sum_all(&self) -> Result<Tensor> {
         reduce(self, &[], false, ReduceOp::Sum)
     }
+
+    /// True when no element is NaN or ±∞. On the CPU one read pass; on the GPU the sum of all
+    /// elements read back (NaN or ±∞ anywhere makes it NaN or ±∞; finite f32 values summed
+    /// cannot overflow unless they are within 2⁸ of f32's largest), so it costs a host round trip.
+    pub fn all_finite(&self) -> Result<bool> {
+        if self.is_gpu() {
+            return Ok(self.sum_all()?.item()?.is_finite());
+        }
+        let _profile = profile::scope(OpFamily::Reduce, "all_finite", self);
+        let x = self.try_contiguous()?;
+        Ok(match x.dtype() {
+            DType::F32 => kernel::all_finite(x.cpu_slice::<f32>()?),
+            DType::F64 => kernel::all_finite(x.cpu_slice::<f64>()?),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_finite_finds_one_nan_or_infinity_anywhere_in_a_long_tensor() {
+        let n = 100_003;
+        assert!(Tensor::zeros(&[n], DType::F32).all_finite().unwrap());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for at in [0, n / 2, n - 1] {
+                let mut v = vec![1.0f64; n];
+                v[at] = bad;
+                let t = Tensor::from_vec(v, &[n]).unwrap();
+                assert!(!t.all_finite().unwrap(), "{bad} at {at} (f64)");
+                assert!(!t.to_dtype(DType::F32).all_finite().unwrap(), "{bad} at {at} (f32)");
+            }
+        }
+    }
 
     fn x234() -> Tensor {
         Tensor::from_vec((0..24).map(|v| v as f64).collect(), &[2, 3, 4]).unwrap()
