@@ -34,12 +34,16 @@ fn doc_files() -> Vec<PathBuf> {
 }
 
 /// Names of the entries at the repository root (`tensor`, `Cargo.toml`, …), without dot-files
-/// and without the root entries .gitignore names (`/runs/`, `/target`): those are outputs a
+/// and without the root entries .gitignore names (`runs/`, `/target`): those are outputs a
 /// run creates, not repository paths.
 fn root_entries() -> Vec<String> {
     let gitignore = fs::read_to_string(Path::new(ROOT).join(".gitignore")).unwrap_or_default();
-    let ignored: Vec<&str> =
-        gitignore.lines().filter_map(|l| l.trim().strip_prefix('/')).map(|l| l.trim_end_matches('/')).collect();
+    let ignored: Vec<&str> = gitignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_start_matches('/').trim_end_matches('/'))
+        .collect();
     fs::read_dir(ROOT)
         .expect("the repository root is readable")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

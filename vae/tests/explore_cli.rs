@@ -2,6 +2,8 @@
 //! model's answers, refuses paths that try to leave it, survives malformed and oversized
 //! requests, answers several clients at once, stops on Ctrl-C, and works in a real browser.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ fn tiny_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = temp_dir("run");
-        let out = Command::new(env!("CARGO_BIN_EXE_train"))
+        let out = common::command(env!("CARGO_BIN_EXE_train"))
             .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
             .args(["--z-dim", "4", "--threads", "2", "--epochs", "1", "--run-dir"])
             .arg(&dir)
@@ -45,7 +47,7 @@ impl Server {
 
     /// Starts `explore` on the tiny run; the error is what it printed when it exited instead.
     fn try_start(extra: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_explore"))
+        let mut child = common::command(env!("CARGO_BIN_EXE_explore"))
             .arg("--run")
             .arg(tiny_run())
             .args(["--threads", "2"])
@@ -354,7 +356,7 @@ fn bad_flags_are_clear_errors_before_anything_is_served() {
             "--checkpoint /nonexistent.safetensors: no such file".into(),
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_explore")).args(&args).output().unwrap();
+        let out = common::command(env!("CARGO_BIN_EXE_explore")).args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("error: ") && err.contains(&expect), "{args:?}: {err}");

@@ -2,8 +2,10 @@
 //! picture inlined, nothing fetched), with the run's configuration, metrics, loss curves,
 //! per-epoch grids and `eval`'s results when present.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 
@@ -22,7 +24,7 @@ fn ok(out: Output) -> String {
 /// A dense run on 300 dSprites images at 16×16 (z = 4) for `epochs` epochs.
 fn tiny_run(name: &str, epochs: usize) -> PathBuf {
     let dir = temp_dir(name);
-    ok(Command::new(env!("CARGO_BIN_EXE_train"))
+    ok(common::command(env!("CARGO_BIN_EXE_train"))
         .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
         .args(["--z-dim", "4", "--threads", "2", "--epochs", &epochs.to_string(), "--run-dir"])
         .arg(&dir)
@@ -32,7 +34,7 @@ fn tiny_run(name: &str, epochs: usize) -> PathBuf {
 }
 
 fn report(run: &Path) -> String {
-    ok(Command::new(env!("CARGO_BIN_EXE_report")).arg("--run").arg(run).output().unwrap());
+    ok(common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(run).output().unwrap());
     std::fs::read_to_string(run.join("report.html")).unwrap()
 }
 
@@ -70,7 +72,7 @@ fn a_run_report_inlines_every_picture_and_shows_every_epoch_and_the_config() {
 fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
     let run = tiny_run("with-eval", 1);
     assert!(!report(&run).contains("Evaluation"), "no eval section before eval ran");
-    ok(Command::new(env!("CARGO_BIN_EXE_eval"))
+    ok(common::command(env!("CARGO_BIN_EXE_eval"))
         .arg("--run")
         .arg(&run)
         .args(["--what", "recon,samples,metrics", "--threads", "2", "--samples", "16"])
@@ -88,7 +90,7 @@ fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
 fn a_folder_without_config_json_is_a_clear_error() {
     let empty = temp_dir("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_report")).arg("--run").arg(&empty).output().unwrap();
+    let out = common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(&empty).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: ") && err.contains("--run ") && err.contains("no config.json"), "{err}");
@@ -98,7 +100,7 @@ fn a_folder_without_config_json_is_a_clear_error() {
 #[test]
 fn a_sweep_writes_a_page_linking_each_runs_report() {
     let root = temp_dir("sweep");
-    ok(Command::new(env!("CARGO_BIN_EXE_sweep"))
+    ok(common::command(env!("CARGO_BIN_EXE_sweep"))
         .args(["--name", "tiny", "--grid", "beta=0,1", "--root"])
         .arg(&root)
         .args(["--", "--arch", "dense", "--max-images", "200", "--image-size", "16", "--z-dim", "3"])

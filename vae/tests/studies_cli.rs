@@ -3,6 +3,8 @@
 //! `eval --classifier` accept, `sweep` writes one table and one plot, and bad flags are
 //! errors that name the flag.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,7 +15,7 @@ fn bin(name: &str) -> Command {
         "classify" => env!("CARGO_BIN_EXE_classify"),
         _ => env!("CARGO_BIN_EXE_sweep"),
     };
-    Command::new(path)
+    common::command(path)
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -1,11 +1,13 @@
 //! The `train` binary as a user runs it: a resumed run ends exactly where an uninterrupted one
 //! does, the run folder holds what the README promises, and bad flags are clear errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn train() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_train"))
+    common::command(env!("CARGO_BIN_EXE_train"))
 }
 
 fn temp_dir(name: &str) -> PathBuf {
