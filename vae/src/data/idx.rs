@@ -96,7 +96,11 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], magic: u32, what: &str) -> Result<(Ve
         return format_err(path, format!("dimensions {dims:?} contain a zero"));
     }
     let body = &bytes[header..];
-    let want = dims.iter().product::<usize>();
+    // Untrusted sizes: a product that wraps around (e.g. [12, 2³¹, 2³¹] → 0) would pass the
+    // size check below and fail much later, far from the file.
+    let Some(want) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return format_err(path, format!("dimensions {dims:?} multiply to more bytes than this machine can address"));
+    };
     if body.len() < want {
         return format_err(
             path,
@@ -259,6 +263,16 @@ pub(crate) mod tests {
         let msg = err.to_string();
         assert!(msg.contains("labels-as-images") && msg.contains("magic"), "{msg}");
         assert!(msg.contains("0x00000803"), "{msg}");
+    }
+
+    #[test]
+    fn idx_dimensions_whose_product_overflows_are_a_format_error_naming_the_file() {
+        let dir = temp_dir("overflow");
+        let path = dir.join("train-images-idx3-ubyte");
+        // 12 · 2³¹ · 2³¹ = 3 · 2⁶⁴: wraps to 0, which an empty body would match.
+        std::fs::write(&path, idx_bytes(IMAGES_MAGIC, &[12, 1 << 31, 1 << 31], &[])).unwrap();
+        let err = read_images(&path).unwrap_err().to_string();
+        assert!(err.contains("train-images-idx3-ubyte") && err.contains("[12, 2147483648, 2147483648]"), "{err}");
     }
 
     #[test]
