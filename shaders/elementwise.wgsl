@@ -108,6 +108,12 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+// NaN passes through relu, leaky_relu, clamp, max and min, as in PyTorch. Tested on the bits:
+// compilers may fold `x != x` to false (WGSL lets them assume no NaN in arithmetic).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn sigmoid(x: f32) -> f32 {
     // Two branches so exp never overflows: for x < 0, σ(x) = eˣ/(1+eˣ).
     if x >= 0.0 {
@@ -153,7 +159,7 @@ fn unary_op(op: u32, x: f32) -> f32 {
         case 3u: { return log(x); }
         case 4u: { return sqrt(x); }
         case 5u: { return abs(x); }
-        case 6u: { return select(0.0, x, x > 0.0); }
+        case 6u: { return select(select(0.0, x, x > 0.0), x, is_nan(x)); }
         case 7u: { return sigmoid(x); }
         // tanh saturates to ±1 in f32 beyond |x| ≈ 9; clamping keeps drivers that compute it
         // from e^{2x} away from inf/inf.
@@ -161,9 +167,9 @@ fn unary_op(op: u32, x: f32) -> f32 {
         case 9u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
         case 10u: { return 1.0 / x; }
         case 11u: { return x * x; }
-        case 12u: { return select(p.alpha * x, x, x > 0.0); }
+        case 12u: { return select(select(p.alpha * x, x, x > 0.0), x, is_nan(x)); }
         case 13u: { return powf(x, p.alpha); }
-        case 14u: { return min(max(x, p.alpha), p.beta); }
+        case 14u: { return select(min(max(x, p.alpha), p.beta), x, is_nan(x)); }
         case 15u: { return x + p.alpha; }
         case 16u: { return x * p.alpha; }
         default: { return x; }
@@ -176,8 +182,8 @@ fn binary_op(op: u32, a: f32, b: f32) -> f32 {
         case 1u: { return a - b; }
         case 2u: { return a * b; }
         case 3u: { return a / b; }
-        case 4u: { return max(a, b); }
-        case 5u: { return min(a, b); }
+        case 4u: { return select(select(max(a, b), b, is_nan(b)), a, is_nan(a)); }
+        case 5u: { return select(select(min(a, b), b, is_nan(b)), a, is_nan(a)); }
         case 6u: { return select(0.0, 1.0, a > b); }
         case 7u: { return select(0.0, 1.0, a >= b); }
         case 8u: { return select(0.0, 1.0, a < b); }

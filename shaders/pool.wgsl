@@ -77,6 +77,11 @@ fn covering(i: u32, t: u32, s: u32, pad: u32, n_out: u32) -> u32 {
     return select(0xffffffffu, o, o < n_out);
 }
 
+// On the bits: compilers may fold `v != v` to false (WGSL lets them assume no NaN).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // x: [P, H, W] → y, idx: [P, OH, OW]
 @compute @workgroup_size(256)
 fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -94,7 +99,7 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var iy = r.x; iy < r.y; iy++) {
         for (var ix = c.x; ix < c.y; ix++) {
             let v = mf_x[base + iy * p.w + ix];
-            if v > best || v != v {
+            if v > best || is_nan(v) {
                 best = v;
                 arg = iy * p.w + ix;
             }

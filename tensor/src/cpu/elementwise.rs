@@ -317,7 +317,8 @@ pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
         UnaryOp::Log => map(x, |v| v.ln()),
         UnaryOp::Sqrt => map(x, |v| v.sqrt()),
         UnaryOp::Abs => map(x, |v| v.abs()),
-        UnaryOp::Relu => map(x, |v| if v > T::ZERO { v } else { T::ZERO }),
+        // `v <= 0` is false for NaN, so NaN passes through (as in PyTorch).
+        UnaryOp::Relu => map(x, |v| if v <= T::ZERO { T::ZERO } else { v }),
         UnaryOp::Sigmoid => map(x, sigmoid),
         UnaryOp::Tanh => map(x, |v| v.tanh()),
         UnaryOp::Softplus => map(x, softplus),
@@ -333,7 +334,16 @@ pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
         }
         UnaryOp::Clamp(lo, hi) => {
             let (lo, hi) = (c(lo), c(hi));
-            map(x, move |v| v.max(lo).min(hi))
+            // Comparisons, not max/min: those return the other operand for NaN.
+            map(x, move |v| {
+                if v < lo {
+                    lo
+                } else if v > hi {
+                    hi
+                } else {
+                    v
+                }
+            })
         }
         UnaryOp::AddScalar(s) => {
             let s = c(s);
@@ -348,6 +358,28 @@ pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
 
 // The scalar functions of the gradient helpers, `(g, saved) -> grad_in`, each written once
 // and used by both the dense loops and the broadcasting path.
+
+/// max(x, y), NaN if either is (as `torch.maximum`; `f32::max` would return the other one).
+#[inline(always)]
+fn nan_max<T: Float>(x: T, y: T) -> T {
+    #[allow(clippy::eq_op)] // x != x: x is NaN
+    if x > y || x != x {
+        x
+    } else {
+        y
+    }
+}
+
+/// min(x, y), NaN if either is (as `torch.minimum`).
+#[inline(always)]
+fn nan_min<T: Float>(x: T, y: T) -> T {
+    #[allow(clippy::eq_op)]
+    if x < y || x != x {
+        x
+    } else {
+        y
+    }
+}
 
 #[inline(always)]
 fn relu_grad<T: Float>(g: T, x: T) -> T {
@@ -420,8 +452,8 @@ pub fn binary_fn<T: Float>(op: BinaryOp) -> impl Fn(T, T) -> T + Sync + Send + C
         BinaryOp::Sub => x - y,
         BinaryOp::Mul => x * y,
         BinaryOp::Div => x / y,
-        BinaryOp::Max => x.max(y),
-        BinaryOp::Min => x.min(y),
+        BinaryOp::Max => nan_max(x, y),
+        BinaryOp::Min => nan_min(x, y),
         BinaryOp::Gt => bool_to(x > y),
         BinaryOp::Ge => bool_to(x >= y),
         BinaryOp::Lt => bool_to(x < y),
@@ -446,8 +478,8 @@ pub fn binary<T: Float>(a: &[T], b: &[T], op: BinaryOp) -> Vec<T> {
         BinaryOp::Sub => zip_map(a, b, |x, y| x - y),
         BinaryOp::Mul => zip_map(a, b, |x, y| x * y),
         BinaryOp::Div => zip_map(a, b, |x, y| x / y),
-        BinaryOp::Max => zip_map(a, b, |x, y| x.max(y)),
-        BinaryOp::Min => zip_map(a, b, |x, y| x.min(y)),
+        BinaryOp::Max => zip_map(a, b, nan_max),
+        BinaryOp::Min => zip_map(a, b, nan_min),
         BinaryOp::Gt => zip_map(a, b, |x, y| bool_to(x > y)),
         BinaryOp::Ge => zip_map(a, b, |x, y| bool_to(x >= y)),
         BinaryOp::Lt => zip_map(a, b, |x, y| bool_to(x < y)),

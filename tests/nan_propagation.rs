@@ -1,0 +1,92 @@
+//! NaN goes through the ops that pick or cut values, as in PyTorch (relu, leaky_relu, clamp,
+//! maximum, minimum, max pooling), on the CPU and on the GPU alike. A NaN weight must show up as
+//! a NaN loss, not be turned into 0 by the next relu and trained on silently.
+
+mod common;
+
+use common::parity::gpu;
+use tensor::ops::elementwise::{binary, unary, BinaryOp, UnaryOp};
+use tensor::{DType, Device, Tensor};
+
+/// [NaN, −2, −0.5, 0, 0.5, 2, NaN, 3] (odd positions of NaN; an awkward length of 8 + 1 below).
+fn with_nans() -> Tensor {
+    Tensor::from_vec(vec![f32::NAN, -2.0, -0.5, 0.0, 0.5, 2.0, f32::NAN, 3.0, 1.0], &[9]).unwrap()
+}
+
+fn nan_positions(t: &Tensor) -> Vec<usize> {
+    t.to_vec_f32().iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i).collect()
+}
+
+fn on(t: &Tensor, device: &Device) -> Tensor {
+    t.to_device(device).unwrap()
+}
+
+fn unary_ops_propagate_nan_on(device: &Device) {
+    for op in [UnaryOp::Relu, UnaryOp::LeakyRelu(0.1), UnaryOp::Clamp(-1.0, 1.0), UnaryOp::Clamp(0.0, 100.0)] {
+        let y = unary(&on(&with_nans(), device), op).unwrap();
+        assert_eq!(nan_positions(&y), [0, 6], "{op:?} on {}", device.name());
+        // Everything else is the op's usual value: relu still cuts negatives.
+        if op == UnaryOp::Relu {
+            assert_eq!(y.to_vec_f32()[1..6], [0.0, 0.0, 0.0, 0.5, 2.0]);
+        }
+    }
+}
+
+fn maximum_and_minimum_propagate_nan_from_either_side_on(device: &Device) {
+    let a = with_nans();
+    let b = Tensor::from_vec(vec![1.0f32, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN], &[9]).unwrap();
+    for op in [BinaryOp::Max, BinaryOp::Min] {
+        let y = binary(&on(&a, device), &on(&b, device), op).unwrap();
+        assert_eq!(nan_positions(&y), [0, 1, 6, 8], "{op:?} on {}", device.name());
+    }
+}
+
+fn max_pooling_propagates_nan_on(device: &Device) {
+    let mut x = vec![0.5f32; 2 * 4 * 4];
+    x[5] = f32::NAN; // plane 0, row 1, col 1: the first 2×2 window
+    let x = Tensor::from_vec(x, &[1, 2, 4, 4]).unwrap();
+    let (y, _) = tensor::ops::pool::max_pool2d(&on(&x, device), [2, 2], [2, 2], [0, 0]).unwrap();
+    assert_eq!(nan_positions(&y), [0], "max_pool2d on {}", device.name());
+}
+
+#[test]
+fn relu_leaky_relu_and_clamp_propagate_nan_on_the_cpu() {
+    unary_ops_propagate_nan_on(&Device::Cpu);
+}
+
+#[test]
+fn maximum_and_minimum_propagate_nan_on_the_cpu() {
+    maximum_and_minimum_propagate_nan_from_either_side_on(&Device::Cpu);
+}
+
+#[test]
+fn max_pooling_propagates_nan_on_the_cpu() {
+    max_pooling_propagates_nan_on(&Device::Cpu);
+}
+
+#[test]
+fn relu_leaky_relu_and_clamp_propagate_nan_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    unary_ops_propagate_nan_on(&gpu);
+}
+
+#[test]
+fn maximum_and_minimum_propagate_nan_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    maximum_and_minimum_propagate_nan_from_either_side_on(&gpu);
+}
+
+#[test]
+fn max_pooling_propagates_nan_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    max_pooling_propagates_nan_on(&gpu);
+}
+
+#[test]
+fn f64_relu_and_clamp_propagate_nan() {
+    let x = with_nans().to_dtype(DType::F64);
+    for op in [UnaryOp::Relu, UnaryOp::Clamp(-1.0, 1.0)] {
+        let y = unary(&x, op).unwrap().to_vec_f64();
+        assert!(y[0].is_nan() && y[6].is_nan() && !y[1].is_nan(), "{op:?}: {y:?}");
+    }
+}
