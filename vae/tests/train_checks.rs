@@ -263,3 +263,29 @@ fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
     let errors: Vec<&str> = err.lines().filter(|l| l.to_lowercase().contains("error")).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn a_broken_image_in_a_folder_is_reported_once() {
+    let d = temp_dir("broken-image");
+    let images = d.join("images");
+    for class in ["cats", "dogs"] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..12 {
+            let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, i * 20]));
+            img.save(images.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(images.join("cats/broken.png"), b"not a png").unwrap();
+    let (out, err) = run(train(&d).args(small(&[("--batch-size", "4")])).args([
+        "--dataset",
+        "folder",
+        "--data-dir",
+        "images",
+        "--epochs",
+        "1",
+        "--run-dir",
+        "run",
+    ]));
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("broken.png").count(), 1, "{err}");
+}

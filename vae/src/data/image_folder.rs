@@ -69,14 +69,26 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
-/// Every PNG/JPEG file under `root` (by extension, case-insensitive), sorted.
+/// Every PNG/JPEG file under `root` (by extension, case-insensitive), sorted. Links to
+/// directories are followed, but each directory is walked once (by its canonical path): a link
+/// loop, or two links to one folder, would otherwise repeat its images, and a test image
+/// would reappear as a training image.
 pub fn collect_images(root: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| io_err(&dir, e))?.path();
+        if !visited.insert(std::fs::canonicalize(&dir).map_err(|e| io_err(&dir, e))?) {
+            continue;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| io_err(&dir, e))?
+            .map(|entry| entry.map(|e| e.path()).map_err(|e| io_err(&dir, e)))
+            .collect::<Result<_>>()?;
+        // Sorted, and the stack takes the first name first: which of two links to one folder is
+        // walked (and so which class its images get) does not depend on the file system's order.
+        entries.sort_unstable_by(|a, b| b.cmp(a));
+        for path in entries {
             if path.is_dir() {
                 stack.push(path);
             } else if is_image(&path) {
@@ -88,23 +100,21 @@ pub fn collect_images(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The text between `<tag>` and `</tag>` in `s`, if both are there.
-fn tag_text<'a>(s: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = s.find(&open)? + open.len();
-    let end = s[start..].find(&format!("</{tag}>"))? + start;
-    Some(s[start..end].trim())
-}
-
 /// The first `<object><bndbox>` of a Pascal-VOC annotation, as written (1-based, inclusive):
-/// `[xmin, ymin, xmax, ymax]`.
+/// `[xmin, ymin, xmax, ymax]`, each a finite number, the max not below the min.
 pub fn parse_voc_bbox(xml: &str) -> std::result::Result<[f64; 4], String> {
-    let obj = xml.find("<object").ok_or("no <object> element")?;
-    let bndbox = tag_text(&xml[obj..], "bndbox").ok_or("the first <object> has no <bndbox>")?;
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not valid XML: {e}"))?;
+    let object = doc.descendants().find(|n| n.has_tag_name("object")).ok_or("no <object> element")?;
+    let bndbox = object.children().find(|n| n.has_tag_name("bndbox")).ok_or("the first <object> has no <bndbox>")?;
     let mut v = [0.0; 4];
     for (slot, tag) in v.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
-        let text = tag_text(bndbox, tag).ok_or_else(|| format!("<bndbox> has no <{tag}>"))?;
-        *slot = text.parse().map_err(|_| format!("<{tag}>{text}</{tag}> is not a number"))?;
+        let node = bndbox.children().find(|n| n.has_tag_name(tag)).ok_or_else(|| format!("<bndbox> has no <{tag}>"))?;
+        let text = node.text().unwrap_or("").trim();
+        *slot = text
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| format!("<{tag}>{text}</{tag}> is not a finite number"))?;
     }
     if v[2] < v[0] || v[3] < v[1] {
         return Err(format!("box {v:?} has xmax < xmin or ymax < ymin"));
@@ -112,13 +122,19 @@ pub fn parse_voc_bbox(xml: &str) -> std::result::Result<[f64; 4], String> {
     Ok(v)
 }
 
-/// A VOC box (1-based, inclusive) clamped to a `w`×`h` image; `None` if nothing is left.
+/// The smallest crop a box may give, in pixels on each side. A box smaller than this (one
+/// pixel, a degenerate annotation) would be blown up to the whole output image: a smear, not
+/// the object, so it is refused rather than trained on.
+pub const MIN_BOX_SIDE: u32 = 4;
+
+/// A VOC box (1-based, inclusive) clamped to a `w`×`h` image; `None` if less than
+/// [`MIN_BOX_SIDE`] pixels on a side are left.
 pub fn voc_to_pixels(b: [f64; 4], w: u32, h: u32) -> Option<BBox> {
     let x0 = (b[0].round() as i64 - 1).clamp(0, w as i64) as u32;
     let y0 = (b[1].round() as i64 - 1).clamp(0, h as i64) as u32;
     let x1 = (b[2].round() as i64).clamp(0, w as i64) as u32;
     let y1 = (b[3].round() as i64).clamp(0, h as i64) as u32;
-    (x1 > x0 && y1 > y0).then_some(BBox { x0, y0, x1, y1 })
+    (x1 >= x0 + MIN_BOX_SIDE && y1 >= y0 + MIN_BOX_SIDE).then_some(BBox { x0, y0, x1, y1 })
 }
 
 /// The annotation of image `rel` (relative to the image root): `<dir>/<rel parent>/<stem>`
@@ -146,7 +162,7 @@ fn decode_one(path: &Path, rel: &Path, opts: &FolderOptions) -> std::result::Res
             let b = parse_voc_bbox(&xml).map_err(|e| format!("annotation {}: {e}", ann.display()))?;
             let bb = voc_to_pixels(b, img.width(), img.height()).ok_or_else(|| {
                 format!(
-                    "annotation {}: box {b:?} lies outside the {}×{} image",
+                    "annotation {}: box {b:?} leaves less than {MIN_BOX_SIDE}×{MIN_BOX_SIDE} pixels of the {}×{} image",
                     ann.display(),
                     img.width(),
                     img.height()
@@ -332,5 +348,43 @@ mod tests {
         assert!(parse_voc_bbox("<annotation></annotation>").is_err());
         assert!(parse_voc_bbox("<object><bndbox><xmin>a</xmin></bndbox></object>").is_err());
         assert!(voc_to_pixels([50.0, 50.0, 60.0, 60.0], 10, 10).is_none());
+    }
+
+    #[test]
+    fn voc_boxes_with_non_finite_coordinates_are_refused() {
+        for bad in ["NaN", "nan", "inf", "-inf"] {
+            let xml = format!(
+                "<object><bndbox><xmin>{bad}</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
+            );
+            let err = parse_voc_bbox(&xml).unwrap_err();
+            assert!(err.contains("finite"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn voc_boxes_smaller_than_the_minimum_side_are_refused() {
+        // One pixel (VOC's inclusive 5..5), and 3 pixels wide.
+        assert!(voc_to_pixels([5.0, 5.0, 5.0, 5.0], 100, 100).is_none());
+        assert!(voc_to_pixels([5.0, 5.0, 7.0, 20.0], 100, 100).is_none());
+        assert!(voc_to_pixels([5.0, 5.0, 8.0, 8.0], 100, 100).is_some(), "4×4 is the smallest allowed");
+    }
+
+    #[test]
+    fn voc_text_that_is_not_xml_is_refused_naming_why() {
+        assert!(parse_voc_bbox("<object><bndbox><xmin>1</xmin>").unwrap_err().contains("XML"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_link_loop_is_walked_once() {
+        let root = temp_dir("link-loop");
+        std::fs::create_dir_all(root.join("cats")).unwrap();
+        picture(8, 8, [0, 0, 0, 0]).save(root.join("cats/a.png")).unwrap();
+        // cats/again → the root: a loop that would list a.png again at every level.
+        std::os::unix::fs::symlink(&root, root.join("cats/again")).unwrap();
+        // dogs → cats: a second link to one folder.
+        std::os::unix::fs::symlink(root.join("cats"), root.join("dogs")).unwrap();
+        let files = collect_images(&root).unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
     }
 }
