@@ -48,8 +48,8 @@ fn main() {
         let output = OutputActivation::Logits;
         let norm = Normalization::ZeroOne;
         let mut rng = Rng::new(1);
-        let one = standard_normal(1, z_dim, tensor::DType::F32, &mut rng).to_vec_f32();
-        let many = standard_normal(32, z_dim, tensor::DType::F32, &mut rng).to_vec_f32();
+        let one = standard_normal(1, z_dim, tensor::DType::F32, &mut rng).to_vec_f32().unwrap();
+        let many = standard_normal(32, z_dim, tensor::DType::F32, &mut rng).to_vec_f32().unwrap();
         let [c, h, w] = input;
         let png = |images: &[f32], n: usize, cols: usize, padding: usize| {
             let opts = GridOptions { cols, padding, scale: Some(1), ..GridOptions::default() };

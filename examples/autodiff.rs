@@ -12,7 +12,7 @@ fn main() -> Result<(), tensor::TensorError> {
     loss.backward()?; // walks the graph in reverse
     println!("loss = {:.4}", loss.value().item()?);
     if let Some(g) = w.grad() {
-        println!("dL/dw = {:?}", g.to_vec_f32()); // [3, 2] gradient
+        println!("dL/dw = {:?}", g.to_vec_f32()?); // [3, 2] gradient
     }
     Ok(())
 }

@@ -46,7 +46,7 @@ fn accuracy(model: &Sequential, data: &Dataset) -> nn::Result<f64> {
         let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
         let batch = data.batch(&idx, &Normalization::ZeroOne).expect("in-range indices");
         let logits = no_grad(|| model.forward(&Var::constant(batch.images)))?;
-        let predicted = logits.value().argmax(1, false)?.to_vec_f32();
+        let predicted = logits.value().argmax(1, false)?.to_vec_f32()?;
         correct += idx.iter().zip(&predicted).filter(|(&i, &p)| p as u32 == labels[i]).count();
     }
     Ok(correct as f64 / data.len() as f64)

@@ -115,11 +115,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         let idx: Vec<usize> = (0..8).collect();
         let x = data.batch(&idx, &Normalization::ZeroOne)?.images.reshape(&[8, PIXELS])?;
         let (mu, _) = model.encode(&Var::constant(x.clone()))?;
-        let recon = model.decoder.forward(&mu)?.sigmoid()?.value().to_vec_f32();
+        let recon = model.decoder.forward(&mu)?.sigmoid()?.value().to_vec_f32()?;
         let z = Tensor::rand_normal(&[16, Z], 0.0, 1.0, DType::F32, &mut rng);
-        let samples = model.decoder.forward(&Var::constant(z))?.sigmoid()?.value().to_vec_f32();
+        let samples = model.decoder.forward(&Var::constant(z))?.sigmoid()?.value().to_vec_f32()?;
         std::fs::create_dir_all("runs")?;
-        save_rows(Path::new("runs/minimal_vae_recon.png"), &[&x.to_vec_f32(), &recon], 8, 1, 64, 64)?;
+        save_rows(Path::new("runs/minimal_vae_recon.png"), &[&x.to_vec_f32()?, &recon], 8, 1, 64, 64)?;
         save_image_grid(Path::new("runs/minimal_vae_samples.png"), &samples, 16, 1, 64, 64, 8)?;
         println!("wrote runs/minimal_vae_recon.png (originals over reconstructions) and runs/minimal_vae_samples.png");
         Ok(())

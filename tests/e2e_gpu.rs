@@ -46,11 +46,11 @@ fn assert_states_match(what: &str, gpu_model: &dyn Module, cpu_model: &dyn Modul
     let mut worst: (f64, String) = (0.0, String::new());
     for ((name, gv), (_, cv)) in gpu_model.state_dict().into_iter().zip(cpu_model.state_dict()) {
         if gv.dtype() == tensor::DType::F64 {
-            assert_eq!(gv.to_vec_f64(), cv.to_vec_f64(), "{what}: counter {name}");
+            assert_eq!(gv.to_vec_f64().unwrap(), cv.to_vec_f64().unwrap(), "{what}: counter {name}");
             continue;
         }
         assert!(gv.is_gpu(), "{what}: {name} left the GPU");
-        let (a, b) = (gv.to_vec_f64(), cv.to_vec_f64());
+        let (a, b) = (gv.to_vec_f64().unwrap(), cv.to_vec_f64().unwrap());
         let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             let err = (x - y).abs() / scale;

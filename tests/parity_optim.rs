@@ -22,9 +22,9 @@ fn adam_and_adamw_updates_match_cpu_over_several_steps() {
         let mut pg = up(&p, &gpu);
         // m and v start as ONE shared zero tensor (as nn's Adam creates them): the update must
         // give each its own buffer, on both devices.
-        let z = p.zeros_like();
+        let z = p.zeros_like().unwrap();
         let (mut m, mut v) = (z.clone(), z);
-        let zg = pg.zeros_like();
+        let zg = pg.zeros_like().unwrap();
         assert!(zg.is_gpu());
         let (mut mg, mut vg) = (zg.clone(), zg);
         for step in 1..=4 {
@@ -55,7 +55,7 @@ fn adam_update_leaves_a_tensor_sharing_the_parameter_unchanged() {
     let mut r = rng();
     let p0 = up(&signed(&[40], &mut r), &gpu);
     let mut p = p0.clone();
-    let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
+    let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
     let h = AdamHyper {
         lr: 0.1,
         beta1: 0.9,
@@ -65,10 +65,10 @@ fn adam_update_leaves_a_tensor_sharing_the_parameter_unchanged() {
         decoupled_weight_decay: false,
         step: 1,
     };
-    let before = p0.to_vec_f32();
+    let before = p0.to_vec_f32().unwrap();
     adam_update(&mut p, &up(&signed(&[40], &mut r), &gpu), &mut m, &mut v, &h).unwrap();
-    assert_eq!(p0.to_vec_f32(), before, "the shared original must not change");
-    assert_ne!(p.to_vec_f32(), before, "the parameter must change");
+    assert_eq!(p0.to_vec_f32().unwrap(), before, "the shared original must not change");
+    assert_ne!(p.to_vec_f32().unwrap(), before, "the parameter must change");
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn sgd_updates_match_cpu() {
         let shape = [5, 61];
         let mut p = signed(&shape, &mut r);
         let mut pg = up(&p, &gpu);
-        let (mut b, mut bg) = (p.zeros_like(), pg.zeros_like());
+        let (mut b, mut bg) = (p.zeros_like().unwrap(), pg.zeros_like().unwrap());
         for step in 0..3 {
             let g = signed(&shape, &mut r);
             let h = SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
@@ -101,7 +101,7 @@ fn optimizer_update_refuses_a_gradient_on_the_other_device() {
     let Some(gpu) = gpu() else { return };
     let mut pg = Tensor::zeros_on(&[3], tensor::DType::F32, &gpu).unwrap();
     let g = Tensor::zeros(&[3], tensor::DType::F32);
-    let (mut m, mut v) = (pg.zeros_like(), pg.zeros_like());
+    let (mut m, mut v) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
     let h = AdamHyper {
         lr: 0.1,
         beta1: 0.9,

@@ -54,7 +54,8 @@ pub fn gradcheck(
     inputs: &[Tensor],
     opts: &GradcheckOptions,
 ) -> Result<GradcheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64).contiguous_copy()).collect();
+    let inputs: Vec<Tensor> =
+        inputs.iter().map(|t| t.to_dtype(DType::F64)?.contiguous_copy()).collect::<Result<_>>()?;
     let vars: Vec<Var> = inputs.iter().map(|t| Var::parameter(t.clone())).collect();
     let out = f(&vars)?;
     if out.dtype() != DType::F64 {
@@ -83,10 +84,10 @@ pub fn gradcheck(
             continue;
         }
         let analytic = match v.grad() {
-            Some(g) => g.to_vec_f64(),
+            Some(g) => g.to_vec_f64()?,
             None => vec![0.0; inputs[i].numel()],
         };
-        let base = inputs[i].to_vec_f64();
+        let base = inputs[i].to_vec_f64()?;
         let mut numeric = vec![0.0; base.len()];
         for j in 0..base.len() {
             let probe = |delta: f64| -> Result<f64> {

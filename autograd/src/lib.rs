@@ -17,7 +17,7 @@
 //! let x = Var::constant(Tensor::from_vec(vec![3.0f64, 4.0], &[2]).unwrap());
 //! let loss = w.mul(&x).unwrap().sum_all().unwrap(); // 2·3 − 1·4 = 2
 //! loss.backward().unwrap();
-//! assert_eq!(w.grad().unwrap().to_vec_f64(), vec![3.0, 4.0]); // ∂loss/∂w = x
+//! assert_eq!(w.grad().unwrap().to_vec_f64().unwrap(), vec![3.0, 4.0]); // ∂loss/∂w = x
 //! ```
 
 #![warn(missing_docs)]

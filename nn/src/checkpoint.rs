@@ -169,17 +169,17 @@ impl View for &RawTensor {
     }
 }
 
-fn to_raw(entry: &TensorEntry) -> RawTensor {
+fn to_raw(entry: &TensorEntry) -> Result<RawTensor> {
     let t = &entry.value;
     let shape = t.shape().to_vec();
     let (dtype, bytes) = match (entry.kind, t.dtype()) {
         (BufferKind::Count, _) => {
-            (Dtype::I64, t.to_vec_f64().iter().flat_map(|&x| (x.round() as i64).to_le_bytes()).collect())
+            (Dtype::I64, t.to_vec_f64()?.iter().flat_map(|&x| (x.round() as i64).to_le_bytes()).collect())
         }
-        (BufferKind::Float, DType::F32) => (Dtype::F32, t.to_vec_f32().iter().flat_map(|x| x.to_le_bytes()).collect()),
-        (BufferKind::Float, DType::F64) => (Dtype::F64, t.to_vec_f64().iter().flat_map(|x| x.to_le_bytes()).collect()),
+        (BufferKind::Float, DType::F32) => (Dtype::F32, t.to_vec_f32()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        (BufferKind::Float, DType::F64) => (Dtype::F64, t.to_vec_f64()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
-    RawTensor { dtype, shape, bytes }
+    Ok(RawTensor { dtype, shape, bytes })
 }
 
 /// Decodes little-endian elements of `N` bytes each (the length was validated by safetensors).
@@ -212,7 +212,8 @@ pub fn write_safetensors(path: &Path, tensors: &[TensorEntry], metadata: &BTreeM
             msg: format!("tensor name {} appears twice", dup.name),
         });
     }
-    let raw: Vec<(String, RawTensor)> = tensors.iter().map(|e| (e.name.clone(), to_raw(e))).collect();
+    let raw: Vec<(String, RawTensor)> =
+        tensors.iter().map(|e| Ok((e.name.clone(), to_raw(e)?))).collect::<Result<_>>()?;
     let views: Vec<(&str, &RawTensor)> = raw.iter().map(|(n, r)| (n.as_str(), r)).collect();
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let bytes = safetensors::serialize(views, Some(meta))
@@ -286,7 +287,7 @@ pub fn save_model(path: &Path, model: &dyn Module) -> Result<()> {
 fn refuse_non_finite<'a>(path: &Path, tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Result<()> {
     let mut offenders = vec![];
     for (name, t) in tensors {
-        let values = t.try_to_vec::<f64>()?;
+        let values = t.to_vec::<f64>()?;
         let count = values.iter().filter(|v| !v.is_finite()).count();
         if count > 0 {
             offenders.push(format!("{name} ({count} of {})", values.len()));
@@ -340,7 +341,7 @@ fn plan_model_load(
         }
         // Loaded on the CPU; the value goes where the model's slot lives.
         let current = slot.value();
-        let value = t.to_dtype(current.dtype()).contiguous_copy().to_device(&current.device())?;
+        let value = t.to_dtype(current.dtype())?.contiguous_copy()?.to_device(&current.device())?;
         assignments.push((slot.clone(), value));
         report.loaded.push(target);
     }

@@ -47,7 +47,7 @@ fn input(seed: u64) -> Var {
 
 fn eval_output(model: &dyn Module, x: &Var) -> Vec<f32> {
     model.set_training(false);
-    let y = model.forward(x).unwrap().value().to_vec_f32();
+    let y = model.forward(x).unwrap().value().to_vec_f32().unwrap();
     model.set_training(true);
     y
 }
@@ -66,7 +66,7 @@ fn save_then_load_reproduces_eval_outputs_bit_for_bit() {
     assert_eq!(eval_output(&a, &input(6)), eval_output(&b, &input(6)));
     for ((na, ta), (nb, tb)) in a.state_dict().into_iter().zip(b.state_dict()) {
         assert_eq!(na, nb);
-        assert_eq!(ta.to_vec_f64(), tb.to_vec_f64(), "{na}");
+        assert_eq!(ta.to_vec_f64().unwrap(), tb.to_vec_f64().unwrap(), "{na}");
     }
 }
 
@@ -233,7 +233,12 @@ fn two_part(seed: u64, names: [&'static str; 2], out: usize) -> TwoPart {
 }
 
 fn values_under(model: &dyn Module, prefix: &str) -> Vec<Vec<f64>> {
-    model.state_dict().into_iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, t)| t.to_vec_f64()).collect()
+    model
+        .state_dict()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(_, t)| t.to_vec_f64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -290,7 +295,7 @@ fn f64_and_integer_tensors_in_a_file_convert_to_the_model_types() {
     let entries: Vec<TensorEntry> = model
         .named_state()
         .into_iter()
-        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value().to_dtype(DType::F64), name })
+        .map(|(name, item)| TensorEntry { kind: item.kind(), value: item.value().to_dtype(DType::F64).unwrap(), name })
         .collect();
     write_safetensors(&path, &entries, &BTreeMap::new()).unwrap();
     assert_eq!(header(&path)["0.weight"]["dtype"], "F64");
@@ -334,7 +339,7 @@ fn a_training_checkpoint_resumes_to_the_same_parameters_and_position() {
     assert_eq!(loaded, state);
     train_step(&resumed, &mut resumed_opt, &input(3));
     for ((name, a), (_, b)) in model.state_dict().into_iter().zip(resumed.state_dict()) {
-        assert_eq!(a.to_vec_f32(), b.to_vec_f32(), "{name}");
+        assert_eq!(a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap(), "{name}");
     }
     let h = header(&path);
     assert_eq!(h["optimizer.step.0.weight"]["dtype"], "I64");
@@ -388,7 +393,7 @@ fn entries_with(model: &dyn Module, name: &str, value: f32) -> Vec<TensorEntry> 
         .map(|(n, item)| {
             let mut v = item.value();
             if n == name {
-                let mut data = v.to_vec_f32();
+                let mut data = v.to_vec_f32().unwrap();
                 data[0] = value;
                 v = Tensor::from_vec(data, v.shape()).unwrap();
             }
@@ -404,13 +409,13 @@ fn a_model_file_holding_nan_or_infinity_is_refused_naming_the_tensor_and_changes
         let path = dir.join(format!("{label}.safetensors"));
         write_safetensors(&path, &entries_with(&small_cnn(1), "6.weight", bad), &BTreeMap::new()).unwrap();
         let model = small_cnn(2);
-        let before = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32()).collect::<Vec<_>>();
+        let before = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32().unwrap()).collect::<Vec<_>>();
         let err = load_model(&path, &model, &LoadOptions::strict()).unwrap_err().to_string();
         assert!(
             err.contains("6.weight") && err.contains("non-finite") && err.contains(&path.display().to_string()),
             "{err}"
         );
-        let after = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32()).collect::<Vec<_>>();
+        let after = model.state_dict().into_iter().map(|(_, t)| t.to_vec_f32().unwrap()).collect::<Vec<_>>();
         assert_eq!(before, after, "a refused load changed the model");
     }
 }
@@ -427,7 +432,7 @@ fn a_training_checkpoint_with_non_finite_optimizer_state_is_refused() {
     let mut contents = read_safetensors(&path).unwrap();
     let name = "optimizer.exp_avg_sq.6.weight";
     let t = contents.tensors[name].clone();
-    let mut data = t.to_vec_f32();
+    let mut data = t.to_vec_f32().unwrap();
     data[1] = f32::NAN;
     contents.tensors.insert(name.into(), Tensor::from_vec(data, t.shape()).unwrap());
     let entries: Vec<TensorEntry> = contents

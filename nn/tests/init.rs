@@ -6,7 +6,7 @@ use tensor::{DType, Tensor};
 
 /// max |x|, and the variance of x (U(−b, b) has variance b²/3).
 fn max_abs_and_var(t: &Tensor) -> (f64, f64) {
-    let v = t.to_vec_f64();
+    let v = t.to_vec_f64().unwrap();
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
@@ -52,10 +52,10 @@ fn conv_transpose2d_fan_in_uses_weight_dim_one_like_pytorch() {
 #[test]
 fn batch_norm_starts_as_identity_with_unit_running_variance() {
     let bn = BatchNorm2d::new(3, &Init::with_dtype(0, DType::F64)).unwrap();
-    assert_eq!(bn.weight.as_ref().unwrap().value().to_vec_f64(), vec![1.0; 3]);
-    assert_eq!(bn.bias.as_ref().unwrap().value().to_vec_f64(), vec![0.0; 3]);
-    assert_eq!(bn.running_mean.value().to_vec_f64(), vec![0.0; 3]);
-    assert_eq!(bn.running_var.value().to_vec_f64(), vec![1.0; 3]);
+    assert_eq!(bn.weight.as_ref().unwrap().value().to_vec_f64().unwrap(), vec![1.0; 3]);
+    assert_eq!(bn.bias.as_ref().unwrap().value().to_vec_f64().unwrap(), vec![0.0; 3]);
+    assert_eq!(bn.running_mean.value().to_vec_f64().unwrap(), vec![0.0; 3]);
+    assert_eq!(bn.running_var.value().to_vec_f64().unwrap(), vec![1.0; 3]);
     assert_eq!(bn.num_batches_tracked.value().item().unwrap(), 0.0);
 }
 
@@ -67,7 +67,7 @@ fn the_same_seed_gives_the_same_parameters_and_another_seed_different_ones() {
         let b = Conv2d::new(Conv2dConfig::new(2, 3, 3), &mut init).unwrap();
         let mut v: Vec<f32> = vec![];
         for (_, p) in a.named_parameters().into_iter().chain(b.named_parameters()) {
-            v.extend(p.value().to_vec_f32());
+            v.extend(p.value().to_vec_f32().unwrap());
         }
         v
     };

@@ -29,7 +29,7 @@ fn xor_data(n: usize, rng: &mut Rng) -> (Tensor, Tensor, Vec<usize>) {
 }
 
 fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
-    let v = logits.to_vec_f32();
+    let v = logits.to_vec_f32().unwrap();
     let correct = labels.iter().enumerate().filter(|(i, &l)| usize::from(v[2 * i + 1] > v[2 * i]) == l).count();
     correct as f64 / labels.len() as f64
 }
@@ -85,6 +85,6 @@ fn sgd_with_momentum_fits_a_linear_regression_to_mse_below_1e_minus_3() {
         opt.step().unwrap();
     }
     assert!(mse < 1e-3, "final mse {mse}");
-    let w = model.weight.value().to_vec_f32();
+    let w = model.weight.value().to_vec_f32().unwrap();
     assert!((w[0] - 2.0).abs() < 0.05 && (w[1] + 3.0).abs() < 0.05 && (w[2] - 0.5).abs() < 0.05, "{w:?}");
 }

@@ -24,10 +24,10 @@
 //! assert!(b.shares_storage_with(&a));
 //! let c = tensor::ops::matmul::matmul(&a, &b)?;
 //! assert_eq!(c.shape(), &[2, 2]);
-//! assert_eq!(c.to_vec_f32(), vec![14.0, 32.0, 32.0, 77.0]);
+//! assert_eq!(c.to_vec_f32()?, vec![14.0, 32.0, 32.0, 77.0]);
 //! // Element-wise ops broadcast: [2, 3] + [3] → [2, 3].
 //! let bias = Tensor::from_vec(vec![10.0f32, 20.0, 30.0], &[3])?;
-//! assert_eq!(a.add(&bias)?.to_vec_f32(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+//! assert_eq!(a.add(&bias)?.to_vec_f32()?, vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
 //! assert_eq!(Tensor::zeros(&[4, 1, 28, 28], DType::F64).numel(), 4 * 28 * 28);
 //! # Ok::<(), tensor::TensorError>(())
 //! ```

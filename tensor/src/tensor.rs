@@ -113,30 +113,34 @@ impl Tensor {
         Tensor::full_on(shape, 1.0, dtype, device)
     }
 
-    /// A zero tensor with the shape, dtype and device of `self`.
-    ///
-    /// # Panics
-    /// On a GPU whose device was lost, or for a broadcast view whose full size exceeds the
-    /// adapter's buffer limit (use `Tensor::zeros_on` to get those as errors).
-    pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros_on(self.shape(), self.dtype(), &self.device()).unwrap_or_else(|e| panic!("zeros_like: {e}"))
+    /// A zero tensor with the shape, dtype and device of `self`; errors as [`Tensor::full_on`].
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::zeros_on(self.shape(), self.dtype(), &self.device())
     }
 
     /// Uniform samples in [lo, hi).
     pub fn rand_uniform(shape: &[usize], lo: f64, hi: f64, dtype: DType, rng: &mut Rng) -> Tensor {
         let v: Vec<f64> = (0..numel(shape)).map(|_| rng.uniform(lo, hi)).collect();
-        Tensor::from_kernel(v, shape).to_dtype(dtype)
+        Tensor::from_f64_values(v, shape, dtype)
     }
 
     /// Normal samples with the given mean and standard deviation.
     pub fn rand_normal(shape: &[usize], mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Tensor {
         let v: Vec<f64> = (0..numel(shape)).map(|_| mean + std * rng.normal()).collect();
-        Tensor::from_kernel(v, shape).to_dtype(dtype)
+        Tensor::from_f64_values(v, shape, dtype)
     }
 
     /// 0, 1, ..., n-1 as a 1-D tensor.
     pub fn arange(n: usize, dtype: DType) -> Tensor {
-        Tensor::from_kernel((0..n).map(|i| i as f64).collect(), &[n]).to_dtype(dtype)
+        Tensor::from_f64_values((0..n).map(|i| i as f64).collect(), &[n], dtype)
+    }
+
+    /// A CPU tensor of `dtype` from f64 values computed on the host (cannot fail).
+    fn from_f64_values(v: Vec<f64>, shape: &[usize], dtype: DType) -> Tensor {
+        match dtype {
+            DType::F64 => Tensor::from_kernel(v, shape),
+            DType::F32 => Tensor::from_kernel(v.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), shape),
+        }
     }
 
     // ---------------------------------------------------------------- accessors
@@ -222,7 +226,7 @@ impl Tensor {
                         ),
                     });
                 }
-                let t = self.contiguous();
+                let t = self.contiguous()?;
                 let buf = g.context().upload(t.cpu_slice::<f32>()?).map_err(gpu_err(OP))?;
                 Ok(Tensor::from_gpu(buf, Arc::clone(g.context()), self.shape()))
             }
@@ -328,7 +332,7 @@ impl Tensor {
         self.cpu_storage(OP)?;
         let dense = self.is_contiguous() && self.layout.offset == 0 && self.storage.len() == self.numel();
         if !dense || Arc::get_mut(&mut self.storage).is_none() {
-            *self = self.contiguous_copy();
+            *self = self.contiguous_copy()?;
         }
         let n = self.numel();
         let Some(Storage::Cpu(s)) = Arc::get_mut(&mut self.storage) else {
@@ -355,31 +359,24 @@ impl Tensor {
         }
     }
 
-    /// All elements in row-major order, converted to `T` (a read-back for a GPU tensor).
-    pub fn try_to_vec<T: Float>(&self) -> Result<Vec<T>> {
+    /// All elements in row-major order, converted to `T` (a read-back for a GPU tensor: an
+    /// error if the device was lost).
+    pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
         if self.is_gpu() {
             let v = self.read_back("to_vec")?;
             return Ok(v.into_iter().map(|x| T::from_f64(x as f64)).collect());
         }
-        let t = self.to_dtype(T::DTYPE).contiguous();
+        let t = self.to_dtype(T::DTYPE)?.contiguous()?;
         Ok(t.cpu_slice::<T>()?.to_vec())
     }
 
-    /// All elements in row-major order, converted to `T`.
-    ///
-    /// # Panics
-    /// When reading a GPU tensor back fails (a lost device); `try_to_vec` returns that error.
-    pub fn to_vec<T: Float>(&self) -> Vec<T> {
-        self.try_to_vec().unwrap_or_else(|e| panic!("to_vec: {e}"))
-    }
-
-    /// All elements in row-major order as f32; panics like [`Tensor::to_vec`].
-    pub fn to_vec_f32(&self) -> Vec<f32> {
+    /// All elements in row-major order as f32; see [`Tensor::to_vec`].
+    pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         self.to_vec::<f32>()
     }
 
-    /// All elements in row-major order as f64; panics like [`Tensor::to_vec`].
-    pub fn to_vec_f64(&self) -> Vec<f64> {
+    /// All elements in row-major order as f64; see [`Tensor::to_vec`].
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
         self.to_vec::<f64>()
     }
 
@@ -388,65 +385,47 @@ impl Tensor {
         if self.numel() != 1 {
             return shape_err("item", format!("item() needs exactly one element, got shape {:?}", self.shape()));
         }
-        Ok(self.try_to_vec::<f64>()?[0])
+        Ok(self.to_vec::<f64>()?[0])
     }
 
     /// Converts the element type (a no-op returning a clone when it already matches).
-    /// f64 lives only on the CPU, so converting a GPU tensor to f64 reads it back.
-    ///
-    /// # Panics
-    /// When that read-back fails (a lost device).
-    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+    /// f64 lives only on the CPU, so converting a GPU tensor to f64 reads it back (an error if
+    /// the device was lost).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
-            return self.clone();
+            return Ok(self.clone());
         }
         if self.is_gpu() {
-            return self.to_cpu().unwrap_or_else(|e| panic!("to_dtype: {e}")).to_dtype(dtype);
+            return self.to_cpu()?.to_dtype(dtype);
         }
-        fn cast<S: Float, D: Float>(t: &Tensor) -> Tensor {
-            match t.cpu_slice::<S>() {
-                Ok(s) => Tensor::from_kernel(s.iter().map(|&x| D::from_f64(x.to_f64())).collect(), t.shape()),
-                Err(e) => unreachable!("to_dtype: a contiguous CPU tensor is readable as its own dtype ({e})"),
-            }
+        fn cast<S: Float, D: Float>(t: &Tensor) -> Result<Tensor> {
+            let s = t.cpu_slice::<S>()?;
+            Ok(Tensor::from_kernel(s.iter().map(|&x| D::from_f64(x.to_f64())).collect(), t.shape()))
         }
-        let t = self.contiguous();
+        let t = self.contiguous()?;
         match (t.dtype(), dtype) {
             (DType::F64, DType::F32) => cast::<f64, f32>(&t),
             (DType::F32, DType::F64) => cast::<f32, f64>(&t),
-            _ => t,
+            _ => Ok(t),
         }
     }
 
     // ---------------------------------------------------------------- views and copies
 
     /// A contiguous tensor with the same elements: `self` (shared) when already contiguous.
-    ///
-    /// # Panics
-    /// When a GPU copy fails: a broadcast view larger than the adapter's buffer limit, or a
-    /// lost device. `try_contiguous` returns those as errors; the ops use it.
-    pub fn contiguous(&self) -> Tensor {
-        self.try_contiguous().unwrap_or_else(|e| panic!("contiguous: {e}"))
-    }
-
-    /// [`Self::contiguous`], with GPU failures as errors.
-    pub fn try_contiguous(&self) -> Result<Tensor> {
+    /// On the GPU a copy can fail: a broadcast view larger than the adapter's buffer limit, or
+    /// a lost device.
+    pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             Ok(self.clone())
         } else {
-            self.try_contiguous_copy()
+            self.contiguous_copy()
         }
     }
 
-    /// Always copies into fresh, dense storage (on the tensor's device).
-    ///
-    /// # Panics
-    /// As [`Self::contiguous`].
-    pub fn contiguous_copy(&self) -> Tensor {
-        self.try_contiguous_copy().unwrap_or_else(|e| panic!("contiguous_copy: {e}"))
-    }
-
-    /// [`Self::contiguous_copy`], with GPU failures as errors.
-    pub fn try_contiguous_copy(&self) -> Result<Tensor> {
+    /// Always copies into fresh, dense storage (on the tensor's device); fails as
+    /// [`Self::contiguous`].
+    pub fn contiguous_copy(&self) -> Result<Tensor> {
         let _profile = crate::profile::scope(crate::profile::OpFamily::Copy, "contiguous", self);
         match &*self.storage {
             Storage::Cpu(CpuStorage::F32(v)) => {
@@ -477,7 +456,7 @@ impl Tensor {
                 ),
             );
         }
-        let t = self.try_contiguous()?;
+        let t = self.contiguous()?;
         let mut layout = Layout::contiguous(shape);
         layout.offset = t.layout.offset;
         Ok(t.with_layout(layout))

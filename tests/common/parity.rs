@@ -62,8 +62,8 @@ pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tenso
     assert!(gpu.is_gpu(), "{what}: the GPU result is on {}", gpu.device().name());
     assert!(!cpu.is_gpu(), "{what}: the reference is on the GPU");
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
-    let (g, c) = (gpu.to_vec_f64(), cpu.to_vec_f64());
-    let s = scale.map(|s| s.to_vec_f64()).unwrap_or_else(|| vec![1.0; c.len()]);
+    let (g, c) = (gpu.to_vec_f64().unwrap(), cpu.to_vec_f64().unwrap());
+    let s = scale.map(|s| s.to_vec_f64().unwrap()).unwrap_or_else(|| vec![1.0; c.len()]);
     assert_eq!(s.len(), c.len(), "{what}: scale shape");
     let mut bad = vec![];
     let mut worst: f64 = 0.0;
@@ -94,7 +94,7 @@ pub fn abs(t: &Tensor) -> Tensor {
 /// the tensor's largest magnitude, everywhere. An element that sums to near zero is then
 /// compared at that scale instead of its own tiny value.
 pub fn tensor_scale(t: &Tensor) -> Tensor {
-    let m = t.to_vec_f64().iter().fold(0.0f64, |a, &x| a.max(x.abs()));
+    let m = t.to_vec_f64().unwrap().iter().fold(0.0f64, |a, &x| a.max(x.abs()));
     Tensor::full(t.shape(), 0.01 * m, DType::F32)
 }
 

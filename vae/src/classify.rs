@@ -56,15 +56,16 @@ pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
         }
         onehot[i * k + y] = 1.0;
     }
-    let mask =
-        Var::constant(Tensor::from_vec(onehot, &[n, k])?.to_dtype(logits.dtype()).to_device(&logits.value().device())?);
+    let mask = Var::constant(
+        Tensor::from_vec(onehot, &[n, k])?.to_dtype(logits.dtype())?.to_device(&logits.value().device())?,
+    );
     let picked = logits.mul(&mask)?.sum(&[1], false)?;
     Ok(logits.logsumexp(&[1], false)?.sub(&picked)?.mean_all()?)
 }
 
 /// argmax over the classes of logits [N, K].
 pub fn predictions(logits: &Tensor) -> Result<Vec<usize>> {
-    Ok(logits.argmax(1, false)?.try_to_vec::<f32>()?.into_iter().map(|v| v as usize).collect())
+    Ok(logits.argmax(1, false)?.to_vec::<f32>()?.into_iter().map(|v| v as usize).collect())
 }
 
 /// A classifier and its description, loaded from `weights` and its sidecar.
@@ -126,7 +127,7 @@ pub fn judge(
             )?;
             let f = clf.features(&Var::constant(t))?;
             let logits = clf.fc.forward(&f)?;
-            feats.extend(f.value().try_to_vec::<f32>()?);
+            feats.extend(f.value().to_vec::<f32>()?);
             preds.extend(predictions(&logits.value())?);
         }
         Ok(())

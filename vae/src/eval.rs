@@ -54,7 +54,7 @@ fn per_batch<T>(
 pub fn encode_dataset(model: &Vae, ds: &Dataset, norm: &Normalization, batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     let parts = per_batch(model, ds, norm, batch, |x| {
         let (mu, lv) = model.encode(&Var::constant(x.clone()))?;
-        Ok((mu.value().try_to_vec::<f32>()?, lv.value().try_to_vec::<f32>()?))
+        Ok((mu.value().to_vec::<f32>()?, lv.value().to_vec::<f32>()?))
     })?;
     Ok(parts.into_iter().fold((vec![], vec![]), |(mut a, mut b), (m, l)| {
         a.extend(m);
@@ -72,7 +72,7 @@ pub fn reconstruct_dataset(
     batch: usize,
 ) -> Result<Vec<f32>> {
     let parts = per_batch(model, ds, norm, batch, |x| {
-        Ok(to_images(&model.forward(&Var::constant(x.clone()))?.value(), output, norm)?.try_to_vec::<f32>()?)
+        Ok(to_images(&model.forward(&Var::constant(x.clone()))?.value(), output, norm)?.to_vec::<f32>()?)
     })?;
     Ok(parts.concat())
 }
@@ -95,7 +95,7 @@ pub fn decode_codes(
         for start in (0..n).step_by(batch.max(1)) {
             let b = batch.min(n - start);
             let t = Tensor::from_vec(z[start * d..(start + b) * d].to_vec(), &[b, d])?.to_device(&device)?;
-            out.extend(to_images(&model.decode(&Var::constant(t))?.value(), output, norm)?.try_to_vec::<f32>()?);
+            out.extend(to_images(&model.decode(&Var::constant(t))?.value(), output, norm)?.to_vec::<f32>()?);
         }
         Ok(out)
     });
@@ -218,7 +218,7 @@ pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<Fe
     maps.into_iter()
         .map(|(n, v)| {
             let s = v.shape();
-            Ok((n, [s[1], s[2], s[3]], v.value().try_to_vec::<f32>()?))
+            Ok((n, [s[1], s[2], s[3]], v.value().to_vec::<f32>()?))
         })
         .collect()
 }

@@ -55,7 +55,7 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Result<Vec<
     let tensor_err = |e: tensor::TensorError| InputError { op: "matmul", msg: e.to_string() };
     let a = tensor::Tensor::from_vec(a.to_vec(), &[n, k]).map_err(tensor_err)?;
     let b = tensor::Tensor::from_vec(b.to_vec(), &[k, m]).map_err(tensor_err)?;
-    tensor::ops::matmul::matmul(&a, &b).and_then(|c| c.try_to_vec::<f64>()).map_err(tensor_err)
+    tensor::ops::matmul::matmul(&a, &b).and_then(|c| c.to_vec::<f64>()).map_err(tensor_err)
 }
 
 /// The mean of the rows. x: [n, d] → \[d\]. Errors when n = 0.

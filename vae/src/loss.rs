@@ -178,7 +178,7 @@ pub fn stratified_log_weights(batch: usize, dataset_size: usize, dtype: tensor::
         w[i * batch + i] = 1.0 / n;
         w[i * batch + (i + 1) % batch] = strat;
     }
-    Tensor::from_vec(w.into_iter().map(f64::ln).collect(), &[batch, batch]).map(|t| t.to_dtype(dtype))
+    Tensor::from_vec(w.into_iter().map(f64::ln).collect(), &[batch, batch]).and_then(|t| t.to_dtype(dtype))
 }
 
 /// The β-TCVAE decomposition of the sampled KL term over a minibatch:
@@ -326,7 +326,8 @@ mod tests {
             TcEstimator::MinibatchWeighted,
         )
         .unwrap();
-        let (bmi, btc, bdw) = brute_force_mws(&z.to_vec_f64(), &mu.to_vec_f64(), &lv.to_vec_f64(), m, d, n);
+        let (bmi, btc, bdw) =
+            brute_force_mws(&z.to_vec_f64().unwrap(), &mu.to_vec_f64().unwrap(), &lv.to_vec_f64().unwrap(), m, d, n);
         for (got, want) in [(mi, bmi), (tc, btc), (dw, bdw)] {
             let got = got.value().item().unwrap();
             assert!((got - want).abs() < 1e-10 * want.abs().max(1.0), "{got} vs {want}");
@@ -375,7 +376,7 @@ mod tests {
             rand(&[m, d], -1.0, 1.0, &mut rng),
             rand(&[m, d], -1.0, 0.5, &mut rng),
         );
-        let (zv, muv, lvv) = (z.to_vec_f64(), mu.to_vec_f64(), lv.to_vec_f64());
+        let (zv, muv, lvv) = (z.to_vec_f64().unwrap(), mu.to_vec_f64().unwrap(), lv.to_vec_f64().unwrap());
         let (mi, tc, dw) = tc_decomposition(
             &Var::constant(z),
             &Var::constant(mu),
@@ -407,7 +408,7 @@ mod tests {
         let z = 0.7;
         let q = |j: usize| log_normal_scalar(z, mu[j], lv[j]).exp();
         let exact = (0..n).map(q).sum::<f64>() / n as f64;
-        let w: Vec<f64> = stratified_log_weights(m, n, DType::F64).unwrap().exp().unwrap().to_vec_f64();
+        let w: Vec<f64> = stratified_log_weights(m, n, DType::F64).unwrap().exp().unwrap().to_vec_f64().unwrap();
         // Row 0 of the weights: column 0 is n*, column 1 (the next sample) stratum B, column 2 stratum A.
         let (mut total, mut count) = (0.0, 0.0);
         for a in [1, 2, 3] {
@@ -462,7 +463,7 @@ mod tests {
     #[test]
     fn stratified_weights_put_one_over_n_on_the_diagonal_and_rows_sum_to_one() {
         let b = 5;
-        let w = stratified_log_weights(b, 10, DType::F64).unwrap().exp().unwrap().to_vec_f64();
+        let w = stratified_log_weights(b, 10, DType::F64).unwrap().exp().unwrap().to_vec_f64().unwrap();
         for i in 0..b {
             assert!((w[i * b + i] - 0.1).abs() < 1e-15);
             let row: f64 = w[i * b..(i + 1) * b].iter().sum();

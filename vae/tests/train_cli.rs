@@ -40,7 +40,8 @@ fn small_args(dir: &Path) -> Vec<String> {
 
 fn model_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     let contents = nn::checkpoint::read_safetensors(path).unwrap();
-    let mut v: Vec<(String, Vec<f32>)> = contents.tensors.iter().map(|(n, t)| (n.clone(), t.to_vec_f32())).collect();
+    let mut v: Vec<(String, Vec<f32>)> =
+        contents.tensors.iter().map(|(n, t)| (n.clone(), t.to_vec_f32().unwrap())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }

@@ -63,7 +63,7 @@ pub fn narrow(x: &Var, axis: isize, start: usize, len: usize) -> Result<Var> {
 
 /// Broadcasts to `shape` (materialised); the gradient is summed back over the broadcast axes.
 pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
-    let out = x.value().broadcast_to(shape)?.contiguous();
+    let out = x.value().broadcast_to(shape)?.contiguous()?;
     let orig = x.shape();
     Ok(Var::from_op("broadcast_to", out, &[x], move |g| Ok(vec![Some(sum_to_shape(g, &orig)?)])))
 }
@@ -79,7 +79,7 @@ pub fn cat(xs: &[&Var], axis: isize) -> Result<Var> {
         let mut start = 0;
         let mut grads = vec![];
         for &n in &sizes {
-            grads.push(Some(g.narrow(a as isize, start, n)?.contiguous()));
+            grads.push(Some(g.narrow(a as isize, start, n)?.contiguous()?));
             start += n;
         }
         Ok(grads)

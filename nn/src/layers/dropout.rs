@@ -50,7 +50,7 @@ impl Dropout {
         let keep_scale = 1.0 / (1.0 - self.p);
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let m: Vec<f64> = (0..n).map(|_| if rng.next_f64() >= self.p { keep_scale } else { 0.0 }).collect();
-        Ok(Tensor::from_vec(m, shape)?.to_dtype(dtype))
+        Ok(Tensor::from_vec(m, shape)?.to_dtype(dtype)?)
     }
 }
 

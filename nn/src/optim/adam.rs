@@ -124,10 +124,11 @@ impl Optimizer for Adam {
                 continue;
             }
             let Some(g) = p.grad() else { continue };
-            let s = state.get_or_insert_with(|| {
-                let zeros = p.value().zeros_like();
-                AdamState { step: 0, exp_avg: zeros.clone(), exp_avg_sq: zeros }
-            });
+            if state.is_none() {
+                let zeros = p.value().zeros_like()?;
+                *state = Some(AdamState { step: 0, exp_avg: zeros.clone(), exp_avg_sq: zeros });
+            }
+            let Some(s) = state.as_mut() else { continue };
             s.step += 1;
             let h = AdamHyper {
                 lr: c.lr,

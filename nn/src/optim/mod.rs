@@ -100,7 +100,10 @@ pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
 /// below 1). Returns the norm before clipping. Parameters without a gradient are ignored.
 pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
     let grads: Vec<(&Var, Tensor)> = params.iter().filter_map(|p| p.grad().map(|g| (p, g))).collect();
-    let sum_sq: f64 = grads.iter().map(|(_, g)| g.to_vec_f64().iter().map(|x| x * x).sum::<f64>()).sum();
+    let mut sum_sq = 0.0;
+    for (_, g) in &grads {
+        sum_sq += g.to_vec_f64()?.iter().map(|x| x * x).sum::<f64>();
+    }
     let norm = sum_sq.sqrt();
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
@@ -138,7 +141,8 @@ fn state_like_param(name: &str, t: &Tensor, param: &Var, mismatch: &mut StateMis
     }
     // The state lives where its parameter lives (a checkpoint is read onto the CPU; a model
     // may since have moved to the GPU).
-    match t.to_dtype(param.dtype()).contiguous_copy().to_device(&param.value().device()) {
+    match t.to_dtype(param.dtype()).and_then(|t| t.contiguous_copy()).and_then(|t| t.to_device(&param.value().device()))
+    {
         Ok(state) => Some(state),
         Err(e) => {
             mismatch.unexpected.push(format!("{name} (cannot be placed on the parameter's device: {e})"));

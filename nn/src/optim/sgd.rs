@@ -108,7 +108,10 @@ impl Optimizer for Sgd {
             if c.momentum == 0.0 {
                 p.update_value(|v| sgd_update(v, &g, None, &h))?;
             } else {
-                let b = buf.get_or_insert_with(|| p.value().zeros_like());
+                if buf.is_none() {
+                    *buf = Some(p.value().zeros_like()?);
+                }
+                let Some(b) = buf.as_mut() else { continue };
                 p.update_value(|v| sgd_update(v, &g, Some(b), &h))?;
             }
         }

@@ -65,7 +65,7 @@ pub fn tr<T>(r: nn::Result<T>) -> tensor::Result<T> {
 
 /// A one-element-per-row tensor as f64 values.
 pub fn values(t: &Tensor) -> Vec<f64> {
-    t.to_vec_f64()
+    t.to_vec_f64().unwrap()
 }
 
 pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {

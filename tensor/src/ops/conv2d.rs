@@ -211,7 +211,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let shape = [g.batch, g.c_out, g.oh, g.ow];
     match device {
         Device::Cpu => {
-            let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
+            let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
             match dtype {
                 DType::F32 => conv2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
                 DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
@@ -251,7 +251,7 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     let shape = [g.batch, g.c_in, g.h, g.w];
     match device {
         Device::Cpu => {
-            let (gy, w) = (grad_y.contiguous(), w.contiguous());
+            let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
                     kernel::conv2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
@@ -284,7 +284,7 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
     match device {
         Device::Cpu => {
-            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
                     kernel::conv2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
@@ -323,7 +323,7 @@ pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> 
     let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
     match grad_y.device() {
         Device::Cpu => {
-            let gy = grad_y.contiguous();
+            let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => {
                     Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out]))
@@ -354,7 +354,7 @@ mod tests {
 
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.shape(), b.shape());
-        a.to_vec_f64().iter().zip(b.to_vec_f64()).map(|(x, y)| x * y).sum()
+        a.to_vec_f64().unwrap().iter().zip(b.to_vec_f64().unwrap()).map(|(x, y)| x * y).sum()
     }
 
     fn msg(e: TensorError) -> String {
@@ -370,8 +370,13 @@ mod tests {
         // OH = ⌊(9 + 2 − 2 − 1)/2⌋ + 1 = 5; OW = ⌊(7 + 4 − 8 − 1)/1⌋ + 1 = 3.
         assert_eq!(y.shape(), &[3, 4, 5, 3]);
         let g = Conv2dGeometry::conv2d([3, 2, 9, 7], [4, 2, 3, 5], p.stride, p.padding, p.dilation).unwrap();
-        let want = kernel::conv2d_forward(&x.to_vec_f64(), &w.to_vec_f64(), Some(&b.to_vec_f64()), &g);
-        assert_eq!(y.to_vec_f64(), want);
+        let want = kernel::conv2d_forward(
+            &x.to_vec_f64().unwrap(),
+            &w.to_vec_f64().unwrap(),
+            Some(&b.to_vec_f64().unwrap()),
+            &g,
+        );
+        assert_eq!(y.to_vec_f64().unwrap(), want);
     }
 
     #[test]
@@ -379,10 +384,13 @@ mod tests {
         let mut rng = Rng::new(21);
         let x = rand(&[2, 3, 6, 5], &mut rng);
         let w = rand(&[4, 3, 3, 3], &mut rng);
-        let x_t = x.transpose(2, 3).unwrap().contiguous().transpose(2, 3).unwrap(); // same values, strided
+        let x_t = x.transpose(2, 3).unwrap().contiguous().unwrap().transpose(2, 3).unwrap(); // same values, strided
         assert!(!x_t.is_contiguous());
         let p = Conv2dParams::new(1, 1);
-        assert_eq!(conv2d(&x_t, &w, None, &p).unwrap().to_vec_f64(), conv2d(&x, &w, None, &p).unwrap().to_vec_f64());
+        assert_eq!(
+            conv2d(&x_t, &w, None, &p).unwrap().to_vec_f64().unwrap(),
+            conv2d(&x, &w, None, &p).unwrap().to_vec_f64().unwrap()
+        );
     }
 
     #[test]
@@ -391,10 +399,10 @@ mod tests {
         let (x, w, b) = (rand(&[2, 3, 8, 8], &mut rng), rand(&[5, 3, 3, 3], &mut rng), rand(&[5], &mut rng));
         let p = Conv2dParams::new(2, 1);
         let y64 = conv2d(&x, &w, Some(&b), &p).unwrap();
-        let f32s = |t: &Tensor| t.to_dtype(DType::F32);
+        let f32s = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
         let y32 = conv2d(&f32s(&x), &f32s(&w), Some(&f32s(&b)), &p).unwrap();
         assert_eq!(y32.dtype(), DType::F32);
-        for (a, b) in y32.to_vec_f64().iter().zip(y64.to_vec_f64()) {
+        for (a, b) in y32.to_vec_f64().unwrap().iter().zip(y64.to_vec_f64().unwrap()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
@@ -458,7 +466,7 @@ mod tests {
         assert!(is_shape(conv2d(&x, &Tensor::zeros(&[4, 3, 0, 3], DType::F32), None, &p)));
         assert!(is_shape(conv2d(&Tensor::zeros(&[2, 3, 0, 8], DType::F32), &w, None, &p)));
         // Dtype mismatch: the operand with the other dtype is named.
-        let w64 = w.to_dtype(DType::F64);
+        let w64 = w.to_dtype(DType::F64).unwrap();
         assert_eq!(
             conv2d(&x, &w64, None, &p).unwrap_err(),
             TensorError::DType { op: "conv2d", expected: DType::F32, got: DType::F64 }
@@ -476,7 +484,7 @@ mod tests {
         assert!(is_shape(conv2d_backward_weight(&gy, &x, &[4, 2, 3, 3], &p)));
         assert!(is_shape(conv2d_backward_weight(&gy, &x, &[4, 3, 5, 3], &p)));
         assert!(matches!(
-            conv2d_backward_weight(&gy, &x.to_dtype(DType::F64), &[4, 3, 3, 3], &p),
+            conv2d_backward_weight(&gy, &x.to_dtype(DType::F64).unwrap(), &[4, 3, 3, 3], &p),
             Err(TensorError::DType { .. })
         ));
         assert!(is_shape(conv2d_backward_bias(&Tensor::zeros(&[4, 6, 6], DType::F32))));

@@ -128,7 +128,7 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
     let shape = [g.batch, g.c_out, g.oh, g.ow];
     match device {
         Device::Cpu => {
-            let (x, w, bias) = (x.contiguous(), w.contiguous(), bias.map(Tensor::contiguous));
+            let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
             match dtype {
                 DType::F32 => conv_transpose2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
                 DType::F64 => conv_transpose2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
@@ -196,7 +196,7 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
     let shape = [g.batch, g.c_in, g.h, g.w];
     match device {
         Device::Cpu => {
-            let (gy, w) = (grad_y.contiguous(), w.contiguous());
+            let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
                     kernel::conv_transpose2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
@@ -234,7 +234,7 @@ pub fn conv_transpose2d_backward_weight(
     let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
     match device {
         Device::Cpu => {
-            let (gy, x) = (grad_y.contiguous(), x.contiguous());
+            let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
                     kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
@@ -277,14 +277,14 @@ mod tests {
 
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.shape(), b.shape());
-        a.to_vec_f64().iter().zip(b.to_vec_f64()).map(|(x, y)| x * y).sum()
+        a.to_vec_f64().unwrap().iter().zip(b.to_vec_f64().unwrap()).map(|(x, y)| x * y).sum()
     }
 
     /// conv_transpose2d by its definition, each input pixel scattering into the output.
     fn naive(x: &Tensor, w: &Tensor, p: &ConvTranspose2dParams, out_hw: [usize; 2]) -> Vec<f64> {
         let ([n, ci_n, h, wd], [_, co_n, kh, kw]) =
             (<[usize; 4]>::try_from(x.shape()).unwrap(), <[usize; 4]>::try_from(w.shape()).unwrap());
-        let (xv, wv) = (x.to_vec_f64(), w.to_vec_f64());
+        let (xv, wv) = (x.to_vec_f64().unwrap(), w.to_vec_f64().unwrap());
         let [oh, ow] = out_hw;
         let mut y = vec![0.0; n * co_n * oh * ow];
         for b in 0..n {
@@ -320,7 +320,7 @@ mod tests {
         let y = conv_transpose2d(&x, &w, None, &p).unwrap();
         assert_eq!(y.shape(), &[3, 2, 10, 14]);
         let want = naive(&x, &w, &p, [10, 14]);
-        for (a, b) in y.to_vec_f64().iter().zip(&want) {
+        for (a, b) in y.to_vec_f64().unwrap().iter().zip(&want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
     }
@@ -333,7 +333,7 @@ mod tests {
         let y = conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
         // OH = 3·2 − 2 + 2 + 1 + 1 = 8, OW = 2·2 − 2 + 2 + 1 + 1 = 6.
         assert_eq!(y.shape(), &[1, 3, 8, 6]);
-        let (yv, bv) = (y.to_vec_f64(), b.to_vec_f64());
+        let (yv, bv) = (y.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
         let want = naive(&x, &w, &p, [8, 6]);
         for (i, (a, n)) in yv.iter().zip(&want).enumerate() {
             assert!((a - (n + bv[i / 48])).abs() < 1e-12);
@@ -373,10 +373,10 @@ mod tests {
         let (x, w, b) = (rand(&[2, 4, 4, 4], &mut rng), rand(&[4, 3, 4, 4], &mut rng), rand(&[3], &mut rng));
         let p = ConvTranspose2dParams::new(2, 1);
         let y64 = conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
-        let f32s = |t: &Tensor| t.to_dtype(DType::F32);
+        let f32s = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
         let y32 = conv_transpose2d(&f32s(&x), &f32s(&w), Some(&f32s(&b)), &p).unwrap();
         assert_eq!(y32.dtype(), DType::F32);
-        for (a, b) in y32.to_vec_f64().iter().zip(y64.to_vec_f64()) {
+        for (a, b) in y32.to_vec_f64().unwrap().iter().zip(y64.to_vec_f64().unwrap()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
@@ -412,7 +412,7 @@ mod tests {
         .to_string();
         assert!(e.contains("output size -1×-1 is not positive: input 1×1 with kernel 1×1"), "{e}");
         assert!(matches!(
-            conv_transpose2d(&x, &w.to_dtype(DType::F64), None, &p),
+            conv_transpose2d(&x, &w.to_dtype(DType::F64).unwrap(), None, &p),
             Err(TensorError::DType { op: "conv_transpose2d", expected: DType::F32, got: DType::F64 })
         ));
         // Backward: grad_y that no input size produces, wrong channels, wrong weight shape.

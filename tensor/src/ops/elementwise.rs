@@ -33,7 +33,7 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     }
     match x.storage() {
         Storage::Cpu(_) => {
-            let x = x.try_contiguous()?;
+            let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => run::<f32>(&x, op),
                 DType::F64 => run::<f64>(&x, op),
@@ -158,9 +158,9 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, "where_cond", a);
     fn run<T: Float>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
         let (c, a, b) = (
-            c.broadcast_to(shape)?.contiguous(),
-            a.broadcast_to(shape)?.contiguous(),
-            b.broadcast_to(shape)?.contiguous(),
+            c.broadcast_to(shape)?.contiguous()?,
+            a.broadcast_to(shape)?.contiguous()?,
+            b.broadcast_to(shape)?.contiguous()?,
         );
         let out = kernel::where_select(c.cpu_slice::<T>()?, a.cpu_slice::<T>()?, b.cpu_slice::<T>()?);
         Ok(Tensor::from_kernel(out, shape))
@@ -299,14 +299,14 @@ mod tests {
         let b = t(&[10.0, 20.0], &[2, 1]);
         let c = a.add(&b).unwrap();
         assert_eq!(c.shape(), &[2, 3]);
-        assert_eq!(c.to_vec_f64(), vec![11.0, 12.0, 13.0, 21.0, 22.0, 23.0]);
+        assert_eq!(c.to_vec_f64().unwrap(), vec![11.0, 12.0, 13.0, 21.0, 22.0, 23.0]);
     }
 
     #[test]
     fn binary_on_transposed_view_reads_through_strides() {
         let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).transpose(0, 1).unwrap();
         let b = t(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[3, 2]);
-        assert_eq!(a.sub(&b).unwrap().to_vec_f64(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(a.sub(&b).unwrap().to_vec_f64().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
     #[test]
@@ -327,6 +327,6 @@ mod tests {
     fn where_selects_by_condition() {
         let c = t(&[1.0, 0.0, 1.0], &[3]);
         let out = where_cond(&c, &t(&[1.0, 2.0, 3.0], &[3]), &t(&[-1.0], &[1])).unwrap();
-        assert_eq!(out.to_vec_f64(), vec![1.0, -1.0, 3.0]);
+        assert_eq!(out.to_vec_f64().unwrap(), vec![1.0, -1.0, 3.0]);
     }
 }

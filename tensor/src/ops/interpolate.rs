@@ -36,7 +36,7 @@ fn upsample(
     let shape = [n, c, h * scale, w * scale];
     match x.storage() {
         Storage::Cpu(_) => {
-            let x = x.contiguous();
+            let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => Tensor::from_vec(f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale), &shape),
                 DType::F64 => Tensor::from_vec(f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale), &shape),
@@ -84,7 +84,7 @@ fn upsample_backward(
     }
     match grad_y.storage() {
         Storage::Cpu(_) => {
-            let gy = grad_y.contiguous();
+            let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => Tensor::from_vec(f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale), input_shape),
                 DType::F64 => Tensor::from_vec(f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale), input_shape),
@@ -174,7 +174,7 @@ mod tests {
             2.5, 2.75, 3.25, 3.5,
             3.0, 3.25, 3.75, 4.0,
         ];
-        assert_eq!(y.to_vec_f32(), expect);
+        assert_eq!(y.to_vec_f32().unwrap(), expect);
     }
 
     #[test]
@@ -182,12 +182,12 @@ mod tests {
         let mut rng = Rng::new(12);
         let x = Tensor::rand_normal(&[2, 3, 3, 5], 0.0, 1.0, DType::F32, &mut rng);
         let xt = x.transpose(2, 3).unwrap();
-        let dense = xt.contiguous_copy();
+        let dense = xt.contiguous_copy().unwrap();
         for f in [upsample_nearest2d, upsample_bilinear2d] {
             let y = f(&xt, 2).unwrap();
             assert_eq!(y.shape(), &[2, 3, 10, 6]);
             assert_eq!(y.dtype(), DType::F32);
-            assert_eq!(y.to_vec_f32(), f(&dense, 2).unwrap().to_vec_f32());
+            assert_eq!(y.to_vec_f32().unwrap(), f(&dense, 2).unwrap().to_vec_f32().unwrap());
         }
         let gy = Tensor::rand_normal(&[2, 3, 10, 6], 0.0, 1.0, DType::F64, &mut rng);
         for f in [upsample_nearest2d_backward, upsample_bilinear2d_backward] {

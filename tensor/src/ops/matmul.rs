@@ -194,17 +194,21 @@ mod tests {
         let b = Tensor::from_vec(vec![7.0f32, 8.0, 9.0, 10.0, 11.0, 12.0], &[3, 2]).unwrap();
         let c = matmul(&a, &b).unwrap();
         assert_eq!(c.shape(), &[2, 2]);
-        assert_eq!(c.to_vec_f32(), vec![58.0, 64.0, 139.0, 154.0]);
+        assert_eq!(c.to_vec_f32().unwrap(), vec![58.0, 64.0, 139.0, 154.0]);
     }
 
     #[test]
     fn matmul_2d_f64_matches_naive() {
         let (m, k, n) = (37, 53, 29);
-        let a = rand(&[m, k], 1).to_dtype(DType::F64);
-        let b = rand(&[k, n], 2).to_dtype(DType::F64);
+        let a = rand(&[m, k], 1).to_dtype(DType::F64).unwrap();
+        let b = rand(&[k, n], 2).to_dtype(DType::F64).unwrap();
         let c = matmul(&a, &b).unwrap();
         assert_eq!(c.dtype(), DType::F64);
-        assert_close(&c.to_vec_f64(), &naive(&a.to_vec_f64(), &b.to_vec_f64(), m, k, n), 1e-12);
+        assert_close(
+            &c.to_vec_f64().unwrap(),
+            &naive(&a.to_vec_f64().unwrap(), &b.to_vec_f64().unwrap(), m, k, n),
+            1e-12,
+        );
     }
 
     #[test]
@@ -213,7 +217,7 @@ mod tests {
         let (a, b) = (rand(&[bs, m, k], 3), rand(&[bs, k, n], 4));
         let c = matmul(&a, &b).unwrap();
         assert_eq!(c.shape(), &[bs, m, n]);
-        let (av, bv, cv) = (a.to_vec_f64(), b.to_vec_f64(), c.to_vec_f64());
+        let (av, bv, cv) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), c.to_vec_f64().unwrap());
         for i in 0..bs {
             let want = naive(&av[i * m * k..(i + 1) * m * k], &bv[i * k * n..(i + 1) * k * n], m, k, n);
             assert_close(&cv[i * m * n..(i + 1) * m * n], &want, 1e-5);
@@ -227,8 +231,9 @@ mod tests {
         let (a2, b3) = (rand(&[m, k], 7), rand(&[bs, k, n], 8));
         let (c_ab, c_ba) = (matmul(&a3, &b2).unwrap(), matmul(&a2, &b3).unwrap());
         assert_eq!((c_ab.shape(), c_ba.shape()), (&[bs, m, n][..], &[bs, m, n][..]));
-        let (a3v, b2v, a2v, b3v) = (a3.to_vec_f64(), b2.to_vec_f64(), a2.to_vec_f64(), b3.to_vec_f64());
-        let (c_abv, c_bav) = (c_ab.to_vec_f64(), c_ba.to_vec_f64());
+        let (a3v, b2v, a2v, b3v) =
+            (a3.to_vec_f64().unwrap(), b2.to_vec_f64().unwrap(), a2.to_vec_f64().unwrap(), b3.to_vec_f64().unwrap());
+        let (c_abv, c_bav) = (c_ab.to_vec_f64().unwrap(), c_ba.to_vec_f64().unwrap());
         for i in 0..bs {
             let want = naive(&a3v[i * m * k..(i + 1) * m * k], &b2v, m, k, n);
             assert_close(&c_abv[i * m * n..(i + 1) * m * n], &want, 1e-5);
@@ -243,16 +248,16 @@ mod tests {
         let at = rand(&[3, 40, 30], 9).transpose(-1, -2).unwrap(); // [3, 30, 40]
         let bt = rand(&[3, 20, 40], 10).transpose(-1, -2).unwrap(); // [3, 40, 20]
         assert!(!at.is_contiguous() && !bt.is_contiguous());
-        let (ac, bc) = (at.contiguous_copy(), bt.contiguous_copy());
-        let want = matmul(&ac, &bc).unwrap().to_vec_f32();
-        assert_eq!(matmul(&at, &bt).unwrap().to_vec_f32(), want);
-        assert_eq!(matmul(&at, &bc).unwrap().to_vec_f32(), want);
-        assert_eq!(matmul(&ac, &bt).unwrap().to_vec_f32(), want);
+        let (ac, bc) = (at.contiguous_copy().unwrap(), bt.contiguous_copy().unwrap());
+        let want = matmul(&ac, &bc).unwrap().to_vec_f32().unwrap();
+        assert_eq!(matmul(&at, &bt).unwrap().to_vec_f32().unwrap(), want);
+        assert_eq!(matmul(&at, &bc).unwrap().to_vec_f32().unwrap(), want);
+        assert_eq!(matmul(&ac, &bt).unwrap().to_vec_f32().unwrap(), want);
         // A 2-D transposed weight shared over a batch (the Linear layer's x · wᵀ).
         let w = rand(&[25, 40], 11);
         let x = rand(&[3, 30, 40], 12);
-        let want = matmul(&x, &w.transpose(0, 1).unwrap().contiguous_copy()).unwrap().to_vec_f32();
-        assert_eq!(matmul(&x, &w.transpose(0, 1).unwrap()).unwrap().to_vec_f32(), want);
+        let want = matmul(&x, &w.transpose(0, 1).unwrap().contiguous_copy().unwrap()).unwrap().to_vec_f32().unwrap();
+        assert_eq!(matmul(&x, &w.transpose(0, 1).unwrap()).unwrap().to_vec_f32().unwrap(), want);
     }
 
     #[test]
@@ -261,12 +266,12 @@ mod tests {
         let big = rand(&[4, 50, 60], 13);
         let a = big.narrow(1, 7, 30).unwrap().narrow(2, 5, 45).unwrap(); // [4, 30, 45]
         let b = rand(&[45, 8], 14);
-        let want = matmul(&a.contiguous_copy(), &b).unwrap().to_vec_f32();
-        assert_eq!(matmul(&a, &b).unwrap().to_vec_f32(), want);
+        let want = matmul(&a.contiguous_copy().unwrap(), &b).unwrap().to_vec_f32().unwrap();
+        assert_eq!(matmul(&a, &b).unwrap().to_vec_f32().unwrap(), want);
         // Batch as the middle dimension of the storage: [m, B, k] permuted to [B, m, k].
         let p = rand(&[30, 4, 45], 15).permute(&[1, 0, 2]).unwrap();
-        let want = matmul(&p.contiguous_copy(), &b).unwrap().to_vec_f32();
-        assert_eq!(matmul(&p, &b).unwrap().to_vec_f32(), want);
+        let want = matmul(&p.contiguous_copy().unwrap(), &b).unwrap().to_vec_f32().unwrap();
+        assert_eq!(matmul(&p, &b).unwrap().to_vec_f32().unwrap(), want);
     }
 
     #[test]
@@ -274,7 +279,7 @@ mod tests {
         let c = matmul(&rand(&[0, 3], 1), &rand(&[3, 4], 2)).unwrap();
         assert_eq!(c.shape(), &[0, 4]);
         let c = matmul(&Tensor::zeros(&[2, 0], DType::F32), &Tensor::zeros(&[0, 3], DType::F32)).unwrap();
-        assert_eq!(c.to_vec_f32(), vec![0.0; 6]);
+        assert_eq!(c.to_vec_f32().unwrap(), vec![0.0; 6]);
     }
 
     #[test]
@@ -291,7 +296,7 @@ mod tests {
 
     #[test]
     fn dtype_mismatch_is_an_error() {
-        let err = matmul(&rand(&[2, 3], 1), &rand(&[3, 2], 2).to_dtype(DType::F64)).unwrap_err();
+        let err = matmul(&rand(&[2, 3], 1), &rand(&[3, 2], 2).to_dtype(DType::F64).unwrap()).unwrap_err();
         assert_eq!(err, TensorError::DType { op: "matmul", expected: DType::F32, got: DType::F64 });
     }
 }

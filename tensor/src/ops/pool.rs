@@ -168,7 +168,7 @@ pub fn max_pool2d(
     let shape = output_shape(x.shape(), &g);
     match x.storage() {
         Storage::Cpu(_) => {
-            let x = x.contiguous();
+            let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => max_pool2d_typed::<f32>(&x, &g, &shape),
                 DType::F64 => max_pool2d_typed::<f64>(&x, &g, &shape),
@@ -218,7 +218,7 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: 
             if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
                 return invalid(OP, format!("index {bad} is outside an input plane of {h}×{w} = {} elements", h * w));
             }
-            let gy = grad_y.contiguous();
+            let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => Tensor::from_vec(
                     kernel::max_pool2d_backward(gy.cpu_slice::<f32>()?, indices, oh * ow, h * w),
@@ -261,7 +261,7 @@ pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
     let shape = output_shape(x.shape(), &g);
     match x.storage() {
         Storage::Cpu(_) => {
-            let x = x.contiguous();
+            let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f32>()?, &g), &shape),
                 DType::F64 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g), &shape),
@@ -293,7 +293,7 @@ pub fn avg_pool2d_backward(
     check_grad(OP, grad_y, &output_shape(input_shape, &g))?;
     match grad_y.storage() {
         Storage::Cpu(_) => {
-            let gy = grad_y.contiguous();
+            let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f32>()?, &g), input_shape),
                 DType::F64 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g), input_shape),
@@ -322,7 +322,7 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
     let shape = [n, c, 1, 1];
     match x.storage() {
         Storage::Cpu(_) => {
-            let x = x.contiguous();
+            let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f32>()?, h * w), &shape),
                 DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w), &shape),
@@ -346,7 +346,7 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
     check_grad(OP, grad_y, &[n, c, 1, 1])?;
     match grad_y.storage() {
         Storage::Cpu(_) => {
-            let gy = grad_y.contiguous();
+            let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => {
                     Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f32>()?, h * w), input_shape)
@@ -382,13 +382,13 @@ mod tests {
         assert_eq!(idx.len(), 8);
         let idx_v = idx.to_vec().unwrap();
         assert_eq!(idx_v[..4], idx_v[4..]);
-        let yv = y.to_vec_f32();
+        let yv = y.to_vec_f32().unwrap();
         for (o, &i) in idx_v.iter().enumerate() {
-            assert_eq!(yv[o], x.to_vec_f32()[(o / 4) * 16 + i]);
+            assert_eq!(yv[o], x.to_vec_f32().unwrap()[(o / 4) * 16 + i]);
         }
         let gx = max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 2], DType::F32), &idx, x.shape()).unwrap();
         assert_eq!(gx.shape(), x.shape());
-        assert_eq!(gx.to_vec_f32().iter().sum::<f32>(), 8.0);
+        assert_eq!(gx.to_vec_f32().unwrap().iter().sum::<f32>(), 8.0);
     }
 
     #[test]
@@ -396,16 +396,19 @@ mod tests {
         let mut rng = Rng::new(9);
         let x = Tensor::rand_normal(&[2, 3, 5, 4], 0.0, 1.0, DType::F64, &mut rng);
         let xt = x.transpose(2, 3).unwrap(); // [2, 3, 4, 5], strided
-        let dense = xt.contiguous_copy();
+        let dense = xt.contiguous_copy().unwrap();
         assert_eq!(
-            avg_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64(),
-            avg_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64()
+            avg_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64().unwrap(),
+            avg_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().to_vec_f64().unwrap()
         );
         assert_eq!(
             max_pool2d(&xt, [3, 3], [2, 2], [1, 1]).unwrap().1.to_vec().unwrap(),
             max_pool2d(&dense, [3, 3], [2, 2], [1, 1]).unwrap().1.to_vec().unwrap()
         );
-        assert_eq!(global_avg_pool2d(&xt).unwrap().to_vec_f64(), global_avg_pool2d(&dense).unwrap().to_vec_f64());
+        assert_eq!(
+            global_avg_pool2d(&xt).unwrap().to_vec_f64().unwrap(),
+            global_avg_pool2d(&dense).unwrap().to_vec_f64().unwrap()
+        );
     }
 
     #[test]
@@ -416,9 +419,9 @@ mod tests {
         assert_eq!(y.shape(), &[3, 5, 4, 2]);
         let gy = Tensor::rand_normal(y.shape(), 0.0, 1.0, DType::F64, &mut rng);
         let gx = avg_pool2d_backward(&gy, x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
-        let gx32 = avg_pool2d_backward(&gy.to_dtype(DType::F32), x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
+        let gx32 = avg_pool2d_backward(&gy.to_dtype(DType::F32).unwrap(), x.shape(), [3, 3], [2, 2], [1, 1]).unwrap();
         assert_eq!(gx32.dtype(), DType::F32);
-        for (a, b) in gx.to_vec_f64().iter().zip(gx32.to_vec_f64()) {
+        for (a, b) in gx.to_vec_f64().unwrap().iter().zip(gx32.to_vec_f64().unwrap()) {
             assert!((a - b).abs() < 1e-6);
         }
         let g = global_avg_pool2d(&x).unwrap();

@@ -46,13 +46,13 @@ fn as_outer_r_inner(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize,
         let outer = numel(&shape[..first]);
         let r = numel(&shape[first..=last]);
         let inner = numel(&shape[last + 1..]);
-        return Ok((x.try_contiguous()?, outer, r, inner));
+        return Ok((x.contiguous()?, outer, r, inner));
     }
     let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
     let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
     let outer = kept.iter().map(|&i| shape[i]).product();
     let r = axes.iter().map(|&i| shape[i]).product();
-    Ok((x.permute(&perm)?.try_contiguous()?, outer, r, 1))
+    Ok((x.permute(&perm)?.contiguous()?, outer, r, 1))
 }
 
 /// Reduces `axes` of x with `op` (an empty `axes` reduces everything to a scalar).
@@ -206,7 +206,7 @@ impl Tensor {
             return Ok(self.sum_all()?.item()?.is_finite());
         }
         let _profile = profile::scope(OpFamily::Reduce, "all_finite", self);
-        let x = self.try_contiguous()?;
+        let x = self.contiguous()?;
         Ok(match x.dtype() {
             DType::F32 => kernel::all_finite(x.cpu_slice::<f32>()?),
             DType::F64 => kernel::all_finite(x.cpu_slice::<f64>()?),
@@ -228,7 +228,7 @@ mod tests {
                 v[at] = bad;
                 let t = Tensor::from_vec(v, &[n]).unwrap();
                 assert!(!t.all_finite().unwrap(), "{bad} at {at} (f64)");
-                assert!(!t.to_dtype(DType::F32).all_finite().unwrap(), "{bad} at {at} (f32)");
+                assert!(!t.to_dtype(DType::F32).unwrap().all_finite().unwrap(), "{bad} at {at} (f32)");
             }
         }
     }
@@ -244,15 +244,15 @@ mod tests {
         // axis 1 = j: Σ_{i,k} (12 i + 4 j + k) = 12·4 + 8·4 j·... computed directly:
         let expect: Vec<f64> =
             (0..3).map(|j| (0..2).flat_map(|i| (0..4).map(move |k| (12 * i + 4 * j + k) as f64)).sum()).collect();
-        assert_eq!(s.to_vec_f64(), expect);
+        assert_eq!(s.to_vec_f64().unwrap(), expect);
     }
 
     #[test]
     fn max_and_argmax_over_last_axis() {
         let x = Tensor::from_vec(vec![3.0f64, 9.0, 1.0, 4.0, 2.0, 8.0], &[2, 3]).unwrap();
-        assert_eq!(x.max(&[-1], false).unwrap().to_vec_f64(), vec![9.0, 8.0]);
-        assert_eq!(x.argmax(-1, false).unwrap().to_vec_f64(), vec![1.0, 2.0]);
-        assert_eq!(x.min(&[0], false).unwrap().to_vec_f64(), vec![3.0, 2.0, 1.0]);
+        assert_eq!(x.max(&[-1], false).unwrap().to_vec_f64().unwrap(), vec![9.0, 8.0]);
+        assert_eq!(x.argmax(-1, false).unwrap().to_vec_f64().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(x.min(&[0], false).unwrap().to_vec_f64().unwrap(), vec![3.0, 2.0, 1.0]);
     }
 
     #[test]
@@ -260,7 +260,7 @@ mod tests {
         let g = Tensor::ones(&[4, 2, 3], DType::F64);
         let s = sum_to_shape(&g, &[2, 1]).unwrap();
         assert_eq!(s.shape(), &[2, 1]);
-        assert_eq!(s.to_vec_f64(), vec![12.0, 12.0]);
+        assert_eq!(s.to_vec_f64().unwrap(), vec![12.0, 12.0]);
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn run(args: Args) -> Result<()> {
     let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
     let z = ctx.cfg.z_dim;
     let mut rng = Rng::new(args.seed ^ 0x5A3);
-    let prior = standard_normal(args.samples.max(1), z, tensor::DType::F32, &mut rng).to_vec_f32();
+    let prior = standard_normal(args.samples.max(1), z, tensor::DType::F32, &mut rng).to_vec_f32()?;
     let samples = ctx.decode(&prior)?;
 
     if wants("recon") {
@@ -293,9 +293,9 @@ fn run(args: Args) -> Result<()> {
     if wants("noise") {
         let n = 8;
         let mut r = Rng::new(args.seed ^ 0x401);
-        let uniform = Tensor::rand_uniform(&ctx.chw(n), 0.0, 1.0, tensor::DType::F32, &mut r).to_vec_f32();
+        let uniform = Tensor::rand_uniform(&ctx.chw(n), 0.0, 1.0, tensor::DType::F32, &mut r).to_vec_f32()?;
         let gauss: Vec<f32> = Tensor::rand_normal(&ctx.chw(n), 0.5, 0.25, tensor::DType::F32, &mut r)
-            .to_vec_f32()
+            .to_vec_f32()?
             .into_iter()
             .map(|v| v.clamp(0.0, 1.0))
             .collect();
@@ -311,7 +311,7 @@ fn run(args: Args) -> Result<()> {
         let noisy: Vec<f32> = clean
             .images
             .iter()
-            .zip(Tensor::rand_normal(&ctx.chw(k), 0.0, 0.3, tensor::DType::F32, &mut r).to_vec_f32())
+            .zip(Tensor::rand_normal(&ctx.chw(k), 0.0, 0.3, tensor::DType::F32, &mut r).to_vec_f32()?)
             .map(|(x, e)| (x + e).clamp(0.0, 1.0))
             .collect();
         let rn = ctx.recon(&Dataset::new("noisy test images", ctx.chw(k), noisy.clone())?)?;

@@ -285,12 +285,12 @@ fn save_pictures(run: &Run, model: &Vae, preview: &Tensor, prior_z: &Tensor, epo
         };
         let recon = shown(&model.forward(&Var::constant(preview.clone()))?.value())?;
         let originals = run.normalization.invert_tensor(preview)?;
-        let rows = [originals.try_to_vec::<f32>()?, recon.try_to_vec::<f32>()?];
+        let rows = [originals.to_vec::<f32>()?, recon.to_vec::<f32>()?];
         vae::plot::save_rows(&run.dir.join(format!("recon_epoch{epoch:03}.png")), &[&rows[0], &rows[1]], n, c, h, w)?;
         let samples = shown(&model.decode(&Var::constant(prior_z.clone()))?.value())?;
         let k = prior_z.shape()[0];
         let path = run.dir.join(format!("samples_epoch{epoch:03}.png"));
-        vae::plot::save_image_grid(&path, &samples.try_to_vec::<f32>()?, k, c, h, w, 8)?;
+        vae::plot::save_image_grid(&path, &samples.to_vec::<f32>()?, k, c, h, w, 8)?;
         Ok(())
     });
     model.set_training(true);

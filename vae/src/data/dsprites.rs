@@ -293,7 +293,7 @@ mod tests {
         let f = [[0, 0, 0, 0, 0], [2, 5, 39, 31, 31]];
         let t = render_batch(&f).unwrap();
         assert_eq!(t.shape(), &[2, 1, 64, 64]);
-        let v = t.to_vec_f32();
+        let v = t.to_vec_f32().unwrap();
         assert_eq!(&v[4096..], &render(f[1])[..]);
     }
 }

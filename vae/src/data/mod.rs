@@ -502,7 +502,7 @@ impl Normalization {
         let &[_, c, h, w] = x.shape() else {
             return invalid("Normalization", format!("expected a [B, C, H, W] tensor, got shape {:?}", x.shape()));
         };
-        let mut v = x.to_vec_f32();
+        let mut v = x.to_vec_f32()?;
         f(self, &mut v, c, h * w)?;
         Ok(Tensor::from_vec(v, x.shape())?)
     }
@@ -942,7 +942,7 @@ mod tests {
         // Batch contents match the dataset at those indices.
         for b in &first {
             assert_eq!(b.images.shape(), &[b.indices.len(), 2, 2, 3]);
-            let v = b.images.to_vec_f32();
+            let v = b.images.to_vec_f32().unwrap();
             for (k, &i) in b.indices.iter().enumerate() {
                 assert_eq!(&v[k * 12..(k + 1) * 12], ds.image(i));
                 assert_eq!(b.labels.as_ref().unwrap()[k], i as u32 % 3);
@@ -993,9 +993,12 @@ mod tests {
 
         let t = Tensor::from_vec(vec![0.0f32, 0.25, 1.0, 0.5], &[1, 1, 2, 2]).unwrap();
         let m = Normalization::MinusOneOne.apply_tensor(&t).unwrap();
-        assert_eq!(m.to_vec_f32(), vec![-1.0, -0.5, 1.0, 0.0]);
-        assert_eq!(Normalization::MinusOneOne.invert_tensor(&m).unwrap().to_vec_f32(), t.to_vec_f32());
-        assert_eq!(Normalization::ZeroOne.apply_tensor(&t).unwrap().to_vec_f32(), t.to_vec_f32());
+        assert_eq!(m.to_vec_f32().unwrap(), vec![-1.0, -0.5, 1.0, 0.0]);
+        assert_eq!(
+            Normalization::MinusOneOne.invert_tensor(&m).unwrap().to_vec_f32().unwrap(),
+            t.to_vec_f32().unwrap()
+        );
+        assert_eq!(Normalization::ZeroOne.apply_tensor(&t).unwrap().to_vec_f32().unwrap(), t.to_vec_f32().unwrap());
         let wrong = Normalization::MeanStd { mean: vec![0.5; 3], std: vec![0.2; 3] };
         assert!(matches!(wrong.apply_tensor(&t), Err(DataError::Invalid { .. })));
     }

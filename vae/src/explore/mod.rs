@@ -393,7 +393,9 @@ impl Explorer {
         if n == 0 || n > MAX_SAMPLES {
             return Err(Answer::Bad(format!("n={n}: between 1 and {MAX_SAMPLES} samples")));
         }
-        let z = standard_normal(n, self.cfg.z_dim, tensor::DType::F32, &mut Rng::new(seed)).to_vec_f32();
+        let z = standard_normal(n, self.cfg.z_dim, tensor::DType::F32, &mut Rng::new(seed))
+            .to_vec_f32()
+            .map_err(Error::from)?;
         let (png, ms) = self.decode_png(&z, 8, 2)?;
         Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
     }
