@@ -99,6 +99,37 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
+/// A batch of strided matrices: entry i is `first` moved `i · batch_stride` elements on
+/// (a batch stride of 0 shares one matrix with every entry).
+#[derive(Clone, Copy, Debug)]
+pub struct MatBatch<'a, T> {
+    /// Entry 0.
+    pub first: MatRef<'a, T>,
+    /// Distance between consecutive entries, in elements.
+    pub batch_stride: usize,
+}
+
+impl<'a, T> MatBatch<'a, T> {
+    /// Entry `i`.
+    pub fn mat(&self, i: usize) -> MatRef<'a, T> {
+        MatRef { data: &self.first.data[i * self.batch_stride..], ..self.first }
+    }
+}
+
+/// C_i = A_i · B_i for every entry i of the batch. A_i: [m, k], B_i: [k, n]; c: [batch, m, n]
+/// row-major. When B is shared and A's entries follow each other at A's row stride (a
+/// contiguous [batch, m, k]), the batch is one [batch·m, k]·[k, n] GEMM, which packs B once;
+/// otherwise the entries run in parallel, one GEMM each.
+pub fn gemm_batched<T: Float>(a: MatBatch<T>, b: MatBatch<T>, batch: usize, c: &mut [T]) {
+    let (m, n) = (a.first.rows, b.first.cols);
+    if batch == 1 || (b.batch_stride == 0 && a.batch_stride == m * a.first.row_stride) {
+        let a_all = MatRef { rows: batch * m, ..a.first };
+        gemm(a_all, b.first, c, n, false);
+    } else {
+        c.par_chunks_mut(m * n).enumerate().for_each(|(i, ci)| gemm(a.mat(i), b.mat(i), ci, n, false));
+    }
+}
+
 /// C[m, n] = A[m, k] · B[k, n], or C += A·B when `accumulate`.
 /// `c` is row-major with row stride `ldc` (≥ n).
 pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {

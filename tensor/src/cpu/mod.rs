@@ -4,6 +4,7 @@
 
 pub mod batch_norm;
 pub mod caching_allocator;
+pub mod concat;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;

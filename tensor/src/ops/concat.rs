@@ -1,5 +1,5 @@
 //! Joining and selecting along an axis: cat, stack, index_select (a batch of rows) and its
-//! adjoint index_add. Each views tensors as [outer, axis, inner] blocks and copies rows.
+//! adjoint index_add: shapes checked here, rows copied by `crate::cpu::concat` on the CPU.
 //!
 //! On the GPU, cat is one strided copy per part into its slice of the output, and the index
 //! ops are one gather kernel each; the indices (host data already) are uploaded, so no
@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use gpu::kernels::elementwise::{contiguous_strides, copy_strided, View};
 use gpu::kernels::index::{self as gpu_kernel, IndexDims};
-use rayon::prelude::*;
 
+use crate::cpu::concat as kernel;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
@@ -24,19 +24,9 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
     let _profile = tensors.first().map(|t| profile::scope(OpFamily::Copy, "cat", t));
     fn run<T: Float>(ts: &[Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
         let inner = numel(&out_shape[a + 1..]);
-        let row = out_shape[a] * inner;
-        let mut out = vec![T::ZERO; numel(out_shape)];
         let parts: Vec<(&[T], usize)> =
             ts.iter().map(|t| Ok((t.cpu_slice::<T>()?, t.shape()[a] * inner))).collect::<Result<_>>()?;
-        if row > 0 {
-            out.par_chunks_mut(row).enumerate().for_each(|(o, dst)| {
-                let mut col = 0;
-                for (src, w) in &parts {
-                    dst[col..col + w].copy_from_slice(&src[o * w..(o + 1) * w]);
-                    col += w;
-                }
-            });
-        }
+        let out = kernel::cat(&parts, numel(&out_shape[..a]), out_shape[a] * inner);
         Ok(Tensor::from_kernel(out, out_shape))
     }
     let Some(first) = tensors.first() else {
@@ -108,18 +98,8 @@ pub fn stack(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
 pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Copy, "index_select", x);
     fn run<T: Float>(x: &Tensor, a: usize, idx: &[usize], out_shape: &[usize]) -> Result<Tensor> {
-        let src = x.cpu_slice::<T>()?;
-        let inner = numel(&x.shape()[a + 1..]);
-        let (n_in, n_out) = (x.shape()[a], idx.len());
-        let mut out = vec![T::ZERO; numel(out_shape)];
-        if inner > 0 && n_out > 0 {
-            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
-                for (j, &i) in idx.iter().enumerate() {
-                    let s = (o * n_in + i) * inner;
-                    dst[j * inner..(j + 1) * inner].copy_from_slice(&src[s..s + inner]);
-                }
-            });
-        }
+        let (outer, inner) = (numel(&x.shape()[..a]), numel(&x.shape()[a + 1..]));
+        let out = kernel::index_select(x.cpu_slice::<T>()?, outer, x.shape()[a], inner, idx);
         Ok(Tensor::from_kernel(out, out_shape))
     }
     let a = normalize_axis("index_select", axis, x.rank())?;
@@ -153,18 +133,8 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
 pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[usize]) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Copy, "index_add_zeros", src);
     fn run<T: Float>(src: &Tensor, a: usize, idx: &[usize], shape: &[usize]) -> Result<Tensor> {
-        let s = src.cpu_slice::<T>()?;
-        let inner = numel(&shape[a + 1..]);
-        let (n_out, n_src) = (shape[a], idx.len());
-        let mut out = vec![T::ZERO; numel(shape)];
-        if inner > 0 && n_out > 0 {
-            out.par_chunks_mut(n_out * inner).enumerate().for_each(|(o, dst)| {
-                for (j, &i) in idx.iter().enumerate() {
-                    let from = &s[(o * n_src + j) * inner..(o * n_src + j + 1) * inner];
-                    dst[i * inner..(i + 1) * inner].iter_mut().zip(from).for_each(|(d, &v)| *d += v);
-                }
-            });
-        }
+        let (outer, inner) = (numel(&shape[..a]), numel(&shape[a + 1..]));
+        let out = kernel::index_add_zeros(src.cpu_slice::<T>()?, outer, shape[a], inner, idx);
         Ok(Tensor::from_kernel(out, shape))
     }
     let a = normalize_axis("index_add", axis, shape.len())?;

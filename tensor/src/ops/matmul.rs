@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use gpu::kernels::matmul::{matmul as gpu_matmul, MatView, MatmulArgs};
-use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, MatRef};
+use crate::cpu::gemm::{gemm_batched, MatBatch, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
@@ -54,47 +53,25 @@ impl Dims {
     }
 }
 
-/// One operand as a batch of strided matrices over its storage. A 2-D operand has batch stride
-/// 0, so every batch entry sees the same matrix (broadcasting without a copy).
-#[derive(Clone, Copy)]
-struct Operand<'a, T> {
-    /// The storage from the view's offset on.
-    data: &'a [T],
-    batch_stride: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a, T: Float> Operand<'a, T> {
-    fn of(t: &'a Tensor) -> Result<Operand<'a, T>> {
-        let Storage::Cpu(s) = t.storage() else {
-            return Err(TensorError::Device { op: "matmul", msg: "CPU kernel given a GPU operand".into() });
-        };
-        let data = T::slice(s).ok_or(TensorError::DType { op: "matmul", expected: T::DTYPE, got: s.dtype() })?;
-        let l = t.layout();
-        let r = l.rank();
-        Ok(Operand {
+/// A CPU tensor's matrices as the kernel reads them, in place: the storage from the view's
+/// offset on, with the view's strides (a 2-D operand has batch stride 0).
+fn mat_batch<T: Float>(t: &Tensor) -> Result<MatBatch<'_, T>> {
+    let Storage::Cpu(s) = t.storage() else {
+        return Err(TensorError::Device { op: "matmul", msg: "CPU kernel given a GPU operand".into() });
+    };
+    let data = T::slice(s).ok_or(TensorError::DType { op: "matmul", expected: T::DTYPE, got: s.dtype() })?;
+    let l = t.layout();
+    let r = l.rank();
+    Ok(MatBatch {
+        first: MatRef {
             data: &data[l.offset..],
-            batch_stride: if r == 3 { l.strides[0] } else { 0 },
             rows: l.shape[r - 2],
             cols: l.shape[r - 1],
             row_stride: l.strides[r - 2],
             col_stride: l.strides[r - 1],
-        })
-    }
-
-    /// The matrix of batch entry `i`.
-    fn mat(&self, i: usize) -> MatRef<'a, T> {
-        MatRef {
-            data: &self.data[i * self.batch_stride..],
-            rows: self.rows,
-            cols: self.cols,
-            row_stride: self.row_stride,
-            col_stride: self.col_stride,
-        }
-    }
+        },
+        batch_stride: if r == 3 { l.strides[0] } else { 0 },
+    })
 }
 
 /// a @ b. a: [m, k] or [B, m, k]; b: [k, n] or [B, k, n] → [m, n] or [B, m, n].
@@ -147,17 +124,7 @@ fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
         // Nothing to compute: an empty result, or sums over nothing.
         return Ok(Tensor::from_kernel(out, &dims.out_shape()));
     }
-    let (oa, ob) = (Operand::<T>::of(a)?, Operand::<T>::of(b)?);
-
-    if batch_len == 1 || (ob.batch_stride == 0 && oa.batch_stride == m * oa.row_stride) {
-        // One matrix pair; or B is shared and A's batch entries follow each other at the same row
-        // stride (as in a contiguous [B, m, k]): then the whole batch is one [B·m, k]·[k, n] GEMM,
-        // which packs B once.
-        let a_all = MatRef { rows: batch_len * m, ..oa.mat(0) };
-        gemm(a_all, ob.mat(0), &mut out, n, false);
-    } else {
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| gemm(oa.mat(i), ob.mat(i), c, n, false));
-    }
+    gemm_batched(mat_batch::<T>(a)?, mat_batch::<T>(b)?, batch_len, &mut out);
     Ok(Tensor::from_kernel(out, &dims.out_shape()))
 }
 
