@@ -4,6 +4,8 @@ mod common;
 
 use autograd::ops::elementwise as ew;
 use common::{away_from_zero, check, rng, uniform};
+use tensor::elementwise_table::{Domain, UnaryOp, UNARY_OPS};
+use tensor::Tensor;
 
 #[test]
 fn add_with_broadcast_matches_finite_differences() {
@@ -79,6 +81,37 @@ fn scalar_ops_match_finite_differences() {
     let mut r = rng();
     let x = uniform(&[3, 2], -1.0, 1.0, &mut r);
     check(|v| v[0].add_scalar(3.0)?.mul_scalar(-1.7), &[x]);
+}
+
+#[test]
+fn every_row_of_the_unary_table_matches_finite_differences() {
+    let mut r = rng();
+    for def in UNARY_OPS {
+        let (alpha, beta) = def.test_params;
+        let op = UnaryOp::with(def, alpha, beta);
+        let x = match def.domain {
+            Domain::Positive => uniform(&[4, 5], 0.2, 2.0, &mut r),
+            Domain::Real => uniform(&[4, 5], -2.0, 2.0, &mut r),
+        };
+        // Keep every point 1e-3 away from the kinks an op may have (0 for relu and abs, the
+        // parameters for clamp), where the central difference straddles a corner.
+        let kinks = [0.0, alpha, beta];
+        let v: Vec<f64> = x
+            .to_vec_f64()
+            .unwrap()
+            .into_iter()
+            .map(|v| if kinks.iter().any(|k| (v - k).abs() < 1e-3) { v + 3e-3 } else { v })
+            .collect();
+        let x = Tensor::from_vec(v, &[4, 5]).unwrap();
+        eprintln!("{}", def.name);
+        check(move |v| ew::unary_op(&v[0], op), &[x]);
+    }
+}
+
+#[test]
+fn silu_matches_finite_differences() {
+    let mut r = rng();
+    check(|v| v[0].silu(), &[uniform(&[3, 7], -6.0, 6.0, &mut r)]);
 }
 
 #[test]

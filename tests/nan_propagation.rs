@@ -5,7 +5,8 @@
 mod common;
 
 use common::parity::gpu;
-use tensor::ops::elementwise::{binary, unary, BinaryOp, UnaryOp};
+use tensor::elementwise_table::{self as table, UnaryOp};
+use tensor::ops::elementwise::{binary, unary};
 use tensor::{DType, Device, Tensor};
 
 /// [NaN, −2, −0.5, 0, 0.5, 2, NaN, 3] (odd positions of NaN; an awkward length of 8 + 1 below).
@@ -22,11 +23,14 @@ fn on(t: &Tensor, device: &Device) -> Tensor {
 }
 
 fn unary_ops_propagate_nan_on(device: &Device) {
-    for op in [UnaryOp::Relu, UnaryOp::LeakyRelu(0.1), UnaryOp::Clamp(-1.0, 1.0), UnaryOp::Clamp(0.0, 100.0)] {
+    let relu = UnaryOp::new(&table::RELU);
+    let leaky = UnaryOp::with(&table::LEAKY_RELU, 0.1, 0.0);
+    let (clamp, clamp_above) = (UnaryOp::with(&table::CLAMP, -1.0, 1.0), UnaryOp::with(&table::CLAMP, 0.0, 100.0));
+    for op in [relu, leaky, clamp, clamp_above] {
         let y = unary(&on(&with_nans(), device), op).unwrap();
         assert_eq!(nan_positions(&y), [0, 6], "{op:?} on {}", device.name());
         // Everything else is the op's usual value: relu still cuts negatives.
-        if op == UnaryOp::Relu {
+        if std::ptr::eq(op.def, &table::RELU) {
             assert_eq!(y.to_vec_f32().unwrap()[1..6], [0.0, 0.0, 0.0, 0.5, 2.0]);
         }
     }
@@ -35,7 +39,7 @@ fn unary_ops_propagate_nan_on(device: &Device) {
 fn maximum_and_minimum_propagate_nan_from_either_side_on(device: &Device) {
     let a = with_nans();
     let b = Tensor::from_vec(vec![1.0f32, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN], &[9]).unwrap();
-    for op in [BinaryOp::Max, BinaryOp::Min] {
+    for op in [&table::MAX, &table::MIN] {
         let y = binary(&on(&a, device), &on(&b, device), op).unwrap();
         assert_eq!(nan_positions(&y), [0, 1, 6, 8], "{op:?} on {}", device.name());
     }
@@ -85,7 +89,7 @@ fn max_pooling_propagates_nan_on_the_gpu() {
 #[test]
 fn f64_relu_and_clamp_propagate_nan() {
     let x = with_nans().to_dtype(DType::F64).unwrap();
-    for op in [UnaryOp::Relu, UnaryOp::Clamp(-1.0, 1.0)] {
+    for op in [UnaryOp::new(&table::RELU), UnaryOp::with(&table::CLAMP, -1.0, 1.0)] {
         let y = unary(&x, op).unwrap().to_vec_f64().unwrap();
         assert!(y[0].is_nan() && y[6].is_nan() && !y[1].is_nan(), "{op:?}: {y:?}");
     }

@@ -3,8 +3,8 @@
 
 mod common;
 
+use common::ops;
 use common::*;
-use gpu::kernels::elementwise::{self as ew, UnaryOp};
 use gpu::GpuError;
 
 #[test]
@@ -83,7 +83,7 @@ fn a_reused_buffer_is_not_overwritten_before_earlier_launches_read_it() {
     let out = ctx.alloc(len).unwrap();
     {
         let xb = ctx.upload(&x).unwrap();
-        ew::unary(ctx, UnaryOp::Neg, &xb, &out).unwrap();
+        ops::unary(ctx, ops::NEG, 0.0, &xb, &out).unwrap();
     } // xb returns to the pool while the launch is still pending
     let y = ctx.upload(&vec![7.0; len]).unwrap(); // likely the same buffer
     let got = ctx.read(&out).unwrap();
@@ -96,10 +96,10 @@ fn pipelines_compile_once_and_launches_batch_until_flush() {
     let Some(ctx) = ctx() else { return };
     let x = ctx.upload(&[1.0, 2.0, 3.0]).unwrap();
     let out = ctx.alloc(3).unwrap();
-    ew::unary(ctx, UnaryOp::Exp, &x, &out).unwrap();
+    ops::unary(ctx, ops::EXP, 0.0, &x, &out).unwrap();
     let compiled = ctx.compiled_pipelines();
     for _ in 0..10 {
-        ew::unary(ctx, UnaryOp::Exp, &x, &out).unwrap();
+        ops::unary(ctx, ops::EXP, 0.0, &x, &out).unwrap();
     }
     assert_eq!(ctx.compiled_pipelines(), compiled, "a repeated launch compiled again");
     ctx.flush().unwrap();
@@ -110,6 +110,6 @@ fn pipelines_compile_once_and_launches_batch_until_flush() {
 fn an_output_bound_as_an_input_too_is_refused() {
     let Some(ctx) = ctx() else { return };
     let x = ctx.upload(&[1.0, 2.0]).unwrap();
-    let err = ew::unary(ctx, UnaryOp::Neg, &x, &x).unwrap_err();
+    let err = ops::unary(ctx, ops::NEG, 0.0, &x, &x).unwrap_err();
     assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
 }

@@ -1,131 +1,16 @@
-//! elementwise.wgsl against f64 references: unary maps, broadcast binary maps and gradient
-//! helpers, where, strided copies, fill, and the 2-D grid split of long launches.
+//! The element-wise launchers against f64 references, with a small op table of their own:
+//! strided and broadcast views (NumPy's rule up to rank 6), the unary backward's two operands,
+//! where, strided copies, fill, and the 2-D grid split of long launches. Every row of the real
+//! op table is checked against its definition in the workspace's tests/parity_elementwise.rs.
 
 mod common;
 
+use common::ops::{self, binary_ref};
 use common::*;
-use gpu::kernels::elementwise::{self as ew, contiguous_strides, BinaryOp, UnaryOp, View};
+use gpu::kernels::elementwise::{self as ew, contiguous_strides, OpCode, View};
 use gpu::GpuError;
 
 const SIZES: [usize; 7] = [1, 7, 33, 65, 129, 1000, 4099];
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-fn unary_ref(op: UnaryOp, x: f64) -> f64 {
-    use UnaryOp::*;
-    match op {
-        Identity => x,
-        Neg => -x,
-        Exp => x.exp(),
-        Log => x.ln(),
-        Sqrt => x.sqrt(),
-        Abs => x.abs(),
-        Relu => x.max(0.0),
-        Sigmoid => sigmoid(x),
-        Tanh => x.tanh(),
-        Softplus => (1.0 + x.exp()).ln(),
-        Recip => 1.0 / x,
-        Square => x * x,
-        LeakyRelu(s) => {
-            if x > 0.0 {
-                x
-            } else {
-                s as f64 * x
-            }
-        }
-        Powf(e) => x.powf(e as f64),
-        Clamp(lo, hi) => x.max(lo as f64).min(hi as f64),
-        AddScalar(s) => x + s as f64,
-        MulScalar(s) => x * s as f64,
-    }
-}
-
-fn binary_ref(op: BinaryOp, a: f64, b: f64) -> f64 {
-    use BinaryOp::*;
-    let bit = |c: bool| if c { 1.0 } else { 0.0 };
-    match op {
-        Add => a + b,
-        Sub => a - b,
-        Mul => a * b,
-        Div => a / b,
-        Max => a.max(b),
-        Min => a.min(b),
-        Gt => bit(a > b),
-        Ge => bit(a >= b),
-        Lt => bit(a < b),
-        Le => bit(a <= b),
-        Eq => bit(a == b),
-        ReluGrad => bit(b > 0.0) * a,
-        LeakyReluGrad(s) => {
-            if b > 0.0 {
-                a
-            } else {
-                s as f64 * a
-            }
-        }
-        SigmoidGrad => a * b * (1.0 - b),
-        TanhGrad => a * (1.0 - b * b),
-        AbsGrad => a * b.signum(),
-        SoftplusGrad => a * sigmoid(b),
-        ClampGrad(lo, hi) => bit(b >= lo as f64 && b <= hi as f64) * a,
-        Axpby(x, y) => x as f64 * a + y as f64 * b,
-    }
-}
-
-/// Input range each unary op is defined (and well-conditioned) on.
-fn domain(op: UnaryOp) -> (f32, f32) {
-    match op {
-        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => (0.1, 4.0),
-        UnaryOp::Powf(_) => (0.1, 3.0),
-        UnaryOp::Exp | UnaryOp::Softplus | UnaryOp::Sigmoid | UnaryOp::Tanh => (-8.0, 8.0),
-        _ => (-3.0, 3.0),
-    }
-}
-
-const UNARY_OPS: [UnaryOp; 18] = [
-    UnaryOp::Identity,
-    UnaryOp::Neg,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Abs,
-    UnaryOp::Relu,
-    UnaryOp::Sigmoid,
-    UnaryOp::Tanh,
-    UnaryOp::Softplus,
-    UnaryOp::Recip,
-    UnaryOp::Square,
-    UnaryOp::LeakyRelu(0.2),
-    UnaryOp::Powf(2.5),
-    UnaryOp::Powf(2.0),
-    UnaryOp::Clamp(-0.5, 1.25),
-    UnaryOp::AddScalar(1.5),
-    UnaryOp::MulScalar(-0.75),
-];
-
-const BINARY_OPS: [BinaryOp; 19] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Max,
-    BinaryOp::Min,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Eq,
-    BinaryOp::ReluGrad,
-    BinaryOp::LeakyReluGrad(0.1),
-    BinaryOp::SigmoidGrad,
-    BinaryOp::TanhGrad,
-    BinaryOp::AbsGrad,
-    BinaryOp::SoftplusGrad,
-    BinaryOp::ClampGrad(-0.3, 0.4),
-    BinaryOp::Axpby(0.5, -2.0),
-];
 
 /// Reads `data` (dense, shape `from`) at broadcast shape `to`, row-major.
 fn broadcast_ref(data: &[f32], from: &[usize], to: &[usize]) -> Vec<f64> {
@@ -159,65 +44,61 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
 }
 
 #[test]
-fn unary_ops_match_f64_reference_at_awkward_sizes() {
+fn unary_ops_and_their_parameter_reach_every_element_at_awkward_sizes() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for op in UNARY_OPS {
-        for n in SIZES {
-            let (lo, hi) = domain(op);
-            let x = rng.vec(n, lo, hi);
-            let xb = upload(ctx, &x);
+    for n in SIZES {
+        let x = rng.signed(n);
+        let xb = upload(ctx, &x);
+        let cases: [(u32, f32, fn(f64) -> f64); 3] =
+            [(ops::NEG, 0.0, |v| -v), (ops::EXP, 0.0, f64::exp), (ops::ADD_SCALAR, 1.5, |v| v + 1.5)];
+        for (code, alpha, f) in cases {
             let out = poisoned(ctx, n);
-            ew::unary(ctx, op, &xb, &out).unwrap();
-            let want: Vec<f64> = x.iter().map(|&v| unary_ref(op, v as f64)).collect();
-            assert_close_unit(&format!("{op:?} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
+            ops::unary(ctx, code, alpha, &xb, &out).unwrap();
+            let want: Vec<f64> = x.iter().map(|&v| f(v as f64)).collect();
+            assert_close_unit(&format!("unary op {code} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
         }
     }
 }
 
 #[test]
-fn pow_of_negative_base_with_integer_exponent_keeps_the_sign() {
+fn unary_backward_reads_the_gradient_and_the_saved_value_through_their_own_strides() {
     let Some(ctx) = ctx() else { return };
-    let rng = Rng::new();
-    let x = [-2.0f32, -0.5, 0.0, 1.5];
-    for e in [3.0f32, 2.0, 0.0, 1.0] {
-        let out = poisoned(ctx, x.len());
-        ew::unary(ctx, UnaryOp::Powf(e), &upload(ctx, &x), &out).unwrap();
-        let want: Vec<f64> = x.iter().map(|&v| (v as f64).powf(e as f64)).collect();
-        assert_close_unit(&format!("pow {e}"), &rng, &ctx.read(&out).unwrap(), &want);
-    }
+    let mut rng = Rng::new();
+    // g: [5, 7] dense; s: the transpose of a [7, 5] buffer, read in place.
+    let (g, s) = (rng.signed(35), rng.signed(35));
+    let (gb, sb) = (upload(ctx, &g), upload(ctx, &s));
+    let out = poisoned(ctx, 35);
+    let shape = [5, 7];
+    let op = OpCode { code: 0, ..Default::default() };
+    ops::shader()
+        .unary_backward(ctx, op, &View::dense(&gb, &shape), &View::strided(&sb, &[1, 5], 0), &out, &shape)
+        .unwrap();
+    let want: Vec<f64> = (0..35).map(|i| g[i] as f64 * s[(i % 7) * 5 + i / 7] as f64).collect();
+    assert_close_unit("g * s of a transposed s", &rng, &ctx.read(&out).unwrap(), &want);
 }
 
 #[test]
-fn binary_ops_and_gradient_helpers_match_reference_on_equal_shapes() {
+fn binary_ops_match_reference_on_equal_shapes() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for op in BINARY_OPS {
+    for code in ops::BINARY {
         for n in SIZES {
-            let a = rng.signed(n);
-            let mut b = rng.signed(n);
-            if matches!(op, BinaryOp::SigmoidGrad) {
-                b = rng.vec(n, 0.01, 0.99); // a saved σ(x)
-            }
-            if matches!(op, BinaryOp::Eq | BinaryOp::Ge | BinaryOp::Le) {
-                // make some elements equal so both outcomes are exercised
-                for i in (0..n).step_by(3) {
-                    b[i] = a[i];
-                }
-            }
+            let (a, b) = (rng.signed(n), rng.signed(n));
             let out = poisoned(ctx, n);
             let shape = [n];
-            ew::binary(
-                ctx,
-                op,
-                &View::dense(&upload(ctx, &a), &shape),
-                &View::dense(&upload(ctx, &b), &shape),
-                &out,
-                &shape,
-            )
-            .unwrap();
-            let want: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| binary_ref(op, x as f64, y as f64)).collect();
-            assert_close_unit(&format!("{op:?} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
+            ops::shader()
+                .binary(
+                    ctx,
+                    code,
+                    &View::dense(&upload(ctx, &a), &shape),
+                    &View::dense(&upload(ctx, &b), &shape),
+                    &out,
+                    &shape,
+                )
+                .unwrap();
+            let want: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| binary_ref(code, x as f64, y as f64)).collect();
+            assert_close_unit(&format!("binary op {code} n={n}"), &rng, &ctx.read(&out).unwrap(), &want);
         }
     }
 }
@@ -241,11 +122,11 @@ fn binary_broadcasting_follows_numpy_rule_up_to_rank_6() {
         let a = rng.signed(sa.iter().product());
         let b = rng.signed(sb.iter().product());
         let (ab, bb) = (upload(ctx, &a), upload(ctx, &b));
-        for op in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub, BinaryOp::Div, BinaryOp::Max, BinaryOp::TanhGrad] {
+        for op in ops::BINARY {
             let n: usize = shape.iter().product();
             let out = poisoned(ctx, n);
-            ew::binary(ctx, op, &View::broadcast(&ab, sa, &shape), &View::broadcast(&bb, sb, &shape), &out, &shape)
-                .unwrap();
+            let (va, vb) = (View::broadcast(&ab, sa, &shape), View::broadcast(&bb, sb, &shape));
+            ops::shader().binary(ctx, op, &va, &vb, &out, &shape).unwrap();
             let (ra, rb) = (broadcast_ref(&a, sa, &shape), broadcast_ref(&b, sb, &shape));
             let want: Vec<f64> = ra.iter().zip(&rb).map(|(&x, &y)| binary_ref(op, x, y)).collect();
             assert_close_unit(&format!("{op:?} {sa:?} with {sb:?}"), &rng, &ctx.read(&out).unwrap(), &want);
@@ -334,7 +215,8 @@ fn strided_copy_materialises_permute_narrow_and_writes_into_a_slice() {
     let v = rng.signed(7);
     let out = poisoned(ctx, 21);
     let vb = upload(ctx, &v);
-    ew::map(ctx, UnaryOp::Exp, &View::broadcast(&vb, &[7], &[3, 7]), &View::dense(&out, &[3, 7]), &[3, 7]).unwrap();
+    let exp = OpCode { code: ops::EXP, ..Default::default() };
+    ops::shader().unary(ctx, exp, &View::broadcast(&vb, &[7], &[3, 7]), &View::dense(&out, &[3, 7]), &[3, 7]).unwrap();
     let want: Vec<f64> = (0..21).map(|i| (v[i % 7] as f64).exp()).collect();
     assert_close_unit("exp of broadcast", &rng, &ctx.read(&out).unwrap(), &want);
 }
@@ -363,7 +245,7 @@ fn launch_beyond_max_workgroups_per_dimension_splits_into_a_2d_grid() {
     assert!(ctx.grid_1d("t", n.div_ceil(256) as u64).unwrap()[1] >= 2);
     let x: Vec<f32> = (0..n).map(|i| (i % 1021) as f32).collect();
     let out = poisoned(ctx, n);
-    ew::unary(ctx, UnaryOp::AddScalar(1.0), &upload(ctx, &x), &out).unwrap();
+    ops::unary(ctx, ops::ADD_SCALAR, 1.0, &upload(ctx, &x), &out).unwrap();
     let got = ctx.read(&out).unwrap();
     let want: Vec<f64> = x.iter().map(|&v| v as f64 + 1.0).collect();
     assert_close_unit("2-D grid", &rng, &got, &want);
@@ -378,12 +260,13 @@ fn rank_above_6_after_merging_axes_and_short_buffers_are_refused() {
     let out = ctx.alloc(128).unwrap();
     // b broadcasts on every other axis, so no two axes merge
     let bs: Vec<usize> = (0..7).map(|d| if d % 2 == 0 { 0 } else { 1 << d }).collect();
-    let err =
-        ew::binary(ctx, BinaryOp::Add, &View::dense(&a, &shape), &View::strided(&b, &bs, 0), &out, &shape).unwrap_err();
+    let err = ops::shader()
+        .binary(ctx, ops::ADD, &View::dense(&a, &shape), &View::strided(&b, &bs, 0), &out, &shape)
+        .unwrap_err();
     assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
     // a dense rank-7 tensor merges to rank 1 and is fine
-    ew::binary(ctx, BinaryOp::Add, &View::dense(&a, &shape), &View::dense(&b, &shape), &out, &shape).unwrap();
+    ops::shader().binary(ctx, ops::ADD, &View::dense(&a, &shape), &View::dense(&b, &shape), &out, &shape).unwrap();
     let short = ctx.alloc(100).unwrap();
-    let err = ew::unary(ctx, UnaryOp::Neg, &a, &short).unwrap_err();
+    let err = ops::unary(ctx, ops::NEG, 0.0, &a, &short).unwrap_err();
     assert!(err.to_string().contains("needs 128 elements"), "{err}");
 }

@@ -37,6 +37,7 @@
 pub mod cpu;
 pub mod device;
 pub mod dtype;
+pub mod elementwise_table;
 pub mod error;
 pub mod ops;
 pub mod profile;

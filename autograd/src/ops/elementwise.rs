@@ -1,7 +1,8 @@
 //! Element-wise ops on vars, forward and backward together. Broadcast inputs get their
 //! gradient summed back to their own shape (`sum_to_shape`).
 
-use tensor::ops::elementwise::{binary, unary, where_cond, BinaryOp, UnaryOp};
+use tensor::elementwise_table as table;
+use tensor::ops::elementwise::{saved_for_backward, unary, unary_backward, where_cond, UnaryOp};
 use tensor::ops::reduce::sum_to_shape;
 use tensor::{Result, Tensor};
 
@@ -74,104 +75,101 @@ pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
-/// An element-wise op whose backward is one fused `BinaryOp(g, saved)`.
-fn unary_with_grad(x: &Var, name: &'static str, op: UnaryOp, grad_op: BinaryOp, save_output: bool) -> Result<Var> {
+/// Any row of the element-wise op table as a var: the forward is the row's, and so is the
+/// backward, one fused pass over (g, the saved x or y).
+pub fn unary_op(x: &Var, op: UnaryOp) -> Result<Var> {
     let xv = x.value();
     let out = unary(&xv, op)?;
-    let saved = if save_output { out.clone() } else { xv };
-    Ok(Var::from_op(name, out, &[x], move |g| Ok(vec![Some(binary(g, &saved, grad_op)?)])))
+    let saved = saved_for_backward(op, &xv, &out);
+    Ok(Var::from_op(op.name(), out, &[x], move |g| {
+        // A row that saves nothing ignores the saved operand: g stands in for it.
+        Ok(vec![Some(unary_backward(g, saved.as_ref().unwrap_or(g), op)?)])
+    }))
 }
 
 /// max(x, 0); the gradient is 0 where x ≤ 0.
 pub fn relu(x: &Var) -> Result<Var> {
-    // relu(x) > 0 exactly where x > 0, so the output can stand in for x.
-    unary_with_grad(x, "relu", UnaryOp::Relu, BinaryOp::ReluGrad, true)
+    unary_op(x, UnaryOp::new(&table::RELU))
 }
 
 /// x where x > 0, slope·x elsewhere.
 pub fn leaky_relu(x: &Var, slope: f64) -> Result<Var> {
-    unary_with_grad(x, "leaky_relu", UnaryOp::LeakyRelu(slope), BinaryOp::LeakyReluGrad(slope), false)
+    unary_op(x, UnaryOp::with(&table::LEAKY_RELU, slope, 0.0))
 }
 
 /// 1 / (1 + e⁻ˣ).
 pub fn sigmoid(x: &Var) -> Result<Var> {
-    unary_with_grad(x, "sigmoid", UnaryOp::Sigmoid, BinaryOp::SigmoidGrad, true)
+    unary_op(x, UnaryOp::new(&table::SIGMOID))
+}
+
+/// x·σ(x) (SiLU).
+pub fn silu(x: &Var) -> Result<Var> {
+    unary_op(x, UnaryOp::new(&table::SILU))
 }
 
 /// Hyperbolic tangent.
 pub fn tanh(x: &Var) -> Result<Var> {
-    unary_with_grad(x, "tanh", UnaryOp::Tanh, BinaryOp::TanhGrad, true)
+    unary_op(x, UnaryOp::new(&table::TANH))
 }
 
 /// |x|; the gradient is sign(x).
 pub fn abs(x: &Var) -> Result<Var> {
-    unary_with_grad(x, "abs", UnaryOp::Abs, BinaryOp::AbsGrad, false)
+    unary_op(x, UnaryOp::new(&table::ABS))
 }
 
 /// ln(1 + eˣ), computed stably.
 pub fn softplus(x: &Var) -> Result<Var> {
-    unary_with_grad(x, "softplus", UnaryOp::Softplus, BinaryOp::SoftplusGrad, false)
+    unary_op(x, UnaryOp::new(&table::SOFTPLUS))
 }
 
 /// x clamped to `[lo, hi]`; the gradient is 0 outside the range.
 pub fn clamp(x: &Var, lo: f64, hi: f64) -> Result<Var> {
-    unary_with_grad(x, "clamp", UnaryOp::Clamp(lo, hi), BinaryOp::ClampGrad(lo, hi), false)
+    unary_op(x, UnaryOp::with(&table::CLAMP, lo, hi))
 }
 
 /// −x.
 pub fn neg(x: &Var) -> Result<Var> {
-    let out = x.value().neg()?;
-    Ok(Var::from_op("neg", out, &[x], move |g| Ok(vec![Some(g.neg()?)])))
+    unary_op(x, UnaryOp::new(&table::NEG))
 }
 
 /// eˣ.
 pub fn exp(x: &Var) -> Result<Var> {
-    let out = x.value().exp()?;
-    let y = out.clone();
-    // d eˣ/dx = eˣ: reuse the output.
-    Ok(Var::from_op("exp", out, &[x], move |g| Ok(vec![Some(g.mul(&y)?)])))
+    unary_op(x, UnaryOp::new(&table::EXP))
 }
 
 /// Natural logarithm.
 pub fn log(x: &Var) -> Result<Var> {
-    let xv = x.value();
-    let out = xv.log()?;
-    Ok(Var::from_op("log", out, &[x], move |g| Ok(vec![Some(g.div(&xv)?)])))
+    unary_op(x, UnaryOp::new(&table::LOG))
 }
 
 /// √x.
 pub fn sqrt(x: &Var) -> Result<Var> {
-    let out = x.value().sqrt()?;
-    let y = out.clone();
-    // d√x/dx = 1/(2√x).
-    Ok(Var::from_op("sqrt", out, &[x], move |g| Ok(vec![Some(g.div(&y)?.mul_scalar(0.5)?)])))
+    unary_op(x, UnaryOp::new(&table::SQRT))
 }
 
 /// x².
 pub fn square(x: &Var) -> Result<Var> {
-    let xv = x.value();
-    let out = xv.square()?;
-    Ok(Var::from_op("square", out, &[x], move |g| Ok(vec![Some(g.mul(&xv)?.mul_scalar(2.0)?)])))
+    unary_op(x, UnaryOp::new(&table::SQUARE))
+}
+
+/// 1 / x.
+pub fn recip(x: &Var) -> Result<Var> {
+    unary_op(x, UnaryOp::new(&table::RECIP))
 }
 
 /// xᵖ for a scalar exponent p.
 pub fn powf(x: &Var, p: f64) -> Result<Var> {
-    let xv = x.value();
-    let out = xv.powf(p)?;
-    // d xᵖ/dx = p·xᵖ⁻¹.
-    Ok(Var::from_op("powf", out, &[x], move |g| Ok(vec![Some(g.mul(&xv.powf(p - 1.0)?)?.mul_scalar(p)?)])))
+    unary_op(x, UnaryOp::with(&table::POWF, p, 0.0))
 }
 
 /// x + s for a scalar s.
 pub fn add_scalar(x: &Var, s: f64) -> Result<Var> {
-    let out = x.value().add_scalar(s)?;
-    Ok(Var::from_op("add_scalar", out, &[x], move |g| Ok(vec![Some(g.clone())])))
+    unary_op(x, UnaryOp::with(&table::ADD_SCALAR, s, 0.0))
 }
 
 /// x · s for a scalar s.
 pub fn mul_scalar(x: &Var, s: f64) -> Result<Var> {
-    let out = x.value().mul_scalar(s)?;
-    Ok(Var::from_op("mul_scalar", out, &[x], move |g| Ok(vec![Some(g.mul_scalar(s)?)])))
+    unary_op(x, UnaryOp::with(&table::MUL_SCALAR, s, 0.0))
 }
 
 /// Method shorthands: `x.mul(&w)?.add(&b)?.relu()?`.
@@ -235,6 +233,14 @@ impl Var {
     /// Logistic sigmoid.
     pub fn sigmoid(&self) -> Result<Var> {
         sigmoid(self)
+    }
+    /// self·σ(self) (SiLU).
+    pub fn silu(&self) -> Result<Var> {
+        silu(self)
+    }
+    /// 1 / self.
+    pub fn recip(&self) -> Result<Var> {
+        recip(self)
     }
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Var> {

@@ -1,5 +1,12 @@
-//! Element-wise launchers (`shaders/elementwise.wgsl`): unary and binary maps over strided
-//! views (NumPy broadcasting through stride-0 axes), `where`, strided copy and fill.
+//! Element-wise launchers. `shaders/strided.wgsl` holds the strided-view machinery and the
+//! kernels that need nothing else (strided copy, `where`, fill); `shaders/elementwise.wgsl`
+//! holds the op kernels (unary, unary backward, binary), whose `switch`es are filled from an
+//! op table: this crate knows how to launch an op by its code, the table (the `tensor`
+//! crate's `elementwise_table`) knows what each code computes. [`ElementwiseShader::new`]
+//! assembles the two files into one shader.
+//!
+//! Every operand is a strided view ([`View`]): NumPy broadcasting through stride-0 axes,
+//! permuted and narrowed layouts read in place.
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -7,22 +14,21 @@ use crate::error::{invalid, Result};
 use crate::kernels::WG;
 use crate::pipeline_cache::{KernelDef, Shader};
 
-/// The WGSL source of `shaders/elementwise.wgsl`.
-pub static SHADER: Shader =
-    Shader { name: "elementwise.wgsl", source: include_str!("../../../shaders/elementwise.wgsl") };
-/// out = f(a) for a [`UnaryOp`], over strided views.
-pub static UNARY: KernelDef = KernelDef { shader: &SHADER, entry: "unary", inputs: 1, outputs: 1 };
-/// out = f(a, b) for a [`BinaryOp`], over strided (broadcast) views.
-pub static BINARY: KernelDef = KernelDef { shader: &SHADER, entry: "binary", inputs: 2, outputs: 1 };
+/// The WGSL source of `shaders/strided.wgsl`.
+pub static STRIDED: Shader = Shader { name: "strided.wgsl", source: include_str!("../../../shaders/strided.wgsl") };
+/// The template `shaders/elementwise.wgsl`, before its switches are filled.
+pub const OPS_TEMPLATE: &str = include_str!("../../../shaders/elementwise.wgsl");
+/// `dst` = `src` over strided views.
+pub static COPY: KernelDef = KernelDef { shader: &STRIDED, entry: "copy", inputs: 1, outputs: 1 };
 /// out = cond ≠ 0 ? a : b, over strided views.
-pub static WHERE: KernelDef = KernelDef { shader: &SHADER, entry: "where_select", inputs: 3, outputs: 1 };
+pub static WHERE: KernelDef = KernelDef { shader: &STRIDED, entry: "where_select", inputs: 3, outputs: 1 };
 /// Fills a buffer with one value.
-pub static FILL: KernelDef = KernelDef { shader: &SHADER, entry: "fill", inputs: 0, outputs: 1 };
+pub static FILL: KernelDef = KernelDef { shader: &STRIDED, entry: "fill", inputs: 0, outputs: 1 };
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;
 
-/// Mirrors `struct Params` in elementwise.wgsl (208 bytes).
+/// Mirrors `struct Params` in strided.wgsl (208 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
@@ -54,139 +60,91 @@ pub struct Params {
     pub c_strides: [u32; 8],
 }
 
-/// Element-wise functions of one operand (same list and semantics as the CPU kernels).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// The strided copy.
-    Identity,
-    /// −x.
-    Neg,
-    /// eˣ.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// √x.
-    Sqrt,
-    /// |x|.
-    Abs,
-    /// max(x, 0).
-    Relu,
-    /// 1 / (1 + e⁻ˣ).
-    Sigmoid,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|).
-    Softplus,
-    /// 1 / x.
-    Recip,
-    /// x².
-    Square,
-    /// x where x > 0, slope·x elsewhere.
-    LeakyRelu(f32),
-    /// xᵖ.
-    Powf(f32),
-    /// x clamped to `[lo, hi]`.
-    Clamp(f32, f32),
-    /// x + s.
-    AddScalar(f32),
-    /// x · s.
-    MulScalar(f32),
+/// An op of the table with its scalar parameters, as the shader takes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpCode {
+    /// The row's position in its table (the `case` of the shader's switch).
+    pub code: u32,
+    /// First scalar parameter (`alpha` in the row's WGSL).
+    pub alpha: f32,
+    /// Second scalar parameter (`beta`).
+    pub beta: f32,
 }
 
-impl UnaryOp {
-    /// (op code, alpha, beta) as elementwise.wgsl numbers them.
-    fn code(self) -> (u32, f32, f32) {
-        use UnaryOp::*;
-        match self {
-            Identity => (0, 0.0, 0.0),
-            Neg => (1, 0.0, 0.0),
-            Exp => (2, 0.0, 0.0),
-            Log => (3, 0.0, 0.0),
-            Sqrt => (4, 0.0, 0.0),
-            Abs => (5, 0.0, 0.0),
-            Relu => (6, 0.0, 0.0),
-            Sigmoid => (7, 0.0, 0.0),
-            Tanh => (8, 0.0, 0.0),
-            Softplus => (9, 0.0, 0.0),
-            Recip => (10, 0.0, 0.0),
-            Square => (11, 0.0, 0.0),
-            LeakyRelu(s) => (12, s, 0.0),
-            Powf(e) => (13, e, 0.0),
-            Clamp(lo, hi) => (14, lo, hi),
-            AddScalar(s) => (15, s, 0.0),
-            MulScalar(s) => (16, s, 0.0),
-        }
+/// The WGSL expressions of an op table, each list in op-code order.
+#[derive(Clone, Copy, Debug)]
+pub struct OpTable<'a> {
+    /// Unary forwards, expressions of `x`, `alpha`, `beta`.
+    pub unary: &'a [&'a str],
+    /// Unary backwards, expressions of `g`, `s`, `alpha`, `beta`.
+    pub unary_backward: &'a [&'a str],
+    /// Binary ops, expressions of `a`, `b`.
+    pub binary: &'a [&'a str],
+}
+
+/// `shaders/strided.wgsl` followed by `shaders/elementwise.wgsl` with one `case` per row of
+/// `table` in each switch.
+pub fn assemble(table: &OpTable) -> String {
+    let cases = |exprs: &[&str]| {
+        let lines: Vec<String> =
+            exprs.iter().enumerate().map(|(i, e)| format!("case {i}u: {{ return {e}; }}")).collect();
+        lines.join("\n        ")
+    };
+    let ops = OPS_TEMPLATE
+        .replace("{{UNARY_CASES}}", &cases(table.unary))
+        .replace("{{UNARY_BACKWARD_CASES}}", &cases(table.unary_backward))
+        .replace("{{BINARY_CASES}}", &cases(table.binary));
+    format!("{}\n{ops}", STRIDED.source)
+}
+
+/// The op kernels compiled from one op table. Build it once per process (the shader text is
+/// kept for the life of the process, as the pipeline cache keeps its pipelines).
+#[derive(Debug, Clone, Copy)]
+pub struct ElementwiseShader {
+    shader: &'static Shader,
+}
+
+impl ElementwiseShader {
+    /// The shader for `table` (see [`assemble`]).
+    pub fn new(table: &OpTable) -> Self {
+        let source: &'static str = Box::leak(assemble(table).into_boxed_str());
+        ElementwiseShader { shader: Box::leak(Box::new(Shader { name: "elementwise.wgsl", source })) }
     }
-}
 
-/// Element-wise functions of two operands. The `*Grad` ops take (upstream gradient, saved
-/// forward value) and return the input gradient, so a backward is one pass.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum BinaryOp {
-    /// a + b.
-    Add,
-    /// a − b.
-    Sub,
-    /// a · b.
-    Mul,
-    /// a / b.
-    Div,
-    /// max(a, b).
-    Max,
-    /// min(a, b).
-    Min,
-    /// Comparisons give 1.0 where true, 0.0 where false.
-    Gt,
-    /// a ≥ b.
-    Ge,
-    /// a < b.
-    Lt,
-    /// a ≤ b.
-    Le,
-    /// a = b.
-    Eq,
-    /// saved x: g where x > 0, else 0.
-    ReluGrad,
-    /// saved x: g where x > 0, else slope·g.
-    LeakyReluGrad(f32),
-    /// saved y = σ(x): g·y·(1 − y).
-    SigmoidGrad,
-    /// saved y = tanh(x): g·(1 − y²).
-    TanhGrad,
-    /// saved x: g·sign(x).
-    AbsGrad,
-    /// saved x: g·σ(x).
-    SoftplusGrad,
-    /// saved x: g where lo ≤ x ≤ hi, else 0.
-    ClampGrad(f32, f32),
-    /// α·a + β·b (fused scale-and-add: running statistics, SGD without momentum, …).
-    Axpby(f32, f32),
-}
+    fn kernel(&self, entry: &'static str, inputs: u32) -> KernelDef {
+        KernelDef { shader: self.shader, entry, inputs, outputs: 1 }
+    }
 
-impl BinaryOp {
-    fn code(self) -> (u32, f32, f32) {
-        use BinaryOp::*;
-        match self {
-            Add => (0, 0.0, 0.0),
-            Sub => (1, 0.0, 0.0),
-            Mul => (2, 0.0, 0.0),
-            Div => (3, 0.0, 0.0),
-            Max => (4, 0.0, 0.0),
-            Min => (5, 0.0, 0.0),
-            Gt => (6, 0.0, 0.0),
-            Ge => (7, 0.0, 0.0),
-            Lt => (8, 0.0, 0.0),
-            Le => (9, 0.0, 0.0),
-            Eq => (10, 0.0, 0.0),
-            ReluGrad => (11, 0.0, 0.0),
-            LeakyReluGrad(s) => (12, s, 0.0),
-            SigmoidGrad => (13, 0.0, 0.0),
-            TanhGrad => (14, 0.0, 0.0),
-            AbsGrad => (15, 0.0, 0.0),
-            SoftplusGrad => (16, 0.0, 0.0),
-            ClampGrad(lo, hi) => (17, lo, hi),
-            Axpby(a, b) => (18, a, b),
-        }
+    /// out = op(x) over `shape`, both strided.
+    // x, out: views at `shape`
+    pub fn unary(&self, ctx: &Context, op: OpCode, x: &View, out: &View, shape: &[usize]) -> Result<()> {
+        let p = params("unary", op, shape, [Some(out), Some(x), None, None])?;
+        launch(ctx, &self.kernel("unary", 1), &p, &[x.buf], out.buf)
+    }
+
+    /// out = op's backward(g, saved) over `shape`, written dense into `out`.
+    // g, saved: views at `shape` → out: [Π shape]
+    pub fn unary_backward(
+        &self,
+        ctx: &Context,
+        op: OpCode,
+        g: &View,
+        saved: &View,
+        out: &GpuBuffer,
+        shape: &[usize],
+    ) -> Result<()> {
+        let o = View::dense(out, shape);
+        let p = params("unary_backward", op, shape, [Some(&o), Some(g), Some(saved), None])?;
+        launch(ctx, &self.kernel("unary_backward", 2), &p, &[g.buf, saved.buf], out)
+    }
+
+    /// out = op(a, b) at the broadcast shape `shape`, written dense into `out`.
+    // a, b: views at `shape` (stride 0 on broadcast axes) → out: [Π shape]
+    pub fn binary(&self, ctx: &Context, code: u32, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
+        let o = View::dense(out, shape);
+        let op = OpCode { code, ..Default::default() };
+        let p = params("binary", op, shape, [Some(&o), Some(a), Some(b), None])?;
+        launch(ctx, &self.kernel("binary", 2), &p, &[a.buf, b.buf], out)
     }
 }
 
@@ -280,7 +238,7 @@ fn pack(v: &[usize]) -> [u32; 8] {
 
 /// Builds Params for views o, a, b, c (absent operands reuse o's layout) at `shape`, after
 /// checking ranks, extents and the element count.
-fn params(kernel: &'static str, code: (u32, f32, f32), shape: &[usize], views: [Option<&View>; 4]) -> Result<Params> {
+fn params(kernel: &'static str, op: OpCode, shape: &[usize], views: [Option<&View>; 4]) -> Result<Params> {
     let n: usize = shape.iter().product();
     if n > u32::MAX as usize {
         return Err(invalid(kernel, format!("{n} elements exceed u32 indexing")));
@@ -312,11 +270,11 @@ fn params(kernel: &'static str, code: (u32, f32, f32), shape: &[usize], views: [
     let contiguous = cshape.len() <= 1 && cstrides.iter().all(|s| s.first().is_none_or(|&x| x == 1));
     Ok(Params {
         n: n as u32,
-        op: code.0,
+        op: op.code,
         rank: cshape.len() as u32,
         contiguous: contiguous as u32,
-        alpha: code.1,
-        beta: code.2,
+        alpha: op.alpha,
+        beta: op.beta,
         _pad: [0; 2],
         offsets: [all[0].offset as u32, all[1].offset as u32, all[2].offset as u32, all[3].offset as u32],
         shape: pack(&cshape),
@@ -332,38 +290,18 @@ fn launch(ctx: &Context, k: &KernelDef, p: &Params, inputs: &[&GpuBuffer], out: 
     ctx.dispatch(k, p, inputs, &[out], grid)
 }
 
-/// out\[i\] = op(x\[i\]) for dense buffers: n = x.len(), out holds at least n.
-pub fn unary(ctx: &Context, op: UnaryOp, x: &GpuBuffer, out: &GpuBuffer) -> Result<()> {
-    let shape = [x.len()];
-    map(ctx, op, &View::dense(x, &shape), &View::dense(out, &shape), &shape)
-}
-
-/// out = op(x) over `shape`, both strided: with [`UnaryOp::Identity`] this is the strided
-/// copy that makes any layout contiguous (or writes into a strided slice of `out`).
-// x, out: views at `shape`
-pub fn map(ctx: &Context, op: UnaryOp, x: &View, out: &View, shape: &[usize]) -> Result<()> {
-    let p = params("unary", op.code(), shape, [Some(out), Some(x), None, None])?;
-    launch(ctx, &UNARY, &p, &[x.buf], out.buf)
-}
-
-/// The strided gather: `dst` (any view) = `src` (any view) at `shape`.
+/// The strided gather: `dst` (any view) = `src` (any view) at `shape` (what makes any layout
+/// contiguous, or writes into a strided slice of `dst`).
 pub fn copy_strided(ctx: &Context, src: &View, dst: &View, shape: &[usize]) -> Result<()> {
-    map(ctx, UnaryOp::Identity, src, dst, shape)
-}
-
-/// out = op(a, b) at the broadcast shape `shape`, written dense row-major into `out`.
-// a, b: views at `shape` (stride 0 on broadcast axes) → out: [Π shape]
-pub fn binary(ctx: &Context, op: BinaryOp, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
-    let o = View::dense(out, shape);
-    let p = params("binary", op.code(), shape, [Some(&o), Some(a), Some(b), None])?;
-    launch(ctx, &BINARY, &p, &[a.buf, b.buf], out)
+    let p = params("copy", OpCode::default(), shape, [Some(dst), Some(src), None, None])?;
+    launch(ctx, &COPY, &p, &[src.buf], dst.buf)
 }
 
 /// out = cond ≠ 0 ? a : b at `shape`, written dense.
 // cond, a, b: views at `shape` → out: [Π shape]
 pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
     let o = View::dense(out, shape);
-    let p = params("where_select", (0, 0.0, 0.0), shape, [Some(&o), Some(a), Some(b), Some(cond)])?;
+    let p = params("where_select", OpCode::default(), shape, [Some(&o), Some(a), Some(b), Some(cond)])?;
     launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out)
 }
 
@@ -380,7 +318,19 @@ mod tests {
 
     #[test]
     fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
+        assert_eq!(
+            std::mem::size_of::<Params>() as u32,
+            wgsl_check::struct_size(STRIDED.name, STRIDED.source, "Params")
+        );
+    }
+
+    #[test]
+    fn an_assembled_shader_validates_and_numbers_its_cases_by_row() {
+        let table = OpTable { unary: &["-x", "x * alpha"], unary_backward: &["g", "g * alpha"], binary: &["a + b"] };
+        let src = assemble(&table);
+        wgsl_check::module("assembled elementwise.wgsl", &src);
+        assert!(src.contains("case 1u: { return x * alpha; }"), "{src}");
+        assert!(!src.contains("_CASES}}"), "a placeholder was left unfilled");
     }
 
     #[test]

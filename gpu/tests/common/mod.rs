@@ -116,3 +116,54 @@ pub fn assert_close(what: &str, rng: &Rng, got: &[f32], want: &[f64], scale: imp
 pub fn assert_close_unit(what: &str, rng: &Rng, got: &[f32], want: &[f64]) {
     assert_close(what, rng, got, want, |_| 1.0);
 }
+
+/// A small op table for the launcher tests (the real table, with every op, is the tensor
+/// crate's `elementwise_table`; its rows are tested there and in the workspace's tests/).
+pub mod ops {
+    use std::sync::OnceLock;
+
+    use gpu::kernels::elementwise::{ElementwiseShader, OpCode, OpTable, View};
+    use gpu::{Context, GpuBuffer};
+
+    /// Unary codes: −x, eˣ, x + α.
+    pub const NEG: u32 = 0;
+    pub const EXP: u32 = 1;
+    pub const ADD_SCALAR: u32 = 2;
+    /// Unary backward code 0: g·s.
+    /// Binary codes: a + b, a − b, a·b, a / b, NaN-propagating max.
+    pub const ADD: u32 = 0;
+    pub const SUB: u32 = 1;
+    pub const MUL: u32 = 2;
+    pub const DIV: u32 = 3;
+    pub const MAX: u32 = 4;
+    pub const BINARY: [u32; 5] = [ADD, SUB, MUL, DIV, MAX];
+
+    /// f64 references of the binary codes.
+    pub fn binary_ref(code: u32, a: f64, b: f64) -> f64 {
+        match code {
+            ADD => a + b,
+            SUB => a - b,
+            MUL => a * b,
+            DIV => a / b,
+            _ => a.max(b),
+        }
+    }
+
+    pub fn shader() -> &'static ElementwiseShader {
+        static SHADER: OnceLock<ElementwiseShader> = OnceLock::new();
+        SHADER.get_or_init(|| {
+            ElementwiseShader::new(&OpTable {
+                unary: &["-x", "exp(x)", "x + alpha"],
+                unary_backward: &["g * s", "g * s", "g * s"],
+                binary: &["a + b", "a - b", "a * b", "a / b", "select(select(max(a, b), b, is_nan(b)), a, is_nan(a))"],
+            })
+        })
+    }
+
+    /// out = op(x) for dense buffers of x's length.
+    pub fn unary(ctx: &Context, code: u32, alpha: f32, x: &GpuBuffer, out: &GpuBuffer) -> gpu::Result<()> {
+        let shape = [x.len()];
+        let op = OpCode { code, alpha, beta: 0.0 };
+        shader().unary(ctx, op, &View::dense(x, &shape), &View::dense(out, &shape), &shape)
+    }
+}

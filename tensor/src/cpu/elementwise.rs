@@ -1,149 +1,18 @@
 //! Element-wise kernels: unary maps, binary maps (same shape or broadcast through strided
-//! layouts), and the fused gradient helpers the autograd backward passes use.
+//! layouts), and the kernels each row of `crate::elementwise_table` is instantiated with.
+//! Beyond the plain loop of the definition, two things here are about speed: outputs are
+//! written into uninitialised capacity (no zeroing pass), and f32 eˣ and σ(x) are computed
+//! from arithmetic only so their loops vectorise (`exp_f32`, `sigmoid_f32`).
 
 use rayon::prelude::*;
 
 use crate::dtype::Float;
+use crate::elementwise_table::{BinaryFormula, UnaryFormula};
 use crate::shape::Layout;
 
 /// Below this many elements a kernel runs on one thread: rayon's fork/join costs more.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 const CHUNK: usize = 1 << 13;
-
-/// Element-wise functions of one tensor. Parameters are carried as f64 and converted once.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// −x.
-    Neg,
-    /// eˣ.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// √x.
-    Sqrt,
-    /// |x|.
-    Abs,
-    /// max(x, 0).
-    Relu,
-    /// 1 / (1 + e⁻ˣ), see [`sigmoid`].
-    Sigmoid,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// ln(1 + eˣ), computed stably as max(x, 0) + ln(1 + e^−|x|).
-    Softplus,
-    /// 1 / x.
-    Recip,
-    /// x².
-    Square,
-    /// x where x > 0, slope·x elsewhere.
-    LeakyRelu(f64),
-    /// xᵖ.
-    Powf(f64),
-    /// x clamped to `[lo, hi]`.
-    Clamp(f64, f64),
-    /// x + s.
-    AddScalar(f64),
-    /// x · s.
-    MulScalar(f64),
-}
-
-/// Element-wise functions of two tensors (broadcast to a common shape).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum BinaryOp {
-    /// a + b.
-    Add,
-    /// a − b.
-    Sub,
-    /// a · b.
-    Mul,
-    /// a / b.
-    Div,
-    /// max(a, b).
-    Max,
-    /// min(a, b).
-    Min,
-    /// Comparisons give 1 where true, 0 where false.
-    Gt,
-    /// a ≥ b.
-    Ge,
-    /// a < b.
-    Lt,
-    /// a ≤ b.
-    Le,
-    /// a = b.
-    Eq,
-    /// Gradient helpers, `(grad_out, saved) -> grad_in`, fused so backward is one pass.
-    /// relu: saved = x, g where x > 0.
-    ReluGrad,
-    /// leaky_relu(slope): saved = x, g or slope·g.
-    LeakyReluGrad(f64),
-    /// sigmoid: saved = y = σ(x), g·y·(1 − y).
-    SigmoidGrad,
-    /// tanh: saved = y = tanh(x), g·(1 − y²).
-    TanhGrad,
-    /// abs: saved = x, g·sign(x).
-    AbsGrad,
-    /// softplus: saved = x, g·σ(x).
-    SoftplusGrad,
-    /// clamp(lo, hi): saved = x, g where lo ≤ x ≤ hi (PyTorch passes the bounds through).
-    ClampGrad(f64, f64),
-}
-
-impl UnaryOp {
-    /// The op's name in snake case (profiles, error messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Relu => "relu",
-            UnaryOp::Sigmoid => "sigmoid",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Softplus => "softplus",
-            UnaryOp::Recip => "recip",
-            UnaryOp::Square => "square",
-            UnaryOp::LeakyRelu(_) => "leaky_relu",
-            UnaryOp::Powf(_) => "powf",
-            UnaryOp::Clamp(_, _) => "clamp",
-            UnaryOp::AddScalar(_) => "add_scalar",
-            UnaryOp::MulScalar(_) => "mul_scalar",
-        }
-    }
-}
-
-impl BinaryOp {
-    /// The op's name in snake case (profiles, error messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Max => "max",
-            BinaryOp::Min => "min",
-            BinaryOp::Gt => "gt",
-            BinaryOp::Ge => "ge",
-            BinaryOp::Lt => "lt",
-            BinaryOp::Le => "le",
-            BinaryOp::Eq => "eq",
-            BinaryOp::ReluGrad => "relu_grad",
-            BinaryOp::LeakyReluGrad(_) => "leaky_relu_grad",
-            BinaryOp::SigmoidGrad => "sigmoid_grad",
-            BinaryOp::TanhGrad => "tanh_grad",
-            BinaryOp::AbsGrad => "abs_grad",
-            BinaryOp::SoftplusGrad => "softplus_grad",
-            BinaryOp::ClampGrad(_, _) => "clamp_grad",
-        }
-    }
-}
-
-/// 1 / (1 + e⁻ˣ), in the precision of `T` (f32 and f64 each have their own, below).
-#[inline(always)]
-pub fn sigmoid<T: Float>(x: T) -> T {
-    x.sigmoid()
-}
 
 /// f64 sigmoid, branching on the sign of x so that exp never overflows; libm's exp keeps the
 /// gradient checks' reference exact.
@@ -204,12 +73,6 @@ pub fn exp_f32(x: f32) -> f32 {
     let (n1, n2) = (n >> 1, n - (n >> 1));
     let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
     p * pow2(n1) * pow2(n2)
-}
-
-/// ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|), which never overflows.
-#[inline(always)]
-pub fn softplus<T: Float>(x: T) -> T {
-    x.max(T::ZERO) + (-x.abs()).exp().ln_1p()
 }
 
 /// out\[i\] = f(x\[i\]), in parallel for large inputs.
@@ -308,197 +171,24 @@ pub fn zip_map_strided<T: Float>(
     out
 }
 
-/// Applies a unary op.
-pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
-    let c = T::from_f64;
-    match op {
-        UnaryOp::Neg => map(x, |v| -v),
-        UnaryOp::Exp => map(x, |v| v.exp()),
-        UnaryOp::Log => map(x, |v| v.ln()),
-        UnaryOp::Sqrt => map(x, |v| v.sqrt()),
-        UnaryOp::Abs => map(x, |v| v.abs()),
-        // `v <= 0` is false for NaN, so NaN passes through (as in PyTorch).
-        UnaryOp::Relu => map(x, |v| if v <= T::ZERO { T::ZERO } else { v }),
-        UnaryOp::Sigmoid => map(x, sigmoid),
-        UnaryOp::Tanh => map(x, |v| v.tanh()),
-        UnaryOp::Softplus => map(x, softplus),
-        UnaryOp::Recip => map(x, |v| T::ONE / v),
-        UnaryOp::Square => map(x, |v| v * v),
-        UnaryOp::LeakyRelu(s) => {
-            let s = c(s);
-            map(x, move |v| if v > T::ZERO { v } else { s * v })
-        }
-        UnaryOp::Powf(p) => {
-            let p = c(p);
-            map(x, move |v| v.powf(p))
-        }
-        UnaryOp::Clamp(lo, hi) => {
-            let (lo, hi) = (c(lo), c(hi));
-            // Comparisons, not max/min: those return the other operand for NaN.
-            map(x, move |v| {
-                if v < lo {
-                    lo
-                } else if v > hi {
-                    hi
-                } else {
-                    v
-                }
-            })
-        }
-        UnaryOp::AddScalar(s) => {
-            let s = c(s);
-            map(x, move |v| v + s)
-        }
-        UnaryOp::MulScalar(s) => {
-            let s = c(s);
-            map(x, move |v| v * s)
-        }
-    }
+/// The forward kernel of a unary table row: out\[i\] = F(x\[i\]), one loop per op and type.
+pub fn unary_kernel<T: Float, F: UnaryFormula>(x: &[T], alpha: T, beta: T) -> Vec<T> {
+    map(x, move |v| F::forward(v, alpha, beta))
 }
 
-// The scalar functions of the gradient helpers, `(g, saved) -> grad_in`, each written once
-// and used by both the dense loops and the broadcasting path.
-
-/// max(x, y), NaN if either is (as `torch.maximum`; `f32::max` would return the other one).
-#[inline(always)]
-fn nan_max<T: Float>(x: T, y: T) -> T {
-    #[allow(clippy::eq_op)] // x != x: x is NaN
-    if x > y || x != x {
-        x
-    } else {
-        y
-    }
+/// The backward kernel of a unary table row: grad_in\[i\] = F'(g\[i\], saved\[i\]).
+pub fn unary_backward_kernel<T: Float, F: UnaryFormula>(g: &[T], saved: &[T], alpha: T, beta: T) -> Vec<T> {
+    zip_map(g, saved, move |g, s| F::backward(g, s, alpha, beta))
 }
 
-/// min(x, y), NaN if either is (as `torch.minimum`).
-#[inline(always)]
-fn nan_min<T: Float>(x: T, y: T) -> T {
-    #[allow(clippy::eq_op)]
-    if x < y || x != x {
-        x
-    } else {
-        y
-    }
+/// The dense kernel of a binary table row: out\[i\] = F(a\[i\], b\[i\]).
+pub fn binary_kernel<T: Float, F: BinaryFormula>(a: &[T], b: &[T]) -> Vec<T> {
+    zip_map(a, b, F::apply)
 }
 
-#[inline(always)]
-fn relu_grad<T: Float>(g: T, x: T) -> T {
-    if x > T::ZERO {
-        g
-    } else {
-        T::ZERO
-    }
-}
-
-#[inline(always)]
-fn leaky_relu_grad<T: Float>(g: T, x: T, slope: T) -> T {
-    if x > T::ZERO {
-        g
-    } else {
-        slope * g
-    }
-}
-
-#[inline(always)]
-fn sigmoid_grad<T: Float>(g: T, y: T) -> T {
-    g * y * (T::ONE - y)
-}
-
-#[inline(always)]
-fn tanh_grad<T: Float>(g: T, y: T) -> T {
-    g * (T::ONE - y * y)
-}
-
-#[inline(always)]
-fn abs_grad<T: Float>(g: T, x: T) -> T {
-    if x > T::ZERO {
-        g
-    } else if x < T::ZERO {
-        -g
-    } else {
-        T::ZERO
-    }
-}
-
-#[inline(always)]
-fn clamp_grad<T: Float>(g: T, x: T, lo: T, hi: T) -> T {
-    if x >= lo && x <= hi {
-        g
-    } else {
-        T::ZERO
-    }
-}
-
-#[inline(always)]
-fn bool_to<T: Float>(cond: bool) -> T {
-    if cond {
-        T::ONE
-    } else {
-        T::ZERO
-    }
-}
-
-/// The scalar function of a binary op, for the broadcasting path (`zip_map_strided`). The
-/// match runs per element there; dense inputs go through [`binary`], which matches once.
-pub fn binary_fn<T: Float>(op: BinaryOp) -> impl Fn(T, T) -> T + Sync + Send + Copy {
-    let c = T::from_f64;
-    let (p0, p1) = match op {
-        BinaryOp::LeakyReluGrad(s) => (c(s), T::ZERO),
-        BinaryOp::ClampGrad(lo, hi) => (c(lo), c(hi)),
-        _ => (T::ZERO, T::ZERO),
-    };
-    move |x: T, y: T| match op {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-        BinaryOp::Max => nan_max(x, y),
-        BinaryOp::Min => nan_min(x, y),
-        BinaryOp::Gt => bool_to(x > y),
-        BinaryOp::Ge => bool_to(x >= y),
-        BinaryOp::Lt => bool_to(x < y),
-        BinaryOp::Le => bool_to(x <= y),
-        BinaryOp::Eq => bool_to(x == y),
-        BinaryOp::ReluGrad => relu_grad(x, y),
-        BinaryOp::LeakyReluGrad(_) => leaky_relu_grad(x, y, p0),
-        BinaryOp::SigmoidGrad => sigmoid_grad(x, y),
-        BinaryOp::TanhGrad => tanh_grad(x, y),
-        BinaryOp::AbsGrad => abs_grad(x, y),
-        BinaryOp::SoftplusGrad => x * sigmoid(y),
-        BinaryOp::ClampGrad(_, _) => clamp_grad(x, y, p0, p1),
-    }
-}
-
-/// Same-shape binary op on dense inputs: one monomorphised loop per op, so the op is matched
-/// once per call (not per element) and the loop vectorises.
-pub fn binary<T: Float>(a: &[T], b: &[T], op: BinaryOp) -> Vec<T> {
-    let c = T::from_f64;
-    match op {
-        BinaryOp::Add => zip_map(a, b, |x, y| x + y),
-        BinaryOp::Sub => zip_map(a, b, |x, y| x - y),
-        BinaryOp::Mul => zip_map(a, b, |x, y| x * y),
-        BinaryOp::Div => zip_map(a, b, |x, y| x / y),
-        BinaryOp::Max => zip_map(a, b, nan_max),
-        BinaryOp::Min => zip_map(a, b, nan_min),
-        BinaryOp::Gt => zip_map(a, b, |x, y| bool_to(x > y)),
-        BinaryOp::Ge => zip_map(a, b, |x, y| bool_to(x >= y)),
-        BinaryOp::Lt => zip_map(a, b, |x, y| bool_to(x < y)),
-        BinaryOp::Le => zip_map(a, b, |x, y| bool_to(x <= y)),
-        BinaryOp::Eq => zip_map(a, b, |x, y| bool_to(x == y)),
-        BinaryOp::ReluGrad => zip_map(a, b, relu_grad),
-        BinaryOp::LeakyReluGrad(s) => {
-            let s = c(s);
-            zip_map(a, b, move |x, y| leaky_relu_grad(x, y, s))
-        }
-        BinaryOp::SigmoidGrad => zip_map(a, b, sigmoid_grad),
-        BinaryOp::TanhGrad => zip_map(a, b, tanh_grad),
-        BinaryOp::AbsGrad => zip_map(a, b, abs_grad),
-        BinaryOp::SoftplusGrad => zip_map(a, b, |x, y| x * sigmoid(y)),
-        BinaryOp::ClampGrad(lo, hi) => {
-            let (lo, hi) = (c(lo), c(hi));
-            zip_map(a, b, move |x, y| clamp_grad(x, y, lo, hi))
-        }
-    }
+/// The broadcasting kernel of a binary table row (see [`zip_map_strided`]).
+pub fn binary_strided_kernel<T: Float, F: BinaryFormula>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+    zip_map_strided(a, la, b, lb, F::apply)
 }
 
 /// where(cond, a, b) on dense, same-length inputs: a where cond ≠ 0, else b.
@@ -550,15 +240,6 @@ mod tests {
         }
         assert_eq!(sigmoid_f32(-1000.0), 0.0);
         assert_eq!(sigmoid_f32(1000.0), 1.0);
-    }
-
-    #[test]
-    fn sigmoid_and_softplus_are_stable_at_extremes() {
-        assert_eq!(sigmoid(-1000.0f64), 0.0);
-        assert_eq!(sigmoid(1000.0f64), 1.0);
-        assert!((softplus(1000.0f64) - 1000.0).abs() < 1e-12);
-        assert!(softplus(-1000.0f64) >= 0.0 && softplus(-1000.0f64) < 1e-300);
-        assert!((softplus(0.0f64) - 2f64.ln()).abs() < 1e-15);
     }
 
     #[test]

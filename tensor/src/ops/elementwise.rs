@@ -1,21 +1,23 @@
-//! Element-wise ops on tensors: unary functions, broadcast binary arithmetic and comparisons,
-//! `where`, and scalar shorthands. Shape rule for binary ops: NumPy broadcasting.
+//! Element-wise ops on tensors: the rows of `crate::elementwise_table` (unary functions and
+//! their backward passes, broadcast binary arithmetic and comparisons), `where`, and the
+//! method shorthands. Shape rule for binary ops: NumPy broadcasting.
 //!
 //! On the GPU every operand is read through its strides (broadcast axes have stride 0), so
 //! no view is copied before an element-wise kernel.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use gpu::kernels::elementwise::{self as gpu_kernel, View};
+use gpu::kernels::elementwise::{self as gpu_kernel, ElementwiseShader, OpCode, OpTable, View};
 
 use crate::cpu::elementwise as kernel;
-pub use crate::cpu::elementwise::{BinaryOp, UnaryOp};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
+use crate::elementwise_table::{self as table, Saved, BINARY_OPS, UNARY_OPS};
+pub use crate::elementwise_table::{BinaryOp, UnaryOp};
 use crate::error::{gpu_err, Result, TensorError};
 use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
-use crate::storage::Storage;
+use crate::storage::{CpuStorage, Storage};
 use crate::tensor::{gpu_alloc, Tensor};
 
 fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
@@ -25,71 +27,86 @@ fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
     Ok(a.dtype())
 }
 
+/// The GPU op kernels, assembled from the op table the first time one runs.
+fn gpu_shader() -> &'static ElementwiseShader {
+    static SHADER: OnceLock<ElementwiseShader> = OnceLock::new();
+    SHADER.get_or_init(|| {
+        let unary: Vec<&str> = UNARY_OPS.iter().map(|d| d.wgsl).collect();
+        let unary_backward: Vec<&str> = UNARY_OPS.iter().map(|d| d.backward_wgsl).collect();
+        let binary: Vec<&str> = BINARY_OPS.iter().map(|d| d.wgsl).collect();
+        ElementwiseShader::new(&OpTable { unary: &unary, unary_backward: &unary_backward, binary: &binary })
+    })
+}
+
+/// The shader's op code and f32 parameters of a unary op.
+fn gpu_code(op: UnaryOp) -> OpCode {
+    OpCode { code: op.def.code(), alpha: op.alpha as f32, beta: op.beta as f32 }
+}
+
 /// Applies `op` to every element. x: any shape → same shape.
 pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, op.name(), x);
-    fn run<T: Float>(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
-        Ok(Tensor::from_kernel(kernel::unary(x.cpu_slice::<T>()?, op), x.shape()))
-    }
     match x.storage() {
         Storage::Cpu(_) => {
             let x = x.contiguous()?;
-            match x.dtype() {
-                DType::F32 => run::<f32>(&x, op),
-                DType::F64 => run::<f64>(&x, op),
-            }
+            Ok(match x.dtype() {
+                DType::F32 => Tensor::from_kernel(
+                    (op.def.forward_f32)(x.cpu_slice()?, op.alpha as f32, op.beta as f32),
+                    x.shape(),
+                ),
+                DType::F64 => Tensor::from_kernel((op.def.forward_f64)(x.cpu_slice()?, op.alpha, op.beta), x.shape()),
+            })
         }
         Storage::Gpu(_) => map_gpu("unary op", &[x], x.shape(), |ctx, views, out| {
-            gpu_kernel::map(ctx, gpu_unary(op), &views[0], out, x.shape())
+            gpu_shader().unary(ctx, gpu_code(op), &views[0], out, x.shape())
         }),
     }
 }
 
-/// The GPU kernel's spelling of a unary op (parameters in f32).
-fn gpu_unary(op: UnaryOp) -> gpu_kernel::UnaryOp {
-    use gpu_kernel::UnaryOp as G;
-    match op {
-        UnaryOp::Neg => G::Neg,
-        UnaryOp::Exp => G::Exp,
-        UnaryOp::Log => G::Log,
-        UnaryOp::Sqrt => G::Sqrt,
-        UnaryOp::Abs => G::Abs,
-        UnaryOp::Relu => G::Relu,
-        UnaryOp::Sigmoid => G::Sigmoid,
-        UnaryOp::Tanh => G::Tanh,
-        UnaryOp::Softplus => G::Softplus,
-        UnaryOp::Recip => G::Recip,
-        UnaryOp::Square => G::Square,
-        UnaryOp::LeakyRelu(s) => G::LeakyRelu(s as f32),
-        UnaryOp::Powf(e) => G::Powf(e as f32),
-        UnaryOp::Clamp(lo, hi) => G::Clamp(lo as f32, hi as f32),
-        UnaryOp::AddScalar(s) => G::AddScalar(s as f32),
-        UnaryOp::MulScalar(s) => G::MulScalar(s as f32),
+/// The backward of a unary op: ∂L/∂x from g = ∂L/∂y and the value the op's row saves (x or
+/// y; ignored when it saves nothing). g, saved: the op's shape → same shape.
+pub fn unary_backward(g: &Tensor, saved: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, op.name(), g);
+    let name = "unary backward";
+    same_device(name, &[g.device(), saved.device()])?;
+    check_dtypes(name, g, saved)?;
+    if g.shape() != saved.shape() {
+        return Err(TensorError::Shape {
+            op: name,
+            msg: format!("gradient {:?} and saved value {:?} differ in shape", g.shape(), saved.shape()),
+        });
+    }
+    match g.storage() {
+        Storage::Cpu(_) => {
+            let (g, s) = (g.contiguous()?, saved.contiguous()?);
+            let (a, b) = (op.alpha, op.beta);
+            Ok(match g.dtype() {
+                DType::F32 => Tensor::from_kernel(
+                    (op.def.backward_f32)(g.cpu_slice()?, s.cpu_slice()?, a as f32, b as f32),
+                    g.shape(),
+                ),
+                DType::F64 => {
+                    Tensor::from_kernel((op.def.backward_f64)(g.cpu_slice()?, s.cpu_slice()?, a, b), g.shape())
+                }
+            })
+        }
+        Storage::Gpu(_) => map_gpu(name, &[g, saved], g.shape(), |ctx, v, out| {
+            gpu_shader().unary_backward(ctx, gpu_code(op), &v[0], &v[1], out.buf, g.shape())
+        }),
     }
 }
 
-/// The GPU kernel's spelling of a binary op.
-fn gpu_binary(op: BinaryOp) -> gpu_kernel::BinaryOp {
-    use gpu_kernel::BinaryOp as G;
-    match op {
-        BinaryOp::Add => G::Add,
-        BinaryOp::Sub => G::Sub,
-        BinaryOp::Mul => G::Mul,
-        BinaryOp::Div => G::Div,
-        BinaryOp::Max => G::Max,
-        BinaryOp::Min => G::Min,
-        BinaryOp::Gt => G::Gt,
-        BinaryOp::Ge => G::Ge,
-        BinaryOp::Lt => G::Lt,
-        BinaryOp::Le => G::Le,
-        BinaryOp::Eq => G::Eq,
-        BinaryOp::ReluGrad => G::ReluGrad,
-        BinaryOp::LeakyReluGrad(s) => G::LeakyReluGrad(s as f32),
-        BinaryOp::SigmoidGrad => G::SigmoidGrad,
-        BinaryOp::TanhGrad => G::TanhGrad,
-        BinaryOp::AbsGrad => G::AbsGrad,
-        BinaryOp::SoftplusGrad => G::SoftplusGrad,
-        BinaryOp::ClampGrad(lo, hi) => G::ClampGrad(lo as f32, hi as f32),
+/// The whole of a CPU storage as a slice of `T` (a strided kernel reads it through a layout).
+fn whole<'a, T: Float>(s: &'a CpuStorage, op: &'static str) -> Result<&'a [T]> {
+    T::slice(s).ok_or(TensorError::DType { op, expected: T::DTYPE, got: s.dtype() })
+}
+
+/// What a unary op's backward keeps from its forward: x, y or nothing ([`Saved`]).
+pub fn saved_for_backward(op: UnaryOp, x: &Tensor, y: &Tensor) -> Option<Tensor> {
+    match op.def.saves {
+        Saved::Input => Some(x.clone()),
+        Saved::Output => Some(y.clone()),
+        Saved::Nothing => None,
     }
 }
 
@@ -117,38 +134,32 @@ fn map_gpu(
 
 /// Applies `op` to a and b broadcast together. a, b: broadcastable → broadcast shape.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Elementwise, op.name(), a);
-    fn run<T: Float>(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Result<Tensor> {
-        if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
-            let out = kernel::binary(a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, op);
-            return Ok(Tensor::from_kernel(out, shape));
-        }
-        let (la, lb) = (a.layout().broadcast_to(shape)?, b.layout().broadcast_to(shape)?);
-        let (Storage::Cpu(sa), Storage::Cpu(sb)) = (a.storage(), b.storage()) else {
-            return Err(TensorError::Device { op: "binary op", msg: "CPU kernel given a GPU operand".into() });
-        };
-        let (da, db) = (
-            T::slice(sa).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sa.dtype() })?,
-            T::slice(sb).ok_or(TensorError::DType { op: "binary", expected: T::DTYPE, got: sb.dtype() })?,
-        );
-        let out = match op {
-            BinaryOp::Add => kernel::zip_map_strided(da, &la, db, &lb, |x, y| x + y),
-            BinaryOp::Mul => kernel::zip_map_strided(da, &la, db, &lb, |x, y| x * y),
-            _ => kernel::zip_map_strided(da, &la, db, &lb, kernel::binary_fn(op)),
-        };
-        Ok(Tensor::from_kernel(out, shape))
-    }
+    let _profile = profile::scope(OpFamily::Elementwise, op.name, a);
     let name = "binary op";
     same_device(name, &[a.device(), b.device()])?;
     let dtype = check_dtypes(name, a, b)?;
     let shape = broadcast_shapes(name, a.shape(), b.shape())?;
-    match a.storage() {
-        Storage::Cpu(_) => match dtype {
-            DType::F32 => run::<f32>(a, b, op, &shape),
-            DType::F64 => run::<f64>(a, b, op, &shape),
-        },
-        Storage::Gpu(_) => map_gpu(name, &[a, b], &shape, |ctx, v, out| {
-            gpu_kernel::binary(ctx, gpu_binary(op), &v[0], &v[1], out.buf, &shape)
+    match (a.storage(), b.storage()) {
+        (Storage::Cpu(sa), Storage::Cpu(sb)) => {
+            if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
+                return Ok(match dtype {
+                    DType::F32 => Tensor::from_kernel((op.dense_f32)(a.cpu_slice()?, b.cpu_slice()?), &shape),
+                    DType::F64 => Tensor::from_kernel((op.dense_f64)(a.cpu_slice()?, b.cpu_slice()?), &shape),
+                });
+            }
+            // Read in place through the broadcast layouts (the whole storages, not copies).
+            let (la, lb) = (a.layout().broadcast_to(&shape)?, b.layout().broadcast_to(&shape)?);
+            Ok(match dtype {
+                DType::F32 => {
+                    Tensor::from_kernel((op.strided_f32)(whole(sa, name)?, &la, whole(sb, name)?, &lb), &shape)
+                }
+                DType::F64 => {
+                    Tensor::from_kernel((op.strided_f64)(whole(sa, name)?, &la, whole(sb, name)?, &lb), &shape)
+                }
+            })
+        }
+        _ => map_gpu(name, &[a, b], &shape, |ctx, v, out| {
+            gpu_shader().binary(ctx, op.code(), &v[0], &v[1], out.buf, &shape)
         }),
     }
 }
@@ -185,103 +196,107 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 impl Tensor {
     /// self + other, broadcasting both to a common shape.
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Add)
+        binary(self, other, &table::ADD)
     }
     /// self − other, with broadcasting.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Sub)
+        binary(self, other, &table::SUB)
     }
     /// self · other, with broadcasting.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Mul)
+        binary(self, other, &table::MUL)
     }
     /// self / other, with broadcasting.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Div)
+        binary(self, other, &table::DIV)
     }
     /// Element-wise max(self, other), with broadcasting.
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Max)
+        binary(self, other, &table::MAX)
     }
     /// Element-wise min(self, other), with broadcasting.
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Min)
+        binary(self, other, &table::MIN)
     }
     /// 1 where self > other, else 0 (same dtype), with broadcasting.
     pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Gt)
+        binary(self, other, &table::GT)
     }
     /// 1 where self < other, else 0, with broadcasting.
     pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Lt)
+        binary(self, other, &table::LT)
     }
     /// 1 where self = other, else 0, with broadcasting.
     pub fn eq_elementwise(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, BinaryOp::Eq)
+        binary(self, other, &table::EQ)
     }
     /// −self.
     pub fn neg(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Neg)
+        unary(self, UnaryOp::new(&table::NEG))
     }
     /// e^self.
     pub fn exp(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Exp)
+        unary(self, UnaryOp::new(&table::EXP))
     }
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Log)
+        unary(self, UnaryOp::new(&table::LOG))
     }
     /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Sqrt)
+        unary(self, UnaryOp::new(&table::SQRT))
     }
     /// Absolute value.
     pub fn abs(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Abs)
+        unary(self, UnaryOp::new(&table::ABS))
     }
     /// max(self, 0).
     pub fn relu(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Relu)
+        unary(self, UnaryOp::new(&table::RELU))
     }
     /// self where positive, slope·self elsewhere.
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::LeakyRelu(slope))
+        unary(self, UnaryOp::with(&table::LEAKY_RELU, slope, 0.0))
+    }
+    /// self·σ(self) (SiLU).
+    pub fn silu(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::new(&table::SILU))
     }
     /// Logistic sigmoid 1 / (1 + e^−self).
     pub fn sigmoid(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Sigmoid)
+        unary(self, UnaryOp::new(&table::SIGMOID))
     }
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Tanh)
+        unary(self, UnaryOp::new(&table::TANH))
     }
     /// ln(1 + e^self), computed without overflow.
     pub fn softplus(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Softplus)
+        unary(self, UnaryOp::new(&table::SOFTPLUS))
     }
     /// self².
     pub fn square(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Square)
+        unary(self, UnaryOp::new(&table::SQUARE))
     }
     /// 1 / self.
     pub fn recip(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::Recip)
+        unary(self, UnaryOp::new(&table::RECIP))
     }
     /// self^p for a scalar exponent p.
     pub fn powf(&self, p: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::Powf(p))
+        unary(self, UnaryOp::with(&table::POWF, p, 0.0))
     }
     /// Clamped to `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::Clamp(lo, hi))
+        unary(self, UnaryOp::with(&table::CLAMP, lo, hi))
     }
     /// self + s for a scalar s.
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::AddScalar(s))
+        unary(self, UnaryOp::with(&table::ADD_SCALAR, s, 0.0))
     }
     /// self · s for a scalar s.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::MulScalar(s))
+        unary(self, UnaryOp::with(&table::MUL_SCALAR, s, 0.0))
     }
 }
 
