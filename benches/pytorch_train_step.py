@@ -10,7 +10,7 @@ workload in a process of its own.
     python3 benches/pytorch_train_step.py --workloads B2 --steps 20
     python3 benches/pytorch_train_step.py --device cuda --workloads B2   # beside `--device gpu`
 
-On `cuda`, TF32 is off (the fp32 comparison issue 7 asks for), each step ends with a
+On `cuda`, TF32 is off (so the comparison is fp32 against fp32), each step ends with a
 synchronize, and the peak column is `torch.cuda.max_memory_allocated` instead of RSS.
 
 PyTorch is never a dependency of the project: this script only measures the reference.

@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gpu::kernels::conv2d::{self, Conv2dGeometry};
+use gpu::descriptors::Conv2dGeometry;
+use gpu::kernels::conv2d;
 use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
 use gpu::kernels::Output;
 use gpu::{AdapterPreference, Context};
@@ -94,7 +95,7 @@ fn bench_matmul(c: &mut Criterion, r: &Runner) {
 
 fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     let ctx = r.ctx;
-    let g = Conv2dGeometry::conv2d(64, 128, [8, 8], 128, [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let g = Conv2dGeometry::conv2d([64, 128, 8, 8], [128, 128, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
     let w = ctx.upload(&data(g.weight_len(), 4)).unwrap();
     let bias = ctx.upload(&data(g.c_out, 5)).unwrap();
@@ -115,7 +116,7 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
 
 /// Compiles every pipeline the cases use on tiny inputs, so no timed run pays for it.
 fn warm_up(ctx: &Context) {
-    let g = Conv2dGeometry::conv2d(1, 1, [3, 3], 1, [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let g = Conv2dGeometry::conv2d([1, 1, 3, 3], [1, 1, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let (x, w, y) = (ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap());
     conv2d::forward(ctx, &g, &x, &w, None, &y).unwrap();
     conv2d::backward_data(ctx, &g, &y, &w, &x, Output::Overwrite).unwrap();

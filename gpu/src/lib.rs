@@ -20,6 +20,7 @@
 
 pub mod buffer_pool;
 pub mod context;
+pub mod descriptors;
 pub mod error;
 pub mod kernels;
 pub mod pipeline_cache;

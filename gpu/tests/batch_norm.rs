@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use gpu::kernels::batch_norm::{self as bn, Affine, BackwardArgs, BatchStats, BnDims, BnStats};
+use gpu::descriptors::BnDims;
+use gpu::kernels::batch_norm::{self as bn, Affine, BackwardArgs, BatchStats, BnStats};
 
 const EPS: f64 = 1e-5;
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use gpu::kernels::conv2d::{self, Conv2dGeometry};
+use gpu::descriptors::Conv2dGeometry;
+use gpu::kernels::conv2d;
 use gpu::kernels::Output;
 
 /// For every (output pixel, tap) pair that reads an in-bounds input pixel:
@@ -48,8 +49,9 @@ fn acc(len: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn geometries() -> Vec<Conv2dGeometry> {
-    let c =
-        |b, ci, hw: [usize; 2], co, k: [usize; 2], s, p, d| Conv2dGeometry::conv2d(b, ci, hw, co, k, s, p, d).unwrap();
+    let c = |b, ci, [h, w]: [usize; 2], co, [kh, kw]: [usize; 2], s, p, d| {
+        Conv2dGeometry::conv2d([b, ci, h, w], [co, ci, kh, kw], s, p, d).unwrap()
+    };
     vec![
         c(1, 1, [5, 5], 1, [3, 3], [1, 1], [0, 0], [1, 1]),
         c(2, 3, [7, 9], 4, [3, 3], [2, 1], [1, 0], [1, 2]),
@@ -130,7 +132,7 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
         assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
 
         let db = poisoned(ctx, g.c_out);
-        conv2d::backward_bias(ctx, &g, &dyb, &db, Output::Overwrite).unwrap();
+        conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, &db, Output::Overwrite).unwrap();
         let (mut want, mut scale) = acc(g.c_out);
         for (i, &v) in dy.iter().enumerate() {
             let co = (i / (g.oh * g.ow)) % g.c_out;
@@ -145,7 +147,7 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
 fn conv2d_gradients_accumulate_into_existing_buffers() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let g = Conv2dGeometry::conv2d(2, 3, [7, 5], 4, [3, 3], [2, 1], [1, 1], [1, 1]).unwrap();
+    let g = Conv2dGeometry::conv2d([2, 3, 7, 5], [4, 3, 3, 3], [2, 1], [1, 1], [1, 1]).unwrap();
     let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
     let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
     // Overwrite once, then accumulate the same gradient on top: the result doubles.
@@ -160,5 +162,5 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
     };
     check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, &g, &dyb, &wb, o, m).unwrap());
     check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, &g, &dyb, &xb, o, m).unwrap());
-    check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, &g, &dyb, o, m).unwrap());
+    check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, o, m).unwrap());
 }

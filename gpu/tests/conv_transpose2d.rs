@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gpu::kernels::conv2d::Conv2dGeometry;
+use gpu::descriptors::Conv2dGeometry;
 use gpu::kernels::{conv_transpose2d as ct, Output};
 
 /// For every (input pixel, tap) pair that lands inside the output:
@@ -44,8 +44,8 @@ fn wi(g: &Conv2dGeometry, ci: usize, co: usize, ky: usize, kx: usize) -> usize {
 }
 
 fn geometries() -> Vec<Conv2dGeometry> {
-    let t = |b, ci, hw: [usize; 2], co, k: [usize; 2], s, p, d, op| {
-        Conv2dGeometry::conv_transpose2d(b, ci, hw, co, k, s, p, d, op).unwrap()
+    let t = |b, ci, [h, w]: [usize; 2], co, [kh, kw]: [usize; 2], s, p, d, op| {
+        Conv2dGeometry::conv_transpose2d([b, ci, h, w], [ci, co, kh, kw], s, p, op, d).unwrap()
     };
     vec![
         t(1, 1, [3, 3], 1, [3, 3], [1, 1], [0, 0], [1, 1], [0, 0]),
@@ -126,7 +126,7 @@ fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
 fn conv_transpose2d_backward_data_accumulates() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let g = Conv2dGeometry::conv_transpose2d(2, 3, [4, 5], 4, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]).unwrap();
+    let g = Conv2dGeometry::conv_transpose2d([2, 3, 4, 5], [3, 4, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1]).unwrap();
     let (dy, w) = (rng.signed(g.y_len()), rng.signed(g.weight_len()));
     let (dyb, wb) = (upload(ctx, &dy), upload(ctx, &w));
     let dx = poisoned(ctx, g.x_len());

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use gpu::kernels::pool::{self, Pool2dGeom};
+use gpu::descriptors::Pool2dGeom;
+use gpu::kernels::pool;
 
 /// In-bounds window rows/cols of output o and the padded length (PyTorch's divisor).
 fn window(o: usize, k: usize, s: usize, p: usize, n: usize) -> Window {

@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use gpu::kernels::reduce::{reduce, reduce_with, ReduceDims, ReduceOp, Strategy};
+use gpu::descriptors::ReduceOp;
+use gpu::kernels::reduce::{reduce, reduce_with, ReduceDims, Strategy};
 
 const OPS: [ReduceOp; 7] = [
     ReduceOp::Sum,

@@ -24,7 +24,7 @@ pub struct LossSetup {
     /// β-VAE or β-TCVAE, with its weights.
     pub objective: Objective,
     /// Standard deviation of Gaussian noise added to the encoder's input (the target stays
-    /// clean), 0 for none: seed 002's robustness training.
+    /// clean), 0 for none: Messaoudi et al.'s robustness training.
     pub input_noise_std: f64,
 }
 

@@ -3,6 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::BnDims;
 use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -37,28 +38,6 @@ pub struct Params {
     pub stat_is_var: u32,
     /// 1: training-mode backward (statistics depend on x).
     pub training: u32,
-}
-
-/// Sizes of x viewed as [N, C, S] (S = H·W, or 1 for [N, C] inputs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BnDims {
-    /// Batch size N.
-    pub n: usize,
-    /// Channels C.
-    pub c: usize,
-    /// Elements per (sample, channel) plane S = H·W.
-    pub s: usize,
-}
-
-impl BnDims {
-    /// Elements per channel: m = N·S.
-    pub fn m(&self) -> usize {
-        self.n * self.s
-    }
-
-    fn len(&self) -> usize {
-        self.n * self.c * self.s
-    }
 }
 
 /// The outputs of [`stats`], each \[C\].

@@ -3,6 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::Conv2dGeometry;
 use crate::error::{invalid, Result};
 use crate::kernels::{need, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -63,117 +64,7 @@ pub struct Params {
     pub _pad: [u32; 3],
 }
 
-/// Every size a convolution kernel needs (the CPU kernels' `Conv2dGeometry`). For conv2d:
-/// x [batch, c_in, h, w], weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For
-/// conv_transpose2d the names keep their meaning from the transpose's own point of view:
-/// x [batch, c_in, h, w], weight [c_in, c_out, kh, kw], y [batch, c_out, oh, ow].
-/// `oh`/`ow` are stored, not recomputed, so output_padding stays exact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dGeometry {
-    /// Batch size N.
-    pub batch: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Output height.
-    pub oh: usize,
-    /// Output width.
-    pub ow: usize,
-    /// Kernel height.
-    pub kh: usize,
-    /// Kernel width.
-    pub kw: usize,
-    /// [sh, sw]
-    pub stride: [usize; 2],
-    /// [ph, pw]
-    pub padding: [usize; 2],
-    /// [dh, dw]
-    pub dilation: [usize; 2],
-}
-
 impl Conv2dGeometry {
-    /// conv2d of x [batch, c_in, h, w] with a [c_out, c_in, kh, kw] weight:
-    /// OH = ⌊(H + 2p − d·(kH − 1) − 1)/s⌋ + 1 (likewise OW); `None` if the dilated kernel
-    /// does not fit the padded input or a stride, dilation or kernel size is 0.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        batch: usize,
-        c_in: usize,
-        [h, w]: [usize; 2],
-        c_out: usize,
-        [kh, kw]: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-    ) -> Option<Self> {
-        let out = |n: usize, k: usize, s: usize, p: usize, d: usize| {
-            let span = d.checked_mul(k.checked_sub(1)?)? + 1;
-            (s > 0 && n + 2 * p >= span).then(|| (n + 2 * p - span) / s + 1)
-        };
-        let oh = out(h, kh, stride[0], padding[0], dilation[0])?;
-        let ow = out(w, kw, stride[1], padding[1], dilation[1])?;
-        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh, ow, kh, kw, stride, padding, dilation })
-    }
-
-    /// conv_transpose2d of x [batch, c_in, h, w] with a [c_in, c_out, kh, kw] weight:
-    /// OH = (H − 1)·s − 2p + d·(kH − 1) + output_padding + 1 (likewise OW); `None` when that
-    /// is ≤ 0 or a stride, dilation or kernel size is 0.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv_transpose2d(
-        batch: usize,
-        c_in: usize,
-        [h, w]: [usize; 2],
-        c_out: usize,
-        [kh, kw]: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-        output_padding: [usize; 2],
-    ) -> Option<Self> {
-        let out = |n: usize, k: usize, s: usize, p: usize, d: usize, op: usize| {
-            if s == 0 || d == 0 || k == 0 || n == 0 {
-                return None;
-            }
-            let len = ((n - 1) * s + d * (k - 1) + op + 1) as isize - 2 * p as isize;
-            (len > 0).then_some(len as usize)
-        };
-        let oh = out(h, kh, stride[0], padding[0], dilation[0], output_padding[0])?;
-        let ow = out(w, kw, stride[1], padding[1], dilation[1], output_padding[1])?;
-        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh, ow, kh, kw, stride, padding, dilation })
-    }
-
-    /// The same convolution seen from the other side: (c_in, h, w) ↔ (c_out, oh, ow). For a
-    /// conv_transpose2d geometry this is the conv2d whose backward-data is the transpose's
-    /// forward; its [C_in_T, C_out_T, kH, kW] weight is read as [c_out, c_in, kH, kW].
-    pub fn transposed(&self) -> Self {
-        Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
-    }
-
-    /// Elements of x: batch·c_in·h·w.
-    pub fn x_len(&self) -> usize {
-        self.batch * self.c_in * self.h * self.w
-    }
-
-    /// Elements of y: batch·c_out·oh·ow.
-    pub fn y_len(&self) -> usize {
-        self.batch * self.c_out * self.oh * self.ow
-    }
-
-    /// Elements of a conv2d weight [c_out, c_in, kh, kw] (and of a conv_transpose2d weight).
-    pub fn weight_len(&self) -> usize {
-        self.c_out * self.c_in * self.kh * self.kw
-    }
-
-    /// Multiply-adds of the forward GEMM (benchmarks report 2× this as FLOPs).
-    pub fn macs(&self) -> u64 {
-        (self.y_len() as u64) * (self.c_in * self.kh * self.kw) as u64
-    }
-
     fn params(&self, has_bias: bool, out: Output) -> Params {
         Params {
             batch: self.batch as u32,
@@ -329,15 +220,31 @@ pub fn backward_weight(
     gemm(ctx, &BACKWARD_WEIGHT, g, [g.c_out, g.c_in * g.kh * g.kw], dy, x, None, dw, mode)
 }
 
-/// db\[co\] (+)= Σ_{n, oy, ox} dy[n, co, oy, ox].
-// dy: [N, C_out, OH, OW] → db: [C_out]
-pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
+/// db\[c\] (+)= Σ_{n, i} dy[n, c, i]: the bias gradient of conv2d and conv_transpose2d.
+// dy: [batch, channels, plane] → db: [channels]
+pub fn backward_bias(
+    ctx: &Context,
+    [batch, channels, plane]: [usize; 3],
+    dy: &GpuBuffer,
+    db: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
     const K: &str = "conv2d_backward_bias";
-    g.check(K)?;
-    need(K, "dy", dy, g.y_len())?;
-    need(K, "db", db, g.c_out)?;
-    let p = g.params(false, mode);
-    let grid = ctx.grid_1d(K, g.c_out as u64)?;
+    let len = batch * channels * plane;
+    if len > u32::MAX as usize {
+        return Err(invalid(K, format!("dy of [{batch}, {channels}, {plane}] exceeds u32 indexing")));
+    }
+    need(K, "dy", dy, len)?;
+    need(K, "db", db, channels)?;
+    let p = Params {
+        batch: batch as u32,
+        c_out: channels as u32,
+        oh: plane as u32,
+        ow: 1,
+        accumulate: (mode == Output::Accumulate) as u32,
+        ..Default::default()
+    };
+    let grid = ctx.grid_1d(K, channels as u64)?;
     ctx.dispatch(&BACKWARD_BIAS, &p, &[dy], &[db], grid)
 }
 
@@ -349,14 +256,5 @@ mod tests {
     #[test]
     fn params_size_matches_wgsl() {
         assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-
-    #[test]
-    fn geometry_output_sizes_follow_pytorch() {
-        let g = Conv2dGeometry::conv2d(2, 3, [7, 9], 4, [3, 3], [2, 1], [1, 0], [1, 2]).unwrap();
-        assert_eq!((g.oh, g.ow), (4, 5));
-        let t = Conv2dGeometry::conv_transpose2d(2, 3, [4, 5], 4, [3, 3], [2, 2], [1, 1], [1, 1], [1, 0]).unwrap();
-        assert_eq!((t.oh, t.ow), (8, 9));
-        assert!(Conv2dGeometry::conv2d(1, 1, [2, 2], 1, [5, 5], [1, 1], [0, 0], [1, 1]).is_none());
     }
 }

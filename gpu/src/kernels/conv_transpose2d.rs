@@ -6,15 +6,16 @@
 //!   forward          y  = conv2d backward_data(dy := x, w) on c, plus bias\[co\]
 //!   backward_data    dx = conv2d forward(x := dy, w) on c
 //!   backward_weight  dW = conv2d backward_weight(dy := x, x := dy) on c
-//!   backward_bias    db = conv2d backward_bias(dy) on g itself (it only reads c_out, oh, ow)
+//!   backward_bias    db = the channel sums of dy, as for conv2d
 //!
 //! all in `shaders/conv2d.wgsl`. output_padding only makes the transpose's output (c's
 //! input) larger; c's kernels take OH/OW as given, so nothing else changes.
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::Conv2dGeometry;
 use crate::error::Result;
-use crate::kernels::conv2d::{self, Conv2dGeometry};
+use crate::kernels::conv2d;
 use crate::kernels::Output;
 
 /// y = conv_transpose2d(x, weight) + bias.
@@ -63,5 +64,5 @@ pub fn backward_weight(
 // dy: [N, C_out, OH, OW] → db: [C_out]
 /// Gradient of a conv_transpose2d w.r.t. its bias: dy summed over batch and pixels.
 pub fn backward_bias(ctx: &Context, g: &Conv2dGeometry, dy: &GpuBuffer, db: &GpuBuffer, mode: Output) -> Result<()> {
-    conv2d::backward_bias(ctx, g, dy, db, mode)
+    conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], dy, db, mode)
 }

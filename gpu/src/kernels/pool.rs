@@ -3,6 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::Pool2dGeom;
 use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -52,56 +53,7 @@ pub struct Params {
     pub _pad: u32,
 }
 
-/// A pooling window sliding over `planes` independent [h, w] planes (the CPU kernels'
-/// `Pool2dGeom`): OH = ⌊(H + 2·ph − kh)/sh⌋ + 1, likewise OW.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2dGeom {
-    /// Independent planes (N·C).
-    pub planes: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
-    /// Output height.
-    pub oh: usize,
-    /// Output width.
-    pub ow: usize,
-    /// Window size `[kh, kw]`.
-    pub kernel: [usize; 2],
-    /// Window step `[sh, sw]`.
-    pub stride: [usize; 2],
-    /// Implicit padding `[ph, pw]` on each side.
-    pub padding: [usize; 2],
-}
-
 impl Pool2dGeom {
-    /// `None` when a kernel or stride is 0, padding exceeds half the kernel (PyTorch's
-    /// rule, so every window holds an input element) or the window does not fit.
-    pub fn new(
-        planes: usize,
-        [h, w]: [usize; 2],
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Option<Self> {
-        let out = |n: usize, k: usize, s: usize, p: usize| {
-            (k > 0 && s > 0 && 2 * p <= k && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
-        };
-        let oh = out(h, kernel[0], stride[0], padding[0])?;
-        let ow = out(w, kernel[1], stride[1], padding[1])?;
-        Some(Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding })
-    }
-
-    /// Elements of x: planes·h·w.
-    pub fn x_len(&self) -> usize {
-        self.planes * self.h * self.w
-    }
-
-    /// Elements of y: planes·oh·ow.
-    pub fn y_len(&self) -> usize {
-        self.planes * self.oh * self.ow
-    }
-
     fn params(&self, kernel: &'static str) -> Result<Params> {
         if self.kernel.contains(&0) || self.stride.contains(&0) {
             return Err(invalid(kernel, format!("zero kernel or stride in {self:?}")));

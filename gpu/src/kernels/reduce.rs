@@ -3,6 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -27,25 +28,6 @@ pub struct Params {
     pub inner: u32,
     /// Op code of the [`ReduceOp`].
     pub op: u32,
-}
-
-/// What a reduction computes over the reduced axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// Σ x.
-    Sum,
-    /// Σ x / reduce.
-    Mean,
-    /// Largest element.
-    Max,
-    /// Smallest element.
-    Min,
-    /// ln Σ exp(x), as m + ln Σ exp(x − m) with m = max x.
-    LogSumExp,
-    /// Index of the first maximum, as an f32.
-    ArgMax,
-    /// Index of the first minimum, as an f32.
-    ArgMin,
 }
 
 impl ReduceOp {

@@ -9,25 +9,8 @@
 use rayon::prelude::*;
 
 use crate::cpu::reduce::sum_map_f64;
+use crate::descriptors::BnDims;
 use crate::dtype::Float;
-
-/// Sizes of a batch-norm operand viewed as [N, C, S].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BnDims {
-    /// Batch size N.
-    pub n: usize,
-    /// Channels C.
-    pub c: usize,
-    /// Elements per (sample, channel) plane: H·W, or 1 for a [N, C] input.
-    pub s: usize,
-}
-
-impl BnDims {
-    /// Elements each channel's statistics run over: m = N·S.
-    pub fn m(&self) -> usize {
-        self.n * self.s
-    }
-}
 
 /// Per-channel statistics of a training-mode forward, each of length C.
 #[derive(Clone, Debug, PartialEq)]

@@ -31,151 +31,8 @@ use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
 use crate::cpu::reduce::sum_map_f64;
+use crate::descriptors::Conv2dGeometry;
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
-
-/// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
-/// weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For conv_transpose2d the same
-/// names keep their meaning from the transpose's own point of view: x [batch, c_in, h, w],
-/// weight [c_in, c_out, kh, kw], y [batch, c_out, oh, ow].
-///
-/// `oh`/`ow` are stored, never recomputed, so a geometry built by [`Self::conv_transpose2d`]
-/// (where output_padding makes the output size ambiguous from the input's) stays exact.
-/// `Default` (all zeros) is only a base for struct-update syntax, e.g. the bias kernels read
-/// nothing but batch, c_out, oh and ow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Conv2dGeometry {
-    /// Batch size N.
-    pub batch: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Output height.
-    pub oh: usize,
-    /// Output width.
-    pub ow: usize,
-    /// Kernel height.
-    pub kh: usize,
-    /// Kernel width.
-    pub kw: usize,
-    /// [sh, sw]
-    pub stride: [usize; 2],
-    /// [ph, pw]
-    pub padding: [usize; 2],
-    /// [dh, dw]
-    pub dilation: [usize; 2],
-}
-
-/// Output length of a conv2d along one axis: ⌊(input + 2p − d·(k−1) − 1) / s⌋ + 1, or `None`
-/// when the dilated kernel does not fit the padded input. Needs s, d, k ≥ 1.
-pub fn conv2d_out_len(input: usize, k: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
-    let span = dilation * (k - 1) + 1;
-    let padded = input + 2 * pad;
-    (padded >= span).then(|| (padded - span) / stride + 1)
-}
-
-/// Output length of a conv_transpose2d along one axis:
-/// (input − 1)·s − 2p + d·(k−1) + output_padding + 1, or `None` when that is ≤ 0.
-/// Needs input, s, d, k ≥ 1.
-pub fn conv_transpose2d_out_len(
-    input: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    output_padding: usize,
-    dilation: usize,
-) -> Option<usize> {
-    let full = (input - 1) * stride + dilation * (k - 1) + output_padding + 1;
-    (full > 2 * pad).then(|| full - 2 * pad)
-}
-
-impl Conv2dGeometry {
-    /// The geometry of conv2d(x, w) for x of shape `x` = [N, C_in, H, W] and a weight of
-    /// shape `weight` = [C_out, C_in, kH, kW]; `None` when the kernel does not fit.
-    pub fn conv2d(
-        x: [usize; 4],
-        weight: [usize; 4],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-    ) -> Option<Self> {
-        let [batch, c_in, h, w] = x;
-        let [c_out, _, kh, kw] = weight;
-        Some(Conv2dGeometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            oh: conv2d_out_len(h, kh, stride[0], padding[0], dilation[0])?,
-            ow: conv2d_out_len(w, kw, stride[1], padding[1], dilation[1])?,
-            kh,
-            kw,
-            stride,
-            padding,
-            dilation,
-        })
-    }
-
-    /// The geometry of conv_transpose2d(x, w) for x of shape `x` = [N, C_in, H, W] and a
-    /// weight of shape `weight` = [C_in, C_out, kH, kW]; `None` when the output would be empty.
-    pub fn conv_transpose2d(
-        x: [usize; 4],
-        weight: [usize; 4],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        output_padding: [usize; 2],
-        dilation: [usize; 2],
-    ) -> Option<Self> {
-        let [batch, c_in, h, w] = x;
-        let [_, c_out, kh, kw] = weight;
-        let len = |i: usize| {
-            conv_transpose2d_out_len(x[2 + i], weight[2 + i], stride[i], padding[i], output_padding[i], dilation[i])
-        };
-        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh: len(0)?, ow: len(1)?, kh, kw, stride, padding, dilation })
-    }
-
-    /// The same convolution seen from the other side: input and output swap roles
-    /// ((c_in, h, w) ↔ (c_out, oh, ow)); kernel, stride, padding and dilation stay.
-    /// For a conv_transpose2d geometry this is the conv2d whose backward-data is the
-    /// transpose's forward; its weight [C_in_T, C_out_T, kH, kW] is read as [c_out, c_in, kH, kW].
-    pub fn transposed(&self) -> Self {
-        Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
-    }
-
-    /// Rows of the im2col matrix: C_in·kH·kW.
-    fn col_rows(&self) -> usize {
-        self.c_in * self.kh * self.kw
-    }
-
-    /// Output pixels per channel, the columns of the im2col matrix: OH·OW.
-    fn out_plane(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    fn in_image(&self) -> usize {
-        self.c_in * self.h * self.w
-    }
-
-    fn out_image(&self) -> usize {
-        self.c_out * self.out_plane()
-    }
-
-    /// A 1×1 kernel with stride 1, no padding and equal in/out sizes: im2col is the identity,
-    /// so the image itself is the GEMM operand. (The size check matters: a conv_transpose2d
-    /// with output_padding can have a 1×1, stride-1 kernel and still change the size.)
-    fn is_pointwise(&self) -> bool {
-        self.kh == 1
-            && self.kw == 1
-            && self.stride == [1, 1]
-            && self.padding == [0, 0]
-            && (self.oh, self.ow) == (self.h, self.w)
-    }
-}
 
 /// Where one kernel index lands along one axis: outputs o in [lo, hi) read input
 /// i0 + (o − lo)·stride; outputs outside that range read padding.
@@ -624,8 +481,8 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
 
 /// db for y = conv2d(x, w) + b: b\[c\] was added to every y[n, c, oy, ox], so db\[c\] is their sum.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
-pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    channel_sums(grad_y, g.batch, g.c_out, g.out_plane())
+pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], [batch, channels, plane]: [usize; 3]) -> Vec<T> {
+    channel_sums(grad_y, batch, channels, plane)
 }
 
 // ------------------------------------------------------------------------ conv_transpose2d
@@ -864,18 +721,6 @@ mod tests {
     }
 
     #[test]
-    fn out_len_follows_pytorch_formulas() {
-        assert_eq!(conv2d_out_len(32, 3, 1, 1, 1), Some(32));
-        assert_eq!(conv2d_out_len(7, 3, 2, 1, 1), Some(4));
-        assert_eq!(conv2d_out_len(9, 3, 1, 2, 2), Some(9));
-        assert_eq!(conv2d_out_len(3, 5, 1, 0, 1), None);
-        assert_eq!(conv2d_out_len(3, 5, 1, 1, 1), Some(1));
-        assert_eq!(conv_transpose2d_out_len(8, 4, 2, 1, 0, 1), Some(16));
-        assert_eq!(conv_transpose2d_out_len(5, 3, 2, 1, 1, 1), Some(10));
-        assert_eq!(conv_transpose2d_out_len(1, 1, 1, 1, 0, 1), None);
-    }
-
-    #[test]
     fn conv2d_3x3_on_known_4x4_image() {
         // x = 1..16 row by row; w is asymmetric so a flipped kernel would be caught.
         let x: Vec<f64> = (1..=16).map(|v| v as f64).collect();
@@ -999,7 +844,7 @@ mod tests {
             let want: Vec<f64> = (0..c.c_out)
                 .map(|co| (0..c.n).map(|n| gy[(n * c.c_out + co) * plane..][..plane].iter().sum::<f64>()).sum())
                 .collect();
-            assert_close(&conv2d_backward_bias(&gy, &g), &want, 1e-12, &format!("{c:?}"));
+            assert_close(&conv2d_backward_bias(&gy, [g.batch, g.c_out, g.oh * g.ow]), &want, 1e-12, &format!("{c:?}"));
             // And it is the adjoint of adding a bias: ⟨conv(x; b) − conv(x; 0), g⟩ = ⟨b, db⟩.
             let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
             let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
@@ -1075,7 +920,7 @@ mod tests {
             let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
             let with = dot(&conv_transpose2d_forward(&x, &w, Some(&b), &g), &gy);
             let without = dot(&conv_transpose2d_forward(&x, &w, None, &g), &gy);
-            let db = conv2d_backward_bias(&gy, &g); // the same reduction serves both ops
+            let db = conv2d_backward_bias(&gy, [g.batch, g.c_out, g.oh * g.ow]); // the same reduction serves both ops
             assert_rel(with - without, dot(&b, &db), &format!("{c:?}"));
         }
     }
@@ -1108,6 +953,6 @@ mod tests {
         assert!(conv2d_forward(&[], &w, None, &g).is_empty());
         assert!(conv2d_backward_data(&[], &w, &g).is_empty());
         assert_eq!(conv2d_backward_weight::<f64>(&[], &[], &g), vec![0.0; 54]);
-        assert_eq!(conv2d_backward_bias::<f64>(&[], &g), vec![0.0; 3]);
+        assert_eq!(conv2d_backward_bias::<f64>(&[], [g.batch, g.c_out, g.oh * g.ow]), vec![0.0; 3]);
     }
 }

@@ -6,45 +6,17 @@
 use rayon::prelude::*;
 
 use super::reduce::sum_map_f64;
+use crate::descriptors::Pool2dGeom;
 use crate::dtype::Float;
 
-/// Geometry of a pooling window sliding over `planes` independent [H, W] planes and producing
-/// [OH, OW] planes, with OH = ⌊(H + 2·PH − KH) / SH⌋ + 1 (likewise OW).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2dGeom {
-    /// Number of independent planes (N·C).
-    pub planes: usize,
-    /// Input height H.
-    pub h: usize,
-    /// Input width W.
-    pub w: usize,
-    /// Output height OH.
-    pub oh: usize,
-    /// Output width OW.
-    pub ow: usize,
-    /// Window size `[KH, KW]`.
-    pub kernel: [usize; 2],
-    /// Window step `[SH, SW]`.
-    pub stride: [usize; 2],
-    /// Implicit padding `[PH, PW]` on each side.
-    pub padding: [usize; 2],
+/// The input rows output row `oy` pools over.
+fn rows(g: &Pool2dGeom, oy: usize) -> Window {
+    window(oy, g.kernel[0], g.stride[0], g.padding[0], g.h)
 }
 
-impl Pool2dGeom {
-    /// Assumes nonzero kernel and stride and H + 2·PH ≥ KH, W + 2·PW ≥ KW (the op checks).
-    pub fn new(planes: usize, h: usize, w: usize, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Self {
-        let oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
-        let ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
-        Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding }
-    }
-
-    fn rows(&self, oy: usize) -> Window {
-        window(oy, self.kernel[0], self.stride[0], self.padding[0], self.h)
-    }
-
-    fn cols(&self, ox: usize) -> Window {
-        window(ox, self.kernel[1], self.stride[1], self.padding[1], self.w)
-    }
+/// The input columns output column `ox` pools over.
+fn cols(g: &Pool2dGeom, ox: usize) -> Window {
+    window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w)
 }
 
 /// The input range one output position pools over along one axis: `lo..hi`, clamped to the
@@ -81,9 +53,9 @@ pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usi
     y.par_chunks_mut(plane_out).zip(argmax.par_chunks_mut(plane_out)).enumerate().for_each(|(p, (yp, ap))| {
         let xp = &x[p * plane_in..(p + 1) * plane_in];
         for oy in 0..g.oh {
-            let r = g.rows(oy);
+            let r = rows(g, oy);
             for ox in 0..g.ow {
-                let c = g.cols(ox);
+                let c = cols(g, ox);
                 let (mut best, mut arg) = (T::NEG_INFINITY, r.lo * g.w + c.lo);
                 for iy in r.lo..r.hi {
                     for ix in c.lo..c.hi {
@@ -138,9 +110,9 @@ pub fn avg_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> Vec<T> {
     y.par_chunks_mut(plane_out).enumerate().for_each(|(p, yp)| {
         let xp = &x[p * plane_in..(p + 1) * plane_in];
         for oy in 0..g.oh {
-            let r = g.rows(oy);
+            let r = rows(g, oy);
             for ox in 0..g.ow {
-                let c = g.cols(ox);
+                let c = cols(g, ox);
                 let mut sum = T::ZERO;
                 for iy in r.lo..r.hi {
                     for &v in &xp[iy * g.w + c.lo..iy * g.w + c.hi] {
@@ -166,9 +138,9 @@ pub fn avg_pool2d_backward<T: Float>(gy: &[T], g: &Pool2dGeom) -> Vec<T> {
     }
     gx.par_chunks_mut(plane_in).zip(gy.par_chunks(plane_out)).for_each(|(gxp, gyp)| {
         for oy in 0..g.oh {
-            let r = g.rows(oy);
+            let r = rows(g, oy);
             for ox in 0..g.ow {
-                let c = g.cols(ox);
+                let c = cols(g, ox);
                 let share = gyp[oy * g.ow + ox] / T::from_usize(r.padded * c.padded);
                 for iy in r.lo..r.hi {
                     for v in &mut gxp[iy * g.w + c.lo..iy * g.w + c.hi] {
@@ -233,7 +205,7 @@ mod tests {
     #[test]
     fn max_pool_3x3_stride2_pad1_on_5x5_matches_hand_computed_values() {
         // Window rows (and columns) per output: {0,1}, {1,2,3}, {3,4}.
-        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         assert_eq!((g.oh, g.ow), (3, 3));
         let (y, arg) = max_pool2d_forward(&X5, &g);
         assert_eq!(y, vec![9.0, 9.0, 8.0, 13.0, 14.0, 12.0, 13.0, 13.0, 15.0]);
@@ -244,7 +216,7 @@ mod tests {
     fn max_pool_padding_is_minus_infinity_not_zero() {
         // All-negative input: a zero pad would win every border window.
         let x: Vec<f64> = X5.iter().map(|v| -1.0 - v).collect();
-        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         let (y, arg) = max_pool2d_forward(&x, &g);
         // The max of −1 − v is at the min of v in each window.
         assert_eq!(y, vec![-2.0, -1.0, -4.0, -1.0, -1.0, -2.0, -1.0, -3.0, -2.0]);
@@ -253,7 +225,7 @@ mod tests {
 
     #[test]
     fn max_pool_ties_keep_the_first_maximum_and_nan_propagates() {
-        let g = Pool2dGeom::new(1, 2, 2, [2, 2], [2, 2], [0, 0]);
+        let g = Pool2dGeom::new(1, [2, 2], [2, 2], [2, 2], [0, 0]).unwrap();
         let (_, arg) = max_pool2d_forward(&[1.0f32, 3.0, 3.0, 3.0], &g);
         assert_eq!(arg, vec![1]);
         let (y, arg) = max_pool2d_forward(&[1.0f32, f32::NAN, 3.0, 2.0], &g);
@@ -263,7 +235,7 @@ mod tests {
 
     #[test]
     fn max_pool_backward_accumulates_where_windows_share_a_maximum() {
-        let g = Pool2dGeom::new(1, 5, 5, [3, 3], [2, 2], [1, 1]);
+        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         let (_, arg) = max_pool2d_forward(&X5, &g);
         let gy: Vec<f64> = (1..=9).map(|v| v as f64).collect();
         let gx = max_pool2d_backward(&gy, &arg, 9, 25);
@@ -282,7 +254,7 @@ mod tests {
         // For a fixed argmax, y = S·x is linear; the backward must be Sᵀ.
         let mut rng = Rng::new(1);
         let (planes, h, w) = (3 * 5, 7, 3);
-        let g = Pool2dGeom::new(planes, h, w, [3, 2], [2, 1], [1, 1]);
+        let g = Pool2dGeom::new(planes, [h, w], [3, 2], [2, 1], [1, 1]).unwrap();
         let x = randn(planes * h * w, &mut rng);
         let (y, arg) = max_pool2d_forward(&x, &g);
         let gy = randn(y.len(), &mut rng);
@@ -294,7 +266,7 @@ mod tests {
     fn avg_pool_3x3_stride2_pad1_counts_the_padding() {
         // x = [[1,2,3],[4,5,6],[7,8,9]]; each window holds 4 real elements of 9 positions.
         let x: Vec<f64> = (1..=9).map(|v| v as f64).collect();
-        let g = Pool2dGeom::new(1, 3, 3, [3, 3], [2, 2], [1, 1]);
+        let g = Pool2dGeom::new(1, [3, 3], [3, 3], [2, 2], [1, 1]).unwrap();
         let y = avg_pool2d_forward(&x, &g);
         let expect = [12.0 / 9.0, 16.0 / 9.0, 24.0 / 9.0, 28.0 / 9.0];
         for (u, v) in y.iter().zip(&expect) {
@@ -305,7 +277,7 @@ mod tests {
     #[test]
     fn avg_pool_2x2_stride1_pad1_border_windows_divide_by_four() {
         // x = [[1,2],[3,4]] → 3×3 output; the corner window holds only x[0][0]: 1/4.
-        let g = Pool2dGeom::new(1, 2, 2, [2, 2], [1, 1], [1, 1]);
+        let g = Pool2dGeom::new(1, [2, 2], [2, 2], [1, 1], [1, 1]).unwrap();
         let y = avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 4.0], &g);
         assert_eq!(y, vec![0.25, 0.75, 0.5, 1.0, 2.5, 1.5, 0.75, 1.75, 1.0]);
     }
@@ -315,7 +287,7 @@ mod tests {
         let mut rng = Rng::new(2);
         let (planes, h, w) = (3 * 5, 7, 3);
         for (k, s, p) in [([3, 3], [2, 2], [1, 1]), ([2, 3], [1, 2], [1, 0]), ([3, 1], [3, 1], [0, 0])] {
-            let g = Pool2dGeom::new(planes, h, w, k, s, p);
+            let g = Pool2dGeom::new(planes, [h, w], k, s, p).unwrap();
             let x = randn(planes * h * w, &mut rng);
             let y = avg_pool2d_forward(&x, &g);
             let gy = randn(y.len(), &mut rng);

@@ -3,26 +3,8 @@
 
 use rayon::prelude::*;
 
+use crate::descriptors::ReduceOp;
 use crate::dtype::Float;
-
-/// A reduction over one axis of the `[outer, r, inner]` view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// Σ x.
-    Sum,
-    /// Σ x / r.
-    Mean,
-    /// Largest element.
-    Max,
-    /// Smallest element.
-    Min,
-    /// ln Σ exp(x), computed as m + ln Σ exp(x − m) with m = max x so it never overflows.
-    LogSumExp,
-    /// Index (along the reduced block) of the first maximum, as a float.
-    ArgMax,
-    /// Index of the first minimum, as a float.
-    ArgMin,
-}
 
 /// Reduces x: [outer, r, inner] → [outer, inner].
 pub fn reduce<T: Float>(x: &[T], outer: usize, r: usize, inner: usize, op: ReduceOp) -> Vec<T> {

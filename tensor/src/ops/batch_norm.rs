@@ -6,7 +6,8 @@
 use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchStats, BnStats};
 
 use super::conv2d::same_dtype;
-use crate::cpu::batch_norm::{self as kernel, BnDims};
+use crate::cpu::batch_norm as kernel;
+use crate::descriptors::BnDims;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
@@ -80,10 +81,6 @@ fn bn_device(op: &'static str, x: &Tensor, others: &[Option<&Tensor>]) -> Result
     same_device(op, &devices)
 }
 
-fn gpu_dims(d: BnDims) -> gpu_kernel::BnDims {
-    gpu_kernel::BnDims { n: d.n, c: d.c, s: d.s }
-}
-
 /// The slice of an optional per-channel tensor.
 fn opt_slice<T: Float>(t: &Option<Tensor>) -> Result<Option<&[T]>> {
     t.as_ref().map(|t| t.cpu_slice::<T>()).transpose()
@@ -125,7 +122,7 @@ pub fn batch_norm_train(
         }
         Device::Gpu(_) => {
             // Two launches: per-channel statistics, then the normalisation reading them.
-            let (gd, c) = (gpu_dims(d), [d.c]);
+            let (gd, c) = (d, [d.c]);
             let inputs = [Some(x), gamma.as_ref(), beta.as_ref()];
             let [y, mean, inv_std, var_unbiased] =
                 run_gpu(OP, &inputs, [x.shape(), &c, &c, &c], |ctx, i, [y, mean, inv_std, var_unbiased]| {
@@ -197,7 +194,7 @@ fn backward_gpu(
     gamma: Option<&Tensor>,
     eval_eps: Option<f64>,
 ) -> Result<BatchNormGrads> {
-    let (gd, c) = (gpu_dims(d), [d.c]);
+    let (gd, c) = (d, [d.c]);
     let inputs = [Some(grad_y), Some(x), Some(stats[0]), Some(stats[1]), gamma];
     let [dx, dgamma, dbeta] = run_gpu(op, &inputs, [x.shape(), &c, &c], |ctx, i, [dx, dgamma, dbeta]| {
         let (s0, s1) = (i[2].expect("mean"), i[3].expect("statistic"));
@@ -269,7 +266,7 @@ pub fn batch_norm_eval(
             }
         }
         Device::Gpu(_) => {
-            let gd = gpu_dims(d);
+            let gd = d;
             let inputs = [Some(x), Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()];
             let [y] = run_gpu(OP, &inputs, [x.shape()], |ctx, i, [y]| {
                 let stats = BnStats::Running {

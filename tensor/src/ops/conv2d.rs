@@ -7,7 +7,8 @@
 use gpu::kernels::conv2d as gpu_kernel;
 use gpu::kernels::Output;
 
-use crate::cpu::conv::{self as kernel, Conv2dGeometry};
+use crate::cpu::conv as kernel;
+use crate::descriptors::Conv2dGeometry;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
@@ -131,43 +132,6 @@ pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result
     Ok((dtype, device))
 }
 
-/// The GPU kernels' copy of a geometry (the same fields: both follow PyTorch's layouts).
-pub(crate) fn gpu_geometry(g: &Conv2dGeometry) -> gpu_kernel::Conv2dGeometry {
-    gpu_kernel::Conv2dGeometry {
-        batch: g.batch,
-        c_in: g.c_in,
-        h: g.h,
-        w: g.w,
-        c_out: g.c_out,
-        oh: g.oh,
-        ow: g.ow,
-        kh: g.kh,
-        kw: g.kw,
-        stride: g.stride,
-        padding: g.padding,
-        dilation: g.dilation,
-    }
-}
-
-/// The geometry the bias-gradient kernel reads for grad_y [N, C_out, OH, OW]: only batch,
-/// c_out, oh and ow matter; the rest are the smallest valid values (the launcher checks them).
-pub(crate) fn bias_grad_geometry(batch: usize, c_out: usize, oh: usize, ow: usize) -> gpu_kernel::Conv2dGeometry {
-    gpu_kernel::Conv2dGeometry {
-        batch,
-        c_in: 1,
-        h: oh,
-        w: ow,
-        c_out,
-        oh,
-        ow,
-        kh: 1,
-        kw: 1,
-        stride: [1, 1],
-        padding: [0, 0],
-        dilation: [1, 1],
-    }
-}
-
 /// The contiguous f32/f64 slice behind an optional bias.
 pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>> {
     bias.map(|b| b.cpu_slice::<T>()).transpose()
@@ -218,9 +182,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
-                gpu_kernel::forward(ctx, &gg, i[0].expect("x"), i[1].expect("w"), i[2], y)
+                gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
             Ok(y)
         }
@@ -264,10 +227,9 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &gg, gy, w, dx, Output::Overwrite)
+                gpu_kernel::backward_data(ctx, &g, gy, w, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -297,10 +259,9 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
                 let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &gg, gy, x, dw, Output::Overwrite)
+                gpu_kernel::backward_weight(ctx, &g, gy, x, dw, Output::Overwrite)
             })?;
             Ok(dw)
         }
@@ -320,23 +281,22 @@ pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
 // grad_y: [N, C, OH, OW]   ->   [C]
 pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> {
     let [batch, c_out, oh, ow] = rank4(op, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
-    let g = Conv2dGeometry { batch, c_out, oh, ow, ..Default::default() };
+    let dims = [batch, c_out, oh * ow];
     match grad_y.device() {
         Device::Cpu => {
             let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => {
-                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, &g), &[c_out]))
+                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f32>()?, dims), &[c_out]))
                 }
                 DType::F64 => {
-                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, &g), &[c_out]))
+                    Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, dims), &[c_out]))
                 }
             }
         }
         Device::Gpu(_) => {
-            let gg = bias_grad_geometry(batch, c_out, oh, ow);
             let [db] = run_gpu(op, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
-                gpu_kernel::backward_bias(ctx, &gg, i[0].expect("grad_y"), db, Output::Overwrite)
+                gpu_kernel::backward_bias(ctx, dims, i[0].expect("grad_y"), db, Output::Overwrite)
             })?;
             Ok(db)
         }

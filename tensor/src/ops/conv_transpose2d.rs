@@ -5,12 +5,13 @@
 use gpu::kernels::conv_transpose2d as gpu_kernel;
 use gpu::kernels::Output;
 
-use crate::cpu::conv::{self as kernel, Conv2dGeometry};
+use crate::cpu::conv as kernel;
+use crate::descriptors::Conv2dGeometry;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::ops::conv2d::{
-    bias_slice, check_bias, check_grad, check_params, check_plane, gpu_geometry, pair, rank4, same_dtype_device,
+    bias_slice, check_bias, check_grad, check_params, check_plane, pair, rank4, same_dtype_device,
 };
 use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
@@ -135,9 +136,8 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
-                gpu_kernel::forward(ctx, &gg, i[0].expect("x"), i[1].expect("w"), i[2], y)
+                gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
             Ok(y)
         }
@@ -209,10 +209,9 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &gg, gy, w, dx, Output::Overwrite)
+                gpu_kernel::backward_data(ctx, &g, gy, w, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -247,10 +246,9 @@ pub fn conv_transpose2d_backward_weight(
             }
         }
         Device::Gpu(_) => {
-            let gg = gpu_geometry(&g);
             let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
                 let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &gg, gy, x, dw, Output::Overwrite)
+                gpu_kernel::backward_weight(ctx, &g, gy, x, dw, Output::Overwrite)
             })?;
             Ok(dw)
         }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use gpu::kernels::pool as gpu_kernel;
 use gpu::{Context, GpuBuffer};
 
-use crate::cpu::pool::{self as kernel, Pool2dGeom};
+use crate::cpu::pool as kernel;
+use crate::descriptors::Pool2dGeom;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
-use crate::error::{gpu_err, invalid, shape_err, Result};
+use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, run_gpu, Tensor};
@@ -33,7 +34,7 @@ pub enum PoolIndices {
 pub struct GpuIndices {
     buffer: Arc<GpuBuffer>,
     ctx: Arc<Context>,
-    geom: gpu_kernel::Pool2dGeom,
+    geom: Pool2dGeom,
 }
 
 impl std::fmt::Debug for GpuIndices {
@@ -82,20 +83,6 @@ impl From<Vec<usize>> for PoolIndices {
     }
 }
 
-/// The GPU kernels' copy of a pooling geometry (the same fields).
-fn gpu_geom(g: &Pool2dGeom) -> gpu_kernel::Pool2dGeom {
-    gpu_kernel::Pool2dGeom {
-        planes: g.planes,
-        h: g.h,
-        w: g.w,
-        oh: g.oh,
-        ow: g.ow,
-        kernel: g.kernel,
-        stride: g.stride,
-        padding: g.padding,
-    }
-}
-
 /// The sizes of a rank-4 [N, C, H, W] shape, or an error naming `op` and the shape.
 pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
     match shape {
@@ -129,7 +116,10 @@ fn pool_geom(
             format!("kernel {kernel:?} is larger than the padded input (input {input_shape:?}, padding {padding:?})"),
         );
     }
-    Ok(Pool2dGeom::new(n * c, h, w, kernel, stride, padding))
+    Pool2dGeom::new(n * c, [h, w], kernel, stride, padding).ok_or_else(|| TensorError::Shape {
+        op,
+        msg: format!("kernel {kernel:?}, stride {stride:?} and padding {padding:?} do not fit input {input_shape:?}"),
+    })
 }
 
 fn output_shape(input_shape: &[usize], g: &Pool2dGeom) -> [usize; 4] {
@@ -177,12 +167,11 @@ pub fn max_pool2d(
         Storage::Gpu(s) => {
             // The indices are u32, not a tensor: allocated here and kept beside the output.
             let ctx = Arc::clone(s.context());
-            let gg = gpu_geom(&g);
-            let indices = gpu_alloc(&ctx, gg.y_len(), OP)?;
+            let indices = gpu_alloc(&ctx, g.y_len(), OP)?;
             let [y] = run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| {
-                gpu_kernel::max_forward(ctx, &gg, i[0].expect("x"), y, &indices)
+                gpu_kernel::max_forward(ctx, &g, i[0].expect("x"), y, &indices)
             })?;
-            let indices = GpuIndices { buffer: Arc::new(indices), ctx, geom: gg };
+            let indices = GpuIndices { buffer: Arc::new(indices), ctx, geom: g };
             Ok((y, PoolIndices::Gpu(indices)))
         }
     }
@@ -268,10 +257,8 @@ pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
             }
         }
         Storage::Gpu(_) => {
-            let gg = gpu_geom(&g);
-            let [y] = run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| {
-                gpu_kernel::avg_forward(ctx, &gg, i[0].expect("x"), y)
-            })?;
+            let [y] =
+                run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| gpu_kernel::avg_forward(ctx, &g, i[0].expect("x"), y))?;
             Ok(y)
         }
     }
@@ -300,9 +287,8 @@ pub fn avg_pool2d_backward(
             }
         }
         Storage::Gpu(_) => {
-            let gg = gpu_geom(&g);
             let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
-                gpu_kernel::avg_backward(ctx, &gg, i[0].expect("grad_y"), dx)
+                gpu_kernel::avg_backward(ctx, &g, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }

@@ -4,7 +4,7 @@
 use gpu::kernels::reduce::{self as gpu_kernel, ReduceDims};
 
 use crate::cpu::reduce as kernel;
-pub use crate::cpu::reduce::ReduceOp;
+pub use crate::descriptors::ReduceOp;
 use crate::dtype::{DType, Float};
 use crate::error::{shape_err, Result};
 use crate::profile::{self, OpFamily};
@@ -83,24 +83,10 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
         Storage::Gpu(_) => {
             let d = ReduceDims { outer, reduce: r, inner };
             let [y] = run_gpu(name, &[Some(&xc)], [&out_shape], |ctx, i, [o]| {
-                gpu_kernel::reduce(ctx, gpu_reduce(op), i[0].expect("x"), o, d)
+                gpu_kernel::reduce(ctx, op, i[0].expect("x"), o, d)
             })?;
             Ok(y)
         }
-    }
-}
-
-/// The GPU kernel's spelling of a reduction.
-fn gpu_reduce(op: ReduceOp) -> gpu_kernel::ReduceOp {
-    use gpu_kernel::ReduceOp as G;
-    match op {
-        ReduceOp::Sum => G::Sum,
-        ReduceOp::Mean => G::Mean,
-        ReduceOp::Max => G::Max,
-        ReduceOp::Min => G::Min,
-        ReduceOp::LogSumExp => G::LogSumExp,
-        ReduceOp::ArgMax => G::ArgMax,
-        ReduceOp::ArgMin => G::ArgMin,
     }
 }
 

@@ -18,7 +18,7 @@ pub const CLASSES: [&str; 10] =
     ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The published per-channel mean and std of the CIFAR-10 training images (on [0, 1] pixels),
-/// as seed 000 normalises.
+/// as Yang and Kobilaski normalises.
 pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 /// The published per-channel std of the CIFAR-10 training images, matching [`MEAN`].
 pub const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];

@@ -449,7 +449,7 @@ pub enum Normalization {
     ZeroOne,
     /// 2x − 1 (for a tanh decoder).
     MinusOneOne,
-    /// (x − mean\[c\]) / std\[c\] per channel (seed 000: CIFAR-10's published mean/std).
+    /// (x − mean\[c\]) / std\[c\] per channel (Yang and Kobilaski: CIFAR-10's published mean/std).
     MeanStd {
         /// Per-channel mean, one per channel.
         mean: Vec<f32>,
@@ -734,11 +734,11 @@ pub enum Split {
     Train,
     /// The published test part.
     Test,
-    /// Train followed by test (seed 000 re-splits CIFAR-10's 60,000 images 10:1:1).
+    /// Train followed by test (Yang and Kobilaski re-splits CIFAR-10's 60,000 images 10:1:1).
     TrainTest,
     /// STL-10's 100,000 unlabelled images.
     Unlabeled,
-    /// STL-10's train followed by unlabelled (seed 004's "train+unlabelled"); no labels.
+    /// STL-10's train followed by unlabelled (the STL-10 paper's "train+unlabelled"); no labels.
     TrainUnlabeled,
 }
 
@@ -820,7 +820,7 @@ pub fn default_dir(kind: DatasetKind) -> Option<PathBuf> {
 /// Loads `kind` from `data_dir` (or its [`default_dir`]) as [N, C, H, W] in [0, 1].
 ///
 /// `image_size`: the side of the square images to produce; `None` keeps the native size
-/// (28 for MNIST, 32 for CIFAR-10, 64 for dSprites) except for STL-10 (64, as seed 004) and
+/// (28 for MNIST, 32 for CIFAR-10, 64 for dSprites) except for STL-10 (64, as the STL-10 paper) and
 /// image folders (64), whose images have to be resized anyway.
 pub fn load(
     kind: DatasetKind,

@@ -1,5 +1,5 @@
 //! STL-10 binary files (`train_X.bin`, `train_y.bin`, `test_X.bin`, `test_y.bin`,
-//! `unlabeled_X.bin`), resized to a chosen square size (64 by default, as seed 004).
+//! `unlabeled_X.bin`), resized to a chosen square size (64 by default, as the STL-10 paper).
 //!
 //! Each image is 3 × 96 × 96 bytes, one channel plane after the other, and each plane is
 //! stored column by column (the files were written from MATLAB): pixel (row r, col c) of

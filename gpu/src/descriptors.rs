@@ -1,0 +1,311 @@
+//! Op descriptors: what an op is, independent of where it runs. A convolution's geometry, a
+//! pooling window's, batch norm's [N, C, S] view, which reduction a reduce computes: plain
+//! data with their output-size formulas, defined once here and used on both sides, by the CPU
+//! kernels in the `tensor` crate (which re-exports this module as `tensor::descriptors`) and
+//! by the GPU launchers in this crate. It lives in the lowest crate because both sides need
+//! it; nothing in it touches a GPU.
+
+/// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
+/// weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For conv_transpose2d the same
+/// names keep their meaning from the transpose's own point of view: x [batch, c_in, h, w],
+/// weight [c_in, c_out, kh, kw], y [batch, c_out, oh, ow].
+///
+/// `oh`/`ow` are stored, never recomputed, so a geometry built by [`Self::conv_transpose2d`]
+/// (where output_padding makes the output size ambiguous from the input's) stays exact.
+/// `Default` (all zeros) is only a base for struct-update syntax in tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Batch size N.
+    pub batch: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// [sh, sw]
+    pub stride: [usize; 2],
+    /// [ph, pw]
+    pub padding: [usize; 2],
+    /// [dh, dw]
+    pub dilation: [usize; 2],
+}
+
+/// Output length of a conv2d along one axis: ⌊(input + 2p − d·(k−1) − 1) / s⌋ + 1, or `None`
+/// when the dilated kernel does not fit the padded input or s, d or k is 0.
+pub fn conv2d_out_len(input: usize, k: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
+    if stride == 0 || dilation == 0 || k == 0 {
+        return None;
+    }
+    let span = dilation * (k - 1) + 1;
+    let padded = input + 2 * pad;
+    (padded >= span).then(|| (padded - span) / stride + 1)
+}
+
+/// Output length of a conv_transpose2d along one axis:
+/// (input − 1)·s − 2p + d·(k−1) + output_padding + 1, or `None` when that is ≤ 0 or the
+/// input, s, d or k is 0.
+pub fn conv_transpose2d_out_len(
+    input: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    output_padding: usize,
+    dilation: usize,
+) -> Option<usize> {
+    if input == 0 || stride == 0 || dilation == 0 || k == 0 {
+        return None;
+    }
+    let full = (input - 1) * stride + dilation * (k - 1) + output_padding + 1;
+    (full > 2 * pad).then(|| full - 2 * pad)
+}
+
+impl Conv2dGeometry {
+    /// The geometry of conv2d(x, w) for x of shape `x` = [N, C_in, H, W] and a weight of
+    /// shape `weight` = [C_out, C_in, kH, kW]; `None` when the kernel does not fit.
+    pub fn conv2d(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        let [batch, c_in, h, w] = x;
+        let [c_out, _, kh, kw] = weight;
+        Some(Conv2dGeometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            oh: conv2d_out_len(h, kh, stride[0], padding[0], dilation[0])?,
+            ow: conv2d_out_len(w, kw, stride[1], padding[1], dilation[1])?,
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// The geometry of conv_transpose2d(x, w) for x of shape `x` = [N, C_in, H, W] and a
+    /// weight of shape `weight` = [C_in, C_out, kH, kW]; `None` when the output would be empty.
+    pub fn conv_transpose2d(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        output_padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        let [batch, c_in, h, w] = x;
+        let [_, c_out, kh, kw] = weight;
+        let len = |i: usize| {
+            conv_transpose2d_out_len(x[2 + i], weight[2 + i], stride[i], padding[i], output_padding[i], dilation[i])
+        };
+        Some(Conv2dGeometry { batch, c_in, h, w, c_out, oh: len(0)?, ow: len(1)?, kh, kw, stride, padding, dilation })
+    }
+
+    /// The same convolution seen from the other side: input and output swap roles
+    /// ((c_in, h, w) ↔ (c_out, oh, ow)); kernel, stride, padding and dilation stay.
+    /// For a conv_transpose2d geometry this is the conv2d whose backward-data is the
+    /// transpose's forward; its weight [C_in_T, C_out_T, kH, kW] is read as [c_out, c_in, kH, kW].
+    pub fn transposed(&self) -> Self {
+        Conv2dGeometry { c_in: self.c_out, h: self.oh, w: self.ow, c_out: self.c_in, oh: self.h, ow: self.w, ..*self }
+    }
+
+    /// Rows of the im2col matrix: C_in·kH·kW.
+    pub fn col_rows(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output pixels per channel, the columns of the im2col matrix: OH·OW.
+    pub fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Elements of one input image: C_in·H·W.
+    pub fn in_image(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    /// Elements of one output image: C_out·OH·OW.
+    pub fn out_image(&self) -> usize {
+        self.c_out * self.out_plane()
+    }
+
+    /// A 1×1 kernel with stride 1, no padding and equal in/out sizes: im2col is the identity,
+    /// so the image itself is the GEMM operand. (The size check matters: a conv_transpose2d
+    /// with output_padding can have a 1×1, stride-1 kernel and still change the size.)
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.padding == [0, 0]
+            && (self.oh, self.ow) == (self.h, self.w)
+    }
+
+    /// Elements of x: batch·c_in·h·w.
+    pub fn x_len(&self) -> usize {
+        self.batch * self.c_in * self.h * self.w
+    }
+
+    /// Elements of y: batch·c_out·oh·ow.
+    pub fn y_len(&self) -> usize {
+        self.batch * self.c_out * self.oh * self.ow
+    }
+
+    /// Elements of a conv2d weight [c_out, c_in, kh, kw] (and of a conv_transpose2d weight).
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.kh * self.kw
+    }
+
+    /// Multiply-adds of the forward GEMM (benchmarks report 2× this as FLOPs).
+    pub fn macs(&self) -> u64 {
+        (self.y_len() as u64) * (self.c_in * self.kh * self.kw) as u64
+    }
+}
+
+/// A pooling window sliding over `planes` independent [h, w] planes (N·C of them) and
+/// producing [oh, ow] planes: OH = ⌊(H + 2·ph − kh)/sh⌋ + 1, likewise OW (PyTorch's
+/// ceil_mode = false, dilation 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeom {
+    /// Independent planes (N·C).
+    pub planes: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Window size `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Window step `[sh, sw]`.
+    pub stride: [usize; 2],
+    /// Implicit padding `[ph, pw]` on each side.
+    pub padding: [usize; 2],
+}
+
+impl Pool2dGeom {
+    /// `None` when a kernel or stride is 0, padding exceeds half the kernel (PyTorch's
+    /// rule, so every window holds an input element) or the window does not fit.
+    pub fn new(
+        planes: usize,
+        [h, w]: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Option<Self> {
+        let out = |n: usize, k: usize, s: usize, p: usize| {
+            (k > 0 && s > 0 && 2 * p <= k && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
+        };
+        let oh = out(h, kernel[0], stride[0], padding[0])?;
+        let ow = out(w, kernel[1], stride[1], padding[1])?;
+        Some(Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding })
+    }
+
+    /// Elements of x: planes·h·w.
+    pub fn x_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+
+    /// Elements of y: planes·oh·ow.
+    pub fn y_len(&self) -> usize {
+        self.planes * self.oh * self.ow
+    }
+}
+
+/// Sizes of a batch-norm operand viewed as [N, C, S].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnDims {
+    /// Batch size N.
+    pub n: usize,
+    /// Channels C.
+    pub c: usize,
+    /// Elements per (sample, channel) plane: H·W, or 1 for a [N, C] input.
+    pub s: usize,
+}
+
+impl BnDims {
+    /// Elements each channel's statistics run over: m = N·S.
+    pub fn m(&self) -> usize {
+        self.n * self.s
+    }
+
+    /// Elements of x: N·C·S.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.s
+    }
+
+    /// True when x has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A reduction over one axis of an `[outer, r, inner]` view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Σ x.
+    Sum,
+    /// Σ x / r.
+    Mean,
+    /// Largest element.
+    Max,
+    /// Smallest element.
+    Min,
+    /// ln Σ exp(x), computed as m + ln Σ exp(x − m) with m = max x so it never overflows.
+    LogSumExp,
+    /// Index (along the reduced block) of the first maximum, as a float.
+    ArgMax,
+    /// Index of the first minimum, as a float.
+    ArgMin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_len_follows_pytorch_formulas() {
+        assert_eq!(conv2d_out_len(32, 3, 1, 1, 1), Some(32));
+        assert_eq!(conv2d_out_len(7, 3, 2, 1, 1), Some(4));
+        assert_eq!(conv2d_out_len(9, 3, 1, 2, 2), Some(9));
+        assert_eq!(conv2d_out_len(3, 5, 1, 0, 1), None);
+        assert_eq!(conv2d_out_len(3, 5, 1, 1, 1), Some(1));
+        assert_eq!(conv_transpose2d_out_len(8, 4, 2, 1, 0, 1), Some(16));
+        assert_eq!(conv_transpose2d_out_len(5, 3, 2, 1, 1, 1), Some(10));
+        assert_eq!(conv_transpose2d_out_len(1, 1, 1, 1, 0, 1), None);
+    }
+
+    #[test]
+    fn conv_output_sizes_follow_pytorch() {
+        let g = Conv2dGeometry::conv2d([2, 3, 7, 9], [4, 3, 3, 3], [2, 1], [1, 0], [1, 2]).unwrap();
+        assert_eq!((g.oh, g.ow), (4, 5));
+        let t = Conv2dGeometry::conv_transpose2d([2, 3, 4, 5], [3, 4, 3, 3], [2, 2], [1, 1], [1, 0], [1, 1]).unwrap();
+        assert_eq!((t.oh, t.ow), (8, 9));
+        assert!(Conv2dGeometry::conv2d([1, 1, 2, 2], [1, 1, 5, 5], [1, 1], [0, 0], [1, 1]).is_none());
+        assert!(Conv2dGeometry::conv2d([1, 1, 5, 5], [1, 1, 3, 3], [0, 1], [0, 0], [1, 1]).is_none(), "zero stride");
+    }
+
+    #[test]
+    fn pool_output_sizes_follow_pytorch_and_refuse_what_it_refuses() {
+        let g = Pool2dGeom::new(6, [7, 8], [3, 2], [2, 2], [1, 0]).unwrap();
+        assert_eq!((g.oh, g.ow), (4, 4));
+        assert!(Pool2dGeom::new(1, [4, 4], [2, 2], [2, 2], [2, 0]).is_none(), "padding over half the kernel");
+        assert!(Pool2dGeom::new(1, [1, 1], [3, 3], [1, 1], [0, 0]).is_none(), "window larger than the input");
+    }
+}
