@@ -41,6 +41,7 @@ pub mod elementwise_table;
 pub mod error;
 pub mod ops;
 pub mod profile;
+pub mod reference;
 pub mod rng;
 pub mod shape;
 pub mod storage;
