@@ -2,6 +2,8 @@
 //! in [0, 1], the codes of latent traversals and interpolations, and the feature maps of the
 //! encoder's intermediate layers. The `eval` binary turns these into PNGs and numbers.
 
+pub mod command;
+
 use autograd::{no_grad, Var};
 use nn::checkpoint::{load_model, LoadOptions};
 use nn::{Init, Module};
