@@ -10,8 +10,8 @@ use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};
 use nn::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout,
-    Flatten, GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential, Sigmoid,
-    Tanh, Upsample,
+    Flatten, GlobalAvgPool, Init, LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential, SiLU,
+    Sigmoid, Tanh, Upsample,
 };
 use tensor::ops::conv2d::Conv2dParams;
 use tensor::{DType, Rng, Tensor, TensorError};
@@ -165,6 +165,7 @@ fn activation_layers_match_finite_differences() {
     let x = away_from_zero(&[3, 7], 1e-3, &mut r);
     check(|v| tr(LeakyReLU::new(0.2).forward(&v[0])), std::slice::from_ref(&x));
     check(|v| tr(Sigmoid.forward(&v[0])), std::slice::from_ref(&x));
+    check(|v| tr(SiLU.forward(&v[0])), std::slice::from_ref(&x));
     check(|v| tr(Tanh.forward(&v[0])), &[x]);
 }
 

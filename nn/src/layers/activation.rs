@@ -1,4 +1,4 @@
-//! Element-wise activation layers: ReLU, LeakyReLU, Sigmoid, Tanh. Any shape → same shape.
+//! Element-wise activation layers: ReLU, LeakyReLU, SiLU, Sigmoid, Tanh. Any shape → same shape.
 
 use autograd::Var;
 
@@ -38,6 +38,16 @@ impl Default for LeakyReLU {
 impl Module for LeakyReLU {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(x.leaky_relu(self.negative_slope)?)
+    }
+}
+
+/// x·σ(x) (PyTorch's `nn.SiLU`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SiLU;
+
+impl Module for SiLU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(x.silu()?)
     }
 }
 

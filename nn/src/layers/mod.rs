@@ -12,7 +12,7 @@ pub mod reshape;
 pub mod sequential;
 pub mod upsample;
 
-pub use activation::{LeakyReLU, ReLU, Sigmoid, Tanh};
+pub use activation::{LeakyReLU, ReLU, SiLU, Sigmoid, Tanh};
 pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
