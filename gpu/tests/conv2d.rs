@@ -1,5 +1,6 @@
-//! conv2d.wgsl (forward, backward-data, backward-weight, backward-bias) against direct f64
-//! loops over stride / padding / dilation variants and sizes off the tile grid.
+//! conv2d.wgsl (forward, backward-data, backward-weight, backward-bias) against the reference
+//! tier (`tensor::reference::conv`) over stride / padding / dilation variants and sizes off
+//! the tile grid.
 
 mod common;
 
@@ -7,46 +8,7 @@ use common::*;
 use gpu::descriptors::Conv2dGeometry;
 use gpu::kernels::conv2d;
 use gpu::kernels::Output;
-
-/// For every (output pixel, tap) pair that reads an in-bounds input pixel:
-/// f(n, co, oy, ox, ci, ky, kx, iy, ix).
-fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut([usize; 9])) {
-    for n in 0..g.batch {
-        for co in 0..g.c_out {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    for ci in 0..g.c_in {
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
-                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
-                                if iy < 0 || ix < 0 || iy as usize >= g.h || ix as usize >= g.w {
-                                    continue;
-                                }
-                                f([n, co, oy, ox, ci, ky, kx, iy as usize, ix as usize]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn xi(g: &Conv2dGeometry, n: usize, c: usize, y: usize, x: usize) -> usize {
-    ((n * g.c_in + c) * g.h + y) * g.w + x
-}
-fn yi(g: &Conv2dGeometry, n: usize, c: usize, y: usize, x: usize) -> usize {
-    ((n * g.c_out + c) * g.oh + y) * g.ow + x
-}
-fn wi(g: &Conv2dGeometry, co: usize, ci: usize, ky: usize, kx: usize) -> usize {
-    ((co * g.c_in + ci) * g.kh + ky) * g.kw + kx
-}
-
-/// (value, Σ|terms|) accumulators.
-fn acc(len: usize) -> (Vec<f64>, Vec<f64>) {
-    (vec![0.0; len], vec![0.0; len])
-}
+use tensor::reference::conv as reference;
 
 fn geometries() -> Vec<Conv2dGeometry> {
     let c = |b, ci, [h, w]: [usize; 2], co, [kh, kw]: [usize; 2], s, p, d| {
@@ -76,19 +38,9 @@ fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
         for with_bias in [false, true] {
             let y = poisoned(ctx, g.y_len());
             conv2d::forward(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
-            let (mut want, mut scale) = acc(g.y_len());
-            for_each_tap(&g, |[n, co, oy, ox, ci, ky, kx, iy, ix]| {
-                let t = x[xi(&g, n, ci, iy, ix)] as f64 * w[wi(&g, co, ci, ky, kx)] as f64;
-                want[yi(&g, n, co, oy, ox)] += t;
-                scale[yi(&g, n, co, oy, ox)] += t.abs();
-            });
-            if with_bias {
-                for (i, v) in want.iter_mut().enumerate() {
-                    let co = (i / (g.oh * g.ow)) % g.c_out;
-                    *v += bias[co] as f64;
-                    scale[i] += (bias[co] as f64).abs();
-                }
-            }
+            let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
+            let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
+            let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
             assert_close(&format!("forward bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
         }
     }
@@ -103,12 +55,9 @@ fn conv2d_backward_data_gathers_every_tap() {
         let w = rng.signed(g.weight_len());
         let dx = poisoned(ctx, g.x_len());
         conv2d::backward_data(ctx, &g, &upload(ctx, &dy), &upload(ctx, &w), &dx, Output::Overwrite).unwrap();
-        let (mut want, mut scale) = acc(g.x_len());
-        for_each_tap(&g, |[n, co, oy, ox, ci, ky, kx, iy, ix]| {
-            let t = dy[yi(&g, n, co, oy, ox)] as f64 * w[wi(&g, co, ci, ky, kx)] as f64;
-            want[xi(&g, n, ci, iy, ix)] += t;
-            scale[xi(&g, n, ci, iy, ix)] += t.abs();
-        });
+        let ((dy64, dya), (w64, wa)) = (f64s(&dy), f64s(&w));
+        let (want, scale) =
+            (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
         assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
     }
 }
@@ -123,22 +72,15 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
         let (dyb, xb) = (upload(ctx, &dy), upload(ctx, &x));
         let dw = poisoned(ctx, g.weight_len());
         conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
-        let (mut want, mut scale) = acc(g.weight_len());
-        for_each_tap(&g, |[n, co, oy, ox, ci, ky, kx, iy, ix]| {
-            let t = dy[yi(&g, n, co, oy, ox)] as f64 * x[xi(&g, n, ci, iy, ix)] as f64;
-            want[wi(&g, co, ci, ky, kx)] += t;
-            scale[wi(&g, co, ci, ky, kx)] += t.abs();
-        });
+        let ((dy64, dya), (x64, xa)) = (f64s(&dy), f64s(&x));
+        let (want, scale) =
+            (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
         assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
 
         let db = poisoned(ctx, g.c_out);
         conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, &db, Output::Overwrite).unwrap();
-        let (mut want, mut scale) = acc(g.c_out);
-        for (i, &v) in dy.iter().enumerate() {
-            let co = (i / (g.oh * g.ow)) % g.c_out;
-            want[co] += v as f64;
-            scale[co] += (v as f64).abs();
-        }
+        let dims = [g.batch, g.c_out, g.oh * g.ow];
+        let (want, scale) = (reference::bias_grad(&dy64, dims), reference::bias_grad(&dya, dims));
         assert_close(&format!("backward_bias {g:?}"), &rng, &ctx.read(&db).unwrap(), &want, |i| scale[i]);
     }
 }

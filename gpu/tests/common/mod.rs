@@ -117,6 +117,13 @@ pub fn assert_close_unit(what: &str, rng: &Rng, got: &[f32], want: &[f64]) {
     assert_close(what, rng, got, want, |_| 1.0);
 }
 
+/// The f64 values of an f32 slice, and of their magnitudes: a reference run on the
+/// magnitudes gives each element of a sum of products its natural scale, so cancellation does
+/// not turn rounding into a large relative error.
+pub fn f64s(v: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    (v.iter().map(|&x| x as f64).collect(), v.iter().map(|&x| (x as f64).abs()).collect())
+}
+
 /// A small op table for the launcher tests (the real table, with every op, is the tensor
 /// crate's `elementwise_table`; its rows are tested there and in the workspace's tests/).
 pub mod ops {

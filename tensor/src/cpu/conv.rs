@@ -517,6 +517,7 @@ pub fn conv_transpose2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Con
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::conv as reference;
     use crate::rng::Rng;
 
     #[test]
@@ -656,70 +657,6 @@ mod tests {
         assert!((a - b).abs() <= 1e-10 * a.abs().max(b.abs()).max(1e-300), "{what}: {a} vs {b}");
     }
 
-    /// The definition, one output at a time:
-    /// y[n, co, oy, ox] = b[co] + Σ_{ci, ki, kj} w[co, ci, ki, kj] · x[n, ci, oy·sh − ph + ki·dh, ox·sw − pw + kj·dw].
-    fn naive_conv2d(x: &[f64], w: &[f64], b: Option<&[f64]>, g: &Conv2dGeometry) -> Vec<f64> {
-        let mut y = vec![0.0; g.batch * g.c_out * g.oh * g.ow];
-        for n in 0..g.batch {
-            for co in 0..g.c_out {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let mut s = b.map_or(0.0, |b| b[co]);
-                        for ci in 0..g.c_in {
-                            for ki in 0..g.kh {
-                                for kj in 0..g.kw {
-                                    let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                                    let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                        continue;
-                                    }
-                                    let xv = x[((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize];
-                                    s += w[((co * g.c_in + ci) * g.kh + ki) * g.kw + kj] * xv;
-                                }
-                            }
-                        }
-                        y[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    /// The definition of conv_transpose2d, one input pixel at a time (a scatter):
-    /// y[n, co, i·sh − ph + ki·dh, j·sw − pw + kj·dw] += x[n, ci, i, j] · w[ci, co, ki, kj].
-    fn naive_conv_transpose2d(x: &[f64], w: &[f64], b: Option<&[f64]>, g: &Conv2dGeometry) -> Vec<f64> {
-        let plane = g.oh * g.ow;
-        let mut y = vec![0.0; g.batch * g.c_out * plane];
-        for n in 0..g.batch {
-            for co in 0..g.c_out {
-                let bv = b.map_or(0.0, |b| b[co]);
-                y[(n * g.c_out + co) * plane..][..plane].iter_mut().for_each(|v| *v = bv);
-            }
-            for ci in 0..g.c_in {
-                for i in 0..g.h {
-                    for j in 0..g.w {
-                        let xv = x[((n * g.c_in + ci) * g.h + i) * g.w + j];
-                        for co in 0..g.c_out {
-                            for ki in 0..g.kh {
-                                for kj in 0..g.kw {
-                                    let oy = (i * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                                    let ox = (j * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                                    if oy < 0 || ox < 0 || oy >= g.oh as isize || ox >= g.ow as isize {
-                                        continue;
-                                    }
-                                    y[((n * g.c_out + co) * g.oh + oy as usize) * g.ow + ox as usize] +=
-                                        xv * w[((ci * g.c_out + co) * g.kh + ki) * g.kw + kj];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        y
-    }
-
     #[test]
     fn conv2d_3x3_on_known_4x4_image() {
         // x = 1..16 row by row; w is asymmetric so a flipped kernel would be caught.
@@ -744,16 +681,16 @@ mod tests {
     }
 
     #[test]
-    fn conv2d_forward_matches_naive_loops() {
+    fn conv2d_forward_matches_the_reference() {
         let mut rng = Rng::new(1);
         for c in CASES {
             let g = conv_geom(c);
             let x = random(c.n * c.c_in * c.hw[0] * c.hw[1], &mut rng);
             let w = random(c.c_out * c.c_in * c.k[0] * c.k[1], &mut rng);
             let b = random(c.c_out, &mut rng);
-            let want = naive_conv2d(&x, &w, Some(&b), &g);
+            let want = reference::conv2d(&x, &w, Some(&b), &g);
             assert_close(&conv2d_forward(&x, &w, Some(&b), &g), &want, 1e-12, &format!("{c:?}"));
-            let want = naive_conv2d(&x, &w, None, &g);
+            let want = reference::conv2d(&x, &w, None, &g);
             assert_close(&conv2d_forward(&x, &w, None, &g), &want, 1e-12, &format!("{c:?} no bias"));
         }
     }
@@ -767,7 +704,7 @@ mod tests {
             let w = random(c.c_out * c.c_in * c.k[0] * c.k[1], &mut rng);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
             let got: Vec<f64> = conv2d_forward(&to32(&x), &to32(&w), None, &g).iter().map(|&v| v as f64).collect();
-            assert_close(&got, &naive_conv2d(&x, &w, None, &g), 1e-5, &format!("{c:?}"));
+            assert_close(&got, &reference::conv2d(&x, &w, None, &g), 1e-5, &format!("{c:?}"));
         }
     }
 
@@ -802,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn conv2d_backward_weight_matches_naive_per_weight() {
+    fn conv2d_backward_weight_matches_the_reference_per_weight() {
         // dW[co, ci, ki, kj] = ∂⟨conv(x; w), g⟩/∂w = ⟨conv(x; e_{co,ci,ki,kj}), g⟩ (linear in w).
         let mut rng = Rng::new(5);
         for c in &CASES[..5] {
@@ -814,7 +751,7 @@ mod tests {
                 .map(|i| {
                     let mut e = vec![0.0; nw];
                     e[i] = 1.0;
-                    dot(&naive_conv2d(&x, &e, None, &g), &gy)
+                    dot(&reference::conv2d(&x, &e, None, &g), &gy)
                 })
                 .collect();
             assert_close(&conv2d_backward_weight(&gy, &x, &g), &want, 1e-12, &format!("{c:?}"));
@@ -823,13 +760,13 @@ mod tests {
 
     #[test]
     fn conv2d_backward_data_matches_scatter_definition() {
-        // dx is the scatter of g through the kernel: exactly the naive conv_transpose2d of g.
+        // dx is the scatter of g through the kernel: exactly the reference conv_transpose2d of g.
         let mut rng = Rng::new(6);
         for c in CASES {
             let g = conv_geom(c);
             let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
             let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
-            let want = naive_conv_transpose2d(&gy, &w, None, &g.transposed());
+            let want = reference::conv_transpose2d(&gy, &w, None, &g.transposed());
             assert_close(&conv2d_backward_data(&gy, &w, &g), &want, 1e-12, &format!("{c:?}"));
         }
     }
@@ -856,16 +793,16 @@ mod tests {
     }
 
     #[test]
-    fn conv_transpose2d_forward_matches_naive_scatter() {
+    fn conv_transpose2d_forward_matches_the_reference_scatter() {
         let mut rng = Rng::new(8);
         for c in T_CASES {
             let g = transpose_geom(c);
             let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
             let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
             let b = random(c.c_out, &mut rng);
-            let want = naive_conv_transpose2d(&x, &w, Some(&b), &g);
+            let want = reference::conv_transpose2d(&x, &w, Some(&b), &g);
             assert_close(&conv_transpose2d_forward(&x, &w, Some(&b), &g), &want, 1e-12, &format!("{c:?}"));
-            let want = naive_conv_transpose2d(&x, &w, None, &g);
+            let want = reference::conv_transpose2d(&x, &w, None, &g);
             assert_close(&conv_transpose2d_forward(&x, &w, None, &g), &want, 1e-12, &format!("{c:?} no bias"));
         }
     }

@@ -11,6 +11,12 @@ fn window(o: usize, k: usize, s: usize, pad: usize, n: usize) -> (isize, isize, 
     (start, start.max(0), end.min(n as isize).max(start.max(0)))
 }
 
+/// The length of a window starting at `start` along an axis whose padded input ends at
+/// `end`: the kernel size, cut at the far padding edge (PyTorch's count_include_pad divisor).
+fn padded_len(start: isize, k: usize, end: usize) -> f64 {
+    ((start + k as isize).min(end as isize) - start) as f64
+}
+
 /// Max pool: each output is the largest input in its window (padding never wins); ties keep
 /// the first in row-major order; a NaN wins. Also returns, per output, the plane-relative
 /// index iy·W + ix of the chosen input.
@@ -61,9 +67,8 @@ pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
             for ox in 0..g.ow {
                 let (ys, y0, y1) = window(oy, g.kernel[0], g.stride[0], g.padding[0], g.h);
                 let (xs, x0, x1) = window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w);
-                let count = (((ys + g.kernel[0] as isize).min((g.h + g.padding[0]) as isize) - ys)
-                    * ((xs + g.kernel[1] as isize).min((g.w + g.padding[1]) as isize) - xs))
-                    as f64;
+                let count =
+                    padded_len(ys, g.kernel[0], g.h + g.padding[0]) * padded_len(xs, g.kernel[1], g.w + g.padding[1]);
                 let mut sum = 0.0;
                 for iy in y0..y1 {
                     for ix in x0..x1 {
@@ -87,9 +92,8 @@ pub fn avg_pool2d_backward(dy: &[f64], g: &Pool2dGeom) -> Vec<f64> {
             for ox in 0..g.ow {
                 let (ys, y0, y1) = window(oy, g.kernel[0], g.stride[0], g.padding[0], g.h);
                 let (xs, x0, x1) = window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w);
-                let count = (((ys + g.kernel[0] as isize).min((g.h + g.padding[0]) as isize) - ys)
-                    * ((xs + g.kernel[1] as isize).min((g.w + g.padding[1]) as isize) - xs))
-                    as f64;
+                let count =
+                    padded_len(ys, g.kernel[0], g.h + g.padding[0]) * padded_len(xs, g.kernel[1], g.w + g.padding[1]);
                 let d = dy[(p * g.oh + oy) * g.ow + ox] / count;
                 for iy in y0..y1 {
                     for ix in x0..x1 {
