@@ -55,7 +55,7 @@ const fn layer(
 }
 
 /// The convolutions of `conv` (B1: 3×64×64, batch 64) and `basic` (B5: 3×32×32, batch 64),
-/// shared/spec/architectures.md.
+/// docs/architectures.md.
 const LAYERS: [Layer; 11] = [
     layer("B1", false, 64, (3, 32), 64, (3, 2, 1, 0)),
     layer("B1", false, 64, (32, 64), 32, (3, 2, 1, 0)),

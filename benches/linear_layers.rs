@@ -27,7 +27,7 @@ const fn layer(workload: &'static str, batch: usize, inputs: usize, outputs: usi
     Layer { workload, batch, inputs, outputs }
 }
 
-/// shared/spec/architectures.md: `conv` (B1: F = 128·8·8, z 32, batch 64), `dense` (B4: 784
+/// docs/architectures.md: `conv` (B1: F = 128·8·8, z 32, batch 64), `dense` (B4: 784
 /// inputs, z 16, batch 128) and `basic` (B5: F = 64·8·8, z 128, batch 64). The μ and log σ²
 /// heads are two layers of the same shape; each is listed once.
 const LAYERS: [Layer; 10] = [

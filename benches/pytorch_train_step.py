@@ -1,5 +1,5 @@
 """The PyTorch reference for `cargo bench --bench train_step`: the same five workloads B1–B5
-(shared/spec/architectures.md), the same loss (MSE on sigmoid outputs, summed over pixels and
+(docs/architectures.md), the same loss (MSE on sigmoid outputs, summed over pixels and
 averaged over the batch, + 1.0·KL) and the same optimizer (Adam, lr 1e-3), timed the same way
 (2 warm-up steps, then N timed steps, median), memory measured the same way (resident
 high-water mark during the timed steps minus resident size before the model was built), each

@@ -1,5 +1,5 @@
 //! One full VAE training step — forward, loss, backward, Adam update — for the workloads B1–B5
-//! of `shared/spec/architectures.md` (loss: MSE on sigmoid outputs + 1.0·KL, Adam lr 1e-3),
+//! of `docs/architectures.md` (loss: MSE on sigmoid outputs + 1.0·KL, Adam lr 1e-3),
 //! printed as a table: median ms/step, images/s, peak memory, and the share of each op family.
 //!
 //! ```text

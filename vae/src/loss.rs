@@ -1,7 +1,7 @@
 //! VAE objectives: reconstruction losses, the analytic KL, β-VAE, and β-TCVAE with the
 //! minibatch-weighted (MWS) and minibatch-stratified (MSS) estimators of Chen et al. (2018).
 //!
-//! Conventions (../shared/spec/architectures.md, "Losses"): every term is summed over a
+//! Conventions (docs/architectures.md, "Losses"): every term is summed over a
 //! sample's pixels or latents and averaged over the batch. Every component is returned
 //! unweighted, next to the weighted total that is back-propagated.
 
