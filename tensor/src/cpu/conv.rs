@@ -26,12 +26,16 @@
 //! GEMM a thin sliver that packs the whole weight for a few columns; there, several images are
 //! unfolded side by side into one [K, images·P] operand and share one GEMM (`images_per_gemm`).
 //! Memory stays bounded: each task unfolds at most a few million elements into its own buffer.
+//!
+//! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
+//! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
+//! the input ([`LiveTaps`]), so im2col never builds rows that are all padding.
 
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
 use crate::cpu::reduce::sum_map_f64;
-use crate::descriptors::Conv2dGeometry;
+use crate::descriptors::{conv2d_out_len, Conv2dGeometry};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// Where one kernel index lands along one axis: outputs o in [lo, hi) read input
@@ -327,12 +331,86 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
         .collect()
 }
 
+// ------------------------------------------------------------------------ dead taps
+
+/// The kernel taps that can reach the input, when fewer than all of them. On small planes a
+/// padded kernel hangs over the edge: a 3×3 kernel with padding 1 on a 1×1 plane (ResNet-18's
+/// last stage at 32×32 input) reads only its centre, and im2col would otherwise multiply eight
+/// rows of zeros in every GEMM. The taps that reach the input form a rectangle (along each
+/// axis the reachable taps are consecutive), so the same convolution is a smaller one: the
+/// kernel cropped to that rectangle, the padding shifted with it. `geometry` is that
+/// convolution (same input and output sizes); `first` is the rectangle's corner in the
+/// original kernel.
+struct LiveTaps {
+    geometry: Conv2dGeometry,
+    first: [usize; 2],
+}
+
+impl LiveTaps {
+    /// `None` when every tap reaches the input, when none does, or when the cropped kernel
+    /// would need negative padding or change the output size (then the full kernel runs).
+    fn of(g: &Conv2dGeometry) -> Option<LiveTaps> {
+        // Tap j reaches the input when some output o reads 0 ≤ o·s + j·d − p < n.
+        let live = |j: usize, axis: usize, n: usize, out: usize| {
+            (0..out).any(|o| {
+                let i = (o * g.stride[axis] + j * g.dilation[axis]) as isize - g.padding[axis] as isize;
+                i >= 0 && (i as usize) < n
+            })
+        };
+        let range = |k: usize, axis: usize, n: usize, out: usize| {
+            let first = (0..k).find(|&j| live(j, axis, n, out))?;
+            let last = (0..k).rev().find(|&j| live(j, axis, n, out))?;
+            Some((first, last + 1))
+        };
+        let (rows, cols) = (range(g.kh, 0, g.h, g.oh)?, range(g.kw, 1, g.w, g.ow)?);
+        if (rows, cols) == ((0, g.kh), (0, g.kw)) {
+            return None;
+        }
+        let padding =
+            [g.padding[0].checked_sub(rows.0 * g.dilation[0])?, g.padding[1].checked_sub(cols.0 * g.dilation[1])?];
+        let geometry = Conv2dGeometry { kh: rows.1 - rows.0, kw: cols.1 - cols.0, padding, ..*g };
+        let oh = conv2d_out_len(g.h, geometry.kh, g.stride[0], padding[0], g.dilation[0]);
+        let ow = conv2d_out_len(g.w, geometry.kw, g.stride[1], padding[1], g.dilation[1]);
+        ((oh, ow) == (Some(g.oh), Some(g.ow))).then_some(LiveTaps { geometry, first: [rows.0, cols.0] })
+    }
+
+    /// The live block of a [c_out, c_in, kh, kw] weight: [c_out, c_in, kh′, kw′].
+    fn crop<T: Float>(&self, w: &[T], full: &Conv2dGeometry) -> Vec<T> {
+        let (c, kh, kw) = (self.geometry, self.geometry.kh, self.geometry.kw);
+        let mut out = Vec::with_capacity(c.c_out * c.c_in * kh * kw);
+        for filter in w.chunks_exact(full.kh * full.kw).take(c.c_out * c.c_in) {
+            for ki in 0..kh {
+                let row = (self.first[0] + ki) * full.kw + self.first[1];
+                out.extend_from_slice(&filter[row..row + kw]);
+            }
+        }
+        out
+    }
+
+    /// A gradient of the live block, [c_out, c_in, kh′, kw′], as the full kernel's: zero at the
+    /// taps that never reach the input (their weights touch no data).
+    fn embed<T: Float>(&self, dw: &[T], full: &Conv2dGeometry) -> Vec<T> {
+        let (kh, kw) = (self.geometry.kh, self.geometry.kw);
+        let mut out = vec![T::ZERO; full.c_out * full.c_in * full.kh * full.kw];
+        for (filter, live) in out.chunks_exact_mut(full.kh * full.kw).zip(dw.chunks_exact(kh * kw)) {
+            for ki in 0..kh {
+                let row = (self.first[0] + ki) * full.kw + self.first[1];
+                filter[row..row + kw].copy_from_slice(&live[ki * kw..(ki + 1) * kw]);
+            }
+        }
+        out
+    }
+}
+
 // ------------------------------------------------------------------------ conv2d
 
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    if let Some(live) = LiveTaps::of(g) {
+        return conv2d_forward(x, &live.crop(w, g), bias, &live.geometry);
+    }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
     if y.is_empty() {
@@ -380,6 +458,9 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry)
 /// Images with small outputs share one GEMM, as in [`conv2d_forward`].
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   [N, C_in, H, W]
 fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    if let Some(live) = LiveTaps::of(g) {
+        return backward_data_plus_bias(grad_y, &live.crop(w, g), bias, &live.geometry);
+    }
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
     if dx.is_empty() {
@@ -433,6 +514,9 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// scheduling.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    if let Some(live) = LiveTaps::of(g) {
+        return live.embed(&conv2d_backward_weight(grad_y, x, &live.geometry), g);
+    }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
     if dw.is_empty() || g.batch == 0 {
@@ -655,6 +739,30 @@ mod tests {
 
     fn assert_rel(a: f64, b: f64, what: &str) {
         assert!((a - b).abs() <= 1e-10 * a.abs().max(b.abs()).max(1e-300), "{what}: {a} vs {b}");
+    }
+
+    #[test]
+    fn a_kernel_hanging_over_a_small_plane_is_cropped_to_the_taps_that_reach_it() {
+        // 3×3, padding 1 on a 1×1 plane: only the centre tap reads the input.
+        let g = Conv2dGeometry::conv2d([2, 4, 1, 1], [3, 4, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        let live = LiveTaps::of(&g).expect("dead taps");
+        assert_eq!((live.geometry.kh, live.geometry.kw, live.geometry.padding, live.first), (1, 1, [0, 0], [1, 1]));
+        // 3×3 at stride 2, padding 1 on a 2×2 plane: the one output reads taps 1 and 2.
+        let g = Conv2dGeometry::conv2d([1, 2, 2, 2], [2, 2, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+        let live = LiveTaps::of(&g).expect("dead taps");
+        assert_eq!((live.geometry.kh, live.geometry.kw, live.first), (2, 2, [1, 1]));
+        // Every tap reaches a 4×4 plane.
+        let g = Conv2dGeometry::conv2d([1, 2, 4, 4], [2, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        assert!(LiveTaps::of(&g).is_none());
+        // Crop and embed are inverse on the live block, and embed zeroes the rest.
+        let g = Conv2dGeometry::conv2d([1, 2, 1, 1], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        let live = LiveTaps::of(&g).unwrap();
+        let w: Vec<f64> = (0..g.weight_len()).map(|i| i as f64).collect();
+        let cropped = live.crop(&w, &g);
+        assert_eq!(cropped, (0..6).map(|f| (f * 9 + 4) as f64).collect::<Vec<_>>());
+        let full = live.embed(&cropped, &g);
+        assert_eq!(full.iter().filter(|&&v| v != 0.0).count(), 6, "one live tap per filter");
+        assert_eq!(full[9 + 4], 13.0);
     }
 
     #[test]
