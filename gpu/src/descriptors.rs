@@ -275,6 +275,19 @@ pub enum ReduceOp {
     ArgMin,
 }
 
+impl ReduceOp {
+    /// Every reduction, for tests and tables that go through them all.
+    pub const ALL: [ReduceOp; 7] = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Max,
+        ReduceOp::Min,
+        ReduceOp::LogSumExp,
+        ReduceOp::ArgMax,
+        ReduceOp::ArgMin,
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,11 +57,10 @@ pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], g: &Pool2dGeom) -> Vec<
     dx
 }
 
-/// Average pool with count_include_pad: the sum of the in-bounds inputs divided by the
-/// window's length counting padding (cut at the far padding edge).
-// x: [P, H, W] → y: [P, OH, OW]
-pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
-    let mut y = Vec::new();
+/// Calls `f(output index, count, input indices)` for every output of an average pool: the
+/// in-bounds inputs of its window (plane-absolute indices into x) and the window's length
+/// counting padding (PyTorch's count_include_pad divisor).
+fn for_each_avg_window(g: &Pool2dGeom, mut f: impl FnMut(usize, f64, &[usize])) {
     for p in 0..g.planes {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
@@ -69,16 +68,21 @@ pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
                 let (xs, x0, x1) = window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w);
                 let count =
                     padded_len(ys, g.kernel[0], g.h + g.padding[0]) * padded_len(xs, g.kernel[1], g.w + g.padding[1]);
-                let mut sum = 0.0;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        sum += x[p * g.h * g.w + iy as usize * g.w + ix as usize];
-                    }
-                }
-                y.push(sum / count);
+                let inputs: Vec<usize> = (y0..y1)
+                    .flat_map(|iy| (x0..x1).map(move |ix| p * g.h * g.w + iy as usize * g.w + ix as usize))
+                    .collect();
+                f((p * g.oh + oy) * g.ow + ox, count, &inputs);
             }
         }
     }
+}
+
+/// Average pool with count_include_pad: the sum of the in-bounds inputs divided by the
+/// window's length counting padding (cut at the far padding edge).
+// x: [P, H, W] → y: [P, OH, OW]
+pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
+    let mut y = vec![0.0; g.y_len()];
+    for_each_avg_window(g, |o, count, inputs| y[o] = inputs.iter().map(|&i| x[i]).sum::<f64>() / count);
     y
 }
 
@@ -87,22 +91,7 @@ pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
 // dy: [P, OH, OW] → dx: [P, H, W]
 pub fn avg_pool2d_backward(dy: &[f64], g: &Pool2dGeom) -> Vec<f64> {
     let mut dx = vec![0.0; g.x_len()];
-    for p in 0..g.planes {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (ys, y0, y1) = window(oy, g.kernel[0], g.stride[0], g.padding[0], g.h);
-                let (xs, x0, x1) = window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w);
-                let count =
-                    padded_len(ys, g.kernel[0], g.h + g.padding[0]) * padded_len(xs, g.kernel[1], g.w + g.padding[1]);
-                let d = dy[(p * g.oh + oy) * g.ow + ox] / count;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        dx[p * g.h * g.w + iy as usize * g.w + ix as usize] += d;
-                    }
-                }
-            }
-        }
-    }
+    for_each_avg_window(g, |o, count, inputs| inputs.iter().for_each(|&i| dx[i] += dy[o] / count));
     dx
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use image::{DynamicImage, RgbImage};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -80,6 +81,45 @@ fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// The chart every figure here is: a white canvas of `opts`' size, a title, axes over the data
+/// ranges `x` and `y` with label areas of `label_area` (x, y) pixels, whatever `draw` puts
+/// on it (mesh and series), and the series' legend in the upper right.
+fn chart(
+    what: &'static str,
+    title: &str,
+    opts: &PlotOptions,
+    (x, y): ((f64, f64), (f64, f64)),
+    label_area: (u32, u32),
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> Result<()>,
+) -> Result<RgbImage> {
+    let (w, h) = (opts.width, opts.height);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (font(), 22))
+            .margin(14)
+            .x_label_area_size(label_area.0)
+            .y_label_area_size(label_area.1)
+            .build_cartesian_2d(x.0..x.1, y.0..y.1)
+            .map_err(|e| drawing_error(what, title, e))?;
+        draw(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .label_font((font(), 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| drawing_error(what, title, e))?;
+        root.present().map_err(|e| drawing_error(what, title, e))?;
+    }
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| PlotError::Invalid { what, msg: format!("'{title}': buffer size") })
+}
+
+/// A chart on the bitmap backend with f64 axes.
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 fn check_size(what: &'static str, title: &str, opts: &PlotOptions) -> Result<()> {
     if opts.width < MIN_SIZE.0 || opts.height < MIN_SIZE.1 {
         return invalid(
@@ -121,17 +161,7 @@ pub fn render_line_plot(
             ),
         );
     };
-    let (w, h) = (opts.width, opts.height);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (font(), 22))
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(|e| drawing_error(WHAT, title, e))?;
+    chart(WHAT, title, opts, (xr, yr), (44, 72), |chart| {
         let log_label = |v: &f64| format!("{:.3}", 10f64.powf(*v));
         let plain_label = |v: &f64| format!("{v}");
         let mut mesh = chart.configure_mesh();
@@ -167,18 +197,8 @@ pub fn render_line_plot(
                 chart.draw_series(dots).map_err(|e| drawing_error(WHAT, title, e))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((font(), 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| drawing_error(WHAT, title, e))?;
-        root.present().map_err(|e| drawing_error(WHAT, title, e))?;
-    }
-    RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| PlotError::Invalid { what: WHAT, msg: format!("'{title}': buffer size") })
+        Ok(())
+    })
 }
 
 /// Saves a line plot of `series` (name, [(x, y)]), each in its own colour, with a title, axis
@@ -232,18 +252,8 @@ pub fn render_scatter_plot(
     ) else {
         return invalid(WHAT, format!("'{title}': no finite points among {}", points.len()));
     };
-    let (w, h) = (opts.width, opts.height);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     let radius = if points.len() <= 2000 { 3 } else { 2 };
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (font(), 22))
-            .margin(14)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(|e| drawing_error(WHAT, title, e))?;
+    chart(WHAT, title, opts, (xr, yr), (36, 56), |chart| {
         chart
             .configure_mesh()
             .label_style((font(), 14))
@@ -271,18 +281,8 @@ pub fn render_scatter_plot(
             .filter(|&&i| labels[i] >= PALETTE.len())
             .map(|&i| Cross::new(points[i], radius + 1, BLACK.stroke_width(1)));
         chart.draw_series(crosses).map_err(|e| drawing_error(WHAT, title, e))?;
-        chart
-            .configure_series_labels()
-            .label_font((font(), 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| drawing_error(WHAT, title, e))?;
-        root.present().map_err(|e| drawing_error(WHAT, title, e))?;
-    }
-    RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| PlotError::Invalid { what: WHAT, msg: format!("'{title}': buffer size") })
+        Ok(())
+    })
 }
 
 /// Saves a scatter plot of `points` coloured by `labels` (each < class_names.len()), with a
