@@ -70,9 +70,8 @@ fn assert_matches(what: &str, got: &Tensor, want: &[f64], tol: f64) {
 
 /// Convolution cases reaching each CPU path: a plain 3×3, stride 2 with dilation and uneven
 /// padding, a pointwise 1×1 (no im2col), deep layers with 1–4 output pixels (several images
-/// share one GEMM; the 2×2 plane under a 3×3 kernel runs as the convolution's own matrix), and
-/// kernels hanging over small planes, whose dead taps are cropped away (1×1 and 1×4 planes
-/// with padding 1, a 2×2 plane at stride 2).
+/// share one GEMM), and kernels hanging over small planes, whose dead taps are cropped away
+/// (1×1 and 1×4 planes with padding 1, a 2×2 plane at stride 2).
 const CONV_CASES: [([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 8] = [
     // x [N, C_in, H, W], C_out, kernel, stride, padding, dilation
     ([2, 3, 7, 9], 5, [3, 3], [1, 1], [1, 1], [1, 1]),
@@ -115,16 +114,14 @@ fn conv2d_forward_and_backwards_match_the_reference() {
 fn conv_transpose2d_forward_and_backwards_match_the_reference() {
     let mut r = rng();
     // x [N, C_in, H, W], C_out, kernel, stride, padding, output_padding, dilation
-    // The last three reach the dead-tap crop (1×1 inputs with padding) and the dense map of a
-    // tiny plane (a 2×2 output under a 3×3 kernel).
-    let cases: [([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 7] = [
+    // The last two reach the dead-tap crop (1×1 inputs with padding).
+    let cases: [([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 6] = [
         ([2, 3, 5, 4], 4, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1]),
         ([3, 5, 3, 6], 2, [3, 2], [2, 3], [1, 0], [1, 2], [1, 1]),
         ([2, 4, 4, 4], 3, [3, 3], [1, 1], [1, 1], [0, 0], [2, 2]),
         ([5, 7, 1, 1], 6, [4, 4], [1, 1], [0, 0], [0, 0], [1, 1]),
         ([4, 6, 1, 1], 5, [3, 3], [1, 1], [1, 1], [0, 0], [1, 1]),
         ([3, 4, 1, 1], 3, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1]),
-        ([4, 6, 2, 2], 5, [3, 3], [1, 1], [1, 1], [0, 0], [1, 1]),
     ];
     for (xs, c_out, k, stride, padding, output_padding, dilation) in cases {
         let ws = [xs[1], c_out, k[0], k[1]];

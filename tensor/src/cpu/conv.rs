@@ -29,9 +29,7 @@
 //!
 //! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
-//! the input ([`LiveTaps`]), so im2col never builds rows that are all padding. And on planes
-//! with fewer pixels than the kernel has taps, the convolution runs as its own matrix, one GEMM
-//! for the whole batch (`uses_dense_map`).
+//! the input ([`LiveTaps`]), so im2col never builds rows that are all padding.
 
 use rayon::prelude::*;
 
@@ -404,56 +402,6 @@ impl LiveTaps {
     }
 }
 
-// ------------------------------------------------------------------------ tiny planes
-
-/// On planes smaller than the kernel, the convolution as its matrix. A conv2d is a linear map
-/// from an image's C_in·P_in values to its C_out·P_out outputs (P: pixels per plane); its
-/// matrix T [C_in·P_in, C_out·P_out] holds w[co, ci, ki, kj] where tap (ki, kj) links input
-/// pixel q to output pixel p, and 0 where no tap does. Per image im2col multiplies
-/// C_in·kH·kW values per output, T only C_in·P_in: fewer when the plane has fewer pixels than
-/// the kernel has taps (2×2 planes under a 3×3 kernel: 4 against 9), and then the whole batch
-/// is one GEMM with no unfolding, y [N, C_out·P_out] = x [N, C_in·P_in] · T, in the tensors'
-/// own layouts.
-fn uses_dense_map(g: &Conv2dGeometry) -> bool {
-    const MAX_MATRIX: usize = 1 << 24;
-    let (p_in, p_out) = (g.h * g.w, g.oh * g.ow);
-    p_in < g.kh * g.kw && g.c_in * p_in * g.c_out * p_out <= MAX_MATRIX && g.batch > 0
-}
-
-/// Calls `f(t_index, w_index)` for every (tap, input pixel, output pixel) link of `g`:
-/// t_index into T [C_in·P_in, C_out·P_out], w_index into w [C_out, C_in, kH, kW].
-fn for_each_link(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize)) {
-    let (p_in, p_out) = (g.h * g.w, g.oh * g.ow);
-    let cols = g.c_out * p_out;
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                    let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                        continue;
-                    }
-                    let (q, p) = (iy as usize * g.w + ix as usize, oy * g.ow + ox);
-                    for co in 0..g.c_out {
-                        for ci in 0..g.c_in {
-                            let t = (ci * p_in + q) * cols + co * p_out + p;
-                            f(t, ((co * g.c_in + ci) * g.kh + ki) * g.kw + kj);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// T [C_in·P_in, C_out·P_out] of `g` from the weight w [C_out, C_in, kH, kW].
-fn dense_map<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let mut t = vec![T::ZERO; g.c_in * g.h * g.w * g.c_out * g.oh * g.ow];
-    for_each_link(g, |ti, wi| t[ti] = w[wi]);
-    t
-}
-
 // ------------------------------------------------------------------------ conv2d
 
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
@@ -462,15 +410,6 @@ fn dense_map<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = LiveTaps::of(g) {
         return conv2d_forward(x, &live.crop(w, g), bias, &live.geometry);
-    }
-    if uses_dense_map(g) {
-        // y = x · T, on top of the bias.
-        let (k, n) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-        let mut y = vec![T::ZERO; g.batch * n];
-        let accumulate = init_planes(&mut y, bias, g.oh * g.ow);
-        let t = dense_map(w, g);
-        gemm(MatRef::row_major(&x[..g.batch * k], g.batch, k), MatRef::row_major(&t, k, n), &mut y, n, accumulate);
-        return y;
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
@@ -521,16 +460,6 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry)
 fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = LiveTaps::of(g) {
         return backward_data_plus_bias(grad_y, &live.crop(w, g), bias, &live.geometry);
-    }
-    if uses_dense_map(g) {
-        // dx = dy · Tᵀ, on top of the bias (a conv_transpose2d's).
-        let (k, n) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-        let mut dx = vec![T::ZERO; g.batch * k];
-        let accumulate = init_planes(&mut dx, bias, g.h * g.w);
-        let t = dense_map(w, g);
-        let dy = MatRef::row_major(&grad_y[..g.batch * n], g.batch, n);
-        gemm(dy, MatRef::row_major(&t, k, n).t(), &mut dx, k, accumulate);
-        return dx;
     }
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
@@ -587,16 +516,6 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = LiveTaps::of(g) {
         return live.embed(&conv2d_backward_weight(grad_y, x, &live.geometry), g);
-    }
-    if uses_dense_map(g) {
-        // dT = xᵀ · dy, then each weight collects the entries of its links.
-        let (k, n) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-        let mut dt = vec![T::ZERO; k * n];
-        let xm = MatRef::row_major(&x[..g.batch * k], g.batch, k);
-        gemm(xm.t(), MatRef::row_major(&grad_y[..g.batch * n], g.batch, n), &mut dt, n, false);
-        let mut dw = vec![T::ZERO; g.weight_len()];
-        for_each_link(g, |ti, wi| dw[wi] += dt[ti]);
-        return dw;
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
