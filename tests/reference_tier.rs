@@ -243,14 +243,14 @@ fn upsampling_forward_and_backward_match_the_reference() {
             let (xv, dyv) = (seen(&x, dt), seen(&dy, dt));
             let (xt, dyt) = (on(&x, &dev, dt), on(&dy, &dev, dt));
             let case = format!("{name} {shape:?} ×{s}");
-            let want = reference::interpolate::upsample(&xv, planes, hw, s, false);
+            let want = reference::interpolate::upsample(&xv, planes, hw, [s, s], false);
             assert_matches(&format!("{case} nearest"), &upsample_nearest2d(&xt, s).unwrap(), &want, tol);
-            let want = reference::interpolate::upsample_backward(&dyv, planes, hw, s, false);
+            let want = reference::interpolate::upsample_backward(&dyv, planes, hw, [s, s], false);
             let got = upsample_nearest2d_backward(&dyt, &shape, s).unwrap();
             assert_matches(&format!("{case} nearest backward"), &got, &want, tol);
-            let want = reference::interpolate::upsample(&xv, planes, hw, s, true);
+            let want = reference::interpolate::upsample(&xv, planes, hw, [s, s], true);
             assert_matches(&format!("{case} bilinear"), &upsample_bilinear2d(&xt, s).unwrap(), &want, tol);
-            let want = reference::interpolate::upsample_backward(&dyv, planes, hw, s, true);
+            let want = reference::interpolate::upsample_backward(&dyv, planes, hw, [s, s], true);
             let got = upsample_bilinear2d_backward(&dyt, &shape, s).unwrap();
             assert_matches(&format!("{case} bilinear backward"), &got, &want, tol);
         }
