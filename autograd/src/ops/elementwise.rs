@@ -1,8 +1,8 @@
 //! Element-wise ops on vars, forward and backward together. Broadcast inputs get their
 //! gradient summed back to their own shape (`sum_to_shape`).
 
-use tensor::elementwise_table as table;
-use tensor::ops::elementwise::{saved_for_backward, unary, unary_backward, where_cond, UnaryOp};
+use tensor::elementwise_table::{self as table, Saved};
+use tensor::ops::elementwise::{unary, unary_backward, where_cond, UnaryOp};
 use tensor::ops::reduce::sum_to_shape;
 use tensor::{Result, Tensor};
 
@@ -80,7 +80,11 @@ pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
 pub fn unary_op(x: &Var, op: UnaryOp) -> Result<Var> {
     let xv = x.value();
     let out = unary(&xv, op)?;
-    let saved = saved_for_backward(op, &xv, &out);
+    let saved = match op.def.saves {
+        Saved::Input => Some(xv),
+        Saved::Output => Some(out.clone()),
+        Saved::Nothing => None,
+    };
     Ok(Var::from_op(op.name(), out, &[x], move |g| {
         // A row that saves nothing ignores the saved operand: g stands in for it.
         Ok(vec![Some(unary_backward(g, saved.as_ref().unwrap_or(g), op)?)])

@@ -350,16 +350,11 @@ impl LiveTaps {
     /// `None` when every tap reaches the input, when none does, or when the cropped kernel
     /// would need negative padding or change the output size (then the full kernel runs).
     fn of(g: &Conv2dGeometry) -> Option<LiveTaps> {
-        // Tap j reaches the input when some output o reads 0 ≤ o·s + j·d − p < n.
-        let live = |j: usize, axis: usize, n: usize, out: usize| {
-            (0..out).any(|o| {
-                let i = (o * g.stride[axis] + j * g.dilation[axis]) as isize - g.padding[axis] as isize;
-                i >= 0 && (i as usize) < n
-            })
-        };
+        // A tap reaches the input when its im2col output range is not empty.
         let range = |k: usize, axis: usize, n: usize, out: usize| {
-            let first = (0..k).find(|&j| live(j, axis, n, out))?;
-            let last = (0..k).rev().find(|&j| live(j, axis, n, out))?;
+            let taps = axis_taps(k, g.stride[axis], g.padding[axis], g.dilation[axis], n, out);
+            let first = taps.iter().position(|t| t.lo < t.hi)?;
+            let last = taps.iter().rposition(|t| t.lo < t.hi)?;
             Some((first, last + 1))
         };
         let (rows, cols) = (range(g.kh, 0, g.h, g.oh)?, range(g.kw, 1, g.w, g.ow)?);
@@ -376,9 +371,9 @@ impl LiveTaps {
 
     /// The live block of a [c_out, c_in, kh, kw] weight: [c_out, c_in, kh′, kw′].
     fn crop<T: Float>(&self, w: &[T], full: &Conv2dGeometry) -> Vec<T> {
-        let (c, kh, kw) = (self.geometry, self.geometry.kh, self.geometry.kw);
-        let mut out = Vec::with_capacity(c.c_out * c.c_in * kh * kw);
-        for filter in w.chunks_exact(full.kh * full.kw).take(c.c_out * c.c_in) {
+        let (kh, kw) = (self.geometry.kh, self.geometry.kw);
+        let mut out = Vec::with_capacity(full.c_out * full.c_in * kh * kw);
+        for filter in w.chunks_exact(full.kh * full.kw).take(full.c_out * full.c_in) {
             for ki in 0..kh {
                 let row = (self.first[0] + ki) * full.kw + self.first[1];
                 out.extend_from_slice(&filter[row..row + kw]);

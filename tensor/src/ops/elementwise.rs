@@ -12,9 +12,9 @@ use gpu::kernels::elementwise::{self as gpu_kernel, ElementwiseShader, OpCode, O
 use crate::cpu::elementwise as kernel;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
-use crate::elementwise_table::{self as table, Saved, BINARY_OPS, UNARY_OPS};
+use crate::elementwise_table::{self as table, BINARY_OPS, UNARY_OPS};
 pub use crate::elementwise_table::{BinaryOp, UnaryOp};
-use crate::error::{gpu_err, Result, TensorError};
+use crate::error::{gpu_err, shape_err, Result, TensorError};
 use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
 use crate::storage::{CpuStorage, Storage};
@@ -66,15 +66,15 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
 /// The backward of a unary op: ∂L/∂x from g = ∂L/∂y and the value the op's row saves (x or
 /// y; ignored when it saves nothing). g, saved: the op's shape → same shape.
 pub fn unary_backward(g: &Tensor, saved: &Tensor, op: UnaryOp) -> Result<Tensor> {
-    let _profile = profile::scope(OpFamily::Elementwise, op.name(), g);
+    let _profile = profile::scope(OpFamily::Elementwise, backward_name(op), g);
     let name = "unary backward";
     same_device(name, &[g.device(), saved.device()])?;
     check_dtypes(name, g, saved)?;
     if g.shape() != saved.shape() {
-        return Err(TensorError::Shape {
-            op: name,
-            msg: format!("gradient {:?} and saved value {:?} differ in shape", g.shape(), saved.shape()),
-        });
+        return shape_err(
+            name,
+            format!("gradient {:?} and saved value {:?} differ in shape", g.shape(), saved.shape()),
+        );
     }
     match g.storage() {
         Storage::Cpu(_) => {
@@ -101,13 +101,12 @@ fn whole<'a, T: Float>(s: &'a CpuStorage, op: &'static str) -> Result<&'a [T]> {
     T::slice(s).ok_or(TensorError::DType { op, expected: T::DTYPE, got: s.dtype() })
 }
 
-/// What a unary op's backward keeps from its forward: x, y or nothing ([`Saved`]).
-pub fn saved_for_backward(op: UnaryOp, x: &Tensor, y: &Tensor) -> Option<Tensor> {
-    match op.def.saves {
-        Saved::Input => Some(x.clone()),
-        Saved::Output => Some(y.clone()),
-        Saved::Nothing => None,
-    }
+/// "relu_backward" for relu: the profile's name of a row's backward, built once per row so
+/// the per-op table keeps forward and backward apart.
+fn backward_name(op: UnaryOp) -> &'static str {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| UNARY_OPS.iter().map(|d| format!("{}_backward", d.name)).collect());
+    &names[op.def.code() as usize]
 }
 
 /// The GPU arm shared by the element-wise ops: each operand as a strided view at `shape`

@@ -177,10 +177,10 @@ pub fn render_line_plot(
             // Runs of drawable points; a skipped point breaks the line.
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
             for &p in pts {
-                if drawable(&p) {
-                    runs.last_mut().map(|r| r.push(to_chart(p)));
-                } else if !runs.last().is_some_and(Vec::is_empty) {
-                    runs.push(Vec::new());
+                match runs.last_mut() {
+                    Some(run) if drawable(&p) => run.push(to_chart(p)),
+                    Some(run) if !run.is_empty() => runs.push(Vec::new()),
+                    _ => {}
                 }
             }
             let n_drawable: usize = runs.iter().map(Vec::len).sum();
