@@ -212,6 +212,12 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
         (Duration::from_secs(10).as_secs_f64() / warm.as_secs_f64()).clamp(5.0, 50.0) as usize
     };
     reset_peak_rss();
+    let gpu_context = match device {
+        Device::Gpu(g) => Some(g.context()),
+        Device::Cpu => None,
+    };
+    let counters = || gpu_context.map(|ctx| ctx.counters());
+    let counted_before = counters();
     let mut times = Vec::with_capacity(steps);
     let cpu_start = process_cpu_seconds();
     let faults_start = process_stat_field(7);
@@ -221,6 +227,8 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
+    // The timed steps, unprofiled: what a step submits and waits for on its own.
+    let timed_counts = counters().zip(counted_before).map(|(after, before)| after.since(&before));
     let faults_per_step = (process_stat_field(7) - faults_start) / steps as f64;
     let peak_rss = proc_status_bytes("VmHWM:").saturating_sub(rss_before);
     let peak_heap =
@@ -230,6 +238,7 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
 
     profile::reset();
     profile::set_enabled(true);
+    let profiled_before = counters();
     let t = Instant::now();
     for i in 0..profile_steps {
         step(1000 + i)?;
@@ -237,7 +246,19 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let wall = t.elapsed();
     profile::set_enabled(false);
     let report = profile::snapshot();
-    let profile = format!("{}\n{}", report.table(wall, profile_steps), report.top_ops(12, profile_steps));
+    let mut profile = format!("{}\n{}", report.table(wall, profile_steps), report.top_ops(12, profile_steps));
+    if let (Some(after), Some(before), Some(timed)) = (counters(), profiled_before, timed_counts) {
+        let per_step = |n: u64| n as f64 / steps as f64;
+        profile.push_str(&format!(
+            "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.1} new buffers, \
+             {:.1} submits, {:.1} read-backs):\n{}",
+            per_step(timed.dispatches),
+            per_step(timed.buffers_created),
+            per_step(timed.submits),
+            per_step(timed.reads),
+            report.gpu_table(&after.since(&before), profile_steps)
+        ));
+    }
     Ok(Measurement { median_ms, min_ms: times[0], cpu_ms, steps, peak_rss, peak_heap, faults_per_step, profile })
 }
 

@@ -27,8 +27,11 @@ const MIN_BYTES: u64 = 256;
 /// Counters for tests and diagnostics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// wgpu buffers created since the context was made.
+    /// wgpu buffers created since the context was made (allocations the free lists could not
+    /// serve: the pool's misses).
     pub created: u64,
+    /// Total size of the buffers created, in bytes.
+    pub created_bytes: u64,
     /// Allocations served from a free list instead.
     pub reused: u64,
     /// Buffers currently idle in the free lists, and their total size.
@@ -92,6 +95,7 @@ impl BufferPool {
                 free.stats.idle_bytes -= class;
             } else {
                 free.stats.created += 1;
+                free.stats.created_bytes += class;
             }
             hit
         };

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::buffer_pool::{BufferPool, GpuBuffer, PoolStats};
+use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
 use crate::pipeline_cache::{KernelDef, PipelineCache};
 
@@ -166,6 +167,7 @@ pub struct Context {
     pool: BufferPool,
     pipelines: PipelineCache,
     pending: Mutex<Pending>,
+    counters: LiveCounters,
     /// The first asynchronous wgpu error not yet reported (see the module docs).
     error: Arc<Mutex<Option<String>>>,
 }
@@ -266,6 +268,7 @@ impl Context {
             pool,
             pipelines: PipelineCache::default(),
             pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
+            counters: LiveCounters::default(),
             error,
         })
     }
@@ -322,6 +325,7 @@ impl Context {
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         let buf = self.alloc(len)?;
         self.record(|enc| enc.clear_buffer(buf.raw(), 0, Some(buf.bytes())))?;
+        LiveCounters::add(&self.counters.bytes_cleared, buf.bytes());
         Ok(buf)
     }
 
@@ -361,6 +365,8 @@ impl Context {
             contents: bytes,
             usage: wgpu::BufferUsages::COPY_SRC,
         });
+        LiveCounters::add(&self.counters.uploads, 1);
+        LiveCounters::add(&self.counters.bytes_uploaded, bytes.len() as u64);
         self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size())))
     }
 
@@ -380,6 +386,7 @@ impl Context {
         if src.id() == dst.id() {
             return Ok(());
         }
+        LiveCounters::add(&self.counters.bytes_copied, src.bytes());
         self.record(|enc| enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, Some(src.bytes())))
     }
 
@@ -401,6 +408,8 @@ impl Context {
             mapped_at_creation: false,
         });
         self.record(|enc| enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, Some(buf.bytes())))?;
+        LiveCounters::add(&self.counters.reads, 1);
+        LiveCounters::add(&self.counters.bytes_read, buf.bytes());
         self.flush()?;
         let slice = staging.slice(..);
         let (tx, rx) = mpsc::channel();
@@ -423,6 +432,13 @@ impl Context {
     /// Pool counters (created / reused / idle).
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Everything counted since the context was made: launches, workgroups, buffers created,
+    /// transfers, submits, waits (see [`crate::counters`]).
+    pub fn counters(&self) -> Counters {
+        let pool = self.pool.stats();
+        self.counters.snapshot(pool.created, pool.created_bytes)
     }
 
     /// Idle pool buffers beyond this many bytes are released (default 2 GiB); 0 also
@@ -454,6 +470,7 @@ impl Context {
             p.dispatches = 0;
             if let Some(enc) = p.encoder.take() {
                 self.queue.submit([enc.finish()]);
+                LiveCounters::add(&self.counters.submits, 1);
             }
         }
         self.take_error()
@@ -462,6 +479,7 @@ impl Context {
     /// Submits the pending commands and blocks until the GPU has run them (benchmarks).
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
+        LiveCounters::add(&self.counters.waits, 1);
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Device(e.to_string()))?;
         self.take_error()
     }
@@ -590,6 +608,8 @@ impl Context {
                 pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
             }
             p.dispatches += 1;
+            LiveCounters::add(&self.counters.dispatches, 1);
+            LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());
             p.dispatches >= AUTO_FLUSH_DISPATCHES
         };
         if flush_now {

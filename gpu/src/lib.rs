@@ -20,6 +20,7 @@
 
 pub mod buffer_pool;
 pub mod context;
+pub mod counters;
 pub mod descriptors;
 pub mod error;
 pub mod kernels;
@@ -27,6 +28,7 @@ pub mod pipeline_cache;
 
 pub use buffer_pool::{GpuBuffer, PoolStats};
 pub use context::{available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits};
+pub use counters::Counters;
 pub use error::{GpuError, Result};
 
 use std::sync::OnceLock;

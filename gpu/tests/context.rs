@@ -113,3 +113,37 @@ fn an_output_bound_as_an_input_too_is_refused() {
     let err = ops::unary(ctx, ops::NEG, 0.0, &x, &x).unwrap_err();
     assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
 }
+
+#[test]
+fn counters_count_each_launch_transfer_and_pool_miss_exactly() {
+    let Some(_) = ctx() else { return };
+    // A context of its own: the shared one's counters move with every test running beside this.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let start = ctx.counters();
+    let x = ctx.upload(&[1.0, -2.0, 3.0]).unwrap();
+    let y = ctx.alloc(3).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    let z = ctx.zeros(5).unwrap();
+    ctx.copy(&y, &z).unwrap();
+    assert_eq!(ctx.read(&z).unwrap(), vec![-1.0, 2.0, -3.0, 0.0, 0.0]);
+    let c = ctx.counters().since(&start);
+    assert_eq!((c.dispatches, c.workgroups), (1, 1));
+    assert_eq!((c.uploads, c.bytes_uploaded), (1, 12));
+    assert_eq!((c.reads, c.bytes_read), (1, 5 * 4));
+    assert_eq!(c.bytes_copied, 12);
+    // Buffers are created in size classes of at least 256 bytes; zeros clears the 5 elements.
+    assert_eq!((c.buffers_created, c.bytes_created), (3, 3 * 256));
+    assert_eq!(c.bytes_cleared, 5 * 4);
+    assert_eq!((c.submits, c.waits), (1, 0));
+
+    // The same work again reuses the dropped buffers: no pool misses.
+    drop((x, y, z));
+    let again = ctx.counters();
+    let x = ctx.upload(&[4.0, 5.0, 6.0]).unwrap();
+    let y = ctx.alloc(3).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    ctx.synchronize().unwrap();
+    let c = ctx.counters().since(&again);
+    assert_eq!((c.buffers_created, c.bytes_created), (0, 0));
+    assert_eq!((c.dispatches, c.submits, c.waits, c.reads), (1, 1, 1, 0));
+}

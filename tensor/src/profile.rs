@@ -5,7 +5,10 @@
 //! on the calling thread adds its wall time to its family's total (an op that calls another op,
 //! e.g. `var` calling `reduce`, is counted once, under the outer family). GPU ops only record
 //! commands, so with profiling on a scope over a GPU tensor waits for the GPU before it stops
-//! its clock: slower, but the table then says where the GPU time went.
+//! its clock: slower, but the table then says where the GPU time went. A GPU scope also bills
+//! its family with what the context counted while it was open ([`gpu::Counters`]: launches,
+//! workgroups, buffers created, bytes moved, read-backs), read before the profiler's own wait
+//! so that wait is not billed; [`ProfileReport::gpu_table`] prints them.
 //!
 //! Used by `cargo bench --bench train_step` and `train --profile`:
 //! ```
@@ -93,6 +96,8 @@ const FAMILIES: usize = OpFamily::ALL.len();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static NANOS: [AtomicU64; FAMILIES] = [const { AtomicU64::new(0) }; FAMILIES];
 static CALLS: [AtomicU64; FAMILIES] = [const { AtomicU64::new(0) }; FAMILIES];
+/// Per family: what the GPU context counted inside its scopes. Touched only while profiling.
+static GPU: Mutex<[gpu::Counters; FAMILIES]> = Mutex::new([gpu::Counters::ZERO; FAMILIES]);
 /// Per op name: (family, nanos, calls). Touched only while profiling.
 static BY_OP: Mutex<Vec<OpTotal>> = Mutex::new(Vec::new());
 
@@ -131,6 +136,7 @@ pub fn reset() {
         CALLS[family.index()].store(0, Ordering::Relaxed);
     }
     BY_OP.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    *GPU.lock().unwrap_or_else(|e| e.into_inner()) = [gpu::Counters::ZERO; FAMILIES];
 }
 
 /// The totals so far.
@@ -138,6 +144,7 @@ pub fn reset() {
 pub struct ProfileReport {
     nanos: [u64; FAMILIES],
     calls: [u64; FAMILIES],
+    gpu: [gpu::Counters; FAMILIES],
     /// Every op seen, slowest first.
     pub ops: Vec<OpTotal>,
 }
@@ -153,6 +160,11 @@ impl ProfileReport {
         self.calls[family.index()]
     }
 
+    /// What the GPU context counted inside `family`'s scopes (zero for CPU ops).
+    pub fn gpu_counters(&self, family: OpFamily) -> gpu::Counters {
+        self.gpu[family.index()]
+    }
+
     /// Time in all op families together.
     pub fn total(&self) -> Duration {
         Duration::from_nanos(self.nanos.iter().sum())
@@ -164,6 +176,7 @@ impl ProfileReport {
         for i in 0..FAMILIES {
             out.nanos[i] = self.nanos[i].saturating_sub(earlier.nanos[i]);
             out.calls[i] = self.calls[i].saturating_sub(earlier.calls[i]);
+            out.gpu[i] = self.gpu[i].since(&earlier.gpu[i]);
         }
         for op in &self.ops {
             let before = earlier.ops.iter().find(|o| o.name == op.name);
@@ -185,6 +198,7 @@ pub fn snapshot() -> ProfileReport {
         out.nanos[i] = NANOS[i].load(Ordering::Relaxed);
         out.calls[i] = CALLS[i].load(Ordering::Relaxed);
     }
+    out.gpu = *GPU.lock().unwrap_or_else(|e| e.into_inner());
     out.ops = BY_OP.lock().unwrap_or_else(|e| e.into_inner()).clone();
     out.ops.sort_by(|a, b| b.time.cmp(&a.time));
     out
@@ -198,8 +212,9 @@ pub struct Scope {
     counted: bool,
     /// Set on the outermost scope only: the one that records.
     start: Option<Instant>,
-    /// Waited on before the clock stops, so GPU work is timed, not just its recording.
-    gpu: Option<Arc<gpu::Context>>,
+    /// Waited on before the clock stops, so GPU work is timed, not just its recording; with
+    /// the context's counters when the scope opened.
+    gpu: Option<(Arc<gpu::Context>, gpu::Counters)>,
 }
 
 /// Starts timing op `name` of `family` whose operands live where `operand` lives.
@@ -220,16 +235,22 @@ pub fn scope(family: OpFamily, name: &'static str, operand: &Tensor) -> Scope {
         Storage::Cpu(_) => None,
     };
     // Work queued by earlier, unprofiled code must not be billed to this op.
-    if let Some(ctx) = &gpu {
+    let gpu = gpu.map(|ctx| {
         let _ = ctx.synchronize();
-    }
+        let counters = ctx.counters();
+        (ctx, counters)
+    });
     Scope { family, name, counted: true, start: Some(Instant::now()), gpu }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
         if let Some(start) = self.start {
-            if let Some(ctx) = &self.gpu {
+            if let Some((ctx, at_start)) = &self.gpu {
+                let counted = ctx.counters().since(at_start);
+                let mut gpu = GPU.lock().unwrap_or_else(|e| e.into_inner());
+                gpu[self.family.index()] = gpu[self.family.index()].plus(&counted);
+                drop(gpu);
                 // A failed wait surfaces at the next read of a result; the timer just stops.
                 let _ = ctx.synchronize();
             }
@@ -274,6 +295,41 @@ impl ProfileReport {
         let other = (wall_ms - self.total().as_secs_f64() * 1e3 / steps).max(0.0);
         row("other", other, String::new());
         row("step", wall_ms, String::new());
+        out
+    }
+
+    /// What each family asked of the GPU per step: launches, workgroups (thousands), buffers
+    /// the pool had to create and their MiB, MiB uploaded, copied on the device and read
+    /// back, and read-backs (host round trips). `step` is the context's count over the same
+    /// `steps` steps: what no op family accounts for (autograd's own buffers, the batch
+    /// upload, the loss read-back) is printed as "other".
+    pub fn gpu_table(&self, step: &gpu::Counters, steps: usize) -> String {
+        let steps = steps.max(1) as f64;
+        let mib = |b: u64| b as f64 / steps / (1u64 << 20) as f64;
+        let mut out = format!(
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6}\n",
+            "op family", "dispatches", "kilo-wg", "new bufs", "new MiB", "up MiB", "copy MiB", "read MiB", "reads"
+        );
+        let mut row = |name: &str, c: &gpu::Counters| {
+            out.push_str(&format!(
+                "{name:<16} {:>10.0} {:>10.1} {:>8.1} {:>8.1} {:>9.2} {:>9.2} {:>9.3} {:>6.1}\n",
+                c.dispatches as f64 / steps,
+                c.workgroups as f64 / steps / 1e3,
+                c.buffers_created as f64 / steps,
+                mib(c.bytes_created),
+                mib(c.bytes_uploaded),
+                mib(c.bytes_copied),
+                mib(c.bytes_read),
+                c.reads as f64 / steps,
+            ));
+        };
+        let mut in_families = gpu::Counters::ZERO;
+        for family in OpFamily::ALL {
+            row(family.name(), &self.gpu[family.index()]);
+            in_families = in_families.plus(&self.gpu[family.index()]);
+        }
+        row("other", &step.since(&in_families));
+        row("step", step);
         out
     }
 

@@ -1,0 +1,143 @@
+//! What a context has been asked to do, counted: launches, workgroups, buffers created, bytes
+//! moved between host and device, submits and host waits.
+//!
+//! Timings on one GPU say little about another (and on a software driver, little about any),
+//! but these counts carry over: a step that records 900 launches, creates buffers every
+//! iteration or reads results back mid-step pays for it on every GPU. The counters are always
+//! on (a relaxed atomic add per event, next to a launch that costs microseconds); read them
+//! with [`crate::Context::counters`] before and after the work, and subtract
+//! ([`Counters::since`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a context's counters (totals since it was created).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// Compute launches recorded (one `dispatch_workgroups` each).
+    pub dispatches: u64,
+    /// Workgroups launched, summed over the dispatches' grids.
+    pub workgroups: u64,
+    /// Buffers the pool had to create: its misses. A warm training step creates none.
+    pub buffers_created: u64,
+    /// Their total size, in bytes.
+    pub bytes_created: u64,
+    /// Host → device transfers ([`crate::Context::upload`], [`crate::Context::write`]).
+    pub uploads: u64,
+    /// Their total size, in bytes.
+    pub bytes_uploaded: u64,
+    /// Device → host read-backs ([`crate::Context::read`]): each one submits and waits for the
+    /// GPU, a full host↔device round trip.
+    pub reads: u64,
+    /// Their total size, in bytes.
+    pub bytes_read: u64,
+    /// Bytes copied from one device buffer to another ([`crate::Context::copy`]).
+    pub bytes_copied: u64,
+    /// Bytes zeroed by clear commands ([`crate::Context::zeros`]).
+    pub bytes_cleared: u64,
+    /// Command buffers submitted to the queue.
+    pub submits: u64,
+    /// Waits for the GPU to go idle ([`crate::Context::synchronize`]: benchmarks and the
+    /// profiler; a training step itself needs none).
+    pub waits: u64,
+}
+
+impl Counters {
+    /// Nothing counted.
+    pub const ZERO: Counters = Counters {
+        dispatches: 0,
+        workgroups: 0,
+        buffers_created: 0,
+        bytes_created: 0,
+        uploads: 0,
+        bytes_uploaded: 0,
+        reads: 0,
+        bytes_read: 0,
+        bytes_copied: 0,
+        bytes_cleared: 0,
+        submits: 0,
+        waits: 0,
+    };
+
+    /// `self - earlier`, field by field: what happened between two snapshots.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches.saturating_sub(earlier.dispatches),
+            workgroups: self.workgroups.saturating_sub(earlier.workgroups),
+            buffers_created: self.buffers_created.saturating_sub(earlier.buffers_created),
+            bytes_created: self.bytes_created.saturating_sub(earlier.bytes_created),
+            uploads: self.uploads.saturating_sub(earlier.uploads),
+            bytes_uploaded: self.bytes_uploaded.saturating_sub(earlier.bytes_uploaded),
+            reads: self.reads.saturating_sub(earlier.reads),
+            bytes_read: self.bytes_read.saturating_sub(earlier.bytes_read),
+            bytes_copied: self.bytes_copied.saturating_sub(earlier.bytes_copied),
+            bytes_cleared: self.bytes_cleared.saturating_sub(earlier.bytes_cleared),
+            submits: self.submits.saturating_sub(earlier.submits),
+            waits: self.waits.saturating_sub(earlier.waits),
+        }
+    }
+
+    /// `self + other`, field by field.
+    pub fn plus(&self, other: &Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches + other.dispatches,
+            workgroups: self.workgroups + other.workgroups,
+            buffers_created: self.buffers_created + other.buffers_created,
+            bytes_created: self.bytes_created + other.bytes_created,
+            uploads: self.uploads + other.uploads,
+            bytes_uploaded: self.bytes_uploaded + other.bytes_uploaded,
+            reads: self.reads + other.reads,
+            bytes_read: self.bytes_read + other.bytes_read,
+            bytes_copied: self.bytes_copied + other.bytes_copied,
+            bytes_cleared: self.bytes_cleared + other.bytes_cleared,
+            submits: self.submits + other.submits,
+            waits: self.waits + other.waits,
+        }
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::ZERO
+    }
+}
+
+/// The live counters inside a context (everything but the pool's, which the pool keeps).
+#[derive(Default)]
+pub(crate) struct LiveCounters {
+    pub(crate) dispatches: AtomicU64,
+    pub(crate) workgroups: AtomicU64,
+    pub(crate) uploads: AtomicU64,
+    pub(crate) bytes_uploaded: AtomicU64,
+    pub(crate) reads: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) bytes_copied: AtomicU64,
+    pub(crate) bytes_cleared: AtomicU64,
+    pub(crate) submits: AtomicU64,
+    pub(crate) waits: AtomicU64,
+}
+
+impl LiveCounters {
+    /// Adds `n` to one counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current values, with the pool's creation counts filled in by the caller.
+    pub(crate) fn snapshot(&self, buffers_created: u64, bytes_created: u64) -> Counters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            dispatches: get(&self.dispatches),
+            workgroups: get(&self.workgroups),
+            buffers_created,
+            bytes_created,
+            uploads: get(&self.uploads),
+            bytes_uploaded: get(&self.bytes_uploaded),
+            reads: get(&self.reads),
+            bytes_read: get(&self.bytes_read),
+            bytes_copied: get(&self.bytes_copied),
+            bytes_cleared: get(&self.bytes_cleared),
+            submits: get(&self.submits),
+            waits: get(&self.waits),
+        }
+    }
+}
