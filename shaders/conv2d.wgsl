@@ -17,6 +17,13 @@
 //                    (oy, ox) whose tap (ky, kx) lands on (iy, ix): oy = (iy + p − ky·d)/s when
 //                    that divides exactly and is in range, else 0. This gathers, per input
 //                    pixel, every term col2im would scatter-add: race-free, no atomics.
+//                    With s > 1 most of those terms are zero (a 3×3 kernel at stride 2 reaches
+//                    a pixel with 1, 2 or 4 of its 9 taps), so the pixels are split into s_h·s_w
+//                    phases by (iy mod s, ix mod s), one launch each: within a phase the taps
+//                    that divide exactly are the same for every pixel (ky = t0 + j·step), so
+//                    each launch is a dense GEMM over just those taps (sub-pixel convolution):
+//                    phase pixel (u, v) is (iy, ix) = (r_y + s·u, r_x + s·v), and its tap j
+//                    reads oy = u + q_y − j·ostep (see `PhaseAxis` in conv2d.rs).
 //   backward_weight  dW [C_out, K]       = dy [C_out, N·OH·OW] · colᵀ [N·OH·OW, K]
 //   backward_bias    db[co] = Σ_{n, oy, ox} dy[n, co, oy, ox]   (a workgroup per channel)
 // The GEMM operands are never materialised: the tile loaders below compute each element
@@ -29,8 +36,12 @@
 //
 // Why these GEMM shapes: the output of each mode is the GEMM's [M, N] (so every output
 // element is written by exactly one invocation: no reductions across workgroups, no
-// atomics). backward_weight has a small [C_out, C_in·kH·kW] output and a long K = N·OH·OW,
-// so it launches few workgroups; a split-K variant would fill a large GPU better.
+// atomics). backward_weight has a small [C_out, C_in·kH·kW] output and a long K = N·OH·OW
+// (the last layer of a decoder: a [32, 27] output over K = 65,536), which would be one
+// workgroup looping over all of K while the rest of the GPU idles. So its K is split into
+// slices of `k_chunk`, one per grid z: each slice writes its partial [M, N] into a scratch
+// buffer ([slices, M, N]), and `backward_weight_sum` adds the slices in order (a fixed
+// order: the result does not depend on scheduling).
 
 struct Params {
     batch: u32,
@@ -50,9 +61,25 @@ struct Params {
     dil_w: u32,
     has_bias: u32,
     accumulate: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // backward_data's phase, per axis (see `PhaseAxis` in conv2d.rs): its first pixel r,
+    // first tap t0, tap step, tap count, output step per tap and output offset q; then its
+    // pixel counts along y and x.
+    ph_y_r: u32,
+    ph_y_t0: u32,
+    ph_y_tstep: u32,
+    ph_y_taps: u32,
+    ph_y_ostep: u32,
+    ph_y_q: i32,
+    ph_x_r: u32,
+    ph_x_t0: u32,
+    ph_x_tstep: u32,
+    ph_x_taps: u32,
+    ph_x_ostep: u32,
+    ph_x_q: i32,
+    ph_h: u32,
+    ph_w: u32,
+    // backward_weight: the K slice each grid z takes (K itself when not split).
+    k_chunk: u32,
 }
 
 const FORWARD: u32 = 0u;
@@ -73,20 +100,26 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-// backward_bias: dy → db.
-@group(0) @binding(1) var<storage, read> bb_dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bb_db: array<f32>;
+// backward_bias: dy → db. backward_weight_sum: the slices' partials → dW.
+@group(0) @binding(1) var<storage, read> small_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> small_out: array<f32>;
 
 var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4], rows packed by 4 (see matmul.wgsl)
 var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
 var<workgroup> red: array<f32, 256>;
+// The narrow variant's tiles (see conv_gemm_narrow).
+const NARROW_BM: u32 = 16u;
+const NARROW_BN: u32 = 256u;
+const NARROW_BK: u32 = 8u;
+var<workgroup> narrow_a_tile: array<vec4<f32>, 32>;  // [NARROW_BK][NARROW_BM/4]
+var<workgroup> narrow_b_tile: array<vec4<f32>, 512>; // [NARROW_BK][NARROW_BN/4]
 
 // GEMM sizes (M, N, K) of each mode.
 fn gemm_dims(mode: u32) -> vec3<u32> {
     let taps = p.kh * p.kw;
     switch mode {
         case FORWARD: { return vec3<u32>(p.c_out, p.batch * p.oh * p.ow, p.c_in * taps); }
-        case BACKWARD_DATA: { return vec3<u32>(p.c_in, p.batch * p.h * p.w, p.c_out * taps); }
+        case BACKWARD_DATA: { return vec3<u32>(p.c_in, p.batch * p.ph_h * p.ph_w, p.c_out * p.ph_y_taps * p.ph_x_taps); }
         default: { return vec3<u32>(p.c_out, p.c_in * taps, p.batch * p.oh * p.ow); }
     }
 }
@@ -114,9 +147,13 @@ fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
             return in1[row * p.c_in * taps + kk];
         }
         case BACKWARD_DATA: {
-            // W[co, ci = row, ky, kx] with kk = (co, ky, kx)
-            let co = kk / taps;
-            return in1[(co * p.c_in + row) * taps + kk % taps];
+            // W[co, ci = row, ky, kx] with kk = (co, j, i): the phase's tap (j, i)
+            let phase_taps = p.ph_y_taps * p.ph_x_taps;
+            let co = kk / phase_taps;
+            let t = kk % phase_taps;
+            let ky = p.ph_y_t0 + (t / p.ph_x_taps) * p.ph_y_tstep;
+            let kx = p.ph_x_t0 + (t % p.ph_x_taps) * p.ph_x_tstep;
+            return in1[(co * p.c_in + row) * taps + ky * p.kw + kx];
         }
         default: {
             // dy[n, co = row, oy, ox] with kk = (n, oy, ox)
@@ -141,30 +178,19 @@ fn load_b(mode: u32, kk: u32, col: u32) -> f32 {
             return x_tap(mode, n, ci, pos / p.ow, pos % p.ow, t / p.kw, t % p.kw);
         }
         case BACKWARD_DATA: {
-            // dy'[(co, ky, kx) = kk, (n, iy, ix) = col]
-            let co = kk / taps;
-            let t = kk % taps;
-            let ky = t / p.kw;
-            let kx = t % p.kw;
-            let plane = p.h * p.w;
+            // dy'[(co, j, i) = kk, (n, u, v) = col] for the phase's tap (j, i) and pixel (u, v)
+            let phase_taps = p.ph_y_taps * p.ph_x_taps;
+            let co = kk / phase_taps;
+            let t = kk % phase_taps;
+            let plane = p.ph_h * p.ph_w;
             let n = col / plane;
             let pos = col % plane;
-            let ty = i32(pos / p.w + p.pad_h) - i32(ky * p.dil_h);
-            let tx = i32(pos % p.w + p.pad_w) - i32(kx * p.dil_w);
-            if ty < 0 || tx < 0 {
+            let oy = i32(pos / p.ph_w) + p.ph_y_q - i32((t / p.ph_x_taps) * p.ph_y_ostep);
+            let ox = i32(pos % p.ph_w) + p.ph_x_q - i32((t % p.ph_x_taps) * p.ph_x_ostep);
+            if oy < 0 || ox < 0 || u32(oy) >= p.oh || u32(ox) >= p.ow {
                 return 0.0;
             }
-            let uy = u32(ty);
-            let ux = u32(tx);
-            if uy % p.stride_h != 0u || ux % p.stride_w != 0u {
-                return 0.0;
-            }
-            let oy = uy / p.stride_h;
-            let ox = ux / p.stride_w;
-            if oy >= p.oh || ox >= p.ow {
-                return 0.0;
-            }
-            return in0[((n * p.c_out + co) * p.oh + oy) * p.ow + ox];
+            return in0[((n * p.c_out + co) * p.oh + u32(oy)) * p.ow + u32(ox)];
         }
         default: {
             // colᵀ[(n, oy, ox) = kk, (ci, ky, kx) = col]
@@ -186,8 +212,12 @@ fn out_index(mode: u32, row: u32, col: u32) -> u32 {
             return ((col / plane) * p.c_out + row) * plane + col % plane;
         }
         case BACKWARD_DATA: {
-            let plane = p.h * p.w;
-            return ((col / plane) * p.c_in + row) * plane + col % plane;
+            // the phase's pixel (u, v) is (r_y + s·u, r_x + s·v)
+            let plane = p.ph_h * p.ph_w;
+            let pos = col % plane;
+            let iy = p.ph_y_r + (pos / p.ph_w) * p.stride_h;
+            let ix = p.ph_x_r + (pos % p.ph_w) * p.stride_w;
+            return (((col / plane) * p.c_in + row) * p.h + iy) * p.w + ix;
         }
         default: {
             return row * p.c_in * p.kh * p.kw + col;
@@ -202,6 +232,9 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     let k = dims.z;
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
+    // This workgroup's slice of K (all of it, except in a split backward_weight).
+    let k_begin = wid.z * p.k_chunk;
+    let k_end = min(k, k_begin + p.k_chunk);
     let tx = l3.x;
     let ty = l3.y;
     // acc_i[j] = C[row0 + 4·ty + i, col0 + 4·tx + j]
@@ -209,13 +242,13 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
-    for (var t = 0u; t < k; t += BK) {
+    for (var t = k_begin; t < k_end; t += BK) {
         for (var q = 0u; q < 4u; q++) {
             let e = lid + 256u * q;
             let r = e / BK;
             let kk = e % BK;
             var v = 0.0;
-            if row0 + r < m && t + kk < k {
+            if row0 + r < m && t + kk < k_end {
                 v = load_a(mode, row0 + r, t + kk);
             }
             a_tile[kk * AP4 + r / 4u][r % 4u] = v;
@@ -225,7 +258,7 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
             let kk = e / BN;
             let cc = e % BN;
             var v = 0.0;
-            if t + kk < k && col0 + cc < n {
+            if t + kk < k_end && col0 + cc < n {
                 v = load_b(mode, t + kk, col0 + cc);
             }
             b_tile[kk * 16u + cc / 4u][cc % 4u] = v;
@@ -241,10 +274,17 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
         }
         workgroupBarrier();
     }
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    // A split backward_weight writes slice z's partial at z·M·N (wid.z is 0 otherwise).
+    store_block(mode, vec2<u32>(row0 + 4u * ty, col0 + 4u * tx), array<vec4<f32>, 4>(acc0, acc1, acc2, acc3),
+                vec2<u32>(m, n), wid.z * m * n);
+}
+
+// Writes one invocation's 4×4 block of C, whose corner is C[at.x, at.y], to the output (plus
+// bias, plus the old value when accumulating), skipping what lies beyond [M, N] = mn.
+fn store_block(mode: u32, at: vec2<u32>, acc: array<vec4<f32>, 4>, mn: vec2<u32>, offset: u32) {
     for (var i = 0u; i < 4u; i++) {
-        let gr = row0 + 4u * ty + i;
-        if gr >= m {
+        let gr = at.x + i;
+        if gr >= mn.x {
             break;
         }
         var bias_v = 0.0;
@@ -252,9 +292,9 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
             bias_v = bias[gr];
         }
         for (var j = 0u; j < 4u; j++) {
-            let gc = col0 + 4u * tx + j;
-            if gc < n {
-                let idx = out_index(mode, gr, gc);
+            let gc = at.y + j;
+            if gc < mn.y {
+                let idx = out_index(mode, gr, gc) + offset;
                 var v = acc[i][j] + bias_v;
                 if p.accumulate != 0u {
                     v += out[idx];
@@ -265,10 +305,73 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     }
 }
 
+// The same GEMM for an M of at most 16 (a layer with 1 to 16 output channels, such as a
+// decoder's last layer producing 3 colour channels, or the data gradient of a network's first
+// layer): a 64-row tile would leave at least 48 of its 64 rows idle, so this variant's tile
+// is 16 rows by 256 columns (invocation (ty, tx) = (lid / 64, lid % 64) holds the 4×4 block at
+// rows 4·ty, columns 4·tx), with k-steps of 8 to keep the staged B tile at 8 KiB.
+fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
+    let dims = gemm_dims(mode);
+    let m = dims.x;
+    let n = dims.y;
+    let k = dims.z;
+    let row0 = wid.y * NARROW_BM;
+    let col0 = wid.x * NARROW_BN;
+    let ty = lid / 64u;
+    let tx = lid % 64u;
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
+    for (var t = 0u; t < k; t += NARROW_BK) {
+        if lid < NARROW_BK * NARROW_BM {
+            let r = lid % NARROW_BM;
+            let kk = lid / NARROW_BM;
+            var v = 0.0;
+            if row0 + r < m && t + kk < k {
+                v = load_a(mode, row0 + r, t + kk);
+            }
+            narrow_a_tile[kk * 4u + r / 4u][r % 4u] = v;
+        }
+        for (var q = 0u; q < 8u; q++) {
+            let e = lid + 256u * q;
+            let kk = e / NARROW_BN;
+            let cc = e % NARROW_BN;
+            var v = 0.0;
+            if t + kk < k && col0 + cc < n {
+                v = load_b(mode, t + kk, col0 + cc);
+            }
+            narrow_b_tile[kk * 64u + cc / 4u][cc % 4u] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < NARROW_BK; kk++) {
+            let av = narrow_a_tile[kk * 4u + ty];
+            let bv = narrow_b_tile[kk * 64u + tx];
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
+        }
+        workgroupBarrier();
+    }
+    store_block(mode, vec2<u32>(row0 + 4u * ty, col0 + 4u * tx), array<vec4<f32>, 4>(acc0, acc1, acc2, acc3),
+                vec2<u32>(m, n), 0u);
+}
+
 @compute @workgroup_size(16, 16)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     conv_gemm(FORWARD, wid, l3, lid);
+}
+
+@compute @workgroup_size(256)
+fn forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_narrow(FORWARD, wid, lid);
+}
+
+@compute @workgroup_size(256)
+fn backward_data_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_narrow(BACKWARD_DATA, wid, lid);
 }
 
 @compute @workgroup_size(16, 16)
@@ -284,6 +387,27 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
     conv_gemm(BACKWARD_WEIGHT, wid, l3, lid);
 }
 
+// dW[i] (+)= Σ_z partial[z, i] over backward_weight's K slices, in order.
+@compute @workgroup_size(256)
+fn backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let len = p.c_out * p.c_in * p.kh * p.kw;
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= len {
+        return;
+    }
+    let k = p.batch * p.oh * p.ow;
+    let slices = (k + p.k_chunk - 1u) / p.k_chunk;
+    var v = 0.0;
+    for (var z = 0u; z < slices; z++) {
+        v += small_in[z * len + i];
+    }
+    if p.accumulate != 0u {
+        v += small_out[i];
+    }
+    small_out[i] = v;
+}
+
 // db[co] (+)= Σ_{n, pos} dy[n, co, pos]: one workgroup per channel, tree-reduced.
 @compute @workgroup_size(256)
 fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -295,7 +419,7 @@ fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let plane = p.oh * p.ow;
     var s = 0.0;
     for (var j = lid; j < p.batch * plane; j += WG) {
-        s += bb_dy[((j / plane) * p.c_out + co) * plane + j % plane];
+        s += small_in[((j / plane) * p.c_out + co) * plane + j % plane];
     }
     red[lid] = s;
     workgroupBarrier();
@@ -308,8 +432,8 @@ fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if lid == 0u {
         var v = red[0];
         if p.accumulate != 0u {
-            v += bb_db[co];
+            v += small_out[co];
         }
-        bb_db[co] = v;
+        small_out[co] = v;
     }
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::conv2d;
 use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
 use gpu::kernels::Output;
+use gpu::kernels::{conv2d, conv_transpose2d};
 use gpu::{AdapterPreference, Context};
 
 fn context() -> Option<Context> {
@@ -114,6 +114,29 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     });
 }
 
+/// conv_transpose2d forward at the three decoder layers of workload B5 (`basic`, 3×32×32,
+/// batch 64): two stride-2 upsamplings and the narrow 32→3 output layer, where a GEMM tile
+/// sized for wide layers would be mostly idle rows.
+fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
+    let ctx = r.ctx;
+    let layers = [
+        ("b5_64to64_8x8_s2", [64, 64, 8, 8], [64, 64, 3, 3], [2, 2], [1, 1]),
+        ("b5_64to32_16x16_s2", [64, 64, 16, 16], [64, 32, 3, 3], [2, 2], [1, 1]),
+        ("b5_32to3_32x32", [64, 32, 32, 32], [32, 3, 3, 3], [1, 1], [0, 0]),
+    ];
+    for (name, x_shape, w_shape, stride, output_padding) in layers {
+        let g = Conv2dGeometry::conv_transpose2d(x_shape, w_shape, stride, [1, 1], output_padding, [1, 1]).unwrap();
+        let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
+        let w = ctx.upload(&data(g.weight_len(), 4)).unwrap();
+        let y = ctx.alloc(g.y_len()).unwrap();
+        // Every input pixel meets every tap once: the transposed conv2d's multiply-adds.
+        let flops = 2 * g.transposed().macs();
+        r.case(c, "conv_transpose2d_forward", name, flops, &|| {
+            conv_transpose2d::forward(ctx, &g, &x, &w, None, &y).unwrap()
+        });
+    }
+}
+
 /// Compiles every pipeline the cases use on tiny inputs, so no timed run pays for it.
 fn warm_up(ctx: &Context) {
     let g = Conv2dGeometry::conv2d([1, 1, 3, 3], [1, 1, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
@@ -142,6 +165,7 @@ fn benches(c: &mut Criterion) {
     let r = Runner { ctx: &ctx, full };
     bench_matmul(c, &r);
     bench_conv2d(c, &r);
+    bench_conv_transpose2d(c, &r);
 }
 
 criterion_group!(gpu_kernels, benches);

@@ -23,6 +23,9 @@ fn geometries() -> Vec<Conv2dGeometry> {
         c(1, 2, [4, 4], 3, [2, 2], [2, 2], [0, 0], [1, 1]),
         c(2, 3, [10, 7], 65, [3, 2], [1, 2], [2, 1], [2, 1]),
         c(1, 1, [1, 1], 1, [1, 1], [1, 1], [0, 0], [1, 1]),
+        // long K = N·OH·OW over a tiny dW: backward_weight splits K into 2, then 4 slices
+        c(5, 2, [23, 19], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
+        c(4, 1, [40, 33], 2, [2, 2], [1, 1], [0, 0], [1, 1]),
     ]
 }
 
@@ -89,7 +92,17 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
 fn conv2d_gradients_accumulate_into_existing_buffers() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let g = Conv2dGeometry::conv2d([2, 3, 7, 5], [4, 3, 3, 3], [2, 1], [1, 1], [1, 1]).unwrap();
+    // The second geometry's backward_weight splits its K (see conv2d.rs): the slices' sum
+    // accumulates too.
+    for g in [
+        Conv2dGeometry::conv2d([2, 3, 7, 5], [4, 3, 3, 3], [2, 1], [1, 1], [1, 1]).unwrap(),
+        Conv2dGeometry::conv2d([5, 2, 23, 19], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
+    ] {
+        accumulates_twice(ctx, &mut rng, &g);
+    }
+}
+
+fn accumulates_twice(ctx: &gpu::Context, rng: &mut Rng, g: &Conv2dGeometry) {
     let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
     let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
     // Overwrite once, then accumulate the same gradient on top: the result doubles.
@@ -100,9 +113,9 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
         run(&out, Output::Accumulate);
         let twice = ctx.read(&out).unwrap();
         let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
-        assert_close(name, &rng, &twice, &want, |i| once[i].abs().max(1e-3));
+        assert_close(&format!("{name} {g:?}"), rng, &twice, &want, |i| once[i].abs().max(1e-3));
     };
-    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, &g, &dyb, &wb, o, m).unwrap());
-    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, &g, &dyb, &xb, o, m).unwrap());
+    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, g, &dyb, &wb, o, m).unwrap());
+    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, g, &dyb, &xb, o, m).unwrap());
     check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, o, m).unwrap());
 }

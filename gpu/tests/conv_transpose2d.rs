@@ -21,6 +21,10 @@ fn geometries() -> Vec<Conv2dGeometry> {
         t(2, 17, [4, 4], 33, [3, 3], [1, 1], [1, 1], [1, 1], [0, 0]),
         t(1, 2, [6, 6], 3, [1, 1], [1, 1], [0, 0], [1, 1], [0, 0]),
         t(1, 2, [3, 4], 65, [3, 3], [1, 1], [0, 0], [2, 2], [1, 1]),
+        // stride and dilation sharing a factor: each output phase takes every other tap
+        t(2, 3, [4, 5], 2, [3, 3], [2, 2], [1, 2], [2, 2], [1, 1]),
+        // stride above the kernel size: some output phases get no tap at all (bias only)
+        t(1, 2, [3, 4], 3, [2, 1], [3, 3], [0, 0], [1, 1], [2, 0]),
     ]
 }
 

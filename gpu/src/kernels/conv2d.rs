@@ -12,15 +12,34 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
+/// [`FORWARD`] for at most [`NARROW_ROWS`] output channels: a 16×256 output tile instead of 64×64.
+pub static FORWARD_NARROW: KernelDef = KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1 };
+/// [`BACKWARD_DATA`] for at most [`NARROW_ROWS`] input channels.
+pub static BACKWARD_DATA_NARROW: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1 };
 /// dx from dy and the weight.
 pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
 /// dweight from dy and x.
 pub static BACKWARD_WEIGHT: KernelDef = KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1 };
+/// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
+pub static BACKWARD_WEIGHT_SUM: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1 };
 /// dbias: dy summed over batch and pixels.
 pub static BACKWARD_BIAS: KernelDef = KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1 };
 
 /// Side of the square output tile one workgroup computes.
 const TILE: u64 = 64;
+/// A GEMM with at most this many rows (M: output channels in the forward, input channels in
+/// backward-data) runs the narrow variant, whose tile is [`NARROW_ROWS`] × [`NARROW_COLUMNS`].
+pub const NARROW_ROWS: usize = 16;
+const NARROW_COLUMNS: u64 = 256;
+
+/// backward_weight splits its K until its launch has about this many workgroups: a GPU
+/// needs several per compute unit to hide memory latency, and the small [C_out, C_in·kH·kW]
+/// outputs of narrow layers make only a handful of tiles.
+const WEIGHT_GRAD_WORKGROUPS: usize = 64;
+/// ... but no slice shorter than this (each slice's partial costs an M·N write and read).
+const MIN_K_SLICE: usize = 1024;
 
 /// Mirrors `struct Params` in conv2d.wgsl.
 #[repr(C)]
@@ -60,8 +79,39 @@ pub struct Params {
     pub has_bias: u32,
     /// 1: add to the output instead of overwriting it.
     pub accumulate: u32,
-    /// Padding to the shader's 16-byte struct alignment; always 0.
-    pub _pad: [u32; 3],
+    /// backward_data's output phase along y (zero in the other modes).
+    pub phase_y: PhaseAxis,
+    /// backward_data's output phase along x.
+    pub phase_x: PhaseAxis,
+    /// The phase's pixel counts along y and x.
+    pub phase_len: [u32; 2],
+    /// backward_weight: the K slice each grid z takes (`u32::MAX`: all of K in one).
+    pub k_chunk: u32,
+}
+
+/// One axis of a backward-data phase: the input pixels i ≡ `r` (mod stride) and the kernel
+/// taps that reach them from an output pixel. Pixel `r + stride·u` of the phase gathers from
+/// taps `t0 + j·tap_step` (j < `taps`), tap j reading output `u + q − j·out_step`.
+///
+/// Derivation: output o's tap t lands on input i = o·stride − pad + t·dilation, so for a given
+/// i the taps are the t with (i + pad − t·dilation) ≡ 0 (mod stride). That depends on i only
+/// through i mod stride; its solutions, when there are any, are t0 + j·(stride/g) with
+/// g = gcd(stride, dilation), and then o = (i + pad − t·dilation)/stride = u + q − j·(dilation/g).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PhaseAxis {
+    /// The phase's first input pixel.
+    pub r: u32,
+    /// Its first kernel tap.
+    pub t0: u32,
+    /// Kernel index step between its taps.
+    pub tap_step: u32,
+    /// How many taps reach it (0: the phase gets only the bias).
+    pub taps: u32,
+    /// Output index step between consecutive taps.
+    pub out_step: u32,
+    /// Output index of tap 0 for the phase's pixel 0.
+    pub q: i32,
 }
 
 impl Conv2dGeometry {
@@ -84,8 +134,26 @@ impl Conv2dGeometry {
             dil_w: self.dilation[1] as u32,
             has_bias: has_bias as u32,
             accumulate: (out == Output::Accumulate) as u32,
-            _pad: [0; 3],
+            k_chunk: u32::MAX,
+            ..Default::default()
         }
+    }
+
+    /// backward_data's launches: one per output phase (iy mod s_h, ix mod s_w) that holds
+    /// pixels, each with its axis descriptions and pixel counts.
+    fn backward_data_phases(&self) -> Vec<(PhaseAxis, PhaseAxis, [u32; 2])> {
+        let axis = |r, k, a: usize| {
+            phase_axis(r, k, self.stride[a], self.padding[a], self.dilation[a]).unwrap_or(PhaseAxis::none(r))
+        };
+        let pixels = |r: usize, input: usize, stride: usize| (input - r).div_ceil(stride) as u32;
+        let mut phases = Vec::new();
+        for ry in 0..self.stride[0].min(self.h) {
+            for rx in 0..self.stride[1].min(self.w) {
+                let len = [pixels(ry, self.h, self.stride[0]), pixels(rx, self.w, self.stride[1])];
+                phases.push((axis(ry, self.kh, 0), axis(rx, self.kw, 1), len));
+            }
+        }
+        phases
     }
 
     fn check(&self, kernel: &'static str) -> Result<()> {
@@ -108,23 +176,62 @@ impl Conv2dGeometry {
     }
 }
 
-/// The one launch of the three GEMM modes: grid over the [M, N] output of the mode.
+impl PhaseAxis {
+    /// A phase no tap reaches: its pixels get the bias only.
+    fn none(r: usize) -> PhaseAxis {
+        PhaseAxis { r: r as u32, ..Default::default() }
+    }
+}
+
+/// The taps of kernel size `k` that reach the input pixels i ≡ `r` (mod `stride`), as a
+/// [`PhaseAxis`] (see there); `None` when no tap does.
+fn phase_axis(r: usize, k: usize, stride: usize, pad: usize, dilation: usize) -> Option<PhaseAxis> {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let g = gcd(stride, dilation);
+    let reaches = |t: usize| (r + pad) as i64 - (t * dilation) as i64;
+    let t0 = (0..k).find(|&t| reaches(t).rem_euclid(stride as i64) == 0)?;
+    let tap_step = stride / g;
+    Some(PhaseAxis {
+        r: r as u32,
+        t0: t0 as u32,
+        tap_step: tap_step as u32,
+        taps: (k - t0).div_ceil(tap_step) as u32,
+        out_step: (dilation / g) as u32,
+        q: (reaches(t0) / stride as i64) as i32,
+    })
+}
+
+/// The one launch of the three GEMM modes: grid over the [M, N] output of the mode, times
+/// `slices` K slices along z (1 unless backward_weight splits its K).
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     ctx: &Context,
     k: &KernelDef,
-    g: &Conv2dGeometry,
-    [m, n]: [usize; 2],
+    p: &Params,
+    [m, n, slices]: [usize; 3],
     in0: &GpuBuffer,
     in1: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     out: &GpuBuffer,
-    mode: Output,
 ) -> Result<()> {
-    let p = g.params(bias.is_some(), mode);
-    let grid = ctx.grid_3d(k.entry, [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), 1])?;
+    let narrow = match k.entry {
+        "forward" => Some(&FORWARD_NARROW),
+        "backward_data" => Some(&BACKWARD_DATA_NARROW),
+        _ => None,
+    };
+    let (k, [tile_rows, tile_columns]) = match narrow {
+        Some(narrow) if m <= NARROW_ROWS => (narrow, [NARROW_ROWS as u64, NARROW_COLUMNS]),
+        _ => (k, [TILE, TILE]),
+    };
+    let grid =
+        ctx.grid_3d(k.entry, [(n as u64).div_ceil(tile_columns), (m as u64).div_ceil(tile_rows), slices as u64])?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
-    ctx.dispatch(k, &p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
+    ctx.dispatch(k, p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
 }
 
 /// y = conv2d(x, weight) + bias.
@@ -145,7 +252,8 @@ pub fn forward(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_out)?;
     }
-    gemm(ctx, &FORWARD, g, [g.c_out, g.batch * g.oh * g.ow], x, weight, bias, y, Output::Overwrite)
+    let p = g.params(bias.is_some(), Output::Overwrite);
+    gemm(ctx, &FORWARD, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, bias, y)
 }
 
 /// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
@@ -163,11 +271,13 @@ pub fn forward_accumulate(
     need(K, "x", x, g.x_len())?;
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
-    gemm(ctx, &FORWARD, g, [g.c_out, g.batch * g.oh * g.ow], x, weight, None, y, Output::Accumulate)
+    let p = g.params(false, Output::Accumulate);
+    gemm(ctx, &FORWARD, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, None, y)
 }
 
 /// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias\[ci\],
-/// used by conv_transpose2d's forward).
+/// used by conv_transpose2d's forward). One launch per output phase (see [`PhaseAxis`]), so
+/// a strided convolution multiplies only by the taps that reach each pixel.
 // dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
 pub fn backward_data_with_bias(
     ctx: &Context,
@@ -186,7 +296,12 @@ pub fn backward_data_with_bias(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_in)?;
     }
-    gemm(ctx, &BACKWARD_DATA, g, [g.c_in, g.batch * g.h * g.w], dy, weight, bias, dx, mode)
+    for (phase_y, phase_x, phase_len) in g.backward_data_phases() {
+        let p = Params { phase_y, phase_x, phase_len, ..g.params(bias.is_some(), mode) };
+        let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
+        gemm(ctx, &BACKWARD_DATA, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
+    }
+    Ok(())
 }
 
 /// dx (+)= ∂L/∂x = col2im(Wᵀ·dy), computed in gather form.
@@ -202,7 +317,9 @@ pub fn backward_data(
     backward_data_with_bias(ctx, g, dy, weight, None, dx, mode)
 }
 
-/// dW (+)= Σ_n dy_n·col_nᵀ.
+/// dW (+)= Σ_n dy_n·col_nᵀ. A long K (= N·OH·OW) over few output tiles is split into
+/// slices that run in parallel, each into its own partial, then summed in order by a
+/// second launch (see `WEIGHT_GRAD_WORKGROUPS`).
 // dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
 pub fn backward_weight(
     ctx: &Context,
@@ -217,7 +334,24 @@ pub fn backward_weight(
     need(K, "dy", dy, g.y_len())?;
     need(K, "x", x, g.x_len())?;
     need(K, "dw", dw, g.weight_len())?;
-    gemm(ctx, &BACKWARD_WEIGHT, g, [g.c_out, g.c_in * g.kh * g.kw], dy, x, None, dw, mode)
+    let (m, n, k) = (g.c_out, g.c_in * g.kh * g.kw, g.batch * g.oh * g.ow);
+    let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
+    // The partials must stay within one bindable buffer.
+    let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
+    let slices = WEIGHT_GRAD_WORKGROUPS.div_ceil(tiles.max(1)).min(k / MIN_K_SLICE).min(max_slices).max(1);
+    if slices == 1 {
+        let p = g.params(false, mode);
+        return gemm(ctx, &BACKWARD_WEIGHT, &p, [m, n, 1], dy, x, None, dw);
+    }
+    // Slices a whole number of the shader's k-steps (16) long.
+    let k_chunk = k.div_ceil(slices).next_multiple_of(16);
+    let slices = k.div_ceil(k_chunk);
+    let partials = ctx.alloc(slices * m * n)?;
+    let p = Params { k_chunk: k_chunk as u32, ..g.params(false, Output::Overwrite) };
+    gemm(ctx, &BACKWARD_WEIGHT, &p, [m, n, slices], dy, x, None, &partials)?;
+    let p = Params { k_chunk: k_chunk as u32, ..g.params(false, mode) };
+    let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
+    ctx.dispatch(&BACKWARD_WEIGHT_SUM, &p, &[&partials], &[dw], grid)
 }
 
 /// db\[c\] (+)= Σ_{n, i} dy[n, c, i]: the bias gradient of conv2d and conv_transpose2d.
