@@ -180,3 +180,25 @@ fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
         out[g] = finish(op, result, best_idx);
     }
 }
+
+// flag_non_finite: flags[p.op] becomes nonzero when any of x[0 .. p.reduce) is NaN or ±∞, and
+// is left alone otherwise, so one zeroed flag buffer can collect the checks of many tensors
+// and be read back once (the optimizer's gradient check: one host round trip per step).
+// A float is NaN or ±∞ exactly when its exponent bits are all set; the test is on the bits
+// because WGSL has no isnan and a compiler may assume floats are finite. Each invocation
+// checks the elements i ≡ its index (mod the grid's invocations), so any grid size is
+// correct; only an invocation that finds one touches the flag.
+@group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
+
+@compute @workgroup_size(256)
+fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let invocations = nwg.x * nwg.y * WG;
+    var bad = false;
+    for (var i = (wid.x + wid.y * nwg.x) * WG + lid; i < p.reduce; i += invocations) {
+        bad = bad || (bitcast<u32>(x[i]) & 0x7f800000u) == 0x7f800000u;
+    }
+    if bad {
+        atomicOr(&flags[p.op], 1u);
+    }
+}

@@ -94,3 +94,36 @@ fn f64_relu_and_clamp_propagate_nan() {
         assert!(y[0].is_nan() && y[6].is_nan() && !y[1].is_nan(), "{op:?}: {y:?}");
     }
 }
+
+/// all_finite_each answers per tensor, for a mix of CPU and GPU tensors (the GPU ones in one
+/// read-back): a NaN, +∞ or −∞ anywhere flags exactly its own tensor, also in a strided view.
+#[test]
+fn all_finite_each_flags_exactly_the_tensors_holding_nan_or_infinity_on_cpu_and_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let clean = || Tensor::from_vec((0..37).map(|i| i as f32 - 18.0).collect(), &[37]).unwrap();
+    let with = |bad: f32, at: usize| {
+        let mut v: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        v[at] = bad;
+        Tensor::from_vec(v, &[37]).unwrap()
+    };
+    let cases = [
+        (clean(), true),
+        (with(f32::NAN, 0), false),
+        (with(f32::INFINITY, 36), false),
+        (with(f32::NEG_INFINITY, 17), false),
+        (Tensor::from_vec(vec![f32::MAX, -f32::MAX, 1e-45], &[3]).unwrap(), true),
+        // a transposed (non-contiguous) view with the NaN off the diagonal
+        (with(f32::NAN, 5).narrow(0, 0, 36).unwrap().reshape(&[6, 6]).unwrap().transpose(0, 1).unwrap(), false),
+    ];
+    for device in [Device::Cpu, gpu.clone()] {
+        let tensors: Vec<Tensor> = cases.iter().map(|(t, _)| on(t, &device)).collect();
+        // And both devices in one call: every other tensor back on the CPU.
+        let mixed: Vec<Tensor> =
+            tensors.iter().enumerate().map(|(i, t)| if i % 2 == 0 { on(t, &Device::Cpu) } else { t.clone() }).collect();
+        let want: Vec<bool> = cases.iter().map(|(_, finite)| *finite).collect();
+        for set in [&tensors, &mixed] {
+            let refs: Vec<&Tensor> = set.iter().collect();
+            assert_eq!(tensor::ops::reduce::all_finite_each(&refs).unwrap(), want, "on {}", device.name());
+        }
+    }
+}

@@ -112,3 +112,39 @@ fn logsumexp_of_large_values_does_not_overflow() {
     let (want, _) = reduce_ref(ReduceOp::LogSumExp, &to_f64(&x));
     assert_close_unit("logsumexp 1000", &rng, &ctx.read(&out).unwrap(), &[want]);
 }
+
+#[test]
+fn flag_non_finite_sets_exactly_the_slots_of_buffers_holding_nan_or_infinity() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    // (buffer, should be flagged): NaN and ±∞ at the ends and in the middle of lengths around
+    // the workgroup and per-invocation boundaries, and finite extremes that must not be flagged.
+    let mut cases: Vec<(Vec<f32>, bool)> = Vec::new();
+    for len in [1usize, 255, 4097, 100_003] {
+        cases.push((rng.signed(len), false));
+        for at in [0, len / 2, len - 1] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut v = rng.signed(len);
+                v[at] = bad;
+                cases.push((v, true));
+            }
+            for extreme in [f32::MAX, -f32::MAX, f32::MIN_POSITIVE, 1e-45, -0.0] {
+                let mut v = rng.signed(len);
+                v[at] = extreme;
+                cases.push((v, false));
+            }
+        }
+    }
+    // Flags start at 0 or 2: a flagged slot gains bit 0, an unflagged one keeps its value.
+    let start: Vec<u32> = (0..cases.len()).map(|i| 2 * (i % 2) as u32).collect();
+    let flags = ctx.upload_u32(&start).unwrap();
+    let buffers: Vec<gpu::GpuBuffer> = cases.iter().map(|(v, _)| upload(ctx, v)).collect();
+    for (slot, (b, (v, _))) in buffers.iter().zip(&cases).enumerate() {
+        gpu::kernels::reduce::flag_non_finite(ctx, b, v.len(), &flags, slot).unwrap();
+    }
+    let got = ctx.read_u32(&flags).unwrap();
+    for (slot, ((v, bad), (&g, &s))) in cases.iter().zip(got.iter().zip(&start)).enumerate() {
+        let want = if *bad { s | 1 } else { s };
+        assert_eq!(g, want, "slot {slot}: {} elements, flagged expected {bad}, seed {}", v.len(), rng.seed);
+    }
+}

@@ -70,6 +70,8 @@ pub enum Objective {
 pub struct LossTerms {
     /// The weighted objective (a scalar) to back-propagate.
     pub total: Var,
+    /// Its value.
+    pub loss: f64,
     /// Reconstruction loss (summed over a sample's pixels, averaged over the batch), unweighted.
     pub recon: f64,
     /// Analytic KL(q(z|x) ‖ p(z)), averaged over the batch (reported for both objectives).
@@ -245,25 +247,30 @@ pub fn vae_loss(
     }
     let recon = reconstruction_loss(output, target, recon_kind)?;
     let kl = kl_divergence(mu, logvar)?;
-    let (recon_v, kl_v) = (recon.value().item()?, kl.value().item()?);
     match *objective {
         Objective::BetaVae { k1, beta } => {
             let total = recon.mul_scalar(k1)?.add(&kl.mul_scalar(beta)?)?;
-            Ok(LossTerms { total, recon: recon_v, kl: kl_v, mi: None, tc: None, dwkl: None })
+            let [loss, recon, kl] = read_scalars([&total, &recon, &kl])?;
+            Ok(LossTerms { total, loss, recon, kl, mi: None, tc: None, dwkl: None })
         }
         Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
             let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
             let total = recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
-            Ok(LossTerms {
-                total,
-                recon: recon_v,
-                kl: kl_v,
-                mi: Some(mi.value().item()?),
-                tc: Some(tc.value().item()?),
-                dwkl: Some(dwkl.value().item()?),
-            })
+            let [loss, recon, kl, mi, tc, dwkl] = read_scalars([&total, &recon, &kl, &mi, &tc, &dwkl])?;
+            Ok(LossTerms { total, loss, recon, kl, mi: Some(mi), tc: Some(tc), dwkl: Some(dwkl) })
         }
     }
+}
+
+/// The values of scalar vars, read back together: on the GPU one host round trip for all of
+/// them instead of one each (a step reads its loss terms once).
+fn read_scalars<const K: usize>(scalars: [&Var; K]) -> Result<[f64; K]> {
+    let values = scalars.map(|s| s.value().reshape(&[1]));
+    let values: Vec<Tensor> = values.into_iter().collect::<Result<_>>()?;
+    let all = tensor::ops::concat::cat(&values.iter().collect::<Vec<_>>(), 0)?.to_vec_f64()?;
+    let mut out = [0.0; K];
+    out.copy_from_slice(&all);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -437,6 +444,42 @@ mod tests {
         let (stratified, weighted) = (terms(TcEstimator::MinibatchStratified), terms(TcEstimator::MinibatchWeighted));
         assert!(stratified.iter().all(|v| v.is_finite()), "{stratified:?}");
         assert_eq!(stratified, weighted);
+    }
+
+    #[test]
+    fn the_reported_values_are_those_of_the_terms_in_order() {
+        let mut rng = Rng::new(11);
+        let (output, target) =
+            (Var::constant(rand(&[3, 5], 0.1, 0.9, &mut rng)), Var::constant(rand(&[3, 5], 0.0, 1.0, &mut rng)));
+        let (mu, logvar, z) = (
+            Var::constant(rand(&[3, 2], -1.0, 1.0, &mut rng)),
+            Var::constant(rand(&[3, 2], -1.0, 0.5, &mut rng)),
+            Var::constant(rand(&[3, 2], -1.0, 1.0, &mut rng)),
+        );
+        let recon = reconstruction_loss(&output, &target, ReconLoss::Bce).unwrap().value().item().unwrap();
+        let kl = kl_divergence(&mu, &logvar).unwrap().value().item().unwrap();
+        let est = TcEstimator::MinibatchWeighted;
+        let (mi, tc, dwkl) = tc_decomposition(&z, &mu, &logvar, 100, est).unwrap();
+        let [mi, tc, dwkl] = [mi, tc, dwkl].map(|v| v.value().item().unwrap());
+        let objectives = [
+            Objective::BetaVae { k1: 2.0, beta: 3.0 },
+            Objective::BetaTcVae { alpha: 2.0, beta: 3.0, gamma: 5.0, dataset_size: 100, estimator: est },
+        ];
+        for objective in objectives {
+            let t = vae_loss(&output, &target, &mu, &logvar, &z, ReconLoss::Bce, &objective).unwrap();
+            assert_eq!(t.loss, t.total.value().item().unwrap(), "{objective:?}");
+            assert_eq!((t.recon, t.kl), (recon, kl), "{objective:?}");
+            match objective {
+                Objective::BetaVae { .. } => {
+                    assert_eq!((t.mi, t.tc, t.dwkl), (None, None, None));
+                    assert!((t.loss - (2.0 * recon + 3.0 * kl)).abs() < 1e-12);
+                }
+                Objective::BetaTcVae { .. } => {
+                    assert_eq!((t.mi, t.tc, t.dwkl), (Some(mi), Some(tc), Some(dwkl)));
+                    assert!((t.loss - (recon + 2.0 * mi + 3.0 * tc + 5.0 * dwkl)).abs() < 1e-12);
+                }
+            }
+        }
     }
 
     #[test]

@@ -119,14 +119,8 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
     let out = model.forward_with_noise(&Var::constant(input), &eps)?;
     let y = setup.output.apply(&out.raw)?;
     let terms = vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?;
-    let stats = StepStats {
-        loss: terms.total.value().item()?,
-        recon: terms.recon,
-        kl: terms.kl,
-        mi: terms.mi,
-        tc: terms.tc,
-        dwkl: terms.dwkl,
-    };
+    let stats =
+        StepStats { loss: terms.loss, recon: terms.recon, kl: terms.kl, mi: terms.mi, tc: terms.tc, dwkl: terms.dwkl };
     Ok((terms.total, stats))
 }
 

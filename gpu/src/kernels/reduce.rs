@@ -15,6 +15,8 @@ pub static PER_THREAD: KernelDef = KernelDef { shader: &SHADER, entry: "reduce_p
 /// One workgroup per output element, tree reduction in shared memory.
 pub static PER_WORKGROUP: KernelDef =
     KernelDef { shader: &SHADER, entry: "reduce_per_workgroup", inputs: 1, outputs: 1 };
+/// Sets a flag when a buffer holds a NaN or ±∞.
+pub static FLAG_NON_FINITE: KernelDef = KernelDef { shader: &SHADER, entry: "flag_non_finite", inputs: 1, outputs: 1 };
 
 /// Mirrors `struct Params` in reduce.wgsl.
 #[repr(C)]
@@ -104,6 +106,27 @@ pub fn reduce_with(
         let grid = ctx.grid_1d(K, (outputs as u64).div_ceil(WG))?;
         ctx.dispatch(&PER_THREAD, &p, &[x], &[out], grid)
     }
+}
+
+/// Elements each invocation of [`flag_non_finite`] checks (about; the grid is capped).
+const PER_INVOCATION: u64 = 16;
+
+/// Makes `flags[index]` nonzero when any of the first `len` elements of `x` is NaN or ±∞, and
+/// leaves it as it was otherwise: zero a flag buffer once ([`Context::zeros`]), flag each
+/// buffer into its own slot, and read the flags back once ([`Context::read_u32`]).
+// x: [len] → flags: [≥ index + 1] (u32)
+pub fn flag_non_finite(ctx: &Context, x: &GpuBuffer, len: usize, flags: &GpuBuffer, index: usize) -> Result<()> {
+    const K: &str = "flag_non_finite";
+    need(K, "x", x, len)?;
+    need(K, "flags", flags, index + 1)?;
+    if len > u32::MAX as usize || index > u32::MAX as usize {
+        return Err(invalid(K, format!("{len} elements, flag {index}: beyond u32 indexing")));
+    }
+    let p = Params { outer: 1, reduce: len as u32, inner: 1, op: index as u32 };
+    // Enough invocations for any GPU; the shader loops over whatever the grid does not cover.
+    let workgroups = (len as u64).div_ceil(WG * PER_INVOCATION).min(1 << 16);
+    let grid = ctx.grid_1d(K, workgroups)?;
+    ctx.dispatch(&FLAG_NON_FINITE, &p, &[x], &[flags], grid)
 }
 
 #[cfg(test)]

@@ -62,37 +62,18 @@ pub trait Optimizer {
 
 /// Refuses a step whose gradients hold a NaN or an infinity, before anything changes: such a
 /// step would write non-finite values into the parameters, after which every loss is NaN and
-/// the last checkpoint is the only good model left. One read pass over the gradients on the
-/// CPU; on the GPU the gradients' sums are added up on the device and read back once (a NaN or
-/// ±∞ anywhere makes the total NaN or ±∞), and only when that is not finite are the parameters
-/// checked one by one, to name one.
+/// the last checkpoint is the only good model left. The error names the first such parameter.
+/// One read pass per gradient on the CPU; on the GPU one launch per gradient and a single
+/// read-back for all of them (`tensor::ops::reduce::all_finite_each`).
 pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
     let grads: Vec<(&String, Tensor)> =
         params.iter().filter(|(_, p)| p.requires_grad()).filter_map(|(n, p)| p.grad().map(|g| (n, g))).collect();
-    let mut gpu_total: Option<Tensor> = None;
-    for (name, g) in &grads {
-        if !g.is_gpu() {
-            if !g.all_finite()? {
-                return Err(Error::NonFiniteGradient { parameter: name.to_string() });
-            }
-            continue;
-        }
-        let s = g.sum_all()?;
-        gpu_total = Some(match gpu_total {
-            Some(t) => t.add(&s)?,
-            None => s,
-        });
+    let tensors: Vec<&Tensor> = grads.iter().map(|(_, g)| g).collect();
+    let finite = tensor::ops::reduce::all_finite_each(&tensors)?;
+    match grads.iter().zip(finite).find(|(_, finite)| !finite) {
+        Some(((name, _), _)) => Err(Error::NonFiniteGradient { parameter: name.to_string() }),
+        None => Ok(()),
     }
-    let Some(total) = gpu_total else { return Ok(()) };
-    if total.item()?.is_finite() {
-        return Ok(());
-    }
-    for (name, g) in grads.iter().filter(|(_, g)| g.is_gpu()) {
-        if !g.all_finite()? {
-            return Err(Error::NonFiniteGradient { parameter: name.to_string() });
-        }
-    }
-    Err(Error::NonFiniteGradient { parameter: "(their sum overflowed)".into() })
 }
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, like

@@ -1,12 +1,14 @@
 //! Reductions over any set of axes, with keep-dim: sum, mean, max, min, argmax, argmin,
 //! var, logsumexp; and `sum_to_shape`, the reverse of broadcasting that backward passes use.
 
+use std::sync::Arc;
+
 use gpu::kernels::reduce::{self as gpu_kernel, ReduceDims};
 
 use crate::cpu::reduce as kernel;
 pub use crate::descriptors::ReduceOp;
 use crate::dtype::{DType, Float};
-use crate::error::{shape_err, Result};
+use crate::error::{gpu_err, shape_err, Result, TensorError};
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
@@ -184,20 +186,50 @@ impl Tensor {
         reduce(self, &[], false, ReduceOp::Sum)
     }
 
-    /// True when no element is NaN or ±∞. On the CPU one read pass; on the GPU the sum of all
-    /// elements read back (NaN or ±∞ anywhere makes it NaN or ±∞; finite f32 values summed
-    /// cannot overflow unless they are within 2⁸ of f32's largest), so it costs a host round trip.
+    /// True when no element is NaN or ±∞ (see [`all_finite_each`]; on the GPU a host round trip).
     pub fn all_finite(&self) -> Result<bool> {
-        if self.is_gpu() {
-            return Ok(self.sum_all()?.item()?.is_finite());
-        }
-        let _profile = profile::scope(OpFamily::Reduce, "all_finite", self);
-        let x = self.contiguous()?;
-        Ok(match x.dtype() {
-            DType::F32 => kernel::all_finite(x.cpu_slice::<f32>()?),
-            DType::F64 => kernel::all_finite(x.cpu_slice::<f64>()?),
-        })
+        Ok(all_finite_each(&[self])?.iter().all(|&finite| finite))
     }
+}
+
+/// For each tensor, whether none of its elements is NaN or ±∞. A CPU tensor costs one read
+/// pass. The GPU tensors are checked on the device, each by one launch that sets its own slot
+/// of a shared flag buffer, and the flags come back in one read: one host round trip however
+/// many tensors there are (the optimizer checks every gradient of a model this way).
+pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
+    const OP: &str = "all_finite";
+    let Some(first) = tensors.first() else { return Ok(Vec::new()) };
+    let _profile = profile::scope(OpFamily::Reduce, OP, first);
+    let mut finite = vec![true; tensors.len()];
+    let mut on_gpu: Vec<(usize, Tensor)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let x = t.contiguous()?;
+        match x.storage() {
+            Storage::Cpu(_) => {
+                finite[i] = match x.dtype() {
+                    DType::F32 => kernel::all_finite(x.cpu_slice::<f32>()?),
+                    DType::F64 => kernel::all_finite(x.cpu_slice::<f64>()?),
+                }
+            }
+            Storage::Gpu(_) => on_gpu.push((i, x)),
+        }
+    }
+    let Some(Storage::Gpu(g)) = on_gpu.first().map(|(_, x)| x.storage()) else { return Ok(finite) };
+    let ctx = g.context();
+    let flags = ctx.zeros(on_gpu.len()).map_err(gpu_err(OP))?;
+    for (slot, (_, x)) in on_gpu.iter().enumerate() {
+        let Storage::Gpu(g) = x.storage() else { continue };
+        if !Arc::ptr_eq(g.context(), ctx) {
+            let msg = "the GPU tensors live on different GPU contexts".to_string();
+            return Err(TensorError::Device { op: OP, msg });
+        }
+        gpu_kernel::flag_non_finite(ctx, g.buffer(), x.numel(), &flags, slot).map_err(gpu_err(OP))?;
+    }
+    let flagged = ctx.read_u32(&flags).map_err(gpu_err(OP))?;
+    for ((i, _), flag) in on_gpu.iter().zip(flagged) {
+        finite[*i] = flag == 0;
+    }
+    Ok(finite)
 }
 
 #[cfg(test)]
