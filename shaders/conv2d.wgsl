@@ -124,21 +124,6 @@ fn gemm_dims(mode: u32) -> vec3<u32> {
     }
 }
 
-// x[n, ci, oy·s − p + ky·d, ox·s − p + kx·d], 0 in the padding. x is in0 in the forward
-// and in1 in backward_weight.
-fn x_tap(mode: u32, n: u32, ci: u32, oy: u32, ox: u32, ky: u32, kx: u32) -> f32 {
-    let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
-    let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
-    if iy < 0 || ix < 0 || u32(iy) >= p.h || u32(ix) >= p.w {
-        return 0.0;
-    }
-    let i = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
-    if mode == BACKWARD_WEIGHT {
-        return in1[i];
-    }
-    return in0[i];
-}
-
 // A[row, kk] (row < M, kk < K).
 fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
     let taps = p.kh * p.kw;
@@ -164,42 +149,88 @@ fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
     }
 }
 
-// B[kk, col] (kk < K, col < N).
-fn load_b(mode: u32, kk: u32, col: u32) -> f32 {
-    let taps = p.kh * p.kw;
+// B[kk, col] (kk < K, col < N), in two parts: what depends on the column alone, computed
+// once per invocation before the k-loop (each invocation stages the same column of every B
+// tile), and the per-element rest. Integer division is slow on every GPU (and on a CPU
+// running one), so the column's three divisions leave the loop and the k-loop keeps two.
+struct Column {
+    // Offset of the column's image (and channel) in the operand B is gathered from.
+    base: u32,
+    // The row and column that tap (0, 0) reads (the phase's output offset in backward_data).
+    y0: i32,
+    x0: i32,
+}
+
+fn column(mode: u32, col: u32) -> Column {
     switch mode {
         case FORWARD: {
-            // col[(ci, ky, kx) = kk, (n, oy, ox) = col]
-            let ci = kk / taps;
-            let t = kk % taps;
+            // col = (n, oy, ox): x[n, ·, oy·s − p + ky·d, ox·s − p + kx·d]
             let plane = p.oh * p.ow;
-            let n = col / plane;
             let pos = col % plane;
-            return x_tap(mode, n, ci, pos / p.ow, pos % p.ow, t / p.kw, t % p.kw);
+            let y0 = i32((pos / p.ow) * p.stride_h) - i32(p.pad_h);
+            let x0 = i32((pos % p.ow) * p.stride_w) - i32(p.pad_w);
+            return Column((col / plane) * p.c_in * p.h * p.w, y0, x0);
         }
         case BACKWARD_DATA: {
-            // dy'[(co, j, i) = kk, (n, u, v) = col] for the phase's tap (j, i) and pixel (u, v)
-            let phase_taps = p.ph_y_taps * p.ph_x_taps;
-            let co = kk / phase_taps;
-            let t = kk % phase_taps;
+            // col = (n, u, v) of the phase: dy[n, ·, u + q_y − j·ostep_y, v + q_x − i·ostep_x]
             let plane = p.ph_h * p.ph_w;
-            let n = col / plane;
             let pos = col % plane;
-            let oy = i32(pos / p.ph_w) + p.ph_y_q - i32((t / p.ph_x_taps) * p.ph_y_ostep);
-            let ox = i32(pos % p.ph_w) + p.ph_x_q - i32((t % p.ph_x_taps) * p.ph_x_ostep);
+            let y0 = i32(pos / p.ph_w) + p.ph_y_q;
+            let x0 = i32(pos % p.ph_w) + p.ph_x_q;
+            return Column((col / plane) * p.c_out * p.oh * p.ow, y0, x0);
+        }
+        default: {
+            // col = (ci, ky, kx): x[·, ci, oy·s − p + ky·d, ox·s − p + kx·d]
+            let taps = p.kh * p.kw;
+            let t = col % taps;
+            let y0 = i32((t / p.kw) * p.dil_h) - i32(p.pad_h);
+            let x0 = i32((t % p.kw) * p.dil_w) - i32(p.pad_w);
+            return Column((col / taps) * p.h * p.w, y0, x0);
+        }
+    }
+}
+
+// x at (iy, ix) of the plane at `base`, 0 in the padding.
+fn x_at(mode: u32, base: u32, iy: i32, ix: i32) -> f32 {
+    if iy < 0 || ix < 0 || u32(iy) >= p.h || u32(ix) >= p.w {
+        return 0.0;
+    }
+    let i = base + u32(iy) * p.w + u32(ix);
+    // x is in0 in the forward and in1 in backward_weight.
+    if mode == BACKWARD_WEIGHT {
+        return in1[i];
+    }
+    return in0[i];
+}
+
+fn load_b(mode: u32, kk: u32, c: Column) -> f32 {
+    switch mode {
+        case FORWARD: {
+            // col[(ci, ky, kx) = kk, column]
+            let taps = p.kh * p.kw;
+            let t = kk % taps;
+            let iy = c.y0 + i32((t / p.kw) * p.dil_h);
+            let ix = c.x0 + i32((t % p.kw) * p.dil_w);
+            return x_at(mode, c.base + (kk / taps) * p.h * p.w, iy, ix);
+        }
+        case BACKWARD_DATA: {
+            // dy'[(co, j, i) = kk, column] for the phase's tap (j, i)
+            let phase_taps = p.ph_y_taps * p.ph_x_taps;
+            let t = kk % phase_taps;
+            let oy = c.y0 - i32((t / p.ph_x_taps) * p.ph_y_ostep);
+            let ox = c.x0 - i32((t % p.ph_x_taps) * p.ph_x_ostep);
             if oy < 0 || ox < 0 || u32(oy) >= p.oh || u32(ox) >= p.ow {
                 return 0.0;
             }
-            return in0[((n * p.c_out + co) * p.oh + u32(oy)) * p.ow + u32(ox)];
+            return in0[c.base + ((kk / phase_taps) * p.oh + u32(oy)) * p.ow + u32(ox)];
         }
         default: {
-            // colᵀ[(n, oy, ox) = kk, (ci, ky, kx) = col]
+            // colᵀ[(n, oy, ox) = kk, column]
             let plane = p.oh * p.ow;
-            let n = kk / plane;
             let pos = kk % plane;
-            let ci = col / taps;
-            let t = col % taps;
-            return x_tap(mode, n, ci, pos / p.ow, pos % p.ow, t / p.kw, t % p.kw);
+            let iy = c.y0 + i32((pos / p.ow) * p.stride_h);
+            let ix = c.x0 + i32((pos % p.ow) * p.stride_w);
+            return x_at(mode, c.base + (kk / plane) * p.c_in * p.h * p.w, iy, ix);
         }
     }
 }
@@ -242,6 +273,9 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
+    // The B column this invocation stages in every k-step (256 invocations, 64 columns).
+    let cc = lid % BN;
+    let b_column = column(mode, col0 + cc);
     for (var t = k_begin; t < k_end; t += BK) {
         for (var q = 0u; q < 4u; q++) {
             let e = lid + 256u * q;
@@ -254,12 +288,10 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
             a_tile[kk * AP4 + r / 4u][r % 4u] = v;
         }
         for (var q = 0u; q < 4u; q++) {
-            let e = lid + 256u * q;
-            let kk = e / BN;
-            let cc = e % BN;
+            let kk = lid / BN + 4u * q;
             var v = 0.0;
             if t + kk < k_end && col0 + cc < n {
-                v = load_b(mode, t + kk, col0 + cc);
+                v = load_b(mode, t + kk, b_column);
             }
             b_tile[kk * 16u + cc / 4u][cc % 4u] = v;
         }
@@ -305,10 +337,10 @@ fn store_block(mode: u32, at: vec2<u32>, acc: array<vec4<f32>, 4>, mn: vec2<u32>
     }
 }
 
-// The same GEMM for an M of at most 16 (a layer with 1 to 16 output channels, such as a
-// decoder's last layer producing 3 colour channels, or the data gradient of a network's first
-// layer): a 64-row tile would leave at least 48 of its 64 rows idle, so this variant's tile
-// is 16 rows by 256 columns (invocation (ty, tx) = (lid / 64, lid % 64) holds the 4×4 block at
+// The same GEMM for an M below 64 (a layer with few output channels, such as a decoder's
+// last layer producing 3 colour channels, or the data gradient of a network's first layer):
+// a 64-row tile would leave 64 − M of its rows idle, so this variant's tile is 16 rows by
+// 256 columns (invocation (ty, tx) = (lid / 64, lid % 64) holds the 4×4 block at
 // rows 4·ty, columns 4·tx), with k-steps of 8 to keep the staged B tile at 8 KiB.
 fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
     let dims = gemm_dims(mode);
@@ -323,6 +355,9 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
+    // The B column this invocation stages in every k-step (256 invocations, 256 columns).
+    let cc = lid;
+    let b_column = column(mode, col0 + cc);
     for (var t = 0u; t < k; t += NARROW_BK) {
         if lid < NARROW_BK * NARROW_BM {
             let r = lid % NARROW_BM;
@@ -333,13 +368,10 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
             }
             narrow_a_tile[kk * 4u + r / 4u][r % 4u] = v;
         }
-        for (var q = 0u; q < 8u; q++) {
-            let e = lid + 256u * q;
-            let kk = e / NARROW_BN;
-            let cc = e % NARROW_BN;
+        for (var kk = 0u; kk < NARROW_BK; kk++) {
             var v = 0.0;
             if t + kk < k && col0 + cc < n {
-                v = load_b(mode, t + kk, col0 + cc);
+                v = load_b(mode, t + kk, b_column);
             }
             narrow_b_tile[kk * 64u + cc / 4u][cc % 4u] = v;
         }

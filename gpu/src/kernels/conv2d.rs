@@ -12,9 +12,9 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
-/// [`FORWARD`] for at most [`NARROW_ROWS`] output channels: a 16×256 output tile instead of 64×64.
+/// [`FORWARD`] for fewer than 64 output channels: a 16×256 output tile instead of 64×64.
 pub static FORWARD_NARROW: KernelDef = KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1 };
-/// [`BACKWARD_DATA`] for at most [`NARROW_ROWS`] input channels.
+/// [`BACKWARD_DATA`] for fewer than 64 input channels.
 pub static BACKWARD_DATA_NARROW: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1 };
 /// dx from dy and the weight.
@@ -29,8 +29,9 @@ pub static BACKWARD_BIAS: KernelDef = KernelDef { shader: &SHADER, entry: "backw
 
 /// Side of the square output tile one workgroup computes.
 const TILE: u64 = 64;
-/// A GEMM with at most this many rows (M: output channels in the forward, input channels in
-/// backward-data) runs the narrow variant, whose tile is [`NARROW_ROWS`] × [`NARROW_COLUMNS`].
+/// A GEMM with fewer rows than the square tile (M: output channels in the forward, input
+/// channels in backward-data) runs the narrow variant, whose tile is [`NARROW_ROWS`] ×
+/// [`NARROW_COLUMNS`]: the square tile would leave 64 − M of its rows idle.
 pub const NARROW_ROWS: usize = 16;
 const NARROW_COLUMNS: u64 = 256;
 
@@ -225,7 +226,7 @@ fn gemm(
         _ => None,
     };
     let (k, [tile_rows, tile_columns]) = match narrow {
-        Some(narrow) if m <= NARROW_ROWS => (narrow, [NARROW_ROWS as u64, NARROW_COLUMNS]),
+        Some(narrow) if (m as u64) < TILE => (narrow, [NARROW_ROWS as u64, NARROW_COLUMNS]),
         _ => (k, [TILE, TILE]),
     };
     let grid =
