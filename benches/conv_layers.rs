@@ -1,7 +1,8 @@
-//! Every convolution layer of the B1 and B5 workloads, timed one kernel at a time, in a
-//! table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
-//! (f32, CPU, rayon's thread count). The step bench (`train_step`) says which op family
-//! dominates; this says which layer shape inside it is slow.
+//! Every convolution layer shape of the B1, B2 and B5 workloads, timed one kernel at a time,
+//! in a table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
+//! (f32, CPU, rayon's thread count); "×3" after a name means the step runs that shape three
+//! times. The step bench (`train_step`) says which op family dominates; this says which layer
+//! shape inside it is slow. `benches/pytorch_conv_layers.py` prints the same rows for PyTorch.
 //!
 //!     cargo bench --bench conv_layers                  # every layer, 15 repetitions
 //!     cargo bench --bench conv_layers -- --reps 40 --layers B1 --kernels fwd,data
@@ -17,10 +18,11 @@ use tensor::ops::conv_transpose2d::{
 };
 use tensor::{DType, Rng, Tensor};
 
-/// One layer: conv (true) or transposed conv, batch, c_in, c_out, input size, kernel, stride,
-/// padding, output padding.
+/// One layer shape: conv (true) or transposed conv, batch, c_in, c_out, input size, kernel,
+/// stride, padding, output padding, and how many layers of the step have it.
 struct Layer {
     workload: &'static str,
+    count: usize,
     transposed: bool,
     batch: usize,
     c_in: usize,
@@ -34,6 +36,7 @@ struct Layer {
 
 const fn layer(
     workload: &'static str,
+    count: usize,
     transposed: bool,
     batch: usize,
     io: (usize, usize),
@@ -42,6 +45,7 @@ const fn layer(
 ) -> Layer {
     Layer {
         workload,
+        count,
         transposed,
         batch,
         c_in: io.0,
@@ -54,21 +58,50 @@ const fn layer(
     }
 }
 
-/// The convolutions of `conv` (B1: 3×64×64, batch 64) and `basic` (B5: 3×32×32, batch 64),
+/// The convolutions of `conv` (B1: 3×64×64, batch 64), `basic` (B5: 3×32×32, batch 64) and
+/// `resnet18` (B2: 3×32×32, batch 64; each distinct shape once, with its count),
 /// docs/architectures.md.
-const LAYERS: [Layer; 11] = [
-    layer("B1", false, 64, (3, 32), 64, (3, 2, 1, 0)),
-    layer("B1", false, 64, (32, 64), 32, (3, 2, 1, 0)),
-    layer("B1", false, 64, (64, 128), 16, (3, 2, 1, 0)),
-    layer("B1", true, 64, (128, 64), 8, (4, 2, 1, 0)),
-    layer("B1", true, 64, (64, 32), 16, (4, 2, 1, 0)),
-    layer("B1", true, 64, (32, 3), 32, (4, 2, 1, 0)),
-    layer("B5", false, 64, (3, 32), 32, (3, 2, 1, 0)),
-    layer("B5", false, 64, (32, 64), 16, (3, 2, 1, 0)),
-    layer("B5", true, 64, (64, 64), 8, (3, 2, 1, 1)),
-    layer("B5", true, 64, (64, 32), 16, (3, 2, 1, 1)),
-    layer("B5", true, 64, (32, 3), 32, (3, 1, 1, 0)),
+const LAYERS: [Layer; 30] = [
+    layer("B1", 1, false, 64, (3, 32), 64, (3, 2, 1, 0)),
+    layer("B1", 1, false, 64, (32, 64), 32, (3, 2, 1, 0)),
+    layer("B1", 1, false, 64, (64, 128), 16, (3, 2, 1, 0)),
+    layer("B1", 1, true, 64, (128, 64), 8, (4, 2, 1, 0)),
+    layer("B1", 1, true, 64, (64, 32), 16, (4, 2, 1, 0)),
+    layer("B1", 1, true, 64, (32, 3), 32, (4, 2, 1, 0)),
+    layer("B5", 1, false, 64, (3, 32), 32, (3, 2, 1, 0)),
+    layer("B5", 1, false, 64, (32, 64), 16, (3, 2, 1, 0)),
+    layer("B5", 1, true, 64, (64, 64), 8, (3, 2, 1, 1)),
+    layer("B5", 1, true, 64, (64, 32), 16, (3, 2, 1, 1)),
+    layer("B5", 1, true, 64, (32, 3), 32, (3, 1, 1, 0)),
+    layer("B2", 1, false, 64, (3, 64), 32, (7, 2, 3, 0)),
+    layer("B2", 4, false, 64, (64, 64), 8, (3, 1, 1, 0)),
+    layer("B2", 1, false, 64, (64, 128), 8, (3, 2, 1, 0)),
+    layer("B2", 1, false, 64, (64, 128), 8, (1, 2, 0, 0)),
+    layer("B2", 3, false, 64, (128, 128), 4, (3, 1, 1, 0)),
+    layer("B2", 1, false, 64, (128, 256), 4, (3, 2, 1, 0)),
+    layer("B2", 1, false, 64, (128, 256), 4, (1, 2, 0, 0)),
+    layer("B2", 3, false, 64, (256, 256), 2, (3, 1, 1, 0)),
+    layer("B2", 1, false, 64, (256, 512), 2, (3, 2, 1, 0)),
+    layer("B2", 1, false, 64, (256, 512), 2, (1, 2, 0, 0)),
+    layer("B2", 3, false, 64, (512, 512), 1, (3, 1, 1, 0)),
+    layer("B2", 3, true, 64, (512, 512), 1, (3, 1, 1, 0)),
+    layer("B2", 2, true, 64, (512, 256), 2, (3, 1, 1, 0)),
+    layer("B2", 3, true, 64, (256, 256), 2, (3, 1, 1, 0)),
+    layer("B2", 2, true, 64, (256, 128), 4, (3, 1, 1, 0)),
+    layer("B2", 3, true, 64, (128, 128), 4, (3, 1, 1, 0)),
+    layer("B2", 2, true, 64, (128, 64), 8, (3, 1, 1, 0)),
+    layer("B2", 4, true, 64, (64, 64), 8, (3, 1, 1, 0)),
+    layer("B2", 1, true, 64, (64, 3), 32, (3, 1, 1, 0)),
 ];
+
+/// " ×3" for a shape the step runs three times; nothing for one it runs once.
+fn times_suffix(count: usize) -> String {
+    if count > 1 {
+        format!(" ×{count}")
+    } else {
+        String::new()
+    }
+}
 
 /// The median, or NaN for a kernel left out with `--kernels`.
 fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
@@ -105,7 +138,7 @@ fn main() {
                 }),
             ];
             let name = format!(
-                "ConvT({},{},{},{}) {}→{} {}→{}",
+                "ConvT({},{},{},{}) {}→{} {}→{}{}",
                 l.k,
                 l.stride,
                 l.pad,
@@ -113,7 +146,8 @@ fn main() {
                 l.c_in,
                 l.c_out,
                 l.hw,
-                y.shape()[2]
+                y.shape()[2],
+                times_suffix(l.count)
             );
             (name, times, flops)
         } else {
@@ -129,7 +163,17 @@ fn main() {
                 timed(run("data"), reps, || drop(conv2d_backward_data(&gy, &w, x.shape(), &p).expect("bwd data"))),
                 timed(run("weight"), reps, || drop(conv2d_backward_weight(&gy, &x, w.shape(), &p).expect("bwd w"))),
             ];
-            let name = format!("Conv({},{},{}) {}→{} {}→{}", l.k, l.stride, l.pad, l.c_in, l.c_out, l.hw, oh);
+            let name = format!(
+                "Conv({},{},{}) {}→{} {}→{}{}",
+                l.k,
+                l.stride,
+                l.pad,
+                l.c_in,
+                l.c_out,
+                l.hw,
+                oh,
+                times_suffix(l.count)
+            );
             (name, times, flops)
         };
         print_layer_row(l.workload, &format!("{i}: {name}"), flops, times, 2);

@@ -27,6 +27,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a GPU context counted (launches, workgroups, buffers, transfers), as the GPU table
+/// takes it.
+pub use gpu::Counters as GpuCounters;
+
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 

@@ -476,6 +476,12 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         let started = Instant::now();
         let mut mean = std::mem::take(&mut resume.partial);
         let (mut step_time, mut steps) = (std::time::Duration::ZERO, 0usize);
+        // What the GPU was asked to do over the epoch's steps (launches, buffers, transfers).
+        let gpu_counters = || match &device {
+            Device::Gpu(g) => Some(g.context().counters()),
+            Device::Cpu => None,
+        };
+        let mut gpu_counted = tensor::profile::GpuCounters::ZERO;
         if cli.profile {
             tensor::profile::reset();
             tensor::profile::set_enabled(true);
@@ -499,6 +505,7 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
                 std::process::exit(130);
             }
             let step_started = Instant::now();
+            let counted_before = gpu_counters();
             let x = batch.images.to_device(&device)?;
             let stats =
                 match train_step(&model, &mut optimizer, &x, &run.setup, &mut resume.noise_rng, (epoch + 1, i + 1)) {
@@ -510,6 +517,9 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
                     Err(e) => return Err(e),
                 };
             step_time += step_started.elapsed();
+            if let (Some(after), Some(before)) = (gpu_counters(), counted_before) {
+                gpu_counted = gpu_counted.plus(&after.since(&before));
+            }
             steps += 1;
             mean.add(&stats, batch.images.shape()[0]);
             bar.set_message(describe(&mean.mean()));
@@ -522,6 +532,10 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
             println!("profile of epoch {}'s {steps} training steps:", epoch + 1);
             print!("{}", report.table(step_time, steps));
             print!("{}", report.top_ops(10, steps));
+            if let Device::Gpu(_) = device {
+                println!("GPU work per step:");
+                print!("{}", report.gpu_table(&gpu_counted, steps));
+            }
         }
         let train_stats = mean.mean();
         let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(config.seed ^ 0xE7A1))?;
