@@ -80,6 +80,11 @@ struct Params {
     ph_w: u32,
     // backward_weight: the K slice each grid z takes (K itself when not split).
     k_chunk: u32,
+    // The stored weight's kernel size and where the kernel run starts in it (see weight_index).
+    w_kh: u32,
+    w_kw: u32,
+    w_first_y: u32,
+    w_first_x: u32,
 }
 
 const FORWARD: u32 = 0u;
@@ -124,12 +129,32 @@ fn gemm_dims(mode: u32) -> vec3<u32> {
     }
 }
 
+// Where weight element (co, ci, ky, kx) of the kernel being run lives in the weight buffer.
+// The kernel run may be a crop of the stored one: on small planes a padded kernel hangs over
+// the edge (a 3×3 kernel with padding 1 on a 1×1 plane reads only its centre), so the host
+// runs only the taps that reach the input (kh × kw of the stored w_kh × w_kw, corner at
+// (w_first_y, w_first_x); `LiveTaps` in descriptors.rs) instead of multiplying by padding.
+fn weight_index(co: u32, ci: u32, ky: u32, kx: u32) -> u32 {
+    return ((co * p.c_in + ci) * p.w_kh + p.w_first_y + ky) * p.w_kw + p.w_first_x + kx;
+}
+
+// dW[co = row, (ci, ky, kx) = col] in the weight buffer.
+fn weight_grad_index(row: u32, col: u32) -> u32 {
+    let taps = p.kh * p.kw;
+    let t = col % taps;
+    return weight_index(row, col / taps, t / p.kw, t % p.kw);
+}
+
 // A[row, kk] (row < M, kk < K).
 fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
     let taps = p.kh * p.kw;
     switch mode {
         case FORWARD: {
-            return in1[row * p.c_in * taps + kk];
+            if p.w_kh == p.kh && p.w_kw == p.kw {
+                return in1[row * p.c_in * taps + kk];
+            }
+            let t = kk % taps;
+            return in1[weight_index(row, kk / taps, t / p.kw, t % p.kw)];
         }
         case BACKWARD_DATA: {
             // W[co, ci = row, ky, kx] with kk = (co, j, i): the phase's tap (j, i)
@@ -138,7 +163,7 @@ fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
             let t = kk % phase_taps;
             let ky = p.ph_y_t0 + (t / p.ph_x_taps) * p.ph_y_tstep;
             let kx = p.ph_x_t0 + (t % p.ph_x_taps) * p.ph_x_tstep;
-            return in1[(co * p.c_in + row) * taps + ky * p.kw + kx];
+            return in1[weight_index(co, row, ky, kx)];
         }
         default: {
             // dy[n, co = row, oy, ox] with kk = (n, oy, ox)
@@ -251,7 +276,11 @@ fn out_index(mode: u32, row: u32, col: u32) -> u32 {
             return (((col / plane) * p.c_in + row) * p.h + iy) * p.w + ix;
         }
         default: {
-            return row * p.c_in * p.kh * p.kw + col;
+            // A split K writes compact partials (see backward_weight_sum), else dW itself.
+            if p.k_chunk < p.batch * p.oh * p.ow {
+                return row * p.c_in * p.kh * p.kw + col;
+            }
+            return weight_grad_index(row, col);
         }
     }
 }
@@ -423,7 +452,8 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(256)
 fn backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let len = p.c_out * p.c_in * p.kh * p.kw;
+    let n = p.c_in * p.kh * p.kw;
+    let len = p.c_out * n;
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if i >= len {
         return;
@@ -434,10 +464,11 @@ fn backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     for (var z = 0u; z < slices; z++) {
         v += small_in[z * len + i];
     }
+    let out_i = weight_grad_index(i / n, i % n);
     if p.accumulate != 0u {
-        v += small_out[i];
+        v += small_out[out_i];
     }
-    small_out[i] = v;
+    small_out[out_i] = v;
 }
 
 // db[co] (+)= Σ_{n, pos} dy[n, co, pos]: one workgroup per channel, tree-reduced.

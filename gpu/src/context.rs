@@ -324,9 +324,17 @@ impl Context {
     /// A buffer of `len` zeros (cleared by a recorded command, so it is ordered like a launch).
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         let buf = self.alloc(len)?;
-        self.record(|enc| enc.clear_buffer(buf.raw(), 0, Some(buf.bytes())))?;
-        LiveCounters::add(&self.counters.bytes_cleared, buf.bytes());
+        self.clear(&buf)?;
         Ok(buf)
+    }
+
+    /// Sets every element of `buf` to zero, by a recorded command (ordered like a launch).
+    pub fn clear(&self, buf: &GpuBuffer) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        LiveCounters::add(&self.counters.bytes_cleared, buf.bytes());
+        self.record(|enc| enc.clear_buffer(buf.raw(), 0, Some(buf.bytes())))
     }
 
     /// Copies `data` into a new buffer. The bytes go through a fresh staging buffer and a

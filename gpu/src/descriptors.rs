@@ -174,6 +174,58 @@ impl Conv2dGeometry {
     pub fn macs(&self) -> u64 {
         (self.y_len() as u64) * (self.c_in * self.kh * self.kw) as u64
     }
+
+    /// The kernel taps that can reach the input, when fewer than all of them do. On small
+    /// planes a padded kernel hangs over the edge: a 3×3 kernel with padding 1 on a 1×1 plane
+    /// (ResNet-18's last stage at 32×32 input) reads only its centre, and multiplying the
+    /// other eight taps by padding is wasted work on any device. Along each axis the taps that
+    /// reach the input are consecutive, so the live taps form a rectangle, and the same
+    /// convolution is a smaller one: the kernel cropped to that rectangle, the padding shifted
+    /// with it. `None` when every tap is live, when none is, or when the crop would need
+    /// negative padding or change the output size (then the full kernel runs).
+    pub fn live_taps(&self) -> Option<LiveTaps> {
+        // Tap j of an axis is live when some output o reads an input inside the plane:
+        // 0 ≤ o·s + j·d − p < input. The first o with o·s + j·d ≥ p reads the lowest such input.
+        let live_range = |k: usize, axis: usize, input: usize, out: usize| {
+            let (s, p, d) = (self.stride[axis], self.padding[axis], self.dilation[axis]);
+            let live = |j: usize| {
+                let offset = j * d;
+                let first_o = if p > offset { (p - offset).div_ceil(s) } else { 0 };
+                first_o < out && first_o * s + offset - p < input
+            };
+            let first = (0..k).find(|&j| live(j))?;
+            let last = (0..k).rfind(|&j| live(j))?;
+            Some((first, last + 1))
+        };
+        if self.stride.contains(&0) {
+            return None;
+        }
+        let rows = live_range(self.kh, 0, self.h, self.oh)?;
+        let cols = live_range(self.kw, 1, self.w, self.ow)?;
+        if (rows, cols) == ((0, self.kh), (0, self.kw)) {
+            return None;
+        }
+        let padding = [
+            self.padding[0].checked_sub(rows.0 * self.dilation[0])?,
+            self.padding[1].checked_sub(cols.0 * self.dilation[1])?,
+        ];
+        let geometry = Conv2dGeometry { kh: rows.1 - rows.0, kw: cols.1 - cols.0, padding, ..*self };
+        let oh = conv2d_out_len(self.h, geometry.kh, self.stride[0], padding[0], self.dilation[0]);
+        let ow = conv2d_out_len(self.w, geometry.kw, self.stride[1], padding[1], self.dilation[1]);
+        ((oh, ow) == (Some(self.oh), Some(self.ow))).then_some(LiveTaps { geometry, first: [rows.0, cols.0] })
+    }
+}
+
+/// A convolution restricted to the kernel taps that reach its input (see
+/// [`Conv2dGeometry::live_taps`]): the cropped convolution, and where its kernel starts in the
+/// full one. Its weight is the block [c_out, c_in, first[0] .. first[0] + kh, first[1] .. first[1] + kw]
+/// of the full weight; the taps outside the block touch only padding, so their gradient is zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveTaps {
+    /// The same convolution with the cropped kernel (same input and output sizes).
+    pub geometry: Conv2dGeometry,
+    /// The cropped kernel's first row and column in the full kernel.
+    pub first: [usize; 2],
 }
 
 /// A pooling window sliding over `planes` independent [h, w] planes (N·C of them) and

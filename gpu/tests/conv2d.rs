@@ -26,6 +26,11 @@ fn geometries() -> Vec<Conv2dGeometry> {
         // long K = N·OH·OW over a tiny dW: backward_weight splits K into 2, then 4 slices
         c(5, 2, [23, 19], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
         c(4, 1, [40, 33], 2, [2, 2], [1, 1], [0, 0], [1, 1]),
+        // dead taps: a 3×3 kernel on a 1×1 plane runs as its centre tap; on a 2×3 plane at
+        // stride 2 as a 2×2 block; and cropped with a split K
+        c(3, 5, [1, 1], 7, [3, 3], [1, 1], [1, 1], [1, 1]),
+        c(2, 4, [2, 3], 66, [3, 3], [2, 2], [1, 1], [1, 1]),
+        c(2100, 2, [1, 1], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
     ]
 }
 
@@ -97,6 +102,8 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
     for g in [
         Conv2dGeometry::conv2d([2, 3, 7, 5], [4, 3, 3, 3], [2, 1], [1, 1], [1, 1]).unwrap(),
         Conv2dGeometry::conv2d([5, 2, 23, 19], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
+        // and one whose kernel is cropped to its live taps (dW's dead taps must stay as they were)
+        Conv2dGeometry::conv2d([3, 5, 1, 1], [7, 5, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
     ] {
         accumulates_twice(ctx, &mut rng, &g);
     }

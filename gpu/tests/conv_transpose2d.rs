@@ -25,6 +25,8 @@ fn geometries() -> Vec<Conv2dGeometry> {
         t(2, 3, [4, 5], 2, [3, 3], [2, 2], [1, 2], [2, 2], [1, 1]),
         // stride above the kernel size: some output phases get no tap at all (bias only)
         t(1, 2, [3, 4], 3, [2, 1], [3, 3], [0, 0], [1, 1], [2, 0]),
+        // a 1×1 plane: only the kernel's centre tap is run
+        t(2, 5, [1, 1], 3, [3, 3], [1, 1], [1, 1], [1, 1], [0, 0]),
     ]
 }
 

@@ -88,6 +88,11 @@ pub struct Params {
     pub phase_len: [u32; 2],
     /// backward_weight: the K slice each grid z takes (`u32::MAX`: all of K in one).
     pub k_chunk: u32,
+    /// The stored weight's kernel height and width: the kernel run (kh × kw) may be the
+    /// block of it that reaches the input ([`Conv2dGeometry::live_taps`]).
+    pub weight_kernel: [u32; 2],
+    /// Where that block starts in the stored kernel (row, column).
+    pub weight_first: [u32; 2],
 }
 
 /// One axis of a backward-data phase: the input pixels i ≡ `r` (mod stride) and the kernel
@@ -116,26 +121,41 @@ pub struct PhaseAxis {
 }
 
 impl Conv2dGeometry {
+    /// The convolution the kernels run for this one: the same, restricted to the taps that
+    /// reach the input when some do not (a 3×3 kernel on a 1×1 plane runs as 1×1), so no
+    /// launch multiplies by padding. The weight buffer stays the full one; [`Self::params`]
+    /// tells the shader where the run's kernel sits in it.
+    fn run(&self) -> Conv2dGeometry {
+        self.live_taps().map_or(*self, |live| live.geometry)
+    }
+
+    /// The launch parameters of this convolution (run as [`Self::run`]).
     fn params(&self, has_bias: bool, out: Output) -> Params {
+        let (run, first) = match self.live_taps() {
+            Some(live) => (live.geometry, live.first),
+            None => (*self, [0, 0]),
+        };
         Params {
-            batch: self.batch as u32,
-            c_in: self.c_in as u32,
-            h: self.h as u32,
-            w: self.w as u32,
-            c_out: self.c_out as u32,
-            oh: self.oh as u32,
-            ow: self.ow as u32,
-            kh: self.kh as u32,
-            kw: self.kw as u32,
-            stride_h: self.stride[0] as u32,
-            stride_w: self.stride[1] as u32,
-            pad_h: self.padding[0] as u32,
-            pad_w: self.padding[1] as u32,
-            dil_h: self.dilation[0] as u32,
-            dil_w: self.dilation[1] as u32,
+            batch: run.batch as u32,
+            c_in: run.c_in as u32,
+            h: run.h as u32,
+            w: run.w as u32,
+            c_out: run.c_out as u32,
+            oh: run.oh as u32,
+            ow: run.ow as u32,
+            kh: run.kh as u32,
+            kw: run.kw as u32,
+            stride_h: run.stride[0] as u32,
+            stride_w: run.stride[1] as u32,
+            pad_h: run.padding[0] as u32,
+            pad_w: run.padding[1] as u32,
+            dil_h: run.dilation[0] as u32,
+            dil_w: run.dilation[1] as u32,
             has_bias: has_bias as u32,
             accumulate: (out == Output::Accumulate) as u32,
             k_chunk: u32::MAX,
+            weight_kernel: [self.kh as u32, self.kw as u32],
+            weight_first: [first[0] as u32, first[1] as u32],
             ..Default::default()
         }
     }
@@ -297,7 +317,7 @@ pub fn backward_data_with_bias(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_in)?;
     }
-    for (phase_y, phase_x, phase_len) in g.backward_data_phases() {
+    for (phase_y, phase_x, phase_len) in g.run().backward_data_phases() {
         let p = Params { phase_y, phase_x, phase_len, ..g.params(bias.is_some(), mode) };
         let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
         gemm(ctx, &BACKWARD_DATA, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
@@ -335,7 +355,15 @@ pub fn backward_weight(
     need(K, "dy", dy, g.y_len())?;
     need(K, "x", x, g.x_len())?;
     need(K, "dw", dw, g.weight_len())?;
-    let (m, n, k) = (g.c_out, g.c_in * g.kh * g.kw, g.batch * g.oh * g.ow);
+    let run = g.run();
+    let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
+    // With dead taps only the live block is computed: the rest of dW is zero, set here.
+    let mode = if run != *g && mode == Output::Overwrite {
+        ctx.clear(dw)?;
+        Output::Accumulate
+    } else {
+        mode
+    };
     let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
     // The partials must stay within one bindable buffer.
     let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);

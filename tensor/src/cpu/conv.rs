@@ -29,13 +29,13 @@
 //!
 //! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
-//! the input ([`LiveTaps`]), so im2col never builds rows that are all padding.
+//! the input ([`Conv2dGeometry::live_taps`]), so im2col never builds rows that are all padding.
 
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
 use crate::cpu::reduce::sum_map_f64;
-use crate::descriptors::{conv2d_out_len, Conv2dGeometry};
+use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// Where one kernel index lands along one axis: outputs o in [lo, hi) read input
@@ -333,68 +333,32 @@ fn channel_sums<T: Float>(t: &[T], batch: usize, channels: usize, plane: usize) 
 
 // ------------------------------------------------------------------------ dead taps
 
-/// The kernel taps that can reach the input, when fewer than all of them. On small planes a
-/// padded kernel hangs over the edge: a 3×3 kernel with padding 1 on a 1×1 plane (ResNet-18's
-/// last stage at 32×32 input) reads only its centre, and im2col would otherwise multiply eight
-/// rows of zeros in every GEMM. The taps that reach the input form a rectangle (along each
-/// axis the reachable taps are consecutive), so the same convolution is a smaller one: the
-/// kernel cropped to that rectangle, the padding shifted with it. `geometry` is that
-/// convolution (same input and output sizes); `first` is the rectangle's corner in the
-/// original kernel.
-struct LiveTaps {
-    geometry: Conv2dGeometry,
-    first: [usize; 2],
+/// The live block ([`Conv2dGeometry::live_taps`]) of a [c_out, c_in, kh, kw] weight:
+/// [c_out, c_in, kh′, kw′].
+fn crop_to_live<T: Float>(live: &LiveTaps, w: &[T], full: &Conv2dGeometry) -> Vec<T> {
+    let (kh, kw) = (live.geometry.kh, live.geometry.kw);
+    let mut out = Vec::with_capacity(full.c_out * full.c_in * kh * kw);
+    for filter in w.chunks_exact(full.kh * full.kw).take(full.c_out * full.c_in) {
+        for ki in 0..kh {
+            let row = (live.first[0] + ki) * full.kw + live.first[1];
+            out.extend_from_slice(&filter[row..row + kw]);
+        }
+    }
+    out
 }
 
-impl LiveTaps {
-    /// `None` when every tap reaches the input, when none does, or when the cropped kernel
-    /// would need negative padding or change the output size (then the full kernel runs).
-    fn of(g: &Conv2dGeometry) -> Option<LiveTaps> {
-        // A tap reaches the input when its im2col output range is not empty.
-        let range = |k: usize, axis: usize, n: usize, out: usize| {
-            let taps = axis_taps(k, g.stride[axis], g.padding[axis], g.dilation[axis], n, out);
-            let first = taps.iter().position(|t| t.lo < t.hi)?;
-            let last = taps.iter().rposition(|t| t.lo < t.hi)?;
-            Some((first, last + 1))
-        };
-        let (rows, cols) = (range(g.kh, 0, g.h, g.oh)?, range(g.kw, 1, g.w, g.ow)?);
-        if (rows, cols) == ((0, g.kh), (0, g.kw)) {
-            return None;
+/// A gradient of the live block, [c_out, c_in, kh′, kw′], as the full kernel's: zero at the
+/// taps that never reach the input (their weights touch no data).
+fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -> Vec<T> {
+    let (kh, kw) = (live.geometry.kh, live.geometry.kw);
+    let mut out = vec![T::ZERO; full.c_out * full.c_in * full.kh * full.kw];
+    for (filter, block) in out.chunks_exact_mut(full.kh * full.kw).zip(dw.chunks_exact(kh * kw)) {
+        for ki in 0..kh {
+            let row = (live.first[0] + ki) * full.kw + live.first[1];
+            filter[row..row + kw].copy_from_slice(&block[ki * kw..(ki + 1) * kw]);
         }
-        let padding =
-            [g.padding[0].checked_sub(rows.0 * g.dilation[0])?, g.padding[1].checked_sub(cols.0 * g.dilation[1])?];
-        let geometry = Conv2dGeometry { kh: rows.1 - rows.0, kw: cols.1 - cols.0, padding, ..*g };
-        let oh = conv2d_out_len(g.h, geometry.kh, g.stride[0], padding[0], g.dilation[0]);
-        let ow = conv2d_out_len(g.w, geometry.kw, g.stride[1], padding[1], g.dilation[1]);
-        ((oh, ow) == (Some(g.oh), Some(g.ow))).then_some(LiveTaps { geometry, first: [rows.0, cols.0] })
     }
-
-    /// The live block of a [c_out, c_in, kh, kw] weight: [c_out, c_in, kh′, kw′].
-    fn crop<T: Float>(&self, w: &[T], full: &Conv2dGeometry) -> Vec<T> {
-        let (kh, kw) = (self.geometry.kh, self.geometry.kw);
-        let mut out = Vec::with_capacity(full.c_out * full.c_in * kh * kw);
-        for filter in w.chunks_exact(full.kh * full.kw).take(full.c_out * full.c_in) {
-            for ki in 0..kh {
-                let row = (self.first[0] + ki) * full.kw + self.first[1];
-                out.extend_from_slice(&filter[row..row + kw]);
-            }
-        }
-        out
-    }
-
-    /// A gradient of the live block, [c_out, c_in, kh′, kw′], as the full kernel's: zero at the
-    /// taps that never reach the input (their weights touch no data).
-    fn embed<T: Float>(&self, dw: &[T], full: &Conv2dGeometry) -> Vec<T> {
-        let (kh, kw) = (self.geometry.kh, self.geometry.kw);
-        let mut out = vec![T::ZERO; full.c_out * full.c_in * full.kh * full.kw];
-        for (filter, live) in out.chunks_exact_mut(full.kh * full.kw).zip(dw.chunks_exact(kh * kw)) {
-            for ki in 0..kh {
-                let row = (self.first[0] + ki) * full.kw + self.first[1];
-                filter[row..row + kw].copy_from_slice(&live[ki * kw..(ki + 1) * kw]);
-            }
-        }
-        out
-    }
+    out
 }
 
 // ------------------------------------------------------------------------ conv2d
@@ -403,8 +367,8 @@ impl LiveTaps {
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    if let Some(live) = LiveTaps::of(g) {
-        return conv2d_forward(x, &live.crop(w, g), bias, &live.geometry);
+    if let Some(live) = g.live_taps() {
+        return conv2d_forward(x, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
@@ -453,8 +417,8 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry)
 /// Images with small outputs share one GEMM, as in [`conv2d_forward`].
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   [N, C_in, H, W]
 fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    if let Some(live) = LiveTaps::of(g) {
-        return backward_data_plus_bias(grad_y, &live.crop(w, g), bias, &live.geometry);
+    if let Some(live) = g.live_taps() {
+        return backward_data_plus_bias(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
@@ -509,8 +473,8 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// scheduling.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    if let Some(live) = LiveTaps::of(g) {
-        return live.embed(&conv2d_backward_weight(grad_y, x, &live.geometry), g);
+    if let Some(live) = g.live_taps() {
+        return embed_live_grad(&live, &conv2d_backward_weight(grad_y, x, &live.geometry), g);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
@@ -740,22 +704,22 @@ mod tests {
     fn a_kernel_hanging_over_a_small_plane_is_cropped_to_the_taps_that_reach_it() {
         // 3×3, padding 1 on a 1×1 plane: only the centre tap reads the input.
         let g = Conv2dGeometry::conv2d([2, 4, 1, 1], [3, 4, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-        let live = LiveTaps::of(&g).expect("dead taps");
+        let live = g.live_taps().expect("dead taps");
         assert_eq!((live.geometry.kh, live.geometry.kw, live.geometry.padding, live.first), (1, 1, [0, 0], [1, 1]));
         // 3×3 at stride 2, padding 1 on a 2×2 plane: the one output reads taps 1 and 2.
         let g = Conv2dGeometry::conv2d([1, 2, 2, 2], [2, 2, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
-        let live = LiveTaps::of(&g).expect("dead taps");
+        let live = g.live_taps().expect("dead taps");
         assert_eq!((live.geometry.kh, live.geometry.kw, live.first), (2, 2, [1, 1]));
         // Every tap reaches a 4×4 plane.
         let g = Conv2dGeometry::conv2d([1, 2, 4, 4], [2, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-        assert!(LiveTaps::of(&g).is_none());
+        assert!(g.live_taps().is_none());
         // Crop and embed are inverse on the live block, and embed zeroes the rest.
         let g = Conv2dGeometry::conv2d([1, 2, 1, 1], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-        let live = LiveTaps::of(&g).unwrap();
+        let live = g.live_taps().unwrap();
         let w: Vec<f64> = (0..g.weight_len()).map(|i| i as f64).collect();
-        let cropped = live.crop(&w, &g);
+        let cropped = crop_to_live(&live, &w, &g);
         assert_eq!(cropped, (0..6).map(|f| (f * 9 + 4) as f64).collect::<Vec<_>>());
-        let full = live.embed(&cropped, &g);
+        let full = embed_live_grad(&live, &cropped, &g);
         assert_eq!(full.iter().filter(|&&v| v != 0.0).count(), 6, "one live tap per filter");
         assert_eq!(full[9 + 4], 13.0);
     }
