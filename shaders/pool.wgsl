@@ -17,7 +17,7 @@
 //                    hend = min(hstart + kh, H + ph): the window counting padding (= kh·kw
 //                    under ceil_mode = false).
 //   avg_backward     dx[iy, ix] = Σ over the covering outputs (as above) of dy[o] / divisor(o).
-//   global_forward   y[p] = Σ_{H·W} x[p] / (H·W): a workgroup per plane, tree-reduced.
+//   (global average pooling's forward is a mean over each plane: reduce.wgsl computes it)
 //   global_backward  dx[p, i] = dy[p] / (H·W).
 // Every backward is a gather, one invocation per input pixel: no races, no float atomics.
 
@@ -190,32 +190,6 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     dst[i] = s;
-}
-
-// x: [P, H·W] → y: [P], one workgroup per plane
-@compute @workgroup_size(256)
-fn global_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-    let pl = wid.x + wid.y * nwg.x;
-    if pl >= p.planes {
-        return;
-    }
-    let n = p.h * p.w;
-    var s = 0.0;
-    for (var j = lid; j < n; j += WG) {
-        s += src[pl * n + j];
-    }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half >>= 1u) {
-        if lid < half {
-            red[lid] += red[lid + half];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u {
-        dst[pl] = red[0] / f32(n);
-    }
 }
 
 // dy: [P] → dx: [P, H·W]

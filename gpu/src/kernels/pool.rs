@@ -4,7 +4,9 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::Pool2dGeom;
+use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
+use crate::kernels::reduce::{reduce, ReduceDims};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
@@ -18,8 +20,6 @@ pub static MAX_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "max_ba
 pub static AVG_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_forward", inputs: 1, outputs: 1 };
 /// Gradient of average pooling.
 pub static AVG_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "avg_backward", inputs: 1, outputs: 1 };
-/// Mean of each plane.
-pub static GLOBAL_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_forward", inputs: 1, outputs: 1 };
 /// Gradient of the per-plane mean: dy/plane to every element.
 pub static GLOBAL_BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "global_backward", inputs: 1, outputs: 1 };
 
@@ -135,14 +135,15 @@ fn global_params(kernel: &'static str, planes: usize, plane: usize) -> Result<Pa
     Ok(Params { planes: planes as u32, h: 1, w: plane as u32, ..Default::default() })
 }
 
-/// y\[p\] = mean of plane p.
+/// y\[p\] = mean of plane p: the mean reduction over each plane (`reduce`, which picks a
+/// workgroup per plane for long planes and an invocation per plane for short ones, such as
+/// ResNet-18's 1×1 planes at 32×32 input).
 // x: [P, plane] → y: [P]
 pub fn global_avg_forward(ctx: &Context, planes: usize, plane: usize, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_forward";
-    let p = global_params(K, planes, plane)?;
-    need(K, "x", x, planes * plane)?;
-    need(K, "y", y, planes)?;
-    ctx.dispatch(&GLOBAL_FORWARD, &p, &[x], &[y], ctx.grid_1d(K, planes as u64)?)
+    global_params(K, planes, plane)?;
+    let dims = ReduceDims { outer: planes, reduce: plane, inner: 1 };
+    reduce(ctx, ReduceOp::Mean, x, y, dims)
 }
 
 // dy: [P] → dx: [P, plane]
