@@ -425,6 +425,87 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     conv_gemm(FORWARD, wid, l3, lid);
 }
 
+// The same GEMM for an M of at most 4 (3 colour channels): one invocation per column of C
+// (an output pixel), all of its M ≤ 4 rows in one vec4, no workgroup memory and no barriers.
+// Staging B in a tile pays when many rows share each staged element; here each serves at most
+// 4 rows. So every invocation walks its own pixel's taps as nested loops (no index division
+// per element, and rows of taps that fall in the padding are skipped whole), and the weights
+// (a few KiB, read by every invocation) come through the cache.
+fn conv_gemm_thin(mode: u32, col: u32) {
+    let m = gemm_dims(mode).x;
+    if col >= gemm_dims(mode).y {
+        return;
+    }
+    let c = column(mode, col);
+    var acc = vec4<f32>();
+    if mode == FORWARD {
+        // y[r, pixel] = Σ_{ci, ky, kx} W[r, ci, ky, kx] · x[ci, y0 + ky·d, x0 + kx·d]
+        for (var ci = 0u; ci < p.c_in; ci++) {
+            for (var ky = 0u; ky < p.kh; ky++) {
+                let iy = c.y0 + i32(ky * p.dil_h);
+                if iy < 0 || u32(iy) >= p.h {
+                    continue;
+                }
+                for (var kx = 0u; kx < p.kw; kx++) {
+                    let ix = c.x0 + i32(kx * p.dil_w);
+                    if ix < 0 || u32(ix) >= p.w {
+                        continue;
+                    }
+                    let b = in0[c.base + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                    for (var r = 0u; r < m; r++) {
+                        acc[r] = fma(in1[weight_index(r, ci, ky, kx)], b, acc[r]);
+                    }
+                }
+            }
+        }
+    } else {
+        // dx[r, phase pixel] = Σ_{co, j, i} W[co, r, tap (j, i)] · dy[co, y0 − j·ostep, x0 − i·ostep]
+        for (var co = 0u; co < p.c_out; co++) {
+            for (var j = 0u; j < p.ph_y_taps; j++) {
+                let oy = c.y0 - i32(j * p.ph_y_ostep);
+                if oy < 0 || u32(oy) >= p.oh {
+                    continue;
+                }
+                for (var i = 0u; i < p.ph_x_taps; i++) {
+                    let ox = c.x0 - i32(i * p.ph_x_ostep);
+                    if ox < 0 || u32(ox) >= p.ow {
+                        continue;
+                    }
+                    let b = in0[c.base + (co * p.oh + u32(oy)) * p.ow + u32(ox)];
+                    let ky = p.ph_y_t0 + j * p.ph_y_tstep;
+                    let kx = p.ph_x_t0 + i * p.ph_x_tstep;
+                    for (var r = 0u; r < m; r++) {
+                        acc[r] = fma(in1[weight_index(co, r, ky, kx)], b, acc[r]);
+                    }
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < m; r++) {
+        let idx = out_index(mode, r, col);
+        var v = acc[r];
+        if p.has_bias != 0u {
+            v += bias[r];
+        }
+        if p.accumulate != 0u {
+            v += out[idx];
+        }
+        out[idx] = v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn forward_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_thin(FORWARD, (wid.x + wid.y * nwg.x) * WG + lid);
+}
+
+@compute @workgroup_size(256)
+fn backward_data_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_thin(BACKWARD_DATA, (wid.x + wid.y * nwg.x) * WG + lid);
+}
+
 @compute @workgroup_size(256)
 fn forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     conv_gemm_narrow(FORWARD, wid, lid);

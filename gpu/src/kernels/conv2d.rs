@@ -17,6 +17,11 @@ pub static FORWARD_NARROW: KernelDef = KernelDef { shader: &SHADER, entry: "forw
 /// [`BACKWARD_DATA`] for fewer than 64 input channels.
 pub static BACKWARD_DATA_NARROW: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1 };
+/// [`FORWARD`] for at most [`THIN_ROWS`] output channels: an invocation per output pixel.
+pub static FORWARD_THIN: KernelDef = KernelDef { shader: &SHADER, entry: "forward_thin", inputs: 3, outputs: 1 };
+/// [`BACKWARD_DATA`] for at most [`THIN_ROWS`] input channels.
+pub static BACKWARD_DATA_THIN: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data_thin", inputs: 3, outputs: 1 };
 /// dx from dy and the weight.
 pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
 /// dweight from dy and x.
@@ -34,6 +39,10 @@ const TILE: u64 = 64;
 /// [`NARROW_COLUMNS`]: the square tile would leave 64 − M of its rows idle.
 pub const NARROW_ROWS: usize = 16;
 const NARROW_COLUMNS: u64 = 256;
+/// A GEMM with at most this many rows runs the thin variant: one invocation per column, its
+/// rows in one vec4, no staging in workgroup memory (each staged B element would serve at
+/// most 4 rows).
+pub const THIN_ROWS: usize = 4;
 
 /// backward_weight splits its K until its launch has about this many workgroups: a GPU
 /// needs several per compute unit to hide memory latency, and the small [C_out, C_in·kH·kW]
@@ -240,17 +249,19 @@ fn gemm(
     bias: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<()> {
-    let narrow = match k.entry {
-        "forward" => Some(&FORWARD_NARROW),
-        "backward_data" => Some(&BACKWARD_DATA_NARROW),
+    let variants = match k.entry {
+        "forward" => Some((&FORWARD_NARROW, &FORWARD_THIN)),
+        "backward_data" => Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN)),
         _ => None,
     };
-    let (k, [tile_rows, tile_columns]) = match narrow {
-        Some(narrow) if (m as u64) < TILE => (narrow, [NARROW_ROWS as u64, NARROW_COLUMNS]),
-        _ => (k, [TILE, TILE]),
+    let (k, grid) = match variants {
+        Some((_, thin)) if m <= THIN_ROWS => (thin, ctx.grid_1d(thin.entry, (n as u64).div_ceil(256))?),
+        Some((narrow, _)) if (m as u64) < TILE => {
+            let tiles = [(n as u64).div_ceil(NARROW_COLUMNS), (m as u64).div_ceil(NARROW_ROWS as u64), 1];
+            (narrow, ctx.grid_3d(narrow.entry, tiles)?)
+        }
+        _ => (k, ctx.grid_3d(k.entry, [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), slices as u64])?),
     };
-    let grid =
-        ctx.grid_3d(k.entry, [(n as u64).div_ceil(tile_columns), (m as u64).div_ceil(tile_rows), slices as u64])?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(k, p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
 }
