@@ -251,14 +251,20 @@ fn unfold_images<'a, T: Float>(
 /// How many images share one GEMM. Per image, the GEMM's N dimension is OH·OW, which is tiny
 /// deep in a network (1, 4, 16 pixels in ResNet-18 on 32×32 inputs): the weight would be
 /// packed once per image for a handful of columns. Putting images side by side gives the GEMM
-/// at least `TARGET_COLUMNS` columns, while the unfolded operand stays within `MAX_COL_ELEMENTS`.
+/// at least `TARGET_COLUMNS` columns, while the unfolded operand stays within `MAX_COL_ELEMENTS`
+/// and the batch still splits into at least one group per thread (the unfolding runs on the
+/// group's thread: one group for the whole batch left ResNet-18's 2×2 layers' im2col and
+/// col2im on one core).
 fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     const TARGET_COLUMNS: usize = 512;
     const MAX_COL_ELEMENTS: usize = 1 << 22;
     let plane = g.out_plane().max(1);
     let by_columns = TARGET_COLUMNS.div_ceil(plane);
     let by_memory = MAX_COL_ELEMENTS / (g.col_rows() * plane).max(1);
-    by_columns.min(by_memory).min(g.batch).max(1)
+    // At least one group per thread: the unfolding (im2col, col2im, the channel-major copies)
+    // runs per group, on the group's thread.
+    let by_threads = g.batch.div_ceil(rayon::current_num_threads());
+    by_columns.min(by_memory).min(by_threads).max(1)
 }
 
 /// The fewest image groups one rayon task takes: enough that the batch splits into about two
