@@ -249,6 +249,8 @@ fn gemm(
     bias: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<()> {
+    // Forward and backward-data also come as the narrow and thin variants (chosen by M);
+    // backward-weight keeps the square tile and splits its K instead.
     let variants = match k.entry {
         "forward" => Some((&FORWARD_NARROW, &FORWARD_THIN)),
         "backward_data" => Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN)),
