@@ -114,15 +114,19 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     });
 }
 
-/// conv_transpose2d forward at the three decoder layers of workload B5 (`basic`, 3×32×32,
-/// batch 64): two stride-2 upsamplings and the narrow 32→3 output layer, where a GEMM tile
-/// sized for wide layers would be mostly idle rows.
+/// conv_transpose2d forward at the decoder layers of workloads B5 (`basic`, 3×32×32, batch 64:
+/// two 3×3 stride-2 upsamplings and the narrow 32→3 output layer, where a GEMM tile sized for
+/// wide layers would be mostly idle rows) and B1 (`conv`, 3×64×64, batch 64: three 4×4
+/// stride-2 upsamplings, the last to 3 channels).
 fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
     let ctx = r.ctx;
-    let layers = [
+    let layers: [(&str, [usize; 4], [usize; 4], [usize; 2], [usize; 2]); 6] = [
         ("b5_64to64_8x8_s2", [64, 64, 8, 8], [64, 64, 3, 3], [2, 2], [1, 1]),
         ("b5_64to32_16x16_s2", [64, 64, 16, 16], [64, 32, 3, 3], [2, 2], [1, 1]),
         ("b5_32to3_32x32", [64, 32, 32, 32], [32, 3, 3, 3], [1, 1], [0, 0]),
+        ("b1_128to64_8x8_k4s2", [64, 128, 8, 8], [128, 64, 4, 4], [2, 2], [0, 0]),
+        ("b1_64to32_16x16_k4s2", [64, 64, 16, 16], [64, 32, 4, 4], [2, 2], [0, 0]),
+        ("b1_32to3_32x32_k4s2", [64, 32, 32, 32], [32, 3, 4, 4], [2, 2], [0, 0]),
     ];
     for (name, x_shape, w_shape, stride, output_padding) in layers {
         let g = Conv2dGeometry::conv_transpose2d(x_shape, w_shape, stride, [1, 1], output_padding, [1, 1]).unwrap();
