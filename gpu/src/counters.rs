@@ -60,37 +60,29 @@ impl Counters {
 
     /// `self - earlier`, field by field: what happened between two snapshots.
     pub fn since(&self, earlier: &Counters) -> Counters {
-        Counters {
-            dispatches: self.dispatches.saturating_sub(earlier.dispatches),
-            workgroups: self.workgroups.saturating_sub(earlier.workgroups),
-            buffers_created: self.buffers_created.saturating_sub(earlier.buffers_created),
-            bytes_created: self.bytes_created.saturating_sub(earlier.bytes_created),
-            uploads: self.uploads.saturating_sub(earlier.uploads),
-            bytes_uploaded: self.bytes_uploaded.saturating_sub(earlier.bytes_uploaded),
-            reads: self.reads.saturating_sub(earlier.reads),
-            bytes_read: self.bytes_read.saturating_sub(earlier.bytes_read),
-            bytes_copied: self.bytes_copied.saturating_sub(earlier.bytes_copied),
-            bytes_cleared: self.bytes_cleared.saturating_sub(earlier.bytes_cleared),
-            submits: self.submits.saturating_sub(earlier.submits),
-            waits: self.waits.saturating_sub(earlier.waits),
-        }
+        self.field_by_field(earlier, u64::saturating_sub)
     }
 
     /// `self + other`, field by field.
     pub fn plus(&self, other: &Counters) -> Counters {
+        self.field_by_field(other, |a, b| a + b)
+    }
+
+    /// `f` applied to each pair of corresponding fields.
+    fn field_by_field(&self, other: &Counters, f: impl Fn(u64, u64) -> u64) -> Counters {
         Counters {
-            dispatches: self.dispatches + other.dispatches,
-            workgroups: self.workgroups + other.workgroups,
-            buffers_created: self.buffers_created + other.buffers_created,
-            bytes_created: self.bytes_created + other.bytes_created,
-            uploads: self.uploads + other.uploads,
-            bytes_uploaded: self.bytes_uploaded + other.bytes_uploaded,
-            reads: self.reads + other.reads,
-            bytes_read: self.bytes_read + other.bytes_read,
-            bytes_copied: self.bytes_copied + other.bytes_copied,
-            bytes_cleared: self.bytes_cleared + other.bytes_cleared,
-            submits: self.submits + other.submits,
-            waits: self.waits + other.waits,
+            dispatches: f(self.dispatches, other.dispatches),
+            workgroups: f(self.workgroups, other.workgroups),
+            buffers_created: f(self.buffers_created, other.buffers_created),
+            bytes_created: f(self.bytes_created, other.bytes_created),
+            uploads: f(self.uploads, other.uploads),
+            bytes_uploaded: f(self.bytes_uploaded, other.bytes_uploaded),
+            reads: f(self.reads, other.reads),
+            bytes_read: f(self.bytes_read, other.bytes_read),
+            bytes_copied: f(self.bytes_copied, other.bytes_copied),
+            bytes_cleared: f(self.bytes_cleared, other.bytes_cleared),
+            submits: f(self.submits, other.submits),
+            waits: f(self.waits, other.waits),
         }
     }
 }
