@@ -432,8 +432,9 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
 // per element, and rows of taps that fall in the padding are skipped whole), and the weights
 // (a few KiB, read by every invocation) come through the cache.
 fn conv_gemm_thin(mode: u32, col: u32) {
-    let m = gemm_dims(mode).x;
-    if col >= gemm_dims(mode).y {
+    let dims = gemm_dims(mode);
+    let m = dims.x;
+    if col >= dims.y {
         return;
     }
     let c = column(mode, col);
@@ -481,17 +482,10 @@ fn conv_gemm_thin(mode: u32, col: u32) {
             }
         }
     }
-    for (var r = 0u; r < m; r++) {
-        let idx = out_index(mode, r, col);
-        var v = acc[r];
-        if p.has_bias != 0u {
-            v += bias[r];
-        }
-        if p.accumulate != 0u {
-            v += out[idx];
-        }
-        out[idx] = v;
-    }
+    // A block of one column: row i's value in component 0, and C's width cut to col + 1 so
+    // store_block writes that column only.
+    store_block(mode, vec2<u32>(0u, col), array<vec4<f32>, 4>(vec4(acc.x), vec4(acc.y), vec4(acc.z), vec4(acc.w)),
+                vec2<u32>(m, col + 1u), 0u);
 }
 
 @compute @workgroup_size(256)

@@ -133,17 +133,14 @@ impl Conv2dGeometry {
     /// The convolution the kernels run for this one: the same, restricted to the taps that
     /// reach the input when some do not (a 3×3 kernel on a 1×1 plane runs as 1×1), so no
     /// launch multiplies by padding. The weight buffer stays the full one; [`Self::params`]
-    /// tells the shader where the run's kernel sits in it.
-    fn run(&self) -> Conv2dGeometry {
-        self.live_taps().map_or(*self, |live| live.geometry)
+    /// tells the shader where the run's kernel sits in it (its corner, the second value).
+    fn run(&self) -> (Conv2dGeometry, [usize; 2]) {
+        self.live_taps().map_or((*self, [0, 0]), |live| (live.geometry, live.first))
     }
 
     /// The launch parameters of this convolution (run as [`Self::run`]).
     fn params(&self, has_bias: bool, out: Output) -> Params {
-        let (run, first) = match self.live_taps() {
-            Some(live) => (live.geometry, live.first),
-            None => (*self, [0, 0]),
-        };
+        let (run, first) = self.run();
         Params {
             batch: run.batch as u32,
             c_in: run.c_in as u32,
@@ -236,12 +233,22 @@ fn phase_axis(r: usize, k: usize, stride: usize, pad: usize, dilation: usize) ->
     })
 }
 
-/// The one launch of the three GEMM modes: grid over the [M, N] output of the mode, times
-/// `slices` K slices along z (1 unless backward_weight splits its K).
+/// The three GEMMs of `conv2d.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gemm {
+    Forward,
+    BackwardData,
+    BackwardWeight,
+}
+
+/// The one launch of the three GEMMs: grid over the [M, N] output, times `slices` K slices
+/// along z (1 unless backward-weight splits its K). Forward and backward-data also come as the
+/// narrow and thin variants, chosen by M; backward-weight keeps the square tile and splits its
+/// K instead.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     ctx: &Context,
-    k: &KernelDef,
+    mode: Gemm,
     p: &Params,
     [m, n, slices]: [usize; 3],
     in0: &GpuBuffer,
@@ -249,12 +256,10 @@ fn gemm(
     bias: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<()> {
-    // Forward and backward-data also come as the narrow and thin variants (chosen by M);
-    // backward-weight keeps the square tile and splits its K instead.
-    let variants = match k.entry {
-        "forward" => Some((&FORWARD_NARROW, &FORWARD_THIN)),
-        "backward_data" => Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN)),
-        _ => None,
+    let (square, variants) = match mode {
+        Gemm::Forward => (&FORWARD, Some((&FORWARD_NARROW, &FORWARD_THIN))),
+        Gemm::BackwardData => (&BACKWARD_DATA, Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN))),
+        Gemm::BackwardWeight => (&BACKWARD_WEIGHT, None),
     };
     let (k, grid) = match variants {
         Some((_, thin)) if m <= THIN_ROWS => (thin, ctx.grid_1d(thin.entry, (n as u64).div_ceil(256))?),
@@ -262,7 +267,10 @@ fn gemm(
             let tiles = [(n as u64).div_ceil(NARROW_COLUMNS), (m as u64).div_ceil(NARROW_ROWS as u64), 1];
             (narrow, ctx.grid_3d(narrow.entry, tiles)?)
         }
-        _ => (k, ctx.grid_3d(k.entry, [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), slices as u64])?),
+        _ => {
+            let tiles = [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), slices as u64];
+            (square, ctx.grid_3d(square.entry, tiles)?)
+        }
     };
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(k, p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
@@ -287,7 +295,7 @@ pub fn forward(
         need(K, "bias", b, g.c_out)?;
     }
     let p = g.params(bias.is_some(), Output::Overwrite);
-    gemm(ctx, &FORWARD, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, bias, y)
+    gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, bias, y)
 }
 
 /// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
@@ -306,7 +314,7 @@ pub fn forward_accumulate(
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
     let p = g.params(false, Output::Accumulate);
-    gemm(ctx, &FORWARD, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, None, y)
+    gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, None, y)
 }
 
 /// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias\[ci\],
@@ -330,10 +338,11 @@ pub fn backward_data_with_bias(
     if let Some(b) = bias {
         need(K, "bias", b, g.c_in)?;
     }
-    for (phase_y, phase_x, phase_len) in g.run().backward_data_phases() {
-        let p = Params { phase_y, phase_x, phase_len, ..g.params(bias.is_some(), mode) };
+    let base = g.params(bias.is_some(), mode);
+    for (phase_y, phase_x, phase_len) in g.run().0.backward_data_phases() {
+        let p = Params { phase_y, phase_x, phase_len, ..base };
         let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
-        gemm(ctx, &BACKWARD_DATA, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
+        gemm(ctx, Gemm::BackwardData, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
     }
     Ok(())
 }
@@ -368,7 +377,7 @@ pub fn backward_weight(
     need(K, "dy", dy, g.y_len())?;
     need(K, "x", x, g.x_len())?;
     need(K, "dw", dw, g.weight_len())?;
-    let run = g.run();
+    let (run, _) = g.run();
     let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
     // With dead taps only the live block is computed: the rest of dW is zero, set here.
     let mode = if run != *g && mode == Output::Overwrite {
@@ -381,17 +390,17 @@ pub fn backward_weight(
     // The partials must stay within one bindable buffer.
     let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
     let slices = WEIGHT_GRAD_WORKGROUPS.div_ceil(tiles.max(1)).min(k / MIN_K_SLICE).min(max_slices).max(1);
+    let p = g.params(false, mode);
     if slices == 1 {
-        let p = g.params(false, mode);
-        return gemm(ctx, &BACKWARD_WEIGHT, &p, [m, n, 1], dy, x, None, dw);
+        return gemm(ctx, Gemm::BackwardWeight, &p, [m, n, 1], dy, x, None, dw);
     }
     // Slices a whole number of the shader's k-steps (16) long.
     let k_chunk = k.div_ceil(slices).next_multiple_of(16);
     let slices = k.div_ceil(k_chunk);
     let partials = ctx.alloc(slices * m * n)?;
-    let p = Params { k_chunk: k_chunk as u32, ..g.params(false, Output::Overwrite) };
-    gemm(ctx, &BACKWARD_WEIGHT, &p, [m, n, slices], dy, x, None, &partials)?;
-    let p = Params { k_chunk: k_chunk as u32, ..g.params(false, mode) };
+    // The partials overwrite; the sum honours `mode`.
+    let p = Params { k_chunk: k_chunk as u32, ..p };
+    gemm(ctx, Gemm::BackwardWeight, &Params { accumulate: 0, ..p }, [m, n, slices], dy, x, None, &partials)?;
     let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
     ctx.dispatch(&BACKWARD_WEIGHT_SUM, &p, &[&partials], &[dw], grid)
 }
