@@ -265,12 +265,9 @@ pub fn vae_loss(
 /// The values of scalar vars, read back together: on the GPU one host round trip for all of
 /// them instead of one each (a step reads its loss terms once).
 fn read_scalars<const K: usize>(scalars: [&Var; K]) -> Result<[f64; K]> {
-    let values = scalars.map(|s| s.value().reshape(&[1]));
-    let values: Vec<Tensor> = values.into_iter().collect::<Result<_>>()?;
+    let values = scalars.iter().map(|s| s.value().reshape(&[1])).collect::<Result<Vec<Tensor>>>()?;
     let all = tensor::ops::concat::cat(&values.iter().collect::<Vec<_>>(), 0)?.to_vec_f64()?;
-    let mut out = [0.0; K];
-    out.copy_from_slice(&all);
-    Ok(out)
+    Ok(std::array::from_fn(|i| all[i]))
 }
 
 #[cfg(test)]

@@ -476,10 +476,11 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         let started = Instant::now();
         let mut mean = std::mem::take(&mut resume.partial);
         let (mut step_time, mut steps) = (std::time::Duration::ZERO, 0usize);
-        // What the GPU was asked to do over the epoch's steps (launches, buffers, transfers).
+        // What the GPU was asked to do over the epoch's steps (launches, buffers, transfers),
+        // counted only when profiling.
         let gpu_counters = || match &device {
-            Device::Gpu(g) => Some(g.context().counters()),
-            Device::Cpu => None,
+            Device::Gpu(g) if cli.profile => Some(g.context().counters()),
+            _ => None,
         };
         let mut gpu_counted = tensor::profile::GpuCounters::ZERO;
         if cli.profile {
