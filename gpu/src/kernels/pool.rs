@@ -141,6 +141,7 @@ fn global_params(kernel: &'static str, planes: usize, plane: usize) -> Result<Pa
 // x: [P, plane] → y: [P]
 pub fn global_avg_forward(ctx: &Context, planes: usize, plane: usize, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "global_avg_pool2d_forward";
+    // Its checks (empty planes, u32 indexing) name this op rather than the reduction.
     global_params(K, planes, plane)?;
     let dims = ReduceDims { outer: planes, reduce: plane, inner: 1 };
     reduce(ctx, ReduceOp::Mean, x, y, dims)

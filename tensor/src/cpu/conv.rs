@@ -502,7 +502,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
-            let mut dw_t = vec![T::ZERO; k * g.c_out];
+            let mut partial = vec![T::ZERO; k * g.c_out];
             let mut col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
             let mut dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
             let end = ((part + 1) * per_part).min(g.batch);
@@ -519,12 +519,12 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
                 };
                 let (dy, col) = (MatRef::row_major(dy, g.c_out, cols), MatRef::row_major(col, k, cols));
                 if direct {
-                    gemm(dy, col.t(), &mut dw_t, k, true);
+                    gemm(dy, col.t(), &mut partial, k, true);
                 } else {
-                    gemm(col, dy.t(), &mut dw_t, g.c_out, true);
+                    gemm(col, dy.t(), &mut partial, g.c_out, true);
                 }
             }
-            dw_t
+            partial
         })
         .collect();
     if direct {
