@@ -67,16 +67,15 @@ pub fn remove_temporaries(dir: &Path) -> io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    fn temp_dir(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("nn-atomic-file-{}-{test}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh folder for one test, removed when the guard drops.
+    fn temp_dir(test: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("nn-atomic-file-{test}-")).tempdir().unwrap()
     }
 
     #[test]
     fn a_write_replaces_the_file_and_leaves_no_temporary() {
-        let dir = temp_dir("replace");
+        let scratch = temp_dir("replace");
+        let dir = scratch.path();
         let path = dir.join("metrics.csv");
         write_atomic(&path, b"old").unwrap();
         write_atomic(&path, b"new contents").unwrap();
@@ -86,7 +85,8 @@ mod tests {
 
     #[test]
     fn a_failed_write_names_the_path_and_keeps_the_old_file() {
-        let dir = temp_dir("fail");
+        let scratch = temp_dir("fail");
+        let dir = scratch.path();
         let path = dir.join("missing-folder").join("x.json");
         let (failed, _) = write_atomic(&path, b"x").unwrap_err();
         assert_eq!(failed, temporary_path(&path));
@@ -94,7 +94,8 @@ mod tests {
 
     #[test]
     fn stale_temporaries_are_removed_and_other_files_kept() {
-        let dir = temp_dir("stale");
+        let scratch = temp_dir("stale");
+        let dir = scratch.path();
         fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
         fs::write(dir.join("metrics.csv.tmp"), b"half").unwrap();
         fs::write(dir.join("metrics.csv"), b"epoch\n").unwrap();

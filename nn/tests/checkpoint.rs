@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use autograd::Var;
 use common::ResidualBlock;
@@ -20,12 +20,9 @@ use nn::{
 };
 use tensor::{DType, Rng, Tensor};
 
-/// A fresh directory for one test's files.
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nn-checkpoint-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed when the guard drops.
+fn temp_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nn-checkpoint-{test}-")).tempdir().unwrap()
 }
 
 /// conv → bn → relu → residual block → pool → flatten → linear: x [N, 1, 6, 6] → [N, 3].
@@ -54,7 +51,8 @@ fn eval_output(model: &dyn Module, x: &Var) -> Vec<f32> {
 
 #[test]
 fn save_then_load_reproduces_eval_outputs_bit_for_bit() {
-    let dir = temp_dir("roundtrip");
+    let scratch = temp_dir("roundtrip");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let a = small_cnn(1);
     a.forward(&input(5)).unwrap(); // a training step moves the running statistics off their init
@@ -79,7 +77,8 @@ fn header(path: &Path) -> serde_json::Value {
 
 #[test]
 fn files_use_pytorch_names_f32_weights_and_i64_num_batches_tracked() {
-    let dir = temp_dir("layout");
+    let scratch = temp_dir("layout");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     model.forward(&input(5)).unwrap();
@@ -97,7 +96,8 @@ fn files_use_pytorch_names_f32_weights_and_i64_num_batches_tracked() {
 
 #[test]
 fn writes_leave_no_temporary_file_and_replace_the_old_file() {
-    let dir = temp_dir("atomic");
+    let scratch = temp_dir("atomic");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     save_model(&path, &small_cnn(1)).unwrap();
     save_model(&path, &small_cnn(2)).unwrap();
@@ -111,7 +111,8 @@ fn writes_leave_no_temporary_file_and_replace_the_old_file() {
 
 #[test]
 fn writing_into_a_missing_directory_is_an_io_error_naming_the_path() {
-    let path = temp_dir("nodir").join("absent").join("model.safetensors");
+    let scratch = temp_dir("nodir");
+    let path = scratch.path().join("absent").join("model.safetensors");
     let err = save_model(&path, &small_cnn(1)).unwrap_err();
     assert!(matches!(err, nn::Error::Io { .. }), "{err}");
     assert!(err.to_string().contains("absent"), "{err}");
@@ -119,7 +120,8 @@ fn writing_into_a_missing_directory_is_an_io_error_naming_the_path() {
 
 #[test]
 fn a_truncated_file_is_an_error_naming_it() {
-    let dir = temp_dir("truncated");
+    let scratch = temp_dir("truncated");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     save_model(&path, &small_cnn(1)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -133,7 +135,8 @@ fn a_truncated_file_is_an_error_naming_it() {
 
 #[test]
 fn a_corrupted_header_is_an_error_not_a_panic() {
-    let dir = temp_dir("corrupt");
+    let scratch = temp_dir("corrupt");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     save_model(&path, &small_cnn(1)).unwrap();
     let good = std::fs::read(&path).unwrap();
@@ -154,7 +157,8 @@ fn a_corrupted_header_is_an_error_not_a_panic() {
 
 #[test]
 fn a_missing_file_is_an_io_error_naming_it() {
-    let path = temp_dir("missing").join("nothing.safetensors");
+    let scratch = temp_dir("missing");
+    let path = scratch.path().join("nothing.safetensors");
     let err = load_model(&path, &small_cnn(1), &LoadOptions::strict()).unwrap_err();
     assert!(matches!(err, nn::Error::Io { .. }) && err.to_string().contains("nothing.safetensors"), "{err}");
 }
@@ -175,7 +179,8 @@ fn damaged_entries(model: &dyn Module) -> Vec<TensorEntry> {
 
 #[test]
 fn a_mismatched_file_fails_with_one_error_listing_every_problem_and_changes_nothing() {
-    let dir = temp_dir("mismatch");
+    let scratch = temp_dir("mismatch");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     write_safetensors(&path, &damaged_entries(&model), &BTreeMap::new()).unwrap();
@@ -192,7 +197,8 @@ fn a_mismatched_file_fails_with_one_error_listing_every_problem_and_changes_noth
 
 #[test]
 fn a_non_strict_load_reports_missing_and_unexpected_but_still_rejects_shapes() {
-    let dir = temp_dir("nonstrict");
+    let scratch = temp_dir("nonstrict");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     let mut entries = damaged_entries(&model);
@@ -243,7 +249,8 @@ fn values_under(model: &dyn Module, prefix: &str) -> Vec<Vec<f64>> {
 
 #[test]
 fn a_partial_load_by_prefix_fills_only_that_part() {
-    let dir = temp_dir("prefix");
+    let scratch = temp_dir("prefix");
+    let dir = scratch.path();
     let path = dir.join("classifier.safetensors");
     let classifier = two_part(1, ["encoder", "head"], 10);
     save_model(&path, &classifier).unwrap();
@@ -259,7 +266,8 @@ fn a_partial_load_by_prefix_fills_only_that_part() {
 
 #[test]
 fn a_prefix_remap_loads_a_classifier_encoder_into_a_differently_named_part() {
-    let dir = temp_dir("remap");
+    let scratch = temp_dir("remap");
+    let dir = scratch.path();
     let path = dir.join("classifier.safetensors");
     let classifier = two_part(1, ["encoder", "head"], 10);
     save_model(&path, &classifier).unwrap();
@@ -272,7 +280,8 @@ fn a_prefix_remap_loads_a_classifier_encoder_into_a_differently_named_part() {
 
 #[test]
 fn a_partial_load_still_requires_every_tensor_under_the_prefix() {
-    let dir = temp_dir("prefix-missing");
+    let scratch = temp_dir("prefix-missing");
+    let dir = scratch.path();
     let path = dir.join("partial.safetensors");
     let classifier = two_part(1, ["encoder", "head"], 10);
     let entries: Vec<TensorEntry> = classifier
@@ -289,7 +298,8 @@ fn a_partial_load_still_requires_every_tensor_under_the_prefix() {
 
 #[test]
 fn f64_and_integer_tensors_in_a_file_convert_to_the_model_types() {
-    let dir = temp_dir("convert");
+    let scratch = temp_dir("convert");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     let entries: Vec<TensorEntry> = model
@@ -314,7 +324,8 @@ fn train_step(model: &dyn Module, opt: &mut dyn Optimizer, x: &Var) {
 
 #[test]
 fn a_training_checkpoint_resumes_to_the_same_parameters_and_position() {
-    let dir = temp_dir("training");
+    let scratch = temp_dir("training");
+    let dir = scratch.path();
     let path = dir.join("train.safetensors");
     let model = small_cnn(1);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
@@ -350,7 +361,8 @@ fn a_training_checkpoint_resumes_to_the_same_parameters_and_position() {
 
 #[test]
 fn a_model_file_is_not_a_training_checkpoint() {
-    let dir = temp_dir("not-training");
+    let scratch = temp_dir("not-training");
+    let dir = scratch.path();
     let path = dir.join("model.safetensors");
     let model = small_cnn(1);
     save_model(&path, &model).unwrap();
@@ -361,7 +373,8 @@ fn a_model_file_is_not_a_training_checkpoint() {
 
 #[test]
 fn a_run_configuration_that_is_not_json_is_refused_before_writing() {
-    let dir = temp_dir("bad-config");
+    let scratch = temp_dir("bad-config");
+    let dir = scratch.path();
     let path = dir.join("train.safetensors");
     let model = small_cnn(1);
     let opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
@@ -372,7 +385,8 @@ fn a_run_configuration_that_is_not_json_is_refused_before_writing() {
 
 #[test]
 fn the_same_model_and_state_give_byte_identical_checkpoint_files() {
-    let dir = temp_dir("byte-identical");
+    let scratch = temp_dir("byte-identical");
+    let dir = scratch.path();
     let model = small_cnn(1);
     let opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
     let extra: BTreeMap<String, String> = (0..12).map(|i| (format!("key{i}"), format!("value{i}"))).collect();
@@ -404,7 +418,8 @@ fn entries_with(model: &dyn Module, name: &str, value: f32) -> Vec<TensorEntry> 
 
 #[test]
 fn a_model_file_holding_nan_or_infinity_is_refused_naming_the_tensor_and_changes_nothing() {
-    let dir = temp_dir("non-finite");
+    let scratch = temp_dir("non-finite");
+    let dir = scratch.path();
     for (bad, label) in [(f32::NAN, "nan"), (f32::INFINITY, "inf")] {
         let path = dir.join(format!("{label}.safetensors"));
         write_safetensors(&path, &entries_with(&small_cnn(1), "6.weight", bad), &BTreeMap::new()).unwrap();
@@ -422,7 +437,8 @@ fn a_model_file_holding_nan_or_infinity_is_refused_naming_the_tensor_and_changes
 
 #[test]
 fn a_training_checkpoint_with_non_finite_optimizer_state_is_refused() {
-    let dir = temp_dir("non-finite-optimizer");
+    let scratch = temp_dir("non-finite-optimizer");
+    let dir = scratch.path();
     let path = dir.join("train.safetensors");
     let model = small_cnn(1);
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();

@@ -241,11 +241,9 @@ pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn temp_dir(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vae-runs-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh folder for one test, removed when the guard drops.
+    fn temp_dir(test: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("vae-runs-{test}-")).tempdir().unwrap()
     }
 
     fn stats(loss: f64, tc: Option<f64>) -> StepStats {
@@ -254,7 +252,8 @@ mod tests {
 
     #[test]
     fn metrics_round_trip_through_csv_with_empty_cells_for_beta_vae() {
-        let dir = temp_dir("metrics");
+        let scratch = temp_dir("metrics");
+        let dir = scratch.path();
         let path = dir.join(METRICS_FILE);
         let rows = vec![
             EpochMetrics::new(1, 1e-3, 2.5, &stats(10.0, None), &stats(11.0, None)),
@@ -269,7 +268,8 @@ mod tests {
 
     #[test]
     fn an_empty_history_writes_the_header() {
-        let dir = temp_dir("empty");
+        let scratch = temp_dir("empty");
+        let dir = scratch.path();
         write_metrics(&dir.join(METRICS_FILE), &[]).unwrap();
         assert!(read_metrics(&dir.join(METRICS_FILE)).unwrap().is_empty());
         assert_eq!(metrics_columns()[..3], ["epoch", "lr", "seconds"]);
@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn a_malformed_row_names_the_file_and_line() {
-        let dir = temp_dir("malformed");
+        let scratch = temp_dir("malformed");
+        let dir = scratch.path();
         let path = dir.join(METRICS_FILE);
         std::fs::write(&path, format!("{}\n1,x,2\n", metrics_columns().join(","))).unwrap();
         let err = read_metrics(&path).unwrap_err().to_string();
@@ -294,7 +295,8 @@ mod tests {
 
     #[test]
     fn a_folder_holding_a_run_is_refused_for_a_new_run() {
-        let dir = temp_dir("taken");
+        let scratch = temp_dir("taken");
+        let dir = scratch.path();
         std::fs::write(dir.join(LAST_CHECKPOINT), b"x").unwrap();
         let err = prepare_new_run_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
@@ -302,7 +304,8 @@ mod tests {
 
     #[test]
     fn a_new_run_removes_temporaries_of_killed_writes() {
-        let dir = temp_dir("temporaries");
+        let scratch = temp_dir("temporaries");
+        let dir = scratch.path();
         std::fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
         prepare_new_run_dir(&dir).unwrap();
         assert!(!dir.join("last.safetensors.tmp").exists());

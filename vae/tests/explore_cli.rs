@@ -11,17 +11,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-explore-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// A one-epoch dense run on 300 dSprites images at 16×16 (z = 4), trained once per test binary.
+/// Tests share it, and a static is never dropped, so it lives at one fixed path in cargo's
+/// scratch space under `target/` (replaced on each run) rather than in a `TempDir`.
 fn tiny_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = temp_dir("run");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explore-cli-run");
+        let _ = std::fs::remove_dir_all(&dir);
         let out = common::command(env!("CARGO_BIN_EXE_train"))
             .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
             .args(["--z-dim", "4", "--threads", "2", "--epochs", "1", "--run-dir"])
@@ -337,8 +334,8 @@ fn a_host_that_is_not_loopback_is_warned_about() {
 
 #[test]
 fn bad_flags_are_clear_errors_before_anything_is_served() {
-    let empty = temp_dir("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    let scratch = common::scratch("empty");
+    let empty = scratch.path();
     for (args, expect) in [
         (vec!["--run".to_string(), empty.display().to_string()], "config.json".to_string()),
         (
@@ -395,17 +392,16 @@ fn in_a_real_browser_moving_a_slider_changes_the_decoded_image() {
         return;
     };
     let server = Server::start(&[]);
-    let profile = temp_dir("chromium-profile");
+    let profile = common::scratch("chromium-profile");
     let url = format!("http://{}/?selftest=slider", server.addr);
     let out = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
         .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         // Virtual time runs the page's timers and waits for its fetches before the DOM is dumped.
         .args(["--virtual-time-budget=20000", "--dump-dom", &url])
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
     let dom = String::from_utf8_lossy(&out.stdout);
     let error = dom.split("<p id=\"error\"").nth(1).and_then(|s| s.split("</p>").next()).unwrap_or_default();
     assert!(!error.contains("api"), "the page showed an error: {error}");

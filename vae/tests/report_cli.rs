@@ -8,12 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use base64::Engine as _;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-report-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use tempfile::TempDir;
 
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -21,16 +16,17 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// A dense run on 300 dSprites images at 16×16 (z = 4) for `epochs` epochs.
-fn tiny_run(name: &str, epochs: usize) -> PathBuf {
-    let dir = temp_dir(name);
+/// A dense run on 300 dSprites images at 16×16 (z = 4) for `epochs` epochs, and the guard that
+/// removes it.
+fn tiny_run(name: &str, epochs: usize) -> (TempDir, PathBuf) {
+    let (scratch, dir) = common::run_dir(name);
     ok(common::command(env!("CARGO_BIN_EXE_train"))
         .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
         .args(["--z-dim", "4", "--threads", "2", "--epochs", &epochs.to_string(), "--run-dir"])
         .arg(&dir)
         .output()
         .unwrap());
-    dir
+    (scratch, dir)
 }
 
 fn report(run: &Path) -> String {
@@ -48,7 +44,7 @@ fn references(html: &str) -> Vec<&str> {
 
 #[test]
 fn a_run_report_inlines_every_picture_and_shows_every_epoch_and_the_config() {
-    let run = tiny_run("two-epochs", 2);
+    let (_scratch, run) = tiny_run("two-epochs", 2);
     let html = report(&run);
     let refs = references(&html);
     // loss plot + recon and samples grids of 2 epochs
@@ -70,7 +66,7 @@ fn a_run_report_inlines_every_picture_and_shows_every_epoch_and_the_config() {
 
 #[test]
 fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
-    let run = tiny_run("with-eval", 1);
+    let (_scratch, run) = tiny_run("with-eval", 1);
     assert!(!report(&run).contains("Evaluation"), "no eval section before eval ran");
     ok(common::command(env!("CARGO_BIN_EXE_eval"))
         .arg("--run")
@@ -88,8 +84,8 @@ fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
 
 #[test]
 fn a_folder_without_config_json_is_a_clear_error() {
-    let empty = temp_dir("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    let scratch = common::scratch("empty");
+    let empty = scratch.path();
     let out = common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(&empty).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -99,7 +95,7 @@ fn a_folder_without_config_json_is_a_clear_error() {
 
 #[test]
 fn a_sweep_writes_a_page_linking_each_runs_report() {
-    let root = temp_dir("sweep");
+    let (_scratch, root) = common::run_dir("sweep");
     ok(common::command(env!("CARGO_BIN_EXE_sweep"))
         .args(["--name", "tiny", "--grid", "beta=0,1", "--root"])
         .arg(&root)

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn bin(name: &str) -> Command {
+fn bin(name: &str) -> common::IsolatedCommand {
     let path = match name {
         "train" => env!("CARGO_BIN_EXE_train"),
         "eval" => env!("CARGO_BIN_EXE_eval"),
@@ -16,12 +16,6 @@ fn bin(name: &str) -> Command {
         _ => env!("CARGO_BIN_EXE_sweep"),
     };
     common::command(path)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-studies-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 fn ok(out: Output) -> String {
@@ -47,7 +41,7 @@ fn metrics(path: &Path) -> serde_json::Value {
 
 #[test]
 fn eval_writes_every_picture_and_the_test_metrics() {
-    let d = temp_dir("eval");
+    let (_scratch, d) = common::run_dir("eval");
     tiny_run(&d);
     ok(bin("eval")
         .args(["--max-test", "25", "--samples", "30", "--tsne-points", "25", "--threads", "2", "--run"])
@@ -84,7 +78,7 @@ fn eval_writes_every_picture_and_the_test_metrics() {
 
 #[test]
 fn eval_errors_name_the_flag() {
-    let d = temp_dir("eval-errors");
+    let (_scratch, d) = common::run_dir("eval-errors");
     let err = failure(bin("eval").arg("--run").arg(d.join("nope")).output().unwrap());
     assert!(err.contains("--run") && err.contains("config.json"), "{err}");
     tiny_run(&d);
@@ -104,7 +98,7 @@ fn classify_writes_a_classifier_that_train_and_eval_accept() {
         eprintln!("skipped: Fashion-MNIST is not installed at {}", fm.display());
         return;
     }
-    let d = temp_dir("classify");
+    let (_scratch, d) = common::run_dir("classify");
     let clf = d.join("clf.safetensors");
     let out = ok(bin("classify")
         .args(["--max-images", "120", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--threads", "2"])
@@ -143,7 +137,7 @@ fn classify_writes_a_classifier_that_train_and_eval_accept() {
 
 #[test]
 fn sweep_writes_one_table_and_one_plot_and_keeps_finished_points() {
-    let root = temp_dir("sweep");
+    let (_scratch, root) = common::run_dir("sweep");
     let args = |extra: &[&str]| {
         let mut c = bin("sweep");
         c.args(["--name", "tiny", "--grid", "beta=0,1", "--root"]).arg(&root).args(extra).args([

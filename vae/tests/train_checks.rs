@@ -4,19 +4,14 @@
 //! the run folder stays consistent with its checkpoint, and a good run prints no error line.
 //! Every command runs in a temporary working directory.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use nn::checkpoint::{read_safetensors, write_safetensors, TensorEntry};
 use nn::BufferKind;
 use tensor::Tensor;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-train-checks-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// `train` run from `cwd`.
 fn train(cwd: &Path) -> Command {
@@ -65,7 +60,8 @@ fn metrics_epochs(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_batch_larger_than_the_training_split_is_refused_naming_both_numbers() {
-    let d = temp_dir("big-batch");
+    let scratch = common::scratch("big-batch");
+    let d = scratch.path();
     let (out, err) = run(train(&d).args(small(&[("--batch-size", "251")])).args(["--run-dir", "run"]));
     assert!(!out.status.success());
     assert!(err.contains("--batch-size 251") && err.contains("250 training images"), "{err}");
@@ -74,14 +70,16 @@ fn a_batch_larger_than_the_training_split_is_refused_naming_both_numbers() {
 
 #[test]
 fn zero_epochs_is_refused() {
-    let d = temp_dir("zero-epochs");
+    let scratch = common::scratch("zero-epochs");
+    let d = scratch.path();
     let (out, err) = run(train(&d).args(small(&[])).args(["--epochs", "0"]));
     assert!(!out.status.success() && err.contains("--epochs"), "{err}");
 }
 
 #[test]
 fn an_unknown_arch_is_refused_before_any_data_is_read() {
-    let d = temp_dir("bogus-arch");
+    let scratch = common::scratch("bogus-arch");
+    let d = scratch.path();
     let (out, err) =
         run(train(&d).args(["--arch", "bogus", "--dataset", "fashion-mnist", "--data-dir", "no-such-folder"]));
     assert!(!out.status.success());
@@ -91,7 +89,8 @@ fn an_unknown_arch_is_refused_before_any_data_is_read() {
 
 #[test]
 fn negative_or_non_finite_weights_and_noise_are_refused() {
-    let d = temp_dir("numbers");
+    let scratch = common::scratch("numbers");
+    let d = scratch.path();
     for arg in ["--beta=-5", "--beta=nan", "--input-noise=nan", "--input-noise=-1", "--lr=0"] {
         let (out, err) = run(train(&d).args(small(&[])).args([arg, "--run-dir", "run"]));
         assert!(!out.status.success(), "{arg} was accepted");
@@ -103,14 +102,16 @@ fn negative_or_non_finite_weights_and_noise_are_refused() {
 
 #[test]
 fn a_data_dir_with_generated_dsprites_is_refused() {
-    let d = temp_dir("dsprites-data-dir");
+    let scratch = common::scratch("dsprites-data-dir");
+    let d = scratch.path();
     let (out, err) = run(train(&d).args(small(&[])).args(["--data-dir", "/usr/share/datasets"]));
     assert!(!out.status.success() && err.contains("--data-dir"), "{err}");
 }
 
 #[test]
 fn a_new_run_into_a_folder_holding_a_run_is_refused() {
-    let d = temp_dir("taken");
+    let scratch = common::scratch("taken");
+    let d = scratch.path();
     small_run(&d, "1");
     let before = std::fs::read(d.join("run/last.safetensors")).unwrap();
     let (out, err) = run(train(&d).args(small(&[("--z-dim", "3")])).args(["--run-dir", "run"]));
@@ -122,7 +123,8 @@ fn a_new_run_into_a_folder_holding_a_run_is_refused() {
 
 #[test]
 fn resume_refuses_a_changed_configuration_flag_naming_both_values() {
-    let d = temp_dir("resume-conflict");
+    let scratch = common::scratch("resume-conflict");
+    let d = scratch.path();
     small_run(&d, "1");
     let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--batch-size", "16"]));
     assert!(!out.status.success());
@@ -132,7 +134,8 @@ fn resume_refuses_a_changed_configuration_flag_naming_both_values() {
 
 #[test]
 fn resume_refuses_a_finished_run_without_more_epochs() {
-    let d = temp_dir("resume-finished");
+    let scratch = common::scratch("resume-finished");
+    let d = scratch.path();
     small_run(&d, "1");
     let (out, err) = run(train(&d).args(["--resume", &last(&d)]));
     assert!(!out.status.success() && err.contains("--epochs"), "{err}");
@@ -140,7 +143,8 @@ fn resume_refuses_a_finished_run_without_more_epochs() {
 
 #[test]
 fn resume_honours_the_device_flag() {
-    let d = temp_dir("resume-device");
+    let scratch = common::scratch("resume-device");
+    let d = scratch.path();
     small_run(&d, "1");
     let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--device", "gpu"]));
     if !out.status.success() && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") && err.contains("adapter") {
@@ -166,7 +170,8 @@ fn csv_ahead_of_checkpoint(d: &Path) {
 
 #[test]
 fn resume_rewrites_metrics_from_the_checkpoint_so_no_epoch_repeats() {
-    let d = temp_dir("csv-ahead");
+    let scratch = common::scratch("csv-ahead");
+    let d = scratch.path();
     csv_ahead_of_checkpoint(&d);
     std::fs::write(d.join("run/last.safetensors.tmp"), b"left by a killed write").unwrap();
     let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
@@ -177,7 +182,8 @@ fn resume_rewrites_metrics_from_the_checkpoint_so_no_epoch_repeats() {
 
 #[test]
 fn the_loss_history_survives_a_resume() {
-    let d = temp_dir("history");
+    let scratch = common::scratch("history");
+    let d = scratch.path();
     small_run(&d, "1");
     let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
     assert!(out.status.success(), "{err}");
@@ -189,7 +195,8 @@ fn the_loss_history_survives_a_resume() {
 
 #[test]
 fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
-    let d = temp_dir("nan-resume");
+    let scratch = common::scratch("nan-resume");
+    let d = scratch.path();
     small_run(&d, "1");
     let path = d.join("run/last.safetensors");
     let contents = read_safetensors(&path).unwrap();
@@ -219,11 +226,13 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
     // One epoch of 31 batches uninterrupted, and the same epoch interrupted by Ctrl-C and resumed:
     // the epoch's mean training loss must be the same number.
     let args = small(&[("--max-images", "1200")]);
-    let straight = temp_dir("interrupt-straight");
+    let scratch_straight = common::scratch("interrupt-straight");
+    let straight = scratch_straight.path();
     let (out, err) = run(train(&straight).args(&args).args(["--epochs", "1", "--run-dir", "run"]));
     assert!(out.status.success(), "{err}");
     let want = std::fs::read_to_string(straight.join("run/metrics.csv")).unwrap();
-    let d = temp_dir("interrupt");
+    let scratch = common::scratch("interrupt");
+    let d = scratch.path();
     for delay_ms in [400u64, 200, 100, 700, 1000] {
         let _ = std::fs::remove_dir_all(d.join("run"));
         let mut child = train(&d)
@@ -256,7 +265,8 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
 
 #[test]
 fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
-    let d = temp_dir("quiet");
+    let scratch = common::scratch("quiet");
+    let d = scratch.path();
     let (out, err) =
         run(train(&d).env_remove("XDG_RUNTIME_DIR").args(small(&[])).args(["--epochs", "1", "--device", "auto"]));
     assert!(out.status.success(), "{err}");
@@ -266,7 +276,8 @@ fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
 
 #[test]
 fn a_broken_image_in_a_folder_is_reported_once() {
-    let d = temp_dir("broken-image");
+    let scratch = common::scratch("broken-image");
+    let d = scratch.path();
     let images = d.join("images");
     for class in ["cats", "dogs"] {
         std::fs::create_dir_all(images.join(class)).unwrap();

@@ -3,17 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn train() -> Command {
+fn train() -> common::IsolatedCommand {
     common::command(env!("CARGO_BIN_EXE_train"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-train-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 /// A small, fast configuration: dense VAE on 300 dSprites images at 16×16.
@@ -60,7 +53,7 @@ fn skipped_for_want_of_a_gpu(out: &std::process::Output) -> bool {
 
 #[test]
 fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
-    let (a, b) = (temp_dir("straight"), temp_dir("resumed"));
+    let ((_scratch_a, a), (_scratch_b, b)) = (common::run_dir("straight"), common::run_dir("resumed"));
     let ok = train().args(small_args(&a)).args(["--epochs", "2"]).status().unwrap();
     assert!(ok.success());
     let ok = train().args(small_args(&b)).args(["--epochs", "1"]).status().unwrap();
@@ -82,7 +75,7 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
 
 #[test]
 fn the_run_folder_holds_config_metrics_checkpoints_and_pictures() {
-    let d = temp_dir("folder");
+    let (_scratch, d) = common::run_dir("folder");
     let ok = train().args(small_args(&d)).args(["--epochs", "1"]).status().unwrap();
     assert!(ok.success());
     for f in [
@@ -108,7 +101,8 @@ fn unknown_flag_values_are_clear_errors() {
         ("--recon", "l1", "--recon"),
         ("--split", "10:1", "--split"),
     ] {
-        let out = train().args([flag, value, "--run-dir", &temp_dir("bad").display().to_string()]).output().unwrap();
+        let (_scratch, bad) = common::run_dir("bad");
+        let out = train().args([flag, value, "--run-dir", &bad.display().to_string()]).output().unwrap();
         assert!(!out.status.success(), "{flag} {value} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{flag} {value}: {err}");
@@ -128,7 +122,7 @@ fn an_input_size_the_preset_cannot_take_names_the_preset() {
 
 #[test]
 fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
-    let d = temp_dir("gpu");
+    let (_scratch, d) = common::run_dir("gpu");
     let out = train().args(small_args(&d)).args(["--epochs", "1", "--device", "gpu"]).output().unwrap();
     if skipped_for_want_of_a_gpu(&out) {
         return;
@@ -140,7 +134,7 @@ fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
 
 #[test]
 fn a_run_resumed_on_the_gpu_ends_where_an_uninterrupted_gpu_run_does() {
-    let (a, b) = (temp_dir("gpu-straight"), temp_dir("gpu-resumed"));
+    let ((_scratch_a, a), (_scratch_b, b)) = (common::run_dir("gpu-straight"), common::run_dir("gpu-resumed"));
     let out = train().args(small_args(&a)).args(["--epochs", "2", "--device", "gpu"]).output().unwrap();
     if skipped_for_want_of_a_gpu(&out) {
         return;

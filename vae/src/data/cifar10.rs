@@ -134,7 +134,8 @@ mod tests {
 
     #[test]
     fn cifar_record_pixel_lands_at_its_channel_row_and_column() {
-        let dir = temp_dir("cifar");
+        let scratch = temp_dir("cifar");
+        let dir = scratch.path();
         let sub = dir.join("cifar-10-batches-bin");
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(sub.join(TEST_FILE), records()).unwrap();
@@ -153,7 +154,8 @@ mod tests {
 
     #[test]
     fn cifar_partial_record_is_a_format_error() {
-        let dir = temp_dir("cifar-bad");
+        let scratch = temp_dir("cifar-bad");
+        let dir = scratch.path();
         let path = dir.join(TEST_FILE);
         std::fs::write(&path, &records()[..RECORD_BYTES + 5]).unwrap();
         let err = load(&dir, Split::Test).unwrap_err();

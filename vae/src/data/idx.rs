@@ -201,15 +201,9 @@ pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A fresh, empty directory under the system temp dir, unique per test and process.
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("vae-data-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh, empty directory under the system temp dir, removed when the guard drops.
+    pub(crate) fn temp_dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("vae-data-{tag}-")).tempdir().unwrap()
     }
 
     fn idx_bytes(magic: u32, dims: &[u32], body: &[u8]) -> Vec<u8> {
@@ -240,7 +234,8 @@ pub(crate) mod tests {
     #[test]
     fn idx_raw_and_gzipped_round_trip() {
         for gz in [false, true] {
-            let dir = temp_dir("idx-roundtrip");
+            let scratch = temp_dir("idx-roundtrip");
+            let dir = scratch.path();
             write_set(&dir, "train", gz);
             let ds = load_mnist(&dir, Split::Train).unwrap();
             assert_eq!(ds.shape, [3, 1, 2, 4]);
@@ -255,7 +250,8 @@ pub(crate) mod tests {
 
     #[test]
     fn idx_wrong_magic_is_a_format_error_naming_the_file() {
-        let dir = temp_dir("idx-magic");
+        let scratch = temp_dir("idx-magic");
+        let dir = scratch.path();
         let path = dir.join("labels-as-images");
         std::fs::write(&path, idx_bytes(LABELS_MAGIC, &[1], &[0])).unwrap();
         let err = read_images(&path).unwrap_err();
@@ -267,7 +263,8 @@ pub(crate) mod tests {
 
     #[test]
     fn idx_dimensions_whose_product_overflows_are_a_format_error_naming_the_file() {
-        let dir = temp_dir("overflow");
+        let scratch = temp_dir("overflow");
+        let dir = scratch.path();
         let path = dir.join("train-images-idx3-ubyte");
         // 12 · 2³¹ · 2³¹ = 3 · 2⁶⁴: wraps to 0, which an empty body would match.
         std::fs::write(&path, idx_bytes(IMAGES_MAGIC, &[12, 1 << 31, 1 << 31], &[])).unwrap();
@@ -277,7 +274,8 @@ pub(crate) mod tests {
 
     #[test]
     fn idx_truncated_file_is_a_format_error_naming_the_file() {
-        let dir = temp_dir("idx-trunc");
+        let scratch = temp_dir("idx-trunc");
+        let dir = scratch.path();
         let path = dir.join("short-images");
         std::fs::write(&path, idx_bytes(IMAGES_MAGIC, &[2, 28, 28], &[0; 100])).unwrap();
         let err = read_images(&path).unwrap_err();
@@ -302,7 +300,8 @@ pub(crate) mod tests {
 
     #[test]
     fn idx_image_label_count_mismatch_names_both_files() {
-        let dir = temp_dir("idx-count");
+        let scratch = temp_dir("idx-count");
+        let dir = scratch.path();
         write_set(&dir, "t10k", false);
         std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(LABELS_MAGIC, &[2], &[0, 1])).unwrap();
         let err = load_fashion_mnist(&dir, Split::Test).unwrap_err();
@@ -313,7 +312,8 @@ pub(crate) mod tests {
 
     #[test]
     fn idx_missing_dataset_says_how_to_install_it() {
-        let dir = temp_dir("idx-missing");
+        let scratch = temp_dir("idx-missing");
+        let dir = scratch.path();
         let err = load_fashion_mnist(&dir, Split::Train).unwrap_err();
         assert!(matches!(err, DataError::NotFound { .. }), "{err:?}");
         let msg = err.to_string();

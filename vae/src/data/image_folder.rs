@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn folder_decodes_png_and_jpeg_skips_broken_and_labels_by_subfolder() {
-        let root = temp_dir("folder");
+        let scratch = temp_dir("folder");
+        let root = scratch.path();
         for class in ["cats", "dogs"] {
             std::fs::create_dir_all(root.join(class)).unwrap();
         }
@@ -311,7 +312,8 @@ mod tests {
 
     #[test]
     fn folder_crops_to_the_voc_bounding_box_and_the_centre_square() {
-        let root = temp_dir("folder-voc");
+        let scratch = temp_dir("folder-voc");
+        let root = scratch.path();
         let (images, ann) = (root.join("Images"), root.join("Annotation"));
         std::fs::create_dir_all(images.join("n01-dog")).unwrap();
         std::fs::create_dir_all(ann.join("n01-dog")).unwrap();
@@ -377,7 +379,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_directory_link_loop_is_walked_once() {
-        let root = temp_dir("link-loop");
+        let scratch = temp_dir("link-loop");
+        let root = scratch.path();
         std::fs::create_dir_all(root.join("cats")).unwrap();
         picture(8, 8, [0, 0, 0, 0]).save(root.join("cats/a.png")).unwrap();
         // cats/again → the root: a loop that would list a.png again at every level.

@@ -182,7 +182,8 @@ mod tests {
 
     #[test]
     fn stl10_reads_planes_column_major() {
-        let dir = temp_dir("stl10");
+        let scratch = temp_dir("stl10");
+        let dir = scratch.path();
         write_x(&dir.join("train_X.bin"), 3);
         std::fs::write(dir.join("train_y.bin"), [1u8, 10, 4]).unwrap();
         // size 96: the resize is the identity, so values are exactly the decoded bytes.
@@ -201,7 +202,8 @@ mod tests {
 
     #[test]
     fn stl10_resizes_and_limits_the_image_count() {
-        let dir = temp_dir("stl10-resize");
+        let scratch = temp_dir("stl10-resize");
+        let dir = scratch.path();
         let sub = dir.join("stl10_binary");
         std::fs::create_dir_all(&sub).unwrap();
         write_x(&sub.join("train_X.bin"), 2);

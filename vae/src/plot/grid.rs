@@ -173,15 +173,12 @@ pub fn save_rows(path: &Path, rows: &[&[f32]], n: usize, c: usize, h: usize, w: 
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
-    /// A fresh directory under the system temp dir for one test's files.
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vae-plot-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory under the system temp dir for one test's files, removed when the guard
+    /// drops.
+    fn scratch(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("vae-plot-{name}-")).tempdir().unwrap()
     }
 
     #[test]
@@ -191,7 +188,8 @@ mod tests {
         // 2·2 + 3·1 = 7 wide, 2 rows → 7 tall; the empty 4th cell stays padding.
         let images: Vec<f32> = (0..3).flat_map(|k| (0..4).map(move |p| (40 * k + 10 * p) as f32 / 255.0)).collect();
         let opts = GridOptions { cols: 2, padding: 1, scale: Some(1), pad_value: 1.0, normalize: false };
-        let dir = scratch("grid");
+        let scratch = scratch("grid");
+        let dir = scratch.path();
         let path = dir.join("grid.png");
         save_image_grid_with(&path, &images, [3, 1, 2, 2], &opts).unwrap();
         assert!(!dir.join("grid.png.tmp").exists(), "temporary file renamed away");
@@ -237,7 +235,8 @@ mod tests {
     fn rows_put_each_set_on_its_own_row() {
         // Originals (black) over reconstructions (white), 2 images of 2×2 each, scale 1,
         // grey padding 2: 2·2 + 3·2 = 10 wide, 2·2 + 3·2 = 10 tall.
-        let dir = scratch("rows");
+        let scratch = scratch("rows");
+        let dir = scratch.path();
         let path = dir.join("rows.png");
         let (top, bottom) = (vec![0.0f32; 8], vec![1.0f32; 8]);
         let opts = GridOptions { padding: 2, scale: Some(1), pad_value: 0.5, ..GridOptions::default() };
