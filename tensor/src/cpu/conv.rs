@@ -31,6 +31,8 @@
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
 //! the input ([`Conv2dGeometry::live_taps`]), so im2col never builds rows that are all padding.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
@@ -181,6 +183,7 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let (ow, plane) = (g.ow, g.out_plane());
+    let shifted = taps_are_shifted_planes(g);
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for ky in &ty {
@@ -188,6 +191,18 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
                 let dst_row = rows.next().expect("col has C_in·kH·kW rows");
                 dst_row[..ky.lo * ow].fill(T::ZERO);
                 dst_row[ky.hi * ow..].fill(T::ZERO);
+                if shifted {
+                    // One copy for the whole tap, then the columns that wrapped around a row
+                    // edge (padding) are zeroed.
+                    if let Some((dst, src)) = shifted_block(ky, kx, g) {
+                        dst_row[dst.clone()].copy_from_slice(&x_c[src]);
+                    }
+                    for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
+                        dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
+                        dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
+                    }
+                    continue;
+                }
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let src = &x_c[iy * g.w + kx.i0..(iy + 1) * g.w];
                     let dst = &mut dst_row[oy * ow..(oy + 1) * ow];
@@ -202,21 +217,56 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
     }
 }
 
+/// Whether every tap reads the input plane shifted by a fixed offset: with stride 1 and output
+/// rows as wide as the input's (a "same" padding along the width), output pixel (oy, ox) of tap
+/// (ki, kj) reads input pixel (oy + a, ox + b) for constants a, b, so in row-major order the
+/// tap's live block of a `col` row is one contiguous range of the input plane. On small planes
+/// (ResNet-18's 8×8 down to 2×2) this turns OH short row copies per tap into one.
+fn taps_are_shifted_planes(g: &Conv2dGeometry) -> bool {
+    g.stride == [1, 1] && g.ow == g.w
+}
+
+/// For [`taps_are_shifted_planes`] geometries: the range of one tap's `col` row from its first
+/// live output pixel to its last, and the input range it lines up with (one offset apart).
+/// Between them lie the padding columns of each row, which a single copy fills with pixels
+/// from the row edges: callers zero (or skip) them. `None` when the tap reaches no pixel.
+fn shifted_block(ky: &AxisTaps, kx: &AxisTaps, g: &Conv2dGeometry) -> Option<(Range<usize>, Range<usize>)> {
+    if ky.lo >= ky.hi || kx.lo >= kx.hi {
+        return None;
+    }
+    let dst = ky.lo * g.ow + kx.lo..(ky.hi - 1) * g.ow + kx.hi;
+    let first = ky.i0 * g.w + kx.i0;
+    Some((dst.clone(), first..first + dst.len()))
+}
+
 /// The adjoint of [`im2col`]: every column entry is added back onto the input pixel it was
 /// copied from (pixels under several taps collect several terms; padding taps are dropped).
-/// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long.
+/// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long. Where the taps
+/// are shifted planes, each tap is one contiguous add: its padding columns in `dcol` are first
+/// set to −0.0, which leaves the pixels they then land on exactly as they were (±0 included).
 // dcol: [C_in·kH·kW, ld]   dx: [C_in, H, W] (one image, accumulated into)
-fn col2im<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
+fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let (ow, plane) = (g.ow, g.out_plane());
-    let mut rows = dcol.chunks_exact(ld).map(|row| &row[first_col..first_col + plane]);
+    let shifted = taps_are_shifted_planes(g);
+    let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
         for ky in &ty {
             for kx in &tx {
                 let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
                 if kx.lo == kx.hi {
                     continue; // this tap column lies entirely in the padding
+                }
+                if shifted {
+                    let Some((src, dst)) = shifted_block(ky, kx, g) else { continue };
+                    for row in src_row[src.clone()].chunks_mut(ow) {
+                        // Each chunk starts at a live column kx.lo and holds the row's padding
+                        // columns after kx.hi and the next row's before kx.lo.
+                        row[kx.hi - kx.lo..].iter_mut().for_each(|v| *v = -T::ZERO);
+                    }
+                    add_strided(&mut dx_c[dst], &src_row[src], 1);
+                    continue;
                 }
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let dst = &mut dx_c[iy * g.w + kx.i0..(iy + 1) * g.w];
@@ -460,7 +510,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
             } else {
                 gemm(w_t, dy, &mut dcol[..k * cols], cols, false);
                 for (i, dx_n) in dx_g.chunks_exact_mut(in_img).enumerate() {
-                    col2im(&dcol[..k * cols], g, cols, i * plane, dx_n);
+                    col2im(&mut dcol[..k * cols], g, cols, i * plane, dx_n);
                 }
             }
         },
@@ -671,6 +721,12 @@ mod tests {
         case(3, [2, 2], [5, 3], [3, 7], [2, 2], [1, 2], [1, 1]),
         // 210 output pixels: three images share a GEMM, and the last group has two.
         case(5, [3, 4], [15, 14], [3, 3], [1, 1], [1, 1], [1, 1]),
+        // Taps that are shifted planes (stride 1, output rows as wide as the input's): dilated,
+        // and with rows lost at the top and bottom (no padding along the height).
+        case(3, [3, 2], [6, 5], [3, 3], [1, 1], [2, 2], [2, 2]),
+        case(3, [2, 3], [7, 6], [3, 3], [1, 1], [0, 1], [1, 1]),
+        // ResNet-18's smallest planes: 2×2 under a 3×3 kernel.
+        case(4, [3, 2], [2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
     ];
 
     /// conv_transpose2d cases: x [n, c_in, h, w], weight [c_in, c_out, kh, kw].
