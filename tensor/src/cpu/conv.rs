@@ -180,10 +180,12 @@ mod stride2_sse {
 /// `first_col..first_col + OH·OW` of each (several images can share one operand, side by side).
 // x: [C_in, H, W] (one image)   col: [C_in·kH·kW, ld] (this image's columns overwritten)
 fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
+    if taps_are_shifted_phases(g) {
+        return im2col_by_phases(x, g, col, ld, first_col);
+    }
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let (ow, plane) = (g.ow, g.out_plane());
-    let shifted = taps_are_shifted_planes(g);
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for ky in &ty {
@@ -191,18 +193,6 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
                 let dst_row = rows.next().expect("col has C_in·kH·kW rows");
                 dst_row[..ky.lo * ow].fill(T::ZERO);
                 dst_row[ky.hi * ow..].fill(T::ZERO);
-                if shifted {
-                    // One copy for the whole tap, then the columns that wrapped around a row
-                    // edge (padding) are zeroed.
-                    if let Some((dst, src)) = shifted_block(ky, kx, g) {
-                        dst_row[dst.clone()].copy_from_slice(&x_c[src]);
-                    }
-                    for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
-                        dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
-                        dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
-                    }
-                    continue;
-                }
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let src = &x_c[iy * g.w + kx.i0..(iy + 1) * g.w];
                     let dst = &mut dst_row[oy * ow..(oy + 1) * ow];
@@ -217,40 +207,19 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
     }
 }
 
-/// Whether every tap reads the input plane shifted by a fixed offset: with stride 1 and output
-/// rows as wide as the input's (a "same" padding along the width), output pixel (oy, ox) of tap
-/// (ki, kj) reads input pixel (oy + a, ox + b) for constants a, b, so in row-major order the
-/// tap's live block of a `col` row is one contiguous range of the input plane. On small planes
-/// (ResNet-18's 8×8 down to 2×2) this turns OH short row copies per tap into one.
-fn taps_are_shifted_planes(g: &Conv2dGeometry) -> bool {
-    g.stride == [1, 1] && g.ow == g.w
-}
-
-/// For [`taps_are_shifted_planes`] geometries: the range of one tap's `col` row from its first
-/// live output pixel to its last, and the input range it lines up with (one offset apart).
-/// Between them lie the padding columns of each row, which a single copy fills with pixels
-/// from the row edges: callers zero (or skip) them. `None` when the tap reaches no pixel.
-fn shifted_block(ky: &AxisTaps, kx: &AxisTaps, g: &Conv2dGeometry) -> Option<(Range<usize>, Range<usize>)> {
-    if ky.lo >= ky.hi || kx.lo >= kx.hi {
-        return None;
-    }
-    let dst = ky.lo * g.ow + kx.lo..(ky.hi - 1) * g.ow + kx.hi;
-    let first = ky.i0 * g.w + kx.i0;
-    Some((dst.clone(), first..first + dst.len()))
-}
-
 /// The adjoint of [`im2col`]: every column entry is added back onto the input pixel it was
 /// copied from (pixels under several taps collect several terms; padding taps are dropped).
-/// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long. Where the taps
-/// are shifted planes, each tap is one contiguous add: its padding columns in `dcol` are first
-/// set to −0.0, which leaves the pixels they then land on exactly as they were (±0 included).
+/// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long (and may
+/// overwrite their padding entries).
 // dcol: [C_in·kH·kW, ld]   dx: [C_in, H, W] (one image, accumulated into)
 fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
+    if taps_are_shifted_phases(g) {
+        return col2im_by_phases(dcol, g, ld, first_col, dx);
+    }
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let (ow, plane) = (g.ow, g.out_plane());
-    let shifted = taps_are_shifted_planes(g);
-    let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+    let mut rows = dcol.chunks_exact(ld).map(|row| &row[first_col..first_col + plane]);
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
         for ky in &ty {
             for kx in &tx {
@@ -258,22 +227,138 @@ fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: us
                 if kx.lo == kx.hi {
                     continue; // this tap column lies entirely in the padding
                 }
-                if shifted {
-                    let Some((src, dst)) = shifted_block(ky, kx, g) else { continue };
-                    for row in src_row[src.clone()].chunks_mut(ow) {
-                        // Each chunk starts at a live column kx.lo and holds the row's padding
-                        // columns after kx.hi and the next row's before kx.lo.
-                        row[kx.hi - kx.lo..].iter_mut().for_each(|v| *v = -T::ZERO);
-                    }
-                    add_strided(&mut dx_c[dst], &src_row[src], 1);
-                    continue;
-                }
                 for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
                     let dst = &mut dx_c[iy * g.w + kx.i0..(iy + 1) * g.w];
                     add_strided(dst, &src_row[oy * ow + kx.lo..oy * ow + kx.hi], sw);
                 }
             }
         }
+    }
+}
+
+// ------------------------------------------------------------------------ taps as shifted phase planes
+//
+// Split an input plane by the stride into its sh·sw phases (the pixels (iy, ix) with
+// iy ≡ a mod sh and ix ≡ b mod sw, each a small plane of its own): a tap that reads the input
+// with stride s reads one phase with stride 1. When every phase is as wide as an output row
+// (W = sw·OW) and all phases have the same height (H = sh·OH), output pixel (oy, ox) of tap
+// (ki, kj) reads pixel (oy + a′, ox + b′) of its phase for constants a′, b′: in row-major order
+// the tap's live block of a `col` row is one contiguous range of the phase. That turns the OH
+// short row copies of a tap (2 to 16 pixels each on small planes, with a strided gather at
+// stride 2) into one copy, after one pass that splits the image into its phases. The columns
+// that the copy fills by wrapping around a row edge are padding, set to zero afterwards.
+// Stride 1 needs no split (the one phase is the plane) and only W = OW.
+
+/// Whether `g`'s taps are shifted phase planes (see above).
+fn taps_are_shifted_phases(g: &Conv2dGeometry) -> bool {
+    match g.stride {
+        [1, 1] => g.ow == g.w,
+        [sh, sw] => g.w == sw * g.ow && g.h == sh * g.oh,
+    }
+}
+
+/// For one tap: the range of its `col` row from the first live output pixel to the last, and
+/// the range of one channel's phase planes ([sh·sw, H/sh, OW], phase a·sw + b) it lines up with.
+/// `None` when the tap reaches no pixel.
+fn phase_block(ky: &AxisTaps, kx: &AxisTaps, g: &Conv2dGeometry) -> Option<(Range<usize>, Range<usize>)> {
+    if ky.lo >= ky.hi || kx.lo >= kx.hi {
+        return None;
+    }
+    let [sh, sw] = g.stride;
+    let phase = (ky.i0 % sh) * sw + kx.i0 % sw;
+    let dst = ky.lo * g.ow + kx.lo..(ky.hi - 1) * g.ow + kx.hi;
+    let first = phase * (g.h / sh) * g.ow + (ky.i0 / sh) * g.ow + kx.i0 / sw;
+    Some((dst.clone(), first..first + dst.len()))
+}
+
+/// One image's channels split into their phase planes: [C, H, W] → [C, sh·sw, H/sh, W/sw].
+fn split_into_phases<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let [sh, sw] = g.stride;
+    let (phase_w, phase_len) = (g.w / sw, (g.h / sh) * (g.w / sw));
+    let mut out = vec![T::ZERO; x.len()];
+    for (x_c, out_c) in x.chunks_exact(g.h * g.w).zip(out.chunks_exact_mut(g.h * g.w)) {
+        for (iy, row) in x_c.chunks_exact(g.w).enumerate() {
+            for b in 0..sw {
+                let start = ((iy % sh) * sw + b) * phase_len + (iy / sh) * phase_w;
+                copy_strided(&mut out_c[start..start + phase_w], &row[b..], sw);
+            }
+        }
+    }
+    out
+}
+
+/// The adjoint of [`split_into_phases`], added onto `dx`: [C, sh·sw, H/sh, W/sw] → [C, H, W].
+fn add_phases_back<T: Float>(phases: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
+    let [sh, sw] = g.stride;
+    let (phase_w, phase_len) = (g.w / sw, (g.h / sh) * (g.w / sw));
+    for (p_c, dx_c) in phases.chunks_exact(g.h * g.w).zip(dx.chunks_exact_mut(g.h * g.w)) {
+        for (iy, row) in dx_c.chunks_exact_mut(g.w).enumerate() {
+            for b in 0..sw {
+                let start = ((iy % sh) * sw + b) * phase_len + (iy / sh) * phase_w;
+                add_strided(&mut row[b..], &p_c[start..start + phase_w], sw);
+            }
+        }
+    }
+}
+
+/// [`im2col`] where the taps are shifted phase planes: one copy per tap.
+fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
+    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
+    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let (ow, plane) = (g.ow, g.out_plane());
+    let split;
+    let phases = if g.stride == [1, 1] {
+        x
+    } else {
+        split = split_into_phases(x, g);
+        &split[..]
+    };
+    let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+    for phases_c in phases.chunks_exact(g.h * g.w) {
+        for ky in &ty {
+            for kx in &tx {
+                let dst_row = rows.next().expect("col has C_in·kH·kW rows");
+                dst_row[..ky.lo * ow].fill(T::ZERO);
+                dst_row[ky.hi * ow..].fill(T::ZERO);
+                if let Some((dst, src)) = phase_block(ky, kx, g) {
+                    dst_row[dst].copy_from_slice(&phases_c[src]);
+                }
+                for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
+                    dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
+                    dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im`] where the taps are shifted phase planes: one add per tap, into the phases (then
+/// added back onto `dx`) or, at stride 1, straight into `dx`. A tap's padding columns in `dcol`
+/// are first set to −0.0, which leaves the pixels they then land on exactly as they were.
+fn col2im_by_phases<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
+    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
+    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let (ow, plane) = (g.ow, g.out_plane());
+    let strided = g.stride != [1, 1];
+    let mut split = vec![T::ZERO; if strided { dx.len() } else { 0 }];
+    let phases = if strided { &mut split[..] } else { &mut *dx };
+    let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+    for phases_c in phases.chunks_exact_mut(g.h * g.w) {
+        for ky in &ty {
+            for kx in &tx {
+                let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
+                let Some((src, dst)) = phase_block(ky, kx, g) else { continue };
+                for row in src_row[src.clone()].chunks_mut(ow) {
+                    // Each chunk starts at the live column kx.lo and holds this row's padding
+                    // columns after kx.hi and the next row's before kx.lo.
+                    row[kx.hi - kx.lo..].iter_mut().for_each(|v| *v = -T::ZERO);
+                }
+                add_strided(&mut phases_c[dst], &src_row[src], 1);
+            }
+        }
+    }
+    if strided {
+        add_phases_back(&split, g, dx);
     }
 }
 
@@ -727,6 +812,11 @@ mod tests {
         case(3, [2, 3], [7, 6], [3, 3], [1, 1], [0, 1], [1, 1]),
         // ResNet-18's smallest planes: 2×2 under a 3×3 kernel.
         case(4, [3, 2], [2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
+        // Taps that are shifted phase planes (input = stride × output along both axes): stride
+        // 3, stride 2 along the height only, and stride 2 dilated.
+        case(3, [2, 3], [9, 6], [3, 3], [3, 3], [0, 0], [1, 1]),
+        case(3, [3, 2], [8, 5], [3, 3], [2, 1], [1, 1], [1, 1]),
+        case(3, [2, 2], [8, 8], [3, 3], [2, 2], [2, 2], [2, 2]),
     ];
 
     /// conv_transpose2d cases: x [n, c_in, h, w], weight [c_in, c_out, kh, kw].
@@ -739,6 +829,8 @@ mod tests {
         Case { op: [1, 0], ..case(3, [3, 2], [4, 5], [1, 1], [1, 1], [0, 0], [2, 1]) },
         Case { op: [0, 0], ..case(3, [4, 3], [5, 6], [1, 1], [1, 1], [0, 0], [1, 1]) },
         Case { op: [2, 1], ..case(2, [2, 3], [3, 4], [2, 3], [3, 2], [0, 1], [1, 2]) },
+        // DCGAN's ConvT(4,2,1): its taps are shifted phase planes of the output.
+        Case { op: [0, 0], ..case(3, [3, 2], [4, 3], [4, 4], [2, 2], [1, 1], [1, 1]) },
         // Grouped GEMMs with a partial last group, as in the conv2d cases.
         Case { op: [0, 0], ..case(5, [4, 3], [15, 14], [3, 3], [1, 1], [1, 1], [1, 1]) },
     ];
