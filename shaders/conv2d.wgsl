@@ -113,10 +113,10 @@ var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4], rows packed by 4 (se
 var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
 var<workgroup> red: array<f32, 256>;
 // The narrow variant's tiles (see conv_gemm_narrow).
-const NARROW_BM: u32 = 16u;
-const NARROW_BN: u32 = 256u;
-const NARROW_BK: u32 = 8u;
-var<workgroup> narrow_a_tile: array<vec4<f32>, 32>;  // [NARROW_BK][NARROW_BM/4]
+const NARROW_BM: u32 = 32u;
+const NARROW_BN: u32 = 128u;
+const NARROW_BK: u32 = 16u;
+var<workgroup> narrow_a_tile: array<vec4<f32>, 128>; // [NARROW_BK][NARROW_BM/4]
 var<workgroup> narrow_b_tile: array<vec4<f32>, 512>; // [NARROW_BK][NARROW_BN/4]
 
 // GEMM sizes (M, N, K) of each mode.
@@ -366,11 +366,13 @@ fn store_block(mode: u32, at: vec2<u32>, acc: array<vec4<f32>, 4>, mn: vec2<u32>
     }
 }
 
-// The same GEMM for an M below 64 (a layer with few output channels, such as a decoder's
-// last layer producing 3 colour channels, or the data gradient of a network's first layer):
-// a 64-row tile would leave 64 − M of its rows idle, so this variant's tile is 16 rows by
-// 256 columns (invocation (ty, tx) = (lid / 64, lid % 64) holds the 4×4 block at
-// rows 4·ty, columns 4·tx), with k-steps of 8 to keep the staged B tile at 8 KiB.
+// The same GEMM for an M below 64 (a layer with 32 channels, such as the last upsampling of a
+// DCGAN-style decoder, or the data gradient of a network's first layer): a 64-row tile would
+// leave 64 − M of its rows idle, so this variant's tile is 32 rows by 128 columns (invocation
+// (ty, tx) = (lid / 32, lid % 32) holds the 4×4 block at rows 4·ty, columns 4·tx). Per k-step
+// of 16 an invocation stages 2 A and 8 B elements for 256 multiply-adds (the square tile: 8
+// for 256; a 16×256 tile, used before, staged 8.5 for 128 and ran at half the square tile's
+// rate on every layer measured).
 fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
     let dims = gemm_dims(mode);
     let m = dims.x;
@@ -378,36 +380,39 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
     let k = dims.z;
     let row0 = wid.y * NARROW_BM;
     let col0 = wid.x * NARROW_BN;
-    let ty = lid / 64u;
-    let tx = lid % 64u;
+    let ty = lid / 32u;
+    let tx = lid % 32u;
     var acc0 = vec4<f32>();
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
-    // The B column this invocation stages in every k-step (256 invocations, 256 columns).
-    let cc = lid;
+    // The B column this invocation stages in every k-step (256 invocations, 128 columns: two
+    // invocations per column, each staging every other k).
+    let cc = lid % NARROW_BN;
     let b_column = column(mode, col0 + cc);
     for (var t = 0u; t < k; t += NARROW_BK) {
-        if lid < NARROW_BK * NARROW_BM {
-            let r = lid % NARROW_BM;
-            let kk = lid / NARROW_BM;
+        for (var q = 0u; q < 2u; q++) {
+            let e = lid + 256u * q;
+            let r = e % NARROW_BM;
+            let kk = e / NARROW_BM;
             var v = 0.0;
             if row0 + r < m && t + kk < k {
                 v = load_a(mode, row0 + r, t + kk);
             }
-            narrow_a_tile[kk * 4u + r / 4u][r % 4u] = v;
+            narrow_a_tile[kk * 8u + r / 4u][r % 4u] = v;
         }
-        for (var kk = 0u; kk < NARROW_BK; kk++) {
+        for (var q = 0u; q < 8u; q++) {
+            let kk = lid / NARROW_BN + 2u * q;
             var v = 0.0;
             if t + kk < k && col0 + cc < n {
                 v = load_b(mode, t + kk, b_column);
             }
-            narrow_b_tile[kk * 64u + cc / 4u][cc % 4u] = v;
+            narrow_b_tile[kk * 32u + cc / 4u][cc % 4u] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < NARROW_BK; kk++) {
-            let av = narrow_a_tile[kk * 4u + ty];
-            let bv = narrow_b_tile[kk * 64u + tx];
+            let av = narrow_a_tile[kk * 8u + ty];
+            let bv = narrow_b_tile[kk * 32u + tx];
             acc0 = fma(vec4<f32>(av.x), bv, acc0);
             acc1 = fma(vec4<f32>(av.y), bv, acc1);
             acc2 = fma(vec4<f32>(av.z), bv, acc2);

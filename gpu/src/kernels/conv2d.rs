@@ -12,7 +12,7 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
-/// [`FORWARD`] for fewer than 64 output channels: a 16×256 output tile instead of 64×64.
+/// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
 pub static FORWARD_NARROW: KernelDef = KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1 };
 /// [`BACKWARD_DATA`] for fewer than 64 input channels.
 pub static BACKWARD_DATA_NARROW: KernelDef =
@@ -37,8 +37,8 @@ const TILE: u64 = 64;
 /// A GEMM with fewer rows than the square tile (M: output channels in the forward, input
 /// channels in backward-data) runs the narrow variant, whose tile is [`NARROW_ROWS`] ×
 /// [`NARROW_COLUMNS`]: the square tile would leave 64 − M of its rows idle.
-pub const NARROW_ROWS: usize = 16;
-const NARROW_COLUMNS: u64 = 256;
+pub const NARROW_ROWS: usize = 32;
+const NARROW_COLUMNS: u64 = 128;
 /// A GEMM with at most this many rows runs the thin variant: one invocation per column, its
 /// rows in one vec4, no staging in workgroup memory (each staged B element would serve at
 /// most 4 rows).
