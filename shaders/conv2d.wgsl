@@ -430,36 +430,42 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     conv_gemm(FORWARD, wid, l3, lid);
 }
 
-// The same GEMM for an M of at most 4 (3 colour channels): one invocation per column of C
-// (an output pixel), all of its M ≤ 4 rows in one vec4, no workgroup memory and no barriers.
-// Staging B in a tile pays when many rows share each staged element; here each serves at most
-// 4 rows. So every invocation walks its own pixel's taps as nested loops (no index division
-// per element, and rows of taps that fall in the padding are skipped whole), and the weights
-// (a few KiB, read by every invocation) come through the cache.
-fn conv_gemm_thin(mode: u32, col: u32) {
+// The same GEMM for an M of at most 4 (3 colour channels): THIN_COLS columns of C (output
+// pixels) per invocation, all of a column's M ≤ 4 rows in one vec4, no workgroup memory and
+// no barriers. Staging B in a tile pays when many rows share each staged element; here each
+// serves at most 4 rows. So every invocation walks the taps as nested loops (no index division
+// per element), loads a tap's M weights once for its THIN_COLS pixels (the weights, a few KiB
+// read by every invocation, come through the cache), and the pixels' values are its own.
+const THIN_COLS: u32 = 4u;
+
+fn conv_gemm_thin(mode: u32, first_col: u32) {
     let dims = gemm_dims(mode);
     let m = dims.x;
-    if col >= dims.y {
+    let n = dims.y;
+    if first_col >= n {
         return;
     }
-    let c = column(mode, col);
-    var acc = vec4<f32>();
+    // Columns past N repeat the last one: computed, never stored.
+    var cs: array<Column, THIN_COLS>;
+    for (var j = 0u; j < THIN_COLS; j++) {
+        cs[j] = column(mode, min(first_col + j, n - 1u));
+    }
+    // acc[j][r] = C[r, first_col + j]
+    var acc: array<vec4<f32>, THIN_COLS>;
     if mode == FORWARD {
         // y[r, pixel] = Σ_{ci, ky, kx} W[r, ci, ky, kx] · x[ci, y0 + ky·d, x0 + kx·d]
         for (var ci = 0u; ci < p.c_in; ci++) {
+            let plane = ci * p.h * p.w;
             for (var ky = 0u; ky < p.kh; ky++) {
-                let iy = c.y0 + i32(ky * p.dil_h);
-                if iy < 0 || u32(iy) >= p.h {
-                    continue;
-                }
                 for (var kx = 0u; kx < p.kw; kx++) {
-                    let ix = c.x0 + i32(kx * p.dil_w);
-                    if ix < 0 || u32(ix) >= p.w {
-                        continue;
-                    }
-                    let b = in0[c.base + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                    var wv = vec4<f32>();
                     for (var r = 0u; r < m; r++) {
-                        acc[r] = fma(in1[weight_index(r, ci, ky, kx)], b, acc[r]);
+                        wv[r] = in1[weight_index(r, ci, ky, kx)];
+                    }
+                    for (var j = 0u; j < THIN_COLS; j++) {
+                        let iy = cs[j].y0 + i32(ky * p.dil_h);
+                        let ix = cs[j].x0 + i32(kx * p.dil_w);
+                        acc[j] = fma(wv, vec4(x_at(mode, cs[j].base + plane, iy, ix)), acc[j]);
                     }
                 }
             }
@@ -467,42 +473,49 @@ fn conv_gemm_thin(mode: u32, col: u32) {
     } else {
         // dx[r, phase pixel] = Σ_{co, j, i} W[co, r, tap (j, i)] · dy[co, y0 − j·ostep, x0 − i·ostep]
         for (var co = 0u; co < p.c_out; co++) {
-            for (var j = 0u; j < p.ph_y_taps; j++) {
-                let oy = c.y0 - i32(j * p.ph_y_ostep);
-                if oy < 0 || u32(oy) >= p.oh {
-                    continue;
-                }
-                for (var i = 0u; i < p.ph_x_taps; i++) {
-                    let ox = c.x0 - i32(i * p.ph_x_ostep);
-                    if ox < 0 || u32(ox) >= p.ow {
-                        continue;
-                    }
-                    let b = in0[c.base + (co * p.oh + u32(oy)) * p.ow + u32(ox)];
-                    let ky = p.ph_y_t0 + j * p.ph_y_tstep;
-                    let kx = p.ph_x_t0 + i * p.ph_x_tstep;
+            let plane = co * p.oh * p.ow;
+            for (var ty = 0u; ty < p.ph_y_taps; ty++) {
+                for (var tx = 0u; tx < p.ph_x_taps; tx++) {
+                    let ky = p.ph_y_t0 + ty * p.ph_y_tstep;
+                    let kx = p.ph_x_t0 + tx * p.ph_x_tstep;
+                    var wv = vec4<f32>();
                     for (var r = 0u; r < m; r++) {
-                        acc[r] = fma(in1[weight_index(co, r, ky, kx)], b, acc[r]);
+                        wv[r] = in1[weight_index(co, r, ky, kx)];
+                    }
+                    for (var j = 0u; j < THIN_COLS; j++) {
+                        let oy = cs[j].y0 - i32(ty * p.ph_y_ostep);
+                        let ox = cs[j].x0 - i32(tx * p.ph_x_ostep);
+                        if oy >= 0 && ox >= 0 && u32(oy) < p.oh && u32(ox) < p.ow {
+                            let b = in0[cs[j].base + plane + u32(oy) * p.ow + u32(ox)];
+                            acc[j] = fma(wv, vec4(b), acc[j]);
+                        }
                     }
                 }
             }
         }
     }
-    // A block of one column: row i's value in component 0, and C's width cut to col + 1 so
-    // store_block writes that column only.
-    store_block(mode, vec2<u32>(0u, col), array<vec4<f32>, 4>(vec4(acc.x), vec4(acc.y), vec4(acc.z), vec4(acc.w)),
-                vec2<u32>(m, col + 1u), 0u);
+    // Each column as a block of one column: row i's value in component 0, and C's width cut to
+    // col + 1 so store_block writes that column only.
+    for (var j = 0u; j < THIN_COLS; j++) {
+        let col = first_col + j;
+        if col < n {
+            let a = acc[j];
+            store_block(mode, vec2<u32>(0u, col), array<vec4<f32>, 4>(vec4(a.x), vec4(a.y), vec4(a.z), vec4(a.w)),
+                        vec2<u32>(m, col + 1u), 0u);
+        }
+    }
 }
 
 @compute @workgroup_size(256)
 fn forward_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    conv_gemm_thin(FORWARD, (wid.x + wid.y * nwg.x) * WG + lid);
+    conv_gemm_thin(FORWARD, ((wid.x + wid.y * nwg.x) * WG + lid) * THIN_COLS);
 }
 
 @compute @workgroup_size(256)
 fn backward_data_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    conv_gemm_thin(BACKWARD_DATA, (wid.x + wid.y * nwg.x) * WG + lid);
+    conv_gemm_thin(BACKWARD_DATA, ((wid.x + wid.y * nwg.x) * WG + lid) * THIN_COLS);
 }
 
 @compute @workgroup_size(256)
