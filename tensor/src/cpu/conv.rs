@@ -271,6 +271,14 @@ fn phase_block(ky: &AxisTaps, kx: &AxisTaps, g: &Conv2dGeometry) -> Option<(Rang
     Some((dst.clone(), first..first + dst.len()))
 }
 
+/// Every tap's [`phase_block`] with its two axes, in (ki, kj) order: the same for every channel,
+/// so found once per image (their divisions would otherwise run once per channel and tap).
+fn phase_blocks(g: &Conv2dGeometry) -> Vec<(AxisTaps, AxisTaps, Option<(Range<usize>, Range<usize>)>)> {
+    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
+    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    ty.iter().flat_map(|ky| tx.iter().map(move |kx| (*ky, *kx, phase_block(ky, kx, g)))).collect()
+}
+
 /// One image's channels split into their phase planes: [C, H, W] → [C, sh·sw, H/sh, W/sw].
 fn split_into_phases<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let [sh, sw] = g.stride;
@@ -303,8 +311,7 @@ fn add_phases_back<T: Float>(phases: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
 
 /// [`im2col`] where the taps are shifted phase planes: one copy per tap.
 fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let blocks = phase_blocks(g);
     let (ow, plane) = (g.ow, g.out_plane());
     let split;
     let phases = if g.stride == [1, 1] {
@@ -315,18 +322,16 @@ fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: us
     };
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact(g.h * g.w) {
-        for ky in &ty {
-            for kx in &tx {
-                let dst_row = rows.next().expect("col has C_in·kH·kW rows");
-                dst_row[..ky.lo * ow].fill(T::ZERO);
-                dst_row[ky.hi * ow..].fill(T::ZERO);
-                if let Some((dst, src)) = phase_block(ky, kx, g) {
-                    dst_row[dst].copy_from_slice(&phases_c[src]);
-                }
-                for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
-                    dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
-                    dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
-                }
+        for (ky, kx, block) in &blocks {
+            let dst_row = rows.next().expect("col has C_in·kH·kW rows");
+            dst_row[..ky.lo * ow].fill(T::ZERO);
+            dst_row[ky.hi * ow..].fill(T::ZERO);
+            if let Some((dst, src)) = block {
+                dst_row[dst.clone()].copy_from_slice(&phases_c[src.clone()]);
+            }
+            for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
+                dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
+                dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
             }
         }
     }
@@ -336,25 +341,22 @@ fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: us
 /// added back onto `dx`) or, at stride 1, straight into `dx`. A tap's padding columns in `dcol`
 /// are first set to −0.0, which leaves the pixels they then land on exactly as they were.
 fn col2im_by_phases<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let blocks = phase_blocks(g);
     let (ow, plane) = (g.ow, g.out_plane());
     let strided = g.stride != [1, 1];
     let mut split = vec![T::ZERO; if strided { dx.len() } else { 0 }];
     let phases = if strided { &mut split[..] } else { &mut *dx };
     let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact_mut(g.h * g.w) {
-        for ky in &ty {
-            for kx in &tx {
-                let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
-                let Some((src, dst)) = phase_block(ky, kx, g) else { continue };
-                for row in src_row[src.clone()].chunks_mut(ow) {
-                    // Each chunk starts at the live column kx.lo and holds this row's padding
-                    // columns after kx.hi and the next row's before kx.lo.
-                    row[kx.hi - kx.lo..].iter_mut().for_each(|v| *v = -T::ZERO);
-                }
-                add_strided(&mut phases_c[dst], &src_row[src], 1);
+        for (_, kx, block) in &blocks {
+            let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
+            let Some((src, dst)) = block else { continue };
+            for row in src_row[src.clone()].chunks_mut(ow) {
+                // Each chunk starts at the live column kx.lo and holds this row's padding
+                // columns after kx.hi and the next row's before kx.lo.
+                row[kx.hi - kx.lo..].iter_mut().for_each(|v| *v = -T::ZERO);
             }
+            add_strided(&mut phases_c[dst.clone()], &src_row[src.clone()], 1);
         }
     }
     if strided {
