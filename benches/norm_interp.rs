@@ -1,6 +1,7 @@
-//! Benchmarks of the batch-norm and interpolation CPU kernels on a ResNet-sized activation
-//! [64, 128, 16, 16] f32: batch-norm training forward, backward and both, and nearest and
-//! bilinear ×2 upsampling forward and backward. Throughput counts the bytes of every tensor each op reads
+//! Benchmarks of the batch-norm, interpolation and pooling CPU kernels on a ResNet-sized
+//! activation [64, 128, 16, 16] f32: batch-norm training forward, backward and both, nearest and
+//! bilinear ×2 upsampling forward and backward, and ResNet-18's 3×3 stride-2 max pool forward
+//! and backward. Throughput counts the bytes of every tensor each op reads
 //! and writes once (inputs + outputs), so the numbers compare against memory bandwidth.
 
 use std::hint::black_box;
@@ -10,6 +11,7 @@ use tensor::ops::batch_norm::{batch_norm_train, batch_norm_train_backward};
 use tensor::ops::interpolate::{
     upsample_bilinear2d, upsample_bilinear2d_backward, upsample_nearest2d, upsample_nearest2d_backward,
 };
+use tensor::ops::pool::{max_pool2d, max_pool2d_backward};
 use tensor::{DType, Rng, Tensor};
 
 const SHAPE: [usize; 4] = [64, 128, 16, 16];
@@ -83,5 +85,21 @@ fn nearest(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, batch_norm, bilinear, nearest);
+fn max_pool(c: &mut Criterion) {
+    let mut rng = Rng::new(3);
+    let x = Tensor::rand_normal(&SHAPE, 0.0, 1.0, DType::F32, &mut rng);
+    let (y, indices) = max_pool2d(&x, [3, 3], [2, 2], [1, 1]).unwrap();
+    let gy = Tensor::rand_normal(y.shape(), 0.0, 1.0, DType::F32, &mut rng);
+    let (n_in, n_out) = (x.numel(), y.numel());
+
+    let mut g = c.benchmark_group("max_pool2d_3x3_s2_64x128x16x16_f32");
+    g.sample_size(20);
+    // forward: reads x, writes y and the indices; backward: reads gy and the indices, writes dx
+    g.throughput(bytes(&[n_in, 2 * n_out]));
+    g.bench_function("forward", |b| b.iter(|| max_pool2d(black_box(&x), [3, 3], [2, 2], [1, 1]).unwrap()));
+    g.bench_function("backward", |b| b.iter(|| max_pool2d_backward(black_box(&gy), &indices, &SHAPE).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, batch_norm, bilinear, nearest, max_pool);
 criterion_main!(benches);
