@@ -27,10 +27,10 @@
 //! unfolded side by side into one [K, images·P] operand and share one GEMM (`images_per_gemm`).
 //! Memory stays bounded: each task unfolds at most a few million elements into its own buffer.
 //!
-//! Taps as shifted planes: when the input is stride × output along both axes (any "same"
-//! stride-1 convolution, and the usual stride-2 ones), every tap reads one stride phase of the
-//! input at a fixed offset, so its im2col row is one contiguous copy of that phase, not one
-//! short copy per output row (see `taps_are_shifted_phases`).
+//! Taps as shifted planes: at stride 1 with output rows as wide as the input's, or with the
+//! input stride × output along both axes (the usual stride-2 layers), every tap reads one
+//! stride phase of the input at a fixed offset, so its im2col row is one contiguous copy of
+//! that phase, not one short copy per output row (see `taps_are_shifted_phases`).
 //!
 //! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
