@@ -444,22 +444,17 @@ fn from_channel_major<T: Float>(m: &[T], images: usize, channels: usize, plane: 
     }
 }
 
-/// Sets every channel plane of `out` (one or more images) to its bias value (or zero). Returns whether the buffer
-/// now holds something a GEMM must accumulate onto.
+/// Sets every channel plane of `out` (one or more images, freshly zeroed) to its bias value.
+/// Returns whether the buffer now holds something a GEMM must accumulate onto. Without a bias
+/// there is nothing to do: the buffer is already zero (filling it again was a whole extra
+/// pass over every convolution's output).
 // out: [images·C, plane]   bias: [C]
 fn init_planes<T: Float>(out: &mut [T], bias: Option<&[T]>, plane: usize) -> bool {
-    match bias {
-        Some(b) => {
-            for (o, &bc) in out.chunks_exact_mut(plane).zip(b.iter().cycle()) {
-                o.fill(bc);
-            }
-            true
-        }
-        None => {
-            out.fill(T::ZERO);
-            false
-        }
+    let Some(b) = bias else { return false };
+    for (o, &bc) in out.chunks_exact_mut(plane).zip(b.iter().cycle()) {
+        o.fill(bc);
     }
+    true
 }
 
 /// Σ over batch and plane for each channel, accumulated in f64 (a long reduction in f32
