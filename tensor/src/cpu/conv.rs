@@ -281,8 +281,12 @@ fn tap_table(g: &Conv2dGeometry) -> Vec<u32> {
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let live = (ky.lo..ky.hi).contains(&oy) && (kx.lo..kx.hi).contains(&ox);
-                    let (iy, ix) = (ky.i0 + (oy.wrapping_sub(ky.lo)) * sh, kx.i0 + (ox.wrapping_sub(kx.lo)) * sw);
-                    table.push(if live { (iy * g.w + ix) as u32 } else { PADDING });
+                    table.push(if live {
+                        let (iy, ix) = (ky.i0 + (oy - ky.lo) * sh, kx.i0 + (ox - kx.lo) * sw);
+                        (iy * g.w + ix) as u32
+                    } else {
+                        PADDING
+                    });
                 }
             }
         }
@@ -355,12 +359,20 @@ fn phase_block(ky: &AxisTaps, kx: &AxisTaps, g: &Conv2dGeometry) -> Option<(Rang
     Some((dst.clone(), first..first + dst.len()))
 }
 
-/// Every tap's [`phase_block`] with its two axes, in (ki, kj) order: the same for every channel,
-/// so found once per image (their divisions would otherwise run once per channel and tap).
-fn phase_blocks(g: &Conv2dGeometry) -> Vec<(AxisTaps, AxisTaps, Option<(Range<usize>, Range<usize>)>)> {
+/// One tap of a geometry whose taps are shifted phase planes: its two axes and its
+/// [`phase_block`].
+struct PhaseTap {
+    ky: AxisTaps,
+    kx: AxisTaps,
+    block: Option<(Range<usize>, Range<usize>)>,
+}
+
+/// Every tap's [`PhaseTap`], in (ki, kj) order: the same for every channel, so found once per
+/// image (their divisions would otherwise run once per channel and tap).
+fn phase_blocks(g: &Conv2dGeometry) -> Vec<PhaseTap> {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
-    ty.iter().flat_map(|ky| tx.iter().map(move |kx| (*ky, *kx, phase_block(ky, kx, g)))).collect()
+    ty.iter().flat_map(|&ky| tx.iter().map(move |&kx| PhaseTap { ky, kx, block: phase_block(&ky, &kx, g) })).collect()
 }
 
 /// One image's channels split into their phase planes: [C, H, W] → [C, sh·sw, H/sh, W/sw].
@@ -406,7 +418,7 @@ fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: us
     };
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact(g.h * g.w) {
-        for (ky, kx, block) in &blocks {
+        for PhaseTap { ky, kx, block } in &blocks {
             let dst_row = rows.next().expect("col has C_in·kH·kW rows");
             dst_row[..ky.lo * ow].fill(T::ZERO);
             dst_row[ky.hi * ow..].fill(T::ZERO);
@@ -432,7 +444,7 @@ fn col2im_by_phases<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, fir
     let phases = if strided { &mut split[..] } else { &mut *dx };
     let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact_mut(g.h * g.w) {
-        for (_, kx, block) in &blocks {
+        for PhaseTap { kx, block, .. } in &blocks {
             let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
             let Some((src, dst)) = block else { continue };
             for row in src_row[src.clone()].chunks_mut(ow) {
