@@ -267,12 +267,12 @@ const TABLE_MAX_PLANE: usize = 16;
 const COL2IM_TABLE_MAX_PLANE: usize = 4;
 
 /// A [`tap_table`] entry for a tap that reads the padding.
-const PADDING: u32 = u32::MAX;
+const PADDING: usize = usize::MAX;
 
 /// For every tap (ki, kj) and output pixel p, row-major: the index within its channel's input
 /// plane of the pixel that tap reads for p, or [`PADDING`].
 // -> [kH·kW, OH·OW]
-fn tap_table(g: &Conv2dGeometry) -> Vec<u32> {
+fn tap_table(g: &Conv2dGeometry) -> Vec<usize> {
     let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
     let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
     let mut table = Vec::with_capacity(g.kh * g.kw * g.out_plane());
@@ -283,7 +283,7 @@ fn tap_table(g: &Conv2dGeometry) -> Vec<u32> {
                     let live = (ky.lo..ky.hi).contains(&oy) && (kx.lo..kx.hi).contains(&ox);
                     table.push(if live {
                         let (iy, ix) = (ky.i0 + (oy - ky.lo) * sh, kx.i0 + (ox - kx.lo) * sw);
-                        (iy * g.w + ix) as u32
+                        iy * g.w + ix
                     } else {
                         PADDING
                     });
@@ -302,7 +302,7 @@ fn im2col_by_table<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usi
         for taps in table.chunks_exact(plane) {
             let dst = rows.next().expect("col has C_in·kH·kW rows");
             for (d, &i) in dst.iter_mut().zip(taps) {
-                *d = if i == PADDING { T::ZERO } else { x_c[i as usize] };
+                *d = if i == PADDING { T::ZERO } else { x_c[i] };
             }
         }
     }
@@ -317,7 +317,7 @@ fn col2im_by_table<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_co
             let src = rows.next().expect("dcol has C_in·kH·kW rows");
             for (&v, &i) in src.iter().zip(taps) {
                 if i != PADDING {
-                    dx_c[i as usize] += v;
+                    dx_c[i] += v;
                 }
             }
         }
