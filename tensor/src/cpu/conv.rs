@@ -30,7 +30,9 @@
 //! Taps as shifted planes: at stride 1 with output rows as wide as the input's, or with the
 //! input stride × output along both axes (the usual stride-2 layers), every tap reads one
 //! stride phase of the input at a fixed offset, so its im2col row is one contiguous copy of
-//! that phase, not one short copy per output row (see `taps_are_shifted_phases`).
+//! that phase, not one short copy per output row (see `taps_are_shifted_phases`). On planes
+//! of at most 16 pixels even that is a call per handful of floats, and every entry is looked
+//! up in a table of the pixel each tap reads instead (`tap_table`).
 //!
 //! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
