@@ -99,7 +99,7 @@ mod tests {
         fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
         fs::write(dir.join("metrics.csv.tmp"), b"half").unwrap();
         fs::write(dir.join("metrics.csv"), b"epoch\n").unwrap();
-        let mut removed = remove_temporaries(&dir).unwrap();
+        let mut removed = remove_temporaries(dir).unwrap();
         removed.sort();
         assert_eq!(removed, vec![dir.join("last.safetensors.tmp"), dir.join("metrics.csv.tmp")]);
         assert!(dir.join("metrics.csv").exists());

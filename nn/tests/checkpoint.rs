@@ -102,7 +102,7 @@ fn writes_leave_no_temporary_file_and_replace_the_old_file() {
     save_model(&path, &small_cnn(1)).unwrap();
     save_model(&path, &small_cnn(2)).unwrap();
     let names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, vec!["model.safetensors"]);
     let b = small_cnn(3);
     load_model(&path, &b, &LoadOptions::strict()).unwrap();

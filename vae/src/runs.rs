@@ -298,7 +298,7 @@ mod tests {
         let scratch = temp_dir("taken");
         let dir = scratch.path();
         std::fs::write(dir.join(LAST_CHECKPOINT), b"x").unwrap();
-        let err = prepare_new_run_dir(&dir).unwrap_err().to_string();
+        let err = prepare_new_run_dir(dir).unwrap_err().to_string();
         assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
     }
 
@@ -307,7 +307,7 @@ mod tests {
         let scratch = temp_dir("temporaries");
         let dir = scratch.path();
         std::fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
-        prepare_new_run_dir(&dir).unwrap();
+        prepare_new_run_dir(dir).unwrap();
         assert!(!dir.join("last.safetensors.tmp").exists());
     }
 }

@@ -86,7 +86,7 @@ fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
 fn a_folder_without_config_json_is_a_clear_error() {
     let scratch = common::scratch("empty");
     let empty = scratch.path();
-    let out = common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(&empty).output().unwrap();
+    let out = common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(empty).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: ") && err.contains("--run ") && err.contains("no config.json"), "{err}");

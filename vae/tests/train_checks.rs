@@ -62,7 +62,7 @@ fn metrics_epochs(dir: &Path) -> Vec<String> {
 fn a_batch_larger_than_the_training_split_is_refused_naming_both_numbers() {
     let scratch = common::scratch("big-batch");
     let d = scratch.path();
-    let (out, err) = run(train(&d).args(small(&[("--batch-size", "251")])).args(["--run-dir", "run"]));
+    let (out, err) = run(train(d).args(small(&[("--batch-size", "251")])).args(["--run-dir", "run"]));
     assert!(!out.status.success());
     assert!(err.contains("--batch-size 251") && err.contains("250 training images"), "{err}");
     assert!(!d.join("run/best.safetensors").exists(), "an untrained model was saved as the best");
@@ -72,7 +72,7 @@ fn a_batch_larger_than_the_training_split_is_refused_naming_both_numbers() {
 fn zero_epochs_is_refused() {
     let scratch = common::scratch("zero-epochs");
     let d = scratch.path();
-    let (out, err) = run(train(&d).args(small(&[])).args(["--epochs", "0"]));
+    let (out, err) = run(train(d).args(small(&[])).args(["--epochs", "0"]));
     assert!(!out.status.success() && err.contains("--epochs"), "{err}");
 }
 
@@ -81,7 +81,7 @@ fn an_unknown_arch_is_refused_before_any_data_is_read() {
     let scratch = common::scratch("bogus-arch");
     let d = scratch.path();
     let (out, err) =
-        run(train(&d).args(["--arch", "bogus", "--dataset", "fashion-mnist", "--data-dir", "no-such-folder"]));
+        run(train(d).args(["--arch", "bogus", "--dataset", "fashion-mnist", "--data-dir", "no-such-folder"]));
     assert!(!out.status.success());
     assert!(err.contains("--arch") && err.contains("bogus") && !err.contains("no-such-folder"), "{err}");
     assert!(err.contains("resnet18-nobn"), "the accepted values are listed: {err}");
@@ -92,7 +92,7 @@ fn negative_or_non_finite_weights_and_noise_are_refused() {
     let scratch = common::scratch("numbers");
     let d = scratch.path();
     for arg in ["--beta=-5", "--beta=nan", "--input-noise=nan", "--input-noise=-1", "--lr=0"] {
-        let (out, err) = run(train(&d).args(small(&[])).args([arg, "--run-dir", "run"]));
+        let (out, err) = run(train(d).args(small(&[])).args([arg, "--run-dir", "run"]));
         assert!(!out.status.success(), "{arg} was accepted");
         let flag = arg.split('=').next().unwrap_or_default();
         assert!(err.contains(flag), "{arg}: {err}");
@@ -104,7 +104,7 @@ fn negative_or_non_finite_weights_and_noise_are_refused() {
 fn a_data_dir_with_generated_dsprites_is_refused() {
     let scratch = common::scratch("dsprites-data-dir");
     let d = scratch.path();
-    let (out, err) = run(train(&d).args(small(&[])).args(["--data-dir", "/usr/share/datasets"]));
+    let (out, err) = run(train(d).args(small(&[])).args(["--data-dir", "/usr/share/datasets"]));
     assert!(!out.status.success() && err.contains("--data-dir"), "{err}");
 }
 
@@ -112,9 +112,9 @@ fn a_data_dir_with_generated_dsprites_is_refused() {
 fn a_new_run_into_a_folder_holding_a_run_is_refused() {
     let scratch = common::scratch("taken");
     let d = scratch.path();
-    small_run(&d, "1");
+    small_run(d, "1");
     let before = std::fs::read(d.join("run/last.safetensors")).unwrap();
-    let (out, err) = run(train(&d).args(small(&[("--z-dim", "3")])).args(["--run-dir", "run"]));
+    let (out, err) = run(train(d).args(small(&[("--z-dim", "3")])).args(["--run-dir", "run"]));
     assert!(!out.status.success());
     assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
     assert!(std::fs::read(d.join("run/last.safetensors")).unwrap() == before, "the old run's checkpoint changed");
@@ -125,19 +125,19 @@ fn a_new_run_into_a_folder_holding_a_run_is_refused() {
 fn resume_refuses_a_changed_configuration_flag_naming_both_values() {
     let scratch = common::scratch("resume-conflict");
     let d = scratch.path();
-    small_run(&d, "1");
-    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--batch-size", "16"]));
+    small_run(d, "1");
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2", "--batch-size", "16"]));
     assert!(!out.status.success());
     assert!(err.contains("--batch-size 16") && err.contains("32"), "{err}");
-    assert_eq!(metrics_epochs(&d), ["1"], "a refused resume trained anyway");
+    assert_eq!(metrics_epochs(d), ["1"], "a refused resume trained anyway");
 }
 
 #[test]
 fn resume_refuses_a_finished_run_without_more_epochs() {
     let scratch = common::scratch("resume-finished");
     let d = scratch.path();
-    small_run(&d, "1");
-    let (out, err) = run(train(&d).args(["--resume", &last(&d)]));
+    small_run(d, "1");
+    let (out, err) = run(train(d).args(["--resume", &last(d)]));
     assert!(!out.status.success() && err.contains("--epochs"), "{err}");
 }
 
@@ -145,8 +145,8 @@ fn resume_refuses_a_finished_run_without_more_epochs() {
 fn resume_honours_the_device_flag() {
     let scratch = common::scratch("resume-device");
     let d = scratch.path();
-    small_run(&d, "1");
-    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2", "--device", "gpu"]));
+    small_run(d, "1");
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2", "--device", "gpu"]));
     if !out.status.success() && std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") && err.contains("adapter") {
         eprintln!("skipped: no GPU adapter ({err})");
         return;
@@ -172,11 +172,11 @@ fn csv_ahead_of_checkpoint(d: &Path) {
 fn resume_rewrites_metrics_from_the_checkpoint_so_no_epoch_repeats() {
     let scratch = common::scratch("csv-ahead");
     let d = scratch.path();
-    csv_ahead_of_checkpoint(&d);
+    csv_ahead_of_checkpoint(d);
     std::fs::write(d.join("run/last.safetensors.tmp"), b"left by a killed write").unwrap();
-    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
     assert!(out.status.success(), "{err}");
-    assert_eq!(metrics_epochs(&d), ["1", "2"]);
+    assert_eq!(metrics_epochs(d), ["1", "2"]);
     assert!(!d.join("run/last.safetensors.tmp").exists(), "the stale temporary file was kept");
 }
 
@@ -184,8 +184,8 @@ fn resume_rewrites_metrics_from_the_checkpoint_so_no_epoch_repeats() {
 fn the_loss_history_survives_a_resume() {
     let scratch = common::scratch("history");
     let d = scratch.path();
-    small_run(&d, "1");
-    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    small_run(d, "1");
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
     assert!(out.status.success(), "{err}");
     let contents = read_safetensors(&d.join("run/last.safetensors")).unwrap();
     let history: Vec<serde_json::Value> = serde_json::from_str(&contents.metadata["extra.history"]).unwrap();
@@ -197,7 +197,7 @@ fn the_loss_history_survives_a_resume() {
 fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
     let scratch = common::scratch("nan-resume");
     let d = scratch.path();
-    small_run(&d, "1");
+    small_run(d, "1");
     let path = d.join("run/last.safetensors");
     let contents = read_safetensors(&path).unwrap();
     let entries: Vec<TensorEntry> = contents
@@ -215,10 +215,10 @@ fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
         .collect();
     assert!(entries.iter().any(|e| e.name == "encoder.1.weight"), "no tensor encoder.1.weight");
     write_safetensors(&path, &entries, &contents.metadata).unwrap();
-    let (out, err) = run(train(&d).args(["--resume", &last(&d), "--epochs", "2"]));
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
     assert!(!out.status.success());
     assert!(err.contains("encoder.1.weight") && err.contains("non-finite"), "{err}");
-    assert_eq!(metrics_epochs(&d), ["1"]);
+    assert_eq!(metrics_epochs(d), ["1"]);
 }
 
 #[test]
@@ -228,14 +228,14 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
     let args = small(&[("--max-images", "1200")]);
     let scratch_straight = common::scratch("interrupt-straight");
     let straight = scratch_straight.path();
-    let (out, err) = run(train(&straight).args(&args).args(["--epochs", "1", "--run-dir", "run"]));
+    let (out, err) = run(train(straight).args(&args).args(["--epochs", "1", "--run-dir", "run"]));
     assert!(out.status.success(), "{err}");
     let want = std::fs::read_to_string(straight.join("run/metrics.csv")).unwrap();
     let scratch = common::scratch("interrupt");
     let d = scratch.path();
     for delay_ms in [400u64, 200, 100, 700, 1000] {
         let _ = std::fs::remove_dir_all(d.join("run"));
-        let mut child = train(&d)
+        let mut child = train(d)
             .args(&args)
             .args(["--epochs", "1", "--run-dir", "run"])
             .stdout(std::process::Stdio::piped())
@@ -248,7 +248,7 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
         if status.code() != Some(130) {
             continue; // finished before the signal, or interrupted before the loop: try another delay
         }
-        let (out, err) = run(train(&d).args(["--resume", &last(&d)]));
+        let (out, err) = run(train(d).args(["--resume", &last(d)]));
         assert!(out.status.success(), "{err}");
         let got = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
         let column = |csv: &str, name: &str| -> String {
@@ -268,7 +268,7 @@ fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
     let scratch = common::scratch("quiet");
     let d = scratch.path();
     let (out, err) =
-        run(train(&d).env_remove("XDG_RUNTIME_DIR").args(small(&[])).args(["--epochs", "1", "--device", "auto"]));
+        run(train(d).env_remove("XDG_RUNTIME_DIR").args(small(&[])).args(["--epochs", "1", "--device", "auto"]));
     assert!(out.status.success(), "{err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.to_lowercase().contains("error")).collect();
     assert!(errors.is_empty(), "{errors:?}");
@@ -287,7 +287,7 @@ fn a_broken_image_in_a_folder_is_reported_once() {
         }
     }
     std::fs::write(images.join("cats/broken.png"), b"not a png").unwrap();
-    let (out, err) = run(train(&d).args(small(&[("--batch-size", "4")])).args([
+    let (out, err) = run(train(d).args(small(&[("--batch-size", "4")])).args([
         "--dataset",
         "folder",
         "--data-dir",

@@ -140,7 +140,7 @@ mod tests {
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(sub.join(TEST_FILE), records()).unwrap();
         std::fs::write(sub.join("batches.meta.txt"), "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n").unwrap();
-        let ds = load(&dir, Split::Test).unwrap();
+        let ds = load(dir, Split::Test).unwrap();
         assert_eq!(ds.shape, [2, 3, 32, 32]);
         assert_eq!(ds.labels, Some(vec![3, 4]));
         assert_eq!(ds.class_names[3], "d");
@@ -158,11 +158,11 @@ mod tests {
         let dir = scratch.path();
         let path = dir.join(TEST_FILE);
         std::fs::write(&path, &records()[..RECORD_BYTES + 5]).unwrap();
-        let err = load(&dir, Split::Test).unwrap_err();
+        let err = load(dir, Split::Test).unwrap_err();
         assert!(matches!(err, DataError::Format { .. }), "{err:?}");
         assert!(err.to_string().contains("test_batch.bin"), "{err}");
         // The train split is missing entirely.
-        let err = load(&dir, Split::Train).unwrap_err();
+        let err = load(dir, Split::Train).unwrap_err();
         assert!(matches!(err, DataError::NotFound { .. }), "{err:?}");
         assert!(err.to_string().contains("data_batch_1.bin"), "{err}");
     }

@@ -236,8 +236,8 @@ pub(crate) mod tests {
         for gz in [false, true] {
             let scratch = temp_dir("idx-roundtrip");
             let dir = scratch.path();
-            write_set(&dir, "train", gz);
-            let ds = load_mnist(&dir, Split::Train).unwrap();
+            write_set(dir, "train", gz);
+            let ds = load_mnist(dir, Split::Train).unwrap();
             assert_eq!(ds.shape, [3, 1, 2, 4]);
             assert_eq!(ds.labels, Some(vec![0, 1, 2]));
             assert_eq!(ds.class_names.len(), 10);
@@ -302,9 +302,9 @@ pub(crate) mod tests {
     fn idx_image_label_count_mismatch_names_both_files() {
         let scratch = temp_dir("idx-count");
         let dir = scratch.path();
-        write_set(&dir, "t10k", false);
+        write_set(dir, "t10k", false);
         std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(LABELS_MAGIC, &[2], &[0, 1])).unwrap();
-        let err = load_fashion_mnist(&dir, Split::Test).unwrap_err();
+        let err = load_fashion_mnist(dir, Split::Test).unwrap_err();
         assert!(matches!(err, DataError::CountMismatch { n_images: 3, n_labels: 2, .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains("t10k-images-idx3-ubyte") && msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
@@ -314,7 +314,7 @@ pub(crate) mod tests {
     fn idx_missing_dataset_says_how_to_install_it() {
         let scratch = temp_dir("idx-missing");
         let dir = scratch.path();
-        let err = load_fashion_mnist(&dir, Split::Train).unwrap_err();
+        let err = load_fashion_mnist(dir, Split::Train).unwrap_err();
         assert!(matches!(err, DataError::NotFound { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains("apt-get install dataset-fashion-mnist") && msg.contains("--data-dir"), "{msg}");

@@ -293,7 +293,7 @@ mod tests {
         std::fs::write(root.join("dogs/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
         std::fs::write(root.join("dogs/notes.txt"), "ignored").unwrap();
         let opts = FolderOptions { height: 4, width: 4, ..Default::default() };
-        let ds = load(&root, &opts).unwrap();
+        let ds = load(root, &opts).unwrap();
         assert_eq!(ds.shape, [2, 3, 4, 4]);
         assert_eq!(ds.class_names, vec!["cats", "dogs"]);
         assert_eq!(ds.labels, Some(vec![0, 1]));
@@ -306,7 +306,7 @@ mod tests {
             assert!(img[..16].iter().all(|&r| r > 0.9), "red plane of image {i}");
             assert!(img[16..32].iter().all(|&g| g < 0.1), "green plane of image {i}");
         }
-        let grey = load(&root, &FolderOptions { grayscale: true, ..opts }).unwrap();
+        let grey = load(root, &FolderOptions { grayscale: true, ..opts }).unwrap();
         assert_eq!(grey.shape, [2, 1, 4, 4]);
     }
 
@@ -384,10 +384,10 @@ mod tests {
         std::fs::create_dir_all(root.join("cats")).unwrap();
         picture(8, 8, [0, 0, 0, 0]).save(root.join("cats/a.png")).unwrap();
         // cats/again → the root: a loop that would list a.png again at every level.
-        std::os::unix::fs::symlink(&root, root.join("cats/again")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("cats/again")).unwrap();
         // dogs → cats: a second link to one folder.
         std::os::unix::fs::symlink(root.join("cats"), root.join("dogs")).unwrap();
-        let files = collect_images(&root).unwrap();
+        let files = collect_images(root).unwrap();
         assert_eq!(files.len(), 1, "{files:?}");
     }
 }

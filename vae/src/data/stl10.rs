@@ -187,7 +187,7 @@ mod tests {
         write_x(&dir.join("train_X.bin"), 3);
         std::fs::write(dir.join("train_y.bin"), [1u8, 10, 4]).unwrap();
         // size 96: the resize is the identity, so values are exactly the decoded bytes.
-        let ds = load(&dir, Split::Train, 96, None).unwrap();
+        let ds = load(dir, Split::Train, 96, None).unwrap();
         assert_eq!(ds.shape, [3, 3, 96, 96]);
         assert_eq!(ds.labels, Some(vec![0, 9, 3]));
         for (i, ch, r, c) in [(0, 0, 0, 1), (1, 2, 5, 70), (2, 1, 95, 0), (2, 2, 40, 41)] {
@@ -209,7 +209,7 @@ mod tests {
         write_x(&sub.join("train_X.bin"), 2);
         std::fs::write(sub.join("train_y.bin"), [2u8, 3]).unwrap();
         write_x(&sub.join("unlabeled_X.bin"), 4);
-        let ds = load(&dir, Split::TrainUnlabeled, 64, Some(5)).unwrap();
+        let ds = load(dir, Split::TrainUnlabeled, 64, Some(5)).unwrap();
         assert_eq!(ds.shape, [5, 3, 64, 64]);
         assert!(ds.labels.is_none());
         assert!(ds.images.iter().all(|v| (0.0..=1.0).contains(v)));
@@ -218,7 +218,7 @@ mod tests {
         assert!(resize_chw(&flat, 3, 96, 96, 64, 64).iter().all(|v| (v - 0.25).abs() < 1e-6));
         // Wrong label count.
         std::fs::write(sub.join("train_y.bin"), [2u8]).unwrap();
-        let err = load(&dir, Split::Train, 64, None).unwrap_err();
+        let err = load(dir, Split::Train, 64, None).unwrap_err();
         assert!(matches!(err, DataError::CountMismatch { n_images: 2, n_labels: 1, .. }), "{err:?}");
     }
 }
