@@ -58,7 +58,7 @@ struct AxisTaps {
 
 /// [`AxisTaps`] for each of the `k` kernel indices of one axis. Output o with kernel index j
 /// reads input i = o·stride + j·dilation − pad, which must satisfy 0 ≤ i < input. Computed once
-/// per image, so the hot loops below never divide.
+/// per kernel call (in its [`Unfolding`]), so the hot loops below never divide.
 fn axis_taps(k: usize, stride: usize, pad: usize, dilation: usize, input: usize, out: usize) -> Vec<AxisTaps> {
     (0..k)
         .map(|j| {
@@ -186,20 +186,18 @@ mod stride2_sse {
 /// zero-padded. Rows of `col` are `ld` long and this image fills columns
 /// `first_col..first_col + OH·OW` of each (several images can share one operand, side by side).
 // x: [C_in, H, W] (one image)   col: [C_in·kH·kW, ld] (this image's columns overwritten)
-fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
-    if g.out_plane() <= TABLE_MAX_PLANE {
-        return im2col_by_table(x, g, col, ld, first_col);
-    }
-    if taps_are_shifted_phases(g) {
-        return im2col_by_phases(x, g, col, ld, first_col);
-    }
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, plan: &Unfolding, col: &mut [T], ld: usize, first_col: usize) {
+    let (ty, tx) = match plan {
+        Unfolding::Table(table) => return im2col_by_table(x, g, table, col, ld, first_col),
+        Unfolding::Phases(blocks) => return im2col_by_phases(x, g, blocks, col, ld, first_col),
+        Unfolding::Rows { ty, tx } => (ty, tx),
+    };
+    let [sh, sw] = g.stride;
     let (ow, plane) = (g.ow, g.out_plane());
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for x_c in x.chunks_exact(g.h * g.w) {
-        for ky in &ty {
-            for kx in &tx {
+        for ky in ty {
+            for kx in tx {
                 let dst_row = rows.next().expect("col has C_in·kH·kW rows");
                 dst_row[..ky.lo * ow].fill(T::ZERO);
                 dst_row[ky.hi * ow..].fill(T::ZERO);
@@ -222,20 +220,18 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first
 /// Reads this image's columns `first_col..first_col + OH·OW` of rows `ld` long (and may
 /// overwrite their padding entries).
 // dcol: [C_in·kH·kW, ld]   dx: [C_in, H, W] (one image, accumulated into)
-fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
-    if g.out_plane() <= COL2IM_TABLE_MAX_PLANE {
-        return col2im_by_table(dcol, g, ld, first_col, dx);
-    }
-    if taps_are_shifted_phases(g) {
-        return col2im_by_phases(dcol, g, ld, first_col, dx);
-    }
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, plan: &Unfolding, ld: usize, first_col: usize, dx: &mut [T]) {
+    let (ty, tx) = match plan {
+        Unfolding::Table(table) => return col2im_by_table(dcol, g, table, ld, first_col, dx),
+        Unfolding::Phases(blocks) => return col2im_by_phases(dcol, g, blocks, ld, first_col, dx),
+        Unfolding::Rows { ty, tx } => (ty, tx),
+    };
+    let [sh, sw] = g.stride;
     let (ow, plane) = (g.ow, g.out_plane());
     let mut rows = dcol.chunks_exact(ld).map(|row| &row[first_col..first_col + plane]);
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
-        for ky in &ty {
-            for kx in &tx {
+        for ky in ty {
+            for kx in tx {
                 let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
                 if kx.lo == kx.hi {
                     continue; // this tap column lies entirely in the padding
@@ -245,6 +241,46 @@ fn col2im<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: us
                     add_strided(dst, &src_row[oy * ow + kx.lo..oy * ow + kx.hi], sw);
                 }
             }
+        }
+    }
+}
+
+/// Every kernel index's [`AxisTaps`] along the height and along the width.
+fn geometry_taps(g: &Conv2dGeometry) -> (Vec<AxisTaps>, Vec<AxisTaps>) {
+    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
+    (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow))
+}
+
+/// How [`im2col`] and [`col2im`] walk an image: the same for every image and channel of one
+/// kernel call, so chosen (and its tables built) once per call.
+enum Unfolding {
+    /// One short run per output row of each tap: the general case.
+    Rows { ty: Vec<AxisTaps>, tx: Vec<AxisTaps> },
+    /// One contiguous run per tap, of a stride phase of the input (see [`PhaseTap`]).
+    Phases(Vec<PhaseTap>),
+    /// Every entry looked up (see [`tap_table`]).
+    Table(Vec<usize>),
+}
+
+impl Unfolding {
+    /// The walk for im2col: a table on planes of up to [`TABLE_MAX_PLANE`] pixels.
+    fn for_im2col(g: &Conv2dGeometry) -> Self {
+        Self::choose(g, TABLE_MAX_PLANE)
+    }
+
+    /// The walk for col2im: a table only up to [`COL2IM_TABLE_MAX_PLANE`] pixels.
+    fn for_col2im(g: &Conv2dGeometry) -> Self {
+        Self::choose(g, COL2IM_TABLE_MAX_PLANE)
+    }
+
+    fn choose(g: &Conv2dGeometry, table_max_plane: usize) -> Self {
+        if g.out_plane() <= table_max_plane {
+            Unfolding::Table(tap_table(g))
+        } else if taps_are_shifted_phases(g) {
+            Unfolding::Phases(phase_blocks(g))
+        } else {
+            let (ty, tx) = geometry_taps(g);
+            Unfolding::Rows { ty, tx }
         }
     }
 }
@@ -275,8 +311,8 @@ const PADDING: usize = usize::MAX;
 /// plane of the pixel that tap reads for p, or [`PADDING`].
 // -> [kH·kW, OH·OW]
 fn tap_table(g: &Conv2dGeometry) -> Vec<usize> {
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let [sh, sw] = g.stride;
+    let (ty, tx) = geometry_taps(g);
     let mut table = Vec::with_capacity(g.kh * g.kw * g.out_plane());
     for ky in &ty {
         for kx in &tx {
@@ -297,8 +333,8 @@ fn tap_table(g: &Conv2dGeometry) -> Vec<usize> {
 }
 
 /// [`im2col`] on a tiny plane: every entry looked up in the [`tap_table`].
-fn im2col_by_table<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
-    let (table, plane) = (tap_table(g), g.out_plane());
+fn im2col_by_table<T: Float>(x: &[T], g: &Conv2dGeometry, table: &[usize], col: &mut [T], ld: usize, first_col: usize) {
+    let plane = g.out_plane();
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for taps in table.chunks_exact(plane) {
@@ -311,8 +347,15 @@ fn im2col_by_table<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usi
 }
 
 /// [`col2im`] on a tiny plane: every entry added onto the pixel the [`tap_table`] names.
-fn col2im_by_table<T: Float>(dcol: &[T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
-    let (table, plane) = (tap_table(g), g.out_plane());
+fn col2im_by_table<T: Float>(
+    dcol: &[T],
+    g: &Conv2dGeometry,
+    table: &[usize],
+    ld: usize,
+    first_col: usize,
+    dx: &mut [T],
+) {
+    let plane = g.out_plane();
     let mut rows = dcol.chunks_exact(ld).map(|row| &row[first_col..first_col + plane]);
     for dx_c in dx.chunks_exact_mut(g.h * g.w) {
         for taps in table.chunks_exact(plane) {
@@ -369,11 +412,10 @@ struct PhaseTap {
     block: Option<(Range<usize>, Range<usize>)>,
 }
 
-/// Every tap's [`PhaseTap`], in (ki, kj) order: the same for every channel, so found once per
-/// image (their divisions would otherwise run once per channel and tap).
+/// Every tap's [`PhaseTap`], in (ki, kj) order: the same for every channel and image (found
+/// per channel and tap, their divisions by the stride were the hot spot of im2col).
 fn phase_blocks(g: &Conv2dGeometry) -> Vec<PhaseTap> {
-    let ([sh, sw], [ph, pw], [dh, dw]) = (g.stride, g.padding, g.dilation);
-    let (ty, tx) = (axis_taps(g.kh, sh, ph, dh, g.h, g.oh), axis_taps(g.kw, sw, pw, dw, g.w, g.ow));
+    let (ty, tx) = geometry_taps(g);
     ty.iter().flat_map(|&ky| tx.iter().map(move |&kx| PhaseTap { ky, kx, block: phase_block(&ky, &kx, g) })).collect()
 }
 
@@ -408,8 +450,14 @@ fn add_phases_back<T: Float>(phases: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
 }
 
 /// [`im2col`] where the taps are shifted phase planes: one copy per tap.
-fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: usize, first_col: usize) {
-    let blocks = phase_blocks(g);
+fn im2col_by_phases<T: Float>(
+    x: &[T],
+    g: &Conv2dGeometry,
+    blocks: &[PhaseTap],
+    col: &mut [T],
+    ld: usize,
+    first_col: usize,
+) {
     let (ow, plane) = (g.ow, g.out_plane());
     let split;
     let phases = if g.stride == [1, 1] {
@@ -420,7 +468,7 @@ fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: us
     };
     let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact(g.h * g.w) {
-        for PhaseTap { ky, kx, block } in &blocks {
+        for PhaseTap { ky, kx, block } in blocks {
             let dst_row = rows.next().expect("col has C_in·kH·kW rows");
             dst_row[..ky.lo * ow].fill(T::ZERO);
             dst_row[ky.hi * ow..].fill(T::ZERO);
@@ -438,15 +486,21 @@ fn im2col_by_phases<T: Float>(x: &[T], g: &Conv2dGeometry, col: &mut [T], ld: us
 /// [`col2im`] where the taps are shifted phase planes: one add per tap, into the phases (then
 /// added back onto `dx`) or, at stride 1, straight into `dx`. A tap's padding columns in `dcol`
 /// are first set to −0.0, which leaves the pixels they then land on exactly as they were.
-fn col2im_by_phases<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, first_col: usize, dx: &mut [T]) {
-    let blocks = phase_blocks(g);
+fn col2im_by_phases<T: Float>(
+    dcol: &mut [T],
+    g: &Conv2dGeometry,
+    blocks: &[PhaseTap],
+    ld: usize,
+    first_col: usize,
+    dx: &mut [T],
+) {
     let (ow, plane) = (g.ow, g.out_plane());
     let strided = g.stride != [1, 1];
     let mut split = vec![T::ZERO; if strided { dx.len() } else { 0 }];
     let phases = if strided { &mut split[..] } else { &mut *dx };
     let mut rows = dcol.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
     for phases_c in phases.chunks_exact_mut(g.h * g.w) {
-        for PhaseTap { kx, block, .. } in &blocks {
+        for PhaseTap { kx, block, .. } in blocks {
             let src_row = rows.next().expect("dcol has C_in·kH·kW rows");
             let Some((src, dst)) = block else { continue };
             for row in src_row[src.clone()].chunks_mut(ow) {
@@ -467,6 +521,7 @@ fn col2im_by_phases<T: Float>(dcol: &mut [T], g: &Conv2dGeometry, ld: usize, fir
 fn unfold_images<'a, T: Float>(
     x: &'a [T],
     g: &Conv2dGeometry,
+    plan: &Unfolding,
     n0: usize,
     images: usize,
     pointwise: bool,
@@ -478,7 +533,7 @@ fn unfold_images<'a, T: Float>(
     }
     let cols = images * plane;
     for i in 0..images {
-        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, col, cols, i * plane);
+        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, plan, col, cols, i * plane);
     }
     &col[..g.col_rows() * cols]
 }
@@ -614,6 +669,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
     let group = images_per_gemm(g);
     let pointwise = g.is_pointwise() && group == 1;
+    let plan = Unfolding::for_im2col(g);
     y.par_chunks_mut(group * out_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
         || {
             let col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
@@ -627,7 +683,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             if k == 0 {
                 return;
             }
-            let col = unfold_images(x, g, n0, images, pointwise, col);
+            let col = unfold_images(x, g, &plan, n0, images, pointwise, col);
             let col = MatRef::row_major(col, k, cols);
             if images == 1 {
                 gemm(w_mat, col, y_g, plane, accumulate);
@@ -664,6 +720,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
     let w_t = MatRef::row_major(w, g.c_out, k).t(); // Wᵀ: [K, C_out]
     let group = images_per_gemm(g);
     let pointwise = g.is_pointwise() && group == 1;
+    let plan = Unfolding::for_col2im(g);
     dx.par_chunks_mut(group * in_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
         || {
             let dcol = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
@@ -690,7 +747,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
             } else {
                 gemm(w_t, dy, &mut dcol[..k * cols], cols, false);
                 for (i, dx_n) in dx_g.chunks_exact_mut(in_img).enumerate() {
-                    col2im(&mut dcol[..k * cols], g, cols, i * plane, dx_n);
+                    col2im(&mut dcol[..k * cols], g, &plan, cols, i * plane, dx_n);
                 }
             }
         },
@@ -726,6 +783,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     let parts = groups.min(rayon::current_num_threads()).max(1);
     let per_part = groups.div_ceil(parts) * group;
     let pointwise = g.is_pointwise() && group == 1;
+    let plan = Unfolding::for_im2col(g);
     const DIRECT_MAX_PLANE: usize = 4;
     let direct = plane <= DIRECT_MAX_PLANE;
     // Each partial: dWᵀ [K, C_out], or dW [C_out, K] when `direct`.
@@ -739,7 +797,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
             for n0 in (part * per_part..end).step_by(group) {
                 let images = group.min(end - n0);
                 let cols = images * plane;
-                let col = unfold_images(x, g, n0, images, pointwise, &mut col);
+                let col = unfold_images(x, g, &plan, n0, images, pointwise, &mut col);
                 let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
                 let dy: &[T] = if images == 1 {
                     dy
