@@ -20,13 +20,13 @@
 
 struct Params {
     n: u32,
-    op: u32,
     rank: u32,
     contiguous: u32,
     alpha: f32,
     beta: f32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
     // Element offsets of o, a, b, c.
     offsets: vec4<u32>,
     // Dimensions 0..5 of the iteration shape (entries 6, 7 unused), dims packed 4 per vec4.

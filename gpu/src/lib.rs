@@ -6,11 +6,11 @@
 //!
 //! What the crate holds: a [`Context`] owns the wgpu device and queue, a pool of reusable
 //! storage buffers ([`GpuBuffer`] gives its buffer back on drop), a cache of compiled
-//! pipelines keyed by (shader, entry point), and ONE pending command encoder. How data
-//! flows: [`Context::upload`] copies host f32s into a pooled buffer; each launcher in
-//! [`kernels`] (one file per WGSL family in `shaders/`) checks its typed arguments, packs a
-//! `#[repr(C)]` `Params` struct that mirrors the shader's `struct Params`, and records a
-//! dispatch into the pending encoder, so a whole training step becomes one submit;
+//! pipelines keyed by (shader, entry point, pipeline constant), and ONE pending command
+//! encoder. How data flows: [`Context::upload`] copies host f32s into a pooled buffer; each
+//! launcher in [`kernels`] (one file per WGSL family in `shaders/`) checks its typed
+//! arguments, packs a `#[repr(C)]` `Params` struct that mirrors the shader's `struct Params`,
+//! and records a dispatch into the pending encoder, so a whole training step becomes one submit;
 //! [`Context::read`] submits and copies a buffer back through a staging buffer.
 //! Requests beyond the device's limits (a buffer above max_storage_buffer_binding_size, a
 //! grid above max_compute_workgroups_per_dimension²) come back as

@@ -1,5 +1,5 @@
-//! Compiled compute pipelines, built once per (shader, entry point) and kept for the life of
-//! the context.
+//! Compiled compute pipelines, built once per (shader, entry point, pipeline constant) and
+//! kept for the life of the context.
 //!
 //! Every kernel has the same binding shape, so its layout follows from two numbers:
 //! binding 0 is the `Params` uniform, bindings 1..=inputs are read-only storage buffers and
@@ -31,6 +31,19 @@ pub struct KernelDef {
     pub inputs: u32,
     /// Read-write storage buffers, bound after the inputs.
     pub outputs: u32,
+    /// A pipeline-overridable constant (`override NAME: u32;` in the WGSL) fixed when the
+    /// pipeline is compiled: one pipeline per value, cached separately. The element-wise
+    /// kernels take their op this way, so that the compiler drops every other op's code.
+    pub constant: Option<PipelineConstant>,
+}
+
+/// The value of one `override` constant of a kernel's WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineConstant {
+    /// The constant's name in the WGSL.
+    pub name: &'static str,
+    /// Its value for this pipeline.
+    pub value: u32,
 }
 
 impl KernelDef {
@@ -47,14 +60,14 @@ pub(crate) struct Pipeline {
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<Pipeline>>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str, Option<PipelineConstant>), Arc<Pipeline>>>,
 }
 
 impl PipelineCache {
     /// The pipeline for `k`, compiling it (and its shader module) on first use. Compile errors
     /// are caught in an error scope and returned, never panicked.
     pub(crate) fn get(&self, device: &wgpu::Device, k: &KernelDef) -> Result<Arc<Pipeline>> {
-        let key = (k.shader.name, k.entry);
+        let key = (k.shader.name, k.entry, k.constant);
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(Arc::clone(p));
         }
@@ -87,7 +100,11 @@ impl PipelineCache {
                 count: None,
             })
             .collect();
-        let label = format!("{}:{}", k.shader.name, k.entry);
+        let label = match k.constant {
+            Some(c) => format!("{}:{} ({} = {})", k.shader.name, k.entry, c.name, c.value),
+            None => format!("{}:{}", k.shader.name, k.entry),
+        };
+        let constants: Vec<(&str, f64)> = k.constant.iter().map(|c| (c.name, f64::from(c.value))).collect();
         let layout = device
             .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -100,7 +117,7 @@ impl PipelineCache {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(k.entry),
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {

@@ -107,6 +107,23 @@ fn pipelines_compile_once_and_launches_batch_until_flush() {
 }
 
 #[test]
+fn each_element_wise_op_compiles_a_pipeline_of_its_own_once() {
+    let Some(_) = ctx() else { return };
+    // A context of its own: the shared one compiles pipelines for every test running beside this.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let x = ctx.upload(&[1.0, -2.0, 3.0]).unwrap();
+    let out = ctx.alloc(3).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &out).unwrap();
+    let after_neg = ctx.compiled_pipelines();
+    ops::unary(&ctx, ops::EXP, 0.0, &x, &out).unwrap();
+    assert_eq!(ctx.compiled_pipelines(), after_neg + 1, "exp did not get a pipeline of its own");
+    ops::unary(&ctx, ops::EXP, 0.0, &x, &out).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &out).unwrap();
+    assert_eq!(ctx.compiled_pipelines(), after_neg + 1, "a second launch of an op compiled again");
+    assert_eq!(ctx.read(&out).unwrap(), vec![-1.0, 2.0, -3.0], "neg ran another op's pipeline");
+}
+
+#[test]
 fn an_output_bound_as_an_input_too_is_refused() {
     let Some(ctx) = ctx() else { return };
     let x = ctx.upload(&[1.0, 2.0]).unwrap();

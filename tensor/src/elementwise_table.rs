@@ -7,7 +7,8 @@
 //! - the CPU kernels are `cpu::elementwise::map` over the formula, monomorphised per op and
 //!   per float type when the row is built (so every loop is the op's own, and vectorises);
 //! - the GPU op code of a row is its position in [`UNARY_OPS`], and the shader's `switch`
-//!   (`shaders/elementwise.wgsl`) is assembled from the rows' WGSL when the pipeline is built;
+//!   (`shaders/elementwise.wgsl`) is assembled from the rows' WGSL, one pipeline per op used
+//!   (the code its pipeline constant);
 //! - autograd's backward of every unary op is the row's backward (one fused pass), and the
 //!   table-wide tests (CPU against the f64 definition, GPU against the CPU, finite-difference
 //!   gradient checks) iterate over [`UNARY_OPS`], so a new row is tested without a new test.

@@ -10,9 +10,9 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/adam.wgsl`.
 pub static SHADER: Shader = Shader { name: "adam.wgsl", source: include_str!("../../../shaders/adam.wgsl") };
 /// Fused Adam/AdamW step: reads grad; updates param, m, v in place.
-pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3 };
+pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3, constant: None };
 /// SGD step with momentum: reads grad; updates param and the momentum buffer in place.
-pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2 };
+pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2, constant: None };
 
 /// Mirrors `struct AdamParams` in adam.wgsl.
 #[repr(C)]

@@ -12,11 +12,13 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader =
     Shader { name: "batch_norm.wgsl", source: include_str!("../../../shaders/batch_norm.wgsl") };
 /// Per-channel batch mean, 1/√(var + eps) and unbiased variance.
-pub static STATS: KernelDef = KernelDef { shader: &SHADER, entry: "stats", inputs: 1, outputs: 3 };
+pub static STATS: KernelDef = KernelDef { shader: &SHADER, entry: "stats", inputs: 1, outputs: 3, constant: None };
 /// y = (x − mean)·inv_std·γ + β with batch or running statistics.
-pub static NORMALIZE: KernelDef = KernelDef { shader: &SHADER, entry: "normalize", inputs: 5, outputs: 1 };
+pub static NORMALIZE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "normalize", inputs: 5, outputs: 1, constant: None };
 /// dx, dγ, dβ of the normalisation.
-pub static BACKWARD: KernelDef = KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3 };
+pub static BACKWARD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3, constant: None };
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]

@@ -11,26 +11,31 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
-pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1 };
+pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1, constant: None };
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
-pub static FORWARD_NARROW: KernelDef = KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1 };
+pub static FORWARD_NARROW: KernelDef =
+    KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1, constant: None };
 /// [`BACKWARD_DATA`] for fewer than 64 input channels.
 pub static BACKWARD_DATA_NARROW: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1, constant: None };
 /// [`FORWARD`] for at most [`THIN_ROWS`] output channels: an invocation per output pixel.
-pub static FORWARD_THIN: KernelDef = KernelDef { shader: &SHADER, entry: "forward_thin", inputs: 3, outputs: 1 };
+pub static FORWARD_THIN: KernelDef =
+    KernelDef { shader: &SHADER, entry: "forward_thin", inputs: 3, outputs: 1, constant: None };
 /// [`BACKWARD_DATA`] for at most [`THIN_ROWS`] input channels.
 pub static BACKWARD_DATA_THIN: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_thin", inputs: 3, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "backward_data_thin", inputs: 3, outputs: 1, constant: None };
 /// dx from dy and the weight.
-pub static BACKWARD_DATA: KernelDef = KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1 };
+pub static BACKWARD_DATA: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1, constant: None };
 /// dweight from dy and x.
-pub static BACKWARD_WEIGHT: KernelDef = KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1 };
+pub static BACKWARD_WEIGHT: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1, constant: None };
 /// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
 pub static BACKWARD_WEIGHT_SUM: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1, constant: None };
 /// dbias: dy summed over batch and pixels.
-pub static BACKWARD_BIAS: KernelDef = KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1 };
+pub static BACKWARD_BIAS: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1, constant: None };
 
 /// Side of the square output tile one workgroup computes.
 const TILE: u64 = 64;

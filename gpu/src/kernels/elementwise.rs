@@ -3,7 +3,8 @@
 //! holds the op kernels (unary, unary backward, binary), whose `switch`es are filled from an
 //! op table: this crate knows how to launch an op by its code, the table (the `tensor`
 //! crate's `elementwise_table`) knows what each code computes. [`ElementwiseShader::new`]
-//! assembles the two files into one shader.
+//! assembles the two files into one shader, and each op launched gets its own pipeline of
+//! it, the op's code fixed as the pipeline constant `OP` (see the shader's header for why).
 //!
 //! Every operand is a strided view ([`View`]): NumPy broadcasting through stride-0 axes,
 //! permuted and narrowed layouts read in place.
@@ -12,18 +13,19 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::error::{invalid, Result};
 use crate::kernels::WG;
-use crate::pipeline_cache::{KernelDef, Shader};
+use crate::pipeline_cache::{KernelDef, PipelineConstant, Shader};
 
 /// The WGSL source of `shaders/strided.wgsl`.
 pub static STRIDED: Shader = Shader { name: "strided.wgsl", source: include_str!("../../../shaders/strided.wgsl") };
 /// The template `shaders/elementwise.wgsl`, before its switches are filled.
 pub const OPS_TEMPLATE: &str = include_str!("../../../shaders/elementwise.wgsl");
 /// `dst` = `src` over strided views.
-pub static COPY: KernelDef = KernelDef { shader: &STRIDED, entry: "copy", inputs: 1, outputs: 1 };
+pub static COPY: KernelDef = KernelDef { shader: &STRIDED, entry: "copy", inputs: 1, outputs: 1, constant: None };
 /// out = cond ≠ 0 ? a : b, over strided views.
-pub static WHERE: KernelDef = KernelDef { shader: &STRIDED, entry: "where_select", inputs: 3, outputs: 1 };
+pub static WHERE: KernelDef =
+    KernelDef { shader: &STRIDED, entry: "where_select", inputs: 3, outputs: 1, constant: None };
 /// Fills a buffer with one value.
-pub static FILL: KernelDef = KernelDef { shader: &STRIDED, entry: "fill", inputs: 0, outputs: 1 };
+pub static FILL: KernelDef = KernelDef { shader: &STRIDED, entry: "fill", inputs: 0, outputs: 1, constant: None };
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;
@@ -34,8 +36,6 @@ pub const MAX_RANK: usize = 6;
 pub struct Params {
     /// Number of output elements.
     pub n: u32,
-    /// Op code (the shader's switch).
-    pub op: u32,
     /// Number of axes in `shape` and the stride arrays.
     pub rank: u32,
     /// 1 when every view is dense from its offset: the shader skips the index math.
@@ -45,7 +45,7 @@ pub struct Params {
     /// Second scalar parameter (upper bound of a clamp).
     pub beta: f32,
     /// Padding to the shader's 16-byte struct alignment; always 0.
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
     /// Element offsets of o, a, b, c.
     pub offsets: [u32; 4],
     /// Iteration shape (first `rank` entries used).
@@ -63,7 +63,8 @@ pub struct Params {
 /// An op of the table with its scalar parameters, as the shader takes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct OpCode {
-    /// The row's position in its table (the `case` of the shader's switch).
+    /// The row's position in its table (the `case` of the shader's switch, given to the
+    /// pipeline as its constant `OP`).
     pub code: u32,
     /// First scalar parameter (`alpha` in the row's WGSL).
     pub alpha: f32,
@@ -111,15 +112,17 @@ impl ElementwiseShader {
         ElementwiseShader { shader: Box::leak(Box::new(Shader { name: "elementwise.wgsl", source })) }
     }
 
-    fn kernel(&self, entry: &'static str, inputs: u32) -> KernelDef {
-        KernelDef { shader: self.shader, entry, inputs, outputs: 1 }
+    /// The pipeline of `entry` for the op in row `code` of its table (the WGSL's `OP`).
+    fn kernel(&self, entry: &'static str, inputs: u32, code: u32) -> KernelDef {
+        let constant = Some(PipelineConstant { name: "OP", value: code });
+        KernelDef { shader: self.shader, entry, inputs, outputs: 1, constant }
     }
 
     /// out = op(x) over `shape`, both strided.
     // x, out: views at `shape`
     pub fn unary(&self, ctx: &Context, op: OpCode, x: &View, out: &View, shape: &[usize]) -> Result<()> {
         let p = params("unary", op, shape, [Some(out), Some(x), None, None])?;
-        launch(ctx, &self.kernel("unary", 1), &p, &[x.buf], out.buf)
+        launch(ctx, &self.kernel("unary", 1, op.code), &p, &[x.buf], out.buf)
     }
 
     /// out = op's backward(g, saved) over `shape`, written dense into `out`.
@@ -135,7 +138,7 @@ impl ElementwiseShader {
     ) -> Result<()> {
         let o = View::dense(out, shape);
         let p = params("unary_backward", op, shape, [Some(&o), Some(g), Some(saved), None])?;
-        launch(ctx, &self.kernel("unary_backward", 2), &p, &[g.buf, saved.buf], out)
+        launch(ctx, &self.kernel("unary_backward", 2, op.code), &p, &[g.buf, saved.buf], out)
     }
 
     /// out = op(a, b) at the broadcast shape `shape`, written dense into `out`.
@@ -144,7 +147,7 @@ impl ElementwiseShader {
         let o = View::dense(out, shape);
         let op = OpCode { code, ..Default::default() };
         let p = params("binary", op, shape, [Some(&o), Some(a), Some(b), None])?;
-        launch(ctx, &self.kernel("binary", 2), &p, &[a.buf, b.buf], out)
+        launch(ctx, &self.kernel("binary", 2, code), &p, &[a.buf, b.buf], out)
     }
 }
 
@@ -270,12 +273,11 @@ fn params(kernel: &'static str, op: OpCode, shape: &[usize], views: [Option<&Vie
     let contiguous = cshape.len() <= 1 && cstrides.iter().all(|s| s.first().is_none_or(|&x| x == 1));
     Ok(Params {
         n: n as u32,
-        op: op.code,
         rank: cshape.len() as u32,
         contiguous: contiguous as u32,
         alpha: op.alpha,
         beta: op.beta,
-        _pad: [0; 2],
+        _pad: [0; 3],
         offsets: [all[0].offset as u32, all[1].offset as u32, all[2].offset as u32, all[3].offset as u32],
         shape: pack(&cshape),
         o_strides: pack(&cstrides[0]),

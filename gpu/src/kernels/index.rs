@@ -10,9 +10,11 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/index.wgsl`.
 pub static SHADER: Shader = Shader { name: "index.wgsl", source: include_str!("../../../shaders/index.wgsl") };
 /// Gathers rows along the indexed axis.
-pub static INDEX_SELECT: KernelDef = KernelDef { shader: &SHADER, entry: "index_select", inputs: 2, outputs: 1 };
+pub static INDEX_SELECT: KernelDef =
+    KernelDef { shader: &SHADER, entry: "index_select", inputs: 2, outputs: 1, constant: None };
 /// Scatter-adds rows along the indexed axis (repeated indices accumulate).
-pub static INDEX_ADD: KernelDef = KernelDef { shader: &SHADER, entry: "index_add", inputs: 3, outputs: 1 };
+pub static INDEX_ADD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "index_add", inputs: 3, outputs: 1, constant: None };
 
 /// Mirrors `struct Params` in index.wgsl.
 #[repr(C)]

@@ -11,16 +11,17 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader =
     Shader { name: "interpolate.wgsl", source: include_str!("../../../shaders/interpolate.wgsl") };
 /// Nearest-neighbour upsampling by integer factors.
-pub static NEAREST_FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "nearest_forward", inputs: 1, outputs: 1 };
+pub static NEAREST_FORWARD: KernelDef =
+    KernelDef { shader: &SHADER, entry: "nearest_forward", inputs: 1, outputs: 1, constant: None };
 /// Gradient of nearest upsampling: sums each input pixel's block.
 pub static NEAREST_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "nearest_backward", inputs: 1, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "nearest_backward", inputs: 1, outputs: 1, constant: None };
 /// Bilinear upsampling (align_corners = false).
 pub static BILINEAR_FORWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "bilinear_forward", inputs: 1, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "bilinear_forward", inputs: 1, outputs: 1, constant: None };
 /// Gradient of bilinear upsampling.
 pub static BILINEAR_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "bilinear_backward", inputs: 1, outputs: 1 };
+    KernelDef { shader: &SHADER, entry: "bilinear_backward", inputs: 1, outputs: 1, constant: None };
 
 /// Mirrors `struct Params` in interpolate.wgsl.
 #[repr(C)]

@@ -10,7 +10,7 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/matmul.wgsl`.
 pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("../../../shaders/matmul.wgsl") };
 /// Tiled batched matrix product over strided views.
-pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1 };
+pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1, constant: None };
 
 /// Side of the square C tile one workgroup computes.
 pub const TILE: usize = 64;
