@@ -57,10 +57,13 @@ pub(crate) struct Pipeline {
     pub(crate) layout: wgpu::BindGroupLayout,
 }
 
+/// What a pipeline is cached under: its shader's name, its entry point and its constant.
+type PipelineKey = (&'static str, &'static str, Option<PipelineConstant>);
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str, Option<PipelineConstant>), Arc<Pipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
 }
 
 impl PipelineCache {
