@@ -1,7 +1,7 @@
 // elementwise.wgsl — the element-wise ops of the op table (tensor/src/elementwise_table.rs):
 // unary maps, their backward passes, and binary maps with NumPy broadcasting, over strided
 // views (f32). This file is a template: the three `{{…}}` lines below are replaced by one
-// `case` per table row (the row's position is its op code) when the pipeline is built, and
+// `case` per table row (the row's position is its op code) when the shader is assembled, and
 // the result is compiled appended to strided.wgsl (Params, offsets_of, linear_id, is_nan).
 //
 // Op selection. One entry point per arity, with the op chosen by the pipeline constant `OP`
