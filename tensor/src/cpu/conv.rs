@@ -1031,6 +1031,89 @@ mod tests {
         assert!((a - b).abs() <= 1e-10 * a.abs().max(b.abs()).max(1e-300), "{what}: {a} vs {b}");
     }
 
+    /// Every conv2d geometry of the cases: CASES, and the conv2d side of each T_CASES entry
+    /// (the geometry conv_transpose2d's kernels unfold).
+    fn all_conv_geometries() -> Vec<Conv2dGeometry> {
+        CASES.iter().map(conv_geom).chain(T_CASES.iter().map(|c| transpose_geom(c).transposed())).collect()
+    }
+
+    /// Every walk that can unfold `g`: rows and the tap table always, phase blocks where its
+    /// taps are shifted phase planes.
+    fn every_unfolding(g: &Conv2dGeometry) -> Vec<(&'static str, Unfolding)> {
+        let (ty, tx) = geometry_taps(g);
+        let mut plans = vec![("rows", Unfolding::Rows { ty, tx }), ("table", Unfolding::Table(tap_table(g)))];
+        if taps_are_shifted_phases(g) {
+            plans.push(("phases", Unfolding::Phases(phase_blocks(g))));
+        }
+        plans
+    }
+
+    /// The input pixel (channel plane index) tap (ki, kj) reads for output pixel (oy, ox), by
+    /// the definition, or `None` in the padding.
+    fn tap_source(g: &Conv2dGeometry, (ki, kj): (usize, usize), (oy, ox): (usize, usize)) -> Option<usize> {
+        let iy = (oy * g.stride[0] + ki * g.dilation[0]).checked_sub(g.padding[0]).filter(|&iy| iy < g.h)?;
+        let ix = (ox * g.stride[1] + kj * g.dilation[1]).checked_sub(g.padding[1]).filter(|&ix| ix < g.w)?;
+        Some(iy * g.w + ix)
+    }
+
+    #[test]
+    fn every_unfolding_walk_writes_every_entry_of_im2col_over_whatever_the_buffer_held() {
+        // The buffer starts as NaN: an entry a walk leaves unwritten (a padding zero skipped)
+        // would only pass by luck on a freshly zeroed buffer.
+        let mut rng = Rng::new(11);
+        for g in all_conv_geometries() {
+            let images = g.batch.min(3);
+            let (plane, hw, in_img) = (g.out_plane(), g.h * g.w, g.in_image());
+            let ld = images * plane;
+            let x = random(images * in_img, &mut rng);
+            for (name, plan) in every_unfolding(&g) {
+                let mut col = vec![f64::NAN; g.col_rows() * ld];
+                for i in 0..images {
+                    im2col(&x[i * in_img..(i + 1) * in_img], &g, &plan, &mut col, ld, i * plane);
+                }
+                for (r, row) in col.chunks_exact(ld).enumerate() {
+                    let (ci, tap) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
+                    for (j, &got) in row.iter().enumerate() {
+                        let (i, p) = (j / plane, j % plane);
+                        let source = tap_source(&g, (tap / g.kw, tap % g.kw), (p / g.ow, p % g.ow));
+                        let want = source.map_or(0.0, |s| x[i * in_img + ci * hw + s]);
+                        assert_eq!(got, want, "{name} walk, {g:?}: row {r}, column {j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_unfolding_walk_adds_col2im_onto_the_pixel_each_entry_came_from() {
+        let mut rng = Rng::new(12);
+        for g in all_conv_geometries() {
+            let images = g.batch.min(3);
+            let (plane, hw, in_img) = (g.out_plane(), g.h * g.w, g.in_image());
+            let ld = images * plane;
+            let dcol = random(g.col_rows() * ld, &mut rng);
+            let dx0 = random(images * in_img, &mut rng);
+            // The definition: dx starts as dx0 and every live entry is added onto its pixel.
+            let mut want = dx0.clone();
+            for (r, row) in dcol.chunks_exact(ld).enumerate() {
+                let (ci, tap) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
+                for (j, &v) in row.iter().enumerate() {
+                    let (i, p) = (j / plane, j % plane);
+                    if let Some(s) = tap_source(&g, (tap / g.kw, tap % g.kw), (p / g.ow, p % g.ow)) {
+                        want[i * in_img + ci * hw + s] += v;
+                    }
+                }
+            }
+            for (name, plan) in every_unfolding(&g) {
+                let (mut dcol, mut dx) = (dcol.clone(), dx0.clone());
+                for (i, dx_i) in dx.chunks_exact_mut(in_img).enumerate() {
+                    col2im(&mut dcol, &g, &plan, ld, i * plane, dx_i);
+                }
+                assert_close(&dx, &want, 1e-12, &format!("{name} walk, {g:?}"));
+            }
+        }
+    }
+
     #[test]
     fn a_kernel_hanging_over_a_small_plane_is_cropped_to_the_taps_that_reach_it() {
         // 3×3, padding 1 on a 1×1 plane: only the centre tap reads the input.
