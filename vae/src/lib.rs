@@ -29,6 +29,7 @@
 pub mod classify;
 pub mod config;
 pub mod data;
+pub mod disentanglement;
 pub mod error;
 pub mod eval;
 pub mod explore;

@@ -1,7 +1,7 @@
 //! Evaluation metrics: image sharpness (variance of the Laplacian), a Fréchet distance
-//! between Gaussian fits of classifier features, the mutual information gap (MIG) of a
-//! latent code against ground-truth factors, and how evenly generated samples spread over
-//! the classes a classifier assigns them.
+//! between Gaussian fits of classifier features, and how evenly generated samples spread over
+//! the classes a classifier assigns them. How well a code's latents match ground-truth factors
+//! (MIG, the FactorVAE score) is [`crate::disentanglement`].
 //!
 //! Shapes are explicit in every signature: images are [N, C, H, W] f32 slices, feature and
 //! latent matrices [n, d] row-major slices whose row count is `len / d`. Bad shapes or values
@@ -85,7 +85,7 @@ pub struct GaussianFit {
 }
 
 /// Converts an [n, d] matrix to f64 after checking its shape and that every value is finite.
-fn rows_f64<T: Float>(op: &'static str, what: &str, x: &[T], d: usize) -> Result<(Vec<f64>, usize)> {
+pub(crate) fn rows_f64<T: Float>(op: &'static str, what: &str, x: &[T], d: usize) -> Result<(Vec<f64>, usize)> {
     if d == 0 || !x.len().is_multiple_of(d) {
         return input_err(op, format!("{what} has {} values, not a whole number of rows of d = {d}", x.len()));
     }
@@ -150,62 +150,10 @@ pub fn frechet_distance<T: Float>(feats_a: &[T], feats_b: &[T], d: usize) -> Res
     frechet_distance_gaussians(&fit_gaussian(feats_a, d)?, &fit_gaussian(feats_b, d)?)
 }
 
-// ---------------------------------------------------------------- MIG
-
-/// MIG's verdict on one ground-truth factor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FactorGap {
-    /// H(v_k) in nats.
-    pub entropy: f64,
-    /// The latent j with the largest I(z_j; v_k).
-    pub best_latent: usize,
-    /// The largest I(z_j; v_k) over j, nats.
-    pub top1: f64,
-    /// The second-largest I(z_j; v_k) over j, nats (0 when d = 1).
-    pub top2: f64,
-    /// (top1 − top2) / H(v_k), in [0, 1].
-    pub gap: f64,
-}
-
-/// The result of [`mutual_information_gap`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct MigReport {
-    /// The mean of the gaps of the factors that vary.
-    pub mig: f64,
-    /// One entry per factor, `None` for a factor that takes a single value in the data
-    /// (H = 0, the gap is undefined; it is left out of the mean).
-    pub gaps: Vec<Option<FactorGap>>,
-    /// I(z_j; v_k) in nats: [d, k], entry (j, k) at `j * k_count + k`.
-    pub mutual_info: Vec<f64>,
-    /// H(v_k) in nats: \[k\].
-    pub entropies: Vec<f64>,
-}
-
-/// Bins used by disentanglement_lib's MIG (`discretizer_kwargs.num_bins`).
-pub const DEFAULT_MIG_BINS: usize = 20;
-
-/// Discrete mutual information I(a; b) = Σ p(a,b) ln(p(a,b) / (p(a) p(b))) in nats, from
-/// the counts `joint[a * nb + b]` over n samples. With counts, p(a,b)/(p(a)p(b)) =
-/// c_ab·n / (c_a·c_b). Empty cells contribute 0 (the limit of p ln p).
-fn mutual_info_from_counts(joint: &[usize], na: usize, nb: usize, n: usize) -> f64 {
-    let ca: Vec<usize> = (0..na).map(|a| joint[a * nb..(a + 1) * nb].iter().sum()).collect();
-    let cb: Vec<usize> = (0..nb).map(|b| (0..na).map(|a| joint[a * nb + b]).sum()).collect();
-    let nf = n as f64;
-    let mut mi = 0.0;
-    for a in 0..na {
-        for b in 0..nb {
-            let c = joint[a * nb + b];
-            if c > 0 {
-                let c = c as f64;
-                mi += c / nf * (c * nf / (ca[a] as f64 * cb[b] as f64)).ln();
-            }
-        }
-    }
-    mi.max(0.0)
-}
+// ---------------------------------------------------------------- class spread
 
 /// Entropy H = −Σ p ln p in nats of a histogram of counts (empty bins contribute 0).
-fn entropy_from_counts(counts: &[usize]) -> f64 {
+pub(crate) fn entropy_from_counts(counts: &[usize]) -> f64 {
     let n: usize = counts.iter().sum();
     if n == 0 {
         return 0.0;
@@ -219,118 +167,6 @@ fn entropy_from_counts(counts: &[usize]) -> f64 {
         })
         .sum()
 }
-
-/// Bins column j of x: [n, d] into `bins` equal-width bins over [min, max] of that column, as
-/// disentanglement_lib's `_histogram_discretize` (NumPy `digitize` against the left edges):
-/// bin = ⌊(x − min) / (max − min) · bins⌋, with x = max put in the last bin. A constant
-/// column lands in bin 0 (its mutual information with anything is then 0).
-fn discretize_column(x: &[f64], d: usize, j: usize, bins: usize) -> Vec<usize> {
-    let col = x.iter().skip(j).step_by(d);
-    let (lo, hi) = col.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let width = hi - lo;
-    col.map(|&v| if width > 0.0 { (((v - lo) / width * bins as f64) as usize).min(bins - 1) } else { 0 }).collect()
-}
-
-/// The mutual information gap of Chen et al. (2018), with the discretised estimator of
-/// disentanglement_lib (Locatello et al. 2019):
-///
-///   MIG = 1/K' · Σ_k (I(z_{j⁽¹⁾}; v_k) − I(z_{j⁽²⁾}; v_k)) / H(v_k),
-///
-/// where j⁽¹⁾, j⁽²⁾ are the latents with the largest and second-largest mutual information
-/// with factor v_k, and the sum runs over the K' factors that vary (H(v_k) > 0). A code in
-/// which each factor is captured by one latent alone scores near 1; a code that spreads a
-/// factor over several latents, or ignores it, scores near 0.
-///
-/// latents: [n, d] (e.g. posterior means μ(x)), each column discretised into `bins`
-/// equal-width bins (see `discretize_column`; 20 in disentanglement_lib). factors: [n, k]
-/// discrete factor indices, factor k taking values in 0..factor_sizes\[k\]. All information
-/// quantities are in nats; the ratio is unit-free. The plug-in estimator is biased upwards
-/// for small n (about (bins − 1)(|v_k| − 1) / 2n nats); use thousands of samples.
-pub fn mutual_information_gap<T: Float>(
-    latents: &[T],
-    d: usize,
-    factors: &[usize],
-    factor_sizes: &[usize],
-    bins: usize,
-) -> Result<MigReport> {
-    const OP: &str = "mutual_information_gap";
-    let (z, n) = rows_f64(OP, "latents", latents, d)?;
-    let k = factor_sizes.len();
-    if n == 0 || k == 0 || bins < 2 {
-        return input_err(OP, format!("latents [{n}, {d}], {k} factors, {bins} bins: need n ≥ 1, k ≥ 1, bins ≥ 2"));
-    }
-    check_len(OP, "factors", factors.len(), [n, k])?;
-    if let Some(idx) = (0..n * k).find(|&idx| factors[idx] >= factor_sizes[idx % k]) {
-        return input_err(
-            OP,
-            format!(
-                "factors [{n}, {k}]: row {} has value {} for factor {}, which has {} values",
-                idx / k,
-                factors[idx],
-                idx % k,
-                factor_sizes[idx % k]
-            ),
-        );
-    }
-
-    let entropies: Vec<f64> = (0..k)
-        .map(|f| {
-            let mut counts = vec![0usize; factor_sizes[f]];
-            (0..n).for_each(|i| counts[factors[i * k + f]] += 1);
-            entropy_from_counts(&counts)
-        })
-        .collect();
-    // One task per latent: bin it, then one joint histogram per factor. Row j of the result
-    // is I(z_j; v_·).
-    let mutual_info: Vec<f64> = (0..d)
-        .into_par_iter()
-        .flat_map_iter(|j| {
-            let zb = discretize_column(&z, d, j, bins);
-            (0..k)
-                .map(|f| {
-                    let nv = factor_sizes[f];
-                    let mut joint = vec![0usize; bins * nv];
-                    (0..n).for_each(|i| joint[zb[i] * nv + factors[i * k + f]] += 1);
-                    mutual_info_from_counts(&joint, bins, nv, n)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-
-    let gaps: Vec<Option<FactorGap>> = (0..k)
-        .map(|f| {
-            // An entropy of exactly 0 means one value; anything else has H ≥ (1/n)·ln n.
-            if entropies[f] <= 0.0 {
-                return None;
-            }
-            let mut order: Vec<usize> = (0..d).collect();
-            order.sort_by(|&a, &b| mutual_info[b * k + f].total_cmp(&mutual_info[a * k + f]));
-            let top1 = mutual_info[order[0] * k + f];
-            let top2 = order.get(1).map_or(0.0, |&j| mutual_info[j * k + f]);
-            Some(FactorGap {
-                entropy: entropies[f],
-                best_latent: order[0],
-                top1,
-                top2,
-                gap: (top1 - top2) / entropies[f],
-            })
-        })
-        .collect();
-    let varying: Vec<f64> = gaps.iter().flatten().map(|g| g.gap).collect();
-    if varying.is_empty() {
-        return input_err(OP, format!("all {k} factors take a single value over the {n} samples; MIG is undefined"));
-    }
-    Ok(MigReport { mig: varying.iter().sum::<f64>() / varying.len() as f64, gaps, mutual_info, entropies })
-}
-
-/// [`mutual_information_gap`] against dSprites' factors (shape, scale, orientation, pos_x,
-/// pos_y; sizes [`crate::data::dsprites::FACTOR_SIZES`]). latents: [n, d]; factors: \[n\].
-pub fn dsprites_mig<T: Float>(latents: &[T], d: usize, factors: &[[u16; 5]], bins: usize) -> Result<MigReport> {
-    let flat: Vec<usize> = factors.iter().flat_map(|f| f.map(usize::from)).collect();
-    mutual_information_gap(latents, d, &flat, &crate::data::dsprites::FACTOR_SIZES, bins)
-}
-
-// ---------------------------------------------------------------- class spread
 
 /// How many predictions fall in each class. predicted: \[n\] → counts: \[classes\].
 /// Errors on a prediction ≥ `classes`.
@@ -455,109 +291,6 @@ mod tests {
         nan[4] = f64::NAN;
         let err = frechet_distance(&nan, &a, 3).unwrap_err().to_string();
         assert!(err.contains("row 1, column 1"), "{err}");
-    }
-
-    #[test]
-    fn mutual_info_matches_a_hand_computed_table() {
-        // z bins (0, 1, 1, 1), v = (0, 0, 1, 1): p(0,0) = p(1,0) = 1/4, p(1,1) = 1/2,
-        // p(z) = (1/4, 3/4), p(v) = (1/2, 1/2):
-        // I = ¼ ln 2 + ¼ ln(2/3) + ½ ln(4/3).
-        let joint = [1, 0, 1, 2];
-        let expected = 0.25 * LN_2 + 0.25 * (2.0f64 / 3.0).ln() + 0.5 * (4.0f64 / 3.0).ln();
-        assert!((mutual_info_from_counts(&joint, 2, 2, 4) - expected).abs() < 1e-15);
-        // Against H(z) + H(v) − H(z, v), an independent route.
-        let h = entropy_from_counts(&[1, 3]) + entropy_from_counts(&[2, 2]) - entropy_from_counts(&joint);
-        assert!((h - expected).abs() < 1e-15);
-    }
-
-    #[test]
-    fn discretization_uses_equal_width_bins_with_max_in_the_last() {
-        // Column 0 spans [0, 10]; with 5 bins of width 2: 0→0, 1.9→0, 2→1, 9.99→4, 10→4.
-        let x = [0.0, 7.0, 1.9, 7.0, 2.0, 7.0, 9.99, 7.0, 10.0, 7.0];
-        assert_eq!(discretize_column(&x, 2, 0, 5), vec![0, 0, 1, 4, 4]);
-        assert_eq!(discretize_column(&x, 2, 1, 5), vec![0; 5], "constant column");
-    }
-
-    #[test]
-    fn mig_is_one_for_an_axis_aligned_code_and_skips_constant_factors() {
-        // Factor 0 has 2 values, factor 1 is constant, factor 2 has 4 values. Latent 0
-        // copies factor 2, latent 1 copies factor 0, latent 2 is noise independent of both
-        // (its 4 values cycle through every factor combination equally).
-        let n = 64;
-        let (mut z, mut f) = (Vec::new(), Vec::new());
-        for i in 0..n {
-            let (v0, v2) = (i % 2, (i / 2) % 4);
-            let noise = (i / 8) % 4;
-            z.extend([v2 as f32, v0 as f32 * 3.0 - 1.0, noise as f32]);
-            f.extend([v0, 0, v2]);
-        }
-        let r = mutual_information_gap(&z, 3, &f, &[2, 1, 4], 4).unwrap();
-        assert_eq!(r.gaps[1], None);
-        let g0 = r.gaps[0].clone().unwrap();
-        let g2 = r.gaps[2].clone().unwrap();
-        assert_eq!((g0.best_latent, g2.best_latent), (1, 0));
-        assert!((g0.entropy - LN_2).abs() < 1e-12 && (g2.entropy - 4f64.ln()).abs() < 1e-12);
-        assert!((g0.top1 - LN_2).abs() < 1e-12 && g0.top2.abs() < 1e-12);
-        assert!((r.mig - 1.0).abs() < 1e-12, "{r:?}");
-        assert!(r.mutual_info[2 * 3 + 2].abs() < 1e-12, "noise latent carries no information");
-    }
-
-    #[test]
-    fn mig_of_a_mixed_code_is_lower_and_matches_brute_force() {
-        // Latents z = R·v + noise with R a 45° rotation: each factor lives in two latents,
-        // so the gap shrinks. Check the reported gaps by recomputing I from the definition.
-        let mut rng = tensor::Rng::new(9);
-        let n = 4000;
-        let mut f = Vec::with_capacity(2 * n);
-        let (mut aligned, mut mixed) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            let (a, b) = (rng.below(8), rng.below(8));
-            f.extend([a, b]);
-            let (x, y) = (a as f64 + 0.1 * rng.normal(), b as f64 + 0.1 * rng.normal());
-            aligned.extend([x, y]);
-            mixed.extend([(x + y) / 2f64.sqrt(), (x - y) / 2f64.sqrt()]);
-        }
-        let ra = mutual_information_gap(&aligned, 2, &f, &[8, 8], 20).unwrap();
-        let rm = mutual_information_gap(&mixed, 2, &f, &[8, 8], 20).unwrap();
-        assert!(ra.mig > 0.8, "aligned {}", ra.mig);
-        assert!(rm.mig < 0.3, "mixed {}", rm.mig);
-
-        // Brute force: I(z_j; v_k) = Σ_{z,v} p(z,v) ln(p(z,v) / (p(z)p(v))) by scanning all
-        // samples for every cell, with the bins recomputed from scratch.
-        for j in 0..2 {
-            let col: Vec<f64> = (0..n).map(|i| mixed[i * 2 + j]).collect();
-            let lo = col.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = col.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let bin = |v: f64| (((v - lo) / (hi - lo) * 20.0).floor() as usize).min(19);
-            for k in 0..2 {
-                let mut mi = 0.0;
-                for zb in 0..20 {
-                    for v in 0..8 {
-                        let pzv = (0..n).filter(|&i| bin(col[i]) == zb && f[i * 2 + k] == v).count() as f64 / n as f64;
-                        let pz = (0..n).filter(|&i| bin(col[i]) == zb).count() as f64 / n as f64;
-                        let pv = (0..n).filter(|&i| f[i * 2 + k] == v).count() as f64 / n as f64;
-                        if pzv > 0.0 {
-                            mi += pzv * (pzv / (pz * pv)).ln();
-                        }
-                    }
-                }
-                assert!((rm.mutual_info[j * 2 + k] - mi).abs() < 1e-12, "I(z{j}; v{k})");
-            }
-        }
-    }
-
-    #[test]
-    fn mig_rejects_bad_inputs_with_shapes_in_the_message() {
-        let z = [0.0f32, 1.0, 2.0, 3.0];
-        let err = mutual_information_gap(&z, 2, &[0, 5], &[3], 10).unwrap_err().to_string();
-        assert!(err.contains("value 5") && err.contains("3 values"), "{err}");
-        assert!(mutual_information_gap(&z, 2, &[0, 1, 2], &[3], 10).is_err(), "3 rows for n = 2");
-        assert!(mutual_information_gap(&z, 3, &[0, 1], &[3], 10).is_err(), "4 values, d = 3");
-        assert!(mutual_information_gap(&z, 2, &[1, 1], &[3], 10).is_err(), "every factor constant");
-        // dSprites' factor arrays go through the same path.
-        let fs = [[0u16, 1, 2, 3, 4], [1, 1, 2, 3, 4]];
-        let r = dsprites_mig(&z, 2, &fs, 2).unwrap();
-        assert_eq!(r.gaps.iter().filter(|g| g.is_some()).count(), 1, "only shape varies");
     }
 
     #[test]

@@ -63,12 +63,18 @@ fn eval_writes_every_picture_and_the_test_metrics() {
         assert!(e.join(f).exists(), "{f} missing");
     }
     let m = metrics(&e.join("metrics.json"));
-    for k in ["test_neg_elbo", "test_recon", "test_kl", "mig", "laplacian_var_samples", "laplacian_var_reconstructions"]
-    {
+    for k in [
+        "test_neg_elbo",
+        "test_recon",
+        "test_kl",
+        "mig_discretized",
+        "laplacian_var_samples",
+        "laplacian_var_reconstructions",
+    ] {
         let v = m[k].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite(), "{k} = {v}");
     }
-    let mig = m["mig"].as_f64().unwrap();
+    let mig = m["mig_discretized"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&mig), "MIG {mig}");
     // −ELBO = recon + KL for β = 1.
     let (l, r, k) =

@@ -14,7 +14,11 @@
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (Yang and Kobilaski, figure 7) |
 //! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (Messaoudi et al.) |
 //! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (Messaoudi et al.) |
-//! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites), classifier-based scores (merged with the keys an earlier `eval` left there) |
+//! | `metrics.json`, `metrics.md` | test losses, −ELBO, Laplacian variance, MIG (dSprites, disentanglement_lib's estimator on the test images), classifier-based scores (merged with the keys an earlier `eval` left there) |
+//!
+//! `--what disentanglement` (dSprites runs only; not part of `all`, it takes minutes) encodes the
+//! whole factor grid, 737,280 images, and adds Chen et al.'s sampled MIG, the FactorVAE score
+//! and the discretised MIG over the grid to `metrics.json` ([`crate::disentanglement`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,15 +26,16 @@ use std::time::Instant;
 
 use crate::classify::{judge, load_classifier};
 use crate::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
+use crate::disentanglement::{
+    dsprites_mig_discretized, factor_vae_score, mig_discretized, mig_sampled, FactorGrid, FactorVaeOptions,
+    CHEN_DSPRITES_FACTORS, DEFAULT_MIG_BINS,
+};
 use crate::error::{Error, Result};
 use crate::eval::{
     decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, reconstruct_dataset,
     traversal_codes,
 };
-use crate::metrics::{
-    class_histogram, dsprites_mig, frechet_distance, mean_laplacian_variance, normalized_class_entropy,
-    DEFAULT_MIG_BINS,
-};
+use crate::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::plot::{save_image_grid_with, save_rows_with, save_scatter_plot, GridOptions};
 use crate::runs::RunConfig;
 use crate::train::{evaluate, standard_normal};
@@ -38,6 +43,8 @@ use serde_json::{json, Value};
 use tensor::{Rng, Tensor};
 
 const ALL: [&str; 9] = ["recon", "samples", "traverse", "interp", "features", "metrics", "tsne", "noise", "ood"];
+/// Sections that take minutes, run only when named (never by `all`).
+const SLOW: [&str; 1] = ["disentanglement"];
 
 /// Evaluate a trained VAE: reconstructions, samples, traversals, interpolations, feature
 /// maps, t-SNE, robustness pictures and test metrics.
@@ -53,9 +60,16 @@ pub struct EvalArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// What to do, comma-separated: all, or any of recon, samples, traverse, interp, features,
-    /// metrics, tsne, noise, ood.
+    /// metrics, tsne, noise, ood; and disentanglement (dSprites only, minutes: not part of all).
     #[arg(long, default_value = "all")]
     pub what: String,
+    /// Entropy samples per estimate in Chen et al.'s MIG (--what disentanglement; theirs: 10000).
+    #[arg(long, default_value_t = crate::disentanglement::CHEN_ENTROPY_SAMPLES)]
+    pub mig_samples: usize,
+    /// Keep every STEP-th value of orientation, pos_x and pos_y of the dSprites grid
+    /// (--what disentanglement; 1: Chen et al.'s full grid of 737,280 images).
+    #[arg(long, default_value_t = 1)]
+    pub grid_step: usize,
     /// Evaluate on at most this many test images.
     #[arg(long, default_value_t = 2000)]
     pub max_test: usize,
@@ -164,11 +178,30 @@ pub fn run(args: EvalArgs) -> Result<()> {
     crate::train::set_cpu_threads(args.threads)?;
     let started = Instant::now();
     let what: Vec<String> = list("what", &args.what)?;
-    if let Some(bad) = what.iter().find(|w| *w != "all" && !ALL.contains(&w.as_str())) {
-        return Err(Error::Config(format!("--what: '{bad}' is not one of all, {}", ALL.join(", "))));
+    if let Some(bad) = what.iter().find(|w| *w != "all" && !ALL.contains(&w.as_str()) && !SLOW.contains(&w.as_str())) {
+        return Err(Error::Config(format!(
+            "--what: '{bad}' is not one of all, {}, {}",
+            ALL.join(", "),
+            SLOW.join(", ")
+        )));
     }
-    let wants = |w: &str| what.iter().any(|x| x == "all" || x == w);
+    let wants = |w: &str| what.iter().any(|x| (x == "all" && !SLOW.contains(&w)) || x == w);
     let cfg = RunConfig::read(&args.run).map_err(|e| Error::Config(format!("--run {}: {e}", args.run.display())))?;
+    if wants("disentanglement") {
+        if cfg.dataset != DatasetKind::DSprites {
+            return Err(Error::Config(format!(
+                "--what disentanglement needs a run on dsprites (its factor grid); {} is on {}",
+                args.run.display(),
+                cfg.dataset
+            )));
+        }
+        if args.grid_step == 0 || args.grid_step > 16 || args.mig_samples == 0 {
+            return Err(Error::Config(format!(
+                "--grid-step {} --mig-samples {}: expected a step in 1..=16 and at least one sample",
+                args.grid_step, args.mig_samples
+            )));
+        }
+    }
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| args.run.join("best.safetensors"));
     if !checkpoint.exists() {
         return Err(Error::Config(format!("--checkpoint {}: no such file", checkpoint.display())));
@@ -281,6 +314,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if wants("metrics") {
         metrics_section(&ctx, &args, train_len, &mu, &logvar, &samples, &mut metrics)?;
+    }
+    if wants("disentanglement") {
+        disentanglement_section(&ctx, &args, &mut metrics)?;
     }
     if wants("tsne") {
         tsne_section(&ctx, &args, &mu)?;
@@ -419,8 +455,8 @@ fn metrics_section(
     m.insert("laplacian_var_reconstructions".into(), json!(mean_laplacian_variance(&rec, ctx.test.shape)?));
     m.insert("laplacian_var_samples".into(), json!(mean_laplacian_variance(samples, ctx.chw(ns))?));
     if let Some(f) = &ctx.test.factors {
-        let r = dsprites_mig(mu, z, f, DEFAULT_MIG_BINS)?;
-        m.insert("mig".into(), json!(r.mig));
+        let r = dsprites_mig_discretized(mu, z, f, DEFAULT_MIG_BINS)?;
+        m.insert("mig_discretized".into(), json!(r.mig));
         let names = crate::data::dsprites::FACTOR_NAMES;
         let gaps: BTreeMap<String, Value> = r
             .gaps
@@ -430,7 +466,7 @@ fn metrics_section(
                 g.as_ref().map(|g| (names[k].to_string(), json!({"gap": g.gap, "best_latent": g.best_latent})))
             })
             .collect();
-        m.insert("mig_per_factor".into(), json!(gaps));
+        m.insert("mig_discretized_per_factor".into(), json!(gaps));
     }
     if let Some(path) = &args.classifier {
         let (clf, info) =
@@ -455,6 +491,84 @@ fn metrics_section(
         );
         m.insert("sample_class_entropy_normalized".into(), json!(normalized_class_entropy(&hist)?));
     }
+    Ok(())
+}
+
+/// Chen et al.'s MIG, the FactorVAE score and the discretised MIG of the codes of every image
+/// of the dSprites factor grid (or of every `--grid-step`-th orientation and position).
+fn disentanglement_section(ctx: &Ctx, args: &EvalArgs, m: &mut BTreeMap<String, Value>) -> Result<()> {
+    use crate::data::dsprites;
+    let step = args.grid_step;
+    // Orientation, pos_x and pos_y (factors 2, 3, 4) are thinned by the step.
+    let thinned = |k: usize| k >= 2;
+    let sizes: Vec<usize> = dsprites::FACTOR_SIZES
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| if thinned(k) { n.div_ceil(step) } else { n })
+        .collect();
+    let grid = FactorGrid::new(&sizes)?;
+    let factors_of = |i: usize| -> [u16; 5] {
+        std::array::from_fn(|k| (grid.value(i, k) * if thinned(k) { step } else { 1 }) as u16)
+    };
+    let z = ctx.cfg.z_dim;
+    let [_, h, w] = ctx.shape;
+    let started = Instant::now();
+    println!("disentanglement: encoding the {} images of the dSprites grid {:?}", grid.len(), grid.sizes());
+    let (mut mu, mut logvar) = (Vec::with_capacity(grid.len() * z), Vec::with_capacity(grid.len() * z));
+    const CHUNK: usize = 8192;
+    let mut next_report = 0.1;
+    for start in (0..grid.len()).step_by(CHUNK) {
+        let factors: Vec<[u16; 5]> = (start..(start + CHUNK).min(grid.len())).map(factors_of).collect();
+        let images = dsprites::render_batch(&factors)?.to_vec_f32()?;
+        let chunk = Dataset::new("dsprites grid", [factors.len(), 1, dsprites::SIDE, dsprites::SIDE], images)?;
+        let chunk = if [h, w] == [dsprites::SIDE; 2] { chunk } else { chunk.resized(h, w) };
+        let (cm, cl) = encode_dataset(&ctx.model, &chunk, &ctx.norm, args.batch_size)?;
+        mu.extend(cm);
+        logvar.extend(cl);
+        let done = (start + factors.len()) as f64 / grid.len() as f64;
+        if done >= next_report {
+            println!("  encoded {:.0} % ({:.0} s)", done * 100.0, started.elapsed().as_secs_f64());
+            next_report += 0.1;
+        }
+    }
+    let encode_seconds = started.elapsed().as_secs_f64();
+    let names = dsprites::FACTOR_NAMES;
+
+    let t = Instant::now();
+    println!("disentanglement: Chen et al.'s MIG ({} entropy samples per estimate)", args.mig_samples);
+    let chen = mig_sampled(&grid, &mu, &logvar, z, &CHEN_DSPRITES_FACTORS, args.mig_samples, args.seed)?;
+    let per_factor: BTreeMap<String, Value> = chen
+        .factors
+        .iter()
+        .map(|f| {
+            let v = json!({"gap": f.gap, "best_latent": f.best_latent, "mutual_info_nats": f.mutual_info, "entropy_nats": f.entropy});
+            (names[f.factor].to_string(), v)
+        })
+        .collect();
+    println!("  MIG {:.4} ({:.0} s)", chen.mig, t.elapsed().as_secs_f64());
+    m.insert("mig_chen".into(), json!(chen.mig));
+    m.insert("mig_chen_per_factor".into(), json!(per_factor));
+    m.insert("mig_chen_marginal_entropies_nats".into(), json!(chen.marginal_entropies));
+
+    let opts = FactorVaeOptions { seed: args.seed, ..FactorVaeOptions::default() };
+    let fv = factor_vae_score(&grid, &mu, z, &opts)?;
+    println!("  FactorVAE score {:.4} (train accuracy {:.4})", fv.score, fv.train_accuracy);
+    m.insert("factor_vae_score".into(), json!(fv.score));
+    m.insert("factor_vae_train_accuracy".into(), json!(fv.train_accuracy));
+    let votes: BTreeMap<String, Value> =
+        fv.active_latents.iter().zip(&fv.latent_factor).map(|(j, &k)| (format!("z{j}"), json!(names[k]))).collect();
+    m.insert("factor_vae_latent_factor".into(), json!(votes));
+
+    let g = &grid;
+    let flat: Vec<usize> = (0..g.len()).flat_map(|i| (0..g.sizes().len()).map(move |k| g.value(i, k))).collect();
+    let discretized = mig_discretized(&mu, z, &flat, grid.sizes(), DEFAULT_MIG_BINS)?;
+    m.insert("mig_discretized_grid".into(), json!(discretized.mig));
+    m.insert(
+        "disentanglement_grid".into(),
+        json!({"images": grid.len(), "sizes": grid.sizes(), "grid_step": step, "mig_samples": args.mig_samples,
+               "encode_seconds": encode_seconds, "total_seconds": started.elapsed().as_secs_f64()}),
+    );
+    println!("  discretised MIG over the grid {:.4}; {:.0} s in all", discretized.mig, started.elapsed().as_secs_f64());
     Ok(())
 }
 
