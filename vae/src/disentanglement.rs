@@ -164,16 +164,7 @@ fn log_mixture_density(samples: &[f32], mu: &[f32], inv_sigma: &[f32], log_norm:
             let end = (start + TILE).min(mu.len());
             let (m, inv, c) = (&mu[start..end], &inv_sigma[start..end], &shifted[start..end]);
             for (sum, &z) in sums.iter_mut().zip(zs) {
-                let tile_sum: f32 = m
-                    .iter()
-                    .zip(inv)
-                    .zip(c)
-                    .map(|((&m, &inv), &c)| {
-                        let u = (z - m) * inv;
-                        exp_f32(c - 0.5 * u * u)
-                    })
-                    .sum();
-                *sum += tile_sum as f64;
+                *sum += tile_sum_best(z, m, inv, c) as f64;
             }
         }
         for (o, s) in out.iter_mut().zip(sums) {
@@ -181,6 +172,46 @@ fn log_mixture_density(samples: &[f32], mu: &[f32], inv_sigma: &[f32], log_norm:
         }
     });
     out
+}
+
+/// Σ_n exp(c_n − ½((z − μ_n)·inv_n)²) over one tile, in f32. The sum runs in LANES separate
+/// accumulators: one running sum is a chain of dependent additions that the compiler may not
+/// reorder, so it would not vectorise; LANES independent ones are one vector register.
+#[inline(always)]
+fn tile_sum(z: f32, mu: &[f32], inv_sigma: &[f32], log_norm: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let term = |m: f32, inv: f32, c: f32| {
+        let u = (z - m) * inv;
+        exp_f32(c - 0.5 * u * u)
+    };
+    let mut acc = [0.0f32; LANES];
+    let (m8, inv8, c8) = (mu.chunks_exact(LANES), inv_sigma.chunks_exact(LANES), log_norm.chunks_exact(LANES));
+    let tail: f32 =
+        m8.remainder().iter().zip(inv8.remainder()).zip(c8.remainder()).map(|((&m, &i), &c)| term(m, i, c)).sum();
+    for ((m, inv), c) in m8.zip(inv8).zip(c8) {
+        for l in 0..LANES {
+            acc[l] += term(m[l], inv[l], c[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// [`tile_sum`] compiled for AVX2 with FMA (8 lanes instead of SSE2's 4) where the CPU has
+/// them: the sampled MIG of a conv run on every second orientation and position of dSprites
+/// (92,160 images, 4,000 samples) took 19 s instead of 29–31 s on an AMD EPYC (Zen 3).
+fn tile_sum_best(z: f32, mu: &[f32], inv_sigma: &[f32], log_norm: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(z: f32, mu: &[f32], inv_sigma: &[f32], log_norm: &[f32]) -> f32 {
+            tile_sum(z, mu, inv_sigma, log_norm)
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU was just checked to have AVX2 and FMA, all the function needs.
+            return unsafe { avx2(z, mu, inv_sigma, log_norm) };
+        }
+    }
+    tile_sum(z, mu, inv_sigma, log_norm)
 }
 
 /// Draws the indices of `count` distinct members (all of them when there are fewer).

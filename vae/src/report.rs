@@ -31,7 +31,7 @@ const EVAL_PICTURES: [(&str, &str); 9] = [
     ("samples.png", "samples from N(0, I)"),
     ("traversal.png", "latent traversals, one row per dimension, most active first, ±3σ"),
     ("interpolation.png", "interpolations between pairs of test images"),
-    ("class_mix.png", "two classes mixed by weight (with sign flips)"),
+    ("class_mix.png", "two classes mixed by weight, chosen codes negated first"),
     ("tsne.png", "t-SNE of the test means"),
     ("noise.png", "reconstructions of pure noise"),
     ("denoise.png", "clean, noisy and reconstructed test images"),

@@ -150,7 +150,7 @@ fn a_decoded_code_is_an_image_of_the_run_size_that_changes_with_the_code() {
     assert_ne!(a.as_raw(), b.as_raw(), "a different code decodes to a different image");
     assert_eq!(server.get("/api/recon.png?i=2").image().dimensions(), (16, 16));
     assert_eq!(server.get("/api/test.png?i=2").image().dimensions(), (16, 16));
-    assert!(server.get("/api/mix.png?a=0&b=1&w=0.6&flip=0,3").image().width() == 16);
+    assert!(server.get("/api/mix.png?a=0&b=1&w=0.6&negate_b=1").image().width() == 16);
     let code: serde_json::Value = serde_json::from_slice(&server.get("/api/code?i=1").body).unwrap();
     assert_eq!(code["mu"].as_array().unwrap().len(), 4);
     // 16 samples, 8 to a row with 2-pixel padding: 8·16 + 9·2 wide, 2·16 + 3·2 high.
@@ -221,6 +221,31 @@ fn oversized_requests_get_4xx_without_the_server_reading_or_allocating_them() {
     assert_eq!(server.get("/api/info").status, 200, "the server still answers");
 }
 
+/// The code of test image `i` as the explorer reports it, formatted for `/api/decode.png?z=`.
+fn code_of(server: &Server, i: usize, sign: f64) -> String {
+    let code: serde_json::Value = serde_json::from_slice(&server.get(&format!("/api/code?i={i}")).body).unwrap();
+    code["mu"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{}", sign * v.as_f64().unwrap()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn mixing_weighs_image_a_by_w_and_negates_image_b_whole() {
+    // The STL-10 paper's mix is w·μ_a + (1 − w)·(±μ_b): at w = 1 it is image a's code, at
+    // w = 0 image b's, negated in every dimension when negate_b=1.
+    let server = Server::start(&[]);
+    let decode = |z: String| server.get(&format!("/api/decode.png?z={z}")).image().into_raw();
+    let mix = |q: &str| server.get(&format!("/api/mix.png?a=0&b=1&{q}")).image().into_raw();
+    assert_eq!(mix("w=1&negate_b=1"), decode(code_of(&server, 0, 1.0)), "w = 1 is all image a");
+    assert_eq!(mix("w=0"), decode(code_of(&server, 1, 1.0)), "w = 0 is all image b");
+    assert_eq!(mix("w=0&negate_b=1"), decode(code_of(&server, 1, -1.0)), "negate_b negates b's whole code");
+    assert_ne!(mix("w=0&negate_b=1"), mix("w=0"));
+}
+
 #[test]
 fn bad_parameters_get_400_naming_the_parameter() {
     let server = Server::start(&[]);
@@ -237,7 +262,8 @@ fn bad_parameters_get_400_naming_the_parameter() {
         ("/api/samples.png?seed=-1&n=4", "seed=-1"),
         ("/api/code?i=999", "i=999"),
         ("/api/code?i=99999999999999999999999", "i="),
-        ("/api/mix.png?a=0&b=1&w=0.5&flip=9", "flip: dimension 9"),
+        ("/api/mix.png?a=0&b=1&w=0.5&negate_b=2", "negate_b=2"),
+        ("/api/mix.png?a=0&b=1&w=0.5&flip=1", "unknown parameter 'flip'"),
         ("/api/mix.png?a=0&b=1&w=50", "w=50"),
     ] {
         let r = server.get(path);

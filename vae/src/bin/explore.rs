@@ -4,7 +4,7 @@
 //! checkpoint), serves one page on http://127.0.0.1:PORT/ (a free port unless `--port`) and
 //! prints its URL. The page — embedded in this binary, it needs no network — has a slider per
 //! latent dimension (most active first), a grid of held-out test images to start from, the
-//! mixing of two images' codes with sign flips, samples from the prior, and the run's loss
+//! mixing of two images' codes (one negated if asked), samples from the prior, and the run's loss
 //! curves and metrics. Every image is decoded on the server (`--device cpu` or `gpu`).
 //! Ctrl-C stops it.
 

@@ -10,7 +10,7 @@
 //! | `samples.png` | decoded samples from N(0, I) |
 //! | `traversal.png` | one row per latent dimension (the `--traverse-dims` with the largest KL), swept over ±3 (the prior's ±3σ) around one image's μ (Folkertsma et al.) |
 //! | `interpolation.png` | rows: image a, decodings of (1 − w)·μ_a + w·μ_b for w = 0 … 1, image b |
-//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings at `--weight` (the STL-10 paper) |
+//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings of w·μ_A + (1 − w)·μ_B at w = `--weight`, the B codes listed in `--negate` multiplied by −1 first (the STL-10 paper) |
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (Yang and Kobilaski, figure 7) |
 //! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (Messaoudi et al.) |
 //! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (Messaoudi et al.) |
@@ -32,7 +32,7 @@ use crate::disentanglement::{
 };
 use crate::error::{Error, Result};
 use crate::eval::{
-    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, reconstruct_dataset,
+    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, mix_codes, reconstruct_dataset,
     traversal_codes,
 };
 use crate::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
@@ -90,12 +90,14 @@ pub struct EvalArgs {
     /// Two classes (names or indices) to mix in class_mix.png, e.g. "horse,bird" or "7,9".
     #[arg(long)]
     pub mix_classes: Option<String>,
-    /// Interpolation weight w of class_mix.png: (1 − w)·μ_A + w·μ_B.
+    /// Weight w of class A in class_mix.png: w·μ_A + (1 − w)·μ_B (the STL-10 paper: 0.6 on the
+    /// horse, with --mix-classes horse,bird).
     #[arg(long, default_value_t = 0.6)]
     pub weight: f32,
-    /// Latent dimensions whose sign is flipped after mixing (comma-separated).
+    /// Class-B images whose whole code is multiplied by −1 before mixing (the STL-10 paper's
+    /// dark-winged birds), by their place in class_mix.png's rows (0-based, comma-separated).
     #[arg(long, default_value = "")]
-    pub flip: String,
+    pub negate: String,
     /// Number of samples from N(0, I) (samples.png shows up to 64; metrics use them all).
     #[arg(long, default_value_t = 1000)]
     pub samples: usize,
@@ -274,8 +276,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let mut rows = vec![];
         for pair in chosen.chunks(2).filter(|p| p.len() == 2) {
             let (a, b) = (mu_of(pair[0]), mu_of(pair[1]));
-            let codes: Vec<f32> =
-                (0..steps).flat_map(|s| interpolate(&a, &b, s as f32 / (steps - 1) as f32, &[])).collect();
+            let codes: Vec<f32> = (0..steps).flat_map(|s| interpolate(&a, &b, s as f32 / (steps - 1) as f32)).collect();
             let mut row = ctx.test.image(pair[0]).to_vec();
             row.extend(ctx.decode(&codes)?);
             row.extend_from_slice(ctx.test.image(pair[1]));
@@ -409,10 +410,19 @@ fn class_mix(ctx: &Ctx, args: &EvalArgs, spec: &str, mu: &[f32]) -> Result<()> {
     if n == 0 {
         return Err(Error::Config(format!("--mix-classes '{spec}': a class has no test images")));
     }
-    let flip: Vec<usize> = list("flip", &args.flip)?;
+    let negate: Vec<usize> = list("negate", &args.negate)?;
+    if let Some(k) = negate.iter().find(|&&k| k >= n) {
+        return Err(Error::Config(format!(
+            "--negate: image {k} but class_mix.png has {n} class-B images (0 to {})",
+            n - 1
+        )));
+    }
     let z = ctx.cfg.z_dim;
     let codes: Vec<f32> = (0..n)
-        .flat_map(|k| interpolate(&mu[ia[k] * z..(ia[k] + 1) * z], &mu[ib[k] * z..(ib[k] + 1) * z], args.weight, &flip))
+        .flat_map(|k| {
+            let (a, b) = (&mu[ia[k] * z..(ia[k] + 1) * z], &mu[ib[k] * z..(ib[k] + 1) * z]);
+            mix_codes(a, b, args.weight, negate.contains(&k))
+        })
         .collect();
     let rows = vec![ctx.test.subset(&ia[..n]).images, ctx.test.subset(&ib[..n]).images, ctx.decode(&codes)?];
     ctx.save_rows("class_mix.png", &rows)

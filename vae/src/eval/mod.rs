@@ -122,16 +122,18 @@ pub fn traversal_codes(mu: &[f32], steps: usize, range: f32) -> Vec<f32> {
     out
 }
 
-/// z = (1 − w)·a + w·b with the dimensions in `flip` negated afterwards (the STL-10 paper flips the
-/// sign of selected encodings).
-pub fn interpolate(a: &[f32], b: &[f32], w: f32, flip: &[usize]) -> Vec<f32> {
-    let mut z: Vec<f32> = a.iter().zip(b).map(|(x, y)| (1.0 - w) * x + w * y).collect();
-    for &j in flip {
-        if let Some(v) = z.get_mut(j) {
-            *v = -*v;
-        }
-    }
-    z
+/// The straight line between two codes: (1 − t)·a + t·b (t = 0 is a, t = 1 is b).
+pub fn interpolate(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y).collect()
+}
+
+/// The mixing of the STL-10 paper's pegasus experiment: w·a + (1 − w)·b′, where b′ = −b when
+/// `negate_b` and b otherwise. The paper puts the weight w = 0.6 "in favour of the horse
+/// encodings" (a), and multiplies the whole encoding of each dark-winged bird (b) by −1 before
+/// mixing, to turn its wings white.
+pub fn mix_codes(a: &[f32], b: &[f32], weight_a: f32, negate_b: bool) -> Vec<f32> {
+    let sign = if negate_b { -1.0 } else { 1.0 };
+    a.iter().zip(b).map(|(x, y)| weight_a * x + (1.0 - weight_a) * sign * y).collect()
 }
 
 /// Mean KL per latent dimension over n encoded images, ½·E[μ² + σ² − log σ² − 1]: how much
@@ -279,9 +281,30 @@ mod tests {
     }
 
     #[test]
-    fn interpolation_weights_the_second_code_and_flips_chosen_signs() {
+    fn interpolation_runs_from_the_first_code_to_the_second() {
         let close = |a: Vec<f32>, b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
-        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[]), [6.0, 4.0]));
-        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6, &[1, 7]), [6.0, -4.0]));
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.0), [0.0, 10.0]));
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6), [6.0, 4.0]));
+        assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 1.0), [10.0, 0.0]));
+    }
+
+    #[test]
+    fn mixing_puts_the_weight_on_the_first_code() {
+        // The horse (a) gets 0.6, the bird (b) 0.4.
+        let (horse, bird) = ([10.0, 0.0, 4.0], [0.0, 10.0, 2.0]);
+        let mixed = mix_codes(&horse, &bird, 0.6, false);
+        let expected = [6.0, 4.0, 3.2];
+        assert!(mixed.iter().zip(expected).all(|(x, y)| (x - y).abs() < 1e-5), "{mixed:?}");
+    }
+
+    #[test]
+    fn mixing_negates_the_whole_second_code_before_mixing() {
+        // 0.6·a + 0.4·(−b) in every dimension, not a flip of chosen dimensions of the mix.
+        let (horse, bird) = ([10.0, 0.0, 4.0], [0.0, 10.0, 2.0]);
+        let mixed = mix_codes(&horse, &bird, 0.6, true);
+        let expected = [6.0, -4.0, 1.6];
+        assert!(mixed.iter().zip(expected).all(|(x, y)| (x - y).abs() < 1e-5), "{mixed:?}");
+        // The horse's own code is never negated.
+        assert_eq!(mix_codes(&horse, &bird, 1.0, true), horse.to_vec());
     }
 }

@@ -15,7 +15,7 @@
 //! | `GET /api/recon.png?i=K` | its reconstruction (decoded mean) |
 //! | `GET /api/code?i=K` | JSON: its posterior mean μ |
 //! | `GET /api/decode.png?z=a,b,…` | the decoding of code z (one number per latent dimension) |
-//! | `GET /api/mix.png?a=I&b=J&w=W&flip=j,k` | decoding of (1 − w)·μ_I + w·μ_J with the listed signs flipped |
+//! | `GET /api/mix.png?a=I&b=J&w=W&negate_b=0\|1` | decoding of w·μ_I + (1 − w)·μ_J, μ_J multiplied by −1 first when `negate_b=1` (the STL-10 paper's mixing) |
 //! | `GET /api/samples.png?seed=S&n=N` | N decoded samples from N(0, I) |
 //! | `GET /api/loss.png` | the run's loss curves |
 //!
@@ -36,7 +36,7 @@ use tensor::{Device, DevicePreference, Rng};
 
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
-use crate::eval::{decode_codes, dims_by_kl, encode_dataset, interpolate, kl_per_dim, reconstruct_dataset};
+use crate::eval::{decode_codes, dims_by_kl, encode_dataset, kl_per_dim, mix_codes, reconstruct_dataset};
 use crate::model::{OutputActivation, Vae};
 use crate::plot::{image_grid, png_bytes, GridOptions};
 use crate::runs::{metrics_columns, read_metrics, EpochMetrics, RunConfig};
@@ -367,21 +367,18 @@ impl Explorer {
     }
 
     fn mix(&self, params: &Params) -> std::result::Result<Reply, Answer> {
-        params.only(&["a", "b", "w", "flip"])?;
+        params.only(&["a", "b", "w", "negate_b"])?;
         let (a, b) = (self.image_index(params, "a")?, self.image_index(params, "b")?);
         let w: f32 = params.number("w")?;
         if !(-1.0..=2.0).contains(&w) {
-            return Err(Answer::Bad(format!("w={w}: the weight must lie in [-1, 2] (0 is image a, 1 is image b)")));
+            return Err(Answer::Bad(format!("w={w}: the weight must lie in [-1, 2] (1 is image a, 0 is image b)")));
         }
-        let flip: Vec<usize> = if params.get("flip").is_some() { params.list("flip")? } else { vec![] };
-        if let Some(j) = flip.iter().find(|&&j| j >= self.cfg.z_dim) {
-            return Err(Answer::Bad(format!(
-                "flip: dimension {j} but z has {} (0 to {})",
-                self.cfg.z_dim,
-                self.cfg.z_dim - 1
-            )));
-        }
-        let code = interpolate(self.mu(a), self.mu(b), w, &flip);
+        let negate_b = match params.get("negate_b") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => return Err(Answer::Bad(format!("negate_b={other}: expected 0 or 1"))),
+        };
+        let code = mix_codes(self.mu(a), self.mu(b), w, negate_b);
         let (png, ms) = self.decode_png(&code, 1, 0)?;
         Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
     }

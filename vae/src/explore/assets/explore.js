@@ -3,7 +3,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { info: null, code: [], a: 0, b: 1, seed: 1, flips: new Set(), sliders: new Map() };
+const state = { info: null, code: [], a: 0, b: 1, seed: 1, sliders: new Map() };
 
 function showError(message) {
   const e = $('error');
@@ -66,8 +66,8 @@ function decodeCode() {
 function updateMix() {
   const w = parseFloat($('weight').value);
   $('weight-value').textContent = w.toFixed(2);
-  const flip = [...state.flips].sort((x, y) => x - y).join(',');
-  show.mix(`/api/mix.png?a=${state.a}&b=${state.b}&w=${w}&flip=${flip}`);
+  const negate = $('negate-b').checked ? 1 : 0;
+  show.mix(`/api/mix.png?a=${state.a}&b=${state.b}&w=${w}&negate_b=${negate}`);
 }
 
 function updateSamples() {
@@ -105,16 +105,6 @@ function buildSliders(info) {
     });
     box.append(label, input, output, note);
     state.sliders.set(index, { input, output });
-
-    const flip = document.createElement('label');
-    const box2 = document.createElement('input');
-    box2.type = 'checkbox';
-    box2.addEventListener('change', () => {
-      if (box2.checked) state.flips.add(index); else state.flips.delete(index);
-      updateMix();
-    });
-    flip.append(box2, ` z${index}`);
-    $('flips').append(flip);
   }
 }
 
@@ -239,6 +229,7 @@ async function main() {
   buildGrid(info);
   buildTraining(info);
   $('weight').addEventListener('input', updateMix);
+  $('negate-b').addEventListener('change', updateMix);
   $('zero').addEventListener('click', () => setCode(new Array(info.z_dim).fill(0)));
   $('to-a').addEventListener('click', () => pick(state.a, 'a'));
   $('random-code').addEventListener('click', () => {
