@@ -324,6 +324,58 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// One value of a run folder: `key` from its `eval/metrics.json` if `eval` wrote it there,
+/// else the column `key` of its best epoch (lowest validation loss) in `metrics.csv`, else the
+/// number `key` of its `config.json` (e.g. `beta`). Errors name the folder and the key.
+pub fn run_value(run: &Path, key: &str) -> Result<f64> {
+    let number_in = |path: PathBuf| -> Option<f64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str::<Value>(&text).ok()?.get(key)?.as_f64()
+    };
+    if let Some(v) = number_in(run.join("eval").join("metrics.json")) {
+        return Ok(v);
+    }
+    let csv = run.join("metrics.csv");
+    if csv.is_file() {
+        let rows = read_metrics(&csv)?;
+        if let Some(v) = crate::runs::best_epoch(&rows).and_then(|r| r.get(key)) {
+            return Ok(v);
+        }
+    }
+    number_in(run.join("config.json")).ok_or_else(|| {
+        Error::Config(format!(
+            "{}: no number '{key}' in eval/metrics.json, in metrics.csv's best epoch or in config.json",
+            run.display()
+        ))
+    })
+}
+
+/// A line plot of `y` against `x` (both read by [`run_value`]) with one line per series
+/// (name, run folders); runs of a series that share an x are averaged into one point. Writes
+/// the PNG to `out`.
+pub fn write_comparison_plot(series: &[(String, Vec<PathBuf>)], x: &str, y: &str, out: &Path) -> Result<()> {
+    let mut lines = Vec::new();
+    for (name, runs) in series {
+        let mut points: Vec<(f64, f64, usize)> = Vec::new();
+        for run in runs {
+            let (vx, vy) = (run_value(run, x)?, run_value(run, y)?);
+            match points.iter_mut().find(|p| p.0 == vx) {
+                Some(p) => {
+                    p.1 += vy;
+                    p.2 += 1;
+                }
+                None => points.push((vx, vy, 1)),
+            }
+        }
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        lines.push((name.clone(), points.iter().map(|&(vx, sum, n)| (vx, sum / n as f64)).collect()));
+    }
+    let opts = PlotOptions { width: 720, height: 450, ..PlotOptions::default() };
+    let img = render_line_plot(&format!("{y} against {x}"), &lines, x, y, &opts)?;
+    crate::plot::save_png_atomic(&DynamicImage::ImageRgb8(img), out)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +401,45 @@ mod tests {
         assert!(loss_plot(&[row(1, 2.0), row(2, 1.5)]).unwrap().is_some());
         assert!(loss_plot(&[row(1, f64::NAN)]).unwrap().is_none());
         assert!(loss_plot(&[]).unwrap().is_none());
+    }
+
+    /// A run folder with config.json (beta), a two-epoch metrics.csv whose second epoch is
+    /// the best, and optionally eval/metrics.json holding mig_chen.
+    fn fake_run(root: &Path, name: &str, beta: f64, val_losses: [f64; 2], mig: Option<f64>) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(dir.join("eval")).unwrap();
+        std::fs::write(dir.join("config.json"), format!("{{\"beta\": {beta}}}")).unwrap();
+        let stats = |loss: f64| crate::train::StepStats { loss, recon: loss, kl: 0.0, mi: None, tc: None, dwkl: None };
+        let rows: Vec<EpochMetrics> =
+            (0..2).map(|e| EpochMetrics::new(e + 1, 1e-3, 1.0, &stats(9.0), &stats(val_losses[e]))).collect();
+        crate::runs::write_metrics(&dir.join("metrics.csv"), &rows).unwrap();
+        if let Some(m) = mig {
+            std::fs::write(dir.join("eval").join("metrics.json"), format!("{{\"mig_chen\": {m}}}")).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn run_values_come_from_eval_then_the_best_epoch_then_the_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = fake_run(tmp.path(), "a", 3.0, [5.0, 4.0], Some(0.25));
+        assert_eq!(run_value(&run, "mig_chen").unwrap(), 0.25);
+        assert_eq!(run_value(&run, "val_loss").unwrap(), 4.0, "the best epoch's, not the last's or the first's");
+        assert_eq!(run_value(&run, "beta").unwrap(), 3.0);
+        let err = run_value(&run, "nothing").unwrap_err().to_string();
+        assert!(err.contains("'nothing'") && err.contains(&run.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_comparison_plot_is_written_and_refuses_a_run_without_the_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a1 = fake_run(tmp.path(), "a1", 1.0, [5.0, 4.0], Some(0.1));
+        let a3 = fake_run(tmp.path(), "a3", 3.0, [5.0, 4.0], Some(0.3));
+        let b3 = fake_run(tmp.path(), "b3", 3.0, [5.0, 4.0], None);
+        let out = tmp.path().join("mig.png");
+        write_comparison_plot(&[("a".into(), vec![a1.clone(), a3])], "beta", "mig_chen", &out).unwrap();
+        assert_eq!(image::open(&out).unwrap().width(), 720);
+        let err = write_comparison_plot(&[("b".into(), vec![a1, b3])], "beta", "mig_chen", &out).unwrap_err();
+        assert!(err.to_string().contains("b3"), "{err}");
     }
 }

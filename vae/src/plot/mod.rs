@@ -83,7 +83,7 @@ fn invalid<T>(what: &'static str, msg: impl Into<String>) -> Result<T> {
 
 /// Writes `img` as a PNG file atomically (`nn::atomic_file`: a crash leaves the old picture or
 /// the new one).
-fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
+pub fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<()> {
     let bytes = png_bytes(img)?;
     nn::atomic_file::write_atomic(path, &bytes).map_err(|(path, source)| PlotError::Io { path, source })
 }
