@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod disentanglement;

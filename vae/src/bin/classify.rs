@@ -6,7 +6,6 @@
 //! The split (`--split`, `--seed`, `--max-images`) is cut as `train` cuts it, so a VAE trained
 //! with the same flags is evaluated on images the classifier never saw.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +16,8 @@ use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{Init, Module};
 use tensor::Rng;
 use vae::classify::{cross_entropy, info_path, predictions, ClassifierInfo};
-use vae::data::{BatchOptions, Batches, Dataset, DatasetKind, Normalization};
+use vae::cli::ClassifyCli as Args;
+use vae::data::{BatchOptions, Batches, Dataset, Normalization};
 use vae::error::{Error, Result};
 use vae::model::ResNet18Classifier;
 use vae::runs::RunConfig;
@@ -25,43 +25,6 @@ use vae::runs::RunConfig;
 /// Training allocates the same large tensors every step: reuse them (see train.rs).
 #[global_allocator]
 static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
-
-/// Train a ResNet-18 classifier (also the encoder pre-training of Yang and Kobilaski).
-#[derive(Parser, Debug)]
-#[command(name = "classify", version, about)]
-struct Args {
-    /// Dataset with labels: fashion-mnist, mnist, cifar10, stl10 or folder.
-    #[arg(long, value_enum, default_value = "fashion-mnist")]
-    dataset: DatasetKind,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Resize images to SIZE×SIZE (32 for a `resnet18` VAE on 28×28 data).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Use at most this many images.
-    #[arg(long)]
-    max_images: Option<usize>,
-    /// Train/validation/test split ratios (as `train`).
-    #[arg(long, default_value = "10:1:1")]
-    split: String,
-    /// resnet18 or resnet18-nobn.
-    #[arg(long, default_value = "resnet18")]
-    arch: String,
-    #[arg(long, default_value_t = 2)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Where to save the weights (a `.json` description is written beside them).
-    #[arg(long, default_value = "runs/classifier/classifier.safetensors")]
-    out: PathBuf,
-}
 
 fn main() {
     if let Err(e) = run(Args::parse()) {

@@ -2,16 +2,8 @@
 //! (`vae::eval::command` says what each file is).
 
 use clap::Parser;
-use vae::eval::command::{run, EvalArgs};
-
-/// Evaluate a trained VAE: reconstructions, samples, traversals, interpolations, feature
-/// maps, t-SNE, robustness pictures and test metrics.
-#[derive(Parser, Debug)]
-#[command(name = "eval", version, about)]
-struct Cli {
-    #[command(flatten)]
-    args: EvalArgs,
-}
+use vae::cli::EvalCli as Cli;
+use vae::eval::command::run;
 
 fn main() {
     if let Err(e) = run(Cli::parse().args) {

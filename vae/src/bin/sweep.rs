@@ -13,32 +13,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
+use vae::cli::SweepCli as Args;
 use vae::error::{Error, Result};
 use vae::sweep::{collect, grid_points, parse_axis, point_name, table, val_loss_series};
-
-/// Train a grid of VAEs and write one table and one validation-loss plot.
-#[derive(Parser, Debug)]
-#[command(name = "sweep", version, about)]
-struct Args {
-    /// Name of the sweep (its folder under --root).
-    #[arg(long)]
-    name: String,
-    /// One axis of the grid, FLAG=V1,V2,... with FLAG a `train` flag (repeatable).
-    #[arg(long, required = true)]
-    grid: Vec<String>,
-    /// Where sweeps are written.
-    #[arg(long, default_value = "runs/sweeps")]
-    root: PathBuf,
-    /// The `train` executable (default: the one beside this binary).
-    #[arg(long)]
-    train_bin: Option<PathBuf>,
-    /// Train points again even when their folder already has results.
-    #[arg(long)]
-    retrain: bool,
-    /// Flags passed to every `train` run (after `--`).
-    #[arg(last = true)]
-    train_args: Vec<String>,
-}
 
 fn main() {
     if let Err(e) = run(Args::parse()) {

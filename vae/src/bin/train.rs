@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use autograd::{no_grad, Var};
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::checkpoint::{load_model, load_training_checkpoint, save_training_checkpoint, LoadOptions, TrainingState};
 use nn::optim::{Adam, AdamConfig, EarlyStopping, LrSchedule, MetricGoal, Optimizer};
 use nn::{Init, Module};
-use tensor::{Device, DevicePreference, Rng, Tensor};
+use tensor::{Device, Rng, Tensor};
+use vae::cli::TrainCli as Cli;
 use vae::data::{BatchOptions, Batches, Dataset, Normalization};
 use vae::error::{Error, Result};
 use vae::model::{ModelConfig, OutputActivation, Vae};
@@ -29,37 +29,6 @@ use vae::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean, St
 /// working set in from the OS each time (see tensor/src/cpu/caching_allocator.rs).
 #[global_allocator]
 static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
-
-/// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
-#[derive(Parser, Debug)]
-#[command(name = "train", version, about)]
-struct Cli {
-    #[command(flatten)]
-    config: RunConfig,
-    /// Device (auto: a hardware GPU if there is one, else the CPU).
-    #[arg(long, default_value = "auto", value_parser = device_parser())]
-    device: DevicePreference,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Run folder (default: runs/ARCH-DATASET-SEED). A new run refuses a folder holding another.
-    #[arg(long)]
-    run_dir: Option<PathBuf>,
-    /// Continue a run from its training checkpoint (e.g. runs/x/last.safetensors). The run keeps
-    /// its configuration: of its flags only --epochs and --patience may change (and --device,
-    /// --threads, --profile, which are not part of it).
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// After each epoch, print where the training steps' time went: per op family (matmul,
-    /// conv, …, optimizer, and "other" for autograd and host code) and the slowest ops.
-    /// On the GPU every op is waited for, so steps get slower while profiling.
-    #[arg(long)]
-    profile: bool,
-}
-
-fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {
-    PossibleValuesParser::new(["auto", "cpu", "gpu"]).try_map(|s| s.parse::<DevicePreference>())
-}
 
 /// The flags of [`RunConfig`] a resumed run takes from the command line.
 const CHANGEABLE_ON_RESUME: [&str; 2] = ["epochs", "patience"];

@@ -1,0 +1,122 @@
+//! The command lines of the binaries, as clap parsers: each binary parses its struct and calls
+//! the library. They live here, not in `src/bin/`, so that tests can parse every command the
+//! docs quote with the binaries' own parsers (`tests/docs_commands.rs`): a renamed flag or a
+//! refused value in a documented command fails CI.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Parser;
+use tensor::DevicePreference;
+
+use crate::data::DatasetKind;
+use crate::eval::command::EvalArgs;
+use crate::runs::RunConfig;
+
+/// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
+#[derive(Parser, Debug)]
+#[command(name = "train", version, about)]
+pub struct TrainCli {
+    /// The run's configuration: the flags of [`RunConfig`].
+    #[command(flatten)]
+    pub config: RunConfig,
+    /// Device (auto: a hardware GPU if there is one, else the CPU).
+    #[arg(long, default_value = "auto", value_parser = device_parser())]
+    pub device: DevicePreference,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Run folder (default: runs/ARCH-DATASET-SEED). A new run refuses a folder holding another.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue a run from its training checkpoint (e.g. runs/x/last.safetensors). The run keeps
+    /// its configuration: of its flags only --epochs and --patience may change (and --device,
+    /// --threads, --profile, which are not part of it).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// After each epoch, print where the training steps' time went: per op family (matmul,
+    /// conv, …, optimizer, and "other" for autograd and host code) and the slowest ops.
+    /// On the GPU every op is waited for, so steps get slower while profiling.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {
+    PossibleValuesParser::new(["auto", "cpu", "gpu"]).try_map(|s| s.parse::<DevicePreference>())
+}
+
+/// Evaluate a trained VAE: reconstructions, samples, traversals, interpolations, feature
+/// maps, t-SNE, robustness pictures, test metrics and disentanglement.
+#[derive(Parser, Debug)]
+#[command(name = "eval", version, about)]
+pub struct EvalCli {
+    /// The flags, defined with the command in [`crate::eval::command`].
+    #[command(flatten)]
+    pub args: EvalArgs,
+}
+
+/// Train a grid of VAEs and write one table and one validation-loss plot.
+#[derive(Parser, Debug)]
+#[command(name = "sweep", version, about)]
+pub struct SweepCli {
+    /// Name of the sweep (its folder under --root).
+    #[arg(long)]
+    pub name: String,
+    /// One axis of the grid, FLAG=V1,V2,... with FLAG a `train` flag (repeatable).
+    #[arg(long, required = true)]
+    pub grid: Vec<String>,
+    /// Where sweeps are written.
+    #[arg(long, default_value = "runs/sweeps")]
+    pub root: PathBuf,
+    /// The `train` executable (default: the one beside this binary).
+    #[arg(long)]
+    pub train_bin: Option<PathBuf>,
+    /// Train points again even when their folder already has results.
+    #[arg(long)]
+    pub retrain: bool,
+    /// Flags passed to every `train` run (after `--`).
+    #[arg(last = true)]
+    pub train_args: Vec<String>,
+}
+
+/// Train a ResNet-18 classifier (also the encoder pre-training of Yang and Kobilaski).
+#[derive(Parser, Debug)]
+#[command(name = "classify", version, about)]
+pub struct ClassifyCli {
+    /// Dataset with labels: fashion-mnist, mnist, cifar10, stl10 or folder.
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    pub dataset: DatasetKind,
+    /// Where the dataset's files are (default: the dataset's standard location).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Resize images to SIZE×SIZE (32 for a `resnet18` VAE on 28×28 data).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Use at most this many images.
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    /// Train/validation/test split ratios (as `train`).
+    #[arg(long, default_value = "10:1:1")]
+    pub split: String,
+    /// resnet18 or resnet18-nobn.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: String,
+    /// Number of epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Random seed (initialisation, split, order).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Where to save the weights (a `.json` description is written beside them).
+    #[arg(long, default_value = "runs/classifier/classifier.safetensors")]
+    pub out: PathBuf,
+}

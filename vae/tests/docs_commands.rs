@@ -1,0 +1,166 @@
+//! Every `train`, `eval`, `sweep` and `classify` command quoted in a fenced code block of the
+//! README or of docs/ parses with the binary's own parser (`vae::cli`), and so does each
+//! sweep's `train` command with the first value of every grid axis. A renamed flag, a removed
+//! value or a placeholder left in a documented command fails here instead of failing a reader.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use vae::cli::{ClassifyCli, EvalCli, SweepCli, TrainCli};
+
+/// The README and every Markdown file of docs/.
+fn documents() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/ is readable")
+        .map(|e| e.expect("a docs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+/// The logical lines of the fenced code blocks of a Markdown text: continuation lines (ending
+/// in `\`) joined, comments (` #` to the end) dropped. Each with its first line number.
+fn code_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let (mut inside, mut pending): (bool, Option<(usize, String)>) = (false, None);
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let code = match line.find(" #") {
+            Some(k) => &line[..k],
+            None => line,
+        };
+        let (code, continues) = match code.trim_end().strip_suffix('\\') {
+            Some(c) => (c, true),
+            None => (code, false),
+        };
+        let entry = pending.get_or_insert((i + 1, String::new()));
+        entry.1.push(' ');
+        entry.1.push_str(code.trim());
+        if !continues {
+            out.extend(pending.take());
+        }
+    }
+    out
+}
+
+/// Splits a command line into words, honouring single and double quotes.
+fn words(line: &str) -> Vec<String> {
+    let (mut out, mut word, mut quote, mut started) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if started || !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                started = false;
+            }
+            (None, c) => word.push(c),
+        }
+    }
+    if started || !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+const BINARIES: [&str; 4] = ["train", "eval", "sweep", "classify"];
+
+/// The binary and its arguments when `line` runs one of [`BINARIES`]: plainly (`train …`), by
+/// path (`target/release/train …`) or through cargo (`cargo run --release -p vae --bin train -- …`).
+fn command(line: &str) -> Option<(String, Vec<String>)> {
+    let w = words(line);
+    let (name, rest) = if w.first().map(String::as_str) == Some("cargo") {
+        let bin = w.iter().position(|x| x == "--bin")?;
+        let after = match w.get(bin + 2).map(String::as_str) {
+            Some("--") => bin + 3,
+            _ => bin + 2,
+        };
+        (w.get(bin + 1)?.clone(), w.get(after..).unwrap_or_default().to_vec())
+    } else {
+        let first = w.first()?;
+        (first.rsplit('/').next()?.to_string(), w[1..].to_vec())
+    };
+    BINARIES.contains(&name.as_str()).then_some((name, rest))
+}
+
+/// Parses one command with its binary's parser; the error says what clap said.
+fn parse(name: &str, args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once(name.to_string()).chain(args.iter().cloned());
+    let err = |e: clap::Error| e.render().to_string();
+    match name {
+        "train" => TrainCli::try_parse_from(argv).map(drop).map_err(err),
+        "eval" => EvalCli::try_parse_from(argv).map(drop).map_err(err),
+        "classify" => ClassifyCli::try_parse_from(argv).map(drop).map_err(err),
+        "sweep" => {
+            let sweep = SweepCli::try_parse_from(argv).map_err(err)?;
+            // The train command of the grid's first point.
+            let mut train = sweep.train_args.clone();
+            for spec in &sweep.grid {
+                let axis = vae::sweep::parse_axis(spec).map_err(|e| e.to_string())?;
+                train.extend([format!("--{}", axis.flag), axis.values[0].clone()]);
+            }
+            parse("train", &train).map_err(|e| format!("its train command: {e}"))
+        }
+        _ => Err(format!("{name} is not a binary this test knows")),
+    }
+}
+
+#[test]
+fn every_documented_command_parses_with_its_binarys_parser() {
+    let (mut checked, mut failures) = (0, Vec::new());
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).expect("a readable Markdown file");
+        for (line_no, line) in code_lines(&text) {
+            let Some((name, args)) = command(&line) else { continue };
+            checked += 1;
+            let placeholder = args.iter().find(|a| a.contains('…') || a.contains("...") || a.starts_with('<'));
+            let result = match placeholder {
+                Some(p) => Err(format!("'{p}' is a placeholder: quote the whole command")),
+                None => parse(&name, &args),
+            };
+            if let Err(e) = result {
+                failures.push(format!("{}:{line_no}: {}\n  {e}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} documented commands do not parse:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The README alone quotes the main job; the results page quotes many more.
+    assert!(checked >= 10, "only {checked} commands found: is the extraction broken?");
+}
+
+#[test]
+fn the_extraction_finds_commands_in_every_form_the_docs_use() {
+    let text = "text\n```sh\ncargo run --release -p vae --bin train -- --arch dense \\\n  --epochs 3   # a comment\n\
+                target/release/eval --run runs/x --what 'metrics,recon'\nls\n```\nsweep --name outside\n";
+    let lines = code_lines(text);
+    let found: Vec<_> = lines.iter().filter_map(|(_, l)| command(l)).collect();
+    assert_eq!(found.len(), 2, "{lines:?}");
+    assert_eq!(found[0], ("train".to_string(), ["--arch", "dense", "--epochs", "3"].map(String::from).to_vec()));
+    assert_eq!(found[1].1, ["--run", "runs/x", "--what", "metrics,recon"].map(String::from).to_vec());
+    assert_eq!(lines[0].0, 3, "the line number of the command's first line");
+    // A renamed flag is refused with clap's message.
+    assert!(parse("train", &["--betta".into(), "2".into()]).unwrap_err().contains("--betta"));
+    assert!(parse("sweep", &["--name".into(), "s".into(), "--grid".into(), "zdim=2".into()]).is_err());
+    assert!(parse("sweep", &["--name".into(), "s".into(), "--grid".into(), "z-dim=2,3".into()]).is_ok());
+}
