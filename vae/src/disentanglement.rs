@@ -535,31 +535,37 @@ pub struct FactorVaeScore {
     pub latent_factor: Vec<usize>,
 }
 
-/// The latent whose variance, relative to its variance over the grid, is smallest within a
-/// batch of images that share factor k's value (one vote of [`factor_vae_score`]).
-fn vote(
-    grid: &FactorGrid,
-    mu: &[f32],
+/// What one vote of [`factor_vae_score`] needs: the codes, the latents kept, and their
+/// variances over the grid.
+struct Voter<'a> {
+    grid: &'a FactorGrid,
+    mu: &'a [f32],
     d: usize,
-    active: &[usize],
-    global_var: &[f64],
-    k: usize,
+    active: Vec<usize>,
+    global_var: Vec<f64>,
     batch: usize,
-    rng: &mut Rng,
-) -> usize {
-    let first = rng.below(grid.len());
-    let fixed = grid.value(first, k);
-    let images: Vec<usize> =
-        (0..batch).map(|b| if b == 0 { first } else { grid.with_value(rng.below(grid.len()), k, fixed) }).collect();
-    let mut best = (f64::INFINITY, 0);
-    for (slot, &j) in active.iter().enumerate() {
-        let col: Vec<f64> = images.iter().map(|&i| mu[i * d + j] as f64).collect();
-        let ratio = sample_variance(&col) / global_var[j];
-        if ratio < best.0 {
-            best = (ratio, slot);
+}
+
+impl Voter<'_> {
+    /// The active latent (its place in `active`) whose variance, relative to its variance over
+    /// the grid, is smallest within a batch of images that share factor k's value.
+    fn vote(&self, k: usize, rng: &mut Rng) -> usize {
+        let grid = self.grid;
+        let first = rng.below(grid.len());
+        let fixed = grid.value(first, k);
+        let images: Vec<usize> = (0..self.batch)
+            .map(|b| if b == 0 { first } else { grid.with_value(rng.below(grid.len()), k, fixed) })
+            .collect();
+        let mut best = (f64::INFINITY, 0);
+        for (slot, &j) in self.active.iter().enumerate() {
+            let col: Vec<f64> = images.iter().map(|&i| self.mu[i * self.d + j] as f64).collect();
+            let ratio = sample_variance(&col) / self.global_var[j];
+            if ratio < best.0 {
+                best = (ratio, slot);
+            }
         }
+        best.1
     }
-    best.1
 }
 
 /// Variance with Bessel's correction (NumPy's `var(ddof=1)`).
@@ -591,18 +597,19 @@ pub fn factor_vae_score(grid: &FactorGrid, mu: &[f32], d: usize, opts: &FactorVa
     }
     let factors = grid.sizes.len();
     let mut rng = Rng::new(opts.seed);
+    let voter = Voter { grid, mu, d, active, global_var, batch: opts.batch_size };
     let votes = |n: usize, rng: &mut Rng| -> Vec<(usize, usize)> {
         (0..n)
             .map(|_| {
                 let k = rng.below(factors);
-                (k, vote(grid, mu, d, &active, &global_var, k, opts.batch_size, rng))
+                (k, voter.vote(k, rng))
             })
             .collect()
     };
     let train = votes(opts.train_votes, &mut rng);
     let eval = votes(opts.eval_votes, &mut rng);
     // counts[slot][k]: how often active latent `slot` answered for factor k.
-    let mut counts = vec![vec![0usize; factors]; active.len()];
+    let mut counts = vec![vec![0usize; factors]; voter.active.len()];
     train.iter().for_each(|&(k, slot)| counts[slot][k] += 1);
     let latent_factor: Vec<usize> =
         counts.iter().map(|c| (0..factors).fold(0, |best, k| if c[k] > c[best] { k } else { best })).collect();
@@ -611,7 +618,7 @@ pub fn factor_vae_score(grid: &FactorGrid, mu: &[f32], d: usize, opts: &FactorVa
     Ok(FactorVaeScore {
         score: accuracy(&eval),
         train_accuracy: accuracy(&train),
-        active_latents: active,
+        active_latents: voter.active.clone(),
         latent_factor,
     })
 }

@@ -203,7 +203,6 @@ pub fn normalized_class_entropy(histogram: &[usize]) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::f64::consts::LN_2;
 
     #[test]
     fn laplacian_variance_of_a_single_bright_pixel_matches_hand_computation() {
