@@ -36,6 +36,9 @@ pub enum Error {
         step: usize,
         /// What went non-finite: a loss term, or the gradient of a named parameter.
         what: String,
+        /// What the run kept (its last good checkpoint, or that none was written yet); empty
+        /// where the caller has no run folder.
+        kept: String,
     },
 }
 
@@ -49,10 +52,10 @@ impl fmt::Display for Error {
             Error::Metric(e) => write!(f, "{e}"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::NonFinite { epoch, step, what } => {
+            Error::NonFinite { epoch, step, what, kept } => {
                 write!(
                     f,
-                    "a non-finite value (NaN or infinity) at epoch {epoch}, step {step}: {what}; try a lower --lr"
+                    "training: a non-finite value (NaN or infinity) at epoch {epoch}, step {step}: {what}; try a lower --lr{kept}"
                 )
             }
         }

@@ -204,23 +204,66 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     nn::atomic_file::write_atomic(path, bytes).map_err(|(path, source)| Error::Io { path, source })
 }
 
-/// The files that mark a folder as holding a run.
-const RUN_FILES: [&str; 4] = [CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT];
+/// The checkpoints a run can continue from, the one `--resume` should name first.
+const CHECKPOINTS: [&str; 2] = [LAST_CHECKPOINT, BEST_CHECKPOINT];
+/// The files a run writes before its first checkpoint.
+const PRE_CHECKPOINT_FILES: [&str; 2] = [CONFIG_FILE, METRICS_FILE];
 
-/// Makes `dir` ready for a new run: creates it, refuses it when it already holds a run (whose
-/// checkpoints a new run would mix with its own), and removes temporaries of killed writes.
-pub fn prepare_new_run_dir(dir: &Path) -> Result<()> {
+/// What [`prepare_new_run_dir`] found in the folder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NewRunDir {
+    /// The folder did not exist or held no run.
+    Empty,
+    /// The folder held a run that stopped before its first checkpoint (killed, or stopped by
+    /// a non-finite value in its first epoch): these files of it, and no training state. The
+    /// new run writes its own over them.
+    Restarted(Vec<&'static str>),
+}
+
+/// Makes `dir` ready for a new run: creates it, refuses it when it holds a checkpoint (a run
+/// that `--resume` continues, whose files a new run would mix with its own) or a `config.json`
+/// that is not a run's, accepts the files of a run that never reached its first checkpoint
+/// (the new run writes over them), and removes temporaries of killed writes.
+pub fn prepare_new_run_dir(dir: &Path) -> Result<NewRunDir> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
-    if !present.is_empty() {
+    if let Some(checkpoint) = CHECKPOINTS.iter().find(|f| dir.join(f).exists()) {
         return Err(Error::Config(format!(
-            "{} already holds a run ({}): continue it with --resume {}, or choose another --run-dir",
+            "{} already holds a run ({checkpoint}): continue it with --resume {}, or choose another --run-dir",
             dir.display(),
-            present.join(", "),
-            dir.join(LAST_CHECKPOINT).display()
+            dir.join(checkpoint).display()
         )));
     }
-    remove_temporaries(dir)
+    remove_temporaries(dir)?;
+    let stale: Vec<&'static str> = PRE_CHECKPOINT_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    if stale.is_empty() {
+        return Ok(NewRunDir::Empty);
+    }
+    if stale.contains(&CONFIG_FILE) {
+        // A config.json that is not a run's is someone's file: never written over.
+        RunConfig::read(dir)?;
+    }
+    Ok(NewRunDir::Restarted(stale))
+}
+
+/// Checks that `--resume`'s checkpoint exists, and where it does not, says what its folder
+/// holds: a folder whose run stopped before its first checkpoint has nothing to resume, and
+/// the command that began it starts it again.
+pub fn check_resumable(checkpoint: &Path) -> Result<()> {
+    if checkpoint.exists() {
+        return Ok(());
+    }
+    let dir = run_dir_of(checkpoint);
+    let held = CHECKPOINTS.iter().find(|f| dir.join(f).exists());
+    let hint = match held {
+        Some(other) => format!("; the folder holds {}", dir.join(other).display()),
+        None if dir.join(CONFIG_FILE).exists() => format!(
+            "; {} holds no checkpoint (its run stopped before the end of its first epoch): \
+             run the command that began it again, without --resume, to start it over",
+            dir.display()
+        ),
+        None => String::new(),
+    };
+    Err(Error::Config(format!("--resume {}: no such file{hint}", checkpoint.display())))
 }
 
 /// Removes the `.tmp` files a killed write left in `dir` (call before writing into it).
@@ -303,11 +346,60 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_holding_only_a_best_checkpoint_is_refused_naming_it() {
+        let scratch = temp_dir("best-only");
+        let dir = scratch.path();
+        std::fs::write(dir.join(BEST_CHECKPOINT), b"x").unwrap();
+        let err = prepare_new_run_dir(dir).unwrap_err().to_string();
+        assert!(err.contains(&format!("--resume {}", dir.join(BEST_CHECKPOINT).display())), "{err}");
+        assert!(!err.contains(LAST_CHECKPOINT), "named a file that does not exist: {err}");
+    }
+
+    #[test]
     fn a_new_run_removes_temporaries_of_killed_writes() {
         let scratch = temp_dir("temporaries");
         let dir = scratch.path();
         std::fs::write(dir.join("last.safetensors.tmp"), b"half").unwrap();
-        prepare_new_run_dir(dir).unwrap();
+        assert_eq!(prepare_new_run_dir(dir).unwrap(), NewRunDir::Empty);
         assert!(!dir.join("last.safetensors.tmp").exists());
+    }
+
+    #[test]
+    fn a_folder_whose_run_stopped_before_its_first_checkpoint_is_started_again() {
+        let scratch = temp_dir("no-checkpoint");
+        let dir = scratch.path();
+        std::fs::write(dir.join(CONFIG_FILE), RunConfig::default().to_json()).unwrap();
+        std::fs::write(dir.join(METRICS_FILE), b"epoch\n").unwrap();
+        assert_eq!(prepare_new_run_dir(dir).unwrap(), NewRunDir::Restarted(vec![CONFIG_FILE, METRICS_FILE]));
+    }
+
+    #[test]
+    fn a_folder_holding_a_config_json_that_is_not_a_runs_is_refused() {
+        let scratch = temp_dir("foreign-config");
+        let dir = scratch.path();
+        std::fs::write(dir.join(CONFIG_FILE), b"[1, 2]").unwrap();
+        let err = prepare_new_run_dir(dir).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains("not a train run"), "{err}");
+        assert_eq!(std::fs::read(dir.join(CONFIG_FILE)).unwrap(), b"[1, 2]");
+    }
+
+    #[test]
+    fn resuming_a_folder_without_checkpoint_says_to_start_it_again() {
+        let scratch = temp_dir("resume-none");
+        let dir = scratch.path();
+        std::fs::write(dir.join(CONFIG_FILE), b"{}").unwrap();
+        let err = check_resumable(&dir.join(LAST_CHECKPOINT)).unwrap_err().to_string();
+        assert!(err.contains("no such file") && err.contains("holds no checkpoint"), "{err}");
+        assert!(err.contains("without --resume"), "{err}");
+    }
+
+    #[test]
+    fn resuming_a_missing_last_checkpoint_names_the_best_one_that_exists() {
+        let scratch = temp_dir("resume-best");
+        let dir = scratch.path();
+        std::fs::write(dir.join(BEST_CHECKPOINT), b"x").unwrap();
+        let err = check_resumable(&dir.join(LAST_CHECKPOINT)).unwrap_err().to_string();
+        assert!(err.contains(&dir.join(BEST_CHECKPOINT).display().to_string()), "{err}");
+        assert!(check_resumable(&dir.join(BEST_CHECKPOINT)).is_ok());
     }
 }

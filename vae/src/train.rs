@@ -150,13 +150,21 @@ pub fn train_step(
     optimizer.zero_grad();
     let (loss, stats) = batch_loss(model, x, setup, rng)?;
     if let Some(what) = non_finite_component(&stats) {
-        return Err(Error::NonFinite { epoch: position.0, step: position.1, what: what.to_string() });
+        return Err(Error::NonFinite {
+            epoch: position.0,
+            step: position.1,
+            what: what.to_string(),
+            kept: String::new(),
+        });
     }
     loss.backward()?;
     match optimizer.step() {
-        Err(nn::Error::NonFiniteGradient { parameter }) => {
-            Err(Error::NonFinite { epoch: position.0, step: position.1, what: format!("the gradient of {parameter}") })
-        }
+        Err(nn::Error::NonFiniteGradient { parameter }) => Err(Error::NonFinite {
+            epoch: position.0,
+            step: position.1,
+            what: format!("the gradient of {parameter}"),
+            kept: String::new(),
+        }),
         other => Ok(other.map(|()| stats)?),
     }
 }

@@ -122,6 +122,53 @@ fn a_new_run_into_a_folder_holding_a_run_is_refused() {
 }
 
 #[test]
+fn a_non_finite_loss_in_the_first_epoch_is_a_training_error_and_a_lower_lr_starts_the_run_again() {
+    let scratch = common::scratch("nan-first-epoch");
+    let d = scratch.path();
+    let (out, err) = run(train(d).args(small(&[])).args(["--lr", "1e30", "--epochs", "1", "--run-dir", "run"]));
+    assert!(!out.status.success(), "a learning rate of 1e30 trained without a non-finite value");
+    assert!(err.contains("error: training: a non-finite value"), "{err}");
+    assert!(err.contains("no checkpoint was written yet") && !err.contains("last.safetensors"), "{err}");
+    assert!(!d.join("run/last.safetensors").exists() && d.join("run/config.json").exists());
+    let (out, err) = run(train(d).args(small(&[])).args(["--lr", "1e-3", "--epochs", "1", "--run-dir", "run"]));
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starting it again"));
+    assert_eq!(metrics_epochs(d), ["1"]);
+    assert!(std::fs::read_to_string(d.join("run/config.json")).unwrap().contains("\"lr\": 0.001"));
+}
+
+#[test]
+fn a_run_killed_before_its_first_checkpoint_starts_again_with_the_same_command() {
+    let scratch = common::scratch("killed-early");
+    let d = scratch.path();
+    // 20,000 images make the first epoch long enough to kill the run inside it.
+    let args = || {
+        let mut a = small(&[("--max-images", "20000")]);
+        a.extend(["--epochs", "1", "--run-dir", "run"].map(String::from));
+        a
+    };
+    let mut child = train(d).args(args()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !d.join("run/config.json").exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(d.join("run/config.json").exists(), "the run wrote no config.json within a minute");
+    assert!(!d.join("run/last.safetensors").exists(), "the first epoch ended before the kill");
+
+    let (out, err) = run(train(d).args(["--resume", "run/last.safetensors"]));
+    assert!(!out.status.success());
+    assert!(err.contains("no such file") && err.contains("holds no checkpoint"), "{err}");
+    assert!(err.contains("without --resume"), "{err}");
+
+    let (out, err) = run(train(d).args(args()));
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starting it again"));
+    assert!(d.join("run/last.safetensors").exists());
+}
+
+#[test]
 fn resume_refuses_a_changed_configuration_flag_naming_both_values() {
     let scratch = common::scratch("resume-conflict");
     let d = scratch.path();

@@ -110,7 +110,12 @@ fn run(args: Args) -> Result<()> {
             let loss = cross_entropy(&logits, &labels)?;
             let l = loss.value().item()?;
             if !l.is_finite() {
-                return Err(Error::NonFinite { epoch, step: seen / args.batch_size, what: "cross-entropy".into() });
+                return Err(Error::NonFinite {
+                    epoch,
+                    step: seen / args.batch_size,
+                    what: "cross-entropy".into(),
+                    kept: String::new(),
+                });
             }
             loss.backward()?;
             opt.step()?;

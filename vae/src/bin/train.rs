@@ -22,7 +22,9 @@ use vae::cli::TrainCli as Cli;
 use vae::data::{BatchOptions, Batches, Dataset, Normalization};
 use vae::error::{Error, Result};
 use vae::model::{ModelConfig, OutputActivation, Vae};
-use vae::runs::{self, EpochMetrics, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE};
+use vae::runs::{
+    self, EpochMetrics, NewRunDir, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
+};
 use vae::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean, StepStats};
 
 /// Large tensors are freed and re-allocated every step; caching them avoids re-faulting the
@@ -180,14 +182,19 @@ impl Run {
         self.dir.join(LAST_CHECKPOINT)
     }
 
-    /// A non-finite value stops the run; the message names the last good checkpoint.
+    /// A non-finite value stops the run; the message names the last good checkpoint, or says
+    /// that none was written, in which case the same command starts the run again.
     fn non_finite_stop(&self, e: Error) -> Error {
+        let Error::NonFinite { epoch, step, what, .. } = e else { return e };
         let kept = if self.last().exists() {
             format!("; the last good checkpoint is {}", self.last().display())
         } else {
-            "; no checkpoint was written yet".to_string()
+            format!(
+                "; no checkpoint was written yet, so the same command (with a lower --lr) starts the run again in {}",
+                self.dir.display()
+            )
         };
-        Error::Config(format!("{e}{kept}"))
+        Error::NonFinite { epoch, step, what, kept }
     }
 }
 
@@ -302,9 +309,16 @@ fn configure(cli: &Cli, matches: &ArgMatches) -> Result<(RunConfig, PathBuf)> {
             .run_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-{}", config.arch, config.dataset, config.seed)));
-        runs::prepare_new_run_dir(&dir)?;
+        if let NewRunDir::Restarted(stale) = runs::prepare_new_run_dir(&dir)? {
+            println!(
+                "{} held a run that stopped before its first checkpoint ({} only): starting it again",
+                dir.display(),
+                stale.join(", ")
+            );
+        }
         return Ok((config, dir));
     };
+    runs::check_resumable(checkpoint)?;
     let contents = nn::checkpoint::read_safetensors(checkpoint)?;
     let saved = contents.metadata.get("config").ok_or_else(|| {
         Error::Config(format!("--resume {}: not a training checkpoint (no run configuration)", checkpoint.display()))
@@ -510,7 +524,12 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         let train_stats = mean.mean();
         let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(config.seed ^ 0xE7A1))?;
         if let Some(what) = vae::train::non_finite_component(&val_stats) {
-            let e = Error::NonFinite { epoch: epoch + 1, step: total, what: format!("validation {what}") };
+            let e = Error::NonFinite {
+                epoch: epoch + 1,
+                step: total,
+                what: format!("validation {what}"),
+                kept: String::new(),
+            };
             return Err(run.non_finite_stop(e));
         }
         let seconds = started.elapsed().as_secs_f64();
