@@ -207,6 +207,14 @@ pub fn load(root: &Path, opts: &FolderOptions) -> Result<Dataset> {
             hint: "pass --data-dir <directory of PNG/JPEG images, one subfolder per class>".into(),
         });
     }
+    if let Some(dir) = opts.annotation_dir.as_deref().filter(|d| !d.is_dir()) {
+        return Err(DataError::NotFound {
+            path: dir.to_path_buf(),
+            what: "annotation folder (--annotation-dir)".into(),
+            hint: "expected a folder of Pascal VOC XML files laid out like the images (Stanford Dogs' Annotation/)"
+                .into(),
+        });
+    }
     let mut files = collect_images(root)?;
     if let Some(m) = opts.max_images.filter(|&m| m < files.len()) {
         let n = files.len();
@@ -340,6 +348,18 @@ mod tests {
             load(&images, &FolderOptions { height: 20, width: 20, center_crop: true, ..Default::default() }).unwrap();
         let g = &centred.image(0)[400..800];
         assert!(g[8 * 20 + 10] > 0.99 && g[0] < 0.01 && g[19 * 20 + 19] < 0.01);
+    }
+
+    #[test]
+    fn an_annotation_folder_that_does_not_exist_is_an_error_naming_it() {
+        let scratch = temp_dir("no-annotations");
+        let root = scratch.path();
+        std::fs::create_dir_all(root.join("Images/n01-dog")).unwrap();
+        picture(8, 8, [0, 4, 0, 4]).save(root.join("Images/n01-dog/a.png")).unwrap();
+        let missing = root.join("Annotaton");
+        let opts = FolderOptions { height: 4, width: 4, annotation_dir: Some(missing.clone()), ..Default::default() };
+        let err = load(&root.join("Images"), &opts).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()) && err.contains("--annotation-dir"), "{err}");
     }
 
     #[test]
