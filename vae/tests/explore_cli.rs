@@ -84,7 +84,14 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> Response {
-        Response::parse(&self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()))
+        self.get_as(path, &self.addr.to_string())
+    }
+
+    /// GET `path` with the given `Host` header.
+    fn get_as(&self, path: &str, host: &str) -> Response {
+        Response::parse(
+            &self.raw(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()),
+        )
     }
 }
 
@@ -193,6 +200,8 @@ fn malformed_requests_get_400_and_the_server_keeps_answering() {
         b"GET /api/info HTTP/1.1\r\nno colon here\r\n\r\n",
         b"GET /api/info HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
         b"GET /api/info HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        // Two lengths: the first would make the rest a second, smuggled request.
+        b"GET /api/info HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 25\r\n\r\nGET /api/code?i=0 HTTP/1.1\r\n\r\n",
     ] {
         let r = Response::parse(&server.raw(bytes));
         assert_eq!(r.status, 400, "{:?}: {}", String::from_utf8_lossy(bytes), r.text());
@@ -254,6 +263,8 @@ fn bad_parameters_get_400_naming_the_parameter() {
         ("/api/decode.png?z=nan,0,0,0", "finite"),
         ("/api/decode.png?z=1e30,0,0,0", "finite"),
         ("/api/decode.png?z=0,0,x,0", "'x'"),
+        ("/api/decode.png?z=0,,0,0", "item 2 is empty"),
+        ("/api/decode.png?z=0,0,0,0,", "item 5 is empty"),
         ("/api/decode.png", "missing parameter 'z'"),
         ("/api/decode.png?z=0,0,0,0&z=1,1,1,1", "twice"),
         ("/api/decode.png?z=0,0,0,0&zz=1", "unknown parameter 'zz'"),
@@ -344,6 +355,60 @@ fn ctrl_c_stops_the_server_cleanly() {
     let mut err = String::new();
     server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.is_empty(), "a clean stop prints nothing on stderr: {err}");
+}
+
+#[test]
+fn a_host_header_naming_another_site_is_refused_and_loopback_names_are_answered() {
+    // A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name.
+    let server = Server::start(&[]);
+    let port = server.addr.port();
+    let r = server.get_as("/api/info", &format!("rebound.example:{port}"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("rebound.example"), "{}", r.text());
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("LOCALHOST:{port}")] {
+        assert_eq!(server.get_as("/api/info", &host).status, 200, "{host}");
+    }
+}
+
+#[test]
+fn a_host_name_is_resolved() {
+    let server = Server::start(&["--host", "localhost"]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    assert_eq!(server.get("/api/info").status, 200);
+}
+
+#[test]
+fn a_port_in_use_is_reported_before_the_run_is_read() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::command(env!("CARGO_BIN_EXE_explore"))
+        .args(["--run", "no-such-run", "--port", &port])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot listen") && !err.contains("no-such-run"), "{err}");
+}
+
+#[test]
+fn silent_clients_beyond_the_connection_limit_do_not_lock_out_a_well_behaved_one() {
+    let mut server = Server::start(&[]);
+    // 70 connections that send nothing: more than the server serves at once.
+    let silent: Vec<TcpStream> = (0..70).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = server.get("/api/info");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(1), "answered after {:?}", started.elapsed());
+    // And Ctrl-C still stops it while they stay open.
+    let ok = Command::new("kill").args(["-INT", &server.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let started = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "explore still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(silent);
 }
 
 #[test]

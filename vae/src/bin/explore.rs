@@ -8,7 +8,7 @@
 //! curves and metrics. Every image is decoded on the server (`--device cpu` or `gpu`).
 //! Ctrl-C stops it.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tensor::DevicePreference;
 use vae::error::{Error, Result};
-use vae::explore::{serve, ExploreOptions, Explorer, ServeOptions};
+use vae::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
 
 /// Explore a trained VAE in the browser: move latent coordinates, mix two images' codes, draw
 /// samples, read the run's curves.
@@ -29,8 +29,9 @@ struct Args {
     /// The checkpoint to load (default: RUN/best.safetensors).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Address to listen on. Anything but a loopback address lets other machines use the
-    /// explorer (a warning says so).
+    /// Address or host name to listen on. Anything but a loopback address lets other machines
+    /// use the explorer (a warning says so). Requests whose Host header names another site are
+    /// refused (DNS rebinding), unless this is 0.0.0.0 or :: (every address).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on (0: a free one, chosen by the system).
@@ -58,25 +59,25 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let host: IpAddr = args
-        .host
-        .parse()
-        .map_err(|_| Error::Config(format!("--host '{}': not an IP address (e.g. 127.0.0.1)", args.host)))?;
     let device: DevicePreference = args.device.parse().map_err(|e| Error::Config(format!("--device: {e}")))?;
     if args.grid == 0 {
         return Err(Error::Config("--grid must be at least 1".into()));
     }
     vae::train::set_cpu_threads(args.threads)?;
-    let opts = ExploreOptions { checkpoint: args.checkpoint.clone(), device, max_test: args.max_test, grid: args.grid };
-    let explorer = Explorer::open(&args.run, &opts)?;
+    // Bound first: a port in use is reported before the model loads.
     let listen_error = |e: std::io::Error| {
         Error::Config(format!("--host {} --port {}: cannot listen there: {e}", args.host, args.port))
     };
-    let listener = TcpListener::bind(SocketAddr::new(host, args.port)).map_err(listen_error)?;
+    let bind_to = (args.host.as_str(), args.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Config(format!("--host '{}': not an address or a name that resolves: {e}", args.host)))?
+        .collect::<Vec<SocketAddr>>();
+    let listener = TcpListener::bind(&bind_to[..]).map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
-    if !host.is_loopback() {
+    if !addr.ip().is_loopback() {
         eprintln!(
-            "warning: --host {host} is not a loopback address: anyone who can reach this machine on port {} can use the explorer",
+            "warning: --host {} is not a loopback address: anyone who can reach this machine on port {} can use the explorer",
+            args.host,
             addr.port()
         );
     }
@@ -84,6 +85,9 @@ fn run(args: Args) -> Result<()> {
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
+    println!("loading {} (device {}; a GPU's first start can take a minute) ...", args.run.display(), args.device);
+    let opts = ExploreOptions { checkpoint: args.checkpoint.clone(), device, max_test: args.max_test, grid: args.grid };
+    let explorer = Explorer::open(&args.run, &opts)?;
     println!(
         "{} (z = {}, {} test images in the grid), decoding on {}",
         args.run.display(),
@@ -93,7 +97,9 @@ fn run(args: Args) -> Result<()> {
     );
     let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     println!("explorer at http://{shown}/ (Ctrl-C stops it)");
-    serve(&listener, &explorer, &stop, &ServeOptions::default()).map_err(listen_error)?;
+    let serve_opts = ServeOptions { allowed_hosts: allowed_hosts(&args.host, addr), ..ServeOptions::default() };
+    serve(&listener, &|method: &str, url: &str| explorer.answer(method, url), &stop, &serve_opts)
+        .map_err(listen_error)?;
     println!("stopped");
     Ok(())
 }

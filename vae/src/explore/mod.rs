@@ -25,7 +25,7 @@
 
 mod serve;
 
-pub use serve::{serve, ServeOptions};
+pub use serve::{allowed_hosts, serve, ServeOptions};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -454,8 +454,11 @@ impl Params {
     fn list<T: std::str::FromStr>(&self, key: &str) -> std::result::Result<Vec<T>, Answer> {
         let v = self.get(key).ok_or_else(|| Answer::Bad(format!("missing parameter '{key}'")))?;
         v.split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| p.trim().parse().map_err(|_| Answer::Bad(format!("{key}: '{p}' is not a number"))))
+            .enumerate()
+            .map(|(i, p)| match p.trim() {
+                "" => Err(Answer::Bad(format!("{key}: item {} is empty (expected comma-separated numbers)", i + 1))),
+                p => p.parse().map_err(|_| Answer::Bad(format!("{key}: '{p}' is not a number"))),
+            })
             .collect()
     }
 }
