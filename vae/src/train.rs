@@ -54,6 +54,11 @@ pub struct StatsMean {
 }
 
 impl StatsMean {
+    /// The number of images averaged so far.
+    pub fn images(&self) -> f64 {
+        self.weight
+    }
+
     /// Adds the stats of one batch of `batch` images, weighted by `batch`.
     pub fn add(&mut self, s: &StepStats, batch: usize) {
         let w = batch as f64;

@@ -240,6 +240,57 @@ fn the_loss_history_survives_a_resume() {
     assert_eq!(epochs, [1, 2], "{}", contents.metadata["extra.history"]);
 }
 
+/// Rewrites one metadata entry of `path`, keeping its tensors.
+fn edit_metadata(path: &Path, key: &str, value: &str) {
+    let contents = read_safetensors(path).unwrap();
+    let entries: Vec<TensorEntry> = contents
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            let kind = if name.starts_with("optimizer.step.") { BufferKind::Count } else { BufferKind::Float };
+            TensorEntry { name: name.clone(), value: t.clone(), kind }
+        })
+        .collect();
+    let mut metadata = contents.metadata.clone();
+    assert!(metadata.contains_key(key), "no metadata {key}: {:?}", metadata.keys());
+    metadata.insert(key.to_string(), value.to_string());
+    write_safetensors(path, &entries, &metadata).unwrap();
+}
+
+#[test]
+fn a_checkpoint_with_an_impossible_position_or_history_is_refused_naming_the_field() {
+    let scratch = common::scratch("impossible-metadata");
+    let d = scratch.path();
+    small_run(d, "1");
+    let path = d.join("run/last.safetensors");
+    let pristine = std::fs::read(&path).unwrap();
+    for (key, value, named) in [
+        ("extra.batch_in_epoch", "999999", "batch_in_epoch is 999999"),
+        (
+            "extra.epoch_partial_means",
+            r#"{"sum":{"loss":1.0,"recon":1.0,"kl":0.0,"mi":null,"tc":null,"dwkl":null},"weight":7.0}"#,
+            "epoch_partial_means",
+        ),
+        ("extra.history", "[]", ""),
+    ] {
+        std::fs::write(&path, &pristine).unwrap();
+        edit_metadata(&path, key, value);
+        let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
+        if named.is_empty() {
+            // An empty history is what checkpoints from before the history was kept carry.
+            assert!(out.status.success(), "{key}={value}: {err}");
+            continue;
+        }
+        assert!(!out.status.success(), "{key}={value} was resumed");
+        assert!(err.contains(named), "{key}={value}: {err}");
+    }
+    std::fs::write(&path, &pristine).unwrap();
+    let history = read_safetensors(&path).unwrap().metadata["extra.history"].replace("\"epoch\":1", "\"epoch\":5");
+    edit_metadata(&path, "extra.history", &history);
+    let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
+    assert!(!out.status.success() && err.contains("history lists epochs [5]"), "{err}");
+}
+
 #[test]
 fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
     let scratch = common::scratch("nan-resume");

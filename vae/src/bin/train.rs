@@ -159,6 +159,40 @@ fn resume_from(path: &Path, state: TrainingState, patience: usize) -> Result<Res
     })
 }
 
+/// Refuses a checkpoint whose position or records cannot belong to this run and its data (an
+/// edited or foreign file): each message names the field and what this run allows.
+fn check_resume(path: &Path, resume: &Resume, batches_per_epoch: usize, batch_size: usize) -> Result<()> {
+    let bad = |field: &str, why: String| {
+        Err(Error::Config(format!("--resume {}: the checkpoint's {field} {why}", path.display())))
+    };
+    if resume.batch >= batches_per_epoch {
+        return bad(
+            extra::BATCH,
+            format!("is {}, but an epoch of this run's data has {batches_per_epoch} batches", resume.batch),
+        );
+    }
+    let trained = resume.batch * batch_size;
+    if resume.partial.images() != trained as f64 {
+        return bad(
+            extra::PARTIAL,
+            format!(
+                "average {} images, but {} batches of {batch_size} were trained in this epoch",
+                resume.partial.images(),
+                resume.batch
+            ),
+        );
+    }
+    // Checkpoints written before the history was kept carry none.
+    let epochs: Vec<usize> = resume.history.iter().map(|row| row.epoch).collect();
+    if !epochs.is_empty() && epochs != (1..=resume.epoch).collect::<Vec<_>>() {
+        return bad(
+            extra::HISTORY,
+            format!("lists epochs {epochs:?}, but the checkpoint follows epoch {} (expected 1 to it)", resume.epoch),
+        );
+    }
+    Ok(())
+}
+
 fn describe(s: &StepStats) -> String {
     let mut out = format!("loss {:.3} (recon {:.3}, kl {:.3}", s.loss, s.recon, s.kl);
     if let (Some(mi), Some(tc), Some(dw)) = (s.mi, s.tc, s.dwkl) {
@@ -371,6 +405,7 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         Some(path) => {
             let state = load_training_checkpoint(path, &model, &mut optimizer)?;
             let resume = resume_from(path, state, config.patience)?;
+            check_resume(path, &resume, Batches::count(n_img, config.batch_size, true), config.batch_size)?;
             if resume.epoch >= config.epochs {
                 return Err(Error::Config(format!(
                     "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
