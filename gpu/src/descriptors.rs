@@ -218,7 +218,7 @@ impl Conv2dGeometry {
 
 /// A convolution restricted to the kernel taps that reach its input (see
 /// [`Conv2dGeometry::live_taps`]): the cropped convolution, and where its kernel starts in the
-/// full one. Its weight is the block [c_out, c_in, first[0] .. first[0] + kh, first[1] .. first[1] + kw]
+/// full one. Its weight is the block `[c_out, c_in, first[0] .. first[0] + kh, first[1] .. first[1] + kw]`
 /// of the full weight; the taps outside the block touch only padding, so their gradient is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveTaps {

@@ -41,7 +41,7 @@ pub static BACKWARD_BIAS: KernelDef =
 const TILE: u64 = 64;
 /// A GEMM with fewer rows than the square tile (M: output channels in the forward, input
 /// channels in backward-data) runs the narrow variant, whose tile is [`NARROW_ROWS`] ×
-/// [`NARROW_COLUMNS`]: the square tile would leave 64 − M of its rows idle.
+/// `NARROW_COLUMNS` (128): the square tile would leave 64 − M of its rows idle.
 pub const NARROW_ROWS: usize = 32;
 const NARROW_COLUMNS: u64 = 128;
 /// A GEMM with at most this many rows runs the thin variant: one invocation per column, its

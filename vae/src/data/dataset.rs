@@ -25,7 +25,7 @@ pub struct SkippedFile {
 ///
 /// `images` is [N, C, H, W] row-major f32 with values in [0, 1]; `labels` (when the dataset
 /// has classes) index `class_names`; `factors` are dSprites' ground-truth factor indices
-/// (see [`dsprites::FACTOR_NAMES`]). Loaders keep `images.len() == N·C·H·W` and the other
+/// (see [`crate::data::dsprites::FACTOR_NAMES`]). Loaders keep `images.len() == N·C·H·W` and the other
 /// vectors of length N; [`Dataset::new`] checks this for hand-built datasets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
@@ -39,7 +39,7 @@ pub struct Dataset {
     pub labels: Option<Vec<u32>>,
     /// Class names, indexed by label; empty for unlabelled data.
     pub class_names: Vec<String>,
-    /// dSprites' ground-truth factor indices per image (length N, order [`dsprites::FACTOR_NAMES`]); `None` elsewhere.
+    /// dSprites' ground-truth factor indices per image (length N, order [`crate::data::dsprites::FACTOR_NAMES`]); `None` elsewhere.
     pub factors: Option<Vec<[u16; 5]>>,
     /// Files a loader skipped (broken images); each was also reported on stderr.
     pub skipped: Vec<SkippedFile>,
@@ -237,7 +237,7 @@ impl Dataset {
         }
     }
 
-    /// The images at `indices` as one normalised batch (synchronously; [`Batches`] calls this
+    /// The images at `indices` as one normalised batch (synchronously; [`Batches`](crate::data::Batches) calls this
     /// on its worker thread).
     pub fn batch(&self, indices: &[usize], norm: &Normalization) -> Result<Batch> {
         norm.check_channels(self.channels())?;
