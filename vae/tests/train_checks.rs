@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -240,21 +241,37 @@ fn the_loss_history_survives_a_resume() {
     assert_eq!(epochs, [1, 2], "{}", contents.metadata["extra.history"]);
 }
 
-/// Rewrites one metadata entry of `path`, keeping its tensors.
-fn edit_metadata(path: &Path, key: &str, value: &str) {
+/// Writes the checkpoint at `path` back with each tensor passed through `tensor` (by name) and
+/// its metadata through `metadata`: the edited or corrupted files a user could hand `--resume`.
+fn rewrite_checkpoint(
+    path: &Path,
+    tensor: impl Fn(&str, &Tensor) -> Tensor,
+    metadata: impl FnOnce(&mut BTreeMap<String, String>),
+) {
     let contents = read_safetensors(path).unwrap();
     let entries: Vec<TensorEntry> = contents
         .tensors
         .iter()
         .map(|(name, t)| {
             let kind = if name.starts_with("optimizer.step.") { BufferKind::Count } else { BufferKind::Float };
-            TensorEntry { name: name.clone(), value: t.clone(), kind }
+            TensorEntry { name: name.clone(), value: tensor(name, t), kind }
         })
         .collect();
-    let mut metadata = contents.metadata.clone();
-    assert!(metadata.contains_key(key), "no metadata {key}: {:?}", metadata.keys());
-    metadata.insert(key.to_string(), value.to_string());
-    write_safetensors(path, &entries, &metadata).unwrap();
+    let mut meta = contents.metadata.clone();
+    metadata(&mut meta);
+    write_safetensors(path, &entries, &meta).unwrap();
+}
+
+/// Rewrites one metadata entry of `path`, keeping its tensors.
+fn edit_metadata(path: &Path, key: &str, value: &str) {
+    rewrite_checkpoint(
+        path,
+        |_, t| t.clone(),
+        |meta| {
+            assert!(meta.contains_key(key), "no metadata {key}: {:?}", meta.keys());
+            meta.insert(key.to_string(), value.to_string());
+        },
+    );
 }
 
 #[test]
@@ -297,22 +314,14 @@ fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
     let d = scratch.path();
     small_run(d, "1");
     let path = d.join("run/last.safetensors");
-    let contents = read_safetensors(&path).unwrap();
-    let entries: Vec<TensorEntry> = contents
-        .tensors
-        .iter()
-        .map(|(name, t)| {
-            let mut value = t.clone();
-            if name == "encoder.1.weight" {
-                let v: Vec<f32> = t.to_vec_f32().unwrap().into_iter().map(|_| f32::NAN).collect();
-                value = Tensor::from_vec(v, t.shape()).unwrap();
-            }
-            let kind = if name.starts_with("optimizer.step.") { BufferKind::Count } else { BufferKind::Float };
-            TensorEntry { name: name.clone(), value, kind }
-        })
-        .collect();
-    assert!(entries.iter().any(|e| e.name == "encoder.1.weight"), "no tensor encoder.1.weight");
-    write_safetensors(&path, &entries, &contents.metadata).unwrap();
+    assert!(read_safetensors(&path).unwrap().tensors.contains_key("encoder.1.weight"), "no tensor encoder.1.weight");
+    let nan_weights = |name: &str, t: &Tensor| {
+        if name != "encoder.1.weight" {
+            return t.clone();
+        }
+        Tensor::from_vec(vec![f32::NAN; t.to_vec_f32().unwrap().len()], t.shape()).unwrap()
+    };
+    rewrite_checkpoint(&path, nan_weights, |_| {});
     let (out, err) = run(train(d).args(["--resume", &last(d), "--epochs", "2"]));
     assert!(!out.status.success());
     assert!(err.contains("encoder.1.weight") && err.contains("non-finite"), "{err}");
