@@ -69,13 +69,12 @@ fn papers_are_cited_by_title_and_no_path_outside_the_repository_is_named() {
 fn tests_make_their_scratch_folders_with_tempfile_so_nothing_is_left_in_the_temp_dir() {
     // A scratch folder named by hand under the system temp dir outlives the test: CLI tests
     // leave whole run folders (hundreds of MiB per `cargo test`) and fill the disk in the end.
-    // `tempfile::TempDir` removes its folder when dropped, pass or fail. The one runtime use
-    // allowed is the GPU context's private XDG_RUNTIME_DIR, which is meant to stay.
+    // `tempfile::TempDir` removes its folder when dropped, pass or fail.
     let Some(files) = tracked_files() else { return };
     let needle = ["std::env::temp_dir", "()"].concat();
     let found: Vec<String> = files
         .iter()
-        .filter(|p| p.ends_with(".rs") && p.as_str() != "gpu/src/context.rs")
+        .filter(|p| p.ends_with(".rs"))
         .filter_map(|p| {
             let text = std::fs::read_to_string(Path::new(ROOT).join(p)).ok()?;
             text.contains(&needle).then(|| p.clone())

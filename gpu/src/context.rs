@@ -174,36 +174,15 @@ pub struct Context {
 
 /// A wgpu instance for the native compute backends (Vulkan, Metal, DX12). GL is left out
 /// unless asked for with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): its compute support is
-/// partial, and probing it prints EGL warnings on headless machines.
+/// partial, and probing it prints EGL warnings on headless machines. The environment is left
+/// as the host made it: a binary that wants Mesa's Wayland probe quiet on a headless machine
+/// sets `XDG_RUNTIME_DIR` for itself (the `vae` binaries do, see `vae::cli::RuntimeDir`).
 fn new_instance() -> wgpu::Instance {
-    quiet_display_probe();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if std::env::var_os("WGPU_BACKEND").is_none() {
         desc.backends = wgpu::Backends::PRIMARY;
     }
     wgpu::Instance::new(desc)
-}
-
-/// Creating a Vulkan instance makes Mesa's drivers probe for a Wayland display, and libwayland
-/// prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` when that variable
-/// is unset (servers, CI, containers): error lines on every run, for a probe compute does not
-/// need. Pointing the variable at a private, empty directory keeps the probe quiet (it finds no
-/// display and says nothing). Done once, only when the variable is unset, before the first
-/// instance exists (so before any driver thread could read the environment).
-fn quiet_display_probe() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-            return;
-        }
-        let dir = std::env::temp_dir().join("vae-stack-runtime");
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        // If the folder cannot be made, the probe still finds no display there, quietly.
-        let _ = builder.create(&dir);
-        std::env::set_var("XDG_RUNTIME_DIR", &dir);
-    });
 }
 
 /// Every adapter wgpu can see, best first, without creating a device.

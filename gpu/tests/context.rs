@@ -27,6 +27,30 @@ fn adapter_info_names_the_device() {
 }
 
 #[test]
+fn opening_a_context_leaves_the_process_environment_alone() {
+    // A library does not rewrite its host's environment (an earlier version pointed
+    // XDG_RUNTIME_DIR at a shared, predictable folder). Checked in a child process started
+    // without the variable, since this one may have it; it needs no adapter to run.
+    const CHILD: &str = "GPU_TEST_ENVIRONMENT_CHILD";
+    const NAME: &str = "opening_a_context_leaves_the_process_environment_alone";
+    if std::env::var_os(CHILD).is_some() {
+        let _ = gpu::available_adapters();
+        let _ = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware);
+        assert_eq!(std::env::var_os("XDG_RUNTIME_DIR"), None, "the gpu library set XDG_RUNTIME_DIR");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 passed"), "the child did not run the check:\n{stdout}");
+}
+
+#[test]
 fn upload_then_read_round_trips_exactly() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();

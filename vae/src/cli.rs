@@ -120,3 +120,29 @@ pub struct ClassifyCli {
     #[arg(long, default_value = "runs/classifier/classifier.safetensors")]
     pub out: PathBuf,
 }
+
+/// A private `XDG_RUNTIME_DIR` for this process, made when the environment has none.
+///
+/// Creating a Vulkan instance makes Mesa's drivers probe for a Wayland display, and libwayland
+/// prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` when that variable
+/// is unset (servers, CI, containers): an error line on every GPU run, for a probe compute does
+/// not need. Pointed at an empty folder of its own, the probe finds no display and says nothing.
+/// The folder has a random name and mode 0700 (another user cannot make it first or look in),
+/// and is removed when this value is dropped. Only a binary does this, first thing in `main`,
+/// before any thread could read the environment: the libraries leave the environment alone.
+pub struct RuntimeDir(Option<tempfile::TempDir>);
+
+impl RuntimeDir {
+    /// Makes the folder and sets the variable if it is unset; does nothing otherwise. If the
+    /// folder cannot be made the variable stays unset and the probe may print its line.
+    pub fn for_this_process() -> RuntimeDir {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+            return RuntimeDir(None);
+        }
+        let Ok(dir) = tempfile::Builder::new().prefix("vae-runtime-").tempdir() else {
+            return RuntimeDir(None);
+        };
+        std::env::set_var("XDG_RUNTIME_DIR", dir.path());
+        RuntimeDir(Some(dir))
+    }
+}

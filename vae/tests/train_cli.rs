@@ -52,6 +52,29 @@ fn skipped_for_want_of_a_gpu(out: &std::process::Output) -> bool {
 }
 
 #[test]
+fn a_gpu_run_without_xdg_runtime_dir_prints_no_error_line_and_leaves_no_folder_behind() {
+    // Mesa's Wayland probe prints an error line when XDG_RUNTIME_DIR is unset; the binary gives
+    // itself a private folder for it (in TMPDIR, here a scratch folder) and removes it at exit.
+    let tmp = common::scratch("tmpdir");
+    let (_scratch, d) = common::run_dir("gpu-no-xdg");
+    let out = train()
+        .args(small_args(&d))
+        .args(["--epochs", "1", "--device", "gpu"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    if skipped_for_want_of_a_gpu(&out) {
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.to_lowercase().contains("error"), "a good run prints no error line:\n{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
+
+#[test]
 fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let ((_scratch_a, a), (_scratch_b, b)) = (common::run_dir("straight"), common::run_dir("resumed"));
     let ok = train().args(small_args(&a)).args(["--epochs", "2"]).status().unwrap();

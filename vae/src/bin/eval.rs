@@ -6,7 +6,10 @@ use vae::cli::EvalCli as Cli;
 use vae::eval::command::run;
 
 fn main() {
-    if let Err(e) = run(Cli::parse().args) {
+    let runtime_dir = vae::cli::RuntimeDir::for_this_process();
+    let result = run(Cli::parse().args);
+    drop(runtime_dir);
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -52,7 +52,10 @@ struct Args {
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
+    let runtime_dir = vae::cli::RuntimeDir::for_this_process();
+    let result = run(Args::parse());
+    drop(runtime_dir);
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

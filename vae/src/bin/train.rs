@@ -322,12 +322,15 @@ fn save_loss_plot(run: &Run, history: &[EpochMetrics]) -> Result<()> {
 }
 
 fn main() {
+    let runtime_dir = vae::cli::RuntimeDir::for_this_process();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Err(e) = run_main(cli, &matches) {
+    let result = run_main(cli, &matches);
+    drop(runtime_dir);
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
