@@ -130,19 +130,22 @@ pub struct ClassifyCli {
 /// The folder has a random name and mode 0700 (another user cannot make it first or look in),
 /// and is removed when this value is dropped. Only a binary does this, first thing in `main`,
 /// before any thread could read the environment: the libraries leave the environment alone.
-pub struct RuntimeDir(Option<tempfile::TempDir>);
+pub struct RuntimeDir {
+    /// Held for its `Drop`, which removes the folder.
+    _dir: Option<tempfile::TempDir>,
+}
 
 impl RuntimeDir {
     /// Makes the folder and sets the variable if it is unset; does nothing otherwise. If the
     /// folder cannot be made the variable stays unset and the probe may print its line.
     pub fn for_this_process() -> RuntimeDir {
         if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-            return RuntimeDir(None);
+            return RuntimeDir { _dir: None };
         }
         let Ok(dir) = tempfile::Builder::new().prefix("vae-runtime-").tempdir() else {
-            return RuntimeDir(None);
+            return RuntimeDir { _dir: None };
         };
         std::env::set_var("XDG_RUNTIME_DIR", dir.path());
-        RuntimeDir(Some(dir))
+        RuntimeDir { _dir: Some(dir) }
     }
 }

@@ -22,7 +22,8 @@
 //! binary); [`sweep`] turns a grid of `train` runs into one table and one plot (the `sweep`
 //! binary); [`explore`] serves a run's model to a page in the browser, where sliders move the
 //! latent code (the `explore` binary); [`report`] writes a run folder's one-file `report.html`
-//! (the `report` binary).
+//! (the `report` binary); [`provenance`] records where, when and with which code each `train`
+//! invocation of a run ran.
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod provenance;
 pub mod report;
 pub mod runs;
 pub mod sweep;

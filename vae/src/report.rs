@@ -55,9 +55,59 @@ pub fn loss_plot(rows: &[EpochMetrics]) -> Result<Option<DynamicImage>> {
     if series.is_empty() {
         return Ok(None);
     }
-    let opts = PlotOptions { width: 900, height: 480, ..PlotOptions::default() };
-    let img: RgbImage = render_line_plot("loss per epoch", &series, "epoch", "loss", &opts)?;
+    // The first epoch's mean training loss (its first steps are those of an untrained model)
+    // can be many times the rest and flatten every later epoch into a line: a log axis then.
+    let log_y = spans_orders_of_magnitude(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)));
+    let opts = PlotOptions { width: 900, height: 480, log_y, integer_x: true };
+    let title = if log_y { "loss per epoch (log scale)" } else { "loss per epoch" };
+    let img: RgbImage = render_line_plot(title, &series, "epoch", "loss", &opts)?;
     Ok(Some(DynamicImage::ImageRgb8(img)))
+}
+
+/// The loss plot takes a log axis when its largest value is this many times its smallest.
+const LOG_AXIS_RATIO: f64 = 3.0;
+
+/// Whether the finite `values` are all positive and the largest is at least
+/// [`LOG_AXIS_RATIO`] times the smallest: a log axis shows them better than a linear one.
+fn spans_orders_of_magnitude(values: impl Iterator<Item = f64>) -> bool {
+    let (lo, hi) =
+        values.filter(|y| y.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    lo > 0.0 && hi >= LOG_AXIS_RATIO * lo
+}
+
+/// A number as a reader wants it: whole numbers as they are, others to 4 decimals without
+/// trailing zeros, and magnitudes below 0.001 or from a million up in scientific notation
+/// (a learning rate of 1e-5 is `1e-5`, not `0.0000`).
+pub fn number_text(value: f64) -> String {
+    let trim = |text: &str| -> String {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let magnitude = value.abs();
+    if value.fract() == 0.0 && magnitude < 1e15 || !value.is_finite() {
+        format!("{value}")
+    } else if (1e-3..1e6).contains(&magnitude) {
+        trim(&format!("{value:.4}"))
+    } else {
+        let text = format!("{value:.3e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        format!("{}e{exponent}", trim(mantissa))
+    }
+}
+
+/// Seconds as hours, minutes and seconds (`2 h 05 min`, `7 min 12 s`, `41.3 s`).
+pub fn duration_text(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if whole < 3600 {
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    } else {
+        format!("{} h {:02} min", whole / 3600, whole / 60 % 60)
+    }
 }
 
 /// `text` safe inside HTML text and attribute values.
@@ -76,10 +126,26 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// An `<img>` holding PNG bytes as a data URI.
+/// An `<img>` holding PNG bytes as a data URI, shown at a whole multiple of its size (up to
+/// 4×, about 1000 pixels wide) so that a grid of 28- or 64-pixel images can be read; the page's
+/// style draws the enlarged pixels as crisp squares (nearest neighbour).
 fn inline_png(png: &[u8], alt: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-    format!("<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">", escape_html(alt))
+    let width =
+        png_width(png).map(|w| format!(" width=\"{}\"", w * (SHOWN_WIDTH / w.max(1)).clamp(1, 4))).unwrap_or_default();
+    format!("<img alt=\"{}\"{width} src=\"data:image/png;base64,{b64}\">", escape_html(alt))
+}
+
+/// The width pictures are enlarged towards, in CSS pixels.
+const SHOWN_WIDTH: u32 = 1000;
+
+/// The width in a PNG's header (the IHDR chunk that follows the 8-byte signature).
+fn png_width(png: &[u8]) -> Option<u32> {
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+    if png.len() < 24 || png[..8] != SIGNATURE || &png[12..16] != b"IHDR" {
+        return None;
+    }
+    Some(u32::from_be_bytes([png[16], png[17], png[18], png[19]]))
 }
 
 /// The PNG at `path` as an inline `<img>`, or a note saying it could not be read.
@@ -94,12 +160,12 @@ fn inline_file(path: &Path) -> String {
     }
 }
 
-/// A JSON value as one table cell's text: numbers to 4 decimals, strings bare, lists item by
+/// A JSON value as one table cell's text: numbers by [`number_text`], strings bare, lists item by
 /// item, objects as JSON.
 fn cell_text(value: &Value) -> String {
     match value {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() != 0.0 => format!("{f:.4}"),
+            Some(f) if f.fract() != 0.0 => number_text(f),
             _ => n.to_string(),
         },
         Value::String(s) => s.clone(),
@@ -140,7 +206,7 @@ fn metrics_table(rows: &[EpochMetrics]) -> String {
     for r in rows {
         let _ = write!(html, "<tr><td>{}</td>", r.epoch);
         for c in &columns {
-            let v = r.get(c).map(|v| if v.abs() >= 1e-3 || v == 0.0 { format!("{v:.4}") } else { format!("{v:.3e}") });
+            let v = r.get(c).map(number_text);
             let _ = write!(html, "<td>{}</td>", v.unwrap_or_default());
         }
         html.push_str("</tr>\n");
@@ -167,7 +233,7 @@ const STYLE: &str =
     "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222}\
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:right}\
-table.kv th{text-align:left;background:#f5f5f5}table.kv td{text-align:left;max-width:52em;overflow-wrap:anywhere}table.metrics th{background:#f5f5f5;position:sticky;top:0}\
+table.kv th{text-align:left;background:#f5f5f5}table.kv td{text-align:left;max-width:52em;overflow-wrap:anywhere}table.metrics th{background:#f5f5f5;position:sticky;top:0}table.provenance th{background:#f5f5f5}\
 .scroll{max-height:28em;overflow:auto}img{image-rendering:pixelated;max-width:100%;border:1px solid #eee}\
 figure{display:inline-block;margin:.4em;vertical-align:top}figcaption{font-size:.8em;color:#555}\
 details{margin:.3em 0}summary{cursor:pointer}.missing{color:#a33}.grid{display:flex;flex-wrap:wrap;gap:.5em}";
@@ -184,7 +250,17 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
         return Err(Error::Config(format!("{}: expected a JSON object", config_path.display())));
     };
     let metrics_path = dir.join("metrics.csv");
-    let rows = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { vec![] };
+    if !metrics_path.is_file() {
+        return Err(Error::Io {
+            path: metrics_path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file: `train` writes it when a run starts, so this folder is not a whole run folder",
+            ),
+        });
+    }
+    let rows = read_metrics(&metrics_path)?;
+    let provenance = crate::provenance::read_provenance(dir)?;
     let name = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let name = name.file_name().unwrap_or_default().to_string_lossy().to_string();
     let text = |key: &str| config.get(key).map(cell).unwrap_or_default();
@@ -202,15 +278,21 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
     let best = crate::runs::best_epoch(&rows);
     let _ = writeln!(
         html,
-        "<p>{} epochs in metrics.csv{}. Written by <code>report</code>; every picture is inside this file.</p>",
+        "<p>{} epochs in metrics.csv{}, trained for {}{}. Written by <code>report</code>; every picture is inside this file.</p>",
         rows.len(),
         best.map(|b| format!(
-            ", best validation loss {:.4} at epoch {}",
-            b.get("val_loss").unwrap_or(f64::NAN),
+            ", best validation loss {} at epoch {}",
+            number_text(b.get("val_loss").unwrap_or(f64::NAN)),
             b.epoch
         ))
-        .unwrap_or_default()
+        .unwrap_or_default(),
+        duration_text(rows.iter().map(|r| r.seconds).sum()),
+        provenance
+            .as_ref()
+            .map(|p| format!(", {} parameters ({} trained)", p.parameters, p.trainable_parameters))
+            .unwrap_or_default()
     );
+    html.push_str(&provenance_table(provenance.as_ref()));
 
     html.push_str("<h2>Loss</h2>\n");
     match loss_plot(&rows)? {
@@ -244,6 +326,14 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
     }
 
     let eval_dir = dir.join("eval");
+    if !eval_dir.is_dir() {
+        let _ = writeln!(
+            html,
+            "<h2>Evaluation</h2>\n<p class=\"missing\">Not evaluated yet: <code>eval --run {}</code> writes the test \
+             split's metrics and pictures to its <code>eval/</code> folder; <code>report --run {0}</code> then adds them here.</p>",
+            escape_html(&dir.display().to_string())
+        );
+    }
     if eval_dir.is_dir() {
         html.push_str("<h2>Evaluation (<code>eval</code>, test split)</h2>\n");
         let eval_metrics = eval_dir.join("metrics.json");
@@ -287,6 +377,33 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
     html.push_str(&key_value_table(&config));
     html.push_str("</body></html>\n");
     write_atomically(&dir.join(REPORT_FILE), html.as_bytes())
+}
+
+/// Where and with which code each `train` invocation of the run ran (provenance.json).
+fn provenance_table(provenance: Option<&crate::provenance::Provenance>) -> String {
+    let Some(p) = provenance else {
+        return "<p class=\"missing\">No provenance.json: a run from before `train` recorded where it ran.</p>\n"
+            .into();
+    };
+    let mut html = String::from(
+        "<table class=\"provenance\"><tr><th>started (UTC)</th><th>from epoch</th><th>device</th><th>CPU</th>\
+         <th>CPU kernel</th><th>threads</th><th>commit</th><th>version</th></tr>\n",
+    );
+    for i in &p.invocations {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&i.started),
+            i.first_epoch,
+            escape_html(&i.device),
+            escape_html(&i.cpu),
+            escape_html(&i.cpu_kernel),
+            i.threads,
+            escape_html(&i.commit),
+            escape_html(&i.version)
+        );
+    }
+    html + "</table>\n"
 }
 
 /// Writes `dir/report.html` for a `sweep` folder: the sweep's table (`table.md` as it is), its
@@ -386,8 +503,44 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_for_what_they_are() {
+        assert_eq!(number_text(1e-5), "1e-5", "a learning rate is not 0.0000");
+        assert_eq!(number_text(2.5e-4), "2.5e-4");
+        assert_eq!(number_text(0.001), "0.001");
+        assert_eq!(number_text(0.5), "0.5");
+        assert_eq!(number_text(76.361_234), "76.3612");
+        assert_eq!(number_text(-3.0), "-3");
+        assert_eq!(number_text(1.5e7 + 0.5), "1.5e7");
+        assert_eq!(number_text(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn the_loss_axis_turns_logarithmic_only_for_positive_values_spread_wide() {
+        assert!(spans_orders_of_magnitude([900.0, 150.0, 80.0, f64::NAN].into_iter()));
+        assert!(!spans_orders_of_magnitude([190.0, 150.0, 120.0].into_iter()));
+        assert!(!spans_orders_of_magnitude([900.0, 80.0, -0.2].into_iter()), "a negative DW-KL has no log");
+    }
+
+    #[test]
+    fn durations_read_as_hours_minutes_and_seconds() {
+        assert_eq!(duration_text(41.26), "41.3 s");
+        assert_eq!(duration_text(432.0), "7 min 12 s");
+        assert_eq!(duration_text(7512.0), "2 h 05 min");
+    }
+
+    #[test]
+    fn pictures_are_enlarged_by_a_whole_factor_and_read_their_width_from_the_png() {
+        let png = |w: u32| png_bytes(&DynamicImage::ImageRgb8(RgbImage::new(w, 8))).unwrap();
+        assert_eq!(png_width(&png(250)), Some(250));
+        assert!(inline_png(&png(250), "a").contains(" width=\"1000\""), "250 px shown 4×");
+        assert!(inline_png(&png(120), "a").contains(" width=\"480\""), "at most 4×");
+        assert!(inline_png(&png(900), "a").contains(" width=\"900\""), "never shrunk");
+        assert_eq!(png_width(b"not a png at all, not at all"), None);
+    }
+
+    #[test]
     fn table_cells_round_numbers_and_list_arrays_item_by_item() {
-        assert_eq!(cell_text(&serde_json::json!([2.189023981, 3, "a"])), "[2.1890, 3, a]");
+        assert_eq!(cell_text(&serde_json::json!([2.189023981, 3, "a"])), "[2.189, 3, a]");
         assert_eq!(cell_text(&serde_json::json!(null)), "");
         assert_eq!(cell_text(&serde_json::json!({"gap": 0.5})), "{\"gap\":0.5}");
     }

@@ -207,7 +207,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The checkpoints a run can continue from, the one `--resume` should name first.
 const CHECKPOINTS: [&str; 2] = [LAST_CHECKPOINT, BEST_CHECKPOINT];
 /// The files a run writes before its first checkpoint.
-const PRE_CHECKPOINT_FILES: [&str; 2] = [CONFIG_FILE, METRICS_FILE];
+const PRE_CHECKPOINT_FILES: [&str; 3] = [CONFIG_FILE, METRICS_FILE, crate::provenance::PROVENANCE_FILE];
 
 /// What [`prepare_new_run_dir`] found in the folder.
 #[derive(Debug, PartialEq, Eq)]

@@ -67,7 +67,9 @@ fn a_run_report_inlines_every_picture_and_shows_every_epoch_and_the_config() {
 #[test]
 fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
     let (_scratch, run) = tiny_run("with-eval", 1);
-    assert!(!report(&run).contains("Evaluation"), "no eval section before eval ran");
+    let before = report(&run);
+    assert!(before.contains("Not evaluated yet: <code>eval --run "), "a pointer to eval before it ran");
+    assert!(!before.contains("recon.png: test images"), "no eval pictures before eval ran");
     ok(common::command(env!("CARGO_BIN_EXE_eval"))
         .arg("--run")
         .arg(&run)
@@ -80,6 +82,37 @@ fn evals_pictures_and_metrics_join_the_report_once_eval_has_run() {
     assert!(html.contains("samples.png: samples from N(0, I)"), "eval's samples.png");
     assert!(html.contains("<tr><th>test_loss</th>"), "eval's metrics.json");
     assert_eq!(references(&html).len(), 5, "loss plot, one epoch's two grids, eval's two pictures");
+}
+
+#[test]
+fn the_report_names_the_model_size_the_wall_time_the_machine_and_the_code_of_each_invocation() {
+    let (_scratch, run) = tiny_run("provenance", 1);
+    ok(common::command(env!("CARGO_BIN_EXE_train"))
+        .arg("--resume")
+        .arg(run.join("last.safetensors"))
+        .args(["--epochs", "2", "--threads", "2"])
+        .output()
+        .unwrap());
+    let html = report(&run);
+    assert!(html.contains(" parameters (") && html.contains(", trained for "), "model size and wall time");
+    let table = html.split("<table class=\"provenance\">").nth(1).unwrap().split("</table>").next().unwrap();
+    assert_eq!(table.matches("<tr>").count(), 3, "a header and the two invocations:\n{table}");
+    assert!(table.contains("<td>1</td>") && table.contains("<td>2</td>"), "the first epoch of each:\n{table}");
+    assert!(table.contains("cpu (rayon, 2 threads)"), "the device:\n{table}");
+    assert!(table.contains(vae::provenance::BUILD_COMMIT), "the commit:\n{table}");
+    assert!(table.contains(&vae::provenance::cpu_model()), "the CPU:\n{table}");
+}
+
+#[test]
+fn a_folder_without_metrics_csv_is_refused_naming_the_file() {
+    let (_scratch, run) = tiny_run("no-metrics", 1);
+    std::fs::remove_file(run.join("metrics.csv")).unwrap();
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    let out = common::command(env!("CARGO_BIN_EXE_report")).arg("--run").arg(&run).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.csv") && err.contains("no such file"), "{err}");
+    assert!(!run.join("report.html").exists());
 }
 
 #[test]

@@ -250,6 +250,21 @@ fn f32_kernel() -> Kernel<f32> {
     SGEMM_PORTABLE
 }
 
+/// Which f32 kernel [`f32_kernel`] picks on this CPU, by instruction set and MR×NR tile: the
+/// "kernel path" every CPU timing names.
+pub fn f32_kernel_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return "avx512 14×32";
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return "avx2 6×16";
+        }
+    }
+    "portable 4×8"
+}
+
 /// Portable MR×NR micro-kernel: the accumulator tile is a local array small enough for LLVM to
 /// keep in (SSE/NEON) registers and vectorise along NR.
 ///

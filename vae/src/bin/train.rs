@@ -308,16 +308,9 @@ fn save_pictures(run: &Run, model: &Vae, preview: &Tensor, prior_z: &Tensor, epo
 }
 
 fn save_loss_plot(run: &Run, history: &[EpochMetrics]) -> Result<()> {
-    let series = |name: &str, f: &dyn Fn(&EpochMetrics) -> f64| {
-        (name.to_string(), history.iter().map(|h| (h.epoch as f64, f(h))).collect::<Vec<_>>())
-    };
-    let all = vec![
-        series("train loss", &|h| h.train_loss),
-        series("val loss", &|h| h.val_loss),
-        series("val recon", &|h| h.val_recon),
-        series("val kl", &|h| h.val_kl),
-    ];
-    vae::plot::save_line_plot(&run.dir.join("loss.png"), "loss per epoch", &all, "epoch", "loss")?;
+    if let Some(img) = vae::report::loss_plot(history)? {
+        vae::plot::save_png_atomic(&img, &run.dir.join("loss.png"))?;
+    }
     Ok(())
 }
 
@@ -453,6 +446,8 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
     );
     println!("device: {}", device.describe());
     println!("run folder: {}", run.dir.display());
+    let invocation = vae::provenance::Invocation::now(resume.epoch + 1, device.describe());
+    vae::provenance::record_invocation(&run.dir, counts.total, counts.trainable, invocation, cli.resume.is_some())?;
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

@@ -24,11 +24,13 @@ pub struct PlotOptions {
     pub height: u32,
     /// Logarithmic y axis (line plots): points with y ≤ 0 are skipped like NaNs.
     pub log_y: bool,
+    /// Ticks and labels on the x axis at whole numbers only (epochs), never at 1.5.
+    pub integer_x: bool,
 }
 
 impl Default for PlotOptions {
     fn default() -> Self {
-        PlotOptions { width: 960, height: 600, log_y: false }
+        PlotOptions { width: 960, height: 600, log_y: false, integer_x: false }
     }
 }
 
@@ -162,10 +164,18 @@ pub fn render_line_plot(
         );
     };
     chart(WHAT, title, opts, (xr, yr), (44, 72), |chart| {
-        let log_label = |v: &f64| format!("{:.3}", 10f64.powf(*v));
+        let log_label = |v: &f64| tick_text(10f64.powf(*v));
         let plain_label = |v: &f64| format!("{v}");
+        // plotters puts ticks at 1, 2 or 5 × 10^k: with no more ticks than whole numbers in
+        // the range the step is at least 1, so every tick is a whole number; any that is not
+        // (a range under 1) gets no label.
+        let whole_label = |v: &f64| if v.fract() == 0.0 { format!("{v}") } else { String::new() };
+        let whole_numbers = whole_number_ticks(xr);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(x_label).y_desc(y_label).label_style((font(), 14)).light_line_style(RGBColor(238, 238, 238));
+        if opts.integer_x {
+            mesh.x_labels(whole_numbers).x_label_formatter(&whole_label);
+        }
         if opts.log_y {
             mesh.y_label_formatter(&log_label);
         } else {
@@ -199,6 +209,27 @@ pub fn render_line_plot(
         }
         Ok(())
     })
+}
+
+/// How many x ticks to ask plotters for so that each falls on a whole number: no more than the
+/// whole numbers in `range` (at most 12).
+fn whole_number_ticks(range: (f64, f64)) -> usize {
+    (range.1.floor() - range.0.ceil() + 1.0).clamp(1.0, 12.0) as usize
+}
+
+/// A log axis's tick value with at least three significant digits and no trailing zeros
+/// (`81.4`, `120`, `0.00125`).
+fn tick_text(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// Saves a line plot of `series` (name, [(x, y)]), each in its own colour, with a title, axis
@@ -364,9 +395,29 @@ mod tests {
         let log = PlotOptions { log_y: true, ..opts.clone() };
         assert!(render_line_plot("t", &[("z".into(), vec![(0.0, 0.0), (1.0, -1.0)])], "x", "y", &log).is_err());
         assert!(render_line_plot("t", &sample_series(), "x", "y", &log).is_ok());
-        let tiny = PlotOptions { width: 80, height: 60, log_y: false };
+        let tiny = PlotOptions { width: 80, height: 60, ..PlotOptions::default() };
         let err = render_line_plot("t", &sample_series(), "x", "y", &tiny).unwrap_err();
         assert!(err.to_string().contains("too small"), "{err}");
+    }
+
+    #[test]
+    fn epoch_axes_get_ticks_at_whole_numbers_only() {
+        // The padded x ranges of runs of 1, 2, 3, 8, 10, 37 and 200 epochs.
+        for epochs in [1.0, 2.0, 3.0, 8.0, 10.0, 37.0, 200.0] {
+            let range = extent([1.0, epochs].into_iter()).unwrap();
+            let ticks: Vec<f64> = RangedCoordf64::from(range.0..range.1).key_points(whole_number_ticks(range));
+            assert!(!ticks.is_empty(), "{epochs} epochs: no tick");
+            assert!(ticks.iter().all(|t| t.fract() == 0.0), "{epochs} epochs: ticks {ticks:?}");
+        }
+    }
+
+    #[test]
+    fn log_axis_ticks_show_three_significant_digits() {
+        assert_eq!(tick_text(81.4321), "81.4");
+        assert_eq!(tick_text(120.0), "120");
+        assert_eq!(tick_text(1234.6), "1235");
+        assert_eq!(tick_text(0.001_254), "0.00125");
+        assert_eq!(tick_text(2.0), "2");
     }
 
     #[test]
@@ -374,7 +425,7 @@ mod tests {
         let points: Vec<(f64, f64)> = (0..30).map(|i| ((i % 10) as f64, (i / 10) as f64)).collect();
         let labels: Vec<usize> = (0..30).map(|i| i / 10).collect();
         let names: Vec<String> = ["zero", "one", "two"].map(String::from).to_vec();
-        let opts = PlotOptions { width: 640, height: 480, log_y: false };
+        let opts = PlotOptions { width: 640, height: 480, ..PlotOptions::default() };
         let img = render_scatter_plot("t-SNE", &points, &labels, &names, &opts).unwrap();
         assert_eq!(img.dimensions(), (640, 480));
         for k in 0..3 {

@@ -1,0 +1,187 @@
+//! Where, when and with which code a run was trained: `provenance.json` in the run folder.
+//!
+//! `train` writes it when a run starts and appends to it on every `--resume`, so a run trained
+//! over several invocations (another day, another machine, a GPU) keeps each one: when it
+//! started, from which epoch, the device, the CPU model and the GEMM kernel path the CPU ran,
+//! the thread count, and the commit and version of the code. `report` shows it beside the
+//! losses, since a number without its machine cannot be compared with another.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The file's name inside a run folder.
+pub const PROVENANCE_FILE: &str = "provenance.json";
+
+/// The commit the binaries were built from (`git rev-parse --short=12 HEAD` at build time;
+/// "unknown" outside a git checkout). Changes in the working tree are not counted.
+pub const BUILD_COMMIT: &str = env!("VAE_BUILD_COMMIT");
+
+/// One `train` invocation of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// When it started, in UTC (`2026-11-23T16:05:09Z`).
+    pub started: String,
+    /// The first epoch it trained (1 for a new run).
+    pub first_epoch: usize,
+    /// The device, as `train` printed it (`cpu (rayon, 2 threads)`, `gpu: NVIDIA H100 …`).
+    pub device: String,
+    /// The CPU model (`/proc/cpuinfo`'s model name where there is one).
+    pub cpu: String,
+    /// The CPU GEMM kernel this CPU runs (`avx2 6×16`, `avx512 14×32`, `portable 4×8`).
+    pub cpu_kernel: String,
+    /// CPU threads.
+    pub threads: usize,
+    /// [`BUILD_COMMIT`].
+    pub commit: String,
+    /// The `vae` crate's version.
+    pub version: String,
+}
+
+impl Invocation {
+    /// This process, now, starting at `first_epoch` on `device` (its description).
+    pub fn now(first_epoch: usize, device: String) -> Invocation {
+        Invocation {
+            started: utc_timestamp(std::time::SystemTime::now()),
+            first_epoch,
+            device,
+            cpu: cpu_model(),
+            cpu_kernel: tensor::cpu::gemm::f32_kernel_path().to_string(),
+            threads: rayon::current_num_threads(),
+            commit: BUILD_COMMIT.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// A run's `provenance.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Parameters of the model.
+    pub parameters: usize,
+    /// Of which trained (fewer with a frozen encoder).
+    pub trainable_parameters: usize,
+    /// Every `train` invocation, first to last.
+    pub invocations: Vec<Invocation>,
+}
+
+/// Reads `dir/provenance.json`; `None` when the run has none (folders from before it existed).
+pub fn read_provenance(dir: &Path) -> Result<Option<Provenance>> {
+    let path = dir.join(PROVENANCE_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Config(format!("{}: not a run's provenance: {e}", path.display())))
+}
+
+/// Records `invocation` in `dir/provenance.json`, atomically: a new run (`resumed` false)
+/// starts the file afresh, a resumed one appends to what is there.
+pub fn record_invocation(
+    dir: &Path,
+    parameters: usize,
+    trainable_parameters: usize,
+    invocation: Invocation,
+    resumed: bool,
+) -> Result<()> {
+    let mut invocations = match (resumed, read_provenance(dir)?) {
+        (true, Some(p)) => p.invocations,
+        _ => vec![],
+    };
+    invocations.push(invocation);
+    let provenance = Provenance { parameters, trainable_parameters, invocations };
+    let text = serde_json::to_string_pretty(&provenance).map_err(|e| Error::Config(format!("provenance: {e}")))?;
+    crate::runs::write_file(&dir.join(PROVENANCE_FILE), text.as_bytes())
+}
+
+/// The CPU's model name from `/proc/cpuinfo`, or the architecture where that file is absent.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// `time` as an ISO 8601 UTC timestamp to the second, `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_timestamp(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`: eras of 400 years, years starting in March so the leap day comes last).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let at = |secs: u64| utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        // `date -u -d @951782400` : the leap day of a year divisible by 400.
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(at(951_868_800), "2000-03-01T00:00:00Z");
+        // `date -u -d @1795449909`
+        assert_eq!(at(1_795_449_909), "2026-11-23T16:05:09Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z", "2100 is not a leap year");
+    }
+
+    fn invocation(first_epoch: usize) -> Invocation {
+        Invocation { first_epoch, ..Invocation::now(first_epoch, "cpu (rayon, 2 threads)".into()) }
+    }
+
+    #[test]
+    fn a_new_run_starts_the_record_and_a_resumed_one_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        record_invocation(dir.path(), 10, 8, invocation(1), false).unwrap();
+        record_invocation(dir.path(), 10, 8, invocation(4), true).unwrap();
+        let p = read_provenance(dir.path()).unwrap().unwrap();
+        assert_eq!((p.parameters, p.trainable_parameters), (10, 8));
+        assert_eq!(p.invocations.iter().map(|i| i.first_epoch).collect::<Vec<_>>(), [1, 4]);
+        // A new run in the same folder (one restarted before its first checkpoint) starts over.
+        record_invocation(dir.path(), 12, 12, invocation(1), false).unwrap();
+        let p = read_provenance(dir.path()).unwrap().unwrap();
+        assert_eq!((p.parameters, p.invocations.len()), (12, 1));
+    }
+
+    #[test]
+    fn a_folder_without_the_file_has_no_provenance_and_a_broken_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_provenance(dir.path()).unwrap(), None);
+        std::fs::write(dir.path().join(PROVENANCE_FILE), "{").unwrap();
+        let err = read_provenance(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(PROVENANCE_FILE), "{err}");
+    }
+
+    #[test]
+    fn the_cpu_and_its_kernel_are_named() {
+        let i = invocation(1);
+        assert!(!i.cpu.is_empty() && !i.cpu_kernel.is_empty() && !i.commit.is_empty());
+    }
+}
