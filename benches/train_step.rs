@@ -311,7 +311,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
-        let w = WORKLOADS.iter().find(|w| &w.name == name).expect("validated in parse_options");
+        let w = WORKLOADS.iter().find(|w| w.name == name).expect("validated in parse_options");
         let mut cmd = Command::new(&exe);
         cmd.args(["--child", name, "--device", &o.device, "--steps", &o.steps.to_string()]);
         cmd.args(["--profile-steps", &o.profile_steps.to_string()]);

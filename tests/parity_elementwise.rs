@@ -15,6 +15,9 @@ use tensor::Tensor;
 /// Sizes around the 256-wide workgroup, and shapes of several ranks.
 const SHAPES: &[&[usize]] = &[&[1], &[255], &[257], &[3, 1000], &[2, 3, 5, 7], &[]];
 
+/// A named way to take a strided view of a tensor.
+type View = (&'static str, Box<dyn Fn(&Tensor) -> Tensor>);
+
 #[test]
 fn every_unary_row_matches_cpu_forward_and_backward_at_awkward_sizes() {
     let Some(gpu) = gpu() else { return };
@@ -125,7 +128,7 @@ fn views_are_layout_only_and_contiguous_copies_on_the_gpu() {
     let mut r = rng();
     let x = signed(&[3, 4, 5, 6], &mut r);
     let xg = up(&x, &gpu);
-    let views: Vec<(&str, Box<dyn Fn(&Tensor) -> Tensor>)> = vec![
+    let views: Vec<View> = vec![
         ("permute", Box::new(|t| t.permute(&[3, 1, 0, 2]).unwrap())),
         ("narrow", Box::new(|t| t.narrow(2, 1, 3).unwrap().narrow(0, 1, 2).unwrap())),
         ("broadcast", Box::new(|t| t.narrow(1, 0, 1).unwrap().broadcast_to(&[2, 3, 7, 5, 6]).unwrap())),

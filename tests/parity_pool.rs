@@ -11,8 +11,10 @@ use tensor::ops::pool::{
     PoolIndices,
 };
 
-/// (input shape, kernel, stride, padding)
-fn cases() -> Vec<([usize; 4], [usize; 2], [usize; 2], [usize; 2])> {
+/// A pooling case: input shape [N, C, H, W], kernel, stride, padding.
+type PoolCase = ([usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+
+fn cases() -> Vec<PoolCase> {
     vec![
         ([1, 1, 4, 4], [2, 2], [2, 2], [0, 0]),
         ([2, 3, 17, 13], [3, 3], [2, 2], [1, 1]),

@@ -68,12 +68,19 @@ fn assert_matches(what: &str, got: &Tensor, want: &[f64], tol: f64) {
     }
 }
 
+/// A convolution: x [N, C_in, H, W], C_out, kernel, stride, padding, dilation.
+type ConvCase = ([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+/// A transposed convolution: x [N, C_in, H, W], C_out, kernel, stride, padding,
+/// output_padding, dilation.
+type ConvTransposeCase = ([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+/// A pooling: x [N, C, H, W], kernel, stride, padding.
+type PoolCase = ([usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+
 /// Convolution cases reaching each CPU path: a plain 3×3, stride 2 with dilation and uneven
 /// padding, a pointwise 1×1 (no im2col), deep layers with 1–4 output pixels (several images
 /// share one GEMM), and kernels hanging over small planes, whose dead taps are cropped away
 /// (1×1 and 1×4 planes with padding 1, a 2×2 plane at stride 2).
-const CONV_CASES: [([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 8] = [
-    // x [N, C_in, H, W], C_out, kernel, stride, padding, dilation
+const CONV_CASES: [ConvCase; 8] = [
     ([2, 3, 7, 9], 5, [3, 3], [1, 1], [1, 1], [1, 1]),
     ([3, 2, 11, 8], 4, [3, 2], [2, 2], [2, 0], [2, 1]),
     ([2, 5, 6, 7], 3, [1, 1], [1, 1], [0, 0], [1, 1]),
@@ -113,9 +120,8 @@ fn conv2d_forward_and_backwards_match_the_reference() {
 #[test]
 fn conv_transpose2d_forward_and_backwards_match_the_reference() {
     let mut r = rng();
-    // x [N, C_in, H, W], C_out, kernel, stride, padding, output_padding, dilation
     // The last two reach the dead-tap crop (1×1 inputs with padding).
-    let cases: [([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 6] = [
+    let cases: [ConvTransposeCase; 6] = [
         ([2, 3, 5, 4], 4, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1]),
         ([3, 5, 3, 6], 2, [3, 2], [2, 3], [1, 0], [1, 2], [1, 1]),
         ([2, 4, 4, 4], 3, [3, 3], [1, 1], [1, 1], [0, 0], [2, 2]),
@@ -162,8 +168,7 @@ fn matmul_matches_the_reference_at_odd_sizes() {
 #[test]
 fn pooling_forward_and_backward_match_the_reference() {
     let mut r = rng();
-    // x [N, C, H, W], kernel, stride, padding
-    let cases: [([usize; 4], [usize; 2], [usize; 2], [usize; 2]); 4] = [
+    let cases: [PoolCase; 4] = [
         ([2, 3, 8, 8], [2, 2], [2, 2], [0, 0]),
         ([1, 2, 7, 9], [3, 3], [2, 2], [1, 1]),
         ([3, 1, 5, 6], [3, 2], [1, 2], [1, 0]),

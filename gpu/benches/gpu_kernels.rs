@@ -114,13 +114,17 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     });
 }
 
+/// A transposed-convolution layer: name, input [N, C_in, H, W], weight [C_in, C_out, kH, kW],
+/// stride, padding.
+type TransposedLayer = (&'static str, [usize; 4], [usize; 4], [usize; 2], [usize; 2]);
+
 /// conv_transpose2d forward at the decoder layers of workloads B5 (`basic`, 3×32×32, batch 64:
 /// two 3×3 stride-2 upsamplings and the narrow 32→3 output layer, where a GEMM tile sized for
 /// wide layers would be mostly idle rows) and B1 (`conv`, 3×64×64, batch 64: three 4×4
 /// stride-2 upsamplings, the last to 3 channels).
 fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
     let ctx = r.ctx;
-    let layers: [(&str, [usize; 4], [usize; 4], [usize; 2], [usize; 2]); 6] = [
+    let layers: [TransposedLayer; 6] = [
         ("b5_64to64_8x8_s2", [64, 64, 8, 8], [64, 64, 3, 3], [2, 2], [1, 1]),
         ("b5_64to32_16x16_s2", [64, 64, 16, 16], [64, 32, 3, 3], [2, 2], [1, 1]),
         ("b5_32to3_32x32", [64, 32, 32, 32], [32, 3, 3, 3], [1, 1], [0, 0]),

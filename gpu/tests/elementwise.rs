@@ -43,6 +43,9 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// A unary op: its code, its scalar argument, and what it computes.
+type UnaryCase = (u32, f32, fn(f64) -> f64);
+
 #[test]
 fn unary_ops_and_their_parameter_reach_every_element_at_awkward_sizes() {
     let Some(ctx) = ctx() else { return };
@@ -50,7 +53,7 @@ fn unary_ops_and_their_parameter_reach_every_element_at_awkward_sizes() {
     for n in SIZES {
         let x = rng.signed(n);
         let xb = upload(ctx, &x);
-        let cases: [(u32, f32, fn(f64) -> f64); 3] =
+        let cases: [UnaryCase; 3] =
             [(ops::NEG, 0.0, |v| -v), (ops::EXP, 0.0, f64::exp), (ops::ADD_SCALAR, 1.5, |v| v + 1.5)];
         for (code, alpha, f) in cases {
             let out = poisoned(ctx, n);

@@ -190,7 +190,7 @@ impl ProfileReport {
                 out.ops.push(OpTotal { time, calls, ..op.clone() });
             }
         }
-        out.ops.sort_by(|a, b| b.time.cmp(&a.time));
+        out.ops.sort_by_key(|op| std::cmp::Reverse(op.time));
         out
     }
 }
@@ -204,7 +204,7 @@ pub fn snapshot() -> ProfileReport {
     }
     out.gpu = *GPU.lock().unwrap_or_else(|e| e.into_inner());
     out.ops = BY_OP.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    out.ops.sort_by(|a, b| b.time.cmp(&a.time));
+    out.ops.sort_by_key(|op| std::cmp::Reverse(op.time));
     out
 }
 

@@ -466,7 +466,7 @@ impl Tensor {
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
         let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
         let unknown = shape.iter().filter(|&&d| d < 0).count();
-        if unknown > 1 || (unknown == 1 && (known == 0 || self.numel() % known != 0)) {
+        if unknown > 1 || (unknown == 1 && (known == 0 || !self.numel().is_multiple_of(known))) {
             return shape_err("reshape", format!("cannot reshape {:?} into {shape:?}", self.shape()));
         }
         let resolved: Shape =

@@ -363,9 +363,9 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
         }));
         for (path, caption) in &pictures {
             let file = path.file_name().unwrap_or_default().to_string_lossy();
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<figure>{}<figcaption>{}: {}</figcaption></figure>\n",
+                "<figure>{}<figcaption>{}: {}</figcaption></figure>",
                 inline_file(path),
                 escape_html(&file),
                 escape_html(caption)

@@ -13,7 +13,7 @@ pub fn conv2d(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams) -> Re
     let (xv, wv) = (x.value(), weight.value());
     let bv = bias.map(|b| b.value());
     let out = conv2d_forward(&xv, &wv, bv.as_ref(), p)?;
-    let (x_shape, w_shape, p) = (x.shape(), weight.shape(), p.clone());
+    let (x_shape, w_shape, p) = (x.shape(), weight.shape(), *p);
     let need = [x.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad())];
     let mut inputs = vec![x, weight];
     inputs.extend(bias);

@@ -16,7 +16,7 @@ pub fn conv_transpose2d(x: &Var, weight: &Var, bias: Option<&Var>, p: &ConvTrans
     let (xv, wv) = (x.value(), weight.value());
     let bv = bias.map(|b| b.value());
     let out = conv_transpose2d_forward(&xv, &wv, bv.as_ref(), p)?;
-    let (w_shape, p) = (weight.shape(), p.clone());
+    let (w_shape, p) = (weight.shape(), *p);
     let need = [x.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad())];
     let mut inputs = vec![x, weight];
     inputs.extend(bias);

@@ -26,7 +26,7 @@ fn group_size(shape: &[usize], keep: &[usize]) -> usize {
 
 /// g reshaped to the keep-dim shape and broadcast to the input shape.
 fn expand(g: &Tensor, keep: &[usize], shape: &[usize]) -> Result<Tensor> {
-    Ok(g.reshape(keep)?.broadcast_to(shape)?.contiguous()?)
+    g.reshape(keep)?.broadcast_to(shape)?.contiguous()
 }
 
 /// Sum over `axes` (all axes if empty; negative axes count from the end); `keepdim` keeps them as size 1.

@@ -570,7 +570,7 @@ unsafe fn gemm_blocked_on<T: Float>(
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (mr, nr) = (kern.mr, kern.nr);
-    debug_assert!(kern.mc % mr == 0 && kern.nc % nr == 0 && mr * nr <= MAX_TILE);
+    debug_assert!(kern.mc.is_multiple_of(mr) && kern.nc.is_multiple_of(nr) && mr * nr <= MAX_TILE);
     let parallel = threads > 1;
     // Blocks of near-equal size (4608 columns as 2×2304, not 4080 + 528): a thin last block
     // would pay the per-block overheads for little work.

@@ -4,13 +4,12 @@
 //!          → ConvT(3,2,1,1) 64→32 → ReLU → ConvT(3,1,1,0) 32→C
 
 use nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape,
-    Sequential,
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, ReLU, Reshape, Sequential,
 };
 
 use super::ModelConfig;
 
-pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let (h4, w4) = (h / 4, w / 4);
     let features = 64 * h4 * w4;

@@ -5,13 +5,12 @@
 //!          → ConvT(4,2,1,0) 64→32 → ReLU → ConvT(4,2,1,0) 32→C
 
 use nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, Module, ReLU, Reshape,
-    Sequential,
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Flatten, Init, Linear, ReLU, Reshape, Sequential,
 };
 
 use super::ModelConfig;
 
-pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let (h8, w8) = (h / 8, w / 8);
     let features = 128 * h8 * w8;

@@ -2,11 +2,11 @@
 //! encoder: flatten C·H·W → Linear 512 → ReLU → Linear 256 → ReLU (F = 256)
 //! decoder: Linear z→256 → ReLU → Linear 512 → ReLU → Linear C·H·W → reshape [C, H, W]
 
-use nn::{Flatten, Init, Linear, Module, ReLU, Reshape, Sequential};
+use nn::{Flatten, Init, Linear, ReLU, Reshape, Sequential};
 
 use super::ModelConfig;
 
-pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let pixels = c * h * w;
     let encoder = Sequential::new()

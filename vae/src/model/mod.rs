@@ -181,6 +181,10 @@ pub struct Vae {
     pub decoder: Box<dyn Module>,
 }
 
+/// What each preset's `build` returns: the encoder (image → features), the width F of its
+/// feature vector (the input of the μ and log σ² heads), and the decoder (z → logits).
+type PresetParts = (Box<dyn Module>, usize, Box<dyn Module>);
+
 impl Vae {
     /// Builds the preset `config.arch` for `config.input`, checking that the size fits it.
     pub fn new(config: ModelConfig, init: &mut Init) -> nn::Result<Vae> {
@@ -195,7 +199,7 @@ impl Vae {
                 ),
             }));
         }
-        let (encoder, features, decoder): (Box<dyn Module>, usize, Box<dyn Module>) = match config.arch {
+        let (encoder, features, decoder): PresetParts = match config.arch {
             Arch::Dense => dense::build(config, init)?,
             Arch::Basic => basic::build(config, init)?,
             Arch::Conv => conv::build(config, init)?,

@@ -236,11 +236,7 @@ impl Module for ResNet18Decoder {
     }
 }
 
-pub(super) fn build(
-    cfg: ModelConfig,
-    batch_norm: bool,
-    init: &mut Init,
-) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(cfg: ModelConfig, batch_norm: bool, init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let encoder = ResNet18Encoder::new(c, batch_norm, init)?;
     let start = [512, h / 32, w / 32];

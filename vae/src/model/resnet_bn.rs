@@ -53,7 +53,7 @@ fn stage(a: usize, b: usize, stride: usize, upsample: bool, init: &mut Init) -> 
     Ok(s)
 }
 
-pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<(Box<dyn Module>, usize, Box<dyn Module>)> {
+pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let start = [512, h / 16, w / 16];
     let features: usize = start.iter().product();
