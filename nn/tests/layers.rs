@@ -1,10 +1,10 @@
-//! Layer behaviour beyond gradients: output shapes, dropout's train/eval semantics and
-//! seeding, and configuration errors.
+//! Layer behaviour beyond gradients: output shapes, each activation's values, dropout's
+//! train/eval semantics and seeding, and configuration errors.
 
 use autograd::Var;
 use nn::{
     AvgPool2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Flatten, GlobalAvgPool, Init,
-    LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, Reshape, Sequential, Sigmoid, Tanh, Upsample,
+    LeakyReLU, Linear, MaxPool2d, Module, Pool2dConfig, ReLU, Reshape, Sequential, SiLU, Sigmoid, Tanh, Upsample,
 };
 use tensor::{DType, Rng, Tensor};
 
@@ -56,6 +56,41 @@ fn sequential_chains_layers_in_order() {
     assert_eq!(y.shape(), &[3, 1]);
     assert!(y.to_vec_f32().unwrap().iter().all(|&v| v > 0.0 && v < 1.0));
     assert_eq!(model.len(), 5);
+}
+
+/// The layer's output at x = −2, 0, 1.5 (float64).
+fn values_at_three_points(layer: &dyn Module) -> Vec<f64> {
+    let x = Var::constant(Tensor::from_vec(vec![-2.0f64, 0.0, 1.5], &[3]).unwrap());
+    layer.forward(&x).unwrap().value().to_vec_f64().unwrap()
+}
+
+/// `got` equals `want` (PyTorch float64) to 1e-15 per element.
+fn assert_values(layer: &str, got: &[f64], want: [f64; 3]) {
+    let close = got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 1e-15 * w.abs().max(1.0));
+    assert!(close, "{layer}: {got:?}, PyTorch {want:?}");
+}
+
+// Each activation layer's values, as torch.nn's layer gives them: a layer wired to the wrong
+// op (SiLU calling tanh) passes its gradient check, but not these.
+
+#[test]
+fn relu_zeroes_negative_inputs() {
+    assert_values("ReLU", &values_at_three_points(&ReLU), [0.0, 0.0, 1.5]);
+}
+
+#[test]
+fn silu_is_x_times_sigmoid_x() {
+    assert_values("SiLU", &values_at_three_points(&SiLU), [-0.2384058440442351, 0.0, 1.2263617142904655]);
+}
+
+#[test]
+fn sigmoid_is_the_logistic_function() {
+    assert_values("Sigmoid", &values_at_three_points(&Sigmoid), [0.11920292202211755, 0.5, 0.8175744761936437]);
+}
+
+#[test]
+fn tanh_is_the_hyperbolic_tangent() {
+    assert_values("Tanh", &values_at_three_points(&Tanh), [-0.9640275800758169, 0.0, 0.9051482536448664]);
 }
 
 #[test]

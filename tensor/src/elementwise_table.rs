@@ -59,6 +59,33 @@ pub enum Domain {
     Positive,
 }
 
+/// A point of a unary op's mathematical definition, as PyTorch computes it in float64, at the
+/// row's `test_params`: the op maps `x` to `y`, and its derivative there is `dy_dx` (PyTorch's
+/// choice where the op has a kink: 0 for |x| and ReLU at 0, the slope for leaky ReLU at 0, 0
+/// for a clamp at its bounds). The table-wide tests hold both kernels to these numbers, which
+/// come from outside the formula: a row wrong the same way in Rust and in WGSL fails here.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnaryPoint {
+    /// The input.
+    pub x: f64,
+    /// The op's value at `x`.
+    pub y: f64,
+    /// The op's derivative at `x`.
+    pub dy_dx: f64,
+}
+
+/// A point of a binary op's definition: the op maps (`a`, `b`) to `out` (NaN where PyTorch
+/// gives NaN).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BinaryPoint {
+    /// The first operand.
+    pub a: f64,
+    /// The second operand.
+    pub b: f64,
+    /// The op's value.
+    pub out: f64,
+}
+
 /// A CPU forward kernel: out = f(x) with the op's (α, β).
 pub type UnaryKernel<T> = fn(&[T], T, T) -> Vec<T>;
 /// A CPU backward kernel: ∂L/∂x from (g, saved) with the op's (α, β).
@@ -82,6 +109,8 @@ pub struct UnaryDef {
     pub domain: Domain,
     /// Parameters the table-wide tests run the op with (an op without parameters ignores them).
     pub test_params: (f64, f64),
+    /// Known values of the op's definition at `test_params` (at least three).
+    pub known: &'static [UnaryPoint],
     /// The CPU forward, in f32 and f64.
     pub forward_f32: UnaryKernel<f32>,
     /// See `forward_f32`.
@@ -106,6 +135,8 @@ pub struct UnaryRow {
     pub domain: Domain,
     /// See [`UnaryDef::test_params`].
     pub test_params: (f64, f64),
+    /// See [`UnaryDef::known`].
+    pub known: &'static [UnaryPoint],
 }
 
 impl UnaryDef {
@@ -119,6 +150,7 @@ impl UnaryDef {
             saves: row.saves,
             domain: row.domain,
             test_params: row.test_params,
+            known: row.known,
             forward_f32: unary_kernel::<f32, F>,
             forward_f64: unary_kernel::<f64, F>,
             backward_f32: unary_backward_kernel::<f32, F>,
@@ -145,6 +177,8 @@ pub struct BinaryDef {
     pub name: &'static str,
     /// out = f(a, b) as a WGSL expression of `a` and `b`.
     pub wgsl: &'static str,
+    /// Known values of the op's definition (at least two).
+    pub known: &'static [BinaryPoint],
     /// The CPU kernel on dense operands, in f32 and f64.
     pub dense_f32: BinaryKernel<f32>,
     /// See `dense_f32`.
@@ -156,12 +190,13 @@ pub struct BinaryDef {
 }
 
 impl BinaryDef {
-    /// The row `name`, `wgsl` with its CPU kernels instantiated from the formula `F`.
-    pub const fn new<F: BinaryFormula>(name: &'static str, wgsl: &'static str) -> Self {
+    /// The row `name`, `wgsl`, `known` with its CPU kernels instantiated from the formula `F`.
+    pub const fn new<F: BinaryFormula>(name: &'static str, wgsl: &'static str, known: &'static [BinaryPoint]) -> Self {
         use crate::cpu::elementwise::{binary_kernel, binary_strided_kernel};
         BinaryDef {
             name,
             wgsl,
+            known,
             dense_f32: binary_kernel::<f32, F>,
             dense_f64: binary_kernel::<f64, F>,
             strided_f32: binary_strided_kernel::<f32, F>,
@@ -246,6 +281,11 @@ pub static NEG: UnaryDef = UnaryDef::new::<Neg>(UnaryRow {
     saves: Saved::Nothing,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -2.0, y: 2.0, dy_dx: -1.0 },
+        UnaryPoint { x: 0.5, y: -0.5, dy_dx: -1.0 },
+        UnaryPoint { x: 3.0, y: -3.0, dy_dx: -1.0 },
+    ],
 });
 struct Neg;
 impl UnaryFormula for Neg {
@@ -265,6 +305,11 @@ pub static EXP: UnaryDef = UnaryDef::new::<Exp>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -1.0, y: 0.36787944117144233, dy_dx: 0.36787944117144233 },
+        UnaryPoint { x: 0.0, y: 1.0, dy_dx: 1.0 },
+        UnaryPoint { x: 2.0, y: 7.38905609893065, dy_dx: 7.38905609893065 },
+    ],
 });
 struct Exp;
 impl UnaryFormula for Exp {
@@ -284,6 +329,11 @@ pub static LOG: UnaryDef = UnaryDef::new::<Log>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Positive,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: 0.5, y: -0.6931471805599453, dy_dx: 2.0 },
+        UnaryPoint { x: 1.0, y: 0.0, dy_dx: 1.0 },
+        UnaryPoint { x: 3.0, y: 1.0986122886681098, dy_dx: 0.3333333333333333 },
+    ],
 });
 struct Log;
 impl UnaryFormula for Log {
@@ -303,6 +353,11 @@ pub static SQRT: UnaryDef = UnaryDef::new::<Sqrt>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Positive,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: 0.25, y: 0.5, dy_dx: 1.0 },
+        UnaryPoint { x: 2.0, y: 1.4142135623730951, dy_dx: 0.35355339059327373 },
+        UnaryPoint { x: 9.0, y: 3.0, dy_dx: 0.16666666666666666 },
+    ],
 });
 struct Sqrt;
 impl UnaryFormula for Sqrt {
@@ -322,6 +377,11 @@ pub static ABS: UnaryDef = UnaryDef::new::<Abs>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -2.5, y: 2.5, dy_dx: -1.0 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: 0.0 },
+        UnaryPoint { x: 1.5, y: 1.5, dy_dx: 1.0 },
+    ],
 });
 struct Abs;
 impl UnaryFormula for Abs {
@@ -348,6 +408,11 @@ pub static RELU: UnaryDef = UnaryDef::new::<Relu>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -1.0, y: 0.0, dy_dx: 0.0 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: 0.0 },
+        UnaryPoint { x: 2.0, y: 2.0, dy_dx: 1.0 },
+    ],
 });
 struct Relu;
 impl UnaryFormula for Relu {
@@ -376,6 +441,11 @@ pub static SIGMOID: UnaryDef = UnaryDef::new::<Sigmoid>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -2.0, y: 0.11920292202211755, dy_dx: 0.1049935854035065 },
+        UnaryPoint { x: 0.0, y: 0.5, dy_dx: 0.25 },
+        UnaryPoint { x: 1.0, y: 0.7310585786300049, dy_dx: 0.19661193324148185 },
+    ],
 });
 struct Sigmoid;
 impl UnaryFormula for Sigmoid {
@@ -396,6 +466,11 @@ pub static TANH: UnaryDef = UnaryDef::new::<Tanh>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -1.0, y: -0.7615941559557649, dy_dx: 0.41997434161402614 },
+        UnaryPoint { x: 0.5, y: 0.46211715726000974, dy_dx: 0.7864477329659274 },
+        UnaryPoint { x: 3.0, y: 0.9950547536867305, dy_dx: 0.009866037165440211 },
+    ],
 });
 struct Tanh;
 impl UnaryFormula for Tanh {
@@ -416,6 +491,11 @@ pub static SOFTPLUS: UnaryDef = UnaryDef::new::<Softplus>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -3.0, y: 0.04858735157374206, dy_dx: 0.04742587317756678 },
+        UnaryPoint { x: 0.0, y: 0.6931471805599453, dy_dx: 0.5 },
+        UnaryPoint { x: 2.0, y: 2.1269280110429727, dy_dx: 0.8807970779778823 },
+    ],
 });
 struct Softplus;
 impl UnaryFormula for Softplus {
@@ -435,6 +515,11 @@ pub static RECIP: UnaryDef = UnaryDef::new::<Recip>(UnaryRow {
     saves: Saved::Output,
     domain: Domain::Positive,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: 0.5, y: 2.0, dy_dx: -4.0 },
+        UnaryPoint { x: 2.0, y: 0.5, dy_dx: -0.25 },
+        UnaryPoint { x: 4.0, y: 0.25, dy_dx: -0.0625 },
+    ],
 });
 struct Recip;
 impl UnaryFormula for Recip {
@@ -454,6 +539,11 @@ pub static SQUARE: UnaryDef = UnaryDef::new::<Square>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -3.0, y: 9.0, dy_dx: -6.0 },
+        UnaryPoint { x: 0.5, y: 0.25, dy_dx: 1.0 },
+        UnaryPoint { x: 2.0, y: 4.0, dy_dx: 4.0 },
+    ],
 });
 struct Square;
 impl UnaryFormula for Square {
@@ -473,6 +563,11 @@ pub static LEAKY_RELU: UnaryDef = UnaryDef::new::<LeakyRelu>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (0.2, 0.0),
+    known: &[
+        UnaryPoint { x: -2.0, y: -0.4, dy_dx: 0.2 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: 0.2 },
+        UnaryPoint { x: 3.0, y: 3.0, dy_dx: 1.0 },
+    ],
 });
 struct LeakyRelu;
 impl UnaryFormula for LeakyRelu {
@@ -500,6 +595,11 @@ pub static POWF: UnaryDef = UnaryDef::new::<Powf>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Positive,
     test_params: (1.7, 0.0),
+    known: &[
+        UnaryPoint { x: 0.5, y: 0.3077861033362291, dy_dx: 1.0464727513431789 },
+        UnaryPoint { x: 1.0, y: 1.0, dy_dx: 1.7 },
+        UnaryPoint { x: 2.5, y: 4.747861205827337, dy_dx: 3.228545619962589 },
+    ],
 });
 struct Powf;
 impl UnaryFormula for Powf {
@@ -516,10 +616,17 @@ impl UnaryFormula for Powf {
 pub static CLAMP: UnaryDef = UnaryDef::new::<Clamp>(UnaryRow {
     name: "clamp",
     wgsl: "select(min(max(x, alpha), beta), x, is_nan(x))",
-    backward_wgsl: "select(0.0, g, s >= alpha && s <= beta)",
+    backward_wgsl: "select(0.0, g, s > alpha && s < beta)",
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (-0.3, 0.4),
+    known: &[
+        UnaryPoint { x: -1.0, y: -0.3, dy_dx: 0.0 },
+        UnaryPoint { x: 0.1, y: 0.1, dy_dx: 1.0 },
+        UnaryPoint { x: -0.3, y: -0.3, dy_dx: 0.0 },
+        UnaryPoint { x: 0.4, y: 0.4, dy_dx: 0.0 },
+        UnaryPoint { x: 2.0, y: 0.4, dy_dx: 0.0 },
+    ],
 });
 struct Clamp;
 impl UnaryFormula for Clamp {
@@ -534,7 +641,8 @@ impl UnaryFormula for Clamp {
         }
     }
     fn backward<T: Float>(g: T, x: T, lo: T, hi: T) -> T {
-        if x >= lo && x <= hi {
+        // Strictly inside, as PyTorch: at a bound the gradient is 0.
+        if x > lo && x < hi {
             g
         } else {
             T::ZERO
@@ -550,6 +658,11 @@ pub static ADD_SCALAR: UnaryDef = UnaryDef::new::<AddScalar>(UnaryRow {
     saves: Saved::Nothing,
     domain: Domain::Real,
     test_params: (0.75, 0.0),
+    known: &[
+        UnaryPoint { x: -1.0, y: -0.25, dy_dx: 1.0 },
+        UnaryPoint { x: 0.0, y: 0.75, dy_dx: 1.0 },
+        UnaryPoint { x: 2.0, y: 2.75, dy_dx: 1.0 },
+    ],
 });
 struct AddScalar;
 impl UnaryFormula for AddScalar {
@@ -569,6 +682,11 @@ pub static MUL_SCALAR: UnaryDef = UnaryDef::new::<MulScalar>(UnaryRow {
     saves: Saved::Nothing,
     domain: Domain::Real,
     test_params: (-1.5, 0.0),
+    known: &[
+        UnaryPoint { x: -1.0, y: 1.5, dy_dx: -1.5 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: -1.5 },
+        UnaryPoint { x: 2.0, y: -3.0, dy_dx: -1.5 },
+    ],
 });
 struct MulScalar;
 impl UnaryFormula for MulScalar {
@@ -588,6 +706,11 @@ pub static SILU: UnaryDef = UnaryDef::new::<Silu>(UnaryRow {
     saves: Saved::Input,
     domain: Domain::Real,
     test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -2.0, y: -0.2384058440442351, dy_dx: -0.09078424878489547 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: 0.5 },
+        UnaryPoint { x: 1.5, y: 1.2263617142904655, dy_dx: 1.041294154299143 },
+    ],
 });
 struct Silu;
 impl UnaryFormula for Silu {
@@ -607,7 +730,11 @@ impl UnaryFormula for Silu {
 pub static BINARY_OPS: [&BinaryDef; 11] = [&ADD, &SUB, &MUL, &DIV, &MAX, &MIN, &GT, &GE, &LT, &LE, &EQ];
 
 /// a + b.
-pub static ADD: BinaryDef = BinaryDef::new::<Add>("add", "a + b");
+pub static ADD: BinaryDef = BinaryDef::new::<Add>(
+    "add",
+    "a + b",
+    &[BinaryPoint { a: 1.5, b: -2.0, out: -0.5 }, BinaryPoint { a: 0.25, b: 0.5, out: 0.75 }],
+);
 struct Add;
 impl BinaryFormula for Add {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -616,7 +743,11 @@ impl BinaryFormula for Add {
 }
 
 /// a − b.
-pub static SUB: BinaryDef = BinaryDef::new::<Sub>("sub", "a - b");
+pub static SUB: BinaryDef = BinaryDef::new::<Sub>(
+    "sub",
+    "a - b",
+    &[BinaryPoint { a: 1.5, b: -2.0, out: 3.5 }, BinaryPoint { a: 0.25, b: 0.5, out: -0.25 }],
+);
 struct Sub;
 impl BinaryFormula for Sub {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -625,7 +756,11 @@ impl BinaryFormula for Sub {
 }
 
 /// a · b.
-pub static MUL: BinaryDef = BinaryDef::new::<Mul>("mul", "a * b");
+pub static MUL: BinaryDef = BinaryDef::new::<Mul>(
+    "mul",
+    "a * b",
+    &[BinaryPoint { a: 1.5, b: -2.0, out: -3.0 }, BinaryPoint { a: 0.25, b: 0.5, out: 0.125 }],
+);
 struct Mul;
 impl BinaryFormula for Mul {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -634,7 +769,11 @@ impl BinaryFormula for Mul {
 }
 
 /// a / b.
-pub static DIV: BinaryDef = BinaryDef::new::<Div>("div", "a / b");
+pub static DIV: BinaryDef = BinaryDef::new::<Div>(
+    "div",
+    "a / b",
+    &[BinaryPoint { a: 3.0, b: -4.0, out: -0.75 }, BinaryPoint { a: 1.0, b: 8.0, out: 0.125 }],
+);
 struct Div;
 impl BinaryFormula for Div {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -643,7 +782,16 @@ impl BinaryFormula for Div {
 }
 
 /// max(a, b), NaN if either is (as `torch.maximum`; `f32::max` would return the other one).
-pub static MAX: BinaryDef = BinaryDef::new::<Max>("max", "select(select(max(a, b), b, is_nan(b)), a, is_nan(a))");
+pub static MAX: BinaryDef = BinaryDef::new::<Max>(
+    "max",
+    "select(select(max(a, b), b, is_nan(b)), a, is_nan(a))",
+    &[
+        BinaryPoint { a: 1.0, b: 2.0, out: 2.0 },
+        BinaryPoint { a: -1.0, b: -3.0, out: -1.0 },
+        BinaryPoint { a: f64::NAN, b: 1.0, out: f64::NAN },
+        BinaryPoint { a: 1.0, b: f64::NAN, out: f64::NAN },
+    ],
+);
 struct Max;
 impl BinaryFormula for Max {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -657,7 +805,16 @@ impl BinaryFormula for Max {
 }
 
 /// min(a, b), NaN if either is (as `torch.minimum`).
-pub static MIN: BinaryDef = BinaryDef::new::<Min>("min", "select(select(min(a, b), b, is_nan(b)), a, is_nan(a))");
+pub static MIN: BinaryDef = BinaryDef::new::<Min>(
+    "min",
+    "select(select(min(a, b), b, is_nan(b)), a, is_nan(a))",
+    &[
+        BinaryPoint { a: 1.0, b: 2.0, out: 1.0 },
+        BinaryPoint { a: -1.0, b: -3.0, out: -3.0 },
+        BinaryPoint { a: f64::NAN, b: 1.0, out: f64::NAN },
+        BinaryPoint { a: 1.0, b: f64::NAN, out: f64::NAN },
+    ],
+);
 struct Min;
 impl BinaryFormula for Min {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -671,7 +828,15 @@ impl BinaryFormula for Min {
 }
 
 /// 1 where a > b.
-pub static GT: BinaryDef = BinaryDef::new::<Gt>("gt", "select(0.0, 1.0, a > b)");
+pub static GT: BinaryDef = BinaryDef::new::<Gt>(
+    "gt",
+    "select(0.0, 1.0, a > b)",
+    &[
+        BinaryPoint { a: 2.0, b: 1.0, out: 1.0 },
+        BinaryPoint { a: 1.0, b: 1.0, out: 0.0 },
+        BinaryPoint { a: 1.0, b: 2.0, out: 0.0 },
+    ],
+);
 struct Gt;
 impl BinaryFormula for Gt {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -680,7 +845,15 @@ impl BinaryFormula for Gt {
 }
 
 /// 1 where a ≥ b.
-pub static GE: BinaryDef = BinaryDef::new::<Ge>("ge", "select(0.0, 1.0, a >= b)");
+pub static GE: BinaryDef = BinaryDef::new::<Ge>(
+    "ge",
+    "select(0.0, 1.0, a >= b)",
+    &[
+        BinaryPoint { a: 2.0, b: 1.0, out: 1.0 },
+        BinaryPoint { a: 1.0, b: 1.0, out: 1.0 },
+        BinaryPoint { a: 1.0, b: 2.0, out: 0.0 },
+    ],
+);
 struct Ge;
 impl BinaryFormula for Ge {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -689,7 +862,15 @@ impl BinaryFormula for Ge {
 }
 
 /// 1 where a < b.
-pub static LT: BinaryDef = BinaryDef::new::<Lt>("lt", "select(0.0, 1.0, a < b)");
+pub static LT: BinaryDef = BinaryDef::new::<Lt>(
+    "lt",
+    "select(0.0, 1.0, a < b)",
+    &[
+        BinaryPoint { a: 2.0, b: 1.0, out: 0.0 },
+        BinaryPoint { a: 1.0, b: 1.0, out: 0.0 },
+        BinaryPoint { a: 1.0, b: 2.0, out: 1.0 },
+    ],
+);
 struct Lt;
 impl BinaryFormula for Lt {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -698,7 +879,15 @@ impl BinaryFormula for Lt {
 }
 
 /// 1 where a ≤ b.
-pub static LE: BinaryDef = BinaryDef::new::<Le>("le", "select(0.0, 1.0, a <= b)");
+pub static LE: BinaryDef = BinaryDef::new::<Le>(
+    "le",
+    "select(0.0, 1.0, a <= b)",
+    &[
+        BinaryPoint { a: 2.0, b: 1.0, out: 0.0 },
+        BinaryPoint { a: 1.0, b: 1.0, out: 1.0 },
+        BinaryPoint { a: 1.0, b: 2.0, out: 1.0 },
+    ],
+);
 struct Le;
 impl BinaryFormula for Le {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -707,7 +896,15 @@ impl BinaryFormula for Le {
 }
 
 /// 1 where a = b.
-pub static EQ: BinaryDef = BinaryDef::new::<Eq>("eq", "select(0.0, 1.0, a == b)");
+pub static EQ: BinaryDef = BinaryDef::new::<Eq>(
+    "eq",
+    "select(0.0, 1.0, a == b)",
+    &[
+        BinaryPoint { a: 2.0, b: 2.0, out: 1.0 },
+        BinaryPoint { a: 2.0, b: 3.0, out: 0.0 },
+        BinaryPoint { a: f64::NAN, b: f64::NAN, out: 0.0 },
+    ],
+);
 struct Eq;
 impl BinaryFormula for Eq {
     fn apply<T: Float>(a: T, b: T) -> T {
@@ -763,6 +960,57 @@ mod tests {
                     let tol = 1e-5 * (1.0 + want[i].abs());
                     assert!(err <= tol, "{} {what} at x = {}: f32 {} vs f64 {}", def.name, x64[i], got[i], want[i]);
                 }
+            }
+        }
+    }
+
+    /// `got` within `rel` of `want` (relative, or absolute near 0), NaN only where NaN is wanted.
+    fn close(got: f64, want: f64, rel: f64) -> bool {
+        if want.is_nan() {
+            return got.is_nan();
+        }
+        (got - want).abs() <= rel * want.abs().max(1.0)
+    }
+
+    #[test]
+    fn every_unary_row_meets_its_known_values_in_f64_and_f32() {
+        for def in UNARY_OPS {
+            assert!(def.known.len() >= 3, "{}: give at least three known values", def.name);
+            let (a, b) = def.test_params;
+            for p in def.known {
+                let saved = |y: f64| match def.saves {
+                    Saved::Input => p.x,
+                    Saved::Output => y,
+                    Saved::Nothing => f64::NAN,
+                };
+                let y64 = (def.forward_f64)(&[p.x], a, b)[0];
+                let d64 = (def.backward_f64)(&[1.0], &[saved(y64)], a, b)[0];
+                assert!(close(y64, p.y, 1e-14), "{}({}) = {y64} in f64, PyTorch {}", def.name, p.x, p.y);
+                assert!(close(d64, p.dy_dx, 1e-14), "{}'({}) = {d64} in f64, PyTorch {}", def.name, p.x, p.dy_dx);
+                let y32 = (def.forward_f32)(&[p.x as f32], a as f32, b as f32)[0];
+                let d32 = (def.backward_f32)(&[1.0], &[saved(y32 as f64) as f32], a as f32, b as f32)[0];
+                assert!(close(y32 as f64, p.y, 1e-6), "{}({}) = {y32} in f32, PyTorch {}", def.name, p.x, p.y);
+                assert!(close(d32 as f64, p.dy_dx, 1e-6), "{}'({}) = {d32} in f32, PyTorch {}", def.name, p.x, p.dy_dx);
+            }
+        }
+    }
+
+    #[test]
+    fn every_binary_row_meets_its_known_values_in_f64_and_f32() {
+        for def in BINARY_OPS {
+            assert!(def.known.len() >= 2, "{}: give at least two known values", def.name);
+            for p in def.known {
+                let out64 = (def.dense_f64)(&[p.a], &[p.b])[0];
+                let out32 = (def.dense_f32)(&[p.a as f32], &[p.b as f32])[0];
+                assert!(close(out64, p.out, 1e-15), "{}({}, {}) = {out64}, PyTorch {}", def.name, p.a, p.b, p.out);
+                assert!(
+                    close(out32 as f64, p.out, 1e-7),
+                    "{}({}, {}) = {out32} in f32, PyTorch {}",
+                    def.name,
+                    p.a,
+                    p.b,
+                    p.out
+                );
             }
         }
     }

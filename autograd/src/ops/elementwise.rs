@@ -126,7 +126,8 @@ pub fn softplus(x: &Var) -> Result<Var> {
     unary_op(x, UnaryOp::new(&table::SOFTPLUS))
 }
 
-/// x clamped to `[lo, hi]`; the gradient is 0 outside the range.
+/// x clamped to `[lo, hi]`; the gradient is 0 outside the open range (at a bound too, as in
+/// PyTorch).
 pub fn clamp(x: &Var, lo: f64, hi: f64) -> Result<Var> {
     unary_op(x, UnaryOp::with(&table::CLAMP, lo, hi))
 }
