@@ -330,7 +330,7 @@ pub static LOG: UnaryDef = UnaryDef::new::<Log>(UnaryRow {
     domain: Domain::Positive,
     test_params: (0.0, 0.0),
     known: &[
-        UnaryPoint { x: 0.5, y: -0.6931471805599453, dy_dx: 2.0 },
+        UnaryPoint { x: 0.5, y: -std::f64::consts::LN_2, dy_dx: 2.0 },
         UnaryPoint { x: 1.0, y: 0.0, dy_dx: 1.0 },
         UnaryPoint { x: 3.0, y: 1.0986122886681098, dy_dx: 0.3333333333333333 },
     ],
@@ -355,7 +355,7 @@ pub static SQRT: UnaryDef = UnaryDef::new::<Sqrt>(UnaryRow {
     test_params: (0.0, 0.0),
     known: &[
         UnaryPoint { x: 0.25, y: 0.5, dy_dx: 1.0 },
-        UnaryPoint { x: 2.0, y: 1.4142135623730951, dy_dx: 0.35355339059327373 },
+        UnaryPoint { x: 2.0, y: std::f64::consts::SQRT_2, dy_dx: 0.35355339059327373 },
         UnaryPoint { x: 9.0, y: 3.0, dy_dx: 0.16666666666666666 },
     ],
 });
@@ -493,7 +493,7 @@ pub static SOFTPLUS: UnaryDef = UnaryDef::new::<Softplus>(UnaryRow {
     test_params: (0.0, 0.0),
     known: &[
         UnaryPoint { x: -3.0, y: 0.04858735157374206, dy_dx: 0.04742587317756678 },
-        UnaryPoint { x: 0.0, y: 0.6931471805599453, dy_dx: 0.5 },
+        UnaryPoint { x: 0.0, y: std::f64::consts::LN_2, dy_dx: 0.5 },
         UnaryPoint { x: 2.0, y: 2.1269280110429727, dy_dx: 0.8807970779778823 },
     ],
 });
