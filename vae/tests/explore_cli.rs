@@ -256,6 +256,40 @@ fn mixing_weighs_image_a_by_w_and_negates_image_b_whole() {
 }
 
 #[test]
+fn a_traversal_has_one_row_per_listed_dimension_that_sweeps_only_it() {
+    let server = Server::start(&[]);
+    let r = server.get("/api/traverse.png?z=0.5,-1,0,2&dims=2,0&steps=5");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.head.contains("X-Decode-Ms: "), "{}", r.head);
+    // 2 rows of 5 decodings of 16×16 with 1-pixel padding: 5·16 + 6 wide, 2·16 + 3 high.
+    let grid = r.image();
+    assert_eq!(grid.dimensions(), (86, 35));
+    // Row 0's first cell is the code with z_2 at −3, row 1's last the code with z_0 at +3.
+    let cell = |row: u32, col: u32| {
+        let (x0, y0) = (1 + col * 17, 1 + row * 17);
+        (0..16)
+            .flat_map(|y| (0..16).map(move |x| (x, y)))
+            .map(|(x, y)| grid.get_pixel(x0 + x, y0 + y)[0])
+            .collect::<Vec<u8>>()
+    };
+    let decode = |z: &str| server.get(&format!("/api/decode.png?z={z}")).image().into_raw();
+    assert_eq!(cell(0, 0), decode("0.5,-1,-3,2"));
+    assert_eq!(cell(1, 4), decode("3,-1,0,2"));
+}
+
+#[test]
+fn the_page_offers_every_kept_test_image_a_page_at_a_time() {
+    let server = Server::start(&["--grid", "8"]);
+    let info: serde_json::Value = serde_json::from_slice(&server.get("/api/info").body).unwrap();
+    assert_eq!(info["grid"], 8, "images per page");
+    let n = info["test_images"].as_u64().unwrap();
+    assert!(n > 8, "more test images than one page: {n}");
+    assert_eq!(server.get(&format!("/api/test.png?i={}", n - 1)).status, 200, "the last test image");
+    assert_eq!(server.get(&format!("/api/code?i={}", n - 1)).status, 200);
+    assert_eq!(server.get(&format!("/api/test.png?i={n}")).status, 400);
+}
+
+#[test]
 fn bad_parameters_get_400_naming_the_parameter() {
     let server = Server::start(&[]);
     for (path, expect) in [
@@ -276,6 +310,12 @@ fn bad_parameters_get_400_naming_the_parameter() {
         ("/api/mix.png?a=0&b=1&w=0.5&negate_b=2", "negate_b=2"),
         ("/api/mix.png?a=0&b=1&w=0.5&flip=1", "unknown parameter 'flip'"),
         ("/api/mix.png?a=0&b=1&w=50", "w=50"),
+        ("/api/traverse.png?z=0,0,0,0&dims=4&steps=5", "4 is not a latent dimension"),
+        ("/api/traverse.png?z=0,0,0,0&dims=1,1&steps=5", "1 is listed twice"),
+        ("/api/traverse.png?z=0,0,0,0&dims=1&steps=1", "steps=1"),
+        ("/api/traverse.png?z=0,0,0,0&dims=1&steps=99", "steps=99"),
+        ("/api/traverse.png?z=0,0,0&dims=1&steps=5", "expected 4"),
+        ("/api/traverse.png?z=0,0,0,0&steps=5", "missing parameter 'dims'"),
     ] {
         let r = server.get(path);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
@@ -472,25 +512,25 @@ fn decoding_on_the_gpu_gives_the_cpu_image() {
     }
 }
 
-/// Headless Chromium loads the page with `?selftest=slider`: the page moves the most active
-/// dimension's slider to the end of its range through the same input event a drag fires, and
-/// writes the decoded image before and after into `#selftest`.
-#[test]
-fn in_a_real_browser_moving_a_slider_changes_the_decoded_image() {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
-    let Some(chromium) = chromium else {
+/// Chromium, if installed (Debian's `chromium`; `.ci/run` installs it).
+fn chromium() -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+    if found.is_none() {
         eprintln!("skipped: no Chromium at /usr/bin/chromium (Debian package 'chromium'; .ci/run installs it)");
-        return;
-    };
-    let server = Server::start(&[]);
+    }
+    found
+}
+
+/// Loads `url` in headless Chromium and returns the JSON the page's self-test wrote into
+/// `#selftest`, after checking that the page showed no error.
+fn browser_selftest(chromium: &str, url: &str) -> serde_json::Value {
     let profile = common::scratch("chromium-profile");
-    let url = format!("http://{}/?selftest=slider", server.addr);
     let out = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
         .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         // Virtual time runs the page's timers and waits for its fetches before the DOM is dumped.
-        .args(["--virtual-time-budget=20000", "--dump-dom", &url])
+        .args(["--virtual-time-budget=20000", "--dump-dom", url])
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
@@ -500,17 +540,53 @@ fn in_a_real_browser_moving_a_slider_changes_the_decoded_image() {
         dom.split("<pre id=\"selftest\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or_else(|| {
             panic!("no self-test result in the page:\n{dom}\n{}", String::from_utf8_lossy(&out.stderr))
         });
-    let report: serde_json::Value = serde_json::from_str(report).unwrap();
-    let image = |key: &str| {
-        let url = report[key].as_str().unwrap();
-        let b64 = url.strip_prefix("data:image/png;base64,").unwrap_or_else(|| panic!("{key}: {url}"));
-        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
-        image::load_from_memory(&bytes).unwrap().to_luma8()
-    };
-    let (before, after) = (image("before"), image("after"));
+    serde_json::from_str(report).unwrap()
+}
+
+/// The PNG in the self-test report's `key`, a data URL.
+fn reported_image(report: &serde_json::Value, key: &str) -> image::GrayImage {
+    let url = report[key].as_str().unwrap_or_else(|| panic!("{key} missing: {report}"));
+    let b64 = url.strip_prefix("data:image/png;base64,").unwrap_or_else(|| panic!("{key}: {url}"));
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+    image::load_from_memory(&bytes).unwrap().to_luma8()
+}
+
+/// Headless Chromium loads the page with `?selftest=slider`: the page moves the most active
+/// dimension's slider to the end of its range through the same input event a drag fires, and
+/// writes the decoded image and the traversals before and after into `#selftest`.
+#[test]
+fn in_a_real_browser_moving_a_slider_changes_the_decoded_image_and_the_traversals() {
+    let Some(chromium) = chromium() else { return };
+    let server = Server::start(&[]);
+    let report = browser_selftest(chromium, &format!("http://{}/?selftest=slider", server.addr));
+    let (before, after) = (reported_image(&report, "before"), reported_image(&report, "after"));
     assert_eq!(before.dimensions(), (16, 16));
     assert_eq!(after.dimensions(), (16, 16));
     assert_ne!(before.as_raw(), after.as_raw(), "the decoded image did not change when the slider moved");
     // The page's image is the server's decoding of the code the sliders hold.
     assert_eq!(report["value"].as_f64().unwrap().abs(), 3.0);
+    // Traversals: a row for each of the 4 dimensions, 9 steps of 16×16 with 1-pixel padding.
+    let (t0, t1) = (reported_image(&report, "traversalBefore"), reported_image(&report, "traversalAfter"));
+    assert_eq!(t0.dimensions(), (9 * 17 + 1, 4 * 17 + 1));
+    assert_ne!(t0.as_raw(), t1.as_raw(), "the traversals did not follow the code");
+    // The URL's fragment holds the moved value.
+    let hash = report["hash"].as_str().unwrap();
+    let moved = format!("{:.4}", report["value"].as_f64().unwrap());
+    assert!(hash.contains("z=") && hash.contains(&moved), "{hash} lacks {moved}");
+}
+
+/// A view written into the URL's fragment is restored by a fresh page: images A and B, the
+/// page of the grid, the code, the mixing weight and negation, the samples' seed.
+#[test]
+fn in_a_real_browser_a_view_in_the_url_is_restored() {
+    let Some(chromium) = chromium() else { return };
+    let server = Server::start(&["--grid", "8"]);
+    let view = "a=9&b=3&page=1&w=0.3&neg=1&seed=7&z=1.5,-2,0.25,0.75";
+    let report = browser_selftest(chromium, &format!("http://{}/?selftest=state#{view}", server.addr));
+    assert_eq!((report["a"].as_u64(), report["b"].as_u64(), report["page"].as_u64()), (Some(9), Some(3), Some(1)));
+    assert_eq!(report["seed"].as_u64(), Some(7));
+    assert_eq!(report["w"].as_f64(), Some(0.3));
+    assert_eq!(report["neg"].as_bool(), Some(true));
+    let code: Vec<f64> = report["code"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(code, [1.5, -2.0, 0.25, 0.75]);
 }

@@ -43,10 +43,11 @@ struct Args {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Test images in the page's grid.
+    /// Test images per page of the page's grid (it pages through all --max-test of them).
     #[arg(long, default_value_t = 48)]
     grid: usize,
-    /// The KL that orders the sliders is averaged over at most this many test images.
+    /// The page offers at most this many test images, and the KL that orders the sliders is
+    /// averaged over them.
     #[arg(long, default_value_t = 2000)]
     max_test: usize,
 }
@@ -92,10 +93,11 @@ fn run(args: Args) -> Result<()> {
     let opts = ExploreOptions { checkpoint: args.checkpoint.clone(), device, max_test: args.max_test, grid: args.grid };
     let explorer = Explorer::open(&args.run, &opts)?;
     println!(
-        "{} (z = {}, {} test images in the grid), decoding on {}",
+        "{} (z = {}, {} test images, {} per page of the grid), decoding on {}",
         args.run.display(),
         explorer.z_dim(),
-        explorer.grid_len(),
+        explorer.test_len(),
+        args.grid,
         explorer.device()
     );
     let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };

@@ -256,7 +256,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let mu_of = |i: usize| mu[i * z..(i + 1) * z].to_vec();
     if wants("traverse") {
-        let codes = traversal_codes(&mu_of(chosen[0]), args.steps.max(2), args.range);
+        let all_dims: Vec<usize> = (0..z).collect();
+        let codes = traversal_codes(&mu_of(chosen[0]), &all_dims, args.steps.max(2), args.range);
         let imgs = ctx.decode(&codes)?;
         let per = args.steps.max(2) * c * h * w;
         let mut rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();

@@ -105,13 +105,13 @@ pub fn decode_codes(
     r
 }
 
-/// Latent traversal codes (Folkertsma et al.): for each dimension j of `mu` (one image's mean, \[z\]),
-/// `steps` codes with z_j swept evenly over [−range, range] (the prior's ±3σ for range 3) and
-/// the other dimensions left at the mean. Returns [z·steps, z], row j holding dimension j.
-pub fn traversal_codes(mu: &[f32], steps: usize, range: f32) -> Vec<f32> {
-    let d = mu.len();
-    let mut out = Vec::with_capacity(d * steps * d);
-    for j in 0..d {
+/// Latent traversal codes (Folkertsma et al.): for each dimension j in `dims` (indices into
+/// `mu`, one image's mean, \[z\]), `steps` codes with z_j swept evenly over [−range, range]
+/// (the prior's ±3σ for range 3) and the other dimensions left at the mean. Returns
+/// [dims·steps, z], row k holding dimension `dims[k]`.
+pub fn traversal_codes(mu: &[f32], dims: &[usize], steps: usize, range: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(dims.len() * steps * mu.len());
+    for &j in dims {
         for s in 0..steps {
             let t = if steps == 1 { 0.0 } else { -range + 2.0 * range * s as f32 / (steps - 1) as f32 };
             let mut z = mu.to_vec();
@@ -233,9 +233,11 @@ mod tests {
 
     #[test]
     fn a_traversal_sweeps_one_dimension_per_row_and_keeps_the_others() {
-        let z = traversal_codes(&[0.5, -1.0], 3, 3.0);
+        let z = traversal_codes(&[0.5, -1.0], &[0, 1], 3, 3.0);
         // rows: dim 0 at −3, 0, 3 with dim 1 = −1; then dim 1 at −3, 0, 3 with dim 0 = 0.5
         assert_eq!(z, vec![-3.0, -1.0, 0.0, -1.0, 3.0, -1.0, 0.5, -3.0, 0.5, 0.0, 0.5, 3.0]);
+        // only the dimensions asked for, in the order asked
+        assert_eq!(traversal_codes(&[0.5, -1.0], &[1], 2, 1.0), vec![0.5, -1.0, 0.5, 1.0]);
     }
 
     /// A random `dense` model on 1×16×16 with z = 3 (weights from a fixed seed).

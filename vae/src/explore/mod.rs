@@ -15,6 +15,7 @@
 //! | `GET /api/recon.png?i=K` | its reconstruction (decoded mean) |
 //! | `GET /api/code?i=K` | JSON: its posterior mean μ |
 //! | `GET /api/decode.png?z=a,b,…` | the decoding of code z (one number per latent dimension) |
+//! | `GET /api/traverse.png?z=a,b,…&dims=j,k,…&steps=S` | latent traversals around z: one row per listed dimension, S decodings with it swept over ±3 |
 //! | `GET /api/mix.png?a=I&b=J&w=W&negate_b=0\|1` | decoding of w·μ_I + (1 − w)·μ_J, μ_J multiplied by −1 first when `negate_b=1` (the STL-10 paper's mixing) |
 //! | `GET /api/samples.png?seed=S&n=N` | N decoded samples from N(0, I) |
 //! | `GET /api/loss.png` | the run's loss curves |
@@ -36,7 +37,9 @@ use tensor::{Device, DevicePreference, Rng};
 
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
-use crate::eval::{decode_codes, dims_by_kl, encode_dataset, kl_per_dim, mix_codes, reconstruct_dataset};
+use crate::eval::{
+    decode_codes, dims_by_kl, encode_dataset, kl_per_dim, mix_codes, reconstruct_dataset, traversal_codes,
+};
 use crate::model::{OutputActivation, Vae};
 use crate::plot::{image_grid, png_bytes, GridOptions};
 use crate::runs::{metrics_columns, read_metrics, EpochMetrics, RunConfig};
@@ -53,6 +56,12 @@ const EXPLORE_CSS: &str = include_str!("assets/explore.css");
 pub const MAX_URL_BYTES: usize = 8192;
 /// The most samples one `/api/samples.png` decodes.
 pub const MAX_SAMPLES: usize = 64;
+/// The most rows (latent dimensions) one `/api/traverse.png` draws.
+pub const MAX_TRAVERSE_ROWS: usize = 16;
+/// The most steps per row of `/api/traverse.png`.
+pub const MAX_TRAVERSE_STEPS: usize = 15;
+/// The range a traversal sweeps each dimension over: the prior's ±3σ, as the sliders.
+const TRAVERSE_RANGE: f32 = 3.0;
 /// Largest |z_j| `/api/decode.png` takes: the sliders span ±3 (the prior's ±3σ); far beyond
 /// that a decoder only extrapolates.
 pub const MAX_ABS_CODE: f32 = 100.0;
@@ -64,9 +73,11 @@ pub struct ExploreOptions {
     pub checkpoint: Option<PathBuf>,
     /// Where the model decodes.
     pub device: DevicePreference,
-    /// The KL that orders the sliders is averaged over at most this many test images.
+    /// The KL that orders the sliders is averaged over at most this many test images, and the
+    /// page offers these.
     pub max_test: usize,
-    /// Test images offered in the page's grid (the first ones of the test split).
+    /// Test images the page's grid shows at a time; it pages through every test image kept
+    /// (at most `max_test`, the first ones of the test split).
     pub grid: usize,
 }
 
@@ -122,14 +133,15 @@ pub struct Explorer {
     output: OutputActivation,
     shape: [usize; 3],
     device: String,
-    /// The test images of the grid: [grid, C, H, W].
-    grid: Dataset,
-    /// Their posterior means: [grid, z].
-    grid_mu: Vec<f32>,
+    /// The test images the page offers, paged through its grid: [n, C, H, W].
+    tests: Dataset,
+    /// Their posterior means: [n, z].
+    test_mu: Vec<f32>,
+    /// Test images per page of the grid.
+    page_size: usize,
     /// Mean KL per latent dimension over the test images, and the dimensions by it.
     kl: Vec<f64>,
     order: Vec<usize>,
-    test_images: usize,
     metrics: Vec<EpochMetrics>,
     eval_metrics: Option<Value>,
     loss_png: Option<Vec<u8>>,
@@ -173,8 +185,6 @@ impl Explorer {
         let (mu, logvar) = encode_dataset(&model, &test, &norm, 256)?;
         let z = cfg.z_dim;
         let kl = kl_per_dim(&mu, &logvar, z);
-        let grid_n = test.len().min(opts.grid.max(1));
-        let grid = test.subset(&(0..grid_n).collect::<Vec<_>>());
         let metrics_path = run.join("metrics.csv");
         let metrics = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { vec![] };
         let eval_path = run.join("eval").join("metrics.json");
@@ -197,11 +207,11 @@ impl Explorer {
             output,
             shape: [c, h, w],
             device: device.describe(),
-            grid,
-            grid_mu: mu[..grid_n * z].to_vec(),
+            page_size: opts.grid.clamp(1, test.len()),
+            tests: test,
+            test_mu: mu,
             order: dims_by_kl(&kl),
             kl,
-            test_images: test.len(),
             metrics,
             eval_metrics,
             loss_png,
@@ -213,9 +223,9 @@ impl Explorer {
         self.cfg.z_dim
     }
 
-    /// Number of test images in the page's grid.
-    pub fn grid_len(&self) -> usize {
-        self.grid.len()
+    /// Number of test images the page offers.
+    pub fn test_len(&self) -> usize {
+        self.tests.len()
     }
 
     /// The device the model decodes on, in words.
@@ -268,6 +278,7 @@ impl Explorer {
             "/api/recon.png" => self.reconstruction(&params),
             "/api/code" => self.code(&params),
             "/api/decode.png" => self.decode(&params),
+            "/api/traverse.png" => self.traverse(&params),
             "/api/mix.png" => self.mix(&params),
             "/api/samples.png" => self.samples(&params),
             "/api/loss.png" => match &self.loss_png {
@@ -297,8 +308,8 @@ impl Explorer {
             "z_dim": self.cfg.z_dim,
             "image": self.shape,
             "device": self.device,
-            "grid": self.grid.len(),
-            "test_images": self.test_images,
+            "grid": self.page_size,
+            "test_images": self.tests.len(),
             "dims": self.order.iter().map(|&j| json!({"index": j, "kl": self.kl[j]})).collect::<Vec<_>>(),
             "config": self.config_json,
             "metrics": { "columns": columns, "rows": rows },
@@ -310,11 +321,11 @@ impl Explorer {
 
     fn image_index(&self, params: &Params, key: &str) -> std::result::Result<usize, Answer> {
         let i: usize = params.number(key)?;
-        if i >= self.grid.len() {
+        if i >= self.tests.len() {
             return Err(Answer::Bad(format!(
                 "{key}={i}: there are {} test images (0 to {})",
-                self.grid.len(),
-                self.grid.len() - 1
+                self.tests.len(),
+                self.tests.len() - 1
             )));
         }
         Ok(i)
@@ -322,13 +333,13 @@ impl Explorer {
 
     fn mu(&self, i: usize) -> &[f32] {
         let z = self.cfg.z_dim;
-        &self.grid_mu[i * z..(i + 1) * z]
+        &self.test_mu[i * z..(i + 1) * z]
     }
 
     fn test_image(&self, params: &Params) -> std::result::Result<Reply, Answer> {
         params.only(&["i"])?;
         let i = self.image_index(params, "i")?;
-        Ok(Reply::ok("image/png", self.grid_png(self.grid.image(i), 1, 1, 0)?))
+        Ok(Reply::ok("image/png", self.grid_png(self.tests.image(i), 1, 1, 0)?))
     }
 
     fn reconstruction(&self, params: &Params) -> std::result::Result<Reply, Answer> {
@@ -337,7 +348,7 @@ impl Explorer {
         let started = Instant::now();
         let images = {
             let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            reconstruct_dataset(&model, &self.grid.subset(&[i]), &self.norm, self.output, 1)?
+            reconstruct_dataset(&model, &self.tests.subset(&[i]), &self.norm, self.output, 1)?
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", self.grid_png(&images, 1, 1, 0)?) })
@@ -349,8 +360,9 @@ impl Explorer {
         Ok(Reply::json(&json!({ "i": i, "mu": self.mu(i) })))
     }
 
-    fn decode(&self, params: &Params) -> std::result::Result<Reply, Answer> {
-        params.only(&["z"])?;
+    /// The code in the `z` parameter: one finite number within ±[`MAX_ABS_CODE`] per latent
+    /// dimension.
+    fn code_param(&self, params: &Params) -> std::result::Result<Vec<f32>, Answer> {
         let z: Vec<f32> = params.list("z")?;
         if z.len() != self.cfg.z_dim {
             return Err(Answer::Bad(format!(
@@ -362,7 +374,38 @@ impl Explorer {
         if let Some(v) = z.iter().find(|v| !v.is_finite() || v.abs() > MAX_ABS_CODE) {
             return Err(Answer::Bad(format!("z: {v} is not a finite number within ±{MAX_ABS_CODE}")));
         }
+        Ok(z)
+    }
+
+    fn decode(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["z"])?;
+        let z = self.code_param(params)?;
         let (png, ms) = self.decode_png(&z, 1, 0)?;
+        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+    }
+
+    fn traverse(&self, params: &Params) -> std::result::Result<Reply, Answer> {
+        params.only(&["z", "dims", "steps"])?;
+        let z = self.code_param(params)?;
+        let dims: Vec<usize> = params.list("dims")?;
+        if dims.is_empty() || dims.len() > MAX_TRAVERSE_ROWS {
+            return Err(Answer::Bad(format!(
+                "dims: give 1 to {MAX_TRAVERSE_ROWS} latent dimensions, got {}",
+                dims.len()
+            )));
+        }
+        if let Some(j) = dims.iter().find(|&&j| j >= self.cfg.z_dim) {
+            return Err(Answer::Bad(format!("dims: {j} is not a latent dimension (0 to {})", self.cfg.z_dim - 1)));
+        }
+        if let Some((k, j)) = dims.iter().enumerate().find(|(k, j)| dims[..*k].contains(j)) {
+            return Err(Answer::Bad(format!("dims: {j} is listed twice (item {})", k + 1)));
+        }
+        let steps: usize = params.number("steps")?;
+        if !(2..=MAX_TRAVERSE_STEPS).contains(&steps) {
+            return Err(Answer::Bad(format!("steps={steps}: a row takes 2 to {MAX_TRAVERSE_STEPS} steps")));
+        }
+        let codes = traversal_codes(&z, &dims, steps, TRAVERSE_RANGE);
+        let (png, ms) = self.decode_png(&codes, steps, 1)?;
         Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
     }
 

@@ -3,7 +3,11 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { info: null, code: [], a: 0, b: 1, seed: 1, sliders: new Map() };
+const state = { info: null, code: [], a: 0, b: 1, seed: 1, page: 0, sliders: new Map() };
+
+// Rows and steps of the traversal figure: the most active dimensions, swept over ±3.
+const TRAVERSE_ROWS = 8;
+const TRAVERSE_STEPS = 9;
 
 function showError(message) {
   const e = $('error');
@@ -11,10 +15,42 @@ function showError(message) {
   e.hidden = false;
 }
 
+// The view in the URL's fragment (images A and B, the code, the mixing weight, the sample seed
+// and the grid's page), so that a view can be reloaded and shared. Rewritten on every change.
+function writeState() {
+  const w = parseFloat($('weight').value);
+  const parts = [`a=${state.a}`, `b=${state.b}`, `page=${state.page}`, `w=${w}`, `neg=${$('negate-b').checked ? 1 : 0}`,
+    `seed=${state.seed}`, `z=${state.code.map((v) => v.toFixed(4)).join(',')}`];
+  history.replaceState(null, '', `${location.pathname}${location.search}#${parts.join('&')}`);
+}
+
+// The view the URL's fragment names, each part checked; what is missing or malformed is left out.
+function readState(info) {
+  const p = new URLSearchParams(location.hash.slice(1));
+  const index = (key) => {
+    const v = Number(p.get(key));
+    return p.has(key) && Number.isInteger(v) && v >= 0 && v < info.test_images ? v : null;
+  };
+  const z = (p.get('z') || '').split(',').map(Number);
+  const w = Number(p.get('w'));
+  const seed = Number(p.get('seed'));
+  const page = Number(p.get('page'));
+  return {
+    a: index('a'),
+    b: index('b'),
+    z: z.length === info.z_dim && z.every(Number.isFinite) ? z : null,
+    w: p.has('w') && w >= 0 && w <= 1 ? w : null,
+    neg: p.get('neg') === '1',
+    seed: Number.isInteger(seed) && seed > 0 ? seed : null,
+    page: Number.isInteger(page) && page >= 0 && page * info.grid < info.test_images ? page : null,
+  };
+}
+
 // Keeps `img` showing the answer to the newest URL asked for. One request is in flight at a
 // time; URLs asked for meanwhile replace each other, so a dragged slider never builds a
 // backlog: the image follows as fast as the server decodes, and ends on the last position.
-function liveImage(img) {
+// `label` names what the image is in the header's timing line ("the code", "32 samples", ...).
+function liveImage(img, label) {
   let busy = false;
   let pending = null;
   let lastBlob = null;
@@ -37,7 +73,9 @@ function liveImage(img) {
         img.src = URL.createObjectURL(lastBlob);
         if (old.startsWith('blob:')) URL.revokeObjectURL(old);
         const ms = r.headers.get('X-Decode-Ms');
-        if (ms !== null) $('timing').textContent = `last decode ${parseFloat(ms).toFixed(1)} ms`;
+        if (ms !== null) $('timing').textContent = `last decode: ${label}, ${parseFloat(ms).toFixed(1)} ms`;
+        // A request that succeeds clears the last one's error.
+        $('error').hidden = true;
       }
     } catch (e) {
       showError(`${url.split('?')[0]}: ${e}`);
@@ -60,7 +98,11 @@ function liveImage(img) {
 const show = {};
 
 function decodeCode() {
-  show.decoded(`/api/decode.png?z=${state.code.map((v) => v.toFixed(4)).join(',')}`);
+  const z = state.code.map((v) => v.toFixed(4)).join(',');
+  show.decoded(`/api/decode.png?z=${z}`);
+  const dims = state.info.dims.slice(0, TRAVERSE_ROWS).map((d) => d.index).join(',');
+  show.traversal(`/api/traverse.png?z=${z}&dims=${dims}&steps=${TRAVERSE_STEPS}`);
+  writeState();
 }
 
 function updateMix() {
@@ -68,47 +110,63 @@ function updateMix() {
   $('weight-value').textContent = w.toFixed(2);
   const negate = $('negate-b').checked ? 1 : 0;
   show.mix(`/api/mix.png?a=${state.a}&b=${state.b}&w=${w}&negate_b=${negate}`);
+  writeState();
 }
 
 function updateSamples() {
   $('seed').textContent = `seed ${state.seed}`;
   show.samples(`/api/samples.png?seed=${state.seed}&n=${Math.min(32, state.info.max_samples)}`);
+  writeState();
 }
 
-// Sets the code, moves the sliders to it (a slider stops at ±3; its number shows the value).
+// Sets the code, moves the sliders to it (a slider stops at ±3; its box shows the value).
 function setCode(code) {
   state.code = code.slice();
-  for (const [j, { input, output }] of state.sliders) {
+  for (const [j, { input, box }] of state.sliders) {
     input.value = String(Math.max(-3, Math.min(3, state.code[j])));
-    output.value = state.code[j].toFixed(2);
+    box.value = state.code[j].toFixed(2);
   }
   decodeCode();
 }
 
+// Sets one dimension of the code (a slider moved, a value typed, a reset).
+function setDim(j, value) {
+  const code = state.code.slice();
+  code[j] = value;
+  setCode(code);
+}
+
+// One row per latent dimension: its name (a button that resets it to 0), a slider over ±3, a
+// box to type any value within the server's ±100, and its KL.
 function buildSliders(info) {
-  const box = $('sliders');
+  const rows = $('sliders');
   for (const { index, kl } of info.dims) {
-    const label = document.createElement('label');
-    label.textContent = `z${index}`;
-    label.htmlFor = `z${index}`;
+    const reset = document.createElement('button');
+    Object.assign(reset, { type: 'button', className: 'dim', textContent: `z${index}`, title: `reset z${index} to 0` });
     const input = document.createElement('input');
     Object.assign(input, { type: 'range', id: `z${index}`, min: -3, max: 3, step: 0.01, value: 0 });
-    const output = document.createElement('output');
-    output.value = '0.00';
+    input.setAttribute('aria-label', `z${index}`);
+    const box = document.createElement('input');
+    Object.assign(box, { type: 'number', min: -100, max: 100, step: 0.01, value: '0.00', className: 'value' });
+    box.setAttribute('aria-label', `z${index} value`);
     const note = document.createElement('span');
     note.className = 'kl';
     note.textContent = `KL ${kl.toFixed(3)}`;
-    input.addEventListener('input', () => {
-      state.code[index] = parseFloat(input.value);
-      output.value = state.code[index].toFixed(2);
-      decodeCode();
+    input.addEventListener('input', () => setDim(index, parseFloat(input.value)));
+    box.addEventListener('change', () => {
+      const v = parseFloat(box.value);
+      if (Number.isFinite(v) && Math.abs(v) <= 100) setDim(index, v);
+      else box.value = state.code[index].toFixed(2);
     });
-    box.append(label, input, output, note);
-    state.sliders.set(index, { input, output });
+    reset.addEventListener('click', () => setDim(index, 0));
+    rows.append(reset, input, box, note);
+    state.sliders.set(index, { input, box });
   }
+  const traversed = info.dims.slice(0, TRAVERSE_ROWS).map((d) => `z${d.index}`);
+  $('traversal-rows').textContent = `Rows, top to bottom: ${traversed.join(', ')}; columns from −3 to +3.`;
 }
 
-async function pick(i, which) {
+async function pick(i, which, { keepCode = false } = {}) {
   state[which] = i;
   for (const img of $('grid').children) {
     img.classList.toggle(which, Number(img.dataset.index) === i);
@@ -116,7 +174,7 @@ async function pick(i, which) {
   $(`${which}-image`).src = `/api/test.png?i=${i}`;
   show[`${which}Recon`](`/api/recon.png?i=${i}`);
   updateMix();
-  if (which === 'a') {
+  if (which === 'a' && !keepCode) {
     const r = await fetch(`/api/code?i=${i}`);
     if (!r.ok) {
       showError(`/api/code: ${r.status}`);
@@ -126,8 +184,17 @@ async function pick(i, which) {
   }
 }
 
-function buildGrid(info) {
-  for (let i = 0; i < info.grid; i++) {
+// Shows page `page` of the test images, `info.grid` to a page.
+function showPage(info, page) {
+  const pages = Math.ceil(info.test_images / info.grid);
+  state.page = Math.max(0, Math.min(pages - 1, page));
+  const first = state.page * info.grid;
+  const last = Math.min(info.test_images, first + info.grid);
+  $('page').textContent = `images ${first}–${last - 1} of ${info.test_images}`;
+  $('prev-page').disabled = state.page === 0;
+  $('next-page').disabled = state.page === pages - 1;
+  $('grid').replaceChildren();
+  for (let i = first; i < last; i++) {
     const img = document.createElement('img');
     img.src = `/api/test.png?i=${i}`;
     img.alt = `test image ${i}`;
@@ -137,8 +204,11 @@ function buildGrid(info) {
       const which = document.querySelector('input[name="pick"]:checked').value;
       pick(i, which);
     });
+    img.classList.toggle('a', i === state.a);
+    img.classList.toggle('b', i === state.b);
     $('grid').append(img);
   }
+  if (state.info) writeState();
 }
 
 function cellText(v) {
@@ -184,34 +254,46 @@ function buildTraining(info) {
   $('config').append(table(null, Object.entries(info.config)));
 }
 
-// `?selftest=slider`: move the most active dimension's slider to the far end and put the
-// decoded image before and after (as data URLs) into #selftest, for the browser test.
-async function selftest() {
+// Self-tests for the browser test, which reads #selftest. `?selftest=slider`: move the most
+// active dimension's slider to the far end; report the decoded image and the traversal before
+// and after (as data URLs) and the URL's fragment after. `?selftest=state`: report the view
+// the page restored from the URL's fragment.
+async function selftest(kind) {
   await new Promise((resolve) => setTimeout(resolve, 0));
-  await show.decoded.idle();
+  await Promise.all([show.decoded.idle(), show.traversal.idle()]);
   const asDataUrl = (blob) => new Promise((resolve) => {
     const reader = new FileReader();
     reader.onload = () => resolve(reader.result);
     reader.readAsDataURL(blob);
   });
-  const before = await asDataUrl(show.decoded.blob());
-  const dim = state.info.dims[0].index;
-  const { input } = state.sliders.get(dim);
-  input.value = parseFloat(input.value) > 0 ? '-3' : '3';
-  input.dispatchEvent(new Event('input'));
-  await show.decoded.idle();
-  const after = await asDataUrl(show.decoded.blob());
+  let report;
+  if (kind === 'slider') {
+    const before = await asDataUrl(show.decoded.blob());
+    const traversalBefore = await asDataUrl(show.traversal.blob());
+    const dim = state.info.dims[0].index;
+    const { input } = state.sliders.get(dim);
+    input.value = parseFloat(input.value) > 0 ? '-3' : '3';
+    input.dispatchEvent(new Event('input'));
+    await Promise.all([show.decoded.idle(), show.traversal.idle()]);
+    const after = await asDataUrl(show.decoded.blob());
+    const traversalAfter = await asDataUrl(show.traversal.blob());
+    report = { dim, value: parseFloat(input.value), before, after, traversalBefore, traversalAfter, hash: location.hash };
+  } else {
+    report = { a: state.a, b: state.b, page: state.page, seed: state.seed, code: state.code,
+      w: parseFloat($('weight').value), neg: $('negate-b').checked };
+  }
   const out = $('selftest');
-  out.textContent = JSON.stringify({ dim, value: parseFloat(input.value), before, after });
+  out.textContent = JSON.stringify(report);
   out.hidden = false;
 }
 
 async function main() {
-  show.decoded = liveImage($('decoded'));
-  show.mix = liveImage($('mix'));
-  show.samples = liveImage($('samples'));
-  show.aRecon = liveImage($('a-recon'));
-  show.bRecon = liveImage($('b-recon'));
+  show.decoded = liveImage($('decoded'), 'the code');
+  show.traversal = liveImage($('traversal'), `traversals (${TRAVERSE_STEPS} steps a row)`);
+  show.mix = liveImage($('mix'), 'the mixed code');
+  show.samples = liveImage($('samples'), 'samples');
+  show.aRecon = liveImage($('a-recon'), 'image A reconstructed');
+  show.bRecon = liveImage($('b-recon'), 'image B reconstructed');
   let info;
   try {
     const r = await fetch('/api/info');
@@ -222,12 +304,19 @@ async function main() {
   }
   state.info = info;
   state.code = new Array(info.z_dim).fill(0);
-  state.b = Math.min(1, info.grid - 1);
+  const saved = readState(info);
+  state.a = saved.a ?? 0;
+  state.b = saved.b ?? Math.min(1, info.test_images - 1);
+  state.seed = saved.seed ?? 1;
+  if (saved.w !== null) $('weight').value = String(saved.w);
+  $('negate-b').checked = saved.neg;
   const [c, h, w] = info.image;
   $('run').textContent = `${info.run}: ${info.arch} on ${info.dataset}, z = ${info.z_dim}, ${c}×${h}×${w}, decoding on ${info.device}`;
   buildSliders(info);
-  buildGrid(info);
+  showPage(info, saved.page ?? Math.floor(state.a / info.grid));
   buildTraining(info);
+  $('prev-page').addEventListener('click', () => showPage(info, state.page - 1));
+  $('next-page').addEventListener('click', () => showPage(info, state.page + 1));
   $('weight').addEventListener('input', updateMix);
   $('negate-b').addEventListener('change', updateMix);
   $('zero').addEventListener('click', () => setCode(new Array(info.z_dim).fill(0)));
@@ -242,8 +331,10 @@ async function main() {
   });
   updateSamples();
   await pick(state.b, 'b');
-  await pick(0, 'a');
-  if (new URLSearchParams(location.search).get('selftest') === 'slider') await selftest();
+  await pick(state.a, 'a', { keepCode: saved.z !== null });
+  if (saved.z !== null) setCode(saved.z);
+  const kind = new URLSearchParams(location.search).get('selftest');
+  if (kind === 'slider' || kind === 'state') await selftest(kind);
 }
 
 main();
