@@ -193,6 +193,8 @@ fn cast_mat<T: 'static, U: 'static>(m: MatRef<'_, T>) -> Option<MatRef<'_, U>> {
 /// B panel (kc rows of NR elements).
 #[derive(Clone, Copy)]
 struct Kernel<T> {
+    /// The instruction set the micro-kernel is written for (`avx2`, `avx512`, `portable`).
+    instruction_set: &'static str,
     mr: usize,
     nr: usize,
     /// Rows of A packed per block (a multiple of `mr`; the block should sit in L2).
@@ -211,30 +213,41 @@ type PackFn<T> = fn(src: MatRef<T>, r0: usize, rows: usize, c0: usize, kc: usize
 
 impl<T: Float> Kernel<T> {
     const fn new<const MR: usize, const NR: usize>(
+        instruction_set: &'static str,
         mc: usize,
         kc: usize,
         nc: usize,
         run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
     ) -> Kernel<T> {
-        Kernel { mr: MR, nr: NR, mc, kc, nc, run, pack_a: pack_panel::<T, MR>, pack_b: pack_panel::<T, NR> }
+        Kernel {
+            instruction_set,
+            mr: MR,
+            nr: NR,
+            mc,
+            kc,
+            nc,
+            run,
+            pack_a: pack_panel::<T, MR>,
+            pack_b: pack_panel::<T, NR>,
+        }
     }
 }
 
 /// The largest tile any kernel computes (AVX-512: 14×32), for the edge-tile scratch buffer.
 const MAX_TILE: usize = 14 * 32;
 
-const SGEMM_PORTABLE: Kernel<f32> = Kernel::new::<4, 8>(128, 256, 4096, kernel_portable::<f32, 4, 8>);
+const SGEMM_PORTABLE: Kernel<f32> = Kernel::new::<4, 8>("portable", 128, 256, 4096, kernel_portable::<f32, 4, 8>);
 
-const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>(128, 256, 4096, kernel_portable::<f64, 4, 4>);
+const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>("portable", 128, 256, 4096, kernel_portable::<f64, 4, 4>);
 
 /// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 256×16 B micro-panel is 16 KiB of L1; a 144×256
 /// A block is 144 KiB of L2.
 #[cfg(target_arch = "x86_64")]
-const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>(144, 256, 4080, x86::sgemm_avx2::<6>);
+const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>("avx2", 144, 256, 4080, x86::sgemm_avx2::<6>);
 
 /// Zen 4 / Sapphire Rapids (≥ 1 MiB L2 per core): a 168×256 A block is 168 KiB of L2.
 #[cfg(target_arch = "x86_64")]
-const SGEMM_AVX512: Kernel<f32> = Kernel::new::<14, 32>(168, 256, 4096, x86::sgemm_avx512::<14>);
+const SGEMM_AVX512: Kernel<f32> = Kernel::new::<14, 32>("avx512", 168, 256, 4096, x86::sgemm_avx512::<14>);
 
 /// The fastest f32 kernel this CPU supports (the feature checks are cached by std).
 fn f32_kernel() -> Kernel<f32> {
@@ -250,19 +263,11 @@ fn f32_kernel() -> Kernel<f32> {
     SGEMM_PORTABLE
 }
 
-/// Which f32 kernel [`f32_kernel`] picks on this CPU, by instruction set and MR×NR tile: the
-/// "kernel path" every CPU timing names.
-pub fn f32_kernel_path() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            return "avx512 14×32";
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return "avx2 6×16";
-        }
-    }
-    "portable 4×8"
+/// The f32 kernel this CPU runs, by instruction set and MR×NR tile (`avx2 6×16`): the "kernel
+/// path" every CPU timing names.
+pub fn f32_kernel_path() -> String {
+    let kernel = f32_kernel();
+    format!("{} {}×{}", kernel.instruction_set, kernel.mr, kernel.nr)
 }
 
 /// Portable MR×NR micro-kernel: the accumulator tile is a local array small enough for LLVM to
