@@ -17,7 +17,7 @@
 //! bias's true gradient is exactly zero (batch norm removes per-channel constants), and Adam
 //! would move it by ±lr on pure rounding noise, differently on each device.
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::parity::gpu;

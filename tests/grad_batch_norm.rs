@@ -1,7 +1,7 @@
 //! Gradient checks of batch norm in training mode (through the batch statistics) and in
 //! evaluation mode, for 4-D and 2-D inputs, with respect to x, γ and β.
 
-mod common;
+use crate::common;
 
 use autograd::ops::batch_norm::{batch_norm_eval, batch_norm_train};
 use common::{check, rng, uniform};

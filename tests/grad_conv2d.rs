@@ -1,7 +1,7 @@
 //! Gradient checks of conv2d with respect to input, weight and bias, over strides, paddings,
 //! dilations, non-square kernels and batches.
 
-mod common;
+use crate::common;
 
 use autograd::ops::conv2d::conv2d;
 use common::{check, rng, uniform};

@@ -1,7 +1,7 @@
 //! Gradient checks of conv_transpose2d with respect to input, weight and bias, including
 //! stride 2, padding and output_padding.
 
-mod common;
+use crate::common;
 
 use autograd::ops::conv_transpose2d::conv_transpose2d;
 use common::{check, rng, uniform};

@@ -1,6 +1,6 @@
 //! Gradient checks of every element-wise op, including broadcasting in both directions.
 
-mod common;
+use crate::common;
 
 use autograd::ops::elementwise as ew;
 use common::{away_from_zero, check, rng, uniform};

@@ -1,6 +1,6 @@
 //! Gradient checks of nearest and bilinear upsampling (align_corners = false).
 
-mod common;
+use crate::common;
 
 use autograd::ops::interpolate::{upsample_bilinear2d, upsample_nearest2d};
 use common::{check, rng, uniform};

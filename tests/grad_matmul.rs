@@ -1,6 +1,6 @@
 //! Gradient checks of matmul (2-D, batched, broadcast, transposed operands) and linear.
 
-mod common;
+use crate::common;
 
 use autograd::ops::matmul::linear;
 use common::{check, rng, uniform};

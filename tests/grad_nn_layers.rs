@@ -4,7 +4,7 @@
 //! compared with finite differences (relative error ≤ 1e-6). Includes BatchNorm in training
 //! mode and a residual block (conv → bn → relu → conv → bn, + skip, → relu).
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};

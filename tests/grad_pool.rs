@@ -1,6 +1,6 @@
 //! Gradient checks of max pooling, average pooling and global average pooling.
 
-mod common;
+use crate::common;
 
 use autograd::ops::pool::{avg_pool2d, global_avg_pool2d, max_pool2d};
 use common::{check, rng, uniform};

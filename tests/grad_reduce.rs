@@ -1,6 +1,6 @@
 //! Gradient checks of the reductions over several axis sets, with and without keep-dim.
 
-mod common;
+use crate::common;
 
 use common::{check, rng, uniform};
 

@@ -1,7 +1,7 @@
 //! Gradient checks of the shape ops: reshape, permute, transpose, narrow, broadcast, cat,
 //! stack, index_select.
 
-mod common;
+use crate::common;
 
 use autograd::ops::shape;
 use common::{check, rng, uniform};

@@ -1,7 +1,7 @@
 //! Gradient checks of every VAE loss term: reconstruction (mse, bce, bce-logits), the analytic
 //! KL, and the β-TCVAE decomposition under both estimators (through z, μ and log σ²).
 
-mod common;
+use crate::common;
 
 use common::{check, rng, uniform};
 use vae::loss::{kl_divergence, reconstruction_loss, tc_decomposition, ReconLoss, TcEstimator};

@@ -2,7 +2,7 @@
 //! maximum, minimum, max pooling), on the CPU and on the GPU alike. A NaN weight must show up as
 //! a NaN loss, not be turned into 0 by the next relu and trained on silently.
 
-mod common;
+use crate::common;
 
 use common::parity::gpu;
 use tensor::elementwise_table::{self as table, UnaryOp};

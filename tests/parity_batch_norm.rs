@@ -3,7 +3,7 @@
 //! [N, C, H, W] inputs, with and without γ/β, batch 1 (with spatial extent) and > 1, and
 //! autograd's backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

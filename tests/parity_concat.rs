@@ -2,7 +2,7 @@
 //! strided views included), stack, index_select with repeated and unsorted indices (a batch
 //! of rows, as data loading takes them), its adjoint index_add, and their backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

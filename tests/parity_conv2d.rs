@@ -2,7 +2,7 @@
 //! over stride, padding, dilation and rectangular-kernel variants, batch 1 and > 1, output
 //! sizes off the 64-wide tile, with and without bias, and autograd's backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

@@ -2,7 +2,7 @@
 //! over stride, padding, output_padding and dilation variants, batch 1 and > 1, with and
 //! without bias, and autograd's backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

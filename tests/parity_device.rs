@@ -14,7 +14,8 @@ use tensor::ops::matmul::matmul;
 use tensor::{DType, Device, DevicePreference, Tensor, TensorError};
 
 /// Tests in this file share one GPU context; the batching test must not see another test's
-/// read-back flush its pending work, so every test holds this lock.
+/// read-back flush its pending work, so every test holds this lock (and the file is a test
+/// binary of its own, not a module of `tests/integration.rs`, whose tests would not).
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {

@@ -3,7 +3,7 @@
 //! (transposed, narrowed) operands, layout-only views and `contiguous`, and autograd's
 //! backward of an element-wise chain running on the GPU.
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::parity::*;

@@ -1,7 +1,7 @@
 //! Upsampling on the GPU against the CPU kernels: nearest and bilinear (align_corners =
 //! false) by factors 1–3, forward and backward, odd plane sizes, and autograd's backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

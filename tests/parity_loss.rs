@@ -1,7 +1,7 @@
 //! The losses written as one op (binary cross-entropy on probabilities) on the GPU against the
 //! CPU: forward and both gradients, at odd sizes and at saturated probabilities (exactly 0 and 1).
 
-mod common;
+use crate::common;
 
 use autograd::ops::loss::binary_cross_entropy;
 use common::parity::*;

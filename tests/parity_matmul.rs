@@ -2,7 +2,7 @@
 //! 64-wide tile, batched products, a 2-D operand broadcast over a batch (either side),
 //! transposed and narrowed operands read in place (never copied), and the backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

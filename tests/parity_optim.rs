@@ -3,7 +3,7 @@
 //! decay), run in place on the parameter's buffer with copy-on-write for shared storage,
 //! and nn's Adam / SGD optimizers stepping GPU parameters.
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::parity::*;

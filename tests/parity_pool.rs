@@ -2,7 +2,7 @@
 //! GPU, backward), average pool (count_include_pad) and global average pool, forward and
 //! backward over kernel/stride/padding variants, and autograd's backward.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

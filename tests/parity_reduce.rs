@@ -3,7 +3,7 @@
 //! workgroup (both kernel strategies), strided inputs, var, sum_to_shape, and autograd's
 //! backward of reductions on the GPU.
 
-mod common;
+use crate::common;
 
 use common::parity::*;
 use common::rng;

@@ -1,6 +1,7 @@
 //! The profiler bills each op family with the GPU work its ops recorded, and not with the
-//! waits the profiler itself adds to time them. (A test binary of its own: the profiler's
-//! totals are process-wide, and other tests running beside this one would add to them.)
+//! waits the profiler itself adds to time them. (A test binary of its own, not a module of
+//! `tests/integration.rs`: the profiler's totals are process-wide, and other tests running
+//! beside this one would add to them.)
 
 mod common;
 

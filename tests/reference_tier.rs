@@ -4,7 +4,7 @@
 //! held to the plain f64 definition. The element-wise rows are held to their own f64 formula
 //! in `tests/parity_elementwise.rs` and the table's unit tests.
 
-mod common;
+use crate::common;
 
 use common::parity::gpu;
 use common::rng;

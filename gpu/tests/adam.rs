@@ -1,7 +1,7 @@
 //! adam.wgsl against PyTorch's update formulas in f64, over several steps: Adam, AdamW,
 //! and SGD with momentum, dampening, Nesterov and weight decay.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::kernels::adam::{adam_step, sgd_step, AdamConfig, AdamState, SgdConfig};

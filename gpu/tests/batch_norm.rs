@@ -1,7 +1,7 @@
 //! batch_norm.wgsl against f64 references: statistics, training/eval normalisation with
 //! and without affine parameters, and both backwards with a non-uniform upstream gradient.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::descriptors::BnDims;

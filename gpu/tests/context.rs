@@ -1,7 +1,7 @@
 //! The context itself: adapter info, transfers, the buffer pool, the pipeline cache,
 //! command batching and limit errors.
 
-mod common;
+use crate::common;
 
 use common::ops;
 use common::*;
@@ -40,7 +40,7 @@ fn opening_a_context_leaves_the_process_environment_alone() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([NAME, "--exact", "--test-threads=1"])
+        .args([NAME, "--test-threads=1"]) // a unique name: the filter needs no module prefix
         .env(CHILD, "1")
         .env_remove("XDG_RUNTIME_DIR")
         .output()

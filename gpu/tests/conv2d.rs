@@ -2,7 +2,7 @@
 //! tier (`tensor::reference::conv`) over stride / padding / dilation variants and sizes off
 //! the tile grid.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;

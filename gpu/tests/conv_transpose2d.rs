@@ -2,7 +2,7 @@
 //! definition (`tensor::reference::conv`), with stride, padding, dilation and output_padding
 //! variants.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;

@@ -3,7 +3,7 @@
 //! where, strided copies, fill, and the 2-D grid split of long launches. Every row of the real
 //! op table is checked against its definition in the workspace's tests/parity_elementwise.rs.
 
-mod common;
+use crate::common;
 
 use common::ops::{self, binary_ref};
 use common::*;

@@ -2,7 +2,7 @@
 //! bilinear (align_corners = false, PyTorch's source-index rule) upsampling, forward and
 //! backward, at awkward sizes and unequal factors per axis.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::kernels::interpolate::{backward, forward, Mode, UpsampleDims};

@@ -1,7 +1,7 @@
 //! matmul.wgsl against an f64 reference: sizes that are not tile multiples, batches,
 //! transposed and batch-broadcast operands, offsets and accumulation.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};

@@ -2,7 +2,7 @@
 //! indices) and its backward, average pool (count_include_pad = true) and global average
 //! pool, both directions.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::descriptors::Pool2dGeom;

@@ -1,6 +1,6 @@
 //! reduce.wgsl against f64 references, both entry points, at awkward sizes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gpu::descriptors::ReduceOp;

@@ -1,7 +1,7 @@
 //! BatchNorm running statistics against hand-computed values (momentum 0.1, unbiased batch
 //! variance, as PyTorch), and the switch between batch and running statistics.
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::assert_close;

@@ -2,7 +2,7 @@
 //! files, mismatch reports listing every problem, partial loads, and training checkpoints
 //! that resume to the same numbers.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The Module tree: PyTorch state_dict names for nested custom modules, training-mode
 //! propagation, freezing and parameter counts.
 
-mod common;
+use crate::common;
 
 use autograd::Var;
 use common::ResidualBlock;

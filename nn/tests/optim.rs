@@ -2,7 +2,7 @@
 //! gradients g₁ = [0.5, −1], g₂ = [0.2, 0.4], g₃ = [−0.3, 0.1]; plus skipping, clipping and
 //! state export.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! model's answers, refuses paths that try to leave it, survives malformed and oversized
 //! requests, answers several clients at once, stops on Ctrl-C, and works in a real browser.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

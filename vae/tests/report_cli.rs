@@ -2,7 +2,7 @@
 //! picture inlined, nothing fetched), with the run's configuration, metrics, loss curves,
 //! per-epoch grids and `eval`'s results when present.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

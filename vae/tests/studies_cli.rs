@@ -3,7 +3,7 @@
 //! `eval --classifier` accept, `sweep` writes one table and one plot, and bad flags are
 //! errors that name the flag.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

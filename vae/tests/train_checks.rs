@@ -4,7 +4,7 @@
 //! the run folder stays consistent with its checkpoint, and a good run prints no error line.
 //! Every command runs in a temporary working directory.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The `train` binary as a user runs it: a resumed run ends exactly where an uninterrupted one
 //! does, the run folder holds what the README promises, and bad flags are clear errors.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

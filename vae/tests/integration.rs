@@ -1,0 +1,12 @@
+//! The binaries' tests, one binary: `train`, `eval`, `sweep`, `classify`, `report` and
+//! `explore` run as a user runs them, and every command the docs quote parsed by the binaries'
+//! own parsers (`cargo test --release -p vae --test integration train_cli` runs one module).
+
+mod common;
+
+mod docs_commands;
+mod explore_cli;
+mod report_cli;
+mod studies_cli;
+mod train_checks;
+mod train_cli;
