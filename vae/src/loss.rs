@@ -66,22 +66,84 @@ pub enum Objective {
     },
 }
 
-/// The loss of one batch: the weighted total to back-propagate and every component, unweighted.
+/// The loss of one batch: the weighted total to back-propagate, and its values.
 pub struct LossTerms {
     /// The weighted objective (a scalar) to back-propagate.
     pub total: Var,
-    /// Its value.
+    /// Its value and every component's, read back together.
+    pub values: LossValues,
+}
+
+/// The values of a batch's loss terms, or their means over many batches: the weighted
+/// objective and each component, unweighted. The one definition of the terms: `metrics.csv`'s
+/// columns, the checkpoints' history, the progress line and the non-finite check all go
+/// through [`LossValues::named`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossValues {
+    /// The weighted objective that was minimised.
     pub loss: f64,
     /// Reconstruction loss (summed over a sample's pixels, averaged over the batch), unweighted.
     pub recon: f64,
     /// Analytic KL(q(z|x) ‖ p(z)), averaged over the batch (reported for both objectives).
     pub kl: f64,
-    /// β-TCVAE decomposition (sampled estimates); None for β-VAE.
+    /// Index-code mutual information, sampled estimate (β-TCVAE only; `None` for β-VAE).
     pub mi: Option<f64>,
-    /// Total correlation KL(q(z) ‖ Πⱼ q(zⱼ)), sampled estimate; None for β-VAE.
+    /// Total correlation KL(q(z) ‖ Πⱼ q(zⱼ)), sampled estimate (β-TCVAE only).
     pub tc: Option<f64>,
-    /// Dimension-wise KL Σⱼ KL(q(zⱼ) ‖ p(zⱼ)), sampled estimate; None for β-VAE.
+    /// Dimension-wise KL Σⱼ KL(q(zⱼ) ‖ p(zⱼ)), sampled estimate (β-TCVAE only).
     pub dwkl: Option<f64>,
+}
+
+impl LossValues {
+    /// The terms' names, in order.
+    pub const NAMES: [&'static str; 6] = ["loss", "recon", "kl", "mi", "tc", "dwkl"];
+
+    /// Each term with its name, in the order of [`LossValues::NAMES`] (`None`: a β-TCVAE term
+    /// of a β-VAE).
+    pub fn named(&self) -> [(&'static str, Option<f64>); 6] {
+        let values = [Some(self.loss), Some(self.recon), Some(self.kl), self.mi, self.tc, self.dwkl];
+        std::array::from_fn(|i| (Self::NAMES[i], values[i]))
+    }
+
+    /// The terms looked up by name, the inverse of [`LossValues::named`]; `None` when the
+    /// objective, the reconstruction or the KL is missing.
+    pub fn from_named(value: impl Fn(&str) -> Option<f64>) -> Option<LossValues> {
+        Some(LossValues {
+            loss: value("loss")?,
+            recon: value("recon")?,
+            kl: value("kl")?,
+            mi: value("mi"),
+            tc: value("tc"),
+            dwkl: value("dwkl"),
+        })
+    }
+
+    /// Combines two sets term by term; a term missing from either is missing from the result
+    /// unless `self` lacks it, when `other`'s value is taken through `f(0, ·)`.
+    pub fn zip_with(&self, other: &LossValues, f: impl Fn(f64, f64) -> f64) -> LossValues {
+        let optional = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (_, None) => a,
+            (a, Some(b)) => Some(f(a.unwrap_or(0.0), b)),
+        };
+        LossValues {
+            loss: f(self.loss, other.loss),
+            recon: f(self.recon, other.recon),
+            kl: f(self.kl, other.kl),
+            mi: optional(self.mi, other.mi),
+            tc: optional(self.tc, other.tc),
+            dwkl: optional(self.dwkl, other.dwkl),
+        }
+    }
+
+    /// Every term present, through `f`.
+    pub fn map(&self, f: impl Fn(f64) -> f64) -> LossValues {
+        self.zip_with(self, |a, _| f(a))
+    }
+
+    /// The name of the first term that is NaN or infinite, if any.
+    pub fn first_non_finite(&self) -> Option<&'static str> {
+        self.named().into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(name, _)| name)
+    }
 }
 
 fn shape_err<T>(op: &'static str, msg: String) -> Result<T> {
@@ -251,13 +313,16 @@ pub fn vae_loss(
         Objective::BetaVae { k1, beta } => {
             let total = recon.mul_scalar(k1)?.add(&kl.mul_scalar(beta)?)?;
             let [loss, recon, kl] = read_scalars([&total, &recon, &kl])?;
-            Ok(LossTerms { total, loss, recon, kl, mi: None, tc: None, dwkl: None })
+            Ok(LossTerms { total, values: LossValues { loss, recon, kl, mi: None, tc: None, dwkl: None } })
         }
         Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
             let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
             let total = recon.add(&mi.mul_scalar(alpha)?)?.add(&tc.mul_scalar(beta)?)?.add(&dwkl.mul_scalar(gamma)?)?;
             let [loss, recon, kl, mi, tc, dwkl] = read_scalars([&total, &recon, &kl, &mi, &tc, &dwkl])?;
-            Ok(LossTerms { total, loss, recon, kl, mi: Some(mi), tc: Some(tc), dwkl: Some(dwkl) })
+            Ok(LossTerms {
+                total,
+                values: LossValues { loss, recon, kl, mi: Some(mi), tc: Some(tc), dwkl: Some(dwkl) },
+            })
         }
     }
 }
@@ -463,8 +528,9 @@ mod tests {
             Objective::BetaTcVae { alpha: 2.0, beta: 3.0, gamma: 5.0, dataset_size: 100, estimator: est },
         ];
         for objective in objectives {
-            let t = vae_loss(&output, &target, &mu, &logvar, &z, ReconLoss::Bce, &objective).unwrap();
-            assert_eq!(t.loss, t.total.value().item().unwrap(), "{objective:?}");
+            let LossTerms { total, values: t } =
+                vae_loss(&output, &target, &mu, &logvar, &z, ReconLoss::Bce, &objective).unwrap();
+            assert_eq!(t.loss, total.value().item().unwrap(), "{objective:?}");
             assert_eq!((t.recon, t.kl), (recon, kl), "{objective:?}");
             match objective {
                 Objective::BetaVae { .. } => {
@@ -477,6 +543,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn loss_values_round_trip_through_their_names() {
+        let tc = LossValues { loss: 4.0, recon: 3.0, kl: 1.0, mi: Some(0.5), tc: Some(0.25), dwkl: Some(0.125) };
+        let named = tc.named();
+        assert_eq!(named.map(|(name, _)| name), LossValues::NAMES);
+        let lookup = |values: [(&'static str, Option<f64>); 6]| {
+            move |name: &str| values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
+        };
+        assert_eq!(LossValues::from_named(lookup(named)), Some(tc));
+        let beta_vae = LossValues { mi: None, tc: None, dwkl: None, ..tc };
+        assert_eq!(LossValues::from_named(lookup(beta_vae.named())), Some(beta_vae));
+        assert_eq!(LossValues::from_named(|name| (name != "kl").then_some(1.0)), None, "kl is required");
+    }
+
+    #[test]
+    fn the_first_non_finite_term_is_named_and_a_missing_term_is_not_one() {
+        let ok = LossValues { loss: 1.0, recon: 1.0, kl: 0.0, ..LossValues::default() };
+        assert_eq!(ok.first_non_finite(), None);
+        assert_eq!(LossValues { kl: f64::INFINITY, tc: Some(f64::NAN), ..ok }.first_non_finite(), Some("kl"));
+        assert_eq!(LossValues { dwkl: Some(f64::NAN), ..ok }.first_non_finite(), Some("dwkl"));
+    }
+
+    #[test]
+    fn zip_with_keeps_a_term_that_only_one_side_has() {
+        let a = LossValues { loss: 1.0, recon: 2.0, kl: 3.0, mi: None, tc: Some(1.0), dwkl: None };
+        let b = LossValues { loss: 10.0, recon: 20.0, kl: 30.0, mi: Some(5.0), tc: Some(2.0), dwkl: None };
+        let sum = a.zip_with(&b, |x, y| x + y);
+        assert_eq!(sum, LossValues { loss: 11.0, recon: 22.0, kl: 33.0, mi: Some(5.0), tc: Some(3.0), dwkl: None });
+        assert_eq!(a.zip_with(&LossValues::default(), |x, y| x + y).tc, Some(1.0));
+        assert_eq!(b.map(|v| v / 10.0).mi, Some(0.5));
     }
 
     #[test]

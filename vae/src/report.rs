@@ -545,7 +545,7 @@ mod tests {
     #[test]
     fn the_loss_plot_draws_only_columns_with_values_and_is_absent_without_losses() {
         let row = |epoch, loss: f64| {
-            let stats = |loss| crate::train::StepStats { loss, recon: f64::NAN, kl: f64::NAN, ..Default::default() };
+            let stats = |loss| crate::loss::LossValues { loss, recon: f64::NAN, kl: f64::NAN, ..Default::default() };
             EpochMetrics::new(epoch, 1e-3, 1.0, &stats(f64::NAN), &stats(loss))
         };
         assert!(loss_plot(&[row(1, 2.0), row(2, 1.5)]).unwrap().is_some());
@@ -559,7 +559,7 @@ mod tests {
         let dir = root.join(name);
         std::fs::create_dir_all(dir.join("eval")).unwrap();
         std::fs::write(dir.join("config.json"), format!("{{\"beta\": {beta}}}")).unwrap();
-        let stats = |loss: f64| crate::train::StepStats { loss, recon: loss, kl: 0.0, mi: None, tc: None, dwkl: None };
+        let stats = |loss: f64| crate::loss::LossValues { loss, recon: loss, kl: 0.0, mi: None, tc: None, dwkl: None };
         let rows: Vec<EpochMetrics> =
             (0..2).map(|e| EpochMetrics::new(e + 1, 1e-3, 1.0, &stats(9.0), &stats(val_losses[e]))).collect();
         crate::runs::write_metrics(&dir.join("metrics.csv"), &rows).unwrap();

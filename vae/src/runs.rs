@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::config::RunConfig;
 use crate::data::{self, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization, Splits};
 use crate::error::{Error, Result};
+use crate::loss::LossValues;
 use crate::model::{ModelConfig, Vae};
-use crate::train::StepStats;
 
 /// The run's configuration.
 pub const CONFIG_FILE: &str = "config.json";
@@ -69,8 +69,10 @@ impl RunConfig {
 }
 
 /// One finished epoch: a row of `metrics.csv` and an entry of the history every checkpoint
-/// carries (the columns are these field names; β-VAE runs leave the β-TCVAE cells empty).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// carries. Both hold it flat, one column per value: `epoch`, `lr`, `seconds`, then
+/// `train_<term>` and `val_<term>` for each of [`LossValues::NAMES`] (β-VAE runs leave the
+/// β-TCVAE cells empty).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochMetrics {
     /// The epoch number, from 1.
     pub epoch: usize,
@@ -78,125 +80,134 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Wall-clock seconds of the epoch's steps and validation.
     pub seconds: f64,
-    /// Mean weighted objective over the epoch's training batches.
-    pub train_loss: f64,
-    /// Mean reconstruction loss over the training batches.
-    pub train_recon: f64,
-    /// Mean KL over the training batches.
-    pub train_kl: f64,
-    /// Mean mutual information (β-TCVAE).
-    pub train_mi: Option<f64>,
-    /// Mean total correlation (β-TCVAE).
-    pub train_tc: Option<f64>,
-    /// Mean dimension-wise KL (β-TCVAE).
-    pub train_dwkl: Option<f64>,
-    /// The same on the validation split, after the epoch.
-    pub val_loss: f64,
-    /// Validation reconstruction loss.
-    pub val_recon: f64,
-    /// Validation KL.
-    pub val_kl: f64,
-    /// Validation mutual information (β-TCVAE).
-    pub val_mi: Option<f64>,
-    /// Validation total correlation (β-TCVAE).
-    pub val_tc: Option<f64>,
-    /// Validation dimension-wise KL (β-TCVAE).
-    pub val_dwkl: Option<f64>,
+    /// Means over the epoch's training batches.
+    pub train: LossValues,
+    /// Means over the validation split, after the epoch.
+    pub val: LossValues,
 }
+
+/// The columns before the loss terms'.
+const EPOCH_COLUMNS: [&str; 3] = ["epoch", "lr", "seconds"];
 
 impl EpochMetrics {
     /// The row of epoch `epoch` (from 1).
-    pub fn new(epoch: usize, lr: f64, seconds: f64, train: &StepStats, val: &StepStats) -> EpochMetrics {
-        EpochMetrics {
-            epoch,
-            lr,
-            seconds,
-            train_loss: train.loss,
-            train_recon: train.recon,
-            train_kl: train.kl,
-            train_mi: train.mi,
-            train_tc: train.tc,
-            train_dwkl: train.dwkl,
-            val_loss: val.loss,
-            val_recon: val.recon,
-            val_kl: val.kl,
-            val_mi: val.mi,
-            val_tc: val.tc,
-            val_dwkl: val.dwkl,
-        }
+    pub fn new(epoch: usize, lr: f64, seconds: f64, train: &LossValues, val: &LossValues) -> EpochMetrics {
+        EpochMetrics { epoch, lr, seconds, train: *train, val: *val }
     }
 
-    /// The training means.
-    pub fn train(&self) -> StepStats {
-        StepStats {
-            loss: self.train_loss,
-            recon: self.train_recon,
-            kl: self.train_kl,
-            mi: self.train_mi,
-            tc: self.train_tc,
-            dwkl: self.train_dwkl,
+    /// Every column with its value, in the order of [`metrics_columns`] (`None`: an empty cell).
+    pub fn columns(&self) -> Vec<(String, Option<f64>)> {
+        let epoch = [self.epoch as f64, self.lr, self.seconds];
+        let mut out: Vec<(String, Option<f64>)> =
+            EPOCH_COLUMNS.iter().zip(epoch).map(|(name, v)| (name.to_string(), Some(v))).collect();
+        for (split, values) in [("train", &self.train), ("val", &self.val)] {
+            out.extend(values.named().into_iter().map(|(term, v)| (format!("{split}_{term}"), v)));
         }
+        out
     }
 
-    /// The validation means.
-    pub fn val(&self) -> StepStats {
-        StepStats {
-            loss: self.val_loss,
-            recon: self.val_recon,
-            kl: self.val_kl,
-            mi: self.val_mi,
-            tc: self.val_tc,
-            dwkl: self.val_dwkl,
-        }
+    /// The row from its columns looked up by name, the inverse of [`EpochMetrics::columns`];
+    /// the name of the first missing column otherwise.
+    pub fn from_columns(value: impl Fn(&str) -> Option<f64>) -> std::result::Result<EpochMetrics, String> {
+        let required = |name: &str| value(name).ok_or_else(|| name.to_string());
+        let split = |split: &str| {
+            LossValues::from_named(|term| value(&format!("{split}_{term}")))
+                .ok_or_else(|| format!("{split}_loss, {split}_recon or {split}_kl"))
+        };
+        Ok(EpochMetrics {
+            epoch: required("epoch")? as usize,
+            lr: required("lr")?,
+            seconds: required("seconds")?,
+            train: split("train")?,
+            val: split("val")?,
+        })
     }
 
-    /// The value of the column named `column` (`val_loss`), `None` for an empty cell or an
-    /// unknown name: for tables that pick columns by name.
+    /// The value of the column named `column` (`val_loss`), `None` for an empty cell, a NaN
+    /// or an unknown name: for tables and plots that pick columns by name.
     pub fn get(&self, column: &str) -> Option<f64> {
-        serde_json::to_value(self).ok()?.get(column)?.as_f64()
+        self.columns().into_iter().find(|(name, _)| name == column)?.1.filter(|v| !v.is_nan())
+    }
+}
+
+/// The history inside a checkpoint holds each row as a JSON object with the same flat columns.
+impl Serialize for EpochMetrics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let columns = self.columns();
+        let mut map = serializer.serialize_map(Some(columns.len()))?;
+        for (name, value) in &columns {
+            if name == "epoch" {
+                map.serialize_entry(name, &self.epoch)?;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for EpochMetrics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, Option<f64>>::deserialize(deserializer)?;
+        EpochMetrics::from_columns(|name| map.get(name).copied().flatten())
+            .map_err(|missing| serde::de::Error::custom(format!("an epoch's record lacks {missing}")))
     }
 }
 
 /// Reads `metrics.csv`; a malformed row is an error naming the file and the line.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let bad = |e: csv::Error| {
-        let line = e.position().map(|p| format!(" line {}", p.line())).unwrap_or_default();
-        Error::Config(format!("{}:{line}: not a metrics.csv row: {e}", path.display()))
+    let bad = |line: u64, why: String| {
+        Error::Config(format!("{}: line {line}: not a metrics.csv row: {why}", path.display()))
     };
     let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    csv::Reader::from_reader(file).deserialize().collect::<std::result::Result<_, _>>().map_err(bad)
+    let mut reader = csv::Reader::from_reader(file);
+    let header: Vec<String> = reader.headers().map_err(|e| bad(1, e.to_string()))?.iter().map(str::to_string).collect();
+    let mut rows = vec![];
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let mut cells = std::collections::HashMap::new();
+        for (name, cell) in header.iter().zip(record.iter()) {
+            if !cell.is_empty() {
+                let value = cell.parse::<f64>().map_err(|_| bad(line, format!("{name} = {cell:?} is not a number")))?;
+                cells.insert(name.as_str(), value);
+            }
+        }
+        rows.push(
+            EpochMetrics::from_columns(|name| cells.get(name).copied())
+                .map_err(|missing| bad(line, format!("no {missing}")))?,
+        );
+    }
+    Ok(rows)
 }
 
 /// Replaces `metrics.csv` with `rows`, atomically.
 pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut writer = csv::Writer::from_writer(vec![]);
     let failed = |e: String| Error::Config(format!("{}: cannot write metrics: {e}", path.display()));
-    if rows.is_empty() {
-        // The header alone: serde writes it with the first row.
-        writer.write_record(metrics_columns()).map_err(|e| failed(e.to_string()))?;
-    }
+    writer.write_record(metrics_columns()).map_err(|e| failed(e.to_string()))?;
     for row in rows {
-        writer.serialize(row).map_err(|e| failed(e.to_string()))?;
+        let cells = row.columns().into_iter().map(|(name, v)| match (name.as_str(), v) {
+            ("epoch", _) => row.epoch.to_string(),
+            (_, Some(v)) => v.to_string(),
+            (_, None) => String::new(),
+        });
+        writer.write_record(cells).map_err(|e| failed(e.to_string()))?;
     }
     let bytes = writer.into_inner().map_err(|e| failed(e.to_string()))?;
     write_file(path, &bytes)
 }
 
-/// The column names of `metrics.csv`, in order: [`EpochMetrics`]' field names.
+/// The column names of `metrics.csv`, in order.
 pub fn metrics_columns() -> Vec<String> {
-    let zero = StepStats::default();
-    let mut writer = csv::Writer::from_writer(vec![]);
-    // csv writes the header, from the field names, with the first row.
-    if writer.serialize(EpochMetrics::new(0, 0.0, 0.0, &zero, &zero)).is_err() {
-        return vec![];
-    }
-    let bytes = writer.into_inner().unwrap_or_default();
-    String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().split(',').map(str::to_string).collect()
+    let zero = LossValues::default();
+    EpochMetrics::new(0, 0.0, 0.0, &zero, &zero).columns().into_iter().map(|(name, _)| name).collect()
 }
 
 /// The row with the lowest validation loss (the epoch `best.safetensors` holds).
 pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
-    rows.iter().filter(|r| r.val_loss.is_finite()).min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+    rows.iter().filter(|r| r.val.loss.is_finite()).min_by(|a, b| a.val.loss.total_cmp(&b.val.loss))
 }
 
 /// Writes `bytes` to `path` atomically, as every file of a run folder is written.
@@ -289,8 +300,8 @@ mod tests {
         tempfile::Builder::new().prefix(&format!("vae-runs-{test}-")).tempdir().unwrap()
     }
 
-    fn stats(loss: f64, tc: Option<f64>) -> StepStats {
-        StepStats { loss, recon: loss / 2.0, kl: loss / 4.0, mi: tc, tc, dwkl: tc }
+    fn stats(loss: f64, tc: Option<f64>) -> LossValues {
+        LossValues { loss, recon: loss / 2.0, kl: loss / 4.0, mi: tc, tc, dwkl: tc }
     }
 
     #[test]
@@ -326,6 +337,27 @@ mod tests {
         std::fs::write(&path, format!("{}\n1,x,2\n", metrics_columns().join(","))).unwrap();
         let err = read_metrics(&path).unwrap_err().to_string();
         assert!(err.contains("metrics.csv") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoints_history_entry_keeps_its_flat_json_form() {
+        // The form checkpoints written before the terms had a type of their own hold: every
+        // run folder on disk must still resume and report.
+        let flat = r#"{"epoch":2,"lr":0.001,"seconds":1.5,"train_loss":9.0,"train_recon":4.5,"train_kl":2.25,
+            "train_mi":null,"train_tc":null,"train_dwkl":null,"val_loss":8.0,"val_recon":4.0,"val_kl":2.0,
+            "val_mi":null,"val_tc":null,"val_dwkl":null}"#;
+        let row: EpochMetrics = serde_json::from_str(flat).unwrap();
+        assert_eq!(row, EpochMetrics::new(2, 1e-3, 1.5, &stats(9.0, None), &stats(8.0, None)));
+        let again: serde_json::Value = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>(flat).unwrap());
+        let tc = EpochMetrics::new(1, 1e-3, 1.0, &stats(9.0, Some(0.5)), &stats(8.0, Some(0.25)));
+        assert_eq!(serde_json::from_str::<EpochMetrics>(&serde_json::to_string(&tc).unwrap()).unwrap(), tc);
+    }
+
+    #[test]
+    fn a_history_entry_without_a_required_column_is_an_error_naming_it() {
+        let err = serde_json::from_str::<EpochMetrics>(r#"{"epoch":1,"lr":0.001}"#).unwrap_err().to_string();
+        assert!(err.contains("seconds"), "{err}");
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub fn table(results: &[PointResult]) -> (String, String) {
 pub fn val_loss_series(results: &[PointResult]) -> Vec<(String, Vec<(f64, f64)>)> {
     results
         .iter()
-        .map(|r| (r.name.clone(), r.rows.iter().map(|row| (row.epoch as f64, row.val_loss)).collect()))
+        .map(|r| (r.name.clone(), r.rows.iter().map(|row| (row.epoch as f64, row.val.loss)).collect()))
         .collect()
 }
 

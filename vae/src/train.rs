@@ -11,7 +11,7 @@ use nn::Module;
 use tensor::{DType, Rng, Tensor};
 
 use crate::error::{Error, Result};
-use crate::loss::{vae_loss, Objective, ReconLoss};
+use crate::loss::{vae_loss, LossValues, Objective, ReconLoss};
 use crate::model::{OutputActivation, Vae};
 
 /// Everything that defines the loss of a batch.
@@ -28,28 +28,11 @@ pub struct LossSetup {
     pub input_noise_std: f64,
 }
 
-/// Loss components of one batch (or their mean over many), all unweighted except `loss`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StepStats {
-    /// The weighted objective that was minimised.
-    pub loss: f64,
-    /// Reconstruction loss (summed per sample, averaged over the batch).
-    pub recon: f64,
-    /// Analytic KL(q(z|x) ‖ p(z)), summed per sample, averaged over the batch.
-    pub kl: f64,
-    /// Index-code mutual information (β-TCVAE only; `None` for β-VAE).
-    pub mi: Option<f64>,
-    /// Total correlation (β-TCVAE only; `None` for β-VAE).
-    pub tc: Option<f64>,
-    /// Dimension-wise KL (β-TCVAE only; `None` for β-VAE).
-    pub dwkl: Option<f64>,
-}
-
-/// A running mean of `StepStats`, weighted by batch size (saved in a mid-epoch checkpoint, so
+/// A running mean of [`LossValues`], weighted by batch size (saved in a mid-epoch checkpoint, so
 /// a resumed epoch's mean still covers all its batches).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatsMean {
-    sum: StepStats,
+    sum: LossValues,
     weight: f64,
 }
 
@@ -59,36 +42,17 @@ impl StatsMean {
         self.weight
     }
 
-    /// Adds the stats of one batch of `batch` images, weighted by `batch`.
-    pub fn add(&mut self, s: &StepStats, batch: usize) {
+    /// Adds the values of one batch of `batch` images, weighted by `batch`.
+    pub fn add(&mut self, s: &LossValues, batch: usize) {
         let w = batch as f64;
-        let add_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (_, None) => a,
-            (None, Some(b)) => Some(b * w),
-            (Some(a), Some(b)) => Some(a + b * w),
-        };
-        self.sum = StepStats {
-            loss: self.sum.loss + s.loss * w,
-            recon: self.sum.recon + s.recon * w,
-            kl: self.sum.kl + s.kl * w,
-            mi: add_opt(self.sum.mi, s.mi),
-            tc: add_opt(self.sum.tc, s.tc),
-            dwkl: add_opt(self.sum.dwkl, s.dwkl),
-        };
+        self.sum = self.sum.zip_with(s, |sum, value| sum + value * w);
         self.weight += w;
     }
 
     /// The batch-size-weighted mean of everything added (all zeros when nothing was added).
-    pub fn mean(&self) -> StepStats {
+    pub fn mean(&self) -> LossValues {
         let w = self.weight.max(1.0);
-        StepStats {
-            loss: self.sum.loss / w,
-            recon: self.sum.recon / w,
-            kl: self.sum.kl / w,
-            mi: self.sum.mi.map(|v| v / w),
-            tc: self.sum.tc.map(|v| v / w),
-            dwkl: self.sum.dwkl.map(|v| v / w),
-        }
+        self.sum.map(|sum| sum / w)
     }
 
     /// The total weight added: the number of images.
@@ -104,7 +68,7 @@ pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tenso
 
 /// The loss of one batch x: [N, C, H, W] (already normalised); builds the graph unless the
 /// caller is inside `no_grad`.
-pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, StepStats)> {
+pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, LossValues)> {
     let n = match x.shape() {
         [n, _, _, _] if *n > 0 => *n,
         shape => {
@@ -124,22 +88,7 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
     let out = model.forward_with_noise(&Var::constant(input), &eps)?;
     let y = setup.output.apply(&out.raw)?;
     let terms = vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?;
-    let stats =
-        StepStats { loss: terms.loss, recon: terms.recon, kl: terms.kl, mi: terms.mi, tc: terms.tc, dwkl: terms.dwkl };
-    Ok((terms.total, stats))
-}
-
-/// Which quantity of a step is not finite, if any.
-pub fn non_finite_component(s: &StepStats) -> Option<&'static str> {
-    let named = [
-        ("loss", Some(s.loss)),
-        ("recon", Some(s.recon)),
-        ("kl", Some(s.kl)),
-        ("mi", s.mi),
-        ("tc", s.tc),
-        ("dwkl", s.dwkl),
-    ];
-    named.into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(n, _)| n)
+    Ok((terms.total, terms.values))
 }
 
 /// One optimisation step on batch x. A non-finite loss or gradient is reported before any
@@ -151,10 +100,10 @@ pub fn train_step(
     setup: &LossSetup,
     rng: &mut Rng,
     position: (usize, usize),
-) -> Result<StepStats> {
+) -> Result<LossValues> {
     optimizer.zero_grad();
     let (loss, stats) = batch_loss(model, x, setup, rng)?;
-    if let Some(what) = non_finite_component(&stats) {
+    if let Some(what) = stats.first_non_finite() {
         return Err(Error::NonFinite {
             epoch: position.0,
             step: position.1,
@@ -181,7 +130,7 @@ pub fn evaluate<'a>(
     batches: impl Iterator<Item = &'a Tensor>,
     setup: &LossSetup,
     rng: &mut Rng,
-) -> Result<StepStats> {
+) -> Result<LossValues> {
     model.set_training(false);
     let result = no_grad(|| {
         let mut mean = StatsMean::default();

@@ -21,11 +21,12 @@ use tensor::{Device, Rng, Tensor};
 use vae::cli::TrainCli as Cli;
 use vae::data::{BatchOptions, Batches, Dataset, Normalization};
 use vae::error::{Error, Result};
+use vae::loss::LossValues;
 use vae::model::{ModelConfig, OutputActivation, Vae};
 use vae::runs::{
     self, EpochMetrics, NewRunDir, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
 };
-use vae::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean, StepStats};
+use vae::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean};
 
 /// Large tensors are freed and re-allocated every step; caching them avoids re-faulting the
 /// working set in from the OS each time (see tensor/src/cpu/caching_allocator.rs).
@@ -193,12 +194,11 @@ fn check_resume(path: &Path, resume: &Resume, batches_per_epoch: usize, batch_si
     Ok(())
 }
 
-fn describe(s: &StepStats) -> String {
-    let mut out = format!("loss {:.3} (recon {:.3}, kl {:.3}", s.loss, s.recon, s.kl);
-    if let (Some(mi), Some(tc), Some(dw)) = (s.mi, s.tc, s.dwkl) {
-        out += &format!(", mi {mi:.3}, tc {tc:.3}, dwkl {dw:.3}");
-    }
-    out + ")"
+/// "loss 1.234 (recon 1.000, kl 0.234)", with the β-TCVAE terms when the run has them.
+fn describe(s: &LossValues) -> String {
+    let [(_, loss), components @ ..] = s.named();
+    let parts: Vec<String> = components.iter().filter_map(|(name, v)| v.map(|v| format!("{name} {v:.3}"))).collect();
+    format!("loss {:.3} ({})", loss.unwrap_or(f64::NAN), parts.join(", "))
 }
 
 /// Everything resolved before the first step.
@@ -556,7 +556,7 @@ fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         let train_stats = mean.mean();
         let val_stats = evaluate(&model, val_batches.iter(), &run.setup, &mut Rng::new(config.seed ^ 0xE7A1))?;
-        if let Some(what) = vae::train::non_finite_component(&val_stats) {
+        if let Some(what) = val_stats.first_non_finite() {
             let e = Error::NonFinite {
                 epoch: epoch + 1,
                 step: total,
