@@ -308,7 +308,7 @@ fn absolute(flag: &str, path: &Path) -> Result<PathBuf> {
 impl RunConfig {
     /// Reads `dir/config.json`.
     pub fn read(dir: &Path) -> Result<RunConfig> {
-        let path = dir.join("config.json");
+        let path = dir.join(crate::runs::CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
         RunConfig::from_json(&text)
             .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", path.display())))

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::plot::{png_bytes, render_line_plot, PlotOptions};
-use crate::runs::{metrics_columns, read_metrics, EpochMetrics};
+use crate::runs::{
+    metrics_columns, read_metrics, EpochMetrics, CONFIG_FILE, EVAL_DIR, EVAL_METRICS_FILE, METRICS_FILE,
+};
 
 /// The report's file name inside the run folder.
 pub const REPORT_FILE: &str = "report.html";
@@ -239,14 +241,14 @@ details{margin:.3em 0}summary{cursor:pointer}.missing{color:#a33}.grid{display:f
 /// path. Needs `dir/config.json`; everything else is shown when present. The file is written
 /// to a temporary name and renamed, so a reader never sees half a report.
 pub fn write_report(dir: &Path) -> Result<PathBuf> {
-    let config_path = dir.join("config.json");
+    let config_path = dir.join(CONFIG_FILE);
     let config_text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
     let config: Value = serde_json::from_str(&config_text)
         .map_err(|e| Error::Config(format!("{}: not a train run's config.json: {e}", config_path.display())))?;
     let Value::Object(config) = config else {
         return Err(Error::Config(format!("{}: expected a JSON object", config_path.display())));
     };
-    let metrics_path = dir.join("metrics.csv");
+    let metrics_path = dir.join(METRICS_FILE);
     if !metrics_path.is_file() {
         return Err(Error::Io {
             path: metrics_path,
@@ -322,7 +324,7 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
         html.push_str("</div></details>\n");
     }
 
-    let eval_dir = dir.join("eval");
+    let eval_dir = dir.join(EVAL_DIR);
     if !eval_dir.is_dir() {
         let _ = writeln!(
             html,
@@ -333,7 +335,7 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
     }
     if eval_dir.is_dir() {
         html.push_str("<h2>Evaluation (<code>eval</code>, test split)</h2>\n");
-        let eval_metrics = eval_dir.join("metrics.json");
+        let eval_metrics = eval_dir.join(EVAL_METRICS_FILE);
         if eval_metrics.is_file() {
             let text = std::fs::read_to_string(&eval_metrics).map_err(io(&eval_metrics))?;
             match serde_json::from_str::<Value>(&text) {
@@ -446,17 +448,17 @@ pub fn run_value(run: &Path, key: &str) -> Result<f64> {
         let text = std::fs::read_to_string(path).ok()?;
         serde_json::from_str::<Value>(&text).ok()?.get(key)?.as_f64()
     };
-    if let Some(v) = number_in(run.join("eval").join("metrics.json")) {
+    if let Some(v) = number_in(run.join(EVAL_DIR).join(EVAL_METRICS_FILE)) {
         return Ok(v);
     }
-    let csv = run.join("metrics.csv");
+    let csv = run.join(METRICS_FILE);
     if csv.is_file() {
         let rows = read_metrics(&csv)?;
         if let Some(v) = crate::runs::best_epoch(&rows).and_then(|r| r.get(key)) {
             return Ok(v);
         }
     }
-    number_in(run.join("config.json")).ok_or_else(|| {
+    number_in(run.join(CONFIG_FILE)).ok_or_else(|| {
         Error::Config(format!(
             "{}: no number '{key}' in eval/metrics.json, in metrics.csv's best epoch or in config.json",
             run.display()

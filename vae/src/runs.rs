@@ -39,6 +39,87 @@ pub const LAST_CHECKPOINT: &str = "last.safetensors";
 /// The training checkpoint of the epoch with the lowest validation loss.
 pub const BEST_CHECKPOINT: &str = "best.safetensors";
 
+/// Where `eval` writes its pictures and metrics inside a run folder.
+pub const EVAL_DIR: &str = "eval";
+/// `eval`'s metrics, inside [`EVAL_DIR`].
+pub const EVAL_METRICS_FILE: &str = "metrics.json";
+
+/// A run folder that `train` wrote, opened to be read (`eval`, `explore`, `report`, `sweep`):
+/// its configuration and where each of its files lives.
+#[derive(Clone, Debug)]
+pub struct RunFolder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its `config.json`.
+    pub config: RunConfig,
+}
+
+impl RunFolder {
+    /// Opens `dir` by reading its `config.json`; the error names the folder as the `--run` flag
+    /// that gave it.
+    pub fn open(dir: &Path) -> Result<RunFolder> {
+        let config = RunConfig::read(dir).map_err(|e| Error::Config(format!("--run {}: {e}", dir.display())))?;
+        Ok(RunFolder { dir: dir.to_path_buf(), config })
+    }
+
+    /// `config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join(CONFIG_FILE)
+    }
+
+    /// `metrics.csv`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.dir.join(METRICS_FILE)
+    }
+
+    /// `eval/`, where `eval` writes by default.
+    pub fn eval_dir(&self) -> PathBuf {
+        self.dir.join(EVAL_DIR)
+    }
+
+    /// The checkpoint to read: `explicit` (a `--checkpoint` flag) or `best.safetensors`; an
+    /// error naming it when it is not a file.
+    pub fn checkpoint(&self, explicit: Option<&Path>) -> Result<PathBuf> {
+        let path = explicit.map_or_else(|| self.dir.join(BEST_CHECKPOINT), Path::to_path_buf);
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "--checkpoint {}: no such file (a finished `train` run has {BEST_CHECKPOINT})",
+                path.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// `metrics.csv`'s rows; none when the file does not exist.
+    pub fn metrics(&self) -> Result<Vec<EpochMetrics>> {
+        let path = self.metrics_path();
+        if path.is_file() {
+            read_metrics(&path)
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    /// `config.json` as written, field order kept (for display).
+    pub fn config_json(&self) -> Result<serde_json::Value> {
+        read_json(&self.config_path()).map(|v| v.unwrap_or_default())
+    }
+
+    /// `eval/metrics.json`, or `None` when `eval` has not run.
+    pub fn eval_metrics(&self) -> Result<Option<serde_json::Value>> {
+        read_json(&self.eval_dir().join(EVAL_METRICS_FILE))
+    }
+}
+
+/// A JSON file, `None` when it does not exist; an error naming it when it is not JSON.
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
 impl RunConfig {
     /// The load options `train` uses: dSprites is generated, 20,000 images unless told otherwise.
     pub fn data_load_options(&self) -> DataLoadOptions {
@@ -358,6 +439,27 @@ mod tests {
     fn a_history_entry_without_a_required_column_is_an_error_naming_it() {
         let err = serde_json::from_str::<EpochMetrics>(r#"{"epoch":1,"lr":0.001}"#).unwrap_err().to_string();
         assert!(err.contains("seconds"), "{err}");
+    }
+
+    #[test]
+    fn a_run_folder_opens_from_its_config_and_names_its_files() {
+        let scratch = temp_dir("folder");
+        let dir = scratch.path();
+        let err = RunFolder::open(dir).unwrap_err().to_string();
+        assert!(err.contains(&format!("--run {}", dir.display())) && err.contains(CONFIG_FILE), "{err}");
+        std::fs::write(dir.join(CONFIG_FILE), RunConfig::default().to_json()).unwrap();
+        let run = RunFolder::open(dir).unwrap();
+        assert_eq!(run.config, RunConfig::default());
+        assert_eq!(run.metrics().unwrap(), vec![], "no metrics.csv yet: no rows");
+        assert_eq!(run.eval_metrics().unwrap(), None, "eval has not run");
+        let err = run.checkpoint(None).unwrap_err().to_string();
+        assert!(err.contains(BEST_CHECKPOINT), "{err}");
+        std::fs::write(dir.join(BEST_CHECKPOINT), b"x").unwrap();
+        assert_eq!(run.checkpoint(None).unwrap(), dir.join(BEST_CHECKPOINT));
+        assert!(run.checkpoint(Some(&dir.join("other.safetensors"))).is_err());
+        std::fs::create_dir_all(run.eval_dir()).unwrap();
+        std::fs::write(run.eval_dir().join(EVAL_METRICS_FILE), "{\"test_loss\": 2.5}").unwrap();
+        assert_eq!(run.eval_metrics().unwrap().unwrap()["test_loss"], 2.5);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::runs::{best_epoch, read_metrics, EpochMetrics};
+use crate::runs::{best_epoch, read_metrics, EpochMetrics, METRICS_FILE};
 
 /// One axis of a grid: a `train` flag (without `--`) and the values it takes.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +78,7 @@ pub fn collect(dir: &Path, points: &[(String, f64)]) -> Result<Vec<PointResult>>
         .map(|(name, seconds)| {
             Ok(PointResult {
                 name: name.clone(),
-                rows: read_metrics(&dir.join(name).join("metrics.csv"))?,
+                rows: read_metrics(&dir.join(name).join(METRICS_FILE))?,
                 seconds: *seconds,
             })
         })

@@ -62,7 +62,7 @@ fn run(args: Args) -> Result<()> {
     let Some(run) = args.run else {
         return Err(Error::Config("--run DIR, or --series with --x, --y and --out".into()));
     };
-    if !run.join("config.json").is_file() {
+    if !run.join(vae::runs::CONFIG_FILE).is_file() {
         return Err(Error::Config(format!(
             "--run {}: no config.json there (expected a folder written by `train`)",
             run.display()

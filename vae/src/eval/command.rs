@@ -37,7 +37,7 @@ use crate::eval::{
 };
 use crate::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::plot::{save_image_grid_with, save_rows_with, save_scatter_plot, GridOptions};
-use crate::runs::RunConfig;
+use crate::runs::{RunConfig, RunFolder, EVAL_METRICS_FILE};
 use crate::train::{evaluate, standard_normal};
 use serde_json::{json, Value};
 use tensor::{Rng, Tensor};
@@ -188,7 +188,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )));
     }
     let wants = |w: &str| what.iter().any(|x| (x == "all" && !SLOW.contains(&w)) || x == w);
-    let cfg = RunConfig::read(&args.run).map_err(|e| Error::Config(format!("--run {}: {e}", args.run.display())))?;
+    let run = RunFolder::open(&args.run)?;
+    let cfg = run.config.clone();
     if wants("disentanglement") {
         if cfg.dataset != DatasetKind::DSprites {
             return Err(Error::Config(format!(
@@ -204,10 +205,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             )));
         }
     }
-    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| args.run.join("best.safetensors"));
-    if !checkpoint.exists() {
-        return Err(Error::Config(format!("--checkpoint {}: no such file", checkpoint.display())));
-    }
+    let checkpoint = run.checkpoint(args.checkpoint.as_deref())?;
     let (splits, norm) = cfg.load_splits()?;
     let train_len = splits.train.len();
     let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
@@ -215,7 +213,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let test = test_full.subset(&idx);
     let [_, c, h, w] = test.shape;
     let model = cfg.load_model([c, h, w], &checkpoint)?;
-    let out = args.out.clone().unwrap_or_else(|| args.run.join("eval"));
+    let out = args.out.clone().unwrap_or_else(|| run.eval_dir());
     std::fs::create_dir_all(&out).map_err(|e| Error::Io { path: out.clone(), source: e })?;
     let ctx = Ctx { cfg, model, norm, test, shape: [c, h, w], out, checkpoint, grid: GridOptions::default() };
     println!(
@@ -611,7 +609,7 @@ fn tsne_section(ctx: &Ctx, args: &EvalArgs, mu: &[f32]) -> Result<()> {
 /// Writes metrics.json and metrics.md. Keys already in the folder's metrics.json from an
 /// earlier `eval` (e.g. `--what metrics` before `--what traverse`) are kept unless recomputed.
 fn write_metrics(ctx: &Ctx, new: &BTreeMap<String, Value>) -> Result<()> {
-    let p = ctx.out.join("metrics.json");
+    let p = ctx.out.join(EVAL_METRICS_FILE);
     let mut m: BTreeMap<String, Value> =
         std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     m.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -42,7 +42,7 @@ use crate::eval::{
 };
 use crate::model::{OutputActivation, Vae};
 use crate::plot::{image_grid, png_bytes, GridOptions};
-use crate::runs::{metrics_columns, read_metrics, EpochMetrics, RunConfig};
+use crate::runs::{metrics_columns, EpochMetrics, RunConfig, RunFolder};
 use crate::train::standard_normal;
 use nn::Module;
 
@@ -147,26 +147,14 @@ pub struct Explorer {
     loss_png: Option<Vec<u8>>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.to_path_buf(), source: e }
-}
-
 impl Explorer {
     /// Loads the run folder `run` (config.json, the checkpoint, the data split) and encodes its
     /// test images. Errors name the file or flag at fault.
     pub fn open(run: &Path, opts: &ExploreOptions) -> Result<Explorer> {
-        let cfg = RunConfig::read(run).map_err(|e| Error::Config(format!("--run {}: {e}", run.display())))?;
-        let config_path = run.join("config.json");
-        let config_json: Value =
-            serde_json::from_str(&std::fs::read_to_string(&config_path).map_err(io(&config_path))?)
-                .map_err(|e| Error::Config(format!("{}: {e}", config_path.display())))?;
-        let checkpoint = opts.checkpoint.clone().unwrap_or_else(|| run.join("best.safetensors"));
-        if !checkpoint.is_file() {
-            return Err(Error::Config(format!(
-                "--checkpoint {}: no such file (a finished `train` run has best.safetensors)",
-                checkpoint.display()
-            )));
-        }
+        let folder = RunFolder::open(run)?;
+        let config_json = folder.config_json()?;
+        let checkpoint = folder.checkpoint(opts.checkpoint.as_deref())?;
+        let cfg = folder.config.clone();
         let output = cfg.output;
         let (splits, norm) = cfg.load_splits()?;
         let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
@@ -185,15 +173,8 @@ impl Explorer {
         let (mu, logvar) = encode_dataset(&model, &test, &norm, 256)?;
         let z = cfg.z_dim;
         let kl = kl_per_dim(&mu, &logvar, z);
-        let metrics_path = run.join("metrics.csv");
-        let metrics = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { vec![] };
-        let eval_path = run.join("eval").join("metrics.json");
-        let eval_metrics = if eval_path.is_file() {
-            let text = std::fs::read_to_string(&eval_path).map_err(io(&eval_path))?;
-            Some(serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", eval_path.display())))?)
-        } else {
-            None
-        };
+        let metrics = folder.metrics()?;
+        let eval_metrics = folder.eval_metrics()?;
         let loss_png = match crate::report::loss_plot(&metrics)? {
             Some(img) => Some(png_bytes(&img)?),
             None => None,
