@@ -16,7 +16,7 @@ use tensor::Tensor;
 
 use crate::data::resize_chw;
 use crate::error::{Error, Result};
-use crate::model::ResNet18Classifier;
+use crate::model::{Arch, ResNet18Classifier};
 
 /// What a saved classifier expects and how well it did.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -75,10 +75,16 @@ pub fn load_classifier(weights: &Path) -> Result<(ResNet18Classifier, Classifier
     let info: ClassifierInfo = serde_json::from_str(&text).map_err(|e| {
         Error::Config(format!("{}: not a classifier description written by classify: {e}", ip.display()))
     })?;
-    let bn = match info.arch.as_str() {
-        "resnet18" => true,
-        "resnet18-nobn" => false,
-        other => return Err(Error::Config(format!("{}: unknown classifier arch '{other}'", ip.display()))),
+    let bn = match <Arch as clap::ValueEnum>::from_str(&info.arch, false) {
+        Ok(Arch::ResNet18) => true,
+        Ok(Arch::ResNet18NoBn) => false,
+        _ => {
+            return Err(Error::Config(format!(
+                "{}: classifier arch '{}' is not resnet18 or resnet18-nobn",
+                ip.display(),
+                info.arch
+            )))
+        }
     };
     let clf = ResNet18Classifier::new(info.input[0], info.class_names.len(), bn, &mut Init::new(0))?;
     load_model(weights, &clf, &LoadOptions::strict())?;

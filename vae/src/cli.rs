@@ -20,12 +20,9 @@ pub struct TrainCli {
     /// The run's configuration: the flags of [`RunConfig`].
     #[command(flatten)]
     pub config: RunConfig,
-    /// Device (auto: a hardware GPU if there is one, else the CPU).
-    #[arg(long, default_value = "auto", value_parser = device_parser())]
-    pub device: DevicePreference,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub compute: DeviceArgs,
     /// Run folder (default: runs/ARCH-DATASET-SEED). A new run refuses a folder holding another.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -39,6 +36,26 @@ pub struct TrainCli {
     /// On the GPU every op is waited for, so steps get slower while profiling.
     #[arg(long)]
     pub profile: bool,
+}
+
+/// `--device` and `--threads`: the same two flags, with the same default, in every binary that
+/// runs a model on a chosen device (`train`, `explore`).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct DeviceArgs {
+    /// Device (auto: a hardware GPU if there is one, else the CPU).
+    #[arg(long, default_value = "auto", value_parser = device_parser())]
+    pub device: DevicePreference,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl DeviceArgs {
+    /// Sizes the CPU thread pool (before any parallel op) and opens the device.
+    pub fn open(&self) -> crate::error::Result<tensor::Device> {
+        crate::train::set_cpu_threads(self.threads)?;
+        Ok(tensor::Device::from_preference(self.device)?)
+    }
 }
 
 fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {

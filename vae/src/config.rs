@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::builder::PossibleValue;
 use clap::ValueEnum;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -54,58 +53,6 @@ pub enum LrScheduleKind {
     Step,
     /// Half a cosine from `--lr` to `--lr-final`.
     Cosine,
-}
-
-// The model, dataset and loss enums live with their code; these impls make them flags.
-impl ValueEnum for Arch {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Arch::Dense, Arch::Basic, Arch::Conv, Arch::ResNet18, Arch::ResNet18NoBn, Arch::ResNetBn]
-    }
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.name()))
-    }
-}
-
-impl ValueEnum for DatasetKind {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[
-            DatasetKind::DSprites,
-            DatasetKind::FashionMnist,
-            DatasetKind::Mnist,
-            DatasetKind::Cifar10,
-            DatasetKind::Stl10,
-            DatasetKind::Folder,
-        ]
-    }
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.name()))
-    }
-}
-
-impl ValueEnum for ReconLoss {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[ReconLoss::Mse, ReconLoss::Bce, ReconLoss::BceLogits]
-    }
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(match self {
-            ReconLoss::Mse => "mse",
-            ReconLoss::Bce => "bce",
-            ReconLoss::BceLogits => "bce-logits",
-        }))
-    }
-}
-
-impl ValueEnum for OutputActivation {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[OutputActivation::Logits, OutputActivation::Sigmoid, OutputActivation::Tanh]
-    }
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            OutputActivation::Logits => PossibleValue::new("logits").alias("none"),
-            OutputActivation::Sigmoid => PossibleValue::new("sigmoid"),
-            OutputActivation::Tanh => PossibleValue::new("tanh"),
-        })
-    }
 }
 
 /// The flag name of an enum value (`resnet18-nobn`), as written on the command line and in

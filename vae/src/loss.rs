@@ -8,27 +8,18 @@
 use autograd::Var;
 use tensor::{Result, Tensor, TensorError};
 
-/// How the decoder output is compared with the target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the decoder output is compared with the target (`--recon`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReconLoss {
     /// Σ (y − t)², on outputs passed through sigmoid or tanh.
+    #[value(name = "mse")]
     Mse,
     /// −Σ [t ln y + (1 − t) ln(1 − y)] on sigmoid outputs (logs clamped at −100 as PyTorch).
+    #[value(name = "bce")]
     Bce,
     /// The same on logits x, computed stably as Σ [max(x, 0) − x·t + ln(1 + e^−|x|)].
+    #[value(name = "bce-logits")]
     BceLogits,
-}
-
-impl std::str::FromStr for ReconLoss {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "mse" => Ok(ReconLoss::Mse),
-            "bce" => Ok(ReconLoss::Bce),
-            "bce-logits" => Ok(ReconLoss::BceLogits),
-            _ => Err(format!("unknown reconstruction loss '{s}' (expected mse, bce or bce-logits)")),
-        }
-    }
 }
 
 /// Which sampling estimator β-TCVAE uses for log q(z) and log Πⱼ q(zⱼ).

@@ -5,7 +5,7 @@
 //! prints its URL. The page — embedded in this binary, it needs no network — has a slider per
 //! latent dimension (most active first), a grid of held-out test images to start from, the
 //! mixing of two images' codes (one negated if asked), samples from the prior, and the run's loss
-//! curves and metrics. Every image is decoded on the server (`--device cpu` or `gpu`).
+//! curves and metrics. Every image is decoded on the server (`--device cpu`, `gpu` or `auto`, the default).
 //! Ctrl-C stops it.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use tensor::DevicePreference;
 use vae::error::{Error, Result};
 use vae::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
 
@@ -37,12 +36,9 @@ struct Args {
     /// Port to listen on (0: a free one, chosen by the system).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Where the model decodes: cpu, gpu or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Where the model decodes.
+    #[command(flatten)]
+    compute: vae::cli::DeviceArgs,
     /// Test images per page of the page's grid (it pages through all --max-test of them).
     #[arg(long, default_value_t = 48)]
     grid: usize,
@@ -63,11 +59,10 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let device: DevicePreference = args.device.parse().map_err(|e| Error::Config(format!("--device: {e}")))?;
     if args.grid == 0 {
         return Err(Error::Config("--grid must be at least 1".into()));
     }
-    vae::train::set_cpu_threads(args.threads)?;
+    vae::train::set_cpu_threads(args.compute.threads)?;
     // Bound first: a port in use is reported before the model loads.
     let listen_error = |e: std::io::Error| {
         Error::Config(format!("--host {} --port {}: cannot listen there: {e}", args.host, args.port))
@@ -89,8 +84,13 @@ fn run(args: Args) -> Result<()> {
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
-    println!("loading {} (device {}; a GPU's first start can take a minute) ...", args.run.display(), args.device);
-    let opts = ExploreOptions { checkpoint: args.checkpoint.clone(), device, max_test: args.max_test, grid: args.grid };
+    println!("loading {} (a GPU's first start can take a minute) ...", args.run.display());
+    let opts = ExploreOptions {
+        checkpoint: args.checkpoint.clone(),
+        device: args.compute.device,
+        max_test: args.max_test,
+        grid: args.grid,
+    };
     let explorer = Explorer::open(&args.run, &opts)?;
     println!(
         "{} (z = {}, {} test images, {} per page of the grid), decoding on {}",

@@ -372,8 +372,7 @@ fn configure(cli: &Cli, matches: &ArgMatches) -> Result<(RunConfig, PathBuf)> {
 
 fn run_main(cli: Cli, matches: &ArgMatches) -> Result<()> {
     let (config, dir) = configure(&cli, matches)?;
-    vae::train::set_cpu_threads(cli.threads)?;
-    let device = Device::from_preference(cli.device)?;
+    let device = cli.compute.open()?;
     let run = load_data(&config, dir)?;
     let config = &run.config;
     let [n_img, c, h, w] = run.train.shape;

@@ -78,7 +78,7 @@ impl fmt::Display for DataError {
                 labels.display()
             ),
             DataError::UnknownDataset { name } => {
-                write!(f, "unknown dataset '{name}': expected one of {}", DatasetKind::NAMES.join(", "))
+                write!(f, "unknown dataset '{name}': expected one of {}", DatasetKind::names().join(", "))
             }
             DataError::Invalid { what, msg } => write!(f, "{what}: {msg}"),
             DataError::Tensor(e) => write!(f, "building a batch tensor: {e}"),

@@ -31,59 +31,55 @@ use std::str::FromStr;
 
 // ---------------------------------------------------------------- choosing a dataset
 
-/// The datasets `--dataset` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The datasets `--dataset` can name; each variant's name (and the spellings also accepted) is
+/// written once, here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DatasetKind {
     /// dSprites, generated procedurally ([`dsprites`]).
+    #[value(name = "dsprites")]
     DSprites,
     /// Fashion-MNIST, IDX files ([`idx`]).
+    #[value(name = "fashion-mnist", alias = "fashionmnist")]
     FashionMnist,
     /// MNIST, IDX files ([`idx`]).
+    #[value(name = "mnist")]
     Mnist,
     /// CIFAR-10 binary batches ([`cifar10`]).
+    #[value(name = "cifar10", alias = "cifar-10")]
     Cifar10,
     /// STL-10 binary files ([`stl10`]).
+    #[value(name = "stl10", alias = "stl-10")]
     Stl10,
     /// A directory of PNG/JPEG files, one subfolder per class (Stanford Dogs, CelebA, ...).
+    #[value(name = "folder", alias = "image-folder")]
     Folder,
 }
 
 impl DatasetKind {
-    /// The accepted `--dataset` names, one per variant, in declaration order.
-    pub const NAMES: [&'static str; 6] = ["dsprites", "fashion-mnist", "mnist", "cifar10", "stl10", "folder"];
+    /// The `--dataset` name of this kind.
+    pub fn name(self) -> String {
+        crate::config::flag_name(&self)
+    }
 
-    /// The canonical `--dataset` name of this kind (one of [`Self::NAMES`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::DSprites => "dsprites",
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Stl10 => "stl10",
-            DatasetKind::Folder => "folder",
-        }
+    /// Every kind's `--dataset` name, in declaration order.
+    pub fn names() -> Vec<String> {
+        <DatasetKind as clap::ValueEnum>::value_variants().iter().map(|k| k.name()).collect()
     }
 }
 
+/// Parses a `--dataset` name or one of its other spellings, in any case, `_` for `-`.
 impl FromStr for DatasetKind {
     type Err = DataError;
 
     fn from_str(s: &str) -> Result<DatasetKind> {
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "dsprites" => Ok(DatasetKind::DSprites),
-            "fashion-mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
-            "mnist" => Ok(DatasetKind::Mnist),
-            "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
-            "stl10" | "stl-10" => Ok(DatasetKind::Stl10),
-            "folder" | "image-folder" => Ok(DatasetKind::Folder),
-            _ => Err(DataError::UnknownDataset { name: s.to_string() }),
-        }
+        <DatasetKind as clap::ValueEnum>::from_str(&s.replace('_', "-"), true)
+            .map_err(|_| DataError::UnknownDataset { name: s.to_string() })
     }
 }
 
 impl fmt::Display for DatasetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -254,9 +250,11 @@ mod tests {
 
     #[test]
     fn dataset_kind_parses_names_and_rejects_unknown_ones() {
-        for name in DatasetKind::NAMES {
+        for name in DatasetKind::names() {
             assert_eq!(name.parse::<DatasetKind>().unwrap().name(), name);
         }
+        assert_eq!("Fashion_MNIST".parse::<DatasetKind>().unwrap(), DatasetKind::FashionMnist);
+        assert_eq!("cifar-10".parse::<DatasetKind>().unwrap(), DatasetKind::Cifar10);
         let err = "imagenet".parse::<DatasetKind>().unwrap_err();
         assert!(matches!(err, DataError::UnknownDataset { .. }));
         let msg = err.to_string();

@@ -35,37 +35,34 @@ use tensor::{Result as TensorResult, Tensor, TensorError};
 
 pub use resnet18::{ResNet18Classifier, ResNet18Encoder};
 
-/// A model preset, selected with `--arch`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A model preset, selected with `--arch`; each variant's flag name (`resnet18-nobn`) is
+/// written once, here, and is also its name in `config.json` and in every message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arch {
     /// Fully connected VAE (Messaoudi et al.; F = 256).
+    #[value(name = "dense")]
     Dense,
     /// Two strided convolutions down, three transposed up (Jena's "basic VAE"; F = 64·H/4·W/4).
+    #[value(name = "basic")]
     Basic,
     /// Three stride-2 convolutions each way (Folkertsma et al.; F = 128·H/8·W/8).
+    #[value(name = "conv")]
     Conv,
     /// ResNet-18 encoder with batch norm (torchvision names) and a mirrored decoder (Yang and Kobilaski; Jena; F = 512).
+    #[value(name = "resnet18")]
     ResNet18,
     /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); Jena.
+    #[value(name = "resnet18-nobn")]
     ResNet18NoBn,
     /// Residual VAE with batch norm for 64×64 images (the STL-10 paper; F = 512·H/16·W/16).
+    #[value(name = "resnet-bn")]
     ResNetBn,
 }
 
 impl Arch {
-    /// The accepted `--arch` names, one per variant, in declaration order.
-    pub const NAMES: [&'static str; 6] = ["dense", "basic", "conv", "resnet18", "resnet18-nobn", "resnet-bn"];
-
-    /// The canonical `--arch` name of this preset (one of [`Self::NAMES`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Dense => "dense",
-            Arch::Basic => "basic",
-            Arch::Conv => "conv",
-            Arch::ResNet18 => "resnet18",
-            Arch::ResNet18NoBn => "resnet18-nobn",
-            Arch::ResNetBn => "resnet-bn",
-        }
+    /// The `--arch` name of this preset.
+    pub fn name(self) -> String {
+        crate::config::flag_name(&self)
     }
 
     /// What H and W must be divisible by.
@@ -80,35 +77,23 @@ impl Arch {
     }
 }
 
-impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "dense" => Ok(Arch::Dense),
-            "basic" => Ok(Arch::Basic),
-            "conv" => Ok(Arch::Conv),
-            "resnet18" => Ok(Arch::ResNet18),
-            "resnet18-nobn" => Ok(Arch::ResNet18NoBn),
-            "resnet-bn" => Ok(Arch::ResNetBn),
-            _ => Err(format!("unknown architecture '{s}' (expected one of {})", Arch::NAMES.join(", "))),
-        }
-    }
-}
-
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
 /// What the decoder's raw output is turned into before the reconstruction loss (`--output`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputActivation {
-    /// Raw logits, for the BCE-with-logits loss.
+    /// Raw logits, for the BCE-with-logits loss (`none` is read as this, as older runs wrote).
+    #[value(name = "logits", alias = "none")]
     Logits,
     /// σ(x), for BCE or MSE on data in [0, 1].
+    #[value(name = "sigmoid")]
     Sigmoid,
     /// tanh(x), for MSE on data in [−1, 1].
+    #[value(name = "tanh")]
     Tanh,
 }
 
@@ -127,18 +112,6 @@ impl OutputActivation {
         match self {
             OutputActivation::Logits | OutputActivation::Sigmoid => raw.sigmoid(),
             OutputActivation::Tanh => raw.tanh(),
-        }
-    }
-}
-
-impl std::str::FromStr for OutputActivation {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "logits" | "none" => Ok(OutputActivation::Logits),
-            "sigmoid" => Ok(OutputActivation::Sigmoid),
-            "tanh" => Ok(OutputActivation::Tanh),
-            _ => Err(format!("unknown output activation '{s}' (expected logits, sigmoid or tanh)")),
         }
     }
 }
