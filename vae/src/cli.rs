@@ -38,6 +38,37 @@ pub struct TrainCli {
     pub profile: bool,
 }
 
+/// Explore a trained VAE in the browser: move latent coordinates, mix two images' codes, draw
+/// samples, read the run's curves.
+#[derive(Parser, Debug)]
+#[command(name = "explore", version, about)]
+pub struct ExploreCli {
+    /// The run folder written by `train` (holds config.json and the checkpoints).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The checkpoint to load (default: RUN/best.safetensors).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Address or host name to listen on. Anything but a loopback address lets other machines
+    /// use the explorer (a warning says so). Requests whose Host header names another site are
+    /// refused (DNS rebinding), unless this is 0.0.0.0 or :: (every address).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: a free one, chosen by the system).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Where the model decodes.
+    #[command(flatten)]
+    pub compute: DeviceArgs,
+    /// Test images per page of the page's grid (it pages through all --max-test of them).
+    #[arg(long, default_value_t = 48)]
+    pub grid: usize,
+    /// The page offers at most this many test images, and the KL that orders the sliders is
+    /// averaged over them.
+    #[arg(long, default_value_t = 2000)]
+    pub max_test: usize,
+}
+
 /// `--device` and `--threads`: the same two flags, with the same default, in every binary that
 /// runs a model on a chosen device (`train`, `explore`).
 #[derive(clap::Args, Debug, Clone, Copy)]

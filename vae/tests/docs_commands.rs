@@ -1,4 +1,4 @@
-//! Every `train`, `eval`, `sweep` and `classify` command quoted in a fenced code block of the
+//! Every `train`, `eval`, `sweep`, `classify` and `explore` command quoted in a fenced code block of the
 //! README or of docs/ parses with the binary's own parser (`vae::cli`), and so does each
 //! sweep's `train` command with the first value of every grid axis. A renamed flag, a removed
 //! value or a placeholder left in a documented command fails here instead of failing a reader.
@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use vae::cli::{ClassifyCli, EvalCli, SweepCli, TrainCli};
+use vae::cli::{ClassifyCli, EvalCli, ExploreCli, SweepCli, TrainCli};
 
 /// The README and every Markdown file of docs/.
 fn documents() -> Vec<PathBuf> {
@@ -79,7 +79,7 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-const BINARIES: [&str; 4] = ["train", "eval", "sweep", "classify"];
+const BINARIES: [&str; 5] = ["train", "eval", "sweep", "classify", "explore"];
 
 /// The binary and its arguments when `line` runs one of [`BINARIES`]: plainly (`train …`), by
 /// path (`target/release/train …`) or through cargo (`cargo run --release -p vae --bin train -- …`).
@@ -107,6 +107,7 @@ fn parse(name: &str, args: &[String]) -> Result<(), String> {
         "train" => TrainCli::try_parse_from(argv).map(drop).map_err(err),
         "eval" => EvalCli::try_parse_from(argv).map(drop).map_err(err),
         "classify" => ClassifyCli::try_parse_from(argv).map(drop).map_err(err),
+        "explore" => ExploreCli::try_parse_from(argv).map(drop).map_err(err),
         "sweep" => {
             let sweep = SweepCli::try_parse_from(argv).map_err(err)?;
             // The train command of the grid's first point.

@@ -9,48 +9,17 @@
 //! Ctrl-C stops it.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
+use vae::cli::ExploreCli;
 use vae::error::{Error, Result};
 use vae::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
 
-/// Explore a trained VAE in the browser: move latent coordinates, mix two images' codes, draw
-/// samples, read the run's curves.
-#[derive(Parser, Debug)]
-#[command(name = "explore", version, about)]
-struct Args {
-    /// The run folder written by `train` (holds config.json and the checkpoints).
-    #[arg(long)]
-    run: PathBuf,
-    /// The checkpoint to load (default: RUN/best.safetensors).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// Address or host name to listen on. Anything but a loopback address lets other machines
-    /// use the explorer (a warning says so). Requests whose Host header names another site are
-    /// refused (DNS rebinding), unless this is 0.0.0.0 or :: (every address).
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to listen on (0: a free one, chosen by the system).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Where the model decodes.
-    #[command(flatten)]
-    compute: vae::cli::DeviceArgs,
-    /// Test images per page of the page's grid (it pages through all --max-test of them).
-    #[arg(long, default_value_t = 48)]
-    grid: usize,
-    /// The page offers at most this many test images, and the KL that orders the sliders is
-    /// averaged over them.
-    #[arg(long, default_value_t = 2000)]
-    max_test: usize,
-}
-
 fn main() {
     let runtime_dir = vae::cli::RuntimeDir::for_this_process();
-    let result = run(Args::parse());
+    let result = run(ExploreCli::parse());
     drop(runtime_dir);
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -58,7 +27,7 @@ fn main() {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: ExploreCli) -> Result<()> {
     if args.grid == 0 {
         return Err(Error::Config("--grid must be at least 1".into()));
     }
