@@ -5,7 +5,7 @@
 
 use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchStats, BnStats};
 
-use super::conv2d::same_dtype;
+use super::checks::same_dtype;
 use crate::cpu::batch_norm as kernel;
 use crate::descriptors::BnDims;
 use crate::device::{same_device, Device};

@@ -9,9 +9,10 @@ use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
-use crate::device::{same_device, Device};
+use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 
@@ -47,14 +48,6 @@ impl Conv2dParams {
 
 // ---------------------------------------------------------------- checks shared with conv_transpose2d
 
-/// The four sizes of a rank-4 shape, or an error naming `what` and its expected layout.
-pub(crate) fn rank4(op: &'static str, what: &str, layout: &str, shape: &[usize]) -> Result<[usize; 4]> {
-    match shape {
-        &[a, b, c, d] => Ok([a, b, c, d]),
-        _ => shape_err(op, format!("{what} must have rank 4 {layout}, got shape {shape:?}")),
-    }
-}
-
 /// "3" for [3, 3], "3×5" for [3, 5]: how sizes along (H, W) read in messages.
 pub(crate) fn pair(v: [usize; 2]) -> String {
     if v[0] == v[1] {
@@ -83,14 +76,6 @@ pub(crate) fn check_params(
     Ok(())
 }
 
-/// Errors on an input with an empty [H, W] plane.
-pub(crate) fn check_plane(op: &'static str, x_shape: &[usize]) -> Result<()> {
-    if x_shape[2] == 0 || x_shape[3] == 0 {
-        return shape_err(op, format!("input {x_shape:?} has an empty [H, W] plane"));
-    }
-    Ok(())
-}
-
 /// Errors unless `bias` is absent or a vector of `channels` elements.
 pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize, w_shape: &[usize]) -> Result<()> {
     match bias {
@@ -103,33 +88,6 @@ pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usiz
         ),
         _ => Ok(()),
     }
-}
-
-/// Errors unless `grad_y` has the shape the forward produced.
-pub(crate) fn check_grad(op: &'static str, grad_y: &Tensor, expected: [usize; 4]) -> Result<()> {
-    if grad_y.shape() != expected {
-        return shape_err(
-            op,
-            format!("grad_y has shape {:?}, expected the forward's output shape {expected:?}", grad_y.shape()),
-        );
-    }
-    Ok(())
-}
-
-/// Errors unless all operands share the first one's dtype; returns it.
-pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
-    let expected = tensors[0].dtype();
-    match tensors.iter().find(|t| t.dtype() != expected) {
-        Some(t) => Err(TensorError::DType { op, expected, got: t.dtype() }),
-        None => Ok(expected),
-    }
-}
-
-/// Dtype and device shared by all operands (an error naming `op` otherwise).
-pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result<(DType, Device)> {
-    let dtype = same_dtype(op, tensors)?;
-    let device = same_device(op, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
-    Ok((dtype, device))
 }
 
 /// The contiguous f32/f64 slice behind an optional bias.

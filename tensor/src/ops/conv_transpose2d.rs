@@ -10,9 +10,8 @@ use crate::descriptors::Conv2dGeometry;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
-use crate::ops::conv2d::{
-    bias_slice, check_bias, check_grad, check_params, check_plane, pair, rank4, same_dtype_device,
-};
+use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
+use crate::ops::conv2d::{bias_slice, check_bias, check_params, pair};
 use crate::profile::{self, OpFamily};
 use crate::tensor::{run_gpu, Tensor};
 

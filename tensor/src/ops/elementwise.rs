@@ -15,17 +15,11 @@ use crate::dtype::{DType, Float};
 use crate::elementwise_table::{self as table, BINARY_OPS, UNARY_OPS};
 pub use crate::elementwise_table::{BinaryOp, UnaryOp};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::ops::checks::same_dtype;
 use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
 use crate::storage::{CpuStorage, Storage};
 use crate::tensor::{gpu_alloc, Tensor};
-
-fn check_dtypes(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
-    if a.dtype() != b.dtype() {
-        return Err(TensorError::DType { op, expected: a.dtype(), got: b.dtype() });
-    }
-    Ok(a.dtype())
-}
 
 /// The GPU op kernels, assembled from the op table the first time one runs.
 fn gpu_shader() -> &'static ElementwiseShader {
@@ -69,7 +63,7 @@ pub fn unary_backward(g: &Tensor, saved: &Tensor, op: UnaryOp) -> Result<Tensor>
     let _profile = profile::scope(OpFamily::Elementwise, backward_name(op), g);
     let name = "unary backward";
     same_device(name, &[g.device(), saved.device()])?;
-    check_dtypes(name, g, saved)?;
+    same_dtype(name, &[g, saved])?;
     if g.shape() != saved.shape() {
         return shape_err(
             name,
@@ -136,7 +130,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, op.name, a);
     let name = "binary op";
     same_device(name, &[a.device(), b.device()])?;
-    let dtype = check_dtypes(name, a, b)?;
+    let dtype = same_dtype(name, &[a, b])?;
     let shape = broadcast_shapes(name, a.shape(), b.shape())?;
     match (a.storage(), b.storage()) {
         (Storage::Cpu(sa), Storage::Cpu(sb)) => {
@@ -177,8 +171,8 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let name = "where";
     same_device(name, &[cond.device(), a.device(), b.device()])?;
-    let dtype = check_dtypes(name, a, b)?;
-    check_dtypes(name, a, cond)?;
+    let dtype = same_dtype(name, &[a, b])?;
+    same_dtype(name, &[a, cond])?;
     let shape = broadcast_shapes(name, &broadcast_shapes(name, cond.shape(), a.shape())?, b.shape())?;
     match a.storage() {
         Storage::Cpu(_) => match dtype {

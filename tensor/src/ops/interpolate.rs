@@ -4,7 +4,7 @@
 
 use gpu::kernels::interpolate::{self as gpu_kernel, Mode, UpsampleDims};
 
-use super::pool::nchw;
+use super::checks::{check_plane, nchw};
 use crate::cpu::interpolate as kernel;
 use crate::dtype::DType;
 use crate::error::{invalid, shape_err, Result};
@@ -30,9 +30,7 @@ fn upsample(
     if scale == 0 {
         return invalid(op, "scale must be at least 1");
     }
-    if h == 0 || w == 0 {
-        return shape_err(op, format!("input {:?} has an empty [H, W] plane", x.shape()));
-    }
+    check_plane(op, x.shape())?;
     let shape = [n, c, h * scale, w * scale];
     match x.storage() {
         Storage::Cpu(_) => {
@@ -69,9 +67,7 @@ fn upsample_backward(
     if scale == 0 {
         return invalid(op, "scale must be at least 1");
     }
-    if h == 0 || w == 0 {
-        return shape_err(op, format!("input {input_shape:?} has an empty [H, W] plane"));
-    }
+    check_plane(op, input_shape)?;
     let expected = [n, c, h * scale, w * scale];
     if grad_y.shape() != expected {
         return shape_err(

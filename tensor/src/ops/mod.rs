@@ -2,6 +2,7 @@
 //! runs the kernel for the operands' device and element type.
 
 pub mod batch_norm;
+pub(crate) mod checks;
 pub mod concat;
 pub mod conv2d;
 pub mod conv_transpose2d;

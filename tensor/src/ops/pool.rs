@@ -12,6 +12,7 @@ use crate::descriptors::Pool2dGeom;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::ops::checks::{check_plane, nchw};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, run_gpu, Tensor};
@@ -83,14 +84,6 @@ impl From<Vec<usize>> for PoolIndices {
     }
 }
 
-/// The sizes of a rank-4 [N, C, H, W] shape, or an error naming `op` and the shape.
-pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
-    match shape {
-        &[n, c, h, w] => Ok([n, c, h, w]),
-        _ => shape_err(op, format!("{what} must have rank 4 [N, C, H, W], got shape {shape:?}")),
-    }
-}
-
 /// Checks kernel, stride and padding against an input of spatial size [H, W] and returns the
 /// pooling geometry for an [N, C, H, W] input.
 fn pool_geom(
@@ -101,9 +94,7 @@ fn pool_geom(
     padding: [usize; 2],
 ) -> Result<Pool2dGeom> {
     let [n, c, h, w] = nchw(op, "input", input_shape)?;
-    if h == 0 || w == 0 {
-        return shape_err(op, format!("input {input_shape:?} has an empty [H, W] plane"));
-    }
+    check_plane(op, input_shape)?;
     if kernel.contains(&0) || stride.contains(&0) {
         return invalid(op, format!("kernel {kernel:?} and stride {stride:?} must be positive"));
     }

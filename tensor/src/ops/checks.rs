@@ -1,0 +1,57 @@
+//! The checks every op family makes of its operands, written once: rank-4 shapes, an empty
+//! image plane, a gradient shaped like the forward's output, and one dtype and device shared by
+//! all operands. Each returns an error naming the op and the shape, dtype or device at fault.
+
+use crate::device::{same_device, Device};
+use crate::dtype::DType;
+use crate::error::{shape_err, Result, TensorError};
+use crate::tensor::Tensor;
+
+/// The four sizes of a rank-4 shape, or an error naming `what` and its expected `layout`
+/// (`"[C_out, C_in, kH, kW]"`).
+pub(crate) fn rank4(op: &'static str, what: &str, layout: &str, shape: &[usize]) -> Result<[usize; 4]> {
+    match shape {
+        &[a, b, c, d] => Ok([a, b, c, d]),
+        _ => shape_err(op, format!("{what} must have rank 4 {layout}, got shape {shape:?}")),
+    }
+}
+
+/// The sizes of an image batch `[N, C, H, W]`, or an error naming `what` and its shape.
+pub(crate) fn nchw(op: &'static str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
+    rank4(op, what, "[N, C, H, W]", shape)
+}
+
+/// Errors on an input `[N, C, H, W]` with an empty [H, W] plane (no output size has a meaning).
+pub(crate) fn check_plane(op: &'static str, x_shape: &[usize]) -> Result<()> {
+    if x_shape[2] == 0 || x_shape[3] == 0 {
+        return shape_err(op, format!("input {x_shape:?} has an empty [H, W] plane"));
+    }
+    Ok(())
+}
+
+/// Errors unless `grad_y` has the shape the forward produced.
+pub(crate) fn check_grad(op: &'static str, grad_y: &Tensor, expected: [usize; 4]) -> Result<()> {
+    if grad_y.shape() != expected {
+        return shape_err(
+            op,
+            format!("grad_y has shape {:?}, expected the forward's output shape {expected:?}", grad_y.shape()),
+        );
+    }
+    Ok(())
+}
+
+/// Errors unless all operands share the first one's dtype; returns it.
+pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
+    let expected = tensors[0].dtype();
+    match tensors.iter().find(|t| t.dtype() != expected) {
+        Some(t) => Err(TensorError::DType { op, expected, got: t.dtype() }),
+        None => Ok(expected),
+    }
+}
+
+/// Dtype and device shared by all operands (an error naming `op` otherwise).
+pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result<(DType, Device)> {
+    let dtype = same_dtype(op, tensors)?;
+    let device = same_device(op, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
+    Ok((dtype, device))
+}
