@@ -9,7 +9,7 @@
 // compiler folds the `switch` to the one case and drops the rest. A `switch` on a uniform
 // value instead would leave every op's code in one pipeline: free on a GPU that branches per
 // warp, but a software rasterizer that runs control flow under lane masks then pays for many
-// cases per element (relu over 2M floats took 24 ms that way on lavapipe, 9.5 ms folded).
+// cases per element (relu took 2.5× as long on lavapipe: docs/performance.md).
 //
 //   unary:          o = f(a)          (a row's `wgsl`, an expression of x, alpha, beta)
 //   unary_backward: o = f'(a = g, b = s)  (a row's `backward_wgsl`, of g, s, alpha, beta:

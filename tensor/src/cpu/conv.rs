@@ -297,11 +297,8 @@ impl Unfolding {
 const TABLE_MAX_PLANE: usize = 16;
 
 /// col2im goes through the table only up to this plane size: its lookups scatter-add one
-/// float at a time, while a phase block adds whole vectors. Measured per layer (B2's
-/// `conv_layers`, two binaries alternating twice): at 2×2 the table was faster in every
-/// kernel (e.g. the 256→256 conv's data gradient 1.43, 1.37 → 1.25, 1.31 ms), at 4×4 slower in
-/// col2im's (the 128→128 transposed conv's forward 1.30, 1.37 → 1.74, 1.80 ms) and faster in
-/// im2col's (its weight gradient 1.92, 1.91 → 1.62, 1.62 ms).
+/// float at a time, while a phase block adds whole vectors, which wins from 4×4 planes up
+/// (`cargo bench --bench conv_layers`; the numbers are in docs/performance.md).
 const COL2IM_TABLE_MAX_PLANE: usize = 4;
 
 /// A [`tap_table`] entry for a tap that reads the padding.
@@ -759,14 +756,14 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// with the same W, so dW = Σ_n dy_n · col_nᵀ.
 ///
 /// Computed transposed, dWᵀ = Σ_n col_n · dy_nᵀ (`[K, C_out]`): the big operand col_n is then
-/// read row-major by the GEMM (measured ~30% faster than packing col_nᵀ). The batch is split
+/// read row-major by the GEMM (faster than packing col_nᵀ). The batch is split
 /// into one contiguous part per thread; each part sums its images into a private partial dWᵀ
 /// (images with small outputs side by side, one GEMM per group, as in [`conv2d_forward`]),
 /// and the partials are added in order while transposing, so the result does not depend on
 /// scheduling. On planes of at most `DIRECT_MAX_PLANE` pixels (ResNet-18's last two stages at
-/// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, measured
-/// faster: B2's step went from 269.9–371.5 (median 289.9) to 245.1–292.5 (median 257.3) ms over
-/// five alternating runs of one binary; its partials then add without the transpose.
+/// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
+/// (`cargo bench --bench train_step -- --workloads B2`; docs/performance.md has both
+/// measurements); its partials then add without the transpose.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = g.live_taps() {

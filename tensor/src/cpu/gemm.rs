@@ -421,8 +421,8 @@ const SPLIT_K_MIN_PASSES: usize = 4;
 
 /// Below this many multiply-adds per thread in one pass over k (m·n·KC / threads, a few
 /// milliseconds), forking the pool for every pass costs more than sharing one packed B block
-/// saves: see [`gemm_partitioned`]. (Measured on 2 threads: a Linear layer's 64×4096×256
-/// x·Wᵀ 2.9 → 2.1 ms partitioned; 1024³ and 4096×512×4608 the same either way.)
+/// saves: see [`gemm_partitioned`]. (Small Linear layers gain, large products are the same
+/// either way: `cargo bench --bench linear_layers` and `--bench gemm`, docs/performance.md.)
 const SHARED_PASS_MIN_WORK_PER_THREAD: usize = 1 << 26;
 
 /// How a product is spread over the threads.
