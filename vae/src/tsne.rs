@@ -16,9 +16,9 @@
 //!    (Jacobs 1988, as in the authors' reference `tsne.py`), and early exaggeration
 //!    (P × 12 for the first 250 iterations, which pulls clusters together first).
 //!
-//! Cost: O(n²·d) once for the distances, then O(n²) per iteration; memory n² f64 for P
-//! (8 MB at n = 1000, 200 MB at 5000), hence [`MAX_POINTS`]. Rows are spread over cores
-//! with rayon; every reduction sums per-row results in a fixed order, so a seed gives the
+//! Cost: O(n²·d) once for the distances, then O(n²) per iteration; memory two n² f64
+//! matrices (distances and P: 16 MB at n = 1000, 400 MB at 5000), hence [`MAX_POINTS`].
+//! Rows are spread over cores with rayon; every reduction sums per-row results in a fixed order, so a seed gives the
 //! same embedding whatever the thread count.
 
 use rayon::prelude::*;
@@ -26,8 +26,10 @@ use tensor::{Float, Rng};
 
 use crate::linalg::{input_err, Result};
 
-/// The most points [`tsne`] accepts: P alone is n² f64 (800 MB here). Subsample above it.
-pub const MAX_POINTS: usize = 10_000;
+/// The most points [`tsne`] accepts: exact t-SNE holds two n² f64 matrices (400 MB here) and
+/// its 1,000 iterations each touch all of P. Subsample above it (or use Barnes–Hut t-SNE,
+/// which this module does not implement).
+pub const MAX_POINTS: usize = 5_000;
 
 /// The knobs of [`tsne`]; `Default` gives the paper's settings.
 #[derive(Clone, Debug, PartialEq)]

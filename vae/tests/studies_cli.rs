@@ -95,6 +95,9 @@ fn eval_errors_name_the_flag() {
     let err =
         failure(bin("eval").args(["--mix-classes", "a,b", "--what", "interp", "--run"]).arg(&d).output().unwrap());
     assert!(err.contains("--mix-classes"), "{err}");
+    let err =
+        failure(bin("eval").args(["--what", "tsne", "--tsne-points", "20000", "--run"]).arg(&d).output().unwrap());
+    assert!(err.contains("--tsne-points 20000") && err.contains("5000"), "{err}");
 }
 
 #[test]

@@ -105,7 +105,7 @@ pub struct EvalArgs {
     /// histogram of samples to the metrics.
     #[arg(long)]
     pub classifier: Option<PathBuf>,
-    /// Points in the t-SNE plot.
+    /// Points in the t-SNE plot (4 to 5000: exact t-SNE holds n² distances).
     #[arg(long, default_value_t = 1000)]
     pub tsne_points: usize,
     /// Out-of-distribution dataset for ood.png (default: dsprites for image datasets,
@@ -188,6 +188,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )));
     }
     let wants = |w: &str| what.iter().any(|x| (x == "all" && !SLOW.contains(&w)) || x == w);
+    if wants("tsne") && !(4..=crate::tsne::MAX_POINTS).contains(&args.tsne_points) {
+        return Err(Error::Config(format!(
+            "--tsne-points {}: expected 4 to {} (exact t-SNE holds two n² matrices: 400 MB at the most)",
+            args.tsne_points,
+            crate::tsne::MAX_POINTS
+        )));
+    }
     let run = RunFolder::open(&args.run)?;
     let cfg = run.config.clone();
     if wants("disentanglement") {
