@@ -7,16 +7,21 @@
 //! input it expects; its inputs are always images in [0, 1] (no other normalisation).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use autograd::{no_grad, Var};
-use nn::checkpoint::{load_model, LoadOptions};
+use nn::checkpoint::{load_model, save_model, LoadOptions};
+use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{Init, Module};
 use serde::{Deserialize, Serialize};
-use tensor::Tensor;
+use tensor::{Rng, Tensor};
 
-use crate::data::resize_chw;
+use crate::cli::ClassifyCli;
+use crate::data::{resize_chw, BatchOptions, Batches, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::{Arch, ResNet18Classifier};
+use crate::runs::RunConfig;
 
 /// What a saved classifier expects and how well it did.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -75,17 +80,9 @@ pub fn load_classifier(weights: &Path) -> Result<(ResNet18Classifier, Classifier
     let info: ClassifierInfo = serde_json::from_str(&text).map_err(|e| {
         Error::Config(format!("{}: not a classifier description written by classify: {e}", ip.display()))
     })?;
-    let bn = match <Arch as clap::ValueEnum>::from_str(&info.arch, false) {
-        Ok(Arch::ResNet18) => true,
-        Ok(Arch::ResNet18NoBn) => false,
-        _ => {
-            return Err(Error::Config(format!(
-                "{}: classifier arch '{}' is not resnet18 or resnet18-nobn",
-                ip.display(),
-                info.arch
-            )))
-        }
-    };
+    let arch = <Arch as clap::ValueEnum>::from_str(&info.arch, false)
+        .map_err(|_| Error::Config(format!("{}: classifier arch '{}' is not a preset", ip.display(), info.arch)))?;
+    let bn = has_batch_norm(arch).map_err(|why| Error::Config(format!("{}: {why}", ip.display())))?;
     let clf = ResNet18Classifier::new(info.input[0], info.class_names.len(), bn, &mut Init::new(0))?;
     load_model(weights, &clf, &LoadOptions::strict())?;
     clf.set_training(false);
@@ -141,6 +138,137 @@ pub fn judge(
     Ok((feats, preds))
 }
 
+/// Whether a classifier of this preset has batch norm; only the two ResNet-18 presets are
+/// classifiers (the error says so).
+pub fn has_batch_norm(arch: Arch) -> std::result::Result<bool, String> {
+    match arch {
+        Arch::ResNet18 => Ok(true),
+        Arch::ResNet18NoBn => Ok(false),
+        other => Err(format!("{other} is not a classifier preset (expected resnet18 or resnet18-nobn)")),
+    }
+}
+
+/// Accuracy of `clf` on a dataset.
+fn accuracy(clf: &ResNet18Classifier, ds: &Arc<Dataset>, batch_size: usize) -> Result<f64> {
+    clf.set_training(false);
+    let opts = BatchOptions { batch_size, shuffle: false, drop_last: false, normalization: Normalization::ZeroOne };
+    let (mut right, mut total) = (0usize, 0usize);
+    let r = no_grad(|| -> Result<()> {
+        for b in Batches::new(ds.clone(), &opts, &mut Rng::new(0))? {
+            let labels = b.labels.unwrap_or_default();
+            let pred = predictions(&clf.forward(&Var::constant(b.images))?.value())?;
+            right += pred.iter().zip(&labels).filter(|(p, l)| **p == **l as usize).count();
+            total += pred.len();
+        }
+        Ok(())
+    });
+    clf.set_training(true);
+    r?;
+    Ok(right as f64 / total.max(1) as f64)
+}
+
+/// One epoch of cross-entropy steps: the mean loss and the accuracy over its batches. A
+/// non-finite loss stops training before the step that would spread it.
+fn train_epoch(clf: &ResNet18Classifier, opt: &mut Adam, batches: Batches, epoch: usize) -> Result<(f64, f64)> {
+    let (mut loss_sum, mut right, mut seen) = (0.0, 0usize, 0usize);
+    for (step, b) in batches.enumerate() {
+        let labels: Vec<usize> = b.labels.unwrap_or_default().into_iter().map(|l| l as usize).collect();
+        opt.zero_grad();
+        let logits = clf.forward(&Var::constant(b.images))?;
+        let loss = cross_entropy(&logits, &labels)?;
+        let l = loss.value().item()?;
+        if !l.is_finite() {
+            return Err(Error::NonFinite { epoch, step: step + 1, what: "cross-entropy".into(), kept: String::new() });
+        }
+        loss.backward()?;
+        opt.step()?;
+        let pred = predictions(&logits.value())?;
+        right += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        loss_sum += l * labels.len() as f64;
+        seen += labels.len();
+    }
+    Ok((loss_sum / seen.max(1) as f64, right as f64 / seen.max(1) as f64))
+}
+
+/// Trains a classifier as `classify`'s flags say (the split cut as `train` cuts it), printing
+/// each epoch's loss and accuracies, and saves its weights to `args.out` with the
+/// [`ClassifierInfo`] sidecar and a CSV of the epochs beside them.
+pub fn train(args: &ClassifyCli) -> Result<ClassifierInfo> {
+    crate::train::set_cpu_threads(args.threads)?;
+    if args.batch_size == 0 || args.epochs == 0 {
+        return Err(Error::Config("--batch-size and --epochs must be at least 1".into()));
+    }
+    let bn = has_batch_norm(args.arch).map_err(|why| Error::Config(format!("--arch {}: {why}", args.arch)))?;
+    let cfg = RunConfig {
+        dataset: args.dataset,
+        data_dir: args.data_dir.clone(),
+        image_size: args.image_size,
+        max_images: args.max_images,
+        split: args.split.clone(),
+        seed: args.seed,
+        ..RunConfig::default()
+    };
+    let (splits, _) = cfg.load_splits().map_err(|e| Error::Config(format!("--dataset {}: {e}", args.dataset)))?;
+    if splits.train.labels.is_none() {
+        return Err(Error::Config(format!("--dataset {} has no labels to classify", args.dataset)));
+    }
+    let classes = splits.train.class_names.len().max(1);
+    let [n, c, h, w] = splits.train.shape;
+    let clf = ResNet18Classifier::new(c, classes, bn, &mut Init::new(args.seed))?;
+    let mut opt = Adam::new(clf.named_parameters(), AdamConfig::new(args.lr))?;
+    let train = Arc::new(splits.train);
+    let test = Arc::new(if splits.test.is_empty() { splits.val } else { splits.test });
+    println!(
+        "{} classifier on {} ({n} train / {} test images, {c}×{h}×{w}, {classes} classes), {} parameters",
+        args.arch,
+        args.dataset,
+        test.len(),
+        clf.parameter_counts().total
+    );
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+    }
+    let opts = BatchOptions {
+        batch_size: args.batch_size,
+        shuffle: true,
+        drop_last: true,
+        normalization: Normalization::ZeroOne,
+    };
+    let mut rng = Rng::new(args.seed ^ 0xC1A5);
+    let mut csv = String::from("epoch,seconds,train_loss,train_accuracy,test_accuracy\n");
+    let mut test_acc = 0.0;
+    for epoch in 1..=args.epochs {
+        let started = Instant::now();
+        let (train_loss, train_acc) =
+            train_epoch(&clf, &mut opt, Batches::new(train.clone(), &opts, &mut rng)?, epoch)?;
+        test_acc = accuracy(&clf, &test, args.batch_size)?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "epoch {epoch}/{}  train loss {train_loss:.4}  train accuracy {:.2}%  test accuracy {:.2}%  {secs:.1} s",
+            args.epochs,
+            100.0 * train_acc,
+            100.0 * test_acc
+        );
+        csv += &format!("{epoch},{secs:.2},{train_loss:.6},{train_acc:.6},{test_acc:.6}\n");
+    }
+    clf.set_training(false);
+    save_model(&args.out, &clf)?;
+    let info = ClassifierInfo {
+        arch: args.arch.to_string(),
+        dataset: args.dataset.to_string(),
+        input: [c, h, w],
+        class_names: train.class_names.clone(),
+        test_accuracy: test_acc,
+    };
+    let ip = info_path(&args.out);
+    let json = serde_json::to_string_pretty(&info).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::write(&ip, json).map_err(|e| Error::Io { path: ip.clone(), source: e })?;
+    let mp = args.out.with_extension("csv");
+    std::fs::write(&mp, csv).map_err(|e| Error::Io { path: mp.clone(), source: e })?;
+    println!("saved {} ({}, {})", args.out.display(), ip.display(), mp.display());
+    Ok(info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +289,14 @@ mod tests {
         assert!(err.contains("2 labels for 3 rows"), "{err}");
         assert!(cross_entropy(&Var::constant(Tensor::zeros(&[3], tensor::DType::F32)), &[0, 1, 0]).is_err());
         assert!(cross_entropy(&Var::constant(Tensor::zeros(&[], tensor::DType::F32)), &[]).is_err());
+    }
+
+    #[test]
+    fn only_the_resnet18_presets_are_classifiers() {
+        assert_eq!(has_batch_norm(Arch::ResNet18), Ok(true));
+        assert_eq!(has_batch_norm(Arch::ResNet18NoBn), Ok(false));
+        let why = has_batch_norm(Arch::Dense).unwrap_err();
+        assert!(why.contains("dense is not a classifier preset (expected resnet18 or resnet18-nobn)"), "{why}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tensor::DevicePreference;
 
 use crate::data::DatasetKind;
 use crate::eval::command::EvalArgs;
+use crate::model::Arch;
 use crate::runs::RunConfig;
 
 /// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
@@ -146,9 +147,9 @@ pub struct ClassifyCli {
     /// Train/validation/test split ratios (as `train`).
     #[arg(long, default_value = "10:1:1")]
     pub split: String,
-    /// resnet18 or resnet18-nobn.
-    #[arg(long, default_value = "resnet18")]
-    pub arch: String,
+    /// resnet18 or resnet18-nobn (the other presets are not classifiers).
+    #[arg(long, value_enum, default_value = "resnet18")]
+    pub arch: Arch,
     /// Number of epochs.
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,

@@ -8,12 +8,13 @@
 //! folders with VOC box crops, procedurally generated dSprites), evaluation ([`metrics`], [`tsne`],
 //! [`linalg`]) and pictures ([`plot`]).
 //!
-//! How data flows in a training run (`src/bin/train.rs`): `data::load` reads a dataset into one
+//! How data flows in a training run ([`trainer`], which the `train` binary calls): `data::load` reads a dataset into one
 //! [N, C, H, W] array, `Dataset::split` cuts train/validation/test, and `data::Batches` yields
 //! shuffled, normalised [B, C, H, W] tensors prepared on a background thread. `train::train_step`
 //! runs `model::Vae::forward_with_noise` (encoder → μ, log σ² → z = μ + σ·ε → decoder), applies
 //! the output activation, computes `loss::vae_loss`, back-propagates and steps the optimizer.
-//! The binary writes metrics, checkpoints (`nn::checkpoint`) and PNGs (`plot`) to the run folder.
+//! `trainer::Trainer` runs the epochs and writes metrics, checkpoints (`nn::checkpoint`, with
+//! `trainer::Progress` saying where training stands) and PNGs (`plot`) to the run folder.
 //!
 //! The studies of `docs/results.md` build on a finished run folder: [`runs`] reads its
 //! configuration, split and checkpoint back; [`eval`] encodes, decodes, traverses,
@@ -45,6 +46,7 @@ pub mod report;
 pub mod runs;
 pub mod sweep;
 pub mod train;
+pub mod trainer;
 pub mod tsne;
 
 pub use error::{Error, Result};

@@ -141,7 +141,9 @@ fn classify_writes_a_classifier_that_train_and_eval_accept() {
     assert_eq!(m["sample_class_histogram"].as_array().map(Vec::len), Some(10), "{m}");
     assert!(run.join("eval/features_5.png").exists(), "stem + four stages");
     let err = failure(bin("classify").args(["--arch", "resnet50", "--max-images", "50"]).output().unwrap());
-    assert!(err.contains("--arch 'resnet50'"), "{err}");
+    assert!(err.contains("'resnet50'") && err.contains("--arch"), "{err}");
+    let err = failure(bin("classify").args(["--arch", "dense", "--max-images", "50"]).output().unwrap());
+    assert!(err.contains("--arch dense: dense is not a classifier preset"), "{err}");
 }
 
 #[test]
