@@ -301,6 +301,18 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
     html.push_str("\n<h2>Metrics per epoch</h2>\n");
     html.push_str(&metrics_table(&rows));
 
+    html.push_str(&epoch_pictures_section(dir)?);
+    html.push_str(&eval_section(dir)?);
+
+    html.push_str("<h2>Configuration (config.json)</h2>\n");
+    html.push_str(&key_value_table(&config));
+    html.push_str("</body></html>\n");
+    write_atomically(&dir.join(REPORT_FILE), html.as_bytes())
+}
+
+/// The reconstructions and samples `train` drew after each epoch, the last epoch open.
+fn epoch_pictures_section(dir: &Path) -> Result<String> {
+    let mut html = String::new();
     html.push_str("<h2>Reconstructions and samples per epoch</h2>\n");
     let recons = epoch_pictures(dir, "recon_epoch")?;
     let samples = epoch_pictures(dir, "samples_epoch")?;
@@ -323,7 +335,13 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
         }
         html.push_str("</div></details>\n");
     }
+    Ok(html)
+}
 
+/// What `eval` wrote to the run's `eval/` folder (its metrics and every picture), or how to
+/// make it.
+fn eval_section(dir: &Path) -> Result<String> {
+    let mut html = String::new();
     let eval_dir = dir.join(EVAL_DIR);
     if !eval_dir.is_dir() {
         let _ = writeln!(
@@ -371,11 +389,7 @@ pub fn write_report(dir: &Path) -> Result<PathBuf> {
             );
         }
     }
-
-    html.push_str("<h2>Configuration (config.json)</h2>\n");
-    html.push_str(&key_value_table(&config));
-    html.push_str("</body></html>\n");
-    write_atomically(&dir.join(REPORT_FILE), html.as_bytes())
+    Ok(html)
 }
 
 /// Where and with which code each `train` invocation of the run ran (provenance.json).

@@ -259,6 +259,26 @@ fn patience_of(patience: usize) -> usize {
     }
 }
 
+/// The run's training and validation splits, refused when either leaves nothing to do.
+fn training_splits(config: &RunConfig) -> Result<(Dataset, Dataset)> {
+    let ds =
+        crate::data::load(config.dataset, config.data_dir.as_deref(), config.image_size, &config.data_load_options())?;
+    let splits = ds.split(config.split_ratios()?, config.seed)?;
+    if splits.val.is_empty() {
+        return Err(Error::Config(format!("--split {} leaves no validation images out of {}", config.split, ds.len())));
+    }
+    if splits.train.len() < config.batch_size {
+        return Err(Error::Config(format!(
+            "--batch-size {} is larger than the {} training images: with the incomplete last batch dropped, \
+             no step would run (use --batch-size {} or less, or more images)",
+            config.batch_size,
+            splits.train.len(),
+            splits.train.len()
+        )));
+    }
+    Ok((splits.train, splits.val))
+}
+
 /// How [`Trainer::run`] ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finished {
@@ -327,32 +347,10 @@ impl Trainer {
         resume: Option<&Path>,
         profile: bool,
     ) -> Result<Trainer> {
-        let ds = crate::data::load(
-            config.dataset,
-            config.data_dir.as_deref(),
-            config.image_size,
-            &config.data_load_options(),
-        )?;
-        let splits = ds.split(config.split_ratios()?, config.seed)?;
-        if splits.val.is_empty() {
-            return Err(Error::Config(format!(
-                "--split {} leaves no validation images out of {}",
-                config.split,
-                ds.len()
-            )));
-        }
-        if splits.train.len() < config.batch_size {
-            return Err(Error::Config(format!(
-                "--batch-size {} is larger than the {} training images: with the incomplete last batch dropped, \
-                 no step would run (use --batch-size {} or less, or more images)",
-                config.batch_size,
-                splits.train.len(),
-                splits.train.len()
-            )));
-        }
-        let normalization = config.normalization(&splits.train);
-        let setup = config.loss_setup(splits.train.len());
-        let [_, c, h, w] = splits.train.shape;
+        let (train, val) = training_splits(&config)?;
+        let normalization = config.normalization(&train);
+        let setup = config.loss_setup(train.len());
+        let [_, c, h, w] = train.shape;
         let model = Vae::new(
             ModelConfig { arch: config.arch, input: [c, h, w], z_dim: config.z_dim },
             &mut Init::new(config.seed),
@@ -373,11 +371,7 @@ impl Trainer {
             Some(path) => {
                 let state = load_training_checkpoint(path, &model, &mut optimizer)?;
                 let progress = Progress::from_state(path, &state, config.patience)?;
-                progress.check_fits(
-                    path,
-                    Batches::count(splits.train.len(), config.batch_size, true),
-                    config.batch_size,
-                )?;
+                progress.check_fits(path, Batches::count(train.len(), config.batch_size, true), config.batch_size)?;
                 if progress.epoch >= config.epochs {
                     return Err(Error::Config(format!(
                         "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
@@ -401,8 +395,8 @@ impl Trainer {
             device,
             setup,
             normalization,
-            train: Arc::new(splits.train),
-            val: Arc::new(splits.val),
+            train: Arc::new(train),
+            val: Arc::new(val),
             model,
             optimizer,
             schedule,

@@ -148,6 +148,33 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The run's model from the chosen checkpoint, its first `--max-test` test images (the split
+    /// recomputed from its configuration) and the output folder, made; with the number of
+    /// training images (for the metrics that need it).
+    fn open(args: &EvalArgs, run: &RunFolder) -> Result<(Ctx, usize)> {
+        let cfg = run.config.clone();
+        let checkpoint = run.checkpoint(args.checkpoint.as_deref())?;
+        let (splits, norm) = cfg.load_splits()?;
+        let train_len = splits.train.len();
+        let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
+        let idx: Vec<usize> = (0..test_full.len().min(args.max_test.max(1))).collect();
+        let test = test_full.subset(&idx);
+        let [_, c, h, w] = test.shape;
+        let model = cfg.load_model([c, h, w], &checkpoint)?;
+        let out = args.out.clone().unwrap_or_else(|| run.eval_dir());
+        std::fs::create_dir_all(&out).map_err(|e| Error::Io { path: out.clone(), source: e })?;
+        let ctx = Ctx { cfg, model, norm, test, shape: [c, h, w], out, checkpoint, grid: GridOptions::default() };
+        println!(
+            "{} (z = {}) on {} test images of {}, checkpoint {}",
+            ctx.cfg.arch,
+            ctx.cfg.z_dim,
+            ctx.test.len(),
+            ctx.cfg.dataset,
+            ctx.checkpoint.display()
+        );
+        Ok((ctx, train_len))
+    }
+
     fn chw(&self, n: usize) -> [usize; 4] {
         [n, self.shape[0], self.shape[1], self.shape[2]]
     }
@@ -175,10 +202,9 @@ fn conform(ds: &Dataset, shape: [usize; 3]) -> Result<Dataset> {
     Ok(Dataset::new(format!("{} (as {c}×{h}×{w})", ds.name), [r.len(), c, h, w], imgs)?)
 }
 
-/// Runs the sections `args.what` names on the run folder `args.run`.
-pub fn run(args: EvalArgs) -> Result<()> {
-    crate::train::set_cpu_threads(args.threads)?;
-    let started = Instant::now();
+/// The sections `--what` names, refused before any work when one is unknown or a section's
+/// own flags are out of range.
+fn check_sections(args: &EvalArgs) -> Result<Vec<String>> {
     let what: Vec<String> = list("what", &args.what)?;
     if let Some(bad) = what.iter().find(|w| *w != "all" && !ALL.contains(&w.as_str()) && !SLOW.contains(&w.as_str())) {
         return Err(Error::Config(format!(
@@ -187,50 +213,51 @@ pub fn run(args: EvalArgs) -> Result<()> {
             SLOW.join(", ")
         )));
     }
-    let wants = |w: &str| what.iter().any(|x| (x == "all" && !SLOW.contains(&w)) || x == w);
-    if wants("tsne") && !(4..=crate::tsne::MAX_POINTS).contains(&args.tsne_points) {
+    if section_wanted(&what, "tsne") && !(4..=crate::tsne::MAX_POINTS).contains(&args.tsne_points) {
         return Err(Error::Config(format!(
             "--tsne-points {}: expected 4 to {} (exact t-SNE holds two n² matrices: 400 MB at the most)",
             args.tsne_points,
             crate::tsne::MAX_POINTS
         )));
     }
-    let run = RunFolder::open(&args.run)?;
-    let cfg = run.config.clone();
-    if wants("disentanglement") {
-        if cfg.dataset != DatasetKind::DSprites {
-            return Err(Error::Config(format!(
-                "--what disentanglement needs a run on dsprites (its factor grid); {} is on {}",
-                args.run.display(),
-                cfg.dataset
-            )));
-        }
-        if args.grid_step == 0 || args.grid_step > 16 || args.mig_samples == 0 {
-            return Err(Error::Config(format!(
-                "--grid-step {} --mig-samples {}: expected a step in 1..=16 and at least one sample",
-                args.grid_step, args.mig_samples
-            )));
-        }
+    Ok(what)
+}
+
+/// Whether `--what` (already checked) asks for `section`: by name, or by "all" unless the
+/// section is one of the slow ones.
+fn section_wanted(what: &[String], section: &str) -> bool {
+    what.iter().any(|x| (x == "all" && !SLOW.contains(&section)) || x == section)
+}
+
+/// `--what disentanglement` needs a dSprites run and sane grid flags.
+fn check_disentanglement(args: &EvalArgs, config: &RunConfig) -> Result<()> {
+    if config.dataset != DatasetKind::DSprites {
+        return Err(Error::Config(format!(
+            "--what disentanglement needs a run on dsprites (its factor grid); {} is on {}",
+            args.run.display(),
+            config.dataset
+        )));
     }
-    let checkpoint = run.checkpoint(args.checkpoint.as_deref())?;
-    let (splits, norm) = cfg.load_splits()?;
-    let train_len = splits.train.len();
-    let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
-    let idx: Vec<usize> = (0..test_full.len().min(args.max_test.max(1))).collect();
-    let test = test_full.subset(&idx);
-    let [_, c, h, w] = test.shape;
-    let model = cfg.load_model([c, h, w], &checkpoint)?;
-    let out = args.out.clone().unwrap_or_else(|| run.eval_dir());
-    std::fs::create_dir_all(&out).map_err(|e| Error::Io { path: out.clone(), source: e })?;
-    let ctx = Ctx { cfg, model, norm, test, shape: [c, h, w], out, checkpoint, grid: GridOptions::default() };
-    println!(
-        "{} (z = {}) on {} test images of {}, checkpoint {}",
-        ctx.cfg.arch,
-        ctx.cfg.z_dim,
-        ctx.test.len(),
-        ctx.cfg.dataset,
-        ctx.checkpoint.display()
-    );
+    if args.grid_step == 0 || args.grid_step > 16 || args.mig_samples == 0 {
+        return Err(Error::Config(format!(
+            "--grid-step {} --mig-samples {}: expected a step in 1..=16 and at least one sample",
+            args.grid_step, args.mig_samples
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the sections `args.what` names on the run folder `args.run`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    crate::train::set_cpu_threads(args.threads)?;
+    let started = Instant::now();
+    let what = check_sections(&args)?;
+    let wants = |section: &str| section_wanted(&what, section);
+    let run = RunFolder::open(&args.run)?;
+    if wants("disentanglement") {
+        check_disentanglement(&args, &run.config)?;
+    }
+    let (ctx, train_len) = Ctx::open(&args, &run)?;
     let chosen: Vec<usize> = list("images", &args.images)?;
     if chosen.is_empty() {
         return Err(Error::Config("--images needs at least one test image index".into()));
@@ -250,7 +277,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if wants("samples") {
         let k = args.samples.clamp(1, 64);
-        let per = c * h * w;
+        let per: usize = ctx.shape.iter().product();
         save_image_grid_with(&ctx.out.join("samples.png"), &samples[..k * per], ctx.chw(k), &ctx.grid)?;
         println!("wrote {}", ctx.out.join("samples.png").display());
     }
@@ -259,65 +286,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
     } else {
         (vec![], vec![])
     };
-    let mu_of = |i: usize| mu[i * z..(i + 1) * z].to_vec();
     if wants("traverse") {
-        let all_dims: Vec<usize> = (0..z).collect();
-        let codes = traversal_codes(&mu_of(chosen[0]), &all_dims, args.steps.max(2), args.range);
-        let imgs = ctx.decode(&codes)?;
-        let per = args.steps.max(2) * c * h * w;
-        let mut rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();
-        if args.traverse_dims > 0 {
-            let mut order = dims_by_kl(&kl_per_dim(&mu, &logvar, z));
-            order.truncate(args.traverse_dims);
-            metrics.insert("traversal_dims_by_kl".into(), json!(order));
-            rows = order.iter().map(|&j| rows[j].clone()).collect();
-        }
-        ctx.save_rows("traversal.png", &rows)?;
-        // How much each dimension changes the picture: an inactive (collapsed) dimension does not.
-        let spread: Vec<f64> = rows.iter().map(|r| mse(&r[..c * h * w], &r[r.len() - c * h * w..])).collect();
-        metrics.insert("traversal_endpoint_mse_per_row".into(), json!(spread));
+        traverse_section(&ctx, &args, chosen[0], (&mu, &logvar), &mut metrics)?;
     }
     if wants("interp") {
-        let steps = args.steps.max(2);
-        let mut rows = vec![];
-        for pair in chosen.chunks(2).filter(|p| p.len() == 2) {
-            let (a, b) = (mu_of(pair[0]), mu_of(pair[1]));
-            let codes: Vec<f32> = (0..steps).flat_map(|s| interpolate(&a, &b, s as f32 / (steps - 1) as f32)).collect();
-            let mut row = ctx.test.image(pair[0]).to_vec();
-            row.extend(ctx.decode(&codes)?);
-            row.extend_from_slice(ctx.test.image(pair[1]));
-            rows.push(row);
-        }
-        if !rows.is_empty() {
-            ctx.save_rows("interpolation.png", &rows)?;
-        }
-        if let Some(spec) = &args.mix_classes {
-            class_mix(&ctx, &args, spec, &mu)?;
-        }
+        interp_section(&ctx, &args, &chosen, &mu)?;
     }
     if wants("features") {
-        let x = ctx.norm.apply_tensor(&Tensor::from_vec(ctx.test.image(chosen[0]).to_vec(), &ctx.chw(1))?)?;
-        match feature_maps(&ctx.model, &ctx.checkpoint, &x) {
-            Ok(maps) => {
-                for (k, (name, [fc, fh, fw], values)) in maps.iter().enumerate() {
-                    let n = (*fc).min(32);
-                    let opts = GridOptions {
-                        cols: 8,
-                        normalize: true,
-                        scale: Some((56 / fh.max(&1)).max(1)),
-                        ..GridOptions::default()
-                    };
-                    let p = ctx.out.join(format!("features_{}.png", k + 1));
-                    save_image_grid_with(&p, &values[..n * fh * fw], [n, 1, *fh, *fw], &opts)?;
-                    println!("wrote {} ({name}: first {n} of {fc} channels, {fh}×{fw})", p.display());
-                }
-                metrics.insert(
-                    "feature_maps".into(),
-                    json!(maps.iter().map(|m| format!("{}: {:?}", m.0, m.1)).collect::<Vec<_>>()),
-                );
-            }
-            Err(e) => println!("feature maps skipped: {e}"),
-        }
+        features_section(&ctx, chosen[0], &mut metrics)?;
     }
     if wants("metrics") {
         metrics_section(&ctx, &args, train_len, &mu, &logvar, &samples, &mut metrics)?;
@@ -329,54 +305,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         tsne_section(&ctx, &args, &mu)?;
     }
     if wants("noise") {
-        let n = 8;
-        let mut r = Rng::new(args.seed ^ 0x401);
-        let uniform = Tensor::rand_uniform(&ctx.chw(n), 0.0, 1.0, tensor::DType::F32, &mut r).to_vec_f32()?;
-        let gauss: Vec<f32> = Tensor::rand_normal(&ctx.chw(n), 0.5, 0.25, tensor::DType::F32, &mut r)
-            .to_vec_f32()?
-            .into_iter()
-            .map(|v| v.clamp(0.0, 1.0))
-            .collect();
-        let (du, dg) = (
-            Dataset::new("uniform noise", ctx.chw(n), uniform.clone())?,
-            Dataset::new("gaussian noise", ctx.chw(n), gauss.clone())?,
-        );
-        let (ru, rg) = (ctx.recon(&du)?, ctx.recon(&dg)?);
-        // Noisy test images (x + N(0, 0.3²), clipped) reconstructed against the clean x: how
-        // well the model denoises (Messaoudi et al.'s robustness training targets this).
-        let k = ctx.test.len().min(500);
-        let clean = ctx.test.subset(&(0..k).collect::<Vec<_>>());
-        let noisy: Vec<f32> = clean
-            .images
-            .iter()
-            .zip(Tensor::rand_normal(&ctx.chw(k), 0.0, 0.3, tensor::DType::F32, &mut r).to_vec_f32()?)
-            .map(|(x, e)| (x + e).clamp(0.0, 1.0))
-            .collect();
-        let rn = ctx.recon(&Dataset::new("noisy test images", ctx.chw(k), noisy.clone())?)?;
-        metrics.insert("noisy_test_0.3_recon_mse_vs_clean".into(), json!(mse(&clean.images, &rn)));
-        metrics.insert("noise_recon_mse_uniform".into(), json!(mse(&uniform, &ru)));
-        metrics.insert("noise_recon_mse_gaussian".into(), json!(mse(&gauss, &rg)));
-        ctx.save_rows("noise.png", &[uniform, ru, gauss, rg])?;
-        let per = n.min(k) * c * h * w;
-        ctx.save_rows("denoise.png", &[clean.images[..per].to_vec(), noisy[..per].to_vec(), rn[..per].to_vec()])?;
+        noise_section(&ctx, &args, &mut metrics)?;
     }
     if wants("ood") {
-        let kind = match &args.ood {
-            Some(s) => s.parse::<DatasetKind>().map_err(|e| Error::Config(format!("--ood: {e}")))?,
-            None if ctx.cfg.dataset == DatasetKind::DSprites => DatasetKind::FashionMnist,
-            None => DatasetKind::DSprites,
-        };
-        let opts = data::LoadOptions { max_images: Some(200), ..data::LoadOptions::default() };
-        match data::load(kind, None, None, &opts) {
-            Ok(ds) => {
-                let ds = conform(&ds.subset(&(0..ds.len().min(200)).collect::<Vec<_>>()), ctx.shape)?;
-                let rec = ctx.recon(&ds)?;
-                metrics.insert(format!("ood_recon_mse_{kind}"), json!(mse(&ds.images, &rec)));
-                let per = 8 * c * h * w;
-                ctx.save_rows("ood.png", &[ds.images[..per].to_vec(), rec[..per].to_vec()])?;
-            }
-            Err(e) => println!("ood skipped: --ood {kind}: {e}"),
-        }
+        ood_section(&ctx, &args, &mut metrics)?;
     }
     if wants("noise") || wants("ood") {
         let rec = ctx.recon(&ctx.test)?;
@@ -385,6 +317,145 @@ pub fn run(args: EvalArgs) -> Result<()> {
     metrics.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
     write_metrics(&ctx, &metrics)?;
     println!("done in {:.1} s: {}", started.elapsed().as_secs_f64(), ctx.out.display());
+    Ok(())
+}
+
+/// A traversal of every latent dimension (or the `--traverse-dims` with the most KL) around the
+/// code of test image `first`, and how much each row changes the picture.
+fn traverse_section(
+    ctx: &Ctx,
+    args: &EvalArgs,
+    first: usize,
+    (mu, logvar): (&[f32], &[f32]),
+    metrics: &mut BTreeMap<String, Value>,
+) -> Result<()> {
+    let ([c, h, w], z) = (ctx.shape, ctx.cfg.z_dim);
+    let mu_of = |i: usize| mu[i * z..(i + 1) * z].to_vec();
+    let all_dims: Vec<usize> = (0..z).collect();
+    let codes = traversal_codes(&mu_of(first), &all_dims, args.steps.max(2), args.range);
+    let imgs = ctx.decode(&codes)?;
+    let per = args.steps.max(2) * c * h * w;
+    let mut rows: Vec<Vec<f32>> = imgs.chunks(per).map(<[f32]>::to_vec).collect();
+    if args.traverse_dims > 0 {
+        let mut order = dims_by_kl(&kl_per_dim(mu, logvar, z));
+        order.truncate(args.traverse_dims);
+        metrics.insert("traversal_dims_by_kl".into(), json!(order));
+        rows = order.iter().map(|&j| rows[j].clone()).collect();
+    }
+    ctx.save_rows("traversal.png", &rows)?;
+    // How much each dimension changes the picture: an inactive (collapsed) dimension does not.
+    let spread: Vec<f64> = rows.iter().map(|r| mse(&r[..c * h * w], &r[r.len() - c * h * w..])).collect();
+    metrics.insert("traversal_endpoint_mse_per_row".into(), json!(spread));
+    Ok(())
+}
+
+/// Interpolations between the codes of the chosen test images, taken in pairs, and the class
+/// mix of `--mix-classes`.
+fn interp_section(ctx: &Ctx, args: &EvalArgs, chosen: &[usize], mu: &[f32]) -> Result<()> {
+    let z = ctx.cfg.z_dim;
+    let mu_of = |i: usize| mu[i * z..(i + 1) * z].to_vec();
+    let steps = args.steps.max(2);
+    let mut rows = vec![];
+    for pair in chosen.chunks(2).filter(|p| p.len() == 2) {
+        let (a, b) = (mu_of(pair[0]), mu_of(pair[1]));
+        let codes: Vec<f32> = (0..steps).flat_map(|s| interpolate(&a, &b, s as f32 / (steps - 1) as f32)).collect();
+        let mut row = ctx.test.image(pair[0]).to_vec();
+        row.extend(ctx.decode(&codes)?);
+        row.extend_from_slice(ctx.test.image(pair[1]));
+        rows.push(row);
+    }
+    if !rows.is_empty() {
+        ctx.save_rows("interpolation.png", &rows)?;
+    }
+    if let Some(spec) = &args.mix_classes {
+        class_mix(ctx, args, spec, mu)?;
+    }
+    Ok(())
+}
+
+/// The encoder's feature maps of test image `first`, one picture per stage.
+fn features_section(ctx: &Ctx, first: usize, metrics: &mut BTreeMap<String, Value>) -> Result<()> {
+    let x = ctx.norm.apply_tensor(&Tensor::from_vec(ctx.test.image(first).to_vec(), &ctx.chw(1))?)?;
+    match feature_maps(&ctx.model, &ctx.checkpoint, &x) {
+        Ok(maps) => {
+            for (k, (name, [fc, fh, fw], values)) in maps.iter().enumerate() {
+                let n = (*fc).min(32);
+                let opts = GridOptions {
+                    cols: 8,
+                    normalize: true,
+                    scale: Some((56 / fh.max(&1)).max(1)),
+                    ..GridOptions::default()
+                };
+                let p = ctx.out.join(format!("features_{}.png", k + 1));
+                save_image_grid_with(&p, &values[..n * fh * fw], [n, 1, *fh, *fw], &opts)?;
+                println!("wrote {} ({name}: first {n} of {fc} channels, {fh}×{fw})", p.display());
+            }
+            metrics.insert(
+                "feature_maps".into(),
+                json!(maps.iter().map(|m| format!("{}: {:?}", m.0, m.1)).collect::<Vec<_>>()),
+            );
+        }
+        Err(e) => println!("feature maps skipped: {e}"),
+    }
+    Ok(())
+}
+
+/// Reconstructions of pure noise and of noisy test images (how well the model denoises).
+fn noise_section(ctx: &Ctx, args: &EvalArgs, metrics: &mut BTreeMap<String, Value>) -> Result<()> {
+    let [c, h, w] = ctx.shape;
+    let n = 8;
+    let mut r = Rng::new(args.seed ^ 0x401);
+    let uniform = Tensor::rand_uniform(&ctx.chw(n), 0.0, 1.0, tensor::DType::F32, &mut r).to_vec_f32()?;
+    let gauss: Vec<f32> = Tensor::rand_normal(&ctx.chw(n), 0.5, 0.25, tensor::DType::F32, &mut r)
+        .to_vec_f32()?
+        .into_iter()
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    let (du, dg) = (
+        Dataset::new("uniform noise", ctx.chw(n), uniform.clone())?,
+        Dataset::new("gaussian noise", ctx.chw(n), gauss.clone())?,
+    );
+    let (ru, rg) = (ctx.recon(&du)?, ctx.recon(&dg)?);
+    // Noisy test images (x + N(0, 0.3²), clipped) reconstructed against the clean x: how
+    // well the model denoises (Messaoudi et al.'s robustness training targets this).
+    let k = ctx.test.len().min(500);
+    let clean = ctx.test.subset(&(0..k).collect::<Vec<_>>());
+    let noisy: Vec<f32> = clean
+        .images
+        .iter()
+        .zip(Tensor::rand_normal(&ctx.chw(k), 0.0, 0.3, tensor::DType::F32, &mut r).to_vec_f32()?)
+        .map(|(x, e)| (x + e).clamp(0.0, 1.0))
+        .collect();
+    let rn = ctx.recon(&Dataset::new("noisy test images", ctx.chw(k), noisy.clone())?)?;
+    metrics.insert("noisy_test_0.3_recon_mse_vs_clean".into(), json!(mse(&clean.images, &rn)));
+    metrics.insert("noise_recon_mse_uniform".into(), json!(mse(&uniform, &ru)));
+    metrics.insert("noise_recon_mse_gaussian".into(), json!(mse(&gauss, &rg)));
+    ctx.save_rows("noise.png", &[uniform, ru, gauss, rg])?;
+    let per = n.min(k) * c * h * w;
+    ctx.save_rows("denoise.png", &[clean.images[..per].to_vec(), noisy[..per].to_vec(), rn[..per].to_vec()])?;
+    Ok(())
+}
+
+/// Reconstructions of 200 images of another dataset (`--ood`, by default dSprites or
+/// Fashion-MNIST, whichever the run was not trained on).
+fn ood_section(ctx: &Ctx, args: &EvalArgs, metrics: &mut BTreeMap<String, Value>) -> Result<()> {
+    let [c, h, w] = ctx.shape;
+    let kind = match &args.ood {
+        Some(s) => s.parse::<DatasetKind>().map_err(|e| Error::Config(format!("--ood: {e}")))?,
+        None if ctx.cfg.dataset == DatasetKind::DSprites => DatasetKind::FashionMnist,
+        None => DatasetKind::DSprites,
+    };
+    let opts = data::LoadOptions { max_images: Some(200), ..data::LoadOptions::default() };
+    match data::load(kind, None, None, &opts) {
+        Ok(ds) => {
+            let ds = conform(&ds.subset(&(0..ds.len().min(200)).collect::<Vec<_>>()), ctx.shape)?;
+            let rec = ctx.recon(&ds)?;
+            metrics.insert(format!("ood_recon_mse_{kind}"), json!(mse(&ds.images, &rec)));
+            let per = 8 * c * h * w;
+            ctx.save_rows("ood.png", &[ds.images[..per].to_vec(), rec[..per].to_vec()])?;
+        }
+        Err(e) => println!("ood skipped: --ood {kind}: {e}"),
+    }
     Ok(())
 }
 
