@@ -22,6 +22,7 @@ use crate::data::{resize_chw, BatchOptions, Batches, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::{Arch, ResNet18Classifier};
 use crate::runs::RunConfig;
+use crate::streams::Stream;
 
 /// What a saved classifier expects and how well it did.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -234,7 +235,7 @@ pub fn train(args: &ClassifyCli) -> Result<ClassifierInfo> {
         drop_last: true,
         normalization: Normalization::ZeroOne,
     };
-    let mut rng = Rng::new(args.seed ^ 0xC1A5);
+    let mut rng = Stream::ClassifierOrder.rng(args.seed);
     let mut csv = String::from("epoch,seconds,train_loss,train_accuracy,test_accuracy\n");
     let mut test_acc = 0.0;
     for epoch in 1..=args.epochs {

@@ -24,7 +24,7 @@
 //! binary); [`explore`] serves a run's model to a page in the browser, where sliders move the
 //! latent code (the `explore` binary); [`report`] writes a run folder's one-file `report.html`
 //! (the `report` binary); [`provenance`] records where, when and with which code each `train`
-//! invocation of a run ran.
+//! invocation of a run ran; [`streams`] names the random streams a run draws from.
 
 #![warn(missing_docs)]
 
@@ -44,6 +44,7 @@ pub mod plot;
 pub mod provenance;
 pub mod report;
 pub mod runs;
+pub mod streams;
 pub mod sweep;
 pub mod train;
 pub mod trainer;

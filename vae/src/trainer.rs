@@ -33,6 +33,7 @@ use crate::model::{ModelConfig, OutputActivation, Vae};
 use crate::runs::{
     self, EpochMetrics, NewRunDir, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
 };
+use crate::streams::Stream;
 use crate::train::{evaluate, standard_normal, train_step, LossSetup, StatsMean};
 
 /// The flags of [`RunConfig`] a resumed run takes from the command line.
@@ -156,8 +157,8 @@ impl Progress {
         Progress {
             epoch: 0,
             batch: 0,
-            data_rng: Rng::new(config.seed ^ 0xDA7A),
-            noise_rng: Rng::new(config.seed ^ 0x0015E),
+            data_rng: Stream::TrainingOrder.rng(config.seed),
+            noise_rng: Stream::TrainingNoise.rng(config.seed),
             early: EarlyStopping::new(patience_of(config.patience), 0.0, MetricGoal::Minimize),
             history: vec![],
             partial: StatsMean::default(),
@@ -454,7 +455,12 @@ impl Trainer {
                 self.print_profile(epoch, &trained);
             }
             let train = trained.train;
-            let val = evaluate(&self.model, val_batches.iter(), &self.setup, &mut Rng::new(self.config.seed ^ 0xE7A1))?;
+            let val = evaluate(
+                &self.model,
+                val_batches.iter(),
+                &self.setup,
+                &mut Stream::EvaluationNoise.rng(self.config.seed),
+            )?;
             if let Some(what) = val.first_non_finite() {
                 let e = Error::NonFinite {
                     epoch: epoch + 1,
@@ -629,7 +635,7 @@ struct Pictures {
 impl Pictures {
     fn new(t: &Trainer) -> Result<Pictures> {
         let preview = t.val.batch(&preview_indices(&t.val, 8), &t.normalization)?.images.to_device(&t.device)?;
-        let mut rng = Rng::new(t.config.seed ^ 0x5A3);
+        let mut rng = Stream::PriorSamples.rng(t.config.seed);
         let prior_z = standard_normal(16, t.config.z_dim, tensor::DType::F32, &mut rng).to_device(&t.device)?;
         Ok(Pictures { preview, prior_z })
     }

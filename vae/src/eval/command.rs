@@ -38,6 +38,7 @@ use crate::eval::{
 use crate::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::plot::{save_image_grid_with, save_rows_with, save_scatter_plot, GridOptions};
 use crate::runs::{RunConfig, RunFolder, EVAL_METRICS_FILE};
+use crate::streams::Stream;
 use crate::train::{evaluate, standard_normal};
 use serde_json::{json, Value};
 use tensor::{Rng, Tensor};
@@ -268,7 +269,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let shown = ctx.test.subset(&chosen);
     let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
     let z = ctx.cfg.z_dim;
-    let mut rng = Rng::new(args.seed ^ 0x5A3);
+    let mut rng = Stream::PriorSamples.rng(args.seed);
     let prior = standard_normal(args.samples.max(1), z, tensor::DType::F32, &mut rng).to_vec_f32()?;
     let samples = ctx.decode(&prior)?;
 
@@ -404,7 +405,7 @@ fn features_section(ctx: &Ctx, first: usize, metrics: &mut BTreeMap<String, Valu
 fn noise_section(ctx: &Ctx, args: &EvalArgs, metrics: &mut BTreeMap<String, Value>) -> Result<()> {
     let [c, h, w] = ctx.shape;
     let n = 8;
-    let mut r = Rng::new(args.seed ^ 0x401);
+    let mut r = Stream::NoiseInputs.rng(args.seed);
     let uniform = Tensor::rand_uniform(&ctx.chw(n), 0.0, 1.0, tensor::DType::F32, &mut r).to_vec_f32()?;
     let gauss: Vec<f32> = Tensor::rand_normal(&ctx.chw(n), 0.5, 0.25, tensor::DType::F32, &mut r)
         .to_vec_f32()?
@@ -519,7 +520,7 @@ fn metrics_section(
         BatchOptions { batch_size: args.batch_size, shuffle: false, drop_last: false, normalization: ctx.norm.clone() };
     let batches: Vec<Tensor> =
         Batches::new(std::sync::Arc::new(ctx.test.clone()), &opts, &mut Rng::new(0))?.map(|b| b.images).collect();
-    let s = evaluate(&ctx.model, batches.iter(), &setup, &mut Rng::new(args.seed ^ 0xE7A1))?;
+    let s = evaluate(&ctx.model, batches.iter(), &setup, &mut Stream::EvaluationNoise.rng(args.seed))?;
     m.insert("test_images".into(), json!(ctx.test.len()));
     m.insert("test_loss".into(), json!(s.loss));
     m.insert("test_recon".into(), json!(s.recon));
