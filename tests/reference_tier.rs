@@ -8,7 +8,7 @@ use crate::common;
 
 use common::parity::gpu;
 use common::rng;
-use tensor::descriptors::{BnDims, Conv2dGeometry, Pool2dGeom, ReduceOp};
+use tensor::descriptors::{BatchNormGeometry, Conv2dGeometry, Pool2dGeometry, ReduceOp};
 use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_train, batch_norm_train_backward};
 use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{
@@ -175,7 +175,7 @@ fn pooling_forward_and_backward_match_the_reference() {
         ([2, 2, 4, 3], [4, 3], [1, 1], [2, 1]),
     ];
     for (xs, k, s, p) in cases {
-        let g = Pool2dGeom::new(xs[0] * xs[1], [xs[2], xs[3]], k, s, p).unwrap();
+        let g = Pool2dGeometry::new(xs[0] * xs[1], [xs[2], xs[3]], k, s, p).unwrap();
         let x = random(&xs, &mut r);
         let dy = random(&[xs[0], xs[1], g.oh, g.ow], &mut r);
         for (name, dev, dt, tol) in back_ends() {
@@ -207,7 +207,7 @@ fn pooling_forward_and_backward_match_the_reference() {
 fn batch_norm_forward_and_backward_match_the_reference() {
     let mut r = rng();
     for shape in [vec![4, 3, 5, 7], vec![9, 5], vec![2, 6, 1, 3]] {
-        let d = BnDims { n: shape[0], c: shape[1], s: shape[2..].iter().product() };
+        let d = BatchNormGeometry { n: shape[0], c: shape[1], s: shape[2..].iter().product() };
         let (x, dy) = (random(&shape, &mut r), random(&shape, &mut r));
         let (gamma, beta) = (random(&[d.c], &mut r), random(&[d.c], &mut r));
         let (rm, rv) =

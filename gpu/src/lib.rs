@@ -21,7 +21,8 @@
 pub mod buffer_pool;
 pub mod context;
 pub mod counters;
-pub mod descriptors;
+/// The op descriptors (their own crate, below this one and `tensor`), under their old path.
+pub use ::descriptors;
 pub mod error;
 pub mod kernels;
 pub mod pipeline_cache;

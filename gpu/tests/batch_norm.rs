@@ -4,24 +4,24 @@
 use crate::common;
 
 use common::*;
-use gpu::descriptors::BnDims;
+use gpu::descriptors::BatchNormGeometry;
 use gpu::kernels::batch_norm::{self as bn, Affine, BackwardArgs, BatchStats, BnStats};
 
 const EPS: f64 = 1e-5;
 
-fn dims() -> Vec<BnDims> {
+fn dims() -> Vec<BatchNormGeometry> {
     [(2, 3, 5), (1, 7, 33), (5, 4, 1), (3, 65, 129), (2, 1, 257), (64, 2, 64)]
         .into_iter()
-        .map(|(n, c, s)| BnDims { n, c, s })
+        .map(|(n, c, s)| BatchNormGeometry { n, c, s })
         .collect()
 }
 
-fn idx(d: BnDims, n: usize, c: usize, s: usize) -> usize {
+fn idx(d: BatchNormGeometry, n: usize, c: usize, s: usize) -> usize {
     (n * d.c + c) * d.s + s
 }
 
 /// (mean, biased var) per channel.
-fn moments(d: BnDims, x: &[f32]) -> Vec<(f64, f64)> {
+fn moments(d: BatchNormGeometry, x: &[f32]) -> Vec<(f64, f64)> {
     (0..d.c)
         .map(|c| {
             let vals: Vec<f64> =
@@ -117,7 +117,7 @@ fn normalize_with_batch_or_running_statistics_and_optional_affine() {
 /// dx, dγ, dβ from the textbook formula dx = σ⁻¹/m·(m·dx̂ − Σdx̂ − x̂·Σdx̂·x̂) (training) or
 /// dx = dy·γ·σ⁻¹ (eval), in f64.
 fn backward_ref(
-    d: BnDims,
+    d: BatchNormGeometry,
     dy: &[f32],
     x: &[f32],
     mean: &[f64],
@@ -203,7 +203,7 @@ fn backward_matches_textbook_formula_in_training_and_eval() {
 #[test]
 fn stats_refuse_a_single_value_per_channel() {
     let Some(ctx) = ctx() else { return };
-    let d = BnDims { n: 1, c: 3, s: 1 };
+    let d = BatchNormGeometry { n: 1, c: 3, s: 1 };
     let x = ctx.alloc(3).unwrap();
     let (a, b, c) = (ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap());
     assert!(bn::stats(ctx, d, 1e-5, &x, &BatchStats { mean: &a, inv_std: &b, var_unbiased: &c }).is_err());

@@ -5,11 +5,11 @@
 use crate::common;
 
 use common::*;
-use gpu::descriptors::Pool2dGeom;
+use gpu::descriptors::Pool2dGeometry;
 use gpu::kernels::pool;
 use tensor::reference::pool as reference;
 
-fn geoms() -> Vec<Pool2dGeom> {
+fn geoms() -> Vec<Pool2dGeometry> {
     [
         (1, [4, 4], [2, 2], [2, 2], [0, 0]),
         (3, [7, 9], [3, 3], [2, 2], [1, 1]),
@@ -19,7 +19,7 @@ fn geoms() -> Vec<Pool2dGeom> {
         (65, [5, 6], [2, 3], [3, 2], [1, 1]),
     ]
     .into_iter()
-    .map(|(planes, hw, k, s, p)| Pool2dGeom::new(planes, hw, k, s, p).unwrap())
+    .map(|(planes, hw, k, s, p)| Pool2dGeometry::new(planes, hw, k, s, p).unwrap())
     .collect()
 }
 
@@ -48,7 +48,7 @@ fn max_pool_forward_values_indices_and_backward() {
 #[test]
 fn max_pool_ties_pick_the_first_maximum() {
     let Some(ctx) = ctx() else { return };
-    let g = Pool2dGeom::new(1, [4, 4], [2, 2], [2, 2], [0, 0]).unwrap();
+    let g = Pool2dGeometry::new(1, [4, 4], [2, 2], [2, 2], [0, 0]).unwrap();
     let (y, idx) = (ctx.alloc(4).unwrap(), ctx.alloc(4).unwrap());
     pool::max_forward(ctx, &g, &upload(ctx, &[1.0; 16]), &y, &idx).unwrap();
     assert_eq!(ctx.read_u32(&idx).unwrap(), vec![0, 2, 8, 10]);

@@ -47,11 +47,11 @@ pub mod shape;
 pub mod storage;
 mod tensor;
 
+/// Op geometries (convolution, pooling, batch norm), shared with the GPU launchers.
+pub use ::descriptors;
 pub use device::{Device, DevicePreference, GpuDevice};
 pub use dtype::{DType, Float};
 pub use error::{Result, TensorError};
-/// Op geometries (convolution, pooling, batch norm), shared with the GPU launchers.
-pub use gpu::descriptors;
 pub use ops::pool::PoolIndices;
 pub use rng::Rng;
 pub use shape::{Layout, Shape};

@@ -3,7 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
-use crate::descriptors::BnDims;
+use crate::descriptors::BatchNormGeometry;
 use crate::error::{invalid, Result};
 use crate::kernels::{need, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -93,7 +93,12 @@ pub struct Affine<'a> {
     pub beta: Option<&'a GpuBuffer>,
 }
 
-fn check(kernel: &'static str, d: BnDims, x: &GpuBuffer, per_channel: &[(&str, Option<&GpuBuffer>)]) -> Result<()> {
+fn check(
+    kernel: &'static str,
+    d: BatchNormGeometry,
+    x: &GpuBuffer,
+    per_channel: &[(&str, Option<&GpuBuffer>)],
+) -> Result<()> {
     need(kernel, "x", x, d.len())?;
     if d.len() > u32::MAX as usize {
         return Err(invalid(kernel, format!("{d:?} exceeds u32 indexing")));
@@ -108,7 +113,7 @@ fn check(kernel: &'static str, d: BnDims, x: &GpuBuffer, per_channel: &[(&str, O
 
 /// Per-channel batch statistics. Needs m = N·S ≥ 2 (the unbiased variance divides by m − 1).
 // x: [N, C, S] → mean, inv_std, var_unbiased: [C]
-pub fn stats(ctx: &Context, d: BnDims, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
+pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
     const K: &str = "batch_norm_stats";
     if d.m() < 2 {
         return Err(invalid(K, format!("needs at least 2 values per channel, got N·S = {} ({d:?})", d.m())));
@@ -126,7 +131,14 @@ pub fn stats(ctx: &Context, d: BnDims, eps: f32, x: &GpuBuffer, out: &BatchStats
 
 /// y = (x − mean)·inv_std·γ + β per channel.
 // x: [N, C, S]; stats, gamma, beta: [C] → y: [N, C, S]
-pub fn normalize(ctx: &Context, d: BnDims, x: &GpuBuffer, stats: BnStats, affine: Affine, y: &GpuBuffer) -> Result<()> {
+pub fn normalize(
+    ctx: &Context,
+    d: BatchNormGeometry,
+    x: &GpuBuffer,
+    stats: BnStats,
+    affine: Affine,
+    y: &GpuBuffer,
+) -> Result<()> {
     const K: &str = "batch_norm_normalize";
     let (mean, stat, stat_is_var, eps) = stats.parts();
     check(K, d, x, &[("mean", Some(mean)), ("stat", Some(stat)), ("gamma", affine.gamma), ("beta", affine.beta)])?;
@@ -174,7 +186,7 @@ pub struct BackwardArgs<'a> {
 
 /// dx, dγ = Σ dy·x̂, dβ = Σ dy (see batch_norm.wgsl for the derivation).
 // dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
-pub fn backward(ctx: &Context, d: BnDims, a: &BackwardArgs) -> Result<()> {
+pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result<()> {
     const K: &str = "batch_norm_backward";
     let (mean, stat, stat_is_var, eps) = a.stats.parts();
     check(

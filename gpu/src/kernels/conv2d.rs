@@ -139,78 +139,70 @@ pub struct PhaseAxis {
     pub q: i32,
 }
 
-impl Conv2dGeometry {
-    /// The convolution the kernels run for this one: the same, restricted to the taps that
-    /// reach the input when some do not (a 3×3 kernel on a 1×1 plane runs as 1×1), so no
-    /// launch multiplies by padding. The weight buffer stays the full one; [`Self::params`]
-    /// tells the shader where the run's kernel sits in it (its corner, the second value).
-    fn run(&self) -> (Conv2dGeometry, [usize; 2]) {
-        self.live_taps().map_or((*self, [0, 0]), |live| (live.geometry, live.first))
-    }
+/// The convolution the kernels run for this one: the same, restricted to the taps that
+/// reach the input when some do not (a 3×3 kernel on a 1×1 plane runs as 1×1), so no
+/// launch multiplies by padding. The weight buffer stays the full one; [`launch_params`]
+/// tells the shader where the run's kernel sits in it (its corner, the second value).
+fn run_geometry(g: &Conv2dGeometry) -> (Conv2dGeometry, [usize; 2]) {
+    g.live_taps().map_or((*g, [0, 0]), |live| (live.geometry, live.first))
+}
 
-    /// The launch parameters of this convolution (run as [`Self::run`]).
-    fn params(&self, has_bias: bool, out: Output) -> Params {
-        let (run, first) = self.run();
-        Params {
-            batch: run.batch as u32,
-            c_in: run.c_in as u32,
-            h: run.h as u32,
-            w: run.w as u32,
-            c_out: run.c_out as u32,
-            oh: run.oh as u32,
-            ow: run.ow as u32,
-            kh: run.kh as u32,
-            kw: run.kw as u32,
-            stride_h: run.stride[0] as u32,
-            stride_w: run.stride[1] as u32,
-            pad_h: run.padding[0] as u32,
-            pad_w: run.padding[1] as u32,
-            dil_h: run.dilation[0] as u32,
-            dil_w: run.dilation[1] as u32,
-            has_bias: has_bias as u32,
-            accumulate: (out == Output::Accumulate) as u32,
-            k_chunk: u32::MAX,
-            weight_kernel: [self.kh as u32, self.kw as u32],
-            weight_first: [first[0] as u32, first[1] as u32],
-            ..Default::default()
+/// The launch parameters of this convolution (run as [`run_geometry`]).
+fn launch_params(g: &Conv2dGeometry, has_bias: bool, out: Output) -> Params {
+    let (run, first) = run_geometry(g);
+    Params {
+        batch: run.batch as u32,
+        c_in: run.c_in as u32,
+        h: run.h as u32,
+        w: run.w as u32,
+        c_out: run.c_out as u32,
+        oh: run.oh as u32,
+        ow: run.ow as u32,
+        kh: run.kh as u32,
+        kw: run.kw as u32,
+        stride_h: run.stride[0] as u32,
+        stride_w: run.stride[1] as u32,
+        pad_h: run.padding[0] as u32,
+        pad_w: run.padding[1] as u32,
+        dil_h: run.dilation[0] as u32,
+        dil_w: run.dilation[1] as u32,
+        has_bias: has_bias as u32,
+        accumulate: (out == Output::Accumulate) as u32,
+        k_chunk: u32::MAX,
+        weight_kernel: [g.kh as u32, g.kw as u32],
+        weight_first: [first[0] as u32, first[1] as u32],
+        ..Default::default()
+    }
+}
+
+/// backward_data's launches: one per output phase (iy mod s_h, ix mod s_w) that holds
+/// pixels, each with its axis descriptions and pixel counts.
+fn backward_data_phases(g: &Conv2dGeometry) -> Vec<(PhaseAxis, PhaseAxis, [u32; 2])> {
+    let axis =
+        |r, k, a: usize| phase_axis(r, k, g.stride[a], g.padding[a], g.dilation[a]).unwrap_or(PhaseAxis::none(r));
+    let pixels = |r: usize, input: usize, stride: usize| (input - r).div_ceil(stride) as u32;
+    let mut phases = Vec::new();
+    for ry in 0..g.stride[0].min(g.h) {
+        for rx in 0..g.stride[1].min(g.w) {
+            let len = [pixels(ry, g.h, g.stride[0]), pixels(rx, g.w, g.stride[1])];
+            phases.push((axis(ry, g.kh, 0), axis(rx, g.kw, 1), len));
         }
     }
+    phases
+}
 
-    /// backward_data's launches: one per output phase (iy mod s_h, ix mod s_w) that holds
-    /// pixels, each with its axis descriptions and pixel counts.
-    fn backward_data_phases(&self) -> Vec<(PhaseAxis, PhaseAxis, [u32; 2])> {
-        let axis = |r, k, a: usize| {
-            phase_axis(r, k, self.stride[a], self.padding[a], self.dilation[a]).unwrap_or(PhaseAxis::none(r))
-        };
-        let pixels = |r: usize, input: usize, stride: usize| (input - r).div_ceil(stride) as u32;
-        let mut phases = Vec::new();
-        for ry in 0..self.stride[0].min(self.h) {
-            for rx in 0..self.stride[1].min(self.w) {
-                let len = [pixels(ry, self.h, self.stride[0]), pixels(rx, self.w, self.stride[1])];
-                phases.push((axis(ry, self.kh, 0), axis(rx, self.kw, 1), len));
-            }
-        }
-        phases
+fn check_geometry(g: &Conv2dGeometry, kernel: &'static str) -> Result<()> {
+    if g.stride.contains(&0) || g.dilation.contains(&0) || g.kh == 0 || g.kw == 0 {
+        return Err(invalid(kernel, format!("zero stride, dilation or kernel size in {g:?}")));
     }
-
-    fn check(&self, kernel: &'static str) -> Result<()> {
-        if self.stride.contains(&0) || self.dilation.contains(&0) || self.kh == 0 || self.kw == 0 {
-            return Err(invalid(kernel, format!("zero stride, dilation or kernel size in {self:?}")));
-        }
-        let biggest = [
-            self.x_len(),
-            self.y_len(),
-            self.weight_len(),
-            self.batch * self.oh * self.ow * self.c_in * self.kh * self.kw,
-        ]
+    let biggest = [g.x_len(), g.y_len(), g.weight_len(), g.batch * g.oh * g.ow * g.c_in * g.kh * g.kw]
         .into_iter()
         .max()
         .unwrap_or(0);
-        if biggest > u32::MAX as usize {
-            return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
-        }
-        Ok(())
+    if biggest > u32::MAX as usize {
+        return Err(invalid(kernel, format!("{g:?} exceeds u32 indexing")));
     }
+    Ok(())
 }
 
 impl PhaseAxis {
@@ -299,14 +291,14 @@ pub fn forward(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    g.check(K)?;
+    check_geometry(g, K)?;
     need(K, "x", x, g.x_len())?;
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
     if let Some(b) = bias {
         need(K, "bias", b, g.c_out)?;
     }
-    let p = g.params(bias.is_some(), Output::Overwrite);
+    let p = launch_params(g, bias.is_some(), Output::Overwrite);
     gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, bias, y)
 }
 
@@ -321,11 +313,11 @@ pub fn forward_accumulate(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    g.check(K)?;
+    check_geometry(g, K)?;
     need(K, "x", x, g.x_len())?;
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
-    let p = g.params(false, Output::Accumulate);
+    let p = launch_params(g, false, Output::Accumulate);
     gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, None, y)
 }
 
@@ -343,15 +335,15 @@ pub fn backward_data_with_bias(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_data";
-    g.check(K)?;
+    check_geometry(g, K)?;
     need(K, "dy", dy, g.y_len())?;
     need(K, "weight", weight, g.weight_len())?;
     need(K, "dx", dx, g.x_len())?;
     if let Some(b) = bias {
         need(K, "bias", b, g.c_in)?;
     }
-    let base = g.params(bias.is_some(), mode);
-    for (phase_y, phase_x, phase_len) in g.run().0.backward_data_phases() {
+    let base = launch_params(g, bias.is_some(), mode);
+    for (phase_y, phase_x, phase_len) in backward_data_phases(&run_geometry(g).0) {
         let p = Params { phase_y, phase_x, phase_len, ..base };
         let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
         gemm(ctx, Gemm::BackwardData, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
@@ -385,11 +377,11 @@ pub fn backward_weight(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_weight";
-    g.check(K)?;
+    check_geometry(g, K)?;
     need(K, "dy", dy, g.y_len())?;
     need(K, "x", x, g.x_len())?;
     need(K, "dw", dw, g.weight_len())?;
-    let (run, _) = g.run();
+    let (run, _) = run_geometry(g);
     let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
     // With dead taps only the live block is computed: the rest of dW is zero, set here.
     let mode = if run != *g && mode == Output::Overwrite {
@@ -402,7 +394,7 @@ pub fn backward_weight(
     // The partials must stay within one bindable buffer.
     let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
     let slices = WEIGHT_GRAD_WORKGROUPS.div_ceil(tiles.max(1)).min(k / MIN_K_SLICE).min(max_slices).max(1);
-    let p = g.params(false, mode);
+    let p = launch_params(g, false, mode);
     if slices == 1 {
         return gemm(ctx, Gemm::BackwardWeight, &p, [m, n, 1], dy, x, None, dw);
     }

@@ -3,7 +3,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
-use crate::descriptors::Pool2dGeom;
+use crate::descriptors::Pool2dGeometry;
 use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
 use crate::kernels::reduce::{reduce, ReduceDims};
@@ -58,29 +58,27 @@ pub struct Params {
     pub _pad: u32,
 }
 
-impl Pool2dGeom {
-    fn params(&self, kernel: &'static str) -> Result<Params> {
-        if self.kernel.contains(&0) || self.stride.contains(&0) {
-            return Err(invalid(kernel, format!("zero kernel or stride in {self:?}")));
-        }
-        if self.x_len().max(self.y_len()) > u32::MAX as usize {
-            return Err(invalid(kernel, format!("{self:?} exceeds u32 indexing")));
-        }
-        Ok(Params {
-            planes: self.planes as u32,
-            h: self.h as u32,
-            w: self.w as u32,
-            oh: self.oh as u32,
-            ow: self.ow as u32,
-            kh: self.kernel[0] as u32,
-            kw: self.kernel[1] as u32,
-            sh: self.stride[0] as u32,
-            sw: self.stride[1] as u32,
-            ph: self.padding[0] as u32,
-            pw: self.padding[1] as u32,
-            _pad: 0,
-        })
+fn launch_params(g: &Pool2dGeometry, kernel: &'static str) -> Result<Params> {
+    if g.kernel.contains(&0) || g.stride.contains(&0) {
+        return Err(invalid(kernel, format!("zero kernel or stride in {g:?}")));
     }
+    if g.x_len().max(g.y_len()) > u32::MAX as usize {
+        return Err(invalid(kernel, format!("{g:?} exceeds u32 indexing")));
+    }
+    Ok(Params {
+        planes: g.planes as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        oh: g.oh as u32,
+        ow: g.ow as u32,
+        kh: g.kernel[0] as u32,
+        kw: g.kernel[1] as u32,
+        sh: g.stride[0] as u32,
+        sw: g.stride[1] as u32,
+        ph: g.padding[0] as u32,
+        pw: g.padding[1] as u32,
+        _pad: 0,
+    })
 }
 
 fn grid(ctx: &Context, kernel: &'static str, invocations: usize) -> Result<[u32; 3]> {
@@ -90,9 +88,9 @@ fn grid(ctx: &Context, kernel: &'static str, invocations: usize) -> Result<[u32;
 /// y = window max; `indices` (u32, read back with `Context::read_u32`) = plane-relative
 /// flat index iy·W + ix of each maximum.
 // x: [P, H, W] → y: [P, OH, OW], indices: [P, OH, OW] (u32)
-pub fn max_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer, indices: &GpuBuffer) -> Result<()> {
+pub fn max_forward(ctx: &Context, g: &Pool2dGeometry, x: &GpuBuffer, y: &GpuBuffer, indices: &GpuBuffer) -> Result<()> {
     const K: &str = "max_pool2d_forward";
-    let p = g.params(K)?;
+    let p = launch_params(g, K)?;
     need(K, "x", x, g.x_len())?;
     need(K, "y", y, g.y_len())?;
     need(K, "indices", indices, g.y_len())?;
@@ -101,9 +99,15 @@ pub fn max_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer, 
 
 /// dx\[i\] = Σ of dy over the outputs whose argmax is i.
 // dy: [P, OH, OW], indices: [P, OH, OW] (u32) → dx: [P, H, W]
-pub fn max_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, indices: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
+pub fn max_backward(
+    ctx: &Context,
+    g: &Pool2dGeometry,
+    dy: &GpuBuffer,
+    indices: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<()> {
     const K: &str = "max_pool2d_backward";
-    let p = g.params(K)?;
+    let p = launch_params(g, K)?;
     need(K, "dy", dy, g.y_len())?;
     need(K, "indices", indices, g.y_len())?;
     need(K, "dx", dx, g.x_len())?;
@@ -112,9 +116,9 @@ pub fn max_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, indices: &Gpu
 
 // x: [P, H, W] → y: [P, OH, OW]
 /// Average pooling of every plane of x into y.
-pub fn avg_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
+pub fn avg_forward(ctx: &Context, g: &Pool2dGeometry, x: &GpuBuffer, y: &GpuBuffer) -> Result<()> {
     const K: &str = "avg_pool2d_forward";
-    let p = g.params(K)?;
+    let p = launch_params(g, K)?;
     need(K, "x", x, g.x_len())?;
     need(K, "y", y, g.y_len())?;
     ctx.dispatch(&AVG_FORWARD, &p, &[x], &[y], grid(ctx, K, g.y_len())?)
@@ -122,9 +126,9 @@ pub fn avg_forward(ctx: &Context, g: &Pool2dGeom, x: &GpuBuffer, y: &GpuBuffer) 
 
 // dy: [P, OH, OW] → dx: [P, H, W]
 /// Spreads each dy element evenly over its window into dx (overwrites dx).
-pub fn avg_backward(ctx: &Context, g: &Pool2dGeom, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
+pub fn avg_backward(ctx: &Context, g: &Pool2dGeometry, dy: &GpuBuffer, dx: &GpuBuffer) -> Result<()> {
     const K: &str = "avg_pool2d_backward";
-    let p = g.params(K)?;
+    let p = launch_params(g, K)?;
     need(K, "dy", dy, g.y_len())?;
     need(K, "dx", dx, g.x_len())?;
     ctx.dispatch(&AVG_BACKWARD, &p, &[dy], &[dx], grid(ctx, K, g.x_len())?)

@@ -34,17 +34,15 @@ pub struct Params {
     pub op: u32,
 }
 
-impl ReduceOp {
-    fn code(self) -> u32 {
-        match self {
-            ReduceOp::Sum => 0,
-            ReduceOp::Mean => 1,
-            ReduceOp::Max => 2,
-            ReduceOp::Min => 3,
-            ReduceOp::LogSumExp => 4,
-            ReduceOp::ArgMax => 5,
-            ReduceOp::ArgMin => 6,
-        }
+fn op_code(op: ReduceOp) -> u32 {
+    match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Mean => 1,
+        ReduceOp::Max => 2,
+        ReduceOp::Min => 3,
+        ReduceOp::LogSumExp => 4,
+        ReduceOp::ArgMax => 5,
+        ReduceOp::ArgMin => 6,
     }
 }
 
@@ -95,7 +93,7 @@ pub fn reduce_with(
     if outputs * d.reduce > u32::MAX as usize {
         return Err(invalid(K, format!("{d:?} exceeds u32 indexing")));
     }
-    let p = Params { outer: d.outer as u32, reduce: d.reduce as u32, inner: d.inner as u32, op: op.code() };
+    let p = Params { outer: d.outer as u32, reduce: d.reduce as u32, inner: d.inner as u32, op: op_code(op) };
     let per_workgroup = match strategy {
         Strategy::Auto => d.reduce >= WG as usize,
         Strategy::PerThread => false,

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::reduce::sum_map_f64;
-use crate::descriptors::BnDims;
+use crate::descriptors::BatchNormGeometry;
 use crate::dtype::Float;
 
 /// Per-channel statistics of a training-mode forward, each of length C.
@@ -40,17 +40,17 @@ fn sum_map2_f64<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 
 }
 
 /// The N planes of channel `c`: x[n, c, :] for n in 0..N.
-fn channel_planes<T>(x: &[T], d: BnDims, c: usize) -> impl Iterator<Item = &[T]> {
+fn channel_planes<T>(x: &[T], d: BatchNormGeometry, c: usize) -> impl Iterator<Item = &[T]> {
     (0..d.n).map(move |n| &x[(n * d.c + c) * d.s..(n * d.c + c + 1) * d.s])
 }
 
 /// `f(c)` for every channel, in parallel.
-fn per_channel<R: Send>(d: BnDims, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+fn per_channel<R: Send>(d: BatchNormGeometry, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     (0..d.c).into_par_iter().map(f).collect()
 }
 
 /// Per channel: (mean, biased variance) by the two-pass algorithm, in f64.
-fn channel_moments<T: Float>(x: &[T], d: BnDims) -> Vec<(f64, f64)> {
+fn channel_moments<T: Float>(x: &[T], d: BatchNormGeometry) -> Vec<(f64, f64)> {
     let m = d.m() as f64;
     per_channel(d, |c| {
         let mean = channel_planes(x, d, c).map(|p| sum_map_f64(p, |v| v)).sum::<f64>() / m;
@@ -60,7 +60,7 @@ fn channel_moments<T: Float>(x: &[T], d: BnDims) -> Vec<(f64, f64)> {
 }
 
 /// Per channel: (Σ dy, Σ dy·(x − center_c)) in f64.
-fn channel_grad_sums<T: Float>(gy: &[T], x: &[T], d: BnDims, center: &[f64]) -> Vec<(f64, f64)> {
+fn channel_grad_sums<T: Float>(gy: &[T], x: &[T], d: BatchNormGeometry, center: &[f64]) -> Vec<(f64, f64)> {
     per_channel(d, |c| {
         let mu = center[c];
         channel_planes(gy, d, c).zip(channel_planes(x, d, c)).fold((0.0, 0.0), |(s, sx), (g, xp)| {
@@ -71,7 +71,7 @@ fn channel_grad_sums<T: Float>(gy: &[T], x: &[T], d: BnDims, center: &[f64]) -> 
 
 /// out[n, c, s] = x[n, c, s] · scale[c] + shift[c], in parallel over the N·C planes.
 // x: [N, C, S], scale, shift: [C] → [N, C, S]
-fn affine_per_channel<T: Float>(x: &[T], d: BnDims, scale: &[T], shift: &[T]) -> Vec<T> {
+fn affine_per_channel<T: Float>(x: &[T], d: BatchNormGeometry, scale: &[T], shift: &[T]) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     if d.s == 0 {
         return out;
@@ -105,7 +105,7 @@ fn cast<T: Float>(v: &[f64]) -> Vec<T> {
 // x: [N, C, S], gamma, beta: [C] → y: [N, C, S], stats: [C] each
 pub fn batch_norm_train_forward<T: Float>(
     x: &[T],
-    d: BnDims,
+    d: BatchNormGeometry,
     gamma: Option<&[T]>,
     beta: Option<&[T]>,
     eps: f64,
@@ -139,7 +139,7 @@ pub fn batch_norm_train_forward<T: Float>(
 pub fn batch_norm_train_backward<T: Float>(
     gy: &[T],
     x: &[T],
-    d: BnDims,
+    d: BatchNormGeometry,
     mean: &[T],
     inv_std: &[T],
     gamma: Option<&[T]>,
@@ -193,7 +193,7 @@ struct DxCoef<T> {
 // x: [N, C, S]; running_mean, running_var, gamma, beta: [C] → y: [N, C, S]
 pub fn batch_norm_eval_forward<T: Float>(
     x: &[T],
-    d: BnDims,
+    d: BatchNormGeometry,
     running_mean: &[T],
     running_var: &[T],
     gamma: Option<&[T]>,
@@ -214,7 +214,7 @@ pub fn batch_norm_eval_forward<T: Float>(
 pub fn batch_norm_eval_backward<T: Float>(
     gy: &[T],
     x: &[T],
-    d: BnDims,
+    d: BatchNormGeometry,
     running_mean: &[T],
     running_var: &[T],
     gamma: Option<&[T]>,
@@ -269,7 +269,7 @@ mod tests {
     fn batch_norm1d_train_forward_matches_hand_computed_values() {
         // x: [N=2, C=2]; channel 0 = {1, 3} (mean 2, var 1), channel 1 = {2, 6} (mean 4, var 4).
         let x = [1.0f64, 2.0, 3.0, 6.0];
-        let d = BnDims { n: 2, c: 2, s: 1 };
+        let d = BatchNormGeometry { n: 2, c: 2, s: 1 };
         let eps = 1e-5;
         let (y, st) = batch_norm_train_forward(&x, d, None, None, eps);
         let (a, b) = (1.0 / (1.0f64 + eps).sqrt(), 2.0 / (4.0f64 + eps).sqrt());
@@ -286,7 +286,7 @@ mod tests {
     fn batch_norm2d_train_forward_gives_zero_mean_unit_variance_then_affine() {
         // x: [N=2, C=2, S=2]; channel 0 = {0, 2, 4, 6}: mean 3, var 5; channel 1 = {1, 1, 1, 5}: mean 2, var 3.
         let x = [0.0f64, 2.0, 1.0, 1.0, 4.0, 6.0, 1.0, 5.0];
-        let d = BnDims { n: 2, c: 2, s: 2 };
+        let d = BatchNormGeometry { n: 2, c: 2, s: 2 };
         let (gamma, beta) = ([2.0, -1.0], [0.5, 3.0]);
         let (y, st) = batch_norm_train_forward(&x, d, Some(&gamma), Some(&beta), 0.0);
         assert_eq!(st.mean, vec![3.0, 2.0]);
@@ -321,14 +321,14 @@ mod tests {
     fn batch_norm_eval_forward_uses_running_statistics() {
         // x: [N=1, C=2, S=2], running mean {1, −2}, running var {4, 0.25}, eps 0.
         let x = [3.0f64, 5.0, -2.0, -1.5];
-        let d = BnDims { n: 1, c: 2, s: 2 };
+        let d = BatchNormGeometry { n: 1, c: 2, s: 2 };
         let y = batch_norm_eval_forward(&x, d, &[1.0, -2.0], &[4.0, 0.25], Some(&[3.0, 1.0]), Some(&[0.0, 1.0]), 0.0);
         // channel 0: (x − 1)/2·3; channel 1: (x + 2)/0.5 + 1
         assert_eq!(y, vec![3.0, 6.0, 1.0, 2.0]);
     }
 
     /// Odd sizes, random (never zero) inputs, a non-uniform upstream gradient g; the loss is Σ g·y.
-    fn check_train_backward(d: BnDims, affine: bool) {
+    fn check_train_backward(d: BatchNormGeometry, affine: bool) {
         let mut rng = Rng::new(11 + d.s as u64);
         let len = d.n * d.c * d.s;
         let x = randn(len, &mut rng, 0.7, 1.9);
@@ -360,22 +360,22 @@ mod tests {
 
     #[test]
     fn batch_norm2d_train_backward_matches_finite_differences() {
-        check_train_backward(BnDims { n: 3, c: 5, s: 7 * 3 }, true);
+        check_train_backward(BatchNormGeometry { n: 3, c: 5, s: 7 * 3 }, true);
     }
 
     #[test]
     fn batch_norm2d_train_backward_without_affine_matches_finite_differences() {
-        check_train_backward(BnDims { n: 3, c: 5, s: 7 * 3 }, false);
+        check_train_backward(BatchNormGeometry { n: 3, c: 5, s: 7 * 3 }, false);
     }
 
     #[test]
     fn batch_norm1d_train_backward_matches_finite_differences() {
-        check_train_backward(BnDims { n: 7, c: 5, s: 1 }, true);
+        check_train_backward(BatchNormGeometry { n: 7, c: 5, s: 1 }, true);
     }
 
     #[test]
     fn batch_norm_eval_backward_matches_finite_differences() {
-        let d = BnDims { n: 3, c: 5, s: 7 * 3 };
+        let d = BatchNormGeometry { n: 3, c: 5, s: 7 * 3 };
         let mut rng = Rng::new(5);
         let len = d.n * d.c * d.s;
         let x = randn(len, &mut rng, 0.2, 1.5);
@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn f64_accumulation_keeps_f32_statistics_accurate_with_a_large_offset() {
         // 4096 values 1000 + {±1}: a naive f32 running sum of squares loses the variance.
-        let d = BnDims { n: 4, c: 1, s: 1024 };
+        let d = BatchNormGeometry { n: 4, c: 1, s: 1024 };
         let x: Vec<f32> = (0..4096).map(|i| 1000.0 + if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let (_, st) = batch_norm_train_forward(&x, d, None, None, 0.0);
         assert_eq!(st.mean[0], 1000.0);

@@ -6,16 +6,16 @@
 use rayon::prelude::*;
 
 use super::reduce::sum_map_f64;
-use crate::descriptors::Pool2dGeom;
+use crate::descriptors::Pool2dGeometry;
 use crate::dtype::Float;
 
 /// The input rows output row `oy` pools over.
-fn rows(g: &Pool2dGeom, oy: usize) -> Window {
+fn rows(g: &Pool2dGeometry, oy: usize) -> Window {
     window(oy, g.kernel[0], g.stride[0], g.padding[0], g.h)
 }
 
 /// The input columns output column `ox` pools over.
-fn cols(g: &Pool2dGeom, ox: usize) -> Window {
+fn cols(g: &Pool2dGeometry, ox: usize) -> Window {
     window(ox, g.kernel[1], g.stride[1], g.padding[1], g.w)
 }
 
@@ -43,7 +43,7 @@ fn window(o: usize, k: usize, s: usize, p: usize, n: usize) -> Window {
 /// (PyTorch's `return_indices` convention). The op guarantees every window holds an input
 /// element (padding ≤ kernel/2).
 // x: [P, H, W] → y: [P, OH, OW], argmax: [P, OH, OW] (plane-relative indices)
-pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> (Vec<T>, Vec<usize>) {
+pub fn max_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeometry) -> (Vec<T>, Vec<usize>) {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let mut y = vec![T::ZERO; g.planes * plane_out];
     let mut argmax = vec![0usize; g.planes * plane_out];
@@ -101,7 +101,7 @@ pub fn max_pool2d_backward<T: Float>(gy: &[T], argmax: &[usize], plane_out: usiz
 /// elements of its window divided by the window's size counting padding (always KH·KW under
 /// ceil_mode = false), summed in row-major order and then divided, as PyTorch does.
 // x: [P, H, W] → y: [P, OH, OW]
-pub fn avg_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> Vec<T> {
+pub fn avg_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeometry) -> Vec<T> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let mut y = vec![T::ZERO; g.planes * plane_out];
     if plane_out == 0 {
@@ -130,7 +130,7 @@ pub fn avg_pool2d_forward<T: Float>(x: &[T], g: &Pool2dGeom) -> Vec<T> {
 /// so dx_i = Σ_{o : i ∈ window(o)} dy_o / |window(o)|: every output spreads its gradient
 /// evenly over the in-bounds elements of its window (the padded part receives nothing).
 // grad_y: [P, OH, OW] → grad_x: [P, H, W]
-pub fn avg_pool2d_backward<T: Float>(gy: &[T], g: &Pool2dGeom) -> Vec<T> {
+pub fn avg_pool2d_backward<T: Float>(gy: &[T], g: &Pool2dGeometry) -> Vec<T> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let mut gx = vec![T::ZERO; g.planes * plane_in];
     if plane_in == 0 || plane_out == 0 {
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn max_pool_3x3_stride2_pad1_on_5x5_matches_hand_computed_values() {
         // Window rows (and columns) per output: {0,1}, {1,2,3}, {3,4}.
-        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         assert_eq!((g.oh, g.ow), (3, 3));
         let (y, arg) = max_pool2d_forward(&X5, &g);
         assert_eq!(y, vec![9.0, 9.0, 8.0, 13.0, 14.0, 12.0, 13.0, 13.0, 15.0]);
@@ -216,7 +216,7 @@ mod tests {
     fn max_pool_padding_is_minus_infinity_not_zero() {
         // All-negative input: a zero pad would win every border window.
         let x: Vec<f64> = X5.iter().map(|v| -1.0 - v).collect();
-        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         let (y, arg) = max_pool2d_forward(&x, &g);
         // The max of −1 − v is at the min of v in each window.
         assert_eq!(y, vec![-2.0, -1.0, -4.0, -1.0, -1.0, -2.0, -1.0, -3.0, -2.0]);
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn max_pool_ties_keep_the_first_maximum_and_nan_propagates() {
-        let g = Pool2dGeom::new(1, [2, 2], [2, 2], [2, 2], [0, 0]).unwrap();
+        let g = Pool2dGeometry::new(1, [2, 2], [2, 2], [2, 2], [0, 0]).unwrap();
         let (_, arg) = max_pool2d_forward(&[1.0f32, 3.0, 3.0, 3.0], &g);
         assert_eq!(arg, vec![1]);
         let (y, arg) = max_pool2d_forward(&[1.0f32, f32::NAN, 3.0, 2.0], &g);
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn max_pool_backward_accumulates_where_windows_share_a_maximum() {
-        let g = Pool2dGeom::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(1, [5, 5], [3, 3], [2, 2], [1, 1]).unwrap();
         let (_, arg) = max_pool2d_forward(&X5, &g);
         let gy: Vec<f64> = (1..=9).map(|v| v as f64).collect();
         let gx = max_pool2d_backward(&gy, &arg, 9, 25);
@@ -254,7 +254,7 @@ mod tests {
         // For a fixed argmax, y = S·x is linear; the backward must be Sᵀ.
         let mut rng = Rng::new(1);
         let (planes, h, w) = (3 * 5, 7, 3);
-        let g = Pool2dGeom::new(planes, [h, w], [3, 2], [2, 1], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(planes, [h, w], [3, 2], [2, 1], [1, 1]).unwrap();
         let x = randn(planes * h * w, &mut rng);
         let (y, arg) = max_pool2d_forward(&x, &g);
         let gy = randn(y.len(), &mut rng);
@@ -266,7 +266,7 @@ mod tests {
     fn avg_pool_3x3_stride2_pad1_counts_the_padding() {
         // x = [[1,2,3],[4,5,6],[7,8,9]]; each window holds 4 real elements of 9 positions.
         let x: Vec<f64> = (1..=9).map(|v| v as f64).collect();
-        let g = Pool2dGeom::new(1, [3, 3], [3, 3], [2, 2], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(1, [3, 3], [3, 3], [2, 2], [1, 1]).unwrap();
         let y = avg_pool2d_forward(&x, &g);
         let expect = [12.0 / 9.0, 16.0 / 9.0, 24.0 / 9.0, 28.0 / 9.0];
         for (u, v) in y.iter().zip(&expect) {
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn avg_pool_2x2_stride1_pad1_border_windows_divide_by_four() {
         // x = [[1,2],[3,4]] → 3×3 output; the corner window holds only x[0][0]: 1/4.
-        let g = Pool2dGeom::new(1, [2, 2], [2, 2], [1, 1], [1, 1]).unwrap();
+        let g = Pool2dGeometry::new(1, [2, 2], [2, 2], [1, 1], [1, 1]).unwrap();
         let y = avg_pool2d_forward(&[1.0f64, 2.0, 3.0, 4.0], &g);
         assert_eq!(y, vec![0.25, 0.75, 0.5, 1.0, 2.5, 1.5, 0.75, 1.75, 1.0]);
     }
@@ -287,7 +287,7 @@ mod tests {
         let mut rng = Rng::new(2);
         let (planes, h, w) = (3 * 5, 7, 3);
         for (k, s, p) in [([3, 3], [2, 2], [1, 1]), ([2, 3], [1, 2], [1, 0]), ([3, 1], [3, 1], [0, 0])] {
-            let g = Pool2dGeom::new(planes, [h, w], k, s, p).unwrap();
+            let g = Pool2dGeometry::new(planes, [h, w], k, s, p).unwrap();
             let x = randn(planes * h * w, &mut rng);
             let y = avg_pool2d_forward(&x, &g);
             let gy = randn(y.len(), &mut rng);

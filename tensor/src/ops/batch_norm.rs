@@ -7,7 +7,7 @@ use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchSt
 
 use super::checks::same_dtype;
 use crate::cpu::batch_norm as kernel;
-use crate::descriptors::BnDims;
+use crate::descriptors::BatchNormGeometry;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
@@ -42,12 +42,12 @@ pub struct BatchNormGrads {
 }
 
 /// Views x as [N, C, S]: S = H·W for rank 4, L for rank 3, 1 for rank 2.
-fn bn_dims(op: &'static str, x: &Tensor) -> Result<BnDims> {
+fn bn_dims(op: &'static str, x: &Tensor) -> Result<BatchNormGeometry> {
     let s = x.shape();
     if !(2..=4).contains(&s.len()) {
         return shape_err(op, format!("input must be [N, C], [N, C, L] or [N, C, H, W], got shape {s:?}"));
     }
-    Ok(BnDims { n: s[0], c: s[1], s: s[2..].iter().product() })
+    Ok(BatchNormGeometry { n: s[0], c: s[1], s: s[2..].iter().product() })
 }
 
 /// Checks that a per-channel tensor (γ, β, a statistic) has shape [C] and x's dtype, and
@@ -139,7 +139,7 @@ pub fn batch_norm_train(
 
 fn batch_norm_train_typed<T: Float>(
     x: &Tensor,
-    d: BnDims,
+    d: BatchNormGeometry,
     gamma: &Option<Tensor>,
     beta: &Option<Tensor>,
     eps: f64,
@@ -187,7 +187,7 @@ pub fn batch_norm_train_backward(
 /// or (running_mean, running_var) in eval.
 fn backward_gpu(
     op: &'static str,
-    d: BnDims,
+    d: BatchNormGeometry,
     grad_y: &Tensor,
     x: &Tensor,
     stats: [&Tensor; 2],
@@ -212,7 +212,7 @@ fn backward_gpu(
 fn batch_norm_train_backward_typed<T: Float>(
     gy: &Tensor,
     x: &Tensor,
-    d: BnDims,
+    d: BatchNormGeometry,
     mean: &Tensor,
     inv_std: &Tensor,
     gamma: &Option<Tensor>,
@@ -284,7 +284,7 @@ pub fn batch_norm_eval(
 
 fn batch_norm_eval_typed<T: Float>(
     x: &Tensor,
-    d: BnDims,
+    d: BatchNormGeometry,
     rm: &Tensor,
     rv: &Tensor,
     gamma: &Option<Tensor>,
@@ -337,7 +337,7 @@ pub fn batch_norm_eval_backward(
 fn batch_norm_eval_backward_typed<T: Float>(
     gy: &Tensor,
     x: &Tensor,
-    d: BnDims,
+    d: BatchNormGeometry,
     rm: &Tensor,
     rv: &Tensor,
     gamma: &Option<Tensor>,

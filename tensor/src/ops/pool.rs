@@ -8,7 +8,7 @@ use gpu::kernels::pool as gpu_kernel;
 use gpu::{Context, GpuBuffer};
 
 use crate::cpu::pool as kernel;
-use crate::descriptors::Pool2dGeom;
+use crate::descriptors::Pool2dGeometry;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
@@ -35,7 +35,7 @@ pub enum PoolIndices {
 pub struct GpuIndices {
     buffer: Arc<GpuBuffer>,
     ctx: Arc<Context>,
-    geom: Pool2dGeom,
+    geom: Pool2dGeometry,
 }
 
 impl std::fmt::Debug for GpuIndices {
@@ -92,7 +92,7 @@ fn pool_geom(
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
-) -> Result<Pool2dGeom> {
+) -> Result<Pool2dGeometry> {
     let [n, c, h, w] = nchw(op, "input", input_shape)?;
     check_plane(op, input_shape)?;
     if kernel.contains(&0) || stride.contains(&0) {
@@ -107,13 +107,13 @@ fn pool_geom(
             format!("kernel {kernel:?} is larger than the padded input (input {input_shape:?}, padding {padding:?})"),
         );
     }
-    Pool2dGeom::new(n * c, [h, w], kernel, stride, padding).ok_or_else(|| TensorError::Shape {
+    Pool2dGeometry::new(n * c, [h, w], kernel, stride, padding).ok_or_else(|| TensorError::Shape {
         op,
         msg: format!("kernel {kernel:?}, stride {stride:?} and padding {padding:?} do not fit input {input_shape:?}"),
     })
 }
 
-fn output_shape(input_shape: &[usize], g: &Pool2dGeom) -> [usize; 4] {
+fn output_shape(input_shape: &[usize], g: &Pool2dGeometry) -> [usize; 4] {
     [input_shape[0], input_shape[1], g.oh, g.ow]
 }
 
@@ -168,7 +168,7 @@ pub fn max_pool2d(
     }
 }
 
-fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeom, shape: &[usize]) -> Result<(Tensor, PoolIndices)> {
+fn max_pool2d_typed<T: Float>(x: &Tensor, g: &Pool2dGeometry, shape: &[usize]) -> Result<(Tensor, PoolIndices)> {
     let (y, argmax) = kernel::max_pool2d_forward(x.cpu_slice::<T>()?, g);
     Ok((Tensor::from_vec(y, shape)?, PoolIndices::Cpu(argmax)))
 }

@@ -1,21 +1,27 @@
 //! Batch normalisation over x viewed as [N, C, S], by definition: statistics per channel over
 //! its m = N·S elements.
 
-use crate::descriptors::BnDims;
+use crate::descriptors::BatchNormGeometry;
 
 /// Index of x[n, c, s].
-fn at(d: BnDims, n: usize, c: usize, s: usize) -> usize {
+fn at(d: BatchNormGeometry, n: usize, c: usize, s: usize) -> usize {
     (n * d.c + c) * d.s + s
 }
 
 /// The values of channel c.
-fn channel(x: &[f64], d: BnDims, c: usize) -> Vec<f64> {
+fn channel(x: &[f64], d: BatchNormGeometry, c: usize) -> Vec<f64> {
     (0..d.n).flat_map(|n| (0..d.s).map(move |s| at(d, n, c, s))).map(|i| x[i]).collect()
 }
 
 /// Training forward: mean_c, var_c = Σ(x − mean)²/m (biased), x̂ = (x − mean)/√(var + eps),
 /// y = γ·x̂ + β. Returns y and, per channel, (mean, 1/√(var + eps), var·m/(m − 1)).
-pub fn train_forward(x: &[f64], d: BnDims, gamma: &[f64], beta: &[f64], eps: f64) -> (Vec<f64>, Vec<(f64, f64, f64)>) {
+pub fn train_forward(
+    x: &[f64],
+    d: BatchNormGeometry,
+    gamma: &[f64],
+    beta: &[f64],
+    eps: f64,
+) -> (Vec<f64>, Vec<(f64, f64, f64)>) {
     let m = d.m() as f64;
     let mut y = vec![0.0; x.len()];
     let mut stats = Vec::new();
@@ -37,7 +43,13 @@ pub fn train_forward(x: &[f64], d: BnDims, gamma: &[f64], beta: &[f64], eps: f64
 
 /// Training backward (the batch statistics depend on x):
 ///   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/√(var + eps) · (dy − dβ/m − x̂·dγ/m).
-pub fn train_backward(dy: &[f64], x: &[f64], d: BnDims, gamma: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub fn train_backward(
+    dy: &[f64],
+    x: &[f64],
+    d: BatchNormGeometry,
+    gamma: &[f64],
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let m = d.m() as f64;
     let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; x.len()], vec![0.0; d.c], vec![0.0; d.c]);
     for c in 0..d.c {
@@ -60,7 +72,7 @@ pub fn train_backward(dy: &[f64], x: &[f64], d: BnDims, gamma: &[f64], eps: f64)
 /// Eval forward with running statistics: y = γ·(x − running_mean)/√(running_var + eps) + β.
 pub fn eval_forward(
     x: &[f64],
-    d: BnDims,
+    d: BatchNormGeometry,
     mean: &[f64],
     var: &[f64],
     gamma: &[f64],

@@ -1,7 +1,7 @@
 //! 2-D pooling over P = N·C independent [H, W] planes, by definition (PyTorch's semantics:
 //! ceil_mode = false, dilation 1).
 
-use crate::descriptors::Pool2dGeom;
+use crate::descriptors::Pool2dGeometry;
 
 /// The input positions window (p, oy, ox) covers along one axis: `start..start + k`, of
 /// which `lo..hi` lies inside the input and `start..end` inside the padded input.
@@ -21,7 +21,7 @@ fn padded_len(start: isize, k: usize, end: usize) -> f64 {
 /// the first in row-major order; a NaN wins. Also returns, per output, the plane-relative
 /// index iy·W + ix of the chosen input.
 // x: [P, H, W] → y: [P, OH, OW], argmax: [P, OH, OW]
-pub fn max_pool2d(x: &[f64], g: &Pool2dGeom) -> (Vec<f64>, Vec<usize>) {
+pub fn max_pool2d(x: &[f64], g: &Pool2dGeometry) -> (Vec<f64>, Vec<usize>) {
     let (mut y, mut argmax) = (Vec::new(), Vec::new());
     for p in 0..g.planes {
         for oy in 0..g.oh {
@@ -48,7 +48,7 @@ pub fn max_pool2d(x: &[f64], g: &Pool2dGeom) -> (Vec<f64>, Vec<usize>) {
 
 /// Max pool backward: each output's gradient goes to the input it chose.
 // dy, argmax: [P, OH, OW] → dx: [P, H, W]
-pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], g: &Pool2dGeom) -> Vec<f64> {
+pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], g: &Pool2dGeometry) -> Vec<f64> {
     let mut dx = vec![0.0; g.x_len()];
     for (i, (&d, &a)) in dy.iter().zip(argmax).enumerate() {
         let p = i / (g.oh * g.ow);
@@ -60,7 +60,7 @@ pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], g: &Pool2dGeom) -> Vec<
 /// Calls `f(output index, count, input indices)` for every output of an average pool: the
 /// in-bounds inputs of its window (plane-absolute indices into x) and the window's length
 /// counting padding (PyTorch's count_include_pad divisor).
-fn for_each_avg_window(g: &Pool2dGeom, mut f: impl FnMut(usize, f64, &[usize])) {
+fn for_each_avg_window(g: &Pool2dGeometry, mut f: impl FnMut(usize, f64, &[usize])) {
     for p in 0..g.planes {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
@@ -80,7 +80,7 @@ fn for_each_avg_window(g: &Pool2dGeom, mut f: impl FnMut(usize, f64, &[usize])) 
 /// Average pool with count_include_pad: the sum of the in-bounds inputs divided by the
 /// window's length counting padding (cut at the far padding edge).
 // x: [P, H, W] → y: [P, OH, OW]
-pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
+pub fn avg_pool2d(x: &[f64], g: &Pool2dGeometry) -> Vec<f64> {
     let mut y = vec![0.0; g.y_len()];
     for_each_avg_window(g, |o, count, inputs| y[o] = inputs.iter().map(|&i| x[i]).sum::<f64>() / count);
     y
@@ -89,7 +89,7 @@ pub fn avg_pool2d(x: &[f64], g: &Pool2dGeom) -> Vec<f64> {
 /// Average pool backward: each output's gradient, divided by its count, to every in-bounds
 /// input of its window.
 // dy: [P, OH, OW] → dx: [P, H, W]
-pub fn avg_pool2d_backward(dy: &[f64], g: &Pool2dGeom) -> Vec<f64> {
+pub fn avg_pool2d_backward(dy: &[f64], g: &Pool2dGeometry) -> Vec<f64> {
     let mut dx = vec![0.0; g.x_len()];
     for_each_avg_window(g, |o, count, inputs| inputs.iter().for_each(|&i| dx[i] += dy[o] / count));
     dx

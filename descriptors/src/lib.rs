@@ -1,9 +1,11 @@
+//! # descriptors
+//!
 //! Op descriptors: what an op is, independent of where it runs. A convolution's geometry, a
 //! pooling window's, batch norm's [N, C, S] view, which reduction a reduce computes: plain
 //! data with their output-size formulas, defined once here and used on both sides, by the CPU
-//! kernels in the `tensor` crate (which re-exports this module as `tensor::descriptors`) and
-//! by the GPU launchers in this crate. It lives in the lowest crate because both sides need
-//! it; nothing in it touches a GPU.
+//! kernels in the `tensor` crate (which re-exports this crate as `tensor::descriptors`) and by
+//! the GPU launchers of the `gpu` crate (as `gpu::descriptors`). A crate of its own, below
+//! both and depending on nothing, so that what an op is never depends on a GPU library.
 
 /// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
 /// weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For conv_transpose2d the same
@@ -232,7 +234,7 @@ pub struct LiveTaps {
 /// producing [oh, ow] planes: OH = ⌊(H + 2·ph − kh)/sh⌋ + 1, likewise OW (PyTorch's
 /// ceil_mode = false, dilation 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2dGeom {
+pub struct Pool2dGeometry {
     /// Independent planes (N·C).
     pub planes: usize,
     /// Input height.
@@ -251,7 +253,7 @@ pub struct Pool2dGeom {
     pub padding: [usize; 2],
 }
 
-impl Pool2dGeom {
+impl Pool2dGeometry {
     /// `None` when a kernel or stride is 0, padding exceeds half the kernel (PyTorch's
     /// rule, so every window holds an input element) or the window does not fit.
     pub fn new(
@@ -266,7 +268,7 @@ impl Pool2dGeom {
         };
         let oh = out(h, kernel[0], stride[0], padding[0])?;
         let ow = out(w, kernel[1], stride[1], padding[1])?;
-        Some(Pool2dGeom { planes, h, w, oh, ow, kernel, stride, padding })
+        Some(Pool2dGeometry { planes, h, w, oh, ow, kernel, stride, padding })
     }
 
     /// Elements of x: planes·h·w.
@@ -282,7 +284,7 @@ impl Pool2dGeom {
 
 /// Sizes of a batch-norm operand viewed as [N, C, S].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BnDims {
+pub struct BatchNormGeometry {
     /// Batch size N.
     pub n: usize,
     /// Channels C.
@@ -291,7 +293,7 @@ pub struct BnDims {
     pub s: usize,
 }
 
-impl BnDims {
+impl BatchNormGeometry {
     /// Elements each channel's statistics run over: m = N·S.
     pub fn m(&self) -> usize {
         self.n * self.s
@@ -368,9 +370,9 @@ mod tests {
 
     #[test]
     fn pool_output_sizes_follow_pytorch_and_refuse_what_it_refuses() {
-        let g = Pool2dGeom::new(6, [7, 8], [3, 2], [2, 2], [1, 0]).unwrap();
+        let g = Pool2dGeometry::new(6, [7, 8], [3, 2], [2, 2], [1, 0]).unwrap();
         assert_eq!((g.oh, g.ow), (4, 4));
-        assert!(Pool2dGeom::new(1, [4, 4], [2, 2], [2, 2], [2, 0]).is_none(), "padding over half the kernel");
-        assert!(Pool2dGeom::new(1, [1, 1], [3, 3], [1, 1], [0, 0]).is_none(), "window larger than the input");
+        assert!(Pool2dGeometry::new(1, [4, 4], [2, 2], [2, 2], [2, 0]).is_none(), "padding over half the kernel");
+        assert!(Pool2dGeometry::new(1, [1, 1], [3, 3], [1, 1], [0, 0]).is_none(), "window larger than the input");
     }
 }
