@@ -8,10 +8,11 @@ use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchSt
 use super::checks::same_dtype;
 use crate::cpu::batch_norm as kernel;
 use crate::descriptors::BatchNormGeometry;
-use crate::device::{same_device, Device};
+use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
 use crate::profile::{self, OpFamily};
+use crate::storage::Storage;
 use crate::tensor::{run_gpu, Tensor};
 
 /// What a training-mode batch norm returns. All statistics have shape \[C\].
@@ -74,11 +75,11 @@ fn check_eps(op: &'static str, eps: f64) -> Result<()> {
     Ok(())
 }
 
-/// The device shared by x and every present per-channel operand (an error naming `op`).
-fn bn_device(op: &'static str, x: &Tensor, others: &[Option<&Tensor>]) -> Result<Device> {
+/// Refuses operands on different devices: x and every present per-channel operand (an error naming `op`).
+fn check_same_device(op: &'static str, x: &Tensor, others: &[Option<&Tensor>]) -> Result<()> {
     let mut devices = vec![x.device()];
     devices.extend(others.iter().flatten().map(|t| t.device()));
-    same_device(op, &devices)
+    same_device(op, &devices).map(|_| ())
 }
 
 /// The slice of an optional per-channel tensor.
@@ -112,15 +113,16 @@ pub fn batch_norm_train(
     check_eps(OP, eps)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
     let beta = optional_per_channel(OP, "beta", beta, x)?;
-    match bn_device(OP, x, &[gamma.as_ref(), beta.as_ref()])? {
-        Device::Cpu => {
+    check_same_device(OP, x, &[gamma.as_ref(), beta.as_ref()])?;
+    match x.storage() {
+        Storage::Cpu(_) => {
             let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => batch_norm_train_typed::<f32>(&x, d, &gamma, &beta, eps),
                 DType::F64 => batch_norm_train_typed::<f64>(&x, d, &gamma, &beta, eps),
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             // Two launches: per-channel statistics, then the normalisation reading them.
             let (gd, c) = (d, [d.c]);
             let inputs = [Some(x), gamma.as_ref(), beta.as_ref()];
@@ -171,15 +173,16 @@ pub fn batch_norm_train_backward(
     let mean = per_channel(OP, "mean", mean, x)?;
     let inv_std = per_channel(OP, "inv_std", inv_std, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
-    match bn_device(OP, x, &[Some(grad_y), Some(&mean), Some(&inv_std), gamma.as_ref()])? {
-        Device::Cpu => {
+    check_same_device(OP, x, &[Some(grad_y), Some(&mean), Some(&inv_std), gamma.as_ref()])?;
+    match x.storage() {
+        Storage::Cpu(_) => {
             let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
             match x.dtype() {
                 DType::F32 => batch_norm_train_backward_typed::<f32>(&gy, &x, d, &mean, &inv_std, &gamma),
                 DType::F64 => batch_norm_train_backward_typed::<f64>(&gy, &x, d, &mean, &inv_std, &gamma),
             }
         }
-        Device::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&mean, &inv_std], gamma.as_ref(), None),
+        Storage::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&mean, &inv_std], gamma.as_ref(), None),
     }
 }
 
@@ -257,15 +260,16 @@ pub fn batch_norm_eval(
     let rv = per_channel(OP, "running_var", running_var, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
     let beta = optional_per_channel(OP, "beta", beta, x)?;
-    match bn_device(OP, x, &[Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()])? {
-        Device::Cpu => {
+    check_same_device(OP, x, &[Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()])?;
+    match x.storage() {
+        Storage::Cpu(_) => {
             let x = x.contiguous()?;
             match x.dtype() {
                 DType::F32 => batch_norm_eval_typed::<f32>(&x, d, &rm, &rv, &gamma, &beta, eps),
                 DType::F64 => batch_norm_eval_typed::<f64>(&x, d, &rm, &rv, &gamma, &beta, eps),
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             let gd = d;
             let inputs = [Some(x), Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()];
             let [y] = run_gpu(OP, &inputs, [x.shape()], |ctx, i, [y]| {
@@ -322,15 +326,16 @@ pub fn batch_norm_eval_backward(
     let rm = per_channel(OP, "running_mean", running_mean, x)?;
     let rv = per_channel(OP, "running_var", running_var, x)?;
     let gamma = optional_per_channel(OP, "gamma", gamma, x)?;
-    match bn_device(OP, x, &[Some(grad_y), Some(&rm), Some(&rv), gamma.as_ref()])? {
-        Device::Cpu => {
+    check_same_device(OP, x, &[Some(grad_y), Some(&rm), Some(&rv), gamma.as_ref()])?;
+    match x.storage() {
+        Storage::Cpu(_) => {
             let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
             match x.dtype() {
                 DType::F32 => batch_norm_eval_backward_typed::<f32>(&gy, &x, d, &rm, &rv, &gamma, eps),
                 DType::F64 => batch_norm_eval_backward_typed::<f64>(&gy, &x, d, &rm, &rv, &gamma, eps),
             }
         }
-        Device::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&rm, &rv], gamma.as_ref(), Some(eps)),
+        Storage::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&rm, &rv], gamma.as_ref(), Some(eps)),
     }
 }
 

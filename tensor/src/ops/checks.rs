@@ -2,7 +2,7 @@
 //! image plane, a gradient shaped like the forward's output, and one dtype and device shared by
 //! all operands. Each returns an error naming the op and the shape, dtype or device at fault.
 
-use crate::device::{same_device, Device};
+use crate::device::same_device;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result, TensorError};
 use crate::tensor::Tensor;
@@ -49,9 +49,10 @@ pub(crate) fn same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType>
     }
 }
 
-/// Dtype and device shared by all operands (an error naming `op` otherwise).
-pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result<(DType, Device)> {
+/// The dtype shared by all operands, which also share one device (an error naming `op`
+/// otherwise); the caller then dispatches on any operand's storage.
+pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
     let dtype = same_dtype(op, tensors)?;
-    let device = same_device(op, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
-    Ok((dtype, device))
+    same_device(op, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
+    Ok(dtype)
 }

@@ -9,11 +9,11 @@ use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
-use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::profile::{self, OpFamily};
+use crate::storage::Storage;
 use crate::tensor::{run_gpu, Tensor};
 
 /// Stride, zero padding and dilation of a conv2d, as [height, width].
@@ -129,17 +129,17 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let g = conv2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
-    let (dtype, device) = same_dtype_device(OP, &operands)?;
+    let dtype = same_dtype_device(OP, &operands)?;
     let shape = [g.batch, g.c_out, g.oh, g.ow];
-    match device {
-        Device::Cpu => {
+    match x.storage() {
+        Storage::Cpu(_) => {
             let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
             match dtype {
                 DType::F32 => conv2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
                 DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
                 gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
@@ -168,10 +168,10 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let (dtype, device) = same_dtype_device(OP, &[grad_y, w])?;
+    let dtype = same_dtype_device(OP, &[grad_y, w])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
-    match device {
-        Device::Cpu => {
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
             let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
@@ -184,7 +184,7 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
                 )),
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
                 gpu_kernel::backward_data(ctx, &g, gy, w, dx, Output::Overwrite)
@@ -201,9 +201,9 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let (dtype, device) = same_dtype_device(OP, &[grad_y, x])?;
-    match device {
-        Device::Cpu => {
+    let dtype = same_dtype_device(OP, &[grad_y, x])?;
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
             let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
             match dtype {
                 DType::F32 => Ok(Tensor::from_kernel(
@@ -216,7 +216,7 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
                 )),
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
                 let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
                 gpu_kernel::backward_weight(ctx, &g, gy, x, dw, Output::Overwrite)
@@ -240,8 +240,8 @@ pub fn conv2d_backward_bias(grad_y: &Tensor) -> Result<Tensor> {
 pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> {
     let [batch, c_out, oh, ow] = rank4(op, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let dims = [batch, c_out, oh * ow];
-    match grad_y.device() {
-        Device::Cpu => {
+    match grad_y.storage() {
+        Storage::Cpu(_) => {
             let gy = grad_y.contiguous()?;
             match gy.dtype() {
                 DType::F32 => {
@@ -252,7 +252,7 @@ pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> 
                 }
             }
         }
-        Device::Gpu(_) => {
+        Storage::Gpu(_) => {
             let [db] = run_gpu(op, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
                 gpu_kernel::backward_bias(ctx, dims, i[0].expect("grad_y"), db, Output::Overwrite)
             })?;
