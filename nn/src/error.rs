@@ -59,11 +59,13 @@ impl fmt::Display for StateMismatch {
 }
 
 /// Every way an nn call can fail.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tensor op failed (shapes, dtypes, devices); the message names the op.
-    Tensor(TensorError),
+    #[error("{0}")]
+    Tensor(#[from] TensorError),
     /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -71,6 +73,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A checkpoint file is truncated, corrupted, or holds something this crate cannot read.
+    #[error("{}: {msg}", path.display())]
     Checkpoint {
         /// The file.
         path: PathBuf,
@@ -78,6 +81,7 @@ pub enum Error {
         msg: String,
     },
     /// A checkpoint's tensors do not match the model (or optimizer) they are loaded into.
+    #[error("{}: the file does not match the model: {mismatch}", path.display())]
     Mismatch {
         /// The file.
         path: PathBuf,
@@ -85,51 +89,19 @@ pub enum Error {
         mismatch: StateMismatch,
     },
     /// A gradient holds a NaN or an infinity; the optimizer changed nothing.
+    #[error("the gradient of {parameter} holds non-finite values (NaN or infinity); no parameter was updated")]
     NonFiniteGradient {
         /// The parameter whose gradient it is.
         parameter: String,
     },
     /// A layer, optimizer or schedule was configured with values that cannot work.
+    #[error("{what}: invalid configuration: {msg}")]
     Config {
         /// The layer, optimizer or schedule.
         what: &'static str,
         /// What was wrong.
         msg: String,
     },
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Tensor(e) => write!(f, "{e}"),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Checkpoint { path, msg } => write!(f, "{}: {msg}", path.display()),
-            Error::Mismatch { path, mismatch } => {
-                write!(f, "{}: the file does not match the model: {mismatch}", path.display())
-            }
-            Error::Config { what, msg } => write!(f, "{what}: invalid configuration: {msg}"),
-            Error::NonFiniteGradient { parameter } => write!(
-                f,
-                "the gradient of {parameter} holds non-finite values (NaN or infinity); no parameter was updated"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Tensor(e) => Some(e),
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<TensorError> for Error {
-    fn from(e: TensorError) -> Self {
-        Error::Tensor(e)
-    }
 }
 
 /// `Result` with the nn [`Error`].

@@ -1,14 +1,13 @@
 //! The error type of the tensor crate: every public op validates its operands and reports
 //! the shapes it got and what it expected, instead of panicking inside a kernel.
 
-use std::fmt;
-
 use crate::dtype::DType;
 
 /// Why a tensor op refused its operands or failed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TensorError {
     /// Operand shapes do not fit the op; the message names the op, the shapes and the rule.
+    #[error("{op}: shape error: {msg}")]
     Shape {
         /// The op that failed.
         op: &'static str,
@@ -16,6 +15,7 @@ pub enum TensorError {
         msg: String,
     },
     /// Operands of different element types.
+    #[error("{op}: dtype mismatch: expected {expected:?}, got {got:?}")]
     DType {
         /// The op that failed.
         op: &'static str,
@@ -25,6 +25,7 @@ pub enum TensorError {
         got: DType,
     },
     /// Operands on different devices, or an op not available on a device.
+    #[error("{op}: device error: {msg}")]
     Device {
         /// The op that failed.
         op: &'static str,
@@ -32,6 +33,7 @@ pub enum TensorError {
         msg: String,
     },
     /// An axis index out of range for the tensor's rank.
+    #[error("{op}: axis {axis} is out of range for a tensor of rank {rank}")]
     Axis {
         /// The op that failed.
         op: &'static str,
@@ -41,6 +43,7 @@ pub enum TensorError {
         rank: usize,
     },
     /// Any other invalid argument (a zero stride, a negative size, ...).
+    #[error("{op}: invalid argument: {msg}")]
     Invalid {
         /// The op that failed.
         op: &'static str,
@@ -49,6 +52,7 @@ pub enum TensorError {
     },
     /// A tensor or launch beyond one of the GPU adapter's limits; the message names the limit
     /// (e.g. `max_storage_buffer_binding_size`), what was requested and what the device allows.
+    #[error("{op}: beyond a GPU limit: {msg}")]
     Limit {
         /// The op that failed.
         op: &'static str,
@@ -57,28 +61,9 @@ pub enum TensorError {
     },
     /// Any other failure inside the GPU backend (out of memory, a lost device, a kernel
     /// refusing its arguments).
+    #[error("gpu: {0}")]
     Gpu(String),
 }
-
-impl fmt::Display for TensorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TensorError::Shape { op, msg } => write!(f, "{op}: shape error: {msg}"),
-            TensorError::DType { op, expected, got } => {
-                write!(f, "{op}: dtype mismatch: expected {expected:?}, got {got:?}")
-            }
-            TensorError::Device { op, msg } => write!(f, "{op}: device error: {msg}"),
-            TensorError::Axis { op, axis, rank } => {
-                write!(f, "{op}: axis {axis} is out of range for a tensor of rank {rank}")
-            }
-            TensorError::Invalid { op, msg } => write!(f, "{op}: invalid argument: {msg}"),
-            TensorError::Limit { op, msg } => write!(f, "{op}: beyond a GPU limit: {msg}"),
-            TensorError::Gpu(msg) => write!(f, "gpu: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for TensorError {}
 
 /// `Result` with a [`TensorError`].
 pub type Result<T> = std::result::Result<T, TensorError>;

@@ -1,27 +1,33 @@
 //! The vae crate's error type: everything a run can fail on, each message naming the file,
 //! flag or shape involved.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use crate::data::DataError;
 
-#[derive(Debug)]
-/// Everything a `vae` run can fail on.
+/// Everything a `vae` run can fail on. Every message starts with [`Error::category`].
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tensor operation failed (shape, dtype or device mismatch).
-    Tensor(tensor::TensorError),
+    #[error("tensor: {0}")]
+    Tensor(#[from] tensor::TensorError),
     /// An `nn` operation failed (layer construction, checkpoint I/O, optimizer).
-    Nn(nn::Error),
+    #[error("{category}: {0}", category = nn_category(.0))]
+    Nn(#[from] nn::Error),
     /// Loading or batching a dataset failed.
-    Data(DataError),
+    #[error("data: {0}")]
+    Data(#[from] DataError),
     /// Drawing or saving a picture failed.
-    Plot(crate::plot::PlotError),
+    #[error("picture: {0}")]
+    Plot(#[from] crate::plot::PlotError),
     /// Bad input to a metric or t-SNE (shapes, sizes).
-    Metric(crate::linalg::InputError),
+    #[error("metric: {0}")]
+    Metric(#[from] crate::linalg::InputError),
     /// A flag or configuration value that cannot work, with what was expected.
+    #[error("configuration: {0}")]
     Config(String),
     /// A file or directory could not be read or written.
+    #[error("I/O: {}: {source}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -29,6 +35,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The loss, a component of it, or a gradient became NaN or infinite.
+    #[error(
+        "training: a non-finite value (NaN or infinity) at epoch {epoch}, step {step}: {what}; try a lower --lr{kept}"
+    )]
     NonFinite {
         /// The epoch it happened in.
         epoch: usize,
@@ -48,11 +57,11 @@ impl Error {
     /// the model, which is a bug to report).
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Tensor(_) | Error::Nn(nn::Error::Tensor(_)) => "tensor",
-            Error::Nn(nn::Error::Io { .. }) | Error::Io { .. } => "I/O",
-            Error::Nn(nn::Error::Checkpoint { .. } | nn::Error::Mismatch { .. }) => "checkpoint",
-            Error::Nn(nn::Error::NonFiniteGradient { .. }) | Error::NonFinite { .. } => "training",
-            Error::Nn(nn::Error::Config { .. }) | Error::Config(_) => "configuration",
+            Error::Tensor(_) => "tensor",
+            Error::Nn(e) => nn_category(e),
+            Error::Io { .. } => "I/O",
+            Error::NonFinite { .. } => "training",
+            Error::Config(_) => "configuration",
             Error::Data(_) => "data",
             Error::Plot(_) => "picture",
             Error::Metric(_) => "metric",
@@ -60,58 +69,19 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.category())?;
-        match self {
-            Error::Tensor(e) => write!(f, "{e}"),
-            Error::Nn(e) => write!(f, "{e}"),
-            Error::Data(e) => write!(f, "{e}"),
-            Error::Plot(e) => write!(f, "{e}"),
-            Error::Metric(e) => write!(f, "{e}"),
-            Error::Config(msg) => write!(f, "{msg}"),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::NonFinite { epoch, step, what, kept } => {
-                write!(f, "a non-finite value (NaN or infinity) at epoch {epoch}, step {step}: {what}; try a lower --lr{kept}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<tensor::TensorError> for Error {
-    fn from(e: tensor::TensorError) -> Self {
-        Error::Tensor(e)
-    }
-}
-
-impl From<nn::Error> for Error {
-    fn from(e: nn::Error) -> Self {
-        Error::Nn(e)
-    }
-}
-
-impl From<DataError> for Error {
-    fn from(e: DataError) -> Self {
-        Error::Data(e)
+/// The category of an `nn` error, in [`Error::category`]'s words.
+fn nn_category(e: &nn::Error) -> &'static str {
+    match e {
+        nn::Error::Tensor(_) => "tensor",
+        nn::Error::Io { .. } => "I/O",
+        nn::Error::Checkpoint { .. } | nn::Error::Mismatch { .. } => "checkpoint",
+        nn::Error::NonFiniteGradient { .. } => "training",
+        nn::Error::Config { .. } => "configuration",
     }
 }
 
 /// Result with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
-
-impl From<crate::plot::PlotError> for Error {
-    fn from(e: crate::plot::PlotError) -> Self {
-        Error::Plot(e)
-    }
-}
-
-impl From<crate::linalg::InputError> for Error {
-    fn from(e: crate::linalg::InputError) -> Self {
-        Error::Metric(e)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,27 +7,18 @@
 //! These are meant for the matrices of evaluation code (d ≤ 512), not for training: nothing
 //! here is blocked for cache, only the O(n·d²) products are spread over cores with rayon.
 
-use std::fmt;
-
 use rayon::prelude::*;
 
 /// An argument with the wrong shape or value. Shared by [`crate::linalg`], [`crate::metrics`]
 /// and [`crate::tsne`]: `op` names the public function, `msg` says what was expected.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{op}: {msg}")]
 pub struct InputError {
     /// The public function that rejected the argument.
     pub op: &'static str,
     /// What was wrong and what was expected.
     pub msg: String,
 }
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.op, self.msg)
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// Result with [`InputError`], for [`crate::linalg`], [`crate::metrics`] and [`crate::tsne`].
 pub type Result<T> = std::result::Result<T, InputError>;

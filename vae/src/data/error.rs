@@ -1,6 +1,5 @@
 //! What can go wrong reading a dataset, each case naming the file and what was expected.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use tensor::TensorError;
@@ -11,9 +10,10 @@ use super::DatasetKind;
 
 /// Everything that can go wrong while loading data. Every message names the file (or
 /// directory) involved and says what was expected.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The operating system refused a read (missing permission, a directory, ...).
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory being read.
         path: PathBuf,
@@ -21,6 +21,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The file exists but its content is not what the format requires.
+    #[error("{}: {msg}", path.display())]
     Format {
         /// The offending file.
         path: PathBuf,
@@ -28,6 +29,7 @@ pub enum DataError {
         msg: String,
     },
     /// A dataset (or one of its files) is not where it was looked for.
+    #[error("{what} not found at {}: {hint}", path.display())]
     NotFound {
         /// Where it was looked for.
         path: PathBuf,
@@ -37,6 +39,11 @@ pub enum DataError {
         hint: String,
     },
     /// An image file and its label file disagree on the number of items.
+    #[error(
+        "{} holds {n_images} images but {} holds {n_labels} labels; expected the same count",
+        images.display(),
+        labels.display()
+    )]
     CountMismatch {
         /// The image file.
         images: PathBuf,
@@ -48,11 +55,13 @@ pub enum DataError {
         n_labels: usize,
     },
     /// `--dataset` named no dataset this crate knows.
+    #[error("unknown dataset '{name}': expected one of {}", DatasetKind::names().join(", "))]
     UnknownDataset {
         /// The name as given.
         name: String,
     },
     /// A bad argument (ratios that sum to zero, a zero batch size, mismatched channels, ...).
+    #[error("{what}: {msg}")]
     Invalid {
         /// The function or argument that rejected it.
         what: &'static str,
@@ -60,46 +69,8 @@ pub enum DataError {
         msg: String,
     },
     /// Building a tensor failed (a shape bug; reported rather than panicking).
-    Tensor(TensorError),
-}
-
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            DataError::Format { path, msg } => write!(f, "{}: {msg}", path.display()),
-            DataError::NotFound { path, what, hint } => {
-                write!(f, "{what} not found at {}: {hint}", path.display())
-            }
-            DataError::CountMismatch { images, labels, n_images, n_labels } => write!(
-                f,
-                "{} holds {n_images} images but {} holds {n_labels} labels; expected the same count",
-                images.display(),
-                labels.display()
-            ),
-            DataError::UnknownDataset { name } => {
-                write!(f, "unknown dataset '{name}': expected one of {}", DatasetKind::names().join(", "))
-            }
-            DataError::Invalid { what, msg } => write!(f, "{what}: {msg}"),
-            DataError::Tensor(e) => write!(f, "building a batch tensor: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DataError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DataError::Io { source, .. } => Some(source),
-            DataError::Tensor(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<TensorError> for DataError {
-    fn from(e: TensorError) -> Self {
-        DataError::Tensor(e)
-    }
+    #[error("building a batch tensor: {0}")]
+    Tensor(#[from] TensorError),
 }
 
 /// The result of every loader in this module.

@@ -13,7 +13,6 @@
 mod charts;
 mod grid;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat};
@@ -26,10 +25,11 @@ pub use grid::{image_grid, save_image_grid, save_image_grid_with, save_rows, sav
 
 /// What can go wrong while drawing or saving a figure. Messages name the file or the bad
 /// argument.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     /// An argument with a wrong shape or value (no series, mismatched lengths, a label
     /// without a class name, a canvas too small for its axes, ...).
+    #[error("{what}: {msg}")]
     Invalid {
         /// The function or argument that rejected it.
         what: &'static str,
@@ -37,6 +37,7 @@ pub enum PlotError {
         msg: String,
     },
     /// Writing or renaming the file failed.
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file being written.
         path: PathBuf,
@@ -44,34 +45,13 @@ pub enum PlotError {
         source: std::io::Error,
     },
     /// The PNG encoder failed.
+    #[error("{}: encoding PNG: {source}", path.display())]
     Image {
         /// The file being written.
         path: PathBuf,
         /// The encoder's error.
         source: image::ImageError,
     },
-}
-
-impl fmt::Display for PlotError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlotError::Invalid { what, msg } => write!(f, "{what}: {msg}"),
-            PlotError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            PlotError::Image { path, source } => {
-                write!(f, "{}: encoding PNG: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for PlotError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PlotError::Io { source, .. } => Some(source),
-            PlotError::Image { source, .. } => Some(source),
-            PlotError::Invalid { .. } => None,
-        }
-    }
 }
 
 /// Result with [`PlotError`].
