@@ -205,6 +205,7 @@ pub fn train(args: &ClassifyCli) -> Result<ClassifierInfo> {
         data_dir: args.data_dir.clone(),
         image_size: args.image_size,
         max_images: args.max_images,
+        skip_images: args.skip_images,
         split: args.split.clone(),
         seed: args.seed,
         ..RunConfig::default()

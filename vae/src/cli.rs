@@ -144,6 +144,10 @@ pub struct ClassifyCli {
     /// Use at most this many images.
     #[arg(long)]
     pub max_images: Option<usize>,
+    /// Leave out the dataset's first N images (as `train --skip-images`), e.g. those a VAE trains
+    /// and is tested on, so that a judge never sees them.
+    #[arg(long, default_value_t = 0)]
+    pub skip_images: usize,
     /// Train/validation/test split ratios (as `train`).
     #[arg(long, default_value = "10:1:1")]
     pub split: String,

@@ -155,6 +155,10 @@ pub struct RunConfig {
     /// Use at most this many images (default: 20000 for dsprites, all for the others).
     #[arg(long, value_parser = at_least_one)]
     pub max_images: Option<usize>,
+    /// Leave out the dataset's first N images (before --max-images counts), so two runs (a VAE
+    /// and the classifier that judges it) can take disjoint ranges of one file.
+    #[arg(long, default_value_t = 0)]
+    pub skip_images: usize,
     /// Pascal-VOC annotation folder for bounding-box crops (--dataset folder, e.g. Stanford Dogs).
     #[arg(long)]
     pub annotation_dir: Option<PathBuf>,

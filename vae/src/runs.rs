@@ -126,6 +126,7 @@ impl RunConfig {
         let max_images = self.max_images.or(if self.dataset == DatasetKind::DSprites { Some(20_000) } else { None });
         DataLoadOptions {
             max_images,
+            skip_images: self.skip_images,
             seed: self.seed,
             center_crop: self.center_crop,
             annotation_dir: self.annotation_dir.clone(),

@@ -138,6 +138,8 @@ pub struct LoadOptions {
     /// Read at most this many images (dSprites: how many to generate, default
     /// [`dsprites::DEFAULT_SUBSET`]).
     pub max_images: Option<usize>,
+    /// Leave out the first this many images; `max_images` counts from there.
+    pub skip_images: usize,
     /// Seeds dSprites' choice of factor combinations.
     pub seed: u64,
     /// Image folders: load as one grey channel instead of RGB.
@@ -155,6 +157,7 @@ impl Default for LoadOptions {
         LoadOptions {
             split: Split::Train,
             max_images: None,
+            skip_images: 0,
             seed: 0,
             grayscale: false,
             center_crop: false,
@@ -204,10 +207,13 @@ pub fn load(
         }
         Ok(())
     };
+    // The loaders that stop reading early read the skipped images too.
+    let read_at_most = opts.max_images.map(|m| m + opts.skip_images);
     let ds = match kind {
         DatasetKind::DSprites => {
             single_part(kind)?;
-            dsprites::generate(opts.max_images.unwrap_or(dsprites::DEFAULT_SUBSET), opts.seed)
+            let count = opts.max_images.unwrap_or(dsprites::DEFAULT_SUBSET) + opts.skip_images;
+            dsprites::generate(count, opts.seed)
         }
         DatasetKind::FashionMnist | DatasetKind::Mnist => {
             let dir = dir.unwrap_or_default();
@@ -217,7 +223,7 @@ pub fn load(
         DatasetKind::Cifar10 => cifar10::load(&dir.unwrap_or_default(), opts.split)?,
         DatasetKind::Stl10 => {
             let s = image_size.unwrap_or(stl10::DEFAULT_SIZE);
-            stl10::load(&dir.unwrap_or_default(), opts.split, s, opts.max_images)?
+            stl10::load(&dir.unwrap_or_default(), opts.split, s, read_at_most)?
         }
         DatasetKind::Folder => {
             single_part(kind)?;
@@ -228,14 +234,21 @@ pub fn load(
                 grayscale: opts.grayscale,
                 center_crop: opts.center_crop,
                 annotation_dir: opts.annotation_dir.clone(),
-                max_images: opts.max_images,
+                max_images: read_at_most,
             };
             image_folder::load(&dir.unwrap_or_default(), &fo)?
         }
     };
-    let ds = match opts.max_images {
-        Some(m) if m < ds.len() => ds.subset(&(0..m).collect::<Vec<_>>()),
-        _ => ds,
+    if opts.skip_images >= ds.len() && opts.skip_images > 0 {
+        return invalid(
+            "load",
+            format!("--skip-images {} leaves nothing of the {} images of {}", opts.skip_images, ds.len(), ds.name),
+        );
+    }
+    let end = opts.max_images.map_or(ds.len(), |m| (opts.skip_images + m).min(ds.len()));
+    let ds = match (opts.skip_images, end) {
+        (0, end) if end == ds.len() => ds,
+        (skip, end) => ds.subset(&(skip..end).collect::<Vec<_>>()),
     };
     Ok(match image_size {
         // `resized` copies; skip it when the size already matches (dSprites is 1.6 GB).
@@ -280,5 +293,29 @@ mod tests {
             load(DatasetKind::Folder, None, None, &LoadOptions::default()),
             Err(DataError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn skipped_images_are_the_first_ones_and_max_images_counts_after_them() {
+        let all = LoadOptions { max_images: Some(30), seed: 4, ..Default::default() };
+        let all = load(DatasetKind::DSprites, None, None, &all).unwrap();
+        let later = LoadOptions { max_images: Some(20), skip_images: 10, seed: 4, ..Default::default() };
+        let later = load(DatasetKind::DSprites, None, None, &later).unwrap();
+        assert_eq!(later.shape[0], 20);
+        assert_eq!(later.images, all.images[10 * 64 * 64..]);
+        assert_eq!(later.factors.as_deref(), all.factors.as_ref().map(|f| &f[10..]));
+    }
+
+    #[test]
+    fn skipping_every_image_is_refused_naming_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.png", "b.png"] {
+            image::GrayImage::new(4, 4).save(dir.path().join(name)).unwrap();
+        }
+        let opts = LoadOptions { skip_images: 2, grayscale: true, ..Default::default() };
+        let err = load(DatasetKind::Folder, Some(dir.path()), Some(4), &opts).unwrap_err().to_string();
+        assert!(err.contains("--skip-images 2 leaves nothing of the 2 images"), "{err}");
+        let opts = LoadOptions { skip_images: 1, ..opts };
+        assert_eq!(load(DatasetKind::Folder, Some(dir.path()), Some(4), &opts).unwrap().len(), 1);
     }
 }
