@@ -71,6 +71,11 @@ fn resnet18_without_batch_norm_loss_goes_down() {
 }
 
 #[test]
+fn resnet18_without_encoder_batch_norm_loss_goes_down() {
+    assert_loss_goes_down(Arch::ResNet18EncoderNoBn, [1, 32, 32], 12);
+}
+
+#[test]
 fn resnet_bn_vae_loss_goes_down() {
     assert_loss_goes_down(Arch::ResNetBn, [3, 32, 32], 12);
 }

@@ -174,7 +174,7 @@ pub fn feature_maps(model: &Vae, checkpoint: &Path, x: &Tensor) -> Result<Vec<Fe
     let arch = model.config.arch;
     let r = no_grad(|| -> Result<Vec<(String, Var)>> {
         match arch {
-            Arch::ResNet18 | Arch::ResNet18NoBn => {
+            Arch::ResNet18 | Arch::ResNet18NoBn | Arch::ResNet18EncoderNoBn => {
                 let enc = ResNet18Encoder::new(model.config.input[0], arch == Arch::ResNet18, &mut Init::new(0))?;
                 load_model(
                     checkpoint,

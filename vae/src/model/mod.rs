@@ -6,7 +6,7 @@
 //! | `dense` | Messaoudi et al. | 256 |
 //! | `basic` | Jena ("basic VAE") | 64·H/4·W/4 |
 //! | `conv` | Folkertsma et al. | 128·H/8·W/8 |
-//! | `resnet18` (and `resnet18-nobn`) | Yang and Kobilaski; Jena | 512 |
+//! | `resnet18` (and `resnet18-nobn`, `resnet18-encoder-nobn`) | Yang and Kobilaski; Jena | 512 |
 //! | `resnet-bn` | the STL-10 paper | 512·H/16·W/16 |
 //!
 //! Parameter names follow PyTorch's state_dict: `encoder.…`, `fc_mu.weight`,
@@ -21,6 +21,7 @@
 //! | `conv` | 3×64×64, 32 | 1,053,411 |
 //! | `resnet18` | 3×32×32, 128 | 23,917,059 (the spec's number) |
 //! | `resnet18-nobn` | 3×32×32, 128 | 23,908,419 |
+//! | `resnet18-encoder-nobn` | 3×32×32, 128 | 23,912,259 |
 //! | `resnet-bn` | 3×64×64, 128 | 19,576,451 |
 
 mod basic;
@@ -54,6 +55,10 @@ pub enum Arch {
     /// ResNet-18 VAE with every batch norm removed (convolutions get biases instead); Jena.
     #[value(name = "resnet18-nobn")]
     ResNet18NoBn,
+    /// ResNet-18 VAE with batch norm removed from the encoder only (the decoder keeps it): the
+    /// other reading of Jena, who names the encoder.
+    #[value(name = "resnet18-encoder-nobn")]
+    ResNet18EncoderNoBn,
     /// Residual VAE with batch norm for 64×64 images (the STL-10 paper; F = 512·H/16·W/16).
     #[value(name = "resnet-bn")]
     ResNetBn,
@@ -71,7 +76,7 @@ impl Arch {
             Arch::Dense => 1,
             Arch::Basic => 4,
             Arch::Conv => 8,
-            Arch::ResNet18 | Arch::ResNet18NoBn => 32,
+            Arch::ResNet18 | Arch::ResNet18NoBn | Arch::ResNet18EncoderNoBn => 32,
             Arch::ResNetBn => 16,
         }
     }
@@ -176,8 +181,9 @@ impl Vae {
             Arch::Dense => dense::build(config, init)?,
             Arch::Basic => basic::build(config, init)?,
             Arch::Conv => conv::build(config, init)?,
-            Arch::ResNet18 => resnet18::build(config, true, init)?,
-            Arch::ResNet18NoBn => resnet18::build(config, false, init)?,
+            Arch::ResNet18 => resnet18::build(config, [true, true], init)?,
+            Arch::ResNet18NoBn => resnet18::build(config, [false, false], init)?,
+            Arch::ResNet18EncoderNoBn => resnet18::build(config, [false, true], init)?,
             Arch::ResNetBn => resnet_bn::build(config, init)?,
         };
         let fc_mu = Linear::new(features, config.z_dim, init)?;
@@ -245,6 +251,7 @@ mod tests {
         assert_eq!(count(Arch::Basic, [3, 32, 32], 128), 1_652_867);
         assert_eq!(count(Arch::Conv, [3, 64, 64], 32), 1_053_411);
         assert_eq!(count(Arch::ResNet18NoBn, [3, 32, 32], 128), 23_908_419);
+        assert_eq!(count(Arch::ResNet18EncoderNoBn, [3, 32, 32], 128), 23_912_259);
         assert_eq!(count(Arch::ResNetBn, [3, 64, 64], 128), 19_576_451);
     }
 
@@ -288,6 +295,7 @@ mod tests {
             (Arch::Conv, [3, 32, 32]),
             (Arch::ResNet18, [3, 32, 32]),
             (Arch::ResNet18NoBn, [1, 32, 32]),
+            (Arch::ResNet18EncoderNoBn, [1, 32, 32]),
             (Arch::ResNetBn, [3, 32, 32]),
         ] {
             let m = Vae::new(ModelConfig { arch, input, z_dim: 4 }, &mut Init::new(1)).unwrap();

@@ -236,15 +236,19 @@ impl Module for ResNet18Decoder {
     }
 }
 
-pub(super) fn build(cfg: ModelConfig, batch_norm: bool, init: &mut Init) -> nn::Result<super::PresetParts> {
+pub(super) fn build(
+    cfg: ModelConfig,
+    [encoder_bn, decoder_bn]: [bool; 2],
+    init: &mut Init,
+) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
-    let encoder = ResNet18Encoder::new(c, batch_norm, init)?;
+    let encoder = ResNet18Encoder::new(c, encoder_bn, init)?;
     let start = [512, h / 32, w / 32];
     let linear = Linear::new(cfg.z_dim, start.iter().product(), init)?;
     let stage = |a: usize, b: usize, up: bool, init: &mut Init| -> nn::Result<Sequential> {
         Ok(Sequential::new()
-            .with(BasicBlockT::new(a, a, false, batch_norm, init)?)
-            .with(BasicBlockT::new(a, b, up, batch_norm, init)?))
+            .with(BasicBlockT::new(a, a, false, decoder_bn, init)?)
+            .with(BasicBlockT::new(a, b, up, decoder_bn, init)?))
     };
     let layers = [
         stage(512, 256, true, init)?,
