@@ -260,13 +260,13 @@ fn patience_of(patience: usize) -> usize {
     }
 }
 
-/// The run's training and validation splits, refused when either leaves nothing to do.
-fn training_splits(config: &RunConfig) -> Result<(Dataset, Dataset)> {
-    let ds =
-        crate::data::load(config.dataset, config.data_dir.as_deref(), config.image_size, &config.data_load_options())?;
-    let splits = ds.split(config.split_ratios()?, config.seed)?;
+/// The run's training and validation splits (as `RunConfig::load_splits` cuts them for every
+/// command) and their normalisation, refused when either split leaves nothing to do.
+fn training_splits(config: &RunConfig) -> Result<(Dataset, Dataset, Normalization)> {
+    let (splits, normalization) = config.load_splits()?;
     if splits.val.is_empty() {
-        return Err(Error::Config(format!("--split {} leaves no validation images out of {}", config.split, ds.len())));
+        let total = splits.train.len() + splits.val.len() + splits.test.len();
+        return Err(Error::Config(format!("--split {} leaves no validation images out of {total}", config.split)));
     }
     if splits.train.len() < config.batch_size {
         return Err(Error::Config(format!(
@@ -277,7 +277,7 @@ fn training_splits(config: &RunConfig) -> Result<(Dataset, Dataset)> {
             splits.train.len()
         )));
     }
-    Ok((splits.train, splits.val))
+    Ok((splits.train, splits.val, normalization))
 }
 
 /// How [`Trainer::run`] ended.
@@ -293,14 +293,6 @@ pub enum Finished {
         /// The mid-epoch checkpoint just written.
         checkpoint: PathBuf,
     },
-}
-
-/// The end of one epoch's training steps.
-enum EpochSteps {
-    /// Every batch ran.
-    Done(EpochTrained),
-    /// A stop was requested and a checkpoint written.
-    Interrupted,
 }
 
 /// What one epoch's training steps left behind.
@@ -348,8 +340,7 @@ impl Trainer {
         resume: Option<&Path>,
         profile: bool,
     ) -> Result<Trainer> {
-        let (train, val) = training_splits(&config)?;
-        let normalization = config.normalization(&train);
+        let (train, val, normalization) = training_splits(&config)?;
         let setup = config.loss_setup(train.len());
         let [_, c, h, w] = train.shape;
         let model = Vae::new(
@@ -407,16 +398,6 @@ impl Trainer {
         })
     }
 
-    /// The model being trained.
-    pub fn model(&self) -> &Vae {
-        &self.model
-    }
-
-    /// Where training stands.
-    pub fn progress(&self) -> &Progress {
-        &self.progress
-    }
-
     /// Trains the remaining epochs, writing the run folder as it goes; `stop` is polled before
     /// every batch.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<Finished> {
@@ -447,9 +428,8 @@ impl Trainer {
             let lr = self.schedule.lr_at(epoch);
             self.optimizer.set_learning_rate(lr);
             let started = Instant::now();
-            let trained = match self.train_epoch(epoch, stop)? {
-                EpochSteps::Done(trained) => trained,
-                EpochSteps::Interrupted => return Ok(Finished::Interrupted { checkpoint: self.last() }),
+            let Some(trained) = self.train_epoch(epoch, stop)? else {
+                return Ok(Finished::Interrupted { checkpoint: self.last() });
             };
             if self.profile {
                 self.print_profile(epoch, &trained);
@@ -506,8 +486,8 @@ impl Trainer {
 
     /// The training steps of one epoch (from the checkpoint's batch when resuming mid-epoch).
     /// `progress.data_rng` moves on to the next epoch's state; on a stop request a mid-epoch
-    /// checkpoint is written that replays this epoch's shuffle from its start.
-    fn train_epoch(&mut self, epoch: usize, stop: &AtomicBool) -> Result<EpochSteps> {
+    /// checkpoint is written that replays this epoch's shuffle from its start, and `None` returned.
+    fn train_epoch(&mut self, epoch: usize, stop: &AtomicBool) -> Result<Option<EpochTrained>> {
         let batch_opts = BatchOptions {
             batch_size: self.config.batch_size,
             shuffle: true,
@@ -546,7 +526,7 @@ impl Trainer {
                     &self.optimizer,
                     &mid_epoch.to_state(&self.config_json),
                 )?;
-                return Ok(EpochSteps::Interrupted);
+                return Ok(None);
             }
             let step_started = Instant::now();
             let counted_before = gpu_counters();
@@ -572,7 +552,7 @@ impl Trainer {
             tensor::profile::set_enabled(false);
         }
         let train = self.progress.partial.mean();
-        Ok(EpochSteps::Done(EpochTrained { train, batches: total, steps, step_time, gpu_counted }))
+        Ok(Some(EpochTrained { train, batches: total, steps, step_time, gpu_counted }))
     }
 
     /// Where the epoch's step time went, per op family and per op, and on the GPU what it was

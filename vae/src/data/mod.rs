@@ -245,10 +245,11 @@ pub fn load(
             format!("--skip-images {} leaves nothing of the {} images of {}", opts.skip_images, ds.len(), ds.name),
         );
     }
-    let end = opts.max_images.map_or(ds.len(), |m| (opts.skip_images + m).min(ds.len()));
-    let ds = match (opts.skip_images, end) {
-        (0, end) if end == ds.len() => ds,
-        (skip, end) => ds.subset(&(skip..end).collect::<Vec<_>>()),
+    let end = read_at_most.map_or(ds.len(), |n| n.min(ds.len()));
+    let ds = if opts.skip_images == 0 && end == ds.len() {
+        ds
+    } else {
+        ds.subset(&(opts.skip_images..end).collect::<Vec<_>>())
     };
     Ok(match image_size {
         // `resized` copies; skip it when the size already matches (dSprites is 1.6 GB).
