@@ -22,6 +22,12 @@ use crate::loss::{Objective, ReconLoss, TcEstimator};
 use crate::model::{Arch, OutputActivation};
 use crate::train::LossSetup;
 
+// The three `…Kind` enums below are the flags' choices; the values the library runs on
+// (`Objective`, `Normalization`, `nn::LrSchedule`) carry parameters that come from other flags
+// and from the data (the training set's size N, its per-channel statistics, the epoch count),
+// so they cannot be parsed from one flag. `objective()`, `normalization()` and `lr_schedule()`
+// below are the one place each choice becomes its value.
+
 /// The objective (`--loss`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ObjectiveKind {
