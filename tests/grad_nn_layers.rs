@@ -5,6 +5,7 @@
 //! mode and a residual block (conv → bn → relu → conv → bn, + skip, → relu).
 
 use crate::common;
+use crate::nn_common::{tr, ResidualBlock};
 
 use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};
@@ -14,15 +15,7 @@ use nn::{
     Sigmoid, Tanh, Upsample,
 };
 use tensor::ops::conv2d::Conv2dParams;
-use tensor::{DType, Rng, Tensor, TensorError};
-
-/// An nn result as gradcheck's tensor result.
-fn tr<T>(r: nn::Result<T>) -> tensor::Result<T> {
-    r.map_err(|e| match e {
-        nn::Error::Tensor(t) => t,
-        other => TensorError::Invalid { op: "nn", msg: other.to_string() },
-    })
-}
+use tensor::{DType, Rng, Tensor};
 
 /// f64 parameters drawn from the test's generator.
 fn f64_init(r: &mut Rng) -> Init {
@@ -204,30 +197,6 @@ fn sequential_mlp_with_flatten_and_reshape_matches_finite_differences() {
         },
         &inputs,
     );
-}
-
-/// A ResNet basic block: conv → bn → relu → conv → bn, plus the input, → relu.
-/// x: [N, C, H, W] → [N, C, H, W].
-struct ResidualBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
-    conv2: Conv2d,
-    bn2: BatchNorm2d,
-}
-
-impl Module for ResidualBlock {
-    fn forward(&self, x: &Var) -> nn::Result<Var> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let h = self.bn2.forward(&self.conv2.forward(&h)?)?;
-        Ok(h.add(x)?.relu()?)
-    }
-
-    fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
-        visit("conv1", &self.conv1);
-        visit("bn1", &self.bn1);
-        visit("conv2", &self.conv2);
-        visit("bn2", &self.bn2);
-    }
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! them would move.
 
 mod common;
+/// nn's test fixtures (the example residual block, nn-to-gradcheck glue), shared, not copied.
+#[path = "../nn/tests/common/mod.rs"]
+mod nn_common;
 
 mod docs_paths;
 mod e2e_gpu;

@@ -31,12 +31,10 @@ fn adam_and_adamw_updates_match_cpu_over_several_steps() {
             let g = signed(&shape, &mut r);
             let h = AdamHyper {
                 lr: 0.01,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
                 weight_decay: 0.05,
                 decoupled_weight_decay: decoupled,
                 step,
+                ..AdamHyper::default()
             };
             adam_update(&mut p, &g, &mut m, &mut v, &h).unwrap();
             adam_update(&mut pg, &up(&g, &gpu), &mut mg, &mut vg, &h).unwrap();
@@ -56,15 +54,7 @@ fn adam_update_leaves_a_tensor_sharing_the_parameter_unchanged() {
     let p0 = up(&signed(&[40], &mut r), &gpu);
     let mut p = p0.clone();
     let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
-    let h = AdamHyper {
-        lr: 0.1,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        decoupled_weight_decay: false,
-        step: 1,
-    };
+    let h = AdamHyper { lr: 0.1, ..AdamHyper::default() };
     let before = p0.to_vec_f32().unwrap();
     adam_update(&mut p, &up(&signed(&[40], &mut r), &gpu), &mut m, &mut v, &h).unwrap();
     assert_eq!(p0.to_vec_f32().unwrap(), before, "the shared original must not change");
@@ -102,15 +92,7 @@ fn optimizer_update_refuses_a_gradient_on_the_other_device() {
     let mut pg = Tensor::zeros_on(&[3], tensor::DType::F32, &gpu).unwrap();
     let g = Tensor::zeros(&[3], tensor::DType::F32);
     let (mut m, mut v) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
-    let h = AdamHyper {
-        lr: 0.1,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        decoupled_weight_decay: false,
-        step: 1,
-    };
+    let h = AdamHyper { lr: 0.1, ..AdamHyper::default() };
     let err = adam_update(&mut pg, &g, &mut m, &mut v, &h).unwrap_err().to_string();
     assert!(err.contains("adam_update") && err.contains("cpu") && err.contains("gpu"), "{err}");
 }

@@ -294,12 +294,10 @@ fn adam_adamw_and_sgd_steps_match_the_reference() {
         for decoupled in [false, true] {
             let h = AdamHyper {
                 lr: 0.01,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
                 weight_decay: 0.1,
                 decoupled_weight_decay: decoupled,
                 step: 3,
+                ..AdamHyper::default()
             };
             let (mut pt, mut mt, mut vt) = (on(&p, &dev, dt), on(&m, &dev, dt), on(&v, &dev, dt));
             adam_update(&mut pt, &on(&g, &dev, dt), &mut mt, &mut vt, &h).unwrap();

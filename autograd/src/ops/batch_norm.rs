@@ -3,11 +3,10 @@
 
 use tensor::ops::batch_norm::{
     batch_norm_eval as batch_norm_eval_forward, batch_norm_eval_backward, batch_norm_train as batch_norm_train_forward,
-    batch_norm_train_backward,
+    batch_norm_train_backward, BatchNormGrads,
 };
 use tensor::{Result, Tensor};
 
-use crate::ops::elementwise::grad_if;
 use crate::var::Var;
 
 /// The batch statistics of a training-mode forward, per channel (\[C\]), for running averages.
@@ -26,6 +25,33 @@ fn inputs<'a>(x: &'a Var, gamma: Option<&'a Var>, beta: Option<&'a Var>) -> Vec<
     v
 }
 
+/// Which of x, γ, β are inputs of the op and need a gradient, noted at the forward.
+#[derive(Clone, Copy)]
+struct GradsWanted {
+    x: bool,
+    /// `None` when γ is not an input; else whether it requires a gradient.
+    gamma: Option<bool>,
+    beta: Option<bool>,
+}
+
+impl GradsWanted {
+    fn of(x: &Var, gamma: Option<&Var>, beta: Option<&Var>) -> GradsWanted {
+        GradsWanted {
+            x: x.requires_grad(),
+            gamma: gamma.map(|g| g.requires_grad()),
+            beta: beta.map(|b| b.requires_grad()),
+        }
+    }
+
+    /// The gradients in the order of [`inputs`]: one per input, `None` where none is needed.
+    fn select(self, grads: BatchNormGrads) -> Vec<Option<Tensor>> {
+        let mut v = vec![self.x.then_some(grads.dx)];
+        v.extend(self.gamma.map(|need| need.then_some(grads.dgamma)));
+        v.extend(self.beta.map(|need| need.then_some(grads.dbeta)));
+        v
+    }
+}
+
 /// x: [N, C, H, W] or [N, C]; gamma, beta: \[C\]. y = (x − mean)/√(var + eps)·γ + β with the
 /// batch's per-channel mean and biased variance.
 pub fn batch_norm_train(x: &Var, gamma: Option<&Var>, beta: Option<&Var>, eps: f64) -> Result<(Var, BatchStats)> {
@@ -34,20 +60,11 @@ pub fn batch_norm_train(x: &Var, gamma: Option<&Var>, beta: Option<&Var>, eps: f
     let out = batch_norm_train_forward(&xv, gv.as_ref(), beta.map(|b| b.value()).as_ref(), eps)?;
     let stats = BatchStats { mean: out.mean.clone(), var_unbiased: out.var_unbiased.clone() };
     let (mean, inv_std) = (out.mean, out.inv_std);
-    let need = [x.requires_grad(), gamma.is_some_and(|g| g.requires_grad()), beta.is_some_and(|b| b.requires_grad())];
-    let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+    let wanted = GradsWanted::of(x, gamma, beta);
     // The mean and variance depend on x too, which is why dx is not simply dy·γ·inv_std:
     // see tensor::cpu::batch_norm for the derivation.
     let y = Var::from_op("batch_norm_train", out.y, &inputs(x, gamma, beta), move |g| {
-        let grads = batch_norm_train_backward(g, &xv, &mean, &inv_std, gv.as_ref())?;
-        let mut v = vec![grad_if(need[0], || Ok(grads.dx))?];
-        if has_gamma {
-            v.push(grad_if(need[1], || Ok(grads.dgamma.clone()))?);
-        }
-        if has_beta {
-            v.push(grad_if(need[2], || Ok(grads.dbeta.clone()))?);
-        }
-        Ok(v)
+        Ok(wanted.select(batch_norm_train_backward(g, &xv, &mean, &inv_std, gv.as_ref())?))
     });
     Ok((y, stats))
 }
@@ -66,17 +83,8 @@ pub fn batch_norm_eval(
     let out =
         batch_norm_eval_forward(&xv, running_mean, running_var, gv.as_ref(), beta.map(|b| b.value()).as_ref(), eps)?;
     let (rm, rv) = (running_mean.clone(), running_var.clone());
-    let need = [x.requires_grad(), gamma.is_some_and(|g| g.requires_grad()), beta.is_some_and(|b| b.requires_grad())];
-    let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+    let wanted = GradsWanted::of(x, gamma, beta);
     Ok(Var::from_op("batch_norm_eval", out, &inputs(x, gamma, beta), move |g| {
-        let grads = batch_norm_eval_backward(g, &xv, &rm, &rv, gv.as_ref(), eps)?;
-        let mut v = vec![grad_if(need[0], || Ok(grads.dx))?];
-        if has_gamma {
-            v.push(grad_if(need[1], || Ok(grads.dgamma.clone()))?);
-        }
-        if has_beta {
-            v.push(grad_if(need[2], || Ok(grads.dbeta.clone()))?);
-        }
-        Ok(v)
+        Ok(wanted.select(batch_norm_eval_backward(g, &xv, &rm, &rv, gv.as_ref(), eps)?))
     }))
 }

@@ -144,10 +144,6 @@ impl Optimizer for Adam {
         Ok(())
     }
 
-    fn zero_grad(&self) {
-        self.params.iter().for_each(|(_, p)| p.zero_grad());
-    }
-
     fn learning_rate(&self) -> f64 {
         self.config.lr
     }

@@ -41,7 +41,9 @@ pub trait Optimizer {
     fn step(&mut self) -> Result<()>;
 
     /// Clears the gradients of all the optimizer's parameters.
-    fn zero_grad(&self);
+    fn zero_grad(&self) {
+        self.parameters().iter().for_each(|(_, p)| p.zero_grad());
+    }
 
     /// The current learning rate.
     fn learning_rate(&self) -> f64;

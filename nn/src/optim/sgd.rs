@@ -118,10 +118,6 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
-    fn zero_grad(&self) {
-        self.params.iter().for_each(|(_, p)| p.zero_grad());
-    }
-
     fn learning_rate(&self) -> f64 {
         self.config.lr
     }

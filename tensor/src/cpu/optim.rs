@@ -32,6 +32,22 @@ pub struct AdamHyper {
     pub step: u64,
 }
 
+impl Default for AdamHyper {
+    /// `torch.optim.Adam`'s defaults (lr 1e-3, betas 0.9 / 0.999, eps 1e-8, no weight decay)
+    /// for the first step.
+    fn default() -> AdamHyper {
+        AdamHyper {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            step: 1,
+        }
+    }
+}
+
 /// Hyper-parameters of one SGD step (PyTorch's `torch.optim.SGD`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdHyper {
@@ -167,15 +183,7 @@ mod tests {
     use super::*;
 
     fn adam(decoupled: bool, weight_decay: f64, step: u64) -> AdamHyper {
-        AdamHyper {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay,
-            decoupled_weight_decay: decoupled,
-            step,
-        }
+        AdamHyper { lr: 0.1, weight_decay, decoupled_weight_decay: decoupled, step, ..AdamHyper::default() }
     }
 
     #[test]

@@ -150,15 +150,7 @@ mod tests {
     use super::*;
 
     fn hyper() -> AdamHyper {
-        AdamHyper {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled_weight_decay: false,
-            step: 1,
-        }
+        AdamHyper { lr: 0.1, ..AdamHyper::default() }
     }
 
     #[test]

@@ -68,18 +68,6 @@ fn batches_dir(dir: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Class names from `batches.meta.txt` (one a line) when present, else the standard ten.
-fn class_names(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_to_string(dir.join("batches.meta.txt"))
-        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
-        .unwrap_or_default();
-    if names.len() >= 10 {
-        names
-    } else {
-        CLASSES.iter().map(|s| s.to_string()).collect()
-    }
-}
-
 /// CIFAR-10 from `dir` (or `dir/cifar-10-batches-bin/`): train = the five data batches,
 /// test = the test batch, train+test = all 60,000 images.
 pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
@@ -108,7 +96,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     }
     let n = labels.len();
     Dataset::new(format!("cifar10-{}", split.name()), [n, 3, SIDE, SIDE], pixels)?
-        .with_labels(labels, class_names(&dir))
+        .with_labels(labels, super::class_names_or(&dir.join("batches.meta.txt"), &CLASSES))
 }
 
 #[cfg(test)]

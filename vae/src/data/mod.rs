@@ -177,6 +177,19 @@ pub fn default_dir(kind: DatasetKind) -> Option<PathBuf> {
     }
 }
 
+/// Class names from a text file of one name a line (CIFAR-10's `batches.meta.txt`, STL-10's
+/// `class_names.txt`) when it is there and names them all, else the `standard` ones.
+fn class_names_or(file: &Path, standard: &[&str]) -> Vec<String> {
+    let names: Vec<String> = std::fs::read_to_string(file)
+        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    if names.len() >= standard.len() {
+        names
+    } else {
+        standard.iter().map(|s| s.to_string()).collect()
+    }
+}
+
 /// Loads `kind` from `data_dir` (or its [`default_dir`]) as [N, C, H, W] in [0, 1].
 ///
 /// `image_size`: the side of the square images to produce; `None` keeps the native size

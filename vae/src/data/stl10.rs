@@ -95,17 +95,6 @@ fn binary_dir(dir: &Path) -> Result<PathBuf> {
     })
 }
 
-fn class_names(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_to_string(dir.join("class_names.txt"))
-        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
-        .unwrap_or_default();
-    if names.len() >= 10 {
-        names
-    } else {
-        CLASSES.iter().map(|s| s.to_string()).collect()
-    }
-}
-
 /// One part (`train`, `test` or `unlabeled`): at most `max` images, labelled when a `_y.bin`
 /// exists for it.
 fn load_part(dir: &Path, part: &str, size: usize, max: usize) -> Result<Dataset> {
@@ -129,7 +118,7 @@ fn load_part(dir: &Path, part: &str, size: usize, max: usize) -> Result<Dataset>
     if labels.len() != total {
         return Err(DataError::CountMismatch { images: xp, labels: yp, n_images: total, n_labels: labels.len() });
     }
-    ds.with_labels(labels[..n].to_vec(), class_names(dir))
+    ds.with_labels(labels[..n].to_vec(), super::class_names_or(&dir.join("class_names.txt"), &CLASSES))
 }
 
 /// STL-10 from `dir` (or `dir/stl10_binary/`), resized to `size`×`size`, reading at most

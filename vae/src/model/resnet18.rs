@@ -26,6 +26,25 @@ fn apply_bn(bn: &Option<BatchNorm2d>, x: Var) -> nn::Result<Var> {
     }
 }
 
+/// A residual block's children under torchvision's names: conv1, bn1, conv2, bn2 (the batch
+/// norms only where the preset has them), then the shortcut branch when it is not the identity.
+fn visit_block(
+    visit: &mut dyn FnMut(&str, &dyn Module),
+    convs: [&dyn Module; 2],
+    norms: [Option<&BatchNorm2d>; 2],
+    (branch_name, branch): (&str, Option<&Sequential>),
+) {
+    for (i, (conv, norm)) in convs.into_iter().zip(norms).enumerate() {
+        visit(&format!("conv{}", i + 1), conv);
+        if let Some(bn) = norm {
+            visit(&format!("bn{}", i + 1), bn);
+        }
+    }
+    if let Some(b) = branch {
+        visit(branch_name, b);
+    }
+}
+
 /// torchvision's BasicBlock(a→b, stride s): conv3×3(s) → BN → ReLU → conv3×3 → BN, plus the
 /// shortcut (identity, or `downsample` = conv1×1(s) → BN), then ReLU.
 struct BasicBlock {
@@ -66,17 +85,8 @@ impl Module for BasicBlock {
     }
 
     fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
-        visit("conv1", &self.conv1);
-        if let Some(bn) = &self.bn1 {
-            visit("bn1", bn);
-        }
-        visit("conv2", &self.conv2);
-        if let Some(bn) = &self.bn2 {
-            visit("bn2", bn);
-        }
-        if let Some(d) = &self.downsample {
-            visit("downsample", d);
-        }
+        let (bn1, bn2) = (self.bn1.as_ref(), self.bn2.as_ref());
+        visit_block(visit, [&self.conv1, &self.conv2], [bn1, bn2], ("downsample", self.downsample.as_ref()));
     }
 }
 
@@ -192,17 +202,8 @@ impl Module for BasicBlockT {
     }
 
     fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
-        visit("conv1", &self.conv1);
-        if let Some(bn) = &self.bn1 {
-            visit("bn1", bn);
-        }
-        visit("conv2", &self.conv2);
-        if let Some(bn) = &self.bn2 {
-            visit("bn2", bn);
-        }
-        if let Some(s) = &self.shortcut {
-            visit("shortcut", s);
-        }
+        let (bn1, bn2) = (self.bn1.as_ref(), self.bn2.as_ref());
+        visit_block(visit, [&self.conv1, &self.conv2], [bn1, bn2], ("shortcut", self.shortcut.as_ref()));
     }
 }
 
