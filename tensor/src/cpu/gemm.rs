@@ -240,10 +240,13 @@ const SGEMM_PORTABLE: Kernel<f32> = Kernel::new::<4, 8>("portable", 128, 256, 40
 
 const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>("portable", 128, 256, 4096, kernel_portable::<f64, 4, 4>);
 
-/// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 256×16 B micro-panel is 16 KiB of L1; a 144×256
-/// A block is 144 KiB of L2.
+/// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 512×16 B micro-panel is 32 KiB, streamed through
+/// L1 beside one A micro-panel; a 72×512 A block is 144 KiB of L2; a 512×2032 B block is 4 MiB
+/// of L3. The deeper KC halves the C tile's loads and stores per multiply-add against KC = 256
+/// (`cargo bench --bench gemm`, paired rounds in docs/performance.md: sgemm 1024³ +7 % median,
+/// 4096×512×4608 +6 %).
 #[cfg(target_arch = "x86_64")]
-const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>("avx2", 144, 256, 4080, x86::sgemm_avx2::<6>);
+const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>("avx2", 72, 512, 2032, x86::sgemm_avx2::<6>);
 
 /// Zen 4 / Sapphire Rapids (≥ 1 MiB L2 per core): a 168×256 A block is 168 KiB of L2.
 #[cfg(target_arch = "x86_64")]
