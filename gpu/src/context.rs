@@ -1,11 +1,19 @@
 //! The GPU context: adapter choice, the device's real limits, the one pending command
 //! encoder every launch records into, and the transfers (upload, read-back, fill, copy).
 //!
-//! Batching. Launches never submit: each records a compute pass into the context's pending
+//! Batching. Launches never submit: each records a dispatch into the context's pending
 //! encoder, so a whole training step is one `queue.submit`. [`Context::flush`] submits what
 //! is pending; [`Context::read`] flushes and waits. (A safety valve submits on its own after
 //! [`AUTO_FLUSH_DISPATCHES`] recorded launches, so an unbounded loop without reads does not
 //! grow the encoder without bound.)
+//!
+//! Host cost. A step records hundreds of launches, and on a fast GPU the CPU time spent
+//! recording them, not the kernels, sets the step time at small batches. So a launch creates
+//! as little as it can: consecutive launches share one open compute pass (closed only when a
+//! transfer or the submit needs the encoder), and their parameters go into one CPU-side block,
+//! copied to the GPU's parameter ring with one `write_buffer` at the submit; each launch binds
+//! its slot of the ring with a dynamic offset instead of creating a uniform buffer of its own.
+//! Only the bind group (its buffers differ from launch to launch) is created per launch.
 //!
 //! Errors. wgpu reports validation and out-of-memory errors asynchronously to a handler that
 //! panics by default; the context installs its own handler that stores the first error, and
@@ -153,9 +161,45 @@ impl std::fmt::Display for AdapterInfo {
     }
 }
 
+/// Bytes of the parameter ring per launch: every kernel's `Params` fits, and WebGPU caps
+/// `min_uniform_buffer_offset_alignment` at 256, so every slot is a valid dynamic offset.
+pub const PARAMS_SLOT: usize = 256;
+
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The compute pass consecutive launches record into, open on `encoder` (its borrow of
+    /// the encoder is released by `forget_lifetime`; it must be closed before the encoder is
+    /// used for anything else: see [`Pending::encoder`]).
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// The pending launches' parameters, slot i at byte i·PARAMS_SLOT, for the ring.
+    params: Vec<u8>,
     dispatches: usize,
+}
+
+impl Pending {
+    /// The pending encoder (created if needed), with the open compute pass closed first:
+    /// wgpu refuses to record anything else on an encoder while a pass is open.
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpu pending") })
+        })
+    }
+
+    /// The open compute pass (opened on the pending encoder if needed).
+    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let pass = self
+                .encoder(device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("gpu launches"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.pass = Some(pass);
+        }
+        self.pass.as_mut().expect("opened above")
+    }
 }
 
 /// A wgpu device and queue, the buffer pool, the pipeline cache and the pending commands.
@@ -167,6 +211,9 @@ pub struct Context {
     pool: BufferPool,
     pipelines: PipelineCache,
     pending: Mutex<Pending>,
+    /// The launches' parameters on the GPU: AUTO_FLUSH_DISPATCHES slots of PARAMS_SLOT bytes,
+    /// written from `Pending::params` at each submit.
+    params_ring: wgpu::Buffer,
     counters: LiveCounters,
     /// The first asynchronous wgpu error not yet reported (see the module docs).
     error: Arc<Mutex<Option<String>>>,
@@ -240,13 +287,20 @@ impl Context {
             }
         }));
         let pool = BufferPool::new(info.limits.max_storage_buffer_binding_size.min(info.limits.max_buffer_size));
+        let params_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gpu params ring"),
+            size: (AUTO_FLUSH_DISPATCHES * PARAMS_SLOT) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Context {
             device,
             queue,
             info,
             pool,
             pipelines: PipelineCache::default(),
-            pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
+            pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0 }),
+            params_ring,
             counters: LiveCounters::default(),
             error,
         })
@@ -455,6 +509,12 @@ impl Context {
         {
             let mut p = self.pending.lock().unwrap();
             p.dispatches = 0;
+            p.pass = None;
+            if !p.params.is_empty() {
+                // Lands before the commands submitted next, which read it.
+                self.queue.write_buffer(&self.params_ring, 0, &p.params);
+                p.params.clear();
+            }
             if let Some(enc) = p.encoder.take() {
                 self.queue.submit([enc.finish()]);
                 LiveCounters::add(&self.counters.submits, 1);
@@ -485,11 +545,7 @@ impl Context {
 
     /// Runs `f` on the pending encoder (creating one if needed).
     fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
-        let mut p = self.pending.lock().unwrap();
-        let enc = p.encoder.get_or_insert_with(|| {
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpu pending") })
-        });
-        f(enc);
+        f(self.pending.lock().unwrap().encoder(&self.device));
         Ok(())
     }
 
@@ -564,16 +620,20 @@ impl Context {
                 ));
             }
         }
+        let params = bytemuck::bytes_of(params);
+        if params.len() > PARAMS_SLOT {
+            return Err(invalid(name, format!("{} bytes of parameters; a launch has {PARAMS_SLOT}", params.len())));
+        }
         if grid.contains(&0) {
             return Ok(());
         }
         let pipeline = self.pipelines.get(&self.device, k)?;
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("gpu params"),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let slot = wgpu::BufferBinding {
+            buffer: &self.params_ring,
+            offset: 0,
+            size: wgpu::BufferSize::new(PARAMS_SLOT as u64),
+        };
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(slot) }];
         for (i, b) in inputs.iter().chain(outputs).enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.binding() });
         }
@@ -584,16 +644,13 @@ impl Context {
         });
         let flush_now = {
             let mut p = self.pending.lock().unwrap();
-            let enc = p.encoder.get_or_insert_with(|| {
-                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gpu pending") })
-            });
-            {
-                let mut pass = enc
-                    .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.entry), timestamp_writes: None });
-                pass.set_pipeline(&pipeline.pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
-            }
+            let offset = p.params.len();
+            p.params.extend_from_slice(params);
+            p.params.resize(offset + PARAMS_SLOT, 0);
+            let pass = p.pass(&self.device);
+            pass.set_pipeline(&pipeline.pipeline);
+            pass.set_bind_group(0, &bind_group, &[offset as u32]);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
             p.dispatches += 1;
             LiveCounters::add(&self.counters.dispatches, 1);
             LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());

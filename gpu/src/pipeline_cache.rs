@@ -97,7 +97,7 @@ impl PipelineCache {
                     } else {
                         wgpu::BufferBindingType::Storage { read_only: b <= k.inputs }
                     },
-                    has_dynamic_offset: false,
+                    has_dynamic_offset: b == 0, // the launch's slot of the parameter ring
                     min_binding_size: None,
                 },
                 count: None,

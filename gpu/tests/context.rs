@@ -188,3 +188,27 @@ fn counters_count_each_launch_transfer_and_pool_miss_exactly() {
     assert_eq!((c.buffers_created, c.bytes_created), (0, 0));
     assert_eq!((c.dispatches, c.submits, c.waits, c.reads), (1, 1, 1, 0));
 }
+
+#[test]
+fn each_launch_reads_its_own_parameters_across_passes_transfers_and_automatic_submits() {
+    use gpu::kernels::elementwise::{copy_strided, View};
+    let Some(ctx) = ctx() else { return };
+    // One launch per element, each told by its parameters (the views' offsets) which element
+    // to copy: more launches than the parameter ring holds, so it is refilled after an
+    // automatic submit, with transfers between launches closing the open compute pass.
+    let n = gpu::context::AUTO_FLUSH_DISPATCHES + 300;
+    let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let src_buf = ctx.upload(&src).unwrap();
+    let dst = poisoned(ctx, n);
+    let side = ctx.alloc(4).unwrap();
+    for i in 0..n {
+        let (from, to) = (View::strided(&src_buf, &[1], i), View::strided(&dst, &[1], i));
+        copy_strided(ctx, &from, &to, &[1]).unwrap();
+        if i % 997 == 0 {
+            ctx.write(&side, &[i as f32; 4]).unwrap();
+        }
+    }
+    assert_eq!(ctx.read(&dst).unwrap(), src, "a launch read another launch's parameters");
+    let last_written = ((n - 1) / 997 * 997) as f32;
+    assert_eq!(ctx.read(&side).unwrap(), vec![last_written; 4]);
+}
