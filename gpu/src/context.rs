@@ -4,8 +4,8 @@
 //! Batching. Launches never submit: each records a dispatch into the context's pending
 //! encoder, so a whole training step is one `queue.submit`. [`Context::flush`] submits what
 //! is pending; [`Context::read`] flushes and waits. (A safety valve submits on its own after
-//! [`AUTO_FLUSH_DISPATCHES`] recorded launches, so an unbounded loop without reads does not
-//! grow the encoder without bound.)
+//! [`AUTO_FLUSH_DISPATCHES`] recorded launches, before the next one, so an unbounded loop
+//! without reads does not grow the encoder without bound.)
 //!
 //! Host cost. A step records hundreds of launches, and on a fast GPU the CPU time spent
 //! recording them, not the kernels, sets the step time at small batches. So a launch creates
@@ -506,21 +506,23 @@ impl Context {
         // Submit while holding the lock: another thread must not record into (and submit) a
         // newer encoder before this one is queued, or its commands would run first, e.g.
         // writing a pool buffer that this encoder's commands still read.
-        {
-            let mut p = self.pending.lock().unwrap();
-            p.dispatches = 0;
-            p.pass = None;
-            if !p.params.is_empty() {
-                // Lands before the commands submitted next, which read it.
-                self.queue.write_buffer(&self.params_ring, 0, &p.params);
-                p.params.clear();
-            }
-            if let Some(enc) = p.encoder.take() {
-                self.queue.submit([enc.finish()]);
-                LiveCounters::add(&self.counters.submits, 1);
-            }
-        }
+        self.submit(&mut self.pending.lock().unwrap());
         self.take_error()
+    }
+
+    /// Submits `p`'s commands, its launches' parameters written to the ring first (they land
+    /// before the commands submitted next, which read them). The caller holds the lock.
+    fn submit(&self, p: &mut Pending) {
+        p.dispatches = 0;
+        p.pass = None;
+        if !p.params.is_empty() {
+            self.queue.write_buffer(&self.params_ring, 0, &p.params);
+            p.params.clear();
+        }
+        if let Some(enc) = p.encoder.take() {
+            self.queue.submit([enc.finish()]);
+            LiveCounters::add(&self.counters.submits, 1);
+        }
     }
 
     /// Submits the pending commands and blocks until the GPU has run them (benchmarks).
@@ -642,8 +644,13 @@ impl Context {
             layout: &pipeline.layout,
             entries: &entries,
         });
-        let flush_now = {
+        {
             let mut p = self.pending.lock().unwrap();
+            // The ring is full: submit first. Checked under the lock, so that launches from
+            // several threads cannot pass the ring's end between a check and a submit.
+            if p.dispatches == AUTO_FLUSH_DISPATCHES {
+                self.submit(&mut p);
+            }
             let offset = p.params.len();
             p.params.extend_from_slice(params);
             p.params.resize(offset + PARAMS_SLOT, 0);
@@ -654,10 +661,6 @@ impl Context {
             p.dispatches += 1;
             LiveCounters::add(&self.counters.dispatches, 1);
             LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());
-            p.dispatches >= AUTO_FLUSH_DISPATCHES
-        };
-        if flush_now {
-            self.flush()?;
         }
         Ok(())
     }
