@@ -12,6 +12,9 @@
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
 //! PyTorch); `peak heap` is the exact peak of live heap bytes during a step, from a counting
 //! allocator (parameters, gradients, Adam moments, activations), CPU runs only.
+//! On a GPU it also prints `host recording: X ms/step (Y µs/dispatch)`: a timed step's wall time
+//! minus the time the host spent blocked on the device (`gpu::Counters::device_wait_ns`), the
+//! part of a step a fast GPU cannot hide, since the launches are recorded before they run.
 //! The op-family shares come from `tensor::profile`, over separate, profiled steps (on the GPU
 //! profiling waits for each op, so its shares are of a slower step; the ms/step is not).
 
@@ -219,12 +222,19 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let counters = || gpu_context.map(|ctx| ctx.counters());
     let counted_before = counters();
     let mut times = Vec::with_capacity(steps);
+    // Per step on a GPU: its wall time minus the time spent blocked on the device.
+    let mut host_times = Vec::with_capacity(steps);
     let cpu_start = process_cpu_seconds();
     let faults_start = process_stat_field(7);
     for i in 0..steps {
+        let waited_before = counters().map(|c| c.device_wait_ns);
         let t = Instant::now();
         step(2 + i)?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        times.push(ms);
+        if let (Some(after), Some(before)) = (counters().map(|c| c.device_wait_ns), waited_before) {
+            host_times.push(ms - (after - before) as f64 / 1e6);
+        }
     }
     let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
     // The timed steps, unprofiled: what a step submits and waits for on its own.
@@ -249,6 +259,15 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let mut profile = format!("{}\n{}", report.table(wall, profile_steps), report.top_ops(12, profile_steps));
     if let (Some(after), Some(before), Some(timed)) = (counters(), profiled_before, timed_counts) {
         let per_step = |n: u64| n as f64 / steps as f64;
+        host_times.sort_by(|a, b| a.total_cmp(b));
+        let host_ms = host_times[host_times.len() / 2];
+        // What the host spends before the GPU can run a step's work: recording launches (our
+        // code above the context, wgpu's encoding) and submitting, not waiting on the device.
+        profile.push_str(&format!(
+            "\nhost recording: {host_ms:.2} ms/step ({:.1} µs/dispatch; median over the timed steps of wall time minus \
+             time blocked on the device)",
+            host_ms * 1e3 / per_step(timed.dispatches).max(1.0)
+        ));
         profile.push_str(&format!(
             "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.1} new buffers, \
              {:.1} submits, {:.1} read-backs):\n{}",

@@ -457,7 +457,7 @@ impl Context {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Map(e.to_string()))?;
+        self.wait_for_device().map_err(|e| GpuError::Map(e.to_string()))?;
         rx.recv()
             .map_err(|_| GpuError::Map("the map callback never ran".into()))?
             .map_err(|e| GpuError::Map(e.to_string()))?;
@@ -529,8 +529,16 @@ impl Context {
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
         LiveCounters::add(&self.counters.waits, 1);
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Device(e.to_string()))?;
+        self.wait_for_device().map_err(|e| GpuError::Device(e.to_string()))?;
         self.take_error()
+    }
+
+    /// Blocks until the device has run everything submitted, counting the time it took.
+    fn wait_for_device(&self) -> std::result::Result<(), wgpu::PollError> {
+        let start = std::time::Instant::now();
+        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        LiveCounters::add(&self.counters.device_wait_ns, start.elapsed().as_nanos() as u64);
+        polled.map(|_| ())
     }
 
     /// Launches recorded since the last submit.

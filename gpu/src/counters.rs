@@ -1,5 +1,5 @@
 //! What a context has been asked to do, counted: launches, workgroups, buffers created, bytes
-//! moved between host and device, submits and host waits.
+//! moved between host and device, submits and host waits, and the time those waits took.
 //!
 //! Timings on one GPU say little about another (and on a software driver, little about any),
 //! but these counts carry over: a step that records 900 launches, creates buffers every
@@ -39,6 +39,10 @@ pub struct Counters {
     /// Waits for the GPU to go idle ([`crate::Context::synchronize`]: benchmarks and the
     /// profiler; a training step itself needs none).
     pub waits: u64,
+    /// Nanoseconds the host spent blocked on the device, in read-backs and waits: the one
+    /// time here. A step's wall time minus it is the host's own time (recording launches,
+    /// and everything above the context), which a fast GPU cannot hide while it idles.
+    pub device_wait_ns: u64,
 }
 
 impl Counters {
@@ -56,6 +60,7 @@ impl Counters {
         bytes_cleared: 0,
         submits: 0,
         waits: 0,
+        device_wait_ns: 0,
     };
 
     /// `self - earlier`, field by field: what happened between two snapshots.
@@ -83,6 +88,7 @@ impl Counters {
             bytes_cleared: f(self.bytes_cleared, other.bytes_cleared),
             submits: f(self.submits, other.submits),
             waits: f(self.waits, other.waits),
+            device_wait_ns: f(self.device_wait_ns, other.device_wait_ns),
         }
     }
 }
@@ -106,6 +112,7 @@ pub(crate) struct LiveCounters {
     pub(crate) bytes_cleared: AtomicU64,
     pub(crate) submits: AtomicU64,
     pub(crate) waits: AtomicU64,
+    pub(crate) device_wait_ns: AtomicU64,
 }
 
 impl LiveCounters {
@@ -130,6 +137,7 @@ impl LiveCounters {
             bytes_cleared: get(&self.bytes_cleared),
             submits: get(&self.submits),
             waits: get(&self.waits),
+            device_wait_ns: get(&self.device_wait_ns),
         }
     }
 }

@@ -176,6 +176,7 @@ fn counters_count_each_launch_transfer_and_pool_miss_exactly() {
     assert_eq!((c.buffers_created, c.bytes_created), (3, 3 * 256));
     assert_eq!(c.bytes_cleared, 5 * 4);
     assert_eq!((c.submits, c.waits), (1, 0));
+    assert!(c.device_wait_ns > 0, "the read-back blocked on the device, and that time was not counted");
 
     // The same work again reuses the dropped buffers: no pool misses.
     drop((x, y, z));
@@ -187,6 +188,10 @@ fn counters_count_each_launch_transfer_and_pool_miss_exactly() {
     let c = ctx.counters().since(&again);
     assert_eq!((c.buffers_created, c.bytes_created), (0, 0));
     assert_eq!((c.dispatches, c.submits, c.waits, c.reads), (1, 1, 1, 0));
+    assert!(c.device_wait_ns > 0, "the wait's time was not counted");
+    let idle = ctx.counters();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    assert_eq!(ctx.counters().since(&idle).device_wait_ns, 0, "recording a launch does not wait");
 }
 
 #[test]
