@@ -33,9 +33,11 @@ pub struct AdamConfig {
 }
 
 impl Default for AdamConfig {
-    /// PyTorch's Adam defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay.
+    /// PyTorch's Adam defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay (the
+    /// values are defined once, in the kernel's [`AdamHyper::default`]).
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        let h = AdamHyper::default();
+        AdamConfig { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weight_decay: h.weight_decay }
     }
 }
 
