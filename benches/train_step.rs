@@ -14,7 +14,9 @@
 //! allocator (parameters, gradients, Adam moments, activations), CPU runs only.
 //! On a GPU it also prints `host recording: X ms/step (Y µs/dispatch)`: a timed step's wall time
 //! minus the time the host spent blocked on the device (`gpu::Counters::device_wait_ns`), the
-//! part of a step a fast GPU cannot hide, since the launches are recorded before they run.
+//! part of a step a fast GPU cannot hide, since the launches are recorded before they run,
+//! and `host CPU`: the CPU time of the thread that records the step (`CLOCK_THREAD_CPUTIME_ID`),
+//! which, unlike wall time, other processes and a software adapter's own threads cannot inflate.
 //! The op-family shares come from `tensor::profile`, over separate, profiled steps (on the GPU
 //! profiling waits for each op, so its shares are of a slower step; the ms/step is not).
 
@@ -224,14 +226,17 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let mut times = Vec::with_capacity(steps);
     // Per step on a GPU: its wall time minus the time spent blocked on the device.
     let mut host_times = Vec::with_capacity(steps);
+    let mut host_cpu_times = Vec::with_capacity(steps);
     let cpu_start = process_cpu_seconds();
     let faults_start = process_stat_field(7);
     for i in 0..steps {
         let waited_before = counters().map(|c| c.device_wait_ns);
+        let thread_cpu_before = thread_cpu_ns();
         let t = Instant::now();
         step(2 + i)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         times.push(ms);
+        host_cpu_times.push((thread_cpu_ns() - thread_cpu_before) as f64 / 1e6);
         if let (Some(after), Some(before)) = (counters().map(|c| c.device_wait_ns), waited_before) {
             host_times.push(ms - (after - before) as f64 / 1e6);
         }
@@ -261,18 +266,27 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
         let per_step = |n: u64| n as f64 / steps as f64;
         host_times.sort_by(|a, b| a.total_cmp(b));
         let host_ms = host_times[host_times.len() / 2];
+        host_cpu_times.sort_by(|a, b| a.total_cmp(b));
+        let host_cpu_ms = host_cpu_times[host_cpu_times.len() / 2];
+        let dispatches = per_step(timed.dispatches).max(1.0);
         // What the host spends before the GPU can run a step's work: recording launches (our
         // code above the context, wgpu's encoding) and submitting, not waiting on the device.
         profile.push_str(&format!(
             "\nhost recording: {host_ms:.2} ms/step ({:.1} µs/dispatch; median over the timed steps of wall time minus \
              time blocked on the device)",
-            host_ms * 1e3 / per_step(timed.dispatches).max(1.0)
+            host_ms * 1e3 / dispatches
+        ));
+        profile.push_str(&format!(
+            "\nhost CPU: {host_cpu_ms:.2} ms/step ({:.1} µs/dispatch; median over the timed steps of the recording \
+             thread's CPU time)",
+            host_cpu_ms * 1e3 / dispatches
         ));
         profile.push_str(&format!(
             "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.1} new buffers, \
-             {:.1} submits, {:.1} read-backs):\n{}",
+             {:.1} new bind groups, {:.1} submits, {:.1} read-backs):\n{}",
             per_step(timed.dispatches),
             per_step(timed.buffers_created),
+            per_step(timed.bind_groups_created),
             per_step(timed.submits),
             per_step(timed.reads),
             report.gpu_table(&after.since(&before), profile_steps)
@@ -389,7 +403,18 @@ fn main() {
     }
 }
 
-/// User + system CPU time of this process (all threads), from /proc/self/stat; 0 elsewhere.
+/// CPU time of the calling thread in nanoseconds (user + system; time blocked or preempted does
+/// not count).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant libc defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Field `i` of /proc/self/stat, counting from the one after the parenthesised command name
 /// (so minflt is 7, utime 11, stime 12); 0 where unreadable.
 fn process_stat_field(i: usize) -> f64 {
@@ -398,6 +423,7 @@ fn process_stat_field(i: usize) -> f64 {
     rest.split_whitespace().nth(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
 }
 
+/// User + system CPU time of this process (all threads), from /proc/self/stat; 0 elsewhere.
 fn process_cpu_seconds() -> f64 {
     // USER_HZ is 100 on every Linux this runs on.
     (process_stat_field(11) + process_stat_field(12)) / 100.0

@@ -43,6 +43,10 @@ pub struct PoolStats {
 struct FreeLists {
     by_class: HashMap<u64, Vec<(wgpu::Buffer, u64)>>,
     stats: PoolStats,
+    /// Ids of the buffers released to the driver since the last [`BufferPool::take_released`]:
+    /// the context's bind-group cache must forget them, or its bind groups would keep them
+    /// alive.
+    released: Vec<u64>,
 }
 
 /// The pool's shared state: every [`GpuBuffer`] holds an `Arc` to it so its `Drop` can return
@@ -74,7 +78,11 @@ impl BufferPool {
     pub(crate) fn new(max_bytes: u64) -> Self {
         BufferPool {
             shared: Arc::new(PoolShared {
-                free: Mutex::new(FreeLists { by_class: HashMap::new(), stats: PoolStats::default() }),
+                free: Mutex::new(FreeLists {
+                    by_class: HashMap::new(),
+                    stats: PoolStats::default(),
+                    released: Vec::new(),
+                }),
                 max_idle_bytes: AtomicU64::new(2 << 30),
                 next_id: AtomicU64::new(1),
             }),
@@ -88,7 +96,14 @@ impl BufferPool {
         let class = size_class((len as u64) * 4, self.max_bytes);
         let reused = {
             let mut free = self.shared.free.lock().unwrap();
-            let hit = free.by_class.get_mut(&class).and_then(|list| list.pop());
+            let hit = free.by_class.get_mut(&class).and_then(|list| {
+                // The oldest idle buffer (lowest id), not the last returned: which buffers
+                // are idle at each request repeats from one training step to the next, but the
+                // order a step's tensors are dropped in need not, and the bind-group cache
+                // (crate::bind_groups) hits only if a step gets the same buffers as the last.
+                let oldest = (0..list.len()).min_by_key(|&i| list[i].1)?;
+                Some(list.swap_remove(oldest))
+            });
             if hit.is_some() {
                 free.stats.reused += 1;
                 free.stats.idle_buffers -= 1;
@@ -125,9 +140,17 @@ impl BufferPool {
     /// Releases every idle buffer to the driver.
     pub(crate) fn trim(&self) {
         let mut free = self.shared.free.lock().unwrap();
-        free.by_class.clear();
+        let idle: Vec<u64> = free.by_class.drain().flat_map(|(_, list)| list.into_iter().map(|(_, id)| id)).collect();
+        free.released.extend(idle);
         free.stats.idle_buffers = 0;
         free.stats.idle_bytes = 0;
+    }
+
+    /// Moves the ids of the buffers released since the last call into `into` (cleared first).
+    pub(crate) fn take_released(&self, into: &mut Vec<u64>) {
+        into.clear();
+        let mut free = self.shared.free.lock().unwrap();
+        into.append(&mut free.released);
     }
 }
 
@@ -136,6 +159,7 @@ impl PoolShared {
         let class = raw.size();
         let mut free = self.free.lock().unwrap();
         if free.stats.idle_bytes + class > self.max_idle_bytes.load(Ordering::Relaxed) {
+            free.released.push(id);
             return; // dropping `raw` releases it once the GPU is done with it
         }
         free.stats.idle_buffers += 1;

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
+use crate::bind_groups::{BindGroupCache, BindGroupKey};
 use crate::buffer_pool::{BufferPool, GpuBuffer, PoolStats};
 use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
@@ -210,6 +211,7 @@ pub struct Context {
     info: AdapterInfo,
     pool: BufferPool,
     pipelines: PipelineCache,
+    bind_groups: Mutex<BindGroupCache>,
     pending: Mutex<Pending>,
     /// The launches' parameters on the GPU: AUTO_FLUSH_DISPATCHES slots of PARAMS_SLOT bytes,
     /// written from `Pending::params` at each submit.
@@ -299,6 +301,7 @@ impl Context {
             info,
             pool,
             pipelines: PipelineCache::default(),
+            bind_groups: Mutex::new(BindGroupCache::default()),
             pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0 }),
             params_ring,
             counters: LiveCounters::default(),
@@ -553,6 +556,48 @@ impl Context {
         }
     }
 
+    /// The bind group of a launch of `k` on these buffers: cached, since a training step binds
+    /// the same pool buffers every iteration (see [`crate::bind_groups`]).
+    fn bind_group(
+        &self,
+        k: &KernelDef,
+        layout: &wgpu::BindGroupLayout,
+        inputs: &[&GpuBuffer],
+        outputs: &[&GpuBuffer],
+    ) -> wgpu::BindGroup {
+        let buffers = inputs.iter().chain(outputs);
+        let key = BindGroupKey {
+            inputs: k.inputs,
+            outputs: k.outputs,
+            buffers: buffers.clone().map(|b| (b.id(), b.len())).collect(),
+        };
+        let mut cache = self.bind_groups.lock().unwrap();
+        let mut released = Vec::new();
+        self.pool.take_released(&mut released);
+        cache.evict(&released);
+        let (group, created) = cache.get_or_create(key, || {
+            let slot = wgpu::BufferBinding {
+                buffer: &self.params_ring,
+                offset: 0,
+                size: wgpu::BufferSize::new(PARAMS_SLOT as u64),
+            };
+            let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(slot) }];
+            for (i, b) in buffers.enumerate() {
+                entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.binding() });
+            }
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout, entries: &entries })
+        });
+        if created {
+            LiveCounters::add(&self.counters.bind_groups_created, 1);
+        }
+        group
+    }
+
+    /// Bind groups the cache holds (for tests: released buffers must leave it).
+    pub fn cached_bind_groups(&self) -> usize {
+        self.bind_groups.lock().unwrap().len()
+    }
+
     /// Runs `f` on the pending encoder (creating one if needed).
     fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
         f(self.pending.lock().unwrap().encoder(&self.device));
@@ -638,20 +683,7 @@ impl Context {
             return Ok(());
         }
         let pipeline = self.pipelines.get(&self.device, k)?;
-        let slot = wgpu::BufferBinding {
-            buffer: &self.params_ring,
-            offset: 0,
-            size: wgpu::BufferSize::new(PARAMS_SLOT as u64),
-        };
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(slot) }];
-        for (i, b) in inputs.iter().chain(outputs).enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.binding() });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(k.entry),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
+        let bind_group = self.bind_group(k, &pipeline.layout, inputs, outputs);
         {
             let mut p = self.pending.lock().unwrap();
             // The ring is full: submit first. Checked under the lock, so that launches from

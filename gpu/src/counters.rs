@@ -1,4 +1,5 @@
-//! What a context has been asked to do, counted: launches, workgroups, buffers created, bytes
+//! What a context has been asked to do, counted: launches, workgroups, buffers and bind groups
+//! created, bytes
 //! moved between host and device, submits and host waits, and the time those waits took.
 //!
 //! Timings on one GPU say little about another (and on a software driver, little about any),
@@ -21,6 +22,9 @@ pub struct Counters {
     pub buffers_created: u64,
     /// Their total size, in bytes.
     pub bytes_created: u64,
+    /// Bind groups created: launches whose buffers the bind-group cache had not seen bound
+    /// that way before. A warm training step creates none.
+    pub bind_groups_created: u64,
     /// Host → device transfers ([`crate::Context::upload`], [`crate::Context::write`]).
     pub uploads: u64,
     /// Their total size, in bytes.
@@ -52,6 +56,7 @@ impl Counters {
         workgroups: 0,
         buffers_created: 0,
         bytes_created: 0,
+        bind_groups_created: 0,
         uploads: 0,
         bytes_uploaded: 0,
         reads: 0,
@@ -80,6 +85,7 @@ impl Counters {
             workgroups: f(self.workgroups, other.workgroups),
             buffers_created: f(self.buffers_created, other.buffers_created),
             bytes_created: f(self.bytes_created, other.bytes_created),
+            bind_groups_created: f(self.bind_groups_created, other.bind_groups_created),
             uploads: f(self.uploads, other.uploads),
             bytes_uploaded: f(self.bytes_uploaded, other.bytes_uploaded),
             reads: f(self.reads, other.reads),
@@ -104,6 +110,7 @@ impl Default for Counters {
 pub(crate) struct LiveCounters {
     pub(crate) dispatches: AtomicU64,
     pub(crate) workgroups: AtomicU64,
+    pub(crate) bind_groups_created: AtomicU64,
     pub(crate) uploads: AtomicU64,
     pub(crate) bytes_uploaded: AtomicU64,
     pub(crate) reads: AtomicU64,
@@ -129,6 +136,7 @@ impl LiveCounters {
             workgroups: get(&self.workgroups),
             buffers_created,
             bytes_created,
+            bind_groups_created: get(&self.bind_groups_created),
             uploads: get(&self.uploads),
             bytes_uploaded: get(&self.bytes_uploaded),
             reads: get(&self.reads),

@@ -6,8 +6,8 @@
 //!
 //! What the crate holds: a [`Context`] owns the wgpu device and queue, a pool of reusable
 //! storage buffers ([`GpuBuffer`] gives its buffer back on drop), a cache of compiled
-//! pipelines keyed by (shader, entry point, pipeline constant), and ONE pending command
-//! encoder. How data flows: [`Context::upload`] copies host f32s into a pooled buffer; each
+//! pipelines keyed by (shader, entry point, pipeline constant), a cache of bind groups keyed
+//! by the buffers they bind, and ONE pending command encoder. How data flows: [`Context::upload`] copies host f32s into a pooled buffer; each
 //! launcher in [`kernels`] (one file per WGSL family in `shaders/`) checks its typed
 //! arguments, packs a `#[repr(C)]` `Params` struct that mirrors the shader's `struct Params`,
 //! and records a dispatch into the pending encoder, so a whole training step becomes one submit;
@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bind_groups;
 pub mod buffer_pool;
 pub mod context;
 pub mod counters;

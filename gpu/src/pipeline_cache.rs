@@ -4,7 +4,8 @@
 //! Every kernel has the same binding shape, so its layout follows from two numbers:
 //! binding 0 is the `Params` uniform, bindings 1..=inputs are read-only storage buffers and
 //! the next `outputs` bindings are read-write storage buffers (an in-place operand, like
-//! Adam's parameters, is an output).
+//! Adam's parameters, is an output). Kernels of one binding shape share one bind group layout,
+//! so one bind group serves all of them (see [`crate::bind_groups`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,8 @@ type PipelineKey = (&'static str, &'static str, Option<PipelineConstant>);
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    /// One bind group layout per binding shape (inputs, outputs).
+    layouts: Mutex<HashMap<(u32, u32), wgpu::BindGroupLayout>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
 }
 
@@ -87,29 +90,12 @@ impl PipelineCache {
                 })
                 .clone()
         };
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..k.bindings())
-            .map(|b| wgpu::BindGroupLayoutEntry {
-                binding: b,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: if b == 0 {
-                        wgpu::BufferBindingType::Uniform
-                    } else {
-                        wgpu::BufferBindingType::Storage { read_only: b <= k.inputs }
-                    },
-                    has_dynamic_offset: b == 0, // the launch's slot of the parameter ring
-                    min_binding_size: None,
-                },
-                count: None,
-            })
-            .collect();
         let label = match k.constant {
             Some(c) => format!("{}:{} ({} = {})", k.shader.name, k.entry, c.name, c.value),
             None => format!("{}:{}", k.shader.name, k.entry),
         };
         let constants: Vec<(&str, f64)> = k.constant.iter().map(|c| (c.name, f64::from(c.value))).collect();
-        let layout = device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+        let layout = self.layout(device, k);
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&label),
             bind_group_layouts: &[Some(&layout)],
@@ -131,6 +117,32 @@ impl PipelineCache {
         let p = Arc::new(Pipeline { pipeline, layout });
         self.pipelines.lock().unwrap().insert(key, Arc::clone(&p));
         Ok(p)
+    }
+
+    /// The bind group layout of `k`'s binding shape (created on first use).
+    fn layout(&self, device: &wgpu::Device, k: &KernelDef) -> wgpu::BindGroupLayout {
+        let mut layouts = self.layouts.lock().unwrap();
+        let layout = layouts.entry((k.inputs, k.outputs)).or_insert_with(|| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..k.bindings())
+                .map(|b| wgpu::BindGroupLayoutEntry {
+                    binding: b,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: if b == 0 {
+                            wgpu::BufferBindingType::Uniform
+                        } else {
+                            wgpu::BufferBindingType::Storage { read_only: b <= k.inputs }
+                        },
+                        has_dynamic_offset: b == 0, // the launch's slot of the parameter ring
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let label = format!("{} inputs, {} outputs", k.inputs, k.outputs);
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries })
+        });
+        layout.clone()
     }
 
     /// Number of compiled pipelines (for tests: a second launch must not compile again).

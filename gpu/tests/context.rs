@@ -217,3 +217,63 @@ fn each_launch_reads_its_own_parameters_across_passes_transfers_and_automatic_su
     let last_written = ((n - 1) / 997 * 997) as f32;
     assert_eq!(ctx.read(&side).unwrap(), vec![last_written; 4]);
 }
+
+#[test]
+fn a_repeated_launch_on_the_same_buffers_reuses_its_bind_group() {
+    let Some(_) = ctx() else { return };
+    // A context of its own: the shared one's counters move with every test running beside this.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let x = ctx.upload(&[1.0, -2.0, 3.0]).unwrap();
+    let (y, w) = (ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap());
+    let start = ctx.counters();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    // Another op of the same binding shape on the same buffers shares the bind group too.
+    ops::unary(&ctx, ops::EXP, 0.0, &x, &y).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    assert_eq!(ctx.counters().since(&start).bind_groups_created, 1);
+    // Other buffers, or the same ones in other roles, are other bind groups.
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &w).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &y, &x).unwrap();
+    assert_eq!(ctx.counters().since(&start).bind_groups_created, 3);
+    assert_eq!(ctx.read(&x).unwrap(), vec![1.0, -2.0, 3.0]);
+    assert_eq!(ctx.read(&w).unwrap(), vec![-1.0, 2.0, -3.0]);
+}
+
+#[test]
+fn a_pool_buffer_lent_again_at_another_length_binds_that_length() {
+    let Some(_) = ctx() else { return };
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let x = ctx.upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let out = ctx.alloc(4).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &out).unwrap();
+    let id = x.id();
+    drop(x);
+    let shorter = ctx.upload(&[5.0, 6.0, 7.0]).unwrap();
+    assert_eq!(shorter.id(), id, "the pool did not lend the same buffer again");
+    let (out3, before) = (poisoned(&ctx, 3), ctx.counters());
+    ops::unary(&ctx, ops::NEG, 0.0, &shorter, &out3).unwrap();
+    assert_eq!(ctx.counters().since(&before).bind_groups_created, 1, "a 4-element binding served a 3-element buffer");
+    assert_eq!(ctx.read(&out3).unwrap(), vec![-5.0, -6.0, -7.0]);
+}
+
+#[test]
+fn buffers_the_pool_releases_leave_the_bind_group_cache() {
+    let Some(_) = ctx() else { return };
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let x = ctx.upload(&[1.0, 2.0]).unwrap();
+    let kept = ctx.alloc(2).unwrap();
+    {
+        let released = ctx.alloc(2).unwrap();
+        ops::unary(&ctx, ops::NEG, 0.0, &x, &released).unwrap();
+        ops::unary(&ctx, ops::NEG, 0.0, &x, &kept).unwrap();
+    }
+    assert_eq!(ctx.cached_bind_groups(), 2);
+    // Trimming releases the idle buffer to the driver; the next launch evicts its bind group
+    // (which would otherwise keep the buffer's memory alive) and keeps the other.
+    ctx.trim_pool();
+    ops::unary(&ctx, ops::EXP, 0.0, &x, &kept).unwrap();
+    assert_eq!(ctx.cached_bind_groups(), 1);
+    let fresh = ctx.alloc(2).unwrap();
+    ops::unary(&ctx, ops::NEG, 0.0, &x, &fresh).unwrap();
+    assert_eq!(ctx.read(&fresh).unwrap(), vec![-1.0, -2.0]);
+}
