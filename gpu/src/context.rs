@@ -585,7 +585,11 @@ impl Context {
             for (i, b) in buffers.enumerate() {
                 entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.binding() });
             }
-            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout, entries: &entries })
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(k.entry),
+                layout,
+                entries: &entries,
+            })
         });
         if created {
             LiveCounters::add(&self.counters.bind_groups_created, 1);
