@@ -1,11 +1,12 @@
 //! The GPU context: adapter choice, the device's real limits, the one pending command
 //! encoder every launch records into, and the transfers (upload, read-back, fill, copy).
 //!
-//! Batching. Launches never submit: each records a dispatch into the context's pending
-//! encoder, so a whole training step is one `queue.submit`. [`Context::flush`] submits what
-//! is pending; [`Context::read`] flushes and waits. (A safety valve submits on its own after
-//! [`AUTO_FLUSH_DISPATCHES`] recorded launches, before the next one, so an unbounded loop
-//! without reads does not grow the encoder without bound.)
+//! Batching. Each launch records a dispatch into the context's pending encoder, and the
+//! context submits it every [`DISPATCHES_PER_SUBMIT`] launches, so that the GPU starts on a
+//! step's first kernels while the host is still recording the rest: recording overlaps
+//! execution, and a step costs about the larger of the two instead of their sum. (A submit
+//! costs the driver microseconds; one per 32 launches is a small share of their recording.)
+//! [`Context::flush`] submits what is pending; [`Context::read`] flushes and waits.
 //!
 //! Host cost. A step records hundreds of launches, and on a fast GPU the CPU time spent
 //! recording them, not the kernels, sets the step time at small batches. So a launch creates
@@ -13,7 +14,7 @@
 //! transfer or the submit needs the encoder), and their parameters go into one CPU-side block,
 //! copied to the GPU's parameter ring with one `write_buffer` at the submit; each launch binds
 //! its slot of the ring with a dynamic offset instead of creating a uniform buffer of its own.
-//! Only the bind group (its buffers differ from launch to launch) is created per launch.
+//! Bind groups are cached by the buffers they bind (see [`crate::bind_groups`]).
 //!
 //! Errors. wgpu reports validation and out-of-memory errors asynchronously to a handler that
 //! panics by default; the context installs its own handler that stores the first error, and
@@ -31,8 +32,8 @@ use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
 use crate::pipeline_cache::{KernelDef, PipelineCache};
 
-/// Launches recorded before the context submits on its own (see the module docs).
-pub const AUTO_FLUSH_DISPATCHES: usize = 4096;
+/// Launches recorded per submit (see the module docs): also the parameter ring's slots.
+pub const DISPATCHES_PER_SUBMIT: usize = 32;
 
 /// Which adapters [`Context::new`] may choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,7 +214,7 @@ pub struct Context {
     pipelines: PipelineCache,
     bind_groups: Mutex<BindGroupCache>,
     pending: Mutex<Pending>,
-    /// The launches' parameters on the GPU: AUTO_FLUSH_DISPATCHES slots of PARAMS_SLOT bytes,
+    /// The launches' parameters on the GPU: DISPATCHES_PER_SUBMIT slots of PARAMS_SLOT bytes,
     /// written from `Pending::params` at each submit.
     params_ring: wgpu::Buffer,
     counters: LiveCounters,
@@ -291,7 +292,7 @@ impl Context {
         let pool = BufferPool::new(info.limits.max_storage_buffer_binding_size.min(info.limits.max_buffer_size));
         let params_ring = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("gpu params ring"),
-            size: (AUTO_FLUSH_DISPATCHES * PARAMS_SLOT) as u64,
+            size: (DISPATCHES_PER_SUBMIT * PARAMS_SLOT) as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -690,11 +691,6 @@ impl Context {
         let bind_group = self.bind_group(k, &pipeline.layout, inputs, outputs);
         {
             let mut p = self.pending.lock().unwrap();
-            // The ring is full: submit first. Checked under the lock, so that launches from
-            // several threads cannot pass the ring's end between a check and a submit.
-            if p.dispatches == AUTO_FLUSH_DISPATCHES {
-                self.submit(&mut p);
-            }
             let offset = p.params.len();
             p.params.extend_from_slice(params);
             p.params.resize(offset + PARAMS_SLOT, 0);
@@ -705,6 +701,11 @@ impl Context {
             p.dispatches += 1;
             LiveCounters::add(&self.counters.dispatches, 1);
             LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());
+            // The ring is full: submit now, so the GPU starts on these launches. Under the
+            // lock, so that launches from several threads cannot pass the ring's end.
+            if p.dispatches == DISPATCHES_PER_SUBMIT {
+                self.submit(&mut p);
+            }
         }
         Ok(())
     }

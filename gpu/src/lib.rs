@@ -7,11 +7,13 @@
 //! What the crate holds: a [`Context`] owns the wgpu device and queue, a pool of reusable
 //! storage buffers ([`GpuBuffer`] gives its buffer back on drop), a cache of compiled
 //! pipelines keyed by (shader, entry point, pipeline constant), a cache of bind groups keyed
-//! by the buffers they bind, and ONE pending command encoder. How data flows: [`Context::upload`] copies host f32s into a pooled buffer; each
-//! launcher in [`kernels`] (one file per WGSL family in `shaders/`) checks its typed
-//! arguments, packs a `#[repr(C)]` `Params` struct that mirrors the shader's `struct Params`,
-//! and records a dispatch into the pending encoder, so a whole training step becomes one submit;
-//! [`Context::read`] submits and copies a buffer back through a staging buffer.
+//! by the buffers they bind, and ONE pending command encoder. How data flows:
+//! [`Context::upload`] copies host f32s into a pooled buffer; each launcher in [`kernels`] (one
+//! file per WGSL family in `shaders/`) checks its typed arguments, packs a `#[repr(C)]`
+//! `Params` struct that mirrors the shader's `struct Params`, and records a dispatch into the
+//! pending encoder, submitted every few dozen launches so that the GPU runs the first kernels
+//! while the host records the next; [`Context::read`] submits and copies a buffer back through
+//! a staging buffer.
 //! Requests beyond the device's limits (a buffer above max_storage_buffer_binding_size, a
 //! grid above max_compute_workgroups_per_dimension²) come back as
 //! [`GpuError::LimitExceeded`], never as a wgpu panic.

@@ -201,7 +201,7 @@ fn each_launch_reads_its_own_parameters_across_passes_transfers_and_automatic_su
     // One launch per element, each told by its parameters (the views' offsets) which element
     // to copy: more launches than the parameter ring holds, so it is refilled after an
     // automatic submit, with transfers between launches closing the open compute pass.
-    let n = gpu::context::AUTO_FLUSH_DISPATCHES + 300;
+    let n = gpu::context::DISPATCHES_PER_SUBMIT + 300;
     let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
     let src_buf = ctx.upload(&src).unwrap();
     let dst = poisoned(ctx, n);
@@ -276,4 +276,20 @@ fn buffers_the_pool_releases_leave_the_bind_group_cache() {
     let fresh = ctx.alloc(2).unwrap();
     ops::unary(&ctx, ops::NEG, 0.0, &x, &fresh).unwrap();
     assert_eq!(ctx.read(&fresh).unwrap(), vec![-1.0, -2.0]);
+}
+
+#[test]
+fn launches_are_submitted_every_few_dozen_so_the_gpu_starts_while_the_host_records() {
+    let Some(_) = ctx() else { return };
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let per_submit = gpu::context::DISPATCHES_PER_SUBMIT;
+    let x = ctx.upload(&[1.0, -2.0, 3.0]).unwrap();
+    let y = ctx.alloc(3).unwrap();
+    let start = ctx.counters();
+    for _ in 0..2 * per_submit + 5 {
+        ops::unary(&ctx, ops::NEG, 0.0, &x, &y).unwrap();
+    }
+    assert_eq!(ctx.counters().since(&start).submits, 2, "the full batches were not submitted as they filled");
+    assert_eq!(ctx.pending_dispatches(), 5);
+    assert_eq!(ctx.read(&y).unwrap(), vec![-1.0, 2.0, -3.0]);
 }
