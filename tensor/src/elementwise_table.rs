@@ -17,7 +17,7 @@
 //! involves broadcasting, so autograd composes it from other ops.
 //!
 //! Adding an op: a unit struct with its [`UnaryFormula`] impl, a `static` row, and the row in
-//! [`UNARY_OPS`], all in this file (see `SILU`, the last one added).
+//! [`UNARY_OPS`], all in this file (see `EXP_MINUS_ONE_MINUS_X`, the last one added).
 
 use crate::dtype::Float;
 use crate::shape::Layout;
@@ -253,7 +253,7 @@ pub type BinaryOp = &'static BinaryDef;
 // (all in shaders/elementwise.wgsl).
 
 /// All unary rows; a row's index is its GPU op code.
-pub static UNARY_OPS: [&UnaryDef; 17] = [
+pub static UNARY_OPS: [&UnaryDef; 18] = [
     &NEG,
     &EXP,
     &LOG,
@@ -271,6 +271,7 @@ pub static UNARY_OPS: [&UnaryDef; 17] = [
     &ADD_SCALAR,
     &MUL_SCALAR,
     &SILU,
+    &EXP_MINUS_ONE_MINUS_X,
 ];
 
 /// −x.
@@ -720,6 +721,32 @@ impl UnaryFormula for Silu {
     fn backward<T: Float>(g: T, x: T, _: T, _: T) -> T {
         let s = x.sigmoid();
         g * s * (T::ONE + x * (T::ONE - s))
+    }
+}
+
+/// eˣ − 1 − x (≥ 0, and 0 only at x = 0); the derivative is eˣ − 1. With x = log σ² it is twice
+/// KL(N(0, σ²) ‖ N(0, 1)): the variance part of a Gaussian VAE's KL term, one launch each way
+/// instead of a chain of exp, add and sub with their backwards.
+pub static EXP_MINUS_ONE_MINUS_X: UnaryDef = UnaryDef::new::<ExpMinusOneMinusX>(UnaryRow {
+    name: "exp_minus_one_minus_x",
+    wgsl: "exp(x) - 1.0 - x",
+    backward_wgsl: "g * (exp(s) - 1.0)",
+    saves: Saved::Input,
+    domain: Domain::Real,
+    test_params: (0.0, 0.0),
+    known: &[
+        UnaryPoint { x: -2.0, y: 1.1353352832366128, dy_dx: -0.8646647167633873 },
+        UnaryPoint { x: 0.0, y: 0.0, dy_dx: 0.0 },
+        UnaryPoint { x: 1.5, y: 1.9816890703380645, dy_dx: 3.4816890703380645 },
+    ],
+});
+struct ExpMinusOneMinusX;
+impl UnaryFormula for ExpMinusOneMinusX {
+    fn forward<T: Float>(x: T, _: T, _: T) -> T {
+        x.exp() - T::ONE - x
+    }
+    fn backward<T: Float>(g: T, x: T, _: T, _: T) -> T {
+        g * (x.exp() - T::ONE)
     }
 }
 

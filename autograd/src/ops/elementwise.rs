@@ -111,6 +111,11 @@ pub fn silu(x: &Var) -> Result<Var> {
     unary_op(x, UnaryOp::new(&table::SILU))
 }
 
+/// eˣ − 1 − x (with x = log σ², twice the KL of N(0, σ²) from N(0, 1)).
+pub fn exp_minus_one_minus_x(x: &Var) -> Result<Var> {
+    unary_op(x, UnaryOp::new(&table::EXP_MINUS_ONE_MINUS_X))
+}
+
 /// Hyperbolic tangent.
 pub fn tanh(x: &Var) -> Result<Var> {
     unary_op(x, UnaryOp::new(&table::TANH))
@@ -242,6 +247,10 @@ impl Var {
     /// self·σ(self) (SiLU).
     pub fn silu(&self) -> Result<Var> {
         silu(self)
+    }
+    /// e^self − 1 − self (with self = log σ², twice the KL of N(0, σ²) from N(0, 1)).
+    pub fn exp_minus_one_minus_x(&self) -> Result<Var> {
+        exp_minus_one_minus_x(self)
     }
     /// 1 / self.
     pub fn recip(&self) -> Result<Var> {

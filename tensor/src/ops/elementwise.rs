@@ -255,6 +255,10 @@ impl Tensor {
     pub fn silu(&self) -> Result<Tensor> {
         unary(self, UnaryOp::new(&table::SILU))
     }
+    /// e^self − 1 − self (with self = log σ², twice the KL of N(0, σ²) from N(0, 1)).
+    pub fn exp_minus_one_minus_x(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::new(&table::EXP_MINUS_ONE_MINUS_X))
+    }
     /// Logistic sigmoid 1 / (1 + e^−self).
     pub fn sigmoid(&self) -> Result<Tensor> {
         unary(self, UnaryOp::new(&table::SIGMOID))
