@@ -2,8 +2,9 @@
 //!
 //! Creating a bind group is the largest host cost of a launch after the ring of parameters
 //! (validation and usage tracking in wgpu, a descriptor-set allocation in the driver), and a
-//! training step binds the same pool buffers to the same binding shapes every iteration: the
-//! pool's free lists hand the buffers out again in the same order. So a launch looks its
+//! training step binds the same pool buffers to the same binding shapes every iteration (the
+//! pool lends the oldest idle buffer of a size class, so a step gets the buffers the last one
+//! got, whatever order its tensors were dropped in). So a launch looks its
 //! bind group up by (binding shape, each buffer's id and bound length) and creates one only on
 //! a miss.
 //!

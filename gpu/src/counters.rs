@@ -1,6 +1,6 @@
 //! What a context has been asked to do, counted: launches, workgroups, buffers and bind groups
-//! created, bytes
-//! moved between host and device, submits and host waits, and the time those waits took.
+//! created, bytes moved between host and device, submits and host waits, and the time those
+//! waits took.
 //!
 //! Timings on one GPU say little about another (and on a software driver, little about any),
 //! but these counts carry over: a step that records 900 launches, creates buffers every
