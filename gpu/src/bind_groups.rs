@@ -10,7 +10,7 @@
 //!
 //! A cached bind group holds its buffers alive, so an entry must go when the pool releases one
 //! of its buffers to the driver (see [`crate::buffer_pool`]): the context passes the released
-//! ids to [`BindGroupCache::evict`] before each lookup. A buffer back in the pool's free list
+//! ids to `BindGroupCache::evict` before each lookup. A buffer back in the pool's free list
 //! is still the pool's: its entries stay, ready for the buffer's next loan.
 
 use std::collections::HashMap;
