@@ -146,11 +146,9 @@ impl BufferPool {
         free.stats.idle_bytes = 0;
     }
 
-    /// Moves the ids of the buffers released since the last call into `into` (cleared first).
-    pub(crate) fn take_released(&self, into: &mut Vec<u64>) {
-        into.clear();
-        let mut free = self.shared.free.lock().unwrap();
-        into.append(&mut free.released);
+    /// The ids of the buffers released since the last call.
+    pub(crate) fn take_released(&self) -> Vec<u64> {
+        std::mem::take(&mut self.shared.free.lock().unwrap().released)
     }
 }
 

@@ -573,9 +573,7 @@ impl Context {
             buffers: buffers.clone().map(|b| (b.id(), b.len())).collect(),
         };
         let mut cache = self.bind_groups.lock().unwrap();
-        let mut released = Vec::new();
-        self.pool.take_released(&mut released);
-        cache.evict(&released);
+        cache.evict(&self.pool.take_released());
         let (group, created) = cache.get_or_create(key, || {
             let slot = wgpu::BufferBinding {
                 buffer: &self.params_ring,
