@@ -21,12 +21,13 @@ use std::collections::HashMap;
 const MAX_ENTRIES: usize = 16_384;
 
 /// What a bind group is cached under: its layout's binding shape (inputs, outputs) and, per
-/// storage binding in order, the pool buffer's id and the bound length in elements.
+/// storage binding in order, the pool buffer's id and the bound range (offset and length in
+/// elements; the offset is not 0 for a window).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct BindGroupKey {
     pub(crate) inputs: u32,
     pub(crate) outputs: u32,
-    pub(crate) buffers: Vec<(u64, usize)>,
+    pub(crate) buffers: Vec<(u64, usize, usize)>,
 }
 
 #[derive(Default)]
@@ -58,7 +59,7 @@ impl BindGroupCache {
         if released.is_empty() {
             return;
         }
-        self.groups.retain(|key, _| !key.buffers.iter().any(|(id, _)| released.contains(id)));
+        self.groups.retain(|key, _| !key.buffers.iter().any(|(id, _, _)| released.contains(id)));
     }
 
     /// Entries held.

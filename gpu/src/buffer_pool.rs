@@ -61,8 +61,8 @@ pub(crate) struct PoolShared {
 /// The buffer pool of one [`crate::Context`].
 pub(crate) struct BufferPool {
     shared: Arc<PoolShared>,
-    /// The largest class: the device's max_storage_buffer_binding_size (a bigger buffer could
-    /// not be bound anyway).
+    /// The largest class: the device's max_buffer_size (a buffer above the binding limit is
+    /// bound a window at a time, see [`GpuBuffer::window`]).
     max_bytes: u64,
 }
 
@@ -123,7 +123,7 @@ impl BufferPool {
             });
             (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
         });
-        GpuBuffer { raw: Some(raw), len, id, pool: Arc::clone(&self.shared) }
+        GpuBuffer { raw: Some(raw), offset: 0, len, id, pool: Some(Arc::clone(&self.shared)) }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -171,11 +171,16 @@ impl PoolShared {
 /// that use it stay valid (the pool only hands it out to commands recorded later).
 ///
 /// Not `Clone`: one owner decides when the memory may be reused. Share it with an `Arc`.
+/// A [`BufferWindow`] is a `GpuBuffer` too: elements `offset..offset + len` of another
+/// buffer, for binding a part of a buffer larger than a binding may be.
 pub struct GpuBuffer {
     raw: Option<wgpu::Buffer>,
+    /// First element, within the wgpu buffer (0 except for windows).
+    offset: usize,
     len: usize,
     id: u64,
-    pool: Arc<PoolShared>,
+    /// The pool to give the buffer back to on drop; `None` for a window, which owns nothing.
+    pool: Option<Arc<PoolShared>>,
 }
 
 impl GpuBuffer {
@@ -189,13 +194,20 @@ impl GpuBuffer {
         self.len == 0
     }
 
-    /// Identity of the underlying wgpu buffer (stable across reuse); two live handles never
-    /// share one.
+    /// Identity of the underlying wgpu buffer (stable across reuse); two live pool buffers
+    /// never share one (a window shares its parent's).
     pub fn id(&self) -> u64 {
         self.id
     }
 
-    /// The underlying wgpu buffer, for callers that record their own commands.
+    /// Where this buffer's element 0 lies in the underlying wgpu buffer, in elements (0 for a
+    /// pool buffer; a window's start).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The underlying wgpu buffer, for callers that record their own commands (a window's
+    /// elements start [`Self::offset`] elements into it).
     pub fn raw(&self) -> &wgpu::Buffer {
         self.raw.as_ref().expect("GpuBuffer used after drop")
     }
@@ -206,25 +218,63 @@ impl GpuBuffer {
         (self.len.max(1) as u64) * 4
     }
 
+    /// Byte offset of element 0 in the underlying wgpu buffer.
+    pub(crate) fn byte_offset(&self) -> u64 {
+        self.offset as u64 * 4
+    }
+
     pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.raw(),
-            offset: 0,
+            offset: self.byte_offset(),
             size: wgpu::BufferSize::new(self.bytes()),
         })
+    }
+
+    /// Elements `start..start + len` of this buffer as a buffer of their own, borrowing this
+    /// one (which therefore cannot go back to the pool while the window is in use). The
+    /// caller has checked the range and its alignment: `Context::window` does both.
+    pub(crate) fn window(&self, start: usize, len: usize) -> BufferWindow<'_> {
+        BufferWindow {
+            window: GpuBuffer { raw: self.raw.clone(), offset: self.offset + start, len, id: self.id, pool: None },
+            _parent: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A range of a [`GpuBuffer`], usable wherever a `GpuBuffer` is (it dereferences to one):
+/// how a kernel reads or writes part of a tensor larger than one storage binding may be.
+pub struct BufferWindow<'a> {
+    window: GpuBuffer,
+    _parent: std::marker::PhantomData<&'a GpuBuffer>,
+}
+
+impl std::fmt::Debug for BufferWindow<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.window.fmt(f)
+    }
+}
+
+impl std::ops::Deref for BufferWindow<'_> {
+    type Target = GpuBuffer;
+    fn deref(&self) -> &GpuBuffer {
+        &self.window
     }
 }
 
 impl std::fmt::Debug for GpuBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pool.is_none() {
+            return write!(f, "GpuBuffer {{ id: {}, window {}..{} }}", self.id, self.offset, self.offset + self.len);
+        }
         write!(f, "GpuBuffer {{ id: {}, len: {} }}", self.id, self.len)
     }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        if let Some(raw) = self.raw.take() {
-            self.pool.give_back(raw, self.id);
+        if let (Some(raw), Some(pool)) = (self.raw.take(), &self.pool) {
+            pool.give_back(raw, self.id);
         }
     }
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::bind_groups::{BindGroupCache, BindGroupKey};
-use crate::buffer_pool::{BufferPool, GpuBuffer, PoolStats};
+use crate::buffer_pool::{BufferPool, BufferWindow, GpuBuffer, PoolStats};
 use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
 use crate::pipeline_cache::{KernelDef, PipelineCache};
@@ -92,8 +92,10 @@ impl DeviceKind {
 pub struct DeviceLimits {
     /// Largest buffer a kernel can bind, in bytes (128 MiB on lavapipe).
     pub max_storage_buffer_binding_size: u64,
-    /// Largest buffer that can be created, in bytes.
+    /// Largest buffer that can be created, in bytes: the largest tensor (2 GiB on lavapipe).
     pub max_buffer_size: u64,
+    /// A bound range of a buffer must start at a multiple of this many bytes (32 on lavapipe).
+    pub min_storage_buffer_offset_alignment: u32,
     /// Largest workgroup count along each of x, y, z (65535 on most devices).
     pub max_compute_workgroups_per_dimension: u32,
     /// Most threads in one workgroup (x·y·z).
@@ -109,6 +111,7 @@ impl DeviceLimits {
         DeviceLimits {
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             max_buffer_size: l.max_buffer_size,
+            min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment,
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
@@ -289,7 +292,7 @@ impl Context {
                 *slot = Some(e.to_string());
             }
         }));
-        let pool = BufferPool::new(info.limits.max_storage_buffer_binding_size.min(info.limits.max_buffer_size));
+        let pool = BufferPool::new(info.limits.max_buffer_size);
         let params_ring = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("gpu params ring"),
             size: (DISPATCHES_PER_SUBMIT * PARAMS_SLOT) as u64,
@@ -337,13 +340,14 @@ impl Context {
 
     // ------------------------------------------------------------ buffers
 
-    /// Refuses a buffer of `len` f32 elements that no kernel could bind.
+    /// Refuses a buffer of `len` f32 elements that the device cannot create. A buffer above
+    /// max_storage_buffer_binding_size can be created; kernels bind it a window at a time.
     pub fn check_len(&self, len: usize) -> Result<()> {
         let bytes = (len as u64).saturating_mul(4);
-        let limit = self.info.limits.max_storage_buffer_binding_size.min(self.info.limits.max_buffer_size);
+        let limit = self.info.limits.max_buffer_size;
         if bytes > limit {
             return Err(GpuError::LimitExceeded {
-                what: format!("max_storage_buffer_binding_size (a buffer of {len} f32)"),
+                what: format!("max_buffer_size (a buffer of {len} f32)"),
                 requested: bytes,
                 limit,
             });
@@ -351,8 +355,35 @@ impl Context {
         Ok(())
     }
 
+    /// Elements `start..start + len` of `buf` as a buffer a kernel can bind on its own: how a
+    /// launcher reaches part of a buffer larger than one binding may be. `start` must be a
+    /// multiple of [`Self::window_alignment`].
+    pub fn window<'a>(&self, buf: &'a GpuBuffer, start: usize, len: usize) -> Result<BufferWindow<'a>> {
+        if start.checked_add(len).is_none_or(|end| end > buf.len()) {
+            return Err(invalid("window", format!("elements {start}..{} of a buffer of {}", start + len, buf.len())));
+        }
+        if !start.is_multiple_of(self.window_alignment()) {
+            return Err(invalid(
+                "window",
+                format!("a window starts at a multiple of {} elements, not at {start}", self.window_alignment()),
+            ));
+        }
+        Ok(buf.window(start, len))
+    }
+
+    /// The element counts a [`Self::window`] may start at are multiples of this
+    /// (min_storage_buffer_offset_alignment in f32s; 8 on lavapipe).
+    pub fn window_alignment(&self) -> usize {
+        (self.info.limits.min_storage_buffer_offset_alignment as usize / 4).max(1)
+    }
+
+    /// The most f32 elements one kernel binding may hold (max_storage_buffer_binding_size).
+    pub fn max_binding_len(&self) -> usize {
+        (self.info.limits.max_storage_buffer_binding_size / 4) as usize
+    }
+
     /// A buffer of `len` elements from the pool; its contents are undefined (a reused buffer
-    /// holds old data). Err(LimitExceeded) above max_storage_buffer_binding_size.
+    /// holds old data). Err(LimitExceeded) above max_buffer_size.
     pub fn alloc(&self, len: usize) -> Result<GpuBuffer> {
         self.check_len(len)?;
         Ok(self.pool.take(&self.device, len))
@@ -371,7 +402,7 @@ impl Context {
             return Ok(());
         }
         LiveCounters::add(&self.counters.bytes_cleared, buf.bytes());
-        self.record(|enc| enc.clear_buffer(buf.raw(), 0, Some(buf.bytes())))
+        self.record(|enc| enc.clear_buffer(buf.raw(), buf.byte_offset(), Some(buf.bytes())))
     }
 
     /// Copies `data` into a new buffer. The bytes go through a fresh staging buffer and a
@@ -412,7 +443,7 @@ impl Context {
         });
         LiveCounters::add(&self.counters.uploads, 1);
         LiveCounters::add(&self.counters.bytes_uploaded, bytes.len() as u64);
-        self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), 0, Some(staging.size())))
+        self.record(|enc| enc.copy_buffer_to_buffer(&staging, 0, buf.raw(), buf.byte_offset(), Some(staging.size())))
     }
 
     /// Sets every element of `buf` to `value` (tests poison outputs with NaN this way).
@@ -429,10 +460,15 @@ impl Context {
             return Ok(());
         }
         if src.id() == dst.id() {
-            return Ok(());
+            if src.offset() == dst.offset() {
+                return Ok(());
+            }
+            return Err(invalid("copy", "between two windows of one buffer (wgpu copies between buffers only)"));
         }
         LiveCounters::add(&self.counters.bytes_copied, src.bytes());
-        self.record(|enc| enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, Some(src.bytes())))
+        self.record(|enc| {
+            enc.copy_buffer_to_buffer(src.raw(), src.byte_offset(), dst.raw(), dst.byte_offset(), Some(src.bytes()))
+        })
     }
 
     /// Submits everything pending, waits for it, and returns the buffer's contents.
@@ -452,7 +488,7 @@ impl Context {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.record(|enc| enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, Some(buf.bytes())))?;
+        self.record(|enc| enc.copy_buffer_to_buffer(buf.raw(), buf.byte_offset(), &staging, 0, Some(buf.bytes())))?;
         LiveCounters::add(&self.counters.reads, 1);
         LiveCounters::add(&self.counters.bytes_read, buf.bytes());
         self.flush()?;
@@ -570,7 +606,7 @@ impl Context {
         let key = BindGroupKey {
             inputs: k.inputs,
             outputs: k.outputs,
-            buffers: buffers.clone().map(|b| (b.id(), b.len())).collect(),
+            buffers: buffers.clone().map(|b| (b.id(), b.offset(), b.len())).collect(),
         };
         let mut cache = self.bind_groups.lock().unwrap();
         cache.evict(&self.pool.take_released());
@@ -677,6 +713,19 @@ impl Context {
                     format!("output buffer {} is also bound as another operand of {}", o.id(), k.entry),
                 ));
             }
+        }
+        let max_binding = self.info.limits.max_storage_buffer_binding_size;
+        if let Some(big) = inputs.iter().chain(outputs).find(|b| b.bytes() > max_binding) {
+            return Err(GpuError::LimitExceeded {
+                what: format!(
+                    "max_storage_buffer_binding_size ({}:{} binds a buffer of {} f32; the op must split its work)",
+                    k.shader.name,
+                    k.entry,
+                    big.len()
+                ),
+                requested: big.bytes(),
+                limit: max_binding,
+            });
         }
         let params = bytemuck::bytes_of(params);
         if params.len() > PARAMS_SLOT {

@@ -14,9 +14,12 @@
 //! pending encoder, submitted every few dozen launches so that the GPU runs the first kernels
 //! while the host records the next; [`Context::read`] submits and copies a buffer back through
 //! a staging buffer.
-//! Requests beyond the device's limits (a buffer above max_storage_buffer_binding_size, a
-//! grid above max_compute_workgroups_per_dimension²) come back as
-//! [`GpuError::LimitExceeded`], never as a wgpu panic.
+//! A buffer may be as large as the device creates (max_buffer_size), larger than one kernel
+//! binding may be (max_storage_buffer_binding_size): [`Context::window`] binds a part of it,
+//! and the `tensor` crate splits an op's launches into parts that fit. Requests beyond the
+//! device's limits (a buffer above max_buffer_size, a whole buffer bound beyond
+//! max_storage_buffer_binding_size, a grid above max_compute_workgroups_per_dimension²) come
+//! back as [`GpuError::LimitExceeded`], never as a wgpu panic.
 
 #![warn(missing_docs)]
 
@@ -30,7 +33,7 @@ pub mod error;
 pub mod kernels;
 pub mod pipeline_cache;
 
-pub use buffer_pool::{GpuBuffer, PoolStats};
+pub use buffer_pool::{BufferWindow, GpuBuffer, PoolStats};
 pub use context::{available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits};
 pub use counters::Counters;
 pub use error::{GpuError, Result};

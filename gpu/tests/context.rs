@@ -65,25 +65,89 @@ fn upload_then_read_round_trips_exactly() {
 }
 
 #[test]
-fn alloc_above_max_storage_buffer_binding_size_is_a_limit_error_not_a_panic() {
+fn alloc_above_max_buffer_size_is_a_limit_error_not_a_panic() {
     let Some(ctx) = ctx() else { return };
-    let limit = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size);
+    let limit = ctx.limits().max_buffer_size;
     let len = (limit / 4) as usize + 1;
     match ctx.alloc(len) {
         Err(GpuError::LimitExceeded { what, requested, limit: l }) => {
-            assert!(what.contains("max_storage_buffer_binding_size"), "{what}");
+            assert!(what.contains("max_buffer_size"), "{what}");
             assert_eq!((requested, l), (len as u64 * 4, limit));
         }
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
-    // exactly at the limit is fine
-    let at_limit = ctx.alloc((limit / 4) as usize).unwrap();
-    drop(at_limit);
-    ctx.trim_pool();
     // and a 1-D grid beyond max_compute_workgroups_per_dimension² is refused too
     let max = ctx.limits().max_compute_workgroups_per_dimension as u64;
     assert!(matches!(ctx.grid_1d("test", max * max + 1), Err(GpuError::LimitExceeded { .. })));
     assert!(matches!(ctx.grid_3d("test", [1, max + 1, 1]), Err(GpuError::LimitExceeded { .. })));
+}
+
+#[test]
+fn a_buffer_larger_than_one_binding_is_created_but_a_kernel_binding_it_whole_is_a_limit_error() {
+    let Some(ctx) = ctx() else { return };
+    let len = ctx.max_binding_len() + ctx.window_alignment() + 3;
+    let big = ctx.alloc(len).unwrap();
+    let out = ctx.alloc(len).unwrap();
+    match ops::unary(ctx, ops::NEG, 0.0, &big, &out) {
+        Err(GpuError::LimitExceeded { what, requested, limit }) => {
+            assert!(what.contains("max_storage_buffer_binding_size") && what.contains("unary"), "{what}");
+            assert_eq!((requested, limit), (len as u64 * 4, ctx.limits().max_storage_buffer_binding_size));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // Filling, copying and reading go window by window or need no binding: all work.
+    ctx.fill(&big, 2.5).unwrap();
+    ctx.copy(&big, &out).unwrap();
+    let back = ctx.read(&out).unwrap();
+    assert_eq!(back.len(), len);
+    assert!(back.iter().all(|&v| v == 2.5), "every element of a buffer beyond one binding is filled");
+    drop((big, out));
+    ctx.trim_pool();
+}
+
+#[test]
+fn a_window_binds_only_its_own_range_of_the_buffer() {
+    let Some(ctx) = ctx() else { return };
+    let a = ctx.window_alignment();
+    let buf = ctx.upload(&vec![1.0; 7 * a + 5]).unwrap();
+    // Two windows of one buffer, filled by the same kernel: each gets its own bind group.
+    ctx.fill(&ctx.window(&buf, 2 * a, a + 3).unwrap(), -4.0).unwrap();
+    ctx.fill(&ctx.window(&buf, 5 * a, 2 * a).unwrap(), 9.0).unwrap();
+    let got = ctx.read(&buf).unwrap();
+    for (i, &v) in got.iter().enumerate() {
+        let want = if (2 * a..3 * a + 3).contains(&i) {
+            -4.0
+        } else if (5 * a..7 * a).contains(&i) {
+            9.0
+        } else {
+            1.0
+        };
+        assert_eq!(v, want, "element {i} (windows at {}.. and {}..)", 2 * a, 5 * a);
+    }
+    // A window reads back, and copies, only its elements.
+    let w = ctx.window(&buf, 5 * a, a + 1).unwrap();
+    assert_eq!(ctx.read(&w).unwrap(), vec![9.0; a + 1]);
+    let dst = ctx.zeros(2 * a + 1).unwrap();
+    ctx.copy(&w, &ctx.window(&dst, a, a + 1).unwrap()).unwrap();
+    let want: Vec<f32> = (0..2 * a + 1).map(|i| if i >= a { 9.0 } else { 0.0 }).collect();
+    assert_eq!(ctx.read(&dst).unwrap(), want, "copied into elements {a}..{}", 2 * a + 1);
+}
+
+#[test]
+fn a_window_must_start_aligned_and_lie_inside_its_buffer() {
+    let Some(ctx) = ctx() else { return };
+    let a = ctx.window_alignment();
+    let buf = ctx.alloc(4 * a).unwrap();
+    assert!(ctx.window(&buf, 0, 4 * a).is_ok());
+    let e = ctx.window(&buf, 3 * a, a + 1).unwrap_err();
+    assert!(e.to_string().contains("of a buffer of"), "{e}");
+    if a > 1 {
+        let e = ctx.window(&buf, 1, 2).unwrap_err();
+        assert!(e.to_string().contains(&format!("a multiple of {a}")), "{e}");
+    }
+    // Two windows of one buffer cannot be copied between (wgpu copies between buffers).
+    let e = ctx.copy(&ctx.window(&buf, 0, a).unwrap(), &ctx.window(&buf, a, a).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("two windows of one buffer"), "{e}");
 }
 
 #[test]

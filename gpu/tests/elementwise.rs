@@ -75,7 +75,14 @@ fn unary_backward_reads_the_gradient_and_the_saved_value_through_their_own_strid
     let shape = [5, 7];
     let op = OpCode { code: 0, ..Default::default() };
     ops::shader()
-        .unary_backward(ctx, op, &View::dense(&gb, &shape), &View::strided(&sb, &[1, 5], 0), &out, &shape)
+        .unary_backward(
+            ctx,
+            op,
+            &View::dense(&gb, &shape),
+            &View::strided(&sb, &[1, 5], 0),
+            &View::dense(&out, &shape),
+            &shape,
+        )
         .unwrap();
     let want: Vec<f64> = (0..35).map(|i| g[i] as f64 * s[(i % 7) * 5 + i / 7] as f64).collect();
     assert_close_unit("g * s of a transposed s", &rng, &ctx.read(&out).unwrap(), &want);
@@ -96,7 +103,7 @@ fn binary_ops_match_reference_on_equal_shapes() {
                     code,
                     &View::dense(&upload(ctx, &a), &shape),
                     &View::dense(&upload(ctx, &b), &shape),
-                    &out,
+                    &View::dense(&out, &shape),
                     &shape,
                 )
                 .unwrap();
@@ -129,7 +136,7 @@ fn binary_broadcasting_follows_numpy_rule_up_to_rank_6() {
             let n: usize = shape.iter().product();
             let out = poisoned(ctx, n);
             let (va, vb) = (View::broadcast(&ab, sa, &shape), View::broadcast(&bb, sb, &shape));
-            ops::shader().binary(ctx, op, &va, &vb, &out, &shape).unwrap();
+            ops::shader().binary(ctx, op, &va, &vb, &View::dense(&out, &shape), &shape).unwrap();
             let (ra, rb) = (broadcast_ref(&a, sa, &shape), broadcast_ref(&b, sb, &shape));
             let want: Vec<f64> = ra.iter().zip(&rb).map(|(&x, &y)| binary_ref(op, x, y)).collect();
             assert_close_unit(&format!("{op:?} {sa:?} with {sb:?}"), &rng, &ctx.read(&out).unwrap(), &want);
@@ -152,7 +159,7 @@ fn where_select_picks_a_where_cond_is_nonzero_with_broadcasting() {
         &View::broadcast(&cb, &[5, 1, 7], &shape),
         &View::broadcast(&ab, &[33, 7], &shape),
         &View::broadcast(&bb, &[1], &shape),
-        &out,
+        &View::dense(&out, &shape),
         &shape,
     )
     .unwrap();
@@ -264,11 +271,12 @@ fn rank_above_6_after_merging_axes_and_short_buffers_are_refused() {
     // b broadcasts on every other axis, so no two axes merge
     let bs: Vec<usize> = (0..7).map(|d| if d % 2 == 0 { 0 } else { 1 << d }).collect();
     let err = ops::shader()
-        .binary(ctx, ops::ADD, &View::dense(&a, &shape), &View::strided(&b, &bs, 0), &out, &shape)
+        .binary(ctx, ops::ADD, &View::dense(&a, &shape), &View::strided(&b, &bs, 0), &View::dense(&out, &shape), &shape)
         .unwrap_err();
     assert!(matches!(err, GpuError::InvalidArgument { .. }), "{err}");
     // a dense rank-7 tensor merges to rank 1 and is fine
-    ops::shader().binary(ctx, ops::ADD, &View::dense(&a, &shape), &View::dense(&b, &shape), &out, &shape).unwrap();
+    let (va, vb, vo) = (View::dense(&a, &shape), View::dense(&b, &shape), View::dense(&out, &shape));
+    ops::shader().binary(ctx, ops::ADD, &va, &vb, &vo, &shape).unwrap();
     let short = ctx.alloc(100).unwrap();
     let err = ops::unary(ctx, ops::NEG, 0.0, &a, &short).unwrap_err();
     assert!(err.to_string().contains("needs 128 elements"), "{err}");

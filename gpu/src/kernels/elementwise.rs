@@ -125,29 +125,27 @@ impl ElementwiseShader {
         launch(ctx, &self.kernel("unary", 1, op.code), &p, &[x.buf], out.buf)
     }
 
-    /// out = op's backward(g, saved) over `shape`, written dense into `out`.
-    // g, saved: views at `shape` → out: [Π shape]
+    /// out = op's backward(g, saved) over `shape`, all three strided.
+    // g, saved, out: views at `shape`
     pub fn unary_backward(
         &self,
         ctx: &Context,
         op: OpCode,
         g: &View,
         saved: &View,
-        out: &GpuBuffer,
+        out: &View,
         shape: &[usize],
     ) -> Result<()> {
-        let o = View::dense(out, shape);
-        let p = params("unary_backward", op, shape, [Some(&o), Some(g), Some(saved), None])?;
-        launch(ctx, &self.kernel("unary_backward", 2, op.code), &p, &[g.buf, saved.buf], out)
+        let p = params("unary_backward", op, shape, [Some(out), Some(g), Some(saved), None])?;
+        launch(ctx, &self.kernel("unary_backward", 2, op.code), &p, &[g.buf, saved.buf], out.buf)
     }
 
-    /// out = op(a, b) at the broadcast shape `shape`, written dense into `out`.
-    // a, b: views at `shape` (stride 0 on broadcast axes) → out: [Π shape]
-    pub fn binary(&self, ctx: &Context, code: u32, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
-        let o = View::dense(out, shape);
+    /// out = op(a, b) at the broadcast shape `shape`, all three strided.
+    // a, b: views at `shape` (stride 0 on broadcast axes), out: a view at `shape`
+    pub fn binary(&self, ctx: &Context, code: u32, a: &View, b: &View, out: &View, shape: &[usize]) -> Result<()> {
         let op = OpCode { code, ..Default::default() };
-        let p = params("binary", op, shape, [Some(&o), Some(a), Some(b), None])?;
-        launch(ctx, &self.kernel("binary", 2, code), &p, &[a.buf, b.buf], out)
+        let p = params("binary", op, shape, [Some(out), Some(a), Some(b), None])?;
+        launch(ctx, &self.kernel("binary", 2, code), &p, &[a.buf, b.buf], out.buf)
     }
 }
 
@@ -299,16 +297,24 @@ pub fn copy_strided(ctx: &Context, src: &View, dst: &View, shape: &[usize]) -> R
     launch(ctx, &COPY, &p, &[src.buf], dst.buf)
 }
 
-/// out = cond ≠ 0 ? a : b at `shape`, written dense.
-// cond, a, b: views at `shape` → out: [Π shape]
-pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &GpuBuffer, shape: &[usize]) -> Result<()> {
-    let o = View::dense(out, shape);
-    let p = params("where_select", OpCode::default(), shape, [Some(&o), Some(a), Some(b), Some(cond)])?;
-    launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out)
+/// out = cond ≠ 0 ? a : b at `shape`, all four strided.
+// cond, a, b, out: views at `shape`
+pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &View, shape: &[usize]) -> Result<()> {
+    let p = params("where_select", OpCode::default(), shape, [Some(out), Some(a), Some(b), Some(cond)])?;
+    launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out.buf)
 }
 
-/// Sets all `buf.len()` elements to `value`.
+/// Sets all `buf.len()` elements to `value` (a buffer larger than one binding a window at a
+/// time).
 pub fn fill(ctx: &Context, buf: &GpuBuffer, value: f32) -> Result<()> {
+    let part = ctx.max_binding_len() / ctx.window_alignment() * ctx.window_alignment();
+    if buf.len() > part {
+        for start in (0..buf.len()).step_by(part) {
+            let window = ctx.window(buf, start, part.min(buf.len() - start))?;
+            fill(ctx, &window, value)?;
+        }
+        return Ok(());
+    }
     let p = Params { n: buf.len() as u32, alpha: value, contiguous: 1, ..Default::default() };
     launch(ctx, &FILL, &p, &[], buf)
 }
