@@ -32,6 +32,7 @@ mod parity_conv2d;
 mod parity_conv_transpose2d;
 mod parity_elementwise;
 mod parity_interpolate;
+mod parity_large;
 mod parity_loss;
 mod parity_matmul;
 mod parity_optim;

@@ -99,16 +99,17 @@ fn sizes_and_launches_beyond_the_adapter_limits_are_refused_naming_the_limit() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };
     let limits = *gpu.gpu_context().unwrap().limits();
-    // A tensor larger than one bindable buffer.
-    let too_many = (limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) / 4 + 1) as usize;
+    // A tensor larger than the largest buffer the device creates (one larger than a single
+    // binding is fine: tests/parity_large.rs).
+    let too_many = (limits.max_buffer_size / 4 + 1) as usize;
     let e = Tensor::zeros_on(&[too_many], DType::F32, &gpu).unwrap_err();
     assert!(matches!(e, TensorError::Limit { .. }), "{e}");
-    assert!(e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+    assert!(e.to_string().contains("max_buffer_size"), "{e}");
     // A broadcast view is free; materialising it past the limit is refused the same way.
     let one = Tensor::ones_on(&[1], DType::F32, &gpu).unwrap();
     let huge = one.broadcast_to(&[too_many]).unwrap();
     let e = huge.contiguous().unwrap_err();
-    assert!(e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+    assert!(e.to_string().contains("max_buffer_size"), "{e}");
     let e = huge.exp().unwrap_err();
     assert!(matches!(e, TensorError::Limit { op: "unary op", .. }), "{e}");
     // A launch grid past max_compute_workgroups_per_dimension: a batch of tiny matmuls.

@@ -39,6 +39,7 @@ pub mod device;
 pub mod dtype;
 pub mod elementwise_table;
 pub mod error;
+mod gpu_parts;
 pub mod ops;
 pub mod profile;
 pub mod reference;

@@ -15,6 +15,7 @@ use crate::cpu;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::gpu_parts::for_each_row_part;
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};
@@ -293,7 +294,8 @@ impl Tensor {
         let ctx = s.context();
         let out = gpu_alloc(ctx, self.numel(), op)?;
         let shape = self.shape();
-        copy_strided(ctx, &self.gpu_view(op)?, &View::dense(&out, shape), shape).map_err(gpu_err(op))?;
+        let (src, dst) = (self.gpu_view(op)?, View::dense(&out, shape));
+        for_each_row_part(ctx, op, &[src], &dst, shape, |ctx, src, dst, shape| copy_strided(ctx, &src[0], dst, shape))?;
         Ok(Tensor::from_gpu(out, Arc::clone(ctx), shape))
     }
 

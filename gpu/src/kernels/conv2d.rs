@@ -60,6 +60,12 @@ const THIN_COLUMNS_PER_INVOCATION: u64 = 4;
 const WEIGHT_GRAD_WORKGROUPS: usize = 64;
 /// ... but no slice shorter than this (each slice's partial costs an M·N write and read).
 const MIN_K_SLICE: usize = 1024;
+/// ... and none longer than this, however few workgroups that makes: on lavapipe a workgroup
+/// whose slice ran past about 60,000 (55,744 right, 64,640 wrong, 4 × 27 outputs at batch
+/// 1024 of 67 × 65 planes) returned wrong sums, and the parity test on tensors beyond one
+/// binding (tests/parity_large.rs) caught it. The cause is not known; a long reduction in one
+/// workgroup also leaves most of a large GPU idle.
+const MAX_K_SLICE: usize = 16_384;
 
 /// Mirrors `struct Params` in conv2d.wgsl.
 #[repr(C)]
@@ -393,7 +399,12 @@ pub fn backward_weight(
     let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
     // The partials must stay within one bindable buffer.
     let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
-    let slices = WEIGHT_GRAD_WORKGROUPS.div_ceil(tiles.max(1)).min(k / MIN_K_SLICE).min(max_slices).max(1);
+    let slices = WEIGHT_GRAD_WORKGROUPS
+        .div_ceil(tiles.max(1))
+        .min(k / MIN_K_SLICE)
+        .max(k.div_ceil(MAX_K_SLICE))
+        .min(max_slices)
+        .max(1);
     let p = launch_params(g, false, mode);
     if slices == 1 {
         return gemm(ctx, Gemm::BackwardWeight, &p, [m, n, 1], dy, x, None, dw);

@@ -11,10 +11,11 @@ use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
-use crate::tensor::{run_gpu, Tensor};
+use crate::tensor::Tensor;
 
 /// Stride, zero padding and dilation of a conv2d, as [height, width].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +141,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
             }
         }
         Storage::Gpu(_) => {
-            let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
+            let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
+            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [y]| {
+                let g = Conv2dGeometry { batch: rows, ..g };
                 gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
             Ok(y)
@@ -185,9 +188,10 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
             }
         }
         Storage::Gpu(_) => {
-            let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
+            let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
+            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &g, gy, w, dx, Output::Overwrite)
+                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, w, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -217,10 +221,12 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
             }
         }
         Storage::Gpu(_) => {
-            let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
-                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &g, gy, x, dw, Output::Overwrite)
-            })?;
+            let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
+            let [dw] =
+                run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, rows, mode, i, [dw]| {
+                    let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
+                    gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, x, dw, mode)
+                })?;
             Ok(dw)
         }
     }
@@ -253,9 +259,15 @@ pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> 
             }
         }
         Storage::Gpu(_) => {
-            let [db] = run_gpu(op, &[Some(grad_y)], [&[c_out]], |ctx, i, [db]| {
-                gpu_kernel::backward_bias(ctx, dims, i[0].expect("grad_y"), db, Output::Overwrite)
-            })?;
+            let [db] = run_gpu_in_parts(
+                op,
+                batch,
+                &[(Some(grad_y), Cut::Rows)],
+                [(&[c_out], Cut::Sum)],
+                |ctx, rows, mode, i, [db]| {
+                    gpu_kernel::backward_bias(ctx, [rows, c_out, oh * ow], i[0].expect("grad_y"), db, mode)
+                },
+            )?;
             Ok(db)
         }
     }

@@ -9,11 +9,12 @@ use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::ops::conv2d::{bias_slice, check_bias, check_params, pair};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
-use crate::tensor::{run_gpu, Tensor};
+use crate::tensor::Tensor;
 
 /// Stride, zero padding, output padding and dilation of a conv_transpose2d, as [height, width].
 /// `output_padding` adds rows/columns at the bottom/right of the output (they receive only
@@ -135,7 +136,9 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
             }
         }
         Storage::Gpu(_) => {
-            let [y] = run_gpu(OP, &[Some(x), Some(w), bias], [&shape], |ctx, i, [y]| {
+            let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
+            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [y]| {
+                let g = Conv2dGeometry { batch: rows, ..g };
                 gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
             Ok(y)
@@ -208,9 +211,10 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
             }
         }
         Storage::Gpu(_) => {
-            let [dx] = run_gpu(OP, &[Some(grad_y), Some(w)], [&shape], |ctx, i, [dx]| {
+            let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
+            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &g, gy, w, dx, Output::Overwrite)
+                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, w, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -245,10 +249,12 @@ pub fn conv_transpose2d_backward_weight(
             }
         }
         Storage::Gpu(_) => {
-            let [dw] = run_gpu(OP, &[Some(grad_y), Some(x)], [weight_shape], |ctx, i, [dw]| {
-                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &g, gy, x, dw, Output::Overwrite)
-            })?;
+            let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
+            let [dw] =
+                run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, rows, mode, i, [dw]| {
+                    let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
+                    gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, x, dw, mode)
+                })?;
             Ok(dw)
         }
     }

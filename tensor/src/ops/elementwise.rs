@@ -14,7 +14,8 @@ use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::elementwise_table::{self as table, BINARY_OPS, UNARY_OPS};
 pub use crate::elementwise_table::{BinaryOp, UnaryOp};
-use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::error::{shape_err, Result, TensorError};
+use crate::gpu_parts::for_each_row_part;
 use crate::ops::checks::same_dtype;
 use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
@@ -51,8 +52,8 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
                 DType::F64 => Tensor::from_kernel((op.def.forward_f64)(x.cpu_slice()?, op.alpha, op.beta), x.shape()),
             })
         }
-        Storage::Gpu(_) => map_gpu("unary op", &[x], x.shape(), |ctx, views, out| {
-            gpu_shader().unary(ctx, gpu_code(op), &views[0], out, x.shape())
+        Storage::Gpu(_) => map_gpu("unary op", &[x], x.shape(), |ctx, views, out, shape| {
+            gpu_shader().unary(ctx, gpu_code(op), &views[0], out, shape)
         }),
     }
 }
@@ -84,8 +85,8 @@ pub fn unary_backward(g: &Tensor, saved: &Tensor, op: UnaryOp) -> Result<Tensor>
                 }
             })
         }
-        Storage::Gpu(_) => map_gpu(name, &[g, saved], g.shape(), |ctx, v, out| {
-            gpu_shader().unary_backward(ctx, gpu_code(op), &v[0], &v[1], out.buf, g.shape())
+        Storage::Gpu(_) => map_gpu(name, &[g, saved], g.shape(), |ctx, v, out, shape| {
+            gpu_shader().unary_backward(ctx, gpu_code(op), &v[0], &v[1], out, shape)
         }),
     }
 }
@@ -105,12 +106,13 @@ fn backward_name(op: UnaryOp) -> &'static str {
 
 /// The GPU arm shared by the element-wise ops: each operand as a strided view at `shape`
 /// (broadcast through stride-0 axes), a dense output of `shape`, and `launch` recording the
-/// kernel on the operands' context.
+/// kernel on the operands' context, once, or once per part of the leading axis when a buffer
+/// is larger than one binding (`launch` gets the part's views and shape).
 fn map_gpu(
     op: &'static str,
     operands: &[&Tensor],
     shape: &[usize],
-    launch: impl FnOnce(&gpu::Context, &[View], &View) -> gpu::Result<()>,
+    launch: impl Fn(&gpu::Context, &[View], &View, &[usize]) -> gpu::Result<()>,
 ) -> Result<Tensor> {
     let ctx = Arc::clone(operands[0].gpu_storage(op)?.context());
     let views = operands
@@ -121,7 +123,7 @@ fn map_gpu(
         })
         .collect::<Result<Vec<View>>>()?;
     let out = gpu_alloc(&ctx, shape.iter().product(), op)?;
-    launch(&ctx, &views, &View::dense(&out, shape)).map_err(gpu_err(op))?;
+    for_each_row_part(&ctx, op, &views, &View::dense(&out, shape), shape, launch)?;
     Ok(Tensor::from_gpu(out, ctx, shape))
 }
 
@@ -151,8 +153,8 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
                 }
             })
         }
-        _ => map_gpu(name, &[a, b], &shape, |ctx, v, out| {
-            gpu_shader().binary(ctx, op.code(), &v[0], &v[1], out.buf, &shape)
+        _ => map_gpu(name, &[a, b], &shape, |ctx, v, out, shape| {
+            gpu_shader().binary(ctx, op.code(), &v[0], &v[1], out, shape)
         }),
     }
 }
@@ -179,8 +181,8 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             DType::F32 => run::<f32>(cond, a, b, &shape),
             DType::F64 => run::<f64>(cond, a, b, &shape),
         },
-        Storage::Gpu(_) => map_gpu(name, &[cond, a, b], &shape, |ctx, v, out| {
-            gpu_kernel::where_select(ctx, &v[0], &v[1], &v[2], out.buf, &shape)
+        Storage::Gpu(_) => map_gpu(name, &[cond, a, b], &shape, |ctx, v, out, shape| {
+            gpu_kernel::where_select(ctx, &v[0], &v[1], &v[2], out, shape)
         }),
     }
 }

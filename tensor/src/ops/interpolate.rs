@@ -8,9 +8,10 @@ use super::checks::{check_plane, nchw};
 use crate::cpu::interpolate as kernel;
 use crate::dtype::DType;
 use crate::error::{invalid, shape_err, Result};
+use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
-use crate::tensor::{run_gpu, Tensor};
+use crate::tensor::Tensor;
 
 /// A kernel taking (data, planes, H, W, scale).
 type UpsampleKernel<T> = fn(&[T], usize, usize, usize, usize) -> Vec<T>;
@@ -42,9 +43,10 @@ fn upsample(
         }
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
-            let [y] = run_gpu(op, &[Some(x)], [&shape], |ctx, i, [y]| {
-                gpu_kernel::forward(ctx, mode, d, i[0].expect("x"), y)
-            })?;
+            let [y] =
+                run_gpu_in_parts(op, n * c, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, rows, _, i, [y]| {
+                    gpu_kernel::forward(ctx, mode, UpsampleDims { planes: rows, ..d }, i[0].expect("x"), y)
+                })?;
             Ok(y)
         }
     }
@@ -88,8 +90,9 @@ fn upsample_backward(
         }
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
-            let [dx] = run_gpu(op, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
-                gpu_kernel::backward(ctx, mode, d, i[0].expect("grad_y"), dx)
+            let inputs = [(Some(grad_y), Cut::Rows)];
+            let [dx] = run_gpu_in_parts(op, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
+                gpu_kernel::backward(ctx, mode, UpsampleDims { planes: rows, ..d }, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }

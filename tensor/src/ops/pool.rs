@@ -12,6 +12,7 @@ use crate::descriptors::Pool2dGeometry;
 use crate::device::{same_device, Device};
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_plane, nchw};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
@@ -248,8 +249,15 @@ pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
             }
         }
         Storage::Gpu(_) => {
-            let [y] =
-                run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| gpu_kernel::avg_forward(ctx, &g, i[0].expect("x"), y))?;
+            let [y] = run_gpu_in_parts(
+                OP,
+                g.planes,
+                &[(Some(x), Cut::Rows)],
+                [(&shape, Cut::Rows)],
+                |ctx, rows, _, i, [y]| {
+                    gpu_kernel::avg_forward(ctx, &Pool2dGeometry { planes: rows, ..g }, i[0].expect("x"), y)
+                },
+            )?;
             Ok(y)
         }
     }
@@ -278,8 +286,9 @@ pub fn avg_pool2d_backward(
             }
         }
         Storage::Gpu(_) => {
-            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
-                gpu_kernel::avg_backward(ctx, &g, i[0].expect("grad_y"), dx)
+            let inputs = [(Some(grad_y), Cut::Rows)];
+            let [dx] = run_gpu_in_parts(OP, g.planes, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
+                gpu_kernel::avg_backward(ctx, &Pool2dGeometry { planes: rows, ..g }, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }
@@ -306,8 +315,9 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
             }
         }
         Storage::Gpu(_) => {
-            let [y] = run_gpu("global_avg_pool2d", &[Some(x)], [&shape], |ctx, i, [y]| {
-                gpu_kernel::global_avg_forward(ctx, n * c, h * w, i[0].expect("x"), y)
+            let (inputs, outputs) = ([(Some(x), Cut::Rows)], [(&shape[..], Cut::Rows)]);
+            let [y] = run_gpu_in_parts("global_avg_pool2d", n * c, &inputs, outputs, |ctx, rows, _, i, [y]| {
+                gpu_kernel::global_avg_forward(ctx, rows, h * w, i[0].expect("x"), y)
             })?;
             Ok(y)
         }
@@ -334,8 +344,9 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
             }
         }
         Storage::Gpu(_) => {
-            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
-                gpu_kernel::global_avg_backward(ctx, n * c, h * w, i[0].expect("grad_y"), dx)
+            let inputs = [(Some(grad_y), Cut::Rows)];
+            let [dx] = run_gpu_in_parts(OP, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
+                gpu_kernel::global_avg_backward(ctx, rows, h * w, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }

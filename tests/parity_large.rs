@@ -1,0 +1,137 @@
+//! Tensors larger than one GPU storage binding (max_storage_buffer_binding_size: 128 MiB on
+//! lavapipe) against the CPU kernels: the ops split their launches into parts that fit
+//! (`tensor/src/gpu_parts.rs`), and every element must come out as if they had not. The
+//! batch, 2601, is odd and its rows (3·67·65 = 13065 elements) are too, so the parts end
+//! mid-way and their windows must be rounded to the device's offset alignment.
+//! On a device whose binding holds these tensors whole the same comparisons still run (one
+//! part each); the test says so.
+
+use crate::common;
+
+use common::parity::*;
+use common::rng;
+use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
+use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
+use tensor::ops::interpolate::upsample_nearest2d;
+use tensor::ops::pool::avg_pool2d;
+use tensor::{DType, Device, Tensor, TensorError};
+
+/// [N, C, H, W] of the large input: 33,978,065 f32 = 136 MB, above lavapipe's 134,217,728 bytes.
+const X_SHAPE: [usize; 4] = [2601, 3, 67, 65];
+
+fn binding_len(gpu: &Device) -> usize {
+    gpu.gpu_context().expect("a GPU device").max_binding_len()
+}
+
+/// Says when the device binds the test's tensors whole (nothing is split there).
+fn note_if_nothing_splits(gpu: &Device, what: &str) {
+    if binding_len(gpu) >= X_SHAPE.iter().product::<usize>() * 4 {
+        println!("{what}: this device binds {} f32 at once, so nothing is split here", binding_len(gpu));
+    }
+}
+
+#[test]
+fn element_wise_ops_and_strided_copies_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "element-wise");
+    let mut r = rng();
+    let x = signed(&X_SHAPE, &mut r);
+    let bias = signed(&[1, 3, 1, 1], &mut r);
+    let xg = up(&x, &gpu);
+    assert!(x.numel() > binding_len(&gpu) || binding_len(&gpu) >= 4 * x.numel());
+    assert_close("relu", &xg.relu().unwrap(), &x.relu().unwrap(), None);
+    assert_close("x + bias[1, 3, 1, 1]", &xg.add(&up(&bias, &gpu)).unwrap(), &x.add(&bias).unwrap(), None);
+    assert_close("x · x", &xg.mul(&xg).unwrap(), &x.mul(&x).unwrap(), None);
+    // A permuted view spans nearly the whole buffer in one row of its leading axis: the copy
+    // is cut along the next axis instead.
+    let permuted = |t: &Tensor| t.permute(&[1, 0, 2, 3]).unwrap().contiguous().unwrap();
+    assert_close("permute(1, 0, 2, 3).contiguous()", &permuted(&xg), &permuted(&x), None);
+    // A narrowed view starting mid-row: windows start at the aligned element before it.
+    let narrowed = |t: &Tensor| t.narrow(3, 3, 61).unwrap().exp().unwrap();
+    assert_close("narrow(3, 3, 61).exp()", &narrowed(&xg), &narrowed(&x), None);
+    let filled = Tensor::full_on(&X_SHAPE, 0.5, DType::F32, &gpu).unwrap();
+    assert!(filled.to_vec_f32().unwrap().iter().all(|&v| v == 0.5), "full_on fills every element");
+}
+
+#[test]
+fn convolutions_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "conv2d");
+    let mut r = rng();
+    let x = signed(&X_SHAPE, &mut r);
+    let w = signed(&[4, 3, 3, 3], &mut r);
+    let b = signed(&[4], &mut r);
+    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let (xg, wg) = (up(&x, &gpu), up(&w, &gpu));
+    let y = conv2d(&x, &w, Some(&b), &p).unwrap();
+    let scale = conv2d(&abs(&x), &abs(&w), Some(&abs(&b)), &p).unwrap();
+    assert_close("conv2d", &conv2d(&xg, &wg, Some(&up(&b, &gpu)), &p).unwrap(), &y, Some(&scale));
+    let gy = signed(y.shape(), &mut r);
+    let gyg = up(&gy, &gpu);
+    let dx = conv2d_backward_data(&gy, &w, x.shape(), &p).unwrap();
+    let dx_scale = conv2d_backward_data(&abs(&gy), &abs(&w), x.shape(), &p).unwrap();
+    assert_close(
+        "conv2d_backward_data",
+        &conv2d_backward_data(&gyg, &wg, x.shape(), &p).unwrap(),
+        &dx,
+        Some(&dx_scale),
+    );
+    // Summed over the batch: every part after the first adds to what the first wrote.
+    let dw = conv2d_backward_weight(&gy, &x, w.shape(), &p).unwrap();
+    let dw_scale = conv2d_backward_weight(&abs(&gy), &abs(&x), w.shape(), &p).unwrap();
+    let dwg = conv2d_backward_weight(&gyg, &xg, w.shape(), &p).unwrap();
+    assert_close("conv2d_backward_weight", &dwg, &dw, Some(&dw_scale));
+    let db_scale = conv2d_backward_bias(&abs(&gy)).unwrap();
+    assert_close(
+        "conv2d_backward_bias",
+        &conv2d_backward_bias(&gyg).unwrap(),
+        &conv2d_backward_bias(&gy).unwrap(),
+        Some(&db_scale),
+    );
+}
+
+#[test]
+fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "conv_transpose2d, pooling, upsampling");
+    let mut r = rng();
+    // 1000 of the large input's images: the outputs below are the large tensors.
+    let x = signed(&[1000, 3, 67, 65], &mut r);
+    let xg = up(&x, &gpu);
+    let w = signed(&[3, 2, 2, 2], &mut r);
+    let p = ConvTranspose2dParams { stride: [2, 2], ..Default::default() };
+    let y = conv_transpose2d(&x, &w, None, &p).unwrap(); // [1000, 2, 134, 130]
+    assert!(y.numel() > binding_len(&gpu) || binding_len(&gpu) >= 4 * y.numel());
+    let scale = conv_transpose2d(&abs(&x), &abs(&w), None, &p).unwrap();
+    assert_close("conv_transpose2d", &conv_transpose2d(&xg, &up(&w, &gpu), None, &p).unwrap(), &y, Some(&scale));
+    assert_close(
+        "upsample_nearest2d ×2",
+        &upsample_nearest2d(&xg, 2).unwrap(),
+        &upsample_nearest2d(&x, 2).unwrap(),
+        None,
+    );
+    let big = signed(&X_SHAPE, &mut r);
+    let pooled = avg_pool2d(&up(&big, &gpu), [2, 2], [2, 2], [0, 0]).unwrap();
+    let scale = avg_pool2d(&abs(&big), [2, 2], [2, 2], [0, 0]).unwrap();
+    assert_close("avg_pool2d 2×2", &pooled, &avg_pool2d(&big, [2, 2], [2, 2], [0, 0]).unwrap(), Some(&scale));
+}
+
+#[test]
+fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
+    let Some(gpu) = gpu() else { return };
+    // One image of 8 × 2048 × 2049 = 33,570,816 f32: cutting along the batch cannot help.
+    let shape = [1, 8, 2048, 2049];
+    if binding_len(&gpu) >= shape.iter().product::<usize>() {
+        println!("skipping: this device binds {} f32 at once, so one such image fits", binding_len(&gpu));
+        return;
+    }
+    let x = Tensor::zeros_on(&shape, DType::F32, &gpu).unwrap();
+    let w = Tensor::zeros_on(&[1, 8, 1, 1], DType::F32, &gpu).unwrap();
+    match conv2d(&x, &w, None, &Conv2dParams::default()) {
+        Err(e @ TensorError::Limit { op: "conv2d", .. }) => {
+            assert!(e.to_string().contains("cannot be split along its batch"), "{e}");
+            assert!(e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+        }
+        other => panic!("expected a Limit error from conv2d, got {other:?}"),
+    }
+}
