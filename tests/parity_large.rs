@@ -10,6 +10,7 @@ use crate::common;
 
 use common::parity::*;
 use common::rng;
+use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_eval_backward, batch_norm_train, batch_norm_train_backward};
 use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
@@ -134,4 +135,37 @@ fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
         }
         other => panic!("expected a Limit error from conv2d, got {other:?}"),
     }
+}
+
+#[test]
+fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "batch norm");
+    let mut r = rng();
+    // Channel means away from 0, so a statistic summed over one part only would show.
+    let x = signed(&X_SHAPE, &mut r).add_scalar(0.25).unwrap();
+    let (gamma, beta) = (signed(&[3], &mut r), signed(&[3], &mut r));
+    let (xg, gg, bg) = (up(&x, &gpu), up(&gamma, &gpu), up(&beta, &gpu));
+    let eps = 1e-5;
+    let want = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
+    let got = batch_norm_train(&xg, Some(&gg), Some(&bg), eps).unwrap();
+    assert_close("batch_norm_train y", &got.y, &want.y, None);
+    assert_close("batch_norm_train mean", &got.mean, &want.mean, None);
+    assert_close("batch_norm_train inv_std", &got.inv_std, &want.inv_std, None);
+    assert_close("batch_norm_train var_unbiased", &got.var_unbiased, &want.var_unbiased, None);
+    let gy = signed(&X_SHAPE, &mut r);
+    let gyg = up(&gy, &gpu);
+    let want = batch_norm_train_backward(&gy, &x, &want.mean, &want.inv_std, Some(&gamma)).unwrap();
+    let got = batch_norm_train_backward(&gyg, &xg, &got.mean, &got.inv_std, Some(&gg)).unwrap();
+    assert_close("batch_norm_train_backward dx", &got.dx, &want.dx, Some(&tensor_scale(&want.dx)));
+    assert_close("batch_norm_train_backward dgamma", &got.dgamma, &want.dgamma, Some(&tensor_scale(&want.dgamma)));
+    assert_close("batch_norm_train_backward dbeta", &got.dbeta, &want.dbeta, Some(&tensor_scale(&want.dbeta)));
+    let (rm, rv) = (signed(&[3], &mut r), uniform32(&[3], 0.5, 2.0, &mut r));
+    let (rmg, rvg) = (up(&rm, &gpu), up(&rv, &gpu));
+    let want = batch_norm_eval(&x, &rm, &rv, Some(&gamma), Some(&beta), eps).unwrap();
+    assert_close("batch_norm_eval", &batch_norm_eval(&xg, &rmg, &rvg, Some(&gg), Some(&bg), eps).unwrap(), &want, None);
+    let want = batch_norm_eval_backward(&gy, &x, &rm, &rv, Some(&gamma), eps).unwrap();
+    let got = batch_norm_eval_backward(&gyg, &xg, &rmg, &rvg, Some(&gg), eps).unwrap();
+    assert_close("batch_norm_eval_backward dx", &got.dx, &want.dx, None);
+    assert_close("batch_norm_eval_backward dgamma", &got.dgamma, &want.dgamma, Some(&tensor_scale(&want.dgamma)));
 }
