@@ -15,6 +15,7 @@ use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, co
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
 use tensor::ops::pool::avg_pool2d;
+use tensor::ops::reduce::{reduce, ReduceOp};
 use tensor::{DType, Device, Tensor, TensorError};
 
 /// [N, C, H, W] of the large input: 33,978,065 f32 = 136 MB, above lavapipe's 134,217,728 bytes.
@@ -168,4 +169,31 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     let got = batch_norm_eval_backward(&gyg, &xg, &rmg, &rvg, Some(&gg), eps).unwrap();
     assert_close("batch_norm_eval_backward dx", &got.dx, &want.dx, None);
     assert_close("batch_norm_eval_backward dgamma", &got.dgamma, &want.dgamma, Some(&tensor_scale(&want.dgamma)));
+}
+
+#[test]
+fn reductions_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "reductions");
+    let mut r = rng();
+    let x = signed(&X_SHAPE, &mut r).add_scalar(0.1).unwrap();
+    let xg = up(&x, &gpu);
+    // Per image (parts of the batch); over the batch, every axis and the channel-gradient
+    // axes (0, 2, 3) (pieces of the reduced block, combined).
+    for (axes, op) in [
+        (vec![1, 2, 3], ReduceOp::Sum),
+        (vec![0], ReduceOp::Mean),
+        (vec![], ReduceOp::Max),
+        (vec![], ReduceOp::Min),
+        (vec![0, 2, 3], ReduceOp::Sum),
+    ] {
+        let what = format!("{op:?} over axes {axes:?}");
+        let want = reduce(&x, &axes, false, op).unwrap();
+        let scale = reduce(&abs(&x), &axes, false, if op == ReduceOp::Min { ReduceOp::Max } else { op }).unwrap();
+        assert_close(&what, &reduce(&xg, &axes, false, op).unwrap(), &want, Some(&scale));
+    }
+    // Reductions that do not combine from pieces say so.
+    let e = reduce(&xg, &[], false, ReduceOp::ArgMax).unwrap_err();
+    assert!(matches!(e, TensorError::Limit { op: "reduce", .. }), "{e}");
+    assert!(e.to_string().contains("only sum, mean, max and min"), "{e}");
 }

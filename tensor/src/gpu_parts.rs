@@ -48,6 +48,14 @@ fn rows_per_part(row_lens: &[usize], max_len: usize, align: usize) -> Option<usi
     (rows > 0).then_some(rows)
 }
 
+/// Whether [`run_gpu_in_parts`] can split a launch whose cut operands have `row_lens`
+/// elements per row on `ctx` (whether they fit one binding whole or an aligned group of rows
+/// does).
+pub(crate) fn splits_into_parts(ctx: &Context, rows: usize, row_lens: &[usize]) -> bool {
+    let max_len = ctx.max_binding_len();
+    row_lens.iter().all(|&r| r * rows <= max_len) || rows_per_part(row_lens, max_len, ctx.window_alignment()).is_some()
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
@@ -92,17 +100,23 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
         .chain(outputs.iter().filter(|(_, cut)| *cut == Cut::Rows).map(|(s, _)| numel(s)))
         .collect();
     let max_len = ctx.max_binding_len();
-    if rows == 0 || cut_lens.iter().all(|&len| len <= max_len) {
+    // A dense input may be a prefix of a larger buffer (a narrowed tensor): then it is bound
+    // as a window of its own elements even when it needs no cutting.
+    let buffers_fit = in_bufs.iter().flatten().copied().chain(&out_bufs).all(|b| b.len() <= max_len);
+    if rows == 0 || buffers_fit {
         launch(&ctx, rows, Output::Overwrite, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
     } else {
         let row_lens: Vec<usize> = cut_lens.iter().map(|&len| row_len(len)).collect();
-        let part = rows_per_part(&row_lens, max_len, ctx.window_alignment()).ok_or_else(|| TensorError::Limit {
-            op,
-            msg: format!(
-                "one row of {op} needs {} f32 elements, above the {max_len} one GPU binding holds \
+        let all_rows = cut_lens.iter().all(|&len| len <= max_len).then_some(rows);
+        let part = all_rows.or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment())).ok_or_else(|| {
+            TensorError::Limit {
+                op,
+                msg: format!(
+                    "one row of {op} needs {} f32 elements, above the {max_len} one GPU binding holds \
                  (max_storage_buffer_binding_size), so it cannot be split along its batch",
-                row_lens.iter().max().unwrap_or(&0)
-            ),
+                    row_lens.iter().max().unwrap_or(&0)
+                ),
+            }
         })?;
         for start in (0..rows).step_by(part) {
             let n = part.min(rows - start);
@@ -115,8 +129,8 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
                         let r = row_len(t.numel());
                         ctx.window(b, start * r, n * r).map(Some)
                     }
-                    (_, Some(b), _) => ctx.window(b, 0, b.len()).map(Some),
-                    (_, None, _) => Ok(None),
+                    (_, Some(b), Some(t)) => ctx.window(b, 0, t.numel()).map(Some),
+                    _ => Ok(None),
                 })
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;

@@ -9,10 +9,11 @@ use crate::cpu::reduce as kernel;
 pub use crate::descriptors::ReduceOp;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::gpu_parts::{run_gpu_in_parts, splits_into_parts, Cut};
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
-use crate::tensor::{run_gpu, Tensor};
+use crate::tensor::Tensor;
 
 /// Sorted, de-duplicated axes; an empty list means "all axes".
 fn resolve_axes(op: &'static str, axes: &[isize], rank: usize) -> Result<Vec<usize>> {
@@ -82,13 +83,66 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
             DType::F32 => run::<f32>(&xc, outer, r, inner, op, &out_shape),
             DType::F64 => run::<f64>(&xc, outer, r, inner, op, &out_shape),
         },
-        Storage::Gpu(_) => {
+        Storage::Gpu(s) => {
+            let max_len = s.context().max_binding_len();
+            if !splits_into_parts(s.context(), outer, &[r * inner, inner]) {
+                return reduce_in_pieces_of_r(&xc, [outer, r, inner], op, max_len)?.reshape(&out_shape);
+            }
+            // Each part of `outer` reduces its own rows (one part when x fits one binding).
             let d = ReduceDims { outer, reduce: r, inner };
-            let [y] = run_gpu(name, &[Some(&xc)], [&out_shape], |ctx, i, [o]| {
-                gpu_kernel::reduce(ctx, op, i[0].expect("x"), o, d)
-            })?;
+            let [y] = run_gpu_in_parts(
+                name,
+                outer,
+                &[(Some(&xc), Cut::Rows)],
+                [(&out_shape, Cut::Rows)],
+                |ctx, rows, _, i, [o]| {
+                    gpu_kernel::reduce(ctx, op, i[0].expect("x"), o, ReduceDims { outer: rows, ..d })
+                },
+            )?;
             Ok(y)
         }
+    }
+}
+
+/// A GPU reduction whose reduced block is larger than one binding: the block cut along r into
+/// pieces that fit, each reduced on its own, and the partial results combined (sums added,
+/// maxima and minima compared; a mean is the sum over r). The other reductions do not combine
+/// this simply and are refused with a `Limit` error.
+// x: [outer, r, inner] (dense) → [outer, inner]
+fn reduce_in_pieces_of_r(x: &Tensor, [outer, r, inner]: [usize; 3], op: ReduceOp, max_len: usize) -> Result<Tensor> {
+    const OP: &str = "reduce";
+    let too_large = |why: &str| TensorError::Limit {
+        op: OP,
+        msg: format!(
+            "{op:?} over [{outer}, {r}, {inner}] (outer, reduced, inner) is larger than one GPU binding \
+             of {max_len} f32 (max_storage_buffer_binding_size), and {why}"
+        ),
+    };
+    let combine: fn(&Tensor, &Tensor) -> Result<Tensor> = match op {
+        ReduceOp::Sum | ReduceOp::Mean => Tensor::add,
+        ReduceOp::Max => Tensor::maximum,
+        ReduceOp::Min => Tensor::minimum,
+        _ => return Err(too_large("only sum, mean, max and min are split into pieces")),
+    };
+    let piece = max_len / (outer * inner).max(1);
+    if piece == 0 {
+        return Err(too_large("not even one of its reduced elements per outer and inner index fits"));
+    }
+    let x = x.reshape(&[outer, r, inner])?;
+    let partial_op = if op == ReduceOp::Mean { ReduceOp::Sum } else { op };
+    let mut total: Option<Tensor> = None;
+    for start in (0..r).step_by(piece) {
+        let part = reduce(&x.narrow(1, start, piece.min(r - start))?, &[1], false, partial_op)?;
+        total = Some(match total {
+            None => part,
+            Some(t) => combine(&t, &part)?,
+        });
+    }
+    let total = total.ok_or_else(|| too_large("it reduces nothing"))?;
+    if op == ReduceOp::Mean {
+        total.mul_scalar(1.0 / r as f64)
+    } else {
+        Ok(total)
     }
 }
 
