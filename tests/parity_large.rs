@@ -14,6 +14,7 @@ use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_eval_backward, batch_n
 use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
+use tensor::ops::matmul::matmul;
 use tensor::ops::pool::avg_pool2d;
 use tensor::ops::reduce::{reduce, ReduceOp};
 use tensor::{DType, Device, Tensor, TensorError};
@@ -196,4 +197,29 @@ fn reductions_beyond_one_binding_match_the_cpu() {
     let e = reduce(&xg, &[], false, ReduceOp::ArgMax).unwrap_err();
     assert!(matches!(e, TensorError::Limit { op: "reduce", .. }), "{e}");
     assert!(e.to_string().contains("only sum, mean, max and min"), "{e}");
+}
+
+#[test]
+fn matrix_products_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "matmul");
+    let mut r = rng();
+    // 36 million elements of A: parts of its rows; its transpose (a weight gradient, Xᵀ·dY):
+    // parts of K, accumulated; a batch of three: parts of the batch.
+    let x = signed(&[40_000, 901], &mut r);
+    let (w, dy) = (signed(&[901, 7], &mut r), signed(&[40_000, 7], &mut r));
+    let xg = up(&x, &gpu);
+    let cases = [
+        ("[40000, 901]·[901, 7]", x.clone(), w.clone(), xg.clone(), up(&w, &gpu)),
+        ("[40000, 901]ᵀ·[40000, 7]", x.transpose(0, 1).unwrap(), dy.clone(), xg.transpose(0, 1).unwrap(), up(&dy, &gpu)),
+    ];
+    for (what, a, b, ag, bg) in cases {
+        let scale = matmul(&abs(&a), &abs(&b)).unwrap();
+        assert_close(what, &matmul(&ag, &bg).unwrap(), &matmul(&a, &b).unwrap(), Some(&scale));
+    }
+    let a = signed(&[3, 4000, 3000], &mut r);
+    let b = signed(&[3000, 5], &mut r);
+    let scale = matmul(&abs(&a), &abs(&b)).unwrap();
+    let got = matmul(&up(&a, &gpu), &up(&b, &gpu)).unwrap();
+    assert_close("[3, 4000, 3000]·[3000, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
 }

@@ -19,7 +19,7 @@
 
 use gpu::kernels::elementwise::View;
 use gpu::kernels::Output;
-use gpu::{Context, GpuBuffer};
+use gpu::{BufferWindow, Context, GpuBuffer};
 
 use crate::error::{gpu_err, Result, TensorError};
 use crate::shape::numel;
@@ -56,7 +56,19 @@ pub(crate) fn splits_into_parts(ctx: &Context, rows: usize, row_lens: &[usize]) 
     row_lens.iter().all(|&r| r * rows <= max_len) || rows_per_part(row_lens, max_len, ctx.window_alignment()).is_some()
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+/// The window of `buf` from the aligned element at or before `first` to `first + len`, and
+/// where `first` lies in it (a view's offset, rebased).
+pub(crate) fn window_from<'b>(
+    ctx: &Context,
+    buf: &'b GpuBuffer,
+    first: usize,
+    len: usize,
+) -> gpu::Result<(BufferWindow<'b>, usize)> {
+    let base = first / ctx.window_alignment() * ctx.window_alignment();
+    ctx.window(buf, base, first + len - base).map(|w| (w, first - base))
+}
+
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
@@ -224,9 +236,7 @@ fn launch_in_parts(
             .iter()
             .map(|v| {
                 let first = v.offset + start * v.strides[0];
-                let base = first / align * align;
-                let last = first + (n - 1) * v.strides[0] + row_span(v);
-                ctx.window(v.buf, base, last + 1 - base).map(|w| (w, first - base))
+                window_from(ctx, v.buf, first, (n - 1) * v.strides[0] + row_span(v) + 1)
             })
             .collect::<gpu::Result<Vec<_>>>()
             .map_err(gpu_err(op))?;

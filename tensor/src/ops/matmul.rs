@@ -10,6 +10,7 @@ use crate::cpu::gemm::{gemm_batched, MatBatch, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::gpu_parts::{gcd, window_from};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, Tensor};
@@ -112,8 +113,109 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     }
     let c = gpu_alloc(&ctx, batch_len * m * n, OP)?;
     let args = MatmulArgs { a: view(a)?, b: view(b)?, c: &c, batch: batch_len, m, n, k, accumulate: false };
-    gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
+    let max_len = ctx.max_binding_len();
+    if [args.a.buf.len(), args.b.buf.len(), c.len()].iter().all(|&len| len <= max_len) {
+        gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
+    } else {
+        matmul_in_parts(&ctx, &args)?;
+    }
     Ok(Tensor::from_gpu(c, ctx, &dims.out_shape()))
+}
+
+/// A GPU matmul with an operand larger than one binding: parts of the batch, or, when one
+/// product does not fit, parts of each product's rows. Each part binds windows of A and B
+/// covering what it reads (its views rebased on them) and of C (dense, so its cuts are
+/// rounded to the device's offset alignment).
+fn matmul_in_parts(ctx: &gpu::Context, args: &MatmulArgs) -> Result<()> {
+    const OP: &str = "matmul";
+    let MatmulArgs { a, b, c, batch, m, n, k, .. } = *args;
+    let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
+    // Elements a view spans over `count` steps of `stride` plus one [rows, cols] block.
+    let span = |v: &MatView, count: usize, stride: usize, rows: usize, cols: usize| {
+        (count - 1) * stride + (rows - 1) * v.row_stride + (cols - 1) * v.col_stride + 1
+    };
+    // The most steps of `stride` (≤ upto, a multiple of `step`) whose span fits with room for
+    // an aligned window start; 0 when none.
+    let most = |v: &MatView, stride: usize, rows: usize, cols: usize, upto: usize| {
+        let room = max_len.saturating_sub(span(v, 1, stride, rows, cols) + align);
+        if span(v, 1, stride, rows, cols) + align > max_len {
+            0
+        } else {
+            room.checked_div(stride).map_or(upto, |more| (more + 1).min(upto))
+        }
+    };
+    let c_view = MatView::row_major(c, m, n);
+    let aligned =
+        |count: usize, elems_per: usize| count / (align / gcd(elems_per, align)) * (align / gcd(elems_per, align));
+    // Parts of the batch: whole products.
+    let per_batch = [most(&a, a.batch_stride, m, k, batch), most(&b, b.batch_stride, k, n, batch)];
+    let batches = aligned(per_batch[0].min(per_batch[1]).min(most(&c_view, m * n, m, n, batch)), m * n);
+    // One part: `count` products of `rows` × `kk`·`kk` × n from the given first elements,
+    // added to C when `accumulate` (a part of K after the first).
+    let launch =
+        |[a_first, a_span]: [usize; 2], [b_first, b_span]: [usize; 2], c_at: usize, part: [usize; 3], accumulate| {
+            let [count, rows, kk] = part;
+            let (wa, oa) = window_from(ctx, a.buf, a_first, a_span)?;
+            let (wb, ob) = window_from(ctx, b.buf, b_first, b_span)?;
+            let wc = ctx.window(c, c_at, count * rows * n)?;
+            let part = MatmulArgs {
+                a: MatView { buf: &wa, offset: oa, ..a },
+                b: MatView { buf: &wb, offset: ob, ..b },
+                c: &wc,
+                batch: count,
+                m: rows,
+                n,
+                k: kk,
+                accumulate,
+            };
+            gpu_matmul(ctx, &part)
+        };
+    if batches > 0 {
+        for b0 in (0..batch).step_by(batches) {
+            let nb = batches.min(batch - b0);
+            let (a_first, b_first) = (a.offset + b0 * a.batch_stride, b.offset + b0 * b.batch_stride);
+            let (a_span, b_span) = (span(&a, nb, a.batch_stride, m, k), span(&b, nb, b.batch_stride, k, n));
+            launch([a_first, a_span], [b_first, b_span], b0 * m * n, [nb, m, k], false).map_err(gpu_err(OP))?;
+        }
+        return Ok(());
+    }
+    // Parts of each product's rows, B's matrix whole.
+    let rows = aligned(most(&a, a.row_stride, 1, k, m).min(most(&c_view, n, 1, n, m)), n);
+    if rows > 0 && span(&b, 1, 0, k, n) + align <= max_len {
+        for b0 in 0..batch {
+            for m0 in (0..m).step_by(rows) {
+                let nm = rows.min(m - m0);
+                let a_first = a.offset + b0 * a.batch_stride + m0 * a.row_stride;
+                let b_first = b.offset + b0 * b.batch_stride;
+                let (a_span, b_span) = (span(&a, 1, 0, nm, k), span(&b, 1, 0, k, n));
+                let c_at = (b0 * m + m0) * n;
+                launch([a_first, a_span], [b_first, b_span], c_at, [1, nm, k], false).map_err(gpu_err(OP))?;
+            }
+        }
+        return Ok(());
+    }
+    // Parts of K (a transposed operand whose rows each span most of it: Xᵀ·dY), each
+    // product's C whole and accumulated.
+    let ks = most(&a.t(), a.col_stride, 1, m, k).min(most(&b, b.row_stride, 1, n, k));
+    if ks == 0 || m * n + align > max_len {
+        return Err(TensorError::Limit {
+            op: OP,
+            msg: format!(
+                "[{m}, {k}]·[{k}, {n}] cannot be split into parts that fit one GPU binding of {max_len} f32 \
+                 (max_storage_buffer_binding_size)"
+            ),
+        });
+    }
+    for b0 in 0..batch {
+        for k0 in (0..k).step_by(ks) {
+            let nk = ks.min(k - k0);
+            let a_first = a.offset + b0 * a.batch_stride + k0 * a.col_stride;
+            let b_first = b.offset + b0 * b.batch_stride + k0 * b.row_stride;
+            let (a_span, b_span) = (span(&a, 1, 0, m, nk), span(&b, 1, 0, nk, n));
+            launch([a_first, a_span], [b_first, b_span], b0 * m * n, [1, m, nk], k0 > 0).map_err(gpu_err(OP))?;
+        }
+    }
+    Ok(())
 }
 
 fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
