@@ -15,7 +15,7 @@ use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, co
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
 use tensor::ops::matmul::matmul;
-use tensor::ops::pool::avg_pool2d;
+use tensor::ops::pool::{avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::{reduce, ReduceOp};
 use tensor::{DType, Device, Tensor, TensorError};
 
@@ -117,6 +117,14 @@ fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cp
     let pooled = avg_pool2d(&up(&big, &gpu), [2, 2], [2, 2], [0, 0]).unwrap();
     let scale = avg_pool2d(&abs(&big), [2, 2], [2, 2], [0, 0]).unwrap();
     assert_close("avg_pool2d 2×2", &pooled, &avg_pool2d(&big, [2, 2], [2, 2], [0, 0]).unwrap(), Some(&scale));
+    // Max pool: its argmax indices are cut like its output, forward and backward.
+    let (y, idx) = max_pool2d(&big, [3, 3], [2, 2], [1, 1]).unwrap();
+    let (yg, idxg) = max_pool2d(&up(&big, &gpu), [3, 3], [2, 2], [1, 1]).unwrap();
+    assert_close("max_pool2d 3×3 stride 2", &yg, &y, None);
+    assert_eq!(idxg.to_vec().unwrap(), idx.to_vec().unwrap(), "max_pool2d argmax indices");
+    let gy = signed(y.shape(), &mut r);
+    let want = max_pool2d_backward(&gy, &idx, &X_SHAPE).unwrap();
+    assert_close("max_pool2d_backward", &max_pool2d_backward(&up(&gy, &gpu), &idxg, &X_SHAPE).unwrap(), &want, None);
 }
 
 #[test]
@@ -211,7 +219,13 @@ fn matrix_products_beyond_one_binding_match_the_cpu() {
     let xg = up(&x, &gpu);
     let cases = [
         ("[40000, 901]·[901, 7]", x.clone(), w.clone(), xg.clone(), up(&w, &gpu)),
-        ("[40000, 901]ᵀ·[40000, 7]", x.transpose(0, 1).unwrap(), dy.clone(), xg.transpose(0, 1).unwrap(), up(&dy, &gpu)),
+        (
+            "[40000, 901]ᵀ·[40000, 7]",
+            x.transpose(0, 1).unwrap(),
+            dy.clone(),
+            xg.transpose(0, 1).unwrap(),
+            up(&dy, &gpu),
+        ),
     ];
     for (what, a, b, ag, bg) in cases {
         let scale = matmul(&abs(&a), &abs(&b)).unwrap();

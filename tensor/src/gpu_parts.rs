@@ -37,6 +37,18 @@ pub(crate) enum Cut {
     Sum,
 }
 
+/// Which part of a split launch one call of its `launch` closure makes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Part {
+    /// Its first row.
+    pub(crate) first: usize,
+    /// How many rows it has.
+    pub(crate) rows: usize,
+    /// How its `Cut::Sum` outputs are written: overwritten by the first part, added to by the
+    /// others.
+    pub(crate) mode: Output,
+}
+
 /// The rows per part for operands of `row_lens` elements per row: as many as fit one
 /// binding of `max_len` elements, rounded down so that every operand's cut starts at a
 /// multiple of `align` elements. `None` when not even one aligned group of rows fits.
@@ -82,15 +94,14 @@ fn lcm(a: usize, b: usize) -> usize {
 
 /// [`crate::tensor::run_gpu`] for an op over `rows` independent rows (the batch, or N·C
 /// planes): each input with its [`Cut`] (a `Rows` input's leading `rows` share its elements
-/// evenly), one output per (shape, cut). `launch` gets the rows of its part, the mode for
-/// `Sum` outputs, and the buffers (windows when split); it must build its kernel's geometry
-/// from the rows it is given.
+/// evenly), one output per (shape, cut). `launch` gets its [`Part`] and the buffers (windows
+/// when split); it must build its kernel's geometry from the part's rows.
 pub(crate) fn run_gpu_in_parts<const N: usize>(
     op: &'static str,
     rows: usize,
     inputs: &[(Option<&Tensor>, Cut)],
     outputs: [(&[usize], Cut); N],
-    launch: impl Fn(&Context, usize, Output, &[Option<&GpuBuffer>], [&GpuBuffer; N]) -> gpu::Result<()>,
+    launch: impl Fn(&Context, Part, &[Option<&GpuBuffer>], [&GpuBuffer; N]) -> gpu::Result<()>,
 ) -> Result<[Tensor; N]> {
     let Some((Some(first), _)) = inputs.first() else {
         return crate::error::invalid(op, "a GPU launch needs its first operand");
@@ -116,7 +127,8 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
     // as a window of its own elements even when it needs no cutting.
     let buffers_fit = in_bufs.iter().flatten().copied().chain(&out_bufs).all(|b| b.len() <= max_len);
     if rows == 0 || buffers_fit {
-        launch(&ctx, rows, Output::Overwrite, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
+        let whole = Part { first: 0, rows, mode: Output::Overwrite };
+        launch(&ctx, whole, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
     } else {
         let row_lens: Vec<usize> = cut_lens.iter().map(|&len| row_len(len)).collect();
         let all_rows = cut_lens.iter().all(|&len| len <= max_len).then_some(rows);
@@ -160,7 +172,8 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
                 .map_err(gpu_err(op))?;
             let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_deref()).collect();
             let mode = if start == 0 { Output::Overwrite } else { Output::Accumulate };
-            launch(&ctx, n, mode, &in_refs, std::array::from_fn(|i| &*outs[i])).map_err(gpu_err(op))?;
+            let part = Part { first: start, rows: n, mode };
+            launch(&ctx, part, &in_refs, std::array::from_fn(|i| &*outs[i])).map_err(gpu_err(op))?;
         }
     }
     let mut tensors =

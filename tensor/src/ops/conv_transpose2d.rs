@@ -137,8 +137,8 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
-            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [y]| {
-                let g = Conv2dGeometry { batch: rows, ..g };
+            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
+                let g = Conv2dGeometry { batch: part.rows, ..g };
                 gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
             })?;
             Ok(y)
@@ -212,9 +212,9 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
-            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
+            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, w, dx, Output::Overwrite)
+                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, w, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -250,11 +250,10 @@ pub fn conv_transpose2d_backward_weight(
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
-            let [dw] =
-                run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, rows, mode, i, [dw]| {
-                    let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                    gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: rows, ..g }, gy, x, dw, mode)
-                })?;
+            let [dw] = run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, part, i, [dw]| {
+                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
+                gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, x, dw, part.mode)
+            })?;
             Ok(dw)
         }
     }

@@ -44,8 +44,8 @@ fn upsample(
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
             let [y] =
-                run_gpu_in_parts(op, n * c, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, rows, _, i, [y]| {
-                    gpu_kernel::forward(ctx, mode, UpsampleDims { planes: rows, ..d }, i[0].expect("x"), y)
+                run_gpu_in_parts(op, n * c, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
+                    gpu_kernel::forward(ctx, mode, UpsampleDims { planes: part.rows, ..d }, i[0].expect("x"), y)
                 })?;
             Ok(y)
         }
@@ -91,8 +91,8 @@ fn upsample_backward(
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
             let inputs = [(Some(grad_y), Cut::Rows)];
-            let [dx] = run_gpu_in_parts(op, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
-                gpu_kernel::backward(ctx, mode, UpsampleDims { planes: rows, ..d }, i[0].expect("grad_y"), dx)
+            let [dx] = run_gpu_in_parts(op, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, part, i, [dx]| {
+                gpu_kernel::backward(ctx, mode, UpsampleDims { planes: part.rows, ..d }, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }

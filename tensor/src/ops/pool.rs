@@ -16,7 +16,7 @@ use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_plane, nchw};
 use crate::profile::{self, OpFamily};
 use crate::storage::Storage;
-use crate::tensor::{gpu_alloc, run_gpu, Tensor};
+use crate::tensor::{gpu_alloc, Tensor};
 
 /// The argmax positions a max pool returns for its backward, on the device of the pooled
 /// tensor: host indices for a CPU tensor, a u32 buffer for a GPU one (kept there: the
@@ -160,9 +160,13 @@ pub fn max_pool2d(
             // The indices are u32, not a tensor: allocated here and kept beside the output.
             let ctx = Arc::clone(s.context());
             let indices = gpu_alloc(&ctx, g.y_len(), OP)?;
-            let [y] = run_gpu(OP, &[Some(x)], [&shape], |ctx, i, [y]| {
-                gpu_kernel::max_forward(ctx, &g, i[0].expect("x"), y, &indices)
-            })?;
+            let plane = g.oh * g.ow;
+            let [y] =
+                run_gpu_in_parts(OP, g.planes, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
+                    // The indices are cut like y (same rows, so the same alignment).
+                    let idx = ctx.window(&indices, part.first * plane, part.rows * plane)?;
+                    gpu_kernel::max_forward(ctx, &Pool2dGeometry { planes: part.rows, ..g }, i[0].expect("x"), y, &idx)
+                })?;
             let indices = GpuIndices { buffer: Arc::new(indices), ctx, geom: g };
             Ok((y, PoolIndices::Gpu(indices)))
         }
@@ -222,8 +226,12 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: 
                     ),
                 );
             }
-            let [dx] = run_gpu(OP, &[Some(grad_y)], [input_shape], |ctx, i, [dx]| {
-                gpu_kernel::max_backward(ctx, &gg, i[0].expect("grad_y"), &idx.buffer, dx)
+            let plane = oh * ow;
+            let inputs = [(Some(grad_y), Cut::Rows)];
+            let [dx] = run_gpu_in_parts(OP, gg.planes, &inputs, [(input_shape, Cut::Rows)], |ctx, part, i, [dx]| {
+                let indices = ctx.window(&idx.buffer, part.first * plane, part.rows * plane)?;
+                let g = Pool2dGeometry { planes: part.rows, ..gg };
+                gpu_kernel::max_backward(ctx, &g, i[0].expect("grad_y"), &indices, dx)
             })?;
             Ok(dx)
         }
@@ -249,15 +257,10 @@ pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
             }
         }
         Storage::Gpu(_) => {
-            let [y] = run_gpu_in_parts(
-                OP,
-                g.planes,
-                &[(Some(x), Cut::Rows)],
-                [(&shape, Cut::Rows)],
-                |ctx, rows, _, i, [y]| {
-                    gpu_kernel::avg_forward(ctx, &Pool2dGeometry { planes: rows, ..g }, i[0].expect("x"), y)
-                },
-            )?;
+            let [y] =
+                run_gpu_in_parts(OP, g.planes, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
+                    gpu_kernel::avg_forward(ctx, &Pool2dGeometry { planes: part.rows, ..g }, i[0].expect("x"), y)
+                })?;
             Ok(y)
         }
     }
@@ -287,8 +290,8 @@ pub fn avg_pool2d_backward(
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows)];
-            let [dx] = run_gpu_in_parts(OP, g.planes, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
-                gpu_kernel::avg_backward(ctx, &Pool2dGeometry { planes: rows, ..g }, i[0].expect("grad_y"), dx)
+            let [dx] = run_gpu_in_parts(OP, g.planes, &inputs, [(input_shape, Cut::Rows)], |ctx, part, i, [dx]| {
+                gpu_kernel::avg_backward(ctx, &Pool2dGeometry { planes: part.rows, ..g }, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }
@@ -316,8 +319,8 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
         }
         Storage::Gpu(_) => {
             let (inputs, outputs) = ([(Some(x), Cut::Rows)], [(&shape[..], Cut::Rows)]);
-            let [y] = run_gpu_in_parts("global_avg_pool2d", n * c, &inputs, outputs, |ctx, rows, _, i, [y]| {
-                gpu_kernel::global_avg_forward(ctx, rows, h * w, i[0].expect("x"), y)
+            let [y] = run_gpu_in_parts("global_avg_pool2d", n * c, &inputs, outputs, |ctx, part, i, [y]| {
+                gpu_kernel::global_avg_forward(ctx, part.rows, h * w, i[0].expect("x"), y)
             })?;
             Ok(y)
         }
@@ -345,8 +348,8 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows)];
-            let [dx] = run_gpu_in_parts(OP, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, rows, _, i, [dx]| {
-                gpu_kernel::global_avg_backward(ctx, rows, h * w, i[0].expect("grad_y"), dx)
+            let [dx] = run_gpu_in_parts(OP, n * c, &inputs, [(input_shape, Cut::Rows)], |ctx, part, i, [dx]| {
+                gpu_kernel::global_avg_backward(ctx, part.rows, h * w, i[0].expect("grad_y"), dx)
             })?;
             Ok(dx)
         }

@@ -95,8 +95,8 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
                 outer,
                 &[(Some(&xc), Cut::Rows)],
                 [(&out_shape, Cut::Rows)],
-                |ctx, rows, _, i, [o]| {
-                    gpu_kernel::reduce(ctx, op, i[0].expect("x"), o, ReduceDims { outer: rows, ..d })
+                |ctx, part, i, [o]| {
+                    gpu_kernel::reduce(ctx, op, i[0].expect("x"), o, ReduceDims { outer: part.rows, ..d })
                 },
             )?;
             Ok(y)
