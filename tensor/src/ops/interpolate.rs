@@ -43,10 +43,10 @@ fn upsample(
         }
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
-            let [y] =
-                run_gpu_in_parts(op, n * c, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
-                    gpu_kernel::forward(ctx, mode, UpsampleDims { planes: part.rows, ..d }, i[0].expect("x"), y)
-                })?;
+            let (inputs, outputs) = ([(Some(x), Cut::Rows)], [(&shape[..], Cut::Rows)]);
+            let [y] = run_gpu_in_parts(op, n * c, &inputs, outputs, |ctx, part, i, [y]| {
+                gpu_kernel::forward(ctx, mode, UpsampleDims { planes: part.rows, ..d }, i[0].expect("x"), y)
+            })?;
             Ok(y)
         }
     }
