@@ -11,10 +11,12 @@ use crate::common;
 use common::parity::*;
 use common::rng;
 use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_eval_backward, batch_norm_train, batch_norm_train_backward};
+use tensor::ops::concat::cat;
 use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
 use tensor::ops::matmul::matmul;
+use tensor::ops::optim::{adam_update, sgd_update, AdamHyper, SgdHyper};
 use tensor::ops::pool::{avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::{reduce, ReduceOp};
 use tensor::{DType, Device, Tensor, TensorError};
@@ -165,11 +167,21 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     assert_close("batch_norm_train var_unbiased", &got.var_unbiased, &want.var_unbiased, None);
     let gy = signed(&X_SHAPE, &mut r);
     let gyg = up(&gy, &gpu);
+    // dγ and dβ sum 11 million terms of either sign per channel: their natural scale is the
+    // sum of the terms' magnitudes, Σ |dy|·|x − μ|·inv_std and Σ |dy|.
+    let per_channel = |t: &Tensor| t.sum(&[0, 2, 3], false).unwrap();
+    let dgamma_scale = |mean: &Tensor, inv_std: &Tensor| {
+        let centered = x.sub(&mean.reshape(&[1, 3, 1, 1]).unwrap()).unwrap();
+        per_channel(&abs(&gy).mul(&abs(&centered)).unwrap()).mul(inv_std).unwrap()
+    };
+    let dbeta_scale = per_channel(&abs(&gy));
+    let (mean, inv_std) = (want.mean.clone(), want.inv_std.clone());
     let want = batch_norm_train_backward(&gy, &x, &want.mean, &want.inv_std, Some(&gamma)).unwrap();
     let got = batch_norm_train_backward(&gyg, &xg, &got.mean, &got.inv_std, Some(&gg)).unwrap();
     assert_close("batch_norm_train_backward dx", &got.dx, &want.dx, Some(&tensor_scale(&want.dx)));
-    assert_close("batch_norm_train_backward dgamma", &got.dgamma, &want.dgamma, Some(&tensor_scale(&want.dgamma)));
-    assert_close("batch_norm_train_backward dbeta", &got.dbeta, &want.dbeta, Some(&tensor_scale(&want.dbeta)));
+    let scale = dgamma_scale(&mean, &inv_std);
+    assert_close("batch_norm_train_backward dgamma", &got.dgamma, &want.dgamma, Some(&scale));
+    assert_close("batch_norm_train_backward dbeta", &got.dbeta, &want.dbeta, Some(&dbeta_scale));
     let (rm, rv) = (signed(&[3], &mut r), uniform32(&[3], 0.5, 2.0, &mut r));
     let (rmg, rvg) = (up(&rm, &gpu), up(&rv, &gpu));
     let want = batch_norm_eval(&x, &rm, &rv, Some(&gamma), Some(&beta), eps).unwrap();
@@ -177,7 +189,8 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     let want = batch_norm_eval_backward(&gy, &x, &rm, &rv, Some(&gamma), eps).unwrap();
     let got = batch_norm_eval_backward(&gyg, &xg, &rmg, &rvg, Some(&gg), eps).unwrap();
     assert_close("batch_norm_eval_backward dx", &got.dx, &want.dx, None);
-    assert_close("batch_norm_eval_backward dgamma", &got.dgamma, &want.dgamma, Some(&tensor_scale(&want.dgamma)));
+    let scale = dgamma_scale(&rm, &rv.add_scalar(eps).unwrap().sqrt().unwrap().recip().unwrap());
+    assert_close("batch_norm_eval_backward dgamma", &got.dgamma, &want.dgamma, Some(&scale));
 }
 
 #[test]
@@ -236,4 +249,38 @@ fn matrix_products_beyond_one_binding_match_the_cpu() {
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();
     let got = matmul(&up(&a, &gpu), &up(&b, &gpu)).unwrap();
     assert_close("[3, 4000, 3000]·[3000, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
+}
+
+#[test]
+fn optimizer_updates_and_concatenation_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    note_if_nothing_splits(&gpu, "optimizers, cat");
+    let mut r = rng();
+    // One parameter of 34 million elements (a large linear layer's weight).
+    let shape = [34_000_001];
+    let (mut p, g) = (signed(&shape, &mut r), signed(&shape, &mut r));
+    let (mut pg, gg) = (up(&p, &gpu), up(&g, &gpu));
+    let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
+    let (mut mg, mut vg) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
+    let h = AdamHyper { lr: 0.01, weight_decay: 0.05, step: 1, ..AdamHyper::default() };
+    adam_update(&mut p, &g, &mut m, &mut v, &h).unwrap();
+    adam_update(&mut pg, &gg, &mut mg, &mut vg, &h).unwrap();
+    assert_close("adam: param", &pg, &p, None);
+    assert_close("adam: exp_avg_sq", &vg, &v, Some(&tensor_scale(&v)));
+    let (mut b, mut bg) = (g.clone(), gg.clone());
+    let h = SgdHyper { lr: 0.05, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: true, first_step: false };
+    sgd_update(&mut p, &g, Some(&mut b), &h).unwrap();
+    sgd_update(&mut pg, &gg, Some(&mut bg), &h).unwrap();
+    assert_close("sgd: param", &pg, &p, None);
+    assert_close("sgd: momentum buffer", &bg, &b, None);
+    // Two halves of the large input joined along the batch, and along the channels.
+    let x = signed(&X_SHAPE, &mut r);
+    let xg = up(&x, &gpu);
+    for axis in [0isize, 1] {
+        let halves = |t: &Tensor| {
+            let n = t.shape()[axis as usize];
+            cat(&[&t.narrow(axis, 0, n / 2).unwrap(), &t.narrow(axis, n / 2, n - n / 2).unwrap()], axis).unwrap()
+        };
+        assert_close(&format!("cat along axis {axis}"), &halves(&xg), &x, None);
+    }
 }

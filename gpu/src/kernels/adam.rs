@@ -4,7 +4,7 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::error::{invalid, Result};
-use crate::kernels::{need, WG};
+use crate::kernels::{need, window_len, windows, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/adam.wgsl`.
@@ -105,6 +105,15 @@ pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
     need(K, "grad", s.grad, n)?;
     need(K, "m", s.m, n)?;
     need(K, "v", s.v, n)?;
+    if n > window_len(ctx) {
+        // The update is element-wise: a parameter larger than one binding goes a window at a time.
+        for (start, len) in windows(ctx, n) {
+            let [param, grad, m, v] = [s.param, s.grad, s.m, s.v].map(|b| ctx.window(b, start, len));
+            let (param, grad, m, v) = (param?, grad?, m?, v?);
+            adam_step(ctx, cfg, &AdamState { param: &param, grad: &grad, m: &m, v: &v })?;
+        }
+        return Ok(());
+    }
     let t = cfg.step.min(i32::MAX as u64) as i32;
     let p = AdamParams {
         n: n as u32,
@@ -152,6 +161,18 @@ pub fn sgd_step(
     const K: &str = "sgd";
     let n = param.len();
     need(K, "grad", grad, n)?;
+    if let Some(b) = buf {
+        need(K, "momentum buffer", b, n)?;
+    }
+    if n > window_len(ctx) {
+        // Element-wise, like Adam: a window at a time.
+        for (start, len) in windows(ctx, n) {
+            let (p, g) = (ctx.window(param, start, len)?, ctx.window(grad, start, len)?);
+            let b = buf.map(|b| ctx.window(b, start, len)).transpose()?;
+            sgd_step(ctx, cfg, &p, &g, b.as_deref())?;
+        }
+        return Ok(());
+    }
     let scratch;
     let buf = match buf {
         Some(b) => {

@@ -12,7 +12,7 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::error::{invalid, Result};
-use crate::kernels::WG;
+use crate::kernels::{window_len, windows, WG};
 use crate::pipeline_cache::{KernelDef, PipelineConstant, Shader};
 
 /// The WGSL source of `shaders/strided.wgsl`.
@@ -307,10 +307,9 @@ pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &View, 
 /// Sets all `buf.len()` elements to `value` (a buffer larger than one binding a window at a
 /// time).
 pub fn fill(ctx: &Context, buf: &GpuBuffer, value: f32) -> Result<()> {
-    let part = ctx.max_binding_len() / ctx.window_alignment() * ctx.window_alignment();
-    if buf.len() > part {
-        for start in (0..buf.len()).step_by(part) {
-            let window = ctx.window(buf, start, part.min(buf.len() - start))?;
+    if buf.len() > window_len(ctx) {
+        for (start, len) in windows(ctx, buf.len()) {
+            let window = ctx.window(buf, start, len)?;
             fill(ctx, &window, value)?;
         }
         return Ok(());

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod reduce;
 
 use crate::buffer_pool::GpuBuffer;
+use crate::context::Context;
 use crate::error::{invalid, Result};
 
 /// Threads per workgroup of every 1-D kernel (a multiple of every vendor's SIMD width).
@@ -34,6 +35,19 @@ pub(crate) fn need(kernel: &'static str, what: &str, buf: &GpuBuffer, need: usiz
         return Err(invalid(kernel, format!("{what} needs {need} elements, its buffer holds {}", buf.len())));
     }
     Ok(())
+}
+
+/// The most elements an element-wise launch over flat buffers (fill, the optimizers) binds per
+/// buffer: one binding, rounded down to the window alignment so that every window after the
+/// first starts aligned.
+pub(crate) fn window_len(ctx: &Context) -> usize {
+    ctx.max_binding_len() / ctx.window_alignment() * ctx.window_alignment()
+}
+
+/// (start, len) of the windows of [`window_len`] that cover `n` elements.
+pub(crate) fn windows(ctx: &Context, n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let step = window_len(ctx);
+    (0..n).step_by(step).map(move |start| (start, step.min(n - start)))
 }
 
 /// Test helpers shared by the family modules: parse and validate a shader with naga (no

@@ -393,6 +393,15 @@ fn per_plane(t: &Tensor, d: BatchNormGeometry) -> Result<Tensor> {
     t.reshape(&[1, d.c, 1, 1])
 }
 
+/// inv_std·γ per channel (inv_std when there is no γ): what multiplies x − μ, and dy in the
+/// backward.
+fn gain(inv_std: &Tensor, gamma: Option<&Tensor>) -> Result<Tensor> {
+    match gamma {
+        Some(g) => inv_std.mul(g),
+        None => Ok(inv_std.clone()),
+    }
+}
+
 /// (x − μ)·inv_std·γ + β from the centred x, as [N, C, S, 1].
 fn scale_and_shift(
     centered: &Tensor,
@@ -401,11 +410,7 @@ fn scale_and_shift(
     beta: &Option<Tensor>,
     d: BatchNormGeometry,
 ) -> Result<Tensor> {
-    let scale = match gamma {
-        Some(g) => inv_std.mul(g)?,
-        None => inv_std.clone(),
-    };
-    let y = centered.mul(&per_plane(&scale, d)?)?;
+    let y = centered.mul(&per_plane(&gain(inv_std, gamma.as_ref())?, d)?)?;
     match beta {
         Some(b) => y.add(&per_plane(b, d)?),
         None => Ok(y),
@@ -455,10 +460,7 @@ fn backward_in_parts(
     let dbeta = channel_sums(op, &dy)?;
     let dy_centered = channel_sums(op, &dy.mul(&centered)?)?;
     let dgamma = dy_centered.mul(&inv_std)?;
-    let gain = match gamma {
-        Some(g) => inv_std.mul(g)?,
-        None => inv_std.clone(),
-    };
+    let gain = gain(&inv_std, gamma)?;
     let dx = match eval_eps {
         Some(_) => dy.mul(&per_plane(&gain, d)?)?,
         None => {

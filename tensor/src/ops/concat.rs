@@ -14,6 +14,7 @@ use crate::cpu::concat as kernel;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
+use crate::gpu_parts::for_each_row_part;
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
@@ -73,7 +74,9 @@ fn cat_gpu(parts: &[&Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
     let mut start = 0;
     for t in parts {
         let dst = View::strided(&out, &strides, start * strides[a]);
-        copy_strided(&ctx, &t.gpu_view(OP)?, &dst, t.shape()).map_err(gpu_err(OP))?;
+        for_each_row_part(&ctx, OP, &[t.gpu_view(OP)?], &dst, t.shape(), |ctx, src, dst, shape| {
+            copy_strided(ctx, &src[0], dst, shape)
+        })?;
         start += t.shape()[a];
     }
     Ok(Tensor::from_gpu(out, ctx, out_shape))
