@@ -13,7 +13,10 @@
 //! - element-wise kernels read strided views that carry their own offset, so they cut their
 //!   output's leading axis anywhere: each operand's window starts at the aligned element just
 //!   before its first read, and the view's offset makes up the difference:
-//!   [`for_each_row_part`].
+//!   [`for_each_row_part`]. Matrix products, whose views carry offsets too, cut the same way
+//!   in `ops/matmul.rs` ([`window_from`]).
+//! - reductions and batch norm, whose kernels reduce over what would be cut, combine pieces
+//!   in their own files (`ops/reduce.rs`, `ops/batch_norm.rs`).
 //!
 //! Below the limit either runs its launch once on the whole buffers, as before.
 
@@ -136,8 +139,8 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
             TensorError::Limit {
                 op,
                 msg: format!(
-                    "one row of {op} needs {} f32 elements, above the {max_len} one GPU binding holds \
-                 (max_storage_buffer_binding_size), so it cannot be split along its batch",
+                    "no aligned part of its rows ({} f32 elements each) fits the {max_len} one GPU binding \
+                     holds (max_storage_buffer_binding_size), so it cannot be split along its batch",
                     row_lens.iter().max().unwrap_or(&0)
                 ),
             }
