@@ -17,8 +17,9 @@ fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
 fn bench_sgemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("sgemm");
     let mut rng = Rng::new(0);
-    // (m, k, n): a square case, and the shape of a wide convolution's im2col GEMM.
-    for (m, k, n) in [(1024, 1024, 1024), (4096, 512, 4608)] {
+    // (m, k, n): a square case, the shape of a wide convolution's im2col GEMM, and B4's (the
+    // dense VAE at batch 128): its first layer's forward, weight gradient and data gradient.
+    for (m, k, n) in [(1024, 1024, 1024), (4096, 512, 4608), (128, 784, 512), (784, 128, 512), (128, 512, 784)] {
         let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
         let mut out = vec![0.0f32; m * n];
         // Elements = flops: 2 per multiply-add.

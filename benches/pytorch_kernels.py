@@ -34,6 +34,10 @@ a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
 report("sgemm 1024×1024×1024", 2 * 1024**3, lambda: a @ b)
 a, b = torch.randn(4096, 512), torch.randn(512, 4608)
 report("sgemm 4096×512×4608", 2 * 4096 * 512 * 4608, lambda: a @ b)
+# B4's shapes (the dense VAE at batch 128): its first layer's forward, weight and data gradients.
+for m, k, n in [(128, 784, 512), (784, 128, 512), (128, 512, 784)]:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    report(f"sgemm {m}×{k}×{n}", 2 * m * k * n, lambda: a @ b)
 
 x = torch.randn(64, 64, 32, 32, requires_grad=True)
 w = torch.randn(64, 64, 3, 3, requires_grad=True)
