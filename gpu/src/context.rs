@@ -360,7 +360,8 @@ impl Context {
     /// multiple of [`Self::window_alignment`].
     pub fn window<'a>(&self, buf: &'a GpuBuffer, start: usize, len: usize) -> Result<BufferWindow<'a>> {
         if start.checked_add(len).is_none_or(|end| end > buf.len()) {
-            return Err(invalid("window", format!("elements {start}..{} of a buffer of {}", start + len, buf.len())));
+            let end = start.saturating_add(len);
+            return Err(invalid("window", format!("elements {start}..{end} of a buffer of {}", buf.len())));
         }
         if !start.is_multiple_of(self.window_alignment()) {
             return Err(invalid(
