@@ -244,6 +244,9 @@ fn matrix_products_beyond_one_binding_match_the_cpu() {
         let scale = matmul(&abs(&a), &abs(&b)).unwrap();
         assert_close(what, &matmul(&ag, &bg).unwrap(), &matmul(&a, &b).unwrap(), Some(&scale));
     }
+    // K = 0 (a narrowed view of the large buffer): sums over nothing are zeros.
+    let empty = matmul(&xg.narrow(1, 0, 0).unwrap(), &up(&Tensor::zeros(&[0, 7], DType::F32), &gpu)).unwrap();
+    assert_eq!(empty.to_vec_f32().unwrap(), vec![0.0; 40_000 * 7], "[40000, 0]·[0, 7]");
     let a = signed(&[3, 4000, 3000], &mut r);
     let b = signed(&[3000, 5], &mut r);
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();

@@ -122,20 +122,28 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     Ok(Tensor::from_gpu(c, ctx, &dims.out_shape()))
 }
 
-/// A GPU matmul with an operand larger than one binding: parts of the batch, or, when one
-/// product does not fit, parts of each product's rows. Each part binds windows of A and B
-/// covering what it reads (its views rebased on them) and of C (dense, so its cuts are
-/// rounded to the device's offset alignment).
+/// A GPU matmul with an operand larger than one binding: parts of the batch; when one
+/// product does not fit, parts of each product's rows; when one row of A does not either,
+/// parts of K added into C. Each part binds windows of A and B covering what it reads (its
+/// views rebased on them) and of C (dense, so its cuts are rounded to the device's offset
+/// alignment).
 fn matmul_in_parts(ctx: &gpu::Context, args: &MatmulArgs) -> Result<()> {
     const OP: &str = "matmul";
     let MatmulArgs { a, b, c, batch, m, n, k, .. } = *args;
+    if batch * m * n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // Sums over nothing (a narrowed view of a large buffer can get here).
+        return ctx.clear(c).map_err(gpu_err(OP));
+    }
     let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
     // Elements a view spans over `count` steps of `stride` plus one [rows, cols] block.
     let span = |v: &MatView, count: usize, stride: usize, rows: usize, cols: usize| {
         (count - 1) * stride + (rows - 1) * v.row_stride + (cols - 1) * v.col_stride + 1
     };
-    // The most steps of `stride` (≤ upto, a multiple of `step`) whose span fits with room for
-    // an aligned window start; 0 when none.
+    // The most steps of `stride` (at most `upto`) over a [rows, cols] block whose span fits one
+    // binding with room for an aligned window start; 0 when not even one does.
     let most = |v: &MatView, stride: usize, rows: usize, cols: usize, upto: usize| {
         let room = max_len.saturating_sub(span(v, 1, stride, rows, cols) + align);
         if span(v, 1, stride, rows, cols) + align > max_len {
