@@ -95,10 +95,12 @@ fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
 }
 
-/// [`crate::tensor::run_gpu`] for an op over `rows` independent rows (the batch, or N·C
-/// planes): each input with its [`Cut`] (a `Rows` input's leading `rows` share its elements
-/// evenly), one output per (shape, cut). `launch` gets its [`Part`] and the buffers (windows
-/// when split); it must build its kernel's geometry from the part's rows.
+/// A GPU launch of `op` over `rows` independent rows (the batch, or N·C planes): makes the
+/// inputs dense on the device, each with its [`Cut`] (a `Rows` input's leading `rows` share
+/// its elements evenly), allocates one output per (shape, cut) and wraps the outputs as
+/// contiguous tensors. `launch` gets its [`Part`] and the buffers (windows when split); it
+/// must build its kernel's geometry from the part's rows. The first input must be present
+/// (it names the context).
 pub(crate) fn run_gpu_in_parts<const N: usize>(
     op: &'static str,
     rows: usize,

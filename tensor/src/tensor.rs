@@ -15,7 +15,7 @@ use crate::cpu;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
-use crate::gpu_parts::for_each_row_part;
+use crate::gpu_parts::{for_each_row_part, run_gpu_in_parts, Cut};
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};
@@ -560,28 +560,18 @@ pub(crate) fn gpu_alloc(ctx: &Context, len: usize, op: &'static str) -> Result<G
     ctx.alloc(len).map_err(gpu_err(op))
 }
 
-/// One GPU launch of `op` with tensor operands: makes the `inputs` dense (an absent optional
-/// operand stays `None`), allocates one output per shape in `outputs` on the inputs' context,
-/// runs `launch` on the buffers, and wraps the outputs as contiguous tensors. The first input
-/// must be present (it names the context); the op has already checked devices and shapes.
+/// One GPU launch of `op` with tensor operands, none of them cut: makes the `inputs` dense
+/// (an absent optional operand stays `None`), allocates one output per shape in `outputs` on
+/// the inputs' context, runs `launch` on the buffers, and wraps the outputs as contiguous
+/// tensors. The first input must be present (it names the context); the op has already
+/// checked devices and shapes. [`run_gpu_in_parts`] with every operand `Cut::Whole`: an
+/// operand larger than one GPU binding is refused by the launch, naming the limit.
 pub(crate) fn run_gpu<const N: usize>(
     op: &'static str,
     inputs: &[Option<&Tensor>],
     outputs: [&[usize]; N],
-    launch: impl FnOnce(&Context, &[Option<&GpuBuffer>], [&GpuBuffer; N]) -> gpu::Result<()>,
+    launch: impl Fn(&Context, &[Option<&GpuBuffer>], [&GpuBuffer; N]) -> gpu::Result<()>,
 ) -> Result<[Tensor; N]> {
-    let Some(Some(first)) = inputs.first() else {
-        return invalid(op, "a GPU launch needs its first operand");
-    };
-    let ctx = Arc::clone(first.gpu_storage(op)?.context());
-    let dense =
-        inputs.iter().map(|t| t.map(|t| t.gpu_dense(op)).transpose()).collect::<Result<Vec<Option<Tensor>>>>()?;
-    let in_bufs = dense
-        .iter()
-        .map(|t| t.as_ref().map(|t| t.gpu_buffer(op)).transpose())
-        .collect::<Result<Vec<Option<&GpuBuffer>>>>()?;
-    let out_bufs = outputs.iter().map(|s| gpu_alloc(&ctx, numel(s), op)).collect::<Result<Vec<GpuBuffer>>>()?;
-    launch(&ctx, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
-    let mut tensors = out_bufs.into_iter().zip(outputs).map(|(b, s)| Tensor::from_gpu(b, Arc::clone(&ctx), s));
-    Ok(std::array::from_fn(|_| tensors.next().expect("one buffer per output shape")))
+    let inputs: Vec<(Option<&Tensor>, Cut)> = inputs.iter().map(|&t| (t, Cut::Whole)).collect();
+    run_gpu_in_parts(op, 1, &inputs, outputs.map(|s| (s, Cut::Whole)), |ctx, _, i, o| launch(ctx, i, o))
 }
