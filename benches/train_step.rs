@@ -231,12 +231,12 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let faults_start = process_stat_field(7);
     for i in 0..steps {
         let waited_before = counters().map(|c| c.device_wait_ns);
-        let thread_cpu_before = thread_cpu_ns();
+        let thread_cpu_before = profile::thread_cpu_ns();
         let t = Instant::now();
         step(2 + i)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         times.push(ms);
-        host_cpu_times.push((thread_cpu_ns() - thread_cpu_before) as f64 / 1e6);
+        host_cpu_times.push((profile::thread_cpu_ns() - thread_cpu_before) as f64 / 1e6);
         if let (Some(after), Some(before)) = (counters().map(|c| c.device_wait_ns), waited_before) {
             host_times.push(ms - (after - before) as f64 / 1e6);
         }
@@ -282,9 +282,10 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
             host_cpu_ms * 1e3 / dispatches
         ));
         profile.push_str(&format!(
-            "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.1} new buffers, \
-             {:.1} new bind groups, {:.1} submits, {:.1} read-backs):\n{}",
+            "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.0} copies, {:.1} new \
+             buffers, {:.1} new bind groups, {:.1} submits, {:.1} read-backs):\n{}",
             per_step(timed.dispatches),
+            per_step(timed.copies),
             per_step(timed.buffers_created),
             per_step(timed.bind_groups_created),
             per_step(timed.submits),
@@ -401,18 +402,6 @@ fn main() {
     for p in &profiles {
         println!("{p}\n");
     }
-}
-
-/// CPU time of the calling thread in nanoseconds (user + system; time blocked or preempted does
-/// not count).
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant libc defines.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Field `i` of /proc/self/stat, counting from the one after the parenthesised command name

@@ -137,3 +137,47 @@ fn nn_optimizers_step_gpu_parameters_like_cpu_ones() {
         }
     }
 }
+
+#[test]
+fn pack_copies_each_tensor_into_one_buffer_with_zeros_between() {
+    use tensor::ops::packed::{pack, packed_whole};
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    // A transposed view (not contiguous) among them: packing copies its elements in order.
+    let cpu = [signed(&[3, 5], &mut r).transpose(0, 1).unwrap(), signed(&[7], &mut r), signed(&[2, 2, 3], &mut r)];
+    let on_gpu: Vec<Tensor> = cpu.iter().map(|t| up(t, &gpu)).collect();
+    let packed = pack(&on_gpu.iter().collect::<Vec<_>>()).unwrap();
+    let align = gpu.gpu_context().unwrap().window_alignment();
+    let mut want = Vec::new();
+    for (t, p) in cpu.iter().zip(&packed) {
+        assert_eq!(p.shape(), t.shape());
+        let values = t.to_vec_f32().unwrap();
+        assert_eq!(p.to_vec_f32().unwrap(), values);
+        want.resize(want.len().next_multiple_of(align), 0.0);
+        want.extend(values);
+    }
+    let whole = packed_whole(&packed.iter().collect::<Vec<_>>()).unwrap();
+    assert_eq!(whole.to_vec_f32().unwrap(), want, "the whole pack, padding of {align}-element alignment included");
+}
+
+#[test]
+fn packed_whole_is_none_for_anything_but_one_whole_pack() {
+    use tensor::ops::packed::{pack, packed_whole};
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let cpu = [signed(&[4], &mut r), signed(&[9], &mut r)];
+    let packed = pack(&[&up(&cpu[0], &gpu), &up(&cpu[1], &gpu)]).unwrap();
+    assert!(packed_whole(&[&packed[0], &packed[1]]).is_some());
+    let copied = packed[1].contiguous_copy().unwrap();
+    let narrowed = packed[1].narrow(0, 1, 8).unwrap();
+    for (what, list) in [
+        ("CPU tensors", vec![&cpu[0], &cpu[1]]),
+        ("a subset", vec![&packed[0]]),
+        ("a copy out of the pack", vec![&packed[0], &copied]),
+        ("a narrowed view", vec![&packed[0], &narrowed]),
+    ] {
+        assert!(packed_whole(&list).is_none(), "{what}");
+    }
+    let err = pack(&[&cpu[0]]).unwrap_err().to_string();
+    assert!(err.contains("GPU tensors"), "{err}");
+}

@@ -123,7 +123,7 @@ impl BufferPool {
             });
             (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
         });
-        GpuBuffer { raw: Some(raw), offset: 0, len, id, pool: Some(Arc::clone(&self.shared)) }
+        GpuBuffer { raw: Some(raw), offset: 0, len, id, pool: Some(Arc::clone(&self.shared)), packed_in: None }
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -172,15 +172,20 @@ impl PoolShared {
 ///
 /// Not `Clone`: one owner decides when the memory may be reused. Share it with an `Arc`.
 /// A [`BufferWindow`] is a `GpuBuffer` too: elements `offset..offset + len` of another
-/// buffer, for binding a part of a buffer larger than a binding may be.
+/// buffer, for binding a part of a buffer larger than a binding may be. So is each buffer of
+/// [`crate::Context::alloc_packed`]: a range of one pool buffer shared by several, which goes
+/// back to the pool when the last of them is dropped.
 pub struct GpuBuffer {
     raw: Option<wgpu::Buffer>,
-    /// First element, within the wgpu buffer (0 except for windows).
+    /// First element, within the wgpu buffer (0 except for windows and packed buffers).
     offset: usize,
     len: usize,
     id: u64,
-    /// The pool to give the buffer back to on drop; `None` for a window, which owns nothing.
+    /// The pool to give the buffer back to on drop; `None` for a window or a packed buffer,
+    /// which own no buffer of their own.
     pool: Option<Arc<PoolShared>>,
+    /// For a packed buffer: the pool buffer it is a range of, kept alive while any range is.
+    packed_in: Option<Arc<GpuBuffer>>,
 }
 
 impl GpuBuffer {
@@ -236,9 +241,34 @@ impl GpuBuffer {
     /// caller has checked the range and its alignment: `Context::window` does both.
     pub(crate) fn window(&self, start: usize, len: usize) -> BufferWindow<'_> {
         BufferWindow {
-            window: GpuBuffer { raw: self.raw.clone(), offset: self.offset + start, len, id: self.id, pool: None },
+            window: GpuBuffer {
+                raw: self.raw.clone(),
+                offset: self.offset + start,
+                len,
+                id: self.id,
+                pool: None,
+                packed_in: None,
+            },
             _parent: std::marker::PhantomData,
         }
+    }
+
+    /// Elements `start..start + len` of `whole` as a buffer that owns a share of it (the
+    /// caller has checked the range and its alignment: `Context::alloc_packed` does).
+    pub(crate) fn packed_range(whole: &Arc<GpuBuffer>, start: usize, len: usize) -> GpuBuffer {
+        GpuBuffer {
+            raw: whole.raw.clone(),
+            offset: whole.offset + start,
+            len,
+            id: whole.id,
+            pool: None,
+            packed_in: Some(Arc::clone(whole)),
+        }
+    }
+
+    /// The pool buffer a packed buffer is a range of (`None` for any other buffer).
+    pub(crate) fn packed_in(&self) -> Option<&Arc<GpuBuffer>> {
+        self.packed_in.as_ref()
     }
 }
 
@@ -265,7 +295,8 @@ impl std::ops::Deref for BufferWindow<'_> {
 impl std::fmt::Debug for GpuBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.pool.is_none() {
-            return write!(f, "GpuBuffer {{ id: {}, window {}..{} }}", self.id, self.offset, self.offset + self.len);
+            let kind = if self.packed_in.is_some() { "packed" } else { "window" };
+            return write!(f, "GpuBuffer {{ id: {}, {kind} {}..{} }}", self.id, self.offset, self.offset + self.len);
         }
         write!(f, "GpuBuffer {{ id: {}, len: {} }}", self.id, self.len)
     }

@@ -225,6 +225,19 @@ pub struct Context {
     error: Arc<Mutex<Option<String>>>,
 }
 
+/// Where [`Context::alloc_packed`] puts buffers of `lens` elements: each start the first
+/// multiple of `align` at or after the previous end; and the elements all of them span.
+fn packed_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
+    let mut starts = Vec::with_capacity(lens.len());
+    let mut end = 0usize;
+    for &len in lens {
+        let start = end.next_multiple_of(align);
+        starts.push(start);
+        end = start + len;
+    }
+    (starts, end)
+}
+
 /// A wgpu instance for the native compute backends (Vulkan, Metal, DX12). GL is left out
 /// unless asked for with `WGPU_BACKEND` (e.g. `WGPU_BACKEND=gl`): its compute support is
 /// partial, and probing it prints EGL warnings on headless machines. The environment is left
@@ -390,6 +403,31 @@ impl Context {
         Ok(self.pool.take(&self.device, len))
     }
 
+    /// Buffers of `lens[i]` elements, packed into one device buffer: buffer i starts at the
+    /// first multiple of [`Self::window_alignment`] after buffer i − 1 ends, so a kernel can
+    /// bind each alone, and [`Self::packed_whole`] binds them all at once (a multi-tensor
+    /// optimizer step is one launch this way, where it would be one per tensor). The device
+    /// buffer goes back to the pool when the last of them is dropped. Contents undefined.
+    pub fn alloc_packed(&self, lens: &[usize]) -> Result<Vec<GpuBuffer>> {
+        let (starts, total) = packed_layout(lens, self.window_alignment());
+        let whole = Arc::new(self.alloc(total)?);
+        Ok(starts.iter().zip(lens).map(|(&start, &len)| GpuBuffer::packed_range(&whole, start, len)).collect())
+    }
+
+    /// When `bufs` are, in order, all the buffers one [`Self::alloc_packed`] call made: one
+    /// buffer over all of them, the alignment padding between them included (elements there
+    /// are whatever was written to them). `None` for any other list.
+    pub fn packed_whole(&self, bufs: &[&GpuBuffer]) -> Option<GpuBuffer> {
+        let whole = bufs.first()?.packed_in()?;
+        let lens: Vec<usize> = bufs.iter().map(|b| b.len()).collect();
+        let (starts, total) = packed_layout(&lens, self.window_alignment());
+        let exact = total == whole.len()
+            && bufs.iter().zip(&starts).all(|(b, &start)| {
+                b.packed_in().is_some_and(|w| Arc::ptr_eq(w, whole)) && b.offset() == whole.offset() + start
+            });
+        exact.then(|| GpuBuffer::packed_range(whole, 0, whole.len()))
+    }
+
     /// A buffer of `len` zeros (cleared by a recorded command, so it is ordered like a launch).
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         let buf = self.alloc(len)?;
@@ -466,6 +504,7 @@ impl Context {
             }
             return Err(invalid("copy", "between two windows of one buffer (wgpu copies between buffers only)"));
         }
+        LiveCounters::add(&self.counters.copies, 1);
         LiveCounters::add(&self.counters.bytes_copied, src.bytes());
         self.record(|enc| {
             enc.copy_buffer_to_buffer(src.raw(), src.byte_offset(), dst.raw(), dst.byte_offset(), Some(src.bytes()))

@@ -34,7 +34,10 @@ pub struct Counters {
     pub reads: u64,
     /// Their total size, in bytes.
     pub bytes_read: u64,
-    /// Bytes copied from one device buffer to another ([`crate::Context::copy`]).
+    /// Copies from one device buffer to another ([`crate::Context::copy`]): commands, not
+    /// launches, but each costs the host a recording as a launch does.
+    pub copies: u64,
+    /// Their total size, in bytes.
     pub bytes_copied: u64,
     /// Bytes zeroed by clear commands ([`crate::Context::zeros`]).
     pub bytes_cleared: u64,
@@ -61,6 +64,7 @@ impl Counters {
         bytes_uploaded: 0,
         reads: 0,
         bytes_read: 0,
+        copies: 0,
         bytes_copied: 0,
         bytes_cleared: 0,
         submits: 0,
@@ -90,6 +94,7 @@ impl Counters {
             bytes_uploaded: f(self.bytes_uploaded, other.bytes_uploaded),
             reads: f(self.reads, other.reads),
             bytes_read: f(self.bytes_read, other.bytes_read),
+            copies: f(self.copies, other.copies),
             bytes_copied: f(self.bytes_copied, other.bytes_copied),
             bytes_cleared: f(self.bytes_cleared, other.bytes_cleared),
             submits: f(self.submits, other.submits),
@@ -115,6 +120,7 @@ pub(crate) struct LiveCounters {
     pub(crate) bytes_uploaded: AtomicU64,
     pub(crate) reads: AtomicU64,
     pub(crate) bytes_read: AtomicU64,
+    pub(crate) copies: AtomicU64,
     pub(crate) bytes_copied: AtomicU64,
     pub(crate) bytes_cleared: AtomicU64,
     pub(crate) submits: AtomicU64,
@@ -141,6 +147,7 @@ impl LiveCounters {
             bytes_uploaded: get(&self.bytes_uploaded),
             reads: get(&self.reads),
             bytes_read: get(&self.bytes_read),
+            copies: get(&self.copies),
             bytes_copied: get(&self.bytes_copied),
             bytes_cleared: get(&self.bytes_cleared),
             submits: get(&self.submits),

@@ -235,7 +235,7 @@ fn counters_count_each_launch_transfer_and_pool_miss_exactly() {
     assert_eq!((c.dispatches, c.workgroups), (1, 1));
     assert_eq!((c.uploads, c.bytes_uploaded), (1, 12));
     assert_eq!((c.reads, c.bytes_read), (1, 5 * 4));
-    assert_eq!(c.bytes_copied, 12);
+    assert_eq!((c.copies, c.bytes_copied), (1, 12));
     // Buffers are created in size classes of at least 256 bytes; zeros clears the 5 elements.
     assert_eq!((c.buffers_created, c.bytes_created), (3, 3 * 256));
     assert_eq!(c.bytes_cleared, 5 * 4);
@@ -356,4 +356,63 @@ fn launches_are_submitted_every_few_dozen_so_the_gpu_starts_while_the_host_recor
     assert_eq!(ctx.counters().since(&start).submits, 2, "the full batches were not submitted as they filled");
     assert_eq!(ctx.pending_dispatches(), 5);
     assert_eq!(ctx.read(&y).unwrap(), vec![-1.0, 2.0, -3.0]);
+}
+
+#[test]
+fn packed_buffers_start_aligned_and_each_reaches_only_its_own_elements() {
+    let Some(ctx) = ctx() else { return };
+    let a = ctx.window_alignment();
+    let lens = [a + 3, 1, 2 * a, 5];
+    let bufs = ctx.alloc_packed(&lens).unwrap();
+    for (i, (b, &len)) in bufs.iter().zip(&lens).enumerate() {
+        assert_eq!(b.len(), len, "buffer {i}");
+        assert!(b.offset().is_multiple_of(a), "buffer {i} starts at element {}", b.offset());
+        ctx.fill(b, i as f32 + 1.0).unwrap();
+    }
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(ctx.read(b).unwrap(), vec![i as f32 + 1.0; b.len()], "buffer {i}");
+    }
+    // The whole pack spans every buffer and the padding between them, which the fills missed.
+    let refs: Vec<&gpu::GpuBuffer> = bufs.iter().collect();
+    let whole = ctx.packed_whole(&refs).unwrap();
+    ctx.clear(&whole).unwrap();
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(ctx.read(b).unwrap(), vec![0.0; b.len()], "buffer {i} after clearing the whole pack");
+    }
+    let last = &bufs[lens.len() - 1];
+    assert_eq!(whole.len(), last.offset() + last.len());
+}
+
+#[test]
+fn packed_whole_is_only_for_all_of_one_pack_in_order() {
+    let Some(ctx) = ctx() else { return };
+    let bufs = ctx.alloc_packed(&[3, 4, 5]).unwrap();
+    let other = ctx.alloc_packed(&[3, 4, 5]).unwrap();
+    let loose = ctx.alloc(4).unwrap();
+    let (b0, b1, b2) = (&bufs[0], &bufs[1], &bufs[2]);
+    assert!(ctx.packed_whole(&[b0, b1, b2]).is_some());
+    for (what, list) in [
+        ("a subset", vec![b0, b1]),
+        ("another order", vec![b1, b0, b2]),
+        ("two packs", vec![b0, b1, &other[2]]),
+        ("a pool buffer", vec![b0, &loose, b2]),
+        ("nothing", vec![]),
+    ] {
+        assert!(ctx.packed_whole(&list).is_none(), "{what}");
+    }
+}
+
+#[test]
+fn a_pack_goes_back_to_the_pool_when_its_last_buffer_is_dropped() {
+    // A context of its own: the pool's counts move with every test running beside this.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let mut bufs = ctx.alloc_packed(&[100, 200]).unwrap();
+    let idle = ctx.pool_stats().idle_buffers;
+    let last = bufs.pop().unwrap();
+    drop(bufs);
+    assert_eq!(ctx.pool_stats().idle_buffers, idle, "a buffer of the pack is still alive");
+    ctx.fill(&last, 2.0).unwrap();
+    assert_eq!(ctx.read(&last).unwrap(), vec![2.0; 200]);
+    drop(last);
+    assert_eq!(ctx.pool_stats().idle_buffers, idle + 1);
 }

@@ -256,3 +256,121 @@ fn optimizers_refuse_non_finite_gradients_on_the_gpu() {
         Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
     }
 }
+
+/// A GPU context of the test's own, so that its launch counts are the test's alone; `None`
+/// (a skip, said why) without an adapter unless VAE_REQUIRE_GPU=1.
+fn own_gpu() -> Option<tensor::Device> {
+    match gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware) {
+        Ok(ctx) => Some(tensor::Device::from_context(std::sync::Arc::new(ctx))),
+        Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("skipped: no GPU adapter ({e})");
+            None
+        }
+        Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
+    }
+}
+
+/// Shapes of odd sizes, so the packed buffer has padding between every two parameters.
+const PACK_SHAPES: [&[usize]; 3] = [&[3], &[5, 7], &[11]];
+
+/// f32 parameters of PACK_SHAPES on `device`, from `seed`.
+fn random_params(device: &tensor::Device, seed: u64) -> Vec<(String, Var)> {
+    let mut rng = tensor::Rng::new(seed);
+    PACK_SHAPES
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let v = Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, &mut rng).to_device(device).unwrap();
+            (format!("p{i}"), Var::parameter(v))
+        })
+        .collect()
+}
+
+/// Sets the gradients of step `step` (the same on every device) on `params`.
+fn set_random_grads(params: &[(String, Var)], step: u64) {
+    let mut rng = tensor::Rng::new(1000 + step);
+    for (_, p) in params {
+        let g = Tensor::rand_uniform(&p.shape(), -2.0, 2.0, DType::F32, &mut rng);
+        p.set_grad(Some(g.to_device(&p.value().device()).unwrap()));
+    }
+}
+
+/// Runs `steps` steps of the optimizer `make` builds, on the CPU and on a GPU context of its
+/// own, and checks the GPU's parameters against the CPU's after each step, and that every GPU
+/// step after the first is two launches (the non-finite check and the update) and one copy
+/// per gradient (into the packed gradients; the parameters are not packed again).
+fn packed_step_matches_the_cpu(make: impl Fn(Vec<(String, Var)>) -> Box<dyn Optimizer>) {
+    let Some(gpu) = own_gpu() else { return };
+    let counters = || gpu.gpu_context().unwrap().counters();
+    let (cpu_params, gpu_params) = (random_params(&tensor::Device::Cpu, 7), random_params(&gpu, 7));
+    let (mut on_cpu, mut on_gpu) = (make(cpu_params.clone()), make(gpu_params.clone()));
+    for step in 0..4 {
+        set_random_grads(&cpu_params, step);
+        set_random_grads(&gpu_params, step);
+        on_cpu.step().unwrap();
+        let before = counters();
+        on_gpu.step().unwrap();
+        let c = counters().since(&before);
+        for ((name, p), (_, q)) in gpu_params.iter().zip(&cpu_params) {
+            let (got, want) = (p.value().to_vec_f64().unwrap(), q.value().to_vec_f64().unwrap());
+            assert_close(&got, &want, 1e-6 * (1.0 + step as f64));
+            assert_eq!(p.shape(), q.shape(), "{name}");
+        }
+        if step > 0 {
+            assert_eq!(c.dispatches, 2, "launches of step {step}");
+            assert_eq!(c.copies, PACK_SHAPES.len() as u64, "copies of step {step}");
+        }
+    }
+}
+
+#[test]
+fn adam_on_the_gpu_is_one_launch_for_all_parameters_and_matches_the_cpu() {
+    packed_step_matches_the_cpu(|p| Box::new(Adam::new(p, AdamConfig::new(0.05).weight_decay(0.01)).unwrap()));
+    packed_step_matches_the_cpu(|p| Box::new(Adam::adamw(p, AdamConfig::new(0.05).weight_decay(0.1)).unwrap()));
+}
+
+#[test]
+fn sgd_on_the_gpu_is_one_launch_for_all_parameters_and_matches_the_cpu() {
+    packed_step_matches_the_cpu(|p| Box::new(Sgd::new(p, SgdConfig::new(0.1)).unwrap()));
+    packed_step_matches_the_cpu(|p| Box::new(Sgd::new(p, SgdConfig::new(0.1).momentum(0.9).nesterov(true)).unwrap()));
+}
+
+#[test]
+fn a_parameter_value_held_elsewhere_keeps_its_value_through_a_packed_step() {
+    let Some(gpu) = own_gpu() else { return };
+    let params = random_params(&gpu, 3);
+    let mut adam = Adam::new(params.clone(), AdamConfig::new(0.1)).unwrap();
+    set_random_grads(&params, 0);
+    adam.step().unwrap();
+    // A copy of a parameter and of a moment, as a snapshot or a checkpoint's export holds them:
+    // the next steps update the parameters in place, but must not change these.
+    let held = params[1].1.value();
+    let held_values = held.to_vec_f32().unwrap();
+    let exported = adam.state_tensors();
+    let exported_values: Vec<Vec<f32>> = exported.iter().map(|s| s.value.to_vec_f32().unwrap()).collect();
+    for step in 1..3 {
+        set_random_grads(&params, step);
+        adam.step().unwrap();
+    }
+    assert_eq!(held.to_vec_f32().unwrap(), held_values, "the held parameter changed");
+    assert_ne!(params[1].1.value().to_vec_f32().unwrap(), held_values, "the parameter itself did not step");
+    for (s, v) in exported.iter().zip(&exported_values) {
+        assert_eq!(&s.value.to_vec_f32().unwrap(), v, "exported {} changed", s.name);
+    }
+}
+
+#[test]
+fn a_frozen_parameter_on_the_gpu_is_left_alone_while_the_others_step() {
+    let Some(gpu) = own_gpu() else { return };
+    let params = random_params(&gpu, 5);
+    params[0].1.set_requires_grad(false);
+    let frozen = params[0].1.value().to_vec_f32().unwrap();
+    let others = values(&params[1..]);
+    let mut adam = Adam::new(params.clone(), AdamConfig::new(0.1).weight_decay(0.5)).unwrap();
+    set_random_grads(&params, 0);
+    adam.step().unwrap();
+    assert_eq!(params[0].1.value().to_vec_f32().unwrap(), frozen);
+    for (after, before) in values(&params[1..]).iter().zip(&others) {
+        assert_ne!(after, before);
+    }
+}

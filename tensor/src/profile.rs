@@ -27,6 +27,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// CPU time of the calling thread in nanoseconds (user + system: time blocked or preempted
+/// does not count, nor do other threads, a software GPU adapter's own included): how the
+/// benchmarks time the host's share of recording GPU work. 0 where the clock is unreadable.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant libc defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// What a GPU context counted (launches, workgroups, buffers, transfers), as the GPU table
 /// takes it.
 pub use gpu::Counters as GpuCounters;
@@ -303,25 +316,35 @@ impl ProfileReport {
     }
 
     /// What each family asked of the GPU per step: launches, workgroups (thousands), buffers
-    /// the pool had to create and their MiB, MiB uploaded, copied on the device and read
-    /// back, and read-backs (host round trips). `step` is the context's count over the same
+    /// the pool had to create and their MiB, MiB uploaded, device-to-device copies and their
+    /// MiB, MiB read back, and read-backs (host round trips). `step` is the context's count over the same
     /// `steps` steps: what no op family accounts for (autograd's own buffers, the batch
     /// upload, the loss read-back) is printed as "other".
     pub fn gpu_table(&self, step: &gpu::Counters, steps: usize) -> String {
         let steps = steps.max(1) as f64;
         let mib = |b: u64| b as f64 / steps / (1u64 << 20) as f64;
         let mut out = format!(
-            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6}\n",
-            "op family", "dispatches", "kilo-wg", "new bufs", "new MiB", "up MiB", "copy MiB", "read MiB", "reads"
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>7} {:>9} {:>9} {:>6}\n",
+            "op family",
+            "dispatches",
+            "kilo-wg",
+            "new bufs",
+            "new MiB",
+            "up MiB",
+            "copies",
+            "copy MiB",
+            "read MiB",
+            "reads"
         );
         let mut row = |name: &str, c: &gpu::Counters| {
             out.push_str(&format!(
-                "{name:<16} {:>10.0} {:>10.1} {:>8.1} {:>8.1} {:>9.2} {:>9.2} {:>9.3} {:>6.1}\n",
+                "{name:<16} {:>10.0} {:>10.1} {:>8.1} {:>8.1} {:>9.2} {:>7.0} {:>9.2} {:>9.3} {:>6.1}\n",
                 c.dispatches as f64 / steps,
                 c.workgroups as f64 / steps / 1e3,
                 c.buffers_created as f64 / steps,
                 mib(c.bytes_created),
                 mib(c.bytes_uploaded),
+                c.copies as f64 / steps,
                 mib(c.bytes_copied),
                 mib(c.bytes_read),
                 c.reads as f64 / steps,

@@ -205,6 +205,12 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// True when another tensor holds this one's storage too (a clone or a view): an in-place
+    /// kernel would change that tensor as well, so in-place ops copy first (copy-on-write).
+    pub fn storage_is_shared(&self) -> bool {
+        Arc::strong_count(&self.storage) > 1
+    }
+
     // ---------------------------------------------------------------- moving between devices
 
     /// The same elements on `device` (a shared clone when already there). Moving to the GPU

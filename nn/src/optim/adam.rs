@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 
 use autograd::Var;
 use tensor::ops::optim::{adam_update, AdamHyper};
+use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_gradients_finite, count_tensor, count_value, index_by_name, non_negative, parse_state_name, state_like_param,
-    Optimizer, OptimizerStateTensor,
+    check_gradients_finite, count_tensor, count_value, index_by_name, non_negative, packed_state, packed_step,
+    parse_state_name, state_like_param, Optimizer, OptimizerStateTensor,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -79,7 +80,8 @@ struct AdamState {
     exp_avg_sq: Tensor,
 }
 
-/// Adam or AdamW (PyTorch's semantics), updating each parameter with one fused kernel.
+/// Adam or AdamW (PyTorch's semantics): one fused kernel per parameter, or one for all of them
+/// when they are packed on a GPU (see the module docs of [`crate::optim`]).
 pub struct Adam {
     params: Vec<(String, Var)>,
     /// The hyper-parameters (the learning rate changes with [`Optimizer::set_learning_rate`]).
@@ -115,12 +117,62 @@ impl Adam {
     pub fn is_adamw(&self) -> bool {
         self.decoupled_weight_decay
     }
+
+    /// The kernel's hyper-parameters for step `step` (counted from 1).
+    fn hyper(&self, step: u64) -> AdamHyper {
+        let c = self.config;
+        AdamHyper {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled_weight_decay: self.decoupled_weight_decay,
+            step,
+        }
+    }
+
+    /// The whole step as one launch over packed buffers ([`super::packed_step`]), when every
+    /// parameter is on the GPU with a gradient and all have taken the same number of steps
+    /// (their bias corrections are then one value). Returns false, having changed nothing,
+    /// when that is not the case.
+    fn step_packed(&mut self) -> Result<bool> {
+        let mut steps = self.state.iter().map(|s| s.as_ref().map(|s| s.step));
+        let first = steps.next().flatten();
+        if !steps.all(|s| s == first) {
+            return Ok(false);
+        }
+        let Some(mut packed) = packed_step(&self.params)? else { return Ok(false) };
+        if first.is_none() {
+            let values: Vec<&Tensor> = packed.values.iter().collect();
+            let (m, v) = (zeros_packed_like(&values)?, zeros_packed_like(&values)?);
+            for ((state, exp_avg), exp_avg_sq) in self.state.iter_mut().zip(m).zip(v) {
+                *state = Some(AdamState { step: 0, exp_avg, exp_avg_sq });
+            }
+        }
+        let states: Vec<&mut AdamState> = self.state.iter_mut().flatten().collect();
+        let (mut m, mut v): (Vec<&mut Tensor>, Vec<&mut Tensor>) = states
+            .into_iter()
+            .map(|s| {
+                s.step += 1;
+                (&mut s.exp_avg, &mut s.exp_avg_sq)
+            })
+            .unzip();
+        let mut m_whole = packed_state(&mut m)?;
+        let mut v_whole = packed_state(&mut v)?;
+        let h = self.hyper(first.unwrap_or(0) + 1);
+        adam_update(&mut packed.params, &packed.grads, &mut m_whole, &mut v_whole, &h)?;
+        Ok(true)
+    }
 }
 
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
+        if self.step_packed()? {
+            return Ok(());
+        }
         check_gradients_finite(&self.params)?;
-        let c = self.config;
+        let hyper = self.hyper(0);
         for ((_, p), state) in self.params.iter().zip(self.state.iter_mut()) {
             if !p.requires_grad() {
                 continue;
@@ -132,15 +184,7 @@ impl Optimizer for Adam {
             }
             let Some(s) = state.as_mut() else { continue };
             s.step += 1;
-            let h = AdamHyper {
-                lr: c.lr,
-                beta1: c.beta1,
-                beta2: c.beta2,
-                eps: c.eps,
-                weight_decay: c.weight_decay,
-                decoupled_weight_decay: self.decoupled_weight_decay,
-                step: s.step,
-            };
+            let h = AdamHyper { step: s.step, ..hyper };
             p.update_value(|v| adam_update(v, &g, &mut s.exp_avg, &mut s.exp_avg_sq, &h))?;
         }
         Ok(())

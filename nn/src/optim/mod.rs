@@ -3,8 +3,11 @@
 //!
 //! An optimizer holds the model's parameters by name (`model.named_parameters()`); `step()`
 //! updates every parameter that requires a gradient and has one, in place, with ONE fused
-//! kernel per parameter (`tensor::ops::optim`). Its state (step counts, moment or momentum
-//! buffers) is exported and imported by parameter name for training checkpoints.
+//! kernel per parameter (`tensor::ops::optim`). On a GPU, when every parameter takes the same
+//! step, the parameters, their state and their gradients are packed into one buffer each
+//! (`tensor::ops::packed`) and the whole step is one launch (`packed_step`). Its state
+//! (step counts, moment or momentum buffers) is exported and imported by parameter name for
+//! training checkpoints.
 
 pub mod adam;
 pub mod early_stopping;
@@ -75,6 +78,83 @@ pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
     match grads.iter().zip(finite).find(|(_, finite)| !finite) {
         Some(((name, _), _)) => Err(Error::NonFiniteGradient { parameter: name.to_string() }),
         None => Ok(()),
+    }
+}
+
+/// The parameters and gradients of a multi-tensor step on the GPU, each packed into one
+/// buffer (`tensor::ops::packed`), as flat tensors `[total]` over those buffers.
+pub(crate) struct PackedStep {
+    /// Every parameter's elements (an in-place update of it updates the parameters).
+    pub params: Tensor,
+    /// Every gradient's elements, at the same offsets as `params` (zeros between).
+    pub grads: Tensor,
+    /// The parameters' values, in order (the shapes of the state to pack like them).
+    pub values: Vec<Tensor>,
+}
+
+/// Prepares one launch for the whole step, when it applies: every parameter requires a
+/// gradient, has one, and lives on the GPU. The parameters are packed into one buffer the
+/// first time (and again only if one was replaced, or shared with another tensor, which
+/// copy-on-write must not change); the gradients are copied into one buffer each step and
+/// checked for non-finite values in one launch (an offender is named as
+/// [`check_gradients_finite`] names it). `None` when the step does not apply: the caller
+/// steps each parameter on its own.
+pub(crate) fn packed_step(params: &[(String, Var)]) -> Result<Option<PackedStep>> {
+    let mut grads = Vec::with_capacity(params.len());
+    for (_, p) in params {
+        let on_gpu = p.update_value(|v| matches!(v.storage(), tensor::Storage::Gpu(_)));
+        match p.grad() {
+            Some(g) if p.requires_grad() && on_gpu => grads.push(g),
+            _ => return Ok(None),
+        }
+    }
+    if grads.is_empty() {
+        return Ok(None);
+    }
+    let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
+    let mut values: Vec<Tensor> = params.iter().map(|(_, p)| p.value()).collect();
+    let mut whole = if shared { None } else { packed_whole(&values) };
+    if whole.is_none() {
+        values = tensor::ops::packed::pack(&values.iter().collect::<Vec<_>>())?;
+        for ((_, p), v) in params.iter().zip(&values) {
+            p.set_value(v.clone());
+        }
+        whole = packed_whole(&values);
+    }
+    let packed_grads = tensor::ops::packed::pack(&grads.iter().collect::<Vec<_>>())?;
+    let (Some(params_whole), Some(grads_whole)) = (whole, packed_whole(&packed_grads)) else { return Ok(None) };
+    if !grads_whole.all_finite()? {
+        check_gradients_finite(params)?;
+        let parameter = "one of the parameters (found in their packed gradients)".to_string();
+        return Err(Error::NonFiniteGradient { parameter });
+    }
+    Ok(Some(PackedStep { params: params_whole, grads: grads_whole, values }))
+}
+
+/// [`tensor::ops::packed::packed_whole`] of `tensors`, given as a slice of tensors.
+pub(crate) fn packed_whole(tensors: &[Tensor]) -> Option<Tensor> {
+    tensor::ops::packed::packed_whole(&tensors.iter().collect::<Vec<_>>())
+}
+
+/// State tensors (moments, momentum) kept packed like the parameters: the flat tensor over
+/// `state`, packed again first when a tensor is no longer in the pack or is shared with
+/// another tensor (a checkpoint's export, say), which an in-place update must not change.
+pub(crate) fn packed_state(state: &mut [&mut Tensor]) -> Result<Tensor> {
+    let shared = state.iter().any(|t| t.storage_is_shared());
+    let current: Vec<Tensor> = state.iter().map(|t| (**t).clone()).collect();
+    if let Some(whole) = (!shared).then(|| packed_whole(&current)).flatten() {
+        return Ok(whole);
+    }
+    drop(current);
+    let packed = tensor::ops::packed::pack(&state.iter().map(|t| &**t).collect::<Vec<_>>())?;
+    for (t, p) in state.iter_mut().zip(&packed) {
+        **t = p.clone();
+    }
+    match packed_whole(&packed) {
+        Some(whole) => Ok(whole),
+        None => {
+            Err(Error::Tensor(tensor::TensorError::Invalid { op: "pack", msg: "a fresh pack is not whole".into() }))
+        }
     }
 }
 

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use autograd::Var;
 use tensor::ops::optim::{sgd_update, SgdHyper};
+use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_gradients_finite, index_by_name, non_negative, parse_state_name, state_like_param, Optimizer,
-    OptimizerStateTensor,
+    check_gradients_finite, index_by_name, non_negative, packed_state, packed_step, parse_state_name, state_like_param,
+    Optimizer, OptimizerStateTensor,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -86,25 +87,60 @@ impl Sgd {
         let n = params.len();
         Ok(Sgd { params, config, momentum_buffers: vec![None; n] })
     }
+
+    /// The kernel's hyper-parameters; `first_step` sets the momentum buffer to the gradient.
+    fn hyper(&self, first_step: bool) -> SgdHyper {
+        let c = self.config;
+        SgdHyper {
+            lr: c.lr,
+            momentum: c.momentum,
+            dampening: c.dampening,
+            weight_decay: c.weight_decay,
+            nesterov: c.nesterov,
+            first_step,
+        }
+    }
+
+    /// The whole step as one launch over packed buffers ([`super::packed_step`]), when every
+    /// parameter is on the GPU with a gradient and either none or all have a momentum buffer.
+    /// Returns false, having changed nothing, when that is not the case.
+    fn step_packed(&mut self) -> Result<bool> {
+        let first_step = self.momentum_buffers.iter().all(Option::is_none);
+        if !first_step && self.momentum_buffers.iter().any(Option::is_none) {
+            return Ok(false);
+        }
+        let Some(mut packed) = packed_step(&self.params)? else { return Ok(false) };
+        let h = self.hyper(first_step);
+        if self.config.momentum == 0.0 {
+            sgd_update(&mut packed.params, &packed.grads, None, &h)?;
+            return Ok(true);
+        }
+        if first_step {
+            let values: Vec<&Tensor> = packed.values.iter().collect();
+            for (buf, zeros) in self.momentum_buffers.iter_mut().zip(zeros_packed_like(&values)?) {
+                *buf = Some(zeros);
+            }
+        }
+        let mut buffers: Vec<&mut Tensor> = self.momentum_buffers.iter_mut().flatten().collect();
+        let mut whole = packed_state(&mut buffers)?;
+        sgd_update(&mut packed.params, &packed.grads, Some(&mut whole), &h)?;
+        Ok(true)
+    }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
+        if self.step_packed()? {
+            return Ok(());
+        }
         check_gradients_finite(&self.params)?;
-        let c = self.config;
+        let (c, hyper) = (self.config, self.hyper(false));
         for ((_, p), buf) in self.params.iter().zip(self.momentum_buffers.iter_mut()) {
             if !p.requires_grad() {
                 continue;
             }
             let Some(g) = p.grad() else { continue };
-            let h = SgdHyper {
-                lr: c.lr,
-                momentum: c.momentum,
-                dampening: c.dampening,
-                weight_decay: c.weight_decay,
-                nesterov: c.nesterov,
-                first_step: buf.is_none(),
-            };
+            let h = SgdHyper { first_step: buf.is_none(), ..hyper };
             if c.momentum == 0.0 {
                 p.update_value(|v| sgd_update(v, &g, None, &h))?;
             } else {

@@ -10,5 +10,6 @@ pub mod elementwise;
 pub mod interpolate;
 pub mod matmul;
 pub mod optim;
+pub mod packed;
 pub mod pool;
 pub mod reduce;
