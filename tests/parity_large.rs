@@ -1,10 +1,11 @@
-//! Tensors larger than one GPU storage binding (max_storage_buffer_binding_size: 128 MiB on
-//! lavapipe) against the CPU kernels: the ops split their launches into parts that fit
-//! (`tensor/src/gpu_parts.rs`), and every element must come out as if they had not. The
-//! batch, 2601, is odd and its rows (3·67·65 = 13065 elements) are too, so the parts end
-//! mid-way and their windows must be rounded to the device's offset alignment.
-//! On a device whose binding holds these tensors whole the same comparisons still run (one
-//! part each); the test says so.
+//! Tensors larger than one GPU storage binding against the CPU kernels: the ops split their
+//! launches into parts that fit (`tensor/src/gpu_parts.rs`), and every element must come out
+//! as if they had not. Every op runs on a device whose binding limit is lowered to 2 MiB
+//! (`small_binding_gpu`), so an 8 MB tensor takes the paths a tensor beyond the device's own
+//! limit takes, on any adapter and in seconds; the element-wise ops also run beyond the
+//! device's own limit (max_storage_buffer_binding_size: 128 MiB on lavapipe) on a 136 MB
+//! tensor. The batches are odd and the rows (3·67·65 = 13065 elements) are too, so the parts
+//! end mid-way and their windows must be rounded to the device's offset alignment.
 
 use crate::common;
 
@@ -21,31 +22,48 @@ use tensor::ops::pool::{avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::{reduce, ReduceOp};
 use tensor::{DType, Device, Tensor, TensorError};
 
-/// [N, C, H, W] of the large input: 33,978,065 f32 = 136 MB, above lavapipe's 134,217,728 bytes.
-const X_SHAPE: [usize; 4] = [2601, 3, 67, 65];
+/// [N, C, H, W] of the input on the lowered limit: 2,103,465 f32, 4 bindings' worth. (A
+/// part holds a multiple of 8 rows here, the offset alignment over an odd row length: the
+/// limit must hold 8 of the largest rows below, 8 × 34,840 f32.)
+const X_SHAPE: [usize; 4] = [161, 3, 67, 65];
+
+/// [N, C, H, W] of the input beyond the device's own limit: 33,978,065 f32 = 136 MB, above
+/// lavapipe's 134,217,728 bytes.
+const REAL_X_SHAPE: [usize; 4] = [2601, 3, 67, 65];
 
 fn binding_len(gpu: &Device) -> usize {
     gpu.gpu_context().expect("a GPU device").max_binding_len()
 }
 
-/// Says when the device binds the test's tensors whole (nothing is split there).
-fn note_if_nothing_splits(gpu: &Device, what: &str) {
-    if binding_len(gpu) >= X_SHAPE.iter().product::<usize>() * 4 {
-        println!("{what}: this device binds {} f32 at once, so nothing is split here", binding_len(gpu));
-    }
+/// The device with the lowered binding limit, and a check that `shape` is split there.
+fn splitting_gpu(shape: &[usize]) -> Option<Device> {
+    let gpu = small_binding_gpu()?;
+    assert!(shape.iter().product::<usize>() > binding_len(&gpu), "{shape:?} fits one binding");
+    Some(gpu)
 }
 
 #[test]
 fn element_wise_ops_and_strided_copies_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "element-wise");
+    // On the device's own limit (the shared device), with a tensor beyond it where it is lower
+    // than 136 MB; the lowered limit's device, with the small tensor.
+    let own = gpu().map(|gpu| (gpu, REAL_X_SHAPE));
+    let lowered = splitting_gpu(&X_SHAPE).map(|gpu| (gpu, X_SHAPE));
+    for (gpu, shape) in own.into_iter().chain(lowered) {
+        if binding_len(&gpu) >= shape.iter().product::<usize>() {
+            println!("element-wise: this device binds {} f32 at once, so {shape:?} is not split", binding_len(&gpu));
+        }
+        element_wise_ops_and_strided_copies_match_the_cpu(&gpu, &shape);
+    }
+}
+
+fn element_wise_ops_and_strided_copies_match_the_cpu(gpu: &Device, shape: &[usize]) {
     let mut r = rng();
-    let x = signed(&X_SHAPE, &mut r);
+    let x = signed(shape, &mut r);
     let bias = signed(&[1, 3, 1, 1], &mut r);
-    let xg = up(&x, &gpu);
-    assert!(x.numel() > binding_len(&gpu) || binding_len(&gpu) >= 4 * x.numel());
+    let xg = up(&x, gpu);
+    assert!(x.numel() > binding_len(gpu) || binding_len(gpu) >= 4 * x.numel());
     assert_close("relu", &xg.relu().unwrap(), &x.relu().unwrap(), None);
-    assert_close("x + bias[1, 3, 1, 1]", &xg.add(&up(&bias, &gpu)).unwrap(), &x.add(&bias).unwrap(), None);
+    assert_close("x + bias[1, 3, 1, 1]", &xg.add(&up(&bias, gpu)).unwrap(), &x.add(&bias).unwrap(), None);
     assert_close("x · x", &xg.mul(&xg).unwrap(), &x.mul(&x).unwrap(), None);
     // A permuted view spans nearly the whole buffer in one row of its leading axis: the copy
     // is cut along the next axis instead.
@@ -54,14 +72,13 @@ fn element_wise_ops_and_strided_copies_beyond_one_binding_match_the_cpu() {
     // A narrowed view starting mid-row: windows start at the aligned element before it.
     let narrowed = |t: &Tensor| t.narrow(3, 3, 61).unwrap().exp().unwrap();
     assert_close("narrow(3, 3, 61).exp()", &narrowed(&xg), &narrowed(&x), None);
-    let filled = Tensor::full_on(&X_SHAPE, 0.5, DType::F32, &gpu).unwrap();
+    let filled = Tensor::full_on(shape, 0.5, DType::F32, gpu).unwrap();
     assert!(filled.to_vec_f32().unwrap().iter().all(|&v| v == 0.5), "full_on fills every element");
 }
 
 #[test]
 fn convolutions_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "conv2d");
+    let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
     let mut r = rng();
     let x = signed(&X_SHAPE, &mut r);
     let w = signed(&[4, 3, 3, 3], &mut r);
@@ -97,16 +114,14 @@ fn convolutions_beyond_one_binding_match_the_cpu() {
 
 #[test]
 fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "conv_transpose2d, pooling, upsampling");
+    // 40 images: the outputs below are the large tensors.
+    let Some(gpu) = splitting_gpu(&[40, 2, 134, 130]) else { return };
     let mut r = rng();
-    // 1000 of the large input's images: the outputs below are the large tensors.
-    let x = signed(&[1000, 3, 67, 65], &mut r);
+    let x = signed(&[40, 3, 67, 65], &mut r);
     let xg = up(&x, &gpu);
     let w = signed(&[3, 2, 2, 2], &mut r);
     let p = ConvTranspose2dParams { stride: [2, 2], ..Default::default() };
-    let y = conv_transpose2d(&x, &w, None, &p).unwrap(); // [1000, 2, 134, 130]
-    assert!(y.numel() > binding_len(&gpu) || binding_len(&gpu) >= 4 * y.numel());
+    let y = conv_transpose2d(&x, &w, None, &p).unwrap(); // [40, 2, 134, 130]
     let scale = conv_transpose2d(&abs(&x), &abs(&w), None, &p).unwrap();
     assert_close("conv_transpose2d", &conv_transpose2d(&xg, &up(&w, &gpu), None, &p).unwrap(), &y, Some(&scale));
     assert_close(
@@ -131,13 +146,9 @@ fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cp
 
 #[test]
 fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
-    let Some(gpu) = gpu() else { return };
-    // One image of 8 × 2048 × 2049 = 33,570,816 f32: cutting along the batch cannot help.
-    let shape = [1, 8, 2048, 2049];
-    if binding_len(&gpu) >= shape.iter().product::<usize>() {
-        println!("skipping: this device binds {} f32 at once, so one such image fits", binding_len(&gpu));
-        return;
-    }
+    // One image of 8 × 256 × 257 = 526,336 f32: cutting along the batch cannot help.
+    let shape = [1, 8, 256, 257];
+    let Some(gpu) = splitting_gpu(&shape) else { return };
     let x = Tensor::zeros_on(&shape, DType::F32, &gpu).unwrap();
     let w = Tensor::zeros_on(&[1, 8, 1, 1], DType::F32, &gpu).unwrap();
     match conv2d(&x, &w, None, &Conv2dParams::default()) {
@@ -151,8 +162,7 @@ fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
 
 #[test]
 fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "batch norm");
+    let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
     let mut r = rng();
     // Channel means away from 0, so a statistic summed over one part only would show.
     let x = signed(&X_SHAPE, &mut r).add_scalar(0.25).unwrap();
@@ -167,7 +177,7 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     assert_close("batch_norm_train var_unbiased", &got.var_unbiased, &want.var_unbiased, None);
     let gy = signed(&X_SHAPE, &mut r);
     let gyg = up(&gy, &gpu);
-    // dγ and dβ sum 11 million terms of either sign per channel: their natural scale is the
+    // dγ and dβ sum 701,155 terms of either sign per channel: their natural scale is the
     // sum of the terms' magnitudes, Σ |dy|·|x − μ|·inv_std and Σ |dy|.
     let per_channel = |t: &Tensor| t.sum(&[0, 2, 3], false).unwrap();
     let dgamma_scale = |mean: &Tensor, inv_std: &Tensor| {
@@ -195,8 +205,7 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
 
 #[test]
 fn reductions_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "reductions");
+    let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
     let mut r = rng();
     let x = signed(&X_SHAPE, &mut r).add_scalar(0.1).unwrap();
     let xg = up(&x, &gpu);
@@ -222,23 +231,16 @@ fn reductions_beyond_one_binding_match_the_cpu() {
 
 #[test]
 fn matrix_products_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "matmul");
-    let mut r = rng();
-    // 36 million elements of A: parts of its rows; its transpose (a weight gradient, Xᵀ·dY):
+    // 1.1 million elements of A: parts of its rows; its transpose (a weight gradient, Xᵀ·dY):
     // parts of K, accumulated; a batch of three: parts of the batch.
-    let x = signed(&[40_000, 901], &mut r);
-    let (w, dy) = (signed(&[901, 7], &mut r), signed(&[40_000, 7], &mut r));
+    let Some(gpu) = splitting_gpu(&[1200, 901]) else { return };
+    let mut r = rng();
+    let x = signed(&[1200, 901], &mut r);
+    let (w, dy) = (signed(&[901, 7], &mut r), signed(&[1200, 7], &mut r));
     let xg = up(&x, &gpu);
     let cases = [
-        ("[40000, 901]·[901, 7]", x.clone(), w.clone(), xg.clone(), up(&w, &gpu)),
-        (
-            "[40000, 901]ᵀ·[40000, 7]",
-            x.transpose(0, 1).unwrap(),
-            dy.clone(),
-            xg.transpose(0, 1).unwrap(),
-            up(&dy, &gpu),
-        ),
+        ("[1200, 901]·[901, 7]", x.clone(), w.clone(), xg.clone(), up(&w, &gpu)),
+        ("[1200, 901]ᵀ·[1200, 7]", x.transpose(0, 1).unwrap(), dy.clone(), xg.transpose(0, 1).unwrap(), up(&dy, &gpu)),
     ];
     for (what, a, b, ag, bg) in cases {
         let scale = matmul(&abs(&a), &abs(&b)).unwrap();
@@ -246,21 +248,20 @@ fn matrix_products_beyond_one_binding_match_the_cpu() {
     }
     // K = 0 (a narrowed view of the large buffer): sums over nothing are zeros.
     let empty = matmul(&xg.narrow(1, 0, 0).unwrap(), &up(&Tensor::zeros(&[0, 7], DType::F32), &gpu)).unwrap();
-    assert_eq!(empty.to_vec_f32().unwrap(), vec![0.0; 40_000 * 7], "[40000, 0]·[0, 7]");
-    let a = signed(&[3, 4000, 3000], &mut r);
-    let b = signed(&[3000, 5], &mut r);
+    assert_eq!(empty.to_vec_f32().unwrap(), vec![0.0; 1200 * 7], "[1200, 0]·[0, 7]");
+    let a = signed(&[3, 500, 400], &mut r);
+    let b = signed(&[400, 5], &mut r);
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();
     let got = matmul(&up(&a, &gpu), &up(&b, &gpu)).unwrap();
-    assert_close("[3, 4000, 3000]·[3000, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
+    assert_close("[3, 500, 400]·[400, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
 }
 
 #[test]
 fn optimizer_updates_and_concatenation_beyond_one_binding_match_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    note_if_nothing_splits(&gpu, "optimizers, cat");
+    // One parameter of 1,300,001 elements (a large linear layer's weight).
+    let shape = [1_300_001];
+    let Some(gpu) = splitting_gpu(&shape) else { return };
     let mut r = rng();
-    // One parameter of 34 million elements (a large linear layer's weight).
-    let shape = [34_000_001];
     let (mut p, g) = (signed(&shape, &mut r), signed(&shape, &mut r));
     let (mut pg, gg) = (up(&p, &gpu), up(&g, &gpu));
     let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());

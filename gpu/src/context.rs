@@ -326,6 +326,19 @@ impl Context {
         })
     }
 
+    /// [`Self::new`], with kernels binding at most `max_binding_bytes` per storage binding (the
+    /// device's own limit where that is lower; rounded down to the offset alignment). The ops
+    /// then split their launches as they do for tensors beyond the device's own limit, so tests
+    /// reach those paths with small tensors, on any adapter. The limit is only ever lowered.
+    pub fn with_binding_limit(pref: AdapterPreference, max_binding_bytes: u64) -> Result<Self> {
+        let mut ctx = Self::new(pref)?;
+        let limits = &mut ctx.info.limits;
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(4);
+        let lowered = (max_binding_bytes / align * align).max(align);
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(lowered);
+        Ok(ctx)
+    }
+
     /// Which adapter this context runs on.
     pub fn info(&self) -> &AdapterInfo {
         &self.info

@@ -416,3 +416,22 @@ fn a_pack_goes_back_to_the_pool_when_its_last_buffer_is_dropped() {
     drop(last);
     assert_eq!(ctx.pool_stats().idle_buffers, idle + 1);
 }
+
+#[test]
+fn a_lowered_binding_limit_is_enforced_and_a_raised_one_is_not_granted() {
+    let Some(own) = ctx() else { return };
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let small = gpu::Context::with_binding_limit(pref, 4096 + 3).unwrap();
+    assert_eq!(small.max_binding_len(), 1024, "rounded down to the offset alignment, in f32");
+    let x = small.upload(&[1.0; 1025]).unwrap();
+    let y = small.alloc(1025).unwrap();
+    match ops::unary(&small, ops::NEG, 0.0, &x, &y) {
+        Err(GpuError::LimitExceeded { limit, .. }) => assert_eq!(limit, 4096),
+        other => panic!("expected LimitExceeded beyond the lowered limit, got {other:?}"),
+    }
+    // Filling goes a window at a time, so it works beyond the lowered limit.
+    small.fill(&y, -1.0).unwrap();
+    assert_eq!(small.read(&y).unwrap(), vec![-1.0; 1025]);
+    let raised = gpu::Context::with_binding_limit(pref, u64::MAX).unwrap();
+    assert_eq!(raised.max_binding_len(), own.max_binding_len());
+}
