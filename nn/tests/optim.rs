@@ -374,3 +374,24 @@ fn a_frozen_parameter_on_the_gpu_is_left_alone_while_the_others_step() {
         assert_ne!(after, before);
     }
 }
+
+#[test]
+fn parameters_on_different_gpus_each_step_on_their_own() {
+    let (Some(gpu_a), Some(gpu_b)) = (own_gpu(), own_gpu()) else { return };
+    let on_cpu = random_params(&tensor::Device::Cpu, 9);
+    // The same parameters on two GPU contexts: they cannot share a pack, so each steps alone.
+    let mixed = random_params(&gpu_a, 9);
+    mixed[1].1.set_value(mixed[1].1.value().to_device(&gpu_b).unwrap());
+    let mut a = Adam::new(on_cpu.clone(), AdamConfig::new(0.05)).unwrap();
+    let mut b = Adam::new(mixed.clone(), AdamConfig::new(0.05)).unwrap();
+    for step in 0..2 {
+        set_random_grads(&on_cpu, step);
+        set_random_grads(&mixed, step);
+        a.step().unwrap();
+        b.step().unwrap();
+    }
+    assert_eq!(mixed[1].1.value().device(), gpu_b);
+    for ((_, p), (_, q)) in mixed.iter().zip(&on_cpu) {
+        assert_close(&p.value().to_vec_f64().unwrap(), &q.value().to_vec_f64().unwrap(), 1e-6);
+    }
+}

@@ -93,23 +93,24 @@ pub(crate) struct PackedStep {
 }
 
 /// Prepares one launch for the whole step, when it applies: every parameter requires a
-/// gradient, has one, and lives on the GPU. The parameters are packed into one buffer the
+/// gradient, has one, and lives on one GPU with it. The parameters are packed into one buffer the
 /// first time (and again only if one was replaced, or shared with another tensor, which
 /// copy-on-write must not change); the gradients are copied into one buffer each step and
 /// checked for non-finite values in one launch (an offender is named as
 /// [`check_gradients_finite`] names it). `None` when the step does not apply: the caller
 /// steps each parameter on its own.
 pub(crate) fn packed_step(params: &[(String, Var)]) -> Result<Option<PackedStep>> {
+    let Some((_, first)) = params.first() else { return Ok(None) };
+    let device = first.value().device();
+    if !device.is_gpu() {
+        return Ok(None);
+    }
     let mut grads = Vec::with_capacity(params.len());
     for (_, p) in params {
-        let on_gpu = p.update_value(|v| matches!(v.storage(), tensor::Storage::Gpu(_)));
         match p.grad() {
-            Some(g) if p.requires_grad() && on_gpu => grads.push(g),
+            Some(g) if p.requires_grad() && p.value().device() == device && g.device() == device => grads.push(g),
             _ => return Ok(None),
         }
-    }
-    if grads.is_empty() {
-        return Ok(None);
     }
     let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
     let mut values: Vec<Tensor> = params.iter().map(|(_, p)| p.value()).collect();

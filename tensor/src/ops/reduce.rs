@@ -249,7 +249,7 @@ impl Tensor {
 /// For each tensor, whether none of its elements is NaN or ±∞. A CPU tensor costs one read
 /// pass. The GPU tensors are checked on the device, each by one launch that sets its own slot
 /// of a shared flag buffer, and the flags come back in one read: one host round trip however
-/// many tensors there are (the optimizer checks every gradient of a model this way).
+/// many tensors there are (one per GPU context when they live on several).
 pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
     const OP: &str = "all_finite";
     let Some(first) = tensors.first() else { return Ok(Vec::new()) };
@@ -268,20 +268,21 @@ pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
             Storage::Gpu(_) => on_gpu.push((i, x)),
         }
     }
-    let Some(Storage::Gpu(g)) = on_gpu.first().map(|(_, x)| x.storage()) else { return Ok(finite) };
-    let ctx = g.context();
-    let flags = ctx.zeros(on_gpu.len()).map_err(gpu_err(OP))?;
-    for (slot, (_, x)) in on_gpu.iter().enumerate() {
-        let Storage::Gpu(g) = x.storage() else { continue };
-        if !Arc::ptr_eq(g.context(), ctx) {
-            let msg = "the GPU tensors live on different GPU contexts".to_string();
-            return Err(TensorError::Device { op: OP, msg });
+    // One flag buffer and one read per GPU context (tensors on several GPUs: one each).
+    while let Some(Storage::Gpu(g)) = on_gpu.first().map(|(_, x)| x.storage()) {
+        let ctx = Arc::clone(g.context());
+        let on_ctx = |x: &Tensor| matches!(x.storage(), Storage::Gpu(g) if Arc::ptr_eq(g.context(), &ctx));
+        let (here, rest): (Vec<_>, Vec<_>) = on_gpu.into_iter().partition(|(_, x)| on_ctx(x));
+        let flags = ctx.zeros(here.len()).map_err(gpu_err(OP))?;
+        for (slot, (_, x)) in here.iter().enumerate() {
+            let Storage::Gpu(g) = x.storage() else { continue };
+            gpu_kernel::flag_non_finite(&ctx, g.buffer(), x.numel(), &flags, slot).map_err(gpu_err(OP))?;
         }
-        gpu_kernel::flag_non_finite(ctx, g.buffer(), x.numel(), &flags, slot).map_err(gpu_err(OP))?;
-    }
-    let flagged = ctx.read_u32(&flags).map_err(gpu_err(OP))?;
-    for ((i, _), flag) in on_gpu.iter().zip(flagged) {
-        finite[*i] = flag == 0;
+        let flagged = ctx.read_u32(&flags).map_err(gpu_err(OP))?;
+        for ((i, _), flag) in here.iter().zip(flagged) {
+            finite[*i] = flag == 0;
+        }
+        on_gpu = rest;
     }
     Ok(finite)
 }
