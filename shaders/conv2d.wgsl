@@ -85,6 +85,8 @@ struct Params {
     w_kw: u32,
     w_first_y: u32,
     w_first_x: u32,
+    // The column tile of grid x = 0 (a GEMM wider than one grid axis runs in slices).
+    first_column_tile: u32,
 }
 
 const FORWARD: u32 = 0u;
@@ -291,7 +293,7 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     let n = dims.y;
     let k = dims.z;
     let row0 = wid.y * BM;
-    let col0 = wid.x * BN;
+    let col0 = (p.first_column_tile + wid.x) * BN;
     // This workgroup's slice of K (all of it, except in a split backward_weight).
     let k_begin = wid.z * p.k_chunk;
     let k_end = min(k, k_begin + p.k_chunk);
@@ -379,7 +381,7 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
     let n = dims.y;
     let k = dims.z;
     let row0 = wid.y * NARROW_BM;
-    let col0 = wid.x * NARROW_BN;
+    let col0 = (p.first_column_tile + wid.x) * NARROW_BN;
     let ty = lid / 32u;
     let tx = lid % 32u;
     var acc0 = vec4<f32>();

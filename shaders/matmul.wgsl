@@ -18,6 +18,18 @@
 // for 16 multiply-adds (loads, not arithmetic, bound this kernel on most devices and on
 // lavapipe in particular).
 // Grid: (⌈n/64⌉, ⌈m/64⌉, batch).
+//
+// `matmul_wide` is the same product with a 128×128 tile per workgroup of 16×16 and an 8×8
+// register block per invocation: twice the multiply-adds per staged element and per
+// workgroup-memory load (each k costs four vec4 loads for 64 multiply-adds), the tiling of the
+// register-tiled SGEMMs that run near peak on large GPUs. Invocation (tx, ty) owns rows
+// 4·ty.. and 64 + 4·ty.. and columns 4·tx.. and 64 + 4·tx.. of the tile: neighbouring
+// invocations read neighbouring vec4s of the staged slices. Steps of 8 along k are staged in
+// two alternating workgroup buffers, and each invocation fetches the next step's elements into
+// registers before it multiplies the current one, so global-memory latency overlaps the
+// arithmetic and one barrier per step suffices. A large tile leaves most of the GPU idle on
+// small products (128×512: four workgroups), so the host picks it only for large ones.
+// Grid: (⌈n/128⌉, ⌈m/128⌉, batch).
 
 struct Params {
     m: u32,
@@ -130,4 +142,180 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             }
         }
     }
+}
+
+const WIDE: u32 = 128u;
+const WIDE_K: u32 = 8u;
+// Two buffers × [WIDE_K][WIDE/4] vec4: wide_a[buf·256 + kk·32 + r/4][r%4] = A[row0 + r, t + kk],
+// wide_b[buf·256 + kk·32 + c/4][c%4] = B[t + kk, col0 + c]. 16 KiB in all, WebGPU's default
+// workgroup-memory limit.
+var<workgroup> wide_a: array<vec4<f32>, 512>;
+var<workgroup> wide_b: array<vec4<f32>, 512>;
+
+// Element q (0..4) of this invocation's share of one staged k-step, as (row or column within
+// the tile, kk). When the operand is contiguous along k, eight neighbouring invocations read
+// the eight k of one row; otherwise 128 neighbours read 128 neighbouring rows of one k. Either
+// way the global reads of a warp are contiguous.
+fn wide_slot(lid: u32, q: u32, k_contiguous: bool) -> vec2<u32> {
+    let e = lid + 256u * q;
+    if k_contiguous {
+        return vec2<u32>(e / WIDE_K, e % WIDE_K);
+    }
+    return vec2<u32>(e % WIDE, e / WIDE);
+}
+
+// A[row0 + r, t + kk] and B[t + kk, col0 + c] for slot q of this invocation (0 outside the
+// matrices).
+fn wide_fetch_a(lid: u32, q: u32, k_contiguous: bool, a_base: u32, row0: u32, t: u32) -> f32 {
+    let s = wide_slot(lid, q, k_contiguous);
+    if row0 + s.x < p.m && t + s.y < p.k {
+        return a[a_base + (row0 + s.x) * p.a_row + (t + s.y) * p.a_col];
+    }
+    return 0.0;
+}
+
+fn wide_fetch_b(lid: u32, q: u32, k_contiguous: bool, b_base: u32, col0: u32, t: u32) -> f32 {
+    let s = wide_slot(lid, q, k_contiguous);
+    if col0 + s.x < p.n && t + s.y < p.k {
+        return b[b_base + (t + s.y) * p.b_row + (col0 + s.x) * p.b_col];
+    }
+    return 0.0;
+}
+
+// Stores slot q's fetched elements into staging buffer `buf`.
+fn wide_stage(lid: u32, q: u32, a_k_contiguous: bool, b_k_contiguous: bool, buf: u32, va: f32, vb: f32) {
+    let sa = wide_slot(lid, q, a_k_contiguous);
+    wide_a[buf * 256u + sa.y * 32u + sa.x / 4u][sa.x % 4u] = va;
+    let sb = wide_slot(lid, q, b_k_contiguous);
+    wide_b[buf * 256u + sb.y * 32u + sb.x / 4u][sb.x % 4u] = vb;
+}
+
+// Writes row `gr` of an invocation's block: columns col0 + 4·tx.. (lo) and col0 + 64 + 4·tx.. (hi).
+fn wide_store_row(c_base: u32, gr: u32, col0: u32, tx: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if gr >= p.m {
+        return;
+    }
+    for (var h = 0u; h < 2u; h++) {
+        var block = lo;
+        if h == 1u {
+            block = hi;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let gc = col0 + 64u * h + 4u * tx + j;
+            if gc < p.n {
+                let idx = c_base + gr * p.n + gc;
+                var v = block[j];
+                if p.accumulate != 0u {
+                    v += c[idx];
+                }
+                c[idx] = v;
+            }
+        }
+    }
+}
+
+// The accumulators are named variables, not an array: an array indexed in a loop may live in
+// local (off-chip) memory on some drivers, which costs more than the multiply-adds.
+@compute @workgroup_size(16, 16)
+fn matmul_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let bz = wid.z;
+    let row0 = wid.y * WIDE;
+    let col0 = wid.x * WIDE;
+    let tx = l3.x;
+    let ty = l3.y;
+    let a_base = p.a_offset + bz * p.a_batch;
+    let b_base = p.b_offset + bz * p.b_batch;
+    let ak = p.a_col == 1u;
+    let bk = p.b_row == 1u;
+
+    for (var q = 0u; q < 4u; q++) {
+        wide_stage(lid, q, ak, bk, 0u, wide_fetch_a(lid, q, ak, a_base, row0, 0u),
+                   wide_fetch_b(lid, q, bk, b_base, col0, 0u));
+    }
+    workgroupBarrier();
+
+    // acc{i}l / acc{i}r: row row0 + 64·(i / 4) + 4·ty + i % 4, columns col0 + 4·tx.. / col0 + 64 + 4·tx..
+    var acc0l = vec4<f32>();
+    var acc0r = vec4<f32>();
+    var acc1l = vec4<f32>();
+    var acc1r = vec4<f32>();
+    var acc2l = vec4<f32>();
+    var acc2r = vec4<f32>();
+    var acc3l = vec4<f32>();
+    var acc3r = vec4<f32>();
+    var acc4l = vec4<f32>();
+    var acc4r = vec4<f32>();
+    var acc5l = vec4<f32>();
+    var acc5r = vec4<f32>();
+    var acc6l = vec4<f32>();
+    var acc6r = vec4<f32>();
+    var acc7l = vec4<f32>();
+    var acc7r = vec4<f32>();
+    var cur = 0u;
+    for (var t = 0u; t < p.k; t += WIDE_K) {
+        // The next k-step's elements, fetched before this step's multiply-adds.
+        let t_next = t + WIDE_K;
+        let more = t_next < p.k;
+        var na0 = 0.0;
+        var na1 = 0.0;
+        var na2 = 0.0;
+        var na3 = 0.0;
+        var nb0 = 0.0;
+        var nb1 = 0.0;
+        var nb2 = 0.0;
+        var nb3 = 0.0;
+        if more {
+            na0 = wide_fetch_a(lid, 0u, ak, a_base, row0, t_next);
+            na1 = wide_fetch_a(lid, 1u, ak, a_base, row0, t_next);
+            na2 = wide_fetch_a(lid, 2u, ak, a_base, row0, t_next);
+            na3 = wide_fetch_a(lid, 3u, ak, a_base, row0, t_next);
+            nb0 = wide_fetch_b(lid, 0u, bk, b_base, col0, t_next);
+            nb1 = wide_fetch_b(lid, 1u, bk, b_base, col0, t_next);
+            nb2 = wide_fetch_b(lid, 2u, bk, b_base, col0, t_next);
+            nb3 = wide_fetch_b(lid, 3u, bk, b_base, col0, t_next);
+        }
+        let base = cur * 256u;
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let a_lo = wide_a[base + kk * 32u + ty];
+            let a_hi = wide_a[base + kk * 32u + 16u + ty];
+            let b_lo = wide_b[base + kk * 32u + tx];
+            let b_hi = wide_b[base + kk * 32u + 16u + tx];
+            acc0l = fma(vec4<f32>(a_lo.x), b_lo, acc0l);
+            acc0r = fma(vec4<f32>(a_lo.x), b_hi, acc0r);
+            acc1l = fma(vec4<f32>(a_lo.y), b_lo, acc1l);
+            acc1r = fma(vec4<f32>(a_lo.y), b_hi, acc1r);
+            acc2l = fma(vec4<f32>(a_lo.z), b_lo, acc2l);
+            acc2r = fma(vec4<f32>(a_lo.z), b_hi, acc2r);
+            acc3l = fma(vec4<f32>(a_lo.w), b_lo, acc3l);
+            acc3r = fma(vec4<f32>(a_lo.w), b_hi, acc3r);
+            acc4l = fma(vec4<f32>(a_hi.x), b_lo, acc4l);
+            acc4r = fma(vec4<f32>(a_hi.x), b_hi, acc4r);
+            acc5l = fma(vec4<f32>(a_hi.y), b_lo, acc5l);
+            acc5r = fma(vec4<f32>(a_hi.y), b_hi, acc5r);
+            acc6l = fma(vec4<f32>(a_hi.z), b_lo, acc6l);
+            acc6r = fma(vec4<f32>(a_hi.z), b_hi, acc6r);
+            acc7l = fma(vec4<f32>(a_hi.w), b_lo, acc7l);
+            acc7r = fma(vec4<f32>(a_hi.w), b_hi, acc7r);
+        }
+        if more {
+            let next = 1u - cur;
+            wide_stage(lid, 0u, ak, bk, next, na0, nb0);
+            wide_stage(lid, 1u, ak, bk, next, na1, nb1);
+            wide_stage(lid, 2u, ak, bk, next, na2, nb2);
+            wide_stage(lid, 3u, ak, bk, next, na3, nb3);
+        }
+        workgroupBarrier();
+        cur = 1u - cur;
+    }
+
+    let c_base = bz * p.m * p.n;
+    wide_store_row(c_base, row0 + 0u + 4u * ty + 0u, col0, tx, acc0l, acc0r);
+    wide_store_row(c_base, row0 + 0u + 4u * ty + 1u, col0, tx, acc1l, acc1r);
+    wide_store_row(c_base, row0 + 0u + 4u * ty + 2u, col0, tx, acc2l, acc2r);
+    wide_store_row(c_base, row0 + 0u + 4u * ty + 3u, col0, tx, acc3l, acc3r);
+    wide_store_row(c_base, row0 + 64u + 4u * ty + 0u, col0, tx, acc4l, acc4r);
+    wide_store_row(c_base, row0 + 64u + 4u * ty + 1u, col0, tx, acc5l, acc5r);
+    wide_store_row(c_base, row0 + 64u + 4u * ty + 2u, col0, tx, acc6l, acc6r);
+    wide_store_row(c_base, row0 + 64u + 4u * ty + 3u, col0, tx, acc7l, acc7r);
 }

@@ -339,6 +339,18 @@ impl Context {
         Ok(ctx)
     }
 
+    /// [`Self::new`], with grids of at most `max_per_dimension` workgroups along each axis (the
+    /// device's own max_compute_workgroups_per_dimension where that is lower). Launchers then
+    /// slice their grids as they do for work beyond the device's own limit, so tests reach
+    /// those paths with small tensors. The limit is only ever lowered.
+    pub fn with_workgroup_limit(pref: AdapterPreference, max_per_dimension: u32) -> Result<Self> {
+        let mut ctx = Self::new(pref)?;
+        let limits = &mut ctx.info.limits;
+        limits.max_compute_workgroups_per_dimension =
+            limits.max_compute_workgroups_per_dimension.min(max_per_dimension.max(1));
+        Ok(ctx)
+    }
+
     /// Which adapter this context runs on.
     pub fn info(&self) -> &AdapterInfo {
         &self.info

@@ -126,3 +126,45 @@ fn accumulates_twice(ctx: &gpu::Context, rng: &mut Rng, g: &Conv2dGeometry) {
     check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, g, &dyb, &xb, o, m).unwrap());
     check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, o, m).unwrap());
 }
+
+/// A context whose grids hold at most `max` workgroups along each axis, or `None` as [`ctx`].
+fn context_with_workgroup_limit(max: u32) -> Option<gpu::Context> {
+    ctx()?;
+    Some(gpu::Context::with_workgroup_limit(gpu::AdapterPreference::AnyIncludingSoftware, max).unwrap())
+}
+
+#[test]
+fn conv2d_wider_than_one_grid_axis_runs_in_column_slices() {
+    let Some(ctx) = context_with_workgroup_limit(2) else { return };
+    let ctx = &ctx;
+    let mut rng = Rng::new();
+    // Poisoned by upload: filling would itself be a launch too wide for this grid.
+    let poisoned = |ctx: &gpu::Context, len| upload(ctx, &vec![f32::NAN; len]);
+    // 2×16×16 output pixels are 8 square (64-column) or 4 narrow (128-column) tiles: each
+    // GEMM below needs 2 to 10 column tiles in a grid 2 wide. The first runs its forward and
+    // weight gradient on the square tile and its data gradient (17 rows) on the narrow one;
+    // the second the other way round.
+    for (c_in, c_out) in [(17, 65), (65, 33)] {
+        let g = Conv2dGeometry::conv2d([2, c_in, 16, 16], [c_out, c_in, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        let (x, w, dy) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.y_len()));
+        let (xb, wb, dyb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &dy));
+        let ((x64, xa), (w64, wa), (dy64, dya)) = (f64s(&x), f64s(&w), f64s(&dy));
+
+        let y = poisoned(ctx, g.y_len());
+        conv2d::forward(ctx, &g, &xb, &wb, None, &y).unwrap();
+        let (want, scale) = (reference::conv2d(&x64, &w64, None, &g), reference::conv2d(&xa, &wa, None, &g));
+        assert_close(&format!("forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
+
+        let dx = poisoned(ctx, g.x_len());
+        conv2d::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Overwrite).unwrap();
+        let (want, scale) =
+            (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
+        assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
+
+        let dw = poisoned(ctx, g.weight_len());
+        conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
+        let (want, scale) =
+            (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
+        assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
+    }
+}

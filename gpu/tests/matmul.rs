@@ -1,10 +1,11 @@
 //! matmul.wgsl against an f64 reference: sizes that are not tile multiples, batches,
-//! transposed and batch-broadcast operands, offsets and accumulation.
+//! transposed and batch-broadcast operands, offsets and accumulation, each with both tiles
+//! (the 64×64 `matmul` and the 128×128 `matmul_wide` entry points).
 
 use crate::common;
 
 use common::*;
-use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::matmul::{matmul, matmul_tiled, MatView, MatmulArgs, MatmulTile};
 
 /// Element [b, i, j] of a strided view, as in MatView.
 fn at(data: &[f32], v: (usize, usize, usize, usize), b: usize, i: usize, j: usize) -> f64 {
@@ -22,7 +23,14 @@ struct Case {
     accumulate: bool,
 }
 
+/// The case with each tile.
 fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
+    for tile in [MatmulTile::Square64, MatmulTile::Wide128] {
+        run_tiled(ctx, rng, c, tile);
+    }
+}
+
+fn run_tiled(ctx: &gpu::Context, rng: &mut Rng, c: &Case, tile: MatmulTile) {
     let Case { batch, m, n, k, a_t, b_t, b_broadcast, accumulate } = *c;
     let a_off = rng.below(5);
     let b_off = rng.below(5);
@@ -40,7 +48,7 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
     }
     let c0 = rng.signed(batch * m * n);
     let cb = if accumulate { upload(ctx, &c0) } else { poisoned(ctx, batch * m * n) };
-    matmul(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }).unwrap();
+    matmul_tiled(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }, tile).unwrap();
     let got = ctx.read(&cb).unwrap();
     let va = (av.offset, av.batch_stride, av.row_stride, av.col_stride);
     let vb = (bv.offset, bv.batch_stride, bv.row_stride, bv.col_stride);
@@ -61,7 +69,9 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
             }
         }
     }
-    let what = format!("matmul batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}");
+    let what = format!(
+        "matmul {tile:?} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}"
+    );
     assert_close(&what, rng, &got, &want, |i| scale[i]);
 }
 
@@ -69,9 +79,17 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
 fn matmul_matches_reference_at_sizes_off_the_tile_grid() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (m, n, k) in
-        [(1, 1, 1), (7, 33, 65), (65, 7, 33), (33, 65, 7), (129, 129, 1), (1, 129, 129), (64, 64, 16), (130, 67, 200)]
-    {
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 33, 65),
+        (65, 7, 33),
+        (33, 65, 7),
+        (129, 129, 1),
+        (1, 129, 129),
+        (64, 64, 16),
+        (130, 67, 200),
+        (257, 131, 9),
+    ] {
         run(ctx, &mut rng, &Case { batch: 1, m, n, k, a_t: false, b_t: false, b_broadcast: false, accumulate: false });
     }
 }
@@ -132,4 +150,11 @@ fn too_short_operand_is_refused() {
     };
     let err = matmul(ctx, &args).unwrap_err();
     assert!(err.to_string().contains("A needs 12 elements"), "{err}");
+}
+
+#[test]
+fn matmul_picks_the_wide_tile_only_for_products_that_fill_the_gpu() {
+    assert_eq!(MatmulTile::for_product(1, 4096, 4096), MatmulTile::Wide128);
+    assert_eq!(MatmulTile::for_product(1, 128, 512), MatmulTile::Square64);
+    assert_eq!(MatmulTile::for_product(64, 130, 130), MatmulTile::Wide128);
 }

@@ -22,7 +22,8 @@ fn tiny_run(name: &str, epochs: usize) -> (TempDir, PathBuf) {
     let (scratch, dir) = common::run_dir(name);
     ok(common::command(env!("CARGO_BIN_EXE_train"))
         .args(["--arch", "dense", "--max-images", "300", "--image-size", "16", "--batch-size", "32"])
-        .args(["--z-dim", "4", "--threads", "2", "--epochs", &epochs.to_string(), "--run-dir"])
+        // The CPU named, not left to the default, which picks a hardware GPU where there is one.
+        .args(["--z-dim", "4", "--device", "cpu", "--threads", "2", "--epochs", &epochs.to_string(), "--run-dir"])
         .arg(&dir)
         .output()
         .unwrap());
@@ -90,7 +91,7 @@ fn the_report_names_the_model_size_the_wall_time_the_machine_and_the_code_of_eac
     ok(common::command(env!("CARGO_BIN_EXE_train"))
         .arg("--resume")
         .arg(run.join("last.safetensors"))
-        .args(["--epochs", "2", "--threads", "2"])
+        .args(["--epochs", "2", "--device", "cpu", "--threads", "2"])
         .output()
         .unwrap());
     let html = report(&run);

@@ -118,6 +118,10 @@ pub struct Params {
     pub weight_kernel: [u32; 2],
     /// Where that block starts in the stored kernel (row, column).
     pub weight_first: [u32; 2],
+    /// The column tile of grid x = 0: a GEMM with more column tiles than one grid axis
+    /// allows (max_compute_workgroups_per_dimension, 65,535 on most devices; a batch of 2,048
+    /// 64×64 images has 131,072) is launched in slices of columns.
+    pub first_column_tile: u32,
 }
 
 /// One axis of a backward-data phase: the input pixels i ≡ `r` (mod stride) and the kernel
@@ -201,10 +205,10 @@ fn check_geometry(g: &Conv2dGeometry, kernel: &'static str) -> Result<()> {
     if g.stride.contains(&0) || g.dilation.contains(&0) || g.kh == 0 || g.kw == 0 {
         return Err(invalid(kernel, format!("zero stride, dilation or kernel size in {g:?}")));
     }
-    let biggest = [g.x_len(), g.y_len(), g.weight_len(), g.batch * g.oh * g.ow * g.c_in * g.kh * g.kw]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+    // The GEMM operands are never materialised (the im2col matrix of a batch of 2,048 64×64
+    // images is larger than u32 indexing), so the indices the kernels compute stay below the
+    // tensors' lengths, and each GEMM dimension below one of them.
+    let biggest = [g.x_len(), g.y_len(), g.weight_len()].into_iter().max().unwrap_or(0);
     if biggest > u32::MAX as usize {
         return Err(invalid(kernel, format!("{g:?} exceeds u32 indexing")));
     }
@@ -269,21 +273,47 @@ fn gemm(
         Gemm::BackwardData => (&BACKWARD_DATA, Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN))),
         Gemm::BackwardWeight => (&BACKWARD_WEIGHT, None),
     };
-    let (k, grid) = match variants {
+    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
+    let inputs = [in0, in1, bias.unwrap_or(in0)];
+    match variants {
         Some((_, thin)) if m <= THIN_ROWS => {
-            (thin, ctx.grid_1d(thin.entry, (n as u64).div_ceil(256 * THIN_COLUMNS_PER_INVOCATION))?)
+            let grid = ctx.grid_1d(thin.entry, (n as u64).div_ceil(256 * THIN_COLUMNS_PER_INVOCATION))?;
+            ctx.dispatch(thin, p, &inputs, &[out], grid)
         }
         Some((narrow, _)) if (m as u64) < TILE => {
             let tiles = [(n as u64).div_ceil(NARROW_COLUMNS), (m as u64).div_ceil(NARROW_ROWS as u64), 1];
-            (narrow, ctx.grid_3d(narrow.entry, tiles)?)
+            dispatch_column_slices(ctx, narrow, p, tiles, inputs, out)
         }
         _ => {
             let tiles = [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), slices as u64];
-            (square, ctx.grid_3d(square.entry, tiles)?)
+            dispatch_column_slices(ctx, square, p, tiles, inputs, out)
         }
-    };
-    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
-    ctx.dispatch(k, p, &[in0, in1, bias.unwrap_or(in0)], &[out], grid)
+    }
+}
+
+/// Launches a tiled GEMM over `tiles` = [column tiles, row tiles, K slices], in as many
+/// launches as the column tiles need (each at most max_compute_workgroups_per_dimension wide,
+/// its first tile in `first_column_tile`).
+fn dispatch_column_slices(
+    ctx: &Context,
+    k: &KernelDef,
+    p: &Params,
+    [columns, rows, slices]: [u64; 3],
+    inputs: [&GpuBuffer; 3],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let max = u64::from(ctx.limits().max_compute_workgroups_per_dimension).max(1);
+    let mut first = 0;
+    loop {
+        let width = (columns - first).min(max);
+        let grid = ctx.grid_3d(k.entry, [width, rows, slices])?;
+        let p = Params { first_column_tile: first as u32, ..*p };
+        ctx.dispatch(k, &p, &inputs, &[out], grid)?;
+        first += width;
+        if first >= columns {
+            return Ok(());
+        }
+    }
 }
 
 /// y = conv2d(x, weight) + bias.
@@ -456,5 +486,17 @@ mod tests {
     #[test]
     fn params_size_matches_wgsl() {
         assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
+    }
+
+    #[test]
+    fn geometry_is_limited_by_the_indices_the_kernels_compute_not_by_im2col() {
+        // im2col would hold 1024² pixels × 65² taps = 4.4·10⁹ elements, but the GEMM operands
+        // are never materialised: every index stays below x, y and weight lengths.
+        let wide_kernel = Conv2dGeometry::conv2d([1, 1, 1024, 1024], [1, 1, 65, 65], [1, 1], [32, 32], [1, 1]).unwrap();
+        assert!(check_geometry(&wide_kernel, "conv2d_forward").is_ok());
+        let huge_x =
+            Conv2dGeometry::conv2d([2, 1 << 16, 256, 128], [1, 1 << 16, 1, 1], [1, 1], [0, 0], [1, 1]).unwrap();
+        let err = check_geometry(&huge_x, "conv2d_forward").unwrap_err();
+        assert!(err.to_string().contains("exceeds u32 indexing"), "{err}");
     }
 }

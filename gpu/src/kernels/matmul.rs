@@ -12,8 +12,52 @@ pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("
 /// Tiled batched matrix product over strided views.
 pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1, constant: None };
 
-/// Side of the square C tile one workgroup computes.
-pub const TILE: usize = 64;
+/// The same product with a 128×128 tile and an 8×8 register block per invocation.
+pub static MATMUL_WIDE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "matmul_wide", inputs: 2, outputs: 1, constant: None };
+
+/// The C tile one workgroup computes: `matmul.wgsl`'s two entry points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulTile {
+    /// 64×64 per workgroup, 4×4 per invocation (`matmul`): many workgroups on small products.
+    Square64,
+    /// 128×128 per workgroup, 8×8 per invocation (`matmul_wide`): fewer loads per multiply-add.
+    Wide128,
+}
+
+impl MatmulTile {
+    /// Side of the square C tile.
+    pub fn side(self) -> usize {
+        match self {
+            MatmulTile::Square64 => 64,
+            MatmulTile::Wide128 => 128,
+        }
+    }
+
+    fn kernel(self) -> &'static KernelDef {
+        match self {
+            MatmulTile::Square64 => &MATMUL,
+            MatmulTile::Wide128 => &MATMUL_WIDE,
+        }
+    }
+
+    /// The tile `matmul` uses for a product of `batch` × [m, n] outputs: the wide one once
+    /// it still makes at least `WIDE_MIN_WORKGROUPS` workgroups, enough to fill a large GPU.
+    pub fn for_product(batch: usize, m: usize, n: usize) -> Self {
+        let wide_groups = batch * m.div_ceil(128) * n.div_ceil(128);
+        if wide_groups >= WIDE_MIN_WORKGROUPS {
+            MatmulTile::Wide128
+        } else {
+            MatmulTile::Square64
+        }
+    }
+}
+
+/// Workgroups of the 128×128 tile a product must fill before `matmul` picks it. On an H100
+/// (132 multiprocessors) the wide tile is ahead from 64 workgroups on (1024³: 9.6 against 8.4
+/// TFLOP/s, docs/performance.md); below that the 64×64 tile's four times as many workgroups
+/// keep more of the GPU busy.
+pub const WIDE_MIN_WORKGROUPS: usize = 64;
 
 /// Mirrors `struct Params` in matmul.wgsl.
 #[repr(C)]
@@ -112,8 +156,14 @@ pub struct MatmulArgs<'a> {
 }
 
 // a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)
-/// C\[b\] = A\[b\]·B\[b\] (or += with `accumulate`); checks every view's extent first.
+/// C\[b\] = A\[b\]·B\[b\] (or += with `accumulate`) with the tile
+/// [`MatmulTile::for_product`] picks; checks every view's extent first.
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
+    matmul_tiled(ctx, args, MatmulTile::for_product(args.batch, args.m, args.n))
+}
+
+/// [`matmul`] with a chosen tile (tests and benches compare the two).
+pub fn matmul_tiled(ctx: &Context, args: &MatmulArgs, tile: MatmulTile) -> Result<()> {
     const K: &str = "matmul";
     let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
     need(K, "A", a.buf, a.extent(batch, m, k))?;
@@ -123,7 +173,8 @@ pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
         return Err(invalid(K, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
     }
-    let grid = ctx.grid_3d(K, [n.div_ceil(TILE) as u64, m.div_ceil(TILE) as u64, batch as u64])?;
+    let side = tile.side();
+    let grid = ctx.grid_3d(K, [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch as u64])?;
     let p = Params {
         m: m as u32,
         n: n as u32,
@@ -140,7 +191,7 @@ pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
         accumulate: accumulate as u32,
         _pad: [0; 3],
     };
-    ctx.dispatch(&MATMUL, &p, &[a.buf, b.buf], &[c], grid)
+    ctx.dispatch(tile.kernel(), &p, &[a.buf, b.buf], &[c], grid)
 }
 
 #[cfg(test)]
