@@ -426,6 +426,168 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
                 vec2<u32>(m, n), 0u);
 }
 
+// The same GEMM for large M and N (128 or more channels): matmul.wgsl's wide tiling, a 128×128
+// tile per workgroup with an 8×8 register block per invocation (rows 4·ty.. and 64 + 4·ty..,
+// columns 4·tx.. and 64 + 4·tx..), k-steps of 8 in two alternating workgroup buffers, the next
+// step's elements fetched into registers before the current step's multiply-adds. A is staged
+// along k (weights and dy are contiguous in k; eight neighbours read one row's eight k) and B
+// with each invocation keeping one column (lid % 128) for every k-step, so the column's
+// divisions happen once, as in conv_gemm. Accumulators are named variables (an array indexed
+// in a loop may live in off-chip memory on some drivers).
+const WIDE: u32 = 128u;
+const WIDE_K: u32 = 8u;
+var<workgroup> wide_a: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], rows packed by 4
+var<workgroup> wide_b: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], columns packed by 4
+
+// A[row0 + e / 8, t + e % 8] for element e = lid + 256·q of a k-step (0 outside).
+fn wide_fetch_a(mode: u32, lid: u32, q: u32, row0: u32, t: u32, m: u32, k_end: u32) -> f32 {
+    let e = lid + 256u * q;
+    let r = row0 + e / WIDE_K;
+    let kk = t + e % WIDE_K;
+    if r < m && kk < k_end {
+        return load_a(mode, r, kk);
+    }
+    return 0.0;
+}
+
+// B[t + lid / 128 + 2·q, column] (0 outside).
+fn wide_fetch_b(mode: u32, lid: u32, q: u32, t: u32, col_ok: bool, c: Column, k_end: u32) -> f32 {
+    let kk = t + lid / WIDE + 2u * q;
+    if col_ok && kk < k_end {
+        return load_b(mode, kk, c);
+    }
+    return 0.0;
+}
+
+// Stores element q of the fetched A and B into staging buffer `buf`.
+fn wide_stage(lid: u32, q: u32, buf: u32, va: f32, vb: f32) {
+    let e = lid + 256u * q;
+    let r = e / WIDE_K;
+    wide_a[buf * 256u + (e % WIDE_K) * 32u + r / 4u][r % 4u] = va;
+    let cc = lid % WIDE;
+    wide_b[buf * 256u + (lid / WIDE + 2u * q) * 32u + cc / 4u][cc % 4u] = vb;
+}
+
+fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
+    let dims = gemm_dims(mode);
+    let m = dims.x;
+    let n = dims.y;
+    let k = dims.z;
+    let row0 = wid.y * WIDE;
+    let col0 = (p.first_column_tile + wid.x) * WIDE;
+    let k_begin = wid.z * p.k_chunk;
+    let k_end = min(k, k_begin + p.k_chunk);
+    let tx = l3.x;
+    let ty = l3.y;
+    let col_ok = col0 + lid % WIDE < n;
+    let b_column = column(mode, col0 + lid % WIDE);
+
+    for (var q = 0u; q < 4u; q++) {
+        wide_stage(lid, q, 0u, wide_fetch_a(mode, lid, q, row0, k_begin, m, k_end),
+                   wide_fetch_b(mode, lid, q, k_begin, col_ok, b_column, k_end));
+    }
+    workgroupBarrier();
+
+    var acc0l = vec4<f32>();
+    var acc0r = vec4<f32>();
+    var acc1l = vec4<f32>();
+    var acc1r = vec4<f32>();
+    var acc2l = vec4<f32>();
+    var acc2r = vec4<f32>();
+    var acc3l = vec4<f32>();
+    var acc3r = vec4<f32>();
+    var acc4l = vec4<f32>();
+    var acc4r = vec4<f32>();
+    var acc5l = vec4<f32>();
+    var acc5r = vec4<f32>();
+    var acc6l = vec4<f32>();
+    var acc6r = vec4<f32>();
+    var acc7l = vec4<f32>();
+    var acc7r = vec4<f32>();
+    var cur = 0u;
+    for (var t = k_begin; t < k_end; t += WIDE_K) {
+        let t_next = t + WIDE_K;
+        let more = t_next < k_end;
+        var na0 = 0.0;
+        var na1 = 0.0;
+        var na2 = 0.0;
+        var na3 = 0.0;
+        var nb0 = 0.0;
+        var nb1 = 0.0;
+        var nb2 = 0.0;
+        var nb3 = 0.0;
+        if more {
+            na0 = wide_fetch_a(mode, lid, 0u, row0, t_next, m, k_end);
+            na1 = wide_fetch_a(mode, lid, 1u, row0, t_next, m, k_end);
+            na2 = wide_fetch_a(mode, lid, 2u, row0, t_next, m, k_end);
+            na3 = wide_fetch_a(mode, lid, 3u, row0, t_next, m, k_end);
+            nb0 = wide_fetch_b(mode, lid, 0u, t_next, col_ok, b_column, k_end);
+            nb1 = wide_fetch_b(mode, lid, 1u, t_next, col_ok, b_column, k_end);
+            nb2 = wide_fetch_b(mode, lid, 2u, t_next, col_ok, b_column, k_end);
+            nb3 = wide_fetch_b(mode, lid, 3u, t_next, col_ok, b_column, k_end);
+        }
+        let base = cur * 256u;
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let a_lo = wide_a[base + kk * 32u + ty];
+            let a_hi = wide_a[base + kk * 32u + 16u + ty];
+            let b_lo = wide_b[base + kk * 32u + tx];
+            let b_hi = wide_b[base + kk * 32u + 16u + tx];
+            acc0l = fma(vec4<f32>(a_lo.x), b_lo, acc0l);
+            acc0r = fma(vec4<f32>(a_lo.x), b_hi, acc0r);
+            acc1l = fma(vec4<f32>(a_lo.y), b_lo, acc1l);
+            acc1r = fma(vec4<f32>(a_lo.y), b_hi, acc1r);
+            acc2l = fma(vec4<f32>(a_lo.z), b_lo, acc2l);
+            acc2r = fma(vec4<f32>(a_lo.z), b_hi, acc2r);
+            acc3l = fma(vec4<f32>(a_lo.w), b_lo, acc3l);
+            acc3r = fma(vec4<f32>(a_lo.w), b_hi, acc3r);
+            acc4l = fma(vec4<f32>(a_hi.x), b_lo, acc4l);
+            acc4r = fma(vec4<f32>(a_hi.x), b_hi, acc4r);
+            acc5l = fma(vec4<f32>(a_hi.y), b_lo, acc5l);
+            acc5r = fma(vec4<f32>(a_hi.y), b_hi, acc5r);
+            acc6l = fma(vec4<f32>(a_hi.z), b_lo, acc6l);
+            acc6r = fma(vec4<f32>(a_hi.z), b_hi, acc6r);
+            acc7l = fma(vec4<f32>(a_hi.w), b_lo, acc7l);
+            acc7r = fma(vec4<f32>(a_hi.w), b_hi, acc7r);
+        }
+        if more {
+            let next = 1u - cur;
+            wide_stage(lid, 0u, next, na0, nb0);
+            wide_stage(lid, 1u, next, na1, nb1);
+            wide_stage(lid, 2u, next, na2, nb2);
+            wide_stage(lid, 3u, next, na3, nb3);
+        }
+        workgroupBarrier();
+        cur = 1u - cur;
+    }
+    // Four 4×4 blocks; a split backward_weight writes slice z's partial at z·M·N.
+    let mn = vec2<u32>(m, n);
+    let offset = wid.z * m * n;
+    let r = row0 + 4u * ty;
+    let c = col0 + 4u * tx;
+    store_block(mode, vec2<u32>(r, c), array<vec4<f32>, 4>(acc0l, acc1l, acc2l, acc3l), mn, offset);
+    store_block(mode, vec2<u32>(r, c + 64u), array<vec4<f32>, 4>(acc0r, acc1r, acc2r, acc3r), mn, offset);
+    store_block(mode, vec2<u32>(r + 64u, c), array<vec4<f32>, 4>(acc4l, acc5l, acc6l, acc7l), mn, offset);
+    store_block(mode, vec2<u32>(r + 64u, c + 64u), array<vec4<f32>, 4>(acc4r, acc5r, acc6r, acc7r), mn, offset);
+}
+
+@compute @workgroup_size(16, 16)
+fn forward_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_wide(FORWARD, wid, l3, lid);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_data_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_wide(BACKWARD_DATA, wid, l3, lid);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_weight_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    conv_gemm_wide(BACKWARD_WEIGHT, wid, l3, lid);
+}
+
 @compute @workgroup_size(16, 16)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {

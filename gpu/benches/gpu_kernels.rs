@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::matmul::{matmul, matmul_tiled, MatView, MatmulArgs, MatmulTile};
+use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
 use gpu::kernels::{conv2d, conv_transpose2d};
 use gpu::{AdapterPreference, Context};
@@ -80,7 +81,8 @@ impl Runner<'_> {
     }
 }
 
-fn bench_matmul(c: &mut Criterion, r: &Runner) {
+/// The matmul cases; `suffix` names a forced tile in the group's name.
+fn bench_matmul(c: &mut Criterion, r: &Runner, suffix: &str) {
     let ctx = r.ctx;
     for (m, n, k) in [(1024usize, 1024usize, 1024usize), (4096, 4608, 512), (4096, 4096, 4096)] {
         let a = ctx.upload(&data(m * k, 1)).unwrap();
@@ -97,16 +99,12 @@ fn bench_matmul(c: &mut Criterion, r: &Runner) {
             accumulate: false,
         };
         let flops = 2 * (m * n * k) as u64;
-        r.case(c, "matmul", &format!("{m}x{k}·{k}x{n}"), flops, &|| matmul(ctx, &args).unwrap());
-        // Each tile on its own, so the choice `matmul` makes can be checked on this device.
-        for tile in [MatmulTile::Square64, MatmulTile::Wide128] {
-            let name = format!("{m}x{k}·{k}x{n}_{tile:?}");
-            r.case(c, "matmul_tile", &name, flops, &|| matmul_tiled(ctx, &args, tile).unwrap());
-        }
+        r.case(c, &format!("matmul{suffix}"), &format!("{m}x{k}·{k}x{n}"), flops, &|| matmul(ctx, &args).unwrap());
     }
 }
 
-fn bench_conv2d(c: &mut Criterion, r: &Runner) {
+/// The conv2d cases; `suffix` names a forced tile in the group's name.
+fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
     let ctx = r.ctx;
     let g = Conv2dGeometry::conv2d([64, 128, 8, 8], [128, 128, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
@@ -116,7 +114,7 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner) {
     let dy = ctx.upload(&data(g.y_len(), 6)).unwrap();
     let dx = ctx.alloc(g.x_len()).unwrap();
     let dw = ctx.alloc(g.weight_len()).unwrap();
-    let group = "conv2d_resnet18_64x128x8x8_3x3";
+    let group = &format!("conv2d_resnet18_64x128x8x8_3x3{suffix}");
     let flops = 2 * g.macs();
     r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
     r.case(c, group, "backward_data", flops, &|| {
@@ -175,9 +173,7 @@ fn warm_up(ctx: &Context) {
         k: 3,
         accumulate: false,
     };
-    for tile in [MatmulTile::Square64, MatmulTile::Wide128] {
-        matmul_tiled(ctx, &args, tile).unwrap();
-    }
+    matmul(ctx, &args).unwrap();
     ctx.synchronize().unwrap();
 }
 
@@ -198,9 +194,18 @@ fn benches(c: &mut Criterion) {
     eprintln!("gpu_kernels: {reps} launch(es) per synchronize");
     warm_up(&ctx);
     let r = Runner { ctx: &ctx, full, reps };
-    bench_matmul(c, &r);
-    bench_conv2d(c, &r);
+    bench_matmul(c, &r, "");
+    bench_conv2d(c, &r, "");
     bench_conv_transpose2d(c, &r);
+    // Each GEMM tile on its own (a context forcing it), so the choice the launchers make by
+    // size can be checked on this device.
+    for tile in [GemmTile::Square64, GemmTile::Wide128] {
+        let Ok(forced) = Context::with_gemm_tile(AdapterPreference::AnyIncludingSoftware, tile) else { return };
+        warm_up(&forced);
+        let r = Runner { ctx: &forced, full, reps };
+        bench_matmul(c, &r, &format!("_{tile:?}"));
+        bench_conv2d(c, &r, &format!("_{tile:?}"));
+    }
 }
 
 criterion_group!(gpu_kernels, benches);

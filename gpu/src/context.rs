@@ -30,6 +30,7 @@ use crate::bind_groups::{BindGroupCache, BindGroupKey};
 use crate::buffer_pool::{BufferPool, BufferWindow, GpuBuffer, PoolStats};
 use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
+use crate::kernels::GemmTile;
 use crate::pipeline_cache::{KernelDef, PipelineCache};
 
 /// Launches recorded per submit (see the module docs): also the parameter ring's slots.
@@ -223,6 +224,8 @@ pub struct Context {
     counters: LiveCounters,
     /// The first asynchronous wgpu error not yet reported (see the module docs).
     error: Arc<Mutex<Option<String>>>,
+    /// The GEMM tile every launch uses, when forced ([`Context::with_gemm_tile`]).
+    forced_gemm_tile: Option<GemmTile>,
 }
 
 /// Where [`Context::alloc_packed`] puts buffers of `lens` elements: each start the first
@@ -323,6 +326,7 @@ impl Context {
             params_ring,
             counters: LiveCounters::default(),
             error,
+            forced_gemm_tile: None,
         })
     }
 
@@ -349,6 +353,18 @@ impl Context {
         limits.max_compute_workgroups_per_dimension =
             limits.max_compute_workgroups_per_dimension.min(max_per_dimension.max(1));
         Ok(ctx)
+    }
+
+    /// [`Self::new`], with every tiled GEMM (matmul, and the convolutions' GEMMs of more than
+    /// 64 rows) on `tile` whatever its size, so tests check each tile on small problems and
+    /// benches compare them.
+    pub fn with_gemm_tile(pref: AdapterPreference, tile: GemmTile) -> Result<Self> {
+        Ok(Context { forced_gemm_tile: Some(tile), ..Self::new(pref)? })
+    }
+
+    /// The tile [`Self::with_gemm_tile`] forced, if any.
+    pub fn forced_gemm_tile(&self) -> Option<GemmTile> {
+        self.forced_gemm_tile
     }
 
     /// Which adapter this context runs on.

@@ -1,6 +1,7 @@
 //! conv2d.wgsl (forward, backward-data, backward-weight, backward-bias) against the reference
 //! tier (`tensor::reference::conv`) over stride / padding / dilation variants and sizes off
-//! the tile grid.
+//! the tile grid, each GEMM of 64 rows or more on the tile chosen by size (the square one at
+//! these sizes) and on the wide one.
 
 use crate::common;
 
@@ -31,14 +32,23 @@ fn geometries() -> Vec<Conv2dGeometry> {
         c(3, 5, [1, 1], 7, [3, 3], [1, 1], [1, 1], [1, 1]),
         c(2, 4, [2, 3], 66, [3, 3], [2, 2], [1, 1], [1, 1]),
         c(2100, 2, [1, 1], 3, [3, 3], [1, 1], [1, 1], [1, 1]),
+        // more than 64 rows and columns, so every quadrant of a wide tile holds outputs: 75
+        // output channels (forward, backward_weight) and 71 input channels (backward_data, at
+        // stride 2 in four phases)
+        c(2, 5, [9, 9], 75, [3, 3], [1, 1], [1, 1], [1, 1]),
+        c(2, 71, [13, 17], 9, [3, 3], [2, 2], [1, 1], [1, 1]),
     ]
+}
+
+/// The shared context and one whose GEMMs all run on the wide tile.
+fn contexts() -> Vec<&'static gpu::Context> {
+    ctx().map(|c| vec![c, wide_tile_context()]).unwrap_or_default()
 }
 
 #[test]
 fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
-    let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for g in geometries() {
+    for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let x = rng.signed(g.x_len());
         let w = rng.signed(g.weight_len());
         let bias = rng.signed(g.c_out);
@@ -56,9 +66,8 @@ fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
 
 #[test]
 fn conv2d_backward_data_gathers_every_tap() {
-    let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for g in geometries() {
+    for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let dy = rng.signed(g.y_len());
         let w = rng.signed(g.weight_len());
         let dx = poisoned(ctx, g.x_len());
@@ -72,9 +81,8 @@ fn conv2d_backward_data_gathers_every_tap() {
 
 #[test]
 fn conv2d_backward_weight_and_bias_match_direct_loops() {
-    let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for g in geometries() {
+    for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let dy = rng.signed(g.y_len());
         let x = rng.signed(g.x_len());
         let (dyb, xb) = (upload(ctx, &dy), upload(ctx, &x));
@@ -95,7 +103,6 @@ fn conv2d_backward_weight_and_bias_match_direct_loops() {
 
 #[test]
 fn conv2d_gradients_accumulate_into_existing_buffers() {
-    let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     // The second geometry's backward_weight splits its K (see conv2d.rs): the slices' sum
     // accumulates too.
@@ -105,7 +112,9 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
         // and one whose kernel is cropped to its live taps (dW's dead taps must stay as they were)
         Conv2dGeometry::conv2d([3, 5, 1, 1], [7, 5, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
     ] {
-        accumulates_twice(ctx, &mut rng, &g);
+        for ctx in contexts() {
+            accumulates_twice(ctx, &mut rng, &g);
+        }
     }
 }
 

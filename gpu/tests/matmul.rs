@@ -5,7 +5,8 @@
 use crate::common;
 
 use common::*;
-use gpu::kernels::matmul::{matmul, matmul_tiled, MatView, MatmulArgs, MatmulTile};
+use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::GemmTile;
 
 /// Element [b, i, j] of a strided view, as in MatView.
 fn at(data: &[f32], v: (usize, usize, usize, usize), b: usize, i: usize, j: usize) -> f64 {
@@ -23,14 +24,13 @@ struct Case {
     accumulate: bool,
 }
 
-/// The case with each tile.
+/// The case on the shared context (its tile chosen by size) and on the wide tile.
 fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
-    for tile in [MatmulTile::Square64, MatmulTile::Wide128] {
-        run_tiled(ctx, rng, c, tile);
-    }
+    run_on(ctx, rng, c);
+    run_on(wide_tile_context(), rng, c);
 }
 
-fn run_tiled(ctx: &gpu::Context, rng: &mut Rng, c: &Case, tile: MatmulTile) {
+fn run_on(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
     let Case { batch, m, n, k, a_t, b_t, b_broadcast, accumulate } = *c;
     let a_off = rng.below(5);
     let b_off = rng.below(5);
@@ -48,7 +48,7 @@ fn run_tiled(ctx: &gpu::Context, rng: &mut Rng, c: &Case, tile: MatmulTile) {
     }
     let c0 = rng.signed(batch * m * n);
     let cb = if accumulate { upload(ctx, &c0) } else { poisoned(ctx, batch * m * n) };
-    matmul_tiled(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }, tile).unwrap();
+    matmul(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }).unwrap();
     let got = ctx.read(&cb).unwrap();
     let va = (av.offset, av.batch_stride, av.row_stride, av.col_stride);
     let vb = (bv.offset, bv.batch_stride, bv.row_stride, bv.col_stride);
@@ -70,7 +70,8 @@ fn run_tiled(ctx: &gpu::Context, rng: &mut Rng, c: &Case, tile: MatmulTile) {
         }
     }
     let what = format!(
-        "matmul {tile:?} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}"
+        "matmul tile={:?} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}",
+        GemmTile::for_gemm(ctx, m, n, batch)
     );
     assert_close(&what, rng, &got, &want, |i| scale[i]);
 }
@@ -154,7 +155,11 @@ fn too_short_operand_is_refused() {
 
 #[test]
 fn matmul_picks_the_wide_tile_only_for_products_that_fill_the_gpu() {
-    assert_eq!(MatmulTile::for_product(1, 4096, 4096), MatmulTile::Wide128);
-    assert_eq!(MatmulTile::for_product(1, 128, 512), MatmulTile::Square64);
-    assert_eq!(MatmulTile::for_product(64, 130, 130), MatmulTile::Wide128);
+    let Some(ctx) = ctx() else { return };
+    assert_eq!(GemmTile::for_gemm(ctx, 4096, 4096, 1), GemmTile::Wide128);
+    assert_eq!(GemmTile::for_gemm(ctx, 1024, 1024, 1), GemmTile::Wide128);
+    assert_eq!(GemmTile::for_gemm(ctx, 128, 512, 1), GemmTile::Square64);
+    assert_eq!(GemmTile::for_gemm(ctx, 64, 16384, 8), GemmTile::Square64, "64 rows fill one square tile");
+    assert_eq!(GemmTile::for_gemm(ctx, 130, 130, 64), GemmTile::Wide128);
+    assert_eq!(GemmTile::for_gemm(wide_tile_context(), 1, 1, 1), GemmTile::Wide128, "forced");
 }

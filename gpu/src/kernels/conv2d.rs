@@ -5,7 +5,7 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::Conv2dGeometry;
 use crate::error::{invalid, Result};
-use crate::kernels::{need, Output};
+use crate::kernels::{need, GemmTile, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
@@ -24,6 +24,15 @@ pub static FORWARD_THIN: KernelDef =
 /// [`BACKWARD_DATA`] for at most [`THIN_ROWS`] input channels.
 pub static BACKWARD_DATA_THIN: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data_thin", inputs: 3, outputs: 1, constant: None };
+/// [`FORWARD`] on the 128×128 tile ([`GemmTile::Wide128`]).
+pub static FORWARD_WIDE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "forward_wide", inputs: 3, outputs: 1, constant: None };
+/// [`BACKWARD_DATA`] on the 128×128 tile.
+pub static BACKWARD_DATA_WIDE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data_wide", inputs: 3, outputs: 1, constant: None };
+/// [`BACKWARD_WEIGHT`] on the 128×128 tile.
+pub static BACKWARD_WEIGHT_WIDE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_weight_wide", inputs: 3, outputs: 1, constant: None };
 /// dx from dy and the weight.
 pub static BACKWARD_DATA: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1, constant: None };
@@ -55,9 +64,9 @@ pub const THIN_ROWS: usize = 4;
 const THIN_COLUMNS_PER_INVOCATION: u64 = 4;
 
 /// backward_weight splits its K until its launch has about this many workgroups: a GPU
-/// needs several per compute unit to hide memory latency, and the small [C_out, C_in·kH·kW]
-/// outputs of narrow layers make only a handful of tiles.
-const WEIGHT_GRAD_WORKGROUPS: usize = 64;
+/// needs several per compute unit to hide memory latency (an H100 has 132), and the small
+/// [C_out, C_in·kH·kW] outputs of narrow layers make only a handful of tiles.
+const WEIGHT_GRAD_WORKGROUPS: usize = 512;
 /// ... but no slice shorter than this (each slice's partial costs an M·N write and read).
 const MIN_K_SLICE: usize = 1024;
 /// ... and none longer than this, however few workgroups that makes: on lavapipe a workgroup
@@ -254,9 +263,10 @@ enum Gemm {
 }
 
 /// The one launch of the three GEMMs: grid over the [M, N] output, times `slices` K slices
-/// along z (1 unless backward-weight splits its K). Forward and backward-data also come as the
-/// narrow and thin variants, chosen by M; backward-weight keeps the square tile and splits its
-/// K instead.
+/// along z (1 unless backward-weight splits its K), on the square or the wide tile
+/// ([`GemmTile::for_gemm`]). Forward and backward-data also come as the narrow and thin
+/// variants, chosen by M; backward-weight keeps the square or wide tile and splits its K
+/// instead.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     ctx: &Context,
@@ -268,10 +278,10 @@ fn gemm(
     bias: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<()> {
-    let (square, variants) = match mode {
-        Gemm::Forward => (&FORWARD, Some((&FORWARD_NARROW, &FORWARD_THIN))),
-        Gemm::BackwardData => (&BACKWARD_DATA, Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN))),
-        Gemm::BackwardWeight => (&BACKWARD_WEIGHT, None),
+    let (square, wide, variants) = match mode {
+        Gemm::Forward => (&FORWARD, &FORWARD_WIDE, Some((&FORWARD_NARROW, &FORWARD_THIN))),
+        Gemm::BackwardData => (&BACKWARD_DATA, &BACKWARD_DATA_WIDE, Some((&BACKWARD_DATA_NARROW, &BACKWARD_DATA_THIN))),
+        Gemm::BackwardWeight => (&BACKWARD_WEIGHT, &BACKWARD_WEIGHT_WIDE, None),
     };
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     let inputs = [in0, in1, bias.unwrap_or(in0)];
@@ -285,8 +295,11 @@ fn gemm(
             dispatch_column_slices(ctx, narrow, p, tiles, inputs, out)
         }
         _ => {
-            let tiles = [(n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE), slices as u64];
-            dispatch_column_slices(ctx, square, p, tiles, inputs, out)
+            let tile = GemmTile::for_gemm(ctx, m, n, slices);
+            let side = tile.side() as u64;
+            let tiles = [(n as u64).div_ceil(side), (m as u64).div_ceil(side), slices as u64];
+            let kernel = if tile == GemmTile::Wide128 { wide } else { square };
+            dispatch_column_slices(ctx, kernel, p, tiles, inputs, out)
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::error::{invalid, Result};
-use crate::kernels::need;
+use crate::kernels::{need, GemmTile};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/matmul.wgsl`.
@@ -16,48 +16,12 @@ pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inp
 pub static MATMUL_WIDE: KernelDef =
     KernelDef { shader: &SHADER, entry: "matmul_wide", inputs: 2, outputs: 1, constant: None };
 
-/// The C tile one workgroup computes: `matmul.wgsl`'s two entry points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulTile {
-    /// 64×64 per workgroup, 4×4 per invocation (`matmul`): many workgroups on small products.
-    Square64,
-    /// 128×128 per workgroup, 8×8 per invocation (`matmul_wide`): fewer loads per multiply-add.
-    Wide128,
-}
-
-impl MatmulTile {
-    /// Side of the square C tile.
-    pub fn side(self) -> usize {
-        match self {
-            MatmulTile::Square64 => 64,
-            MatmulTile::Wide128 => 128,
-        }
-    }
-
-    fn kernel(self) -> &'static KernelDef {
-        match self {
-            MatmulTile::Square64 => &MATMUL,
-            MatmulTile::Wide128 => &MATMUL_WIDE,
-        }
-    }
-
-    /// The tile `matmul` uses for a product of `batch` × [m, n] outputs: the wide one once
-    /// it still makes at least `WIDE_MIN_WORKGROUPS` workgroups, enough to fill a large GPU.
-    pub fn for_product(batch: usize, m: usize, n: usize) -> Self {
-        let wide_groups = batch * m.div_ceil(128) * n.div_ceil(128);
-        if wide_groups >= WIDE_MIN_WORKGROUPS {
-            MatmulTile::Wide128
-        } else {
-            MatmulTile::Square64
-        }
+fn kernel(tile: GemmTile) -> &'static KernelDef {
+    match tile {
+        GemmTile::Square64 => &MATMUL,
+        GemmTile::Wide128 => &MATMUL_WIDE,
     }
 }
-
-/// Workgroups of the 128×128 tile a product must fill before `matmul` picks it. On an H100
-/// (132 multiprocessors) the wide tile is ahead from 64 workgroups on (1024³: 9.6 against 8.4
-/// TFLOP/s, docs/performance.md); below that the 64×64 tile's four times as many workgroups
-/// keep more of the GPU busy.
-pub const WIDE_MIN_WORKGROUPS: usize = 64;
 
 /// Mirrors `struct Params` in matmul.wgsl.
 #[repr(C)]
@@ -156,14 +120,9 @@ pub struct MatmulArgs<'a> {
 }
 
 // a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)
-/// C\[b\] = A\[b\]·B\[b\] (or += with `accumulate`) with the tile
-/// [`MatmulTile::for_product`] picks; checks every view's extent first.
+/// C\[b\] = A\[b\]·B\[b\] (or += with `accumulate`) on the tile [`GemmTile::for_gemm`] picks;
+/// checks every view's extent first.
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
-    matmul_tiled(ctx, args, MatmulTile::for_product(args.batch, args.m, args.n))
-}
-
-/// [`matmul`] with a chosen tile (tests and benches compare the two).
-pub fn matmul_tiled(ctx: &Context, args: &MatmulArgs, tile: MatmulTile) -> Result<()> {
     const K: &str = "matmul";
     let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
     need(K, "A", a.buf, a.extent(batch, m, k))?;
@@ -173,6 +132,7 @@ pub fn matmul_tiled(ctx: &Context, args: &MatmulArgs, tile: MatmulTile) -> Resul
     if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
         return Err(invalid(K, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
     }
+    let tile = GemmTile::for_gemm(ctx, m, n, batch);
     let side = tile.side();
     let grid = ctx.grid_3d(K, [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch as u64])?;
     let p = Params {
@@ -191,7 +151,7 @@ pub fn matmul_tiled(ctx: &Context, args: &MatmulArgs, tile: MatmulTile) -> Resul
         accumulate: accumulate as u32,
         _pad: [0; 3],
     };
-    ctx.dispatch(tile.kernel(), &p, &[a.buf, b.buf], &[c], grid)
+    ctx.dispatch(kernel(tile), &p, &[a.buf, b.buf], &[c], grid)
 }
 
 #[cfg(test)]

@@ -29,6 +29,49 @@ pub enum Output {
     Accumulate,
 }
 
+/// The output tile of the tiled GEMMs (`matmul.wgsl`, and the 64-row-or-more GEMMs of
+/// `conv2d.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmTile {
+    /// 64×64 per workgroup, 4×4 per invocation: many workgroups on small products.
+    Square64,
+    /// 128×128 per workgroup, 8×8 per invocation, double-buffered k-steps: half the
+    /// workgroup-memory loads per multiply-add, a quarter as many workgroups.
+    Wide128,
+}
+
+impl GemmTile {
+    /// Side of the square tile.
+    pub fn side(self) -> usize {
+        match self {
+            GemmTile::Square64 => 64,
+            GemmTile::Wide128 => 128,
+        }
+    }
+
+    /// The tile for `layers` GEMMs of [m, n] outputs (batch entries or K slices): the wide one
+    /// when M fills more than one square tile's rows and the wide tiles still make at least
+    /// [`WIDE_MIN_WORKGROUPS`] workgroups, unless the context forces one
+    /// ([`Context::with_gemm_tile`]).
+    pub fn for_gemm(ctx: &Context, m: usize, n: usize, layers: usize) -> Self {
+        if let Some(tile) = ctx.forced_gemm_tile() {
+            return tile;
+        }
+        let wide_groups = layers * m.div_ceil(128) * n.div_ceil(128);
+        if m > 64 && wide_groups >= WIDE_MIN_WORKGROUPS {
+            GemmTile::Wide128
+        } else {
+            GemmTile::Square64
+        }
+    }
+}
+
+/// Workgroups of the 128×128 tile a GEMM must fill before [`GemmTile::for_gemm`] picks it. On
+/// an H100 (132 multiprocessors) the wide tile is ahead from 64 workgroups on (matmul 1024³:
+/// 9.6 against 8.4 TFLOP/s, docs/performance.md); below that the square tile's four times as
+/// many workgroups keep more of the GPU busy.
+pub const WIDE_MIN_WORKGROUPS: usize = 64;
+
 /// Checks that `buf` holds at least `need` elements.
 pub(crate) fn need(kernel: &'static str, what: &str, buf: &GpuBuffer, need: usize) -> Result<()> {
     if buf.len() < need {

@@ -15,6 +15,15 @@ pub fn ctx() -> Option<&'static Context> {
     gpu::test_context()
 }
 
+/// A context whose tiled GEMMs all run on the 128×128 tile (`Context::with_gemm_tile`), so
+/// small problems check it; created once, after [`ctx`] found an adapter.
+pub fn wide_tile_context() -> &'static Context {
+    static WIDE: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+    WIDE.get_or_init(|| {
+        Context::with_gemm_tile(gpu::AdapterPreference::AnyIncludingSoftware, gpu::kernels::GemmTile::Wide128).unwrap()
+    })
+}
+
 /// xorshift64* seeded from the clock (or `VAE_TEST_SEED`), so every run draws new inputs;
 /// failures print the seed to reproduce them.
 pub struct Rng {
