@@ -37,7 +37,7 @@ def report(name, fn, flops, samples=50):
 
 def main():
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {REPS} launches per synchronize")
-    for m, n, k in [(1024, 1024, 1024), (4096, 4608, 512), (4096, 4096, 4096)]:
+    for m, n, k in [(1024, 1024, 1024), (4096, 4608, 512), (4096, 4096, 4096), (64, 32, 4096)]:
         a = torch.rand(m, k, device=DEVICE)
         b = torch.rand(k, n, device=DEVICE)
         report(f"matmul {m}x{k}·{k}x{n}", lambda: a @ b, 2 * m * n * k)

@@ -30,6 +30,11 @@
 // arithmetic and one barrier per step suffices. A large tile leaves most of the GPU idle on
 // small products (128×512: four workgroups), so the host picks it only for large ones.
 // Grid: (⌈n/128⌉, ⌈m/128⌉, batch).
+//
+// A single product with few output tiles and a long K (a Linear layer's data gradient: a
+// 64×32 output over K = 4,096) would be one workgroup's long loop: the host then runs it as
+// slices of K, the batch of one launch of either kernel (A and B stepping along K from one
+// batch entry to the next), and `matmul_sum_slices` adds the partial products in order.
 
 struct Params {
     m: u32,
@@ -142,6 +147,30 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             }
         }
     }
+}
+
+// A product with a long K and few output tiles runs as slices of K (the batch of one launch,
+// each writing its partial product into [slices, m, n]); this adds them into C in slice order
+// (p.batch = slices), so the result does not depend on scheduling.
+@group(0) @binding(1) var<storage, read> slice_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> slice_sum: array<f32>;
+
+@compute @workgroup_size(256)
+fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let len = p.m * p.n;
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if i >= len {
+        return;
+    }
+    var v = 0.0;
+    for (var s = 0u; s < p.batch; s++) {
+        v += slice_partials[s * len + i];
+    }
+    if p.accumulate != 0u {
+        v += slice_sum[i];
+    }
+    slice_sum[i] = v;
 }
 
 const WIDE: u32 = 128u;

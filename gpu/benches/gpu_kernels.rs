@@ -1,4 +1,4 @@
-//! GPU kernel throughput: matmul at 1024³ and 4096×512×4608, and conv2d (forward and both
+//! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, and conv2d (forward and both
 //! backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8, 3×3, padding 1).
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
@@ -84,7 +84,9 @@ impl Runner<'_> {
 /// The matmul cases; `suffix` names a forced tile in the group's name.
 fn bench_matmul(c: &mut Criterion, r: &Runner, suffix: &str) {
     let ctx = r.ctx;
-    for (m, n, k) in [(1024usize, 1024usize, 1024usize), (4096, 4608, 512), (4096, 4096, 4096)] {
+    // The last: a Linear layer's data gradient in B1 (64 images, 4,096 features, 32 latents),
+    // one output tile over a long K (split into slices, see matmul.rs).
+    for (m, n, k) in [(1024usize, 1024usize, 1024usize), (4096, 4608, 512), (4096, 4096, 4096), (64, 32, 4096)] {
         let a = ctx.upload(&data(m * k, 1)).unwrap();
         let b = ctx.upload(&data(k * n, 2)).unwrap();
         let out = ctx.alloc(m * n).unwrap();

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::matmul::{k_slices, matmul, MatView, MatmulArgs};
 use gpu::kernels::GemmTile;
 
 /// Element [b, i, j] of a strided view, as in MatView.
@@ -131,6 +131,29 @@ fn large_matmul_matches_reference() {
         &mut rng,
         &Case { batch: 1, m: 257, n: 190, k: 1031, a_t: false, b_t: false, b_broadcast: false, accumulate: false },
     );
+}
+
+#[test]
+fn a_long_k_over_a_small_output_is_split_into_slices_and_summed() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    // 33×17 is one tile: K = 1,031 runs as 4 slices of 257 and a remainder of 3.
+    assert_eq!(k_slices(ctx, 1, 33, 17, 1031), 4);
+    for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+        for accumulate in [false, true] {
+            let case = Case { batch: 1, m: 33, n: 17, k: 1031, a_t, b_t, b_broadcast: false, accumulate };
+            run(ctx, &mut rng, &case);
+        }
+    }
+}
+
+#[test]
+fn only_single_products_with_few_tiles_split_their_k() {
+    let Some(ctx) = ctx() else { return };
+    assert_eq!(k_slices(ctx, 1, 64, 32, 4096), 16, "one tile, K of 4,096: 16 slices of 256");
+    assert_eq!(k_slices(ctx, 1, 64, 32, 300), 1, "a K shorter than two slices");
+    assert_eq!(k_slices(ctx, 2, 64, 32, 4096), 1, "a batch");
+    assert_eq!(k_slices(ctx, 1, 1024, 1024, 4096), 1, "256 tiles");
 }
 
 #[test]

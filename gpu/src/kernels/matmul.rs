@@ -16,6 +16,10 @@ pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inp
 pub static MATMUL_WIDE: KernelDef =
     KernelDef { shader: &SHADER, entry: "matmul_wide", inputs: 2, outputs: 1, constant: None };
 
+/// C (+)= the sum of a split K's partial products, in slice order.
+pub static MATMUL_SUM_SLICES: KernelDef =
+    KernelDef { shader: &SHADER, entry: "matmul_sum_slices", inputs: 1, outputs: 1, constant: None };
+
 fn kernel(tile: GemmTile) -> &'static KernelDef {
     match tile {
         GemmTile::Square64 => &MATMUL,
@@ -132,9 +136,6 @@ pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
         return Err(invalid(K, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
     }
-    let tile = GemmTile::for_gemm(ctx, m, n, batch);
-    let side = tile.side();
-    let grid = ctx.grid_3d(K, [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch as u64])?;
     let p = Params {
         m: m as u32,
         n: n as u32,
@@ -151,7 +152,69 @@ pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
         accumulate: accumulate as u32,
         _pad: [0; 3],
     };
-    ctx.dispatch(kernel(tile), &p, &[a.buf, b.buf], &[c], grid)
+    let slices = k_slices(ctx, batch, m, n, k);
+    if slices == 1 {
+        return launch_tiled(ctx, &p, a.buf, b.buf, c);
+    }
+    // Slice s multiplies A[:, s·chunk..][.., ..chunk] by B[s·chunk.., :][..chunk, ..]: the
+    // slices are the batch of one launch (A and B stepping by chunk along K) into partials
+    // [slices, m, n], summed in order into C; the K left over after whole chunks is one more
+    // product added to C.
+    let chunk = k / slices;
+    let partials = ctx.alloc(slices * m * n)?;
+    let sliced = Params {
+        k: chunk as u32,
+        batch: slices as u32,
+        a_batch: (chunk * a.col_stride) as u32,
+        b_batch: (chunk * b.row_stride) as u32,
+        accumulate: 0,
+        ..p
+    };
+    launch_tiled(ctx, &sliced, a.buf, b.buf, &partials)?;
+    let sum = Params { batch: slices as u32, ..p };
+    let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
+    ctx.dispatch(&MATMUL_SUM_SLICES, &sum, &[&partials], &[c], grid)?;
+    let done = slices * chunk;
+    if done < k {
+        let rest = Params {
+            k: (k - done) as u32,
+            a_offset: (a.offset + done * a.col_stride) as u32,
+            b_offset: (b.offset + done * b.row_stride) as u32,
+            accumulate: 1,
+            ..p
+        };
+        launch_tiled(ctx, &rest, a.buf, b.buf, c)?;
+    }
+    Ok(())
+}
+
+/// One launch of the tiled kernel for `p` (its batch, m, n), on the tile
+/// [`GemmTile::for_gemm`] picks.
+fn launch_tiled(ctx: &Context, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
+    let (batch, m, n) = (p.batch as usize, p.m as usize, p.n as usize);
+    let tile = GemmTile::for_gemm(ctx, m, n, batch);
+    let side = tile.side();
+    let grid = ctx.grid_3d("matmul", [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch as u64])?;
+    ctx.dispatch(kernel(tile), p, &[a, b], &[c], grid)
+}
+
+/// A product whose output makes fewer than this many square tiles splits its K into slices
+/// until it makes about this many workgroups: otherwise a long K (a 64×32 output over K = 4,096,
+/// the data gradient of a decoder's first Linear layer) is one workgroup's loop while the rest
+/// of the GPU idles.
+pub const SPLIT_K_WORKGROUPS: usize = 128;
+/// ... with no slice shorter than this (each slice's partial costs an m·n write and read).
+pub const SPLIT_K_MIN_SLICE: usize = 256;
+
+/// How many slices [`matmul`] cuts K into (1: none). Only single products split (a batch
+/// already gives the GPU several), and only while the partials fit one binding.
+pub fn k_slices(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> usize {
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    if batch != 1 || tiles >= SPLIT_K_WORKGROUPS {
+        return 1;
+    }
+    let fit = ctx.max_binding_len() / (m * n).max(1);
+    SPLIT_K_WORKGROUPS.div_ceil(tiles).min(k / SPLIT_K_MIN_SLICE).min(fit).max(1)
 }
 
 #[cfg(test)]
