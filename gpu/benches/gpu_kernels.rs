@@ -1,5 +1,7 @@
-//! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, and conv2d (forward and both
-//! backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8, 3×3, padding 1).
+//! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
+//! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
+//! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
+//! also on each GEMM tile forced (`Context::with_gemm_tile`).
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
 //! multiply-add), so "Gelem/s" reads as GFLOP/s. Each iteration records the launch
@@ -202,7 +204,13 @@ fn benches(c: &mut Criterion) {
     // Each GEMM tile on its own (a context forcing it), so the choice the launchers make by
     // size can be checked on this device.
     for tile in [GemmTile::Square64, GemmTile::Wide128] {
-        let Ok(forced) = Context::with_gemm_tile(AdapterPreference::AnyIncludingSoftware, tile) else { return };
+        let forced = match Context::with_gemm_tile(AdapterPreference::AnyIncludingSoftware, tile) {
+            Ok(forced) => forced,
+            Err(e) => {
+                eprintln!("gpu_kernels: no second context for the {tile:?} cases: {e}");
+                return;
+            }
+        };
         warm_up(&forced);
         let r = Runner { ctx: &forced, full, reps };
         bench_matmul(c, &r, &format!("_{tile:?}"));

@@ -154,6 +154,7 @@ fn only_single_products_with_few_tiles_split_their_k() {
     assert_eq!(k_slices(ctx, 1, 64, 32, 300), 1, "a K shorter than two slices");
     assert_eq!(k_slices(ctx, 2, 64, 32, 4096), 1, "a batch");
     assert_eq!(k_slices(ctx, 1, 1024, 1024, 4096), 1, "256 tiles");
+    assert_eq!(k_slices(ctx, 1, 0, 32, 4096), 1, "an empty output");
 }
 
 #[test]

@@ -210,7 +210,7 @@ pub const SPLIT_K_MIN_SLICE: usize = 256;
 /// already gives the GPU several), and only while the partials fit one binding.
 pub fn k_slices(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> usize {
     let tiles = m.div_ceil(64) * n.div_ceil(64);
-    if batch != 1 || tiles >= SPLIT_K_WORKGROUPS {
+    if batch != 1 || tiles == 0 || tiles >= SPLIT_K_WORKGROUPS {
         return 1;
     }
     let fit = ctx.max_binding_len() / (m * n).max(1);
