@@ -600,8 +600,53 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
 // serves at most 4 rows. So every invocation walks the taps as nested loops (no index division
 // per element), loads a tap's M weights once for its THIN_COLS pixels (the weights, a few KiB
 // read by every invocation, come through the cache), and the pixels' values are its own.
-const THIN_COLS: u32 = 4u;
+const THIN_COLS: u32 = 4u; // conv_gemm_thin's four named columns
 
+// Tap (ky, kx)'s M ≤ 4 weights of the forward, W[r, ci, ky, kx], or of the backward-data,
+// W[co, r, ky, kx]: one per component, 0 beyond M.
+fn thin_weights(mode: u32, m: u32, c: u32, ky: u32, kx: u32) -> vec4<f32> {
+    var wv = vec4<f32>();
+    for (var r = 0u; r < m; r++) {
+        if mode == FORWARD {
+            wv[r] = in1[weight_index(r, c, ky, kx)];
+        } else {
+            wv[r] = in1[weight_index(c, r, ky, kx)];
+        }
+    }
+    return wv;
+}
+
+// acc + wv · x[ci, y0 + ky·d, x0 + kx·d] for one output pixel (column `c`) of the forward;
+// `plane` is channel ci's offset.
+fn thin_forward_tap(acc: vec4<f32>, wv: vec4<f32>, c: Column, plane: u32, ky: u32, kx: u32) -> vec4<f32> {
+    let iy = c.y0 + i32(ky * p.dil_h);
+    let ix = c.x0 + i32(kx * p.dil_w);
+    return fma(wv, vec4(x_at(FORWARD, c.base + plane, iy, ix)), acc);
+}
+
+// acc + wv · dy[co, y0 − j·ostep, x0 − i·ostep] for one phase pixel (column `c`) of the
+// backward-data, the phase's tap (j, i); nothing when that output lies outside dy.
+fn thin_backward_tap(acc: vec4<f32>, wv: vec4<f32>, c: Column, plane: u32, j: u32, i: u32) -> vec4<f32> {
+    let oy = c.y0 - i32(j * p.ph_y_ostep);
+    let ox = c.x0 - i32(i * p.ph_x_ostep);
+    if oy < 0 || ox < 0 || u32(oy) >= p.oh || u32(ox) >= p.ow {
+        return acc;
+    }
+    return fma(wv, vec4(in0[c.base + plane + u32(oy) * p.ow + u32(ox)]), acc);
+}
+
+// Writes column `col`'s M ≤ 4 values: a block of one column, row i's value in component 0,
+// and C's width cut to col + 1 so store_block writes that column only.
+fn thin_store(mode: u32, m: u32, n: u32, col: u32, a: vec4<f32>) {
+    if col < n {
+        store_block(mode, vec2<u32>(0u, col), array<vec4<f32>, 4>(vec4(a.x), vec4(a.y), vec4(a.z), vec4(a.w)),
+                    vec2<u32>(m, col + 1u), 0u);
+    }
+}
+
+// The four columns and accumulators are named variables, not arrays: arrays indexed in a
+// loop may live in off-chip memory on some drivers (the wide matmul ran 13 times slower so on
+// an H100).
 fn conv_gemm_thin(mode: u32, first_col: u32) {
     let dims = gemm_dims(mode);
     let m = dims.x;
@@ -610,27 +655,26 @@ fn conv_gemm_thin(mode: u32, first_col: u32) {
         return;
     }
     // Columns past N repeat the last one: computed, never stored.
-    var cs: array<Column, THIN_COLS>;
-    for (var j = 0u; j < THIN_COLS; j++) {
-        cs[j] = column(mode, min(first_col + j, n - 1u));
-    }
-    // acc[j][r] = C[r, first_col + j]
-    var acc: array<vec4<f32>, THIN_COLS>;
+    let c0 = column(mode, first_col);
+    let c1 = column(mode, min(first_col + 1u, n - 1u));
+    let c2 = column(mode, min(first_col + 2u, n - 1u));
+    let c3 = column(mode, min(first_col + 3u, n - 1u));
+    // acc_j[r] = C[r, first_col + j]
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     if mode == FORWARD {
         // y[r, pixel] = Σ_{ci, ky, kx} W[r, ci, ky, kx] · x[ci, y0 + ky·d, x0 + kx·d]
         for (var ci = 0u; ci < p.c_in; ci++) {
             let plane = ci * p.h * p.w;
             for (var ky = 0u; ky < p.kh; ky++) {
                 for (var kx = 0u; kx < p.kw; kx++) {
-                    var wv = vec4<f32>();
-                    for (var r = 0u; r < m; r++) {
-                        wv[r] = in1[weight_index(r, ci, ky, kx)];
-                    }
-                    for (var j = 0u; j < THIN_COLS; j++) {
-                        let iy = cs[j].y0 + i32(ky * p.dil_h);
-                        let ix = cs[j].x0 + i32(kx * p.dil_w);
-                        acc[j] = fma(wv, vec4(x_at(mode, cs[j].base + plane, iy, ix)), acc[j]);
-                    }
+                    let wv = thin_weights(mode, m, ci, ky, kx);
+                    acc0 = thin_forward_tap(acc0, wv, c0, plane, ky, kx);
+                    acc1 = thin_forward_tap(acc1, wv, c1, plane, ky, kx);
+                    acc2 = thin_forward_tap(acc2, wv, c2, plane, ky, kx);
+                    acc3 = thin_forward_tap(acc3, wv, c3, plane, ky, kx);
                 }
             }
         }
@@ -638,36 +682,21 @@ fn conv_gemm_thin(mode: u32, first_col: u32) {
         // dx[r, phase pixel] = Σ_{co, j, i} W[co, r, tap (j, i)] · dy[co, y0 − j·ostep, x0 − i·ostep]
         for (var co = 0u; co < p.c_out; co++) {
             let plane = co * p.oh * p.ow;
-            for (var ty = 0u; ty < p.ph_y_taps; ty++) {
-                for (var tx = 0u; tx < p.ph_x_taps; tx++) {
-                    let ky = p.ph_y_t0 + ty * p.ph_y_tstep;
-                    let kx = p.ph_x_t0 + tx * p.ph_x_tstep;
-                    var wv = vec4<f32>();
-                    for (var r = 0u; r < m; r++) {
-                        wv[r] = in1[weight_index(co, r, ky, kx)];
-                    }
-                    for (var j = 0u; j < THIN_COLS; j++) {
-                        let oy = cs[j].y0 - i32(ty * p.ph_y_ostep);
-                        let ox = cs[j].x0 - i32(tx * p.ph_x_ostep);
-                        if oy >= 0 && ox >= 0 && u32(oy) < p.oh && u32(ox) < p.ow {
-                            let b = in0[cs[j].base + plane + u32(oy) * p.ow + u32(ox)];
-                            acc[j] = fma(wv, vec4(b), acc[j]);
-                        }
-                    }
+            for (var j = 0u; j < p.ph_y_taps; j++) {
+                for (var i = 0u; i < p.ph_x_taps; i++) {
+                    let wv = thin_weights(mode, m, co, p.ph_y_t0 + j * p.ph_y_tstep, p.ph_x_t0 + i * p.ph_x_tstep);
+                    acc0 = thin_backward_tap(acc0, wv, c0, plane, j, i);
+                    acc1 = thin_backward_tap(acc1, wv, c1, plane, j, i);
+                    acc2 = thin_backward_tap(acc2, wv, c2, plane, j, i);
+                    acc3 = thin_backward_tap(acc3, wv, c3, plane, j, i);
                 }
             }
         }
     }
-    // Each column as a block of one column: row i's value in component 0, and C's width cut to
-    // col + 1 so store_block writes that column only.
-    for (var j = 0u; j < THIN_COLS; j++) {
-        let col = first_col + j;
-        if col < n {
-            let a = acc[j];
-            store_block(mode, vec2<u32>(0u, col), array<vec4<f32>, 4>(vec4(a.x), vec4(a.y), vec4(a.z), vec4(a.w)),
-                        vec2<u32>(m, col + 1u), 0u);
-        }
-    }
+    thin_store(mode, m, n, first_col, acc0);
+    thin_store(mode, m, n, first_col + 1u, acc1);
+    thin_store(mode, m, n, first_col + 2u, acc2);
+    thin_store(mode, m, n, first_col + 3u, acc3);
 }
 
 @compute @workgroup_size(256)

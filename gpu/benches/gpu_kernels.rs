@@ -12,7 +12,8 @@
 //! adapter each case is timed once instead (see `Runner`).
 //!
 //! Run: `cargo bench -p gpu --bench gpu_kernels` (prints the adapter first; skips with a
-//! message when there is none).
+//! message when there is none); `cargo bench -p gpu --bench gpu_kernels -- conv_transpose`
+//! runs only the cases whose name contains `conv_transpose`.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,14 @@ struct Runner<'a> {
     full: bool,
     /// Launches recorded per synchronize.
     reps: usize,
+    /// The command line's filter (its first argument that is not an option): on a software
+    /// adapter only the cases whose `group/name` contains it run (criterion filters its own).
+    filter: Option<String>,
+}
+
+/// The first command-line argument that is not an option (`cargo bench -- FILTER`).
+fn filter_argument() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
 }
 
 impl Runner<'_> {
@@ -71,6 +80,10 @@ impl Runner<'_> {
             });
             g.finish();
         } else {
+            let id = format!("{group}/{name}");
+            if self.filter.as_ref().is_some_and(|f| !id.contains(f.as_str())) {
+                return;
+            }
             let t = Instant::now();
             launch();
             sync();
@@ -197,7 +210,8 @@ fn benches(c: &mut Criterion) {
     };
     eprintln!("gpu_kernels: {reps} launch(es) per synchronize");
     warm_up(&ctx);
-    let r = Runner { ctx: &ctx, full, reps };
+    let filter = filter_argument();
+    let r = Runner { ctx: &ctx, full, reps, filter: filter.clone() };
     bench_matmul(c, &r, "");
     bench_conv2d(c, &r, "");
     bench_conv_transpose2d(c, &r);
@@ -212,7 +226,7 @@ fn benches(c: &mut Criterion) {
             }
         };
         warm_up(&forced);
-        let r = Runner { ctx: &forced, full, reps };
+        let r = Runner { ctx: &forced, full, reps, filter: filter.clone() };
         bench_matmul(c, &r, &format!("_{tile:?}"));
         bench_conv2d(c, &r, &format!("_{tile:?}"));
     }
