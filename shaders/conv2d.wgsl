@@ -147,31 +147,71 @@ fn weight_grad_index(row: u32, col: u32) -> u32 {
     return weight_index(row, col / taps, t / p.kw, t % p.kw);
 }
 
-// A[row, kk] (row < M, kk < K).
-fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
-    let taps = p.kh * p.kw;
+// A position along K in its mode's mixed radix: kk = (outer·Y + y)·X + x, with (Y, X) =
+// (kH, kW) in the forward (kk = (ci, ky, kx)), the phase's tap counts in the backward-data
+// ((co, j, i)) and (OH, OW) in the backward-weight ((n, oy, ox)). The loaders read (outer, y,
+// x) instead of dividing kk: an integer division by a runtime value costs tens of
+// instructions on a GPU, and the tiled kernels stage one element per few multiply-adds. Each
+// invocation decomposes its first positions once (`k_pos`) and then steps them along K with
+// carries (`k_advance`).
+struct KPos {
+    outer: u32,
+    y: u32,
+    x: u32,
+}
+
+// (Y, X) of the mode's radix.
+fn k_radix(mode: u32) -> vec2<u32> {
+    switch mode {
+        case FORWARD: { return vec2<u32>(p.kh, p.kw); }
+        case BACKWARD_DATA: { return vec2<u32>(p.ph_y_taps, p.ph_x_taps); }
+        default: { return vec2<u32>(p.oh, p.ow); }
+    }
+}
+
+fn k_pos(mode: u32, kk: u32) -> KPos {
+    let r = k_radix(mode);
+    let inner = r.x * r.y;
+    let t = kk % inner;
+    return KPos(kk / inner, t / r.y, t % r.y);
+}
+
+// The position `step` further on, where `step` is itself decomposed by `k_pos` (its x < X and
+// y < Y, so each digit carries at most once).
+fn k_advance(mode: u32, at: KPos, step: KPos) -> KPos {
+    let r = k_radix(mode);
+    var x = at.x + step.x;
+    var y = at.y + step.y;
+    var outer = at.outer + step.outer;
+    if x >= r.y {
+        x -= r.y;
+        y += 1u;
+    }
+    if y >= r.x {
+        y -= r.x;
+        outer += 1u;
+    }
+    return KPos(outer, y, x);
+}
+
+// A[row, kk] (row < M, kk < K) at kk's position `kp`.
+fn load_a(mode: u32, row: u32, kk: u32, kp: KPos) -> f32 {
     switch mode {
         case FORWARD: {
             if p.w_kh == p.kh && p.w_kw == p.kw {
-                return in1[row * p.c_in * taps + kk];
+                return in1[row * p.c_in * p.kh * p.kw + kk];
             }
-            let t = kk % taps;
-            return in1[weight_index(row, kk / taps, t / p.kw, t % p.kw)];
+            return in1[weight_index(row, kp.outer, kp.y, kp.x)];
         }
         case BACKWARD_DATA: {
             // W[co, ci = row, ky, kx] with kk = (co, j, i): the phase's tap (j, i)
-            let phase_taps = p.ph_y_taps * p.ph_x_taps;
-            let co = kk / phase_taps;
-            let t = kk % phase_taps;
-            let ky = p.ph_y_t0 + (t / p.ph_x_taps) * p.ph_y_tstep;
-            let kx = p.ph_x_t0 + (t % p.ph_x_taps) * p.ph_x_tstep;
-            return in1[weight_index(co, row, ky, kx)];
+            let ky = p.ph_y_t0 + kp.y * p.ph_y_tstep;
+            let kx = p.ph_x_t0 + kp.x * p.ph_x_tstep;
+            return in1[weight_index(kp.outer, row, ky, kx)];
         }
         default: {
             // dy[n, co = row, oy, ox] with kk = (n, oy, ox)
-            let plane = p.oh * p.ow;
-            let n = kk / plane;
-            return in0[(n * p.c_out + row) * plane + kk % plane];
+            return in0[((kp.outer * p.c_out + row) * p.oh + kp.y) * p.ow + kp.x];
         }
     }
 }
@@ -179,7 +219,8 @@ fn load_a(mode: u32, row: u32, kk: u32) -> f32 {
 // B[kk, col] (kk < K, col < N), in two parts: what depends on the column alone, computed
 // once per invocation before the k-loop (each invocation stages the same column of every B
 // tile), and the per-element rest. Integer division is slow on every GPU (and on a CPU
-// running one), so the column's three divisions leave the loop and the k-loop keeps two.
+// running one), so the column's three divisions leave the loop, and the k-loop of the square
+// and wide tiles keeps none (it steps K positions, `KPos`).
 struct Column {
     // Offset of the column's image (and channel) in the operand B is gathered from.
     base: u32,
@@ -230,34 +271,29 @@ fn x_at(mode: u32, base: u32, iy: i32, ix: i32) -> f32 {
     return in0[i];
 }
 
-fn load_b(mode: u32, kk: u32, c: Column) -> f32 {
+// B[kk, col] at kk's position `kp`, for the column `c`.
+fn load_b(mode: u32, kp: KPos, c: Column) -> f32 {
     switch mode {
         case FORWARD: {
-            // col[(ci, ky, kx) = kk, column]
-            let taps = p.kh * p.kw;
-            let t = kk % taps;
-            let iy = c.y0 + i32((t / p.kw) * p.dil_h);
-            let ix = c.x0 + i32((t % p.kw) * p.dil_w);
-            return x_at(mode, c.base + (kk / taps) * p.h * p.w, iy, ix);
+            // col[(ci, ky, kx), column]
+            let iy = c.y0 + i32(kp.y * p.dil_h);
+            let ix = c.x0 + i32(kp.x * p.dil_w);
+            return x_at(mode, c.base + kp.outer * p.h * p.w, iy, ix);
         }
         case BACKWARD_DATA: {
-            // dy'[(co, j, i) = kk, column] for the phase's tap (j, i)
-            let phase_taps = p.ph_y_taps * p.ph_x_taps;
-            let t = kk % phase_taps;
-            let oy = c.y0 - i32((t / p.ph_x_taps) * p.ph_y_ostep);
-            let ox = c.x0 - i32((t % p.ph_x_taps) * p.ph_x_ostep);
+            // dy'[(co, j, i), column] for the phase's tap (j, i)
+            let oy = c.y0 - i32(kp.y * p.ph_y_ostep);
+            let ox = c.x0 - i32(kp.x * p.ph_x_ostep);
             if oy < 0 || ox < 0 || u32(oy) >= p.oh || u32(ox) >= p.ow {
                 return 0.0;
             }
-            return in0[c.base + ((kk / phase_taps) * p.oh + u32(oy)) * p.ow + u32(ox)];
+            return in0[c.base + (kp.outer * p.oh + u32(oy)) * p.ow + u32(ox)];
         }
         default: {
-            // colᵀ[(n, oy, ox) = kk, column]
-            let plane = p.oh * p.ow;
-            let pos = kk % plane;
-            let iy = c.y0 + i32((pos / p.ow) * p.stride_h);
-            let ix = c.x0 + i32((pos % p.ow) * p.stride_w);
-            return x_at(mode, c.base + (kk / plane) * p.c_in * p.h * p.w, iy, ix);
+            // colᵀ[(n, oy, ox), column]
+            let iy = c.y0 + i32(kp.y * p.stride_h);
+            let ix = c.x0 + i32(kp.x * p.stride_w);
+            return x_at(mode, c.base + kp.outer * p.c_in * p.h * p.w, iy, ix);
         }
     }
 }
@@ -287,6 +323,14 @@ fn out_index(mode: u32, row: u32, col: u32) -> u32 {
     }
 }
 
+// B at `kp` for the column `c` when `inside` (the element lies within K and N), else 0.
+fn square_b(mode: u32, inside: bool, kp: KPos, c: Column) -> f32 {
+    if inside {
+        return load_b(mode, kp, c);
+    }
+    return 0.0;
+}
+
 fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     let dims = gemm_dims(mode);
     let m = dims.x;
@@ -307,25 +351,38 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     // The B column this invocation stages in every k-step (256 invocations, 64 columns).
     let cc = lid % BN;
     let b_column = column(mode, col0 + cc);
+    let col_ok = col0 + cc < n;
+    // The K positions this invocation stages: one of A (k offset lid % 16, rows lid / 16 + 16·q)
+    // and four of B (k offsets lid / 64 + 4·q), stepped by BK after each k-step.
+    let step = k_pos(mode, BK);
+    var ka = k_begin + lid % BK;
+    var kpa = k_pos(mode, ka);
+    var kb = k_begin + lid / BN;
+    var kpb0 = k_pos(mode, kb);
+    var kpb1 = k_pos(mode, kb + 4u);
+    var kpb2 = k_pos(mode, kb + 8u);
+    var kpb3 = k_pos(mode, kb + 12u);
     for (var t = k_begin; t < k_end; t += BK) {
         for (var q = 0u; q < 4u; q++) {
-            let e = lid + 256u * q;
-            let r = e / BK;
-            let kk = e % BK;
+            let r = lid / BK + 16u * q;
             var v = 0.0;
-            if row0 + r < m && t + kk < k_end {
-                v = load_a(mode, row0 + r, t + kk);
+            if row0 + r < m && ka < k_end {
+                v = load_a(mode, row0 + r, ka, kpa);
             }
-            a_tile[kk * AP4 + r / 4u][r % 4u] = v;
+            a_tile[(lid % BK) * AP4 + r / 4u][r % 4u] = v;
         }
-        for (var q = 0u; q < 4u; q++) {
-            let kk = lid / BN + 4u * q;
-            var v = 0.0;
-            if t + kk < k_end && col0 + cc < n {
-                v = load_b(mode, t + kk, b_column);
-            }
-            b_tile[kk * 16u + cc / 4u][cc % 4u] = v;
-        }
+        let b_at = lid / BN * 16u + cc / 4u;
+        b_tile[b_at][cc % 4u] = square_b(mode, col_ok && kb < k_end, kpb0, b_column);
+        b_tile[b_at + 64u][cc % 4u] = square_b(mode, col_ok && kb + 4u < k_end, kpb1, b_column);
+        b_tile[b_at + 128u][cc % 4u] = square_b(mode, col_ok && kb + 8u < k_end, kpb2, b_column);
+        b_tile[b_at + 192u][cc % 4u] = square_b(mode, col_ok && kb + 12u < k_end, kpb3, b_column);
+        ka += BK;
+        kpa = k_advance(mode, kpa, step);
+        kb += BK;
+        kpb0 = k_advance(mode, kpb0, step);
+        kpb1 = k_advance(mode, kpb1, step);
+        kpb2 = k_advance(mode, kpb2, step);
+        kpb3 = k_advance(mode, kpb3, step);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let av = a_tile[kk * AP4 + ty];
@@ -399,7 +456,7 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
             let kk = e / NARROW_BM;
             var v = 0.0;
             if row0 + r < m && t + kk < k {
-                v = load_a(mode, row0 + r, t + kk);
+                v = load_a(mode, row0 + r, t + kk, k_pos(mode, t + kk));
             }
             narrow_a_tile[kk * 8u + r / 4u][r % 4u] = v;
         }
@@ -407,7 +464,7 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
             let kk = lid / NARROW_BN + 2u * q;
             var v = 0.0;
             if t + kk < k && col0 + cc < n {
-                v = load_b(mode, t + kk, b_column);
+                v = load_b(mode, k_pos(mode, t + kk), b_column);
             }
             narrow_b_tile[kk * 32u + cc / 4u][cc % 4u] = v;
         }
@@ -439,22 +496,18 @@ const WIDE_K: u32 = 8u;
 var<workgroup> wide_a: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], rows packed by 4
 var<workgroup> wide_b: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], columns packed by 4
 
-// A[row0 + e / 8, t + e % 8] for element e = lid + 256·q of a k-step (0 outside).
-fn wide_fetch_a(mode: u32, lid: u32, q: u32, row0: u32, t: u32, m: u32, k_end: u32) -> f32 {
-    let e = lid + 256u * q;
-    let r = row0 + e / WIDE_K;
-    let kk = t + e % WIDE_K;
-    if r < m && kk < k_end {
-        return load_a(mode, r, kk);
+// A[row, kk] at kk's position `kp` (0 outside M × K).
+fn wide_fetch_a(mode: u32, row: u32, kk: u32, kp: KPos, m: u32, k_end: u32) -> f32 {
+    if row < m && kk < k_end {
+        return load_a(mode, row, kk, kp);
     }
     return 0.0;
 }
 
-// B[t + lid / 128 + 2·q, column] (0 outside).
-fn wide_fetch_b(mode: u32, lid: u32, q: u32, t: u32, col_ok: bool, c: Column, k_end: u32) -> f32 {
-    let kk = t + lid / WIDE + 2u * q;
+// B[kk, column] at kk's position `kp` (0 outside K × N).
+fn wide_fetch_b(mode: u32, kk: u32, kp: KPos, col_ok: bool, c: Column, k_end: u32) -> f32 {
     if col_ok && kk < k_end {
-        return load_b(mode, kk, c);
+        return load_b(mode, kp, c);
     }
     return 0.0;
 }
@@ -481,11 +534,26 @@ fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     let ty = l3.y;
     let col_ok = col0 + lid % WIDE < n;
     let b_column = column(mode, col0 + lid % WIDE);
+    // The K positions this invocation fetches next: one of A (k offset lid % 8, rows
+    // lid / 8 + 32·q) and four of B (k offsets lid / 128 + 2·q), stepped by WIDE_K.
+    let step = k_pos(mode, WIDE_K);
+    let ar = row0 + lid / WIDE_K;
+    var ka = k_begin + lid % WIDE_K;
+    var kpa = k_pos(mode, ka);
+    var kb = k_begin + lid / WIDE;
+    var kpb0 = k_pos(mode, kb);
+    var kpb1 = k_pos(mode, kb + 2u);
+    var kpb2 = k_pos(mode, kb + 4u);
+    var kpb3 = k_pos(mode, kb + 6u);
 
-    for (var q = 0u; q < 4u; q++) {
-        wide_stage(lid, q, 0u, wide_fetch_a(mode, lid, q, row0, k_begin, m, k_end),
-                   wide_fetch_b(mode, lid, q, k_begin, col_ok, b_column, k_end));
-    }
+    wide_stage(lid, 0u, 0u, wide_fetch_a(mode, ar, ka, kpa, m, k_end),
+               wide_fetch_b(mode, kb, kpb0, col_ok, b_column, k_end));
+    wide_stage(lid, 1u, 0u, wide_fetch_a(mode, ar + 32u, ka, kpa, m, k_end),
+               wide_fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end));
+    wide_stage(lid, 2u, 0u, wide_fetch_a(mode, ar + 64u, ka, kpa, m, k_end),
+               wide_fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end));
+    wide_stage(lid, 3u, 0u, wide_fetch_a(mode, ar + 96u, ka, kpa, m, k_end),
+               wide_fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end));
     workgroupBarrier();
 
     var acc0l = vec4<f32>();
@@ -517,14 +585,21 @@ fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
         var nb2 = 0.0;
         var nb3 = 0.0;
         if more {
-            na0 = wide_fetch_a(mode, lid, 0u, row0, t_next, m, k_end);
-            na1 = wide_fetch_a(mode, lid, 1u, row0, t_next, m, k_end);
-            na2 = wide_fetch_a(mode, lid, 2u, row0, t_next, m, k_end);
-            na3 = wide_fetch_a(mode, lid, 3u, row0, t_next, m, k_end);
-            nb0 = wide_fetch_b(mode, lid, 0u, t_next, col_ok, b_column, k_end);
-            nb1 = wide_fetch_b(mode, lid, 1u, t_next, col_ok, b_column, k_end);
-            nb2 = wide_fetch_b(mode, lid, 2u, t_next, col_ok, b_column, k_end);
-            nb3 = wide_fetch_b(mode, lid, 3u, t_next, col_ok, b_column, k_end);
+            ka += WIDE_K;
+            kpa = k_advance(mode, kpa, step);
+            kb += WIDE_K;
+            kpb0 = k_advance(mode, kpb0, step);
+            kpb1 = k_advance(mode, kpb1, step);
+            kpb2 = k_advance(mode, kpb2, step);
+            kpb3 = k_advance(mode, kpb3, step);
+            na0 = wide_fetch_a(mode, ar, ka, kpa, m, k_end);
+            na1 = wide_fetch_a(mode, ar + 32u, ka, kpa, m, k_end);
+            na2 = wide_fetch_a(mode, ar + 64u, ka, kpa, m, k_end);
+            na3 = wide_fetch_a(mode, ar + 96u, ka, kpa, m, k_end);
+            nb0 = wide_fetch_b(mode, kb, kpb0, col_ok, b_column, k_end);
+            nb1 = wide_fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end);
+            nb2 = wide_fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end);
+            nb3 = wide_fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end);
         }
         let base = cur * 256u;
         for (var kk = 0u; kk < WIDE_K; kk++) {
