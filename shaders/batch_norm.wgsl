@@ -19,8 +19,11 @@
 //              Σ dx̂·x̂ = γ·dγ it is computed as
 //                dx = (dy − Σdy/m − (x − μ)·k)·σ⁻¹·γ,   k = Σ dy·(x − μ) · σ⁻² / m.
 //              Eval (μ, σ constants): dx = dy·γ·σ⁻¹ (k and Σdy/m drop out).
+//   update_running  running ← running·keep + batch·momentum (keep = 1 − momentum, from the
+//              host), for the mean and the unbiased variance: PyTorch's running statistics.
 // stats and backward run one workgroup of 256 per channel (strided loops, tree reductions
-// in workgroup memory); normalize runs one invocation per element.
+// in workgroup memory); normalize runs one invocation per element, update_running one per
+// channel.
 
 struct Params {
     n: u32,
@@ -33,6 +36,9 @@ struct Params {
     stat_is_var: u32,
     // backward: 1 for the training-mode formula, 0 for eval.
     training: u32,
+    // update_running: the batch statistics' weight and the running ones'.
+    momentum: f32,
+    keep: f32,
 }
 
 const WG: u32 = 256u;
@@ -62,6 +68,14 @@ const WG: u32 = 256u;
 @group(0) @binding(6) var<storage, read_write> bw_dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> bw_dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bw_dbeta: array<f32>;
+
+// update_running: running mean, running var, batch mean, batch var_unbiased → the new two
+@group(0) @binding(1) var<storage, read> ur_running_mean: array<f32>;
+@group(0) @binding(2) var<storage, read> ur_running_var: array<f32>;
+@group(0) @binding(3) var<storage, read> ur_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> ur_var_unbiased: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ur_new_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ur_new_var: array<f32>;
 
 var<workgroup> red0: array<f32, 256>;
 var<workgroup> red1: array<f32, 256>;
@@ -188,4 +202,15 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let idx = at(ch, j);
         bw_dx[idx] = (bw_dy[idx] - mean_dy - (bw_x[idx] - mu) * k) * a;
     }
+}
+
+@compute @workgroup_size(256)
+fn update_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    if ch >= p.c {
+        return;
+    }
+    ur_new_mean[ch] = ur_running_mean[ch] * p.keep + ur_mean[ch] * p.momentum;
+    ur_new_var[ch] = ur_running_var[ch] * p.keep + ur_var_unbiased[ch] * p.momentum;
 }

@@ -7,7 +7,9 @@ use crate::common;
 
 use common::parity::*;
 use common::rng;
-use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_eval_backward, batch_norm_train, batch_norm_train_backward};
+use tensor::ops::batch_norm::{
+    batch_norm_eval, batch_norm_eval_backward, batch_norm_train, batch_norm_train_backward, batch_norm_update_running,
+};
 use tensor::Tensor;
 
 const SHAPES: &[&[usize]] = &[&[8, 5], &[3, 4, 37], &[2, 3, 9, 7], &[1, 6, 5, 5], &[16, 70, 3, 3]];
@@ -78,6 +80,23 @@ fn batch_norm_eval_forward_and_backward_match_cpu() {
         assert_close(&format!("{what}: dx"), &got_b.dx, &want_b.dx, None);
         assert_close(&format!("{what}: dgamma"), &got_b.dgamma, &want_b.dgamma, Some(&tensor_scale(&want_b.dgamma)));
         assert_close(&format!("{what}: dbeta"), &got_b.dbeta, &want_b.dbeta, Some(&tensor_scale(&want_b.dbeta)));
+    }
+}
+
+#[test]
+fn batch_norm_running_statistics_update_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    // 1 channel, fewer than a workgroup, and more than one workgroup of 256 (odd counts).
+    for c in [1, 37, 301] {
+        let [rm, rv, m, v] = [0, 1, 2, 3].map(|_| signed(&[c], &mut r));
+        let g = |t: &Tensor| up(t, &gpu);
+        for momentum in [0.1, 0.73] {
+            let (want_m, want_v) = batch_norm_update_running(&rm, &rv, &m, &v, momentum).unwrap();
+            let (got_m, got_v) = batch_norm_update_running(&g(&rm), &g(&rv), &g(&m), &g(&v), momentum).unwrap();
+            assert_close(&format!("C {c} momentum {momentum}: mean"), &got_m, &want_m, None);
+            assert_close(&format!("C {c} momentum {momentum}: var"), &got_v, &want_v, None);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::common;
 
 use autograd::Var;
-use common::assert_close;
+use common::{assert_close, own_gpu};
 use nn::{BatchNorm1d, BatchNorm2d, BatchNormConfig, Init, Module};
 use tensor::{DType, Tensor};
 
@@ -101,4 +101,29 @@ fn running_statistics_take_no_part_in_the_gradient_graph() {
     bn.forward(&x).unwrap().square().unwrap().sum_all().unwrap().backward().unwrap();
     assert!(x.grad().is_some());
     assert!(bn.weight.as_ref().unwrap().grad().is_some());
+}
+
+#[test]
+fn a_training_forward_on_the_gpu_is_three_launches_and_updates_the_running_statistics_as_on_the_cpu() {
+    let Some(gpu) = own_gpu() else { return };
+    let x = Tensor::rand_uniform(&[4, 3, 5, 5], -1.0, 2.0, DType::F32, &mut tensor::Rng::new(7));
+    let init = Init::with_dtype(0, DType::F32);
+    let (on_cpu, on_gpu) = (BatchNorm2d::new(3, &init).unwrap(), BatchNorm2d::new(3, &init).unwrap());
+    on_gpu.to_device(&gpu).unwrap();
+    on_cpu.forward(&Var::constant(x.clone())).unwrap();
+    let counters = || gpu.gpu_context().unwrap().counters();
+    let before = counters();
+    on_gpu.forward(&Var::constant(x.to_device(&gpu).unwrap())).unwrap();
+    // Statistics, normalisation, and the running mean and variance together (the batch count,
+    // an integer buffer, stays on the CPU).
+    assert_eq!(counters().since(&before).dispatches, 3);
+    for (name, got, want) in [
+        ("running_mean", &on_gpu.running_mean, &on_cpu.running_mean),
+        ("running_var", &on_gpu.running_var, &on_cpu.running_var),
+    ] {
+        let got = got.value().to_device(&tensor::Device::Cpu).unwrap().to_vec_f64().unwrap();
+        for (g, w) in got.iter().zip(want.value().to_vec_f64().unwrap()) {
+            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name}: {got:?} against {w}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 
 use autograd::Var;
-use common::assert_close;
+use common::{assert_close, own_gpu};
 use nn::optim::Optimizer;
 use nn::{clip_grad_norm, Adam, AdamConfig, Sgd, SgdConfig};
 use tensor::{DType, Tensor};
@@ -253,19 +253,6 @@ fn optimizers_refuse_non_finite_gradients_on_the_gpu() {
     match tensor::Device::from_preference(tensor::DevicePreference::Gpu) {
         Ok(gpu) => refuses_non_finite_gradients_on(&gpu),
         Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => eprintln!("skipped: no GPU adapter ({e})"),
-        Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
-    }
-}
-
-/// A GPU context of the test's own, so that its launch counts are the test's alone; `None`
-/// (a skip, said why) without an adapter unless VAE_REQUIRE_GPU=1.
-fn own_gpu() -> Option<tensor::Device> {
-    match gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware) {
-        Ok(ctx) => Some(tensor::Device::from_context(std::sync::Arc::new(ctx))),
-        Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => {
-            eprintln!("skipped: no GPU adapter ({e})");
-            None
-        }
         Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
     }
 }

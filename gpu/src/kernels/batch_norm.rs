@@ -19,6 +19,9 @@ pub static NORMALIZE: KernelDef =
 /// dx, dγ, dβ of the normalisation.
 pub static BACKWARD: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3, constant: None };
+/// The running mean and variance after one training batch.
+pub static UPDATE_RUNNING: KernelDef =
+    KernelDef { shader: &SHADER, entry: "update_running", inputs: 4, outputs: 2, constant: None };
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]
@@ -40,6 +43,10 @@ pub struct Params {
     pub stat_is_var: u32,
     /// 1: training-mode backward (statistics depend on x).
     pub training: u32,
+    /// [`update_running`]: the batch statistics' weight.
+    pub momentum: f32,
+    /// [`update_running`]: the running statistics' weight, 1 − momentum (formed in f64).
+    pub keep: f32,
 }
 
 /// The outputs of [`stats`], each \[C\].
@@ -129,6 +136,31 @@ pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: 
     ctx.dispatch(&STATS, &p, &[x], &[out.mean, out.inv_std, out.var_unbiased], grid)
 }
 
+/// The running statistics after one training batch, as PyTorch updates them:
+/// new = running·(1 − momentum) + batch·momentum, for `running[0]` (the mean, with
+/// `batch[0]`, the batch mean) and `running[1]` (the variance, with `batch[1]`, the unbiased
+/// batch variance), into `new`.
+// running, batch: [C] each → new: [C] each
+pub fn update_running(
+    ctx: &Context,
+    c: usize,
+    momentum: f64,
+    running: [&GpuBuffer; 2],
+    batch: [&GpuBuffer; 2],
+    new: [&GpuBuffer; 2],
+) -> Result<()> {
+    const K: &str = "batch_norm_update_running";
+    for (name, b) in ["running mean", "running var", "mean", "var_unbiased", "new mean", "new var"]
+        .into_iter()
+        .zip(running.iter().chain(&batch).chain(&new))
+    {
+        need(K, name, b, c)?;
+    }
+    let p = Params { c: c as u32, momentum: momentum as f32, keep: (1.0 - momentum) as f32, ..Default::default() };
+    let grid = ctx.grid_1d(K, (c as u64).div_ceil(WG))?;
+    ctx.dispatch(&UPDATE_RUNNING, &p, &[running[0], running[1], batch[0], batch[1]], &new, grid)
+}
+
 /// y = (x − mean)·inv_std·γ + β per channel.
 // x: [N, C, S]; stats, gamma, beta: [C] → y: [N, C, S]
 pub fn normalize(
@@ -152,6 +184,7 @@ pub fn normalize(
         has_beta: affine.beta.is_some() as u32,
         stat_is_var,
         training: 0,
+        ..Default::default()
     };
     let grid = ctx.grid_1d(K, (d.len() as u64).div_ceil(WG))?;
     // Missing γ/β slots are bound to `mean` (read-only, never read).
@@ -212,6 +245,7 @@ pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result
         has_beta: 0,
         stat_is_var,
         training: matches!(a.stats, BnStats::Batch { .. }) as u32,
+        ..Default::default()
     };
     let grid = ctx.grid_1d(K, d.c as u64)?;
     ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)], &[a.dx, a.dgamma, a.dbeta], grid)

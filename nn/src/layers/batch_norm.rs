@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autograd::ops::batch_norm::{batch_norm_eval, batch_norm_train};
 use autograd::{no_grad, Var};
+use tensor::ops::batch_norm::batch_norm_update_running;
 use tensor::Tensor;
 
 use crate::error::{config_err, Result};
@@ -140,8 +141,13 @@ impl BatchNorm {
         let (y, stats) = batch_norm_train(x, gamma, beta, self.eps)?;
         let m = self.momentum;
         no_grad(|| -> Result<()> {
-            let mean = self.running_mean.value().mul_scalar(1.0 - m)?.add(&stats.mean.mul_scalar(m)?)?;
-            let var = self.running_var.value().mul_scalar(1.0 - m)?.add(&stats.var_unbiased.mul_scalar(m)?)?;
+            let (mean, var) = batch_norm_update_running(
+                &self.running_mean.value(),
+                &self.running_var.value(),
+                &stats.mean,
+                &stats.var_unbiased,
+                m,
+            )?;
             self.running_mean.set_value(mean);
             self.running_var.set_value(var);
             self.num_batches_tracked.set_value(self.num_batches_tracked.value().add_scalar(1.0)?);

@@ -74,3 +74,16 @@ pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         assert!((g - w).abs() <= tol, "element {i}: got {g}, want {w} (tol {tol}); all: {got:?} vs {want:?}");
     }
 }
+
+/// A GPU context of the test's own, so that its launch counts are the test's alone; `None`
+/// (a skip, said why) without an adapter unless VAE_REQUIRE_GPU=1.
+pub fn own_gpu() -> Option<tensor::Device> {
+    match gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware) {
+        Ok(ctx) => Some(tensor::Device::from_context(std::sync::Arc::new(ctx))),
+        Err(e) if std::env::var("VAE_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("skipped: no GPU adapter ({e})");
+            None
+        }
+        Err(e) => panic!("VAE_REQUIRE_GPU=1 but no GPU: {e}"),
+    }
+}

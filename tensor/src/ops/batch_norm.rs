@@ -1,7 +1,8 @@
 //! Batch normalisation ops for x of shape [N, C, H, W] (BatchNorm2d), [N, C, L] or [N, C]
 //! (BatchNorm1d): training forward (batch statistics) and eval forward (running statistics),
-//! each beside its backward. Running-statistics updates belong to the nn layer; the training
-//! forward only returns the batch numbers it needs.
+//! each beside its backward, and the running statistics' update after a training batch (the
+//! nn layer owns the running tensors; the update is one op so that it is one GPU launch, not
+//! the six scalar multiplications and additions it is written as).
 
 use gpu::kernels::batch_norm::{self as gpu_kernel, Affine, BackwardArgs, BatchStats, BnStats};
 
@@ -41,6 +42,55 @@ pub struct BatchNormGrads {
     pub dgamma: Tensor,
     /// Gradient of the per-channel shift β, `[C]`.
     pub dbeta: Tensor,
+}
+
+/// The running statistics after one training batch, as PyTorch updates them:
+/// (running_mean, running_var)·(1 − momentum) + (mean, var_unbiased)·momentum, the batch
+/// numbers being [`BatchNormTrainOutput`]'s `mean` and `var_unbiased`.
+// running_mean, running_var, mean, var_unbiased: [C] → new running_mean, running_var: [C]
+pub fn batch_norm_update_running(
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    mean: &Tensor,
+    var_unbiased: &Tensor,
+    momentum: f64,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "batch_norm_update_running";
+    let _profile = profile::scope(OpFamily::BatchNorm, OP, running_mean);
+    let all = [running_mean, running_var, mean, var_unbiased];
+    let c = running_mean.numel();
+    if let Some(t) = all.iter().find(|t| t.shape() != [c]) {
+        return shape_err(
+            OP,
+            format!("expected four [C] tensors, got running_mean {:?} and {:?}", running_mean.shape(), t.shape()),
+        );
+    }
+    if !momentum.is_finite() {
+        return invalid(OP, format!("momentum must be finite, got {momentum}"));
+    }
+    same_dtype(OP, &all)?;
+    same_device(OP, &all.map(|t| t.device()))?;
+    match running_mean.storage() {
+        Storage::Cpu(_) => {
+            fn update<T: Float>(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<Tensor> {
+                let (running, batch) = (running.contiguous()?, batch.contiguous()?);
+                vec_c(kernel::update_running(running.cpu_slice::<T>()?, batch.cpu_slice::<T>()?, momentum))
+            }
+            let both = |r, b| match running_mean.dtype() {
+                DType::F32 => update::<f32>(r, b, momentum),
+                DType::F64 => update::<f64>(r, b, momentum),
+            };
+            Ok((both(running_mean, mean)?, both(running_var, var_unbiased)?))
+        }
+        Storage::Gpu(_) => {
+            let inputs = all.map(Some);
+            let [new_mean, new_var] = run_gpu(OP, &inputs, [&[c], &[c]], |ctx, i, [new_mean, new_var]| {
+                let [rm, rv, m, v] = [0, 1, 2, 3].map(|k| i[k].expect("four inputs"));
+                gpu_kernel::update_running(ctx, c, momentum, [rm, rv], [m, v], [new_mean, new_var])
+            })?;
+            Ok((new_mean, new_var))
+        }
+    }
 }
 
 /// Views x as [N, C, S]: S = H·W for rank 4, L for rank 3, 1 for rank 2.
@@ -475,6 +525,25 @@ fn backward_in_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_statistics_move_by_momentum_towards_the_batch_ones() {
+        let t = |v: &[f64]| Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap();
+        let (rm, rv, m, v) = (t(&[0.0, 1.0]), t(&[1.0, 1.0]), t(&[2.5, 1.0]), t(&[5.0, 3.0]));
+        let (new_m, new_v) = batch_norm_update_running(&rm, &rv, &m, &v, 0.1).unwrap();
+        assert_eq!(new_m.to_vec_f64().unwrap(), vec![0.0 * 0.9 + 2.5 * 0.1, 1.0 * 0.9 + 1.0 * 0.1]);
+        assert_eq!(new_v.to_vec_f64().unwrap(), vec![0.9 + 5.0 * 0.1, 0.9 + 3.0 * 0.1]);
+    }
+
+    #[test]
+    fn running_statistics_of_other_lengths_or_a_non_finite_momentum_are_refused() {
+        let t = |n: usize| Tensor::zeros(&[n], DType::F64);
+        let err = batch_norm_update_running(&t(3), &t(3), &t(2), &t(3), 0.1).unwrap_err().to_string();
+        assert!(err.contains("batch_norm_update_running") && err.contains("[2]"), "{err}");
+        let err = batch_norm_update_running(&t(3), &t(3), &t(3), &t(3), f64::NAN).unwrap_err().to_string();
+        assert!(err.contains("momentum"), "{err}");
+    }
+
     use crate::error::TensorError;
     use crate::rng::Rng;
 
