@@ -230,6 +230,14 @@ pub fn batch_norm_eval_backward<T: Float>(
     (dx, dgamma, dbeta)
 }
 
+/// The running statistic after one training batch, as PyTorch updates it:
+/// running·(1 − momentum) + batch·momentum, elementwise (both weights formed in f64).
+// running, batch: [C] → [C]
+pub fn update_running<T: Float>(running: &[T], batch: &[T], momentum: f64) -> Vec<T> {
+    let (keep, take) = (T::from_f64(1.0 - momentum), T::from_f64(momentum));
+    running.iter().zip(batch).map(|(&r, &b)| r * keep + b * take).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,12 +414,4 @@ mod tests {
         assert_eq!(st.mean[0], 1000.0);
         assert!((st.inv_std[0] - 1.0).abs() < 1e-6, "inv_std {}", st.inv_std[0]);
     }
-}
-
-/// The running statistic after one training batch, as PyTorch updates it:
-/// running·(1 − momentum) + batch·momentum, elementwise (both weights formed in f64).
-// running, batch: [C] → [C]
-pub fn update_running<T: Float>(running: &[T], batch: &[T], momentum: f64) -> Vec<T> {
-    let (keep, take) = (T::from_f64(1.0 - momentum), T::from_f64(momentum));
-    running.iter().zip(batch).map(|(&r, &b)| r * keep + b * take).collect()
 }
