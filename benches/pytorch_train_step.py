@@ -9,6 +9,7 @@ workload in a process of its own.
     python3 benches/pytorch_train_step.py                 # all five, 2 threads
     python3 benches/pytorch_train_step.py --workloads B2 --steps 20
     python3 benches/pytorch_train_step.py --device cuda --workloads B2   # beside `--device gpu`
+    python3 benches/pytorch_train_step.py --device cuda --fused-adam     # one Adam kernel for all
 
 On `cuda`, TF32 is off (so the comparison is fp32 against fp32), each step ends with a
 synchronize, and the peak column is `torch.cuda.max_memory_allocated` instead of RSS.
@@ -221,7 +222,7 @@ def make_model(arch, input_shape, z):
     return VAE()
 
 
-def child(name, steps, device):
+def child(name, steps, device, fused_adam):
     rss_before = proc_status_bytes("VmRSS:")
     import torch
 
@@ -233,7 +234,8 @@ def child(name, steps, device):
     arch, shape, z, batch = WORKLOADS[name]
     model = make_model(arch, shape, z).to(device)
     params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # fused=True: one kernel for every parameter's update (CUDA only), as our packed step.
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if fused_adam else None)
     x = torch.rand(batch, *shape, device=device)
 
     def step():
@@ -277,17 +279,21 @@ def main():
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True) (CUDA)")
     p.add_argument("--child")
     a = p.parse_args()
+    if a.fused_adam and a.device != "cuda":
+        p.error("--fused-adam needs --device cuda")
     if a.child:
         import torch
 
         torch.set_num_threads(a.threads)
-        child(a.child, a.steps, a.device)
+        child(a.child, a.steps, a.device, a.fused_adam)
         return
     import torch
 
-    print(f"torch {torch.__version__}, {a.device}, {a.threads} threads, MKL-DNN {torch.backends.mkldnn.is_available()}")
+    adam = "fused Adam" if a.fused_adam else "Adam"
+    print(f"torch {torch.__version__}, {a.device}, {a.threads} threads, MKL-DNN {torch.backends.mkldnn.is_available()}, {adam}")
     peak_column = "peak GPU memory MiB" if a.device == "cuda" else "peak RSS MiB"
     print(f"| workload | preset | median ms/step | min ms/step | CPU ms/step | images/s | steps | {peak_column} | params |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -295,7 +301,7 @@ def main():
         name = name.strip().upper()
         arch, shape, z, batch = WORKLOADS[name]
         cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--threads", str(a.threads)]
-        cmd += ["--device", a.device]
+        cmd += ["--device", a.device] + (["--fused-adam"] if a.fused_adam else [])
         out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
         if line is None:

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The GPU measurements of docs/performance.md ("Back on the H100") in one run, ours beside
+# PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
+#   1. one training step, B1–B5: ours (`train_step -- --device gpu`), PyTorch eager, and
+#      PyTorch with fused Adam (`--fused-adam`);
+#   2. the kernels: `gpu_kernels` (20 launches per synchronize) and PyTorch at its shapes;
+#   3. every test executable with VAE_REQUIRE_GPU=1.
+# Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
+#
+# usage: bash benches/gpu_suite.sh [OUT_DIR]
+# With cargo on the machine the benches are built here; without it (a machine that received
+# release builds), the newest executables under target/release/deps are run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gpu-suite}
+mkdir -p "$out"
+export VAE_REQUIRE_GPU=1 PYTHONUNBUFFERED=1
+
+# The newest executable target/release/deps/NAME-<hash> (cargo's bench and test binaries).
+newest() {
+    ls -t target/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -1
+}
+bench() {
+    local name=$1
+    shift
+    if command -v cargo >/dev/null; then
+        cargo bench -q --bench "$name" -- "$@"
+    else
+        "$(newest "$name")" --bench "$@"
+    fi
+}
+
+git log --oneline -1 2>/dev/null | tee "$out/commit.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+grep -m1 "model name" /proc/cpuinfo
+
+echo "== training step, ours"
+bench train_step --device gpu >"$out/step_ours.txt" 2>&1
+grep -E '^\| B|host recording' "$out/step_ours.txt"
+echo "== training step, PyTorch eager (CUDA)"
+python3 benches/pytorch_train_step.py --device cuda >"$out/step_torch.txt" 2>&1
+grep -E '^\| B' "$out/step_torch.txt"
+echo "== training step, PyTorch with fused Adam (CUDA)"
+python3 benches/pytorch_train_step.py --device cuda --fused-adam >"$out/step_torch_fused.txt" 2>&1
+grep -E '^\| B' "$out/step_torch_fused.txt"
+echo "== kernels, PyTorch (CUDA)"
+python3 benches/pytorch_gpu_kernels.py 2>&1 | tee "$out/kernels_torch.txt"
+echo "== kernels, ours"
+bench gpu_kernels >"$out/kernels_ours.txt" 2>&1
+grep -E '^(matmul|conv)|thrpt' "$out/kernels_ours.txt" | paste - - | sed 's/  */ /g'
+
+echo "== tests"
+for t in target/release/deps/*-*; do
+    case $t in *.d | *.rlib | *.rmeta | *.so) continue ;; esac
+    [ -x "$t" ] || continue
+    "$t" --list >/dev/null 2>&1 || continue # benches and binaries do not list tests
+    echo "$t: $(timeout 300 "$t" --test-threads 4 2>&1 | grep -E '^test result|FAILED|panicked' | tr '\n' ' ')"
+done | tee "$out/tests.txt"
