@@ -24,7 +24,7 @@ bench() {
     local name=$1
     shift
     if command -v cargo >/dev/null; then
-        cargo bench -q --bench "$name" -- "$@"
+        cargo bench -q --workspace --bench "$name" -- "$@"
     else
         "$(newest "$name")" --bench "$@"
     fi
@@ -53,6 +53,7 @@ echo "== tests"
 for t in target/release/deps/*-*; do
     case $t in *.d | *.rlib | *.rmeta | *.so) continue ;; esac
     [ -x "$t" ] || continue
-    "$t" --list >/dev/null 2>&1 || continue # benches and binaries do not list tests
+    # Only test harnesses list tests ("name: test"); benches list benchmarks, binaries refuse.
+    "$t" --list 2>/dev/null | grep -q ': test$' || continue
     echo "$t: $(timeout 300 "$t" --test-threads 4 2>&1 | grep -E '^test result|FAILED|panicked' | tr '\n' ' ')"
 done | tee "$out/tests.txt"
