@@ -323,9 +323,17 @@ fn out_index(mode: u32, row: u32, col: u32) -> u32 {
     }
 }
 
-// B at `kp` for the column `c` when `inside` (the element lies within K and N), else 0.
-fn square_b(mode: u32, inside: bool, kp: KPos, c: Column) -> f32 {
-    if inside {
+// A[row, kk] at kk's position `kp`, 0 outside M × K (the tiles' zero fill).
+fn fetch_a(mode: u32, row: u32, kk: u32, kp: KPos, m: u32, k_end: u32) -> f32 {
+    if row < m && kk < k_end {
+        return load_a(mode, row, kk, kp);
+    }
+    return 0.0;
+}
+
+// B[kk, column] at kk's position `kp`, 0 outside K × N (`col_ok`: the column is within N).
+fn fetch_b(mode: u32, kk: u32, kp: KPos, col_ok: bool, c: Column, k_end: u32) -> f32 {
+    if col_ok && kk < k_end {
         return load_b(mode, kp, c);
     }
     return 0.0;
@@ -365,17 +373,13 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     for (var t = k_begin; t < k_end; t += BK) {
         for (var q = 0u; q < 4u; q++) {
             let r = lid / BK + 16u * q;
-            var v = 0.0;
-            if row0 + r < m && ka < k_end {
-                v = load_a(mode, row0 + r, ka, kpa);
-            }
-            a_tile[(lid % BK) * AP4 + r / 4u][r % 4u] = v;
+            a_tile[(lid % BK) * AP4 + r / 4u][r % 4u] = fetch_a(mode, row0 + r, ka, kpa, m, k_end);
         }
         let b_at = lid / BN * 16u + cc / 4u;
-        b_tile[b_at][cc % 4u] = square_b(mode, col_ok && kb < k_end, kpb0, b_column);
-        b_tile[b_at + 64u][cc % 4u] = square_b(mode, col_ok && kb + 4u < k_end, kpb1, b_column);
-        b_tile[b_at + 128u][cc % 4u] = square_b(mode, col_ok && kb + 8u < k_end, kpb2, b_column);
-        b_tile[b_at + 192u][cc % 4u] = square_b(mode, col_ok && kb + 12u < k_end, kpb3, b_column);
+        b_tile[b_at][cc % 4u] = fetch_b(mode, kb, kpb0, col_ok, b_column, k_end);
+        b_tile[b_at + 64u][cc % 4u] = fetch_b(mode, kb + 4u, kpb1, col_ok, b_column, k_end);
+        b_tile[b_at + 128u][cc % 4u] = fetch_b(mode, kb + 8u, kpb2, col_ok, b_column, k_end);
+        b_tile[b_at + 192u][cc % 4u] = fetch_b(mode, kb + 12u, kpb3, col_ok, b_column, k_end);
         ka += BK;
         kpa = k_advance(mode, kpa, step);
         kb += BK;
@@ -454,18 +458,11 @@ fn conv_gemm_narrow(mode: u32, wid: vec3<u32>, lid: u32) {
             let e = lid + 256u * q;
             let r = e % NARROW_BM;
             let kk = e / NARROW_BM;
-            var v = 0.0;
-            if row0 + r < m && t + kk < k {
-                v = load_a(mode, row0 + r, t + kk, k_pos(mode, t + kk));
-            }
-            narrow_a_tile[kk * 8u + r / 4u][r % 4u] = v;
+            narrow_a_tile[kk * 8u + r / 4u][r % 4u] = fetch_a(mode, row0 + r, t + kk, k_pos(mode, t + kk), m, k);
         }
         for (var q = 0u; q < 8u; q++) {
             let kk = lid / NARROW_BN + 2u * q;
-            var v = 0.0;
-            if t + kk < k && col0 + cc < n {
-                v = load_b(mode, k_pos(mode, t + kk), b_column);
-            }
+            let v = fetch_b(mode, t + kk, k_pos(mode, t + kk), col0 + cc < n, b_column, k);
             narrow_b_tile[kk * 32u + cc / 4u][cc % 4u] = v;
         }
         workgroupBarrier();
@@ -495,22 +492,6 @@ const WIDE: u32 = 128u;
 const WIDE_K: u32 = 8u;
 var<workgroup> wide_a: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], rows packed by 4
 var<workgroup> wide_b: array<vec4<f32>, 512>; // [2][WIDE_K][WIDE/4], columns packed by 4
-
-// A[row, kk] at kk's position `kp` (0 outside M × K).
-fn wide_fetch_a(mode: u32, row: u32, kk: u32, kp: KPos, m: u32, k_end: u32) -> f32 {
-    if row < m && kk < k_end {
-        return load_a(mode, row, kk, kp);
-    }
-    return 0.0;
-}
-
-// B[kk, column] at kk's position `kp` (0 outside K × N).
-fn wide_fetch_b(mode: u32, kk: u32, kp: KPos, col_ok: bool, c: Column, k_end: u32) -> f32 {
-    if col_ok && kk < k_end {
-        return load_b(mode, kp, c);
-    }
-    return 0.0;
-}
 
 // Stores element q of the fetched A and B into staging buffer `buf`.
 fn wide_stage(lid: u32, q: u32, buf: u32, va: f32, vb: f32) {
@@ -546,14 +527,14 @@ fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
     var kpb2 = k_pos(mode, kb + 4u);
     var kpb3 = k_pos(mode, kb + 6u);
 
-    wide_stage(lid, 0u, 0u, wide_fetch_a(mode, ar, ka, kpa, m, k_end),
-               wide_fetch_b(mode, kb, kpb0, col_ok, b_column, k_end));
-    wide_stage(lid, 1u, 0u, wide_fetch_a(mode, ar + 32u, ka, kpa, m, k_end),
-               wide_fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end));
-    wide_stage(lid, 2u, 0u, wide_fetch_a(mode, ar + 64u, ka, kpa, m, k_end),
-               wide_fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end));
-    wide_stage(lid, 3u, 0u, wide_fetch_a(mode, ar + 96u, ka, kpa, m, k_end),
-               wide_fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end));
+    wide_stage(lid, 0u, 0u, fetch_a(mode, ar, ka, kpa, m, k_end),
+               fetch_b(mode, kb, kpb0, col_ok, b_column, k_end));
+    wide_stage(lid, 1u, 0u, fetch_a(mode, ar + 32u, ka, kpa, m, k_end),
+               fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end));
+    wide_stage(lid, 2u, 0u, fetch_a(mode, ar + 64u, ka, kpa, m, k_end),
+               fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end));
+    wide_stage(lid, 3u, 0u, fetch_a(mode, ar + 96u, ka, kpa, m, k_end),
+               fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end));
     workgroupBarrier();
 
     var acc0l = vec4<f32>();
@@ -592,14 +573,14 @@ fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
             kpb1 = k_advance(mode, kpb1, step);
             kpb2 = k_advance(mode, kpb2, step);
             kpb3 = k_advance(mode, kpb3, step);
-            na0 = wide_fetch_a(mode, ar, ka, kpa, m, k_end);
-            na1 = wide_fetch_a(mode, ar + 32u, ka, kpa, m, k_end);
-            na2 = wide_fetch_a(mode, ar + 64u, ka, kpa, m, k_end);
-            na3 = wide_fetch_a(mode, ar + 96u, ka, kpa, m, k_end);
-            nb0 = wide_fetch_b(mode, kb, kpb0, col_ok, b_column, k_end);
-            nb1 = wide_fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end);
-            nb2 = wide_fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end);
-            nb3 = wide_fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end);
+            na0 = fetch_a(mode, ar, ka, kpa, m, k_end);
+            na1 = fetch_a(mode, ar + 32u, ka, kpa, m, k_end);
+            na2 = fetch_a(mode, ar + 64u, ka, kpa, m, k_end);
+            na3 = fetch_a(mode, ar + 96u, ka, kpa, m, k_end);
+            nb0 = fetch_b(mode, kb, kpb0, col_ok, b_column, k_end);
+            nb1 = fetch_b(mode, kb + 2u, kpb1, col_ok, b_column, k_end);
+            nb2 = fetch_b(mode, kb + 4u, kpb2, col_ok, b_column, k_end);
+            nb3 = fetch_b(mode, kb + 6u, kpb3, col_ok, b_column, k_end);
         }
         let base = cur * 256u;
         for (var kk = 0u; kk < WIDE_K; kk++) {

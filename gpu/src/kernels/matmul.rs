@@ -209,7 +209,8 @@ pub const SPLIT_K_MIN_SLICE: usize = 256;
 /// How many slices [`matmul`] cuts K into (1: none). Only single products split (a batch
 /// already gives the GPU several), and only while the partials fit one binding.
 pub fn k_slices(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> usize {
-    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    let side = GemmTile::Square64.side();
+    let tiles = m.div_ceil(side) * n.div_ceil(side);
     if batch != 1 || tiles == 0 || tiles >= SPLIT_K_WORKGROUPS {
         return 1;
     }
