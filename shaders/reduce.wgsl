@@ -183,7 +183,9 @@ fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
 
 // flag_non_finite: flags[p.op] becomes nonzero when any of x[0 .. p.reduce) is NaN or ±∞, and
 // is left alone otherwise, so one zeroed flag buffer can collect the checks of many tensors
-// and be read back once (the optimizer's gradient check: one host round trip per step).
+// and be read back once (the optimizer's gradient check: one host round trip per step). The
+// nonzero value is the bits of the f32 1.0, so a flag buffer also reads as a float tensor
+// holding 0 or 1 (which the optimizer's `_unless_flagged` kernels and a loss read-back use).
 // A float is NaN or ±∞ exactly when its exponent bits are all set; the test is on the bits
 // because WGSL has no isnan and a compiler may assume floats are finite. Each invocation
 // checks the elements i ≡ its index (mod the grid's invocations), so any grid size is
@@ -199,6 +201,6 @@ fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         bad = bad || (bitcast<u32>(x[i]) & 0x7f800000u) == 0x7f800000u;
     }
     if bad {
-        atomicOr(&flags[p.op], 1u);
+        atomicOr(&flags[p.op], 0x3f800000u);
     }
 }

@@ -4,7 +4,9 @@
 use crate::common;
 
 use common::*;
-use gpu::kernels::adam::{adam_step, sgd_step, AdamConfig, AdamState, SgdConfig};
+use gpu::kernels::adam::{
+    adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamConfig, AdamState, SgdConfig,
+};
 
 #[test]
 fn adam_and_adamw_follow_pytorch_over_several_steps() {
@@ -91,4 +93,79 @@ fn adam_step_zero_and_aliased_buffers_are_refused() {
     let cfg = AdamConfig { step: 1, ..cfg };
     let err = adam_step(ctx, &cfg, &AdamState { param: &p, grad: &g, m: &m, v: &m }).unwrap_err();
     assert!(err.to_string().contains("also bound"), "{err}");
+}
+
+/// A flag as `flag_non_finite` leaves it: zero, or the bits of the f32 1.0.
+fn flag(ctx: &gpu::Context, set: bool) -> gpu::GpuBuffer {
+    ctx.upload_u32(&[if set { 1.0f32.to_bits() } else { 0 }]).unwrap()
+}
+
+#[test]
+fn adam_unless_flagged_is_adam_when_clear_and_changes_nothing_when_flagged() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for n in [1, 257, 1000] {
+        let cfg = |step| AdamConfig {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            decoupled: true,
+            step,
+        };
+        let (p, m, v) = (rng.signed(n), rng.vec(n, -0.1, 0.1), rng.vec(n, 0.01, 1.0));
+        let state = |ctx: &gpu::Context| (upload(ctx, &p), upload(ctx, &m), upload(ctx, &v));
+        let ((p0, m0, v0), (p1, m1, v1), (p2, m2, v2)) = (state(ctx), state(ctx), state(ctx));
+        let g = upload(ctx, &rng.signed(n));
+        adam_step(ctx, &cfg(3), &AdamState { param: &p0, grad: &g, m: &m0, v: &v0 }).unwrap();
+        let clear = AdamState { param: &p1, grad: &g, m: &m1, v: &v1 };
+        adam_step_unless_flagged(ctx, &cfg(3), &clear, &flag(ctx, false)).unwrap();
+        let flagged = AdamState { param: &p2, grad: &g, m: &m2, v: &v2 };
+        adam_step_unless_flagged(ctx, &cfg(3), &flagged, &flag(ctx, true)).unwrap();
+        for (what, plain, clear, flagged, before) in
+            [("p", &p0, &p1, &p2, &p), ("m", &m0, &m1, &m2, &m), ("v", &v0, &v1, &v2, &v)]
+        {
+            let plain = ctx.read(plain).unwrap();
+            assert_ne!(&plain, before, "n={n}: the plain step must change {what} (seed {})", rng.seed);
+            assert_eq!(ctx.read(clear).unwrap(), plain, "n={n}: {what} with a clear flag (seed {})", rng.seed);
+            assert_eq!(&ctx.read(flagged).unwrap(), before, "n={n}: {what} with a set flag (seed {})", rng.seed);
+        }
+    }
+}
+
+#[test]
+fn sgd_unless_flagged_is_sgd_when_clear_and_changes_nothing_when_flagged() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for n in [1, 257, 1000] {
+        for momentum in [0.0f32, 0.9] {
+            let cfg = SgdConfig {
+                lr: 0.05,
+                momentum,
+                dampening: 0.1,
+                weight_decay: 1e-3,
+                nesterov: false,
+                first_step: false,
+            };
+            let (p, b) = (rng.signed(n), rng.signed(n));
+            let ((p0, b0), (p1, b1), (p2, b2)) = (
+                (upload(ctx, &p), upload(ctx, &b)),
+                (upload(ctx, &p), upload(ctx, &b)),
+                (upload(ctx, &p), upload(ctx, &b)),
+            );
+            let g = upload(ctx, &rng.signed(n));
+            let with = |b| (momentum != 0.0).then_some(b);
+            sgd_step(ctx, &cfg, &p0, &g, with(&b0)).unwrap();
+            sgd_step_unless_flagged(ctx, &cfg, &p1, &g, with(&b1), &flag(ctx, false)).unwrap();
+            sgd_step_unless_flagged(ctx, &cfg, &p2, &g, with(&b2), &flag(ctx, true)).unwrap();
+            let what = format!("n={n} momentum={momentum} (seed {})", rng.seed);
+            let plain = ctx.read(&p0).unwrap();
+            assert_ne!(plain, p, "the plain step must change p, {what}");
+            assert_eq!(ctx.read(&p1).unwrap(), plain, "p with a clear flag, {what}");
+            assert_eq!(ctx.read(&p2).unwrap(), p, "p with a set flag, {what}");
+            assert_eq!(ctx.read(&b1).unwrap(), ctx.read(&b0).unwrap(), "buffer with a clear flag, {what}");
+            assert_eq!(ctx.read(&b2).unwrap(), b, "buffer with a set flag, {what}");
+        }
+    }
 }

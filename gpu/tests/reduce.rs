@@ -135,7 +135,8 @@ fn flag_non_finite_sets_exactly_the_slots_of_buffers_holding_nan_or_infinity() {
             }
         }
     }
-    // Flags start at 0 or 2: a flagged slot gains bit 0, an unflagged one keeps its value.
+    // Flags start at 0 or 2: a flagged slot gains the bits of the f32 1.0 (so a fresh flag reads
+    // as the float 1), an unflagged one keeps its value.
     let start: Vec<u32> = (0..cases.len()).map(|i| 2 * (i % 2) as u32).collect();
     let flags = ctx.upload_u32(&start).unwrap();
     let buffers: Vec<gpu::GpuBuffer> = cases.iter().map(|(v, _)| upload(ctx, v)).collect();
@@ -144,7 +145,7 @@ fn flag_non_finite_sets_exactly_the_slots_of_buffers_holding_nan_or_infinity() {
     }
     let got = ctx.read_u32(&flags).unwrap();
     for (slot, ((v, bad), (&g, &s))) in cases.iter().zip(got.iter().zip(&start)).enumerate() {
-        let want = if *bad { s | 1 } else { s };
+        let want = if *bad { s | 1.0f32.to_bits() } else { s };
         assert_eq!(g, want, "slot {slot}: {} elements, flagged expected {bad}, seed {}", v.len(), rng.seed);
     }
 }

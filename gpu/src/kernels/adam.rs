@@ -1,5 +1,7 @@
 //! Optimiser launchers (`shaders/adam.wgsl`): one fused in-place Adam/AdamW step, and SGD
-//! with momentum.
+//! with momentum; each optionally skipped on the device when a flag is set (`unless_flagged`:
+//! a one-element buffer as [`crate::kernels::reduce::flag_non_finite`] leaves it), so that a
+//! training step need not read its finiteness check back before recording its update.
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -13,6 +15,12 @@ pub static SHADER: Shader = Shader { name: "adam.wgsl", source: include_str!("..
 pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3, constant: None };
 /// SGD step with momentum: reads grad; updates param and the momentum buffer in place.
 pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2, constant: None };
+/// [`ADAM`] that changes nothing when its flag (the second input, one element) is nonzero.
+pub static ADAM_UNLESS_FLAGGED: KernelDef =
+    KernelDef { shader: &SHADER, entry: "adam_unless_flagged", inputs: 2, outputs: 3, constant: None };
+/// [`SGD`] that changes nothing when its flag (the second input, one element) is nonzero.
+pub static SGD_UNLESS_FLAGGED: KernelDef =
+    KernelDef { shader: &SHADER, entry: "sgd_unless_flagged", inputs: 2, outputs: 2, constant: None };
 
 /// Mirrors `struct AdamParams` in adam.wgsl.
 #[repr(C)]
@@ -97,6 +105,16 @@ pub struct AdamState<'a> {
 /// One Adam/AdamW step over `param.len()` elements, updating param, m and v in place.
 // param, grad, m, v: [n]
 pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
+    adam_launch(ctx, cfg, s, None)
+}
+
+/// [`adam_step`], taking effect only if `flag[0]` is zero when the launch runs.
+// param, grad, m, v: [n]; flag: [≥ 1] (u32 bits; nonzero: skip)
+pub fn adam_step_unless_flagged(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: &GpuBuffer) -> Result<()> {
+    adam_launch(ctx, cfg, s, Some(flag))
+}
+
+fn adam_launch(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: Option<&GpuBuffer>) -> Result<()> {
     const K: &str = "adam";
     if cfg.step == 0 {
         return Err(invalid(K, "step counts from 1 (bias correction 1 − β^0 would be 0)"));
@@ -105,12 +123,15 @@ pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
     need(K, "grad", s.grad, n)?;
     need(K, "m", s.m, n)?;
     need(K, "v", s.v, n)?;
+    if let Some(flag) = flag {
+        need(K, "flag", flag, 1)?;
+    }
     if n > window_len(ctx) {
         // The update is element-wise: a parameter larger than one binding goes a window at a time.
         for (start, len) in windows(ctx, n) {
             let [param, grad, m, v] = [s.param, s.grad, s.m, s.v].map(|b| ctx.window(b, start, len));
             let (param, grad, m, v) = (param?, grad?, m?, v?);
-            adam_step(ctx, cfg, &AdamState { param: &param, grad: &grad, m: &m, v: &v })?;
+            adam_launch(ctx, cfg, &AdamState { param: &param, grad: &grad, m: &m, v: &v }, flag)?;
         }
         return Ok(());
     }
@@ -128,7 +149,10 @@ pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
         _pad: [0; 3],
     };
     let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
-    ctx.dispatch(&ADAM, &p, &[s.grad], &[s.param, s.m, s.v], grid)
+    match flag {
+        None => ctx.dispatch(&ADAM, &p, &[s.grad], &[s.param, s.m, s.v], grid),
+        Some(flag) => ctx.dispatch(&ADAM_UNLESS_FLAGGED, &p, &[s.grad, flag], &[s.param, s.m, s.v], grid),
+    }
 }
 
 /// Hyper-parameters of one SGD step (PyTorch's torch.optim.SGD).
@@ -158,18 +182,45 @@ pub fn sgd_step(
     grad: &GpuBuffer,
     buf: Option<&GpuBuffer>,
 ) -> Result<()> {
+    sgd_launch(ctx, cfg, param, grad, buf, None)
+}
+
+/// [`sgd_step`], taking effect only if `flag[0]` is zero when the launch runs.
+// param, grad, buf: [n]; flag: [≥ 1] (u32 bits; nonzero: skip)
+pub fn sgd_step_unless_flagged(
+    ctx: &Context,
+    cfg: &SgdConfig,
+    param: &GpuBuffer,
+    grad: &GpuBuffer,
+    buf: Option<&GpuBuffer>,
+    flag: &GpuBuffer,
+) -> Result<()> {
+    sgd_launch(ctx, cfg, param, grad, buf, Some(flag))
+}
+
+fn sgd_launch(
+    ctx: &Context,
+    cfg: &SgdConfig,
+    param: &GpuBuffer,
+    grad: &GpuBuffer,
+    buf: Option<&GpuBuffer>,
+    flag: Option<&GpuBuffer>,
+) -> Result<()> {
     const K: &str = "sgd";
     let n = param.len();
     need(K, "grad", grad, n)?;
     if let Some(b) = buf {
         need(K, "momentum buffer", b, n)?;
     }
+    if let Some(flag) = flag {
+        need(K, "flag", flag, 1)?;
+    }
     if n > window_len(ctx) {
         // Element-wise, like Adam: a window at a time.
         for (start, len) in windows(ctx, n) {
             let (p, g) = (ctx.window(param, start, len)?, ctx.window(grad, start, len)?);
             let b = buf.map(|b| ctx.window(b, start, len)).transpose()?;
-            sgd_step(ctx, cfg, &p, &g, b.as_deref())?;
+            sgd_launch(ctx, cfg, &p, &g, b.as_deref(), flag)?;
         }
         return Ok(());
     }
@@ -197,7 +248,10 @@ pub fn sgd_step(
         _pad: 0,
     };
     let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
-    ctx.dispatch(&SGD, &p, &[grad], &[param, buf], grid)
+    match flag {
+        None => ctx.dispatch(&SGD, &p, &[grad], &[param, buf], grid),
+        Some(flag) => ctx.dispatch(&SGD_UNLESS_FLAGGED, &p, &[grad, flag], &[param, buf], grid),
+    }
 }
 
 #[cfg(test)]

@@ -113,7 +113,8 @@ const PER_INVOCATION: u64 = 16;
 
 /// Makes `flags[index]` nonzero when any of the first `len` elements of `x` is NaN or ±∞, and
 /// leaves it as it was otherwise: zero a flag buffer once ([`Context::zeros`]), flag each
-/// buffer into its own slot, and read the flags back once ([`Context::read_u32`]).
+/// buffer into its own slot, and read the flags back once ([`Context::read_u32`]). The bits
+/// set are those of the f32 1.0, so a zeroed flag, once set, also reads as the float 1.0.
 // x: [len] → flags: [≥ index + 1] (u32)
 pub fn flag_non_finite(ctx: &Context, x: &GpuBuffer, len: usize, flags: &GpuBuffer, index: usize) -> Result<()> {
     const K: &str = "flag_non_finite";
