@@ -1,7 +1,8 @@
 //! Optimizer updates on the GPU against the CPU kernels: tensor's in-place `adam_update`
 //! (Adam and AdamW, several steps) and `sgd_update` (plain, momentum, nesterov, weight
 //! decay), run in place on the parameter's buffer with copy-on-write for shared storage,
-//! and nn's Adam / SGD optimizers stepping GPU parameters.
+//! and nn's Adam / SGD optimizers stepping GPU parameters; the non-finite flag and the
+//! updates it guards.
 
 use crate::common;
 
@@ -9,7 +10,10 @@ use autograd::Var;
 use common::parity::*;
 use common::rng;
 use nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use tensor::ops::optim::{adam_update, sgd_update, AdamHyper, SgdHyper};
+use tensor::ops::optim::{
+    adam_update, adam_update_unless_flagged, sgd_update, sgd_update_unless_flagged, AdamHyper, SgdHyper,
+};
+use tensor::ops::reduce::non_finite_flag;
 use tensor::{Device, Tensor};
 
 #[test]
@@ -180,4 +184,65 @@ fn packed_whole_is_none_for_anything_but_one_whole_pack() {
     }
     let err = pack(&[&cpu[0]]).unwrap_err().to_string();
     assert!(err.contains("GPU tensors"), "{err}");
+}
+
+#[test]
+fn non_finite_flag_matches_cpu_for_clean_and_poisoned_tensors() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let (a, b) = (signed(&[3, 257], &mut r), signed(&[1031], &mut r));
+    for bad in [None, Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY)] {
+        let mut v = b.to_vec_f64().unwrap();
+        if let Some(x) = bad {
+            v[700] = x;
+        }
+        let b = Tensor::from_vec(v, &[1031]).unwrap().to_dtype(a.dtype()).unwrap();
+        let want = non_finite_flag(&[&a, &b]).unwrap();
+        let got = non_finite_flag(&[&up(&a, &gpu), &up(&b, &gpu)]).unwrap();
+        assert!(got.is_gpu() && got.shape() == [1]);
+        assert_eq!(got.to_vec_f64().unwrap(), want.to_vec_f64().unwrap(), "{bad:?}");
+        assert_eq!(want.to_vec_f64().unwrap(), [if bad.is_some() { 1.0 } else { 0.0 }], "{bad:?}");
+    }
+}
+
+#[test]
+fn updates_unless_flagged_match_cpu_and_change_nothing_when_the_gradient_is_not_finite() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let shape = [5, 67];
+    for poisoned in [false, true] {
+        let p = signed(&shape, &mut r);
+        let mut gv = signed(&shape, &mut r).to_vec_f64().unwrap();
+        if poisoned {
+            gv[100] = f64::NAN;
+        }
+        let g = Tensor::from_vec(gv, &shape).unwrap().to_dtype(p.dtype()).unwrap();
+        let (gg, pg0) = (up(&g, &gpu), up(&p, &gpu));
+        let m0 = signed(&shape, &mut r).mul_scalar(0.1).unwrap();
+        let h = AdamHyper { lr: 0.01, step: 2, ..AdamHyper::default() };
+        let (mut pc, mut mc, mut vc) = (p.clone(), m0.clone(), m0.abs().unwrap());
+        let (mut pg, mut mg, mut vg) = (pg0.clone(), up(&mc, &gpu), up(&vc, &gpu));
+        adam_update_unless_flagged(&mut pc, &g, &mut mc, &mut vc, &h, &non_finite_flag(&[&g]).unwrap()).unwrap();
+        adam_update_unless_flagged(&mut pg, &gg, &mut mg, &mut vg, &h, &non_finite_flag(&[&gg]).unwrap()).unwrap();
+        let what = if poisoned { "a NaN gradient" } else { "a finite gradient" };
+        assert_close(&format!("Adam, {what}: param"), &pg, &pc, None);
+        assert_close(&format!("Adam, {what}: exp_avg"), &mg, &mc, None);
+        assert_close(&format!("Adam, {what}: exp_avg_sq"), &vg, &vc, Some(&tensor_scale(&vc)));
+        assert_eq!(pc.to_vec_f64().unwrap() == p.to_vec_f64().unwrap(), poisoned, "Adam, {what}: changed?");
+        let sh = SgdHyper {
+            lr: 0.05,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 1e-3,
+            nesterov: false,
+            first_step: false,
+        };
+        let (mut pc, mut bc) = (p.clone(), m0.clone());
+        let (mut pg, mut bg) = (pg0.clone(), up(&m0, &gpu));
+        sgd_update_unless_flagged(&mut pc, &g, Some(&mut bc), &sh, &non_finite_flag(&[&g]).unwrap()).unwrap();
+        sgd_update_unless_flagged(&mut pg, &gg, Some(&mut bg), &sh, &non_finite_flag(&[&gg]).unwrap()).unwrap();
+        assert_close(&format!("SGD, {what}: param"), &pg, &pc, None);
+        assert_close(&format!("SGD, {what}: momentum"), &bg, &bc, None);
+        assert_eq!(pc.to_vec_f64().unwrap() == p.to_vec_f64().unwrap(), poisoned, "SGD, {what}: changed?");
+    }
 }

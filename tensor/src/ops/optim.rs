@@ -3,10 +3,16 @@
 //! and device, then runs ONE fused kernel per parameter: `cpu::optim` on the CPU, the
 //! in-place `adam.wgsl` kernels on the GPU (on the parameter's own buffer, copied first only
 //! when another tensor shares it, as on the CPU).
+//!
+//! The `_unless_flagged` forms take a one-element flag ([`crate::ops::reduce::non_finite_flag`])
+//! and change nothing when it is nonzero. On the GPU the kernel reads the flag, so a training
+//! step records its update without waiting for its finiteness check to come back to the host.
 
 use std::sync::Arc;
 
-use gpu::kernels::adam::{adam_step, sgd_step, AdamConfig, AdamState, SgdConfig};
+use gpu::kernels::adam::{
+    adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamConfig, AdamState, SgdConfig,
+};
 
 use crate::cpu::optim as kernel;
 pub use crate::cpu::optim::{AdamHyper, SgdHyper};
@@ -40,6 +46,47 @@ fn check_like_param(op: &'static str, param: &Tensor, others: &[(&str, &Tensor)]
 /// updated from `grad`. All four tensors have the same shape and dtype; `h.step` ≥ 1.
 // param, grad, m, v: any shape, all equal
 pub fn adam_update(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
+    adam_update_with(param, grad, m, v, h, None)
+}
+
+/// [`adam_update`], taking effect only if `flag` (one element, on the parameter's device)
+/// is zero.
+// param, grad, m, v: any shape, all equal; flag: [1]
+pub fn adam_update_unless_flagged(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    h: &AdamHyper,
+    flag: &Tensor,
+) -> Result<()> {
+    adam_update_with(param, grad, m, v, h, Some(flag))
+}
+
+/// Errors unless `flag` is one element of the parameter's dtype on its device; whether it is
+/// set, read on the CPU (on the GPU the kernel reads it).
+fn flag_is_set(op: &'static str, param: &Tensor, flag: &Tensor) -> Result<bool> {
+    if flag.numel() != 1 {
+        return shape_err(op, format!("the flag has shape {:?}; it must hold one element", flag.shape()));
+    }
+    if flag.dtype() != param.dtype() {
+        return Err(TensorError::DType { op, expected: param.dtype(), got: flag.dtype() });
+    }
+    same_device(op, &[param.device(), flag.device()])?;
+    match flag.storage() {
+        Storage::Cpu(_) => Ok(flag.to_vec_f64()?[0] != 0.0),
+        Storage::Gpu(_) => Ok(false),
+    }
+}
+
+fn adam_update_with(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    h: &AdamHyper,
+    flag: Option<&Tensor>,
+) -> Result<()> {
     let _profile = profile::scope(OpFamily::Optimizer, "adam_update", param);
     fn run<T: Float>(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
         let g = grad.contiguous()?;
@@ -57,17 +104,29 @@ pub fn adam_update(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Te
     if h.step == 0 {
         return invalid(op, "step counts from 1 (the bias corrections 1 − βᵗ are 0 at t = 0)");
     }
+    if let Some(flag) = flag {
+        if flag_is_set(op, param, flag)? {
+            return Ok(());
+        }
+    }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
             DType::F32 => run::<f32>(param, grad, m, v, h),
             DType::F64 => run::<f64>(param, grad, m, v, h),
         },
-        Storage::Gpu(_) => adam_update_gpu(param, grad, m, v, h),
+        Storage::Gpu(_) => adam_update_gpu(param, grad, m, v, h, flag),
     }
 }
 
-// param, grad, m, v: [n] on one GPU; param, m, v updated in place
-fn adam_update_gpu(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamHyper) -> Result<()> {
+// param, grad, m, v: [n] on one GPU; param, m, v updated in place; flag: [1]
+fn adam_update_gpu(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    h: &AdamHyper,
+    flag: Option<&Tensor>,
+) -> Result<()> {
     const OP: &str = "adam_update";
     let g = grad.gpu_dense(OP)?;
     let ctx = Arc::clone(param.gpu_storage(OP)?.context());
@@ -86,13 +145,40 @@ fn adam_update_gpu(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Te
     };
     let state =
         AdamState { param: param.gpu_buffer(OP)?, grad: g.gpu_buffer(OP)?, m: m.gpu_buffer(OP)?, v: v.gpu_buffer(OP)? };
-    adam_step(&ctx, &cfg, &state).map_err(gpu_err(OP))
+    match flag {
+        None => adam_step(&ctx, &cfg, &state),
+        Some(flag) => adam_step_unless_flagged(&ctx, &cfg, &state, flag.gpu_dense(OP)?.gpu_buffer(OP)?),
+    }
+    .map_err(gpu_err(OP))
 }
 
 /// One SGD step, in place. `momentum_buffer` must be given (shaped like `param`) when
 /// `h.momentum` ≠ 0 and is updated; plain SGD passes `None`.
 // param, grad, momentum_buffer: any shape, all equal
 pub fn sgd_update(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
+    sgd_update_with(param, grad, momentum_buffer, h, None)
+}
+
+/// [`sgd_update`], taking effect only if `flag` (one element, on the parameter's device) is
+/// zero.
+// param, grad, momentum_buffer: any shape, all equal; flag: [1]
+pub fn sgd_update_unless_flagged(
+    param: &mut Tensor,
+    grad: &Tensor,
+    momentum_buffer: Option<&mut Tensor>,
+    h: &SgdHyper,
+    flag: &Tensor,
+) -> Result<()> {
+    sgd_update_with(param, grad, momentum_buffer, h, Some(flag))
+}
+
+fn sgd_update_with(
+    param: &mut Tensor,
+    grad: &Tensor,
+    momentum_buffer: Option<&mut Tensor>,
+    h: &SgdHyper,
+    flag: Option<&Tensor>,
+) -> Result<()> {
     let _profile = profile::scope(OpFamily::Optimizer, "sgd_update", param);
     fn run<T: Float>(param: &mut Tensor, grad: &Tensor, buf: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
         let g = grad.contiguous()?;
@@ -111,17 +197,28 @@ pub fn sgd_update(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mu
     if h.momentum != 0.0 && momentum_buffer.is_none() {
         return invalid(op, format!("momentum {} needs a momentum buffer", h.momentum));
     }
+    if let Some(flag) = flag {
+        if flag_is_set(op, param, flag)? {
+            return Ok(());
+        }
+    }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
             DType::F32 => run::<f32>(param, grad, momentum_buffer, h),
             DType::F64 => run::<f64>(param, grad, momentum_buffer, h),
         },
-        Storage::Gpu(_) => sgd_update_gpu(param, grad, momentum_buffer, h),
+        Storage::Gpu(_) => sgd_update_gpu(param, grad, momentum_buffer, h, flag),
     }
 }
 
-// param, grad, momentum_buffer: [n] on one GPU; param and the buffer updated in place
-fn sgd_update_gpu(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mut Tensor>, h: &SgdHyper) -> Result<()> {
+// param, grad, momentum_buffer: [n] on one GPU; param and the buffer updated in place; flag: [1]
+fn sgd_update_gpu(
+    param: &mut Tensor,
+    grad: &Tensor,
+    momentum_buffer: Option<&mut Tensor>,
+    h: &SgdHyper,
+    flag: Option<&Tensor>,
+) -> Result<()> {
     const OP: &str = "sgd_update";
     let g = grad.gpu_dense(OP)?;
     let ctx = Arc::clone(param.gpu_storage(OP)?.context());
@@ -142,7 +239,12 @@ fn sgd_update_gpu(param: &mut Tensor, grad: &Tensor, momentum_buffer: Option<&mu
         first_step: h.first_step,
     };
     let buf = buf.map(|b| b.gpu_buffer(OP)).transpose()?;
-    sgd_step(&ctx, &cfg, param.gpu_buffer(OP)?, g.gpu_buffer(OP)?, buf).map_err(gpu_err(OP))
+    let (param, g) = (param.gpu_buffer(OP)?, g.gpu_buffer(OP)?);
+    match flag {
+        None => sgd_step(&ctx, &cfg, param, g, buf),
+        Some(flag) => sgd_step_unless_flagged(&ctx, &cfg, param, g, buf, flag.gpu_dense(OP)?.gpu_buffer(OP)?),
+    }
+    .map_err(gpu_err(OP))
 }
 
 #[cfg(test)]

@@ -287,6 +287,33 @@ pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
     Ok(finite)
 }
 
+/// A one-element tensor on the tensors' device, in the first one's dtype: 1 when an element
+/// of any of them is NaN or ±∞, else 0. On the GPU it is computed there and not read back, so
+/// the caller may pass it on to a kernel that depends on it (the optimizers'
+/// `_unless_flagged` updates) and read it later with whatever else it reads.
+// tensors: any shapes, one device → [1]
+pub fn non_finite_flag(tensors: &[&Tensor]) -> Result<Tensor> {
+    const OP: &str = "non_finite_flag";
+    let Some(first) = tensors.first() else {
+        return Err(TensorError::Invalid { op: OP, msg: "no tensors to check".into() });
+    };
+    let _profile = profile::scope(OpFamily::Reduce, OP, first);
+    crate::device::same_device(OP, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
+    let Storage::Gpu(g) = first.storage() else {
+        let finite = all_finite_each(tensors)?.iter().all(|&f| f);
+        return Tensor::from_vec(vec![if finite { 0.0 } else { 1.0 }], &[1])?.to_dtype(first.dtype());
+    };
+    let ctx = Arc::clone(g.context());
+    let flag = ctx.zeros(1).map_err(gpu_err(OP))?;
+    for t in tensors {
+        let x = t.contiguous()?;
+        if let Storage::Gpu(g) = x.storage() {
+            gpu_kernel::flag_non_finite(&ctx, g.buffer(), x.numel(), &flag, 0).map_err(gpu_err(OP))?;
+        }
+    }
+    Ok(Tensor::from_gpu(flag, ctx, &[1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
