@@ -382,3 +382,108 @@ fn parameters_on_different_gpus_each_step_on_their_own() {
         assert_close(&p.value().to_vec_f64().unwrap(), &q.value().to_vec_f64().unwrap(), 1e-6);
     }
 }
+
+/// Adam and SGD with momentum: both keep state that a vetoed step must leave as it was.
+fn stateful_optimizers() -> [fn(Vec<(String, Var)>) -> Box<dyn Optimizer>; 2] {
+    [
+        |p| Box::new(Adam::new(p, AdamConfig::new(0.05)).unwrap()),
+        |p| Box::new(Sgd::new(p, SgdConfig::new(0.1).momentum(0.9)).unwrap()),
+    ]
+}
+
+/// Whether a flag from `step_unless_non_finite` is set.
+fn is_set(flag: &Tensor) -> bool {
+    flag.to_vec_f64().unwrap() != [0.0]
+}
+
+/// A first step vetoed (a NaN in p1's gradient, then a NaN in `also`) changes no parameter and
+/// leaves the optimizer as a fresh one: the good steps after it match a fresh optimizer's.
+fn vetoed_steps_leave_the_optimizer_as_it_was_on(device: &tensor::Device) {
+    for make in stateful_optimizers() {
+        let (params, fresh_params) = (random_params(device, 5), random_params(device, 5));
+        let (mut opt, mut fresh) = (make(params.clone()), make(fresh_params.clone()));
+        let before = values(&params);
+        set_random_grads(&params, 0);
+        let g = params[1].1.grad().unwrap().to_vec_f64().unwrap();
+        let poisoned = g.iter().enumerate().map(|(i, &x)| if i == 4 { f64::NAN } else { x }).collect();
+        let poisoned = Tensor::from_vec(poisoned, &params[1].1.shape()).unwrap().to_dtype(DType::F32).unwrap();
+        params[1].1.set_grad(Some(poisoned.to_device(device).unwrap()));
+        // On the CPU the check is made at once; on a GPU it comes with the flag.
+        let err = match opt.step_unless_non_finite(&[]) {
+            Ok(flag) => {
+                assert!(device.is_gpu() && is_set(&flag), "a NaN gradient must set the flag");
+                opt.settle_step(true).unwrap_err()
+            }
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("p1"), "{err}");
+        assert_eq!(values(&params), before, "a NaN gradient changed a parameter");
+        assert!(opt.state_tensors().is_empty(), "a vetoed first step left state");
+        set_random_grads(&params, 0);
+        let nan = Tensor::from_vec(vec![f64::NAN], &[1]).unwrap().to_dtype(DType::F32).unwrap();
+        let flag = opt.step_unless_non_finite(&[&nan.to_device(device).unwrap()]).unwrap();
+        assert!(is_set(&flag), "a NaN in `also` must set the flag");
+        opt.settle_step(true).expect("finite gradients: nothing to name");
+        assert_eq!(values(&params), before, "a NaN loss changed a parameter");
+        assert!(opt.state_tensors().is_empty(), "a vetoed first step left state");
+        for step in 0..2 {
+            set_random_grads(&params, step);
+            set_random_grads(&fresh_params, step);
+            opt.step().unwrap();
+            fresh.step().unwrap();
+        }
+        assert_eq!(values(&params), values(&fresh_params), "after vetoed steps, on {device:?}");
+    }
+}
+
+#[test]
+fn vetoed_steps_leave_the_optimizer_as_it_was() {
+    vetoed_steps_leave_the_optimizer_as_it_was_on(&tensor::Device::Cpu);
+}
+
+#[test]
+fn vetoed_steps_on_the_gpu_leave_the_optimizer_as_it_was() {
+    let Some(gpu) = own_gpu() else { return };
+    vetoed_steps_leave_the_optimizer_as_it_was_on(&gpu);
+}
+
+#[test]
+fn a_vetoed_later_step_keeps_the_step_count_and_the_moments() {
+    let Some(gpu) = own_gpu() else { return };
+    for make in stateful_optimizers() {
+        let (params, twin) = (random_params(&gpu, 6), random_params(&gpu, 6));
+        let (mut opt, mut reference) = (make(params.clone()), make(twin.clone()));
+        set_random_grads(&params, 0);
+        set_random_grads(&twin, 0);
+        opt.step().unwrap();
+        reference.step().unwrap();
+        let nan =
+            Tensor::from_vec(vec![f64::NAN], &[1]).unwrap().to_dtype(DType::F32).unwrap().to_device(&gpu).unwrap();
+        set_random_grads(&params, 1);
+        let flag = opt.step_unless_non_finite(&[&nan]).unwrap();
+        opt.settle_step(is_set(&flag)).unwrap();
+        set_random_grads(&params, 1);
+        set_random_grads(&twin, 1);
+        opt.step().unwrap();
+        reference.step().unwrap();
+        assert_eq!(values(&params), values(&twin));
+        let state = |o: &dyn Optimizer| -> Vec<Vec<f32>> {
+            o.state_tensors().iter().map(|s| s.value.to_vec_f32().unwrap()).collect()
+        };
+        assert_eq!(state(opt.as_ref()), state(reference.as_ref()), "state after a vetoed second step");
+    }
+}
+
+#[test]
+fn a_step_before_the_last_one_is_settled_is_refused() {
+    for make in stateful_optimizers() {
+        let params = random_params(&tensor::Device::Cpu, 8);
+        let mut opt = make(params.clone());
+        set_random_grads(&params, 0);
+        let flag = opt.step_unless_non_finite(&[]).unwrap();
+        let err = opt.step().unwrap_err().to_string();
+        assert!(err.contains("settle_step"), "{err}");
+        opt.settle_step(is_set(&flag)).unwrap();
+        opt.step().unwrap();
+    }
+}

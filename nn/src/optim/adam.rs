@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use autograd::Var;
-use tensor::ops::optim::{adam_update, AdamHyper};
+use tensor::ops::optim::{adam_update, adam_update_unless_flagged, AdamHyper};
 use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_gradients_finite, count_tensor, count_value, index_by_name, non_negative, packed_state, packed_step,
-    parse_state_name, state_like_param, Optimizer, OptimizerStateTensor,
+    check_on_host, count_tensor, count_value, host_flag, index_by_name, non_negative, packed_state, packed_step,
+    parse_state_name, settled, state_like_param, unsettled_err, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -89,6 +89,8 @@ pub struct Adam {
     /// AdamW when true.
     decoupled_weight_decay: bool,
     state: Vec<Option<AdamState>>,
+    /// The last step, while its flag is unread ([`Optimizer::step_unless_non_finite`]).
+    unsettled: Option<Unsettled>,
 }
 
 impl Adam {
@@ -110,7 +112,7 @@ impl Adam {
             return config_err("Adam", format!("need lr, eps, weight decay ≥ 0 and betas in [0, 1), got {c:?}"));
         }
         let n = params.len();
-        Ok(Adam { params, config, decoupled_weight_decay, state: vec![None; n] })
+        Ok(Adam { params, config, decoupled_weight_decay, state: vec![None; n], unsettled: None })
     }
 
     /// True for AdamW (decoupled weight decay).
@@ -132,17 +134,18 @@ impl Adam {
         }
     }
 
-    /// The whole step as one launch over packed buffers ([`super::packed_step`]), when every
-    /// parameter is on the GPU with a gradient and all have taken the same number of steps
-    /// (their bias corrections are then one value). Returns false, having changed nothing,
+    /// The whole step as one launch over packed buffers ([`super::packed_step`]), guarded by
+    /// the device's finiteness flag, when every parameter is on the GPU with a gradient and
+    /// all have taken the same number of steps (their bias corrections are then one value).
+    /// Returns the flag and whether this was the first step, or `None`, having changed nothing,
     /// when that is not the case.
-    fn step_packed(&mut self) -> Result<bool> {
+    fn step_packed(&mut self, also: &[&Tensor]) -> Result<Option<(Tensor, bool)>> {
         let mut steps = self.state.iter().map(|s| s.as_ref().map(|s| s.step));
         let first = steps.next().flatten();
         if !steps.all(|s| s == first) {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some(mut packed) = packed_step(&self.params)? else { return Ok(false) };
+        let Some(mut packed) = packed_step(&self.params, also)? else { return Ok(None) };
         if first.is_none() {
             let values: Vec<&Tensor> = packed.values.iter().collect();
             let (m, v) = (zeros_packed_like(&values)?, zeros_packed_like(&values)?);
@@ -161,17 +164,32 @@ impl Adam {
         let mut m_whole = packed_state(&mut m)?;
         let mut v_whole = packed_state(&mut v)?;
         let h = self.hyper(first.unwrap_or(0) + 1);
-        adam_update(&mut packed.params, &packed.grads, &mut m_whole, &mut v_whole, &h)?;
-        Ok(true)
+        adam_update_unless_flagged(
+            &mut packed.params,
+            &packed.grads,
+            &mut m_whole,
+            &mut v_whole,
+            &h,
+            &packed.non_finite,
+        )?;
+        Ok(Some((packed.non_finite, first.is_none())))
     }
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self) -> Result<()> {
-        if self.step_packed()? {
-            return Ok(());
+    fn step_unless_non_finite(&mut self, also: &[&Tensor]) -> Result<Tensor> {
+        if self.unsettled.is_some() {
+            return unsettled_err("Adam");
         }
-        check_gradients_finite(&self.params)?;
+        if let Some((flag, first)) = self.step_packed(also)? {
+            self.unsettled = Some(Unsettled::Guarded { first });
+            return Ok(flag);
+        }
+        let also_non_finite = check_on_host(&self.params, also)?;
+        self.unsettled = Some(Unsettled::CheckedOnHost);
+        if also_non_finite {
+            return host_flag(true);
+        }
         let hyper = self.hyper(0);
         for ((_, p), state) in self.params.iter().zip(self.state.iter_mut()) {
             if !p.requires_grad() {
@@ -187,7 +205,24 @@ impl Optimizer for Adam {
             let h = AdamHyper { step: s.step, ..hyper };
             p.update_value(|v| adam_update(v, &g, &mut s.exp_avg, &mut s.exp_avg_sq, &h))?;
         }
-        Ok(())
+        host_flag(false)
+    }
+
+    fn settle_step(&mut self, non_finite: bool) -> Result<()> {
+        let unsettled = self.unsettled.take();
+        if non_finite && matches!(unsettled, Some(Unsettled::Guarded { .. })) {
+            // The update was vetoed on the device: the moments are as they were, so only the
+            // step counts go back (a state whose count returns to 0 was made for this step).
+            for state in &mut self.state {
+                if let Some(s) = state {
+                    s.step -= 1;
+                    if s.step == 0 {
+                        *state = None;
+                    }
+                }
+            }
+        }
+        settled(&self.params, non_finite)
     }
 
     fn learning_rate(&self) -> f64 {

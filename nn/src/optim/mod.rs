@@ -8,6 +8,14 @@
 //! (`tensor::ops::packed`) and the whole step is one launch (`packed_step`). Its state
 //! (step counts, moment or momentum buffers) is exported and imported by parameter name for
 //! training checkpoints.
+//!
+//! A gradient holding a NaN or an infinity must change nothing (the model keeps its last good
+//! values and the error names the parameter). Waiting for that check on the host would stall a
+//! GPU step twice (the device drains, then idles while the host records what comes next), so
+//! on the GPU the check stays there: [`Optimizer::step_unless_non_finite`] computes a flag on
+//! the device and records an update that the flag can veto, and the caller reads the flag
+//! when it reads anything else (a training step: with its loss) and hands its value to
+//! [`Optimizer::settle_step`]. [`Optimizer::step`] does both at once.
 
 pub mod adam;
 pub mod early_stopping;
@@ -24,7 +32,7 @@ use std::collections::BTreeMap;
 use autograd::Var;
 use tensor::{DType, Tensor};
 
-use crate::error::{Error, Result, ShapeMismatch, StateMismatch};
+use crate::error::{config_err, Error, Result, ShapeMismatch, StateMismatch};
 use crate::module::BufferKind;
 
 /// One tensor of optimizer state, named `<kind>.<parameter name>` (`exp_avg.fc.weight`).
@@ -40,8 +48,29 @@ pub struct OptimizerStateTensor {
 
 /// What every optimizer offers a training loop and a checkpoint.
 pub trait Optimizer {
-    /// Updates every parameter that requires a gradient and has one; others are skipped.
-    fn step(&mut self) -> Result<()>;
+    /// Updates every parameter that requires a gradient and has one; others are skipped. A
+    /// gradient holding a NaN or an infinity changes nothing and is an error naming the first
+    /// such parameter. On a GPU this waits for the device (one read-back).
+    fn step(&mut self) -> Result<()> {
+        let flag = self.step_unless_non_finite(&[])?;
+        let non_finite = flag.to_vec_f64()?.first().is_some_and(|&f| f != 0.0);
+        self.settle_step(non_finite)
+    }
+
+    /// [`Optimizer::step`] without the wait: records the update so that it takes effect only if
+    /// every gradient and every tensor of `also` (say, the loss) is finite, and returns the
+    /// flag that decides it, unread: `[1]`, 1 when something was not finite. The caller reads
+    /// it and passes its value to [`Optimizer::settle_step`] before the next step. (On the CPU,
+    /// or when the parameters are not all on one GPU, the check is made here and a
+    /// non-finite gradient is an error at once.)
+    fn step_unless_non_finite(&mut self, also: &[&Tensor]) -> Result<Tensor>;
+
+    /// Settles the last [`Optimizer::step_unless_non_finite`], given whether its flag was set.
+    /// A set flag means the update changed no parameter and no moment; this undoes the
+    /// step's bookkeeping (step counts, buffers made for a first step) and returns the error
+    /// naming the first parameter whose gradient is not finite, or `Ok` when the gradients
+    /// were finite and only `also` was not.
+    fn settle_step(&mut self, non_finite: bool) -> Result<()>;
 
     /// Clears the gradients of all the optimizer's parameters.
     fn zero_grad(&self) {
@@ -81,6 +110,47 @@ pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
     }
 }
 
+/// A step recorded by [`Optimizer::step_unless_non_finite`] and not yet settled: what
+/// [`Optimizer::settle_step`] undoes when its flag turns out set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unsettled {
+    /// The check was made on the host: nothing was changed (`also` was not finite) or the
+    /// update was applied (everything was finite). Nothing to undo either way.
+    CheckedOnHost,
+    /// An update was recorded on the device, guarded by the flag; `first` when it was the
+    /// optimizer's first step (its state was created for it).
+    Guarded { first: bool },
+}
+
+/// The error for a step begun while the last one is unsettled: its state would be ambiguous.
+pub(crate) fn unsettled_err<T>(optimizer: &'static str) -> Result<T> {
+    config_err(optimizer, "the last step_unless_non_finite is not settled: pass its flag's value to settle_step first")
+}
+
+/// The checks of a step that is not one packed launch, made on the host: a non-finite
+/// gradient is an error (nothing changed); returns whether a tensor of `also` is not finite,
+/// in which case the caller changes nothing either.
+pub(crate) fn check_on_host(params: &[(String, Var)], also: &[&Tensor]) -> Result<bool> {
+    check_gradients_finite(params)?;
+    Ok(!tensor::ops::reduce::all_finite_each(also)?.iter().all(|&f| f))
+}
+
+/// A flag made on the host (see [`check_on_host`]), as [`Optimizer::step_unless_non_finite`]
+/// returns it.
+pub(crate) fn host_flag(non_finite: bool) -> Result<Tensor> {
+    Ok(Tensor::from_vec(vec![if non_finite { 1.0f64 } else { 0.0 }], &[1])?)
+}
+
+/// What [`Optimizer::settle_step`] returns once the optimizer has undone its bookkeeping:
+/// the error naming the first parameter with a non-finite gradient, if the flag was set and
+/// one has.
+pub(crate) fn settled(params: &[(String, Var)], non_finite: bool) -> Result<()> {
+    if non_finite {
+        check_gradients_finite(params)?;
+    }
+    Ok(())
+}
+
 /// The parameters and gradients of a multi-tensor step on the GPU, each packed into one
 /// buffer (`tensor::ops::packed`), as flat tensors `[total]` over those buffers.
 pub(crate) struct PackedStep {
@@ -90,16 +160,18 @@ pub(crate) struct PackedStep {
     pub grads: Tensor,
     /// The parameters' values, in order (the shapes of the state to pack like them).
     pub values: Vec<Tensor>,
+    /// `[1]` on the device, 1 when a gradient or a tensor of `also` is not finite: the flag
+    /// the update is recorded under.
+    pub non_finite: Tensor,
 }
 
 /// Prepares one launch for the whole step, when it applies: every parameter requires a
 /// gradient, has one, and lives on one GPU with it. The parameters are packed into one buffer the
 /// first time (and again only if one was replaced, or shared with another tensor, which
 /// copy-on-write must not change); the gradients are copied into one buffer each step and
-/// checked for non-finite values in one launch (an offender is named as
-/// [`check_gradients_finite`] names it). `None` when the step does not apply: the caller
-/// steps each parameter on its own.
-pub(crate) fn packed_step(params: &[(String, Var)]) -> Result<Option<PackedStep>> {
+/// checked, with `also`, for non-finite values on the device (the flag is not read here).
+/// `None` when the step does not apply: the caller steps each parameter on its own.
+pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<Option<PackedStep>> {
     let Some((_, first)) = params.first() else { return Ok(None) };
     let device = first.value().device();
     if !device.is_gpu() {
@@ -124,12 +196,10 @@ pub(crate) fn packed_step(params: &[(String, Var)]) -> Result<Option<PackedStep>
     }
     let packed_grads = tensor::ops::packed::pack(&grads.iter().collect::<Vec<_>>())?;
     let (Some(params_whole), Some(grads_whole)) = (whole, packed_whole(&packed_grads)) else { return Ok(None) };
-    if !grads_whole.all_finite()? {
-        check_gradients_finite(params)?;
-        let parameter = "one of the parameters (found in their packed gradients)".to_string();
-        return Err(Error::NonFiniteGradient { parameter });
-    }
-    Ok(Some(PackedStep { params: params_whole, grads: grads_whole, values }))
+    let mut checked = vec![&grads_whole];
+    checked.extend_from_slice(also);
+    let non_finite = tensor::ops::reduce::non_finite_flag(&checked)?;
+    Ok(Some(PackedStep { params: params_whole, grads: grads_whole, values, non_finite }))
 }
 
 /// [`tensor::ops::packed::packed_whole`] of `tensors`, given as a slice of tensors.

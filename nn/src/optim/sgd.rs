@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use autograd::Var;
-use tensor::ops::optim::{sgd_update, SgdHyper};
+use tensor::ops::optim::{sgd_update, sgd_update_unless_flagged, SgdHyper};
 use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_gradients_finite, index_by_name, non_negative, packed_state, packed_step, parse_state_name, state_like_param,
-    Optimizer, OptimizerStateTensor,
+    check_on_host, host_flag, index_by_name, non_negative, packed_state, packed_step, parse_state_name, settled,
+    state_like_param, unsettled_err, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -72,6 +72,8 @@ pub struct Sgd {
     pub config: SgdConfig,
     /// One buffer per parameter once it has taken a step with momentum.
     momentum_buffers: Vec<Option<Tensor>>,
+    /// The last step, while its flag is unread ([`Optimizer::step_unless_non_finite`]).
+    unsettled: Option<Unsettled>,
 }
 
 impl Sgd {
@@ -85,7 +87,7 @@ impl Sgd {
             return config_err("SGD", "Nesterov momentum needs momentum > 0 and dampening 0");
         }
         let n = params.len();
-        Ok(Sgd { params, config, momentum_buffers: vec![None; n] })
+        Ok(Sgd { params, config, momentum_buffers: vec![None; n], unsettled: None })
     }
 
     /// The kernel's hyper-parameters; `first_step` sets the momentum buffer to the gradient.
@@ -101,19 +103,22 @@ impl Sgd {
         }
     }
 
-    /// The whole step as one launch over packed buffers ([`super::packed_step`]), when every
-    /// parameter is on the GPU with a gradient and either none or all have a momentum buffer.
-    /// Returns false, having changed nothing, when that is not the case.
-    fn step_packed(&mut self) -> Result<bool> {
+    /// The whole step as one launch over packed buffers ([`super::packed_step`]), guarded by
+    /// the device's finiteness flag, when every parameter is on the GPU with a gradient and
+    /// either none or all have a momentum buffer. Returns the flag and whether the momentum
+    /// buffers were made for this step, or `None`, having changed nothing, when that is not
+    /// the case.
+    fn step_packed(&mut self, also: &[&Tensor]) -> Result<Option<(Tensor, bool)>> {
         let first_step = self.momentum_buffers.iter().all(Option::is_none);
         if !first_step && self.momentum_buffers.iter().any(Option::is_none) {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some(mut packed) = packed_step(&self.params)? else { return Ok(false) };
+        let Some(mut packed) = packed_step(&self.params, also)? else { return Ok(None) };
         let h = self.hyper(first_step);
+        let flag = &packed.non_finite;
         if self.config.momentum == 0.0 {
-            sgd_update(&mut packed.params, &packed.grads, None, &h)?;
-            return Ok(true);
+            sgd_update_unless_flagged(&mut packed.params, &packed.grads, None, &h, flag)?;
+            return Ok(Some((packed.non_finite, false)));
         }
         if first_step {
             let values: Vec<&Tensor> = packed.values.iter().collect();
@@ -123,17 +128,25 @@ impl Sgd {
         }
         let mut buffers: Vec<&mut Tensor> = self.momentum_buffers.iter_mut().flatten().collect();
         let mut whole = packed_state(&mut buffers)?;
-        sgd_update(&mut packed.params, &packed.grads, Some(&mut whole), &h)?;
-        Ok(true)
+        sgd_update_unless_flagged(&mut packed.params, &packed.grads, Some(&mut whole), &h, flag)?;
+        Ok(Some((packed.non_finite, first_step)))
     }
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self) -> Result<()> {
-        if self.step_packed()? {
-            return Ok(());
+    fn step_unless_non_finite(&mut self, also: &[&Tensor]) -> Result<Tensor> {
+        if self.unsettled.is_some() {
+            return unsettled_err("SGD");
         }
-        check_gradients_finite(&self.params)?;
+        if let Some((flag, first)) = self.step_packed(also)? {
+            self.unsettled = Some(Unsettled::Guarded { first });
+            return Ok(flag);
+        }
+        let also_non_finite = check_on_host(&self.params, also)?;
+        self.unsettled = Some(Unsettled::CheckedOnHost);
+        if also_non_finite {
+            return host_flag(true);
+        }
         let (c, hyper) = (self.config, self.hyper(false));
         for ((_, p), buf) in self.params.iter().zip(self.momentum_buffers.iter_mut()) {
             if !p.requires_grad() {
@@ -151,7 +164,17 @@ impl Optimizer for Sgd {
                 p.update_value(|v| sgd_update(v, &g, Some(b), &h))?;
             }
         }
-        Ok(())
+        host_flag(false)
+    }
+
+    fn settle_step(&mut self, non_finite: bool) -> Result<()> {
+        if non_finite && self.unsettled.take() == Some(Unsettled::Guarded { first: true }) {
+            // The vetoed first step left its fresh buffers as it found them (zeros), but a
+            // buffer's presence says a step was taken: they go.
+            self.momentum_buffers.iter_mut().for_each(|b| *b = None);
+        }
+        self.unsettled = None;
+        settled(&self.params, non_finite)
     }
 
     fn learning_rate(&self) -> f64 {
