@@ -20,7 +20,7 @@
 use crate::common;
 
 use autograd::Var;
-use common::parity::gpu;
+use common::parity::{gpu, own_gpu};
 use common::rng;
 use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{
@@ -150,4 +150,54 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
     let (gpu_model, gpu_losses) = run(&gpu);
     assert_losses_match("cnn", &gpu_losses, &cpu_losses);
     assert_states_match("cnn", &gpu_model, &cpu_model);
+}
+
+/// The dense VAE of `a_gpu_training_step_*`: small, on `device`, with Adam.
+fn dense_vae_on(device: &Device) -> (Vae, Adam, LossSetup) {
+    let model = Vae::new(ModelConfig { arch: Arch::Dense, input: [1, 4, 4], z_dim: 2 }, &mut Init::new(0)).unwrap();
+    model.to_device(device).unwrap();
+    let opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
+    let setup = LossSetup {
+        recon: ReconLoss::Mse,
+        output: OutputActivation::Sigmoid,
+        objective: vae::loss::Objective::BetaVae { k1: 1.0, beta: 1.0 },
+        input_noise_std: 0.0,
+    };
+    (model, opt, setup)
+}
+
+#[test]
+fn a_gpu_training_step_waits_for_the_device_once() {
+    let Some(gpu) = own_gpu() else { return };
+    let (model, mut opt, setup) = dense_vae_on(&gpu);
+    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    let ctx = gpu.gpu_context().unwrap();
+    let mut noise = Rng::new(4);
+    for step in 1..=3 {
+        let before = ctx.counters();
+        train_step(&model, &mut opt, &x, &setup, &mut noise, (1, step)).unwrap();
+        let c = ctx.counters().since(&before);
+        // The loss terms and the optimizer's verdict, together, at the end of the step.
+        assert_eq!(c.reads, 1, "read-backs of step {step}");
+    }
+}
+
+#[test]
+fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
+    let Some(gpu) = gpu() else { return };
+    let (model, mut opt, setup) = dense_vae_on(&gpu);
+    let values =
+        |m: &Vae| -> Vec<Vec<f32>> { m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect() };
+    let before = values(&model);
+    let mut bad = vec![0.5f32; 2 * 16];
+    bad[3] = f32::NAN;
+    let x = Tensor::from_vec(bad, &[2, 1, 4, 4]).unwrap().to_device(&gpu).unwrap();
+    let err = train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 1)).unwrap_err().to_string();
+    assert!(err.contains("non-finite") && err.contains("loss"), "{err}");
+    assert_eq!(values(&model), before, "a vetoed step changed a parameter");
+    assert!(opt.state_tensors().is_empty(), "a vetoed first step left optimizer state");
+    // The optimizer is settled: the next good step runs.
+    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 2)).unwrap();
+    assert_ne!(values(&model), before);
 }

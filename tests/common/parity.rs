@@ -48,6 +48,16 @@ pub fn small_binding_gpu() -> Option<Device> {
         .clone()
 }
 
+/// A GPU context of the test's own, so that its counters (launches, read-backs) are the
+/// test's alone; `None` after printing why, as [`gpu`].
+pub fn own_gpu() -> Option<Device> {
+    gpu()?;
+    match gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware) {
+        Ok(ctx) => Some(Device::from_context(std::sync::Arc::new(ctx))),
+        Err(e) => panic!("a GPU device opened but a second context on it did not: {e}"),
+    }
+}
+
 /// f32 values with |x| in [0.1, 1) and a random sign: never zero, O(1).
 pub fn signed(shape: &[usize], rng: &mut Rng) -> Tensor {
     let v: Vec<f32> = (0..shape.iter().product::<usize>())

@@ -57,12 +57,64 @@ pub enum Objective {
     },
 }
 
-/// The loss of one batch: the weighted total to back-propagate, and its values.
+/// The loss of one batch: the weighted total to back-propagate, and its terms, not yet read
+/// back (on a GPU, a training step reads them once, at its end, with its optimizer's flag:
+/// [`LossTerms::values_with`]).
 pub struct LossTerms {
     /// The weighted objective (a scalar) to back-propagate.
     pub total: Var,
-    /// Its value and every component's, read back together.
-    pub values: LossValues,
+    /// The objective and each component, `[K]` in the order of [`LossValues::NAMES`] (the
+    /// first three for β-VAE, all six for β-TCVAE), on the loss's device.
+    terms: Tensor,
+}
+
+impl LossTerms {
+    /// The terms gathered into one tensor, on the loss's device, unread.
+    fn gather(total: Var, terms: &[&Var]) -> Result<LossTerms> {
+        let values = terms.iter().map(|s| s.value().reshape(&[1])).collect::<Result<Vec<Tensor>>>()?;
+        let terms = tensor::ops::concat::cat(&values.iter().collect::<Vec<_>>(), 0)?;
+        Ok(LossTerms { total, terms })
+    }
+
+    /// The terms, as a tensor `[K]` (see the field): what a caller checks for non-finite values
+    /// on the device.
+    pub fn terms(&self) -> &Tensor {
+        &self.terms
+    }
+
+    /// The terms' values (one host round trip on a GPU).
+    pub fn values(&self) -> Result<LossValues> {
+        Ok(Self::to_values(&self.terms.to_vec_f64()?))
+    }
+
+    /// The terms' values and `extra`'s one value, in one host round trip when `extra` is on
+    /// the terms' device (a step's loss and its optimizer's non-finite flag).
+    pub fn values_with(&self, extra: &Tensor) -> Result<(LossValues, f64)> {
+        let mut all = if extra.device() == self.terms.device() {
+            tensor::ops::concat::cat(&[&self.terms, &extra.reshape(&[1])?.to_dtype(self.terms.dtype())?], 0)?
+                .to_vec_f64()?
+        } else {
+            let mut all = self.terms.to_vec_f64()?;
+            all.extend(extra.to_vec_f64()?);
+            all
+        };
+        let Some(last) = all.pop() else {
+            return Err(TensorError::Invalid { op: "LossTerms::values_with", msg: "no extra value".into() });
+        };
+        Ok((Self::to_values(&all), last))
+    }
+
+    fn to_values(v: &[f64]) -> LossValues {
+        let at = |i: usize| v.get(i).copied();
+        LossValues {
+            loss: at(0).unwrap_or(f64::NAN),
+            recon: at(1).unwrap_or(f64::NAN),
+            kl: at(2).unwrap_or(f64::NAN),
+            mi: at(3),
+            tc: at(4),
+            dwkl: at(5),
+        }
+    }
 }
 
 /// The values of a batch's loss terms, or their means over many batches: the weighted
@@ -315,27 +367,14 @@ pub fn vae_loss(
     match *objective {
         Objective::BetaVae { k1, beta } => {
             let total = weighted(&recon, k1)?.add(&weighted(&kl, beta)?)?;
-            let [loss, recon, kl] = read_scalars([&total, &recon, &kl])?;
-            Ok(LossTerms { total, values: LossValues { loss, recon, kl, mi: None, tc: None, dwkl: None } })
+            LossTerms::gather(total.clone(), &[&total, &recon, &kl])
         }
         Objective::BetaTcVae { alpha, beta, gamma, dataset_size, estimator } => {
             let (mi, tc, dwkl) = tc_decomposition(z, mu, logvar, dataset_size, estimator)?;
             let total = recon.add(&weighted(&mi, alpha)?)?.add(&weighted(&tc, beta)?)?.add(&weighted(&dwkl, gamma)?)?;
-            let [loss, recon, kl, mi, tc, dwkl] = read_scalars([&total, &recon, &kl, &mi, &tc, &dwkl])?;
-            Ok(LossTerms {
-                total,
-                values: LossValues { loss, recon, kl, mi: Some(mi), tc: Some(tc), dwkl: Some(dwkl) },
-            })
+            LossTerms::gather(total.clone(), &[&total, &recon, &kl, &mi, &tc, &dwkl])
         }
     }
-}
-
-/// The values of scalar vars, read back together: on the GPU one host round trip for all of
-/// them instead of one each (a step reads its loss terms once).
-fn read_scalars<const K: usize>(scalars: [&Var; K]) -> Result<[f64; K]> {
-    let values = scalars.iter().map(|s| s.value().reshape(&[1])).collect::<Result<Vec<Tensor>>>()?;
-    let all = tensor::ops::concat::cat(&values.iter().collect::<Vec<_>>(), 0)?.to_vec_f64()?;
-    Ok(std::array::from_fn(|i| all[i]))
 }
 
 #[cfg(test)]
@@ -531,8 +570,8 @@ mod tests {
             Objective::BetaTcVae { alpha: 2.0, beta: 3.0, gamma: 5.0, dataset_size: 100, estimator: est },
         ];
         for objective in objectives {
-            let LossTerms { total, values: t } =
-                vae_loss(&output, &target, &mu, &logvar, &z, ReconLoss::Bce, &objective).unwrap();
+            let terms = vae_loss(&output, &target, &mu, &logvar, &z, ReconLoss::Bce, &objective).unwrap();
+            let (total, t) = (&terms.total, terms.values().unwrap());
             assert_eq!(t.loss, total.value().item().unwrap(), "{objective:?}");
             assert_eq!((t.recon, t.kl), (recon, kl), "{objective:?}");
             match objective {

@@ -11,7 +11,7 @@ use nn::Module;
 use tensor::{DType, Rng, Tensor};
 
 use crate::error::{Error, Result};
-use crate::loss::{vae_loss, LossValues, Objective, ReconLoss};
+use crate::loss::{vae_loss, LossTerms, LossValues, Objective, ReconLoss};
 use crate::model::{OutputActivation, Vae};
 
 /// Everything that defines the loss of a batch.
@@ -68,7 +68,7 @@ pub fn standard_normal(n: usize, z: usize, dtype: DType, rng: &mut Rng) -> Tenso
 
 /// The loss of one batch x: [N, C, H, W] (already normalised); builds the graph unless the
 /// caller is inside `no_grad`.
-pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<(Var, LossValues)> {
+pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> Result<LossTerms> {
     let n = match x.shape() {
         [n, _, _, _] if *n > 0 => *n,
         shape => {
@@ -87,12 +87,17 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
     };
     let out = model.forward_with_noise(&Var::constant(input), &eps)?;
     let y = setup.output.apply(&out.raw)?;
-    let terms = vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?;
-    Ok((terms.total, terms.values))
+    Ok(vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?)
 }
 
-/// One optimisation step on batch x. A non-finite loss or gradient is reported before any
-/// parameter is touched, so the model keeps its last good values.
+/// One optimisation step on batch x. A non-finite loss or gradient changes no parameter, so
+/// the model keeps its last good values, and is reported (the loss first).
+///
+/// On a GPU the step waits for the device once, at its end: the loss terms stay there while
+/// the backward pass and the update are recorded, the optimizer's update is vetoed on the
+/// device if the loss or a gradient is not finite
+/// ([`Optimizer::step_unless_non_finite`]), and the terms come back with that verdict in one
+/// read.
 pub fn train_step(
     model: &Vae,
     optimizer: &mut dyn Optimizer,
@@ -101,25 +106,36 @@ pub fn train_step(
     rng: &mut Rng,
     position: (usize, usize),
 ) -> Result<LossValues> {
+    let non_finite = |what: String| Error::NonFinite { epoch: position.0, step: position.1, what, kept: String::new() };
     optimizer.zero_grad();
-    let (loss, stats) = batch_loss(model, x, setup, rng)?;
+    let terms = batch_loss(model, x, setup, rng)?;
+    terms.total.backward()?;
+    let flag = match optimizer.step_unless_non_finite(&[terms.terms()]) {
+        Ok(flag) => flag,
+        // Checked on the host, a non-finite gradient is refused at once; the loss it came from
+        // is named first, as on the device.
+        Err(e) => {
+            return Err(match terms.values()?.first_non_finite() {
+                Some(what) => non_finite(what.to_string()),
+                None => gradient_error(e, non_finite),
+            })
+        }
+    };
+    let (stats, flag) = terms.values_with(&flag)?;
+    let settled = optimizer.settle_step(flag != 0.0);
     if let Some(what) = stats.first_non_finite() {
-        return Err(Error::NonFinite {
-            epoch: position.0,
-            step: position.1,
-            what: what.to_string(),
-            kept: String::new(),
-        });
+        return Err(non_finite(what.to_string()));
     }
-    loss.backward()?;
-    match optimizer.step() {
-        Err(nn::Error::NonFiniteGradient { parameter }) => Err(Error::NonFinite {
-            epoch: position.0,
-            step: position.1,
-            what: format!("the gradient of {parameter}"),
-            kept: String::new(),
-        }),
-        other => Ok(other.map(|()| stats)?),
+    settled.map_err(|e| gradient_error(e, non_finite))?;
+    Ok(stats)
+}
+
+/// An optimizer's error as the training loop reports it: a non-finite gradient names its
+/// parameter.
+fn gradient_error(e: nn::Error, non_finite: impl Fn(String) -> Error) -> Error {
+    match e {
+        nn::Error::NonFiniteGradient { parameter } => non_finite(format!("the gradient of {parameter}")),
+        other => other.into(),
     }
 }
 
@@ -135,7 +151,7 @@ pub fn evaluate<'a>(
     let result = no_grad(|| {
         let mut mean = StatsMean::default();
         for x in batches {
-            let (_, s) = batch_loss(model, x, setup, rng)?;
+            let s = batch_loss(model, x, setup, rng)?.values()?;
             mean.add(&s, x.shape()[0]);
         }
         Ok(mean.mean())
