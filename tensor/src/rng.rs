@@ -2,6 +2,18 @@
 //! with uniform and normal (Box–Muller) samples. Its state can be saved and restored so
 //! training resumes exactly.
 
+/// Uniform in [0, 1) with 53 random bits, from 64 ([`Rng::next_f64`]'s mapping).
+fn unit_f64(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The standard normal sample [`Rng::normal`] makes from its two draws (Box–Muller).
+pub fn normal_from_bits([a, b]: [u64; 2]) -> f64 {
+    let u1 = 1.0 - unit_f64(a); // (0, 1]: ln is finite
+    let u2 = unit_f64(b);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
 /// A xoshiro256** generator: seeded, reproducible, with a savable state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {
@@ -49,7 +61,7 @@ impl Rng {
 
     /// Uniform in [0, 1) with 53 random bits.
     pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        unit_f64(self.next_u64())
     }
 
     /// Uniform in [lo, hi).
@@ -60,9 +72,14 @@ impl Rng {
     /// Standard normal sample (Box–Muller; the second value of each pair is discarded so the
     /// generator has no hidden state beyond `state`).
     pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.next_f64(); // (0, 1]: ln is finite
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        let bits = self.normal_bits();
+        normal_from_bits(bits)
+    }
+
+    /// The two draws [`Rng::normal`] makes, to be turned into the sample later by
+    /// [`normal_from_bits`] (on another thread: the draws are sequential, the transform is not).
+    pub fn normal_bits(&mut self) -> [u64; 2] {
+        [self.next_u64(), self.next_u64()]
     }
 
     /// Uniform integer in [0, n).
@@ -82,6 +99,21 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rand_normal_holds_the_sequential_normal_draws_and_leaves_the_generator_as_they_do() {
+        for (n, dtype) in [(1usize, crate::DType::F64), (10_007, crate::DType::F64), (10_007, crate::DType::F32)] {
+            let (mut a, mut b) = (Rng::new(11), Rng::new(11));
+            let t = crate::Tensor::rand_normal(&[n], 0.5, 2.0, dtype, &mut a);
+            let want: Vec<f64> = (0..n).map(|_| 0.5 + 2.0 * b.normal()).collect();
+            let want: Vec<f64> = match dtype {
+                crate::DType::F64 => want,
+                crate::DType::F32 => want.iter().map(|&x| x as f32 as f64).collect(),
+            };
+            assert_eq!(t.to_vec_f64().unwrap(), want, "n = {n}, {dtype:?}");
+            assert_eq!(a, b, "the generator's state after {n} samples");
+        }
+    }
 
     #[test]
     fn same_seed_gives_same_stream() {

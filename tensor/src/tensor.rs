@@ -125,10 +125,24 @@ impl Tensor {
         Tensor::from_f64_values(v, shape, dtype)
     }
 
-    /// Normal samples with the given mean and standard deviation.
+    /// Normal samples with the given mean and standard deviation: the values of
+    /// `rng.normal()` drawn in order, whatever the thread count. The draws are made here and
+    /// the transcendental part of each sample on rayon's threads, since a training step
+    /// draws its noise on the thread that records its GPU work.
     pub fn rand_normal(shape: &[usize], mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Tensor {
-        let v: Vec<f64> = (0..numel(shape)).map(|_| mean + std * rng.normal()).collect();
-        Tensor::from_f64_values(v, shape, dtype)
+        use rayon::prelude::*;
+        let bits: Vec<[u64; 2]> = (0..numel(shape)).map(|_| rng.normal_bits()).collect();
+        let sample = move |b: &[u64; 2]| mean + std * crate::rng::normal_from_bits(*b);
+        const MIN_PER_THREAD: usize = 1024;
+        match dtype {
+            DType::F64 => {
+                Tensor::from_kernel(bits.par_iter().with_min_len(MIN_PER_THREAD).map(sample).collect(), shape)
+            }
+            DType::F32 => Tensor::from_kernel(
+                bits.par_iter().with_min_len(MIN_PER_THREAD).map(|b| sample(b) as f32).collect::<Vec<f32>>(),
+                shape,
+            ),
+        }
     }
 
     /// 0, 1, ..., n-1 as a 1-D tensor.
