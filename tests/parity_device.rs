@@ -46,6 +46,24 @@ fn to_device_and_back_is_exact_and_views_read_back_only_their_elements() {
 }
 
 #[test]
+fn tensors_read_together_come_back_as_read_alone_with_one_read_back() {
+    let _l = lock();
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let x = signed(&[7, 300], &mut r);
+    let xg = x.to_device(&gpu).unwrap();
+    let view = xg.narrow(1, 5, 3).unwrap().transpose(0, 1).unwrap();
+    let (cpu, empty) = (signed(&[4], &mut r), Tensor::zeros(&[0], DType::F32).to_device(&gpu).unwrap());
+    let scalar = xg.narrow(0, 2, 1).unwrap().narrow(1, 7, 1).unwrap();
+    let tensors = [&xg, &view, &cpu, &empty, &scalar];
+    let alone: Vec<Vec<f64>> = tensors.iter().map(|t| t.to_vec_f64().unwrap()).collect();
+    let ctx = gpu.gpu_context().unwrap();
+    let before = ctx.counters();
+    assert_eq!(Tensor::to_vecs_f64(&tensors).unwrap(), alone);
+    assert_eq!(ctx.counters().since(&before).reads, 1);
+}
+
+#[test]
 fn constructors_on_a_device_and_zeros_like_keep_the_device() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };

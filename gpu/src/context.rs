@@ -559,19 +559,38 @@ impl Context {
 
     /// [`Self::read`] for buffers of u32 (max-pool indices): the bits, uninterpreted.
     pub fn read_u32(&self, buf: &GpuBuffer) -> Result<Vec<u32>> {
-        if buf.is_empty() {
+        Ok(self.read_u32_together(&[buf])?.pop().unwrap_or_default())
+    }
+
+    /// [`Self::read`] of several buffers in one host round trip (one staging buffer, one
+    /// wait): what a step reads at its end (its loss terms and its optimizer's flag) costs
+    /// one wait, not one each.
+    pub fn read_together(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.read_u32_together(bufs)?.into_iter().map(bytemuck::cast_vec).collect())
+    }
+
+    /// [`Self::read_together`] for buffers of u32: the bits, uninterpreted.
+    pub fn read_u32_together(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<u32>>> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64 * 4).sum();
+        if total == 0 {
             self.flush()?;
-            return Ok(Vec::new());
+            return Ok(bufs.iter().map(|_| Vec::new()).collect());
         }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("gpu read-back staging"),
-            size: buf.bytes(),
+            size: total,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.record(|enc| enc.copy_buffer_to_buffer(buf.raw(), buf.byte_offset(), &staging, 0, Some(buf.bytes())))?;
+        self.record(|enc| {
+            let mut at = 0;
+            for b in bufs.iter().filter(|b| !b.is_empty()) {
+                enc.copy_buffer_to_buffer(b.raw(), b.byte_offset(), &staging, at, Some(b.bytes()));
+                at += b.bytes();
+            }
+        })?;
         LiveCounters::add(&self.counters.reads, 1);
-        LiveCounters::add(&self.counters.bytes_read, buf.bytes());
+        LiveCounters::add(&self.counters.bytes_read, total);
         self.flush()?;
         let slice = staging.slice(..);
         let (tx, rx) = mpsc::channel();
@@ -582,13 +601,21 @@ impl Context {
         rx.recv()
             .map_err(|_| GpuError::Map("the map callback never ran".into()))?
             .map_err(|e| GpuError::Map(e.to_string()))?;
-        let out = {
+        let all = {
             let view = slice.get_mapped_range().map_err(|e| GpuError::Map(e.to_string()))?;
             bytemuck::pod_collect_to_vec::<u8, u32>(&view[..])
         };
         staging.unmap();
         self.take_error()?;
-        Ok(out[..buf.len()].to_vec())
+        let mut rest = &all[..];
+        Ok(bufs
+            .iter()
+            .map(|b| {
+                let (this, after) = rest.split_at(b.len());
+                rest = after;
+                this.to_vec()
+            })
+            .collect())
     }
 
     /// Pool counters (created / reused / idle).

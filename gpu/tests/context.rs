@@ -65,6 +65,25 @@ fn upload_then_read_round_trips_exactly() {
 }
 
 #[test]
+fn read_together_returns_each_buffer_as_read_alone_in_one_read_back() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    let whole: Vec<Vec<f32>> = [3usize, 0, 1, 1031].iter().map(|&n| rng.signed(n)).collect();
+    let buffers: Vec<_> = whole.iter().map(|v| ctx.upload(v).unwrap()).collect();
+    // A window that does not start at its buffer's first element, as a strided tensor's.
+    let align = ctx.window_alignment();
+    let window = ctx.window(&buffers[3], align, 5).unwrap();
+    let mut bufs: Vec<&gpu::GpuBuffer> = buffers.iter().collect();
+    bufs.push(&window);
+    let before = ctx.counters();
+    let got = ctx.read_together(&bufs).unwrap();
+    assert_eq!(ctx.counters().since(&before).reads, 1);
+    let mut want = whole.clone();
+    want.push(whole[3][align..align + 5].to_vec());
+    assert_eq!(got, want, "seed {}", rng.seed);
+}
+
+#[test]
 fn alloc_above_max_buffer_size_is_a_limit_error_not_a_panic() {
     let Some(ctx) = ctx() else { return };
     let limit = ctx.limits().max_buffer_size;

@@ -402,6 +402,37 @@ impl Tensor {
         self.to_vec::<f64>()
     }
 
+    /// [`Tensor::to_vec_f64`] of several tensors, with one host round trip for those on the
+    /// GPU (per context): a step reads its loss terms and its optimizer's flag together.
+    pub fn to_vecs_f64(tensors: &[&Tensor]) -> Result<Vec<Vec<f64>>> {
+        const OP: &str = "to_vecs_f64";
+        let mut out: Vec<Option<Vec<f64>>> = vec![None; tensors.len()];
+        // Dense, whole copies of the GPU tensors, each read as one buffer.
+        let mut on_gpu: Vec<(usize, Tensor)> = Vec::new();
+        for (i, t) in tensors.iter().enumerate() {
+            match t.storage() {
+                Storage::Cpu(_) => out[i] = Some(t.to_vec_f64()?),
+                Storage::Gpu(s) if t.is_contiguous() && t.layout.offset == 0 && s.len() == t.numel() => {
+                    on_gpu.push((i, (*t).clone()))
+                }
+                Storage::Gpu(_) => on_gpu.push((i, t.gpu_copy(OP)?)),
+            }
+        }
+        while let Some((_, first)) = on_gpu.first() {
+            let ctx = Arc::clone(first.gpu_storage(OP)?.context());
+            let (here, rest): (Vec<_>, Vec<_>) = on_gpu
+                .into_iter()
+                .partition(|(_, t)| matches!(t.storage(), Storage::Gpu(s) if Arc::ptr_eq(s.context(), &ctx)));
+            let buffers = here.iter().map(|(_, t)| t.gpu_buffer(OP)).collect::<Result<Vec<_>>>()?;
+            let values = ctx.read_together(&buffers).map_err(gpu_err(OP))?;
+            for ((i, t), v) in here.iter().zip(values) {
+                out[*i] = Some(v[..t.numel()].iter().map(|&x| x as f64).collect());
+            }
+            on_gpu = rest;
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {

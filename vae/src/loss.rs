@@ -90,18 +90,14 @@ impl LossTerms {
     /// The terms' values and `extra`'s one value, in one host round trip when `extra` is on
     /// the terms' device (a step's loss and its optimizer's non-finite flag).
     pub fn values_with(&self, extra: &Tensor) -> Result<(LossValues, f64)> {
-        let mut all = if extra.device() == self.terms.device() {
-            tensor::ops::concat::cat(&[&self.terms, &extra.reshape(&[1])?.to_dtype(self.terms.dtype())?], 0)?
-                .to_vec_f64()?
-        } else {
-            let mut all = self.terms.to_vec_f64()?;
-            all.extend(extra.to_vec_f64()?);
-            all
-        };
-        let Some(last) = all.pop() else {
-            return Err(TensorError::Invalid { op: "LossTerms::values_with", msg: "no extra value".into() });
-        };
-        Ok((Self::to_values(&all), last))
+        let read = Tensor::to_vecs_f64(&[&self.terms, extra])?;
+        match &read[..] {
+            [terms, extra] if extra.len() == 1 => Ok((Self::to_values(terms), extra[0])),
+            _ => Err(TensorError::Shape {
+                op: "LossTerms::values_with",
+                msg: format!("the extra value must be one element, got shape {:?}", extra.shape()),
+            }),
+        }
     }
 
     fn to_values(v: &[f64]) -> LossValues {
