@@ -383,8 +383,11 @@ fn parameters_on_different_gpus_each_step_on_their_own() {
     }
 }
 
+/// Builds an optimizer over the given parameters.
+type MakeOptimizer = fn(Vec<(String, Var)>) -> Box<dyn Optimizer>;
+
 /// Adam and SGD with momentum: both keep state that a vetoed step must leave as it was.
-fn stateful_optimizers() -> [fn(Vec<(String, Var)>) -> Box<dyn Optimizer>; 2] {
+fn stateful_optimizers() -> [MakeOptimizer; 2] {
     [
         |p| Box::new(Adam::new(p, AdamConfig::new(0.05)).unwrap()),
         |p| Box::new(Sgd::new(p, SgdConfig::new(0.1).momentum(0.9)).unwrap()),
