@@ -168,12 +168,12 @@ impl Optimizer for Sgd {
     }
 
     fn settle_step(&mut self, non_finite: bool) -> Result<()> {
-        if non_finite && self.unsettled.take() == Some(Unsettled::Guarded { first: true }) {
+        let unsettled = self.unsettled.take();
+        if non_finite && unsettled == Some(Unsettled::Guarded { first: true }) {
             // The vetoed first step left its fresh buffers as it found them (zeros), but a
             // buffer's presence says a step was taken: they go.
             self.momentum_buffers.iter_mut().for_each(|b| *b = None);
         }
-        self.unsettled = None;
         settled(&self.params, non_finite)
     }
 
