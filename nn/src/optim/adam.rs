@@ -12,8 +12,8 @@ use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_on_host, count_tensor, count_value, host_flag, index_by_name, non_negative, packed_state, packed_step,
-    parse_state_name, settled, state_like_param, unsettled_err, Optimizer, OptimizerStateTensor, Unsettled,
+    after_packed_attempt, count_tensor, count_value, ensure_settled, host_flag, index_by_name, non_negative,
+    packed_state, packed_step, parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -178,17 +178,10 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step_unless_non_finite(&mut self, also: &[&Tensor]) -> Result<Tensor> {
-        if self.unsettled.is_some() {
-            return unsettled_err("Adam");
-        }
-        if let Some((flag, first)) = self.step_packed(also)? {
-            self.unsettled = Some(Unsettled::Guarded { first });
+        ensure_settled(self.unsettled, "Adam")?;
+        let packed = self.step_packed(also)?;
+        if let Some(flag) = after_packed_attempt(&mut self.unsettled, &self.params, also, packed)? {
             return Ok(flag);
-        }
-        let also_non_finite = check_on_host(&self.params, also)?;
-        self.unsettled = Some(Unsettled::CheckedOnHost);
-        if also_non_finite {
-            return host_flag(true);
         }
         let hyper = self.hyper(0);
         for ((_, p), state) in self.params.iter().zip(self.state.iter_mut()) {

@@ -122,21 +122,40 @@ pub(crate) enum Unsettled {
     Guarded { first: bool },
 }
 
-/// The error for a step begun while the last one is unsettled: its state would be ambiguous.
-pub(crate) fn unsettled_err<T>(optimizer: &'static str) -> Result<T> {
-    config_err(optimizer, "the last step_unless_non_finite is not settled: pass its flag's value to settle_step first")
+/// Refuses a step begun while the last one is unsettled: its state would be ambiguous.
+pub(crate) fn ensure_settled(unsettled: Option<Unsettled>, optimizer: &'static str) -> Result<()> {
+    match unsettled {
+        None => Ok(()),
+        Some(_) => config_err(
+            optimizer,
+            "the last step_unless_non_finite is not settled: pass its flag's value to settle_step first",
+        ),
+    }
 }
 
-/// The checks of a step that is not one packed launch, made on the host: a non-finite
-/// gradient is an error (nothing changed); returns whether a tensor of `also` is not finite,
-/// in which case the caller changes nothing either.
-pub(crate) fn check_on_host(params: &[(String, Var)], also: &[&Tensor]) -> Result<bool> {
+/// What [`Optimizer::step_unless_non_finite`] does after its packed attempt (`packed`: the
+/// flag and whether it was the first step, when the step was one guarded launch), recording
+/// the step in `unsettled`. Returns the flag when the step is decided: the packed launch's, or
+/// a set one when the host's check finds `also` not finite (nothing changed). `None` when the
+/// caller must update each parameter itself, every check having passed on the host (a
+/// non-finite gradient is an error there, before anything changes).
+pub(crate) fn after_packed_attempt(
+    unsettled: &mut Option<Unsettled>,
+    params: &[(String, Var)],
+    also: &[&Tensor],
+    packed: Option<(Tensor, bool)>,
+) -> Result<Option<Tensor>> {
+    if let Some((flag, first)) = packed {
+        *unsettled = Some(Unsettled::Guarded { first });
+        return Ok(Some(flag));
+    }
     check_gradients_finite(params)?;
-    Ok(!tensor::ops::reduce::all_finite_each(also)?.iter().all(|&f| f))
+    *unsettled = Some(Unsettled::CheckedOnHost);
+    let also_finite = tensor::ops::reduce::all_finite_each(also)?.iter().all(|&f| f);
+    Ok((!also_finite).then(|| host_flag(true)).transpose()?)
 }
 
-/// A flag made on the host (see [`check_on_host`]), as [`Optimizer::step_unless_non_finite`]
-/// returns it.
+/// A flag made on the host, as [`Optimizer::step_unless_non_finite`] returns it.
 pub(crate) fn host_flag(non_finite: bool) -> Result<Tensor> {
     Ok(Tensor::from_vec(vec![if non_finite { 1.0f64 } else { 0.0 }], &[1])?)
 }

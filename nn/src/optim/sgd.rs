@@ -11,8 +11,8 @@ use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    check_on_host, host_flag, index_by_name, non_negative, packed_state, packed_step, parse_state_name, settled,
-    state_like_param, unsettled_err, Optimizer, OptimizerStateTensor, Unsettled,
+    after_packed_attempt, ensure_settled, host_flag, index_by_name, non_negative, packed_state, packed_step,
+    parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -135,17 +135,10 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step_unless_non_finite(&mut self, also: &[&Tensor]) -> Result<Tensor> {
-        if self.unsettled.is_some() {
-            return unsettled_err("SGD");
-        }
-        if let Some((flag, first)) = self.step_packed(also)? {
-            self.unsettled = Some(Unsettled::Guarded { first });
+        ensure_settled(self.unsettled, "SGD")?;
+        let packed = self.step_packed(also)?;
+        if let Some(flag) = after_packed_attempt(&mut self.unsettled, &self.params, also, packed)? {
             return Ok(flag);
-        }
-        let also_non_finite = check_on_host(&self.params, also)?;
-        self.unsettled = Some(Unsettled::CheckedOnHost);
-        if also_non_finite {
-            return host_flag(true);
         }
         let (c, hyper) = (self.config, self.hyper(false));
         for ((_, p), buf) in self.params.iter().zip(self.momentum_buffers.iter_mut()) {

@@ -63,9 +63,10 @@ pub fn adam_update_unless_flagged(
     adam_update_with(param, grad, m, v, h, Some(flag))
 }
 
-/// Errors unless `flag` is one element of the parameter's dtype on its device; whether it is
-/// set, read on the CPU (on the GPU the kernel reads it).
-fn flag_is_set(op: &'static str, param: &Tensor, flag: &Tensor) -> Result<bool> {
+/// Errors unless `flag` (if any) is one element of the parameter's dtype on its device;
+/// whether the update is vetoed here: a set flag on the CPU (on the GPU the kernel reads it).
+fn vetoed_on_host(op: &'static str, param: &Tensor, flag: Option<&Tensor>) -> Result<bool> {
+    let Some(flag) = flag else { return Ok(false) };
     if flag.numel() != 1 {
         return shape_err(op, format!("the flag has shape {:?}; it must hold one element", flag.shape()));
     }
@@ -104,10 +105,8 @@ fn adam_update_with(
     if h.step == 0 {
         return invalid(op, "step counts from 1 (the bias corrections 1 − βᵗ are 0 at t = 0)");
     }
-    if let Some(flag) = flag {
-        if flag_is_set(op, param, flag)? {
-            return Ok(());
-        }
+    if vetoed_on_host(op, param, flag)? {
+        return Ok(());
     }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
@@ -197,10 +196,8 @@ fn sgd_update_with(
     if h.momentum != 0.0 && momentum_buffer.is_none() {
         return invalid(op, format!("momentum {} needs a momentum buffer", h.momentum));
     }
-    if let Some(flag) = flag {
-        if flag_is_set(op, param, flag)? {
-            return Ok(());
-        }
+    if vetoed_on_host(op, param, flag)? {
+        return Ok(());
     }
     match param.storage() {
         Storage::Cpu(_) => match param.dtype() {
