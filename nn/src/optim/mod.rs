@@ -152,7 +152,7 @@ pub(crate) fn after_packed_attempt(
     check_gradients_finite(params)?;
     *unsettled = Some(Unsettled::CheckedOnHost);
     let also_finite = tensor::ops::reduce::all_finite_each(also)?.iter().all(|&f| f);
-    Ok((!also_finite).then(|| host_flag(true)).transpose()?)
+    (!also_finite).then(|| host_flag(true)).transpose()
 }
 
 /// A flag made on the host, as [`Optimizer::step_unless_non_finite`] returns it.
