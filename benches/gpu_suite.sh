@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/performance.md ("Back on the H100") in one run, ours beside
 # PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
-#   1. one training step, B1–B5: ours (`train_step -- --device gpu`), PyTorch eager, and
-#      PyTorch with fused Adam (`--fused-adam`);
+#   1. one training step, B1–B5: ours (`train_step -- --device gpu`, and with 8 and 128
+#      launches per submit besides the default 32), PyTorch eager, and PyTorch with fused
+#      Adam (`--fused-adam`);
 #   2. the kernels: `gpu_kernels` (20 launches per synchronize) and PyTorch at its shapes;
 #   3. every test executable with VAE_REQUIRE_GPU=1.
 # Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
@@ -37,6 +38,11 @@ grep -m1 "model name" /proc/cpuinfo
 echo "== training step, ours"
 bench train_step --device gpu >"$out/step_ours.txt" 2>&1
 grep -E '^\| B|host recording' "$out/step_ours.txt"
+for n in 8 128; do
+    echo "== training step, ours, $n launches per submit"
+    bench train_step --device gpu --dispatches-per-submit "$n" >"$out/step_ours_submit$n.txt" 2>&1
+    grep -E '^\| B|host recording' "$out/step_ours_submit$n.txt"
+done
 echo "== training step, PyTorch eager (CUDA)"
 python3 benches/pytorch_train_step.py --device cuda >"$out/step_torch.txt" 2>&1
 grep -E '^\| B' "$out/step_torch.txt"

@@ -6,7 +6,10 @@
 //! cargo bench --bench train_step                          # B1–B5 on the CPU
 //! cargo bench --bench train_step -- --workloads B2,B4 --steps 20
 //! cargo bench --bench train_step -- --device gpu          # on the GPU adapter (if any)
+//! cargo bench --bench train_step -- --device gpu --dispatches-per-submit 8
 //! ```
+//! `--dispatches-per-submit N` submits every N launches instead of the context's default
+//! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
 //! Each workload runs in a child process of its own, so its peak memory is its own:
 //! `peak RSS` is the process's resident high-water mark during the timed steps minus its
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
@@ -114,6 +117,8 @@ struct Options {
     /// Timed steps (after warm-up); 0 picks a count that takes about 10 s.
     steps: usize,
     profile_steps: usize,
+    /// Launches per submit on the GPU; `None`: the context's default.
+    dispatches_per_submit: Option<usize>,
     child: Option<String>,
 }
 
@@ -123,6 +128,7 @@ fn parse_options() -> Result<Options, String> {
         workloads: WORKLOADS.iter().map(|w| w.name.to_string()).collect(),
         steps: 0,
         profile_steps: 3,
+        dispatches_per_submit: None,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -136,10 +142,21 @@ fn parse_options() -> Result<Options, String> {
             "--profile-steps" => {
                 o.profile_steps = value("--profile-steps")?.parse().map_err(|e| format!("--profile-steps: {e}"))?
             }
+            "--dispatches-per-submit" => {
+                let n: usize =
+                    value("--dispatches-per-submit")?.parse().map_err(|e| format!("--dispatches-per-submit: {e}"))?;
+                if n == 0 {
+                    return Err("--dispatches-per-submit: expected at least 1".into());
+                }
+                o.dispatches_per_submit = Some(n);
+            }
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
         }
+    }
+    if o.dispatches_per_submit.is_some() && o.device != "gpu" {
+        return Err(format!("--dispatches-per-submit needs --device gpu, got --device {}", o.device));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -300,7 +317,14 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
 fn run_child(name: &str, o: &Options) -> Result<(), String> {
     let w = WORKLOADS.iter().find(|w| w.name == name).ok_or_else(|| format!("unknown workload {name}"))?;
     let pref: DevicePreference = o.device.parse().map_err(|e: tensor::TensorError| e.to_string())?;
-    let device = Device::from_preference(pref).map_err(|e| e.to_string())?;
+    let device = match o.dispatches_per_submit {
+        None => Device::from_preference(pref).map_err(|e| e.to_string())?,
+        Some(n) => {
+            let any = gpu::AdapterPreference::AnyIncludingSoftware;
+            let ctx = gpu::Context::with_dispatches_per_submit(any, n).map_err(|e| e.to_string())?;
+            Device::from_context(std::sync::Arc::new(ctx))
+        }
+    };
     let m = measure(w, &device, o.steps, o.profile_steps)?;
     println!(
         "RESULT {} {} {:.3} {:.3} {:.3} {} {} {} {:.0}",
@@ -342,6 +366,9 @@ fn main() {
         }
     };
     println!("threads: {} (rayon)", rayon::current_num_threads());
+    if let Some(n) = o.dispatches_per_submit {
+        println!("dispatches per submit: {n}");
+    }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
@@ -349,6 +376,9 @@ fn main() {
         let mut cmd = Command::new(&exe);
         cmd.args(["--child", name, "--device", &o.device, "--steps", &o.steps.to_string()]);
         cmd.args(["--profile-steps", &o.profile_steps.to_string()]);
+        if let Some(n) = o.dispatches_per_submit {
+            cmd.args(["--dispatches-per-submit", &n.to_string()]);
+        }
         let out = match cmd.output() {
             Ok(out) => out,
             Err(e) => {

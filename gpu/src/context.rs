@@ -33,7 +33,9 @@ use crate::error::{invalid, GpuError, Result};
 use crate::kernels::GemmTile;
 use crate::pipeline_cache::{KernelDef, PipelineCache};
 
-/// Launches recorded per submit (see the module docs): also the parameter ring's slots.
+/// Launches recorded per submit by default (see the module docs): also the parameter ring's
+/// slots. [`Context::with_dispatches_per_submit`] sets another count, for benches that
+/// measure the trade-off on a given GPU.
 pub const DISPATCHES_PER_SUBMIT: usize = 32;
 
 /// Which adapters [`Context::new`] may choose.
@@ -218,9 +220,11 @@ pub struct Context {
     pipelines: PipelineCache,
     bind_groups: Mutex<BindGroupCache>,
     pending: Mutex<Pending>,
-    /// The launches' parameters on the GPU: DISPATCHES_PER_SUBMIT slots of PARAMS_SLOT bytes,
-    /// written from `Pending::params` at each submit.
+    /// The launches' parameters on the GPU: `dispatches_per_submit` slots of PARAMS_SLOT
+    /// bytes, written from `Pending::params` at each submit.
     params_ring: wgpu::Buffer,
+    /// Launches recorded before the pending commands are submitted.
+    dispatches_per_submit: usize,
     counters: LiveCounters,
     /// The first asynchronous wgpu error not yet reported (see the module docs).
     error: Arc<Mutex<Option<String>>>,
@@ -239,6 +243,16 @@ fn packed_layout(lens: &[usize], align: usize) -> (Vec<usize>, usize) {
         end = start + len;
     }
     (starts, end)
+}
+
+/// The uniform buffer that holds the parameters of `slots` pending launches.
+fn params_ring(device: &wgpu::Device, slots: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("gpu params ring"),
+        size: (slots * PARAMS_SLOT) as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 /// A wgpu instance for the native compute backends (Vulkan, Metal, DX12). GL is left out
@@ -309,12 +323,7 @@ impl Context {
             }
         }));
         let pool = BufferPool::new(info.limits.max_buffer_size);
-        let params_ring = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("gpu params ring"),
-            size: (DISPATCHES_PER_SUBMIT * PARAMS_SLOT) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let params_ring = params_ring(&device, DISPATCHES_PER_SUBMIT);
         Ok(Context {
             device,
             queue,
@@ -324,10 +333,26 @@ impl Context {
             bind_groups: Mutex::new(BindGroupCache::default()),
             pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0 }),
             params_ring,
+            dispatches_per_submit: DISPATCHES_PER_SUBMIT,
             counters: LiveCounters::default(),
             error,
             forced_gemm_tile: None,
         })
+    }
+
+    /// [`Self::new`], submitting every `count` launches (at least 1) instead of every
+    /// [`DISPATCHES_PER_SUBMIT`]: fewer submits against an earlier start of the GPU, a trade-off
+    /// that depends on the GPU and its driver and that `cargo bench --bench train_step --
+    /// --dispatches-per-submit N` measures.
+    pub fn with_dispatches_per_submit(pref: AdapterPreference, count: usize) -> Result<Self> {
+        let ctx = Self::new(pref)?;
+        let count = count.max(1);
+        Ok(Context { params_ring: params_ring(&ctx.device, count), dispatches_per_submit: count, ..ctx })
+    }
+
+    /// Launches recorded before each automatic submit.
+    pub fn dispatches_per_submit(&self) -> usize {
+        self.dispatches_per_submit
     }
 
     /// [`Self::new`], with kernels binding at most `max_binding_bytes` per storage binding (the
@@ -858,7 +883,7 @@ impl Context {
             LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());
             // The ring is full: submit now, so the GPU starts on these launches. Under the
             // lock, so that launches from several threads cannot pass the ring's end.
-            if p.dispatches == DISPATCHES_PER_SUBMIT {
+            if p.dispatches == self.dispatches_per_submit {
                 self.submit(&mut p);
             }
         }

@@ -378,6 +378,31 @@ fn launches_are_submitted_every_few_dozen_so_the_gpu_starts_while_the_host_recor
 }
 
 #[test]
+fn a_context_submits_every_count_of_launches_it_was_given_each_reading_its_own_parameters() {
+    use gpu::kernels::elementwise::{copy_strided, View};
+    let Some(_) = ctx() else { return };
+    for count in [1, 5, 100] {
+        let ctx =
+            gpu::Context::with_dispatches_per_submit(gpu::AdapterPreference::AnyIncludingSoftware, count).unwrap();
+        assert_eq!(ctx.dispatches_per_submit(), count);
+        // One launch per element, each told by its parameters which element to copy, across
+        // several refills of a ring of `count` slots.
+        let n = 2 * count + count / 2;
+        let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 + 1.0).collect();
+        let (src_buf, dst) = (ctx.upload(&src).unwrap(), poisoned(&ctx, n));
+        ctx.flush().unwrap(); // the poisoning fill is a launch too
+        let start = ctx.counters();
+        for i in 0..n {
+            let (from, to) = (View::strided(&src_buf, &[1], i), View::strided(&dst, &[1], i));
+            copy_strided(&ctx, &from, &to, &[1]).unwrap();
+        }
+        assert_eq!(ctx.counters().since(&start).submits, 2, "submits of {n} launches at {count} a submit");
+        assert_eq!(ctx.pending_dispatches(), count / 2, "launches pending at {count} a submit");
+        assert_eq!(ctx.read(&dst).unwrap(), src, "a launch read another launch's parameters ({count} a submit)");
+    }
+}
+
+#[test]
 fn packed_buffers_start_aligned_and_each_reaches_only_its_own_elements() {
     let Some(ctx) = ctx() else { return };
     let a = ctx.window_alignment();
