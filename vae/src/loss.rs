@@ -100,6 +100,8 @@ impl LossTerms {
         }
     }
 
+    /// The terms as `LossValues`; `gather` always stores three or six, and a missing one of
+    /// the first three would read as NaN, which the non-finite check reports, never as 0.
     fn to_values(v: &[f64]) -> LossValues {
         let at = |i: usize| v.get(i).copied();
         LossValues {
