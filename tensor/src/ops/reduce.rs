@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use gpu::kernels::reduce::{self as gpu_kernel, ReduceDims};
+use gpu::{Context, GpuBuffer};
 
 use crate::cpu::reduce as kernel;
 pub use crate::descriptors::ReduceOp;
@@ -273,11 +274,7 @@ pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
         let ctx = Arc::clone(g.context());
         let on_ctx = |x: &Tensor| matches!(x.storage(), Storage::Gpu(g) if Arc::ptr_eq(g.context(), &ctx));
         let (here, rest): (Vec<_>, Vec<_>) = on_gpu.into_iter().partition(|(_, x)| on_ctx(x));
-        let flags = ctx.zeros(here.len()).map_err(gpu_err(OP))?;
-        for (slot, (_, x)) in here.iter().enumerate() {
-            let Storage::Gpu(g) = x.storage() else { continue };
-            gpu_kernel::flag_non_finite(&ctx, g.buffer(), x.numel(), &flags, slot).map_err(gpu_err(OP))?;
-        }
+        let flags = flag_on_gpu(OP, &ctx, here.iter().map(|(_, x)| x), here.len(), |slot| slot)?;
         let flagged = ctx.read_u32(&flags).map_err(gpu_err(OP))?;
         for ((i, _), flag) in here.iter().zip(flagged) {
             finite[*i] = flag == 0;
@@ -304,14 +301,26 @@ pub fn non_finite_flag(tensors: &[&Tensor]) -> Result<Tensor> {
         return Tensor::from_vec(vec![if finite { 0.0 } else { 1.0 }], &[1])?.to_dtype(first.dtype());
     };
     let ctx = Arc::clone(g.context());
-    let flag = ctx.zeros(1).map_err(gpu_err(OP))?;
-    for t in tensors {
-        let x = t.contiguous()?;
-        if let Storage::Gpu(g) = x.storage() {
-            gpu_kernel::flag_non_finite(&ctx, g.buffer(), x.numel(), &flag, 0).map_err(gpu_err(OP))?;
-        }
-    }
+    let dense = tensors.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;
+    let flag = flag_on_gpu(OP, &ctx, dense.iter(), 1, |_| 0)?;
     Ok(Tensor::from_gpu(flag, ctx, &[1]))
+}
+
+/// A zeroed buffer of `slots` flags on `ctx` in which slot `slot(i)` is set when the `i`-th of
+/// `tensors` (dense, on `ctx`) holds a NaN or ±∞ (`flag_non_finite` in reduce.wgsl).
+fn flag_on_gpu<'t>(
+    op: &'static str,
+    ctx: &Context,
+    tensors: impl Iterator<Item = &'t Tensor>,
+    slots: usize,
+    slot: impl Fn(usize) -> usize,
+) -> Result<GpuBuffer> {
+    let flags = ctx.zeros(slots).map_err(gpu_err(op))?;
+    for (i, x) in tensors.enumerate() {
+        let Storage::Gpu(g) = x.storage() else { continue };
+        gpu_kernel::flag_non_finite(ctx, g.buffer(), x.numel(), &flags, slot(i)).map_err(gpu_err(op))?;
+    }
+    Ok(flags)
 }
 
 #[cfg(test)]
