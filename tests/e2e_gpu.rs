@@ -20,7 +20,7 @@
 use crate::common;
 
 use autograd::Var;
-use common::parity::{gpu, own_gpu};
+use common::parity::{gpu, own_gpu, small_buffer_gpu};
 use common::rng;
 use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{
@@ -150,6 +150,46 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
     let (gpu_model, gpu_losses) = run(&gpu);
     assert_losses_match("cnn", &gpu_losses, &cpu_losses);
     assert_states_match("cnn", &gpu_model, &cpu_model);
+}
+
+#[test]
+fn a_network_whose_activations_are_larger_than_one_gpu_buffer_trains_like_on_the_cpu() {
+    // The upsampled activation, [24, 16, 64, 64] = 1,572,864 f32, and its gradient lie in
+    // chunks on a device whose buffers hold 1 Mi f32: what a 4 GiB activation does on an H100.
+    let Some(gpu) = small_buffer_gpu() else { return };
+    let limit = gpu.gpu_context().expect("a GPU device").max_buffer_len();
+    assert!(24 * 16 * 64 * 64 > limit, "the activation fits one buffer of {limit} f32");
+    let seed = rng().below(1 << 30) as u64;
+    let build = |init: &mut Init| -> Sequential {
+        Sequential::new()
+            .with(Conv2d::new(Conv2dConfig::new(1, 16, 3).padding(1), init).unwrap())
+            .with(ReLU)
+            .with(Upsample::nearest(2).unwrap())
+            .with(BatchNorm2d::new(16, init).unwrap())
+            .with(Conv2d::new(Conv2dConfig::new(16, 4, 3).stride(2).padding(1), init).unwrap())
+            .with(ReLU)
+            .with(Conv2d::new(Conv2dConfig::new(4, 1, 1), init).unwrap())
+    };
+    let x = squares(24, 32, 32, &mut Rng::new(seed));
+    let run = |device: &Device| -> (Sequential, Vec<f64>) {
+        let model = build(&mut Init::new(seed));
+        model.to_device(device).unwrap();
+        let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
+        let x = Var::constant(x.to_device(device).unwrap());
+        let mut losses = vec![];
+        for _ in 0..STEPS {
+            opt.zero_grad();
+            let loss = model.forward(&x).unwrap().sub(&x).unwrap().square().unwrap().mean_all().unwrap();
+            losses.push(loss.value().item().unwrap());
+            loss.backward().unwrap();
+            opt.step().unwrap();
+        }
+        (model, losses)
+    };
+    let (cpu_model, cpu_losses) = run(&Device::Cpu);
+    let (gpu_model, gpu_losses) = run(&gpu);
+    assert_losses_match("activations in chunks", &gpu_losses, &cpu_losses);
+    assert_states_match("activations in chunks", &gpu_model, &cpu_model);
 }
 
 /// The dense VAE of `a_gpu_training_step_*`: small, on `device`, with Adam.

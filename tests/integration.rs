@@ -27,6 +27,7 @@ mod grad_shape;
 mod grad_vae_loss;
 mod nan_propagation;
 mod parity_batch_norm;
+mod parity_chunked;
 mod parity_concat;
 mod parity_conv2d;
 mod parity_conv_transpose2d;

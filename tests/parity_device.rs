@@ -117,15 +117,16 @@ fn sizes_and_launches_beyond_the_adapter_limits_are_refused_naming_the_limit() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };
     let limits = *gpu.gpu_context().unwrap().limits();
-    // A tensor larger than the largest buffer the device creates (one larger than a single
-    // binding is fine: tests/parity_large.rs).
+    // A tensor whose rows are each larger than the largest buffer the device creates (a
+    // larger tensor of smaller rows lies in several buffers: tests/parity_chunked.rs; one
+    // larger than a single binding is fine: tests/parity_large.rs).
     let too_many = (limits.max_buffer_size / 4 + 1) as usize;
-    let e = Tensor::zeros_on(&[too_many], DType::F32, &gpu).unwrap_err();
+    let e = Tensor::zeros_on(&[2, too_many], DType::F32, &gpu).unwrap_err();
     assert!(matches!(e, TensorError::Limit { .. }), "{e}");
     assert!(e.to_string().contains("max_buffer_size"), "{e}");
     // A broadcast view is free; materialising it past the limit is refused the same way.
     let one = Tensor::ones_on(&[1], DType::F32, &gpu).unwrap();
-    let huge = one.broadcast_to(&[too_many]).unwrap();
+    let huge = one.broadcast_to(&[2, too_many]).unwrap();
     let e = huge.contiguous().unwrap_err();
     assert!(e.to_string().contains("max_buffer_size"), "{e}");
     let e = huge.exp().unwrap_err();

@@ -25,7 +25,7 @@ use tensor::{DType, Device, Tensor, TensorError};
 /// [N, C, H, W] of the input on the lowered limit: 2,103,465 f32, 4 bindings' worth. (A
 /// part holds a multiple of 8 rows here, the offset alignment over an odd row length: the
 /// limit must hold 8 of the largest rows below, 8 × 34,840 f32.)
-const X_SHAPE: [usize; 4] = [161, 3, 67, 65];
+pub(crate) const X_SHAPE: [usize; 4] = [161, 3, 67, 65];
 
 /// [N, C, H, W] of the input beyond the device's own limit: 33,978,065 f32 = 136 MB, above
 /// lavapipe's 134,217,728 bytes.
@@ -56,7 +56,7 @@ fn element_wise_ops_and_strided_copies_beyond_one_binding_match_the_cpu() {
     }
 }
 
-fn element_wise_ops_and_strided_copies_match_the_cpu(gpu: &Device, shape: &[usize]) {
+pub(crate) fn element_wise_ops_and_strided_copies_match_the_cpu(gpu: &Device, shape: &[usize]) {
     let mut r = rng();
     let x = signed(shape, &mut r);
     let bias = signed(&[1, 3, 1, 1], &mut r);
@@ -79,17 +79,22 @@ fn element_wise_ops_and_strided_copies_match_the_cpu(gpu: &Device, shape: &[usiz
 #[test]
 fn convolutions_beyond_one_binding_match_the_cpu() {
     let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
+    convolutions_match_the_cpu(&gpu);
+}
+
+/// Convolution forward and backwards on [`X_SHAPE`].
+pub(crate) fn convolutions_match_the_cpu(gpu: &Device) {
     let mut r = rng();
     let x = signed(&X_SHAPE, &mut r);
     let w = signed(&[4, 3, 3, 3], &mut r);
     let b = signed(&[4], &mut r);
     let p = Conv2dParams { padding: [1, 1], ..Default::default() };
-    let (xg, wg) = (up(&x, &gpu), up(&w, &gpu));
+    let (xg, wg) = (up(&x, gpu), up(&w, gpu));
     let y = conv2d(&x, &w, Some(&b), &p).unwrap();
     let scale = conv2d(&abs(&x), &abs(&w), Some(&abs(&b)), &p).unwrap();
-    assert_close("conv2d", &conv2d(&xg, &wg, Some(&up(&b, &gpu)), &p).unwrap(), &y, Some(&scale));
+    assert_close("conv2d", &conv2d(&xg, &wg, Some(&up(&b, gpu)), &p).unwrap(), &y, Some(&scale));
     let gy = signed(y.shape(), &mut r);
-    let gyg = up(&gy, &gpu);
+    let gyg = up(&gy, gpu);
     let dx = conv2d_backward_data(&gy, &w, x.shape(), &p).unwrap();
     let dx_scale = conv2d_backward_data(&abs(&gy), &abs(&w), x.shape(), &p).unwrap();
     assert_close(
@@ -114,16 +119,21 @@ fn convolutions_beyond_one_binding_match_the_cpu() {
 
 #[test]
 fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cpu() {
-    // 40 images: the outputs below are the large tensors.
     let Some(gpu) = splitting_gpu(&[40, 2, 134, 130]) else { return };
+    transposed_convolution_pooling_and_upsampling_match_the_cpu(&gpu);
+}
+
+/// Transposed convolution and upsampling to [40, 2, 134, 130] (the large tensors), pooling
+/// of [`X_SHAPE`].
+pub(crate) fn transposed_convolution_pooling_and_upsampling_match_the_cpu(gpu: &Device) {
     let mut r = rng();
     let x = signed(&[40, 3, 67, 65], &mut r);
-    let xg = up(&x, &gpu);
+    let xg = up(&x, gpu);
     let w = signed(&[3, 2, 2, 2], &mut r);
     let p = ConvTranspose2dParams { stride: [2, 2], ..Default::default() };
     let y = conv_transpose2d(&x, &w, None, &p).unwrap(); // [40, 2, 134, 130]
     let scale = conv_transpose2d(&abs(&x), &abs(&w), None, &p).unwrap();
-    assert_close("conv_transpose2d", &conv_transpose2d(&xg, &up(&w, &gpu), None, &p).unwrap(), &y, Some(&scale));
+    assert_close("conv_transpose2d", &conv_transpose2d(&xg, &up(&w, gpu), None, &p).unwrap(), &y, Some(&scale));
     assert_close(
         "upsample_nearest2d ×2",
         &upsample_nearest2d(&xg, 2).unwrap(),
@@ -131,17 +141,17 @@ fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cp
         None,
     );
     let big = signed(&X_SHAPE, &mut r);
-    let pooled = avg_pool2d(&up(&big, &gpu), [2, 2], [2, 2], [0, 0]).unwrap();
+    let pooled = avg_pool2d(&up(&big, gpu), [2, 2], [2, 2], [0, 0]).unwrap();
     let scale = avg_pool2d(&abs(&big), [2, 2], [2, 2], [0, 0]).unwrap();
     assert_close("avg_pool2d 2×2", &pooled, &avg_pool2d(&big, [2, 2], [2, 2], [0, 0]).unwrap(), Some(&scale));
     // Max pool: its argmax indices are cut like its output, forward and backward.
     let (y, idx) = max_pool2d(&big, [3, 3], [2, 2], [1, 1]).unwrap();
-    let (yg, idxg) = max_pool2d(&up(&big, &gpu), [3, 3], [2, 2], [1, 1]).unwrap();
+    let (yg, idxg) = max_pool2d(&up(&big, gpu), [3, 3], [2, 2], [1, 1]).unwrap();
     assert_close("max_pool2d 3×3 stride 2", &yg, &y, None);
     assert_eq!(idxg.to_vec().unwrap(), idx.to_vec().unwrap(), "max_pool2d argmax indices");
     let gy = signed(y.shape(), &mut r);
     let want = max_pool2d_backward(&gy, &idx, &X_SHAPE).unwrap();
-    assert_close("max_pool2d_backward", &max_pool2d_backward(&up(&gy, &gpu), &idxg, &X_SHAPE).unwrap(), &want, None);
+    assert_close("max_pool2d_backward", &max_pool2d_backward(&up(&gy, gpu), &idxg, &X_SHAPE).unwrap(), &want, None);
 }
 
 #[test]
@@ -163,11 +173,16 @@ fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
 #[test]
 fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
+    batch_norm_matches_the_cpu_in_training_and_eval(&gpu);
+}
+
+/// Batch norm on [`X_SHAPE`], forward and backward, training and eval.
+pub(crate) fn batch_norm_matches_the_cpu_in_training_and_eval(gpu: &Device) {
     let mut r = rng();
     // Channel means away from 0, so a statistic summed over one part only would show.
     let x = signed(&X_SHAPE, &mut r).add_scalar(0.25).unwrap();
     let (gamma, beta) = (signed(&[3], &mut r), signed(&[3], &mut r));
-    let (xg, gg, bg) = (up(&x, &gpu), up(&gamma, &gpu), up(&beta, &gpu));
+    let (xg, gg, bg) = (up(&x, gpu), up(&gamma, gpu), up(&beta, gpu));
     let eps = 1e-5;
     let want = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
     let got = batch_norm_train(&xg, Some(&gg), Some(&bg), eps).unwrap();
@@ -176,7 +191,7 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     assert_close("batch_norm_train inv_std", &got.inv_std, &want.inv_std, None);
     assert_close("batch_norm_train var_unbiased", &got.var_unbiased, &want.var_unbiased, None);
     let gy = signed(&X_SHAPE, &mut r);
-    let gyg = up(&gy, &gpu);
+    let gyg = up(&gy, gpu);
     // dγ and dβ sum 701,155 terms of either sign per channel: their natural scale is the
     // sum of the terms' magnitudes, Σ |dy|·|x − μ|·inv_std and Σ |dy|.
     let per_channel = |t: &Tensor| t.sum(&[0, 2, 3], false).unwrap();
@@ -193,7 +208,7 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
     assert_close("batch_norm_train_backward dgamma", &got.dgamma, &want.dgamma, Some(&scale));
     assert_close("batch_norm_train_backward dbeta", &got.dbeta, &want.dbeta, Some(&dbeta_scale));
     let (rm, rv) = (signed(&[3], &mut r), uniform32(&[3], 0.5, 2.0, &mut r));
-    let (rmg, rvg) = (up(&rm, &gpu), up(&rv, &gpu));
+    let (rmg, rvg) = (up(&rm, gpu), up(&rv, gpu));
     let want = batch_norm_eval(&x, &rm, &rv, Some(&gamma), Some(&beta), eps).unwrap();
     assert_close("batch_norm_eval", &batch_norm_eval(&xg, &rmg, &rvg, Some(&gg), Some(&bg), eps).unwrap(), &want, None);
     let want = batch_norm_eval_backward(&gy, &x, &rm, &rv, Some(&gamma), eps).unwrap();
@@ -206,9 +221,14 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
 #[test]
 fn reductions_beyond_one_binding_match_the_cpu() {
     let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
+    reductions_match_the_cpu(&gpu);
+}
+
+/// Reductions of [`X_SHAPE`] per image, over the batch and over everything.
+pub(crate) fn reductions_match_the_cpu(gpu: &Device) {
     let mut r = rng();
     let x = signed(&X_SHAPE, &mut r).add_scalar(0.1).unwrap();
-    let xg = up(&x, &gpu);
+    let xg = up(&x, gpu);
     // Per image (parts of the batch); over the batch, every axis and the channel-gradient
     // axes (0, 2, 3) (pieces of the reduced block, combined).
     for (axes, op) in [
@@ -257,7 +277,7 @@ fn matrix_products_beyond_one_binding_match_the_cpu() {
 }
 
 #[test]
-fn optimizer_updates_and_concatenation_beyond_one_binding_match_the_cpu() {
+fn optimizer_updates_beyond_one_binding_match_the_cpu() {
     // One parameter of 1,300,001 elements (a large linear layer's weight).
     let shape = [1_300_001];
     let Some(gpu) = splitting_gpu(&shape) else { return };
@@ -277,9 +297,18 @@ fn optimizer_updates_and_concatenation_beyond_one_binding_match_the_cpu() {
     sgd_update(&mut pg, &gg, Some(&mut bg), &h).unwrap();
     assert_close("sgd: param", &pg, &p, None);
     assert_close("sgd: momentum buffer", &bg, &b, None);
-    // Two halves of the large input joined along the batch, and along the channels.
-    let x = signed(&X_SHAPE, &mut r);
-    let xg = up(&x, &gpu);
+}
+
+#[test]
+fn concatenation_beyond_one_binding_matches_the_cpu() {
+    let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
+    concatenation_matches_the_cpu(&gpu);
+}
+
+/// Two halves of [`X_SHAPE`] joined along the batch, and along the channels.
+pub(crate) fn concatenation_matches_the_cpu(gpu: &Device) {
+    let x = signed(&X_SHAPE, &mut rng());
+    let xg = up(&x, gpu);
     for axis in [0isize, 1] {
         let halves = |t: &Tensor| {
             let n = t.shape()[axis as usize];

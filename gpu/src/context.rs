@@ -368,6 +368,20 @@ impl Context {
         Ok(ctx)
     }
 
+    /// [`Self::new`], creating buffers of at most `max_buffer_bytes` (the device's own
+    /// max_buffer_size where that is lower) and binding at most `max_binding_bytes` (as
+    /// [`Self::with_binding_limit`], and never more than a buffer holds). The `tensor` crate
+    /// then spreads a tensor over several buffers as it does beyond the device's own limit (4
+    /// GiB on an H100), so tests reach that path with small tensors. Limits are only lowered.
+    pub fn with_buffer_limit(pref: AdapterPreference, max_buffer_bytes: u64, max_binding_bytes: u64) -> Result<Self> {
+        let mut ctx = Self::with_binding_limit(pref, max_binding_bytes.min(max_buffer_bytes))?;
+        let limits = &mut ctx.info.limits;
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(4);
+        limits.max_buffer_size = limits.max_buffer_size.min((max_buffer_bytes / align * align).max(align));
+        ctx.pool = BufferPool::new(limits.max_buffer_size);
+        Ok(ctx)
+    }
+
     /// [`Self::new`], with grids of at most `max_per_dimension` workgroups along each axis (the
     /// device's own max_compute_workgroups_per_dimension where that is lower). Launchers then
     /// slice their grids as they do for work beyond the device's own limit, so tests reach
@@ -460,6 +474,11 @@ impl Context {
     /// The most f32 elements one kernel binding may hold (max_storage_buffer_binding_size).
     pub fn max_binding_len(&self) -> usize {
         (self.info.limits.max_storage_buffer_binding_size / 4) as usize
+    }
+
+    /// The most f32 elements one buffer may hold (max_buffer_size).
+    pub fn max_buffer_len(&self) -> usize {
+        (self.info.limits.max_buffer_size / 4) as usize
     }
 
     /// A buffer of `len` elements from the pool; its contents are undefined (a reused buffer

@@ -16,7 +16,8 @@
 //! a staging buffer.
 //! A buffer may be as large as the device creates (max_buffer_size), larger than one kernel
 //! binding may be (max_storage_buffer_binding_size): [`Context::window`] binds a part of it,
-//! and the `tensor` crate splits an op's launches into parts that fit. Requests beyond the
+//! and the `tensor` crate splits an op's launches into parts that fit (and spreads a tensor
+//! larger than one buffer over several, each part inside one). Requests beyond the
 //! device's limits (a buffer above max_buffer_size, a whole buffer bound beyond
 //! max_storage_buffer_binding_size, a grid above max_compute_workgroups_per_dimension²) come
 //! back as [`GpuError::LimitExceeded`], never as a wgpu panic.

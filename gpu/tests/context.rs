@@ -479,3 +479,21 @@ fn a_lowered_binding_limit_is_enforced_and_a_raised_one_is_not_granted() {
     let raised = gpu::Context::with_binding_limit(pref, u64::MAX).unwrap();
     assert_eq!(raised.max_binding_len(), own.max_binding_len());
 }
+
+#[test]
+fn a_lowered_buffer_limit_refuses_larger_buffers_and_caps_the_binding_limit() {
+    let Some(own) = ctx() else { return };
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let small = gpu::Context::with_buffer_limit(pref, 8192 + 3, 1 << 20).unwrap();
+    assert_eq!(small.max_buffer_len(), 2048, "rounded down to the offset alignment, in f32");
+    assert_eq!(small.max_binding_len(), 2048, "a binding holds no more than a buffer");
+    assert_eq!(small.alloc(2048).unwrap().len(), 2048);
+    match small.alloc(2049) {
+        Err(GpuError::LimitExceeded { limit, .. }) => assert_eq!(limit, 8192),
+        other => panic!("expected LimitExceeded beyond the lowered buffer limit, got {other:?}"),
+    }
+    let both = gpu::Context::with_buffer_limit(pref, 8192, 4096).unwrap();
+    assert_eq!((both.max_buffer_len(), both.max_binding_len()), (2048, 1024));
+    let raised = gpu::Context::with_buffer_limit(pref, u64::MAX, u64::MAX).unwrap();
+    assert_eq!(raised.max_buffer_len(), own.max_buffer_len());
+}

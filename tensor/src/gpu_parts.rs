@@ -19,13 +19,21 @@
 //!   in their own files (`ops/reduce.rs`, `ops/batch_norm.rs`).
 //!
 //! Below the limit either runs its launch once on the whole buffers, as before.
+//!
+//! A tensor larger than one buffer may be (max_buffer_size: 4 GiB on an H100) is stored in
+//! chunks of whole rows of its leading axis (`GpuStorage`; [`gpu_alloc_rows`] makes them), a
+//! power of two of rows each. Both cutters end a part where a chunk ends, so each window lies
+//! in one buffer; an op that binds operands whole refuses such a tensor, naming the limit.
+
+use std::sync::Arc;
 
 use gpu::kernels::elementwise::View;
 use gpu::kernels::Output;
 use gpu::{BufferWindow, Context, GpuBuffer};
 
 use crate::error::{gpu_err, Result, TensorError};
-use crate::shape::numel;
+use crate::shape::{contiguous_strides, numel};
+use crate::storage::GpuStorage;
 use crate::tensor::{gpu_alloc, Tensor};
 
 /// How an operand of [`run_gpu_in_parts`] is cut.
@@ -95,12 +103,42 @@ fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
 }
 
+/// A GPU storage for a contiguous tensor of `shape`: one buffer when it fits one, else chunks
+/// of whole rows of its leading axis, each a power of two of rows (so that where one tensor's
+/// chunks end, a tensor with larger chunks ends a part too, and parts stay aligned). A
+/// `Limit` error when a single row is larger than one buffer may be.
+pub(crate) fn gpu_alloc_rows(ctx: &Arc<Context>, shape: &[usize], op: &'static str) -> Result<GpuStorage> {
+    let len = numel(shape);
+    let max_len = ctx.max_buffer_len();
+    if len <= max_len || shape.is_empty() {
+        return Ok(GpuStorage::new(gpu_alloc(ctx, len, op)?, Arc::clone(ctx)));
+    }
+    let row = len / shape[0];
+    if row > max_len {
+        return Err(TensorError::Limit {
+            op,
+            msg: format!(
+                "a tensor of shape {shape:?} is larger than one GPU buffer ({max_len} f32, max_buffer_size), and so is \
+                 each of its rows ({row} f32), so it cannot be spread over several buffers"
+            ),
+        });
+    }
+    let rows_per_chunk = 1usize << (max_len / row).ilog2();
+    let chunk_len = rows_per_chunk * row;
+    let chunks = (0..len)
+        .step_by(chunk_len)
+        .map(|start| gpu_alloc(ctx, chunk_len.min(len - start), op))
+        .collect::<Result<Vec<GpuBuffer>>>()?;
+    Ok(GpuStorage::chunked(chunks, chunk_len, Arc::clone(ctx)))
+}
+
 /// A GPU launch of `op` over `rows` independent rows (the batch, or N·C planes): makes the
 /// inputs dense on the device, each with its [`Cut`] (a `Rows` input's leading `rows` share
 /// its elements evenly), allocates one output per (shape, cut) and wraps the outputs as
 /// contiguous tensors. `launch` gets its [`Part`] and the buffers (windows when split); it
 /// must build its kernel's geometry from the part's rows. The first input must be present
-/// (it names the context).
+/// (it names the context). A `Rows` operand may lie in chunks (a `Rows` output does when it
+/// is larger than one buffer): parts end where chunks do. The other operands are one buffer.
 pub(crate) fn run_gpu_in_parts<const N: usize>(
     op: &'static str,
     rows: usize,
@@ -111,150 +149,238 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
     let Some((Some(first), _)) = inputs.first() else {
         return crate::error::invalid(op, "a GPU launch needs its first operand");
     };
-    let ctx = std::sync::Arc::clone(first.gpu_storage(op)?.context());
-    let dense =
-        inputs.iter().map(|(t, _)| t.map(|t| t.gpu_dense(op)).transpose()).collect::<Result<Vec<Option<Tensor>>>>()?;
-    let in_bufs = dense
+    let ctx = Arc::clone(first.gpu_storage(op)?.context());
+    // Dense inputs; a `Rows` input in chunks that end inside its rows (a reshaped view) is
+    // copied into chunks of its own rows first.
+    let dense = inputs
         .iter()
-        .map(|t| t.as_ref().map(|t| t.gpu_buffer(op)).transpose())
-        .collect::<Result<Vec<Option<&GpuBuffer>>>>()?;
-    let out_bufs = outputs.iter().map(|(s, _)| gpu_alloc(&ctx, numel(s), op)).collect::<Result<Vec<GpuBuffer>>>()?;
-    let row_len = |len: usize| len / rows.max(1);
-    let cut_lens: Vec<usize> = inputs
+        .map(|&(t, cut)| {
+            let Some(t) = t.map(|t| t.gpu_dense(op)).transpose()? else { return Ok(None) };
+            let s = t.gpu_storage(op)?;
+            let rows_split = cut == Cut::Rows && !s.chunk_len().is_multiple_of((t.numel() / rows.max(1)).max(1));
+            if s.single_buffer().is_none() && rows_split {
+                return t.gpu_copy(op).map(Some);
+            }
+            Ok(Some(t))
+        })
+        .collect::<Result<Vec<Option<Tensor>>>>()?;
+    let in_stores = dense
         .iter()
-        .zip(&in_bufs)
-        .filter(|((_, cut), b)| *cut == Cut::Rows && b.is_some())
-        .map(|((t, _), _)| t.map_or(0, |t| t.numel()))
-        .chain(outputs.iter().filter(|(_, cut)| *cut == Cut::Rows).map(|(s, _)| numel(s)))
+        .map(|t| t.as_ref().map(|t| t.gpu_storage(op)).transpose())
+        .collect::<Result<Vec<Option<&GpuStorage>>>>()?;
+    let out_stores = outputs
+        .iter()
+        .map(|(s, cut)| match cut {
+            Cut::Rows => gpu_alloc_rows(&ctx, s, op),
+            _ => Ok(GpuStorage::new(gpu_alloc(&ctx, numel(s), op)?, Arc::clone(&ctx))),
+        })
+        .collect::<Result<Vec<GpuStorage>>>()?;
+    // Every operand with its cut and its length (a dense input may be a prefix of its
+    // storage), the inputs first.
+    let in_lens: Vec<usize> = dense.iter().map(|t| t.as_ref().map_or(0, Tensor::numel)).collect();
+    let operands: Vec<(&GpuStorage, Cut, usize)> = in_stores
+        .iter()
+        .zip(inputs)
+        .zip(&in_lens)
+        .filter_map(|((s, (_, cut)), &len)| s.map(|s| (s, *cut, len)))
+        .chain(out_stores.iter().zip(&outputs).map(|(s, (shape, cut))| (s, *cut, numel(shape))))
         .collect();
+    let row_len = |len: usize| len / rows.max(1);
     let max_len = ctx.max_binding_len();
     // A dense input may be a prefix of a larger buffer (a narrowed tensor): then it is bound
     // as a window of its own elements even when it needs no cutting.
-    let buffers_fit = in_bufs.iter().flatten().copied().chain(&out_bufs).all(|b| b.len() <= max_len);
-    if rows == 0 || buffers_fit {
-        let whole = Part { first: 0, rows, mode: Output::Overwrite };
-        launch(&ctx, whole, &in_bufs, std::array::from_fn(|i| &out_bufs[i])).map_err(gpu_err(op))?;
+    let whole = operands.iter().all(|(s, ..)| s.single_buffer().is_some_and(|b| b.len() <= max_len));
+    if rows == 0 || whole {
+        let ins = in_stores.iter().map(|s| s.map(|s| s.buffer(op)).transpose()).collect::<Result<Vec<_>>>()?;
+        let outs = out_stores.iter().map(|s| s.buffer(op)).collect::<Result<Vec<_>>>()?;
+        let part = Part { first: 0, rows, mode: Output::Overwrite };
+        launch(&ctx, part, &ins, std::array::from_fn(|i| outs[i])).map_err(gpu_err(op))?;
     } else {
-        let row_lens: Vec<usize> = cut_lens.iter().map(|&len| row_len(len)).collect();
-        let all_rows = cut_lens.iter().all(|&len| len <= max_len).then_some(rows);
-        let part = all_rows.or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment())).ok_or_else(|| {
-            TensorError::Limit {
-                op,
-                msg: format!(
-                    "no aligned part of its rows ({} f32 elements each) fits the {max_len} one GPU binding \
-                     holds (max_storage_buffer_binding_size), so it cannot be split along its batch",
-                    row_lens.iter().max().unwrap_or(&0)
-                ),
+        // A storage in chunks must be cut along rows that its chunks hold whole.
+        for &(s, cut, len) in &operands {
+            if cut != Cut::Rows || !s.chunk_len().is_multiple_of(row_len(len).max(1)) {
+                s.buffer(op)?;
             }
+        }
+        let cut: Vec<(&GpuStorage, usize)> =
+            operands.iter().filter(|(_, cut, _)| *cut == Cut::Rows).map(|&(s, _, len)| (s, row_len(len))).collect();
+        let row_lens: Vec<usize> = cut.iter().map(|&(_, r)| r).collect();
+        let all_rows = cut.iter().all(|&(s, r)| s.single_buffer().is_some() && r * rows <= max_len);
+        let part = all_rows.then_some(rows).or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment()));
+        let part = part.ok_or_else(|| TensorError::Limit {
+            op,
+            msg: format!(
+                "no aligned part of its rows ({} f32 elements each) fits the {max_len} one GPU binding \
+                 holds (max_storage_buffer_binding_size), so it cannot be split along its batch",
+                row_lens.iter().max().unwrap_or(&0)
+            ),
         })?;
-        for start in (0..rows).step_by(part) {
-            let n = part.min(rows - start);
-            let ins = inputs
+        let mut start = 0;
+        while start < rows {
+            // As many rows as fit one binding, ending where a chunk of any operand ends.
+            let n = cut
                 .iter()
-                .zip(&dense)
-                .zip(&in_bufs)
-                .map(|(((_, cut), t), b)| match (cut, b, t) {
-                    (Cut::Rows, Some(b), Some(t)) => {
-                        let r = row_len(t.numel());
-                        ctx.window(b, start * r, n * r).map(Some)
-                    }
-                    (_, Some(b), Some(t)) => ctx.window(b, 0, t.numel()).map(Some),
-                    _ => Ok(None),
+                .map(|&(s, r)| {
+                    let (chunk, local) = s.locate(start * r);
+                    (chunk.len() - local) / r.max(1)
                 })
+                .fold(part.min(rows - start), usize::min);
+            let at = [start, n, rows];
+            let ins = in_stores
+                .iter()
+                .zip(inputs)
+                .zip(&in_lens)
+                .map(|((s, (_, cut)), &len)| s.map(|s| part_window(&ctx, s, *cut, len, at)).transpose())
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
-            let outs = outputs
+            let outs = out_stores
                 .iter()
-                .zip(&out_bufs)
-                .map(|((s, cut), b)| match cut {
-                    Cut::Rows => {
-                        let r = row_len(numel(s));
-                        ctx.window(b, start * r, n * r)
-                    }
-                    _ => ctx.window(b, 0, b.len()),
-                })
+                .zip(&outputs)
+                .map(|(s, (shape, cut))| part_window(&ctx, s, *cut, numel(shape), at))
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
             let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_deref()).collect();
             let mode = if start == 0 { Output::Overwrite } else { Output::Accumulate };
-            let part = Part { first: start, rows: n, mode };
-            launch(&ctx, part, &in_refs, std::array::from_fn(|i| &*outs[i])).map_err(gpu_err(op))?;
+            launch(&ctx, Part { first: start, rows: n, mode }, &in_refs, std::array::from_fn(|i| &*outs[i]))
+                .map_err(gpu_err(op))?;
+            start += n;
         }
     }
-    let mut tensors =
-        out_bufs.into_iter().zip(outputs).map(|(b, (s, _))| Tensor::from_gpu(b, std::sync::Arc::clone(&ctx), s));
-    Ok(std::array::from_fn(|_| tensors.next().expect("one buffer per output shape")))
+    let mut tensors = out_stores.into_iter().zip(outputs).map(|(s, (shape, _))| Tensor::from_gpu_storage(s, shape));
+    Ok(std::array::from_fn(|_| tensors.next().expect("one storage per output shape")))
+}
+
+/// What one part of [`run_gpu_in_parts`] binds of an operand of `len` elements: rows
+/// `first..first + n` of a `Rows` operand (of `rows`), all of any other.
+fn part_window<'s>(
+    ctx: &Context,
+    s: &'s GpuStorage,
+    cut: Cut,
+    len: usize,
+    [first, n, rows]: [usize; 3],
+) -> gpu::Result<BufferWindow<'s>> {
+    match cut {
+        Cut::Rows => {
+            let r = len / rows.max(1);
+            let (chunk, local) = s.locate(first * r);
+            ctx.window(chunk, local, n * r)
+        }
+        _ => ctx.window(s.locate(0).0, 0, len),
+    }
+}
+
+/// A strided view of a GPU storage that may lie in several buffers: what
+/// [`for_each_row_part`] cuts into views of one buffer each.
+#[derive(Clone, Debug)]
+pub(crate) struct StorageView<'a> {
+    /// The storage viewed.
+    pub(crate) storage: &'a GpuStorage,
+    /// One stride per iteration axis, in elements.
+    pub(crate) strides: Vec<usize>,
+    /// Element index of position (0, …, 0).
+    pub(crate) offset: usize,
+}
+
+impl<'a> StorageView<'a> {
+    /// All of `storage` as a dense row-major array of `shape`.
+    pub(crate) fn dense(storage: &'a GpuStorage, shape: &[usize]) -> Self {
+        StorageView { storage, strides: contiguous_strides(shape), offset: 0 }
+    }
+
+    /// Elements a view spans within one index of the leading axis of `shape`, less one.
+    fn row_span(&self, shape: &[usize]) -> usize {
+        shape[1..].iter().zip(&self.strides[1..]).map(|(&n, &s)| (n - 1) * s).sum()
+    }
+
+    /// The view as one buffer's [`View`], when it lies in one buffer.
+    fn single(&self) -> Option<View<'a>> {
+        Some(View::strided(self.storage.single_buffer()?, &self.strides, self.offset))
+    }
 }
 
 /// Runs an element-wise `launch` over the iteration `shape`: strided `inputs` (broadcast
-/// through stride-0 axes) and an `output` view, all of `shape`. When a buffer is larger than
-/// one binding, the launch runs once per part, each view rebased onto a window of its buffer
-/// that covers what the part reads; `launch` gets the part's views and shape.
+/// through stride-0 axes) and an `output` view, all of `shape`. When a storage is larger than
+/// one binding, or lies in chunks, the launch runs once per part, each view rebased onto a
+/// window of one buffer that covers what the part reads; `launch` gets the part's views and
+/// shape.
 pub(crate) fn for_each_row_part(
     ctx: &Context,
     op: &'static str,
-    inputs: &[View],
-    output: &View,
+    inputs: &[StorageView],
+    output: &StorageView,
     shape: &[usize],
     launch: impl Fn(&Context, &[View], &View, &[usize]) -> gpu::Result<()>,
 ) -> Result<()> {
     let max_len = ctx.max_binding_len();
-    let fits = inputs.iter().chain(std::iter::once(output)).all(|v| v.buf.len() <= max_len);
-    if shape.is_empty() || numel(shape) == 0 || fits {
-        return launch(ctx, inputs, output, shape).map_err(gpu_err(op));
+    let all: Vec<&StorageView> = inputs.iter().chain(std::iter::once(output)).collect();
+    let singles: Option<Vec<View>> = all.iter().map(|v| v.single()).collect();
+    if let Some(singles) = singles {
+        if shape.is_empty() || numel(shape) == 0 || singles.iter().all(|v| v.buf.len() <= max_len) {
+            let (out, ins) = singles.split_last().expect("the output view is last");
+            return launch(ctx, ins, out, shape).map_err(gpu_err(op));
+        }
     }
-    let mut views: Vec<View> = inputs.to_vec();
-    views.push(output.clone());
+    if numel(shape) == 0 {
+        return Ok(());
+    }
+    let views: Vec<StorageView> = all.into_iter().cloned().collect();
     launch_in_parts(ctx, op, &views, shape, &launch)
 }
 
-/// [`for_each_row_part`] once split: parts of `shape`'s leading axis when one row fits a
-/// binding (with room for an aligned window start); else each index of the leading axis on
-/// its own, cut along the next axis (a permuted view can span most of its buffer in one
-/// row). `views` holds the inputs, then the output.
+/// [`for_each_row_part`] once split: from each index of `shape`'s leading axis, as many as
+/// every view holds in one window (one binding, one chunk); an index whose row alone does not
+/// fit (a permuted view can span most of its storage in one row, a reshaped one can cross a
+/// chunk's end) is cut along the next axis. `views` holds the inputs, then the output.
 fn launch_in_parts(
     ctx: &Context,
     op: &'static str,
-    views: &[View],
+    views: &[StorageView],
     shape: &[usize],
     launch: &impl Fn(&Context, &[View], &View, &[usize]) -> gpu::Result<()>,
 ) -> Result<()> {
     let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
-    // Elements a view spans within one row (all axes but the leading one), less one.
-    let row_span = |v: &View| shape[1..].iter().zip(&v.strides[1..]).map(|(&n, &s)| (n - 1) * s).sum::<usize>();
-    // A part of n rows spans (n − 1)·s0 + row_span + 1 elements, plus up to align − 1 before
-    // its first for the aligned window start: the largest n that keeps that within max_len.
-    let rows = views
-        .iter()
-        .map(|v| {
-            let room = max_len.checked_sub(row_span(v) + align)?;
-            Some(room.checked_div(v.strides[0]).map_or(shape[0], |rows| rows + 1))
-        })
-        .try_fold(shape[0], |rows, fit| fit.map(|f| rows.min(f)));
-    let Some(rows) = rows.filter(|&r| r > 0) else {
-        if shape.len() == 1 {
-            return Err(TensorError::Limit {
-                op,
-                msg: format!("an element-wise launch cannot be split to fit one GPU binding of {max_len} f32"),
-            });
+    // The rows from `start` a view holds in one window: its window starts at the aligned
+    // element at or before its first read and may reach neither past its chunk nor past a
+    // binding's length.
+    let rows_in_one_window = |v: &StorageView, start: usize| {
+        let first = v.offset + start * v.strides[0];
+        let (chunk, local) = v.storage.locate(first);
+        let room = (chunk.len() - local).min(max_len.saturating_sub(local % align));
+        match room.checked_sub(v.row_span(shape) + 1) {
+            None => 0,
+            Some(_) if v.strides[0] == 0 => usize::MAX,
+            Some(left) => left / v.strides[0] + 1,
         }
-        for i in 0..shape[0] {
-            let sub: Vec<View> =
-                views.iter().map(|v| View::strided(v.buf, &v.strides[1..], v.offset + i * v.strides[0])).collect();
-            launch_in_parts(ctx, op, &sub, &shape[1..], launch)?;
-        }
-        return Ok(());
     };
-    for start in (0..shape[0]).step_by(rows) {
-        let n = rows.min(shape[0] - start);
+    let mut start = 0;
+    while start < shape[0] {
+        let n = views.iter().map(|v| rows_in_one_window(v, start)).fold(shape[0] - start, usize::min);
+        if n == 0 {
+            if shape.len() == 1 {
+                return Err(TensorError::Limit {
+                    op,
+                    msg: format!("an element-wise launch cannot be split to fit one GPU binding of {max_len} f32"),
+                });
+            }
+            let row: Vec<StorageView> = views
+                .iter()
+                .map(|v| StorageView {
+                    storage: v.storage,
+                    strides: v.strides[1..].to_vec(),
+                    offset: v.offset + start * v.strides[0],
+                })
+                .collect();
+            launch_in_parts(ctx, op, &row, &shape[1..], launch)?;
+            start += 1;
+            continue;
+        }
         let mut part_shape = shape.to_vec();
         part_shape[0] = n;
-        // Each view's window: from the aligned element at or before its first read to its last.
         let windows = views
             .iter()
             .map(|v| {
-                let first = v.offset + start * v.strides[0];
-                window_from(ctx, v.buf, first, (n - 1) * v.strides[0] + row_span(v) + 1)
+                let (chunk, local) = v.storage.locate(v.offset + start * v.strides[0]);
+                window_from(ctx, chunk, local, (n - 1) * v.strides[0] + v.row_span(shape) + 1)
             })
             .collect::<gpu::Result<Vec<_>>>()
             .map_err(gpu_err(op))?;
@@ -262,6 +388,7 @@ fn launch_in_parts(
             windows.iter().zip(views).map(|((w, offset), v)| View::strided(w, &v.strides, *offset)).collect();
         let (part_out, part_in) = part_views.split_last().expect("the output view is last");
         launch(ctx, part_in, part_out, &part_shape).map_err(gpu_err(op))?;
+        start += n;
     }
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! the device: the CPU arm makes the operands contiguous and calls the matching kernel in
 //! [`cpu`] (rayon, generic over [`Float`]); the GPU arm calls the `gpu` crate's launcher
 //! for the same op (f32 only), recording it into the context's pending command encoder
-//! (once, or once per part when an operand is larger than one GPU binding: `gpu_parts`).
+//! (once, or once per part when an operand is larger than one GPU binding, or lies in
+//! several buffers because it is larger than one: `gpu_parts`).
 //! Kernels never validate; ops never compute.
 //!
 //! Devices: a tensor lives on a [`Device`]; `to_device` / `to_cpu` move it, and

@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::elementwise::{copy_strided, View};
+use gpu::kernels::elementwise::copy_strided;
 use gpu::{Context, GpuBuffer};
 
 use crate::cpu;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
-use crate::gpu_parts::{for_each_row_part, run_gpu_in_parts, Cut};
+use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, Cut, StorageView};
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};
@@ -55,7 +55,13 @@ impl Tensor {
     /// A contiguous GPU tensor of `shape` over `buffer` (which holds at least numel elements).
     pub(crate) fn from_gpu(buffer: GpuBuffer, ctx: Arc<Context>, shape: &[usize]) -> Tensor {
         debug_assert!(buffer.len() >= numel(shape));
-        Tensor { storage: Arc::new(Storage::Gpu(GpuStorage::new(buffer, ctx))), layout: Layout::contiguous(shape) }
+        Tensor::from_gpu_storage(GpuStorage::new(buffer, ctx), shape)
+    }
+
+    /// A contiguous GPU tensor of `shape` over `storage` (which holds at least numel elements).
+    pub(crate) fn from_gpu_storage(storage: GpuStorage, shape: &[usize]) -> Tensor {
+        debug_assert!(storage.len() >= numel(shape));
+        Tensor { storage: Arc::new(Storage::Gpu(storage)), layout: Layout::contiguous(shape) }
     }
 
     /// A rank-0 tensor holding `v`, on the CPU.
@@ -91,15 +97,12 @@ impl Tensor {
             Device::Gpu(g) => {
                 check_gpu_dtype(OP, dtype)?;
                 let ctx = g.context();
-                let n = numel(shape);
-                // A cleared buffer is a copy-engine command, cheaper than the fill kernel.
-                let buf = if value == 0.0 {
-                    ctx.zeros(n)
-                } else {
-                    ctx.alloc(n).and_then(|b| ctx.fill(&b, value as f32).map(|_| b))
+                let storage = gpu_alloc_rows(ctx, shape, OP)?;
+                for chunk in storage.chunks() {
+                    // A cleared buffer is a copy-engine command, cheaper than the fill kernel.
+                    if value == 0.0 { ctx.clear(chunk) } else { ctx.fill(chunk, value as f32) }.map_err(gpu_err(OP))?;
                 }
-                .map_err(gpu_err(OP))?;
-                Ok(Tensor::from_gpu(buf, Arc::clone(ctx), shape))
+                Ok(Tensor::from_gpu_storage(storage, shape))
             }
         }
     }
@@ -248,8 +251,13 @@ impl Tensor {
                     });
                 }
                 let t = self.contiguous()?;
-                let buf = g.context().upload(t.cpu_slice::<f32>()?).map_err(gpu_err(OP))?;
-                Ok(Tensor::from_gpu(buf, Arc::clone(g.context()), self.shape()))
+                let values = t.cpu_slice::<f32>()?;
+                let ctx = g.context();
+                let storage = gpu_alloc_rows(ctx, self.shape(), OP)?;
+                for (chunk, part) in storage.chunks().iter().zip(values.chunks(storage.chunk_len().max(1))) {
+                    ctx.write(chunk, part).map_err(gpu_err(OP))?;
+                }
+                Ok(Tensor::from_gpu_storage(storage, self.shape()))
             }
             (Storage::Gpu(_), Device::Cpu) => Ok(Tensor::from_kernel(self.read_back(OP)?, self.shape())),
             // Another GPU context: through the host (wgpu cannot copy between devices).
@@ -270,7 +278,8 @@ impl Tensor {
         let whole = self.is_contiguous() && self.layout.offset == 0 && s.len() == self.numel();
         let t = if whole { self.clone() } else { self.gpu_copy(op)? };
         let s = t.gpu_storage(op)?;
-        let mut v = s.context().read(s.buffer()).map_err(gpu_err(op))?;
+        let chunks: Vec<&GpuBuffer> = s.chunks().iter().collect();
+        let mut v: Vec<f32> = s.context().read_together(&chunks).map_err(gpu_err(op))?.concat();
         v.truncate(self.numel());
         Ok(v)
     }
@@ -285,10 +294,10 @@ impl Tensor {
         }
     }
 
-    /// The tensor as a strided view of its GPU buffer, for launchers that read any layout.
-    pub(crate) fn gpu_view(&self, op: &'static str) -> Result<View<'_>> {
-        let s = self.gpu_storage(op)?;
-        Ok(View::strided(s.buffer(), &self.layout.strides, self.layout.offset))
+    /// The tensor as a strided view of its GPU storage, for launchers that read any layout.
+    pub(crate) fn gpu_view(&self, op: &'static str) -> Result<StorageView<'_>> {
+        let storage = self.gpu_storage(op)?;
+        Ok(StorageView { storage, strides: self.layout.strides.clone(), offset: self.layout.offset })
     }
 
     /// A GPU tensor whose elements sit densely at the start of its buffer (what the dense
@@ -302,21 +311,23 @@ impl Tensor {
         }
     }
 
-    /// The buffer of [`Self::gpu_dense`]'s result, borrowed.
+    /// The buffer of [`Self::gpu_dense`]'s result, borrowed: a `Limit` error naming `op` for a
+    /// tensor in several buffers (larger than one may be), which `op` binds whole.
     pub(crate) fn gpu_buffer(&self, op: &'static str) -> Result<&GpuBuffer> {
         debug_assert!(self.is_contiguous() && self.layout.offset == 0);
-        Ok(self.gpu_storage(op)?.buffer())
+        self.gpu_storage(op)?.buffer(op)
     }
 
-    /// A fresh dense copy of a GPU tensor's view (the strided-copy kernel).
-    fn gpu_copy(&self, op: &'static str) -> Result<Tensor> {
+    /// A fresh dense copy of a GPU tensor's view (the strided-copy kernel), in chunks of whole
+    /// rows of its leading axis when it is larger than one buffer.
+    pub(crate) fn gpu_copy(&self, op: &'static str) -> Result<Tensor> {
         let s = self.gpu_storage(op)?;
         let ctx = s.context();
-        let out = gpu_alloc(ctx, self.numel(), op)?;
         let shape = self.shape();
-        let (src, dst) = (self.gpu_view(op)?, View::dense(&out, shape));
+        let out = gpu_alloc_rows(ctx, shape, op)?;
+        let (src, dst) = (self.gpu_view(op)?, StorageView::dense(&out, shape));
         for_each_row_part(ctx, op, &[src], &dst, shape, |ctx, src, dst, shape| copy_strided(ctx, &src[0], dst, shape))?;
-        Ok(Tensor::from_gpu(out, Arc::clone(ctx), shape))
+        Ok(Tensor::from_gpu_storage(out, shape))
     }
 
     /// Makes `self` the sole owner of a dense buffer holding exactly its elements, copying
@@ -423,9 +434,12 @@ impl Tensor {
             let (here, rest): (Vec<_>, Vec<_>) = on_gpu
                 .into_iter()
                 .partition(|(_, t)| matches!(t.storage(), Storage::Gpu(s) if Arc::ptr_eq(s.context(), &ctx)));
-            let buffers = here.iter().map(|(_, t)| t.gpu_buffer(OP)).collect::<Result<Vec<_>>>()?;
-            let values = ctx.read_together(&buffers).map_err(gpu_err(OP))?;
-            for ((i, t), v) in here.iter().zip(values) {
+            // Every chunk of every tensor in one read, then each tensor's chunks joined.
+            let storages = here.iter().map(|(_, t)| t.gpu_storage(OP)).collect::<Result<Vec<_>>>()?;
+            let buffers: Vec<&GpuBuffer> = storages.iter().flat_map(|s| s.chunks()).collect();
+            let mut values = ctx.read_together(&buffers).map_err(gpu_err(OP))?.into_iter();
+            for ((i, t), s) in here.iter().zip(&storages) {
+                let v: Vec<f32> = values.by_ref().take(s.chunks().len()).flatten().collect();
                 out[*i] = Some(v[..t.numel()].iter().map(|&x| x as f64).collect());
             }
             on_gpu = rest;

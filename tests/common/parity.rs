@@ -48,6 +48,27 @@ pub fn small_binding_gpu() -> Option<Device> {
         .clone()
 }
 
+/// Bytes a buffer of [`small_buffer_gpu`] holds at most: 1 Mi f32.
+pub const SMALL_BUFFER_BYTES: u64 = 4 << 20;
+
+/// A GPU device whose buffers hold at most [`SMALL_BUFFER_BYTES`] and whose kernels bind at
+/// most [`SMALL_BINDING_BYTES`] (`gpu::Context::with_buffer_limit`): a tensor of several MB
+/// there lies in chunks, as a tensor beyond the device's own max_buffer_size does (4 GiB on an
+/// H100), and each chunk is bound in parts. `None` after printing why, as [`gpu`].
+pub fn small_buffer_gpu() -> Option<Device> {
+    static DEVICE: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            gpu()?;
+            let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+            match gpu::Context::with_buffer_limit(pref, SMALL_BUFFER_BYTES, SMALL_BINDING_BYTES) {
+                Ok(ctx) => Some(Device::from_context(std::sync::Arc::new(ctx))),
+                Err(e) => panic!("a GPU device opened but a second context on it did not: {e}"),
+            }
+        })
+        .clone()
+}
+
 /// A GPU context of the test's own, so that its counters (launches, read-backs) are the
 /// test's alone; `None` after printing why, as [`gpu`].
 pub fn own_gpu() -> Option<Device> {

@@ -7,18 +7,18 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::elementwise::{contiguous_strides, copy_strided, View};
+use gpu::kernels::elementwise::{contiguous_strides, copy_strided};
 use gpu::kernels::index::{self as gpu_kernel, IndexDims};
 
 use crate::cpu::concat as kernel;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
-use crate::gpu_parts::for_each_row_part;
+use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
-use crate::tensor::{gpu_alloc, run_gpu, Tensor};
+use crate::tensor::{run_gpu, Tensor};
 
 /// Concatenates tensors along `axis`; all other dims must agree.
 pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
@@ -69,17 +69,17 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
 fn cat_gpu(parts: &[&Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
     const OP: &str = "cat";
     let ctx = Arc::clone(parts[0].gpu_storage(OP)?.context());
-    let out = gpu_alloc(&ctx, numel(out_shape), OP)?;
+    let out = gpu_alloc_rows(&ctx, out_shape, OP)?;
     let strides = contiguous_strides(out_shape);
     let mut start = 0;
     for t in parts {
-        let dst = View::strided(&out, &strides, start * strides[a]);
+        let dst = StorageView { storage: &out, strides: strides.clone(), offset: start * strides[a] };
         for_each_row_part(&ctx, OP, &[t.gpu_view(OP)?], &dst, t.shape(), |ctx, src, dst, shape| {
             copy_strided(ctx, &src[0], dst, shape)
         })?;
         start += t.shape()[a];
     }
-    Ok(Tensor::from_gpu(out, ctx, out_shape))
+    Ok(Tensor::from_gpu_storage(out, out_shape))
 }
 
 /// x viewed as [outer, n_in, inner] around axis `a`, with `n_out` rows in the output.

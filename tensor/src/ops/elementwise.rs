@@ -15,12 +15,12 @@ use crate::dtype::{DType, Float};
 use crate::elementwise_table::{self as table, BINARY_OPS, UNARY_OPS};
 pub use crate::elementwise_table::{BinaryOp, UnaryOp};
 use crate::error::{shape_err, Result, TensorError};
-use crate::gpu_parts::for_each_row_part;
+use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
 use crate::ops::checks::same_dtype;
 use crate::profile::{self, OpFamily};
 use crate::shape::broadcast_shapes;
 use crate::storage::{CpuStorage, Storage};
-use crate::tensor::{gpu_alloc, Tensor};
+use crate::tensor::Tensor;
 
 /// The GPU op kernels, assembled from the op table the first time one runs.
 fn gpu_shader() -> &'static ElementwiseShader {
@@ -119,12 +119,12 @@ fn map_gpu(
         .iter()
         .map(|t| {
             let l = t.layout().broadcast_to(shape)?;
-            Ok(View::strided(t.gpu_storage(op)?.buffer(), &l.strides, l.offset))
+            Ok(StorageView { storage: t.gpu_storage(op)?, strides: l.strides, offset: l.offset })
         })
-        .collect::<Result<Vec<View>>>()?;
-    let out = gpu_alloc(&ctx, shape.iter().product(), op)?;
-    for_each_row_part(&ctx, op, &views, &View::dense(&out, shape), shape, launch)?;
-    Ok(Tensor::from_gpu(out, ctx, shape))
+        .collect::<Result<Vec<StorageView>>>()?;
+    let out = gpu_alloc_rows(&ctx, shape, op)?;
+    for_each_row_part(&ctx, op, &views, &StorageView::dense(&out, shape), shape, launch)?;
+    Ok(Tensor::from_gpu_storage(out, shape))
 }
 
 /// Applies `op` to a and b broadcast together. a, b: broadcastable → broadcast shape.

@@ -104,7 +104,7 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     fn view(t: &Tensor) -> Result<MatView<'_>> {
         let (l, r) = (t.layout(), t.rank());
         Ok(MatView {
-            buf: t.gpu_storage(OP)?.buffer(),
+            buf: t.gpu_storage(OP)?.buffer(OP)?,
             offset: l.offset,
             batch_stride: if r == 3 { l.strides[0] } else { 0 },
             row_stride: l.strides[r - 2],

@@ -73,12 +73,13 @@ pub fn packed_whole(tensors: &[&Tensor]) -> Option<Tensor> {
     let mut ctx = None;
     for t in tensors {
         let Storage::Gpu(g) = t.storage() else { return None };
-        let dense = t.is_contiguous() && t.layout().offset == 0 && g.buffer().len() == t.numel();
+        let buffer = g.single_buffer()?;
+        let dense = t.is_contiguous() && t.layout().offset == 0 && buffer.len() == t.numel();
         if !dense {
             return None;
         }
         ctx = Some(g.context());
-        buffers.push(g.buffer());
+        buffers.push(buffer);
     }
     let ctx = ctx?;
     let whole = ctx.packed_whole(&buffers)?;

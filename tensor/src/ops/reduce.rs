@@ -318,7 +318,13 @@ fn flag_on_gpu<'t>(
     let flags = ctx.zeros(slots).map_err(gpu_err(op))?;
     for (i, x) in tensors.enumerate() {
         let Storage::Gpu(g) = x.storage() else { continue };
-        gpu_kernel::flag_non_finite(ctx, g.buffer(), x.numel(), &flags, slot(i)).map_err(gpu_err(op))?;
+        // x is dense: its elements fill its chunks in order (or start its one buffer).
+        let mut left = x.numel();
+        for chunk in g.chunks() {
+            let n = left.min(chunk.len());
+            gpu_kernel::flag_non_finite(ctx, chunk, n, &flags, slot(i)).map_err(gpu_err(op))?;
+            left -= n;
+        }
     }
     Ok(flags)
 }

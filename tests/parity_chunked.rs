@@ -1,0 +1,151 @@
+//! Tensors larger than one GPU buffer against the CPU kernels. A device creates buffers of
+//! at most max_buffer_size bytes (4 GiB on an H100), so a larger tensor lies in several
+//! buffers, chunks of whole rows of its leading axis (`tensor::GpuStorage`), and the ops that
+//! cut their launches into parts end each part where a chunk ends (`tensor/src/gpu_parts.rs`).
+//! Every op here runs on a device whose buffers hold at most 4 MiB and whose kernels bind at
+//! most 2 MiB (`small_buffer_gpu`), so the 8 MB tensors of `parity_large` lie in three chunks,
+//! each bound in parts, on any adapter and in seconds.
+
+use crate::common;
+use crate::parity_large::{self as large, X_SHAPE};
+
+use common::parity::*;
+use common::rng;
+use tensor::ops::conv2d::{conv2d, Conv2dParams};
+use tensor::ops::matmul::matmul;
+use tensor::ops::optim::{adam_update, AdamHyper};
+use tensor::{DType, Device, Storage, Tensor, TensorError};
+
+fn buffer_len(gpu: &Device) -> usize {
+    gpu.gpu_context().expect("a GPU device").max_buffer_len()
+}
+
+/// The device with the lowered buffer limit, and a check that `shape` lies in chunks there.
+fn chunking_gpu(shape: &[usize]) -> Option<Device> {
+    let gpu = small_buffer_gpu()?;
+    assert!(shape.iter().product::<usize>() > buffer_len(&gpu), "{shape:?} fits one buffer");
+    Some(gpu)
+}
+
+/// The chunks of a GPU tensor's storage: (their count, elements per chunk).
+fn chunks_of(t: &Tensor) -> (usize, usize) {
+    match t.storage() {
+        Storage::Gpu(g) => (g.chunks().len(), g.chunk_len()),
+        Storage::Cpu(_) => panic!("expected a GPU tensor"),
+    }
+}
+
+#[test]
+fn a_tensor_larger_than_one_buffer_lies_in_chunks_of_a_power_of_two_of_whole_rows() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    let x = signed(&X_SHAPE, &mut rng());
+    let xg = up(&x, &gpu);
+    let row: usize = X_SHAPE[1..].iter().product();
+    let (count, chunk_len) = chunks_of(&xg);
+    assert!(chunk_len <= buffer_len(&gpu), "a chunk of {chunk_len} f32 is larger than a buffer");
+    assert_eq!(chunk_len % row, 0, "chunks hold whole rows of {row} f32");
+    let rows = chunk_len / row;
+    assert!(rows.is_power_of_two() && 2 * chunk_len > buffer_len(&gpu), "{rows} rows per chunk");
+    assert_eq!(count, X_SHAPE[0].div_ceil(rows), "chunks for {} rows", X_SHAPE[0]);
+    assert_eq!(xg.to_vec_f32().unwrap(), x.to_vec_f32().unwrap(), "upload and read back");
+    let small = up(&signed(&[5], &mut rng()), &gpu);
+    let both = Tensor::to_vecs_f64(&[&xg, &small]).unwrap();
+    assert_eq!(both[0], x.to_vec_f64().unwrap(), "to_vecs_f64 of a chunked tensor");
+    assert_eq!(both[1], small.to_vec_f64().unwrap(), "to_vecs_f64 of the one-buffer tensor beside it");
+    for value in [0.0, 0.5] {
+        let filled = Tensor::full_on(&X_SHAPE, value, DType::F32, &gpu).unwrap();
+        assert_eq!(chunks_of(&filled), (count, chunk_len));
+        assert!(filled.to_vec_f32().unwrap().iter().all(|&v| v == value as f32), "full_on({value}) fills every chunk");
+    }
+}
+
+#[test]
+fn element_wise_ops_and_strided_copies_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::element_wise_ops_and_strided_copies_match_the_cpu(&gpu, &X_SHAPE);
+}
+
+#[test]
+fn a_view_whose_rows_cross_a_chunk_end_is_cut_along_its_next_axis() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    let x = signed(&X_SHAPE, &mut rng());
+    let xg = up(&x, &gpu);
+    // 7 rows of 23 images: chunks end every 64 images, inside the rows of this view.
+    let regrouped = |t: &Tensor| t.reshape(&[7, 23, 3, 67 * 65]).unwrap().narrow(3, 1, 4000).unwrap().exp().unwrap();
+    assert_close("reshape(7, 23, ..).narrow(3, 1, 4000).exp()", &regrouped(&xg), &regrouped(&x), None);
+}
+
+#[test]
+fn a_tensor_whose_chunks_do_not_hold_an_ops_rows_is_rechunked_first() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    let mut r = rng();
+    let x = signed(&X_SHAPE, &mut r);
+    // Uploaded as rows of one 67 × 65 plane: its chunks end inside images.
+    let planes = up(&x.reshape(&[161 * 3, 67 * 65]).unwrap(), &gpu);
+    let (_, chunk_len) = chunks_of(&planes);
+    assert_ne!(chunk_len % (3 * 67 * 65), 0, "chunks of {chunk_len} f32 hold whole images");
+    let w = signed(&[2, 3, 3, 3], &mut r);
+    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let got = conv2d(&planes.reshape(&X_SHAPE).unwrap(), &up(&w, &gpu), None, &p).unwrap();
+    let scale = conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
+    assert_close("conv2d of a tensor chunked by planes", &got, &conv2d(&x, &w, None, &p).unwrap(), Some(&scale));
+}
+
+#[test]
+fn convolutions_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::convolutions_match_the_cpu(&gpu);
+}
+
+#[test]
+fn transposed_convolution_pooling_and_upsampling_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&[40, 2, 134, 130]) else { return };
+    large::transposed_convolution_pooling_and_upsampling_match_the_cpu(&gpu);
+}
+
+#[test]
+fn batch_norm_over_chunks_matches_the_cpu_in_training_and_eval() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::batch_norm_matches_the_cpu_in_training_and_eval(&gpu);
+}
+
+#[test]
+fn reductions_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::reductions_match_the_cpu(&gpu);
+}
+
+#[test]
+fn concatenation_into_chunks_matches_the_cpu() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::concatenation_matches_the_cpu(&gpu);
+}
+
+#[test]
+fn ops_that_bind_an_operand_whole_refuse_one_in_chunks_naming_the_limit() {
+    let Some(gpu) = chunking_gpu(&[1200, 901]) else { return };
+    let mut r = rng();
+    let a = up(&signed(&[1200, 901], &mut r), &gpu);
+    let b = up(&signed(&[901, 7], &mut r), &gpu);
+    let refused = |e: TensorError, op: &str| {
+        assert!(matches!(e, TensorError::Limit { op: o, .. } if o == op), "{op}: {e}");
+        assert!(e.to_string().contains("max_buffer_size") && e.to_string().contains("lies in 2 buffers"), "{e}");
+    };
+    refused(matmul(&a, &b).unwrap_err(), "matmul");
+    let (mut p, mut m, mut v) = (a.clone(), a.zeros_like().unwrap(), a.zeros_like().unwrap());
+    refused(adam_update(&mut p, &a, &mut m, &mut v, &AdamHyper::default()).unwrap_err(), "adam_update");
+}
+
+#[test]
+fn a_row_larger_than_one_buffer_is_a_limit_error_naming_it() {
+    // One image of 2 × 1024 × 1024 f32 = 8 MiB: no chunk of whole rows fits 4 MiB.
+    let shape = [3, 2, 1024, 1024];
+    let Some(gpu) = chunking_gpu(&shape) else { return };
+    for e in [
+        Tensor::zeros_on(&shape, DType::F32, &gpu).unwrap_err(),
+        Tensor::zeros(&shape, DType::F32).to_device(&gpu).unwrap_err(),
+    ] {
+        assert!(matches!(e, TensorError::Limit { .. }), "{e}");
+        assert!(e.to_string().contains("max_buffer_size") && e.to_string().contains("each of its rows"), "{e}");
+    }
+}
