@@ -15,16 +15,35 @@
 //                 `src_rows` list the j of target i in increasing order), so each output
 //                 element sums its own sources in the same order the CPU kernel adds them.
 //
+// In parts. A tensor larger than one storage binding is launched a window at a time: the
+// bound input holds rows `in_first .. in_first + n_in` of the indexed axis (index_select: of
+// x, the index values; index_add: of src, the source rows j), starting at element
+// `in_offset` of its binding, and the bound output holds rows `out_first .. out_first +
+// n_out` (index_select: positions in idx; index_add: targets i), from `out_offset`. An
+// index_select writes only the outputs whose source row lies in its input window (each output
+// is written by the one window holding its source); an index_add sums the sources in its
+// window, added to what the output holds when `accumulate` is 1 (windows in increasing j, so
+// each output's sum runs in the same order as in one launch). Launched whole, every first and
+// offset is 0.
+//
 // One invocation per output element; the 1-D grid may be split over x and y (see
 // `Context::grid_1d`), so the linear id is (wid.x + wid.y·nwg.x)·WG + lid, bounds-checked.
 
 struct Params {
     outer: u32,
-    // Length of the indexed axis in the input (index_select: x; index_add: src).
+    // Rows of the indexed axis in the bound input (index_select: x; index_add: src).
     n_in: u32,
-    // Length of the indexed axis in the output.
+    // Rows of the indexed axis in the bound output.
     n_out: u32,
     inner: u32,
+    in_first: u32,
+    out_first: u32,
+    in_offset: u32,
+    out_offset: u32,
+    accumulate: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -55,7 +74,12 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let k = e % p.inner;
     let j = (e / p.inner) % p.n_out;
     let o = e / (p.inner * p.n_out);
-    sel_out[e] = sel_x[(o * p.n_in + sel_idx[j]) * p.inner + k];
+    let src = sel_idx[p.out_first + j];
+    // Unsigned: a source before the window wraps to a large value and fails the test too.
+    if src - p.in_first >= p.n_in {
+        return;
+    }
+    sel_out[p.out_offset + e] = sel_x[p.in_offset + (o * p.n_in + src - p.in_first) * p.inner + k];
 }
 
 @compute @workgroup_size(256)
@@ -66,11 +90,17 @@ fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         return;
     }
     let k = e % p.inner;
-    let i = (e / p.inner) % p.n_out;
+    let i = p.out_first + (e / p.inner) % p.n_out;
     let o = e / (p.inner * p.n_out);
     var acc: f32 = 0.0;
-    for (var t = add_row_start[i]; t < add_row_start[i + 1u]; t++) {
-        acc += add_src[(o * p.n_in + add_src_rows[t]) * p.inner + k];
+    if p.accumulate != 0u {
+        acc = add_out[p.out_offset + e];
     }
-    add_out[e] = acc;
+    for (var t = add_row_start[i]; t < add_row_start[i + 1u]; t++) {
+        let j = add_src_rows[t] - p.in_first;
+        if j < p.n_in {
+            acc += add_src[p.in_offset + (o * p.n_in + j) * p.inner + k];
+        }
+    }
+    add_out[p.out_offset + e] = acc;
 }

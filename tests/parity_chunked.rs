@@ -122,6 +122,12 @@ fn concatenation_into_chunks_matches_the_cpu() {
 }
 
 #[test]
+fn index_select_and_index_add_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    large::index_ops_match_the_cpu(&gpu);
+}
+
+#[test]
 fn ops_that_bind_an_operand_whole_refuse_one_in_chunks_naming_the_limit() {
     let Some(gpu) = chunking_gpu(&[1200, 901]) else { return };
     let mut r = rng();

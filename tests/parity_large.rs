@@ -12,7 +12,7 @@ use crate::common;
 use common::parity::*;
 use common::rng;
 use tensor::ops::batch_norm::{batch_norm_eval, batch_norm_eval_backward, batch_norm_train, batch_norm_train_backward};
-use tensor::ops::concat::cat;
+use tensor::ops::concat::{cat, index_add_zeros, index_select};
 use tensor::ops::conv2d::{conv2d, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::ops::interpolate::upsample_nearest2d;
@@ -247,6 +247,42 @@ pub(crate) fn reductions_match_the_cpu(gpu: &Device) {
     let e = reduce(&xg, &[], false, ReduceOp::ArgMax).unwrap_err();
     assert!(matches!(e, TensorError::Limit { op: "reduce", .. }), "{e}");
     assert!(e.to_string().contains("only sum, mean, max and min"), "{e}");
+}
+
+#[test]
+fn index_select_and_index_add_beyond_one_binding_match_the_cpu() {
+    let Some(gpu) = splitting_gpu(&X_SHAPE) else { return };
+    index_ops_match_the_cpu(&gpu);
+}
+
+/// index_select and its adjoint index_add on [`X_SHAPE`]: along the batch, where one outer
+/// row (all of it) is larger than a binding, so the launches take windows of the indexed
+/// axis; along the channels and the last axis, in parts of the outer rows; and from a small
+/// input into a large output.
+pub(crate) fn index_ops_match_the_cpu(gpu: &Device) {
+    let mut r = rng();
+    let x = signed(&X_SHAPE, &mut r);
+    let xg = up(&x, gpu);
+    // Unsorted and repeated, more indices than rows: each output's source may lie in any window.
+    let batch: Vec<usize> = (0..200).map(|_| r.below(X_SHAPE[0])).collect();
+    for (axis, idx) in [(0, batch), (1, vec![2, 0, 2, 1]), (3, vec![64, 0, 31, 31, 7])] {
+        let want = index_select(&x, axis, &idx).unwrap();
+        let got = index_select(&xg, axis, &idx).unwrap();
+        assert_close(&format!("index_select axis {axis} ({} indices)", idx.len()), &got, &want, None);
+        let back = index_add_zeros(&want, axis, &idx, x.shape()).unwrap();
+        let back_g = index_add_zeros(&got, axis, &idx, x.shape()).unwrap();
+        let scale = index_add_zeros(&abs(&want), axis, &idx, x.shape()).unwrap();
+        assert_close(&format!("index_add axis {axis}"), &back_g, &back, Some(&scale));
+    }
+    // 5 images selected 161 times: one window of the input, many of the output.
+    let small = signed(&[5, 3, 67, 65], &mut r);
+    let idx: Vec<usize> = (0..X_SHAPE[0]).map(|i| (i * 7) % 5).collect();
+    let got = index_select(&up(&small, gpu), 0, &idx).unwrap();
+    assert_close("index_select of 5 images into 161", &got, &index_select(&small, 0, &idx).unwrap(), None);
+    // No sources: the sum over nothing is zeros, however large.
+    let none = up(&Tensor::zeros(&[0, 3, 67, 65], DType::F32), gpu);
+    let zeros = index_add_zeros(&none, 0, &[], &X_SHAPE).unwrap();
+    assert!(zeros.to_vec_f32().unwrap().iter().all(|&v| v == 0.0), "index_add of no sources");
 }
 
 #[test]

@@ -8,17 +8,20 @@
 use std::sync::Arc;
 
 use gpu::kernels::elementwise::{contiguous_strides, copy_strided};
-use gpu::kernels::index::{self as gpu_kernel, IndexDims};
+use gpu::kernels::index::{self as gpu_kernel, IndexDims, IndexWindow};
+use gpu::GpuBuffer;
 
 use crate::cpu::concat as kernel;
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
-use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
+use crate::gpu_parts::{
+    for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, splits_into_parts, window_from, Cut, StorageView,
+};
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
-use crate::storage::Storage;
-use crate::tensor::{run_gpu, Tensor};
+use crate::storage::{GpuStorage, Storage};
+use crate::tensor::Tensor;
 
 /// Concatenates tensors along `axis`; all other dims must agree.
 pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
@@ -123,10 +126,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
             const OP: &str = "index_select";
             let idx = s.context().upload_u32(&to_u32(OP, indices)?).map_err(gpu_err(OP))?;
             let d = index_dims(x.shape(), a, x.shape()[a], indices.len());
-            let [y] = run_gpu(OP, &[Some(x)], [&out_shape], |ctx, i, [o]| {
-                gpu_kernel::index_select(ctx, d, i[0].expect("x"), &idx, o)
-            })?;
-            Ok(y)
+            run_index_gpu(OP, x, d, &out_shape, |ctx, d, w, x, o| gpu_kernel::index_select(ctx, d, w, x, &idx, o))
         }
     }
 }
@@ -166,12 +166,90 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
             let row_start = ctx.upload_u32(&row_start).map_err(gpu_err(OP))?;
             let src_rows = ctx.upload_u32(&src_rows).map_err(gpu_err(OP))?;
             let d = index_dims(shape, a, indices.len(), shape[a]);
-            let [y] = run_gpu(OP, &[Some(src)], [shape], |ctx, i, [o]| {
-                gpu_kernel::index_add(ctx, d, i[0].expect("src"), &row_start, &src_rows, o)
-            })?;
-            Ok(y)
+            run_index_gpu(OP, src, d, shape, |ctx, d, w, src, o| {
+                gpu_kernel::index_add(ctx, d, w, src, &row_start, &src_rows, o)
+            })
         }
     }
+}
+
+/// The GPU launches of an index op (`input` [outer, n_in, inner] → [outer, n_out, inner] of
+/// `out_shape`): once on whole buffers; in parts of `outer` when operands are larger than one
+/// binding (each part binds its rows, as the convolutions' batch); and when one outer row is
+/// larger than a binding, a window of rows of the indexed axis at a time, for one outer index
+/// after another: each window of the output against each window of the input, in order
+/// (`IndexWindow` says which rows a launch holds; see `shaders/index.wgsl`).
+fn run_index_gpu(
+    op: &'static str,
+    input: &Tensor,
+    d: IndexDims,
+    out_shape: &[usize],
+    launch: impl Fn(&gpu::Context, IndexDims, IndexWindow, &GpuBuffer, &GpuBuffer) -> gpu::Result<()>,
+) -> Result<Tensor> {
+    let ctx = Arc::clone(input.gpu_storage(op)?.context());
+    let (in_row, out_row) = (d.n_in * d.inner, d.n_out * d.inner);
+    let max_len = ctx.max_binding_len();
+    if in_row <= max_len && out_row <= max_len && splits_into_parts(&ctx, d.outer, &[in_row, out_row]) {
+        let inputs = [(Some(input), Cut::Rows)];
+        let [y] = run_gpu_in_parts(op, d.outer, &inputs, [(out_shape, Cut::Rows)], |ctx, part, i, [o]| {
+            launch(ctx, IndexDims { outer: part.rows, ..d }, IndexWindow::default(), i[0].expect("input"), o)
+        })?;
+        return Ok(y);
+    }
+    if d.n_in == 0 {
+        // Nothing to select from or to add: no window of the input would write the output.
+        return Tensor::zeros_on(out_shape, DType::F32, &input.device());
+    }
+    let x = input.gpu_dense(op)?;
+    let x = x.gpu_storage(op)?;
+    let out = gpu_alloc_rows(&ctx, out_shape, op)?;
+    for o in 0..d.outer {
+        let in_windows = windows_of_rows(&ctx, op, x, o * d.n_in, d.n_in, d.inner)?;
+        for (out_first, n_out) in windows_of_rows(&ctx, op, &out, o * d.n_out, d.n_out, d.inner)? {
+            let (chunk, local) = out.locate((o * d.n_out + out_first) * d.inner);
+            let (ow, out_offset) = window_from(&ctx, chunk, local, n_out * d.inner).map_err(gpu_err(op))?;
+            for (n, &(in_first, n_in)) in in_windows.iter().enumerate() {
+                let (chunk, local) = x.locate((o * d.n_in + in_first) * d.inner);
+                let (xw, in_offset) = window_from(&ctx, chunk, local, n_in * d.inner).map_err(gpu_err(op))?;
+                let w = IndexWindow { in_first, out_first, in_offset, out_offset, accumulate: n > 0 };
+                launch(&ctx, IndexDims { outer: 1, n_in, n_out, inner: d.inner }, w, &xw, &ow).map_err(gpu_err(op))?;
+            }
+        }
+    }
+    Ok(Tensor::from_gpu_storage(out, out_shape))
+}
+
+/// `rows` rows of `inner` elements of `storage`, from row `first`, cut into windows that each
+/// lie in one chunk and fit one binding with room for an aligned start: (first row, rows) of
+/// each, counted from `first`.
+fn windows_of_rows(
+    ctx: &gpu::Context,
+    op: &'static str,
+    storage: &GpuStorage,
+    first: usize,
+    rows: usize,
+    inner: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
+    let mut windows = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let (chunk, local) = storage.locate((first + start) * inner);
+        let room = (chunk.len() - local).min(max_len.saturating_sub(local % align));
+        let n = (room / inner.max(1)).min(rows - start);
+        if n == 0 {
+            return Err(TensorError::Limit {
+                op,
+                msg: format!(
+                    "a row of {inner} f32 along the indexed axis does not fit one GPU binding of {max_len} f32 \
+                     (max_storage_buffer_binding_size)"
+                ),
+            });
+        }
+        windows.push((start, n));
+        start += n;
+    }
+    Ok(windows)
 }
 
 #[cfg(test)]
