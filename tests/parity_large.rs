@@ -155,6 +155,37 @@ pub(crate) fn transposed_convolution_pooling_and_upsampling_match_the_cpu(gpu: &
 }
 
 #[test]
+fn parts_whose_rows_start_unaligned_are_staged_through_copies_and_match_the_cpu() {
+    // A binding of 65,536 f32 holds 5 rows of 13,065, but an aligned cut needs a multiple of
+    // 8 (the offset alignment over an odd row length): parts of 5 rows, the cuts that start
+    // unaligned bound through scratch copies, outputs (max-pool indices too) copied back.
+    if gpu().is_none() {
+        return;
+    }
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let ctx = gpu::Context::with_binding_limit(pref, 256 << 10).expect("a second context on the device");
+    let gpu = Device::from_context(std::sync::Arc::new(ctx));
+    let mut r = rng();
+    let x = signed(&[21, 3, 67, 65], &mut r);
+    let (w, xg) = (signed(&[4, 3, 3, 3], &mut r), up(&x, &gpu));
+    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let y = conv2d(&x, &w, None, &p).unwrap();
+    let scale = conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
+    assert_close("conv2d", &conv2d(&xg, &up(&w, &gpu), None, &p).unwrap(), &y, Some(&scale));
+    let gy = signed(y.shape(), &mut r);
+    let dw = conv2d_backward_weight(&gy, &x, w.shape(), &p).unwrap();
+    let dw_scale = conv2d_backward_weight(&abs(&gy), &abs(&x), w.shape(), &p).unwrap();
+    let dwg = conv2d_backward_weight(&up(&gy, &gpu), &xg, w.shape(), &p).unwrap();
+    assert_close("conv2d_backward_weight", &dwg, &dw, Some(&dw_scale));
+    let (y, idx) = max_pool2d(&x, [3, 3], [2, 2], [1, 1]).unwrap();
+    let (yg, idxg) = max_pool2d(&xg, [3, 3], [2, 2], [1, 1]).unwrap();
+    assert_close("max_pool2d", &yg, &y, None);
+    assert_eq!(idxg.to_vec().unwrap(), idx.to_vec().unwrap(), "max_pool2d argmax indices");
+    let want = upsample_nearest2d(&x, 2).unwrap();
+    assert_close("upsample_nearest2d ×2", &upsample_nearest2d(&xg, 2).unwrap(), &want, None);
+}
+
+#[test]
 fn a_batch_row_larger_than_one_binding_is_a_limit_error_naming_it() {
     // One image of 8 × 256 × 257 = 526,336 f32: cutting along the batch cannot help.
     let shape = [1, 8, 256, 257];

@@ -577,23 +577,40 @@ impl Context {
 
     /// Copies all of `src` into the start of `dst`.
     pub fn copy(&self, src: &GpuBuffer, dst: &GpuBuffer) -> Result<()> {
-        if src.len() > dst.len() {
-            return Err(invalid("copy", format!("{} elements into a buffer of {}", src.len(), dst.len())));
+        self.copy_range(src, 0, dst, 0, src.len())
+    }
+
+    /// Copies elements `src_start..src_start + len` of `src` to `dst` from `dst_start`: a
+    /// copy-engine command, bit for bit, at any element offset (a kernel binding must start at
+    /// a multiple of [`Self::window_alignment`], a copy need not), ordered like a launch.
+    pub fn copy_range(
+        &self,
+        src: &GpuBuffer,
+        src_start: usize,
+        dst: &GpuBuffer,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        for (what, buf, start) in [("from", src, src_start), ("into", dst, dst_start)] {
+            if start.checked_add(len).is_none_or(|end| end > buf.len()) {
+                let end = start.saturating_add(len);
+                return Err(invalid("copy", format!("elements {start}..{end} {what} a buffer of {}", buf.len())));
+            }
         }
-        if src.is_empty() {
+        if len == 0 {
             return Ok(());
         }
         if src.id() == dst.id() {
-            if src.offset() == dst.offset() {
+            if src.offset() + src_start == dst.offset() + dst_start {
                 return Ok(());
             }
             return Err(invalid("copy", "between two windows of one buffer (wgpu copies between buffers only)"));
         }
+        let bytes = len as u64 * 4;
         LiveCounters::add(&self.counters.copies, 1);
-        LiveCounters::add(&self.counters.bytes_copied, src.bytes());
-        self.record(|enc| {
-            enc.copy_buffer_to_buffer(src.raw(), src.byte_offset(), dst.raw(), dst.byte_offset(), Some(src.bytes()))
-        })
+        LiveCounters::add(&self.counters.bytes_copied, bytes);
+        let (from, to) = (src.byte_offset() + src_start as u64 * 4, dst.byte_offset() + dst_start as u64 * 4);
+        self.record(|enc| enc.copy_buffer_to_buffer(src.raw(), from, dst.raw(), to, Some(bytes)))
     }
 
     /// Submits everything pending, waits for it, and returns the buffer's contents.

@@ -497,3 +497,23 @@ fn a_lowered_buffer_limit_refuses_larger_buffers_and_caps_the_binding_limit() {
     let raised = gpu::Context::with_buffer_limit(pref, u64::MAX, u64::MAX).unwrap();
     assert_eq!(raised.max_buffer_len(), own.max_buffer_len());
 }
+
+#[test]
+fn copy_range_copies_bits_between_any_element_offsets_and_refuses_ranges_outside_a_buffer() {
+    let Some(ctx) = ctx() else { return };
+    // u32 bit patterns that are denormals and NaNs as f32: a copy must not touch them.
+    let src: Vec<u32> = (0..37u32).map(|i| if i % 2 == 0 { i } else { 0x7fc0_0000 | i }).collect();
+    let src_buf = ctx.upload_u32(&src).unwrap();
+    let dst_buf = ctx.upload_u32(&[0xdead_beef; 41]).unwrap();
+    // From an odd element to an odd element: no binding could start at either.
+    ctx.copy_range(&src_buf, 3, &dst_buf, 5, 29).unwrap();
+    let got = ctx.read_u32(&dst_buf).unwrap();
+    assert_eq!(&got[5..34], &src[3..32], "the copied range");
+    assert!(got[..5].iter().chain(&got[34..]).all(|&v| v == 0xdead_beef), "elements outside the range: {got:x?}");
+    for (from, to, len) in [(10, 0, 28), (0, 13, 29), (usize::MAX, 0, 2)] {
+        match ctx.copy_range(&src_buf, from, &dst_buf, to, len) {
+            Err(GpuError::InvalidArgument { .. }) => {}
+            other => panic!("copy of {len} from {from} to {to}: expected an InvalidArgument error, got {other:?}"),
+        }
+    }
+}

@@ -9,7 +9,10 @@
 //!   axis of their dense operands: [`run_gpu_in_parts`]. Weights and biases are bound whole;
 //!   outputs summed over the batch (weight and bias gradients) are written by the first part
 //!   and added to by the others. A window must start at a multiple of the device's offset
-//!   alignment, so the rows per part are rounded down to keep every cut aligned.
+//!   alignment, so the rows per part are rounded down to keep every cut aligned; when not
+//!   even one aligned group of rows fits a binding, a part takes as many rows as fit, and
+//!   an operand whose cut starts unaligned is staged through a scratch buffer, copied in
+//!   (an input) or out (an output): a copy may start at any element.
 //! - element-wise kernels read strided views that carry their own offset, so they cut their
 //!   output's leading axis anywhere: each operand's window starts at the aligned element just
 //!   before its first read, and the view's offset makes up the difference:
@@ -72,11 +75,9 @@ fn rows_per_part(row_lens: &[usize], max_len: usize, align: usize) -> Option<usi
 }
 
 /// Whether [`run_gpu_in_parts`] can split a launch whose cut operands have `row_lens`
-/// elements per row on `ctx` (whether they fit one binding whole or an aligned group of rows
-/// does).
-pub(crate) fn splits_into_parts(ctx: &Context, rows: usize, row_lens: &[usize]) -> bool {
-    let max_len = ctx.max_binding_len();
-    row_lens.iter().all(|&r| r * rows <= max_len) || rows_per_part(row_lens, max_len, ctx.window_alignment()).is_some()
+/// elements per row on `ctx`: whether one row of each fits a binding.
+pub(crate) fn splits_into_parts(ctx: &Context, row_lens: &[usize]) -> bool {
+    row_lens.iter().all(|&r| r <= ctx.max_binding_len())
 }
 
 /// The window of `buf` from the aligned element at or before `first` to `first + len`, and
@@ -206,15 +207,21 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
             operands.iter().filter(|(_, cut, _)| *cut == Cut::Rows).map(|&(s, _, len)| (s, row_len(len))).collect();
         let row_lens: Vec<usize> = cut.iter().map(|&(_, r)| r).collect();
         let all_rows = cut.iter().all(|&(s, r)| s.single_buffer().is_some() && r * rows <= max_len);
-        let part = all_rows.then_some(rows).or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment()));
-        let part = part.ok_or_else(|| TensorError::Limit {
-            op,
-            msg: format!(
-                "no aligned part of its rows ({} f32 elements each) fits the {max_len} one GPU binding \
-                 holds (max_storage_buffer_binding_size), so it cannot be split along its batch",
-                row_lens.iter().max().unwrap_or(&0)
-            ),
-        })?;
+        // As many rows as fit one binding, rounded so that every cut starts aligned; when not
+        // even one aligned group fits, as many as fit, unaligned cuts staged (`PartOperand`).
+        let aligned = all_rows.then_some(rows).or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment()));
+        let fit = row_lens.iter().map(|&r| max_len / r.max(1)).min().unwrap_or(rows);
+        let part = aligned.unwrap_or(fit);
+        if part == 0 {
+            return Err(TensorError::Limit {
+                op,
+                msg: format!(
+                    "one of its rows ({} f32 elements) is larger than the {max_len} one GPU binding holds \
+                     (max_storage_buffer_binding_size), so it cannot be split along its batch",
+                    row_lens.iter().max().unwrap_or(&0)
+                ),
+            });
+        }
         let mut start = 0;
         while start < rows {
             // As many rows as fit one binding, ending where a chunk of any operand ends.
@@ -230,19 +237,22 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
                 .iter()
                 .zip(inputs)
                 .zip(&in_lens)
-                .map(|((s, (_, cut)), &len)| s.map(|s| part_window(&ctx, s, *cut, len, at)).transpose())
+                .map(|((s, (_, cut)), &len)| s.map(|s| PartOperand::new(&ctx, s, *cut, len, at, true)).transpose())
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
             let outs = out_stores
                 .iter()
                 .zip(&outputs)
-                .map(|(s, (shape, cut))| part_window(&ctx, s, *cut, numel(shape), at))
+                .map(|(s, (shape, cut))| PartOperand::new(&ctx, s, *cut, numel(shape), at, false))
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
-            let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_deref()).collect();
+            let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_ref().map(PartOperand::bound)).collect();
             let mode = if start == 0 { Output::Overwrite } else { Output::Accumulate };
-            launch(&ctx, Part { first: start, rows: n, mode }, &in_refs, std::array::from_fn(|i| &*outs[i]))
-                .map_err(gpu_err(op))?;
+            let part = Part { first: start, rows: n, mode };
+            launch(&ctx, part, &in_refs, std::array::from_fn(|i| outs[i].bound())).map_err(gpu_err(op))?;
+            for out in &outs {
+                out.write_back(&ctx).map_err(gpu_err(op))?;
+            }
             start += n;
         }
     }
@@ -250,22 +260,55 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
     Ok(std::array::from_fn(|_| tensors.next().expect("one storage per output shape")))
 }
 
-/// What one part of [`run_gpu_in_parts`] binds of an operand of `len` elements: rows
-/// `first..first + n` of a `Rows` operand (of `rows`), all of any other.
-fn part_window<'s>(
-    ctx: &Context,
-    s: &'s GpuStorage,
-    cut: Cut,
-    len: usize,
-    [first, n, rows]: [usize; 3],
-) -> gpu::Result<BufferWindow<'s>> {
-    match cut {
-        Cut::Rows => {
-            let r = len / rows.max(1);
-            let (chunk, local) = s.locate(first * r);
-            ctx.window(chunk, local, n * r)
+/// What one part of [`run_gpu_in_parts`] binds of an operand: a window of it, or, where the
+/// part's rows start at an element no binding may start at (when not even one aligned group
+/// of rows fits a binding), a scratch buffer holding them, copied in for an input and back
+/// out for an output (copies may start at any element).
+enum PartOperand<'s> {
+    Window(BufferWindow<'s>),
+    Staged { scratch: GpuBuffer, chunk: &'s GpuBuffer, start: usize },
+}
+
+impl<'s> PartOperand<'s> {
+    /// Rows `first..first + n` of a `Rows` operand of `len` elements over `rows` rows; all of
+    /// any other. An `input`'s staged rows are copied into its scratch buffer.
+    fn new(
+        ctx: &Context,
+        s: &'s GpuStorage,
+        cut: Cut,
+        len: usize,
+        [first, n, rows]: [usize; 3],
+        input: bool,
+    ) -> gpu::Result<Self> {
+        if cut != Cut::Rows {
+            return ctx.window(s.locate(0).0, 0, len).map(PartOperand::Window);
         }
-        _ => ctx.window(s.locate(0).0, 0, len),
+        let r = len / rows.max(1);
+        let (chunk, start) = s.locate(first * r);
+        if start.is_multiple_of(ctx.window_alignment()) {
+            return ctx.window(chunk, start, n * r).map(PartOperand::Window);
+        }
+        let scratch = ctx.alloc(n * r)?;
+        if input {
+            ctx.copy_range(chunk, start, &scratch, 0, n * r)?;
+        }
+        Ok(PartOperand::Staged { scratch, chunk, start })
+    }
+
+    /// The buffer the kernel binds.
+    fn bound(&self) -> &GpuBuffer {
+        match self {
+            PartOperand::Window(w) => w,
+            PartOperand::Staged { scratch, .. } => scratch,
+        }
+    }
+
+    /// For a staged output: its rows copied from the scratch buffer into place.
+    fn write_back(&self, ctx: &Context) -> gpu::Result<()> {
+        match self {
+            PartOperand::Window(_) => Ok(()),
+            PartOperand::Staged { scratch, chunk, start } => ctx.copy_range(scratch, 0, chunk, *start, scratch.len()),
+        }
     }
 }
 

@@ -188,8 +188,7 @@ fn run_index_gpu(
 ) -> Result<Tensor> {
     let ctx = Arc::clone(input.gpu_storage(op)?.context());
     let (in_row, out_row) = (d.n_in * d.inner, d.n_out * d.inner);
-    let max_len = ctx.max_binding_len();
-    if in_row <= max_len && out_row <= max_len && splits_into_parts(&ctx, d.outer, &[in_row, out_row]) {
+    if splits_into_parts(&ctx, &[in_row, out_row]) {
         let inputs = [(Some(input), Cut::Rows)];
         let [y] = run_gpu_in_parts(op, d.outer, &inputs, [(out_shape, Cut::Rows)], |ctx, part, i, [o]| {
             launch(ctx, IndexDims { outer: part.rows, ..d }, IndexWindow::default(), i[0].expect("input"), o)

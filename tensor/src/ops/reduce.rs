@@ -86,7 +86,7 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
         },
         Storage::Gpu(s) => {
             let max_len = s.context().max_binding_len();
-            if !splits_into_parts(s.context(), outer, &[r * inner, inner]) {
+            if !splits_into_parts(s.context(), &[r * inner, inner]) {
                 return reduce_in_pieces_of_r(&xc, [outer, r, inner], op, max_len)?.reshape(&out_shape);
             }
             // Each part of `outer` reduces its own rows (one part when x fits one binding).
