@@ -30,7 +30,7 @@ use nn::{
 use tensor::{Device, Rng, Tensor};
 use vae::loss::ReconLoss;
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
-use vae::train::{train_step, LossSetup};
+use vae::train::{batch_loss, train_step, LossSetup};
 
 const LR: f64 = 1e-3;
 const STEPS: usize = 4;
@@ -190,6 +190,54 @@ fn a_network_whose_activations_are_larger_than_one_gpu_buffer_trains_like_on_the
     let (gpu_model, gpu_losses) = run(&gpu);
     assert_losses_match("activations in chunks", &gpu_losses, &cpu_losses);
     assert_states_match("activations in chunks", &gpu_model, &cpu_model);
+}
+
+#[test]
+fn the_resnet_bn_preset_with_its_largest_activation_in_chunks_computes_what_one_buffer_does() {
+    // The batch-2,048 probe on an H100 at 1/256 of its scale: the decoder's last upsampling,
+    // [8, 128, 64, 64] = 16 MiB, and its gradient lie in two chunks of a device whose buffers
+    // hold 12 MiB (its largest weight, 512·512·3·3 f32, is 9 MiB). Compared with the same
+    // adapter's own limits, where nothing is chunked: only the split launches differ, and the
+    // gradients must agree to rounding. (Against the CPU, this preset's f32 gradients differ
+    // by up to ~3 % of a tensor's scale on either GPU context alike: a deep batch-norm network
+    // at batch 8 amplifies rounding; tests/reference_tier.rs checks it in f64.)
+    let Some(plain) = gpu() else { return };
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let ctx = gpu::Context::with_buffer_limit(pref, 12 << 20, 12 << 20).expect("a second context on the device");
+    assert!(8 * 128 * 64 * 64 > ctx.max_buffer_len(), "the activation fits one buffer");
+    let chunking = Device::from_context(std::sync::Arc::new(ctx));
+    let seed = rng().below(1 << 30) as u64;
+    let config = ModelConfig { arch: Arch::ResNetBn, input: [3, 64, 64], z_dim: 4 };
+    let x = Tensor::rand_uniform(&[8, 3, 64, 64], 0.0, 1.0, tensor::DType::F32, &mut Rng::new(seed));
+    let setup = LossSetup {
+        recon: ReconLoss::Mse,
+        output: OutputActivation::Sigmoid,
+        objective: vae::loss::Objective::BetaVae { k1: 1.0, beta: 1.0 },
+        input_noise_std: 0.0,
+    };
+    // One forward and backward: the loss terms and every parameter's gradient.
+    let run = |device: &Device| -> (Vec<f64>, Vec<(String, Vec<f64>)>) {
+        let model = Vae::new(config, &mut Init::new(seed)).unwrap();
+        model.to_device(device).unwrap();
+        let terms = batch_loss(&model, &x.to_device(device).unwrap(), &setup, &mut Rng::new(seed + 1)).unwrap();
+        terms.total.backward().unwrap();
+        let grads = model
+            .named_parameters()
+            .into_iter()
+            .map(|(name, p)| (name, p.grad().expect("every parameter has a gradient").to_vec_f64().unwrap()))
+            .collect();
+        (terms.terms().to_vec_f64().unwrap(), grads)
+    };
+    let (want_terms, want_grads) = run(&plain);
+    let (got_terms, got_grads) = run(&chunking);
+    for (g, w) in got_terms.iter().zip(&want_terms) {
+        assert!((g - w).abs() <= 1e-6 * w.abs(), "loss terms: chunked {got_terms:?}, one buffer {want_terms:?}");
+    }
+    for ((name, g), (_, w)) in got_grads.iter().zip(&want_grads) {
+        let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = g.iter().zip(w).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= 1e-5 * scale, "{name}: gradients differ by {err:.2e} (largest |grad| {scale:.2e})");
+    }
 }
 
 /// The dense VAE of `a_gpu_training_step_*`: small, on `device`, with Adam.

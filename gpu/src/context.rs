@@ -499,6 +499,12 @@ impl Context {
         Ok(starts.iter().zip(lens).map(|(&start, &len)| GpuBuffer::packed_range(&whole, start, len)).collect())
     }
 
+    /// The elements one [`Self::alloc_packed`] of `lens` spans, alignment padding included:
+    /// more than [`Self::max_buffer_len`] and the pack cannot be made.
+    pub fn packed_len(&self, lens: &[usize]) -> usize {
+        packed_layout(lens, self.window_alignment()).1
+    }
+
     /// When `bufs` are, in order, all the buffers one [`Self::alloc_packed`] call made: one
     /// buffer over all of them, the alignment padding between them included (elements there
     /// are whatever was written to them). `None` for any other list.

@@ -383,6 +383,42 @@ fn parameters_on_different_gpus_each_step_on_their_own() {
     }
 }
 
+#[test]
+fn parameters_larger_together_than_one_gpu_buffer_each_step_on_their_own() {
+    if own_gpu().is_none() {
+        return;
+    }
+    // Buffers of at most 1 Mi f32: two parameters of 600,000 each do not fit one pack.
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let ctx = gpu::Context::with_buffer_limit(pref, 4 << 20, 4 << 20).unwrap();
+    let gpu = tensor::Device::from_context(std::sync::Arc::new(ctx));
+    let make = |device: &tensor::Device| -> Vec<(String, Var)> {
+        let mut rng = tensor::Rng::new(11);
+        (0..2)
+            .map(|i| {
+                let v = Tensor::rand_uniform(&[600_000], -1.0, 1.0, DType::F32, &mut rng);
+                (format!("p{i}"), Var::parameter(v.to_device(device).unwrap()))
+            })
+            .collect()
+    };
+    let (on_cpu, on_gpu) = (make(&tensor::Device::Cpu), make(&gpu));
+    let values: Vec<Tensor> = on_gpu.iter().map(|(_, p)| p.value()).collect();
+    assert!(!tensor::ops::packed::fits_one_pack(&values.iter().collect::<Vec<_>>()));
+    let (mut a, mut b) = (
+        Adam::new(on_cpu.clone(), AdamConfig::new(0.05)).unwrap(),
+        Adam::new(on_gpu.clone(), AdamConfig::new(0.05)).unwrap(),
+    );
+    for step in 0..2 {
+        set_random_grads(&on_cpu, step);
+        set_random_grads(&on_gpu, step);
+        a.step().unwrap();
+        b.step().unwrap();
+    }
+    for ((_, p), (_, q)) in on_gpu.iter().zip(&on_cpu) {
+        assert_close(&p.value().to_vec_f64().unwrap(), &q.value().to_vec_f64().unwrap(), 1e-6);
+    }
+}
+
 /// Builds an optimizer over the given parameters.
 type MakeOptimizer = fn(Vec<(String, Var)>) -> Box<dyn Optimizer>;
 

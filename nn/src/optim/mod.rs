@@ -185,7 +185,7 @@ pub(crate) struct PackedStep {
 }
 
 /// Prepares one launch for the whole step, when it applies: every parameter requires a
-/// gradient, has one, and lives on one GPU with it. The parameters are packed into one buffer the
+/// gradient, has one, and lives on one GPU with it, and all of them fit one buffer. The parameters are packed into one buffer the
 /// first time (and again only if one was replaced, or shared with another tensor, which
 /// copy-on-write must not change); the gradients are copied into one buffer each step and
 /// checked, with `also`, for non-finite values on the device (the flag is not read here).
@@ -203,8 +203,11 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
             _ => return Ok(None),
         }
     }
-    let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
     let mut values: Vec<Tensor> = params.iter().map(|(_, p)| p.value()).collect();
+    if !tensor::ops::packed::fits_one_pack(&values.iter().collect::<Vec<_>>()) {
+        return Ok(None);
+    }
+    let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
     let mut whole = if shared { None } else { packed_whole(&values) };
     if whole.is_none() {
         values = tensor::ops::packed::pack(&values.iter().collect::<Vec<_>>())?;

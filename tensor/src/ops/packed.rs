@@ -33,6 +33,14 @@ fn one_context(op: &'static str, tensors: &[&Tensor]) -> Result<Arc<gpu::Context
     ctx.cloned().ok_or_else(|| TensorError::Invalid { op, msg: "nothing to pack".into() })
 }
 
+/// Whether [`pack`] of `tensors` fits one buffer of their GPU context (max_buffer_size; false
+/// for tensors not all on one GPU context): parameters larger together step one by one.
+pub fn fits_one_pack(tensors: &[&Tensor]) -> bool {
+    let Ok(ctx) = one_context("pack", tensors) else { return false };
+    let lens: Vec<usize> = tensors.iter().map(|t| t.numel()).collect();
+    ctx.packed_len(&lens) <= ctx.max_buffer_len()
+}
+
 /// Copies of `tensors` (GPU, one context), packed into one buffer, same shapes, in order.
 /// The padding between them is zero, so a pass over [`packed_whole`] sees only their
 /// elements and zeros.
