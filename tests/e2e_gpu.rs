@@ -20,7 +20,7 @@
 use crate::common;
 
 use autograd::Var;
-use common::parity::{gpu, own_gpu, small_buffer_gpu};
+use common::parity::{gpu, gpu_with, own_gpu, small_buffer_gpu};
 use common::rng;
 use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::{
@@ -115,6 +115,29 @@ fn conv_vae_trains_on_the_gpu_like_on_the_cpu() {
     assert_states_match("conv VAE", &gpu_model, &cpu_model);
 }
 
+/// The network `build` makes from `seed`, trained on `device` for STEPS Adam steps to
+/// reproduce `x` (mean squared error): the model and the loss before each step.
+fn train_to_reconstruct(
+    build: &dyn Fn(&mut Init) -> Sequential,
+    seed: u64,
+    x: &Tensor,
+    device: &Device,
+) -> (Sequential, Vec<f64>) {
+    let model = build(&mut Init::new(seed));
+    model.to_device(device).unwrap();
+    let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
+    let x = Var::constant(x.to_device(device).unwrap());
+    let mut losses = vec![];
+    for _ in 0..STEPS {
+        opt.zero_grad();
+        let loss = model.forward(&x).unwrap().sub(&x).unwrap().square().unwrap().mean_all().unwrap();
+        losses.push(loss.value().item().unwrap());
+        loss.backward().unwrap();
+        opt.step().unwrap();
+    }
+    (model, losses)
+}
+
 #[test]
 fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -131,21 +154,7 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
             .with(ConvTranspose2d::new(ConvTranspose2dConfig::new(8, 1, 4).stride(2).padding(1), init).unwrap())
     };
     let x = squares(3, 12, 12, &mut Rng::new(seed));
-    let run = |device: &Device| -> (Sequential, Vec<f64>) {
-        let model = build(&mut Init::new(seed));
-        model.to_device(device).unwrap();
-        let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
-        let x = Var::constant(x.to_device(device).unwrap());
-        let mut losses = vec![];
-        for _ in 0..STEPS {
-            opt.zero_grad();
-            let loss = model.forward(&x).unwrap().sub(&x).unwrap().square().unwrap().mean_all().unwrap();
-            losses.push(loss.value().item().unwrap());
-            loss.backward().unwrap();
-            opt.step().unwrap();
-        }
-        (model, losses)
-    };
+    let run = |device: &Device| train_to_reconstruct(&build, seed, &x, device);
     let (cpu_model, cpu_losses) = run(&Device::Cpu);
     let (gpu_model, gpu_losses) = run(&gpu);
     assert_losses_match("cnn", &gpu_losses, &cpu_losses);
@@ -171,21 +180,7 @@ fn a_network_whose_activations_are_larger_than_one_gpu_buffer_trains_like_on_the
             .with(Conv2d::new(Conv2dConfig::new(4, 1, 1), init).unwrap())
     };
     let x = squares(24, 32, 32, &mut Rng::new(seed));
-    let run = |device: &Device| -> (Sequential, Vec<f64>) {
-        let model = build(&mut Init::new(seed));
-        model.to_device(device).unwrap();
-        let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
-        let x = Var::constant(x.to_device(device).unwrap());
-        let mut losses = vec![];
-        for _ in 0..STEPS {
-            opt.zero_grad();
-            let loss = model.forward(&x).unwrap().sub(&x).unwrap().square().unwrap().mean_all().unwrap();
-            losses.push(loss.value().item().unwrap());
-            loss.backward().unwrap();
-            opt.step().unwrap();
-        }
-        (model, losses)
-    };
+    let run = |device: &Device| train_to_reconstruct(&build, seed, &x, device);
     let (cpu_model, cpu_losses) = run(&Device::Cpu);
     let (gpu_model, gpu_losses) = run(&gpu);
     assert_losses_match("activations in chunks", &gpu_losses, &cpu_losses);
@@ -202,10 +197,9 @@ fn the_resnet_bn_preset_with_its_largest_activation_in_chunks_computes_what_one_
     // by up to ~3 % of a tensor's scale on either GPU context alike: a deep batch-norm network
     // at batch 8 amplifies rounding; tests/reference_tier.rs checks it in f64.)
     let Some(plain) = gpu() else { return };
-    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
-    let ctx = gpu::Context::with_buffer_limit(pref, 12 << 20, 12 << 20).expect("a second context on the device");
-    assert!(8 * 128 * 64 * 64 > ctx.max_buffer_len(), "the activation fits one buffer");
-    let chunking = Device::from_context(std::sync::Arc::new(ctx));
+    let Some(chunking) = gpu_with(|pref| gpu::Context::with_buffer_limit(pref, 12 << 20, 12 << 20)) else { return };
+    let limit = chunking.gpu_context().expect("a GPU device").max_buffer_len();
+    assert!(8 * 128 * 64 * 64 > limit, "the activation fits one buffer of {limit} f32");
     let seed = rng().below(1 << 30) as u64;
     let config = ModelConfig { arch: Arch::ResNetBn, input: [3, 64, 64], z_dim: 4 };
     let x = Tensor::rand_uniform(&[8, 3, 64, 64], 0.0, 1.0, tensor::DType::F32, &mut Rng::new(seed));

@@ -48,6 +48,18 @@ fn stack_matches_cpu() {
     }
 }
 
+/// index_select of `x` (CPU) and `xg` (its GPU copy) along `axis`, and its adjoint
+/// index_add, the sums of the selected rows back into their places, against each other.
+pub(crate) fn assert_index_select_and_add_match(x: &Tensor, xg: &Tensor, axis: isize, idx: &[usize]) {
+    let want = index_select(x, axis, idx).unwrap();
+    let got = index_select(xg, axis, idx).unwrap();
+    assert_close(&format!("index_select axis {axis} ({} indices)", idx.len()), &got, &want, None);
+    let back = index_add_zeros(&want, axis, idx, x.shape()).unwrap();
+    let back_g = index_add_zeros(&got, axis, idx, x.shape()).unwrap();
+    let scale = index_add_zeros(&abs(&want), axis, idx, x.shape()).unwrap();
+    assert_close(&format!("index_add axis {axis}"), &back_g, &back, Some(&scale));
+}
+
 #[test]
 fn index_select_and_index_add_match_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -57,14 +69,7 @@ fn index_select_and_index_add_match_cpu() {
     // Unsorted, repeated, and a batch larger than a workgroup.
     let many: Vec<usize> = (0..300).map(|_| r.below(50)).collect();
     for (axis, idx) in [(1, vec![3, 0, 49, 3, 17]), (1, many.clone()), (0, vec![5, 5, 0]), (2, vec![6, 0, 2])] {
-        let want = index_select(&x, axis, &idx).unwrap();
-        let got = index_select(&xg, axis, &idx).unwrap();
-        assert_close(&format!("index_select axis {axis} ({} indices)", idx.len()), &got, &want, None);
-        // The adjoint: sums of the selected rows back into their places.
-        let back = index_add_zeros(&want, axis, &idx, x.shape()).unwrap();
-        let back_g = index_add_zeros(&got, axis, &idx, x.shape()).unwrap();
-        let scale = index_add_zeros(&abs(&want), axis, &idx, x.shape()).unwrap();
-        assert_close(&format!("index_add axis {axis}"), &back_g, &back, Some(&scale));
+        assert_index_select_and_add_match(&x, &xg, axis, &idx);
     }
     // A strided source is read through its layout.
     let v = x.transpose(0, 2).unwrap();

@@ -8,6 +8,7 @@
 //! end mid-way and their windows must be rounded to the device's offset alignment.
 
 use crate::common;
+use crate::parity_concat::assert_index_select_and_add_match;
 
 use common::parity::*;
 use common::rng;
@@ -159,12 +160,7 @@ fn parts_whose_rows_start_unaligned_are_staged_through_copies_and_match_the_cpu(
     // A binding of 65,536 f32 holds 5 rows of 13,065, but an aligned cut needs a multiple of
     // 8 (the offset alignment over an odd row length): parts of 5 rows, the cuts that start
     // unaligned bound through scratch copies, outputs (max-pool indices too) copied back.
-    if gpu().is_none() {
-        return;
-    }
-    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
-    let ctx = gpu::Context::with_binding_limit(pref, 256 << 10).expect("a second context on the device");
-    let gpu = Device::from_context(std::sync::Arc::new(ctx));
+    let Some(gpu) = gpu_with(|pref| gpu::Context::with_binding_limit(pref, 256 << 10)) else { return };
     let mut r = rng();
     let x = signed(&[21, 3, 67, 65], &mut r);
     let (w, xg) = (signed(&[4, 3, 3, 3], &mut r), up(&x, &gpu));
@@ -297,13 +293,7 @@ pub(crate) fn index_ops_match_the_cpu(gpu: &Device) {
     // Unsorted and repeated, more indices than rows: each output's source may lie in any window.
     let batch: Vec<usize> = (0..200).map(|_| r.below(X_SHAPE[0])).collect();
     for (axis, idx) in [(0, batch), (1, vec![2, 0, 2, 1]), (3, vec![64, 0, 31, 31, 7])] {
-        let want = index_select(&x, axis, &idx).unwrap();
-        let got = index_select(&xg, axis, &idx).unwrap();
-        assert_close(&format!("index_select axis {axis} ({} indices)", idx.len()), &got, &want, None);
-        let back = index_add_zeros(&want, axis, &idx, x.shape()).unwrap();
-        let back_g = index_add_zeros(&got, axis, &idx, x.shape()).unwrap();
-        let scale = index_add_zeros(&abs(&want), axis, &idx, x.shape()).unwrap();
-        assert_close(&format!("index_add axis {axis}"), &back_g, &back, Some(&scale));
+        assert_index_select_and_add_match(&x, &xg, axis, &idx);
     }
     // 5 images selected 161 times: one window of the input, many of the output.
     let small = signed(&[5, 3, 67, 65], &mut r);

@@ -631,13 +631,35 @@ impl Context {
 
     /// [`Self::read`] of several buffers in one host round trip (one staging buffer, one
     /// wait): what a step reads at its end (its loss terms and its optimizer's flag) costs
-    /// one wait, not one each.
+    /// one wait, not one each. Buffers larger together than one buffer may be (the chunks of
+    /// a large tensor) are read in as few round trips as their staging buffers take.
     pub fn read_together(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
         Ok(self.read_u32_together(bufs)?.into_iter().map(bytemuck::cast_vec).collect())
     }
 
     /// [`Self::read_together`] for buffers of u32: the bits, uninterpreted.
     pub fn read_u32_together(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<u32>>> {
+        let max = self.info.limits.max_buffer_size;
+        let mut values = Vec::with_capacity(bufs.len());
+        let mut rest = bufs;
+        loop {
+            // As many buffers as one staging buffer holds (at least one: each fits alone).
+            let (mut count, mut bytes) = (0, 0);
+            while count < rest.len() && (count == 0 || bytes + rest[count].bytes() <= max) {
+                bytes += rest[count].bytes();
+                count += 1;
+            }
+            let (group, after) = rest.split_at(count);
+            values.extend(self.read_through_one_staging_buffer(group)?);
+            rest = after;
+            if rest.is_empty() {
+                return Ok(values);
+            }
+        }
+    }
+
+    /// [`Self::read_u32_together`] of buffers whose total fits one buffer.
+    fn read_through_one_staging_buffer(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<u32>>> {
         let total: u64 = bufs.iter().map(|b| b.len() as u64 * 4).sum();
         if total == 0 {
             self.flush()?;

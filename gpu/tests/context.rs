@@ -517,3 +517,26 @@ fn copy_range_copies_bits_between_any_element_offsets_and_refuses_ranges_outside
         }
     }
 }
+
+#[test]
+fn read_together_stages_buffers_larger_together_than_one_buffer_in_several_reads() {
+    if ctx().is_none() {
+        return;
+    }
+    let pref = gpu::AdapterPreference::AnyIncludingSoftware;
+    let small = gpu::Context::with_buffer_limit(pref, 8192, 8192).unwrap();
+    let data: Vec<Vec<f32>> = (0..3).map(|k| (0..1500).map(|i| (k * 1500 + i) as f32).collect()).collect();
+    let bufs: Vec<gpu::GpuBuffer> = data.iter().map(|d| small.upload(d).unwrap()).collect();
+    let refs: Vec<&gpu::GpuBuffer> = bufs.iter().collect();
+    // 6,000 bytes each: no two fit one staging buffer of 8,192.
+    let before = small.counters();
+    assert_eq!(small.read_together(&refs).unwrap(), data);
+    assert_eq!(small.counters().since(&before).reads, 3);
+    // Three of 2,000 bytes fit one.
+    let before = small.counters();
+    let parts: Vec<gpu::BufferWindow> = bufs.iter().map(|b| small.window(b, 0, 500).unwrap()).collect();
+    let refs: Vec<&gpu::GpuBuffer> = parts.iter().map(|w| &**w).collect();
+    let got = small.read_together(&refs).unwrap();
+    assert_eq!(got, data.iter().map(|d| d[..500].to_vec()).collect::<Vec<_>>());
+    assert_eq!(small.counters().since(&before).reads, 1);
+}

@@ -36,16 +36,7 @@ pub const SMALL_BINDING_BYTES: u64 = 2 << 20;
 /// on any adapter. `None` after printing why, as [`gpu`].
 pub fn small_binding_gpu() -> Option<Device> {
     static DEVICE: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            gpu()?;
-            let pref = gpu::AdapterPreference::AnyIncludingSoftware;
-            match gpu::Context::with_binding_limit(pref, SMALL_BINDING_BYTES) {
-                Ok(ctx) => Some(Device::from_context(std::sync::Arc::new(ctx))),
-                Err(e) => panic!("a GPU device opened but a second context on it did not: {e}"),
-            }
-        })
-        .clone()
+    DEVICE.get_or_init(|| gpu_with(|pref| gpu::Context::with_binding_limit(pref, SMALL_BINDING_BYTES))).clone()
 }
 
 /// Bytes a buffer of [`small_buffer_gpu`] holds at most: 1 Mi f32.
@@ -58,22 +49,22 @@ pub const SMALL_BUFFER_BYTES: u64 = 4 << 20;
 pub fn small_buffer_gpu() -> Option<Device> {
     static DEVICE: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
     DEVICE
-        .get_or_init(|| {
-            gpu()?;
-            let pref = gpu::AdapterPreference::AnyIncludingSoftware;
-            match gpu::Context::with_buffer_limit(pref, SMALL_BUFFER_BYTES, SMALL_BINDING_BYTES) {
-                Ok(ctx) => Some(Device::from_context(std::sync::Arc::new(ctx))),
-                Err(e) => panic!("a GPU device opened but a second context on it did not: {e}"),
-            }
-        })
+        .get_or_init(|| gpu_with(|pref| gpu::Context::with_buffer_limit(pref, SMALL_BUFFER_BYTES, SMALL_BINDING_BYTES)))
         .clone()
 }
 
 /// A GPU context of the test's own, so that its counters (launches, read-backs) are the
 /// test's alone; `None` after printing why, as [`gpu`].
 pub fn own_gpu() -> Option<Device> {
+    gpu_with(gpu::Context::new)
+}
+
+/// A device on a GPU context of its own that `open` makes (with limits lowered, say); `None`
+/// after printing why when there is no GPU at all, as [`gpu`]. A context that does not open
+/// on a device that did is a failure.
+pub fn gpu_with(open: impl FnOnce(gpu::AdapterPreference) -> gpu::Result<gpu::Context>) -> Option<Device> {
     gpu()?;
-    match gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware) {
+    match open(gpu::AdapterPreference::AnyIncludingSoftware) {
         Ok(ctx) => Some(Device::from_context(std::sync::Arc::new(ctx))),
         Err(e) => panic!("a GPU device opened but a second context on it did not: {e}"),
     }

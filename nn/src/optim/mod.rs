@@ -203,11 +203,12 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
             _ => return Ok(None),
         }
     }
+    // Before `values` clones them: a parameter whose storage another tensor holds too.
+    let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
     let mut values: Vec<Tensor> = params.iter().map(|(_, p)| p.value()).collect();
     if !tensor::ops::packed::fits_one_pack(&values.iter().collect::<Vec<_>>()) {
         return Ok(None);
     }
-    let shared = params.iter().any(|(_, p)| p.update_value(|v| v.storage_is_shared()));
     let mut whole = if shared { None } else { packed_whole(&values) };
     if whole.is_none() {
         values = tensor::ops::packed::pack(&values.iter().collect::<Vec<_>>())?;
