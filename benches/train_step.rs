@@ -240,6 +240,9 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     };
     let counters = || gpu_context.map(|ctx| ctx.counters());
     let counted_before = counters();
+    if let Some(ctx) = gpu_context {
+        ctx.reset_peak_live_bytes();
+    }
     let mut times = Vec::with_capacity(steps);
     // Per step on a GPU: its wall time minus the time spent blocked on the device.
     let mut host_times = Vec::with_capacity(steps);
@@ -261,6 +264,7 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
     // The timed steps, unprofiled: what a step submits and waits for on its own.
     let timed_counts = counters().zip(counted_before).map(|(after, before)| after.since(&before));
+    let gpu_memory = gpu_context.map(|ctx| ctx.pool_stats());
     let faults_per_step = (process_stat_field(7) - faults_start) / steps as f64;
     let peak_rss = proc_status_bytes("VmHWM:").saturating_sub(rss_before);
     let peak_heap =
@@ -298,6 +302,16 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
              thread's CPU time)",
             host_cpu_ms * 1e3 / dispatches
         ));
+        if let Some(pool) = gpu_memory {
+            let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+            profile.push_str(&format!(
+                "\nGPU memory: peak {:.1} MiB in use during the timed steps (buffers handed out by the pool, by size \
+                 class: the counterpart of torch.cuda.max_memory_allocated), {:.1} MiB held by the pool after them (in \
+                 use and idle)",
+                mib(pool.peak_live_bytes),
+                mib(pool.live_bytes + pool.idle_bytes)
+            ));
+        }
         profile.push_str(&format!(
             "\nGPU work per step (profiled steps; the timed steps, unprofiled: {:.0} dispatches, {:.0} copies, {:.1} new \
              buffers, {:.1} new bind groups, {:.1} submits, {:.1} read-backs):\n{}",

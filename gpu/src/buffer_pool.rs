@@ -38,6 +38,12 @@ pub struct PoolStats {
     pub idle_buffers: u64,
     /// Total size of the idle buffers, in bytes.
     pub idle_bytes: u64,
+    /// Total size of the buffers handed out and not yet given back (in use by tensors), in
+    /// bytes, counted by size class: the counterpart of PyTorch's memory_allocated.
+    pub live_bytes: u64,
+    /// The most `live_bytes` has been since the context was made or
+    /// `Context::reset_peak_live_bytes`: the counterpart of PyTorch's max_memory_allocated.
+    pub peak_live_bytes: u64,
 }
 
 struct FreeLists {
@@ -104,6 +110,8 @@ impl BufferPool {
                 let oldest = (0..list.len()).min_by_key(|&i| list[i].1)?;
                 Some(list.swap_remove(oldest))
             });
+            free.stats.live_bytes += class;
+            free.stats.peak_live_bytes = free.stats.peak_live_bytes.max(free.stats.live_bytes);
             if hit.is_some() {
                 free.stats.reused += 1;
                 free.stats.idle_buffers -= 1;
@@ -146,6 +154,12 @@ impl BufferPool {
         free.stats.idle_bytes = 0;
     }
 
+    /// Starts a new peak of live bytes from what is live now.
+    pub(crate) fn reset_peak_live_bytes(&self) {
+        let mut free = self.shared.free.lock().unwrap();
+        free.stats.peak_live_bytes = free.stats.live_bytes;
+    }
+
     /// The ids of the buffers released since the last call.
     pub(crate) fn take_released(&self) -> Vec<u64> {
         std::mem::take(&mut self.shared.free.lock().unwrap().released)
@@ -156,6 +170,7 @@ impl PoolShared {
     fn give_back(&self, raw: wgpu::Buffer, id: u64) {
         let class = raw.size();
         let mut free = self.free.lock().unwrap();
+        free.stats.live_bytes -= class;
         if free.stats.idle_bytes + class > self.max_idle_bytes.load(Ordering::Relaxed) {
             free.released.push(id);
             return; // dropping `raw` releases it once the GPU is done with it

@@ -712,6 +712,12 @@ impl Context {
         self.pool.stats()
     }
 
+    /// Makes [`PoolStats::peak_live_bytes`] start again from the bytes in use now (a bench
+    /// measures the peak of its timed steps this way).
+    pub fn reset_peak_live_bytes(&self) {
+        self.pool.reset_peak_live_bytes();
+    }
+
     /// Everything counted since the context was made: launches, workgroups, buffers created,
     /// transfers, submits, waits (see [`crate::counters`]).
     pub fn counters(&self) -> Counters {

@@ -540,3 +540,28 @@ fn read_together_stages_buffers_larger_together_than_one_buffer_in_several_reads
     assert_eq!(got, data.iter().map(|d| d[..500].to_vec()).collect::<Vec<_>>());
     assert_eq!(small.counters().since(&before).reads, 1);
 }
+
+#[test]
+fn the_pool_counts_the_bytes_in_use_and_their_peak_by_size_class() {
+    if ctx().is_none() {
+        return;
+    }
+    // A context of its own: no other test's buffers are live in it.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let live = || ctx.pool_stats().live_bytes;
+    let peak = || ctx.pool_stats().peak_live_bytes;
+    assert_eq!((live(), peak()), (0, 0));
+    // 1,000 f32 = 4,000 bytes, in the 4,096-byte class; 300 f32 = 1,200 bytes, in 1,280.
+    let a = ctx.alloc(1000).unwrap();
+    let b = ctx.alloc(300).unwrap();
+    assert_eq!((live(), peak()), (4096 + 1280, 4096 + 1280));
+    drop(a);
+    assert_eq!((live(), peak()), (1280, 4096 + 1280), "an idle buffer is not in use");
+    let c = ctx.alloc(1000).unwrap();
+    assert_eq!(live(), 4096 + 1280, "a reused buffer is in use again");
+    ctx.reset_peak_live_bytes();
+    drop((b, c));
+    assert_eq!((live(), peak()), (0, 4096 + 1280));
+    ctx.reset_peak_live_bytes();
+    assert_eq!(peak(), 0);
+}
