@@ -5,7 +5,9 @@
 #      launches per submit besides the default 32), PyTorch eager, and PyTorch with fused
 #      Adam (`--fused-adam`);
 #   2. the kernels: `gpu_kernels` (20 launches per synchronize) and PyTorch at its shapes;
-#   3. every test executable with VAE_REQUIRE_GPU=1.
+#   3. the scale probe: `train --arch resnet-bn --batch-size 2048` on dSprites, whose last
+#      upsampling is a 4 GiB activation, larger than one buffer of NVIDIA's driver;
+#   4. every test executable with VAE_REQUIRE_GPU=1.
 # Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
 #
 # usage: bash benches/gpu_suite.sh [OUT_DIR]
@@ -37,7 +39,7 @@ grep -m1 "model name" /proc/cpuinfo
 
 echo "== training step, ours"
 bench train_step --device gpu >"$out/step_ours.txt" 2>&1
-grep -E '^\| B|host recording' "$out/step_ours.txt"
+grep -E '^\| B|host recording|GPU memory' "$out/step_ours.txt"
 for n in 8 128; do
     echo "== training step, ours, $n launches per submit"
     bench train_step --device gpu --dispatches-per-submit "$n" >"$out/step_ours_submit$n.txt" 2>&1
@@ -54,6 +56,15 @@ python3 benches/pytorch_gpu_kernels.py 2>&1 | tee "$out/kernels_torch.txt"
 echo "== kernels, ours"
 bench gpu_kernels >"$out/kernels_ours.txt" 2>&1
 grep -E '^(matmul|conv)|thrpt' "$out/kernels_ours.txt" | paste - - | sed 's/  */ /g'
+
+echo "== the scale probe: resnet-bn at batch 2,048 (a 4 GiB activation, in chunks)"
+command -v cargo >/dev/null && cargo build -q --release -p vae --bin train
+probe_run=$(mktemp -d)
+timeout 900 target/release/train --device gpu --arch resnet-bn --batch-size 2048 --max-images 6144 --epochs 1 \
+    --run-dir "$probe_run" >"$out/probe.txt" 2>&1
+echo "exit status $?" >>"$out/probe.txt"
+rm -rf "$probe_run"
+tail -4 "$out/probe.txt"
 
 echo "== tests"
 for t in target/release/deps/*-*; do
