@@ -76,6 +76,18 @@ fn a_view_whose_rows_cross_a_chunk_end_is_cut_along_its_next_axis() {
 }
 
 #[test]
+fn one_element_of_a_chunked_tensor_is_computed_on_and_read_in_place() {
+    let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
+    let x = signed(&X_SHAPE, &mut rng());
+    let xg = up(&x, &gpu);
+    // Element 2,000,000 lies in the third chunk (chunks of 64 rows of 13,065 elements).
+    let element = |t: &Tensor| t.reshape(&[X_SHAPE.iter().product()]).unwrap().narrow(0, 2_000_000, 1).unwrap();
+    let scalar = |t: &Tensor| element(t).reshape(&[]).unwrap();
+    assert_eq!(scalar(&xg).item().unwrap(), scalar(&x).item().unwrap());
+    assert_close("exp of a rank-0 view", &scalar(&xg).exp().unwrap(), &scalar(&x).exp().unwrap(), None);
+}
+
+#[test]
 fn a_tensor_whose_chunks_do_not_hold_an_ops_rows_is_rechunked_first() {
     let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
     let mut r = rng();

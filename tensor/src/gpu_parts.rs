@@ -366,7 +366,12 @@ pub(crate) fn for_each_row_part(
     if numel(shape) == 0 {
         return Ok(());
     }
-    let views: Vec<StorageView> = all.into_iter().cloned().collect();
+    // A single element (rank 0) of a storage in chunks: as a one-element axis, to cut.
+    let (shape, views): (&[usize], Vec<StorageView>) = if shape.is_empty() {
+        (&[1], all.into_iter().map(|v| StorageView { strides: vec![1], ..v.clone() }).collect())
+    } else {
+        (shape, all.into_iter().cloned().collect())
+    };
     launch_in_parts(ctx, op, &views, shape, &launch)
 }
 
