@@ -2,8 +2,9 @@
 # The GPU measurements of docs/performance.md ("Back on the H100") in one run, ours beside
 # PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
 #   1. one training step, B1–B5: ours (`train_step -- --device gpu`, and with 8 and 128
-#      launches per submit besides the default 32), PyTorch eager, and PyTorch with fused
-#      Adam (`--fused-adam`);
+#      launches per submit besides the default 32, and submitting from the recording thread
+#      instead of the context's thread for it), PyTorch eager, and PyTorch with fused Adam
+#      (`--fused-adam`);
 #   2. the kernels: `gpu_kernels` (20 launches per synchronize) and PyTorch at its shapes;
 #   3. the scale probe: `train --arch resnet-bn --batch-size 2048` on dSprites, whose last
 #      upsampling is a 4 GiB activation, larger than one buffer of NVIDIA's driver;
@@ -39,12 +40,15 @@ grep -m1 "model name" /proc/cpuinfo
 
 echo "== training step, ours"
 bench train_step --device gpu >"$out/step_ours.txt" 2>&1
-grep -E '^\| B|host recording|GPU memory' "$out/step_ours.txt"
+grep -E '^\| B|host (recording|CPU)|GPU memory' "$out/step_ours.txt"
 for n in 8 128; do
     echo "== training step, ours, $n launches per submit"
     bench train_step --device gpu --dispatches-per-submit "$n" >"$out/step_ours_submit$n.txt" 2>&1
     grep -E '^\| B|host recording' "$out/step_ours_submit$n.txt"
 done
+echo "== training step, ours, submitting from the recording thread"
+bench train_step --device gpu --submit-inline >"$out/step_ours_inline.txt" 2>&1
+grep -E '^\| B|host (recording|CPU)' "$out/step_ours_inline.txt"
 echo "== training step, PyTorch eager (CUDA)"
 python3 benches/pytorch_train_step.py --device cuda >"$out/step_torch.txt" 2>&1
 grep -E '^\| B' "$out/step_torch.txt"

@@ -7,9 +7,12 @@
 //! cargo bench --bench train_step -- --workloads B2,B4 --steps 20
 //! cargo bench --bench train_step -- --device gpu          # on the GPU adapter (if any)
 //! cargo bench --bench train_step -- --device gpu --dispatches-per-submit 8
+//! cargo bench --bench train_step -- --device gpu --submit-inline
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
+//! `--submit-inline` finishes and submits the recorded commands on the recording thread instead
+//! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`).
 //! Each workload runs in a child process of its own, so its peak memory is its own:
 //! `peak RSS` is the process's resident high-water mark during the timed steps minus its
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
@@ -119,6 +122,8 @@ struct Options {
     profile_steps: usize,
     /// Launches per submit on the GPU; `None`: the context's default.
     dispatches_per_submit: Option<usize>,
+    /// Submit from the recording thread (`gpu::SubmitPolicy::on_a_thread` false).
+    submit_inline: bool,
     child: Option<String>,
 }
 
@@ -129,6 +134,7 @@ fn parse_options() -> Result<Options, String> {
         steps: 0,
         profile_steps: 3,
         dispatches_per_submit: None,
+        submit_inline: false,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -150,6 +156,7 @@ fn parse_options() -> Result<Options, String> {
                 }
                 o.dispatches_per_submit = Some(n);
             }
+            "--submit-inline" => o.submit_inline = true,
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
@@ -157,6 +164,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.dispatches_per_submit.is_some() && o.device != "gpu" {
         return Err(format!("--dispatches-per-submit needs --device gpu, got --device {}", o.device));
+    }
+    if o.submit_inline && o.device != "gpu" {
+        return Err(format!("--submit-inline needs --device gpu, got --device {}", o.device));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -331,13 +341,16 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
 fn run_child(name: &str, o: &Options) -> Result<(), String> {
     let w = WORKLOADS.iter().find(|w| w.name == name).ok_or_else(|| format!("unknown workload {name}"))?;
     let pref: DevicePreference = o.device.parse().map_err(|e: tensor::TensorError| e.to_string())?;
-    let device = match o.dispatches_per_submit {
-        None => Device::from_preference(pref).map_err(|e| e.to_string())?,
-        Some(n) => {
-            let any = gpu::AdapterPreference::AnyIncludingSoftware;
-            let ctx = gpu::Context::with_dispatches_per_submit(any, n).map_err(|e| e.to_string())?;
-            Device::from_context(std::sync::Arc::new(ctx))
-        }
+    let device = if o.dispatches_per_submit.is_none() && !o.submit_inline {
+        Device::from_preference(pref).map_err(|e| e.to_string())?
+    } else {
+        let policy = gpu::SubmitPolicy {
+            dispatches: o.dispatches_per_submit.unwrap_or(gpu::SubmitPolicy::default().dispatches),
+            on_a_thread: !o.submit_inline,
+        };
+        let any = gpu::AdapterPreference::AnyIncludingSoftware;
+        let ctx = gpu::Context::with_submit_policy(any, policy).map_err(|e| e.to_string())?;
+        Device::from_context(std::sync::Arc::new(ctx))
     };
     let m = measure(w, &device, o.steps, o.profile_steps)?;
     println!(
@@ -383,6 +396,9 @@ fn main() {
     if let Some(n) = o.dispatches_per_submit {
         println!("dispatches per submit: {n}");
     }
+    if o.submit_inline {
+        println!("submits from the recording thread");
+    }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
@@ -392,6 +408,9 @@ fn main() {
         cmd.args(["--profile-steps", &o.profile_steps.to_string()]);
         if let Some(n) = o.dispatches_per_submit {
             cmd.args(["--dispatches-per-submit", &n.to_string()]);
+        }
+        if o.submit_inline {
+            cmd.arg("--submit-inline");
         }
         let out = match cmd.output() {
             Ok(out) => out,

@@ -115,6 +115,32 @@ fn conv_vae_trains_on_the_gpu_like_on_the_cpu() {
     assert_states_match("conv VAE", &gpu_model, &cpu_model);
 }
 
+#[test]
+fn a_context_that_submits_on_a_thread_of_its_own_trains_exactly_as_one_that_does_not() {
+    let inline = gpu::SubmitPolicy { on_a_thread: false, ..Default::default() };
+    let (Some(threaded), Some(inline)) = (own_gpu(), gpu_with(|pref| gpu::Context::with_submit_policy(pref, inline)))
+    else {
+        return;
+    };
+    assert!(threaded.gpu_context().expect("a GPU device").submits_on_a_thread());
+    assert!(!inline.gpu_context().expect("a GPU device").submits_on_a_thread());
+    let seed = rng().below(1 << 30) as u64;
+    let build = |init: &mut Init| -> Sequential {
+        Sequential::new()
+            .with(Conv2d::new(Conv2dConfig::new(1, 6, 3).padding(1).bias(false), init).unwrap())
+            .with(BatchNorm2d::new(6, init).unwrap())
+            .with(ReLU)
+            .with(Conv2d::new(Conv2dConfig::new(6, 1, 3).padding(1), init).unwrap())
+    };
+    let x = squares(4, 12, 12, &mut Rng::new(seed));
+    let (inline_model, inline_losses) = train_to_reconstruct(&build, seed, &x, &inline);
+    let (threaded_model, threaded_losses) = train_to_reconstruct(&build, seed, &x, &threaded);
+    assert_eq!(threaded_losses, inline_losses, "losses");
+    for ((name, a), (_, b)) in threaded_model.state_dict().into_iter().zip(inline_model.state_dict()) {
+        assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), "{name}");
+    }
+}
+
 /// The network `build` makes from `seed`, trained on `device` for STEPS Adam steps to
 /// reproduce `x` (mean squared error): the model and the loss before each step.
 fn train_to_reconstruct(

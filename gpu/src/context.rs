@@ -6,6 +6,9 @@
 //! step's first kernels while the host is still recording the rest: recording overlaps
 //! execution, and a step costs about the larger of the two instead of their sum. (A submit
 //! costs the driver microseconds; one per 32 launches is a small share of their recording.)
+//! The submits themselves (the ring's write, `CommandEncoder::finish`, the queue submit) run on
+//! a thread of the context's, in the order the encoders were handed over, so the recording
+//! thread goes on recording meanwhile ([`SubmitPolicy`]).
 //! [`Context::flush`] submits what is pending; [`Context::read`] flushes and waits.
 //!
 //! Host cost. A step records hundreds of launches, and on a fast GPU the CPU time spent
@@ -34,7 +37,7 @@ use crate::kernels::GemmTile;
 use crate::pipeline_cache::{KernelDef, PipelineCache};
 
 /// Launches recorded per submit by default (see the module docs): also the parameter ring's
-/// slots. [`Context::with_dispatches_per_submit`] sets another count, for benches that
+/// slots. [`Context::with_submit_policy`] sets another count, for benches that
 /// measure the trade-off on a given GPU.
 pub const DISPATCHES_PER_SUBMIT: usize = 32;
 
@@ -210,6 +213,121 @@ impl Pending {
     }
 }
 
+/// How a [`Context`] submits what it records ([`Context::with_submit_policy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubmitPolicy {
+    /// Launches recorded before each automatic submit.
+    pub dispatches: usize,
+    /// Finish and submit the recorded commands on a thread of their own, so that the
+    /// recording thread goes on meanwhile.
+    pub on_a_thread: bool,
+}
+
+impl Default for SubmitPolicy {
+    /// [`DISPATCHES_PER_SUBMIT`] launches a submit, from a thread of its own.
+    fn default() -> Self {
+        SubmitPolicy { dispatches: DISPATCHES_PER_SUBMIT, on_a_thread: true }
+    }
+}
+
+/// Recorded commands on their way to the GPU: the encoder, its launches' parameters and the
+/// ring they are written to first.
+struct Submission {
+    encoder: wgpu::CommandEncoder,
+    params: Vec<u8>,
+    ring: wgpu::Buffer,
+}
+
+enum SubmitterJob {
+    Submit(Submission),
+    /// Answer once every earlier job is done.
+    Fence(mpsc::SyncSender<()>),
+}
+
+/// Where recorded encoders are finished and submitted: on the recording thread, or on a
+/// thread of its own that does so in the order they were handed over, so that the recording
+/// thread goes on recording meanwhile (encoding a pass into the driver's commands,
+/// `CommandEncoder::finish`, and the queue submit were about half the recording thread's
+/// time on lavapipe, and a driver's submit may block).
+struct Submitter {
+    queue: wgpu::Queue,
+    /// `None` when no thread could be started: then the caller submits.
+    jobs: Mutex<Option<mpsc::Sender<SubmitterJob>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Submission {
+    fn run(self, queue: &wgpu::Queue) {
+        if !self.params.is_empty() {
+            queue.write_buffer(&self.ring, 0, &self.params);
+        }
+        queue.submit([self.encoder.finish()]);
+    }
+}
+
+impl Submitter {
+    /// Submits on a thread of its own when `on_a_thread` (and the system starts one), else on
+    /// the caller's.
+    fn start(queue: &wgpu::Queue, on_a_thread: bool) -> Submitter {
+        if !on_a_thread {
+            return Submitter { queue: queue.clone(), jobs: Mutex::new(None), thread: Mutex::new(None) };
+        }
+        let (jobs, received) = mpsc::channel::<SubmitterJob>();
+        let on_thread = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("gpu submit".into())
+            .spawn(move || {
+                for job in received {
+                    match job {
+                        SubmitterJob::Submit(s) => s.run(&on_thread),
+                        SubmitterJob::Fence(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok();
+        let jobs = thread.as_ref().map(|_| jobs);
+        Submitter { queue: queue.clone(), jobs: Mutex::new(jobs), thread: Mutex::new(thread) }
+    }
+
+    /// Queues `s` behind everything handed over before (the caller holds the pending lock,
+    /// which orders the hand-overs).
+    fn submit(&self, s: Submission) {
+        let jobs = self.jobs.lock().unwrap();
+        let unsent = match jobs.as_ref() {
+            Some(jobs) => jobs.send(SubmitterJob::Submit(s)).err().map(|mpsc::SendError(job)| job),
+            None => Some(SubmitterJob::Submit(s)),
+        };
+        // No thread, or it stopped (nothing is left in its channel then): submit here.
+        if let Some(SubmitterJob::Submit(s)) = unsent {
+            s.run(&self.queue);
+        }
+    }
+
+    /// Blocks until everything handed over before has been submitted.
+    fn fence(&self) -> Result<()> {
+        let (done, finished) = mpsc::sync_channel(1);
+        let sent = self.jobs.lock().unwrap().as_ref().map(|jobs| jobs.send(SubmitterJob::Fence(done)).is_ok());
+        let stopped = || GpuError::Device("the thread submitting GPU work stopped".into());
+        match sent {
+            None => Ok(()),
+            Some(true) => finished.recv().map_err(|_| stopped()),
+            Some(false) => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for Submitter {
+    /// Closes the channel, so the thread submits what is left and ends, and joins it.
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap().take();
+        if let Some(thread) = self.thread.lock().unwrap().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A wgpu device and queue, the buffer pool, the pipeline cache and the pending commands.
 /// `Send + Sync`: share one per process (e.g. in a `OnceLock`).
 pub struct Context {
@@ -223,6 +341,8 @@ pub struct Context {
     /// The launches' parameters on the GPU: `dispatches_per_submit` slots of PARAMS_SLOT
     /// bytes, written from `Pending::params` at each submit.
     params_ring: wgpu::Buffer,
+    /// The thread that finishes and submits the recorded encoders, in order.
+    submitter: Submitter,
     /// Launches recorded before the pending commands are submitted.
     dispatches_per_submit: usize,
     counters: LiveCounters,
@@ -325,6 +445,7 @@ impl Context {
         let pool = BufferPool::new(info.limits.max_buffer_size);
         let params_ring = params_ring(&device, DISPATCHES_PER_SUBMIT);
         Ok(Context {
+            submitter: Submitter::start(&queue, SubmitPolicy::default().on_a_thread),
             device,
             queue,
             info,
@@ -340,14 +461,25 @@ impl Context {
         })
     }
 
-    /// [`Self::new`], submitting every `count` launches (at least 1) instead of every
-    /// [`DISPATCHES_PER_SUBMIT`]: fewer submits against an earlier start of the GPU, a trade-off
-    /// that depends on the GPU and its driver and that `cargo bench --bench train_step --
-    /// --dispatches-per-submit N` measures.
-    pub fn with_dispatches_per_submit(pref: AdapterPreference, count: usize) -> Result<Self> {
+    /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (at least
+    /// 1) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier start
+    /// of the GPU), and from a thread of its own or not. Both are trade-offs that depend on the
+    /// GPU, its driver and the host's free cores, which `cargo bench --bench train_step --
+    /// --dispatches-per-submit N --submit-thread` measures.
+    pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
         let ctx = Self::new(pref)?;
-        let count = count.max(1);
-        Ok(Context { params_ring: params_ring(&ctx.device, count), dispatches_per_submit: count, ..ctx })
+        let count = policy.dispatches.max(1);
+        Ok(Context {
+            params_ring: params_ring(&ctx.device, count),
+            dispatches_per_submit: count,
+            submitter: Submitter::start(&ctx.queue, policy.on_a_thread),
+            ..ctx
+        })
+    }
+
+    /// Whether recorded commands are finished and submitted on a thread of their own.
+    pub fn submits_on_a_thread(&self) -> bool {
+        self.submitter.jobs.lock().unwrap().is_some()
     }
 
     /// Launches recorded before each automatic submit.
@@ -743,27 +875,31 @@ impl Context {
 
     // ------------------------------------------------------------ submission
 
-    /// Submits the pending commands (no wait). Returns the first wgpu error seen since the
-    /// last check, if any.
+    /// Submits the pending commands (no wait for the GPU; returns once they are queued).
+    /// Returns the first wgpu error seen since the last check, if any.
     pub fn flush(&self) -> Result<()> {
-        // Submit while holding the lock: another thread must not record into (and submit) a
+        // Hand over while holding the lock: another thread must not record into (and submit) a
         // newer encoder before this one is queued, or its commands would run first, e.g.
         // writing a pool buffer that this encoder's commands still read.
-        self.submit(&mut self.pending.lock().unwrap());
+        let queued = {
+            let mut p = self.pending.lock().unwrap();
+            self.submit(&mut p);
+            self.submitter.fence()
+        };
+        queued?;
         self.take_error()
     }
 
-    /// Submits `p`'s commands, its launches' parameters written to the ring first (they land
-    /// before the commands submitted next, which read them). The caller holds the lock.
+    /// Hands `p`'s commands to the submitting thread, with its launches' parameters, which
+    /// that thread writes to the ring first (they land before the commands submitted next,
+    /// which read them). The caller holds the lock.
     fn submit(&self, p: &mut Pending) {
         p.dispatches = 0;
         p.pass = None;
-        if !p.params.is_empty() {
-            self.queue.write_buffer(&self.params_ring, 0, &p.params);
-            p.params.clear();
-        }
-        if let Some(enc) = p.encoder.take() {
-            self.queue.submit([enc.finish()]);
+        // Launches record into the encoder, so parameters never come without one.
+        let params = std::mem::take(&mut p.params);
+        if let Some(encoder) = p.encoder.take() {
+            self.submitter.submit(Submission { encoder, params, ring: self.params_ring.clone() });
             LiveCounters::add(&self.counters.submits, 1);
         }
     }

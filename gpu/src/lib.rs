@@ -11,9 +11,9 @@
 //! [`Context::upload`] copies host f32s into a pooled buffer; each launcher in [`kernels`] (one
 //! file per WGSL family in `shaders/`) checks its typed arguments, packs a `#[repr(C)]`
 //! `Params` struct that mirrors the shader's `struct Params`, and records a dispatch into the
-//! pending encoder, submitted every few dozen launches so that the GPU runs the first kernels
-//! while the host records the next; [`Context::read`] submits and copies a buffer back through
-//! a staging buffer.
+//! pending encoder, handed every few dozen launches to the context's submitting thread so
+//! that the GPU runs the first kernels while the host records the next; [`Context::read`]
+//! submits and copies a buffer back through a staging buffer.
 //! A buffer may be as large as the device creates (max_buffer_size), larger than one kernel
 //! binding may be (max_storage_buffer_binding_size): [`Context::window`] binds a part of it,
 //! and the `tensor` crate splits an op's launches into parts that fit (and spreads a tensor
@@ -35,7 +35,9 @@ pub mod kernels;
 pub mod pipeline_cache;
 
 pub use buffer_pool::{BufferWindow, GpuBuffer, PoolStats};
-pub use context::{available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits};
+pub use context::{
+    available_adapters, AdapterInfo, AdapterPreference, Context, DeviceKind, DeviceLimits, SubmitPolicy,
+};
 pub use counters::Counters;
 pub use error::{GpuError, Result};
 

@@ -381,10 +381,12 @@ fn launches_are_submitted_every_few_dozen_so_the_gpu_starts_while_the_host_recor
 fn a_context_submits_every_count_of_launches_it_was_given_each_reading_its_own_parameters() {
     use gpu::kernels::elementwise::{copy_strided, View};
     let Some(_) = ctx() else { return };
-    for count in [1, 5, 100] {
-        let ctx =
-            gpu::Context::with_dispatches_per_submit(gpu::AdapterPreference::AnyIncludingSoftware, count).unwrap();
-        assert_eq!(ctx.dispatches_per_submit(), count);
+    // From the recording thread and from a thread of its own, whose writes of the ring must
+    // keep their place between the submits.
+    for (count, on_a_thread) in [(1, false), (5, false), (100, false), (1, true), (5, true), (100, true)] {
+        let policy = gpu::SubmitPolicy { dispatches: count, on_a_thread };
+        let ctx = gpu::Context::with_submit_policy(gpu::AdapterPreference::AnyIncludingSoftware, policy).unwrap();
+        assert_eq!((ctx.dispatches_per_submit(), ctx.submits_on_a_thread()), (count, on_a_thread));
         // One launch per element, each told by its parameters which element to copy, across
         // several refills of a ring of `count` slots.
         let n = 2 * count + count / 2;
