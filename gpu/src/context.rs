@@ -461,9 +461,9 @@ impl Context {
         })
     }
 
-    /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (at least
-    /// 1) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier start
-    /// of the GPU), and from a thread of its own or not. Both are trade-offs that depend on the
+    /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (one at
+    /// least) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier
+    /// start of the GPU), and from a thread of its own or not. Both are trade-offs that depend on the
     /// GPU, its driver and the host's free cores, which `cargo bench --bench train_step --
     /// --dispatches-per-submit N --submit-thread` measures.
     pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
