@@ -465,7 +465,7 @@ impl Context {
     /// least) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier
     /// start of the GPU), and from a thread of its own or not. Both are trade-offs that depend on the
     /// GPU, its driver and the host's free cores, which `cargo bench --bench train_step --
-    /// --dispatches-per-submit N --submit-thread` measures.
+    /// --dispatches-per-submit N` and `-- --submit-inline` measure.
     pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
         let ctx = Self::new(pref)?;
         let count = policy.dispatches.max(1);
