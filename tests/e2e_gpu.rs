@@ -164,6 +164,20 @@ fn train_to_reconstruct(
     (model, losses)
 }
 
+/// [`train_to_reconstruct`] on the CPU and on `gpu`: the same losses and final state.
+fn assert_trains_alike_on_cpu_and(
+    what: &str,
+    gpu: &Device,
+    build: &dyn Fn(&mut Init) -> Sequential,
+    seed: u64,
+    x: &Tensor,
+) {
+    let (cpu_model, cpu_losses) = train_to_reconstruct(build, seed, x, &Device::Cpu);
+    let (gpu_model, gpu_losses) = train_to_reconstruct(build, seed, x, gpu);
+    assert_losses_match(what, &gpu_losses, &cpu_losses);
+    assert_states_match(what, &gpu_model, &cpu_model);
+}
+
 #[test]
 fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -180,11 +194,7 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
             .with(ConvTranspose2d::new(ConvTranspose2dConfig::new(8, 1, 4).stride(2).padding(1), init).unwrap())
     };
     let x = squares(3, 12, 12, &mut Rng::new(seed));
-    let run = |device: &Device| train_to_reconstruct(&build, seed, &x, device);
-    let (cpu_model, cpu_losses) = run(&Device::Cpu);
-    let (gpu_model, gpu_losses) = run(&gpu);
-    assert_losses_match("cnn", &gpu_losses, &cpu_losses);
-    assert_states_match("cnn", &gpu_model, &cpu_model);
+    assert_trains_alike_on_cpu_and("cnn", &gpu, &build, seed, &x);
 }
 
 #[test]
@@ -206,11 +216,7 @@ fn a_network_whose_activations_are_larger_than_one_gpu_buffer_trains_like_on_the
             .with(Conv2d::new(Conv2dConfig::new(4, 1, 1), init).unwrap())
     };
     let x = squares(24, 32, 32, &mut Rng::new(seed));
-    let run = |device: &Device| train_to_reconstruct(&build, seed, &x, device);
-    let (cpu_model, cpu_losses) = run(&Device::Cpu);
-    let (gpu_model, gpu_losses) = run(&gpu);
-    assert_losses_match("activations in chunks", &gpu_losses, &cpu_losses);
-    assert_states_match("activations in chunks", &gpu_model, &cpu_model);
+    assert_trains_alike_on_cpu_and("activations in chunks", &gpu, &build, seed, &x);
 }
 
 #[test]
