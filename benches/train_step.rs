@@ -258,6 +258,7 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     let mut host_times = Vec::with_capacity(steps);
     let mut host_cpu_times = Vec::with_capacity(steps);
     let cpu_start = process_cpu_seconds();
+    let submit_cpu_start = submit_thread_cpu_ns();
     let faults_start = process_stat_field(7);
     for i in 0..steps {
         let waited_before = counters().map(|c| c.device_wait_ns);
@@ -272,6 +273,8 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
         }
     }
     let cpu_ms = (process_cpu_seconds() - cpu_start) * 1e3 / steps as f64;
+    let submit_cpu_ms =
+        submit_thread_cpu_ns().zip(submit_cpu_start).map(|(end, start)| (end - start) as f64 / 1e6 / steps as f64);
     // The timed steps, unprofiled: what a step submits and waits for on its own.
     let timed_counts = counters().zip(counted_before).map(|(after, before)| after.since(&before));
     let gpu_memory = gpu_context.map(|ctx| ctx.pool_stats());
@@ -312,6 +315,13 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
              thread's CPU time)",
             host_cpu_ms * 1e3 / dispatches
         ));
+        if let Some(ms) = submit_cpu_ms {
+            profile.push_str(&format!(
+                "\nsubmitting thread CPU: {ms:.2} ms/step ({:.1} µs/dispatch; mean over the timed steps: encoding the \
+                 recorded passes and submitting them, off the recording thread)",
+                ms * 1e3 / dispatches
+            ));
+        }
         if let Some(pool) = gpu_memory {
             let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
             profile.push_str(&format!(
@@ -473,6 +483,18 @@ fn process_stat_field(i: usize) -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     rest.split_whitespace().nth(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+}
+
+/// CPU time of the GPU context's submitting thread (named "gpu submit"), in ns, from its
+/// /proc schedstat; `None` without one (submits from the recording thread, or not Linux).
+fn submit_thread_cpu_ns() -> Option<u64> {
+    std::fs::read_dir("/proc/self/task").ok()?.flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim() != "gpu submit" {
+            return None;
+        }
+        std::fs::read_to_string(task.path().join("schedstat")).ok()?.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// User + system CPU time of this process (all threads), from /proc/self/stat; 0 elsewhere.
