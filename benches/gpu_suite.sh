@@ -40,7 +40,7 @@ grep -m1 "model name" /proc/cpuinfo
 
 echo "== training step, ours"
 bench train_step --device gpu >"$out/step_ours.txt" 2>&1
-grep -E '^\| B|host (recording|CPU)|GPU memory' "$out/step_ours.txt"
+grep -E '^\| B|host (recording|CPU)|submitting thread|GPU memory' "$out/step_ours.txt"
 for n in 8 128; do
     echo "== training step, ours, $n launches per submit"
     bench train_step --device gpu --dispatches-per-submit "$n" >"$out/step_ours_submit$n.txt" 2>&1
