@@ -463,9 +463,9 @@ impl Context {
 
     /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (one at
     /// least) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier
-    /// start of the GPU), and from a thread of its own or not. Both are trade-offs that depend on the
-    /// GPU, its driver and the host's free cores, which `cargo bench --bench train_step --
-    /// --dispatches-per-submit N` and `-- --submit-inline` measure.
+    /// start of the GPU), and from a thread of its own or not. Both are trade-offs that
+    /// depend on the GPU, its driver and the host's free cores, which `cargo bench --bench
+    /// train_step -- --dispatches-per-submit N` and `-- --submit-inline` measure.
     pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
         let ctx = Self::new(pref)?;
         let count = policy.dispatches.max(1);
@@ -896,8 +896,9 @@ impl Context {
     fn submit(&self, p: &mut Pending) {
         p.dispatches = 0;
         p.pass = None;
-        // Launches record into the encoder, so parameters never come without one.
-        let params = std::mem::take(&mut p.params);
+        // Launches record into the encoder, so parameters never come without one. The next
+        // block is allocated at its full size at once, not grown launch by launch.
+        let params = std::mem::replace(&mut p.params, Vec::with_capacity(self.dispatches_per_submit * PARAMS_SLOT));
         if let Some(encoder) = p.encoder.take() {
             self.submitter.submit(Submission { encoder, params, ring: self.params_ring.clone() });
             LiveCounters::add(&self.counters.submits, 1);
