@@ -65,10 +65,10 @@ echo "== the scale probe: resnet-bn at batch 2,048 (a 4 GiB activation, in chunk
 command -v cargo >/dev/null && cargo build -q --release -p vae --bin train
 probe_run=$(mktemp -d)
 timeout 900 target/release/train --device gpu --arch resnet-bn --batch-size 2048 --max-images 6144 --epochs 1 \
-    --run-dir "$probe_run" >"$out/probe.txt" 2>&1
+    --profile --run-dir "$probe_run" >"$out/probe.txt" 2>&1
 echo "exit status $?" >>"$out/probe.txt"
 rm -rf "$probe_run"
-tail -4 "$out/probe.txt"
+grep -E 'GPU memory|epoch 1/1|error|exit status' "$out/probe.txt"
 
 echo "== tests"
 for t in target/release/deps/*-*; do

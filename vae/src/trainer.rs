@@ -563,9 +563,17 @@ impl Trainer {
         println!("profile of epoch {}'s {steps} training steps:", epoch + 1);
         print!("{}", report.table(trained.step_time, steps));
         print!("{}", report.top_ops(10, steps));
-        if let Device::Gpu(_) = self.device {
+        if let Device::Gpu(g) = &self.device {
             println!("GPU work per step:");
             print!("{}", report.gpu_table(&trained.gpu_counted, steps));
+            let pool = g.context().pool_stats();
+            let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+            println!(
+                "GPU memory: peak {:.1} MiB in use since the run started (buffers by size class), {:.1} MiB held by \
+                 the pool now (in use and idle)",
+                mib(pool.peak_live_bytes),
+                mib(pool.live_bytes + pool.idle_bytes)
+            );
         }
     }
 

@@ -156,6 +156,23 @@ fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
 }
 
 #[test]
+fn a_profiled_gpu_run_reports_its_launches_and_its_peak_gpu_memory() {
+    let (_scratch, d) = common::run_dir("gpu-profile");
+    let out = train().args(small_args(&d)).args(["--epochs", "1", "--device", "gpu", "--profile"]).output().unwrap();
+    if skipped_for_want_of_a_gpu(&out) {
+        return;
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("GPU work per step:"), "{stdout}");
+    let peak: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GPU memory: peak ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no GPU memory line in:\n{stdout}"));
+    assert!(peak > 0.0, "a run that trained used no GPU memory: {stdout}");
+}
+
+#[test]
 fn a_run_resumed_on_the_gpu_ends_where_an_uninterrupted_gpu_run_does() {
     let ((_scratch_a, a), (_scratch_b, b)) = (common::run_dir("gpu-straight"), common::run_dir("gpu-resumed"));
     let out = train().args(small_args(&a)).args(["--epochs", "2", "--device", "gpu"]).output().unwrap();
