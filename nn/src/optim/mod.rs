@@ -185,10 +185,11 @@ pub(crate) struct PackedStep {
 }
 
 /// Prepares one launch for the whole step, when it applies: every parameter requires a
-/// gradient, has one, and lives on one GPU with it, and all of them fit one buffer. The parameters are packed into one buffer the
-/// first time (and again only if one was replaced, or shared with another tensor, which
-/// copy-on-write must not change); the gradients are copied into one buffer each step and
-/// checked, with `also`, for non-finite values on the device (the flag is not read here).
+/// gradient, has one, and lives on one GPU with it, and all of them fit one buffer. The
+/// parameters are packed into one buffer the first time (and again only if one was replaced,
+/// or shared with another tensor, which copy-on-write must not change); the gradients are
+/// copied into one buffer each step and checked, with `also`, for non-finite values on the
+/// device (the flag is not read here).
 /// `None` when the step does not apply: the caller steps each parameter on its own.
 pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<Option<PackedStep>> {
     let Some((_, first)) = params.first() else { return Ok(None) };

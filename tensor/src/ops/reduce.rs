@@ -322,6 +322,9 @@ fn flag_on_gpu<'t>(
         let mut left = x.numel();
         for chunk in g.chunks() {
             let n = left.min(chunk.len());
+            if n == 0 {
+                break;
+            }
             gpu_kernel::flag_non_finite(ctx, chunk, n, &flags, slot(i)).map_err(gpu_err(op))?;
             left -= n;
         }
