@@ -230,12 +230,11 @@ impl Default for SubmitPolicy {
     }
 }
 
-/// Recorded commands on their way to the GPU: the encoder, its launches' parameters and the
-/// ring they are written to first.
+/// Recorded commands on their way to the GPU: the encoder and its launches' parameters, which
+/// are written to the parameter ring first.
 struct Submission {
     encoder: wgpu::CommandEncoder,
     params: Vec<u8>,
-    ring: wgpu::Buffer,
 }
 
 enum SubmitterJob {
@@ -251,15 +250,18 @@ enum SubmitterJob {
 /// time on lavapipe, and a driver's submit may block).
 struct Submitter {
     queue: wgpu::Queue,
+    /// The launches' parameters on the GPU: `dispatches_per_submit` slots of PARAMS_SLOT
+    /// bytes, written from each submission's parameters before its commands.
+    ring: wgpu::Buffer,
     /// `None` when no thread could be started: then the caller submits.
     jobs: Mutex<Option<mpsc::Sender<SubmitterJob>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Submission {
-    fn run(self, queue: &wgpu::Queue) {
+    fn run(self, queue: &wgpu::Queue, ring: &wgpu::Buffer) {
         if !self.params.is_empty() {
-            queue.write_buffer(&self.ring, 0, &self.params);
+            queue.write_buffer(ring, 0, &self.params);
         }
         queue.submit([self.encoder.finish()]);
     }
@@ -268,27 +270,23 @@ impl Submission {
 impl Submitter {
     /// Submits on a thread of its own when `on_a_thread` (and the system starts one), else on
     /// the caller's.
-    fn start(queue: &wgpu::Queue, on_a_thread: bool) -> Submitter {
-        if !on_a_thread {
-            return Submitter { queue: queue.clone(), jobs: Mutex::new(None), thread: Mutex::new(None) };
-        }
-        let (jobs, received) = mpsc::channel::<SubmitterJob>();
-        let on_thread = queue.clone();
-        let thread = std::thread::Builder::new()
-            .name("gpu submit".into())
-            .spawn(move || {
+    fn start(queue: &wgpu::Queue, ring: wgpu::Buffer, on_a_thread: bool) -> Submitter {
+        let thread = on_a_thread.then(mpsc::channel::<SubmitterJob>).and_then(|(jobs, received)| {
+            let (queue, ring) = (queue.clone(), ring.clone());
+            let run = move || {
                 for job in received {
                     match job {
-                        SubmitterJob::Submit(s) => s.run(&on_thread),
+                        SubmitterJob::Submit(s) => s.run(&queue, &ring),
                         SubmitterJob::Fence(done) => {
                             let _ = done.send(());
                         }
                     }
                 }
-            })
-            .ok();
-        let jobs = thread.as_ref().map(|_| jobs);
-        Submitter { queue: queue.clone(), jobs: Mutex::new(jobs), thread: Mutex::new(thread) }
+            };
+            Some((jobs, std::thread::Builder::new().name("gpu submit".into()).spawn(run).ok()?))
+        });
+        let (jobs, thread) = thread.unzip();
+        Submitter { queue: queue.clone(), ring, jobs: Mutex::new(jobs), thread: Mutex::new(thread) }
     }
 
     /// Queues `s` behind everything handed over before (the caller holds the pending lock,
@@ -301,7 +299,7 @@ impl Submitter {
         };
         // No thread, or it stopped (nothing is left in its channel then): submit here.
         if let Some(SubmitterJob::Submit(s)) = unsent {
-            s.run(&self.queue);
+            s.run(&self.queue, &self.ring);
         }
     }
 
@@ -338,10 +336,8 @@ pub struct Context {
     pipelines: PipelineCache,
     bind_groups: Mutex<BindGroupCache>,
     pending: Mutex<Pending>,
-    /// The launches' parameters on the GPU: `dispatches_per_submit` slots of PARAMS_SLOT
-    /// bytes, written from `Pending::params` at each submit.
-    params_ring: wgpu::Buffer,
-    /// The thread that finishes and submits the recorded encoders, in order.
+    /// Where the recorded encoders are finished and submitted, in order, with the parameter
+    /// ring the launches bind.
     submitter: Submitter,
     /// Launches recorded before the pending commands are submitted.
     dispatches_per_submit: usize,
@@ -405,6 +401,15 @@ impl Context {
     /// The `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`-style environment variables wgpu reads are
     /// honoured. Prints nothing: see [`Context::info`].
     pub fn new(pref: AdapterPreference) -> Result<Self> {
+        Self::with_submit_policy(pref, SubmitPolicy::default())
+    }
+
+    /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (one at
+    /// least) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier
+    /// start of the GPU), and from a thread of its own or not. Both are trade-offs that
+    /// depend on the GPU, its driver and the host's free cores, which `cargo bench --bench
+    /// train_step -- --dispatches-per-submit N` and `-- --submit-inline` measure.
+    pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
         let instance = new_instance();
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         let usable =
@@ -443,9 +448,10 @@ impl Context {
             }
         }));
         let pool = BufferPool::new(info.limits.max_buffer_size);
-        let params_ring = params_ring(&device, DISPATCHES_PER_SUBMIT);
+        let dispatches_per_submit = policy.dispatches.max(1);
+        let ring = params_ring(&device, dispatches_per_submit);
         Ok(Context {
-            submitter: Submitter::start(&queue, SubmitPolicy::default().on_a_thread),
+            submitter: Submitter::start(&queue, ring, policy.on_a_thread),
             device,
             queue,
             info,
@@ -453,27 +459,10 @@ impl Context {
             pipelines: PipelineCache::default(),
             bind_groups: Mutex::new(BindGroupCache::default()),
             pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0 }),
-            params_ring,
-            dispatches_per_submit: DISPATCHES_PER_SUBMIT,
+            dispatches_per_submit,
             counters: LiveCounters::default(),
             error,
             forced_gemm_tile: None,
-        })
-    }
-
-    /// [`Self::new`], submitting as `policy` says: every `policy.dispatches` launches (one at
-    /// least) instead of every [`DISPATCHES_PER_SUBMIT`] (fewer submits against an earlier
-    /// start of the GPU), and from a thread of its own or not. Both are trade-offs that
-    /// depend on the GPU, its driver and the host's free cores, which `cargo bench --bench
-    /// train_step -- --dispatches-per-submit N` and `-- --submit-inline` measure.
-    pub fn with_submit_policy(pref: AdapterPreference, policy: SubmitPolicy) -> Result<Self> {
-        let ctx = Self::new(pref)?;
-        let count = policy.dispatches.max(1);
-        Ok(Context {
-            params_ring: params_ring(&ctx.device, count),
-            dispatches_per_submit: count,
-            submitter: Submitter::start(&ctx.queue, policy.on_a_thread),
-            ..ctx
         })
     }
 
@@ -900,7 +889,7 @@ impl Context {
         // block is allocated at its full size at once, not grown launch by launch.
         let params = std::mem::replace(&mut p.params, Vec::with_capacity(self.dispatches_per_submit * PARAMS_SLOT));
         if let Some(encoder) = p.encoder.take() {
-            self.submitter.submit(Submission { encoder, params, ring: self.params_ring.clone() });
+            self.submitter.submit(Submission { encoder, params });
             LiveCounters::add(&self.counters.submits, 1);
         }
     }
@@ -952,7 +941,7 @@ impl Context {
         cache.evict(&self.pool.take_released());
         let (group, created) = cache.get_or_create(key, || {
             let slot = wgpu::BufferBinding {
-                buffer: &self.params_ring,
+                buffer: &self.submitter.ring,
                 offset: 0,
                 size: wgpu::BufferSize::new(PARAMS_SLOT as u64),
             };

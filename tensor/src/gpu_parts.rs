@@ -92,6 +92,32 @@ pub(crate) fn window_from<'b>(
     ctx.window(buf, base, first + len - base).map(|w| (w, first - base))
 }
 
+/// [`window_from`] in the chunk of `storage` that holds element `first` (the window must not
+/// reach past that chunk: [`room_at`] says how far it may).
+pub(crate) fn window_at<'s>(
+    ctx: &Context,
+    storage: &'s GpuStorage,
+    first: usize,
+    len: usize,
+) -> gpu::Result<(BufferWindow<'s>, usize)> {
+    let (chunk, local) = storage.locate(first);
+    window_from(ctx, chunk, local, len)
+}
+
+/// How many elements from element `first` of `storage` one window can reach: to the end of
+/// its chunk, and no further than a binding holds once the window starts at the aligned
+/// element at or before `first`.
+pub(crate) fn room_at(ctx: &Context, storage: &GpuStorage, first: usize) -> usize {
+    let (chunk, local) = storage.locate(first);
+    (chunk.len() - local).min(ctx.max_binding_len().saturating_sub(local % ctx.window_alignment()))
+}
+
+/// Whether the chunks of `storage` (holding `len` elements over `rows` rows) each hold whole
+/// rows, as cutting it along its rows needs; one buffer always does.
+fn holds_whole_rows(storage: &GpuStorage, len: usize, rows: usize) -> bool {
+    storage.single_buffer().is_some() || storage.chunk_len().is_multiple_of((len / rows.max(1)).max(1))
+}
+
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
@@ -111,7 +137,7 @@ fn lcm(a: usize, b: usize) -> usize {
 pub(crate) fn gpu_alloc_rows(ctx: &Arc<Context>, shape: &[usize], op: &'static str) -> Result<GpuStorage> {
     let len = numel(shape);
     let max_len = ctx.max_buffer_len();
-    if len <= max_len || shape.is_empty() {
+    if len <= max_len {
         return Ok(GpuStorage::new(gpu_alloc(ctx, len, op)?, Arc::clone(ctx)));
     }
     let row = len / shape[0];
@@ -157,9 +183,7 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
         .iter()
         .map(|&(t, cut)| {
             let Some(t) = t.map(|t| t.gpu_dense(op)).transpose()? else { return Ok(None) };
-            let s = t.gpu_storage(op)?;
-            let rows_split = cut == Cut::Rows && !s.chunk_len().is_multiple_of((t.numel() / rows.max(1)).max(1));
-            if s.single_buffer().is_none() && rows_split {
+            if cut == Cut::Rows && !holds_whole_rows(t.gpu_storage(op)?, t.numel(), rows) {
                 return t.gpu_copy(op).map(Some);
             }
             Ok(Some(t))
@@ -199,7 +223,7 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
     } else {
         // A storage in chunks must be cut along rows that its chunks hold whole.
         for &(s, cut, len) in &operands {
-            if cut != Cut::Rows || !s.chunk_len().is_multiple_of(row_len(len).max(1)) {
+            if cut != Cut::Rows || !holds_whole_rows(s, len, rows) {
                 s.buffer(op)?;
             }
         }
@@ -386,14 +410,9 @@ fn launch_in_parts(
     shape: &[usize],
     launch: &impl Fn(&Context, &[View], &View, &[usize]) -> gpu::Result<()>,
 ) -> Result<()> {
-    let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
-    // The rows from `start` a view holds in one window: its window starts at the aligned
-    // element at or before its first read and may reach neither past its chunk nor past a
-    // binding's length.
+    // The rows from `start` a view holds in one window.
     let rows_in_one_window = |v: &StorageView, start: usize| {
-        let first = v.offset + start * v.strides[0];
-        let (chunk, local) = v.storage.locate(first);
-        let room = (chunk.len() - local).min(max_len.saturating_sub(local % align));
+        let room = room_at(ctx, v.storage, v.offset + start * v.strides[0]);
         match room.checked_sub(v.row_span(shape) + 1) {
             None => 0,
             Some(_) if v.strides[0] == 0 => usize::MAX,
@@ -407,7 +426,10 @@ fn launch_in_parts(
             if shape.len() == 1 {
                 return Err(TensorError::Limit {
                     op,
-                    msg: format!("an element-wise launch cannot be split to fit one GPU binding of {max_len} f32"),
+                    msg: format!(
+                        "an element-wise launch cannot be split to fit one GPU binding of {} f32",
+                        ctx.max_binding_len()
+                    ),
                 });
             }
             let row: Vec<StorageView> = views
@@ -427,8 +449,12 @@ fn launch_in_parts(
         let windows = views
             .iter()
             .map(|v| {
-                let (chunk, local) = v.storage.locate(v.offset + start * v.strides[0]);
-                window_from(ctx, chunk, local, (n - 1) * v.strides[0] + v.row_span(shape) + 1)
+                window_at(
+                    ctx,
+                    v.storage,
+                    v.offset + start * v.strides[0],
+                    (n - 1) * v.strides[0] + v.row_span(shape) + 1,
+                )
             })
             .collect::<gpu::Result<Vec<_>>>()
             .map_err(gpu_err(op))?;

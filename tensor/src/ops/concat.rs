@@ -16,7 +16,7 @@ use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::{
-    for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, splits_into_parts, window_from, Cut, StorageView,
+    for_each_row_part, gpu_alloc_rows, room_at, run_gpu_in_parts, splits_into_parts, window_at, Cut, StorageView,
 };
 use crate::profile::{self, OpFamily};
 use crate::shape::{normalize_axis, numel};
@@ -205,11 +205,11 @@ fn run_index_gpu(
     for o in 0..d.outer {
         let in_windows = windows_of_rows(&ctx, op, x, o * d.n_in, d.n_in, d.inner)?;
         for (out_first, n_out) in windows_of_rows(&ctx, op, &out, o * d.n_out, d.n_out, d.inner)? {
-            let (chunk, local) = out.locate((o * d.n_out + out_first) * d.inner);
-            let (ow, out_offset) = window_from(&ctx, chunk, local, n_out * d.inner).map_err(gpu_err(op))?;
+            let out_at = (o * d.n_out + out_first) * d.inner;
+            let (ow, out_offset) = window_at(&ctx, &out, out_at, n_out * d.inner).map_err(gpu_err(op))?;
             for (n, &(in_first, n_in)) in in_windows.iter().enumerate() {
-                let (chunk, local) = x.locate((o * d.n_in + in_first) * d.inner);
-                let (xw, in_offset) = window_from(&ctx, chunk, local, n_in * d.inner).map_err(gpu_err(op))?;
+                let x_at = (o * d.n_in + in_first) * d.inner;
+                let (xw, in_offset) = window_at(&ctx, x, x_at, n_in * d.inner).map_err(gpu_err(op))?;
                 let w = IndexWindow { in_first, out_first, in_offset, out_offset, accumulate: n > 0 };
                 launch(&ctx, IndexDims { outer: 1, n_in, n_out, inner: d.inner }, w, &xw, &ow).map_err(gpu_err(op))?;
             }
@@ -229,19 +229,17 @@ fn windows_of_rows(
     rows: usize,
     inner: usize,
 ) -> Result<Vec<(usize, usize)>> {
-    let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
     let mut windows = Vec::new();
     let mut start = 0;
     while start < rows {
-        let (chunk, local) = storage.locate((first + start) * inner);
-        let room = (chunk.len() - local).min(max_len.saturating_sub(local % align));
-        let n = (room / inner.max(1)).min(rows - start);
+        let n = (room_at(ctx, storage, (first + start) * inner) / inner.max(1)).min(rows - start);
         if n == 0 {
             return Err(TensorError::Limit {
                 op,
                 msg: format!(
-                    "a row of {inner} f32 along the indexed axis does not fit one GPU binding of {max_len} f32 \
-                     (max_storage_buffer_binding_size)"
+                    "a row of {inner} f32 along the indexed axis does not fit one GPU binding of {} f32 \
+                     (max_storage_buffer_binding_size)",
+                    ctx.max_binding_len()
                 ),
             });
         }
