@@ -10,9 +10,18 @@ workload in a process of its own.
     python3 benches/pytorch_train_step.py --workloads B2 --steps 20
     python3 benches/pytorch_train_step.py --device cuda --workloads B2   # beside `--device gpu`
     python3 benches/pytorch_train_step.py --device cuda --fused-adam     # one Adam kernel for all
+    python3 benches/pytorch_train_step.py --tensor-memory --workloads B3  # tensor bytes, on the CPU
 
 On `cuda`, TF32 is off (so the comparison is fp32 against fp32), each step ends with a
 synchronize, and the peak column is `torch.cuda.max_memory_allocated` instead of RSS.
+
+`--tensor-memory` (CPU) makes the peak column the counterpart of `max_memory_allocated` on the
+CPU: the most bytes of tensors alive at once during one more step, profiled after the timed
+ones, counted from the profiler's memory timeline (every tensor's creation and destruction,
+parameters and optimizer state included; `torch.profiler`'s `_memory_profile`, the data behind
+its `export_memory_timeline`). The step allocates the same tensors on either device, so this
+is what `cargo bench --bench train_step -- --device gpu` prints as its `GPU memory` peak is
+compared with when no CUDA device is at hand (cuDNN's workspaces are not in it).
 
 PyTorch is never a dependency of the project: this script only measures the reference.
 The parameter counts it prints must equal ours (vae/src/model tests pin them).
@@ -222,7 +231,24 @@ def make_model(arch, input_shape, z):
     return VAE()
 
 
-def child(name, steps, device, fused_adam):
+def tensor_memory_peak(step):
+    """The most bytes of tensors alive at once during `step()`, from the profiler's timeline."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import Action
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        step()
+    alive = peak = 0
+    for _, action, _, size in prof._memory_profile().timeline:
+        if action in (Action.PREEXISTING, Action.CREATE):
+            alive += size
+        elif action == Action.DESTROY:
+            alive -= size
+        peak = max(peak, alive)
+    return peak
+
+
+def child(name, steps, device, fused_adam, tensor_memory):
     rss_before = proc_status_bytes("VmRSS:")
     import torch
 
@@ -269,7 +295,12 @@ def child(name, steps, device, fused_adam):
         step()
         times.append((time.perf_counter() - t) * 1e3)
     cpu_ms = (time.process_time() - cpu0) * 1e3 / n
-    peak = torch.cuda.max_memory_allocated() if cuda else proc_status_bytes("VmHWM:") - rss_before
+    if cuda:
+        peak = torch.cuda.max_memory_allocated()
+    elif tensor_memory:
+        peak = tensor_memory_peak(step)
+    else:
+        peak = proc_status_bytes("VmHWM:") - rss_before
     print(f"RESULT {name} {statistics.median(times):.3f} {min(times):.3f} {cpu_ms:.3f} {n} {peak} {params}")
 
 
@@ -280,21 +311,26 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True) (CUDA)")
+    p.add_argument("--tensor-memory", action="store_true", help="peak column: tensor bytes alive at once (CPU)")
     p.add_argument("--child")
     a = p.parse_args()
     if a.fused_adam and a.device != "cuda":
         p.error("--fused-adam needs --device cuda")
+    if a.tensor_memory and a.device != "cpu":
+        p.error("--tensor-memory needs --device cpu (on cuda the peak column is max_memory_allocated already)")
     if a.child:
         import torch
 
         torch.set_num_threads(a.threads)
-        child(a.child, a.steps, a.device, a.fused_adam)
+        child(a.child, a.steps, a.device, a.fused_adam, a.tensor_memory)
         return
     import torch
 
     adam = "fused Adam" if a.fused_adam else "Adam"
     print(f"torch {torch.__version__}, {a.device}, {a.threads} threads, MKL-DNN {torch.backends.mkldnn.is_available()}, {adam}")
     peak_column = "peak GPU memory MiB" if a.device == "cuda" else "peak RSS MiB"
+    if a.tensor_memory:
+        peak_column = "peak tensor memory MiB"
     print(f"| workload | preset | median ms/step | min ms/step | CPU ms/step | images/s | steps | {peak_column} | params |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in a.workloads.split(","):
@@ -302,6 +338,7 @@ def main():
         arch, shape, z, batch = WORKLOADS[name]
         cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--threads", str(a.threads)]
         cmd += ["--device", a.device] + (["--fused-adam"] if a.fused_adam else [])
+        cmd += ["--tensor-memory"] if a.tensor_memory else []
         out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
         if line is None:
@@ -312,7 +349,7 @@ def main():
         preset = f"{arch} {shape[0]}×{shape[1]}×{shape[2]} z{z} b{batch}"
         print(
             f"| {name} | {preset} | {med:.1f} | {mn:.1f} | {cpu:.1f} | {batch / med * 1e3:.0f} | {n} "
-            f"| {peak / 2**20:.0f} | {int(params):,} |"
+            f"| {peak / 2**20:.{1 if a.tensor_memory else 0}f} | {int(params):,} |"
         )
 
 

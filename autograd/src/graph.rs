@@ -6,22 +6,26 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tensor::{Result, Tensor, TensorError};
 
-use crate::var::Var;
+use crate::var::{Node, Var};
 
 /// Maps the gradient of an op's output to the gradients of its inputs (None: no gradient).
 pub type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
 /// How a non-leaf variable was made.
-pub struct Op {
+pub(crate) struct Op {
     /// The op's name, used in error messages ("conv2d").
-    pub name: &'static str,
-    /// The vars the op read, in the order `backward` returns their gradients.
-    pub inputs: Vec<Var>,
+    pub(crate) name: &'static str,
+    /// The graph nodes of the vars the op read, in the order `backward` returns their
+    /// gradients (their nodes, not their values: see [`Node`]).
+    pub(crate) inputs: Vec<Arc<Node>>,
+    /// The inputs' shapes when the op read them: each gradient must have its input's.
+    pub(crate) input_shapes: Vec<Vec<usize>>,
     /// Maps the output's gradient to one gradient per input, each shaped like that input.
-    pub backward: BackwardFn,
+    pub(crate) backward: BackwardFn,
 }
 
 thread_local! {
@@ -63,11 +67,11 @@ impl Drop for NoGradGuard {
 }
 
 /// Non-leaf nodes reachable from `root`, inputs before the ops that use them.
-fn topological_order(root: &Var) -> Vec<Var> {
+fn topological_order(root: &Arc<Node>) -> Vec<Arc<Node>> {
     let mut order = vec![];
     let mut visited = std::collections::HashSet::new();
     // (node, children already pushed?)
-    let mut stack = vec![(root.clone(), false)];
+    let mut stack = vec![(Arc::clone(root), false)];
     while let Some((v, expanded)) = stack.pop() {
         if expanded {
             order.push(v);
@@ -102,10 +106,10 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
             msg: "the output does not require grad: no parameter took part in computing it (or it was computed under no_grad)".into(),
         });
     }
-    let order = topological_order(root);
+    let order = topological_order(root.node());
     // A freed node would act as a leaf: the gradient would stop there and everything before it
     // would silently get nothing. Refused before any gradient moves, as PyTorch refuses it.
-    if let Some(name) = order.iter().find_map(Var::freed_op) {
+    if let Some(name) = order.iter().find_map(|v| v.freed_op()) {
         return Err(TensorError::Invalid {
             op: "backward",
             msg: format!(
@@ -115,28 +119,28 @@ pub fn backward(root: &Var, grad: Tensor) -> Result<()> {
         });
     }
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
-    grads.insert(root.id(), grad);
+    grads.insert(root.node().id(), grad);
     // Consumed in reverse: each node is dropped right after its backward has run, and with it
-    // (unless the caller still holds it) its forward value, so activations are freed one by one
-    // as backward passes them, as PyTorch frees saved tensors, not all at the end.
+    // its op's closure and the values it saved, so activations are freed one by one as
+    // backward passes them, as PyTorch frees saved tensors, not all at the end.
     for v in order.into_iter().rev() {
         let Some(g) = grads.remove(&v.id()) else { continue };
         match v.take_op() {
             None => v.accumulate_grad(&g)?,
             Some(op) => {
                 let input_grads = (op.backward)(&g)?;
-                for (input, ig) in op.inputs.iter().zip(input_grads) {
+                for ((input, shape), ig) in op.inputs.iter().zip(&op.input_shapes).zip(input_grads) {
                     let Some(ig) = ig else { continue };
                     if !input.requires_grad() {
                         continue;
                     }
-                    if ig.shape() != input.shape().as_slice() {
+                    if ig.shape() != shape.as_slice() {
                         return Err(TensorError::Shape {
                             op: op.name,
                             msg: format!(
                                 "backward produced a gradient {:?} for an input of shape {:?}",
                                 ig.shape(),
-                                input.shape()
+                                shape
                             ),
                         });
                     }
@@ -162,7 +166,7 @@ mod tests {
     use crate::var::{Node, Var};
 
     #[test]
-    fn backward_frees_an_intermediate_value_before_reaching_the_ops_that_made_its_inputs() {
+    fn backward_frees_an_intermediate_node_and_its_saved_values_before_reaching_the_ops_that_made_its_inputs() {
         let x = Var::new(Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap(), true);
         // `probe` is x's first consumer; its backward runs after every later node's, and checks
         // whether `later` (two ops further on, not held by anyone) is gone by then.

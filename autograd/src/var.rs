@@ -1,9 +1,9 @@
 //! `Var`: a tensor that remembers how it was computed. Leaves are inputs and parameters;
-//! every op on vars returns a new var holding its value and, unless gradients are off, the
-//! op's backward closure.
+//! every op on vars returns a new var holding its value and, unless gradients are off, a node
+//! in the graph with the op's backward closure.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tensor::{DType, Result, Tensor};
 
@@ -11,24 +11,34 @@ use crate::graph::{self, BackwardFn, Op};
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// A var's place in the graph: what backward needs of it, which is not its value. The graph
+/// keeps a node alive until backward has passed it; were the value in it, every activation
+/// of a forward pass would live until then, whether a backward needs it or not. The values a
+/// backward needs are the ones its closure captured (PyTorch's saved tensors); the rest go
+/// when the caller drops its var.
 pub(crate) struct Node {
     id: usize,
-    value: RwLock<Tensor>,
     grad: Mutex<Option<Tensor>>,
     requires_grad: AtomicBool,
     op: Mutex<Option<Op>>,
     /// The name of the op that made this value, once a backward has freed its graph: a later
     /// backward through it would silently miss everything before it, so it is refused.
-    freed_op: std::sync::OnceLock<&'static str>,
+    freed_op: OnceLock<&'static str>,
 }
 
-/// A differentiable tensor. Cloning a `Var` clones a handle to the same node.
+/// What the handles of one var share: its value and its node.
+struct Shared {
+    value: RwLock<Tensor>,
+    node: Arc<Node>,
+}
+
+/// A differentiable tensor. Cloning a `Var` clones a handle to the same value and node.
 #[derive(Clone)]
-pub struct Var(Arc<Node>);
+pub struct Var(Arc<Shared>);
 
 impl std::fmt::Debug for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Var(#{}, shape {:?}, requires_grad {})", self.0.id, self.shape(), self.requires_grad())
+        write!(f, "Var(#{}, shape {:?}, requires_grad {})", self.0.node.id, self.shape(), self.requires_grad())
     }
 }
 
@@ -39,14 +49,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Var {
     fn make(value: Tensor, requires_grad: bool, op: Option<Op>) -> Var {
-        Var(Arc::new(Node {
+        let node = Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            value: RwLock::new(value),
             grad: Mutex::new(None),
             requires_grad: AtomicBool::new(requires_grad),
             op: Mutex::new(op),
-            freed_op: std::sync::OnceLock::new(),
-        }))
+            freed_op: OnceLock::new(),
+        });
+        Var(Arc::new(Shared { value: RwLock::new(value), node }))
     }
 
     /// A leaf. Parameters use `requires_grad = true`; data and targets `false`.
@@ -76,18 +86,24 @@ impl Var {
             return Var::constant(value);
         }
         let backward: BackwardFn = Box::new(backward);
-        let op = Op { name, inputs: inputs.iter().map(|&v| v.clone()).collect(), backward };
+        let op = Op {
+            name,
+            inputs: inputs.iter().map(|v| Arc::clone(&v.0.node)).collect(),
+            input_shapes: inputs.iter().map(|v| v.shape()).collect(),
+            backward,
+        };
         Var::make(value, true, Some(op))
     }
 
     /// A weak handle on the node, to observe when the graph lets go of it (tests).
     #[cfg(test)]
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Node> {
-        Arc::downgrade(&self.0)
+        Arc::downgrade(&self.0.node)
     }
 
-    pub(crate) fn id(&self) -> usize {
-        self.0.id
+    /// The var's place in the graph.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.0.node
     }
 
     /// The current value (a cheap shared handle).
@@ -107,7 +123,7 @@ impl Var {
 
     /// The value's shape, e.g. `[batch, channels, height, width]` for an image batch.
     pub fn shape(&self) -> Vec<usize> {
-        self.value().shape().to_vec()
+        self.0.value.read().unwrap_or_else(|e| e.into_inner()).shape().to_vec()
     }
 
     /// The value's float type (f32 for training, f64 for gradient checks).
@@ -118,60 +134,33 @@ impl Var {
     /// Whether backward computes a gradient for this var: true for parameters and for results
     /// of ops on them (outside `no_grad`), false for constants and frozen parameters.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad.load(Ordering::Relaxed)
+        self.0.node.requires_grad()
     }
 
     /// Freezes (false) or unfreezes (true) a leaf.
     pub fn set_requires_grad(&self, on: bool) {
-        self.0.requires_grad.store(on, Ordering::Relaxed);
+        self.0.node.requires_grad.store(on, Ordering::Relaxed);
     }
 
     /// True for parameters and constants, and for results whose graph backward has freed
     /// (those can no longer be back-propagated through: see [`crate::graph::backward`]).
     pub fn is_leaf(&self) -> bool {
-        lock(&self.0.op).is_none()
+        lock(&self.0.node.op).is_none()
     }
 
     /// The accumulated gradient of a leaf, if any backward reached it.
     pub fn grad(&self) -> Option<Tensor> {
-        lock(&self.0.grad).clone()
+        lock(&self.0.node.grad).clone()
     }
 
     /// Replaces the accumulated gradient (shaped like the value), or clears it with `None`.
     pub fn set_grad(&self, grad: Option<Tensor>) {
-        *lock(&self.0.grad) = grad;
+        *lock(&self.0.node.grad) = grad;
     }
 
     /// Clears the accumulated gradient; the next backward starts from nothing.
     pub fn zero_grad(&self) {
         self.set_grad(None);
-    }
-
-    pub(crate) fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
-        let mut slot = lock(&self.0.grad);
-        *slot = Some(match slot.take() {
-            Some(prev) => prev.add(g)?,
-            None => g.clone(),
-        });
-        Ok(())
-    }
-
-    pub(crate) fn op_inputs(&self) -> Vec<Var> {
-        lock(&self.0.op).as_ref().map(|op| op.inputs.clone()).unwrap_or_default()
-    }
-
-    /// Takes the op out of the node (backward runs it once) and marks the node freed.
-    pub(crate) fn take_op(&self) -> Option<Op> {
-        let op = lock(&self.0.op).take();
-        if let Some(op) = &op {
-            let _ = self.0.freed_op.set(op.name);
-        }
-        op
-    }
-
-    /// The op that made this value, if a backward has already freed its graph.
-    pub(crate) fn freed_op(&self) -> Option<&'static str> {
-        self.0.freed_op.get().copied()
     }
 
     /// The same value as a new constant leaf: gradients stop here.
@@ -198,15 +187,54 @@ impl Var {
     }
 }
 
+impl Node {
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    pub(crate) fn requires_grad(&self) -> bool {
+        self.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Adds `g` to a leaf's gradient.
+    pub(crate) fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+        let mut slot = lock(&self.grad);
+        *slot = Some(match slot.take() {
+            Some(prev) => prev.add(g)?,
+            None => g.clone(),
+        });
+        Ok(())
+    }
+
+    /// The nodes of the op's inputs (none for a leaf).
+    pub(crate) fn op_inputs(&self) -> Vec<Arc<Node>> {
+        lock(&self.op).as_ref().map(|op| op.inputs.clone()).unwrap_or_default()
+    }
+
+    /// Takes the op out of the node (backward runs it once) and marks the node freed.
+    pub(crate) fn take_op(&self) -> Option<Op> {
+        let op = lock(&self.op).take();
+        if let Some(op) = &op {
+            let _ = self.freed_op.set(op.name);
+        }
+        op
+    }
+
+    /// The op that made this value, if a backward has already freed its graph.
+    pub(crate) fn freed_op(&self) -> Option<&'static str> {
+        self.freed_op.get().copied()
+    }
+}
+
 impl Drop for Node {
     /// Frees long chains iteratively: a recursive drop of a deep graph would overflow the stack.
     fn drop(&mut self) {
-        let mut pending: Vec<Var> = match self.op.get_mut() {
+        let mut pending: Vec<Arc<Node>> = match self.op.get_mut() {
             Ok(op) => op.take().map(|op| op.inputs).unwrap_or_default(),
             Err(e) => e.into_inner().take().map(|op| op.inputs).unwrap_or_default(),
         };
         while let Some(v) = pending.pop() {
-            if let Ok(node) = Arc::try_unwrap(v.0) {
+            if let Ok(node) = Arc::try_unwrap(v) {
                 let mut node = node;
                 if let Some(op) = node.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
                     pending.extend(op.inputs);
@@ -229,10 +257,25 @@ mod tests {
     fn backward_frees_the_graph() {
         let w = param();
         let loss = w.mul(&w).unwrap().exp().unwrap().sum_all().unwrap();
-        assert!(Arc::strong_count(&w.0) > 1, "the graph holds the parameter");
+        assert!(Arc::strong_count(&w.0.node) > 1, "the graph holds the parameter");
         loss.backward().unwrap();
-        assert_eq!(Arc::strong_count(&w.0), 1, "after backward only the caller's handle is left");
+        assert_eq!(Arc::strong_count(&w.0.node), 1, "after backward only the caller's handle is left");
         assert!(loss.is_leaf());
+    }
+
+    #[test]
+    fn a_value_no_backward_saved_is_freed_when_its_var_is_dropped_before_backward() {
+        let w = param();
+        // Neither op saves its input (scaling and shifting need only the output's gradient),
+        // so once the caller drops `scaled`, nothing may keep its value: the graph still needs
+        // the op that made it, not the tensor (PyTorch keeps only saved tensors, too).
+        let scaled = w.mul_scalar(3.0).unwrap();
+        let value = scaled.value();
+        let loss = scaled.add_scalar(1.0).unwrap().sum_all().unwrap();
+        drop(scaled);
+        assert!(!value.storage_is_shared(), "the graph kept an intermediate value no backward needs");
+        loss.backward().unwrap();
+        assert_eq!(w.grad().unwrap().to_vec_f64().unwrap(), vec![3.0; 3]);
     }
 
     #[test]
@@ -283,7 +326,7 @@ mod tests {
             x = x.add_scalar(1.0).unwrap();
         }
         drop(x); // a recursive drop of 200k nested nodes would overflow the stack
-        assert_eq!(Arc::strong_count(&w.0), 1);
+        assert_eq!(Arc::strong_count(&w.0.node), 1);
     }
 
     #[test]
