@@ -630,14 +630,27 @@ impl Context {
     /// buffer over all of them, the alignment padding between them included (elements there
     /// are whatever was written to them). `None` for any other list.
     pub fn packed_whole(&self, bufs: &[&GpuBuffer]) -> Option<GpuBuffer> {
+        let span = self.packed_span(bufs)?;
+        let whole = bufs.first()?.packed_in()?;
+        (span.offset() == whole.offset() && span.len() == whole.len()).then_some(span)
+    }
+
+    /// When `bufs` are, in order, consecutive buffers of one [`Self::alloc_packed`] call: one
+    /// buffer from the first one's start to the last one's end, the padding between them
+    /// included. Every start in a pack is aligned, so the span's layout is that of a fresh
+    /// pack of the same lengths, and a kernel may pair the two element by element (an
+    /// optimizer step over a run of parameters and their gradients packed on their own).
+    /// `None` for any other list.
+    pub fn packed_span(&self, bufs: &[&GpuBuffer]) -> Option<GpuBuffer> {
         let whole = bufs.first()?.packed_in()?;
         let lens: Vec<usize> = bufs.iter().map(|b| b.len()).collect();
         let (starts, total) = packed_layout(&lens, self.window_alignment());
-        let exact = total == whole.len()
-            && bufs.iter().zip(&starts).all(|(b, &start)| {
-                b.packed_in().is_some_and(|w| Arc::ptr_eq(w, whole)) && b.offset() == whole.offset() + start
-            });
-        exact.then(|| GpuBuffer::packed_range(whole, 0, whole.len()))
+        let first = bufs[0].offset();
+        let consecutive = bufs
+            .iter()
+            .zip(&starts)
+            .all(|(b, &start)| b.packed_in().is_some_and(|w| Arc::ptr_eq(w, whole)) && b.offset() == first + start);
+        consecutive.then(|| GpuBuffer::packed_range(whole, first - whole.offset(), total))
     }
 
     /// A buffer of `len` zeros (cleared by a recorded command, so it is ordered like a launch).

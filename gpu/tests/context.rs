@@ -453,6 +453,47 @@ fn packed_whole_is_only_for_all_of_one_pack_in_order() {
 }
 
 #[test]
+fn a_packed_span_is_laid_out_as_a_fresh_pack_of_its_buffers() {
+    let Some(ctx) = ctx() else { return };
+    let a = ctx.window_alignment();
+    let lens = [a + 3, 1, 2 * a + 5, 7];
+    let bufs = ctx.alloc_packed(&lens).unwrap();
+    for (i, b) in bufs.iter().enumerate() {
+        ctx.fill(b, i as f32 + 1.0).unwrap();
+    }
+    // Buffers 1 and 2 as one span, against a fresh pack of the same lengths filled alike.
+    let span = ctx.packed_span(&[&bufs[1], &bufs[2]]).unwrap();
+    let fresh = ctx.alloc_packed(&lens[1..3]).unwrap();
+    let fresh_whole = ctx.packed_whole(&[&fresh[0], &fresh[1]]).unwrap();
+    assert_eq!(span.len(), fresh_whole.len());
+    ctx.clear(&fresh_whole).unwrap();
+    ctx.fill(&fresh[0], 2.0).unwrap();
+    ctx.fill(&fresh[1], 3.0).unwrap();
+    let got = ctx.read(&span).unwrap();
+    let want = ctx.read(&fresh_whole).unwrap();
+    // The padding between the two is whatever it held; their elements sit at the same offsets.
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(*w == 0.0 || g == w, "element {i}: span {g}, fresh pack {w}");
+    }
+    assert_eq!(got[..lens[1]], vec![2.0; lens[1]][..]);
+    // Clearing the span clears its buffers and nothing either side.
+    ctx.clear(&span).unwrap();
+    let after: Vec<Vec<f32>> = bufs.iter().map(|b| ctx.read(b).unwrap()).collect();
+    assert_eq!(after[0], vec![1.0; lens[0]]);
+    assert_eq!(after[1], vec![0.0; lens[1]]);
+    assert_eq!(after[2], vec![0.0; lens[2]]);
+    assert_eq!(after[3], vec![4.0; lens[3]]);
+    for (what, list) in [
+        ("a gap", vec![&bufs[0], &bufs[2]]),
+        ("another order", vec![&bufs[2], &bufs[1]]),
+        ("two packs", vec![&bufs[1], &fresh[1]]),
+        ("nothing", vec![]),
+    ] {
+        assert!(ctx.packed_span(&list).is_none(), "{what}");
+    }
+}
+
+#[test]
 fn a_pack_goes_back_to_the_pool_when_its_last_buffer_is_dropped() {
     // A context of its own: the pool's counts move with every test running beside this.
     let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();

@@ -13,7 +13,8 @@ use tensor::Tensor;
 
 use super::{
     after_packed_attempt, count_tensor, count_value, ensure_settled, host_flag, index_by_name, non_negative,
-    packed_state, packed_step, parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
+    packed_span_of, packed_state, packed_step, parse_state_name, settled, state_like_param, unpacked_state, Optimizer,
+    OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -134,7 +135,7 @@ impl Adam {
         }
     }
 
-    /// The whole step as one launch over packed buffers ([`super::packed_step`]), guarded by
+    /// The whole step as one launch per gradient pack ([`super::packed_step`]), guarded by
     /// the device's finiteness flag, when every parameter is on the GPU with a gradient and
     /// all have taken the same number of steps (their bias corrections are then one value).
     /// Returns the flag and whether this was the first step, or `None`, having changed nothing,
@@ -153,6 +154,7 @@ impl Adam {
                 *state = Some(AdamState { step: 0, exp_avg, exp_avg_sq });
             }
         }
+        let h = self.hyper(first.unwrap_or(0) + 1);
         let states: Vec<&mut AdamState> = self.state.iter_mut().flatten().collect();
         let (mut m, mut v): (Vec<&mut Tensor>, Vec<&mut Tensor>) = states
             .into_iter()
@@ -161,17 +163,16 @@ impl Adam {
                 (&mut s.exp_avg, &mut s.exp_avg_sq)
             })
             .unzip();
-        let mut m_whole = packed_state(&mut m)?;
-        let mut v_whole = packed_state(&mut v)?;
-        let h = self.hyper(first.unwrap_or(0) + 1);
-        adam_update_unless_flagged(
-            &mut packed.params,
-            &packed.grads,
-            &mut m_whole,
-            &mut v_whole,
-            &h,
-            &packed.non_finite,
-        )?;
+        packed_state(&mut m)?;
+        packed_state(&mut v)?;
+        for run in &mut packed.runs {
+            let (Some(mut m_run), Some(mut v_run)) =
+                (packed_span_of(&m, run.range.clone()), packed_span_of(&v, run.range.clone()))
+            else {
+                return Err(unpacked_state("Adam"));
+            };
+            adam_update_unless_flagged(&mut run.params, &run.grads, &mut m_run, &mut v_run, &h, &packed.non_finite)?;
+        }
         Ok(Some((packed.non_finite, first.is_none())))
     }
 }

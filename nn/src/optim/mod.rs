@@ -4,8 +4,9 @@
 //! An optimizer holds the model's parameters by name (`model.named_parameters()`); `step()`
 //! updates every parameter that requires a gradient and has one, in place, with ONE fused
 //! kernel per parameter (`tensor::ops::optim`). On a GPU, when every parameter takes the same
-//! step, the parameters, their state and their gradients are packed into one buffer each
-//! (`tensor::ops::packed`) and the whole step is one launch (`packed_step`). Its state
+//! step, the parameters and their state are packed into one buffer each and the gradients
+//! into at most [`GRADIENT_PACKS`] (`tensor::ops::packed`), and the whole step is one launch
+//! per gradient pack (`packed_step`). Its state
 //! (step counts, moment or momentum buffers) is exported and imported by parameter name for
 //! training checkpoints.
 //!
@@ -28,6 +29,7 @@ pub use schedule::LrSchedule;
 pub use sgd::{Sgd, SgdConfig};
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use autograd::Var;
 use tensor::{DType, Tensor};
@@ -170,13 +172,19 @@ pub(crate) fn settled(params: &[(String, Var)], non_finite: bool) -> Result<()> 
     Ok(())
 }
 
-/// The parameters and gradients of a multi-tensor step on the GPU, each packed into one
-/// buffer (`tensor::ops::packed`), as flat tensors `[total]` over those buffers.
+/// The most buffers a GPU step packs the gradients into. Packing copies the gradients, and
+/// until a gradient is copied both it and its copy take memory: packed all at once, that is
+/// every gradient twice, and the step's peak (five times the parameters with Adam's two
+/// moments, where PyTorch's fused Adam needs four). Packed a run at a time, each run's
+/// gradients freed once copied, the copies cost at most a quarter of the gradients (plus the
+/// largest one) beyond them, for two launches more per run (the check and the update).
+pub const GRADIENT_PACKS: usize = 4;
+
+/// The parameters and gradients of a multi-tensor step on the GPU: the parameters packed into
+/// one buffer, their gradients into runs of consecutive parameters, one pack each.
 pub(crate) struct PackedStep {
-    /// Every parameter's elements (an in-place update of it updates the parameters).
-    pub params: Tensor,
-    /// Every gradient's elements, at the same offsets as `params` (zeros between).
-    pub grads: Tensor,
+    /// One launch's share of the step each.
+    pub runs: Vec<PackedRun>,
     /// The parameters' values, in order (the shapes of the state to pack like them).
     pub values: Vec<Tensor>,
     /// `[1]` on the device, 1 when a gradient or a tensor of `also` is not finite: the flag
@@ -184,12 +192,22 @@ pub(crate) struct PackedStep {
     pub non_finite: Tensor,
 }
 
-/// Prepares one launch for the whole step, when it applies: every parameter requires a
-/// gradient, has one, and lives on one GPU with it, and all of them fit one buffer. The
-/// parameters are packed into one buffer the first time (and again only if one was replaced,
-/// or shared with another tensor, which copy-on-write must not change); the gradients are
-/// copied into one buffer each step and checked, with `also`, for non-finite values on the
-/// device (the flag is not read here).
+/// Consecutive parameters of a [`PackedStep`] and their gradients, as flat tensors `[len]`.
+pub(crate) struct PackedRun {
+    /// Which parameters: indices into the optimizer's list (and into its state).
+    pub range: Range<usize>,
+    /// Their elements in the parameters' pack (an in-place update updates the parameters).
+    pub params: Tensor,
+    /// Their gradients, packed at the same offsets as `params` (zeros between).
+    pub grads: Tensor,
+}
+
+/// Prepares the step's launches, when they apply: every parameter requires a gradient, has
+/// one, and lives on one GPU with it, and all of them fit one buffer. The parameters are packed
+/// into one buffer the first time (and again only if one was replaced, or shared with another
+/// tensor, which copy-on-write must not change); the gradients are copied into packs of runs of
+/// parameters each step ([`GRADIENT_PACKS`]; each parameter's gradient becomes its packed copy)
+/// and checked, with `also`, for non-finite values on the device (the flag is not read here).
 /// `None` when the step does not apply: the caller steps each parameter on its own.
 pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<Option<PackedStep>> {
     let Some((_, first)) = params.first() else { return Ok(None) };
@@ -197,10 +215,9 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
     if !device.is_gpu() {
         return Ok(None);
     }
-    let mut grads = Vec::with_capacity(params.len());
     for (_, p) in params {
         match p.grad() {
-            Some(g) if p.requires_grad() && p.value().device() == device && g.device() == device => grads.push(g),
+            Some(g) if p.requires_grad() && p.value().device() == device && g.device() == device => {}
             _ => return Ok(None),
         }
     }
@@ -210,20 +227,55 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
     if !tensor::ops::packed::fits_one_pack(&values.iter().collect::<Vec<_>>()) {
         return Ok(None);
     }
-    let mut whole = if shared { None } else { packed_whole(&values) };
-    if whole.is_none() {
+    if shared || packed_whole(&values).is_none() {
         values = tensor::ops::packed::pack(&values.iter().collect::<Vec<_>>())?;
         for ((_, p), v) in params.iter().zip(&values) {
             p.set_value(v.clone());
         }
-        whole = packed_whole(&values);
     }
-    let packed_grads = tensor::ops::packed::pack(&grads.iter().collect::<Vec<_>>())?;
-    let (Some(params_whole), Some(grads_whole)) = (whole, packed_whole(&packed_grads)) else { return Ok(None) };
-    let mut checked = vec![&grads_whole];
+    let lens: Vec<usize> = values.iter().map(Tensor::numel).collect();
+    let mut runs = Vec::new();
+    for range in runs_of(&lens, GRADIENT_PACKS) {
+        let run = &params[range.clone()];
+        let grads: Vec<Tensor> = run.iter().filter_map(|(_, p)| p.grad()).collect();
+        let packed = tensor::ops::packed::pack(&grads.iter().collect::<Vec<_>>())?;
+        drop(grads);
+        // The packed copy replaces the gradient, so the original goes back to the pool now
+        // (unless the caller holds it), before the next run is packed.
+        for ((_, p), g) in run.iter().zip(&packed) {
+            p.set_grad(Some(g.clone()));
+        }
+        let span = tensor::ops::packed::packed_span(&values[range.clone()].iter().collect::<Vec<_>>());
+        let (Some(params), Some(grads)) = (span, packed_whole(&packed)) else { return Ok(None) };
+        runs.push(PackedRun { range, params, grads });
+    }
+    let mut checked: Vec<&Tensor> = runs.iter().map(|r| &r.grads).collect();
     checked.extend_from_slice(also);
     let non_finite = tensor::ops::reduce::non_finite_flag(&checked)?;
-    Ok(Some(PackedStep { params: params_whole, grads: grads_whole, values, non_finite }))
+    Ok(Some(PackedStep { runs, values, non_finite }))
+}
+
+/// Consecutive ranges of `lens` (element counts), at most `count`: each closes once it holds
+/// total / `count` elements or more, so it holds at most that plus one length.
+fn runs_of(lens: &[usize], count: usize) -> Vec<Range<usize>> {
+    let target = lens.iter().sum::<usize>().div_ceil(count.max(1)).max(1);
+    let (mut runs, mut start, mut size) = (Vec::new(), 0, 0);
+    for (i, &len) in lens.iter().enumerate() {
+        size += len;
+        if size >= target {
+            runs.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < lens.len() {
+        runs.push(start..lens.len());
+    }
+    runs
+}
+
+/// The flat tensor over `state[range]`, consecutive tensors of one pack (`None` otherwise).
+pub(crate) fn packed_span_of(state: &[&mut Tensor], range: Range<usize>) -> Option<Tensor> {
+    tensor::ops::packed::packed_span(&state[range].iter().map(|t| &**t).collect::<Vec<_>>())
 }
 
 /// [`tensor::ops::packed::packed_whole`] of `tensors`, given as a slice of tensors.
@@ -245,12 +297,12 @@ pub(crate) fn packed_state(state: &mut [&mut Tensor]) -> Result<Tensor> {
     for (t, p) in state.iter_mut().zip(&packed) {
         **t = p.clone();
     }
-    match packed_whole(&packed) {
-        Some(whole) => Ok(whole),
-        None => {
-            Err(Error::Tensor(tensor::TensorError::Invalid { op: "pack", msg: "a fresh pack is not whole".into() }))
-        }
-    }
+    packed_whole(&packed).ok_or_else(|| unpacked_state("pack"))
+}
+
+/// The error for state that packing left unpacked (a bug, not a user's error).
+pub(crate) fn unpacked_state(op: &'static str) -> Error {
+    Error::Tensor(tensor::TensorError::Invalid { op, msg: "a fresh pack is not whole".into() })
 }
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, like
@@ -317,4 +369,22 @@ fn count_value(t: &Tensor) -> Option<u64> {
 
 fn count_tensor(n: u64) -> Tensor {
     Tensor::full(&[], n as f64, DType::F64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_of;
+
+    #[test]
+    fn runs_cover_every_length_in_order_and_are_at_most_the_count() {
+        for lens in [vec![3, 35, 11], vec![10; 8], vec![1, 1, 1, 100], vec![100, 1, 1, 1], vec![5], vec![0, 0]] {
+            let runs = runs_of(&lens, 4);
+            assert!(!runs.is_empty() && runs.len() <= 4, "{lens:?}: {runs:?}");
+            assert_eq!(runs.first().map(|r| r.start), Some(0), "{lens:?}: {runs:?}");
+            assert_eq!(runs.last().map(|r| r.end), Some(lens.len()), "{lens:?}: {runs:?}");
+            assert!(runs.windows(2).all(|w| w[0].end == w[1].start), "{lens:?}: {runs:?}");
+        }
+        assert_eq!(runs_of(&[10; 8], 4), vec![0..2, 2..4, 4..6, 6..8]);
+        assert_eq!(runs_of(&[3, 35, 11], 4), vec![0..2, 2..3]);
+    }
 }

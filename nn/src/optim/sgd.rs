@@ -11,8 +11,9 @@ use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    after_packed_attempt, ensure_settled, host_flag, index_by_name, non_negative, packed_state, packed_step,
-    parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
+    after_packed_attempt, ensure_settled, host_flag, index_by_name, non_negative, packed_span_of, packed_state,
+    packed_step, parse_state_name, settled, state_like_param, unpacked_state, Optimizer, OptimizerStateTensor,
+    Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -103,7 +104,7 @@ impl Sgd {
         }
     }
 
-    /// The whole step as one launch over packed buffers ([`super::packed_step`]), guarded by
+    /// The whole step as one launch per gradient pack ([`super::packed_step`]), guarded by
     /// the device's finiteness flag, when every parameter is on the GPU with a gradient and
     /// either none or all have a momentum buffer. Returns the flag and whether the momentum
     /// buffers were made for this step, or `None`, having changed nothing, when that is not
@@ -117,7 +118,9 @@ impl Sgd {
         let h = self.hyper(first_step);
         let flag = &packed.non_finite;
         if self.config.momentum == 0.0 {
-            sgd_update_unless_flagged(&mut packed.params, &packed.grads, None, &h, flag)?;
+            for run in &mut packed.runs {
+                sgd_update_unless_flagged(&mut run.params, &run.grads, None, &h, flag)?;
+            }
             return Ok(Some((packed.non_finite, false)));
         }
         if first_step {
@@ -127,8 +130,13 @@ impl Sgd {
             }
         }
         let mut buffers: Vec<&mut Tensor> = self.momentum_buffers.iter_mut().flatten().collect();
-        let mut whole = packed_state(&mut buffers)?;
-        sgd_update_unless_flagged(&mut packed.params, &packed.grads, Some(&mut whole), &h, flag)?;
+        packed_state(&mut buffers)?;
+        for run in &mut packed.runs {
+            let Some(mut momentum) = packed_span_of(&buffers, run.range.clone()) else {
+                return Err(unpacked_state("SGD"));
+            };
+            sgd_update_unless_flagged(&mut run.params, &run.grads, Some(&mut momentum), &h, flag)?;
+        }
         Ok(Some((packed.non_finite, first_step)))
     }
 }

@@ -77,6 +77,22 @@ pub fn zeros_packed_like(tensors: &[&Tensor]) -> Result<Vec<Tensor>> {
 /// still a dense view of its own range. `None` for anything else (a CPU tensor, a tensor
 /// copied out of the pack, a subset, another order).
 pub fn packed_whole(tensors: &[&Tensor]) -> Option<Tensor> {
+    let (ctx, buffers) = packed_buffers(tensors)?;
+    ctx.packed_whole(&buffers).map(|whole| flat(whole, ctx))
+}
+
+/// The flat tensor `[len]` from the first of `tensors` to the end of the last, padding
+/// included, when they are, in order, consecutive tensors of one pack, each still a dense
+/// view of its own range: laid out as [`pack`] lays out copies of them, so an element-wise
+/// pass may pair the two (`gpu::Context::packed_span`). `None` for anything else.
+pub fn packed_span(tensors: &[&Tensor]) -> Option<Tensor> {
+    let (ctx, buffers) = packed_buffers(tensors)?;
+    ctx.packed_span(&buffers).map(|span| flat(span, ctx))
+}
+
+/// The context and buffers of `tensors` when each is a GPU tensor that is a dense view of a
+/// whole buffer of its own (as a packed tensor is of its range).
+fn packed_buffers<'a>(tensors: &[&'a Tensor]) -> Option<(&'a Arc<gpu::Context>, Vec<&'a gpu::GpuBuffer>)> {
     let mut buffers = Vec::with_capacity(tensors.len());
     let mut ctx = None;
     for t in tensors {
@@ -89,8 +105,11 @@ pub fn packed_whole(tensors: &[&Tensor]) -> Option<Tensor> {
         ctx = Some(g.context());
         buffers.push(buffer);
     }
-    let ctx = ctx?;
-    let whole = ctx.packed_whole(&buffers)?;
-    let len = whole.len();
-    Some(Tensor::from_gpu(whole, Arc::clone(ctx), &[len]))
+    Some((ctx?, buffers))
+}
+
+/// `buffer` as a tensor `[len]`.
+fn flat(buffer: gpu::GpuBuffer, ctx: &Arc<gpu::Context>) -> Tensor {
+    let len = buffer.len();
+    Tensor::from_gpu(buffer, Arc::clone(ctx), &[len])
 }
