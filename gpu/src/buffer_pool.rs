@@ -4,8 +4,10 @@
 //! A training step allocates the same few hundred sizes every iteration; creating a wgpu
 //! buffer costs a driver allocation (and, on some drivers, zeroing), so dropped buffers are
 //! kept in per-size-class free lists and handed out again. Sizes are rounded up to one of
-//! four classes per power of two (4·2^k, 5·2^k, 6·2^k, 7·2^k bytes), so at most 25 % of a
-//! buffer is slack while nearby sizes still share buffers.
+//! four classes per power of two (4·2^k, 5·2^k, 6·2^k, 7·2^k bytes) below 1 MiB, so at most
+//! 25 % of a small buffer is slack while nearby sizes still share buffers, and to one of
+//! sixteen from 1 MiB on (at most 6.25 %): the large buffers (activations, the optimizer's
+//! packs) are where slack adds up to memory a step cannot use.
 //!
 //! Reuse is safe without waiting for the GPU: every use of a buffer is recorded into the
 //! context's single pending command encoder (or a later one), and the GPU executes commands
@@ -72,11 +74,16 @@ pub(crate) struct BufferPool {
     max_bytes: u64,
 }
 
+/// From this size on, sixteen size classes per power of two instead of four.
+const FINE_CLASSES_FROM: u64 = 1 << 20;
+
 /// Size class of a request of `bytes` bytes: rounded up to a multiple of 2^(⌊log2 bytes⌋ − 2),
-/// capped at `max_bytes` (requests above it are refused before this is called).
+/// or of 2^(⌊log2 bytes⌋ − 4) from [`FINE_CLASSES_FROM`] on, capped at `max_bytes` (requests
+/// above it are refused before this is called).
 pub(crate) fn size_class(bytes: u64, max_bytes: u64) -> u64 {
     let b = bytes.max(MIN_BYTES);
-    let step = 1u64 << (63 - b.leading_zeros() - 2);
+    let fraction_bits = if b >= FINE_CLASSES_FROM { 4 } else { 2 };
+    let step = 1u64 << (63 - b.leading_zeros() - fraction_bits);
     b.div_ceil(step).saturating_mul(step).min(max_bytes.max(b))
 }
 
@@ -337,7 +344,17 @@ mod tests {
             assert!(c <= MIN_BYTES.max(bytes + bytes / 4 + 4), "{bytes} -> {c}");
         }
         assert_eq!(size_class(1000, 512), 1000);
-        assert_eq!(size_class(100 << 20, 128 << 20), 112 << 20);
         assert_eq!(size_class((127 << 20) + 4, 128 << 20), 128 << 20);
+    }
+
+    #[test]
+    fn size_classes_from_a_mebibyte_on_waste_at_most_a_sixteenth() {
+        for bytes in (1u64 << 20..1 << 30).step_by(999_983) {
+            let c = size_class(bytes, u64::MAX);
+            assert!(c >= bytes && c <= bytes + bytes / 16 + 4, "{bytes} -> {c}");
+        }
+        assert_eq!(size_class(100 << 20, 128 << 20), 100 << 20);
+        assert_eq!(size_class((100 << 20) + 4, 128 << 20), 104 << 20);
+        assert_eq!(size_class((4 << 20) + (100 << 10), u64::MAX), (4 << 20) + (256 << 10));
     }
 }

@@ -282,8 +282,8 @@ fn set_random_grads(params: &[(String, Var)], step: u64) {
     }
 }
 
-/// The packs PACK_SHAPES' gradients go into: 49 elements in at most four runs close each run
-/// at 13 or more, so [3] and [5, 7] make one and [11] the other.
+/// The packs PACK_SHAPES' gradients go into: runs of 49 elements close at a quarter of them,
+/// 13 or more, so [3] and [5, 7] make one and [11] the other.
 const GRADIENT_PACKS_OF_PACK_SHAPES: u64 = 2;
 
 /// Runs `steps` steps of the optimizer `make` builds, on the CPU and on a GPU context of its
@@ -347,7 +347,10 @@ fn packing_the_gradients_takes_at_most_a_quarter_of_them_beyond_the_gradients_th
         // A quarter of the gradients plus the largest, each pack's size class up to a quarter
         // more, and the flag's smallest buffer; every gradient copied at once would be 320 KB.
         let bound = (80_000 + 40_000) * 5 / 4 + 256;
-        assert!(beyond <= bound, "step {step}: the packed gradients took {beyond} bytes beyond the gradients (at most {bound})");
+        assert!(
+            beyond <= bound,
+            "step {step}: the packed gradients took {beyond} bytes beyond the gradients (at most {bound})"
+        );
     }
 }
 

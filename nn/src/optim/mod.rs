@@ -5,8 +5,8 @@
 //! updates every parameter that requires a gradient and has one, in place, with ONE fused
 //! kernel per parameter (`tensor::ops::optim`). On a GPU, when every parameter takes the same
 //! step, the parameters and their state are packed into one buffer each and the gradients
-//! into at most [`GRADIENT_PACKS`] (`tensor::ops::packed`), and the whole step is one launch
-//! per gradient pack (`packed_step`). Its state
+//! into a few (`tensor::ops::packed`), and the whole step is one launch per gradient pack
+//! (`packed_step`). Its state
 //! (step counts, moment or momentum buffers) is exported and imported by parameter name for
 //! training checkpoints.
 //!
@@ -172,13 +172,20 @@ pub(crate) fn settled(params: &[(String, Var)], non_finite: bool) -> Result<()> 
     Ok(())
 }
 
-/// The most buffers a GPU step packs the gradients into. Packing copies the gradients, and
-/// until a gradient is copied both it and its copy take memory: packed all at once, that is
-/// every gradient twice, and the step's peak (five times the parameters with Adam's two
-/// moments, where PyTorch's fused Adam needs four). Packed a run at a time, each run's
-/// gradients freed once copied, the copies cost at most a quarter of the gradients (plus the
-/// largest one) beyond them, for two launches more per run (the check and the update).
-pub const GRADIENT_PACKS: usize = 4;
+/// The most gradient elements a run of a GPU step's gradients packs (8 MiB of f32) when a
+/// quarter of them is more. Packing copies the gradients, and until a gradient is copied both
+/// it and its copy take memory: packed all at once, that is every gradient twice, and the
+/// step's peak (five times the parameters with Adam's two moments, where PyTorch's fused Adam
+/// needs four). Packed a run at a time, each run's gradients freed once copied, the copies cost
+/// at most a run (plus its last gradient) beyond them: a quarter of the gradients of a small
+/// model, 8 MiB of a large one. Each run is two launches (the check and the update), so a
+/// small model's step is at most eight, a large one's two per 8 MiB of gradients.
+pub const GRADIENT_RUN_MAX_ELEMENTS: usize = 1 << 21;
+
+/// The elements a run of gradients closes at, of `total` (see [`GRADIENT_RUN_MAX_ELEMENTS`]).
+fn gradient_run_target(total: usize) -> usize {
+    total.div_ceil(4).clamp(1, GRADIENT_RUN_MAX_ELEMENTS)
+}
 
 /// The parameters and gradients of a multi-tensor step on the GPU: the parameters packed into
 /// one buffer, their gradients into runs of consecutive parameters, one pack each.
@@ -206,7 +213,7 @@ pub(crate) struct PackedRun {
 /// one, and lives on one GPU with it, and all of them fit one buffer. The parameters are packed
 /// into one buffer the first time (and again only if one was replaced, or shared with another
 /// tensor, which copy-on-write must not change); the gradients are copied into packs of runs of
-/// parameters each step ([`GRADIENT_PACKS`]; each parameter's gradient becomes its packed copy)
+/// parameters each step ([`GRADIENT_RUN_MAX_ELEMENTS`]; each gradient becomes its packed copy)
 /// and checked, with `also`, for non-finite values on the device (the flag is not read here).
 /// `None` when the step does not apply: the caller steps each parameter on its own.
 pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<Option<PackedStep>> {
@@ -235,7 +242,7 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
     }
     let lens: Vec<usize> = values.iter().map(Tensor::numel).collect();
     let mut runs = Vec::new();
-    for range in runs_of(&lens, GRADIENT_PACKS) {
+    for range in runs_of(&lens, gradient_run_target(lens.iter().sum())) {
         let run = &params[range.clone()];
         let grads: Vec<Tensor> = run.iter().filter_map(|(_, p)| p.grad()).collect();
         let packed = tensor::ops::packed::pack(&grads.iter().collect::<Vec<_>>())?;
@@ -255,10 +262,9 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
     Ok(Some(PackedStep { runs, values, non_finite }))
 }
 
-/// Consecutive ranges of `lens` (element counts), at most `count`: each closes once it holds
-/// total / `count` elements or more, so it holds at most that plus one length.
-fn runs_of(lens: &[usize], count: usize) -> Vec<Range<usize>> {
-    let target = lens.iter().sum::<usize>().div_ceil(count.max(1)).max(1);
+/// Consecutive ranges of `lens` (element counts), each closed once it holds `target` elements
+/// or more (so at most ⌈total / target⌉ of them, each at most `target` plus one length).
+fn runs_of(lens: &[usize], target: usize) -> Vec<Range<usize>> {
     let (mut runs, mut start, mut size) = (Vec::new(), 0, 0);
     for (i, &len) in lens.iter().enumerate() {
         size += len;
@@ -373,18 +379,27 @@ fn count_tensor(n: u64) -> Tensor {
 
 #[cfg(test)]
 mod tests {
-    use super::runs_of;
+    use super::{gradient_run_target, runs_of, GRADIENT_RUN_MAX_ELEMENTS};
 
     #[test]
-    fn runs_cover_every_length_in_order_and_are_at_most_the_count() {
+    fn runs_cover_every_length_in_order_and_close_at_the_target() {
         for lens in [vec![3, 35, 11], vec![10; 8], vec![1, 1, 1, 100], vec![100, 1, 1, 1], vec![5], vec![0, 0]] {
-            let runs = runs_of(&lens, 4);
-            assert!(!runs.is_empty() && runs.len() <= 4, "{lens:?}: {runs:?}");
+            let total: usize = lens.iter().sum();
+            let target = gradient_run_target(total);
+            let runs = runs_of(&lens, target);
+            assert!(!runs.is_empty() && runs.len() <= total.div_ceil(target).max(1), "{lens:?}: {runs:?}");
             assert_eq!(runs.first().map(|r| r.start), Some(0), "{lens:?}: {runs:?}");
             assert_eq!(runs.last().map(|r| r.end), Some(lens.len()), "{lens:?}: {runs:?}");
             assert!(runs.windows(2).all(|w| w[0].end == w[1].start), "{lens:?}: {runs:?}");
         }
-        assert_eq!(runs_of(&[10; 8], 4), vec![0..2, 2..4, 4..6, 6..8]);
-        assert_eq!(runs_of(&[3, 35, 11], 4), vec![0..2, 2..3]);
+        assert_eq!(runs_of(&[10; 8], 20), vec![0..2, 2..4, 4..6, 6..8]);
+        assert_eq!(runs_of(&[3, 35, 11], 13), vec![0..2, 2..3]);
+    }
+
+    #[test]
+    fn a_run_is_a_quarter_of_the_gradients_up_to_eight_mebibytes() {
+        assert_eq!(gradient_run_target(49), 13);
+        assert_eq!(gradient_run_target(4 << 20), GRADIENT_RUN_MAX_ELEMENTS / 2);
+        assert_eq!(gradient_run_target(24 << 20), GRADIENT_RUN_MAX_ELEMENTS);
     }
 }
