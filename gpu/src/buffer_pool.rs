@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 pub(crate) const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
+/// [`PoolShared::memory_limit`] when none is set.
+const NO_LIMIT: u64 = u64::MAX;
+
 /// Smallest buffer the pool creates, in bytes.
 const MIN_BYTES: u64 = 256;
 
@@ -63,6 +66,8 @@ pub(crate) struct PoolShared {
     free: Mutex<FreeLists>,
     /// Idle buffers beyond this many bytes are released to the driver instead of kept.
     max_idle_bytes: AtomicU64,
+    /// The most bytes the pool may hold, in use and idle ([`NO_LIMIT`] when unlimited).
+    memory_limit: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -97,15 +102,18 @@ impl BufferPool {
                     released: Vec::new(),
                 }),
                 max_idle_bytes: AtomicU64::new(2 << 30),
+                memory_limit: AtomicU64::new(NO_LIMIT),
                 next_id: AtomicU64::new(1),
             }),
             max_bytes,
         }
     }
 
-    /// A buffer of at least `len` f32 elements (contents undefined). The caller has checked
+    /// A buffer of at least `len` f32 elements (contents undefined), or `None` when the free
+    /// lists have none and a new one would exceed the memory limit or the driver is out of
+    /// memory (the caller may release idle buffers and try again). The caller has checked
     /// `len·4 ≤ max_bytes`.
-    pub(crate) fn take(&self, device: &wgpu::Device, len: usize) -> GpuBuffer {
+    pub(crate) fn take(&self, device: &wgpu::Device, len: usize) -> Option<GpuBuffer> {
         let class = size_class((len as u64) * 4, self.max_bytes);
         let reused = {
             let mut free = self.shared.free.lock().unwrap();
@@ -117,28 +125,64 @@ impl BufferPool {
                 let oldest = (0..list.len()).min_by_key(|&i| list[i].1)?;
                 Some(list.swap_remove(oldest))
             });
-            free.stats.live_bytes += class;
-            free.stats.peak_live_bytes = free.stats.peak_live_bytes.max(free.stats.live_bytes);
             if hit.is_some() {
                 free.stats.reused += 1;
                 free.stats.idle_buffers -= 1;
                 free.stats.idle_bytes -= class;
-            } else {
-                free.stats.created += 1;
-                free.stats.created_bytes += class;
+                free.lend(class);
             }
             hit
         };
-        let (raw, id) = reused.unwrap_or_else(|| {
-            let raw = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("gpu pool buffer"),
-                size: class,
-                usage: USAGE,
-                mapped_at_creation: false,
-            });
-            (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+        let (raw, id) = match reused {
+            Some(found) => found,
+            None => {
+                let raw = self.create(device, class)?;
+                let mut free = self.shared.free.lock().unwrap();
+                free.stats.created += 1;
+                free.stats.created_bytes += class;
+                free.lend(class);
+                (raw, self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+            }
+        };
+        Some(GpuBuffer { raw: Some(raw), offset: 0, len, id, pool: Some(Arc::clone(&self.shared)), packed_in: None })
+    }
+
+    /// A new wgpu buffer of `class` bytes, unless the pool would then hold more than its limit
+    /// or the driver reports that it is out of memory (caught in an error scope: uncaught, the
+    /// error would surface only at the next read, after everything recorded with the invalid
+    /// buffer in between).
+    fn create(&self, device: &wgpu::Device, class: u64) -> Option<wgpu::Buffer> {
+        let limit = self.shared.memory_limit.load(Ordering::Relaxed);
+        let held = {
+            let free = self.shared.free.lock().unwrap();
+            free.stats.live_bytes + free.stats.idle_bytes
+        };
+        if held.saturating_add(class) > limit {
+            return None;
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let raw = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gpu pool buffer"),
+            size: class,
+            usage: USAGE,
+            mapped_at_creation: false,
         });
-        GpuBuffer { raw: Some(raw), offset: 0, len, id, pool: Some(Arc::clone(&self.shared)), packed_in: None }
+        pollster::block_on(scope.pop()).is_none().then_some(raw)
+    }
+
+    /// The size class `len` elements take (what [`Self::take`] asks the driver for).
+    pub(crate) fn class_bytes(&self, len: usize) -> u64 {
+        size_class((len as u64) * 4, self.max_bytes)
+    }
+
+    /// Sets the most bytes the pool may hold, in use and idle (`None`: no limit).
+    pub(crate) fn set_memory_limit(&self, bytes: Option<u64>) {
+        self.shared.memory_limit.store(bytes.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+    }
+
+    /// The limit [`Self::set_memory_limit`] set.
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
+        Some(self.shared.memory_limit.load(Ordering::Relaxed)).filter(|&l| l != NO_LIMIT)
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -170,6 +214,14 @@ impl BufferPool {
     /// The ids of the buffers released since the last call.
     pub(crate) fn take_released(&self) -> Vec<u64> {
         std::mem::take(&mut self.shared.free.lock().unwrap().released)
+    }
+}
+
+impl FreeLists {
+    /// Counts a buffer of `class` bytes handed out.
+    fn lend(&mut self, class: u64) {
+        self.stats.live_bytes += class;
+        self.stats.peak_live_bytes = self.stats.peak_live_bytes.max(self.stats.live_bytes);
     }
 }
 

@@ -604,9 +604,33 @@ impl Context {
 
     /// A buffer of `len` elements from the pool; its contents are undefined (a reused buffer
     /// holds old data). Err(LimitExceeded) above max_buffer_size.
+    /// Err(OutOfMemory) when the device cannot hold it even after the pool has released its
+    /// idle buffers.
     pub fn alloc(&self, len: usize) -> Result<GpuBuffer> {
         self.check_len(len)?;
-        Ok(self.pool.take(&self.device, len))
+        if let Some(buffer) = self.pool.take(&self.device, len) {
+            return Ok(buffer);
+        }
+        // Out of memory (the driver's or the limit's). The pool's idle buffers are the memory
+        // to win back, as PyTorch's caching allocator frees its cached blocks and retries: the
+        // commands recorded with them run first (a released buffer lives until they have), and
+        // the bind groups cached for them let go.
+        self.synchronize()?;
+        self.pool.trim();
+        self.bind_groups.lock().unwrap().evict(&self.pool.take_released());
+        self.pool.take(&self.device, len).ok_or_else(|| GpuError::OutOfMemory {
+            requested: self.pool.class_bytes(len),
+            in_use: self.pool.stats().live_bytes,
+            limit: self.pool.memory_limit(),
+        })
+    }
+
+    /// Caps the bytes this context's buffers may take, in use and idle (`None`: only the
+    /// device's memory), as `torch.cuda.set_per_process_memory_fraction` does: a buffer that
+    /// would go over it is refused with [`GpuError::OutOfMemory`] once the pool's idle buffers
+    /// have been released. For sharing a GPU, and for seeing how a run behaves on a smaller one.
+    pub fn set_memory_limit(&self, bytes: Option<u64>) {
+        self.pool.set_memory_limit(bytes);
     }
 
     /// Buffers of `lens[i]` elements, packed into one device buffer: buffer i starts at the

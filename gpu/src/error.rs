@@ -27,12 +27,35 @@ pub enum GpuError {
         /// What was wrong.
         msg: String,
     },
+    /// A buffer the device could not hold: the driver is out of memory, or the pool would go
+    /// over the limit `Context::set_memory_limit` set. Returned once the pool has released its
+    /// idle buffers and tried again. Sizes in bytes.
+    #[error(
+        "GPU out of memory: a buffer of {} was requested with {} in use by tensors{}; idle buffers were \
+         released first. A smaller batch needs less",
+        mib(*.requested),
+        mib(*.in_use),
+        .limit.map(|l| format!(", {} the limit", mib(l))).unwrap_or_default()
+    )]
+    OutOfMemory {
+        /// The buffer asked for (its size class).
+        requested: u64,
+        /// Bytes handed out by the pool and not given back.
+        in_use: u64,
+        /// The limit `Context::set_memory_limit` set, if one did.
+        limit: Option<u64>,
+    },
     /// Device creation failed, or wgpu reported a validation / out-of-memory / internal error.
     #[error("GPU device error: {0}")]
     Device(String),
     /// Mapping a staging buffer for a read-back failed.
     #[error("GPU buffer map failed: {0}")]
     Map(String),
+}
+
+/// `bytes` in MiB, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// `Result` with a [`GpuError`].

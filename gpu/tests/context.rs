@@ -612,3 +612,43 @@ fn the_pool_counts_the_bytes_in_use_and_their_peak_by_size_class() {
     ctx.reset_peak_live_bytes();
     assert_eq!(peak(), 0);
 }
+
+#[test]
+fn a_buffer_beyond_the_memory_limit_is_refused_with_an_out_of_memory_error() {
+    if ctx().is_none() {
+        return;
+    }
+    // A context of its own: the limit counts every buffer of its pool.
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    ctx.set_memory_limit(Some(1 << 20));
+    let kept = ctx.alloc(100_000).unwrap(); // 400,000 bytes, a class of 7 · 2^16
+    let err = ctx.alloc(200_000).unwrap_err();
+    let gpu::GpuError::OutOfMemory { requested, in_use, limit } = err.clone() else { panic!("{err}") };
+    assert_eq!((requested, in_use, limit), (7 << 17, 7 << 16, Some(1 << 20)));
+    let msg = err.to_string();
+    assert!(msg.contains("out of memory") && msg.contains("1.0 MiB the limit"), "{msg}");
+    // What fits under the limit still comes, and lifting the limit lifts the refusal.
+    assert!(ctx.alloc(100_000).is_ok());
+    ctx.set_memory_limit(None);
+    assert!(ctx.alloc(200_000).is_ok());
+    drop(kept);
+}
+
+#[test]
+fn idle_buffers_are_released_to_make_room_under_the_memory_limit() {
+    if ctx().is_none() {
+        return;
+    }
+    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    ctx.set_memory_limit(Some(1 << 20));
+    let first = ctx.upload(&vec![1.0; 150_000]).unwrap(); // 600,000 bytes
+    assert_eq!(ctx.read(&first).unwrap()[149_999], 1.0);
+    drop(first);
+    assert!(ctx.pool_stats().idle_bytes > 0, "the dropped buffer is kept for reuse");
+    // Another size class: the idle buffer cannot serve it and the two exceed the limit together.
+    let second = ctx.upload(&vec![2.0; 200_000]).unwrap();
+    assert_eq!(ctx.read(&second).unwrap()[199_999], 2.0);
+    let stats = ctx.pool_stats();
+    assert_eq!(stats.idle_bytes, 0, "the idle buffer was released");
+    assert!(stats.live_bytes <= 1 << 20);
+}
