@@ -42,18 +42,22 @@ def main():
         b = torch.rand(k, n, device=DEVICE)
         report(f"matmul {m}x{k}·{k}x{n}", lambda: a @ b, 2 * m * n * k)
 
-    # The ResNet-18 layer of gpu_kernels: batch 64, 128 -> 128 channels, 8x8, 3x3, padding 1.
-    x = torch.rand(64, 128, 8, 8, device=DEVICE)
-    w = torch.rand(128, 128, 3, 3, device=DEVICE)
-    bias = torch.rand(128, device=DEVICE)
-    dy = torch.rand(64, 128, 8, 8, device=DEVICE)
-    flops = 2 * 64 * 128 * 8 * 8 * 128 * 9
-    layer = "conv2d_resnet18_64x128x8x8_3x3"
-    report(f"{layer}/forward", lambda: F.conv2d(x, w, bias, padding=1), flops)
+    # The conv2d layers of gpu_kernels (3x3, padding 1): ResNet-18's at batch 64, 128 -> 128
+    # channels, 8x8, and resnet-bn's deepest (B3) at batch 32, 512 -> 512 channels, 4x4.
     backward = torch.ops.aten.convolution_backward
-    args = (dy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
-    report(f"{layer}/backward_data", lambda: backward(*args, [True, False, False]), flops)
-    report(f"{layer}/backward_weight", lambda: backward(*args, [False, True, False]), flops)
+    for layer, (batch, c, hw) in [
+        ("conv2d_resnet18_64x128x8x8_3x3", (64, 128, 8)),
+        ("conv2d_resnet_bn_32x512x4x4_3x3", (32, 512, 4)),
+    ]:
+        x = torch.rand(batch, c, hw, hw, device=DEVICE)
+        w = torch.rand(c, c, 3, 3, device=DEVICE)
+        bias = torch.rand(c, device=DEVICE)
+        dy = torch.rand(batch, c, hw, hw, device=DEVICE)
+        flops = 2 * batch * c * hw * hw * c * 9
+        report(f"{layer}/forward", lambda: F.conv2d(x, w, bias, padding=1), flops)
+        args = (dy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+        report(f"{layer}/backward_data", lambda: backward(*args, [True, False, False]), flops)
+        report(f"{layer}/backward_weight", lambda: backward(*args, [False, True, False]), flops)
 
     # The transposed-convolution layers of gpu_kernels (B5's and B1's decoders).
     layers = [

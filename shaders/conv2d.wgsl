@@ -41,7 +41,10 @@
 // workgroup looping over all of K while the rest of the GPU idles. So its K is split into
 // slices of `k_chunk`, one per grid z: each slice writes its partial [M, N] into a scratch
 // buffer ([slices, M, N]), and `backward_weight_sum` adds the slices in order (a fixed
-// order: the result does not depend on scheduling).
+// order: the result does not depend on scheduling). The forward and a stride-1
+// backward_data split their K the same way when their output makes few tiles (a deep layer
+// on a small plane: 512 channels of 4×4 make 64), into partials laid out as the output, and
+// `forward_sum` / `backward_data_sum` add them.
 
 struct Params {
     batch: u32,
@@ -78,7 +81,8 @@ struct Params {
     ph_x_q: i32,
     ph_h: u32,
     ph_w: u32,
-    // backward_weight: the K slice each grid z takes (K itself when not split).
+    // The K slice each grid z takes (K itself when not split): backward_weight's, and a split
+    // forward's or stride-1 backward_data's (see forward_sum).
     k_chunk: u32,
     // The stored weight's kernel size and where the kernel run starts in it (see weight_index).
     w_kh: u32,
@@ -398,7 +402,7 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
         }
         workgroupBarrier();
     }
-    // A split backward_weight writes slice z's partial at z·M·N (wid.z is 0 otherwise).
+    // A split K writes slice z's partial at z·M·N (wid.z is 0 otherwise).
     store_block(mode, vec2<u32>(row0 + 4u * ty, col0 + 4u * tx), array<vec4<f32>, 4>(acc0, acc1, acc2, acc3),
                 vec2<u32>(m, n), wid.z * m * n);
 }
@@ -615,7 +619,7 @@ fn conv_gemm_wide(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
         workgroupBarrier();
         cur = 1u - cur;
     }
-    // Four 4×4 blocks; a split backward_weight writes slice z's partial at z·M·N.
+    // Four 4×4 blocks; a split K writes slice z's partial at z·M·N.
     let mn = vec2<u32>(m, n);
     let offset = wid.z * m * n;
     let r = row0 + 4u * ty;
@@ -811,6 +815,47 @@ fn backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         v += small_out[out_i];
     }
     small_out[out_i] = v;
+}
+
+// The forward's y, or a stride-1 backward_data's dx, as the sum of the K slices' partials
+// (in0 = [slices][the output's M·N elements], in its own layout), plus the bias and the old
+// output as the launch asks: a GEMM with few output tiles splits its K like backward_weight
+// (see split_k in conv2d.rs), and its slices are added here in order.
+fn sum_k_slices(mode: u32, i: u32) {
+    let dims = gemm_dims(mode);
+    let len = dims.x * dims.y;
+    if i >= len {
+        return;
+    }
+    let slices = (dims.z + p.k_chunk - 1u) / p.k_chunk;
+    var v = 0.0;
+    for (var z = 0u; z < slices; z++) {
+        v += in0[z * len + i];
+    }
+    if p.has_bias != 0u {
+        // i = ((n·channels + c)·plane + pos), channels = M
+        var plane = p.oh * p.ow;
+        if mode == BACKWARD_DATA {
+            plane = p.h * p.w;
+        }
+        v += bias[(i / plane) % dims.x];
+    }
+    if p.accumulate != 0u {
+        v += out[i];
+    }
+    out[i] = v;
+}
+
+@compute @workgroup_size(256)
+fn forward_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    sum_k_slices(FORWARD, (wid.x + wid.y * nwg.x) * WG + lid);
+}
+
+@compute @workgroup_size(256)
+fn backward_data_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    sum_k_slices(BACKWARD_DATA, (wid.x + wid.y * nwg.x) * WG + lid);
 }
 
 // db[co] (+)= Σ_{n, pos} dy[n, co, pos]: one workgroup per channel, tree-reduced.

@@ -120,26 +120,37 @@ fn bench_matmul(c: &mut Criterion, r: &Runner, suffix: &str) {
     }
 }
 
+/// The conv2d layers: name, input [N, C_in, H, W], weight [C_out, C_in, kH, kW] (3×3,
+/// stride 1, padding 1). ResNet-18's 128-channel layer at 8×8 (batch 64: 128 output tiles) and
+/// resnet-bn's deepest at 4×4 (B3, batch 32: 64 output tiles over a K of 4,608, where the
+/// forward and backward-data split their K).
+const CONV_LAYERS: [(&str, [usize; 4], [usize; 4]); 2] = [
+    ("conv2d_resnet18_64x128x8x8_3x3", [64, 128, 8, 8], [128, 128, 3, 3]),
+    ("conv2d_resnet_bn_32x512x4x4_3x3", [32, 512, 4, 4], [512, 512, 3, 3]),
+];
+
 /// The conv2d cases; `suffix` names a forced tile in the group's name.
 fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
     let ctx = r.ctx;
-    let g = Conv2dGeometry::conv2d([64, 128, 8, 8], [128, 128, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-    let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
-    let w = ctx.upload(&data(g.weight_len(), 4)).unwrap();
-    let bias = ctx.upload(&data(g.c_out, 5)).unwrap();
-    let y = ctx.alloc(g.y_len()).unwrap();
-    let dy = ctx.upload(&data(g.y_len(), 6)).unwrap();
-    let dx = ctx.alloc(g.x_len()).unwrap();
-    let dw = ctx.alloc(g.weight_len()).unwrap();
-    let group = &format!("conv2d_resnet18_64x128x8x8_3x3{suffix}");
-    let flops = 2 * g.macs();
-    r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
-    r.case(c, group, "backward_data", flops, &|| {
-        conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
-    });
-    r.case(c, group, "backward_weight", flops, &|| {
-        conv2d::backward_weight(ctx, &g, &dy, &x, &dw, Output::Overwrite).unwrap()
-    });
+    for (name, x_shape, w_shape) in CONV_LAYERS {
+        let g = Conv2dGeometry::conv2d(x_shape, w_shape, [1, 1], [1, 1], [1, 1]).unwrap();
+        let x = ctx.upload(&data(g.x_len(), 3)).unwrap();
+        let w = ctx.upload(&data(g.weight_len(), 4)).unwrap();
+        let bias = ctx.upload(&data(g.c_out, 5)).unwrap();
+        let y = ctx.alloc(g.y_len()).unwrap();
+        let dy = ctx.upload(&data(g.y_len(), 6)).unwrap();
+        let dx = ctx.alloc(g.x_len()).unwrap();
+        let dw = ctx.alloc(g.weight_len()).unwrap();
+        let group = &format!("{name}{suffix}");
+        let flops = 2 * g.macs();
+        r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
+        r.case(c, group, "backward_data", flops, &|| {
+            conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
+        });
+        r.case(c, group, "backward_weight", flops, &|| {
+            conv2d::backward_weight(ctx, &g, &dy, &x, &dw, Output::Overwrite).unwrap()
+        });
+    }
 }
 
 /// A transposed-convolution layer: name, input [N, C_in, H, W], weight [C_in, C_out, kH, kW],

@@ -37,6 +37,11 @@ fn geometries() -> Vec<Conv2dGeometry> {
         // stride 2 in four phases)
         c(2, 5, [9, 9], 75, [3, 3], [1, 1], [1, 1], [1, 1]),
         c(2, 71, [13, 17], 9, [3, 3], [2, 2], [1, 1], [1, 1]),
+        // few output tiles over a long K: the forward and the (stride-1) backward_data split
+        // their K, into 2 slices here (a 64 × 32 output over K = 576) and 10 and 2 here
+        // (70 × 15 over 2,700; 300 × 15 over 630, on a 3×5 plane, so its taps are all live)
+        c(2, 64, [4, 4], 64, [3, 3], [1, 1], [1, 1], [1, 1]),
+        c(1, 300, [3, 5], 70, [3, 3], [1, 1], [1, 1], [1, 1]),
     ]
 }
 
@@ -111,6 +116,8 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
         Conv2dGeometry::conv2d([5, 2, 23, 19], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
         // and one whose kernel is cropped to its live taps (dW's dead taps must stay as they were)
         Conv2dGeometry::conv2d([3, 5, 1, 1], [7, 5, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
+        // and one whose backward_data splits its K (its slices' sum accumulates)
+        Conv2dGeometry::conv2d([2, 64, 4, 4], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
     ] {
         for ctx in contexts() {
             accumulates_twice(ctx, &mut rng, &g);
@@ -176,4 +183,31 @@ fn conv2d_wider_than_one_grid_axis_runs_in_column_slices() {
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
         assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
     }
+}
+
+#[test]
+fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_and_old_output() {
+    if ctx().is_none() {
+        return;
+    }
+    // A context of its own: it counts launches.
+    let ctx = &gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let mut rng = Rng::new();
+    let g = Conv2dGeometry::conv2d([1, 300, 3, 5], [70, 300, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
+    let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
+    let y = poisoned(ctx, g.y_len());
+    let before = ctx.counters();
+    conv2d::forward(ctx, &g, &xb, &wb, Some(&bb), &y).unwrap();
+    assert_eq!(ctx.counters().since(&before).dispatches, 2, "the slices' product, then their sum");
+    let once = ctx.read(&y).unwrap();
+    let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
+    let want = reference::conv2d(&x64, &w64, Some(&b64), &g);
+    let scale = reference::conv2d(&xa, &wa, Some(&ba), &g);
+    assert_close(&format!("split forward {g:?}"), &rng, &once, &want, |i| scale[i]);
+    // forward_accumulate adds the product (no bias) to what y holds.
+    conv2d::forward_accumulate(ctx, &g, &xb, &wb, &y).unwrap();
+    let product = reference::conv2d(&x64, &w64, None, &g);
+    let twice: Vec<f64> = want.iter().zip(&product).map(|(a, b)| a + b).collect();
+    assert_close(&format!("split forward_accumulate {g:?}"), &rng, &ctx.read(&y).unwrap(), &twice, |i| 2.0 * scale[i]);
 }

@@ -5,7 +5,7 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::Conv2dGeometry;
 use crate::error::{invalid, Result};
-use crate::kernels::{need, GemmTile, Output};
+use crate::kernels::{matmul, need, GemmTile, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
@@ -42,6 +42,12 @@ pub static BACKWARD_WEIGHT: KernelDef =
 /// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
 pub static BACKWARD_WEIGHT_SUM: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1, constant: None };
+/// y as the sum of the forward's K slices (see [`split_k`]).
+pub static FORWARD_SUM: KernelDef =
+    KernelDef { shader: &SHADER, entry: "forward_sum", inputs: 3, outputs: 1, constant: None };
+/// dx as the sum of a stride-1 backward-data's K slices (see [`split_k`]).
+pub static BACKWARD_DATA_SUM: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data_sum", inputs: 3, outputs: 1, constant: None };
 /// dbias: dy summed over batch and pixels.
 pub static BACKWARD_BIAS: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1, constant: None };
@@ -120,7 +126,8 @@ pub struct Params {
     pub phase_x: PhaseAxis,
     /// The phase's pixel counts along y and x.
     pub phase_len: [u32; 2],
-    /// backward_weight: the K slice each grid z takes (`u32::MAX`: all of K in one).
+    /// The K slice each grid z takes (`u32::MAX`: all of K in one): backward_weight's, and a
+    /// split forward's or backward-data's (`split_k`).
     pub k_chunk: u32,
     /// The stored weight's kernel height and width: the kernel run (kh × kw) may be the
     /// block of it that reaches the input ([`Conv2dGeometry::live_taps`]).
@@ -348,7 +355,71 @@ pub fn forward(
         need(K, "bias", b, g.c_out)?;
     }
     let p = launch_params(g, bias.is_some(), Output::Overwrite);
-    gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, bias, y)
+    forward_gemm(ctx, &p, g, [x, weight], bias, y)
+}
+
+/// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).
+fn forward_gemm(
+    ctx: &Context,
+    p: &Params,
+    g: &Conv2dGeometry,
+    [x, weight]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    let [m, n, k] = [g.c_out, g.batch * g.oh * g.ow, (p.c_in * p.kh * p.kw) as usize];
+    match split_k(ctx, m, n, k) {
+        Some(split) => split.run(ctx, Gemm::Forward, p, [m, n], [x, weight], bias, y),
+        None => gemm(ctx, Gemm::Forward, p, [m, n, 1], x, weight, bias, y),
+    }
+}
+
+/// A forward or backward-data GEMM's K cut into `slices` of `chunk` (a whole number of the
+/// shaders' k-steps), when its output makes fewer square tiles than
+/// [`matmul::SPLIT_K_WORKGROUPS`]: a deep layer on a small plane (512 channels of 4×4 at batch
+/// 32 make 8 × 8 tiles) would otherwise keep most of a large GPU idle while each of its few
+/// workgroups walks a K of thousands, as a single matrix product with few tiles would
+/// (`matmul::k_slices`, the same rule). Only the square and wide tiles take a K slice, so only
+/// outputs of 64 rows or more split, and only while the partials fit one binding.
+struct SplitK {
+    slices: usize,
+    chunk: usize,
+}
+
+fn split_k(ctx: &Context, m: usize, n: usize, k: usize) -> Option<SplitK> {
+    if (m as u64) < TILE {
+        return None;
+    }
+    let slices = matmul::k_slices(ctx, 1, m, n, k);
+    if slices < 2 {
+        return None;
+    }
+    let chunk = k.div_ceil(slices).next_multiple_of(16);
+    Some(SplitK { slices: k.div_ceil(chunk), chunk })
+}
+
+impl SplitK {
+    /// Each slice's partial product into a scratch buffer laid out as `out` ([slices][M·N]),
+    /// then the partials added in order, with the bias and the old output as `p` asks.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        ctx: &Context,
+        mode: Gemm,
+        p: &Params,
+        [m, n]: [usize; 2],
+        [in0, in1]: [&GpuBuffer; 2],
+        bias: Option<&GpuBuffer>,
+        out: &GpuBuffer,
+    ) -> Result<()> {
+        let partials = ctx.alloc(self.slices * m * n)?;
+        let p = Params { k_chunk: self.chunk as u32, ..*p };
+        let slice = Params { has_bias: 0, accumulate: 0, ..p };
+        gemm(ctx, mode, &slice, [m, n, self.slices], in0, in1, None, &partials)?;
+        let sum = if mode == Gemm::Forward { &FORWARD_SUM } else { &BACKWARD_DATA_SUM };
+        let grid = ctx.grid_1d(sum.entry, ((m * n) as u64).div_ceil(256))?;
+        ctx.dispatch(sum, &p, &[&partials, &partials, bias.unwrap_or(&partials)], &[out], grid)
+    }
 }
 
 /// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
@@ -367,7 +438,7 @@ pub fn forward_accumulate(
     need(K, "weight", weight, g.weight_len())?;
     need(K, "y", y, g.y_len())?;
     let p = launch_params(g, false, Output::Accumulate);
-    gemm(ctx, Gemm::Forward, &p, [g.c_out, g.batch * g.oh * g.ow, 1], x, weight, None, y)
+    forward_gemm(ctx, &p, g, [x, weight], None, y)
 }
 
 /// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias\[ci\],
@@ -392,10 +463,17 @@ pub fn backward_data_with_bias(
         need(K, "bias", b, g.c_in)?;
     }
     let base = launch_params(g, bias.is_some(), mode);
-    for (phase_y, phase_x, phase_len) in backward_data_phases(&run_geometry(g).0) {
+    let phases = backward_data_phases(&run_geometry(g).0);
+    let one_phase = phases.len() == 1;
+    for (phase_y, phase_x, phase_len) in phases {
         let p = Params { phase_y, phase_x, phase_len, ..base };
         let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
-        gemm(ctx, Gemm::BackwardData, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?;
+        let k = (p.c_out * p.phase_y.taps * p.phase_x.taps) as usize;
+        // One phase (stride 1) covers every pixel of dx, so its partials are laid out as dx.
+        match split_k(ctx, g.c_in, pixels, k).filter(|_| one_phase) {
+            Some(split) => split.run(ctx, Gemm::BackwardData, &p, [g.c_in, pixels], [dy, weight], bias, dx)?,
+            None => gemm(ctx, Gemm::BackwardData, &p, [g.c_in, pixels, 1], dy, weight, bias, dx)?,
+        }
     }
     Ok(())
 }
