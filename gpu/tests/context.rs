@@ -66,11 +66,8 @@ fn upload_then_read_round_trips_exactly() {
 
 #[test]
 fn read_together_returns_each_buffer_as_read_alone_in_one_read_back() {
-    if ctx().is_none() {
-        return;
-    }
     // A context of its own: it counts read-backs, which tests sharing a context would add to.
-    let ctx = &gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let Some(ctx) = &own_ctx() else { return };
     let mut rng = Rng::new();
     let whole: Vec<Vec<f32>> = [3usize, 0, 1, 1031].iter().map(|&n| rng.signed(n)).collect();
     let buffers: Vec<_> = whole.iter().map(|v| ctx.upload(v).unwrap()).collect();
@@ -590,11 +587,8 @@ fn read_together_stages_buffers_larger_together_than_one_buffer_in_several_reads
 
 #[test]
 fn the_pool_counts_the_bytes_in_use_and_their_peak_by_size_class() {
-    if ctx().is_none() {
-        return;
-    }
     // A context of its own: no other test's buffers are live in it.
-    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let Some(ctx) = own_ctx() else { return };
     let live = || ctx.pool_stats().live_bytes;
     let peak = || ctx.pool_stats().peak_live_bytes;
     assert_eq!((live(), peak()), (0, 0));
@@ -615,11 +609,8 @@ fn the_pool_counts_the_bytes_in_use_and_their_peak_by_size_class() {
 
 #[test]
 fn a_buffer_beyond_the_memory_limit_is_refused_with_an_out_of_memory_error() {
-    if ctx().is_none() {
-        return;
-    }
     // A context of its own: the limit counts every buffer of its pool.
-    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let Some(ctx) = own_ctx() else { return };
     ctx.set_memory_limit(Some(1 << 20));
     let kept = ctx.alloc(100_000).unwrap(); // 400,000 bytes, a class of 7 · 2^16
     let err = ctx.alloc(200_000).unwrap_err();
@@ -636,10 +627,7 @@ fn a_buffer_beyond_the_memory_limit_is_refused_with_an_out_of_memory_error() {
 
 #[test]
 fn idle_buffers_are_released_to_make_room_under_the_memory_limit() {
-    if ctx().is_none() {
-        return;
-    }
-    let ctx = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    let Some(ctx) = own_ctx() else { return };
     ctx.set_memory_limit(Some(1 << 20));
     let first = ctx.upload(&vec![1.0; 150_000]).unwrap(); // 600,000 bytes
     assert_eq!(ctx.read(&first).unwrap()[149_999], 1.0);

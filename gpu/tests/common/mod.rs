@@ -15,6 +15,13 @@ pub fn ctx() -> Option<&'static Context> {
     gpu::test_context()
 }
 
+/// A context of the test's own, for a test that counts what its context does (launches,
+/// read-backs, pool bytes), which tests sharing one would add to; `None` as [`ctx`].
+pub fn own_ctx() -> Option<Context> {
+    ctx()?;
+    Some(Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap())
+}
+
 /// A context whose tiled GEMMs all run on the 128×128 tile (`Context::with_gemm_tile`), so
 /// small problems check it; created once, after [`ctx`] found an adapter.
 pub fn wide_tile_context() -> &'static Context {
