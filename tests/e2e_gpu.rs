@@ -318,3 +318,25 @@ fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
     train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 2)).unwrap();
     assert_ne!(values(&model), before);
 }
+
+#[test]
+fn a_step_beyond_the_gpu_memory_limit_fails_as_out_of_memory_and_changes_no_parameter() {
+    let Some(gpu) = own_gpu() else { return };
+    let (model, mut opt, setup) = dense_vae_on(&gpu);
+    let values =
+        |m: &Vae| -> Vec<Vec<f32>> { m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect() };
+    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    let ctx = gpu.gpu_context().unwrap();
+    train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 1)).unwrap();
+    // No idle buffer to reuse and no room for a new one: the next step's first buffer fails.
+    ctx.trim_pool();
+    ctx.set_memory_limit(Some(ctx.pool_stats().live_bytes));
+    let before = values(&model);
+    let err = train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 2)).unwrap_err().to_string();
+    assert!(err.contains("GPU out of memory") && err.contains("the limit"), "{err}");
+    assert_eq!(values(&model), before, "a step that ran out of memory changed a parameter");
+    // With room again, training goes on from where it was.
+    ctx.set_memory_limit(None);
+    train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 2)).unwrap();
+    assert_ne!(values(&model), before);
+}

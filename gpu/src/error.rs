@@ -31,8 +31,8 @@ pub enum GpuError {
     /// over the limit `Context::set_memory_limit` set. Returned once the pool has released its
     /// idle buffers and tried again. Sizes in bytes.
     #[error(
-        "GPU out of memory: a buffer of {} was requested with {} in use by tensors{}; idle buffers were \
-         released first. A smaller batch needs less",
+        "GPU out of memory: a buffer of {} was requested with {} in use by tensors{} (idle buffers were \
+         released first; a smaller batch needs less)",
         mib(*.requested),
         mib(*.in_use),
         .limit.map(|l| format!(", {} the limit", mib(l))).unwrap_or_default()
