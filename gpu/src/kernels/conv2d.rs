@@ -42,10 +42,10 @@ pub static BACKWARD_WEIGHT: KernelDef =
 /// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
 pub static BACKWARD_WEIGHT_SUM: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1, constant: None };
-/// y as the sum of the forward's K slices (see [`split_k`]).
+/// y as the sum of the forward's K slices (see `split_k`).
 pub static FORWARD_SUM: KernelDef =
     KernelDef { shader: &SHADER, entry: "forward_sum", inputs: 3, outputs: 1, constant: None };
-/// dx as the sum of a stride-1 backward-data's K slices (see [`split_k`]).
+/// dx as the sum of a stride-1 backward-data's K slices (see `split_k`).
 pub static BACKWARD_DATA_SUM: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data_sum", inputs: 3, outputs: 1, constant: None };
 /// dbias: dy summed over batch and pixels.
