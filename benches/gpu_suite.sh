@@ -49,6 +49,9 @@ done
 echo "== training step, ours, submitting from the recording thread"
 bench train_step --device gpu --submit-inline >"$out/step_ours_inline.txt" 2>&1
 grep -E '^\| B|host (recording|CPU)' "$out/step_ours_inline.txt"
+echo "== training step, ours, convolutions never splitting their K"
+bench train_step --device gpu --workloads B2,B3,B5 --no-conv-split-k >"$out/step_ours_no_split.txt" 2>&1
+grep -E '^\| B' "$out/step_ours_no_split.txt"
 echo "== training step, PyTorch eager (CUDA)"
 python3 benches/pytorch_train_step.py --device cuda >"$out/step_torch.txt" 2>&1
 grep -E '^\| B' "$out/step_torch.txt"

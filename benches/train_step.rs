@@ -8,11 +8,13 @@
 //! cargo bench --bench train_step -- --device gpu          # on the GPU adapter (if any)
 //! cargo bench --bench train_step -- --device gpu --dispatches-per-submit 8
 //! cargo bench --bench train_step -- --device gpu --submit-inline
+//! cargo bench --bench train_step -- --device gpu --no-conv-split-k
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
 //! `--submit-inline` finishes and submits the recorded commands on the recording thread instead
-//! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`).
+//! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`). `--no-conv-split-k` keeps
+//! every convolution's K in one piece (`gpu::Context::set_conv_split_k`).
 //! Each workload runs in a child process of its own, so its peak memory is its own:
 //! `peak RSS` is the process's resident high-water mark during the timed steps minus its
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
@@ -124,6 +126,8 @@ struct Options {
     dispatches_per_submit: Option<usize>,
     /// Submit from the recording thread (`gpu::SubmitPolicy::on_a_thread` false).
     submit_inline: bool,
+    /// Convolutions never split their K (`gpu::Context::set_conv_split_k(false)`).
+    no_conv_split_k: bool,
     child: Option<String>,
 }
 
@@ -135,6 +139,7 @@ fn parse_options() -> Result<Options, String> {
         profile_steps: 3,
         dispatches_per_submit: None,
         submit_inline: false,
+        no_conv_split_k: false,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -157,6 +162,7 @@ fn parse_options() -> Result<Options, String> {
                 o.dispatches_per_submit = Some(n);
             }
             "--submit-inline" => o.submit_inline = true,
+            "--no-conv-split-k" => o.no_conv_split_k = true,
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
@@ -167,6 +173,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.submit_inline && o.device != "gpu" {
         return Err(format!("--submit-inline needs --device gpu, got --device {}", o.device));
+    }
+    if o.no_conv_split_k && o.device != "gpu" {
+        return Err(format!("--no-conv-split-k needs --device gpu, got --device {}", o.device));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -362,6 +371,9 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
         let ctx = gpu::Context::with_submit_policy(any, policy).map_err(|e| e.to_string())?;
         Device::from_context(std::sync::Arc::new(ctx))
     };
+    if let Some(ctx) = device.gpu_context() {
+        ctx.set_conv_split_k(!o.no_conv_split_k);
+    }
     let m = measure(w, &device, o.steps, o.profile_steps)?;
     println!(
         "RESULT {} {} {:.3} {:.3} {:.3} {} {} {} {:.0}",
@@ -409,6 +421,9 @@ fn main() {
     if o.submit_inline {
         println!("submits from the recording thread");
     }
+    if o.no_conv_split_k {
+        println!("convolutions never split their K");
+    }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
@@ -421,6 +436,9 @@ fn main() {
         }
         if o.submit_inline {
             cmd.arg("--submit-inline");
+        }
+        if o.no_conv_split_k {
+            cmd.arg("--no-conv-split-k");
         }
         let out = match cmd.output() {
             Ok(out) => out,

@@ -24,6 +24,7 @@
 //! `flush`/`read` return it as [`GpuError::Device`]. Launchers check sizes and limits up
 //! front, so a well-formed call never reaches wgpu's validation.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -346,6 +347,8 @@ pub struct Context {
     error: Arc<Mutex<Option<String>>>,
     /// The GEMM tile every launch uses, when forced ([`Context::with_gemm_tile`]).
     forced_gemm_tile: Option<GemmTile>,
+    /// Whether convolutions with few output tiles split their K ([`Context::set_conv_split_k`]).
+    conv_split_k: AtomicBool,
 }
 
 /// Where [`Context::alloc_packed`] puts buffers of `lens` elements: each start the first
@@ -463,6 +466,7 @@ impl Context {
             counters: LiveCounters::default(),
             error,
             forced_gemm_tile: None,
+            conv_split_k: AtomicBool::new(true),
         })
     }
 
@@ -525,6 +529,18 @@ impl Context {
     /// The tile [`Self::with_gemm_tile`] forced, if any.
     pub fn forced_gemm_tile(&self) -> Option<GemmTile> {
         self.forced_gemm_tile
+    }
+
+    /// Turns off (or on again) the K split of convolutions whose output makes few tiles
+    /// (`split_k` in `kernels::conv2d`; on by default), so that a bench can measure what it buys
+    /// on the adapter at hand (`train_step -- --no-conv-split-k`).
+    pub fn set_conv_split_k(&self, on: bool) {
+        self.conv_split_k.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether convolutions with few output tiles split their K.
+    pub fn conv_split_k(&self) -> bool {
+        self.conv_split_k.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Which adapter this context runs on.

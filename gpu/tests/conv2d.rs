@@ -207,4 +207,10 @@ fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_an
     let product = reference::conv2d(&x64, &w64, None, &g);
     let twice: Vec<f64> = want.iter().zip(&product).map(|(a, b)| a + b).collect();
     assert_close(&format!("split forward_accumulate {g:?}"), &rng, &ctx.read(&y).unwrap(), &twice, |i| 2.0 * scale[i]);
+    // Turned off, the same forward is one launch, and computes the same.
+    ctx.set_conv_split_k(false);
+    let before = ctx.counters();
+    conv2d::forward(ctx, &g, &xb, &wb, Some(&bb), &y).unwrap();
+    assert_eq!(ctx.counters().since(&before).dispatches, 1, "the split turned off");
+    assert_close(&format!("unsplit forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
 }

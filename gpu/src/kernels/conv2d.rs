@@ -387,7 +387,7 @@ struct SplitK {
 }
 
 fn split_k(ctx: &Context, m: usize, n: usize, k: usize) -> Option<SplitK> {
-    if (m as u64) < TILE {
+    if (m as u64) < TILE || !ctx.conv_split_k() {
         return None;
     }
     let slices = matmul::k_slices(ctx, 1, m, n, k);
