@@ -114,7 +114,7 @@ impl BufferPool {
     /// memory (the caller may release idle buffers and try again). The caller has checked
     /// `len·4 ≤ max_bytes`.
     pub(crate) fn take(&self, device: &wgpu::Device, len: usize) -> Option<GpuBuffer> {
-        let class = size_class((len as u64) * 4, self.max_bytes);
+        let class = self.class_bytes(len);
         let reused = {
             let mut free = self.shared.free.lock().unwrap();
             let hit = free.by_class.get_mut(&class).and_then(|list| {
