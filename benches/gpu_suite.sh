@@ -12,7 +12,7 @@
 # Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
 #
 # usage: bash benches/gpu_suite.sh [OUT_DIR [PART ...]]
-# Without PARTs it runs all four, which takes longer than ten minutes on an H100 (steps about 8,
+# Without PARTs it runs all four, longer than ten minutes on an H100 (estimated: steps about 8,
 # kernels about 4, the probe up to 9, tests about 5): where one command may run for at most ten,
 # run them in separate commands, e.g. `steps`, then `kernels tests`, then `probe`.
 # With cargo on the machine the benches are built here; without it (a machine that received
