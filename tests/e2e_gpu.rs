@@ -283,6 +283,11 @@ fn dense_vae_on(device: &Device) -> (Vae, Adam, LossSetup) {
     (model, opt, setup)
 }
 
+/// Every parameter's values, in order.
+fn values(m: &Vae) -> Vec<Vec<f32>> {
+    m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect()
+}
+
 #[test]
 fn a_gpu_training_step_waits_for_the_device_once() {
     let Some(gpu) = own_gpu() else { return };
@@ -303,8 +308,6 @@ fn a_gpu_training_step_waits_for_the_device_once() {
 fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
     let Some(gpu) = gpu() else { return };
     let (model, mut opt, setup) = dense_vae_on(&gpu);
-    let values =
-        |m: &Vae| -> Vec<Vec<f32>> { m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect() };
     let before = values(&model);
     let mut bad = vec![0.5f32; 2 * 16];
     bad[3] = f32::NAN;
@@ -323,8 +326,6 @@ fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
 fn a_step_beyond_the_gpu_memory_limit_fails_as_out_of_memory_and_changes_no_parameter() {
     let Some(gpu) = own_gpu() else { return };
     let (model, mut opt, setup) = dense_vae_on(&gpu);
-    let values =
-        |m: &Vae| -> Vec<Vec<f32>> { m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect() };
     let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
     let ctx = gpu.gpu_context().unwrap();
     train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 1)).unwrap();
