@@ -13,8 +13,7 @@ use tensor::Tensor;
 
 use super::{
     after_packed_attempt, count_tensor, count_value, ensure_settled, host_flag, index_by_name, non_negative,
-    packed_span_of, packed_state, packed_step, parse_state_name, settled, state_like_param, unpacked_state, Optimizer,
-    OptimizerStateTensor, Unsettled,
+    packed_state, packed_step, parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -163,14 +162,9 @@ impl Adam {
                 (&mut s.exp_avg, &mut s.exp_avg_sq)
             })
             .unzip();
-        packed_state(&mut m)?;
-        packed_state(&mut v)?;
-        for run in &mut packed.runs {
-            let (Some(mut m_run), Some(mut v_run)) =
-                (packed_span_of(&m, run.range.clone()), packed_span_of(&v, run.range.clone()))
-            else {
-                return Err(unpacked_state("Adam"));
-            };
+        let m_runs = packed_state(&mut m, &packed.runs)?;
+        let v_runs = packed_state(&mut v, &packed.runs)?;
+        for ((run, mut m_run), mut v_run) in packed.runs.iter_mut().zip(m_runs).zip(v_runs) {
             adam_update_unless_flagged(&mut run.params, &run.grads, &mut m_run, &mut v_run, &h, &packed.non_finite)?;
         }
         Ok(Some((packed.non_finite, first.is_none())))

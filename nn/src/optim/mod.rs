@@ -279,36 +279,31 @@ fn runs_of(lens: &[usize], target: usize) -> Vec<Range<usize>> {
     runs
 }
 
-/// The flat tensor over `state[range]`, consecutive tensors of one pack (`None` otherwise).
-pub(crate) fn packed_span_of(state: &[&mut Tensor], range: Range<usize>) -> Option<Tensor> {
-    tensor::ops::packed::packed_span(&state[range].iter().map(|t| &**t).collect::<Vec<_>>())
-}
-
 /// [`tensor::ops::packed::packed_whole`] of `tensors`, given as a slice of tensors.
 pub(crate) fn packed_whole(tensors: &[Tensor]) -> Option<Tensor> {
     tensor::ops::packed::packed_whole(&tensors.iter().collect::<Vec<_>>())
 }
 
-/// State tensors (moments, momentum) kept packed like the parameters: the flat tensor over
-/// `state`, packed again first when a tensor is no longer in the pack or is shared with
-/// another tensor (a checkpoint's export, say), which an in-place update must not change.
-pub(crate) fn packed_state(state: &mut [&mut Tensor]) -> Result<Tensor> {
+/// State tensors (moments, momentum) kept packed like the parameters, as flat tensors over
+/// each run of `runs` (one per launch of the step). Packed again first when a tensor is no
+/// longer in the pack or is shared with another tensor (a checkpoint's export, say), which an
+/// in-place update must not change.
+pub(crate) fn packed_state(state: &mut [&mut Tensor], runs: &[PackedRun]) -> Result<Vec<Tensor>> {
     let shared = state.iter().any(|t| t.storage_is_shared());
-    let current: Vec<Tensor> = state.iter().map(|t| (**t).clone()).collect();
-    if let Some(whole) = (!shared).then(|| packed_whole(&current)).flatten() {
-        return Ok(whole);
+    if shared || packed_whole(&state.iter().map(|t| (**t).clone()).collect::<Vec<_>>()).is_none() {
+        let packed = tensor::ops::packed::pack(&state.iter().map(|t| &**t).collect::<Vec<_>>())?;
+        for (t, p) in state.iter_mut().zip(packed) {
+            **t = p;
+        }
     }
-    drop(current);
-    let packed = tensor::ops::packed::pack(&state.iter().map(|t| &**t).collect::<Vec<_>>())?;
-    for (t, p) in state.iter_mut().zip(&packed) {
-        **t = p.clone();
-    }
-    packed_whole(&packed).ok_or_else(|| unpacked_state("pack"))
-}
-
-/// The error for state that packing left unpacked (a bug, not a user's error).
-pub(crate) fn unpacked_state(op: &'static str) -> Error {
-    Error::Tensor(tensor::TensorError::Invalid { op, msg: "a fresh pack is not whole".into() })
+    runs.iter()
+        .map(|run| {
+            let tensors: Vec<&Tensor> = state[run.range.clone()].iter().map(|t| &**t).collect();
+            tensor::ops::packed::packed_span(&tensors).ok_or_else(|| {
+                Error::Tensor(tensor::TensorError::Invalid { op: "pack", msg: "a fresh pack is not whole".into() })
+            })
+        })
+        .collect()
 }
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, like

@@ -11,9 +11,8 @@ use tensor::ops::packed::zeros_packed_like;
 use tensor::Tensor;
 
 use super::{
-    after_packed_attempt, ensure_settled, host_flag, index_by_name, non_negative, packed_span_of, packed_state,
-    packed_step, parse_state_name, settled, state_like_param, unpacked_state, Optimizer, OptimizerStateTensor,
-    Unsettled,
+    after_packed_attempt, ensure_settled, host_flag, index_by_name, non_negative, packed_state, packed_step,
+    parse_state_name, settled, state_like_param, Optimizer, OptimizerStateTensor, Unsettled,
 };
 use crate::error::{config_err, Result, StateMismatch};
 use crate::module::BufferKind;
@@ -130,11 +129,8 @@ impl Sgd {
             }
         }
         let mut buffers: Vec<&mut Tensor> = self.momentum_buffers.iter_mut().flatten().collect();
-        packed_state(&mut buffers)?;
-        for run in &mut packed.runs {
-            let Some(mut momentum) = packed_span_of(&buffers, run.range.clone()) else {
-                return Err(unpacked_state("SGD"));
-            };
+        let momentum_runs = packed_state(&mut buffers, &packed.runs)?;
+        for (run, mut momentum) in packed.runs.iter_mut().zip(momentum_runs) {
             sgd_update_unless_flagged(&mut run.params, &run.grads, Some(&mut momentum), &h, flag)?;
         }
         Ok(Some((packed.non_finite, first_step)))
