@@ -126,11 +126,7 @@ fn a_context_that_submits_on_a_thread_of_its_own_trains_exactly_as_one_that_does
     assert!(!inline.gpu_context().expect("a GPU device").submits_on_a_thread());
     let seed = rng().below(1 << 30) as u64;
     let build = |init: &mut Init| -> Sequential {
-        Sequential::new()
-            .with(Conv2d::new(Conv2dConfig::new(1, 6, 3).padding(1).bias(false), init).unwrap())
-            .with(BatchNorm2d::new(6, init).unwrap())
-            .with(ReLU)
-            .with(Conv2d::new(Conv2dConfig::new(6, 1, 3).padding(1), init).unwrap())
+        conv_bn_relu(1, 6, init).with(Conv2d::new(Conv2dConfig::new(6, 1, 3).padding(1), init).unwrap())
     };
     let x = squares(4, 12, 12, &mut Rng::new(seed));
     let (inline_model, inline_losses) = train_to_reconstruct(&build, seed, &x, &inline);
@@ -139,6 +135,16 @@ fn a_context_that_submits_on_a_thread_of_its_own_trains_exactly_as_one_that_does
     for ((name, a), (_, b)) in threaded_model.state_dict().into_iter().zip(inline_model.state_dict()) {
         assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), "{name}");
     }
+}
+
+/// A 3×3 convolution from `c_in` to `c_out` channels without bias (batch norm after it would
+/// remove one, and Adam would step it on rounding noise: see the module docs), batch norm and
+/// ReLU, the start of the small networks below.
+fn conv_bn_relu(c_in: usize, c_out: usize, init: &mut Init) -> Sequential {
+    Sequential::new()
+        .with(Conv2d::new(Conv2dConfig::new(c_in, c_out, 3).padding(1).bias(false), init).unwrap())
+        .with(BatchNorm2d::new(c_out, init).unwrap())
+        .with(ReLU)
 }
 
 /// The network `build` makes from `seed`, trained on `device` for STEPS Adam steps to
@@ -183,10 +189,7 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
     let Some(gpu) = gpu() else { return };
     let seed = rng().below(1 << 30) as u64;
     let build = |init: &mut Init| -> Sequential {
-        Sequential::new()
-            .with(Conv2d::new(Conv2dConfig::new(1, 6, 3).padding(1).bias(false), init).unwrap())
-            .with(BatchNorm2d::new(6, init).unwrap())
-            .with(ReLU)
+        conv_bn_relu(1, 6, init)
             .with(MaxPool2d::new(Pool2dConfig::new(2)).unwrap())
             .with(Conv2d::new(Conv2dConfig::new(6, 8, 3).stride(2).padding(1), init).unwrap())
             .with(ReLU)

@@ -22,9 +22,7 @@ fn buffer_len(gpu: &Device) -> usize {
 
 /// The device with the lowered buffer limit, and a check that `shape` lies in chunks there.
 fn chunking_gpu(shape: &[usize]) -> Option<Device> {
-    let gpu = small_buffer_gpu()?;
-    assert!(shape.iter().product::<usize>() > buffer_len(&gpu), "{shape:?} fits one buffer");
-    Some(gpu)
+    exceeding(small_buffer_gpu(), gpu::Context::max_buffer_len, shape)
 }
 
 /// The chunks of a GPU tensor's storage: (their count, elements per chunk).

@@ -38,9 +38,7 @@ fn binding_len(gpu: &Device) -> usize {
 
 /// The device with the lowered binding limit, and a check that `shape` is split there.
 fn splitting_gpu(shape: &[usize]) -> Option<Device> {
-    let gpu = small_binding_gpu()?;
-    assert!(shape.iter().product::<usize>() > binding_len(&gpu), "{shape:?} fits one binding");
-    Some(gpu)
+    exceeding(small_binding_gpu(), gpu::Context::max_binding_len, shape)
 }
 
 #[test]

@@ -53,6 +53,16 @@ pub fn small_buffer_gpu() -> Option<Device> {
         .clone()
 }
 
+/// `gpu` (a device with a lowered limit; `None` as [`gpu`]), once checked that a tensor of
+/// `shape` exceeds the `limit` of its context there, in f32: a test of the split paths whose
+/// tensor fits would pass without reaching them.
+pub fn exceeding(gpu: Option<Device>, limit: fn(&gpu::Context) -> usize, shape: &[usize]) -> Option<Device> {
+    let gpu = gpu?;
+    let len = limit(gpu.gpu_context().expect("a GPU device"));
+    assert!(shape.iter().product::<usize>() > len, "{shape:?} fits {len} f32");
+    Some(gpu)
+}
+
 /// A GPU context of the test's own, so that its counters (launches, read-backs) are the
 /// test's alone; `None` after printing why, as [`gpu`].
 pub fn own_gpu() -> Option<Device> {
