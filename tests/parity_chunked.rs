@@ -12,8 +12,6 @@ use crate::parity_large::{self as large, X_SHAPE};
 use common::parity::*;
 use common::rng;
 use tensor::ops::conv2d::{conv2d, Conv2dParams};
-use tensor::ops::matmul::matmul;
-use tensor::ops::optim::{adam_update, AdamHyper};
 use tensor::{DType, Device, Storage, Tensor, TensorError};
 
 fn buffer_len(gpu: &Device) -> usize {
@@ -138,18 +136,28 @@ fn index_select_and_index_add_over_chunks_match_the_cpu() {
 }
 
 #[test]
-fn ops_that_bind_an_operand_whole_refuse_one_in_chunks_naming_the_limit() {
-    let Some(gpu) = chunking_gpu(&[1200, 901]) else { return };
+fn matrix_products_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&large::LINEAR_X_SHAPE) else { return };
+    large::matrix_products_match_the_cpu(&gpu);
+}
+
+#[test]
+fn optimizer_updates_over_chunks_match_the_cpu() {
+    let Some(gpu) = chunking_gpu(&large::PARAM_SHAPE) else { return };
+    large::optimizer_updates_match_the_cpu(&gpu);
+}
+
+#[test]
+fn a_convolution_weight_in_chunks_is_refused_naming_the_limit() {
+    // Weights are bound whole by every part of a convolution's batch.
+    let w_shape = [901, 1200, 1, 1];
+    let Some(gpu) = chunking_gpu(&w_shape) else { return };
     let mut r = rng();
-    let a = up(&signed(&[1200, 901], &mut r), &gpu);
-    let b = up(&signed(&[901, 7], &mut r), &gpu);
-    let refused = |e: TensorError, op: &str| {
-        assert!(matches!(e, TensorError::Limit { op: o, .. } if o == op), "{op}: {e}");
-        assert!(e.to_string().contains("max_buffer_size") && e.to_string().contains("lies in 2 buffers"), "{e}");
-    };
-    refused(matmul(&a, &b).unwrap_err(), "matmul");
-    let (mut p, mut m, mut v) = (a.clone(), a.zeros_like().unwrap(), a.zeros_like().unwrap());
-    refused(adam_update(&mut p, &a, &mut m, &mut v, &AdamHyper::default()).unwrap_err(), "adam_update");
+    let x = up(&signed(&[2, 1200, 3, 3], &mut r), &gpu);
+    let w = up(&signed(&w_shape, &mut r), &gpu);
+    let e = conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err();
+    assert!(matches!(e, TensorError::Limit { op: "conv2d", .. }), "{e}");
+    assert!(e.to_string().contains("max_buffer_size") && e.to_string().contains("lies in 2 buffers"), "{e}");
 }
 
 #[test]

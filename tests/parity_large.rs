@@ -306,39 +306,68 @@ pub(crate) fn index_ops_match_the_cpu(gpu: &Device) {
 
 #[test]
 fn matrix_products_beyond_one_binding_match_the_cpu() {
-    // 1.1 million elements of A: parts of its rows; its transpose (a weight gradient, Xᵀ·dY):
-    // parts of K, accumulated; a batch of three: parts of the batch.
-    let Some(gpu) = splitting_gpu(&[1200, 901]) else { return };
+    let Some(gpu) = splitting_gpu(&LINEAR_X_SHAPE) else { return };
+    matrix_products_match_the_cpu(&gpu);
+}
+
+/// [batch, features] of a linear layer's input: 1.1 million elements.
+pub(crate) const LINEAR_X_SHAPE: [usize; 2] = [1200, 901];
+
+/// A linear layer's three products with X of [`LINEAR_X_SHAPE`]: X·W (parts of X's rows),
+/// dY·Wᵀ (parts of the output's rows), Xᵀ·dY (the weight gradient: parts of K, accumulated);
+/// K = 0; a batch of three products larger than a binding together (parts of the batch).
+pub(crate) fn matrix_products_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&[1200, 901], &mut r);
+    let x = signed(&LINEAR_X_SHAPE, &mut r);
     let (w, dy) = (signed(&[901, 7], &mut r), signed(&[1200, 7], &mut r));
-    let xg = up(&x, &gpu);
+    let (xg, wg, dyg) = (up(&x, gpu), up(&w, gpu), up(&dy, gpu));
+    let t = |m: &Tensor| m.transpose(0, 1).unwrap();
     let cases = [
-        ("[1200, 901]·[901, 7]", x.clone(), w.clone(), xg.clone(), up(&w, &gpu)),
-        ("[1200, 901]ᵀ·[1200, 7]", x.transpose(0, 1).unwrap(), dy.clone(), xg.transpose(0, 1).unwrap(), up(&dy, &gpu)),
+        ("X·W: [1200, 901]·[901, 7]", [&x, &w], [&xg, &wg]),
+        ("dY·Wᵀ: [1200, 7]·[7, 901]", [&dy, &t(&w)], [&dyg, &t(&wg)]),
+        ("Xᵀ·dY: [901, 1200]·[1200, 7]", [&t(&x), &dy], [&t(&xg), &dyg]),
     ];
-    for (what, a, b, ag, bg) in cases {
-        let scale = matmul(&abs(&a), &abs(&b)).unwrap();
-        assert_close(what, &matmul(&ag, &bg).unwrap(), &matmul(&a, &b).unwrap(), Some(&scale));
+    for (what, [a, b], [ag, bg]) in cases {
+        let scale = matmul(&abs(a), &abs(b)).unwrap();
+        assert_close(what, &matmul(ag, bg).unwrap(), &matmul(a, b).unwrap(), Some(&scale));
     }
     // K = 0 (a narrowed view of the large buffer): sums over nothing are zeros.
-    let empty = matmul(&xg.narrow(1, 0, 0).unwrap(), &up(&Tensor::zeros(&[0, 7], DType::F32), &gpu)).unwrap();
+    let empty = matmul(&xg.narrow(1, 0, 0).unwrap(), &up(&Tensor::zeros(&[0, 7], DType::F32), gpu)).unwrap();
     assert_eq!(empty.to_vec_f32().unwrap(), vec![0.0; 1200 * 7], "[1200, 0]·[0, 7]");
-    let a = signed(&[3, 500, 400], &mut r);
-    let b = signed(&[400, 5], &mut r);
+    let a = signed(&[3, 500, 800], &mut r);
+    let b = signed(&[800, 5], &mut r);
+    let scale = matmul(&abs(&a), &abs(&b)).unwrap();
+    let got = matmul(&up(&a, gpu), &up(&b, gpu)).unwrap();
+    assert_close("[3, 500, 800]·[800, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
+}
+
+#[test]
+fn a_batch_of_products_each_larger_than_one_binding_matches_the_cpu() {
+    // Each product's A (1001 × 601 f32) is larger than a binding: parts of its rows, product
+    // by product. The second product's C starts at element 1001 · 3, which no window may
+    // start at (the offset alignment): its parts go through a scratch buffer.
+    let Some(gpu) = splitting_gpu(&[1001, 601]) else { return };
+    let mut r = rng();
+    let (a, b) = (signed(&[2, 1001, 601], &mut r), signed(&[601, 3], &mut r));
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();
     let got = matmul(&up(&a, &gpu), &up(&b, &gpu)).unwrap();
-    assert_close("[3, 500, 400]·[400, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
+    assert_close("[2, 1001, 601]·[601, 3]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
 }
 
 #[test]
 fn optimizer_updates_beyond_one_binding_match_the_cpu() {
-    // One parameter of 1,300,001 elements (a large linear layer's weight).
-    let shape = [1_300_001];
-    let Some(gpu) = splitting_gpu(&shape) else { return };
+    let Some(gpu) = splitting_gpu(&PARAM_SHAPE) else { return };
+    optimizer_updates_match_the_cpu(&gpu);
+}
+
+/// One parameter of 1,300,001 elements (a large linear layer's weight).
+pub(crate) const PARAM_SHAPE: [usize; 1] = [1_300_001];
+
+/// Adam with weight decay, then SGD with Nesterov momentum, on a parameter of [`PARAM_SHAPE`].
+pub(crate) fn optimizer_updates_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let (mut p, g) = (signed(&shape, &mut r), signed(&shape, &mut r));
-    let (mut pg, gg) = (up(&p, &gpu), up(&g, &gpu));
+    let (mut p, g) = (signed(&PARAM_SHAPE, &mut r), signed(&PARAM_SHAPE, &mut r));
+    let (mut pg, gg) = (up(&p, gpu), up(&g, gpu));
     let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
     let (mut mg, mut vg) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
     let h = AdamHyper { lr: 0.01, weight_decay: 0.05, step: 1, ..AdamHyper::default() };

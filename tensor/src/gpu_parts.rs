@@ -17,7 +17,8 @@
 //!   output's leading axis anywhere: each operand's window starts at the aligned element just
 //!   before its first read, and the view's offset makes up the difference:
 //!   [`for_each_row_part`]. Matrix products, whose views carry offsets too, cut the same way
-//!   in `ops/matmul.rs` ([`window_from`]).
+//!   in `ops/matmul.rs` ([`window_at`], [`room_at`]), their dense output bound as a
+//!   [`BoundRange`].
 //! - reductions and batch norm, whose kernels reduce over what would be cut, combine pieces
 //!   in their own files (`ops/reduce.rs`, `ops/batch_norm.rs`).
 //!
@@ -25,8 +26,9 @@
 //!
 //! A tensor larger than one buffer may be (max_buffer_size: 4 GiB on an H100) is stored in
 //! chunks of whole rows of its leading axis (`GpuStorage`; [`gpu_alloc_rows`] makes them), a
-//! power of two of rows each. Both cutters end a part where a chunk ends, so each window lies
-//! in one buffer; an op that binds operands whole refuses such a tensor, naming the limit.
+//! power of two of rows each. Every cutter ends a part where a chunk ends, so each window lies
+//! in one buffer; an operand that every part binds whole (a weight) is refused in chunks,
+//! naming the limit.
 
 use std::sync::Arc;
 
@@ -82,7 +84,7 @@ pub(crate) fn splits_into_parts(ctx: &Context, row_lens: &[usize]) -> bool {
 
 /// The window of `buf` from the aligned element at or before `first` to `first + len`, and
 /// where `first` lies in it (a view's offset, rebased).
-pub(crate) fn window_from<'b>(
+fn window_from<'b>(
     ctx: &Context,
     buf: &'b GpuBuffer,
     first: usize,
@@ -131,14 +133,29 @@ fn lcm(a: usize, b: usize) -> usize {
 }
 
 /// A GPU storage for a contiguous tensor of `shape`: one buffer when it fits one, else chunks
-/// of whole rows of its leading axis, each a power of two of rows (so that where one tensor's
-/// chunks end, a tensor with larger chunks ends a part too, and parts stay aligned). A
-/// `Limit` error when a single row is larger than one buffer may be.
+/// of whole rows of its leading axis ([`chunk_len_for`]).
 pub(crate) fn gpu_alloc_rows(ctx: &Arc<Context>, shape: &[usize], op: &'static str) -> Result<GpuStorage> {
+    let len = numel(shape);
+    let chunk_len = chunk_len_for(ctx, shape, op)?;
+    if len == chunk_len {
+        return Ok(GpuStorage::new(gpu_alloc(ctx, len, op)?, Arc::clone(ctx)));
+    }
+    let chunks = (0..len)
+        .step_by(chunk_len)
+        .map(|start| gpu_alloc(ctx, chunk_len.min(len - start), op))
+        .collect::<Result<Vec<GpuBuffer>>>()?;
+    Ok(GpuStorage::chunked(chunks, chunk_len, Arc::clone(ctx)))
+}
+
+/// Elements per chunk of a fresh contiguous tensor of `shape` on `ctx`: all of them when they
+/// fit one buffer, else a power of two of whole rows of its leading axis (so that where one
+/// tensor's chunks end, a tensor with larger chunks ends a part too, and parts stay aligned).
+/// A `Limit` error when a single row is larger than one buffer may be.
+pub(crate) fn chunk_len_for(ctx: &Context, shape: &[usize], op: &'static str) -> Result<usize> {
     let len = numel(shape);
     let max_len = ctx.max_buffer_len();
     if len <= max_len {
-        return Ok(GpuStorage::new(gpu_alloc(ctx, len, op)?, Arc::clone(ctx)));
+        return Ok(len);
     }
     let row = len / shape[0];
     if row > max_len {
@@ -150,13 +167,7 @@ pub(crate) fn gpu_alloc_rows(ctx: &Arc<Context>, shape: &[usize], op: &'static s
             ),
         });
     }
-    let rows_per_chunk = 1usize << (max_len / row).ilog2();
-    let chunk_len = rows_per_chunk * row;
-    let chunks = (0..len)
-        .step_by(chunk_len)
-        .map(|start| gpu_alloc(ctx, chunk_len.min(len - start), op))
-        .collect::<Result<Vec<GpuBuffer>>>()?;
-    Ok(GpuStorage::chunked(chunks, chunk_len, Arc::clone(ctx)))
+    Ok((1usize << (max_len / row).ilog2()) * row)
 }
 
 /// A GPU launch of `op` over `rows` independent rows (the batch, or N·C planes): makes the
@@ -232,7 +243,7 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
         let row_lens: Vec<usize> = cut.iter().map(|&(_, r)| r).collect();
         let all_rows = cut.iter().all(|&(s, r)| s.single_buffer().is_some() && r * rows <= max_len);
         // As many rows as fit one binding, rounded so that every cut starts aligned; when not
-        // even one aligned group fits, as many as fit, unaligned cuts staged (`PartOperand`).
+        // even one aligned group fits, as many as fit, unaligned cuts staged (`BoundRange`).
         let aligned = all_rows.then_some(rows).or_else(|| rows_per_part(&row_lens, max_len, ctx.window_alignment()));
         let fit = row_lens.iter().map(|&r| max_len / r.max(1)).min().unwrap_or(rows);
         let part = aligned.unwrap_or(fit);
@@ -261,16 +272,16 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
                 .iter()
                 .zip(inputs)
                 .zip(&in_lens)
-                .map(|((s, (_, cut)), &len)| s.map(|s| PartOperand::new(&ctx, s, *cut, len, at, true)).transpose())
+                .map(|((s, (_, cut)), &len)| s.map(|s| part_operand(&ctx, s, *cut, len, at, true)).transpose())
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
             let outs = out_stores
                 .iter()
                 .zip(&outputs)
-                .map(|(s, (shape, cut))| PartOperand::new(&ctx, s, *cut, numel(shape), at, false))
+                .map(|(s, (shape, cut))| part_operand(&ctx, s, *cut, numel(shape), at, false))
                 .collect::<gpu::Result<Vec<_>>>()
                 .map_err(gpu_err(op))?;
-            let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_ref().map(PartOperand::bound)).collect();
+            let in_refs: Vec<Option<&GpuBuffer>> = ins.iter().map(|w| w.as_ref().map(BoundRange::bound)).collect();
             let mode = if start == 0 { Output::Overwrite } else { Output::Accumulate };
             let part = Part { first: start, rows: n, mode };
             launch(&ctx, part, &in_refs, std::array::from_fn(|i| outs[i].bound())).map_err(gpu_err(op))?;
@@ -284,54 +295,61 @@ pub(crate) fn run_gpu_in_parts<const N: usize>(
     Ok(std::array::from_fn(|_| tensors.next().expect("one storage per output shape")))
 }
 
-/// What one part of [`run_gpu_in_parts`] binds of an operand: a window of it, or, where the
-/// part's rows start at an element no binding may start at (when not even one aligned group
-/// of rows fits a binding), a scratch buffer holding them, copied in for an input and back
-/// out for an output (copies may start at any element).
-enum PartOperand<'s> {
+/// What one part of [`run_gpu_in_parts`] binds of an operand: rows `first..first + n` of a
+/// `Rows` operand of `len` elements over `rows` rows; all of any other. An `input`'s rows,
+/// when staged, are copied in.
+fn part_operand<'s>(
+    ctx: &Context,
+    s: &'s GpuStorage,
+    cut: Cut,
+    len: usize,
+    [first, n, rows]: [usize; 3],
+    input: bool,
+) -> gpu::Result<BoundRange<'s>> {
+    if cut != Cut::Rows {
+        return ctx.window(s.locate(0).0, 0, len).map(BoundRange::Window);
+    }
+    let r = len / rows.max(1);
+    BoundRange::new(ctx, s, first * r, n * r, input)
+}
+
+/// A dense range of a storage's elements, lying in one chunk, as one kernel binding: a
+/// window of the chunk, or, where the range starts at an element no binding may start at
+/// (the offset alignment), a scratch buffer holding it, copied in when the kernel reads it
+/// and back out when it writes it (copies may start at any element).
+pub(crate) enum BoundRange<'s> {
     Window(BufferWindow<'s>),
     Staged { scratch: GpuBuffer, chunk: &'s GpuBuffer, start: usize },
 }
 
-impl<'s> PartOperand<'s> {
-    /// Rows `first..first + n` of a `Rows` operand of `len` elements over `rows` rows; all of
-    /// any other. An `input`'s staged rows are copied into its scratch buffer.
-    fn new(
-        ctx: &Context,
-        s: &'s GpuStorage,
-        cut: Cut,
-        len: usize,
-        [first, n, rows]: [usize; 3],
-        input: bool,
-    ) -> gpu::Result<Self> {
-        if cut != Cut::Rows {
-            return ctx.window(s.locate(0).0, 0, len).map(PartOperand::Window);
-        }
-        let r = len / rows.max(1);
-        let (chunk, start) = s.locate(first * r);
+impl<'s> BoundRange<'s> {
+    /// Elements `first..first + len` of `s`; `copy_in` fills a scratch buffer with them.
+    pub(crate) fn new(ctx: &Context, s: &'s GpuStorage, first: usize, len: usize, copy_in: bool) -> gpu::Result<Self> {
+        let (chunk, start) = s.locate(first);
         if start.is_multiple_of(ctx.window_alignment()) {
-            return ctx.window(chunk, start, n * r).map(PartOperand::Window);
+            return ctx.window(chunk, start, len).map(BoundRange::Window);
         }
-        let scratch = ctx.alloc(n * r)?;
-        if input {
-            ctx.copy_range(chunk, start, &scratch, 0, n * r)?;
+        let scratch = ctx.alloc(len)?;
+        if copy_in {
+            ctx.copy_range(chunk, start, &scratch, 0, len)?;
         }
-        Ok(PartOperand::Staged { scratch, chunk, start })
+        Ok(BoundRange::Staged { scratch, chunk, start })
     }
 
     /// The buffer the kernel binds.
-    fn bound(&self) -> &GpuBuffer {
+    pub(crate) fn bound(&self) -> &GpuBuffer {
         match self {
-            PartOperand::Window(w) => w,
-            PartOperand::Staged { scratch, .. } => scratch,
+            BoundRange::Window(w) => w,
+            BoundRange::Staged { scratch, .. } => scratch,
         }
     }
 
-    /// For a staged output: its rows copied from the scratch buffer into place.
-    fn write_back(&self, ctx: &Context) -> gpu::Result<()> {
+    /// For a staged range the kernel wrote: its elements copied from the scratch buffer into
+    /// place.
+    pub(crate) fn write_back(&self, ctx: &Context) -> gpu::Result<()> {
         match self {
-            PartOperand::Window(_) => Ok(()),
-            PartOperand::Staged { scratch, chunk, start } => ctx.copy_range(scratch, 0, chunk, *start, scratch.len()),
+            BoundRange::Window(_) => Ok(()),
+            BoundRange::Staged { scratch, chunk, start } => ctx.copy_range(scratch, 0, chunk, *start, scratch.len()),
         }
     }
 }

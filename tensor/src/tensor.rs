@@ -15,7 +15,7 @@ use crate::cpu;
 use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
-use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, Cut, StorageView};
+use crate::gpu_parts::{chunk_len_for, for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, Cut, StorageView};
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};
@@ -328,6 +328,20 @@ impl Tensor {
         let (src, dst) = (self.gpu_view(op)?, StorageView::dense(&out, shape));
         for_each_row_part(ctx, op, &[src], &dst, shape, |ctx, src, dst, shape| copy_strided(ctx, &src[0], dst, shape))?;
         Ok(Tensor::from_gpu_storage(out, shape))
+    }
+
+    /// `self` laid out as a fresh GPU tensor of its shape is: dense, exactly its elements, in
+    /// the chunks [`gpu_alloc_rows`] makes (a copy when it lies otherwise: a view, or a tensor
+    /// reshaped from one chunked along another axis). Tensors of one shape so laid out pair
+    /// up chunk by chunk.
+    pub(crate) fn gpu_dense_as_allocated(&self, op: &'static str) -> Result<Tensor> {
+        let t = self.gpu_dense(op)?;
+        let s = t.gpu_storage(op)?;
+        if s.len() == t.numel() && s.chunk_len() == chunk_len_for(s.context(), t.shape(), op)? {
+            Ok(t)
+        } else {
+            t.gpu_copy(op)
+        }
     }
 
     /// Makes `self` the sole owner of a dense buffer holding exactly its elements, copying

@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use gpu::kernels::matmul::{matmul as gpu_matmul, MatView, MatmulArgs};
+use gpu::{Context, GpuBuffer};
 
 use crate::cpu::gemm::{gemm_batched, MatBatch, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
-use crate::gpu_parts::{gcd, window_from};
+use crate::gpu_parts::{gcd, gpu_alloc_rows, room_at, window_at, BoundRange};
 use crate::profile::{self, OpFamily};
-use crate::storage::Storage;
-use crate::tensor::{gpu_alloc, Tensor};
+use crate::storage::{GpuStorage, Storage};
+use crate::tensor::Tensor;
 
 /// The sizes of one matmul after validation: `batch` is `None` when both operands are 2-D.
 #[derive(Clone, Copy, Debug)]
@@ -99,129 +100,185 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     const OP: &str = "matmul";
     let Dims { batch, m, k, n } = dims;
-    let batch_len = batch.unwrap_or(1);
     let ctx = Arc::clone(a.gpu_storage(OP)?.context());
-    fn view(t: &Tensor) -> Result<MatView<'_>> {
+    let (a, b) = (StoredMat::of(a)?, StoredMat::of(b)?);
+    let out_shape = dims.out_shape();
+    let c = gpu_alloc_rows(&ctx, &out_shape, OP)?;
+    // The buffer of a storage bound whole, when it can be.
+    fn whole(s: &GpuStorage, max_len: usize) -> Option<&GpuBuffer> {
+        s.single_buffer().filter(|buf| buf.len() <= max_len)
+    }
+    let (sizes, max_len) = ([batch.unwrap_or(1), m, k, n], ctx.max_binding_len());
+    match [whole(a.storage, max_len), whole(b.storage, max_len), whole(&c, max_len)] {
+        [Some(a_buf), Some(b_buf), Some(c_buf)] => {
+            let [batch, m, k, n] = sizes;
+            let args = MatmulArgs { a: a.on(a_buf, 0), b: b.on(b_buf, 0), c: c_buf, batch, m, n, k, accumulate: false };
+            gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
+        }
+        _ => matmul_in_parts(&ctx, a, b, &c, sizes)?,
+    }
+    Ok(Tensor::from_gpu_storage(c, &out_shape))
+}
+
+/// A matmul operand on the GPU: strided matrices over a storage that may lie in chunks.
+#[derive(Clone, Copy, Debug)]
+struct StoredMat<'s> {
+    storage: &'s GpuStorage,
+    /// Element index of [0, 0, 0].
+    offset: usize,
+    /// Step between matrices (0 for a 2-D operand, shared by the batch).
+    batch_stride: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'s> StoredMat<'s> {
+    fn of(t: &'s Tensor) -> Result<Self> {
         let (l, r) = (t.layout(), t.rank());
-        Ok(MatView {
-            buf: t.gpu_storage(OP)?.buffer(OP)?,
+        Ok(StoredMat {
+            storage: t.gpu_storage("matmul")?,
             offset: l.offset,
             batch_stride: if r == 3 { l.strides[0] } else { 0 },
             row_stride: l.strides[r - 2],
             col_stride: l.strides[r - 1],
         })
     }
-    let c = gpu_alloc(&ctx, batch_len * m * n, OP)?;
-    let args = MatmulArgs { a: view(a)?, b: view(b)?, c: &c, batch: batch_len, m, n, k, accumulate: false };
-    let max_len = ctx.max_binding_len();
-    if [args.a.buf.len(), args.b.buf.len(), c.len()].iter().all(|&len| len <= max_len) {
-        gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
-    } else {
-        matmul_in_parts(&ctx, &args)?;
+
+    /// The same matrices in `buf`, where element `first` of the storage lies at `at`: the
+    /// view the kernel takes.
+    fn on<'b>(&self, buf: &'b GpuBuffer, at: usize) -> MatView<'b> {
+        let StoredMat { offset, batch_stride, row_stride, col_stride, .. } = *self;
+        MatView { buf, offset: offset + at, batch_stride, row_stride, col_stride }
     }
-    Ok(Tensor::from_gpu(c, ctx, &dims.out_shape()))
+
+    /// Element index of matrix `b`'s [row, col].
+    fn at(&self, b: usize, row: usize, col: usize) -> usize {
+        self.offset + b * self.batch_stride + row * self.row_stride + col * self.col_stride
+    }
+
+    /// Elements spanned from [0, 0] of one matrix by a [rows, cols] block (rows, cols ≥ 1).
+    fn block(&self, rows: usize, cols: usize) -> usize {
+        (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+    }
+
+    /// The most steps of `stride` (at most `upto`) from element `first` whose span, one
+    /// `block` beyond the last step, lies in one window: in one chunk and one binding.
+    fn steps_in_one_window(&self, ctx: &Context, first: usize, stride: usize, block: usize, upto: usize) -> usize {
+        let room = room_at(ctx, self.storage, first);
+        match room.checked_sub(block) {
+            None => 0,
+            Some(_) if stride == 0 => upto,
+            Some(left) => (left / stride + 1).min(upto),
+        }
+    }
 }
 
-/// A GPU matmul with an operand larger than one binding: parts of the batch; when one
-/// product does not fit, parts of each product's rows; when one row of A does not either,
-/// parts of K added into C. Each part binds windows of A and B covering what it reads (its
-/// views rebased on them) and of C (dense, so its cuts are rounded to the device's offset
-/// alignment).
-fn matmul_in_parts(ctx: &gpu::Context, args: &MatmulArgs) -> Result<()> {
+/// A GPU matmul with an operand larger than one binding or lying in chunks (larger than one
+/// buffer): parts of the batch; where one product does not fit one window, parts of its
+/// rows; where B's matrix does not either, parts of K, added into C (Xᵀ·dY, a weight
+/// gradient, whose rows each span most of X). Each part binds windows of A and B covering
+/// what it reads (their views rebased on them), each inside one chunk, and its dense range of
+/// C (`BoundRange`: staged where no window may start). Counts of C's rows are rounded to the
+/// offset alignment's step when that leaves any, so that windows of C rarely need staging.
+/// `sizes`: [batch, m, k, n].
+fn matmul_in_parts(ctx: &Context, a: StoredMat, b: StoredMat, c: &GpuStorage, sizes: [usize; 4]) -> Result<()> {
     const OP: &str = "matmul";
-    let MatmulArgs { a, b, c, batch, m, n, k, .. } = *args;
+    let [batch, m, k, n] = sizes;
     if batch * m * n == 0 {
         return Ok(());
     }
     if k == 0 {
         // Sums over nothing (a narrowed view of a large buffer can get here).
-        return ctx.clear(c).map_err(gpu_err(OP));
+        return c.chunks().iter().try_for_each(|chunk| ctx.clear(chunk)).map_err(gpu_err(OP));
     }
-    let (max_len, align) = (ctx.max_binding_len(), ctx.window_alignment());
-    // Elements a view spans over `count` steps of `stride` plus one [rows, cols] block.
-    let span = |v: &MatView, count: usize, stride: usize, rows: usize, cols: usize| {
-        (count - 1) * stride + (rows - 1) * v.row_stride + (cols - 1) * v.col_stride + 1
-    };
-    // The most steps of `stride` (at most `upto`) over a [rows, cols] block whose span fits one
-    // binding with room for an aligned window start; 0 when not even one does.
-    let most = |v: &MatView, stride: usize, rows: usize, cols: usize, upto: usize| {
-        let room = max_len.saturating_sub(span(v, 1, stride, rows, cols) + align);
-        if span(v, 1, stride, rows, cols) + align > max_len {
-            0
+    let c_mat = StoredMat { storage: c, offset: 0, batch_stride: m * n, row_stride: n, col_stride: 1 };
+    let align = ctx.window_alignment();
+    let aligned = |count: usize, elems_per: usize| {
+        let step = align / gcd(elems_per, align);
+        if count >= step {
+            count / step * step
         } else {
-            room.checked_div(stride).map_or(upto, |more| (more + 1).min(upto))
+            count
         }
     };
-    let c_view = MatView::row_major(c, m, n);
-    let aligned =
-        |count: usize, elems_per: usize| count / (align / gcd(elems_per, align)) * (align / gcd(elems_per, align));
-    // Parts of the batch: whole products.
-    let per_batch = [most(&a, a.batch_stride, m, k, batch), most(&b, b.batch_stride, k, n, batch)];
-    let batches = aligned(per_batch[0].min(per_batch[1]).min(most(&c_view, m * n, m, n, batch)), m * n);
-    // One part: `count` products of `rows` × `kk`·`kk` × n from the given first elements,
-    // added to C when `accumulate` (a part of K after the first).
-    let launch =
-        |[a_first, a_span]: [usize; 2], [b_first, b_span]: [usize; 2], c_at: usize, part: [usize; 3], accumulate| {
-            let [count, rows, kk] = part;
-            let (wa, oa) = window_from(ctx, a.buf, a_first, a_span)?;
-            let (wb, ob) = window_from(ctx, b.buf, b_first, b_span)?;
-            let wc = ctx.window(c, c_at, count * rows * n)?;
-            let part = MatmulArgs {
-                a: MatView { buf: &wa, offset: oa, ..a },
-                b: MatView { buf: &wb, offset: ob, ..b },
-                c: &wc,
-                batch: count,
-                m: rows,
-                n,
-                k: kk,
-                accumulate,
-            };
-            gpu_matmul(ctx, &part)
+    // One part: products `b0..b0 + nb`, rows `m0..m0 + nm` of each, K `k0..k0 + nk`, added to
+    // C when `accumulate` (a part of K after the first). C's range is dense: nb = 1 or nm = m.
+    let launch = |[b0, nb]: [usize; 2], [m0, nm]: [usize; 2], [k0, nk]: [usize; 2], accumulate: bool| {
+        let (a_first, b_first) = (a.at(b0, m0, k0), b.at(b0, k0, 0));
+        let a_span = (nb - 1) * a.batch_stride + a.block(nm, nk);
+        let b_span = (nb - 1) * b.batch_stride + b.block(nk, n);
+        let (wa, at_a) = window_at(ctx, a.storage, a_first, a_span)?;
+        let (wb, at_b) = window_at(ctx, b.storage, b_first, b_span)?;
+        let out = BoundRange::new(ctx, c, (b0 * m + m0) * n, nb * nm * n, accumulate)?;
+        let part = MatmulArgs {
+            a: StoredMat { offset: 0, ..a }.on(&wa, at_a),
+            b: StoredMat { offset: 0, ..b }.on(&wb, at_b),
+            c: out.bound(),
+            batch: nb,
+            m: nm,
+            n,
+            k: nk,
+            accumulate,
         };
-    if batches > 0 {
-        for b0 in (0..batch).step_by(batches) {
-            let nb = batches.min(batch - b0);
-            let (a_first, b_first) = (a.offset + b0 * a.batch_stride, b.offset + b0 * b.batch_stride);
-            let (a_span, b_span) = (span(&a, nb, a.batch_stride, m, k), span(&b, nb, b.batch_stride, k, n));
-            launch([a_first, a_span], [b_first, b_span], b0 * m * n, [nb, m, k], false).map_err(gpu_err(OP))?;
+        gpu_matmul(ctx, &part)?;
+        out.write_back(ctx)
+    };
+    let mut b0 = 0;
+    while b0 < batch {
+        let left = batch - b0;
+        let whole_products = [
+            a.steps_in_one_window(ctx, a.at(b0, 0, 0), a.batch_stride, a.block(m, k), left),
+            b.steps_in_one_window(ctx, b.at(b0, 0, 0), b.batch_stride, b.block(k, n), left),
+            c_mat.steps_in_one_window(ctx, c_mat.at(b0, 0, 0), m * n, m * n, left),
+        ];
+        let nb = aligned(whole_products.into_iter().fold(left, usize::min), m * n);
+        if nb > 0 {
+            launch([b0, nb], [0, m], [0, k], false).map_err(gpu_err(OP))?;
+            b0 += nb;
+            continue;
         }
-        return Ok(());
-    }
-    // Parts of each product's rows, B's matrix whole.
-    let rows = aligned(most(&a, a.row_stride, 1, k, m).min(most(&c_view, n, 1, n, m)), n);
-    if rows > 0 && span(&b, 1, 0, k, n) + align <= max_len {
-        for b0 in 0..batch {
-            for m0 in (0..m).step_by(rows) {
-                let nm = rows.min(m - m0);
-                let a_first = a.offset + b0 * a.batch_stride + m0 * a.row_stride;
-                let b_first = b.offset + b0 * b.batch_stride;
-                let (a_span, b_span) = (span(&a, 1, 0, nm, k), span(&b, 1, 0, k, n));
-                let c_at = (b0 * m + m0) * n;
-                launch([a_first, a_span], [b_first, b_span], c_at, [1, nm, k], false).map_err(gpu_err(OP))?;
+        // Product b0 in parts of its rows, B's matrix whole where it fits one window.
+        let b_whole = b.steps_in_one_window(ctx, b.at(b0, 0, 0), 0, b.block(k, n), 1) == 1;
+        let mut m0 = 0;
+        while m0 < m {
+            let c_rows = aligned(c_mat.steps_in_one_window(ctx, c_mat.at(b0, m0, 0), n, n, m - m0), n);
+            let a_rows = if b_whole {
+                a.steps_in_one_window(ctx, a.at(b0, m0, 0), a.row_stride, a.block(1, k), m - m0)
+            } else {
+                0
+            };
+            let nm = aligned(c_rows.min(a_rows), n);
+            if nm > 0 {
+                launch([b0, 1], [m0, nm], [0, k], false).map_err(gpu_err(OP))?;
+                m0 += nm;
+                continue;
             }
+            // Rows of C that fit one window, in parts of K added up.
+            let nm = c_rows;
+            let mut k0 = 0;
+            while k0 < k && nm > 0 {
+                let nk = a
+                    .steps_in_one_window(ctx, a.at(b0, m0, k0), a.col_stride, a.block(nm, 1), k - k0)
+                    .min(b.steps_in_one_window(ctx, b.at(b0, k0, 0), b.row_stride, b.block(1, n), k - k0));
+                if nk == 0 {
+                    break;
+                }
+                launch([b0, 1], [m0, nm], [k0, nk], k0 > 0).map_err(gpu_err(OP))?;
+                k0 += nk;
+            }
+            if k0 < k {
+                return Err(TensorError::Limit {
+                    op: OP,
+                    msg: format!(
+                        "[{m}, {k}]·[{k}, {n}] cannot be split into parts that each fit one GPU binding of {} f32 \
+                         (max_storage_buffer_binding_size) within one buffer",
+                        ctx.max_binding_len()
+                    ),
+                });
+            }
+            m0 += nm;
         }
-        return Ok(());
-    }
-    // Parts of K (a transposed operand whose rows each span most of it: Xᵀ·dY), each
-    // product's C whole and accumulated.
-    let ks = most(&a.t(), a.col_stride, 1, m, k).min(most(&b, b.row_stride, 1, n, k));
-    if ks == 0 || m * n + align > max_len {
-        return Err(TensorError::Limit {
-            op: OP,
-            msg: format!(
-                "[{m}, {k}]·[{k}, {n}] cannot be split into parts that fit one GPU binding of {max_len} f32 \
-                 (max_storage_buffer_binding_size)"
-            ),
-        });
-    }
-    for b0 in 0..batch {
-        for k0 in (0..k).step_by(ks) {
-            let nk = ks.min(k - k0);
-            let a_first = a.offset + b0 * a.batch_stride + k0 * a.col_stride;
-            let b_first = b.offset + b0 * b.batch_stride + k0 * b.row_stride;
-            let (a_span, b_span) = (span(&a, 1, 0, m, nk), span(&b, 1, 0, nk, n));
-            launch([a_first, a_span], [b_first, b_span], b0 * m * n, [1, m, nk], k0 > 0).map_err(gpu_err(OP))?;
-        }
+        b0 += 1;
     }
     Ok(())
 }

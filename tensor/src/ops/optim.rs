@@ -2,7 +2,8 @@
 //! Each checks that the parameter, its gradient and its state buffers agree in shape, dtype
 //! and device, then runs ONE fused kernel per parameter: `cpu::optim` on the CPU, the
 //! in-place `adam.wgsl` kernels on the GPU (on the parameter's own buffer, copied first only
-//! when another tensor shares it, as on the CPU).
+//! when another tensor shares it, as on the CPU; once per buffer for a parameter larger than
+//! one buffer may be, which lies in several).
 //!
 //! The `_unless_flagged` forms take a one-element flag ([`crate::ops::reduce::non_finite_flag`])
 //! and change nothing when it is nonzero. On the GPU the kernel reads the flag, so a training
@@ -13,6 +14,8 @@ use std::sync::Arc;
 use gpu::kernels::adam::{
     adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamConfig, AdamState, SgdConfig,
 };
+
+use gpu::GpuBuffer;
 
 use crate::cpu::optim as kernel;
 pub use crate::cpu::optim::{AdamHyper, SgdHyper};
@@ -127,12 +130,12 @@ fn adam_update_gpu(
     flag: Option<&Tensor>,
 ) -> Result<()> {
     const OP: &str = "adam_update";
-    let g = grad.gpu_dense(OP)?;
     let ctx = Arc::clone(param.gpu_storage(OP)?.context());
+    let g = grad.gpu_dense_as_allocated(OP)?;
     // Sole ownership of dense buffers first (m and v often start as one shared zero tensor).
-    param.gpu_storage_mut(OP)?;
-    m.gpu_storage_mut(OP)?;
-    v.gpu_storage_mut(OP)?;
+    for t in [&mut *param, &mut *m, &mut *v] {
+        in_place_as_allocated(t, OP)?;
+    }
     let cfg = AdamConfig {
         lr: h.lr as f32,
         beta1: h.beta1 as f32,
@@ -142,13 +145,32 @@ fn adam_update_gpu(
         decoupled: h.decoupled_weight_decay,
         step: h.step,
     };
-    let state =
-        AdamState { param: param.gpu_buffer(OP)?, grad: g.gpu_buffer(OP)?, m: m.gpu_buffer(OP)?, v: v.gpu_buffer(OP)? };
-    match flag {
-        None => adam_step(&ctx, &cfg, &state),
-        Some(flag) => adam_step_unless_flagged(&ctx, &cfg, &state, flag.gpu_dense(OP)?.gpu_buffer(OP)?),
+    let flag = flag.map(|f| f.gpu_dense(OP)).transpose()?;
+    let flag = flag.as_ref().map(|f| f.gpu_buffer(OP)).transpose()?;
+    let (gs, ms, vs) = (chunks(&g, OP)?, chunks(m, OP)?, chunks(v, OP)?);
+    for (i, param) in chunks(param, OP)?.iter().enumerate() {
+        let state = AdamState { param, grad: &gs[i], m: &ms[i], v: &vs[i] };
+        match flag {
+            None => adam_step(&ctx, &cfg, &state),
+            Some(flag) => adam_step_unless_flagged(&ctx, &cfg, &state, flag),
+        }
+        .map_err(gpu_err(OP))?;
     }
-    .map_err(gpu_err(OP))
+    Ok(())
+}
+
+/// Makes an in-place operand the sole owner of dense buffers laid out as a fresh tensor of its
+/// shape is, so that operands of one shape pair up chunk by chunk (a tensor larger than one
+/// buffer lies in several).
+fn in_place_as_allocated(t: &mut Tensor, op: &'static str) -> Result<()> {
+    t.gpu_storage_mut(op)?;
+    *t = t.gpu_dense_as_allocated(op)?;
+    Ok(())
+}
+
+/// The buffers of a GPU tensor, in order.
+fn chunks<'t>(t: &'t Tensor, op: &'static str) -> Result<&'t [GpuBuffer]> {
+    Ok(t.gpu_storage(op)?.chunks())
 }
 
 /// One SGD step, in place. `momentum_buffer` must be given (shaped like `param`) when
@@ -217,12 +239,12 @@ fn sgd_update_gpu(
     flag: Option<&Tensor>,
 ) -> Result<()> {
     const OP: &str = "sgd_update";
-    let g = grad.gpu_dense(OP)?;
     let ctx = Arc::clone(param.gpu_storage(OP)?.context());
-    param.gpu_storage_mut(OP)?;
+    let g = grad.gpu_dense_as_allocated(OP)?;
+    in_place_as_allocated(param, OP)?;
     let buf = match momentum_buffer {
         Some(b) => {
-            b.gpu_storage_mut(OP)?;
+            in_place_as_allocated(b, OP)?;
             Some(&*b)
         }
         None => None,
@@ -235,13 +257,19 @@ fn sgd_update_gpu(
         nesterov: h.nesterov,
         first_step: h.first_step,
     };
-    let buf = buf.map(|b| b.gpu_buffer(OP)).transpose()?;
-    let (param, g) = (param.gpu_buffer(OP)?, g.gpu_buffer(OP)?);
-    match flag {
-        None => sgd_step(&ctx, &cfg, param, g, buf),
-        Some(flag) => sgd_step_unless_flagged(&ctx, &cfg, param, g, buf, flag.gpu_dense(OP)?.gpu_buffer(OP)?),
+    let flag = flag.map(|f| f.gpu_dense(OP)).transpose()?;
+    let flag = flag.as_ref().map(|f| f.gpu_buffer(OP)).transpose()?;
+    let bufs = buf.map(|b| chunks(b, OP)).transpose()?;
+    let gs = chunks(&g, OP)?;
+    for (i, param) in chunks(param, OP)?.iter().enumerate() {
+        let (grad, buf) = (&gs[i], bufs.map(|b| &b[i]));
+        match flag {
+            None => sgd_step(&ctx, &cfg, param, grad, buf),
+            Some(flag) => sgd_step_unless_flagged(&ctx, &cfg, param, grad, buf, flag),
+        }
+        .map_err(gpu_err(OP))?;
     }
-    .map_err(gpu_err(OP))
+    Ok(())
 }
 
 #[cfg(test)]
