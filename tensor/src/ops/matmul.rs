@@ -112,7 +112,7 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     match [whole(a.storage, max_len), whole(b.storage, max_len), whole(&c, max_len)] {
         [Some(a_buf), Some(b_buf), Some(c_buf)] => {
             let [batch, m, k, n] = sizes;
-            let args = MatmulArgs { a: a.on(a_buf, 0), b: b.on(b_buf, 0), c: c_buf, batch, m, n, k, accumulate: false };
+            let args = MatmulArgs { a: a.on(a_buf), b: b.on(b_buf), c: c_buf, batch, m, n, k, accumulate: false };
             gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
         }
         _ => matmul_in_parts(&ctx, a, b, &c, sizes)?,
@@ -144,11 +144,10 @@ impl<'s> StoredMat<'s> {
         })
     }
 
-    /// The same matrices in `buf`, where element `first` of the storage lies at `at`: the
-    /// view the kernel takes.
-    fn on<'b>(&self, buf: &'b GpuBuffer, at: usize) -> MatView<'b> {
+    /// The same matrices, read from `buf`: the view the kernel takes.
+    fn on<'b>(&self, buf: &'b GpuBuffer) -> MatView<'b> {
         let StoredMat { offset, batch_stride, row_stride, col_stride, .. } = *self;
-        MatView { buf, offset: offset + at, batch_stride, row_stride, col_stride }
+        MatView { buf, offset, batch_stride, row_stride, col_stride }
     }
 
     /// Element index of matrix `b`'s [row, col].
@@ -211,8 +210,8 @@ fn matmul_in_parts(ctx: &Context, a: StoredMat, b: StoredMat, c: &GpuStorage, si
         let (wb, at_b) = window_at(ctx, b.storage, b_first, b_span)?;
         let out = BoundRange::new(ctx, c, (b0 * m + m0) * n, nb * nm * n, accumulate)?;
         let part = MatmulArgs {
-            a: StoredMat { offset: 0, ..a }.on(&wa, at_a),
-            b: StoredMat { offset: 0, ..b }.on(&wb, at_b),
+            a: StoredMat { offset: at_a, ..a }.on(&wa),
+            b: StoredMat { offset: at_b, ..b }.on(&wb),
             c: out.bound(),
             batch: nb,
             m: nm,
