@@ -12,6 +12,7 @@ use crate::parity_large::{self as large, X_SHAPE};
 use common::parity::*;
 use common::rng;
 use tensor::ops::conv2d::{conv2d, Conv2dParams};
+use tensor::ops::optim::{adam_update, sgd_update, AdamHyper, SgdHyper};
 use tensor::{DType, Device, Storage, Tensor, TensorError};
 
 fn buffer_len(gpu: &Device) -> usize {
@@ -145,6 +146,29 @@ fn matrix_products_over_chunks_match_the_cpu() {
 fn optimizer_updates_over_chunks_match_the_cpu() {
     let Some(gpu) = chunking_gpu(&large::PARAM_SHAPE) else { return };
     large::optimizer_updates_match_the_cpu(&gpu);
+}
+
+#[test]
+fn an_update_whose_gradient_lies_in_other_chunks_than_its_parameter_matches_the_cpu() {
+    // A [901, 1200] tensor reshaped to the parameter's [1200, 901] keeps its chunks of 512 rows
+    // of 1,200, where the parameter's hold 1,024 rows of 901: the update pairs them chunk by
+    // chunk only once the gradient is laid out as the parameter is.
+    let shape = [1200, 901];
+    let Some(gpu) = chunking_gpu(&shape) else { return };
+    let mut r = rng();
+    let (mut p, g) = (signed(&shape, &mut r), signed(&[901, 1200], &mut r).reshape(&shape).unwrap());
+    let (mut pg, gg) = (up(&p, &gpu), up(&g.reshape(&[901, 1200]).unwrap(), &gpu).reshape(&shape).unwrap());
+    assert_ne!(chunks_of(&gg), chunks_of(&pg), "the gradient's chunks are the parameter's");
+    let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
+    let (mut mg, mut vg) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
+    let h = AdamHyper { lr: 0.01, step: 1, ..AdamHyper::default() };
+    adam_update(&mut p, &g, &mut m, &mut v, &h).unwrap();
+    adam_update(&mut pg, &gg, &mut mg, &mut vg, &h).unwrap();
+    assert_close("adam: param", &pg, &p, None);
+    let h = SgdHyper { lr: 0.05, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, first_step: true };
+    sgd_update(&mut p, &g, None, &h).unwrap();
+    sgd_update(&mut pg, &gg, None, &h).unwrap();
+    assert_close("sgd: param", &pg, &p, None);
 }
 
 #[test]

@@ -330,14 +330,19 @@ impl Tensor {
         Ok(Tensor::from_gpu_storage(out, shape))
     }
 
-    /// `self` laid out as a fresh GPU tensor of its shape is: dense, exactly its elements, in
-    /// the chunks [`gpu_alloc_rows`] makes (a copy when it lies otherwise: a view, or a tensor
-    /// reshaped from one chunked along another axis). Tensors of one shape so laid out pair
-    /// up chunk by chunk.
+    /// `self` laid out as a fresh GPU tensor of its shape is: dense from the start of one
+    /// buffer when it fits one, else in exactly the chunks [`gpu_alloc_rows`] makes (a copy
+    /// when it lies otherwise: a strided view, or a tensor reshaped from one chunked along
+    /// another axis). Tensors of one shape so laid out pair up buffer by buffer.
     pub(crate) fn gpu_dense_as_allocated(&self, op: &'static str) -> Result<Tensor> {
         let t = self.gpu_dense(op)?;
         let s = t.gpu_storage(op)?;
-        if s.len() == t.numel() && s.chunk_len() == chunk_len_for(s.context(), t.shape(), op)? {
+        let chunk_len = chunk_len_for(s.context(), t.shape(), op)?;
+        let as_allocated = match s.single_buffer() {
+            Some(_) => chunk_len == t.numel(),
+            None => s.len() == t.numel() && s.chunk_len() == chunk_len,
+        };
+        if as_allocated {
             Ok(t)
         } else {
             t.gpu_copy(op)
