@@ -286,6 +286,11 @@ fn dense_vae_on(device: &Device) -> (Vae, Adam, LossSetup) {
     (model, opt, setup)
 }
 
+/// A batch for [`dense_vae_on`]'s model: two 4×4 squares, on `device`.
+fn dense_batch_on(device: &Device) -> Tensor {
+    squares(2, 4, 4, &mut Rng::new(3)).to_device(device).unwrap()
+}
+
 /// Every parameter's values, in order.
 fn values(m: &Vae) -> Vec<Vec<f32>> {
     m.parameters().iter().map(|p| p.value().to_vec_f32().unwrap()).collect()
@@ -295,7 +300,7 @@ fn values(m: &Vae) -> Vec<Vec<f32>> {
 fn a_gpu_training_step_waits_for_the_device_once() {
     let Some(gpu) = own_gpu() else { return };
     let (model, mut opt, setup) = dense_vae_on(&gpu);
-    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    let x = dense_batch_on(&gpu);
     let ctx = gpu.gpu_context().unwrap();
     let mut noise = Rng::new(4);
     for step in 1..=3 {
@@ -320,7 +325,7 @@ fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
     assert_eq!(values(&model), before, "a vetoed step changed a parameter");
     assert!(opt.state_tensors().is_empty(), "a vetoed first step left optimizer state");
     // The optimizer is settled: the next good step runs.
-    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    let x = dense_batch_on(&gpu);
     train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 2)).unwrap();
     assert_ne!(values(&model), before);
 }
@@ -329,7 +334,7 @@ fn a_nan_loss_on_the_gpu_changes_no_parameter_and_is_reported() {
 fn a_step_beyond_the_gpu_memory_limit_fails_as_out_of_memory_and_changes_no_parameter() {
     let Some(gpu) = own_gpu() else { return };
     let (model, mut opt, setup) = dense_vae_on(&gpu);
-    let x = squares(2, 4, 4, &mut Rng::new(3)).to_device(&gpu).unwrap();
+    let x = dense_batch_on(&gpu);
     let ctx = gpu.gpu_context().unwrap();
     train_step(&model, &mut opt, &x, &setup, &mut Rng::new(1), (1, 1)).unwrap();
     // No idle buffer to reuse and no room for a new one: the next step's first buffer fails.

@@ -114,6 +114,24 @@ pub(crate) fn room_at(ctx: &Context, storage: &GpuStorage, first: usize) -> usiz
     (chunk.len() - local).min(ctx.max_binding_len().saturating_sub(local % ctx.window_alignment()))
 }
 
+/// The most steps of `stride` elements (at most `upto`) from element `first` of `storage` whose
+/// span, a `block` of elements from the last step on, lies in one window ([`room_at`]): 0 when
+/// not even the first block does.
+pub(crate) fn steps_in_one_window(
+    ctx: &Context,
+    storage: &GpuStorage,
+    first: usize,
+    stride: usize,
+    block: usize,
+    upto: usize,
+) -> usize {
+    match room_at(ctx, storage, first).checked_sub(block) {
+        None => 0,
+        Some(_) if stride == 0 => upto,
+        Some(left) => (left / stride + 1).min(upto),
+    }
+}
+
 /// Whether the chunks of `storage` (holding `len` elements over `rows` rows) each hold whole
 /// rows, as cutting it along its rows needs; one buffer always does.
 fn holds_whole_rows(storage: &GpuStorage, len: usize, rows: usize) -> bool {
@@ -430,12 +448,8 @@ fn launch_in_parts(
 ) -> Result<()> {
     // The rows from `start` a view holds in one window.
     let rows_in_one_window = |v: &StorageView, start: usize| {
-        let room = room_at(ctx, v.storage, v.offset + start * v.strides[0]);
-        match room.checked_sub(v.row_span(shape) + 1) {
-            None => 0,
-            Some(_) if v.strides[0] == 0 => usize::MAX,
-            Some(left) => left / v.strides[0] + 1,
-        }
+        let first = v.offset + start * v.strides[0];
+        steps_in_one_window(ctx, v.storage, first, v.strides[0], v.row_span(shape) + 1, usize::MAX)
     };
     let mut start = 0;
     while start < shape[0] {

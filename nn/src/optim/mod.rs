@@ -290,7 +290,7 @@ pub(crate) fn packed_whole(tensors: &[Tensor]) -> Option<Tensor> {
 /// in-place update must not change.
 pub(crate) fn packed_state(state: &mut [&mut Tensor], runs: &[PackedRun]) -> Result<Vec<Tensor>> {
     let shared = state.iter().any(|t| t.storage_is_shared());
-    if shared || packed_whole(&state.iter().map(|t| (**t).clone()).collect::<Vec<_>>()).is_none() {
+    if shared || tensor::ops::packed::packed_whole(&state.iter().map(|t| &**t).collect::<Vec<_>>()).is_none() {
         let packed = tensor::ops::packed::pack(&state.iter().map(|t| &**t).collect::<Vec<_>>())?;
         for (t, p) in state.iter_mut().zip(packed) {
             **t = p;
@@ -300,7 +300,10 @@ pub(crate) fn packed_state(state: &mut [&mut Tensor], runs: &[PackedRun]) -> Res
         .map(|run| {
             let tensors: Vec<&Tensor> = state[run.range.clone()].iter().map(|t| &**t).collect();
             tensor::ops::packed::packed_span(&tensors).ok_or_else(|| {
-                Error::Tensor(tensor::TensorError::Invalid { op: "pack", msg: "a fresh pack is not whole".into() })
+                Error::Tensor(tensor::TensorError::Invalid {
+                    op: "pack",
+                    msg: "a run of a fresh pack is not one span".into(),
+                })
             })
         })
         .collect()

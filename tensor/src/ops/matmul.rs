@@ -11,7 +11,7 @@ use crate::cpu::gemm::{gemm_batched, MatBatch, MatRef};
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
-use crate::gpu_parts::{gcd, gpu_alloc_rows, room_at, window_at, BoundRange};
+use crate::gpu_parts::{gcd, gpu_alloc_rows, steps_in_one_window, window_at, BoundRange};
 use crate::profile::{self, OpFamily};
 use crate::storage::{GpuStorage, Storage};
 use crate::tensor::Tensor;
@@ -160,15 +160,9 @@ impl<'s> StoredMat<'s> {
         (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
     }
 
-    /// The most steps of `stride` (at most `upto`) from element `first` whose span, one
-    /// `block` beyond the last step, lies in one window: in one chunk and one binding.
+    /// [`steps_in_one_window`] over this operand's storage.
     fn steps_in_one_window(&self, ctx: &Context, first: usize, stride: usize, block: usize, upto: usize) -> usize {
-        let room = room_at(ctx, self.storage, first);
-        match room.checked_sub(block) {
-            None => 0,
-            Some(_) if stride == 0 => upto,
-            Some(left) => (left / stride + 1).min(upto),
-        }
+        steps_in_one_window(ctx, self.storage, first, stride, block, upto)
     }
 }
 
