@@ -13,6 +13,7 @@ mod nn_common;
 
 mod docs_paths;
 mod e2e_gpu;
+mod e2e_reference;
 mod e2e_train;
 mod grad_batch_norm;
 mod grad_conv2d;

@@ -28,7 +28,7 @@ fn chunking_gpu(shape: &[usize]) -> Option<Device> {
 fn chunks_of(t: &Tensor) -> (usize, usize) {
     match t.storage() {
         Storage::Gpu(g) => (g.chunks().len(), g.chunk_len()),
-        Storage::Cpu(_) => panic!("expected a GPU tensor"),
+        Storage::Cpu(_) | Storage::Reference(_) => panic!("expected a GPU tensor"),
     }
 }
 

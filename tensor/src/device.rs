@@ -1,5 +1,10 @@
-//! Devices a tensor can live on, and how a user's choice (`auto`, `cpu`, `gpu`) becomes one.
-//! Every op runs on the device of its operands; mixing devices is an error that names the op.
+//! Devices a tensor can live on, and how a user's choice (`auto`, `cpu`, `gpu`, `reference`)
+//! becomes one. Every op runs on the device of its operands; mixing devices is an error that
+//! names the op.
+//!
+//! Three devices, one API: `Reference` runs every op as its definition in `crate::reference`
+//! (plain loops, one thread, f64 arithmetic: the oracle, and the place to step through an op in
+//! a debugger); `Cpu` runs the fast CPU kernels of `crate::cpu`; `Gpu` the WGSL kernels.
 //!
 //! The GPU is one process-wide wgpu context, created on first use (a `OnceLock`), so every
 //! tensor moved "to the GPU" lands on the same device and ops can combine them. Two
@@ -18,6 +23,9 @@ use crate::error::{Result, TensorError};
 pub enum Device {
     /// CPU memory, rayon kernels (f32 and f64).
     Cpu,
+    /// CPU memory, the reference tier's plain loops: one thread, every value computed in f64
+    /// and stored as the tensor's dtype. Slow and obviously right.
+    Reference,
     /// A GPU buffer of one wgpu context, WGSL kernels (f32 only).
     Gpu(GpuDevice),
 }
@@ -54,7 +62,7 @@ impl fmt::Debug for GpuDevice {
     }
 }
 
-/// What the user asked for (`--device auto|cpu|gpu`).
+/// What the user asked for (`--device auto|cpu|gpu|reference`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DevicePreference {
     /// A hardware GPU (discrete, integrated or virtual) if wgpu finds one with compute
@@ -66,6 +74,8 @@ pub enum DevicePreference {
     Cpu,
     /// Any GPU adapter, software ones (lavapipe, WARP) included; none is an error.
     Gpu,
+    /// The reference tier (plain loops, one thread): every op by its definition.
+    Reference,
 }
 
 impl FromStr for DevicePreference {
@@ -76,9 +86,10 @@ impl FromStr for DevicePreference {
             "auto" => Ok(DevicePreference::Auto),
             "cpu" => Ok(DevicePreference::Cpu),
             "gpu" => Ok(DevicePreference::Gpu),
+            "reference" => Ok(DevicePreference::Reference),
             _ => Err(TensorError::Invalid {
                 op: "device",
-                msg: format!("'{s}' is not a device choice (expected auto, cpu or gpu)"),
+                msg: format!("'{s}' is not a device choice (expected auto, cpu, gpu or reference)"),
             }),
         }
     }
@@ -90,6 +101,7 @@ impl fmt::Display for DevicePreference {
             DevicePreference::Auto => "auto",
             DevicePreference::Cpu => "cpu",
             DevicePreference::Gpu => "gpu",
+            DevicePreference::Reference => "reference",
         })
     }
 }
@@ -120,6 +132,7 @@ impl Device {
     pub fn from_preference(pref: DevicePreference) -> Result<Device> {
         match pref {
             DevicePreference::Cpu => Ok(Device::Cpu),
+            DevicePreference::Reference => Ok(Device::Reference),
             DevicePreference::Gpu => Device::gpu(),
             DevicePreference::Auto => {
                 // Enumerating is cheap; opening a device on a software adapter only to reject
@@ -138,10 +151,11 @@ impl Device {
         Device::Gpu(GpuDevice { ctx })
     }
 
-    /// Short name for error messages: `cpu` or `gpu:<adapter>`.
+    /// Short name for error messages: `cpu`, `reference` or `gpu:<adapter>`.
     pub fn name(&self) -> String {
         match self {
             Device::Cpu => "cpu".to_string(),
+            Device::Reference => "reference".to_string(),
             Device::Gpu(g) => format!("gpu:{}", g.info().name),
         }
     }
@@ -151,6 +165,7 @@ impl Device {
     pub fn describe(&self) -> String {
         match self {
             Device::Cpu => format!("cpu (rayon, {} threads)", rayon::current_num_threads()),
+            Device::Reference => "reference (plain loops, one thread, f64 arithmetic)".to_string(),
             Device::Gpu(g) => format!("gpu: {}", g.info()),
         }
     }
@@ -165,10 +180,15 @@ impl Device {
         matches!(self, Device::Gpu(_))
     }
 
+    /// True for [`Device::Reference`].
+    pub fn is_reference(&self) -> bool {
+        matches!(self, Device::Reference)
+    }
+
     /// The GPU context of a GPU device.
     pub fn gpu_context(&self) -> Option<&Arc<Context>> {
         match self {
-            Device::Cpu => None,
+            Device::Cpu | Device::Reference => None,
             Device::Gpu(g) => Some(g.context()),
         }
     }
@@ -208,5 +228,6 @@ mod tests {
         assert_eq!("gpu".parse::<DevicePreference>().unwrap(), DevicePreference::Gpu);
         assert!("cuda".parse::<DevicePreference>().is_err());
         assert_eq!(Device::from_preference(DevicePreference::Cpu).unwrap(), Device::Cpu);
+        assert_eq!(Device::from_preference("reference".parse().unwrap()).unwrap(), Device::Reference);
     }
 }

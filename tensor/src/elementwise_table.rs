@@ -119,6 +119,10 @@ pub struct UnaryDef {
     pub backward_f32: UnaryBackwardKernel<f32>,
     /// See `backward_f32`.
     pub backward_f64: UnaryBackwardKernel<f64>,
+    /// The formula at one point, in f64: what the reference device maps over a tensor.
+    pub reference: fn(f64, f64, f64) -> f64,
+    /// The backward formula at one point (g, saved, α, β), in f64, for the reference device.
+    pub reference_backward: fn(f64, f64, f64, f64) -> f64,
 }
 
 /// The row fields a new op writes by hand; [`UnaryDef::new`] adds the kernels.
@@ -155,6 +159,8 @@ impl UnaryDef {
             forward_f64: unary_kernel::<f64, F>,
             backward_f32: unary_backward_kernel::<f32, F>,
             backward_f64: unary_backward_kernel::<f64, F>,
+            reference: F::forward::<f64>,
+            reference_backward: F::backward::<f64>,
         }
     }
 
@@ -187,6 +193,8 @@ pub struct BinaryDef {
     pub strided_f32: BinaryStridedKernel<f32>,
     /// See `strided_f32`.
     pub strided_f64: BinaryStridedKernel<f64>,
+    /// The formula at one point, in f64: what the reference device maps over two tensors.
+    pub reference: fn(f64, f64) -> f64,
 }
 
 impl BinaryDef {
@@ -201,6 +209,7 @@ impl BinaryDef {
             dense_f64: binary_kernel::<f64, F>,
             strided_f32: binary_strided_kernel::<f32, F>,
             strided_f64: binary_strided_kernel::<f64, F>,
+            reference: F::apply::<f64>,
         }
     }
 

@@ -249,7 +249,7 @@ pub fn scope(family: OpFamily, name: &'static str, operand: &Tensor) -> Scope {
     }
     let gpu = match operand.storage() {
         Storage::Gpu(g) => Some(Arc::clone(g.context())),
-        Storage::Cpu(_) => None,
+        Storage::Cpu(_) | Storage::Reference(_) => None,
     };
     // Work queued by earlier, unprofiled code must not be billed to this op.
     let gpu = gpu.map(|ctx| {

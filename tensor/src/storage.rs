@@ -1,5 +1,6 @@
 //! Where a tensor's elements physically live: CPU memory (f32 or f64 vectors) or a GPU
-//! buffer (f32 only). A `Tensor` is a shared `Storage` plus a `Layout` view of it.
+//! buffer (f32 only). A `Tensor` is a shared `Storage` plus a `Layout` view of it. A tensor
+//! on the reference device lives in CPU memory too; its variant says which kernels run on it.
 
 use std::sync::Arc;
 
@@ -126,8 +127,10 @@ impl std::fmt::Debug for GpuStorage {
 /// copy is a device command, see `Tensor::contiguous_copy`); tensors share it through an `Arc`.
 #[derive(Debug)]
 pub enum Storage {
-    /// In CPU memory.
+    /// In CPU memory, for the fast CPU kernels.
     Cpu(CpuStorage),
+    /// In CPU memory, for the reference tier's plain loops (`crate::reference`).
+    Reference(CpuStorage),
     /// In a GPU buffer (f32).
     Gpu(GpuStorage),
 }
@@ -136,7 +139,7 @@ impl Storage {
     /// The element type (always F32 on the GPU).
     pub fn dtype(&self) -> DType {
         match self {
-            Storage::Cpu(s) => s.dtype(),
+            Storage::Cpu(s) | Storage::Reference(s) => s.dtype(),
             Storage::Gpu(_) => DType::F32,
         }
     }
@@ -144,7 +147,7 @@ impl Storage {
     /// Number of elements held (a view may use fewer).
     pub fn len(&self) -> usize {
         match self {
-            Storage::Cpu(s) => s.len(),
+            Storage::Cpu(s) | Storage::Reference(s) => s.len(),
             Storage::Gpu(s) => s.len(),
         }
     }

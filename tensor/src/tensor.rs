@@ -13,6 +13,7 @@ use gpu::{Context, GpuBuffer};
 
 use crate::cpu;
 use crate::device::Device;
+use crate::reference;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::{chunk_len_for, for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, Cut, StorageView};
@@ -50,6 +51,12 @@ impl Tensor {
     /// Builds a contiguous CPU tensor from a generic kernel's output.
     pub(crate) fn from_kernel<T: Float>(data: Vec<T>, shape: &[usize]) -> Tensor {
         Tensor::from_cpu(T::into_storage(data), shape)
+    }
+
+    /// A contiguous tensor of `shape` on the reference device over `storage`.
+    pub(crate) fn from_reference_storage(storage: CpuStorage, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(storage.len(), numel(shape));
+        Tensor { storage: Arc::new(Storage::Reference(storage)), layout: Layout::contiguous(shape) }
     }
 
     /// A contiguous GPU tensor of `shape` over `buffer` (which holds at least numel elements).
@@ -94,6 +101,7 @@ impl Tensor {
         const OP: &str = "full";
         match device {
             Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
+            Device::Reference => Ok(reference::tensor(vec![value; numel(shape)], shape, dtype)),
             Device::Gpu(g) => {
                 check_gpu_dtype(OP, dtype)?;
                 let ctx = g.context();
@@ -197,6 +205,7 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Reference(_) => Device::Reference,
             Storage::Gpu(s) => Device::from_context(Arc::clone(s.context())),
         }
     }
@@ -262,7 +271,17 @@ impl Tensor {
             (Storage::Gpu(_), Device::Cpu) => Ok(Tensor::from_kernel(self.read_back(OP)?, self.shape())),
             // Another GPU context: through the host (wgpu cannot copy between devices).
             (Storage::Gpu(_), Device::Gpu(_)) => self.to_cpu()?.to_device(device),
-            (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
+            (Storage::Cpu(_), Device::Cpu) | (Storage::Reference(_), Device::Reference) => Ok(self.clone()),
+            // Both in host memory: the view's elements, copied as they are.
+            (Storage::Cpu(_) | Storage::Gpu(_), Device::Reference) => {
+                let t = self.to_cpu()?.contiguous_copy()?;
+                let Storage::Cpu(s) = &*t.storage else { unreachable!("a CPU tensor's copy is on the CPU") };
+                Ok(Tensor::from_reference_storage(s.clone(), self.shape()))
+            }
+            (Storage::Reference(s), Device::Cpu | Device::Gpu(_)) => {
+                let cpu = Tensor { storage: Arc::new(Storage::Cpu(s.clone())), layout: self.layout.clone() };
+                cpu.contiguous()?.to_device(device)
+            }
         }
     }
 
@@ -290,7 +309,10 @@ impl Tensor {
     pub(crate) fn gpu_storage(&self, op: &'static str) -> Result<&GpuStorage> {
         match &*self.storage {
             Storage::Gpu(s) => Ok(s),
-            Storage::Cpu(_) => Err(TensorError::Device { op, msg: "expected a GPU tensor, got a CPU one".into() }),
+            Storage::Cpu(_) | Storage::Reference(_) => Err(TensorError::Device {
+                op,
+                msg: format!("expected a GPU tensor, got one on {}", self.device().name()),
+            }),
         }
     }
 
@@ -363,7 +385,7 @@ impl Tensor {
 
     // ---------------------------------------------------------------- CPU data access
 
-    /// The elements of a contiguous CPU tensor of element type `T`, as a slice.
+    /// The elements of a contiguous CPU (or reference-device) tensor of element type `T`, as a slice.
     /// Kernels call this after `contiguous()`; any other case is a caller bug reported as an
     /// error, and so is a GPU tensor (read it with `to_vec` or move it with `to_cpu`).
     pub fn cpu_slice<T: Float>(&self) -> Result<&[T]> {
@@ -387,8 +409,8 @@ impl Tensor {
             *self = self.contiguous_copy()?;
         }
         let n = self.numel();
-        let Some(Storage::Cpu(s)) = Arc::get_mut(&mut self.storage) else {
-            unreachable!("a fresh contiguous copy of a CPU tensor is an unshared CPU storage");
+        let Some(Storage::Cpu(s) | Storage::Reference(s)) = Arc::get_mut(&mut self.storage) else {
+            unreachable!("a fresh contiguous copy of a tensor in host memory is an unshared host storage");
         };
         let got = s.dtype();
         match T::slice_mut(s) {
@@ -399,7 +421,7 @@ impl Tensor {
 
     fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
         match &*self.storage {
-            Storage::Cpu(s) => Ok(s),
+            Storage::Cpu(s) | Storage::Reference(s) => Ok(s),
             Storage::Gpu(_) => Err(TensorError::Device {
                 op,
                 msg: format!(
@@ -441,7 +463,7 @@ impl Tensor {
         let mut on_gpu: Vec<(usize, Tensor)> = Vec::new();
         for (i, t) in tensors.iter().enumerate() {
             match t.storage() {
-                Storage::Cpu(_) => out[i] = Some(t.to_vec_f64()?),
+                Storage::Cpu(_) | Storage::Reference(_) => out[i] = Some(t.to_vec_f64()?),
                 Storage::Gpu(s) if t.is_contiguous() && t.layout.offset == 0 && s.len() == t.numel() => {
                     on_gpu.push((i, (*t).clone()))
                 }
@@ -484,6 +506,9 @@ impl Tensor {
         if self.is_gpu() {
             return self.to_cpu()?.to_dtype(dtype);
         }
+        if self.device().is_reference() {
+            return Ok(reference::tensor(reference::values(self)?, self.shape(), dtype));
+        }
         fn cast<S: Float, D: Float>(t: &Tensor) -> Result<Tensor> {
             let s = t.cpu_slice::<S>()?;
             Ok(Tensor::from_kernel(s.iter().map(|&x| D::from_f64(x.to_f64())).collect(), t.shape()))
@@ -520,6 +545,7 @@ impl Tensor {
             Storage::Cpu(CpuStorage::F64(v)) => {
                 Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))
             }
+            Storage::Reference(s) => Ok(reference::tensor(reference::values(self)?, self.shape(), s.dtype())),
             Storage::Gpu(_) => self.gpu_copy("contiguous"),
         }
     }

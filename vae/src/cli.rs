@@ -74,7 +74,9 @@ pub struct ExploreCli {
 /// runs a model on a chosen device (`train`, `explore`).
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct DeviceArgs {
-    /// Device (auto: a hardware GPU if there is one, else the CPU).
+    /// Device (auto: a hardware GPU if there is one, else the CPU; reference: every op as its
+    /// plain definition, one thread, f64 arithmetic: slow, and the place to step through a
+    /// step in a debugger).
     #[arg(long, default_value = "auto", value_parser = device_parser())]
     pub device: DevicePreference,
     /// CPU threads (0: all cores).
@@ -91,7 +93,7 @@ impl DeviceArgs {
 }
 
 fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {
-    PossibleValuesParser::new(["auto", "cpu", "gpu"]).try_map(|s| s.parse::<DevicePreference>())
+    PossibleValuesParser::new(["auto", "cpu", "gpu", "reference"]).try_map(|s| s.parse::<DevicePreference>())
 }
 
 /// Evaluate a trained VAE: reconstructions, samples, traversals, interpolations, feature

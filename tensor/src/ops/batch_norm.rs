@@ -14,6 +14,7 @@ use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result};
 use crate::ops::conv2d::channel_sums;
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::{run_gpu, Tensor};
 
@@ -82,6 +83,14 @@ pub fn batch_norm_update_running(
             };
             Ok((both(running_mean, mean)?, both(running_var, var_unbiased)?))
         }
+        Storage::Reference(_) => {
+            let dtype = running_mean.dtype();
+            let both = |r, b| -> Result<Tensor> {
+                let new = reference::batch_norm::update_running(&reference::values(r)?, &reference::values(b)?, momentum);
+                Ok(reference::tensor(new, &[c], dtype))
+            };
+            Ok((both(running_mean, mean)?, both(running_var, var_unbiased)?))
+        }
         Storage::Gpu(_) => {
             let inputs = all.map(Some);
             let [new_mean, new_var] = run_gpu(OP, &inputs, [&[c], &[c]], |ctx, i, [new_mean, new_var]| {
@@ -138,6 +147,21 @@ fn opt_slice<T: Float>(t: &Option<Tensor>) -> Result<Option<&[T]>> {
     t.as_ref().map(|t| t.cpu_slice::<T>()).transpose()
 }
 
+/// The values of an optional affine parameter (γ or β), `absent` per channel without one.
+fn affine_values(t: Option<&Tensor>, absent: f64, d: BatchNormGeometry) -> Result<Vec<f64>> {
+    Ok(reference::values_of(t)?.unwrap_or_else(|| vec![absent; d.c]))
+}
+
+/// The reference arm's (dx, dγ, dβ) as tensors on the reference device, in x's dtype.
+fn reference_grads((dx, dgamma, dbeta): (Vec<f64>, Vec<f64>, Vec<f64>), x: &Tensor) -> BatchNormGrads {
+    let c = dgamma.len();
+    BatchNormGrads {
+        dx: reference::tensor(dx, x.shape(), x.dtype()),
+        dgamma: reference::tensor(dgamma, &[c], x.dtype()),
+        dbeta: reference::tensor(dbeta, &[c], x.dtype()),
+    }
+}
+
 fn vec_c<T: Float>(v: Vec<T>) -> Result<Tensor> {
     let c = v.len();
     Tensor::from_vec(v, &[c])
@@ -172,6 +196,19 @@ pub fn batch_norm_train(
                 DType::F32 => batch_norm_train_typed::<f32>(&x, d, &gamma, &beta, eps),
                 DType::F64 => batch_norm_train_typed::<f64>(&x, d, &gamma, &beta, eps),
             }
+        }
+        Storage::Reference(_) => {
+            let (gamma, beta) = (affine_values(gamma.as_ref(), 1.0, d)?, affine_values(beta.as_ref(), 0.0, d)?);
+            let (y, stats) = reference::batch_norm::train_forward(&reference::values(x)?, d, &gamma, &beta, eps);
+            let per_channel = |k: fn(&(f64, f64, f64)) -> f64| {
+                reference::tensor(stats.iter().map(k).collect(), &[d.c], x.dtype())
+            };
+            Ok(BatchNormTrainOutput {
+                y: reference::tensor(y, x.shape(), x.dtype()),
+                mean: per_channel(|s| s.0),
+                inv_std: per_channel(|s| s.1),
+                var_unbiased: per_channel(|s| s.2),
+            })
         }
         Storage::Gpu(_) if beyond_one_binding(OP, x)? => train_in_parts(OP, x, d, &gamma, &beta, eps),
         Storage::Gpu(_) => {
@@ -233,6 +270,12 @@ pub fn batch_norm_train_backward(
                 DType::F32 => batch_norm_train_backward_typed::<f32>(&gy, &x, d, &mean, &inv_std, &gamma),
                 DType::F64 => batch_norm_train_backward_typed::<f64>(&gy, &x, d, &mean, &inv_std, &gamma),
             }
+        }
+        Storage::Reference(_) => {
+            let (dy, xv, gamma) = (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
+            let stats = [&reference::values(&mean)?[..], &reference::values(&inv_std)?[..]];
+            let grads = reference::batch_norm::train_backward(&dy, &xv, d, &gamma, stats);
+            Ok(reference_grads(grads, x))
         }
         Storage::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&mean, &inv_std], gamma.as_ref(), None),
     }
@@ -324,6 +367,12 @@ pub fn batch_norm_eval(
                 DType::F64 => batch_norm_eval_typed::<f64>(&x, d, &rm, &rv, &gamma, &beta, eps),
             }
         }
+        Storage::Reference(_) => {
+            let (gamma, beta) = (affine_values(gamma.as_ref(), 1.0, d)?, affine_values(beta.as_ref(), 0.0, d)?);
+            let (rm, rv) = (reference::values(&rm)?, reference::values(&rv)?);
+            let y = reference::batch_norm::eval_forward(&reference::values(x)?, d, &rm, &rv, &gamma, &beta, eps);
+            Ok(reference::tensor(y, x.shape(), x.dtype()))
+        }
         Storage::Gpu(_) if beyond_one_binding(OP, x)? => {
             let inv_std = rv.add_scalar(eps)?.sqrt()?.recip()?;
             let centered = as_planes(x, d)?.sub(&per_plane(&rm, d)?)?;
@@ -394,6 +443,12 @@ pub fn batch_norm_eval_backward(
                 DType::F32 => batch_norm_eval_backward_typed::<f32>(&gy, &x, d, &rm, &rv, &gamma, eps),
                 DType::F64 => batch_norm_eval_backward_typed::<f64>(&gy, &x, d, &rm, &rv, &gamma, eps),
             }
+        }
+        Storage::Reference(_) => {
+            let (dy, xv, gamma) = (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
+            let stats = [&reference::values(&rm)?[..], &reference::values(&rv)?[..]];
+            let grads = reference::batch_norm::eval_backward(&dy, &xv, d, stats, &gamma, eps);
+            Ok(reference_grads(grads, x))
         }
         Storage::Gpu(_) => backward_gpu(OP, d, grad_y, x, [&rm, &rv], gamma.as_ref(), Some(eps)),
     }

@@ -19,6 +19,7 @@ use crate::gpu_parts::{
     for_each_row_part, gpu_alloc_rows, room_at, run_gpu_in_parts, splits_into_parts, window_at, Cut, StorageView,
 };
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::shape::{normalize_axis, numel};
 use crate::storage::{GpuStorage, Storage};
 use crate::tensor::Tensor;
@@ -61,6 +62,12 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
                 DType::F32 => run::<f32>(&ts, a, &out_shape),
                 DType::F64 => run::<f64>(&ts, a, &out_shape),
             }
+        }
+        Storage::Reference(_) => {
+            let values: Vec<Vec<f64>> = tensors.iter().map(|t| reference::values(t)).collect::<Result<_>>()?;
+            let parts: Vec<(&[f64], usize)> = values.iter().zip(tensors).map(|(v, t)| (&v[..], t.shape()[a])).collect();
+            let out = reference::concat::cat(&parts, numel(&out_shape[..a]), numel(&out_shape[a + 1..]));
+            Ok(reference::tensor(out, &out_shape, first.dtype()))
         }
         Storage::Gpu(_) => cat_gpu(tensors, a, &out_shape),
     }
@@ -122,6 +129,11 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
                 DType::F64 => run::<f64>(&x, a, indices, &out_shape),
             }
         }
+        Storage::Reference(_) => {
+            let dims = [numel(&x.shape()[..a]), x.shape()[a], numel(&x.shape()[a + 1..])];
+            let out = reference::concat::index_select(&reference::values(x)?, dims, indices);
+            Ok(reference::tensor(out, &out_shape, x.dtype()))
+        }
         Storage::Gpu(s) => {
             const OP: &str = "index_select";
             let idx = s.context().upload_u32(&to_u32(OP, indices)?).map_err(gpu_err(OP))?;
@@ -156,6 +168,11 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
                 DType::F32 => run::<f32>(&src, a, indices, shape),
                 DType::F64 => run::<f64>(&src, a, indices, shape),
             }
+        }
+        Storage::Reference(_) => {
+            let dims = [numel(&shape[..a]), shape[a], numel(&shape[a + 1..])];
+            let out = reference::concat::index_add_zeros(&reference::values(src)?, dims, indices);
+            Ok(reference::tensor(out, shape, src.dtype()))
         }
         Storage::Gpu(s) => {
             const OP: &str = "index_add";

@@ -14,6 +14,7 @@ use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -140,6 +141,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
                 DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
             }
         }
+        Storage::Reference(_) => {
+            let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
+            Ok(reference::tensor(reference::conv::conv2d(&x, &w, bias.as_deref(), &g), &shape, dtype))
+        }
         Storage::Gpu(_) => {
             let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
             let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
@@ -187,6 +192,10 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
                 )),
             }
         }
+        Storage::Reference(_) => {
+            let dx = reference::conv::conv2d_backward_data(&reference::values(grad_y)?, &reference::values(w)?, &g);
+            Ok(reference::tensor(dx, &shape, dtype))
+        }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
             let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
@@ -219,6 +228,10 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
                     weight_shape,
                 )),
             }
+        }
+        Storage::Reference(_) => {
+            let dw = reference::conv::conv2d_backward_weight(&reference::values(grad_y)?, &reference::values(x)?, &g);
+            Ok(reference::tensor(dw, weight_shape, dtype))
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
@@ -256,6 +269,10 @@ pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> 
                     Ok(Tensor::from_kernel(kernel::conv2d_backward_bias(gy.cpu_slice::<f64>()?, dims), &[c_out]))
                 }
             }
+        }
+        Storage::Reference(_) => {
+            let db = reference::conv::bias_grad(&reference::values(grad_y)?, dims);
+            Ok(reference::tensor(db, &[c_out], grad_y.dtype()))
         }
         Storage::Gpu(_) => {
             let [db] = run_gpu_in_parts(

@@ -13,6 +13,7 @@ use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
 use crate::ops::conv2d::{bias_slice, check_bias, check_params, pair};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -135,6 +136,10 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
                 DType::F64 => conv_transpose2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
             }
         }
+        Storage::Reference(_) => {
+            let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
+            Ok(reference::tensor(reference::conv::conv_transpose2d(&x, &w, bias.as_deref(), &g), &shape, dtype))
+        }
         Storage::Gpu(_) => {
             let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
             let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
@@ -210,6 +215,10 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
                 )),
             }
         }
+        Storage::Reference(_) => {
+            let dx = reference::conv::conv_transpose2d_backward_data(&reference::values(grad_y)?, &reference::values(w)?, &g);
+            Ok(reference::tensor(dx, &shape, dtype))
+        }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
             let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
@@ -247,6 +256,10 @@ pub fn conv_transpose2d_backward_weight(
                     weight_shape,
                 )),
             }
+        }
+        Storage::Reference(_) => {
+            let dw = reference::conv::conv_transpose2d_backward_weight(&reference::values(grad_y)?, &reference::values(x)?, &g);
+            Ok(reference::tensor(dw, weight_shape, dtype))
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];

@@ -18,6 +18,7 @@ use crate::error::{shape_err, Result, TensorError};
 use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
 use crate::ops::checks::same_dtype;
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::shape::broadcast_shapes;
 use crate::storage::{CpuStorage, Storage};
 use crate::tensor::Tensor;
@@ -52,6 +53,10 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
                 DType::F64 => Tensor::from_kernel((op.def.forward_f64)(x.cpu_slice()?, op.alpha, op.beta), x.shape()),
             })
         }
+        Storage::Reference(_) => {
+            let y = reference::values(x)?.into_iter().map(|x| (op.def.reference)(x, op.alpha, op.beta)).collect();
+            Ok(reference::tensor(y, x.shape(), x.dtype()))
+        }
         Storage::Gpu(_) => map_gpu("unary op", &[x], x.shape(), |ctx, views, out, shape| {
             gpu_shader().unary(ctx, gpu_code(op), &views[0], out, shape)
         }),
@@ -84,6 +89,11 @@ pub fn unary_backward(g: &Tensor, saved: &Tensor, op: UnaryOp) -> Result<Tensor>
                     Tensor::from_kernel((op.def.backward_f64)(g.cpu_slice()?, s.cpu_slice()?, a, b), g.shape())
                 }
             })
+        }
+        Storage::Reference(_) => {
+            let (gv, sv) = (reference::values(g)?, reference::values(saved)?);
+            let dx = gv.iter().zip(sv).map(|(&g, s)| (op.def.reference_backward)(g, s, op.alpha, op.beta)).collect();
+            Ok(reference::tensor(dx, g.shape(), g.dtype()))
         }
         Storage::Gpu(_) => map_gpu(name, &[g, saved], g.shape(), |ctx, v, out, shape| {
             gpu_shader().unary_backward(ctx, gpu_code(op), &v[0], &v[1], out, shape)
@@ -153,6 +163,10 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
                 }
             })
         }
+        (Storage::Reference(_), _) => {
+            let (av, bv) = (reference::values(&a.broadcast_to(&shape)?)?, reference::values(&b.broadcast_to(&shape)?)?);
+            Ok(reference::tensor(av.iter().zip(bv).map(|(&a, b)| (op.reference)(a, b)).collect(), &shape, dtype))
+        }
         _ => map_gpu(name, &[a, b], &shape, |ctx, v, out, shape| {
             gpu_shader().binary(ctx, op.code(), &v[0], &v[1], out, shape)
         }),
@@ -181,6 +195,11 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             DType::F32 => run::<f32>(cond, a, b, &shape),
             DType::F64 => run::<f64>(cond, a, b, &shape),
         },
+        Storage::Reference(_) => {
+            let [c, a, b] = [cond, a, b].map(|t| t.broadcast_to(&shape).and_then(|t| reference::values(&t)));
+            let out = c?.iter().zip(a?).zip(b?).map(|((&c, a), b)| if c != 0.0 { a } else { b }).collect();
+            Ok(reference::tensor(out, &shape, dtype))
+        }
         Storage::Gpu(_) => map_gpu(name, &[cond, a, b], &shape, |ctx, v, out, shape| {
             gpu_kernel::where_select(ctx, &v[0], &v[1], &v[2], out, shape)
         }),

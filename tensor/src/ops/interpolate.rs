@@ -10,8 +10,14 @@ use crate::dtype::DType;
 use crate::error::{invalid, shape_err, Result};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
+
+/// Whether the reference definition interpolates (bilinear) or copies (nearest).
+fn bilinear(mode: Mode) -> bool {
+    matches!(mode, Mode::Bilinear)
+}
 
 /// A kernel taking (data, planes, H, W, scale).
 type UpsampleKernel<T> = fn(&[T], usize, usize, usize, usize) -> Vec<T>;
@@ -40,6 +46,10 @@ fn upsample(
                 DType::F32 => Tensor::from_vec(f32_kernel(x.cpu_slice::<f32>()?, n * c, h, w, scale), &shape),
                 DType::F64 => Tensor::from_vec(f64_kernel(x.cpu_slice::<f64>()?, n * c, h, w, scale), &shape),
             }
+        }
+        Storage::Reference(_) => {
+            let y = reference::interpolate::upsample(&reference::values(x)?, n * c, [h, w], [scale; 2], bilinear(mode));
+            Ok(reference::tensor(y, &shape, x.dtype()))
         }
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };
@@ -87,6 +97,11 @@ fn upsample_backward(
                 DType::F32 => Tensor::from_vec(f32_kernel(gy.cpu_slice::<f32>()?, n * c, h, w, scale), input_shape),
                 DType::F64 => Tensor::from_vec(f64_kernel(gy.cpu_slice::<f64>()?, n * c, h, w, scale), input_shape),
             }
+        }
+        Storage::Reference(_) => {
+            let dy = reference::values(grad_y)?;
+            let dx = reference::interpolate::upsample_backward(&dy, n * c, [h, w], [scale; 2], bilinear(mode));
+            Ok(reference::tensor(dx, input_shape, grad_y.dtype()))
         }
         Storage::Gpu(_) => {
             let d = UpsampleDims { planes: n * c, h, w, scale: [scale, scale] };

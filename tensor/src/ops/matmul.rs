@@ -13,6 +13,7 @@ use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
 use crate::gpu_parts::{gcd, gpu_alloc_rows, steps_in_one_window, window_at, BoundRange};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::{GpuStorage, Storage};
 use crate::tensor::Tensor;
 
@@ -91,6 +92,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             DType::F32 => matmul_cpu::<f32>(a, b, dims),
             DType::F64 => matmul_cpu::<f64>(a, b, dims),
         },
+        Storage::Reference(_) => matmul_reference(a, b, dims),
         Storage::Gpu(_) => matmul_gpu(a, b, dims),
     }
 }
@@ -274,6 +276,19 @@ fn matmul_in_parts(ctx: &Context, a: StoredMat, b: StoredMat, c: &GpuStorage, si
         b0 += 1;
     }
     Ok(())
+}
+
+/// The reference arm: one textbook product per batch entry (a 2-D operand is the same matrix
+/// for every entry).
+fn matmul_reference(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
+    let Dims { batch, m, k, n } = dims;
+    let step = |t: &Tensor, len: usize| if t.rank() == 3 { len } else { 0 };
+    let (a_step, b_step) = (step(a, m * k), step(b, k * n));
+    let (av, bv) = (reference::values(a)?, reference::values(b)?);
+    let c: Vec<f64> = (0..batch.unwrap_or(1))
+        .flat_map(|i| reference::matmul::matmul(&av[i * a_step..][..m * k], &bv[i * b_step..][..k * n], m, k, n))
+        .collect();
+    Ok(reference::tensor(c, &dims.out_shape(), a.dtype()))
 }
 
 fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {

@@ -23,6 +23,7 @@ use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -78,7 +79,7 @@ fn vetoed_on_host(op: &'static str, param: &Tensor, flag: Option<&Tensor>) -> Re
     }
     same_device(op, &[param.device(), flag.device()])?;
     match flag.storage() {
-        Storage::Cpu(_) => Ok(flag.to_vec_f64()?[0] != 0.0),
+        Storage::Cpu(_) | Storage::Reference(_) => Ok(flag.to_vec_f64()?[0] != 0.0),
         Storage::Gpu(_) => Ok(false),
     }
 }
@@ -116,6 +117,14 @@ fn adam_update_with(
             DType::F32 => run::<f32>(param, grad, m, v, h),
             DType::F64 => run::<f64>(param, grad, m, v, h),
         },
+        Storage::Reference(_) => {
+            let (mut pv, mut mv, mut vv) = (reference::values(param)?, reference::values(m)?, reference::values(v)?);
+            reference::optim::adam(&mut pv, &reference::values(grad)?, &mut mv, &mut vv, h);
+            for (t, values) in [(param, pv), (m, mv), (v, vv)] {
+                *t = reference::tensor(values, t.shape(), t.dtype());
+            }
+            Ok(())
+        }
         Storage::Gpu(_) => adam_update_gpu(param, grad, m, v, h, flag),
     }
 }
@@ -226,6 +235,16 @@ fn sgd_update_with(
             DType::F32 => run::<f32>(param, grad, momentum_buffer, h),
             DType::F64 => run::<f64>(param, grad, momentum_buffer, h),
         },
+        Storage::Reference(_) => {
+            let mut pv = reference::values(param)?;
+            let mut buf = momentum_buffer.as_deref().map(reference::values).transpose()?;
+            reference::optim::sgd(&mut pv, &reference::values(grad)?, buf.as_deref_mut(), h);
+            if let (Some(t), Some(values)) = (momentum_buffer, buf) {
+                *t = reference::tensor(values, t.shape(), t.dtype());
+            }
+            *param = reference::tensor(pv, param.shape(), param.dtype());
+            Ok(())
+        }
         Storage::Gpu(_) => sgd_update_gpu(param, grad, momentum_buffer, h, flag),
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{check_plane, nchw};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::storage::Storage;
 use crate::tensor::{gpu_alloc, Tensor};
 
@@ -25,6 +26,8 @@ use crate::tensor::{gpu_alloc, Tensor};
 pub enum PoolIndices {
     /// Flat input positions, one per output element, for a CPU tensor.
     Cpu(Vec<usize>),
+    /// The same, for a tensor on the reference device.
+    Reference(Vec<usize>),
     /// A u32 buffer on the GPU, with its pooling geometry.
     Gpu(GpuIndices),
 }
@@ -49,7 +52,7 @@ impl PoolIndices {
     /// Number of indices (one per pooled output element).
     pub fn len(&self) -> usize {
         match self {
-            PoolIndices::Cpu(v) => v.len(),
+            PoolIndices::Cpu(v) | PoolIndices::Reference(v) => v.len(),
             PoolIndices::Gpu(g) => g.geom.y_len(),
         }
     }
@@ -63,6 +66,7 @@ impl PoolIndices {
     pub fn device(&self) -> Device {
         match self {
             PoolIndices::Cpu(_) => Device::Cpu,
+            PoolIndices::Reference(_) => Device::Reference,
             PoolIndices::Gpu(g) => Device::from_context(Arc::clone(&g.ctx)),
         }
     }
@@ -70,7 +74,7 @@ impl PoolIndices {
     /// The indices on the host (a read-back for GPU indices).
     pub fn to_vec(&self) -> Result<Vec<usize>> {
         match self {
-            PoolIndices::Cpu(v) => Ok(v.clone()),
+            PoolIndices::Cpu(v) | PoolIndices::Reference(v) => Ok(v.clone()),
             PoolIndices::Gpu(g) => {
                 let v = g.ctx.read_u32(&g.buffer).map_err(gpu_err("PoolIndices::to_vec"))?;
                 Ok(v[..g.geom.y_len()].iter().map(|&i| i as usize).collect())
@@ -156,6 +160,10 @@ pub fn max_pool2d(
                 DType::F64 => max_pool2d_typed::<f64>(&x, &g, &shape),
             }
         }
+        Storage::Reference(_) => {
+            let (y, argmax) = reference::pool::max_pool2d(&reference::values(x)?, &g);
+            Ok((reference::tensor(y, &shape, x.dtype()), PoolIndices::Reference(argmax)))
+        }
         Storage::Gpu(s) => {
             // The indices are u32, not a tensor: allocated here and kept beside the output.
             let ctx = Arc::clone(s.context());
@@ -199,9 +207,13 @@ pub fn max_pool2d_backward(grad_y: &Tensor, indices: &PoolIndices, input_shape: 
     }
     same_device(OP, &[grad_y.device(), indices.device()])?;
     match indices {
-        PoolIndices::Cpu(indices) => {
+        PoolIndices::Cpu(indices) | PoolIndices::Reference(indices) => {
             if let Some(&bad) = indices.iter().find(|&&i| i >= h * w) {
                 return invalid(OP, format!("index {bad} is outside an input plane of {h}×{w} = {} elements", h * w));
+            }
+            if grad_y.device().is_reference() {
+                let dx = reference::pool::max_pool2d_backward(&reference::values(grad_y)?, indices, [oh * ow, h * w]);
+                return Ok(reference::tensor(dx, input_shape, grad_y.dtype()));
             }
             let gy = grad_y.contiguous()?;
             match gy.dtype() {
@@ -256,6 +268,9 @@ pub fn avg_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
                 DType::F64 => Tensor::from_vec(kernel::avg_pool2d_forward(x.cpu_slice::<f64>()?, &g), &shape),
             }
         }
+        Storage::Reference(_) => {
+            Ok(reference::tensor(reference::pool::avg_pool2d(&reference::values(x)?, &g), &shape, x.dtype()))
+        }
         Storage::Gpu(_) => {
             let [y] =
                 run_gpu_in_parts(OP, g.planes, &[(Some(x), Cut::Rows)], [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
@@ -288,6 +303,10 @@ pub fn avg_pool2d_backward(
                 DType::F64 => Tensor::from_vec(kernel::avg_pool2d_backward(gy.cpu_slice::<f64>()?, &g), input_shape),
             }
         }
+        Storage::Reference(_) => {
+            let dx = reference::pool::avg_pool2d_backward(&reference::values(grad_y)?, &g);
+            Ok(reference::tensor(dx, input_shape, grad_y.dtype()))
+        }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows)];
             let [dx] = run_gpu_in_parts(OP, g.planes, &inputs, [(input_shape, Cut::Rows)], |ctx, part, i, [dx]| {
@@ -317,6 +336,10 @@ pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
                 DType::F64 => Tensor::from_vec(kernel::global_avg_pool2d_forward(x.cpu_slice::<f64>()?, h * w), &shape),
             }
         }
+        Storage::Reference(_) => {
+            let y = reference::pool::global_avg_pool2d(&reference::values(x)?, h * w);
+            Ok(reference::tensor(y, &shape, x.dtype()))
+        }
         Storage::Gpu(_) => {
             let (inputs, outputs) = ([(Some(x), Cut::Rows)], [(&shape[..], Cut::Rows)]);
             let [y] = run_gpu_in_parts("global_avg_pool2d", n * c, &inputs, outputs, |ctx, part, i, [y]| {
@@ -345,6 +368,10 @@ pub fn global_avg_pool2d_backward(grad_y: &Tensor, input_shape: &[usize]) -> Res
                     Tensor::from_vec(kernel::global_avg_pool2d_backward(gy.cpu_slice::<f64>()?, h * w), input_shape)
                 }
             }
+        }
+        Storage::Reference(_) => {
+            let dx = reference::pool::global_avg_pool2d_backward(&reference::values(grad_y)?, h * w);
+            Ok(reference::tensor(dx, input_shape, grad_y.dtype()))
         }
         Storage::Gpu(_) => {
             let inputs = [(Some(grad_y), Cut::Rows)];

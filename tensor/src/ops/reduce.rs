@@ -12,6 +12,7 @@ use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, splits_into_parts, Cut};
 use crate::profile::{self, OpFamily};
+use crate::reference;
 use crate::shape::{normalize_axis, numel};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
@@ -84,6 +85,10 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
             DType::F32 => run::<f32>(&xc, outer, r, inner, op, &out_shape),
             DType::F64 => run::<f64>(&xc, outer, r, inner, op, &out_shape),
         },
+        Storage::Reference(_) => {
+            let y = reference::reduce::reduce(&reference::values(&xc)?, [outer, r, inner], op);
+            Ok(reference::tensor(y, &out_shape, x.dtype()))
+        }
         Storage::Gpu(s) => {
             let max_len = s.context().max_binding_len();
             if !splits_into_parts(s.context(), &[r * inner, inner]) {
@@ -168,6 +173,10 @@ pub fn var(x: &Tensor, axes: &[isize], keepdim: bool, unbiased: bool) -> Result<
             DType::F32 => run::<f32>(&xc, outer, r, inner, corr, &out_shape),
             DType::F64 => run::<f64>(&xc, outer, r, inner, corr, &out_shape),
         },
+        Storage::Reference(_) => {
+            let y = reference::reduce::variance(&reference::values(&xc)?, [outer, r, inner], corr);
+            Ok(reference::tensor(y, &out_shape, x.dtype()))
+        }
         // Two passes instead of a kernel of its own: Σ (x − mean)² / (r − corr), the same
         // centred formula the CPU kernel uses, so cancellation does not differ.
         Storage::Gpu(_) => {
@@ -266,6 +275,7 @@ pub fn all_finite_each(tensors: &[&Tensor]) -> Result<Vec<bool>> {
                     DType::F64 => kernel::all_finite(x.cpu_slice::<f64>()?),
                 }
             }
+            Storage::Reference(_) => finite[i] = reference::values(&x)?.iter().all(|v| v.is_finite()),
             Storage::Gpu(_) => on_gpu.push((i, x)),
         }
     }
@@ -298,7 +308,8 @@ pub fn non_finite_flag(tensors: &[&Tensor]) -> Result<Tensor> {
     crate::device::same_device(OP, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
     let Storage::Gpu(g) = first.storage() else {
         let finite = all_finite_each(tensors)?.iter().all(|&f| f);
-        return Tensor::from_vec(vec![if finite { 0.0 } else { 1.0 }], &[1])?.to_dtype(first.dtype());
+        let flag = Tensor::from_vec(vec![if finite { 0.0 } else { 1.0 }], &[1])?.to_dtype(first.dtype())?;
+        return flag.to_device(&first.device());
     };
     let ctx = Arc::clone(g.context());
     let dense = tensors.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;

@@ -41,29 +41,27 @@ pub fn train_forward(
     (y, stats)
 }
 
-/// Training backward (the batch statistics depend on x):
+/// Training backward from the forward's saved per-channel mean and 1/√(var + eps) (the batch
+/// statistics depend on x):
 ///   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/√(var + eps) · (dy − dβ/m − x̂·dγ/m).
 pub fn train_backward(
     dy: &[f64],
     x: &[f64],
     d: BatchNormGeometry,
     gamma: &[f64],
-    eps: f64,
+    [mean, inv_std]: [&[f64]; 2],
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let m = d.m() as f64;
     let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; x.len()], vec![0.0; d.c], vec![0.0; d.c]);
     for c in 0..d.c {
-        let v = channel(x, d, c);
-        let mean = v.iter().sum::<f64>() / m;
-        let inv_std = 1.0 / (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / m + eps).sqrt();
         let idx: Vec<usize> = (0..d.n).flat_map(|n| (0..d.s).map(move |s| at(d, n, c, s))).collect();
         for &i in &idx {
             dbeta[c] += dy[i];
-            dgamma[c] += dy[i] * (x[i] - mean) * inv_std;
+            dgamma[c] += dy[i] * (x[i] - mean[c]) * inv_std[c];
         }
         for &i in &idx {
-            let x_hat = (x[i] - mean) * inv_std;
-            dx[i] = gamma[c] * inv_std * (dy[i] - dbeta[c] / m - x_hat * dgamma[c] / m);
+            let x_hat = (x[i] - mean[c]) * inv_std[c];
+            dx[i] = gamma[c] * inv_std[c] * (dy[i] - dbeta[c] / m - x_hat * dgamma[c] / m);
         }
     }
     (dx, dgamma, dbeta)
@@ -85,4 +83,30 @@ pub fn eval_forward(
             gamma[c] * (x[i] - mean[c]) / (var[c] + eps).sqrt() + beta[c]
         })
         .collect()
+}
+
+/// Eval backward: the forward is affine in x with constant statistics, so
+/// dx = dy·γ/√(running_var + eps), dγ = Σ dy·x̂, dβ = Σ dy.
+pub fn eval_backward(
+    dy: &[f64],
+    x: &[f64],
+    d: BatchNormGeometry,
+    [mean, var]: [&[f64]; 2],
+    gamma: &[f64],
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; x.len()], vec![0.0; d.c], vec![0.0; d.c]);
+    for i in 0..x.len() {
+        let c = (i / d.s) % d.c;
+        let inv_std = 1.0 / (var[c] + eps).sqrt();
+        dx[i] = dy[i] * gamma[c] * inv_std;
+        dgamma[c] += dy[i] * (x[i] - mean[c]) * inv_std;
+        dbeta[c] += dy[i];
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// The running statistic after one batch: running·(1 − momentum) + batch·momentum.
+pub fn update_running(running: &[f64], batch: &[f64], momentum: f64) -> Vec<f64> {
+    running.iter().zip(batch).map(|(r, b)| r * (1.0 - momentum) + b * momentum).collect()
 }

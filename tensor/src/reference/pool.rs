@@ -46,13 +46,14 @@ pub fn max_pool2d(x: &[f64], g: &Pool2dGeometry) -> (Vec<f64>, Vec<usize>) {
     (y, argmax)
 }
 
-/// Max pool backward: each output's gradient goes to the input it chose.
-// dy, argmax: [P, OH, OW] → dx: [P, H, W]
-pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], g: &Pool2dGeometry) -> Vec<f64> {
-    let mut dx = vec![0.0; g.x_len()];
+/// Max pool backward: each output's gradient goes to the input it chose (`argmax`, relative
+/// to its plane of `in_plane` = H·W inputs; `out_plane` = OH·OW outputs a plane).
+// dy, argmax: [P, OH·OW] → dx: [P, H·W]
+pub fn max_pool2d_backward(dy: &[f64], argmax: &[usize], [out_plane, in_plane]: [usize; 2]) -> Vec<f64> {
+    let mut dx = vec![0.0; dy.len() / out_plane.max(1) * in_plane];
     for (i, (&d, &a)) in dy.iter().zip(argmax).enumerate() {
-        let p = i / (g.oh * g.ow);
-        dx[p * g.h * g.w + a] += d;
+        let p = i / out_plane;
+        dx[p * in_plane + a] += d;
     }
     dx
 }
@@ -99,4 +100,10 @@ pub fn avg_pool2d_backward(dy: &[f64], g: &Pool2dGeometry) -> Vec<f64> {
 // x: [P, plane] → y: [P]
 pub fn global_avg_pool2d(x: &[f64], plane: usize) -> Vec<f64> {
     x.chunks(plane).map(|p| p.iter().sum::<f64>() / plane as f64).collect()
+}
+
+/// Global average pool backward: every input of plane p gets dy\[p\] / plane.
+// dy: [P] → dx: [P, plane]
+pub fn global_avg_pool2d_backward(dy: &[f64], plane: usize) -> Vec<f64> {
+    dy.iter().flat_map(|&d| std::iter::repeat_n(d / plane as f64, plane)).collect()
 }

@@ -25,3 +25,19 @@ pub fn reduce(x: &[f64], [outer, r, inner]: [usize; 3], op: ReduceOp) -> Vec<f64
     }
     out
 }
+
+/// out[o, i] = Σ_j (x[o, j, i] − mean)² / (r − correction), mean over j (correction 1: unbiased).
+// x: [outer, r, inner] → [outer, inner]
+pub fn variance(x: &[f64], [outer, r, inner]: [usize; 3], correction: usize) -> Vec<f64> {
+    let mean = reduce(x, [outer, r, inner], ReduceOp::Mean);
+    let mut out = vec![0.0; outer * inner];
+    for o in 0..outer {
+        for j in 0..r {
+            for i in 0..inner {
+                let d = x[(o * r + j) * inner + i] - mean[o * inner + i];
+                out[o * inner + i] += d * d / (r - correction) as f64;
+            }
+        }
+    }
+    out
+}
