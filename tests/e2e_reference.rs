@@ -17,7 +17,7 @@ use nn::{Init, Module};
 use tensor::{Device, Rng, Tensor};
 use vae::loss::{Objective, ReconLoss};
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
-use vae::train::{train_step, LossSetup};
+use vae::train::{plain_train_step, train_step, LossSetup};
 
 const LR: f64 = 1e-3;
 const LOSS_RELATIVE_TOLERANCE: f64 = 1e-4;
@@ -76,4 +76,34 @@ fn dense_preset_trains_on_the_reference_device_as_on_the_cpu() {
 #[test]
 fn conv_preset_trains_on_the_reference_device_as_on_the_cpu() {
     assert_reference_and_cpu_agree(Arch::Conv, [1, 32, 32]);
+}
+
+#[test]
+fn the_plain_step_and_the_training_loops_step_make_the_same_update() {
+    let run = |plain: bool| {
+        let (arch, input) = (Arch::Dense, [1, 28, 28]);
+        let model = Vae::new(ModelConfig { arch, input, z_dim: 4 }, &mut Init::new(5)).unwrap();
+        let mut rng = Rng::new(11);
+        let x = Tensor::rand_uniform(&[4, 1, 28, 28], 0.0, 1.0, tensor::DType::F32, &mut rng);
+        let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(LR)).unwrap();
+        let setup = LossSetup {
+            recon: ReconLoss::BceLogits,
+            output: OutputActivation::Logits,
+            objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
+            input_noise_std: 0.0,
+        };
+        let mut losses = Vec::new();
+        for i in 0..2 {
+            let values = if plain {
+                plain_train_step(&model, &mut opt, &x, &setup, &mut rng)
+            } else {
+                train_step(&model, &mut opt, &x, &setup, &mut rng, (1, i + 1))
+            };
+            losses.push(values.unwrap().loss);
+        }
+        let params: Vec<Vec<f64>> = model.parameters().iter().map(|p| p.value().to_vec_f64().unwrap()).collect();
+        (losses, params)
+    };
+    // The same kernels in the same order: equal to the last bit.
+    assert_eq!(run(true), run(false));
 }

@@ -40,5 +40,6 @@ mod parity_matmul;
 mod parity_optim;
 mod parity_pool;
 mod parity_reduce;
+mod reading_path;
 mod reference_tier;
 mod repository;

@@ -1,7 +1,8 @@
 //! Every fast kernel against the reference tier (`tensor::reference`): each op family runs on
-//! fresh random inputs at odd sizes through the tensor ops on three back ends (the CPU kernels
-//! in f64 and in f32, and the WGSL kernels on the GPU when there is one) and each result is
-//! held to the plain f64 definition. The element-wise rows are held to their own f64 formula
+//! fresh random inputs at odd sizes through the tensor ops on five back ends (the reference
+//! device and the CPU kernels, each in f64 and in f32, and the WGSL kernels on the GPU when
+//! there is one) and each result is held to the plain f64 definition. The reference device's
+//! rows check its plumbing (layouts, dtypes, the op's arm): it runs the very definitions. The element-wise rows are held to their own f64 formula
 //! in `tests/parity_elementwise.rs` and the table's unit tests.
 
 use crate::common;
@@ -30,6 +31,8 @@ const TOL_F32: f64 = 1e-4;
 /// The back ends every op runs on: (name, device, dtype, tolerance).
 fn back_ends() -> Vec<(String, Device, DType, f64)> {
     let mut v = vec![
+        ("reference f64".to_string(), Device::Reference, DType::F64, TOL_F64),
+        ("reference f32".to_string(), Device::Reference, DType::F32, TOL_F32),
         ("cpu f64".to_string(), Device::Cpu, DType::F64, TOL_F64),
         ("cpu f32".to_string(), Device::Cpu, DType::F32, TOL_F32),
     ];

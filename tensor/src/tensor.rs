@@ -13,10 +13,10 @@ use gpu::{Context, GpuBuffer};
 
 use crate::cpu;
 use crate::device::Device;
-use crate::reference;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::{chunk_len_for, for_each_row_part, gpu_alloc_rows, run_gpu_in_parts, Cut, StorageView};
+use crate::reference;
 use crate::rng::Rng;
 use crate::shape::{numel, Layout, Shape};
 use crate::storage::{CpuStorage, GpuStorage, Storage};

@@ -113,9 +113,15 @@ pub fn up(t: &Tensor, gpu: &Device) -> Tensor {
 /// does not turn rounding into a large relative error. `None` means 1 (element-wise maps).
 pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tensor>) {
     assert!(gpu.is_gpu(), "{what}: the GPU result is on {}", gpu.device().name());
-    assert!(!cpu.is_gpu(), "{what}: the reference is on the GPU");
-    assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
-    let (g, c) = (gpu.to_vec_f64().unwrap(), cpu.to_vec_f64().unwrap());
+    assert_within_tolerance(what, gpu, cpu, scale);
+}
+
+/// [`assert_close`] for a result on any device against an oracle in host memory (the CPU's
+/// or the reference device's).
+pub fn assert_within_tolerance(what: &str, got: &Tensor, oracle: &Tensor, scale: Option<&Tensor>) {
+    assert!(!oracle.is_gpu(), "{what}: the oracle is on the GPU");
+    assert_eq!(got.shape(), oracle.shape(), "{what}: shape");
+    let (g, c) = (got.to_vec_f64().unwrap(), oracle.to_vec_f64().unwrap());
     let s = scale.map(|s| s.to_vec_f64().unwrap()).unwrap_or_else(|| vec![1.0; c.len()]);
     assert_eq!(s.len(), c.len(), "{what}: scale shape");
     let mut bad = vec![];
@@ -124,7 +130,7 @@ pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tenso
         let err = (g[i] - c[i]).abs() / c[i].abs().max(s[i].abs()).max(1e-30);
         worst = worst.max(if err.is_nan() { f64::INFINITY } else { err });
         if err.is_nan() || err > TOL {
-            bad.push(format!("[{i}] gpu {} cpu {} (rel err {err:.2e})", g[i], c[i]));
+            bad.push(format!("[{i}] got {} oracle ({}) {} (rel err {err:.2e})", g[i], oracle.device(), c[i]));
         }
     }
     assert!(
@@ -132,7 +138,7 @@ pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tenso
         "{what}: {} of {} elements differ (shape {:?}):\n  {}",
         bad.len(),
         c.len(),
-        cpu.shape(),
+        oracle.shape(),
         bad.iter().take(8).cloned().collect::<Vec<_>>().join("\n  ")
     );
     assert!(worst <= TOL);
@@ -151,9 +157,10 @@ pub fn tensor_scale(t: &Tensor) -> Tensor {
     Tensor::full(t.shape(), 0.01 * m, DType::F32)
 }
 
-/// Runs `f` on parameters made from `inputs`, once on the CPU and once with every input
-/// moved to the GPU, back-propagates L = mean((out + 1)²) (a non-uniform upstream gradient,
-/// so a backward that ignores it fails), and compares the outputs and every gradient.
+/// Runs `f` on parameters made from `inputs` on the reference device (the oracle: every op
+/// by its plain definition), on the CPU and on the GPU, back-propagates L = mean((out + 1)²)
+/// (a non-uniform upstream gradient, so a backward that ignores it fails), and holds the
+/// CPU's and the GPU's outputs and gradients to the reference device's.
 pub fn assert_backward_parity(
     what: &str,
     gpu: &Device,
@@ -168,11 +175,15 @@ pub fn assert_backward_parity(
         let grads: Vec<Tensor> = vars.iter().map(|v| v.grad().expect("a gradient")).collect();
         (out.value(), grads)
     };
+    let (out_r, grads_r) = run(inputs.iter().map(|t| t.to_device(&Device::Reference).unwrap()).collect());
     let (out_c, grads_c) = run(inputs.to_vec());
     let (out_g, grads_g) = run(inputs.iter().map(|t| up(t, gpu)).collect());
-    assert_close(&format!("{what}: output"), &out_g, &out_c, Some(&tensor_scale(&out_c)));
-    for (i, (g, c)) in grads_g.iter().zip(&grads_c).enumerate() {
-        assert!(g.is_gpu(), "{what}: gradient {i} was computed off the GPU");
-        assert_close(&format!("{what}: gradient of input {i}"), g, c, Some(&tensor_scale(c)));
+    for (device, out, grads) in [("gpu", &out_g, &grads_g), ("cpu", &out_c, &grads_c)] {
+        let what = format!("{what} on the {device}");
+        assert_within_tolerance(&format!("{what}: output"), out, &out_r, Some(&tensor_scale(&out_r)));
+        for (i, (g, r)) in grads.iter().zip(&grads_r).enumerate() {
+            assert_eq!(g.device().is_gpu(), device == "gpu", "{what}: gradient {i} was computed on {}", g.device());
+            assert_within_tolerance(&format!("{what}: gradient of input {i}"), g, r, Some(&tensor_scale(r)));
+        }
     }
 }

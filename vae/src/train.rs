@@ -90,6 +90,25 @@ pub fn batch_loss(model: &Vae, x: &Tensor, setup: &LossSetup, rng: &mut Rng) -> 
     Ok(vae_loss(&y, &Var::constant(x.clone()), &out.mu, &out.logvar, &out.z, setup.recon, &setup.objective)?)
 }
 
+/// One optimisation step on batch x, as plainly as it can be written: the step a reader
+/// starts from (PyTorch's `zero_grad(); loss.backward(); step()`). A non-finite gradient
+/// changes no parameter and is an error ([`Optimizer::step`]); a non-finite loss is not
+/// checked here. [`train_step`] is the same step as the training loop runs it: the loss
+/// checked too, and on a GPU without waiting for the device until the step's end.
+pub fn plain_train_step(
+    model: &Vae,
+    optimizer: &mut dyn Optimizer,
+    x: &Tensor,
+    setup: &LossSetup,
+    rng: &mut Rng,
+) -> Result<LossValues> {
+    optimizer.zero_grad();
+    let terms = batch_loss(model, x, setup, rng)?;
+    terms.total.backward()?;
+    optimizer.step()?;
+    Ok(terms.values()?)
+}
+
 /// One optimisation step on batch x. A non-finite loss or gradient changes no parameter, so
 /// the model keeps its last good values, and is reported (the loss first).
 ///

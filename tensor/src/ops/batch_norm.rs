@@ -86,7 +86,8 @@ pub fn batch_norm_update_running(
         Storage::Reference(_) => {
             let dtype = running_mean.dtype();
             let both = |r, b| -> Result<Tensor> {
-                let new = reference::batch_norm::update_running(&reference::values(r)?, &reference::values(b)?, momentum);
+                let new =
+                    reference::batch_norm::update_running(&reference::values(r)?, &reference::values(b)?, momentum);
                 Ok(reference::tensor(new, &[c], dtype))
             };
             Ok((both(running_mean, mean)?, both(running_var, var_unbiased)?))
@@ -200,9 +201,8 @@ pub fn batch_norm_train(
         Storage::Reference(_) => {
             let (gamma, beta) = (affine_values(gamma.as_ref(), 1.0, d)?, affine_values(beta.as_ref(), 0.0, d)?);
             let (y, stats) = reference::batch_norm::train_forward(&reference::values(x)?, d, &gamma, &beta, eps);
-            let per_channel = |k: fn(&(f64, f64, f64)) -> f64| {
-                reference::tensor(stats.iter().map(k).collect(), &[d.c], x.dtype())
-            };
+            let per_channel =
+                |k: fn(&(f64, f64, f64)) -> f64| reference::tensor(stats.iter().map(k).collect(), &[d.c], x.dtype());
             Ok(BatchNormTrainOutput {
                 y: reference::tensor(y, x.shape(), x.dtype()),
                 mean: per_channel(|s| s.0),
@@ -272,7 +272,8 @@ pub fn batch_norm_train_backward(
             }
         }
         Storage::Reference(_) => {
-            let (dy, xv, gamma) = (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
+            let (dy, xv, gamma) =
+                (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
             let stats = [&reference::values(&mean)?[..], &reference::values(&inv_std)?[..]];
             let grads = reference::batch_norm::train_backward(&dy, &xv, d, &gamma, stats);
             Ok(reference_grads(grads, x))
@@ -445,7 +446,8 @@ pub fn batch_norm_eval_backward(
             }
         }
         Storage::Reference(_) => {
-            let (dy, xv, gamma) = (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
+            let (dy, xv, gamma) =
+                (reference::values(grad_y)?, reference::values(x)?, affine_values(gamma.as_ref(), 1.0, d)?);
             let stats = [&reference::values(&rm)?[..], &reference::values(&rv)?[..]];
             let grads = reference::batch_norm::eval_backward(&dy, &xv, d, stats, &gamma, eps);
             Ok(reference_grads(grads, x))

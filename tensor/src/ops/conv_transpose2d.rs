@@ -216,7 +216,11 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
             }
         }
         Storage::Reference(_) => {
-            let dx = reference::conv::conv_transpose2d_backward_data(&reference::values(grad_y)?, &reference::values(w)?, &g);
+            let dx = reference::conv::conv_transpose2d_backward_data(
+                &reference::values(grad_y)?,
+                &reference::values(w)?,
+                &g,
+            );
             Ok(reference::tensor(dx, &shape, dtype))
         }
         Storage::Gpu(_) => {
@@ -258,7 +262,11 @@ pub fn conv_transpose2d_backward_weight(
             }
         }
         Storage::Reference(_) => {
-            let dw = reference::conv::conv_transpose2d_backward_weight(&reference::values(grad_y)?, &reference::values(x)?, &g);
+            let dw = reference::conv::conv_transpose2d_backward_weight(
+                &reference::values(grad_y)?,
+                &reference::values(x)?,
+                &g,
+            );
             Ok(reference::tensor(dw, weight_shape, dtype))
         }
         Storage::Gpu(_) => {
