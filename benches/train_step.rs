@@ -255,7 +255,7 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
     reset_peak_rss();
     let gpu_context = match device {
         Device::Gpu(g) => Some(g.context()),
-        Device::Cpu => None,
+        Device::Cpu | Device::Reference => None,
     };
     let counters = || gpu_context.map(|ctx| ctx.counters());
     let counted_before = counters();

@@ -23,6 +23,16 @@ const LR: f64 = 1e-3;
 const LOSS_RELATIVE_TOLERANCE: f64 = 1e-4;
 const PARAMETER_TOLERANCE: f64 = LR / 10.0;
 
+/// BCE on logits and the plain ELBO (β = 1): the loss both devices train with.
+fn bce_setup() -> LossSetup {
+    LossSetup {
+        recon: ReconLoss::BceLogits,
+        output: OutputActivation::Logits,
+        objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
+        input_noise_std: 0.0,
+    }
+}
+
 /// The losses of `steps` steps on `device`, and the parameters after them (name, values).
 fn train_on(device: &Device, arch: Arch, input: [usize; 3], steps: usize) -> (Vec<f64>, Vec<(String, Vec<f64>)>) {
     let model = Vae::new(ModelConfig { arch, input, z_dim: 4 }, &mut Init::new(3)).unwrap();
@@ -31,12 +41,7 @@ fn train_on(device: &Device, arch: Arch, input: [usize; 3], steps: usize) -> (Ve
     let [c, h, w] = input;
     let x = Tensor::rand_uniform(&[4, c, h, w], 0.0, 1.0, tensor::DType::F32, &mut rng).to_device(device).unwrap();
     let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(LR)).unwrap();
-    let setup = LossSetup {
-        recon: ReconLoss::BceLogits,
-        output: OutputActivation::Logits,
-        objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
-        input_noise_std: 0.0,
-    };
+    let setup = bce_setup();
     let losses = (0..steps).map(|i| train_step(&model, &mut opt, &x, &setup, &mut rng, (1, i + 1)).unwrap().loss);
     let losses: Vec<f64> = losses.collect();
     for (name, p) in model.named_parameters() {
@@ -86,12 +91,7 @@ fn the_plain_step_and_the_training_loops_step_make_the_same_update() {
         let mut rng = Rng::new(11);
         let x = Tensor::rand_uniform(&[4, 1, 28, 28], 0.0, 1.0, tensor::DType::F32, &mut rng);
         let mut opt = Adam::new(model.named_parameters(), AdamConfig::new(LR)).unwrap();
-        let setup = LossSetup {
-            recon: ReconLoss::BceLogits,
-            output: OutputActivation::Logits,
-            objective: Objective::BetaVae { k1: 1.0, beta: 1.0 },
-            input_noise_std: 0.0,
-        };
+        let setup = bce_setup();
         let mut losses = Vec::new();
         for i in 0..2 {
             let values = if plain {

@@ -1,7 +1,7 @@
 //! Tensors larger than one GPU buffer against the CPU kernels. A device creates buffers of
 //! at most max_buffer_size bytes (4 GiB on an H100), so a larger tensor lies in several
 //! buffers, chunks of whole rows of its leading axis (`tensor::GpuStorage`), and the ops that
-//! cut their launches into parts end each part where a chunk ends (`tensor/src/gpu_parts.rs`).
+//! cut their launches into parts end each part where a chunk ends (`tensor/src/gpu_parts/mod.rs`).
 //! Every op here runs on a device whose buffers hold at most 4 MiB and whose kernels bind at
 //! most 2 MiB (`small_buffer_gpu`), so the 8 MB tensors of `parity_large` lie in three chunks,
 //! each bound in parts, on any adapter and in seconds.

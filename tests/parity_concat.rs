@@ -92,6 +92,8 @@ fn shape_op_backward_runs_on_the_gpu_and_matches_cpu() {
     assert_backward_parity("cat", &gpu, &[a.clone(), b.clone()], |v| autograd::ops::shape::cat(&[&v[0], &v[1]], 1));
     assert_backward_parity("index_select", &gpu, &[a.clone()], |v| v[0].index_select(1, &[8, 0, 8, 3, 8]));
     assert_backward_parity("narrow", &gpu, &[a.clone()], |v| v[0].narrow(1, 2, 5));
+    let planes = signed(&[2, 3, 6, 4], &mut r);
+    assert_backward_parity("pixel_unshuffle", &gpu, &[planes], |v| v[0].pixel_unshuffle(2));
     assert_backward_parity("broadcast + transpose", &gpu, &[b], |v| {
         v[0].reshape(&[4, 1, 3])?.broadcast_to(&[4, 6, 3])?.transpose(0, 2)
     });

@@ -1,5 +1,5 @@
 //! Tensors larger than one GPU storage binding against the CPU kernels: the ops split their
-//! launches into parts that fit (`tensor/src/gpu_parts.rs`), and every element must come out
+//! launches into parts that fit (`tensor/src/gpu_parts/mod.rs`), and every element must come out
 //! as if they had not. Every op runs on a device whose binding limit is lowered to 2 MiB
 //! (`small_binding_gpu`), so an 8 MB tensor takes the paths a tensor beyond the device's own
 //! limit takes, on any adapter and in seconds; the element-wise ops also run beyond the

@@ -1,6 +1,6 @@
-//! Shape ops on vars: reshape, permute, narrow, broadcast, cat, stack, index_select. Their
-//! backward passes only move gradient values around; none does arithmetic except summing
-//! over broadcast axes and accumulating repeated indices.
+//! Shape ops on vars: reshape, permute, narrow, broadcast, cat, stack, index_select, and
+//! pixel_unshuffle, composed of them. Their backward passes only move gradient values around;
+//! none does arithmetic except summing over broadcast axes and accumulating repeated indices.
 
 use tensor::ops::concat::{cat as cat_tensors, index_add_zeros, index_select as select_tensor};
 use tensor::ops::reduce::sum_to_shape;
@@ -121,6 +121,25 @@ pub fn flatten_from(x: &Var, start: usize) -> Result<Var> {
     reshape(x, &shape)
 }
 
+/// Space to depth (PyTorch's `F.pixel_unshuffle`): each r×r block of a plane becomes r² channels,
+/// out[n, c·r² + i·r + j, h, w] = x[n, c, h·r + i, w·r + j]. A pure layout op, so it is
+/// composed of views and one copy: no kernel of its own on any device, and its backward comes
+/// from theirs.
+// x: [N, C, H·r, W·r] → [N, C·r², H, W]
+pub fn pixel_unshuffle(x: &Var, r: usize) -> Result<Var> {
+    let op = "pixel_unshuffle";
+    let [n, c, hr, wr] = <[usize; 4]>::try_from(x.shape().as_slice()).map_err(|_| tensor::TensorError::Shape {
+        op,
+        msg: format!("input must be [N, C, H, W], got {:?}", x.shape()),
+    })?;
+    if r == 0 || hr % r != 0 || wr % r != 0 {
+        let msg = format!("the factor {r} must be positive and divide the height and width of {:?}", x.shape());
+        return Err(tensor::TensorError::Shape { op, msg });
+    }
+    let (h, w) = (hr / r, wr / r);
+    x.reshape(&[n, c, h, r, w, r])?.permute(&[0, 1, 3, 5, 2, 4])?.reshape(&[n, c * r * r, h, w])
+}
+
 impl Var {
     /// Same elements in a new shape.
     pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
@@ -149,5 +168,9 @@ impl Var {
     /// Flattens axes `start..` into one: `[N, d1, d2, ...]` → `[N, d1·d2·...]` for start = 1.
     pub fn flatten_from(&self, start: usize) -> Result<Var> {
         flatten_from(self, start)
+    }
+    /// Space to depth: `[N, C, H·r, W·r]` → `[N, C·r², H, W]` ([`pixel_unshuffle`]).
+    pub fn pixel_unshuffle(&self, r: usize) -> Result<Var> {
+        pixel_unshuffle(self, r)
     }
 }

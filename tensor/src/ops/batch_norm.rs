@@ -481,7 +481,7 @@ fn batch_norm_eval_backward_typed<T: Float>(
 
 // The batch-norm kernels bind x whole and reduce each channel in one workgroup. A GPU tensor
 // larger than one storage binding takes another road: the same formulas composed of ops that
-// run in parts (tensor/src/gpu_parts.rs): per-channel sums (the bias gradient's kernel,
+// run in parts (tensor/src/gpu_parts/mod.rs): per-channel sums (the bias gradient's kernel,
 // accumulated over parts of the batch) and broadcast element-wise ops. More launches and
 // passes over x, so only there.
 

@@ -17,8 +17,7 @@
 //!   output's leading axis anywhere: each operand's window starts at the aligned element just
 //!   before its first read, and the view's offset makes up the difference:
 //!   [`for_each_row_part`]. Matrix products, whose views carry offsets too, cut the same way
-//!   in `ops/matmul.rs` ([`window_at`], [`room_at`]), their dense output bound as a
-//!   [`BoundRange`].
+//!   in [`matmul`] ([`window_at`], [`room_at`]), their dense output bound as a [`BoundRange`].
 //! - reductions and batch norm, whose kernels reduce over what would be cut, combine pieces
 //!   in their own files (`ops/reduce.rs`, `ops/batch_norm.rs`).
 //!
@@ -29,6 +28,8 @@
 //! power of two of rows each. Every cutter ends a part where a chunk ends, so each window lies
 //! in one buffer; an operand that every part binds whole (a weight) is refused in chunks,
 //! naming the limit.
+
+pub(crate) mod matmul;
 
 use std::sync::Arc;
 
