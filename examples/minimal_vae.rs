@@ -1,7 +1,8 @@
 //! A minimal variational autoencoder in one file: a dense encoder and decoder built from `nn`
 //! layers, the reparameterisation trick and the loss written out term by term, trained for a
 //! few epochs on procedurally generated dSprites (no download), then a PNG of
-//! reconstructions and one of samples. Run with `cargo run --release --example minimal_vae`.
+//! reconstructions and one of samples. Run with `cargo run --release --example minimal_vae`
+//! (`-- --device reference` or `gpu` to choose where it runs).
 //!
 //! `vae/src/loss.rs` and `vae/src/train.rs` are the full versions of what is written out here;
 //! docs/vae-maths.md derives each line.
@@ -12,7 +13,7 @@ use std::path::Path;
 use autograd::{no_grad, Var};
 use nn::optim::Optimizer;
 use nn::{Adam, AdamConfig, Init, Linear, Module, ReLU, Sequential};
-use tensor::{DType, Rng, Tensor};
+use tensor::{DType, Device, DevicePreference, Rng, Tensor};
 use vae::data::{dsprites, Normalization};
 use vae::plot::{save_image_grid, save_rows};
 
@@ -71,7 +72,8 @@ fn negative_elbo(model: &MinimalVae, x: &Tensor, rng: &mut Rng) -> nn::Result<(V
     let x = Var::constant(x.clone());
     let (mu, logvar) = model.encode(&x)?;
     // Reparameterisation: z = μ + σ·ε with ε ~ N(0, I), so z is differentiable in μ and σ.
-    let eps = Var::constant(Tensor::rand_normal(&[x.shape()[0], Z], 0.0, 1.0, DType::F32, rng));
+    let eps = Tensor::rand_normal(&[x.shape()[0], Z], 0.0, 1.0, DType::F32, rng);
+    let eps = Var::constant(eps.to_device(&x.value().device())?);
     let z = mu.add(&logvar.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
     let logits = model.decoder.forward(&z)?;
     // −log p(x|z) = Σ BCE(logits, x) = Σ max(l, 0) − l·x + log(1 + e^−|l|) (stable form).
@@ -85,7 +87,11 @@ fn negative_elbo(model: &MinimalVae, x: &Tensor, rng: &mut Rng) -> nn::Result<(V
 
 fn main() -> Result<(), Box<dyn Error>> {
     let data = dsprites::generate(8192, 0); // [8192, 1, 64, 64]
+    let device = Device::from_preference(DevicePreference::from_args()?)?;
     let model = MinimalVae::new(&mut Init::new(0))?;
+    for (_, p) in model.parameters() {
+        p.set_value(p.value().to_device(&device)?);
+    }
     let mut optimizer = Adam::new(model.parameters(), AdamConfig::new(1e-3))?;
     let mut rng = Rng::new(1);
     let start = std::time::Instant::now();
@@ -94,7 +100,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         rng.shuffle(&mut order);
         let (mut sum, mut recon_sum, mut kl_sum, mut batches) = (0.0, 0.0, 0.0, 0.0);
         for idx in order.chunks_exact(BATCH) {
-            let x = data.batch(idx, &Normalization::ZeroOne)?.images.reshape(&[BATCH, PIXELS])?;
+            let x = data.batch(idx, &Normalization::ZeroOne)?.images.reshape(&[BATCH, PIXELS])?.to_device(&device)?;
             optimizer.zero_grad();
             let (loss, recon, kl) = negative_elbo(&model, &x, &mut rng)?;
             loss.backward()?;
@@ -113,11 +119,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Pictures: 8 images over their reconstructions (decoded from μ), and 16 samples z ~ N(0, I).
     no_grad(|| -> Result<(), Box<dyn Error>> {
         let idx: Vec<usize> = (0..8).collect();
-        let x = data.batch(&idx, &Normalization::ZeroOne)?.images.reshape(&[8, PIXELS])?;
+        let x = data.batch(&idx, &Normalization::ZeroOne)?.images.reshape(&[8, PIXELS])?.to_device(&device)?;
         let (mu, _) = model.encode(&Var::constant(x.clone()))?;
         let recon = model.decoder.forward(&mu)?.sigmoid()?.value().to_vec_f32()?;
         let z = Tensor::rand_normal(&[16, Z], 0.0, 1.0, DType::F32, &mut rng);
-        let samples = model.decoder.forward(&Var::constant(z))?.sigmoid()?.value().to_vec_f32()?;
+        let samples = model.decoder.forward(&Var::constant(z.to_device(&device)?))?.sigmoid()?.value().to_vec_f32()?;
         std::fs::create_dir_all("runs")?;
         save_rows(Path::new("runs/minimal_vae_recon.png"), &[&x.to_vec_f32()?, &recon], 8, 1, 64, 64)?;
         save_image_grid(Path::new("runs/minimal_vae_samples.png"), &samples, 16, 1, 64, 64, 8)?;

@@ -1,5 +1,6 @@
 //! A multilayer perceptron fitted to a toy regression: y = sin(3x) on [−1, 1].
-//! Run with `cargo run --release --example mlp`.
+//! Run with `cargo run --release --example mlp` (`-- --device reference` or `gpu` to choose
+//! where it runs).
 //!
 //! The whole training loop of any model here is these five lines:
 //! `zero_grad`, forward, loss, `backward`, `step`.
@@ -7,7 +8,7 @@
 use autograd::{no_grad, Var};
 use nn::optim::Optimizer;
 use nn::{Adam, AdamConfig, Init, Linear, Module, Sequential, Tanh};
-use tensor::{Rng, Tensor};
+use tensor::{Device, DevicePreference, Rng, Tensor};
 
 /// `n` points x uniform in [−1, 1] and their targets sin(3x), both [n, 1].
 fn toy_data(n: usize, rng: &mut Rng) -> (Tensor, Tensor) {
@@ -17,6 +18,7 @@ fn toy_data(n: usize, rng: &mut Rng) -> (Tensor, Tensor) {
 }
 
 fn main() -> nn::Result<()> {
+    let device = Device::from_preference(DevicePreference::from_args()?)?;
     let mut init = Init::new(0);
     // [N, 1] → [N, 64] → [N, 64] → [N, 1]
     let model = Sequential::new()
@@ -25,12 +27,13 @@ fn main() -> nn::Result<()> {
         .with(Linear::new(64, 64, &mut init)?)
         .with(Tanh)
         .with(Linear::new(64, 1, &mut init)?);
-    println!("MLP with {} parameters", model.parameter_counts().total);
+    model.to_device(&device)?;
+    println!("MLP with {} parameters on {}", model.parameter_counts().total, device.describe());
 
     let mut rng = Rng::new(1);
     let (x_train, y_train) = toy_data(256, &mut rng);
     let (x_test, y_test) = toy_data(1000, &mut rng);
-    let (x, y) = (Var::constant(x_train), Var::constant(y_train));
+    let (x, y) = (Var::constant(x_train.to_device(&device)?), Var::constant(y_train.to_device(&device)?));
 
     let mut optimizer = Adam::new(model.named_parameters(), AdamConfig::new(1e-2))?;
     for step in 0..=1000 {
@@ -45,8 +48,8 @@ fn main() -> nn::Result<()> {
 
     // Evaluation builds no graph.
     let test_mse = no_grad(|| -> nn::Result<f64> {
-        let pred = model.forward(&Var::constant(x_test))?;
-        Ok(pred.sub(&Var::constant(y_test))?.square()?.mean_all()?.value().item()?)
+        let pred = model.forward(&Var::constant(x_test.to_device(&device)?))?;
+        Ok(pred.sub(&Var::constant(y_test.to_device(&device)?))?.square()?.mean_all()?.value().item()?)
     })?;
     println!("held-out MSE {test_mse:.6} (the targets' variance is about 0.5)");
     Ok(())

@@ -95,6 +95,24 @@ impl FromStr for DevicePreference {
     }
 }
 
+impl DevicePreference {
+    /// The value of a `--device NAME` (or `--device=NAME`) argument of this process, `cpu`
+    /// without one: how the examples choose a device without a command-line parser.
+    pub fn from_args() -> Result<DevicePreference> {
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if let Some(name) = arg.strip_prefix("--device=") {
+                return name.parse();
+            }
+            if arg == "--device" {
+                let missing = || TensorError::Invalid { op: "device", msg: "--device needs a value".into() };
+                return args.next().ok_or_else(missing)?.parse();
+            }
+        }
+        Ok(DevicePreference::Cpu)
+    }
+}
+
 impl fmt::Display for DevicePreference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
