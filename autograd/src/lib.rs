@@ -1,5 +1,7 @@
 //! # autograd
 //!
+//! Tier: core. Every op here runs unchanged on the reference, CPU and GPU devices.
+//!
 //! Reverse-mode automatic differentiation over the `tensor` crate's ops.
 //!
 //! How data flows: wrap tensors in [`Var`]s (parameters with `Var::parameter`, data with

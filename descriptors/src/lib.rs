@@ -1,5 +1,7 @@
 //! # descriptors
 //!
+//! Tier: core (shared by every device).
+//!
 //! Op descriptors: what an op is, independent of where it runs. A convolution's geometry, a
 //! pooling window's, batch norm's [N, C, S] view, which reduction a reduce computes: plain
 //! data with their output-size formulas, defined once here and used on both sides, by the CPU

@@ -1,5 +1,7 @@
 //! # gpu
 //!
+//! Tier: GPU (the WGSL kernels' launchers and the machinery that feeds them).
+//!
 //! f32 compute kernels on any GPU wgpu can drive (Vulkan, Metal, DX12; Mesa's lavapipe in
 //! CI), knowing nothing of tensors or autograd: the `tensor` crate maps its ops onto these
 //! launchers.

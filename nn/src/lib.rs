@@ -1,5 +1,7 @@
 //! # nn
 //!
+//! Tier: core (layers, optimizers); checkpoints and schedules are tooling around them.
+//!
 //! Neural-network building blocks on top of `autograd`: the [`Module`] trait, PyTorch-style
 //! layers with PyTorch's weight layouts and initialisation, parameter freezing and counting,
 //! optimizers (SGD, Adam, AdamW) with learning-rate schedules and early stopping, and

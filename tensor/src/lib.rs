@@ -1,13 +1,18 @@
 //! # tensor
 //!
-//! n-dimensional tensors of `f32` (and `f64`, for gradient checks) with CPU kernels
-//! parallelised by rayon.
+//! n-dimensional tensors of `f32` (and `f64`, for gradient checks) on three devices: the
+//! reference tier (every op as its plain definition, [`reference`](mod@reference)), the fast CPU kernels
+//! parallelised by rayon ([`cpu`]), and the GPU (the `gpu` crate's WGSL kernels).
+//!
+//! Tiers: core ([`Tensor`], [`ops`], [`reference`](mod@reference), shapes, devices); fast kernels ([`cpu`]);
+//! GPU (the ops' GPU arms and `gpu_parts`); tooling ([`profile`]).
 //!
 //! How data flows: a [`Tensor`] is an `Arc<Storage>` plus a [`Layout`] (shape, strides,
 //! offset). View ops (`permute`, `narrow`, `broadcast_to`, `reshape` of contiguous data)
 //! only build a new layout over the same storage. Compute ops live in [`ops`], one file per
 //! op family: each checks its operands' shapes, dtypes and devices, then makes ONE match on
-//! the device: the CPU arm makes the operands contiguous and calls the matching kernel in
+//! the device: the reference arm reads its operands as f64 and calls the definition in
+//! [`reference`](mod@reference); the CPU arm makes the operands contiguous and calls the matching kernel in
 //! [`cpu`] (rayon, generic over [`Float`]); the GPU arm calls the `gpu` crate's launcher
 //! for the same op (f32 only), recording it into the context's pending command encoder
 //! (once, or once per part when an operand is larger than one GPU binding, or lies in
@@ -15,7 +20,7 @@
 //! Kernels never validate; ops never compute.
 //!
 //! Devices: a tensor lives on a [`Device`]; `to_device` / `to_cpu` move it, and
-//! [`Device::from_preference`] turns a user's `auto` / `cpu` / `gpu` into one. Nothing is
+//! [`Device::from_preference`] turns a user's `auto` / `cpu` / `gpu` / `reference` into one. Nothing is
 //! read back from the GPU except where asked (`to_vec`, `item`, `to_cpu`).
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! Where the time goes: an opt-in per-op-family timer.
+//! Where the time goes: an opt-in per-op-family timer. Tier: tooling.
 //!
 //! Every public op in [`crate::ops`] opens a [`scope`] for its family on entry. While profiling
 //! is off (the default) a scope is one relaxed atomic load. While it is on, the outermost scope

@@ -1,5 +1,9 @@
 //! # vae
 //!
+//! Tier: core for the model presets ([`model`]), the objectives ([`loss`]) and the step
+//! ([`train`]); tooling for everything else (the training loop with its run folders, data
+//! loaders, metrics, pictures, the explorer, reports, sweeps).
+//!
 //! The variational autoencoders of the project's five papers, on top of `nn`: the model
 //! presets ([`model`]: `dense`, `basic`, `conv`, `resnet18` (and `resnet18-nobn`, plus the
 //! classifier used for transfer learning), `resnet-bn`), their objectives ([`loss`]: MSE / BCE /

@@ -1,3 +1,5 @@
+//! Tier: fast kernels (each held to `crate::reference` by the tests).
+//!
 //! CPU kernels, parallelised with rayon and generic over the float type (`f32`, `f64`).
 //! Kernels take dense row-major slices and explicit sizes; they assume their inputs were
 //! validated by the op layer (`crate::ops`) and never allocate more than their output.

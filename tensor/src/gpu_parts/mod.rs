@@ -1,4 +1,4 @@
-//! GPU launches over tensors larger than one storage binding, split into parts.
+//! GPU launches over tensors larger than one storage binding, split into parts. Tier: GPU.
 //!
 //! A kernel binds each operand as one storage binding, and a binding holds at most
 //! max_storage_buffer_binding_size bytes (128 MiB on lavapipe, 2 GiB on an H100), while a

@@ -1,5 +1,6 @@
-//! Tensor ops, one file per op family. Each op validates shapes, dtypes and devices, then
-//! runs the kernel for the operands' device and element type.
+//! Tier: core. Tensor ops, one file per op family. Each op validates shapes, dtypes and
+//! devices, then makes one match on the operands' device: the reference definition
+//! (`crate::reference`), the fast CPU kernel (`crate::cpu`) or the GPU launcher.
 
 pub mod batch_norm;
 pub(crate) mod checks;
