@@ -35,7 +35,7 @@ fn chunks_of(t: &Tensor) -> (usize, usize) {
 #[test]
 fn a_tensor_larger_than_one_buffer_lies_in_chunks_of_a_power_of_two_of_whole_rows() {
     let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
-    let x = signed(&X_SHAPE, &mut rng());
+    let x = signed_cpu(&X_SHAPE, &mut rng());
     let xg = up(&x, &gpu);
     let row: usize = X_SHAPE[1..].iter().product();
     let (count, chunk_len) = chunks_of(&xg);
@@ -45,7 +45,7 @@ fn a_tensor_larger_than_one_buffer_lies_in_chunks_of_a_power_of_two_of_whole_row
     assert!(rows.is_power_of_two() && 2 * chunk_len > buffer_len(&gpu), "{rows} rows per chunk");
     assert_eq!(count, X_SHAPE[0].div_ceil(rows), "chunks for {} rows", X_SHAPE[0]);
     assert_eq!(xg.to_vec_f32().unwrap(), x.to_vec_f32().unwrap(), "upload and read back");
-    let small = up(&signed(&[5], &mut rng()), &gpu);
+    let small = up(&signed_cpu(&[5], &mut rng()), &gpu);
     let both = Tensor::to_vecs_f64(&[&xg, &small]).unwrap();
     assert_eq!(both[0], x.to_vec_f64().unwrap(), "to_vecs_f64 of a chunked tensor");
     assert_eq!(both[1], small.to_vec_f64().unwrap(), "to_vecs_f64 of the one-buffer tensor beside it");
@@ -65,7 +65,7 @@ fn element_wise_ops_and_strided_copies_over_chunks_match_the_cpu() {
 #[test]
 fn a_view_whose_rows_cross_a_chunk_end_is_cut_along_its_next_axis() {
     let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
-    let x = signed(&X_SHAPE, &mut rng());
+    let x = signed_cpu(&X_SHAPE, &mut rng());
     let xg = up(&x, &gpu);
     // 7 rows of 23 images: chunks end every 64 images, inside the rows of this view.
     let regrouped = |t: &Tensor| t.reshape(&[7, 23, 3, 67 * 65]).unwrap().narrow(3, 1, 4000).unwrap().exp().unwrap();
@@ -75,7 +75,7 @@ fn a_view_whose_rows_cross_a_chunk_end_is_cut_along_its_next_axis() {
 #[test]
 fn one_element_of_a_chunked_tensor_is_computed_on_and_read_in_place() {
     let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
-    let x = signed(&X_SHAPE, &mut rng());
+    let x = signed_cpu(&X_SHAPE, &mut rng());
     let xg = up(&x, &gpu);
     // Element 2,000,000 lies in the third chunk (chunks of 64 rows of 13,065 elements).
     let element = |t: &Tensor| t.reshape(&[X_SHAPE.iter().product()]).unwrap().narrow(0, 2_000_000, 1).unwrap();
@@ -88,12 +88,12 @@ fn one_element_of_a_chunked_tensor_is_computed_on_and_read_in_place() {
 fn a_tensor_whose_chunks_do_not_hold_an_ops_rows_is_rechunked_first() {
     let Some(gpu) = chunking_gpu(&X_SHAPE) else { return };
     let mut r = rng();
-    let x = signed(&X_SHAPE, &mut r);
+    let x = signed_cpu(&X_SHAPE, &mut r);
     // Uploaded as rows of one 67 × 65 plane: its chunks end inside images.
     let planes = up(&x.reshape(&[161 * 3, 67 * 65]).unwrap(), &gpu);
     let (_, chunk_len) = chunks_of(&planes);
     assert_ne!(chunk_len % (3 * 67 * 65), 0, "chunks of {chunk_len} f32 hold whole images");
-    let w = signed(&[2, 3, 3, 3], &mut r);
+    let w = signed_cpu(&[2, 3, 3, 3], &mut r);
     let p = Conv2dParams { padding: [1, 1], ..Default::default() };
     let got = conv2d(&planes.reshape(&X_SHAPE).unwrap(), &up(&w, &gpu), None, &p).unwrap();
     let scale = conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
@@ -156,7 +156,7 @@ fn an_update_whose_gradient_lies_in_other_chunks_than_its_parameter_matches_the_
     let shape = [1200, 901];
     let Some(gpu) = chunking_gpu(&shape) else { return };
     let mut r = rng();
-    let (mut p, g) = (signed(&shape, &mut r), signed(&[901, 1200], &mut r).reshape(&shape).unwrap());
+    let (mut p, g) = (signed_cpu(&shape, &mut r), signed_cpu(&[901, 1200], &mut r).reshape(&shape).unwrap());
     let (mut pg, gg) = (up(&p, &gpu), up(&g.reshape(&[901, 1200]).unwrap(), &gpu).reshape(&shape).unwrap());
     assert_ne!(chunks_of(&gg), chunks_of(&pg), "the gradient's chunks are the parameter's");
     let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
@@ -177,8 +177,8 @@ fn a_convolution_weight_in_chunks_is_refused_naming_the_limit() {
     let w_shape = [901, 1200, 1, 1];
     let Some(gpu) = chunking_gpu(&w_shape) else { return };
     let mut r = rng();
-    let x = up(&signed(&[2, 1200, 3, 3], &mut r), &gpu);
-    let w = up(&signed(&w_shape, &mut r), &gpu);
+    let x = up(&signed_cpu(&[2, 1200, 3, 3], &mut r), &gpu);
+    let w = up(&signed_cpu(&w_shape, &mut r), &gpu);
     let e = conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err();
     assert!(matches!(e, TensorError::Limit { op: "conv2d", .. }), "{e}");
     assert!(e.to_string().contains("max_buffer_size") && e.to_string().contains("lies in 2 buffers"), "{e}");

@@ -1,4 +1,4 @@
-//! Joining and selecting on the GPU against the CPU: cat along every axis (parts that are
+//! Joining and selecting on the GPU against the reference device: cat along every axis (parts that are
 //! strided views included), stack, index_select with repeated and unsorted indices (a batch
 //! of rows, as data loading takes them), its adjoint index_add, and their backward.
 
@@ -10,7 +10,7 @@ use tensor::ops::concat::{cat, index_add_zeros, index_select, stack};
 use tensor::Tensor;
 
 #[test]
-fn cat_along_every_axis_matches_cpu() {
+fn cat_along_every_axis_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for axis in 0..3 {
@@ -36,7 +36,7 @@ fn cat_along_every_axis_matches_cpu() {
 }
 
 #[test]
-fn stack_matches_cpu() {
+fn stack_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let ts: Vec<Tensor> = (0..3).map(|_| signed(&[4, 33], &mut r)).collect();
@@ -61,7 +61,7 @@ pub(crate) fn assert_index_select_and_add_match(x: &Tensor, xg: &Tensor, axis: i
 }
 
 #[test]
-fn index_select_and_index_add_match_cpu() {
+fn index_select_and_index_add_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let x = signed(&[6, 50, 7], &mut r);
@@ -85,7 +85,7 @@ fn index_select_and_index_add_match_cpu() {
 }
 
 #[test]
-fn shape_op_backward_runs_on_the_gpu_and_matches_cpu() {
+fn shape_op_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let (a, b) = (signed(&[4, 9], &mut r), signed(&[4, 3], &mut r));

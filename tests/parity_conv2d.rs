@@ -1,4 +1,4 @@
-//! conv2d on the GPU against the CPU im2col kernels: forward and the three backward ops
+//! conv2d on the GPU against the reference device (each op's plain definition): forward and the three backward ops
 //! over stride, padding, dilation and rectangular-kernel variants, batch 1 and > 1, output
 //! sizes off the 64-wide tile, with and without bias, and autograd's backward.
 
@@ -24,7 +24,7 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
 }
 
 #[test]
-fn conv2d_forward_matches_cpu() {
+fn conv2d_forward_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (xs, ws, p) in cases() {
@@ -57,7 +57,7 @@ fn conv2d_forward_reads_a_non_contiguous_input() {
 }
 
 #[test]
-fn conv2d_backward_ops_match_cpu() {
+fn conv2d_backward_ops_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (xs, ws, p) in cases() {
@@ -92,7 +92,7 @@ fn conv2d_backward_ops_match_cpu() {
 }
 
 #[test]
-fn conv2d_autograd_backward_runs_on_the_gpu_and_matches_cpu() {
+fn conv2d_autograd_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [1, 2] };

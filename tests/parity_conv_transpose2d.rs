@@ -1,4 +1,4 @@
-//! conv_transpose2d on the GPU against the CPU kernels: forward and the three backward ops
+//! conv_transpose2d on the GPU against the reference device (each op's plain definition): forward and the three backward ops
 //! over stride, padding, output_padding and dilation variants, batch 1 and > 1, with and
 //! without bias, and autograd's backward.
 
@@ -31,7 +31,7 @@ fn cases() -> Vec<([usize; 4], [usize; 4], ConvTranspose2dParams)> {
 }
 
 #[test]
-fn conv_transpose2d_forward_matches_cpu() {
+fn conv_transpose2d_forward_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (xs, ws, p) in cases() {
@@ -48,7 +48,7 @@ fn conv_transpose2d_forward_matches_cpu() {
 }
 
 #[test]
-fn conv_transpose2d_backward_ops_match_cpu() {
+fn conv_transpose2d_backward_ops_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (xs, ws, p) in cases() {
@@ -84,7 +84,7 @@ fn conv_transpose2d_backward_ops_match_cpu() {
 }
 
 #[test]
-fn conv_transpose2d_autograd_backward_runs_on_the_gpu_and_matches_cpu() {
+fn conv_transpose2d_autograd_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let p = ConvTranspose2dParams::new(2, 1).with_output_padding(1);

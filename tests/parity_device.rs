@@ -27,7 +27,7 @@ fn to_device_and_back_is_exact_and_views_read_back_only_their_elements() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
-    let x = signed(&[7, 300], &mut r);
+    let x = signed_cpu(&[7, 300], &mut r);
     let xg = x.to_device(&gpu).unwrap();
     assert_eq!(xg.device(), gpu);
     assert_eq!(xg.to_cpu().unwrap().to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
@@ -50,10 +50,10 @@ fn tensors_read_together_come_back_as_read_alone_with_one_read_back() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
-    let x = signed(&[7, 300], &mut r);
+    let x = signed_cpu(&[7, 300], &mut r);
     let xg = x.to_device(&gpu).unwrap();
     let view = xg.narrow(1, 5, 3).unwrap().transpose(0, 1).unwrap();
-    let (cpu, empty) = (signed(&[4], &mut r), Tensor::zeros(&[0], DType::F32).to_device(&gpu).unwrap());
+    let (cpu, empty) = (signed_cpu(&[4], &mut r), Tensor::zeros(&[0], DType::F32).to_device(&gpu).unwrap());
     let scalar = xg.narrow(0, 2, 1).unwrap().narrow(1, 7, 1).unwrap();
     let tensors = [&xg, &view, &cpu, &empty, &scalar];
     let alone: Vec<Vec<f64>> = tensors.iter().map(|t| t.to_vec_f64().unwrap()).collect();
@@ -94,7 +94,7 @@ fn mixing_devices_is_an_error_naming_the_op_and_both_devices() {
     let _l = lock();
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
-    let (a, b) = (signed(&[4, 4], &mut r), signed(&[4, 4], &mut r));
+    let (a, b) = (signed_cpu(&[4, 4], &mut r), signed_cpu(&[4, 4], &mut r));
     let bg = up(&b, &gpu);
     let gpu_name = gpu.name();
     let check = |op: &str, e: TensorError| {
@@ -105,8 +105,11 @@ fn mixing_devices_is_an_error_naming_the_op_and_both_devices() {
     check("binary op", a.add(&bg).unwrap_err());
     check("matmul", matmul(&a, &bg).unwrap_err());
     check("cat", tensor::ops::concat::cat(&[&a, &bg], 0).unwrap_err());
-    let x = signed(&[1, 4, 5, 5], &mut r);
-    check("conv2d", conv2d(&x, &up(&signed(&[2, 4, 3, 3], &mut r), &gpu), None, &Conv2dParams::default()).unwrap_err());
+    let x = signed_cpu(&[1, 4, 5, 5], &mut r);
+    check(
+        "conv2d",
+        conv2d(&x, &up(&signed_cpu(&[2, 4, 3, 3], &mut r), &gpu), None, &Conv2dParams::default()).unwrap_err(),
+    );
     // Host access to GPU data is an error too, not a panic.
     let e = bg.cpu_slice::<f32>().unwrap_err();
     assert!(matches!(e, TensorError::Device { op: "cpu_slice", .. }), "{e}");
@@ -152,7 +155,7 @@ fn ops_record_without_submitting_until_a_value_is_read() {
     let Some(gpu) = gpu() else { return };
     let ctx = gpu.gpu_context().unwrap().clone();
     let mut r = rng();
-    let x = up(&signed(&[64, 64], &mut r), &gpu);
+    let x = up(&signed_cpu(&[64, 64], &mut r), &gpu);
     ctx.flush().unwrap();
     // x·xᵀ (the transpose read in place), exp, a row sum: three launches.
     let y = matmul(&x, &x.transpose(0, 1).unwrap()).unwrap().exp().unwrap().sum(&[1], false).unwrap();

@@ -1,4 +1,4 @@
-//! Element-wise ops on the GPU against the CPU kernels: every row of the op table (unary
+//! Element-wise ops on the GPU against the reference device (each op's plain definition): every row of the op table (unary
 //! forward and backward, binary), NumPy broadcasting through stride-0 views, `where`, strided
 //! (transposed, narrowed) operands, layout-only views and `contiguous`, and autograd's
 //! backward of an element-wise chain running on the GPU.
@@ -19,7 +19,7 @@ const SHAPES: &[&[usize]] = &[&[1], &[255], &[257], &[3, 1000], &[2, 3, 5, 7], &
 type View = (&'static str, Box<dyn Fn(&Tensor) -> Tensor>);
 
 #[test]
-fn every_unary_row_matches_cpu_forward_and_backward_at_awkward_sizes() {
+fn every_unary_row_matches_the_reference_forward_and_backward_at_awkward_sizes() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for shape in SHAPES {
@@ -67,7 +67,7 @@ fn unary_op_reads_a_transposed_view_in_place() {
 }
 
 #[test]
-fn every_binary_row_broadcasts_like_cpu() {
+fn every_binary_row_broadcasts_like_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let pairs: &[(&[usize], &[usize])] = &[
@@ -111,11 +111,11 @@ fn binary_ops_read_permuted_and_narrowed_operands() {
 }
 
 #[test]
-fn where_selects_with_broadcast_condition_like_cpu() {
+fn where_selects_with_broadcast_condition_like_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let x = signed(&[4, 1, 33], &mut r);
-    let cond = x.gt(&Tensor::zeros(&[1], tensor::DType::F32)).unwrap(); // 0/1, [4, 1, 33]
+    let cond = x.gt(&Tensor::zeros_on(&[1], tensor::DType::F32, &x.device()).unwrap()).unwrap(); // 0/1, [4, 1, 33]
     let (a, b) = (signed(&[4, 7, 33], &mut r), signed(&[33], &mut r));
     let want = where_cond(&cond, &a, &b).unwrap();
     let got = where_cond(&up(&cond, &gpu), &up(&a, &gpu), &up(&b, &gpu)).unwrap();
@@ -147,7 +147,7 @@ fn views_are_layout_only_and_contiguous_copies_on_the_gpu() {
 }
 
 #[test]
-fn elementwise_backward_runs_on_the_gpu_and_matches_cpu() {
+fn elementwise_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let (x, y) = (signed(&[5, 67], &mut r), signed(&[67], &mut r));

@@ -1,4 +1,4 @@
-//! Upsampling on the GPU against the CPU kernels: nearest and bilinear (align_corners =
+//! Upsampling on the GPU against the reference device (each op's plain definition): nearest and bilinear (align_corners =
 //! false) by factors 1–3, forward and backward, odd plane sizes, and autograd's backward.
 
 use crate::common;
@@ -11,7 +11,7 @@ use tensor::ops::interpolate::{
 use tensor::{Result, Tensor};
 
 #[test]
-fn upsampling_forward_and_backward_match_cpu() {
+fn upsampling_forward_and_backward_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (xs, scale) in [([1, 1, 1, 1], 2), ([2, 3, 7, 5], 2), ([1, 2, 9, 17], 3), ([3, 1, 4, 4], 1), ([1, 70, 5, 6], 2)]
@@ -42,7 +42,7 @@ fn upsampling_forward_and_backward_match_cpu() {
 }
 
 #[test]
-fn upsampling_autograd_backward_runs_on_the_gpu_and_matches_cpu() {
+fn upsampling_autograd_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let x = signed(&[2, 3, 5, 4], &mut r);

@@ -57,8 +57,8 @@ fn element_wise_ops_and_strided_copies_beyond_one_binding_match_the_cpu() {
 
 pub(crate) fn element_wise_ops_and_strided_copies_match_the_cpu(gpu: &Device, shape: &[usize]) {
     let mut r = rng();
-    let x = signed(shape, &mut r);
-    let bias = signed(&[1, 3, 1, 1], &mut r);
+    let x = signed_cpu(shape, &mut r);
+    let bias = signed_cpu(&[1, 3, 1, 1], &mut r);
     let xg = up(&x, gpu);
     assert!(x.numel() > binding_len(gpu) || binding_len(gpu) >= 4 * x.numel());
     assert_close("relu", &xg.relu().unwrap(), &x.relu().unwrap(), None);
@@ -84,15 +84,15 @@ fn convolutions_beyond_one_binding_match_the_cpu() {
 /// Convolution forward and backwards on [`X_SHAPE`].
 pub(crate) fn convolutions_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&X_SHAPE, &mut r);
-    let w = signed(&[4, 3, 3, 3], &mut r);
-    let b = signed(&[4], &mut r);
+    let x = signed_cpu(&X_SHAPE, &mut r);
+    let w = signed_cpu(&[4, 3, 3, 3], &mut r);
+    let b = signed_cpu(&[4], &mut r);
     let p = Conv2dParams { padding: [1, 1], ..Default::default() };
     let (xg, wg) = (up(&x, gpu), up(&w, gpu));
     let y = conv2d(&x, &w, Some(&b), &p).unwrap();
     let scale = conv2d(&abs(&x), &abs(&w), Some(&abs(&b)), &p).unwrap();
     assert_close("conv2d", &conv2d(&xg, &wg, Some(&up(&b, gpu)), &p).unwrap(), &y, Some(&scale));
-    let gy = signed(y.shape(), &mut r);
+    let gy = signed_cpu(y.shape(), &mut r);
     let gyg = up(&gy, gpu);
     let dx = conv2d_backward_data(&gy, &w, x.shape(), &p).unwrap();
     let dx_scale = conv2d_backward_data(&abs(&gy), &abs(&w), x.shape(), &p).unwrap();
@@ -126,9 +126,9 @@ fn transposed_convolution_pooling_and_upsampling_beyond_one_binding_match_the_cp
 /// of [`X_SHAPE`].
 pub(crate) fn transposed_convolution_pooling_and_upsampling_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&[40, 3, 67, 65], &mut r);
+    let x = signed_cpu(&[40, 3, 67, 65], &mut r);
     let xg = up(&x, gpu);
-    let w = signed(&[3, 2, 2, 2], &mut r);
+    let w = signed_cpu(&[3, 2, 2, 2], &mut r);
     let p = ConvTranspose2dParams { stride: [2, 2], ..Default::default() };
     let y = conv_transpose2d(&x, &w, None, &p).unwrap(); // [40, 2, 134, 130]
     let scale = conv_transpose2d(&abs(&x), &abs(&w), None, &p).unwrap();
@@ -139,7 +139,7 @@ pub(crate) fn transposed_convolution_pooling_and_upsampling_match_the_cpu(gpu: &
         &upsample_nearest2d(&x, 2).unwrap(),
         None,
     );
-    let big = signed(&X_SHAPE, &mut r);
+    let big = signed_cpu(&X_SHAPE, &mut r);
     let pooled = avg_pool2d(&up(&big, gpu), [2, 2], [2, 2], [0, 0]).unwrap();
     let scale = avg_pool2d(&abs(&big), [2, 2], [2, 2], [0, 0]).unwrap();
     assert_close("avg_pool2d 2×2", &pooled, &avg_pool2d(&big, [2, 2], [2, 2], [0, 0]).unwrap(), Some(&scale));
@@ -148,7 +148,7 @@ pub(crate) fn transposed_convolution_pooling_and_upsampling_match_the_cpu(gpu: &
     let (yg, idxg) = max_pool2d(&up(&big, gpu), [3, 3], [2, 2], [1, 1]).unwrap();
     assert_close("max_pool2d 3×3 stride 2", &yg, &y, None);
     assert_eq!(idxg.to_vec().unwrap(), idx.to_vec().unwrap(), "max_pool2d argmax indices");
-    let gy = signed(y.shape(), &mut r);
+    let gy = signed_cpu(y.shape(), &mut r);
     let want = max_pool2d_backward(&gy, &idx, &X_SHAPE).unwrap();
     assert_close("max_pool2d_backward", &max_pool2d_backward(&up(&gy, gpu), &idxg, &X_SHAPE).unwrap(), &want, None);
 }
@@ -160,13 +160,13 @@ fn parts_whose_rows_start_unaligned_are_staged_through_copies_and_match_the_cpu(
     // unaligned bound through scratch copies, outputs (max-pool indices too) copied back.
     let Some(gpu) = gpu_with(|pref| gpu::Context::with_binding_limit(pref, 256 << 10)) else { return };
     let mut r = rng();
-    let x = signed(&[21, 3, 67, 65], &mut r);
-    let (w, xg) = (signed(&[4, 3, 3, 3], &mut r), up(&x, &gpu));
+    let x = signed_cpu(&[21, 3, 67, 65], &mut r);
+    let (w, xg) = (signed_cpu(&[4, 3, 3, 3], &mut r), up(&x, &gpu));
     let p = Conv2dParams { padding: [1, 1], ..Default::default() };
     let y = conv2d(&x, &w, None, &p).unwrap();
     let scale = conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
     assert_close("conv2d", &conv2d(&xg, &up(&w, &gpu), None, &p).unwrap(), &y, Some(&scale));
-    let gy = signed(y.shape(), &mut r);
+    let gy = signed_cpu(y.shape(), &mut r);
     let dw = conv2d_backward_weight(&gy, &x, w.shape(), &p).unwrap();
     let dw_scale = conv2d_backward_weight(&abs(&gy), &abs(&x), w.shape(), &p).unwrap();
     let dwg = conv2d_backward_weight(&up(&gy, &gpu), &xg, w.shape(), &p).unwrap();
@@ -205,8 +205,8 @@ fn batch_norm_beyond_one_binding_matches_the_cpu_in_training_and_eval() {
 pub(crate) fn batch_norm_matches_the_cpu_in_training_and_eval(gpu: &Device) {
     let mut r = rng();
     // Channel means away from 0, so a statistic summed over one part only would show.
-    let x = signed(&X_SHAPE, &mut r).add_scalar(0.25).unwrap();
-    let (gamma, beta) = (signed(&[3], &mut r), signed(&[3], &mut r));
+    let x = signed_cpu(&X_SHAPE, &mut r).add_scalar(0.25).unwrap();
+    let (gamma, beta) = (signed_cpu(&[3], &mut r), signed_cpu(&[3], &mut r));
     let (xg, gg, bg) = (up(&x, gpu), up(&gamma, gpu), up(&beta, gpu));
     let eps = 1e-5;
     let want = batch_norm_train(&x, Some(&gamma), Some(&beta), eps).unwrap();
@@ -215,7 +215,7 @@ pub(crate) fn batch_norm_matches_the_cpu_in_training_and_eval(gpu: &Device) {
     assert_close("batch_norm_train mean", &got.mean, &want.mean, None);
     assert_close("batch_norm_train inv_std", &got.inv_std, &want.inv_std, None);
     assert_close("batch_norm_train var_unbiased", &got.var_unbiased, &want.var_unbiased, None);
-    let gy = signed(&X_SHAPE, &mut r);
+    let gy = signed_cpu(&X_SHAPE, &mut r);
     let gyg = up(&gy, gpu);
     // dγ and dβ sum 701,155 terms of either sign per channel: their natural scale is the
     // sum of the terms' magnitudes, Σ |dy|·|x − μ|·inv_std and Σ |dy|.
@@ -232,7 +232,7 @@ pub(crate) fn batch_norm_matches_the_cpu_in_training_and_eval(gpu: &Device) {
     let scale = dgamma_scale(&mean, &inv_std);
     assert_close("batch_norm_train_backward dgamma", &got.dgamma, &want.dgamma, Some(&scale));
     assert_close("batch_norm_train_backward dbeta", &got.dbeta, &want.dbeta, Some(&dbeta_scale));
-    let (rm, rv) = (signed(&[3], &mut r), uniform32(&[3], 0.5, 2.0, &mut r));
+    let (rm, rv) = (signed_cpu(&[3], &mut r), uniform32_cpu(&[3], 0.5, 2.0, &mut r));
     let (rmg, rvg) = (up(&rm, gpu), up(&rv, gpu));
     let want = batch_norm_eval(&x, &rm, &rv, Some(&gamma), Some(&beta), eps).unwrap();
     assert_close("batch_norm_eval", &batch_norm_eval(&xg, &rmg, &rvg, Some(&gg), Some(&bg), eps).unwrap(), &want, None);
@@ -252,7 +252,7 @@ fn reductions_beyond_one_binding_match_the_cpu() {
 /// Reductions of [`X_SHAPE`] per image, over the batch and over everything.
 pub(crate) fn reductions_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&X_SHAPE, &mut r).add_scalar(0.1).unwrap();
+    let x = signed_cpu(&X_SHAPE, &mut r).add_scalar(0.1).unwrap();
     let xg = up(&x, gpu);
     // Per image (parts of the batch); over the batch, every axis and the channel-gradient
     // axes (0, 2, 3) (pieces of the reduced block, combined).
@@ -286,7 +286,7 @@ fn index_select_and_index_add_beyond_one_binding_match_the_cpu() {
 /// input into a large output.
 pub(crate) fn index_ops_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&X_SHAPE, &mut r);
+    let x = signed_cpu(&X_SHAPE, &mut r);
     let xg = up(&x, gpu);
     // Unsorted and repeated, more indices than rows: each output's source may lie in any window.
     let batch: Vec<usize> = (0..200).map(|_| r.below(X_SHAPE[0])).collect();
@@ -294,7 +294,7 @@ pub(crate) fn index_ops_match_the_cpu(gpu: &Device) {
         assert_index_select_and_add_match(&x, &xg, axis, &idx);
     }
     // 5 images selected 161 times: one window of the input, many of the output.
-    let small = signed(&[5, 3, 67, 65], &mut r);
+    let small = signed_cpu(&[5, 3, 67, 65], &mut r);
     let idx: Vec<usize> = (0..X_SHAPE[0]).map(|i| (i * 7) % 5).collect();
     let got = index_select(&up(&small, gpu), 0, &idx).unwrap();
     assert_close("index_select of 5 images into 161", &got, &index_select(&small, 0, &idx).unwrap(), None);
@@ -318,8 +318,8 @@ pub(crate) const LINEAR_X_SHAPE: [usize; 2] = [1200, 901];
 /// K = 0; a batch of three products larger than a binding together (parts of the batch).
 pub(crate) fn matrix_products_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let x = signed(&LINEAR_X_SHAPE, &mut r);
-    let (w, dy) = (signed(&[901, 7], &mut r), signed(&[1200, 7], &mut r));
+    let x = signed_cpu(&LINEAR_X_SHAPE, &mut r);
+    let (w, dy) = (signed_cpu(&[901, 7], &mut r), signed_cpu(&[1200, 7], &mut r));
     let (xg, wg, dyg) = (up(&x, gpu), up(&w, gpu), up(&dy, gpu));
     let t = |m: &Tensor| m.transpose(0, 1).unwrap();
     let cases = [
@@ -334,8 +334,8 @@ pub(crate) fn matrix_products_match_the_cpu(gpu: &Device) {
     // K = 0 (a narrowed view of the large buffer): sums over nothing are zeros.
     let empty = matmul(&xg.narrow(1, 0, 0).unwrap(), &up(&Tensor::zeros(&[0, 7], DType::F32), gpu)).unwrap();
     assert_eq!(empty.to_vec_f32().unwrap(), vec![0.0; 1200 * 7], "[1200, 0]·[0, 7]");
-    let a = signed(&[3, 500, 800], &mut r);
-    let b = signed(&[800, 5], &mut r);
+    let a = signed_cpu(&[3, 500, 800], &mut r);
+    let b = signed_cpu(&[800, 5], &mut r);
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();
     let got = matmul(&up(&a, gpu), &up(&b, gpu)).unwrap();
     assert_close("[3, 500, 800]·[800, 5]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
@@ -348,7 +348,7 @@ fn a_batch_of_products_each_larger_than_one_binding_matches_the_cpu() {
     // start at (the offset alignment): its parts go through a scratch buffer.
     let Some(gpu) = splitting_gpu(&[1001, 601]) else { return };
     let mut r = rng();
-    let (a, b) = (signed(&[2, 1001, 601], &mut r), signed(&[601, 3], &mut r));
+    let (a, b) = (signed_cpu(&[2, 1001, 601], &mut r), signed_cpu(&[601, 3], &mut r));
     let scale = matmul(&abs(&a), &abs(&b)).unwrap();
     let got = matmul(&up(&a, &gpu), &up(&b, &gpu)).unwrap();
     assert_close("[2, 1001, 601]·[601, 3]", &got, &matmul(&a, &b).unwrap(), Some(&scale));
@@ -366,7 +366,7 @@ pub(crate) const PARAM_SHAPE: [usize; 1] = [1_300_001];
 /// Adam with weight decay, then SGD with Nesterov momentum, on a parameter of [`PARAM_SHAPE`].
 pub(crate) fn optimizer_updates_match_the_cpu(gpu: &Device) {
     let mut r = rng();
-    let (mut p, g) = (signed(&PARAM_SHAPE, &mut r), signed(&PARAM_SHAPE, &mut r));
+    let (mut p, g) = (signed_cpu(&PARAM_SHAPE, &mut r), signed_cpu(&PARAM_SHAPE, &mut r));
     let (mut pg, gg) = (up(&p, gpu), up(&g, gpu));
     let (mut m, mut v) = (p.zeros_like().unwrap(), p.zeros_like().unwrap());
     let (mut mg, mut vg) = (pg.zeros_like().unwrap(), pg.zeros_like().unwrap());
@@ -391,7 +391,7 @@ fn concatenation_beyond_one_binding_matches_the_cpu() {
 
 /// Two halves of [`X_SHAPE`] joined along the batch, and along the channels.
 pub(crate) fn concatenation_matches_the_cpu(gpu: &Device) {
-    let x = signed(&X_SHAPE, &mut rng());
+    let x = signed_cpu(&X_SHAPE, &mut rng());
     let xg = up(&x, gpu);
     for axis in [0isize, 1] {
         let halves = |t: &Tensor| {

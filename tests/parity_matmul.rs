@@ -1,4 +1,4 @@
-//! Matrix products on the GPU against the CPU GEMM: sizes that are not multiples of the
+//! Matrix products on the GPU against the reference device (the textbook product): sizes that are not multiples of the
 //! 64-wide tile, batched products, a 2-D operand broadcast over a batch (either side),
 //! transposed and narrowed operands read in place (never copied), and the backward.
 
@@ -17,7 +17,7 @@ fn check(what: &str, a: &Tensor, b: &Tensor, ag: &Tensor, bg: &Tensor) {
 }
 
 #[test]
-fn matmul_2d_at_sizes_off_the_tile_matches_cpu() {
+fn matmul_2d_at_sizes_off_the_tile_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for (m, k, n) in [(1, 1, 1), (1, 300, 1), (65, 63, 67), (130, 7, 129), (64, 64, 64), (3, 200, 70)] {
@@ -27,7 +27,7 @@ fn matmul_2d_at_sizes_off_the_tile_matches_cpu() {
 }
 
 #[test]
-fn batched_and_broadcast_matmul_match_cpu() {
+fn batched_and_broadcast_matmul_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let (a3, b3) = (signed(&[5, 33, 70], &mut r), signed(&[5, 70, 17], &mut r));
@@ -74,7 +74,7 @@ fn empty_inner_dimension_gives_zeros_on_the_gpu() {
 }
 
 #[test]
-fn matmul_backward_runs_on_the_gpu_and_matches_cpu() {
+fn matmul_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let (a, b) = (signed(&[4, 66, 35], &mut r), signed(&[35, 70], &mut r));

@@ -1,4 +1,4 @@
-//! Optimizer updates on the GPU against the CPU kernels: tensor's in-place `adam_update`
+//! Optimizer updates on the GPU against the reference device (each op's plain definition): tensor's in-place `adam_update`
 //! (Adam and AdamW, several steps) and `sgd_update` (plain, momentum, nesterov, weight
 //! decay), run in place on the parameter's buffer with copy-on-write for shared storage,
 //! and nn's Adam / SGD optimizers stepping GPU parameters; the non-finite flag and the
@@ -17,7 +17,7 @@ use tensor::ops::reduce::non_finite_flag;
 use tensor::{Device, Tensor};
 
 #[test]
-fn adam_and_adamw_updates_match_cpu_over_several_steps() {
+fn adam_and_adamw_updates_match_the_reference_over_several_steps() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     for decoupled in [false, true] {
@@ -66,7 +66,7 @@ fn adam_update_leaves_a_tensor_sharing_the_parameter_unchanged() {
 }
 
 #[test]
-fn sgd_updates_match_cpu() {
+fn sgd_updates_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let configs = [(0.0, 0.0, false, 0.0), (0.9, 0.0, false, 0.01), (0.9, 0.1, true, 0.0), (0.5, 0.3, false, 0.1)];
@@ -187,7 +187,7 @@ fn packed_whole_is_none_for_anything_but_one_whole_pack() {
 }
 
 #[test]
-fn non_finite_flag_matches_cpu_for_clean_and_poisoned_tensors() {
+fn non_finite_flag_matches_the_reference_for_clean_and_poisoned_tensors() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let (a, b) = (signed(&[3, 257], &mut r), signed(&[1031], &mut r));
@@ -196,7 +196,7 @@ fn non_finite_flag_matches_cpu_for_clean_and_poisoned_tensors() {
         if let Some(x) = bad {
             v[700] = x;
         }
-        let b = Tensor::from_vec(v, &[1031]).unwrap().to_dtype(a.dtype()).unwrap();
+        let b = Tensor::from_vec(v, &[1031]).unwrap().to_dtype(a.dtype()).unwrap().to_device(&a.device()).unwrap();
         let want = non_finite_flag(&[&a, &b]).unwrap();
         let got = non_finite_flag(&[&up(&a, &gpu), &up(&b, &gpu)]).unwrap();
         assert!(got.is_gpu() && got.shape() == [1]);
@@ -206,7 +206,7 @@ fn non_finite_flag_matches_cpu_for_clean_and_poisoned_tensors() {
 }
 
 #[test]
-fn updates_unless_flagged_match_cpu_and_change_nothing_when_the_gradient_is_not_finite() {
+fn updates_unless_flagged_match_the_reference_and_change_nothing_when_the_gradient_is_not_finite() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let shape = [5, 67];
@@ -216,7 +216,7 @@ fn updates_unless_flagged_match_cpu_and_change_nothing_when_the_gradient_is_not_
         if poisoned {
             gv[100] = f64::NAN;
         }
-        let g = Tensor::from_vec(gv, &shape).unwrap().to_dtype(p.dtype()).unwrap();
+        let g = Tensor::from_vec(gv, &shape).unwrap().to_dtype(p.dtype()).unwrap().to_device(&p.device()).unwrap();
         let (gg, pg0) = (up(&g, &gpu), up(&p, &gpu));
         let m0 = signed(&shape, &mut r).mul_scalar(0.1).unwrap();
         let h = AdamHyper { lr: 0.01, step: 2, ..AdamHyper::default() };

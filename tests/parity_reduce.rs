@@ -1,4 +1,4 @@
-//! Reductions on the GPU against the CPU kernels: every op over leading, middle, trailing,
+//! Reductions on the GPU against the reference device (each op's plain definition): every op over leading, middle, trailing,
 //! non-adjacent and all axes, with and without keepdim, rows shorter and longer than a
 //! workgroup (both kernel strategies), strided inputs, var, sum_to_shape, and autograd's
 //! backward of reductions on the GPU.
@@ -12,7 +12,7 @@ use tensor::ops::reduce::{reduce, sum_to_shape, ReduceOp};
 const OPS: [ReduceOp; 7] = ReduceOp::ALL;
 
 #[test]
-fn reductions_over_every_kind_of_axis_set_match_cpu() {
+fn reductions_over_every_kind_of_axis_set_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     // [5, 300, 7]: a 300-long middle axis takes the per-workgroup kernel; [3, 4, 5] the
@@ -69,7 +69,7 @@ fn reductions_read_strided_views() {
 }
 
 #[test]
-fn var_biased_and_unbiased_match_cpu() {
+fn var_biased_and_unbiased_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let x = signed(&[4, 263, 3], &mut r).add_scalar(2.0).unwrap(); // a mean far from 0
@@ -84,7 +84,7 @@ fn var_biased_and_unbiased_match_cpu() {
 }
 
 #[test]
-fn sum_to_shape_undoes_broadcasts_like_cpu() {
+fn sum_to_shape_undoes_broadcasts_like_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let g = signed(&[6, 5, 70], &mut r);
@@ -97,7 +97,7 @@ fn sum_to_shape_undoes_broadcasts_like_cpu() {
 }
 
 #[test]
-fn reduction_backward_runs_on_the_gpu_and_matches_cpu() {
+fn reduction_backward_runs_on_the_gpu_and_matches_the_reference() {
     let Some(gpu) = gpu() else { return };
     let mut r = rng();
     let x = signed(&[3, 70, 4], &mut r);

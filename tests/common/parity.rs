@@ -1,5 +1,14 @@
-//! Helpers of the CPU-vs-GPU parity tests: the GPU device (or a printed skip), random f32
-//! inputs that are never zero, and the comparison with relative error ≤ 1e-4.
+//! Helpers of the parity tests: the GPU device (or a printed skip), random f32 inputs that are
+//! never zero, and the comparison with relative error ≤ 1e-4.
+//!
+//! The oracle is the reference device: [`signed`] and [`uniform32`] make their tensors there,
+//! so the result a test computes from them before moving them [`up`] to the GPU is the plain
+//! definition's (`tensor/src/reference/`). The tests of tensors larger than one GPU binding
+//! or buffer (`parity_large`, `parity_chunked`) and of the device plumbing (`parity_device`)
+//! take theirs on the CPU ([`signed_cpu`], [`uniform32_cpu`]): at their sizes the plain loops
+//! would take minutes, and what they check is that a split launch computes what one launch
+//! does; the CPU kernels they compare with are held to the reference device here and in
+//! `tests/reference_tier.rs`.
 
 use std::sync::Once;
 
@@ -80,8 +89,14 @@ pub fn gpu_with(open: impl FnOnce(gpu::AdapterPreference) -> gpu::Result<gpu::Co
     }
 }
 
-/// f32 values with |x| in [0.1, 1) and a random sign: never zero, O(1).
+/// f32 values with |x| in [0.1, 1) and a random sign: never zero, O(1); on the reference
+/// device, the oracle.
 pub fn signed(shape: &[usize], rng: &mut Rng) -> Tensor {
+    signed_cpu(shape, rng).to_device(&Device::Reference).unwrap()
+}
+
+/// [`signed`] on the CPU.
+pub fn signed_cpu(shape: &[usize], rng: &mut Rng) -> Tensor {
     let v: Vec<f32> = (0..shape.iter().product::<usize>())
         .map(|_| {
             let m = rng.uniform(0.1, 1.0) as f32;
@@ -95,8 +110,13 @@ pub fn signed(shape: &[usize], rng: &mut Rng) -> Tensor {
     Tensor::from_vec(v, shape).unwrap()
 }
 
-/// f32 values uniform in [lo, hi).
+/// f32 values uniform in [lo, hi), on the reference device, the oracle.
 pub fn uniform32(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Tensor {
+    uniform32_cpu(shape, lo, hi, rng).to_device(&Device::Reference).unwrap()
+}
+
+/// [`uniform32`] on the CPU.
+pub fn uniform32_cpu(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Tensor {
     Tensor::rand_uniform(shape, lo, hi, DType::F32, rng)
 }
 
@@ -107,8 +127,9 @@ pub fn up(t: &Tensor, gpu: &Device) -> Tensor {
     g
 }
 
-/// Asserts that `gpu` (a GPU tensor) equals the CPU result `cpu` element-wise:
-/// |g − c| ≤ TOL·max(|c|, scale_i), where `scale` (same shape, CPU) is the natural magnitude
+/// Asserts that `gpu` (a GPU tensor) equals the oracle's result `cpu` (the reference device's,
+/// or the CPU's in the tests of tensors larger than one binding) element-wise:
+/// |g − c| ≤ TOL·max(|c|, scale_i), where `scale` (same shape, on the host) is the natural magnitude
 /// of each element: for a sum of products, the same op on |inputs|, so that cancellation
 /// does not turn rounding into a large relative error. `None` means 1 (element-wise maps).
 pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor, scale: Option<&Tensor>) {
@@ -176,7 +197,7 @@ pub fn assert_backward_parity(
         (out.value(), grads)
     };
     let (out_r, grads_r) = run(inputs.iter().map(|t| t.to_device(&Device::Reference).unwrap()).collect());
-    let (out_c, grads_c) = run(inputs.to_vec());
+    let (out_c, grads_c) = run(inputs.iter().map(|t| t.to_cpu().unwrap()).collect());
     let (out_g, grads_g) = run(inputs.iter().map(|t| up(t, gpu)).collect());
     for (device, out, grads) in [("gpu", &out_g, &grads_g), ("cpu", &out_c, &grads_c)] {
         let what = format!("{what} on the {device}");
