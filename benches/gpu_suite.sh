@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of docs/performance.md ("Back on the H100") in one run, ours beside
+# The GPU measurements of docs/notebooks/performance.md ("Back on the H100") in one run, ours beside
 # PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
 #   steps:   one training step, B1–B5: ours (`train_step -- --device gpu`, and with 8 and 128
 #            launches per submit besides the default 32, submitting from the recording thread

@@ -1,6 +1,6 @@
 //! Every repository path the docs mention exists, and every item they name is defined there.
 //!
-//! The rule, for README.md and docs/*.md outside fenced code blocks: an inline code span
+//! The rule, for README.md, docs/*.md and docs/notebooks/*.md outside fenced code blocks: an inline code span
 //! (`…`) is a *repository path* when it has no whitespace, contains a `/`, and its first
 //! component is an entry of the repository root (`tensor`, `shaders`, `docs`, …). Such a
 //! path must exist. It may name an item after it with `:` or `::`, as in
@@ -18,17 +18,19 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The markdown files the rule applies to: README.md and docs/*.md.
+/// The markdown files the rule applies to: README.md, docs/*.md and the notebooks beside them,
+/// docs/notebooks/*.md.
 fn doc_files() -> Vec<PathBuf> {
     let mut files = vec![Path::new(ROOT).join("README.md")];
-    let docs = Path::new(ROOT).join("docs");
-    if let Ok(entries) = fs::read_dir(&docs) {
-        let mut md: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "md"))
-            .collect();
-        md.sort();
-        files.extend(md);
+    for dir in ["docs", "docs/notebooks"] {
+        if let Ok(entries) = fs::read_dir(Path::new(ROOT).join(dir)) {
+            let mut md: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                .collect();
+            md.sort();
+            files.extend(md);
+        }
     }
     files
 }

@@ -68,7 +68,7 @@ impl GemmTile {
 
 /// Workgroups of the 128×128 tile a GEMM must fill before [`GemmTile::for_gemm`] picks it. On
 /// an H100 (132 multiprocessors) the wide tile is ahead from 64 workgroups on (matmul 1024³:
-/// 9.6 against 8.4 TFLOP/s, docs/performance.md); below that the square tile's four times as
+/// 9.6 against 8.4 TFLOP/s, docs/notebooks/performance.md); below that the square tile's four times as
 /// many workgroups keep more of the GPU busy.
 pub const WIDE_MIN_WORKGROUPS: usize = 64;
 

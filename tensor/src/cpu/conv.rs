@@ -298,7 +298,7 @@ const TABLE_MAX_PLANE: usize = 16;
 
 /// col2im goes through the table only up to this plane size: its lookups scatter-add one
 /// float at a time, while a phase block adds whole vectors, which wins from 4×4 planes up
-/// (`cargo bench --bench conv_layers`; the numbers are in docs/performance.md).
+/// (`cargo bench --bench conv_layers`; the numbers are in docs/notebooks/performance.md).
 const COL2IM_TABLE_MAX_PLANE: usize = 4;
 
 /// A [`tap_table`] entry for a tap that reads the padding.
@@ -762,7 +762,7 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// and the partials are added in order while transposing, so the result does not depend on
 /// scheduling. On planes of at most `DIRECT_MAX_PLANE` pixels (ResNet-18's last two stages at
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
-/// (`cargo bench --bench train_step -- --workloads B2`; docs/performance.md has both
+/// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {

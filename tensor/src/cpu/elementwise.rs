@@ -28,7 +28,7 @@ pub fn sigmoid_f64(x: f64) -> f64 {
 
 /// f32 sigmoid without a branch or a libm call, so a loop over it vectorises (4 lanes: the
 /// crate is built for baseline x86-64, SSE2): about 3× faster than calling `expf` per element
-/// (docs/performance.md). As in [`sigmoid_f64`], e^−|x| never
+/// (docs/notebooks/performance.md). As in [`sigmoid_f64`], e^−|x| never
 /// overflows: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) below, chosen with a select that
 /// compiles to a blend. Error: within 3 ulp of the f64 value, denormal results included.
 #[inline(always)]

@@ -243,7 +243,7 @@ const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>("portable", 128, 256, 40
 /// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 512×16 B micro-panel is 32 KiB, streamed through
 /// L1 beside one A micro-panel; a 72×512 A block is 144 KiB of L2; a 512×2032 B block is 4 MiB
 /// of L3. The deeper KC halves the C tile's loads and stores per multiply-add against KC = 256
-/// (`cargo bench --bench gemm`, paired rounds in docs/performance.md: sgemm 1024³ +7 % median,
+/// (`cargo bench --bench gemm`, paired rounds in docs/notebooks/performance.md: sgemm 1024³ +7 % median,
 /// 4096×512×4608 +6 %).
 #[cfg(target_arch = "x86_64")]
 const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>("avx2", 72, 512, 2032, x86::sgemm_avx2::<6>);
@@ -425,7 +425,7 @@ const SPLIT_K_MIN_PASSES: usize = 4;
 /// Below this many multiply-adds per thread in one pass over k (m·n·KC / threads, a few
 /// milliseconds), forking the pool for every pass costs more than sharing one packed B block
 /// saves: see [`gemm_partitioned`]. (Small Linear layers gain, large products are the same
-/// either way: `cargo bench --bench linear_layers` and `--bench gemm`, docs/performance.md.)
+/// either way: `cargo bench --bench linear_layers` and `--bench gemm`, docs/notebooks/performance.md.)
 const SHARED_PASS_MIN_WORK_PER_THREAD: usize = 1 << 26;
 
 /// How a product is spread over the threads.
