@@ -18,8 +18,9 @@
 //!   before its first read, and the view's offset makes up the difference:
 //!   [`for_each_row_part`]. Matrix products, whose views carry offsets too, cut the same way
 //!   in [`matmul`] ([`window_at`], [`room_at`]), their dense output bound as a [`BoundRange`].
-//! - reductions and batch norm, whose kernels reduce over what would be cut, combine pieces
-//!   in their own files (`ops/reduce.rs`, `ops/batch_norm.rs`).
+//! - reductions and batch norm, whose kernels reduce over what would be cut, combine pieces:
+//!   batch norm composed of ops that run in parts ([`batch_norm`]), a reduction cut along
+//!   its reduced axis ([`reduce`]).
 //!
 //! Below the limit either runs its launch once on the whole buffers, as before.
 //!
@@ -29,7 +30,10 @@
 //! in one buffer; an operand that every part binds whole (a weight) is refused in chunks,
 //! naming the limit.
 
+pub(crate) mod batch_norm;
+pub(crate) mod index;
 pub(crate) mod matmul;
+pub(crate) mod reduce;
 
 use std::sync::Arc;
 

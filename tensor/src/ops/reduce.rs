@@ -10,6 +10,7 @@ use crate::cpu::reduce as kernel;
 pub use crate::descriptors::ReduceOp;
 use crate::dtype::{DType, Float};
 use crate::error::{gpu_err, shape_err, Result, TensorError};
+use crate::gpu_parts::reduce::reduce_in_pieces_of_r;
 use crate::gpu_parts::{run_gpu_in_parts, splits_into_parts, Cut};
 use crate::profile::{self, OpFamily};
 use crate::reference;
@@ -107,48 +108,6 @@ pub fn reduce(x: &Tensor, axes: &[isize], keepdim: bool, op: ReduceOp) -> Result
             )?;
             Ok(y)
         }
-    }
-}
-
-/// A GPU reduction whose reduced block is larger than one binding: the block cut along r into
-/// pieces that fit, each reduced on its own, and the partial results combined (sums added,
-/// maxima and minima compared; a mean is the sum over r). The other reductions do not combine
-/// this simply and are refused with a `Limit` error.
-// x: [outer, r, inner] (dense) → [outer, inner]
-fn reduce_in_pieces_of_r(x: &Tensor, [outer, r, inner]: [usize; 3], op: ReduceOp, max_len: usize) -> Result<Tensor> {
-    const OP: &str = "reduce";
-    let too_large = |why: &str| TensorError::Limit {
-        op: OP,
-        msg: format!(
-            "{op:?} over [{outer}, {r}, {inner}] (outer, reduced, inner) is larger than one GPU binding \
-             of {max_len} f32 (max_storage_buffer_binding_size), and {why}"
-        ),
-    };
-    let combine: fn(&Tensor, &Tensor) -> Result<Tensor> = match op {
-        ReduceOp::Sum | ReduceOp::Mean => Tensor::add,
-        ReduceOp::Max => Tensor::maximum,
-        ReduceOp::Min => Tensor::minimum,
-        _ => return Err(too_large("only sum, mean, max and min are split into pieces")),
-    };
-    let piece = max_len / (outer * inner).max(1);
-    if piece == 0 {
-        return Err(too_large("not even one of its reduced elements per outer and inner index fits"));
-    }
-    let x = x.reshape(&[outer, r, inner])?;
-    let partial_op = if op == ReduceOp::Mean { ReduceOp::Sum } else { op };
-    let mut total: Option<Tensor> = None;
-    for start in (0..r).step_by(piece) {
-        let part = reduce(&x.narrow(1, start, piece.min(r - start))?, &[1], false, partial_op)?;
-        total = Some(match total {
-            None => part,
-            Some(t) => combine(&t, &part)?,
-        });
-    }
-    let total = total.ok_or_else(|| too_large("it reduces nothing"))?;
-    if op == ReduceOp::Mean {
-        total.mul_scalar(1.0 / r as f64)
-    } else {
-        Ok(total)
     }
 }
 
