@@ -1,5 +1,5 @@
 //! What one move of a slider in `explore` costs the server: decoding one latent code to an
-//! image (`vae::eval::decode_codes`, the call `Explorer::decode_png` makes) and encoding it as
+//! image (`vae::tools::eval::decode_codes`, the call `Explorer::decode_png` makes) and encoding it as
 //! a PNG, per model preset, median of many repetitions; and decoding the 32 prior samples the
 //! page shows. Weights are random (the time does not depend on their values). HTTP is not
 //! counted: on loopback it adds well under a millisecond.
@@ -14,9 +14,9 @@ use common::{flag, median_ms};
 use nn::{Init, Module};
 use tensor::{Device, DevicePreference, Rng};
 use vae::data::Normalization;
-use vae::eval::decode_codes;
 use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
 use vae::plot::{image_grid, png_bytes, GridOptions};
+use vae::tools::eval::decode_codes;
 use vae::train::standard_normal;
 
 /// The presets at the image size and latent size of the studies that use them.

@@ -10,9 +10,9 @@ use clap::Parser;
 use tensor::DevicePreference;
 
 use crate::data::DatasetKind;
-use crate::eval::command::EvalArgs;
 use crate::model::Arch;
 use crate::runs::RunConfig;
+use crate::tools::eval::command::EvalArgs;
 
 /// Train a VAE and write a run folder (configuration, per-epoch CSV, checkpoints, pictures).
 #[derive(Parser, Debug)]
@@ -101,7 +101,7 @@ fn device_parser() -> impl TypedValueParser<Value = DevicePreference> {
 #[derive(Parser, Debug)]
 #[command(name = "eval", version, about)]
 pub struct EvalCli {
-    /// The flags, defined with the command in [`crate::eval::command`].
+    /// The flags, defined with the command in [`crate::tools::eval::command`].
     #[command(flatten)]
     pub args: EvalArgs,
 }

@@ -22,7 +22,7 @@ pub enum Error {
     Plot(#[from] crate::plot::PlotError),
     /// Bad input to a metric or t-SNE (shapes, sizes).
     #[error("metric: {0}")]
-    Metric(#[from] crate::linalg::InputError),
+    Metric(#[from] crate::tools::linalg::InputError),
     /// A flag or configuration value that cannot work, with what was expected.
     #[error("configuration: {0}")]
     Config(String),

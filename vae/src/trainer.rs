@@ -464,7 +464,7 @@ impl Trainer {
             save_training_checkpoint(&self.last(), &self.model, &self.optimizer, &state)?;
             runs::write_metrics(&self.dir.join(METRICS_FILE), &self.progress.history)?;
             pictures.save(self, epoch + 1)?;
-            if let Some(img) = crate::report::loss_plot(&self.progress.history)? {
+            if let Some(img) = crate::tools::report::loss_plot(&self.progress.history)? {
                 crate::plot::save_png_atomic(&img, &self.dir.join("loss.png"))?;
             }
             println!(
@@ -480,7 +480,7 @@ impl Trainer {
                 break;
             }
         }
-        let report = crate::report::write_report(&self.dir)?;
+        let report = crate::tools::report::write_report(&self.dir)?;
         Ok(Finished::Completed { report })
     }
 

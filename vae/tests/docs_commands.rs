@@ -113,7 +113,7 @@ fn parse(name: &str, args: &[String]) -> Result<(), String> {
             // The train command of the grid's first point.
             let mut train = sweep.train_args.clone();
             for spec in &sweep.grid {
-                let axis = vae::sweep::parse_axis(spec).map_err(|e| e.to_string())?;
+                let axis = vae::tools::sweep::parse_axis(spec).map_err(|e| e.to_string())?;
                 train.extend([format!("--{}", axis.flag), axis.values[0].clone()]);
             }
             parse("train", &train).map_err(|e| format!("its train command: {e}"))

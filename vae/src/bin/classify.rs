@@ -14,7 +14,7 @@ use vae::cli::ClassifyCli;
 static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
 
 fn main() {
-    if let Err(e) = vae::classify::train(&ClassifyCli::parse()) {
+    if let Err(e) = vae::tools::classify::train(&ClassifyCli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -1,9 +1,9 @@
 //! `eval`: pictures and numbers of a trained VAE run folder, on its held-out test split
-//! (`vae::eval::command` says what each file is).
+//! (`vae::tools::eval::command` says what each file is).
 
 use clap::Parser;
 use vae::cli::EvalCli as Cli;
-use vae::eval::command::run;
+use vae::tools::eval::command::run;
 
 fn main() {
     let runtime_dir = vae::cli::RuntimeDir::for_this_process();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::Parser;
 use vae::cli::ExploreCli;
 use vae::error::{Error, Result};
-use vae::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
+use vae::tools::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
 
 fn main() {
     let runtime_dir = vae::cli::RuntimeDir::for_this_process();

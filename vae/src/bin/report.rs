@@ -55,7 +55,7 @@ fn run(args: Args) -> Result<()> {
             }
             series.push((name.to_string(), runs));
         }
-        vae::report::write_comparison_plot(&series, x, y, out)?;
+        vae::tools::report::write_comparison_plot(&series, x, y, out)?;
         println!("wrote {}", out.display());
         return Ok(());
     }
@@ -68,7 +68,7 @@ fn run(args: Args) -> Result<()> {
             run.display()
         )));
     }
-    let path = vae::report::write_report(&run)?;
+    let path = vae::tools::report::write_report(&run)?;
     println!("wrote {}", path.display());
     Ok(())
 }

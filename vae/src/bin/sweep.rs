@@ -12,7 +12,7 @@ use clap::Parser;
 use vae::cli::SweepCli;
 
 fn main() {
-    if let Err(e) = vae::sweep::run(&SweepCli::parse()) {
+    if let Err(e) = vae::tools::sweep::run(&SweepCli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -18,27 +18,27 @@
 //!
 //! `--what disentanglement` (dSprites runs only; not part of `all`, it takes minutes) encodes the
 //! whole factor grid, 737,280 images, and adds Chen et al.'s sampled MIG, the FactorVAE score
-//! and the discretised MIG over the grid to `metrics.json` ([`crate::disentanglement`]).
+//! and the discretised MIG over the grid to `metrics.json` ([`crate::tools::disentanglement`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::classify::{judge, load_classifier};
 use crate::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
-use crate::disentanglement::{
-    dsprites_mig_discretized, factor_vae_score, mig_discretized, mig_sampled, FactorGrid, FactorVaeOptions,
-    CHEN_DSPRITES_FACTORS, DEFAULT_MIG_BINS,
-};
 use crate::error::{Error, Result};
-use crate::eval::{
-    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, mix_codes, reconstruct_dataset,
-    traversal_codes,
-};
-use crate::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::plot::{save_image_grid_with, save_rows_with, save_scatter_plot, GridOptions};
 use crate::runs::{RunConfig, RunFolder, EVAL_METRICS_FILE};
 use crate::streams::Stream;
+use crate::tools::classify::{judge, load_classifier};
+use crate::tools::disentanglement::{
+    dsprites_mig_discretized, factor_vae_score, mig_discretized, mig_sampled, FactorGrid, FactorVaeOptions,
+    CHEN_DSPRITES_FACTORS, DEFAULT_MIG_BINS,
+};
+use crate::tools::eval::{
+    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, mix_codes, reconstruct_dataset,
+    traversal_codes,
+};
+use crate::tools::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::train::{evaluate, standard_normal};
 use serde_json::{json, Value};
 use tensor::{Rng, Tensor};
@@ -65,7 +65,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "all")]
     pub what: String,
     /// Entropy samples per estimate in Chen et al.'s MIG (--what disentanglement; theirs: 10000).
-    #[arg(long, default_value_t = crate::disentanglement::CHEN_ENTROPY_SAMPLES)]
+    #[arg(long, default_value_t = crate::tools::disentanglement::CHEN_ENTROPY_SAMPLES)]
     pub mig_samples: usize,
     /// Keep every STEP-th value of orientation, pos_x and pos_y of the dSprites grid
     /// (--what disentanglement; 1: Chen et al.'s full grid of 737,280 images).
@@ -199,7 +199,7 @@ impl Ctx {
 fn conform(ds: &Dataset, shape: [usize; 3]) -> Result<Dataset> {
     let [c, h, w] = shape;
     let r = ds.resized(h, w);
-    let imgs = crate::classify::adapt_images(&r.images, r.shape, [c, h, w])?;
+    let imgs = crate::tools::classify::adapt_images(&r.images, r.shape, [c, h, w])?;
     Ok(Dataset::new(format!("{} (as {c}×{h}×{w})", ds.name), [r.len(), c, h, w], imgs)?)
 }
 
@@ -214,11 +214,11 @@ fn check_sections(args: &EvalArgs) -> Result<Vec<String>> {
             SLOW.join(", ")
         )));
     }
-    if section_wanted(&what, "tsne") && !(4..=crate::tsne::MAX_POINTS).contains(&args.tsne_points) {
+    if section_wanted(&what, "tsne") && !(4..=crate::tools::tsne::MAX_POINTS).contains(&args.tsne_points) {
         return Err(Error::Config(format!(
             "--tsne-points {}: expected 4 to {} (exact t-SNE holds two n² matrices: 400 MB at the most)",
             args.tsne_points,
-            crate::tsne::MAX_POINTS
+            crate::tools::tsne::MAX_POINTS
         )));
     }
     Ok(what)
@@ -671,13 +671,13 @@ fn tsne_section(ctx: &Ctx, args: &EvalArgs, mu: &[f32]) -> Result<()> {
         }
         _ => (vec![0; n], vec!["test image".into()]),
     };
-    let opts = crate::tsne::TsneOptions {
+    let opts = crate::tools::tsne::TsneOptions {
         perplexity: 30f64.min((n as f64 - 2.0) / 3.0).max(2.0),
         seed: args.seed,
         ..Default::default()
     };
     let t = Instant::now();
-    let out = crate::tsne::tsne(&mu[..n * z], z, &opts)?;
+    let out = crate::tools::tsne::tsne(&mu[..n * z], z, &opts)?;
     let pts: Vec<(f64, f64)> = out.embedding.chunks(2).map(|p| (p[0], p[1])).collect();
     let title = format!("t-SNE of {n} test means (z = {z}), {}", ctx.cfg.dataset);
     save_scatter_plot(&ctx.out.join("tsne.png"), &title, &pts, &labels, &names)?;

@@ -37,12 +37,12 @@ use tensor::{Device, DevicePreference, Rng};
 
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
-use crate::eval::{
-    decode_codes, dims_by_kl, encode_dataset, kl_per_dim, mix_codes, reconstruct_dataset, traversal_codes,
-};
 use crate::model::{OutputActivation, Vae};
 use crate::plot::{image_grid, png_bytes, GridOptions};
 use crate::runs::{metrics_columns, EpochMetrics, RunConfig, RunFolder};
+use crate::tools::eval::{
+    decode_codes, dims_by_kl, encode_dataset, kl_per_dim, mix_codes, reconstruct_dataset, traversal_codes,
+};
 use crate::train::standard_normal;
 use nn::Module;
 
@@ -175,7 +175,7 @@ impl Explorer {
         let kl = kl_per_dim(&mu, &logvar, z);
         let metrics = folder.metrics()?;
         let eval_metrics = folder.eval_metrics()?;
-        let loss_png = match crate::report::loss_plot(&metrics)? {
+        let loss_png = match crate::tools::report::loss_plot(&metrics)? {
             Some(img) => Some(png_bytes(&img)?),
             None => None,
         };

@@ -21,9 +21,9 @@ use rayon::prelude::*;
 use tensor::cpu::elementwise::exp_f32;
 use tensor::{Float, Rng};
 
-pub use crate::linalg::InputError;
-use crate::linalg::{check_len, input_err, Result};
-use crate::metrics::entropy_from_counts;
+pub use crate::tools::linalg::InputError;
+use crate::tools::linalg::{check_len, input_err, Result};
+use crate::tools::metrics::entropy_from_counts;
 
 // ---------------------------------------------------------------- the factor grid
 
@@ -418,7 +418,7 @@ pub fn mig_discretized<T: Float>(
     bins: usize,
 ) -> Result<MigReport> {
     const OP: &str = "mig_discretized";
-    let (z, n) = crate::metrics::rows_f64(OP, "latents", latents, d)?;
+    let (z, n) = crate::tools::metrics::rows_f64(OP, "latents", latents, d)?;
     let k = factor_sizes.len();
     if n == 0 || k == 0 || bins < 2 {
         return input_err(OP, format!("latents [{n}, {d}], {k} factors, {bins} bins: need n ≥ 1, k ≥ 1, bins ≥ 2"));
@@ -626,7 +626,7 @@ pub fn factor_vae_score(grid: &FactorGrid, mu: &[f32], d: usize, opts: &FactorVa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::entropy_from_counts;
+    use crate::tools::metrics::entropy_from_counts;
     use std::f64::consts::LN_2;
 
     #[test]

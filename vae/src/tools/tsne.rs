@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 use tensor::{Float, Rng};
 
-use crate::linalg::{input_err, Result};
+use crate::tools::linalg::{input_err, Result};
 
 /// The most points [`tsne`] accepts: exact t-SNE holds two n² f64 matrices (400 MB here) and
 /// its 1,000 iterations each touch all of P. Subsample above it (or use Barnes–Hut t-SNE,

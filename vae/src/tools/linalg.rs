@@ -15,8 +15,8 @@
 
 use rayon::prelude::*;
 
-/// An argument with the wrong shape or value. Shared by [`crate::linalg`], [`crate::metrics`]
-/// and [`crate::tsne`]: `op` names the public function, `msg` says what was expected.
+/// An argument with the wrong shape or value. Shared by [`crate::tools::linalg`], [`crate::tools::metrics`]
+/// and [`crate::tools::tsne`]: `op` names the public function, `msg` says what was expected.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{op}: {msg}")]
 pub struct InputError {
@@ -26,7 +26,7 @@ pub struct InputError {
     pub msg: String,
 }
 
-/// Result with [`InputError`], for [`crate::linalg`], [`crate::metrics`] and [`crate::tsne`].
+/// Result with [`InputError`], for [`crate::tools::linalg`], [`crate::tools::metrics`] and [`crate::tools::tsne`].
 pub type Result<T> = std::result::Result<T, InputError>;
 
 /// `Err(InputError { op, msg })`, for early returns.
@@ -154,7 +154,7 @@ pub struct SymEigen {
 ///
 /// Cost: a rotation touches two rows and two columns of A and two columns of V, O(d); a
 /// sweep has d(d − 1)/2 of them, O(d³) per sweep, single-threaded. Measured on the dev
-/// machine: d = 128 in 0.1 s, 256 in 0.6 s, 512 in about 6 s; [`crate::metrics`] keeps d at
+/// machine: d = 128 in 0.1 s, 256 in 0.6 s, 512 in about 6 s; [`crate::tools::metrics`] keeps d at
 /// feature sizes, never image sizes.
 ///
 /// One function (about 90 lines) on purpose: its lines follow the formulas above one to one,

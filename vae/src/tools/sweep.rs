@@ -234,9 +234,9 @@ fn write_summary(args: &SweepCli, dir: &Path, done: &[(String, f64)]) -> Result<
     // the sweep's page linking them.
     let runs: Vec<(String, PathBuf)> = done.iter().map(|(name, _)| (name.clone(), dir.join(name))).collect();
     for (_, run_dir) in &runs {
-        crate::report::write_report(run_dir)?;
+        crate::tools::report::write_report(run_dir)?;
     }
-    crate::report::write_sweep_report(dir, &runs)?;
+    crate::tools::report::write_sweep_report(dir, &runs)?;
     print!("{md}");
     println!("wrote {0}/table.md, {0}/table.csv, {0}/val_loss.png, {0}/report.html", dir.display());
     Ok(())

@@ -1,7 +1,7 @@
 //! Evaluation metrics: image sharpness (variance of the Laplacian), a Fréchet distance
 //! between Gaussian fits of classifier features, and how evenly generated samples spread over
 //! the classes a classifier assigns them. How well a code's latents match ground-truth factors
-//! (MIG, the FactorVAE score) is [`crate::disentanglement`].
+//! (MIG, the FactorVAE score) is [`crate::tools::disentanglement`].
 //!
 //! Shapes are explicit in every signature: images are [N, C, H, W] f32 slices, feature and
 //! latent matrices [n, d] row-major slices whose row count is `len / d`. Bad shapes or values
@@ -10,8 +10,8 @@
 use rayon::prelude::*;
 use tensor::Float;
 
-pub use crate::linalg::InputError;
-use crate::linalg::{self, check_len, input_err, Result};
+pub use crate::tools::linalg::InputError;
+use crate::tools::linalg::{self, check_len, input_err, Result};
 
 // ---------------------------------------------------------------- sharpness
 
