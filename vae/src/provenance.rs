@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 pub const PROVENANCE_FILE: &str = "provenance.json";
 
 /// The commit the binaries were built from (`git rev-parse --short=12 HEAD` at build time;
-/// "unknown" outside a git checkout). Changes in the working tree are not counted.
+/// "unknown" outside a git checkout), with `-dirty` appended when the workspace's sources
+/// differed from it (`git describe --dirty`'s mark): a run trained by a modified tree says so.
 pub const BUILD_COMMIT: &str = env!("VAE_BUILD_COMMIT");
 
 /// One `train` invocation of a run.
@@ -98,17 +99,29 @@ pub fn record_invocation(
     crate::runs::write_file(&dir.join(PROVENANCE_FILE), text.as_bytes())
 }
 
-/// The CPU's model name from `/proc/cpuinfo`, or the architecture where that file is absent.
+/// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
+/// [`cpu_model_from`].
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
+        .and_then(|text| cpu_model_from(&text))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The CPU a `/proc/cpuinfo` text describes: its model name, with the family and model numbers
+/// when the text has them (`AMD EPYC (family 25, model 1)`), since a virtual machine's model
+/// name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 4, and their kernels and timings
+/// differ. `None` without a model name.
+pub fn cpu_model_from(cpuinfo: &str) -> Option<String> {
+    // The first processor's fields, each `key<tabs>: value`.
+    let field = |key: &str| {
+        cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim()))
+    };
+    let name = field("model name")?;
+    Some(match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        _ => name.to_string(),
+    })
 }
 
 /// `time` as an ISO 8601 UTC timestamp to the second, `YYYY-MM-DDTHH:MM:SSZ`.
@@ -177,6 +190,15 @@ mod tests {
         std::fs::write(dir.path().join(PROVENANCE_FILE), "{").unwrap();
         let err = read_provenance(dir.path()).unwrap_err().to_string();
         assert!(err.contains(PROVENANCE_FILE), "{err}");
+    }
+
+    #[test]
+    fn the_cpu_is_named_with_its_family_and_model() {
+        let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n\
+                    model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
+        assert_eq!(cpu_model_from(text).as_deref(), Some("AMD EPYC (family 25, model 1)"));
+        assert_eq!(cpu_model_from("model name\t: Apple M2\n").as_deref(), Some("Apple M2"));
+        assert_eq!(cpu_model_from("processor\t: 0\n"), None);
     }
 
     #[test]
