@@ -40,8 +40,7 @@ fn gain(inv_std: &Tensor, gamma: Option<&Tensor>) -> Result<Tensor> {
 fn scale_and_shift(
     centered: &Tensor,
     inv_std: &Tensor,
-    gamma: &Option<Tensor>,
-    beta: &Option<Tensor>,
+    [gamma, beta]: [&Option<Tensor>; 2],
     d: BatchNormGeometry,
 ) -> Result<Tensor> {
     let y = centered.mul(&per_plane(&gain(inv_std, gamma.as_ref())?, d)?)?;
@@ -68,7 +67,7 @@ pub(crate) fn train_in_parts(
     let var = channel_sums(op, &centered.square()?)?.mul_scalar(1.0 / m)?;
     let inv_std = var.add_scalar(eps)?.sqrt()?.recip()?;
     let var_unbiased = var.mul_scalar(m / (m - 1.0))?;
-    let y = scale_and_shift(&centered, &inv_std, gamma, beta, d)?.reshape(x.shape())?;
+    let y = scale_and_shift(&centered, &inv_std, [gamma, beta], d)?.reshape(x.shape())?;
     Ok(BatchNormTrainOutput { y, mean, inv_std, var_unbiased })
 }
 
@@ -118,5 +117,5 @@ pub(crate) fn eval_in_parts(
 ) -> Result<Tensor> {
     let inv_std = running_var.add_scalar(eps)?.sqrt()?.recip()?;
     let centered = as_planes(x, d)?.sub(&per_plane(running_mean, d)?)?;
-    scale_and_shift(&centered, &inv_std, gamma, beta, d)?.reshape(x.shape())
+    scale_and_shift(&centered, &inv_std, [gamma, beta], d)?.reshape(x.shape())
 }
