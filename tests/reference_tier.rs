@@ -324,3 +324,17 @@ fn adam_adamw_and_sgd_steps_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn a_view_moves_between_the_cpu_and_the_reference_device_with_its_elements_only() {
+    let x = Tensor::arange(24, DType::F32).reshape(&[2, 3, 4]).unwrap();
+    let view = x.transpose(0, 2).unwrap().narrow(1, 1, 2).unwrap(); // [4, 2, 2], strided, offset
+    let want = view.to_vec_f64().unwrap();
+    let on_reference = view.to_device(&Device::Reference).unwrap();
+    assert_eq!(on_reference.device(), Device::Reference);
+    assert_eq!((on_reference.shape(), on_reference.storage().len()), (&[4, 2, 2][..], 16));
+    assert_eq!(on_reference.to_vec_f64().unwrap(), want);
+    let back = on_reference.transpose(0, 1).unwrap().to_device(&Device::Cpu).unwrap();
+    assert_eq!((back.device(), back.storage().len()), (Device::Cpu, 16));
+    assert_eq!(back.to_vec_f64().unwrap(), view.transpose(0, 1).unwrap().to_vec_f64().unwrap());
+}

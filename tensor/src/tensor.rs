@@ -273,15 +273,15 @@ impl Tensor {
             (Storage::Gpu(_), Device::Gpu(_)) => self.to_cpu()?.to_device(device),
             (Storage::Cpu(_), Device::Cpu) | (Storage::Reference(_), Device::Reference) => Ok(self.clone()),
             // Both in host memory: the view's elements, copied as they are.
-            (Storage::Cpu(_) | Storage::Gpu(_), Device::Reference) => {
-                let t = self.to_cpu()?.contiguous_copy()?;
-                let Storage::Cpu(s) = &*t.storage else { unreachable!("a CPU tensor's copy is on the CPU") };
-                Ok(Tensor::from_reference_storage(s.clone(), self.shape()))
+            // Between the two host devices: the view's elements, gathered once.
+            (Storage::Cpu(s), Device::Reference) => {
+                Ok(Tensor::from_reference_storage(gathered(s, &self.layout), self.shape()))
             }
-            (Storage::Reference(s), Device::Cpu | Device::Gpu(_)) => {
-                let cpu = Tensor { storage: Arc::new(Storage::Cpu(s.clone())), layout: self.layout.clone() };
-                cpu.contiguous()?.to_device(device)
+            (Storage::Reference(s), Device::Cpu) => Ok(Tensor::from_cpu(gathered(s, &self.layout), self.shape())),
+            (Storage::Gpu(_), Device::Reference) => {
+                Ok(Tensor::from_reference_storage(CpuStorage::F32(self.read_back(OP)?), self.shape()))
             }
+            (Storage::Reference(_), Device::Gpu(_)) => self.to_cpu()?.to_device(device),
         }
     }
 
@@ -539,12 +539,7 @@ impl Tensor {
     pub fn contiguous_copy(&self) -> Result<Tensor> {
         let _profile = crate::profile::scope(crate::profile::OpFamily::Copy, "contiguous", self);
         match &*self.storage {
-            Storage::Cpu(CpuStorage::F32(v)) => {
-                Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))
-            }
-            Storage::Cpu(CpuStorage::F64(v)) => {
-                Ok(Tensor::from_kernel(cpu::copy::gather_layout(v, &self.layout), self.shape()))
-            }
+            Storage::Cpu(s) => Ok(Tensor::from_cpu(gathered(s, &self.layout), self.shape())),
             Storage::Reference(s) => Ok(reference::tensor(reference::values(self)?, self.shape(), s.dtype())),
             Storage::Gpu(_) => self.gpu_copy("contiguous"),
         }
@@ -653,6 +648,14 @@ impl Tensor {
         let mut shape = self.shape()[..start].to_vec();
         shape.push(numel(&self.shape()[start..]));
         self.reshape(&shape)
+    }
+}
+
+/// The elements of `layout` over host storage `s`, densely, in row-major order.
+fn gathered(s: &CpuStorage, layout: &Layout) -> CpuStorage {
+    match s {
+        CpuStorage::F32(v) => CpuStorage::F32(cpu::copy::gather_layout(v, layout)),
+        CpuStorage::F64(v) => CpuStorage::F64(cpu::copy::gather_layout(v, layout)),
     }
 }
 

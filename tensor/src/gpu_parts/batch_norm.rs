@@ -56,8 +56,7 @@ pub(crate) fn train_in_parts(
     op: &'static str,
     x: &Tensor,
     d: BatchNormGeometry,
-    gamma: &Option<Tensor>,
-    beta: &Option<Tensor>,
+    affine: [&Option<Tensor>; 2],
     eps: f64,
 ) -> Result<BatchNormTrainOutput> {
     let m = d.m() as f64;
@@ -67,7 +66,7 @@ pub(crate) fn train_in_parts(
     let var = channel_sums(op, &centered.square()?)?.mul_scalar(1.0 / m)?;
     let inv_std = var.add_scalar(eps)?.sqrt()?.recip()?;
     let var_unbiased = var.mul_scalar(m / (m - 1.0))?;
-    let y = scale_and_shift(&centered, &inv_std, [gamma, beta], d)?.reshape(x.shape())?;
+    let y = scale_and_shift(&centered, &inv_std, affine, d)?.reshape(x.shape())?;
     Ok(BatchNormTrainOutput { y, mean, inv_std, var_unbiased })
 }
 
@@ -111,11 +110,10 @@ pub(crate) fn eval_in_parts(
     x: &Tensor,
     d: BatchNormGeometry,
     [running_mean, running_var]: [&Tensor; 2],
-    gamma: &Option<Tensor>,
-    beta: &Option<Tensor>,
+    affine: [&Option<Tensor>; 2],
     eps: f64,
 ) -> Result<Tensor> {
     let inv_std = running_var.add_scalar(eps)?.sqrt()?.recip()?;
     let centered = as_planes(x, d)?.sub(&per_plane(running_mean, d)?)?;
-    scale_and_shift(&centered, &inv_std, [gamma, beta], d)?.reshape(x.shape())
+    scale_and_shift(&centered, &inv_std, affine, d)?.reshape(x.shape())
 }

@@ -210,7 +210,7 @@ pub fn batch_norm_train(
                 var_unbiased: per_channel(|s| s.2),
             })
         }
-        Storage::Gpu(_) if beyond_one_binding(OP, x)? => train_in_parts(OP, x, d, &gamma, &beta, eps),
+        Storage::Gpu(_) if beyond_one_binding(OP, x)? => train_in_parts(OP, x, d, [&gamma, &beta], eps),
         Storage::Gpu(_) => {
             // Two launches: per-channel statistics, then the normalisation reading them.
             let (gd, c) = (d, [d.c]);
@@ -374,7 +374,7 @@ pub fn batch_norm_eval(
             let y = reference::batch_norm::eval_forward(&reference::values(x)?, d, &rm, &rv, &gamma, &beta, eps);
             Ok(reference::tensor(y, x.shape(), x.dtype()))
         }
-        Storage::Gpu(_) if beyond_one_binding(OP, x)? => eval_in_parts(x, d, [&rm, &rv], &gamma, &beta, eps),
+        Storage::Gpu(_) if beyond_one_binding(OP, x)? => eval_in_parts(x, d, [&rm, &rv], [&gamma, &beta], eps),
         Storage::Gpu(_) => {
             let gd = d;
             let inputs = [Some(x), Some(&rm), Some(&rv), gamma.as_ref(), beta.as_ref()];
