@@ -123,7 +123,7 @@ fn all_finite_each_flags_exactly_the_tensors_holding_nan_or_infinity_on_cpu_and_
         let want: Vec<bool> = cases.iter().map(|(_, finite)| *finite).collect();
         for set in [&tensors, &mixed] {
             let refs: Vec<&Tensor> = set.iter().collect();
-            assert_eq!(tensor::ops::reduce::all_finite_each(&refs).unwrap(), want, "on {}", device.name());
+            assert_eq!(tensor::ops::finite::all_finite_each(&refs).unwrap(), want, "on {}", device.name());
         }
     }
 }

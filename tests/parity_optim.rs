@@ -10,10 +10,10 @@ use autograd::Var;
 use common::parity::*;
 use common::rng;
 use nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use tensor::ops::finite::non_finite_flag;
 use tensor::ops::optim::{
     adam_update, adam_update_unless_flagged, sgd_update, sgd_update_unless_flagged, AdamHyper, SgdHyper,
 };
-use tensor::ops::reduce::non_finite_flag;
 use tensor::{Device, Tensor};
 
 #[test]

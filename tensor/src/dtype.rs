@@ -105,6 +105,26 @@ pub trait Float:
     fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
 }
 
+/// Evaluates `$body` with `$T` naming the Rust type of `$dtype` (f32 or f64): how a CPU arm
+/// calls a kernel generic over [`Float`] once for both dtypes, where a `match` would write the
+/// call twice.
+/// `with_float_type!(x.dtype(), T => Tensor::from_kernel(kernel::relu(x.cpu_slice::<T>()?), shape))`
+macro_rules! with_float_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::dtype::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::dtype::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_float_type;
+
 macro_rules! impl_float {
     ($t:ty, $dtype:expr, $variant:ident, $sigmoid:path) => {
         impl Float for $t {

@@ -9,7 +9,7 @@
 //!
 //! How data flows: a [`Tensor`] is an `Arc<Storage>` plus a [`Layout`] (shape, strides,
 //! offset). View ops (`permute`, `narrow`, `broadcast_to`, `reshape` of contiguous data)
-//! only build a new layout over the same storage. Compute ops live in [`ops`], one file per
+//! only build a new layout over the same storage. Compute ops live in [`ops`], one file (or folder) per
 //! op family: each checks its operands' shapes, dtypes and devices, then makes ONE match on
 //! the device: the reference arm reads its operands as f64 and calls the definition in
 //! [`reference`](mod@reference); the CPU arm makes the operands contiguous and calls the matching kernel in

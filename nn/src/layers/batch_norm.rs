@@ -188,78 +188,50 @@ impl BatchNorm {
 }
 
 /// Batch norm over x: [N, C, H, W] → same shape, per channel C.
-#[derive(Debug)]
-pub struct BatchNorm2d(BatchNorm);
-
-impl BatchNorm2d {
-    /// PyTorch's defaults: eps 1e-5, momentum 0.1, weight 1, bias 0, running mean 0, var 1.
-    /// `init` gives the dtype (batch norm draws no random numbers).
-    pub fn new(num_features: usize, init: &Init) -> Result<BatchNorm2d> {
-        BatchNorm2d::with_config(num_features, BatchNormConfig::default(), init)
-    }
-
-    /// A batch norm with the given eps, momentum and affine flag.
-    pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm2d> {
-        Ok(BatchNorm2d(BatchNorm::build(num_features, config, init, "BatchNorm2d", &[4], "[N, C, H, W]")?))
-    }
-
-    /// This layer with its affine parameters replaced by the given vars (\[C\] each).
-    pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm2d> {
-        Ok(BatchNorm2d(self.0.with_parameters(weight, bias)?))
-    }
-}
+pub type BatchNorm2d = BatchNormNd<2>;
 
 /// Batch norm over x: [N, C] or [N, C, L] → same shape, per feature C.
-#[derive(Debug)]
-pub struct BatchNorm1d(BatchNorm);
+pub type BatchNorm1d = BatchNormNd<1>;
 
-impl BatchNorm1d {
+/// The layer [`BatchNorm2d`] (`D` = 2) and [`BatchNorm1d`] (`D` = 1) name: a [`BatchNorm`]
+/// that accepts the input ranks of its kind (any other `D` does not compile).
+#[derive(Debug)]
+pub struct BatchNormNd<const D: usize>(BatchNorm);
+
+impl<const D: usize> BatchNormNd<D> {
+    /// The layer's name, the input ranks it accepts and their layout, for error messages.
+    const INPUT: (&'static str, &'static [usize], &'static str) = match D {
+        1 => ("BatchNorm1d", &[2, 3], "[N, C] or [N, C, L]"),
+        2 => ("BatchNorm2d", &[4], "[N, C, H, W]"),
+        _ => panic!("batch norm layers exist for 1 and 2 spatial dimensions"),
+    };
+
     /// PyTorch's defaults: eps 1e-5, momentum 0.1, weight 1, bias 0, running mean 0, var 1.
-    pub fn new(num_features: usize, init: &Init) -> Result<BatchNorm1d> {
-        BatchNorm1d::with_config(num_features, BatchNormConfig::default(), init)
+    /// `init` gives the dtype (batch norm draws no random numbers).
+    pub fn new(num_features: usize, init: &Init) -> Result<Self> {
+        Self::with_config(num_features, BatchNormConfig::default(), init)
     }
 
     /// A batch norm with the given eps, momentum and affine flag.
-    pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<BatchNorm1d> {
-        Ok(BatchNorm1d(BatchNorm::build(num_features, config, init, "BatchNorm1d", &[2, 3], "[N, C] or [N, C, L]")?))
+    pub fn with_config(num_features: usize, config: BatchNormConfig, init: &Init) -> Result<Self> {
+        let (name, ranks, layout) = Self::INPUT;
+        Ok(BatchNormNd(BatchNorm::build(num_features, config, init, name, ranks, layout)?))
     }
 
     /// This layer with its affine parameters replaced by the given vars (\[C\] each).
-    pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<BatchNorm1d> {
-        Ok(BatchNorm1d(self.0.with_parameters(weight, bias)?))
+    pub fn with_parameters(self, weight: Option<Var>, bias: Option<Var>) -> Result<Self> {
+        Ok(BatchNormNd(self.0.with_parameters(weight, bias)?))
     }
 }
 
-impl Deref for BatchNorm2d {
+impl<const D: usize> Deref for BatchNormNd<D> {
     type Target = BatchNorm;
     fn deref(&self) -> &BatchNorm {
         &self.0
     }
 }
 
-impl Deref for BatchNorm1d {
-    type Target = BatchNorm;
-    fn deref(&self) -> &BatchNorm {
-        &self.0
-    }
-}
-
-impl Module for BatchNorm2d {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        self.0.forward(x)
-    }
-    fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
-        self.0.visit_parameters(visit)
-    }
-    fn visit_buffers(&self, visit: &mut dyn FnMut(&str, &Buffer)) {
-        self.0.visit_buffers(visit)
-    }
-    fn set_own_training(&self, training: bool) {
-        self.0.training.store(training, Ordering::Relaxed);
-    }
-}
-
-impl Module for BatchNorm1d {
+impl<const D: usize> Module for BatchNormNd<D> {
     fn forward(&self, x: &Var) -> Result<Var> {
         self.0.forward(x)
     }

@@ -100,12 +100,12 @@ pub trait Optimizer {
 /// step would write non-finite values into the parameters, after which every loss is NaN and
 /// the last checkpoint is the only good model left. The error names the first such parameter.
 /// One read pass per gradient on the CPU; on the GPU one launch per gradient and a single
-/// read-back for all of them (`tensor::ops::reduce::all_finite_each`).
+/// read-back for all of them (`tensor::ops::finite::all_finite_each`).
 pub fn check_gradients_finite(params: &[(String, Var)]) -> Result<()> {
     let grads: Vec<(&String, Tensor)> =
         params.iter().filter(|(_, p)| p.requires_grad()).filter_map(|(n, p)| p.grad().map(|g| (n, g))).collect();
     let tensors: Vec<&Tensor> = grads.iter().map(|(_, g)| g).collect();
-    let finite = tensor::ops::reduce::all_finite_each(&tensors)?;
+    let finite = tensor::ops::finite::all_finite_each(&tensors)?;
     match grads.iter().zip(finite).find(|(_, finite)| !finite) {
         Some(((name, _), _)) => Err(Error::NonFiniteGradient { parameter: name.to_string() }),
         None => Ok(()),
@@ -153,7 +153,7 @@ pub(crate) fn after_packed_attempt(
     }
     check_gradients_finite(params)?;
     *unsettled = Some(Unsettled::CheckedOnHost);
-    let also_finite = tensor::ops::reduce::all_finite_each(also)?.iter().all(|&f| f);
+    let also_finite = tensor::ops::finite::all_finite_each(also)?.iter().all(|&f| f);
     (!also_finite).then(|| host_flag(true)).transpose()
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn packed_step(params: &[(String, Var)], also: &[&Tensor]) -> Result<
     }
     let mut checked: Vec<&Tensor> = runs.iter().map(|r| &r.grads).collect();
     checked.extend_from_slice(also);
-    let non_finite = tensor::ops::reduce::non_finite_flag(&checked)?;
+    let non_finite = tensor::ops::finite::non_finite_flag(&checked)?;
     Ok(Some(PackedStep { runs, values, non_finite }))
 }
 

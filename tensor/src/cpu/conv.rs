@@ -1011,6 +1011,12 @@ mod tests {
         (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
     }
 
+    /// Random x, w and grad_y for geometry `g` (a transposed convolution's weight has as many
+    /// elements as the convolution's).
+    fn operands(g: &Conv2dGeometry, rng: &mut Rng) -> [Vec<f64>; 3] {
+        [random(g.x_len(), rng), random(g.weight_len(), rng), random(g.y_len(), rng)]
+    }
+
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         assert_eq!(a.len(), b.len());
         a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -1192,9 +1198,7 @@ mod tests {
         let mut rng = Rng::new(3);
         for c in CASES {
             let g = conv_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let [x, w, gy] = operands(&g, &mut rng);
             let lhs = dot(&conv2d_forward(&x, &w, None, &g), &gy);
             let rhs = dot(&x, &conv2d_backward_data(&gy, &w, &g));
             assert_rel(lhs, rhs, &format!("{c:?}"));
@@ -1207,9 +1211,7 @@ mod tests {
         let mut rng = Rng::new(4);
         for c in CASES {
             let g = conv_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let [x, w, gy] = operands(&g, &mut rng);
             let lhs = dot(&conv2d_forward(&x, &w, None, &g), &gy);
             let rhs = dot(&w, &conv2d_backward_weight(&gy, &x, &g));
             assert_rel(lhs, rhs, &format!("{c:?}"));
@@ -1222,8 +1224,8 @@ mod tests {
         let mut rng = Rng::new(5);
         for c in &CASES[..5] {
             let g = conv_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let x = random(g.x_len(), &mut rng);
+            let gy = random(g.y_len(), &mut rng);
             let nw = c.c_out * c.c_in * g.kh * g.kw;
             let want: Vec<f64> = (0..nw)
                 .map(|i| {
@@ -1262,8 +1264,8 @@ mod tests {
         let mut rng = Rng::new(6);
         for c in CASES {
             let g = conv_geom(c);
-            let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let w = random(g.weight_len(), &mut rng);
+            let gy = random(g.y_len(), &mut rng);
             let want = reference::conv_transpose2d(&gy, &w, None, &g.transposed());
             assert_close(&conv2d_backward_data(&gy, &w, &g), &want, 1e-12, &format!("{c:?}"));
         }
@@ -1274,15 +1276,15 @@ mod tests {
         let mut rng = Rng::new(7);
         for c in CASES {
             let g = conv_geom(c);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let gy = random(g.y_len(), &mut rng);
             let plane = g.oh * g.ow;
             let want: Vec<f64> = (0..c.c_out)
                 .map(|co| (0..c.n).map(|n| gy[(n * c.c_out + co) * plane..][..plane].iter().sum::<f64>()).sum())
                 .collect();
             assert_close(&conv2d_backward_bias(&gy, [g.batch, g.c_out, g.oh * g.ow]), &want, 1e-12, &format!("{c:?}"));
             // And it is the adjoint of adding a bias: ⟨conv(x; b) − conv(x; 0), g⟩ = ⟨b, db⟩.
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_out * c.c_in * g.kh * g.kw, &mut rng);
+            let x = random(g.x_len(), &mut rng);
+            let w = random(g.weight_len(), &mut rng);
             let b = random(c.c_out, &mut rng);
             let with: f64 = dot(&conv2d_forward(&x, &w, Some(&b), &g), &gy);
             let without: f64 = dot(&conv2d_forward(&x, &w, None, &g), &gy);
@@ -1295,8 +1297,8 @@ mod tests {
         let mut rng = Rng::new(8);
         for c in T_CASES {
             let g = transpose_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
+            let x = random(g.x_len(), &mut rng);
+            let w = random(g.weight_len(), &mut rng);
             let b = random(c.c_out, &mut rng);
             let want = reference::conv_transpose2d(&x, &w, Some(&b), &g);
             assert_close(&conv_transpose2d_forward(&x, &w, Some(&b), &g), &want, 1e-12, &format!("{c:?}"));
@@ -1321,9 +1323,7 @@ mod tests {
         let mut rng = Rng::new(9);
         for c in T_CASES {
             let g = transpose_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let [x, w, gy] = operands(&g, &mut rng);
             let lhs = dot(&conv_transpose2d_forward(&x, &w, None, &g), &gy);
             let rhs = dot(&x, &conv_transpose2d_backward_data(&gy, &w, &g));
             assert_rel(lhs, rhs, &format!("{c:?}"));
@@ -1335,9 +1335,7 @@ mod tests {
         let mut rng = Rng::new(10);
         for c in T_CASES {
             let g = transpose_geom(c);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let [x, w, gy] = operands(&g, &mut rng);
             let lhs = dot(&conv_transpose2d_forward(&x, &w, None, &g), &gy);
             let rhs = dot(&w, &conv_transpose2d_backward_weight(&gy, &x, &g));
             assert_rel(lhs, rhs, &format!("{c:?}"));
@@ -1349,10 +1347,10 @@ mod tests {
         let mut rng = Rng::new(11);
         for c in T_CASES {
             let g = transpose_geom(c);
-            let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+            let gy = random(g.y_len(), &mut rng);
             let b = random(c.c_out, &mut rng);
-            let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-            let w = random(c.c_in * c.c_out * g.kh * g.kw, &mut rng);
+            let x = random(g.x_len(), &mut rng);
+            let w = random(g.weight_len(), &mut rng);
             let with = dot(&conv_transpose2d_forward(&x, &w, Some(&b), &g), &gy);
             let without = dot(&conv_transpose2d_forward(&x, &w, None, &g), &gy);
             let db = conv2d_backward_bias(&gy, [g.batch, g.c_out, g.oh * g.ow]); // the same reduction serves both ops
@@ -1367,8 +1365,8 @@ mod tests {
         let c = case(7, [3, 4], [9, 8], [3, 3], [2, 1], [1, 1], [1, 1]);
         let g = conv_geom(&c);
         let mut rng = Rng::new(12);
-        let x = random(c.n * c.c_in * g.h * g.w, &mut rng);
-        let gy = random(c.n * c.c_out * g.oh * g.ow, &mut rng);
+        let x = random(g.x_len(), &mut rng);
+        let gy = random(g.y_len(), &mut rng);
         let a = conv2d_backward_weight(&gy, &x, &g);
         assert_eq!(a, conv2d_backward_weight(&gy, &x, &g));
         let one = Conv2dGeometry { batch: 1, ..g };

@@ -1,10 +1,11 @@
 //! The checks every op family makes of its operands, written once: rank-4 shapes, an empty
 //! image plane, a gradient shaped like the forward's output, and one dtype and device shared by
-//! all operands. Each returns an error naming the op and the shape, dtype or device at fault.
+//! all operands; a convolution's stride, dilation and bias. Each returns an error naming the op
+//! and the shape, dtype or device at fault.
 
 use crate::device::same_device;
-use crate::dtype::DType;
-use crate::error::{shape_err, Result, TensorError};
+use crate::dtype::{DType, Float};
+use crate::error::{invalid, shape_err, Result, TensorError};
 use crate::tensor::Tensor;
 
 /// The four sizes of a rank-4 shape, or an error naming `what` and its expected `layout`
@@ -55,4 +56,53 @@ pub(crate) fn same_dtype_device(op: &'static str, tensors: &[&Tensor]) -> Result
     let dtype = same_dtype(op, tensors)?;
     same_device(op, &tensors.iter().map(|t| t.device()).collect::<Vec<_>>())?;
     Ok(dtype)
+}
+
+// ---------------------------------------------------------------- convolutions (conv2d and conv_transpose2d)
+
+/// "3" for [3, 3], "3×5" for [3, 5]: how sizes along (H, W) read in messages.
+pub(crate) fn pair(v: [usize; 2]) -> String {
+    if v[0] == v[1] {
+        v[0].to_string()
+    } else {
+        format!("{}×{}", v[0], v[1])
+    }
+}
+
+/// Errors on a zero stride, dilation or kernel size (none of which has a meaning).
+pub(crate) fn check_params(
+    op: &'static str,
+    w_shape: &[usize],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+) -> Result<()> {
+    if stride.contains(&0) {
+        return invalid(op, format!("stride must be at least 1, got {stride:?}"));
+    }
+    if dilation.contains(&0) {
+        return invalid(op, format!("dilation must be at least 1, got {dilation:?}"));
+    }
+    if w_shape[2] == 0 || w_shape[3] == 0 {
+        return shape_err(op, format!("weight {w_shape:?} has an empty kernel"));
+    }
+    Ok(())
+}
+
+/// Errors unless `bias` is absent or a vector of `channels` elements.
+pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize, w_shape: &[usize]) -> Result<()> {
+    match bias {
+        Some(b) if b.shape() != [channels] => shape_err(
+            op,
+            format!(
+                "bias has shape {:?} but weight {w_shape:?} has {channels} output channels; expected [{channels}]",
+                b.shape()
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The contiguous f32/f64 slice behind an optional bias.
+pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>> {
+    bias.map(|b| b.cpu_slice::<T>()).transpose()
 }

@@ -12,7 +12,7 @@ use gpu::kernels::index::{self as gpu_kernel, IndexDims};
 
 use crate::cpu::concat as kernel;
 use crate::device::same_device;
-use crate::dtype::{DType, Float};
+use crate::dtype::{with_float_type, Float};
 use crate::error::{gpu_err, invalid, shape_err, Result, TensorError};
 use crate::gpu_parts::index::run_index_gpu;
 use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
@@ -56,10 +56,7 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
     match first.storage() {
         Storage::Cpu(_) => {
             let ts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect::<Result<_>>()?;
-            match first.dtype() {
-                DType::F32 => run::<f32>(&ts, a, &out_shape),
-                DType::F64 => run::<f64>(&ts, a, &out_shape),
-            }
+            with_float_type!(first.dtype(), T => run::<T>(&ts, a, &out_shape))
         }
         Storage::Reference(_) => {
             let values: Vec<Vec<f64>> = tensors.iter().map(|t| reference::values(t)).collect::<Result<_>>()?;
@@ -122,10 +119,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &[usize]) -> Result<Tensor
     match x.storage() {
         Storage::Cpu(_) => {
             let x = x.contiguous()?;
-            match x.dtype() {
-                DType::F32 => run::<f32>(&x, a, indices, &out_shape),
-                DType::F64 => run::<f64>(&x, a, indices, &out_shape),
-            }
+            with_float_type!(x.dtype(), T => run::<T>(&x, a, indices, &out_shape))
         }
         Storage::Reference(_) => {
             let dims = [numel(&x.shape()[..a]), x.shape()[a], numel(&x.shape()[a + 1..])];
@@ -162,10 +156,7 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
     match src.storage() {
         Storage::Cpu(_) => {
             let src = src.contiguous()?;
-            match src.dtype() {
-                DType::F32 => run::<f32>(&src, a, indices, shape),
-                DType::F64 => run::<f64>(&src, a, indices, shape),
-            }
+            with_float_type!(src.dtype(), T => run::<T>(&src, a, indices, shape))
         }
         Storage::Reference(_) => {
             let dims = [numel(&shape[..a]), shape[a], numel(&shape[a + 1..])];
@@ -185,46 +176,5 @@ pub fn index_add_zeros(src: &Tensor, axis: isize, indices: &[usize], shape: &[us
                 gpu_kernel::index_add(ctx, d, w, src, &row_start, &src_rows, o)
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(v: Vec<f64>, shape: &[usize]) -> Tensor {
-        Tensor::from_vec(v, shape).unwrap()
-    }
-
-    #[test]
-    fn cat_along_middle_axis() {
-        let a = t(vec![1.0, 2.0, 3.0, 4.0], &[2, 1, 2]);
-        let b = t(vec![5.0, 6.0, 7.0, 8.0], &[2, 1, 2]);
-        let c = cat(&[&a, &b], 1).unwrap();
-        assert_eq!(c.shape(), &[2, 2, 2]);
-        assert_eq!(c.to_vec_f64().unwrap(), vec![1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
-    }
-
-    #[test]
-    fn stack_adds_a_leading_axis() {
-        let a = t(vec![1.0, 2.0], &[2]);
-        let s = stack(&[&a, &a, &a], 0).unwrap();
-        assert_eq!(s.shape(), &[3, 2]);
-    }
-
-    #[test]
-    fn index_select_picks_rows_and_index_add_is_its_adjoint() {
-        let x = t((0..6).map(|v| v as f64).collect(), &[3, 2]);
-        let y = index_select(&x, 0, &[2, 0, 2]).unwrap();
-        assert_eq!(y.to_vec_f64().unwrap(), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
-        let back = index_add_zeros(&y, 0, &[2, 0, 2], &[3, 2]).unwrap();
-        assert_eq!(back.to_vec_f64().unwrap(), vec![0.0, 1.0, 0.0, 0.0, 8.0, 10.0]);
-    }
-
-    #[test]
-    fn cat_rejects_mismatched_shapes() {
-        let a = t(vec![1.0; 4], &[2, 2]);
-        let b = t(vec![1.0; 3], &[3, 1]);
-        assert!(cat(&[&a, &b], 0).is_err());
     }
 }

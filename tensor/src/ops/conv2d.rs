@@ -2,17 +2,19 @@
 //! three backward ops autograd needs (data, weight, bias). Each checks shapes, dtypes and
 //! devices and runs the matching kernel in `cpu::conv`.
 //!
-//! Also home of the checks conv_transpose2d shares (rank, parameters, bias, grad shape).
+//! Also home of the bias gradient conv_transpose2d shares (`channel_sums`).
 
 use gpu::kernels::conv2d as gpu_kernel;
 use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
-use crate::dtype::{DType, Float};
-use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::dtype::{with_float_type, DType};
+use crate::error::{shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
-use crate::ops::checks::{check_grad, check_plane, rank4, same_dtype_device};
+use crate::ops::checks::{
+    bias_slice, check_bias, check_grad, check_params, check_plane, pair, rank4, same_dtype_device,
+};
 use crate::profile::{self, OpFamily};
 use crate::reference;
 use crate::storage::Storage;
@@ -46,55 +48,6 @@ impl Conv2dParams {
     pub fn with_dilation(self, dilation: usize) -> Self {
         Conv2dParams { dilation: [dilation; 2], ..self }
     }
-}
-
-// ---------------------------------------------------------------- checks shared with conv_transpose2d
-
-/// "3" for [3, 3], "3×5" for [3, 5]: how sizes along (H, W) read in messages.
-pub(crate) fn pair(v: [usize; 2]) -> String {
-    if v[0] == v[1] {
-        v[0].to_string()
-    } else {
-        format!("{}×{}", v[0], v[1])
-    }
-}
-
-/// Errors on a zero stride, dilation or kernel size (none of which has a meaning).
-pub(crate) fn check_params(
-    op: &'static str,
-    w_shape: &[usize],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-) -> Result<()> {
-    if stride.contains(&0) {
-        return invalid(op, format!("stride must be at least 1, got {stride:?}"));
-    }
-    if dilation.contains(&0) {
-        return invalid(op, format!("dilation must be at least 1, got {dilation:?}"));
-    }
-    if w_shape[2] == 0 || w_shape[3] == 0 {
-        return shape_err(op, format!("weight {w_shape:?} has an empty kernel"));
-    }
-    Ok(())
-}
-
-/// Errors unless `bias` is absent or a vector of `channels` elements.
-pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usize, w_shape: &[usize]) -> Result<()> {
-    match bias {
-        Some(b) if b.shape() != [channels] => shape_err(
-            op,
-            format!(
-                "bias has shape {:?} but weight {w_shape:?} has {channels} output channels; expected [{channels}]",
-                b.shape()
-            ),
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// The contiguous f32/f64 slice behind an optional bias.
-pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>> {
-    bias.map(|b| b.cpu_slice::<T>()).transpose()
 }
 
 /// The geometry of conv2d for input shape `x` [N, C_in, H, W] and weight shape `w`
@@ -136,10 +89,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     match x.storage() {
         Storage::Cpu(_) => {
             let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
-            match dtype {
-                DType::F32 => conv2d_typed::<f32>(&x, &w, bias.as_ref(), &g, &shape),
-                DType::F64 => conv2d_typed::<f64>(&x, &w, bias.as_ref(), &g, &shape),
-            }
+            with_float_type!(dtype, T => {
+                let (x, w, bias) = (x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
+                Ok(Tensor::from_kernel(kernel::conv2d_forward(x, w, bias, &g), &shape))
+            })
         }
         Storage::Reference(_) => {
             let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
@@ -156,17 +109,6 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     }
 }
 
-fn conv2d_typed<T: Float>(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    g: &Conv2dGeometry,
-    shape: &[usize],
-) -> Result<Tensor> {
-    let y = kernel::conv2d_forward(x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(b)?, g);
-    Ok(Tensor::from_kernel(y, shape))
-}
-
 /// dL/dx of y = conv2d(x, w): the transposed convolution of grad_y with the same weight.
 /// `input_shape` is the forward's x shape (H, W are not recoverable from OH, OW when the
 /// stride did not divide evenly).
@@ -181,16 +123,10 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     match grad_y.storage() {
         Storage::Cpu(_) => {
             let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
-            match dtype {
-                DType::F32 => Ok(Tensor::from_kernel(
-                    kernel::conv2d_backward_data(gy.cpu_slice::<f32>()?, w.cpu_slice::<f32>()?, &g),
-                    &shape,
-                )),
-                DType::F64 => Ok(Tensor::from_kernel(
-                    kernel::conv2d_backward_data(gy.cpu_slice::<f64>()?, w.cpu_slice::<f64>()?, &g),
-                    &shape,
-                )),
-            }
+            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
+                kernel::conv2d_backward_data(gy.cpu_slice::<T>()?, w.cpu_slice::<T>()?, &g),
+                &shape,
+            )))
         }
         Storage::Reference(_) => {
             let dx = reference::conv::conv2d_backward_data(&reference::values(grad_y)?, &reference::values(w)?, &g);
@@ -218,16 +154,10 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     match grad_y.storage() {
         Storage::Cpu(_) => {
             let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
-            match dtype {
-                DType::F32 => Ok(Tensor::from_kernel(
-                    kernel::conv2d_backward_weight(gy.cpu_slice::<f32>()?, x.cpu_slice::<f32>()?, &g),
-                    weight_shape,
-                )),
-                DType::F64 => Ok(Tensor::from_kernel(
-                    kernel::conv2d_backward_weight(gy.cpu_slice::<f64>()?, x.cpu_slice::<f64>()?, &g),
-                    weight_shape,
-                )),
-            }
+            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
+                kernel::conv2d_backward_weight(gy.cpu_slice::<T>()?, x.cpu_slice::<T>()?, &g),
+                weight_shape,
+            )))
         }
         Storage::Reference(_) => {
             let dw = reference::conv::conv2d_backward_weight(&reference::values(grad_y)?, &reference::values(x)?, &g);
@@ -286,153 +216,5 @@ pub(crate) fn channel_sums(op: &'static str, grad_y: &Tensor) -> Result<Tensor> 
             )?;
             Ok(db)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-
-    fn rand(shape: &[usize], rng: &mut Rng) -> Tensor {
-        Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng)
-    }
-
-    fn dot(a: &Tensor, b: &Tensor) -> f64 {
-        assert_eq!(a.shape(), b.shape());
-        a.to_vec_f64().unwrap().iter().zip(b.to_vec_f64().unwrap()).map(|(x, y)| x * y).sum()
-    }
-
-    fn msg(e: TensorError) -> String {
-        e.to_string()
-    }
-
-    #[test]
-    fn conv2d_op_runs_the_kernel_and_has_pytorch_output_shape() {
-        let mut rng = Rng::new(20);
-        let (x, w, b) = (rand(&[3, 2, 9, 7], &mut rng), rand(&[4, 2, 3, 5], &mut rng), rand(&[4], &mut rng));
-        let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [1, 2] };
-        let y = conv2d(&x, &w, Some(&b), &p).unwrap();
-        // OH = ⌊(9 + 2 − 2 − 1)/2⌋ + 1 = 5; OW = ⌊(7 + 4 − 8 − 1)/1⌋ + 1 = 3.
-        assert_eq!(y.shape(), &[3, 4, 5, 3]);
-        let g = Conv2dGeometry::conv2d([3, 2, 9, 7], [4, 2, 3, 5], p.stride, p.padding, p.dilation).unwrap();
-        let want = kernel::conv2d_forward(
-            &x.to_vec_f64().unwrap(),
-            &w.to_vec_f64().unwrap(),
-            Some(&b.to_vec_f64().unwrap()),
-            &g,
-        );
-        assert_eq!(y.to_vec_f64().unwrap(), want);
-    }
-
-    #[test]
-    fn conv2d_op_reads_non_contiguous_inputs() {
-        let mut rng = Rng::new(21);
-        let x = rand(&[2, 3, 6, 5], &mut rng);
-        let w = rand(&[4, 3, 3, 3], &mut rng);
-        let x_t = x.transpose(2, 3).unwrap().contiguous().unwrap().transpose(2, 3).unwrap(); // same values, strided
-        assert!(!x_t.is_contiguous());
-        let p = Conv2dParams::new(1, 1);
-        assert_eq!(
-            conv2d(&x_t, &w, None, &p).unwrap().to_vec_f64().unwrap(),
-            conv2d(&x, &w, None, &p).unwrap().to_vec_f64().unwrap()
-        );
-    }
-
-    #[test]
-    fn conv2d_op_f32_matches_f64() {
-        let mut rng = Rng::new(22);
-        let (x, w, b) = (rand(&[2, 3, 8, 8], &mut rng), rand(&[5, 3, 3, 3], &mut rng), rand(&[5], &mut rng));
-        let p = Conv2dParams::new(2, 1);
-        let y64 = conv2d(&x, &w, Some(&b), &p).unwrap();
-        let f32s = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-        let y32 = conv2d(&f32s(&x), &f32s(&w), Some(&f32s(&b)), &p).unwrap();
-        assert_eq!(y32.dtype(), DType::F32);
-        for (a, b) in y32.to_vec_f64().unwrap().iter().zip(y64.to_vec_f64().unwrap()) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn conv2d_backward_ops_are_adjoints_of_the_forward() {
-        // ⟨conv2d(x, w) + b, g⟩ is linear in each of x, w, b separately; each backward op must
-        // reproduce it as ⟨x, dx⟩, ⟨w, dw⟩ and ⟨b, db⟩ (without bias for the first two).
-        let mut rng = Rng::new(23);
-        let p = Conv2dParams { stride: [2, 2], padding: [2, 1], dilation: [2, 1] };
-        let (x, w, b) = (rand(&[3, 2, 11, 9], &mut rng), rand(&[3, 2, 3, 4], &mut rng), rand(&[3], &mut rng));
-        let y = conv2d(&x, &w, None, &p).unwrap();
-        let gy = rand(y.shape(), &mut rng);
-        let lhs = dot(&y, &gy);
-        let dx = conv2d_backward_data(&gy, &w, x.shape(), &p).unwrap();
-        let dw = conv2d_backward_weight(&gy, &x, w.shape(), &p).unwrap();
-        assert_eq!((dx.shape(), dw.shape()), (x.shape(), w.shape()));
-        assert!((lhs - dot(&x, &dx)).abs() <= 1e-10 * lhs.abs());
-        assert!((lhs - dot(&w, &dw)).abs() <= 1e-10 * lhs.abs());
-        let with_b = dot(&conv2d(&x, &w, Some(&b), &p).unwrap(), &gy);
-        let db = conv2d_backward_bias(&gy).unwrap();
-        assert_eq!(db.shape(), &[3]);
-        assert!((with_b - lhs - dot(&b, &db)).abs() <= 1e-10 * with_b.abs().max(1.0));
-    }
-
-    #[test]
-    fn channel_mismatch_names_both_shapes() {
-        let x = Tensor::zeros(&[2, 3, 8, 8], DType::F32);
-        let w = Tensor::zeros(&[64, 4, 3, 3], DType::F32);
-        let e = msg(conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err());
-        assert!(e.contains("input [2, 3, 8, 8] has 3 channels but weight [64, 4, 3, 3] expects 4"), "{e}");
-    }
-
-    #[test]
-    fn kernel_larger_than_padded_input_is_an_error() {
-        let x = Tensor::zeros(&[1, 1, 3, 3], DType::F32);
-        let w = Tensor::zeros(&[1, 1, 5, 5], DType::F32);
-        let e = msg(conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err());
-        assert!(e.contains("kernel 5×5 with dilation 1 does not fit input 3×3 padded by 0"), "{e}");
-        // Padding 1 makes it fit exactly (one output); dilation 2 makes it not fit again.
-        assert_eq!(conv2d(&x, &w, None, &Conv2dParams::new(1, 1)).unwrap().shape(), &[1, 1, 1, 1]);
-        assert!(conv2d(&x, &w, None, &Conv2dParams::new(1, 1).with_dilation(2)).is_err());
-    }
-
-    #[test]
-    fn bad_conv2d_arguments_are_errors_not_panics() {
-        let x = Tensor::zeros(&[2, 3, 8, 8], DType::F32);
-        let w = Tensor::zeros(&[4, 3, 3, 3], DType::F32);
-        let p = Conv2dParams::default();
-        let is_shape = |r: Result<Tensor>| matches!(r, Err(TensorError::Shape { .. }));
-        let is_invalid = |r: Result<Tensor>| matches!(r, Err(TensorError::Invalid { .. }));
-        // Ranks.
-        assert!(is_shape(conv2d(&Tensor::zeros(&[3, 8, 8], DType::F32), &w, None, &p)));
-        assert!(is_shape(conv2d(&x, &Tensor::zeros(&[4, 3, 9], DType::F32), None, &p)));
-        // Bias shape.
-        assert!(is_shape(conv2d(&x, &w, Some(&Tensor::zeros(&[3], DType::F32)), &p)));
-        assert!(is_shape(conv2d(&x, &w, Some(&Tensor::zeros(&[1, 4], DType::F32)), &p)));
-        // Zero stride / dilation, empty kernel or plane.
-        assert!(is_invalid(conv2d(&x, &w, None, &Conv2dParams { stride: [1, 0], ..p })));
-        assert!(is_invalid(conv2d(&x, &w, None, &Conv2dParams { dilation: [0, 1], ..p })));
-        assert!(is_shape(conv2d(&x, &Tensor::zeros(&[4, 3, 0, 3], DType::F32), None, &p)));
-        assert!(is_shape(conv2d(&Tensor::zeros(&[2, 3, 0, 8], DType::F32), &w, None, &p)));
-        // Dtype mismatch: the operand with the other dtype is named.
-        let w64 = w.to_dtype(DType::F64).unwrap();
-        assert_eq!(
-            conv2d(&x, &w64, None, &p).unwrap_err(),
-            TensorError::DType { op: "conv2d", expected: DType::F32, got: DType::F64 }
-        );
-        assert!(matches!(conv2d(&x, &w, Some(&Tensor::zeros(&[4], DType::F64)), &p), Err(TensorError::DType { .. })));
-        // Backward ops: wrong grad_y shape, wrong input/weight shapes, dtype mismatch.
-        let gy = Tensor::zeros(&[2, 4, 6, 6], DType::F32);
-        assert!(conv2d_backward_data(&gy, &w, &[2, 3, 8, 8], &p).is_ok());
-        assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 3, 9, 8], &p)));
-        assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 5, 8, 8], &p)));
-        assert!(is_shape(conv2d_backward_data(&gy, &w, &[2, 3, 8], &p)));
-        assert!(is_shape(conv2d_backward_data(&Tensor::zeros(&[3, 4, 6, 6], DType::F32), &w, &[2, 3, 8, 8], &p)));
-        assert!(conv2d_backward_weight(&gy, &x, &[4, 3, 3, 3], &p).is_ok());
-        assert!(is_shape(conv2d_backward_weight(&gy, &x, &[5, 3, 3, 3], &p)));
-        assert!(is_shape(conv2d_backward_weight(&gy, &x, &[4, 2, 3, 3], &p)));
-        assert!(is_shape(conv2d_backward_weight(&gy, &x, &[4, 3, 5, 3], &p)));
-        assert!(matches!(
-            conv2d_backward_weight(&gy, &x.to_dtype(DType::F64).unwrap(), &[4, 3, 3, 3], &p),
-            Err(TensorError::DType { .. })
-        ));
-        assert!(is_shape(conv2d_backward_bias(&Tensor::zeros(&[4, 6, 6], DType::F32))));
     }
 }

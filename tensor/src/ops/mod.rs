@@ -1,6 +1,8 @@
-//! Tier: core. Tensor ops, one file per op family. Each op validates shapes, dtypes and
-//! devices, then makes one match on the operands' device: the reference definition
-//! (`crate::reference`), the fast CPU kernel (`crate::cpu`) or the GPU launcher.
+//! Tier: core. Tensor ops, one file per op family (a folder where the family has several
+//! pairs of forward and backward: batch norm's training and eval modes, max and average
+//! pooling, Adam and SGD). Each op validates shapes, dtypes and devices, then makes one match
+//! on the operands' device: the reference definition (`crate::reference`), the fast CPU kernel
+//! (`crate::cpu`, its dtype picked by `with_float_type!`) or the GPU launcher.
 
 pub mod batch_norm;
 pub(crate) mod checks;
@@ -8,6 +10,7 @@ pub mod concat;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod elementwise;
+pub mod finite;
 pub mod interpolate;
 pub mod matmul;
 pub mod optim;

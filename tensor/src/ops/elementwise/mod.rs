@@ -1,6 +1,6 @@
 //! Element-wise ops on tensors: the rows of `crate::elementwise_table` (unary functions and
 //! their backward passes, broadcast binary arithmetic and comparisons), `where`, and the
-//! method shorthands. Shape rule for binary ops: NumPy broadcasting.
+//! method shorthands (`methods.rs`). Shape rule for binary ops: NumPy broadcasting.
 //!
 //! On the GPU every operand is read through its strides (broadcast axes have stride 0), so
 //! no view is copied before an element-wise kernel.
@@ -11,9 +11,9 @@ use gpu::kernels::elementwise::{self as gpu_kernel, ElementwiseShader, OpCode, O
 
 use crate::cpu::elementwise as kernel;
 use crate::device::same_device;
-use crate::dtype::{DType, Float};
-use crate::elementwise_table::{self as table, BINARY_OPS, UNARY_OPS};
+use crate::dtype::{with_float_type, DType, Float};
 pub use crate::elementwise_table::{BinaryOp, UnaryOp};
+use crate::elementwise_table::{BINARY_OPS, UNARY_OPS};
 use crate::error::{shape_err, Result, TensorError};
 use crate::gpu_parts::{for_each_row_part, gpu_alloc_rows, StorageView};
 use crate::ops::checks::same_dtype;
@@ -22,6 +22,8 @@ use crate::reference;
 use crate::shape::broadcast_shapes;
 use crate::storage::{CpuStorage, Storage};
 use crate::tensor::Tensor;
+
+mod methods;
 
 /// The GPU op kernels, assembled from the op table the first time one runs.
 fn gpu_shader() -> &'static ElementwiseShader {
@@ -191,10 +193,7 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_dtype(name, &[a, cond])?;
     let shape = broadcast_shapes(name, &broadcast_shapes(name, cond.shape(), a.shape())?, b.shape())?;
     match a.storage() {
-        Storage::Cpu(_) => match dtype {
-            DType::F32 => run::<f32>(cond, a, b, &shape),
-            DType::F64 => run::<f64>(cond, a, b, &shape),
-        },
+        Storage::Cpu(_) => with_float_type!(dtype, T => run::<T>(cond, a, b, &shape)),
         Storage::Reference(_) => {
             let [c, a, b] = [cond, a, b].map(|t| t.broadcast_to(&shape).and_then(|t| reference::values(&t)));
             let out = c?.iter().zip(a?).zip(b?).map(|((&c, a), b)| if c != 0.0 { a } else { b }).collect();
@@ -203,163 +202,5 @@ pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         Storage::Gpu(_) => map_gpu(name, &[cond, a, b], &shape, |ctx, v, out, shape| {
             gpu_kernel::where_select(ctx, &v[0], &v[1], &v[2], out, shape)
         }),
-    }
-}
-
-/// Method shorthands, so model code reads `x.mul(&w)?.add(&b)?.relu()?`.
-impl Tensor {
-    /// self + other, broadcasting both to a common shape.
-    pub fn add(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::ADD)
-    }
-    /// self − other, with broadcasting.
-    pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::SUB)
-    }
-    /// self · other, with broadcasting.
-    pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::MUL)
-    }
-    /// self / other, with broadcasting.
-    pub fn div(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::DIV)
-    }
-    /// Element-wise max(self, other), with broadcasting.
-    pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::MAX)
-    }
-    /// Element-wise min(self, other), with broadcasting.
-    pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::MIN)
-    }
-    /// 1 where self > other, else 0 (same dtype), with broadcasting.
-    pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::GT)
-    }
-    /// 1 where self < other, else 0, with broadcasting.
-    pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::LT)
-    }
-    /// 1 where self = other, else 0, with broadcasting.
-    pub fn eq_elementwise(&self, other: &Tensor) -> Result<Tensor> {
-        binary(self, other, &table::EQ)
-    }
-    /// −self.
-    pub fn neg(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::NEG))
-    }
-    /// e^self.
-    pub fn exp(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::EXP))
-    }
-    /// Natural logarithm.
-    pub fn log(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::LOG))
-    }
-    /// Square root.
-    pub fn sqrt(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::SQRT))
-    }
-    /// Absolute value.
-    pub fn abs(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::ABS))
-    }
-    /// max(self, 0).
-    pub fn relu(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::RELU))
-    }
-    /// self where positive, slope·self elsewhere.
-    pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::with(&table::LEAKY_RELU, slope, 0.0))
-    }
-    /// self·σ(self) (SiLU).
-    pub fn silu(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::SILU))
-    }
-    /// e^self − 1 − self (with self = log σ², twice the KL of N(0, σ²) from N(0, 1)).
-    pub fn exp_minus_one_minus_x(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::EXP_MINUS_ONE_MINUS_X))
-    }
-    /// Logistic sigmoid 1 / (1 + e^−self).
-    pub fn sigmoid(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::SIGMOID))
-    }
-    /// Hyperbolic tangent.
-    pub fn tanh(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::TANH))
-    }
-    /// ln(1 + e^self), computed without overflow.
-    pub fn softplus(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::SOFTPLUS))
-    }
-    /// self².
-    pub fn square(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::SQUARE))
-    }
-    /// 1 / self.
-    pub fn recip(&self) -> Result<Tensor> {
-        unary(self, UnaryOp::new(&table::RECIP))
-    }
-    /// self^p for a scalar exponent p.
-    pub fn powf(&self, p: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::with(&table::POWF, p, 0.0))
-    }
-    /// Clamped to `[lo, hi]`.
-    pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::with(&table::CLAMP, lo, hi))
-    }
-    /// self + s for a scalar s.
-    pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::with(&table::ADD_SCALAR, s, 0.0))
-    }
-    /// self · s for a scalar s.
-    pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
-        unary(self, UnaryOp::with(&table::MUL_SCALAR, s, 0.0))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(v: &[f64], shape: &[usize]) -> Tensor {
-        Tensor::from_vec(v.to_vec(), shape).unwrap()
-    }
-
-    #[test]
-    fn add_broadcasts_row_and_column() {
-        let a = t(&[1.0, 2.0, 3.0], &[1, 3]);
-        let b = t(&[10.0, 20.0], &[2, 1]);
-        let c = a.add(&b).unwrap();
-        assert_eq!(c.shape(), &[2, 3]);
-        assert_eq!(c.to_vec_f64().unwrap(), vec![11.0, 12.0, 13.0, 21.0, 22.0, 23.0]);
-    }
-
-    #[test]
-    fn binary_on_transposed_view_reads_through_strides() {
-        let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).transpose(0, 1).unwrap();
-        let b = t(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[3, 2]);
-        assert_eq!(a.sub(&b).unwrap().to_vec_f64().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-    }
-
-    #[test]
-    fn mismatched_shapes_are_an_error_naming_both() {
-        let err = t(&[1.0; 6], &[2, 3]).add(&t(&[1.0; 4], &[4])).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("[2, 3]") && msg.contains("[4]"), "{msg}");
-    }
-
-    #[test]
-    fn mixed_dtypes_are_an_error() {
-        let a = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
-        let b = Tensor::from_vec(vec![1.0f64], &[1]).unwrap();
-        assert!(matches!(a.add(&b), Err(TensorError::DType { .. })));
-    }
-
-    #[test]
-    fn where_selects_by_condition() {
-        let c = t(&[1.0, 0.0, 1.0], &[3]);
-        let out = where_cond(&c, &t(&[1.0, 2.0, 3.0], &[3]), &t(&[-1.0], &[1])).unwrap();
-        assert_eq!(out.to_vec_f64().unwrap(), vec![1.0, -1.0, 3.0]);
     }
 }
