@@ -1,13 +1,15 @@
-//! sgemm throughput of the CPU GEMM (`tensor::cpu::gemm`), in GFLOP/s.
+//! sgemm throughput of the CPU GEMM (`tensor::cpu::gemm`), in GFLOP/s: `sgemm`, the path every
+//! op takes (the top rung this CPU runs), and `sgemm_ladder`, every rung of the ladder
+//! (`tensor::cpu::gemm::GemmRung`) at the same shapes, so one run shows what each idea buys.
 //!
 //! Criterion's `Throughput::Elements` is set to the flop count 2·m·n·k (one multiply and one add
 //! per term), so its "elem/s" column reads directly as FLOP/s. Run with
-//! `cargo bench --bench gemm -p vae-stack`.
+//! `cargo bench --bench gemm -p vae-stack` (`-- sgemm_ladder` for the ladder alone).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tensor::cpu::gemm::{gemm, MatRef};
+use tensor::cpu::gemm::{gemm, gemm_on_rung, GemmRung, MatRef};
 use tensor::Rng;
 
 fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
@@ -43,5 +45,32 @@ fn bench_sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sgemm);
+/// Every rung this CPU runs, at a square product and B4's first layer (the dense VAE at batch
+/// 128: [128, 784]·[784, 512]). The naive rung is left out of the 1024³ row: at a few hundred
+/// MFLOP/s it would take minutes of samples to say what one line of arithmetic already does.
+fn bench_sgemm_ladder(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sgemm_ladder");
+    group.sample_size(10);
+    let mut rng = Rng::new(1);
+    for (m, k, n) in [(128, 784, 512), (1024, 1024, 1024)] {
+        let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
+        let mut out = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        for rung in GemmRung::available::<f32>() {
+            if rung == GemmRung::Naive && m * n * k > 1 << 28 {
+                continue;
+            }
+            group.bench_function(BenchmarkId::new(rung.name(), format!("{m}x{k}x{n}")), |bench| {
+                bench.iter(|| {
+                    let (a, b) = (MatRef::row_major(black_box(&a), m, k), MatRef::row_major(black_box(&b), k, n));
+                    gemm_on_rung(rung, a, b, &mut out, n, false);
+                    black_box(&mut out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_sgemm_ladder);
 criterion_main!(benches);

@@ -165,7 +165,123 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     }
 }
 
-/// The textbook triple loop, for element types without a blocked path (none today).
+// ------------------------------------------------------------------------------------ the ladder
+
+/// The rungs of the CPU GEMM ladder, plainest first. Each adds one idea to the one before and
+/// computes the same product (the tests hold every rung to the f64 reference on odd shapes and
+/// strided views); `cargo bench --bench gemm` times them side by side (the `sgemm_ladder`
+/// group), so what each idea buys on the machine at hand is one run away. [`gemm`] runs the
+/// top rung this CPU supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmRung {
+    /// 1. The textbook triple loop: one dot product per element of C, read through the strides.
+    Naive,
+    /// 2. The same loops in cache-sized tiles, in i-p-j order so that the innermost loop runs
+    ///    along a row of B and of C (unit stride when they are row-major), which the compiler
+    ///    vectorises. One thread.
+    Tiled,
+    /// 3. BLIS: A and B packed into cache-sized panels, a register-tiled micro-kernel in
+    ///    portable Rust (4×8 for f32, 4×4 for f64), rayon over blocks of C.
+    Packed,
+    /// 4. Rung 3 with the AVX2+FMA micro-kernel (6×16, f32 only).
+    Avx2,
+    /// 5. Rung 3 with the AVX-512F micro-kernel (14×32, f32 only).
+    Avx512,
+}
+
+impl GemmRung {
+    /// Every rung, plainest first.
+    pub const ALL: [GemmRung; 5] =
+        [GemmRung::Naive, GemmRung::Tiled, GemmRung::Packed, GemmRung::Avx2, GemmRung::Avx512];
+
+    /// The rung's name in benchmarks and messages (`avx2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmRung::Naive => "naive",
+            GemmRung::Tiled => "tiled",
+            GemmRung::Packed => "packed",
+            GemmRung::Avx2 => "avx2",
+            GemmRung::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the rung for element type `T` (the SIMD rungs: f32 on a CPU
+    /// with the instruction set).
+    pub fn runs_here<T: Float>(self) -> bool {
+        let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
+        match self {
+            GemmRung::Naive | GemmRung::Tiled | GemmRung::Packed => true,
+            GemmRung::Avx2 | GemmRung::Avx512 => is_f32 && self.simd_kernel().is_some(),
+        }
+    }
+
+    /// The rungs this CPU runs for `T`, plainest first.
+    pub fn available<T: Float>() -> Vec<GemmRung> {
+        GemmRung::ALL.into_iter().filter(|r| r.runs_here::<T>()).collect()
+    }
+
+    /// The SIMD rung's micro-kernel, where this CPU has its instruction set.
+    fn simd_kernel(self) -> Option<Kernel<f32>> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            match self {
+                GemmRung::Avx2 if avx2 => return Some(SGEMM_AVX2),
+                GemmRung::Avx512 if is_x86_feature_detected!("avx512f") => return Some(SGEMM_AVX512),
+                _ => {}
+            }
+        }
+        let _ = self;
+        None
+    }
+}
+
+/// [`gemm`] on one rung of the ladder, for the tests and benchmarks that compare rungs. `None`
+/// (and C untouched) where [`GemmRung::runs_here`] says this CPU cannot run it for `T`.
+pub fn gemm_on_rung<T: Float>(
+    rung: GemmRung,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) -> Option<()> {
+    if !rung.runs_here::<T>() {
+        return None;
+    }
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
+    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm: C is too small for [{m}, {n}], ldc {ldc}");
+    a.assert_in_bounds("A");
+    b.assert_in_bounds("B");
+    if m == 0 || n == 0 {
+        return Some(());
+    }
+    match rung {
+        GemmRung::Naive => gemm_naive(a, b, c, ldc, accumulate),
+        GemmRung::Tiled => gemm_tiled(a, b, c, ldc, accumulate),
+        GemmRung::Packed => {
+            if let (Some(a), Some(b), Some(c)) =
+                (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), same_type_slice_mut::<T, f32>(c))
+            {
+                gemm_blocked(&SGEMM_PORTABLE, a, b, c, ldc, accumulate);
+            } else if let (Some(a), Some(b), Some(c)) =
+                (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), same_type_slice_mut::<T, f64>(c))
+            {
+                gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
+            }
+        }
+        GemmRung::Avx2 | GemmRung::Avx512 => {
+            let kern = rung.simd_kernel()?;
+            let (a, b, c) = (cast_mat::<T, f32>(a)?, cast_mat::<T, f32>(b)?, same_type_slice_mut::<T, f32>(c)?);
+            gemm_blocked(&kern, a, b, c, ldc, accumulate);
+        }
+    }
+    Some(())
+}
+
+/// Rung 1, the textbook triple loop (also [`gemm`]'s path for an element type without a
+/// blocked one: none today).
 fn gemm_naive<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     for i in 0..a.rows {
         for j in 0..b.cols {
@@ -174,6 +290,42 @@ fn gemm_naive<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, acc
                 s += a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride];
             }
             c[i * ldc + j] = s;
+        }
+    }
+}
+
+/// Rung 2: rung 1's loops in TILE×TILE×TILE blocks (three 64×64 f32 tiles are 48 KiB: about
+/// L1 and L2's share of one core), reordered to i-p-j so that the innermost loop adds
+/// a[i, p]·B[p, j0..j1] onto C[i, j0..j1]: two streams along rows instead of a dot product
+/// down a column of B.
+fn gemm_tiled<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    const TILE: usize = 64;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if !accumulate {
+        c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
+    }
+    for i0 in (0..m).step_by(TILE) {
+        for p0 in (0..k).step_by(TILE) {
+            for j0 in (0..n).step_by(TILE) {
+                let j1 = (j0 + TILE).min(n);
+                for i in i0..(i0 + TILE).min(m) {
+                    let c_row = &mut c[i * ldc + j0..i * ldc + j1];
+                    for p in p0..(p0 + TILE).min(k) {
+                        let a_ip = a.data[i * a.row_stride + p * a.col_stride];
+                        let b_row = p * b.row_stride;
+                        if b.col_stride == 1 {
+                            // Two slices of one length: no bounds checks left, so it vectorises.
+                            for (c_ij, &b_pj) in c_row.iter_mut().zip(&b.data[b_row + j0..b_row + j1]) {
+                                *c_ij += a_ip * b_pj;
+                            }
+                        } else {
+                            for (j, c_ij) in (j0..j1).zip(c_row.iter_mut()) {
+                                *c_ij += a_ip * b.data[b_row + j * b.col_stride];
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -1014,6 +1166,71 @@ mod tests {
             eprintln!("checking the {name} kernel");
             check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
         }
+    }
+
+    #[test]
+    fn every_rung_this_cpu_runs_matches_the_reference() {
+        for rung in GemmRung::available::<f32>() {
+            eprintln!("checking rung {} (f32)", rung.name());
+            check_all::<f32>(1e-5, move |a, b, c, ldc, acc| assert!(gemm_on_rung(rung, a, b, c, ldc, acc).is_some()));
+        }
+        for rung in GemmRung::available::<f64>() {
+            eprintln!("checking rung {} (f64)", rung.name());
+            check_all::<f64>(1e-12, move |a, b, c, ldc, acc| assert!(gemm_on_rung(rung, a, b, c, ldc, acc).is_some()));
+        }
+    }
+
+    #[test]
+    fn every_rung_overwrites_a_poisoned_c_and_keeps_out_of_the_padding_between_rows() {
+        let mut rng = Rng::new(11);
+        let (m, k, n, ldc) = (37, 29, 41, 44);
+        let a: Vec<f32> = random_vec(m * k, &mut rng).iter().map(|&x| x as f32).collect();
+        let b: Vec<f32> = random_vec(k * n, &mut rng).iter().map(|&x| x as f32).collect();
+        let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+        let mut want = vec![0.0f32; m * n];
+        gemm_naive(a, b, &mut want, n, false);
+        for rung in GemmRung::available::<f32>() {
+            let mut c = vec![f32::NAN; m * ldc];
+            assert!(gemm_on_rung(rung, a, b, &mut c, ldc, false).is_some());
+            for i in 0..m {
+                for j in 0..ldc {
+                    let got = c[i * ldc + j];
+                    if j < n {
+                        let want = want[i * n + j];
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{}: C[{i}, {j}] = {got}",
+                            rung.name()
+                        );
+                    } else {
+                        assert!(got.is_nan(), "{}: the padding C[{i}, {j}] was written", rung.name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rung_this_cpu_cannot_run_is_refused_and_leaves_c_untouched() {
+        // No SIMD rung runs f64, on any CPU.
+        let (a, b) = ([1.0f64, 2.0], [3.0f64, 4.0]);
+        let mut c = [7.0f64; 4];
+        for rung in [GemmRung::Avx2, GemmRung::Avx512] {
+            assert!(!rung.runs_here::<f64>());
+            assert!(gemm_on_rung(rung, MatRef::row_major(&a, 2, 1), MatRef::row_major(&b, 1, 2), &mut c, 2, false)
+                .is_none());
+            assert_eq!(c, [7.0; 4]);
+        }
+    }
+
+    #[test]
+    fn the_top_rung_this_cpu_runs_is_the_kernel_gemm_runs() {
+        let top = *GemmRung::available::<f32>().last().expect("the portable rungs run everywhere");
+        let name = match top {
+            GemmRung::Packed => "portable",
+            other => other.name(),
+        };
+        assert_eq!(name, f32_kernel().instruction_set);
     }
 
     #[test]
