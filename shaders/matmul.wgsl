@@ -1,4 +1,9 @@
-// matmul.wgsl — batched matrix product C[b] (+)= A[b] · B[b] (f32), tiled in workgroup memory.
+// matmul.wgsl — batched matrix product C[b] (+)= A[b] · B[b] (f32), as a ladder of kernels:
+// `matmul_naive` (rung 1, one invocation per output), `matmul_tiled16` (rung 2, 16×16 tiles staged
+// in workgroup memory), `matmul` (rung 3, 64×64 tiles and 4×4 register blocks) and `matmul_wide`
+// (rung 4, 128×128 and 8×8, double-buffered). Every rung computes the same C; the host runs
+// rungs 3 and 4 (gpu/src/kernels/matmul.rs), tests hold all four to an f64 reference, and
+// `cargo bench -p gpu --bench gpu_kernels -- matmul_ladder` times them side by side.
 //
 // Memory layout. A and B are strided views: A[b, i, l] at
 //     a_offset + b·a_batch + i·a_row + l·a_col
@@ -72,6 +77,75 @@ const AP4: u32 = 17u;
 var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4]
 var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
 
+// Rung 1: one invocation per element of C, a loop over k through the strides. Each element of
+// A is read from global memory n times and each of B m times.
+// Grid: (⌈n/16⌉, ⌈m/16⌉, batch).
+@compute @workgroup_size(16, 16)
+fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let i = gid.y;
+    let bz = gid.z;
+    if i >= p.m || j >= p.n {
+        return;
+    }
+    let a_row = p.a_offset + bz * p.a_batch + i * p.a_row;
+    let b_col = p.b_offset + bz * p.b_batch + j * p.b_col;
+    var s = 0.0;
+    for (var l = 0u; l < p.k; l++) {
+        s += a[a_row + l * p.a_col] * b[b_col + l * p.b_row];
+    }
+    let ci = (bz * p.m + i) * p.n + j;
+    if p.accumulate == 1u {
+        s += c[ci];
+    }
+    c[ci] = s;
+}
+
+// Rung 2: the workgroup's 16×16 invocations share their reads. For each step of 16 along k,
+// each invocation stages one element of A's 16×16 block and one of B's in workgroup memory
+// (zero outside the matrices), then all 256 read the staged blocks: each global element is
+// read m/16 (B) or n/16 (A) times instead of m or n.
+// Grid: (⌈n/16⌉, ⌈m/16⌉, batch).
+var<workgroup> a_block: array<f32, 256>; // [16 rows][16 k]
+var<workgroup> b_block: array<f32, 256>; // [16 k][16 columns]
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>) {
+    let tx = l3.x;
+    let ty = l3.y;
+    let bz = wid.z;
+    let i = wid.y * 16u + ty;
+    let j = wid.x * 16u + tx;
+    let a_base = p.a_offset + bz * p.a_batch;
+    let b_base = p.b_offset + bz * p.b_batch;
+    var s = 0.0;
+    for (var t = 0u; t < p.k; t += 16u) {
+        var av = 0.0;
+        if i < p.m && t + tx < p.k {
+            av = a[a_base + i * p.a_row + (t + tx) * p.a_col];
+        }
+        a_block[ty * 16u + tx] = av;
+        var bv = 0.0;
+        if t + ty < p.k && j < p.n {
+            bv = b[b_base + (t + ty) * p.b_row + j * p.b_col];
+        }
+        b_block[ty * 16u + tx] = bv;
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk++) {
+            s += a_block[ty * 16u + kk] * b_block[kk * 16u + tx];
+        }
+        workgroupBarrier();
+    }
+    if i < p.m && j < p.n {
+        let ci = (bz * p.m + i) * p.n + j;
+        if p.accumulate == 1u {
+            s += c[ci];
+        }
+        c[ci] = s;
+    }
+}
+
+// Rung 3 (`matmul`) and rung 4 (`matmul_wide`): see Tiling above.
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {

@@ -1,7 +1,8 @@
 //! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
 //! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
-//! also on each GEMM tile forced (`Context::with_gemm_tile`).
+//! also on each GEMM tile forced (`Context::with_gemm_tile`); and `matmul_ladder`, every rung of
+//! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
 //! multiply-add), so "Gelem/s" reads as GFLOP/s. Each iteration records the launch
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::matmul::{matmul, MatView, MatmulArgs};
+use gpu::kernels::matmul::{matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
 use gpu::kernels::{conv2d, conv_transpose2d};
@@ -117,6 +118,31 @@ fn bench_matmul(c: &mut Criterion, r: &Runner, suffix: &str) {
         };
         let flops = 2 * (m * n * k) as u64;
         r.case(c, &format!("matmul{suffix}"), &format!("{m}x{k}·{k}x{n}"), flops, &|| matmul(ctx, &args).unwrap());
+    }
+}
+
+/// Every rung of the matmul ladder at a small and a square product: what each idea buys.
+fn bench_matmul_ladder(c: &mut Criterion, r: &Runner) {
+    let ctx = r.ctx;
+    // Each rung's pipeline is built on its first launch: build them all before anything is timed.
+    let (tiny, tiny_out) = (ctx.upload(&data(4, 0)).unwrap(), ctx.alloc(4).unwrap());
+    let view = MatView::row_major(&tiny, 2, 2);
+    for rung in MatmulRung::ALL {
+        let args = MatmulArgs { a: view, b: view, c: &tiny_out, batch: 1, m: 2, n: 2, k: 2, accumulate: false };
+        matmul_on_rung(ctx, &args, rung).unwrap();
+    }
+    ctx.synchronize().unwrap();
+    for (m, n, k) in [(256usize, 256usize, 256usize), (1024, 1024, 1024)] {
+        let a = ctx.upload(&data(m * k, 1)).unwrap();
+        let b = ctx.upload(&data(k * n, 2)).unwrap();
+        let out = ctx.alloc(m * n).unwrap();
+        let (a, b) = (MatView::row_major(&a, m, k), MatView::row_major(&b, k, n));
+        let args = MatmulArgs { a, b, c: &out, batch: 1, m, n, k, accumulate: false };
+        let flops = 2 * (m * n * k) as u64;
+        for rung in MatmulRung::ALL {
+            let name = format!("{}/{m}x{k}·{k}x{n}", rung.name());
+            r.case(c, "matmul_ladder", &name, flops, &|| matmul_on_rung(ctx, &args, rung).unwrap());
+        }
     }
 }
 
@@ -224,6 +250,7 @@ fn benches(c: &mut Criterion) {
     let filter = filter_argument();
     let r = Runner { ctx: &ctx, full, reps, filter: filter.clone() };
     bench_matmul(c, &r, "");
+    bench_matmul_ladder(c, &r);
     bench_conv2d(c, &r, "");
     bench_conv_transpose2d(c, &r);
     // Each GEMM tile on its own (a context forcing it), so the choice the launchers make by

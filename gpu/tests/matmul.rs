@@ -1,11 +1,12 @@
 //! matmul.wgsl against an f64 reference: sizes that are not tile multiples, batches,
 //! transposed and batch-broadcast operands, offsets and accumulation, each with both tiles
-//! (the 64×64 `matmul` and the 128×128 `matmul_wide` entry points).
+//! (the 64×64 `matmul` and the 128×128 `matmul_wide` entry points); and every rung of the
+//! ladder (`MatmulRung`) alone.
 
 use crate::common;
 
 use common::*;
-use gpu::kernels::matmul::{k_slices, matmul, MatView, MatmulArgs};
+use gpu::kernels::matmul::{k_slices, matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 
 /// Element [b, i, j] of a strided view, as in MatView.
@@ -31,6 +32,11 @@ fn run(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
 }
 
 fn run_on(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
+    run_with(ctx, rng, c, None);
+}
+
+/// The case through `matmul`, or through one launch of `rung` alone.
+fn run_with(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung>) {
     let Case { batch, m, n, k, a_t, b_t, b_broadcast, accumulate } = *c;
     let a_off = rng.below(5);
     let b_off = rng.below(5);
@@ -48,7 +54,11 @@ fn run_on(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
     }
     let c0 = rng.signed(batch * m * n);
     let cb = if accumulate { upload(ctx, &c0) } else { poisoned(ctx, batch * m * n) };
-    matmul(ctx, &MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate }).unwrap();
+    let args = MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate };
+    match rung {
+        None => matmul(ctx, &args).unwrap(),
+        Some(rung) => matmul_on_rung(ctx, &args, rung).unwrap(),
+    }
     let got = ctx.read(&cb).unwrap();
     let va = (av.offset, av.batch_stride, av.row_stride, av.col_stride);
     let vb = (bv.offset, bv.batch_stride, bv.row_stride, bv.col_stride);
@@ -69,10 +79,12 @@ fn run_on(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
             }
         }
     }
-    let what = format!(
-        "matmul tile={:?} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}",
-        GemmTile::for_gemm(ctx, m, n, batch)
-    );
+    let how = match rung {
+        Some(rung) => format!("rung {}", rung.name()),
+        None => format!("tile={:?}", GemmTile::for_gemm(ctx, m, n, batch)),
+    };
+    let what =
+        format!("matmul {how} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}",);
     assert_close(&what, rng, &got, &want, |i| scale[i]);
 }
 
@@ -92,6 +104,22 @@ fn matmul_matches_reference_at_sizes_off_the_tile_grid() {
         (257, 131, 9),
     ] {
         run(ctx, &mut rng, &Case { batch: 1, m, n, k, a_t: false, b_t: false, b_broadcast: false, accumulate: false });
+    }
+}
+
+#[test]
+fn every_rung_of_the_ladder_matches_the_reference_on_odd_sizes_strided_views_and_a_poisoned_c() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for rung in MatmulRung::ALL {
+        for (m, n, k) in [(1, 1, 1), (7, 33, 65), (65, 7, 33), (130, 67, 200), (17, 129, 16)] {
+            for (a_t, b_t, b_broadcast, accumulate) in
+                [(false, false, false, false), (true, false, true, false), (false, true, false, true)]
+            {
+                let case = Case { batch: 2, m, n, k, a_t, b_t, b_broadcast, accumulate };
+                run_with(ctx, &mut rng, &case, Some(rung));
+            }
+        }
     }
 }
 

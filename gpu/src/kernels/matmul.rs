@@ -16,14 +16,73 @@ pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inp
 pub static MATMUL_WIDE: KernelDef =
     KernelDef { shader: &SHADER, entry: "matmul_wide", inputs: 2, outputs: 1, constant: None };
 
+/// Rung 1 of the ladder: one invocation per output, a loop over k.
+pub static MATMUL_NAIVE: KernelDef =
+    KernelDef { shader: &SHADER, entry: "matmul_naive", inputs: 2, outputs: 1, constant: None };
+
+/// Rung 2: 16×16 blocks of A and B staged in workgroup memory, one output per invocation.
+pub static MATMUL_TILED16: KernelDef =
+    KernelDef { shader: &SHADER, entry: "matmul_tiled16", inputs: 2, outputs: 1, constant: None };
+
 /// C (+)= the sum of a split K's partial products, in slice order.
 pub static MATMUL_SUM_SLICES: KernelDef =
     KernelDef { shader: &SHADER, entry: "matmul_sum_slices", inputs: 1, outputs: 1, constant: None };
 
-fn kernel(tile: GemmTile) -> &'static KernelDef {
-    match tile {
-        GemmTile::Square64 => &MATMUL,
-        GemmTile::Wide128 => &MATMUL_WIDE,
+/// The rungs of the matmul ladder, plainest first: each adds one idea to the one before and
+/// computes the same C. [`matmul`] runs rungs 3 and 4 (the tile [`GemmTile::for_gemm`] picks,
+/// K split into slices when the output is small); [`matmul_on_rung`] runs any one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulRung {
+    /// 1. One invocation per output, a loop over k (`matmul_naive`).
+    Naive,
+    /// 2. 16×16 blocks staged in workgroup memory (`matmul_tiled16`).
+    SharedTile16,
+    /// 3. 64×64 tiles, 4×4 outputs per invocation in registers, vec4 staging (`matmul`).
+    RegisterTile64,
+    /// 4. 128×128 tiles, 8×8 per invocation, double-buffered k-steps (`matmul_wide`).
+    RegisterTile128,
+}
+
+impl MatmulRung {
+    /// Every rung, plainest first.
+    pub const ALL: [MatmulRung; 4] =
+        [MatmulRung::Naive, MatmulRung::SharedTile16, MatmulRung::RegisterTile64, MatmulRung::RegisterTile128];
+
+    /// The rung's name in benchmarks (`naive`, `tiled16`, `tile64`, `tile128`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulRung::Naive => "naive",
+            MatmulRung::SharedTile16 => "tiled16",
+            MatmulRung::RegisterTile64 => "tile64",
+            MatmulRung::RegisterTile128 => "tile128",
+        }
+    }
+
+    fn kernel(self) -> &'static KernelDef {
+        match self {
+            MatmulRung::Naive => &MATMUL_NAIVE,
+            MatmulRung::SharedTile16 => &MATMUL_TILED16,
+            MatmulRung::RegisterTile64 => &MATMUL,
+            MatmulRung::RegisterTile128 => &MATMUL_WIDE,
+        }
+    }
+
+    /// Side of the square of C one workgroup computes.
+    fn side(self) -> usize {
+        match self {
+            MatmulRung::Naive | MatmulRung::SharedTile16 => 16,
+            MatmulRung::RegisterTile64 => GemmTile::Square64.side(),
+            MatmulRung::RegisterTile128 => GemmTile::Wide128.side(),
+        }
+    }
+}
+
+impl From<GemmTile> for MatmulRung {
+    fn from(tile: GemmTile) -> Self {
+        match tile {
+            GemmTile::Square64 => MatmulRung::RegisterTile64,
+            GemmTile::Wide128 => MatmulRung::RegisterTile128,
+        }
     }
 }
 
@@ -128,30 +187,8 @@ pub struct MatmulArgs<'a> {
 /// checks every view's extent first.
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     const K: &str = "matmul";
-    let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
-    need(K, "A", a.buf, a.extent(batch, m, k))?;
-    need(K, "B", b.buf, b.extent(batch, k, n))?;
-    need(K, "C", c, batch * m * n)?;
-    let fits = |v: usize| v <= u32::MAX as usize;
-    if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
-        return Err(invalid(K, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
-    }
-    let p = Params {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        batch: batch as u32,
-        a_batch: a.batch_stride as u32,
-        a_row: a.row_stride as u32,
-        a_col: a.col_stride as u32,
-        a_offset: a.offset as u32,
-        b_batch: b.batch_stride as u32,
-        b_row: b.row_stride as u32,
-        b_col: b.col_stride as u32,
-        b_offset: b.offset as u32,
-        accumulate: accumulate as u32,
-        _pad: [0; 3],
-    };
+    let p = checked_params(K, args)?;
+    let MatmulArgs { a, b, c, batch, m, n, k, .. } = *args;
     let slices = k_slices(ctx, batch, m, n, k);
     if slices == 1 {
         return launch_tiled(ctx, &p, a.buf, b.buf, c);
@@ -188,14 +225,54 @@ pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     Ok(())
 }
 
+/// One launch of `rung`'s kernel for the whole product (K is never split): how the ladder's
+/// tests and benchmarks run each rung.
+pub fn matmul_on_rung(ctx: &Context, args: &MatmulArgs, rung: MatmulRung) -> Result<()> {
+    let p = checked_params("matmul", args)?;
+    launch(ctx, rung, &p, args.a.buf, args.b.buf, args.c)
+}
+
+/// The kernel parameters for `args`, after checking every view's extent against its buffer
+/// and the sizes against u32 indexing.
+fn checked_params(op: &'static str, args: &MatmulArgs) -> Result<Params> {
+    let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
+    need(op, "A", a.buf, a.extent(batch, m, k))?;
+    need(op, "B", b.buf, b.extent(batch, k, n))?;
+    need(op, "C", c, batch * m * n)?;
+    let fits = |v: usize| v <= u32::MAX as usize;
+    if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
+        return Err(invalid(op, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
+    }
+    Ok(Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        batch: batch as u32,
+        a_batch: a.batch_stride as u32,
+        a_row: a.row_stride as u32,
+        a_col: a.col_stride as u32,
+        a_offset: a.offset as u32,
+        b_batch: b.batch_stride as u32,
+        b_row: b.row_stride as u32,
+        b_col: b.col_stride as u32,
+        b_offset: b.offset as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
+    })
+}
+
 /// One launch of the tiled kernel for `p` (its batch, m, n), on the tile
 /// [`GemmTile::for_gemm`] picks.
 fn launch_tiled(ctx: &Context, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
-    let (batch, m, n) = (p.batch as usize, p.m as usize, p.n as usize);
-    let tile = GemmTile::for_gemm(ctx, m, n, batch);
-    let side = tile.side();
-    let grid = ctx.grid_3d("matmul", [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch as u64])?;
-    ctx.dispatch(kernel(tile), p, &[a, b], &[c], grid)
+    let tile = GemmTile::for_gemm(ctx, p.m as usize, p.n as usize, p.batch as usize);
+    launch(ctx, tile.into(), p, a, b, c)
+}
+
+/// One launch of `rung`'s kernel over the product `p` describes: a workgroup per square of C.
+fn launch(ctx: &Context, rung: MatmulRung, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
+    let (batch, m, n, side) = (p.batch as u64, p.m as usize, p.n as usize, rung.side());
+    let grid = ctx.grid_3d("matmul", [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch])?;
+    ctx.dispatch(rung.kernel(), p, &[a, b], &[c], grid)
 }
 
 /// A product whose output makes fewer than this many square tiles splits its K into slices

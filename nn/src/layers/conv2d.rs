@@ -1,4 +1,5 @@
 //! 2-D convolution layer (groups = 1) with PyTorch's weight layout [out, in, kH, kW] and init.
+//! Also home of the weight-and-bias helpers the transposed convolution layer shares.
 
 use autograd::ops::conv2d::conv2d;
 use autograd::Var;
@@ -71,33 +72,68 @@ impl Conv2d {
     /// A convolution initialised like `torch.nn.Conv2d`.
     pub fn new(config: Conv2dConfig, init: &mut Init) -> Result<Conv2d> {
         let c = config;
-        if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
-            return config_err("Conv2d", format!("channels and kernel must be positive, got {c:?}"));
-        }
         let shape = [c.out_channels, c.in_channels, c.kernel[0], c.kernel[1]];
-        let weight = Var::parameter(default_weight(&shape, init)?);
-        let bias = if c.bias { Some(Var::parameter(default_bias(c.out_channels, &shape, init)?)) } else { None };
+        let (weight, bias) = new_weight_and_bias("Conv2d", &c, shape, c.out_channels, c.bias, init)?;
         Conv2d::from_parameters(weight, bias, c.params)
     }
 
     /// A convolution over existing parameters (gradient checks, weight sharing).
     pub fn from_parameters(weight: Var, bias: Option<Var>, params: Conv2dParams) -> Result<Conv2d> {
-        let w = weight.shape();
-        if w.len() != 4 {
-            return config_err("Conv2d", format!("weight must be [out, in, kH, kW], got {w:?}"));
-        }
-        if params.stride.contains(&0) || params.dilation.contains(&0) {
-            return config_err("Conv2d", format!("stride and dilation must be positive, got {params:?}"));
-        }
-        if let Some(b) = &bias {
-            if b.shape() != [w[0]] {
-                return config_err(
-                    "Conv2d",
-                    format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[0]),
-                );
-            }
-        }
+        let (stride, dilation) = (params.stride, params.dilation);
+        check_weight_and_bias("Conv2d", "[out, in, kH, kW]", 0, &weight, bias.as_ref(), [stride, dilation])?;
         Ok(Conv2d { weight, bias, params })
+    }
+}
+
+/// A convolution layer's weight of `shape` and, with `bias`, its bias of `out_channels`,
+/// initialised as PyTorch does (`config` is named in the error when a size is zero).
+pub(crate) fn new_weight_and_bias(
+    layer: &'static str,
+    config: &dyn std::fmt::Debug,
+    shape: [usize; 4],
+    out_channels: usize,
+    bias: bool,
+    init: &mut Init,
+) -> Result<(Var, Option<Var>)> {
+    if shape.contains(&0) {
+        return config_err(layer, format!("channels and kernel must be positive, got {config:?}"));
+    }
+    let weight = Var::parameter(default_weight(&shape, init)?);
+    let bias = if bias { Some(Var::parameter(default_bias(out_channels, &shape, init)?)) } else { None };
+    Ok((weight, bias))
+}
+
+/// Checks a convolution layer's parameters: a rank-4 weight laid out as `layout`, whose axis
+/// `out_axis` counts the output channels the bias must match, and a positive stride and
+/// dilation (`[stride, dilation]`).
+pub(crate) fn check_weight_and_bias(
+    layer: &'static str,
+    layout: &str,
+    out_axis: usize,
+    weight: &Var,
+    bias: Option<&Var>,
+    [stride, dilation]: [[usize; 2]; 2],
+) -> Result<()> {
+    let w = weight.shape();
+    if w.len() != 4 {
+        return config_err(layer, format!("weight must be {layout}, got {w:?}"));
+    }
+    if stride.contains(&0) || dilation.contains(&0) {
+        return config_err(layer, format!("stride {stride:?} and dilation {dilation:?} must be positive"));
+    }
+    match bias {
+        Some(b) if b.shape() != [w[out_axis]] => {
+            config_err(layer, format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[out_axis]))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Visits a convolution layer's weight, then its bias if it has one.
+pub(crate) fn visit_weight_and_bias(weight: &Var, bias: Option<&Var>, visit: &mut dyn FnMut(&str, &Var)) {
+    visit("weight", weight);
+    if let Some(b) = bias {
+        visit("bias", b);
     }
 }
 
@@ -107,9 +143,6 @@ impl Module for Conv2d {
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
-        visit("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            visit("bias", b);
-        }
+        visit_weight_and_bias(&self.weight, self.bias.as_ref(), visit)
     }
 }

@@ -5,8 +5,9 @@ use autograd::ops::conv_transpose2d::conv_transpose2d;
 use autograd::Var;
 use tensor::ops::conv_transpose2d::ConvTranspose2dParams;
 
-use crate::error::{config_err, Result};
-use crate::init::{default_bias, default_weight, Init};
+use crate::error::Result;
+use crate::init::Init;
+use crate::layers::conv2d::{check_weight_and_bias, new_weight_and_bias, visit_weight_and_bias};
 use crate::module::Module;
 
 /// The shape of a ConvTranspose2d: `ConvTranspose2dConfig::new(64, 32, 4).stride(2).padding(1)`
@@ -85,32 +86,15 @@ impl ConvTranspose2d {
     /// A transposed convolution initialised like `torch.nn.ConvTranspose2d`.
     pub fn new(config: ConvTranspose2dConfig, init: &mut Init) -> Result<ConvTranspose2d> {
         let c = config;
-        if c.in_channels == 0 || c.out_channels == 0 || c.kernel.contains(&0) {
-            return config_err("ConvTranspose2d", format!("channels and kernel must be positive, got {c:?}"));
-        }
         let shape = [c.in_channels, c.out_channels, c.kernel[0], c.kernel[1]];
-        let weight = Var::parameter(default_weight(&shape, init)?);
-        let bias = if c.bias { Some(Var::parameter(default_bias(c.out_channels, &shape, init)?)) } else { None };
+        let (weight, bias) = new_weight_and_bias("ConvTranspose2d", &c, shape, c.out_channels, c.bias, init)?;
         ConvTranspose2d::from_parameters(weight, bias, c.params)
     }
 
     /// A transposed convolution over existing parameters.
     pub fn from_parameters(weight: Var, bias: Option<Var>, params: ConvTranspose2dParams) -> Result<ConvTranspose2d> {
-        let w = weight.shape();
-        if w.len() != 4 {
-            return config_err("ConvTranspose2d", format!("weight must be [in, out, kH, kW], got {w:?}"));
-        }
-        if params.stride.contains(&0) || params.dilation.contains(&0) {
-            return config_err("ConvTranspose2d", format!("stride and dilation must be positive, got {params:?}"));
-        }
-        if let Some(b) = &bias {
-            if b.shape() != [w[1]] {
-                return config_err(
-                    "ConvTranspose2d",
-                    format!("bias has shape {:?}, expected [{}] for weight {w:?}", b.shape(), w[1]),
-                );
-            }
-        }
+        let (stride, dilation) = (params.stride, params.dilation);
+        check_weight_and_bias("ConvTranspose2d", "[in, out, kH, kW]", 1, &weight, bias.as_ref(), [stride, dilation])?;
         Ok(ConvTranspose2d { weight, bias, params })
     }
 }
@@ -121,9 +105,6 @@ impl Module for ConvTranspose2d {
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
-        visit("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            visit("bias", b);
-        }
+        visit_weight_and_bias(&self.weight, self.bias.as_ref(), visit)
     }
 }

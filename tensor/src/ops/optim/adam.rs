@@ -72,45 +72,35 @@ fn adam_update_with(
             }
             Ok(())
         }
-        Storage::Gpu(_) => adam_update_gpu(param, grad, m, v, h, flag),
-    }
-}
-
-// param, grad, m, v: [n] on one GPU; param, m, v updated in place; flag: [1]
-fn adam_update_gpu(
-    param: &mut Tensor,
-    grad: &Tensor,
-    m: &mut Tensor,
-    v: &mut Tensor,
-    h: &AdamHyper,
-    flag: Option<&Tensor>,
-) -> Result<()> {
-    const OP: &str = "adam_update";
-    let ctx = Arc::clone(param.gpu_storage(OP)?.context());
-    let g = grad.gpu_dense_as_allocated(OP)?;
-    // Sole ownership of dense buffers first (m and v often start as one shared zero tensor).
-    for t in [&mut *param, &mut *m, &mut *v] {
-        in_place_as_allocated(t, OP)?;
-    }
-    let cfg = AdamConfig {
-        lr: h.lr as f32,
-        beta1: h.beta1 as f32,
-        beta2: h.beta2 as f32,
-        eps: h.eps as f32,
-        weight_decay: h.weight_decay as f32,
-        decoupled: h.decoupled_weight_decay,
-        step: h.step,
-    };
-    let flag = flag.map(|f| f.gpu_dense(OP)).transpose()?;
-    let flag = flag.as_ref().map(|f| f.gpu_buffer(OP)).transpose()?;
-    let (gs, ms, vs) = (chunks(&g, OP)?, chunks(m, OP)?, chunks(v, OP)?);
-    for (i, param) in chunks(param, OP)?.iter().enumerate() {
-        let state = AdamState { param, grad: &gs[i], m: &ms[i], v: &vs[i] };
-        match flag {
-            None => adam_step(&ctx, &cfg, &state),
-            Some(flag) => adam_step_unless_flagged(&ctx, &cfg, &state, flag),
+        Storage::Gpu(_) => {
+            // param, grad, m, v: [n] on one GPU; param, m, v updated in place; flag: [1]
+            let ctx = Arc::clone(param.gpu_storage(op)?.context());
+            let g = grad.gpu_dense_as_allocated(op)?;
+            // Sole ownership of dense buffers first (m and v often start as one shared zero tensor).
+            for t in [&mut *param, &mut *m, &mut *v] {
+                in_place_as_allocated(t, op)?;
+            }
+            let config = AdamConfig {
+                lr: h.lr as f32,
+                beta1: h.beta1 as f32,
+                beta2: h.beta2 as f32,
+                eps: h.eps as f32,
+                weight_decay: h.weight_decay as f32,
+                decoupled: h.decoupled_weight_decay,
+                step: h.step,
+            };
+            let flag = flag.map(|f| f.gpu_dense(op)).transpose()?;
+            let flag = flag.as_ref().map(|f| f.gpu_buffer(op)).transpose()?;
+            let (gs, ms, vs) = (chunks(&g, op)?, chunks(m, op)?, chunks(v, op)?);
+            for (i, param) in chunks(param, op)?.iter().enumerate() {
+                let state = AdamState { param, grad: &gs[i], m: &ms[i], v: &vs[i] };
+                match flag {
+                    None => adam_step(&ctx, &config, &state),
+                    Some(flag) => adam_step_unless_flagged(&ctx, &config, &state, flag),
+                }
+                .map_err(gpu_err(op))?;
+            }
+            Ok(())
         }
-        .map_err(gpu_err(OP))?;
     }
-    Ok(())
 }

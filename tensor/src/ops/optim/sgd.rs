@@ -74,48 +74,39 @@ fn sgd_update_with(
             *param = reference::tensor(pv, param.shape(), param.dtype());
             Ok(())
         }
-        Storage::Gpu(_) => sgd_update_gpu(param, grad, momentum_buffer, h, flag),
-    }
-}
-
-// param, grad, momentum_buffer: [n] on one GPU; param and the buffer updated in place; flag: [1]
-fn sgd_update_gpu(
-    param: &mut Tensor,
-    grad: &Tensor,
-    momentum_buffer: Option<&mut Tensor>,
-    h: &SgdHyper,
-    flag: Option<&Tensor>,
-) -> Result<()> {
-    const OP: &str = "sgd_update";
-    let ctx = Arc::clone(param.gpu_storage(OP)?.context());
-    let g = grad.gpu_dense_as_allocated(OP)?;
-    in_place_as_allocated(param, OP)?;
-    let buf = match momentum_buffer {
-        Some(b) => {
-            in_place_as_allocated(b, OP)?;
-            Some(&*b)
+        Storage::Gpu(_) => {
+            // param, grad, momentum_buffer: [n] on one GPU; param and the buffer updated in place; flag: [1]
+            let ctx = Arc::clone(param.gpu_storage(op)?.context());
+            let g = grad.gpu_dense_as_allocated(op)?;
+            in_place_as_allocated(param, op)?;
+            let buf = match momentum_buffer {
+                Some(b) => {
+                    in_place_as_allocated(b, op)?;
+                    Some(&*b)
+                }
+                None => None,
+            };
+            let config = SgdConfig {
+                lr: h.lr as f32,
+                momentum: h.momentum as f32,
+                dampening: h.dampening as f32,
+                weight_decay: h.weight_decay as f32,
+                nesterov: h.nesterov,
+                first_step: h.first_step,
+            };
+            let flag = flag.map(|f| f.gpu_dense(op)).transpose()?;
+            let flag = flag.as_ref().map(|f| f.gpu_buffer(op)).transpose()?;
+            let bufs = buf.map(|b| chunks(b, op)).transpose()?;
+            let gs = chunks(&g, op)?;
+            for (i, param) in chunks(param, op)?.iter().enumerate() {
+                let (grad, buf) = (&gs[i], bufs.map(|b| &b[i]));
+                match flag {
+                    None => sgd_step(&ctx, &config, param, grad, buf),
+                    Some(flag) => sgd_step_unless_flagged(&ctx, &config, param, grad, buf, flag),
+                }
+                .map_err(gpu_err(op))?;
+            }
+            Ok(())
         }
-        None => None,
-    };
-    let cfg = SgdConfig {
-        lr: h.lr as f32,
-        momentum: h.momentum as f32,
-        dampening: h.dampening as f32,
-        weight_decay: h.weight_decay as f32,
-        nesterov: h.nesterov,
-        first_step: h.first_step,
-    };
-    let flag = flag.map(|f| f.gpu_dense(OP)).transpose()?;
-    let flag = flag.as_ref().map(|f| f.gpu_buffer(OP)).transpose()?;
-    let bufs = buf.map(|b| chunks(b, OP)).transpose()?;
-    let gs = chunks(&g, OP)?;
-    for (i, param) in chunks(param, OP)?.iter().enumerate() {
-        let (grad, buf) = (&gs[i], bufs.map(|b| &b[i]));
-        match flag {
-            None => sgd_step(&ctx, &cfg, param, grad, buf),
-            Some(flag) => sgd_step_unless_flagged(&ctx, &cfg, param, grad, buf, flag),
-        }
-        .map_err(gpu_err(OP))?;
     }
-    Ok(())
 }
