@@ -35,6 +35,7 @@ pub use ::descriptors;
 pub mod error;
 pub mod kernels;
 pub mod pipeline_cache;
+pub mod tuning;
 
 pub use buffer_pool::{BufferWindow, GpuBuffer, PoolStats};
 pub use context::{

@@ -124,6 +124,25 @@ fn every_rung_of_the_ladder_matches_the_reference_on_odd_sizes_strided_views_and
 }
 
 #[test]
+fn a_tuning_context_times_the_tiles_once_per_shape_class_and_keeps_its_choice() {
+    let Some(_) = ctx() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("choices.tsv");
+    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    assert!(tuned.enable_tuning(Some(path.clone())));
+    assert!(!tuned.enable_tuning(None), "the first call decides");
+    let mut rng = Rng::new();
+    for (m, n, k) in [(130, 67, 200), (129, 66, 7)] {
+        let case = Case { batch: 1, m, n, k, a_t: false, b_t: true, b_broadcast: false, accumulate: false };
+        run_on(&tuned, &mut rng, &case);
+    }
+    let choices = tuned.tuner().expect("tuning is on").choices();
+    assert_eq!(choices.len(), 1, "both products are of one class: {choices:?}");
+    let kept = std::fs::read_to_string(&path).unwrap();
+    assert!(kept.contains(&format!("\t{}\t{}\n", choices[0].0, choices[0].1)), "{kept}");
+}
+
+#[test]
 fn batched_matmul_with_transposed_and_broadcast_operands() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();

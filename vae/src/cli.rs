@@ -37,6 +37,21 @@ pub struct TrainCli {
     /// On the GPU every op is waited for, so steps get slower while profiling.
     #[arg(long)]
     pub profile: bool,
+    /// On a GPU, choose each GEMM tile by timing both the first time a shape class needs one,
+    /// instead of the size rule (seconds once per machine), and keep the choices for later runs
+    /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). No effect on a CPU.
+    #[arg(long)]
+    pub tune_kernels: bool,
+}
+
+/// Where `--tune-kernels` keeps its choices: `$VAE_KERNEL_CACHE`, else
+/// `~/.cache/vae-stack/kernel-choices.tsv` (`None` with neither variable set: measured, not kept).
+pub fn kernel_cache_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("VAE_KERNEL_CACHE") {
+        return Some(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache").join("vae-stack").join("kernel-choices.tsv"))
 }
 
 /// Explore a trained VAE in the browser: move latent coordinates, mix two images' codes, draw

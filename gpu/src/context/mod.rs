@@ -349,6 +349,8 @@ pub struct Context {
     error: Arc<Mutex<Option<String>>>,
     /// The GEMM tile every launch uses, when forced ([`Context::with_gemm_tile`]).
     forced_gemm_tile: Option<GemmTile>,
+    /// Kernel choices by measurement, once [`Context::enable_tuning`] turned them on.
+    tuner: std::sync::OnceLock<crate::tuning::Tuner>,
     /// Whether convolutions with few output tiles split their K ([`Context::set_conv_split_k`]).
     conv_split_k: AtomicBool,
 }
@@ -468,6 +470,7 @@ impl Context {
             counters: LiveCounters::default(),
             error,
             forced_gemm_tile: None,
+            tuner: std::sync::OnceLock::new(),
             conv_split_k: AtomicBool::new(true),
         })
     }
@@ -526,6 +529,20 @@ impl Context {
     /// benches compare them.
     pub fn with_gemm_tile(pref: AdapterPreference, tile: GemmTile) -> Result<Self> {
         Ok(Context { forced_gemm_tile: Some(tile), ..Self::new(pref)? })
+    }
+
+    /// Chooses the GEMM tile of each shape class by timing both on this device, keeping the
+    /// choices in `cache` (`None`: for this context's life only); see [`crate::tuning`]. A
+    /// tile forced by [`Self::with_gemm_tile`] still wins. The first call decides; later ones
+    /// change nothing and return false.
+    pub fn enable_tuning(&self, cache: Option<std::path::PathBuf>) -> bool {
+        let key = format!("{} ({}, {} {})", self.info.name, self.info.backend, self.info.driver, self.info.driver_info);
+        self.tuner.set(crate::tuning::Tuner::new(key, cache)).is_ok()
+    }
+
+    /// The measured choices, when tuning is on.
+    pub fn tuner(&self) -> Option<&crate::tuning::Tuner> {
+        self.tuner.get()
     }
 
     /// The tile [`Self::with_gemm_tile`] forced, if any.

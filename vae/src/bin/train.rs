@@ -40,6 +40,14 @@ fn main() {
 fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
+    if let (true, tensor::Device::Gpu(gpu)) = (cli.tune_kernels, &device) {
+        let cache = vae::cli::kernel_cache_path();
+        gpu.context().enable_tuning(cache.clone());
+        match cache {
+            Some(path) => println!("kernels: GEMM tiles chosen by timing, kept in {}", path.display()),
+            None => println!("kernels: GEMM tiles chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"),
+        }
+    }
     let mut trainer = Trainer::new(config, dir.clone(), device, cli.resume.as_deref(), cli.profile)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
