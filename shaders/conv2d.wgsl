@@ -1,5 +1,7 @@
-// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1) as implicit GEMM: forward,
-// backward-data, backward-weight and backward-bias. conv_transpose2d reuses these kernels
+// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct`, the definition with
+// one invocation per output (rung 1 of the ladder, what the tests hold the others to), then
+// the implicit GEMM kernels the launchers run: forward, backward-data, backward-weight and
+// backward-bias. conv_transpose2d reuses these kernels
 // (see gpu/src/kernels/conv_transpose2d.rs): its forward is conv2d's backward-data, its
 // backward-data is conv2d's forward and its backward-weight is conv2d's backward-weight with
 // x and dy swapped.
@@ -91,6 +93,47 @@ struct Params {
     w_first_x: u32,
     // The column tile of grid x = 0 (a GEMM wider than one grid axis runs in slices).
     first_column_tile: u32,
+}
+
+// Rung 1, `forward_direct`: y[n, co, oy, ox] = bias[co] + Σ_{ci, ky, kx} x[n, ci, iy, ix]·w[co, ci, ky, kx]
+// with iy = oy·s − p + ky·d (likewise ix), a tap outside the input adding nothing (zero
+// padding). One invocation per output, in0 = x, in1 = w.
+// Grid: ⌈N·C_out·OH·OW / 256⌉ workgroups, spread over x and y by the host.
+@compute @workgroup_size(256)
+fn forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if i >= p.batch * p.c_out * p.oh * p.ow {
+        return;
+    }
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let co = (i / (p.ow * p.oh)) % p.c_out;
+    let n = i / (p.ow * p.oh * p.c_out);
+    var s = 0.0;
+    for (var ci = 0u; ci < p.c_in; ci++) {
+        for (var ky = 0u; ky < p.kh; ky++) {
+            let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+            if iy < 0 || iy >= i32(p.h) {
+                continue;
+            }
+            for (var kx = 0u; kx < p.kw; kx++) {
+                let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+                if ix < 0 || ix >= i32(p.w) {
+                    continue;
+                }
+                let x_at = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
+                s += in0[x_at] * in1[((co * p.c_in + ci) * p.kh + ky) * p.kw + kx];
+            }
+        }
+    }
+    if p.has_bias == 1u {
+        s += bias[co];
+    }
+    if p.accumulate == 1u {
+        s += out[i];
+    }
+    out[i] = s;
 }
 
 const FORWARD: u32 = 0u;

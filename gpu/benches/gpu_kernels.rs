@@ -1,7 +1,8 @@
 //! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
 //! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
-//! also on each GEMM tile forced (`Context::with_gemm_tile`); and `matmul_ladder`, every rung of
+//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's forward also by its
+//! definition (`forward_direct`, rung 1); and `matmul_ladder`, every rung of
 //! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
@@ -170,6 +171,12 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
         let group = &format!("{name}{suffix}");
         let flops = 2 * g.macs();
         r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
+        if suffix.is_empty() {
+            // Rung 1 of the ladder, beside the implicit GEMM it is the definition of.
+            r.case(c, group, "forward_direct", flops, &|| {
+                conv2d::forward_direct(ctx, &g, &x, &w, Some(&bias), &y).unwrap()
+            });
+        }
         r.case(c, group, "backward_data", flops, &|| {
             conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
         });

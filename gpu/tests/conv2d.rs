@@ -70,6 +70,25 @@ fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
 }
 
 #[test]
+fn the_direct_forward_rung_matches_the_reference_at_every_geometry() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for g in geometries() {
+        let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
+        let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
+        for with_bias in [false, true] {
+            let y = poisoned(ctx, g.y_len());
+            conv2d::forward_direct(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
+            let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
+            let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
+            let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
+            let what = format!("forward_direct bias={with_bias} {g:?}");
+            assert_close(&what, &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
+        }
+    }
+}
+
+#[test]
 fn conv2d_backward_data_gathers_every_tap() {
     let mut rng = Rng::new();
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {

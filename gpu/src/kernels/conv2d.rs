@@ -10,6 +10,9 @@ use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+/// Rung 1: the forward by its definition, one invocation per output (`forward_direct`).
+pub static FORWARD_DIRECT: KernelDef =
+    KernelDef { shader: &SHADER, entry: "forward_direct", inputs: 3, outputs: 1, constant: None };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1, constant: None };
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
@@ -356,6 +359,55 @@ pub fn forward(
     }
     let p = launch_params(g, bias.is_some(), Output::Overwrite);
     forward_gemm(ctx, &p, g, [x, weight], bias, y)
+}
+
+/// y = conv2d(x, weight) + bias by its definition: rung 1 of the convolution ladder, one
+/// invocation per output looping over the input channels and taps (`forward_direct` in
+/// conv2d.wgsl). Obviously right and slow; the tests and benchmarks hold [`forward`]'s implicit
+/// GEMM to it.
+// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
+pub fn forward_direct(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    const K: &str = "conv2d_forward_direct";
+    check_geometry(g, K)?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "weight", weight, g.weight_len())?;
+    need(K, "y", y, g.y_len())?;
+    if let Some(b) = bias {
+        need(K, "bias", b, g.c_out)?;
+    }
+    if g.y_len() == 0 {
+        return Ok(());
+    }
+    // The whole kernel, as stored (no live-tap cropping: that is the GEMM rungs' optimisation).
+    let p = Params {
+        batch: g.batch as u32,
+        c_in: g.c_in as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        c_out: g.c_out as u32,
+        oh: g.oh as u32,
+        ow: g.ow as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride_h: g.stride[0] as u32,
+        stride_w: g.stride[1] as u32,
+        pad_h: g.padding[0] as u32,
+        pad_w: g.padding[1] as u32,
+        dil_h: g.dilation[0] as u32,
+        dil_w: g.dilation[1] as u32,
+        has_bias: bias.is_some() as u32,
+        ..Default::default()
+    };
+    let grid = ctx.grid_1d(K, (g.y_len() as u64).div_ceil(256))?;
+    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
+    ctx.dispatch(&FORWARD_DIRECT, &p, &[x, weight, bias.unwrap_or(x)], &[y], grid)
 }
 
 /// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).
