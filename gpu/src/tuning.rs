@@ -19,8 +19,10 @@
 //!   another GPU measures anew. The file is rewritten whole through a temporary file and a
 //!   rename (a reader never sees half of it); lines of other adapters are kept; a line that
 //!   does not parse is ignored with one warning, and the cache is then rewritten without it.
-//! - Overrides: [`Context::with_gemm_tile`] pins one tile for every launch (tests and the
-//!   benchmarks pin theirs this way); a context without tuning keeps the size rule.
+//! - Overrides: [`Context::with_gemm_tile`] and [`Context::pin_gemm_tile`] (`train
+//!   --gemm-tile`) pin one tile for every launch (tests and the benchmarks pin theirs this
+//!   way); a context without tuning keeps the size rule. Each measurement prints a `tuning:`
+//!   line; a run whose classes are all in the cache prints none.
 //!
 //! Same machine and same choices give the same launches, so the same bits. The choices made
 //! are listed by [`Tuner::choices`] for a run's provenance.
@@ -72,6 +74,7 @@ impl Tuner {
         if let Some(&tile) = choices.get(&class) {
             return Ok(tile);
         }
+        println!("tuning: timing the GEMM tiles for shape class {class} (first use on this adapter)");
         let square = time(GemmTile::Square64)?;
         let wide = time(GemmTile::Wide128)?;
         let tile = if wide < square { GemmTile::Wide128 } else { GemmTile::Square64 };
@@ -126,14 +129,16 @@ pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: Ge
     Ok(timed[1])
 }
 
-fn tile_name(tile: GemmTile) -> &'static str {
+/// The tile's name in the cache and in a run's provenance (`square64`, `wide128`).
+pub fn tile_name(tile: GemmTile) -> &'static str {
     match tile {
         GemmTile::Square64 => "square64",
         GemmTile::Wide128 => "wide128",
     }
 }
 
-fn tile_from_name(name: &str) -> Option<GemmTile> {
+/// The tile a name of [`tile_name`] names.
+pub fn tile_from_name(name: &str) -> Option<GemmTile> {
     match name {
         "square64" => Some(GemmTile::Square64),
         "wide128" => Some(GemmTile::Wide128),
@@ -146,14 +151,16 @@ fn tile_from_name(name: &str) -> Option<GemmTile> {
 fn read_choices(path: &Path, adapter_key: &str) -> BTreeMap<String, GemmTile> {
     let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
     let mut choices = BTreeMap::new();
-    let mut bad = Vec::new();
+    let (mut bad, mut others) = (Vec::new(), 0);
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         match line.split('\t').collect::<Vec<_>>()[..] {
-            [key, class, tile] if tile_from_name(tile).is_some() => {
-                if key == adapter_key {
-                    choices.insert(class.to_string(), tile_from_name(tile).unwrap_or(GemmTile::Square64));
+            [key, class, tile] => match tile_from_name(tile) {
+                Some(tile) if key == adapter_key => {
+                    choices.insert(class.to_string(), tile);
                 }
-            }
+                Some(_) => others += 1,
+                None => bad.push(n + 1),
+            },
             _ => bad.push(n + 1),
         }
     }
@@ -162,6 +169,13 @@ fn read_choices(path: &Path, adapter_key: &str) -> BTreeMap<String, GemmTile> {
             "warning: ignoring {} unreadable line(s) of the kernel-choice cache {} (the first: line {first}); \
              the choices they held will be measured again",
             bad.len(),
+            path.display()
+        );
+    }
+    if choices.is_empty() && others > 0 {
+        eprintln!(
+            "warning: the kernel-choice cache {} holds {others} choice(s) measured on other adapters or drivers, \
+             none for this one ({adapter_key}): they are not used here, and this adapter's are measured anew",
             path.display()
         );
     }

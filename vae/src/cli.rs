@@ -42,6 +42,10 @@ pub struct TrainCli {
     /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). No effect on a CPU.
     #[arg(long)]
     pub tune_kernels: bool,
+    /// On a GPU, run every GEMM (matrix products, convolutions) on this tile: over the size
+    /// rule and over --tune-kernels. No effect on a CPU.
+    #[arg(long, value_parser = ["square64", "wide128"])]
+    pub gemm_tile: Option<String>,
 }
 
 /// Where `--tune-kernels` keeps its choices: `$VAE_KERNEL_CACHE`, else

@@ -3,8 +3,9 @@
 //! `train` writes it when a run starts and appends to it on every `--resume`, so a run trained
 //! over several invocations (another day, another machine, a GPU) keeps each one: when it
 //! started, from which epoch, the device, the CPU model and the GEMM kernel path the CPU ran,
-//! the thread count, and the commit and version of the code. `report` shows it beside the
-//! losses, since a number without its machine cannot be compared with another.
+//! the thread count, how the GPU's GEMM tiles were chosen, and the commit and version of the
+//! code. `report` shows it beside the losses, since a number without its machine cannot be
+//! compared with another.
 
 use std::path::Path;
 
@@ -35,6 +36,11 @@ pub struct Invocation {
     pub cpu_kernel: String,
     /// CPU threads.
     pub threads: usize,
+    /// How the GPU's kernels were chosen, one entry per choice (`gemm tile m>64/t2^5: wide128
+    /// (measured)`, `gemm tile: pinned square64`, `gemm tile: size rule`); empty off the GPU.
+    /// Brought up to date after every epoch, as measured choices are made during training.
+    #[serde(default)]
+    pub kernel_choices: Vec<String>,
     /// [`BUILD_COMMIT`].
     pub commit: String,
     /// The `vae` crate's version.
@@ -51,6 +57,7 @@ impl Invocation {
             cpu: cpu_model(),
             cpu_kernel: tensor::cpu::gemm::f32_kernel_path().to_string(),
             threads: rayon::current_num_threads(),
+            kernel_choices: Vec::new(),
             commit: BUILD_COMMIT.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -97,6 +104,33 @@ pub fn record_invocation(
     let provenance = Provenance { parameters, trainable_parameters, invocations };
     let text = serde_json::to_string_pretty(&provenance).map_err(|e| Error::Config(format!("provenance: {e}")))?;
     crate::runs::write_file(&dir.join(PROVENANCE_FILE), text.as_bytes())
+}
+
+/// Replaces the kernel choices of the last invocation in `dir/provenance.json` (atomically):
+/// choices measured during training reach the file at the end of each epoch.
+pub fn record_kernel_choices(dir: &Path, choices: Vec<String>) -> Result<()> {
+    let Some(mut provenance) = read_provenance(dir)? else { return Ok(()) };
+    match provenance.invocations.last_mut() {
+        Some(last) if last.kernel_choices != choices => last.kernel_choices = choices,
+        _ => return Ok(()),
+    }
+    let text = serde_json::to_string_pretty(&provenance).map_err(|e| Error::Config(format!("provenance: {e}")))?;
+    crate::runs::write_file(&dir.join(PROVENANCE_FILE), text.as_bytes())
+}
+
+/// How `device`'s kernels are chosen (see [`Invocation::kernel_choices`]).
+pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
+    let tensor::Device::Gpu(gpu) = device else { return Vec::new() };
+    let ctx = gpu.context();
+    if let Some(tile) = ctx.forced_gemm_tile() {
+        return vec![format!("gemm tile: pinned {}", gpu::tuning::tile_name(tile))];
+    }
+    match ctx.tuner() {
+        Some(tuner) => {
+            tuner.choices().into_iter().map(|(class, tile)| format!("gemm tile {class}: {tile} (measured)")).collect()
+        }
+        None => vec!["gemm tile: size rule".to_string()],
+    }
 }
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see

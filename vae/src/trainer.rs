@@ -419,7 +419,10 @@ impl Trainer {
         );
         println!("device: {}", self.device.describe());
         println!("run folder: {}", self.dir.display());
-        let invocation = crate::provenance::Invocation::now(self.progress.epoch + 1, self.device.describe());
+        let invocation = crate::provenance::Invocation {
+            kernel_choices: crate::provenance::kernel_choices(&self.device),
+            ..crate::provenance::Invocation::now(self.progress.epoch + 1, self.device.describe())
+        };
         crate::provenance::record_invocation(&self.dir, counts.total, counts.trainable, invocation, self.resumed)?;
 
         let pictures = Pictures::new(self)?;
@@ -463,6 +466,7 @@ impl Trainer {
             }
             save_training_checkpoint(&self.last(), &self.model, &self.optimizer, &state)?;
             runs::write_metrics(&self.dir.join(METRICS_FILE), &self.progress.history)?;
+            crate::provenance::record_kernel_choices(&self.dir, crate::provenance::kernel_choices(&self.device))?;
             pictures.save(self, epoch + 1)?;
             if let Some(img) = crate::tools::report::loss_plot(&self.progress.history)? {
                 crate::plot::save_png_atomic(&img, &self.dir.join("loss.png"))?;

@@ -156,6 +156,42 @@ fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
 }
 
 #[test]
+fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance() {
+    let scratch = common::scratch("kernel-cache");
+    let cache = scratch.path().join("choices.tsv");
+    let run = |name: &str, extra: &[&str]| {
+        let d = scratch.path().join(name);
+        let mut cmd = train();
+        cmd.env("VAE_KERNEL_CACHE", &cache).args(small_args(&d)).args(["--epochs", "1", "--device", "gpu"]);
+        let out = cmd.args(extra).output().unwrap();
+        let provenance = std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default();
+        (out, provenance)
+    };
+    let (first, provenance) = run("first", &["--tune-kernels"]);
+    if skipped_for_want_of_a_gpu(&first) {
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout.contains("tuning: timing the GEMM tiles for shape class"), "{stdout}");
+    assert!(provenance.contains("(measured)"), "{provenance}");
+    // The same machine again: every choice comes from the cache, nothing is timed.
+    let (second, again) = run("second", &["--tune-kernels"]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success() && !stdout.contains("tuning:"), "{stdout}");
+    assert!(again.contains("(measured)"), "{again}");
+    // A cache cut short mid-line: the torn line is not trusted, and says so.
+    let kept = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, &kept[..kept.len() - 4]).unwrap();
+    let (torn, _) = run("torn", &["--tune-kernels"]);
+    assert!(torn.status.success() && String::from_utf8_lossy(&torn.stderr).contains("unreadable line"));
+    // A pinned tile wins, and provenance says which.
+    let (pinned, provenance) = run("pinned", &["--tune-kernels", "--gemm-tile", "wide128"]);
+    assert!(pinned.status.success() && !String::from_utf8_lossy(&pinned.stdout).contains("tuning:"));
+    assert!(provenance.contains("gemm tile: pinned wide128"), "{provenance}");
+}
+
+#[test]
 fn a_profiled_gpu_run_reports_its_launches_and_its_peak_gpu_memory() {
     let (_scratch, d) = common::run_dir("gpu-profile");
     let out = train().args(small_args(&d)).args(["--epochs", "1", "--device", "gpu", "--profile"]).output().unwrap();

@@ -348,7 +348,7 @@ pub struct Context {
     /// The first asynchronous wgpu error not yet reported (see the module docs).
     error: Arc<Mutex<Option<String>>>,
     /// The GEMM tile every launch uses, when forced ([`Context::with_gemm_tile`]).
-    forced_gemm_tile: Option<GemmTile>,
+    forced_gemm_tile: std::sync::OnceLock<GemmTile>,
     /// Kernel choices by measurement, once [`Context::enable_tuning`] turned them on.
     tuner: std::sync::OnceLock<crate::tuning::Tuner>,
     /// Whether convolutions with few output tiles split their K ([`Context::set_conv_split_k`]).
@@ -469,7 +469,7 @@ impl Context {
             dispatches_per_submit,
             counters: LiveCounters::default(),
             error,
-            forced_gemm_tile: None,
+            forced_gemm_tile: std::sync::OnceLock::new(),
             tuner: std::sync::OnceLock::new(),
             conv_split_k: AtomicBool::new(true),
         })
@@ -528,7 +528,9 @@ impl Context {
     /// 64 rows) on `tile` whatever its size, so tests check each tile on small problems and
     /// benches compare them.
     pub fn with_gemm_tile(pref: AdapterPreference, tile: GemmTile) -> Result<Self> {
-        Ok(Context { forced_gemm_tile: Some(tile), ..Self::new(pref)? })
+        let ctx = Self::new(pref)?;
+        ctx.pin_gemm_tile(tile);
+        Ok(ctx)
     }
 
     /// Chooses the GEMM tile of each shape class by timing both on this device, keeping the
@@ -547,7 +549,14 @@ impl Context {
 
     /// The tile [`Self::with_gemm_tile`] forced, if any.
     pub fn forced_gemm_tile(&self) -> Option<GemmTile> {
-        self.forced_gemm_tile
+        self.forced_gemm_tile.get().copied()
+    }
+
+    /// Runs every GEMM of this context on `tile` from now on (`train --gemm-tile`): over the
+    /// size rule and over measured choices. The first pin decides; a later one changes nothing
+    /// and returns false.
+    pub fn pin_gemm_tile(&self, tile: GemmTile) -> bool {
+        self.forced_gemm_tile.set(tile).is_ok()
     }
 
     /// Turns off (or on again) the K split of convolutions whose output makes few tiles

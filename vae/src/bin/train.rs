@@ -40,12 +40,18 @@ fn main() {
 fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
-    if let (true, tensor::Device::Gpu(gpu)) = (cli.tune_kernels, &device) {
-        let cache = vae::cli::kernel_cache_path();
-        gpu.context().enable_tuning(cache.clone());
-        match cache {
-            Some(path) => println!("kernels: GEMM tiles chosen by timing, kept in {}", path.display()),
-            None => println!("kernels: GEMM tiles chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"),
+    if let tensor::Device::Gpu(gpu) = &device {
+        let ctx = gpu.context();
+        if let Some(tile) = cli.gemm_tile.as_deref().and_then(gpu::tuning::tile_from_name) {
+            ctx.pin_gemm_tile(tile);
+            println!("kernels: every GEMM on the {} tile (--gemm-tile)", gpu::tuning::tile_name(tile));
+        } else if cli.tune_kernels {
+            let cache = vae::cli::kernel_cache_path();
+            ctx.enable_tuning(cache.clone());
+            match cache {
+                Some(path) => println!("kernels: GEMM tiles chosen by timing, kept in {}", path.display()),
+                None => println!("kernels: GEMM tiles chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"),
+            }
         }
     }
     let mut trainer = Trainer::new(config, dir.clone(), device, cli.resume.as_deref(), cli.profile)?;
