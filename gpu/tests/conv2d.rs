@@ -9,6 +9,7 @@ use common::*;
 use gpu::descriptors::Conv2dGeometry;
 use gpu::kernels::conv2d;
 use gpu::kernels::Output;
+use gpu::GpuBuffer;
 use tensor::reference::conv as reference;
 
 fn geometries() -> Vec<Conv2dGeometry> {
@@ -50,40 +51,26 @@ fn contexts() -> Vec<&'static gpu::Context> {
     ctx().map(|c| vec![c, wide_tile_context()]).unwrap_or_default()
 }
 
+/// A conv2d forward launcher: the implicit GEMM (`forward`) or its definition (`forward_direct`).
+type Forward =
+    fn(&gpu::Context, &Conv2dGeometry, &GpuBuffer, &GpuBuffer, Option<&GpuBuffer>, &GpuBuffer) -> gpu::Result<()>;
+
 #[test]
-fn conv2d_forward_with_and_without_bias_matches_direct_loops() {
+fn conv2d_forward_and_its_direct_rung_with_and_without_bias_match_direct_loops() {
     let mut rng = Rng::new();
+    let rungs: [(&str, Forward); 2] = [("forward", conv2d::forward), ("forward_direct", conv2d::forward_direct)];
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let x = rng.signed(g.x_len());
         let w = rng.signed(g.weight_len());
         let bias = rng.signed(g.c_out);
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
-        for with_bias in [false, true] {
+        for ((name, launch), with_bias) in rungs.iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
-            conv2d::forward(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
+            launch(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
             let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
             let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
-            assert_close(&format!("forward bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
-        }
-    }
-}
-
-#[test]
-fn the_direct_forward_rung_matches_the_reference_at_every_geometry() {
-    let Some(ctx) = ctx() else { return };
-    let mut rng = Rng::new();
-    for g in geometries() {
-        let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
-        let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
-        for with_bias in [false, true] {
-            let y = poisoned(ctx, g.y_len());
-            conv2d::forward_direct(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
-            let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
-            let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
-            let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
-            let what = format!("forward_direct bias={with_bias} {g:?}");
-            assert_close(&what, &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
+            assert_close(&format!("{name} bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
         }
     }
 }

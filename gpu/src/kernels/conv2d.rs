@@ -180,26 +180,33 @@ fn run_geometry(g: &Conv2dGeometry) -> (Conv2dGeometry, [usize; 2]) {
 fn launch_params(g: &Conv2dGeometry, has_bias: bool, out: Output) -> Params {
     let (run, first) = run_geometry(g);
     Params {
-        batch: run.batch as u32,
-        c_in: run.c_in as u32,
-        h: run.h as u32,
-        w: run.w as u32,
-        c_out: run.c_out as u32,
-        oh: run.oh as u32,
-        ow: run.ow as u32,
-        kh: run.kh as u32,
-        kw: run.kw as u32,
-        stride_h: run.stride[0] as u32,
-        stride_w: run.stride[1] as u32,
-        pad_h: run.padding[0] as u32,
-        pad_w: run.padding[1] as u32,
-        dil_h: run.dilation[0] as u32,
-        dil_w: run.dilation[1] as u32,
-        has_bias: has_bias as u32,
-        accumulate: (out == Output::Accumulate) as u32,
         k_chunk: u32::MAX,
         weight_kernel: [g.kh as u32, g.kw as u32],
         weight_first: [first[0] as u32, first[1] as u32],
+        ..geometry_params(&run, has_bias, out)
+    }
+}
+
+/// `g`'s sizes, stride, padding and dilation as the shader reads them, the rest zero.
+fn geometry_params(g: &Conv2dGeometry, has_bias: bool, out: Output) -> Params {
+    Params {
+        batch: g.batch as u32,
+        c_in: g.c_in as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        c_out: g.c_out as u32,
+        oh: g.oh as u32,
+        ow: g.ow as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride_h: g.stride[0] as u32,
+        stride_w: g.stride[1] as u32,
+        pad_h: g.padding[0] as u32,
+        pad_w: g.padding[1] as u32,
+        dil_h: g.dilation[0] as u32,
+        dil_w: g.dilation[1] as u32,
+        has_bias: has_bias as u32,
+        accumulate: (out == Output::Accumulate) as u32,
         ..Default::default()
     }
 }
@@ -339,6 +346,25 @@ fn dispatch_column_slices(
     }
 }
 
+/// Checks a forward's operands against `g` (errors name `op`): x, weight and y (and bias, when
+/// given) long enough, the geometry within the kernels' indexing.
+fn check_forward_operands(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    [x, weight]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    check_geometry(g, op)?;
+    need(op, "x", x, g.x_len())?;
+    need(op, "weight", weight, g.weight_len())?;
+    need(op, "y", y, g.y_len())?;
+    if let Some(b) = bias {
+        need(op, "bias", b, g.c_out)?;
+    }
+    Ok(())
+}
+
 /// y = conv2d(x, weight) + bias.
 // x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
 pub fn forward(
@@ -350,13 +376,7 @@ pub fn forward(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    check_geometry(g, K)?;
-    need(K, "x", x, g.x_len())?;
-    need(K, "weight", weight, g.weight_len())?;
-    need(K, "y", y, g.y_len())?;
-    if let Some(b) = bias {
-        need(K, "bias", b, g.c_out)?;
-    }
+    check_forward_operands(K, g, [x, weight], bias, y)?;
     let p = launch_params(g, bias.is_some(), Output::Overwrite);
     forward_gemm(ctx, &p, g, [x, weight], bias, y)
 }
@@ -375,36 +395,12 @@ pub fn forward_direct(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward_direct";
-    check_geometry(g, K)?;
-    need(K, "x", x, g.x_len())?;
-    need(K, "weight", weight, g.weight_len())?;
-    need(K, "y", y, g.y_len())?;
-    if let Some(b) = bias {
-        need(K, "bias", b, g.c_out)?;
-    }
+    check_forward_operands(K, g, [x, weight], bias, y)?;
     if g.y_len() == 0 {
         return Ok(());
     }
     // The whole kernel, as stored (no live-tap cropping: that is the GEMM rungs' optimisation).
-    let p = Params {
-        batch: g.batch as u32,
-        c_in: g.c_in as u32,
-        h: g.h as u32,
-        w: g.w as u32,
-        c_out: g.c_out as u32,
-        oh: g.oh as u32,
-        ow: g.ow as u32,
-        kh: g.kh as u32,
-        kw: g.kw as u32,
-        stride_h: g.stride[0] as u32,
-        stride_w: g.stride[1] as u32,
-        pad_h: g.padding[0] as u32,
-        pad_w: g.padding[1] as u32,
-        dil_h: g.dilation[0] as u32,
-        dil_w: g.dilation[1] as u32,
-        has_bias: bias.is_some() as u32,
-        ..Default::default()
-    };
+    let p = geometry_params(g, bias.is_some(), Output::Overwrite);
     let grid = ctx.grid_1d(K, (g.y_len() as u64).div_ceil(256))?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(&FORWARD_DIRECT, &p, &[x, weight, bias.unwrap_or(x)], &[y], grid)
@@ -485,10 +481,7 @@ pub fn forward_accumulate(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    check_geometry(g, K)?;
-    need(K, "x", x, g.x_len())?;
-    need(K, "weight", weight, g.weight_len())?;
-    need(K, "y", y, g.y_len())?;
+    check_forward_operands(K, g, [x, weight], None, y)?;
     let p = launch_params(g, false, Output::Accumulate);
     forward_gemm(ctx, &p, g, [x, weight], None, y)
 }
