@@ -1,5 +1,6 @@
-// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct`, the definition with
-// one invocation per output (rung 1 of the ladder, what the tests hold the others to), then
+// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct` and
+// `backward_data_direct`, the definitions with one invocation per value computed (rung 1 of the
+// ladder, what the tests hold the others to), then
 // the implicit GEMM kernels the launchers run: forward, backward-data, backward-weight and
 // backward-bias. conv_transpose2d reuses these kernels
 // (see gpu/src/kernels/conv_transpose2d.rs): its forward is conv2d's backward-data, its
@@ -129,6 +130,48 @@ fn forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     if p.has_bias == 1u {
         s += bias[co];
+    }
+    if p.accumulate == 1u {
+        s += out[i];
+    }
+    out[i] = s;
+}
+
+// Rung 1 of backward-data, `backward_data_direct` (also conv_transpose2d's forward, by the
+// identity above): dx[n, ci, iy, ix] = bias[ci] + Σ_{co, ky, kx} dy[n, co, oy, ox]·w[co, ci, ky, kx]
+// over the taps whose output oy = (iy + p − ky·d)/s divides exactly and lies in [0, OH)
+// (likewise ox): one invocation per input pixel gathers what the forward scattered from it.
+// in0 = dy, in1 = w. Grid: ⌈N·C_in·H·W / 256⌉ workgroups, spread over x and y by the host.
+@compute @workgroup_size(256)
+fn backward_data_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if i >= p.batch * p.c_in * p.h * p.w {
+        return;
+    }
+    let ix = i % p.w;
+    let iy = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.c_in;
+    let n = i / (p.w * p.h * p.c_in);
+    var s = 0.0;
+    for (var co = 0u; co < p.c_out; co++) {
+        for (var ky = 0u; ky < p.kh; ky++) {
+            let ry = i32(iy + p.pad_h) - i32(ky * p.dil_h);
+            if ry < 0 || ry % i32(p.stride_h) != 0 || ry / i32(p.stride_h) >= i32(p.oh) {
+                continue;
+            }
+            for (var kx = 0u; kx < p.kw; kx++) {
+                let rx = i32(ix + p.pad_w) - i32(kx * p.dil_w);
+                if rx < 0 || rx % i32(p.stride_w) != 0 || rx / i32(p.stride_w) >= i32(p.ow) {
+                    continue;
+                }
+                let dy_at = ((n * p.c_out + co) * p.oh + u32(ry) / p.stride_h) * p.ow + u32(rx) / p.stride_w;
+                s += in0[dy_at] * in1[((co * p.c_in + ci) * p.kh + ky) * p.kw + kx];
+            }
+        }
+    }
+    if p.has_bias == 1u {
+        s += bias[ci];
     }
     if p.accumulate == 1u {
         s += out[i];

@@ -1,8 +1,8 @@
 //! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
 //! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
-//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's forward also by its
-//! definition (`forward_direct`, rung 1); and `matmul_ladder`, every rung of
+//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's and conv_transpose2d's
+//! forwards also by their definitions (`forward_direct`, rung 1); and `matmul_ladder`, every rung of
 //! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
@@ -213,6 +213,10 @@ fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
         let flops = 2 * g.transposed().macs();
         r.case(c, "conv_transpose2d_forward", name, flops, &|| {
             conv_transpose2d::forward(ctx, &g, &x, &w, None, &y).unwrap()
+        });
+        // Rung 1 of the ladder, beside it: the definition, one invocation per output pixel.
+        r.case(c, "conv_transpose2d_forward_direct", name, flops, &|| {
+            conv_transpose2d::forward_direct(ctx, &g, &x, &w, None, &y).unwrap()
         });
     }
 }

@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use gpu::descriptors::Conv2dGeometry;
 use gpu::kernels::{conv_transpose2d as ct, Output};
+use gpu::GpuBuffer;
 use tensor::reference::conv as reference;
 
 fn geometries() -> Vec<Conv2dGeometry> {
@@ -30,20 +31,26 @@ fn geometries() -> Vec<Conv2dGeometry> {
     ]
 }
 
+/// A conv_transpose2d forward launcher: on the implicit GEMM (`forward`) or by its definition
+/// (`forward_direct`).
+type Forward =
+    fn(&gpu::Context, &Conv2dGeometry, &GpuBuffer, &GpuBuffer, Option<&GpuBuffer>, &GpuBuffer) -> gpu::Result<()>;
+
 #[test]
-fn conv_transpose2d_forward_matches_scatter_definition() {
+fn conv_transpose2d_forward_and_its_direct_rung_match_the_scatter_definition() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
+    let rungs: [(&str, Forward); 2] = [("forward", ct::forward), ("forward_direct", ct::forward_direct)];
     for g in geometries() {
         let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
-        for with_bias in [false, true] {
+        for ((name, launch), with_bias) in rungs.iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
-            ct::forward(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
+            launch(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
             let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
             let want = reference::conv_transpose2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv_transpose2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
-            assert_close(&format!("ct forward bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| {
+            assert_close(&format!("ct {name} bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| {
                 scale[i]
             });
         }

@@ -13,6 +13,9 @@ pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("
 /// Rung 1: the forward by its definition, one invocation per output (`forward_direct`).
 pub static FORWARD_DIRECT: KernelDef =
     KernelDef { shader: &SHADER, entry: "forward_direct", inputs: 3, outputs: 1, constant: None };
+/// Rung 1 of backward-data: each input pixel gathers its taps by definition (`backward_data_direct`).
+pub static BACKWARD_DATA_DIRECT: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_data_direct", inputs: 3, outputs: 1, constant: None };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1, constant: None };
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
@@ -404,6 +407,35 @@ pub fn forward_direct(
     let grid = ctx.grid_1d(K, (g.y_len() as u64).div_ceil(256))?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(&FORWARD_DIRECT, &p, &[x, weight, bias.unwrap_or(x)], &[y], grid)
+}
+
+/// dx (+)= ∂L/∂x (+ bias\[ci\]) by its definition: rung 1 of backward-data, each input pixel
+/// gathering dy·w over the taps that read it (`backward_data_direct` in conv2d.wgsl). With a
+/// bias it is conv_transpose2d's forward on the transposed geometry.
+// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW], bias: [C_in] → dx: [N, C_in, H, W]
+pub fn backward_data_direct(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    [dy, weight]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    dx: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    const K: &str = "conv2d_backward_data_direct";
+    check_geometry(g, K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "weight", weight, g.weight_len())?;
+    need(K, "dx", dx, g.x_len())?;
+    if let Some(b) = bias {
+        need(K, "bias", b, g.c_in)?;
+    }
+    if g.x_len() == 0 {
+        return Ok(());
+    }
+    let p = geometry_params(g, bias.is_some(), mode);
+    let grid = ctx.grid_1d(K, (g.x_len() as u64).div_ceil(256))?;
+    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
+    ctx.dispatch(&BACKWARD_DATA_DIRECT, &p, &[dy, weight, bias.unwrap_or(dy)], &[dx], grid)
 }
 
 /// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).

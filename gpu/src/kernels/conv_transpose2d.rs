@@ -9,7 +9,8 @@
 //!   backward_bias    db = the channel sums of dy, as for conv2d
 //!
 //! all in `shaders/conv2d.wgsl`. output_padding only makes the transpose's output (c's
-//! input) larger; c's kernels take OH/OW as given, so nothing else changes.
+//! input) larger; c's kernels take OH/OW as given, so nothing else changes. The forward's
+//! rung 1 is, by the same identity, conv2d's `backward_data_direct` ([`forward_direct`]).
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -29,6 +30,20 @@ pub fn forward(
     y: &GpuBuffer,
 ) -> Result<()> {
     conv2d::backward_data_with_bias(ctx, &g.transposed(), x, weight, bias, y, Output::Overwrite)
+}
+
+/// y = conv_transpose2d(x, weight) + bias by its definition (rung 1: each output pixel
+/// gathers the taps that reach it), as [`forward`] is on the implicit GEMM.
+// x: [N, C_in, H, W], weight: [C_in, C_out, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
+pub fn forward_direct(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<()> {
+    conv2d::backward_data_direct(ctx, &g.transposed(), [x, weight], bias, y, Output::Overwrite)
 }
 
 // dy: [N, C_out, OH, OW], weight: [C_in, C_out, kH, kW] → dx: [N, C_in, H, W]
