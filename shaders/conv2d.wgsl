@@ -1,5 +1,5 @@
-// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct` and
-// `backward_data_direct`, the definitions with one invocation per value computed (rung 1 of the
+// conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct`,
+// `backward_data_direct` and `backward_weight_direct`, the definitions with one invocation per value computed (rung 1 of the
 // ladder, what the tests hold the others to), then
 // the implicit GEMM kernels the launchers run: forward, backward-data, backward-weight and
 // backward-bias. conv_transpose2d reuses these kernels
@@ -172,6 +172,44 @@ fn backward_data_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     }
     if p.has_bias == 1u {
         s += bias[ci];
+    }
+    if p.accumulate == 1u {
+        s += out[i];
+    }
+    out[i] = s;
+}
+
+// Rung 1 of backward-weight, `backward_weight_direct`: dw[co, ci, ky, kx] =
+// Σ_{n, oy, ox} dy[n, co, oy, ox]·x[n, ci, oy·s − p + ky·d, ox·s − p + kx·d] over the taps inside
+// the input: one invocation per weight element, a loop over the batch and the output plane.
+// in0 = dy, in1 = x. Grid: ⌈C_out·C_in·kH·kW / 256⌉ workgroups, spread over x and y by the host.
+@compute @workgroup_size(256)
+fn backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if i >= p.c_out * p.c_in * p.kh * p.kw {
+        return;
+    }
+    let kx = i % p.kw;
+    let ky = (i / p.kw) % p.kh;
+    let ci = (i / (p.kw * p.kh)) % p.c_in;
+    let co = i / (p.kw * p.kh * p.c_in);
+    var s = 0.0;
+    for (var n = 0u; n < p.batch; n++) {
+        for (var oy = 0u; oy < p.oh; oy++) {
+            let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+            if iy < 0 || iy >= i32(p.h) {
+                continue;
+            }
+            for (var ox = 0u; ox < p.ow; ox++) {
+                let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+                if ix < 0 || ix >= i32(p.w) {
+                    continue;
+                }
+                let x_at = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
+                s += in0[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] * in1[x_at];
+            }
+        }
     }
     if p.accumulate == 1u {
         s += out[i];

@@ -1,8 +1,9 @@
 //! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
 //! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
-//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's and conv_transpose2d's
-//! forwards also by their definitions (`forward_direct`, rung 1); and `matmul_ladder`, every rung of
+//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's forward and
+//! backward-weight and conv_transpose2d's forward also by their definitions (rung 1: `forward_direct`,
+//! `backward_weight_direct`); and `matmul_ladder`, every rung of
 //! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
@@ -183,6 +184,11 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
         r.case(c, group, "backward_weight", flops, &|| {
             conv2d::backward_weight(ctx, &g, &dy, &x, &dw, Output::Overwrite).unwrap()
         });
+        if suffix.is_empty() {
+            r.case(c, group, "backward_weight_direct", flops, &|| {
+                conv2d::backward_weight_direct(ctx, &g, [&dy, &x], &dw, Output::Overwrite).unwrap()
+            });
+        }
     }
 }
 

@@ -91,18 +91,24 @@ fn conv2d_backward_data_gathers_every_tap() {
 }
 
 #[test]
-fn conv2d_backward_weight_and_bias_match_direct_loops() {
+fn conv2d_backward_weight_its_direct_rung_and_bias_match_direct_loops() {
     let mut rng = Rng::new();
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let dy = rng.signed(g.y_len());
         let x = rng.signed(g.x_len());
         let (dyb, xb) = (upload(ctx, &dy), upload(ctx, &x));
-        let dw = poisoned(ctx, g.weight_len());
-        conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
         let ((dy64, dya), (x64, xa)) = (f64s(&dy), f64s(&x));
         let (want, scale) =
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
-        assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
+        for direct in [false, true] {
+            let dw = poisoned(ctx, g.weight_len());
+            match direct {
+                false => conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap(),
+                true => conv2d::backward_weight_direct(ctx, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap(),
+            }
+            let what = format!("backward_weight direct={direct} {g:?}");
+            assert_close(&what, &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
+        }
 
         let db = poisoned(ctx, g.c_out);
         conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, &db, Output::Overwrite).unwrap();

@@ -16,6 +16,9 @@ pub static FORWARD_DIRECT: KernelDef =
 /// Rung 1 of backward-data: each input pixel gathers its taps by definition (`backward_data_direct`).
 pub static BACKWARD_DATA_DIRECT: KernelDef =
     KernelDef { shader: &SHADER, entry: "backward_data_direct", inputs: 3, outputs: 1, constant: None };
+/// Rung 1 of backward-weight: each weight element sums its products by definition (`backward_weight_direct`).
+pub static BACKWARD_WEIGHT_DIRECT: KernelDef =
+    KernelDef { shader: &SHADER, entry: "backward_weight_direct", inputs: 3, outputs: 1, constant: None };
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1, constant: None };
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
@@ -436,6 +439,30 @@ pub fn backward_data_direct(
     let grid = ctx.grid_1d(K, (g.x_len() as u64).div_ceil(256))?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(&BACKWARD_DATA_DIRECT, &p, &[dy, weight, bias.unwrap_or(dy)], &[dx], grid)
+}
+
+/// dW (+)= ∂L/∂W by its definition: rung 1 of backward-weight, each weight element summing
+/// dy·x over the batch and the output plane (`backward_weight_direct` in conv2d.wgsl).
+// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
+pub fn backward_weight_direct(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    [dy, x]: [&GpuBuffer; 2],
+    dw: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    const K: &str = "conv2d_backward_weight_direct";
+    check_geometry(g, K)?;
+    need(K, "dy", dy, g.y_len())?;
+    need(K, "x", x, g.x_len())?;
+    need(K, "dw", dw, g.weight_len())?;
+    if g.weight_len() == 0 {
+        return Ok(());
+    }
+    let p = geometry_params(g, false, mode);
+    let grid = ctx.grid_1d(K, (g.weight_len() as u64).div_ceil(256))?;
+    // The bias slot is not read; it still needs a buffer.
+    ctx.dispatch(&BACKWARD_WEIGHT_DIRECT, &p, &[dy, x, dy], &[dw], grid)
 }
 
 /// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).
