@@ -352,21 +352,14 @@ fn dispatch_column_slices(
     }
 }
 
-/// Checks a forward's operands against `g` (errors name `op`): x, weight and y (and bias, when
-/// given) long enough, the geometry within the kernels' indexing.
-fn check_forward_operands(
-    op: &'static str,
-    g: &Conv2dGeometry,
-    [x, weight]: [&GpuBuffer; 2],
-    bias: Option<&GpuBuffer>,
-    y: &GpuBuffer,
-) -> Result<()> {
+/// Checks a launcher's operands against `g` (errors name `op`): the geometry within the
+/// kernels' indexing, and each present buffer, named, at least as long as given.
+fn check_operands(op: &'static str, g: &Conv2dGeometry, operands: &[(&str, Option<&GpuBuffer>, usize)]) -> Result<()> {
     check_geometry(g, op)?;
-    need(op, "x", x, g.x_len())?;
-    need(op, "weight", weight, g.weight_len())?;
-    need(op, "y", y, g.y_len())?;
-    if let Some(b) = bias {
-        need(op, "bias", b, g.c_out)?;
+    for &(name, buffer, len) in operands {
+        if let Some(buffer) = buffer {
+            need(op, name, buffer, len)?;
+        }
     }
     Ok(())
 }
@@ -382,7 +375,16 @@ pub fn forward(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    check_forward_operands(K, g, [x, weight], bias, y)?;
+    check_operands(
+        K,
+        g,
+        &[
+            ("x", Some(x), g.x_len()),
+            ("weight", Some(weight), g.weight_len()),
+            ("y", Some(y), g.y_len()),
+            ("bias", bias, g.c_out),
+        ],
+    )?;
     let p = launch_params(g, bias.is_some(), Output::Overwrite);
     forward_gemm(ctx, &p, g, [x, weight], bias, y)
 }
@@ -401,7 +403,16 @@ pub fn forward_direct(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward_direct";
-    check_forward_operands(K, g, [x, weight], bias, y)?;
+    check_operands(
+        K,
+        g,
+        &[
+            ("x", Some(x), g.x_len()),
+            ("weight", Some(weight), g.weight_len()),
+            ("y", Some(y), g.y_len()),
+            ("bias", bias, g.c_out),
+        ],
+    )?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -425,13 +436,13 @@ pub fn backward_data_direct(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_data_direct";
-    check_geometry(g, K)?;
-    need(K, "dy", dy, g.y_len())?;
-    need(K, "weight", weight, g.weight_len())?;
-    need(K, "dx", dx, g.x_len())?;
-    if let Some(b) = bias {
-        need(K, "bias", b, g.c_in)?;
-    }
+    let operands = [
+        ("dy", Some(dy), g.y_len()),
+        ("weight", Some(weight), g.weight_len()),
+        ("dx", Some(dx), g.x_len()),
+        ("bias", bias, g.c_in),
+    ];
+    check_operands(K, g, &operands)?;
     if g.x_len() == 0 {
         return Ok(());
     }
@@ -452,10 +463,7 @@ pub fn backward_weight_direct(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_weight_direct";
-    check_geometry(g, K)?;
-    need(K, "dy", dy, g.y_len())?;
-    need(K, "x", x, g.x_len())?;
-    need(K, "dw", dw, g.weight_len())?;
+    check_operands(K, g, &[("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())])?;
     if g.weight_len() == 0 {
         return Ok(());
     }
@@ -540,7 +548,11 @@ pub fn forward_accumulate(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "conv2d_forward";
-    check_forward_operands(K, g, [x, weight], None, y)?;
+    check_operands(
+        K,
+        g,
+        &[("x", Some(x), g.x_len()), ("weight", Some(weight), g.weight_len()), ("y", Some(y), g.y_len())],
+    )?;
     let p = launch_params(g, false, Output::Accumulate);
     forward_gemm(ctx, &p, g, [x, weight], None, y)
 }
@@ -559,13 +571,13 @@ pub fn backward_data_with_bias(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_data";
-    check_geometry(g, K)?;
-    need(K, "dy", dy, g.y_len())?;
-    need(K, "weight", weight, g.weight_len())?;
-    need(K, "dx", dx, g.x_len())?;
-    if let Some(b) = bias {
-        need(K, "bias", b, g.c_in)?;
-    }
+    let operands = [
+        ("dy", Some(dy), g.y_len()),
+        ("weight", Some(weight), g.weight_len()),
+        ("dx", Some(dx), g.x_len()),
+        ("bias", bias, g.c_in),
+    ];
+    check_operands(K, g, &operands)?;
     let base = launch_params(g, bias.is_some(), mode);
     let phases = backward_data_phases(&run_geometry(g).0);
     let one_phase = phases.len() == 1;
@@ -608,10 +620,7 @@ pub fn backward_weight(
     mode: Output,
 ) -> Result<()> {
     const K: &str = "conv2d_backward_weight";
-    check_geometry(g, K)?;
-    need(K, "dy", dy, g.y_len())?;
-    need(K, "x", x, g.x_len())?;
-    need(K, "dw", dw, g.weight_len())?;
+    check_operands(K, g, &[("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())])?;
     let (run, _) = run_geometry(g);
     let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
     // With dead taps only the live block is computed: the rest of dW is zero, set here.

@@ -1,11 +1,13 @@
 //! The checks every op family makes of its operands, written once: rank-4 shapes, an empty
 //! image plane, a gradient shaped like the forward's output, and one dtype and device shared by
-//! all operands; a convolution's stride, dilation and bias. Each returns an error naming the op
+//! all operands; a convolution's stride, dilation and bias, a transposed one's output padding and
+//! input size. Each returns an error naming the op
 //! and the shape, dtype or device at fault.
 
 use crate::device::same_device;
 use crate::dtype::{DType, Float};
 use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::ops::conv_transpose2d::ConvTranspose2dParams;
 use crate::tensor::Tensor;
 
 /// The four sizes of a rank-4 shape, or an error naming `what` and its expected `layout`
@@ -105,4 +107,60 @@ pub(crate) fn check_bias(op: &'static str, bias: Option<&Tensor>, channels: usiz
 /// The contiguous f32/f64 slice behind an optional bias.
 pub(crate) fn bias_slice<T: Float>(bias: Option<&Tensor>) -> Result<Option<&[T]>> {
     bias.map(|b| b.cpu_slice::<T>()).transpose()
+}
+
+/// PyTorch's rule: output_padding must be smaller than either the stride or the dilation.
+pub(crate) fn check_output_padding(op: &'static str, p: &ConvTranspose2dParams) -> Result<()> {
+    for i in 0..2 {
+        if p.output_padding[i] >= p.stride[i].max(p.dilation[i]) {
+            return invalid(
+                op,
+                format!(
+                    "output_padding {:?} must be smaller than either stride {:?} or dilation {:?} along each axis",
+                    p.output_padding, p.stride, p.dilation
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The input shape [N, C_in, H, W] of the conv_transpose2d whose output has `grad_y_shape`,
+/// with weight `ws` [C_in, C_out, kH, kW] and parameters `p` (exact, since output_padding is a
+/// parameter): H = (OH + 2·ph − dh·(kH − 1) − output_padding_h − 1)/sh + 1, which must divide
+/// evenly; errors name `op` and the shapes.
+pub(crate) fn transposed_input_shape(
+    op: &'static str,
+    grad_y_shape: &[usize],
+    ws: [usize; 4],
+    p: &ConvTranspose2dParams,
+) -> Result<[usize; 4]> {
+    let gs = rank4(op, "grad_y", "[N, C_out, OH, OW]", grad_y_shape)?;
+    if gs[1] != ws[1] {
+        return shape_err(
+            op,
+            format!("grad_y {gs:?} has {} channels but weight {ws:?} has {} output channels", gs[1], ws[1]),
+        );
+    }
+    check_params(op, &ws, p.stride, p.dilation)?;
+    check_output_padding(op, p)?;
+    let input_len = |i: usize| -> Option<usize> {
+        let reach = p.dilation[i] * (ws[2 + i] - 1) + p.output_padding[i] + 1;
+        let span = (gs[2 + i] + 2 * p.padding[i]).checked_sub(reach)?;
+        (span % p.stride[i] == 0).then(|| span / p.stride[i] + 1)
+    };
+    let (Some(h), Some(w_in)) = (input_len(0), input_len(1)) else {
+        return shape_err(
+            op,
+            format!(
+                "grad_y {gs:?} is not the output of conv_transpose2d with weight {ws:?}, stride {}, padding {}, \
+                 output_padding {}, dilation {} for any input size",
+                pair(p.stride),
+                pair(p.padding),
+                pair(p.output_padding),
+                pair(p.dilation)
+            ),
+        );
+    };
+    Ok([gs[0], ws[0], h, w_in])
 }

@@ -8,10 +8,11 @@ use gpu::kernels::Output;
 use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::with_float_type;
-use crate::error::{invalid, shape_err, Result, TensorError};
+use crate::error::{shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{
-    bias_slice, check_bias, check_grad, check_params, check_plane, pair, rank4, same_dtype_device,
+    bias_slice, check_bias, check_grad, check_output_padding, check_params, check_plane, pair, rank4,
+    same_dtype_device, transposed_input_shape,
 };
 use crate::profile::{self, OpFamily};
 use crate::reference;
@@ -99,22 +100,6 @@ fn conv_transpose2d_geometry(
     })
 }
 
-/// PyTorch's rule: output_padding must be smaller than either the stride or the dilation.
-fn check_output_padding(op: &'static str, p: &ConvTranspose2dParams) -> Result<()> {
-    for i in 0..2 {
-        if p.output_padding[i] >= p.stride[i].max(p.dilation[i]) {
-            return invalid(
-                op,
-                format!(
-                    "output_padding {:?} must be smaller than either stride {:?} or dilation {:?} along each axis",
-                    p.output_padding, p.stride, p.dilation
-                ),
-            );
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------- ops
 
 /// y = conv_transpose2d(x, w) + bias: every input pixel adds a copy of the kernel, scaled by
@@ -153,41 +138,15 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
 }
 
 /// dL/dx of y = conv_transpose2d(x, w): a plain conv2d of grad_y with the same weight.
-/// The input size is recovered exactly from grad_y's, since output_padding is a parameter:
-/// H = (OH + 2·ph − dh·(kH − 1) − output_padding_h − 1)/sh + 1, which must divide evenly.
+/// The input size is recovered exactly from grad_y's, since output_padding is a parameter
+/// (`ops::checks::transposed_input_shape`).
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
 pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTranspose2dParams) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d_backward_data";
     let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
-    let gs = rank4(OP, "grad_y", "[N, C_out, OH, OW]", grad_y.shape())?;
     let ws = rank4(OP, "weight", "[C_in, C_out, kH, kW]", w.shape())?;
-    if gs[1] != ws[1] {
-        return shape_err(
-            OP,
-            format!("grad_y {gs:?} has {} channels but weight {ws:?} has {} output channels", gs[1], ws[1]),
-        );
-    }
-    check_params(OP, &ws, p.stride, p.dilation)?;
-    check_output_padding(OP, p)?;
-    let input_len = |i: usize| -> Option<usize> {
-        let reach = p.dilation[i] * (ws[2 + i] - 1) + p.output_padding[i] + 1;
-        let span = (gs[2 + i] + 2 * p.padding[i]).checked_sub(reach)?;
-        (span % p.stride[i] == 0).then(|| span / p.stride[i] + 1)
-    };
-    let (Some(h), Some(w_in)) = (input_len(0), input_len(1)) else {
-        return shape_err(
-            OP,
-            format!(
-                "grad_y {gs:?} is not the output of conv_transpose2d with weight {ws:?}, stride {}, padding {}, \
-                 output_padding {}, dilation {} for any input size",
-                pair(p.stride),
-                pair(p.padding),
-                pair(p.output_padding),
-                pair(p.dilation)
-            ),
-        );
-    };
-    let g = conv_transpose2d_geometry(OP, &[gs[0], ws[0], h, w_in], &ws, p)?;
+    let input_shape = transposed_input_shape(OP, grad_y.shape(), ws, p)?;
+    let g = conv_transpose2d_geometry(OP, &input_shape, &ws, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let dtype = same_dtype_device(OP, &[grad_y, w])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
