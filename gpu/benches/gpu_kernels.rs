@@ -1,9 +1,9 @@
 //! GPU kernel throughput: matmul at 1024³, 4096×512×4608, 4096³ and 64×4096×32, conv2d
 //! (forward and both backwards) at a ResNet-18 layer size (batch 64, 128→128 channels, 8×8,
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
-//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's forward and
-//! backward-weight and conv_transpose2d's forward also by their definitions (rung 1: `forward_direct`,
-//! `backward_weight_direct`); and `matmul_ladder`, every rung of
+//! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's three kernels and
+//! conv_transpose2d's forward also by their definitions (rung 1 of `ConvRung`: the cases named
+//! `*_direct`); and `matmul_ladder`, every rung of
 //! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
+use gpu::kernels::conv2d::{self, ConvRung};
 use gpu::kernels::matmul::{matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
-use gpu::kernels::{conv2d, conv_transpose2d};
 use gpu::{AdapterPreference, Context};
 
 fn context() -> Option<Context> {
@@ -171,24 +171,28 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
         let dw = ctx.alloc(g.weight_len()).unwrap();
         let group = &format!("{name}{suffix}");
         let flops = 2 * g.macs();
-        r.case(c, group, "forward", flops, &|| conv2d::forward(ctx, &g, &x, &w, Some(&bias), &y).unwrap());
-        if suffix.is_empty() {
-            // Rung 1 of the ladder, beside the implicit GEMM it is the definition of.
-            r.case(c, group, "forward_direct", flops, &|| {
-                conv2d::forward_direct(ctx, &g, &x, &w, Some(&bias), &y).unwrap()
+        // Every rung of the ladder at the size rule's tile; on a forced tile only the GEMM rung,
+        // the one a tile changes.
+        let rungs: &[ConvRung] = if suffix.is_empty() { &ConvRung::ALL } else { &[ConvRung::ImplicitGemm] };
+        for &rung in rungs {
+            r.case(c, group, &case_name("forward", rung), flops, &|| {
+                conv2d::forward(ctx, rung, &g, [&x, &w], Some(&bias), &y, Output::Overwrite).unwrap()
+            });
+            r.case(c, group, &case_name("backward_data", rung), flops, &|| {
+                conv2d::backward_data(ctx, rung, &g, [&dy, &w], None, &dx, Output::Overwrite).unwrap()
+            });
+            r.case(c, group, &case_name("backward_weight", rung), flops, &|| {
+                conv2d::backward_weight(ctx, rung, &g, [&dy, &x], &dw, Output::Overwrite).unwrap()
             });
         }
-        r.case(c, group, "backward_data", flops, &|| {
-            conv2d::backward_data(ctx, &g, &dy, &w, &dx, Output::Overwrite).unwrap()
-        });
-        r.case(c, group, "backward_weight", flops, &|| {
-            conv2d::backward_weight(ctx, &g, &dy, &x, &dw, Output::Overwrite).unwrap()
-        });
-        if suffix.is_empty() {
-            r.case(c, group, "backward_weight_direct", flops, &|| {
-                conv2d::backward_weight_direct(ctx, &g, [&dy, &x], &dw, Output::Overwrite).unwrap()
-            });
-        }
+    }
+}
+
+/// A convolution case's name: the kernel's, with `_direct` for rung 1.
+fn case_name(kernel: &str, rung: ConvRung) -> String {
+    match rung {
+        ConvRung::Direct => format!("{kernel}_direct"),
+        ConvRung::ImplicitGemm => kernel.to_string(),
     }
 }
 
@@ -217,13 +221,13 @@ fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
         let y = ctx.alloc(g.y_len()).unwrap();
         // Every input pixel meets every tap once: the transposed conv2d's multiply-adds.
         let flops = 2 * g.transposed().macs();
-        r.case(c, "conv_transpose2d_forward", name, flops, &|| {
-            conv_transpose2d::forward(ctx, &g, &x, &w, None, &y).unwrap()
-        });
-        // Rung 1 of the ladder, beside it: the definition, one invocation per output pixel.
-        r.case(c, "conv_transpose2d_forward_direct", name, flops, &|| {
-            conv_transpose2d::forward_direct(ctx, &g, &x, &w, None, &y).unwrap()
-        });
+        // conv_transpose2d's forward is conv2d's backward-data on the transposed geometry.
+        let t = g.transposed();
+        for rung in ConvRung::ALL {
+            r.case(c, &case_name("conv_transpose2d_forward", rung), name, flops, &|| {
+                conv2d::backward_data(ctx, rung, &t, [&x, &w], None, &y, Output::Overwrite).unwrap()
+            });
+        }
     }
 }
 
@@ -231,9 +235,11 @@ fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
 fn warm_up(ctx: &Context) {
     let g = Conv2dGeometry::conv2d([1, 1, 3, 3], [1, 1, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let (x, w, y) = (ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap());
-    conv2d::forward(ctx, &g, &x, &w, None, &y).unwrap();
-    conv2d::backward_data(ctx, &g, &y, &w, &x, Output::Overwrite).unwrap();
-    conv2d::backward_weight(ctx, &g, &y, &x, &w, Output::Overwrite).unwrap();
+    for rung in ConvRung::ALL {
+        conv2d::forward(ctx, rung, &g, [&x, &w], None, &y, Output::Overwrite).unwrap();
+        conv2d::backward_data(ctx, rung, &g, [&y, &w], None, &x, Output::Overwrite).unwrap();
+        conv2d::backward_weight(ctx, rung, &g, [&y, &x], &w, Output::Overwrite).unwrap();
+    }
     let args = MatmulArgs {
         a: MatView::row_major(&x, 3, 3),
         b: MatView::row_major(&w, 3, 3),

@@ -7,9 +7,8 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::conv2d;
+use gpu::kernels::conv2d::{self, ConvRung};
 use gpu::kernels::Output;
-use gpu::GpuBuffer;
 use tensor::reference::conv as reference;
 
 fn geometries() -> Vec<Conv2dGeometry> {
@@ -46,52 +45,55 @@ fn geometries() -> Vec<Conv2dGeometry> {
     ]
 }
 
+/// The rung the tensor ops run, for the tests of its tiling, slicing and splitting.
+const GEMM: ConvRung = ConvRung::ImplicitGemm;
+
 /// The shared context and one whose GEMMs all run on the wide tile.
 fn contexts() -> Vec<&'static gpu::Context> {
     ctx().map(|c| vec![c, wide_tile_context()]).unwrap_or_default()
 }
 
-/// A conv2d forward launcher: the implicit GEMM (`forward`) or its definition (`forward_direct`).
-type Forward =
-    fn(&gpu::Context, &Conv2dGeometry, &GpuBuffer, &GpuBuffer, Option<&GpuBuffer>, &GpuBuffer) -> gpu::Result<()>;
-
 #[test]
-fn conv2d_forward_and_its_direct_rung_with_and_without_bias_match_direct_loops() {
+fn conv2d_forward_on_every_rung_with_and_without_bias_matches_the_reference() {
     let mut rng = Rng::new();
-    let rungs: [(&str, Forward); 2] = [("forward", conv2d::forward), ("forward_direct", conv2d::forward_direct)];
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let x = rng.signed(g.x_len());
         let w = rng.signed(g.weight_len());
         let bias = rng.signed(g.c_out);
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
-        for ((name, launch), with_bias) in rungs.iter().flat_map(|r| [(r, false), (r, true)]) {
+        for (rung, with_bias) in ConvRung::ALL.into_iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
-            launch(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
+            conv2d::forward(ctx, rung, &g, [&xb, &wb], with_bias.then_some(&bb), &y, Output::Overwrite).unwrap();
             let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
             let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
-            assert_close(&format!("{name} bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
+            let what = format!("forward {} bias={with_bias} {g:?}", rung.name());
+            assert_close(&what, &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
         }
     }
 }
 
 #[test]
-fn conv2d_backward_data_gathers_every_tap() {
+fn conv2d_backward_data_on_every_rung_gathers_every_tap() {
     let mut rng = Rng::new();
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let dy = rng.signed(g.y_len());
         let w = rng.signed(g.weight_len());
-        let dx = poisoned(ctx, g.x_len());
-        conv2d::backward_data(ctx, &g, &upload(ctx, &dy), &upload(ctx, &w), &dx, Output::Overwrite).unwrap();
+        let (dyb, wb) = (upload(ctx, &dy), upload(ctx, &w));
         let ((dy64, dya), (w64, wa)) = (f64s(&dy), f64s(&w));
         let (want, scale) =
             (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
-        assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
+        for rung in ConvRung::ALL {
+            let dx = poisoned(ctx, g.x_len());
+            conv2d::backward_data(ctx, rung, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
+            let what = format!("backward_data {} {g:?}", rung.name());
+            assert_close(&what, &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
+        }
     }
 }
 
 #[test]
-fn conv2d_backward_weight_its_direct_rung_and_bias_match_direct_loops() {
+fn conv2d_backward_weight_on_every_rung_and_its_bias_match_the_reference() {
     let mut rng = Rng::new();
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
         let dy = rng.signed(g.y_len());
@@ -100,13 +102,10 @@ fn conv2d_backward_weight_its_direct_rung_and_bias_match_direct_loops() {
         let ((dy64, dya), (x64, xa)) = (f64s(&dy), f64s(&x));
         let (want, scale) =
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
-        for direct in [false, true] {
+        for rung in ConvRung::ALL {
             let dw = poisoned(ctx, g.weight_len());
-            match direct {
-                false => conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap(),
-                true => conv2d::backward_weight_direct(ctx, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap(),
-            }
-            let what = format!("backward_weight direct={direct} {g:?}");
+            conv2d::backward_weight(ctx, rung, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap();
+            let what = format!("backward_weight {} {g:?}", rung.name());
             assert_close(&what, &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
         }
 
@@ -131,13 +130,13 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
         // and one whose backward_data splits its K (its slices' sum accumulates)
         Conv2dGeometry::conv2d([2, 64, 4, 4], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
     ] {
-        for ctx in contexts() {
-            accumulates_twice(ctx, &mut rng, &g);
+        for (ctx, rung) in contexts().into_iter().flat_map(|c| ConvRung::ALL.map(|r| (c, r))) {
+            accumulates_twice(ctx, rung, &mut rng, &g);
         }
     }
 }
 
-fn accumulates_twice(ctx: &gpu::Context, rng: &mut Rng, g: &Conv2dGeometry) {
+fn accumulates_twice(ctx: &gpu::Context, rung: ConvRung, rng: &mut Rng, g: &Conv2dGeometry) {
     let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
     let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
     // Overwrite once, then accumulate the same gradient on top: the result doubles.
@@ -148,10 +147,11 @@ fn accumulates_twice(ctx: &gpu::Context, rng: &mut Rng, g: &Conv2dGeometry) {
         run(&out, Output::Accumulate);
         let twice = ctx.read(&out).unwrap();
         let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
-        assert_close(&format!("{name} {g:?}"), rng, &twice, &want, |i| once[i].abs().max(1e-3));
+        assert_close(&format!("{name} {} {g:?}", rung.name()), rng, &twice, &want, |i| once[i].abs().max(1e-3));
     };
-    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, g, &dyb, &wb, o, m).unwrap());
-    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, g, &dyb, &xb, o, m).unwrap());
+    check("y", g.y_len(), &|o, m| conv2d::forward(ctx, rung, g, [&xb, &wb], None, o, m).unwrap());
+    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, rung, g, [&dyb, &wb], None, o, m).unwrap());
+    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, rung, g, [&dyb, &xb], o, m).unwrap());
     check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, o, m).unwrap());
 }
 
@@ -179,18 +179,18 @@ fn conv2d_wider_than_one_grid_axis_runs_in_column_slices() {
         let ((x64, xa), (w64, wa), (dy64, dya)) = (f64s(&x), f64s(&w), f64s(&dy));
 
         let y = poisoned(ctx, g.y_len());
-        conv2d::forward(ctx, &g, &xb, &wb, None, &y).unwrap();
+        conv2d::forward(ctx, GEMM, &g, [&xb, &wb], None, &y, Output::Overwrite).unwrap();
         let (want, scale) = (reference::conv2d(&x64, &w64, None, &g), reference::conv2d(&xa, &wa, None, &g));
         assert_close(&format!("forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
 
         let dx = poisoned(ctx, g.x_len());
-        conv2d::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Overwrite).unwrap();
+        conv2d::backward_data(ctx, GEMM, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
         let (want, scale) =
             (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
         assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
 
         let dw = poisoned(ctx, g.weight_len());
-        conv2d::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
+        conv2d::backward_weight(ctx, GEMM, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap();
         let (want, scale) =
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
         assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
@@ -207,22 +207,24 @@ fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_an
     let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
     let y = poisoned(ctx, g.y_len());
     let before = ctx.counters();
-    conv2d::forward(ctx, &g, &xb, &wb, Some(&bb), &y).unwrap();
+    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
     assert_eq!(ctx.counters().since(&before).dispatches, 2, "the slices' product, then their sum");
     let once = ctx.read(&y).unwrap();
     let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
     let want = reference::conv2d(&x64, &w64, Some(&b64), &g);
     let scale = reference::conv2d(&xa, &wa, Some(&ba), &g);
     assert_close(&format!("split forward {g:?}"), &rng, &once, &want, |i| scale[i]);
-    // forward_accumulate adds the product (no bias) to what y holds.
-    conv2d::forward_accumulate(ctx, &g, &xb, &wb, &y).unwrap();
+    // Accumulating adds the product (no bias) to what y holds.
+    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], None, &y, Output::Accumulate).unwrap();
     let product = reference::conv2d(&x64, &w64, None, &g);
     let twice: Vec<f64> = want.iter().zip(&product).map(|(a, b)| a + b).collect();
-    assert_close(&format!("split forward_accumulate {g:?}"), &rng, &ctx.read(&y).unwrap(), &twice, |i| 2.0 * scale[i]);
+    assert_close(&format!("split forward accumulating {g:?}"), &rng, &ctx.read(&y).unwrap(), &twice, |i| {
+        2.0 * scale[i]
+    });
     // Turned off, the same forward is one launch, and computes the same.
     ctx.set_conv_split_k(false);
     let before = ctx.counters();
-    conv2d::forward(ctx, &g, &xb, &wb, Some(&bb), &y).unwrap();
+    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
     assert_eq!(ctx.counters().since(&before).dispatches, 1, "the split turned off");
     assert_close(&format!("unsplit forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
 }

@@ -1,13 +1,14 @@
-//! conv_transpose2d (conv2d.wgsl kernels run backwards) against the reference tier's scatter
-//! definition (`tensor::reference::conv`), with stride, padding, dilation and output_padding
-//! variants.
+//! conv_transpose2d through the gradient identities (conv2d's launchers on the transposed
+//! geometry, every rung) against the reference tier's scatter definition
+//! (`tensor::reference::conv`), with stride, padding, dilation and output_padding variants.
+//! Accumulation is conv2d's, tested there.
 
 use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::{conv_transpose2d as ct, Output};
-use gpu::GpuBuffer;
+use gpu::kernels::conv2d::{self, ConvRung};
+use gpu::kernels::Output;
 use tensor::reference::conv as reference;
 
 fn geometries() -> Vec<Conv2dGeometry> {
@@ -31,43 +32,33 @@ fn geometries() -> Vec<Conv2dGeometry> {
     ]
 }
 
-/// A conv_transpose2d forward launcher: on the implicit GEMM (`forward`) or by its definition
-/// (`forward_direct`).
-type Forward =
-    fn(&gpu::Context, &Conv2dGeometry, &GpuBuffer, &GpuBuffer, Option<&GpuBuffer>, &GpuBuffer) -> gpu::Result<()>;
-
 #[test]
-fn conv_transpose2d_forward_and_its_direct_rung_match_the_scatter_definition() {
+fn conv_transpose2d_forward_as_backward_data_on_every_rung_matches_the_scatter_definition() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let rungs: [(&str, Forward); 2] = [("forward", ct::forward), ("forward_direct", ct::forward_direct)];
     for g in geometries() {
         let (x, w, bias) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.c_out));
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
-        for ((name, launch), with_bias) in rungs.iter().flat_map(|r| [(r, false), (r, true)]) {
+        let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
+        for (rung, with_bias) in ConvRung::ALL.into_iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
-            launch(ctx, &g, &xb, &wb, with_bias.then_some(&bb), &y).unwrap();
-            let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
+            let t = g.transposed();
+            conv2d::backward_data(ctx, rung, &t, [&xb, &wb], with_bias.then_some(&bb), &y, Output::Overwrite).unwrap();
             let want = reference::conv_transpose2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv_transpose2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
-            assert_close(&format!("ct {name} bias={with_bias} {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| {
-                scale[i]
-            });
+            let what = format!("ct forward {} bias={with_bias} {g:?}", rung.name());
+            assert_close(&what, &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
         }
     }
 }
 
 #[test]
-fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
+fn conv_transpose2d_backward_data_and_weight_through_the_identities_on_every_rung_match_the_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for g in geometries() {
         let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
         let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));
-        let (dx, dw, db) = (poisoned(ctx, g.x_len()), poisoned(ctx, g.weight_len()), poisoned(ctx, g.c_out));
-        ct::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Overwrite).unwrap();
-        ct::backward_weight(ctx, &g, &dyb, &xb, &dw, Output::Overwrite).unwrap();
-        ct::backward_bias(ctx, &g, &dyb, &db, Output::Overwrite).unwrap();
         let ((dy64, dya), (x64, xa), (w64, wa)) = (f64s(&dy), f64s(&x), f64s(&w));
         let (wdx, sdx) = (
             reference::conv_transpose2d_backward_data(&dy64, &w64, &g),
@@ -77,25 +68,20 @@ fn conv_transpose2d_backward_data_weight_and_bias_match_reference() {
             reference::conv_transpose2d_backward_weight(&dy64, &x64, &g),
             reference::conv_transpose2d_backward_weight(&dya, &xa, &g),
         );
+        let t = g.transposed();
+        for rung in ConvRung::ALL {
+            let (dx, dw) = (poisoned(ctx, g.x_len()), poisoned(ctx, g.weight_len()));
+            // dx: a conv2d forward of dy; dW: conv2d's backward-weight with dy and x swapped.
+            conv2d::forward(ctx, rung, &t, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
+            conv2d::backward_weight(ctx, rung, &t, [&xb, &dyb], &dw, Output::Overwrite).unwrap();
+            let name = rung.name();
+            assert_close(&format!("ct backward_data {name} {g:?}"), &rng, &ctx.read(&dx).unwrap(), &wdx, |i| sdx[i]);
+            assert_close(&format!("ct backward_weight {name} {g:?}"), &rng, &ctx.read(&dw).unwrap(), &wdw, |i| sdw[i]);
+        }
+        let db = poisoned(ctx, g.c_out);
         let dims = [g.batch, g.c_out, g.oh * g.ow];
+        conv2d::backward_bias(ctx, dims, &dyb, &db, Output::Overwrite).unwrap();
         let (wdb, sdb) = (reference::bias_grad(&dy64, dims), reference::bias_grad(&dya, dims));
-        assert_close(&format!("ct backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &wdx, |i| sdx[i]);
-        assert_close(&format!("ct backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &wdw, |i| sdw[i]);
         assert_close(&format!("ct backward_bias {g:?}"), &rng, &ctx.read(&db).unwrap(), &wdb, |i| sdb[i]);
     }
-}
-
-#[test]
-fn conv_transpose2d_backward_data_accumulates() {
-    let Some(ctx) = ctx() else { return };
-    let mut rng = Rng::new();
-    let g = Conv2dGeometry::conv_transpose2d([2, 3, 4, 5], [3, 4, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1]).unwrap();
-    let (dy, w) = (rng.signed(g.y_len()), rng.signed(g.weight_len()));
-    let (dyb, wb) = (upload(ctx, &dy), upload(ctx, &w));
-    let dx = poisoned(ctx, g.x_len());
-    ct::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Overwrite).unwrap();
-    let once = to_f64(&ctx.read(&dx).unwrap());
-    ct::backward_data(ctx, &g, &dyb, &wb, &dx, Output::Accumulate).unwrap();
-    let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
-    assert_close("ct dx accumulate", &rng, &ctx.read(&dx).unwrap(), &want, |i| once[i].abs().max(1e-3));
 }

@@ -1,5 +1,18 @@
 //! conv2d launchers (`shaders/conv2d.wgsl`): forward, backward-data, backward-weight and
-//! backward-bias as implicit GEMMs, plus the geometry they share with conv_transpose2d.
+//! backward-bias, each on the rung of the convolution ladder it is given ([`ConvRung`]).
+//!
+//! They are conv_transpose2d's launchers too: a transposed convolution is by definition the
+//! adjoint (in x) of the conv2d whose input is the transpose's output, so with
+//! `c = g.transposed()` (that conv2d's geometry; the transpose's [C_in, C_out, kH, kW] weight
+//! is read as c's [c_out, c_in, kH, kW] weight, the same memory):
+//!
+//!   conv_transpose2d forward          y  = [`backward_data`] on c, with the bias\[co\]
+//!   conv_transpose2d backward_data    dx = [`forward`] on c, without a bias
+//!   conv_transpose2d backward_weight  dW = [`backward_weight`] on c, dy and x swapped
+//!   conv_transpose2d backward_bias    db = [`backward_bias`], the channel sums of dy
+//!
+//! output_padding only makes the transpose's output (c's input) larger; c's kernels take
+//! OH/OW as given, so nothing else changes.
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -364,70 +377,122 @@ fn check_operands(op: &'static str, g: &Conv2dGeometry, operands: &[(&str, Optio
     Ok(())
 }
 
-/// y = conv2d(x, weight) + bias.
+/// The rungs of the convolution ladder (docs/gpu-kernels.md walks them): every launcher below
+/// runs the one it is given, so tests and benchmarks hold each rung to the reference and the
+/// tensor ops name the one they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvRung {
+    /// Rung 1: the definition, one invocation per output value looping over its taps (the
+    /// `*_direct` entry points). Obviously right and slow.
+    Direct,
+    /// The convolution as a GEMM on the matmul tiles, its im2col done in the loads, with only
+    /// the live taps, the sub-pixel phases of a strided backward-data and a split K: what the
+    /// tensor ops run.
+    ImplicitGemm,
+}
+
+impl ConvRung {
+    /// Every rung, plainest first.
+    pub const ALL: [ConvRung; 2] = [ConvRung::Direct, ConvRung::ImplicitGemm];
+
+    /// The rung's name in benchmarks and test messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvRung::Direct => "direct",
+            ConvRung::ImplicitGemm => "implicit_gemm",
+        }
+    }
+}
+
+/// y (+)= conv2d(x, weight) + bias on `rung`.
 // x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
 pub fn forward(
     ctx: &Context,
+    rung: ConvRung,
     g: &Conv2dGeometry,
-    x: &GpuBuffer,
-    weight: &GpuBuffer,
+    [x, weight]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
+    mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_forward";
-    check_operands(
-        K,
-        g,
-        &[
-            ("x", Some(x), g.x_len()),
-            ("weight", Some(weight), g.weight_len()),
-            ("y", Some(y), g.y_len()),
-            ("bias", bias, g.c_out),
-        ],
-    )?;
-    let p = launch_params(g, bias.is_some(), Output::Overwrite);
-    forward_gemm(ctx, &p, g, [x, weight], bias, y)
+    let operands = [
+        ("x", Some(x), g.x_len()),
+        ("weight", Some(weight), g.weight_len()),
+        ("y", Some(y), g.y_len()),
+        ("bias", bias, g.c_out),
+    ];
+    check_operands("conv2d_forward", g, &operands)?;
+    match rung {
+        ConvRung::Direct => forward_direct(ctx, g, [x, weight], bias, y, mode),
+        ConvRung::ImplicitGemm => forward_gemm(ctx, &launch_params(g, bias.is_some(), mode), g, [x, weight], bias, y),
+    }
 }
 
-/// y = conv2d(x, weight) + bias by its definition: rung 1 of the convolution ladder, one
-/// invocation per output looping over the input channels and taps (`forward_direct` in
-/// conv2d.wgsl). Obviously right and slow; the tests and benchmarks hold [`forward`]'s implicit
-/// GEMM to it.
-// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
-pub fn forward_direct(
+/// dx (+)= ∂L/∂x (+ bias\[ci\], which makes it conv_transpose2d's forward) on `rung`.
+// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW], bias: [C_in] → dx: [N, C_in, H, W]
+pub fn backward_data(
+    ctx: &Context,
+    rung: ConvRung,
+    g: &Conv2dGeometry,
+    [dy, weight]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    dx: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    let operands = [
+        ("dy", Some(dy), g.y_len()),
+        ("weight", Some(weight), g.weight_len()),
+        ("dx", Some(dx), g.x_len()),
+        ("bias", bias, g.c_in),
+    ];
+    check_operands("conv2d_backward_data", g, &operands)?;
+    match rung {
+        ConvRung::Direct => backward_data_direct(ctx, g, [dy, weight], bias, dx, mode),
+        ConvRung::ImplicitGemm => backward_data_gemm(ctx, g, [dy, weight], bias, dx, mode),
+    }
+}
+
+/// dW (+)= ∂L/∂W on `rung`.
+// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
+pub fn backward_weight(
+    ctx: &Context,
+    rung: ConvRung,
+    g: &Conv2dGeometry,
+    [dy, x]: [&GpuBuffer; 2],
+    dw: &GpuBuffer,
+    mode: Output,
+) -> Result<()> {
+    let operands = [("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())];
+    check_operands("conv2d_backward_weight", g, &operands)?;
+    match rung {
+        ConvRung::Direct => backward_weight_direct(ctx, g, [dy, x], dw, mode),
+        ConvRung::ImplicitGemm => backward_weight_gemm(ctx, g, [dy, x], dw, mode),
+    }
+}
+
+/// Rung 1 of the forward: one invocation per output looping over the input channels and taps
+/// (`forward_direct` in conv2d.wgsl).
+fn forward_direct(
     ctx: &Context,
     g: &Conv2dGeometry,
-    x: &GpuBuffer,
-    weight: &GpuBuffer,
+    [x, weight]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
+    mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_forward_direct";
-    check_operands(
-        K,
-        g,
-        &[
-            ("x", Some(x), g.x_len()),
-            ("weight", Some(weight), g.weight_len()),
-            ("y", Some(y), g.y_len()),
-            ("bias", bias, g.c_out),
-        ],
-    )?;
     if g.y_len() == 0 {
         return Ok(());
     }
-    // The whole kernel, as stored (no live-tap cropping: that is the GEMM rungs' optimisation).
-    let p = geometry_params(g, bias.is_some(), Output::Overwrite);
-    let grid = ctx.grid_1d(K, (g.y_len() as u64).div_ceil(256))?;
+    // The whole kernel, as stored (no live-tap cropping: that is the GEMM rung's optimisation).
+    let p = geometry_params(g, bias.is_some(), mode);
+    let grid = ctx.grid_1d(FORWARD_DIRECT.entry, (g.y_len() as u64).div_ceil(256))?;
     // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
     ctx.dispatch(&FORWARD_DIRECT, &p, &[x, weight, bias.unwrap_or(x)], &[y], grid)
 }
 
-/// dx (+)= ∂L/∂x (+ bias\[ci\]) by its definition: rung 1 of backward-data, each input pixel
-/// gathering dy·w over the taps that read it (`backward_data_direct` in conv2d.wgsl). With a
-/// bias it is conv_transpose2d's forward on the transposed geometry.
-// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW], bias: [C_in] → dx: [N, C_in, H, W]
-pub fn backward_data_direct(
+/// Rung 1 of backward-data: each input pixel gathers dy·w over the taps that read it
+/// (`backward_data_direct` in conv2d.wgsl).
+fn backward_data_direct(
     ctx: &Context,
     g: &Conv2dGeometry,
     [dy, weight]: [&GpuBuffer; 2],
@@ -435,40 +500,28 @@ pub fn backward_data_direct(
     dx: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_backward_data_direct";
-    let operands = [
-        ("dy", Some(dy), g.y_len()),
-        ("weight", Some(weight), g.weight_len()),
-        ("dx", Some(dx), g.x_len()),
-        ("bias", bias, g.c_in),
-    ];
-    check_operands(K, g, &operands)?;
     if g.x_len() == 0 {
         return Ok(());
     }
     let p = geometry_params(g, bias.is_some(), mode);
-    let grid = ctx.grid_1d(K, (g.x_len() as u64).div_ceil(256))?;
-    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
+    let grid = ctx.grid_1d(BACKWARD_DATA_DIRECT.entry, (g.x_len() as u64).div_ceil(256))?;
     ctx.dispatch(&BACKWARD_DATA_DIRECT, &p, &[dy, weight, bias.unwrap_or(dy)], &[dx], grid)
 }
 
-/// dW (+)= ∂L/∂W by its definition: rung 1 of backward-weight, each weight element summing
-/// dy·x over the batch and the output plane (`backward_weight_direct` in conv2d.wgsl).
-// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
-pub fn backward_weight_direct(
+/// Rung 1 of backward-weight: each weight element sums dy·x over the batch and the output
+/// plane (`backward_weight_direct` in conv2d.wgsl).
+fn backward_weight_direct(
     ctx: &Context,
     g: &Conv2dGeometry,
     [dy, x]: [&GpuBuffer; 2],
     dw: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_backward_weight_direct";
-    check_operands(K, g, &[("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())])?;
     if g.weight_len() == 0 {
         return Ok(());
     }
     let p = geometry_params(g, false, mode);
-    let grid = ctx.grid_1d(K, (g.weight_len() as u64).div_ceil(256))?;
+    let grid = ctx.grid_1d(BACKWARD_WEIGHT_DIRECT.entry, (g.weight_len() as u64).div_ceil(256))?;
     // The bias slot is not read; it still needs a buffer.
     ctx.dispatch(&BACKWARD_WEIGHT_DIRECT, &p, &[dy, x, dy], &[dw], grid)
 }
@@ -537,47 +590,16 @@ impl SplitK {
     }
 }
 
-/// y += conv2d(x, weight): the forward accumulating into y (conv_transpose2d's
-/// backward-data into an existing gradient).
-// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW] → y: [N, C_out, OH, OW]
-pub fn forward_accumulate(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    x: &GpuBuffer,
-    weight: &GpuBuffer,
-    y: &GpuBuffer,
-) -> Result<()> {
-    const K: &str = "conv2d_forward";
-    check_operands(
-        K,
-        g,
-        &[("x", Some(x), g.x_len()), ("weight", Some(weight), g.weight_len()), ("y", Some(y), g.y_len())],
-    )?;
-    let p = launch_params(g, false, Output::Accumulate);
-    forward_gemm(ctx, &p, g, [x, weight], None, y)
-}
-
-/// dx (+)= ∂L/∂x: each input pixel gathers dy·w over the taps that read it (+ bias\[ci\],
-/// used by conv_transpose2d's forward). One launch per output phase (see [`PhaseAxis`]), so
+/// The implicit GEMM of backward-data: one launch per output phase (see [`PhaseAxis`]), so
 /// a strided convolution multiplies only by the taps that reach each pixel.
-// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
-pub fn backward_data_with_bias(
+fn backward_data_gemm(
     ctx: &Context,
     g: &Conv2dGeometry,
-    dy: &GpuBuffer,
-    weight: &GpuBuffer,
+    [dy, weight]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
     dx: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_backward_data";
-    let operands = [
-        ("dy", Some(dy), g.y_len()),
-        ("weight", Some(weight), g.weight_len()),
-        ("dx", Some(dx), g.x_len()),
-        ("bias", bias, g.c_in),
-    ];
-    check_operands(K, g, &operands)?;
     let base = launch_params(g, bias.is_some(), mode);
     let phases = backward_data_phases(&run_geometry(g).0);
     let one_phase = phases.len() == 1;
@@ -594,33 +616,16 @@ pub fn backward_data_with_bias(
     Ok(())
 }
 
-/// dx (+)= ∂L/∂x = col2im(Wᵀ·dy), computed in gather form.
-// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW] → dx: [N, C_in, H, W]
-pub fn backward_data(
+/// The implicit GEMM of backward-weight, dW (+)= Σ_n dy_n·col_nᵀ. A long K (= N·OH·OW) over
+/// few output tiles is split into slices that run in parallel, each into its own partial,
+/// then summed in order by a second launch (see `WEIGHT_GRAD_WORKGROUPS`).
+fn backward_weight_gemm(
     ctx: &Context,
     g: &Conv2dGeometry,
-    dy: &GpuBuffer,
-    weight: &GpuBuffer,
-    dx: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
-    backward_data_with_bias(ctx, g, dy, weight, None, dx, mode)
-}
-
-/// dW (+)= Σ_n dy_n·col_nᵀ. A long K (= N·OH·OW) over few output tiles is split into
-/// slices that run in parallel, each into its own partial, then summed in order by a
-/// second launch (see `WEIGHT_GRAD_WORKGROUPS`).
-// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
-pub fn backward_weight(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    dy: &GpuBuffer,
-    x: &GpuBuffer,
+    [dy, x]: [&GpuBuffer; 2],
     dw: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    const K: &str = "conv2d_backward_weight";
-    check_operands(K, g, &[("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())])?;
     let (run, _) = run_geometry(g);
     let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
     // With dead taps only the live block is computed: the rest of dW is zero, set here.
@@ -650,7 +655,7 @@ pub fn backward_weight(
     // The partials overwrite; the sum honours `mode`.
     let p = Params { k_chunk: k_chunk as u32, ..p };
     gemm(ctx, Gemm::BackwardWeight, &Params { accumulate: 0, ..p }, [m, n, slices], dy, x, None, &partials)?;
-    let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
+    let grid = ctx.grid_1d(BACKWARD_WEIGHT_SUM.entry, ((m * n) as u64).div_ceil(256))?;
     ctx.dispatch(&BACKWARD_WEIGHT_SUM, &p, &[&partials], &[dw], grid)
 }
 

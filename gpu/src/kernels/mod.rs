@@ -5,7 +5,6 @@
 pub mod adam;
 pub mod batch_norm;
 pub mod conv2d;
-pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod index;
 pub mod interpolate;

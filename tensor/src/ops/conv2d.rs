@@ -4,7 +4,7 @@
 //!
 //! Also home of the bias gradient conv_transpose2d shares (`channel_sums`).
 
-use gpu::kernels::conv2d as gpu_kernel;
+use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
 use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
@@ -102,7 +102,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
             let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
             let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
                 let g = Conv2dGeometry { batch: part.rows, ..g };
-                gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
+                let (x, w) = (i[0].expect("x"), i[1].expect("w"));
+                gpu_kernel::forward(ctx, ConvRung::ImplicitGemm, &g, [x, w], i[2], y, Output::Overwrite)
             })?;
             Ok(y)
         }
@@ -136,7 +137,8 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
             let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
             let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, w, dx, Output::Overwrite)
+                let g = Conv2dGeometry { batch: part.rows, ..g };
+                gpu_kernel::backward_data(ctx, ConvRung::ImplicitGemm, &g, [gy, w], None, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -167,7 +169,8 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
             let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
             let [dw] = run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, part, i, [dw]| {
                 let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, x, dw, part.mode)
+                let g = Conv2dGeometry { batch: part.rows, ..g };
+                gpu_kernel::backward_weight(ctx, ConvRung::ImplicitGemm, &g, [gy, x], dw, part.mode)
             })?;
             Ok(dw)
         }

@@ -1,8 +1,10 @@
 //! conv_transpose2d on [N, C, H, W] tensors with PyTorch's semantics (groups = 1): the forward
 //! and the three backward ops autograd needs (data, weight, bias). The kernels in `cpu::conv`
-//! run it as conv2d backwards; this file only checks and dispatches.
+//! and the GPU's conv2d launchers run it through the gradient identities (the forward is a
+//! conv2d's backward-data, the backward-data a conv2d's forward: see `gpu::kernels::conv2d`);
+//! this file only checks and dispatches.
 
-use gpu::kernels::conv_transpose2d as gpu_kernel;
+use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
 use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
@@ -129,8 +131,9 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
         Storage::Gpu(_) => {
             let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
             let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
-                let g = Conv2dGeometry { batch: part.rows, ..g };
-                gpu_kernel::forward(ctx, &g, i[0].expect("x"), i[1].expect("w"), i[2], y)
+                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
+                let (x, w) = (i[0].expect("x"), i[1].expect("w"));
+                gpu_kernel::backward_data(ctx, ConvRung::ImplicitGemm, &c, [x, w], i[2], y, Output::Overwrite)
             })?;
             Ok(y)
         }
@@ -170,7 +173,8 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
             let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
             let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
                 let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, w, dx, Output::Overwrite)
+                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
+                gpu_kernel::forward(ctx, ConvRung::ImplicitGemm, &c, [gy, w], None, dx, Output::Overwrite)
             })?;
             Ok(dx)
         }
@@ -210,7 +214,8 @@ pub fn conv_transpose2d_backward_weight(
             let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
             let [dw] = run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, part, i, [dw]| {
                 let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                gpu_kernel::backward_weight(ctx, &Conv2dGeometry { batch: part.rows, ..g }, gy, x, dw, part.mode)
+                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
+                gpu_kernel::backward_weight(ctx, ConvRung::ImplicitGemm, &c, [x, gy], dw, part.mode)
             })?;
             Ok(dw)
         }
