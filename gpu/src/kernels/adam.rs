@@ -253,16 +253,3 @@ fn sgd_launch(
         Some(flag) => ctx.dispatch(&SGD_UNLESS_FLAGGED, &p, &[grad, flag], &[param, buf], grid),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_sizes_match_wgsl() {
-        let size = |ty| wgsl_check::struct_size(SHADER.name, SHADER.source, ty);
-        assert_eq!(std::mem::size_of::<AdamParams>() as u32, size("AdamParams"));
-        assert_eq!(std::mem::size_of::<SgdParams>() as u32, size("SgdParams"));
-    }
-}

@@ -250,14 +250,3 @@ pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result
     let grid = ctx.grid_1d(K, d.c as u64)?;
     ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)], &[a.dx, a.dgamma, a.dbeta], grid)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-}

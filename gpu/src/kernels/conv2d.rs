@@ -423,7 +423,10 @@ pub fn forward(
     ];
     check_operands("conv2d_forward", g, &operands)?;
     match rung {
-        ConvRung::Direct => forward_direct(ctx, g, [x, weight], bias, y, mode),
+        ConvRung::Direct => {
+            let p = geometry_params(g, bias.is_some(), mode);
+            dispatch_direct(ctx, &FORWARD_DIRECT, &p, g.y_len(), [x, weight, bias.unwrap_or(x)], y)
+        }
         ConvRung::ImplicitGemm => forward_gemm(ctx, &launch_params(g, bias.is_some(), mode), g, [x, weight], bias, y),
     }
 }
@@ -447,7 +450,10 @@ pub fn backward_data(
     ];
     check_operands("conv2d_backward_data", g, &operands)?;
     match rung {
-        ConvRung::Direct => backward_data_direct(ctx, g, [dy, weight], bias, dx, mode),
+        ConvRung::Direct => {
+            let p = geometry_params(g, bias.is_some(), mode);
+            dispatch_direct(ctx, &BACKWARD_DATA_DIRECT, &p, g.x_len(), [dy, weight, bias.unwrap_or(dy)], dx)
+        }
         ConvRung::ImplicitGemm => backward_data_gemm(ctx, g, [dy, weight], bias, dx, mode),
     }
 }
@@ -465,65 +471,32 @@ pub fn backward_weight(
     let operands = [("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())];
     check_operands("conv2d_backward_weight", g, &operands)?;
     match rung {
-        ConvRung::Direct => backward_weight_direct(ctx, g, [dy, x], dw, mode),
+        ConvRung::Direct => {
+            let p = geometry_params(g, false, mode);
+            dispatch_direct(ctx, &BACKWARD_WEIGHT_DIRECT, &p, g.weight_len(), [dy, x, dy], dw)
+        }
         ConvRung::ImplicitGemm => backward_weight_gemm(ctx, g, [dy, x], dw, mode),
     }
 }
 
-/// Rung 1 of the forward: one invocation per output looping over the input channels and taps
-/// (`forward_direct` in conv2d.wgsl).
-fn forward_direct(
+/// Launches a rung-1 kernel (the `*_direct` entry points: the definition, one invocation per
+/// output value looping over its taps) over its `len` outputs. The kernel reads the whole
+/// kernel as stored: cropping to the live taps is the GEMM rung's optimisation. A slot the
+/// kernel does not read (the bias, when there is none) still needs a buffer: the callers pass
+/// an input again.
+fn dispatch_direct(
     ctx: &Context,
-    g: &Conv2dGeometry,
-    [x, weight]: [&GpuBuffer; 2],
-    bias: Option<&GpuBuffer>,
-    y: &GpuBuffer,
-    mode: Output,
+    kernel: &KernelDef,
+    p: &Params,
+    len: usize,
+    inputs: [&GpuBuffer; 3],
+    out: &GpuBuffer,
 ) -> Result<()> {
-    if g.y_len() == 0 {
+    if len == 0 {
         return Ok(());
     }
-    // The whole kernel, as stored (no live-tap cropping: that is the GEMM rung's optimisation).
-    let p = geometry_params(g, bias.is_some(), mode);
-    let grid = ctx.grid_1d(FORWARD_DIRECT.entry, (g.y_len() as u64).div_ceil(256))?;
-    // Without a bias the slot still needs a buffer: any read-only one will do, it is not read.
-    ctx.dispatch(&FORWARD_DIRECT, &p, &[x, weight, bias.unwrap_or(x)], &[y], grid)
-}
-
-/// Rung 1 of backward-data: each input pixel gathers dy·w over the taps that read it
-/// (`backward_data_direct` in conv2d.wgsl).
-fn backward_data_direct(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    [dy, weight]: [&GpuBuffer; 2],
-    bias: Option<&GpuBuffer>,
-    dx: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
-    if g.x_len() == 0 {
-        return Ok(());
-    }
-    let p = geometry_params(g, bias.is_some(), mode);
-    let grid = ctx.grid_1d(BACKWARD_DATA_DIRECT.entry, (g.x_len() as u64).div_ceil(256))?;
-    ctx.dispatch(&BACKWARD_DATA_DIRECT, &p, &[dy, weight, bias.unwrap_or(dy)], &[dx], grid)
-}
-
-/// Rung 1 of backward-weight: each weight element sums dy·x over the batch and the output
-/// plane (`backward_weight_direct` in conv2d.wgsl).
-fn backward_weight_direct(
-    ctx: &Context,
-    g: &Conv2dGeometry,
-    [dy, x]: [&GpuBuffer; 2],
-    dw: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
-    if g.weight_len() == 0 {
-        return Ok(());
-    }
-    let p = geometry_params(g, false, mode);
-    let grid = ctx.grid_1d(BACKWARD_WEIGHT_DIRECT.entry, (g.weight_len() as u64).div_ceil(256))?;
-    // The bias slot is not read; it still needs a buffer.
-    ctx.dispatch(&BACKWARD_WEIGHT_DIRECT, &p, &[dy, x, dy], &[dw], grid)
+    let grid = ctx.grid_1d(kernel.entry, (len as u64).div_ceil(256))?;
+    ctx.dispatch(kernel, p, &inputs, &[out], grid)
 }
 
 /// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).
@@ -690,12 +663,6 @@ pub fn backward_bias(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
 
     #[test]
     fn geometry_is_limited_by_the_indices_the_kernels_compute_not_by_im2col() {

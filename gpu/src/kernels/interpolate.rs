@@ -121,14 +121,3 @@ pub fn backward(ctx: &Context, mode: Mode, d: UpsampleDims, dy: &GpuBuffer, dx: 
     let grid = ctx.grid_1d(K, (d.x_len() as u64).div_ceil(WG))?;
     ctx.dispatch(k, &p, &[dy], &[dx], grid)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-}

@@ -294,14 +294,3 @@ pub fn k_slices(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> us
     let fit = ctx.max_binding_len() / (m * n).max(1);
     SPLIT_K_WORKGROUPS.div_ceil(tiles).min(k / SPLIT_K_MIN_SLICE).min(fit).max(1)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-}

@@ -127,3 +127,31 @@ pub(crate) mod wgsl_check {
         layouter[handle].size
     }
 }
+
+/// Every launcher's `Params` struct is the size its shader's `struct` has under the uniform
+/// layout rules: a field added on one side only would shift every field after it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline_cache::Shader;
+    use std::mem::size_of;
+
+    #[test]
+    fn every_params_struct_has_its_shaders_size() {
+        let structs: [(&Shader, &str, usize); 10] = [
+            (&adam::SHADER, "AdamParams", size_of::<adam::AdamParams>()),
+            (&adam::SHADER, "SgdParams", size_of::<adam::SgdParams>()),
+            (&batch_norm::SHADER, "Params", size_of::<batch_norm::Params>()),
+            (&conv2d::SHADER, "Params", size_of::<conv2d::Params>()),
+            (&elementwise::STRIDED, "Params", size_of::<elementwise::Params>()),
+            (&index::SHADER, "Params", size_of::<index::Params>()),
+            (&interpolate::SHADER, "Params", size_of::<interpolate::Params>()),
+            (&matmul::SHADER, "Params", size_of::<matmul::Params>()),
+            (&pool::SHADER, "Params", size_of::<pool::Params>()),
+            (&reduce::SHADER, "Params", size_of::<reduce::Params>()),
+        ];
+        for (shader, ty, size) in structs {
+            assert_eq!(size as u32, wgsl_check::struct_size(shader.name, shader.source, ty), "{} {ty}", shader.name);
+        }
+    }
+}

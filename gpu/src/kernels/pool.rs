@@ -165,14 +165,3 @@ pub fn global_avg_backward(ctx: &Context, planes: usize, plane: usize, dy: &GpuB
     need(K, "dx", dx, planes * plane)?;
     ctx.dispatch(&GLOBAL_BACKWARD, &p, &[dy], &[dx], grid(ctx, K, planes * plane)?)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-}

@@ -129,14 +129,3 @@ pub fn flag_non_finite(ctx: &Context, x: &GpuBuffer, len: usize, flags: &GpuBuff
     let grid = ctx.grid_1d(K, workgroups)?;
     ctx.dispatch(&FLAG_NON_FINITE, &p, &[x], &[flags], grid)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::wgsl_check;
-
-    #[test]
-    fn params_size_matches_wgsl() {
-        assert_eq!(std::mem::size_of::<Params>() as u32, wgsl_check::struct_size(SHADER.name, SHADER.source, "Params"));
-    }
-}
