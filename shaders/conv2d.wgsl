@@ -3,7 +3,7 @@
 // ladder, what the tests hold the others to), then
 // the implicit GEMM kernels the launchers run: forward, backward-data, backward-weight and
 // backward-bias. conv_transpose2d reuses these kernels
-// (see gpu/src/kernels/conv_transpose2d.rs): its forward is conv2d's backward-data, its
+// (see gpu/src/kernels/conv2d.rs): its forward is conv2d's backward-data, its
 // backward-data is conv2d's forward and its backward-weight is conv2d's backward-weight with
 // x and dy swapped.
 //
@@ -107,34 +107,22 @@ fn forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     if i >= p.batch * p.c_out * p.oh * p.ow {
         return;
     }
-    let ox = i % p.ow;
-    let oy = (i / p.ow) % p.oh;
-    let co = (i / (p.ow * p.oh)) % p.c_out;
-    let n = i / (p.ow * p.oh * p.c_out);
+    let at = coordinates(i, p.ow, p.oh, p.c_out); // (ox, oy, co, n)
     var s = 0.0;
     for (var ci = 0u; ci < p.c_in; ci++) {
         for (var ky = 0u; ky < p.kh; ky++) {
-            let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
-            if iy < 0 || iy >= i32(p.h) {
-                continue;
-            }
+            let iy = tap_row(at.y, ky);
             for (var kx = 0u; kx < p.kw; kx++) {
-                let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
-                if ix < 0 || ix >= i32(p.w) {
+                let ix = tap_column(at.x, kx);
+                if iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w) {
                     continue;
                 }
-                let x_at = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
-                s += in0[x_at] * in1[((co * p.c_in + ci) * p.kh + ky) * p.kw + kx];
+                let x_at = ((at.w * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
+                s += in0[x_at] * in1[((at.z * p.c_in + ci) * p.kh + ky) * p.kw + kx];
             }
         }
     }
-    if p.has_bias == 1u {
-        s += bias[co];
-    }
-    if p.accumulate == 1u {
-        s += out[i];
-    }
-    out[i] = s;
+    store_direct(i, s, at.z);
 }
 
 // Rung 1 of backward-data, `backward_data_direct` (also conv_transpose2d's forward, by the
@@ -149,34 +137,25 @@ fn backward_data_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     if i >= p.batch * p.c_in * p.h * p.w {
         return;
     }
-    let ix = i % p.w;
-    let iy = (i / p.w) % p.h;
-    let ci = (i / (p.w * p.h)) % p.c_in;
-    let n = i / (p.w * p.h * p.c_in);
+    let at = coordinates(i, p.w, p.h, p.c_in); // (ix, iy, ci, n)
     var s = 0.0;
     for (var co = 0u; co < p.c_out; co++) {
         for (var ky = 0u; ky < p.kh; ky++) {
-            let ry = i32(iy + p.pad_h) - i32(ky * p.dil_h);
+            let ry = i32(at.y + p.pad_h) - i32(ky * p.dil_h);
             if ry < 0 || ry % i32(p.stride_h) != 0 || ry / i32(p.stride_h) >= i32(p.oh) {
                 continue;
             }
             for (var kx = 0u; kx < p.kw; kx++) {
-                let rx = i32(ix + p.pad_w) - i32(kx * p.dil_w);
+                let rx = i32(at.x + p.pad_w) - i32(kx * p.dil_w);
                 if rx < 0 || rx % i32(p.stride_w) != 0 || rx / i32(p.stride_w) >= i32(p.ow) {
                     continue;
                 }
-                let dy_at = ((n * p.c_out + co) * p.oh + u32(ry) / p.stride_h) * p.ow + u32(rx) / p.stride_w;
-                s += in0[dy_at] * in1[((co * p.c_in + ci) * p.kh + ky) * p.kw + kx];
+                let dy_at = ((at.w * p.c_out + co) * p.oh + u32(ry) / p.stride_h) * p.ow + u32(rx) / p.stride_w;
+                s += in0[dy_at] * in1[((co * p.c_in + at.z) * p.kh + ky) * p.kw + kx];
             }
         }
     }
-    if p.has_bias == 1u {
-        s += bias[ci];
-    }
-    if p.accumulate == 1u {
-        s += out[i];
-    }
-    out[i] = s;
+    store_direct(i, s, at.z);
 }
 
 // Rung 1 of backward-weight, `backward_weight_direct`: dw[co, ci, ky, kx] =
@@ -190,26 +169,46 @@ fn backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     if i >= p.c_out * p.c_in * p.kh * p.kw {
         return;
     }
-    let kx = i % p.kw;
-    let ky = (i / p.kw) % p.kh;
-    let ci = (i / (p.kw * p.kh)) % p.c_in;
-    let co = i / (p.kw * p.kh * p.c_in);
+    let at = coordinates(i, p.kw, p.kh, p.c_in); // (kx, ky, ci, co)
     var s = 0.0;
     for (var n = 0u; n < p.batch; n++) {
         for (var oy = 0u; oy < p.oh; oy++) {
-            let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
-            if iy < 0 || iy >= i32(p.h) {
-                continue;
-            }
+            let iy = tap_row(oy, at.y);
             for (var ox = 0u; ox < p.ow; ox++) {
-                let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
-                if ix < 0 || ix >= i32(p.w) {
+                let ix = tap_column(ox, at.x);
+                if iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w) {
                     continue;
                 }
-                let x_at = ((n * p.c_in + ci) * p.h + u32(iy)) * p.w + u32(ix);
-                s += in0[((n * p.c_out + co) * p.oh + oy) * p.ow + ox] * in1[x_at];
+                let x_at = ((n * p.c_in + at.z) * p.h + u32(iy)) * p.w + u32(ix);
+                s += in0[((n * p.c_out + at.w) * p.oh + oy) * p.ow + ox] * in1[x_at];
             }
         }
+    }
+    store_direct(i, s, 0u);
+}
+
+// The direct kernels' shared steps. Index i of a row-major [_, d2, d1, d0] array as its four
+// coordinates, innermost first.
+fn coordinates(i: u32, d0: u32, d1: u32, d2: u32) -> vec4<u32> {
+    return vec4<u32>(i % d0, (i / d0) % d1, (i / (d0 * d1)) % d2, i / (d0 * d1 * d2));
+}
+
+// The input row (column) that output row oy (column ox) reads through tap ky (kx): negative
+// or past the input in the padding.
+fn tap_row(oy: u32, ky: u32) -> i32 {
+    return i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+}
+
+fn tap_column(ox: u32, kx: u32) -> i32 {
+    return i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+}
+
+// out[i] = the sum, plus bias[bias_at] when the launch has a bias, plus out[i] when it
+// accumulates.
+fn store_direct(i: u32, sum: f32, bias_at: u32) {
+    var s = sum;
+    if p.has_bias == 1u {
+        s += bias[bias_at];
     }
     if p.accumulate == 1u {
         s += out[i];
