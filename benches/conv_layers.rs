@@ -1,4 +1,4 @@
-//! Every convolution layer shape of the B1, B2 and B5 workloads, timed one kernel at a time,
+//! Every convolution layer shape of the B1, B2, B3 and B5 workloads, timed one kernel at a time,
 //! in a table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
 //! (f32, CPU, rayon's thread count); "×3" after a name means the step runs that shape three
 //! times. The step bench (`train_step`) says which op family dominates; this says which layer
@@ -58,10 +58,10 @@ const fn layer(
     }
 }
 
-/// The convolutions of `conv` (B1: 3×64×64, batch 64), `basic` (B5: 3×32×32, batch 64) and
-/// `resnet18` (B2: 3×32×32, batch 64; each distinct shape once, with its count),
-/// docs/architectures.md.
-const LAYERS: [Layer; 30] = [
+/// The convolutions of `conv` (B1: 3×64×64, batch 64), `basic` (B5: 3×32×32, batch 64),
+/// `resnet18` (B2: 3×32×32, batch 64) and `resnet-bn` (B3: 3×64×64, batch 32), each distinct
+/// shape once with its count (docs/architectures.md).
+const LAYERS: [Layer; 44] = [
     layer("B1", 1, false, 64, (3, 32), 64, (3, 2, 1, 0)),
     layer("B1", 1, false, 64, (32, 64), 32, (3, 2, 1, 0)),
     layer("B1", 1, false, 64, (64, 128), 16, (3, 2, 1, 0)),
@@ -92,6 +92,20 @@ const LAYERS: [Layer; 30] = [
     layer("B2", 2, true, 64, (128, 64), 8, (3, 1, 1, 0)),
     layer("B2", 4, true, 64, (64, 64), 8, (3, 1, 1, 0)),
     layer("B2", 1, true, 64, (64, 3), 32, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (3, 64), 64, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (64, 128), 64, (3, 2, 1, 0)),
+    layer("B3", 2, false, 32, (128, 128), 32, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (128, 256), 32, (3, 2, 1, 0)),
+    layer("B3", 2, false, 32, (256, 256), 16, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (256, 512), 16, (3, 2, 1, 0)),
+    layer("B3", 1, false, 32, (512, 512), 8, (3, 2, 1, 0)),
+    layer("B3", 3, false, 32, (512, 512), 8, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (512, 512), 4, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (512, 256), 16, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (256, 128), 32, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (128, 64), 64, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (64, 64), 64, (3, 1, 1, 0)),
+    layer("B3", 1, false, 32, (64, 3), 64, (3, 1, 1, 0)),
 ];
 
 /// " ×3" for a shape the step runs three times; nothing for one it runs once.

@@ -1,4 +1,4 @@
-"""PyTorch's side of `cargo bench --bench conv_layers`: every conv layer shape of B1, B2 and B5
+"""PyTorch's side of `cargo bench --bench conv_layers`: every conv layer shape of B1, B2, B3 and B5
 (the same shapes, in the same order; "×3": the step runs that shape three times), each kernel
 timed alone, median ms and GFLOP/s, 2 threads.
 
@@ -49,6 +49,20 @@ LAYERS = [
     ("B2", True, 64, 128, 64, 8, 3, 1, 1, 0, 2),
     ("B2", True, 64, 64, 64, 8, 3, 1, 1, 0, 4),
     ("B2", True, 64, 64, 3, 32, 3, 1, 1, 0),
+    ("B3", False, 32, 3, 64, 64, 3, 1, 1, 0),
+    ("B3", False, 32, 64, 128, 64, 3, 2, 1, 0),
+    ("B3", False, 32, 128, 128, 32, 3, 1, 1, 0, 2),
+    ("B3", False, 32, 128, 256, 32, 3, 2, 1, 0),
+    ("B3", False, 32, 256, 256, 16, 3, 1, 1, 0, 2),
+    ("B3", False, 32, 256, 512, 16, 3, 2, 1, 0),
+    ("B3", False, 32, 512, 512, 8, 3, 2, 1, 0),
+    ("B3", False, 32, 512, 512, 8, 3, 1, 1, 0, 3),
+    ("B3", False, 32, 512, 512, 4, 3, 1, 1, 0),
+    ("B3", False, 32, 512, 256, 16, 3, 1, 1, 0),
+    ("B3", False, 32, 256, 128, 32, 3, 1, 1, 0),
+    ("B3", False, 32, 128, 64, 64, 3, 1, 1, 0),
+    ("B3", False, 32, 64, 64, 64, 3, 1, 1, 0),
+    ("B3", False, 32, 64, 3, 64, 3, 1, 1, 0),
 ]
 
 
@@ -56,7 +70,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--layers", help="comma-separated workloads (B1,B2,B5) or row indices")
+    p.add_argument("--layers", help="comma-separated workloads (B1,B2,B3,B5) or row indices")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} threads, {a.reps} repetitions, median\n")

@@ -181,29 +181,41 @@ mod stride2_sse {
     }
 }
 
-/// Unfolds one image into its columns of the GEMM operand (see the module docs for the
-/// formula). Row (ci, ki, kj) of `col` is input plane ci shifted by the tap (ki, kj), strided,
-/// zero-padded. Rows of `col` are `ld` long and this image fills columns
-/// `first_col..first_col + OH·OW` of each (several images can share one operand, side by side).
-// x: [C_in, H, W] (one image)   col: [C_in·kH·kW, ld] (this image's columns overwritten)
-fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, plan: &Unfolding, col: &mut [T], ld: usize, first_col: usize) {
+/// Unfolds output rows `rows` of one image into their columns of the GEMM operand (see the
+/// module docs for the formula). Row (ci, ki, kj) of `col` is input plane ci shifted by the tap
+/// (ki, kj), strided, zero-padded. Rows of `col` are `ld` long and these output rows fill
+/// columns `first_col..first_col + rows.len()·OW` of each (several images can share one
+/// operand, side by side; a large image is unfolded a strip of rows at a time).
+// x: [C_in, H, W] (one image)   col: [C_in·kH·kW, ld] (this strip's columns overwritten)
+fn im2col<T: Float>(
+    x: &[T],
+    g: &Conv2dGeometry,
+    plan: &Unfolding,
+    col: &mut [T],
+    ld: usize,
+    first_col: usize,
+    rows: Range<usize>,
+) {
     let (ty, tx) = match plan {
-        Unfolding::Table(table) => return im2col_by_table(x, g, table, col, ld, first_col),
-        Unfolding::Phases(blocks) => return im2col_by_phases(x, g, blocks, col, ld, first_col),
+        Unfolding::Table(table) => return im2col_by_table(x, g, table, col, ld, first_col, rows),
+        Unfolding::Phases(blocks) => return im2col_by_phases(x, g, blocks, col, ld, first_col, rows),
         Unfolding::Rows { ty, tx } => (ty, tx),
     };
     let [sh, sw] = g.stride;
-    let (ow, plane) = (g.ow, g.out_plane());
-    let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+    let ow = g.ow;
+    let span = rows.len() * ow;
+    let mut col_rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + span]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for ky in ty {
+            let live = live_rows(ky, &rows);
             for kx in tx {
-                let dst_row = rows.next().expect("col has C_in·kH·kW rows");
-                dst_row[..ky.lo * ow].fill(T::ZERO);
-                dst_row[ky.hi * ow..].fill(T::ZERO);
-                for (oy, iy) in (ky.lo..ky.hi).zip((ky.i0..).step_by(sh)) {
+                let dst_row = col_rows.next().expect("col has C_in·kH·kW rows");
+                dst_row[..(live.start - rows.start) * ow].fill(T::ZERO);
+                dst_row[(live.end - rows.start) * ow..].fill(T::ZERO);
+                let first_iy = ky.i0 + (live.start - ky.lo) * sh;
+                for (oy, iy) in live.clone().zip((first_iy..).step_by(sh)) {
                     let src = &x_c[iy * g.w + kx.i0..(iy + 1) * g.w];
-                    let dst = &mut dst_row[oy * ow..(oy + 1) * ow];
+                    let dst = &mut dst_row[(oy - rows.start) * ow..(oy - rows.start + 1) * ow];
                     // Padding columns: at most a few per row, set one by one (a memset call
                     // per row would cost more than the row).
                     dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
@@ -213,6 +225,12 @@ fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, plan: &Unfolding, col: &mut [T]
             }
         }
     }
+}
+
+/// The output rows of `rows` that tap `ky` reads the input for (the rest read padding).
+fn live_rows(ky: &AxisTaps, rows: &Range<usize>) -> Range<usize> {
+    let start = ky.lo.clamp(rows.start, rows.end);
+    start..ky.hi.clamp(start, rows.end)
 }
 
 /// The adjoint of [`im2col`]: every column entry is added back onto the input pixel it was
@@ -330,13 +348,21 @@ fn tap_table(g: &Conv2dGeometry) -> Vec<usize> {
 }
 
 /// [`im2col`] on a tiny plane: every entry looked up in the [`tap_table`].
-fn im2col_by_table<T: Float>(x: &[T], g: &Conv2dGeometry, table: &[usize], col: &mut [T], ld: usize, first_col: usize) {
-    let plane = g.out_plane();
-    let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+fn im2col_by_table<T: Float>(
+    x: &[T],
+    g: &Conv2dGeometry,
+    table: &[usize],
+    col: &mut [T],
+    ld: usize,
+    first_col: usize,
+    rows: Range<usize>,
+) {
+    let (plane, pixels) = (g.out_plane(), rows.start * g.ow..rows.end * g.ow);
+    let mut col_rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + pixels.len()]);
     for x_c in x.chunks_exact(g.h * g.w) {
         for taps in table.chunks_exact(plane) {
-            let dst = rows.next().expect("col has C_in·kH·kW rows");
-            for (d, &i) in dst.iter_mut().zip(taps) {
+            let dst = col_rows.next().expect("col has C_in·kH·kW rows");
+            for (d, &i) in dst.iter_mut().zip(&taps[pixels.clone()]) {
                 *d = if i == PADDING { T::ZERO } else { x_c[i] };
             }
         }
@@ -454,8 +480,10 @@ fn im2col_by_phases<T: Float>(
     col: &mut [T],
     ld: usize,
     first_col: usize,
+    rows: Range<usize>,
 ) {
-    let (ow, plane) = (g.ow, g.out_plane());
+    let ow = g.ow;
+    let pixels = rows.start * ow..rows.end * ow;
     let split;
     let phases = if g.stride == [1, 1] {
         x
@@ -463,16 +491,23 @@ fn im2col_by_phases<T: Float>(
         split = split_into_phases(x, g);
         &split[..]
     };
-    let mut rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + plane]);
+    let mut col_rows = col.chunks_exact_mut(ld).map(|row| &mut row[first_col..first_col + pixels.len()]);
     for phases_c in phases.chunks_exact(g.h * g.w) {
         for PhaseTap { ky, kx, block } in blocks {
-            let dst_row = rows.next().expect("col has C_in·kH·kW rows");
-            dst_row[..ky.lo * ow].fill(T::ZERO);
-            dst_row[ky.hi * ow..].fill(T::ZERO);
+            let dst_row = col_rows.next().expect("col has C_in·kH·kW rows");
+            let live = live_rows(ky, &rows);
+            dst_row[..(live.start - rows.start) * ow].fill(T::ZERO);
+            dst_row[(live.end - rows.start) * ow..].fill(T::ZERO);
             if let Some((dst, src)) = block {
-                dst_row[dst.clone()].copy_from_slice(&phases_c[src.clone()]);
+                // The block's part inside this strip, as pixels of the whole plane.
+                let (a, b) = (dst.start.max(pixels.start), dst.end.min(pixels.end));
+                if a < b {
+                    let src = src.start + (a - dst.start)..src.start + (b - dst.start);
+                    dst_row[a - pixels.start..b - pixels.start].copy_from_slice(&phases_c[src]);
+                }
             }
-            for dst in dst_row[ky.lo * ow..ky.hi * ow].chunks_exact_mut(ow) {
+            let live_cols = (live.start - rows.start) * ow..(live.end - rows.start) * ow;
+            for dst in dst_row[live_cols].chunks_exact_mut(ow) {
                 dst[..kx.lo].iter_mut().for_each(|d| *d = T::ZERO);
                 dst[kx.hi..].iter_mut().for_each(|d| *d = T::ZERO);
             }
@@ -530,7 +565,7 @@ fn unfold_images<'a, T: Float>(
     }
     let cols = images * plane;
     for i in 0..images {
-        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, plan, col, cols, i * plane);
+        im2col(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, plan, col, cols, i * plane, 0..g.oh);
     }
     &col[..g.col_rows() * cols]
 }
@@ -559,6 +594,35 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
 /// unfolding buffers, so a split per group would allocate and zero them dozens of times.
 fn min_groups_per_task(batch: usize, group: usize) -> usize {
     batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1)
+}
+
+/// An image whose unfolded operand would hold more than this many elements is unfolded and
+/// multiplied a strip of output rows at a time, so that each strip is still in cache when the
+/// GEMM packs it: unfolded whole, resnet-bn's 128→64 3×3 layer on a 64×64 plane (B3) writes
+/// a 19 MB operand to memory and reads it back per image.
+const STRIP_MAX_COL_ELEMENTS: usize = 1 << 19;
+
+/// Output rows per strip for one image of `g`: all of them when its operand fits.
+fn strip_rows(g: &Conv2dGeometry) -> usize {
+    let per_row = (g.col_rows() * g.ow).max(1);
+    (STRIP_MAX_COL_ELEMENTS / per_row).clamp(1, g.oh.max(1))
+}
+
+/// The unfolding walk for strips of `strip` output rows. A strided phase walk splits the
+/// whole image into its phases on every call, so strips of a strided image take the row walk.
+fn unfolding_for_strips(g: &Conv2dGeometry, strip: usize) -> Unfolding {
+    match Unfolding::for_im2col(g) {
+        Unfolding::Phases(_) if strip < g.oh && g.stride != [1, 1] => {
+            let (ty, tx) = geometry_taps(g);
+            Unfolding::Rows { ty, tx }
+        }
+        plan => plan,
+    }
+}
+
+/// `0..oh` cut into consecutive strips of `strip` rows (the last may be shorter).
+fn strips(oh: usize, strip: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..oh).step_by(strip.max(1)).map(move |r| r..(r + strip).min(oh))
 }
 
 /// Copies `images` consecutive images of `t` into channel-major order, side by side:
@@ -652,11 +716,24 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 // ------------------------------------------------------------------------ conv2d
 
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
-/// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`).
+/// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`), and large images are
+/// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    forward_in_strips(x, w, bias, g, None)
+}
+
+/// [`conv2d_forward`], one image at a time in strips of `strip` output rows when given (the
+/// tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose.
+fn forward_in_strips<T: Float>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Conv2dGeometry,
+    strip: Option<usize>,
+) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return conv2d_forward(x, &crop_to_live(&live, w, g), bias, &live.geometry);
+        return forward_in_strips(x, &crop_to_live(&live, w, g), bias, &live.geometry, strip);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
@@ -664,12 +741,18 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
         return y;
     }
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
-    let group = images_per_gemm(g);
-    let pointwise = g.is_pointwise() && group == 1;
-    let plan = Unfolding::for_im2col(g);
+    let group = if strip.is_some() { 1 } else { images_per_gemm(g) };
+    let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
+    let strip = match strip {
+        Some(rows) => rows.clamp(1, g.oh.max(1)),
+        None if group == 1 => strip_rows(g),
+        None => g.oh,
+    };
+    let plan = unfolding_for_strips(g, strip);
+    let col_len = if pointwise { 0 } else { k * group * strip * g.ow };
     y.par_chunks_mut(group * out_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
         || {
-            let col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
+            let col = vec![T::ZERO; col_len];
             let y_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
             (col, y_buf)
         },
@@ -678,6 +761,17 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             let cols = images * plane;
             let accumulate = init_planes(y_g, bias, plane);
             if k == 0 {
+                return;
+            }
+            if images == 1 && !pointwise {
+                // One image, a strip of output rows at a time: y[:, strip] = W · col(strip).
+                let x_n = &x[n0 * g.in_image()..(n0 + 1) * g.in_image()];
+                for rows in strips(g.oh, strip) {
+                    let (first, cols) = (rows.start * g.ow, rows.len() * g.ow);
+                    im2col(x_n, g, &plan, &mut col[..k * cols], cols, 0, rows);
+                    let col = MatRef::row_major(&col[..k * cols], k, cols);
+                    gemm(w_mat, col, &mut y_g[first..], plane, accumulate);
+                }
                 return;
             }
             let col = unfold_images(x, g, &plan, n0, images, pointwise, col);
@@ -709,6 +803,52 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
     if let Some(live) = g.live_taps() {
         return backward_data_plus_bias(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
+    match full_correlation(g) {
+        // Where the dcol of one image would not fit in cache (`strip_rows`), and the
+        // correlation's GEMM has rows enough (C_in of them) to use the micro-kernel's.
+        Some(full) if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS => {
+            forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full, None)
+        }
+        _ => backward_data_by_col2im(grad_y, w, bias, g),
+    }
+}
+
+/// Backward-data runs as a [`full_correlation`] only into at least this many input channels:
+/// into 3 (an RGB input layer) the correlation's GEMM would have 3 rows, and ran 2.5× slower
+/// than col2im on resnet-bn's first layer (B3, `cargo bench --bench conv_layers`).
+const FULL_CORRELATION_MIN_CHANNELS: usize = 16;
+
+/// At stride 1, backward-data is itself a convolution: dx = conv2d(dy, W′) with
+/// W′[ci, co, ky, kx] = W[co, ci, kH−1−ky, kW−1−kx] and padding d·(k−1) − p (the "full"
+/// correlation). This is its geometry, `None` at a larger stride or a padding beyond the
+/// kernel's reach. On large planes it runs as the forward does, a strip of rows at a time,
+/// instead of writing the whole dcol to memory for col2im to read back.
+fn full_correlation(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+    if g.stride != [1, 1] {
+        return None;
+    }
+    let pad = |i: usize, k: usize| (g.dilation[i] * (k - 1)).checked_sub(g.padding[i]);
+    let padding = [pad(0, g.kh)?, pad(1, g.kw)?];
+    Conv2dGeometry::conv2d([g.batch, g.c_out, g.oh, g.ow], [g.c_in, g.c_out, g.kh, g.kw], [1, 1], padding, g.dilation)
+        .filter(|full| full.oh == g.h && full.ow == g.w)
+}
+
+/// W′ of [`full_correlation`]: [C_out, C_in, kH, kW] → [C_in, C_out, kH, kW], each kernel
+/// turned by 180°.
+fn flipped_transpose<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let taps = g.kh * g.kw;
+    let mut out = vec![T::ZERO; w.len()];
+    for (co, filters) in w.chunks_exact(g.c_in * taps).enumerate() {
+        for (ci, kernel) in filters.chunks_exact(taps).enumerate() {
+            let dst = &mut out[(ci * g.c_out + co) * taps..][..taps];
+            dst.iter_mut().zip(kernel.iter().rev()).for_each(|(d, v)| *d = *v);
+        }
+    }
+    out
+}
+
+/// [`backward_data_plus_bias`] as dcol = Wᵀ · dy, then col2im.
+fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
     if dx.is_empty() {
@@ -766,33 +906,59 @@ fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// measurements); its partials then add without the transpose.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    backward_weight_in_strips(grad_y, x, g, None)
+}
+
+/// [`conv2d_backward_weight`], one image at a time in strips of `strip` output rows when given
+/// (the tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose.
+fn backward_weight_in_strips<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, strip: Option<usize>) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return embed_live_grad(&live, &conv2d_backward_weight(grad_y, x, &live.geometry), g);
+        return embed_live_grad(&live, &backward_weight_in_strips(grad_y, x, &live.geometry, strip), g);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
     if dw.is_empty() || g.batch == 0 {
         return dw;
     }
-    let group = images_per_gemm(g);
+    let group = if strip.is_some() { 1 } else { images_per_gemm(g) };
     // Whole groups per part, one part per thread (fewer when there are fewer groups).
     let groups = g.batch.div_ceil(group);
     let parts = groups.min(rayon::current_num_threads()).max(1);
     let per_part = groups.div_ceil(parts) * group;
-    let pointwise = g.is_pointwise() && group == 1;
-    let plan = Unfolding::for_im2col(g);
+    let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
     const DIRECT_MAX_PLANE: usize = 4;
     let direct = plane <= DIRECT_MAX_PLANE;
+    let strip = match strip {
+        Some(rows) => rows.clamp(1, g.oh.max(1)),
+        None if group == 1 && !direct => strip_rows(g),
+        None => g.oh,
+    };
+    let plan = unfolding_for_strips(g, strip);
     // Each partial: dWᵀ [K, C_out], or dW [C_out, K] when `direct`.
     let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
             let mut partial = vec![T::ZERO; k * g.c_out];
-            let mut col = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
+            let mut col = vec![T::ZERO; if pointwise { 0 } else { k * group * strip * g.ow }];
             let mut dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
             let end = ((part + 1) * per_part).min(g.batch);
             for n0 in (part * per_part..end).step_by(group) {
                 let images = group.min(end - n0);
+                if strip < g.oh {
+                    // One image, a strip of output rows at a time: dWᵀ += col(strip) · dy[:, strip]ᵀ.
+                    let (x_n, dy_n) = (&x[n0 * g.in_image()..(n0 + 1) * g.in_image()], &grad_y[n0 * out_img..]);
+                    for rows in strips(g.oh, strip) {
+                        let (first, cols) = (rows.start * g.ow, rows.len() * g.ow);
+                        im2col(x_n, g, &plan, &mut col[..k * cols], cols, 0, rows);
+                        let col = MatRef::row_major(&col[..k * cols], k, cols);
+                        let dy = MatRef { data: &dy_n[first..], rows: g.c_out, cols, row_stride: plane, col_stride: 1 };
+                        match direct {
+                            true => gemm(dy, col.t(), &mut partial, k, true),
+                            false => gemm(col, dy.t(), &mut partial, g.c_out, true),
+                        }
+                    }
+                    continue;
+                }
                 let cols = images * plane;
                 let col = unfold_images(x, g, &plan, n0, images, pointwise, &mut col);
                 let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
@@ -1072,7 +1238,7 @@ mod tests {
             for (name, plan) in every_unfolding(&g) {
                 let mut col = vec![f64::NAN; g.col_rows() * ld];
                 for i in 0..images {
-                    im2col(&x[i * in_img..(i + 1) * in_img], &g, &plan, &mut col, ld, i * plane);
+                    im2col(&x[i * in_img..(i + 1) * in_img], &g, &plan, &mut col, ld, i * plane, 0..g.oh);
                 }
                 for (r, row) in col.chunks_exact(ld).enumerate() {
                     let (ci, tap) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
@@ -1081,6 +1247,38 @@ mod tests {
                         let source = tap_source(&g, (tap / g.kw, tap % g.kw), (p / g.ow, p % g.ow));
                         let want = source.map_or(0.0, |s| x[i * in_img + ci * hw + s]);
                         assert_eq!(got, want, "{name} walk, {g:?}: row {r}, column {j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_unfolding_walk_unfolds_any_strip_of_output_rows_as_the_definition_says() {
+        // Each strip lands in a NaN buffer of its own width, at a column offset, so an entry
+        // written outside the strip's columns or left unwritten inside them fails.
+        let mut rng = Rng::new(13);
+        for g in all_conv_geometries() {
+            let (hw, in_img) = (g.h * g.w, g.in_image());
+            let x = random(in_img, &mut rng);
+            for (name, plan) in every_unfolding(&g) {
+                for strip in 1..=g.oh {
+                    for first in (0..g.oh).step_by(strip) {
+                        let rows = first..(first + strip).min(g.oh);
+                        let (offset, width) = (3, rows.len() * g.ow);
+                        let ld = offset + width + 2;
+                        let mut col = vec![f64::NAN; g.col_rows() * ld];
+                        im2col(&x[..in_img], &g, &plan, &mut col, ld, offset, rows.clone());
+                        for (r, row) in col.chunks_exact(ld).enumerate() {
+                            let (ci, tap) = (r / (g.kh * g.kw), r % (g.kh * g.kw));
+                            assert!(row[..offset].iter().chain(&row[offset + width..]).all(|v| v.is_nan()));
+                            for (j, &got) in row[offset..offset + width].iter().enumerate() {
+                                let (oy, ox) = (rows.start + j / g.ow, j % g.ow);
+                                let source = tap_source(&g, (tap / g.kw, tap % g.kw), (oy, ox));
+                                let want = source.map_or(0.0, |s| x[ci * hw + s]);
+                                assert_eq!(got, want, "{name} walk, rows {rows:?} of {g:?}: row {r}, column {j}");
+                            }
+                        }
                     }
                 }
             }
@@ -1177,6 +1375,51 @@ mod tests {
             let want = reference::conv2d(&x, &w, None, &g);
             assert_close(&conv2d_forward(&x, &w, None, &g), &want, 1e-12, &format!("{c:?} no bias"));
         }
+    }
+
+    #[test]
+    fn conv2d_forward_in_strips_of_any_height_matches_the_reference() {
+        let mut rng = Rng::new(14);
+        for g in all_conv_geometries() {
+            let [x, w, _] = operands(&g, &mut rng);
+            let b = random(g.c_out, &mut rng);
+            let want = reference::conv2d(&x, &w, Some(&b), &g);
+            for strip in 1..=g.oh {
+                let got = forward_in_strips(&x, &w, Some(&b), &g, Some(strip));
+                assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_backward_weight_in_strips_of_any_height_matches_the_reference() {
+        let mut rng = Rng::new(15);
+        for g in all_conv_geometries() {
+            let [x, _, dy] = operands(&g, &mut rng);
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            for strip in 1..=g.oh {
+                let got = backward_weight_in_strips(&dy, &x, &g, Some(strip));
+                assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn backward_data_as_a_full_correlation_at_stride_one_matches_the_reference() {
+        let mut rng = Rng::new(16);
+        let mut checked = 0;
+        for g in all_conv_geometries() {
+            let Some(full) = full_correlation(&g) else { continue };
+            let [_, w, dy] = operands(&g, &mut rng);
+            let b = random(g.c_in, &mut rng);
+            let want = reference::conv_transpose2d(&dy, &w, Some(&b), &g.transposed());
+            for strip in 1..=full.oh {
+                let got = forward_in_strips(&dy, &flipped_transpose(&w, &g), Some(&b), &full, Some(strip));
+                assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
+            }
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} geometries at stride 1");
     }
 
     #[test]
