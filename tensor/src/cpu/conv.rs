@@ -37,6 +37,13 @@
 //! Dead taps: on small planes a padded kernel hangs over the edge (3×3 with padding 1 on a 1×1
 //! plane reads only its centre). Every kernel first crops the kernel to the taps that reach
 //! the input ([`Conv2dGeometry::live_taps`]), so im2col never builds rows that are all padding.
+//!
+//! Large planes: one image's operand can outgrow the cache (128 channels × 9 taps × 64×64
+//! pixels is 19 MB), and writing it to memory for the GEMM to read back costs as much as the
+//! multiply-adds. There the forward and backward-weight unfold and multiply a strip of output
+//! rows at a time (`strip_rows`), and backward-data at stride 1 uses the gradient identity
+//! that makes it a convolution itself, the full correlation of dy with the flipped weight
+//! (`full_correlation`), so it runs as a forward in strips instead of writing dcol for col2im.
 
 use std::ops::Range;
 
