@@ -26,7 +26,7 @@ use gpu::kernels::conv2d::{self, ConvRung};
 use gpu::kernels::matmul::{matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
-use gpu::{AdapterPreference, Context};
+use gpu::{AdapterPreference, Context, GpuBuffer};
 
 fn context() -> Option<Context> {
     match Context::new(AdapterPreference::AnyIncludingSoftware) {
@@ -105,22 +105,16 @@ fn bench_matmul(c: &mut Criterion, r: &Runner, suffix: &str) {
     // The last: a Linear layer's data gradient in B1 (64 images, 4,096 features, 32 latents),
     // one output tile over a long K (split into slices, see matmul.rs).
     for (m, n, k) in [(1024usize, 1024usize, 1024usize), (4096, 4608, 512), (4096, 4096, 4096), (64, 32, 4096)] {
-        let a = ctx.upload(&data(m * k, 1)).unwrap();
-        let b = ctx.upload(&data(k * n, 2)).unwrap();
-        let out = ctx.alloc(m * n).unwrap();
-        let args = MatmulArgs {
-            a: MatView::row_major(&a, m, k),
-            b: MatView::row_major(&b, k, n),
-            c: &out,
-            batch: 1,
-            m,
-            n,
-            k,
-            accumulate: false,
-        };
+        let [a, b, out] = product_buffers(ctx, [m, n, k]);
+        let args = MatmulArgs::new(MatView::row_major(&a, m, k), MatView::row_major(&b, k, n), &out, [m, n, k]);
         let flops = 2 * (m * n * k) as u64;
         r.case(c, &format!("matmul{suffix}"), &format!("{m}x{k}·{k}x{n}"), flops, &|| matmul(ctx, &args).unwrap());
     }
+}
+
+/// A [m, k] and a [k, n] operand of fixed data, and room for their product.
+fn product_buffers(ctx: &Context, [m, n, k]: [usize; 3]) -> [GpuBuffer; 3] {
+    [ctx.upload(&data(m * k, 1)).unwrap(), ctx.upload(&data(k * n, 2)).unwrap(), ctx.alloc(m * n).unwrap()]
 }
 
 /// Every rung of the matmul ladder at a small and a square product: what each idea buys.
@@ -130,16 +124,13 @@ fn bench_matmul_ladder(c: &mut Criterion, r: &Runner) {
     let (tiny, tiny_out) = (ctx.upload(&data(4, 0)).unwrap(), ctx.alloc(4).unwrap());
     let view = MatView::row_major(&tiny, 2, 2);
     for rung in MatmulRung::ALL {
-        let args = MatmulArgs { a: view, b: view, c: &tiny_out, batch: 1, m: 2, n: 2, k: 2, accumulate: false };
+        let args = MatmulArgs::new(view, view, &tiny_out, [2, 2, 2]);
         matmul_on_rung(ctx, &args, rung).unwrap();
     }
     ctx.synchronize().unwrap();
     for (m, n, k) in [(256usize, 256usize, 256usize), (1024, 1024, 1024)] {
-        let a = ctx.upload(&data(m * k, 1)).unwrap();
-        let b = ctx.upload(&data(k * n, 2)).unwrap();
-        let out = ctx.alloc(m * n).unwrap();
-        let (a, b) = (MatView::row_major(&a, m, k), MatView::row_major(&b, k, n));
-        let args = MatmulArgs { a, b, c: &out, batch: 1, m, n, k, accumulate: false };
+        let [a, b, out] = product_buffers(ctx, [m, n, k]);
+        let args = MatmulArgs::new(MatView::row_major(&a, m, k), MatView::row_major(&b, k, n), &out, [m, n, k]);
         let flops = 2 * (m * n * k) as u64;
         for rung in MatmulRung::ALL {
             let name = format!("{}/{m}x{k}·{k}x{n}", rung.name());
@@ -240,16 +231,7 @@ fn warm_up(ctx: &Context) {
         conv2d::backward_data(ctx, rung, &g, [&y, &w], None, &x, Output::Overwrite).unwrap();
         conv2d::backward_weight(ctx, rung, &g, [&y, &x], &w, Output::Overwrite).unwrap();
     }
-    let args = MatmulArgs {
-        a: MatView::row_major(&x, 3, 3),
-        b: MatView::row_major(&w, 3, 3),
-        c: &y,
-        batch: 1,
-        m: 3,
-        n: 3,
-        k: 3,
-        accumulate: false,
-    };
+    let args = MatmulArgs::new(MatView::row_major(&x, 3, 3), MatView::row_major(&w, 3, 3), &y, [3, 3, 3]);
     matmul(ctx, &args).unwrap();
     ctx.synchronize().unwrap();
 }

@@ -48,6 +48,12 @@ pub struct PipelineConstant {
 }
 
 impl KernelDef {
+    /// The kernel `entry` of `shader`, reading `inputs` buffers and writing `outputs`, with no
+    /// pipeline constant.
+    pub const fn new(shader: &'static Shader, entry: &'static str, inputs: u32, outputs: u32) -> Self {
+        KernelDef { shader, entry, inputs, outputs, constant: None }
+    }
+
     pub(crate) fn bindings(&self) -> u32 {
         1 + self.inputs + self.outputs
     }

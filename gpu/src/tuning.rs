@@ -115,7 +115,7 @@ pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: Ge
     let b = ctx.alloc(pk * pn)?;
     let c = ctx.alloc(pm * pn)?;
     let (av, bv) = (MatView::row_major(&a, pm, pk), MatView::row_major(&b, pk, pn));
-    let args = MatmulArgs { a: av, b: bv, c: &c, batch: 1, m: pm, n: pn, k: pk, accumulate: false };
+    let args = MatmulArgs::new(av, bv, &c, [pm, pn, pk]);
     ctx.synchronize()?;
     let mut runs = Vec::with_capacity(4);
     for _ in 0..4 {

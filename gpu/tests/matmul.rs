@@ -210,16 +210,7 @@ fn too_short_operand_is_refused() {
     let a = ctx.alloc(10).unwrap();
     let b = ctx.alloc(12).unwrap();
     let c = ctx.alloc(8).unwrap();
-    let args = MatmulArgs {
-        a: MatView::row_major(&a, 2, 6),
-        b: MatView::row_major(&b, 6, 2),
-        c: &c,
-        batch: 1,
-        m: 2,
-        n: 2,
-        k: 6,
-        accumulate: false,
-    };
+    let args = MatmulArgs::new(MatView::row_major(&a, 2, 6), MatView::row_major(&b, 6, 2), &c, [2, 2, 6]);
     let err = matmul(ctx, &args).unwrap_err();
     assert!(err.to_string().contains("A needs 12 elements"), "{err}");
 }

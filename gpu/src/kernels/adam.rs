@@ -12,15 +12,13 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/adam.wgsl`.
 pub static SHADER: Shader = Shader { name: "adam.wgsl", source: include_str!("../../../shaders/adam.wgsl") };
 /// Fused Adam/AdamW step: reads grad; updates param, m, v in place.
-pub static ADAM: KernelDef = KernelDef { shader: &SHADER, entry: "adam", inputs: 1, outputs: 3, constant: None };
+pub static ADAM: KernelDef = KernelDef::new(&SHADER, "adam", 1, 3);
 /// SGD step with momentum: reads grad; updates param and the momentum buffer in place.
-pub static SGD: KernelDef = KernelDef { shader: &SHADER, entry: "sgd", inputs: 1, outputs: 2, constant: None };
+pub static SGD: KernelDef = KernelDef::new(&SHADER, "sgd", 1, 2);
 /// [`ADAM`] that changes nothing when its flag (the second input, one element) is nonzero.
-pub static ADAM_UNLESS_FLAGGED: KernelDef =
-    KernelDef { shader: &SHADER, entry: "adam_unless_flagged", inputs: 2, outputs: 3, constant: None };
+pub static ADAM_UNLESS_FLAGGED: KernelDef = KernelDef::new(&SHADER, "adam_unless_flagged", 2, 3);
 /// [`SGD`] that changes nothing when its flag (the second input, one element) is nonzero.
-pub static SGD_UNLESS_FLAGGED: KernelDef =
-    KernelDef { shader: &SHADER, entry: "sgd_unless_flagged", inputs: 2, outputs: 2, constant: None };
+pub static SGD_UNLESS_FLAGGED: KernelDef = KernelDef::new(&SHADER, "sgd_unless_flagged", 2, 2);
 
 /// Mirrors `struct AdamParams` in adam.wgsl.
 #[repr(C)]

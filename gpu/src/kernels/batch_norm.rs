@@ -12,16 +12,13 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader =
     Shader { name: "batch_norm.wgsl", source: include_str!("../../../shaders/batch_norm.wgsl") };
 /// Per-channel batch mean, 1/√(var + eps) and unbiased variance.
-pub static STATS: KernelDef = KernelDef { shader: &SHADER, entry: "stats", inputs: 1, outputs: 3, constant: None };
+pub static STATS: KernelDef = KernelDef::new(&SHADER, "stats", 1, 3);
 /// y = (x − mean)·inv_std·γ + β with batch or running statistics.
-pub static NORMALIZE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "normalize", inputs: 5, outputs: 1, constant: None };
+pub static NORMALIZE: KernelDef = KernelDef::new(&SHADER, "normalize", 5, 1);
 /// dx, dγ, dβ of the normalisation.
-pub static BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward", inputs: 5, outputs: 3, constant: None };
+pub static BACKWARD: KernelDef = KernelDef::new(&SHADER, "backward", 5, 3);
 /// The running mean and variance after one training batch.
-pub static UPDATE_RUNNING: KernelDef =
-    KernelDef { shader: &SHADER, entry: "update_running", inputs: 4, outputs: 2, constant: None };
+pub static UPDATE_RUNNING: KernelDef = KernelDef::new(&SHADER, "update_running", 4, 2);
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]
@@ -161,6 +158,23 @@ pub fn update_running(
     ctx.dispatch(&UPDATE_RUNNING, &p, &[running[0], running[1], batch[0], batch[1]], &new, grid)
 }
 
+/// The parameters of a pass that normalises `d` with `stats`: their kind and ε, which of γ
+/// and β there are, and (read by the backward only) whether they are the batch's own.
+fn normalization_params(d: BatchNormGeometry, stats: BnStats, gamma: bool, beta: bool) -> Params {
+    let (_, _, stat_is_var, eps) = stats.parts();
+    Params {
+        n: d.n as u32,
+        c: d.c as u32,
+        s: d.s as u32,
+        eps,
+        has_gamma: gamma as u32,
+        has_beta: beta as u32,
+        stat_is_var,
+        training: matches!(stats, BnStats::Batch { .. }) as u32,
+        ..Default::default()
+    }
+}
+
 /// y = (x − mean)·inv_std·γ + β per channel.
 // x: [N, C, S]; stats, gamma, beta: [C] → y: [N, C, S]
 pub fn normalize(
@@ -172,20 +186,10 @@ pub fn normalize(
     y: &GpuBuffer,
 ) -> Result<()> {
     const K: &str = "batch_norm_normalize";
-    let (mean, stat, stat_is_var, eps) = stats.parts();
+    let (mean, stat, ..) = stats.parts();
     check(K, d, x, &[("mean", Some(mean)), ("stat", Some(stat)), ("gamma", affine.gamma), ("beta", affine.beta)])?;
     need(K, "y", y, d.len())?;
-    let p = Params {
-        n: d.n as u32,
-        c: d.c as u32,
-        s: d.s as u32,
-        eps,
-        has_gamma: affine.gamma.is_some() as u32,
-        has_beta: affine.beta.is_some() as u32,
-        stat_is_var,
-        training: 0,
-        ..Default::default()
-    };
+    let p = normalization_params(d, stats, affine.gamma.is_some(), affine.beta.is_some());
     let grid = ctx.grid_1d(K, (d.len() as u64).div_ceil(WG))?;
     // Missing γ/β slots are bound to `mean` (read-only, never read).
     ctx.dispatch(
@@ -221,7 +225,7 @@ pub struct BackwardArgs<'a> {
 // dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
 pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result<()> {
     const K: &str = "batch_norm_backward";
-    let (mean, stat, stat_is_var, eps) = a.stats.parts();
+    let (mean, stat, ..) = a.stats.parts();
     check(
         K,
         d,
@@ -236,17 +240,7 @@ pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result
     )?;
     need(K, "dy", a.dy, d.len())?;
     need(K, "dx", a.dx, d.len())?;
-    let p = Params {
-        n: d.n as u32,
-        c: d.c as u32,
-        s: d.s as u32,
-        eps,
-        has_gamma: a.gamma.is_some() as u32,
-        has_beta: 0,
-        stat_is_var,
-        training: matches!(a.stats, BnStats::Batch { .. }) as u32,
-        ..Default::default()
-    };
+    let p = normalization_params(d, a.stats, a.gamma.is_some(), false);
     let grid = ctx.grid_1d(K, d.c as u64)?;
     ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)], &[a.dx, a.dgamma, a.dbeta], grid)
 }

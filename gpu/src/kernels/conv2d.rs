@@ -24,55 +24,39 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// Rung 1: the forward by its definition, one invocation per output (`forward_direct`).
-pub static FORWARD_DIRECT: KernelDef =
-    KernelDef { shader: &SHADER, entry: "forward_direct", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD_DIRECT: KernelDef = KernelDef::new(&SHADER, "forward_direct", 3, 1);
 /// Rung 1 of backward-data: each input pixel gathers its taps by definition (`backward_data_direct`).
-pub static BACKWARD_DATA_DIRECT: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_direct", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA_DIRECT: KernelDef = KernelDef::new(&SHADER, "backward_data_direct", 3, 1);
 /// Rung 1 of backward-weight: each weight element sums its products by definition (`backward_weight_direct`).
-pub static BACKWARD_WEIGHT_DIRECT: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_weight_direct", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_WEIGHT_DIRECT: KernelDef = KernelDef::new(&SHADER, "backward_weight_direct", 3, 1);
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
-pub static FORWARD: KernelDef = KernelDef { shader: &SHADER, entry: "forward", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD: KernelDef = KernelDef::new(&SHADER, "forward", 3, 1);
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
-pub static FORWARD_NARROW: KernelDef =
-    KernelDef { shader: &SHADER, entry: "forward_narrow", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD_NARROW: KernelDef = KernelDef::new(&SHADER, "forward_narrow", 3, 1);
 /// [`BACKWARD_DATA`] for fewer than 64 input channels.
-pub static BACKWARD_DATA_NARROW: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_narrow", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA_NARROW: KernelDef = KernelDef::new(&SHADER, "backward_data_narrow", 3, 1);
 /// [`FORWARD`] for at most [`THIN_ROWS`] output channels: an invocation per output pixel.
-pub static FORWARD_THIN: KernelDef =
-    KernelDef { shader: &SHADER, entry: "forward_thin", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD_THIN: KernelDef = KernelDef::new(&SHADER, "forward_thin", 3, 1);
 /// [`BACKWARD_DATA`] for at most [`THIN_ROWS`] input channels.
-pub static BACKWARD_DATA_THIN: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_thin", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA_THIN: KernelDef = KernelDef::new(&SHADER, "backward_data_thin", 3, 1);
 /// [`FORWARD`] on the 128×128 tile ([`GemmTile::Wide128`]).
-pub static FORWARD_WIDE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "forward_wide", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD_WIDE: KernelDef = KernelDef::new(&SHADER, "forward_wide", 3, 1);
 /// [`BACKWARD_DATA`] on the 128×128 tile.
-pub static BACKWARD_DATA_WIDE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_wide", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA_WIDE: KernelDef = KernelDef::new(&SHADER, "backward_data_wide", 3, 1);
 /// [`BACKWARD_WEIGHT`] on the 128×128 tile.
-pub static BACKWARD_WEIGHT_WIDE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_weight_wide", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_WEIGHT_WIDE: KernelDef = KernelDef::new(&SHADER, "backward_weight_wide", 3, 1);
 /// dx from dy and the weight.
-pub static BACKWARD_DATA: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA: KernelDef = KernelDef::new(&SHADER, "backward_data", 3, 1);
 /// dweight from dy and x.
-pub static BACKWARD_WEIGHT: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_weight", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_WEIGHT: KernelDef = KernelDef::new(&SHADER, "backward_weight", 3, 1);
 /// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
-pub static BACKWARD_WEIGHT_SUM: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_weight_sum", inputs: 1, outputs: 1, constant: None };
+pub static BACKWARD_WEIGHT_SUM: KernelDef = KernelDef::new(&SHADER, "backward_weight_sum", 1, 1);
 /// y as the sum of the forward's K slices (see `split_k`).
-pub static FORWARD_SUM: KernelDef =
-    KernelDef { shader: &SHADER, entry: "forward_sum", inputs: 3, outputs: 1, constant: None };
+pub static FORWARD_SUM: KernelDef = KernelDef::new(&SHADER, "forward_sum", 3, 1);
 /// dx as the sum of a stride-1 backward-data's K slices (see `split_k`).
-pub static BACKWARD_DATA_SUM: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_data_sum", inputs: 3, outputs: 1, constant: None };
+pub static BACKWARD_DATA_SUM: KernelDef = KernelDef::new(&SHADER, "backward_data_sum", 3, 1);
 /// dbias: dy summed over batch and pixels.
-pub static BACKWARD_BIAS: KernelDef =
-    KernelDef { shader: &SHADER, entry: "backward_bias", inputs: 1, outputs: 1, constant: None };
+pub static BACKWARD_BIAS: KernelDef = KernelDef::new(&SHADER, "backward_bias", 1, 1);
 
 /// Side of the square output tile one workgroup computes.
 const TILE: u64 = 64;

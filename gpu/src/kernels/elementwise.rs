@@ -20,12 +20,11 @@ pub static STRIDED: Shader = Shader { name: "strided.wgsl", source: include_str!
 /// The template `shaders/elementwise.wgsl`, before its switches are filled.
 pub const OPS_TEMPLATE: &str = include_str!("../../../shaders/elementwise.wgsl");
 /// `dst` = `src` over strided views.
-pub static COPY: KernelDef = KernelDef { shader: &STRIDED, entry: "copy", inputs: 1, outputs: 1, constant: None };
+pub static COPY: KernelDef = KernelDef::new(&STRIDED, "copy", 1, 1);
 /// out = cond ≠ 0 ? a : b, over strided views.
-pub static WHERE: KernelDef =
-    KernelDef { shader: &STRIDED, entry: "where_select", inputs: 3, outputs: 1, constant: None };
+pub static WHERE: KernelDef = KernelDef::new(&STRIDED, "where_select", 3, 1);
 /// Fills a buffer with one value.
-pub static FILL: KernelDef = KernelDef { shader: &STRIDED, entry: "fill", inputs: 0, outputs: 1, constant: None };
+pub static FILL: KernelDef = KernelDef::new(&STRIDED, "fill", 0, 1);
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;

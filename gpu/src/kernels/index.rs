@@ -10,11 +10,9 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/index.wgsl`.
 pub static SHADER: Shader = Shader { name: "index.wgsl", source: include_str!("../../../shaders/index.wgsl") };
 /// Gathers rows along the indexed axis.
-pub static INDEX_SELECT: KernelDef =
-    KernelDef { shader: &SHADER, entry: "index_select", inputs: 2, outputs: 1, constant: None };
+pub static INDEX_SELECT: KernelDef = KernelDef::new(&SHADER, "index_select", 2, 1);
 /// Scatter-adds rows along the indexed axis (repeated indices accumulate).
-pub static INDEX_ADD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "index_add", inputs: 3, outputs: 1, constant: None };
+pub static INDEX_ADD: KernelDef = KernelDef::new(&SHADER, "index_add", 3, 1);
 
 /// Mirrors `struct Params` in index.wgsl.
 #[repr(C)]

@@ -11,17 +11,13 @@ use crate::pipeline_cache::{KernelDef, Shader};
 pub static SHADER: Shader =
     Shader { name: "interpolate.wgsl", source: include_str!("../../../shaders/interpolate.wgsl") };
 /// Nearest-neighbour upsampling by integer factors.
-pub static NEAREST_FORWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "nearest_forward", inputs: 1, outputs: 1, constant: None };
+pub static NEAREST_FORWARD: KernelDef = KernelDef::new(&SHADER, "nearest_forward", 1, 1);
 /// Gradient of nearest upsampling: sums each input pixel's block.
-pub static NEAREST_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "nearest_backward", inputs: 1, outputs: 1, constant: None };
+pub static NEAREST_BACKWARD: KernelDef = KernelDef::new(&SHADER, "nearest_backward", 1, 1);
 /// Bilinear upsampling (align_corners = false).
-pub static BILINEAR_FORWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "bilinear_forward", inputs: 1, outputs: 1, constant: None };
+pub static BILINEAR_FORWARD: KernelDef = KernelDef::new(&SHADER, "bilinear_forward", 1, 1);
 /// Gradient of bilinear upsampling.
-pub static BILINEAR_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "bilinear_backward", inputs: 1, outputs: 1, constant: None };
+pub static BILINEAR_BACKWARD: KernelDef = KernelDef::new(&SHADER, "bilinear_backward", 1, 1);
 
 /// Mirrors `struct Params` in interpolate.wgsl.
 #[repr(C)]

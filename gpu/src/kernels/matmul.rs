@@ -10,23 +10,19 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/matmul.wgsl`.
 pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("../../../shaders/matmul.wgsl") };
 /// Tiled batched matrix product over strided views.
-pub static MATMUL: KernelDef = KernelDef { shader: &SHADER, entry: "matmul", inputs: 2, outputs: 1, constant: None };
+pub static MATMUL: KernelDef = KernelDef::new(&SHADER, "matmul", 2, 1);
 
 /// The same product with a 128×128 tile and an 8×8 register block per invocation.
-pub static MATMUL_WIDE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "matmul_wide", inputs: 2, outputs: 1, constant: None };
+pub static MATMUL_WIDE: KernelDef = KernelDef::new(&SHADER, "matmul_wide", 2, 1);
 
 /// Rung 1 of the ladder: one invocation per output, a loop over k.
-pub static MATMUL_NAIVE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "matmul_naive", inputs: 2, outputs: 1, constant: None };
+pub static MATMUL_NAIVE: KernelDef = KernelDef::new(&SHADER, "matmul_naive", 2, 1);
 
 /// Rung 2: 16×16 blocks of A and B staged in workgroup memory, one output per invocation.
-pub static MATMUL_TILED16: KernelDef =
-    KernelDef { shader: &SHADER, entry: "matmul_tiled16", inputs: 2, outputs: 1, constant: None };
+pub static MATMUL_TILED16: KernelDef = KernelDef::new(&SHADER, "matmul_tiled16", 2, 1);
 
 /// C (+)= the sum of a split K's partial products, in slice order.
-pub static MATMUL_SUM_SLICES: KernelDef =
-    KernelDef { shader: &SHADER, entry: "matmul_sum_slices", inputs: 1, outputs: 1, constant: None };
+pub static MATMUL_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "matmul_sum_slices", 1, 1);
 
 /// The rungs of the matmul ladder, plainest first: each adds one idea to the one before and
 /// computes the same C. [`matmul`] runs rungs 3 and 4 (the tile [`GemmTile::for_gemm`] picks,
@@ -180,6 +176,14 @@ pub struct MatmulArgs<'a> {
     pub k: usize,
     /// Add to C instead of overwriting it.
     pub accumulate: bool,
+}
+
+impl<'a> MatmulArgs<'a> {
+    /// One product C = A·B of A `[m, k]` and B `[k, n]` into C (overwritten); a batch or an
+    /// accumulating product sets `batch` or `accumulate` over it.
+    pub fn new(a: MatView<'a>, b: MatView<'a>, c: &'a GpuBuffer, [m, n, k]: [usize; 3]) -> Self {
+        MatmulArgs { a, b, c, batch: 1, m, n, k, accumulate: false }
+    }
 }
 
 // a: [batch, m, k], b: [batch, k, n] (strided) → c: [batch, m, n] (dense)

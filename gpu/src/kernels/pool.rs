@@ -13,20 +13,15 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/pool.wgsl`.
 pub static SHADER: Shader = Shader { name: "pool.wgsl", source: include_str!("../../../shaders/pool.wgsl") };
 /// Max pooling; also writes each window's argmax index.
-pub static MAX_FORWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "max_forward", inputs: 1, outputs: 2, constant: None };
+pub static MAX_FORWARD: KernelDef = KernelDef::new(&SHADER, "max_forward", 1, 2);
 /// Gradient of max pooling, gathered per input pixel from the saved indices.
-pub static MAX_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "max_backward", inputs: 2, outputs: 1, constant: None };
+pub static MAX_BACKWARD: KernelDef = KernelDef::new(&SHADER, "max_backward", 2, 1);
 /// Average pooling (padding counts toward the divisor).
-pub static AVG_FORWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "avg_forward", inputs: 1, outputs: 1, constant: None };
+pub static AVG_FORWARD: KernelDef = KernelDef::new(&SHADER, "avg_forward", 1, 1);
 /// Gradient of average pooling.
-pub static AVG_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "avg_backward", inputs: 1, outputs: 1, constant: None };
+pub static AVG_BACKWARD: KernelDef = KernelDef::new(&SHADER, "avg_backward", 1, 1);
 /// Gradient of the per-plane mean: dy/plane to every element.
-pub static GLOBAL_BACKWARD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "global_backward", inputs: 1, outputs: 1, constant: None };
+pub static GLOBAL_BACKWARD: KernelDef = KernelDef::new(&SHADER, "global_backward", 1, 1);
 
 /// Mirrors `struct Params` in pool.wgsl.
 #[repr(C)]

@@ -11,14 +11,11 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/reduce.wgsl`.
 pub static SHADER: Shader = Shader { name: "reduce.wgsl", source: include_str!("../../../shaders/reduce.wgsl") };
 /// One thread per output element loops over the reduced axis.
-pub static PER_THREAD: KernelDef =
-    KernelDef { shader: &SHADER, entry: "reduce_per_thread", inputs: 1, outputs: 1, constant: None };
+pub static PER_THREAD: KernelDef = KernelDef::new(&SHADER, "reduce_per_thread", 1, 1);
 /// One workgroup per output element, tree reduction in shared memory.
-pub static PER_WORKGROUP: KernelDef =
-    KernelDef { shader: &SHADER, entry: "reduce_per_workgroup", inputs: 1, outputs: 1, constant: None };
+pub static PER_WORKGROUP: KernelDef = KernelDef::new(&SHADER, "reduce_per_workgroup", 1, 1);
 /// Sets a flag when a buffer holds a NaN or ±∞.
-pub static FLAG_NON_FINITE: KernelDef =
-    KernelDef { shader: &SHADER, entry: "flag_non_finite", inputs: 1, outputs: 1, constant: None };
+pub static FLAG_NON_FINITE: KernelDef = KernelDef::new(&SHADER, "flag_non_finite", 1, 1);
 
 /// Mirrors `struct Params` in reduce.wgsl.
 #[repr(C)]
