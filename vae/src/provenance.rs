@@ -21,6 +21,10 @@ pub const PROVENANCE_FILE: &str = "provenance.json";
 /// differed from it (`git describe --dirty`'s mark): a run trained by a modified tree says so.
 pub const BUILD_COMMIT: &str = env!("VAE_BUILD_COMMIT");
 
+/// What differed from [`BUILD_COMMIT`] when it is marked `-dirty`: the changed source paths
+/// and a hash of their diff (`vae/src/train.rs (diff fnv1a 3f2a…)`); empty for a clean tree.
+pub const BUILD_CHANGES: &str = env!("VAE_BUILD_CHANGES");
+
 /// One `train` invocation of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
@@ -43,6 +47,9 @@ pub struct Invocation {
     pub kernel_choices: Vec<String>,
     /// [`BUILD_COMMIT`].
     pub commit: String,
+    /// [`BUILD_CHANGES`]: what a `-dirty` commit's tree changed (absent for a clean one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub changes: String,
     /// The `vae` crate's version.
     pub version: String,
 }
@@ -59,6 +66,7 @@ impl Invocation {
             threads: rayon::current_num_threads(),
             kernel_choices: Vec::new(),
             commit: BUILD_COMMIT.to_string(),
+            changes: BUILD_CHANGES.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -142,8 +150,8 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-/// The CPU a `/proc/cpuinfo` text describes: its model name, with the family and model numbers
-/// when the text has them (`AMD EPYC (family 25, model 1)`), since a virtual machine's model
+/// The CPU a `/proc/cpuinfo` text describes: its model name, with the vendor, family and model
+/// numbers when the text has them (`AMD EPYC (AuthenticAMD, family 25, model 1)`), since a virtual machine's model
 /// name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 4, and their kernels and timings
 /// differ. `None` without a model name.
 pub fn cpu_model_from(cpuinfo: &str) -> Option<String> {
@@ -152,8 +160,9 @@ pub fn cpu_model_from(cpuinfo: &str) -> Option<String> {
         cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim()))
     };
     let name = field("model name")?;
-    Some(match (field("cpu family"), field("model")) {
-        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+    Some(match (field("vendor_id"), field("cpu family"), field("model")) {
+        (Some(vendor), Some(family), Some(model)) => format!("{name} ({vendor}, family {family}, model {model})"),
+        (None, Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
         _ => name.to_string(),
     })
 }
@@ -227,10 +236,25 @@ mod tests {
     }
 
     #[test]
-    fn the_cpu_is_named_with_its_family_and_model() {
+    fn a_dirty_build_says_what_differed_and_a_clean_one_says_nothing() {
+        assert_eq!(BUILD_COMMIT.ends_with("-dirty"), !BUILD_CHANGES.is_empty(), "{BUILD_COMMIT}: {BUILD_CHANGES:?}");
+        if !BUILD_CHANGES.is_empty() {
+            assert!(BUILD_CHANGES.contains("(diff fnv1a "), "{BUILD_CHANGES}");
+        }
+        let clean = Invocation { changes: String::new(), ..invocation(1) };
+        let json = serde_json::to_string(&clean).expect("serialises");
+        assert!(!json.contains("changes"), "a clean tree's invocation names no changes: {json}");
+        let dirty = Invocation { changes: "vae/src/train.rs (diff fnv1a 00ff)".into(), ..invocation(1) };
+        let back: Invocation =
+            serde_json::from_str(&serde_json::to_string(&dirty).expect("serialises")).expect("parses");
+        assert_eq!(back.changes, dirty.changes);
+    }
+
+    #[test]
+    fn the_cpu_is_named_with_its_vendor_family_and_model() {
         let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n\
                     model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
-        assert_eq!(cpu_model_from(text).as_deref(), Some("AMD EPYC (family 25, model 1)"));
+        assert_eq!(cpu_model_from(text).as_deref(), Some("AMD EPYC (AuthenticAMD, family 25, model 1)"));
         assert_eq!(cpu_model_from("model name\t: Apple M2\n").as_deref(), Some("Apple M2"));
         assert_eq!(cpu_model_from("processor\t: 0\n"), None);
     }
