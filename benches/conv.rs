@@ -7,11 +7,14 @@
 //! and one add per term); each backward kernel does the same number of multiply-adds; a
 //! conv_transpose2d costs the same as the conv2d it is the transpose of,
 //! 2·N·C_in·H·W·C_out·kH·kW (x [N, C_in, H, W]). Padding taps are counted, as PyTorch's
-//! benchmarks do. Run with `cargo bench --bench conv -p vae-stack`.
+//! benchmarks do. Run with `cargo bench --bench conv -p vae-stack`; `-- conv_ladder` runs only
+//! the CPU ladder's rungs (direct, im2col, chosen) side by side.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tensor::cpu::conv::{conv2d_backward_data_on, conv2d_backward_weight_on, conv2d_forward_on, ConvRung};
+use tensor::descriptors::Conv2dGeometry;
 use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::{DType, Rng, Tensor};
@@ -61,5 +64,37 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_conv2d, bench_conv_transpose2d);
+/// Every rung of the CPU convolution ladder (`tensor::cpu::conv::ConvRung`) on every kernel,
+/// at a layer of B1 (64→128, 16×16 → 8×8, stride 2, batch 64) and one of B3 on the large plane
+/// where the strips and the full correlation take over (64→64, 64×64, batch 2: the direct
+/// rung takes about a second an iteration). One group per layer, one row per kernel and rung.
+fn bench_conv_ladder(c: &mut Criterion) {
+    let mut rng = Rng::new(2);
+    let layers = [
+        ("b1_64to128_16x16_s2_b64", [64, 64, 16, 16], [128, 64, 3, 3], [2, 2]),
+        ("b3_64to64_64x64_b2", [2, 64, 64, 64], [64, 64, 3, 3], [1, 1]),
+    ];
+    for (name, x_shape, w_shape, stride) in layers {
+        let g = Conv2dGeometry::conv2d(x_shape, w_shape, stride, [1, 1], [1, 1]).expect("a valid layer");
+        let values =
+            |len: usize, rng: &mut Rng| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect() };
+        let (x, w, dy) = (values(g.x_len(), &mut rng), values(g.weight_len(), &mut rng), values(g.y_len(), &mut rng));
+        let mut group = c.benchmark_group(format!("conv_ladder/{name}"));
+        group.throughput(Throughput::Elements(2 * g.macs())).sample_size(10);
+        for rung in ConvRung::ALL {
+            group.bench_function(format!("forward/{}", rung.name()), |bench| {
+                bench.iter(|| black_box(conv2d_forward_on(rung, black_box(&x), &w, None, &g)))
+            });
+            group.bench_function(format!("backward_data/{}", rung.name()), |bench| {
+                bench.iter(|| black_box(conv2d_backward_data_on(rung, black_box(&dy), &w, &g)))
+            });
+            group.bench_function(format!("backward_weight/{}", rung.name()), |bench| {
+                bench.iter(|| black_box(conv2d_backward_weight_on(rung, black_box(&dy), &x, &g)))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_conv2d, bench_conv_transpose2d, bench_conv_ladder);
 criterion_main!(benches);

@@ -53,6 +53,7 @@ use crate::cpu::gemm::{gemm, MatRef};
 use crate::cpu::reduce::sum_map_f64;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
+use crate::reference::conv as reference;
 
 /// Where one kernel index lands along one axis: outputs o in [lo, hi) read input
 /// i0 + (o − lo)·stride; outputs outside that range read padding.
@@ -1005,6 +1006,84 @@ fn backward_weight_in_strips<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
     dw
 }
 
+// ------------------------------------------------------------------------ the ladder
+
+/// The rungs of the CPU convolution ladder, plainest first (docs/cpu-gemm.md's last section):
+/// each kernel below can run on any of them, so that the tests hold every rung to the
+/// reference tier and `cargo bench --bench conv -- conv_ladder` shows what each step buys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvRung {
+    /// The definition: the reference tier's loop nest (`reference::conv::for_each_tap`) in this
+    /// element type, on one thread.
+    Direct,
+    /// im2col of one whole image and one GEMM per image (forward, backward-weight); Wᵀ · dy and
+    /// col2im for backward-data (images side by side on small planes).
+    Im2col,
+    /// What the ops run: images side by side on small planes, strips of output rows on large
+    /// ones, and stride-1 backward-data as the full correlation.
+    Chosen,
+}
+
+impl ConvRung {
+    /// Every rung, plainest first.
+    pub const ALL: [ConvRung; 3] = [ConvRung::Direct, ConvRung::Im2col, ConvRung::Chosen];
+
+    /// The rung's name in benchmarks and test messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvRung::Direct => "direct",
+            ConvRung::Im2col => "im2col",
+            ConvRung::Chosen => "chosen",
+        }
+    }
+}
+
+/// [`conv2d_forward`] on `rung`.
+// x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
+pub fn conv2d_forward_on<T: Float>(rung: ConvRung, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    match rung {
+        ConvRung::Direct => {
+            let plane = g.out_plane().max(1);
+            let mut y: Vec<T> = (0..g.y_len()).map(|i| bias.map_or(T::ZERO, |b| b[(i / plane) % g.c_out])).collect();
+            reference::for_each_tap(g, |yi, xi, wi| y[yi] += x[xi] * w[wi]);
+            y
+        }
+        ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh)),
+        ConvRung::Chosen => conv2d_forward(x, w, bias, g),
+    }
+}
+
+/// [`conv2d_backward_data`] on `rung`.
+// grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   ->   dx: [N, C_in, H, W]
+pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    match rung {
+        ConvRung::Direct => {
+            let mut dx = vec![T::ZERO; g.x_len()];
+            reference::for_each_tap(g, |yi, xi, wi| dx[xi] += grad_y[yi] * w[wi]);
+            dx
+        }
+        ConvRung::Im2col => match g.live_taps() {
+            Some(live) => backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), None, &live.geometry),
+            None => backward_data_by_col2im(grad_y, w, None, g),
+        },
+        ConvRung::Chosen => conv2d_backward_data(grad_y, w, g),
+    }
+}
+
+/// [`conv2d_backward_weight`] on `rung`.
+// grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
+pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    match rung {
+        ConvRung::Direct => {
+            let mut dw = vec![T::ZERO; g.weight_len()];
+            reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
+            dw
+        }
+        ConvRung::Im2col => backward_weight_in_strips(grad_y, x, g, Some(g.oh)),
+        ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),
+    }
+}
+
 /// db for y = conv2d(x, w) + b: b\[c\] was added to every y[n, c, oy, ox], so db\[c\] is their sum.
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], [batch, channels, plane]: [usize; 3]) -> Vec<T> {
@@ -1043,7 +1122,6 @@ pub fn conv_transpose2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Con
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::conv as reference;
     use crate::rng::Rng;
 
     #[test]
@@ -1427,6 +1505,31 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 5, "only {checked} geometries at stride 1");
+    }
+
+    #[test]
+    fn every_rung_of_every_conv2d_kernel_matches_the_reference() {
+        let mut rng = Rng::new(17);
+        for g in all_conv_geometries() {
+            let [x, w, dy] = operands(&g, &mut rng);
+            let b = random(g.c_out, &mut rng);
+            let want = [
+                reference::conv2d(&x, &w, Some(&b), &g),
+                reference::conv2d_backward_data(&dy, &w, &g),
+                reference::conv2d_backward_weight(&dy, &x, &g),
+            ];
+            for rung in ConvRung::ALL {
+                let got = [
+                    conv2d_forward_on(rung, &x, &w, Some(&b), &g),
+                    conv2d_backward_data_on(rung, &dy, &w, &g),
+                    conv2d_backward_weight_on(rung, &dy, &x, &g),
+                ];
+                for ((kernel, got), want) in ["forward", "backward_data", "backward_weight"].iter().zip(&got).zip(&want)
+                {
+                    assert_close(got, want, 1e-12, &format!("{kernel} on {}, {g:?}", rung.name()));
+                }
+            }
+        }
     }
 
     #[test]

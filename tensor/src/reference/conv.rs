@@ -7,7 +7,7 @@ use crate::descriptors::Conv2dGeometry;
 /// Calls `f(y_index, x_index, w_index)` for every tap of conv2d(x, w) that lands inside the
 /// input, with y [N, C_out, OH, OW], x [N, C_in, H, W] and w [C_out, C_in, kH, kW]:
 /// output (n, co, oy, ox) reads x[n, ci, oy·sh − ph + ki·dh, ox·sw − pw + kj·dw].
-fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
+pub fn for_each_tap(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
     for n in 0..g.batch {
         for co in 0..g.c_out {
             for oy in 0..g.oh {
