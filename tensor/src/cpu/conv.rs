@@ -857,6 +857,9 @@ fn flipped_transpose<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
 
 /// [`backward_data_plus_bias`] as dcol = Wᵀ · dy, then col2im.
 fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    if let Some(live) = g.live_taps() {
+        return backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
+    }
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
     if dx.is_empty() {
@@ -1062,10 +1065,7 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             reference::for_each_tap(g, |yi, xi, wi| dx[xi] += grad_y[yi] * w[wi]);
             dx
         }
-        ConvRung::Im2col => match g.live_taps() {
-            Some(live) => backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), None, &live.geometry),
-            None => backward_data_by_col2im(grad_y, w, None, g),
-        },
+        ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g),
         ConvRung::Chosen => conv2d_backward_data(grad_y, w, g),
     }
 }
