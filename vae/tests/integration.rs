@@ -7,6 +7,7 @@ mod common;
 mod docs_commands;
 mod explore_cli;
 mod report_cli;
+mod results_page;
 mod studies_cli;
 mod train_checks;
 mod train_cli;

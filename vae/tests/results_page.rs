@@ -1,0 +1,343 @@
+//! docs/results.md keeps its own rule. Each row of its summary table gives the difference per
+//! seed of the quantity its claim is about, their mean (the margin) and range (the spread), the
+//! budget as a fraction of the paper's, and a verdict; these tests recompute margin and spread
+//! from the differences and the verdict from the rule the page states at its top, so a verdict
+//! written by hand, a margin not updated after a new seed, or a fraction left out fails here.
+//! The runs at the paper's budget keep their artefacts under docs/artefacts/: every number of
+//! their table, and the summary's differences taken from them, are read back from those files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn results_page() -> String {
+    let path = repository().join("docs/results.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The rows of the first Markdown table after the line `heading`, as cells keyed by the
+/// header's column names.
+fn table_after(text: &str, heading: &str) -> Vec<BTreeMap<String, String>> {
+    let start = text
+        .lines()
+        .position(|l| l.trim() == heading)
+        .unwrap_or_else(|| panic!("docs/results.md has no line {heading:?}"));
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .skip(start)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim().trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert!(rows.len() > 2, "the table after {heading:?} has no rows");
+    let header = &rows[0];
+    rows[2..]
+        .iter()
+        .map(|cells| {
+            assert_eq!(
+                cells.len(),
+                header.len(),
+                "a row of the table after {heading:?} has {} cells, its header {}: {cells:?}",
+                cells.len(),
+                header.len()
+            );
+            header.iter().cloned().zip(cells.iter().cloned()).collect()
+        })
+        .collect()
+}
+
+/// A number as the page prints it (U+2212 for minus), with its number of decimals.
+fn printed_number(text: &str) -> Option<(f64, usize)> {
+    let text = text.trim().replace('\u{2212}', "-");
+    let value = text.parse::<f64>().ok()?;
+    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+    Some((value, decimals))
+}
+
+/// Whether `printed` is `exact` rounded to the decimals it shows.
+fn rounds_to(exact: f64, printed: &str) -> bool {
+    let Some((value, decimals)) = printed_number(printed) else { return false };
+    (exact - value).abs() <= 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9
+}
+
+/// The rule of the page's opening section: reproduced or contradicted only with two seeds or
+/// more and a margin larger than the spread; undecided otherwise.
+fn verdict_by_rule(differences: &[f64], spread: f64) -> &'static str {
+    if differences.is_empty() {
+        return "not possible here";
+    }
+    let margin = differences.iter().sum::<f64>() / differences.len() as f64;
+    if differences.len() < 2 || margin.abs() <= spread {
+        "undecided"
+    } else if margin > 0.0 {
+        "reproduced"
+    } else {
+        "contradicted"
+    }
+}
+
+struct SummaryRow {
+    claim: String,
+    differences: Vec<f64>,
+    margin: String,
+    seeds_range: Option<String>,
+    cpu_spread: Option<f64>,
+    budget: String,
+    verdict: String,
+}
+
+fn summary_rows() -> Vec<SummaryRow> {
+    table_after(&results_page(), "## Summary")
+        .into_iter()
+        .map(|cells| {
+            let cell =
+                |name: &str| cells.get(name).cloned().unwrap_or_else(|| panic!("the summary has no column {name:?}"));
+            let claim = format!("{}: {}", cell("paper"), cell("claim"));
+            let differences_cell = cell("difference per seed");
+            let differences = if differences_cell == "—" {
+                Vec::new()
+            } else {
+                differences_cell
+                    .split(", ")
+                    .map(|d| printed_number(d).unwrap_or_else(|| panic!("{claim}: difference {d:?} is not a number")).0)
+                    .collect()
+            };
+            let spread = cell("spread");
+            let (seeds_range, cpu_spread) = match spread.split_once("; CPU ") {
+                Some((seeds, cpu)) => (
+                    seeds.to_string(),
+                    Some(printed_number(cpu).unwrap_or_else(|| panic!("{claim}: CPU spread {cpu:?}")).0),
+                ),
+                None => (spread.clone(), None),
+            };
+            SummaryRow {
+                claim,
+                differences,
+                margin: cell("margin"),
+                seeds_range: (seeds_range != "—").then_some(seeds_range),
+                cpu_spread,
+                budget: cell("budget"),
+                verdict: cell("verdict"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_summary_margin_and_spread_are_the_mean_and_range_of_its_differences() {
+    for row in summary_rows() {
+        let n = row.differences.len();
+        if n == 0 {
+            assert_eq!(row.margin, "—", "{}: no differences, so no margin", row.claim);
+            continue;
+        }
+        let mean = row.differences.iter().sum::<f64>() / n as f64;
+        assert!(
+            rounds_to(mean, &row.margin),
+            "{}: margin {} is not the mean {mean} of {:?}",
+            row.claim,
+            row.margin,
+            row.differences
+        );
+        let range = row.differences.iter().cloned().fold(f64::MIN, f64::max)
+            - row.differences.iter().cloned().fold(f64::MAX, f64::min);
+        match (&row.seeds_range, n) {
+            (None, 1) => {}
+            (Some(printed), n) if n >= 2 => {
+                assert!(
+                    rounds_to(range, printed),
+                    "{}: spread {printed} is not the range {range} of {:?}",
+                    row.claim,
+                    row.differences
+                )
+            }
+            (printed, n) => panic!(
+                "{}: {n} seed(s) with spread {printed:?}: one seed has no spread, two or more have one",
+                row.claim
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_summary_verdict_follows_the_rule_from_its_margin_and_spread() {
+    let rows = summary_rows();
+    assert!(rows.len() >= 20, "the summary has {} rows; it had 26 when this test was written", rows.len());
+    for row in rows {
+        let range = row.differences.iter().cloned().fold(f64::MIN, f64::max)
+            - row.differences.iter().cloned().fold(f64::MAX, f64::min);
+        let spread = range.max(row.cpu_spread.unwrap_or(0.0)).max(0.0);
+        let expected = verdict_by_rule(&row.differences, spread);
+        assert!(
+            row.verdict.starts_with(expected),
+            "{}: the verdict {:?} should start with {expected:?} (differences {:?}, spread {spread})",
+            row.claim,
+            row.verdict,
+            row.differences
+        );
+    }
+}
+
+#[test]
+fn every_verdict_below_the_papers_budget_says_the_fraction() {
+    for row in summary_rows() {
+        match row.budget.as_str() {
+            "not stated" => assert!(
+                row.verdict.contains("budget not stated"),
+                "{}: the paper states no budget; the verdict must say so",
+                row.claim
+            ),
+            "0" => assert!(row.verdict.starts_with("not possible here"), "{}: nothing was run", row.claim),
+            budget => {
+                let fraction = budget
+                    .strip_suffix('×')
+                    .and_then(printed_number)
+                    .unwrap_or_else(|| panic!("{}: budget {budget:?} is not like 0.17×", row.claim))
+                    .0;
+                if fraction < 1.0 {
+                    assert!(
+                        row.verdict.contains(&format!("at {budget}")),
+                        "{}: a verdict at {budget} of the paper's budget must say \"at {budget}\": {:?}",
+                        row.claim,
+                        row.verdict
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_rule_refuses_one_seed_and_a_margin_within_the_spread() {
+    assert_eq!(verdict_by_rule(&[5.0], 0.0), "undecided");
+    assert_eq!(verdict_by_rule(&[5.0, 1.0], 4.0), "undecided");
+    assert_eq!(verdict_by_rule(&[5.0, 4.0], 1.0), "reproduced");
+    assert_eq!(verdict_by_rule(&[-5.0, -4.0], 1.0), "contradicted");
+    assert_eq!(verdict_by_rule(&[-5.0, -4.0], 6.0), "undecided");
+    assert_eq!(verdict_by_rule(&[], 0.0), "not possible here");
+}
+
+/// One run's epochs from its committed metrics.csv, keyed by column name.
+fn epochs(run: &Path) -> Vec<BTreeMap<String, f64>> {
+    let path = run.join("metrics.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .map(|h| h.to_string())
+                .zip(l.split(',').map(|v| v.parse::<f64>().expect("a number")))
+                .collect()
+        })
+        .collect()
+}
+
+/// The epoch of lowest validation loss (the first of equals, as train marks `[best]`).
+fn best_epoch(epochs: &[BTreeMap<String, f64>]) -> &BTreeMap<String, f64> {
+    epochs.iter().fold(&epochs[0], |best, e| if e["val_loss"] < best["val_loss"] { e } else { best })
+}
+
+const PAPER_BUDGET_HEADING: &str = "### At the paper's budget: β = 6 (the first runs of the full study)";
+
+fn paper_budget_run(objective: &str, beta: &str, seed: &str) -> PathBuf {
+    let prefix = match objective {
+        "β-VAE" => "vae",
+        "β-TCVAE" => "tcvae",
+        other => panic!("objective {other:?}"),
+    };
+    repository().join(format!("docs/artefacts/folkertsma-full/{prefix}-b{beta}-s{seed}"))
+}
+
+#[test]
+fn every_number_of_the_paper_budget_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_page(), PAPER_BUDGET_HEADING);
+    let ours: Vec<_> = rows.iter().filter(|r| !r["objective"].starts_with('*')).collect();
+    assert!(ours.len() >= 2, "the paper-budget table has {} runs of ours", ours.len());
+    for row in ours {
+        let run = paper_budget_run(&row["objective"], &row["β"], &row["seed"]);
+        let epochs = epochs(&run);
+        let best = best_epoch(&epochs);
+        let name = run.display();
+        assert_eq!(row["best epoch"], format!("{} / {}", best["epoch"], epochs.len()), "{name}: best epoch");
+        for (column, key) in [
+            ("total", "val_loss"),
+            ("recon", "val_recon"),
+            ("KL", "val_kl"),
+            ("MI", "val_mi"),
+            ("TC", "val_tc"),
+            ("DW-KL", "val_dwkl"),
+        ] {
+            assert!(
+                rounds_to(best[key], &row[column]),
+                "{name}: {column} {} is not {key} {} of epoch {}",
+                row[column],
+                best[key],
+                best["epoch"]
+            );
+        }
+        let seconds: f64 = epochs.iter().map(|e| e["seconds"]).sum();
+        assert!(
+            rounds_to(seconds, &row["train s"]),
+            "{name}: train s {} is not the epochs' sum {seconds}",
+            row["train s"]
+        );
+
+        let config_path = run.join("config.json");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&config_path).expect("config.json"))
+                .expect("config.json parses");
+        let beta: f64 = row["β"].parse().expect("β");
+        let (alpha, gamma) = if row["objective"] == "β-VAE" { (beta, beta) } else { (1.0, 1.0) };
+        for (key, want) in [
+            ("epochs", 50.0),
+            ("batch_size", 64.0),
+            ("max_images", 14400.0),
+            ("beta", beta),
+            ("alpha", alpha),
+            ("gamma", gamma),
+            ("seed", row["seed"].parse().expect("seed")),
+        ] {
+            assert_eq!(config[key].as_f64(), Some(want), "{name}: config.json's {key}");
+        }
+        assert!(run.join("provenance.json").is_file(), "{name}: provenance.json is committed");
+    }
+}
+
+#[test]
+fn the_summarys_paper_budget_differences_are_read_from_the_artefacts() {
+    let rows = summary_rows();
+    for (claim, column) in [
+        ("the rise is larger in the β-VAE (at the paper's budget)", "val_recon"),
+        ("the β-TCVAE makes no trade-off in the terms that are not TC (at the paper's budget)", "val_dwkl"),
+    ] {
+        let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
+        let mut from_artefacts = Vec::new();
+        for seed in 0.. {
+            let (vae, tcvae) = (
+                paper_budget_run("β-VAE", "6", &seed.to_string()),
+                paper_budget_run("β-TCVAE", "6", &seed.to_string()),
+            );
+            if !vae.is_dir() || !tcvae.is_dir() {
+                break;
+            }
+            from_artefacts.push(best_epoch(&epochs(&vae))[column] - best_epoch(&epochs(&tcvae))[column]);
+        }
+        assert_eq!(
+            row.differences.len(),
+            from_artefacts.len(),
+            "{claim}: one difference per seed with both runs' artefacts"
+        );
+        for (printed, exact) in row.differences.iter().zip(&from_artefacts) {
+            // The page prints the difference of the two rounded values, so allow both roundings.
+            assert!(
+                (printed - exact).abs() <= 0.01 + 1e-9,
+                "{claim}: difference {printed} against {exact} from the artefacts"
+            );
+        }
+    }
+}
