@@ -27,7 +27,7 @@ fn documents() -> Vec<PathBuf> {
 
 /// The logical lines of the fenced code blocks of a Markdown text: continuation lines (ending
 /// in `\`) joined, comments (` #` to the end) dropped. Each with its first line number.
-fn code_lines(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn code_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let (mut inside, mut pending): (bool, Option<(usize, String)>) = (false, None);
     for (i, line) in text.lines().enumerate() {
@@ -86,7 +86,7 @@ const BINARIES: [&str; 5] = ["train", "eval", "sweep", "classify", "explore"];
 
 /// The binary and its arguments when `line` runs one of [`BINARIES`]: plainly (`train …`), by
 /// path (`target/release/train …`) or through cargo (`cargo run --release -p vae --bin train -- …`).
-fn command(line: &str) -> Option<(String, Vec<String>)> {
+pub(crate) fn command(line: &str) -> Option<(String, Vec<String>)> {
     let w = words(line);
     let (name, rest) = if w.first().map(String::as_str) == Some("cargo") {
         let bin = w.iter().position(|x| x == "--bin")?;
