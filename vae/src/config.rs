@@ -302,6 +302,12 @@ impl RunConfig {
                     flag_name(&other)
                 ))
             }
+            (ReconLoss::Bce, OutputActivation::Linear | OutputActivation::Tanh) => {
+                return refuse(format!(
+                    "--recon bce needs probabilities: use --output sigmoid, not {}",
+                    flag_name(&self.output)
+                ))
+            }
             (recon, OutputActivation::Logits) => {
                 return refuse(format!(
                     "--recon {} needs --output sigmoid or tanh (raw logits are for bce-logits)",
@@ -508,5 +514,21 @@ mod tests {
     fn bce_logits_needs_raw_logits() {
         let mut c = parse(&["--output", "sigmoid"]).unwrap();
         assert!(c.check().unwrap_err().to_string().contains("--output logits"));
+    }
+
+    #[test]
+    fn bce_needs_probabilities_not_tanh_or_linear_outputs() {
+        for output in ["tanh", "linear"] {
+            let mut c = parse(&["--recon", "bce", "--output", output]).unwrap();
+            let err = c.check().unwrap_err().to_string();
+            assert!(err.contains("--output sigmoid") && err.contains(output), "{output}: {err}");
+        }
+        parse(&["--recon", "bce", "--output", "sigmoid"]).unwrap().check().unwrap();
+    }
+
+    #[test]
+    fn mse_takes_linear_outputs_on_standardised_data() {
+        let mut c = parse(&["--recon", "mse", "--output", "linear", "--normalize", "mean-std"]).unwrap();
+        c.check().unwrap();
     }
 }

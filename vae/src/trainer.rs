@@ -29,7 +29,7 @@ use crate::cli::TrainCli;
 use crate::data::{BatchOptions, Batches, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::loss::LossValues;
-use crate::model::{ModelConfig, OutputActivation, Vae};
+use crate::model::{ModelConfig, Vae};
 use crate::runs::{
     self, EpochMetrics, NewRunDir, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
 };
@@ -638,13 +638,7 @@ impl Pictures {
         let result = no_grad(|| -> Result<()> {
             let [n, c, h, w]: [usize; 4] =
                 self.preview.shape().try_into().map_err(|_| Error::Config("preview shape".into()))?;
-            let shown = |raw: &Tensor| -> Result<Tensor> {
-                let image = t.setup.output.to_image(raw)?;
-                Ok(match t.setup.output {
-                    OutputActivation::Tanh => t.normalization.invert_tensor(&image)?,
-                    _ => image,
-                })
-            };
+            let shown = |raw: &Tensor| t.setup.output.to_image(raw, &t.normalization);
             let recon = shown(&t.model.forward(&Var::constant(self.preview.clone()))?.value())?;
             let originals = t.normalization.invert_tensor(&self.preview)?;
             let rows = [originals.to_vec::<f32>()?, recon.to_vec::<f32>()?];

@@ -30,6 +30,8 @@ mod dense;
 mod resnet18;
 mod resnet_bn;
 
+use crate::data::Normalization;
+use crate::error::Result;
 use autograd::Var;
 use nn::{Init, Linear, Module};
 use tensor::{Result as TensorResult, Tensor, TensorError};
@@ -100,23 +102,30 @@ pub enum OutputActivation {
     /// tanh(x), for MSE on data in [−1, 1].
     #[value(name = "tanh")]
     Tanh,
+    /// x unchanged, for MSE on standardised data (`--normalize mean-std`), whose values no
+    /// squashing function covers.
+    #[value(name = "linear")]
+    Linear,
 }
 
 impl OutputActivation {
-    /// The loss-side output: raw logits stay raw.
+    /// The loss-side output: raw logits and linear outputs stay raw.
     pub fn apply(self, raw: &Var) -> TensorResult<Var> {
         match self {
-            OutputActivation::Logits => Ok(raw.clone()),
+            OutputActivation::Logits | OutputActivation::Linear => Ok(raw.clone()),
             OutputActivation::Sigmoid => raw.sigmoid(),
             OutputActivation::Tanh => raw.tanh(),
         }
     }
 
-    /// The image a person should see: logits go through σ.
-    pub fn to_image(self, raw: &Tensor) -> TensorResult<Tensor> {
+    /// The images a person should see, in [0, 1]: logits go through σ; outputs that live in
+    /// the normalised data's range (tanh, linear) are mapped back through `norm`.
+    // raw: [B, C, H, W] → [B, C, H, W]
+    pub fn to_image(self, raw: &Tensor, norm: &Normalization) -> Result<Tensor> {
         match self {
-            OutputActivation::Logits | OutputActivation::Sigmoid => raw.sigmoid(),
-            OutputActivation::Tanh => raw.tanh(),
+            OutputActivation::Logits | OutputActivation::Sigmoid => Ok(raw.sigmoid()?),
+            OutputActivation::Tanh => Ok(norm.invert_tensor(&raw.tanh()?)?),
+            OutputActivation::Linear => Ok(norm.invert_tensor(raw)?),
         }
     }
 }
@@ -243,6 +252,23 @@ mod tests {
 
     fn count(arch: Arch, input: [usize; 3], z_dim: usize) -> usize {
         Vae::new(ModelConfig { arch, input, z_dim }, &mut Init::new(0)).unwrap().parameter_counts().total
+    }
+
+    #[test]
+    fn every_output_is_shown_as_an_image_in_the_datas_own_range() {
+        let norm = Normalization::MeanStd { mean: vec![0.25], std: vec![0.5] };
+        let raw = Tensor::from_vec(vec![-1.0f32, 0.0, 1.0, 2.0], &[1, 1, 2, 2]).unwrap();
+        let shown = |output: OutputActivation| output.to_image(&raw, &norm).unwrap().to_vec::<f32>().unwrap();
+        // A linear output is a standardised value: x·std + mean.
+        assert_eq!(shown(OutputActivation::Linear), vec![-0.25, 0.25, 0.75, 1.25]);
+        let tanh: Vec<f32> = [-1.0f32, 0.0, 1.0, 2.0].iter().map(|x| x.tanh() * 0.5 + 0.25).collect();
+        for (got, want) in shown(OutputActivation::Tanh).iter().zip(&tanh) {
+            assert!((got - want).abs() < 1e-6, "{got} {want}");
+        }
+        let sigmoid: Vec<f32> = [-1.0f32, 0.0, 1.0, 2.0].iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+        for (got, want) in shown(OutputActivation::Logits).iter().zip(&sigmoid) {
+            assert!((got - want).abs() < 1e-6, "{got} {want}");
+        }
     }
 
     #[test]

@@ -14,16 +14,6 @@ use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::{Arch, OutputActivation, ResNet18Encoder, Vae};
 
-/// Decoder output → images in [0, 1] (the output activation, and for tanh outputs the
-/// inverse of the input normalisation).
-pub fn to_images(raw: &Tensor, output: OutputActivation, norm: &Normalization) -> Result<Tensor> {
-    let y = output.to_image(raw)?;
-    Ok(match output {
-        OutputActivation::Tanh => norm.invert_tensor(&y)?,
-        _ => y,
-    })
-}
-
 /// The device the model's weights are on (its mean head's, which every preset has).
 fn model_device(model: &Vae) -> Device {
     model.fc_mu.parameters().first().map_or(Device::Cpu, |p| p.value().device())
@@ -74,7 +64,7 @@ pub fn reconstruct_dataset(
     batch: usize,
 ) -> Result<Vec<f32>> {
     let parts = per_batch(model, ds, norm, batch, |x| {
-        Ok(to_images(&model.forward(&Var::constant(x.clone()))?.value(), output, norm)?.to_vec::<f32>()?)
+        Ok(output.to_image(&model.forward(&Var::constant(x.clone()))?.value(), norm)?.to_vec::<f32>()?)
     })?;
     Ok(parts.concat())
 }
@@ -97,7 +87,7 @@ pub fn decode_codes(
         for start in (0..n).step_by(batch.max(1)) {
             let b = batch.min(n - start);
             let t = Tensor::from_vec(z[start * d..(start + b) * d].to_vec(), &[b, d])?.to_device(&device)?;
-            out.extend(to_images(&model.decode(&Var::constant(t))?.value(), output, norm)?.to_vec::<f32>()?);
+            out.extend(output.to_image(&model.decode(&Var::constant(t))?.value(), norm)?.to_vec::<f32>()?);
         }
         Ok(out)
     });
