@@ -95,6 +95,9 @@ fn eval_errors_name_the_flag() {
     let err =
         failure(bin("eval").args(["--mix-classes", "a,b", "--what", "interp", "--run"]).arg(&d).output().unwrap());
     assert!(err.contains("--mix-classes"), "{err}");
+    // The mixing is part of the interp section: asked for without it, it would silently not run.
+    let err = failure(bin("eval").args(["--mix-classes", "0,1", "--what", "recon", "--run"]).arg(&d).output().unwrap());
+    assert!(err.contains("--mix-classes") && err.contains("interp"), "{err}");
     let err =
         failure(bin("eval").args(["--what", "tsne", "--tsne-points", "20000", "--run"]).arg(&d).output().unwrap());
     assert!(err.contains("--tsne-points 20000") && err.contains("5000"), "{err}");

@@ -10,7 +10,7 @@
 //! | `samples.png` | decoded samples from N(0, I) |
 //! | `traversal.png` | one row per latent dimension (the `--traverse-dims` with the largest KL), swept over ±3 (the prior's ±3σ) around one image's μ (Folkertsma et al.) |
 //! | `interpolation.png` | rows: image a, decodings of (1 − w)·μ_a + w·μ_b for w = 0 … 1, image b |
-//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings of w·μ_A + (1 − w)·μ_B at w = `--weight`, the B codes listed in `--negate` multiplied by −1 first (the STL-10 paper) |
+//! | `class_mix.png` | with `--mix-classes A,B`: class-A images, class-B images, decodings of w·μ_A + (1 − w)·μ_B at w = `--weight`, the B codes listed in `--negate` (or, with `--negate dark`, those of images darker than the class's median image) multiplied by −1 first (the STL-10 paper); `--mix-pick brightest` takes each class's brightest images, `--mix-count` how many |
 //! | `features_K.png` | the encoder's intermediate feature maps of one image (Yang and Kobilaski, figure 7) |
 //! | `tsne.png` | t-SNE of test means coloured by label (dSprites: by shape) (Messaoudi et al.) |
 //! | `noise.png`, `denoise.png`, `ood.png` | reconstructions of pure noise, of noisy test images (clean / noisy / reconstruction rows), of out-of-distribution images (Messaoudi et al.) |
@@ -35,8 +35,8 @@ use crate::tools::disentanglement::{
     CHEN_DSPRITES_FACTORS, DEFAULT_MIG_BINS,
 };
 use crate::tools::eval::{
-    decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, mix_codes, reconstruct_dataset,
-    traversal_codes,
+    brightness, decode_codes, dims_by_kl, encode_dataset, feature_maps, interpolate, kl_per_dim, median_brightness,
+    mix_codes, pick_images, reconstruct_dataset, traversal_codes, MixPick,
 };
 use crate::tools::metrics::{class_histogram, frechet_distance, mean_laplacian_variance, normalized_class_entropy};
 use crate::train::{evaluate, standard_normal};
@@ -96,9 +96,16 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0.6)]
     pub weight: f32,
     /// Class-B images whose whole code is multiplied by −1 before mixing (the STL-10 paper's
-    /// dark-winged birds), by their place in class_mix.png's rows (0-based, comma-separated).
+    /// dark-winged birds), by their place in class_mix.png's rows (0-based, comma-separated),
+    /// or `dark`: every class-B image darker (by mean pixel value) than the class's median test image.
     #[arg(long, default_value = "")]
     pub negate: String,
+    /// Which images of each class class_mix.png mixes.
+    #[arg(long, value_enum, default_value_t = MixPick::First)]
+    pub mix_pick: MixPick,
+    /// How many images of each class class_mix.png mixes (the STL-10 paper: 64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub mix_count: u64,
     /// Number of samples from N(0, I) (samples.png shows up to 64; metrics use them all).
     #[arg(long, default_value_t = 1000)]
     pub samples: usize,
@@ -212,6 +219,12 @@ fn check_sections(args: &EvalArgs) -> Result<Vec<String>> {
             "--what: '{bad}' is not one of all, {}, {}",
             ALL.join(", "),
             SLOW.join(", ")
+        )));
+    }
+    if args.mix_classes.is_some() && !section_wanted(&what, "interp") {
+        return Err(Error::Config(format!(
+            "--mix-classes: class_mix.png is drawn by the interp section, which --what {} leaves out (add interp)",
+            args.what
         )));
     }
     if section_wanted(&what, "tsne") && !(4..=crate::tools::tsne::MAX_POINTS).contains(&args.tsne_points) {
@@ -480,15 +493,25 @@ fn class_mix(ctx: &Ctx, args: &EvalArgs, spec: &str, mu: &[f32]) -> Result<()> {
         return Err(Error::Config(format!("--mix-classes '{spec}': expected two classes, e.g. horse,bird")));
     };
     let (ka, kb) = (class_index(&ctx.test, a)?, class_index(&ctx.test, b)?);
-    let of = |k: usize| {
-        labels.iter().enumerate().filter(|(_, &l)| l as usize == k).map(|(i, _)| i).take(8).collect::<Vec<_>>()
+    let [_, c, h, w] = ctx.test.shape;
+    let light = brightness(&ctx.test.images, c * h * w);
+    let members = |k: usize| -> Vec<usize> {
+        labels.iter().enumerate().filter(|(_, &l)| l as usize == k).map(|(i, _)| i).collect()
     };
-    let (ia, ib) = (of(ka), of(kb));
+    let (all_a, all_b) = (members(ka), members(kb));
+    let count = args.mix_count as usize;
+    let (ia, ib) =
+        (pick_images(&all_a, &light, args.mix_pick, count), pick_images(&all_b, &light, args.mix_pick, count));
     let n = ia.len().min(ib.len());
     if n == 0 {
         return Err(Error::Config(format!("--mix-classes '{spec}': a class has no test images")));
     }
-    let negate: Vec<usize> = list("negate", &args.negate)?;
+    let negate: Vec<usize> = if args.negate.trim() == "dark" {
+        let median = median_brightness(&all_b, &light);
+        (0..n).filter(|&k| light[ib[k]] < median).collect()
+    } else {
+        list("negate", &args.negate)?
+    };
     if let Some(k) = negate.iter().find(|&&k| k >= n) {
         return Err(Error::Config(format!(
             "--negate: image {k} but class_mix.png has {n} class-B images (0 to {})",

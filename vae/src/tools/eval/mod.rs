@@ -126,6 +126,45 @@ pub fn mix_codes(a: &[f32], b: &[f32], weight_a: f32, negate_b: bool) -> Vec<f32
     a.iter().zip(b).map(|(x, y)| weight_a * x + (1.0 - weight_a) * sign * y).collect()
 }
 
+/// How `eval --mix-classes` picks each class's images (`--mix-pick`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MixPick {
+    /// The first images of the class in the test split.
+    First,
+    /// The brightest images of the class (highest mean pixel value), brightest first: a rule
+    /// standing in for the STL-10 paper's hand-picked, "predominantly white" horses and birds.
+    Brightest,
+}
+
+/// The mean pixel value of each image of `images` ([N, C·H·W] row-major, values in [0, 1]).
+pub fn brightness(images: &[f32], pixels_per_image: usize) -> Vec<f32> {
+    images.chunks(pixels_per_image).map(|im| im.iter().sum::<f32>() / pixels_per_image as f32).collect()
+}
+
+/// The median mean pixel value of the images `members` (0 for none): `--negate dark` negates
+/// the class-B codes of images darker than their class's median image, a rule standing in for
+/// the STL-10 paper's eye picking "birds ... that have dark wings".
+pub fn median_brightness(members: &[usize], brightness: &[f32]) -> f32 {
+    let mut values: Vec<f32> = members.iter().map(|&i| brightness[i]).collect();
+    values.sort_by(f32::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => 0.5 * (values[n / 2 - 1] + values[n / 2]),
+    }
+}
+
+/// Up to `count` of `candidates` (image indices) by `pick`; `brightness` is indexed by image.
+pub fn pick_images(candidates: &[usize], brightness: &[f32], pick: MixPick, count: usize) -> Vec<usize> {
+    let mut chosen = candidates.to_vec();
+    if pick == MixPick::Brightest {
+        // Stable: equally bright images keep their order in the split.
+        chosen.sort_by(|&a, &b| brightness[b].total_cmp(&brightness[a]));
+    }
+    chosen.truncate(count);
+    chosen
+}
+
 /// Mean KL per latent dimension over n encoded images, ½·E[μ² + σ² − log σ² − 1]: how much
 /// each dimension is used (a collapsed, inactive one is near 0). mu, logvar: [n, z] row-major.
 pub fn kl_per_dim(mu: &[f32], logvar: &[f32], z: usize) -> Vec<f64> {
@@ -278,6 +317,20 @@ mod tests {
         assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.0), [0.0, 10.0]));
         assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 0.6), [6.0, 4.0]));
         assert!(close(interpolate(&[0.0, 10.0], &[10.0, 0.0], 1.0), [10.0, 0.0]));
+    }
+
+    #[test]
+    fn the_brightest_pick_takes_the_brightest_first_and_keeps_ties_in_order() {
+        let images = [0.1f32, 0.1, 0.9, 0.9, 0.5, 0.5, 0.9, 0.9, 0.0, 0.2];
+        let light = brightness(&images, 2);
+        assert_eq!(light, vec![0.1, 0.9, 0.5, 0.9, 0.1]);
+        let candidates = [0, 1, 2, 3, 4];
+        assert_eq!(pick_images(&candidates, &light, MixPick::Brightest, 3), vec![1, 3, 2]);
+        assert_eq!(pick_images(&candidates, &light, MixPick::First, 3), vec![0, 1, 2]);
+        assert_eq!(pick_images(&candidates, &light, MixPick::Brightest, 9).len(), 5);
+        assert_eq!(median_brightness(&candidates, &light), 0.5);
+        assert!((median_brightness(&[0, 1, 2, 3], &light) - 0.7).abs() < 1e-6);
+        assert_eq!(median_brightness(&[], &light), 0.0);
     }
 
     #[test]
