@@ -9,6 +9,7 @@
 //! cargo bench --bench train_step -- --device gpu --dispatches-per-submit 8
 //! cargo bench --bench train_step -- --device gpu --submit-inline
 //! cargo bench --bench train_step -- --device gpu --no-conv-split-k
+//! cargo bench --bench train_step -- --tune-kernels          # CPU convolutions' cuts by timing
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
@@ -128,6 +129,9 @@ struct Options {
     submit_inline: bool,
     /// Convolutions never split their K (`gpu::Context::set_conv_split_k(false)`).
     no_conv_split_k: bool,
+    /// On the CPU, convolutions choose their cut by timing (`tensor::cpu::tuning`), during the
+    /// warm-up steps, kept for this process only.
+    tune_kernels: bool,
     child: Option<String>,
 }
 
@@ -140,6 +144,7 @@ fn parse_options() -> Result<Options, String> {
         dispatches_per_submit: None,
         submit_inline: false,
         no_conv_split_k: false,
+        tune_kernels: false,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -163,6 +168,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--submit-inline" => o.submit_inline = true,
             "--no-conv-split-k" => o.no_conv_split_k = true,
+            "--tune-kernels" => o.tune_kernels = true,
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
@@ -176,6 +182,12 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.no_conv_split_k && o.device != "gpu" {
         return Err(format!("--no-conv-split-k needs --device gpu, got --device {}", o.device));
+    }
+    if o.tune_kernels && o.device != "cpu" {
+        return Err(format!(
+            "--tune-kernels tunes the CPU's convolutions: needs --device cpu, got --device {}",
+            o.device
+        ));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -371,6 +383,9 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
         let ctx = gpu::Context::with_submit_policy(any, policy).map_err(|e| e.to_string())?;
         Device::from_context(std::sync::Arc::new(ctx))
     };
+    if o.tune_kernels {
+        tensor::cpu::tuning::enable_tuning(None);
+    }
     if let Some(ctx) = device.gpu_context() {
         ctx.set_conv_split_k(!o.no_conv_split_k);
     }
@@ -439,6 +454,9 @@ fn main() {
         }
         if o.no_conv_split_k {
             cmd.arg("--no-conv-split-k");
+        }
+        if o.tune_kernels {
+            cmd.arg("--tune-kernels");
         }
         let out = match cmd.output() {
             Ok(out) => out,

@@ -8,6 +8,11 @@
 //! kernels in the `tensor` crate (which re-exports this crate as `tensor::descriptors`) and by
 //! the GPU launchers of the `gpu` crate (as `gpu::descriptors`). A crate of its own, below
 //! both and depending on nothing, so that what an op is never depends on a GPU library.
+//!
+//! Beside them, [`choices`]: the file that keeps kernel choices measured on one machine, shared
+//! by the CPU and GPU tuners.
+
+pub mod choices;
 
 /// Every size a convolution kernel needs. For conv2d: x [batch, c_in, h, w],
 /// weight [c_out, c_in, kh, kw], y [batch, c_out, oh, ow]. For conv_transpose2d the same

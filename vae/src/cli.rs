@@ -37,15 +37,23 @@ pub struct TrainCli {
     /// On the GPU every op is waited for, so steps get slower while profiling.
     #[arg(long)]
     pub profile: bool,
-    /// On a GPU, choose each GEMM tile by timing both the first time a shape class needs one,
-    /// instead of the size rule (seconds once per machine), and keep the choices for later runs
-    /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). No effect on a CPU.
+    /// Choose kernels by timing the candidates the first time a shape needs a choice, instead
+    /// of the size rules (seconds once per machine), and keep the choices for later runs: on a
+    /// GPU each GEMM tile, in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv);
+    /// on the CPU each small-plane convolution's images per GEMM, in
+    /// cpu-kernel-choices.tsv beside it.
     #[arg(long)]
     pub tune_kernels: bool,
     /// On a GPU, run every GEMM (matrix products, convolutions) on this tile: over the size
     /// rule and over --tune-kernels. No effect on a CPU.
     #[arg(long, value_parser = ["square64", "wide128"])]
     pub gemm_tile: Option<String>,
+}
+
+/// Where `--tune-kernels` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside
+/// [`kernel_cache_path`] (a file of its own: each tuner drops lines whose choices it does not know).
+pub fn cpu_kernel_cache_path() -> Option<PathBuf> {
+    kernel_cache_path().map(|path| path.with_file_name("cpu-kernel-choices.tsv"))
 }
 
 /// Where `--tune-kernels` keeps its choices: `$VAE_KERNEL_CACHE`, else

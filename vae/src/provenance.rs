@@ -40,8 +40,10 @@ pub struct Invocation {
     pub cpu_kernel: String,
     /// CPU threads.
     pub threads: usize,
-    /// How the GPU's kernels were chosen, one entry per choice (`gemm tile m>64/t2^5: wide128
-    /// (measured)`, `gemm tile: pinned square64`, `gemm tile: size rule`); empty off the GPU.
+    /// How the kernels were chosen, one entry per choice: on a GPU `gemm tile m>64/t2^5: wide128
+    /// (measured)`, `gemm tile: pinned square64` or `gemm tile: size rule`; on the CPU
+    /// `conv2d_forward F32 64→128 … b64: per-image (measured)` or `convolution images per
+    /// GEMM: size rule`; empty on the reference device.
     /// Brought up to date after every epoch, as measured choices are made during training.
     #[serde(default)]
     pub kernel_choices: Vec<String>,
@@ -128,6 +130,13 @@ pub fn record_kernel_choices(dir: &Path, choices: Vec<String>) -> Result<()> {
 
 /// How `device`'s kernels are chosen (see [`Invocation::kernel_choices`]).
 pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
+    if let tensor::Device::Cpu = device {
+        let measured = tensor::cpu::tuning::choices();
+        if measured.is_empty() {
+            return vec!["convolution images per GEMM: size rule".to_string()];
+        }
+        return measured.into_iter().map(|(class, cut)| format!("{class}: {cut} (measured)")).collect();
+    }
     let tensor::Device::Gpu(gpu) = device else { return Vec::new() };
     let ctx = gpu.context();
     if let Some(tile) = ctx.forced_gemm_tile() {
@@ -141,31 +150,9 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     }
 }
 
-/// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
-/// [`cpu_model_from`].
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| cpu_model_from(&text))
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
-
-/// The CPU a `/proc/cpuinfo` text describes: its model name, with the vendor, family and model
-/// numbers when the text has them (`AMD EPYC (AuthenticAMD, family 25, model 1)`), since a virtual machine's model
-/// name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 4, and their kernels and timings
-/// differ. `None` without a model name.
-pub fn cpu_model_from(cpuinfo: &str) -> Option<String> {
-    // The first processor's fields, each `key<tabs>: value`.
-    let field = |key: &str| {
-        cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim()))
-    };
-    let name = field("model name")?;
-    Some(match (field("vendor_id"), field("cpu family"), field("model")) {
-        (Some(vendor), Some(family), Some(model)) => format!("{name} ({vendor}, family {family}, model {model})"),
-        (None, Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
-        _ => name.to_string(),
-    })
-}
+/// The CPU's name as provenance.json and the kernel-choice cache give it (defined with the
+/// CPU tuner, whose cache it keys).
+pub use tensor::cpu::tuning::{cpu_model, cpu_model_from};
 
 /// `time` as an ISO 8601 UTC timestamp to the second, `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_timestamp(time: std::time::SystemTime) -> String {
@@ -248,15 +235,6 @@ mod tests {
         let back: Invocation =
             serde_json::from_str(&serde_json::to_string(&dirty).expect("serialises")).expect("parses");
         assert_eq!(back.changes, dirty.changes);
-    }
-
-    #[test]
-    fn the_cpu_is_named_with_its_vendor_family_and_model() {
-        let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n\
-                    model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
-        assert_eq!(cpu_model_from(text).as_deref(), Some("AMD EPYC (AuthenticAMD, family 25, model 1)"));
-        assert_eq!(cpu_model_from("model name\t: Apple M2\n").as_deref(), Some("Apple M2"));
-        assert_eq!(cpu_model_from("processor\t: 0\n"), None);
     }
 
     #[test]

@@ -51,6 +51,7 @@ use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, MatRef};
 use crate::cpu::reduce::sum_map_f64;
+use crate::cpu::tuning;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 use crate::reference::conv as reference;
@@ -597,6 +598,37 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     by_columns.min(by_memory).min(by_threads).max(1)
 }
 
+/// The `strip` argument for a forward or backward-weight kernel: `None` (the size rules), or,
+/// where the rule would put images side by side and tuning is on (`cpu::tuning`), whichever of
+/// that and one whole image per GEMM (`Some(g.oh)`, the ladder's Im2col rung) `run` finished
+/// first the first time this machine met the kernel at this geometry.
+fn tuned_strip<T: Float>(kernel: &str, g: &Conv2dGeometry, run: impl Fn(Option<usize>)) -> Option<usize> {
+    let tuner = tuning::tuner().filter(|_| images_per_gemm(g) > 1)?;
+    let class = format!(
+        "{kernel} {:?} {}→{} k{}×{} s{}×{} p{}×{} d{}×{} {}×{} b{}",
+        T::DTYPE,
+        g.c_in,
+        g.c_out,
+        g.kh,
+        g.kw,
+        g.stride[0],
+        g.stride[1],
+        g.padding[0],
+        g.padding[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.h,
+        g.w,
+        g.batch
+    );
+    let candidates = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
+    let strip_of = |cut: &str| (cut == tuning::PER_IMAGE).then_some(g.oh);
+    let chosen = tuner.choose("convolution's images per GEMM", &class, &candidates, |cut| {
+        Ok::<_, std::convert::Infallible>(tuning::median_time(|| run(strip_of(cut))))
+    });
+    chosen.ok().and_then(|cut| strip_of(&cut))
+}
+
 /// The fewest image groups one rayon task takes: enough that the batch splits into about two
 /// tasks per thread (room to balance load), not one per group. Each task allocates its own
 /// unfolding buffers, so a split per group would allocate and zero them dozens of times.
@@ -728,7 +760,8 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    forward_in_strips(x, w, bias, g, None)
+    let strip = tuned_strip::<T>("conv2d_forward", g, |strip| drop(forward_in_strips(x, w, bias, g, strip)));
+    forward_in_strips(x, w, bias, g, strip)
 }
 
 /// [`conv2d_forward`], one image at a time in strips of `strip` output rows when given (the
@@ -917,7 +950,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// measurements); its partials then add without the transpose.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    backward_weight_in_strips(grad_y, x, g, None)
+    let strip =
+        tuned_strip::<T>("conv2d_backward_weight", g, |strip| drop(backward_weight_in_strips(grad_y, x, g, strip)));
+    backward_weight_in_strips(grad_y, x, g, strip)
 }
 
 /// [`conv2d_backward_weight`], one image at a time in strips of `strip` output rows when given

@@ -15,3 +15,4 @@ pub mod interpolate;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod tuning;

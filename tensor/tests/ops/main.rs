@@ -12,3 +12,4 @@ mod matmul;
 mod optim;
 mod pool;
 mod reduce;
+mod tuning;

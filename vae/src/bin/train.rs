@@ -40,6 +40,18 @@ fn main() {
 fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
+    if let (tensor::Device::Cpu, true) = (&device, cli.tune_kernels) {
+        let cache = vae::cli::cpu_kernel_cache_path();
+        tensor::cpu::tuning::enable_tuning(cache.clone());
+        match cache {
+            Some(path) => {
+                println!("kernels: convolutions' images per GEMM chosen by timing, kept in {}", path.display())
+            }
+            None => println!(
+                "kernels: convolutions' images per GEMM chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"
+            ),
+        }
+    }
     if let tensor::Device::Gpu(gpu) = &device {
         let ctx = gpu.context();
         if let Some(tile) = cli.gemm_tile.as_deref().and_then(gpu::tuning::tile_from_name) {

@@ -1,0 +1,228 @@
+//! Kernel choices measured on one machine, and the file that keeps them between runs. Tier:
+//! tooling (shared by the CPU tuner in `tensor::cpu::tuning` and the GPU tuner in
+//! `gpu::tuning`).
+//!
+//! Some choices between equally correct kernels have no rule that holds on every machine, so a
+//! tuner times the candidates the first time a *shape class* needs a choice and keeps the
+//! fastest. This module keeps what was chosen: one line per choice,
+//! `machine key <TAB> class <TAB> choice`, in the file the caller names. The machine key names
+//! what the timings depend on (the CPU model and thread count, or the GPU adapter and driver),
+//! so another machine, or a driver update, measures anew. The file is rewritten whole through
+//! a temporary file and a rename (a reader never sees half of it); lines of other machines are
+//! kept; a line that does not parse is ignored with one warning, and the file is then
+//! rewritten without it. Same machine and same choices give the same kernels, so the same bits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One machine's choices, read from and written back to `path`.
+pub struct ChoiceFile {
+    /// The file; `None` keeps the choices for this process only.
+    path: Option<PathBuf>,
+    /// Names the machine the choices were measured on.
+    key: String,
+    /// Whether a choice name is one the caller knows (a line naming another is unreadable).
+    known: fn(&str) -> bool,
+    /// Class → choice, for this machine.
+    choices: Mutex<BTreeMap<String, String>>,
+}
+
+impl ChoiceFile {
+    /// The choices `path` holds for the machine `key` (a missing file holds none).
+    pub fn open(path: Option<PathBuf>, key: String, known: fn(&str) -> bool) -> ChoiceFile {
+        let choices = path.as_deref().map(|p| read_choices(p, &key, known)).unwrap_or_default();
+        ChoiceFile { path, key, known, choices: Mutex::new(choices) }
+    }
+
+    /// The machine key the choices are kept under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The choice for `class`: the kept one, or the fastest of `candidates` as `time` measures
+    /// them (ties to the earlier candidate), then kept. `what` names the decision in the one
+    /// `tuning:` line printed per measurement.
+    pub fn choose<E>(
+        &self,
+        what: &str,
+        class: &str,
+        candidates: &[&str],
+        mut time: impl FnMut(&str) -> Result<Duration, E>,
+    ) -> Result<String, E> {
+        if let Some(choice) = self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
+            return Ok(choice.clone());
+        }
+        // Timed without the lock: a kernel being timed may itself run on threads that ask for
+        // other choices. Two threads meeting a new class at once both time it; the first kept wins.
+        println!("tuning: timing the {what} for shape class {class} (first use on this machine)");
+        let mut best: Option<(Duration, &str)> = None;
+        for &candidate in candidates {
+            let t = time(candidate)?;
+            if best.is_none_or(|(fastest, _)| t < fastest) {
+                best = Some((t, candidate));
+            }
+        }
+        let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
+        let measured = best.map_or_else(String::new, |(_, c)| c.to_string());
+        let choice = choices.entry(class.to_string()).or_insert(measured).clone();
+        if let Some(path) = &self.path {
+            if let Err(e) = write_choices(path, &self.key, self.known, &choices) {
+                eprintln!("warning: could not keep the kernel choices in {}: {e}", path.display());
+            }
+        }
+        Ok(choice)
+    }
+
+    /// The choices made or read so far: (class, choice), in class order.
+    pub fn choices(&self) -> Vec<(String, String)> {
+        let choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
+        choices.iter().map(|(class, choice)| (class.clone(), choice.clone())).collect()
+    }
+}
+
+/// The choices `path` holds for `key`; lines that do not parse are ignored, with a warning
+/// naming the file and the first of them.
+fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
+    let mut choices = BTreeMap::new();
+    let (mut bad, mut others) = (Vec::new(), 0);
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match line.split('\t').collect::<Vec<_>>()[..] {
+            [k, class, choice] if known(choice) => {
+                if k == key {
+                    choices.insert(class.to_string(), choice.to_string());
+                } else {
+                    others += 1;
+                }
+            }
+            _ => bad.push(n + 1),
+        }
+    }
+    if let Some(first) = bad.first() {
+        eprintln!(
+            "warning: ignoring {} unreadable line(s) of the kernel-choice cache {} (the first: line {first}); \
+             the choices they held will be measured again",
+            bad.len(),
+            path.display()
+        );
+    }
+    if choices.is_empty() && others > 0 {
+        eprintln!(
+            "warning: the kernel-choice cache {} holds {others} choice(s) measured on other machines or drivers, \
+             none for this one ({key}): they are not used here, and this machine's are measured anew",
+            path.display()
+        );
+    }
+    choices
+}
+
+/// Rewrites `path` with `choices` for `key` and every readable line of other machines,
+/// through a temporary file renamed over it.
+fn write_choices(
+    path: &Path,
+    key: &str,
+    known: fn(&str) -> bool,
+    choices: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let others: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| matches!(line.split('\t').collect::<Vec<_>>()[..], [k, _, choice] if k != key && known(choice)))
+        .map(str::to_string)
+        .collect();
+    let mut text = others.join("\n");
+    for (class, choice) in choices {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("{key}\t{class}\t{choice}"));
+    }
+    text.push('\n');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tsv.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn known(choice: &str) -> bool {
+        matches!(choice, "fast" | "slow")
+    }
+
+    fn fake(fast_ms: u64, slow_ms: u64) -> impl FnMut(&str) -> Result<Duration, ()> {
+        move |choice| Ok(Duration::from_millis(if choice == "fast" { fast_ms } else { slow_ms }))
+    }
+
+    /// A scratch file path under the system temp dir, unique to the test.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("descriptors-choices-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("choices.tsv")
+    }
+
+    #[test]
+    fn the_fastest_candidate_is_chosen_once_per_class() {
+        let file = ChoiceFile::open(None, "machine A".into(), known);
+        assert_eq!(file.choose("kernels", "c1", &["slow", "fast"], fake(1, 2)).unwrap(), "fast");
+        assert_eq!(file.choose("kernels", "c2", &["slow", "fast"], fake(2, 1)).unwrap(), "slow");
+        assert_eq!(
+            file.choose("kernels", "c1", &["slow", "fast"], |_| -> Result<_, ()> { panic!("again") }).unwrap(),
+            "fast"
+        );
+        assert_eq!(file.choices().len(), 2);
+    }
+
+    #[test]
+    fn choices_are_kept_in_the_file_and_read_back_without_measuring() {
+        let path = scratch("kept");
+        ChoiceFile::open(Some(path.clone()), "machine A".into(), known)
+            .choose("k", "c1", &["slow", "fast"], fake(1, 2))
+            .unwrap();
+        let again = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
+        assert_eq!(
+            again.choose("k", "c1", &["slow", "fast"], |_| -> Result<_, ()> { panic!("measured again") }).unwrap(),
+            "fast"
+        );
+        assert!(!path.with_extension("tsv.tmp").exists());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn another_machine_measures_anew_and_keeps_the_first_ones_lines() {
+        let path = scratch("other");
+        ChoiceFile::open(Some(path.clone()), "machine A".into(), known)
+            .choose("k", "c1", &["slow", "fast"], fake(1, 2))
+            .unwrap();
+        let measured = Cell::new(0);
+        let b = ChoiceFile::open(Some(path.clone()), "machine B".into(), known);
+        b.choose("k", "c1", &["slow", "fast"], |c| {
+            measured.set(measured.get() + 1);
+            fake(2, 1)(c)
+        })
+        .unwrap();
+        assert_eq!(measured.get(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "machine A\tc1\tfast\nmachine B\tc1\tslow\n");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_line_is_ignored_and_dropped_on_the_next_write() {
+        let path = scratch("unreadable");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "machine A\tc4\tfast\ngarbage\nmachine A\tc5\ttriangle\n").unwrap();
+        let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
+        assert_eq!(file.choices(), vec![("c4".to_string(), "fast".to_string())]);
+        file.choose("k", "c0", &["slow", "fast"], fake(2, 1)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "machine A\tc0\tslow\nmachine A\tc4\tfast\n");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,47 @@
+//! CPU kernel choices by measurement (`tensor::cpu::tuning`). Turning tuning on is for the whole
+//! process, so this module turns it on for the whole `ops` binary: every cut a tuned kernel can
+//! choose is a rung the ladder tests hold to the reference, and every test here and beside it
+//! still compares with the reference device.
+
+use tensor::cpu::tuning;
+use tensor::ops::conv2d::*;
+use tensor::rng::Rng;
+use tensor::*;
+
+fn close_to_the_reference(got: &Tensor, want: &Tensor) {
+    for (g, w) in got.to_vec_f64().unwrap().iter().zip(want.to_vec_f64().unwrap()) {
+        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} vs {w}");
+    }
+}
+
+#[test]
+fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference() {
+    tuning::enable_tuning(None);
+    // Two threads, as on the CI machine: a 6×6 output plane then puts images side by side, so
+    // there is a choice to time.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let mut rng = Rng::new(31);
+        let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
+        let (x, w) = (rand(&[16, 3, 12, 12], &mut rng), rand(&[5, 3, 3, 3], &mut rng));
+        let p = Conv2dParams { stride: [2, 2], padding: [1, 1], dilation: [1, 1] };
+        let on_reference = |t: &Tensor| t.to_device(&Device::Reference).unwrap();
+        let y = conv2d(&x, &w, None, &p).unwrap();
+        close_to_the_reference(&y, &conv2d(&on_reference(&x), &on_reference(&w), None, &p).unwrap());
+        let gy = rand(y.shape(), &mut rng);
+        let dw = conv2d_backward_weight(&gy, &x, w.shape(), &p).unwrap();
+        let want = conv2d_backward_weight(&on_reference(&gy), &on_reference(&x), w.shape(), &p).unwrap();
+        close_to_the_reference(&dw, &want);
+
+        let ours = |c: &[(String, String)]| -> Vec<(String, String)> {
+            c.iter().filter(|(class, _)| class.contains("F64 3→5 k3×3 s2×2 p1×1 d1×1 12×12 b16")).cloned().collect()
+        };
+        let chosen = ours(&tuning::choices());
+        let kernels: Vec<&str> = chosen.iter().map(|(class, _)| class.split(' ').next().unwrap()).collect();
+        assert_eq!(kernels, ["conv2d_backward_weight", "conv2d_forward"], "{chosen:?}");
+        assert!(chosen.iter().all(|(_, cut)| cut == "side-by-side" || cut == "per-image"), "{chosen:?}");
+        // Met again: the kept choice, no second measurement (the choices do not change).
+        conv2d(&x, &w, None, &p).unwrap();
+        assert_eq!(ours(&tuning::choices()), chosen);
+    });
+}
