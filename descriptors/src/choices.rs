@@ -36,13 +36,8 @@ impl ChoiceFile {
         ChoiceFile { path, key, known, choices: Mutex::new(choices) }
     }
 
-    /// The machine key the choices are kept under.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The choice for `class`: the kept one, or the fastest of `candidates` as `time` measures
-    /// them (ties to the earlier candidate), then kept. `what` names the decision in the one
+    /// The choice for `class`: the kept one, or the fastest of `candidates` (at least one) as
+    /// `time` measures them (ties to the earlier candidate), then kept. `what` names the decision in the one
     /// `tuning:` line printed per measurement.
     pub fn choose<E>(
         &self,
@@ -57,6 +52,7 @@ impl ChoiceFile {
         // Timed without the lock: a kernel being timed may itself run on threads that ask for
         // other choices. Two threads meeting a new class at once both time it; the first kept wins.
         println!("tuning: timing the {what} for shape class {class} (first use on this machine)");
+        assert!(!candidates.is_empty(), "a choice for {class} among no candidates");
         let mut best: Option<(Duration, &str)> = None;
         for &candidate in candidates {
             let t = time(candidate)?;
