@@ -157,11 +157,11 @@ mod tests {
         move |choice| Ok(Duration::from_millis(if choice == "fast" { fast_ms } else { slow_ms }))
     }
 
-    /// A scratch file path under the system temp dir, unique to the test.
-    fn scratch(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("descriptors-choices-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("choices.tsv")
+    /// A scratch folder (removed when the guard drops) and a cache path inside it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("choices.tsv");
+        (dir, path)
     }
 
     #[test]
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn choices_are_kept_in_the_file_and_read_back_without_measuring() {
-        let path = scratch("kept");
+        let (_dir, path) = scratch();
         ChoiceFile::open(Some(path.clone()), "machine A".into(), known)
             .choose("k", "c1", &["slow", "fast"], fake(1, 2))
             .unwrap();
@@ -188,12 +188,11 @@ mod tests {
             "fast"
         );
         assert!(!path.with_extension("tsv.tmp").exists());
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn another_machine_measures_anew_and_keeps_the_first_ones_lines() {
-        let path = scratch("other");
+        let (_dir, path) = scratch();
         ChoiceFile::open(Some(path.clone()), "machine A".into(), known)
             .choose("k", "c1", &["slow", "fast"], fake(1, 2))
             .unwrap();
@@ -207,18 +206,15 @@ mod tests {
         assert_eq!(measured.get(), 2);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "machine A\tc1\tfast\nmachine B\tc1\tslow\n");
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn an_unreadable_line_is_ignored_and_dropped_on_the_next_write() {
-        let path = scratch("unreadable");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let (_dir, path) = scratch();
         std::fs::write(&path, "machine A\tc4\tfast\ngarbage\nmachine A\tc5\ttriangle\n").unwrap();
         let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
         assert_eq!(file.choices(), vec![("c4".to_string(), "fast".to_string())]);
         file.choose("k", "c0", &["slow", "fast"], fake(2, 1)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "machine A\tc0\tslow\nmachine A\tc4\tfast\n");
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
