@@ -1,5 +1,5 @@
-//! Convolution kernels: conv2d and conv_transpose2d, forward and every backward, as
-//! im2col + GEMM, parallel over the batch.
+//! Convolution kernels: conv2d forward and every backward (which conv_transpose2d runs too),
+//! as im2col + GEMM, parallel over the batch.
 //!
 //! Layouts are PyTorch's, row-major: x [N, C_in, H, W]; conv2d weight [C_out, C_in, kH, kW];
 //! conv_transpose2d weight [C_in, C_out, kH, kW]; y [N, C_out, OH, OW]; groups = 1.
@@ -20,7 +20,7 @@
 //! transpose's output, so it is conv2d run backwards: its forward is that conv2d's
 //! backward-data, its backward-data is that conv2d's forward, and its backward-weight is that
 //! conv2d's backward-weight with the roles of x and dy swapped. [`Conv2dGeometry::transposed`]
-//! builds that conv2d; the conv_transpose2d kernels below are one line each.
+//! builds that conv2d, and `tensor::ops::conv_transpose2d` runs the kernels below on it.
 //!
 //! Small outputs: deep layers have tiny OH·OW (1 to 16 pixels), which would make each image's
 //! GEMM a thin sliver that packs the whole weight for a few columns; there, several images are
@@ -831,18 +831,13 @@ fn forward_in_strips<T: Float>(
 /// dx for y = conv2d(x, w). In the forward pass this was y_n = W · col_n with
 /// col_n = im2col(x_n), so dcol_n = Wᵀ · dy_n and, im2col being linear, dx_n = im2colᵀ(dcol_n)
 /// = col2im(dcol_n).
-// grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   ->   dx: [N, C_in, H, W]
-pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    backward_data_plus_bias(grad_y, w, None, g)
-}
-
-/// [`conv2d_backward_data`] with `bias[ci]` added to every pixel of channel ci of the result
-/// (conv_transpose2d's forward is this with its bias, and needs no second pass for it).
-/// Images with small outputs share one GEMM, as in [`conv2d_forward`].
-// grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   [N, C_in, H, W]
-fn backward_data_plus_bias<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+/// With a `bias`, bias\[ci\] is added to every pixel of channel ci of dx: conv_transpose2d's
+/// forward is this with its bias, and needs no second pass for it. Images with small outputs
+/// share one GEMM, as in [`conv2d_forward`].
+// grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
+pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return backward_data_plus_bias(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
+        return conv2d_backward_data(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
     match full_correlation(g) {
         // Where the dcol of one image would not fit in cache (`strip_rows`), and the
@@ -888,7 +883,7 @@ fn flipped_transpose<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
     out
 }
 
-/// [`backward_data_plus_bias`] as dcol = Wᵀ · dy, then col2im.
+/// [`conv2d_backward_data`] as dcol = Wᵀ · dy, then col2im.
 fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = g.live_taps() {
         return backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
@@ -1101,7 +1096,7 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             dx
         }
         ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g),
-        ConvRung::Chosen => conv2d_backward_data(grad_y, w, g),
+        ConvRung::Chosen => conv2d_backward_data(grad_y, w, None, g),
     }
 }
 
@@ -1123,35 +1118,6 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
 // grad_y: [N, C_out, OH, OW]   ->   db: [C_out]
 pub fn conv2d_backward_bias<T: Float>(grad_y: &[T], [batch, channels, plane]: [usize; 3]) -> Vec<T> {
     channel_sums(grad_y, batch, channels, plane)
-}
-
-// ------------------------------------------------------------------------ conv_transpose2d
-//
-// `g` is the transpose's own geometry (from `Conv2dGeometry::conv_transpose2d`); `g.transposed()`
-// is the conv2d that maps the transpose's output space back to its input space.
-
-/// y = conv_transpose2d(x, w) + bias: every input pixel scatters a weighted copy of the kernel,
-///   y[n, co, i·sh − ph + ki·dh, j·sw − pw + kj·dw] += x[n, ci, i, j] · w[ci, co, ki, kj],
-/// which is exactly conv2d's backward-data (col2im of Wᵀ · x_n) for the transposed geometry.
-// x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
-pub fn conv_transpose2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    backward_data_plus_bias(x, w, bias, &g.transposed())
-}
-
-/// dx for y = conv_transpose2d(x, w). The forward was y = Aᵀ x where A is the transposed
-/// geometry's conv2d, so dx = A dy: a plain conv2d of dy with the same weight.
-// grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
-pub fn conv_transpose2d_backward_data<T: Float>(grad_y: &[T], w: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_forward(grad_y, w, None, &g.transposed())
-}
-
-/// dW for y = conv_transpose2d(x, w). The forward was conv2d's backward-data with x in the
-/// role of that conv2d's output gradient; ⟨y, dy⟩ = ⟨conv2d(dy; W), x⟩ is bilinear in W the
-/// same way as a conv2d of dy against output gradient x, so dW = conv2d_backward_weight with
-/// dy as the "input" and x as the "output gradient".
-// grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_in, C_out, kH, kW]
-pub fn conv_transpose2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    conv2d_backward_weight(x, grad_y, &g.transposed())
 }
 
 #[cfg(test)]
@@ -1588,7 +1554,7 @@ mod tests {
             let g = conv_geom(c);
             let [x, w, gy] = operands(&g, &mut rng);
             let lhs = dot(&conv2d_forward(&x, &w, None, &g), &gy);
-            let rhs = dot(&x, &conv2d_backward_data(&gy, &w, &g));
+            let rhs = dot(&x, &conv2d_backward_data(&gy, &w, None, &g));
             assert_rel(lhs, rhs, &format!("{c:?}"));
         }
     }
@@ -1655,7 +1621,7 @@ mod tests {
             let w = random(g.weight_len(), &mut rng);
             let gy = random(g.y_len(), &mut rng);
             let want = reference::conv_transpose2d(&gy, &w, None, &g.transposed());
-            assert_close(&conv2d_backward_data(&gy, &w, &g), &want, 1e-12, &format!("{c:?}"));
+            assert_close(&conv2d_backward_data(&gy, &w, None, &g), &want, 1e-12, &format!("{c:?}"));
         }
     }
 
@@ -1678,6 +1644,19 @@ mod tests {
             let without: f64 = dot(&conv2d_forward(&x, &w, None, &g), &gy);
             assert!((with - without - dot(&b, &want)).abs() < 1e-10 * (1.0 + with.abs()));
         }
+    }
+
+    // conv_transpose2d as its ops run it: conv2d's kernels on the transposed geometry.
+    fn conv_transpose2d_forward(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: &Conv2dGeometry) -> Vec<f64> {
+        conv2d_backward_data(x, w, bias, &g.transposed())
+    }
+
+    fn conv_transpose2d_backward_data(grad_y: &[f64], w: &[f64], g: &Conv2dGeometry) -> Vec<f64> {
+        conv2d_forward(grad_y, w, None, &g.transposed())
+    }
+
+    fn conv_transpose2d_backward_weight(grad_y: &[f64], x: &[f64], g: &Conv2dGeometry) -> Vec<f64> {
+        conv2d_backward_weight(x, grad_y, &g.transposed())
     }
 
     #[test]
@@ -1772,7 +1751,7 @@ mod tests {
         let g = Conv2dGeometry::conv2d([0, 2, 5, 5], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
         let w = vec![1.0f64; 3 * 2 * 9];
         assert!(conv2d_forward(&[], &w, None, &g).is_empty());
-        assert!(conv2d_backward_data(&[], &w, &g).is_empty());
+        assert!(conv2d_backward_data(&[], &w, None, &g).is_empty());
         assert_eq!(conv2d_backward_weight::<f64>(&[], &[], &g), vec![0.0; 54]);
         assert_eq!(conv2d_backward_bias::<f64>(&[], [g.batch, g.c_out, g.oh * g.ow]), vec![0.0; 3]);
     }

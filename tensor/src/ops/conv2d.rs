@@ -83,31 +83,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let _profile = profile::scope(OpFamily::Conv, OP, x);
     let g = conv2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
-    let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
-    let dtype = same_dtype_device(OP, &operands)?;
     let shape = [g.batch, g.c_out, g.oh, g.ow];
-    match x.storage() {
-        Storage::Cpu(_) => {
-            let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
-            with_float_type!(dtype, T => {
-                let (x, w, bias) = (x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
-                Ok(Tensor::from_kernel(kernel::conv2d_forward(x, w, bias, &g), &shape))
-            })
-        }
-        Storage::Reference(_) => {
-            let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
-            Ok(reference::tensor(reference::conv::conv2d(&x, &w, bias.as_deref(), &g), &shape, dtype))
-        }
-        Storage::Gpu(_) => {
-            let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
-            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
-                let g = Conv2dGeometry { batch: part.rows, ..g };
-                let (x, w) = (i[0].expect("x"), i[1].expect("w"));
-                gpu_kernel::forward(ctx, ConvRung::ImplicitGemm, &g, [x, w], i[2], y, Output::Overwrite)
-            })?;
-            Ok(y)
-        }
-    }
+    run_kernel(OP, ConvKernel::Forward, &g, [x, w], bias, &shape, |x, w, bias| reference::conv::conv2d(x, w, bias, &g))
 }
 
 /// dL/dx of y = conv2d(x, w): the transposed convolution of grad_y with the same weight.
@@ -119,30 +96,10 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let dtype = same_dtype_device(OP, &[grad_y, w])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
-    match grad_y.storage() {
-        Storage::Cpu(_) => {
-            let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
-            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_data(gy.cpu_slice::<T>()?, w.cpu_slice::<T>()?, &g),
-                &shape,
-            )))
-        }
-        Storage::Reference(_) => {
-            let dx = reference::conv::conv2d_backward_data(&reference::values(grad_y)?, &reference::values(w)?, &g);
-            Ok(reference::tensor(dx, &shape, dtype))
-        }
-        Storage::Gpu(_) => {
-            let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
-            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
-                let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                let g = Conv2dGeometry { batch: part.rows, ..g };
-                gpu_kernel::backward_data(ctx, ConvRung::ImplicitGemm, &g, [gy, w], None, dx, Output::Overwrite)
-            })?;
-            Ok(dx)
-        }
-    }
+    run_kernel(OP, ConvKernel::BackwardData, &g, [grad_y, w], None, &shape, |gy, w, _| {
+        reference::conv::conv2d_backward_data(gy, w, &g)
+    })
 }
 
 /// dL/dw of y = conv2d(x, w): the correlation of x with grad_y, summed over the batch.
@@ -152,27 +109,75 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let dtype = same_dtype_device(OP, &[grad_y, x])?;
-    match grad_y.storage() {
+    run_kernel(OP, ConvKernel::BackwardWeight, &g, [grad_y, x], None, weight_shape, |gy, x, _| {
+        reference::conv::conv2d_backward_weight(gy, x, &g)
+    })
+}
+
+/// The three kernels of a convolution, named by what they compute for conv2d.
+/// conv_transpose2d runs the same three on its transposed geometry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ConvKernel {
+    /// y = conv2d(x, w) + bias; operands `[x, w]`.
+    Forward,
+    /// dx = conv2d's input gradient (+ bias on dx's channels); operands `[grad_y, w]`.
+    BackwardData,
+    /// dw = conv2d's weight gradient, summed over the batch; operands `[grad_y, x]`.
+    BackwardWeight,
+}
+
+/// Runs conv2d's `kernel` for geometry `g` on the operands' device into a tensor of `shape`;
+/// `reference` is the op's own plain definition (f64 in, f64 out), which the reference device
+/// runs. The CPU runs `cpu::conv`, the GPU the implicit-GEMM rung, cut into batch slices
+/// that fit one binding.
+pub(crate) fn run_kernel(
+    op: &'static str,
+    kernel: ConvKernel,
+    g: &Conv2dGeometry,
+    [a, b]: [&Tensor; 2],
+    bias: Option<&Tensor>,
+    shape: &[usize],
+    reference: impl FnOnce(&[f64], &[f64], Option<&[f64]>) -> Vec<f64>,
+) -> Result<Tensor> {
+    let operands: Vec<&Tensor> = [a, b].into_iter().chain(bias).collect();
+    let dtype = same_dtype_device(op, &operands)?;
+    match a.storage() {
         Storage::Cpu(_) => {
-            let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
-            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
-                kernel::conv2d_backward_weight(gy.cpu_slice::<T>()?, x.cpu_slice::<T>()?, &g),
-                weight_shape,
-            )))
+            let (a, b, bias) = (a.contiguous()?, b.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
+            with_float_type!(dtype, T => {
+                let (a, b, bias) = (a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
+                let out = match kernel {
+                    ConvKernel::Forward => kernel::conv2d_forward(a, b, bias, g),
+                    ConvKernel::BackwardData => kernel::conv2d_backward_data(a, b, bias, g),
+                    ConvKernel::BackwardWeight => kernel::conv2d_backward_weight(a, b, g),
+                };
+                Ok(Tensor::from_kernel(out, shape))
+            })
         }
         Storage::Reference(_) => {
-            let dw = reference::conv::conv2d_backward_weight(&reference::values(grad_y)?, &reference::values(x)?, &g);
-            Ok(reference::tensor(dw, weight_shape, dtype))
+            let (a, b, bias) = (reference::values(a)?, reference::values(b)?, reference::values_of(bias)?);
+            Ok(reference::tensor(reference(&a, &b, bias.as_deref()), shape, dtype))
         }
         Storage::Gpu(_) => {
-            let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
-            let [dw] = run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, part, i, [dw]| {
-                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                let g = Conv2dGeometry { batch: part.rows, ..g };
-                gpu_kernel::backward_weight(ctx, ConvRung::ImplicitGemm, &g, [gy, x], dw, part.mode)
+            // Every kernel cuts its first operand by images; the weight gradient sums its slices.
+            let (b_cut, out_cut) = match kernel {
+                ConvKernel::BackwardWeight => (Cut::Rows, Cut::Sum),
+                ConvKernel::Forward | ConvKernel::BackwardData => (Cut::Whole, Cut::Rows),
+            };
+            let inputs = [(Some(a), Cut::Rows), (Some(b), b_cut), (bias, Cut::Whole)];
+            let [out] = run_gpu_in_parts(op, g.batch, &inputs, [(shape, out_cut)], |ctx, part, i, [out]| {
+                let g = Conv2dGeometry { batch: part.rows, ..*g };
+                let (a, b, rung) =
+                    (i[0].expect("first operand"), i[1].expect("second operand"), ConvRung::ImplicitGemm);
+                match kernel {
+                    ConvKernel::Forward => gpu_kernel::forward(ctx, rung, &g, [a, b], i[2], out, Output::Overwrite),
+                    ConvKernel::BackwardData => {
+                        gpu_kernel::backward_data(ctx, rung, &g, [a, b], i[2], out, Output::Overwrite)
+                    }
+                    ConvKernel::BackwardWeight => gpu_kernel::backward_weight(ctx, rung, &g, [a, b], out, part.mode),
+                }
             })?;
-            Ok(dw)
+            Ok(out)
         }
     }
 }

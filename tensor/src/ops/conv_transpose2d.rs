@@ -1,24 +1,18 @@
 //! conv_transpose2d on [N, C, H, W] tensors with PyTorch's semantics (groups = 1): the forward
-//! and the three backward ops autograd needs (data, weight, bias). The kernels in `cpu::conv`
-//! and the GPU's conv2d launchers run it through the gradient identities (the forward is a
-//! conv2d's backward-data, the backward-data a conv2d's forward: see `gpu::kernels::conv2d`);
-//! this file only checks and dispatches.
+//! and the three backward ops autograd needs (data, weight, bias). The CPU and GPU run it as
+//! conv2d's kernels on the transposed geometry (`Conv2dGeometry::transposed`): the forward is
+//! a conv2d's backward-data, the backward-data a conv2d's forward, the backward-weight a
+//! conv2d's with x and grad_y exchanged (`ops::conv2d::run_kernel`); the reference device
+//! runs the scatter definitions of `reference::conv`, so the identities are tested, not assumed.
 
-use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
-use gpu::kernels::Output;
-
-use crate::cpu::conv as kernel;
 use crate::descriptors::Conv2dGeometry;
-use crate::dtype::with_float_type;
 use crate::error::{shape_err, Result, TensorError};
-use crate::gpu_parts::{run_gpu_in_parts, Cut};
 use crate::ops::checks::{
-    bias_slice, check_bias, check_grad, check_output_padding, check_params, check_plane, pair, rank4,
-    same_dtype_device, transposed_input_shape,
+    check_bias, check_grad, check_output_padding, check_params, check_plane, pair, rank4, transposed_input_shape,
 };
+use crate::ops::conv2d::{run_kernel, ConvKernel};
 use crate::profile::{self, OpFamily};
 use crate::reference;
-use crate::storage::Storage;
 use crate::tensor::Tensor;
 
 /// Stride, zero padding, output padding and dilation of a conv_transpose2d, as [height, width].
@@ -107,40 +101,21 @@ fn conv_transpose2d_geometry(
 /// y = conv_transpose2d(x, w) + bias: every input pixel adds a copy of the kernel, scaled by
 /// its value, into the output at stride spacing;
 /// OH = (H − 1)·sh − 2·ph + dh·(kH − 1) + output_padding_h + 1.
+/// Computed as conv2d's backward-data on the transposed geometry, x in grad_y's place.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     let _profile = profile::scope(OpFamily::ConvTranspose, OP, x);
     let g = conv_transpose2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
-    let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
-    let dtype = same_dtype_device(OP, &operands)?;
     let shape = [g.batch, g.c_out, g.oh, g.ow];
-    match x.storage() {
-        Storage::Cpu(_) => {
-            let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
-            with_float_type!(dtype, T => {
-                let (x, w, bias) = (x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
-                Ok(Tensor::from_kernel(kernel::conv_transpose2d_forward(x, w, bias, &g), &shape))
-            })
-        }
-        Storage::Reference(_) => {
-            let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
-            Ok(reference::tensor(reference::conv::conv_transpose2d(&x, &w, bias.as_deref(), &g), &shape, dtype))
-        }
-        Storage::Gpu(_) => {
-            let inputs = [(Some(x), Cut::Rows), (Some(w), Cut::Whole), (bias, Cut::Whole)];
-            let [y] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [y]| {
-                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
-                let (x, w) = (i[0].expect("x"), i[1].expect("w"));
-                gpu_kernel::backward_data(ctx, ConvRung::ImplicitGemm, &c, [x, w], i[2], y, Output::Overwrite)
-            })?;
-            Ok(y)
-        }
-    }
+    run_kernel(OP, ConvKernel::BackwardData, &g.transposed(), [x, w], bias, &shape, |x, w, bias| {
+        reference::conv::conv_transpose2d(x, w, bias, &g)
+    })
 }
 
-/// dL/dx of y = conv_transpose2d(x, w): a plain conv2d of grad_y with the same weight.
+/// dL/dx of y = conv_transpose2d(x, w): a plain conv2d of grad_y with the same weight (the
+/// forward is y = Aᵀx for the transposed geometry's conv2d A, so dx = A·dy).
 /// The input size is recovered exactly from grad_y's, since output_padding is a parameter
 /// (`ops::checks::transposed_input_shape`).
 // grad_y: [N, C_out, OH, OW]   w: [C_in, C_out, kH, kW]   ->   dx: [N, C_in, H, W]
@@ -151,37 +126,15 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
     let input_shape = transposed_input_shape(OP, grad_y.shape(), ws, p)?;
     let g = conv_transpose2d_geometry(OP, &input_shape, &ws, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let dtype = same_dtype_device(OP, &[grad_y, w])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
-    match grad_y.storage() {
-        Storage::Cpu(_) => {
-            let (gy, w) = (grad_y.contiguous()?, w.contiguous()?);
-            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_data(gy.cpu_slice::<T>()?, w.cpu_slice::<T>()?, &g),
-                &shape,
-            )))
-        }
-        Storage::Reference(_) => {
-            let dx = reference::conv::conv_transpose2d_backward_data(
-                &reference::values(grad_y)?,
-                &reference::values(w)?,
-                &g,
-            );
-            Ok(reference::tensor(dx, &shape, dtype))
-        }
-        Storage::Gpu(_) => {
-            let inputs = [(Some(grad_y), Cut::Rows), (Some(w), Cut::Whole)];
-            let [dx] = run_gpu_in_parts(OP, g.batch, &inputs, [(&shape, Cut::Rows)], |ctx, part, i, [dx]| {
-                let (gy, w) = (i[0].expect("grad_y"), i[1].expect("w"));
-                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
-                gpu_kernel::forward(ctx, ConvRung::ImplicitGemm, &c, [gy, w], None, dx, Output::Overwrite)
-            })?;
-            Ok(dx)
-        }
-    }
+    run_kernel(OP, ConvKernel::Forward, &g.transposed(), [grad_y, w], None, &shape, |gy, w, _| {
+        reference::conv::conv_transpose2d_backward_data(gy, w, &g)
+    })
 }
 
-/// dL/dw of y = conv_transpose2d(x, w): the correlation of grad_y with x, summed over the batch.
+/// dL/dw of y = conv_transpose2d(x, w): the correlation of grad_y with x, summed over the
+/// batch; conv2d's weight gradient on the transposed geometry with x in grad_y's place and
+/// grad_y in x's (⟨y, dy⟩ is bilinear in w the same way).
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: weight_shape = [C_in, C_out, kH, kW]
 pub fn conv_transpose2d_backward_weight(
     grad_y: &Tensor,
@@ -193,33 +146,9 @@ pub fn conv_transpose2d_backward_weight(
     let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
     let g = conv_transpose2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    let dtype = same_dtype_device(OP, &[grad_y, x])?;
-    match grad_y.storage() {
-        Storage::Cpu(_) => {
-            let (gy, x) = (grad_y.contiguous()?, x.contiguous()?);
-            with_float_type!(dtype, T => Ok(Tensor::from_kernel(
-                kernel::conv_transpose2d_backward_weight(gy.cpu_slice::<T>()?, x.cpu_slice::<T>()?, &g),
-                weight_shape,
-            )))
-        }
-        Storage::Reference(_) => {
-            let dw = reference::conv::conv_transpose2d_backward_weight(
-                &reference::values(grad_y)?,
-                &reference::values(x)?,
-                &g,
-            );
-            Ok(reference::tensor(dw, weight_shape, dtype))
-        }
-        Storage::Gpu(_) => {
-            let inputs = [(Some(grad_y), Cut::Rows), (Some(x), Cut::Rows)];
-            let [dw] = run_gpu_in_parts(OP, g.batch, &inputs, [(weight_shape, Cut::Sum)], |ctx, part, i, [dw]| {
-                let (gy, x) = (i[0].expect("grad_y"), i[1].expect("x"));
-                let c = Conv2dGeometry { batch: part.rows, ..g }.transposed();
-                gpu_kernel::backward_weight(ctx, ConvRung::ImplicitGemm, &c, [x, gy], dw, part.mode)
-            })?;
-            Ok(dw)
-        }
-    }
+    run_kernel(OP, ConvKernel::BackwardWeight, &g.transposed(), [x, grad_y], None, weight_shape, |x, gy, _| {
+        reference::conv::conv_transpose2d_backward_weight(gy, x, &g)
+    })
 }
 
 /// dL/dbias of y = conv_transpose2d(x, w) + bias: grad_y summed over batch and pixels.
