@@ -3,11 +3,12 @@
 //! Tier: core (shared by every device).
 //!
 //! Op descriptors: what an op is, independent of where it runs. A convolution's geometry, a
-//! pooling window's, batch norm's [N, C, S] view, which reduction a reduce computes: plain
-//! data with their output-size formulas, defined once here and used on both sides, by the CPU
-//! kernels in the `tensor` crate (which re-exports this crate as `tensor::descriptors`) and by
-//! the GPU launchers of the `gpu` crate (as `gpu::descriptors`). A crate of its own, below
-//! both and depending on nothing, so that what an op is never depends on a GPU library.
+//! pooling window's, batch norm's [N, C, S] view, which reduction a reduce computes, the
+//! hyper-parameters of one optimizer step: plain data with their output-size formulas, defined
+//! once here and used on both sides, by the CPU kernels in the `tensor` crate (which re-exports
+//! this crate as `tensor::descriptors`) and by the GPU launchers of the `gpu` crate (as
+//! `gpu::descriptors`). A crate of its own, below both and depending on nothing, so that what
+//! an op is never depends on a GPU library.
 //!
 //! Beside them, [`choices`]: the file that keeps kernel choices measured on one machine, shared
 //! by the CPU and GPU tuners.
@@ -347,6 +348,61 @@ impl ReduceOp {
         ReduceOp::ArgMax,
         ReduceOp::ArgMin,
     ];
+}
+
+/// Hyper-parameters of one Adam or AdamW step (f64; each device converts them to its element
+/// type once).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamHyper {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay rate of the first-moment (mean) estimate.
+    pub beta1: f64,
+    /// Decay rate of the second-moment (uncentred variance) estimate.
+    pub beta2: f64,
+    /// Added to √v̂ in the denominator.
+    pub eps: f64,
+    /// Weight decay factor (L2 penalty or decoupled, see `decoupled_weight_decay`).
+    pub weight_decay: f64,
+    /// AdamW: decay the weights directly, p ← p·(1 − lr·wd), instead of adding wd·p to the
+    /// gradient (Adam's L2 penalty, which the adaptive denominator then rescales).
+    pub decoupled_weight_decay: bool,
+    /// The 1-based step count t of this update, for the bias corrections 1 − βᵗ.
+    pub step: u64,
+}
+
+impl Default for AdamHyper {
+    /// `torch.optim.Adam`'s defaults (lr 1e-3, betas 0.9 / 0.999, eps 1e-8, no weight decay)
+    /// for the first step.
+    fn default() -> AdamHyper {
+        AdamHyper {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            step: 1,
+        }
+    }
+}
+
+/// Hyper-parameters of one SGD step (PyTorch's `torch.optim.SGD`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdHyper {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum factor (0 disables the momentum buffer).
+    pub momentum: f64,
+    /// Dampening of the gradient added to the momentum buffer.
+    pub dampening: f64,
+    /// L2 penalty: wd·p is added to the gradient.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// True on the first step with momentum: the buffer is then set to the gradient itself
+    /// (no dampening), as PyTorch does.
+    pub first_step: bool,
 }
 
 #[cfg(test)]

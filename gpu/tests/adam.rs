@@ -4,39 +4,43 @@
 use crate::common;
 
 use common::*;
-use gpu::kernels::adam::{
-    adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamConfig, AdamState, SgdConfig,
-};
+use gpu::descriptors::{AdamHyper, SgdHyper};
+use gpu::kernels::adam::{adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamState};
 
 #[test]
 fn adam_and_adamw_follow_pytorch_over_several_steps() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for n in [1, 7, 33, 65, 129, 1000] {
-        for (decoupled, wd) in [(false, 0.0f32), (false, 0.05), (true, 0.05)] {
+        for (decoupled, wd) in [(false, 0.0), (false, 0.05), (true, 0.05)] {
             let mut p = to_f64(&rng.signed(n));
             let (mut m, mut v) = (vec![0.0f64; n], vec![0.0f64; n]);
             let p32: Vec<f32> = p.iter().map(|&x| x as f32).collect();
             let (pb, mb, vb) = (upload(ctx, &p32), ctx.zeros(n).unwrap(), ctx.zeros(n).unwrap());
-            let cfg =
-                |step| AdamConfig { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled, step };
+            let hyper = |step| AdamHyper {
+                lr: 1e-2,
+                weight_decay: wd,
+                decoupled_weight_decay: decoupled,
+                step,
+                ..AdamHyper::default()
+            };
             for step in 1..=5u64 {
                 let g = rng.signed(n);
                 let gb = upload(ctx, &g);
-                adam_step(ctx, &cfg(step), &AdamState { param: &pb, grad: &gb, m: &mb, v: &vb }).unwrap();
-                let c = cfg(step);
-                let (b1, b2) = (c.beta1 as f64, c.beta2 as f64);
+                adam_step(ctx, &hyper(step), &AdamState { param: &pb, grad: &gb, m: &mb, v: &vb }).unwrap();
+                let c = hyper(step);
+                let (b1, b2) = (c.beta1, c.beta2);
                 let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
                 for i in 0..n {
                     let mut gi = g[i] as f64;
                     if decoupled {
-                        p[i] *= 1.0 - c.lr as f64 * wd as f64;
+                        p[i] *= 1.0 - c.lr * wd;
                     } else {
-                        gi += wd as f64 * p[i];
+                        gi += wd * p[i];
                     }
                     m[i] = b1 * m[i] + (1.0 - b1) * gi;
                     v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                    p[i] -= c.lr as f64 * (m[i] / bc1) / ((v[i] / bc2).sqrt() + c.eps as f64);
+                    p[i] -= c.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + c.eps);
                 }
             }
             let what = format!("n={n} decoupled={decoupled} wd={wd}");
@@ -51,8 +55,7 @@ fn adam_and_adamw_follow_pytorch_over_several_steps() {
 fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    let configs =
-        [(0.0f32, 0.0f32, false, 0.0f32), (0.9, 0.0, false, 0.0), (0.9, 0.1, false, 1e-2), (0.8, 0.0, true, 1e-3)];
+    let configs = [(0.0, 0.0, false, 0.0), (0.9, 0.0, false, 0.0), (0.9, 0.1, false, 1e-2), (0.8, 0.0, true, 1e-3)];
     for n in [1, 33, 129, 1000] {
         for (momentum, dampening, nesterov, weight_decay) in configs {
             let mut p = to_f64(&rng.signed(n));
@@ -62,14 +65,14 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
             let bb = poisoned(ctx, n); // the first step must overwrite it, not read it
             for step in 0..4 {
                 let g = rng.signed(n);
-                let cfg = SgdConfig { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
+                let hyper = SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
                 let with_buf = (momentum != 0.0).then_some(&bb);
-                sgd_step(ctx, &cfg, &pb, &upload(ctx, &g), with_buf).unwrap();
+                sgd_step(ctx, &hyper, &pb, &upload(ctx, &g), with_buf).unwrap();
                 for i in 0..n {
-                    let mut gi = g[i] as f64 + weight_decay as f64 * p[i];
+                    let mut gi = g[i] as f64 + weight_decay * p[i];
                     if momentum != 0.0 {
-                        buf[i] = if step == 0 { gi } else { momentum as f64 * buf[i] + (1.0 - dampening as f64) * gi };
-                        gi = if nesterov { gi + momentum as f64 * buf[i] } else { buf[i] };
+                        buf[i] = if step == 0 { gi } else { momentum * buf[i] + (1.0 - dampening) * gi };
+                        gi = if nesterov { gi + momentum * buf[i] } else { buf[i] };
                     }
                     p[i] -= 0.05 * gi;
                 }
@@ -87,11 +90,10 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
 fn adam_step_zero_and_aliased_buffers_are_refused() {
     let Some(ctx) = ctx() else { return };
     let (p, g, m) = (ctx.zeros(4).unwrap(), ctx.zeros(4).unwrap(), ctx.zeros(4).unwrap());
-    let cfg =
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false, step: 0 };
-    assert!(adam_step(ctx, &cfg, &AdamState { param: &p, grad: &g, m: &m, v: &m }).is_err());
-    let cfg = AdamConfig { step: 1, ..cfg };
-    let err = adam_step(ctx, &cfg, &AdamState { param: &p, grad: &g, m: &m, v: &m }).unwrap_err();
+    let hyper = AdamHyper { step: 0, ..AdamHyper::default() };
+    assert!(adam_step(ctx, &hyper, &AdamState { param: &p, grad: &g, m: &m, v: &m }).is_err());
+    let hyper = AdamHyper { step: 1, ..hyper };
+    let err = adam_step(ctx, &hyper, &AdamState { param: &p, grad: &g, m: &m, v: &m }).unwrap_err();
     assert!(err.to_string().contains("also bound"), "{err}");
 }
 
@@ -105,24 +107,22 @@ fn adam_unless_flagged_is_adam_when_clear_and_changes_nothing_when_flagged() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for n in [1, 257, 1000] {
-        let cfg = |step| AdamConfig {
+        let hyper = |step| AdamHyper {
             lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
             weight_decay: 0.01,
-            decoupled: true,
+            decoupled_weight_decay: true,
             step,
+            ..AdamHyper::default()
         };
         let (p, m, v) = (rng.signed(n), rng.vec(n, -0.1, 0.1), rng.vec(n, 0.01, 1.0));
         let state = |ctx: &gpu::Context| (upload(ctx, &p), upload(ctx, &m), upload(ctx, &v));
         let ((p0, m0, v0), (p1, m1, v1), (p2, m2, v2)) = (state(ctx), state(ctx), state(ctx));
         let g = upload(ctx, &rng.signed(n));
-        adam_step(ctx, &cfg(3), &AdamState { param: &p0, grad: &g, m: &m0, v: &v0 }).unwrap();
+        adam_step(ctx, &hyper(3), &AdamState { param: &p0, grad: &g, m: &m0, v: &v0 }).unwrap();
         let clear = AdamState { param: &p1, grad: &g, m: &m1, v: &v1 };
-        adam_step_unless_flagged(ctx, &cfg(3), &clear, &flag(ctx, false)).unwrap();
+        adam_step_unless_flagged(ctx, &hyper(3), &clear, &flag(ctx, false)).unwrap();
         let flagged = AdamState { param: &p2, grad: &g, m: &m2, v: &v2 };
-        adam_step_unless_flagged(ctx, &cfg(3), &flagged, &flag(ctx, true)).unwrap();
+        adam_step_unless_flagged(ctx, &hyper(3), &flagged, &flag(ctx, true)).unwrap();
         for (what, plain, clear, flagged, before) in
             [("p", &p0, &p1, &p2, &p), ("m", &m0, &m1, &m2, &m), ("v", &v0, &v1, &v2, &v)]
         {
@@ -139,15 +139,9 @@ fn sgd_unless_flagged_is_sgd_when_clear_and_changes_nothing_when_flagged() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for n in [1, 257, 1000] {
-        for momentum in [0.0f32, 0.9] {
-            let cfg = SgdConfig {
-                lr: 0.05,
-                momentum,
-                dampening: 0.1,
-                weight_decay: 1e-3,
-                nesterov: false,
-                first_step: false,
-            };
+        for momentum in [0.0, 0.9] {
+            let hyper =
+                SgdHyper { lr: 0.05, momentum, dampening: 0.1, weight_decay: 1e-3, nesterov: false, first_step: false };
             let (p, b) = (rng.signed(n), rng.signed(n));
             let ((p0, b0), (p1, b1), (p2, b2)) = (
                 (upload(ctx, &p), upload(ctx, &b)),
@@ -156,9 +150,9 @@ fn sgd_unless_flagged_is_sgd_when_clear_and_changes_nothing_when_flagged() {
             );
             let g = upload(ctx, &rng.signed(n));
             let with = |b| (momentum != 0.0).then_some(b);
-            sgd_step(ctx, &cfg, &p0, &g, with(&b0)).unwrap();
-            sgd_step_unless_flagged(ctx, &cfg, &p1, &g, with(&b1), &flag(ctx, false)).unwrap();
-            sgd_step_unless_flagged(ctx, &cfg, &p2, &g, with(&b2), &flag(ctx, true)).unwrap();
+            sgd_step(ctx, &hyper, &p0, &g, with(&b0)).unwrap();
+            sgd_step_unless_flagged(ctx, &hyper, &p1, &g, with(&b1), &flag(ctx, false)).unwrap();
+            sgd_step_unless_flagged(ctx, &hyper, &p2, &g, with(&b2), &flag(ctx, true)).unwrap();
             let what = format!("n={n} momentum={momentum} (seed {})", rng.seed);
             let plain = ctx.read(&p0).unwrap();
             assert_ne!(plain, p, "the plain step must change p, {what}");

@@ -5,6 +5,7 @@
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
+use crate::descriptors::{AdamHyper, SgdHyper};
 use crate::error::{invalid, Result};
 use crate::kernels::{need, window_len, windows, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -68,25 +69,6 @@ pub struct SgdParams {
     pub _pad: u32,
 }
 
-/// Hyper-parameters of one Adam step; `step` counts from 1 (it sets the bias corrections).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamConfig {
-    /// Learning rate.
-    pub lr: f32,
-    /// First-moment decay rate.
-    pub beta1: f32,
-    /// Second-moment decay rate.
-    pub beta2: f32,
-    /// Added to the denominator.
-    pub eps: f32,
-    /// Weight decay factor.
-    pub weight_decay: f32,
-    /// true: AdamW (decoupled decay, p ← p − lr·wd·p); false: Adam (g ← g + wd·p).
-    pub decoupled: bool,
-    /// Step count t, from 1 (sets the bias corrections).
-    pub step: u64,
-}
-
 /// The buffers of one parameter tensor, all of the same length.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamState<'a> {
@@ -102,19 +84,19 @@ pub struct AdamState<'a> {
 
 /// One Adam/AdamW step over `param.len()` elements, updating param, m and v in place.
 // param, grad, m, v: [n]
-pub fn adam_step(ctx: &Context, cfg: &AdamConfig, s: &AdamState) -> Result<()> {
-    adam_launch(ctx, cfg, s, None)
+pub fn adam_step(ctx: &Context, h: &AdamHyper, s: &AdamState) -> Result<()> {
+    adam_launch(ctx, h, s, None)
 }
 
 /// [`adam_step`], taking effect only if `flag[0]` is zero when the launch runs.
 // param, grad, m, v: [n]; flag: [≥ 1] (u32 bits; nonzero: skip)
-pub fn adam_step_unless_flagged(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: &GpuBuffer) -> Result<()> {
-    adam_launch(ctx, cfg, s, Some(flag))
+pub fn adam_step_unless_flagged(ctx: &Context, h: &AdamHyper, s: &AdamState, flag: &GpuBuffer) -> Result<()> {
+    adam_launch(ctx, h, s, Some(flag))
 }
 
-fn adam_launch(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: Option<&GpuBuffer>) -> Result<()> {
+fn adam_launch(ctx: &Context, h: &AdamHyper, s: &AdamState, flag: Option<&GpuBuffer>) -> Result<()> {
     const K: &str = "adam";
-    if cfg.step == 0 {
+    if h.step == 0 {
         return Err(invalid(K, "step counts from 1 (bias correction 1 − β^0 would be 0)"));
     }
     let n = s.param.len();
@@ -129,23 +111,16 @@ fn adam_launch(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: Option<&Gpu
         for (start, len) in windows(ctx, n) {
             let [param, grad, m, v] = [s.param, s.grad, s.m, s.v].map(|b| ctx.window(b, start, len));
             let (param, grad, m, v) = (param?, grad?, m?, v?);
-            adam_launch(ctx, cfg, &AdamState { param: &param, grad: &grad, m: &m, v: &v }, flag)?;
+            adam_launch(ctx, h, &AdamState { param: &param, grad: &grad, m: &m, v: &v }, flag)?;
         }
         return Ok(());
     }
-    let t = cfg.step.min(i32::MAX as u64) as i32;
-    let p = AdamParams {
-        n: n as u32,
-        lr: cfg.lr,
-        beta1: cfg.beta1,
-        beta2: cfg.beta2,
-        eps: cfg.eps,
-        weight_decay: cfg.weight_decay,
-        decoupled: cfg.decoupled as u32,
-        bc1: (1.0 - (cfg.beta1 as f64).powi(t)) as f32,
-        bc2: (1.0 - (cfg.beta2 as f64).powi(t)) as f32,
-        _pad: [0; 3],
-    };
+    // The shader computes in f32; the bias corrections are taken in f64 first, as on the CPU.
+    let t = h.step.min(i32::MAX as u64) as i32;
+    let [bc1, bc2] = [h.beta1, h.beta2].map(|beta| (1.0 - beta.powi(t)) as f32);
+    let [lr, beta1, beta2, eps, weight_decay] = [h.lr, h.beta1, h.beta2, h.eps, h.weight_decay].map(|v| v as f32);
+    let decoupled = h.decoupled_weight_decay as u32;
+    let p = AdamParams { n: n as u32, lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2, _pad: [0; 3] };
     let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
     match flag {
         None => ctx.dispatch(&ADAM, &p, &[s.grad], &[s.param, s.m, s.v], grid),
@@ -153,52 +128,35 @@ fn adam_launch(ctx: &Context, cfg: &AdamConfig, s: &AdamState, flag: Option<&Gpu
     }
 }
 
-/// Hyper-parameters of one SGD step (PyTorch's torch.optim.SGD).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdConfig {
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum factor (0: none).
-    pub momentum: f32,
-    /// Dampening of the gradient added to the momentum buffer.
-    pub dampening: f32,
-    /// Weight decay factor.
-    pub weight_decay: f32,
-    /// Nesterov momentum.
-    pub nesterov: bool,
-    /// The momentum buffer is initialised to the gradient on the first step.
-    pub first_step: bool,
-}
-
 /// One SGD step updating `param` (and the momentum buffer `buf`, needed when momentum ≠ 0)
 /// in place.
 // param, grad, buf: [n]
 pub fn sgd_step(
     ctx: &Context,
-    cfg: &SgdConfig,
+    h: &SgdHyper,
     param: &GpuBuffer,
     grad: &GpuBuffer,
     buf: Option<&GpuBuffer>,
 ) -> Result<()> {
-    sgd_launch(ctx, cfg, param, grad, buf, None)
+    sgd_launch(ctx, h, param, grad, buf, None)
 }
 
 /// [`sgd_step`], taking effect only if `flag[0]` is zero when the launch runs.
 // param, grad, buf: [n]; flag: [≥ 1] (u32 bits; nonzero: skip)
 pub fn sgd_step_unless_flagged(
     ctx: &Context,
-    cfg: &SgdConfig,
+    h: &SgdHyper,
     param: &GpuBuffer,
     grad: &GpuBuffer,
     buf: Option<&GpuBuffer>,
     flag: &GpuBuffer,
 ) -> Result<()> {
-    sgd_launch(ctx, cfg, param, grad, buf, Some(flag))
+    sgd_launch(ctx, h, param, grad, buf, Some(flag))
 }
 
 fn sgd_launch(
     ctx: &Context,
-    cfg: &SgdConfig,
+    h: &SgdHyper,
     param: &GpuBuffer,
     grad: &GpuBuffer,
     buf: Option<&GpuBuffer>,
@@ -218,7 +176,7 @@ fn sgd_launch(
         for (start, len) in windows(ctx, n) {
             let (p, g) = (ctx.window(param, start, len)?, ctx.window(grad, start, len)?);
             let b = buf.map(|b| ctx.window(b, start, len)).transpose()?;
-            sgd_launch(ctx, cfg, &p, &g, b.as_deref(), flag)?;
+            sgd_launch(ctx, h, &p, &g, b.as_deref(), flag)?;
         }
         return Ok(());
     }
@@ -228,23 +186,16 @@ fn sgd_launch(
             need(K, "momentum buffer", b, n)?;
             b
         }
-        None if cfg.momentum != 0.0 => return Err(invalid(K, "momentum ≠ 0 needs a momentum buffer")),
+        None if h.momentum != 0.0 => return Err(invalid(K, "momentum ≠ 0 needs a momentum buffer")),
         None => {
             // The binding needs a buffer; with momentum 0 the kernel never touches it.
             scratch = ctx.alloc(1)?;
             &scratch
         }
     };
-    let p = SgdParams {
-        n: n as u32,
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        dampening: cfg.dampening,
-        weight_decay: cfg.weight_decay,
-        nesterov: cfg.nesterov as u32,
-        first_step: cfg.first_step as u32,
-        _pad: 0,
-    };
+    let [lr, momentum, dampening, weight_decay] = [h.lr, h.momentum, h.dampening, h.weight_decay].map(|v| v as f32);
+    let (nesterov, first_step) = (h.nesterov as u32, h.first_step as u32);
+    let p = SgdParams { n: n as u32, lr, momentum, dampening, weight_decay, nesterov, first_step, _pad: 0 };
     let grid = ctx.grid_1d(K, (n as u64).div_ceil(WG))?;
     match flag {
         None => ctx.dispatch(&SGD, &p, &[grad], &[param, buf], grid),

@@ -7,64 +7,11 @@
 use rayon::prelude::*;
 
 use crate::cpu::elementwise::PARALLEL_THRESHOLD;
+pub use crate::descriptors::{AdamHyper, SgdHyper};
 use crate::dtype::Float;
 
 /// Elements per rayon task: large enough that scheduling costs little, small enough to spread.
 const CHUNK: usize = 1 << 13;
-
-/// Hyper-parameters of one Adam or AdamW step (f64; converted to the element type once).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamHyper {
-    /// Learning rate.
-    pub lr: f64,
-    /// Decay rate of the first-moment (mean) estimate.
-    pub beta1: f64,
-    /// Decay rate of the second-moment (uncentred variance) estimate.
-    pub beta2: f64,
-    /// Added to √v̂ in the denominator.
-    pub eps: f64,
-    /// Weight decay factor (L2 penalty or decoupled, see `decoupled_weight_decay`).
-    pub weight_decay: f64,
-    /// AdamW: decay the weights directly, p ← p·(1 − lr·wd), instead of adding wd·p to the
-    /// gradient (Adam's L2 penalty, which the adaptive denominator then rescales).
-    pub decoupled_weight_decay: bool,
-    /// The 1-based step count t of this update, for the bias corrections 1 − βᵗ.
-    pub step: u64,
-}
-
-impl Default for AdamHyper {
-    /// `torch.optim.Adam`'s defaults (lr 1e-3, betas 0.9 / 0.999, eps 1e-8, no weight decay)
-    /// for the first step.
-    fn default() -> AdamHyper {
-        AdamHyper {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled_weight_decay: false,
-            step: 1,
-        }
-    }
-}
-
-/// Hyper-parameters of one SGD step (PyTorch's `torch.optim.SGD`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdHyper {
-    /// Learning rate.
-    pub lr: f64,
-    /// Momentum factor (0 disables the momentum buffer).
-    pub momentum: f64,
-    /// Dampening of the gradient added to the momentum buffer.
-    pub dampening: f64,
-    /// L2 penalty: wd·p is added to the gradient.
-    pub weight_decay: f64,
-    /// Nesterov momentum.
-    pub nesterov: bool,
-    /// True on the first step with momentum: the buffer is then set to the gradient itself
-    /// (no dampening), as PyTorch does.
-    pub first_step: bool,
-}
 
 /// Constants of one Adam step in the element type.
 struct AdamConsts<T> {

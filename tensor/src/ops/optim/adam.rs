@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::adam::{adam_step, adam_step_unless_flagged, AdamConfig, AdamState};
+use gpu::kernels::adam::{adam_step, adam_step_unless_flagged, AdamState};
 
 use super::{check_like_param, chunks, in_place_as_allocated, vetoed_on_host, AdamHyper};
 use crate::cpu::optim as kernel;
@@ -80,23 +80,14 @@ fn adam_update_with(
             for t in [&mut *param, &mut *m, &mut *v] {
                 in_place_as_allocated(t, op)?;
             }
-            let config = AdamConfig {
-                lr: h.lr as f32,
-                beta1: h.beta1 as f32,
-                beta2: h.beta2 as f32,
-                eps: h.eps as f32,
-                weight_decay: h.weight_decay as f32,
-                decoupled: h.decoupled_weight_decay,
-                step: h.step,
-            };
             let flag = flag.map(|f| f.gpu_dense(op)).transpose()?;
             let flag = flag.as_ref().map(|f| f.gpu_buffer(op)).transpose()?;
             let (gs, ms, vs) = (chunks(&g, op)?, chunks(m, op)?, chunks(v, op)?);
             for (i, param) in chunks(param, op)?.iter().enumerate() {
                 let state = AdamState { param, grad: &gs[i], m: &ms[i], v: &vs[i] };
                 match flag {
-                    None => adam_step(&ctx, &config, &state),
-                    Some(flag) => adam_step_unless_flagged(&ctx, &config, &state, flag),
+                    None => adam_step(&ctx, h, &state),
+                    Some(flag) => adam_step_unless_flagged(&ctx, h, &state, flag),
                 }
                 .map_err(gpu_err(op))?;
             }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::adam::{sgd_step, sgd_step_unless_flagged, SgdConfig};
+use gpu::kernels::adam::{sgd_step, sgd_step_unless_flagged};
 
 use super::{check_like_param, chunks, in_place_as_allocated, vetoed_on_host, SgdHyper};
 use crate::cpu::optim as kernel;
@@ -86,14 +86,6 @@ fn sgd_update_with(
                 }
                 None => None,
             };
-            let config = SgdConfig {
-                lr: h.lr as f32,
-                momentum: h.momentum as f32,
-                dampening: h.dampening as f32,
-                weight_decay: h.weight_decay as f32,
-                nesterov: h.nesterov,
-                first_step: h.first_step,
-            };
             let flag = flag.map(|f| f.gpu_dense(op)).transpose()?;
             let flag = flag.as_ref().map(|f| f.gpu_buffer(op)).transpose()?;
             let bufs = buf.map(|b| chunks(b, op)).transpose()?;
@@ -101,8 +93,8 @@ fn sgd_update_with(
             for (i, param) in chunks(param, op)?.iter().enumerate() {
                 let (grad, buf) = (&gs[i], bufs.map(|b| &b[i]));
                 match flag {
-                    None => sgd_step(&ctx, &config, param, grad, buf),
-                    Some(flag) => sgd_step_unless_flagged(&ctx, &config, param, grad, buf, flag),
+                    None => sgd_step(&ctx, h, param, grad, buf),
+                    Some(flag) => sgd_step_unless_flagged(&ctx, h, param, grad, buf, flag),
                 }
                 .map_err(gpu_err(op))?;
             }
