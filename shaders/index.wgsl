@@ -64,6 +64,17 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+struct Element {
+    outer: u32,
+    row: u32,
+    inner: u32,
+}
+
+// Where element e of the bound output [outer, n_out, inner] lies (its row counts from out_first).
+fn output_element(e: u32) -> Element {
+    return Element(e / (p.inner * p.n_out), (e / p.inner) % p.n_out, e % p.inner);
+}
+
 @compute @workgroup_size(256)
 fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -71,15 +82,13 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if e >= p.outer * p.n_out * p.inner {
         return;
     }
-    let k = e % p.inner;
-    let j = (e / p.inner) % p.n_out;
-    let o = e / (p.inner * p.n_out);
-    let src = sel_idx[p.out_first + j];
+    let at = output_element(e);
+    let src = sel_idx[p.out_first + at.row];
     // Unsigned: a source before the window wraps to a large value and fails the test too.
     if src - p.in_first >= p.n_in {
         return;
     }
-    sel_out[p.out_offset + e] = sel_x[p.in_offset + (o * p.n_in + src - p.in_first) * p.inner + k];
+    sel_out[p.out_offset + e] = sel_x[p.in_offset + (at.outer * p.n_in + src - p.in_first) * p.inner + at.inner];
 }
 
 @compute @workgroup_size(256)
@@ -89,9 +98,8 @@ fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if e >= p.outer * p.n_out * p.inner {
         return;
     }
-    let k = e % p.inner;
-    let i = p.out_first + (e / p.inner) % p.n_out;
-    let o = e / (p.inner * p.n_out);
+    let at = output_element(e);
+    let i = p.out_first + at.row;
     var acc: f32 = 0.0;
     if p.accumulate != 0u {
         acc = add_out[p.out_offset + e];
@@ -99,7 +107,7 @@ fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     for (var t = add_row_start[i]; t < add_row_start[i + 1u]; t++) {
         let j = add_src_rows[t] - p.in_first;
         if j < p.n_in {
-            acc += add_src[p.in_offset + (o * p.n_in + j) * p.inner + k];
+            acc += add_src[p.in_offset + (at.outer * p.n_in + j) * p.inner + at.inner];
         }
     }
     add_out[p.out_offset + e] = acc;

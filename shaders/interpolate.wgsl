@@ -41,6 +41,17 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+struct Pixel {
+    plane: u32,
+    row: u32,
+    column: u32,
+}
+
+// Where element i of a dense [P, rows, columns] tensor lies.
+fn pixel(i: u32, rows: u32, columns: u32) -> Pixel {
+    return Pixel(i / (rows * columns), (i / columns) % rows, i % columns);
+}
+
 struct Tap {
     i0: u32,
     i1: u32,
@@ -73,10 +84,8 @@ fn nearest_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if i >= p.planes * oh * ow {
         return;
     }
-    let pl = i / (oh * ow);
-    let oy = (i / ow) % oh;
-    let ox = i % ow;
-    dst[i] = src[(pl * p.h + oy / p.sh) * p.w + ox / p.sw];
+    let o = pixel(i, oh, ow);
+    dst[i] = src[(o.plane * p.h + o.row / p.sh) * p.w + o.column / p.sw];
 }
 
 // dy: [P, H·sh, W·sw] → dx: [P, H, W], one invocation per input
@@ -88,12 +97,10 @@ fn nearest_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         return;
     }
     let ow = p.w * p.sw;
-    let pl = i / (p.h * p.w);
-    let iy = (i / p.w) % p.h;
-    let ix = i % p.w;
+    let x = pixel(i, p.h, p.w);
     var s = 0.0;
     for (var a = 0u; a < p.sh; a++) {
-        let row = (pl * p.h * p.sh + iy * p.sh + a) * ow + ix * p.sw;
+        let row = (x.plane * p.h * p.sh + x.row * p.sh + a) * ow + x.column * p.sw;
         for (var b = 0u; b < p.sw; b++) {
             s += src[row + b];
         }
@@ -111,10 +118,10 @@ fn bilinear_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if i >= p.planes * oh * ow {
         return;
     }
-    let pl = i / (oh * ow);
-    let r = tap((i / ow) % oh, p.h, p.sh);
-    let c = tap(i % ow, p.w, p.sw);
-    let base = pl * p.h * p.w;
+    let o = pixel(i, oh, ow);
+    let r = tap(o.row, p.h, p.sh);
+    let c = tap(o.column, p.w, p.sw);
+    let base = o.plane * p.h * p.w;
     let top = c.l0 * src[base + r.i0 * p.w + c.i0] + c.l1 * src[base + r.i0 * p.w + c.i1];
     let bottom = c.l0 * src[base + r.i1 * p.w + c.i0] + c.l1 * src[base + r.i1 * p.w + c.i1];
     dst[i] = r.l0 * top + r.l1 * bottom;
@@ -136,21 +143,19 @@ fn bilinear_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let ow = p.w * p.sw;
-    let pl = i / (p.h * p.w);
-    let iy = (i / p.w) % p.h;
-    let ix = i % p.w;
-    let rows = out_range(iy, p.h, p.sh);
-    let cols = out_range(ix, p.w, p.sw);
-    let base = pl * p.h * p.sh * ow;
+    let x = pixel(i, p.h, p.w);
+    let rows = out_range(x.row, p.h, p.sh);
+    let cols = out_range(x.column, p.w, p.sw);
+    let base = x.plane * p.h * p.sh * ow;
     var s = 0.0;
     for (var oy = rows.x; oy < rows.y; oy++) {
-        let wr = weight(oy, iy, p.h, p.sh);
+        let wr = weight(oy, x.row, p.h, p.sh);
         if wr == 0.0 {
             continue;
         }
         var row = 0.0;
         for (var ox = cols.x; ox < cols.y; ox++) {
-            row += weight(ox, ix, p.w, p.sw) * src[base + oy * ow + ox];
+            row += weight(ox, x.column, p.w, p.sw) * src[base + oy * ow + ox];
         }
         s += wr * row;
     }

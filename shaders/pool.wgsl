@@ -67,14 +67,25 @@ fn window(o: u32, k: u32, s: u32, pad: u32, n: u32) -> vec3<u32> {
     return vec3<u32>(u32(max(start, 0)), u32(min(end, i32(n))), u32(end - start));
 }
 
-// Output index along one axis whose window tap t covers input i, or 0xffffffff.
+// No output: what the covering search returns when a tap lands on none.
+const NONE: u32 = 0xffffffffu;
+
+// Output index along one axis whose window tap t covers input i, or NONE.
 fn covering(i: u32, t: u32, s: u32, pad: u32, n_out: u32) -> u32 {
     let num = i32(i + pad) - i32(t);
     if num < 0 || u32(num) % s != 0u {
-        return 0xffffffffu;
+        return NONE;
     }
     let o = u32(num) / s;
-    return select(0xffffffffu, o, o < n_out);
+    return select(NONE, o, o < n_out);
+}
+
+// Output (oy, ox) whose window's tap t = ky·kw + kx covers input (iy, ix); NONE in both
+// when there is none. Walking t = 0..kh·kw visits the covering outputs in row-major tap order.
+fn covering_output(iy: u32, ix: u32, t: u32) -> vec2<u32> {
+    let oy = covering(iy, t / p.kw, p.sh, p.ph, p.oh);
+    let ox = covering(ix, t % p.kw, p.sw, p.pw, p.ow);
+    return select(vec2<u32>(oy, ox), vec2<u32>(NONE, NONE), oy == NONE || ox == NONE);
 }
 
 // On the bits: compilers may fold `v != v` to false (WGSL lets them assume no NaN).
@@ -122,20 +133,14 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let iy = flat / p.w;
     let ix = flat % p.w;
     var s = 0.0;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = covering(iy, ky, p.sh, p.ph, p.oh);
-        if oy == 0xffffffffu {
+    for (var t = 0u; t < p.kh * p.kw; t++) {
+        let out = covering_output(iy, ix, t);
+        if out.x == NONE {
             continue;
         }
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let ox = covering(ix, kx, p.sw, p.pw, p.ow);
-            if ox == 0xffffffffu {
-                continue;
-            }
-            let o = (pl * p.oh + oy) * p.ow + ox;
-            if mb_idx[o] == flat {
-                s += mb_dy[o];
-            }
+        let o = (pl * p.oh + out.x) * p.ow + out.y;
+        if mb_idx[o] == flat {
+            s += mb_dy[o];
         }
     }
     mb_dx[i] = s;
@@ -174,19 +179,11 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let iy = (i / p.w) % p.h;
     let ix = i % p.w;
     var s = 0.0;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = covering(iy, ky, p.sh, p.ph, p.oh);
-        if oy == 0xffffffffu {
-            continue;
-        }
-        let rz = window(oy, p.kh, p.sh, p.ph, p.h).z;
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let ox = covering(ix, kx, p.sw, p.pw, p.ow);
-            if ox == 0xffffffffu {
-                continue;
-            }
-            let cz = window(ox, p.kw, p.sw, p.pw, p.w).z;
-            s += src[(pl * p.oh + oy) * p.ow + ox] / f32(rz * cz);
+    for (var t = 0u; t < p.kh * p.kw; t++) {
+        let out = covering_output(iy, ix, t);
+        if out.x != NONE {
+            let divisor = window(out.x, p.kh, p.sh, p.ph, p.h).z * window(out.y, p.kw, p.sw, p.pw, p.w).z;
+            s += src[(pl * p.oh + out.x) * p.ow + out.y] / f32(divisor);
         }
     }
     dst[i] = s;

@@ -59,6 +59,11 @@ fn init(op: u32) -> f32 {
     }
 }
 
+// Where output g = o·inner + i reads its first element x[o, 0, i]; the next is inner further.
+fn first_reduced(g: u32) -> u32 {
+    return (g / p.inner) * p.reduce * p.inner + g % p.inner;
+}
+
 fn finish(op: u32, acc: f32, idx: u32) -> f32 {
     switch op {
         case 1u: { return acc / f32(p.reduce); }
@@ -74,9 +79,7 @@ fn reduce_per_thread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if g >= p.outer * p.inner {
         return;
     }
-    let o = g / p.inner;
-    let i = g % p.inner;
-    let base = o * p.reduce * p.inner + i;
+    let base = first_reduced(g);
     let op = p.op;
     var acc = init(op);
     var idx = 0u;
@@ -134,9 +137,7 @@ fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
     if g >= p.outer * p.inner {
         return;
     }
-    let o = g / p.inner;
-    let i = g % p.inner;
-    let base = o * p.reduce * p.inner + i;
+    let base = first_reduced(g);
     let op = p.op;
     // Phase 1: sum (ops 0, 1) or the best (value, index) (ops 2..6; logsumexp takes the max).
     let m_op = select(op, 2u, op == 4u);
