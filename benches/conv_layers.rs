@@ -2,7 +2,8 @@
 //! in a table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
 //! (f32, CPU, rayon's thread count); "×3" after a name means the step runs that shape three
 //! times. The step bench (`train_step`) says which op family dominates; this says which layer
-//! shape inside it is slow. `benches/pytorch_conv_layers.py` prints the same rows for PyTorch.
+//! shape inside it is slow. `benches/pytorch_conv_layers.py` prints the same rows for PyTorch
+//! (both read their layers from `benches/conv_layers.txt`).
 //!
 //!     cargo bench --bench conv_layers                  # every layer, 15 repetitions
 //!     cargo bench --bench conv_layers -- --reps 40 --layers B1 --kernels fwd,data
@@ -18,15 +19,16 @@ use tensor::ops::conv_transpose2d::{
 };
 use tensor::{DType, Rng, Tensor};
 
-/// One layer shape: conv (true) or transposed conv, batch, c_in, c_out, input size, kernel,
-/// stride, padding, output padding, and how many layers of the step have it.
+/// One layer shape, a row of `benches/conv_layers.txt`.
 struct Layer {
-    workload: &'static str,
+    workload: String,
+    /// How many layers of the step have this shape.
     count: usize,
     transposed: bool,
     batch: usize,
     c_in: usize,
     c_out: usize,
+    /// Input height and width.
     hw: usize,
     k: usize,
     stride: usize,
@@ -34,79 +36,31 @@ struct Layer {
     out_pad: usize,
 }
 
-const fn layer(
-    workload: &'static str,
-    count: usize,
-    transposed: bool,
-    batch: usize,
-    io: (usize, usize),
-    hw: usize,
-    ksp: (usize, usize, usize, usize),
-) -> Layer {
-    Layer {
-        workload,
-        count,
-        transposed,
-        batch,
-        c_in: io.0,
-        c_out: io.1,
-        hw,
-        k: ksp.0,
-        stride: ksp.1,
-        pad: ksp.2,
-        out_pad: ksp.3,
-    }
+/// The convolutions of `conv` (B1), `basic` (B5), `resnet18` (B2) and `resnet-bn` (B3), each
+/// distinct shape once with its count: the table PyTorch's side reads too.
+fn layers() -> Vec<Layer> {
+    let table = include_str!("conv_layers.txt");
+    let rows = table.lines().filter(|line| !line.trim().is_empty() && !line.starts_with('#'));
+    rows.map(|row| {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let n = |i: usize| cols[i].parse::<usize>().unwrap_or_else(|_| panic!("conv_layers.txt: {row:?}"));
+        assert!(cols.len() == 11 && ["conv", "convT"].contains(&cols[2]), "conv_layers.txt: bad row {row:?}");
+        Layer {
+            workload: cols[0].to_string(),
+            count: n(1),
+            transposed: cols[2] == "convT",
+            batch: n(3),
+            c_in: n(4),
+            c_out: n(5),
+            hw: n(6),
+            k: n(7),
+            stride: n(8),
+            pad: n(9),
+            out_pad: n(10),
+        }
+    })
+    .collect()
 }
-
-/// The convolutions of `conv` (B1: 3×64×64, batch 64), `basic` (B5: 3×32×32, batch 64),
-/// `resnet18` (B2: 3×32×32, batch 64) and `resnet-bn` (B3: 3×64×64, batch 32), each distinct
-/// shape once with its count (docs/architectures.md).
-const LAYERS: [Layer; 44] = [
-    layer("B1", 1, false, 64, (3, 32), 64, (3, 2, 1, 0)),
-    layer("B1", 1, false, 64, (32, 64), 32, (3, 2, 1, 0)),
-    layer("B1", 1, false, 64, (64, 128), 16, (3, 2, 1, 0)),
-    layer("B1", 1, true, 64, (128, 64), 8, (4, 2, 1, 0)),
-    layer("B1", 1, true, 64, (64, 32), 16, (4, 2, 1, 0)),
-    layer("B1", 1, true, 64, (32, 3), 32, (4, 2, 1, 0)),
-    layer("B5", 1, false, 64, (3, 32), 32, (3, 2, 1, 0)),
-    layer("B5", 1, false, 64, (32, 64), 16, (3, 2, 1, 0)),
-    layer("B5", 1, true, 64, (64, 64), 8, (3, 2, 1, 1)),
-    layer("B5", 1, true, 64, (64, 32), 16, (3, 2, 1, 1)),
-    layer("B5", 1, true, 64, (32, 3), 32, (3, 1, 1, 0)),
-    layer("B2", 1, false, 64, (3, 64), 32, (7, 2, 3, 0)),
-    layer("B2", 4, false, 64, (64, 64), 8, (3, 1, 1, 0)),
-    layer("B2", 1, false, 64, (64, 128), 8, (3, 2, 1, 0)),
-    layer("B2", 1, false, 64, (64, 128), 8, (1, 2, 0, 0)),
-    layer("B2", 3, false, 64, (128, 128), 4, (3, 1, 1, 0)),
-    layer("B2", 1, false, 64, (128, 256), 4, (3, 2, 1, 0)),
-    layer("B2", 1, false, 64, (128, 256), 4, (1, 2, 0, 0)),
-    layer("B2", 3, false, 64, (256, 256), 2, (3, 1, 1, 0)),
-    layer("B2", 1, false, 64, (256, 512), 2, (3, 2, 1, 0)),
-    layer("B2", 1, false, 64, (256, 512), 2, (1, 2, 0, 0)),
-    layer("B2", 3, false, 64, (512, 512), 1, (3, 1, 1, 0)),
-    layer("B2", 3, true, 64, (512, 512), 1, (3, 1, 1, 0)),
-    layer("B2", 2, true, 64, (512, 256), 2, (3, 1, 1, 0)),
-    layer("B2", 3, true, 64, (256, 256), 2, (3, 1, 1, 0)),
-    layer("B2", 2, true, 64, (256, 128), 4, (3, 1, 1, 0)),
-    layer("B2", 3, true, 64, (128, 128), 4, (3, 1, 1, 0)),
-    layer("B2", 2, true, 64, (128, 64), 8, (3, 1, 1, 0)),
-    layer("B2", 4, true, 64, (64, 64), 8, (3, 1, 1, 0)),
-    layer("B2", 1, true, 64, (64, 3), 32, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (3, 64), 64, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (64, 128), 64, (3, 2, 1, 0)),
-    layer("B3", 2, false, 32, (128, 128), 32, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (128, 256), 32, (3, 2, 1, 0)),
-    layer("B3", 2, false, 32, (256, 256), 16, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (256, 512), 16, (3, 2, 1, 0)),
-    layer("B3", 1, false, 32, (512, 512), 8, (3, 2, 1, 0)),
-    layer("B3", 3, false, 32, (512, 512), 8, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (512, 512), 4, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (512, 256), 16, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (256, 128), 32, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (128, 64), 64, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (64, 64), 64, (3, 1, 1, 0)),
-    layer("B3", 1, false, 32, (64, 3), 64, (3, 1, 1, 0)),
-];
 
 /// " ×3" for a shape the step runs three times; nothing for one it runs once.
 fn times_suffix(count: usize) -> String {
@@ -135,7 +89,7 @@ fn main() {
     let random = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng);
 
     print_layer_table_header(reps);
-    for (i, l) in LAYERS.iter().enumerate().filter(|(i, l)| layer_chosen(only.as_deref(), *i, l.workload)) {
+    for (i, l) in layers().iter().enumerate().filter(|(i, l)| layer_chosen(only.as_deref(), *i, &l.workload)) {
         let x = random(&[l.batch, l.c_in, l.hw, l.hw], &mut rng);
         let (name, times, flops) = if l.transposed {
             let p = ConvTranspose2dParams::new(l.stride, l.pad).with_output_padding(l.out_pad);
@@ -190,6 +144,6 @@ fn main() {
             );
             (name, times, flops)
         };
-        print_layer_row(l.workload, &format!("{i}: {name}"), flops, times, 2);
+        print_layer_row(&l.workload, &format!("{i}: {name}"), flops, times, 2);
     }
 }

@@ -1,6 +1,6 @@
 """PyTorch's side of `cargo bench --bench conv_layers`: every conv layer shape of B1, B2, B3 and B5
-(the same shapes, in the same order; "×3": the step runs that shape three times), each kernel
-timed alone, median ms and GFLOP/s, 2 threads.
+(the rows of benches/conv_layers.txt, which both sides read; "×3": the step runs that shape three
+times), each kernel timed alone, median ms and GFLOP/s, 2 threads.
 
     python3 benches/pytorch_conv_layers.py [--reps 15] [--layers B2]
 
@@ -11,59 +11,22 @@ gradient. PyTorch is never a dependency of the project: this script only measure
 """
 
 import argparse
+import pathlib
 
 import torch
 import torch.nn.functional as F
 
 from pytorch_common import median_ms, print_layer_row, print_layer_table_header
 
-# transposed, batch, c_in, c_out, input size, kernel, stride, padding, output padding[, count]
-LAYERS = [
-    ("B1", False, 64, 3, 32, 64, 3, 2, 1, 0),
-    ("B1", False, 64, 32, 64, 32, 3, 2, 1, 0),
-    ("B1", False, 64, 64, 128, 16, 3, 2, 1, 0),
-    ("B1", True, 64, 128, 64, 8, 4, 2, 1, 0),
-    ("B1", True, 64, 64, 32, 16, 4, 2, 1, 0),
-    ("B1", True, 64, 32, 3, 32, 4, 2, 1, 0),
-    ("B5", False, 64, 3, 32, 32, 3, 2, 1, 0),
-    ("B5", False, 64, 32, 64, 16, 3, 2, 1, 0),
-    ("B5", True, 64, 64, 64, 8, 3, 2, 1, 1),
-    ("B5", True, 64, 64, 32, 16, 3, 2, 1, 1),
-    ("B5", True, 64, 32, 3, 32, 3, 1, 1, 0),
-    ("B2", False, 64, 3, 64, 32, 7, 2, 3, 0),
-    ("B2", False, 64, 64, 64, 8, 3, 1, 1, 0, 4),
-    ("B2", False, 64, 64, 128, 8, 3, 2, 1, 0),
-    ("B2", False, 64, 64, 128, 8, 1, 2, 0, 0),
-    ("B2", False, 64, 128, 128, 4, 3, 1, 1, 0, 3),
-    ("B2", False, 64, 128, 256, 4, 3, 2, 1, 0),
-    ("B2", False, 64, 128, 256, 4, 1, 2, 0, 0),
-    ("B2", False, 64, 256, 256, 2, 3, 1, 1, 0, 3),
-    ("B2", False, 64, 256, 512, 2, 3, 2, 1, 0),
-    ("B2", False, 64, 256, 512, 2, 1, 2, 0, 0),
-    ("B2", False, 64, 512, 512, 1, 3, 1, 1, 0, 3),
-    ("B2", True, 64, 512, 512, 1, 3, 1, 1, 0, 3),
-    ("B2", True, 64, 512, 256, 2, 3, 1, 1, 0, 2),
-    ("B2", True, 64, 256, 256, 2, 3, 1, 1, 0, 3),
-    ("B2", True, 64, 256, 128, 4, 3, 1, 1, 0, 2),
-    ("B2", True, 64, 128, 128, 4, 3, 1, 1, 0, 3),
-    ("B2", True, 64, 128, 64, 8, 3, 1, 1, 0, 2),
-    ("B2", True, 64, 64, 64, 8, 3, 1, 1, 0, 4),
-    ("B2", True, 64, 64, 3, 32, 3, 1, 1, 0),
-    ("B3", False, 32, 3, 64, 64, 3, 1, 1, 0),
-    ("B3", False, 32, 64, 128, 64, 3, 2, 1, 0),
-    ("B3", False, 32, 128, 128, 32, 3, 1, 1, 0, 2),
-    ("B3", False, 32, 128, 256, 32, 3, 2, 1, 0),
-    ("B3", False, 32, 256, 256, 16, 3, 1, 1, 0, 2),
-    ("B3", False, 32, 256, 512, 16, 3, 2, 1, 0),
-    ("B3", False, 32, 512, 512, 8, 3, 2, 1, 0),
-    ("B3", False, 32, 512, 512, 8, 3, 1, 1, 0, 3),
-    ("B3", False, 32, 512, 512, 4, 3, 1, 1, 0),
-    ("B3", False, 32, 512, 256, 16, 3, 1, 1, 0),
-    ("B3", False, 32, 256, 128, 32, 3, 1, 1, 0),
-    ("B3", False, 32, 128, 64, 64, 3, 1, 1, 0),
-    ("B3", False, 32, 64, 64, 64, 3, 1, 1, 0),
-    ("B3", False, 32, 64, 3, 64, 3, 1, 1, 0),
-]
+def layers():
+    """The rows of benches/conv_layers.txt, the table the Rust side reads too."""
+    path = pathlib.Path(__file__).with_name("conv_layers.txt")
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            wl, count, kind, *sizes = line.split()
+            rows.append((wl, int(count), kind == "convT", *map(int, sizes)))
+    return rows
 
 
 def main():
@@ -76,10 +39,10 @@ def main():
     print(f"torch {torch.__version__}, {a.threads} threads, {a.reps} repetitions, median\n")
     print_layer_table_header()
     with torch.no_grad():
-        for i, (wl, tr, n, ci, co, hw, k, s, pd, op, *count) in enumerate(LAYERS):
+        for i, (wl, count, tr, n, ci, co, hw, k, s, pd, op) in enumerate(layers()):
             if a.layers and not any(c in (wl, str(i)) for c in a.layers.split(",")):
                 continue
-            times = f" ×{count[0]}" if count else ""
+            times = f" ×{count}" if count > 1 else ""
             x = torch.rand(n, ci, hw, hw) * 2 - 1
             if tr:
                 w = torch.rand(ci, co, k, k) * 2 - 1
