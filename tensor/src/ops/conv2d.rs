@@ -1,8 +1,10 @@
 //! conv2d on [N, C, H, W] tensors with PyTorch's semantics (groups = 1): the forward and the
-//! three backward ops autograd needs (data, weight, bias). Each checks shapes, dtypes and
-//! devices and runs the matching kernel in `cpu::conv`.
+//! three backward ops autograd needs (data, weight, bias). Each checks its shapes and hands its
+//! operands to `run_kernel`, the one device match of the three convolution kernels: the
+//! reference definition, `cpu::conv`, or the GPU's conv2d launchers.
 //!
-//! Also home of the bias gradient conv_transpose2d shares (`channel_sums`).
+//! Also home of what conv_transpose2d shares: `run_kernel` (its ops run these kernels on the
+//! transposed geometry) and the bias gradient (`channel_sums`).
 
 use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
 use gpu::kernels::Output;
