@@ -11,17 +11,19 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use vae::cli::{ClassifyCli, EvalCli, ExploreCli, SweepCli, TrainCli};
 
-/// The README and every Markdown file of docs/.
+/// The README and every Markdown file of docs/ and of its notebooks, docs/notebooks/.
 fn documents() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = vec![root.join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .expect("docs/ is readable")
-        .map(|e| e.expect("a docs/ entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
+    for folder in ["docs", "docs/notebooks"] {
+        let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join(folder))
+            .unwrap_or_else(|e| panic!("{folder}/ is readable: {e}"))
+            .map(|e| e.expect("a docs entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        docs.sort();
+        files.extend(docs);
+    }
     files
 }
 

@@ -4,7 +4,8 @@
 //! from the differences and the verdict from the rule the page states at its top, so a verdict
 //! written by hand, a margin not updated after a new seed, or a fraction left out fails here.
 //! The runs at the paper's budget keep their artefacts under docs/artefacts/: every number of
-//! their table, and the summary's differences taken from them, are read back from those files.
+//! their table (in the notebook beside the page, docs/notebooks/results.md), and the summary's
+//! differences taken from them, are read back from those files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,18 +14,25 @@ fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn results_page() -> String {
-    let path = repository().join("docs/results.md");
+fn read_doc(path: &str) -> String {
+    let path = repository().join(path);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The conclusions page: the rule and the summary table.
+fn results_page() -> String {
+    read_doc("docs/results.md")
+}
+
+/// The notebook beside it: every study's runs, commands and tables.
+fn results_notebook() -> String {
+    read_doc("docs/notebooks/results.md")
 }
 
 /// The rows of the first Markdown table after the line `heading`, as cells keyed by the
 /// header's column names.
 fn table_after(text: &str, heading: &str) -> Vec<BTreeMap<String, String>> {
-    let start = text
-        .lines()
-        .position(|l| l.trim() == heading)
-        .unwrap_or_else(|| panic!("docs/results.md has no line {heading:?}"));
+    let start = text.lines().position(|l| l.trim() == heading).unwrap_or_else(|| panic!("no line {heading:?}"));
     let rows: Vec<Vec<String>> = text
         .lines()
         .skip(start)
@@ -256,7 +264,7 @@ fn paper_budget_run(objective: &str, beta: &str, seed: &str) -> PathBuf {
 
 #[test]
 fn every_number_of_the_paper_budget_table_is_in_its_runs_committed_artefacts() {
-    let rows = table_after(&results_page(), PAPER_BUDGET_HEADING);
+    let rows = table_after(&results_notebook(), PAPER_BUDGET_HEADING);
     let ours: Vec<_> = rows.iter().filter(|r| !r["objective"].starts_with('*')).collect();
     assert!(ours.len() >= 2, "the paper-budget table has {} runs of ours", ours.len());
     for row in ours {
@@ -372,12 +380,12 @@ const RERUN_TOLERANCE: f64 = 2.0 * 0.0023;
 /// The page's `train` command whose `--run-dir` is `run_dir`, with the run folder moved to
 /// `into` and each `(flag, value)` of `overrides` set.
 fn page_train_command(run_dir: &str, into: &Path, overrides: &[(&str, &str)]) -> Vec<String> {
-    let text = results_page();
+    let text = results_notebook();
     let (_, mut args) = crate::docs_commands::code_lines(&text)
         .into_iter()
         .filter_map(|(_, line)| crate::docs_commands::command(&line))
         .find(|(name, args)| name == "train" && args.windows(2).any(|w| w[0] == "--run-dir" && w[1] == run_dir))
-        .unwrap_or_else(|| panic!("docs/results.md has no train command into {run_dir}"));
+        .unwrap_or_else(|| panic!("docs/notebooks/results.md has no train command into {run_dir}"));
     let mut set = |flag: &str, value: String| match args.iter().position(|a| a == flag) {
         Some(i) => args[i + 1] = value,
         None => args.extend([flag.to_string(), value]),
