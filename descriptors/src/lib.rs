@@ -226,6 +226,56 @@ impl Conv2dGeometry {
     }
 }
 
+/// The three kernels of a convolution, named by what they compute for conv2d. A
+/// conv_transpose2d runs the same three on its transposed geometry ([`Conv2dGeometry::transposed`]):
+/// its forward is [`ConvKernel::BackwardData`], its backward-data [`ConvKernel::Forward`], its
+/// backward-weight [`ConvKernel::BackwardWeight`] with x and dy exchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// y = conv2d(x, w) (+ bias\[co\]).
+    // x: [N, C_in, H, W], w: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
+    Forward,
+    /// dx = ∂L/∂x from dy (+ bias\[ci\], which makes it conv_transpose2d's forward).
+    // dy: [N, C_out, OH, OW], w: [C_out, C_in, kH, kW], bias: [C_in] → dx: [N, C_in, H, W]
+    BackwardData,
+    /// dw = ∂L/∂w, summed over the batch; no bias.
+    // dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
+    BackwardWeight,
+}
+
+impl ConvKernel {
+    /// The three, in the order a training step meets them.
+    pub const ALL: [ConvKernel; 3] = [ConvKernel::Forward, ConvKernel::BackwardData, ConvKernel::BackwardWeight];
+
+    /// Its name in errors, benchmarks and test messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Forward => "conv2d_forward",
+            ConvKernel::BackwardData => "conv2d_backward_data",
+            ConvKernel::BackwardWeight => "conv2d_backward_weight",
+        }
+    }
+
+    /// Its two inputs and its output under `g`, each named, with its number of elements.
+    pub fn operands(self, g: &Conv2dGeometry) -> [(&'static str, usize); 3] {
+        match self {
+            ConvKernel::Forward => [("x", g.x_len()), ("weight", g.weight_len()), ("y", g.y_len())],
+            ConvKernel::BackwardData => [("dy", g.y_len()), ("weight", g.weight_len()), ("dx", g.x_len())],
+            ConvKernel::BackwardWeight => [("dy", g.y_len()), ("x", g.x_len()), ("dw", g.weight_len())],
+        }
+    }
+
+    /// The length of the bias it can add (one value per output channel), or `None` when it
+    /// takes none.
+    pub fn bias_len(self, g: &Conv2dGeometry) -> Option<usize> {
+        match self {
+            ConvKernel::Forward => Some(g.c_out),
+            ConvKernel::BackwardData => Some(g.c_in),
+            ConvKernel::BackwardWeight => None,
+        }
+    }
+}
+
 /// A convolution restricted to the kernel taps that reach its input (see
 /// [`Conv2dGeometry::live_taps`]): the cropped convolution, and where its kernel starts in the
 /// full one. Its weight is the block `[c_out, c_in, first[0] .. first[0] + kh, first[1] .. first[1] + kw]`

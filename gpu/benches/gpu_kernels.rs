@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::conv2d::{self, ConvRung};
+use gpu::kernels::conv2d::{self, ConvKernel, ConvRung};
 use gpu::kernels::matmul::{matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
@@ -167,13 +167,16 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
         let rungs: &[ConvRung] = if suffix.is_empty() { &ConvRung::ALL } else { &[ConvRung::ImplicitGemm] };
         for &rung in rungs {
             r.case(c, group, &case_name("forward", rung), flops, &|| {
-                conv2d::forward(ctx, rung, &g, [&x, &w], Some(&bias), &y, Output::Overwrite).unwrap()
+                conv2d::launch(ctx, ConvKernel::Forward, rung, &g, [&x, &w], Some(&bias), &y, Output::Overwrite)
+                    .unwrap()
             });
             r.case(c, group, &case_name("backward_data", rung), flops, &|| {
-                conv2d::backward_data(ctx, rung, &g, [&dy, &w], None, &dx, Output::Overwrite).unwrap()
+                conv2d::launch(ctx, ConvKernel::BackwardData, rung, &g, [&dy, &w], None, &dx, Output::Overwrite)
+                    .unwrap()
             });
             r.case(c, group, &case_name("backward_weight", rung), flops, &|| {
-                conv2d::backward_weight(ctx, rung, &g, [&dy, &x], &dw, Output::Overwrite).unwrap()
+                conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, &g, [&dy, &x], None, &dw, Output::Overwrite)
+                    .unwrap()
             });
         }
     }
@@ -216,7 +219,7 @@ fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
         let t = g.transposed();
         for rung in ConvRung::ALL {
             r.case(c, &case_name("conv_transpose2d_forward", rung), name, flops, &|| {
-                conv2d::backward_data(ctx, rung, &t, [&x, &w], None, &y, Output::Overwrite).unwrap()
+                conv2d::launch(ctx, ConvKernel::BackwardData, rung, &t, [&x, &w], None, &y, Output::Overwrite).unwrap()
             });
         }
     }
@@ -227,9 +230,9 @@ fn warm_up(ctx: &Context) {
     let g = Conv2dGeometry::conv2d([1, 1, 3, 3], [1, 1, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let (x, w, y) = (ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap(), ctx.zeros(9).unwrap());
     for rung in ConvRung::ALL {
-        conv2d::forward(ctx, rung, &g, [&x, &w], None, &y, Output::Overwrite).unwrap();
-        conv2d::backward_data(ctx, rung, &g, [&y, &w], None, &x, Output::Overwrite).unwrap();
-        conv2d::backward_weight(ctx, rung, &g, [&y, &x], &w, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::Forward, rung, &g, [&x, &w], None, &y, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::BackwardData, rung, &g, [&y, &w], None, &x, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, &g, [&y, &x], None, &w, Output::Overwrite).unwrap();
     }
     let args = MatmulArgs::new(MatView::row_major(&x, 3, 3), MatView::row_major(&w, 3, 3), &y, [3, 3, 3]);
     matmul(ctx, &args).unwrap();

@@ -7,7 +7,7 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::conv2d::{self, ConvRung};
+use gpu::kernels::conv2d::{self, ConvKernel, ConvRung};
 use gpu::kernels::Output;
 use tensor::reference::conv as reference;
 
@@ -63,7 +63,17 @@ fn conv2d_forward_on_every_rung_with_and_without_bias_matches_the_reference() {
         let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
         for (rung, with_bias) in ConvRung::ALL.into_iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
-            conv2d::forward(ctx, rung, &g, [&xb, &wb], with_bias.then_some(&bb), &y, Output::Overwrite).unwrap();
+            conv2d::launch(
+                ctx,
+                ConvKernel::Forward,
+                rung,
+                &g,
+                [&xb, &wb],
+                with_bias.then_some(&bb),
+                &y,
+                Output::Overwrite,
+            )
+            .unwrap();
             let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
             let want = reference::conv2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
@@ -85,7 +95,7 @@ fn conv2d_backward_data_on_every_rung_gathers_every_tap() {
             (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
         for rung in ConvRung::ALL {
             let dx = poisoned(ctx, g.x_len());
-            conv2d::backward_data(ctx, rung, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
+            conv2d::launch(ctx, ConvKernel::BackwardData, rung, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
             let what = format!("backward_data {} {g:?}", rung.name());
             assert_close(&what, &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
         }
@@ -104,7 +114,8 @@ fn conv2d_backward_weight_on_every_rung_and_its_bias_match_the_reference() {
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
         for rung in ConvRung::ALL {
             let dw = poisoned(ctx, g.weight_len());
-            conv2d::backward_weight(ctx, rung, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap();
+            conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, &g, [&dyb, &xb], None, &dw, Output::Overwrite)
+                .unwrap();
             let what = format!("backward_weight {} {g:?}", rung.name());
             assert_close(&what, &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
         }
@@ -149,9 +160,13 @@ fn accumulates_twice(ctx: &gpu::Context, rung: ConvRung, rng: &mut Rng, g: &Conv
         let want: Vec<f64> = once.iter().map(|v| 2.0 * v).collect();
         assert_close(&format!("{name} {} {g:?}", rung.name()), rng, &twice, &want, |i| once[i].abs().max(1e-3));
     };
-    check("y", g.y_len(), &|o, m| conv2d::forward(ctx, rung, g, [&xb, &wb], None, o, m).unwrap());
-    check("dx", g.x_len(), &|o, m| conv2d::backward_data(ctx, rung, g, [&dyb, &wb], None, o, m).unwrap());
-    check("dw", g.weight_len(), &|o, m| conv2d::backward_weight(ctx, rung, g, [&dyb, &xb], o, m).unwrap());
+    check("y", g.y_len(), &|o, m| conv2d::launch(ctx, ConvKernel::Forward, rung, g, [&xb, &wb], None, o, m).unwrap());
+    check("dx", g.x_len(), &|o, m| {
+        conv2d::launch(ctx, ConvKernel::BackwardData, rung, g, [&dyb, &wb], None, o, m).unwrap()
+    });
+    check("dw", g.weight_len(), &|o, m| {
+        conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, g, [&dyb, &xb], None, o, m).unwrap()
+    });
     check("db", g.c_out, &|o, m| conv2d::backward_bias(ctx, [g.batch, g.c_out, g.oh * g.ow], &dyb, o, m).unwrap());
 }
 
@@ -179,18 +194,18 @@ fn conv2d_wider_than_one_grid_axis_runs_in_column_slices() {
         let ((x64, xa), (w64, wa), (dy64, dya)) = (f64s(&x), f64s(&w), f64s(&dy));
 
         let y = poisoned(ctx, g.y_len());
-        conv2d::forward(ctx, GEMM, &g, [&xb, &wb], None, &y, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::Forward, GEMM, &g, [&xb, &wb], None, &y, Output::Overwrite).unwrap();
         let (want, scale) = (reference::conv2d(&x64, &w64, None, &g), reference::conv2d(&xa, &wa, None, &g));
         assert_close(&format!("forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
 
         let dx = poisoned(ctx, g.x_len());
-        conv2d::backward_data(ctx, GEMM, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::BackwardData, GEMM, &g, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
         let (want, scale) =
             (reference::conv2d_backward_data(&dy64, &w64, &g), reference::conv2d_backward_data(&dya, &wa, &g));
         assert_close(&format!("backward_data {g:?}"), &rng, &ctx.read(&dx).unwrap(), &want, |i| scale[i]);
 
         let dw = poisoned(ctx, g.weight_len());
-        conv2d::backward_weight(ctx, GEMM, &g, [&dyb, &xb], &dw, Output::Overwrite).unwrap();
+        conv2d::launch(ctx, ConvKernel::BackwardWeight, GEMM, &g, [&dyb, &xb], None, &dw, Output::Overwrite).unwrap();
         let (want, scale) =
             (reference::conv2d_backward_weight(&dy64, &x64, &g), reference::conv2d_backward_weight(&dya, &xa, &g));
         assert_close(&format!("backward_weight {g:?}"), &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
@@ -207,7 +222,7 @@ fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_an
     let (xb, wb, bb) = (upload(ctx, &x), upload(ctx, &w), upload(ctx, &bias));
     let y = poisoned(ctx, g.y_len());
     let before = ctx.counters();
-    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
+    conv2d::launch(ctx, ConvKernel::Forward, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
     assert_eq!(ctx.counters().since(&before).dispatches, 2, "the slices' product, then their sum");
     let once = ctx.read(&y).unwrap();
     let ((x64, xa), (w64, wa), (b64, ba)) = (f64s(&x), f64s(&w), f64s(&bias));
@@ -215,7 +230,7 @@ fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_an
     let scale = reference::conv2d(&xa, &wa, Some(&ba), &g);
     assert_close(&format!("split forward {g:?}"), &rng, &once, &want, |i| scale[i]);
     // Accumulating adds the product (no bias) to what y holds.
-    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], None, &y, Output::Accumulate).unwrap();
+    conv2d::launch(ctx, ConvKernel::Forward, GEMM, &g, [&xb, &wb], None, &y, Output::Accumulate).unwrap();
     let product = reference::conv2d(&x64, &w64, None, &g);
     let twice: Vec<f64> = want.iter().zip(&product).map(|(a, b)| a + b).collect();
     assert_close(&format!("split forward accumulating {g:?}"), &rng, &ctx.read(&y).unwrap(), &twice, |i| {
@@ -224,7 +239,27 @@ fn a_forward_with_few_output_tiles_splits_its_k_and_adds_the_slices_with_bias_an
     // Turned off, the same forward is one launch, and computes the same.
     ctx.set_conv_split_k(false);
     let before = ctx.counters();
-    conv2d::forward(ctx, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
+    conv2d::launch(ctx, ConvKernel::Forward, GEMM, &g, [&xb, &wb], Some(&bb), &y, Output::Overwrite).unwrap();
     assert_eq!(ctx.counters().since(&before).dispatches, 1, "the split turned off");
     assert_close(&format!("unsplit forward {g:?}"), &rng, &ctx.read(&y).unwrap(), &want, |i| scale[i]);
+}
+
+#[test]
+fn a_bias_on_the_weight_gradient_and_a_short_operand_are_refused_by_name() {
+    let Some(ctx) = ctx() else { return };
+    let g = Conv2dGeometry::conv2d([2, 3, 5, 5], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let (dy, x, dw) = (ctx.zeros(g.y_len()).unwrap(), ctx.zeros(g.x_len()).unwrap(), poisoned(ctx, g.weight_len()));
+    let bias = ctx.zeros(g.c_out).unwrap();
+    for rung in ConvRung::ALL {
+        let err =
+            conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, &g, [&dy, &x], Some(&bias), &dw, Output::Overwrite)
+                .unwrap_err();
+        assert!(err.to_string().contains("conv2d_backward_weight") && err.to_string().contains("no bias"), "{err}");
+        // The forward's bias has C_out values; backward-data's (conv_transpose2d's) C_in.
+        let short = ctx.zeros(g.c_in).unwrap();
+        let y = poisoned(ctx, g.y_len());
+        let err = conv2d::launch(ctx, ConvKernel::Forward, rung, &g, [&x, &dw], Some(&short), &y, Output::Overwrite)
+            .unwrap_err();
+        assert!(err.to_string().contains("conv2d_forward") && err.to_string().contains("bias"), "{err}");
+    }
 }

@@ -7,7 +7,7 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::Conv2dGeometry;
-use gpu::kernels::conv2d::{self, ConvRung};
+use gpu::kernels::conv2d::{self, ConvKernel, ConvRung};
 use gpu::kernels::Output;
 use tensor::reference::conv as reference;
 
@@ -43,7 +43,17 @@ fn conv_transpose2d_forward_as_backward_data_on_every_rung_matches_the_scatter_d
         for (rung, with_bias) in ConvRung::ALL.into_iter().flat_map(|r| [(r, false), (r, true)]) {
             let y = poisoned(ctx, g.y_len());
             let t = g.transposed();
-            conv2d::backward_data(ctx, rung, &t, [&xb, &wb], with_bias.then_some(&bb), &y, Output::Overwrite).unwrap();
+            conv2d::launch(
+                ctx,
+                ConvKernel::BackwardData,
+                rung,
+                &t,
+                [&xb, &wb],
+                with_bias.then_some(&bb),
+                &y,
+                Output::Overwrite,
+            )
+            .unwrap();
             let want = reference::conv_transpose2d(&x64, &w64, with_bias.then_some(&b64[..]), &g);
             let scale = reference::conv_transpose2d(&xa, &wa, with_bias.then_some(&ba[..]), &g);
             let what = format!("ct forward {} bias={with_bias} {g:?}", rung.name());
@@ -72,8 +82,9 @@ fn conv_transpose2d_backward_data_and_weight_through_the_identities_on_every_run
         for rung in ConvRung::ALL {
             let (dx, dw) = (poisoned(ctx, g.x_len()), poisoned(ctx, g.weight_len()));
             // dx: a conv2d forward of dy; dW: conv2d's backward-weight with dy and x swapped.
-            conv2d::forward(ctx, rung, &t, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
-            conv2d::backward_weight(ctx, rung, &t, [&xb, &dyb], &dw, Output::Overwrite).unwrap();
+            conv2d::launch(ctx, ConvKernel::Forward, rung, &t, [&dyb, &wb], None, &dx, Output::Overwrite).unwrap();
+            conv2d::launch(ctx, ConvKernel::BackwardWeight, rung, &t, [&xb, &dyb], None, &dw, Output::Overwrite)
+                .unwrap();
             let name = rung.name();
             assert_close(&format!("ct backward_data {name} {g:?}"), &rng, &ctx.read(&dx).unwrap(), &wdx, |i| sdx[i]);
             assert_close(&format!("ct backward_weight {name} {g:?}"), &rng, &ctx.read(&dw).unwrap(), &wdw, |i| sdw[i]);

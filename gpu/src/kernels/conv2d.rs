@@ -1,14 +1,15 @@
-//! conv2d launchers (`shaders/conv2d.wgsl`): forward, backward-data, backward-weight and
-//! backward-bias, each on the rung of the convolution ladder it is given ([`ConvRung`]).
+//! conv2d launchers (`shaders/conv2d.wgsl`): [`launch`] runs any of the three kernels
+//! ([`ConvKernel`]: forward, backward-data, backward-weight) on the rung of the convolution
+//! ladder it is given ([`ConvRung`]); [`backward_bias`] sums dy per channel.
 //!
 //! They are conv_transpose2d's launchers too: a transposed convolution is by definition the
 //! adjoint (in x) of the conv2d whose input is the transpose's output, so with
 //! `c = g.transposed()` (that conv2d's geometry; the transpose's [C_in, C_out, kH, kW] weight
 //! is read as c's [c_out, c_in, kH, kW] weight, the same memory):
 //!
-//!   conv_transpose2d forward          y  = [`backward_data`] on c, with the bias\[co\]
-//!   conv_transpose2d backward_data    dx = [`forward`] on c, without a bias
-//!   conv_transpose2d backward_weight  dW = [`backward_weight`] on c, dy and x swapped
+//!   conv_transpose2d forward          y  = `BackwardData` on c, with the bias\[co\]
+//!   conv_transpose2d backward_data    dx = `Forward` on c, without a bias
+//!   conv_transpose2d backward_weight  dW = `BackwardWeight` on c, dy and x swapped
 //!   conv_transpose2d backward_bias    db = [`backward_bias`], the channel sums of dy
 //!
 //! output_padding only makes the transpose's output (c's input) larger; c's kernels take
@@ -17,6 +18,7 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::Conv2dGeometry;
+pub use crate::descriptors::ConvKernel;
 use crate::error::{invalid, Result};
 use crate::kernels::{matmul, need, GemmTile, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -49,7 +51,7 @@ pub static BACKWARD_WEIGHT_WIDE: KernelDef = KernelDef::new(&SHADER, "backward_w
 pub static BACKWARD_DATA: KernelDef = KernelDef::new(&SHADER, "backward_data", 3, 1);
 /// dweight from dy and x.
 pub static BACKWARD_WEIGHT: KernelDef = KernelDef::new(&SHADER, "backward_weight", 3, 1);
-/// dweight as the sum of backward_weight's K slices (see [`backward_weight`]).
+/// dweight as the sum of backward_weight's K slices (see [`launch`]).
 pub static BACKWARD_WEIGHT_SUM: KernelDef = KernelDef::new(&SHADER, "backward_weight_sum", 1, 1);
 /// y as the sum of the forward's K slices (see `split_k`).
 pub static FORWARD_SUM: KernelDef = KernelDef::new(&SHADER, "forward_sum", 3, 1);
@@ -388,78 +390,44 @@ impl ConvRung {
     }
 }
 
-/// y (+)= conv2d(x, weight) + bias on `rung`.
-// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: [C_out] → y: [N, C_out, OH, OW]
-pub fn forward(
+/// out (+)= `kernel` of `g` on `rung` (see [`ConvKernel`] for each kernel's operands and
+/// shapes): `[a, b]` are its two inputs, `bias` (forward and backward-data only) adds one value
+/// per output channel, and `mode` overwrites `out` or adds to it.
+#[allow(clippy::too_many_arguments)] // the kernel, its rung, its geometry, three operands and a bias, the mode
+pub fn launch(
     ctx: &Context,
+    kernel: ConvKernel,
     rung: ConvRung,
     g: &Conv2dGeometry,
-    [x, weight]: [&GpuBuffer; 2],
+    [a, b]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
-    y: &GpuBuffer,
+    out: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    let operands = [
-        ("x", Some(x), g.x_len()),
-        ("weight", Some(weight), g.weight_len()),
-        ("y", Some(y), g.y_len()),
-        ("bias", bias, g.c_out),
-    ];
-    check_operands("conv2d_forward", g, &operands)?;
+    let op = kernel.name();
+    let [(a_name, a_len), (b_name, b_len), (out_name, out_len)] = kernel.operands(g);
+    let bias_len = match (bias, kernel.bias_len(g)) {
+        (Some(_), None) => return Err(invalid(op, "takes no bias")),
+        (_, len) => len.unwrap_or(0),
+    };
+    let operands =
+        [(a_name, Some(a), a_len), (b_name, Some(b), b_len), (out_name, Some(out), out_len), ("bias", bias, bias_len)];
+    check_operands(op, g, &operands)?;
+    let has_bias = bias.is_some();
     match rung {
         ConvRung::Direct => {
-            let p = geometry_params(g, bias.is_some(), mode);
-            dispatch_direct(ctx, &FORWARD_DIRECT, &p, g.y_len(), [x, weight, bias.unwrap_or(x)], y)
+            let direct = match kernel {
+                ConvKernel::Forward => &FORWARD_DIRECT,
+                ConvKernel::BackwardData => &BACKWARD_DATA_DIRECT,
+                ConvKernel::BackwardWeight => &BACKWARD_WEIGHT_DIRECT,
+            };
+            dispatch_direct(ctx, direct, &geometry_params(g, has_bias, mode), out_len, [a, b, bias.unwrap_or(a)], out)
         }
-        ConvRung::ImplicitGemm => forward_gemm(ctx, &launch_params(g, bias.is_some(), mode), g, [x, weight], bias, y),
-    }
-}
-
-/// dx (+)= ∂L/∂x (+ bias\[ci\], which makes it conv_transpose2d's forward) on `rung`.
-// dy: [N, C_out, OH, OW], weight: [C_out, C_in, kH, kW], bias: [C_in] → dx: [N, C_in, H, W]
-pub fn backward_data(
-    ctx: &Context,
-    rung: ConvRung,
-    g: &Conv2dGeometry,
-    [dy, weight]: [&GpuBuffer; 2],
-    bias: Option<&GpuBuffer>,
-    dx: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
-    let operands = [
-        ("dy", Some(dy), g.y_len()),
-        ("weight", Some(weight), g.weight_len()),
-        ("dx", Some(dx), g.x_len()),
-        ("bias", bias, g.c_in),
-    ];
-    check_operands("conv2d_backward_data", g, &operands)?;
-    match rung {
-        ConvRung::Direct => {
-            let p = geometry_params(g, bias.is_some(), mode);
-            dispatch_direct(ctx, &BACKWARD_DATA_DIRECT, &p, g.x_len(), [dy, weight, bias.unwrap_or(dy)], dx)
-        }
-        ConvRung::ImplicitGemm => backward_data_gemm(ctx, g, [dy, weight], bias, dx, mode),
-    }
-}
-
-/// dW (+)= ∂L/∂W on `rung`.
-// dy: [N, C_out, OH, OW], x: [N, C_in, H, W] → dw: [C_out, C_in, kH, kW]
-pub fn backward_weight(
-    ctx: &Context,
-    rung: ConvRung,
-    g: &Conv2dGeometry,
-    [dy, x]: [&GpuBuffer; 2],
-    dw: &GpuBuffer,
-    mode: Output,
-) -> Result<()> {
-    let operands = [("dy", Some(dy), g.y_len()), ("x", Some(x), g.x_len()), ("dw", Some(dw), g.weight_len())];
-    check_operands("conv2d_backward_weight", g, &operands)?;
-    match rung {
-        ConvRung::Direct => {
-            let p = geometry_params(g, false, mode);
-            dispatch_direct(ctx, &BACKWARD_WEIGHT_DIRECT, &p, g.weight_len(), [dy, x, dy], dw)
-        }
-        ConvRung::ImplicitGemm => backward_weight_gemm(ctx, g, [dy, x], dw, mode),
+        ConvRung::ImplicitGemm => match kernel {
+            ConvKernel::Forward => forward_gemm(ctx, &launch_params(g, has_bias, mode), g, [a, b], bias, out),
+            ConvKernel::BackwardData => backward_data_gemm(ctx, g, [a, b], bias, out, mode),
+            ConvKernel::BackwardWeight => backward_weight_gemm(ctx, g, [a, b], out, mode),
+        },
     }
 }
 

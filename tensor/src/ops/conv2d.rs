@@ -10,7 +10,7 @@ use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
 use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
-use crate::descriptors::Conv2dGeometry;
+use crate::descriptors::{Conv2dGeometry, ConvKernel};
 use crate::dtype::{with_float_type, DType};
 use crate::error::{shape_err, Result, TensorError};
 use crate::gpu_parts::{run_gpu_in_parts, Cut};
@@ -116,18 +116,6 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     })
 }
 
-/// The three kernels of a convolution, named by what they compute for conv2d.
-/// conv_transpose2d runs the same three on its transposed geometry.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum ConvKernel {
-    /// y = conv2d(x, w) + bias; operands `[x, w]`.
-    Forward,
-    /// dx = conv2d's input gradient (+ bias on dx's channels); operands `[grad_y, w]`.
-    BackwardData,
-    /// dw = conv2d's weight gradient, summed over the batch; operands `[grad_y, x]`.
-    BackwardWeight,
-}
-
 /// Runs conv2d's `kernel` for geometry `g` on the operands' device into a tensor of `shape`;
 /// `reference` is the op's own plain definition (f64 in, f64 out), which the reference device
 /// runs. The CPU runs `cpu::conv`, the GPU the implicit-GEMM rung, cut into batch slices
@@ -169,15 +157,9 @@ pub(crate) fn run_kernel(
             let inputs = [(Some(a), Cut::Rows), (Some(b), b_cut), (bias, Cut::Whole)];
             let [out] = run_gpu_in_parts(op, g.batch, &inputs, [(shape, out_cut)], |ctx, part, i, [out]| {
                 let g = Conv2dGeometry { batch: part.rows, ..*g };
-                let (a, b, rung) =
-                    (i[0].expect("first operand"), i[1].expect("second operand"), ConvRung::ImplicitGemm);
-                match kernel {
-                    ConvKernel::Forward => gpu_kernel::forward(ctx, rung, &g, [a, b], i[2], out, Output::Overwrite),
-                    ConvKernel::BackwardData => {
-                        gpu_kernel::backward_data(ctx, rung, &g, [a, b], i[2], out, Output::Overwrite)
-                    }
-                    ConvKernel::BackwardWeight => gpu_kernel::backward_weight(ctx, rung, &g, [a, b], out, part.mode),
-                }
+                let (a, b) = (i[0].expect("first operand"), i[1].expect("second operand"));
+                let mode = if out_cut == Cut::Sum { part.mode } else { Output::Overwrite };
+                gpu_kernel::launch(ctx, kernel, ConvRung::ImplicitGemm, &g, [a, b], i[2], out, mode)
             })?;
             Ok(out)
         }

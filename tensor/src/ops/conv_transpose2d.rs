@@ -5,12 +5,12 @@
 //! conv2d's with x and grad_y exchanged (`ops::conv2d::run_kernel`); the reference device
 //! runs the scatter definitions of `reference::conv`, so the identities are tested, not assumed.
 
-use crate::descriptors::Conv2dGeometry;
+use crate::descriptors::{Conv2dGeometry, ConvKernel};
 use crate::error::{shape_err, Result, TensorError};
 use crate::ops::checks::{
     check_bias, check_grad, check_output_padding, check_params, check_plane, pair, rank4, transposed_input_shape,
 };
-use crate::ops::conv2d::{run_kernel, ConvKernel};
+use crate::ops::conv2d::run_kernel;
 use crate::profile::{self, OpFamily};
 use crate::reference;
 use crate::tensor::Tensor;
