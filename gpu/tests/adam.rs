@@ -1,14 +1,16 @@
-//! adam.wgsl against PyTorch's update formulas in f64, over several steps: Adam, AdamW,
-//! and SGD with momentum, dampening, Nesterov and weight decay.
+//! adam.wgsl against the reference tier's definitions (`tensor::reference::optim`, PyTorch's
+//! update formulas in f64), over several steps: Adam, AdamW, and SGD with momentum, dampening,
+//! Nesterov and weight decay.
 
 use crate::common;
 
 use common::*;
 use gpu::descriptors::{AdamHyper, SgdHyper};
 use gpu::kernels::adam::{adam_step, adam_step_unless_flagged, sgd_step, sgd_step_unless_flagged, AdamState};
+use tensor::reference::optim as reference;
 
 #[test]
-fn adam_and_adamw_follow_pytorch_over_several_steps() {
+fn adam_and_adamw_match_the_reference_over_several_steps() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     for n in [1, 7, 33, 65, 129, 1000] {
@@ -28,20 +30,7 @@ fn adam_and_adamw_follow_pytorch_over_several_steps() {
                 let g = rng.signed(n);
                 let gb = upload(ctx, &g);
                 adam_step(ctx, &hyper(step), &AdamState { param: &pb, grad: &gb, m: &mb, v: &vb }).unwrap();
-                let c = hyper(step);
-                let (b1, b2) = (c.beta1, c.beta2);
-                let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-                for i in 0..n {
-                    let mut gi = g[i] as f64;
-                    if decoupled {
-                        p[i] *= 1.0 - c.lr * wd;
-                    } else {
-                        gi += wd * p[i];
-                    }
-                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                    p[i] -= c.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + c.eps);
-                }
+                reference::adam(&mut p, &to_f64(&g), &mut m, &mut v, &hyper(step));
             }
             let what = format!("n={n} decoupled={decoupled} wd={wd}");
             assert_close_unit(&format!("adam p {what}"), &rng, &ctx.read(&pb).unwrap(), &p);
@@ -52,7 +41,7 @@ fn adam_and_adamw_follow_pytorch_over_several_steps() {
 }
 
 #[test]
-fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
+fn sgd_with_momentum_dampening_nesterov_and_decay_matches_the_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
     let configs = [(0.0, 0.0, false, 0.0), (0.9, 0.0, false, 0.0), (0.9, 0.1, false, 1e-2), (0.8, 0.0, true, 1e-3)];
@@ -68,14 +57,7 @@ fn sgd_with_momentum_dampening_nesterov_and_decay_follows_pytorch() {
                 let hyper = SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, first_step: step == 0 };
                 let with_buf = (momentum != 0.0).then_some(&bb);
                 sgd_step(ctx, &hyper, &pb, &upload(ctx, &g), with_buf).unwrap();
-                for i in 0..n {
-                    let mut gi = g[i] as f64 + weight_decay * p[i];
-                    if momentum != 0.0 {
-                        buf[i] = if step == 0 { gi } else { momentum * buf[i] + (1.0 - dampening) * gi };
-                        gi = if nesterov { gi + momentum * buf[i] } else { buf[i] };
-                    }
-                    p[i] -= 0.05 * gi;
-                }
+                reference::sgd(&mut p, &to_f64(&g), (momentum != 0.0).then_some(&mut buf[..]), &hyper);
             }
             let what = format!("n={n} momentum={momentum} dampening={dampening} nesterov={nesterov} wd={weight_decay}");
             assert_close_unit(&format!("sgd p {what}"), &rng, &ctx.read(&pb).unwrap(), &p);
