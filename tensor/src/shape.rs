@@ -135,25 +135,36 @@ impl Layout {
     /// Calls `f(storage_index)` for every element in row-major order of this layout.
     /// The innermost dimension runs as a tight loop so strided copies stay fast.
     pub fn for_each_index(&self, mut f: impl FnMut(usize)) {
-        let n = self.numel();
-        if n == 0 {
-            return;
-        }
-        if self.rank() == 0 {
-            f(self.offset);
-            return;
-        }
-        let rank = self.rank();
-        let inner = self.shape[rank - 1];
-        let inner_stride = self.strides[rank - 1];
-        let mut idx = vec![0usize; rank - 1];
-        let mut base = self.offset;
-        loop {
+        let (inner, inner_stride) = self.inner_row();
+        self.for_each_row(|base| {
             for j in 0..inner {
                 f(base + j * inner_stride);
             }
+        });
+    }
+
+    /// The innermost dimension's length and stride (1 and 0 for a scalar): the rows that
+    /// [`Layout::for_each_row`] walks.
+    pub fn inner_row(&self) -> (usize, usize) {
+        match (self.shape.last(), self.strides.last()) {
+            (Some(&len), Some(&stride)) => (len, stride),
+            _ => (1, 0),
+        }
+    }
+
+    /// Calls `f(storage_index)` with the first element of every innermost row, in row-major
+    /// order (a row is [`Layout::inner_row`] long; nothing for an empty layout).
+    pub fn for_each_row(&self, mut f: impl FnMut(usize)) {
+        if self.numel() == 0 {
+            return;
+        }
+        let outer = self.rank().saturating_sub(1);
+        let mut idx = vec![0usize; outer];
+        let mut base = self.offset;
+        loop {
+            f(base);
             // Odometer increment over the outer dims.
-            let mut d = rank - 1;
+            let mut d = outer;
             loop {
                 if d == 0 {
                     return;
