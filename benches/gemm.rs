@@ -1,6 +1,8 @@
 //! sgemm throughput of the CPU GEMM (`tensor::cpu::gemm`), in GFLOP/s: `sgemm`, the path every
-//! op takes (the top rung this CPU runs), and `sgemm_ladder`, every rung of the ladder
-//! (`tensor::cpu::gemm::GemmRung`) at the same shapes, so one run shows what each idea buys.
+//! op takes (the top rung this CPU runs), `sgemm_ladder`, every rung of the ladder
+//! (`tensor::cpu::gemm::GemmRung`) at the same shapes, so one run shows what each idea buys, and
+//! `sgemm_kernels`, every f32 kernel with each of its blockings: the candidates `train` times
+//! to choose one (`tensor::cpu::tuning`).
 //!
 //! Criterion's `Throughput::Elements` is set to the flop count 2·m·n·k (one multiply and one add
 //! per term), so its "elem/s" column reads directly as FLOP/s. Run with
@@ -9,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tensor::cpu::gemm::{gemm, gemm_on_rung, GemmRung, MatRef};
+use tensor::cpu::gemm::{f32_kernel_names, gemm, gemm_on_f32_kernel, gemm_on_rung, GemmRung, MatRef};
 use tensor::Rng;
 
 fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
@@ -72,5 +74,29 @@ fn bench_sgemm_ladder(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_sgemm_ladder);
+/// Every f32 kernel this CPU runs, each micro-kernel with each of its blockings, at the
+/// shapes the tuner times them on (an im2col forward, a weight gradient, a square product) and
+/// at 1024³.
+fn bench_sgemm_kernels(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sgemm_kernels");
+    group.sample_size(10);
+    let mut rng = Rng::new(2);
+    for (m, k, n) in [(64, 576, 4096), (576, 2048, 128), (384, 384, 384), (1024, 1024, 1024)] {
+        let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
+        let mut out = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        for name in f32_kernel_names() {
+            group.bench_function(BenchmarkId::new(name, format!("{m}x{k}x{n}")), |bench| {
+                bench.iter(|| {
+                    let (a, b) = (MatRef::row_major(black_box(&a), m, k), MatRef::row_major(black_box(&b), k, n));
+                    gemm_on_f32_kernel(name, a, b, &mut out, n, false);
+                    black_box(&mut out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_sgemm_ladder, bench_sgemm_kernels);
 criterion_main!(benches);

@@ -46,20 +46,40 @@ impl ChoiceFile {
         candidates: &[&str],
         mut time: impl FnMut(&str) -> Result<Duration, E>,
     ) -> Result<String, E> {
+        self.choose_timed_together(what, class, candidates, |candidates| candidates.iter().map(|c| time(c)).collect())
+    }
+
+    /// [`ChoiceFile::choose`] with every candidate timed by one call, `time_all(candidates)`
+    /// giving their times in order: for a caller that alternates the candidates in rounds, so
+    /// that a machine whose speed drifts while it measures (another process starting, a clock
+    /// changing) slows every candidate alike instead of the last ones.
+    pub fn choose_timed_together<E>(
+        &self,
+        what: &str,
+        class: &str,
+        candidates: &[&str],
+        time_all: impl FnOnce(&[&str]) -> Result<Vec<Duration>, E>,
+    ) -> Result<String, E> {
         if let Some(choice) = self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
             return Ok(choice.clone());
         }
         // Timed without the lock: a kernel being timed may itself run on threads that ask for
         // other choices. Two threads meeting a new class at once both time it; the first kept wins.
-        println!("tuning: timing the {what} for shape class {class} (first use on this machine)");
+        // The line says what is being timed before the wait, and what won after it.
+        print!("tuning: timing the {what} ({class}), first use on this machine:");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         assert!(!candidates.is_empty(), "a choice for {class} among no candidates");
+        let times = time_all(candidates)?;
+        assert_eq!(times.len(), candidates.len(), "a time for each candidate of {class}");
         let mut best: Option<(Duration, &str)> = None;
-        for &candidate in candidates {
-            let t = time(candidate)?;
+        for (&candidate, &t) in candidates.iter().zip(&times) {
             if best.is_none_or(|(fastest, _)| t < fastest) {
                 best = Some((t, candidate));
             }
         }
+        let timed: Vec<String> =
+            candidates.iter().zip(&times).map(|(c, t)| format!("{c} {:.2} ms", t.as_secs_f64() * 1e3)).collect();
+        println!(" {} → {}", timed.join(", "), best.map_or("", |(_, c)| c));
         let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
         let measured = best.map_or_else(String::new, |(_, c)| c.to_string());
         let choice = choices.entry(class.to_string()).or_insert(measured).clone();
@@ -174,6 +194,20 @@ mod tests {
             "fast"
         );
         assert_eq!(file.choices().len(), 2);
+    }
+
+    #[test]
+    fn candidates_timed_together_are_timed_by_one_call_and_the_fastest_kept() {
+        let file = ChoiceFile::open(None, "machine A".into(), known);
+        let calls = Cell::new(0);
+        let time_all = |names: &[&str]| -> Result<Vec<Duration>, ()> {
+            calls.set(calls.get() + 1);
+            assert_eq!(names, ["slow", "fast"]);
+            Ok(vec![Duration::from_millis(3), Duration::from_millis(2)])
+        };
+        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], time_all).unwrap(), "fast");
+        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], time_all).unwrap(), "fast");
+        assert_eq!(calls.get(), 1, "a kept choice was timed again");
     }
 
     #[test]

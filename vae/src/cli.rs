@@ -37,11 +37,23 @@ pub struct TrainCli {
     /// On the GPU every op is waited for, so steps get slower while profiling.
     #[arg(long)]
     pub profile: bool,
-    /// Choose kernels by timing the candidates the first time a shape needs a choice, instead
-    /// of the size rules (seconds once per machine), and keep the choices for later runs: on a
-    /// GPU each GEMM tile, in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv);
-    /// on the CPU each small-plane convolution's images per GEMM, in
-    /// cpu-kernel-choices.tsv beside it.
+    /// How the CPU chooses between kernels that compute the same thing. `measured`: the first
+    /// time this machine needs a choice, the candidates are timed (the f32 GEMM micro-kernel and
+    /// its block sizes, each small-plane convolution's images per GEMM; a second or two in all,
+    /// each printed as a `tuning:` line) and the fastest is kept for later runs in
+    /// cpu-kernel-choices.tsv beside $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/). `rule`:
+    /// the widest instruction set and the size rules, nothing timed (what the tests set).
+    #[arg(long, value_enum, default_value = "measured", env = "VAE_CPU_KERNELS")]
+    pub cpu_kernels: CpuKernels,
+    /// Run every f32 product on the CPU with this GEMM kernel (instruction set, tile and block
+    /// depth, e.g. avx2-6x16-kc512), over --cpu-kernels; the values this CPU runs are listed
+    /// when another is given.
+    #[arg(long)]
+    pub cpu_gemm: Option<String>,
+    /// On a GPU, choose each GEMM tile by timing both the first time a shape class needs one,
+    /// instead of the size rule (seconds once per machine), and keep the choices for later runs
+    /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). On the CPU the same
+    /// as --cpu-kernels measured.
     #[arg(long)]
     pub tune_kernels: bool,
     /// On a GPU, run every GEMM (matrix products, convolutions) on this tile: over the size
@@ -50,13 +62,22 @@ pub struct TrainCli {
     pub gemm_tile: Option<String>,
 }
 
-/// Where `--tune-kernels` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside
+/// How the CPU's kernels are chosen (`train --cpu-kernels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CpuKernels {
+    /// Timed on this machine the first time, then read from the cache.
+    Measured,
+    /// The instruction-set and size rules; nothing timed.
+    Rule,
+}
+
+/// Where `--cpu-kernels measured` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside
 /// [`kernel_cache_path`] (a file of its own: each tuner drops lines whose choices it does not know).
 pub fn cpu_kernel_cache_path() -> Option<PathBuf> {
     kernel_cache_path().map(|path| path.with_file_name("cpu-kernel-choices.tsv"))
 }
 
-/// Where `--tune-kernels` keeps its choices: `$VAE_KERNEL_CACHE`, else
+/// Where `--tune-kernels` keeps the GPU's choices: `$VAE_KERNEL_CACHE`, else
 /// `~/.cache/vae-stack/kernel-choices.tsv` (`None` with neither variable set: measured, not kept).
 pub fn kernel_cache_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("VAE_KERNEL_CACHE") {

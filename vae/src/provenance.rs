@@ -36,14 +36,16 @@ pub struct Invocation {
     pub device: String,
     /// The CPU model (`/proc/cpuinfo`'s model name where there is one).
     pub cpu: String,
-    /// The CPU GEMM kernel this CPU runs (`avx2 6×16`, `avx512 14×32`, `portable 4×8`).
+    /// The f32 GEMM kernel the CPU ran, when the run started (`avx2-6x16-kc512`,
+    /// `avx512-14x32-kc256`, `portable-4x8`; `avx2 6×16` in runs before the block depth was named).
     pub cpu_kernel: String,
     /// CPU threads.
     pub threads: usize,
     /// How the kernels were chosen, one entry per choice: on a GPU `gemm tile m>64/t2^5: wide128
-    /// (measured)`, `gemm tile: pinned square64` or `gemm tile: size rule`; on the CPU
-    /// `conv2d_forward F32 64→128 … b64: per-image (measured)` or `convolution images per
-    /// GEMM: size rule`; empty on the reference device.
+    /// (measured)`, `gemm tile: pinned square64` or `gemm tile: size rule`; on the CPU first
+    /// `f32 GEMM kernel: avx2-6x16-kc512 (measured)` (or `pinned`, or `rule`), then
+    /// `conv2d_forward F32 64→128 … b64 on avx2-6x16-kc512: per-image (measured)` per class, or
+    /// `convolution images per GEMM: size rule`; empty on the reference device.
     /// Brought up to date after every epoch, as measured choices are made during training.
     #[serde(default)]
     pub kernel_choices: Vec<String>,
@@ -131,11 +133,18 @@ pub fn record_kernel_choices(dir: &Path, choices: Vec<String>) -> Result<()> {
 /// How `device`'s kernels are chosen (see [`Invocation::kernel_choices`]).
 pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     if let tensor::Device::Cpu = device {
-        let measured = tensor::cpu::tuning::choices();
-        if measured.is_empty() {
-            return vec!["convolution images per GEMM: size rule".to_string()];
+        let (kernel, how) = tensor::cpu::gemm::f32_kernel_in_use();
+        let mut lines = vec![format!("f32 GEMM kernel: {kernel} ({})", how.name())];
+        let convolutions: Vec<String> = tensor::cpu::tuning::choices()
+            .into_iter()
+            .filter(|(class, _)| class != tensor::cpu::tuning::GEMM_KERNEL_CLASS)
+            .map(|(class, cut)| format!("{class}: {cut} (measured)"))
+            .collect();
+        if convolutions.is_empty() {
+            lines.push("convolution images per GEMM: size rule".to_string());
         }
-        return measured.into_iter().map(|(class, cut)| format!("{class}: {cut} (measured)")).collect();
+        lines.extend(convolutions);
+        return lines;
     }
     let tensor::Device::Gpu(gpu) = device else { return Vec::new() };
     let ctx = gpu.context();

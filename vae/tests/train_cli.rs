@@ -155,6 +155,92 @@ fn training_runs_on_the_gpu_device_when_an_adapter_exists() {
     assert!(d.join("last.safetensors").is_file() && d.join("recon_epoch001.png").is_file());
 }
 
+/// `train` on the CPU with its kernels measured (the default, which `common::command` turns
+/// off), keeping its choices in `cache_dir`: one epoch of [`small_args`] in `cache_dir/name`,
+/// with the run's stdout, stderr and provenance.json.
+fn measured_cpu_run(cache_dir: &Path, name: &str, extra: &[&str]) -> (String, String, String) {
+    let d = cache_dir.join(name);
+    let mut cmd = train();
+    cmd.env_remove("VAE_CPU_KERNELS").env("VAE_KERNEL_CACHE", cache_dir.join("kernel-choices.tsv"));
+    let out = cmd.args(small_args(&d)).args(["--epochs", "1", "--device", "cpu"]).args(extra).output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
+    assert!(out.status.success(), "{stderr}");
+    (stdout, stderr, std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default())
+}
+
+/// The f32 GEMM kernel a provenance.json names, with how it was chosen: `("avx2-6x16-kc512", "measured")`.
+fn gemm_kernel_in(provenance: &str) -> (String, String) {
+    let line = provenance.lines().find(|l| l.contains("f32 GEMM kernel: ")).unwrap_or_else(|| panic!("{provenance}"));
+    let choice = line.split("f32 GEMM kernel: ").nth(1).unwrap().trim_end_matches([',', '"']);
+    let (kernel, how) = choice.split_once(" (").unwrap();
+    (kernel.to_string(), how.trim_end_matches(')').to_string())
+}
+
+#[test]
+fn a_cpu_run_measures_its_gemm_kernel_once_per_machine_and_names_it_in_provenance() {
+    let scratch = common::scratch("cpu-kernel-cache");
+    let (stdout, _, provenance) = measured_cpu_run(scratch.path(), "first", &[]);
+    assert!(stdout.contains("tuning: timing the f32 GEMM kernels"), "{stdout}");
+    let (kernel, how) = gemm_kernel_in(&provenance);
+    assert_eq!(how, "measured");
+    assert!(tensor::cpu::gemm::f32_kernel_names().contains(&kernel.as_str()), "{kernel}");
+    assert!(provenance.contains(&format!("\"cpu_kernel\": \"{kernel}\"")), "{provenance}");
+    let cache = std::fs::read_to_string(scratch.path().join("cpu-kernel-choices.tsv")).unwrap();
+    assert!(cache.contains(&format!("\tevery f32 product\t{kernel}\n")), "{cache}");
+    // The same machine again: the kept choice, nothing timed.
+    let (stdout, _, again) = measured_cpu_run(scratch.path(), "second", &[]);
+    assert!(!stdout.contains("tuning:"), "{stdout}");
+    assert_eq!(gemm_kernel_in(&again), (kernel, how));
+}
+
+#[test]
+fn a_kernel_cache_cut_short_or_from_another_machine_is_not_trusted() {
+    let scratch = common::scratch("cpu-kernel-cache-bad");
+    let cache = scratch.path().join("cpu-kernel-choices.tsv");
+    // Another machine's choice of a kernel that exists: not used here, and said so.
+    std::fs::write(&cache, "Some Other CPU (GenuineIntel, family 6, model 143), avx2+fma avx512f, 2 threads\tevery f32 product\tportable-4x8\n")
+        .unwrap();
+    let (stdout, stderr, _) = measured_cpu_run(scratch.path(), "other", &[]);
+    assert!(stderr.contains("measured on other machines"), "{stderr}");
+    assert!(stdout.contains("tuning: timing the f32 GEMM kernels"), "{stdout}");
+    assert!(
+        std::fs::read_to_string(&cache).unwrap().contains("Some Other CPU"),
+        "the other machine's line was dropped"
+    );
+    // This machine's line cut short mid-name: not trusted, measured again.
+    let kept = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, &kept[..kept.len() - 4]).unwrap();
+    let (stdout, stderr, provenance) = measured_cpu_run(scratch.path(), "torn", &[]);
+    assert!(stderr.contains("unreadable line"), "{stderr}");
+    assert!(stdout.contains("tuning: timing the f32 GEMM kernels"), "{stdout}");
+    assert_eq!(gemm_kernel_in(&provenance).1, "measured");
+}
+
+#[test]
+fn a_pinned_cpu_gemm_kernel_runs_untimed_and_is_named_in_provenance() {
+    let scratch = common::scratch("cpu-kernel-pinned");
+    let (stdout, _, provenance) = measured_cpu_run(scratch.path(), "pinned", &["--cpu-gemm", "portable-4x8"]);
+    assert!(!stdout.contains("tuning: timing the f32 GEMM kernels"), "{stdout}");
+    assert_eq!(gemm_kernel_in(&provenance), ("portable-4x8".to_string(), "pinned".to_string()));
+    let (stdout, _, provenance) = measured_cpu_run(scratch.path(), "rule", &["--cpu-kernels", "rule"]);
+    assert!(!stdout.contains("tuning:"), "{stdout}");
+    assert_eq!(gemm_kernel_in(&provenance).1, "rule");
+}
+
+#[test]
+fn a_gemm_kernel_this_cpu_does_not_have_is_refused_by_flag_before_any_work() {
+    let (_scratch, d) = common::run_dir("cpu-gemm-unknown");
+    let out = train().args(small_args(&d)).args(["--cpu-gemm", "avx3-1x1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--cpu-gemm") && stderr.contains("\"avx3-1x1\"") && stderr.contains("portable-4x8"),
+        "{stderr}"
+    );
+    assert!(!d.exists(), "a run folder was made for a refused kernel");
+}
+
 #[test]
 fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance() {
     let scratch = common::scratch("kernel-cache");
@@ -173,7 +259,7 @@ fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance(
     }
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(stdout.contains("tuning: timing the GEMM tiles for shape class"), "{stdout}");
+    assert!(stdout.contains("tuning: timing the GEMM tiles ("), "{stdout}");
     assert!(provenance.contains("(measured)"), "{provenance}");
     // The same machine again: every choice comes from the cache, nothing is timed.
     let (second, again) = run("second", &["--tune-kernels"]);

@@ -604,8 +604,10 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
 /// first the first time this machine met the kernel at this geometry.
 fn tuned_strip<T: Float>(kernel: &str, g: &Conv2dGeometry, run: impl Fn(Option<usize>)) -> Option<usize> {
     let tuner = tuning::tuner().filter(|_| images_per_gemm(g) > 1)?;
+    // The cut's speed depends on the GEMM kernel under it, which a run may pin to another.
+    let gemm_kernel = crate::cpu::gemm::kernel_name::<T>();
     let class = format!(
-        "{kernel} {:?} {}→{} k{}×{} s{}×{} p{}×{} d{}×{} {}×{} b{}",
+        "{kernel} {:?} {}→{} k{}×{} s{}×{} p{}×{} d{}×{} {}×{} b{} on {gemm_kernel}",
         T::DTYPE,
         g.c_in,
         g.c_out,

@@ -28,7 +28,11 @@
 //! is written back.
 //!
 //! f32 runs hand-written micro-kernels picked at run time: AVX-512F (14×32), AVX2+FMA (6×16), or a
-//! portable Rust kernel (4×8) elsewhere. f64 (only used by gradient checks) runs the same blocked
+//! portable Rust kernel (4×8) elsewhere, each with block sizes set for one CPU. Which is fastest
+//! depends on more than the instruction set (a CPU's caches, the clock of its 512-bit units), so
+//! the SIMD kernels come with two blockings each, and a process may choose one by name or by
+//! timing them (`cpu::tuning`, on by default in `train`) before its first product; without a
+//! choice, the widest instruction set runs. f64 (only used by gradient checks) runs the same blocked
 //! driver with the portable kernel (4×4). Large products share each packed B block between the
 //! rayon threads, which split its tiles by blocks of rows of C (columns when C has too few rows to
 //! go around); smaller ones give each thread its own piece of C to run the serial loops on, and
@@ -41,6 +45,7 @@
 use std::any::TypeId;
 use std::cell::Cell;
 use std::ops::Range;
+use std::sync::OnceLock;
 use std::thread::LocalKey;
 
 use rayon::prelude::*;
@@ -171,7 +176,7 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
 /// computes the same product (the tests hold every rung to the f64 reference on odd shapes and
 /// strided views); `cargo bench --bench gemm` times them side by side (the `sgemm_ladder`
 /// group), so what each idea buys on the machine at hand is one run away. [`gemm`] runs the
-/// top rung this CPU supports.
+/// top rung this CPU supports, unless a process chose another kernel ([`choose_f32_kernel`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GemmRung {
     /// 1. The textbook triple loop: one dot product per element of C, read through the strides.
@@ -345,6 +350,9 @@ fn cast_mat<T: 'static, U: 'static>(m: MatRef<'_, T>) -> Option<MatRef<'_, U>> {
 /// B panel (kc rows of NR elements).
 #[derive(Clone, Copy)]
 struct Kernel<T> {
+    /// The kernel's name: instruction set, MR×NR tile and the block depth (`avx2-6x16-kc512`),
+    /// as `train --cpu-gemm`, the kernel-choice cache and provenance.json spell it.
+    name: &'static str,
     /// The instruction set the micro-kernel is written for (`avx2`, `avx512`, `portable`).
     instruction_set: &'static str,
     mr: usize,
@@ -365,13 +373,14 @@ type PackFn<T> = fn(src: MatRef<T>, r0: usize, rows: usize, c0: usize, kc: usize
 
 impl<T: Float> Kernel<T> {
     const fn new<const MR: usize, const NR: usize>(
-        instruction_set: &'static str,
+        [name, instruction_set]: [&'static str; 2],
         mc: usize,
         kc: usize,
         nc: usize,
         run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
     ) -> Kernel<T> {
         Kernel {
+            name,
             instruction_set,
             mr: MR,
             nr: NR,
@@ -388,9 +397,11 @@ impl<T: Float> Kernel<T> {
 /// The largest tile any kernel computes (AVX-512: 14×32), for the edge-tile scratch buffer.
 const MAX_TILE: usize = 14 * 32;
 
-const SGEMM_PORTABLE: Kernel<f32> = Kernel::new::<4, 8>("portable", 128, 256, 4096, kernel_portable::<f32, 4, 8>);
+const SGEMM_PORTABLE: Kernel<f32> =
+    Kernel::new::<4, 8>(["portable-4x8", "portable"], 128, 256, 4096, kernel_portable::<f32, 4, 8>);
 
-const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>("portable", 128, 256, 4096, kernel_portable::<f64, 4, 4>);
+const DGEMM_PORTABLE: Kernel<f64> =
+    Kernel::new::<4, 4>(["portable-4x4", "portable"], 128, 256, 4096, kernel_portable::<f64, 4, 4>);
 
 /// Zen 3 (32 KiB L1d, 512 KiB L2 per core): a 512×16 B micro-panel is 32 KiB, streamed through
 /// L1 beside one A micro-panel; a 72×512 A block is 144 KiB of L2; a 512×2032 B block is 4 MiB
@@ -398,14 +409,50 @@ const DGEMM_PORTABLE: Kernel<f64> = Kernel::new::<4, 4>("portable", 128, 256, 40
 /// (`cargo bench --bench gemm`, paired rounds in docs/notebooks/performance.md: sgemm 1024³ +7 % median,
 /// 4096×512×4608 +6 %).
 #[cfg(target_arch = "x86_64")]
-const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>("avx2", 72, 512, 2032, x86::sgemm_avx2::<6>);
+const SGEMM_AVX2: Kernel<f32> = Kernel::new::<6, 16>(["avx2-6x16-kc512", "avx2"], 72, 512, 2032, x86::sgemm_avx2::<6>);
+
+/// The same micro-kernel with the shallower blocks it had before the Zen 3 measurement above:
+/// half the L1 for a B micro-panel (16 KiB), twice the rows of A per block. Which of the two
+/// wins depends on the cache sizes, so with tuning on it is measured, not assumed.
+#[cfg(target_arch = "x86_64")]
+const SGEMM_AVX2_KC256: Kernel<f32> =
+    Kernel::new::<6, 16>(["avx2-6x16-kc256", "avx2"], 144, 256, 4080, x86::sgemm_avx2::<6>);
 
 /// Zen 4 / Sapphire Rapids (≥ 1 MiB L2 per core): a 168×256 A block is 168 KiB of L2.
 #[cfg(target_arch = "x86_64")]
-const SGEMM_AVX512: Kernel<f32> = Kernel::new::<14, 32>("avx512", 168, 256, 4096, x86::sgemm_avx512::<14>);
+const SGEMM_AVX512: Kernel<f32> =
+    Kernel::new::<14, 32>(["avx512-14x32-kc256", "avx512"], 168, 256, 4096, x86::sgemm_avx512::<14>);
 
-/// The fastest f32 kernel this CPU supports (the feature checks are cached by std).
-fn f32_kernel() -> Kernel<f32> {
+/// The same micro-kernel on half the depth (a 128×32 B micro-panel is 16 KiB, a third of Zen 4's
+/// L1d) and twice the rows of A per block: on a CPU whose 512-bit units run at a lower clock or
+/// a narrower datapath, the AVX-512 kernel may lose to the AVX2 one, and the blocks may matter
+/// more than the width (Zen 4 measured the two widths level, `sgemm` 1024³).
+#[cfg(target_arch = "x86_64")]
+const SGEMM_AVX512_KC128: Kernel<f32> =
+    Kernel::new::<14, 32>(["avx512-14x32-kc128", "avx512"], 336, 128, 4096, x86::sgemm_avx512::<14>);
+
+/// Every f32 kernel of this file, plainest first, whether or not this CPU runs it.
+fn f32_kernels_everywhere() -> Vec<Kernel<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    return vec![SGEMM_PORTABLE, SGEMM_AVX2_KC256, SGEMM_AVX2, SGEMM_AVX512_KC128, SGEMM_AVX512];
+    #[cfg(not(target_arch = "x86_64"))]
+    return vec![SGEMM_PORTABLE];
+}
+
+/// Whether this CPU has the kernel's instruction set (the feature checks are cached by std).
+fn runs_here(kernel: &Kernel<f32>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match kernel.instruction_set {
+        "avx2" => return is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        "avx512" => return is_x86_feature_detected!("avx512f"),
+        _ => {}
+    }
+    kernel.instruction_set == "portable"
+}
+
+/// The f32 kernel by the rule: the widest instruction set this CPU has, with the blocks set for
+/// the CPU that kernel was tuned on.
+fn f32_kernel_by_rule() -> Kernel<f32> {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
@@ -418,11 +465,159 @@ fn f32_kernel() -> Kernel<f32> {
     SGEMM_PORTABLE
 }
 
-/// The f32 kernel this CPU runs, by instruction set and MR×NR tile (`avx2 6×16`): the "kernel
-/// path" every CPU timing names.
+// ------------------------------------------------------------------ which f32 kernel runs
+
+/// How the f32 kernel that [`gemm`] runs was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// The widest instruction set this CPU has (nothing chosen in this process).
+    Rule,
+    /// Named by the caller (`train --cpu-gemm`).
+    Pinned,
+    /// Timed against the others on this machine (`cpu::tuning`).
+    Measured,
+}
+
+impl KernelChoice {
+    /// The word provenance.json gives it (`measured`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelChoice::Rule => "rule",
+            KernelChoice::Pinned => "pinned",
+            KernelChoice::Measured => "measured",
+        }
+    }
+}
+
+/// The f32 kernel chosen for this process, once chosen: set once, before the work, so that
+/// every product of a run runs on one kernel (same kernels, same bits), and read without a
+/// lock on every call.
+static F32_KERNEL: OnceLock<(Kernel<f32>, KernelChoice)> = OnceLock::new();
+
+/// The names of the f32 kernels this CPU runs, plainest first: the candidates a measurement
+/// times, and the values `train --cpu-gemm` takes here.
+pub fn f32_kernel_names() -> Vec<&'static str> {
+    f32_kernels_everywhere().into_iter().filter(runs_here).map(|k| k.name).collect()
+}
+
+/// Whether `name` names an f32 kernel of this file, on this CPU or another (a cache may hold
+/// the choice of another machine).
+pub fn is_f32_kernel_name(name: &str) -> bool {
+    f32_kernels_everywhere().iter().any(|k| k.name == name)
+}
+
+/// Makes the kernel `name` the one every f32 [`gemm`] of this process runs. Refused, with a
+/// message naming what runs here, for a name this file does not have, a kernel this CPU cannot
+/// run, or after another kernel was chosen (a run keeps one kernel throughout).
+pub fn choose_f32_kernel(name: &str, how: KernelChoice) -> Result<(), String> {
+    let runnable = || f32_kernel_names().join(", ");
+    let Some(kernel) = f32_kernels_everywhere().into_iter().find(|k| k.name == name) else {
+        return Err(format!("no f32 GEMM kernel is called {name:?}; this CPU runs {}", runnable()));
+    };
+    if !runs_here(&kernel) {
+        return Err(format!(
+            "this CPU cannot run the {name} GEMM kernel (no {}); it runs {}",
+            kernel.instruction_set,
+            runnable()
+        ));
+    }
+    let (chosen, _) = F32_KERNEL.get_or_init(|| (kernel, how));
+    if chosen.name != name {
+        return Err(format!("the f32 GEMM kernel is already {} for this process; {name} comes too late", chosen.name));
+    }
+    Ok(())
+}
+
+/// The f32 kernel every [`gemm`] runs: the chosen one, else the rule's.
+fn f32_kernel() -> Kernel<f32> {
+    F32_KERNEL.get().map_or_else(f32_kernel_by_rule, |(kernel, _)| *kernel)
+}
+
+/// The f32 kernel [`gemm`] runs, and how it was chosen.
+pub fn f32_kernel_in_use() -> (&'static str, KernelChoice) {
+    F32_KERNEL.get().map_or((f32_kernel_by_rule().name, KernelChoice::Rule), |(kernel, how)| (kernel.name, *how))
+}
+
+/// The kernel [`gemm`] runs for element type `T`, by name.
+pub fn kernel_name<T: Float>() -> &'static str {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        f32_kernel().name
+    } else {
+        DGEMM_PORTABLE.name
+    }
+}
+
+/// The f32 kernel this CPU runs, by name (`avx2-6x16-kc512`: instruction set, MR×NR tile,
+/// block depth): the "kernel path" every CPU timing names.
 pub fn f32_kernel_path() -> String {
-    let kernel = f32_kernel();
-    format!("{} {}×{}", kernel.instruction_set, kernel.mr, kernel.nr)
+    f32_kernel().name.to_string()
+}
+
+/// An f32 [`gemm`] on the kernel `name` (one of [`f32_kernel_names`]), whatever the process
+/// chose: for the benchmarks that compare kernels and blockings side by side. `None` (and C
+/// untouched) for a kernel this CPU does not run.
+pub fn gemm_on_f32_kernel(
+    name: &str,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) -> Option<()> {
+    let kernel = f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)?;
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(a.cols, b.rows, "gemm: A is [{m}, {}] but B is [{}, {n}]", a.cols, b.rows);
+    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm: C is too small for [{m}, {n}], ldc {ldc}");
+    a.assert_in_bounds("A");
+    b.assert_in_bounds("B");
+    if m > 0 && n > 0 {
+        gemm_blocked(&kernel, a, b, c, ldc, accumulate);
+    }
+    Some(())
+}
+
+/// How long each f32 kernel of `names` takes on three products shaped like a training step's
+/// (an im2col forward, a weight gradient, a square product; about 0.7 GFLOP in all), summed: the
+/// median of five rounds after a warm-up round, each round timing every kernel once in turn, so
+/// that a machine's drift while it measures reaches every kernel alike. `None` if this CPU does
+/// not run one of them.
+pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration>> {
+    const ROUNDS: usize = 5;
+    let mut rng = crate::rng::Rng::new(0);
+    let products: Vec<(Vec<f32>, Vec<f32>, [usize; 3])> = [[64, 576, 4096], [576, 2048, 128], [384, 384, 384]]
+        .into_iter()
+        .map(|[m, k, n]| {
+            let a = (0..m * k).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let b = (0..k * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            (a, b, [m, k, n])
+        })
+        .collect();
+    let mut c = vec![0.0f32; products.iter().map(|(_, _, [m, _, n])| m * n).max().unwrap_or(0)];
+    let mut run = |name: &str| -> Option<std::time::Duration> {
+        let start = std::time::Instant::now();
+        for (a, b, [m, k, n]) in &products {
+            gemm_on_f32_kernel(name, MatRef::row_major(a, *m, *k), MatRef::row_major(b, *k, *n), &mut c, *n, false)?;
+        }
+        Some(start.elapsed())
+    };
+    let mut times = vec![Vec::with_capacity(ROUNDS); names.len()];
+    for round in 0..=ROUNDS {
+        for (name, kernel_times) in names.iter().zip(&mut times) {
+            let t = run(name)?;
+            if round > 0 {
+                kernel_times.push(t);
+            }
+        }
+    }
+    Some(
+        times
+            .into_iter()
+            .map(|mut t| {
+                t.sort();
+                t[ROUNDS / 2]
+            })
+            .collect(),
+    )
 }
 
 /// Portable MR×NR micro-kernel: the accumulator tile is a local array small enough for LLVM to
@@ -1145,27 +1340,37 @@ mod tests {
         check_all::<f64>(1e-12, gemm);
     }
 
-    /// Every f32 kernel this CPU can run, so the portable one is covered on x86 too.
-    fn f32_kernels() -> Vec<(&'static str, Kernel<f32>)> {
-        let mut kernels = vec![("portable", SGEMM_PORTABLE)];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                kernels.push(("avx2", SGEMM_AVX2));
-            }
-            if is_x86_feature_detected!("avx512f") {
-                kernels.push(("avx512", SGEMM_AVX512));
-            }
+    #[test]
+    fn every_f32_kernel_this_cpu_runs_matches_the_reference() {
+        // Every micro-kernel with each of its blockings: a measurement may choose any of them.
+        let kernels: Vec<Kernel<f32>> = f32_kernels_everywhere().into_iter().filter(runs_here).collect();
+        assert_eq!(kernels.iter().map(|k| k.name).collect::<Vec<_>>(), f32_kernel_names());
+        for kern in kernels {
+            eprintln!("checking the {} kernel", kern.name);
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
         }
-        kernels
     }
 
     #[test]
-    fn every_f32_kernel_matches_reference() {
-        for (name, kern) in f32_kernels() {
-            eprintln!("checking the {name} kernel");
-            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
+    fn a_kernel_is_refused_by_name_when_unknown_or_not_runnable_here() {
+        let unknown = choose_f32_kernel("avx3-1x1", KernelChoice::Pinned).unwrap_err();
+        assert!(unknown.contains("\"avx3-1x1\"") && unknown.contains("portable-4x8"), "{unknown}");
+        for kernel in f32_kernels_everywhere().iter().filter(|k| !runs_here(k)) {
+            let refused = choose_f32_kernel(kernel.name, KernelChoice::Pinned).unwrap_err();
+            assert!(refused.contains(kernel.instruction_set), "{refused}");
         }
+        assert_eq!(F32_KERNEL.get().map(|(k, _)| k.name), None, "a refused kernel was kept");
+        assert!(is_f32_kernel_name("avx512-14x32-kc256") || cfg!(not(target_arch = "x86_64")));
+        assert!(!is_f32_kernel_name("side-by-side"));
+    }
+
+    #[test]
+    fn every_kernel_this_cpu_runs_is_timed_in_the_order_given() {
+        let names = f32_kernel_names();
+        let times = time_f32_kernels(&names).expect("every kernel of f32_kernel_names runs here");
+        assert_eq!(times.len(), names.len());
+        assert!(times.iter().all(|t| *t > std::time::Duration::ZERO), "{times:?}");
+        assert_eq!(time_f32_kernels(&["portable-4x8", "avx3-1x1"]), None);
     }
 
     #[test]
@@ -1181,7 +1386,7 @@ mod tests {
     }
 
     #[test]
-    fn every_rung_overwrites_a_poisoned_c_and_keeps_out_of_the_padding_between_rows() {
+    fn every_rung_and_kernel_overwrites_a_poisoned_c_and_keeps_out_of_the_padding_between_rows() {
         let mut rng = Rng::new(11);
         let (m, k, n, ldc) = (37, 29, 41, 44);
         let a: Vec<f32> = random_vec(m * k, &mut rng).iter().map(|&x| x as f32).collect();
@@ -1189,21 +1394,26 @@ mod tests {
         let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
         let mut want = vec![0.0f32; m * n];
         gemm_naive(a, b, &mut want, n, false);
+        // Every rung, then every kernel a measurement may choose (each blocking of each rung).
+        type Run<'a> = Box<dyn Fn(&mut [f32]) + 'a>;
+        let mut runs: Vec<(&str, Run)> = Vec::new();
         for rung in GemmRung::available::<f32>() {
+            runs.push((rung.name(), Box::new(move |c| assert!(gemm_on_rung(rung, a, b, c, ldc, false).is_some()))));
+        }
+        for kern in f32_kernels_everywhere().into_iter().filter(runs_here) {
+            runs.push((kern.name, Box::new(move |c| gemm_blocked(&kern, a, b, c, ldc, false))));
+        }
+        for (name, run) in runs {
             let mut c = vec![f32::NAN; m * ldc];
-            assert!(gemm_on_rung(rung, a, b, &mut c, ldc, false).is_some());
+            run(&mut c);
             for i in 0..m {
                 for j in 0..ldc {
                     let got = c[i * ldc + j];
                     if j < n {
                         let want = want[i * n + j];
-                        assert!(
-                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "{}: C[{i}, {j}] = {got}",
-                            rung.name()
-                        );
+                        assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{name}: C[{i}, {j}] = {got}");
                     } else {
-                        assert!(got.is_nan(), "{}: the padding C[{i}, {j}] was written", rung.name());
+                        assert!(got.is_nan(), "{name}: the padding C[{i}, {j}] was written");
                     }
                 }
             }
@@ -1224,20 +1434,20 @@ mod tests {
     }
 
     #[test]
-    fn the_top_rung_this_cpu_runs_is_the_kernel_gemm_runs() {
+    fn the_top_rung_this_cpu_runs_is_the_rules_kernel() {
         let top = *GemmRung::available::<f32>().last().expect("the portable rungs run everywhere");
         let name = match top {
             GemmRung::Packed => "portable",
             other => other.name(),
         };
-        assert_eq!(name, f32_kernel().instruction_set);
+        assert_eq!(name, f32_kernel_by_rule().instruction_set);
     }
 
     #[test]
     fn tiny_blocks_exercise_every_loop_of_the_driver() {
         // Block sizes far below the shapes, so jc, pc and ic all take several (ragged) steps.
-        for (name, kern) in f32_kernels() {
-            eprintln!("checking the {name} kernel with tiny blocks");
+        for kern in f32_kernels_everywhere().into_iter().filter(runs_here) {
+            eprintln!("checking the {} kernel with tiny blocks", kern.name);
             let small = Kernel { mc: 2 * kern.mr, kc: 7, nc: 3 * kern.nr, ..kern };
             check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&small, a, b, c, ldc, acc));
         }

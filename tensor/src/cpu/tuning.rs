@@ -1,23 +1,36 @@
 //! CPU kernel choices by measurement, cached per machine. Tier: fast kernel (tooling for the
-//! convolution kernels).
+//! GEMM and the convolution kernels).
 //!
-//! The convolution kernels cut their work by size rules (`cpu::conv`'s `images_per_gemm`:
-//! small output planes side by side in one GEMM). A rule set on one CPU is not the fastest on
-//! every CPU: on a Zen 3, B1's 64→128 backward-weight runs at 80–94 GFLOP/s side by side and
-//! at 92–106 one image per GEMM. With tuning on ([`enable_tuning`], `train --tune-kernels`),
-//! the first time a convolution kernel meets a geometry for which the rule would put images
-//! side by side, both cuts are timed on that call's own operands (a warm-up run, then the
-//! median of three) and the faster is kept; geometries with nothing to choose are not timed.
-//! Without tuning, the rule decides, as it always did.
+//! Two choices have no rule that holds on every CPU:
 //!
-//! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model,
-//!   its GEMM micro-kernel and the thread count), so another CPU or another `--threads`
-//!   measures anew. One line per kernel and geometry.
-//! - Cost: only small planes are timed (large ones have one image per GEMM by the rule), each
-//!   kernel eight times: a first `train --arch conv` epoch on a fresh cache times ten classes
-//!   and took about a second longer than without tuning (4.6 s against 3.7, two busy cores).
-//! - Overrides: the ladder's rungs (`cpu::conv::ConvRung`) pin a cut for the tests and the
-//!   benchmarks; a process without tuning keeps the rule.
+//! - **The f32 GEMM kernel** (`cpu::gemm`): the micro-kernel and its block sizes. The rule
+//!   takes the widest instruction set, with blocks set on the CPU each kernel was tuned on; but
+//!   on a Zen 4 the AVX-512 and AVX2 kernels ran level, and the blocks that suit a 512 KiB L2
+//!   do not suit a 2 MiB one. When tuning turns on ([`enable_tuning`]), every kernel this CPU
+//!   runs is timed on three products shaped like a training step's (0.7 GFLOP together), in
+//!   five alternating rounds (a few tenths of a second in all), and the fastest by its median
+//!   runs every f32 product of the process. One kernel for every product, not one per shape:
+//!   the products of a step run inside the convolutions' parallel loops, where timing one
+//!   alone would measure the loop, not the product.
+//! - **A convolution's images per GEMM** (`cpu::conv`'s `images_per_gemm`: small output planes
+//!   side by side in one GEMM). On a Zen 3, B1's 64→128 backward-weight runs at 80–94 GFLOP/s
+//!   side by side and at 92–106 one image per GEMM. With tuning on, the first time a
+//!   convolution kernel meets a geometry for which the rule would put images side by side,
+//!   both cuts are timed on that call's own operands (a warm-up run, then the median of three)
+//!   and the faster is kept; geometries with nothing to choose are not timed.
+//!
+//! Without tuning, the rules decide, as they always did.
+//!
+//! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model, its
+//!   SIMD instruction sets and the thread count), so another CPU or another `--threads`
+//!   measures anew. One line per choice; a convolution's class names the GEMM kernel it ran on.
+//! - Cost: a first `train --arch conv` epoch on a fresh cache times the GEMM kernels and about
+//!   ten convolution classes, a second or two in all; every measurement prints a `tuning:` line,
+//!   and a run whose choices are all cached prints none.
+//! - Overrides: `cpu::gemm::choose_f32_kernel` pins a kernel by name (`train --cpu-gemm`), and
+//!   the tuner then times only the convolutions; the ladders' rungs (`cpu::gemm::GemmRung`,
+//!   `cpu::conv::ConvRung`) pin a kernel or a cut for the tests and the benchmarks; a process
+//!   without tuning keeps the rules (`train --cpu-kernels rule`, which the tests set).
 //!
 //! Same machine and same choices give the same kernels, so the same bits; the choices made
 //! are listed by [`choices`] for a run's provenance.
@@ -28,17 +41,40 @@ use std::time::{Duration, Instant};
 
 use descriptors::choices::ChoiceFile;
 
+use crate::cpu::gemm::{self, KernelChoice};
+
 static TUNER: OnceLock<ChoiceFile> = OnceLock::new();
 
 /// Turns tuning on for this process, keeping the choices in `cache` (`None`: measured, not
-/// kept). The first call decides; returns whether this call turned it on.
+/// kept), and chooses the f32 GEMM kernel now, unless one was pinned (from the cache, or by
+/// timing them). Call it before the work: the kernel must not change under a run. The first
+/// call decides; returns whether this call turned it on.
 pub fn enable_tuning(cache: Option<PathBuf>) -> bool {
     let mut fresh = false;
+    // Chosen inside the initialisation, so that a second caller waits for the kernel too.
     TUNER.get_or_init(|| {
         fresh = true;
-        ChoiceFile::open(cache, machine_key(), is_cut_name)
+        let tuner = ChoiceFile::open(cache, machine_key(), is_choice_name);
+        if gemm::f32_kernel_in_use().1 == KernelChoice::Rule {
+            choose_the_gemm_kernel(&tuner);
+        }
+        tuner
     });
     fresh
+}
+
+/// The cache's class for the f32 GEMM kernel: one kernel runs every f32 product of a process.
+pub const GEMM_KERNEL_CLASS: &str = "every f32 product";
+
+fn choose_the_gemm_kernel(tuner: &ChoiceFile) {
+    let names = gemm::f32_kernel_names();
+    let timed = tuner.choose_timed_together("f32 GEMM kernels", GEMM_KERNEL_CLASS, &names, |names| {
+        gemm::time_f32_kernels(names).ok_or_else(|| format!("this CPU cannot run one of {names:?}"))
+    });
+    // A cached name comes from this machine's key, so it runs here; if not, the rule stays.
+    if let Err(e) = timed.and_then(|name| gemm::choose_f32_kernel(&name, KernelChoice::Measured)) {
+        eprintln!("warning: the f32 GEMM kernel stays the rule's {}: {e}", gemm::f32_kernel_in_use().0);
+    }
 }
 
 /// The tuner, when tuning is on.
@@ -55,8 +91,9 @@ pub fn choices() -> Vec<(String, String)> {
 pub(crate) const SIDE_BY_SIDE: &str = "side-by-side";
 pub(crate) const PER_IMAGE: &str = "per-image";
 
-fn is_cut_name(name: &str) -> bool {
-    name == SIDE_BY_SIDE || name == PER_IMAGE
+/// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
+fn is_choice_name(name: &str) -> bool {
+    name == SIDE_BY_SIDE || name == PER_IMAGE || gemm::is_f32_kernel_name(name)
 }
 
 /// How long `run` takes: one warm-up run (buffers, caches), then the median of three.
@@ -73,9 +110,30 @@ pub(crate) fn median_time(mut run: impl FnMut()) -> Duration {
     times[1]
 }
 
-/// What the timings depend on: the CPU, the GEMM micro-kernel it runs, and the threads.
+/// What the timings depend on: the CPU, the SIMD instruction sets it offers (a virtual machine
+/// may hide some of its model's), and the threads.
 pub fn machine_key() -> String {
-    format!("{}, {}, {} threads", cpu_model(), crate::cpu::gemm::f32_kernel_path(), rayon::current_num_threads())
+    format!("{}, {}, {} threads", cpu_model(), simd_instruction_sets(), rayon::current_num_threads())
+}
+
+/// The instruction sets the GEMM kernels use that this CPU has (`avx2+fma avx512f`), or
+/// `no SIMD kernels`.
+fn simd_instruction_sets() -> String {
+    let mut sets: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            sets.push("avx2+fma");
+        }
+        if is_x86_feature_detected!("avx512f") {
+            sets.push("avx512f");
+        }
+    }
+    if sets.is_empty() {
+        "no SIMD kernels".to_string()
+    } else {
+        sets.join(" ")
+    }
 }
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see

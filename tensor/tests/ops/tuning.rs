@@ -45,3 +45,15 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
         assert_eq!(ours(&tuning::choices()), chosen);
     });
 }
+
+#[test]
+fn tuning_chooses_the_f32_gemm_kernel_among_those_this_cpu_runs_before_any_product() {
+    use tensor::cpu::gemm::{f32_kernel_in_use, f32_kernel_names, KernelChoice};
+    tuning::enable_tuning(None);
+    let (kernel, how) = f32_kernel_in_use();
+    assert_eq!(how, KernelChoice::Measured);
+    assert!(f32_kernel_names().contains(&kernel), "{kernel}");
+    let kept: Vec<(String, String)> =
+        tuning::choices().into_iter().filter(|(class, _)| class == tuning::GEMM_KERNEL_CLASS).collect();
+    assert_eq!(kept, [(tuning::GEMM_KERNEL_CLASS.to_string(), kernel.to_string())]);
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use vae::cli::TrainCli;
+use vae::cli::{CpuKernels, TrainCli};
 use vae::error::Result;
 use vae::trainer::{configure, Finished, Trainer};
 
@@ -38,19 +38,15 @@ fn main() {
 }
 
 fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
+    // A GEMM kernel this CPU cannot run is refused before the data is read.
+    if let Some(name) = cli.cpu_gemm.as_deref() {
+        tensor::cpu::gemm::choose_f32_kernel(name, tensor::cpu::gemm::KernelChoice::Pinned)
+            .map_err(|e| vae::error::Error::Config(format!("--cpu-gemm: {e}")))?;
+    }
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
-    if let (tensor::Device::Cpu, true) = (&device, cli.tune_kernels) {
-        let cache = vae::cli::cpu_kernel_cache_path();
-        tensor::cpu::tuning::enable_tuning(cache.clone());
-        match cache {
-            Some(path) => {
-                println!("kernels: convolutions' images per GEMM chosen by timing, kept in {}", path.display())
-            }
-            None => println!(
-                "kernels: convolutions' images per GEMM chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"
-            ),
-        }
+    if let tensor::Device::Cpu = &device {
+        choose_cpu_kernels(&cli);
     }
     if let tensor::Device::Gpu(gpu) = &device {
         let ctx = gpu.context();
@@ -81,4 +77,24 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
         }
     }
     Ok(finished)
+}
+
+/// Turns the CPU tuner on unless `--cpu-kernels rule` (it then times the GEMM kernels at once,
+/// unless `--cpu-gemm` pinned one), and says in one line how the kernels are chosen.
+fn choose_cpu_kernels(cli: &TrainCli) {
+    use tensor::cpu::gemm;
+    if cli.cpu_kernels == CpuKernels::Measured || cli.tune_kernels {
+        let cache = vae::cli::cpu_kernel_cache_path();
+        tensor::cpu::tuning::enable_tuning(cache.clone());
+        let kept =
+            cache.map_or("not kept: no HOME or VAE_KERNEL_CACHE".to_string(), |p| format!("kept in {}", p.display()));
+        let (kernel, how) = gemm::f32_kernel_in_use();
+        println!("kernels: GEMM {kernel} ({}), convolutions' images per GEMM measured, {kept}", how.name());
+    } else {
+        println!(
+            "kernels: GEMM {} ({}), convolutions by the size rules",
+            gemm::f32_kernel_in_use().0,
+            gemm::f32_kernel_in_use().1.name()
+        );
+    }
 }
