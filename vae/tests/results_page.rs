@@ -323,35 +323,45 @@ fn every_number_of_the_paper_budget_table_is_in_its_runs_committed_artefacts() {
     }
 }
 
-/// The summary rows whose runs keep their artefacts (all of them paper-budget runs, under
-/// [`PAPER_BUDGET_ARTEFACTS`]): the claim's ending, and the difference per seed as a signed sum
-/// of best-epoch values, each a run (`{seed}` in its folder stands for the seed) and a metrics
-/// column.
-type ArtefactDifference = (&'static str, &'static [(f64, &'static str, &'static str)]);
+/// Where Messaoudi et al.'s like-for-like runs (MSE, a judge that never saw their images) keep
+/// config.json, metrics.csv, provenance.json and eval's metrics.json.
+const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 9] = [
+/// The summary rows whose runs keep their artefacts: the claim's ending, the study's artefact
+/// folder, and the difference per seed as a signed sum of run values, each a run (`{seed}` in
+/// its folder stands for the seed) and a column: a metrics.csv column at the best epoch, or
+/// `eval/KEY`, a value of the run's eval/metrics.json.
+type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
+
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 11] = [
     (
         "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b3-s{seed}", "val_recon"), (-1.0, "b1-s{seed}", "val_recon")],
     ),
     (
         "reconstruction loss rises with β from 1 to 3 (β-TCVAE, at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b3-s{seed}", "val_recon"), (-1.0, "b1-s{seed}", "val_recon")],
     ),
     (
         "reconstruction loss rises with β (β-VAE, at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_recon"), (-1.0, "vae-b3-s{seed}", "val_recon")],
     ),
     (
         "reconstruction loss rises with β (β-TCVAE, at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b6-s{seed}", "val_recon"), (-1.0, "tcvae-b3-s{seed}", "val_recon")],
     ),
     (
         "the rise is larger in the β-VAE (at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_recon"), (-1.0, "tcvae-b6-s{seed}", "val_recon")],
     ),
     (
         "the rise from β = 3 to 6 is larger in the β-VAE (at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[
             (1.0, "vae-b6-s{seed}", "val_recon"),
             (-1.0, "vae-b3-s{seed}", "val_recon"),
@@ -361,14 +371,17 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 9] = [
     ),
     (
         "the β-TCVAE makes no trade-off in the terms that are not TC (at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_dwkl"), (-1.0, "tcvae-b6-s{seed}", "val_dwkl")],
     ),
     (
         "the KL falls with β (at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b3-s{seed}", "val_kl"), (-1.0, "tcvae-b6-s{seed}", "val_kl")],
     ),
     (
         "MI is the only KL term that β strongly affects (at the paper's budget)",
+        PAPER_BUDGET_ARTEFACTS,
         &[
             (1.0, "tcvae-b3-s{seed}", "val_mi"),
             (-1.0, "tcvae-b6-s{seed}", "val_mi"),
@@ -376,22 +389,87 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 9] = [
             (1.0, "tcvae-b6-s{seed}", "val_tc"),
         ],
     ),
+    (
+        "the CNN is the better model (samples, with their MSE and a judge that never saw the VAEs' images)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
+    (
+        "the CNN is the better model (reconstructions, with their MSE and a judge that never saw the VAEs' images)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-z16-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+        ],
+    ),
 ];
+
+const MESSAOUDI_MSE_HEADING: &str = "### With the paper's loss (MSE) and a judge that never saw the VAEs' images";
+
+#[test]
+fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_MSE_HEADING);
+    assert_eq!(rows.len(), 4, "two presets, two seeds");
+    for row in rows {
+        let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(format!("{}-z16-s{}", row["preset"], row["seed"]));
+        let name = run.display();
+        let epochs = epochs(&run);
+        let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
+        for (column, key, scale) in [
+            ("val recon", "val_recon", 1.0),
+            ("val KL", "val_kl", 1.0),
+            ("test −ELBO", "eval/test_neg_elbo", 1.0),
+            ("Fréchet, test vs samples", "eval/classifier_frechet_test_vs_samples", 1.0),
+            ("Fréchet, test vs recon", "eval/classifier_frechet_test_vs_reconstructions", 1.0),
+            ("judge accuracy on recon", "eval/classifier_accuracy_reconstructions", 100.0),
+            ("class entropy of samples", "eval/sample_class_entropy_normalized", 1.0),
+            ("active dims", "eval/active_dims_kl_above_0.01", 1.0),
+        ] {
+            let exact = scale * artefact_value(&run, key);
+            assert!(rounds_to(exact, &number(column)), "{name}: {column} {} is not {key} {exact}", row[column]);
+        }
+        let seconds: f64 = epochs.iter().map(|e| e["seconds"]).sum();
+        assert!(rounds_to(seconds, &row["train s"]), "{name}: train s {} is not {seconds}", row["train s"]);
+        let provenance: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).expect("provenance.json"))
+                .expect("provenance.json parses");
+        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(number("parameters")), "{name}");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
+                .expect("config.json parses");
+        for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
+            assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
+        }
+        assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+    }
+}
+
+/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json, else the
+/// metrics.csv column at the best epoch.
+fn artefact_value(run: &Path, column: &str) -> f64 {
+    let Some(key) = column.strip_prefix("eval/") else { return best_epoch(&epochs(run))[column] };
+    let path = run.join("eval").join("metrics.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let metrics: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    metrics[key].as_f64().unwrap_or_else(|| panic!("{}: no number {key:?}", path.display()))
+}
 
 #[test]
 fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
     let rows = summary_rows();
-    for (claim, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
+    for (claim, study, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
         let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
-        let run = |pattern: &str, seed: usize| {
-            repository().join(PAPER_BUDGET_ARTEFACTS).join(pattern.replace("{seed}", &seed.to_string()))
-        };
+        let run =
+            |pattern: &str, seed: usize| repository().join(study).join(pattern.replace("{seed}", &seed.to_string()));
         let mut from_artefacts = Vec::new();
         for seed in 0.. {
             if !terms.iter().all(|(_, pattern, _)| run(pattern, seed).is_dir()) {
                 break;
             }
-            let value = |pattern: &str, column: &str| best_epoch(&epochs(&run(pattern, seed)))[column];
+            let value = |pattern: &str, column: &str| artefact_value(&run(pattern, seed), column);
             from_artefacts
                 .push(terms.iter().map(|&(sign, pattern, column)| sign * value(pattern, column)).sum::<f64>());
         }
