@@ -1,6 +1,7 @@
 // conv2d.wgsl — 2-D convolution (f32, NCHW, groups = 1): `forward_direct`,
 // `backward_data_direct` and `backward_weight_direct`, the definitions with one invocation per value computed (rung 1 of the
-// ladder, what the tests hold the others to), then
+// ladder, what the tests hold the others to), the `*_tiled16` kernels (rung 2: the GEMM below
+// with 16×16 tiles staged in workgroup memory, one output per invocation), then
 // the implicit GEMM kernels the launchers run: forward, backward-data, backward-weight and
 // backward-bias. conv_transpose2d reuses these kernels
 // (see gpu/src/kernels/conv2d.rs): its forward is conv2d's backward-data, its
@@ -464,6 +465,60 @@ fn fetch_b(mode: u32, kk: u32, kp: KPos, col_ok: bool, c: Column, k_end: u32) ->
         return load_b(mode, kp, c);
     }
     return 0.0;
+}
+
+// Rung 2, `forward_tiled16`, `backward_data_tiled16`, `backward_weight_tiled16`: the
+// convolution as the GEMM above, one invocation per element of C, with matmul.wgsl's rung-2
+// idea: a 16×16 workgroup computes a 16×16 block of C, and for every 16 steps of K each
+// invocation stages one element of A and one of B in workgroup memory, so every element a
+// workgroup reads from the operands is read once, not 16 times. The im2col is in the loads
+// (`fetch_a`, `fetch_b`), which decompose each K position afresh (`k_pos`). No register
+// block, no vec4 loads, no K split: the steps of the rung above.
+var<workgroup> a_tile16: array<f32, 256>; // A[row0 + r, t + k] at r·16 + k
+var<workgroup> b_tile16: array<f32, 256>; // B[t + k, col0 + c] at k·16 + c
+
+fn conv_gemm_tiled16(mode: u32, wid: vec3<u32>, l3: vec3<u32>) {
+    let dims = gemm_dims(mode);
+    let row = wid.y * 16u + l3.y;
+    let col = (p.first_column_tile + wid.x) * 16u + l3.x;
+    let b_column = column(mode, col);
+    var sum = 0.0;
+    for (var t = 0u; t < dims.z; t += 16u) {
+        let ka = t + l3.x;
+        a_tile16[l3.y * 16u + l3.x] = fetch_a(mode, row, ka, k_pos(mode, ka), dims.x, dims.z);
+        let kb = t + l3.y;
+        b_tile16[l3.y * 16u + l3.x] = fetch_b(mode, kb, k_pos(mode, kb), col < dims.y, b_column, dims.z);
+        workgroupBarrier();
+        for (var k = 0u; k < 16u; k++) {
+            sum = fma(a_tile16[l3.y * 16u + k], b_tile16[k * 16u + l3.x], sum);
+        }
+        workgroupBarrier();
+    }
+    if row < dims.x && col < dims.y {
+        let i = out_index(mode, row, col);
+        if p.has_bias != 0u && mode != BACKWARD_WEIGHT {
+            sum += bias[row];
+        }
+        if p.accumulate != 0u {
+            sum += out[i];
+        }
+        out[i] = sum;
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn forward_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>) {
+    conv_gemm_tiled16(FORWARD, wid, l3);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_data_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>) {
+    conv_gemm_tiled16(BACKWARD_DATA, wid, l3);
+}
+
+@compute @workgroup_size(16, 16)
+fn backward_weight_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>) {
+    conv_gemm_tiled16(BACKWARD_WEIGHT, wid, l3);
 }
 
 fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {

@@ -182,10 +182,11 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
     }
 }
 
-/// A convolution case's name: the kernel's, with `_direct` for rung 1.
+/// A convolution case's name: the kernel's, with `_direct` for rung 1 and `_tiled16` for rung 2.
 fn case_name(kernel: &str, rung: ConvRung) -> String {
     match rung {
         ConvRung::Direct => format!("{kernel}_direct"),
+        ConvRung::Tiled16 => format!("{kernel}_tiled16"),
         ConvRung::ImplicitGemm => kernel.to_string(),
     }
 }

@@ -31,6 +31,13 @@ pub static FORWARD_DIRECT: KernelDef = KernelDef::new(&SHADER, "forward_direct",
 pub static BACKWARD_DATA_DIRECT: KernelDef = KernelDef::new(&SHADER, "backward_data_direct", 3, 1);
 /// Rung 1 of backward-weight: each weight element sums its products by definition (`backward_weight_direct`).
 pub static BACKWARD_WEIGHT_DIRECT: KernelDef = KernelDef::new(&SHADER, "backward_weight_direct", 3, 1);
+/// Rung 2: the forward as an implicit GEMM, 16×16 tiles staged in workgroup memory, one
+/// output per invocation (`forward_tiled16`).
+pub static FORWARD_TILED16: KernelDef = KernelDef::new(&SHADER, "forward_tiled16", 3, 1);
+/// Rung 2 of backward-data (`backward_data_tiled16`), one launch per sub-pixel phase.
+pub static BACKWARD_DATA_TILED16: KernelDef = KernelDef::new(&SHADER, "backward_data_tiled16", 3, 1);
+/// Rung 2 of backward-weight (`backward_weight_tiled16`), its K unsplit.
+pub static BACKWARD_WEIGHT_TILED16: KernelDef = KernelDef::new(&SHADER, "backward_weight_tiled16", 3, 1);
 /// y = conv(x, weight) + bias as an implicit GEMM, one output tile per workgroup.
 pub static FORWARD: KernelDef = KernelDef::new(&SHADER, "forward", 3, 1);
 /// [`FORWARD`] for fewer than 64 output channels: a 32×128 output tile instead of 64×64.
@@ -326,6 +333,28 @@ fn gemm(
     }
 }
 
+/// Rung 2's launch of one of the three GEMMs: a 16×16 workgroup per 16×16 block of the [M, N]
+/// output, K whole. `inputs` are the kernel's two operands and the bias slot (an operand again
+/// when there is no bias: it is not read).
+fn gemm_tiled16(
+    ctx: &Context,
+    mode: Gemm,
+    p: &Params,
+    [m, n]: [usize; 2],
+    inputs: [&GpuBuffer; 3],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let kernel = match mode {
+        Gemm::Forward => &FORWARD_TILED16,
+        Gemm::BackwardData => &BACKWARD_DATA_TILED16,
+        Gemm::BackwardWeight => &BACKWARD_WEIGHT_TILED16,
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    dispatch_column_slices(ctx, kernel, p, [(n as u64).div_ceil(16), (m as u64).div_ceil(16), 1], inputs, out)
+}
+
 /// Launches a tiled GEMM over `tiles` = [column tiles, row tiles, K slices], in as many
 /// launches as the column tiles need (each at most max_compute_workgroups_per_dimension wide,
 /// its first tile in `first_column_tile`).
@@ -371,20 +400,25 @@ pub enum ConvRung {
     /// Rung 1: the definition, one invocation per output value looping over its taps (the
     /// `*_direct` entry points). Obviously right and slow.
     Direct,
-    /// The convolution as a GEMM on the matmul tiles, its im2col done in the loads, with only
-    /// the live taps, the sub-pixel phases of a strided backward-data and a split K: what the
-    /// tensor ops run.
+    /// Rung 2: the convolution as a GEMM (im2col done in the loads, only the live taps, the
+    /// sub-pixel phases of a strided backward-data), one output per invocation, 16×16 tiles of
+    /// both operands staged in workgroup memory (the `*_tiled16` entry points).
+    Tiled16,
+    /// The same GEMM on the matmul tiles (64×64 or 128×128 blocks, a 4×4 or 8×8 register block
+    /// per invocation, vec4 loads, narrow and thin variants for few channels) and a split K:
+    /// what the tensor ops run.
     ImplicitGemm,
 }
 
 impl ConvRung {
     /// Every rung, plainest first.
-    pub const ALL: [ConvRung; 2] = [ConvRung::Direct, ConvRung::ImplicitGemm];
+    pub const ALL: [ConvRung; 3] = [ConvRung::Direct, ConvRung::Tiled16, ConvRung::ImplicitGemm];
 
     /// The rung's name in benchmarks and test messages.
     pub fn name(self) -> &'static str {
         match self {
             ConvRung::Direct => "direct",
+            ConvRung::Tiled16 => "tiled16",
             ConvRung::ImplicitGemm => "implicit_gemm",
         }
     }
@@ -423,10 +457,10 @@ pub fn launch(
             };
             dispatch_direct(ctx, direct, &geometry_params(g, has_bias, mode), out_len, [a, b, bias.unwrap_or(a)], out)
         }
-        ConvRung::ImplicitGemm => match kernel {
-            ConvKernel::Forward => forward_gemm(ctx, &launch_params(g, has_bias, mode), g, [a, b], bias, out),
-            ConvKernel::BackwardData => backward_data_gemm(ctx, g, [a, b], bias, out, mode),
-            ConvKernel::BackwardWeight => backward_weight_gemm(ctx, g, [a, b], out, mode),
+        ConvRung::Tiled16 | ConvRung::ImplicitGemm => match kernel {
+            ConvKernel::Forward => forward_gemm(ctx, rung, &launch_params(g, has_bias, mode), g, [a, b], bias, out),
+            ConvKernel::BackwardData => backward_data_gemm(ctx, rung, g, [a, b], bias, out, mode),
+            ConvKernel::BackwardWeight => backward_weight_gemm(ctx, rung, g, [a, b], out, mode),
         },
     }
 }
@@ -451,9 +485,11 @@ fn dispatch_direct(
     ctx.dispatch(kernel, p, &inputs, &[out], grid)
 }
 
-/// The forward's GEMM, its K split when its output makes few tiles ([`split_k`]).
+/// The forward's GEMM on `rung`, its K split on the top rung when its output makes few tiles
+/// ([`split_k`]).
 fn forward_gemm(
     ctx: &Context,
+    rung: ConvRung,
     p: &Params,
     g: &Conv2dGeometry,
     [x, weight]: [&GpuBuffer; 2],
@@ -461,6 +497,9 @@ fn forward_gemm(
     y: &GpuBuffer,
 ) -> Result<()> {
     let [m, n, k] = [g.c_out, g.batch * g.oh * g.ow, (p.c_in * p.kh * p.kw) as usize];
+    if rung == ConvRung::Tiled16 {
+        return gemm_tiled16(ctx, Gemm::Forward, p, [m, n], [x, weight, bias.unwrap_or(x)], y);
+    }
     match split_k(ctx, m, n, k) {
         Some(split) => split.run(ctx, Gemm::Forward, p, [m, n], [x, weight], bias, y),
         None => gemm(ctx, Gemm::Forward, p, [m, n, 1], x, weight, bias, y),
@@ -519,6 +558,7 @@ impl SplitK {
 /// a strided convolution multiplies only by the taps that reach each pixel.
 fn backward_data_gemm(
     ctx: &Context,
+    rung: ConvRung,
     g: &Conv2dGeometry,
     [dy, weight]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
@@ -532,6 +572,10 @@ fn backward_data_gemm(
         let p = Params { phase_y, phase_x, phase_len, ..base };
         let pixels = g.batch * (phase_len[0] * phase_len[1]) as usize;
         let k = (p.c_out * p.phase_y.taps * p.phase_x.taps) as usize;
+        if rung == ConvRung::Tiled16 {
+            gemm_tiled16(ctx, Gemm::BackwardData, &p, [g.c_in, pixels], [dy, weight, bias.unwrap_or(dy)], dx)?;
+            continue;
+        }
         // One phase (stride 1) covers every pixel of dx, so its partials are laid out as dx.
         match split_k(ctx, g.c_in, pixels, k).filter(|_| one_phase) {
             Some(split) => split.run(ctx, Gemm::BackwardData, &p, [g.c_in, pixels], [dy, weight], bias, dx)?,
@@ -546,6 +590,7 @@ fn backward_data_gemm(
 /// then summed in order by a second launch (see `WEIGHT_GRAD_WORKGROUPS`).
 fn backward_weight_gemm(
     ctx: &Context,
+    rung: ConvRung,
     g: &Conv2dGeometry,
     [dy, x]: [&GpuBuffer; 2],
     dw: &GpuBuffer,
@@ -560,6 +605,9 @@ fn backward_weight_gemm(
     } else {
         mode
     };
+    if rung == ConvRung::Tiled16 {
+        return gemm_tiled16(ctx, Gemm::BackwardWeight, &launch_params(g, false, mode), [m, n], [dy, x, dy], dw);
+    }
     let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
     // The partials must stay within one bindable buffer.
     let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
