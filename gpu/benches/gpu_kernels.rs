@@ -3,7 +3,8 @@
 //! 3×3, padding 1), and transposed convolutions of the B1 and B5 decoders; matmul and conv2d
 //! also on each GEMM tile forced (`Context::with_gemm_tile`), conv2d's three kernels and
 //! conv_transpose2d's forward also by their definitions (rung 1 of `ConvRung`: the cases named
-//! `*_direct`); and `matmul_ladder`, every rung of
+//! `*_direct`) and on rung 2 (16×16 workgroup tiles, one output per invocation: `*_tiled16`);
+//! and `matmul_ladder`, every rung of
 //! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
