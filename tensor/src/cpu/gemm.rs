@@ -254,12 +254,8 @@ pub fn gemm_on_rung<T: Float>(
     if !rung.runs_here::<T>() {
         return None;
     }
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
-    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm: C is too small for [{m}, {n}], ldc {ldc}");
-    a.assert_in_bounds("A");
-    b.assert_in_bounds("B");
-    if m == 0 || n == 0 {
+    check_operands(a, b, c, ldc);
+    if a.rows == 0 || b.cols == 0 {
         return Some(());
     }
     match rung {
@@ -283,6 +279,16 @@ pub fn gemm_on_rung<T: Float>(
         }
     }
     Some(())
+}
+
+/// The checks of the ladder's entry points (`gemm_on_rung`, `gemm_on_f32_kernel`): A and B
+/// agree on k and lie within their slices, and C holds [m, n] at row stride `ldc`.
+fn check_operands<T>(a: MatRef<T>, b: MatRef<T>, c: &[T], ldc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
+    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm: C is too small for [{m}, {n}], ldc {ldc}");
+    a.assert_in_bounds("A");
+    b.assert_in_bounds("B");
 }
 
 /// Rung 1, the textbook triple loop (also [`gemm`]'s path for an element type without a
@@ -565,12 +571,8 @@ pub fn gemm_on_f32_kernel(
     accumulate: bool,
 ) -> Option<()> {
     let kernel = f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)?;
-    let (m, n) = (a.rows, b.cols);
-    assert_eq!(a.cols, b.rows, "gemm: A is [{m}, {}] but B is [{}, {n}]", a.cols, b.rows);
-    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm: C is too small for [{m}, {n}], ldc {ldc}");
-    a.assert_in_bounds("A");
-    b.assert_in_bounds("B");
-    if m > 0 && n > 0 {
+    check_operands(a, b, c, ldc);
+    if a.rows > 0 && b.cols > 0 {
         gemm_blocked(&kernel, a, b, c, ldc, accumulate);
     }
     Some(())
