@@ -21,9 +21,9 @@
 //!
 //! Without tuning, the rules decide, as they always did.
 //!
-//! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model, its
-//!   SIMD instruction sets and the thread count), so another CPU or another `--threads`
-//!   measures anew. One line per choice; a convolution's class names the GEMM kernel it ran on.
+//! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model, the
+//!   GEMM kernels it runs and the thread count), so another CPU, another build's candidates
+//!   or another `--threads` measures anew. One line per choice; a convolution's class names the GEMM kernel it ran on.
 //! - Cost: a first `train --arch conv` epoch on a fresh cache times the GEMM kernels and about
 //!   ten convolution classes, a second or two in all; every measurement prints a `tuning:` line,
 //!   and a run whose choices are all cached prints none.
@@ -46,9 +46,9 @@ use crate::cpu::gemm::{self, KernelChoice};
 static TUNER: OnceLock<ChoiceFile> = OnceLock::new();
 
 /// Turns tuning on for this process, keeping the choices in `cache` (`None`: measured, not
-/// kept), and chooses the f32 GEMM kernel now, unless one was pinned (from the cache, or by
-/// timing them). Call it before the work: the kernel must not change under a run. The first
-/// call decides; returns whether this call turned it on.
+/// kept), and chooses the f32 GEMM kernel now unless one was pinned: the cached choice, or
+/// the fastest when they are timed. Call it before the work: the kernel must not change under
+/// a run. The first call decides; returns whether this call turned it on.
 pub fn enable_tuning(cache: Option<PathBuf>) -> bool {
     let mut fresh = false;
     // Chosen inside the initialisation, so that a second caller waits for the kernel too.
@@ -110,30 +110,11 @@ pub(crate) fn median_time(mut run: impl FnMut()) -> Duration {
     times[1]
 }
 
-/// What the timings depend on: the CPU, the SIMD instruction sets it offers (a virtual machine
-/// may hide some of its model's), and the threads.
+/// What the timings depend on: the CPU, the f32 GEMM kernels it runs (its instruction sets,
+/// which a virtual machine may hide in part, and the candidates of this build: a build with
+/// another kernel measures anew), and the threads.
 pub fn machine_key() -> String {
-    format!("{}, {}, {} threads", cpu_model(), simd_instruction_sets(), rayon::current_num_threads())
-}
-
-/// The instruction sets the GEMM kernels use that this CPU has (`avx2+fma avx512f`), or
-/// `no SIMD kernels`.
-fn simd_instruction_sets() -> String {
-    let mut sets: Vec<&str> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            sets.push("avx2+fma");
-        }
-        if is_x86_feature_detected!("avx512f") {
-            sets.push("avx512f");
-        }
-    }
-    if sets.is_empty() {
-        "no SIMD kernels".to_string()
-    } else {
-        sets.join(" ")
-    }
+    format!("{}, {}, {} threads", cpu_model(), gemm::f32_kernel_names().join(" "), rayon::current_num_threads())
 }
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
