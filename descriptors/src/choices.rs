@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// How much faster than the rule's candidate another must be to be chosen instead (5 %): on a
+/// busy machine two kernels within a few per cent of each other trade places from one
+/// measurement to the next (the Zen 3's two AVX2 blockings did in 2 of 10), and a choice that
+/// followed the noise would give one machine other kernels, so other bits, for nothing.
+pub const INCUMBENT_MARGIN: f64 = 0.05;
+
 /// One machine's choices, read from and written back to `path`.
 pub struct ChoiceFile {
     /// The file; `None` keeps the choices for this process only.
@@ -46,18 +52,23 @@ impl ChoiceFile {
         candidates: &[&str],
         mut time: impl FnMut(&str) -> Result<Duration, E>,
     ) -> Result<String, E> {
-        self.choose_timed_together(what, class, candidates, |candidates| candidates.iter().map(|c| time(c)).collect())
+        self.choose_timed_together(what, class, candidates, None, |candidates| {
+            candidates.iter().map(|c| time(c)).collect()
+        })
     }
 
     /// [`ChoiceFile::choose`] with every candidate timed by one call, `time_all(candidates)`
     /// giving their times in order: for a caller that alternates the candidates in rounds, so
     /// that a machine whose speed drifts while it measures (another process starting, a clock
-    /// changing) slows every candidate alike instead of the last ones.
+    /// changing) slows every candidate alike instead of the last ones. `incumbent`, the
+    /// candidate a rule would take, stays unless another is faster by more than
+    /// [`INCUMBENT_MARGIN`].
     pub fn choose_timed_together<E>(
         &self,
         what: &str,
         class: &str,
         candidates: &[&str],
+        incumbent: Option<&str>,
         time_all: impl FnOnce(&[&str]) -> Result<Vec<Duration>, E>,
     ) -> Result<String, E> {
         if let Some(choice) = self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
@@ -79,7 +90,15 @@ impl ChoiceFile {
         }
         let timed: Vec<String> =
             candidates.iter().zip(&times).map(|(c, t)| format!("{c} {:.2} ms", t.as_secs_f64() * 1e3)).collect();
-        println!(" {} → {}", timed.join(", "), best.map_or("", |(_, c)| c));
+        let kept = incumbent.and_then(|name| candidates.iter().zip(&times).find(|(c, _)| **c == name));
+        if let (Some((&name, &t)), Some((fastest, _))) = (kept, best) {
+            if t.as_secs_f64() * (1.0 - INCUMBENT_MARGIN) <= fastest.as_secs_f64() {
+                best = Some((t, name));
+            }
+        }
+        let note =
+            if kept.is_some_and(|(name, _)| best.is_some_and(|(_, c)| c == *name)) { " (the rule's)" } else { "" };
+        println!(" {} → {}{note}", timed.join(", "), best.map_or("", |(_, c)| c));
         let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
         let measured = best.map_or_else(String::new, |(_, c)| c.to_string());
         let choice = choices.entry(class.to_string()).or_insert(measured).clone();
@@ -205,9 +224,31 @@ mod tests {
             assert_eq!(names, ["slow", "fast"]);
             Ok(vec![Duration::from_millis(3), Duration::from_millis(2)])
         };
-        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], time_all).unwrap(), "fast");
-        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], time_all).unwrap(), "fast");
+        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], None, time_all).unwrap(), "fast");
+        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], None, time_all).unwrap(), "fast");
         assert_eq!(calls.get(), 1, "a kept choice was timed again");
+    }
+
+    #[test]
+    fn the_rules_candidate_stays_unless_another_is_faster_by_more_than_the_margin() {
+        let file = ChoiceFile::open(None, "machine A".into(), known);
+        let times = |slow_ms: u64, fast_ms: u64| {
+            move |_: &[&str]| -> Result<Vec<Duration>, ()> {
+                Ok(vec![Duration::from_millis(slow_ms), Duration::from_millis(fast_ms)])
+            }
+        };
+        // 4 % faster: within the margin, the rule's "slow" stays.
+        assert_eq!(
+            file.choose_timed_together("k", "c1", &["slow", "fast"], Some("slow"), times(100, 96)).unwrap(),
+            "slow"
+        );
+        // 10 % faster: chosen.
+        assert_eq!(
+            file.choose_timed_together("k", "c2", &["slow", "fast"], Some("slow"), times(100, 90)).unwrap(),
+            "fast"
+        );
+        // No rule: the fastest, however small the gap.
+        assert_eq!(file.choose_timed_together("k", "c3", &["slow", "fast"], None, times(100, 99)).unwrap(), "fast");
     }
 
     #[test]

@@ -625,9 +625,18 @@ fn tuned_strip<T: Float>(kernel: &str, g: &Conv2dGeometry, run: impl Fn(Option<u
     );
     let candidates = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
     let strip_of = |cut: &str| (cut == tuning::PER_IMAGE).then_some(g.oh);
-    let chosen = tuner.choose("convolution's images per GEMM", &class, &candidates, |cut| {
-        Ok::<_, std::convert::Infallible>(tuning::median_time(|| run(strip_of(cut))))
-    });
+    // The rule puts these images side by side: one image per GEMM must beat it by the margin.
+    let chosen = tuner.choose_timed_together(
+        "convolution's images per GEMM",
+        &class,
+        &candidates,
+        Some(tuning::SIDE_BY_SIDE),
+        |cuts| {
+            Ok::<_, std::convert::Infallible>(
+                cuts.iter().map(|cut| tuning::median_time(|| run(strip_of(cut)))).collect(),
+            )
+        },
+    );
     chosen.ok().and_then(|cut| strip_of(&cut))
 }
 

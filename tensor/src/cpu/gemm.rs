@@ -580,11 +580,11 @@ pub fn gemm_on_f32_kernel(
 
 /// How long each f32 kernel of `names` takes on three products shaped like a training step's
 /// (an im2col forward, a weight gradient, a square product; about 0.7 GFLOP in all), summed: the
-/// median of five rounds after a warm-up round, each round timing every kernel once in turn, so
+/// median of nine rounds after a warm-up round, each round timing every kernel once in turn, so
 /// that a machine's drift while it measures reaches every kernel alike. `None` if this CPU does
 /// not run one of them.
 pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration>> {
-    const ROUNDS: usize = 5;
+    const ROUNDS: usize = 9;
     let mut rng = crate::rng::Rng::new(0);
     let products: Vec<(Vec<f32>, Vec<f32>, [usize; 3])> = [[64, 576, 4096], [576, 2048, 128], [384, 384, 384]]
         .into_iter()

@@ -8,8 +8,9 @@
 //!   on a Zen 4 the AVX-512 and AVX2 kernels ran level, and the blocks that suit a 512 KiB L2
 //!   do not suit a 2 MiB one. When tuning turns on ([`enable_tuning`]), every kernel this CPU
 //!   runs is timed on three products shaped like a training step's (0.7 GFLOP together), in
-//!   five alternating rounds (a few tenths of a second in all), and the fastest by its median
-//!   runs every f32 product of the process. One kernel for every product, not one per shape:
+//!   nine alternating rounds (a few tenths of a second in all), and the fastest by its median
+//!   runs every f32 product of the process, unless the rule's kernel is within 5 % of it
+//!   (`descriptors::choices::INCUMBENT_MARGIN`: noise does not move a choice off the rule). One kernel for every product, not one per shape:
 //!   the products of a step run inside the convolutions' parallel loops, where timing one
 //!   alone would measure the loop, not the product.
 //! - **A convolution's images per GEMM** (`cpu::conv`'s `images_per_gemm`: small output planes
@@ -17,7 +18,8 @@
 //!   side by side and at 92–106 one image per GEMM. With tuning on, the first time a
 //!   convolution kernel meets a geometry for which the rule would put images side by side,
 //!   both cuts are timed on that call's own operands (a warm-up run, then the median of three)
-//!   and the faster is kept; geometries with nothing to choose are not timed.
+//!   and one image per GEMM is kept if it is more than 5 % faster; geometries with nothing to
+//!   choose are not timed.
 //!
 //! Without tuning, the rules decide, as they always did.
 //!
@@ -68,7 +70,8 @@ pub const GEMM_KERNEL_CLASS: &str = "every f32 product";
 
 fn choose_the_gemm_kernel(tuner: &ChoiceFile) {
     let names = gemm::f32_kernel_names();
-    let timed = tuner.choose_timed_together("f32 GEMM kernels", GEMM_KERNEL_CLASS, &names, |names| {
+    let rule = gemm::f32_kernel_in_use().0;
+    let timed = tuner.choose_timed_together("f32 GEMM kernels", GEMM_KERNEL_CLASS, &names, Some(rule), |names| {
         gemm::time_f32_kernels(names).ok_or_else(|| format!("this CPU cannot run one of {names:?}"))
     });
     // A cached name comes from this machine's key, so it runs here; if not, the rule stays.
