@@ -9,7 +9,7 @@
 //! cargo bench --bench train_step -- --device gpu --dispatches-per-submit 8
 //! cargo bench --bench train_step -- --device gpu --submit-inline
 //! cargo bench --bench train_step -- --device gpu --no-conv-split-k
-//! cargo bench --bench train_step -- --tune-kernels          # CPU convolutions' cuts by timing
+//! cargo bench --bench train_step -- --tune-kernels          # CPU kernels by timing, as train does
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
@@ -185,7 +185,7 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.tune_kernels && o.device != "cpu" {
         return Err(format!(
-            "--tune-kernels tunes the CPU's convolutions: needs --device cpu, got --device {}",
+            "--tune-kernels times the CPU's kernels (GEMM, convolution cuts): needs --device cpu, got --device {}",
             o.device
         ));
     }
