@@ -96,9 +96,9 @@ impl ChoiceFile {
                 best = Some((t, name));
             }
         }
-        let note =
-            if kept.is_some_and(|(name, _)| best.is_some_and(|(_, c)| c == *name)) { " (the rule's)" } else { "" };
-        println!(" {} → {}{note}", timed.join(", "), best.map_or("", |(_, c)| c));
+        let chosen = best.map_or("", |(_, c)| c);
+        let note = if incumbent == Some(chosen) { " (the rule's)" } else { "" };
+        println!(" {} → {chosen}{note}", timed.join(", "));
         let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
         let measured = best.map_or_else(String::new, |(_, c)| c.to_string());
         let choice = choices.entry(class.to_string()).or_insert(measured).clone();

@@ -556,7 +556,7 @@ pub fn kernel_name<T: Float>() -> &'static str {
 /// The f32 kernel this CPU runs, by name (`avx2-6x16-kc512`: instruction set, MR×NR tile,
 /// block depth): the "kernel path" every CPU timing names.
 pub fn f32_kernel_path() -> String {
-    f32_kernel().name.to_string()
+    kernel_name::<f32>().to_string()
 }
 
 /// An f32 [`gemm`] on the kernel `name` (one of [`f32_kernel_names`]), whatever the process
@@ -585,6 +585,11 @@ pub fn gemm_on_f32_kernel(
 /// not run one of them.
 pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration>> {
     const ROUNDS: usize = 9;
+    // Looked up once, so that the timed runs hold nothing but the products.
+    let kernels: Vec<Kernel<f32>> = names
+        .iter()
+        .map(|&name| f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here))
+        .collect::<Option<_>>()?;
     let mut rng = crate::rng::Rng::new(0);
     let products: Vec<(Vec<f32>, Vec<f32>, [usize; 3])> = [[64, 576, 4096], [576, 2048, 128], [384, 384, 384]]
         .into_iter()
@@ -595,17 +600,17 @@ pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration
         })
         .collect();
     let mut c = vec![0.0f32; products.iter().map(|(_, _, [m, _, n])| m * n).max().unwrap_or(0)];
-    let mut run = |name: &str| -> Option<std::time::Duration> {
+    let mut run = |kernel: &Kernel<f32>| {
         let start = std::time::Instant::now();
         for (a, b, [m, k, n]) in &products {
-            gemm_on_f32_kernel(name, MatRef::row_major(a, *m, *k), MatRef::row_major(b, *k, *n), &mut c, *n, false)?;
+            gemm_blocked(kernel, MatRef::row_major(a, *m, *k), MatRef::row_major(b, *k, *n), &mut c, *n, false);
         }
-        Some(start.elapsed())
+        start.elapsed()
     };
-    let mut times = vec![Vec::with_capacity(ROUNDS); names.len()];
+    let mut times = vec![Vec::with_capacity(ROUNDS); kernels.len()];
     for round in 0..=ROUNDS {
-        for (name, kernel_times) in names.iter().zip(&mut times) {
-            let t = run(name)?;
+        for (kernel, kernel_times) in kernels.iter().zip(&mut times) {
+            let t = run(kernel);
             if round > 0 {
                 kernel_times.push(t);
             }

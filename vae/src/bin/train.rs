@@ -82,19 +82,16 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
 /// Turns the CPU tuner on unless `--cpu-kernels rule` (it then times the GEMM kernels at once,
 /// unless `--cpu-gemm` pinned one), and says in one line how the kernels are chosen.
 fn choose_cpu_kernels(cli: &TrainCli) {
-    use tensor::cpu::gemm;
-    if cli.cpu_kernels == CpuKernels::Measured || cli.tune_kernels {
+    let convolutions = if cli.cpu_kernels == CpuKernels::Measured || cli.tune_kernels {
         let cache = vae::cli::cpu_kernel_cache_path();
         tensor::cpu::tuning::enable_tuning(cache.clone());
-        let kept =
-            cache.map_or("not kept: no HOME or VAE_KERNEL_CACHE".to_string(), |p| format!("kept in {}", p.display()));
-        let (kernel, how) = gemm::f32_kernel_in_use();
-        println!("kernels: GEMM {kernel} ({}), convolutions' images per GEMM measured, {kept}", how.name());
+        match cache {
+            Some(path) => format!("convolutions' images per GEMM measured, kept in {}", path.display()),
+            None => "convolutions' images per GEMM measured, not kept: no HOME or VAE_KERNEL_CACHE".to_string(),
+        }
     } else {
-        println!(
-            "kernels: GEMM {} ({}), convolutions by the size rules",
-            gemm::f32_kernel_in_use().0,
-            gemm::f32_kernel_in_use().1.name()
-        );
-    }
+        "convolutions by the size rules".to_string()
+    };
+    let (kernel, how) = tensor::cpu::gemm::f32_kernel_in_use();
+    println!("kernels: GEMM {kernel} ({}), {convolutions}", how.name());
 }
