@@ -536,7 +536,7 @@ fn within_rerun_tolerance(what: &str, page: f64, rerun: f64) {
 #[ignore = "trains a dense VAE for 10 epochs of Fashion-MNIST (about 1.5 minutes on 2 cores); needs dataset-fashion-mnist"]
 fn rerun_the_dense_z16_seed1_row_within_a_cpus_change() {
     let row = table_after(
-        &results_page(),
+        &results_notebook(),
         "## 4. Dense against convolutional VAE, latent size and k1/k2 (Messaoudi et al.) on Fashion-MNIST",
     )
     .into_iter()
