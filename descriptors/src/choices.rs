@@ -110,6 +110,11 @@ impl ChoiceFile {
         Ok(choice)
     }
 
+    /// The choice kept for `class`, if any (read or measured).
+    pub fn kept(&self, class: &str) -> Option<String> {
+        self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class).cloned()
+    }
+
     /// The choices made or read so far: (class, choice), in class order.
     pub fn choices(&self) -> Vec<(String, String)> {
         let choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());

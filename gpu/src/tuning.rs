@@ -16,6 +16,15 @@
 //! - Cache: [`descriptors::choices::ChoiceFile`], in the file the caller names (`train
 //!   --tune-kernels` uses `~/.cache/vae-stack/kernel-choices.tsv`), keyed by the adapter's
 //!   name, backend, driver and driver version, so a driver update or another GPU measures anew.
+//! - Split K: a product whose output makes few tiles has its K cut into slices that run side
+//!   by side ([`crate::kernels::matmul::k_slices_by_rule`], a rule set on an H100, where the
+//!   idle multiprocessors are the cost). Whether the cut pays depends on how many workgroups
+//!   the device runs at once: on lavapipe's few threads the partials are extra work. With
+//!   tuning on, each class of such products (⌊log₂⌋ of its square tiles and of its K) is timed
+//!   with the rule's cut and without, taking turns, on a proxy product of its shape whose K is
+//!   cut so that a run is at most 2³⁰ flops, and the rule's cut stays unless keeping K whole is
+//!   faster by more than [`descriptors::choices::INCUMBENT_MARGIN`]. The convolutions' split K
+//!   asks the same question of the same classes.
 //! - Overrides: [`Context::with_gemm_tile`] and [`Context::pin_gemm_tile`] (`train
 //!   --gemm-tile`) pin one tile for every launch (tests and the benchmarks pin theirs this
 //!   way); a context without tuning keeps the size rule. Each measurement prints a `tuning:`
@@ -31,13 +40,21 @@ use descriptors::choices::ChoiceFile;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::kernels::matmul::{matmul_on_rung, MatView, MatmulArgs};
+use crate::kernels::matmul::{k_slices_by_rule, matmul_k_sliced, matmul_on_rung, MatView, MatmulArgs};
 use crate::kernels::GemmTile;
 
 /// The largest class: 2¹² square tiles (a 4096×4096 output) and beyond.
 const MAX_CLASS_LOG2: u32 = 12;
 /// The most flops one timed candidate run may take.
 const PROXY_MAX_FLOPS: usize = 1 << 28;
+/// The most flops one timed run of a split-K proxy may take: more than a tile's, because a
+/// shorter K than the class's would ask another question (fewer slices, less to gain).
+const SPLIT_PROXY_MAX_FLOPS: usize = 1 << 30;
+/// The split-K choices' names in the cache: the rule's cut, or K whole.
+const K_SPLIT: &str = "k-split";
+const K_WHOLE: &str = "k-whole";
+/// Timed rounds of a split-K choice after the warm-up, the two candidates taking turns.
+const SPLIT_ROUNDS: usize = 3;
 
 /// A context's measured choices, and the file that keeps them between runs.
 pub struct Tuner {
@@ -49,7 +66,8 @@ impl Tuner {
     /// A tuner for the adapter `adapter_key`, with the choices `cache` holds for it (a missing
     /// file holds none).
     pub fn new(adapter_key: String, cache: Option<PathBuf>) -> Tuner {
-        Tuner { choices: ChoiceFile::open(cache, adapter_key, |name| tile_from_name(name).is_some()) }
+        let known = |name: &str| tile_from_name(name).is_some() || name == K_SPLIT || name == K_WHOLE;
+        Tuner { choices: ChoiceFile::open(cache, adapter_key, known) }
     }
 
     /// The tile for `layers` GEMMs of [m, n] outputs: the cached choice for their class, or
@@ -68,9 +86,87 @@ impl Tuner {
         Ok(tile_from_name(&chosen).unwrap_or(GemmTile::Square64))
     }
 
-    /// The choices made or read so far: (class, tile name), in class order.
+    /// Whether a product of [m, n] outputs over `k` whose K the rule would cut should be cut:
+    /// the cached choice for its class, or the faster of the two as `time(cut)` measures them,
+    /// a warm-up each, then [`SPLIT_ROUNDS`] rounds taking turns, by the median; the rule's
+    /// cut stays unless K whole is faster by more than the margin.
+    pub fn k_split(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        mut time: impl FnMut(bool) -> Result<Duration>,
+    ) -> Result<bool> {
+        let class = k_split_class(m, n, k);
+        if let Some(kept) = self.choices.kept(&class) {
+            return Ok(kept != K_WHOLE);
+        }
+        // The warm-up runs before the tuning line: the proxy's own GEMMs may need their tiles
+        // chosen first, each with a line of its own.
+        let candidates = [K_SPLIT, K_WHOLE];
+        for name in candidates {
+            time(name == K_SPLIT)?;
+        }
+        let chosen = self.choices.choose_timed_together("split K", &class, &candidates, Some(K_SPLIT), |names| {
+            let cuts: Vec<bool> = names.iter().map(|name| *name == K_SPLIT).collect();
+            let mut runs = vec![Vec::with_capacity(SPLIT_ROUNDS); cuts.len()];
+            for _ in 0..SPLIT_ROUNDS {
+                for (runs, &cut) in runs.iter_mut().zip(&cuts) {
+                    runs.push(time(cut)?);
+                }
+            }
+            Ok(runs
+                .into_iter()
+                .map(|mut r| {
+                    r.sort();
+                    r[r.len() / 2]
+                })
+                .collect())
+        })?;
+        Ok(chosen != K_WHOLE)
+    }
+
+    /// The choices made or read so far: (class, choice), in class order.
     pub fn choices(&self) -> Vec<(String, String)> {
         self.choices.choices()
+    }
+}
+
+/// A choice of [`Tuner::choices`] as a run's provenance gives it: `gemm tile m>64/t2^5:
+/// wide128` or `split K t2^3/k2^12: k-whole`.
+pub fn describe_choice(class: &str, choice: &str) -> String {
+    match class.strip_prefix("k-split/") {
+        Some(rest) => format!("split K {rest}: {choice}"),
+        None => format!("gemm tile {class}: {choice}"),
+    }
+}
+
+/// The class of a product of [m, n] outputs over `k` whose K the rule would cut, as the cache
+/// names it: `k-split/t2^3/k2^12` for 8 to 15 square tiles and a K of 4,096 to 8,191.
+pub fn k_split_class(m: usize, n: usize, k: usize) -> String {
+    let tiles = m.div_ceil(64).max(1) * n.div_ceil(64).max(1);
+    format!("k-split/t2^{}/k2^{}", tiles.ilog2(), k.max(1).ilog2())
+}
+
+/// A timer for [`Tuner::k_split`]: each call runs a proxy product of [m, n] outputs (its K
+/// cut to at most [`SPLIT_PROXY_MAX_FLOPS`]) with the rule's cut of the proxy's K, or with K
+/// whole, and returns how long it took. The buffers are allocated once, on the first call.
+pub fn time_k_split(ctx: &Context, m: usize, n: usize, k: usize) -> impl FnMut(bool) -> Result<Duration> + '_ {
+    let pk = k.min((SPLIT_PROXY_MAX_FLOPS / (2 * m * n).max(1)).max(16));
+    let slices = k_slices_by_rule(ctx, 1, m, n, pk).max(2);
+    let mut buffers = None;
+    move |cut| {
+        let (a, b, c) = match &mut buffers {
+            Some(allocated) => &*allocated,
+            empty => &*empty.insert((ctx.alloc(m * pk)?, ctx.alloc(pk * n)?, ctx.alloc(m * n)?)),
+        };
+        let (av, bv) = (MatView::row_major(a, m, pk), MatView::row_major(b, pk, n));
+        let args = MatmulArgs::new(av, bv, c, [m, n, pk]);
+        ctx.synchronize()?;
+        let start = Instant::now();
+        matmul_k_sliced(ctx, &args, if cut { slices } else { 1 })?;
+        ctx.synchronize()?;
+        Ok(start.elapsed())
     }
 }
 
@@ -147,6 +243,48 @@ mod tests {
         // Same class as the first (16 square tiles, tall): no new measurement.
         assert_eq!(tuner.gemm_tile(250, 250, 1, |_| panic!("measured twice")).unwrap(), GemmTile::Wide128);
         assert_eq!(tuner.choices().len(), 2);
+    }
+
+    #[test]
+    fn the_rules_split_k_stays_unless_k_whole_is_faster_by_more_than_the_margin() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |split_ms: u64, whole_ms: u64| {
+            move |cut: bool| Ok(Duration::from_micros(if cut { split_ms } else { whole_ms }))
+        };
+        // 3 % faster whole: within the margin, the rule's cut stays.
+        assert!(tuner.k_split(64, 64, 4096, timer(1000, 970)).unwrap());
+        // Twice as fast whole: K is kept whole.
+        assert!(!tuner.k_split(64, 64, 1 << 16, timer(1000, 500)).unwrap());
+        // The first class again (a K of 4,096 to 8,191): no new measurement.
+        assert!(tuner.k_split(60, 50, 8000, |_| panic!("measured twice")).unwrap());
+        assert_eq!(
+            tuner.choices(),
+            [
+                ("k-split/t2^0/k2^12".to_string(), "k-split".to_string()),
+                ("k-split/t2^0/k2^16".to_string(), "k-whole".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_split_k_choice_times_each_candidate_after_a_warm_up_taking_turns() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let mut order = Vec::new();
+        tuner
+            .k_split(64, 64, 4096, |cut| {
+                order.push(cut);
+                Ok(Duration::from_millis(1))
+            })
+            .unwrap();
+        assert_eq!(order, [true, false, true, false, true, false, true, false]);
+    }
+
+    #[test]
+    fn split_k_classes_group_products_by_their_tiles_and_their_k() {
+        assert_eq!(k_split_class(64, 64, 4096), "k-split/t2^0/k2^12");
+        assert_eq!(k_split_class(130, 512, 1000), "k-split/t2^4/k2^9");
+        assert_eq!(describe_choice("k-split/t2^4/k2^9", K_WHOLE), "split K t2^4/k2^9: k-whole");
+        assert_eq!(describe_choice("m>64/t2^4", "wide128"), "gemm tile m>64/t2^4: wide128");
     }
 
     #[test]

@@ -143,6 +143,44 @@ fn a_tuning_context_times_the_tiles_once_per_shape_class_and_keeps_its_choice() 
 }
 
 #[test]
+fn a_tuning_context_times_the_split_k_once_per_class_and_either_choice_matches_the_reference() {
+    let Some(ctx) = ctx() else { return };
+    // One square tile over a K of 4,100: the rule cuts it (16 slices, 4 left over).
+    let (m, n, k) = (33, 40, 4100);
+    assert!(k_slices(ctx, 1, m, n, k) > 1, "the case must be one the rule splits");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("choices.tsv");
+    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    assert!(tuned.enable_tuning(Some(path.clone())));
+    let mut rng = Rng::new();
+    for accumulate in [false, true] {
+        let case = Case { batch: 1, m, n, k, a_t: false, b_t: true, b_broadcast: false, accumulate };
+        run_on(&tuned, &mut rng, &case);
+    }
+    let choices = tuned.tuner().expect("tuning is on").choices();
+    let split: Vec<_> = choices.iter().filter(|(class, _)| class.starts_with("k-split/")).collect();
+    assert_eq!(split.len(), 1, "one split-K class, timed once: {choices:?}");
+    let kept = std::fs::read_to_string(&path).unwrap();
+    assert!(kept.contains(&format!("\t{}\t{}\n", split[0].0, split[0].1)), "{kept}");
+    // Both candidates are right, whichever this device keeps.
+    for slices in [1, 16] {
+        let a = rng.signed(m * k);
+        let b = rng.signed(k * n);
+        let (ab, bb, cb) = (upload(ctx, &a), upload(ctx, &b), poisoned(ctx, m * n));
+        let args = MatmulArgs::new(MatView::row_major(&ab, m, k), MatView::row_major(&bb, k, n), &cb, [m, n, k]);
+        gpu::kernels::matmul::matmul_k_sliced(ctx, &args, slices).unwrap();
+        let got = ctx.read(&cb).unwrap();
+        let (mut want, mut scale) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for (i, j, p) in (0..m).flat_map(|i| (0..n).flat_map(move |j| (0..k).map(move |p| (i, j, p)))) {
+            let t = a[i * k + p] as f64 * b[p * n + j] as f64;
+            want[i * n + j] += t;
+            scale[i * n + j] += t.abs();
+        }
+        assert_close(&format!("matmul {m}x{k}·{k}x{n} in {slices} slices"), &rng, &got, &want, |i| scale[i]);
+    }
+}
+
+#[test]
 fn batched_matmul_with_transposed_and_broadcast_operands() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();

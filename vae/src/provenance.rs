@@ -153,7 +153,10 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     }
     match ctx.tuner() {
         Some(tuner) => {
-            tuner.choices().into_iter().map(|(class, tile)| format!("gemm tile {class}: {tile} (measured)")).collect()
+            let describe = |(class, choice): (String, String)| {
+                format!("{} (measured)", gpu::tuning::describe_choice(&class, &choice))
+            };
+            tuner.choices().into_iter().map(describe).collect()
         }
         None => vec!["gemm tile: size rule".to_string()],
     }

@@ -192,9 +192,23 @@ impl<'a> MatmulArgs<'a> {
 pub fn matmul(ctx: &Context, args: &MatmulArgs) -> Result<()> {
     const K: &str = "matmul";
     let p = checked_params(K, args)?;
-    let MatmulArgs { a, b, c, batch, m, n, k, .. } = *args;
-    let slices = k_slices(ctx, batch, m, n, k);
-    if slices == 1 {
+    let slices = k_slices(ctx, args.batch, args.m, args.n, args.k);
+    matmul_in_slices(ctx, args, &p, slices)
+}
+
+/// [`matmul`] with its K cut into `slices` (1: not cut), whatever the rule or the tuner would
+/// choose: how the tuner times the two against each other ([`crate::tuning::time_k_split`]).
+pub fn matmul_k_sliced(ctx: &Context, args: &MatmulArgs, slices: usize) -> Result<()> {
+    let p = checked_params("matmul", args)?;
+    let slices = if args.batch == 1 { slices.clamp(1, args.k.max(1)) } else { 1 };
+    matmul_in_slices(ctx, args, &p, slices)
+}
+
+fn matmul_in_slices(ctx: &Context, args: &MatmulArgs, p: &Params, slices: usize) -> Result<()> {
+    const K: &str = "matmul";
+    let p = *p;
+    let MatmulArgs { a, b, c, m, n, k, .. } = *args;
+    if slices <= 1 {
         return launch_tiled(ctx, &p, a.buf, b.buf, c);
     }
     // Slice s multiplies A[:, s·chunk..][.., ..chunk] by B[s·chunk.., :][..chunk, ..]: the
@@ -287,9 +301,26 @@ pub const SPLIT_K_WORKGROUPS: usize = 128;
 /// ... with no slice shorter than this (each slice's partial costs an m·n write and read).
 pub const SPLIT_K_MIN_SLICE: usize = 256;
 
-/// How many slices [`matmul`] cuts K into (1: none). Only single products split (a batch
-/// already gives the GPU several), and only while the partials fit one binding.
+/// How many slices [`matmul`] cuts K into (1: none): [`k_slices_by_rule`]'s count, unless the
+/// context tunes by measurement ([`Context::enable_tuning`]), which times the product with and
+/// without its K cut (per shape class, once per device) and may keep it whole. The
+/// convolutions' split K (`conv2d::split_k`) asks the same question here.
 pub fn k_slices(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> usize {
+    let slices = k_slices_by_rule(ctx, batch, m, n, k);
+    let Some(tuner) = ctx.tuner().filter(|_| slices > 1) else { return slices };
+    match tuner.k_split(m, n, k, crate::tuning::time_k_split(ctx, m, n, k)) {
+        Ok(true) => slices,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("warning: timing the split K failed ({e}); using the rule");
+            slices
+        }
+    }
+}
+
+/// How many slices the rule cuts K into (1: none). Only single products split (a batch
+/// already gives the GPU several), and only while the partials fit one binding.
+pub fn k_slices_by_rule(ctx: &Context, batch: usize, m: usize, n: usize, k: usize) -> usize {
     let side = GemmTile::Square64.side();
     let tiles = m.div_ceil(side) * n.div_ceil(side);
     if batch != 1 || tiles == 0 || tiles >= SPLIT_K_WORKGROUPS {
