@@ -188,10 +188,72 @@ fn write_choices(
     std::fs::rename(&tmp, path)
 }
 
+/// Each of `candidates` candidates' median time over `rounds` rounds in which they take turns
+/// (`time(i)` runs candidate i once and says how long it took), after one warm-up run each
+/// unless the caller `warmed_up` them already:
+/// a machine whose speed drifts while it measures (another process, a clock, caches filled by
+/// the previous candidate) slows every candidate alike, where timing one candidate's runs
+/// after another's favours whichever ran in the faster minutes.
+pub fn median_times_taking_turns<E>(
+    candidates: usize,
+    rounds: usize,
+    warmed_up: bool,
+    mut time: impl FnMut(usize) -> Result<Duration, E>,
+) -> Result<Vec<Duration>, E> {
+    for candidate in (0..candidates).filter(|_| !warmed_up) {
+        time(candidate)?;
+    }
+    let mut times = vec![Vec::with_capacity(rounds.max(1)); candidates];
+    for _ in 0..rounds.max(1) {
+        for (candidate, runs) in times.iter_mut().enumerate() {
+            runs.push(time(candidate)?);
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut runs| {
+            runs.sort();
+            runs[runs.len() / 2]
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn candidates_are_timed_taking_turns_after_a_warm_up_each() {
+        let mut order = Vec::new();
+        median_times_taking_turns(3, 2, false, |c| {
+            order.push(c);
+            Ok::<_, ()>(Duration::ZERO)
+        })
+        .unwrap();
+        assert_eq!(order, [0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        order.clear();
+        median_times_taking_turns(2, 2, true, |c| {
+            order.push(c);
+            Ok::<_, ()>(Duration::ZERO)
+        })
+        .unwrap();
+        assert_eq!(order, [0, 1, 0, 1], "warmed up by the caller: rounds only");
+    }
+
+    #[test]
+    fn each_candidates_time_is_the_median_of_its_rounds_without_the_warm_up() {
+        // Candidate 0 runs 100 (warm-up), then 5, 1, 9 ms; candidate 1 runs 100, then 2, 8, 3.
+        let runs = [[100, 100], [5, 2], [1, 8], [9, 3]];
+        let mut calls = 0;
+        let times = median_times_taking_turns(2, 3, false, |c| {
+            let t = runs[calls / 2][c];
+            calls += 1;
+            Ok::<_, ()>(Duration::from_millis(t))
+        })
+        .unwrap();
+        assert_eq!(times, [Duration::from_millis(5), Duration::from_millis(3)]);
+    }
 
     fn known(choice: &str) -> bool {
         matches!(choice, "fast" | "slow")

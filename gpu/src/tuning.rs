@@ -12,7 +12,8 @@
 //!   square tiles the output makes (batch entries included), capped at 2¹². A class is timed
 //!   on a proxy product of its size, its K cut so that a candidate run is at most 2²⁸ flops
 //!   (about a quarter of a second on lavapipe, microseconds on a real GPU): a warm-up run
-//!   (which builds the pipeline), then the median of three.
+//!   each (which builds the pipeline), then the median of three rounds in which the tiles
+//!   take turns.
 //! - Cache: [`descriptors::choices::ChoiceFile`], in the file the caller names (`train
 //!   --tune-kernels` uses `~/.cache/vae-stack/kernel-choices.tsv`), keyed by the adapter's
 //!   name, backend, driver and driver version, so a driver update or another GPU measures anew.
@@ -53,8 +54,8 @@ const SPLIT_PROXY_MAX_FLOPS: usize = 1 << 30;
 /// The split-K choices' names in the cache: the rule's cut, or K whole.
 const K_SPLIT: &str = "k-split";
 const K_WHOLE: &str = "k-whole";
-/// Timed rounds of a split-K choice after the warm-up, the two candidates taking turns.
-const SPLIT_ROUNDS: usize = 3;
+/// Timed rounds of a choice after the warm-up, the candidates taking turns.
+const ROUNDS: usize = 3;
 
 /// A context's measured choices, and the file that keeps them between runs.
 pub struct Tuner {
@@ -80,15 +81,18 @@ impl Tuner {
         time: impl Fn(GemmTile) -> Result<Duration>,
     ) -> Result<GemmTile> {
         let names = [tile_name(GemmTile::Square64), tile_name(GemmTile::Wide128)];
-        let chosen = self.choices.choose("GEMM tiles", &shape_class(m, n, layers), &names, |name| {
-            time(tile_from_name(name).unwrap_or(GemmTile::Square64))
-        })?;
+        let chosen =
+            self.choices.choose_timed_together("GEMM tiles", &shape_class(m, n, layers), &names, None, |names| {
+                descriptors::choices::median_times_taking_turns(names.len(), ROUNDS, false, |i| {
+                    time(tile_from_name(names[i]).unwrap_or(GemmTile::Square64))
+                })
+            })?;
         Ok(tile_from_name(&chosen).unwrap_or(GemmTile::Square64))
     }
 
     /// Whether a product of [m, n] outputs over `k` whose K the rule would cut should be cut:
     /// the cached choice for its class, or the faster of the two as `time(cut)` measures them,
-    /// a warm-up each, then [`SPLIT_ROUNDS`] rounds taking turns, by the median; the rule's
+    /// a warm-up each, then [`ROUNDS`] rounds taking turns, by the median; the rule's
     /// cut stays unless K whole is faster by more than the margin.
     pub fn k_split(
         &self,
@@ -108,20 +112,7 @@ impl Tuner {
             time(name == K_SPLIT)?;
         }
         let chosen = self.choices.choose_timed_together("split K", &class, &candidates, Some(K_SPLIT), |names| {
-            let cuts: Vec<bool> = names.iter().map(|name| *name == K_SPLIT).collect();
-            let mut runs = vec![Vec::with_capacity(SPLIT_ROUNDS); cuts.len()];
-            for _ in 0..SPLIT_ROUNDS {
-                for (runs, &cut) in runs.iter_mut().zip(&cuts) {
-                    runs.push(time(cut)?);
-                }
-            }
-            Ok(runs
-                .into_iter()
-                .map(|mut r| {
-                    r.sort();
-                    r[r.len() / 2]
-                })
-                .collect())
+            descriptors::choices::median_times_taking_turns(names.len(), ROUNDS, true, |i| time(names[i] == K_SPLIT))
         })?;
         Ok(chosen != K_WHOLE)
     }
@@ -178,8 +169,8 @@ pub fn shape_class(m: usize, n: usize, layers: usize) -> String {
     format!("{}/t2^{log2}", if m > 64 { "m>64" } else { "m<=64" })
 }
 
-/// How long `tile` takes on the proxy product of the class of (m, n, layers) on `ctx`: one
-/// warm-up run, then the median of three.
+/// How long one run of `tile` takes on the proxy product of the class of (m, n, layers) on
+/// `ctx` ([`Tuner::gemm_tile`] warms up and takes the median).
 pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: GemmTile) -> Result<Duration> {
     let tiles = layers.max(1) * m.div_ceil(64).max(1) * n.div_ceil(64).max(1);
     let tiles = 1usize << tiles.ilog2().min(MAX_CLASS_LOG2);
@@ -193,16 +184,10 @@ pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: Ge
     let (av, bv) = (MatView::row_major(&a, pm, pk), MatView::row_major(&b, pk, pn));
     let args = MatmulArgs::new(av, bv, &c, [pm, pn, pk]);
     ctx.synchronize()?;
-    let mut runs = Vec::with_capacity(4);
-    for _ in 0..4 {
-        let start = Instant::now();
-        matmul_on_rung(ctx, &args, tile.into())?;
-        ctx.synchronize()?;
-        runs.push(start.elapsed());
-    }
-    let mut timed = runs.split_off(1);
-    timed.sort();
-    Ok(timed[1])
+    let start = Instant::now();
+    matmul_on_rung(ctx, &args, tile.into())?;
+    ctx.synchronize()?;
+    Ok(start.elapsed())
 }
 
 /// The tile's name in the cache and in a run's provenance (`square64`, `wide128`).

@@ -607,24 +607,13 @@ pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration
         }
         start.elapsed()
     };
-    let mut times = vec![Vec::with_capacity(ROUNDS); kernels.len()];
-    for round in 0..=ROUNDS {
-        for (kernel, kernel_times) in kernels.iter().zip(&mut times) {
-            let t = run(kernel);
-            if round > 0 {
-                kernel_times.push(t);
-            }
-        }
+    let timed = descriptors::choices::median_times_taking_turns(kernels.len(), ROUNDS, false, |i| {
+        Ok::<_, std::convert::Infallible>(run(&kernels[i]))
+    });
+    match timed {
+        Ok(times) => Some(times),
+        Err(never) => match never {},
     }
-    Some(
-        times
-            .into_iter()
-            .map(|mut t| {
-                t.sort();
-                t[ROUNDS / 2]
-            })
-            .collect(),
-    )
 }
 
 /// Portable MR×NR micro-kernel: the accumulator tile is a local array small enough for LLVM to

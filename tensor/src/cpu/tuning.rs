@@ -17,9 +17,9 @@
 //!   side by side in one GEMM). On a Zen 3, B1's 64→128 backward-weight runs at 80–94 GFLOP/s
 //!   side by side and at 92–106 one image per GEMM. With tuning on, the first time a
 //!   convolution kernel meets a geometry for which the rule would put images side by side,
-//!   both cuts are timed on that call's own operands (a warm-up run, then the median of three)
-//!   and one image per GEMM is kept if it is more than 5 % faster; geometries with nothing to
-//!   choose are not timed.
+//!   both cuts are timed on that call's own operands (a warm-up run each, then the median of
+//!   three rounds in which they take turns) and one image per GEMM is kept if it is more than
+//!   5 % faster; geometries with nothing to choose are not timed.
 //!
 //! Without tuning, the rules decide, as they always did.
 //!
@@ -39,7 +39,6 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use descriptors::choices::ChoiceFile;
 
@@ -99,20 +98,6 @@ fn is_choice_name(name: &str) -> bool {
     name == SIDE_BY_SIDE || name == PER_IMAGE || gemm::is_f32_kernel_name(name)
 }
 
-/// How long `run` takes: one warm-up run (buffers, caches), then the median of three.
-pub(crate) fn median_time(mut run: impl FnMut()) -> Duration {
-    run();
-    let mut times: Vec<Duration> = (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[1]
-}
-
 /// What the timings depend on: the CPU, the f32 GEMM kernels it runs (its instruction sets,
 /// which a virtual machine may hide in part, and the candidates of this build: a build with
 /// another kernel measures anew), and the threads.
@@ -157,12 +142,5 @@ mod tests {
         assert_eq!(cpu_model_from(text).as_deref(), Some("AMD EPYC (AuthenticAMD, family 25, model 1)"));
         assert_eq!(cpu_model_from("model name\t: Apple M2\n").as_deref(), Some("Apple M2"));
         assert_eq!(cpu_model_from("processor\t: 0\n"), None);
-    }
-
-    #[test]
-    fn the_median_of_three_runs_follows_a_warm_up() {
-        let mut runs = 0;
-        median_time(|| runs += 1);
-        assert_eq!(runs, 4);
     }
 }
