@@ -333,7 +333,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `eval/KEY`, a value of the run's eval/metrics.json.
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 11] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 12] = [
     (
         "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget)",
         PAPER_BUDGET_ARTEFACTS,
@@ -405,6 +405,11 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 11] = [
             (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
         ],
     ),
+    (
+        "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
+        JENA_CENTRED_ARTEFACTS,
+        &[(1.0, "bn-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-s{seed}", "eval/test_neg_elbo")],
+    ),
 ];
 
 const MESSAOUDI_MSE_HEADING: &str = "### With the paper's loss (MSE) and a judge that never saw the VAEs' images";
@@ -416,23 +421,9 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
     for row in rows {
         let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(format!("{}-z16-s{}", row["preset"], row["seed"]));
         let name = run.display();
-        let epochs = epochs(&run);
         let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
-        for (column, key, scale) in [
-            ("val recon", "val_recon", 1.0),
-            ("val KL", "val_kl", 1.0),
-            ("test −ELBO", "eval/test_neg_elbo", 1.0),
-            ("Fréchet, test vs samples", "eval/classifier_frechet_test_vs_samples", 1.0),
-            ("Fréchet, test vs recon", "eval/classifier_frechet_test_vs_reconstructions", 1.0),
-            ("judge accuracy on recon", "eval/classifier_accuracy_reconstructions", 100.0),
-            ("class entropy of samples", "eval/sample_class_entropy_normalized", 1.0),
-            ("active dims", "eval/active_dims_kl_above_0.01", 1.0),
-        ] {
-            let exact = scale * artefact_value(&run, key);
-            assert!(rounds_to(exact, &number(column)), "{name}: {column} {} is not {key} {exact}", row[column]);
-        }
-        let seconds: f64 = epochs.iter().map(|e| e["seconds"]).sum();
-        assert!(rounds_to(seconds, &row["train s"]), "{name}: train s {} is not {seconds}", row["train s"]);
+        let class_entropy = [("class entropy of samples", "eval/sample_class_entropy_normalized", 1.0)];
+        assert_eval_row_is_in_artefacts(&row, &run, &class_entropy);
         let provenance: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).expect("provenance.json"))
                 .expect("provenance.json parses");
@@ -444,6 +435,59 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
             assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
         }
         assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+    }
+}
+
+/// Checks a row of an evaluated-runs table against `run`'s artefacts: its validation recon
+/// and KL at the best epoch, eval's test −ELBO, Fréchet distances, judge accuracy and active
+/// dimensions, the training seconds, and the `more` columns (column, artefact key, scale).
+fn assert_eval_row_is_in_artefacts(row: &BTreeMap<String, String>, run: &Path, more: &[(&str, &str, f64)]) {
+    let name = run.display();
+    let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
+    let columns = [
+        ("val recon", "val_recon", 1.0),
+        ("val KL", "val_kl", 1.0),
+        ("test −ELBO", "eval/test_neg_elbo", 1.0),
+        ("Fréchet, test vs samples", "eval/classifier_frechet_test_vs_samples", 1.0),
+        ("Fréchet, test vs recon", "eval/classifier_frechet_test_vs_reconstructions", 1.0),
+        ("judge accuracy on recon", "eval/classifier_accuracy_reconstructions", 100.0),
+        ("active dims", "eval/active_dims_kl_above_0.01", 1.0),
+    ];
+    for &(column, key, scale) in columns.iter().chain(more) {
+        let exact = scale * artefact_value(run, key);
+        assert!(rounds_to(exact, &number(column)), "{name}: {column} {} is not {key} {exact}", row[column]);
+    }
+    let seconds: f64 = epochs(run).iter().map(|e| e["seconds"]).sum();
+    assert!(rounds_to(seconds, &number("train s")), "{name}: train s {} is not {seconds}", row["train s"]);
+}
+
+/// Where Jena's comparison with the paper's centred data and tanh output keeps its artefacts.
+const JENA_CENTRED_ARTEFACTS: &str = "docs/artefacts/jena-centred";
+const JENA_CENTRED_HEADING: &str = "### In Jena's setting: centred data, a tanh output and the squared error";
+
+#[test]
+fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), JENA_CENTRED_HEADING);
+    assert!(rows.len() >= 2, "with and without batch norm: {} rows", rows.len());
+    for row in rows {
+        let run = repository().join(JENA_CENTRED_ARTEFACTS).join(&row["run"]);
+        let name = run.display();
+        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        let epochs = epochs(&run);
+        let best = best_epoch(&epochs);
+        assert_eq!(row["best epoch"], format!("{} / {}", best["epoch"], epochs.len()), "{name}: best epoch");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
+                .expect("config.json parses");
+        for (key, want) in [
+            ("arch", row["preset"].trim_matches('`')),
+            ("normalize", "minus-one-one"),
+            ("output", "tanh"),
+            ("recon", "mse"),
+        ] {
+            assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
+        }
+        assert_eq!(config["seed"].as_f64().map(|s| s.to_string()), Some(row["seed"].clone()), "{name}: seed");
     }
 }
 
