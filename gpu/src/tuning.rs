@@ -92,7 +92,7 @@ impl Tuner {
 
     /// Whether a product of [m, n] outputs over `k` whose K the rule would cut should be cut:
     /// the cached choice for its class, or the faster of the two as `time(cut)` measures them,
-    /// a warm-up each, then [`ROUNDS`] rounds taking turns, by the median; the rule's
+    /// a warm-up each, then three rounds taking turns, by the median; the rule's
     /// cut stays unless K whole is faster by more than the margin.
     pub fn k_split(
         &self,
@@ -140,7 +140,7 @@ pub fn k_split_class(m: usize, n: usize, k: usize) -> String {
 }
 
 /// A timer for [`Tuner::k_split`]: each call runs a proxy product of [m, n] outputs (its K
-/// cut to at most [`SPLIT_PROXY_MAX_FLOPS`]) with the rule's cut of the proxy's K, or with K
+/// cut to at most 2³⁰ flops) with the rule's cut of the proxy's K, or with K
 /// whole, and returns how long it took. The buffers are allocated once, on the first call.
 pub fn time_k_split(ctx: &Context, m: usize, n: usize, k: usize) -> impl FnMut(bool) -> Result<Duration> + '_ {
     let pk = k.min((SPLIT_PROXY_MAX_FLOPS / (2 * m * n).max(1)).max(16));
