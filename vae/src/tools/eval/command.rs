@@ -526,7 +526,16 @@ fn class_mix(ctx: &Ctx, args: &EvalArgs, spec: &str, mu: &[f32]) -> Result<()> {
         })
         .collect();
     let rows = vec![ctx.test.subset(&ia[..n]).images, ctx.test.subset(&ib[..n]).images, ctx.decode(&codes)?];
-    ctx.save_rows("class_mix.png", &rows)
+    ctx.save_rows("class_mix.png", &rows)?;
+    // Which codes a rule negated is part of the result: say it.
+    let negated: Vec<String> = negate.iter().map(|k| k.to_string()).collect();
+    let which = if negated.is_empty() { String::new() } else { format!(" (columns {})", negated.join(", ")) };
+    println!(
+        "class_mix.png: {n} '{a}' and {n} '{b}' test images, {} of the '{b}' codes negated{which}, w = {} on '{a}'",
+        negated.len(),
+        args.weight
+    );
+    Ok(())
 }
 
 fn metrics_section(
