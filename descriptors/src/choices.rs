@@ -7,7 +7,8 @@
 //! fastest. This module keeps what was chosen: one line per choice,
 //! `machine key <TAB> class <TAB> choice`, in the file the caller names. The machine key names
 //! what the timings depend on (the CPU model and thread count, or the GPU adapter and driver),
-//! so another machine, or a driver update, measures anew. The file is rewritten whole through
+//! so another machine, or a driver update, measures anew; it ends with [`TIMING_METHOD`], so
+//! choices an older way of timing made are measured anew too. The file is rewritten whole through
 //! a temporary file and a rename (a reader never sees half of it); lines of other machines are
 //! kept; a line that does not parse is ignored with one warning, and the file is then
 //! rewritten without it. Same machine and same choices give the same kernels, so the same bits.
@@ -23,6 +24,12 @@ use std::time::Duration;
 /// followed the noise would give one machine other kernels, so other bits, for nothing.
 pub const INCUMBENT_MARGIN: f64 = 0.05;
 
+/// How this build times candidates, appended to every machine key: a choice is only as good
+/// as the timing that made it. Timing one candidate's runs after another's (as builds before
+/// this one did) favoured whichever ran second, in warmer caches; choices made that way are
+/// not reused.
+pub const TIMING_METHOD: &str = "timed taking turns";
+
 /// One machine's choices, read from and written back to `path`.
 pub struct ChoiceFile {
     /// The file; `None` keeps the choices for this process only.
@@ -36,8 +43,10 @@ pub struct ChoiceFile {
 }
 
 impl ChoiceFile {
-    /// The choices `path` holds for the machine `key` (a missing file holds none).
+    /// The choices `path` holds for the machine `key`, timed by this build's
+    /// [`TIMING_METHOD`] (a missing file holds none).
     pub fn open(path: Option<PathBuf>, key: String, known: fn(&str) -> bool) -> ChoiceFile {
+        let key = format!("{key}; {TIMING_METHOD}");
         let choices = path.as_deref().map(|p| read_choices(p, &key, known)).unwrap_or_default();
         ChoiceFile { path, key, known, choices: Mutex::new(choices) }
     }
@@ -151,7 +160,8 @@ fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<Str
     if choices.is_empty() && others > 0 {
         eprintln!(
             "warning: the kernel-choice cache {} holds {others} choice(s) measured on other machines or drivers, \
-             none for this one ({key}): they are not used here, and this machine's are measured anew",
+             or timed another way, none for this one ({key}): they are not used here, and this machine's are \
+             measured anew",
             path.display()
         );
     }
@@ -347,16 +357,29 @@ mod tests {
         .unwrap();
         assert_eq!(measured.get(), 2);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "machine A\tc1\tfast\nmachine B\tc1\tslow\n");
+        assert_eq!(text, "machine A; timed taking turns\tc1\tfast\nmachine B; timed taking turns\tc1\tslow\n");
+    }
+
+    #[test]
+    fn choices_timed_another_way_are_measured_anew() {
+        // A line of this machine written by a build that timed candidates one after another.
+        let (_dir, path) = scratch();
+        std::fs::write(&path, "machine A\tc1\tfast\n").unwrap();
+        let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
+        assert!(file.choices().is_empty(), "an old timing's choice was reused");
+        assert_eq!(file.choose("k", "c1", &["slow", "fast"], fake(2, 1)).unwrap(), "slow");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "machine A\tc1\tfast\nmachine A; timed taking turns\tc1\tslow\n");
     }
 
     #[test]
     fn an_unreadable_line_is_ignored_and_dropped_on_the_next_write() {
         let (_dir, path) = scratch();
-        std::fs::write(&path, "machine A\tc4\tfast\ngarbage\nmachine A\tc5\ttriangle\n").unwrap();
+        let a = "machine A; timed taking turns";
+        std::fs::write(&path, format!("{a}\tc4\tfast\ngarbage\n{a}\tc5\ttriangle\n")).unwrap();
         let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
         assert_eq!(file.choices(), vec![("c4".to_string(), "fast".to_string())]);
         file.choose("k", "c0", &["slow", "fast"], fake(2, 1)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "machine A\tc0\tslow\nmachine A\tc4\tfast\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{a}\tc0\tslow\n{a}\tc4\tfast\n"));
     }
 }
