@@ -26,6 +26,13 @@
 //!   cut so that a run is at most 2³⁰ flops, and the rule's cut stays unless keeping K whole is
 //!   faster by more than [`descriptors::choices::INCUMBENT_MARGIN`]. The convolutions' split K
 //!   asks the same question of the same classes.
+//! - The weight gradient's split: a convolution's backward-weight is a small [C_out,
+//!   C_in·kH·kW] output over a long K (N·OH·OW), and a rule set on an H100 cuts that K until
+//!   the launch has about 512 workgroups
+//!   ([`crate::kernels::conv2d::weight_grad_slices_by_rule`]). With tuning on, each class
+//!   (`wgrad-split/t2^0/k2^16`) is timed on the layer itself (its batch cut so that a run is
+//!   at most 2³⁰ flops) in the rule's slices and in the fewest the kernel allows, as the split
+//!   K is.
 //! - Overrides: [`Context::with_gemm_tile`] and [`Context::pin_gemm_tile`] (`train
 //!   --gemm-tile`) pin one tile for every launch (tests and the benchmarks pin theirs this
 //!   way); a context without tuning keeps the size rule. Each measurement prints a `tuning:`
@@ -51,9 +58,11 @@ const PROXY_MAX_FLOPS: usize = 1 << 28;
 /// The most flops one timed run of a split-K proxy may take: more than a tile's, because a
 /// shorter K than the class's would ask another question (fewer slices, less to gain).
 const SPLIT_PROXY_MAX_FLOPS: usize = 1 << 30;
-/// The split-K choices' names in the cache: the rule's cut, or K whole.
+/// The split-K choices' names in the cache: the rule's cut, K whole, or (the weight
+/// gradient's) the fewest slices the kernel allows.
 const K_SPLIT: &str = "k-split";
 const K_WHOLE: &str = "k-whole";
+const K_FEWEST: &str = "k-fewest";
 /// Timed rounds of a choice after the warm-up, the candidates taking turns.
 const ROUNDS: usize = 3;
 
@@ -67,7 +76,7 @@ impl Tuner {
     /// A tuner for the adapter `adapter_key`, with the choices `cache` holds for it (a missing
     /// file holds none).
     pub fn new(adapter_key: String, cache: Option<PathBuf>) -> Tuner {
-        let known = |name: &str| tile_from_name(name).is_some() || name == K_SPLIT || name == K_WHOLE;
+        let known = |name: &str| tile_from_name(name).is_some() || [K_SPLIT, K_WHOLE, K_FEWEST].contains(&name);
         Tuner { choices: ChoiceFile::open(cache, adapter_key, known) }
     }
 
@@ -94,27 +103,44 @@ impl Tuner {
     /// the cached choice for its class, or the faster of the two as `time(cut)` measures them,
     /// a warm-up each, then three rounds taking turns, by the median; the rule's
     /// cut stays unless K whole is faster by more than the margin.
-    pub fn k_split(
+    pub fn k_split(&self, m: usize, n: usize, k: usize, time: impl FnMut(bool) -> Result<Duration>) -> Result<bool> {
+        self.cut_or_not("split K", &k_split_class(m, n, k), K_WHOLE, time)
+    }
+
+    /// Whether a convolution's weight gradient of [m, n] outputs over `k` should run in the
+    /// rule's K slices (`true`) or in the fewest the kernel allows (`false`), decided as
+    /// [`Tuner::k_split`] decides, per class of its own (`wgrad-split/t2^3/k2^16`).
+    pub fn weight_grad_split(
         &self,
         m: usize,
         n: usize,
         k: usize,
+        time: impl FnMut(bool) -> Result<Duration>,
+    ) -> Result<bool> {
+        self.cut_or_not("weight gradient's split", &weight_grad_split_class(m, n, k), K_FEWEST, time)
+    }
+
+    /// The rule's cut (`time(true)`, the incumbent) against `uncut` (`time(false)`), for `class`.
+    fn cut_or_not(
+        &self,
+        what: &str,
+        class: &str,
+        uncut: &str,
         mut time: impl FnMut(bool) -> Result<Duration>,
     ) -> Result<bool> {
-        let class = k_split_class(m, n, k);
-        if let Some(kept) = self.choices.kept(&class) {
-            return Ok(kept != K_WHOLE);
+        if let Some(kept) = self.choices.kept(class) {
+            return Ok(kept == K_SPLIT);
         }
         // The warm-up runs before the tuning line: the proxy's own GEMMs may need their tiles
         // chosen first, each with a line of its own.
-        let candidates = [K_SPLIT, K_WHOLE];
+        let candidates = [K_SPLIT, uncut];
         for name in candidates {
             time(name == K_SPLIT)?;
         }
-        let chosen = self.choices.choose_timed_together("split K", &class, &candidates, Some(K_SPLIT), |names| {
+        let chosen = self.choices.choose_timed_together(what, class, &candidates, Some(K_SPLIT), |names| {
             descriptors::choices::median_times_taking_turns(names.len(), ROUNDS, true, |i| time(names[i] == K_SPLIT))
         })?;
-        Ok(chosen != K_WHOLE)
+        Ok(chosen == K_SPLIT)
     }
 
     /// The choices made or read so far: (class, choice), in class order.
@@ -124,19 +150,32 @@ impl Tuner {
 }
 
 /// A choice of [`Tuner::choices`] as a run's provenance gives it: `gemm tile m>64/t2^5:
-/// wide128` or `split K t2^3/k2^12: k-whole`.
+/// wide128`, `split K t2^3/k2^12: k-whole` or `weight gradient split t2^0/k2^16: k-fewest`.
 pub fn describe_choice(class: &str, choice: &str) -> String {
-    match class.strip_prefix("k-split/") {
-        Some(rest) => format!("split K {rest}: {choice}"),
-        None => format!("gemm tile {class}: {choice}"),
+    if let Some(rest) = class.strip_prefix("k-split/") {
+        format!("split K {rest}: {choice}")
+    } else if let Some(rest) = class.strip_prefix("wgrad-split/") {
+        format!("weight gradient split {rest}: {choice}")
+    } else {
+        format!("gemm tile {class}: {choice}")
     }
 }
 
 /// The class of a product of [m, n] outputs over `k` whose K the rule would cut, as the cache
 /// names it: `k-split/t2^3/k2^12` for 8 to 15 square tiles and a K of 4,096 to 8,191.
 pub fn k_split_class(m: usize, n: usize, k: usize) -> String {
+    format!("k-split/{}", tiles_and_k(m, n, k))
+}
+
+/// The class of a convolution's weight gradient of [m, n] outputs over `k` (`wgrad-split/t2^0/k2^16`).
+pub fn weight_grad_split_class(m: usize, n: usize, k: usize) -> String {
+    format!("wgrad-split/{}", tiles_and_k(m, n, k))
+}
+
+/// ⌊log₂⌋ of the square tiles of an [m, n] output and of `k`: `t2^3/k2^12`.
+fn tiles_and_k(m: usize, n: usize, k: usize) -> String {
     let tiles = m.div_ceil(64).max(1) * n.div_ceil(64).max(1);
-    format!("k-split/t2^{}/k2^{}", tiles.ilog2(), k.max(1).ilog2())
+    format!("t2^{}/k2^{}", tiles.ilog2(), k.max(1).ilog2())
 }
 
 /// A timer for [`Tuner::k_split`]: each call runs a proxy product of [m, n] outputs (its K
@@ -262,6 +301,25 @@ mod tests {
             })
             .unwrap();
         assert_eq!(order, [true, false, true, false, true, false, true, false]);
+    }
+
+    #[test]
+    fn the_weight_gradients_split_is_a_choice_of_its_own_kept_as_the_fewest_slices() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |split_ms: u64, fewest_ms: u64| {
+            move |cut: bool| Ok(Duration::from_micros(if cut { split_ms } else { fewest_ms }))
+        };
+        // The same sizes as a matmul's split-K class, but another question: timed anew.
+        assert!(!tuner.weight_grad_split(32, 48, 65_536, timer(1000, 600)).unwrap());
+        assert!(tuner.k_split(32, 48, 65_536, timer(1000, 990)).unwrap());
+        assert_eq!(
+            tuner.choices(),
+            [
+                ("k-split/t2^0/k2^16".to_string(), "k-split".to_string()),
+                ("wgrad-split/t2^0/k2^16".to_string(), "k-fewest".to_string())
+            ]
+        );
+        assert_eq!(describe_choice("wgrad-split/t2^0/k2^16", K_FEWEST), "weight gradient split t2^0/k2^16: k-fewest");
     }
 
     #[test]

@@ -263,3 +263,45 @@ fn a_bias_on_the_weight_gradient_and_a_short_operand_are_refused_by_name() {
         assert!(err.to_string().contains("conv2d_forward") && err.to_string().contains("bias"), "{err}");
     }
 }
+
+#[test]
+fn a_tuning_context_keeps_a_weight_gradient_split_and_either_choice_matches_the_reference() {
+    let Some(ctx) = ctx() else { return };
+    // A long K over a tiny dW (the rule cuts 4,992 into 4 slices), and a dead-tap case (2,100
+    // into 2): the fewest the kernel allows is 1 in both.
+    let long_k = Conv2dGeometry::conv2d([4, 1, 40, 33], [2, 1, 2, 2], [1, 1], [0, 0], [1, 1]).unwrap();
+    let dead_taps = Conv2dGeometry::conv2d([2100, 2, 1, 1], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("choices.tsv");
+    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    assert!(tuned.enable_tuning(Some(path.clone())));
+    let mut rng = Rng::new();
+    for g in [long_k, long_k] {
+        let (dyb, xb) = (upload(&tuned, &rng.signed(g.y_len())), upload(&tuned, &rng.signed(g.x_len())));
+        let dw = poisoned(&tuned, g.weight_len());
+        conv2d::launch(&tuned, ConvKernel::BackwardWeight, GEMM, &g, [&dyb, &xb], None, &dw, Output::Overwrite)
+            .unwrap();
+    }
+    let choices = tuned.tuner().expect("tuning is on").choices();
+    let split: Vec<_> = choices.iter().filter(|(class, _)| class.starts_with("wgrad-split/")).collect();
+    assert_eq!(split.len(), 1, "one weight-gradient class, timed once: {choices:?}");
+    let kept = std::fs::read_to_string(&path).unwrap();
+    assert!(kept.contains(&format!("\t{}\t{}\n", split[0].0, split[0].1)), "{kept}");
+    // Both candidates are right, whichever this device keeps.
+    for g in [long_k, dead_taps] {
+        let (rule, fewest) =
+            (conv2d::weight_grad_slices_of(ctx, &g, true), conv2d::weight_grad_slices_of(ctx, &g, false));
+        assert!(rule > fewest, "the case must be one the rule cuts: {rule} slices against {fewest}");
+        let (dy, x) = (rng.signed(g.y_len()), rng.signed(g.x_len()));
+        let (dyb, xb) = (upload(ctx, &dy), upload(ctx, &x));
+        let ((dy64, dya), (x64, xa)) = (f64s(&dy), f64s(&x));
+        let want = reference::conv2d_backward_weight(&dy64, &x64, &g);
+        let scale = reference::conv2d_backward_weight(&dya, &xa, &g);
+        for slices in [rule, fewest] {
+            let dw = poisoned(ctx, g.weight_len());
+            conv2d::backward_weight_in_slices(ctx, &g, [&dyb, &xb], &dw, Output::Overwrite, slices).unwrap();
+            let what = format!("backward_weight in {slices} slices {g:?}");
+            assert_close(&what, &rng, &ctx.read(&dw).unwrap(), &want, |i| scale[i]);
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub use crate::descriptors::ConvKernel;
 use crate::error::{invalid, Result};
 use crate::kernels::{matmul, need, GemmTile, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
+use std::time::{Duration, Instant};
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
@@ -96,6 +97,10 @@ const MIN_K_SLICE: usize = 1024;
 /// binding (tests/parity_large.rs) caught it. The cause is not known; a long reduction in one
 /// workgroup also leaves most of a large GPU idle.
 const MAX_K_SLICE: usize = 16_384;
+/// The most flops one timed run of [`time_weight_grad_split`] may take: a layer's own
+/// backward-weight at the batches trained here (B1's widest, 1→32 channels on 64×64 planes at
+/// batch 64, is 2²⁶), its batch cut beyond.
+const WEIGHT_GRAD_PROXY_MAX_FLOPS: usize = 1 << 30;
 
 /// Mirrors `struct Params` in conv2d.wgsl.
 #[repr(C)]
@@ -587,7 +592,7 @@ fn backward_data_gemm(
 
 /// The implicit GEMM of backward-weight, dW (+)= Σ_n dy_n·col_nᵀ. A long K (= N·OH·OW) over
 /// few output tiles is split into slices that run in parallel, each into its own partial,
-/// then summed in order by a second launch (see `WEIGHT_GRAD_WORKGROUPS`).
+/// then summed in order by a second launch ([`weight_grad_slices`]).
 fn backward_weight_gemm(
     ctx: &Context,
     rung: ConvRung,
@@ -596,29 +601,45 @@ fn backward_weight_gemm(
     dw: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
-    let (run, _) = run_geometry(g);
-    let (m, n, k) = (g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow);
-    // With dead taps only the live block is computed: the rest of dW is zero, set here.
-    let mode = if run != *g && mode == Output::Overwrite {
-        ctx.clear(dw)?;
-        Output::Accumulate
-    } else {
-        mode
-    };
     if rung == ConvRung::Tiled16 {
+        let mode = clear_dead_taps(ctx, g, dw, mode)?;
+        let [m, n, _] = weight_grad_dims(g);
         return gemm_tiled16(ctx, Gemm::BackwardWeight, &launch_params(g, false, mode), [m, n], [dy, x, dy], dw);
     }
-    let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
-    // The partials must stay within one bindable buffer.
-    let max_slices = (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1);
-    let slices = WEIGHT_GRAD_WORKGROUPS
-        .div_ceil(tiles.max(1))
-        .min(k / MIN_K_SLICE)
-        .max(k.div_ceil(MAX_K_SLICE))
-        .min(max_slices)
-        .max(1);
+    backward_weight_in_slices(ctx, g, [dy, x], dw, mode, weight_grad_slices(ctx, g))
+}
+
+/// The [M, N, K] of backward-weight's GEMM on `g`'s live taps: [C_out, C_in·kH·kW, N·OH·OW].
+fn weight_grad_dims(g: &Conv2dGeometry) -> [usize; 3] {
+    let (run, _) = run_geometry(g);
+    [g.c_out, g.c_in * run.kh * run.kw, g.batch * g.oh * g.ow]
+}
+
+/// With dead taps only the live block of dW is computed: the rest is zero, set here when the
+/// launch overwrites (it then accumulates into the cleared buffer).
+fn clear_dead_taps(ctx: &Context, g: &Conv2dGeometry, dw: &GpuBuffer, mode: Output) -> Result<Output> {
+    if run_geometry(g).0 != *g && mode == Output::Overwrite {
+        ctx.clear(dw)?;
+        return Ok(Output::Accumulate);
+    }
+    Ok(mode)
+}
+
+/// Backward-weight on the top rung with its K cut into `slices` (1: whole): each slice's
+/// partial into a scratch buffer, then `backward_weight_sum` adds them in order, honouring
+/// `mode`.
+pub fn backward_weight_in_slices(
+    ctx: &Context,
+    g: &Conv2dGeometry,
+    [dy, x]: [&GpuBuffer; 2],
+    dw: &GpuBuffer,
+    mode: Output,
+    slices: usize,
+) -> Result<()> {
+    let mode = clear_dead_taps(ctx, g, dw, mode)?;
+    let [m, n, k] = weight_grad_dims(g);
     let p = launch_params(g, false, mode);
-    if slices == 1 {
+    if slices <= 1 {
         return gemm(ctx, Gemm::BackwardWeight, &p, [m, n, 1], dy, x, None, dw);
     }
     // Slices a whole number of the shader's k-steps (16) long.
@@ -630,6 +651,89 @@ fn backward_weight_gemm(
     gemm(ctx, Gemm::BackwardWeight, &Params { accumulate: 0, ..p }, [m, n, slices], dy, x, None, &partials)?;
     let grid = ctx.grid_1d(BACKWARD_WEIGHT_SUM.entry, ((m * n) as u64).div_ceil(256))?;
     ctx.dispatch(&BACKWARD_WEIGHT_SUM, &p, &[&partials], &[dw], grid)
+}
+
+/// How many K slices backward-weight of `g` runs in: the rule's
+/// ([`weight_grad_slices_by_rule`]), unless a tuning context (`Context::enable_tuning`)
+/// measured the fewest the kernel allows ([`weight_grad_slices_fewest`]) faster by more than
+/// the margin for the class of its GEMM (`gpu::tuning::Tuner::weight_grad_split`).
+pub fn weight_grad_slices(ctx: &Context, g: &Conv2dGeometry) -> usize {
+    let [m, n, k] = weight_grad_dims(g);
+    let (rule, fewest) = (weight_grad_slices_by_rule(ctx, m, n, k), weight_grad_slices_fewest(ctx, m, n, k));
+    let Some(tuner) = ctx.tuner().filter(|_| rule > fewest) else { return rule };
+    match tuner.weight_grad_split(m, n, k, time_weight_grad_split(ctx, g)) {
+        Ok(true) => rule,
+        Ok(false) => fewest,
+        Err(e) => {
+            eprintln!("warning: timing the weight gradient's split failed ({e}); using the rule");
+            rule
+        }
+    }
+}
+
+/// The rule's K slices for backward-weight's [m, n] output over `k`: enough for about
+/// `WEIGHT_GRAD_WORKGROUPS` (512) workgroups, none shorter than `MIN_K_SLICE` (1,024), none
+/// longer than `MAX_K_SLICE` (16,384), within one bindable buffer of partials.
+pub fn weight_grad_slices_by_rule(ctx: &Context, m: usize, n: usize, k: usize) -> usize {
+    let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
+    WEIGHT_GRAD_WORKGROUPS
+        .div_ceil(tiles.max(1))
+        .min(k / MIN_K_SLICE)
+        .max(k.div_ceil(MAX_K_SLICE))
+        .min(max_weight_grad_slices(ctx, m, n))
+        .max(1)
+}
+
+/// The fewest K slices backward-weight may run in: none longer than `MAX_K_SLICE` (16,384),
+/// unless the partials would then outgrow one bindable buffer.
+pub fn weight_grad_slices_fewest(ctx: &Context, m: usize, n: usize, k: usize) -> usize {
+    k.div_ceil(MAX_K_SLICE).min(max_weight_grad_slices(ctx, m, n)).max(1)
+}
+
+/// The most [m, n] partials one bindable buffer holds.
+fn max_weight_grad_slices(ctx: &Context, m: usize, n: usize) -> usize {
+    (ctx.limits().max_storage_buffer_binding_size / 4) as usize / (m * n).max(1)
+}
+
+/// Backward-weight's K slices as a candidate of [`time_weight_grad_split`] has them.
+pub fn weight_grad_slices_of(ctx: &Context, g: &Conv2dGeometry, cut: bool) -> usize {
+    let [m, n, k] = weight_grad_dims(g);
+    if cut {
+        weight_grad_slices_by_rule(ctx, m, n, k)
+    } else {
+        weight_grad_slices_fewest(ctx, m, n, k)
+    }
+}
+
+/// A timer for the weight gradient's split: each call runs backward-weight of `g` (its batch
+/// cut so that a run is at most 2³⁰ flops) in the rule's slices (`true`)
+/// or the fewest (`false`), and returns how long it took. The buffers are allocated on the
+/// first call.
+pub fn time_weight_grad_split<'a>(ctx: &'a Context, g: &Conv2dGeometry) -> impl FnMut(bool) -> Result<Duration> + 'a {
+    let [m, n, _] = weight_grad_dims(g);
+    let per_image = 2 * m * n * g.oh * g.ow;
+    let proxy = Conv2dGeometry { batch: g.batch.min(WEIGHT_GRAD_PROXY_MAX_FLOPS / per_image.max(1)).max(1), ..*g };
+    let mut buffers = None;
+    move |cut| {
+        let (dy, x, dw) = match &mut buffers {
+            Some(allocated) => &*allocated,
+            empty => {
+                &*empty.insert((ctx.alloc(proxy.y_len())?, ctx.alloc(proxy.x_len())?, ctx.alloc(proxy.weight_len())?))
+            }
+        };
+        ctx.synchronize()?;
+        let start = Instant::now();
+        backward_weight_in_slices(
+            ctx,
+            &proxy,
+            [dy, x],
+            dw,
+            Output::Overwrite,
+            weight_grad_slices_of(ctx, &proxy, cut),
+        )?;
+        ctx.synchronize()?;
+        Ok(start.elapsed())
+    }
 }
 
 /// db\[c\] (+)= Σ_{n, i} dy[n, c, i]: the bias gradient of conv2d and conv_transpose2d.
