@@ -479,6 +479,15 @@ impl Trainer {
                 describe(&val),
                 if decision.is_best { "  [best]" } else { "" }
             );
+            if let Some(recon) = stalled_validation(&self.progress.history) {
+                eprintln!(
+                    "warning: the validation reconstruction loss is {recon} in each of epochs {}–{}, to the last \
+                     digit: the decoder's output no longer changes, so the model is not learning (a saturated \
+                     output, as tanh's at ±1, passes no gradient; a lower --lr may keep it out of saturation)",
+                    epoch + 2 - STALLED_EPOCHS,
+                    epoch + 1
+                );
+            }
             if decision.should_stop {
                 println!("early stopping: no better validation loss for {} epochs", self.config.patience);
                 break;
@@ -682,9 +691,49 @@ fn describe(s: &LossValues) -> String {
     format!("loss {:.3} ({})", loss.unwrap_or(f64::NAN), parts.join(", "))
 }
 
+/// Epochs in a row with the same validation reconstruction loss, to the last bit, after which
+/// a run says it is not learning: a loss summed over thousands of pixels in f64 that repeats
+/// exactly means the decoder's outputs did not move (one repeat may be chance on tiny data).
+const STALLED_EPOCHS: usize = 3;
+
+/// The validation reconstruction loss when the last [`STALLED_EPOCHS`] epochs of `history`
+/// (and not the one before them) had exactly that value: `Some` once per stall, at the epoch
+/// that makes it [`STALLED_EPOCHS`] long.
+fn stalled_validation(history: &[EpochMetrics]) -> Option<f64> {
+    let recon = history.last()?.val.recon;
+    let same = history.iter().rev().take_while(|e| e.val.recon.to_bits() == recon.to_bits()).count();
+    (same == STALLED_EPOCHS).then_some(recon)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn epochs_with_val_recon(recons: &[f64]) -> Vec<EpochMetrics> {
+        let train = LossValues { loss: 1.0, recon: 1.0, ..LossValues::default() };
+        let row = |(i, &recon): (usize, &f64)| {
+            EpochMetrics::new(i + 1, 1e-3, 1.0, &train, &LossValues { loss: recon, recon, ..LossValues::default() })
+        };
+        recons.iter().enumerate().map(row).collect()
+    }
+
+    #[test]
+    fn a_run_whose_validation_recon_repeats_to_the_last_bit_for_three_epochs_is_stalled() {
+        let stuck = 805.9312651367187;
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[stuck, stuck])), None, "two epochs: not yet");
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[stuck, stuck, stuck])), Some(stuck));
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[900.0, stuck, stuck, stuck])), Some(stuck));
+        // Said once per stall: the fourth equal epoch does not repeat the warning.
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[stuck, stuck, stuck, stuck])), None);
+    }
+
+    #[test]
+    fn a_run_whose_validation_recon_moves_even_in_the_last_bit_is_not_stalled() {
+        let next = f64::from_bits(805.9312651367187f64.to_bits() + 1);
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[805.9312651367187, 805.9312651367187, next])), None);
+        assert_eq!(stalled_validation(&epochs_with_val_recon(&[3.0, 2.0, 1.0])), None);
+        assert_eq!(stalled_validation(&[]), None);
+    }
 
     /// Progress two epochs and three batches into a run, with a record of each epoch.
     fn progress_mid_run() -> Progress {
