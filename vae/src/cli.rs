@@ -50,8 +50,10 @@ pub struct TrainCli {
     /// when another is given.
     #[arg(long)]
     pub cpu_gemm: Option<String>,
-    /// On a GPU, choose each GEMM tile by timing both the first time a shape class needs one,
-    /// instead of the size rule (seconds once per machine), and keep the choices for later runs
+    /// On a GPU, choose each GEMM tile, whether to split a long K and into how many slices a
+    /// convolution's weight gradient cuts its K by timing the candidates the first time a shape
+    /// class needs a choice, instead of the size rules (seconds once per machine; tens on a
+    /// software adapter), and keep the choices for later runs
     /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). On the CPU the same
     /// as --cpu-kernels measured.
     #[arg(long)]
