@@ -1,26 +1,27 @@
-//! `dense` (Messaoudi et al.): a fully connected VAE.
-//! encoder: flatten C·H·W → Linear 512 → ReLU → Linear 256 → ReLU (F = 256)
-//! decoder: Linear z→256 → ReLU → Linear 512 → ReLU → Linear C·H·W → reshape [C, H, W]
+//! `dense` and `dense-small` (Messaoudi et al.): a fully connected VAE, its two hidden widths
+//! [wide, narrow] = [512, 256] or [256, 128].
+//! encoder: flatten C·H·W → Linear wide → ReLU → Linear narrow → ReLU (F = narrow)
+//! decoder: Linear z→narrow → ReLU → Linear wide → ReLU → Linear C·H·W → reshape [C, H, W]
 
 use nn::{Flatten, Init, Linear, ReLU, Reshape, Sequential};
 
 use super::ModelConfig;
 
-pub(super) fn build(cfg: ModelConfig, init: &mut Init) -> nn::Result<super::PresetParts> {
+pub(super) fn build(cfg: ModelConfig, [wide, narrow]: [usize; 2], init: &mut Init) -> nn::Result<super::PresetParts> {
     let [c, h, w] = cfg.input;
     let pixels = c * h * w;
     let encoder = Sequential::new()
         .with(Flatten)
-        .with(Linear::new(pixels, 512, init)?)
+        .with(Linear::new(pixels, wide, init)?)
         .with(ReLU)
-        .with(Linear::new(512, 256, init)?)
+        .with(Linear::new(wide, narrow, init)?)
         .with(ReLU);
     let decoder = Sequential::new()
-        .with(Linear::new(cfg.z_dim, 256, init)?)
+        .with(Linear::new(cfg.z_dim, narrow, init)?)
         .with(ReLU)
-        .with(Linear::new(256, 512, init)?)
+        .with(Linear::new(narrow, wide, init)?)
         .with(ReLU)
-        .with(Linear::new(512, pixels, init)?)
+        .with(Linear::new(wide, pixels, init)?)
         .with(Reshape::new(&[c, h, w]));
-    Ok((Box::new(encoder), 256, Box::new(decoder)))
+    Ok((Box::new(encoder), narrow, Box::new(decoder)))
 }
