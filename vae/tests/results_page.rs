@@ -333,7 +333,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `eval/KEY`, a value of the run's eval/metrics.json.
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 12] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 14] = [
     (
         "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget)",
         PAPER_BUDGET_ARTEFACTS,
@@ -406,6 +406,22 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 12] = [
         ],
     ),
     (
+        "the CNN is the better model (samples, the dense model at their parameter count)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-small-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
+    (
+        "the CNN is the better model (reconstructions, the dense model at their parameter count)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-small-z16-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+        ],
+    ),
+    (
         "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
         JENA_CENTRED_ARTEFACTS,
         &[(1.0, "bn-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-s{seed}", "eval/test_neg_elbo")],
@@ -417,7 +433,7 @@ const MESSAOUDI_MSE_HEADING: &str = "### With the paper's loss (MSE) and a judge
 #[test]
 fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), MESSAOUDI_MSE_HEADING);
-    assert_eq!(rows.len(), 4, "two presets, two seeds");
+    assert_eq!(rows.len(), 6, "three presets, two seeds");
     for row in rows {
         let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(format!("{}-z16-s{}", row["preset"], row["seed"]));
         let name = run.display();
