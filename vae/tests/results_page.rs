@@ -333,7 +333,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `eval/KEY`, a value of the run's eval/metrics.json.
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 14] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 16] = [
     (
         "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget)",
         PAPER_BUDGET_ARTEFACTS,
@@ -422,6 +422,22 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 14] = [
         ],
     ),
     (
+        "z = 16 is best (loss, with their MSE, the dense model at their size)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-small-z4-s{seed}", "eval/test_neg_elbo"),
+            (-1.0, "dense-small-z16-s{seed}", "eval/test_neg_elbo"),
+        ],
+    ),
+    (
+        "z = 16 is best (samples, with their MSE, the dense model at their size)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "dense-small-z4-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "dense-small-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
+    (
         "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
         JENA_CENTRED_ARTEFACTS,
         &[(1.0, "bn-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-s{seed}", "eval/test_neg_elbo")],
@@ -451,6 +467,30 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
             assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
         }
         assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+    }
+}
+
+const MESSAOUDI_Z_HEADING: &str = "### The latent size with their MSE, the dense model at their size";
+
+#[test]
+fn every_number_of_the_messaoudi_latent_size_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_Z_HEADING);
+    assert_eq!(rows.len(), 14, "the paper's seven sizes, two seeds");
+    for row in rows {
+        let folder = format!("{}-z{}-s{}", row["preset"], row["z"], row["seed"]);
+        let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(folder);
+        let name = run.display();
+        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
+                .expect("config.json parses");
+        assert_eq!(config["z_dim"].as_f64().map(|z| z.to_string()), Some(row["z"].clone()), "{name}: z");
+        assert_eq!(config["recon"].as_str(), Some("mse"), "{name}: config.json's recon");
+        let provenance: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).expect("provenance.json"))
+                .expect("provenance.json parses");
+        let parameters = row["parameters"].replace(',', "");
+        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{name}");
     }
 }
 
