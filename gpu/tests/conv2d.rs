@@ -271,10 +271,7 @@ fn a_tuning_context_keeps_a_weight_gradient_split_and_either_choice_matches_the_
     // into 2): the fewest the kernel allows is 1 in both.
     let long_k = Conv2dGeometry::conv2d([4, 1, 40, 33], [2, 1, 2, 2], [1, 1], [0, 0], [1, 1]).unwrap();
     let dead_taps = Conv2dGeometry::conv2d([2100, 2, 1, 1], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("choices.tsv");
-    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
-    assert!(tuned.enable_tuning(Some(path.clone())));
+    let (_dir, path, tuned) = tuning_context();
     let mut rng = Rng::new();
     for g in [long_k, long_k] {
         let (dyb, xb) = (upload(&tuned, &rng.signed(g.y_len())), upload(&tuned, &rng.signed(g.x_len())));

@@ -126,10 +126,7 @@ fn every_rung_of_the_ladder_matches_the_reference_on_odd_sizes_strided_views_and
 #[test]
 fn a_tuning_context_times_the_tiles_once_per_shape_class_and_keeps_its_choice() {
     let Some(_) = ctx() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("choices.tsv");
-    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
-    assert!(tuned.enable_tuning(Some(path.clone())));
+    let (_dir, path, tuned) = tuning_context();
     assert!(!tuned.enable_tuning(None), "the first call decides");
     let mut rng = Rng::new();
     for (m, n, k) in [(130, 67, 200), (129, 66, 7)] {
@@ -148,10 +145,7 @@ fn a_tuning_context_times_the_split_k_once_per_class_and_either_choice_matches_t
     // One square tile over a K of 4,100: the rule cuts it (16 slices, 4 left over).
     let (m, n, k) = (33, 40, 4100);
     assert!(k_slices(ctx, 1, m, n, k) > 1, "the case must be one the rule splits");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("choices.tsv");
-    let tuned = gpu::Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
-    assert!(tuned.enable_tuning(Some(path.clone())));
+    let (_dir, path, tuned) = tuning_context();
     let mut rng = Rng::new();
     for accumulate in [false, true] {
         let case = Case { batch: 1, m, n, k, a_t: false, b_t: true, b_broadcast: false, accumulate };

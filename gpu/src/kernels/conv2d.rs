@@ -659,7 +659,7 @@ pub fn backward_weight_in_slices(
 /// the margin for the class of its GEMM (`gpu::tuning::Tuner::weight_grad_split`).
 pub fn weight_grad_slices(ctx: &Context, g: &Conv2dGeometry) -> usize {
     let [m, n, k] = weight_grad_dims(g);
-    let (rule, fewest) = (weight_grad_slices_by_rule(ctx, m, n, k), weight_grad_slices_fewest(ctx, m, n, k));
+    let (rule, fewest) = (weight_grad_slices_of(ctx, g, true), weight_grad_slices_of(ctx, g, false));
     let Some(tuner) = ctx.tuner().filter(|_| rule > fewest) else { return rule };
     match tuner.weight_grad_split(m, n, k, time_weight_grad_split(ctx, g)) {
         Ok(true) => rule,
@@ -673,15 +673,15 @@ pub fn weight_grad_slices(ctx: &Context, g: &Conv2dGeometry) -> usize {
 
 /// The rule's K slices for backward-weight's [m, n] output over `k`: enough for about
 /// `WEIGHT_GRAD_WORKGROUPS` (512) workgroups, none shorter than `MIN_K_SLICE` (1,024), none
-/// longer than `MAX_K_SLICE` (16,384), within one bindable buffer of partials.
+/// longer than `MAX_K_SLICE` (16,384), within one bindable buffer of partials: never fewer
+/// than [`weight_grad_slices_fewest`].
 pub fn weight_grad_slices_by_rule(ctx: &Context, m: usize, n: usize, k: usize) -> usize {
     let tiles = m.div_ceil(TILE as usize) * n.div_ceil(TILE as usize);
     WEIGHT_GRAD_WORKGROUPS
         .div_ceil(tiles.max(1))
         .min(k / MIN_K_SLICE)
-        .max(k.div_ceil(MAX_K_SLICE))
         .min(max_weight_grad_slices(ctx, m, n))
-        .max(1)
+        .max(weight_grad_slices_fewest(ctx, m, n, k))
 }
 
 /// The fewest K slices backward-weight may run in: none longer than `MAX_K_SLICE` (16,384),

@@ -31,6 +31,16 @@ pub fn wide_tile_context() -> &'static Context {
     })
 }
 
+/// A context of the test's own with tuning on, keeping its choices in a scratch folder (removed
+/// when the returned guard drops), and the cache file's path.
+pub fn tuning_context() -> (tempfile::TempDir, std::path::PathBuf, Context) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("choices.tsv");
+    let tuned = Context::new(gpu::AdapterPreference::AnyIncludingSoftware).unwrap();
+    assert!(tuned.enable_tuning(Some(path.clone())));
+    (dir, path, tuned)
+}
+
 /// xorshift64* seeded from the clock (or `VAE_TEST_SEED`), so every run draws new inputs;
 /// failures print the seed to reproduce them.
 pub struct Rng {
