@@ -208,15 +208,34 @@ pub fn median_times_taking_turns<E>(
     candidates: usize,
     rounds: usize,
     warmed_up: bool,
+    time: impl FnMut(usize) -> Result<Duration, E>,
+) -> Result<Vec<Duration>, E> {
+    median_times_dropping_the_slow(candidates, rounds, warmed_up, f64::INFINITY, time)
+}
+
+/// [`median_times_taking_turns`], except that a candidate whose first timed run is more than
+/// `slower_than` times the fastest first run takes no further turns: that one time stands as
+/// its median. A kernel several times slower than another needs no three runs to lose, and
+/// on a slow device (a CPU running a GPU's kernels) each of them costs seconds.
+pub fn median_times_dropping_the_slow<E>(
+    candidates: usize,
+    rounds: usize,
+    warmed_up: bool,
+    slower_than: f64,
     mut time: impl FnMut(usize) -> Result<Duration, E>,
 ) -> Result<Vec<Duration>, E> {
     for candidate in (0..candidates).filter(|_| !warmed_up) {
         time(candidate)?;
     }
     let mut times = vec![Vec::with_capacity(rounds.max(1)); candidates];
-    for _ in 0..rounds.max(1) {
+    for round in 0..rounds.max(1) {
+        let fastest_first = times.iter().filter_map(|runs: &Vec<Duration>| runs.first()).min().copied();
         for (candidate, runs) in times.iter_mut().enumerate() {
-            runs.push(time(candidate)?);
+            let dropped = round > 0
+                && fastest_first.is_some_and(|fastest| runs[0].as_secs_f64() > slower_than * fastest.as_secs_f64());
+            if !dropped {
+                runs.push(time(candidate)?);
+            }
         }
     }
     Ok(times
@@ -249,6 +268,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!(order, [0, 1, 0, 1], "warmed up by the caller: rounds only");
+    }
+
+    #[test]
+    fn a_candidate_far_slower_in_the_first_round_takes_no_more_turns() {
+        // Candidate 1 takes 10 ms against candidate 0's 1 and candidate 2's 1.5: beyond 2×,
+        // so it runs once; candidate 2, within 2×, runs every round.
+        let mut order = Vec::new();
+        let times = median_times_dropping_the_slow(3, 3, true, 2.0, |c| {
+            order.push(c);
+            Ok::<_, ()>(Duration::from_micros([1000, 10_000, 1500][c]))
+        })
+        .unwrap();
+        assert_eq!(order, [0, 1, 2, 0, 2, 0, 2]);
+        assert_eq!(times[1], Duration::from_millis(10), "its one run stands as its median");
     }
 
     #[test]

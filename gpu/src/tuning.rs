@@ -33,9 +33,20 @@
 //!   (`wgrad-split/t2^0/k2^16`) is timed on the layer itself (its batch cut so that a run is
 //!   at most 2³⁰ flops) in the rule's slices and in the fewest the kernel allows, as the split
 //!   K is.
+//! - The convolutions' rungs: each of the three kernels of a convolution (forward,
+//!   backward-data, backward-weight; a transposed convolution runs them too) can run on any
+//!   rung of its ladder ([`crate::kernels::conv2d::ConvRung`]), and the tensor ops run the top
+//!   one, the implicit GEMM. With tuning on, each class (`conv-rung/forward/t2^3/k2^9`: the
+//!   kernel, a backward-data's stride, and its GEMM's tiles and K as above) is timed on the
+//!   layer itself with as many of its images as the top rung runs in about 20 ms (all of
+//!   them on a real GPU, a few on lavapipe), its sub-choices (tile, split K) on the size rules
+//!   ([`on_the_rules`]) so that the proxy's shapes make no choices of their own; a rung more
+//!   than twice as slow as the fastest in the first round takes no further turns (the lower
+//!   rungs are 4–5× slower on lavapipe, and each of their runs costs seconds there), and the
+//!   top rung stays unless another is faster by more than the margin.
 //! - Overrides: [`Context::with_gemm_tile`] and [`Context::pin_gemm_tile`] (`train
 //!   --gemm-tile`) pin one tile for every launch (tests and the benchmarks pin theirs this
-//!   way); a context without tuning keeps the size rule. Each measurement prints a `tuning:`
+//!   way), [`Context::pin_conv_rung`] (`train --conv-rung`) one convolution rung; a context without tuning keeps the size rule. Each measurement prints a `tuning:`
 //!   line; a run whose classes are all in the cache prints none.
 //!
 //! Same machine and same choices give the same launches, so the same bits. The choices made
@@ -48,6 +59,7 @@ use descriptors::choices::ChoiceFile;
 
 use crate::context::Context;
 use crate::error::Result;
+use crate::kernels::conv2d::{ConvKernel, ConvRung};
 use crate::kernels::matmul::{k_slices_by_rule, matmul_k_sliced, matmul_on_rung, MatView, MatmulArgs};
 use crate::kernels::GemmTile;
 
@@ -65,6 +77,30 @@ const K_WHOLE: &str = "k-whole";
 const K_FEWEST: &str = "k-fewest";
 /// Timed rounds of a choice after the warm-up, the candidates taking turns.
 const ROUNDS: usize = 3;
+/// A convolution rung this many times slower than the fastest in the first round takes no
+/// further turns.
+const RUNG_SLOWER_THAN: f64 = 2.0;
+
+thread_local! {
+    /// Whether this thread is timing a convolution's rungs ([`on_the_rules`]).
+    static ON_THE_RULES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's launches on the size rules, as if tuning were off
+/// ([`Context::tuner`] answers `None`): a convolution's rungs are timed on a proxy with fewer
+/// images than the layer, and the proxy's GEMM shapes must not make (and cache) choices that
+/// only the proxy needs. Other threads sharing the context keep its choices.
+pub fn on_the_rules<T>(f: impl FnOnce() -> T) -> T {
+    let before = ON_THE_RULES.with(|flag| flag.replace(true));
+    let result = f();
+    ON_THE_RULES.with(|flag| flag.set(before));
+    result
+}
+
+/// Whether this thread is inside [`on_the_rules`].
+pub fn timing_on_the_rules() -> bool {
+    ON_THE_RULES.with(|flag| flag.get())
+}
 
 /// A context's measured choices, and the file that keeps them between runs.
 pub struct Tuner {
@@ -76,7 +112,11 @@ impl Tuner {
     /// A tuner for the adapter `adapter_key`, with the choices `cache` holds for it (a missing
     /// file holds none).
     pub fn new(adapter_key: String, cache: Option<PathBuf>) -> Tuner {
-        let known = |name: &str| tile_from_name(name).is_some() || [K_SPLIT, K_WHOLE, K_FEWEST].contains(&name);
+        let known = |name: &str| {
+            tile_from_name(name).is_some()
+                || [K_SPLIT, K_WHOLE, K_FEWEST].contains(&name)
+                || ConvRung::from_name(name).is_some()
+        };
         Tuner { choices: ChoiceFile::open(cache, adapter_key, known) }
     }
 
@@ -120,6 +160,23 @@ impl Tuner {
         self.cut_or_not("weight gradient's split", &weight_grad_split_class(m, n, k), K_FEWEST, time)
     }
 
+    /// The rung a convolution kernel of `class` ([`conv_rung_class`]) runs on: the cached
+    /// choice, or the fastest as `time(rung)` measures them (its first call warms every rung
+    /// up), three rounds taking turns, a rung more than twice as slow as the fastest in the
+    /// first round dropped after it; the top rung stays unless another is faster by more
+    /// than the margin.
+    pub fn conv_rung(&self, class: &str, mut time: impl FnMut(ConvRung) -> Result<Duration>) -> Result<ConvRung> {
+        let top = ConvRung::ImplicitGemm;
+        let names: Vec<&str> = ConvRung::ALL.iter().rev().map(|rung| rung.name()).collect();
+        let chosen =
+            self.choices.choose_timed_together("convolution's rungs", class, &names, Some(top.name()), |names| {
+                descriptors::choices::median_times_dropping_the_slow(names.len(), ROUNDS, true, RUNG_SLOWER_THAN, |i| {
+                    time(ConvRung::from_name(names[i]).unwrap_or(top))
+                })
+            })?;
+        Ok(ConvRung::from_name(&chosen).unwrap_or(top))
+    }
+
     /// The rule's cut (`time(true)`, the incumbent) against `uncut` (`time(false)`), for `class`.
     fn cut_or_not(
         &self,
@@ -156,6 +213,8 @@ pub fn describe_choice(class: &str, choice: &str) -> String {
         format!("split K {rest}: {choice}")
     } else if let Some(rest) = class.strip_prefix("wgrad-split/") {
         format!("weight gradient split {rest}: {choice}")
+    } else if let Some(rest) = class.strip_prefix("conv-rung/") {
+        format!("convolution rung {rest}: {choice}")
     } else {
         format!("gemm tile {class}: {choice}")
     }
@@ -170,6 +229,19 @@ pub fn k_split_class(m: usize, n: usize, k: usize) -> String {
 /// The class of a convolution's weight gradient of [m, n] outputs over `k` (`wgrad-split/t2^0/k2^16`).
 pub fn weight_grad_split_class(m: usize, n: usize, k: usize) -> String {
     format!("wgrad-split/{}", tiles_and_k(m, n, k))
+}
+
+/// The class of a convolution kernel whose GEMM has [m, n] outputs over `k`, as the cache
+/// names it: `conv-rung/forward/t2^3/k2^9`. A strided backward-data (a strided transposed
+/// convolution's forward) is a class of its own per stride, `conv-rung/backward-data-s2/…`:
+/// its GEMM rungs skip the taps that miss, the direct rung walks them all.
+pub fn conv_rung_class(kernel: ConvKernel, stride: [usize; 2], m: usize, n: usize, k: usize) -> String {
+    let name = kernel.name().trim_start_matches("conv2d_").replace('_', "-");
+    let strided = match kernel {
+        ConvKernel::BackwardData if stride != [1, 1] => format!("-s{}x{}", stride[0], stride[1]),
+        _ => String::new(),
+    };
+    format!("conv-rung/{name}{strided}/{}", tiles_and_k(m, n, k))
 }
 
 /// ⌊log₂⌋ of the square tiles of an [m, n] output and of `k`: `t2^3/k2^12`.
@@ -320,6 +392,59 @@ mod tests {
             ]
         );
         assert_eq!(describe_choice("wgrad-split/t2^0/k2^16", K_FEWEST), "weight gradient split t2^0/k2^16: k-fewest");
+    }
+
+    #[test]
+    fn the_top_convolution_rung_stays_unless_another_is_faster_by_more_than_the_margin() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |direct_us: u64, tiled_us: u64, top_us: u64| {
+            move |rung: ConvRung| {
+                Ok(Duration::from_micros(match rung {
+                    ConvRung::Direct => direct_us,
+                    ConvRung::Tiled16 => tiled_us,
+                    ConvRung::ImplicitGemm => top_us,
+                }))
+            }
+        };
+        let class = |k| conv_rung_class(ConvKernel::Forward, [1, 1], 64, 64, k);
+        assert_eq!(tuner.conv_rung(&class(100), timer(4000, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.conv_rung(&class(1000), timer(970, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.conv_rung(&class(4000), timer(5000, 600, 1000)).unwrap(), ConvRung::Tiled16);
+        // The first class again: no new measurement.
+        assert_eq!(tuner.conv_rung(&class(120), |_| panic!("measured twice")).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.choices().len(), 3);
+    }
+
+    #[test]
+    fn a_convolution_rung_far_slower_than_the_top_one_is_timed_once() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let mut order = Vec::new();
+        let class = conv_rung_class(ConvKernel::BackwardWeight, [2, 2], 64, 576, 1 << 15);
+        tuner
+            .conv_rung(&class, |rung| {
+                order.push(rung);
+                Ok(Duration::from_millis(if rung == ConvRung::ImplicitGemm { 1 } else { 5 }))
+            })
+            .unwrap();
+        use ConvRung::*;
+        assert_eq!(order, [ImplicitGemm, Tiled16, Direct, ImplicitGemm, ImplicitGemm]);
+    }
+
+    #[test]
+    fn convolution_rung_classes_name_the_kernel_and_a_backward_datas_stride() {
+        assert_eq!(conv_rung_class(ConvKernel::Forward, [2, 2], 64, 4096, 576), "conv-rung/forward/t2^6/k2^9");
+        assert_eq!(
+            conv_rung_class(ConvKernel::BackwardData, [2, 2], 64, 4096, 576),
+            "conv-rung/backward-data-s2x2/t2^6/k2^9"
+        );
+        assert_eq!(
+            conv_rung_class(ConvKernel::BackwardWeight, [2, 2], 64, 576, 4096),
+            "conv-rung/backward-weight/t2^3/k2^12"
+        );
+        assert_eq!(
+            describe_choice("conv-rung/forward/t2^6/k2^9", "tiled16"),
+            "convolution rung forward/t2^6/k2^9: tiled16"
+        );
     }
 
     #[test]

@@ -302,3 +302,37 @@ fn a_tuning_context_keeps_a_weight_gradient_split_and_either_choice_matches_the_
         }
     }
 }
+
+#[test]
+fn a_tuning_context_times_each_convolution_kernels_rungs_once_and_no_gemm_shape_of_the_proxy() {
+    let Some(_) = ctx() else { return };
+    // 64 output channels: the top rung's forward and backward-weight GEMMs ask for a tile, so
+    // a proxy timed with tuning on would make choices for its own, smaller shapes.
+    let g = Conv2dGeometry::conv2d([8, 8, 16, 16], [64, 8, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+    let (_dir, path, tuned) = tuning_context();
+    let kernels = [ConvKernel::Forward, ConvKernel::BackwardData, ConvKernel::BackwardWeight];
+    let rungs: Vec<ConvRung> = kernels.iter().map(|&kernel| conv2d::chosen_rung(&tuned, kernel, &g)).collect();
+    let choices = tuned.tuner().expect("tuning is on").choices();
+    assert_eq!(choices.len(), 3, "one rung class per kernel and nothing else: {choices:?}");
+    assert!(choices.iter().all(|(class, _)| class.starts_with("conv-rung/")), "{choices:?}");
+    let kept = std::fs::read_to_string(&path).unwrap();
+    for (class, rung) in &choices {
+        assert!(kept.contains(&format!("\t{class}\t{rung}\n")), "{kept}");
+    }
+    // Asked again, each kernel gets its kept rung without a measurement.
+    for (&kernel, &rung) in kernels.iter().zip(&rungs) {
+        assert_eq!(conv2d::chosen_rung(&tuned, kernel, &g), rung);
+    }
+    assert_eq!(tuned.tuner().unwrap().choices(), choices);
+}
+
+#[test]
+fn a_pinned_convolution_rung_wins_over_the_top_rung_and_over_tuning() {
+    let Some(_) = ctx() else { return };
+    let g = Conv2dGeometry::conv2d([2, 3, 7, 9], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let (_dir, _path, tuned) = tuning_context();
+    assert!(tuned.pin_conv_rung(ConvRung::Tiled16));
+    assert!(!tuned.pin_conv_rung(ConvRung::Direct), "the first pin decides");
+    assert_eq!(conv2d::chosen_rung(&tuned, ConvKernel::Forward, &g), ConvRung::Tiled16);
+    assert!(tuned.tuner().unwrap().choices().is_empty(), "nothing timed under a pin");
+}

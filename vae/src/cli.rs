@@ -50,10 +50,11 @@ pub struct TrainCli {
     /// when another is given.
     #[arg(long)]
     pub cpu_gemm: Option<String>,
-    /// On a GPU, choose each GEMM tile, whether to split a long K and into how many slices a
-    /// convolution's weight gradient cuts its K by timing the candidates the first time a shape
-    /// class needs a choice, instead of the size rules (seconds once per machine; tens on a
-    /// software adapter), and keep the choices for later runs
+    /// On a GPU, choose each GEMM tile, whether to split a long K, into how many slices a
+    /// convolution's weight gradient cuts its K and on which rung of their ladder (direct,
+    /// tiled16, implicit_gemm) each convolution kernel runs, by timing the candidates the
+    /// first time a shape class needs a choice, instead of the size rules (seconds once per
+    /// machine; tens on a software adapter), and keep the choices for later runs
     /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). On the CPU the same
     /// as --cpu-kernels measured.
     #[arg(long)]
@@ -62,6 +63,12 @@ pub struct TrainCli {
     /// rule and over --tune-kernels. No effect on a CPU.
     #[arg(long, value_parser = ["square64", "wide128"])]
     pub gemm_tile: Option<String>,
+    /// On a GPU, run every convolution kernel (conv2d and conv_transpose2d, forward and both
+    /// gradients) on this rung of its ladder: `direct` (the definition, one invocation per
+    /// output), `tiled16` (a GEMM on 16×16 tiles in workgroup memory) or `implicit_gemm` (the
+    /// default), over --tune-kernels. No effect on a CPU.
+    #[arg(long, value_parser = ["direct", "tiled16", "implicit_gemm"])]
+    pub conv_rung: Option<String>,
 }
 
 /// How the CPU's kernels are chosen (`train --cpu-kernels`).

@@ -42,7 +42,10 @@ pub struct Invocation {
     /// CPU threads.
     pub threads: usize,
     /// How the kernels were chosen, one entry per choice: on a GPU `gemm tile m>64/t2^5: wide128
-    /// (measured)`, `gemm tile: pinned square64` or `gemm tile: size rule`; on the CPU first
+    /// (measured)` (and the split K, weight-gradient split and `convolution rung forward/t2^6/k2^9:
+    /// implicit_gemm` choices likewise), `gemm tile: pinned square64` or `gemm tile: size rule`
+    /// and `convolution rung: implicit_gemm`, with `convolution rung: pinned tiled16` under
+    /// `--conv-rung`; on the CPU first
     /// `f32 GEMM kernel: avx2-6x16-kc512 (measured)` (or `pinned`, or `rule`), then
     /// `conv2d_forward F32 64→128 … b64 on avx2-6x16-kc512: per-image (measured)` per class, or
     /// `convolution images per GEMM: size rule`; empty on the reference device.
@@ -148,18 +151,22 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     }
     let tensor::Device::Gpu(gpu) = device else { return Vec::new() };
     let ctx = gpu.context();
-    if let Some(tile) = ctx.forced_gemm_tile() {
-        return vec![format!("gemm tile: pinned {}", gpu::tuning::tile_name(tile))];
-    }
-    match ctx.tuner() {
-        Some(tuner) => {
-            let describe = |(class, choice): (String, String)| {
-                format!("{} (measured)", gpu::tuning::describe_choice(&class, &choice))
-            };
-            tuner.choices().into_iter().map(describe).collect()
-        }
+    let pinned_rung = ctx.forced_conv_rung().map(|rung| format!("convolution rung: pinned {}", rung.name()));
+    let measured = ctx.tuner().map(|tuner| tuner.choices()).unwrap_or_default();
+    let describe =
+        |(class, choice): &(String, String)| format!("{} (measured)", gpu::tuning::describe_choice(class, choice));
+    let is_rung = |(class, _): &&(String, String)| class.starts_with("conv-rung/");
+    let mut lines: Vec<String> = match ctx.forced_gemm_tile() {
+        Some(tile) => vec![format!("gemm tile: pinned {}", gpu::tuning::tile_name(tile))],
+        None if ctx.tuner().is_some() => measured.iter().filter(|c| !is_rung(c)).map(describe).collect(),
         None => vec!["gemm tile: size rule".to_string()],
+    };
+    match pinned_rung {
+        Some(pinned) => lines.push(pinned),
+        None if ctx.tuner().is_some() => lines.extend(measured.iter().filter(is_rung).map(describe)),
+        None => lines.push("convolution rung: implicit_gemm".to_string()),
     }
+    lines
 }
 
 /// The CPU's name as provenance.json and the kernel-choice cache give it (defined with the

@@ -278,6 +278,33 @@ fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance(
 }
 
 #[test]
+fn a_gpu_runs_convolution_rungs_are_timed_or_pinned_and_named_in_provenance() {
+    let scratch = common::scratch("conv-rungs");
+    let run = |name: &str, extra: &[&str]| {
+        let d = scratch.path().join(name);
+        let mut cmd = train();
+        cmd.env("VAE_KERNEL_CACHE", scratch.path().join("choices.tsv"));
+        cmd.args(["--arch", "basic", "--image-size", "32", "--max-images", "32", "--batch-size", "16", "--z-dim", "4"]);
+        let out = cmd.args(["--epochs", "1", "--device", "gpu", "--run-dir"]).arg(&d).args(extra).output().unwrap();
+        let provenance = std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default();
+        (out, provenance)
+    };
+    let (tuned, provenance) = run("tuned", &["--tune-kernels"]);
+    if skipped_for_want_of_a_gpu(&tuned) {
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&tuned.stdout);
+    assert!(tuned.status.success(), "{}", String::from_utf8_lossy(&tuned.stderr));
+    assert!(stdout.contains("tuning: timing the convolution's rungs (conv-rung/forward/"), "{stdout}");
+    assert!(provenance.contains("\"convolution rung forward/"), "{provenance}");
+    let (pinned, provenance) = run("pinned", &["--conv-rung", "tiled16"]);
+    let stdout = String::from_utf8_lossy(&pinned.stdout);
+    assert!(pinned.status.success() && stdout.contains("every convolution on the tiled16 rung"), "{stdout}");
+    assert!(provenance.contains("\"convolution rung: pinned tiled16\""), "{provenance}");
+    assert!(!provenance.contains("convolution rung forward/"), "a pinned run lists no measured rung: {provenance}");
+}
+
+#[test]
 fn a_profiled_gpu_run_reports_its_launches_and_its_peak_gpu_memory() {
     let (_scratch, d) = common::run_dir("gpu-profile");
     let out = train().args(small_args(&d)).args(["--epochs", "1", "--device", "gpu", "--profile"]).output().unwrap();

@@ -349,6 +349,8 @@ pub struct Context {
     error: Arc<Mutex<Option<String>>>,
     /// The GEMM tile every launch uses, when forced ([`Context::with_gemm_tile`]).
     forced_gemm_tile: std::sync::OnceLock<GemmTile>,
+    /// The convolution rung [`Context::pin_conv_rung`] forced on every launch of the tensor ops.
+    forced_conv_rung: std::sync::OnceLock<crate::kernels::conv2d::ConvRung>,
     /// Kernel choices by measurement, once [`Context::enable_tuning`] turned them on.
     tuner: std::sync::OnceLock<crate::tuning::Tuner>,
     /// Whether convolutions with few output tiles split their K ([`Context::set_conv_split_k`]).
@@ -470,6 +472,7 @@ impl Context {
             counters: LiveCounters::default(),
             error,
             forced_gemm_tile: std::sync::OnceLock::new(),
+            forced_conv_rung: std::sync::OnceLock::new(),
             tuner: std::sync::OnceLock::new(),
             conv_split_k: AtomicBool::new(true),
         })
@@ -542,9 +545,10 @@ impl Context {
         self.tuner.set(crate::tuning::Tuner::new(key, cache)).is_ok()
     }
 
-    /// The measured choices, when tuning is on.
+    /// The measured choices, when tuning is on and this thread is not timing a convolution's
+    /// rungs (those run on the size rules: see [`crate::tuning::on_the_rules`]).
     pub fn tuner(&self) -> Option<&crate::tuning::Tuner> {
-        self.tuner.get()
+        self.tuner.get().filter(|_| !crate::tuning::timing_on_the_rules())
     }
 
     /// The tile [`Self::with_gemm_tile`] forced, if any.
@@ -557,6 +561,18 @@ impl Context {
     /// and returns false.
     pub fn pin_gemm_tile(&self, tile: GemmTile) -> bool {
         self.forced_gemm_tile.set(tile).is_ok()
+    }
+
+    /// Runs every convolution of the tensor ops (conv2d and conv_transpose2d, each of their
+    /// kernels) on `rung` from now on (`train --conv-rung`): over the top rung and over measured
+    /// choices. The first pin decides; a later one changes nothing and returns false.
+    pub fn pin_conv_rung(&self, rung: crate::kernels::conv2d::ConvRung) -> bool {
+        self.forced_conv_rung.set(rung).is_ok()
+    }
+
+    /// The rung [`Self::pin_conv_rung`] forced, if any.
+    pub fn forced_conv_rung(&self) -> Option<crate::kernels::conv2d::ConvRung> {
+        self.forced_conv_rung.get().copied()
     }
 
     /// Turns off (or on again) the K split of convolutions whose output makes few tiles

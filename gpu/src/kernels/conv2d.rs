@@ -427,6 +427,94 @@ impl ConvRung {
             ConvRung::ImplicitGemm => "implicit_gemm",
         }
     }
+
+    /// The rung [`ConvRung::name`] names.
+    pub fn from_name(name: &str) -> Option<ConvRung> {
+        ConvRung::ALL.into_iter().find(|rung| rung.name() == name)
+    }
+}
+
+/// The rung the tensor ops run `kernel` of `g` on: the one [`Context::pin_conv_rung`]
+/// pinned; else the top rung, unless a tuning context (`Context::enable_tuning`) measured
+/// another faster by more than the margin for the class of `g` ([`crate::tuning::Tuner::conv_rung`]).
+pub fn chosen_rung(ctx: &Context, kernel: ConvKernel, g: &Conv2dGeometry) -> ConvRung {
+    if let Some(rung) = ctx.forced_conv_rung() {
+        return rung;
+    }
+    let Some(tuner) = ctx.tuner() else { return ConvRung::ImplicitGemm };
+    let [m, n, k] = gemm_dims(kernel, g);
+    let class = crate::tuning::conv_rung_class(kernel, g.stride, m, n, k);
+    match tuner.conv_rung(&class, time_conv_rungs(ctx, kernel, g)) {
+        Ok(rung) => rung,
+        Err(e) => {
+            eprintln!("warning: timing the convolution's rungs failed ({e}); using the implicit GEMM");
+            ConvRung::ImplicitGemm
+        }
+    }
+}
+
+/// The [M, N, K] of `kernel`'s GEMM on `g`'s live taps (the same for every rung; rung 1 walks
+/// the dead taps too).
+fn gemm_dims(kernel: ConvKernel, g: &Conv2dGeometry) -> [usize; 3] {
+    let (run, _) = run_geometry(g);
+    match kernel {
+        ConvKernel::Forward => [g.c_out, g.batch * g.oh * g.ow, g.c_in * run.kh * run.kw],
+        ConvKernel::BackwardData => [g.c_in, g.batch * g.h * g.w, g.c_out * run.kh * run.kw],
+        ConvKernel::BackwardWeight => weight_grad_dims(g),
+    }
+}
+
+/// How long one timed run of the top rung takes when a convolution's rungs are timed: the
+/// proxy holds as many of the layer's images as the top rung runs in this time (every one on
+/// a real GPU, where a layer takes microseconds; one to a few on lavapipe, where the lower
+/// rungs take seconds a batch).
+const RUNG_PROXY_SECONDS: f64 = 0.02;
+
+/// A timer for [`crate::tuning::Tuner::conv_rung`]: each call runs `kernel` of a proxy of `g`
+/// on the given rung and returns how long it took. The first call runs every rung once on
+/// one image (building their pipelines) and times the top rung there, which sizes the
+/// proxy's batch (`RUNG_PROXY_SECONDS`, 20 ms). Every launch runs [`crate::tuning::on_the_rules`].
+pub fn time_conv_rungs<'a>(
+    ctx: &'a Context,
+    kernel: ConvKernel,
+    g: &Conv2dGeometry,
+) -> impl FnMut(ConvRung) -> Result<Duration> + 'a {
+    let layer = *g;
+    let run = move |rung: ConvRung, g: &Conv2dGeometry, [a, b, out]: &[GpuBuffer; 3]| -> Result<Duration> {
+        ctx.synchronize()?;
+        let start = Instant::now();
+        crate::tuning::on_the_rules(|| launch(ctx, kernel, rung, g, [a, b], None, out, Output::Overwrite))?;
+        ctx.synchronize()?;
+        Ok(start.elapsed())
+    };
+    let operands = move |g: &Conv2dGeometry| -> Result<[GpuBuffer; 3]> {
+        // Zeroed: a pooled buffer may hold denormals from its last use, slow on a CPU adapter.
+        let [a, b, out] = kernel.operands(g).map(|(_, len)| ctx.alloc(len));
+        let buffers = [a?, b?, out?];
+        for buffer in &buffers {
+            ctx.clear(buffer)?;
+        }
+        Ok(buffers)
+    };
+    let mut proxy: Option<(Conv2dGeometry, [GpuBuffer; 3])> = None;
+    move |rung| {
+        let (g, buffers) = match &mut proxy {
+            Some(sized) => &*sized,
+            empty => {
+                let one = Conv2dGeometry { batch: 1, ..layer };
+                let buffers = operands(&one)?;
+                for rung in ConvRung::ALL {
+                    run(rung, &one, &buffers)?;
+                }
+                let per_image = run(ConvRung::ImplicitGemm, &one, &buffers)?.as_secs_f64();
+                let batch = ((RUNG_PROXY_SECONDS / per_image.max(1e-9)) as usize).clamp(1, layer.batch.max(1));
+                let g = Conv2dGeometry { batch, ..layer };
+                let buffers = if batch == 1 { buffers } else { operands(&g)? };
+                &*empty.insert((g, buffers))
+            }
+        };
+        run(rung, g, buffers)
+    }
 }
 
 /// out (+)= `kernel` of `g` on `rung` (see [`ConvKernel`] for each kernel's operands and

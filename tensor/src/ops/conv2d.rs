@@ -6,7 +6,7 @@
 //! Also home of what conv_transpose2d shares: `run_kernel` (its ops run these kernels on the
 //! transposed geometry) and the bias gradient (`channel_sums`).
 
-use gpu::kernels::conv2d::{self as gpu_kernel, ConvRung};
+use gpu::kernels::conv2d as gpu_kernel;
 use gpu::kernels::Output;
 
 use crate::cpu::conv as kernel;
@@ -159,7 +159,7 @@ pub(crate) fn run_kernel(
                 let g = Conv2dGeometry { batch: part.rows, ..*g };
                 let (a, b) = (i[0].expect("first operand"), i[1].expect("second operand"));
                 let mode = if out_cut == Cut::Sum { part.mode } else { Output::Overwrite };
-                gpu_kernel::launch(ctx, kernel, ConvRung::ImplicitGemm, &g, [a, b], i[2], out, mode)
+                gpu_kernel::launch(ctx, kernel, gpu_kernel::chosen_rung(ctx, kernel, &g), &g, [a, b], i[2], out, mode)
             })?;
             Ok(out)
         }

@@ -50,6 +50,10 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     }
     if let tensor::Device::Gpu(gpu) = &device {
         let ctx = gpu.context();
+        if let Some(rung) = cli.conv_rung.as_deref().and_then(gpu::kernels::conv2d::ConvRung::from_name) {
+            ctx.pin_conv_rung(rung);
+            println!("kernels: every convolution on the {} rung (--conv-rung)", rung.name());
+        }
         if let Some(tile) = cli.gemm_tile.as_deref().and_then(gpu::tuning::tile_from_name) {
             ctx.pin_gemm_tile(tile);
             println!("kernels: every GEMM on the {} tile (--gemm-tile)", gpu::tuning::tile_name(tile));
@@ -57,8 +61,12 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
             let cache = vae::cli::kernel_cache_path();
             ctx.enable_tuning(cache.clone());
             match cache {
-                Some(path) => println!("kernels: GEMM tiles chosen by timing, kept in {}", path.display()),
-                None => println!("kernels: GEMM tiles chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"),
+                Some(path) => {
+                    println!("kernels: GEMM tiles and convolution rungs chosen by timing, kept in {}", path.display())
+                }
+                None => println!(
+                    "kernels: GEMM tiles and convolution rungs chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"
+                ),
             }
         }
     }
