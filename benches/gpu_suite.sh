@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/notebooks/performance.md ("Back on the H100") in one run, ours beside
 # PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
-#   steps:   one training step, B1–B5: ours (`train_step -- --device gpu`, and with 8 and 128
+#   steps:   one training step, B1–B5: ours (`train_step -- --device gpu`, with every tile, K split
+#            and convolution rung chosen by timing (`--tune-kernels`), and with 8 and 128
 #            launches per submit besides the default 32, submitting from the recording thread
 #            instead of the context's thread for it, and B2, B3, B5 with convolutions never
 #            splitting their K), PyTorch eager, and PyTorch with fused Adam (`--fused-adam`);
@@ -12,7 +13,7 @@
 # Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
 #
 # usage: bash benches/gpu_suite.sh [OUT_DIR [PART ...]]
-# Without PARTs it runs all four, longer than ten minutes on an H100 (estimated: steps about 8,
+# Without PARTs it runs all four, longer than ten minutes on an H100 (estimated: steps about 10,
 # kernels about 4, the probe up to 9, tests about 5): where one command may run for at most ten,
 # run them in separate commands, e.g. `steps`, then `kernels tests`, then `probe`.
 # With cargo on the machine the benches are built here; without it (a machine that received
@@ -53,6 +54,9 @@ steps() {
     echo "== training step, ours, submitting from the recording thread"
     bench train_step --device gpu --submit-inline >"$out/step_ours_inline.txt" 2>&1
     grep -E '^\| B|host (recording|CPU)' "$out/step_ours_inline.txt"
+    echo "== training step, ours, every GPU kernel choice by timing (--tune-kernels)"
+    bench train_step --device gpu --tune-kernels >"$out/step_ours_tuned.txt" 2>&1
+    grep -E '^\| B|host (recording|CPU)' "$out/step_ours_tuned.txt"
     echo "== training step, ours, convolutions never splitting their K"
     bench train_step --device gpu --workloads B2,B3,B5 --no-conv-split-k >"$out/step_ours_no_split.txt" 2>&1
     grep -E '^\| B' "$out/step_ours_no_split.txt"

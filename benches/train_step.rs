@@ -10,6 +10,7 @@
 //! cargo bench --bench train_step -- --device gpu --submit-inline
 //! cargo bench --bench train_step -- --device gpu --no-conv-split-k
 //! cargo bench --bench train_step -- --tune-kernels          # CPU kernels by timing, as train does
+//! cargo bench --bench train_step -- --device gpu --tune-kernels   # GPU tiles, splits and rungs by timing
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
@@ -129,8 +130,9 @@ struct Options {
     submit_inline: bool,
     /// Convolutions never split their K (`gpu::Context::set_conv_split_k(false)`).
     no_conv_split_k: bool,
-    /// On the CPU, convolutions choose their cut by timing (`tensor::cpu::tuning`), during the
-    /// warm-up steps, kept for this process only.
+    /// Kernels chosen by timing during the warm-up steps, kept for this process only: on the
+    /// CPU the GEMM kernel and the convolutions' cuts (`tensor::cpu::tuning`), on a GPU the
+    /// tiles, K splits and convolution rungs (`gpu::tuning`), as `train --tune-kernels` does.
     tune_kernels: bool,
     child: Option<String>,
 }
@@ -182,12 +184,6 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.no_conv_split_k && o.device != "gpu" {
         return Err(format!("--no-conv-split-k needs --device gpu, got --device {}", o.device));
-    }
-    if o.tune_kernels && o.device != "cpu" {
-        return Err(format!(
-            "--tune-kernels times the CPU's kernels (GEMM, convolution cuts): needs --device cpu, got --device {}",
-            o.device
-        ));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -388,6 +384,9 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
     }
     if let Some(ctx) = device.gpu_context() {
         ctx.set_conv_split_k(!o.no_conv_split_k);
+        if o.tune_kernels {
+            ctx.enable_tuning(None);
+        }
     }
     let m = measure(w, &device, o.steps, o.profile_steps)?;
     println!(
@@ -438,6 +437,9 @@ fn main() {
     }
     if o.no_conv_split_k {
         println!("convolutions never split their K");
+    }
+    if o.tune_kernels {
+        println!("kernels chosen by timing in each workload's warm-up steps (--tune-kernels)");
     }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
