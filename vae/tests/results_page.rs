@@ -229,6 +229,40 @@ fn the_rule_refuses_one_seed_and_a_margin_within_the_spread() {
 }
 
 /// One run's epochs from its committed metrics.csv, keyed by column name.
+/// Whether `text` names a commit as the notebook does: 7 to 12 hex digits in backticks.
+fn names_a_commit(text: &str) -> bool {
+    text.split('`').skip(1).step_by(2).any(|quoted| {
+        (7..=12).contains(&quoted.len()) && quoted.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+#[test]
+fn every_table_of_the_notebook_names_the_commit_that_produced_it() {
+    let notebook = results_notebook();
+    let lines: Vec<&str> = notebook.lines().collect();
+    let mut tables = 0;
+    for (at, line) in lines.iter().enumerate() {
+        if !line.starts_with('|') || lines.get(at.wrapping_sub(1)).is_some_and(|l| l.starts_with('|')) {
+            continue;
+        }
+        tables += 1;
+        // The table's own (sub)section up to it; else its section's introduction, which a
+        // section of several subsections run by one build names once.
+        let heading = (0..at).rev().find(|&i| lines[i].starts_with('#')).expect("a table under a heading");
+        let section = (0..=heading).rev().find(|&i| lines[i].starts_with("## ")).unwrap_or(heading);
+        let intro_end = (section + 1..lines.len()).find(|&i| lines[i].starts_with("### ")).unwrap_or(at).min(at);
+        let own = lines[heading..at].join("\n");
+        let intro = lines[section..intro_end].join("\n");
+        assert!(
+            names_a_commit(&own) || names_a_commit(&intro),
+            "the table at line {} of docs/notebooks/results.md ({}) does not say which commit produced it",
+            at + 1,
+            lines[heading]
+        );
+    }
+    assert!(tables >= 10, "only {tables} tables found in the notebook");
+}
+
 fn epochs(run: &Path) -> Vec<BTreeMap<String, f64>> {
     let path = run.join("metrics.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
