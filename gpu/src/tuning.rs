@@ -44,6 +44,10 @@
 //!   than twice as slow as the fastest in the first round takes no further turns (the lower
 //!   rungs are 4–5× slower on lavapipe, and each of their runs costs seconds there), and the
 //!   top rung stays unless another is faster by more than the margin.
+//! - The matrix product's rungs: with tuning on, each class of products (`matmul-rung/m>64/t2^5`,
+//!   the tile's classes) times the tile its class chose against the ladder's two lower rungs
+//!   (tiled16, naive) on the tile's proxy product ([`time_matmul_rungs`]), kept as the
+//!   convolutions' rungs are. A pinned tile pins the rung.
 //! - Overrides: [`Context::with_gemm_tile`] and [`Context::pin_gemm_tile`] (`train
 //!   --gemm-tile`) pin one tile for every launch (tests and the benchmarks pin theirs this
 //!   way), [`Context::pin_conv_rung`] (`train --conv-rung`) one convolution rung; a context without tuning keeps the size rule. Each measurement prints a `tuning:`
@@ -60,7 +64,7 @@ use descriptors::choices::ChoiceFile;
 use crate::context::Context;
 use crate::error::Result;
 use crate::kernels::conv2d::{ConvKernel, ConvRung};
-use crate::kernels::matmul::{k_slices_by_rule, matmul_k_sliced, matmul_on_rung, MatView, MatmulArgs};
+use crate::kernels::matmul::{k_slices_by_rule, matmul_k_sliced, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
 use crate::kernels::GemmTile;
 
 /// The largest class: 2¹² square tiles (a 4096×4096 output) and beyond.
@@ -116,6 +120,7 @@ impl Tuner {
             tile_from_name(name).is_some()
                 || [K_SPLIT, K_WHOLE, K_FEWEST].contains(&name)
                 || ConvRung::from_name(name).is_some()
+                || MatmulRung::from_name(name).is_some()
         };
         Tuner { choices: ChoiceFile::open(cache, adapter_key, known) }
     }
@@ -168,13 +173,48 @@ impl Tuner {
     pub fn conv_rung(&self, class: &str, mut time: impl FnMut(ConvRung) -> Result<Duration>) -> Result<ConvRung> {
         let top = ConvRung::ImplicitGemm;
         let names: Vec<&str> = ConvRung::ALL.iter().rev().map(|rung| rung.name()).collect();
-        let chosen =
-            self.choices.choose_timed_together("convolution's rungs", class, &names, Some(top.name()), |names| {
-                descriptors::choices::median_times_dropping_the_slow(names.len(), ROUNDS, true, RUNG_SLOWER_THAN, |i| {
-                    time(ConvRung::from_name(names[i]).unwrap_or(top))
-                })
-            })?;
+        let chosen = self.fastest_rung("convolution's rungs", class, &names, |name| {
+            time(ConvRung::from_name(name).unwrap_or(top))
+        })?;
         Ok(ConvRung::from_name(&chosen).unwrap_or(top))
+    }
+
+    /// The rung `layers` matrix products of [m, n] outputs run on, `tile` being the one their
+    /// tile choice gives them: the cached choice for their class (`matmul-rung/m>64/t2^5`), or
+    /// the fastest of `tile` and the ladder's two lower rungs (tiled16, naive), timed and kept
+    /// as [`Tuner::conv_rung`] does.
+    pub fn matmul_rung(
+        &self,
+        m: usize,
+        n: usize,
+        layers: usize,
+        tile: MatmulRung,
+        mut time: impl FnMut(MatmulRung) -> Result<Duration>,
+    ) -> Result<MatmulRung> {
+        let class = format!("matmul-rung/{}", shape_class(m, n, layers));
+        let names = [tile.name(), MatmulRung::SharedTile16.name(), MatmulRung::Naive.name()];
+        let chosen = self.fastest_rung("matrix product's rungs", &class, &names, |name| {
+            time(MatmulRung::from_name(name).unwrap_or(tile))
+        })?;
+        Ok(MatmulRung::from_name(&chosen).unwrap_or(tile))
+    }
+
+    /// The kept rung of `class`, or the fastest of `names` (the first is the incumbent, the
+    /// top rung) as `time` measures them: three rounds taking turns (the timer warms every
+    /// rung up on its first call), a rung more than twice as slow as the fastest in the first
+    /// round dropped after it; the incumbent stays unless another is faster by the margin.
+    fn fastest_rung(
+        &self,
+        what: &str,
+        class: &str,
+        names: &[&str],
+        mut time: impl FnMut(&str) -> Result<Duration>,
+    ) -> Result<String> {
+        self.choices.choose_timed_together(what, class, names, names.first().copied(), |names| {
+            descriptors::choices::median_times_dropping_the_slow(names.len(), ROUNDS, true, RUNG_SLOWER_THAN, |i| {
+                time(names[i])
+            })
+        })
     }
 
     /// The rule's cut (`time(true)`, the incumbent) against `uncut` (`time(false)`), for `class`.
@@ -215,6 +255,8 @@ pub fn describe_choice(class: &str, choice: &str) -> String {
         format!("weight gradient split {rest}: {choice}")
     } else if let Some(rest) = class.strip_prefix("conv-rung/") {
         format!("convolution rung {rest}: {choice}")
+    } else if let Some(rest) = class.strip_prefix("matmul-rung/") {
+        format!("matmul rung {rest}: {choice}")
     } else {
         format!("gemm tile {class}: {choice}")
     }
@@ -283,12 +325,7 @@ pub fn shape_class(m: usize, n: usize, layers: usize) -> String {
 /// How long one run of `tile` takes on the proxy product of the class of (m, n, layers) on
 /// `ctx` ([`Tuner::gemm_tile`] warms up and takes the median).
 pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: GemmTile) -> Result<Duration> {
-    let tiles = layers.max(1) * m.div_ceil(64).max(1) * n.div_ceil(64).max(1);
-    let tiles = 1usize << tiles.ilog2().min(MAX_CLASS_LOG2);
-    // A proxy with the class's number of square tiles: as tall as the class says M is.
-    let rows = if m > 64 { 1usize << (tiles.ilog2().div_ceil(2)) } else { 1 };
-    let (pm, pn) = ((rows * 64).min(m.max(1) * 2), tiles.div_ceil(rows) * 64);
-    let pk = (PROXY_MAX_FLOPS / (2 * pm * pn)).clamp(8, 256);
+    let [pm, pn, pk] = proxy_product(m, n, layers);
     let a = ctx.alloc(pm * pk)?;
     let b = ctx.alloc(pk * pn)?;
     let c = ctx.alloc(pm * pn)?;
@@ -299,6 +336,54 @@ pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: Ge
     matmul_on_rung(ctx, &args, tile.into())?;
     ctx.synchronize()?;
     Ok(start.elapsed())
+}
+
+/// The [M, N, K] of the proxy product that stands for the class of `layers` GEMMs of [m, n]
+/// outputs: the class's number of square tiles, as tall as the class says M is, its K cut so
+/// that a run is at most 2²⁸ flops (and 8 to 256 long).
+fn proxy_product(m: usize, n: usize, layers: usize) -> [usize; 3] {
+    let tiles = layers.max(1) * m.div_ceil(64).max(1) * n.div_ceil(64).max(1);
+    let tiles = 1usize << tiles.ilog2().min(MAX_CLASS_LOG2);
+    let rows = if m > 64 { 1usize << (tiles.ilog2().div_ceil(2)) } else { 1 };
+    let (pm, pn) = ((rows * 64).min(m.max(1) * 2), tiles.div_ceil(rows) * 64);
+    [pm, pn, (PROXY_MAX_FLOPS / (2 * pm * pn)).clamp(8, 256)]
+}
+
+/// A timer for [`Tuner::matmul_rung`]: each call runs the class's proxy product
+/// (`proxy_product`: the tile's proxy) on the given rung and returns how long it took. The first call
+/// allocates the operands (zeroed) and runs every rung once over a K of at most 16, which
+/// builds their pipelines for the price of a few k-steps.
+pub fn time_matmul_rungs(
+    ctx: &Context,
+    m: usize,
+    n: usize,
+    layers: usize,
+) -> impl FnMut(MatmulRung) -> Result<Duration> + '_ {
+    let [pm, pn, pk] = proxy_product(m, n, layers);
+    let mut buffers = None;
+    move |rung| {
+        let (a, b, c) = match &mut buffers {
+            Some(allocated) => &*allocated,
+            empty => {
+                let (a, b, c) = (ctx.alloc(pm * pk)?, ctx.alloc(pk * pn)?, ctx.alloc(pm * pn)?);
+                for buffer in [&a, &b, &c] {
+                    ctx.clear(buffer)?;
+                }
+                let short = pk.min(16);
+                let (av, bv) = (MatView::row_major(&a, pm, short), MatView::row_major(&b, short, pn));
+                for warm in MatmulRung::ALL {
+                    matmul_on_rung(ctx, &MatmulArgs::new(av, bv, &c, [pm, pn, short]), warm)?;
+                }
+                &*empty.insert((a, b, c))
+            }
+        };
+        let (av, bv) = (MatView::row_major(a, pm, pk), MatView::row_major(b, pk, pn));
+        ctx.synchronize()?;
+        let start = Instant::now();
+        matmul_on_rung(ctx, &MatmulArgs::new(av, bv, c, [pm, pn, pk]), rung)?;
+        ctx.synchronize()?;
+        Ok(start.elapsed())
+    }
 }
 
 /// The tile's name in the cache and in a run's provenance (`square64`, `wide128`).
@@ -428,6 +513,32 @@ mod tests {
             .unwrap();
         use ConvRung::*;
         assert_eq!(order, [ImplicitGemm, Tiled16, Direct, ImplicitGemm, ImplicitGemm]);
+    }
+
+    #[test]
+    fn a_matrix_products_tile_stays_unless_a_lower_rung_is_faster_by_more_than_the_margin() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |naive_us: u64, tiled_us: u64, tile_us: u64| {
+            move |rung: MatmulRung| {
+                Ok(Duration::from_micros(match rung {
+                    MatmulRung::Naive => naive_us,
+                    MatmulRung::SharedTile16 => tiled_us,
+                    MatmulRung::RegisterTile64 | MatmulRung::RegisterTile128 => tile_us,
+                }))
+            }
+        };
+        let (square, wide) = (MatmulRung::RegisterTile64, MatmulRung::RegisterTile128);
+        assert_eq!(tuner.matmul_rung(256, 256, 1, wide, timer(9000, 4000, 1000)).unwrap(), wide);
+        assert_eq!(tuner.matmul_rung(64, 16, 1, square, timer(500, 800, 1000)).unwrap(), MatmulRung::Naive);
+        assert_eq!(tuner.matmul_rung(250, 250, 1, wide, |_| panic!("measured twice")).unwrap(), wide);
+        assert_eq!(
+            tuner.choices(),
+            [
+                ("matmul-rung/m<=64/t2^0".to_string(), "naive".to_string()),
+                ("matmul-rung/m>64/t2^4".to_string(), "tile128".to_string())
+            ]
+        );
+        assert_eq!(describe_choice("matmul-rung/m<=64/t2^0", "naive"), "matmul rung m<=64/t2^0: naive");
     }
 
     #[test]

@@ -124,19 +124,33 @@ fn every_rung_of_the_ladder_matches_the_reference_on_odd_sizes_strided_views_and
 }
 
 #[test]
-fn a_tuning_context_times_the_tiles_once_per_shape_class_and_keeps_its_choice() {
+fn a_tuning_context_times_the_tile_and_the_rung_once_per_shape_class_and_keeps_its_choices() {
     let Some(_) = ctx() else { return };
     let (_dir, path, tuned) = tuning_context();
     assert!(!tuned.enable_tuning(None), "the first call decides");
     let mut rng = Rng::new();
+    // Both products are of one class; each runs on whichever rung is kept, against the reference.
     for (m, n, k) in [(130, 67, 200), (129, 66, 7)] {
         let case = Case { batch: 1, m, n, k, a_t: false, b_t: true, b_broadcast: false, accumulate: false };
         run_on(&tuned, &mut rng, &case);
     }
     let choices = tuned.tuner().expect("tuning is on").choices();
-    assert_eq!(choices.len(), 1, "both products are of one class: {choices:?}");
+    let rungs: Vec<_> = choices.iter().filter(|(class, _)| class.starts_with("matmul-rung/")).collect();
+    assert_eq!((choices.len(), rungs.len()), (2, 1), "a tile and a rung for the one class: {choices:?}");
     let kept = std::fs::read_to_string(&path).unwrap();
-    assert!(kept.contains(&format!("\t{}\t{}\n", choices[0].0, choices[0].1)), "{kept}");
+    for (class, choice) in &choices {
+        assert!(kept.contains(&format!("\t{class}\t{choice}\n")), "{kept}");
+    }
+}
+
+#[test]
+fn a_pinned_tile_pins_the_rung_and_times_nothing() {
+    let Some(_) = ctx() else { return };
+    let (_dir, _path, tuned) = tuning_context();
+    assert!(tuned.pin_gemm_tile(GemmTile::Wide128));
+    let rung = gpu::kernels::matmul::chosen_rung(&tuned, GemmTile::Wide128, 130, 67, 1);
+    assert_eq!(rung, MatmulRung::RegisterTile128);
+    assert!(tuned.tuner().unwrap().choices().is_empty(), "nothing timed under a pin");
 }
 
 #[test]

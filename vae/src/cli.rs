@@ -51,8 +51,9 @@ pub struct TrainCli {
     #[arg(long)]
     pub cpu_gemm: Option<String>,
     /// On a GPU, choose each GEMM tile, whether to split a long K, into how many slices a
-    /// convolution's weight gradient cuts its K and on which rung of their ladder (direct,
-    /// tiled16, implicit_gemm) each convolution kernel runs, by timing the candidates the
+    /// convolution's weight gradient cuts its K and on which rung of its ladder each matrix
+    /// product (naive, tiled16, the tile) and convolution kernel (direct, tiled16,
+    /// implicit_gemm) runs, by timing the candidates the
     /// first time a shape class needs a choice, instead of the size rules (seconds once per
     /// machine; tens on a software adapter), and keep the choices for later runs
     /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). On the CPU the same

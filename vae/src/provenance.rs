@@ -42,8 +42,9 @@ pub struct Invocation {
     /// CPU threads.
     pub threads: usize,
     /// How the kernels were chosen, one entry per choice: on a GPU `gemm tile m>64/t2^5: wide128
-    /// (measured)` (and the split K, weight-gradient split and `convolution rung forward/t2^6/k2^9:
-    /// implicit_gemm` choices likewise), `gemm tile: pinned square64` or `gemm tile: size rule`
+    /// (measured)` (and the split K, weight-gradient split, matmul rung and `convolution rung
+    /// forward/t2^6/k2^9: implicit_gemm` choices likewise), `gemm tile: pinned square64` or `gemm
+    /// tile: size rule`
     /// and `convolution rung: implicit_gemm`, with `convolution rung: pinned tiled16` under
     /// `--conv-rung`; on the CPU first
     /// `f32 GEMM kernel: avx2-6x16-kc512 (measured)` (or `pinned`, or `rule`), then

@@ -26,7 +26,8 @@ pub static MATMUL_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "matmul_sum_sl
 
 /// The rungs of the matmul ladder, plainest first: each adds one idea to the one before and
 /// computes the same C. [`matmul`] runs rungs 3 and 4 (the tile [`GemmTile::for_gemm`] picks,
-/// K split into slices when the output is small); [`matmul_on_rung`] runs any one of them.
+/// K split into slices when the output is small), or a lower one where a tuning context
+/// measured it faster ([`chosen_rung`]); [`matmul_on_rung`] runs any one of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulRung {
     /// 1. One invocation per output, a loop over k (`matmul_naive`).
@@ -52,6 +53,11 @@ impl MatmulRung {
             MatmulRung::RegisterTile64 => "tile64",
             MatmulRung::RegisterTile128 => "tile128",
         }
+    }
+
+    /// The rung [`MatmulRung::name`] names.
+    pub fn from_name(name: &str) -> Option<MatmulRung> {
+        MatmulRung::ALL.into_iter().find(|rung| rung.name() == name)
     }
 
     fn kernel(self) -> &'static KernelDef {
@@ -279,11 +285,27 @@ fn checked_params(op: &'static str, args: &MatmulArgs) -> Result<Params> {
     })
 }
 
-/// One launch of the tiled kernel for `p` (its batch, m, n), on the tile
-/// [`GemmTile::for_gemm`] picks.
+/// One launch for `p` (its batch, m, n) on the tile [`GemmTile::for_gemm`] picks, or on the
+/// lower rung [`chosen_rung`] measured faster.
 fn launch_tiled(ctx: &Context, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
-    let tile = GemmTile::for_gemm(ctx, p.m as usize, p.n as usize, p.batch as usize);
-    launch(ctx, tile.into(), p, a, b, c)
+    let (m, n, layers) = (p.m as usize, p.n as usize, p.batch as usize);
+    let tile = GemmTile::for_gemm(ctx, m, n, layers);
+    launch(ctx, chosen_rung(ctx, tile, m, n, layers), p, a, b, c)
+}
+
+/// The rung `layers` products of [m, n] outputs run on: `tile`'s (rung 3 or 4), unless a
+/// tuning context (`Context::enable_tuning`) measured rung 1 or 2 faster by more than the
+/// margin for their class ([`crate::tuning::Tuner::matmul_rung`]). A pinned tile pins the rung.
+pub fn chosen_rung(ctx: &Context, tile: GemmTile, m: usize, n: usize, layers: usize) -> MatmulRung {
+    let Some(tuner) = ctx.tuner().filter(|_| ctx.forced_gemm_tile().is_none()) else { return tile.into() };
+    let time = crate::tuning::time_matmul_rungs(ctx, m, n, layers);
+    match tuner.matmul_rung(m, n, layers, tile.into(), time) {
+        Ok(rung) => rung,
+        Err(e) => {
+            eprintln!("warning: timing the matrix product's rungs failed ({e}); using the tile");
+            tile.into()
+        }
+    }
 }
 
 /// One launch of `rung`'s kernel over the product `p` describes: a workgroup per square of C.
