@@ -284,7 +284,7 @@ fn a_gpu_runs_convolution_rungs_are_timed_or_pinned_and_named_in_provenance() {
         let d = scratch.path().join(name);
         let mut cmd = train();
         cmd.env("VAE_KERNEL_CACHE", scratch.path().join("choices.tsv"));
-        cmd.args(["--arch", "basic", "--image-size", "32", "--max-images", "32", "--batch-size", "16", "--z-dim", "4"]);
+        cmd.args(["--arch", "basic", "--image-size", "16", "--max-images", "24", "--batch-size", "8", "--z-dim", "4"]);
         let out = cmd.args(["--epochs", "1", "--device", "gpu", "--run-dir"]).arg(&d).args(extra).output().unwrap();
         let provenance = std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default();
         (out, provenance)
