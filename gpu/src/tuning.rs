@@ -5,8 +5,9 @@
 //! workgroup memory and on its compiler: the size rule in [`GemmTile::for_gemm`] was set on an
 //! H100, and on lavapipe the 128×128 tile is twice as fast at 256³, where the rule picks the
 //! 64×64 one. A context with tuning on ([`Context::enable_tuning`]) instead times both tiles
-//! the first time a *shape class* needs a choice and keeps the faster, so a device nobody tuned
-//! for gets the kernels that are fast on it.
+//! the first time a *shape class* needs a choice and keeps the faster (the size rule's tile
+//! unless the other is faster by more than [`descriptors::choices::INCUMBENT_MARGIN`]), so a
+//! device nobody tuned for gets the kernels that are fast on it.
 //!
 //! - Shape class: whether M spans more than one square tile, and ⌊log₂⌋ of the number of
 //!   square tiles the output makes (batch entries included), capped at 2¹². A class is timed
@@ -126,22 +127,25 @@ impl Tuner {
     }
 
     /// The tile for `layers` GEMMs of [m, n] outputs: the cached choice for their class, or
-    /// the faster of the two as `time` measures them (then cached).
+    /// the faster of the two as `time` measures them (then cached); the `rule`'s tile stays
+    /// unless the other is faster by more than the margin.
     pub fn gemm_tile(
         &self,
         m: usize,
         n: usize,
         layers: usize,
+        rule: GemmTile,
         time: impl Fn(GemmTile) -> Result<Duration>,
     ) -> Result<GemmTile> {
         let names = [tile_name(GemmTile::Square64), tile_name(GemmTile::Wide128)];
+        let class = shape_class(m, n, layers);
         let chosen =
-            self.choices.choose_timed_together("GEMM tiles", &shape_class(m, n, layers), &names, None, |names| {
+            self.choices.choose_timed_together("GEMM tiles", &class, &names, Some(tile_name(rule)), |names| {
                 descriptors::choices::median_times_taking_turns(names.len(), ROUNDS, false, |i| {
-                    time(tile_from_name(names[i]).unwrap_or(GemmTile::Square64))
+                    time(tile_from_name(names[i]).unwrap_or(rule))
                 })
             })?;
-        Ok(tile_from_name(&chosen).unwrap_or(GemmTile::Square64))
+        Ok(tile_from_name(&chosen).unwrap_or(rule))
     }
 
     /// Whether a product of [m, n] outputs over `k` whose K the rule would cut should be cut:
@@ -419,11 +423,23 @@ mod tests {
     #[test]
     fn the_faster_tile_is_chosen_per_shape_class() {
         let tuner = Tuner::new("gpu A".into(), None);
-        assert_eq!(tuner.gemm_tile(256, 256, 1, fake(2, 1)).unwrap(), GemmTile::Wide128);
-        assert_eq!(tuner.gemm_tile(4096, 4096, 1, fake(1, 2)).unwrap(), GemmTile::Square64);
+        let (square, wide) = (GemmTile::Square64, GemmTile::Wide128);
+        assert_eq!(tuner.gemm_tile(256, 256, 1, square, fake(2, 1)).unwrap(), wide);
+        assert_eq!(tuner.gemm_tile(4096, 4096, 1, wide, fake(1, 2)).unwrap(), square);
         // Same class as the first (16 square tiles, tall): no new measurement.
-        assert_eq!(tuner.gemm_tile(250, 250, 1, |_| panic!("measured twice")).unwrap(), GemmTile::Wide128);
+        assert_eq!(tuner.gemm_tile(250, 250, 1, square, |_| panic!("measured twice")).unwrap(), wide);
         assert_eq!(tuner.choices().len(), 2);
+    }
+
+    #[test]
+    fn the_rules_tile_stays_unless_the_other_is_faster_by_more_than_the_margin() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |square_us: u64, wide_us: u64| {
+            move |tile| Ok(Duration::from_micros(if tile == GemmTile::Square64 { square_us } else { wide_us }))
+        };
+        // 3 % faster on the wide tile: within the margin, the rule's square tile stays.
+        assert_eq!(tuner.gemm_tile(64, 4096, 1, GemmTile::Square64, timer(1000, 970)).unwrap(), GemmTile::Square64);
+        assert_eq!(tuner.gemm_tile(64, 64, 1, GemmTile::Square64, timer(1000, 900)).unwrap(), GemmTile::Wide128);
     }
 
     #[test]

@@ -48,21 +48,27 @@ impl GemmTile {
         }
     }
 
-    /// The tile for `layers` GEMMs of [m, n] outputs (batch entries or K slices): the wide one
-    /// when M fills more than one square tile's rows and the wide tiles still make at least
-    /// [`WIDE_MIN_WORKGROUPS`] workgroups; unless the context forces one
+    /// The tile for `layers` GEMMs of [m, n] outputs (batch entries or K slices): the size
+    /// rule's ([`GemmTile::by_size`]), unless the context forces one
     /// ([`Context::with_gemm_tile`]) or times both ([`Context::enable_tuning`]).
     pub fn for_gemm(ctx: &Context, m: usize, n: usize, layers: usize) -> Self {
         if let Some(tile) = ctx.forced_gemm_tile() {
             return tile;
         }
+        let rule = Self::by_size(m, n, layers);
         if let Some(tuner) = ctx.tuner() {
             let time = |tile| crate::tuning::time_gemm_tile(ctx, m, n, layers, tile);
-            match tuner.gemm_tile(m, n, layers, time) {
+            match tuner.gemm_tile(m, n, layers, rule, time) {
                 Ok(tile) => return tile,
                 Err(e) => eprintln!("warning: timing the GEMM tiles failed ({e}); using the size rule"),
             }
         }
+        rule
+    }
+
+    /// The size rule: the wide tile when M fills more than one square tile's rows and the wide
+    /// tiles still make at least [`WIDE_MIN_WORKGROUPS`] workgroups.
+    pub fn by_size(m: usize, n: usize, layers: usize) -> Self {
         let wide_groups = layers * m.div_ceil(128) * n.div_ceil(128);
         if m > 64 && wide_groups >= WIDE_MIN_WORKGROUPS {
             GemmTile::Wide128
