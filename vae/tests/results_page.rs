@@ -618,9 +618,10 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
         let run =
             |pattern: &str, seed: usize| repository().join(study).join(pattern.replace("{seed}", &seed.to_string()));
         let mut from_artefacts = Vec::new();
-        for seed in 0.. {
+        // The seeds whose runs all keep their artefacts (a row of seed 1 alone has no seed 0).
+        for seed in 0..10 {
             if !terms.iter().all(|(_, pattern, _)| pattern.split('|').all(|p| run(p, seed).is_dir())) {
-                break;
+                continue;
             }
             let value = |pattern: &str, column: &str| {
                 pattern.split('|').map(|p| artefact_value(&run(p, seed), column)).fold(f64::INFINITY, f64::min)
