@@ -368,7 +368,20 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `eval/KEY`, a value of the run's eval/metrics.json.
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 20] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 22] = [
+    (
+        "z = 16 is best (loss, with their MSE, the CNN)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[(1.0, "basic-z4-s{seed}", "eval/test_neg_elbo"), (-1.0, "basic-z16-s{seed}", "eval/test_neg_elbo")],
+    ),
+    (
+        "z = 16 is best (samples, with their MSE, the CNN)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (1.0, "basic-z4-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
     (
         "the β-TCVAE has a higher MIG than the β-VAE at the same β (β = 6, at Folkertsma et al.'s budget, against the closed-form β-VAE)",
         PAPER_BUDGET_ARTEFACTS,
@@ -534,6 +547,22 @@ const MESSAOUDI_Z_HEADING: &str = "### The latent size with their MSE, the dense
 fn every_number_of_the_messaoudi_latent_size_table_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), MESSAOUDI_Z_HEADING);
     assert_eq!(rows.len(), 14, "the paper's seven sizes, two seeds");
+    assert_latent_size_rows_are_in_artefacts(rows);
+}
+
+const MESSAOUDI_CNN_Z_HEADING: &str = "### The latent size with their MSE, the CNN";
+
+#[test]
+fn every_number_of_the_cnn_latent_size_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_CNN_Z_HEADING);
+    assert!(rows.iter().all(|row| row["preset"] == "basic"), "the CNN's rows only");
+    assert!(rows.len() >= 4, "z = 16 and another size, two seeds: {} rows", rows.len());
+    assert_latent_size_rows_are_in_artefacts(rows);
+}
+
+/// Each row of a latent-size table (run folder `{preset}-z{z}-s{seed}`) against its run's
+/// committed artefacts, its z, loss and parameter count included.
+fn assert_latent_size_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
     for row in rows {
         let folder = format!("{}-z{}-s{}", row["preset"], row["z"], row["seed"]);
         let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(folder);
