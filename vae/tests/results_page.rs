@@ -263,6 +263,13 @@ fn every_table_of_the_notebook_names_the_commit_that_produced_it() {
     assert!(tables >= 10, "only {tables} tables found in the notebook");
 }
 
+/// A JSON file a run keeps (`config.json`, `provenance.json`), parsed.
+fn run_json(run: &Path, file: &str) -> serde_json::Value {
+    let path = run.join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
+}
+
 fn epochs(run: &Path) -> Vec<BTreeMap<String, f64>> {
     let path = run.join("metrics.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -336,10 +343,7 @@ fn every_number_of_the_paper_budget_table_is_in_its_runs_committed_artefacts() {
             row["train s"]
         );
 
-        let config_path = run.join("config.json");
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&config_path).expect("config.json"))
-                .expect("config.json parses");
+        let config: serde_json::Value = run_json(&run, "config.json");
         let beta: f64 = row["β"].parse().expect("β");
         let (alpha, gamma) = if row["objective"] == "β-VAE" { (beta, beta) } else { (1.0, 1.0) };
         for (key, want) in [
@@ -527,13 +531,9 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
         let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
         let class_entropy = [("class entropy of samples", "eval/sample_class_entropy_normalized", 1.0)];
         assert_eval_row_is_in_artefacts(&row, &run, &class_entropy);
-        let provenance: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).expect("provenance.json"))
-                .expect("provenance.json parses");
+        let provenance: serde_json::Value = run_json(&run, "provenance.json");
         assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(number("parameters")), "{name}");
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
-                .expect("config.json parses");
+        let config: serde_json::Value = run_json(&run, "config.json");
         for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
             assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
         }
@@ -568,14 +568,10 @@ fn assert_latent_size_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>)
         let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(folder);
         let name = run.display();
         assert_eval_row_is_in_artefacts(&row, &run, &[]);
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
-                .expect("config.json parses");
+        let config: serde_json::Value = run_json(&run, "config.json");
         assert_eq!(config["z_dim"].as_f64().map(|z| z.to_string()), Some(row["z"].clone()), "{name}: z");
         assert_eq!(config["recon"].as_str(), Some("mse"), "{name}: config.json's recon");
-        let provenance: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).expect("provenance.json"))
-                .expect("provenance.json parses");
+        let provenance: serde_json::Value = run_json(&run, "provenance.json");
         let parameters = row["parameters"].replace(',', "");
         assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{name}");
     }
@@ -628,9 +624,7 @@ fn every_number_of_the_paper_budget_mig_table_is_in_its_runs_committed_artefacts
             let exact = artefact_value(&run, &format!("eval/{key}"));
             assert!(rounds_to(exact, printed), "{name}: {key} {printed} is not {exact}");
         }
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
-                .expect("config.json parses");
+        let config: serde_json::Value = run_json(&run, "config.json");
         for (key, want) in [("epochs", 50.0), ("batch_size", 64.0), ("beta", row["β"].parse().expect("β"))] {
             assert_eq!(config[key].as_f64(), Some(want), "{name}: config.json's {key}");
         }
@@ -652,9 +646,7 @@ fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
         let epochs = epochs(&run);
         let best = best_epoch(&epochs);
         assert_eq!(row["best epoch"], format!("{} / {}", best["epoch"], epochs.len()), "{name}: best epoch");
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config.json"))
-                .expect("config.json parses");
+        let config: serde_json::Value = run_json(&run, "config.json");
         for (key, want) in [
             ("arch", row["preset"].trim_matches('`')),
             ("normalize", "minus-one-one"),
