@@ -53,7 +53,7 @@ function readState(info) {
 function liveImage(img, label) {
   let busy = false;
   let pending = null;
-  let lastBlob = null;
+  let lastBytes = null;
   const waiters = [];
   async function load(url) {
     if (busy) {
@@ -68,9 +68,9 @@ function liveImage(img, label) {
         try { reason = (await r.json()).error; } catch (_) { /* not JSON */ }
         showError(`${url.split('?')[0]}: ${r.status} ${reason}`);
       } else {
-        lastBlob = await r.blob();
+        lastBytes = new Uint8Array(await r.arrayBuffer());
         const old = img.src;
-        img.src = URL.createObjectURL(lastBlob);
+        img.src = URL.createObjectURL(new Blob([lastBytes], { type: r.headers.get('Content-Type') ?? 'image/png' }));
         if (old.startsWith('blob:')) URL.revokeObjectURL(old);
         const ms = r.headers.get('X-Decode-Ms');
         if (ms !== null) $('timing').textContent = `last decode: ${label}, ${parseFloat(ms).toFixed(1)} ms`;
@@ -91,7 +91,14 @@ function liveImage(img, label) {
   }
   // Resolves once the newest URL asked for has been answered.
   load.idle = () => (busy || pending !== null ? new Promise((resolve) => waiters.push(resolve)) : Promise.resolve());
-  load.blob = () => lastBlob;
+  // The last image as a data URL, built synchronously: headless Chromium's virtual time waits
+  // for a fetch and its body but not for a file reader's read, so a self-test awaiting one could
+  // be dumped before it ends (explore_cli's browser tests say more).
+  load.dataUrl = () => {
+    let text = '';
+    for (let i = 0; i < lastBytes.length; i += 0x8000) text += String.fromCharCode(...lastBytes.subarray(i, i + 0x8000));
+    return `data:image/png;base64,${btoa(text)}`;
+  };
   return load;
 }
 
@@ -261,22 +268,17 @@ function buildTraining(info) {
 async function selftest(kind) {
   await new Promise((resolve) => setTimeout(resolve, 0));
   await Promise.all([show.decoded.idle(), show.traversal.idle()]);
-  const asDataUrl = (blob) => new Promise((resolve) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.readAsDataURL(blob);
-  });
   let report;
   if (kind === 'slider') {
-    const before = await asDataUrl(show.decoded.blob());
-    const traversalBefore = await asDataUrl(show.traversal.blob());
+    const before = show.decoded.dataUrl();
+    const traversalBefore = show.traversal.dataUrl();
     const dim = state.info.dims[0].index;
     const { input } = state.sliders.get(dim);
     input.value = parseFloat(input.value) > 0 ? '-3' : '3';
     input.dispatchEvent(new Event('input'));
     await Promise.all([show.decoded.idle(), show.traversal.idle()]);
-    const after = await asDataUrl(show.decoded.blob());
-    const traversalAfter = await asDataUrl(show.traversal.blob());
+    const after = show.decoded.dataUrl();
+    const traversalAfter = show.traversal.dataUrl();
     report = { dim, value: parseFloat(input.value), before, after, traversalBefore, traversalAfter, hash: location.hash };
   } else {
     report = { a: state.a, b: state.b, page: state.page, seed: state.seed, code: state.code,
