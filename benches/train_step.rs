@@ -132,7 +132,7 @@ struct Options {
     no_conv_split_k: bool,
     /// Kernels chosen by timing during the warm-up steps, kept for this process only: on the
     /// CPU the GEMM kernel and the convolutions' cuts (`tensor::cpu::tuning`), on a GPU the
-    /// tiles, K splits and convolution rungs (`gpu::tuning`), as `train --tune-kernels` does.
+    /// tiles, K splits and convolution rungs (`gpu::tuning`), as `train` does by default.
     tune_kernels: bool,
     child: Option<String>,
 }

@@ -15,8 +15,8 @@
 //!   (about a quarter of a second on lavapipe, microseconds on a real GPU): a warm-up run
 //!   each (which builds the pipeline), then the median of three rounds in which the tiles
 //!   take turns.
-//! - Cache: [`descriptors::choices::ChoiceFile`], in the file the caller names (`train
-//!   --tune-kernels` uses `~/.cache/vae-stack/kernel-choices.tsv`), keyed by the adapter's
+//! - Cache: [`descriptors::choices::ChoiceFile`], in the file the caller names (`train`, whose
+//!   default is `--gpu-kernels measured`, uses `~/.cache/vae-stack/kernel-choices.tsv`), keyed by the adapter's
 //!   name, backend, driver and driver version, so a driver update or another GPU measures anew.
 //! - Split K: a product whose output makes few tiles has its K cut into slices that run side
 //!   by side ([`crate::kernels::matmul::k_slices_by_rule`], a rule set on an H100, where the

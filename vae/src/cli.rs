@@ -44,37 +44,38 @@ pub struct TrainCli {
     /// cpu-kernel-choices.tsv beside $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/). `rule`:
     /// the widest instruction set and the size rules, nothing timed (what the tests set).
     #[arg(long, value_enum, default_value = "measured", env = "VAE_CPU_KERNELS")]
-    pub cpu_kernels: CpuKernels,
+    pub cpu_kernels: ChooseKernels,
     /// Run every f32 product on the CPU with this GEMM kernel (instruction set, tile and block
     /// depth, e.g. avx2-6x16-kc512), over --cpu-kernels; the values this CPU runs are listed
     /// when another is given.
     #[arg(long)]
     pub cpu_gemm: Option<String>,
-    /// On a GPU, choose each GEMM tile, whether to split a long K, into how many slices a
-    /// convolution's weight gradient cuts its K and on which rung of its ladder each matrix
-    /// product (naive, tiled16, the tile) and convolution kernel (direct, tiled16,
-    /// implicit_gemm) runs, by timing the candidates the
-    /// first time a shape class needs a choice, instead of the size rules (seconds once per
-    /// machine; tens on a software adapter), and keep the choices for later runs
-    /// in $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/kernel-choices.tsv). On the CPU the same
-    /// as --cpu-kernels measured.
-    #[arg(long)]
-    pub tune_kernels: bool,
+    /// How a GPU chooses between kernels that compute the same thing. `measured`: the first
+    /// time this adapter and driver need a choice for a shape class, the candidates are timed
+    /// (each GEMM's tile, whether to split a long K, how many slices a convolution's weight
+    /// gradient cuts its K into, and the rung of its ladder each matrix product (naive, tiled16,
+    /// the tile) and convolution kernel (direct, tiled16, implicit_gemm) runs on; seconds once
+    /// per machine, tens on a software adapter, each printed as a `tuning:` line) and the
+    /// fastest is kept for later runs in $VAE_KERNEL_CACHE (default
+    /// ~/.cache/vae-stack/kernel-choices.tsv). `rule`: the size rules and every ladder's top
+    /// rung, nothing timed (what the tests set). No effect on a CPU.
+    #[arg(long, value_enum, default_value = "measured", env = "VAE_GPU_KERNELS")]
+    pub gpu_kernels: ChooseKernels,
     /// On a GPU, run every GEMM (matrix products, convolutions) on this tile: over the size
-    /// rule and over --tune-kernels. No effect on a CPU.
+    /// rule and over --gpu-kernels. No effect on a CPU.
     #[arg(long, value_parser = ["square64", "wide128"])]
     pub gemm_tile: Option<String>,
     /// On a GPU, run every convolution kernel (conv2d and conv_transpose2d, forward and both
     /// gradients) on this rung of its ladder: `direct` (the definition, one invocation per
     /// output), `tiled16` (a GEMM on 16×16 tiles in workgroup memory) or `implicit_gemm` (the
-    /// default), over --tune-kernels. No effect on a CPU.
+    /// default), over --gpu-kernels. No effect on a CPU.
     #[arg(long, value_parser = ["direct", "tiled16", "implicit_gemm"])]
     pub conv_rung: Option<String>,
 }
 
-/// How the CPU's kernels are chosen (`train --cpu-kernels`).
+/// How a device's kernels are chosen (`train --cpu-kernels`, `train --gpu-kernels`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CpuKernels {
+pub enum ChooseKernels {
     /// Timed on this machine the first time, then read from the cache.
     Measured,
     /// The instruction-set and size rules; nothing timed.
@@ -87,7 +88,7 @@ pub fn cpu_kernel_cache_path() -> Option<PathBuf> {
     kernel_cache_path().map(|path| path.with_file_name("cpu-kernel-choices.tsv"))
 }
 
-/// Where `--tune-kernels` keeps the GPU's choices: `$VAE_KERNEL_CACHE`, else
+/// Where `--gpu-kernels measured` keeps the GPU's choices: `$VAE_KERNEL_CACHE`, else
 /// `~/.cache/vae-stack/kernel-choices.tsv` (`None` with neither variable set: measured, not kept).
 pub fn kernel_cache_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("VAE_KERNEL_CACHE") {

@@ -18,7 +18,7 @@ use tensor::Tensor;
 fn train(cwd: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
     // The kernels by the rules, as `common::command` sets them (see there why).
-    c.current_dir(cwd).env("VAE_CPU_KERNELS", "rule");
+    c.current_dir(cwd).env("VAE_CPU_KERNELS", "rule").env("VAE_GPU_KERNELS", "rule");
     c
 }
 

@@ -4,6 +4,7 @@
 use crate::common;
 
 use std::path::Path;
+use std::process::Output;
 
 fn train() -> common::IsolatedCommand {
     common::command(env!("CARGO_BIN_EXE_train"))
@@ -241,19 +242,23 @@ fn a_gemm_kernel_this_cpu_does_not_have_is_refused_by_flag_before_any_work() {
     assert!(!d.exists(), "a run folder was made for a refused kernel");
 }
 
+/// `train` on the GPU with its kernels measured (the default, which `common::command` turns
+/// off), keeping its choices in `cache`: one epoch of [`small_args`] in `scratch/name`, with the
+/// process's output and the run's provenance.json.
+fn measured_gpu_run(scratch: &Path, cache: &Path, name: &str, extra: &[&str]) -> (Output, String) {
+    let d = scratch.join(name);
+    let mut cmd = train();
+    cmd.env_remove("VAE_GPU_KERNELS").env("VAE_KERNEL_CACHE", cache);
+    let out = cmd.args(small_args(&d)).args(["--epochs", "1", "--device", "gpu"]).args(extra).output().unwrap();
+    (out, std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default())
+}
+
 #[test]
-fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance() {
+fn gpu_runs_measure_their_kernels_once_per_machine_and_name_their_choices_in_provenance() {
     let scratch = common::scratch("kernel-cache");
     let cache = scratch.path().join("choices.tsv");
-    let run = |name: &str, extra: &[&str]| {
-        let d = scratch.path().join(name);
-        let mut cmd = train();
-        cmd.env("VAE_KERNEL_CACHE", &cache).args(small_args(&d)).args(["--epochs", "1", "--device", "gpu"]);
-        let out = cmd.args(extra).output().unwrap();
-        let provenance = std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default();
-        (out, provenance)
-    };
-    let (first, provenance) = run("first", &["--tune-kernels"]);
+    let run = |name: &str, extra: &[&str]| measured_gpu_run(scratch.path(), &cache, name, extra);
+    let (first, provenance) = run("first", &[]);
     if skipped_for_want_of_a_gpu(&first) {
         return;
     }
@@ -262,19 +267,34 @@ fn tuned_gpu_runs_measure_once_per_machine_and_name_their_choices_in_provenance(
     assert!(stdout.contains("tuning: timing the GEMM tiles ("), "{stdout}");
     assert!(provenance.contains("(measured)"), "{provenance}");
     // The same machine again: every choice comes from the cache, nothing is timed.
-    let (second, again) = run("second", &["--tune-kernels"]);
+    let (second, again) = run("second", &[]);
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success() && !stdout.contains("tuning:"), "{stdout}");
     assert!(again.contains("(measured)"), "{again}");
     // A cache cut short mid-line: the torn line is not trusted, and says so.
     let kept = std::fs::read_to_string(&cache).unwrap();
     std::fs::write(&cache, &kept[..kept.len() - 4]).unwrap();
-    let (torn, _) = run("torn", &["--tune-kernels"]);
+    let (torn, _) = run("torn", &[]);
     assert!(torn.status.success() && String::from_utf8_lossy(&torn.stderr).contains("unreadable line"));
     // A pinned tile wins, and provenance says which.
-    let (pinned, provenance) = run("pinned", &["--tune-kernels", "--gemm-tile", "wide128"]);
+    let (pinned, provenance) = run("pinned", &["--gemm-tile", "wide128"]);
     assert!(pinned.status.success() && !String::from_utf8_lossy(&pinned.stdout).contains("tuning:"));
     assert!(provenance.contains("gemm tile: pinned wide128"), "{provenance}");
+}
+
+#[test]
+fn a_gpu_run_with_its_kernels_by_the_rules_times_nothing_and_says_so_in_provenance() {
+    let scratch = common::scratch("kernel-rules");
+    let cache = scratch.path().join("choices.tsv");
+    let (out, provenance) = measured_gpu_run(scratch.path(), &cache, "rule", &["--gpu-kernels", "rule"]);
+    if skipped_for_want_of_a_gpu(&out) {
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(--gpu-kernels rule)") && !stdout.contains("tuning:"), "{stdout}");
+    assert!(provenance.contains("\"gemm tile: size rule\"") && !provenance.contains("(measured)"), "{provenance}");
+    assert!(!cache.exists(), "a run by the rules wrote the kernel cache");
 }
 
 #[test]
@@ -283,13 +303,13 @@ fn a_gpu_runs_convolution_rungs_are_timed_or_pinned_and_named_in_provenance() {
     let run = |name: &str, extra: &[&str]| {
         let d = scratch.path().join(name);
         let mut cmd = train();
-        cmd.env("VAE_KERNEL_CACHE", scratch.path().join("choices.tsv"));
+        cmd.env_remove("VAE_GPU_KERNELS").env("VAE_KERNEL_CACHE", scratch.path().join("choices.tsv"));
         cmd.args(["--arch", "basic", "--image-size", "16", "--max-images", "24", "--batch-size", "8", "--z-dim", "4"]);
         let out = cmd.args(["--epochs", "1", "--device", "gpu", "--run-dir"]).arg(&d).args(extra).output().unwrap();
         let provenance = std::fs::read_to_string(d.join("provenance.json")).unwrap_or_default();
         (out, provenance)
     };
-    let (tuned, provenance) = run("tuned", &["--tune-kernels"]);
+    let (tuned, provenance) = run("tuned", &[]);
     if skipped_for_want_of_a_gpu(&tuned) {
         return;
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use vae::cli::{CpuKernels, TrainCli};
+use vae::cli::{ChooseKernels, TrainCli};
 use vae::error::Result;
 use vae::trainer::{configure, Finished, Trainer};
 
@@ -57,7 +57,7 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
         if let Some(tile) = cli.gemm_tile.as_deref().and_then(gpu::tuning::tile_from_name) {
             ctx.pin_gemm_tile(tile);
             println!("kernels: every GEMM on the {} tile (--gemm-tile)", gpu::tuning::tile_name(tile));
-        } else if cli.tune_kernels {
+        } else if cli.gpu_kernels == ChooseKernels::Measured {
             let cache = vae::cli::kernel_cache_path();
             ctx.enable_tuning(cache.clone());
             match cache {
@@ -68,6 +68,8 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
                     "kernels: GEMM tiles and convolution rungs chosen by timing (no HOME or VAE_KERNEL_CACHE: not kept)"
                 ),
             }
+        } else {
+            println!("kernels: GEMM tiles by the size rules, every ladder on its top rung (--gpu-kernels rule)");
         }
     }
     let mut trainer = Trainer::new(config, dir.clone(), device, cli.resume.as_deref(), cli.profile)?;
@@ -90,7 +92,7 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
 /// Turns the CPU tuner on unless `--cpu-kernels rule` (it then times the GEMM kernels at once,
 /// unless `--cpu-gemm` pinned one), and says in one line how the kernels are chosen.
 fn choose_cpu_kernels(cli: &TrainCli) {
-    let convolutions = if cli.cpu_kernels == CpuKernels::Measured || cli.tune_kernels {
+    let convolutions = if cli.cpu_kernels == ChooseKernels::Measured {
         let cache = vae::cli::cpu_kernel_cache_path();
         tensor::cpu::tuning::enable_tuning(cache.clone());
         match cache {

@@ -49,13 +49,13 @@ impl DerefMut for IsolatedCommand {
 }
 
 /// The binary at `path`, to be run from a fresh, empty working directory of its own, with the
-/// CPU's kernels by the rules (`VAE_CPU_KERNELS=rule`): a test must not spend seconds timing
-/// kernels, write to the home folder's kernel cache, or run on a kernel that another test
-/// process measured differently (tests compare runs bit for bit). The tests of the measured
-/// choice remove the variable.
+/// CPU's and the GPU's kernels by the rules (`VAE_CPU_KERNELS=rule`, `VAE_GPU_KERNELS=rule`): a
+/// test must not spend seconds timing kernels, write to the home folder's kernel cache, or run
+/// on a kernel that another test process measured differently (tests compare runs bit for
+/// bit). The tests of the measured choice remove the variables.
 pub fn command(path: &str) -> IsolatedCommand {
     let cwd = scratch("cli-cwd");
     let mut command = Command::new(path);
-    command.current_dir(cwd.path()).env("VAE_CPU_KERNELS", "rule");
+    command.current_dir(cwd.path()).env("VAE_CPU_KERNELS", "rule").env("VAE_GPU_KERNELS", "rule");
     IsolatedCommand { command, _cwd: cwd }
 }
