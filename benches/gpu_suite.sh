@@ -80,8 +80,9 @@ probe() {
     echo "== the scale probe: resnet-bn at batch 2,048 (a 4 GiB activation, in chunks)"
     command -v cargo >/dev/null && cargo build -q --release -p vae --bin train
     probe_run=$(mktemp -d)
+    # By the rules, as every earlier probe ran: its epoch then holds no kernel timing.
     timeout 540 target/release/train --device gpu --arch resnet-bn --batch-size 2048 --max-images 6144 --epochs 1 \
-        --profile --run-dir "$probe_run" >"$out/probe.txt" 2>&1
+        --gpu-kernels rule --profile --run-dir "$probe_run" >"$out/probe.txt" 2>&1
     echo "exit status $?" >>"$out/probe.txt"
     rm -rf "$probe_run"
     grep -E 'GPU memory|epoch 1/1|error|exit status' "$out/probe.txt"
