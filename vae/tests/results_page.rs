@@ -372,7 +372,19 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `eval/KEY`, a value of the run's eval/metrics.json.
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 22] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 23] = [
+    (
+        "k1 = k2 = 0.5 is best (samples, with their MSE, the CNN)",
+        MESSAOUDI_MSE_ARTEFACTS,
+        &[
+            (
+                1.0,
+                "basic-z16-k1-0.9-s{seed}|basic-z16-k1-0.75-s{seed}|basic-z16-k1-0.25-s{seed}|basic-z16-k1-0.1-s{seed}",
+                "eval/classifier_frechet_test_vs_samples",
+            ),
+            (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
     (
         "z = 16 is best (loss, with their MSE, the CNN)",
         MESSAOUDI_MSE_ARTEFACTS,
@@ -558,6 +570,28 @@ fn every_number_of_the_cnn_latent_size_table_is_in_its_runs_committed_artefacts(
     assert!(rows.iter().all(|row| row["preset"] == "basic"), "the CNN's rows only");
     assert!(rows.len() >= 4, "z = 16 and another size, two seeds: {} rows", rows.len());
     assert_latent_size_rows_are_in_artefacts(rows);
+}
+
+const MESSAOUDI_CNN_WEIGHTS_HEADING: &str = "### The loss weights with their MSE, the CNN";
+
+#[test]
+fn every_number_of_the_cnn_loss_weights_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_CNN_WEIGHTS_HEADING);
+    assert!(rows.len() >= 4, "equal weights and another pair, two seeds: {} rows", rows.len());
+    for row in rows {
+        // Equal weights are the z = 16 run of the latent-size table.
+        let folder = match row["k1"].as_str() {
+            "0.5" => format!("basic-z16-s{}", row["seed"]),
+            k1 => format!("basic-z16-k1-{k1}-s{}", row["seed"]),
+        };
+        let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(folder);
+        let name = run.display();
+        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        let config: serde_json::Value = run_json(&run, "config.json");
+        assert_eq!(config["k1"].as_f64().map(|k| k.to_string()), Some(row["k1"].clone()), "{name}: k1");
+        assert_eq!(config["beta"].as_f64().map(|b| b.to_string()), Some(row["β (k2)"].clone()), "{name}: β");
+        assert_eq!((config["recon"].as_str(), config["z_dim"].as_f64()), (Some("mse"), Some(16.0)), "{name}");
+    }
 }
 
 /// Each row of a latent-size table (run folder `{preset}-z{z}-s{seed}`) against its run's
