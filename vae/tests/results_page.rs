@@ -594,6 +594,28 @@ fn every_number_of_the_cnn_loss_weights_table_is_in_its_runs_committed_artefacts
     }
 }
 
+const YANG_MEAN_STD_ARTEFACTS: &str = "docs/artefacts/resnet18-meanstd";
+const YANG_MEAN_STD_HEADING: &str = "### The z axis with their inputs: standardised pixels and a linear output";
+
+#[test]
+fn every_number_of_the_standardised_z_axis_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), YANG_MEAN_STD_HEADING);
+    assert!(rows.len() >= 2, "two sizes at least: {} rows", rows.len());
+    for row in rows {
+        let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(format!("meanstd-b1-z{}-s{}", row["z"], row["seed"]));
+        let name = run.display();
+        let laplacian = [
+            ("Laplacian var. recon", "eval/laplacian_var_reconstructions", 1.0),
+            ("Laplacian var. samples", "eval/laplacian_var_samples", 1.0),
+        ];
+        assert_eval_row_is_in_artefacts(&row, &run, &laplacian);
+        let config: serde_json::Value = run_json(&run, "config.json");
+        assert_eq!(config["z_dim"].as_f64().map(|z| z.to_string()), Some(row["z"].clone()), "{name}: z");
+        let setting = ["normalize", "output", "recon"].map(|key| config[key].as_str().unwrap_or_default().to_string());
+        assert_eq!(setting, ["mean-std", "linear", "mse"], "{name}: config.json's inputs and loss");
+    }
+}
+
 /// Each row of a latent-size table (run folder `{preset}-z{z}-s{seed}`) against its run's
 /// committed artefacts, its z, loss and parameter count included.
 fn assert_latent_size_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
