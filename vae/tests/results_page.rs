@@ -387,11 +387,12 @@ fn every_number_of_the_paper_budget_table_is_in_its_runs_committed_artefacts() {
 /// config.json, metrics.csv, provenance.json and eval's metrics.json.
 const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 
-/// The summary rows whose runs keep their artefacts: the claim's ending, the study's artefact
+/// The summary rows whose runs keep their artefacts: the claim, the study's artefact
 /// folder, and the difference per seed as a signed sum of run values, each a run (`{seed}` in
-/// its folder stands for the seed; `a|b`: the lower of the two runs' values, a model at the
-/// better of two settings) and a column: a metrics.csv column at the best epoch, or
-/// `eval/KEY`, a value of the run's eval/metrics.json.
+/// its folder stands for the seed; `a|b`: the lower of the runs' values, a model at the better
+/// of two settings; `higher:a|b`: the higher, the worst of the others) and a column as
+/// [`artefact_value`] reads it (a metrics.csv column at the best epoch, `eval/KEY`, or
+/// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
 const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 23] = [
@@ -737,9 +738,13 @@ fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
     }
 }
 
-/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json, else the
-/// metrics.csv column at the best epoch.
+/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json, `fastest/COLUMN`
+/// the smallest value of a metrics.csv column over the epochs (`fastest/seconds`: the fastest
+/// epoch), else the metrics.csv column at the best epoch.
 fn artefact_value(run: &Path, column: &str) -> f64 {
+    if let Some(column) = column.strip_prefix("fastest/") {
+        return epochs(run).iter().map(|epoch| epoch[column]).fold(f64::INFINITY, f64::min);
+    }
     let Some(key) = column.strip_prefix("eval/") else { return best_epoch(&epochs(run))[column] };
     let path = run.join("eval").join("metrics.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -757,11 +762,21 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
         let mut from_artefacts = Vec::new();
         // The seeds whose runs all keep their artefacts (a row of seed 1 alone has no seed 0).
         for seed in 0..10 {
-            if !terms.iter().all(|(_, pattern, _)| pattern.split('|').all(|p| run(p, seed).is_dir())) {
+            let runs_of = |pattern: &'static str| {
+                let (higher, runs) = pattern.strip_prefix("higher:").map_or((false, pattern), |runs| (true, runs));
+                (higher, runs.split('|'))
+            };
+            if !terms.iter().all(|(_, pattern, _)| runs_of(pattern).1.all(|p| run(p, seed).is_dir())) {
                 continue;
             }
-            let value = |pattern: &str, column: &str| {
-                pattern.split('|').map(|p| artefact_value(&run(p, seed), column)).fold(f64::INFINITY, f64::min)
+            let value = |pattern: &'static str, column: &str| {
+                let (higher, runs) = runs_of(pattern);
+                let values = runs.map(|p| artefact_value(&run(p, seed), column));
+                if higher {
+                    values.fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    values.fold(f64::INFINITY, f64::min)
+                }
             };
             from_artefacts
                 .push(terms.iter().map(|&(sign, pattern, column)| sign * value(pattern, column)).sum::<f64>());
