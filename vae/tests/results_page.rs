@@ -91,6 +91,8 @@ struct SummaryRow {
     claim: String,
     ours: String,
     differences: Vec<f64>,
+    /// Each difference's number of decimals as printed.
+    difference_decimals: Vec<usize>,
     margin: String,
     seeds_range: Option<String>,
     cpu_spread: Option<f64>,
@@ -125,13 +127,13 @@ fn verdict_rows(table: Vec<BTreeMap<String, String>>) -> Vec<SummaryRow> {
                 |name: &str| cells.get(name).cloned().unwrap_or_else(|| panic!("the summary has no column {name:?}"));
             let claim = format!("{}: {}", cell("paper"), cell("claim"));
             let differences_cell = cell("difference per seed");
-            let differences = if differences_cell == "—" {
-                Vec::new()
+            let (differences, difference_decimals) = if differences_cell == "—" {
+                (Vec::new(), Vec::new())
             } else {
                 differences_cell
                     .split(", ")
-                    .map(|d| printed_number(d).unwrap_or_else(|| panic!("{claim}: difference {d:?} is not a number")).0)
-                    .collect()
+                    .map(|d| printed_number(d).unwrap_or_else(|| panic!("{claim}: difference {d:?} is not a number")))
+                    .unzip()
             };
             let spread = cell("spread");
             let (seeds_range, cpu_spread) = match spread.split_once("; CPU ") {
@@ -146,6 +148,7 @@ fn verdict_rows(table: Vec<BTreeMap<String, String>>) -> Vec<SummaryRow> {
                 replaced_by: cells.get("replaced by").cloned(),
                 claim,
                 differences,
+                difference_decimals,
                 margin: cell("margin"),
                 seeds_range: (seeds_range != "—").then_some(seeds_range),
                 cpu_spread,
@@ -754,15 +757,18 @@ fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
     }
 }
 
-/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json, `fastest/COLUMN`
-/// the smallest value of a metrics.csv column over the epochs (`fastest/seconds`: the fastest
-/// epoch), else the metrics.csv column at the best epoch.
+/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json (`eval-noise/KEY`
+/// from a second evaluation's eval-noise/metrics.json), `fastest/COLUMN` the smallest value of a
+/// metrics.csv column over the epochs (`fastest/seconds`: the fastest epoch), else the
+/// metrics.csv column at the best epoch.
 fn artefact_value(run: &Path, column: &str) -> f64 {
     if let Some(column) = column.strip_prefix("fastest/") {
         return epochs(run).iter().map(|epoch| epoch[column]).fold(f64::INFINITY, f64::min);
     }
-    let Some(key) = column.strip_prefix("eval/") else { return best_epoch(&epochs(run))[column] };
-    let path = run.join("eval").join("metrics.json");
+    let Some((folder, key)) = column.split_once('/').filter(|(folder, _)| folder.starts_with("eval")) else {
+        return best_epoch(&epochs(run))[column];
+    };
+    let path = run.join(folder).join("metrics.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let metrics: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     metrics[key].as_f64().unwrap_or_else(|| panic!("{}: no number {key:?}", path.display()))
@@ -802,11 +808,12 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
             from_artefacts.len(),
             "{claim}: one difference per seed with every run's artefacts"
         );
-        for (printed, exact) in row.differences.iter().zip(&from_artefacts) {
-            // The page may print the difference of the rounded values: each rounded term may add
-            // up to 0.005.
+        for ((printed, decimals), exact) in row.differences.iter().zip(&row.difference_decimals).zip(&from_artefacts) {
+            // The page may print the difference of the values rounded to the decimals it shows:
+            // each rounded term may add up to half a unit of the last decimal.
+            let rounding = terms.len() as f64 * 0.5 * 10f64.powi(-(*decimals as i32));
             assert!(
-                (printed - exact).abs() <= 0.01 * terms.len() as f64 / 2.0 + 1e-9,
+                (printed - exact).abs() <= rounding + 1e-9,
                 "{claim}: difference {printed} against {exact} from the artefacts"
             );
         }
