@@ -944,7 +944,8 @@ fn every_replaced_row_names_the_summary_rows_that_replaced_it_and_they_keep_thei
     let replaced = replaced_rows();
     assert!(!replaced.is_empty(), "the notebook's replaced rows");
     for row in replaced {
-        let replaced_by = row.replaced_by.as_deref().unwrap_or_else(|| panic!("{}: no \"replaced by\" cell", row.claim));
+        let replaced_by =
+            row.replaced_by.as_deref().unwrap_or_else(|| panic!("{}: no \"replaced by\" cell", row.claim));
         for claim in replaced_by.split("; ") {
             let replacing = summary
                 .iter()
