@@ -216,7 +216,9 @@ pub fn median_times_taking_turns<E>(
 /// [`median_times_taking_turns`], except that a candidate whose first timed run is more than
 /// `slower_than` times the fastest first run takes no further turns: that one time stands as
 /// its median. A kernel several times slower than another needs no three runs to lose, and
-/// on a slow device (a CPU running a GPU's kernels) each of them costs seconds.
+/// on a slow device (a CPU running a GPU's kernels) each of them costs seconds. Candidate 0,
+/// the incumbent, is never dropped: one slow first run (a pipeline built during it, a page
+/// faulted in) must not decide against the kernel the rules would run.
 pub fn median_times_dropping_the_slow<E>(
     candidates: usize,
     rounds: usize,
@@ -232,6 +234,7 @@ pub fn median_times_dropping_the_slow<E>(
         let fastest_first = times.iter().filter_map(|runs: &Vec<Duration>| runs.first()).min().copied();
         for (candidate, runs) in times.iter_mut().enumerate() {
             let dropped = round > 0
+                && candidate > 0
                 && fastest_first.is_some_and(|fastest| runs[0].as_secs_f64() > slower_than * fastest.as_secs_f64());
             if !dropped {
                 runs.push(time(candidate)?);
@@ -282,6 +285,29 @@ mod tests {
         .unwrap();
         assert_eq!(order, [0, 1, 2, 0, 2, 0, 2]);
         assert_eq!(times[1], Duration::from_millis(10), "its one run stands as its median");
+    }
+
+    #[test]
+    fn the_incumbent_takes_every_turn_however_slow_its_first_run() {
+        // Candidate 0's first run is 20 ms (a pipeline built in it), then 1 ms; candidate 1
+        // runs 1.5 ms each time. Dropped after its first run, the incumbent would lose at 20.
+        let mut runs_of_0 = 0;
+        let times = median_times_dropping_the_slow(2, 3, true, 2.0, |c| {
+            let us = if c == 0 {
+                runs_of_0 += 1;
+                if runs_of_0 == 1 {
+                    20_000
+                } else {
+                    1000
+                }
+            } else {
+                1500
+            };
+            Ok::<_, ()>(Duration::from_micros(us))
+        })
+        .unwrap();
+        assert_eq!(runs_of_0, 3);
+        assert_eq!(times, [Duration::from_millis(1), Duration::from_micros(1500)]);
     }
 
     #[test]

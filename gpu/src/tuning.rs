@@ -85,6 +85,15 @@ const ROUNDS: usize = 3;
 /// A convolution rung this many times slower than the fastest in the first round takes no
 /// further turns.
 const RUNG_SLOWER_THAN: f64 = 2.0;
+/// The shortest a timed run of a candidate may be ([`LaunchTimer`]): twenty times the
+/// submit-and-wait around it on an H100 host (about 0.1 ms).
+const MIN_TIMED_RUN: Duration = Duration::from_millis(2);
+/// The most launches one timed run may record ([`LaunchTimer`]).
+const MAX_LAUNCHES_PER_TIMED_RUN: usize = 1024;
+/// How this build times a GPU candidate, appended to the cache's machine key: choices timed
+/// one launch a run (earlier builds) measured the submit-and-wait, not the kernel, and are not
+/// reused.
+const LAUNCH_TIMING: &str = "launches filling 2 ms";
 
 thread_local! {
     /// Whether this thread is timing a convolution's rungs ([`on_the_rules`]).
@@ -123,7 +132,7 @@ impl Tuner {
                 || ConvRung::from_name(name).is_some()
                 || MatmulRung::from_name(name).is_some()
         };
-        Tuner { choices: ChoiceFile::open(cache, adapter_key, known) }
+        Tuner { choices: ChoiceFile::open(cache, format!("{adapter_key}; {LAUNCH_TIMING}"), known) }
     }
 
     /// The tile for `layers` GEMMs of [m, n] outputs: the cached choice for their class, or
@@ -135,7 +144,7 @@ impl Tuner {
         n: usize,
         layers: usize,
         rule: GemmTile,
-        time: impl Fn(GemmTile) -> Result<Duration>,
+        mut time: impl FnMut(GemmTile) -> Result<Duration>,
     ) -> Result<GemmTile> {
         let names = [tile_name(GemmTile::Square64), tile_name(GemmTile::Wide128)];
         let class = shape_class(m, n, layers);
@@ -266,6 +275,72 @@ pub fn describe_choice(class: &str, choice: &str) -> String {
     }
 }
 
+/// Times one candidate's launches for the tuner. On a fast GPU one launch between two waits is
+/// mostly the submit and the wait (about 0.1 ms on an H100 host, where a proxy product runs in
+/// 10 µs): timed so, every candidate takes the same 0.12–0.16 ms and the race goes to the noise.
+/// So the first call runs the launch once untimed (its pipeline built, its pooled buffers
+/// touched), then doubles the launches recorded between the two waits until a run lasts
+/// [`MIN_TIMED_RUN`] ([`launches_filling`]), and every later call (every candidate of the
+/// choice) times that many: each returns the time of one launch. On lavapipe one launch
+/// already lasts longer, so a run stays one launch.
+pub struct LaunchTimer {
+    /// Launches per timed run, once the first call has found it.
+    launches: Option<usize>,
+}
+
+impl LaunchTimer {
+    /// A timer that finds its launches per run on its first call.
+    pub fn new() -> LaunchTimer {
+        LaunchTimer { launches: None }
+    }
+
+    /// How long one `launch` takes on `ctx`'s device, timed over this timer's launches per run.
+    pub fn time(&mut self, ctx: &Context, mut launch: impl FnMut() -> Result<()>) -> Result<Duration> {
+        if let Some(launches) = self.launches {
+            return Ok(timed_run(ctx, launches, &mut launch)? / launches as u32);
+        }
+        launch()?;
+        let (launches, per_launch) =
+            launches_filling(MIN_TIMED_RUN, MAX_LAUNCHES_PER_TIMED_RUN, |n| timed_run(ctx, n, &mut launch))?;
+        self.launches = Some(launches);
+        Ok(per_launch)
+    }
+}
+
+impl Default for LaunchTimer {
+    fn default() -> Self {
+        LaunchTimer::new()
+    }
+}
+
+/// `launches` of `launch` between two waits for the device, and how long they took.
+fn timed_run(ctx: &Context, launches: usize, launch: &mut impl FnMut() -> Result<()>) -> Result<Duration> {
+    ctx.synchronize()?;
+    let start = Instant::now();
+    for _ in 0..launches {
+        launch()?;
+    }
+    ctx.synchronize()?;
+    Ok(start.elapsed())
+}
+
+/// The fewest launches, doubling from one up to `most`, whose run (`run(n)`: n launches timed
+/// together) lasts at least `shortest`, and the time of one launch in that run.
+pub fn launches_filling<E>(
+    shortest: Duration,
+    most: usize,
+    mut run: impl FnMut(usize) -> std::result::Result<Duration, E>,
+) -> std::result::Result<(usize, Duration), E> {
+    let mut launches = 1;
+    loop {
+        let took = run(launches)?;
+        if took >= shortest || launches >= most {
+            return Ok((launches, took / launches as u32));
+        }
+        launches = (launches * 2).min(most.max(1));
+    }
+}
+
 /// The class of a product of [m, n] outputs over `k` whose K the rule would cut, as the cache
 /// names it: `k-split/t2^3/k2^12` for 8 to 15 square tiles and a K of 4,096 to 8,191.
 pub fn k_split_class(m: usize, n: usize, k: usize) -> String {
@@ -303,6 +378,7 @@ pub fn time_k_split(ctx: &Context, m: usize, n: usize, k: usize) -> impl FnMut(b
     let pk = k.min((SPLIT_PROXY_MAX_FLOPS / (2 * m * n).max(1)).max(16));
     let slices = k_slices_by_rule(ctx, 1, m, n, pk).max(2);
     let mut buffers = None;
+    let mut timer = LaunchTimer::new();
     move |cut| {
         let (a, b, c) = match &mut buffers {
             Some(allocated) => &*allocated,
@@ -310,11 +386,7 @@ pub fn time_k_split(ctx: &Context, m: usize, n: usize, k: usize) -> impl FnMut(b
         };
         let (av, bv) = (MatView::row_major(a, m, pk), MatView::row_major(b, pk, n));
         let args = MatmulArgs::new(av, bv, c, [m, n, pk]);
-        ctx.synchronize()?;
-        let start = Instant::now();
-        matmul_k_sliced(ctx, &args, if cut { slices } else { 1 })?;
-        ctx.synchronize()?;
-        Ok(start.elapsed())
+        timer.time(ctx, || matmul_k_sliced(ctx, &args, if cut { slices } else { 1 }))
     }
 }
 
@@ -326,20 +398,27 @@ pub fn shape_class(m: usize, n: usize, layers: usize) -> String {
     format!("{}/t2^{log2}", if m > 64 { "m>64" } else { "m<=64" })
 }
 
-/// How long one run of `tile` takes on the proxy product of the class of (m, n, layers) on
-/// `ctx` ([`Tuner::gemm_tile`] warms up and takes the median).
-pub fn time_gemm_tile(ctx: &Context, m: usize, n: usize, layers: usize, tile: GemmTile) -> Result<Duration> {
+/// A timer for [`Tuner::gemm_tile`]: each call runs the proxy product of the class of (m, n,
+/// layers) on the given tile and returns how long one launch took ([`LaunchTimer`]). The
+/// operands are allocated on the first call.
+pub fn time_gemm_tiles(
+    ctx: &Context,
+    m: usize,
+    n: usize,
+    layers: usize,
+) -> impl FnMut(GemmTile) -> Result<Duration> + '_ {
     let [pm, pn, pk] = proxy_product(m, n, layers);
-    let a = ctx.alloc(pm * pk)?;
-    let b = ctx.alloc(pk * pn)?;
-    let c = ctx.alloc(pm * pn)?;
-    let (av, bv) = (MatView::row_major(&a, pm, pk), MatView::row_major(&b, pk, pn));
-    let args = MatmulArgs::new(av, bv, &c, [pm, pn, pk]);
-    ctx.synchronize()?;
-    let start = Instant::now();
-    matmul_on_rung(ctx, &args, tile.into())?;
-    ctx.synchronize()?;
-    Ok(start.elapsed())
+    let mut buffers = None;
+    let mut timer = LaunchTimer::new();
+    move |tile| {
+        let (a, b, c) = match &mut buffers {
+            Some(allocated) => &*allocated,
+            empty => &*empty.insert((ctx.alloc(pm * pk)?, ctx.alloc(pk * pn)?, ctx.alloc(pm * pn)?)),
+        };
+        let (av, bv) = (MatView::row_major(a, pm, pk), MatView::row_major(b, pk, pn));
+        let args = MatmulArgs::new(av, bv, c, [pm, pn, pk]);
+        timer.time(ctx, || matmul_on_rung(ctx, &args, tile.into()))
+    }
 }
 
 /// The [M, N, K] of the proxy product that stands for the class of `layers` GEMMs of [m, n]
@@ -365,6 +444,7 @@ pub fn time_matmul_rungs(
 ) -> impl FnMut(MatmulRung) -> Result<Duration> + '_ {
     let [pm, pn, pk] = proxy_product(m, n, layers);
     let mut buffers = None;
+    let mut timer = LaunchTimer::new();
     move |rung| {
         let (a, b, c) = match &mut buffers {
             Some(allocated) => &*allocated,
@@ -382,11 +462,7 @@ pub fn time_matmul_rungs(
             }
         };
         let (av, bv) = (MatView::row_major(a, pm, pk), MatView::row_major(b, pk, pn));
-        ctx.synchronize()?;
-        let start = Instant::now();
-        matmul_on_rung(ctx, &MatmulArgs::new(av, bv, c, [pm, pn, pk]), rung)?;
-        ctx.synchronize()?;
-        Ok(start.elapsed())
+        timer.time(ctx, || matmul_on_rung(ctx, &MatmulArgs::new(av, bv, c, [pm, pn, pk]), rung))
     }
 }
 
@@ -418,6 +494,56 @@ mod tests {
                 GemmTile::Wide128 => wide_ms,
             }))
         }
+    }
+
+    /// A device whose every timed run costs `latency` (the submit and the wait) plus `kernel`
+    /// a launch: n launches timed together take latency + n·kernel.
+    fn device_run(latency_us: u64, kernel_us: u64) -> impl FnMut(usize) -> std::result::Result<Duration, ()> {
+        move |n| Ok(Duration::from_micros(latency_us + n as u64 * kernel_us))
+    }
+
+    #[test]
+    fn a_launch_that_fills_the_shortest_run_is_timed_alone() {
+        let (launches, per_launch) = launches_filling(MIN_TIMED_RUN, 1024, device_run(100, 250_000)).unwrap();
+        assert_eq!((launches, per_launch), (1, Duration::from_micros(250_100)));
+    }
+
+    #[test]
+    fn launches_double_until_the_submit_and_wait_is_a_small_share_of_the_run() {
+        // An H100 host: 150 µs to submit and wait, 13 µs a kernel. 128 launches take 1.81 ms,
+        // 256 take 3.48 ms: the first run of at least 2 ms.
+        let (launches, per_launch) = launches_filling(MIN_TIMED_RUN, 1024, device_run(150, 13)).unwrap();
+        assert_eq!(launches, 256);
+        let error = (per_launch.as_secs_f64() - 13e-6).abs() / 13e-6;
+        assert!(error < 0.05, "one launch timed at {per_launch:?} against 13 µs");
+    }
+
+    #[test]
+    fn a_run_stops_doubling_at_the_most_launches() {
+        let (launches, _) = launches_filling(MIN_TIMED_RUN, 64, device_run(10, 1)).unwrap();
+        assert_eq!(launches, 64);
+    }
+
+    #[test]
+    fn the_faster_kernel_wins_where_one_launch_is_mostly_the_submit_and_wait() {
+        // The rule's tile takes 20 µs, the other 13 µs, each behind 150 µs of submit and wait.
+        // One launch a run: 170 against 163 µs, within the margin, so the slower rule's tile
+        // would stay. Launches filling 2 ms a run: 20 against 13 µs.
+        let one_launch = |kernel_us: u64| Duration::from_micros(150 + kernel_us);
+        let tuner = Tuner::new("gpu A".into(), None);
+        let square_by_one_launch = tuner
+            .gemm_tile(64, 64, 1, GemmTile::Square64, |tile| {
+                Ok(one_launch(if tile == GemmTile::Square64 { 20 } else { 13 }))
+            })
+            .unwrap();
+        assert_eq!(square_by_one_launch, GemmTile::Square64, "one launch a run cannot tell them apart");
+        let filled = |kernel_us: u64| launches_filling(MIN_TIMED_RUN, 1024, device_run(150, kernel_us)).unwrap().1;
+        let chosen = tuner
+            .gemm_tile(64, 4096, 1, GemmTile::Square64, |tile| {
+                Ok(filled(if tile == GemmTile::Square64 { 20 } else { 13 }))
+            })
+            .unwrap();
+        assert_eq!(chosen, GemmTile::Wide128);
     }
 
     #[test]

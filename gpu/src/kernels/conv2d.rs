@@ -471,21 +471,20 @@ fn gemm_dims(kernel: ConvKernel, g: &Conv2dGeometry) -> [usize; 3] {
 const RUNG_PROXY_SECONDS: f64 = 0.02;
 
 /// A timer for [`crate::tuning::Tuner::conv_rung`]: each call runs `kernel` of a proxy of `g`
-/// on the given rung and returns how long it took. The first call runs every rung once on
-/// one image (building their pipelines) and times the top rung there, which sizes the
-/// proxy's batch (`RUNG_PROXY_SECONDS`, 20 ms). Every launch runs [`crate::tuning::on_the_rules`].
+/// on the given rung and returns how long one launch took ([`crate::tuning::LaunchTimer`]).
+/// The first call runs every rung once on one image (building their pipelines) and times the
+/// top rung there, which sizes the proxy's batch (`RUNG_PROXY_SECONDS`, 20 ms), then runs
+/// every rung once more on the proxy untimed: a proxy of more images may need pipelines one
+/// image did not (the weight gradient's K slices and their sum). Every launch runs
+/// [`crate::tuning::on_the_rules`].
 pub fn time_conv_rungs<'a>(
     ctx: &'a Context,
     kernel: ConvKernel,
     g: &Conv2dGeometry,
 ) -> impl FnMut(ConvRung) -> Result<Duration> + 'a {
     let layer = *g;
-    let run = move |rung: ConvRung, g: &Conv2dGeometry, [a, b, out]: &[GpuBuffer; 3]| -> Result<Duration> {
-        ctx.synchronize()?;
-        let start = Instant::now();
-        crate::tuning::on_the_rules(|| launch(ctx, kernel, rung, g, [a, b], None, out, Output::Overwrite))?;
-        ctx.synchronize()?;
-        Ok(start.elapsed())
+    let launch_on = move |rung: ConvRung, g: &Conv2dGeometry, [a, b, out]: &[GpuBuffer; 3]| -> Result<()> {
+        crate::tuning::on_the_rules(|| launch(ctx, kernel, rung, g, [a, b], None, out, Output::Overwrite))
     };
     let operands = move |g: &Conv2dGeometry| -> Result<[GpuBuffer; 3]> {
         // Zeroed: a pooled buffer may hold denormals from its last use, slow on a CPU adapter.
@@ -497,6 +496,7 @@ pub fn time_conv_rungs<'a>(
         Ok(buffers)
     };
     let mut proxy: Option<(Conv2dGeometry, [GpuBuffer; 3])> = None;
+    let mut timer = crate::tuning::LaunchTimer::new();
     move |rung| {
         let (g, buffers) = match &mut proxy {
             Some(sized) => &*sized,
@@ -504,16 +504,25 @@ pub fn time_conv_rungs<'a>(
                 let one = Conv2dGeometry { batch: 1, ..layer };
                 let buffers = operands(&one)?;
                 for rung in ConvRung::ALL {
-                    run(rung, &one, &buffers)?;
+                    launch_on(rung, &one, &buffers)?;
                 }
-                let per_image = run(ConvRung::ImplicitGemm, &one, &buffers)?.as_secs_f64();
+                ctx.synchronize()?;
+                let start = Instant::now();
+                launch_on(ConvRung::ImplicitGemm, &one, &buffers)?;
+                ctx.synchronize()?;
+                let per_image = start.elapsed().as_secs_f64();
                 let batch = ((RUNG_PROXY_SECONDS / per_image.max(1e-9)) as usize).clamp(1, layer.batch.max(1));
                 let g = Conv2dGeometry { batch, ..layer };
                 let buffers = if batch == 1 { buffers } else { operands(&g)? };
+                if batch > 1 {
+                    for rung in ConvRung::ALL {
+                        launch_on(rung, &g, &buffers)?;
+                    }
+                }
                 &*empty.insert((g, buffers))
             }
         };
-        run(rung, g, buffers)
+        timer.time(ctx, || launch_on(rung, g, buffers))
     }
 }
 
@@ -802,6 +811,7 @@ pub fn time_weight_grad_split<'a>(ctx: &'a Context, g: &Conv2dGeometry) -> impl 
     let per_image = 2 * m * n * g.oh * g.ow;
     let proxy = Conv2dGeometry { batch: g.batch.min(WEIGHT_GRAD_PROXY_MAX_FLOPS / per_image.max(1)).max(1), ..*g };
     let mut buffers = None;
+    let mut timer = crate::tuning::LaunchTimer::new();
     move |cut| {
         let (dy, x, dw) = match &mut buffers {
             Some(allocated) => &*allocated,
@@ -809,18 +819,8 @@ pub fn time_weight_grad_split<'a>(ctx: &'a Context, g: &Conv2dGeometry) -> impl 
                 &*empty.insert((ctx.alloc(proxy.y_len())?, ctx.alloc(proxy.x_len())?, ctx.alloc(proxy.weight_len())?))
             }
         };
-        ctx.synchronize()?;
-        let start = Instant::now();
-        backward_weight_in_slices(
-            ctx,
-            &proxy,
-            [dy, x],
-            dw,
-            Output::Overwrite,
-            weight_grad_slices_of(ctx, &proxy, cut),
-        )?;
-        ctx.synchronize()?;
-        Ok(start.elapsed())
+        let slices = weight_grad_slices_of(ctx, &proxy, cut);
+        timer.time(ctx, || backward_weight_in_slices(ctx, &proxy, [dy, x], dw, Output::Overwrite, slices))
     }
 }
 

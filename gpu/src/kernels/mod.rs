@@ -57,7 +57,7 @@ impl GemmTile {
         }
         let rule = Self::by_size(m, n, layers);
         if let Some(tuner) = ctx.tuner() {
-            let time = |tile| crate::tuning::time_gemm_tile(ctx, m, n, layers, tile);
+            let time = crate::tuning::time_gemm_tiles(ctx, m, n, layers);
             match tuner.gemm_tile(m, n, layers, rule, time) {
                 Ok(tile) => return tile,
                 Err(e) => eprintln!("warning: timing the GEMM tiles failed ({e}); using the size rule"),
