@@ -1082,3 +1082,49 @@ fn rerun_the_first_epoch_of_each_paper_budget_run_within_a_cpus_change() {
         );
     }
 }
+
+/// Every JSON file under `folder`, recursively.
+fn json_files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            found.extend(json_files_under(&path));
+        } else if path.extension().is_some_and(|ext| ext == "json") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The string values of `value` that are absolute paths, with where they are.
+fn absolute_paths_in(value: &serde_json::Value, at: &str) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) if s.starts_with('/') => vec![format!("{at}: {s}")],
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().flat_map(|(i, item)| absolute_paths_in(item, &format!("{at}[{i}]"))).collect()
+        }
+        serde_json::Value::Object(fields) => {
+            fields.iter().flat_map(|(key, item)| absolute_paths_in(item, &format!("{at}.{key}"))).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn committed_artefacts_name_files_relative_to_the_folder_their_commands_ran_in() {
+    let artefacts = repository().join("docs/artefacts");
+    let files = json_files_under(&artefacts);
+    assert!(files.len() > 10, "artefacts found: {}", files.len());
+    let absolute: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let value: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            absolute_paths_in(&value, &file.strip_prefix(&artefacts).unwrap_or(file).display().to_string())
+        })
+        .collect();
+    assert!(absolute.is_empty(), "absolute paths, which name a machine's folders:\n{}", absolute.join("\n"));
+}
