@@ -7,15 +7,19 @@
 #            instead of the context's thread for it, and B2, B3, B5 with convolutions never
 #            splitting their K), PyTorch eager, and PyTorch with fused Adam (`--fused-adam`);
 #   kernels: `gpu_kernels` (20 launches per synchronize) and PyTorch at its shapes;
+#   tuning:  `train --device gpu` twice on dSprites with a fresh kernel cache: the first run
+#            times every choice (its `tuning:` lines), the second reads them (none), and
+#            both provenance.json files list the choices;
 #   probe:   the scale probe, `train --arch resnet-bn --batch-size 2048` on dSprites, whose last
 #            upsampling is a 4 GiB activation, larger than one buffer of NVIDIA's driver;
 #   tests:   every test executable with VAE_REQUIRE_GPU=1.
 # Each part's output goes to a file in OUT_DIR (default ./gpu-suite), and a summary to stdout.
 #
 # usage: bash benches/gpu_suite.sh [OUT_DIR [PART ...]]
-# Without PARTs it runs all four, longer than ten minutes on an H100 (estimated: steps about 10,
-# kernels about 4, the probe up to 9, tests about 5): where one command may run for at most ten,
-# run them in separate commands, e.g. `steps`, then `kernels tests`, then `probe`.
+# Without PARTs it runs all five, longer than ten minutes on an H100 (measured at df4e05b: steps
+# about 3 minutes, kernels about 4, tuning under 1; estimated: the probe up to 9, tests about
+# 5): where one command may run for at most ten, run them in separate commands, e.g.
+# `steps kernels tuning`, then `tests`, then `probe`.
 # With cargo on the machine the benches are built here; without it (a machine that received
 # release builds), the newest executables under target/release/deps are run.
 set -uo pipefail
@@ -76,6 +80,22 @@ kernels() {
     grep -E '^(matmul|conv)|thrpt' "$out/kernels_ours.txt" | paste - - | sed 's/  */ /g'
 }
 
+tuning() {
+    echo "== train with every GPU kernel choice by timing, then from the cache"
+    command -v cargo >/dev/null && cargo build -q --release -p vae --bin train
+    export VAE_KERNEL_CACHE=$out/kernel-choices.tsv
+    rm -f "$VAE_KERNEL_CACHE"
+    for run in first second; do
+        timeout 120 target/release/train --device gpu --epochs 1 --max-images 4096 --run-dir "$out/train-$run" \
+            >"$out/train_$run.txt" 2>&1
+        echo "exit status $?" >>"$out/train_$run.txt"
+        # Only the small files come back from a lent machine: no checkpoints, pictures or report.
+        rm -f "$out/train-$run"/*.safetensors "$out/train-$run"/*.png "$out/train-$run"/*.html
+        echo "$run run: $(grep -c '^tuning:' "$out/train_$run.txt") tuning lines; $(grep -E 'epoch 1/1|exit status' "$out/train_$run.txt" | tr '\n' ' ')"
+    done
+    unset VAE_KERNEL_CACHE
+}
+
 probe() {
     echo "== the scale probe: resnet-bn at batch 2,048 (a 4 GiB activation, in chunks)"
     command -v cargo >/dev/null && cargo build -q --release -p vae --bin train
@@ -100,12 +120,12 @@ tests() {
 }
 
 parts=("${@:2}")
-[ ${#parts[@]} -eq 0 ] && parts=(steps kernels probe tests)
+[ ${#parts[@]} -eq 0 ] && parts=(steps kernels tuning probe tests)
 for part in "${parts[@]}"; do
     case $part in
-    steps | kernels | probe | tests) ;;
+    steps | kernels | tuning | probe | tests) ;;
     *)
-        echo "gpu_suite: unknown part '$part' (expected steps, kernels, probe or tests)" >&2
+        echo "gpu_suite: unknown part '$part' (expected steps, kernels, tuning, probe or tests)" >&2
         exit 2
         ;;
     esac
