@@ -5,7 +5,8 @@
 //! conv_transpose2d's forward also by their definitions (rung 1 of `ConvRung`: the cases named
 //! `*_direct`) and on rung 2 (16×16 workgroup tiles, one output per invocation: `*_tiled16`);
 //! and `matmul_ladder`, every rung of
-//! the matmul ladder (`MatmulRung`, one launch each, K never split) at the same shapes.
+//! the matmul ladder (`MatmulRung`, one launch each, K never split) at 256³, 1024³ and
+//! 256×4096·4096×256 (256³'s output over a 16 times longer K).
 //!
 //! Throughput is reported in criterion's "elem/s" with one element = one FLOP (2 per
 //! multiply-add), so "Gelem/s" reads as GFLOP/s. Each iteration records the launch
@@ -129,7 +130,10 @@ fn bench_matmul_ladder(c: &mut Criterion, r: &Runner) {
         matmul_on_rung(ctx, &args, rung).unwrap();
     }
     ctx.synchronize().unwrap();
-    for (m, n, k) in [(256usize, 256usize, 256usize), (1024, 1024, 1024)] {
+    // 256×4096·4096×256 has 256³'s output (16 square tiles) over 16 times its K: beside it,
+    // it tells whether a rung's lead at 256³ comes from the small output or from the short K
+    // (the tuner times a class on a proxy whose K is at most 256).
+    for (m, n, k) in [(256usize, 256usize, 256usize), (256, 256, 4096), (1024, 1024, 1024)] {
         let [a, b, out] = product_buffers(ctx, [m, n, k]);
         let args = MatmulArgs::new(MatView::row_major(&a, m, k), MatView::row_major(&b, k, n), &out, [m, n, k]);
         let flops = 2 * (m * n * k) as u64;
