@@ -398,7 +398,20 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 31] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 33] = [
+    (
+        "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
+        YANG_MEAN_STD_ARTEFACTS,
+        &[
+            (1.0, "meanstd-pretrained-z32-s{seed}", "eval/test_neg_elbo"),
+            (-1.0, "meanstd-b1-z32-s{seed}", "eval/test_neg_elbo"),
+        ],
+    ),
+    (
+        "a frozen encoder does much worse (\"abysmal\") (with their inputs: standardised pixels, summed MSE)",
+        YANG_MEAN_STD_ARTEFACTS,
+        &[(1.0, "meanstd-frozen-z32-s{seed}", "eval/test_neg_elbo"), (-1.0, "meanstd-b1-z32-s{seed}", "eval/test_neg_elbo")],
+    ),
     (
         "a larger β raises the validation loss (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -725,6 +738,33 @@ const YANG_MEAN_STD_HEADING: &str = "### The z axis with their inputs: standardi
 
 const YANG_MEAN_STD_BETA_HEADING: &str = "### The β axis with their inputs";
 
+const YANG_MEAN_STD_TRANSFER_HEADING: &str = "### The transfer contexts with their inputs";
+
+/// The judge that never saw the VAEs' images, whose encoder the transfer runs start from.
+const UNSEEN_JUDGE: &str = "runs/classifier/fashion32-judge-unseen.safetensors";
+
+#[test]
+fn every_number_of_the_standardised_transfer_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), YANG_MEAN_STD_TRANSFER_HEADING);
+    let contexts: Vec<&str> = rows.iter().map(|row| row["context"].as_str()).collect();
+    for context in ["from scratch", "pre-trained encoder", "pre-trained, frozen"] {
+        assert_eq!(contexts.iter().filter(|c| **c == context).count(), 2, "{context}: one row a seed");
+    }
+    for row in &rows {
+        let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(&row["run"]);
+        let config: serde_json::Value = run_json(&run, "config.json");
+        let (encoder, frozen) = match row["context"].as_str() {
+            "from scratch" => (None, false),
+            "pre-trained encoder" => (Some(UNSEEN_JUDGE), false),
+            _ => (Some(UNSEEN_JUDGE), true),
+        };
+        let name = run.display();
+        assert_eq!(config["pretrained_encoder"].as_str(), encoder, "{name}: the encoder it started from");
+        assert_eq!(config["freeze_encoder"].as_bool(), Some(frozen), "{name}: whether the encoder trained");
+    }
+    assert_standardised_rows_are_in_artefacts(rows);
+}
+
 #[test]
 fn every_number_of_the_standardised_z_axis_table_is_in_its_runs_committed_artefacts() {
     assert_standardised_rows_are_in_artefacts(table_after(&results_notebook(), YANG_MEAN_STD_HEADING));
@@ -749,14 +789,15 @@ fn every_number_of_the_standardised_beta_axis_table_is_in_its_runs_committed_art
     assert_standardised_rows_are_in_artefacts(rows);
 }
 
-/// Each row of a table of Yang and Kobilaski's standardised runs (folder
-/// `meanstd-b{β}-z{z}-s{seed}`, β = 1 where the table has no β column) against its artefacts,
+/// Each row of a table of Yang and Kobilaski's standardised runs (the folder its `run` column
+/// names, else `meanstd-b{β}-z{z}-s{seed}`, β = 1 where the table has no β column) against its artefacts,
 /// the Laplacian variances and the inputs, loss, β and z of its config.json included.
 fn assert_standardised_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
     assert!(rows.len() >= 2, "two runs at least: {} rows", rows.len());
     for row in rows {
         let beta = row.get("β").map_or("1", String::as_str);
-        let folder = format!("meanstd-b{beta}-z{}-s{}", row["z"], row["seed"]);
+        let folder =
+            row.get("run").cloned().unwrap_or_else(|| format!("meanstd-b{beta}-z{}-s{}", row["z"], row["seed"]));
         let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(folder);
         let name = run.display();
         let laplacian = [
@@ -937,12 +978,8 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
 /// The summary rows whose runs predate the artefacts (their sections give the commit): each is
 /// to be replaced, as §8 of the notebook replaced others, by runs that keep theirs. A new row
 /// cannot join this list unnoticed: every other row must read its differences from artefacts.
-const ROWS_WITHOUT_ARTEFACTS: [&str; 4] = [
-    "the β-TCVAE has a higher MIG than the β-VAE at the same β (β = 6)",
-    "the same at β = 3",
-    "scratch beats pre-trained \"in all metrics\"",
-    "a frozen encoder does much worse (\"abysmal\")",
-];
+const ROWS_WITHOUT_ARTEFACTS: [&str; 2] =
+    ["the β-TCVAE has a higher MIG than the β-VAE at the same β (β = 6)", "the same at β = 3"];
 
 /// The claim of a row without its paper.
 fn claim_of(row: &SummaryRow) -> &str {
