@@ -281,7 +281,7 @@ pub fn describe_choice(class: &str, choice: &str) -> String {
 /// 10 µs): timed so, every candidate takes the same 0.12–0.16 ms and the race goes to the noise.
 /// So the first call runs the launch once untimed (its pipeline built, its pooled buffers
 /// touched), then doubles the launches recorded between the two waits until a run lasts
-/// [`MIN_TIMED_RUN`] ([`launches_filling`]), and every later call (every candidate of the
+/// `MIN_TIMED_RUN`, 2 ms ([`launches_filling`]), and every later call (every candidate of the
 /// choice) times that many: each returns the time of one launch. On lavapipe one launch
 /// already lasts longer, so a run stays one launch.
 pub struct LaunchTimer {
