@@ -284,6 +284,7 @@ pub fn describe_choice(class: &str, choice: &str) -> String {
 /// `MIN_TIMED_RUN`, 2 ms ([`launches_filling`]), and every later call (every candidate of the
 /// choice) times that many: each returns the time of one launch. On lavapipe one launch
 /// already lasts longer, so a run stays one launch.
+#[derive(Default)]
 pub struct LaunchTimer {
     /// Launches per timed run, once the first call has found it.
     launches: Option<usize>,
@@ -292,7 +293,7 @@ pub struct LaunchTimer {
 impl LaunchTimer {
     /// A timer that finds its launches per run on its first call.
     pub fn new() -> LaunchTimer {
-        LaunchTimer { launches: None }
+        LaunchTimer::default()
     }
 
     /// How long one `launch` takes on `ctx`'s device, timed over this timer's launches per run.
@@ -308,14 +309,8 @@ impl LaunchTimer {
     }
 }
 
-impl Default for LaunchTimer {
-    fn default() -> Self {
-        LaunchTimer::new()
-    }
-}
-
 /// `launches` of `launch` between two waits for the device, and how long they took.
-fn timed_run(ctx: &Context, launches: usize, launch: &mut impl FnMut() -> Result<()>) -> Result<Duration> {
+pub(crate) fn timed_run(ctx: &Context, launches: usize, launch: &mut impl FnMut() -> Result<()>) -> Result<Duration> {
     ctx.synchronize()?;
     let start = Instant::now();
     for _ in 0..launches {
@@ -506,7 +501,8 @@ mod tests {
 
     #[test]
     fn a_launch_that_fills_the_shortest_run_is_timed_alone() {
-        let (launches, per_launch) = launches_filling(MIN_TIMED_RUN, 1024, device_run(100, 250_000)).unwrap();
+        let (launches, per_launch) =
+            launches_filling(MIN_TIMED_RUN, MAX_LAUNCHES_PER_TIMED_RUN, device_run(100, 250_000)).unwrap();
         assert_eq!((launches, per_launch), (1, Duration::from_micros(250_100)));
     }
 
@@ -514,7 +510,8 @@ mod tests {
     fn launches_double_until_the_submit_and_wait_is_a_small_share_of_the_run() {
         // An H100 host: 150 µs to submit and wait, 13 µs a kernel. 128 launches take 1.81 ms,
         // 256 take 3.48 ms: the first run of at least 2 ms.
-        let (launches, per_launch) = launches_filling(MIN_TIMED_RUN, 1024, device_run(150, 13)).unwrap();
+        let (launches, per_launch) =
+            launches_filling(MIN_TIMED_RUN, MAX_LAUNCHES_PER_TIMED_RUN, device_run(150, 13)).unwrap();
         assert_eq!(launches, 256);
         let error = (per_launch.as_secs_f64() - 13e-6).abs() / 13e-6;
         assert!(error < 0.05, "one launch timed at {per_launch:?} against 13 µs");
@@ -539,7 +536,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(square_by_one_launch, GemmTile::Square64, "one launch a run cannot tell them apart");
-        let filled = |kernel_us: u64| launches_filling(MIN_TIMED_RUN, 1024, device_run(150, kernel_us)).unwrap().1;
+        let filled = |kernel_us: u64| {
+            launches_filling(MIN_TIMED_RUN, MAX_LAUNCHES_PER_TIMED_RUN, device_run(150, kernel_us)).unwrap().1
+        };
         let chosen = tuner
             .gemm_tile(64, 4096, 1, GemmTile::Square64, |tile| {
                 Ok(filled(if tile == GemmTile::Square64 { 20 } else { 13 }))

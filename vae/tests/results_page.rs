@@ -756,7 +756,8 @@ fn every_number_of_the_standardised_transfer_table_is_in_its_runs_committed_arte
         let (encoder, frozen) = match row["context"].as_str() {
             "from scratch" => (None, false),
             "pre-trained encoder" => (Some(UNSEEN_JUDGE), false),
-            _ => (Some(UNSEEN_JUDGE), true),
+            "pre-trained, frozen" => (Some(UNSEEN_JUDGE), true),
+            other => panic!("{}: no such context {other:?}", run.display()),
         };
         let name = run.display();
         assert_eq!(config["pretrained_encoder"].as_str(), encoder, "{name}: the encoder it started from");

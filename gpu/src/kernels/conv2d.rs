@@ -22,7 +22,7 @@ pub use crate::descriptors::ConvKernel;
 use crate::error::{invalid, Result};
 use crate::kernels::{matmul, need, GemmTile, Output};
 use crate::pipeline_cache::{KernelDef, Shader};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The WGSL source of `shaders/conv2d.wgsl`.
 pub static SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
@@ -506,20 +506,20 @@ pub fn time_conv_rungs<'a>(
                 for rung in ConvRung::ALL {
                     launch_on(rung, &one, &buffers)?;
                 }
-                ctx.synchronize()?;
-                let start = Instant::now();
-                launch_on(ConvRung::ImplicitGemm, &one, &buffers)?;
-                ctx.synchronize()?;
-                let per_image = start.elapsed().as_secs_f64();
-                let batch = ((RUNG_PROXY_SECONDS / per_image.max(1e-9)) as usize).clamp(1, layer.batch.max(1));
-                let g = Conv2dGeometry { batch, ..layer };
-                let buffers = if batch == 1 { buffers } else { operands(&g)? };
-                if batch > 1 {
+                let per_image =
+                    crate::tuning::timed_run(ctx, 1, &mut || launch_on(ConvRung::ImplicitGemm, &one, &buffers))?;
+                let batch =
+                    ((RUNG_PROXY_SECONDS / per_image.as_secs_f64().max(1e-9)) as usize).clamp(1, layer.batch.max(1));
+                if batch == 1 {
+                    &*empty.insert((one, buffers))
+                } else {
+                    let g = Conv2dGeometry { batch, ..layer };
+                    let buffers = operands(&g)?;
                     for rung in ConvRung::ALL {
                         launch_on(rung, &g, &buffers)?;
                     }
+                    &*empty.insert((g, buffers))
                 }
-                &*empty.insert((g, buffers))
             }
         };
         timer.time(ctx, || launch_on(rung, g, buffers))
