@@ -11,6 +11,7 @@ workload in a process of its own.
     python3 benches/pytorch_train_step.py --device cuda --workloads B2   # beside `--device gpu`
     python3 benches/pytorch_train_step.py --device cuda --fused-adam     # one Adam kernel for all
     python3 benches/pytorch_train_step.py --tensor-memory --workloads B3  # tensor bytes, on the CPU
+    python3 benches/pytorch_train_step.py --device cuda --fused-adam --kernel-times  # per CUDA kernel
 
 On `cuda`, TF32 is off (so the comparison is fp32 against fp32), each step ends with a
 synchronize, and the peak column is `torch.cuda.max_memory_allocated` instead of RSS.
@@ -22,6 +23,10 @@ parameters and optimizer state included; `torch.profiler`'s `_memory_profile`, t
 its `export_memory_timeline`). The step allocates the same tensors on either device, so this
 is what `cargo bench --bench train_step -- --device gpu` prints as its `GPU memory` peak is
 compared with when no CUDA device is at hand (cuDNN's workspaces are not in it).
+
+`--kernel-times` (CUDA) profiles 5 more steps (`torch.profiler`, CUDA activity) and prints each
+kernel's launches and GPU time per step, the longest first, and what share of the median step
+all of them fill: the counterpart of `train_step -- --device gpu --kernel-times`.
 
 PyTorch is never a dependency of the project: this script only measures the reference.
 The parameter counts it prints must equal ours (vae/src/model tests pin them).
@@ -248,7 +253,28 @@ def tensor_memory_peak(step):
     return peak
 
 
-def child(name, steps, device, fused_adam, tensor_memory):
+def kernel_time_table(step, step_ms, steps=5):
+    """Each CUDA kernel's launches and GPU time per step over `steps` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+    import torch
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    gpu_us = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)  # noqa: E731
+    kernels.sort(key=gpu_us, reverse=True)
+    total = sum(gpu_us(e) for e in kernels)
+    print(f"GPU time per kernel (torch.profiler over {steps} steps):")
+    print(f"{'kernel':<70} {'launches':>9} {'GPU ms/step':>12} {'share':>7}")
+    for e in kernels:
+        print(f"{e.key[:70]:<70} {e.count / steps:>9.1f} {gpu_us(e) / steps / 1e3:>12.3f} {100 * gpu_us(e) / max(total, 1):>6.1f}%")
+    launches = sum(e.count for e in kernels) / steps
+    gpu_ms = total / steps / 1e3
+    print(f"{'all kernels':<70} {launches:>9.1f} {gpu_ms:>12.3f}   ({100 * gpu_ms / step_ms:.0f}% of the median {step_ms:.2f} ms)")
+
+
+def child(name, steps, device, fused_adam, tensor_memory, kernel_times=False):
     rss_before = proc_status_bytes("VmRSS:")
     import torch
 
@@ -302,6 +328,8 @@ def child(name, steps, device, fused_adam, tensor_memory):
     else:
         peak = proc_status_bytes("VmHWM:") - rss_before
     print(f"RESULT {name} {statistics.median(times):.3f} {min(times):.3f} {cpu_ms:.3f} {n} {peak} {params}")
+    if kernel_times:
+        kernel_time_table(step, statistics.median(times))
 
 
 def main():
@@ -312,17 +340,20 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--fused-adam", action="store_true", help="torch.optim.Adam(fused=True) (CUDA)")
     p.add_argument("--tensor-memory", action="store_true", help="peak column: tensor bytes alive at once (CPU)")
+    p.add_argument("--kernel-times", action="store_true", help="each CUDA kernel's GPU time per step")
     p.add_argument("--child")
     a = p.parse_args()
     if a.fused_adam and a.device != "cuda":
         p.error("--fused-adam needs --device cuda")
     if a.tensor_memory and a.device != "cpu":
         p.error("--tensor-memory needs --device cpu (on cuda the peak column is max_memory_allocated already)")
+    if a.kernel_times and a.device != "cuda":
+        p.error("--kernel-times needs --device cuda")
     if a.child:
         import torch
 
         torch.set_num_threads(a.threads)
-        child(a.child, a.steps, a.device, a.fused_adam, a.tensor_memory)
+        child(a.child, a.steps, a.device, a.fused_adam, a.tensor_memory, a.kernel_times)
         return
     import torch
 
@@ -333,12 +364,14 @@ def main():
         peak_column = "peak tensor memory MiB"
     print(f"| workload | preset | median ms/step | min ms/step | CPU ms/step | images/s | steps | {peak_column} | params |")
     print("|---|---|---|---|---|---|---|---|---|")
+    tables = []
     for name in a.workloads.split(","):
         name = name.strip().upper()
         arch, shape, z, batch = WORKLOADS[name]
         cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--threads", str(a.threads)]
         cmd += ["--device", a.device] + (["--fused-adam"] if a.fused_adam else [])
         cmd += ["--tensor-memory"] if a.tensor_memory else []
+        cmd += ["--kernel-times"] if a.kernel_times else []
         out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
         if line is None:
@@ -351,6 +384,10 @@ def main():
             f"| {name} | {preset} | {med:.1f} | {mn:.1f} | {cpu:.1f} | {batch / med * 1e3:.0f} | {n} "
             f"| {peak / 2**20:.{1 if a.tensor_memory else 0}f} | {int(params):,} |"
         )
+        if a.kernel_times:
+            tables.append(f"\n{name} ({preset}):\n" + "\n".join(l for l in out.stdout.splitlines() if not l.startswith("RESULT")))
+    for table in tables:
+        print(table)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@
 //! cargo bench --bench train_step -- --device gpu --no-conv-split-k
 //! cargo bench --bench train_step -- --tune-kernels          # CPU kernels by timing, as train does
 //! cargo bench --bench train_step -- --device gpu --tune-kernels   # GPU tiles, splits and rungs by timing
+//! cargo bench --bench train_step -- --device gpu --kernel-times   # each kernel's GPU time per step
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
 //! `--submit-inline` finishes and submits the recorded commands on the recording thread instead
 //! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`). `--no-conv-split-k` keeps
-//! every convolution's K in one piece (`gpu::Context::set_conv_split_k`).
+//! every convolution's K in one piece (`gpu::Context::set_conv_split_k`). `--kernel-times`
+//! adds, after everything else, steps timed by the GPU's own clock (`gpu::kernel_timer`): each
+//! kernel's launches and GPU time per step, and how much of the step they fill.
 //! Each workload runs in a child process of its own, so its peak memory is its own:
 //! `peak RSS` is the process's resident high-water mark during the timed steps minus its
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
@@ -134,6 +137,8 @@ struct Options {
     /// CPU the GEMM kernel and the convolutions' cuts (`tensor::cpu::tuning`), on a GPU the
     /// tiles, K splits and convolution rungs (`gpu::tuning`), as `train` does by default.
     tune_kernels: bool,
+    /// Each kernel's GPU time per step, from timestamp queries (`gpu::kernel_timer`).
+    kernel_times: bool,
     child: Option<String>,
 }
 
@@ -147,6 +152,7 @@ fn parse_options() -> Result<Options, String> {
         submit_inline: false,
         no_conv_split_k: false,
         tune_kernels: false,
+        kernel_times: false,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -171,6 +177,7 @@ fn parse_options() -> Result<Options, String> {
             "--submit-inline" => o.submit_inline = true,
             "--no-conv-split-k" => o.no_conv_split_k = true,
             "--tune-kernels" => o.tune_kernels = true,
+            "--kernel-times" => o.kernel_times = true,
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
@@ -184,6 +191,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.no_conv_split_k && o.device != "gpu" {
         return Err(format!("--no-conv-split-k needs --device gpu, got --device {}", o.device));
+    }
+    if o.kernel_times && o.device != "gpu" {
+        return Err(format!("--kernel-times needs --device gpu, got --device {}", o.device));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -223,7 +233,13 @@ struct Measurement {
     profile: String,
 }
 
-fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) -> Result<Measurement, String> {
+fn measure(
+    w: &Workload,
+    device: &Device,
+    steps: usize,
+    profile_steps: usize,
+    kernel_times: bool,
+) -> Result<Measurement, String> {
     let rss_before = proc_status_bytes("VmRSS:");
     let mut init = Init::new(0);
     let config = ModelConfig { arch: w.arch, input: w.input, z_dim: w.z_dim };
@@ -361,7 +377,75 @@ fn measure(w: &Workload, device: &Device, steps: usize, profile_steps: usize) ->
             report.gpu_table(&after.since(&before), profile_steps)
         ));
     }
+    // Last: the timer puts each launch in a pass of its own from now on.
+    if let (true, Some(ctx)) = (kernel_times, gpu_context) {
+        profile.push_str(&kernel_time_table(ctx, &mut step, profile_steps.max(1), median_ms)?);
+    }
     Ok(Measurement { median_ms, min_ms: times[0], cpu_ms, steps, peak_rss, peak_heap, faults_per_step, profile })
+}
+
+/// Each kernel's GPU time per step by the device's clock, over `steps` more steps, the longest
+/// first, and what share of `step_ms` (the timed steps' median) all of them fill: the rest of
+/// a step is the GPU waiting, between launches or for the host.
+fn kernel_time_table(
+    ctx: &gpu::Context,
+    step: &mut dyn FnMut(usize) -> Result<(), String>,
+    steps: usize,
+    step_ms: f64,
+) -> Result<String, String> {
+    if !ctx.enable_kernel_timer() {
+        return Ok(format!("\nGPU time per kernel: not measured, {} has no timestamp queries\n", ctx.info()));
+    }
+    ctx.reset_kernel_times().map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    for i in 0..steps {
+        step(2000 + i)?;
+    }
+    let wall_ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    let times = ctx.kernel_times().map_err(|e| e.to_string())?;
+    let per_step = |x: u64| x as f64 / steps as f64;
+    let total_ns: u64 = times.iter().map(|k| k.gpu_ns).sum();
+    let mut s = format!(
+        "\nGPU time per kernel (timestamp queries over {steps} steps with the timer on: {wall_ms:.2} ms/step wall, \
+         a pass per launch):\n{:<58} {:>9} {:>12} {:>7}\n",
+        "kernel", "launches", "GPU ms/step", "share"
+    );
+    for k in &times {
+        s.push_str(&format!(
+            "{:<58} {:>9.1} {:>12.3} {:>6.1}%\n",
+            with_op_name(&k.kernel),
+            per_step(k.launches),
+            per_step(k.gpu_ns) / 1e6,
+            100.0 * k.gpu_ns as f64 / total_ns.max(1) as f64
+        ));
+    }
+    let gpu_ms = per_step(total_ns) / 1e6;
+    s.push_str(&format!(
+        "{:<58} {:>9.1} {:>12.3}   ({:.0}% of the timed steps' median {step_ms:.2} ms)\n",
+        "all kernels",
+        per_step(times.iter().map(|k| k.launches).sum()),
+        gpu_ms,
+        100.0 * gpu_ms / step_ms
+    ));
+    Ok(s)
+}
+
+/// An element-wise kernel's name with its op's: `elementwise.wgsl:unary[OP=5]` is compiled for
+/// row 5 of `tensor::elementwise_table`'s unary table.
+fn with_op_name(kernel: &str) -> String {
+    use tensor::elementwise_table::{BINARY_OPS, UNARY_OPS};
+    let Some((entry, code)) = kernel.strip_suffix(']').and_then(|k| k.split_once("[OP=")) else {
+        return kernel.to_string();
+    };
+    let name = code.parse::<usize>().ok().and_then(|code| match entry {
+        "elementwise.wgsl:unary" | "elementwise.wgsl:unary_backward" => UNARY_OPS.get(code).map(|d| d.name),
+        "elementwise.wgsl:binary" => BINARY_OPS.get(code).map(|d| d.name),
+        _ => None,
+    });
+    match name {
+        Some(name) => format!("{entry} ({name})"),
+        None => kernel.to_string(),
+    }
 }
 
 /// Runs in the child: measures one workload and prints `RESULT ...` plus the profile table.
@@ -388,7 +472,7 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
             ctx.enable_tuning(None);
         }
     }
-    let m = measure(w, &device, o.steps, o.profile_steps)?;
+    let m = measure(w, &device, o.steps, o.profile_steps, o.kernel_times)?;
     println!(
         "RESULT {} {} {:.3} {:.3} {:.3} {} {} {} {:.0}",
         w.name,
@@ -459,6 +543,9 @@ fn main() {
         }
         if o.tune_kernels {
             cmd.arg("--tune-kernels");
+        }
+        if o.kernel_times {
+            cmd.arg("--kernel-times");
         }
         let out = match cmd.output() {
             Ok(out) => out,

@@ -15,7 +15,8 @@
 //! `Params` struct that mirrors the shader's `struct Params`, and records a dispatch into the
 //! pending encoder, handed every few dozen launches to the context's submitting thread so
 //! that the GPU runs the first kernels while the host records the next; [`Context::read`]
-//! submits and copies a buffer back through a staging buffer.
+//! submits and copies a buffer back through a staging buffer. [`counters`] counts what a
+//! context was asked to do; [`kernel_timer`], once enabled, times each launch on the GPU's clock.
 //! A buffer may be as large as the device creates (max_buffer_size), larger than one kernel
 //! binding may be (max_storage_buffer_binding_size): [`Context::window`] binds a part of it,
 //! and the `tensor` crate splits an op's launches into parts that fit (and spreads a tensor
@@ -33,6 +34,7 @@ pub mod counters;
 /// The op descriptors (their own crate, below this one and `tensor`), under their old path.
 pub use ::descriptors;
 pub mod error;
+pub mod kernel_timer;
 pub mod kernels;
 pub mod pipeline_cache;
 pub mod tuning;
@@ -43,6 +45,7 @@ pub use context::{
 };
 pub use counters::Counters;
 pub use error::{GpuError, Result};
+pub use kernel_timer::KernelTime;
 
 use std::sync::OnceLock;
 

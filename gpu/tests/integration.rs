@@ -12,6 +12,7 @@ mod conv2d;
 mod conv_transpose2d;
 mod elementwise;
 mod interpolate;
+mod kernel_timer;
 mod matmul;
 mod pool;
 mod reduce;

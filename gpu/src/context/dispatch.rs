@@ -151,10 +151,7 @@ impl Context {
             let offset = p.params.len();
             p.params.extend_from_slice(params);
             p.params.resize(offset + PARAMS_SLOT, 0);
-            let pass = p.pass(&self.device);
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[offset as u32]);
-            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            p.launch(&self.device, k, &pipeline.pipeline, &bind_group, offset as u32, grid);
             p.dispatches += 1;
             LiveCounters::add(&self.counters.dispatches, 1);
             LiveCounters::add(&self.counters.workgroups, grid.iter().map(|&g| g as u64).product());

@@ -36,8 +36,9 @@ use crate::bind_groups::BindGroupCache;
 use crate::buffer_pool::{BufferPool, BufferWindow, GpuBuffer, PoolStats};
 use crate::counters::{Counters, LiveCounters};
 use crate::error::{invalid, GpuError, Result};
+use crate::kernel_timer::{read_chunks, KernelTime, KernelTimer};
 use crate::kernels::GemmTile;
-use crate::pipeline_cache::PipelineCache;
+use crate::pipeline_cache::{KernelDef, PipelineCache};
 
 /// Launches recorded per submit by default (see the module docs): also the parameter ring's
 /// slots. [`Context::with_submit_policy`] sets another count, for benches that
@@ -188,6 +189,8 @@ struct Pending {
     /// The pending launches' parameters, slot i at byte i·PARAMS_SLOT, for the ring.
     params: Vec<u8>,
     dispatches: usize,
+    /// Each launch's GPU time, once [`Context::enable_kernel_timer`] turned it on.
+    timer: Option<KernelTimer>,
 }
 
 impl Pending {
@@ -213,6 +216,43 @@ impl Pending {
             self.pass = Some(pass);
         }
         self.pass.as_mut().expect("opened above")
+    }
+
+    /// Records one dispatch: into the open compute pass, or, with the kernel timer on, into a
+    /// pass of its own whose beginning and end write the GPU's clock.
+    fn launch(
+        &mut self,
+        device: &wgpu::Device,
+        k: &KernelDef,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+        params_offset: u32,
+        grid: [u32; 3],
+    ) {
+        let Some(mut timer) = self.timer.take() else {
+            let pass = self.pass(device);
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[params_offset]);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            return;
+        };
+        let encoder = self.encoder(device);
+        let (query_set, index) = timer.slot(device, k);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(k.entry),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set,
+                    beginning_of_pass_write_index: Some(index),
+                    end_of_pass_write_index: Some(index + 1),
+                }),
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[params_offset]);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        }
+        timer.after_launch(encoder);
+        self.timer = Some(timer);
     }
 }
 
@@ -445,6 +485,8 @@ impl Context {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gpu context"),
             required_limits: adapter.limits(),
+            // For the kernel timer ([`Context::enable_kernel_timer`]), where the adapter has them.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device(format!("requesting a device on {info}: {e}")))?;
@@ -467,7 +509,7 @@ impl Context {
             pool,
             pipelines: PipelineCache::default(),
             bind_groups: Mutex::new(BindGroupCache::default()),
-            pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0 }),
+            pending: Mutex::new(Pending { encoder: None, pass: None, params: Vec::new(), dispatches: 0, timer: None }),
             dispatches_per_submit,
             counters: LiveCounters::default(),
             error,
@@ -1005,6 +1047,57 @@ impl Context {
         let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
         LiveCounters::add(&self.counters.device_wait_ns, start.elapsed().as_nanos() as u64);
         polled.map(|_| ())
+    }
+
+    /// Turns on the kernel timer (see [`crate::kernel_timer`]): from now on every launch's GPU
+    /// time is measured, for [`Self::kernel_times`]. False, and nothing changes, where the
+    /// adapter has no timestamp queries.
+    pub fn enable_kernel_timer(&self) -> bool {
+        if !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return false;
+        }
+        let mut p = self.pending.lock().unwrap();
+        if p.timer.is_none() {
+            p.timer = Some(KernelTimer::new(self.queue.get_timestamp_period()));
+        }
+        true
+    }
+
+    /// Whether [`Self::enable_kernel_timer`] turned the timer on.
+    pub fn kernel_timer_enabled(&self) -> bool {
+        self.pending.lock().unwrap().timer.is_some()
+    }
+
+    /// The GPU time of every kernel launched since the timer was enabled or reset, the longest
+    /// first (empty when the timer is off). Submits and waits for the GPU, as
+    /// [`Self::synchronize`] does.
+    pub fn kernel_times(&self) -> Result<Vec<KernelTime>> {
+        let chunks = {
+            let mut p = self.pending.lock().unwrap();
+            let Some(mut timer) = p.timer.take() else {
+                return Ok(Vec::new());
+            };
+            timer.close_filling(p.encoder(&self.device));
+            let chunks = timer.take_full();
+            p.timer = Some(timer);
+            chunks
+        };
+        self.synchronize()?;
+        let stamps = read_chunks(&self.device, &chunks)?;
+        let mut p = self.pending.lock().unwrap();
+        let timer =
+            p.timer.as_mut().ok_or_else(|| GpuError::Device("the kernel timer was turned off while read".into()))?;
+        timer.add(chunks, stamps);
+        Ok(timer.times())
+    }
+
+    /// Forgets the kernel times read so far (the timer stays on).
+    pub fn reset_kernel_times(&self) -> Result<()> {
+        self.kernel_times()?;
+        if let Some(timer) = self.pending.lock().unwrap().timer.as_mut() {
+            timer.reset();
+        }
+        Ok(())
     }
 
     /// Launches recorded since the last submit.
