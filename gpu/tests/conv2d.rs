@@ -147,6 +147,26 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
     }
 }
 
+#[test]
+fn the_bias_gradient_of_few_channels_over_large_planes_matches_the_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    // Planes of at least 256 under 64 channels take the reductions; the last is B1's output layer.
+    for dims in [[5, 3, 33 * 33], [2, 7, 257], [3, 63, 256], [1, 2, 4099], [64, 3, 64 * 64]] {
+        let dy = rng.signed(dims.iter().product());
+        let dyb = upload(ctx, &dy);
+        let (dy64, dya) = f64s(&dy);
+        let (want, scale) = (reference::bias_grad(&dy64, dims), reference::bias_grad(&dya, dims));
+        let db = poisoned(ctx, dims[1]);
+        conv2d::backward_bias(ctx, dims, &dyb, &db, Output::Overwrite).unwrap();
+        assert_close(&format!("backward_bias {dims:?}"), &rng, &ctx.read(&db).unwrap(), &want, |i| scale[i]);
+        conv2d::backward_bias(ctx, dims, &dyb, &db, Output::Accumulate).unwrap();
+        let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+        let what = format!("backward_bias accumulated {dims:?}");
+        assert_close(&what, &rng, &ctx.read(&db).unwrap(), &twice, |i| 2.0 * scale[i]);
+    }
+}
+
 fn accumulates_twice(ctx: &gpu::Context, rung: ConvRung, rng: &mut Rng, g: &Conv2dGeometry) {
     let (dy, x, w) = (rng.signed(g.y_len()), rng.signed(g.x_len()), rng.signed(g.weight_len()));
     let (dyb, xb, wb) = (upload(ctx, &dy), upload(ctx, &x), upload(ctx, &w));

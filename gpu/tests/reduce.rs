@@ -4,7 +4,7 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::ReduceOp;
-use gpu::kernels::reduce::{reduce, reduce_with, ReduceDims, Strategy};
+use gpu::kernels::reduce::{reduce, reduce_with, row_slices, ReduceDims, Strategy};
 
 const OPS: [ReduceOp; 7] = ReduceOp::ALL;
 
@@ -35,9 +35,13 @@ fn reduce_ref(op: ReduceOp, row: &[f64]) -> (f64, f64) {
 }
 
 fn check(ctx: &gpu::Context, rng: &mut Rng, d: ReduceDims, strategy: Strategy) {
+    check_ops(ctx, rng, d, strategy, &OPS);
+}
+
+fn check_ops(ctx: &gpu::Context, rng: &mut Rng, d: ReduceDims, strategy: Strategy, ops: &[ReduceOp]) {
     let x = rng.signed(d.outer * d.reduce * d.inner);
     let xb = upload(ctx, &x);
-    for op in OPS {
+    for &op in ops {
         let out = poisoned(ctx, d.outer * d.inner);
         reduce_with(ctx, op, &xb, &out, d, strategy).unwrap();
         let mut want = Vec::new();
@@ -77,9 +81,60 @@ fn per_workgroup_tree_reductions_match_reference() {
 fn auto_strategy_matches_reference_on_long_and_short_rows() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7)] {
+    // The last two are long rows with few outputs, which Auto splits.
+    for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7), (1, 65_536, 1), (3, 12_288, 5)] {
         check(ctx, &mut rng, ReduceDims { outer, reduce, inner }, Strategy::Auto);
     }
+}
+
+/// The ops a row split into slices computes: all but the two whose index a slice loses.
+const SPLITTING_OPS: [ReduceOp; 5] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::LogSumExp];
+
+#[test]
+fn rows_split_into_equal_slices_match_reference_for_every_op_that_splits() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for (outer, reduce, inner, slices) in [(1, 4 * 1031, 1, 4), (3, 7 * 301, 5, 7), (2, 2, 3, 2), (1, 256 * 9, 2, 256)]
+    {
+        let d = ReduceDims { outer, reduce, inner };
+        check_ops(ctx, &mut rng, d, Strategy::Split { slices }, &SPLITTING_OPS);
+    }
+}
+
+#[test]
+fn a_split_of_argmax_or_argmin_or_into_unequal_slices_is_refused() {
+    let Some(ctx) = ctx() else { return };
+    let x = ctx.upload(&[1.0; 12]).unwrap();
+    let out = ctx.alloc(1).unwrap();
+    let d = ReduceDims { outer: 1, reduce: 12, inner: 1 };
+    for (op, slices) in [(ReduceOp::ArgMax, 2), (ReduceOp::ArgMin, 3), (ReduceOp::Sum, 5), (ReduceOp::Sum, 0)] {
+        let refused = reduce_with(ctx, op, &x, &out, d, Strategy::Split { slices });
+        assert!(refused.is_err(), "{op:?} into {slices} slices was not refused");
+    }
+}
+
+#[test]
+fn auto_splits_only_long_rows_of_few_outputs_whose_length_a_power_of_two_divides() {
+    let rows = |outer, reduce, inner| ReduceDims { outer, reduce, inner };
+    // B1's summed squared errors: 64 images of 3×64×64, into 256 slices of 3,072.
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 786_432, 1)), 256);
+    assert_eq!(row_slices(ReduceOp::Mean, rows(2, 16_384, 3)), 8, "slices of at least 2,048");
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 4_096, 1)), 2);
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 4_095, 1)), 1, "too short");
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 1_000_003, 1)), 1, "a prime length");
+    assert_eq!(row_slices(ReduceOp::Sum, rows(8, 786_432, 8)), 1, "64 outputs fill the GPU already");
+    assert_eq!(row_slices(ReduceOp::ArgMax, rows(1, 786_432, 1)), 1);
+}
+
+#[test]
+fn a_split_row_is_two_launches() {
+    let Some(ctx) = own_ctx() else { return };
+    let x = ctx.upload(&vec![0.25; 65_536]).unwrap();
+    let out = ctx.alloc(1).unwrap();
+    let before = ctx.counters();
+    reduce(&ctx, ReduceOp::Sum, &x, &out, ReduceDims { outer: 1, reduce: 65_536, inner: 1 }).unwrap();
+    assert_eq!(ctx.counters().since(&before).dispatches, 2);
+    assert_eq!(ctx.read(&out).unwrap(), vec![16_384.0]);
 }
 
 #[test]

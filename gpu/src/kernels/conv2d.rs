@@ -19,8 +19,9 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::Conv2dGeometry;
 pub use crate::descriptors::ConvKernel;
+use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
-use crate::kernels::{matmul, need, GemmTile, Output};
+use crate::kernels::{matmul, need, reduce, GemmTile, Output, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 use std::time::Duration;
 
@@ -825,6 +826,11 @@ pub fn time_weight_grad_split<'a>(ctx: &'a Context, g: &Conv2dGeometry) -> impl 
 }
 
 /// db\[c\] (+)= Σ_{n, i} dy[n, c, i]: the bias gradient of conv2d and conv_transpose2d.
+///
+/// The kernel gives each channel a workgroup. A layer with few channels over large planes (a
+/// decoder's 3-channel output: 3 workgroups summing 262,144 values each in B1) leaves most of
+/// a large GPU idle, so when it overwrites, such a layer is summed by the reductions instead:
+/// each image's plane of each channel by a workgroup of its own, then the batch per channel.
 // dy: [batch, channels, plane] → db: [channels]
 pub fn backward_bias(
     ctx: &Context,
@@ -840,6 +846,13 @@ pub fn backward_bias(
     }
     need(K, "dy", dy, len)?;
     need(K, "db", db, channels)?;
+    if mode == Output::Overwrite && channels < reduce::SPLIT_BELOW_OUTPUTS && plane >= WG as usize && batch > 1 {
+        let per_image = ctx.alloc(batch * channels)?;
+        let planes = reduce::ReduceDims { outer: batch * channels, reduce: plane, inner: 1 };
+        reduce::reduce(ctx, ReduceOp::Sum, dy, &per_image, planes)?;
+        let images = reduce::ReduceDims { outer: 1, reduce: batch, inner: channels };
+        return reduce::reduce(ctx, ReduceOp::Sum, &per_image, db, images);
+    }
     let p = Params {
         batch: batch as u32,
         c_out: channels as u32,
