@@ -96,7 +96,7 @@ pub fn row_slices(op: ReduceOp, d: ReduceDims) -> usize {
     if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || d.outer * d.inner >= SPLIT_BELOW_OUTPUTS {
         return 1;
     }
-    (1..=8).map(|e| 1usize << (9 - e)).find(|&s| d.reduce % s == 0 && d.reduce / s >= MIN_SLICE).unwrap_or(1)
+    (1..=8).map(|e| 1usize << (9 - e)).find(|&s| d.reduce.is_multiple_of(s) && d.reduce / s >= MIN_SLICE).unwrap_or(1)
 }
 
 /// out[o, i] = op over r of x[o, r, i].
@@ -130,7 +130,7 @@ pub fn reduce_with(
         Strategy::PerThread | Strategy::PerWorkgroup => 1,
     };
     if let Strategy::Split { .. } = strategy {
-        if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || slices == 0 || d.reduce % slices != 0 {
+        if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || slices == 0 || !d.reduce.is_multiple_of(slices) {
             return Err(invalid(K, format!("{op:?} over {d:?} cannot be split into {slices} equal slices")));
         }
     }
