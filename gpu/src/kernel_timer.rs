@@ -4,16 +4,16 @@
 //! `tensor::profile` times each op on the host and waits for the GPU after it: right for the
 //! shares of a step on a slow device, wrong on a fast one, where one submit-and-wait (about
 //! 0.1 ms on an H100 host) lasts longer than most kernels. Once
-//! [`Context::enable_kernel_timer`] has turned the timer on, each launch records into a compute
+//! [`Context::enable_kernel_timer`](crate::Context::enable_kernel_timer) has turned the timer on, each launch records into a compute
 //! pass of its own, whose beginning and end write the GPU's clock into a query set; nothing
-//! waits, and the launches still go out every few dozen as before. [`Context::kernel_times`]
+//! waits, and the launches still go out every few dozen as before. [`Context::kernel_times`](crate::Context::kernel_times)
 //! submits, waits once, reads the timestamps back and sums them per kernel (shader, entry point
 //! and pipeline constant). A pass per launch costs a pass boundary, where wgpu already places a
 //! barrier between dependent launches of one pass: a timed step runs the same kernels in the same
 //! order. An adapter without timestamp queries (`wgpu::Features::TIMESTAMP_QUERY`) cannot be
 //! timed: enabling returns false and nothing changes.
 //!
-//! Data flow: launch → a pass with two timestamp writes into the filling [`QueryChunk`] → when it
+//! Data flow: launch → a pass with two timestamp writes into the filling query chunk → when it
 //! is full (or when the times are asked for), a resolve into its buffer and a copy to its
 //! read-back buffer, recorded on the pending encoder → after the wait, the read-back mapped and
 //! each launch's end − beginning added to its kernel's total.
