@@ -24,6 +24,16 @@
 // stats and backward run one workgroup of 256 per channel (strided loops, tree reductions
 // in workgroup memory); normalize runs one invocation per element, update_running one per
 // channel.
+//
+// The sliced rung of stats and backward, for few channels over many values (a workgroup per
+// channel would leave most of a large GPU idle): each channel's m values are cut into
+// p.slices contiguous ranges, and one workgroup per (channel, range) writes its partial sum at
+// [range·C + channel]; a pass per channel adds the partials in range order, so every run gives
+// the same bits.
+//   stats:    stats_sum_slices (Σ x) → stats_square_slices (Σ (x − mean)², the mean from the
+//             partials) → stats_finish_slices (mean, inv_std, var_unbiased)
+//   backward: backward_sum_slices (Σ dy, Σ dy·(x − μ)) → backward_finish_slices (dγ, dβ) →
+//             backward_dx (one invocation per element; Σ dy = dβ and Σ dy·(x − μ)·σ⁻¹ = dγ)
 
 struct Params {
     n: u32,
@@ -39,6 +49,8 @@ struct Params {
     // update_running: the batch statistics' weight and the running ones'.
     momentum: f32,
     keep: f32,
+    // the sliced rung: ranges per channel
+    slices: u32,
 }
 
 const WG: u32 = 256u;
@@ -76,6 +88,44 @@ const WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read> ur_var_unbiased: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ur_new_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ur_new_var: array<f32>;
+
+// stats_sum_slices: x → partial sums [slices·C]
+@group(0) @binding(1) var<storage, read> ss_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ss_part: array<f32>;
+
+// stats_square_slices: x, partial sums → partial squared deviations [slices·C]
+@group(0) @binding(1) var<storage, read> sq_x: array<f32>;
+@group(0) @binding(2) var<storage, read> sq_sum: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sq_part: array<f32>;
+
+// stats_finish_slices: partial sums, partial squared deviations → mean, inv_std, var_unbiased
+@group(0) @binding(1) var<storage, read> sf_sum: array<f32>;
+@group(0) @binding(2) var<storage, read> sf_sq: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sf_mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sf_inv_std: array<f32>;
+@group(0) @binding(5) var<storage, read_write> sf_var_unbiased: array<f32>;
+
+// backward_sum_slices: dy, x, mean → partials [2·slices·C]: Σ dy, then Σ dy·(x − μ)
+@group(0) @binding(1) var<storage, read> bs_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> bs_x: array<f32>;
+@group(0) @binding(3) var<storage, read> bs_mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bs_part: array<f32>;
+
+// backward_finish_slices: partials, stat → dgamma, dbeta
+@group(0) @binding(1) var<storage, read> bf_part: array<f32>;
+@group(0) @binding(2) var<storage, read> bf_stat: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bf_dgamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bf_dbeta: array<f32>;
+
+// backward_dx: dy, x, mean, stat, gamma, dgamma, dbeta → dx
+@group(0) @binding(1) var<storage, read> bd_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> bd_x: array<f32>;
+@group(0) @binding(3) var<storage, read> bd_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> bd_stat: array<f32>;
+@group(0) @binding(5) var<storage, read> bd_gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> bd_dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read> bd_dbeta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> bd_dx: array<f32>;
 
 var<workgroup> red0: array<f32, 256>;
 var<workgroup> red1: array<f32, 256>;
@@ -213,4 +263,152 @@ fn update_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     ur_new_mean[ch] = ur_running_mean[ch] * p.keep + ur_mean[ch] * p.momentum;
     ur_new_var[ch] = ur_running_var[ch] * p.keep + ur_var_unbiased[ch] * p.momentum;
+}
+
+// The range [start, end) of a channel's m values that slice r of p.slices covers.
+fn slice_range(r: u32) -> vec2<u32> {
+    let m = p.n * p.s;
+    let len = (m + p.slices - 1u) / p.slices;
+    return vec2<u32>(min(r * len, m), min((r + 1u) * len, m));
+}
+
+// The channel's mean from its partial sums, added in range order.
+fn mean_of_slices(ch: u32) -> f32 {
+    var total = 0.0;
+    for (var r = 0u; r < p.slices; r++) {
+        total += sq_sum[r * p.c + ch];
+    }
+    return total / f32(p.n * p.s);
+}
+
+@compute @workgroup_size(256)
+fn stats_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if g >= p.c * p.slices {
+        return;
+    }
+    let ch = g % p.c;
+    let range = slice_range(g / p.c);
+    var s = 0.0;
+    for (var j = range.x + lid; j < range.y; j += WG) {
+        s += ss_x[at(ch, j)];
+    }
+    red0[lid] = s;
+    workgroupBarrier();
+    tree(lid, false);
+    if lid == 0u {
+        ss_part[g] = red0[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn stats_square_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if g >= p.c * p.slices {
+        return;
+    }
+    let ch = g % p.c;
+    let mean = mean_of_slices(ch);
+    let range = slice_range(g / p.c);
+    var q = 0.0;
+    for (var j = range.x + lid; j < range.y; j += WG) {
+        let d = sq_x[at(ch, j)] - mean;
+        q += d * d;
+    }
+    red0[lid] = q;
+    workgroupBarrier();
+    tree(lid, false);
+    if lid == 0u {
+        sq_part[g] = red0[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn stats_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    if ch >= p.c {
+        return;
+    }
+    let m = p.n * p.s;
+    var total = 0.0;
+    var q = 0.0;
+    for (var r = 0u; r < p.slices; r++) {
+        total += sf_sum[r * p.c + ch];
+        q += sf_sq[r * p.c + ch];
+    }
+    sf_mean[ch] = total / f32(m);
+    sf_inv_std[ch] = 1.0 / sqrt(q / f32(m) + p.eps);
+    sf_var_unbiased[ch] = q / f32(m - 1u);
+}
+
+@compute @workgroup_size(256)
+fn backward_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if g >= p.c * p.slices {
+        return;
+    }
+    let ch = g % p.c;
+    let mu = bs_mean[ch];
+    let range = slice_range(g / p.c);
+    var s_dy = 0.0;
+    var s_dyx = 0.0;
+    for (var j = range.x + lid; j < range.y; j += WG) {
+        let k = at(ch, j);
+        let dy = bs_dy[k];
+        s_dy += dy;
+        s_dyx += dy * (bs_x[k] - mu);
+    }
+    red0[lid] = s_dy;
+    red1[lid] = s_dyx;
+    workgroupBarrier();
+    tree(lid, true);
+    if lid == 0u {
+        bs_part[g] = red0[0];
+        bs_part[p.slices * p.c + g] = red1[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    if ch >= p.c {
+        return;
+    }
+    var sum_dy = 0.0;
+    var sum_dyx = 0.0;
+    for (var r = 0u; r < p.slices; r++) {
+        sum_dy += bf_part[r * p.c + ch];
+        sum_dyx += bf_part[(p.slices + r) * p.c + ch];
+    }
+    bf_dbeta[ch] = sum_dy;
+    bf_dgamma[ch] = sum_dyx * inv_std_of(bf_stat[ch]);
+}
+
+@compute @workgroup_size(256)
+fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n * p.c * p.s {
+        return;
+    }
+    let ch = (i / p.s) % p.c;
+    let inv = inv_std_of(bd_stat[ch]);
+    var gamma = 1.0;
+    if p.has_gamma != 0u {
+        gamma = bd_gamma[ch];
+    }
+    var mean_dy = 0.0;
+    var k = 0.0;
+    if p.training != 0u {
+        let m = f32(p.n * p.s);
+        mean_dy = bd_dbeta[ch] / m;
+        // Σ dy·(x − μ)·σ⁻² / m, with dγ = Σ dy·(x − μ)·σ⁻¹
+        k = bd_dgamma[ch] * inv / m;
+    }
+    bd_dx[i] = (bd_dy[i] - mean_dy - (bd_x[i] - bd_mean[ch]) * k) * inv * gamma;
 }

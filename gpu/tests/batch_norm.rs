@@ -5,9 +5,13 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::BatchNormGeometry;
-use gpu::kernels::batch_norm::{self as bn, Affine, BackwardArgs, BatchStats, BnStats};
+use gpu::kernels::batch_norm::{self as bn, channel_slices, Affine, BackwardArgs, BatchStats, BnStats};
 
 const EPS: f64 = 1e-5;
+
+/// Ranges per channel the sliced rung is tested at (1: the plain rung), beside the automatic
+/// choice; 7 leaves some ranges empty on the smallest shapes.
+const SLICES: [Option<usize>; 5] = [None, Some(1), Some(2), Some(3), Some(7)];
 
 fn dims() -> Vec<BatchNormGeometry> {
     [(2, 3, 5), (1, 7, 33), (5, 4, 1), (3, 65, 129), (2, 1, 257), (64, 2, 64)]
@@ -41,29 +45,29 @@ fn batch_statistics_match_two_pass_reference() {
         // an offset per run checks the two-pass variance does not cancel
         let shift = rng.uniform(-5.0, 5.0);
         let x: Vec<f32> = rng.signed(d.n * d.c * d.s).iter().map(|v| v + shift).collect();
-        let (mean, inv_std, var_u) = (poisoned(ctx, d.c), poisoned(ctx, d.c), poisoned(ctx, d.c));
-        bn::stats(
-            ctx,
-            d,
-            EPS as f32,
-            &upload(ctx, &x),
-            &BatchStats { mean: &mean, inv_std: &inv_std, var_unbiased: &var_u },
-        )
-        .unwrap();
-        let mom = moments(d, &x);
-        let m = d.m() as f64;
-        let what = format!("{d:?}");
-        assert_close(
-            &format!("mean {what}"),
-            &rng,
-            &ctx.read(&mean).unwrap(),
-            &mom.iter().map(|v| v.0).collect::<Vec<_>>(),
-            |_| shift.abs() as f64 + 1.0,
-        );
-        let want_inv: Vec<f64> = mom.iter().map(|v| 1.0 / (v.1 + EPS).sqrt()).collect();
-        assert_close_unit(&format!("inv_std {what}"), &rng, &ctx.read(&inv_std).unwrap(), &want_inv);
-        let want_vu: Vec<f64> = mom.iter().map(|v| v.1 * m / (m - 1.0)).collect();
-        assert_close_unit(&format!("var_unbiased {what}"), &rng, &ctx.read(&var_u).unwrap(), &want_vu);
+        let xb = upload(ctx, &x);
+        for slices in SLICES {
+            let (mean, inv_std, var_u) = (poisoned(ctx, d.c), poisoned(ctx, d.c), poisoned(ctx, d.c));
+            let out = BatchStats { mean: &mean, inv_std: &inv_std, var_unbiased: &var_u };
+            match slices {
+                None => bn::stats(ctx, d, EPS as f32, &xb, &out).unwrap(),
+                Some(slices) => bn::stats_in_slices(ctx, d, EPS as f32, &xb, &out, slices).unwrap(),
+            }
+            let mom = moments(d, &x);
+            let m = d.m() as f64;
+            let what = format!("{d:?} slices {slices:?}");
+            assert_close(
+                &format!("mean {what}"),
+                &rng,
+                &ctx.read(&mean).unwrap(),
+                &mom.iter().map(|v| v.0).collect::<Vec<_>>(),
+                |_| shift.abs() as f64 + 1.0,
+            );
+            let want_inv: Vec<f64> = mom.iter().map(|v| 1.0 / (v.1 + EPS).sqrt()).collect();
+            assert_close_unit(&format!("inv_std {what}"), &rng, &ctx.read(&inv_std).unwrap(), &want_inv);
+            let want_vu: Vec<f64> = mom.iter().map(|v| v.1 * m / (m - 1.0)).collect();
+            assert_close_unit(&format!("var_unbiased {what}"), &rng, &ctx.read(&var_u).unwrap(), &want_vu);
+        }
     }
 }
 
@@ -157,7 +161,7 @@ fn backward_matches_textbook_formula_in_training_and_eval() {
         let running_mean = rng.signed(d.c);
         let running_var = rng.vec(d.c, 0.2, 3.0);
         let (xb, dyb, gb) = (upload(ctx, &x), upload(ctx, &dy), upload(ctx, &gamma));
-        for training in [true, false] {
+        for (training, slices) in [true, false].into_iter().flat_map(|t| SLICES.map(|s| (t, s))) {
             for affine in [true, false] {
                 let (mean, inv): (Vec<f64>, Vec<f64>) = if training {
                     mom.iter().map(|&(mu, var)| (mu, 1.0 / (var + EPS).sqrt())).unzip()
@@ -182,10 +186,13 @@ fn backward_matches_textbook_formula_in_training_and_eval() {
                     dgamma: &dg,
                     dbeta: &db,
                 };
-                bn::backward(ctx, d, &args).unwrap();
+                match slices {
+                    None => bn::backward(ctx, d, &args).unwrap(),
+                    Some(slices) => bn::backward_in_slices(ctx, d, &args, slices).unwrap(),
+                }
                 let g64: Vec<f64> = if affine { to_f64(&gamma) } else { vec![1.0; d.c] };
                 let [wdx, wdg, wdb] = backward_ref(d, &dy, &x, &mean, &inv, &g64, training);
-                let what = format!("training={training} affine={affine} {d:?}");
+                let what = format!("training={training} affine={affine} slices {slices:?} {d:?}");
                 // Sums over m terms of O(1): scale by √m-sized magnitudes via Σ|dy|.
                 let sum_abs: Vec<f64> = (0..d.c)
                     .map(|c| (0..x.len()).filter(|i| (i / d.s) % d.c == c).map(|i| (dy[i] as f64).abs()).sum::<f64>())
@@ -207,4 +214,25 @@ fn stats_refuse_a_single_value_per_channel() {
     let x = ctx.alloc(3).unwrap();
     let (a, b, c) = (ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap());
     assert!(bn::stats(ctx, d, 1e-5, &x, &BatchStats { mean: &a, inv_std: &b, var_unbiased: &c }).is_err());
+}
+
+#[test]
+fn few_channels_over_many_values_take_the_sliced_rung_and_many_channels_the_plain_one() {
+    let geometry = |n, c, s| BatchNormGeometry { n, c, s };
+    // B3's first layers: 64 channels of 32 images of 64×64, into 16 ranges of 8,192.
+    assert_eq!(channel_slices(geometry(32, 64, 64 * 64)), 16);
+    assert_eq!(channel_slices(geometry(32, 256, 16 * 16)), 4, "ranges of at least 2,048");
+    assert_eq!(channel_slices(geometry(32, 512, 8 * 8)), 1, "a range of 2,048 values per channel is one");
+    assert_eq!(channel_slices(geometry(2, 1, 100_000)), 97);
+    assert_eq!(channel_slices(geometry(4096, 1000, 1)), 1, "1,000 channels fill the GPU already");
+}
+
+#[test]
+fn a_sliced_rung_of_zero_slices_is_refused() {
+    let Some(ctx) = ctx() else { return };
+    let d = BatchNormGeometry { n: 2, c: 3, s: 4 };
+    let x = ctx.alloc(24).unwrap();
+    let (a, b, c) = (ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap(), ctx.alloc(3).unwrap());
+    let out = BatchStats { mean: &a, inv_std: &b, var_unbiased: &c };
+    assert!(bn::stats_in_slices(ctx, d, 1e-5, &x, &out, 0).is_err());
 }

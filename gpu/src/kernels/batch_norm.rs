@@ -1,5 +1,12 @@
 //! Batch-norm launchers (`shaders/batch_norm.wgsl`) over x viewed as [N, C, S]: batch
 //! statistics, normalisation (training or eval statistics) and the backward.
+//!
+//! The statistics and the backward sum over each channel's m = N·S values. Their plain rung
+//! gives each channel one workgroup; with few channels over many values (B3's 64-channel layers:
+//! 64 workgroups over 131,072 values each, half an H100's multiprocessors idle and the rest at
+//! one workgroup each) the sliced rung cuts each channel's values into ranges, a workgroup each,
+//! and adds the ranges' partial sums in order ([`stats_in_slices`], [`backward_in_slices`];
+//! [`channel_slices`] picks the count).
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -19,6 +26,37 @@ pub static NORMALIZE: KernelDef = KernelDef::new(&SHADER, "normalize", 5, 1);
 pub static BACKWARD: KernelDef = KernelDef::new(&SHADER, "backward", 5, 3);
 /// The running mean and variance after one training batch.
 pub static UPDATE_RUNNING: KernelDef = KernelDef::new(&SHADER, "update_running", 4, 2);
+/// Sliced statistics, 1: each (channel, range)'s Σ x.
+pub static STATS_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "stats_sum_slices", 1, 1);
+/// Sliced statistics, 2: each (channel, range)'s Σ (x − mean)².
+pub static STATS_SQUARE_SLICES: KernelDef = KernelDef::new(&SHADER, "stats_square_slices", 2, 1);
+/// Sliced statistics, 3: the ranges added per channel.
+pub static STATS_FINISH_SLICES: KernelDef = KernelDef::new(&SHADER, "stats_finish_slices", 2, 3);
+/// Sliced backward, 1: each (channel, range)'s Σ dy and Σ dy·(x − μ).
+pub static BACKWARD_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "backward_sum_slices", 3, 1);
+/// Sliced backward, 2: dγ and dβ from the ranges, added per channel.
+pub static BACKWARD_FINISH_SLICES: KernelDef = KernelDef::new(&SHADER, "backward_finish_slices", 2, 2);
+/// Sliced backward, 3: dx, one invocation per element.
+pub static BACKWARD_DX: KernelDef = KernelDef::new(&SHADER, "backward_dx", 7, 1);
+
+/// The shortest range of a channel's values the sliced rung gives a workgroup (8 values per
+/// invocation).
+pub const MIN_SLICE: usize = 8 * WG as usize;
+/// The most workgroups the sliced rung launches: enough for every multiprocessor of a large
+/// GPU several times over.
+pub const MAX_SLICED_WORKGROUPS: usize = 1024;
+
+/// Ranges per channel for [`stats`] and [`backward`]: as many as keep each range at least
+/// [`MIN_SLICE`] long and all of them within [`MAX_SLICED_WORKGROUPS`] workgroups; 1 (the
+/// plain rung, a workgroup per channel) where that is fewer than 2.
+pub fn channel_slices(d: BatchNormGeometry) -> usize {
+    let slices = (d.m() / MIN_SLICE).min(MAX_SLICED_WORKGROUPS / d.c.max(1));
+    if slices < 2 {
+        1
+    } else {
+        slices
+    }
+}
 
 /// Mirrors `struct Params` in batch_norm.wgsl.
 #[repr(C)]
@@ -44,6 +82,8 @@ pub struct Params {
     pub momentum: f32,
     /// [`update_running`]: the running statistics' weight, 1 − momentum (formed in f64).
     pub keep: f32,
+    /// The sliced rung: ranges per channel.
+    pub slices: u32,
 }
 
 /// The outputs of [`stats`], each \[C\].
@@ -118,7 +158,23 @@ fn check(
 /// Per-channel batch statistics. Needs m = N·S ≥ 2 (the unbiased variance divides by m − 1).
 // x: [N, C, S] → mean, inv_std, var_unbiased: [C]
 pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
+    stats_in_slices(ctx, d, eps, x, out, channel_slices(d))
+}
+
+/// [`stats`] with each channel's values cut into `slices` ranges (1: a workgroup per channel).
+// x: [N, C, S] → mean, inv_std, var_unbiased: [C]
+pub fn stats_in_slices(
+    ctx: &Context,
+    d: BatchNormGeometry,
+    eps: f32,
+    x: &GpuBuffer,
+    out: &BatchStats,
+    slices: usize,
+) -> Result<()> {
     const K: &str = "batch_norm_stats";
+    if slices == 0 || slices > u32::MAX as usize {
+        return Err(invalid(K, format!("{slices} slices per channel")));
+    }
     if d.m() < 2 {
         return Err(invalid(K, format!("needs at least 2 values per channel, got N·S = {} ({d:?})", d.m())));
     }
@@ -128,9 +184,17 @@ pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: 
         x,
         &[("mean", Some(out.mean)), ("inv_std", Some(out.inv_std)), ("var_unbiased", Some(out.var_unbiased))],
     )?;
-    let p = Params { n: d.n as u32, c: d.c as u32, s: d.s as u32, eps, ..Default::default() };
-    let grid = ctx.grid_1d(K, d.c as u64)?;
-    ctx.dispatch(&STATS, &p, &[x], &[out.mean, out.inv_std, out.var_unbiased], grid)
+    let p = Params { n: d.n as u32, c: d.c as u32, s: d.s as u32, eps, slices: slices as u32, ..Default::default() };
+    if slices == 1 {
+        let grid = ctx.grid_1d(K, d.c as u64)?;
+        return ctx.dispatch(&STATS, &p, &[x], &[out.mean, out.inv_std, out.var_unbiased], grid);
+    }
+    let (sums, squares) = (ctx.alloc(slices * d.c)?, ctx.alloc(slices * d.c)?);
+    let ranges = ctx.grid_1d(K, (slices * d.c) as u64)?;
+    ctx.dispatch(&STATS_SUM_SLICES, &p, &[x], &[&sums], ranges)?;
+    ctx.dispatch(&STATS_SQUARE_SLICES, &p, &[x, &sums], &[&squares], ranges)?;
+    let channels = ctx.grid_1d(K, (d.c as u64).div_ceil(WG))?;
+    ctx.dispatch(&STATS_FINISH_SLICES, &p, &[&sums, &squares], &[out.mean, out.inv_std, out.var_unbiased], channels)
 }
 
 /// The running statistics after one training batch, as PyTorch updates them:
@@ -224,7 +288,17 @@ pub struct BackwardArgs<'a> {
 /// dx, dγ = Σ dy·x̂, dβ = Σ dy (see batch_norm.wgsl for the derivation).
 // dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
 pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result<()> {
+    backward_in_slices(ctx, d, a, channel_slices(d))
+}
+
+/// [`backward`] with each channel's values cut into `slices` ranges (1: a workgroup per
+/// channel).
+// dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
+pub fn backward_in_slices(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs, slices: usize) -> Result<()> {
     const K: &str = "batch_norm_backward";
+    if slices == 0 || slices > u32::MAX as usize {
+        return Err(invalid(K, format!("{slices} slices per channel")));
+    }
     let (mean, stat, ..) = a.stats.parts();
     check(
         K,
@@ -240,7 +314,17 @@ pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result
     )?;
     need(K, "dy", a.dy, d.len())?;
     need(K, "dx", a.dx, d.len())?;
-    let p = normalization_params(d, a.stats, a.gamma.is_some(), false);
-    let grid = ctx.grid_1d(K, d.c as u64)?;
-    ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, a.gamma.unwrap_or(mean)], &[a.dx, a.dgamma, a.dbeta], grid)
+    let p = Params { slices: slices as u32, ..normalization_params(d, a.stats, a.gamma.is_some(), false) };
+    let gamma = a.gamma.unwrap_or(mean);
+    if slices == 1 {
+        let grid = ctx.grid_1d(K, d.c as u64)?;
+        return ctx.dispatch(&BACKWARD, &p, &[a.dy, a.x, mean, stat, gamma], &[a.dx, a.dgamma, a.dbeta], grid);
+    }
+    let partials = ctx.alloc(2 * slices * d.c)?;
+    let ranges = ctx.grid_1d(K, (slices * d.c) as u64)?;
+    ctx.dispatch(&BACKWARD_SUM_SLICES, &p, &[a.dy, a.x, mean], &[&partials], ranges)?;
+    let channels = ctx.grid_1d(K, (d.c as u64).div_ceil(WG))?;
+    ctx.dispatch(&BACKWARD_FINISH_SLICES, &p, &[&partials, stat], &[a.dgamma, a.dbeta], channels)?;
+    let elements = ctx.grid_1d(K, (d.len() as u64).div_ceil(WG))?;
+    ctx.dispatch(&BACKWARD_DX, &p, &[a.dy, a.x, mean, stat, gamma, a.dgamma, a.dbeta], &[a.dx], elements)
 }
