@@ -151,12 +151,17 @@ fn conv2d_gradients_accumulate_into_existing_buffers() {
 fn the_bias_gradient_of_few_channels_over_large_planes_matches_the_reference() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    // Planes of at least 256 under 64 channels take the reductions; the last is B1's output layer.
+    // Planes of at least 256 under 64 channels (the last is B1's output layer), which `backward_bias`
+    // sums by the reductions on a hardware adapter: both forms against the reference.
     for dims in [[5, 3, 33 * 33], [2, 7, 257], [3, 63, 256], [1, 2, 4099], [64, 3, 64 * 64]] {
         let dy = rng.signed(dims.iter().product());
         let dyb = upload(ctx, &dy);
         let (dy64, dya) = f64s(&dy);
         let (want, scale) = (reference::bias_grad(&dy64, dims), reference::bias_grad(&dya, dims));
+        let db = poisoned(ctx, dims[1]);
+        conv2d::backward_bias_by_reductions(ctx, dims, &dyb, &db).unwrap();
+        let what = format!("backward_bias_by_reductions {dims:?}");
+        assert_close(&what, &rng, &ctx.read(&db).unwrap(), &want, |i| scale[i]);
         let db = poisoned(ctx, dims[1]);
         conv2d::backward_bias(ctx, dims, &dyb, &db, Output::Overwrite).unwrap();
         assert_close(&format!("backward_bias {dims:?}"), &rng, &ctx.read(&db).unwrap(), &want, |i| scale[i]);

@@ -12,7 +12,7 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::BatchNormGeometry;
 use crate::error::{invalid, Result};
-use crate::kernels::{need, WG};
+use crate::kernels::{need, slices_pay, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/batch_norm.wgsl`.
@@ -46,7 +46,7 @@ pub const MIN_SLICE: usize = 8 * WG as usize;
 /// GPU several times over.
 pub const MAX_SLICED_WORKGROUPS: usize = 1024;
 
-/// Ranges per channel for [`stats`] and [`backward`]: as many as keep each range at least
+/// Ranges per channel for [`stats`] and [`backward`] (where [`slices_pay`]): as many as keep each range at least
 /// [`MIN_SLICE`] long and all of them within [`MAX_SLICED_WORKGROUPS`] workgroups; 1 (the
 /// plain rung, a workgroup per channel) where that is fewer than 2.
 pub fn channel_slices(d: BatchNormGeometry) -> usize {
@@ -158,7 +158,8 @@ fn check(
 /// Per-channel batch statistics. Needs m = N·S ≥ 2 (the unbiased variance divides by m − 1).
 // x: [N, C, S] → mean, inv_std, var_unbiased: [C]
 pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
-    stats_in_slices(ctx, d, eps, x, out, channel_slices(d))
+    let slices = if slices_pay(ctx) { channel_slices(d) } else { 1 };
+    stats_in_slices(ctx, d, eps, x, out, slices)
 }
 
 /// [`stats`] with each channel's values cut into `slices` ranges (1: a workgroup per channel).
@@ -288,7 +289,8 @@ pub struct BackwardArgs<'a> {
 /// dx, dγ = Σ dy·x̂, dβ = Σ dy (see batch_norm.wgsl for the derivation).
 // dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
 pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result<()> {
-    backward_in_slices(ctx, d, a, channel_slices(d))
+    let slices = if slices_pay(ctx) { channel_slices(d) } else { 1 };
+    backward_in_slices(ctx, d, a, slices)
 }
 
 /// [`backward`] with each channel's values cut into `slices` ranges (1: a workgroup per

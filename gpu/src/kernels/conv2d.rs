@@ -21,7 +21,7 @@ use crate::descriptors::Conv2dGeometry;
 pub use crate::descriptors::ConvKernel;
 use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
-use crate::kernels::{matmul, need, reduce, GemmTile, Output, WG};
+use crate::kernels::{matmul, need, reduce, slices_pay, GemmTile, Output, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 use std::time::Duration;
 
@@ -829,7 +829,8 @@ pub fn time_weight_grad_split<'a>(ctx: &'a Context, g: &Conv2dGeometry) -> impl 
 ///
 /// The kernel gives each channel a workgroup. A layer with few channels over large planes (a
 /// decoder's 3-channel output: 3 workgroups summing 262,144 values each in B1) leaves most of
-/// a large GPU idle, so when it overwrites, such a layer is summed by the reductions instead:
+/// a large GPU idle, so when it overwrites (on an adapter where [`slices_pay`]), such a layer is
+/// summed by the reductions instead:
 /// each image's plane of each channel by a workgroup of its own, then the batch per channel.
 // dy: [batch, channels, plane] → db: [channels]
 pub fn backward_bias(
@@ -846,12 +847,9 @@ pub fn backward_bias(
     }
     need(K, "dy", dy, len)?;
     need(K, "db", db, channels)?;
-    if mode == Output::Overwrite && channels < reduce::SPLIT_BELOW_OUTPUTS && plane >= WG as usize && batch > 1 {
-        let per_image = ctx.alloc(batch * channels)?;
-        let planes = reduce::ReduceDims { outer: batch * channels, reduce: plane, inner: 1 };
-        reduce::reduce(ctx, ReduceOp::Sum, dy, &per_image, planes)?;
-        let images = reduce::ReduceDims { outer: 1, reduce: batch, inner: channels };
-        return reduce::reduce(ctx, ReduceOp::Sum, &per_image, db, images);
+    let few_channels = channels < reduce::SPLIT_BELOW_OUTPUTS && plane >= WG as usize && batch > 1;
+    if mode == Output::Overwrite && few_channels && slices_pay(ctx) {
+        return backward_bias_by_reductions(ctx, [batch, channels, plane], dy, db);
     }
     let p = Params {
         batch: batch as u32,
@@ -863,6 +861,22 @@ pub fn backward_bias(
     };
     let grid = ctx.grid_1d(K, channels as u64)?;
     ctx.dispatch(&BACKWARD_BIAS, &p, &[dy], &[db], grid)
+}
+
+/// db\[c\] = Σ_{n, i} dy[n, c, i] by two reductions: each image's plane of each channel by a
+/// workgroup of its own, then the batch per channel ([`backward_bias`]'s sliced form).
+// dy: [batch, channels, plane] → db: [channels]
+pub fn backward_bias_by_reductions(
+    ctx: &Context,
+    [batch, channels, plane]: [usize; 3],
+    dy: &GpuBuffer,
+    db: &GpuBuffer,
+) -> Result<()> {
+    let per_image = ctx.alloc(batch * channels)?;
+    let planes = reduce::ReduceDims { outer: batch * channels, reduce: plane, inner: 1 };
+    reduce::reduce(ctx, ReduceOp::Sum, dy, &per_image, planes)?;
+    let images = reduce::ReduceDims { outer: 1, reduce: batch, inner: channels };
+    reduce::reduce(ctx, ReduceOp::Sum, &per_image, db, images)
 }
 
 #[cfg(test)]

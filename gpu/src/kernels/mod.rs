@@ -19,6 +19,16 @@ use crate::error::{invalid, Result};
 /// Threads per workgroup of every 1-D kernel (a multiple of every vendor's SIMD width).
 pub const WG: u64 = 256;
 
+/// Whether the sliced forms of the long sums pay on this adapter (a reduction's rows cut into
+/// slices, a bias gradient through the reductions, batch norm's channels cut into ranges: more
+/// workgroups, each with its own barriers). They exist to fill the many multiprocessors of a
+/// hardware GPU; a software adapter runs as many workgroups at once as it has cores, which a
+/// workgroup per output already fills, and pays for every workgroup's barriers: on lavapipe
+/// (2 cores) B1's sliced bias gradients took four times the plain kernel's 30 ms a step.
+pub fn slices_pay(ctx: &Context) -> bool {
+    !ctx.is_software()
+}
+
 /// Whether a kernel overwrites its output or adds to it (gradients accumulate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {

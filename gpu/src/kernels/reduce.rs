@@ -13,7 +13,7 @@ use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
-use crate::kernels::{need, WG};
+use crate::kernels::{need, slices_pay, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/reduce.wgsl`.
@@ -65,8 +65,8 @@ pub struct ReduceDims {
 /// Which entry point runs (tests force each; callers use `Auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// A long row with few outputs split ([`row_slices`]), else the per-workgroup tree when a
-    /// row has at least 256 elements, else per-thread loops.
+    /// A long row with few outputs split ([`row_slices`]) where [`slices_pay`], else the
+    /// per-workgroup tree when a row has at least 256 elements, else per-thread loops.
     Auto,
     /// One thread per output element.
     PerThread,
@@ -125,7 +125,8 @@ pub fn reduce_with(
         return Err(invalid(K, format!("{d:?} exceeds u32 indexing")));
     }
     let slices = match strategy {
-        Strategy::Auto => row_slices(op, d),
+        Strategy::Auto if slices_pay(ctx) => row_slices(op, d),
+        Strategy::Auto => 1,
         Strategy::Split { slices } => slices,
         Strategy::PerThread | Strategy::PerWorkgroup => 1,
     };
