@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/notebooks/performance.md ("Back on the H100") in one run, ours beside
 # PyTorch's on CUDA, so that every ratio comes from one machine in one hour:
-#   steps:   one training step, B1–B5: ours (`train_step -- --device gpu`, with every tile, K split
+#   steps:   one training step, B1–B5: ours (`train_step -- --device gpu --kernel-times`, which
+#            adds each kernel's GPU time per step, as the fused PyTorch run below adds its own
+#            from torch.profiler; then with every tile, K split
 #            and convolution rung chosen by timing (`--tune-kernels`), and with 8 and 128
 #            launches per submit besides the default 32, submitting from the recording thread
 #            instead of the context's thread for it, and B2, B3, B5 with convolutions never
@@ -47,9 +49,9 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version -
 grep -m1 "model name" /proc/cpuinfo
 
 steps() {
-    echo "== training step, ours"
-    bench train_step --device gpu >"$out/step_ours.txt" 2>&1
-    grep -E '^\| B|host (recording|CPU)|submitting thread|GPU memory' "$out/step_ours.txt"
+    echo "== training step, ours, with each kernel's GPU time per step"
+    bench train_step --device gpu --kernel-times >"$out/step_ours.txt" 2>&1
+    grep -E '^\| B|host (recording|CPU)|submitting thread|GPU memory|all kernels' "$out/step_ours.txt"
     for n in 8 128; do
         echo "== training step, ours, $n launches per submit"
         bench train_step --device gpu --dispatches-per-submit "$n" >"$out/step_ours_submit$n.txt" 2>&1
@@ -68,8 +70,8 @@ steps() {
     python3 benches/pytorch_train_step.py --device cuda >"$out/step_torch.txt" 2>&1
     grep -E '^\| B' "$out/step_torch.txt"
     echo "== training step, PyTorch with fused Adam (CUDA)"
-    python3 benches/pytorch_train_step.py --device cuda --fused-adam >"$out/step_torch_fused.txt" 2>&1
-    grep -E '^\| B' "$out/step_torch_fused.txt"
+    python3 benches/pytorch_train_step.py --device cuda --fused-adam --kernel-times >"$out/step_torch_fused.txt" 2>&1
+    grep -E '^\| B|all kernels' "$out/step_torch_fused.txt"
 }
 
 kernels() {
