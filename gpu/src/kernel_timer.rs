@@ -10,8 +10,12 @@
 //! submits, waits once, reads the timestamps back and sums them per kernel (shader, entry point
 //! and pipeline constant). A pass per launch costs a pass boundary, where wgpu already places a
 //! barrier between dependent launches of one pass: a timed step runs the same kernels in the same
-//! order. An adapter without timestamp queries (`wgpu::Features::TIMESTAMP_QUERY`) cannot be
-//! timed: enabling returns false and nothing changes.
+//! order. On Vulkan wgpu writes both timestamps at the bottom of the pipe, so a pass's beginning
+//! is stamped once every earlier command is done: a launch's time runs from the end of the one
+//! before (or from when its commands reached the GPU) to its own end, barrier and launch gap
+//! included, and the launches' times add up without overlapping. An adapter without timestamp
+//! queries (`wgpu::Features::TIMESTAMP_QUERY`) cannot be timed: enabling returns false and
+//! nothing changes.
 //!
 //! Data flow: launch → a pass with two timestamp writes into the filling query chunk → when it
 //! is full (or when the times are asked for), a resolve into its buffer and a copy to its
