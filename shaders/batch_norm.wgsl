@@ -272,6 +272,14 @@ fn slice_range(r: u32) -> vec2<u32> {
     return vec2<u32>(min(r * len, m), min((r + 1u) * len, m));
 }
 
+// Σ v over the workgroup (every invocation gets it; call from uniform control flow).
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    red0[lid] = v;
+    workgroupBarrier();
+    tree(lid, false);
+    return red0[0];
+}
+
 // The channel's mean from its partial sums, added in range order.
 fn mean_of_slices(ch: u32) -> f32 {
     var total = 0.0;
@@ -294,11 +302,9 @@ fn stats_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var j = range.x + lid; j < range.y; j += WG) {
         s += ss_x[at(ch, j)];
     }
-    red0[lid] = s;
-    workgroupBarrier();
-    tree(lid, false);
+    let total = workgroup_sum(lid, s);
     if lid == 0u {
-        ss_part[g] = red0[0];
+        ss_part[g] = total;
     }
 }
 
@@ -317,11 +323,9 @@ fn stats_square_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         let d = sq_x[at(ch, j)] - mean;
         q += d * d;
     }
-    red0[lid] = q;
-    workgroupBarrier();
-    tree(lid, false);
+    let total = workgroup_sum(lid, q);
     if lid == 0u {
-        sq_part[g] = red0[0];
+        sq_part[g] = total;
     }
 }
 
