@@ -19,7 +19,8 @@
 //! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`). `--no-conv-split-k` keeps
 //! every convolution's K in one piece (`gpu::Context::set_conv_split_k`). `--kernel-times`
 //! adds, after everything else, steps timed by the GPU's own clock (`gpu::kernel_timer`): each
-//! kernel's launches and GPU time per step, and how much of the step they fill.
+//! kernel's launches and GPU time per step, how much of the step they fill, and the three
+//! longest kernels' time by grid of workgroups (one kernel serves several layers).
 //! Each workload runs in a child process of its own, so its peak memory is its own:
 //! `peak RSS` is the process's resident high-water mark during the timed steps minus its
 //! resident size before the model was built (what `benches/pytorch_train_step.py` reports for
@@ -427,6 +428,15 @@ fn kernel_time_table(
         gpu_ms,
         100.0 * gpu_ms / step_ms
     ));
+    // A kernel serves several layers; its grids of workgroups tell them apart.
+    s.push_str("the three longest kernels by grid of workgroups [x, y, z]:\n");
+    for k in times.iter().take(3) {
+        s.push_str(&format!("{}\n", with_op_name(&k.kernel)));
+        for g in &k.grids {
+            let grid = format!("{:?}", g.grid);
+            s.push_str(&format!("  {grid:<56} {:>9.1} {:>12.3}\n", per_step(g.launches), per_step(g.gpu_ns) / 1e6));
+        }
+    }
     Ok(s)
 }
 

@@ -37,6 +37,20 @@ pub struct KernelTime {
     pub launches: u64,
     /// Their GPU time, from each launch's beginning to its end.
     pub gpu_ns: u64,
+    /// The same launches by their grid of workgroups (which tells a kernel's layers apart),
+    /// the longest first.
+    pub grids: Vec<GridTime>,
+}
+
+/// The launches of one kernel on one grid of workgroups, and their GPU time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridTime {
+    /// Workgroups along x, y and z.
+    pub grid: [u32; 3],
+    /// Launches timed.
+    pub launches: u64,
+    /// Their GPU time.
+    pub gpu_ns: u64,
 }
 
 /// Launches a query set holds (two timestamps each): a few submits' worth.
@@ -49,7 +63,8 @@ pub(crate) struct QueryChunk {
     /// Where the queries resolve to (`QUERY_RESOLVE`), copied on to `readback`.
     resolved: wgpu::Buffer,
     readback: wgpu::Buffer,
-    kernels: Vec<String>,
+    /// Each launch's kernel and grid, in the order of its query pair.
+    kernels: Vec<(String, [u32; 3])>,
 }
 
 impl QueryChunk {
@@ -92,8 +107,8 @@ pub(crate) struct KernelTimer {
     /// Full chunks whose resolve is recorded, to be read after the next wait.
     full: Vec<QueryChunk>,
     spare: Vec<QueryChunk>,
-    /// Per kernel: launches and GPU nanoseconds read so far.
-    totals: BTreeMap<String, (u64, u64)>,
+    /// Per kernel and grid: launches and GPU nanoseconds read so far.
+    totals: BTreeMap<String, BTreeMap<[u32; 3], (u64, u64)>>,
 }
 
 impl KernelTimer {
@@ -107,15 +122,17 @@ impl KernelTimer {
         }
     }
 
-    /// The query set and the two indices the next launch of `k` writes its timestamps to.
-    pub(crate) fn slot(&mut self, device: &wgpu::Device, k: &KernelDef) -> (&wgpu::QuerySet, u32) {
+    /// The query set and the two indices the next launch of `k` on `grid` writes its
+    /// timestamps to.
+    pub(crate) fn slot(&mut self, device: &wgpu::Device, k: &KernelDef, grid: [u32; 3]) -> (&wgpu::QuerySet, u32) {
         let spare = &mut self.spare;
         let chunk = self.filling.get_or_insert_with(|| spare.pop().unwrap_or_else(|| QueryChunk::new(device)));
         let index = 2 * chunk.kernels.len() as u32;
-        chunk.kernels.push(match k.constant {
+        let name = match k.constant {
             Some(c) => format!("{}:{}[{}={}]", k.shader.name, k.entry, c.name, c.value),
             None => format!("{}:{}", k.shader.name, k.entry),
-        });
+        };
+        chunk.kernels.push((name, grid));
         (&chunk.set, index)
     }
 
@@ -147,9 +164,9 @@ impl KernelTimer {
     /// chunks for reuse.
     pub(crate) fn add(&mut self, chunks: Vec<QueryChunk>, stamps: Vec<Vec<u64>>) {
         for (mut chunk, stamps) in chunks.into_iter().zip(stamps) {
-            for (i, kernel) in chunk.kernels.drain(..).enumerate() {
+            for (i, (kernel, grid)) in chunk.kernels.drain(..).enumerate() {
                 let ticks = stamps[2 * i + 1].saturating_sub(stamps[2 * i]);
-                let total = self.totals.entry(kernel).or_insert((0, 0));
+                let total = self.totals.entry(kernel).or_default().entry(grid).or_insert((0, 0));
                 total.0 += 1;
                 total.1 += (ticks as f64 * self.period_ns).round() as u64;
             }
@@ -162,7 +179,17 @@ impl KernelTimer {
         let mut times: Vec<KernelTime> = self
             .totals
             .iter()
-            .map(|(kernel, &(launches, gpu_ns))| KernelTime { kernel: kernel.clone(), launches, gpu_ns })
+            .map(|(kernel, grids)| {
+                let mut grids: Vec<GridTime> =
+                    grids.iter().map(|(&grid, &(launches, gpu_ns))| GridTime { grid, launches, gpu_ns }).collect();
+                grids.sort_by(|a, b| b.gpu_ns.cmp(&a.gpu_ns).then_with(|| a.grid.cmp(&b.grid)));
+                KernelTime {
+                    kernel: kernel.clone(),
+                    launches: grids.iter().map(|g| g.launches).sum(),
+                    gpu_ns: grids.iter().map(|g| g.gpu_ns).sum(),
+                    grids,
+                }
+            })
             .collect();
         times.sort_by(|a, b| b.gpu_ns.cmp(&a.gpu_ns).then_with(|| a.kernel.cmp(&b.kernel)));
         times

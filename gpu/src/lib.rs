@@ -45,7 +45,7 @@ pub use context::{
 };
 pub use counters::Counters;
 pub use error::{GpuError, Result};
-pub use kernel_timer::KernelTime;
+pub use kernel_timer::{GridTime, KernelTime};
 
 use std::sync::OnceLock;
 

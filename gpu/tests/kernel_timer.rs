@@ -85,6 +85,22 @@ fn timed_launches_compute_the_same_bits_as_untimed_ones() {
 }
 
 #[test]
+fn a_kernels_time_is_split_by_the_grid_of_each_launch() {
+    let Some(ctx) = timed_ctx() else { return };
+    // fill launches a workgroup of 256 per 256 values: 1 and 4 workgroups.
+    let (small, large) = (ctx.alloc(100).unwrap(), ctx.alloc(1000).unwrap());
+    fill(&ctx, &small, 1.0).unwrap();
+    fill(&ctx, &large, 2.0).unwrap();
+    fill(&ctx, &large, 3.0).unwrap();
+    let times = ctx.kernel_times().unwrap();
+    let fills = time_of(&times, "strided.wgsl:fill");
+    let mut grids: Vec<([u32; 3], u64)> = fills.grids.iter().map(|g| (g.grid, g.launches)).collect();
+    grids.sort();
+    assert_eq!(grids, vec![([1, 1, 1], 1), ([4, 1, 1], 2)]);
+    assert_eq!(fills.gpu_ns, fills.grids.iter().map(|g| g.gpu_ns).sum::<u64>());
+}
+
+#[test]
 fn reset_forgets_the_times_read_so_far_and_keeps_timing() {
     let Some(ctx) = timed_ctx() else { return };
     let buf = ctx.alloc(10).unwrap();

@@ -237,7 +237,7 @@ impl Pending {
             return;
         };
         let encoder = self.encoder(device);
-        let (query_set, index) = timer.slot(device, k);
+        let (query_set, index) = timer.slot(device, k, grid);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(k.entry),
