@@ -229,28 +229,25 @@ impl Pending {
         params_offset: u32,
         grid: [u32; 3],
     ) {
-        let Some(mut timer) = self.timer.take() else {
-            let pass = self.pass(device);
+        let record = |pass: &mut wgpu::ComputePass| {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, bind_group, &[params_offset]);
             pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        };
+        let Some(mut timer) = self.timer.take() else {
+            record(self.pass(device));
             return;
         };
         let encoder = self.encoder(device);
         let (query_set, index) = timer.slot(device, k, grid);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(k.entry),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set,
-                    beginning_of_pass_write_index: Some(index),
-                    end_of_pass_write_index: Some(index + 1),
-                }),
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, bind_group, &[params_offset]);
-            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
-        }
+        record(&mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(k.entry),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(index),
+                end_of_pass_write_index: Some(index + 1),
+            }),
+        }));
         timer.after_launch(encoder);
         self.timer = Some(timer);
     }

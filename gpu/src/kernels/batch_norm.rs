@@ -155,6 +155,14 @@ fn check(
     Ok(())
 }
 
+/// The sliced rung takes at least one range per channel, and a count the shader's u32 holds.
+fn check_slices(kernel: &'static str, slices: usize) -> Result<()> {
+    if slices == 0 || slices > u32::MAX as usize {
+        return Err(invalid(kernel, format!("{slices} slices per channel")));
+    }
+    Ok(())
+}
+
 /// Per-channel batch statistics. Needs m = N·S ≥ 2 (the unbiased variance divides by m − 1).
 // x: [N, C, S] → mean, inv_std, var_unbiased: [C]
 pub fn stats(ctx: &Context, d: BatchNormGeometry, eps: f32, x: &GpuBuffer, out: &BatchStats) -> Result<()> {
@@ -173,9 +181,7 @@ pub fn stats_in_slices(
     slices: usize,
 ) -> Result<()> {
     const K: &str = "batch_norm_stats";
-    if slices == 0 || slices > u32::MAX as usize {
-        return Err(invalid(K, format!("{slices} slices per channel")));
-    }
+    check_slices(K, slices)?;
     if d.m() < 2 {
         return Err(invalid(K, format!("needs at least 2 values per channel, got N·S = {} ({d:?})", d.m())));
     }
@@ -298,9 +304,7 @@ pub fn backward(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs) -> Result
 // dy, x: [N, C, S]; stats, gamma: [C] → dx: [N, C, S], dgamma, dbeta: [C]
 pub fn backward_in_slices(ctx: &Context, d: BatchNormGeometry, a: &BackwardArgs, slices: usize) -> Result<()> {
     const K: &str = "batch_norm_backward";
-    if slices == 0 || slices > u32::MAX as usize {
-        return Err(invalid(K, format!("{slices} slices per channel")));
-    }
+    check_slices(K, slices)?;
     let (mean, stat, ..) = a.stats.parts();
     check(
         K,

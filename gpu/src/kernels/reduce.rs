@@ -142,8 +142,7 @@ pub fn reduce_with(
         let partial = ctx.alloc(outputs * slices)?;
         reduce_with(ctx, op, x, &partial, slice, Strategy::PerWorkgroup)?;
         let across = ReduceDims { outer: d.outer, reduce: slices, inner: d.inner };
-        let across_strategy = if slices >= WG as usize { Strategy::PerWorkgroup } else { Strategy::PerThread };
-        return reduce_with(ctx, op, &partial, out, across, across_strategy);
+        return reduce(ctx, op, &partial, out, across);
     }
     let p = Params { outer: d.outer as u32, reduce: d.reduce as u32, inner: d.inner as u32, op: op_code(op) };
     let per_workgroup = match strategy {
