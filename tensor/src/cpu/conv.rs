@@ -1051,10 +1051,17 @@ fn backward_weight_in_strips<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
         });
         return dw;
     }
-    dw.par_chunks_mut(k).enumerate().for_each(|(co, dw_co)| {
+    // The partials hold dWᵀ: dW's row co is their column co. Walking one column at a time
+    // would read a new cache line for every element (the column's entries lie C_out apart);
+    // a block of columns reads each line whole and writes the block's rows side by side.
+    const CO_BLOCK: usize = 16;
+    dw.par_chunks_mut(k * CO_BLOCK).enumerate().for_each(|(block, dw_block)| {
+        let (co0, rows) = (block * CO_BLOCK, dw_block.len() / k);
         for p in &partials {
-            for (r, d) in dw_co.iter_mut().enumerate() {
-                *d += p[r * g.c_out + co];
+            for r in 0..k {
+                for (j, &v) in p[r * g.c_out + co0..][..rows].iter().enumerate() {
+                    dw_block[j * k + r] += v;
+                }
             }
         }
     });
@@ -1254,6 +1261,9 @@ mod tests {
         // The same two on planes above the tap-table size, so their phases are split.
         case(2, [2, 3], [15, 12], [3, 3], [3, 3], [0, 0], [1, 1]),
         case(2, [2, 2], [12, 12], [3, 3], [2, 2], [2, 2], [2, 2]),
+        // More output channels than one block of the weight gradient's final sum (16), the
+        // last block partial.
+        case(3, [2, 19], [6, 5], [3, 3], [1, 1], [1, 1], [1, 1]),
     ];
 
     /// conv_transpose2d cases: x [n, c_in, h, w], weight [c_in, c_out, kh, kw].
