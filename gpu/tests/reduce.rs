@@ -81,8 +81,9 @@ fn per_workgroup_tree_reductions_match_reference() {
 fn auto_strategy_matches_reference_on_long_and_short_rows() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    // The last two are long rows with few outputs, which Auto splits.
-    for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7), (1, 65_536, 1), (3, 12_288, 5)] {
+    // Then two long rows with few outputs and a short row on few workgroups (a bias gradient's
+    // sum over a batch), which Auto splits on a hardware adapter.
+    for (outer, reduce, inner) in [(33, 5, 65), (4, 300, 7), (1, 65_536, 1), (3, 12_288, 5), (1, 128, 515)] {
         check(ctx, &mut rng, ReduceDims { outer, reduce, inner }, Strategy::Auto);
     }
 }
@@ -94,8 +95,15 @@ const SPLITTING_OPS: [ReduceOp; 5] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::M
 fn rows_split_into_equal_slices_match_reference_for_every_op_that_splits() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
-    for (outer, reduce, inner, slices) in [(1, 4 * 1031, 1, 4), (3, 7 * 301, 5, 7), (2, 2, 3, 2), (1, 256 * 9, 2, 256)]
-    {
+    // The last two cut short rows: each slice loops in one invocation per output.
+    for (outer, reduce, inner, slices) in [
+        (1, 4 * 1031, 1, 4),
+        (3, 7 * 301, 5, 7),
+        (2, 2, 3, 2),
+        (1, 256 * 9, 2, 256),
+        (1, 8 * 17, 300, 8),
+        (3, 4 * 5, 7, 4),
+    ] {
         let d = ReduceDims { outer, reduce, inner };
         check_ops(ctx, &mut rng, d, Strategy::Split { slices }, &SPLITTING_OPS);
     }
@@ -114,8 +122,16 @@ fn a_split_of_argmax_or_argmin_or_into_unequal_slices_is_refused() {
 }
 
 #[test]
-fn auto_splits_only_long_rows_of_few_outputs_whose_length_a_power_of_two_divides() {
+fn auto_splits_only_rows_on_few_workgroups_whose_length_a_power_of_two_divides() {
     let rows = |outer, reduce, inner| ReduceDims { outer, reduce, inner };
+    // Short rows, an invocation per output: B4's bias gradient, 512 columns summed over a batch
+    // of 128 (2 workgroups), into 8 slices of 16 rows.
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 128, 512)), 8);
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 100, 512)), 4, "the most slices that divide 100");
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 24, 512)), 1, "slices shorter than 16 rows");
+    assert_eq!(row_slices(ReduceOp::Sum, rows(1, 128, 16_384)), 1, "64 workgroups fill the GPU already");
+    assert_eq!(row_slices(ReduceOp::ArgMin, rows(1, 128, 512)), 1);
+    // Long rows, a workgroup per output.
     // B1's summed squared errors: 64 images of 3×64×64, into 256 slices of 3,072.
     assert_eq!(row_slices(ReduceOp::Sum, rows(1, 786_432, 1)), 256);
     assert_eq!(row_slices(ReduceOp::Mean, rows(2, 16_384, 3)), 8, "slices of at least 2,048");
@@ -141,6 +157,18 @@ fn a_long_row_is_split_into_two_launches_on_a_hardware_adapter_and_kept_whole_on
     reduce_with(&ctx, ReduceOp::Sum, &x, &out, split, Strategy::Split { slices: 16 }).unwrap();
     assert_eq!(ctx.counters().since(&before).dispatches, 2, "a forced split is two launches anywhere");
     assert_eq!(ctx.read(&out).unwrap(), vec![16_384.0]);
+}
+
+#[test]
+fn a_short_row_on_few_workgroups_is_split_into_two_launches_on_a_hardware_adapter_and_kept_whole_on_a_software_one() {
+    let Some(ctx) = own_ctx() else { return };
+    let x = ctx.upload(&vec![0.25; 128 * 512]).unwrap();
+    let out = ctx.alloc(512).unwrap();
+    let before = ctx.counters();
+    reduce(&ctx, ReduceOp::Sum, &x, &out, ReduceDims { outer: 1, reduce: 128, inner: 512 }).unwrap();
+    let launches = if ctx.is_software() { 1 } else { 2 };
+    assert_eq!(ctx.counters().since(&before).dispatches, launches, "on {}", ctx.info());
+    assert_eq!(ctx.read(&out).unwrap(), vec![32.0; 512]);
 }
 
 #[test]

@@ -7,7 +7,11 @@
 //! squared errors took 0.32 ms that way, a tenth of its step's kernels
 //! (`train_step -- --kernel-times`). Such a row is cut into equal slices, each slice's
 //! reduction a workgroup of its own, and the slices' results reduced again in order
-//! ([`Strategy::Split`]): two launches, the same bits on every run.
+//! ([`Strategy::Split`]): two launches, the same bits on every run. Short rows with few
+//! outputs leave it as idle the other way: a Linear layer's bias gradient sums 128 rows of 512
+//! columns, 512 invocations looping 128 times on 2 workgroups (0.21 ms a step of B4's kernels
+//! on the H100, a seventh). Their rows are cut the same way, each slice's reduction looping
+//! in one invocation per output, so 8 slices give 8 times the workgroups.
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -65,7 +69,7 @@ pub struct ReduceDims {
 /// Which entry point runs (tests force each; callers use `Auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// A long row with few outputs split ([`row_slices`]) where [`slices_pay`], else the
+    /// Rows on few workgroups split ([`row_slices`]) where [`slices_pay`], else the
     /// per-workgroup tree when a row has at least 256 elements, else per-thread loops.
     Auto,
     /// One thread per output element.
@@ -73,30 +77,41 @@ pub enum Strategy {
     /// One workgroup per output element.
     PerWorkgroup,
     /// Each row cut into `slices` equal slices (`slices` must divide its length; not for
-    /// argmax or argmin, whose index a slice's result loses): one workgroup per slice, then the
-    /// slices' results reduced by the same op, in order. Exact for every op it takes, since each
-    /// is associative over equal slices (a mean of equal slices' means is the mean).
+    /// argmax or argmin, whose index a slice's result loses): one workgroup per slice of 256
+    /// elements or more, else one invocation, then the slices' results reduced by the same op,
+    /// in order. Exact for every op it takes, since each is associative over equal slices (a
+    /// mean of equal slices' means is the mean).
     Split {
         /// Slices per row.
         slices: usize,
     },
 }
 
-/// Outputs below which [`Strategy::Auto`] considers splitting rows: fewer workgroups than a
-/// large GPU has multiprocessors (an H100 has 132).
+/// Workgroups below which [`Strategy::Auto`] considers splitting rows: fewer than a large GPU
+/// has multiprocessors (an H100 has 132). A long row takes a workgroup per output, so this is
+/// also the number of outputs.
 pub const SPLIT_BELOW_OUTPUTS: usize = 64;
-/// The shortest slice a split leaves each workgroup: 8 elements per invocation.
+/// The shortest slice a split leaves each workgroup of a long row: 8 elements per invocation.
 pub const MIN_SLICE: usize = 8 * WG as usize;
+/// The shortest slice a split leaves each invocation of a short row (one looping per output).
+pub const MIN_THREAD_SLICE: usize = 16;
 
-/// How many slices [`Strategy::Auto`] cuts each row into (1: none): the most of 256, 128, …, 2
-/// that divides the row and leaves slices of at least [`MIN_SLICE`], for rows of ops that
-/// split and outputs below [`SPLIT_BELOW_OUTPUTS`]. Powers of two only: the sizes of a
-/// training step are, and a row of any other length keeps one workgroup.
+/// How many slices [`Strategy::Auto`] cuts each row into (1: none), for ops that split and
+/// reductions on fewer than [`SPLIT_BELOW_OUTPUTS`] workgroups: the most of 256, 128, …, 2 that
+/// divides the row and leaves slices of at least [`MIN_SLICE`] (a long row, a workgroup per
+/// output) or [`MIN_THREAD_SLICE`] (a short row, an invocation per output). Powers of two
+/// only: the sizes of a training step are, and a row of any other length stays whole.
 pub fn row_slices(op: ReduceOp, d: ReduceDims) -> usize {
-    if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || d.outer * d.inner >= SPLIT_BELOW_OUTPUTS {
+    let outputs = d.outer * d.inner;
+    let long_row = d.reduce >= WG as usize;
+    let (workgroups, min_slice) = match long_row {
+        true => (outputs, MIN_SLICE),
+        false => (outputs.div_ceil(WG as usize), MIN_THREAD_SLICE),
+    };
+    if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || workgroups >= SPLIT_BELOW_OUTPUTS {
         return 1;
     }
-    (1..=8).map(|e| 1usize << (9 - e)).find(|&s| d.reduce.is_multiple_of(s) && d.reduce / s >= MIN_SLICE).unwrap_or(1)
+    (1..=8).map(|e| 1usize << (9 - e)).find(|&s| d.reduce.is_multiple_of(s) && d.reduce / s >= min_slice).unwrap_or(1)
 }
 
 /// out[o, i] = op over r of x[o, r, i].
@@ -140,7 +155,8 @@ pub fn reduce_with(
         // [outer, slices, inner], reduced again over the slices.
         let slice = ReduceDims { outer: d.outer * slices, reduce: d.reduce / slices, inner: d.inner };
         let partial = ctx.alloc(outputs * slices)?;
-        reduce_with(ctx, op, x, &partial, slice, Strategy::PerWorkgroup)?;
+        let per_slice = if slice.reduce >= WG as usize { Strategy::PerWorkgroup } else { Strategy::PerThread };
+        reduce_with(ctx, op, x, &partial, slice, per_slice)?;
         let across = ReduceDims { outer: d.outer, reduce: slices, inner: d.inner };
         return reduce(ctx, op, &partial, out, across);
     }
