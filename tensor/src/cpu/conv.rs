@@ -598,12 +598,14 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     by_columns.min(by_memory).min(by_threads).max(1)
 }
 
-/// The `strip` argument for a forward or backward-weight kernel: `None` (the size rules), or,
-/// where the rule would put images side by side and tuning is on (`cpu::tuning`), whichever of
-/// that and one whole image per GEMM (`Some(g.oh)`, the ladder's Im2col rung) `run` finished
-/// first the first time this machine met the kernel at this geometry.
-fn tuned_strip<T: Float>(kernel: &str, g: &Conv2dGeometry, run: impl Fn(Option<usize>)) -> Option<usize> {
-    let tuner = tuning::tuner().filter(|_| images_per_gemm(g) > 1)?;
+/// Which cut a forward or backward-weight kernel runs: the rule's ([`tuning::SIDE_BY_SIDE`])
+/// unless tuning is on (`cpu::tuning`) and the rule would put images side by side; then
+/// whichever of `cuts` `run` finished first (the rule's within the margin) the first time this
+/// machine met the kernel at this geometry.
+fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: impl Fn(&str)) -> String {
+    let Some(tuner) = tuning::tuner().filter(|_| images_per_gemm(g) > 1) else {
+        return tuning::SIDE_BY_SIDE.to_string();
+    };
     // The cut's speed depends on the GEMM kernel under it, which a run may pin to another.
     let gemm_kernel = crate::cpu::gemm::kernel_name::<T>();
     let class = format!(
@@ -623,17 +625,16 @@ fn tuned_strip<T: Float>(kernel: &str, g: &Conv2dGeometry, run: impl Fn(Option<u
         g.w,
         g.batch
     );
-    let candidates = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
-    let strip_of = |cut: &str| (cut == tuning::PER_IMAGE).then_some(g.oh);
-    // The rule puts these images side by side: one image per GEMM must beat it by the margin.
-    let chosen = tuner.choose_timed_together(
-        "convolution's images per GEMM",
-        &class,
-        &candidates,
-        Some(tuning::SIDE_BY_SIDE),
-        |cuts| Ok::<_, std::convert::Infallible>(time_cuts(cuts, |cut| run(strip_of(cut)))),
-    );
-    chosen.ok().and_then(|cut| strip_of(&cut))
+    let chosen = tuner.choose_timed_together("convolution's cut", &class, cuts, Some(tuning::SIDE_BY_SIDE), |cuts| {
+        Ok::<_, std::convert::Infallible>(time_cuts(cuts, &run))
+    });
+    chosen.unwrap_or_else(|never| match never {})
+}
+
+/// The `strip` argument of a cut: `None` (the size rules) for images side by side, one whole
+/// image per GEMM (`Some(g.oh)`, the ladder's Im2col rung) for [`tuning::PER_IMAGE`].
+fn strip_of(g: &Conv2dGeometry, cut: &str) -> Option<usize> {
+    (cut == tuning::PER_IMAGE).then_some(g.oh)
 }
 
 /// How long `run` takes on each cut: a warm-up each, then three rounds in which the cuts take
@@ -782,8 +783,10 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let strip = tuned_strip::<T>("conv2d_forward", g, |strip| drop(forward_in_strips(x, w, bias, g, strip)));
-    forward_in_strips(x, w, bias, g, strip)
+    let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
+    let cut =
+        tuned_cut::<T>("conv2d_forward", g, &cuts, |cut| drop(forward_in_strips(x, w, bias, g, strip_of(g, cut))));
+    forward_in_strips(x, w, bias, g, strip_of(g, &cut))
 }
 
 /// [`conv2d_forward`], one image at a time in strips of `strip` output rows when given (the
@@ -967,16 +970,26 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// measurements); its partials then add without the transpose.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let strip =
-        tuned_strip::<T>("conv2d_backward_weight", g, |strip| drop(backward_weight_in_strips(grad_y, x, g, strip)));
-    backward_weight_in_strips(grad_y, x, g, strip)
+    let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];
+    let run =
+        |cut: &str| backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), cut == tuning::SIDE_BY_SIDE_DW_ROWS);
+    let cut = tuned_cut::<T>("conv2d_backward_weight", g, &cuts, |cut| drop(run(cut)));
+    run(&cut)
 }
 
 /// [`conv2d_backward_weight`], one image at a time in strips of `strip` output rows when given
 /// (the tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose.
-fn backward_weight_in_strips<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, strip: Option<usize>) -> Vec<T> {
+/// Each GEMM computes dW = dy·colᵀ ([C_out, K]) when `dw_rows` or the planes are tiny, else
+/// dWᵀ = col·dyᵀ ([K, C_out], whose partials are summed and transposed at the end).
+fn backward_weight_in_strips<T: Float>(
+    grad_y: &[T],
+    x: &[T],
+    g: &Conv2dGeometry,
+    strip: Option<usize>,
+    dw_rows: bool,
+) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return embed_live_grad(&live, &backward_weight_in_strips(grad_y, x, &live.geometry, strip), g);
+        return embed_live_grad(&live, &backward_weight_in_strips(grad_y, x, &live.geometry, strip, dw_rows), g);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut dw = vec![T::ZERO; g.c_out * k];
@@ -990,7 +1003,7 @@ fn backward_weight_in_strips<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
     let per_part = groups.div_ceil(parts) * group;
     let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
     const DIRECT_MAX_PLANE: usize = 4;
-    let direct = plane <= DIRECT_MAX_PLANE;
+    let direct = dw_rows || plane <= DIRECT_MAX_PLANE;
     let strip = match strip {
         Some(rows) => rows.clamp(1, g.oh.max(1)),
         None if group == 1 && !direct => strip_rows(g),
@@ -1138,7 +1151,7 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
             reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
             dw
         }
-        ConvRung::Im2col => backward_weight_in_strips(grad_y, x, g, Some(g.oh)),
+        ConvRung::Im2col => backward_weight_in_strips(grad_y, x, g, Some(g.oh), false),
         ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),
     }
 }
@@ -1525,7 +1538,22 @@ mod tests {
             let [x, _, dy] = operands(&g, &mut rng);
             let want = reference::conv2d_backward_weight(&dy, &x, &g);
             for strip in 1..=g.oh {
-                let got = backward_weight_in_strips(&dy, &x, &g, Some(strip));
+                let got = backward_weight_in_strips(&dy, &x, &g, Some(strip), false);
+                assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_backward_weight_as_dy_times_col_transposed_matches_the_reference_side_by_side_and_in_strips() {
+        let mut rng = Rng::new(17);
+        for g in all_conv_geometries() {
+            let [x, _, dy] = operands(&g, &mut rng);
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            let side_by_side = backward_weight_in_strips(&dy, &x, &g, None, true);
+            assert_close(&side_by_side, &want, 1e-12, &format!("images side by side, {g:?}"));
+            for strip in 1..=g.oh {
+                let got = backward_weight_in_strips(&dy, &x, &g, Some(strip), true);
                 assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
             }
         }

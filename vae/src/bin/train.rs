@@ -96,8 +96,8 @@ fn choose_cpu_kernels(cli: &TrainCli) {
         let cache = vae::cli::cpu_kernel_cache_path();
         tensor::cpu::tuning::enable_tuning(cache.clone());
         match cache {
-            Some(path) => format!("convolutions' images per GEMM measured, kept in {}", path.display()),
-            None => "convolutions' images per GEMM measured, not kept: no HOME or VAE_KERNEL_CACHE".to_string(),
+            Some(path) => format!("convolutions' cuts measured, kept in {}", path.display()),
+            None => "convolutions' cuts measured, not kept: no HOME or VAE_KERNEL_CACHE".to_string(),
         }
     } else {
         "convolutions by the size rules".to_string()
