@@ -398,7 +398,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 34] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 36] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -558,6 +558,22 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 34] = [
         ],
     ),
     (
+        "the CNN is the better model (samples, with their MSE, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[
+            (1.0, "dense-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
+    (
+        "the CNN is the better model (reconstructions, with their MSE, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[
+            (1.0, "dense-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+            (-1.0, "basic-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_reconstructions"),
+        ],
+    ),
+    (
         "the CNN is the better model (samples, with their MSE and a judge that never saw the VAEs' images)",
         MESSAOUDI_MSE_ARTEFACTS,
         &[
@@ -648,6 +664,29 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
         for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
             assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
         }
+        assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+    }
+}
+
+/// Where the dense VAE and the CNN at 10 and 50 epochs, judged by one classifier, keep their
+/// artefacts.
+const MESSAOUDI_BUDGET_ARTEFACTS: &str = "docs/artefacts/messaoudi-budget";
+const MESSAOUDI_BUDGET_HEADING: &str = "### Five times the epochs, with a judge trained on this machine";
+
+#[test]
+fn every_number_of_the_messaoudi_budget_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_BUDGET_HEADING);
+    assert_eq!(rows.len(), 8, "two presets, two budgets, two seeds");
+    for row in rows {
+        let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
+        let name = run.display();
+        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        let config: serde_json::Value = run_json(&run, "config.json");
+        for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
+            assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
+        }
+        assert_eq!(config["epochs"].as_f64().map(|e| e.to_string()), Some(row["epochs"].clone()), "{name}: epochs");
+        assert_eq!(config["seed"].as_f64().map(|e| e.to_string()), Some(row["seed"].clone()), "{name}: seed");
         assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
     }
 }
