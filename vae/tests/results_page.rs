@@ -660,12 +660,20 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
         assert_eval_row_is_in_artefacts(&row, &run, &class_entropy);
         let provenance: serde_json::Value = run_json(&run, "provenance.json");
         assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(number("parameters")), "{name}");
-        let config: serde_json::Value = run_json(&run, "config.json");
-        for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
-            assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
-        }
-        assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+        assert_messaoudi_mse_config(&run, &row["preset"]);
     }
+}
+
+/// The configuration every run of the judged MSE tables shares: the paper's MSE, the preset its
+/// row names, and the first 24,000 images (the judge trains on the other 36,000). Returns it.
+fn assert_messaoudi_mse_config(run: &Path, preset: &str) -> serde_json::Value {
+    let name = run.display();
+    let config: serde_json::Value = run_json(run, "config.json");
+    for (key, want) in [("recon", "mse"), ("arch", preset)] {
+        assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
+    }
+    assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
+    config
 }
 
 /// Where the dense VAE and the CNN at 10 and 50 epochs, judged by one classifier, keep their
@@ -681,13 +689,9 @@ fn every_number_of_the_messaoudi_budget_table_is_in_its_runs_committed_artefacts
         let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
         let name = run.display();
         assert_eval_row_is_in_artefacts(&row, &run, &[]);
-        let config: serde_json::Value = run_json(&run, "config.json");
-        for (key, want) in [("recon", "mse"), ("arch", row["preset"].as_str())] {
-            assert_eq!(config[key].as_str(), Some(want), "{name}: config.json's {key}");
-        }
+        let config = assert_messaoudi_mse_config(&run, &row["preset"]);
         assert_eq!(config["epochs"].as_f64().map(|e| e.to_string()), Some(row["epochs"].clone()), "{name}: epochs");
         assert_eq!(config["seed"].as_f64().map(|e| e.to_string()), Some(row["seed"].clone()), "{name}: seed");
-        assert_eq!(config["max_images"].as_f64(), Some(24000.0), "{name}: the VAEs read the first 24,000 images");
     }
 }
 

@@ -103,15 +103,24 @@ pub const MIN_THREAD_SLICE: usize = 16;
 /// only: the sizes of a training step are, and a row of any other length stays whole.
 pub fn row_slices(op: ReduceOp, d: ReduceDims) -> usize {
     let outputs = d.outer * d.inner;
-    let long_row = d.reduce >= WG as usize;
-    let (workgroups, min_slice) = match long_row {
-        true => (outputs, MIN_SLICE),
-        false => (outputs.div_ceil(WG as usize), MIN_THREAD_SLICE),
+    let (workgroups, min_slice) = match whole_rows(d) {
+        Strategy::PerWorkgroup => (outputs, MIN_SLICE),
+        _ => (outputs.div_ceil(WG as usize), MIN_THREAD_SLICE),
     };
     if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) || workgroups >= SPLIT_BELOW_OUTPUTS {
         return 1;
     }
     (1..=8).map(|e| 1usize << (9 - e)).find(|&s| d.reduce.is_multiple_of(s) && d.reduce / s >= min_slice).unwrap_or(1)
+}
+
+/// The entry point for rows reduced whole: a workgroup per output for rows of at least 256
+/// elements (a tree in shared memory), else an invocation per output looping over its row.
+fn whole_rows(d: ReduceDims) -> Strategy {
+    if d.reduce >= WG as usize {
+        Strategy::PerWorkgroup
+    } else {
+        Strategy::PerThread
+    }
 }
 
 /// out[o, i] = op over r of x[o, r, i].
@@ -155,14 +164,13 @@ pub fn reduce_with(
         // [outer, slices, inner], reduced again over the slices.
         let slice = ReduceDims { outer: d.outer * slices, reduce: d.reduce / slices, inner: d.inner };
         let partial = ctx.alloc(outputs * slices)?;
-        let per_slice = if slice.reduce >= WG as usize { Strategy::PerWorkgroup } else { Strategy::PerThread };
-        reduce_with(ctx, op, x, &partial, slice, per_slice)?;
+        reduce_with(ctx, op, x, &partial, slice, whole_rows(slice))?;
         let across = ReduceDims { outer: d.outer, reduce: slices, inner: d.inner };
         return reduce(ctx, op, &partial, out, across);
     }
     let p = Params { outer: d.outer as u32, reduce: d.reduce as u32, inner: d.inner as u32, op: op_code(op) };
     let per_workgroup = match strategy {
-        Strategy::Auto => d.reduce >= WG as usize,
+        Strategy::Auto => whole_rows(d) == Strategy::PerWorkgroup,
         Strategy::PerThread | Strategy::Split { .. } => false,
         Strategy::PerWorkgroup => true,
     };
