@@ -19,6 +19,12 @@ use tensor::ops::conv_transpose2d::{
 };
 use tensor::{DType, Rng, Tensor};
 
+// The allocator `train` and the step bench run on: without it, a kernel whose scratch or
+// output buffer is larger than glibc's mmap threshold is given fresh pages on every call, and
+// pays page faults that the training step never pays (see `tensor::cpu::caching_allocator`).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 /// One layer shape, a row of `benches/conv_layers.txt`.
 struct Layer {
     workload: String,
