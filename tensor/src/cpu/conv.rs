@@ -967,15 +967,23 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// scheduling. On planes of at most `DIRECT_MAX_PLANE` pixels (ResNet-18's last two stages at
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
-/// measurements); its partials then add without the transpose.
+/// measurements); its partials then add without the transpose. So it is with at most
+/// [`DW_ROWS_MAX_CHANNELS`] output channels.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];
-    let run =
-        |cut: &str| backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), cut == tuning::SIDE_BY_SIDE_DW_ROWS);
+    let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
+    let run = |cut: &str| {
+        backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS)
+    };
     let cut = tuned_cut::<T>("conv2d_backward_weight", g, &cuts, |cut| drop(run(cut)));
     run(&cut)
 }
+
+/// With a handful of output channels, dWᵀ's GEMM is C_out columns wide, a sliver of the
+/// micro-kernel's 16 or 32; as dW they are C_out of its 6 or 14 rows, the smaller waste
+/// (resnet-bn's 64→3 output layer in B3: 21.5–21.7 → 18.0–18.2 ms, `cargo bench --bench conv_layers`).
+const DW_ROWS_MAX_CHANNELS: usize = 4;
 
 /// [`conv2d_backward_weight`], one image at a time in strips of `strip` output rows when given
 /// (the tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose.
