@@ -40,7 +40,8 @@ pub struct TrainCli {
     /// How the CPU chooses between kernels that compute the same thing. `measured`: the first
     /// time this machine needs a choice, the candidates are timed (the f32 GEMM micro-kernel and
     /// its block sizes, each small-plane convolution's cut: images per GEMM, and for the
-    /// weight gradient which way round each GEMM runs; a second or two in all,
+    /// weight gradient which way round each GEMM runs; at stride 1, backward-data by col2im or
+    /// as a full correlation; a few seconds in all,
     /// each printed as a `tuning:` line) and the fastest is kept for later runs in
     /// cpu-kernel-choices.tsv beside $VAE_KERNEL_CACHE (default ~/.cache/vae-stack/). `rule`:
     /// the widest instruction set and the size rules, nothing timed (what the tests set).

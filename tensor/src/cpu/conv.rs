@@ -599,14 +599,23 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
 }
 
 /// Which cut a forward or backward-weight kernel runs: the rule's ([`tuning::SIDE_BY_SIDE`])
-/// unless tuning is on (`cpu::tuning`) and the rule would put images side by side; then
-/// whichever of `cuts` `run` finished first (the rule's within the margin) the first time this
-/// machine met the kernel at this geometry.
+/// unless the rule would put images side by side; then [`tuned_choice`] among `cuts`.
 fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: impl Fn(&str)) -> String {
-    let Some(tuner) = tuning::tuner().filter(|_| images_per_gemm(g) > 1) else {
-        return tuning::SIDE_BY_SIDE.to_string();
+    if images_per_gemm(g) > 1 {
+        tuned_choice::<T>(kernel, g, cuts, tuning::SIDE_BY_SIDE, run)
+    } else {
+        tuning::SIDE_BY_SIDE.to_string()
+    }
+}
+
+/// How a kernel runs at geometry `g`: `rule` unless tuning is on (`cpu::tuning`); then
+/// whichever of `ways` `run` finished first (`rule` within the margin) the first time this
+/// machine met the kernel at this geometry.
+fn tuned_choice<T: Float>(kernel: &str, g: &Conv2dGeometry, ways: &[&str], rule: &str, run: impl Fn(&str)) -> String {
+    let Some(tuner) = tuning::tuner() else {
+        return rule.to_string();
     };
-    // The cut's speed depends on the GEMM kernel under it, which a run may pin to another.
+    // A cut's or way's speed depends on the GEMM kernel under it, which a run may pin to another.
     let gemm_kernel = crate::cpu::gemm::kernel_name::<T>();
     let class = format!(
         "{kernel} {:?} {}→{} k{}×{} s{}×{} p{}×{} d{}×{} {}×{} b{} on {gemm_kernel}",
@@ -625,8 +634,9 @@ fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: imp
         g.w,
         g.batch
     );
-    let chosen = tuner.choose_timed_together("convolution's cut", &class, cuts, Some(tuning::SIDE_BY_SIDE), |cuts| {
-        Ok::<_, std::convert::Infallible>(time_cuts(cuts, &run))
+    let what = if ways.contains(&tuning::SIDE_BY_SIDE) { "convolution's cut" } else { "convolution's way" };
+    let chosen = tuner.choose_timed_together(what, &class, ways, Some(rule), |ways| {
+        Ok::<_, std::convert::Infallible>(time_cuts(ways, &run))
     });
     chosen.unwrap_or_else(|never| match never {})
 }
@@ -859,19 +869,32 @@ fn forward_in_strips<T: Float>(
 /// With a `bias`, bias\[ci\] is added to every pixel of channel ci of dx: conv_transpose2d's
 /// forward is this with its bias, and needs no second pass for it. Images with small outputs
 /// share one GEMM, as in [`conv2d_forward`].
+///
+/// At stride 1 there is a second way, the full correlation (`full_correlation`): a forward
+/// convolution of dy. The rule takes it where one image's dcol would not fit in cache
+/// (`strip_rows`) and the correlation's GEMM has rows enough (C_in of them) to fill the
+/// micro-kernel's; with tuning on, the two are timed instead (the first time this machine
+/// meets the geometry).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
 pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = g.live_taps() {
         return conv2d_backward_data(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
-    match full_correlation(g) {
-        // Where the dcol of one image would not fit in cache (`strip_rows`), and the
-        // correlation's GEMM has rows enough (C_in of them) to use the micro-kernel's.
-        Some(full) if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS => {
-            forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full, None)
-        }
+    let Some(full) = full_correlation(g) else {
+        return backward_data_by_col2im(grad_y, w, bias, g);
+    };
+    let run = |way: &str| match way {
+        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full, None),
         _ => backward_data_by_col2im(grad_y, w, bias, g),
-    }
+    };
+    let rule = if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS {
+        tuning::FULL_CORRELATION
+    } else {
+        tuning::COL2IM
+    };
+    let ways = [tuning::COL2IM, tuning::FULL_CORRELATION];
+    let way = tuned_choice::<T>("conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
+    run(&way)
 }
 
 /// Backward-data runs as a [`full_correlation`] only into at least this many input channels:
@@ -968,7 +991,7 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose. So it is with at most
-/// [`DW_ROWS_MAX_CHANNELS`] output channels.
+/// `DW_ROWS_MAX_CHANNELS` output channels.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];

@@ -23,11 +23,16 @@
 //!   side by side computing dW = dy·colᵀ instead of its transpose: on a Zen 5 it ran B3's
 //!   512-channel layers on 4×4 to 8×8 planes 14–60 % faster and its large planes 12–27 %
 //!   slower.
+//! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
+//!   full correlation (a forward convolution of dy). The rule takes the correlation on large
+//!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
+//!   23.2–23.7 ms against 28.0–28.9) and the tuner keeps it there. Timed as the cuts are, at
+//!   every stride-1 geometry.
 //!
 //! Without tuning, the rules decide, as they always did.
 //!
 //! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model, the
-//!   GEMM kernels it runs, the cuts and the thread count), so another CPU, another build's candidates
+//!   GEMM kernels it runs, the cuts and ways, and the thread count), so another CPU, another build's candidates
 //!   or another `--threads` measures anew. One line per choice; a convolution's class names the GEMM kernel it ran on.
 //! - Cost: a first `train --arch conv` epoch on a fresh cache times the GEMM kernels and about
 //!   ten convolution classes, a second or two in all; every measurement prints a `tuning:` line,
@@ -98,8 +103,12 @@ pub(crate) const PER_IMAGE: &str = "per-image";
 /// The weight gradient's third cut: images side by side, each GEMM computing dW = dy·colᵀ
 /// ([C_out, K]) instead of dWᵀ = col·dyᵀ, so no transposed sum at the end.
 pub(crate) const SIDE_BY_SIDE_DW_ROWS: &str = "side-by-side-dw-rows";
-/// Every cut, for the cache's key.
-const CUTS: [&str; 3] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS];
+/// Backward-data's two ways at stride 1: dcol = Wᵀ·dy scattered back by col2im, or the full
+/// correlation, a forward convolution of dy with the flipped weight.
+pub(crate) const COL2IM: &str = "col2im";
+pub(crate) const FULL_CORRELATION: &str = "full-correlation";
+/// Every cut and way, for the cache's key.
+const CUTS: [&str; 5] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
 fn is_choice_name(name: &str) -> bool {

@@ -53,6 +53,31 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
 }
 
 #[test]
+fn tuned_backward_data_at_stride_one_times_col2im_against_the_full_correlation_once() {
+    tuning::enable_tuning(None);
+    let mut rng = Rng::new(37);
+    let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
+    let (gy, w) = (rand(&[3, 5, 9, 7], &mut rng), rand(&[5, 4, 3, 3], &mut rng));
+    let p = Conv2dParams { stride: [1, 1], padding: [1, 1], dilation: [1, 1] };
+    let on_reference = |t: &Tensor| t.to_device(&Device::Reference).unwrap();
+    let dx = conv2d_backward_data(&gy, &w, &[3, 4, 9, 7], &p).unwrap();
+    close_to_the_reference(
+        &dx,
+        &conv2d_backward_data(&on_reference(&gy), &on_reference(&w), &[3, 4, 9, 7], &p).unwrap(),
+    );
+
+    let ours = || -> Vec<(String, String)> {
+        let class = "conv2d_backward_data F64 4→5 k3×3 s1×1 p1×1 d1×1 9×7 b3";
+        tuning::choices().into_iter().filter(|(c, _)| c.starts_with(class)).collect()
+    };
+    let chosen = ours();
+    assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
+    assert!(["col2im", "full-correlation"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    conv2d_backward_data(&gy, &w, &[3, 4, 9, 7], &p).unwrap();
+    assert_eq!(ours(), chosen, "met again: the kept choice");
+}
+
+#[test]
 fn tuning_chooses_the_f32_gemm_kernel_among_those_this_cpu_runs_before_any_product() {
     use tensor::cpu::gemm::{f32_kernel_in_use, f32_kernel_names, KernelChoice};
     tuning::enable_tuning(None);
