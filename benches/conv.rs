@@ -19,6 +19,12 @@ use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, 
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
 use tensor::{DType, Rng, Tensor};
 
+// The allocator `train` and the step bench run on: without it, a kernel whose scratch or
+// output buffer is larger than glibc's mmap threshold is given fresh pages on every call, and
+// pays page faults that the training step never pays (see `tensor::cpu::caching_allocator`).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
     Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, rng)
 }
