@@ -1,7 +1,7 @@
 //! CPU kernel choices by measurement, cached per machine. Tier: fast kernel (tooling for the
 //! GEMM and the convolution kernels).
 //!
-//! Two choices have no rule that holds on every CPU:
+//! Three choices have no rule that holds on every CPU:
 //!
 //! - **The f32 GEMM kernel** (`cpu::gemm`): the micro-kernel and its block sizes. The rule
 //!   takes the widest instruction set, with blocks set on the CPU each kernel was tuned on; but
