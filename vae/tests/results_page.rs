@@ -398,7 +398,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 36] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 40] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -622,6 +622,26 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 36] = [
         ],
     ),
     (
+        "z = 16 is best (loss, with their MSE, the dense model at their size, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[(1.0, "dense-small-z4-e50-s{seed}", "eval/test_neg_elbo"), (-1.0, "dense-small-z16-e50-s{seed}", "eval/test_neg_elbo")],
+    ),
+    (
+        "z = 16 is best (samples, with their MSE, the dense model at their size, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[(1.0, "dense-small-z4-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"), (-1.0, "dense-small-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples")],
+    ),
+    (
+        "z = 16 is best (loss, with their MSE, the CNN, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[(1.0, "basic-z4-e50-s{seed}", "eval/test_neg_elbo"), (-1.0, "basic-z16-e50-s{seed}", "eval/test_neg_elbo")],
+    ),
+    (
+        "z = 16 is best (samples, with their MSE, the CNN, five times the epochs)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[(1.0, "basic-z4-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"), (-1.0, "basic-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples")],
+    ),
+    (
         "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
         JENA_CENTRED_ARTEFACTS,
         &[(1.0, "bn-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-s{seed}", "eval/test_neg_elbo")],
@@ -692,6 +712,26 @@ fn every_number_of_the_messaoudi_budget_table_is_in_its_runs_committed_artefacts
         let config = assert_messaoudi_mse_config(&run, &row["preset"]);
         assert_eq!(config["epochs"].as_f64().map(|e| e.to_string()), Some(row["epochs"].clone()), "{name}: epochs");
         assert_eq!(config["seed"].as_f64().map(|e| e.to_string()), Some(row["seed"].clone()), "{name}: seed");
+    }
+}
+
+const MESSAOUDI_Z_BUDGET_HEADING: &str = "### The latent size at five times the epochs: z = 4 against 16, three seeds";
+
+#[test]
+fn every_number_of_the_latent_size_at_five_times_the_epochs_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_Z_BUDGET_HEADING);
+    assert_eq!(rows.len(), 12, "two presets, two sizes, three seeds");
+    for row in rows {
+        let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
+        let name = run.display();
+        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        let config = assert_messaoudi_mse_config(&run, &row["preset"]);
+        for (key, column) in [("epochs", "50"), ("z_dim", row["z"].as_str()), ("seed", row["seed"].as_str())] {
+            assert_eq!(config[key].as_f64().map(|v| v.to_string()).as_deref(), Some(column), "{name}: {key}");
+        }
+        let provenance: serde_json::Value = run_json(&run, "provenance.json");
+        let parameters = row["parameters"].replace(',', "");
+        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{name}");
     }
 }
 
