@@ -398,7 +398,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 40] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 41] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -650,6 +650,11 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 40] = [
         "removing batch norm lowers the loss (in the paper's setting, both at Adam 1e-4, where both train)",
         JENA_CENTRED_ARTEFACTS,
         &[(1.0, "bn-lr1e-4-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-lr1e-4-s{seed}", "eval/test_neg_elbo")],
+    ),
+    (
+        "removing batch norm lowers the loss (in the paper's setting, both at Adam 1e-4, the paper's 30 epochs)",
+        JENA_CENTRED_ARTEFACTS,
+        &[(1.0, "bn-lr1e-4-e30-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-lr1e-4-e30-s{seed}", "eval/test_neg_elbo")],
     ),
     (
         "removing batch norm lowers the loss (in the paper's setting, each model at the better of Adam 1e-3 and 1e-4)",
@@ -981,6 +986,26 @@ const JENA_CENTRED_HEADING: &str = "### In Jena's setting: centred data, a tanh 
 fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), JENA_CENTRED_HEADING);
     assert!(rows.len() >= 4, "with and without batch norm, two seeds each: {} rows", rows.len());
+    assert_jena_rows_are_in_artefacts(rows);
+}
+
+const JENA_EPOCHS_HEADING: &str = "### Jena's 30 epochs";
+
+#[test]
+fn every_number_of_the_jena_30_epoch_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), JENA_EPOCHS_HEADING);
+    assert_eq!(rows.len(), 4, "with and without batch norm, two seeds each");
+    for row in &rows {
+        let config: serde_json::Value =
+            run_json(&repository().join(JENA_CENTRED_ARTEFACTS).join(&row["run"]), "config.json");
+        assert_eq!((config["epochs"].as_f64(), config["lr"].as_f64()), (Some(30.0), Some(1e-4)), "{}", row["run"]);
+    }
+    assert_jena_rows_are_in_artefacts(rows);
+}
+
+/// Checks rows of a table of Jena's setting (centred data, tanh, squared error) against their
+/// runs' artefacts: the eval columns, the best epoch, the preset and seed.
+fn assert_jena_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
     for row in rows {
         let run = repository().join(JENA_CENTRED_ARTEFACTS).join(&row["run"]);
         let name = run.display();
