@@ -720,12 +720,12 @@ fn every_number_of_the_messaoudi_budget_table_is_in_its_runs_committed_artefacts
     }
 }
 
-const MESSAOUDI_Z_BUDGET_HEADING: &str = "### The latent size at five times the epochs: z = 4 against 16, three seeds";
+const MESSAOUDI_Z_BUDGET_HEADING: &str = "### The latent size at five times the epochs";
 
 #[test]
 fn every_number_of_the_latent_size_at_five_times_the_epochs_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), MESSAOUDI_Z_BUDGET_HEADING);
-    assert_eq!(rows.len(), 12, "two presets, two sizes, three seeds");
+    assert!(rows.len() >= 12, "two presets, z = 4 and 16, three seeds: {} rows", rows.len());
     for row in rows {
         let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
         let name = run.display();
