@@ -602,7 +602,7 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
 /// unless the rule would put images side by side; then [`tuned_choice`] among `cuts`.
 fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: impl Fn(&str)) -> String {
     if images_per_gemm(g) > 1 {
-        tuned_choice::<T>(kernel, g, cuts, tuning::SIDE_BY_SIDE, run)
+        tuned_choice::<T>("convolution's cut", kernel, g, cuts, tuning::SIDE_BY_SIDE, run)
     } else {
         tuning::SIDE_BY_SIDE.to_string()
     }
@@ -610,8 +610,15 @@ fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: imp
 
 /// How a kernel runs at geometry `g`: `rule` unless tuning is on (`cpu::tuning`); then
 /// whichever of `ways` `run` finished first (`rule` within the margin) the first time this
-/// machine met the kernel at this geometry.
-fn tuned_choice<T: Float>(kernel: &str, g: &Conv2dGeometry, ways: &[&str], rule: &str, run: impl Fn(&str)) -> String {
+/// machine met the kernel at this geometry. `what` names the choice in the tuning line.
+fn tuned_choice<T: Float>(
+    what: &str,
+    kernel: &str,
+    g: &Conv2dGeometry,
+    ways: &[&str],
+    rule: &str,
+    run: impl Fn(&str),
+) -> String {
     let Some(tuner) = tuning::tuner() else {
         return rule.to_string();
     };
@@ -634,7 +641,6 @@ fn tuned_choice<T: Float>(kernel: &str, g: &Conv2dGeometry, ways: &[&str], rule:
         g.w,
         g.batch
     );
-    let what = if ways.contains(&tuning::SIDE_BY_SIDE) { "convolution's cut" } else { "convolution's way" };
     let chosen = tuner.choose_timed_together(what, &class, ways, Some(rule), |ways| {
         Ok::<_, std::convert::Infallible>(time_cuts(ways, &run))
     });
@@ -893,7 +899,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
         tuning::COL2IM
     };
     let ways = [tuning::COL2IM, tuning::FULL_CORRELATION];
-    let way = tuned_choice::<T>("conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
+    let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
     run(&way)
 }
 
@@ -994,12 +1000,16 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// `DW_ROWS_MAX_CHANNELS` output channels.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
+    // With few outputs side by side already computes dW itself: the third cut would be the same.
+    let cuts: &[&str] = match few_outputs {
+        true => &[tuning::SIDE_BY_SIDE, tuning::PER_IMAGE],
+        false => &[tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS],
+    };
     let run = |cut: &str| {
         backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS)
     };
-    let cut = tuned_cut::<T>("conv2d_backward_weight", g, &cuts, |cut| drop(run(cut)));
+    let cut = tuned_cut::<T>("conv2d_backward_weight", g, cuts, |cut| drop(run(cut)));
     run(&cut)
 }
 
