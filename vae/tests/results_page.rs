@@ -679,12 +679,9 @@ fn every_number_of_the_messaoudi_mse_table_is_in_its_runs_committed_artefacts() 
     assert_eq!(rows.len(), 6, "three presets, two seeds");
     for row in rows {
         let run = repository().join(MESSAOUDI_MSE_ARTEFACTS).join(format!("{}-z16-s{}", row["preset"], row["seed"]));
-        let name = run.display();
-        let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
         let class_entropy = [("class entropy of samples", "eval/sample_class_entropy_normalized", 1.0)];
         assert_eval_row_is_in_artefacts(&row, &run, &class_entropy);
-        let provenance: serde_json::Value = run_json(&run, "provenance.json");
-        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(number("parameters")), "{name}");
+        assert_parameters_in_provenance(&row, &run);
         assert_messaoudi_mse_config(&run, &row["preset"]);
     }
 }
@@ -711,13 +708,32 @@ fn every_number_of_the_messaoudi_budget_table_is_in_its_runs_committed_artefacts
     let rows = table_after(&results_notebook(), MESSAOUDI_BUDGET_HEADING);
     assert_eq!(rows.len(), 8, "two presets, two budgets, two seeds");
     for row in rows {
-        let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
-        let name = run.display();
-        assert_eval_row_is_in_artefacts(&row, &run, &[]);
-        let config = assert_messaoudi_mse_config(&run, &row["preset"]);
-        assert_eq!(config["epochs"].as_f64().map(|e| e.to_string()), Some(row["epochs"].clone()), "{name}: epochs");
-        assert_eq!(config["seed"].as_f64().map(|e| e.to_string()), Some(row["seed"].clone()), "{name}: seed");
+        assert_messaoudi_budget_row(&row, [("epochs", &row["epochs"]), ("seed", &row["seed"])]);
     }
+}
+
+/// Checks a row of a table of `messaoudi-budget` runs against its run (named in the `run`
+/// column): the evaluated columns, the MSE setting, and each `(config key, printed value)`.
+/// Returns the run's folder.
+fn assert_messaoudi_budget_row<const N: usize>(
+    row: &BTreeMap<String, String>,
+    config_values: [(&str, &str); N],
+) -> PathBuf {
+    let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
+    let name = run.display();
+    assert_eval_row_is_in_artefacts(row, &run, &[]);
+    let config = assert_messaoudi_mse_config(&run, &row["preset"]);
+    for (key, printed) in config_values {
+        assert_eq!(config[key].as_f64().map(|v| v.to_string()).as_deref(), Some(printed), "{name}: {key}");
+    }
+    run
+}
+
+/// Checks a row's `parameters` column against its run's provenance.json.
+fn assert_parameters_in_provenance(row: &BTreeMap<String, String>, run: &Path) {
+    let provenance: serde_json::Value = run_json(run, "provenance.json");
+    let parameters = row["parameters"].replace(',', "");
+    assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{}", run.display());
 }
 
 const MESSAOUDI_Z_BUDGET_HEADING: &str = "### The latent size at five times the epochs";
@@ -727,16 +743,8 @@ fn every_number_of_the_latent_size_at_five_times_the_epochs_is_in_its_runs_commi
     let rows = table_after(&results_notebook(), MESSAOUDI_Z_BUDGET_HEADING);
     assert!(rows.len() >= 12, "two presets, z = 4 and 16, three seeds: {} rows", rows.len());
     for row in rows {
-        let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
-        let name = run.display();
-        assert_eval_row_is_in_artefacts(&row, &run, &[]);
-        let config = assert_messaoudi_mse_config(&run, &row["preset"]);
-        for (key, column) in [("epochs", "50"), ("z_dim", row["z"].as_str()), ("seed", row["seed"].as_str())] {
-            assert_eq!(config[key].as_f64().map(|v| v.to_string()).as_deref(), Some(column), "{name}: {key}");
-        }
-        let provenance: serde_json::Value = run_json(&run, "provenance.json");
-        let parameters = row["parameters"].replace(',', "");
-        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{name}");
+        let run = assert_messaoudi_budget_row(&row, [("epochs", "50"), ("z_dim", &row["z"]), ("seed", &row["seed"])]);
+        assert_parameters_in_provenance(&row, &run);
     }
 }
 
@@ -918,9 +926,7 @@ fn assert_latent_size_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>)
         let config: serde_json::Value = run_json(&run, "config.json");
         assert_eq!(config["z_dim"].as_f64().map(|z| z.to_string()), Some(row["z"].clone()), "{name}: z");
         assert_eq!(config["recon"].as_str(), Some("mse"), "{name}: config.json's recon");
-        let provenance: serde_json::Value = run_json(&run, "provenance.json");
-        let parameters = row["parameters"].replace(',', "");
-        assert_eq!(provenance["parameters"].as_f64().map(|p| p.to_string()), Some(parameters), "{name}");
+        assert_parameters_in_provenance(&row, &run);
     }
 }
 
