@@ -2,7 +2,9 @@
 //! op takes (the top rung this CPU runs), `sgemm_ladder`, every rung of the ladder
 //! (`tensor::cpu::gemm::GemmRung`) at the same shapes, so one run shows what each idea buys, and
 //! `sgemm_kernels`, every f32 kernel with each of its blockings: the candidates `train` times
-//! to choose one (`tensor::cpu::tuning`).
+//! to choose one (`tensor::cpu::tuning`), and `sgemm_micro_kernel`, each kernel's micro-kernel
+//! alone on one thread, on packed panels that stay in cache: the ceiling a whole product approaches,
+//! so the difference is what packing, blocking and threads cost.
 //!
 //! Criterion's `Throughput::Elements` is set to the flop count 2·m·n·k (one multiply and one add
 //! per term), so its "elem/s" column reads directly as FLOP/s. Run with
@@ -11,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tensor::cpu::gemm::{f32_kernel_names, gemm, gemm_on_f32_kernel, gemm_on_rung, GemmRung, MatRef};
+use tensor::cpu::gemm::{f32_kernel_names, gemm, gemm_on_f32_kernel, gemm_on_rung, GemmRung, MatRef, MicroKernel};
 use tensor::Rng;
 
 fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
@@ -98,5 +100,31 @@ fn bench_sgemm_kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sgemm, bench_sgemm_ladder, bench_sgemm_kernels);
+/// Each f32 kernel's micro-kernel alone, on the calling thread: one MR×NR tile from packed
+/// panels as deep as the kernel's own KC (for `avx512-14x32-kc256`, 14 KiB of A and 32 KiB of
+/// B, in cache between calls), 64 calls an iteration. Multiplied by the threads, the ceiling of the
+/// `sgemm_kernels` rows.
+fn bench_sgemm_micro_kernel(c: &mut Criterion) {
+    const CALLS: usize = 64;
+    let mut group = c.benchmark_group("sgemm_micro_kernel");
+    let mut rng = Rng::new(3);
+    for name in f32_kernel_names() {
+        let Some(micro) = MicroKernel::of_f32_kernel(name) else { continue };
+        let ([mr, nr], kc) = (micro.tile, micro.kc);
+        let (a_panel, b_panel) = (random(kc * mr, &mut rng), random(kc * nr, &mut rng));
+        let mut tile = vec![0.0f32; mr * nr];
+        group.throughput(Throughput::Elements((2 * mr * nr * kc * CALLS) as u64));
+        group.bench_function(BenchmarkId::new(name, format!("{mr}x{nr}x{kc}")), |bench| {
+            bench.iter(|| {
+                for _ in 0..CALLS {
+                    micro.run(kc, black_box(&a_panel), black_box(&b_panel), &mut tile);
+                }
+                black_box(&mut tile);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_sgemm_ladder, bench_sgemm_kernels, bench_sgemm_micro_kernel);
 criterion_main!(benches);

@@ -578,6 +578,50 @@ pub fn gemm_on_f32_kernel(
     Some(())
 }
 
+/// The micro-kernel of an f32 kernel, on its own: for the benchmark that times it on panels
+/// small enough to stay in cache, the ceiling the packing and the loops around it approach.
+/// Everything [`gemm`] adds (packing A and B, walking the blocks, threads) is the difference
+/// between that and a whole product.
+#[derive(Clone, Copy)]
+pub struct MicroKernel {
+    /// The tile it computes, [MR, NR].
+    pub tile: [usize; 2],
+    /// The depth its kernel packs panels to (KC).
+    pub kc: usize,
+    run: unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool),
+}
+
+impl MicroKernel {
+    /// The micro-kernel of the f32 kernel `name`; `None` for a kernel this CPU does not run.
+    pub fn of_f32_kernel(name: &str) -> Option<MicroKernel> {
+        let kernel = f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)?;
+        Some(MicroKernel { tile: [kernel.mr, kernel.nr], kc: kernel.kc, run: kernel.run })
+    }
+
+    /// `tile = a_panel · b_panel` over depth `kc`: `a_panel` holds kc columns of MR values (column
+    /// p is `a_panel[p*MR .. p*MR + MR]`), `b_panel` kc rows of NR, `tile` is [MR, NR], row-major.
+    ///
+    /// # Panics
+    /// If a slice is shorter than that.
+    pub fn run(&self, kc: usize, a_panel: &[f32], b_panel: &[f32], tile: &mut [f32]) {
+        let [mr, nr] = self.tile;
+        assert!(
+            a_panel.len() >= kc * mr && b_panel.len() >= kc * nr && tile.len() >= mr * nr,
+            "a {mr}×{nr} micro-kernel at depth {kc} needs an A panel of {}, a B panel of {} and a tile of {} \
+             values; got {}, {} and {}",
+            kc * mr,
+            kc * nr,
+            mr * nr,
+            a_panel.len(),
+            b_panel.len(),
+            tile.len()
+        );
+        // SAFETY: the panels hold kc·MR and kc·NR values and the tile MR·NR (asserted above), and
+        // the kernel's instruction set runs on this CPU (`of_f32_kernel` checked).
+        unsafe { (self.run)(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false) };
+    }
+}
+
 /// How long each f32 kernel of `names` takes on three products shaped like a training step's
 /// (an im2col forward, a weight gradient, a square product; about 0.7 GFLOP in all), summed: the
 /// median of nine rounds after a warm-up round, each round timing every kernel once in turn, so
@@ -1344,6 +1388,28 @@ mod tests {
         for kern in kernels {
             eprintln!("checking the {} kernel", kern.name);
             check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
+        }
+    }
+
+    #[test]
+    fn every_micro_kernel_this_cpu_runs_alone_computes_its_panels_product() {
+        let kc = 37;
+        let mut rng = Rng::new(11);
+        let a_panel: Vec<f32> = (0..kc * 16).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let b_panel: Vec<f32> = (0..kc * 32).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        for name in f32_kernel_names() {
+            let mut tile = vec![f32::NAN; 16 * 32];
+            let micro = MicroKernel::of_f32_kernel(name).expect("a kernel this CPU runs");
+            micro.run(kc, &a_panel, &b_panel, &mut tile);
+            let [mr, nr] = micro.tile;
+            for i in 0..mr {
+                for j in 0..nr {
+                    let want: f64 = (0..kc).map(|p| a_panel[p * mr + i] as f64 * b_panel[p * nr + j] as f64).sum();
+                    let got = tile[i * nr + j] as f64;
+                    assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{name} at ({i}, {j}): {got} vs {want}");
+                }
+            }
+            assert!(tile[mr * nr..].iter().all(|v| v.is_nan()), "{name} wrote past its {mr}×{nr} tile");
         }
     }
 
