@@ -15,6 +15,12 @@ use common::{flag, layer_chosen, median_ms, print_layer_row, print_layer_table_h
 use tensor::ops::matmul::matmul;
 use tensor::{DType, Rng, Tensor};
 
+// The allocator `train` and the step bench run on: without it, a kernel whose scratch or
+// output buffer is larger than glibc's mmap threshold is given fresh pages on every call, and
+// pays page faults that the training step never pays (see `tensor::cpu::caching_allocator`).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 /// One Linear layer: the workload, batch, in and out features.
 struct Layer {
     workload: &'static str,

@@ -16,6 +16,12 @@ use tensor::ops::interpolate::{
 use tensor::ops::pool::{max_pool2d, max_pool2d_backward};
 use tensor::{DType, Rng, Tensor};
 
+// The allocator `train` and the step bench run on: without it, a kernel whose scratch or
+// output buffer is larger than glibc's mmap threshold is given fresh pages on every call, and
+// pays page faults that the training step never pays (see `tensor::cpu::caching_allocator`).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 const SHAPE: [usize; 4] = [64, 128, 16, 16];
 
 fn bytes(numels: &[usize]) -> Throughput {
