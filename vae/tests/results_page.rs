@@ -398,7 +398,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 41] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 42] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -477,6 +477,18 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 41] = [
                 "eval/classifier_frechet_test_vs_samples",
             ),
             (-1.0, "basic-z16-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+        ],
+    ),
+    (
+        "k1 = k2 = 0.5 is best (samples, with their MSE, the CNN, three seeds)",
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        &[
+            (
+                1.0,
+                "basic-z16-k1-0.9-e10-s{seed}|basic-z16-k1-0.75-e10-s{seed}|basic-z16-k1-0.25-e10-s{seed}|basic-z16-k1-0.1-e10-s{seed}",
+                "eval/classifier_frechet_test_vs_samples",
+            ),
+            (-1.0, "basic-z16-e10-s{seed}", "eval/classifier_frechet_test_vs_samples"),
         ],
     ),
     (
@@ -745,6 +757,19 @@ fn every_number_of_the_latent_size_at_five_times_the_epochs_is_in_its_runs_commi
     for row in rows {
         let run = assert_messaoudi_budget_row(&row, [("epochs", "50"), ("z_dim", &row["z"]), ("seed", &row["seed"])]);
         assert_parameters_in_provenance(&row, &run);
+    }
+}
+
+const MESSAOUDI_WEIGHTS_BUDGET_HEADING: &str = "### The loss weights again, three seeds, with the judge trained here";
+
+#[test]
+fn every_number_of_the_loss_weights_with_three_seeds_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), MESSAOUDI_WEIGHTS_BUDGET_HEADING);
+    assert_eq!(rows.len(), 15, "five pairs of weights, three seeds");
+    for row in rows {
+        let config =
+            [("epochs", "10"), ("z_dim", "16"), ("k1", &row["k1"]), ("beta", &row["β (k2)"]), ("seed", &row["seed"])];
+        assert_messaoudi_budget_row(&row, config);
     }
 }
 
