@@ -456,6 +456,11 @@ fn runs_here(kernel: &Kernel<f32>) -> bool {
     kernel.instruction_set == "portable"
 }
 
+/// The f32 kernel `name`, if this CPU runs it.
+fn f32_kernel_runnable_here(name: &str) -> Option<Kernel<f32>> {
+    f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)
+}
+
 /// The f32 kernel by the rule: the widest instruction set this CPU has, with the blocks set for
 /// the CPU that kernel was tuned on.
 fn f32_kernel_by_rule() -> Kernel<f32> {
@@ -570,7 +575,7 @@ pub fn gemm_on_f32_kernel(
     ldc: usize,
     accumulate: bool,
 ) -> Option<()> {
-    let kernel = f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)?;
+    let kernel = f32_kernel_runnable_here(name)?;
     check_operands(a, b, c, ldc);
     if a.rows > 0 && b.cols > 0 {
         gemm_blocked(&kernel, a, b, c, ldc, accumulate);
@@ -594,7 +599,7 @@ pub struct MicroKernel {
 impl MicroKernel {
     /// The micro-kernel of the f32 kernel `name`; `None` for a kernel this CPU does not run.
     pub fn of_f32_kernel(name: &str) -> Option<MicroKernel> {
-        let kernel = f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here)?;
+        let kernel = f32_kernel_runnable_here(name)?;
         Some(MicroKernel { tile: [kernel.mr, kernel.nr], kc: kernel.kc, run: kernel.run })
     }
 
@@ -630,10 +635,7 @@ impl MicroKernel {
 pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration>> {
     const ROUNDS: usize = 9;
     // Looked up once, so that the timed runs hold nothing but the products.
-    let kernels: Vec<Kernel<f32>> = names
-        .iter()
-        .map(|&name| f32_kernels_everywhere().into_iter().find(|k| k.name == name).filter(runs_here))
-        .collect::<Option<_>>()?;
+    let kernels: Vec<Kernel<f32>> = names.iter().map(|&name| f32_kernel_runnable_here(name)).collect::<Option<_>>()?;
     let mut rng = crate::rng::Rng::new(0);
     let products: Vec<(Vec<f32>, Vec<f32>, [usize; 3])> = [[64, 576, 4096], [576, 2048, 128], [384, 384, 384]]
         .into_iter()
