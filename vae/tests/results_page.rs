@@ -753,7 +753,7 @@ const MESSAOUDI_Z_BUDGET_HEADING: &str = "### The latent size at five times the 
 #[test]
 fn every_number_of_the_latent_size_at_five_times_the_epochs_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), MESSAOUDI_Z_BUDGET_HEADING);
-    assert!(rows.len() >= 12, "two presets, z = 4 and 16, three seeds: {} rows", rows.len());
+    assert_eq!(rows.len(), 32, "two presets, the paper's seven sizes, two seeds; z = 4 and 16 a third");
     for row in rows {
         let run = assert_messaoudi_budget_row(&row, [("epochs", "50"), ("z_dim", &row["z"]), ("seed", &row["seed"])]);
         assert_parameters_in_provenance(&row, &run);
