@@ -486,9 +486,9 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 42] = [
             (
                 1.0,
                 "basic-z16-k1-0.9-e10-s{seed}|basic-z16-k1-0.75-e10-s{seed}|basic-z16-k1-0.25-e10-s{seed}|basic-z16-k1-0.1-e10-s{seed}",
-                "eval/classifier_frechet_test_vs_samples",
+                "eval-samples-10000/classifier_frechet_test_vs_samples",
             ),
-            (-1.0, "basic-z16-e10-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-e10-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples"),
         ],
     ),
     (
@@ -573,8 +573,8 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 42] = [
         "the CNN is the better model (samples, with their MSE, five times the epochs)",
         MESSAOUDI_BUDGET_ARTEFACTS,
         &[
-            (1.0, "dense-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"),
-            (-1.0, "basic-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"),
+            (1.0, "dense-z16-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples"),
+            (-1.0, "basic-z16-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples"),
         ],
     ),
     (
@@ -641,7 +641,7 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 42] = [
     (
         "z = 16 is best (samples, with their MSE, the dense model at their size, five times the epochs)",
         MESSAOUDI_BUDGET_ARTEFACTS,
-        &[(1.0, "dense-small-z4-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"), (-1.0, "dense-small-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples")],
+        &[(1.0, "dense-small-z4-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples"), (-1.0, "dense-small-z16-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples")],
     ),
     (
         "z = 16 is best (loss, with their MSE, the CNN, five times the epochs)",
@@ -651,7 +651,7 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 42] = [
     (
         "z = 16 is best (samples, with their MSE, the CNN, five times the epochs)",
         MESSAOUDI_BUDGET_ARTEFACTS,
-        &[(1.0, "basic-z4-e50-s{seed}", "eval/classifier_frechet_test_vs_samples"), (-1.0, "basic-z16-e50-s{seed}", "eval/classifier_frechet_test_vs_samples")],
+        &[(1.0, "basic-z4-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples"), (-1.0, "basic-z16-e50-s{seed}", "eval-samples-10000/classifier_frechet_test_vs_samples")],
     ),
     (
         "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
@@ -978,6 +978,68 @@ fn assert_eval_row_is_in_artefacts(row: &BTreeMap<String, String>, run: &Path, m
     assert!(rounds_to(seconds, &number("train s")), "{name}: train s {} is not {seconds}", row["train s"]);
 }
 
+const SAMPLES_10000_HEADING: &str = "### The sample distance with 10,000 samples an `eval`";
+const SAMPLES_10000_EVERY_RUN: &str = "Every run of the 50-epoch and three-seed studies, with both numbers of samples:";
+const SAMPLES_2000: &str = "Fréchet, test vs samples: 2,000 samples";
+
+#[test]
+fn every_draw_of_one_models_sample_distance_is_in_its_committed_artefacts() {
+    let rows = table_after(&results_notebook(), SAMPLES_10000_HEADING);
+    assert_eq!(rows.len(), 5, "five draws with 2,000 samples");
+    let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join("basic-z16-e10-s0");
+    for row in rows {
+        let draw = &row["draw (`eval --seed`)"];
+        for (column, samples) in [(SAMPLES_2000, 2000), ("10,000 samples", 10000)] {
+            let printed = &row[column];
+            if printed == "—" {
+                continue;
+            }
+            // The run's own evaluation is draw 0; the others sit beside it, named by their seed.
+            let folder = match (draw.as_str(), samples) {
+                ("0", 2000) => "eval".to_string(),
+                ("0", _) => format!("eval-samples-{samples}"),
+                _ => format!("eval-samples-{samples}-seed{draw}"),
+            };
+            let exact = artefact_value(&run, &format!("{folder}/classifier_frechet_test_vs_samples"));
+            assert!(rounds_to(exact, printed), "draw {draw}, {samples} samples: {printed} is not {exact}");
+            // The judge's class histogram of the samples counts them: "Coat: 363", ...
+            let metrics: serde_json::Value = run_json(&run.join(&folder), "metrics.json");
+            let counted: usize = metrics["sample_class_histogram"]
+                .as_array()
+                .expect("a class histogram of the samples")
+                .iter()
+                .map(|class| class.as_str().and_then(|c| c.rsplit_once(": ")).expect("CLASS: COUNT").1)
+                .map(|count| count.parse::<usize>().expect("a count"))
+                .sum();
+            assert_eq!(counted, samples, "{folder}: samples");
+        }
+    }
+}
+
+#[test]
+fn every_run_of_the_10000_sample_table_is_in_its_committed_artefacts() {
+    let rows = table_after(&results_notebook(), SAMPLES_10000_EVERY_RUN);
+    let runs = std::fs::read_dir(repository().join(MESSAOUDI_BUDGET_ARTEFACTS))
+        .expect("the study's artefacts")
+        .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().join("eval-samples-10000").is_dir()))
+        .count();
+    assert_eq!(rows.len(), runs, "a row for every run scored with 10,000 samples");
+    for row in rows {
+        let run = repository().join(MESSAOUDI_BUDGET_ARTEFACTS).join(row["run"].trim_matches('`'));
+        let name = run.display();
+        let before = artefact_value(&run, "eval/classifier_frechet_test_vs_samples");
+        let after = artefact_value(&run, "eval-samples-10000/classifier_frechet_test_vs_samples");
+        assert!(rounds_to(before, &row[SAMPLES_2000]), "{name}: {} is not {before}", row[SAMPLES_2000]);
+        assert!(rounds_to(after, &row["10,000 samples"]), "{name}: {} is not {after}", row["10,000 samples"]);
+        let change = 100.0 * (after - before) / before;
+        let printed = row["change"].trim_end_matches(" %");
+        assert!(rounds_to(change, printed), "{name}: change {printed} is not {change}");
+        // Only the samples differ: the same eval seed gives the same test −ELBO.
+        let elbo = |folder: &str| artefact_value(&run, &format!("{folder}/test_neg_elbo"));
+        assert_eq!(elbo("eval"), elbo("eval-samples-10000"), "{name}: test −ELBO");
+    }
+}
+
 const PAPER_BUDGET_MIG_HEADING: &str = "### Chen et al.'s MIG at the paper's budget";
 
 #[test]
@@ -1057,10 +1119,10 @@ fn assert_jena_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
     }
 }
 
-/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json (`eval-noise/KEY`
-/// from a second evaluation's eval-noise/metrics.json), `fastest/COLUMN` the smallest value of a
-/// metrics.csv column over the epochs (`fastest/seconds`: the fastest epoch), else the
-/// metrics.csv column at the best epoch.
+/// A run's value in its committed artefacts: `eval/KEY` from eval/metrics.json (`eval-noise/KEY`,
+/// `eval-samples-10000/KEY`: from another evaluation's metrics.json in that folder),
+/// `fastest/COLUMN` the smallest value of a metrics.csv column over the epochs
+/// (`fastest/seconds`: the fastest epoch), else the metrics.csv column at the best epoch.
 fn artefact_value(run: &Path, column: &str) -> f64 {
     if let Some(column) = column.strip_prefix("fastest/") {
         return epochs(run).iter().map(|epoch| epoch[column]).fold(f64::INFINITY, f64::min);
