@@ -44,12 +44,17 @@
 //! rows at a time (`strip_rows`), and backward-data at stride 1 uses the gradient identity
 //! that makes it a convolution itself, the full correlation of dy with the flipped weight
 //! (`full_correlation`), so it runs as a forward in strips instead of writing dcol for col2im.
+//!
+//! Implicit GEMM: the GEMM copies col again, panel by panel, into its packed B blocks. The
+//! forward on the `ImplicitGemm` rung skips col: the GEMM asks for each packed panel and
+//! `pack_unfolded_panel` writes it straight from the image (`gemm::gemm_packing_b`), so each
+//! value is copied once instead of twice and no unfolding buffer exists.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, MatRef};
+use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::tuning;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
@@ -1122,6 +1127,74 @@ fn backward_weight_in_strips<T: Float>(
     dw
 }
 
+// ------------------------------------------------------------------------ implicit GEMM
+
+/// conv2d's forward as an implicit GEMM: y_n = W · col_n for each image, with col_n never
+/// written; the GEMM packs each of its B panels from the image itself ([`pack_unfolded_panel`]).
+// x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
+fn forward_by_implicit_gemm<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
+    let mut y = vec![T::ZERO; g.batch * out_img];
+    if y.is_empty() {
+        return y;
+    }
+    let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
+    let (ty, tx) = geometry_taps(g);
+    y.par_chunks_mut(out_img).enumerate().for_each(|(n, y_n)| {
+        let accumulate = init_planes(y_n, bias, plane);
+        let x_n = &x[n * g.in_image()..(n + 1) * g.in_image()];
+        let pack = |panel: BPanel, out: &mut [T]| pack_unfolded_panel(x_n, g, &ty, &tx, panel, out);
+        gemm_packing_b(w_mat, plane, &pack, y_n, plane, accumulate);
+    });
+    y
+}
+
+/// One packed B panel of the forward's GEMM, written from the image: rows `p0..p0 + kc` and
+/// columns `j0..j0 + cols` of col = im2col(x) (see the module docs), each row `nr` long and
+/// zero past `cols`; what [`im2col`] and then the GEMM's packing would write, in one copy.
+/// A row of the panel is one tap (ci, ki, kj) over a run of output pixels, so it is read an
+/// output row at a time: padding rows and columns are zeros, the rest a strided copy.
+// x: [C_in, H, W] (one image)   out: [kc, nr]
+fn pack_unfolded_panel<T: Float>(
+    x: &[T],
+    g: &Conv2dGeometry,
+    ty: &[AxisTaps],
+    tx: &[AxisTaps],
+    panel: BPanel,
+    out: &mut [T],
+) {
+    let BPanel { j0, cols, p0, kc, nr } = panel;
+    let (taps, [sh, sw]) = (g.kh * g.kw, g.stride);
+    for (p, dst) in out[..kc * nr].chunks_exact_mut(nr).enumerate() {
+        let (ci, tap) = ((p0 + p) / taps, (p0 + p) % taps);
+        let (ky, kx) = (&ty[tap / g.kw], &tx[tap % g.kw]);
+        let x_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        dst[cols..].fill(T::ZERO);
+        let (mut oy, mut ox) = (j0 / g.ow, j0 % g.ow);
+        let mut done = 0;
+        while done < cols {
+            let run = (g.ow - ox).min(cols - done);
+            let d = &mut dst[done..done + run];
+            if (ky.lo..ky.hi).contains(&oy) {
+                let iy = ky.i0 + (oy - ky.lo) * sh;
+                // Output columns ox..ox + run; those in kx.lo..kx.hi read the input, the rest padding.
+                let live_start = ox.max(kx.lo).min(ox + run);
+                let live_end = (ox + run).min(kx.hi).max(live_start);
+                d[..live_start - ox].fill(T::ZERO);
+                d[live_end - ox..].fill(T::ZERO);
+                if live_start < live_end {
+                    let ix = kx.i0 + (live_start - kx.lo) * sw;
+                    copy_strided(&mut d[live_start - ox..live_end - ox], &x_c[iy * g.w + ix..(iy + 1) * g.w], sw);
+                }
+            } else {
+                d.fill(T::ZERO);
+            }
+            done += run;
+            (oy, ox) = (oy + 1, 0);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------ the ladder
 
 /// The rungs of the CPU convolution ladder, plainest first (docs/cpu-gemm.md's last section):
@@ -1135,6 +1208,11 @@ pub enum ConvRung {
     /// im2col of one whole image and one GEMM per image (forward, backward-weight); Wᵀ · dy and
     /// col2im for backward-data (images side by side on small planes).
     Im2col,
+    /// The forward as an implicit GEMM, one image per GEMM: the GEMM packs its B panels straight
+    /// from the image ([`pack_unfolded_panel`]), so the unfolded operand is never written.
+    /// Backward-data at stride 1 is a forward of dy (the full correlation) and runs the same
+    /// way; the other kernels have no implicit form here and run as on `Im2col`.
+    ImplicitGemm,
     /// What the ops run: images side by side on small planes, strips of output rows on large
     /// ones, and stride-1 backward-data as the full correlation.
     Chosen,
@@ -1142,13 +1220,14 @@ pub enum ConvRung {
 
 impl ConvRung {
     /// Every rung, plainest first.
-    pub const ALL: [ConvRung; 3] = [ConvRung::Direct, ConvRung::Im2col, ConvRung::Chosen];
+    pub const ALL: [ConvRung; 4] = [ConvRung::Direct, ConvRung::Im2col, ConvRung::ImplicitGemm, ConvRung::Chosen];
 
     /// The rung's name in benchmarks and test messages.
     pub fn name(self) -> &'static str {
         match self {
             ConvRung::Direct => "direct",
             ConvRung::Im2col => "im2col",
+            ConvRung::ImplicitGemm => "implicit-gemm",
             ConvRung::Chosen => "chosen",
         }
     }
@@ -1165,6 +1244,7 @@ pub fn conv2d_forward_on<T: Float>(rung: ConvRung, x: &[T], w: &[T], bias: Optio
             y
         }
         ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh)),
+        ConvRung::ImplicitGemm => forward_by_implicit_gemm(x, w, bias, g),
         ConvRung::Chosen => conv2d_forward(x, w, bias, g),
     }
 }
@@ -1179,6 +1259,10 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             dx
         }
         ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g),
+        ConvRung::ImplicitGemm => match full_correlation(g) {
+            Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
+            None => backward_data_by_col2im(grad_y, w, None, g),
+        },
         ConvRung::Chosen => conv2d_backward_data(grad_y, w, None, g),
     }
 }
@@ -1192,7 +1276,7 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
             reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
             dw
         }
-        ConvRung::Im2col => backward_weight_in_strips(grad_y, x, g, Some(g.oh), false),
+        ConvRung::Im2col | ConvRung::ImplicitGemm => backward_weight_in_strips(grad_y, x, g, Some(g.oh), false),
         ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),
     }
 }
@@ -1651,6 +1735,45 @@ mod tests {
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
             let got: Vec<f64> = conv2d_forward(&to32(&x), &to32(&w), None, &g).iter().map(|&v| v as f64).collect();
             assert_close(&got, &reference::conv2d(&x, &w, None, &g), 1e-5, &format!("{c:?}"));
+        }
+    }
+
+    #[test]
+    fn every_rung_of_the_forward_in_f32_matches_f64() {
+        // The f32 GEMM runs the SIMD micro-kernels, and the implicit GEMM its own packing.
+        let mut rng = Rng::new(5);
+        for g in all_conv_geometries() {
+            let [x, w, _] = operands(&g, &mut rng);
+            let b = random(g.c_out, &mut rng);
+            let want = reference::conv2d(&x, &w, Some(&b), &g);
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            for rung in ConvRung::ALL {
+                let got = conv2d_forward_on(rung, &to32(&x), &to32(&w), Some(&to32(&b)), &g);
+                let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+                assert_close(&got, &want, 1e-5, &format!("forward on {}, {g:?}", rung.name()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_implicit_gemm_forward_packs_panels_across_depth_blocks_and_output_rows() {
+        // K = 32·9 = 288 is more than one depth block of every kernel (kc 256 or less), so
+        // panels start inside a channel's taps; 7 or 13 output columns a row, so a 32-wide
+        // panel spans several output rows, and stride, padding and dilation move the taps.
+        let mut rng = Rng::new(8);
+        for c in [
+            case(2, [32, 20], [13, 14], [3, 3], [2, 2], [1, 1], [1, 1]),
+            case(2, [32, 17], [11, 17], [3, 3], [1, 1], [2, 0], [2, 2]),
+        ] {
+            let g = conv_geom(&c);
+            let [x, w, _] = operands(&g, &mut rng);
+            let want = reference::conv2d(&x, &w, None, &g);
+            let got = conv2d_forward_on(ConvRung::ImplicitGemm, &x, &w, None, &g);
+            assert_close(&got, &want, 1e-12, &format!("f64, {g:?}"));
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let got = conv2d_forward_on(ConvRung::ImplicitGemm, &to32(&x), &to32(&w), None, &g);
+            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+            assert_close(&got, &want, 1e-5, &format!("f32, {g:?}"));
         }
     }
 

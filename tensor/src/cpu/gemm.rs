@@ -170,6 +170,72 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     }
 }
 
+/// One packed panel of B, as the blocked loops ask for it: columns `j0..j0 + cols` and rows
+/// `p0..p0 + kc` of B, written as `kc` rows of `nr` elements (row p of the panel is
+/// `out[p·nr..(p + 1)·nr]`, its elements past `cols` zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BPanel {
+    /// B's first column in the panel.
+    pub j0: usize,
+    /// B's columns in the panel (at most `nr`: the last panel of a block may be narrower).
+    pub cols: usize,
+    /// B's first row in the panel.
+    pub p0: usize,
+    /// B's rows in the panel.
+    pub kc: usize,
+    /// The panel's width, the micro-kernel's NR.
+    pub nr: usize,
+}
+
+/// What writes the panels of B: copied out of a stored matrix ([`stored`]), or computed on
+/// the spot by an implicit GEMM ([`gemm_packing_b`]).
+pub type PackB<'a, T> = &'a (dyn Fn(BPanel, &mut [T]) + Sync);
+
+/// B's panels copied out of the stored matrix `b` by the kernel's `pack_panel`.
+fn stored<'b, T: Float>(kern: &Kernel<T>, b: MatRef<'b, T>) -> impl Fn(BPanel, &mut [T]) + Sync + 'b {
+    let pack = kern.pack_b;
+    move |p: BPanel, out: &mut [T]| pack(b.t(), p.j0, p.cols, p.p0, p.kc, out)
+}
+
+/// C[m, n] = A[m, k] · B[k, n], or C += A·B when `accumulate`, for a B that is never stored:
+/// the blocked loops call `pack_b` for each panel of B they pack (see [`BPanel`]) where
+/// [`gemm`] copies it out of a matrix. This is an *implicit GEMM*: a convolution's forward
+/// writes its panels straight from the image (`cpu::conv`), so the unfolded operand, k·n
+/// elements, is never written whole and each value is copied once instead of twice. The
+/// products run on one thread, or with the threads sharing each packed block of B.
+pub fn gemm_packing_b<T: Float>(a: MatRef<T>, n: usize, pack_b: PackB<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    let (m, k) = (a.rows, a.cols);
+    assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // As in `gemm`: the C check makes the micro-kernels' raw writes into C sound.
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more", c.len());
+    a.assert_in_bounds("A");
+    if k == 0 {
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
+        }
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let c_out = SharedOut(c.as_mut_ptr());
+    if let Some(a) = cast_mat::<T, f32>(a) {
+        let kern = f32_kernel();
+        let pack = |p: BPanel, out: &mut [f32]| pack_b(p, same_type_slice_mut::<f32, T>(out).expect("T is f32"));
+        let threads = if Plan::choose(&kern, m, k, n, threads) == Plan::Serial { 1 } else { threads };
+        // SAFETY: `c` is the caller's exclusive [m, n] matrix (its length checked above).
+        unsafe { gemm_blocked_on(&kern, a, n, &pack, c_out.cast(), ldc, accumulate, threads) }
+    } else if let Some(a) = cast_mat::<T, f64>(a) {
+        let pack = |p: BPanel, out: &mut [f64]| pack_b(p, same_type_slice_mut::<f64, T>(out).expect("T is f64"));
+        let threads = if Plan::choose(&DGEMM_PORTABLE, m, k, n, threads) == Plan::Serial { 1 } else { threads };
+        // SAFETY: as above.
+        unsafe { gemm_blocked_on(&DGEMM_PORTABLE, a, n, &pack, c_out.cast(), ldc, accumulate, threads) }
+    } else {
+        unreachable!("Float is implemented for f32 and f64 only");
+    }
+}
+
 // ------------------------------------------------------------------------------------ the ladder
 
 /// The rungs of the CPU GEMM ladder, plainest first. Each adds one idea to the one before and
@@ -872,11 +938,13 @@ fn gemm_planned<T: Float>(
     let c_out = SharedOut(c.as_mut_ptr());
     match plan {
         // SAFETY: `c` is the caller's exclusive [m, n] matrix (gemm checked its length).
-        Plan::Serial => unsafe { gemm_blocked_on(kern, a, b, c_out, ldc, accumulate, 1) },
+        Plan::Serial => unsafe { gemm_blocked_on(kern, a, b.cols, &stored(kern, b), c_out, ldc, accumulate, 1) },
         Plan::SplitK => gemm_split_k(kern, a, b, c, ldc, accumulate, threads),
         Plan::Partitioned => gemm_partitioned(kern, a, b, c, ldc, accumulate, threads),
         // SAFETY: as above.
-        Plan::SharedPasses => unsafe { gemm_blocked_on(kern, a, b, c_out, ldc, accumulate, threads) },
+        Plan::SharedPasses => unsafe {
+            gemm_blocked_on(kern, a, b.cols, &stored(kern, b), c_out, ldc, accumulate, threads)
+        },
     }
 }
 
@@ -906,7 +974,7 @@ fn gemm_split_k<T: Float>(
             let b_s = MatRef { data: &b.data[k0 * b.row_stride..], rows: k1 - k0, ..b };
             let mut partial = vec![T::ZERO; m * n];
             // SAFETY: `partial` is this task's own [m, n] matrix.
-            unsafe { gemm_blocked_on(kern, a_s, b_s, SharedOut(partial.as_mut_ptr()), n, false, 1) };
+            unsafe { gemm_blocked_on(kern, a_s, n, &stored(kern, b_s), SharedOut(partial.as_mut_ptr()), n, false, 1) };
             partial
         })
         .collect();
@@ -943,29 +1011,33 @@ fn gemm_partitioned<T: Float>(
         // SAFETY (both arms): the pieces are disjoint row (or column) ranges of C, inside it.
         if by_rows {
             let a_rows = MatRef { data: &a.data[start * a.row_stride..], rows: end - start, ..a };
-            unsafe { gemm_blocked_on(kern, a_rows, b, c_out.offset(start * ldc), ldc, accumulate, 1) }
+            unsafe { gemm_blocked_on(kern, a_rows, n, &stored(kern, b), c_out.offset(start * ldc), ldc, accumulate, 1) }
         } else {
             let b_cols = MatRef { data: &b.data[start * b.col_stride..], cols: end - start, ..b };
-            unsafe { gemm_blocked_on(kern, a, b_cols, c_out.offset(start), ldc, accumulate, 1) }
+            let b_cols_packed = stored(kern, b_cols);
+            unsafe { gemm_blocked_on(kern, a, end - start, &b_cols_packed, c_out.offset(start), ldc, accumulate, 1) }
         }
     });
 }
 
-/// The blocked loops on `threads` threads (1: on the calling thread).
+/// The blocked loops on `threads` threads (1: on the calling thread), for a B of `n` columns
+/// whose panels `pack_b` writes (from a stored matrix: [`stored`]).
 ///
 /// # Safety
 /// `c` must point to an [m, n] matrix with row stride `ldc` that nothing else reads or writes
 /// while this runs.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_blocked_on<T: Float>(
     kern: &Kernel<T>,
     a: MatRef<T>,
-    b: MatRef<T>,
+    n: usize,
+    pack_b: PackB<T>,
     c_out: SharedOut<T>,
     ldc: usize,
     accumulate: bool,
     threads: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k) = (a.rows, a.cols);
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(kern.mc.is_multiple_of(mr) && kern.nc.is_multiple_of(nr) && mr * nr <= MAX_TILE);
     let parallel = threads > 1;
@@ -986,7 +1058,7 @@ unsafe fn gemm_blocked_on<T: Float>(
                 let bpack = &mut bpack[..ncb.div_ceil(nr) * kcb * nr];
                 let pack_b_panel = |(jp, out): (usize, &mut [T])| {
                     let j0 = jc + jp * nr;
-                    (kern.pack_b)(b.t(), j0, nr.min(n - j0), pc, kcb, out);
+                    pack_b(BPanel { j0, cols: nr.min(n - j0), p0: pc, kc: kcb, nr }, out);
                 };
                 if parallel {
                     bpack.par_chunks_mut(kcb * nr).enumerate().with_min_len(4).for_each(pack_b_panel);
@@ -1037,6 +1109,11 @@ impl<T> SharedOut<T> {
     // A method, so closures capture the whole (Send) wrapper instead of its raw-pointer field.
     fn ptr(self) -> *mut T {
         self.0
+    }
+
+    /// The same pointer, as the element type `U` that `T` is (`gemm_packing_b` knows it is).
+    fn cast<U>(self) -> SharedOut<U> {
+        SharedOut(self.0.cast())
     }
 
     /// The pointer `count` elements further on.
@@ -1382,6 +1459,26 @@ mod tests {
         check_all::<f64>(1e-12, gemm);
     }
 
+    /// [`gemm_packing_b`] with each panel written element by element from the stored B: the
+    /// product of `gemm` by the implicit road, its packing plain enough to trust.
+    fn gemm_with_b_written_on_request<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+        let pack = |p: BPanel, out: &mut [T]| {
+            for (r, row) in out[..p.kc * p.nr].chunks_exact_mut(p.nr).enumerate() {
+                for (j, o) in row.iter_mut().enumerate() {
+                    let (i, col) = (p.p0 + r, p.j0 + j);
+                    *o = if j < p.cols { b.data[i * b.row_stride + col * b.col_stride] } else { T::ZERO };
+                }
+            }
+        };
+        gemm_packing_b(a, b.cols, &pack, c, ldc, accumulate);
+    }
+
+    #[test]
+    fn a_product_whose_b_panels_are_written_on_request_matches_the_reference() {
+        check_all::<f32>(1e-5, gemm_with_b_written_on_request);
+        check_all::<f64>(1e-12, gemm_with_b_written_on_request);
+    }
+
     #[test]
     fn every_f32_kernel_this_cpu_runs_matches_the_reference() {
         // Every micro-kernel with each of its blockings: a measurement may choose any of them.
@@ -1467,6 +1564,7 @@ mod tests {
         for kern in f32_kernels_everywhere().into_iter().filter(runs_here) {
             runs.push((kern.name, Box::new(move |c| gemm_blocked(&kern, a, b, c, ldc, false))));
         }
+        runs.push(("B written on request", Box::new(move |c| gemm_with_b_written_on_request(a, b, c, ldc, false))));
         for (name, run) in runs {
             let mut c = vec![f32::NAN; m * ldc];
             run(&mut c);
