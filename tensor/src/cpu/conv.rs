@@ -1165,12 +1165,17 @@ fn pack_unfolded_panel<T: Float>(
 ) {
     let BPanel { j0, cols, p0, kc, nr } = panel;
     let (taps, [sh, sw]) = (g.kh * g.kw, g.stride);
-    for (p, dst) in out[..kc * nr].chunks_exact_mut(nr).enumerate() {
-        let (ci, tap) = ((p0 + p) / taps, (p0 + p) % taps);
-        let (ky, kx) = (&ty[tap / g.kw], &tx[tap % g.kw]);
+    // The panel's first row is tap (ki, kj) of channel ci, its first column output pixel
+    // (oy0, ox0); the rows then walk the taps in order (divisions here, once a panel, would
+    // cost more than the copies if done a row).
+    let (mut ci, tap) = (p0 / taps, p0 % taps);
+    let (mut ki, mut kj) = (tap / g.kw, tap % g.kw);
+    let (oy0, ox0) = (j0 / g.ow, j0 % g.ow);
+    for dst in out[..kc * nr].chunks_exact_mut(nr) {
+        let (ky, kx) = (&ty[ki], &tx[kj]);
         let x_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         dst[cols..].fill(T::ZERO);
-        let (mut oy, mut ox) = (j0 / g.ow, j0 % g.ow);
+        let (mut oy, mut ox) = (oy0, ox0);
         let mut done = 0;
         while done < cols {
             let run = (g.ow - ox).min(cols - done);
@@ -1192,6 +1197,13 @@ fn pack_unfolded_panel<T: Float>(
             done += run;
             (oy, ox) = (oy + 1, 0);
         }
+        kj += 1;
+        if kj == g.kw {
+            (ki, kj) = (ki + 1, 0);
+            if ki == g.kh {
+                (ci, ki) = (ci + 1, 0);
+            }
+        }
     }
 }
 
@@ -1209,7 +1221,7 @@ pub enum ConvRung {
     /// col2im for backward-data (images side by side on small planes).
     Im2col,
     /// The forward as an implicit GEMM, one image per GEMM: the GEMM packs its B panels straight
-    /// from the image ([`pack_unfolded_panel`]), so the unfolded operand is never written.
+    /// from the image (`pack_unfolded_panel`), so the unfolded operand is never written.
     /// Backward-data at stride 1 is a forward of dy (the full correlation) and runs the same
     /// way; the other kernels have no implicit form here and run as on `Im2col`.
     ImplicitGemm,

@@ -25,7 +25,9 @@
 //! streams perfectly sequential whatever the strides of the operands were, which is why a
 //! transposed operand costs nothing extra. Tiles at the right and bottom edges of C are computed
 //! in full (the packed panels are zero-padded) into a scratch tile, of which only the valid part
-//! is written back.
+//! is written back. The driver asks for B's panels through one seam, a packer ([`BPanel`]):
+//! [`gemm`] copies them out of a matrix, [`gemm_packing_b`] lets its caller write them (an
+//! implicit GEMM: the convolution's forward writes them straight from the image).
 //!
 //! f32 runs hand-written micro-kernels picked at run time: AVX-512F (14×32), AVX2+FMA (6×16), or a
 //! portable Rust kernel (4×8) elsewhere, each with block sizes set for one CPU. Which is fastest
@@ -187,7 +189,7 @@ pub struct BPanel {
     pub nr: usize,
 }
 
-/// What writes the panels of B: copied out of a stored matrix ([`stored`]), or computed on
+/// What writes the panels of B: copied out of a stored matrix (by [`gemm`]), or computed on
 /// the spot by an implicit GEMM ([`gemm_packing_b`]).
 pub type PackB<'a, T> = &'a (dyn Fn(BPanel, &mut [T]) + Sync);
 
@@ -201,8 +203,8 @@ fn stored<'b, T: Float>(kern: &Kernel<T>, b: MatRef<'b, T>) -> impl Fn(BPanel, &
 /// the blocked loops call `pack_b` for each panel of B they pack (see [`BPanel`]) where
 /// [`gemm`] copies it out of a matrix. This is an *implicit GEMM*: a convolution's forward
 /// writes its panels straight from the image (`cpu::conv`), so the unfolded operand, k·n
-/// elements, is never written whole and each value is copied once instead of twice. The
-/// products run on one thread, or with the threads sharing each packed block of B.
+/// elements, is never written whole and each value is copied once instead of twice. Each
+/// panel of B is packed once: the threads share each packed block of B, or take slices of k.
 pub fn gemm_packing_b<T: Float>(a: MatRef<T>, n: usize, pack_b: PackB<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k) = (a.rows, a.cols);
     assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
@@ -219,20 +221,28 @@ pub fn gemm_packing_b<T: Float>(a: MatRef<T>, n: usize, pack_b: PackB<T>, c: &mu
         return;
     }
     let threads = rayon::current_num_threads();
-    let c_out = SharedOut(c.as_mut_ptr());
-    if let Some(a) = cast_mat::<T, f32>(a) {
+    if let (Some(a), Some(c)) = (cast_mat::<T, f32>(a), same_type_slice_mut::<T, f32>(c)) {
         let kern = f32_kernel();
         let pack = |p: BPanel, out: &mut [f32]| pack_b(p, same_type_slice_mut::<f32, T>(out).expect("T is f32"));
-        let threads = if Plan::choose(&kern, m, k, n, threads) == Plan::Serial { 1 } else { threads };
-        // SAFETY: `c` is the caller's exclusive [m, n] matrix (its length checked above).
-        unsafe { gemm_blocked_on(&kern, a, n, &pack, c_out.cast(), ldc, accumulate, threads) }
-    } else if let Some(a) = cast_mat::<T, f64>(a) {
+        let plan = packing_b_once(Plan::choose(&kern, m, k, n, threads));
+        gemm_planned(plan, &kern, a, n, &pack, c, ldc, accumulate, threads);
+    } else if let (Some(a), Some(c)) = (cast_mat::<T, f64>(a), same_type_slice_mut::<T, f64>(c)) {
         let pack = |p: BPanel, out: &mut [f64]| pack_b(p, same_type_slice_mut::<f64, T>(out).expect("T is f64"));
-        let threads = if Plan::choose(&DGEMM_PORTABLE, m, k, n, threads) == Plan::Serial { 1 } else { threads };
-        // SAFETY: as above.
-        unsafe { gemm_blocked_on(&DGEMM_PORTABLE, a, n, &pack, c_out.cast(), ldc, accumulate, threads) }
+        let plan = packing_b_once(Plan::choose(&DGEMM_PORTABLE, m, k, n, threads));
+        gemm_planned(plan, &DGEMM_PORTABLE, a, n, &pack, c, ldc, accumulate, threads);
     } else {
         unreachable!("Float is implemented for f32 and f64 only");
+    }
+}
+
+/// `plan`, or the shared passes where it would cut C into pieces: cut by rows, every thread
+/// packs all of B, and a B written from an image costs more to pack than one copied from a
+/// matrix (on B1's 64→128 layer the forward ran at 161 GFLOP/s against 209 shared, Zen 5).
+fn packing_b_once(plan: Plan) -> Plan {
+    if plan == Plan::Partitioned {
+        Plan::SharedPasses
+    } else {
+        plan
     }
 }
 
@@ -920,16 +930,18 @@ impl Plan {
 fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let threads = rayon::current_num_threads();
     let plan = Plan::choose(kern, a.rows, a.cols, b.cols, threads);
-    gemm_planned(plan, kern, a, b, c, ldc, accumulate, threads);
+    gemm_planned(plan, kern, a, b.cols, &stored(kern, b), c, ldc, accumulate, threads);
 }
 
-/// Runs the product on `threads` threads the way `plan` says.
+/// Runs the product with a B of `n` columns whose panels `pack_b` writes on `threads` threads,
+/// the way `plan` says.
 #[allow(clippy::too_many_arguments)]
 fn gemm_planned<T: Float>(
     plan: Plan,
     kern: &Kernel<T>,
     a: MatRef<T>,
-    b: MatRef<T>,
+    n: usize,
+    pack_b: PackB<T>,
     c: &mut [T],
     ldc: usize,
     accumulate: bool,
@@ -938,13 +950,11 @@ fn gemm_planned<T: Float>(
     let c_out = SharedOut(c.as_mut_ptr());
     match plan {
         // SAFETY: `c` is the caller's exclusive [m, n] matrix (gemm checked its length).
-        Plan::Serial => unsafe { gemm_blocked_on(kern, a, b.cols, &stored(kern, b), c_out, ldc, accumulate, 1) },
-        Plan::SplitK => gemm_split_k(kern, a, b, c, ldc, accumulate, threads),
-        Plan::Partitioned => gemm_partitioned(kern, a, b, c, ldc, accumulate, threads),
+        Plan::Serial => unsafe { gemm_blocked_on(kern, a, n, pack_b, c_out, ldc, accumulate, 1) },
+        Plan::SplitK => gemm_split_k(kern, a, n, pack_b, c, ldc, accumulate, threads),
+        Plan::Partitioned => gemm_partitioned(kern, a, n, pack_b, c, ldc, accumulate, threads),
         // SAFETY: as above.
-        Plan::SharedPasses => unsafe {
-            gemm_blocked_on(kern, a, b.cols, &stored(kern, b), c_out, ldc, accumulate, threads)
-        },
+        Plan::SharedPasses => unsafe { gemm_blocked_on(kern, a, n, pack_b, c_out, ldc, accumulate, threads) },
     }
 }
 
@@ -953,28 +963,30 @@ fn gemm_planned<T: Float>(
 /// pass over k would fork and join the pool for microseconds of work. Instead each thread
 /// multiplies its own slice of k, serially, into a private C, and the partial products are
 /// added in slice order (so the result does not depend on scheduling).
+#[allow(clippy::too_many_arguments)]
 fn gemm_split_k<T: Float>(
     kern: &Kernel<T>,
     a: MatRef<T>,
-    b: MatRef<T>,
+    n: usize,
+    pack_b: PackB<T>,
     c: &mut [T],
     ldc: usize,
     accumulate: bool,
     threads: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k) = (a.rows, a.cols);
     // Slices of whole kc blocks, so each keeps the serial path's blocking.
     let slice = k.div_ceil(threads).div_ceil(kern.kc) * kern.kc;
     let partials: Vec<Vec<T>> = (0..k.div_ceil(slice))
         .into_par_iter()
         .map(|s| {
             let (k0, k1) = (s * slice, ((s + 1) * slice).min(k));
-            // Columns k0..k1 of A and rows k0..k1 of B, as views.
+            // Columns k0..k1 of A, as a view, and rows k0..k1 of B.
             let a_s = MatRef { data: &a.data[k0 * a.col_stride..], cols: k1 - k0, ..a };
-            let b_s = MatRef { data: &b.data[k0 * b.row_stride..], rows: k1 - k0, ..b };
+            let pack_b_s = |panel: BPanel, out: &mut [T]| pack_b(BPanel { p0: k0 + panel.p0, ..panel }, out);
             let mut partial = vec![T::ZERO; m * n];
             // SAFETY: `partial` is this task's own [m, n] matrix.
-            unsafe { gemm_blocked_on(kern, a_s, n, &stored(kern, b_s), SharedOut(partial.as_mut_ptr()), n, false, 1) };
+            unsafe { gemm_blocked_on(kern, a_s, n, &pack_b_s, SharedOut(partial.as_mut_ptr()), n, false, 1) };
             partial
         })
         .collect();
@@ -992,16 +1004,18 @@ fn gemm_split_k<T: Float>(
 /// runs the whole serial blocked loop on its piece, so the pool is forked once. The operand
 /// that is not cut is packed by every thread: cutting rows repacks B (k·n) per thread, cutting
 /// columns repacks A (m·k), so the cut goes across the larger of m and n.
+#[allow(clippy::too_many_arguments)]
 fn gemm_partitioned<T: Float>(
     kern: &Kernel<T>,
     a: MatRef<T>,
-    b: MatRef<T>,
+    n: usize,
+    pack_b: PackB<T>,
     c: &mut [T],
     ldc: usize,
     accumulate: bool,
     threads: usize,
 ) {
-    let (m, n) = (a.rows, b.cols);
+    let m = a.rows;
     let (m_panels, n_panels) = (m.div_ceil(kern.mr), n.div_ceil(kern.nr));
     let by_rows = if m_panels >= threads && n_panels >= threads { m >= n } else { m_panels >= n_panels };
     let c_out = SharedOut(c.as_mut_ptr());
@@ -1011,11 +1025,10 @@ fn gemm_partitioned<T: Float>(
         // SAFETY (both arms): the pieces are disjoint row (or column) ranges of C, inside it.
         if by_rows {
             let a_rows = MatRef { data: &a.data[start * a.row_stride..], rows: end - start, ..a };
-            unsafe { gemm_blocked_on(kern, a_rows, n, &stored(kern, b), c_out.offset(start * ldc), ldc, accumulate, 1) }
+            unsafe { gemm_blocked_on(kern, a_rows, n, pack_b, c_out.offset(start * ldc), ldc, accumulate, 1) }
         } else {
-            let b_cols = MatRef { data: &b.data[start * b.col_stride..], cols: end - start, ..b };
-            let b_cols_packed = stored(kern, b_cols);
-            unsafe { gemm_blocked_on(kern, a, end - start, &b_cols_packed, c_out.offset(start), ldc, accumulate, 1) }
+            let pack_b_cols = |panel: BPanel, out: &mut [T]| pack_b(BPanel { j0: start + panel.j0, ..panel }, out);
+            unsafe { gemm_blocked_on(kern, a, end - start, &pack_b_cols, c_out.offset(start), ldc, accumulate, 1) }
         }
     });
 }
@@ -1109,11 +1122,6 @@ impl<T> SharedOut<T> {
     // A method, so closures capture the whole (Send) wrapper instead of its raw-pointer field.
     fn ptr(self) -> *mut T {
         self.0
-    }
-
-    /// The same pointer, as the element type `U` that `T` is (`gemm_packing_b` knows it is).
-    fn cast<U>(self) -> SharedOut<U> {
-        SharedOut(self.0.cast())
     }
 
     /// The pointer `count` elements further on.
@@ -1643,11 +1651,11 @@ mod tests {
         let b: Vec<f32> = random_vec(k * n, &mut rng).iter().map(|&x| x as f32).collect();
         let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
         let mut seq = vec![0.0f32; m * n];
-        gemm_planned(Plan::Serial, &f32_kernel(), a, b, &mut seq, n, false, 1);
+        gemm_planned(Plan::Serial, &f32_kernel(), a, n, &stored(&f32_kernel(), b), &mut seq, n, false, 1);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         for plan in [Plan::Partitioned, Plan::SharedPasses] {
             let mut par = vec![f32::NAN; m * n];
-            pool.install(|| gemm_planned(plan, &f32_kernel(), a, b, &mut par, n, false, 3));
+            pool.install(|| gemm_planned(plan, &f32_kernel(), a, n, &stored(&f32_kernel(), b), &mut par, n, false, 3));
             assert_eq!(par, seq, "{plan:?}");
         }
     }
@@ -1660,7 +1668,9 @@ mod tests {
         for plan in [Plan::SplitK, Plan::Partitioned, Plan::SharedPasses] {
             eprintln!("checking {plan:?}");
             pool.install(|| {
-                check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_planned(plan, &kern, a, b, c, ldc, acc, 3))
+                check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
+                    gemm_planned(plan, &kern, a, b.cols, &stored(&kern, b), c, ldc, acc, 3)
+                })
             });
         }
     }
