@@ -1166,8 +1166,7 @@ fn pack_unfolded_panel<T: Float>(
     let BPanel { j0, cols, p0, kc, nr } = panel;
     let (taps, [sh, sw]) = (g.kh * g.kw, g.stride);
     // The panel's first row is tap (ki, kj) of channel ci, its first column output pixel
-    // (oy0, ox0); the rows then walk the taps in order (divisions here, once a panel, would
-    // cost more than the copies if done a row).
+    // (oy0, ox0); the rows after it walk the taps in order.
     let (mut ci, tap) = (p0 / taps, p0 % taps);
     let (mut ki, mut kj) = (tap / g.kw, tap % g.kw);
     let (oy0, ox0) = (j0 / g.ow, j0 % g.ow);
