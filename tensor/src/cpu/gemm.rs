@@ -142,19 +142,11 @@ pub fn gemm_batched<T: Float>(a: MatBatch<T>, b: MatBatch<T>, batch: usize, c: &
 pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
-    assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    // The C check is what makes the micro-kernels' raw writes into C sound; the A and B checks
-    // turn an out-of-bounds view into one clear message instead of a panic deep in packing.
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more", c.len());
+    // The A and B checks turn an out-of-bounds view into one clear message instead of a panic
+    // deep in packing.
     a.assert_in_bounds("A");
     b.assert_in_bounds("B");
-    if k == 0 {
-        if !accumulate {
-            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
-        }
+    if !product_remains(m, k, n, c, ldc, accumulate) {
         return;
     }
     // `Float` is only implemented for f32 and f64 here; `TypeId` (not just `T::DTYPE`) is what
@@ -170,6 +162,25 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     } else {
         gemm_naive(a, b, c, ldc, accumulate);
     }
+}
+
+/// What [`gemm`] and [`gemm_packing_b`] check of C, and the products they settle without
+/// multiplying: `ldc` ≥ n and C long enough for [m, n] (the check that makes the
+/// micro-kernels' raw writes into C sound); nothing to do when m or n is 0, and C zeroed
+/// (unless `accumulate`) when k is 0. Returns whether the product remains to be computed.
+fn product_remains<T: Float>(m: usize, k: usize, n: usize, c: &mut [T], ldc: usize, accumulate: bool) -> bool {
+    assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
+    if m == 0 || n == 0 {
+        return false;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more", c.len());
+    if k == 0 {
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
+        }
+        return false;
+    }
+    true
 }
 
 /// One packed panel of B, as the blocked loops ask for it: columns `j0..j0 + cols` and rows
@@ -207,17 +218,8 @@ fn stored<'b, T: Float>(kern: &Kernel<T>, b: MatRef<'b, T>) -> impl Fn(BPanel, &
 /// panel of B is packed once: the threads share each packed block of B, or take slices of k.
 pub fn gemm_packing_b<T: Float>(a: MatRef<T>, n: usize, pack_b: PackB<T>, c: &mut [T], ldc: usize, accumulate: bool) {
     let (m, k) = (a.rows, a.cols);
-    assert!(ldc >= n, "gemm: ldc {ldc} is smaller than n {n}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    // As in `gemm`: the C check makes the micro-kernels' raw writes into C sound.
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C holds {} elements, [{m}, {n}] with ldc {ldc} needs more", c.len());
     a.assert_in_bounds("A");
-    if k == 0 {
-        if !accumulate {
-            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].iter_mut().for_each(|x| *x = T::ZERO));
-        }
+    if !product_remains(m, k, n, c, ldc, accumulate) {
         return;
     }
     let threads = rayon::current_num_threads();
