@@ -399,7 +399,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 43] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 45] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -412,6 +412,19 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 43] = [
         "a frozen encoder does much worse (\"abysmal\") (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
         &[(1.0, "meanstd-frozen-z32-s{seed}", "eval/test_neg_elbo"), (-1.0, "meanstd-b1-z32-s{seed}", "eval/test_neg_elbo")],
+    ),
+    (
+        "z = 64 gives the lowest loss, level with z = 128 (with their inputs: standardised pixels, summed MSE)",
+        YANG_MEAN_STD_ARTEFACTS,
+        &[
+            (1.0, "meanstd-b1-z10-s{seed}|meanstd-b1-z32-s{seed}", "eval/test_neg_elbo"),
+            (-1.0, "meanstd-b1-z64-s{seed}", "eval/test_neg_elbo"),
+        ],
+    ),
+    (
+        "β = 0 gives the lowest loss (with their inputs: standardised pixels, summed MSE)",
+        YANG_MEAN_STD_ARTEFACTS,
+        &[(1.0, "meanstd-b1-z32-s{seed}", "eval/test_loss"), (-1.0, "meanstd-b0-z32-s{seed}", "eval/test_loss")],
     ),
     (
         "a larger β raises the validation loss (with their inputs: standardised pixels, summed MSE)",
@@ -921,6 +934,22 @@ fn every_number_of_the_standardised_beta_axis_table_is_in_its_runs_committed_art
             run.display(),
             row["test loss"]
         );
+    }
+    assert_standardised_rows_are_in_artefacts(rows);
+}
+
+const YANG_MEAN_STD_ZEN5_HEADING: &str = "### z = 64, β = 0, and one run again on a Zen 5";
+
+#[test]
+fn every_number_of_the_standardised_zen5_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), YANG_MEAN_STD_ZEN5_HEADING);
+    for row in &rows {
+        let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(&row["run"]);
+        let exact = artefact_value(&run, "eval/test_loss");
+        assert!(rounds_to(exact, &row["test loss"]), "{}: test loss {} is not {exact}", run.display(), row["test loss"]);
+        let provenance: serde_json::Value = run_json(&run, "provenance.json");
+        let cpu = provenance["invocations"][0]["cpu"].as_str().unwrap_or_default();
+        assert!(cpu.contains("family 26, model 2"), "{}: trained on the Zen 5, not {cpu:?}", run.display());
     }
     assert_standardised_rows_are_in_artefacts(rows);
 }
