@@ -938,6 +938,26 @@ fn every_number_of_the_standardised_beta_axis_table_is_in_its_runs_committed_art
     assert_standardised_rows_are_in_artefacts(rows);
 }
 
+const STL10_STANDIN_ARTEFACTS: &str = "docs/artefacts/stl10-standin";
+
+#[test]
+fn every_number_of_the_stl10_stand_in_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), "### Ten epochs");
+    assert_eq!(rows.len(), 2, "one epoch and ten");
+    for row in rows {
+        let run = repository().join(STL10_STANDIN_ARTEFACTS).join(&row["run"]);
+        let laplacian = [
+            ("Laplacian var. recon", "eval/laplacian_var_reconstructions", 1.0),
+            ("Laplacian var. samples", "eval/laplacian_var_samples", 1.0),
+        ];
+        assert_eval_row_is_in_artefacts(&row, &run, &laplacian);
+        let name = run.display();
+        assert_eq!(epochs(&run).len().to_string(), row["epochs"], "{name}: epochs trained");
+        let config: serde_json::Value = run_json(&run, "config.json");
+        assert_eq!(config["arch"].as_str(), Some("resnet-bn"), "{name}: the STL-10 paper's model");
+    }
+}
+
 const YANG_MEAN_STD_ZEN5_HEADING: &str = "### z = 64, β = 0, and one run again on a Zen 5";
 
 #[test]
