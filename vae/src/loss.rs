@@ -181,9 +181,12 @@ impl LossValues {
         self.zip_with(self, |a, _| f(a))
     }
 
-    /// The name of the first term that is NaN or infinite, if any.
-    pub fn first_non_finite(&self) -> Option<&'static str> {
-        self.named().into_iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(name, _)| name)
+    /// The names of the terms that are NaN or infinite, in order ("loss, kl"), if any: all of
+    /// them, so that a non-finite objective says whether its reconstruction term was finite.
+    pub fn non_finite_terms(&self) -> Option<String> {
+        let names: Vec<&str> =
+            self.named().into_iter().filter(|(_, v)| v.is_some_and(|v| !v.is_finite())).map(|(name, _)| name).collect();
+        (!names.is_empty()).then(|| names.join(", "))
     }
 }
 
@@ -600,11 +603,21 @@ mod tests {
     }
 
     #[test]
-    fn the_first_non_finite_term_is_named_and_a_missing_term_is_not_one() {
+    fn every_non_finite_term_is_named_and_a_missing_term_is_not_one() {
         let ok = LossValues { loss: 1.0, recon: 1.0, kl: 0.0, ..LossValues::default() };
-        assert_eq!(ok.first_non_finite(), None);
-        assert_eq!(LossValues { kl: f64::INFINITY, tc: Some(f64::NAN), ..ok }.first_non_finite(), Some("kl"));
-        assert_eq!(LossValues { dwkl: Some(f64::NAN), ..ok }.first_non_finite(), Some("dwkl"));
+        assert_eq!(ok.non_finite_terms(), None);
+        assert_eq!(
+            LossValues { kl: f64::INFINITY, tc: Some(f64::NAN), ..ok }.non_finite_terms().as_deref(),
+            Some("kl, tc")
+        );
+        assert_eq!(LossValues { dwkl: Some(f64::NAN), ..ok }.non_finite_terms().as_deref(), Some("dwkl"));
+    }
+
+    #[test]
+    fn a_non_finite_loss_says_whether_its_reconstruction_term_was_finite() {
+        // β = 0 with an infinite KL: the objective is 0 · ∞ = NaN though the squared error is not.
+        let beta_zero = LossValues { loss: f64::NAN, recon: 250.0, kl: f64::INFINITY, ..LossValues::default() };
+        assert_eq!(beta_zero.non_finite_terms().as_deref(), Some("loss, kl"));
     }
 
     #[test]

@@ -134,16 +134,16 @@ pub fn train_step(
         // Checked on the host, a non-finite gradient is refused at once; the loss it came from
         // is named first, as on the device.
         Err(e) => {
-            return Err(match terms.values()?.first_non_finite() {
-                Some(what) => non_finite(what.to_string()),
+            return Err(match terms.values()?.non_finite_terms() {
+                Some(what) => non_finite(what),
                 None => gradient_error(e, non_finite),
             })
         }
     };
     let (stats, flag) = terms.values_with(&flag)?;
     let settled = optimizer.settle_step(flag != 0.0);
-    if let Some(what) = stats.first_non_finite() {
-        return Err(non_finite(what.to_string()));
+    if let Some(what) = stats.non_finite_terms() {
+        return Err(non_finite(what));
     }
     settled.map_err(|e| gradient_error(e, non_finite))?;
     Ok(stats)

@@ -444,7 +444,7 @@ impl Trainer {
                 &self.setup,
                 &mut Stream::EvaluationNoise.rng(self.config.seed),
             )?;
-            if let Some(what) = val.first_non_finite() {
+            if let Some(what) = val.non_finite_terms() {
                 let e = Error::NonFinite {
                     epoch: epoch + 1,
                     step: trained.batches,

@@ -966,7 +966,12 @@ fn every_number_of_the_standardised_zen5_table_is_in_its_runs_committed_artefact
     for row in &rows {
         let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(&row["run"]);
         let exact = artefact_value(&run, "eval/test_loss");
-        assert!(rounds_to(exact, &row["test loss"]), "{}: test loss {} is not {exact}", run.display(), row["test loss"]);
+        assert!(
+            rounds_to(exact, &row["test loss"]),
+            "{}: test loss {} is not {exact}",
+            run.display(),
+            row["test loss"]
+        );
         let provenance: serde_json::Value = run_json(&run, "provenance.json");
         let cpu = provenance["invocations"][0]["cpu"].as_str().unwrap_or_default();
         assert!(cpu.contains("family 26, model 2"), "{}: trained on the Zen 5, not {cpu:?}", run.display());
