@@ -131,8 +131,8 @@ pub fn train_step(
     terms.total.backward()?;
     let flag = match optimizer.step_unless_non_finite(&[terms.terms()]) {
         Ok(flag) => flag,
-        // Checked on the host, a non-finite gradient is refused at once; the loss it came from
-        // is named first, as on the device.
+        // Checked on the host, a non-finite gradient is refused at once; the loss terms it came
+        // from, if any went non-finite, are named instead of the parameter, as on the device.
         Err(e) => {
             return Err(match terms.values()?.non_finite_terms() {
                 Some(what) => non_finite(what),
