@@ -1737,31 +1737,21 @@ mod tests {
     }
 
     #[test]
-    fn conv2d_forward_f32_matches_f64() {
-        let mut rng = Rng::new(2);
-        for c in CASES {
-            let g = conv_geom(c);
-            let x = random(c.n * c.c_in * c.hw[0] * c.hw[1], &mut rng);
-            let w = random(c.c_out * c.c_in * c.k[0] * c.k[1], &mut rng);
-            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got: Vec<f64> = conv2d_forward(&to32(&x), &to32(&w), None, &g).iter().map(|&v| v as f64).collect();
-            assert_close(&got, &reference::conv2d(&x, &w, None, &g), 1e-5, &format!("{c:?}"));
-        }
-    }
-
-    #[test]
     fn every_rung_of_the_forward_in_f32_matches_f64() {
         // The f32 GEMM runs the SIMD micro-kernels, and the implicit GEMM its own packing.
         let mut rng = Rng::new(5);
         for g in all_conv_geometries() {
             let [x, w, _] = operands(&g, &mut rng);
             let b = random(g.c_out, &mut rng);
-            let want = reference::conv2d(&x, &w, Some(&b), &g);
             let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            for rung in ConvRung::ALL {
-                let got = conv2d_forward_on(rung, &to32(&x), &to32(&w), Some(&to32(&b)), &g);
-                let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
-                assert_close(&got, &want, 1e-5, &format!("forward on {}, {g:?}", rung.name()));
+            for (bias, named) in [(Some(&b), "with bias"), (None, "no bias")] {
+                let want = reference::conv2d(&x, &w, bias.map(|b| b.as_slice()), &g);
+                let bias32 = bias.map(|b| to32(b));
+                for rung in ConvRung::ALL {
+                    let got = conv2d_forward_on(rung, &to32(&x), &to32(&w), bias32.as_deref(), &g);
+                    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+                    assert_close(&got, &want, 1e-5, &format!("forward on {}, {named}, {g:?}", rung.name()));
+                }
             }
         }
     }
