@@ -10,8 +10,9 @@
 //! so another machine, or a driver update, measures anew; it ends with [`TIMING_METHOD`], so
 //! choices an older way of timing made are measured anew too. The file is rewritten whole through
 //! a temporary file and a rename (a reader never sees half of it); lines of other machines are
-//! kept; a line that does not parse is ignored with one warning, and the file is then
-//! rewritten without it. Same machine and same choices give the same kernels, so the same bits.
+//! kept, as are those of other builds (whose keys name other candidates, and whose choices this
+//! build may not know); a line that does not parse is ignored with one warning, and the file is
+//! then rewritten without it. Same machine and same choices give the same kernels, so the same bits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,6 +132,32 @@ impl ChoiceFile {
     }
 }
 
+/// What one line of the file is to the build reading it.
+#[derive(Debug, PartialEq)]
+enum CacheLine<'a> {
+    /// This machine's choice for `class`, timed this build's way among this build's candidates.
+    Ours { class: &'a str, choice: &'a str },
+    /// A choice of another machine, driver, timing or build (another key): kept in the file
+    /// for its owner, never used here. Its choice may name a kernel this build does not have.
+    Other,
+    /// Not three tab-separated fields, or a choice of this key that this build does not know.
+    Unreadable,
+}
+
+fn classify<'a>(line: &'a str, key: &str, known: fn(&str) -> bool) -> CacheLine<'a> {
+    match line.split('\t').collect::<Vec<_>>()[..] {
+        [k, class, choice] if k == key => {
+            if known(choice) {
+                CacheLine::Ours { class, choice }
+            } else {
+                CacheLine::Unreadable
+            }
+        }
+        [k, class, choice] if ![k, class, choice].contains(&"") => CacheLine::Other,
+        _ => CacheLine::Unreadable,
+    }
+}
+
 /// The choices `path` holds for `key`; lines that do not parse are ignored, with a warning
 /// naming the file and the first of them.
 fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<String, String> {
@@ -138,15 +165,12 @@ fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<Str
     let mut choices = BTreeMap::new();
     let (mut bad, mut others) = (Vec::new(), 0);
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match line.split('\t').collect::<Vec<_>>()[..] {
-            [k, class, choice] if known(choice) => {
-                if k == key {
-                    choices.insert(class.to_string(), choice.to_string());
-                } else {
-                    others += 1;
-                }
+        match classify(line, key, known) {
+            CacheLine::Ours { class, choice } => {
+                choices.insert(class.to_string(), choice.to_string());
             }
-            _ => bad.push(n + 1),
+            CacheLine::Other => others += 1,
+            CacheLine::Unreadable => bad.push(n + 1),
         }
     }
     if let Some(first) = bad.first() {
@@ -168,7 +192,7 @@ fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<Str
     choices
 }
 
-/// Rewrites `path` with `choices` for `key` and every readable line of other machines,
+/// Rewrites `path` with `choices` for `key` and every line of other machines, drivers, timings or builds,
 /// through a temporary file renamed over it.
 fn write_choices(
     path: &Path,
@@ -179,7 +203,7 @@ fn write_choices(
     let others: Vec<String> = std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .filter(|line| matches!(line.split('\t').collect::<Vec<_>>()[..], [k, _, choice] if k != key && known(choice)))
+        .filter(|line| classify(line, key, known) == CacheLine::Other)
         .map(str::to_string)
         .collect();
     let mut text = others.join("\n");
@@ -429,6 +453,22 @@ mod tests {
         assert_eq!(file.choose("k", "c1", &["slow", "fast"], fake(2, 1)).unwrap(), "slow");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "machine A\tc1\tfast\nmachine A; timed taking turns\tc1\tslow\n");
+    }
+
+    #[test]
+    fn another_builds_line_naming_a_choice_this_build_lacks_is_kept_and_not_called_unreadable() {
+        // Another build (its candidates, so its key, differ) chose a kernel this build has
+        // never heard of. Its line is that build's to read: dropping it would make the two
+        // builds re-measure each other's choices in turn on one machine.
+        let (_dir, path) = scratch();
+        let newer = "machine A, candidates fast slow triangle; timed taking turns";
+        std::fs::write(&path, format!("{newer}\tc1\ttriangle\n")).unwrap();
+        let ours = "machine A; timed taking turns";
+        assert_eq!(classify(&format!("{newer}\tc1\ttriangle"), ours, known), CacheLine::Other);
+        let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
+        assert!(file.choices().is_empty());
+        file.choose("k", "c1", &["slow", "fast"], fake(2, 1)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{newer}\tc1\ttriangle\n{ours}\tc1\tslow\n"));
     }
 
     #[test]
