@@ -14,6 +14,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tensor::cpu::conv::{conv2d_backward_data_on, conv2d_backward_weight_on, conv2d_forward_on, ConvRung};
+use tensor::cpu::winograd;
 use tensor::descriptors::Conv2dGeometry;
 use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
@@ -71,14 +72,18 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
 }
 
 /// Every rung of the CPU convolution ladder (`tensor::cpu::conv::ConvRung`) on every kernel,
-/// at a layer of B1 (64→128, 16×16 → 8×8, stride 2, batch 64) and one of B3 on the large plane
+/// at a layer of B1 (64→128, 16×16 → 8×8, stride 2, batch 64), one of B3 on the large plane
 /// where the strips and the full correlation take over (64→64, 64×64, batch 2: the direct
-/// rung takes about a second an iteration). One group per layer, one row per kernel and rung.
+/// rung takes about a second an iteration) and one of B3's deep layers, where Winograd's
+/// transforms are cheapest against its GEMMs (512→512, 8×8, batch 32; without the direct rung,
+/// which would take about ten seconds an iteration). One group per layer, one row per kernel
+/// and rung; a rung that runs another's kernel there (see `ConvRung`) has no row for it.
 fn bench_conv_ladder(c: &mut Criterion) {
     let mut rng = Rng::new(2);
     let layers = [
         ("b1_64to128_16x16_s2_b64", [64, 64, 16, 16], [128, 64, 3, 3], [2, 2]),
         ("b3_64to64_64x64_b2", [2, 64, 64, 64], [64, 64, 3, 3], [1, 1]),
+        ("b3_512to512_8x8_b32", [32, 512, 8, 8], [512, 512, 3, 3], [1, 1]),
     ];
     for (name, x_shape, w_shape, stride) in layers {
         let g = Conv2dGeometry::conv2d(x_shape, w_shape, stride, [1, 1], [1, 1]).expect("a valid layer");
@@ -87,19 +92,23 @@ fn bench_conv_ladder(c: &mut Criterion) {
         let (x, w, dy) = (values(g.x_len(), &mut rng), values(g.weight_len(), &mut rng), values(g.y_len(), &mut rng));
         let mut group = c.benchmark_group(format!("conv_ladder/{name}"));
         group.throughput(Throughput::Elements(2 * g.macs())).sample_size(10);
-        for rung in ConvRung::ALL {
-            group.bench_function(format!("forward/{}", rung.name()), |bench| {
-                bench.iter(|| black_box(conv2d_forward_on(rung, black_box(&x), &w, None, &g)))
-            });
-            // The implicit GEMM has its own backward-data only at stride 1 (a forward of dy),
-            // and no backward-weight: elsewhere it runs the im2col rung's, timed above.
-            let implicit = rung == ConvRung::ImplicitGemm;
-            if !implicit || stride == [1, 1] {
+        let deep = g.c_in == 512;
+        for rung in ConvRung::ALL.into_iter().filter(|&rung| !(deep && rung == ConvRung::Direct)) {
+            // The implicit GEMM and Winograd have their own backward-data only at stride 1 (a
+            // forward of dy) and no backward-weight, and Winograd its own forward only for 3×3
+            // kernels at stride 1: elsewhere they run the im2col rung's, timed in its rows.
+            let borrows = matches!(rung, ConvRung::ImplicitGemm | ConvRung::Winograd);
+            if rung != ConvRung::Winograd || winograd::applies(&g) {
+                group.bench_function(format!("forward/{}", rung.name()), |bench| {
+                    bench.iter(|| black_box(conv2d_forward_on(rung, black_box(&x), &w, None, &g)))
+                });
+            }
+            if !borrows || stride == [1, 1] {
                 group.bench_function(format!("backward_data/{}", rung.name()), |bench| {
                     bench.iter(|| black_box(conv2d_backward_data_on(rung, black_box(&dy), &w, &g)))
                 });
             }
-            if !implicit {
+            if !borrows {
                 group.bench_function(format!("backward_weight/{}", rung.name()), |bench| {
                     bench.iter(|| black_box(conv2d_backward_weight_on(rung, black_box(&dy), &x, &g)))
                 });

@@ -45,6 +45,12 @@
 //! that makes it a convolution itself, the full correlation of dy with the flipped weight
 //! (`full_correlation`), so it runs as a forward in strips instead of writing dcol for col2im.
 //!
+//! Winograd: a 3×3 kernel at stride 1 can also be computed with 4/9 of the multiply-adds, by
+//! Winograd's minimal filtering F(2×2, 3×3) (`cpu::winograd`): 16 GEMMs between transformed
+//! kernels and transformed input tiles. Its transforms move four times the input and output
+//! through memory, so it wins on deep layers and loses on large planes; with tuning on, the
+//! forward and backward-data time it beside their other ways.
+//!
 //! Implicit GEMM: the GEMM copies col again, panel by panel, into its packed B blocks. The
 //! forward on the `ImplicitGemm` rung skips col: the GEMM asks for each packed panel and
 //! `pack_unfolded_panel` writes it straight from the image (`gemm::gemm_packing_b`), so each
@@ -57,6 +63,7 @@ use rayon::prelude::*;
 use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::tuning;
+use crate::cpu::winograd;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 use crate::reference::conv as reference;
@@ -603,8 +610,8 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     by_columns.min(by_memory).min(by_threads).max(1)
 }
 
-/// Which cut a forward or backward-weight kernel runs: the rule's ([`tuning::SIDE_BY_SIDE`])
-/// unless the rule would put images side by side; then [`tuned_choice`] among `cuts`.
+/// Which cut the backward-weight kernel runs: the rule's ([`tuning::SIDE_BY_SIDE`]) unless
+/// the rule would put images side by side; then [`tuned_choice`] among `cuts`.
 fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: impl Fn(&str)) -> String {
     if images_per_gemm(g) > 1 {
         tuned_choice::<T>("convolution's cut", kernel, g, cuts, tuning::SIDE_BY_SIDE, run)
@@ -801,13 +808,34 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`), and large images are
-/// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`).
+/// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`). With tuning on,
+/// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) instead ([`winograd`]), where
+/// this machine measured it faster.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let cuts = [tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
-    let cut =
-        tuned_cut::<T>("conv2d_forward", g, &cuts, |cut| drop(forward_in_strips(x, w, bias, g, strip_of(g, cut))));
-    forward_in_strips(x, w, bias, g, strip_of(g, &cut))
+    let run = |cut: &str| forward_by_cut(cut, x, w, bias, g);
+    let mut cuts = vec![tuning::SIDE_BY_SIDE];
+    if images_per_gemm(g) > 1 {
+        cuts.push(tuning::PER_IMAGE);
+    }
+    if winograd_fits(g) {
+        cuts.push(tuning::WINOGRAD);
+    }
+    let cut = if cuts.len() > 1 {
+        tuned_choice::<T>("convolution's cut", "conv2d_forward", g, &cuts, tuning::SIDE_BY_SIDE, |cut| drop(run(cut)))
+    } else {
+        tuning::SIDE_BY_SIDE.to_string()
+    };
+    run(&cut)
+}
+
+/// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM, or
+/// Winograd's F(2×2, 3×3) for a geometry where [`winograd_fits`].
+fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    match cut {
+        tuning::WINOGRAD => winograd::conv2d_forward(x, w, bias, g),
+        _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
+    }
 }
 
 /// [`conv2d_forward`], one image at a time in strips of `strip` output rows when given (the
@@ -894,18 +922,42 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     let Some(full) = full_correlation(g) else {
         return backward_data_by_col2im(grad_y, w, bias, g);
     };
-    let run = |way: &str| match way {
-        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full, None),
-        _ => backward_data_by_col2im(grad_y, w, bias, g),
-    };
+    let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g, &full);
     let rule = if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS {
         tuning::FULL_CORRELATION
     } else {
         tuning::COL2IM
     };
-    let ways = [tuning::COL2IM, tuning::FULL_CORRELATION];
+    let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+    if winograd_fits(&full) {
+        ways.push(tuning::WINOGRAD);
+    }
     let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
     run(&way)
+}
+
+/// Whether Winograd is a candidate at `g`: it computes the geometry, and the whole 3×3 kernel
+/// reaches the input (on a plane so small that padding hides taps, im2col's cropped kernel
+/// is no longer 3×3 and Winograd's tiles would be mostly padding).
+fn winograd_fits(g: &Conv2dGeometry) -> bool {
+    winograd::applies(g) && g.live_taps().is_none()
+}
+
+/// [`conv2d_backward_data`] at stride 1 by the way the tuner names: col2im, or as a forward of
+/// dy, the `full` correlation, in strips or (where [`winograd_fits`] it) by Winograd.
+fn backward_data_by_way<T: Float>(
+    way: &str,
+    grad_y: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Conv2dGeometry,
+    full: &Conv2dGeometry,
+) -> Vec<T> {
+    match way {
+        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, full, None),
+        tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, full),
+        _ => backward_data_by_col2im(grad_y, w, bias, g),
+    }
 }
 
 /// Backward-data runs as a [`full_correlation`] only into at least this many input channels:
@@ -1224,6 +1276,11 @@ pub enum ConvRung {
     /// Backward-data at stride 1 is a forward of dy (the full correlation) and runs the same
     /// way; the other kernels have no implicit form here and run as on `Im2col`.
     ImplicitGemm,
+    /// Winograd's F(2×2, 3×3) (`cpu::winograd`): 3×3 kernels at stride 1 as 16 GEMMs between
+    /// transformed kernels and input tiles, 4/9 of the multiply-adds; the forward where it
+    /// applies, and backward-data as the forward of the full correlation (also 3×3, stride 1).
+    /// Other geometries, and backward-weight, run as on `Im2col`.
+    Winograd,
     /// What the ops run: images side by side on small planes, strips of output rows on large
     /// ones, and stride-1 backward-data as the full correlation.
     Chosen,
@@ -1231,7 +1288,8 @@ pub enum ConvRung {
 
 impl ConvRung {
     /// Every rung, plainest first.
-    pub const ALL: [ConvRung; 4] = [ConvRung::Direct, ConvRung::Im2col, ConvRung::ImplicitGemm, ConvRung::Chosen];
+    pub const ALL: [ConvRung; 5] =
+        [ConvRung::Direct, ConvRung::Im2col, ConvRung::ImplicitGemm, ConvRung::Winograd, ConvRung::Chosen];
 
     /// The rung's name in benchmarks and test messages.
     pub fn name(self) -> &'static str {
@@ -1239,6 +1297,7 @@ impl ConvRung {
             ConvRung::Direct => "direct",
             ConvRung::Im2col => "im2col",
             ConvRung::ImplicitGemm => "implicit-gemm",
+            ConvRung::Winograd => "winograd",
             ConvRung::Chosen => "chosen",
         }
     }
@@ -1256,6 +1315,8 @@ pub fn conv2d_forward_on<T: Float>(rung: ConvRung, x: &[T], w: &[T], bias: Optio
         }
         ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh)),
         ConvRung::ImplicitGemm => forward_by_implicit_gemm(x, w, bias, g),
+        ConvRung::Winograd if winograd::applies(g) => winograd::conv2d_forward(x, w, bias, g),
+        ConvRung::Winograd => forward_in_strips(x, w, bias, g, Some(g.oh)),
         ConvRung::Chosen => conv2d_forward(x, w, bias, g),
     }
 }
@@ -1274,6 +1335,10 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
         },
+        ConvRung::Winograd => match full_correlation(g).filter(winograd::applies) {
+            Some(full) => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
+            None => backward_data_by_col2im(grad_y, w, None, g),
+        },
         ConvRung::Chosen => conv2d_backward_data(grad_y, w, None, g),
     }
 }
@@ -1287,7 +1352,9 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
             reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
             dw
         }
-        ConvRung::Im2col | ConvRung::ImplicitGemm => backward_weight_in_strips(grad_y, x, g, Some(g.oh), false),
+        ConvRung::Im2col | ConvRung::ImplicitGemm | ConvRung::Winograd => {
+            backward_weight_in_strips(grad_y, x, g, Some(g.oh), false)
+        }
         ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),
     }
 }
@@ -1709,6 +1776,37 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 5, "only {checked} geometries at stride 1");
+    }
+
+    #[test]
+    fn every_cut_and_way_the_tuner_may_choose_matches_the_reference() {
+        let mut rng = Rng::new(19);
+        let mut winograd_geometries = 0;
+        for g in all_conv_geometries() {
+            let [x, w, dy] = operands(&g, &mut rng);
+            let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
+            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
+            if winograd_fits(&g) {
+                cuts.push(tuning::WINOGRAD);
+                winograd_geometries += 1;
+            }
+            let want = reference::conv2d(&x, &w, Some(&b_out), &g);
+            for cut in cuts {
+                assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
+            }
+            let Some(full) = full_correlation(&g) else { continue };
+            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+            if winograd_fits(&full) {
+                ways.push(tuning::WINOGRAD);
+            }
+            // Backward-data with a bias is conv_transpose2d's forward.
+            let want = reference::conv_transpose2d(&dy, &w, Some(&b_in), &g.transposed());
+            for way in ways {
+                let got = backward_data_by_way(way, &dy, &w, Some(&b_in), &g, &full);
+                assert_close(&got, &want, 1e-12, &format!("{way}, {g:?}"));
+            }
+        }
+        assert!(winograd_geometries >= 3, "only {winograd_geometries} geometries for Winograd");
     }
 
     #[test]

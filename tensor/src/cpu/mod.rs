@@ -16,3 +16,4 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod tuning;
+pub mod winograd;

@@ -107,8 +107,11 @@ pub(crate) const SIDE_BY_SIDE_DW_ROWS: &str = "side-by-side-dw-rows";
 /// correlation, a forward convolution of dy with the flipped weight.
 pub(crate) const COL2IM: &str = "col2im";
 pub(crate) const FULL_CORRELATION: &str = "full-correlation";
+/// A third way for the forward, and for backward-data as the full correlation, where the
+/// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) (`cpu::winograd`).
+pub(crate) const WINOGRAD: &str = "winograd";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 5] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION];
+const CUTS: [&str; 6] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
 fn is_choice_name(name: &str) -> bool {

@@ -53,7 +53,7 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
 }
 
 #[test]
-fn tuned_backward_data_at_stride_one_times_col2im_against_the_full_correlation_once() {
+fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_and_winograd_once() {
     tuning::enable_tuning(None);
     let mut rng = Rng::new(37);
     let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
@@ -72,8 +72,30 @@ fn tuned_backward_data_at_stride_one_times_col2im_against_the_full_correlation_o
     };
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
-    assert!(["col2im", "full-correlation"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    assert!(["col2im", "full-correlation", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
     conv2d_backward_data(&gy, &w, &[3, 4, 9, 7], &p).unwrap();
+    assert_eq!(ours(), chosen, "met again: the kept choice");
+}
+
+#[test]
+fn a_tuned_3x3_stride_1_forward_times_winograd_beside_the_cuts_once_and_matches_the_reference() {
+    tuning::enable_tuning(None);
+    let mut rng = Rng::new(41);
+    let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
+    let (x, w, b) = (rand(&[6, 4, 7, 9], &mut rng), rand(&[5, 4, 3, 3], &mut rng), rand(&[5], &mut rng));
+    let p = Conv2dParams { stride: [1, 1], padding: [1, 1], dilation: [1, 1] };
+    let on_reference = |t: &Tensor| t.to_device(&Device::Reference).unwrap();
+    let y = conv2d(&x, &w, Some(&b), &p).unwrap();
+    close_to_the_reference(&y, &conv2d(&on_reference(&x), &on_reference(&w), Some(&on_reference(&b)), &p).unwrap());
+
+    let ours = || -> Vec<(String, String)> {
+        let class = "conv2d_forward F64 4→5 k3×3 s1×1 p1×1 d1×1 7×9 b6";
+        tuning::choices().into_iter().filter(|(c, _)| c.starts_with(class)).collect()
+    };
+    let chosen = ours();
+    assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
+    assert!(["side-by-side", "per-image", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    conv2d(&x, &w, Some(&b), &p).unwrap();
     assert_eq!(ours(), chosen, "met again: the kept choice");
 }
 
