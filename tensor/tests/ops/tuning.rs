@@ -14,6 +14,11 @@ fn close_to_the_reference(got: &Tensor, want: &Tensor) {
     }
 }
 
+/// The tuner's choices so far for the classes that start with `class`.
+fn choices_for(class: &str) -> Vec<(String, String)> {
+    tuning::choices().into_iter().filter(|(c, _)| c.starts_with(class)).collect()
+}
+
 #[test]
 fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference() {
     tuning::enable_tuning(None);
@@ -66,10 +71,7 @@ fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_and_winog
         &conv2d_backward_data(&on_reference(&gy), &on_reference(&w), &[3, 4, 9, 7], &p).unwrap(),
     );
 
-    let ours = || -> Vec<(String, String)> {
-        let class = "conv2d_backward_data F64 4→5 k3×3 s1×1 p1×1 d1×1 9×7 b3";
-        tuning::choices().into_iter().filter(|(c, _)| c.starts_with(class)).collect()
-    };
+    let ours = || choices_for("conv2d_backward_data F64 4→5 k3×3 s1×1 p1×1 d1×1 9×7 b3");
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
     assert!(["col2im", "full-correlation", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
@@ -88,10 +90,7 @@ fn a_tuned_3x3_stride_1_forward_times_winograd_beside_the_cuts_once_and_matches_
     let y = conv2d(&x, &w, Some(&b), &p).unwrap();
     close_to_the_reference(&y, &conv2d(&on_reference(&x), &on_reference(&w), Some(&on_reference(&b)), &p).unwrap());
 
-    let ours = || -> Vec<(String, String)> {
-        let class = "conv2d_forward F64 4→5 k3×3 s1×1 p1×1 d1×1 7×9 b6";
-        tuning::choices().into_iter().filter(|(c, _)| c.starts_with(class)).collect()
-    };
+    let ours = || choices_for("conv2d_forward F64 4→5 k3×3 s1×1 p1×1 d1×1 7×9 b6");
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
     assert!(["side-by-side", "per-image", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
