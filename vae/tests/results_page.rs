@@ -1022,15 +1022,23 @@ fn assert_latent_size_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>)
 /// and KL at the best epoch, eval's test −ELBO, Fréchet distances, judge accuracy and active
 /// dimensions, the training seconds, and the `more` columns (column, artefact key, scale).
 fn assert_eval_row_is_in_artefacts(row: &BTreeMap<String, String>, run: &Path, more: &[(&str, &str, f64)]) {
+    let judge = [
+        ("Fréchet, test vs samples", "eval/classifier_frechet_test_vs_samples", 1.0),
+        ("Fréchet, test vs recon", "eval/classifier_frechet_test_vs_reconstructions", 1.0),
+        ("judge accuracy on recon", "eval/classifier_accuracy_reconstructions", 100.0),
+    ];
+    assert_unjudged_eval_row_is_in_artefacts(row, run, &[&judge[..], more].concat());
+}
+
+/// [`assert_eval_row_is_in_artefacts`] for a table of runs `eval`ed without the judge (which
+/// had seen their test images): the loss columns, the active dimensions and the seconds.
+fn assert_unjudged_eval_row_is_in_artefacts(row: &BTreeMap<String, String>, run: &Path, more: &[(&str, &str, f64)]) {
     let name = run.display();
     let number = |column: &str| row[column].trim_end_matches(" %").replace(',', "");
     let columns = [
         ("val recon", "val_recon", 1.0),
         ("val KL", "val_kl", 1.0),
         ("test −ELBO", "eval/test_neg_elbo", 1.0),
-        ("Fréchet, test vs samples", "eval/classifier_frechet_test_vs_samples", 1.0),
-        ("Fréchet, test vs recon", "eval/classifier_frechet_test_vs_reconstructions", 1.0),
-        ("judge accuracy on recon", "eval/classifier_accuracy_reconstructions", 100.0),
         ("active dims", "eval/active_dims_kl_above_0.01", 1.0),
     ];
     for &(column, key, scale) in columns.iter().chain(more) {
@@ -1142,7 +1150,7 @@ const JENA_CENTRED_HEADING: &str = "### In Jena's setting: centred data, a tanh 
 fn every_number_of_the_jena_centred_table_is_in_its_runs_committed_artefacts() {
     let rows = table_after(&results_notebook(), JENA_CENTRED_HEADING);
     assert!(rows.len() >= 4, "with and without batch norm, two seeds each: {} rows", rows.len());
-    assert_jena_rows_are_in_artefacts(rows);
+    assert_jena_rows_are_in_artefacts(rows, JENA_CENTRED_ARTEFACTS, true);
 }
 
 const JENA_EPOCHS_HEADING: &str = "### Jena's 30 epochs";
@@ -1156,16 +1164,38 @@ fn every_number_of_the_jena_30_epoch_table_is_in_its_runs_committed_artefacts() 
             run_json(&repository().join(JENA_CENTRED_ARTEFACTS).join(&row["run"]), "config.json");
         assert_eq!((config["epochs"].as_f64(), config["lr"].as_f64()), (Some(30.0), Some(1e-4)), "{}", row["run"]);
     }
-    assert_jena_rows_are_in_artefacts(rows);
+    assert_jena_rows_are_in_artefacts(rows, JENA_CENTRED_ARTEFACTS, true);
+}
+
+/// Where Jena's runs at the paper's budget (30 epochs of 50,000 training images) keep their artefacts.
+const JENA_FULL_ARTEFACTS: &str = "docs/artefacts/jena-full";
+const JENA_FULL_HEADING: &str = "### Jena's 30 epochs of 50,000 images, under way";
+
+#[test]
+fn every_number_of_the_jena_full_budget_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), JENA_FULL_HEADING);
+    for row in &rows {
+        let config: serde_json::Value =
+            run_json(&repository().join(JENA_FULL_ARTEFACTS).join(&row["run"]), "config.json");
+        let budget = (config["epochs"].as_f64(), config["max_images"].as_f64(), config["split"].as_str());
+        assert_eq!(budget, (Some(30.0), Some(60000.0), Some("10:1:1")), "{}: 30 epochs of 50,000", row["run"]);
+        assert_eq!(config["lr"].as_f64(), Some(1e-4), "{}", row["run"]);
+    }
+    assert_jena_rows_are_in_artefacts(rows, JENA_FULL_ARTEFACTS, false);
 }
 
 /// Checks rows of a table of Jena's setting (centred data, tanh, squared error) against their
-/// runs' artefacts: the eval columns, the best epoch, the preset and seed.
-fn assert_jena_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>) {
+/// runs' artefacts in `artefacts`: the eval columns (with the judge's, when `judged`), the best
+/// epoch, the preset and seed.
+fn assert_jena_rows_are_in_artefacts(rows: Vec<BTreeMap<String, String>>, artefacts: &str, judged: bool) {
     for row in rows {
-        let run = repository().join(JENA_CENTRED_ARTEFACTS).join(&row["run"]);
+        let run = repository().join(artefacts).join(&row["run"]);
         let name = run.display();
-        assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        if judged {
+            assert_eval_row_is_in_artefacts(&row, &run, &[]);
+        } else {
+            assert_unjudged_eval_row_is_in_artefacts(&row, &run, &[]);
+        }
         let epochs = epochs(&run);
         let best = best_epoch(&epochs);
         assert_eq!(row["best epoch"], format!("{} / {}", best["epoch"], epochs.len()), "{name}: best epoch");
