@@ -17,7 +17,8 @@
 //!   take turns.
 //! - Cache: [`descriptors::choices::ChoiceFile`], in the file the caller names (`train`, whose
 //!   default is `--gpu-kernels measured`, uses `~/.cache/vae-stack/kernel-choices.tsv`), keyed by the adapter's
-//!   name, backend, driver and driver version, so a driver update or another GPU measures anew.
+//!   name, backend, driver and driver version, so a driver update or another GPU measures anew,
+//!   and by this build's candidates, so a build with another rung or tile does too.
 //! - Split K: a product whose output makes few tiles has its K cut into slices that run side
 //!   by side ([`crate::kernels::matmul::k_slices_by_rule`], a rule set on an H100, where the
 //!   idle multiprocessors are the cost). Whether the cut pays depends on how many workgroups
@@ -127,13 +128,8 @@ impl Tuner {
     /// A tuner for the adapter `adapter_key`, with the choices `cache` holds for it (a missing
     /// file holds none).
     pub fn new(adapter_key: String, cache: Option<PathBuf>) -> Tuner {
-        let known = |name: &str| {
-            tile_from_name(name).is_some()
-                || [K_SPLIT, K_WHOLE, K_FEWEST].contains(&name)
-                || ConvRung::from_name(name).is_some()
-                || MatmulRung::from_name(name).is_some()
-        };
-        Tuner { choices: ChoiceFile::open(cache, format!("{adapter_key}; {LAUNCH_TIMING}"), known) }
+        let known = |name: &str| candidate_names().contains(&name);
+        Tuner { choices: ChoiceFile::open(cache, cache_key(&adapter_key), known) }
     }
 
     /// The tile for `layers` GEMMs of [m, n] outputs: the cached choice for their class, or
@@ -463,6 +459,22 @@ pub fn time_matmul_rungs(
     }
 }
 
+/// Every choice this build's tuner can make: the tiles, the K cuts, the convolution and
+/// matmul rungs.
+fn candidate_names() -> Vec<&'static str> {
+    let tiles = [GemmTile::Square64, GemmTile::Wide128].map(tile_name);
+    let conv = ConvRung::ALL.map(ConvRung::name);
+    let matmul = MatmulRung::ALL.map(MatmulRung::name);
+    [&tiles[..], &[K_SPLIT, K_WHOLE, K_FEWEST], &conv, &matmul].concat()
+}
+
+/// The cache's key for an adapter: the adapter (name, backend, driver), this build's candidates
+/// (a build with another rung or tile measures anew, as the CPU tuner's key does, instead of
+/// meeting choices it cannot read) and how it times them.
+fn cache_key(adapter_key: &str) -> String {
+    format!("{adapter_key}, {}; {LAUNCH_TIMING}", candidate_names().join(" "))
+}
+
 /// The tile's name in the cache and in a run's provenance (`square64`, `wide128`).
 pub fn tile_name(tile: GemmTile) -> &'static str {
     match tile {
@@ -483,6 +495,18 @@ pub fn tile_from_name(name: &str) -> Option<GemmTile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_key_names_every_candidate_so_a_build_with_another_measures_anew() {
+        let key = cache_key("Some GPU (Vulkan, driver 1.2)");
+        assert!(key.starts_with("Some GPU (Vulkan, driver 1.2), ") && key.ends_with(LAUNCH_TIMING), "{key}");
+        for name in ["square64", "wide128", K_SPLIT, K_WHOLE, K_FEWEST] {
+            assert!(key.contains(name), "{name} missing from {key}");
+        }
+        for name in ConvRung::ALL.map(ConvRung::name).into_iter().chain(MatmulRung::ALL.map(MatmulRung::name)) {
+            assert!(key.contains(name), "{name} missing from {key}");
+        }
+    }
 
     fn fake(square_ms: u64, wide_ms: u64) -> impl Fn(GemmTile) -> Result<Duration> {
         move |tile| {
