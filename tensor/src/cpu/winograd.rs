@@ -271,6 +271,23 @@ mod tests {
     }
 
     #[test]
+    fn in_f32_a_deep_layers_rounding_stays_within_1e_5_of_its_largest_output() {
+        // K = 256·9 = 2,304 terms an output, as in B3's deep layers: the transforms' extra
+        // additions must not grow the f32 rounding past what the ladder's tests allow.
+        let mut rng = Rng::new(3);
+        let (c_in, c_out) = (256, 64);
+        let g = Conv2dGeometry::conv2d([2, c_in, 8, 8], [c_out, c_in, 3, 3], [1, 1], [1, 1], [1, 1]).expect("fits");
+        let x: Vec<f64> = (0..2 * c_in * 64).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let k: Vec<f64> = (0..c_out * c_in * 9).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let want = reference::conv2d(&x, &k, None, &g);
+        let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let got = conv2d_forward(&to32(&x), &to32(&k), None, &g);
+        let largest = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = got.iter().zip(&want).fold(0.0f64, |m, (&g, w)| m.max((g as f64 - w).abs()));
+        assert!(worst <= 1e-5 * largest, "largest difference {worst} against outputs up to {largest}");
+    }
+
+    #[test]
     fn only_3x3_kernels_at_stride_1_without_dilation_apply() {
         let geometry = |k: usize, stride: usize, dilation: usize| {
             Conv2dGeometry::conv2d([1, 1, 9, 9], [1, 1, k, k], [stride; 2], [1, 1], [dilation; 2]).expect("fits")
