@@ -653,8 +653,8 @@ impl UnaryFormula for Powf {
     }
 }
 
-/// x clamped to [α, β], NaN passing through; the gradient passes where α ≤ x ≤ β (as in
-/// PyTorch, the bounds included).
+/// x clamped to [α, β], NaN passing through; the gradient passes where α < x < β (as in
+/// PyTorch's clamp with scalar bounds: 0 at a bound).
 pub static CLAMP: UnaryDef = UnaryDef::new::<Clamp>(UnaryRow {
     name: "clamp",
     wgsl: "select(min(max(x, alpha), beta), x, is_nan(x))",

@@ -121,6 +121,20 @@ fn at_least_one(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// Parses MIN,MAX log-variance bounds: finite, MIN < MAX, and MAX ≤ 88 so that the KL's
+/// e^(log σ²) stays finite in f32 (it overflows above 88.72).
+fn logvar_bounds(text: &str) -> std::result::Result<[f64; 2], String> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("'{text}' is not of the form MIN,MAX (e.g. -30,20)"))?;
+    match parts[..] {
+        [min, max] if min.is_finite() && max.is_finite() && min < max && max <= 88.0 => Ok([min, max]),
+        _ => Err(format!("'{text}' needs two finite bounds MIN < MAX with MAX ≤ 88 (e^MAX must fit in f32)")),
+    }
+}
+
 fn split_ratios(text: &str) -> std::result::Result<String, String> {
     parse_split(text).map(|_| text.to_string())
 }
@@ -181,6 +195,11 @@ pub struct RunConfig {
     /// Latent size z.
     #[arg(long, default_value = "10", value_parser = at_least_one)]
     pub z_dim: usize,
+    /// Clamp the encoder's log-variance log σ² to MIN,MAX (e.g. -30,20, the bounds of
+    /// diffusers' Gaussian posterior), so that a dimension no KL holds (β = 0) cannot overflow
+    /// σ or the KL. Default: unbounded.
+    #[arg(long, value_name = "MIN,MAX", value_parser = logvar_bounds, allow_hyphen_values = true)]
+    pub logvar_clamp: Option<[f64; 2]>,
     /// Objective: beta-vae (k1·recon + β·KL) or beta-tcvae (recon + α·MI + β·TC + γ·DW-KL).
     #[arg(long, value_enum, default_value = "beta-vae")]
     #[serde(with = "by_flag_name")]
@@ -530,5 +549,22 @@ mod tests {
     fn mse_takes_linear_outputs_on_standardised_data() {
         let mut c = parse(&["--recon", "mse", "--output", "linear", "--normalize", "mean-std"]).unwrap();
         c.check().unwrap();
+    }
+
+    #[test]
+    fn logvar_bounds_parse_with_a_negative_minimum_and_survive_json() {
+        let c = parse(&["--logvar-clamp", "-30,20"]).unwrap();
+        assert_eq!(c.logvar_clamp, Some([-30.0, 20.0]));
+        assert_eq!(RunConfig::from_json(&c.to_json()).unwrap(), c);
+        // A config.json written before the flag existed reads as unbounded.
+        assert_eq!(RunConfig::from_json(r#"{"arch": "dense"}"#).unwrap().logvar_clamp, None);
+    }
+
+    #[test]
+    fn logvar_bounds_out_of_order_or_overflowing_are_refused_when_parsing() {
+        for value in ["20,-30", "5,5", "-30,100", "nan,1", "-30", "-30,20,1", "a,b"] {
+            let err = parse(&["--logvar-clamp", value]).unwrap_err();
+            assert!(err.contains("--logvar-clamp") && err.contains(value), "{value}: {err}");
+        }
     }
 }

@@ -142,9 +142,17 @@ impl RunConfig {
         Ok((splits, normalization))
     }
 
+    /// The run's model for images of `input` = [C, H, W], initialised from the run's seed,
+    /// with the configured log-variance bounds.
+    pub fn new_model(&self, input: [usize; 3]) -> Result<Vae> {
+        let mut model = Vae::new(ModelConfig { arch: self.arch, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
+        model.logvar_bounds = self.logvar_clamp;
+        Ok(model)
+    }
+
     /// The run's model with the weights of `checkpoint` (a training checkpoint or a model file).
     pub fn load_model(&self, input: [usize; 3], checkpoint: &Path) -> Result<Vae> {
-        let model = Vae::new(ModelConfig { arch: self.arch, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
+        let model = self.new_model(input)?;
         load_model(checkpoint, &model, &LoadOptions::strict())?;
         Ok(model)
     }
@@ -376,6 +384,7 @@ pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Arch;
 
     /// A fresh folder for one test, removed when the guard drops.
     fn temp_dir(test: &str) -> tempfile::TempDir {
@@ -384,6 +393,14 @@ mod tests {
 
     fn stats(loss: f64, tc: Option<f64>) -> LossValues {
         LossValues { loss, recon: loss / 2.0, kl: loss / 4.0, mi: tc, tc, dwkl: tc }
+    }
+
+    #[test]
+    fn a_runs_model_carries_its_logvar_bounds_so_eval_scores_what_train_trained() {
+        let config = RunConfig { arch: Arch::Dense, logvar_clamp: Some([-30.0, 20.0]), ..RunConfig::default() };
+        assert_eq!(config.new_model([1, 28, 28]).unwrap().logvar_bounds, Some([-30.0, 20.0]));
+        let unbounded = RunConfig { arch: Arch::Dense, ..RunConfig::default() };
+        assert_eq!(unbounded.new_model([1, 28, 28]).unwrap().logvar_bounds, None);
     }
 
     #[test]

@@ -22,14 +22,14 @@ use clap::{ArgMatches, CommandFactory};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::checkpoint::{load_model, load_training_checkpoint, save_training_checkpoint, LoadOptions, TrainingState};
 use nn::optim::{Adam, AdamConfig, EarlyStopping, LrSchedule, MetricGoal, Optimizer};
-use nn::{Init, Module};
+use nn::Module;
 use tensor::{Device, Rng, Tensor};
 
 use crate::cli::TrainCli;
 use crate::data::{BatchOptions, Batches, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::loss::LossValues;
-use crate::model::{ModelConfig, Vae};
+use crate::model::Vae;
 use crate::runs::{
     self, EpochMetrics, NewRunDir, RunConfig, BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
 };
@@ -343,10 +343,7 @@ impl Trainer {
         let (train, val, normalization) = training_splits(&config)?;
         let setup = config.loss_setup(train.len());
         let [_, c, h, w] = train.shape;
-        let model = Vae::new(
-            ModelConfig { arch: config.arch, input: [c, h, w], z_dim: config.z_dim },
-            &mut Init::new(config.seed),
-        )?;
+        let model = config.new_model([c, h, w])?;
         if let (Some(path), None) = (&config.pretrained_encoder, resume) {
             let report = load_model(path, &model, &LoadOptions::strict().only_prefix("encoder."))?;
             println!("loaded {} encoder tensors from {}", report.loaded.len(), path.display());

@@ -170,6 +170,9 @@ pub struct Vae {
     pub fc_logvar: Linear,
     /// Maps a code `[N, z]` to raw outputs `[N, C, H, W]` (before the output activation).
     pub decoder: Box<dyn Module>,
+    /// `[min, max]` the log-variance head's output is clamped to (`train --logvar-clamp`);
+    /// `None` (the default) leaves it unbounded. A bound that never binds changes no bit.
+    pub logvar_bounds: Option<[f64; 2]>,
 }
 
 /// What each preset's `build` returns: the encoder (image → features), the width F of its
@@ -202,7 +205,7 @@ impl Vae {
         };
         let fc_mu = Linear::new(features, config.z_dim, init)?;
         let fc_logvar = Linear::new(features, config.z_dim, init)?;
-        Ok(Vae { config, encoder, fc_mu, fc_logvar, decoder })
+        Ok(Vae { config, encoder, fc_mu, fc_logvar, decoder, logvar_bounds: None })
     }
 
     /// x: [N, C, H, W] → (μ, log σ²), each [N, z].
@@ -219,7 +222,17 @@ impl Vae {
             }));
         }
         let features = self.encoder.forward(x)?;
-        Ok((self.fc_mu.forward(&features)?, self.fc_logvar.forward(&features)?))
+        let mu = self.fc_mu.forward(&features)?;
+        let logvar = self.fc_logvar.forward(&features)?;
+        // Nothing but the KL term holds log σ² of a dimension the decoder ignores: without it
+        // (β = 0) the value can drift until σ = e^(log σ² / 2) or the KL's e^(log σ²)
+        // overflows. A bound keeps both finite; the gradient is 0 at and beyond it, as
+        // with PyTorch's clamp.
+        let logvar = match self.logvar_bounds {
+            Some([min, max]) => logvar.clamp(min, max)?,
+            None => logvar,
+        };
+        Ok((mu, logvar))
     }
 
     /// z: [N, z] → raw decoder output [N, C, H, W].
@@ -355,5 +368,31 @@ mod tests {
         let m = Vae::new(ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).unwrap();
         let wrong = Var::constant(Tensor::zeros(&[2, 3, 28, 28], tensor::DType::F32));
         assert!(m.encode(&wrong).err().unwrap().to_string().contains("[N, 1, 28, 28]"));
+    }
+
+    #[test]
+    fn a_logvar_bound_clamps_the_head_and_one_that_never_binds_changes_no_bit() {
+        let config = ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 };
+        let x = Var::constant(Tensor::rand_uniform(
+            &[3, 1, 28, 28],
+            0.0,
+            1.0,
+            tensor::DType::F32,
+            &mut tensor::Rng::new(2),
+        ));
+        let logvar = |bounds: Option<[f64; 2]>| {
+            let mut m = Vae::new(config, &mut Init::new(1)).unwrap();
+            m.logvar_bounds = bounds;
+            m.encode(&x).unwrap().1.value().to_vec::<f32>().unwrap()
+        };
+        let free = logvar(None);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&logvar(Some([-30.0, 20.0]))), bits(&free));
+        let (lo, hi) = (-0.02f32, 0.02f32);
+        assert!(free.iter().any(|&v| v < lo) && free.iter().any(|&v| v > hi), "the bound must bind: {free:?}");
+        let bounded = logvar(Some([lo as f64, hi as f64]));
+        for (b, f) in bounded.iter().zip(&free) {
+            assert_eq!(*b, f.clamp(lo, hi));
+        }
     }
 }
