@@ -399,7 +399,7 @@ const MESSAOUDI_MSE_ARTEFACTS: &str = "docs/artefacts/messaoudi-mse";
 /// `fastest/seconds`).
 type ArtefactDifference = (&'static str, &'static str, &'static [(f64, &'static str, &'static str)]);
 
-const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 45] = [
+const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 46] = [
     (
         "scratch beats pre-trained \"in all metrics\" (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
@@ -425,6 +425,11 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 45] = [
         "β = 0 gives the lowest loss (with their inputs: standardised pixels, summed MSE)",
         YANG_MEAN_STD_ARTEFACTS,
         &[(1.0, "meanstd-b1-z32-s{seed}", "eval/test_loss"), (-1.0, "meanstd-b0-z32-s{seed}", "eval/test_loss")],
+    ),
+    (
+        "β = 0 gives the lowest loss, with the log-variance bounded (a departure; with their inputs: standardised pixels, summed MSE)",
+        YANG_MEAN_STD_ARTEFACTS,
+        &[(1.0, "meanstd-b1clamp-z32-s{seed}", "eval/test_loss"), (-1.0, "meanstd-b0clamp-z32-s{seed}", "eval/test_loss")],
     ),
     (
         "a larger β raises the validation loss (with their inputs: standardised pixels, summed MSE)",
@@ -965,18 +970,34 @@ fn every_number_of_the_standardised_zen5_table_is_in_its_runs_committed_artefact
     let rows = table_after(&results_notebook(), YANG_MEAN_STD_ZEN5_HEADING);
     for row in &rows {
         let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(&row["run"]);
-        let exact = artefact_value(&run, "eval/test_loss");
-        assert!(
-            rounds_to(exact, &row["test loss"]),
-            "{}: test loss {} is not {exact}",
-            run.display(),
-            row["test loss"]
-        );
+        assert_test_loss_is_in_artefacts(row, &run);
         let provenance: serde_json::Value = run_json(&run, "provenance.json");
         let cpu = provenance["invocations"][0]["cpu"].as_str().unwrap_or_default();
         assert!(cpu.contains("family 26, model 2"), "{}: trained on the Zen 5, not {cpu:?}", run.display());
     }
     assert_standardised_rows_are_in_artefacts(rows);
+}
+
+const YANG_BOUNDED_LOGVAR_HEADING: &str = "### β = 0 with the log-variance bounded: every seed trains, two collapse";
+
+#[test]
+fn every_number_of_the_bounded_logvar_table_is_in_its_runs_committed_artefacts() {
+    let rows = table_after(&results_notebook(), YANG_BOUNDED_LOGVAR_HEADING);
+    assert_eq!(rows.len(), 8, "four seeds at β = 0 and four at β = 1");
+    for row in &rows {
+        let run = repository().join(YANG_MEAN_STD_ARTEFACTS).join(&row["run"]);
+        assert_test_loss_is_in_artefacts(row, &run);
+        let config: serde_json::Value = run_json(&run, "config.json");
+        assert_eq!(config["logvar_clamp"], serde_json::json!([-30.0, 20.0]), "{}: the bound", run.display());
+    }
+    assert_standardised_rows_are_in_artefacts(rows);
+}
+
+/// A row's `test loss` (the weighted objective on the test images) against eval's.
+fn assert_test_loss_is_in_artefacts(row: &BTreeMap<String, String>, run: &Path) {
+    let exact = artefact_value(run, "eval/test_loss");
+    let printed = row["test loss"].replace(',', "");
+    assert!(rounds_to(exact, &printed), "{}: test loss {} is not {exact}", run.display(), row["test loss"]);
 }
 
 /// Each row of a table of Yang and Kobilaski's standardised runs (the folder its `run` column
