@@ -121,15 +121,18 @@ fn at_least_one(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// The numbers of `text` between `separator`s, or an error naming the `form` expected.
+fn separated_numbers(text: &str, separator: char, form: &str) -> std::result::Result<Vec<f64>, String> {
+    text.split(separator)
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("'{text}' is not of the form {form}"))
+}
+
 /// Parses MIN,MAX log-variance bounds: finite, MIN < MAX, and MAX ≤ 88 so that the KL's
 /// e^(log σ²) stays finite in f32 (it overflows above 88.72).
 fn logvar_bounds(text: &str) -> std::result::Result<[f64; 2], String> {
-    let parts: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("'{text}' is not of the form MIN,MAX (e.g. -30,20)"))?;
-    match parts[..] {
+    match separated_numbers(text, ',', "MIN,MAX (e.g. -30,20)")?[..] {
         [min, max] if min.is_finite() && max.is_finite() && min < max && max <= 88.0 => Ok([min, max]),
         _ => Err(format!("'{text}' needs two finite bounds MIN < MAX with MAX ≤ 88 (e^MAX must fit in f32)")),
     }
@@ -142,12 +145,7 @@ fn split_ratios(text: &str) -> std::result::Result<String, String> {
 /// Parses TRAIN:VAL:TEST ratios: three finite, non-negative numbers, the first two positive
 /// (a run needs training and validation images).
 pub fn parse_split(text: &str) -> std::result::Result<[f64; 3], String> {
-    let parts: Vec<f64> = text
-        .split(':')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("'{text}' is not of the form TRAIN:VAL:TEST (e.g. 10:1:1)"))?;
-    match parts[..] {
+    match separated_numbers(text, ':', "TRAIN:VAL:TEST (e.g. 10:1:1)")?[..] {
         [a, b, c] if [a, b, c].iter().all(|v| v.is_finite()) && a > 0.0 && b > 0.0 && c >= 0.0 => Ok([a, b, c]),
         _ => Err(format!("'{text}' needs three finite ratios, the first two positive and the last ≥ 0")),
     }
