@@ -198,6 +198,10 @@ pub struct RunConfig {
     /// σ or the KL. Default: unbounded.
     #[arg(long, value_name = "MIN,MAX", value_parser = logvar_bounds, allow_hyphen_values = true)]
     pub logvar_clamp: Option<[f64; 2]>,
+    /// Bound log σ² softly instead (min + softplus(max − softplus(max − x) − min), as PETS
+    /// does): the gradient never reaches 0, where the clamp's is 0 at and beyond a bound.
+    #[arg(long)]
+    pub logvar_clamp_soft: bool,
     /// Objective: beta-vae (k1·recon + β·KL) or beta-tcvae (recon + α·MI + β·TC + γ·DW-KL).
     #[arg(long, value_enum, default_value = "beta-vae")]
     #[serde(with = "by_flag_name")]
@@ -361,6 +365,9 @@ impl RunConfig {
                     self.arch
                 ));
             }
+        }
+        if self.logvar_clamp_soft && self.logvar_clamp.is_none() {
+            return refuse("--logvar-clamp-soft needs --logvar-clamp MIN,MAX (the bounds it keeps to)".into());
         }
         if self.freeze_encoder && self.pretrained_encoder.is_none() {
             return refuse("--freeze-encoder needs --pretrained-encoder (it would freeze random weights)".into());
@@ -556,6 +563,14 @@ mod tests {
         assert_eq!(RunConfig::from_json(&c.to_json()).unwrap(), c);
         // A config.json written before the flag existed reads as unbounded.
         assert_eq!(RunConfig::from_json(r#"{"arch": "dense"}"#).unwrap().logvar_clamp, None);
+    }
+
+    #[test]
+    fn a_soft_logvar_bound_needs_its_bounds() {
+        let mut c = parse(&["--logvar-clamp-soft"]).unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("--logvar-clamp-soft") && err.contains("--logvar-clamp MIN,MAX"), "{err}");
+        parse(&["--logvar-clamp=-30,20", "--logvar-clamp-soft"]).unwrap().check().unwrap();
     }
 
     #[test]

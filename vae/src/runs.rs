@@ -28,7 +28,7 @@ pub use crate::config::RunConfig;
 use crate::data::{self, Dataset, DatasetKind, LoadOptions as DataLoadOptions, Normalization, Splits};
 use crate::error::{Error, Result};
 use crate::loss::LossValues;
-use crate::model::{ModelConfig, Vae};
+use crate::model::{LogvarBound, ModelConfig, Vae};
 
 /// The run's configuration.
 pub const CONFIG_FILE: &str = "config.json";
@@ -146,7 +146,13 @@ impl RunConfig {
     /// with the configured log-variance bounds.
     pub fn new_model(&self, input: [usize; 3]) -> Result<Vae> {
         let mut model = Vae::new(ModelConfig { arch: self.arch, input, z_dim: self.z_dim }, &mut Init::new(self.seed))?;
-        model.logvar_bounds = self.logvar_clamp;
+        model.logvar_bound = self.logvar_clamp.map(|[min, max]| {
+            if self.logvar_clamp_soft {
+                LogvarBound::Soft { min, max }
+            } else {
+                LogvarBound::Hard { min, max }
+            }
+        });
         Ok(model)
     }
 
@@ -396,11 +402,15 @@ mod tests {
     }
 
     #[test]
-    fn a_runs_model_carries_its_logvar_bounds_so_eval_scores_what_train_trained() {
-        let config = RunConfig { arch: Arch::Dense, logvar_clamp: Some([-30.0, 20.0]), ..RunConfig::default() };
-        assert_eq!(config.new_model([1, 28, 28]).unwrap().logvar_bounds, Some([-30.0, 20.0]));
-        let unbounded = RunConfig { arch: Arch::Dense, ..RunConfig::default() };
-        assert_eq!(unbounded.new_model([1, 28, 28]).unwrap().logvar_bounds, None);
+    fn a_runs_model_carries_its_logvar_bound_so_eval_scores_what_train_trained() {
+        let bound = |clamp: Option<[f64; 2]>, soft: bool| {
+            let config =
+                RunConfig { arch: Arch::Dense, logvar_clamp: clamp, logvar_clamp_soft: soft, ..RunConfig::default() };
+            config.new_model([1, 28, 28]).unwrap().logvar_bound
+        };
+        assert_eq!(bound(Some([-30.0, 20.0]), false), Some(LogvarBound::Hard { min: -30.0, max: 20.0 }));
+        assert_eq!(bound(Some([-30.0, 20.0]), true), Some(LogvarBound::Soft { min: -30.0, max: 20.0 }));
+        assert_eq!(bound(None, false), None);
     }
 
     #[test]

@@ -170,9 +170,46 @@ pub struct Vae {
     pub fc_logvar: Linear,
     /// Maps a code `[N, z]` to raw outputs `[N, C, H, W]` (before the output activation).
     pub decoder: Box<dyn Module>,
-    /// `[min, max]` the log-variance head's output is clamped to (`train --logvar-clamp`);
-    /// `None` (the default) leaves it unbounded. A bound that never binds changes no bit.
-    pub logvar_bounds: Option<[f64; 2]>,
+    /// The bounds of the log-variance head's output (`train --logvar-clamp`); `None` (the
+    /// default) leaves it unbounded.
+    pub logvar_bound: Option<LogvarBound>,
+}
+
+/// Bounds on the encoder's log-variance log σ². Only the KL term holds log σ² of a dimension
+/// the decoder ignores: without it (β = 0) the value can drift until σ = e^(log σ² / 2) or the
+/// KL's e^(log σ²) overflows. A bound keeps both finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LogvarBound {
+    /// `clamp(x, min, max)`: the identity inside (a bound that never binds changes no bit),
+    /// and a gradient of 0 at and beyond a bound, as with PyTorch's clamp.
+    Hard {
+        /// Lower bound of log σ².
+        min: f64,
+        /// Upper bound of log σ² (at most 88, so that e^max fits in f32).
+        max: f64,
+    },
+    /// `min + softplus(max − softplus(max − x) − min)`: never below min nor above max by more
+    /// than e^−(max − min), close to the identity well inside, and a gradient that never
+    /// reaches 0 (PETS, Chua et al. 2018, bounds its learnt log-variance this way).
+    Soft {
+        /// Lower bound of log σ².
+        min: f64,
+        /// Upper bound of log σ² (at most 88, so that e^max fits in f32).
+        max: f64,
+    },
+}
+
+impl LogvarBound {
+    /// log σ²: `[N, z]` → the same, bounded.
+    pub fn apply(&self, logvar: &Var) -> TensorResult<Var> {
+        match *self {
+            LogvarBound::Hard { min, max } => logvar.clamp(min, max),
+            LogvarBound::Soft { min, max } => {
+                let below_max = logvar.neg()?.add_scalar(max)?.softplus()?.neg()?.add_scalar(max)?;
+                below_max.add_scalar(-min)?.softplus()?.add_scalar(min)
+            }
+        }
+    }
 }
 
 /// What each preset's `build` returns: the encoder (image → features), the width F of its
@@ -205,7 +242,7 @@ impl Vae {
         };
         let fc_mu = Linear::new(features, config.z_dim, init)?;
         let fc_logvar = Linear::new(features, config.z_dim, init)?;
-        Ok(Vae { config, encoder, fc_mu, fc_logvar, decoder, logvar_bounds: None })
+        Ok(Vae { config, encoder, fc_mu, fc_logvar, decoder, logvar_bound: None })
     }
 
     /// x: [N, C, H, W] → (μ, log σ²), each [N, z].
@@ -224,12 +261,8 @@ impl Vae {
         let features = self.encoder.forward(x)?;
         let mu = self.fc_mu.forward(&features)?;
         let logvar = self.fc_logvar.forward(&features)?;
-        // Nothing but the KL term holds log σ² of a dimension the decoder ignores: without it
-        // (β = 0) the value can drift until σ = e^(log σ² / 2) or the KL's e^(log σ²)
-        // overflows. A bound keeps both finite; the gradient is 0 at and beyond it, as
-        // with PyTorch's clamp.
-        let logvar = match self.logvar_bounds {
-            Some([min, max]) => logvar.clamp(min, max)?,
+        let logvar = match &self.logvar_bound {
+            Some(bound) => bound.apply(&logvar)?,
             None => logvar,
         };
         Ok((mu, logvar))
@@ -371,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn a_logvar_bound_clamps_the_head_and_one_that_never_binds_changes_no_bit() {
+    fn a_hard_logvar_bound_clamps_the_head_and_one_that_never_binds_changes_no_bit() {
         let config = ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 };
         let x = Var::constant(Tensor::rand_uniform(
             &[3, 1, 28, 28],
@@ -380,19 +413,44 @@ mod tests {
             tensor::DType::F32,
             &mut tensor::Rng::new(2),
         ));
-        let logvar = |bounds: Option<[f64; 2]>| {
+        let logvar = |bound: Option<LogvarBound>| {
             let mut m = Vae::new(config, &mut Init::new(1)).unwrap();
-            m.logvar_bounds = bounds;
+            m.logvar_bound = bound;
             m.encode(&x).unwrap().1.value().to_vec::<f32>().unwrap()
         };
         let free = logvar(None);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&logvar(Some([-30.0, 20.0]))), bits(&free));
+        assert_eq!(bits(&logvar(Some(LogvarBound::Hard { min: -30.0, max: 20.0 }))), bits(&free));
         let (lo, hi) = (-0.02f32, 0.02f32);
         assert!(free.iter().any(|&v| v < lo) && free.iter().any(|&v| v > hi), "the bound must bind: {free:?}");
-        let bounded = logvar(Some([lo as f64, hi as f64]));
+        let bounded = logvar(Some(LogvarBound::Hard { min: lo as f64, max: hi as f64 }));
         for (b, f) in bounded.iter().zip(&free) {
             assert_eq!(*b, f.clamp(lo, hi));
+        }
+    }
+
+    /// The soft bound of `x` and its derivative, in f64 through autograd.
+    fn soft_bound_and_slope(x: f64, min: f64, max: f64) -> (f64, f64) {
+        let v = Var::parameter(Tensor::from_vec(vec![x], &[1]).unwrap().to_dtype(tensor::DType::F64).unwrap());
+        let y = LogvarBound::Soft { min, max }.apply(&v).unwrap();
+        y.sum_all().unwrap().backward().unwrap();
+        (y.value().to_vec::<f64>().unwrap()[0], v.grad().unwrap().to_vec::<f64>().unwrap()[0])
+    }
+
+    #[test]
+    fn a_soft_logvar_bound_stays_within_its_bounds_and_keeps_a_gradient_beyond_them() {
+        let (min, max) = (-30.0, 20.0);
+        // Well inside: the identity, slope 1, to f64's rounding of e^−20.
+        let (y, slope) = soft_bound_and_slope(0.0, min, max);
+        assert!(y.abs() < 1e-8 && (slope - 1.0).abs() < 1e-8, "{y} {slope}");
+        // At the upper bound: softplus(0) = ln 2 below it, slope σ(0) = 1/2.
+        let (y, slope) = soft_bound_and_slope(max, min, max);
+        assert!((y - (max - 2f64.ln())).abs() < 1e-9 && (slope - 0.5).abs() < 1e-9, "{y} {slope}");
+        // Far beyond either bound: inside them, and a slope that is small but not 0.
+        for x in [max + 10.0, min - 10.0] {
+            let (y, slope) = soft_bound_and_slope(x, min, max);
+            let expected_slope = 1.0 / (1.0 + 10f64.exp()); // σ(−10)
+            assert!(y > min && y < max && (slope - expected_slope).abs() < 1e-9, "x {x}: {y} {slope}");
         }
     }
 }
