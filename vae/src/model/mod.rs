@@ -440,7 +440,7 @@ mod tests {
     #[test]
     fn a_soft_logvar_bound_stays_within_its_bounds_and_keeps_a_gradient_beyond_them() {
         let (min, max) = (-30.0, 20.0);
-        // Well inside: the identity, slope 1, to f64's rounding of e^−20.
+        // Well inside: the identity and slope 1, to within e^−20 ≈ 2·10⁻⁹.
         let (y, slope) = soft_bound_and_slope(0.0, min, max);
         assert!(y.abs() < 1e-8 && (slope - 1.0).abs() < 1e-8, "{y} {slope}");
         // At the upper bound: softplus(0) = ln 2 below it, slope σ(0) = 1/2.
