@@ -431,7 +431,7 @@ mod tests {
 
     /// The soft bound of `x` and its derivative, in f64 through autograd.
     fn soft_bound_and_slope(x: f64, min: f64, max: f64) -> (f64, f64) {
-        let v = Var::parameter(Tensor::from_vec(vec![x], &[1]).unwrap().to_dtype(tensor::DType::F64).unwrap());
+        let v = Var::parameter(Tensor::from_vec(vec![x], &[1]).unwrap()); // f64
         let y = LogvarBound::Soft { min, max }.apply(&v).unwrap();
         y.sum_all().unwrap().backward().unwrap();
         (y.value().to_vec::<f64>().unwrap()[0], v.grad().unwrap().to_vec::<f64>().unwrap()[0])
