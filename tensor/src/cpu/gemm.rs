@@ -1522,6 +1522,40 @@ mod tests {
         }
     }
 
+    /// Why a run made on another CPU comes back bit for bit under that CPU's kernel, and why a
+    /// kernel of another depth does not: each output sums over K block by block, in order
+    /// within a block, so the block depth fixes the rounding and the tile does not.
+    #[test]
+    fn kernels_of_one_block_depth_give_the_same_bits_and_other_depths_do_not() {
+        let (m, k, n) = (37, 1100, 45);
+        let mut rng = Rng::new(5);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let product = |name: &str| {
+            let mut c = vec![f32::NAN; m * n];
+            gemm_on_f32_kernel(name, MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n), &mut c, n, false)
+                .expect("a kernel this CPU runs");
+            c
+        };
+        let depth = |name: &str| MicroKernel::of_f32_kernel(name).expect("a kernel this CPU runs").kc;
+        let fused: Vec<&str> = f32_kernel_names().into_iter().filter(|name| !name.starts_with("portable")).collect();
+        if fused.len() < 2 {
+            eprintln!("skipped: this CPU runs {fused:?}, fewer than two fused multiply-add kernels to compare");
+            return;
+        }
+        let mut same_depth_pairs = 0;
+        for (i, first) in fused.iter().enumerate() {
+            for second in &fused[i + 1..] {
+                let same = product(first) == product(second);
+                assert_eq!(same, depth(first) == depth(second), "{first} against {second}: equal bits {same}");
+                same_depth_pairs += usize::from(same);
+            }
+        }
+        if same_depth_pairs == 0 {
+            eprintln!("only kernels of different depths run here ({fused:?}): the same-depth half was not checked");
+        }
+    }
+
     #[test]
     fn a_kernel_is_refused_by_name_when_unknown_or_not_runnable_here() {
         let unknown = choose_f32_kernel("avx3-1x1", KernelChoice::Pinned).unwrap_err();
