@@ -49,7 +49,7 @@ pub struct TrainCli {
     pub cpu_kernels: ChooseKernels,
     /// Run every f32 product on the CPU with this GEMM kernel (instruction set, tile and block
     /// depth, e.g. avx2-6x16-kc512), over --cpu-kernels; the values this CPU runs are listed
-    /// when another is given.
+    /// when another is given. Another CPU's kernel repeats that CPU's sums (`pin_cpu_gemm`).
     #[arg(long)]
     pub cpu_gemm: Option<String>,
     /// How a GPU chooses between kernels that compute the same thing. `measured`: the first
@@ -82,6 +82,19 @@ pub enum ChooseKernels {
     Measured,
     /// The instruction-set and size rules; nothing timed.
     Rule,
+}
+
+/// Pins the f32 GEMM kernel by name (`--cpu-gemm` of `train`, `eval` and `classify`), refusing
+/// a name this CPU cannot run before any work. Why a user pins one: each product's sums run in
+/// the order of its block depth, so a CPU that picks another kernel rounds differently and a
+/// trained model drifts like a change of seed; pinned to the kernel another CPU ran (its run's
+/// provenance names it), a number made there comes back here bit for bit.
+pub fn pin_cpu_gemm(name: Option<&str>) -> crate::error::Result<()> {
+    if let Some(name) = name {
+        tensor::cpu::gemm::choose_f32_kernel(name, tensor::cpu::gemm::KernelChoice::Pinned)
+            .map_err(|e| crate::error::Error::Config(format!("--cpu-gemm: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Where `--cpu-kernels measured` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside
@@ -232,6 +245,9 @@ pub struct ClassifyCli {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Run every f32 product on the CPU with this GEMM kernel, as `train --cpu-gemm`.
+    #[arg(long)]
+    pub cpu_gemm: Option<String>,
     /// Where to save the weights (a `.json` description is written beside them).
     #[arg(long, default_value = "runs/classifier/classifier.safetensors")]
     pub out: PathBuf,

@@ -104,6 +104,43 @@ fn eval_errors_name_the_flag() {
 }
 
 #[test]
+fn eval_runs_on_the_gemm_kernel_it_is_pinned_to_and_names_it_in_the_metrics() {
+    let (_scratch, d) = common::run_dir("eval-cpu-gemm");
+    tiny_run(&d);
+    let scores = |kernel: &str| {
+        let out = d.join(format!("eval-{kernel}"));
+        ok(bin("eval")
+            .args(["--what", "metrics", "--max-test", "25", "--samples", "30", "--threads", "2"])
+            .args(["--cpu-gemm", kernel, "--run"])
+            .arg(&d)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap());
+        metrics(&out.join("metrics.json"))
+    };
+    let portable = scores("portable-4x8");
+    assert_eq!(portable["cpu_gemm_kernel"], "portable-4x8 (pinned)", "{portable}");
+    assert_eq!(scores("portable-4x8")["test_neg_elbo"], portable["test_neg_elbo"], "one kernel, the same bits");
+}
+
+#[test]
+fn eval_and_classify_refuse_a_gemm_kernel_this_cpu_does_not_have_before_any_work() {
+    let (_scratch, d) = common::run_dir("eval-cpu-gemm-unknown");
+    // No run folder exists: the kernel is refused before the run is read.
+    let err = failure(bin("eval").args(["--cpu-gemm", "avx3-1x1", "--run"]).arg(d.join("nope")).output().unwrap());
+    assert!(err.contains("--cpu-gemm") && err.contains("\"avx3-1x1\"") && err.contains("portable-4x8"), "{err}");
+    let err = failure(
+        bin("classify")
+            .args(["--cpu-gemm", "avx3-1x1", "--dataset", "folder", "--data-dir"])
+            .arg(d.join("nope"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--cpu-gemm") && err.contains("\"avx3-1x1\""), "{err}");
+}
+
+#[test]
 fn classify_writes_a_classifier_that_train_and_eval_accept() {
     let fm = Path::new("/usr/share/datasets/fashion-mnist");
     if !fm.exists() {

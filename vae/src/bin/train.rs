@@ -39,10 +39,7 @@ fn main() {
 
 fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     // A GEMM kernel this CPU cannot run is refused before the data is read.
-    if let Some(name) = cli.cpu_gemm.as_deref() {
-        tensor::cpu::gemm::choose_f32_kernel(name, tensor::cpu::gemm::KernelChoice::Pinned)
-            .map_err(|e| vae::error::Error::Config(format!("--cpu-gemm: {e}")))?;
-    }
+    vae::cli::pin_cpu_gemm(cli.cpu_gemm.as_deref())?;
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
     if let tensor::Device::Cpu = &device {

@@ -196,6 +196,7 @@ fn train_epoch(clf: &ResNet18Classifier, opt: &mut Adam, batches: Batches, epoch
 /// [`ClassifierInfo`] sidecar and a CSV of the epochs beside them.
 pub fn train(args: &ClassifyCli) -> Result<ClassifierInfo> {
     crate::train::set_cpu_threads(args.threads)?;
+    crate::cli::pin_cpu_gemm(args.cpu_gemm.as_deref())?;
     if args.batch_size == 0 || args.epochs == 0 {
         return Err(Error::Config("--batch-size and --epochs must be at least 1".into()));
     }

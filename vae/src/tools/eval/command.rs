@@ -129,6 +129,10 @@ pub struct EvalArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Run every f32 product on the CPU with this GEMM kernel, as `train --cpu-gemm` (the
+    /// kernel a run's provenance names scores it as its own CPU would).
+    #[arg(long)]
+    pub cpu_gemm: Option<String>,
 }
 
 fn list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
@@ -264,6 +268,7 @@ fn check_disentanglement(args: &EvalArgs, config: &RunConfig) -> Result<()> {
 /// Runs the sections `args.what` names on the run folder `args.run`.
 pub fn run(args: EvalArgs) -> Result<()> {
     crate::train::set_cpu_threads(args.threads)?;
+    crate::cli::pin_cpu_gemm(args.cpu_gemm.as_deref())?;
     let started = Instant::now();
     let what = check_sections(&args)?;
     let wants = |section: &str| section_wanted(&what, section);
@@ -329,6 +334,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         metrics.insert("test_recon_mse".into(), json!(mse(&ctx.test.images, &rec)));
     }
     metrics.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+    // Which GEMM summed the CPU's products: another kernel rounds another way (`--cpu-gemm`).
+    let (kernel, how) = tensor::cpu::gemm::f32_kernel_in_use();
+    metrics.insert("cpu_gemm_kernel".into(), json!(format!("{kernel} ({})", how.name())));
     write_metrics(&ctx, &metrics)?;
     println!("done in {:.1} s: {}", started.elapsed().as_secs_f64(), ctx.out.display());
     Ok(())
