@@ -95,7 +95,8 @@ struct SummaryRow {
     difference_decimals: Vec<usize>,
     margin: String,
     seeds_range: Option<String>,
-    cpu_spread: Option<f64>,
+    /// The change a rerun on another CPU makes, where the spread names it, and its decimals.
+    cpu_spread: Option<(f64, usize)>,
     budget: String,
     verdict: String,
     /// The summary rows (claims) that replaced a row of the notebook's replaced rows.
@@ -139,7 +140,7 @@ fn verdict_rows(table: Vec<BTreeMap<String, String>>) -> Vec<SummaryRow> {
             let (seeds_range, cpu_spread) = match spread.split_once("; CPU ") {
                 Some((seeds, cpu)) => (
                     seeds.to_string(),
-                    Some(printed_number(cpu).unwrap_or_else(|| panic!("{claim}: CPU spread {cpu:?}")).0),
+                    Some(printed_number(cpu).unwrap_or_else(|| panic!("{claim}: CPU spread {cpu:?}"))),
                 ),
                 None => (spread.clone(), None),
             };
@@ -202,7 +203,7 @@ fn every_summary_verdict_follows_the_rule_from_its_margin_and_spread() {
     for row in rows.into_iter().chain(replaced_rows()) {
         let range = row.differences.iter().cloned().fold(f64::MIN, f64::max)
             - row.differences.iter().cloned().fold(f64::MAX, f64::min);
-        let spread = range.max(row.cpu_spread.unwrap_or(0.0)).max(0.0);
+        let spread = range.max(row.cpu_spread.map_or(0.0, |(cpu, _)| cpu)).max(0.0);
         let expected = verdict_by_rule(&row.differences, spread);
         assert!(
             row.verdict.starts_with(expected),
@@ -1133,7 +1134,10 @@ fn every_run_of_the_10000_sample_table_is_in_its_committed_artefacts() {
     let rows = table_after(&results_notebook(), SAMPLES_10000_EVERY_RUN);
     let runs = std::fs::read_dir(repository().join(MESSAOUDI_BUDGET_ARTEFACTS))
         .expect("the study's artefacts")
-        .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().join("eval-samples-10000").is_dir()))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("eval-samples-10000").is_dir())
+        // Runs trained again to measure a rerun's change have their own table.
+        .filter(|entry| !RERUNS.iter().any(|(_, _, rerun, _)| entry.file_name().to_str() == Some(*rerun)))
         .count();
     assert_eq!(rows.len(), runs, "a row for every run scored with 10,000 samples");
     for row in rows {
@@ -1270,27 +1274,22 @@ fn artefact_value(run: &Path, column: &str) -> f64 {
     metrics[key].as_f64().unwrap_or_else(|| panic!("{}: no number {key:?}", path.display()))
 }
 
-#[test]
-fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
-    let rows = summary_rows();
-    for (claim, study, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
-        let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
-        let run = |pattern: &str, seed: usize| {
-            let mut folders =
-                pattern.split(" else ").map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())));
-            let first = folders.clone().next().expect("a run");
-            folders.find(|folder| folder.is_dir()).unwrap_or(first)
-        };
-        let mut from_artefacts = Vec::new();
-        // The seeds whose runs all keep their artefacts (a row of seed 1 alone has no seed 0).
-        for seed in 0..10 {
-            let runs_of = |pattern: &'static str| {
-                let (higher, runs) = pattern.strip_prefix("higher:").map_or((false, pattern), |runs| (true, runs));
-                (higher, runs.split('|'))
-            };
-            if !terms.iter().all(|(_, pattern, _)| runs_of(pattern).1.all(|p| run(p, seed).is_dir())) {
-                continue;
-            }
+/// A summary row's term values read from its runs' artefacts: one list per seed whose runs all
+/// keep them (a row of seed 1 alone has no seed 0), each value in the order of `terms`.
+fn term_values_by_seed(study: &str, terms: &[(f64, &'static str, &'static str)]) -> Vec<Vec<f64>> {
+    let run = |pattern: &str, seed: usize| {
+        let mut folders =
+            pattern.split(" else ").map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())));
+        let first = folders.clone().next().expect("a run");
+        folders.find(|folder| folder.is_dir()).unwrap_or(first)
+    };
+    let runs_of = |pattern: &'static str| {
+        let (higher, runs) = pattern.strip_prefix("higher:").map_or((false, pattern), |runs| (true, runs));
+        (higher, runs.split('|'))
+    };
+    (0..10)
+        .filter(|&seed| terms.iter().all(|(_, pattern, _)| runs_of(pattern).1.all(|p| run(p, seed).is_dir())))
+        .map(|seed| {
             let value = |pattern: &'static str, column: &str| {
                 let (higher, runs) = runs_of(pattern);
                 let values = runs.map(|p| artefact_value(&run(p, seed), column));
@@ -1300,9 +1299,20 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
                     values.fold(f64::INFINITY, f64::min)
                 }
             };
-            from_artefacts
-                .push(terms.iter().map(|&(sign, pattern, column)| sign * value(pattern, column)).sum::<f64>());
-        }
+            terms.iter().map(|&(_, pattern, column)| value(pattern, column)).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
+    let rows = summary_rows();
+    for (claim, study, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
+        let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
+        let from_artefacts: Vec<f64> = term_values_by_seed(study, terms)
+            .iter()
+            .map(|values| terms.iter().zip(values).map(|((sign, _, _), value)| sign * value).sum())
+            .collect();
         assert_eq!(
             row.differences.len(),
             from_artefacts.len(),
@@ -1318,6 +1328,252 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
             );
         }
     }
+}
+
+/// Runs trained again by their own commands beside the run they repeat: (study, run, rerun,
+/// what differs). Each pair measures how far a rerun moves what the runs report.
+const RERUNS: [(&str, &str, &str, &str); 14] = [
+    (PAPER_BUDGET_ARTEFACTS, "tcvae-b3-s0", "tcvae-b3-s0-rerun", "Zen 3 to Zen 5"),
+    (PAPER_BUDGET_ARTEFACTS, "tcvae-b3-s1", "tcvae-b3-s1-rerun", "Zen 3 to Zen 5"),
+    (PAPER_BUDGET_ARTEFACTS, "closedkl-b3-s0", "closedkl-b3-s0-rerun", "Zen 3 to Zen 5"),
+    (PAPER_BUDGET_ARTEFACTS, "closedkl-b3-s1", "closedkl-b3-s1-rerun", "Zen 3 to Zen 5"),
+    (PAPER_BUDGET_ARTEFACTS, "tcvae-b6-s0", "tcvae-b6-s0-rerun", "another build, the Zen 3"),
+    (PAPER_BUDGET_ARTEFACTS, "tcvae-b6-s1", "tcvae-b6-s1-rerun", "another build, the Zen 3"),
+    (YANG_MEAN_STD_ARTEFACTS, "meanstd-b1-z32-s0", "meanstd-b1-z32-s0-zen5", "Zen 3 to Zen 5"),
+    (MESSAOUDI_MSE_ARTEFACTS, "basic-z16-s0", "basic-z16-s0-rerun", "Zen 3 to Zen 5"),
+    (MESSAOUDI_MSE_ARTEFACTS, "dense-z16-s0", "dense-z16-s0-rerun", "Zen 3 to Zen 5"),
+    (MESSAOUDI_MSE_ARTEFACTS, "dense-small-z16-s0", "dense-small-z16-s0-rerun", "Zen 3 to Zen 5"),
+    (MESSAOUDI_BUDGET_ARTEFACTS, "basic-z16-e50-s0", "basic-z16-e50-s0-rerun", "another build, the Zen 5"),
+    (MESSAOUDI_BUDGET_ARTEFACTS, "basic-z16-e50-s0", "basic-z16-e50-s0-zen3-kernel", "the Zen 3's kernel on the Zen 5"),
+    (MESSAOUDI_BUDGET_ARTEFACTS, "dense-z16-e50-s0", "dense-z16-e50-s0-zen3-kernel", "the Zen 3's kernel on the Zen 5"),
+    (
+        MESSAOUDI_BUDGET_ARTEFACTS,
+        "dense-small-z16-e50-s0",
+        "dense-small-z16-e50-s0-zen3-kernel",
+        "the Zen 3's kernel on the Zen 5",
+    ),
+];
+
+/// Every field of a JSON object but `except`.
+fn json_without(value: &serde_json::Value, except: &[&str]) -> serde_json::Value {
+    let mut object = value.as_object().cloned().unwrap_or_default();
+    object.retain(|key, _| !except.contains(&key.as_str()));
+    serde_json::Value::Object(object)
+}
+
+/// A metrics CSV without its `seconds` column, line by line.
+fn csv_without_seconds(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header: Vec<&str> = text.lines().next().unwrap_or_default().split(',').collect();
+    let seconds = header.iter().position(|column| *column == "seconds").expect("a seconds column");
+    text.lines()
+        .map(|line| {
+            line.split(',').enumerate().filter(|(i, _)| *i != seconds).map(|(_, v)| v).collect::<Vec<_>>().join(",")
+        })
+        .collect()
+}
+
+/// The Zen 3's dense VAE and its judge, trained and scored again on the Zen 5 under the Zen 3's
+/// GEMM kernel (`--cpu-gemm avx2-6x16-kc512`): what a CPU changes is the kernel's summation
+/// order, and nothing else.
+#[test]
+fn a_run_made_on_another_cpu_comes_back_bit_for_bit_under_that_cpus_gemm_kernel() {
+    let study = repository().join(MESSAOUDI_MSE_ARTEFACTS);
+    let (first, again) = (study.join("dense-z16-s0"), study.join("dense-z16-s0-zen3-kernel"));
+    let machine = |run: &Path| {
+        let invocation = &run_json(run, "provenance.json")["invocations"][0];
+        (invocation["cpu"].as_str().unwrap_or_default().to_string(), invocation["cpu_kernel"].to_string())
+    };
+    let ((first_cpu, _), (again_cpu, again_kernel)) = (machine(&first), machine(&again));
+    assert!(
+        first_cpu.contains("family 25, model 1") && again_cpu.contains("family 26, model 2"),
+        "{first_cpu}, {again_cpu}"
+    );
+    assert_eq!(again_kernel, "\"avx2-6x16-kc512\"");
+    assert_eq!(csv_without_seconds(&first.join("metrics.csv")), csv_without_seconds(&again.join("metrics.csv")));
+    let scores = |run: &Path| {
+        json_without(&run_json(&run.join("eval"), "metrics.json"), &["seconds", "classifier", "cpu_gemm_kernel"])
+    };
+    assert_eq!(scores(&first), scores(&again), "the same model scored by the same judge");
+    let judge = study.join("judge");
+    assert_eq!(
+        csv_without_seconds(&judge.join("fashion32-judge-unseen.csv")),
+        csv_without_seconds(&judge.join("fashion32-judge-unseen-avx2-kc512.csv"))
+    );
+}
+
+/// How much a rerun on another CPU or by another build moves a quantity, relative to its value:
+/// the largest change measured. The rule counts it in the spread of every summary row that
+/// compares the quantity, as the change of the row's largest compared value.
+struct RerunChange {
+    quantity: &'static str,
+    /// The artefact columns that measure it in [`RERUNS`] (`a+b`: their sum).
+    measured_by: &'static [&'static str],
+    /// The summary's artefact columns it counts for.
+    counts_for: &'static [&'static str],
+    /// A judge's distance moves with the model, how far training went and the samples drawn,
+    /// so only its own study's reruns measure it and only that study's rows count it; a loss
+    /// moves with the order of the sums alone, so every rerun measures it for every row.
+    study: Option<&'static str>,
+    /// As the page prints it, a fraction of the value.
+    relative: f64,
+}
+
+const RERUN_CHANGES: [RerunChange; 10] = [
+    RerunChange {
+        quantity: "−ELBO",
+        measured_by: &["val_recon+val_kl", "eval/test_neg_elbo"],
+        // At β = 0 the test loss is the reconstruction alone, at β = 1 the −ELBO: both count.
+        counts_for: &["eval/test_neg_elbo", "eval/test_loss"],
+        study: None,
+        relative: 0.0115,
+    },
+    RerunChange {
+        quantity: "reconstruction",
+        measured_by: &["val_recon", "eval/test_recon"],
+        counts_for: &["val_recon", "eval/test_loss", "eval-noise/test_recon_mse"],
+        study: None,
+        relative: 0.0246,
+    },
+    RerunChange {
+        quantity: "KL",
+        measured_by: &["val_kl", "eval/test_kl"],
+        counts_for: &["val_kl"],
+        study: None,
+        relative: 0.0639,
+    },
+    RerunChange { quantity: "MI", measured_by: &["val_mi"], counts_for: &["val_mi"], study: None, relative: 0.0009 },
+    RerunChange { quantity: "TC", measured_by: &["val_tc"], counts_for: &["val_tc"], study: None, relative: 0.0273 },
+    RerunChange {
+        quantity: "DW-KL",
+        measured_by: &["val_dwkl"],
+        counts_for: &["val_dwkl"],
+        study: None,
+        relative: 0.9933,
+    },
+    RerunChange {
+        quantity: "sample distance, Messaoudi et al.'s 10 epochs",
+        measured_by: &["eval/classifier_frechet_test_vs_samples"],
+        counts_for: &["eval/classifier_frechet_test_vs_samples"],
+        study: Some(MESSAOUDI_MSE_ARTEFACTS),
+        relative: 0.0633,
+    },
+    RerunChange {
+        quantity: "reconstruction distance, Messaoudi et al.'s 10 epochs",
+        measured_by: &["eval/classifier_frechet_test_vs_reconstructions"],
+        counts_for: &["eval/classifier_frechet_test_vs_reconstructions"],
+        study: Some(MESSAOUDI_MSE_ARTEFACTS),
+        relative: 0.0246,
+    },
+    RerunChange {
+        quantity: "sample distance, Messaoudi et al.'s 50 epochs and 10,000 samples",
+        measured_by: &["eval-samples-10000/classifier_frechet_test_vs_samples"],
+        counts_for: &["eval-samples-10000/classifier_frechet_test_vs_samples"],
+        study: Some(MESSAOUDI_BUDGET_ARTEFACTS),
+        relative: 0.0544,
+    },
+    RerunChange {
+        quantity: "reconstruction distance, Messaoudi et al.'s 50 epochs",
+        measured_by: &["eval/classifier_frechet_test_vs_reconstructions"],
+        counts_for: &["eval/classifier_frechet_test_vs_reconstructions"],
+        study: Some(MESSAOUDI_BUDGET_ARTEFACTS),
+        relative: 0.1043,
+    },
+];
+
+/// A run's value of `column` for a rerun's measure: a column as [`artefact_value`] reads it,
+/// or `a+b`, the sum of two; None where the run does not report it.
+fn measured_value(run: &Path, column: &str) -> Option<f64> {
+    if let Some((first, second)) = column.split_once('+') {
+        return Some(measured_value(run, first)? + measured_value(run, second)?);
+    }
+    let reported = match column.split_once('/') {
+        Some((folder, key)) => {
+            run.join(folder).join("metrics.json").is_file()
+                && run_json(&run.join(folder), "metrics.json").get(key).is_some_and(|v| v.is_number())
+        }
+        None => epochs(run).first().is_some_and(|epoch| epoch.contains_key(column)),
+    };
+    reported.then(|| artefact_value(run, column))
+}
+
+#[test]
+fn every_rerun_change_the_rule_counts_is_the_largest_its_reruns_measure() {
+    for change in &RERUN_CHANGES {
+        let mut largest: Option<(f64, String)> = None;
+        for (study, run, rerun, differs) in RERUNS {
+            if change.study.is_some_and(|only| only != study) {
+                continue;
+            }
+            let (run_dir, rerun_dir) = (repository().join(study).join(run), repository().join(study).join(rerun));
+            for column in change.measured_by {
+                let (Some(first), Some(again)) = (measured_value(&run_dir, column), measured_value(&rerun_dir, column))
+                else {
+                    continue;
+                };
+                let relative = (again - first).abs() / first.abs();
+                if largest.as_ref().is_none_or(|(most, _)| relative > *most) {
+                    largest = Some((relative, format!("{run} ({differs}), {column}: {first} then {again}")));
+                }
+            }
+        }
+        let (measured, at) = largest.unwrap_or_else(|| panic!("{}: no rerun measures it", change.quantity));
+        println!("{}: largest change {:.4} % at {at}", change.quantity, 100.0 * measured);
+        // The page prints the change as a percentage with two decimals.
+        assert!(
+            (measured - change.relative).abs() <= 0.5e-4,
+            "{}: the rule counts {} but the reruns measure {measured} at {at}",
+            change.quantity,
+            change.relative
+        );
+    }
+}
+
+/// The change a rerun makes to what a summary row compares: the largest of its compared
+/// values (every seed, every term) times the largest relative change that counts for its
+/// columns; None when a column has no measured rerun change (a MIG, a sharpness, seconds).
+fn rerun_change_of_row(study: &str, terms: &[(f64, &'static str, &'static str)]) -> Option<f64> {
+    let relative_of = |column: &str| {
+        RERUN_CHANGES
+            .iter()
+            .filter(|change| change.counts_for.contains(&column) && change.study.is_none_or(|only| only == study))
+            .map(|change| change.relative)
+            .reduce(f64::max)
+    };
+    let relatives: Vec<f64> = terms.iter().map(|(_, _, column)| relative_of(column)).collect::<Option<_>>()?;
+    term_values_by_seed(study, terms)
+        .iter()
+        .flat_map(|values| values.iter().zip(&relatives).map(|(value, relative)| value.abs() * relative))
+        .reduce(f64::max)
+}
+
+#[test]
+fn every_summary_spread_counts_the_change_a_rerun_makes_where_it_is_larger_than_the_seeds() {
+    let rows = summary_rows();
+    let mut wrong = Vec::new();
+    for (claim, study, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
+        let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
+        let seeds_range = row.seeds_range.as_deref().and_then(printed_number).map_or(0.0, |(range, _)| range);
+        match (rerun_change_of_row(study, terms), row.cpu_spread) {
+            (None, None) => {}
+            (None, Some((printed, _))) => wrong.push(format!("{claim}: CPU {printed}, but no rerun measured it")),
+            (Some(change), None) if change > seeds_range => {
+                wrong.push(format!("{claim}: a rerun moves it by {change:.5}, more than the seeds' {seeds_range}"))
+            }
+            (Some(_), None) => {}
+            (Some(change), Some((printed, decimals))) => {
+                if (printed - change).abs() > 0.5 * 10f64.powi(-(decimals as i32)) + 1e-12 {
+                    wrong.push(format!("{claim}: CPU {printed}, but a rerun moves it by {change:.5}"));
+                }
+                if change <= seeds_range {
+                    wrong.push(format!(
+                        "{claim}: CPU {printed} is within the seeds' {seeds_range}: named only where larger"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} summary rows:\n{}", wrong.len(), wrong.join("\n"));
 }
 
 /// The summary rows whose runs predate the artefacts (their sections give the commit): each is
