@@ -1402,6 +1402,28 @@ fn a_run_made_on_another_cpu_comes_back_bit_for_bit_under_that_cpus_gemm_kernel(
     );
 }
 
+/// One judge scores every run of a study (`eval/`): a judge trained by the same command under
+/// another GEMM kernel is another classifier, whose distances for one model differ by a fifth,
+/// so distances under two judges do not compare. Judges are told apart by their test accuracy.
+#[test]
+fn every_study_scores_its_runs_with_one_judge() {
+    let artefacts = repository().join("docs/artefacts");
+    for study in std::fs::read_dir(&artefacts).expect("docs/artefacts").filter_map(Result::ok) {
+        let mut judges = BTreeMap::new();
+        for run in std::fs::read_dir(study.path()).expect("a study folder").filter_map(Result::ok) {
+            let metrics = run.path().join("eval/metrics.json");
+            if !metrics.is_file() {
+                continue;
+            }
+            let scores = run_json(&run.path().join("eval"), "metrics.json");
+            if let Some(accuracy) = scores["classifier_test_accuracy_reported"].as_f64() {
+                judges.entry(accuracy.to_string()).or_insert_with(Vec::new).push(run.file_name());
+            }
+        }
+        assert!(judges.len() <= 1, "{}: runs scored by {} judges: {judges:?}", study.path().display(), judges.len());
+    }
+}
+
 /// How much a rerun on another CPU or by another build moves a quantity, relative to its value:
 /// the largest change measured. The rule counts it in the spread of every summary row that
 /// compares the quantity, as the change of the row's largest compared value.
