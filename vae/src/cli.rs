@@ -49,7 +49,8 @@ pub struct TrainCli {
     pub cpu_kernels: ChooseKernels,
     /// Run every f32 product on the CPU with this GEMM kernel (instruction set, tile and block
     /// depth, e.g. avx2-6x16-kc512), over --cpu-kernels; the values this CPU runs are listed
-    /// when another is given. Another CPU's kernel repeats that CPU's sums (`pin_cpu_gemm`).
+    /// when another is given. The kernel another CPU ran (its run's provenance.json names it)
+    /// repeats that CPU's sums, so its numbers, bit for bit.
     #[arg(long)]
     pub cpu_gemm: Option<String>,
     /// How a GPU chooses between kernels that compute the same thing. `measured`: the first
