@@ -13,6 +13,8 @@
 //! kept, as are those of other builds (whose keys name other candidates, and whose choices this
 //! build may not know); a line that does not parse is ignored with one warning, and the file is
 //! then rewritten without it. Same machine and same choices give the same kernels, so the same bits.
+//! Hence the second way to fill one: [`ChoiceFile::replaying`] another run's choices, as its
+//! provenance lists them, so that a run made on another machine comes back here bit for bit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,12 @@ pub struct ChoiceFile {
     known: fn(&str) -> bool,
     /// Class → choice, for this machine.
     choices: Mutex<BTreeMap<String, String>>,
+    /// Whether the choices were replayed from another run ([`ChoiceFile::replaying`]): then
+    /// nothing is timed.
+    replay: bool,
+    /// Replaying, the classes the replayed run had no usable choice for → the rule's candidate
+    /// taken instead (apart from `choices`, so that nobody mistakes one for the other).
+    not_replayed: Mutex<BTreeMap<String, String>>,
 }
 
 impl ChoiceFile {
@@ -49,7 +57,45 @@ impl ChoiceFile {
     pub fn open(path: Option<PathBuf>, key: String, known: fn(&str) -> bool) -> ChoiceFile {
         let key = format!("{key}; {TIMING_METHOD}");
         let choices = path.as_deref().map(|p| read_choices(p, &key, known)).unwrap_or_default();
-        ChoiceFile { path, key, known, choices: Mutex::new(choices) }
+        ChoiceFile { path, key, known, choices: Mutex::new(choices), replay: false, not_replayed: Mutex::default() }
+    }
+
+    /// Another run's choices (class, choice), answered as they are and never timed, kept
+    /// nowhere: what makes a run come back bit for bit on a machine whose own timings would
+    /// choose otherwise. A class they lack (or whose choice is not among this build's
+    /// candidates) takes the rule's candidate, with one warning. Refuses a choice name the
+    /// caller does not know, or a class given two choices.
+    pub fn replaying(choices: Vec<(String, String)>, known: fn(&str) -> bool) -> Result<ChoiceFile, String> {
+        let mut replayed = BTreeMap::new();
+        for (class, choice) in choices {
+            if !known(&choice) {
+                return Err(format!("{class}: \"{choice}\" is not a choice this build knows"));
+            }
+            if let Some(other) = replayed.insert(class.clone(), choice.clone()).filter(|other| *other != choice) {
+                return Err(format!("{class}: two choices, {other} and {choice}"));
+            }
+        }
+        let key = "replayed".to_string();
+        Ok(ChoiceFile {
+            path: None,
+            key,
+            known,
+            choices: Mutex::new(replayed),
+            replay: true,
+            not_replayed: Mutex::default(),
+        })
+    }
+
+    /// Whether these choices were replayed from another run ([`ChoiceFile::replaying`]).
+    pub fn is_replay(&self) -> bool {
+        self.replay
+    }
+
+    /// Replaying, the classes the replayed run had no usable choice for, with the rule's
+    /// candidate each took instead; in class order.
+    pub fn not_replayed(&self) -> Vec<(String, String)> {
+        let taken = self.not_replayed.lock().unwrap_or_else(|e| e.into_inner());
+        taken.iter().map(|(class, choice)| (class.clone(), choice.clone())).collect()
     }
 
     /// The choice for `class`: the kept one, or the fastest of `candidates` (at least one) as
@@ -82,14 +128,19 @@ impl ChoiceFile {
         time_all: impl FnOnce(&[&str]) -> Result<Vec<Duration>, E>,
     ) -> Result<String, E> {
         if let Some(choice) = self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
-            return Ok(choice.clone());
+            if !self.replay || candidates.contains(&choice.as_str()) {
+                return Ok(choice.clone());
+            }
+        }
+        assert!(!candidates.is_empty(), "a choice for {class} among no candidates");
+        if self.replay {
+            return Ok(self.take_the_rule_for_want_of_a_replayed_choice(class, candidates, incumbent));
         }
         // Timed without the lock: a kernel being timed may itself run on threads that ask for
         // other choices. Two threads meeting a new class at once both time it; the first kept wins.
         // The line says what is being timed before the wait, and what won after it.
         print!("tuning: timing the {what} ({class}), first use on this machine:");
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        assert!(!candidates.is_empty(), "a choice for {class} among no candidates");
         let times = time_all(candidates)?;
         assert_eq!(times.len(), candidates.len(), "a time for each candidate of {class}");
         let mut best: Option<(Duration, &str)> = None;
@@ -118,6 +169,29 @@ impl ChoiceFile {
             }
         }
         Ok(choice)
+    }
+
+    /// Replaying, what a class the replayed run has no usable choice for runs: the rule's
+    /// candidate (the first without one), said once per class, since this run's bits may then
+    /// differ from the replayed run's.
+    fn take_the_rule_for_want_of_a_replayed_choice(
+        &self,
+        class: &str,
+        candidates: &[&str],
+        incumbent: Option<&str>,
+    ) -> String {
+        let rule = incumbent.unwrap_or(candidates[0]).to_string();
+        let mut taken = self.not_replayed.lock().unwrap_or_else(|e| e.into_inner());
+        if !taken.contains_key(class) {
+            let replayed =
+                self.kept(class).map_or_else(String::new, |c| format!(" (its {c} is not one of {candidates:?})"));
+            eprintln!(
+                "warning: the replayed kernel choices have none for {class}{replayed}: the rule's {rule} runs it, \
+                 so this run's numbers may differ from the replayed run's"
+            );
+            taken.insert(class.to_string(), rule.clone());
+        }
+        rule
     }
 
     /// The choice kept for `class`, if any (read or measured).
@@ -409,6 +483,40 @@ mod tests {
         );
         // No rule: the fastest, however small the gap.
         assert_eq!(file.choose_timed_together("k", "c3", &["slow", "fast"], None, times(100, 99)).unwrap(), "fast");
+    }
+
+    #[test]
+    fn replayed_choices_are_answered_as_given_and_never_timed() {
+        let file = ChoiceFile::replaying(vec![("c1".into(), "slow".into())], known).unwrap();
+        let never = |_: &[&str]| -> Result<Vec<Duration>, ()> { panic!("a replayed choice was timed") };
+        // "slow" is neither the fastest nor the rule's: replayed all the same.
+        assert_eq!(file.choose_timed_together("k", "c1", &["slow", "fast"], Some("fast"), never).unwrap(), "slow");
+        assert!(file.is_replay() && file.not_replayed().is_empty());
+    }
+
+    #[test]
+    fn a_class_the_replayed_run_lacks_takes_the_rule_untimed_and_is_listed_apart() {
+        let file = ChoiceFile::replaying(vec![("c1".into(), "slow".into())], known).unwrap();
+        let never = |_: &[&str]| -> Result<Vec<Duration>, ()> { panic!("timed while replaying") };
+        assert_eq!(file.choose_timed_together("k", "c2", &["slow", "fast"], Some("fast"), never).unwrap(), "fast");
+        // A replayed choice that is not among this call's candidates is not run either.
+        assert_eq!(file.choose_timed_together("k", "c1", &["other", "fast"], Some("fast"), never).unwrap(), "fast");
+        assert_eq!(
+            file.not_replayed(),
+            [("c1".to_string(), "fast".to_string()), ("c2".to_string(), "fast".to_string())]
+        );
+        assert_eq!(file.choices(), [("c1".to_string(), "slow".to_string())], "a rule's choice listed as replayed");
+    }
+
+    #[test]
+    fn replaying_refuses_a_choice_this_build_does_not_know_and_a_class_given_two() {
+        let unknown = ChoiceFile::replaying(vec![("c1".into(), "winograd-9x9".into())], known).err().unwrap();
+        assert!(unknown.contains("c1") && unknown.contains("winograd-9x9"), "{unknown}");
+        let twice = vec![("c1".into(), "slow".into()), ("c1".into(), "fast".into())];
+        let two = ChoiceFile::replaying(twice, known).err().unwrap();
+        assert!(two.contains("slow") && two.contains("fast"), "{two}");
+        let same_twice = vec![("c1".into(), "slow".into()), ("c1".into(), "slow".into())];
+        assert!(ChoiceFile::replaying(same_twice, known).is_ok(), "one choice given twice is one choice");
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub struct TrainCli {
     /// repeats that CPU's sums, so its numbers, bit for bit.
     #[arg(long)]
     pub cpu_gemm: Option<String>,
+    /// Replay the CPU kernels the run in this folder chose (its provenance.json): its f32 GEMM
+    /// kernel, each convolution's cut and way, and its thread count unless --threads names
+    /// another; nothing timed, over --cpu-kernels. A run made on another CPU then comes back
+    /// here bit for bit, whether its choices were measured there or pinned.
+    #[arg(long, value_name = "RUN", conflicts_with = "cpu_gemm")]
+    pub cpu_kernels_from: Option<PathBuf>,
     /// How a GPU chooses between kernels that compute the same thing. `measured`: the first
     /// time this adapter and driver need a choice for a shape class, the candidates are timed
     /// (each GEMM's tile, whether to split a long K, how many slices a convolution's weight
@@ -96,6 +102,38 @@ pub fn pin_cpu_gemm(name: Option<&str>) -> crate::error::Result<()> {
             .map_err(|e| crate::error::Error::Config(format!("--cpu-gemm: {e}")))?;
     }
     Ok(())
+}
+
+/// Replays the CPU kernel choices of the run in `run` (`train --cpu-kernels-from`), before
+/// any work: pins its GEMM kernel, installs its convolution choices, and returns the thread
+/// count to run on (`threads`, unless 0, else the run's: images go side by side by the thread
+/// count, so its bits need as many). Refuses, naming the flag and the file, a run whose
+/// choices this build or CPU cannot replay.
+pub fn replay_cpu_kernels(run: &std::path::Path, threads: usize) -> crate::error::Result<usize> {
+    let choices = crate::provenance::cpu_kernel_choices_of(run)?;
+    let (gemm, classes) = (choices.gemm_kernel.clone(), choices.convolutions.len());
+    tensor::cpu::tuning::replay(&choices.gemm_kernel, choices.convolutions).map_err(|e| {
+        crate::error::Error::Config(format!(
+            "--cpu-kernels-from {}: {e}",
+            run.join(crate::provenance::PROVENANCE_FILE).display()
+        ))
+    })?;
+    println!(
+        "kernels: replaying {}'s choices (made on {} with {} threads): GEMM {gemm}, {classes} convolution choice(s)",
+        run.display(),
+        choices.cpu,
+        choices.threads
+    );
+    if threads != 0 && threads != choices.threads {
+        eprintln!(
+            "warning: --threads {threads} where {} ran on {}: convolutions put images side by side by the thread \
+             count, so convolutional models' numbers will differ from that run's",
+            run.display(),
+            choices.threads
+        );
+        return Ok(threads);
+    }
+    Ok(choices.threads)
 }
 
 /// Where `--cpu-kernels measured` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside

@@ -139,13 +139,19 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     if let tensor::Device::Cpu = device {
         let (kernel, how) = tensor::cpu::gemm::f32_kernel_in_use();
         let mut lines = vec![format!("f32 GEMM kernel: {kernel} ({})", how.name())];
-        let convolutions: Vec<String> = tensor::cpu::tuning::choices()
+        let how = if tensor::cpu::tuning::is_replay() { "replayed" } else { "measured" };
+        let mut convolutions: Vec<String> = tensor::cpu::tuning::choices()
             .into_iter()
             .filter(|(class, _)| class != tensor::cpu::tuning::GEMM_KERNEL_CLASS)
-            .map(|(class, cut)| format!("{class}: {cut} (measured)"))
+            .map(|(class, cut)| format!("{class}: {cut} ({how})"))
             .collect();
+        convolutions.extend(
+            tensor::cpu::tuning::not_replayed()
+                .into_iter()
+                .map(|(class, cut)| format!("{class}: {cut} (rule: {NOT_REPLAYED})")),
+        );
         if convolutions.is_empty() {
-            lines.push("convolution images per GEMM: size rule".to_string());
+            lines.push(CONVOLUTIONS_BY_RULE.to_string());
         }
         lines.extend(convolutions);
         return lines;
@@ -168,6 +174,76 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
         None => lines.push("convolution rung: implicit_gemm".to_string()),
     }
     lines
+}
+
+/// The line of a CPU run whose convolutions ran by the size rules (nothing measured).
+const CONVOLUTIONS_BY_RULE: &str = "convolution images per GEMM: size rule";
+/// Why a replaying run's convolution class ran by the rule.
+const NOT_REPLAYED: &str = "not among the replayed choices";
+
+/// The CPU kernels a run chose, as [`cpu_kernel_choices_of`] reads them back from its
+/// provenance.json to replay them (`train --cpu-kernels-from`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuKernelChoices {
+    /// The f32 GEMM kernel (`avx2-6x16-kc512`).
+    pub gemm_kernel: String,
+    /// Each convolution class with its cut or way (`("conv2d_backward_weight F32 64→128 … b64
+    /// on avx2-6x16-kc512", "per-image")`); empty for a run by the size rules.
+    pub convolutions: Vec<(String, String)>,
+    /// CPU threads: a convolution puts images side by side by the thread count, so the bits
+    /// come back only with as many.
+    pub threads: usize,
+    /// The CPU it ran on.
+    pub cpu: String,
+}
+
+/// The CPU kernel choices the run in `dir` made, from the lines [`kernel_choices`] wrote for
+/// each of its invocations. Refused, naming the file, for a run without provenance, one
+/// trained (in part) on a GPU or on the reference device, one from before the choices were
+/// recorded, or one whose invocations ran different GEMM kernels or thread counts: its bits
+/// cannot come back from one set of choices. Invocations' convolution choices are pooled (a
+/// class chosen two ways is refused when replayed).
+pub fn cpu_kernel_choices_of(dir: &Path) -> Result<CpuKernelChoices> {
+    let path = dir.join(PROVENANCE_FILE);
+    let refuse = |why: String| Error::Config(format!("{}: {why}", path.display()));
+    let provenance = read_provenance(dir)?.ok_or_else(|| refuse("no such file: not a run folder".into()))?;
+    let mut found: Option<CpuKernelChoices> = None;
+    for (n, invocation) in provenance.invocations.iter().enumerate() {
+        let which = format!("invocation {} (from epoch {})", n + 1, invocation.first_epoch);
+        if !invocation.device.starts_with("cpu") {
+            return Err(refuse(format!("{which} ran on {}, not on the CPU", invocation.device)));
+        }
+        let mut gemm_kernel = None;
+        let mut convolutions = Vec::new();
+        for line in &invocation.kernel_choices {
+            if let Some(rest) = line.strip_prefix("f32 GEMM kernel: ") {
+                gemm_kernel = Some(rest.split(" (").next().unwrap_or(rest).to_string());
+            } else if line != CONVOLUTIONS_BY_RULE {
+                // `CLASS: CHOICE (HOW)`; a class has no " (" or ": " of its own, HOW may.
+                let parsed = line.split_once(" (").and_then(|(choice, _how)| choice.rsplit_once(": "));
+                let (class, choice) = parsed.ok_or_else(|| refuse(format!("{which}: unreadable choice {line:?}")))?;
+                convolutions.push((class.to_string(), choice.to_string()));
+            }
+        }
+        let gemm_kernel = gemm_kernel.ok_or_else(|| {
+            refuse(format!("{which} records no GEMM kernel (a run from before choices were recorded)"))
+        })?;
+        match &mut found {
+            None => {
+                let cpu = invocation.cpu.clone();
+                found = Some(CpuKernelChoices { gemm_kernel, convolutions, threads: invocation.threads, cpu });
+            }
+            Some(first) if first.gemm_kernel != gemm_kernel || first.threads != invocation.threads => {
+                return Err(refuse(format!(
+                    "{which} ran {gemm_kernel} on {} threads where the first ran {} on {}: one run, two ways \
+                     of summing, which no one replay repeats",
+                    invocation.threads, first.gemm_kernel, first.threads
+                )));
+            }
+            Some(first) => first.convolutions.extend(convolutions),
+        }
+    }
+    found.ok_or_else(|| refuse("no invocation recorded".into()))
 }
 
 /// The CPU's name as provenance.json and the kernel-choice cache give it (defined with the
@@ -255,6 +331,71 @@ mod tests {
         let back: Invocation =
             serde_json::from_str(&serde_json::to_string(&dirty).expect("serialises")).expect("parses");
         assert_eq!(back.changes, dirty.changes);
+    }
+
+    /// A run folder whose provenance holds `invocations`.
+    fn run_with(invocations: Vec<Invocation>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, i) in invocations.into_iter().enumerate() {
+            record_invocation(dir.path(), 10, 10, i, n > 0).unwrap();
+        }
+        dir
+    }
+
+    fn on_cpu(first_epoch: usize, threads: usize, choices: &[&str]) -> Invocation {
+        let kernel_choices = choices.iter().map(|c| c.to_string()).collect();
+        Invocation { threads, kernel_choices, ..invocation(first_epoch) }
+    }
+
+    const CUT_A: &str = "conv2d_backward_weight F32 32→64 k3×3 s2×2 p1×1 d1×1 16×16 b64 on avx2-6x16-kc512";
+    const CUT_B: &str = "conv2d_forward F32 64→64 k3×3 s1×1 p1×1 d1×1 8×8 b64 on avx2-6x16-kc512";
+
+    #[test]
+    fn a_runs_cpu_kernel_choices_are_read_back_from_every_invocation() {
+        let run = run_with(vec![
+            on_cpu(1, 2, &["f32 GEMM kernel: avx2-6x16-kc512 (measured)", &format!("{CUT_A}: per-image (measured)")]),
+            on_cpu(4, 2, &["f32 GEMM kernel: avx2-6x16-kc512 (replayed)", &format!("{CUT_B}: winograd (replayed)")]),
+            on_cpu(6, 2, &["f32 GEMM kernel: avx2-6x16-kc512 (pinned)", CONVOLUTIONS_BY_RULE]),
+        ]);
+        let choices = cpu_kernel_choices_of(run.path()).unwrap();
+        assert_eq!(choices.gemm_kernel, "avx2-6x16-kc512");
+        assert_eq!(choices.threads, 2);
+        let expected = [(CUT_A, "per-image"), (CUT_B, "winograd")].map(|(c, k)| (c.to_string(), k.to_string()));
+        assert_eq!(choices.convolutions, expected);
+    }
+
+    #[test]
+    fn a_class_a_replay_ran_by_the_rule_is_read_back_as_the_rules_choice() {
+        let line = format!("{CUT_A}: side-by-side (rule: {NOT_REPLAYED})");
+        let run = run_with(vec![on_cpu(1, 2, &["f32 GEMM kernel: avx2-6x16-kc512 (replayed)", &line])]);
+        let choices = cpu_kernel_choices_of(run.path()).unwrap();
+        assert_eq!(choices.convolutions, [(CUT_A.to_string(), "side-by-side".to_string())]);
+    }
+
+    #[test]
+    fn a_run_whose_invocations_summed_two_ways_is_refused_with_its_file_and_both_ways() {
+        let gemm = |k: &str| format!("f32 GEMM kernel: {k} (measured)");
+        let run = run_with(vec![on_cpu(1, 2, &[&gemm("avx2-6x16-kc512")]), on_cpu(3, 2, &[&gemm("portable-4x8")])]);
+        let err = cpu_kernel_choices_of(run.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(PROVENANCE_FILE) && err.contains("avx2-6x16-kc512") && err.contains("portable-4x8"),
+            "{err}"
+        );
+        let run = run_with(vec![on_cpu(1, 2, &[&gemm("avx2-6x16-kc512")]), on_cpu(3, 4, &[&gemm("avx2-6x16-kc512")])]);
+        let err = cpu_kernel_choices_of(run.path()).unwrap_err().to_string();
+        assert!(err.contains("4 threads") && err.contains("on 2"), "{err}");
+    }
+
+    #[test]
+    fn a_gpu_run_an_unrecorded_one_and_a_folder_without_provenance_have_no_cpu_choices_to_replay() {
+        let gpu = Invocation { device: "gpu: NVIDIA H100".into(), ..on_cpu(1, 2, &["gemm tile: size rule"]) };
+        let err = cpu_kernel_choices_of(run_with(vec![gpu]).path()).unwrap_err().to_string();
+        assert!(err.contains("gpu: NVIDIA H100") && err.contains("not on the CPU"), "{err}");
+        let err = cpu_kernel_choices_of(run_with(vec![on_cpu(1, 2, &[])]).path()).unwrap_err().to_string();
+        assert!(err.contains("records no GEMM kernel"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = cpu_kernel_choices_of(empty.path()).unwrap_err().to_string();
+        assert!(err.contains(PROVENANCE_FILE) && err.contains("not a run folder"), "{err}");
     }
 
     #[test]

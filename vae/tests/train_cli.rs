@@ -242,6 +242,84 @@ fn a_gemm_kernel_this_cpu_does_not_have_is_refused_by_flag_before_any_work() {
     assert!(!d.exists(), "a run folder was made for a refused kernel");
 }
 
+/// One epoch of the `conv` preset on 300 dSprites images at 32×32 on the CPU in `dir`, its
+/// kernels measured (the default, which `common::command` turns off) with the cache beside
+/// `cache`; the run's stdout and its metrics.csv without the seconds column.
+fn conv_cpu_run(dir: &Path, cache: &Path, extra: &[&str]) -> (String, Vec<Vec<String>>) {
+    let mut cmd = train();
+    cmd.env_remove("VAE_CPU_KERNELS").env("VAE_KERNEL_CACHE", cache);
+    let args = ["--arch", "conv", "--max-images", "300", "--image-size", "32", "--batch-size", "32", "--z-dim", "4"];
+    let out = cmd.args(args).args(["--epochs", "1", "--device", "cpu", "--threads", "2"]).args(extra);
+    let out = out.arg("--run-dir").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let without_seconds =
+        |line: &str| line.split(',').enumerate().filter(|(i, _)| *i != 2).map(|(_, v)| v.to_string()).collect();
+    (String::from_utf8_lossy(&out.stdout).to_string(), csv.lines().skip(1).map(without_seconds).collect())
+}
+
+/// The convolution choices (`CLASS: CUT`) a run's provenance lists, each with how it was made.
+fn convolution_choices(run: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(run.join("provenance.json")).unwrap();
+    let p: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let lines = p["invocations"][0]["kernel_choices"].as_array().unwrap();
+    lines
+        .iter()
+        .filter_map(|l| l.as_str()?.strip_suffix(')')?.split_once(" ("))
+        .filter(|(choice, _)| choice.starts_with("conv2d"))
+        .map(|(choice, how)| (choice.to_string(), how.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_run_replaying_another_runs_kernel_choices_repeats_its_numbers_bit_for_bit_and_times_nothing() {
+    let scratch = common::scratch("cpu-kernels-from");
+    let here = scratch.path().join("here").join("kernel-choices.tsv");
+    conv_cpu_run(&scratch.path().join("measured"), &here, &[]);
+    // "Another machine": every cut this one measured, turned to another, in its cache.
+    let cache = here.with_file_name("cpu-kernel-choices.tsv");
+    let flipped: String = std::fs::read_to_string(&cache)
+        .unwrap()
+        .lines()
+        .map(|line| match line.rsplit_once('\t') {
+            Some((rest, "per-image")) => format!("{rest}\tside-by-side\n"),
+            Some((rest, "side-by-side" | "side-by-side-dw-rows")) => format!("{rest}\tper-image\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&cache, flipped).unwrap();
+    let other = scratch.path().join("other");
+    let (stdout, theirs) = conv_cpu_run(&other, &here, &[]);
+    assert!(!stdout.contains("tuning:"), "the flipped cache was measured again: {stdout}");
+    let (_, by_rule) = conv_cpu_run(&scratch.path().join("rule"), &here, &["--cpu-kernels", "rule"]);
+    assert_ne!(by_rule, theirs, "the other choices give the rule's bits: this test could not fail");
+
+    // Replayed with an empty cache of its own: their choices, nothing timed, their numbers.
+    let fresh = scratch.path().join("fresh").join("kernel-choices.tsv");
+    let replay = scratch.path().join("replay");
+    let (stdout, ours) = conv_cpu_run(&replay, &fresh, &["--cpu-kernels-from", other.to_str().unwrap()]);
+    assert!(!stdout.contains("tuning:") && stdout.contains("kernels: replaying"), "{stdout}");
+    assert_eq!(ours, theirs);
+    let mine: Vec<_> =
+        convolution_choices(&replay).into_iter().map(|(choice, how)| (choice, how == "replayed")).collect();
+    let expected: Vec<_> = convolution_choices(&other).into_iter().map(|(choice, _)| (choice, true)).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(mine, expected, "provenance names each replayed choice as replayed");
+    assert!(!fresh.with_file_name("cpu-kernel-choices.tsv").exists(), "a replay wrote a kernel cache");
+}
+
+#[test]
+fn replaying_a_folder_that_is_no_run_is_refused_naming_the_flag_and_file_before_any_work() {
+    let (scratch, d) = common::run_dir("cpu-kernels-from-nothing");
+    let empty = scratch.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = train().args(small_args(&d)).args(["--cpu-kernels-from", empty.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("provenance.json") && stderr.contains("not a run folder"), "{stderr}");
+    assert!(!d.exists(), "a run folder was made for a refused replay");
+}
+
 /// `train` on the GPU with its kernels measured (the default, which `common::command` turns
 /// off), keeping its choices in `cache`: one epoch of [`small_args`] in `scratch/name`, with the
 /// process's output and the run's provenance.json.

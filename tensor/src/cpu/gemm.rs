@@ -565,6 +565,8 @@ pub enum KernelChoice {
     Pinned,
     /// Timed against the others on this machine (`cpu::tuning`).
     Measured,
+    /// The kernel another run ran, replayed with its other choices (`cpu::tuning::replay`).
+    Replayed,
 }
 
 impl KernelChoice {
@@ -574,6 +576,7 @@ impl KernelChoice {
             KernelChoice::Rule => "rule",
             KernelChoice::Pinned => "pinned",
             KernelChoice::Measured => "measured",
+            KernelChoice::Replayed => "replayed",
         }
     }
 }

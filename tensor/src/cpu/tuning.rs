@@ -29,7 +29,8 @@
 //!   23.2–23.7 ms against 28.0–28.9) and the tuner keeps it there. Timed as the cuts are, at
 //!   every stride-1 geometry.
 //!
-//! Without tuning, the rules decide, as they always did.
+//! Without tuning, the rules decide, as they always did. A third way: [`replay`] another
+//! run's choices, as its provenance lists them, so that its bits come back on another CPU.
 //!
 //! - Cache: [`descriptors::choices::ChoiceFile`], keyed by [`machine_key`] (the CPU model, the
 //!   GEMM kernels it runs, the cuts and ways, and the thread count), so another CPU, another build's candidates
@@ -70,6 +71,29 @@ pub fn enable_tuning(cache: Option<PathBuf>) -> bool {
         tuner
     });
     fresh
+}
+
+/// Replays another run's choices instead of measuring (`train --cpu-kernels-from`): every f32
+/// product on `gemm_kernel`, and each convolution class on its cut or way in `convolutions`
+/// (class, choice), nothing timed; a class they lack runs by the rule (see
+/// [`ChoiceFile::replaying`]). The same choices and thread count on another CPU give that run's
+/// bits. Call it before the work, instead of [`enable_tuning`]; refused, naming what, for a
+/// kernel or cut this build or CPU lacks, or once tuning is on.
+pub fn replay(gemm_kernel: &str, convolutions: Vec<(String, String)>) -> Result<(), String> {
+    let replayed = ChoiceFile::replaying(convolutions, is_choice_name)?;
+    gemm::choose_f32_kernel(gemm_kernel, KernelChoice::Replayed)?;
+    TUNER.set(replayed).map_err(|_| "the kernel choices are already made for this process".to_string())
+}
+
+/// Whether the choices are another run's, replayed ([`replay`]), rather than measured here.
+pub fn is_replay() -> bool {
+    TUNER.get().is_some_and(ChoiceFile::is_replay)
+}
+
+/// Replaying, the convolution classes the replayed run had no choice for, with the rule's
+/// choice each ran instead; empty otherwise.
+pub fn not_replayed() -> Vec<(String, String)> {
+    TUNER.get().map(ChoiceFile::not_replayed).unwrap_or_default()
 }
 
 /// The cache's class for the f32 GEMM kernel: one kernel runs every f32 product of a process.

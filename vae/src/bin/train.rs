@@ -37,11 +37,20 @@ fn main() {
     }
 }
 
-fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
+fn run(mut cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
     // A GEMM kernel this CPU cannot run is refused before the data is read.
     vae::cli::pin_cpu_gemm(cli.cpu_gemm.as_deref())?;
+    if let Some(run) = &cli.cpu_kernels_from {
+        cli.compute.threads = vae::cli::replay_cpu_kernels(run, cli.compute.threads)?;
+    }
     let (config, dir) = configure(&cli, matches)?;
     let device = cli.compute.open()?;
+    if cli.cpu_kernels_from.is_some() && !matches!(device, tensor::Device::Cpu) {
+        eprintln!(
+            "warning: --cpu-kernels-from replays CPU kernels; this run is on {}, where it changes nothing",
+            device.name()
+        );
+    }
     if let tensor::Device::Cpu = &device {
         choose_cpu_kernels(&cli);
     }
@@ -87,8 +96,12 @@ fn run(cli: TrainCli, matches: &ArgMatches) -> Result<Finished> {
 }
 
 /// Turns the CPU tuner on unless `--cpu-kernels rule` (it then times the GEMM kernels at once,
-/// unless `--cpu-gemm` pinned one), and says in one line how the kernels are chosen.
+/// unless `--cpu-gemm` pinned one) or another run's choices are replayed, and says in one
+/// line how the kernels are chosen.
 fn choose_cpu_kernels(cli: &TrainCli) {
+    if tensor::cpu::tuning::is_replay() {
+        return; // `replay_cpu_kernels` said what runs.
+    }
     let convolutions = if cli.cpu_kernels == ChooseKernels::Measured {
         let cache = vae::cli::cpu_kernel_cache_path();
         tensor::cpu::tuning::enable_tuning(cache.clone());
