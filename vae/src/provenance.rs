@@ -226,7 +226,11 @@ pub fn cpu_kernel_choices_of(dir: &Path) -> Result<CpuKernelChoices> {
             }
         }
         let gemm_kernel = gemm_kernel.ok_or_else(|| {
-            refuse(format!("{which} records no GEMM kernel (a run from before choices were recorded)"))
+            refuse(format!(
+                "{which} records no GEMM kernel (a run from before choices were recorded, on {:?}; where its \
+                 convolutions ran by the size rules, --cpu-gemm with --cpu-kernels rule repeats it)",
+                invocation.cpu_kernel
+            ))
         })?;
         match &mut found {
             None => {

@@ -1136,8 +1136,9 @@ fn every_run_of_the_10000_sample_table_is_in_its_committed_artefacts() {
         .expect("the study's artefacts")
         .filter_map(Result::ok)
         .filter(|entry| entry.path().join("eval-samples-10000").is_dir())
-        // Runs trained again to measure a rerun's change have their own table.
+        // Runs trained again (to measure a rerun's change, or to repeat one) have their own table.
         .filter(|entry| !RERUNS.iter().any(|(_, _, rerun, _)| entry.file_name().to_str() == Some(*rerun)))
+        .filter(|entry| !REPLAYS.iter().any(|(_, _, again, _)| entry.file_name().to_str() == Some(*again)))
         .count();
     assert_eq!(rows.len(), runs, "a row for every run scored with 10,000 samples");
     for row in rows {
@@ -1384,30 +1385,67 @@ fn csv_without_seconds(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The Zen 3's dense VAE and its judge, trained and scored again on the Zen 5 under the Zen 3's
-/// GEMM kernel (`--cpu-gemm avx2-6x16-kc512`): what a CPU changes is the kernel's summation
-/// order, and nothing else.
+/// Runs trained again under the kernels their provenance records, on another CPU or by another
+/// build: (study, run, again, what differs). `--cpu-gemm` with `--cpu-kernels rule` for a run
+/// whose convolutions ran by the size rules, `--cpu-kernels-from` for one whose cuts were
+/// measured (§4, "The same runs again").
+const REPLAYS: [(&str, &str, &str, &str); 4] = [
+    (MESSAOUDI_MSE_ARTEFACTS, "dense-z16-s0", "dense-z16-s0-zen3-kernel", "another CPU"),
+    (MESSAOUDI_MSE_ARTEFACTS, "basic-z16-s0", "basic-z16-s0-zen3-kernel", "another CPU"),
+    (JENA_CENTRED_ARTEFACTS, "bn-s0", "bn-s0-replayed", "another CPU"),
+    (MESSAOUDI_BUDGET_ARTEFACTS, "basic-z16-e50-s0", "basic-z16-e50-s0-replayed", "another build"),
+];
+
+/// What a CPU or a build changes is the order of the sums (the GEMM kernel's block depth and the
+/// convolutions' cuts), and nothing else: under the kernels a run records, every number of it
+/// comes back, its scores included.
 #[test]
-fn a_run_made_on_another_cpu_comes_back_bit_for_bit_under_that_cpus_gemm_kernel() {
-    let study = repository().join(MESSAOUDI_MSE_ARTEFACTS);
-    let (first, again) = (study.join("dense-z16-s0"), study.join("dense-z16-s0-zen3-kernel"));
-    let machine = |run: &Path| {
-        let invocation = &run_json(run, "provenance.json")["invocations"][0];
-        let text = |key: &str| invocation[key].as_str().unwrap_or_default().to_string();
-        (text("cpu"), text("cpu_kernel"))
-    };
-    let ((first_cpu, _), (again_cpu, again_kernel)) = (machine(&first), machine(&again));
-    assert!(
-        first_cpu.contains("family 25, model 1") && again_cpu.contains("family 26, model 2"),
-        "{first_cpu}, {again_cpu}"
-    );
-    assert_eq!(again_kernel, "avx2-6x16-kc512");
-    assert_eq!(csv_without_seconds(&first.join("metrics.csv")), csv_without_seconds(&again.join("metrics.csv")));
-    let scores = |run: &Path| {
-        json_without(&run_json(&run.join("eval"), "metrics.json"), &["seconds", "classifier", "cpu_gemm_kernel"])
-    };
-    assert_eq!(scores(&first), scores(&again), "the same model scored by the same judge");
-    let judge = study.join("judge");
+fn a_run_trained_again_under_the_kernels_it_records_repeats_every_number_on_another_cpu_or_build() {
+    for (study, first, again, differs) in REPLAYS {
+        let (first, again) = (repository().join(study).join(first), repository().join(study).join(again));
+        let invocation = |run: &Path| run_json(run, "provenance.json")["invocations"][0].clone();
+        let (theirs, ours) = (invocation(&first), invocation(&again));
+        let field =
+            |invocation: &serde_json::Value, key: &str| invocation[key].as_str().unwrap_or_default().to_string();
+        let changed = if differs == "another CPU" { "cpu" } else { "commit" };
+        assert_ne!(field(&theirs, changed), field(&ours, changed), "{}: {differs}", again.display());
+        let choices = ours["kernel_choices"].as_array().cloned().unwrap_or_default();
+        let replayed = choices.iter().filter_map(|c| c.as_str()).filter(|c| c.ends_with("(replayed)")).count();
+        let measured = choices.iter().filter_map(|c| c.as_str()).filter(|c| c.ends_with("(measured)")).count();
+        assert_eq!(measured, 0, "{}: a choice measured anew: {choices:?}", again.display());
+        if replayed == 0 {
+            // Pinned, where the first run's convolutions ran by the size rules, as these do.
+            let by_rule = |invocation: &serde_json::Value| {
+                invocation["kernel_choices"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == "convolution images per GEMM: size rule"))
+            };
+            assert!(by_rule(&theirs) && by_rule(&ours), "{}: {choices:?}", again.display());
+            assert!(field(&ours, "cpu_kernel") == "avx2-6x16-kc512", "{}", again.display());
+        }
+        assert_eq!(csv_without_seconds(&first.join("metrics.csv")), csv_without_seconds(&again.join("metrics.csv")));
+        for scores in ["eval", "eval-samples-10000"] {
+            let (theirs, ours) = (first.join(scores), again.join(scores));
+            assert_eq!(theirs.is_dir(), ours.is_dir(), "{}: scored unlike its run", ours.display());
+            if theirs.is_dir() {
+                let except = ["seconds", "classifier", "cpu_gemm_kernel"];
+                let values = |run: &Path| json_without(&run_json(run, "metrics.json"), &except);
+                assert_eq!(
+                    values(&theirs),
+                    values(&ours),
+                    "{}: the same model scored by the same judge",
+                    ours.display()
+                );
+            }
+        }
+    }
+}
+
+/// The Zen 3's judge, trained again on the Zen 5 under the Zen 3's GEMM kernel: the same
+/// classifier, epoch by epoch.
+#[test]
+fn a_judge_trained_again_on_another_cpu_under_that_cpus_gemm_kernel_is_the_same_classifier() {
+    let judge = repository().join(MESSAOUDI_MSE_ARTEFACTS).join("judge");
     assert_eq!(
         csv_without_seconds(&judge.join("fashion32-judge-unseen.csv")),
         csv_without_seconds(&judge.join("fashion32-judge-unseen-avx2-kc512.csv"))
