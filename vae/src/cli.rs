@@ -110,7 +110,8 @@ pub fn pin_cpu_gemm(name: Option<&str>) -> crate::error::Result<()> {
 /// count, so its bits need as many). Refuses, naming the flag and the file, a run whose
 /// choices this build or CPU cannot replay.
 pub fn replay_cpu_kernels(run: &std::path::Path, threads: usize) -> crate::error::Result<usize> {
-    let choices = crate::provenance::cpu_kernel_choices_of(run)?;
+    let choices = crate::provenance::cpu_kernel_choices_of(run)
+        .map_err(|e| crate::error::Error::Config(format!("--cpu-kernels-from: {e}")))?;
     let (gemm, classes) = (choices.gemm_kernel.clone(), choices.convolutions.len());
     tensor::cpu::tuning::replay(&choices.gemm_kernel, choices.convolutions).map_err(|e| {
         crate::error::Error::Config(format!(

@@ -138,7 +138,7 @@ pub fn record_kernel_choices(dir: &Path, choices: Vec<String>) -> Result<()> {
 pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     if let tensor::Device::Cpu = device {
         let (kernel, how) = tensor::cpu::gemm::f32_kernel_in_use();
-        let mut lines = vec![format!("f32 GEMM kernel: {kernel} ({})", how.name())];
+        let mut lines = vec![format!("{GEMM_KERNEL_LINE}{kernel} ({})", how.name())];
         let how = if tensor::cpu::tuning::is_replay() { "replayed" } else { "measured" };
         let mut convolutions: Vec<String> = tensor::cpu::tuning::choices()
             .into_iter()
@@ -176,6 +176,8 @@ pub fn kernel_choices(device: &tensor::Device) -> Vec<String> {
     lines
 }
 
+/// How a CPU run's line naming its GEMM kernel starts.
+const GEMM_KERNEL_LINE: &str = "f32 GEMM kernel: ";
 /// The line of a CPU run whose convolutions ran by the size rules (nothing measured).
 const CONVOLUTIONS_BY_RULE: &str = "convolution images per GEMM: size rule";
 /// Why a replaying run's convolution class ran by the rule.
@@ -216,7 +218,7 @@ pub fn cpu_kernel_choices_of(dir: &Path) -> Result<CpuKernelChoices> {
         let mut gemm_kernel = None;
         let mut convolutions = Vec::new();
         for line in &invocation.kernel_choices {
-            if let Some(rest) = line.strip_prefix("f32 GEMM kernel: ") {
+            if let Some(rest) = line.strip_prefix(GEMM_KERNEL_LINE) {
                 gemm_kernel = Some(rest.split(" (").next().unwrap_or(rest).to_string());
             } else if line != CONVOLUTIONS_BY_RULE {
                 // `CLASS: CHOICE (HOW)`; a class has no " (" or ": " of its own, HOW may.

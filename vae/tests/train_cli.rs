@@ -316,7 +316,8 @@ fn replaying_a_folder_that_is_no_run_is_refused_naming_the_flag_and_file_before_
     let out = train().args(small_args(&d)).args(["--cpu-kernels-from", empty.to_str().unwrap()]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("provenance.json") && stderr.contains("not a run folder"), "{stderr}");
+    assert!(stderr.contains("--cpu-kernels-from") && stderr.contains("provenance.json"), "{stderr}");
+    assert!(stderr.contains("not a run folder"), "{stderr}");
     assert!(!d.exists(), "a run folder was made for a refused replay");
 }
 
