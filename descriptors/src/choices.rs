@@ -16,7 +16,7 @@
 //! Hence the second way to fill one: [`ChoiceFile::replaying`] another run's choices, as its
 //! provenance lists them, so that a run made on another machine comes back here bit for bit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -43,6 +43,9 @@ pub struct ChoiceFile {
     known: fn(&str) -> bool,
     /// Class → choice, for this machine.
     choices: Mutex<BTreeMap<String, String>>,
+    /// The classes this process asked for: a run's provenance names the choices it ran, not
+    /// every one its machine's file holds.
+    asked: Mutex<BTreeSet<String>>,
     /// Whether the choices were replayed from another run ([`ChoiceFile::replaying`]): then
     /// nothing is timed.
     replay: bool,
@@ -57,7 +60,8 @@ impl ChoiceFile {
     pub fn open(path: Option<PathBuf>, key: String, known: fn(&str) -> bool) -> ChoiceFile {
         let key = format!("{key}; {TIMING_METHOD}");
         let choices = path.as_deref().map(|p| read_choices(p, &key, known)).unwrap_or_default();
-        ChoiceFile { path, key, known, choices: Mutex::new(choices), replay: false, not_replayed: Mutex::default() }
+        let (asked, not_replayed) = (Mutex::default(), Mutex::default());
+        ChoiceFile { path, key, known, choices: Mutex::new(choices), asked, replay: false, not_replayed }
     }
 
     /// Another run's choices (class, choice), answered as they are and never timed, kept
@@ -81,6 +85,7 @@ impl ChoiceFile {
             key,
             known,
             choices: Mutex::new(replayed),
+            asked: Mutex::default(),
             replay: true,
             not_replayed: Mutex::default(),
         })
@@ -127,6 +132,7 @@ impl ChoiceFile {
         incumbent: Option<&str>,
         time_all: impl FnOnce(&[&str]) -> Result<Vec<Duration>, E>,
     ) -> Result<String, E> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).insert(class.to_string());
         if let Some(choice) = self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
             if !self.replay || candidates.contains(&choice.as_str()) {
                 return Ok(choice.clone());
@@ -181,10 +187,11 @@ impl ChoiceFile {
         incumbent: Option<&str>,
     ) -> String {
         let rule = incumbent.unwrap_or(candidates[0]).to_string();
+        // Read before `not_replayed` is locked: [`ChoiceFile::choices`] takes the locks the other way round.
+        let replayed =
+            self.kept(class).map_or_else(String::new, |c| format!(" (its {c} is not one of {candidates:?})"));
         let mut taken = self.not_replayed.lock().unwrap_or_else(|e| e.into_inner());
         if !taken.contains_key(class) {
-            let replayed =
-                self.kept(class).map_or_else(String::new, |c| format!(" (its {c} is not one of {candidates:?})"));
             eprintln!(
                 "warning: the replayed kernel choices have none for {class}{replayed}: the rule's {rule} runs it, \
                  so this run's numbers may differ from the replayed run's"
@@ -194,15 +201,21 @@ impl ChoiceFile {
         rule
     }
 
-    /// The choice kept for `class`, if any (read or measured).
+    /// The choice kept for `class`, if any (read or measured); asking counts as this process
+    /// using it ([`ChoiceFile::choices`]).
     pub fn kept(&self, class: &str) -> Option<String> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).insert(class.to_string());
         self.choices.lock().unwrap_or_else(|e| e.into_inner()).get(class).cloned()
     }
 
-    /// The choices made or read so far: (class, choice), in class order.
+    /// The choices this process asked for and ran (read, measured or replayed; not a replay's
+    /// rule for want of one, [`ChoiceFile::not_replayed`]): (class, choice), in class order.
     pub fn choices(&self) -> Vec<(String, String)> {
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        let taken_by_rule = self.not_replayed.lock().unwrap_or_else(|e| e.into_inner());
         let choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
-        choices.iter().map(|(class, choice)| (class.clone(), choice.clone())).collect()
+        let ran = |class: &String| asked.contains(class) && !taken_by_rule.contains_key(class);
+        choices.iter().filter(|(class, _)| ran(class)).map(|(c, k)| (c.clone(), k.clone())).collect()
     }
 }
 
@@ -486,6 +499,18 @@ mod tests {
     }
 
     #[test]
+    fn a_process_lists_only_the_choices_it_asked_for_not_every_one_its_file_holds() {
+        let (_dir, path) = scratch();
+        let a = "machine A; timed taking turns";
+        std::fs::write(&path, format!("{a}\tc1\tfast\n{a}\tc2\tslow\n")).unwrap();
+        let file = ChoiceFile::open(Some(path), "machine A".into(), known);
+        assert!(file.choices().is_empty(), "nothing asked yet");
+        let never = |_: &str| -> Result<Duration, ()> { panic!("a kept choice was timed") };
+        assert_eq!(file.choose("k", "c2", &["slow", "fast"], never).unwrap(), "slow");
+        assert_eq!(file.choices(), [("c2".to_string(), "slow".to_string())], "c1 is in the file, not in this run");
+    }
+
+    #[test]
     fn replayed_choices_are_answered_as_given_and_never_timed() {
         let file = ChoiceFile::replaying(vec![("c1".into(), "slow".into())], known).unwrap();
         let never = |_: &[&str]| -> Result<Vec<Duration>, ()> { panic!("a replayed choice was timed") };
@@ -505,7 +530,7 @@ mod tests {
             file.not_replayed(),
             [("c1".to_string(), "fast".to_string()), ("c2".to_string(), "fast".to_string())]
         );
-        assert_eq!(file.choices(), [("c1".to_string(), "slow".to_string())], "a rule's choice listed as replayed");
+        assert!(file.choices().is_empty(), "a class that ran by the rule listed as replayed: {:?}", file.choices());
     }
 
     #[test]
@@ -557,7 +582,7 @@ mod tests {
         let (_dir, path) = scratch();
         std::fs::write(&path, "machine A\tc1\tfast\n").unwrap();
         let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
-        assert!(file.choices().is_empty(), "an old timing's choice was reused");
+        assert_eq!(file.kept("c1"), None, "an old timing's choice was reused");
         assert_eq!(file.choose("k", "c1", &["slow", "fast"], fake(2, 1)).unwrap(), "slow");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "machine A\tc1\tfast\nmachine A; timed taking turns\tc1\tslow\n");
@@ -574,7 +599,7 @@ mod tests {
         let ours = "machine A; timed taking turns";
         assert_eq!(classify(&format!("{newer}\tc1\ttriangle"), ours, known), CacheLine::Other);
         let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
-        assert!(file.choices().is_empty());
+        assert_eq!(file.kept("c1"), None);
         file.choose("k", "c1", &["slow", "fast"], fake(2, 1)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{newer}\tc1\ttriangle\n{ours}\tc1\tslow\n"));
     }
@@ -585,7 +610,7 @@ mod tests {
         let a = "machine A; timed taking turns";
         std::fs::write(&path, format!("{a}\tc4\tfast\ngarbage\n{a}\tc5\ttriangle\n")).unwrap();
         let file = ChoiceFile::open(Some(path.clone()), "machine A".into(), known);
-        assert_eq!(file.choices(), vec![("c4".to_string(), "fast".to_string())]);
+        assert_eq!((file.kept("c4").as_deref(), file.kept("c5")), (Some("fast"), None));
         file.choose("k", "c0", &["slow", "fast"], fake(2, 1)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{a}\tc0\tslow\n{a}\tc4\tfast\n"));
     }

@@ -50,7 +50,9 @@ pub struct Invocation {
     /// `f32 GEMM kernel: avx2-6x16-kc512 (measured)` (or `pinned`, or `rule`), then
     /// `conv2d_forward F32 64→128 … b64 on avx2-6x16-kc512: per-image (measured)` per class, or
     /// `convolution images per GEMM: size rule`; empty on the reference device.
-    /// Brought up to date after every epoch, as measured choices are made during training.
+    /// Brought up to date after every epoch, as measured choices are made during training. Only
+    /// the choices this run ran: older runs list every choice their machine's cache held, a
+    /// dense model's included.
     #[serde(default)]
     pub kernel_choices: Vec<String>,
     /// [`BUILD_COMMIT`].

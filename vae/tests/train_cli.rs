@@ -309,6 +309,18 @@ fn a_run_replaying_another_runs_kernel_choices_repeats_its_numbers_bit_for_bit_a
 }
 
 #[test]
+fn a_runs_provenance_names_the_kernel_choices_it_ran_not_every_one_its_machine_kept() {
+    let scratch = common::scratch("cpu-kernels-its-own");
+    let cache = scratch.path().join("kernel-choices.tsv");
+    let conv = scratch.path().join("conv");
+    conv_cpu_run(&conv, &cache, &[]);
+    assert!(!convolution_choices(&conv).is_empty(), "the conv run measured no convolution");
+    // A dense model on the same machine, its cache holding the conv run's choices: none is its own.
+    let (_, _, provenance) = measured_cpu_run(scratch.path(), "dense", &[]);
+    assert!(!provenance.contains("conv2d"), "{provenance}");
+}
+
+#[test]
 fn replaying_a_folder_that_is_no_run_is_refused_naming_the_flag_and_file_before_any_work() {
     let (scratch, d) = common::run_dir("cpu-kernels-from-nothing");
     let empty = scratch.path().join("empty");
