@@ -112,8 +112,8 @@ pub fn pin_cpu_gemm(name: Option<&str>) -> crate::error::Result<()> {
 pub fn replay_cpu_kernels(run: &std::path::Path, threads: usize) -> crate::error::Result<usize> {
     let choices = crate::provenance::cpu_kernel_choices_of(run)
         .map_err(|e| crate::error::Error::Config(format!("--cpu-kernels-from: {e}")))?;
-    let (gemm, classes) = (choices.gemm_kernel.clone(), choices.convolutions.len());
-    tensor::cpu::tuning::replay(&choices.gemm_kernel, choices.convolutions).map_err(|e| {
+    let (gemm, classes) = (choices.gemm_kernel, choices.convolutions.len());
+    tensor::cpu::tuning::replay(&gemm, choices.convolutions).map_err(|e| {
         crate::error::Error::Config(format!(
             "--cpu-kernels-from {}: {e}",
             run.join(crate::provenance::PROVENANCE_FILE).display()
