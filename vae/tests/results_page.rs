@@ -254,7 +254,50 @@ fn the_rule_refuses_one_seed_and_a_margin_within_the_spread() {
     assert_eq!(verdict_by_rule(&[], 0.0), "not possible here");
 }
 
-/// One run's epochs from its committed metrics.csv, keyed by column name.
+/// Whether more seeds could ever decide a row: not when its differences change sign (or one is
+/// 0), since the range only grows as seeds join and a mean lies between the smallest and the
+/// largest difference, so it can never exceed the range.
+fn more_seeds_could_decide(differences: &[f64]) -> bool {
+    differences.iter().all(|&d| d > 0.0) || differences.iter().all(|&d| d < 0.0)
+}
+
+#[test]
+fn a_row_whose_differences_change_sign_stays_undecided_however_many_seeds_join() {
+    // Fixed pseudo-random seeds' differences, drawn far on the row's own side of 0 and beyond it.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut draw = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0
+    };
+    for start in [vec![-0.002, 0.031], vec![5.0, 0.0], vec![-383.0, 35.1]] {
+        assert!(!more_seeds_could_decide(&start), "{start:?} changes sign");
+        let mut differences = start.clone();
+        for _ in 0..1000 {
+            differences.push(draw());
+            let range = differences.iter().cloned().fold(f64::MIN, f64::max)
+                - differences.iter().cloned().fold(f64::MAX, f64::min);
+            assert_eq!(verdict_by_rule(&differences, range), "undecided", "{start:?} and more: {differences:?}");
+        }
+    }
+    // One sign throughout: further seeds at the same value leave the range and decide it.
+    assert!(more_seeds_could_decide(&[1.0, 3.0]));
+    assert_eq!(verdict_by_rule(&[1.0, 3.0], 2.0), "undecided");
+    assert_eq!(verdict_by_rule(&[1.0, 3.0, 3.0, 3.0, 3.0, 3.0], 2.0), "reproduced");
+}
+
+#[test]
+fn the_page_counts_the_undecided_rows_more_seeds_cannot_decide() {
+    let undecided: Vec<SummaryRow> =
+        summary_rows().into_iter().filter(|row| row.verdict.starts_with("undecided")).collect();
+    let stuck = undecided.iter().filter(|row| !more_seeds_could_decide(&row.differences)).count();
+    let stated = format!("{stuck} of the summary's {} undecided rows", undecided.len());
+    let page = results_page();
+    let rule = page.split("## Summary").next().unwrap_or_default();
+    assert!(rule.contains(&stated), "the page's rule should say \"{stated}\" (differences that change sign)");
+}
+
 /// Whether `text` names a commit as the notebook does: 7 to 12 hex digits in backticks.
 fn names_a_commit(text: &str) -> bool {
     text.split('`').skip(1).step_by(2).any(|quoted| {
@@ -296,6 +339,7 @@ fn run_json(run: &Path, file: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
 }
 
+/// One run's epochs from its committed metrics.csv, keyed by column name.
 fn epochs(run: &Path) -> Vec<BTreeMap<String, f64>> {
     let path = run.join("metrics.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
