@@ -4,15 +4,21 @@
 //! its backward on the forward's device, and nn's optimizer stepping GPU parameters in place.
 //!
 //! Tolerances. Losses: relative error ≤ 1e-4 at every step (observed: ~1e-7). Parameters and
-//! running statistics: per tensor, max |gpu − cpu| ≤ 5e-3 · max |cpu| (a norm-wise relative
-//! error; observed ≤ 8e-4 over 30 seeded runs of the conv VAE, ~1e-7 for the CNN). A broken
-//! update (a step lost or doubled) moves the whole tensor by lr per step, ~0.1 of its scale
-//! here, so this still catches one.
+//! running statistics: per tensor, ‖gpu − cpu‖₂ ≤ 5e-3 · ‖cpu‖₂ (a norm-wise relative error;
+//! observed 1e-6 to 4e-6 for the conv VAE, 8.7e-4 at the seed below, ~1e-7 for the CNN). A
+//! broken update (a step lost or doubled) moves every element by about lr: a lost step moves
+//! the conv VAE's most-moved tensor by 4e-2 to 8e-2 of its norm, so this still catches one
+//! (`one_lost_adam_step_is_beyond_the_parameter_tolerance`).
 //!
-//! Why parameters are looser than losses, and compared per tensor rather than per element:
+//! Why parameters are looser than losses, and compared by norm rather than element by element:
 //! Adam divides each gradient element by its own running magnitude, so an element whose
 //! gradient cancels to nearly zero turns a rounding difference between the devices into a
-//! visible step difference. Adam's eps is 1e-6 here (not 1e-8) to damp exactly those
+//! visible step difference, up to lr a step. A unit at ReLU's kink (a pre-activation within
+//! rounding of 0) does it too: on one device it passes a tiny value and its weights a gradient
+//! that Adam scales up to a full step, on the other it passes 0. Such an element can differ by
+//! a few per cent of its tensor's largest value (2.8 % in the conv VAE at TEST_SEED
+//! 1795810817457184521), so an element-wise bound fails on rounding; the norm sees one element
+//! among thousands as what it is. Adam's eps is 1e-6 here (not 1e-8) to damp exactly those
 //! elements. For the same reason the CNN's convolution before batch norm has no bias: that
 //! bias's true gradient is exactly zero (batch norm removes per-channel constants), and Adam
 //! would move it by ±lr on pure rounding noise, differently on each device.
@@ -40,28 +46,46 @@ fn adam_config() -> AdamConfig {
     AdamConfig { eps: 1e-6, ..AdamConfig::new(LR) }
 }
 
-/// Compares two models' state (parameters and float buffers) tensor by tensor: the largest
-/// element difference relative to the tensor's largest magnitude must be ≤ 5e-3.
-fn assert_states_match(what: &str, gpu_model: &dyn Module, cpu_model: &dyn Module) {
+/// The largest norm-wise relative difference, tensor by tensor, between two models' state
+/// (parameters and float buffers): ‖gpu − cpu‖₂ / ‖cpu‖₂, with the tensor it is in.
+/// Integer-like (f64) counters must be equal.
+fn state_difference(what: &str, gpu_model: &dyn Module, cpu_model: &dyn Module) -> (f64, String) {
     let mut worst: (f64, String) = (0.0, String::new());
     for ((name, gv), (_, cv)) in gpu_model.state_dict().into_iter().zip(cpu_model.state_dict()) {
         if gv.dtype() == tensor::DType::F64 {
             assert_eq!(gv.to_vec_f64().unwrap(), cv.to_vec_f64().unwrap(), "{what}: counter {name}");
             continue;
         }
-        assert!(gv.is_gpu(), "{what}: {name} left the GPU");
         let (a, b) = (gv.to_vec_f64().unwrap(), cv.to_vec_f64().unwrap());
-        let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            let err = (x - y).abs() / scale;
-            if err > worst.0 || err.is_nan() {
-                worst = (err, format!("{name}[{i}]: gpu {x} cpu {y} (largest |cpu| {scale:.3e})"));
-            }
+        let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+        let difference = norm(&mut a.iter().zip(&b).map(|(x, y)| x - y));
+        let err = difference / norm(&mut b.iter().copied()).max(1e-30);
+        if err > worst.0 || err.is_nan() {
+            let (i, largest) = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .enumerate()
+                .fold((0, 0.0), |best, (i, d)| if d > best.1 { (i, d) } else { best });
+            worst = (err, format!("{name} (its largest element difference {largest:.3e}, at [{i}])"));
         }
     }
-    eprintln!("{what}: worst parameter difference {:.2e} at {}", worst.0, worst.1);
-    assert!(worst.0 <= 5e-3, "{what}: parameters differ by {:.2e} (relative) at {}", worst.0, worst.1);
+    worst
 }
+
+/// Asserts two models' state agrees to the module's parameter tolerance, every tensor of the
+/// GPU model still on the GPU.
+fn assert_states_match(what: &str, gpu_model: &dyn Module, cpu_model: &dyn Module) {
+    for (name, tensor) in gpu_model.state_dict() {
+        assert!(tensor.dtype() == tensor::DType::F64 || tensor.is_gpu(), "{what}: {name} left the GPU");
+    }
+    let (err, at) = state_difference(what, gpu_model, cpu_model);
+    eprintln!("{what}: worst norm-wise parameter difference {err:.2e} in {at}");
+    assert!(err <= PARAMETER_TOLERANCE, "{what}: parameters differ by {err:.2e} (norm-wise relative) in {at}");
+}
+
+/// Norm-wise relative difference allowed between the devices' trained parameters.
+const PARAMETER_TOLERANCE: f64 = 5e-3;
 
 fn assert_losses_match(what: &str, gpu_losses: &[f64], cpu_losses: &[f64]) {
     eprintln!("{what}: losses gpu {gpu_losses:?}\n{what}: losses cpu {cpu_losses:?}");
@@ -85,34 +109,61 @@ fn squares(n: usize, h: usize, w: usize, rng: &mut Rng) -> Tensor {
     Tensor::from_vec(v, &[n, 1, h, w]).unwrap()
 }
 
-#[test]
-fn conv_vae_trains_on_the_gpu_like_on_the_cpu() {
-    let Some(gpu) = gpu() else { return };
-    let seed = rng().below(1 << 30) as u64;
-    let config = ModelConfig { arch: Arch::Conv, input: [1, 16, 16], z_dim: 4 };
-    let x = squares(4, 16, 16, &mut Rng::new(seed));
-    let setup = LossSetup {
+/// The conv VAE's setup of the tests below: BCE on logits, the plain ELBO.
+fn conv_vae_setup() -> LossSetup {
+    LossSetup {
         recon: ReconLoss::BceLogits,
         output: OutputActivation::Logits,
         objective: vae::loss::Objective::BetaVae { k1: 1.0, beta: 1.0 },
         input_noise_std: 0.0,
-    };
-    let run = |device: &Device| -> (Vae, Vec<f64>) {
-        let model = Vae::new(config, &mut Init::new(seed)).unwrap();
-        model.to_device(device).unwrap();
-        let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
-        let x = x.to_device(device).unwrap();
-        // The same generator on both devices: the same ε at every step.
-        let mut noise = Rng::new(seed + 1);
-        let losses = (0..STEPS)
-            .map(|i| train_step(&model, &mut opt, &x, &setup, &mut noise, (1, i + 1)).unwrap().loss)
-            .collect();
-        (model, losses)
-    };
-    let (cpu_model, cpu_losses) = run(&Device::Cpu);
-    let (gpu_model, gpu_losses) = run(&gpu);
+    }
+}
+
+/// A conv VAE for [1, 16, 16] squares made from `seed`, trained on `device` for `steps` Adam
+/// steps; the model and its losses. The same generator on every device: the same ε each step.
+fn train_conv_vae(device: &Device, seed: u64, steps: usize) -> (Vae, Vec<f64>) {
+    let config = ModelConfig { arch: Arch::Conv, input: [1, 16, 16], z_dim: 4 };
+    let x = squares(4, 16, 16, &mut Rng::new(seed)).to_device(device).unwrap();
+    let model = Vae::new(config, &mut Init::new(seed)).unwrap();
+    model.to_device(device).unwrap();
+    let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
+    let mut noise = Rng::new(seed + 1);
+    let losses = (0..steps)
+        .map(|i| train_step(&model, &mut opt, &x, &conv_vae_setup(), &mut noise, (1, i + 1)).unwrap().loss)
+        .collect();
+    (model, losses)
+}
+
+fn assert_conv_vae_trains_alike(gpu: &Device, seed: u64) {
+    let (cpu_model, cpu_losses) = train_conv_vae(&Device::Cpu, seed, STEPS);
+    let (gpu_model, gpu_losses) = train_conv_vae(gpu, seed, STEPS);
     assert_losses_match("conv VAE", &gpu_losses, &cpu_losses);
     assert_states_match("conv VAE", &gpu_model, &cpu_model);
+}
+
+#[test]
+fn conv_vae_trains_on_the_gpu_like_on_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    assert_conv_vae_trains_alike(&gpu, rng().below(1 << 30) as u64);
+}
+
+#[test]
+fn a_unit_at_relus_kink_on_one_device_only_still_trains_alike() {
+    // The inputs this seed draws put one decoder unit at ReLU's kink: an element-wise bound
+    // failed on it by 2.8 % of its tensor's largest weight (see the module docs).
+    let Some(gpu) = gpu() else { return };
+    assert_conv_vae_trains_alike(&gpu, Rng::new(1795810817457184521).below(1 << 30) as u64);
+}
+
+#[test]
+fn one_lost_adam_step_is_beyond_the_parameter_tolerance() {
+    // What the tolerance must still catch, on the CPU alone: a training step lost.
+    let seed = rng().below(1 << 30) as u64;
+    let (all_steps, _) = train_conv_vae(&Device::Cpu, seed, STEPS);
+    let (one_lost, _) = train_conv_vae(&Device::Cpu, seed, STEPS - 1);
+    let (err, at) = state_difference("conv VAE", &all_steps, &one_lost);
+    eprintln!("a lost step: norm-wise parameter difference {err:.2e} in {at}");
+    assert!(err > 2.0 * PARAMETER_TOLERANCE, "a lost step moved the parameters by only {err:.2e} in {at}");
 }
 
 #[test]
