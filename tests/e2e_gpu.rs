@@ -46,6 +46,10 @@ fn adam_config() -> AdamConfig {
     AdamConfig { eps: 1e-6, ..AdamConfig::new(LR) }
 }
 
+fn l2_norm(values: &[f64]) -> f64 {
+    values.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
 /// The largest norm-wise relative difference, tensor by tensor, between two models' state
 /// (parameters and float buffers): ‖gpu − cpu‖₂ / ‖cpu‖₂, with the tensor it is in.
 /// Integer-like (f64) counters must be equal.
@@ -57,16 +61,15 @@ fn state_difference(what: &str, gpu_model: &dyn Module, cpu_model: &dyn Module) 
             continue;
         }
         let (a, b) = (gv.to_vec_f64().unwrap(), cv.to_vec_f64().unwrap());
-        let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
-        let difference = norm(&mut a.iter().zip(&b).map(|(x, y)| x - y));
-        let err = difference / norm(&mut b.iter().copied()).max(1e-30);
+        let differences: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+        let err = l2_norm(&differences) / l2_norm(&b).max(1e-30);
         if err > worst.0 || err.is_nan() {
-            let (i, largest) = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .enumerate()
-                .fold((0, 0.0), |best, (i, d)| if d > best.1 { (i, d) } else { best });
+            let (i, largest) =
+                differences
+                    .iter()
+                    .map(|d| d.abs())
+                    .enumerate()
+                    .fold((0, 0.0), |m, (i, d)| if d > m.1 { (i, d) } else { m });
             worst = (err, format!("{name} (its largest element difference {largest:.3e}, at [{i}])"));
         }
     }
@@ -127,10 +130,9 @@ fn train_conv_vae(device: &Device, seed: u64, steps: usize) -> (Vae, Vec<f64>) {
     let model = Vae::new(config, &mut Init::new(seed)).unwrap();
     model.to_device(device).unwrap();
     let mut opt = Adam::new(model.named_parameters(), adam_config()).unwrap();
-    let mut noise = Rng::new(seed + 1);
-    let losses = (0..steps)
-        .map(|i| train_step(&model, &mut opt, &x, &conv_vae_setup(), &mut noise, (1, i + 1)).unwrap().loss)
-        .collect();
+    let (setup, mut noise) = (conv_vae_setup(), Rng::new(seed + 1));
+    let losses =
+        (0..steps).map(|i| train_step(&model, &mut opt, &x, &setup, &mut noise, (1, i + 1)).unwrap().loss).collect();
     (model, losses)
 }
 
