@@ -423,6 +423,33 @@ pub fn save_training_checkpoint(
     write_safetensors(path, &entries, &metadata)
 }
 
+/// Reads where a training checkpoint stands (its [`TrainingState`]) from the file's header alone,
+/// without reading its tensors: what a scheduler asks of a run before deciding to resume it.
+pub fn read_training_state(path: &Path) -> Result<TrainingState> {
+    use std::io::Read;
+    let corrupt = |msg: String| Error::Checkpoint { path: path.to_path_buf(), msg };
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let mut file = fs::File::open(path).map_err(io)?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).map_err(|e| corrupt(format!("not a safetensors file (no header length): {e}")))?;
+    let length = u64::from_le_bytes(length);
+    // safetensors' own bound on a header: a larger one is a corrupted length, not a header.
+    const MAX_HEADER: u64 = 100_000_000;
+    if length > MAX_HEADER || length > file.metadata().map_err(io)?.len() {
+        return Err(corrupt(format!("not a safetensors file (a header of {length} bytes)")));
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header).map_err(|e| corrupt(format!("truncated header: {e}")))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| corrupt(format!("a header that is not JSON: {e}")))?;
+    let metadata: BTreeMap<String, String> = header
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    parse_training_state(path, &metadata)
+}
+
 fn parse_training_state(path: &Path, metadata: &BTreeMap<String, String>) -> Result<TrainingState> {
     let bad = |msg: String| Error::Checkpoint { path: path.to_path_buf(), msg };
     if metadata.get(KEY_KIND).map(String::as_str) != Some(KIND_TRAINING) {

@@ -10,8 +10,8 @@ use std::path::Path;
 use autograd::Var;
 use common::ResidualBlock;
 use nn::checkpoint::{
-    load_model, load_training_checkpoint, read_safetensors, save_model, save_training_checkpoint, write_safetensors,
-    LoadOptions, TensorEntry, TrainingState,
+    load_model, load_training_checkpoint, read_safetensors, read_training_state, save_model, save_training_checkpoint,
+    write_safetensors, LoadOptions, TensorEntry, TrainingState,
 };
 use nn::optim::Optimizer;
 use nn::{
@@ -357,6 +357,33 @@ fn a_training_checkpoint_resumes_to_the_same_parameters_and_position() {
     assert_eq!(h["optimizer.exp_avg.6.weight"]["shape"], serde_json::json!([3, 4]));
     // The model part of a training checkpoint loads like a model file.
     load_model(&path, &small_cnn(8), &LoadOptions::strict()).unwrap();
+}
+
+#[test]
+fn a_training_checkpoints_position_reads_from_its_header_alone() {
+    let scratch = temp_dir("state-only");
+    let path = scratch.path().join("train.safetensors");
+    let model = small_cnn(1);
+    let opt = Adam::new(model.named_parameters(), AdamConfig::new(0.01)).unwrap();
+    let state = TrainingState {
+        epoch: 4,
+        step: 9,
+        rng_state: [1, 2, 3, u64::MAX],
+        config_json: r#"{"epochs": 5}"#.into(),
+        extra: BTreeMap::from([("batch_in_epoch".to_string(), "9".to_string())]),
+    };
+    save_training_checkpoint(&path, &model, &opt, &state).unwrap();
+    assert_eq!(read_training_state(&path).unwrap(), state);
+    // The tensors are not read: a file cut after its header still tells where it stood.
+    let bytes = std::fs::read(&path).unwrap();
+    let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    std::fs::write(&path, &bytes[..header_end]).unwrap();
+    assert_eq!(read_training_state(&path).unwrap(), state);
+    std::fs::write(&path, &bytes[..header_end - 1]).unwrap();
+    let err = read_training_state(&path).unwrap_err().to_string();
+    assert!(err.contains("train.safetensors") && err.contains("safetensors"), "{err}");
+    save_model(&path, &model).unwrap();
+    assert!(read_training_state(&path).unwrap_err().to_string().contains("not a training checkpoint"));
 }
 
 #[test]

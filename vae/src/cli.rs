@@ -220,28 +220,99 @@ pub struct EvalCli {
     pub args: EvalArgs,
 }
 
-/// Train a grid of VAEs and write one table and one validation-loss plot.
+/// Train a grid of VAEs (a study file, or `--grid` axes), here, on a Slurm cluster or through
+/// a job list, and summarise them in one table and one validation-loss plot.
 #[derive(Parser, Debug)]
-#[command(name = "sweep", version, about)]
+#[command(name = "sweep", version, about, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SweepCli {
-    /// Name of the sweep (its folder under --root).
-    #[arg(long)]
-    pub name: String,
-    /// One axis of the grid, FLAG=V1,V2,... with FLAG a `train` flag (repeatable).
-    #[arg(long, required = true)]
+    /// `status`, `collect` or `run-point`; without one, the study's points not yet done are launched.
+    #[command(subcommand)]
+    pub command: Option<SweepCommand>,
+    /// What to launch and how.
+    #[command(flatten)]
+    pub launch: SweepLaunchArgs,
+}
+
+/// What `sweep` launches (a study file or a `--grid`), and how.
+#[derive(clap::Args, Debug)]
+pub struct SweepLaunchArgs {
+    /// The study file (e.g. vae/studies/folkertsma-beta.toml), or a sweep's folder (its study.toml).
+    #[arg(long, required_unless_present = "grid", conflicts_with_all = ["name", "grid"])]
+    pub study: Option<PathBuf>,
+    /// Name of a `--grid` sweep (its folder under --root).
+    #[arg(long, requires = "grid")]
+    pub name: Option<String>,
+    /// One axis of a one-off grid, FLAG=V1,V2,... with FLAG a `train` flag (repeatable); the
+    /// flags every run shares follow `--`.
+    #[arg(long, requires = "name")]
     pub grid: Vec<String>,
-    /// Where sweeps are written.
-    #[arg(long, default_value = "runs/sweeps")]
-    pub root: PathBuf,
-    /// The `train` executable (default: the one beside this binary).
+    /// Where sweeps are written (default: the study's `root`, else runs/sweeps).
     #[arg(long)]
-    pub train_bin: Option<PathBuf>,
-    /// Train points again even when their folder already has results.
+    pub root: Option<PathBuf>,
+    /// Who runs the points: here (`local`), a Slurm job array (`slurm`), or nobody yet: one
+    /// command per line in SWEEP_DIR/jobs.txt (`print`).
+    #[arg(long, value_enum, default_value = "local")]
+    pub launcher: crate::tools::sweep::Launcher,
+    /// Points at once: local (default 1, the cores divided among them), or the Slurm array's
+    /// limit (%N; default none).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// CPU threads of each point (default: the cores divided among --jobs; under Slurm, the
+    /// CPUs of each task, --cpus-per-task).
     #[arg(long)]
-    pub retrain: bool,
-    /// Flags passed to every `train` run (after `--`).
+    pub threads: Option<usize>,
+    /// A point that has failed this many times is not started again.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// An sbatch option for every task, KEY=VALUE or KEY (repeatable; over the study's
+    /// [slurm] table): partition=gpu, time=02:00:00, cpus-per-task=4, mem=8G, gres=gpu:1.
+    #[arg(long = "slurm-opt", value_name = "KEY=VALUE")]
+    pub slurm_opt: Vec<String>,
+    /// With --launcher slurm: print the job array's script instead of submitting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The `train` flags every point of a --grid sweep shares (after `--`).
     #[arg(last = true)]
     pub train_args: Vec<String>,
+}
+
+/// `sweep`'s subcommands: what reads a sweep's folders, and what one job of a launcher runs.
+#[derive(clap::Subcommand, Debug)]
+pub enum SweepCommand {
+    /// Print every point as pending, queued, running, done, stopped or failed (attempts, exit
+    /// code, the last lines of its log and the log's path, its Slurm task).
+    Status(SweepStudyArgs),
+    /// Write the summary (table.md, table.csv, val_loss.png, report.html) of the points that are
+    /// done, naming those that are not.
+    Collect(SweepStudyArgs),
+    /// Train one point (resuming it from its checkpoint if it has one) and evaluate it: what
+    /// each job of a launcher runs.
+    RunPoint(SweepRunPointArgs),
+}
+
+/// The study a subcommand reads.
+#[derive(clap::Args, Debug)]
+pub struct SweepStudyArgs {
+    /// The study file, or a sweep's folder (its study.toml).
+    #[arg(long)]
+    pub study: PathBuf,
+    /// Where sweeps are written (default: the study's `root`).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+}
+
+/// `sweep run-point`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct SweepRunPointArgs {
+    /// The study.
+    #[command(flatten)]
+    pub study: SweepStudyArgs,
+    /// The point's index in the grid (a Slurm array's task id).
+    #[arg(long)]
+    pub index: usize,
+    /// CPU threads of train and eval (default: the CPUs Slurm allocated, else all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Train a ResNet-18 classifier (also the encoder pre-training of Yang and Kobilaski).

@@ -251,6 +251,28 @@ impl Progress {
     }
 }
 
+/// Whether the run in `dir` has finished training, read from its last checkpoint: it follows
+/// the run's last epoch, or early stopping ended the run there (the decision replayed on the
+/// checkpoint's history). `false` when there is no checkpoint yet. What a scheduler asks before
+/// resuming a run whose process may have died after its last epoch but before saying so.
+pub fn training_finished(dir: &Path) -> Result<bool> {
+    let path = dir.join(LAST_CHECKPOINT);
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let state = nn::checkpoint::read_training_state(&path)?;
+    let config = RunConfig::from_json(&state.config_json).map_err(|e| {
+        Error::Config(format!("{}: the checkpoint's configuration is not a train run's: {e}", path.display()))
+    })?;
+    let progress = Progress::from_state(&path, &state, config.patience)?;
+    if progress.batch != 0 {
+        return Ok(false);
+    }
+    let mut early = EarlyStopping::new(patience_of(config.patience), 0.0, MetricGoal::Minimize);
+    let stopped_early = progress.history.iter().map(|row| early.update(row.val.loss).should_stop).any(|stop| stop);
+    Ok(progress.epoch >= config.epochs || stopped_early)
+}
+
 /// `--patience 0` means never stop early.
 fn patience_of(patience: usize) -> usize {
     if patience == 0 {

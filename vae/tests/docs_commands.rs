@@ -12,8 +12,13 @@ use clap::Parser;
 use vae::cli::{ClassifyCli, EvalCli, ExploreCli, SweepCli, TrainCli};
 
 /// The README and every Markdown file of docs/ and of its notebooks, docs/notebooks/.
+/// The workspace's root, where the docs' commands run.
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn documents() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = repository_root();
     let mut files = vec![root.join("README.md")];
     for folder in ["docs", "docs/notebooks"] {
         let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join(folder))
@@ -129,13 +134,24 @@ fn parse(name: &str, args: &[String]) -> Result<(), String> {
         "explore" => ExploreCli::try_parse_from(argv).map(drop).map_err(err),
         "sweep" => {
             let sweep = SweepCli::try_parse_from(argv).map_err(err)?;
-            // The train command of the grid's first point.
-            let mut train = sweep.train_args.clone();
-            for spec in &sweep.grid {
-                let axis = vae::tools::sweep::parse_axis(spec).map_err(|e| e.to_string())?;
-                train.extend([format!("--{}", axis.flag), axis.values[0].clone()]);
+            if sweep.command.is_some() {
+                // status, collect and run-point read a sweep that a launch wrote.
+                return Ok(());
             }
-            parse("train", &train).map_err(|e| format!("its train command: {e}"))
+            // Every point of the study or grid, checked as a launch checks it, into a scratch
+            // root (no run folder of this machine's is compared).
+            let root = std::env::temp_dir().join("vae-docs-commands-no-sweep-here");
+            let launch = &sweep.launch;
+            let study = match &launch.study {
+                Some(path) => vae::tools::sweep::study::Study::read(&repository_root().join(path), Some(&root)),
+                None => vae::tools::sweep::study::Study::from_grid(
+                    launch.name.as_deref().unwrap_or_default(),
+                    &root,
+                    &launch.grid,
+                    &launch.train_args,
+                ),
+            };
+            study.map(drop).map_err(|e| format!("its study: {e}"))
         }
         _ => Err(format!("{name} is not a binary this test knows")),
     }
@@ -185,4 +201,41 @@ fn the_extraction_finds_commands_in_every_form_the_docs_use() {
     assert!(ignored_alpha.unwrap_err().contains("--alpha not used by --loss beta-vae"));
     assert!(parse("sweep", &["--name".into(), "s".into(), "--grid".into(), "zdim=2".into()]).is_err());
     assert!(parse("sweep", &["--name".into(), "s".into(), "--grid".into(), "z-dim=2,3".into()]).is_ok());
+    let bad_point = ["--name", "s", "--grid", "beta=1,-2"].map(String::from);
+    assert!(parse("sweep", &bad_point).unwrap_err().contains("point 1 (beta=-2)"));
+    let study = ["--study", "vae/studies/no-such-study.toml"].map(String::from);
+    assert!(parse("sweep", &study).unwrap_err().contains("no-such-study.toml"));
+}
+
+/// Every study file of `vae/studies/`, each point's `train` and `eval` command checked as a
+/// launch checks them, and each one quoted as a `sweep --study` line somewhere in the docs.
+#[test]
+fn every_study_file_is_valid_and_quoted_in_the_docs() {
+    let folder = repository_root().join("vae/studies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .expect("vae/studies/ is readable")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "only {} study files in {}", files.len(), folder.display());
+    let quoted: Vec<String> = documents()
+        .iter()
+        .flat_map(|f| code_lines(&std::fs::read_to_string(f).expect("a readable Markdown file")))
+        .filter_map(|(_, line)| command(&line))
+        .filter(|(name, _)| name == "sweep")
+        .flat_map(|(_, args)| args.windows(2).filter(|w| w[0] == "--study").map(|w| w[1].clone()).collect::<Vec<_>>())
+        .collect();
+    let mut failures = vec![];
+    for file in &files {
+        let relative = format!("vae/studies/{}", file.file_name().unwrap_or_default().to_string_lossy());
+        let root = std::env::temp_dir().join("vae-docs-commands-no-sweep-here");
+        if let Err(e) = vae::tools::sweep::study::Study::read(file, Some(&root)) {
+            failures.push(format!("{relative}: {e}"));
+        }
+        if !quoted.contains(&relative) {
+            failures.push(format!("{relative}: no `sweep --study {relative}` line in the README or docs/"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,19 +1,25 @@
-//! `sweep`: runs the `train` binary once per point of a grid and summarises the runs.
+//! `sweep`: a grid of `train` runs — a study file or `--grid` axes — run here (`--jobs N` at
+//! a time), as a Slurm job array, or as a job list for GNU parallel, each point resumable and
+//! recorded in its own run folder; `sweep status` says where the points stand and `sweep
+//! collect` summarises the ones that are done.
 //!
-//! `sweep --name beta-z --grid beta=0,1,2,4 --grid z-dim=10,32 -- --arch dense --dataset
-//! fashion-mnist --epochs 3` trains 8 runs into `runs/sweeps/beta-z/<point>/` (flags after `--`
-//! go to every run) and writes `table.md`, `table.csv` (the best epoch of every run with each
-//! loss component), `val_loss.png` (every run's validation loss per epoch) and `report.html`
-//! (the table and plot, linking each run's own `report.html`) beside them.
-//! A point whose folder already holds a finished `metrics.csv` is not trained again
-//! (`--retrain` forces it), so an interrupted sweep continues where it stopped.
+//! `sweep --study vae/studies/tiny-dense.toml --jobs 2` trains the study's points into
+//! `runs/sweeps/tiny-dense/<point>/` and writes `table.md`, `table.csv` (the best epoch of every
+//! run with the study's columns), `val_loss.png` and `report.html` beside them.
+//! `sweep --name beta-z --grid beta=0,1,2,4 --grid z-dim=10,32 -- --arch dense --epochs 3` is the
+//! same for a one-off grid (flags after `--` go to every run). Running the same command again
+//! starts only the points not done: a stopped point resumes from its checkpoint, a failed one
+//! is tried again up to `--max-attempts` times. See `vae::tools::sweep` and docs/runs.md.
 
 use clap::Parser;
 use vae::cli::SweepCli;
 
 fn main() {
-    if let Err(e) = vae::tools::sweep::run(&SweepCli::parse()) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match vae::tools::sweep::run(&SweepCli::parse()) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
