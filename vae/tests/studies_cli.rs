@@ -211,12 +211,12 @@ fn sweep_writes_one_table_and_one_plot_and_keeps_finished_points() {
     ok(args(&[]).output().unwrap());
     let dir = root.join("tiny");
     let table = std::fs::read_to_string(dir.join("table.md")).unwrap();
-    assert!(table.contains("| beta=0 | ") && table.contains("| beta=1 | "), "{table}");
+    assert!(table.contains("| beta=0 | 0 | ") && table.contains("| beta=1 | 1 | "), "{table}");
     let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(dir.join("val_loss.png").exists());
     let again = ok(args(&[]).output().unwrap());
-    assert!(again.contains("already done"), "{again}");
+    assert!(again.contains("2 done or left alone, 0 to run"), "{again}");
     let err = failure(bin("sweep").args(["--name", "x", "--grid", "beta"]).output().unwrap());
     assert!(err.contains("--grid 'beta'"), "{err}");
 }

@@ -372,6 +372,34 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
 }
 
 #[test]
+fn a_sigterm_saves_a_checkpoint_at_the_next_batch_as_ctrl_c_does() {
+    // What a scheduler sends to cancel a job (scancel, a time limit) and what `kill` sends: the
+    // run must stop at a batch boundary with its checkpoint, not die with the epoch lost.
+    let scratch = common::scratch("sigterm");
+    let d = scratch.path();
+    let args = small(&[("--max-images", "20000")]);
+    let mut child = train(d)
+        .args(&args)
+        .args(["--epochs", "1", "--run-dir", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !d.join("run/provenance.json").exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a SIGTERM must end the run as an interrupt, not kill it: {status}");
+    assert!(d.join("run/last.safetensors").exists(), "no checkpoint after SIGTERM");
+    let (out, err) = run(train(d).args(["--resume", &last(d)]));
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resumed"), "the run did not resume mid-epoch");
+    assert_eq!(metrics_epochs(d), ["1"]);
+}
+
+#[test]
 fn a_good_run_without_a_runtime_dir_prints_no_error_line() {
     let scratch = common::scratch("quiet");
     let d = scratch.path();

@@ -80,9 +80,9 @@ pub fn write_snapshot(study: &Study) -> Result<PathBuf> {
 }
 
 /// The points to start now: not done, not running, not queued, not failed `max_attempts`
-/// times; those left out are said why.
-fn points_to_run(study: &Study, max_attempts: u32) -> Result<Vec<Point>> {
-    let mut to_run = vec![];
+/// times (those given up on: counted); those left out are said why.
+fn points_to_run(study: &Study, max_attempts: u32) -> Result<(Vec<Point>, usize)> {
+    let (mut to_run, mut given_up) = (vec![], 0);
     for (p, state, record) in point_states(study)? {
         match state {
             PointState::Done => {}
@@ -90,16 +90,19 @@ fn points_to_run(study: &Study, max_attempts: u32) -> Result<Vec<Point>> {
             PointState::Queued(task) => {
                 println!("point {}: queued as Slurm task {}, left alone", p.describe(), task.id())
             }
-            PointState::Failed if record.failures >= max_attempts => println!(
-                "point {}: failed {} time(s), not started again (--max-attempts {max_attempts}); its log is {}",
-                p.describe(),
-                record.failures,
-                p.dir.join(point::LOG_FILE).display()
-            ),
+            PointState::Failed if record.failures >= max_attempts => {
+                given_up += 1;
+                println!(
+                    "point {}: failed {} time(s), not started again (--max-attempts {max_attempts}); its log is {}",
+                    p.describe(),
+                    record.failures,
+                    p.dir.join(point::LOG_FILE).display()
+                )
+            }
             _ => to_run.push(p),
         }
     }
-    Ok(to_run)
+    Ok((to_run, given_up))
 }
 
 /// The number of cores of this machine.
@@ -107,13 +110,17 @@ fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Launches the study's points not yet done as `options` say. Returns the number of points that
-/// failed (local launcher) — 0 for the others, which only submit or write.
+/// Launches the study's points not yet done as `options` say. Returns the number of points
+/// left failed: by the local launcher, or before it (failed `--max-attempts` times); 0 for the
+/// other launchers, which only submit or write.
 pub fn launch(study: &Study, options: &LaunchOptions) -> Result<usize> {
-    let to_run = points_to_run(study, options.max_attempts)?;
+    let (to_run, given_up) = points_to_run(study, options.max_attempts)?;
     let total = study.points()?.len();
     match options.launcher {
-        Launcher::Local => run_local(study, to_run, total, options),
+        Launcher::Local => {
+            let failed = run_local(study, to_run, total, options)?;
+            Ok(failed + given_up)
+        }
         Launcher::Print => {
             write_job_list(study, &to_run, options)?;
             Ok(0)
@@ -287,8 +294,9 @@ fn write_job_list(study: &Study, to_run: &[Point], options: &LaunchOptions) -> R
 /// Slurm options the launcher writes itself: a `--slurm-opt` cannot change them.
 const OWNED_SLURM_OPTIONS: [&str; 6] = ["array", "output", "error", "open-mode", "chdir", "parsable"];
 
-/// The study's `[slurm]` options with the `--slurm-opt`s over them, in order, checked.
-fn slurm_options(study: &Study, given: &[String]) -> Result<Vec<(String, Option<String>)>> {
+/// The study's `[slurm]` options with the `--slurm-opt`s over them, in order, checked (a key
+/// the sweep writes itself, or not an option's name, is refused).
+pub fn slurm_options(study: &Study, given: &[String]) -> Result<Vec<(String, Option<String>)>> {
     let mut options = study.slurm.clone();
     for (key, _) in &study.slurm {
         check_slurm_key(&format!("{}: slurm.{key}", study.source), key)?;

@@ -71,6 +71,9 @@ fn launch_study(args: &SweepLaunchArgs) -> Result<i32> {
     if args.dry_run && args.launcher != Launcher::Slurm {
         return Err(Error::Config("--dry-run prints the Slurm script: it needs --launcher slurm".into()));
     }
+    if args.launcher == Launcher::Slurm {
+        launch::slurm_options(&study, &args.slurm_opt)?;
+    }
     if !args.dry_run {
         launch::write_snapshot(&study)?;
     }
@@ -121,8 +124,11 @@ pub fn results(study: &Study) -> Result<(Vec<PointResult>, Vec<(Point, PointStat
         let values = study.columns.iter().map(|c| crate::tools::report::run_value(&p.dir, c).ok()).collect();
         done.push(PointResult { point: p, rows, values });
     }
+    // An empty column of metrics.csv is a term the objective has not (β-TCVAE's in a β-VAE);
+    // any other column no run has is a misspelt or missing key.
+    let csv_columns = crate::runs::metrics_columns();
     for (i, column) in study.columns.iter().enumerate() {
-        if !done.is_empty() && done.iter().all(|r| r.values[i].is_none()) {
+        if !done.is_empty() && done.iter().all(|r| r.values[i].is_none()) && !csv_columns.contains(column) {
             return Err(Error::Config(format!(
                 "{}: summary.columns: no point that is done has a value {column:?} (a key of eval/metrics.json, a \
                  column of metrics.csv, or a number of config.json)",
