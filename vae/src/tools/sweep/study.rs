@@ -162,13 +162,15 @@ impl Point {
     }
 }
 
-/// `--name value` for each flag, `--name` for a switch.
+/// `--name value` for each flag, `--name` for a switch, and `--name=value` for a value that
+/// starts with `-` (which a parser would take for a flag: `--beta=-5`, `--logvar-clamp=-30,20`).
 pub fn flags_to_args(flags: &[Flag]) -> Vec<String> {
     let mut args = vec![];
     for flag in flags {
-        args.push(format!("--{}", flag.name));
-        if let Some(value) = &flag.value {
-            args.push(value.clone());
+        match &flag.value {
+            Some(value) if value.starts_with('-') => args.push(format!("--{}={value}", flag.name)),
+            Some(value) => args.extend([format!("--{}", flag.name), value.clone()]),
+            None => args.push(format!("--{}", flag.name)),
         }
     }
     args
@@ -647,17 +649,13 @@ impl Study {
             toml::Value::Table(table)
         };
         doc.insert("train".into(), flags_table(&self.train));
+        // Every axis as a table of named settings, even one flag's list: a TOML writer puts a
+        // table's plain keys before its sub-tables, which would reorder a list written after a
+        // table (`seeds`, last) and with it every point's index.
         let mut grid = toml::Table::new();
         for axis in &self.axes {
-            let plain = axis.values.iter().all(|v| {
-                matches!(v.flags.as_slice(), [f] if f.name == axis.name && f.value.as_deref() == Some(v.label.as_str()))
-            });
-            let value = if plain {
-                toml::Value::Array(axis.values.iter().map(|v| text(&v.label)).collect())
-            } else {
-                toml::Value::Table(axis.values.iter().map(|v| (v.label.clone(), flags_table(&v.flags))).collect())
-            };
-            grid.insert(axis.name.clone(), value);
+            let settings = axis.values.iter().map(|v| (v.label.clone(), flags_table(&v.flags))).collect();
+            grid.insert(axis.name.clone(), toml::Value::Table(settings));
         }
         doc.insert("grid".into(), toml::Value::Table(grid));
         if let Some(eval) = &self.eval {
