@@ -19,6 +19,10 @@ use super::status::{point_states, PointState};
 use super::study::{Point, Study, SNAPSHOT_FILE};
 use crate::error::{Error, Result};
 
+/// How often the local launcher looks at its points' processes: a point's end starts the next
+/// one at most this late (a tiny run takes well under a second).
+const POLL: Duration = Duration::from_millis(10);
+
 /// Who runs the points (`sweep --launcher`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Launcher {
@@ -250,7 +254,7 @@ fn run_local(study: &Study, to_run: Vec<Point>, total: usize, options: &LaunchOp
             };
             progress(started, done, running.len(), pending.len(), failed, &what);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(POLL);
     }
     if stop.load(Ordering::SeqCst) {
         println!(

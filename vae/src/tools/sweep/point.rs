@@ -30,6 +30,9 @@ use super::study::{Point, Study};
 use crate::error::{Error, Result};
 use crate::runs::LAST_CHECKPOINT;
 
+/// How often a point looks at its child and at the signals it was sent.
+const POLL: Duration = Duration::from_millis(10);
+
 /// The point's record, in its run folder.
 pub const RECORD_FILE: &str = "sweep-point.json";
 /// What its `train` and `eval` printed.
@@ -470,7 +473,7 @@ fn supervise(mut child: Child, signals: &Signals) -> std::io::Result<ChildEnd> {
                 send_signal(child.id(), libc::SIGINT);
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL);
     }
 }
 

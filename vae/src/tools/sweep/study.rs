@@ -311,7 +311,14 @@ impl Study {
     /// read); `root` overrides the file's. Refuses what [`Study::check`] refuses.
     pub fn read(path: &Path, root: Option<&Path>) -> Result<Study> {
         let file = if path.is_dir() { path.join(SNAPSHOT_FILE) } else { path.to_path_buf() };
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Io { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            let what = if path.is_dir() {
+                "a sweep's folder without its study.toml"
+            } else {
+                "no such study file or sweep folder"
+            };
+            Error::Config(format!("--study {}: {what} ({e})", path.display()))
+        })?;
         let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let mut study = Study::parse(&file.display().to_string(), &stem, &text)?;
         if let Some(root) = root {
