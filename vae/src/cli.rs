@@ -265,7 +265,7 @@ pub struct SweepLaunchArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// An sbatch option for every task, KEY=VALUE or KEY (repeatable; over the study's
-    /// [slurm] table): partition=gpu, time=02:00:00, cpus-per-task=4, mem=8G, gres=gpu:1.
+    /// `[slurm]` table): partition=gpu, time=02:00:00, cpus-per-task=4, mem=8G, gres=gpu:1.
     #[arg(long = "slurm-opt", value_name = "KEY=VALUE")]
     pub slurm_opt: Vec<String>,
     /// With --launcher slurm: print the job array's script instead of submitting it.

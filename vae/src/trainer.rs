@@ -269,7 +269,7 @@ pub fn training_finished(dir: &Path) -> Result<bool> {
         return Ok(false);
     }
     let mut early = EarlyStopping::new(patience_of(config.patience), 0.0, MetricGoal::Minimize);
-    let stopped_early = progress.history.iter().map(|row| early.update(row.val.loss).should_stop).any(|stop| stop);
+    let stopped_early = progress.history.iter().any(|row| early.update(row.val.loss).should_stop);
     Ok(progress.epoch >= config.epochs || stopped_early)
 }
 

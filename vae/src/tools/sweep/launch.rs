@@ -61,8 +61,15 @@ pub fn write_snapshot(study: &Study) -> Result<PathBuf> {
     let path = dir.join(SNAPSHOT_FILE);
     if path.is_file() {
         let held = Study::read(&path, None)?;
-        let describe = |s: &Study| -> Result<Vec<(String, Vec<String>, Option<Vec<String>>)>> {
-            Ok(s.points()?.into_iter().map(|p| (p.name.clone(), p.train_args(), p.eval_args())).collect())
+        // Each point as its folder and its commands.
+        let describe = |s: &Study| -> Result<Vec<(String, String)>> {
+            Ok(s.points()?
+                .into_iter()
+                .map(|p| {
+                    let eval = p.eval_args().map(|a| point::shell_words(&a)).unwrap_or_default();
+                    (p.name.clone(), format!("{} | {eval}", point::shell_words(&p.train_args())))
+                })
+                .collect())
         };
         let (old, new) = (describe(&held)?, describe(study)?);
         if old != new {

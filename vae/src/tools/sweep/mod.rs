@@ -111,8 +111,16 @@ pub struct PointResult {
     pub values: Vec<Option<f64>>,
 }
 
+/// The points of a study as the summary reads them.
+pub struct Results {
+    /// The points that are done, in grid order.
+    pub done: Vec<PointResult>,
+    /// The others, with where they stand.
+    pub not_done: Vec<(Point, PointState)>,
+}
+
 /// Reads each point that is done; names the others.
-pub fn results(study: &Study) -> Result<(Vec<PointResult>, Vec<(Point, PointState)>)> {
+pub fn results(study: &Study) -> Result<Results> {
     let mut done = vec![];
     let mut not_done = vec![];
     for (p, state, _) in point_states(study)? {
@@ -136,7 +144,7 @@ pub fn results(study: &Study) -> Result<(Vec<PointResult>, Vec<(Point, PointStat
             )));
         }
     }
-    Ok((done, not_done))
+    Ok(Results { done, not_done })
 }
 
 /// The table of the points that are done, as Markdown and as CSV: each point's axes, its best
@@ -181,7 +189,7 @@ pub fn val_loss_series(results: &[PointResult]) -> Vec<(String, Vec<(f64, f64)>)
 /// `sweep collect`: `table.md`, `table.csv`, `val_loss.png`, every done run's `report.html` and
 /// the sweep's own, from the points that are done; the others are named.
 pub fn collect(study: &Study) -> Result<()> {
-    let (done, not_done) = results(study)?;
+    let Results { done, not_done } = results(study)?;
     let dir = study.dir();
     if done.is_empty() {
         return Err(Error::Config(format!(
