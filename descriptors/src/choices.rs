@@ -279,32 +279,39 @@ fn read_choices(path: &Path, key: &str, known: fn(&str) -> bool) -> BTreeMap<Str
     choices
 }
 
-/// Rewrites `path` with `choices` for `key` and every line of other machines, drivers, timings or builds,
-/// through a temporary file renamed over it.
+/// Rewrites `path` with `choices` for `key`, every line of other machines, drivers, timings or
+/// builds, and this key's lines for classes `choices` lacks, through a temporary file of this
+/// process renamed over it, holding `path.lock` meanwhile. Processes that measure at once (a
+/// sweep's points side by side, on a fresh machine) each add their choices: none is lost to
+/// another's rewrite, and no two write one temporary file.
 fn write_choices(
     path: &Path,
     key: &str,
     known: fn(&str) -> bool,
     choices: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
-    let others: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| classify(line, key, known) == CacheLine::Other)
-        .map(str::to_string)
-        .collect();
-    let mut text = others.join("\n");
-    for (class, choice) in choices {
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&format!("{key}\t{class}\t{choice}"));
-    }
-    text.push('\n');
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tsv.tmp");
+    let lock =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path.with_extension("lock"))?;
+    lock.lock()?;
+    let mut text = String::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let keep = match classify(line, key, known) {
+            CacheLine::Other => true,
+            CacheLine::Ours { class, .. } => !choices.contains_key(class),
+            CacheLine::Unreadable => false,
+        };
+        if keep {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for (class, choice) in choices {
+        text.push_str(&format!("{key}\t{class}\t{choice}\n"));
+    }
+    let tmp = path.with_extension(format!("tsv.{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
@@ -365,6 +372,26 @@ pub fn median_times_dropping_the_slow<E>(
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn two_processes_writing_the_cache_keep_each_others_choices() {
+        // Each loaded the file before the other wrote: the second rewrite must not drop the
+        // first's new choice, and a line of another machine stays.
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("choices.tsv");
+        std::fs::write(&path, "other-cpu\tconv a\tx\n").unwrap();
+        let known = |_: &str| true;
+        let mine = |class: &str, choice: &str| BTreeMap::from([(class.to_string(), choice.to_string())]);
+        write_choices(&path, "cpu", known, &mine("conv a", "1")).unwrap();
+        write_choices(&path, "cpu", known, &mine("conv b", "2")).unwrap();
+        let chosen = read_choices(&path, "cpu", known);
+        assert_eq!(chosen, BTreeMap::from([("conv a".into(), "1".into()), ("conv b".into(), "2".into())]));
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with("other-cpu\tconv a\tx\n"));
+        // A class measured again takes its new choice, once.
+        write_choices(&path, "cpu", known, &mine("conv a", "3")).unwrap();
+        assert_eq!(read_choices(&path, "cpu", known)["conv a"], "3");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().matches("conv a\t").count(), 2, "ours and the other cpu's");
+    }
 
     #[test]
     fn candidates_are_timed_taking_turns_after_a_warm_up_each() {
