@@ -582,7 +582,12 @@ mod tests {
             again.choose("k", "c1", &["slow", "fast"], |_| -> Result<_, ()> { panic!("measured again") }).unwrap(),
             "fast"
         );
-        assert!(!path.with_extension("tsv.tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
     #[test]
