@@ -222,8 +222,11 @@ fn a_killed_point_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run()
     // or a lost node would (nothing is told, nothing saved).
     child.kill().ok();
     child.wait().unwrap();
-    let _ =
-        std::process::Command::new("pkill").args(["-KILL", "-f", &format!("--run-dir {}", point.display())]).status();
+    let killed_train = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", "--", &format!("--run-dir {}", point.display())])
+        .status()
+        .unwrap();
+    assert!(killed_train.success(), "no train process of the point was left to kill");
     assert!(metrics_epochs(&point).len() < 4, "the run finished before the kill: make it longer");
     let status = ok(sweep().args(["status", "--study"]).arg(&study).arg("--root").arg(&killed).output().unwrap());
     assert!(status.contains("stopped") && status.contains("died without a word"), "{status}");
@@ -238,6 +241,37 @@ fn a_killed_point_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run()
         std::fs::read_to_string(straight.join("long/table.csv")).unwrap(),
         std::fs::read_to_string(killed.join("long/table.csv")).unwrap()
     );
+}
+
+#[test]
+fn a_stopped_launch_stops_every_point_with_its_checkpoint_and_the_same_command_goes_on() {
+    let scratch = common::scratch("sweep-stopped");
+    let study = write_study(scratch.path(), "two", &tiny_study(3000, 4, "[grid]\nbeta = [1, 4]\n"));
+    let root = scratch.path().join("runs");
+    let launch = || {
+        let mut c = sweep();
+        c.args(["--jobs", "2", "--threads", "1", "--study"]).arg(&study).arg("--root").arg(&root);
+        c
+    };
+    let points = [root.join("two/beta=1"), root.join("two/beta=4")];
+    let mut launcher = launch().stdout(Stdio::piped()).spawn().unwrap();
+    wait_for("both points' first epoch", Duration::from_secs(120), || {
+        points.iter().all(|p| metrics_epochs(p).len() == 1)
+    });
+    // Ctrl-C in a terminal reaches every process of the group; a SIGINT to the launcher alone
+    // must reach its points too.
+    let _ = std::process::Command::new("kill").args(["-INT", &launcher.id().to_string()]).status();
+    assert_eq!(launcher.wait().unwrap().code(), Some(130), "a stopped launch exits as Ctrl-C does");
+    for p in &points {
+        assert_eq!(record(p)["outcome"], "stopped", "{}", p.display());
+        assert!(metrics_epochs(p).len() < 4, "the point finished before the stop: make it longer");
+    }
+    let text = ok(launch().output().unwrap());
+    assert!(text.contains("2 done, 0 running, 0 left"), "{text}");
+    for p in &points {
+        assert_eq!(metrics_epochs(p), ["1", "2", "3", "4"], "each epoch once");
+        assert_eq!((record(p)["attempts"].as_u64(), record(p)["failures"].as_u64()), (Some(2), Some(0)));
+    }
 }
 
 #[test]

@@ -121,24 +121,32 @@ fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Launches the study's points not yet done as `options` say. Returns the number of points
-/// left failed: by the local launcher, or before it (failed `--max-attempts` times); 0 for the
-/// other launchers, which only submit or write.
-pub fn launch(study: &Study, options: &LaunchOptions) -> Result<usize> {
+/// How a launch ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Launched {
+    /// Points left failed: by the local launcher, or before it (failed `--max-attempts`
+    /// times); 0 for the other launchers, which only submit or write.
+    pub failed: usize,
+    /// The local launcher was stopped (Ctrl-C, SIGTERM) before every point ran.
+    pub stopped: bool,
+}
+
+/// Launches the study's points not yet done as `options` say.
+pub fn launch(study: &Study, options: &LaunchOptions) -> Result<Launched> {
     let (to_run, given_up) = points_to_run(study, options.max_attempts)?;
     let total = study.points()?.len();
     match options.launcher {
         Launcher::Local => {
-            let failed = run_local(study, to_run, total, options)?;
-            Ok(failed + given_up)
+            let launched = run_local(study, to_run, total, options)?;
+            Ok(Launched { failed: launched.failed + given_up, ..launched })
         }
         Launcher::Print => {
             write_job_list(study, &to_run, options)?;
-            Ok(0)
+            Ok(Launched::default())
         }
         Launcher::Slurm => {
             submit_slurm(study, &to_run, options)?;
-            Ok(0)
+            Ok(Launched::default())
         }
     }
 }
@@ -167,7 +175,7 @@ fn threads_per_point(options: &LaunchOptions, jobs: usize) -> usize {
 /// The local launcher: `jobs` points at a time, each a `run-point` process, a failed point
 /// started again until it has failed `max_attempts` times. A line per event says how many are
 /// done, running and left.
-fn run_local(study: &Study, to_run: Vec<Point>, total: usize, options: &LaunchOptions) -> Result<usize> {
+fn run_local(study: &Study, to_run: Vec<Point>, total: usize, options: &LaunchOptions) -> Result<Launched> {
     let jobs = options.jobs.unwrap_or(1).max(1);
     let threads = threads_per_point(options, jobs);
     if jobs * threads > cores() {
@@ -263,13 +271,14 @@ fn run_local(study: &Study, to_run: Vec<Point>, total: usize, options: &LaunchOp
         }
         std::thread::sleep(POLL);
     }
-    if stop.load(Ordering::SeqCst) {
+    let stopped = stop.load(Ordering::SeqCst);
+    if stopped {
         println!(
             "sweep {}: stopped; run the same command again to go on (stopped points resume from their checkpoints)",
             study.name
         );
     }
-    Ok(failed)
+    Ok(Launched { failed, stopped })
 }
 
 /// One progress line: points done / running / left, then what just happened.

@@ -86,7 +86,7 @@ fn launch_study(args: &SweepLaunchArgs) -> Result<i32> {
         dry_run: args.dry_run,
         bin_dir,
     };
-    let failed = launch::launch(&study, &options)?;
+    let launched = launch::launch(&study, &options)?;
     if args.launcher != Launcher::Local {
         return Ok(0);
     }
@@ -94,11 +94,16 @@ fn launch_study(args: &SweepLaunchArgs) -> Result<i32> {
     if states.iter().any(|(_, s, _)| *s == PointState::Done) {
         collect(&study)?;
     }
-    if failed > 0 {
-        eprintln!("error: {failed} point(s) failed; `sweep status --study {}` shows their logs", study.dir().display());
+    if launched.failed > 0 {
+        eprintln!(
+            "error: {} point(s) failed; `sweep status --study {}` shows their logs",
+            launched.failed,
+            study.dir().display()
+        );
         return Ok(1);
     }
-    Ok(0)
+    // The shell's convention for a process stopped by Ctrl-C, as train's.
+    Ok(if launched.stopped { 130 } else { 0 })
 }
 
 /// A point that is done, with what the summary reads of it.
