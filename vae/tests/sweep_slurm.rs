@@ -165,55 +165,65 @@ fn a_study_submitted_as_a_job_array_ends_as_the_local_launchers_bit_for_bit() {
     assert!(again.contains("nothing to submit"), "{again}");
 }
 
+/// A long point submitted, caught in training: its study, its sweep's root, its folder and
+/// the array's job id, once its first epoch is done.
+struct Training {
+    _scratch: tempfile::TempDir,
+    study: PathBuf,
+    root: PathBuf,
+    point: PathBuf,
+    job: String,
+}
+
+fn submit_and_wait_for_the_first_epoch(cluster: &Cluster, name: &str) -> Training {
+    let scratch = common::scratch(name);
+    let study = long_study(scratch.path());
+    let root = scratch.path().join("slurm");
+    let point = root.join("long/beta=1");
+    let job = submit(cluster, &study, &root);
+    wait_for("the first epoch", JOB_LIMIT, || metrics_epochs(&point).len() == 1);
+    Training { _scratch: scratch, study, root, point, job }
+}
+
+/// Asserts that an interrupted point ended done on its second attempt, each epoch once, bit for
+/// bit where the same study run straight through ends.
+fn assert_resumed_as_an_uninterrupted_run(t: &Training) {
+    let r = record(&t.point);
+    let attempts = (r["outcome"].as_str(), r["attempts"].as_u64(), r["failures"].as_u64());
+    assert_eq!(attempts, (Some("done"), Some(2), Some(0)), "{r}");
+    let log = std::fs::read_to_string(t.point.join("sweep.log")).unwrap();
+    assert!(log.contains("=== attempt 2") && log.contains("--resume"), "the second attempt did not resume:\n{log}");
+    assert_eq!(metrics_epochs(&t.point), ["1", "2", "3", "4"], "each epoch once");
+    let straight = t.root.with_file_name("straight");
+    run_locally(&t.study, &straight);
+    assert_same_run(&straight.join("long/beta=1"), &t.point);
+}
+
 #[test]
 fn a_task_cancelled_while_it_trains_resumes_when_launched_again_and_ends_as_an_uninterrupted_run() {
     let Some(cluster) = cluster() else { return };
-    let scratch = common::scratch("slurm-cancel");
-    let study = long_study(scratch.path());
-    let (slurm, straight) = (scratch.path().join("slurm"), scratch.path().join("straight"));
-    let point = slurm.join("long/beta=1");
-    let job = submit(&cluster, &study, &slurm);
-    wait_for("the first epoch", JOB_LIMIT, || metrics_epochs(&point).len() == 1);
-    ok(cluster.client("scancel").arg(format!("{job}_0")).output().unwrap());
-    wait_for_job(&cluster, &job);
-    assert!(metrics_epochs(&point).len() < 4, "the point finished before the cancel: make it longer");
-    assert!(point.join("last.safetensors").is_file());
-    let status = ok(cluster.sweep().args(["status", "--study"]).arg(slurm.join("long")).output().unwrap());
+    let t = submit_and_wait_for_the_first_epoch(&cluster, "slurm-cancel");
+    ok(cluster.client("scancel").arg(format!("{}_0", t.job)).output().unwrap());
+    wait_for_job(&cluster, &t.job);
+    assert!(metrics_epochs(&t.point).len() < 4, "the point finished before the cancel: make it longer");
+    assert!(t.point.join("last.safetensors").is_file());
+    let status = ok(cluster.sweep().args(["status", "--study"]).arg(t.root.join("long")).output().unwrap());
     assert!(status.contains("1 stopped"), "{status}");
-    let again = submit(&cluster, &study, &slurm);
+    let again = submit(&cluster, &t.study, &t.root);
     wait_for_job(&cluster, &again);
-    let r = record(&point);
-    assert_eq!(
-        (r["outcome"].as_str(), r["attempts"].as_u64(), r["failures"].as_u64()),
-        (Some("done"), Some(2), Some(0)),
-        "{r}"
-    );
-    let log = std::fs::read_to_string(point.join("sweep.log")).unwrap();
-    assert!(log.contains("=== attempt 2") && log.contains("--resume"), "the second attempt did not resume:\n{log}");
-    assert_eq!(metrics_epochs(&point), ["1", "2", "3", "4"], "each epoch once");
-    run_locally(&study, &straight);
-    assert_same_run(&straight.join("long/beta=1"), &point);
+    assert_resumed_as_an_uninterrupted_run(&t);
 }
 
 #[test]
 fn a_task_warned_of_its_time_limit_checkpoints_requeues_itself_and_resumes() {
     let Some(cluster) = cluster() else { return };
-    let scratch = common::scratch("slurm-requeue");
-    let study = long_study(scratch.path());
-    let (slurm, straight) = (scratch.path().join("slurm"), scratch.path().join("straight"));
-    let point = slurm.join("long/beta=1");
-    let job = submit(&cluster, &study, &slurm);
-    wait_for("the first epoch", JOB_LIMIT, || metrics_epochs(&point).len() == 1);
+    let t = submit_and_wait_for_the_first_epoch(&cluster, "slurm-requeue");
     // What Slurm does --signal's seconds before the time limit (#SBATCH --signal=B:USR1@120).
-    ok(cluster.client("scancel").args(["--signal=USR1", "--batch"]).arg(format!("{job}_0")).output().unwrap());
-    wait_for_job(&cluster, &job);
-    let r = record(&point);
-    assert_eq!((r["outcome"].as_str(), r["attempts"].as_u64()), (Some("done"), Some(2)), "{r}");
-    let out = std::fs::read_to_string(slurm.join(format!("long/slurm/{job}_0.out"))).unwrap();
+    ok(cluster.client("scancel").args(["--signal=USR1", "--batch"]).arg(format!("{}_0", t.job)).output().unwrap());
+    wait_for_job(&cluster, &t.job);
+    let out = std::fs::read_to_string(t.root.join(format!("long/slurm/{}_0.out", t.job))).unwrap();
     assert!(out.contains("by SIGUSR1 (the time limit is near); requeued"), "{out}");
-    assert_eq!(metrics_epochs(&point), ["1", "2", "3", "4"], "each epoch once");
-    run_locally(&study, &straight);
-    assert_same_run(&straight.join("long/beta=1"), &point);
+    assert_resumed_as_an_uninterrupted_run(&t);
 }
 
 #[test]

@@ -329,6 +329,16 @@ fn a_resumed_checkpoint_holding_nan_weights_is_refused() {
     assert_eq!(metrics_epochs(d), ["1"]);
 }
 
+/// Starts one epoch of `args` in `d/run`, in the background (its output kept from the test's).
+fn start_one_epoch(d: &Path, args: &[String]) -> std::process::Child {
+    train(d)
+        .args(args)
+        .args(["--epochs", "1", "--run-dir", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
     // One epoch of 31 batches uninterrupted, and the same epoch interrupted by Ctrl-C and resumed:
@@ -343,12 +353,7 @@ fn an_interrupted_epoch_resumes_with_the_mean_of_all_its_batches() {
     let d = scratch.path();
     for delay_ms in [400u64, 200, 100, 700, 1000] {
         let _ = std::fs::remove_dir_all(d.join("run"));
-        let mut child = train(d)
-            .args(&args)
-            .args(["--epochs", "1", "--run-dir", "run"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = start_one_epoch(d, &args);
         // Wait until training has started (the checkpoint of an interrupt needs a step).
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
@@ -378,12 +383,7 @@ fn a_sigterm_saves_a_checkpoint_at_the_next_batch_as_ctrl_c_does() {
     let scratch = common::scratch("sigterm");
     let d = scratch.path();
     let args = small(&[("--max-images", "20000")]);
-    let mut child = train(d)
-        .args(&args)
-        .args(["--epochs", "1", "--run-dir", "run"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_one_epoch(d, &args);
     let started = std::time::Instant::now();
     while !d.join("run/provenance.json").exists() && started.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(5));
