@@ -12,6 +12,10 @@ use clap::Parser;
 use vae::cli::{ClassifyCli, EvalCli, ExploreCli, SweepCli, TrainCli};
 
 /// The README and every Markdown file of docs/ and of its notebooks, docs/notebooks/.
+/// The root the documented studies are checked into: it holds no sweep, so no point is compared
+/// with a folder of this machine's (checking a study writes nothing).
+const NO_ROOT: &str = "/nonexistent/sweeps";
+
 /// The workspace's root, where the docs' commands run.
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -138,9 +142,8 @@ fn parse(name: &str, args: &[String]) -> Result<(), String> {
                 // status, collect and run-point read a sweep that a launch wrote.
                 return Ok(());
             }
-            // Every point of the study or grid, checked as a launch checks it, into a scratch
-            // root (no run folder of this machine's is compared).
-            let root = std::env::temp_dir().join("vae-docs-commands-no-sweep-here");
+            // Every point of the study or grid, checked as a launch checks it.
+            let root = PathBuf::from(NO_ROOT);
             let launch = &sweep.launch;
             let study = match &launch.study {
                 Some(path) => vae::tools::sweep::study::Study::read(&repository_root().join(path), Some(&root)),
@@ -229,7 +232,7 @@ fn every_study_file_is_valid_and_quoted_in_the_docs() {
     let mut failures = vec![];
     for file in &files {
         let relative = format!("vae/studies/{}", file.file_name().unwrap_or_default().to_string_lossy());
-        let root = std::env::temp_dir().join("vae-docs-commands-no-sweep-here");
+        let root = PathBuf::from(NO_ROOT);
         if let Err(e) = vae::tools::sweep::study::Study::read(file, Some(&root)) {
             failures.push(format!("{relative}: {e}"));
         }

@@ -772,9 +772,13 @@ pub fn flags_from_args(source: &str, args: &[String]) -> Result<Vec<Flag>> {
 mod tests {
     use super::*;
 
+    /// A root that holds no sweep: nothing is compared with a folder of this machine's, and
+    /// nothing is written (checking a study writes nothing).
+    const NO_ROOT: &str = "/nonexistent/sweeps";
+
     fn study(text: &str) -> Result<Study> {
         let mut s = Study::parse("s.toml", "s", text)?;
-        s.root = std::env::temp_dir().join("vae-study-tests-nothing-here");
+        s.root = PathBuf::from(NO_ROOT);
         s.check()?;
         Ok(s)
     }
@@ -900,7 +904,7 @@ mod tests {
 
     #[test]
     fn a_grid_sweep_is_a_study() {
-        let root = std::env::temp_dir().join("vae-study-tests-nothing-here");
+        let root = PathBuf::from(NO_ROOT);
         let s =
             Study::from_grid("g", &root, &["beta=0,1".into()], &["--arch".into(), "dense".into(), "--epochs=2".into()])
                 .unwrap();
