@@ -111,6 +111,25 @@ fn a_study_runs_here_jobs_at_a_time_and_a_second_launch_starts_nothing() {
 }
 
 #[test]
+fn each_point_is_evaluated_and_its_page_shows_the_evaluation() {
+    let scratch = common::scratch("sweep-eval");
+    let rest = "[grid]\nbeta = [1, 4]\n[eval]\nwhat = \"metrics\"\nmax-test = 30\nsamples = 30\nseed = \"{beta}\"\n\
+                [summary]\ncolumns = [\"val_loss\", \"test_loss\"]\n";
+    let study = write_study(scratch.path(), "e", &tiny_study(300, 1, rest));
+    let root = scratch.path().join("runs");
+    ok(sweep().arg("--study").arg(&study).arg("--root").arg(&root).output().unwrap());
+    let point = root.join("e/beta=4");
+    let log = std::fs::read_to_string(point.join("sweep.log")).unwrap();
+    assert!(log.contains("eval --run") && log.contains("--seed 4"), "eval ran with the point's value:\n{log}");
+    let report = std::fs::read_to_string(point.join("report.html")).unwrap();
+    assert!(report.contains("test_loss"), "the point's report.html lacks its evaluation");
+    let csv = std::fs::read_to_string(root.join("e/table.csv")).unwrap();
+    assert!(csv.starts_with("point,beta,best_epoch,epochs,val_loss,test_loss\n"), "{csv}");
+    let row = csv.lines().nth(2).unwrap();
+    assert!(row.split(',').all(|cell| !cell.is_empty()), "every column has a value: {row}");
+}
+
+#[test]
 fn a_bad_study_is_refused_naming_the_file_the_key_and_the_point_before_anything_runs() {
     let scratch = common::scratch("sweep-bad");
     let root = scratch.path().join("runs");

@@ -231,7 +231,8 @@ pub fn collect(study: &Study) -> Result<()> {
         "validation loss",
     )?;
     let runs: Vec<(String, PathBuf)> = done.iter().map(|r| (r.point.name.clone(), r.point.dir.clone())).collect();
-    for (_, run_dir) in &runs {
+    // A point writes its own page when it is done; a folder an older sweep finished may lack it.
+    for (_, run_dir) in runs.iter().filter(|(_, dir)| !dir.join(crate::tools::report::REPORT_FILE).is_file()) {
         crate::tools::report::write_report(run_dir)?;
     }
     crate::tools::report::write_sweep_report(&dir, &runs)?;

@@ -1,7 +1,7 @@
 //! One point of a sweep as `sweep run-point` runs it, whichever launcher started it: a lock in
 //! its folder (a second start of the same point is refused, never trained twice), `train` (a
-//! new run, or `--resume` from its last checkpoint), then `eval`, with a record of every
-//! attempt beside the run's files.
+//! new run, or `--resume` from its last checkpoint), then `eval` and the run's `report.html`,
+//! with a record of every attempt beside the run's files.
 //!
 //! Everything a point writes is in its own run folder: `train`'s files, and
 //!
@@ -415,6 +415,9 @@ pub fn run_point(study: &Study, index: usize, options: &RunOptions) -> Result<i3
         }
     }
     if exit == 0 {
+        // The run's page with its evaluation, written here, in the point's own process: a
+        // launcher's points write theirs side by side, and `collect` has none left to write.
+        crate::tools::report::write_report(dir)?;
         record.outcome = Some(Outcome::Done);
         record.exit_code = Some(0);
     }
