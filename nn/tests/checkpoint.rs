@@ -387,6 +387,24 @@ fn a_training_checkpoints_position_reads_from_its_header_alone() {
 }
 
 #[test]
+fn a_hostile_header_is_an_error_naming_the_file_never_a_huge_allocation_or_a_panic() {
+    let scratch = temp_dir("hostile-header");
+    let path = scratch.path().join("x.safetensors");
+    let header = |length: u64, text: &[u8]| [&length.to_le_bytes()[..], text].concat();
+    for (what, bytes) in [
+        ("an exabyte header", header(1 << 60, b"{}")),
+        ("a length past the end", header(64, b"{}")),
+        ("not JSON", header(4, b"{{{{")),
+        ("a metadata value that is not a string", header(28, b"{\"__metadata__\":{\"epoch\":1}}")),
+        ("no header length", vec![1, 2, 3]),
+    ] {
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_training_state(&path).expect_err(what).to_string();
+        assert!(err.contains("x.safetensors"), "{what}: {err}");
+    }
+}
+
+#[test]
 fn a_model_file_is_not_a_training_checkpoint() {
     let scratch = temp_dir("not-training");
     let dir = scratch.path();

@@ -94,16 +94,21 @@ fn cluster() -> Option<Arc<Cluster>> {
     }
 }
 
-/// Launches `study` on the cluster into `root`; returns the array's job id.
-fn submit(cluster: &Cluster, study: &Path, root: &Path) -> String {
-    let text = ok(cluster
+/// Launches `study` on the cluster into `root`; returns what `sweep` printed.
+fn launch_on(cluster: &Cluster, study: &Path, root: &Path) -> String {
+    ok(cluster
         .sweep()
         .args(["--launcher", "slurm", "--slurm-opt", "cpus-per-task=1", "--study"])
         .arg(study)
         .arg("--root")
         .arg(root)
         .output()
-        .unwrap());
+        .unwrap())
+}
+
+/// Launches `study` on the cluster into `root`, which must submit a job array; returns its job id.
+fn submit(cluster: &Cluster, study: &Path, root: &Path) -> String {
+    let text = launch_on(cluster, study, root);
     let job = text.split("submitted Slurm job ").nth(1).and_then(|rest| rest.split(':').next());
     job.unwrap_or_else(|| panic!("no job id in:\n{text}")).to_string()
 }
@@ -154,14 +159,7 @@ fn a_study_submitted_as_a_job_array_ends_as_the_local_launchers_bit_for_bit() {
         let out = std::fs::read_to_string(slurm.join(format!("four/slurm/{job}_{index}.out"))).unwrap();
         assert!(out.contains(&format!("point {index} ({point}): done")), "{out}");
     }
-    let again = ok(cluster
-        .sweep()
-        .args(["--launcher", "slurm", "--study"])
-        .arg(&study)
-        .arg("--root")
-        .arg(&slurm)
-        .output()
-        .unwrap());
+    let again = launch_on(&cluster, &study, &slurm);
     assert!(again.contains("nothing to submit"), "{again}");
 }
 
@@ -248,13 +246,6 @@ fn a_point_given_a_bad_value_fails_with_its_log_while_the_others_finish() {
     let script = std::fs::read_to_string(root.join("bad/slurm/array.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=1\n"), "{script}");
     wait_for_job(&cluster, &again);
-    let third = ok(cluster
-        .sweep()
-        .args(["--launcher", "slurm", "--study"])
-        .arg(&study)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .unwrap());
+    let third = launch_on(&cluster, &study, &root);
     assert!(third.contains("failed 2 time(s), not started again") && third.contains("nothing to submit"), "{third}");
 }

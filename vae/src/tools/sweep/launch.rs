@@ -151,15 +151,15 @@ pub fn launch(study: &Study, options: &LaunchOptions) -> Result<Launched> {
     }
 }
 
-/// The command that runs one point.
-fn run_point_command(study: &Study, p: &Point, options: &LaunchOptions, threads: Option<usize>) -> Vec<String> {
+/// The command that runs the point at `index` (a number, or the shell variable a job array sets).
+fn run_point_command(study: &Study, index: &str, options: &LaunchOptions, threads: Option<usize>) -> Vec<String> {
     let mut args = vec![
         options.bin_dir.join("sweep").display().to_string(),
         "run-point".into(),
         "--study".into(),
         study.dir().join(SNAPSHOT_FILE).display().to_string(),
         "--index".into(),
-        p.index.to_string(),
+        index.to_string(),
     ];
     if let Some(t) = threads {
         args.extend(["--threads".into(), t.to_string()]);
@@ -206,7 +206,7 @@ fn run_local(study: &Study, to_run: Vec<Point>, total: usize, options: &LaunchOp
     loop {
         while running.len() < jobs && !stop.load(Ordering::SeqCst) {
             let Some(p) = pending.pop_front() else { break };
-            let argv = run_point_command(study, &p, options, Some(threads));
+            let argv = run_point_command(study, &p.index.to_string(), options, Some(threads));
             let child = Command::new(&argv[0])
                 .args(&argv[1..])
                 .stdin(Stdio::null())
@@ -295,7 +295,7 @@ fn write_job_list(study: &Study, to_run: &[Point], options: &LaunchOptions) -> R
     let threads = options.threads.or(options.jobs.map(|jobs| threads_per_point(options, jobs)));
     let mut text = String::new();
     for p in to_run {
-        text += &point::shell_words(&run_point_command(study, p, options, threads));
+        text += &point::shell_words(&run_point_command(study, &p.index.to_string(), options, threads));
         text.push('\n');
     }
     let path = study.dir().join("jobs.txt");
@@ -403,11 +403,13 @@ pub fn slurm_script(study: &Study, to_run: &[Point], options: &LaunchOptions) ->
             None => format!("#SBATCH --{key}"),
         });
     }
-    let mut command = run_point_command(study, &to_run[0], options, options.threads);
-    let index_at = command.iter().position(|a| a == "--index").map(|i| i + 1).unwrap_or(command.len() - 1);
-    command[index_at] = "SLURM_ARRAY_TASK_ID".into();
-    let command = point::shell_words(&command).replace("SLURM_ARRAY_TASK_ID", "\"$SLURM_ARRAY_TASK_ID\"");
-    lines.push(format!("exec {command}"));
+    let task = "$SLURM_ARRAY_TASK_ID";
+    // Every word quoted for the shell but the task id, which the shell is to expand.
+    let words: Vec<String> = run_point_command(study, task, options, options.threads)
+        .iter()
+        .map(|word| if word == task { format!("\"{task}\"") } else { point::shell_words(&[word]) })
+        .collect();
+    lines.push(format!("exec {}", words.join(" ")));
     Ok(lines.join("\n") + "\n")
 }
 

@@ -555,6 +555,16 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_is_not_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["", "{\"outcome\": \"exploded\"}", "[1, 2]", "{\"attempts\": -1}"] {
+            std::fs::write(dir.path().join(RECORD_FILE), text).unwrap();
+            let e = PointRecord::read(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(RECORD_FILE) && e.contains("not a sweep point's record"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn a_folder_an_older_sweep_finished_reads_as_done() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(OLD_DONE_FILE), "12.50\n").unwrap();

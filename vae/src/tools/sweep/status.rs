@@ -82,8 +82,8 @@ pub fn point_states(study: &Study) -> Result<Vec<(Point, PointState, PointRecord
                     _ => match record.outcome {
                         None => PointState::Pending,
                         Some(Outcome::Failed) => PointState::Failed,
-                        Some(Outcome::Running | Outcome::Stopped) => PointState::Stopped,
-                        Some(Outcome::Done) => PointState::Done,
+                        // Running without its lock: its process died.
+                        Some(Outcome::Running | Outcome::Stopped | Outcome::Done) => PointState::Stopped,
                     },
                 },
             };

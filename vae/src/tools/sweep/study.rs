@@ -264,15 +264,15 @@ fn flags_of(source: &str, binary: Binary, prefix: &str, table: &toml::Value) -> 
     Ok(flags)
 }
 
-/// One axis of `[grid]`: `name = [values]` or a table of named settings.
-fn axis(source: &str, name: &str, value: &toml::Value) -> Result<Axis> {
-    let key = format!("grid.{name}");
+/// The axis `name`, set at `key` (`grid.beta`, or `seeds`): `[values]` or a table of named
+/// settings.
+fn axis(source: &str, key: &str, name: &str, value: &toml::Value) -> Result<Axis> {
     let values = match value {
         toml::Value::Array(items) => {
             let mut values = vec![];
             for (i, item) in items.iter().enumerate() {
                 let Some(f) = flag(source, Binary::Train, &format!("{key}[{i}]"), name, item)? else {
-                    return Err(bad(source, &key, "a switch axis takes true, not false (leave the flag out instead)"));
+                    return Err(bad(source, key, "a switch axis takes true, not false (leave the flag out instead)"));
                 };
                 let label = f.value.clone().unwrap_or_else(|| "true".into());
                 values.push(AxisValue { label, flags: vec![f] });
@@ -291,13 +291,13 @@ fn axis(source: &str, name: &str, value: &toml::Value) -> Result<Axis> {
         other => {
             return Err(bad(
                 source,
-                &key,
+                key,
                 format!("expected a list of values or a table of named settings, not {other}"),
             ))
         }
     };
     if values.is_empty() {
-        return Err(bad(source, &key, "an axis needs at least one value"));
+        return Err(bad(source, key, "an axis needs at least one value"));
     }
     Ok(Axis { name: name.to_string(), values })
 }
@@ -349,18 +349,14 @@ impl Study {
         if let Some(grid) = doc.get("grid") {
             let grid = grid.as_table().ok_or_else(|| bad(source, "grid", "expected a table of axes"))?;
             for (name, value) in grid {
-                axes.push(axis(source, name, value)?);
+                axes.push(axis(source, &format!("grid.{name}"), name, value)?);
             }
         }
         if let Some(seeds) = doc.get("seeds") {
             if axes.iter().any(|a| a.name == SEED_AXIS) {
                 return Err(bad(source, "seeds", "duplicate axis: grid.seed is the same axis"));
             }
-            axes.push(axis(source, SEED_AXIS, seeds).map_err(|e| {
-                Error::Config(
-                    e.to_string().replace(&format!("grid.{SEED_AXIS}"), "seeds").replace("configuration: ", ""),
-                )
-            })?);
+            axes.push(axis(source, "seeds", SEED_AXIS, seeds)?);
         }
         let eval = doc.get("eval").map(|table| flags_of(source, Binary::Eval, "eval", table)).transpose()?;
         let columns = match doc.get("summary") {
@@ -414,15 +410,9 @@ impl Study {
             if flag_name.is_empty() || values.is_empty() {
                 return Err(Error::Config(format!("--grid '{spec}': needs a flag name and at least one value")));
             }
-            let mut axis_values = vec![];
-            for v in values {
-                let Some(f) = flag(&source, Binary::Train, &key, flag_name, &toml::Value::String(v.to_string()))?
-                else {
-                    continue;
-                };
-                axis_values.push(AxisValue { label: v.to_string(), flags: vec![f] });
-            }
-            axes.push(Axis { name: flag_name.to_string(), values: axis_values });
+            // The same axis as a study file's `flag = ["v1", "v2"]`.
+            let list = toml::Value::Array(values.iter().map(|v| toml::Value::String(v.to_string())).collect());
+            axes.push(axis(&source, &key, flag_name, &list)?);
         }
         let train = flags_from_args(&source, train_args)?;
         let study = Study {
@@ -744,22 +734,16 @@ pub fn flags_from_args(source: &str, args: &[String]) -> Result<Vec<Flag>> {
             None => (long, None),
         };
         let key = format!("-- {arg}");
-        let value = match Binary::Train.takes_value(name) {
-            None if OWNED_TRAIN_FLAGS.contains(&name) => None,
-            None => {
-                return Err(Error::Config(format!("{source}: train has no flag --{name} (`train --help` lists them)")))
+        let value = match (Binary::Train.takes_value(name), inline) {
+            (Some(true), Some(v)) => toml::Value::String(v),
+            (Some(true), None) => {
+                i += 1;
+                let v = args.get(i).ok_or_else(|| Error::Config(format!("{source}: --{name} needs a value")))?;
+                toml::Value::String(v.clone())
             }
-            Some(false) => Some(toml::Value::Boolean(true)),
-            Some(true) => match inline {
-                Some(v) => Some(toml::Value::String(v)),
-                None => {
-                    i += 1;
-                    let v = args.get(i).ok_or_else(|| Error::Config(format!("{source}: --{name} needs a value")))?;
-                    Some(toml::Value::String(v.clone()))
-                }
-            },
+            // A switch; or a flag train lacks or the sweep sets, which `flag` refuses by name.
+            _ => toml::Value::Boolean(true),
         };
-        let value = value.unwrap_or(toml::Value::Boolean(true));
         if let Some(f) = flag(source, Binary::Train, &key, name, &value)? {
             flags.push(f);
         }
@@ -867,6 +851,34 @@ mod tests {
     fn a_placeholder_that_is_not_an_axis_is_refused() {
         let e = err("point-name = \"b{bta}\"\n[grid]\nbeta = [0]\n");
         assert!(e.contains("point-name: {bta} is not an axis of the grid (its axes: beta)"), "{e}");
+    }
+
+    #[test]
+    fn a_mangled_study_file_is_refused_or_read_never_a_panic() {
+        // The committed tiny study, mutated a thousand ways (bytes replaced, dropped, or TOML's
+        // own punctuation put in): every text is read or refused with a message naming the file.
+        let valid = include_str!("../../../studies/tiny-dense.toml").as_bytes();
+        let mut rng = tensor::Rng::new(72);
+        let mut below = |n: usize| (rng.next_u64() % n as u64) as usize;
+        let punctuation = b"[]{}=\",.#-\n0\\";
+        for _ in 0..1000 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..1 + below(4) {
+                let at = below(bytes.len());
+                match below(3) {
+                    0 => bytes[at] = punctuation[below(punctuation.len())],
+                    1 => drop(bytes.remove(at)),
+                    _ => bytes.insert(at, punctuation[below(punctuation.len())]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = Study::parse("m.toml", "m", &text).and_then(|mut s| {
+                s.root = PathBuf::from(NO_ROOT);
+                s.check()
+            }) {
+                assert!(e.to_string().contains("m.toml"), "an error that names no file: {e}\n{text}");
+            }
+        }
     }
 
     #[test]
