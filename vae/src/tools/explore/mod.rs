@@ -26,7 +26,7 @@
 
 mod serve;
 
-pub use serve::{allowed_hosts, serve, ServeOptions};
+pub use serve::{allowed_hosts, first_request, serve, ServeOptions};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

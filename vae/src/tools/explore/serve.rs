@@ -279,30 +279,9 @@ fn read_head(mut stream: &TcpStream, buffer: &mut Vec<u8>, give_up: &dyn Fn() ->
     let started = Instant::now();
     let mut chunk = [0u8; 4096];
     loop {
-        if !buffer.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut request = httparse::Request::new(&mut headers);
-            match request.parse(buffer) {
-                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
-                    return Ok(Next::Refuse(too_large()));
-                }
-                Ok(httparse::Status::Complete(len)) => {
-                    let head = head_of(&request);
-                    buffer.drain(..len);
-                    return Ok(match head {
-                        Ok(head) => Next::Request(head),
-                        Err(reply) => Next::Refuse(reply),
-                    });
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => {
-                    return Ok(Next::Refuse(Reply::error(431, format!("more than {MAX_HEADERS} headers"))));
-                }
-                Err(e) => return Ok(Next::Refuse(Reply::error(400, format!("malformed request: {e}")))),
-            }
-            if buffer.len() > MAX_HEAD_BYTES {
-                return Ok(Next::Refuse(too_large()));
-            }
+        if let Some((next, len)) = parse_buffered_head(buffer) {
+            buffer.drain(..len);
+            return Ok(next);
         }
         if give_up() || started.elapsed() > IDLE_TIMEOUT {
             return Ok(Next::Closed);
@@ -314,6 +293,40 @@ fn read_head(mut stream: &TcpStream, buffer: &mut Vec<u8>, give_up: &dyn Fn() ->
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The head at the start of `buffer`, parsed, and the bytes it took; `None` while it is
+/// incomplete and still within [`MAX_HEAD_BYTES`].
+fn parse_buffered_head(buffer: &[u8]) -> Option<(Next, usize)> {
+    if buffer.is_empty() {
+        return None;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let refuse = |reply| Some((Next::Refuse(reply), buffer.len()));
+    match request.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => refuse(too_large()),
+        Ok(httparse::Status::Complete(len)) => match head_of(&request) {
+            Ok(head) => Some((Next::Request(head), len)),
+            Err(reply) => Some((Next::Refuse(reply), len)),
+        },
+        Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => refuse(too_large()),
+        Ok(httparse::Status::Partial) => None,
+        Err(httparse::Error::TooManyHeaders) => refuse(Reply::error(431, format!("more than {MAX_HEADERS} headers"))),
+        Err(e) => refuse(Reply::error(400, format!("malformed request: {e}"))),
+    }
+}
+
+/// What the server makes of `bytes` arriving first on a connection: the first request's
+/// method and URL, or the reply that refuses it (and closes the connection); `None` while
+/// the head is incomplete. The explorer's fuzz target (`vae::fuzz`) reaches the head parser
+/// through this.
+pub fn first_request(bytes: &[u8]) -> Option<Result<(String, String), Reply>> {
+    parse_buffered_head(bytes).and_then(|(next, _)| match next {
+        Next::Request(head) => Some(Ok((head.method, head.url))),
+        Next::Refuse(reply) => Some(Err(reply)),
+        Next::Closed => None,
+    })
 }
 
 fn too_large() -> Reply {
