@@ -1,0 +1,471 @@
+//! The `explore` server under many clients: N client threads, each on its own kept-alive
+//! loopback connection, drag a slider (ask `/api/decode.png` for a new random code the moment
+//! the previous answer arrived) for a fixed time. Prints the decodes done, decodes/s, the
+//! latency's p50/p99/max, errors (a status other than 200 or 204, or an I/O error), the
+//! server's peak memory (VmHWM in /proc/PID/status at the end) and the CPU.
+//!
+//! With `--abuse`, three more connections run alongside the N clients: one pipelining
+//! `/api/info` as fast as the socket takes it, one sending headers without end as fast as it
+//! can, and one sending a header line every half second (a slow head). Each is reported with
+//! how, and after how long, the server cut it off.
+//!
+//!     cargo build --release -p vae --bin explore
+//!     cargo bench --bench explore_load -- --run RUN_DIR --clients 50 --seconds 60 [--abuse]
+//!
+//! `--binary PATH` serves with another `explore` (default: the one next to this bench in
+//! target/release), `--threads T` is passed to it (default 0: every core), `--client-ids`
+//! sends each client's id as `client=` (servers that batch requests know it). `--make-images
+//! DIR` writes 240 smooth 64×64 colour PNGs into DIR/waves/ for a `--dataset folder` run,
+//! and exits. Only loopback is used, and the run ends after `--seconds` plus the answers in
+//! flight (each read gives up after 30 s).
+
+#[allow(dead_code)] // the table helpers there serve the per-layer benches
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::flag;
+
+/// How long a client waits for one answer before counting an error.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slider's range, as the page's: the prior's ±3σ.
+const SLIDER_RANGE: f64 = 3.0;
+
+fn main() {
+    if let Some(dir) = flag("--make-images") {
+        if let Err(e) = make_images(Path::new(&dir)) {
+            fail(&format!("--make-images {dir}: {e}"));
+        }
+        println!("wrote 240 images to {dir}/waves/");
+        return;
+    }
+    let run = flag("--run").unwrap_or_else(|| fail("--run RUN_DIR is required (a run folder written by train)"));
+    let clients: usize = number_flag("--clients", 50);
+    let seconds: u64 = number_flag("--seconds", 60);
+    let threads: usize = number_flag("--threads", 0);
+    let abuse = std::env::args().any(|a| a == "--abuse");
+    let client_ids = std::env::args().any(|a| a == "--client-ids");
+    let binary = flag("--binary").map(PathBuf::from).unwrap_or_else(default_binary);
+
+    let mut server = Server::start(&binary, &run, threads);
+    let z_dim = server.z_dim();
+    println!("cpu: {}", cpu_model());
+    println!("server: {} --run {run} --threads {threads} (pid {})", binary.display(), server.child.id());
+    println!(
+        "{clients} clients, {seconds} s, z = {z_dim}{}{}",
+        if client_ids { ", with client ids" } else { "" },
+        if abuse { ", with the abusive clients" } else { "" }
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let stop_abuse = AtomicBool::new(false);
+    let (samples, abusers) = std::thread::scope(|scope| {
+        let drags: Vec<_> = (0..clients)
+            .map(|k| {
+                let addr = server.addr;
+                scope.spawn(move || drag_slider(addr, z_dim, k, client_ids, deadline))
+            })
+            .collect();
+        let abusers: Vec<_> = if abuse {
+            let (addr, stop) = (server.addr, &stop_abuse);
+            vec![
+                scope.spawn(move || flood_pipelined(addr, stop)),
+                scope.spawn(move || endless_headers(addr, stop, Duration::ZERO)),
+                scope.spawn(move || endless_headers(addr, stop, Duration::from_millis(500))),
+            ]
+        } else {
+            vec![]
+        };
+        let samples: Vec<Sample> = drags.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        stop_abuse.store(true, Ordering::SeqCst);
+        let abusers: Vec<Abuser> = abusers.into_iter().filter_map(|h| h.join().ok()).collect();
+        (samples, abusers)
+    });
+    let peak_kib = server.peak_memory_kib();
+    server.stop();
+
+    let mut latencies: Vec<f64> = samples.iter().filter(|s| s.ok).map(|s| s.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let decoded = samples.iter().filter(|s| s.ok && s.status == 200).count();
+    let in_time = samples.iter().filter(|s| s.ok && s.status == 200 && s.finished <= deadline).count();
+    let superseded = samples.iter().filter(|s| s.ok && s.status == 204).count();
+    let errors = samples.iter().filter(|s| !s.ok).count();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().max(1) - 1));
+    let ms = |v: Option<&f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    println!("decodes: {decoded} ({in_time} within the {seconds} s), superseded: {superseded}");
+    println!("decodes/s: {:.1}", in_time as f64 / seconds as f64);
+    println!("latency ms: p50 {}, p99 {}, max {}", ms(pct(0.50)), ms(pct(0.99)), ms(latencies.last()));
+    println!("errors: {errors}");
+    if let Some(first) = samples.iter().find(|s| !s.ok) {
+        println!("first error: {}", first.error);
+    }
+    println!(
+        "server peak memory (VmHWM): {}",
+        peak_kib.map_or("unknown".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+    );
+    for a in &abusers {
+        println!("abuser {}: {}", a.name, a.outcome);
+    }
+    println!(
+        "| {decoded} | {:.1} | {} | {} | {} | {errors} | {} |",
+        in_time as f64 / seconds as f64,
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(latencies.last()),
+        peak_kib.map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+    );
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
+
+fn number_flag<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match flag(name) {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|_| fail(&format!("{name} {v}: not a number of the expected kind"))),
+    }
+}
+
+/// target/release/explore, next to this bench's own executable (target/release/deps/).
+fn default_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("cannot find this bench's path: {e}")));
+    let release = exe.parent().and_then(Path::parent).unwrap_or_else(|| fail("this bench is not under target/"));
+    let binary = release.join("explore");
+    if !binary.exists() {
+        fail(&format!("{} is missing: cargo build --release -p vae --bin explore", binary.display()));
+    }
+    binary
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown".into())
+        + &format!(", {} logical CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()))
+}
+
+/// The `explore` process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `binary` on `run` (a free loopback port) and waits until it prints its address.
+    fn start(binary: &Path, run: &str, threads: usize) -> Server {
+        let mut child = Command::new(binary)
+            .args(["--run", run, "--device", "cpu", "--host", "127.0.0.1", "--port", "0"])
+            .args(["--threads", &threads.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", binary.display())));
+        let Some(stdout) = child.stdout.take() else { fail("no stdout from the server") };
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.split("http://").nth(1).and_then(|r| r.split('/').next()) {
+                        break addr.parse().unwrap_or_else(|_| fail(&format!("not an address: {line}")));
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    fail("the server exited before printing its address")
+                }
+            }
+        };
+        // The rest of its output is not needed, but a full pipe would block it.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, addr }
+    }
+
+    /// The latent size, from `/api/info`.
+    fn z_dim(&self) -> usize {
+        let mut conn = Connection::open(self.addr).unwrap_or_else(|e| fail(&format!("cannot connect: {e}")));
+        let (status, body) = conn.get("/api/info").unwrap_or_else(|e| fail(&format!("/api/info: {e}")));
+        let text = String::from_utf8_lossy(&body);
+        let z = text.split("\"z_dim\":").nth(1).map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
+        match (status, z.and_then(|z| z.parse().ok())) {
+            (200, Some(z)) => z,
+            _ => fail(&format!("/api/info: status {status}, no z_dim in {}", &text[..text.len().min(200)])),
+        }
+    }
+
+    /// The server's peak resident memory so far, in KiB.
+    fn peak_memory_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One kept-alive client connection.
+struct Connection {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Connection {
+    fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        Ok(Connection { stream: BufReader::new(stream), host: addr.to_string() })
+    }
+
+    /// GET `path` and read the answer: status and body.
+    fn get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.stream.get_mut().write_all(request.as_bytes())?;
+        read_response(&mut self.stream)
+    }
+}
+
+fn invalid(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
+
+/// Reads one response (head and `Content-Length` body) from `stream`.
+fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut line = String::new();
+    if stream.read_line(&mut line)? == 0 {
+        return Err(invalid("the server closed the connection".into()));
+    }
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if stream.read_line(&mut line)? == 0 {
+            return Err(invalid("the server closed the connection inside a head".into()));
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().map_err(|_| invalid(format!("bad Content-Length {value:?}")))?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    Ok((status, body))
+}
+
+/// One answered (or failed) request of a dragging client.
+#[derive(Clone, Debug)]
+struct Sample {
+    ok: bool,
+    status: u16,
+    latency_ms: f64,
+    finished: Instant,
+    error: String,
+}
+
+/// A small xorshift generator: each client draws its own codes.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One client dragging a slider until `deadline`: a new random code (uniform over the
+/// slider's range) the moment the previous answer has arrived.
+fn drag_slider(addr: SocketAddr, z_dim: usize, k: usize, client_ids: bool, deadline: Instant) -> Vec<Sample> {
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15 ^ (k as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let client = if client_ids { format!("&client=load{k}") } else { String::new() };
+    let mut samples = vec![];
+    let mut conn: Option<Connection> = None;
+    while Instant::now() < deadline {
+        let z: Vec<String> = (0..z_dim).map(|_| format!("{:.4}", (rng.uniform() * 2.0 - 1.0) * SLIDER_RANGE)).collect();
+        let path = format!("/api/decode.png?z={}{client}", z.join(","));
+        let started = Instant::now();
+        let result = match conn.as_mut() {
+            Some(c) => c.get(&path),
+            None => Connection::open(addr).and_then(|mut c| {
+                let r = c.get(&path);
+                conn = Some(c);
+                r
+            }),
+        };
+        let finished = Instant::now();
+        let latency_ms = (finished - started).as_secs_f64() * 1e3;
+        match result {
+            Ok((status, body)) => {
+                let ok = status == 200 || status == 204;
+                let error =
+                    if ok { String::new() } else { format!("status {status}: {}", String::from_utf8_lossy(&body)) };
+                samples.push(Sample { ok, status, latency_ms, finished, error });
+            }
+            Err(e) => {
+                // A broken connection is reopened for the next request.
+                conn = None;
+                samples.push(Sample { ok: false, status: 0, latency_ms, finished, error: format!("I/O: {e}") });
+            }
+        }
+    }
+    samples
+}
+
+/// What an abusive client met.
+struct Abuser {
+    name: &'static str,
+    outcome: String,
+}
+
+/// Pipelines `GET /api/info` on one connection as fast as the socket takes it, while another
+/// thread reads the answers; reports how many were answered and how the connection ended.
+fn flood_pipelined(addr: SocketAddr, stop: &AtomicBool) -> Abuser {
+    let name = "pipelining /api/info";
+    let started = Instant::now();
+    let Ok(stream) = TcpStream::connect(addr) else { return Abuser { name, outcome: "could not connect".into() } };
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let request = format!("GET /api/info HTTP/1.1\r\nHost: {addr}\r\n\r\n").repeat(50);
+    let closed = AtomicBool::new(false);
+    let (answered, statuses, sent, ended) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let Ok(clone) = stream.try_clone() else { return (0usize, vec![], String::from("no clone")) };
+            let mut reader = BufReader::new(clone);
+            let mut answered = 0usize;
+            let mut statuses: Vec<(u16, usize)> = vec![];
+            let ended = loop {
+                match read_response(&mut reader) {
+                    Ok((status, _)) => {
+                        answered += 1;
+                        match statuses.iter_mut().find(|(s, _)| *s == status) {
+                            Some((_, n)) => *n += 1,
+                            None => statuses.push((status, 1)),
+                        }
+                    }
+                    Err(e) => break format!("{e}"),
+                }
+                if stop.load(Ordering::SeqCst) {
+                    break "still open when the run ended".into();
+                }
+            };
+            closed.store(true, Ordering::SeqCst);
+            (answered, statuses, ended)
+        });
+        // Written by hand rather than with write_all, which loses track of a part-written
+        // buffer when its write times out (the server reads only as fast as it answers).
+        let (mut sent, mut written) = (0usize, 0usize);
+        let mut writer = &stream;
+        while !stop.load(Ordering::SeqCst) && !closed.load(Ordering::SeqCst) {
+            match writer.write(&request.as_bytes()[written..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    written += n;
+                    if written == request.len() {
+                        (sent, written) = (sent + 50, 0);
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let (answered, statuses, ended) = reader.join().unwrap_or_default();
+        (answered, statuses, sent, ended)
+    });
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{n}× {s}")).collect();
+    Abuser {
+        name,
+        outcome: format!(
+            "{answered} answered ({}) of about {sent} sent; ended after {:.2} s: {ended}",
+            statuses.join(", "),
+            started.elapsed().as_secs_f64()
+        ),
+    }
+}
+
+/// Sends a request line, then header lines without end (`pause` between lines); reports the
+/// bytes sent and what the server answered, and when.
+fn endless_headers(addr: SocketAddr, stop: &AtomicBool, pause: Duration) -> Abuser {
+    let name = if pause.is_zero() { "endless headers, fast" } else { "endless headers, one line per 0.5 s" };
+    let started = Instant::now();
+    let Ok(stream) = TcpStream::connect(addr) else { return Abuser { name, outcome: "could not connect".into() } };
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.set_nonblocking(false);
+    let mut writer = &stream;
+    let mut sent = writer.write(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).unwrap_or(0);
+    let mut line = 0usize;
+    let ended = loop {
+        if stop.load(Ordering::SeqCst) {
+            break "still open when the run ended".to_string();
+        }
+        match writer.write_all(format!("X-Padding-{line}: {}\r\n", "a".repeat(100)).as_bytes()) {
+            Ok(()) => sent += 114 + line.to_string().len(),
+            Err(e) => break format!("the server closed it ({e})"),
+        }
+        line += 1;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    };
+    let cut_after = started.elapsed().as_secs_f64();
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = vec![];
+    let _ = (&stream).take(4096).read_to_end(&mut answer);
+    let first = String::from_utf8_lossy(&answer).lines().next().unwrap_or("no answer").to_string();
+    Abuser { name, outcome: format!("{sent} bytes sent; ended after {cut_after:.2} s: {ended}; answer: {first}") }
+}
+
+/// Writes 240 smooth 64×64 colour images (three sine waves, one per channel) as PNGs into
+/// `dir/waves/`: a `--dataset folder` run for the 64×64×3 presets, without a download.
+fn make_images(dir: &Path) -> Result<(), String> {
+    let out = dir.join("waves");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let opts = vae::plot::GridOptions { cols: 1, padding: 0, scale: Some(1), ..vae::plot::GridOptions::default() };
+    for k in 0..240u64 {
+        let mut rng = Xorshift(0x2545_f491_4f6c_dd1d ^ (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let waves: Vec<[f64; 3]> =
+            (0..3).map(|_| [0.02 + 0.18 * rng.uniform(), 0.02 + 0.18 * rng.uniform(), 6.3 * rng.uniform()]).collect();
+        let mut pixels = vec![0f32; 3 * 64 * 64];
+        for (c, [a, b, p]) in waves.iter().enumerate() {
+            for y in 0..64 {
+                for x in 0..64 {
+                    pixels[(c * 64 + y) * 64 + x] = (0.5 + 0.5 * (a * x as f64 + b * y as f64 + p).sin()) as f32;
+                }
+            }
+        }
+        let image = vae::plot::image_grid(&pixels, [1, 3, 64, 64], &opts).map_err(|e| e.to_string())?;
+        let png = vae::plot::png_bytes(&image).map_err(|e| e.to_string())?;
+        std::fs::write(out.join(format!("img{k:03}.png")), png).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
