@@ -322,8 +322,9 @@ pub enum NewRunDir {
     /// The folder did not exist or held no run.
     Empty,
     /// The folder held a run that stopped before its first checkpoint (killed, or stopped by
-    /// a non-finite value in its first epoch): these files of it, and no training state. The
-    /// new run writes its own over them.
+    /// a non-finite value in its first epoch; or killed between writing its first
+    /// `best.safetensors` and its first `last.safetensors`, whose best is removed): these files
+    /// of it, and no training state to resume. The new run writes its own over them.
     Restarted(Vec<&'static str>),
 }
 
@@ -333,7 +334,8 @@ pub enum NewRunDir {
 /// (the new run writes over them), and removes temporaries of killed writes.
 pub fn prepare_new_run_dir(dir: &Path) -> Result<NewRunDir> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    if let Some(checkpoint) = CHECKPOINTS.iter().find(|f| dir.join(f).exists()) {
+    let killed_in_first_save = killed_between_first_checkpoints(dir);
+    if let Some(checkpoint) = CHECKPOINTS.iter().find(|f| dir.join(f).exists() && !killed_in_first_save) {
         return Err(Error::Config(format!(
             "{} already holds a run ({checkpoint}): continue it with --resume {}, or choose another --run-dir",
             dir.display(),
@@ -341,7 +343,7 @@ pub fn prepare_new_run_dir(dir: &Path) -> Result<NewRunDir> {
         )));
     }
     remove_temporaries(dir)?;
-    let stale: Vec<&'static str> = PRE_CHECKPOINT_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    let mut stale: Vec<&'static str> = PRE_CHECKPOINT_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
     if stale.is_empty() {
         return Ok(NewRunDir::Empty);
     }
@@ -349,7 +351,26 @@ pub fn prepare_new_run_dir(dir: &Path) -> Result<NewRunDir> {
         // A config.json that is not a run's is someone's file: never written over.
         RunConfig::read(dir)?;
     }
+    if killed_in_first_save {
+        // Its first epoch, which the new run trains again: removed, so that no reader takes it
+        // for the new run's until the new run writes its own.
+        let best = dir.join(BEST_CHECKPOINT);
+        std::fs::remove_file(&best).map_err(|source| Error::Io { path: best, source })?;
+        stale.push(BEST_CHECKPOINT);
+    }
     Ok(NewRunDir::Restarted(stale))
+}
+
+/// Whether `dir` holds what a run killed between writing its first `best.safetensors` and its
+/// first `last.safetensors` leaves: its configuration and a best checkpoint of epoch 1, no last
+/// one. (Once `last.safetensors` exists it is only ever replaced, so a best checkpoint of a
+/// later epoch without it is not a killed write: that folder is refused.)
+fn killed_between_first_checkpoints(dir: &Path) -> bool {
+    let best = dir.join(BEST_CHECKPOINT);
+    dir.join(CONFIG_FILE).is_file()
+        && !dir.join(LAST_CHECKPOINT).exists()
+        && best.is_file()
+        && nn::checkpoint::read_training_state(&best).is_ok_and(|state| state.epoch == 1 && state.step == 0)
 }
 
 /// Checks that `--resume`'s checkpoint exists, and where it does not, says what its folder
@@ -533,6 +554,45 @@ mod tests {
         std::fs::write(dir.join(CONFIG_FILE), RunConfig::default().to_json()).unwrap();
         std::fs::write(dir.join(METRICS_FILE), b"epoch\n").unwrap();
         assert_eq!(prepare_new_run_dir(dir).unwrap(), NewRunDir::Restarted(vec![CONFIG_FILE, METRICS_FILE]));
+    }
+
+    /// A training checkpoint's header at `epoch`, without tensors (all `prepare_new_run_dir` reads).
+    fn write_training_header(path: &Path, epoch: u64) {
+        let metadata = std::collections::BTreeMap::from(
+            [
+                ("checkpoint_kind", "training".to_string()),
+                ("epoch", epoch.to_string()),
+                ("step", "0".to_string()),
+                ("rng_state", ["0000000000000001"; 4].join(",")),
+                ("config", RunConfig::default().to_json()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        nn::checkpoint::write_safetensors(path, &[], &metadata).unwrap();
+    }
+
+    #[test]
+    fn a_run_killed_between_its_first_best_and_last_checkpoints_is_started_again() {
+        // best.safetensors is written before last.safetensors: a kill between the two leaves the
+        // first epoch's best alone, which neither `--resume last.safetensors` nor the command
+        // that began the run (a scheduler's requeue) could go on from.
+        let scratch = temp_dir("first-best-only");
+        let dir = scratch.path();
+        std::fs::write(dir.join(CONFIG_FILE), RunConfig::default().to_json()).unwrap();
+        write_training_header(&dir.join(BEST_CHECKPOINT), 1);
+        assert_eq!(prepare_new_run_dir(dir).unwrap(), NewRunDir::Restarted(vec![CONFIG_FILE, BEST_CHECKPOINT]));
+        assert!(!dir.join(BEST_CHECKPOINT).exists(), "the killed run's best checkpoint was kept");
+    }
+
+    #[test]
+    fn a_best_checkpoint_of_a_later_epoch_without_a_last_one_is_refused() {
+        let scratch = temp_dir("later-best-only");
+        let dir = scratch.path();
+        std::fs::write(dir.join(CONFIG_FILE), RunConfig::default().to_json()).unwrap();
+        write_training_header(&dir.join(BEST_CHECKPOINT), 2);
+        let err = prepare_new_run_dir(dir).unwrap_err().to_string();
+        assert!(err.contains("already holds a run (best.safetensors)"), "{err}");
+        assert!(dir.join(BEST_CHECKPOINT).exists());
     }
 
     #[test]

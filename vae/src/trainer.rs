@@ -780,6 +780,22 @@ mod tests {
     }
 
     #[test]
+    fn progress_comes_back_bit_for_bit_even_where_a_fast_float_parse_rounds_wrong() {
+        // JSON read by a float parse that is not correctly rounded (serde_json's default) comes
+        // back one unit in the last place off for values like this one: a resumed run's
+        // history, and from it metrics.csv, and its early-stopping record would then differ from
+        // an uninterrupted run's.
+        let awkward = f64::from_bits(0x3fc5_793d_4c06_9069); // 0.16776243412198547
+        let values = LossValues { loss: awkward, recon: awkward, kl: awkward, ..LossValues::default() };
+        let mut p = progress_mid_run();
+        p.early.update(awkward);
+        p.history.push(EpochMetrics::new(3, 1e-3, awkward, &values, &values));
+        p.partial.add(&values, 4);
+        let back = Progress::from_state(Path::new("x.safetensors"), &p.to_state("{}"), 3).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
     fn the_patience_of_a_resumed_run_is_the_one_given_now() {
         let p = progress_mid_run();
         let back = Progress::from_state(Path::new("x.safetensors"), &p.to_state("{}"), 0).unwrap();

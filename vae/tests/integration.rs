@@ -6,6 +6,7 @@ mod common;
 
 mod docs_commands;
 mod explore_cli;
+mod kill_soak;
 mod report_cli;
 mod results_page;
 mod studies_cli;
