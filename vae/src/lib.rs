@@ -38,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fuzz;
 pub mod loss;
 pub mod model;
 pub mod plot;

@@ -6,6 +6,8 @@ mod common;
 
 mod docs_commands;
 mod explore_cli;
+mod fuzz_corpus;
+mod impossible_sizes;
 mod kill_soak;
 mod report_cli;
 mod results_page;

@@ -55,18 +55,53 @@ impl Which {
     }
 }
 
-/// The file contents, gunzipped when they start with the gzip magic 1f 8b.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+/// The most bytes one byte of a deflate stream can expand to (the format's limit is about
+/// 1032:1): a gzipped IDX header declaring more than this times the file's size is lying.
+const GZIP_MAX_RATIO: usize = 1032;
+
+/// The file contents, gunzipped when they start with the gzip magic 1f 8b. A gzip stream is
+/// read only as far as the IDX header at its start declares (`magic` gives how many
+/// dimensions it has), and one byte more to notice a longer body: neither a header that claims
+/// more than the stream can hold nor a stream that inflates far beyond its header makes this
+/// allocate more than the file can honestly give.
+pub fn read_maybe_gz(path: &Path, magic: u32) -> Result<Vec<u8>> {
     let raw = read_file(path)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        if let Err(e) = MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
-            return format_err(path, format!("the gzip stream is corrupt or truncated ({e})"));
-        }
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let corrupt = |e: std::io::Error| format_err(path, format!("the gzip stream is corrupt or truncated ({e})"));
+    let mut stream = MultiGzDecoder::new(&raw[..]);
+    let header_len = 4 + 4 * (magic & 0xff) as usize;
+    let mut out = Vec::with_capacity(header_len);
+    if let Err(e) = (&mut stream).take(header_len as u64).read_to_end(&mut out) {
+        return corrupt(e);
+    }
+    if out.len() < header_len || out[..4] != magic.to_be_bytes() {
+        // Too short or not this kind of file: `parse` names what is wrong.
+        return Ok(out);
+    }
+    let dims: Vec<u64> = out[4..].chunks(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64).collect();
+    let declared = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    let limit = (GZIP_MAX_RATIO * raw.len()) as u64;
+    let Some(declared) = declared.filter(|&n| n <= limit) else {
+        return format_err(
+            path,
+            format!(
+                "the header declares {dims:?} bytes of data, more than a {}-byte gzip stream can hold (at most {limit})",
+                raw.len()
+            ),
+        );
+    };
+    if let Err(e) = (&mut stream).take(declared + 1).read_to_end(&mut out) {
+        return corrupt(e);
+    }
+    if out.len() as u64 > header_len as u64 + declared {
+        return format_err(
+            path,
+            format!("more data follows the header than its dimensions {dims:?} declare ({declared} bytes)"),
+        );
+    }
+    Ok(out)
 }
 
 /// Parses the header: checks the magic and that the body is exactly the declared size.
@@ -115,7 +150,7 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], magic: u32, what: &str) -> Result<(Ve
 
 /// An IDX image file as [N, 1, rows, cols] floats in [0, 1] (values / 255).
 pub fn read_images(path: &Path) -> Result<(Vec<f32>, [usize; 4])> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, IMAGES_MAGIC)?;
     let (dims, body) = parse(path, &bytes, IMAGES_MAGIC, "images")?;
     let data = body.iter().map(|&b| b as f32 / 255.0).collect();
     Ok((data, [dims[0], 1, dims[1], dims[2]]))
@@ -123,7 +158,7 @@ pub fn read_images(path: &Path) -> Result<(Vec<f32>, [usize; 4])> {
 
 /// An IDX label file.
 pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, LABELS_MAGIC)?;
     let (_, body) = parse(path, &bytes, LABELS_MAGIC, "labels")?;
     Ok(body.iter().map(|&b| b as u32).collect())
 }
@@ -296,6 +331,26 @@ pub(crate) mod tests {
         std::fs::write(&path, IMAGES_MAGIC.to_be_bytes()).unwrap();
         let msg = read_images(&path).unwrap_err().to_string();
         assert!(msg.contains("header-only") && msg.contains("truncated header"), "{msg}");
+    }
+
+    #[test]
+    fn a_gzipped_header_claiming_more_than_its_stream_can_hold_is_refused_before_inflating() {
+        let scratch = temp_dir("idx-gz-claim");
+        let path = scratch.path().join("claims-a-terabyte.gz");
+        // 10^12 bytes of images declared; 16 follow.
+        std::fs::write(&path, gzip(&idx_bytes(IMAGES_MAGIC, &[1_000_000, 1000, 1000], &[0; 16]))).unwrap();
+        let msg = read_images(&path).unwrap_err().to_string();
+        assert!(msg.contains("claims-a-terabyte.gz") && msg.contains("more than a"), "{msg}");
+    }
+
+    #[test]
+    fn a_gzip_stream_inflating_far_beyond_its_header_is_cut_at_the_header_size() {
+        let scratch = temp_dir("idx-gz-bomb");
+        let path = scratch.path().join("bomb.gz");
+        // A header for one 2×2 image, then 64 MiB of zeros (about 64 KiB gzipped).
+        std::fs::write(&path, gzip(&idx_bytes(IMAGES_MAGIC, &[1, 2, 2], &vec![0; 64 << 20]))).unwrap();
+        let msg = read_maybe_gz(&path, IMAGES_MAGIC).unwrap_err().to_string();
+        assert!(msg.contains("bomb.gz") && msg.contains("more data follows the header"), "{msg}");
     }
 
     #[test]

@@ -147,13 +147,30 @@ fn annotation_path(dir: &Path, rel: &Path) -> Option<PathBuf> {
     [bare, xml].into_iter().find(|p| p.is_file())
 }
 
+/// The most bytes a decoder may allocate for an image file of `len` bytes: what the file can
+/// honestly inflate to (deflate's limit, about 1032:1; a JPEG's is lower), and never less than
+/// 64 MiB. A header that claims a 100,000×100,000 image in a hundred bytes is refused before
+/// its pixel buffer is allocated.
+pub fn decode_budget(len: usize) -> u64 {
+    (1032 * len as u64).max(64 << 20)
+}
+
+/// Decodes an image file's bytes (the format from its content), within [`decode_budget`].
+pub fn decode_bounded(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(decode_budget(bytes.len()));
+    reader.limits(limits);
+    reader.decode()
+}
+
 /// Decodes one file into [C, H, W] floats in [0, 1]. `Err` carries the reason to report.
 /// `Ok((pixels, had_annotation))`.
 fn decode_one(path: &Path, rel: &Path, opts: &FolderOptions) -> std::result::Result<(Vec<f32>, bool), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     // The decoders are not supposed to panic on bad input; if one does, skip the file anyway.
-    let decoded = std::panic::catch_unwind(|| image::load_from_memory(&bytes))
-        .map_err(|_| "the image decoder panicked".to_string())?;
+    let decoded =
+        std::panic::catch_unwind(|| decode_bounded(&bytes)).map_err(|_| "the image decoder panicked".to_string())?;
     let mut img: DynamicImage = decoded.map_err(|e| e.to_string())?;
     let mut found = false;
     if let Some(dir) = &opts.annotation_dir {
@@ -287,6 +304,29 @@ mod tests {
                 Rgb([255, 0, 0])
             }
         })
+    }
+
+    /// A valid 2×2 PNG whose header then claims `w`×`h` pixels (its checksum mended).
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut png = std::io::Cursor::new(Vec::new());
+        picture(2, 2, [0; 4]).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let mut png = png.into_inner();
+        png[16..20].copy_from_slice(&w.to_be_bytes());
+        png[20..24].copy_from_slice(&h.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn an_image_header_claiming_more_pixels_than_its_file_can_hold_is_refused_before_allocating() {
+        // 8000×8000 RGB is 192 MB: under the decoder's own default limit, far over what 70
+        // bytes can inflate to.
+        let png = png_claiming(8000, 8000);
+        let err = decode_bounded(&png).unwrap_err();
+        assert!(matches!(err, image::ImageError::Limits(_)), "{err:?}");
+        assert!(decode_bounded(&png_claiming(2, 2)).is_ok(), "the header mended back is a valid image");
     }
 
     #[test]

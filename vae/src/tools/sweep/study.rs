@@ -52,6 +52,9 @@ pub const DEFAULT_ROOT: &str = "runs/sweeps";
 pub const SNAPSHOT_FILE: &str = "study.toml";
 /// The name of the axis `seeds = [...]` adds.
 const SEED_AXIS: &str = "seed";
+/// The most points a study holds: a hundred times the largest grid of the papers here, and
+/// few enough that checking every point's flags takes seconds.
+pub const MAX_POINTS: usize = 10_000;
 /// `train` flags a sweep sets itself for each point.
 const OWNED_TRAIN_FLAGS: [&str; 2] = ["run-dir", "resume"];
 /// `eval` flags a sweep sets itself for each point.
@@ -436,8 +439,18 @@ impl Study {
         self.root.join(&self.name)
     }
 
-    /// Every point, in grid order (the last axis varying fastest).
+    /// Every point, in grid order (the last axis varying fastest). A grid of more than
+    /// [`MAX_POINTS`] points is refused before any is made.
     pub fn points(&self) -> Result<Vec<Point>> {
+        let count = self.axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+        if count.is_none_or(|n| n > MAX_POINTS) {
+            let count = count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+            return Err(bad(
+                &self.source,
+                "grid",
+                format!("{} axes make {count} points; a study holds at most {MAX_POINTS}", self.axes.len()),
+            ));
+        }
         let mut combinations: Vec<Vec<(&Axis, &AxisValue)>> = vec![vec![]];
         for axis in &self.axes {
             combinations = combinations
@@ -885,6 +898,15 @@ mod tests {
     fn points_sharing_a_folder_are_refused() {
         let e = err("point-name = \"same\"\n[grid]\nbeta = [0, 1]\n");
         assert!(e.contains("points 0 and 1 are both named \"same\""), "{e}");
+    }
+
+    #[test]
+    fn a_grid_of_more_points_than_a_study_may_hold_is_refused_before_they_are_made() {
+        // Ten axes of ten values: 10^10 points, which would not fit in memory as a list.
+        let flags = ["beta", "alpha", "gamma", "k1", "lr", "z-dim", "epochs", "batch-size", "patience", "input-noise"];
+        let axes: String = flags.iter().map(|f| format!("{f} = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n")).collect();
+        let e = err(&format!("[grid]\n{axes}"));
+        assert!(e.contains("grid: 10 axes make 10000000000 points") && e.contains(&MAX_POINTS.to_string()), "{e}");
     }
 
     #[test]
