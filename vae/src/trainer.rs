@@ -384,6 +384,9 @@ impl Trainer {
                 let progress = Progress::from_state(path, &state, config.patience)?;
                 progress.check_fits(path, Batches::count(train.len(), config.batch_size, true), config.batch_size)?;
                 if progress.epoch >= config.epochs {
+                    // Killed after its last checkpoint but before its last row, the run is still
+                    // refused: the folder is made whole first, as a resumed run's is.
+                    runs::write_metrics(&dir.join(METRICS_FILE), &progress.history)?;
                     return Err(Error::Config(format!(
                         "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
                         path.display(),

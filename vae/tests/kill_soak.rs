@@ -32,14 +32,19 @@ use tensor::Rng;
 const EPOCHS: u64 = 10;
 const DEFAULT_KILLS: usize = 15;
 
-/// The command that begins the run in `run`; with `resume`, the same command continuing it.
+/// The command that begins the soak's run in `run`; with `resume`, the same command continuing it.
 fn train(run: &Path, resume: bool) -> Command {
+    train_images(run, resume, 3000, EPOCHS)
+}
+
+fn train_images(run: &Path, resume: bool, images: u64, epochs: u64) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
     // Kernels by the rules, as `common::command` sets them: a measured choice could differ
     // between two processes of the same run.
     c.env("VAE_CPU_KERNELS", "rule").env("VAE_GPU_KERNELS", "rule");
-    c.args(["--arch", "dense", "--max-images", "3000", "--image-size", "16", "--batch-size", "32", "--z-dim", "4"]);
-    c.args(["--threads", "1", "--device", "cpu", "--epochs", &EPOCHS.to_string(), "--run-dir"]).arg(run);
+    c.args(["--arch", "dense", "--max-images", &images.to_string(), "--image-size", "16", "--batch-size", "32"]);
+    c.args(["--z-dim", "4", "--threads", "1", "--device", "cpu", "--epochs", &epochs.to_string(), "--run-dir"])
+        .arg(run);
     if resume {
         c.arg("--resume").arg(run.join("last.safetensors"));
     }
@@ -366,4 +371,22 @@ fn a_run_killed_hundreds_of_times_ends_bit_equal_to_an_uninterrupted_run() {
         soak_started.elapsed().as_secs_f64(),
         straight_time.as_secs_f64()
     );
+}
+
+#[test]
+fn a_finished_run_killed_before_its_last_row_gets_the_row_back_from_the_same_command() {
+    // What a kill after the last `last.safetensors` but before the last `metrics.csv` leaves:
+    // the checkpoint holds every epoch, the CSV lacks the last. `--resume` refuses the finished
+    // run, and no later write would bring the row back.
+    let scratch = common::scratch("kill-soak-last-row");
+    let run = scratch.path().join("run");
+    let log = scratch.path().join("train.log");
+    assert!(start(train_images(&run, false, 300, 2), &log).0.wait().unwrap().success());
+    let whole = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lagging: String = whole.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("metrics.csv"), &lagging).unwrap();
+    let status = start(train_images(&run, true, 300, 2), &log).0.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success() && said.contains("the run has finished its 2 epochs"), "{said}");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), whole);
 }
