@@ -18,6 +18,11 @@
 //! DIR` writes 240 smooth 64×64 colour PNGs into DIR/waves/ for a `--dataset folder` run,
 //! and exits. Only loopback is used, and the run ends after `--seconds` plus the answers in
 //! flight (each read gives up after 30 s).
+//!
+//! `--batch-costs [--reps R]` starts no server: it times, in this process, what the server's
+//! decode worker does for one batch of n codes (`decode_codes`, random weights) at n = 1 to
+//! 64, for `conv` (1×64×64, z = 10) and `resnet-bn` (3×64×64, z = 128), with the PNG encoding
+//! of one image, and prints the ops that took the time at n = 1 and n = 32.
 
 #[allow(dead_code)] // the table helpers there serve the per-layer benches
 mod common;
@@ -37,6 +42,14 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SLIDER_RANGE: f64 = 3.0;
 
 fn main() {
+    if std::env::args().any(|a| a == "--batch-costs") {
+        if std::env::args().any(|a| a == "--measured-kernels") {
+            // As the server does: the convolutions' cuts chosen by timing them here.
+            tensor::cpu::tuning::enable_tuning(vae::cli::cpu_kernel_cache_path());
+        }
+        batch_costs(number_flag("--reps", 5));
+        return;
+    }
     if let Some(dir) = flag("--make-images") {
         if let Err(e) = make_images(Path::new(&dir)) {
             fail(&format!("--make-images {dir}: {e}"));
@@ -468,4 +481,58 @@ fn make_images(dir: &Path) -> Result<(), String> {
         std::fs::write(out.join(format!("img{k:03}.png")), png).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Times one decode batch of n codes, per preset, and the PNG encoding of one image; then the
+/// ops that took the time at n = 1 and n = 32 (tensor's profiler), per code.
+fn batch_costs(reps: usize) {
+    use nn::Init;
+    use vae::model::{Arch, ModelConfig, OutputActivation, Vae};
+    println!("cpu: {}; {} rayon threads; median of {reps}", cpu_model(), rayon::current_num_threads());
+    let norm = vae::data::Normalization::ZeroOne;
+    let output = OutputActivation::Logits;
+    for (arch, input, z_dim) in [(Arch::Conv, [1, 64, 64], 10), (Arch::ResNetBn, [3, 64, 64], 128)] {
+        let model = Vae::new(ModelConfig { arch, input, z_dim }, &mut Init::new(0))
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", arch.name())));
+        let [c, h, w] = input;
+        let mut rng = Xorshift(7);
+        let codes: Vec<f32> = (0..64 * z_dim).map(|_| (rng.uniform() * 6.0 - 3.0) as f32).collect();
+        let decode = |n: usize| {
+            vae::tools::eval::decode_codes(&model, &codes[..n * z_dim], &norm, output, 64)
+                .unwrap_or_else(|e| fail(&format!("decode: {e}")))
+        };
+        println!("\n{} ({c}×{h}×{w}, z = {z_dim})\n", arch.name());
+        println!("| codes in the batch | batch ms | ms per code |");
+        println!("|---|---|---|");
+        for n in [1, 2, 4, 8, 16, 32, 64] {
+            let ms = common::median_ms(reps, || drop(decode(n)));
+            println!("| {n} | {ms:.1} | {:.2} |", ms / n as f64);
+        }
+        let image = decode(1);
+        let opts = vae::plot::GridOptions { cols: 1, padding: 0, scale: Some(1), ..vae::plot::GridOptions::default() };
+        let png_ms = common::median_ms(reps * 4, || {
+            let grid = vae::plot::image_grid(&image, [1, c, h, w], &opts).unwrap_or_else(|e| fail(&format!("{e}")));
+            drop(vae::plot::png_bytes(&grid));
+        });
+        println!("\nPNG of one image: {png_ms:.2} ms\n");
+        println!("| op | ms per code at n = 1 | ms per code at n = 32 |");
+        println!("|---|---|---|");
+        let profile = |n: usize| {
+            decode(n);
+            tensor::profile::reset();
+            tensor::profile::set_enabled(true);
+            for _ in 0..reps {
+                decode(n);
+            }
+            tensor::profile::set_enabled(false);
+            tensor::profile::snapshot().ops
+        };
+        let (one, many) = (profile(1), profile(32));
+        let per_code = |ops: &[tensor::profile::OpTotal], name: &str, n: usize| {
+            ops.iter().find(|o| o.name == name).map_or(0.0, |o| o.time.as_secs_f64() * 1e3 / (reps * n) as f64)
+        };
+        for op in &many {
+            println!("| {} | {:.2} | {:.2} |", op.name, per_code(&one, op.name, 1), per_code(&many, op.name, 32));
+        }
+    }
 }

@@ -349,6 +349,60 @@ fn concurrent_requests_from_several_threads_all_succeed_with_the_same_answers() 
 }
 
 #[test]
+fn a_decode_may_name_its_client_and_a_malformed_client_id_gets_400() {
+    let server = Server::start(&[]);
+    let named = server.get("/api/decode.png?z=0.5,-1,2,0.25&client=page-1_a");
+    assert_eq!(named.image().into_raw(), server.get("/api/decode.png?z=0.5,-1,2,0.25").image().into_raw());
+    for id in ["", "a%20b", "a/b", &"x".repeat(65)] {
+        let r = server.get(&format!("/api/decode.png?z=0,0,0,0&client={id}"));
+        assert_eq!(r.status, 400, "client={id}: {}", r.text());
+        assert!(r.text().contains("client"), "{}", r.text());
+    }
+}
+
+/// Requests of one client sent together on several connections: those still queued when a
+/// newer one arrives are answered 204 without a body, the others with their image, and each
+/// connection goes on serving. Which ones are superseded depends on timing; that the newest
+/// is decoded and an older waiting one is not is `queue.rs`'s unit test.
+#[test]
+fn superseded_decodes_are_answered_204_without_a_body_and_the_connection_goes_on() {
+    let server = Server::start(&[]);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let askers: Vec<_> = (0..12)
+            .map(|k| {
+                let server = &server;
+                scope.spawn(move || {
+                    let mut s = TcpStream::connect(server.addr).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let z = format!("{},0,0,0", k as f32 * 0.25);
+                    s.write_all(format!("GET /api/decode.png?z={z}&client=same HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+                    s.write_all(b"GET /api/code?i=0 HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+                    let mut all = vec![];
+                    s.read_to_end(&mut all).unwrap();
+                    let first = Response::parse(&all);
+                    let length = match first.status {
+                        204 => {
+                            assert!(!first.head.contains("Content-Length"), "{}", first.head);
+                            0
+                        }
+                        200 => {
+                            let len = first.head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap();
+                            len.parse().unwrap()
+                        }
+                        other => panic!("status {other}: {}", first.text()),
+                    };
+                    let second = Response::parse(&first.body[length..]);
+                    assert_eq!(second.status, 200, "the connection answers its next request");
+                    first.status
+                })
+            })
+            .collect();
+        askers.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+#[test]
 fn a_kept_alive_connection_answers_pipelined_requests_in_order() {
     let server = Server::start(&[]);
     let mut s = TcpStream::connect(server.addr).unwrap();

@@ -14,23 +14,31 @@
 //! | `GET /api/test.png?i=K` | test image K |
 //! | `GET /api/recon.png?i=K` | its reconstruction (decoded mean) |
 //! | `GET /api/code?i=K` | JSON: its posterior mean μ |
-//! | `GET /api/decode.png?z=a,b,…` | the decoding of code z (one number per latent dimension) |
+//! | `GET /api/decode.png?z=a,b,…&client=ID` | the decoding of code z (one number per latent dimension); `client` (optional, up to [`MAX_CLIENT_ID_BYTES`] letters, digits, `-` or `_`) names the page that asks: a request of that client still waiting to be decoded when a newer one arrives is answered `204 No Content` at once (superseded, no body) |
 //! | `GET /api/traverse.png?z=a,b,…&dims=j,k,…&steps=S` | latent traversals around z: one row per listed dimension, S decodings with it swept over ±3 |
 //! | `GET /api/mix.png?a=I&b=J&w=W&negate_b=0\|1` | decoding of w·μ_I + (1 − w)·μ_J, μ_J multiplied by −1 first when `negate_b=1` (the STL-10 paper's mixing) |
 //! | `GET /api/samples.png?seed=S&n=N` | N decoded samples from N(0, I) |
 //! | `GET /api/loss.png` | the run's loss curves |
 //!
+//! Every decoding goes through one queue: requests that arrive while the model decodes are
+//! decoded together as one batch, by one worker thread (see `queue.rs`), and each gets its own
+//! images, the same as decoded alone.
+//!
 //! Anything else is a 4xx with a one-line reason: a path holding `..`, `%` or `\` (400), an
 //! unknown path (404), a method other than GET/HEAD (405), a request with a body (400), a URL
 //! longer than [`MAX_URL_BYTES`] (414), a bad or missing parameter (400).
 
+mod queue;
 mod serve;
 
 pub use serve::{allowed_hosts, first_request, serve, ServeOptions};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
+
+use queue::{DecodeQueue, Outcome};
 
 use serde_json::{json, Value};
 use tensor::{Device, DevicePreference, Rng};
@@ -62,6 +70,11 @@ pub const MAX_TRAVERSE_ROWS: usize = 16;
 pub const MAX_TRAVERSE_STEPS: usize = 15;
 /// The range a traversal sweeps each dimension over: the prior's ±3σ, as the sliders.
 const TRAVERSE_RANGE: f32 = 3.0;
+/// The most codes one batch of the decode queue takes: `decode_codes` runs the model on at
+/// most [`MAX_SAMPLES`] codes at a time, and a larger batch would only wait longer.
+pub const MAX_BATCH_CODES: usize = MAX_SAMPLES;
+/// Longest `client` id `/api/decode.png` takes.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
 /// Largest |z_j| `/api/decode.png` takes: the sliders span ±3 (the prior's ±3σ); far beyond
 /// that a decoder only extrapolates.
 pub const MAX_ABS_CODE: f32 = 100.0;
@@ -110,6 +123,12 @@ impl Reply {
         Reply::ok("application/json", value.to_string().into_bytes())
     }
 
+    /// The answer to a request a newer one of the same client replaced before it was decoded:
+    /// 204, no body (the page ignores it; the newer request's answer follows).
+    pub fn superseded() -> Reply {
+        Reply { status: 204, content_type: "text/plain", body: vec![], decode_ms: None }
+    }
+
     /// A 4xx (or 500) with a one-line JSON reason: `{"error": "..."}`.
     pub fn error(status: u16, reason: impl Into<String>) -> Reply {
         Reply {
@@ -127,8 +146,13 @@ pub struct Explorer {
     cfg: RunConfig,
     /// config.json as written, shown in the page.
     config_json: Value,
-    /// One decode at a time: decoding switches the model to evaluation mode and back.
-    model: Mutex<Vae>,
+    /// One decode at a time (decoding switches the model to evaluation mode and back): the
+    /// decode queue's worker and reconstructions share it.
+    model: Arc<Mutex<Vae>>,
+    /// Codes waiting to be decoded, in batches, by `decoder`.
+    queue: Arc<DecodeQueue>,
+    /// The decode queue's worker thread, stopped and joined when the explorer is dropped.
+    decoder: Option<JoinHandle<()>>,
     norm: Normalization,
     output: OutputActivation,
     shape: [usize; 3],
@@ -179,11 +203,27 @@ impl Explorer {
             Some(img) => Some(png_bytes(&img)?),
             None => None,
         };
+        let model = Arc::new(Mutex::new(model));
+        let queue = Arc::new(DecodeQueue::new(z, MAX_BATCH_CODES));
+        let decoder = {
+            let (model, queue, norm) = (Arc::clone(&model), Arc::clone(&queue), norm.clone());
+            std::thread::Builder::new()
+                .name("explore-decoder".into())
+                .spawn(move || {
+                    queue.serve(&|codes: &[f32]| {
+                        let model = model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        decode_codes(&model, codes, &norm, output, MAX_SAMPLES).map_err(|e| e.to_string())
+                    })
+                })
+                .map_err(|source| Error::Io { path: run.to_path_buf(), source })?
+        };
         Ok(Explorer {
             run: run.to_path_buf(),
             cfg,
             config_json,
-            model: Mutex::new(model),
+            model,
+            queue,
+            decoder: Some(decoder),
             norm,
             output,
             shape: [c, h, w],
@@ -215,16 +255,31 @@ impl Explorer {
     }
 
     /// Decodes codes z: [n, z] to a PNG grid of `cols` columns (no upscaling: the page scales),
-    /// and the decoder's milliseconds.
+    /// and the decoder's milliseconds (of the whole batch the codes were decoded in).
     pub fn decode_png(&self, z: &[f32], cols: usize, padding: usize) -> Result<(Vec<u8>, f64)> {
-        let started = Instant::now();
-        let images = {
-            let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            decode_codes(&model, z, &self.norm, self.output, MAX_SAMPLES)?
-        };
-        let ms = started.elapsed().as_secs_f64() * 1e3;
-        let n = z.len() / self.cfg.z_dim;
-        Ok((self.grid_png(&images, n, cols, padding)?, ms))
+        match self.decode_png_for(None, z, cols, padding)? {
+            Some(decoded) => Ok(decoded),
+            None => Err(Error::Config("a decode without a client was superseded".into())),
+        }
+    }
+
+    /// [`decode_png`](Self::decode_png) for `client`: `None` when a newer request of the same
+    /// client took this one's place in the decode queue.
+    fn decode_png_for(
+        &self,
+        client: Option<&str>,
+        z: &[f32],
+        cols: usize,
+        padding: usize,
+    ) -> Result<Option<(Vec<u8>, f64)>> {
+        match self.queue.submit(client, z.to_vec()) {
+            Outcome::Decoded { images, batch_ms } => {
+                let n = z.len() / self.cfg.z_dim;
+                Ok(Some((self.grid_png(&images, n, cols, padding)?, batch_ms)))
+            }
+            Outcome::Superseded => Ok(None),
+            Outcome::Failed(reason) => Err(Error::Config(format!("decoding failed: {reason}"))),
+        }
     }
 
     fn grid_png(&self, images: &[f32], n: usize, cols: usize, padding: usize) -> Result<Vec<u8>> {
@@ -359,10 +414,21 @@ impl Explorer {
     }
 
     fn decode(&self, params: &Params) -> std::result::Result<Reply, Answer> {
-        params.only(&["z"])?;
+        params.only(&["z", "client"])?;
         let z = self.code_param(params)?;
-        let (png, ms) = self.decode_png(&z, 1, 0)?;
-        Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+        let client = params.get("client");
+        if let Some(id) = client {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || !id.chars().all(allowed) {
+                return Err(Answer::Bad(format!(
+                    "client: 1 to {MAX_CLIENT_ID_BYTES} letters, digits, '-' or '_' (the page's own id)"
+                )));
+            }
+        }
+        Ok(match self.decode_png_for(client, &z, 1, 0)? {
+            Some((png, ms)) => Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) },
+            None => Reply::superseded(),
+        })
     }
 
     fn traverse(&self, params: &Params) -> std::result::Result<Reply, Answer> {
@@ -419,6 +485,16 @@ impl Explorer {
             .map_err(Error::from)?;
         let (png, ms) = self.decode_png(&z, 8, 2)?;
         Ok(Reply { decode_ms: Some(ms), ..Reply::ok("image/png", png) })
+    }
+}
+
+impl Drop for Explorer {
+    /// Stops the decode queue's worker after the requests it holds.
+    fn drop(&mut self) {
+        self.queue.close();
+        if let Some(decoder) = self.decoder.take() {
+            let _ = decoder.join();
+        }
     }
 }
 

@@ -386,6 +386,7 @@ fn drain_briefly(mut stream: &TcpStream) {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -400,14 +401,18 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes `reply` with headers that keep the page to this server's own assets.
 fn write_reply(mut stream: &TcpStream, reply: &Reply, head_only: bool, close: bool) -> std::io::Result<()> {
+    // A 204 (a superseded decode) has no body, and HTTP forbids it to announce one.
+    let body_headers = if reply.status == 204 {
+        String::new()
+    } else {
+        format!("Content-Type: {}\r\nContent-Length: {}\r\n", reply.content_type, reply.body.len())
+    };
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+        "HTTP/1.1 {} {}\r\n{body_headers}Cache-Control: no-store\r\n\
          X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
          Content-Security-Policy: default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'\r\n",
         reply.status,
         reason(reply.status),
-        reply.content_type,
-        reply.body.len()
     );
     if let Some(ms) = reply.decode_ms {
         head += &format!("X-Decode-Ms: {ms:.2}\r\n");
@@ -417,7 +422,7 @@ fn write_reply(mut stream: &TcpStream, reply: &Reply, head_only: bool, close: bo
     }
     head += if close { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" };
     let mut bytes = head.into_bytes();
-    if !head_only {
+    if !head_only && reply.status != 204 {
         bytes.extend_from_slice(&reply.body);
     }
     let written = stream.write_all(&bytes).and_then(|()| stream.flush());

@@ -5,6 +5,11 @@
 const $ = (id) => document.getElementById(id);
 const state = { info: null, code: [], a: 0, b: 1, seed: 1, page: 0, sliders: new Map() };
 
+// This page's id, sent with its decode requests: when the server is behind, a request of
+// this page still waiting to be decoded is answered 204 (superseded) as soon as a newer one
+// arrives, and only the newest code is decoded.
+const CLIENT_ID = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+
 // Rows and steps of the traversal figure: the most active dimensions, swept over ±3.
 const TRAVERSE_ROWS = 8;
 const TRAVERSE_STEPS = 9;
@@ -63,7 +68,9 @@ function liveImage(img, label) {
     busy = true;
     try {
       const r = await fetch(url);
-      if (!r.ok) {
+      if (r.status === 204) {
+        // Superseded by a newer request of this page; its answer shows instead.
+      } else if (!r.ok) {
         let reason = r.statusText;
         try { reason = (await r.json()).error; } catch (_) { /* not JSON */ }
         showError(`${url.split('?')[0]}: ${r.status} ${reason}`);
@@ -106,7 +113,7 @@ const show = {};
 
 function decodeCode() {
   const z = state.code.map((v) => v.toFixed(4)).join(',');
-  show.decoded(`/api/decode.png?z=${z}`);
+  show.decoded(`/api/decode.png?z=${z}&client=${CLIENT_ID}`);
   const dims = state.info.dims.slice(0, TRAVERSE_ROWS).map((d) => d.index).join(',');
   show.traversal(`/api/traverse.png?z=${z}&dims=${dims}&steps=${TRAVERSE_STEPS}`);
   writeState();
