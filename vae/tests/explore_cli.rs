@@ -402,6 +402,25 @@ fn superseded_decodes_are_answered_204_without_a_body_and_the_connection_goes_on
     assert!(statuses.contains(&200), "{statuses:?}");
 }
 
+/// A client pipelining requests by the thousand is cut off (429, then the connection closes)
+/// at the per-connection rate limit, and a kept-alive connection opened before it is still
+/// answered.
+#[test]
+fn a_connection_pipelining_thousands_of_requests_is_cut_off_while_another_is_answered() {
+    let server = Server::start(&[]);
+    let mut other = TcpStream::connect(server.addr).unwrap();
+    other.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let answers = server.raw("GET /api/code?i=0 HTTP/1.1\r\n\r\n".repeat(3000).as_bytes());
+    let answers = String::from_utf8_lossy(&answers);
+    let answered = answers.matches("HTTP/1.1 200").count();
+    assert!(answers.contains("HTTP/1.1 429 Too Many Requests"), "not cut off after {answered} answers");
+    assert!(answered < 3000, "{answered} answered");
+    other.write_all(b"GET /api/info HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = vec![];
+    other.read_to_end(&mut answer).unwrap();
+    assert_eq!(Response::parse(&answer).status, 200);
+}
+
 #[test]
 fn a_kept_alive_connection_answers_pipelined_requests_in_order() {
     let server = Server::start(&[]);

@@ -11,12 +11,19 @@
 //! [`IDLE_TIMEOUT`], or that takes longer than that to send one head, is closed. A panic
 //! while answering becomes a 500 for that request, not a dead server.
 //!
+//! A connection that sends more than [`MAX_REQUESTS_PER_SECOND`] requests within one second
+//! gets 429 for the next one and is closed: a page asks for one decoding at a time per picture
+//! and a dragged slider moves at the screen's frame rate, tens of requests a second, while a
+//! client pipelining thousands a second would keep a thread busy answering it, taking CPU from
+//! the decoder that every other client waits on.
+//!
 //! At most [`MAX_CONNECTIONS`] connections are served at once. When all are open, a new one
 //! closes the connection that has waited longest for its next request (a silent client or an
 //! idle browser connection), so clients that send nothing cannot lock others out; only when
 //! every connection is busy answering does a new one get 503. The accept loop blocks in
 //! `accept` (a fresh connection is answered at once); a small thread wakes it on stop.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +39,9 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Most connections served at once (a few browser tabs open 6 each).
 pub const MAX_CONNECTIONS: usize = 64;
+/// Most requests one connection may send within one second; the next gets 429 and the
+/// connection is closed.
+pub const MAX_REQUESTS_PER_SECOND: usize = 500;
 /// A connection that sends nothing for this long, or takes this long to send one head, is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the thread that wakes the accept loop looks at the stop flag.
@@ -45,11 +55,18 @@ pub struct ServeOptions {
     /// The `Host` header values answered (`name:port`, compared without case); empty: any.
     /// A request without a `Host` header is answered (browsers always send one).
     pub allowed_hosts: Vec<String>,
+    /// Most requests one connection may send within one second (see
+    /// [`MAX_REQUESTS_PER_SECOND`]).
+    pub max_requests_per_second: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { poll: Duration::from_millis(50), allowed_hosts: vec![] }
+        ServeOptions {
+            poll: Duration::from_millis(50),
+            allowed_hosts: vec![],
+            max_requests_per_second: MAX_REQUESTS_PER_SECOND,
+        }
     }
 }
 
@@ -233,6 +250,8 @@ fn connection(
     stream.set_read_timeout(Some(opts.poll.max(Duration::from_millis(10))))?;
     stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
     let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+    // When this connection's requests of the last second arrived, oldest first.
+    let mut last_second: VecDeque<Instant> = VecDeque::with_capacity(opts.max_requests_per_second.min(1024));
     loop {
         slot.set_waiting(Some(Instant::now()));
         let next =
@@ -242,6 +261,18 @@ fn connection(
             Next::Closed => return Ok(()),
             Next::Refuse(reply) => return write_reply(&stream, &reply, false, true),
             Next::Request(head) => {
+                let now = Instant::now();
+                while last_second.front().is_some_and(|&t| now.duration_since(t) >= Duration::from_secs(1)) {
+                    last_second.pop_front();
+                }
+                if last_second.len() >= opts.max_requests_per_second {
+                    let reason = format!(
+                        "more than {} requests within one second on one connection",
+                        opts.max_requests_per_second
+                    );
+                    return write_reply(&stream, &Reply::error(429, reason), false, true);
+                }
+                last_second.push_back(now);
                 let head_only = head.method == "HEAD";
                 let foreign_host = head.host.as_deref().filter(|h| {
                     !opts.allowed_hosts.is_empty()
@@ -392,6 +423,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         414 => "URI Too Long",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -479,6 +511,29 @@ mod tests {
             let started = Instant::now();
             assert!(get(addr).starts_with("HTTP/1.1 404"));
             assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+        });
+    }
+
+    #[test]
+    fn a_connection_sending_too_many_requests_a_second_gets_429_and_is_closed_while_another_is_answered() {
+        let opts = ServeOptions { max_requests_per_second: 20, ..ServeOptions::default() };
+        with_server(opts, |addr| {
+            let mut other = TcpStream::connect(addr).unwrap();
+            other.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut flood = TcpStream::connect(addr).unwrap();
+            flood.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let _ = flood.write_all("GET /x HTTP/1.1\r\n\r\n".repeat(100).as_bytes());
+            let mut answers = vec![];
+            // Ends when the server closes the connection (a read timeout would fail below).
+            let _ = flood.read_to_end(&mut answers);
+            let answers = String::from_utf8_lossy(&answers);
+            assert_eq!(answers.matches("HTTP/1.1 404").count(), 20, "the first 20 are answered");
+            assert_eq!(answers.matches("HTTP/1.1 ").count(), 21, "then one more answer, and the end");
+            assert!(answers.contains("HTTP/1.1 429 Too Many Requests"), "{answers}");
+            other.write_all(b"GET /y HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            other.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 404"), "the other connection is answered: {answer}");
         });
     }
 
