@@ -210,7 +210,7 @@ impl Explorer {
             std::thread::Builder::new()
                 .name("explore-decoder".into())
                 .spawn(move || {
-                    queue.serve(&|codes: &[f32]| {
+                    queue.serve(|codes: &[f32]| {
                         let model = model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                         decode_codes(&model, codes, &norm, output, MAX_SAMPLES).map_err(|e| e.to_string())
                     })

@@ -106,7 +106,7 @@ impl DecodeQueue {
     /// The worker: until [`close`](Self::close), takes every waiting request (oldest first, up
     /// to `max_batch_codes` codes, at least one request), decodes their codes with one call of
     /// `decode` (codes [n, z] to images [n, C, H, W]) and answers each request with its images.
-    pub(super) fn serve(&self, decode: &dyn Fn(&[f32]) -> Result<Vec<f32>, String>) {
+    pub(super) fn serve(&self, decode: impl Fn(&[f32]) -> Result<Vec<f32>, String>) {
         while let Some(batch) = self.next_batch() {
             let codes: Vec<f32> = batch.iter().flat_map(|j| j.codes.iter().copied()).collect();
             let n = codes.len() / self.z_dim;
@@ -191,7 +191,7 @@ mod tests {
             let askers: Vec<_> =
                 (0..8).map(|k| scope.spawn(move || (k as f32, queue.submit(None, vec![k as f32, 1.0])))).collect();
             until_waiting(queue, 8);
-            let worker = scope.spawn(|| queue.serve(&sum_and_difference(&batches)));
+            let worker = scope.spawn(|| queue.serve(sum_and_difference(&batches)));
             for asker in askers {
                 let (k, outcome) = asker.join().unwrap();
                 let expected = [k + 1.0, k - 1.0];
@@ -235,7 +235,7 @@ mod tests {
                 let askers: Vec<_> = codes.iter().map(|z| scope.spawn(move || queue.submit(None, z.clone()))).collect();
                 until_waiting(queue, codes.len());
                 let worker = scope.spawn(|| {
-                    queue.serve(&|codes: &[f32]| {
+                    queue.serve(|codes: &[f32]| {
                         batches.lock().unwrap().push(codes.len() / z_dim);
                         decode(codes)
                     })
@@ -268,7 +268,7 @@ mod tests {
                 // One at a time, so that they queue in this order.
                 until_waiting(queue, askers.len());
             }
-            let worker = scope.spawn(|| queue.serve(&sum_and_difference(&batches)));
+            let worker = scope.spawn(|| queue.serve(sum_and_difference(&batches)));
             for asker in askers {
                 assert!(matches!(asker.join().unwrap(), Outcome::Decoded { .. }));
             }
@@ -291,7 +291,7 @@ mod tests {
             let newer = scope.spawn(move || queue.submit(Some("page-1"), vec![2.0, 1.0]));
             // The older one is answered before any decode runs.
             assert_eq!(older.join().unwrap(), Outcome::Superseded);
-            let worker = scope.spawn(|| queue.serve(&sum_and_difference(&batches)));
+            let worker = scope.spawn(|| queue.serve(sum_and_difference(&batches)));
             assert!(matches!(newer.join().unwrap(), Outcome::Decoded { images, .. } if images == [3.0, 1.0]));
             assert!(matches!(other_client.join().unwrap(), Outcome::Decoded { images, .. } if images == [10.0, 0.0]));
             queue.close();
@@ -308,7 +308,7 @@ mod tests {
             let queue = &queue;
             let askers: Vec<_> = (0..3).map(|_| scope.spawn(move || queue.submit(None, vec![1.0, 0.0]))).collect();
             until_waiting(queue, 3);
-            let worker = scope.spawn(|| queue.serve(&sum_and_difference(&batches)));
+            let worker = scope.spawn(|| queue.serve(sum_and_difference(&batches)));
             for asker in askers {
                 assert!(matches!(asker.join().unwrap(), Outcome::Decoded { .. }));
             }
@@ -332,7 +332,7 @@ mod tests {
             Ok(codes.to_vec())
         };
         std::thread::scope(|scope| {
-            let worker = scope.spawn(|| queue.serve(&decode));
+            let worker = scope.spawn(|| queue.serve(decode));
             assert!(matches!(queue.submit(None, vec![1.0, 2.0]), Outcome::Failed(_)));
             assert!(
                 matches!(queue.submit(None, vec![1.0, 2.0]), Outcome::Decoded { images, .. } if images == [1.0, 2.0])

@@ -55,8 +55,8 @@ pub struct ServeOptions {
     /// The `Host` header values answered (`name:port`, compared without case); empty: any.
     /// A request without a `Host` header is answered (browsers always send one).
     pub allowed_hosts: Vec<String>,
-    /// Most requests one connection may send within one second (see
-    /// [`MAX_REQUESTS_PER_SECOND`]).
+    /// Most requests one connection may send within one second; the next gets 429 and the
+    /// connection is closed. Default: `MAX_REQUESTS_PER_SECOND`, 500.
     pub max_requests_per_second: usize,
 }
 
