@@ -26,11 +26,16 @@ else
     for f in vae/fuzz/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/fuzz}
+# The targets write each input to a scratch file and read it back as a user's file is read:
+# in memory (tmpfs) when the machine has one, at several times the inputs a second of a disk.
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 logs=target/fuzz-logs
 mkdir -p "$logs"
 
 # Release with overflow checks: a size computed from a file that wraps around is a crash here.
 cargo +nightly fuzz build --fuzz-dir vae/fuzz -O -a
+FUZZ_HOST=$(rustc +nightly -vV | sed -n 's/^host: //p')
+export FUZZ_HOST
 
 one_target() {
     local t=$1 runs=$2 logs=$3
@@ -39,12 +44,13 @@ one_target() {
     local seeds=("vae/fuzz/corpus/$t")
     [ -d "vae/fuzz/regressions/$t" ] && seeds+=("vae/fuzz/regressions/$t")
     local started=$SECONDS status=0
-    nice -n 10 cargo +nightly fuzz run --fuzz-dir vae/fuzz -O -a "$t" "$corpus" "${seeds[@]}" -- \
+    # The binary built above, run as `cargo fuzz run` would (which would rebuild first).
+    nice -n 10 "$CARGO_TARGET_DIR/$FUZZ_HOST/release/$t" "$corpus" "${seeds[@]}" \
         -runs="$runs" -timeout=10 -malloc_limit_mb=256 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="vae/fuzz/artifacts/$t/" >"$logs/$t.log" 2>&1 || status=$?
     local done_runs cov execs
-    done_runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' || echo "?")
-    execs=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' || echo "?")
+    done_runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' || echo "?")
+    execs=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' || echo "?")
     cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1 | grep -o '[0-9]*$' || echo "?")
     local crashes
     crashes=$(find "vae/fuzz/artifacts/$t" -type f | wc -l)

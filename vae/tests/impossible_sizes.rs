@@ -26,6 +26,8 @@ struct Capped {
     peak_kib: i64,
 }
 
+// The child is reaped by wait4, which Child::wait would not let this read its peak memory.
+#[allow(clippy::zombie_processes)]
 fn run_capped(binary: &str, args: &[&str]) -> Capped {
     let mut command = common::command(binary);
     command.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
