@@ -70,9 +70,12 @@ pub const MAX_TRAVERSE_ROWS: usize = 16;
 pub const MAX_TRAVERSE_STEPS: usize = 15;
 /// The range a traversal sweeps each dimension over: the prior's ±3σ, as the sliders.
 const TRAVERSE_RANGE: f32 = 3.0;
-/// The most codes one batch of the decode queue takes: `decode_codes` runs the model on at
-/// most [`MAX_SAMPLES`] codes at a time, and a larger batch would only wait longer.
-pub const MAX_BATCH_CODES: usize = MAX_SAMPLES;
+/// The most codes one batch of the decode queue takes (a larger request is decoded alone). On
+/// two Xeon cores a resnet-bn code costs 39 ms decoded alone, 27–28 ms a code in batches of 4
+/// to 16, and 29–30 ms in batches of 32 to 64, whose activations outgrow the caches; a smaller
+/// batch also ends sooner, so a request that just missed one waits less
+/// (`cargo bench --bench explore_load -- --batch-costs`; docs/performance.md).
+pub const MAX_BATCH_CODES: usize = 16;
 /// Longest `client` id `/api/decode.png` takes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 /// Largest |z_j| `/api/decode.png` takes: the sliders span ±3 (the prior's ±3σ); far beyond
