@@ -242,3 +242,40 @@ fn every_study_file_is_valid_and_quoted_in_the_docs() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The debugger recipe (README.md and docs/reading-path.md): `train` on the reference device,
+/// with a breakpoint in the reference convolution.
+fn debugger_recipe(page: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repository_root().join(page)).unwrap().replace('\n', " ");
+    let start = text
+        .find("cargo run -p vae --bin train -- --device reference")
+        .unwrap_or_else(|| panic!("{page} gives no `cargo run -p vae --bin train -- --device reference` recipe"));
+    let line = &text[start..start + text[start..].find('`').unwrap()];
+    command(line).unwrap().1
+}
+
+#[test]
+fn the_debugger_recipe_runs_a_preset_that_passes_through_the_breakpoint_it_names() {
+    let (readme, path) = (debugger_recipe("README.md"), debugger_recipe("docs/reading-path.md"));
+    assert_eq!(readme, path, "README.md and the reading path give different recipes");
+    let page = std::fs::read_to_string(repository_root().join("docs/reading-path.md")).unwrap();
+    assert!(
+        page.contains("a breakpoint in `tensor/src/reference/conv.rs`"),
+        "the breakpoint changed: update this test"
+    );
+    let argv = std::iter::once("train".to_string()).chain(readme.iter().cloned());
+    let mut config = TrainCli::try_parse_from(argv).unwrap().config;
+    config.check().unwrap();
+    let size = config.image_size.unwrap_or(64);
+    let model = config.new_model([1, size, size]).unwrap();
+    // A rank-4 parameter is a convolution's (or a transposed convolution's) kernel: the ops
+    // tensor/src/reference/conv.rs defines, on both sides of the model.
+    let kernels: Vec<String> = nn::Module::named_parameters(&model)
+        .into_iter()
+        .filter(|(_, p)| p.shape().len() == 4)
+        .map(|(name, _)| name)
+        .collect();
+    for side in ["encoder.", "decoder."] {
+        assert!(kernels.iter().any(|k| k.starts_with(side)), "the recipe's {side} has no convolution: {kernels:?}");
+    }
+}
