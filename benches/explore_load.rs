@@ -22,7 +22,9 @@
 //! `--batch-costs [--reps R]` starts no server: it times, in this process, what the server's
 //! decode worker does for one batch of n codes (`decode_codes`, random weights) at n = 1 to
 //! 64, for `conv` (1×64×64, z = 10) and `resnet-bn` (3×64×64, z = 128), with the PNG encoding
-//! of one image, and prints the ops that took the time at n = 1 and n = 32.
+//! of one image, and prints the ops that took the time at n = 1 and n = 32. With
+//! `--measured-kernels` the convolutions' cuts are chosen by timing them first, as `train`'s
+//! default does (the tuner prints each choice); without, by the rules, as the server runs.
 
 #[allow(dead_code)] // the table helpers there serve the per-layer benches
 mod common;

@@ -20,9 +20,9 @@
 //! | `GET /api/samples.png?seed=S&n=N` | N decoded samples from N(0, I) |
 //! | `GET /api/loss.png` | the run's loss curves |
 //!
-//! Every decoding goes through one queue: requests that arrive while the model decodes are
-//! decoded together as one batch, by one worker thread (see `queue.rs`), and each gets its own
-//! images, the same as decoded alone.
+//! Every decoding of codes (decode, traverse, mix, samples) goes through one queue: requests
+//! that arrive while the model decodes are decoded together as one batch, by one worker thread
+//! (see `queue.rs`), and each gets its own images, the same as decoded alone.
 //!
 //! Anything else is a 4xx with a one-line reason: a path holding `..`, `%` or `\` (400), an
 //! unknown path (404), a method other than GET/HEAD (405), a request with a body (400), a URL
