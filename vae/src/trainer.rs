@@ -383,18 +383,6 @@ impl Trainer {
                 let state = load_training_checkpoint(path, &model, &mut optimizer)?;
                 let progress = Progress::from_state(path, &state, config.patience)?;
                 progress.check_fits(path, Batches::count(train.len(), config.batch_size, true), config.batch_size)?;
-                if progress.epoch >= config.epochs {
-                    // Killed after its last checkpoint but before its last row, the run is still
-                    // refused: the folder is made whole first, as a resumed run's is.
-                    runs::write_metrics(&dir.join(METRICS_FILE), &progress.history)?;
-                    return Err(Error::Config(format!(
-                        "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
-                        path.display(),
-                        progress.epoch,
-                        progress.epoch
-                    )));
-                }
-                println!("resumed {} at epoch {}, batch {}", path.display(), progress.epoch + 1, progress.batch);
                 progress
             }
             None => {
@@ -402,7 +390,7 @@ impl Trainer {
                 Progress::start(&config)
             }
         };
-        Ok(Trainer {
+        let trainer = Trainer {
             config,
             config_json,
             dir,
@@ -417,7 +405,40 @@ impl Trainer {
             progress,
             resumed: resume.is_some(),
             profile,
-        })
+        };
+        if let Some(path) = resume {
+            let progress = &trainer.progress;
+            if progress.epoch >= trainer.config.epochs {
+                // Killed after its last checkpoint but before the rest of its folder, the run is
+                // still refused: the folder is made whole first, as a resumed run's is.
+                trainer.complete_finished_folder()?;
+                return Err(Error::Config(format!(
+                    "--resume {}: the run has finished its {} epochs; pass --epochs with more than {} to train it further",
+                    path.display(),
+                    progress.epoch,
+                    progress.epoch
+                )));
+            }
+            println!("resumed {} at epoch {}, batch {}", path.display(), progress.epoch + 1, progress.batch);
+        }
+        Ok(trainer)
+    }
+
+    /// What a finished run writes after its last checkpoint: the last row of metrics.csv, the
+    /// last epoch's pictures (from the checkpoint's weights, which made them), the loss plot
+    /// and report.html, each written again only where a kill left it missing or behind.
+    fn complete_finished_folder(&self) -> Result<()> {
+        runs::write_metrics(&self.dir.join(METRICS_FILE), &self.progress.history)?;
+        let epoch = self.progress.epoch;
+        let pictures = [format!("recon_epoch{epoch:03}.png"), format!("samples_epoch{epoch:03}.png")];
+        if epoch > 0 && !pictures.iter().all(|p| self.dir.join(p).is_file()) {
+            Pictures::new(self)?.save(self, epoch)?;
+        }
+        if let Some(img) = crate::tools::report::loss_plot(&self.progress.history)? {
+            crate::plot::save_png_atomic(&img, &self.dir.join("loss.png"))?;
+        }
+        crate::tools::report::write_report(&self.dir)?;
+        Ok(())
     }
 
     /// Trains the remaining epochs, writing the run folder as it goes; `stop` is polled before

@@ -390,3 +390,30 @@ fn a_finished_run_killed_before_its_last_row_gets_the_row_back_from_the_same_com
     assert!(!status.success() && said.contains("the run has finished its 2 epochs"), "{said}");
     assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), whole);
 }
+
+#[test]
+fn a_finished_run_killed_before_its_last_pictures_and_report_gets_them_back_from_the_same_command() {
+    // What a kill after the last checkpoint and row but before the rest leaves: no last
+    // pictures, loss plot or report. `--resume` refuses the finished run after writing them,
+    // the pictures from the checkpoint's weights, as the run drew them.
+    let scratch = common::scratch("kill-soak-last-pictures");
+    let run = scratch.path().join("run");
+    let log = scratch.path().join("train.log");
+    assert!(start(train_images(&run, false, 300, 2), &log).0.wait().unwrap().success());
+    let pictures = ["recon_epoch002.png", "samples_epoch002.png", "loss.png"];
+    let drawn: Vec<Vec<u8>> = pictures.iter().map(|p| std::fs::read(run.join(p)).unwrap()).collect();
+    for file in pictures.iter().chain(&["report.html"]) {
+        std::fs::remove_file(run.join(file)).unwrap();
+    }
+    let status = start(train_images(&run, true, 300, 2), &log).0.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success() && said.contains("the run has finished its 2 epochs"), "{said}");
+    for (picture, drawn) in pictures.iter().zip(&drawn) {
+        assert!(std::fs::read(run.join(picture)).ok().as_ref() == Some(drawn), "{picture} not drawn again as it was");
+    }
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap_or_default();
+    assert!(
+        report.contains("<summary>epoch 2</summary>"),
+        "report.html not written again with the last epoch's pictures"
+    );
+}
