@@ -245,6 +245,9 @@ fn replay_the_named_input() {
         return;
     };
     let t = target(&name.to_string_lossy()).expect("VAE_FUZZ_TARGET names a target of vae::fuzz::TARGETS");
+    // cargo runs tests in vae/: a path relative to the repository's root is read from there.
+    let path = PathBuf::from(path);
+    let path = if path.exists() { path } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path) };
     let input = std::fs::read(&path).expect("VAE_FUZZ_INPUT names a readable file");
     (t.run)(&input);
 }
