@@ -1,7 +1,7 @@
 //! Benchmarks of the batch-norm, interpolation and pooling CPU kernels on a ResNet-sized
 //! activation [64, 128, 16, 16] f32: batch-norm training forward, backward and both, nearest and
 //! bilinear ×2 upsampling forward and backward, and ResNet-18's 3×3 stride-2 max pool forward
-//! and backward; and the element-wise sigmoid and ReLU on the same activation, each op beside the
+//! and backward; and the element-wise sigmoid, tanh (and libm's tanhf) and ReLU on the same activation, each op beside the
 //! bare loop it should cost (`cpu::elementwise::map`: a formula not inlined into the op's loop
 //! shows as the gap). Throughput counts the bytes of every tensor each op reads
 //! and writes once (inputs + outputs), so the numbers compare against memory bandwidth.
@@ -110,7 +110,7 @@ fn max_pool(c: &mut Criterion) {
 }
 
 fn elementwise(c: &mut Criterion) {
-    use tensor::cpu::elementwise::{map, sigmoid_f32};
+    use tensor::cpu::elementwise::{map, sigmoid_f32, tanh_f32};
     let mut rng = Rng::new(0);
     let x = Tensor::rand_uniform(&SHAPE, -4.0, 4.0, DType::F32, &mut rng);
     let values: Vec<f32> = x.to_vec_f32().unwrap();
@@ -122,6 +122,10 @@ fn elementwise(c: &mut Criterion) {
     g.throughput(bytes(&[n, n]));
     g.bench_function("sigmoid op", |b| b.iter(|| black_box(&x).sigmoid().unwrap()));
     g.bench_function("sigmoid loop (map)", |b| b.iter(|| map(black_box(&values), sigmoid_f32)));
+    g.bench_function("tanh op", |b| b.iter(|| black_box(&x).tanh().unwrap()));
+    g.bench_function("tanh loop (map)", |b| b.iter(|| map(black_box(&values), tanh_f32)));
+    // What tanh cost before it had its own f32 formula: libm's tanhf per element.
+    g.bench_function("tanh loop (libm tanhf)", |b| b.iter(|| map(black_box(&values), f32::tanh)));
     g.bench_function("relu op", |b| b.iter(|| black_box(&x).relu().unwrap()));
     g.finish();
 }

@@ -79,7 +79,7 @@ pub trait Float:
     fn sqrt(self) -> Self;
     /// |x|.
     fn abs(self) -> Self;
-    /// Hyperbolic tangent.
+    /// Hyperbolic tangent (see `cpu::elementwise::tanh_f32` for why f32 has its own).
     fn tanh(self) -> Self;
     /// The logistic function 1 / (1 + e⁻ˣ) (see `cpu::elementwise::sigmoid_f32` for why f32
     /// has its own).
@@ -126,7 +126,7 @@ macro_rules! with_float_type {
 pub(crate) use with_float_type;
 
 macro_rules! impl_float {
-    ($t:ty, $dtype:expr, $variant:ident, $sigmoid:path) => {
+    ($t:ty, $dtype:expr, $variant:ident, $sigmoid:path, $tanh:path) => {
         impl Float for $t {
             const DTYPE: DType = $dtype;
             const ZERO: Self = 0.0;
@@ -163,7 +163,7 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             #[inline(always)]
             fn sigmoid(self) -> Self {
@@ -213,8 +213,8 @@ macro_rules! impl_float {
 }
 
 // The one macro in the crate: two identical impls that differ only in the type name.
-impl_float!(f32, DType::F32, F32, crate::cpu::elementwise::sigmoid_f32);
-impl_float!(f64, DType::F64, F64, crate::cpu::elementwise::sigmoid_f64);
+impl_float!(f32, DType::F32, F32, crate::cpu::elementwise::sigmoid_f32, crate::cpu::elementwise::tanh_f32);
+impl_float!(f64, DType::F64, F64, crate::cpu::elementwise::sigmoid_f64, f64::tanh);
 
 /// `s` as a slice of `U` when `T` is `U` (a generic kernel's way into a type-specific fast
 /// path), else `None`.
