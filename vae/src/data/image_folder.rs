@@ -148,11 +148,13 @@ fn annotation_path(dir: &Path, rel: &Path) -> Option<PathBuf> {
 }
 
 /// The most bytes a decoder may allocate for an image file of `len` bytes: what the file can
-/// honestly inflate to (deflate's limit, about 1032:1; a JPEG's is lower), and never less than
-/// 64 MiB. A header that claims a 100,000×100,000 image in a hundred bytes is refused before
-/// its pixel buffer is allocated.
+/// honestly decode to — deflate's limit (about 1032:1) times 24, for a 1-bit palette expanded to
+/// RGB (a JPEG's ratio is lower) — at least 1 MiB and at most the decoder's own default,
+/// 512 MiB. A header that claims a 100,000×100,000 image in a hundred bytes is refused before
+/// its pixel buffer is allocated, and so is a truncated JPEG whose header claims 16 million
+/// pixels in 656 bytes (the decoder would fill what is missing, and resizing it took seconds).
 pub fn decode_budget(len: usize) -> u64 {
-    (1032 * len as u64).max(64 << 20)
+    (1032 * 24 * len as u64).clamp(1 << 20, 512 << 20)
 }
 
 /// Decodes an image file's bytes (the format from its content), within [`decode_budget`].
@@ -327,6 +329,16 @@ mod tests {
         let err = decode_bounded(&png).unwrap_err();
         assert!(matches!(err, image::ImageError::Limits(_)), "{err:?}");
         assert!(decode_bounded(&png_claiming(2, 2)).is_ok(), "the header mended back is a valid image");
+    }
+
+    #[test]
+    fn a_truncated_jpeg_claiming_16_million_pixels_is_refused_before_it_is_decoded() {
+        // Found by fuzzing: 656 bytes of JPEG whose header says 65,516×250; the decoder fills
+        // the missing scans, and the loader then spent seconds resizing 49 MB of grey. The
+        // fuzz input is a flag byte and a two-byte length (0) before the file.
+        let input = include_bytes!("../../fuzz/regressions/image_folder/jpeg-header-claiming-65516x250-in-656-bytes");
+        let err = decode_bounded(&input[3..]).unwrap_err();
+        assert!(matches!(err, image::ImageError::Limits(_)), "{err:?}");
     }
 
     #[test]
