@@ -9,6 +9,7 @@
 #   vae/fuzz/run.sh                       # each target, 10^6 inputs
 #   vae/fuzz/run.sh 20000 idx study       # two targets, 20,000 inputs each
 #   JOBS=2 vae/fuzz/run.sh                # two targets at a time
+#   FUZZ_LOGS=target/fuzz-logs-2 vae/fuzz/run.sh ...   # beside a run that is still going
 #
 # Needs the nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
 # `cargo install cargo-fuzz`). Limits per input, as the issue of a hostile file asks: 10 s,
@@ -29,7 +30,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/fuzz}
 # The targets write each input to a scratch file and read it back as a user's file is read:
 # in memory (tmpfs) when the machine has one, at several times the inputs a second of a disk.
 if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
-logs=target/fuzz-logs
+logs=${FUZZ_LOGS:-target/fuzz-logs}
 mkdir -p "$logs"
 
 # Release with overflow checks: a size computed from a file that wraps around is a crash here.
