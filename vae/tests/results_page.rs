@@ -1389,6 +1389,94 @@ fn the_summarys_differences_are_read_from_the_runs_committed_artefacts() {
     }
 }
 
+/// The commits a run's provenance.json names, one per invocation (a resumed run may name
+/// several), as written: 12 hex digits, `-dirty` after a build with uncommitted changes.
+fn provenance_commits(run: &Path) -> Vec<String> {
+    let provenance = run_json(run, "provenance.json");
+    let invocations = provenance["invocations"].as_array().cloned().unwrap_or_default();
+    invocations.iter().filter_map(|invocation| invocation["commit"].as_str().map(str::to_string)).collect()
+}
+
+/// The commits `text` names in backticks: 7 to 12 hex digits, as the page and the notebook write them.
+fn cited_commits(text: &str) -> Vec<&str> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| {
+            (7..=12).contains(&quoted.len()) && quoted.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        })
+        .collect()
+}
+
+/// Every run a summary row's differences are read from, over the seeds that have them all.
+fn runs_of_row(study: &str, terms: &[(f64, &'static str, &'static str)]) -> Vec<PathBuf> {
+    let mut runs = Vec::new();
+    for seed in 0..10 {
+        let mut of_seed = Vec::new();
+        for (_, pattern, _) in terms {
+            let pattern = pattern.strip_prefix("higher:").unwrap_or(pattern);
+            for alternatives in pattern.split('|') {
+                let found = alternatives
+                    .split(" else ")
+                    .map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())))
+                    .find(|folder| folder.is_dir());
+                of_seed.push(found);
+            }
+        }
+        if of_seed.iter().all(Option::is_some) {
+            runs.extend(of_seed.into_iter().flatten());
+        }
+    }
+    runs
+}
+
+#[test]
+fn every_summary_row_cites_the_commits_its_runs_were_built_at_and_no_other() {
+    let rows = summary_rows();
+    let mut wrong = Vec::new();
+    for (claim, study, terms) in SUMMARY_ROWS_FROM_ARTEFACTS {
+        let row = rows.iter().find(|r| r.claim.ends_with(claim)).unwrap_or_else(|| panic!("no summary row {claim:?}"));
+        let cited = cited_commits(&row.ours);
+        // Each commit the runs name, with the runs built at it.
+        let mut built_at: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for run in runs_of_row(study, terms) {
+            let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for commit in provenance_commits(&run) {
+                let runs = built_at.entry(commit).or_default();
+                if !runs.contains(&name) {
+                    runs.push(name.clone());
+                }
+            }
+        }
+        let same = |cited: &str, commit: &str| {
+            let hash = commit.trim_end_matches("-dirty");
+            hash.starts_with(cited) || cited.starts_with(hash)
+        };
+        let uncited: Vec<String> = built_at
+            .iter()
+            .filter(|(commit, _)| !cited.iter().any(|c| same(c, commit)))
+            .map(|(commit, runs)| format!("{commit} ({})", runs.join(", ")))
+            .collect();
+        if !uncited.is_empty() {
+            wrong.push(format!("{claim}: its runs were built at {}, which it does not cite", uncited.join("; ")));
+        }
+        let unbuilt: Vec<&str> =
+            cited.iter().copied().filter(|c| !built_at.keys().any(|commit| same(c, commit))).collect();
+        if !unbuilt.is_empty() {
+            wrong.push(format!("{claim}: cites {unbuilt:?}, at which none of its runs was built"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} summary rows:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+#[test]
+fn a_commit_is_cited_only_in_backticks_with_seven_to_twelve_hex_digits() {
+    assert_eq!(
+        cited_commits("built at `d822495` and `a9871b9ef012`, see `abc` and `a9871b9ef0123`"),
+        ["d822495", "a9871b9ef012"]
+    );
+}
+
 /// Runs trained again by their own commands beside the run they repeat: (study, run, rerun,
 /// what differs). Each pair measures how far a rerun moves what the runs report.
 const RERUNS: [(&str, &str, &str, &str); 29] = [
