@@ -196,6 +196,18 @@ fn every_summary_margin_and_spread_are_the_mean_and_range_of_its_differences() {
     }
 }
 
+/// The rows whose measurement cannot speak to their claim (the rule's "not a test of the claim"):
+/// their verdict says why instead of drawing a direction from margin and spread. Named here so
+/// that no row leaves the rule unnoticed.
+const ROWS_THAT_CANNOT_TEST_THEIR_CLAIM: [&str; 3] = [
+    // MI at its ln N ceiling in every run, and a relative claim measured in nats.
+    "MI is the only KL term that β strongly affects (at the paper's budget, on a stand-in)",
+    // Negative dimension-wise KLs: the estimator's bias, not a trade-off.
+    "the β-TCVAE makes no trade-off in the terms that are not TC (at the paper's budget, on a stand-in)",
+    // The arm without batch norm never trained at Adam 1e-3.
+    "removing batch norm lowers the loss (in the paper's setting: centred data, a tanh output)",
+];
+
 #[test]
 fn every_summary_verdict_follows_the_rule_from_its_margin_and_spread() {
     let rows = summary_rows();
@@ -204,6 +216,15 @@ fn every_summary_verdict_follows_the_rule_from_its_margin_and_spread() {
         let range = row.differences.iter().cloned().fold(f64::MIN, f64::max)
             - row.differences.iter().cloned().fold(f64::MAX, f64::min);
         let spread = range.max(row.cpu_spread.map_or(0.0, |(cpu, _)| cpu)).max(0.0);
+        if ROWS_THAT_CANNOT_TEST_THEIR_CLAIM.contains(&claim_of(&row)) {
+            assert!(
+                row.verdict.starts_with("not a test of the claim") && row.verdict.ends_with(')'),
+                "{}: listed as unable to test its claim, its verdict should say so and why: {:?}",
+                row.claim,
+                row.verdict
+            );
+            continue;
+        }
         let expected = verdict_by_rule(&row.differences, spread);
         assert!(
             row.verdict.starts_with(expected),
@@ -587,32 +608,32 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 49] = [
         ],
     ),
     (
-        "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget)",
+        "reconstruction loss rises with β from 1 to 3 (β-VAE, at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b3-s{seed}", "val_recon"), (-1.0, "b1-s{seed}", "val_recon")],
     ),
     (
-        "reconstruction loss rises with β from 1 to 3 (β-TCVAE, at the paper's budget)",
+        "reconstruction loss rises with β from 1 to 3 (β-TCVAE, at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b3-s{seed}", "val_recon"), (-1.0, "b1-s{seed}", "val_recon")],
     ),
     (
-        "reconstruction loss rises with β (β-VAE, at the paper's budget)",
+        "reconstruction loss rises with β (β-VAE, at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_recon"), (-1.0, "vae-b3-s{seed}", "val_recon")],
     ),
     (
-        "reconstruction loss rises with β (β-TCVAE, at the paper's budget)",
+        "reconstruction loss rises with β (β-TCVAE, at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b6-s{seed}", "val_recon"), (-1.0, "tcvae-b3-s{seed}", "val_recon")],
     ),
     (
-        "the rise is larger in the β-VAE (at the paper's budget)",
+        "the rise is larger in the β-VAE (at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_recon"), (-1.0, "tcvae-b6-s{seed}", "val_recon")],
     ),
     (
-        "the rise from β = 3 to 6 is larger in the β-VAE (at the paper's budget)",
+        "the rise from β = 3 to 6 is larger in the β-VAE (at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[
             (1.0, "vae-b6-s{seed}", "val_recon"),
@@ -622,17 +643,17 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 49] = [
         ],
     ),
     (
-        "the β-TCVAE makes no trade-off in the terms that are not TC (at the paper's budget)",
+        "the β-TCVAE makes no trade-off in the terms that are not TC (at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "vae-b6-s{seed}", "val_dwkl"), (-1.0, "tcvae-b6-s{seed}", "val_dwkl")],
     ),
     (
-        "the KL falls with β (at the paper's budget)",
+        "the KL falls with β (at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[(1.0, "tcvae-b3-s{seed}", "val_kl"), (-1.0, "tcvae-b6-s{seed}", "val_kl")],
     ),
     (
-        "MI is the only KL term that β strongly affects (at the paper's budget)",
+        "MI is the only KL term that β strongly affects (at the paper's budget, on a stand-in)",
         PAPER_BUDGET_ARTEFACTS,
         &[
             (1.0, "tcvae-b3-s{seed}", "val_mi"),
@@ -741,7 +762,7 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 49] = [
         &[(1.0, "bn-lr1e-4-e30-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-lr1e-4-e30-s{seed}", "eval/test_neg_elbo")],
     ),
     (
-        "removing batch norm lowers the loss (in the paper's setting, both at Adam 1e-4, at the paper's budget)",
+        "removing batch norm lowers the loss (in the paper's setting, both at Adam 1e-4, at the paper's budget, on a stand-in)",
         JENA_FULL_ARTEFACTS,
         &[(1.0, "bn-e30-s{seed}", "eval/test_neg_elbo"), (-1.0, "nobn-e30-s{seed}", "eval/test_neg_elbo")],
     ),
@@ -754,7 +775,7 @@ const SUMMARY_ROWS_FROM_ARTEFACTS: [ArtefactDifference; 49] = [
         ],
     ),
     (
-        "removing batch norm from the encoder lowers the loss (in the paper's setting, Adam 1e-4, at the paper's budget)",
+        "removing batch norm from the encoder lowers the loss (in the paper's setting, Adam 1e-4, at the paper's budget, on a stand-in)",
         JENA_FULL_ARTEFACTS,
         &[(1.0, "bn-e30-s{seed}", "eval/test_neg_elbo"), (-1.0, "encnobn-e30-s{seed}", "eval/test_neg_elbo")],
     ),
@@ -1926,10 +1947,13 @@ fn every_replaced_row_names_the_summary_rows_that_replaced_it_and_they_keep_thei
 //
 // `cargo test --release -p vae --test integration -- --ignored results_page::rerun` trains a
 // few cheap rows of the page again with the page's own commands and compares. The tolerance is
-// twice the change the page's rule measured between two CPUs in the −ELBO (0.23 %): a rerun
-// differs from the page by a CPU's change plus whatever the code moved since the row was made.
+// the rule's own: the largest change a rerun on another CPU or by another build was measured to
+// make to a −ELBO, which the page counts in every spread. A tighter one would fail a correct
+// rerun on a CPU the page's rule already allows for.
 
-const RERUN_TOLERANCE: f64 = 2.0 * 0.0023;
+fn rerun_tolerance() -> f64 {
+    RERUN_CHANGES.iter().find(|change| change.quantity == "−ELBO").map(|change| change.relative).expect("the −ELBO's change")
+}
 
 /// The page's `train` command whose `--run-dir` is `run_dir`, with the run folder moved to
 /// `into` and each `(flag, value)` of `overrides` set.
@@ -1959,9 +1983,10 @@ fn train_as_the_page_says(args: &[String]) {
 fn within_rerun_tolerance(what: &str, page: f64, rerun: f64) {
     let change = (rerun - page).abs() / page.abs();
     println!("{what}: page {page}, rerun {rerun}, relative change {change:.5}");
+    let tolerance = rerun_tolerance();
     assert!(
-        change <= RERUN_TOLERANCE,
-        "{what}: the rerun gives {rerun} where the page says {page} ({change:.4} > {RERUN_TOLERANCE})"
+        change <= tolerance,
+        "{what}: the rerun gives {rerun} where the page says {page} ({change:.4} > the rule's {tolerance})"
     );
 }
 
