@@ -1952,7 +1952,11 @@ fn every_replaced_row_names_the_summary_rows_that_replaced_it_and_they_keep_thei
 // rerun on a CPU the page's rule already allows for.
 
 fn rerun_tolerance() -> f64 {
-    RERUN_CHANGES.iter().find(|change| change.quantity == "−ELBO").map(|change| change.relative).expect("the −ELBO's change")
+    RERUN_CHANGES
+        .iter()
+        .find(|change| change.quantity == "−ELBO")
+        .map(|change| change.relative)
+        .expect("the −ELBO's change")
 }
 
 /// The page's `train` command whose `--run-dir` is `run_dir`, with the run folder moved to
