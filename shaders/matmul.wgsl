@@ -1,9 +1,12 @@
-// matmul.wgsl — batched matrix product C[b] (+)= A[b] · B[b] (f32), as a ladder of kernels:
-// `matmul_naive` (rung 1, one invocation per output), `matmul_tiled16` (rung 2, 16×16 tiles staged
-// in workgroup memory), `matmul` (rung 3, 64×64 tiles and 4×4 register blocks) and `matmul_wide`
-// (rung 4, 128×128 and 8×8, double-buffered). Every rung computes the same C; the host runs
-// rungs 3 and 4 (gpu/src/kernels/matmul.rs), tests hold all four to an f64 reference, and
-// `cargo bench -p gpu --bench gpu_kernels -- matmul_ladder` times them side by side.
+// matmul.wgsl — batched matrix product C[b] (+)= A[b] · B[b] (f32), as a ladder of kernels,
+// plainest first: `matmul_naive` (rung 1, one invocation per output), `matmul_tiled16` (rung 2,
+// 16×16 tiles staged in workgroup memory), `matmul` (rung 3, 64×64 tiles and 4×4 register
+// blocks) and `matmul_wide` (rung 4, 128×128 and 8×8, double-buffered), then
+// `matmul_sum_slices`, which adds the partial products of a K cut into slices. Every rung
+// computes the same C; the host runs rungs 3 and 4 (gpu/src/kernels/matmul.rs), or a lower one
+// that a tuning context measured faster, tests hold all four to an f64 reference, and
+// `cargo bench -p gpu --bench gpu_kernels -- matmul_ladder` times them side by side. Each
+// rung's tiling is described just above it.
 //
 // Memory layout. A and B are strided views: A[b, i, l] at
 //     a_offset + b·a_batch + i·a_row + l·a_col
@@ -13,33 +16,6 @@
 //
 // Math: C[b, i, j] = Σ_{l<k} A[b, i, l]·B[b, l, j], plus the old C[b, i, j] when
 // `accumulate` is 1 (gradients accumulate into an existing buffer).
-//
-// Tiling. A workgroup of 16×16 invocations owns a 64×64 tile of C; invocation (tx, ty)
-// accumulates the 4×4 register block of rows 4·ty.. and columns 4·tx... For each step of 16
-// along k, the workgroup stages a 64×16 slice of A and a 16×64 slice of B in workgroup
-// memory (4 elements per invocation each), zero-filling outside [0, m)×[0, k) and
-// [0, k)×[0, n), so m, n, k need not be multiples of the tile. Both slices are stored as
-// vec4s along the block's 4 rows / 4 columns, so each k costs an invocation two vec4 loads
-// for 16 multiply-adds (loads, not arithmetic, bound this kernel on most devices and on
-// lavapipe in particular).
-// Grid: (⌈n/64⌉, ⌈m/64⌉, batch).
-//
-// `matmul_wide` is the same product with a 128×128 tile per workgroup of 16×16 and an 8×8
-// register block per invocation: twice the multiply-adds per staged element and per
-// workgroup-memory load (each k costs four vec4 loads for 64 multiply-adds), the tiling of the
-// register-tiled SGEMMs that run near peak on large GPUs. Invocation (tx, ty) owns rows
-// 4·ty.. and 64 + 4·ty.. and columns 4·tx.. and 64 + 4·tx.. of the tile: neighbouring
-// invocations read neighbouring vec4s of the staged slices. Steps of 8 along k are staged in
-// two alternating workgroup buffers, and each invocation fetches the next step's elements into
-// registers before it multiplies the current one, so global-memory latency overlaps the
-// arithmetic and one barrier per step suffices. A large tile leaves most of the GPU idle on
-// small products (128×512: four workgroups), so the host picks it only for large ones.
-// Grid: (⌈n/128⌉, ⌈m/128⌉, batch).
-//
-// A single product with few output tiles and a long K (a Linear layer's data gradient: a
-// 64×32 output over K = 4,096) would be one workgroup's long loop: the host then runs it as
-// slices of K, the batch of one launch of either kernel (A and B stepping along K from one
-// batch entry to the next), and `matmul_sum_slices` adds the partial products in order.
 
 struct Params {
     m: u32,
@@ -60,22 +36,10 @@ struct Params {
     _pad2: u32,
 }
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const AP4: u32 = 17u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-
-// Staged slices, 4 floats per vec4 so the inner loop needs one load per operand:
-// a_tile[kk·AP4 + r/4][r%4] = A[row0 + r, t + kk] (A transposed, rows packed by 4; the
-// row pitch AP4 = 17 vec4, not 16, spreads the staging writes over banks), and
-// b_tile[kk·16 + c/4][c%4] = B[t + kk, col0 + c].
-var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4]
-var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
 
 // Rung 1: one invocation per element of C, a loop over k through the strides. Each element of
 // A is read from global memory n times and each of B m times.
@@ -145,7 +109,28 @@ fn matmul_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     }
 }
 
-// Rung 3 (`matmul`) and rung 4 (`matmul_wide`): see Tiling above.
+// Rung 3, `matmul`: a workgroup of 16×16 invocations owns a 64×64 tile of C; invocation
+// (tx, ty) accumulates the 4×4 register block of rows 4·ty.. and columns 4·tx... For each step
+// of 16 along k, the workgroup stages a 64×16 slice of A and a 16×64 slice of B in workgroup
+// memory (4 elements per invocation each), zero-filling outside [0, m)×[0, k) and
+// [0, k)×[0, n), so m, n, k need not be multiples of the tile. Both slices are stored as
+// vec4s along the block's 4 rows / 4 columns, so each k costs an invocation two vec4 loads
+// for 16 multiply-adds (loads, not arithmetic, bound this kernel on most devices and on
+// lavapipe in particular).
+// Grid: (⌈n/64⌉, ⌈m/64⌉, batch).
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+const AP4: u32 = 17u;
+
+// Staged slices, 4 floats per vec4 so the inner loop needs one load per operand:
+// a_tile[kk·AP4 + r/4][r%4] = A[row0 + r, t + kk] (A transposed, rows packed by 4; the
+// row pitch AP4 = 17 vec4, not 16, spreads the staging writes over banks), and
+// b_tile[kk·16 + c/4][c%4] = B[t + kk, col0 + c].
+var<workgroup> a_tile: array<vec4<f32>, 272>; // [BK][AP4]
+var<workgroup> b_tile: array<vec4<f32>, 256>; // [BK][BN/4]
+
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -223,29 +208,17 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     }
 }
 
-// A product with a long K and few output tiles runs as slices of K (the batch of one launch,
-// each writing its partial product into [slices, m, n]); this adds them into C in slice order
-// (p.batch = slices), so the result does not depend on scheduling.
-@group(0) @binding(1) var<storage, read> slice_partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> slice_sum: array<f32>;
-
-@compute @workgroup_size(256)
-fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let len = p.m * p.n;
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if i >= len {
-        return;
-    }
-    var v = 0.0;
-    for (var s = 0u; s < p.batch; s++) {
-        v += slice_partials[s * len + i];
-    }
-    if p.accumulate != 0u {
-        v += slice_sum[i];
-    }
-    slice_sum[i] = v;
-}
+// Rung 4, `matmul_wide`: the same product with a 128×128 tile per workgroup of 16×16 and an
+// 8×8 register block per invocation: twice the multiply-adds per staged element and per
+// workgroup-memory load (each k costs four vec4 loads for 64 multiply-adds), the tiling of the
+// register-tiled SGEMMs that run near peak on large GPUs. Invocation (tx, ty) owns rows
+// 4·ty.. and 64 + 4·ty.. and columns 4·tx.. and 64 + 4·tx.. of the tile: neighbouring
+// invocations read neighbouring vec4s of the staged slices. Steps of 8 along k are staged in
+// two alternating workgroup buffers, and each invocation fetches the next step's elements into
+// registers before it multiplies the current one, so global-memory latency overlaps the
+// arithmetic and one barrier per step suffices. A large tile leaves most of the GPU idle on
+// small products (128×512: four workgroups), so the host picks it only for large ones.
+// Grid: (⌈n/128⌉, ⌈m/128⌉, batch).
 
 const WIDE: u32 = 128u;
 const WIDE_K: u32 = 8u;
@@ -421,4 +394,31 @@ fn matmul_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     wide_store_row(c_base, row0 + 64u + 4u * ty + 1u, col0, tx, acc5l, acc5r);
     wide_store_row(c_base, row0 + 64u + 4u * ty + 2u, col0, tx, acc6l, acc6r);
     wide_store_row(c_base, row0 + 64u + 4u * ty + 3u, col0, tx, acc7l, acc7r);
+}
+
+// Split K. A single product with few output tiles and a long K (a Linear layer's data
+// gradient: a 64×32 output over K = 4,096) would be one workgroup's long loop: the host then
+// runs it as slices of K, the batch of one launch of the rung it picks (A and B stepping along
+// K from one batch entry to the next, each slice writing its partial product into
+// [slices, m, n]), and `matmul_sum_slices` adds the partials into C in slice order
+// (p.batch = slices), so the result does not depend on scheduling.
+@group(0) @binding(1) var<storage, read> slice_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> slice_sum: array<f32>;
+
+@compute @workgroup_size(256)
+fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let len = p.m * p.n;
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if i >= len {
+        return;
+    }
+    var v = 0.0;
+    for (var s = 0u; s < p.batch; s++) {
+        v += slice_partials[s * len + i];
+    }
+    if p.accumulate != 0u {
+        v += slice_sum[i];
+    }
+    slice_sum[i] = v;
 }
