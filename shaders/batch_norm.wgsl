@@ -130,6 +130,17 @@ const WG: u32 = 256u;
 var<workgroup> red0: array<f32, 256>;
 var<workgroup> red1: array<f32, 256>;
 
+// The workgroup's place in the 1-D grid, which the host may split over x and y
+// (`Context::grid_1d`): for the kernels that run a workgroup per channel or per slice.
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+// The invocation's place in the same grid: for the kernels that run one per element or channel.
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return workgroup_index(wid, nwg) * WG + lid;
+}
+
 // Index of element j (< N·S) of channel ch.
 fn at(ch: u32, j: u32) -> u32 {
     return ((j / p.s) * p.c + ch) * p.s + j % p.s;
@@ -158,7 +169,7 @@ fn tree(lid: u32, both: bool) {
 @compute @workgroup_size(256)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let ch = wid.x + wid.y * nwg.x;
+    let ch = workgroup_index(wid, nwg);
     if ch >= p.c {
         return;
     }
@@ -191,7 +202,7 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(256)
 fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= p.n * p.c * p.s {
         return;
     }
@@ -210,7 +221,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(256)
 fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let ch = wid.x + wid.y * nwg.x;
+    let ch = workgroup_index(wid, nwg);
     if ch >= p.c {
         return;
     }
@@ -257,7 +268,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(256)
 fn update_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    let ch = linear_id(wid, nwg, lid);
     if ch >= p.c {
         return;
     }
@@ -292,7 +303,7 @@ fn mean_of_slices(ch: u32) -> f32 {
 @compute @workgroup_size(256)
 fn stats_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = workgroup_index(wid, nwg);
     if g >= p.c * p.slices {
         return;
     }
@@ -311,7 +322,7 @@ fn stats_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(256)
 fn stats_square_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = workgroup_index(wid, nwg);
     if g >= p.c * p.slices {
         return;
     }
@@ -332,7 +343,7 @@ fn stats_square_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(256)
 fn stats_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    let ch = linear_id(wid, nwg, lid);
     if ch >= p.c {
         return;
     }
@@ -351,7 +362,7 @@ fn stats_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(256)
 fn backward_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = workgroup_index(wid, nwg);
     if g >= p.c * p.slices {
         return;
     }
@@ -379,7 +390,7 @@ fn backward_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(256)
 fn backward_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    let ch = linear_id(wid, nwg, lid);
     if ch >= p.c {
         return;
     }
@@ -396,7 +407,7 @@ fn backward_finish_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
 @compute @workgroup_size(256)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= p.n * p.c * p.s {
         return;
     }

@@ -104,7 +104,7 @@ struct Params {
 @compute @workgroup_size(256)
 fn forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= p.batch * p.c_out * p.oh * p.ow {
         return;
     }
@@ -134,7 +134,7 @@ fn forward_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(256)
 fn backward_data_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= p.batch * p.c_in * p.h * p.w {
         return;
     }
@@ -166,7 +166,7 @@ fn backward_data_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 @compute @workgroup_size(256)
 fn backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= p.c_out * p.c_in * p.kh * p.kw {
         return;
     }
@@ -226,6 +226,12 @@ const BN: u32 = 64u;
 const BK: u32 = 16u;
 const AP4: u32 = 17u;
 const WG: u32 = 256u;
+
+// The invocation's place in a 1-D grid, which the host may split over x and y
+// (`Context::grid_1d`).
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 // forward: in0 = x, in1 = weight.  backward_data: in0 = dy, in1 = weight.
@@ -940,13 +946,13 @@ fn conv_gemm_thin(mode: u32, first_col: u32) {
 @compute @workgroup_size(256)
 fn forward_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    conv_gemm_thin(FORWARD, ((wid.x + wid.y * nwg.x) * WG + lid) * THIN_COLS);
+    conv_gemm_thin(FORWARD, linear_id(wid, nwg, lid) * THIN_COLS);
 }
 
 @compute @workgroup_size(256)
 fn backward_data_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    conv_gemm_thin(BACKWARD_DATA, ((wid.x + wid.y * nwg.x) * WG + lid) * THIN_COLS);
+    conv_gemm_thin(BACKWARD_DATA, linear_id(wid, nwg, lid) * THIN_COLS);
 }
 
 @compute @workgroup_size(256)
@@ -978,7 +984,7 @@ fn backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
                        @builtin(local_invocation_index) lid: u32) {
     let n = p.c_in * p.kh * p.kw;
     let len = p.c_out * n;
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= len {
         return;
     }
@@ -1027,13 +1033,13 @@ fn sum_k_slices(mode: u32, i: u32) {
 @compute @workgroup_size(256)
 fn forward_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    sum_k_slices(FORWARD, (wid.x + wid.y * nwg.x) * WG + lid);
+    sum_k_slices(FORWARD, linear_id(wid, nwg, lid));
 }
 
 @compute @workgroup_size(256)
 fn backward_data_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    sum_k_slices(BACKWARD_DATA, (wid.x + wid.y * nwg.x) * WG + lid);
+    sum_k_slices(BACKWARD_DATA, linear_id(wid, nwg, lid));
 }
 
 // db[co] (+)= Σ_{n, pos} dy[n, co, pos]: one workgroup per channel, tree-reduced.
