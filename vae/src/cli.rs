@@ -158,12 +158,9 @@ pub fn kernel_cache_path() -> Option<PathBuf> {
 #[derive(Parser, Debug)]
 #[command(name = "explore", version, about)]
 pub struct ExploreCli {
-    /// The run folder written by `train` (holds config.json and the checkpoints).
-    #[arg(long)]
-    pub run: PathBuf,
-    /// The checkpoint to load (default: RUN/best.safetensors).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    /// The trained model to explore.
+    #[command(flatten)]
+    pub model: TrainedModelArgs,
     /// Address or host name to listen on. Anything but a loopback address lets other machines
     /// use the explorer (a warning says so). Requests whose Host header names another site are
     /// refused (DNS rebinding), unless this is 0.0.0.0 or :: (every address).
@@ -203,6 +200,39 @@ impl DeviceArgs {
     pub fn open(&self) -> crate::error::Result<tensor::Device> {
         crate::train::set_cpu_threads(self.threads)?;
         Ok(tensor::Device::from_preference(self.device)?)
+    }
+}
+
+/// `--run` and `--checkpoint`: the same two flags in every tool that loads a trained model
+/// (`eval`, `explore`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainedModelArgs {
+    /// The run folder written by `train` (holds config.json and the checkpoints).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The checkpoint to load (default: RUN/best.safetensors).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `--threads` and `--cpu-gemm`: the same two flags in every tool that runs on the CPU only
+/// (`classify`, `eval`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CpuArgs {
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Run every f32 product on the CPU with this GEMM kernel, as `train --cpu-gemm` (the
+    /// kernel a run's provenance names repeats that CPU's sums).
+    #[arg(long)]
+    pub cpu_gemm: Option<String>,
+}
+
+impl CpuArgs {
+    /// Sizes the CPU thread pool and pins the GEMM kernel, before any work.
+    pub fn apply(&self) -> crate::error::Result<()> {
+        crate::train::set_cpu_threads(self.threads)?;
+        pin_cpu_gemm(self.cpu_gemm.as_deref())
     }
 }
 
@@ -353,12 +383,9 @@ pub struct ClassifyCli {
     /// Random seed (initialisation, split, order).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Run every f32 product on the CPU with this GEMM kernel, as `train --cpu-gemm`.
-    #[arg(long)]
-    pub cpu_gemm: Option<String>,
+    /// Threads and GEMM kernel of the CPU it trains on.
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// Where to save the weights (a `.json` description is written beside them).
     #[arg(long, default_value = "runs/classifier/classifier.safetensors")]
     pub out: PathBuf,

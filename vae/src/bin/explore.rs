@@ -53,17 +53,17 @@ fn run(args: ExploreCli) -> Result<()> {
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
-    println!("loading {} (a GPU's first start can take a minute) ...", args.run.display());
+    println!("loading {} (a GPU's first start can take a minute) ...", args.model.run.display());
     let opts = ExploreOptions {
-        checkpoint: args.checkpoint.clone(),
+        checkpoint: args.model.checkpoint.clone(),
         device: args.compute.device,
         max_test: args.max_test,
         grid: args.grid,
     };
-    let explorer = Explorer::open(&args.run, &opts)?;
+    let explorer = Explorer::open(&args.model.run, &opts)?;
     println!(
         "{} (z = {}, {} test images, {} per page of the grid), decoding on {}",
-        args.run.display(),
+        args.model.run.display(),
         explorer.z_dim(),
         explorer.test_len(),
         args.grid,

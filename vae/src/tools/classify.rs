@@ -195,8 +195,7 @@ fn train_epoch(clf: &ResNet18Classifier, opt: &mut Adam, batches: Batches, epoch
 /// each epoch's loss and accuracies, and saves its weights to `args.out` with the
 /// [`ClassifierInfo`] sidecar and a CSV of the epochs beside them.
 pub fn train(args: &ClassifyCli) -> Result<ClassifierInfo> {
-    crate::train::set_cpu_threads(args.threads)?;
-    crate::cli::pin_cpu_gemm(args.cpu_gemm.as_deref())?;
+    args.cpu.apply()?;
     if args.batch_size == 0 || args.epochs == 0 {
         return Err(Error::Config("--batch-size and --epochs must be at least 1".into()));
     }

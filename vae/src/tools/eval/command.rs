@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::cli::{CpuArgs, TrainedModelArgs};
 use crate::data::{self, BatchOptions, Batches, Dataset, DatasetKind, Normalization};
 use crate::error::{Error, Result};
 use crate::plot::{save_image_grid_with, save_rows_with, save_scatter_plot, GridOptions};
@@ -51,12 +52,9 @@ const SLOW: [&str; 1] = ["disentanglement"];
 /// maps, t-SNE, robustness pictures and test metrics.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// The run folder written by `train` (holds config.json and the checkpoints).
-    #[arg(long)]
-    pub run: PathBuf,
-    /// The checkpoint to evaluate (default: RUN/best.safetensors).
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    /// The trained model to evaluate.
+    #[command(flatten)]
+    pub model: TrainedModelArgs,
     /// Output folder (default: RUN/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -126,13 +124,9 @@ pub struct EvalArgs {
     /// Seed of the prior samples, the noise and the t-SNE.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Run every f32 product on the CPU with this GEMM kernel, as `train --cpu-gemm` (the
-    /// kernel a run's provenance names scores it as its own CPU would).
-    #[arg(long)]
-    pub cpu_gemm: Option<String>,
+    /// Threads and GEMM kernel of the CPU it evaluates on.
+    #[command(flatten)]
+    pub cpu: CpuArgs,
 }
 
 fn list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
@@ -165,7 +159,7 @@ impl Ctx {
     /// training images (for the metrics that need it).
     fn open(args: &EvalArgs, run: &RunFolder) -> Result<(Ctx, usize)> {
         let cfg = run.config.clone();
-        let checkpoint = run.checkpoint(args.checkpoint.as_deref())?;
+        let checkpoint = run.checkpoint(args.model.checkpoint.as_deref())?;
         let (splits, norm) = cfg.load_splits()?;
         let train_len = splits.train.len();
         let test_full = if splits.test.is_empty() { splits.val } else { splits.test };
@@ -252,7 +246,7 @@ fn check_disentanglement(args: &EvalArgs, config: &RunConfig) -> Result<()> {
     if config.dataset != DatasetKind::DSprites {
         return Err(Error::Config(format!(
             "--what disentanglement needs a run on dsprites (its factor grid); {} is on {}",
-            args.run.display(),
+            args.model.run.display(),
             config.dataset
         )));
     }
@@ -265,14 +259,13 @@ fn check_disentanglement(args: &EvalArgs, config: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs the sections `args.what` names on the run folder `args.run`.
+/// Runs the sections `args.what` names on the run folder `args.model.run`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    crate::train::set_cpu_threads(args.threads)?;
-    crate::cli::pin_cpu_gemm(args.cpu_gemm.as_deref())?;
+    args.cpu.apply()?;
     let started = Instant::now();
     let what = check_sections(&args)?;
     let wants = |section: &str| section_wanted(&what, section);
-    let run = RunFolder::open(&args.run)?;
+    let run = RunFolder::open(&args.model.run)?;
     if wants("disentanglement") {
         check_disentanglement(&args, &run.config)?;
     }
