@@ -181,11 +181,11 @@ fn stated_totals(text: &str) -> Vec<usize> {
 }
 
 #[test]
-fn readme_and_the_path_state_the_tables_total_rounded_to_the_nearest_hundred() {
-    let (page, readme) = (read("docs/reading-path.md"), read("README.md"));
+fn readme_the_docs_index_and_the_path_state_the_tables_total_rounded_to_the_nearest_hundred() {
+    let (page, readme, index) = (read("docs/reading-path.md"), read("README.md"), read("docs/README.md"));
     let total: usize = stops(&page).iter().map(|(_, n)| n).sum();
     let rounded = (total + 50) / 100 * 100;
-    for (name, text) in [("docs/reading-path.md", &page), ("README.md", &readme)] {
+    for (name, text) in [("docs/reading-path.md", &page), ("README.md", &readme), ("docs/README.md", &index)] {
         let stated = stated_totals(text);
         assert!(!stated.is_empty(), "{name} states no \"about N lines\"");
         assert!(
