@@ -5,6 +5,10 @@
 //! objective ignores and other combinations before any data is read). A renamed flag, a removed
 //! value, a refused combination or a placeholder left in a documented command fails here
 //! instead of failing a reader.
+//!
+//! The op-adding checklist's `cargo test` commands (docs/anatomy-of-an-op.md, "Checklist") run
+//! with `--list`: each filter must match a test, and the tests the page's steps create for its
+//! example ops (a full op, a table row, a layout op, a layer) must be among those listed.
 
 use std::path::{Path, PathBuf};
 
@@ -278,4 +282,157 @@ fn the_debugger_recipe_runs_a_preset_that_passes_through_the_breakpoint_it_names
     for side in ["encoder.", "decoder."] {
         assert!(kernels.iter().any(|k| k.starts_with(side)), "the recipe's {side} has no convolution: {kernels:?}");
     }
+}
+
+/// The page whose "## Checklist" section's `cargo test` commands are run.
+const CHECKLIST_PAGE: &str = "docs/anatomy-of-an-op.md";
+
+/// The tests each kind of op's steps create, for the checklist's example of that kind: some
+/// filtered command of the checklist must list each (a renamed test is renamed here too).
+const EXAMPLES: [(&str, &[&str]); 4] = [
+    (
+        "a full op (upsample_nearest2d)",
+        &[
+            "grad_interpolate::upsample_nearest_x2_matches_finite_differences",
+            "parity_interpolate::upsampling_forward_and_backward_match_the_reference",
+            "reference_tier::upsampling_forward_and_backward_match_the_reference",
+            "interpolate::upsample_forward_matches_pytorch_rule",
+            "interpolate::bad_upsampling_arguments_are_errors_not_panics",
+            "cpu::interpolate::tests::nearest_x2_repeats_each_element_in_a_2x2_block",
+            "kernels::tests::every_params_struct_has_its_shaders_size",
+        ],
+    ),
+    (
+        "an element-wise table row (silu)",
+        &[
+            "elementwise_table::tests::every_unary_row_meets_its_known_values_in_f64_and_f32",
+            "elementwise_table::tests::every_rows_f32_kernels_match_its_f64_definition",
+            "elementwise_table::tests::every_formula_is_inlined_into_its_kernel_loop",
+            "elementwise_table::tests::names_are_unique_and_codes_are_table_positions",
+            "grad_elementwise::every_row_of_the_unary_table_matches_finite_differences",
+            "grad_elementwise::silu_matches_finite_differences",
+            "parity_elementwise::every_unary_row_matches_the_reference_forward_and_backward_at_awkward_sizes",
+            "parity_elementwise::elementwise_backward_runs_on_the_gpu_and_matches_the_reference",
+        ],
+    ),
+    (
+        "a layout op (pixel_unshuffle)",
+        &[
+            "grad_shape::pixel_unshuffle_moves_each_block_into_channels_as_pytorch_does",
+            "grad_shape::pixel_unshuffle_matches_finite_differences",
+            "parity_concat::shape_op_backward_runs_on_the_gpu_and_matches_the_reference",
+        ],
+    ),
+    (
+        "a layer (nn::SiLU)",
+        &["grad_nn_layers::activation_layers_match_finite_differences", "layers::silu_is_x_times_sigmoid_x"],
+    ),
+];
+
+/// The `cargo test` commands of a page's "## Checklist" section, as words, with their line numbers.
+fn checklist_test_commands(page: &str) -> Vec<(usize, Vec<String>)> {
+    let start = page.find("\n## Checklist\n").expect("the page has a '## Checklist' section") + 1;
+    let end = page[start..].find("\n## ").map_or(page.len(), |k| start + k);
+    let before = page[..start].lines().count();
+    code_lines(&page[start..end])
+        .into_iter()
+        .map(|(n, line)| (before + n, words(&line)))
+        .filter(|(_, w)| w.len() >= 2 && w[0] == "cargo" && w[1] == "test")
+        .collect()
+}
+
+/// The names `cargo test … -- --list` prints, one `module::test: test` line each.
+fn listed_tests(stdout: &str) -> Vec<String> {
+    stdout.lines().filter_map(|l| l.strip_suffix(": test")).map(str::to_string).collect()
+}
+
+/// Runs one checklist command with `--list` (no test runs; with `--workspace --release` it
+/// reuses the full run's build) and returns the tests it lists, or what is wrong with it.
+fn list(args: &[String]) -> Result<Vec<String>, String> {
+    if let Some(p) = args.iter().find(|a| a.contains('<') || a.contains('…')) {
+        return Err(format!("'{p}' is a placeholder: quote the example op's command"));
+    }
+    if !(args.iter().any(|a| a == "--workspace") && args.iter().any(|a| a == "--release")) {
+        return Err("not `cargo test --workspace --release …`: a build other than the full run's".into());
+    }
+    let mut argv = args[1..].to_vec();
+    if !argv.iter().any(|a| a == "--") {
+        argv.push("--".into());
+    }
+    argv.push("--list".into());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let out = std::process::Command::new(cargo)
+        .args(&argv)
+        .current_dir(repository_root())
+        .output()
+        .map_err(|e| format!("cargo did not start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(listed_tests(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The checklist's commands run the tests its steps create: each command lists tests, each of
+/// its filters matches one, and each example's tests are listed by a filtered command. Needs
+/// the workspace's release test build (`cargo test --workspace --release` has made it; run
+/// alone, the first command here builds it).
+#[test]
+fn the_op_checklists_commands_run_the_tests_its_steps_create() {
+    let page = std::fs::read_to_string(repository_root().join(CHECKLIST_PAGE)).expect("the page is readable");
+    let commands = checklist_test_commands(&page);
+    let (mut failures, mut filtered) = (Vec::new(), Vec::new());
+    if commands.len() <= EXAMPLES.len() {
+        failures.push(format!(
+            "{CHECKLIST_PAGE}: {} `cargo test` commands in its checklist, not one per kind and the full run",
+            commands.len()
+        ));
+    }
+    for (line_no, args) in &commands {
+        let at = format!("{CHECKLIST_PAGE}:{line_no}: {}", args.join(" "));
+        let listed = match list(args) {
+            Ok(listed) => listed,
+            Err(e) => {
+                failures.push(format!("{at}\n  {e}"));
+                continue;
+            }
+        };
+        eprintln!("{at}: {} tests", listed.len());
+        let filters: Vec<&String> = match args.iter().position(|a| a == "--") {
+            Some(k) => args[k + 1..].iter().filter(|f| !f.starts_with('-')).collect(),
+            None => vec![],
+        };
+        if listed.is_empty() {
+            failures.push(format!("{at}\n  lists no test"));
+        }
+        for f in &filters {
+            if !listed.iter().any(|t| t.contains(f.as_str())) {
+                failures.push(format!("{at}\n  the filter '{f}' matches no test"));
+            }
+        }
+        if !filters.is_empty() {
+            filtered.extend(listed);
+        }
+    }
+    for (kind, tests) in EXAMPLES {
+        for test in tests.iter().filter(|t| !filtered.iter().any(|l| l == *t)) {
+            failures.push(format!("{kind}: no filtered command of the checklist lists {test}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn the_checklists_commands_are_found_and_their_listings_read() {
+    let page = "# x\n```sh\ncargo test --release -- a\n```\n## Checklist\n\n```sh\ncargo fmt --all\n\
+                cargo test --workspace --release --test integration -- grad_x \\\n  parity_x   # first\n\
+                cargo test --workspace --release\n```\n## Next\n```sh\ncargo test -- b\n```\n";
+    let found = checklist_test_commands(page);
+    assert_eq!(found.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [9, 11]);
+    assert_eq!(found[0].1[6..], ["--", "grad_x", "parity_x"].map(String::from));
+    let stdout = "grad_x::a: test\nparity_x::b: test\n\n2 tests, 0 benchmarks\n";
+    assert_eq!(listed_tests(stdout), ["grad_x::a", "parity_x::b"]);
+    let other_build = list(&["cargo", "test", "--release", "-p", "gpu"].map(String::from));
+    assert!(other_build.unwrap_err().contains("--workspace"));
+    let placeholder = list(&["cargo", "test", "--workspace", "--release", "--", "grad_<op>"].map(String::from));
+    assert!(placeholder.unwrap_err().contains("placeholder"));
 }
