@@ -1,6 +1,6 @@
-//! Records the commit the binaries are built from (`vae::provenance::BUILD_COMMIT`), marked
-//! `-dirty` when the workspace's sources differ from it, and what differed
-//! (`vae::provenance::BUILD_CHANGES`), so that a run folder says which code trained it.
+//! Records the commit the binaries are built from (`build_info::commit`), marked `-dirty` when
+//! the workspace's sources differ from it, and what differed (`build_info::changes`), so that a
+//! run folder says which code trained it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,8 +11,16 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 /// The folders whose sources the binaries are built from, relative to this crate.
-const SOURCES: [&str; 8] =
-    ["src", "../tensor", "../autograd", "../gpu", "../nn", "../descriptors", "../shaders", "../Cargo.lock"];
+const SOURCES: [&str; 8] = [
+    "../src",
+    "../../tensor",
+    "../../autograd",
+    "../../gpu",
+    "../../nn",
+    "../../descriptors",
+    "../../shaders",
+    "../../Cargo.lock",
+];
 
 /// FNV-1a, 64 bits: a short name for a diff (two builds with the same name had the same changes).
 fn fnv1a(bytes: &[u8]) -> u64 {
