@@ -2053,13 +2053,7 @@ fn within_rerun_tolerance(what: &str, page: f64, rerun: f64) {
 #[test]
 #[ignore = "trains a dense VAE for 10 epochs of Fashion-MNIST (about 1.5 minutes on 2 cores); needs dataset-fashion-mnist"]
 fn rerun_the_dense_z16_seed1_row_within_a_cpus_change() {
-    let row = table_after(
-        &results_notebook(),
-        "## 4. Dense against convolutional VAE, latent size and k1/k2 (Messaoudi et al.) on Fashion-MNIST",
-    )
-    .into_iter()
-    .find(|r| r["preset"] == "dense" && r["z"] == "16" && r["seed"] == "1")
-    .expect("the dense z = 16 seed 1 row");
+    let row = table_row(MESSAOUDI_BCE_HEADING, &[("preset", "dense"), ("z", "16"), ("seed", "1")]);
     let (_scratch, run) = crate::common::run_dir("rerun-dense-z16");
     train_as_the_page_says(&page_train_command("runs/repro/messaoudi-z-s1/arch=dense_z-dim=16", &run, &[]));
     let epochs = epochs(&run);
