@@ -1357,22 +1357,11 @@ fn artefact_value(run: &Path, column: &str) -> f64 {
 /// A summary row's term values read from its runs' artefacts: one list per seed whose runs all
 /// keep them (a row of seed 1 alone has no seed 0), each value in the order of `terms`.
 fn term_values_by_seed(study: &str, terms: &[(f64, &'static str, &'static str)]) -> Vec<Vec<f64>> {
-    let run = |pattern: &str, seed: usize| {
-        let mut folders =
-            pattern.split(" else ").map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())));
-        let first = folders.clone().next().expect("a run");
-        folders.find(|folder| folder.is_dir()).unwrap_or(first)
-    };
-    let runs_of = |pattern: &'static str| {
-        let (higher, runs) = pattern.strip_prefix("higher:").map_or((false, pattern), |runs| (true, runs));
-        (higher, runs.split('|'))
-    };
-    (0..10)
-        .filter(|&seed| terms.iter().all(|(_, pattern, _)| runs_of(pattern).1.all(|p| run(p, seed).is_dir())))
+    seeds_with_every_run(study, terms)
         .map(|seed| {
             let value = |pattern: &'static str, column: &str| {
-                let (higher, runs) = runs_of(pattern);
-                let values = runs.map(|p| artefact_value(&run(p, seed), column));
+                let (higher, runs) = term_runs(pattern);
+                let values = runs.map(|p| artefact_value(&run_folder(study, p, seed), column));
                 if higher {
                     values.fold(f64::NEG_INFINITY, f64::max)
                 } else {
@@ -1382,6 +1371,32 @@ fn term_values_by_seed(study: &str, terms: &[(f64, &'static str, &'static str)])
             terms.iter().map(|&(_, pattern, column)| value(pattern, column)).collect()
         })
         .collect()
+}
+
+/// The folder of run `pattern` at `seed` in `study` (`a else b`: run a, or b where a is
+/// absent); the first one named when none exists.
+fn run_folder(study: &str, pattern: &str, seed: usize) -> PathBuf {
+    let mut folders =
+        pattern.split(" else ").map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())));
+    let first = folders.clone().next().expect("a run");
+    folders.find(|folder| folder.is_dir()).unwrap_or(first)
+}
+
+/// A term's runs (`a|b`) and whether it takes the higher of their values (`higher:`) rather
+/// than the lower.
+fn term_runs(pattern: &'static str) -> (bool, std::str::Split<'static, char>) {
+    let (higher, runs) = pattern.strip_prefix("higher:").map_or((false, pattern), |runs| (true, runs));
+    (higher, runs.split('|'))
+}
+
+/// The seeds (0 to 9) at which every run of every term keeps its artefacts.
+fn seeds_with_every_run<'a>(
+    study: &'a str,
+    terms: &'a [(f64, &'static str, &'static str)],
+) -> impl Iterator<Item = usize> + 'a {
+    (0..10).filter(move |&seed| {
+        terms.iter().all(|(_, pattern, _)| term_runs(pattern).1.all(|p| run_folder(study, p, seed).is_dir()))
+    })
 }
 
 #[test]
@@ -1431,24 +1446,11 @@ fn cited_commits(text: &str) -> Vec<&str> {
 
 /// Every run a summary row's differences are read from, over the seeds that have them all.
 fn runs_of_row(study: &str, terms: &[(f64, &'static str, &'static str)]) -> Vec<PathBuf> {
-    let mut runs = Vec::new();
-    for seed in 0..10 {
-        let mut of_seed = Vec::new();
-        for (_, pattern, _) in terms {
-            let pattern = pattern.strip_prefix("higher:").unwrap_or(pattern);
-            for alternatives in pattern.split('|') {
-                let found = alternatives
-                    .split(" else ")
-                    .map(|p| repository().join(study).join(p.replace("{seed}", &seed.to_string())))
-                    .find(|folder| folder.is_dir());
-                of_seed.push(found);
-            }
-        }
-        if of_seed.iter().all(Option::is_some) {
-            runs.extend(of_seed.into_iter().flatten());
-        }
-    }
-    runs
+    seeds_with_every_run(study, terms)
+        .flat_map(|seed| {
+            terms.iter().flat_map(move |&(_, pattern, _)| term_runs(pattern).1.map(move |p| run_folder(study, p, seed)))
+        })
+        .collect()
 }
 
 #[test]
