@@ -1,7 +1,7 @@
 //! The reading path (docs/reading-path.md) says what it costs: each stop's line count is the
 //! file's (or the item's: a function, a struct or enum, a method) own, the whole path stays
-//! within what one sitting can read, README.md and the page give its total as the table adds
-//! it up, and both front doors (README.md and docs/README.md) link to it.
+//! within what one sitting can read, README.md, docs/README.md and the page give its total as
+//! the table adds it up, and both front doors (README.md and docs/README.md) link to it.
 
 use std::fs;
 use std::path::Path;
