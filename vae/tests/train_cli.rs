@@ -317,7 +317,8 @@ fn a_runs_provenance_names_the_kernel_choices_it_ran_not_every_one_its_machine_k
     assert!(!convolution_choices(&conv).is_empty(), "the conv run measured no convolution");
     // A dense model on the same machine, its cache holding the conv run's choices: none is its own.
     let (_, _, provenance) = measured_cpu_run(scratch.path(), "dense", &[]);
-    assert!(!provenance.contains("conv2d"), "{provenance}");
+    assert!(provenance.contains("f32 GEMM kernel: "), "the dense run lists no kernel choices: {provenance}");
+    assert_eq!(convolution_choices(&scratch.path().join("dense")), vec![], "{provenance}");
 }
 
 #[test]
