@@ -50,8 +50,6 @@ struct SgdParams {
     _pad: u32,
 }
 
-const WG: u32 = 256u;
-
 // adam: g → p, m, v
 @group(0) @binding(0) var<uniform> ap: AdamParams;
 @group(0) @binding(1) var<storage, read> adam_g: array<f32>;
@@ -77,10 +75,6 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> flagged_sgd_flag: array<u32>;
 @group(0) @binding(3) var<storage, read_write> flagged_sgd_p: array<f32>;
 @group(0) @binding(4) var<storage, read_write> flagged_sgd_buf: array<f32>;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
 
 // One element's Adam step: the new parameter and moments.
 struct AdamNext {

@@ -53,8 +53,6 @@ struct Params {
     slices: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 
 // stats: x → mean, inv_std, var_unbiased
@@ -129,17 +127,6 @@ const WG: u32 = 256u;
 
 var<workgroup> red0: array<f32, 256>;
 var<workgroup> red1: array<f32, 256>;
-
-// The workgroup's place in the 1-D grid, which the host may split over x and y
-// (`Context::grid_1d`): for the kernels that run a workgroup per channel or per slice.
-fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
-// The invocation's place in the same grid: for the kernels that run one per element or channel.
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return workgroup_index(wid, nwg) * WG + lid;
-}
 
 // Index of element j (< N·S) of channel ch.
 fn at(ch: u32, j: u32) -> u32 {

@@ -225,13 +225,6 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 const AP4: u32 = 17u;
-const WG: u32 = 256u;
-
-// The invocation's place in a 1-D grid, which the host may split over x and y
-// (`Context::grid_1d`).
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
 
 @group(0) @binding(0) var<uniform> p: Params;
 // forward: in0 = x, in1 = weight.  backward_data: in0 = dy, in1 = weight.
@@ -1046,7 +1039,7 @@ fn backward_data_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(256)
 fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let co = wid.x + wid.y * nwg.x;
+    let co = workgroup_index(wid, nwg);
     if co >= p.c_out {
         return;
     }

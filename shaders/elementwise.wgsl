@@ -2,7 +2,8 @@
 // unary maps, their backward passes, and binary maps with NumPy broadcasting, over strided
 // views (f32). This file is a template: the three `{{…}}` lines below are replaced by one
 // `case` per table row (the row's position is its op code) when the shader is assembled, and
-// the result is compiled appended to strided.wgsl (Params, offsets_of, linear_id, is_nan).
+// the result is compiled appended to strided.wgsl (Params, offsets_of, is_nan), the two after
+// grid.wgsl (linear_id).
 //
 // Op selection. One entry point per arity, with the op chosen by the pipeline constant `OP`
 // (set when the pipeline is compiled; the host keeps one pipeline per op used), so the

@@ -46,8 +46,6 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 
 // index_select: x, idx → out.   index_add: src, row_start, src_rows → out.
@@ -60,49 +58,46 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read> add_src_rows: array<u32>;
 @group(0) @binding(4) var<storage, read_write> add_out: array<f32>;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
+// An element of the bound output: its index in the binding's window and where it lies.
 struct Element {
+    index: u32,
     outer: u32,
     row: u32,
     inner: u32,
 }
 
-// Where element e of the bound output [outer, n_out, inner] lies (its row counts from out_first).
+// Where element e of the bound output [outer, n_out, inner] lies (its row counts from
+// out_first); an e past the end has outer ≥ p.outer, which is each entry point's bounds check.
 fn output_element(e: u32) -> Element {
-    return Element(e / (p.inner * p.n_out), (e / p.inner) % p.n_out, e % p.inner);
+    return Element(e, e / (p.inner * p.n_out), (e / p.inner) % p.n_out, e % p.inner);
 }
 
 @compute @workgroup_size(256)
 fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let e = linear_id(wid, nwg, lid);
-    if e >= p.outer * p.n_out * p.inner {
+    let at = output_element(linear_id(wid, nwg, lid));
+    if at.outer >= p.outer {
         return;
     }
-    let at = output_element(e);
     let src = sel_idx[p.out_first + at.row];
     // Unsigned: a source before the window wraps to a large value and fails the test too.
     if src - p.in_first >= p.n_in {
         return;
     }
-    sel_out[p.out_offset + e] = sel_x[p.in_offset + (at.outer * p.n_in + src - p.in_first) * p.inner + at.inner];
+    sel_out[p.out_offset + at.index] = sel_x[p.in_offset + (at.outer * p.n_in + src - p.in_first) * p.inner + at.inner];
 }
 
 @compute @workgroup_size(256)
 fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let e = linear_id(wid, nwg, lid);
-    if e >= p.outer * p.n_out * p.inner {
+    let at = output_element(linear_id(wid, nwg, lid));
+    if at.outer >= p.outer {
         return;
     }
-    let at = output_element(e);
     let i = p.out_first + at.row;
     var acc: f32 = 0.0;
     if p.accumulate != 0u {
-        acc = add_out[p.out_offset + e];
+        acc = add_out[p.out_offset + at.index];
     }
     for (var t = add_row_start[i]; t < add_row_start[i + 1u]; t++) {
         let j = add_src_rows[t] - p.in_first;
@@ -110,5 +105,5 @@ fn index_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             acc += add_src[p.in_offset + (at.outer * p.n_in + j) * p.inner + at.inner];
         }
     }
-    add_out[p.out_offset + e] = acc;
+    add_out[p.out_offset + at.index] = acc;
 }

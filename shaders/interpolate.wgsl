@@ -31,25 +31,31 @@ struct Params {
     _pad2: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
+// An element of a [P, rows, columns] tensor: its index and where it lies.
 struct Pixel {
+    index: u32,
     plane: u32,
     row: u32,
     column: u32,
 }
 
-// Where element i of a dense [P, rows, columns] tensor lies.
+// Where element i of a dense [P, rows, columns] tensor lies; an i past the end lands in a
+// plane ≥ P, which is how each entry point knows its invocation has nothing to do.
 fn pixel(i: u32, rows: u32, columns: u32) -> Pixel {
-    return Pixel(i / (rows * columns), (i / columns) % rows, i % columns);
+    return Pixel(i, i / (rows * columns), (i / columns) % rows, i % columns);
+}
+
+// Where element i of the output y [P, H·sh, W·sw] lies, and back.
+fn output_pixel(i: u32) -> Pixel {
+    return pixel(i, p.h * p.sh, p.w * p.sw);
+}
+
+fn output_index(plane: u32, row: u32, column: u32) -> u32 {
+    return (plane * p.h * p.sh + row) * p.w * p.sw + column;
 }
 
 struct Tap {
@@ -78,53 +84,44 @@ fn weight(o: u32, i: u32, n: u32, s: u32) -> f32 {
 @compute @workgroup_size(256)
 fn nearest_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    let oh = p.h * p.sh;
-    let ow = p.w * p.sw;
-    if i >= p.planes * oh * ow {
+    let o = output_pixel(linear_id(wid, nwg, lid));
+    if o.plane >= p.planes {
         return;
     }
-    let o = pixel(i, oh, ow);
-    dst[i] = src[(o.plane * p.h + o.row / p.sh) * p.w + o.column / p.sw];
+    dst[o.index] = src[(o.plane * p.h + o.row / p.sh) * p.w + o.column / p.sw];
 }
 
 // dy: [P, H·sh, W·sw] → dx: [P, H, W], one invocation per input
 @compute @workgroup_size(256)
 fn nearest_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    if i >= p.planes * p.h * p.w {
+    let x = pixel(linear_id(wid, nwg, lid), p.h, p.w);
+    if x.plane >= p.planes {
         return;
     }
-    let ow = p.w * p.sw;
-    let x = pixel(i, p.h, p.w);
     var s = 0.0;
     for (var a = 0u; a < p.sh; a++) {
-        let row = (x.plane * p.h * p.sh + x.row * p.sh + a) * ow + x.column * p.sw;
         for (var b = 0u; b < p.sw; b++) {
-            s += src[row + b];
+            s += src[output_index(x.plane, x.row * p.sh + a, x.column * p.sw + b)];
         }
     }
-    dst[i] = s;
+    dst[x.index] = s;
 }
 
 // x: [P, H, W] → y: [P, H·sh, W·sw], one invocation per output
 @compute @workgroup_size(256)
 fn bilinear_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    let oh = p.h * p.sh;
-    let ow = p.w * p.sw;
-    if i >= p.planes * oh * ow {
+    let o = output_pixel(linear_id(wid, nwg, lid));
+    if o.plane >= p.planes {
         return;
     }
-    let o = pixel(i, oh, ow);
     let r = tap(o.row, p.h, p.sh);
     let c = tap(o.column, p.w, p.sw);
     let base = o.plane * p.h * p.w;
     let top = c.l0 * src[base + r.i0 * p.w + c.i0] + c.l1 * src[base + r.i0 * p.w + c.i1];
     let bottom = c.l0 * src[base + r.i1 * p.w + c.i0] + c.l1 * src[base + r.i1 * p.w + c.i1];
-    dst[i] = r.l0 * top + r.l1 * bottom;
+    dst[o.index] = r.l0 * top + r.l1 * bottom;
 }
 
 // Output range [lo, hi) along one axis that can touch input i.
@@ -138,15 +135,12 @@ fn out_range(i: u32, n: u32, s: u32) -> vec2<u32> {
 @compute @workgroup_size(256)
 fn bilinear_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    if i >= p.planes * p.h * p.w {
+    let x = pixel(linear_id(wid, nwg, lid), p.h, p.w);
+    if x.plane >= p.planes {
         return;
     }
-    let ow = p.w * p.sw;
-    let x = pixel(i, p.h, p.w);
     let rows = out_range(x.row, p.h, p.sh);
     let cols = out_range(x.column, p.w, p.sw);
-    let base = x.plane * p.h * p.sh * ow;
     var s = 0.0;
     for (var oy = rows.x; oy < rows.y; oy++) {
         let wr = weight(oy, x.row, p.h, p.sh);
@@ -155,9 +149,9 @@ fn bilinear_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         }
         var row = 0.0;
         for (var ox = cols.x; ox < cols.y; ox++) {
-            row += weight(ox, x.column, p.w, p.sw) * src[base + oy * ow + ox];
+            row += weight(ox, x.column, p.w, p.sw) * src[output_index(x.plane, oy, ox)];
         }
         s += wr * row;
     }
-    dst[i] = s;
+    dst[x.index] = s;
 }

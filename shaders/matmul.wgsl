@@ -409,7 +409,7 @@ fn matmul_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let len = p.m * p.n;
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = linear_id(wid, nwg, lid);
     if i >= len {
         return;
     }

@@ -36,8 +36,6 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 
 // max_forward: x → y, idx
@@ -55,10 +53,6 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
 var<workgroup> red: array<f32, 256>;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
 
 // In-bounds window [lo, hi) of output o along one axis, and the padded length (divisor).
 fn window(o: u32, k: u32, s: u32, pad: u32, n: u32) -> vec3<u32> {

@@ -24,8 +24,6 @@ struct Params {
     op: u32,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -75,7 +73,7 @@ fn finish(op: u32, acc: f32, idx: u32) -> f32 {
 @compute @workgroup_size(256)
 fn reduce_per_thread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let g = (wid.x + wid.y * nwg.x) * WG + lid;
+    let g = linear_id(wid, nwg, lid);
     if g >= p.outer * p.inner {
         return;
     }
@@ -133,7 +131,7 @@ fn tree(op: u32, lid: u32) {
 fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x; // uniform across the workgroup, so the early return is too
+    let g = workgroup_index(wid, nwg); // uniform across the workgroup, so the early return is too
     if g >= p.outer * p.inner {
         return;
     }
@@ -198,7 +196,7 @@ fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(local_invocation_index) lid: u32) {
     let invocations = nwg.x * nwg.y * WG;
     var bad = false;
-    for (var i = (wid.x + wid.y * nwg.x) * WG + lid; i < p.reduce; i += invocations) {
+    for (var i = linear_id(wid, nwg, lid); i < p.reduce; i += invocations) {
         bad = bad || (bitcast<u32>(x[i]) & 0x7f800000u) == 0x7f800000u;
     }
     if bad {

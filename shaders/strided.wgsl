@@ -37,8 +37,6 @@ struct Params {
     c_strides: array<vec4<u32>, 2>,
 }
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 
 // copy: a → o.   where_select: c, a, b → o.   fill: → o.
@@ -84,11 +82,6 @@ fn offsets_of(i: u32) -> Offsets {
         r.c += coord * p.c_strides[q][s];
     }
     return r;
-}
-
-// Linear invocation index of a 1-D launch split over an x·y grid (see Context::grid_1d).
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
 // NaN passes through relu, leaky_relu, clamp, max and min, as in PyTorch. Tested on the bits:

@@ -17,8 +17,24 @@ use crate::error::{GpuError, Result};
 pub struct Shader {
     /// File name, e.g. `elementwise.wgsl`.
     pub name: &'static str,
-    /// The WGSL source text.
+    /// The WGSL source text, without the launch grid's definitions ([`GRID`]).
     pub source: &'static str,
+}
+
+/// `shaders/grid.wgsl`: the launch grid's constant and functions (`WG`, `workgroup_index`,
+/// `linear_id`), defined once and compiled in front of every shader.
+pub const GRID: &str = include_str!("../../shaders/grid.wgsl");
+
+impl Shader {
+    /// The text the GPU compiles: [`GRID`], then the shader's own source.
+    pub fn compiled_source(&self) -> String {
+        with_grid(self.source)
+    }
+}
+
+/// [`GRID`] followed by `source`: what a shader's text is compiled as.
+pub fn with_grid(source: &str) -> String {
+    format!("{GRID}\n{source}")
 }
 
 /// One entry point of a shader and its binding shape.
@@ -91,7 +107,7 @@ impl PipelineCache {
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(k.shader.name),
-                        source: wgpu::ShaderSource::Wgsl(k.shader.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(k.shader.compiled_source().into()),
                     })
                 })
                 .clone()

@@ -326,7 +326,7 @@ mod tests {
     fn an_assembled_shader_validates_and_numbers_its_cases_by_row() {
         let table = OpTable { unary: &["-x", "x * alpha"], unary_backward: &["g", "g * alpha"], binary: &["a + b"] };
         let src = assemble(&table);
-        wgsl_check::module("assembled elementwise.wgsl", &src);
+        wgsl_check::module("assembled elementwise.wgsl", &crate::pipeline_cache::with_grid(&src));
         assert!(src.contains("case 1u: { return x * alpha; }"), "{src}");
         assert!(!src.contains("_CASES}}"), "a placeholder was left unfilled");
     }

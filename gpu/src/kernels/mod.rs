@@ -167,7 +167,12 @@ mod tests {
             (&reduce::SHADER, "Params", size_of::<reduce::Params>()),
         ];
         for (shader, ty, size) in structs {
-            assert_eq!(size as u32, wgsl_check::struct_size(shader.name, shader.source, ty), "{} {ty}", shader.name);
+            assert_eq!(
+                size as u32,
+                wgsl_check::struct_size(shader.name, &shader.compiled_source(), ty),
+                "{} {ty}",
+                shader.name
+            );
         }
     }
 }
