@@ -37,49 +37,31 @@ use nn::checkpoint::{load_training_checkpoint, read_training_state, save_trainin
 use nn::optim::{Adam, AdamConfig};
 use nn::{BatchNorm1d, Init, Linear, Module, Sequential};
 
-/// One fuzz target: its name (the `cargo fuzz` target and the corpus folder), the function,
-/// and what it reads.
+/// One fuzz target: its name (the `cargo fuzz` target and the corpus folder) and the function
+/// (whose doc comment says what an input is).
 pub struct Target {
     /// The target's name: `cargo fuzz run --fuzz-dir vae/fuzz NAME`, corpus `vae/fuzz/corpus/NAME/`.
     pub name: &'static str,
     /// Runs one input.
     pub run: fn(&[u8]),
-    /// What the input is.
-    pub reads: &'static str,
 }
 
 /// Every target, in the order the docs list them.
 pub const TARGETS: [Target; 14] = [
-    Target { name: "idx", run: idx_file, reads: "an IDX image or label file (MNIST, Fashion-MNIST), raw or gzipped" },
-    Target { name: "cifar10", run: cifar10_batch, reads: "a CIFAR-10 binary batch" },
-    Target {
-        name: "stl10",
-        run: stl10_files,
-        reads: "STL-10's train_y.bin and train_X.bin (length-prefixed: labels, then images)",
-    },
-    Target {
-        name: "image_folder",
-        run: image_folder_files,
-        reads: "one image of an image folder (PNG or JPEG) and its Pascal-VOC annotation (flag byte, length-prefixed XML, image)",
-    },
-    Target { name: "voc_xml", run: voc_annotation, reads: "a Pascal-VOC annotation's bounding box" },
-    Target {
-        name: "checkpoint",
-        run: checkpoint_file,
-        reads: "a training checkpoint (safetensors) as --resume and eval read it, through the model's shape checks",
-    },
-    Target { name: "run_config", run: run_config_json, reads: "a run's config.json" },
-    Target { name: "metrics_csv", run: metrics_file, reads: "a run's metrics.csv" },
-    Target { name: "kernel_choices", run: kernel_choice_cache, reads: "the kernel-choice cache" },
-    Target { name: "study", run: study_file, reads: "a study file (sweep --study)" },
-    Target { name: "sweep_record", run: sweep_point_record, reads: "a sweep point's sweep-point.json" },
-    Target {
-        name: "explore_request",
-        run: explore_request,
-        reads: "the bytes a client sends the explorer: request line, headers, query parameters",
-    },
-    Target { name: "train_flags", run: train_flags, reads: "train's command line, one argument a line (--split, --logvar-clamp, ...)" },
-    Target { name: "sweep_grid", run: sweep_grid, reads: "sweep's --grid axes, one a line, then -- and train's arguments" },
+    Target { name: "idx", run: idx_file },
+    Target { name: "cifar10", run: cifar10_batch },
+    Target { name: "stl10", run: stl10_files },
+    Target { name: "image_folder", run: image_folder_files },
+    Target { name: "voc_xml", run: voc_annotation },
+    Target { name: "checkpoint", run: checkpoint_file },
+    Target { name: "run_config", run: run_config_json },
+    Target { name: "metrics_csv", run: metrics_file },
+    Target { name: "kernel_choices", run: kernel_choice_cache },
+    Target { name: "study", run: study_file },
+    Target { name: "sweep_record", run: sweep_point_record },
+    Target { name: "explore_request", run: explore_request },
+    Target { name: "train_flags", run: train_flags },
+    Target { name: "sweep_grid", run: sweep_grid },
 ];
 
 /// The target called `name`.
@@ -134,6 +116,7 @@ pub fn prefixed(part: &[u8], rest: &[u8]) -> Vec<u8> {
     [&n.to_be_bytes()[..], part, rest].concat()
 }
 
+/// One input: an IDX image or label file (MNIST, Fashion-MNIST), raw or gzipped.
 fn idx_file(data: &[u8]) {
     let path = fresh_dir("idx").join("train-images-idx3-ubyte");
     write(&path, data);
@@ -146,6 +129,7 @@ fn idx_file(data: &[u8]) {
     }
 }
 
+/// One input: a CIFAR-10 binary batch.
 fn cifar10_batch(data: &[u8]) {
     if let Ok((pixels, labels)) = cifar10::parse_batch(Path::new("data_batch_1.bin"), data) {
         assert_eq!(pixels.len(), labels.len() * (cifar10::RECORD_BYTES - 1));
@@ -156,6 +140,7 @@ fn cifar10_batch(data: &[u8]) {
 /// Side the STL-10 and folder targets resize to: small, so that an input costs little.
 const SIDE: usize = 8;
 
+/// One input: STL-10's train_y.bin and train_X.bin (length-prefixed: labels, then images).
 fn stl10_files(data: &[u8]) {
     let (labels, images) = split_prefixed(data);
     let dir = fresh_dir("stl10");
@@ -167,6 +152,8 @@ fn stl10_files(data: &[u8]) {
     }
 }
 
+/// One input: one image of an image folder (PNG or JPEG) and its Pascal-VOC annotation (flag byte,
+/// length-prefixed XML, image).
 fn image_folder_files(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else { return };
     let (xml, image) = split_prefixed(rest);
@@ -189,6 +176,7 @@ fn image_folder_files(data: &[u8]) {
     }
 }
 
+/// One input: a Pascal-VOC annotation's bounding box.
 fn voc_annotation(data: &[u8]) {
     let Ok(xml) = std::str::from_utf8(data) else { return };
     if let Ok(b) = image_folder::parse_voc_bbox(xml) {
@@ -241,6 +229,8 @@ thread_local! {
     };
 }
 
+/// One input: a training checkpoint (safetensors) as --resume and eval read it, through the model's
+/// shape checks.
 fn checkpoint_file(data: &[u8]) {
     let dir = fresh_dir("checkpoint");
     let path = dir.join("last.safetensors");
@@ -270,6 +260,7 @@ thread_local! {
     static EVAL_MODEL: Vae = small_model();
 }
 
+/// One input: a run's config.json.
 fn run_config_json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(mut config) = RunConfig::from_json(text) else { return };
@@ -279,6 +270,7 @@ fn run_config_json(data: &[u8]) {
     }
 }
 
+/// One input: a run's metrics.csv.
 fn metrics_file(data: &[u8]) {
     let dir = fresh_dir("metrics");
     let path = dir.join("metrics.csv");
@@ -305,6 +297,7 @@ const CHOICE_KEY: &str = "fuzz-machine";
 /// The classes the kernel-choice target's seeds hold choices for.
 const SEED_CLASSES: [&str; 2] = ["conv 3x3 64", "matmul 8"];
 
+/// One input: the kernel-choice cache.
 fn kernel_choice_cache(data: &[u8]) {
     let dir = fresh_dir("choices");
     let path = dir.join("kernel-choices.tsv");
@@ -317,6 +310,7 @@ fn kernel_choice_cache(data: &[u8]) {
     }
 }
 
+/// One input: a study file (sweep --study).
 fn study_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(study) = Study::parse("fuzz.toml", "fuzz", text) {
@@ -327,6 +321,7 @@ fn study_file(data: &[u8]) {
     }
 }
 
+/// One input: a sweep point's sweep-point.json.
 fn sweep_point_record(data: &[u8]) {
     let dir = fresh_dir("point");
     write(&dir.join("sweep-point.json"), data);
@@ -350,6 +345,7 @@ fn small_explorer() -> Result<Explorer> {
     Explorer::open(&run, &ExploreOptions { max_test: 4, grid: 4, ..ExploreOptions::default() })
 }
 
+/// One input: the bytes a client sends the explorer: request line, headers, query parameters.
 fn explore_request(data: &[u8]) {
     let Some(Ok((method, url))) = first_request(data) else { return };
     EXPLORER.with(|explorer| {
@@ -363,6 +359,7 @@ fn lines(data: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(data).lines().map(str::to_string).collect()
 }
 
+/// One input: train's command line, one argument a line (--split, --logvar-clamp, ...).
 fn train_flags(data: &[u8]) {
     let args = lines(data);
     if args.len() > 64 {
@@ -379,6 +376,7 @@ fn train_flags(data: &[u8]) {
     }
 }
 
+/// One input: sweep's --grid axes, one a line, then -- and train's arguments.
 fn sweep_grid(data: &[u8]) {
     let all = lines(data);
     let (grid, train) = match all.iter().position(|l| l == "--") {
