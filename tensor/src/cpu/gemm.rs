@@ -1253,41 +1253,104 @@ fn pack_panel<T: Float, const W: usize>(src: MatRef<T>, r0: usize, rows: usize, 
                 Err(_) => dst[..rows].copy_from_slice(col),
             }
         }
-    } else if cs == 1 && rows == W {
+    } else if cs == 1 {
         // Each source row is contiguous along k (A row-major, B transposed). Copy a cache line
-        // (16 f32) of each of the W rows at a time, then write the block out transposed. Walking
+        // (16 f32) of each of the rows at a time, then write the block out transposed. Walking
         // the rows in lockstep one element at a time would touch W lines per packed column, and
         // when the rows lie a multiple of 4 KiB apart (k = 4096) those lines share one L1 set
-        // and evict each other before their next element is read.
-        const CHUNK: usize = 16;
-        let src_rows: [&[T]; W] = std::array::from_fn(|i| &src.data[(r0 + i) * rs + c0..][..kc]);
-        let mut block = [[T::ZERO; CHUNK]; W];
-        for (chunk, dst) in out.chunks_mut(CHUNK).enumerate() {
-            let p0 = chunk * CHUNK;
-            for (b, row) in block.iter_mut().zip(&src_rows) {
+        // and evict each other before their next element is read. Rows past `rows` stay zero.
+        let src_rows: [&[T]; W] =
+            std::array::from_fn(|i| if i < rows { &src.data[(r0 + i) * rs + c0..][..kc] } else { &[] });
+        let mut block = [[T::ZERO; PACK_CHUNK]; W];
+        for (chunk, dst) in out.chunks_mut(PACK_CHUNK).enumerate() {
+            let p0 = chunk * PACK_CHUNK;
+            for (b, row) in block.iter_mut().zip(&src_rows).take(rows) {
                 let part = &row[p0..p0 + dst.len()];
-                match <&[T; CHUNK]>::try_from(part) {
+                match <&[T; PACK_CHUNK]>::try_from(part) {
                     Ok(full) => *b = *full,
                     Err(_) => b[..part.len()].copy_from_slice(part),
                 }
             }
-            for (q, column) in dst.iter_mut().enumerate() {
-                for (d, b) in column.iter_mut().zip(&block) {
-                    *d = b[q];
-                }
-            }
-        }
-    } else if cs == 1 {
-        for i in 0..rows {
-            let row = &src.data[(r0 + i) * rs + c0..][..kc];
-            for (dst, &x) in out.iter_mut().zip(row) {
-                dst[i] = x;
-            }
+            write_transposed(&block, dst);
         }
     } else {
         for (p, dst) in out.iter_mut().enumerate() {
             for (i, d) in dst[..rows].iter_mut().enumerate() {
                 *d = src.data[(r0 + i) * rs + (c0 + p) * cs];
+            }
+        }
+    }
+}
+
+/// Columns of a transposing [`pack_panel`] block: one cache line of f32.
+const PACK_CHUNK: usize = 16;
+
+/// dst\[q\]\[d\] = block\[d\]\[q\] for every packed column q of `dst` (at most [`PACK_CHUNK`]):
+/// the block's rows become the packed columns' entries. f32 on x86-64 goes four rows and four
+/// columns at a time through SSE ([`transpose_sse`]); LLVM leaves this loop scalar, a load
+/// and a store per element, and it was most of the packing time of the products that
+/// backward-weight runs (`cargo bench --bench conv_layers`).
+#[inline]
+fn write_transposed<T: Float, const W: usize>(block: &[[T; PACK_CHUNK]; W], dst: &mut [[T; W]]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(from), Some(to)) =
+        (same_type_slice::<T, f32>(block.as_flattened()), same_type_slice_mut::<T, f32>(dst.as_flattened_mut()))
+    {
+        return transpose_sse::write_transposed(from, W, to);
+    }
+    write_transposed_plain(block, dst);
+}
+
+/// [`write_transposed`] element by element: the definition the SSE path is tested against.
+fn write_transposed_plain<T: Float, const W: usize>(block: &[[T; PACK_CHUNK]; W], dst: &mut [[T; W]]) {
+    for (q, column) in dst.iter_mut().enumerate() {
+        for (d, b) in column.iter_mut().zip(block) {
+            *d = b[q];
+        }
+    }
+}
+
+/// 4×4 transposes with SSE (part of every x86-64 CPU, so no feature check).
+#[cfg(target_arch = "x86_64")]
+mod transpose_sse {
+    use super::PACK_CHUNK;
+    use std::arch::x86_64::*;
+
+    /// `block`: `w` rows of [`PACK_CHUNK`] f32; `dst`: packed columns of `w` f32, as many as
+    /// fit (at most `PACK_CHUNK`). dst\[q·w + d\] = block\[d·PACK_CHUNK + q\].
+    #[inline]
+    pub(super) fn write_transposed(block: &[f32], w: usize, dst: &mut [f32]) {
+        let columns = dst.len() / w;
+        assert!(block.len() == w * PACK_CHUNK && columns <= PACK_CHUNK && dst.len() == columns * w);
+        let (full_rows, full_columns) = (w / 4 * 4, columns / 4 * 4);
+        let (from, to) = (block.as_ptr(), dst.as_mut_ptr());
+        for d0 in (0..full_rows).step_by(4) {
+            for q0 in (0..full_columns).step_by(4) {
+                // SAFETY: SSE is part of x86-64. Rows d0..d0+4 < w of `block` each hold columns
+                // q0..q0+4 ≤ PACK_CHUNK, and columns q0..q0+4 ≤ `columns` of `dst` each hold
+                // entries d0..d0+4 ≤ w (both asserted above).
+                unsafe {
+                    let row = |i: usize| _mm_loadu_ps(from.add((d0 + i) * PACK_CHUNK + q0));
+                    let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                    let (lo01, lo23) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+                    let (hi01, hi23) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+                    let at = |j: usize| to.add((q0 + j) * w + d0);
+                    _mm_storeu_ps(at(0), _mm_movelh_ps(lo01, lo23));
+                    _mm_storeu_ps(at(1), _mm_movehl_ps(lo23, lo01));
+                    _mm_storeu_ps(at(2), _mm_movelh_ps(hi01, hi23));
+                    _mm_storeu_ps(at(3), _mm_movehl_ps(hi23, hi01));
+                }
+            }
+        }
+        // What the 4×4 blocks left: the last columns of the full rows, then the last rows.
+        for q in full_columns..columns {
+            for d in 0..full_rows {
+                dst[q * w + d] = block[d * PACK_CHUNK + q];
+            }
+        }
+        for q in 0..columns {
+            for d in full_rows..w {
+                dst[q * w + d] = block[d * PACK_CHUNK + q];
             }
         }
     }
@@ -1338,6 +1401,36 @@ fn with_pack_buffer<T: Float, R>(
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    /// Every panel width the kernels use (4, 6, 8, 14, 16, 32) and the odd ones around them,
+    /// every count of packed columns a block can end with.
+    fn check_write_transposed<const W: usize>(rng: &mut Rng) {
+        let mut block = [[0.0f32; PACK_CHUNK]; W];
+        block.as_flattened_mut().iter_mut().for_each(|v| *v = rng.uniform(-1.0, 1.0) as f32);
+        for columns in 0..=PACK_CHUNK {
+            let (mut fast, mut plain) = (vec![[f32::NAN; W]; columns], vec![[f32::NAN; W]; columns]);
+            write_transposed(&block, &mut fast);
+            write_transposed_plain(&block, &mut plain);
+            let bits = |v: &[[f32; W]]| v.as_flattened().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&plain), "W = {W}, {columns} columns");
+        }
+    }
+
+    #[test]
+    fn a_packed_block_is_written_transposed_exactly_as_element_by_element() {
+        let mut rng = Rng::new(11);
+        check_write_transposed::<1>(&mut rng);
+        check_write_transposed::<3>(&mut rng);
+        check_write_transposed::<4>(&mut rng);
+        check_write_transposed::<5>(&mut rng);
+        check_write_transposed::<6>(&mut rng);
+        check_write_transposed::<8>(&mut rng);
+        check_write_transposed::<13>(&mut rng);
+        check_write_transposed::<14>(&mut rng);
+        check_write_transposed::<16>(&mut rng);
+        check_write_transposed::<31>(&mut rng);
+        check_write_transposed::<32>(&mut rng);
+    }
 
     fn random_vec(len: usize, rng: &mut Rng) -> Vec<f64> {
         (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
