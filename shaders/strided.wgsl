@@ -40,6 +40,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 // copy: a → o.   where_select: c, a, b → o.   fill: → o.
+// reparameterize: μ, log σ², ε → z.   reparameterize_backward: g, log σ², ε → ∂L/∂log σ².
 // (Each entry point binds params, then its inputs, then its output; the names differ per
 // entry point because the same binding number is an input in one and the output in another.)
 @group(0) @binding(1) var<storage, read> cp_a: array<f32>;
@@ -51,6 +52,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> wh_o: array<f32>;
 
 @group(0) @binding(1) var<storage, read_write> fill_o: array<f32>;
+
+@group(0) @binding(1) var<storage, read> rp_a: array<f32>;
+@group(0) @binding(2) var<storage, read> rp_logvar: array<f32>;
+@group(0) @binding(3) var<storage, read> rp_eps: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rp_o: array<f32>;
 
 struct Offsets {
     o: u32,
@@ -110,6 +116,33 @@ fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     let off = offsets_of(i);
     wh_o[off.o] = select(wh_b[off.b], wh_a[off.a], wh_c[off.c] != 0.0);
+}
+
+// The VAE's sample z = μ + σ·ε with σ = e^{½·log σ²}, one launch for what is four
+// element-wise ops (a scaling, exp, a product and a sum) written out; the same operations in
+// the same order as the CPU's `reparameterize` (tensor/src/cpu/elementwise.rs).
+@compute @workgroup_size(256)
+fn reparameterize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let off = offsets_of(i);
+    rp_o[off.o] = rp_a[off.a] + exp(rp_logvar[off.b] * 0.5) * rp_eps[off.c];
+}
+
+// Its gradient with respect to log σ², from the upstream gradient g: ((g·ε)·σ)·½ (with
+// respect to μ it is g itself).
+@compute @workgroup_size(256)
+fn reparameterize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let off = offsets_of(i);
+    rp_o[off.o] = rp_a[off.a] * rp_eps[off.c] * exp(rp_logvar[off.b] * 0.5) * 0.5;
 }
 
 @compute @workgroup_size(256)

@@ -1,10 +1,11 @@
 //! Gradient checks of every VAE loss term: reconstruction (mse, bce, bce-logits), the analytic
-//! KL, and the β-TCVAE decomposition under both estimators (through z, μ and log σ²).
+//! KL, and the β-TCVAE decomposition under both estimators (through z, μ and log σ²); and of
+//! the reparameterised sample, one op.
 
 use crate::common;
 
 use common::{check, rng, uniform};
-use vae::loss::{kl_divergence, reconstruction_loss, tc_decomposition, ReconLoss, TcEstimator};
+use vae::loss::{kl_divergence, reconstruction_loss, reparameterize, tc_decomposition, ReconLoss, TcEstimator};
 
 #[test]
 fn mse_matches_finite_differences() {
@@ -28,6 +29,16 @@ fn bce_with_logits_matches_finite_differences() {
     let x = common::away_from_zero(&[2, 3, 2, 2], 1e-3, &mut r);
     let t = uniform(&[2, 3, 2, 2], 0.0, 1.0, &mut r);
     check(|v| reconstruction_loss(&v[0], &v[1], ReconLoss::BceLogits), &[x, t]);
+}
+
+#[test]
+fn the_reparameterized_sample_matches_finite_differences_in_mu_and_logvar() {
+    let mut r = rng();
+    let eps = uniform(&[4, 5], -2.0, 2.0, &mut r);
+    check(
+        |v| reparameterize(&v[0], &v[1], &eps),
+        &[uniform(&[4, 5], -1.0, 1.0, &mut r), uniform(&[4, 5], -3.0, 2.0, &mut r)],
+    );
 }
 
 #[test]

@@ -1,8 +1,10 @@
-//! The losses written as one op (binary cross-entropy on probabilities) on the GPU against the
-//! reference device: forward and both gradients, at odd sizes and at saturated probabilities (exactly 0 and 1).
+//! The losses written as one op (binary cross-entropy on probabilities) and the VAE's sample
+//! (`reparameterize`) on the GPU against the reference device: forward and the gradients, at
+//! odd sizes and at saturated probabilities (exactly 0 and 1).
 
 use crate::common;
 
+use autograd::ops::elementwise::reparameterize;
 use autograd::ops::loss::binary_cross_entropy;
 use common::parity::*;
 use common::rng;
@@ -25,4 +27,17 @@ fn binary_cross_entropy_matches_the_reference_inside_and_at_saturation() {
     }
     let y = Tensor::from_vec(y, &[1031]).unwrap().to_device(&inside.device()).unwrap();
     assert_backward_parity("binary_cross_entropy saturated", &gpu, &[y, t], |v| binary_cross_entropy(&v[0], &v[1]));
+}
+
+#[test]
+fn reparameterize_matches_the_reference_at_an_odd_size() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    // 37 × 13: not a whole number of workgroups; log σ² from −8 (σ ≈ 0.02) to 4.
+    let (mu, logvar) = (uniform32(&[37, 13], -2.0, 2.0, &mut r), uniform32(&[37, 13], -8.0, 4.0, &mut r));
+    let eps = uniform32(&[37, 13], -3.0, 3.0, &mut r);
+    assert_backward_parity("reparameterize", &gpu, &[mu, logvar], |v| {
+        let eps = eps.to_device(&v[0].value().device())?;
+        reparameterize(&v[0], &v[1], &eps)
+    });
 }

@@ -2,7 +2,9 @@
 //! gradient summed back to their own shape (`sum_to_shape`).
 
 use tensor::elementwise_table::{self as table, Saved};
-use tensor::ops::elementwise::{unary, unary_backward, where_cond, UnaryOp};
+use tensor::ops::elementwise::{
+    reparameterize as reparameterize_forward, reparameterize_backward, unary, unary_backward, where_cond, UnaryOp,
+};
 use tensor::ops::reduce::sum_to_shape;
 use tensor::{Result, Tensor};
 
@@ -72,6 +74,20 @@ pub fn where_cond_var(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
             grad_if(na, || sum_to_shape(&where_cond(&c, g, &zero)?, &sa))?,
             grad_if(nb, || sum_to_shape(&where_cond(&c, &zero, g)?, &sb))?,
         ])
+    }))
+}
+
+/// The VAE's sample z = μ + e^{½·log σ²}·ε as one op (`tensor::ops::elementwise::reparameterize`);
+/// ε is a plain tensor (the noise) and takes no gradient. ∂z/∂μ passes g on as it is, and
+/// ∂z/∂log σ² is ½·g·ε·e^{½·log σ²}, one pass (`reparameterize_backward`). The same values, bit
+/// for bit on the CPU, as `mu.add(&logvar.mul_scalar(0.5)?.exp()?.mul(&Var::constant(eps))?)`.
+// mu, logvar, eps: the same shape (e.g. [N, z]) → z: that shape
+pub fn reparameterize(mu: &Var, logvar: &Var, eps: &Tensor) -> Result<Var> {
+    let (lv, e) = (logvar.value(), eps.clone());
+    let z = reparameterize_forward(&mu.value(), &lv, &e)?;
+    let (nm, nl) = (mu.requires_grad(), logvar.requires_grad());
+    Ok(Var::from_op("reparameterize", z, &[mu, logvar], move |g| {
+        Ok(vec![grad_if(nm, || Ok(g.clone()))?, grad_if(nl, || reparameterize_backward(g, &lv, &e))?])
     }))
 }
 

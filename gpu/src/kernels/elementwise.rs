@@ -25,6 +25,10 @@ pub static COPY: KernelDef = KernelDef::new(&STRIDED, "copy", 1, 1);
 pub static WHERE: KernelDef = KernelDef::new(&STRIDED, "where_select", 3, 1);
 /// Fills a buffer with one value.
 pub static FILL: KernelDef = KernelDef::new(&STRIDED, "fill", 0, 1);
+/// The VAE's sample z = μ + e^{½·log σ²}·ε.
+pub static REPARAMETERIZE: KernelDef = KernelDef::new(&STRIDED, "reparameterize", 3, 1);
+/// Its gradient with respect to log σ².
+pub static REPARAMETERIZE_BACKWARD: KernelDef = KernelDef::new(&STRIDED, "reparameterize_backward", 3, 1);
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;
@@ -301,6 +305,26 @@ pub fn copy_strided(ctx: &Context, src: &View, dst: &View, shape: &[usize]) -> R
 pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &View, shape: &[usize]) -> Result<()> {
     let p = params("where_select", OpCode::default(), shape, [Some(out), Some(a), Some(b), Some(cond)])?;
     launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out.buf)
+}
+
+/// z = μ + e^{½·log σ²}·ε; mu, logvar, eps, out: views at `shape`.
+pub fn reparameterize(ctx: &Context, mu: &View, logvar: &View, eps: &View, out: &View, shape: &[usize]) -> Result<()> {
+    let p = params("reparameterize", OpCode::default(), shape, [Some(out), Some(mu), Some(logvar), Some(eps)])?;
+    launch(ctx, &REPARAMETERIZE, &p, &[mu.buf, logvar.buf, eps.buf], out.buf)
+}
+
+/// ∂L/∂log σ² of [`reparameterize`] from the upstream gradient: ((g·ε)·e^{½·log σ²})·½; g,
+/// logvar, eps, out: views at `shape`.
+pub fn reparameterize_backward(
+    ctx: &Context,
+    g: &View,
+    logvar: &View,
+    eps: &View,
+    out: &View,
+    shape: &[usize],
+) -> Result<()> {
+    let p = params("reparameterize_backward", OpCode::default(), shape, [Some(out), Some(g), Some(logvar), Some(eps)])?;
+    launch(ctx, &REPARAMETERIZE_BACKWARD, &p, &[g.buf, logvar.buf, eps.buf], out.buf)
 }
 
 /// Sets all `buf.len()` elements to `value` (a buffer larger than one binding a window at a

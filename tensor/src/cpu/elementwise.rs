@@ -218,6 +218,21 @@ pub fn where_select<T: Float>(cond: &[T], a: &[T], b: &[T]) -> Vec<T> {
     cond.iter().zip(a).zip(b).map(|((&c, &x), &y)| if c != T::ZERO { x } else { y }).collect()
 }
 
+/// The VAE's sample z = μ + e^{½·log σ²}·ε on dense, same-length inputs: the operations of
+/// `mu.add(logvar.mul_scalar(0.5).exp().mul(eps))` in their order, so z is bit for bit what
+/// those four ops give (the element-wise table's `mul_scalar`, `exp`, `mul`, `add`).
+pub fn reparameterize<T: Float>(mu: &[T], logvar: &[T], eps: &[T]) -> Vec<T> {
+    let half = T::from_f64(0.5);
+    mu.iter().zip(logvar).zip(eps).map(|((&m, &lv), &e)| m + (lv * half).exp() * e).collect()
+}
+
+/// [`reparameterize`]'s gradient with respect to log σ² from the upstream gradient g:
+/// ((g·ε)·σ)·½, the backwards of `mul`, `exp` and `mul_scalar` in the order autograd runs them.
+pub fn reparameterize_backward<T: Float>(g: &[T], logvar: &[T], eps: &[T]) -> Vec<T> {
+    let half = T::from_f64(0.5);
+    g.iter().zip(logvar).zip(eps).map(|((&g, &lv), &e)| g * e * (lv * half).exp() * half).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,88 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     }
 }
 
+/// The VAE's sample z = μ + e^{½·log σ²}·ε (the reparameterisation trick) as one op, where
+/// written out it is four (`mul_scalar`, `exp`, `mul`, `add`): on the GPU one launch instead of
+/// four, and its backward one instead of three. On the CPU the same operations in the same
+/// order, so z is bit for bit the four ops' (a test holds the two equal).
+// mu, logvar, eps: the same shape (e.g. [N, z]) → z: that shape
+pub fn reparameterize(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, "reparameterize", mu);
+    latent_map(
+        "reparameterize",
+        [mu, logvar, eps],
+        |m, lv, e| m + (0.5 * lv).exp() * e,
+        kernel::reparameterize,
+        kernel::reparameterize,
+        gpu_kernel::reparameterize,
+    )
+}
+
+/// The gradient of [`reparameterize`] with respect to log σ², from the upstream gradient g:
+/// ½·g·ε·e^{½·log σ²} (with respect to μ it is g itself).
+// grad_z, logvar, eps: the same shape → grad_logvar: that shape
+pub fn reparameterize_backward(grad_z: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, "reparameterize_backward", grad_z);
+    latent_map(
+        "reparameterize_backward",
+        [grad_z, logvar, eps],
+        |g, lv, e| g * e * (0.5 * lv).exp() * 0.5,
+        kernel::reparameterize_backward,
+        kernel::reparameterize_backward,
+        gpu_kernel::reparameterize_backward,
+    )
+}
+
+/// A GPU launcher of three same-shape views into a fourth ([`reparameterize`]'s two).
+type LatentLauncher = fn(&gpu::Context, &View, &View, &View, &View, &[usize]) -> gpu::Result<()>;
+/// A CPU kernel of three same-length slices into a new one.
+type LatentKernel<T> = fn(&[T], &[T], &[T]) -> Vec<T>;
+
+/// Runs an element-wise map of three same-shape tensors on their device: `reference` (its
+/// definition, in f64) on the reference device, the f32 or f64 CPU kernel, or the GPU launcher.
+fn latent_map(
+    name: &'static str,
+    [a, b, c]: [&Tensor; 3],
+    reference: fn(f64, f64, f64) -> f64,
+    f32_kernel: LatentKernel<f32>,
+    f64_kernel: LatentKernel<f64>,
+    gpu_launch: LatentLauncher,
+) -> Result<Tensor> {
+    same_device(name, &[a.device(), b.device(), c.device()])?;
+    let dtype = same_dtype(name, &[a, b, c])?;
+    if a.shape() != b.shape() || a.shape() != c.shape() {
+        return shape_err(
+            name,
+            format!("its three operands must have one shape, got {:?}, {:?} and {:?}", a.shape(), b.shape(), c.shape()),
+        );
+    }
+    let shape = a.shape().to_vec();
+    match a.storage() {
+        Storage::Cpu(_) => {
+            let [a, b, c] = [a, b, c].map(Tensor::contiguous);
+            let (a, b, c) = (a?, b?, c?);
+            match dtype {
+                DType::F32 => Ok(Tensor::from_kernel(
+                    f32_kernel(a.cpu_slice::<f32>()?, b.cpu_slice::<f32>()?, c.cpu_slice::<f32>()?),
+                    &shape,
+                )),
+                DType::F64 => Ok(Tensor::from_kernel(
+                    f64_kernel(a.cpu_slice::<f64>()?, b.cpu_slice::<f64>()?, c.cpu_slice::<f64>()?),
+                    &shape,
+                )),
+            }
+        }
+        Storage::Reference(_) => {
+            let (a, b, c) = (reference::values(a)?, reference::values(b)?, reference::values(c)?);
+            let out = a.iter().zip(&b).zip(&c).map(|((&a, &b), &c)| reference(a, b, c)).collect();
+            Ok(reference::tensor(out, &shape, dtype))
+        }
+        Storage::Gpu(_) => {
+            map_gpu(name, &[a, b, c], &shape, |ctx, v, out, shape| gpu_launch(ctx, &v[0], &v[1], &v[2], out, shape))
+        }
+    }
+}
+
 /// where(cond, a, b): a where cond ≠ 0, else b; all three broadcast together.
 pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, "where_cond", a);
