@@ -1,16 +1,22 @@
 //! The profiler bills each op family with the GPU work its ops recorded, and not with the
-//! waits the profiler itself adds to time them. (A test binary of its own, not a module of
-//! `tests/integration.rs`: the profiler's totals are process-wide, and other tests running
-//! beside this one would add to them.)
+//! waits the profiler itself adds to time them; what it counts also shows which GPU work an op
+//! records. (A test binary of its own, not a module of `tests/integration.rs`: the profiler's
+//! totals are process-wide, and other tests running beside these would add to them.)
 
 mod common;
+
+use std::sync::Mutex;
 
 use common::parity::gpu;
 use tensor::profile::{self, OpFamily};
 use tensor::{DType, Rng, Tensor};
 
+/// The profiler's totals are process-wide: its tests take turns.
+static PROFILER: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_gpu_op_bills_its_launches_to_its_family_and_not_the_profilers_waits() {
+    let _turn = PROFILER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(gpu) = gpu() else { return };
     let mut rng = Rng::new(3);
     let x = Tensor::rand_uniform(&[1000], -1.0, 1.0, DType::F32, &mut rng).to_device(&gpu).unwrap();
@@ -29,4 +35,23 @@ fn a_gpu_op_bills_its_launches_to_its_family_and_not_the_profilers_waits() {
     // Each scope waited for the GPU twice to time its op; neither wait is billed.
     assert_eq!((elementwise.waits, matmul.waits, elementwise.reads), (0, 0, 0));
     assert_eq!(report.gpu_counters(OpFamily::Conv), tensor::profile::GpuCounters::ZERO);
+}
+
+#[test]
+fn gathering_contiguous_parts_along_the_first_axis_copies_without_a_launch() {
+    let _turn = PROFILER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(5);
+    // The loss terms' gather: scalars reshaped to [1], one after another.
+    let parts: Vec<Tensor> =
+        (0..3).map(|_| Tensor::rand_uniform(&[1], -1.0, 1.0, DType::F32, &mut rng).to_device(&gpu).unwrap()).collect();
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    profile::reset();
+    profile::set_enabled(true);
+    let out = tensor::ops::concat::cat(&refs, 0).unwrap();
+    profile::set_enabled(false);
+    let copies = profile::snapshot().gpu_counters(OpFamily::Copy);
+    assert_eq!((copies.dispatches, copies.copies), (0, 3), "{copies:?}");
+    let want: Vec<f32> = parts.iter().map(|p| p.to_vec::<f32>().unwrap()[0]).collect();
+    assert_eq!(out.to_vec::<f32>().unwrap(), want);
 }

@@ -69,15 +69,25 @@ pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
 }
 
 /// Each part is copied, through its own strides, into the slice of the output that starts
-/// at its offset along `a`: the output's strides with the part's shape.
+/// at its offset along `a`: the output's strides with the part's shape. A contiguous part
+/// whose slice is one run of the output (every axis before `a` of size 1: the loss terms'
+/// scalars gathered each step) goes by one copy command instead of a kernel launch.
 // parts: [.., n_i, ..] → out: [.., Σ n_i, ..]
 fn cat_gpu(parts: &[&Tensor], a: usize, out_shape: &[usize]) -> Result<Tensor> {
     const OP: &str = "cat";
     let ctx = Arc::clone(parts[0].gpu_storage(OP)?.context());
     let out = gpu_alloc_rows(&ctx, out_shape, OP)?;
     let strides = contiguous_strides(out_shape);
+    let one_run = out_shape[..a].iter().all(|&d| d == 1);
     let mut start = 0;
     for t in parts {
+        let whole = (one_run && t.is_contiguous()).then(|| t.gpu_storage(OP)).transpose()?;
+        if let (Some(Some(from)), Some(into)) = (whole.map(|s| s.single_buffer()), out.single_buffer()) {
+            let at = start * strides[a];
+            ctx.copy_range(from, t.layout().offset, into, at, t.numel()).map_err(gpu_err(OP))?;
+            start += t.shape()[a];
+            continue;
+        }
         let dst = StorageView { storage: &out, strides: strides.clone(), offset: start * strides[a] };
         for_each_row_part(&ctx, OP, &[t.gpu_view(OP)?], &dst, t.shape(), |ctx, src, dst, shape| {
             copy_strided(ctx, &src[0], dst, shape)
