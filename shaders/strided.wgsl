@@ -40,7 +40,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 // copy: a → o.   where_select: c, a, b → o.   fill: → o.
-// reparameterize: μ, log σ², ε → z.   reparameterize_backward: g, log σ², ε → ∂L/∂log σ².
+// The three-operand maps, a, b, c → o: reparameterize (μ, log σ², ε → z),
+// reparameterize_backward (g, log σ², ε → ∂L/∂log σ²), squared_difference_backward (g, a, b → ∂L/∂a).
 // (Each entry point binds params, then its inputs, then its output; the names differ per
 // entry point because the same binding number is an input in one and the output in another.)
 @group(0) @binding(1) var<storage, read> cp_a: array<f32>;
@@ -53,10 +54,10 @@ struct Params {
 
 @group(0) @binding(1) var<storage, read_write> fill_o: array<f32>;
 
-@group(0) @binding(1) var<storage, read> rp_a: array<f32>;
-@group(0) @binding(2) var<storage, read> rp_logvar: array<f32>;
-@group(0) @binding(3) var<storage, read> rp_eps: array<f32>;
-@group(0) @binding(4) var<storage, read_write> rp_o: array<f32>;
+@group(0) @binding(1) var<storage, read> map3_a: array<f32>;
+@group(0) @binding(2) var<storage, read> map3_b: array<f32>;
+@group(0) @binding(3) var<storage, read> map3_c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> map3_o: array<f32>;
 
 struct Offsets {
     o: u32,
@@ -129,7 +130,7 @@ fn reparameterize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let off = offsets_of(i);
-    rp_o[off.o] = rp_a[off.a] + exp(rp_logvar[off.b] * 0.5) * rp_eps[off.c];
+    map3_o[off.o] = map3_a[off.a] + exp(map3_b[off.b] * 0.5) * map3_c[off.c];
 }
 
 // Its gradient with respect to log σ², from the upstream gradient g: ((g·ε)·σ)·½ (with
@@ -142,7 +143,20 @@ fn reparameterize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
         return;
     }
     let off = offsets_of(i);
-    rp_o[off.o] = rp_a[off.a] * rp_eps[off.c] * exp(rp_logvar[off.b] * 0.5) * 0.5;
+    map3_o[off.o] = map3_a[off.a] * map3_c[off.c] * exp(map3_b[off.b] * 0.5) * 0.5;
+}
+
+// The gradient of (a − b)² with respect to a from the upstream gradient g: g·(a − b)·2, the
+// `square` row's backward at the difference (with respect to b it is the negation).
+@compute @workgroup_size(256)
+fn squared_difference_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                               @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let off = offsets_of(i);
+    map3_o[off.o] = map3_a[off.a] * (map3_b[off.b] - map3_c[off.c]) * 2.0;
 }
 
 @compute @workgroup_size(256)

@@ -32,6 +32,21 @@ fn div_with_broadcast_matches_finite_differences() {
 }
 
 #[test]
+fn squared_difference_with_broadcast_matches_finite_differences_in_both_operands() {
+    let mut r = rng();
+    let (a, b) = (uniform(&[3, 4, 5], -1.0, 1.0, &mut r), uniform(&[4, 1], -1.0, 1.0, &mut r));
+    check(|v| ew::squared_difference(&v[0], &v[1]), &[a.clone(), b.clone()]);
+    check(|v| ew::squared_difference(&v[0], &v[1]), &[b, a]);
+}
+
+#[test]
+fn twice_gaussian_kl_matches_finite_differences_in_mu_and_logvar() {
+    let mut r = rng();
+    let (mu, logvar) = (uniform(&[5, 3], -2.0, 2.0, &mut r), uniform(&[5, 3], -3.0, 2.0, &mut r));
+    check(|v| ew::twice_gaussian_kl(&v[0], &v[1]), &[mu, logvar]);
+}
+
+#[test]
 fn neg_exp_log_sqrt_match_finite_differences() {
     let mut r = rng();
     let x = uniform(&[4, 3], 0.2, 2.0, &mut r);

@@ -1,10 +1,11 @@
-//! The losses written as one op (binary cross-entropy on probabilities) and the VAE's sample
-//! (`reparameterize`) on the GPU against the reference device: forward and the gradients, at
-//! odd sizes and at saturated probabilities (exactly 0 and 1).
+//! The losses written as one op (binary cross-entropy on probabilities, the squared difference,
+//! the Gaussian KL per latent) and the VAE's sample (`reparameterize`) on the GPU against the
+//! reference device: forward and the gradients, at odd sizes and at saturated probabilities
+//! (exactly 0 and 1).
 
 use crate::common;
 
-use autograd::ops::elementwise::reparameterize;
+use autograd::ops::elementwise::{reparameterize, squared_difference, twice_gaussian_kl};
 use autograd::ops::loss::binary_cross_entropy;
 use common::parity::*;
 use common::rng;
@@ -40,4 +41,23 @@ fn reparameterize_matches_the_reference_at_an_odd_size() {
         let eps = eps.to_device(&v[0].value().device())?;
         reparameterize(&v[0], &v[1], &eps)
     });
+}
+
+#[test]
+fn squared_difference_matches_the_reference_at_an_odd_size_and_broadcast() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let (y, t) = (uniform32(&[37, 13], -2.0, 2.0, &mut r), uniform32(&[37, 13], -2.0, 2.0, &mut r));
+    assert_backward_parity("squared_difference", &gpu, &[y.clone(), t], |v| squared_difference(&v[0], &v[1]));
+    // A row broadcast against the matrix: its gradient is the negated one summed over the rows.
+    let row = uniform32(&[13], -2.0, 2.0, &mut r);
+    assert_backward_parity("squared_difference broadcast", &gpu, &[y, row], |v| squared_difference(&v[0], &v[1]));
+}
+
+#[test]
+fn twice_gaussian_kl_matches_the_reference_at_an_odd_size() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let (mu, logvar) = (uniform32(&[37, 13], -2.0, 2.0, &mut r), uniform32(&[37, 13], -8.0, 4.0, &mut r));
+    assert_backward_parity("twice_gaussian_kl", &gpu, &[mu, logvar], |v| twice_gaussian_kl(&v[0], &v[1]));
 }

@@ -805,7 +805,8 @@ impl UnaryFormula for ExpMinusOneMinusX {
 // The binary rows. Comparisons give 1 where true and 0 where false, in the operands' type.
 
 /// All binary rows; a row's index is its GPU op code.
-pub static BINARY_OPS: [&BinaryDef; 11] = [&ADD, &SUB, &MUL, &DIV, &MAX, &MIN, &GT, &GE, &LT, &LE, &EQ];
+pub static BINARY_OPS: [&BinaryDef; 13] =
+    [&ADD, &SUB, &MUL, &DIV, &MAX, &MIN, &GT, &GE, &LT, &LE, &EQ, &SQUARED_DIFFERENCE, &TWICE_GAUSSIAN_KL];
 
 /// a + b.
 pub static ADD: BinaryDef = BinaryDef::new::<Add>(
@@ -998,6 +999,38 @@ impl BinaryFormula for Eq {
     #[inline(always)]
     fn apply<T: Float>(a: T, b: T) -> T {
         one_if(a == b)
+    }
+}
+
+/// (a − b)²: a squared-error loss's terms in one launch where `sub` and `square` are two. The
+/// difference is rounded before it is squared, so the values are `a.sub(b).square()`'s bit for bit.
+pub static SQUARED_DIFFERENCE: BinaryDef = BinaryDef::new::<SquaredDifference>(
+    "squared_difference",
+    "(a - b) * (a - b)",
+    &[BinaryPoint { a: 1.5, b: -2.0, out: 12.25 }, BinaryPoint { a: 0.25, b: 0.5, out: 0.0625 }],
+);
+struct SquaredDifference;
+impl BinaryFormula for SquaredDifference {
+    #[inline(always)]
+    fn apply<T: Float>(a: T, b: T) -> T {
+        let d = a - b;
+        d * d
+    }
+}
+
+/// a² + eᵇ − 1 − b with a = μ and b = log σ²: twice KL(N(μ, σ²) ‖ N(0, 1)), a Gaussian VAE's KL
+/// term per latent, in one launch where `square`, `exp_minus_one_minus_x` and `add` are three.
+/// The operations are those three's in their order, so the values are theirs bit for bit.
+pub static TWICE_GAUSSIAN_KL: BinaryDef = BinaryDef::new::<TwiceGaussianKl>(
+    "twice_gaussian_kl",
+    "a * a + (exp(b) - 1.0 - b)",
+    &[BinaryPoint { a: 1.5, b: 0.0, out: 2.25 }, BinaryPoint { a: 2.0, b: -1.0, out: 4.367879441171443 }],
+);
+struct TwiceGaussianKl;
+impl BinaryFormula for TwiceGaussianKl {
+    #[inline(always)]
+    fn apply<T: Float>(a: T, b: T) -> T {
+        a * a + (b.exp() - T::ONE - b)
     }
 }
 

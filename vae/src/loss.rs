@@ -240,7 +240,8 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
         });
     }
     let per_pixel = match kind {
-        ReconLoss::Mse => output.sub(target)?.square()?,
+        // One op: (y − t)² in a launch where sub and square are two (the same values).
+        ReconLoss::Mse => autograd::ops::elementwise::squared_difference(output, target)?,
         // One op, so that its gradient stays finite at saturated outputs (see there).
         ReconLoss::Bce => autograd::ops::loss::binary_cross_entropy(output, target)?,
         ReconLoss::BceLogits => {
@@ -252,8 +253,9 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
 }
 
 /// KL(N(μ, σ²) ‖ N(0, I)) = ½ Σⱼ (μⱼ² + σⱼ² − 1 − log σⱼ²), summed over latents, batch mean.
-/// mu, logvar: [N, z] → scalar. The variance part is one op (`exp_minus_one_minus_x`), so
-/// the whole term records five launches forward instead of eight.
+/// mu, logvar: [N, z] → scalar. The per-latent part is one op (`twice_gaussian_kl`), so the
+/// whole term records a map, the sum and the scaling forward where written out it was eight
+/// launches.
 pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
     if mu.shape().len() != 2 || mu.shape() != logvar.shape() {
         return shape_err(
@@ -261,7 +263,7 @@ pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
             format!("mu and logvar must both be [N, z]; got {:?} and {:?}", mu.shape(), logvar.shape()),
         );
     }
-    let twice_per_latent = mu.square()?.add(&logvar.exp_minus_one_minus_x()?)?;
+    let twice_per_latent = autograd::ops::elementwise::twice_gaussian_kl(mu, logvar)?;
     let n = batch_size("kl_divergence", "mu", mu)? as f64;
     twice_per_latent.sum_all()?.mul_scalar(0.5 / n)
 }
@@ -553,9 +555,9 @@ mod tests {
         assert_eq!(stratified, weighted);
     }
 
-    /// The sample and both its gradients, in f32 on the CPU: z, ∂L/∂μ and ∂L/∂log σ² of
-    /// L = Σ z·w for a fixed random w, as bit patterns.
-    fn sample_and_gradients(sample: impl Fn(&Var, &Var, &Tensor) -> Result<Var>) -> [Vec<u32>; 3] {
+    /// An op of (μ, log σ², ε) and both its gradients, in f32 on the CPU: z, ∂L/∂μ and
+    /// ∂L/∂log σ² of L = Σ z·w for a fixed random w, as bit patterns.
+    fn value_and_gradients(sample: impl Fn(&Var, &Var, &Tensor) -> Result<Var>) -> [Vec<u32>; 3] {
         let mut rng = Rng::new(7);
         let draw = |lo, hi, rng: &mut Rng| Tensor::rand_uniform(&[13, 7], lo, hi, DType::F32, rng);
         let (mu, logvar) = (Var::parameter(draw(-2.0, 2.0, &mut rng)), Var::parameter(draw(-6.0, 3.0, &mut rng)));
@@ -568,11 +570,29 @@ mod tests {
 
     #[test]
     fn the_fused_reparameterization_gives_the_written_out_ops_bits_on_the_cpu() {
-        let fused = sample_and_gradients(reparameterize);
-        let written_out = sample_and_gradients(|mu, logvar, eps| {
+        let fused = value_and_gradients(reparameterize);
+        let written_out = value_and_gradients(|mu, logvar, eps| {
             mu.add(&logvar.mul_scalar(0.5)?.exp()?.mul(&Var::constant(eps.clone()))?)
         });
         for (what, (a, b)) in ["z", "∂/∂μ", "∂/∂log σ²"].iter().zip(fused.iter().zip(&written_out)) {
+            assert_eq!(a, b, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_fused_squared_difference_gives_sub_then_squares_bits_on_the_cpu() {
+        let fused = value_and_gradients(|a, b, _| autograd::ops::elementwise::squared_difference(a, b));
+        let written_out = value_and_gradients(|a, b, _| a.sub(b)?.square());
+        for (what, (a, b)) in ["(a − b)²", "∂/∂a", "∂/∂b"].iter().zip(fused.iter().zip(&written_out)) {
+            assert_eq!(a, b, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_fused_gaussian_kl_gives_the_written_out_ops_bits_on_the_cpu() {
+        let fused = value_and_gradients(|mu, logvar, _| autograd::ops::elementwise::twice_gaussian_kl(mu, logvar));
+        let written_out = value_and_gradients(|mu, logvar, _| mu.square()?.add(&logvar.exp_minus_one_minus_x()?));
+        for (what, (a, b)) in ["2·KL", "∂/∂μ", "∂/∂log σ²"].iter().zip(fused.iter().zip(&written_out)) {
             assert_eq!(a, b, "{what}");
         }
     }

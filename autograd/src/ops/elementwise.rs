@@ -3,7 +3,8 @@
 
 use tensor::elementwise_table::{self as table, Saved};
 use tensor::ops::elementwise::{
-    reparameterize as reparameterize_forward, reparameterize_backward, unary, unary_backward, where_cond, UnaryOp,
+    binary, reparameterize as reparameterize_forward, reparameterize_backward, squared_difference_backward, unary,
+    unary_backward, where_cond, UnaryOp,
 };
 use tensor::ops::reduce::sum_to_shape;
 use tensor::{Result, Tensor};
@@ -88,6 +89,44 @@ pub fn reparameterize(mu: &Var, logvar: &Var, eps: &Tensor) -> Result<Var> {
     let (nm, nl) = (mu.requires_grad(), logvar.requires_grad());
     Ok(Var::from_op("reparameterize", z, &[mu, logvar], move |g| {
         Ok(vec![grad_if(nm, || Ok(g.clone()))?, grad_if(nl, || reparameterize_backward(g, &lv, &e))?])
+    }))
+}
+
+/// (a − b)² element-wise with broadcasting, as one op (the table's `squared_difference` row):
+/// a squared-error loss's terms in one launch each way where `sub` then `square` are two
+/// forward. ∂/∂a is g·(a − b)·2 in one pass (`squared_difference_backward`), ∂/∂b its negation.
+/// The same values, bit for bit on the CPU, as `a.sub(b)?.square()`.
+pub fn squared_difference(a: &Var, b: &Var) -> Result<Var> {
+    let (av, bv) = (a.value(), b.value());
+    let out = binary(&av, &bv, &table::SQUARED_DIFFERENCE)?;
+    let (sa, sb, na, nb, shape) = (a.shape(), b.shape(), a.requires_grad(), b.requires_grad(), out.shape().to_vec());
+    Ok(Var::from_op("squared_difference", out, &[a, b], move |g| {
+        let (ab, bb) = (av.broadcast_to(&shape)?, bv.broadcast_to(&shape)?);
+        let grad_a = squared_difference_backward(g, &ab, &bb)?;
+        Ok(vec![grad_if(na, || sum_to_shape(&grad_a, &sa))?, grad_if(nb, || sum_to_shape(&grad_a.neg()?, &sb))?])
+    }))
+}
+
+/// μ² + e^{log σ²} − 1 − log σ² element-wise: twice KL(N(μ, σ²) ‖ N(0, 1)) per latent, as one
+/// op (the table's `twice_gaussian_kl` row) where `square`, `exp_minus_one_minus_x` and `add`
+/// are three launches forward. The backward is those rows' own (2μ·g and (e^{log σ²} − 1)·g),
+/// so values and gradients are bit for bit the three ops' on the CPU.
+// mu, logvar: the same shape (e.g. [N, z]) → that shape
+pub fn twice_gaussian_kl(mu: &Var, logvar: &Var) -> Result<Var> {
+    let (mv, lv) = (mu.value(), logvar.value());
+    if mv.shape() != lv.shape() {
+        return Err(tensor::TensorError::Shape {
+            op: "twice_gaussian_kl",
+            msg: format!("mu {:?} and logvar {:?} must have one shape", mv.shape(), lv.shape()),
+        });
+    }
+    let out = binary(&mv, &lv, &table::TWICE_GAUSSIAN_KL)?;
+    let (nm, nl) = (mu.requires_grad(), logvar.requires_grad());
+    Ok(Var::from_op("twice_gaussian_kl", out, &[mu, logvar], move |g| {
+        Ok(vec![
+            grad_if(nm, || unary_backward(g, &mv, UnaryOp::new(&table::SQUARE)))?,
+            grad_if(nl, || unary_backward(g, &lv, UnaryOp::new(&table::EXP_MINUS_ONE_MINUS_X)))?,
+        ])
     }))
 }
 

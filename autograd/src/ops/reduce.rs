@@ -24,9 +24,11 @@ fn group_size(shape: &[usize], keep: &[usize]) -> usize {
     shape.iter().product::<usize>() / keep.iter().product::<usize>().max(1)
 }
 
-/// g reshaped to the keep-dim shape and broadcast to the input shape.
+/// g reshaped to the keep-dim shape and broadcast to the input shape: a view (stride 0 along
+/// the reduced axes), not a copy. The op that consumes it reads it through its strides, so a
+/// loss's `sum` costs no launch backward (materialised, it was a copy kernel per sum).
 fn expand(g: &Tensor, keep: &[usize], shape: &[usize]) -> Result<Tensor> {
-    g.reshape(keep)?.broadcast_to(shape)?.contiguous()
+    g.reshape(keep)?.broadcast_to(shape)
 }
 
 /// Sum over `axes` (all axes if empty; negative axes count from the end); `keepdim` keeps them as size 1.

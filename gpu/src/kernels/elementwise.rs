@@ -29,6 +29,8 @@ pub static FILL: KernelDef = KernelDef::new(&STRIDED, "fill", 0, 1);
 pub static REPARAMETERIZE: KernelDef = KernelDef::new(&STRIDED, "reparameterize", 3, 1);
 /// Its gradient with respect to log σ².
 pub static REPARAMETERIZE_BACKWARD: KernelDef = KernelDef::new(&STRIDED, "reparameterize_backward", 3, 1);
+/// The gradient of (a − b)² with respect to a.
+pub static SQUARED_DIFFERENCE_BACKWARD: KernelDef = KernelDef::new(&STRIDED, "squared_difference_backward", 3, 1);
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
 pub const MAX_RANK: usize = 6;
@@ -325,6 +327,19 @@ pub fn reparameterize_backward(
 ) -> Result<()> {
     let p = params("reparameterize_backward", OpCode::default(), shape, [Some(out), Some(g), Some(logvar), Some(eps)])?;
     launch(ctx, &REPARAMETERIZE_BACKWARD, &p, &[g.buf, logvar.buf, eps.buf], out.buf)
+}
+
+/// ∂L/∂a of (a − b)² from the upstream gradient: g·(a − b)·2; g, a, b, out: views at `shape`.
+pub fn squared_difference_backward(
+    ctx: &Context,
+    g: &View,
+    a: &View,
+    b: &View,
+    out: &View,
+    shape: &[usize],
+) -> Result<()> {
+    let p = params("squared_difference_backward", OpCode::default(), shape, [Some(out), Some(g), Some(a), Some(b)])?;
+    launch(ctx, &SQUARED_DIFFERENCE_BACKWARD, &p, &[g.buf, a.buf, b.buf], out.buf)
 }
 
 /// Sets all `buf.len()` elements to `value` (a buffer larger than one binding a window at a

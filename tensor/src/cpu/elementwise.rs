@@ -233,6 +233,13 @@ pub fn reparameterize_backward<T: Float>(g: &[T], logvar: &[T], eps: &[T]) -> Ve
     g.iter().zip(logvar).zip(eps).map(|((&g, &lv), &e)| g * e * (lv * half).exp() * half).collect()
 }
 
+/// The gradient of (a − b)² with respect to a from the upstream gradient g: g·(a − b)·2, the
+/// `square` row's backward at the rounded difference, so it is `sub` then `square`'s bit for bit.
+pub fn squared_difference_backward<T: Float>(g: &[T], a: &[T], b: &[T]) -> Vec<T> {
+    let two = T::from_f64(2.0);
+    g.iter().zip(a).zip(b).map(|((&g, &a), &b)| g * (a - b) * two).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

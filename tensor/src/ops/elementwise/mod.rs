@@ -182,7 +182,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 // mu, logvar, eps: the same shape (e.g. [N, z]) → z: that shape
 pub fn reparameterize(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, "reparameterize", mu);
-    latent_map(
+    map3(
         "reparameterize",
         [mu, logvar, eps],
         |m, lv, e| m + (0.5 * lv).exp() * e,
@@ -197,7 +197,7 @@ pub fn reparameterize(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tens
 // grad_z, logvar, eps: the same shape → grad_logvar: that shape
 pub fn reparameterize_backward(grad_z: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tensor> {
     let _profile = profile::scope(OpFamily::Elementwise, "reparameterize_backward", grad_z);
-    latent_map(
+    map3(
         "reparameterize_backward",
         [grad_z, logvar, eps],
         |g, lv, e| g * e * (0.5 * lv).exp() * 0.5,
@@ -207,20 +207,37 @@ pub fn reparameterize_backward(grad_z: &Tensor, logvar: &Tensor, eps: &Tensor) -
     )
 }
 
-/// A GPU launcher of three same-shape views into a fourth ([`reparameterize`]'s two).
-type LatentLauncher = fn(&gpu::Context, &View, &View, &View, &View, &[usize]) -> gpu::Result<()>;
+/// The gradient of the `squared_difference` row's (a − b)² with respect to a, from the
+/// upstream gradient g: g·(a − b)·2 in one pass (with respect to b it is the negation). On the
+/// CPU bit for bit what `sub` then `square` give backward.
+// grad, a, b: the same shape → grad_a: that shape
+pub fn squared_difference_backward(grad: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let _profile = profile::scope(OpFamily::Elementwise, "squared_difference_backward", grad);
+    map3(
+        "squared_difference_backward",
+        [grad, a, b],
+        |g, a, b| g * (a - b) * 2.0,
+        kernel::squared_difference_backward,
+        kernel::squared_difference_backward,
+        gpu_kernel::squared_difference_backward,
+    )
+}
+
+/// A GPU launcher of three same-shape views into a fourth ([`reparameterize`]'s two,
+/// [`squared_difference_backward`]).
+type Map3Launcher = fn(&gpu::Context, &View, &View, &View, &View, &[usize]) -> gpu::Result<()>;
 /// A CPU kernel of three same-length slices into a new one.
-type LatentKernel<T> = fn(&[T], &[T], &[T]) -> Vec<T>;
+type Map3Kernel<T> = fn(&[T], &[T], &[T]) -> Vec<T>;
 
 /// Runs an element-wise map of three same-shape tensors on their device: `reference` (its
 /// definition, in f64) on the reference device, the f32 or f64 CPU kernel, or the GPU launcher.
-fn latent_map(
+fn map3(
     name: &'static str,
     [a, b, c]: [&Tensor; 3],
     reference: fn(f64, f64, f64) -> f64,
-    f32_kernel: LatentKernel<f32>,
-    f64_kernel: LatentKernel<f64>,
-    gpu_launch: LatentLauncher,
+    f32_kernel: Map3Kernel<f32>,
+    f64_kernel: Map3Kernel<f64>,
+    gpu_launch: Map3Launcher,
 ) -> Result<Tensor> {
     same_device(name, &[a.device(), b.device(), c.device()])?;
     let dtype = same_dtype(name, &[a, b, c])?;
