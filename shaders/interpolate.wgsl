@@ -1,9 +1,7 @@
 // interpolate.wgsl — 2-D upsampling by integer factors (f32): nearest and bilinear
 // (align_corners = false), forward and backward.
-//
 // Memory layout: P = N·C independent planes; x [P, H, W] and y [P, OH, OW] dense row-major
 // with OH = H·sh and OW = W·sw.
-//
 // Math (PyTorch's, scale_factor given, align_corners = false), per axis of input length n
 // and factor s, for output index o:
 //   nearest   src = ⌊o / s⌋

@@ -15,7 +15,10 @@
 // row-major [batch, m, n]: C[b, i, j] at (b·m + i)·n + j.
 //
 // Math: C[b, i, j] = Σ_{l<k} A[b, i, l]·B[b, l, j], plus the old C[b, i, j] when
-// `accumulate` is 1 (gradients accumulate into an existing buffer).
+// `accumulate` is 1 (gradients accumulate into an existing buffer). Then the epilogue: plus
+// bias[j] when `has_bias` is 1, then ReLU when `relu` is 1 (grid.wgsl's `activate`), so that a
+// Linear layer's x·Wᵀ + b and the ReLU after it are one launch. Every rung stores through
+// `finish`; a K cut into slices applies it in the launch that writes C last.
 
 struct Params {
     m: u32,
@@ -31,15 +34,26 @@ struct Params {
     b_col: u32,
     b_offset: u32,
     accumulate: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    has_bias: u32,
+    bias_offset: u32,
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// [n] from bias_offset; without a bias the host binds any buffer and nothing reads it.
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// The epilogue of output column j: v plus its bias, then the activation.
+fn finish(v: f32, j: u32) -> f32 {
+    var s = v;
+    if p.has_bias != 0u {
+        s += bias[p.bias_offset + j];
+    }
+    return activate(s, p.relu);
+}
 
 // Rung 1: one invocation per element of C, a loop over k through the strides. Each element of
 // A is read from global memory n times and each of B m times.
@@ -62,7 +76,7 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     if p.accumulate == 1u {
         s += c[ci];
     }
-    c[ci] = s;
+    c[ci] = finish(s, j);
 }
 
 // Rung 2: the workgroup's 16×16 invocations share their reads. For each step of 16 along k,
@@ -105,7 +119,7 @@ fn matmul_tiled16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         if p.accumulate == 1u {
             s += c[ci];
         }
-        c[ci] = s;
+        c[ci] = finish(s, j);
     }
 }
 
@@ -202,7 +216,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
                 if p.accumulate != 0u {
                     v += c[idx];
                 }
-                c[idx] = v;
+                c[idx] = finish(v, gc);
             }
         }
     }
@@ -284,7 +298,7 @@ fn wide_store_row(c_base: u32, gr: u32, col0: u32, tx: u32, lo: vec4<f32>, hi: v
                 if p.accumulate != 0u {
                     v += c[idx];
                 }
-                c[idx] = v;
+                c[idx] = finish(v, gc);
             }
         }
     }
@@ -402,8 +416,9 @@ fn matmul_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // K from one batch entry to the next, each slice writing its partial product into
 // [slices, m, n]), and `matmul_sum_slices` adds the partials into C in slice order
 // (p.batch = slices), so the result does not depend on scheduling.
+// The bias is bound as in the products (binding 3); the output moves to binding 4 with it.
 @group(0) @binding(1) var<storage, read> slice_partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> slice_sum: array<f32>;
+@group(0) @binding(4) var<storage, read_write> slice_sum: array<f32>;
 
 @compute @workgroup_size(256)
 fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -420,5 +435,5 @@ fn matmul_sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if p.accumulate != 0u {
         v += slice_sum[i];
     }
-    slice_sum[i] = v;
+    slice_sum[i] = finish(v, i % p.n);
 }

@@ -82,10 +82,6 @@ fn covering_output(iy: u32, ix: u32, t: u32) -> vec2<u32> {
     return select(vec2<u32>(oy, ox), vec2<u32>(NONE, NONE), oy == NONE || ox == NONE);
 }
 
-// On the bits: compilers may fold `v != v` to false (WGSL lets them assume no NaN).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
 
 // x: [P, H, W] → y, idx: [P, OH, OW]
 @compute @workgroup_size(256)

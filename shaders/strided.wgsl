@@ -91,11 +91,7 @@ fn offsets_of(i: u32) -> Offsets {
     return r;
 }
 
-// NaN passes through relu, leaky_relu, clamp, max and min, as in PyTorch. Tested on the bits:
-// compilers may fold `x != x` to false (WGSL lets them assume no NaN in arithmetic).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
+// NaN passes through relu, leaky_relu, clamp, max and min, as in PyTorch (`is_nan` is grid.wgsl's).
 
 @compute @workgroup_size(256)
 fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

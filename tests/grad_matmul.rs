@@ -1,9 +1,10 @@
-//! Gradient checks of matmul (2-D, batched, broadcast, transposed operands) and linear.
+//! Gradient checks of matmul (2-D, batched, broadcast, transposed operands), linear and
+//! linear_relu.
 
 use crate::common;
 
-use autograd::ops::matmul::linear;
-use common::{check, rng, uniform};
+use autograd::ops::matmul::{linear, linear_relu};
+use common::{away_from_zero, check, rng, uniform};
 
 #[test]
 fn matmul_2d_matches_finite_differences() {
@@ -40,4 +41,14 @@ fn linear_matches_finite_differences() {
         |v| linear(&v[0], &v[1], Some(&v[2])),
         &[uniform(&[4, 7], -1.0, 1.0, &mut r), uniform(&[3, 7], -1.0, 1.0, &mut r), uniform(&[3], -1.0, 1.0, &mut r)],
     );
+}
+
+#[test]
+fn linear_relu_matches_finite_differences_on_both_sides_of_the_kink() {
+    let mut r = rng();
+    // |x·Wᵀ| ≤ 0.7 and |b| ≥ 1: every pre-activation is 0.3 or more from the kink, and about
+    // half of them are negative (their gradient is 0).
+    let (x, w) = (uniform(&[4, 7], -0.1, 0.1, &mut r), uniform(&[3, 7], -1.0, 1.0, &mut r));
+    check(|v| linear_relu(&v[0], &v[1], Some(&v[2])), &[x.clone(), w.clone(), away_from_zero(&[3], 1.0, &mut r)]);
+    check(|v| linear_relu(&v[0], &v[1], None), &[x, w]);
 }

@@ -82,3 +82,16 @@ fn matmul_backward_runs_on_the_gpu_and_matches_the_reference() {
     let (x, w, bias) = (signed(&[9, 31], &mut r), signed(&[20, 31], &mut r), signed(&[20], &mut r));
     assert_backward_parity("linear", &gpu, &[x, w, bias], |v| autograd::ops::matmul::linear(&v[0], &v[1], Some(&v[2])));
 }
+
+#[test]
+fn linear_relu_matches_the_reference_with_and_without_a_bias() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let (x, w, bias) = (signed(&[9, 31], &mut r), signed(&[20, 31], &mut r), signed(&[20], &mut r));
+    assert_backward_parity("linear_relu", &gpu, &[x.clone(), w.clone(), bias], |v| {
+        autograd::ops::matmul::linear_relu(&v[0], &v[1], Some(&v[2]))
+    });
+    assert_backward_parity("linear_relu without a bias", &gpu, &[x, w], |v| {
+        autograd::ops::matmul::linear_relu(&v[0], &v[1], None)
+    });
+}

@@ -55,3 +55,29 @@ fn gathering_contiguous_parts_along_the_first_axis_copies_without_a_launch() {
     let want: Vec<f32> = parts.iter().map(|p| p.to_vec::<f32>().unwrap()[0]).collect();
     assert_eq!(out.to_vec::<f32>().unwrap(), want);
 }
+
+#[test]
+fn a_linear_layer_with_its_bias_and_relu_is_one_launch_on_the_gpu() {
+    let _turn = PROFILER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(7);
+    let mut draw = |shape: &[usize]| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F32, &mut rng).to_device(&gpu);
+    let (x, w, b) = (draw(&[33, 17]).unwrap(), draw(&[9, 17]).unwrap(), draw(&[9]).unwrap());
+    profile::reset();
+    profile::set_enabled(true);
+    let y = tensor::ops::matmul::linear(&x, &w, Some(&b), true).unwrap();
+    profile::set_enabled(false);
+    let report = profile::snapshot();
+    let matmul = report.gpu_counters(OpFamily::Matmul);
+    assert_eq!(matmul.dispatches, 1, "{matmul:?}");
+    assert_eq!(report.gpu_counters(OpFamily::Elementwise), tensor::profile::GpuCounters::ZERO);
+    // The values are the written-out ops' (on the CPU): x·Wᵀ + b, then ReLU.
+    let cpu = |t: &Tensor| t.to_device(&tensor::Device::Cpu).unwrap();
+    let want = tensor::ops::matmul::matmul(&cpu(&x), &cpu(&w).transpose(0, 1).unwrap())
+        .and_then(|p| p.add(&cpu(&b)))
+        .and_then(|p| p.relu())
+        .unwrap();
+    for (got, want) in y.to_vec::<f32>().unwrap().iter().zip(want.to_vec::<f32>().unwrap()) {
+        assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{got} against {want}");
+    }
+}

@@ -1,12 +1,13 @@
 //! matmul.wgsl against an f64 reference: sizes that are not tile multiples, batches,
 //! transposed and batch-broadcast operands, offsets and accumulation, each with both tiles
-//! (the 64×64 `matmul` and the 128×128 `matmul_wide` entry points); and every rung of the
-//! ladder (`MatmulRung`) alone.
+//! (the 64×64 `matmul` and the 128×128 `matmul_wide` entry points); every rung of the ladder
+//! (`MatmulRung`) alone; and the epilogue (bias along the columns, then ReLU) on every rung and
+//! on a K cut into slices.
 
 use crate::common;
 
 use common::*;
-use gpu::kernels::matmul::{k_slices, matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
+use gpu::kernels::matmul::{k_slices, matmul, matmul_on_rung, Epilogue, MatView, MatmulArgs, MatmulRung};
 use gpu::kernels::GemmTile;
 
 /// Element [b, i, j] of a strided view, as in MatView.
@@ -37,6 +38,18 @@ fn run_on(ctx: &gpu::Context, rng: &mut Rng, c: &Case) {
 
 /// The case through `matmul`, or through one launch of `rung` alone.
 fn run_with(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung>) {
+    run_finished(ctx, rng, c, rung, Finish { bias: false, relu: false });
+}
+
+/// The epilogue a case asks for: a bias (at a random offset in its buffer) and ReLU.
+#[derive(Clone, Copy, Debug)]
+struct Finish {
+    bias: bool,
+    relu: bool,
+}
+
+/// [`run_with`] with the epilogue `finish`.
+fn run_finished(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung>, finish: Finish) {
     let Case { batch, m, n, k, a_t, b_t, b_broadcast, accumulate } = *c;
     let a_off = rng.below(5);
     let b_off = rng.below(5);
@@ -54,7 +67,11 @@ fn run_with(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung
     }
     let c0 = rng.signed(batch * m * n);
     let cb = if accumulate { upload(ctx, &c0) } else { poisoned(ctx, batch * m * n) };
-    let args = MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate };
+    let bias_off = rng.below(5);
+    let bias = rng.signed(bias_off + n);
+    let bias_buf = upload(ctx, &bias);
+    let epilogue = Epilogue { bias: finish.bias.then_some((&bias_buf, bias_off)), relu: finish.relu };
+    let args = MatmulArgs { a: av, b: bv, c: &cb, batch, m, n, k, accumulate, epilogue };
     match rung {
         None => matmul(ctx, &args).unwrap(),
         Some(rung) => matmul_on_rung(ctx, &args, rung).unwrap(),
@@ -74,8 +91,10 @@ fn run_with(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung
                     s_abs += t.abs();
                 }
                 let old = if accumulate { c0[(bi * m + i) * n + j] as f64 } else { 0.0 };
-                want.push(s + old);
-                scale.push(s_abs + old.abs());
+                let b = if finish.bias { bias[bias_off + j] as f64 } else { 0.0 };
+                let v = s + old + b;
+                want.push(if finish.relu { v.max(0.0) } else { v });
+                scale.push(s_abs + old.abs() + b.abs());
             }
         }
     }
@@ -83,8 +102,9 @@ fn run_with(ctx: &gpu::Context, rng: &mut Rng, c: &Case, rung: Option<MatmulRung
         Some(rung) => format!("rung {}", rung.name()),
         None => format!("tile={:?}", GemmTile::for_gemm(ctx, m, n, batch)),
     };
-    let what =
-        format!("matmul {how} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate}",);
+    let what = format!(
+        "matmul {how} batch={batch} {m}x{k}·{k}x{n} a_t={a_t} b_t={b_t} bcast={b_broadcast} acc={accumulate} {finish:?}"
+    );
     assert_close(&what, rng, &got, &want, |i| scale[i]);
 }
 
@@ -119,6 +139,36 @@ fn every_rung_of_the_ladder_matches_the_reference_on_odd_sizes_strided_views_and
                 let case = Case { batch: 2, m, n, k, a_t, b_t, b_broadcast, accumulate };
                 run_with(ctx, &mut rng, &case, Some(rung));
             }
+        }
+    }
+}
+
+#[test]
+fn every_rung_adds_the_bias_along_the_columns_then_applies_relu_on_odd_sizes_and_a_poisoned_c() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    for rung in MatmulRung::ALL {
+        for (m, n, k) in [(1, 1, 1), (7, 33, 65), (130, 67, 200)] {
+            for (bias, relu, accumulate) in [(true, false, false), (false, true, false), (true, true, true)] {
+                let case = Case { batch: 2, m, n, k, a_t: false, b_t: true, b_broadcast: true, accumulate };
+                run_finished(ctx, &mut rng, &case, Some(rung), Finish { bias, relu });
+            }
+        }
+    }
+}
+
+#[test]
+fn a_k_cut_into_slices_applies_the_epilogue_once_in_the_launch_that_writes_c_last() {
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng::new();
+    // 4 slices of 257 and a remainder of 3 (the remainder's launch finishes C), then K = 1,024:
+    // 4 slices and no remainder (the sum finishes C). A bias added twice or a ReLU before the
+    // last partial is added shows as a difference.
+    for k in [1031, 1024] {
+        assert_eq!(k_slices(ctx, 1, 33, 17, k), 4);
+        for accumulate in [false, true] {
+            let case = Case { batch: 1, m: 33, n: 17, k, a_t: false, b_t: true, b_broadcast: false, accumulate };
+            run_finished(ctx, &mut rng, &case, None, Finish { bias: true, relu: true });
         }
     }
 }

@@ -167,6 +167,19 @@ pub trait Module: Send + Sync {
     /// Runs the module on a batch (shapes are given by each layer's docs).
     fn forward(&self, x: &Var) -> Result<Var>;
 
+    /// relu(forward(x)). `Sequential` calls it for a layer followed by a [`ReLU`](crate::ReLU)
+    /// layer; a layer whose op can apply the ReLU itself (the epilogue of Linear's product, of
+    /// a convolution's) overrides it, and the two layers run as one op: one GPU launch fewer
+    /// forward, the same values.
+    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
+        Ok(self.forward(x)?.relu()?)
+    }
+
+    /// True only for the ReLU layer: what `Sequential` asks of the layer after each one.
+    fn is_relu(&self) -> bool {
+        false
+    }
+
     /// Calls `visit(name, child)` for each direct sub-module, in order.
     fn visit_children(&self, _visit: &mut dyn FnMut(&str, &dyn Module)) {}
 

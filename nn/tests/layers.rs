@@ -1,6 +1,9 @@
 //! Layer behaviour beyond gradients: output shapes, each activation's values, dropout's
 //! train/eval semantics and seeding, and configuration errors.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
 use autograd::Var;
 use nn::{
     AvgPool2d, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Dropout, Flatten, GlobalAvgPool, Init,
@@ -56,6 +59,47 @@ fn sequential_chains_layers_in_order() {
     assert_eq!(y.shape(), &[3, 1]);
     assert!(y.to_vec_f32().unwrap().iter().all(|&v| v > 0.0 && v < 1.0));
     assert_eq!(model.len(), 5);
+}
+
+/// A layer that records which of its forwards ran: 1 for `forward`, 2 for `forward_then_relu`.
+struct Probe(Arc<AtomicU8>);
+
+impl Module for Probe {
+    fn forward(&self, x: &Var) -> nn::Result<Var> {
+        self.0.store(1, Ordering::Relaxed);
+        Ok(x.clone())
+    }
+    fn forward_then_relu(&self, x: &Var) -> nn::Result<Var> {
+        self.0.store(2, Ordering::Relaxed);
+        Ok(x.relu()?)
+    }
+}
+
+#[test]
+fn sequential_runs_a_layer_and_the_relu_after_it_as_one_call() {
+    let (first, last) = (Arc::new(AtomicU8::new(0)), Arc::new(AtomicU8::new(0)));
+    let model = Sequential::new().with(Probe(first.clone())).with(ReLU).with(Probe(last.clone()));
+    let y = model.forward(&Var::constant(Tensor::from_vec(vec![-1.0f32, 2.0], &[2]).unwrap())).unwrap();
+    assert_eq!(y.value().to_vec_f32().unwrap(), [0.0, 2.0], "the ReLU ran once, inside the first layer's call");
+    assert_eq!((first.load(Ordering::Relaxed), last.load(Ordering::Relaxed)), (2, 1));
+}
+
+#[test]
+fn a_linear_layer_fused_with_its_relu_keeps_its_values_and_its_parameter_names() {
+    let mut init = Init::new(0);
+    let model = Sequential::new()
+        .with(Linear::new(12, 5, &mut init).unwrap())
+        .with(ReLU)
+        .with(Linear::new(5, 3, &mut init).unwrap());
+    let x = Var::constant(Tensor::rand_uniform(&[4, 12], -1.0, 1.0, DType::F32, &mut Rng::new(1)));
+    let fused = model.forward(&x).unwrap().value().to_vec_f32().unwrap();
+    let mut h = x.clone();
+    for i in 0..model.len() {
+        h = model.get(i).unwrap().forward(&h).unwrap();
+    }
+    assert_eq!(fused, h.value().to_vec_f32().unwrap(), "bit for bit, layer by layer");
+    let names: Vec<String> = model.state_dict().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 }
 
 /// The layer's output at x = −2, 0, 1.5 (float64).

@@ -240,7 +240,6 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
         });
     }
     let per_pixel = match kind {
-        // One op: (y − t)² in a launch where sub and square are two (the same values).
         ReconLoss::Mse => autograd::ops::elementwise::squared_difference(output, target)?,
         // One op, so that its gradient stays finite at saturated outputs (see there).
         ReconLoss::Bce => autograd::ops::loss::binary_cross_entropy(output, target)?,
@@ -253,9 +252,8 @@ pub fn reconstruction_loss(output: &Var, target: &Var, kind: ReconLoss) -> Resul
 }
 
 /// KL(N(μ, σ²) ‖ N(0, I)) = ½ Σⱼ (μⱼ² + σⱼ² − 1 − log σⱼ²), summed over latents, batch mean.
-/// mu, logvar: [N, z] → scalar. The per-latent part is one op (`twice_gaussian_kl`), so the
-/// whole term records a map, the sum and the scaling forward where written out it was eight
-/// launches.
+/// mu, logvar: [N, z] → scalar. The per-latent part is one op (`twice_gaussian_kl`): the term
+/// records a map, the sum and a scaling forward, where written out it was eight launches.
 pub fn kl_divergence(mu: &Var, logvar: &Var) -> Result<Var> {
     if mu.shape().len() != 2 || mu.shape() != logvar.shape() {
         return shape_err(

@@ -10,19 +10,21 @@ use crate::pipeline_cache::{KernelDef, Shader};
 /// The WGSL source of `shaders/matmul.wgsl`.
 pub static SHADER: Shader = Shader { name: "matmul.wgsl", source: include_str!("../../../shaders/matmul.wgsl") };
 /// Tiled batched matrix product over strided views.
-pub static MATMUL: KernelDef = KernelDef::new(&SHADER, "matmul", 2, 1);
+/// Every rung binds A, B and the epilogue's bias (any buffer when there is none), then C.
+pub static MATMUL: KernelDef = KernelDef::new(&SHADER, "matmul", 3, 1);
 
 /// The same product with a 128×128 tile and an 8×8 register block per invocation.
-pub static MATMUL_WIDE: KernelDef = KernelDef::new(&SHADER, "matmul_wide", 2, 1);
+pub static MATMUL_WIDE: KernelDef = KernelDef::new(&SHADER, "matmul_wide", 3, 1);
 
 /// Rung 1 of the ladder: one invocation per output, a loop over k.
-pub static MATMUL_NAIVE: KernelDef = KernelDef::new(&SHADER, "matmul_naive", 2, 1);
+pub static MATMUL_NAIVE: KernelDef = KernelDef::new(&SHADER, "matmul_naive", 3, 1);
 
 /// Rung 2: 16×16 blocks of A and B staged in workgroup memory, one output per invocation.
-pub static MATMUL_TILED16: KernelDef = KernelDef::new(&SHADER, "matmul_tiled16", 2, 1);
+pub static MATMUL_TILED16: KernelDef = KernelDef::new(&SHADER, "matmul_tiled16", 3, 1);
 
-/// C (+)= the sum of a split K's partial products, in slice order.
-pub static MATMUL_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "matmul_sum_slices", 1, 1);
+/// C (+)= the sum of a split K's partial products, in slice order. Binds the partials, an unread
+/// buffer and the bias, so that the bias and C sit at the products' bindings.
+pub static MATMUL_SUM_SLICES: KernelDef = KernelDef::new(&SHADER, "matmul_sum_slices", 3, 1);
 
 /// The rungs of the matmul ladder, plainest first: each adds one idea to the one before and
 /// computes the same C. [`matmul`] runs rungs 3 and 4 (the tile [`GemmTile::for_gemm`] picks,
@@ -118,8 +120,23 @@ pub struct Params {
     pub b_offset: u32,
     /// 1: add to the output instead of overwriting it.
     pub accumulate: u32,
-    /// Padding to the shader's 16-byte struct alignment; always 0.
-    pub _pad: [u32; 3],
+    /// 1: add bias\[bias_offset + j\] to column j (the epilogue).
+    pub has_bias: u32,
+    /// The bias's element offset in its buffer.
+    pub bias_offset: u32,
+    /// 1: ReLU last (the epilogue).
+    pub relu: u32,
+}
+
+/// What the launch that writes C last does to each output before storing it: add a bias along
+/// C's columns, then ReLU. A Linear layer's x·Wᵀ + b and the ReLU after it are then one launch
+/// where they were three. The default does nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// bias\[j\] added to column j: the buffer and the element offset of bias\[0\].
+    pub bias: Option<(&'a GpuBuffer, usize)>,
+    /// max(v, 0) after the bias, NaN passing through (the element-wise table's ReLU).
+    pub relu: bool,
 }
 
 /// A (batch of) matrices inside a buffer: element [b, i, j] at
@@ -182,13 +199,15 @@ pub struct MatmulArgs<'a> {
     pub k: usize,
     /// Add to C instead of overwriting it.
     pub accumulate: bool,
+    /// Bias and activation applied to the output (after the accumulation).
+    pub epilogue: Epilogue<'a>,
 }
 
 impl<'a> MatmulArgs<'a> {
     /// One product C = A·B of A `[m, k]` and B `[k, n]` into C (overwritten); a batch or an
     /// accumulating product sets `batch` or `accumulate` over it.
     pub fn new(a: MatView<'a>, b: MatView<'a>, c: &'a GpuBuffer, [m, n, k]: [usize; 3]) -> Self {
-        MatmulArgs { a, b, c, batch: 1, m, n, k, accumulate: false }
+        MatmulArgs { a, b, c, batch: 1, m, n, k, accumulate: false, epilogue: Epilogue::default() }
     }
 }
 
@@ -214,8 +233,9 @@ fn matmul_in_slices(ctx: &Context, args: &MatmulArgs, p: &Params, slices: usize)
     const K: &str = "matmul";
     let p = *p;
     let MatmulArgs { a, b, c, m, n, k, .. } = *args;
+    let bias = bias_buffer(args);
     if slices <= 1 {
-        return launch_tiled(ctx, &p, a.buf, b.buf, c);
+        return launch_tiled(ctx, &p, [a.buf, b.buf, bias], c);
     }
     // Slice s multiplies A[:, s·chunk..][.., ..chunk] by B[s·chunk.., :][..chunk, ..]: the
     // slices are the batch of one launch (A and B stepping by chunk along K) into partials
@@ -229,13 +249,14 @@ fn matmul_in_slices(ctx: &Context, args: &MatmulArgs, p: &Params, slices: usize)
         a_batch: (chunk * a.col_stride) as u32,
         b_batch: (chunk * b.row_stride) as u32,
         accumulate: 0,
-        ..p
+        ..without_epilogue(p)
     };
-    launch_tiled(ctx, &sliced, a.buf, b.buf, &partials)?;
-    let sum = Params { batch: slices as u32, ..p };
-    let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
-    ctx.dispatch(&MATMUL_SUM_SLICES, &sum, &[&partials], &[c], grid)?;
+    launch_tiled(ctx, &sliced, [a.buf, b.buf, bias], &partials)?;
     let done = slices * chunk;
+    // The epilogue goes to the launch that writes C last: the sum, or the K left over.
+    let sum = Params { batch: slices as u32, ..if done < k { without_epilogue(p) } else { p } };
+    let grid = ctx.grid_1d(K, ((m * n) as u64).div_ceil(256))?;
+    ctx.dispatch(&MATMUL_SUM_SLICES, &sum, &[&partials, &partials, bias], &[c], grid)?;
     if done < k {
         let rest = Params {
             k: (k - done) as u32,
@@ -244,7 +265,7 @@ fn matmul_in_slices(ctx: &Context, args: &MatmulArgs, p: &Params, slices: usize)
             accumulate: 1,
             ..p
         };
-        launch_tiled(ctx, &rest, a.buf, b.buf, c)?;
+        launch_tiled(ctx, &rest, [a.buf, b.buf, bias], c)?;
     }
     Ok(())
 }
@@ -253,18 +274,32 @@ fn matmul_in_slices(ctx: &Context, args: &MatmulArgs, p: &Params, slices: usize)
 /// tests and benchmarks run each rung.
 pub fn matmul_on_rung(ctx: &Context, args: &MatmulArgs, rung: MatmulRung) -> Result<()> {
     let p = checked_params("matmul", args)?;
-    launch(ctx, rung, &p, args.a.buf, args.b.buf, args.c)
+    launch(ctx, rung, &p, [args.a.buf, args.b.buf, bias_buffer(args)], args.c)
+}
+
+/// The buffer bound as the bias: the epilogue's, or A's where there is none (nothing reads it).
+fn bias_buffer<'a>(args: &MatmulArgs<'a>) -> &'a GpuBuffer {
+    args.epilogue.bias.map_or(args.a.buf, |(buf, _)| buf)
+}
+
+/// `p` storing plain sums: for the launches whose output another launch finishes.
+fn without_epilogue(p: Params) -> Params {
+    Params { has_bias: 0, bias_offset: 0, relu: 0, ..p }
 }
 
 /// The kernel parameters for `args`, after checking every view's extent against its buffer
 /// and the sizes against u32 indexing.
 fn checked_params(op: &'static str, args: &MatmulArgs) -> Result<Params> {
-    let MatmulArgs { a, b, c, batch, m, n, k, accumulate } = *args;
+    let MatmulArgs { a, b, c, batch, m, n, k, accumulate, epilogue } = *args;
     need(op, "A", a.buf, a.extent(batch, m, k))?;
     need(op, "B", b.buf, b.extent(batch, k, n))?;
     need(op, "C", c, batch * m * n)?;
+    let bias_offset = epilogue.bias.map_or(0, |(_, offset)| offset);
+    if let Some((buf, offset)) = epilogue.bias {
+        need(op, "the bias", buf, offset + n)?;
+    }
     let fits = |v: usize| v <= u32::MAX as usize;
-    if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k].iter().all(|&v| fits(v)) {
+    if ![batch * m * n, a.extent(batch, m, k), b.extent(batch, k, n), k, bias_offset].iter().all(|&v| fits(v)) {
         return Err(invalid(op, format!("batch {batch} × {m}×{k}·{k}×{n} exceeds u32 indexing")));
     }
     Ok(Params {
@@ -281,16 +316,18 @@ fn checked_params(op: &'static str, args: &MatmulArgs) -> Result<Params> {
         b_col: b.col_stride as u32,
         b_offset: b.offset as u32,
         accumulate: accumulate as u32,
-        _pad: [0; 3],
+        has_bias: epilogue.bias.is_some() as u32,
+        bias_offset: bias_offset as u32,
+        relu: epilogue.relu as u32,
     })
 }
 
 /// One launch for `p` (its batch, m, n) on the tile [`GemmTile::for_gemm`] picks, or on the
 /// lower rung [`chosen_rung`] measured faster.
-fn launch_tiled(ctx: &Context, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
+fn launch_tiled(ctx: &Context, p: &Params, inputs: [&GpuBuffer; 3], c: &GpuBuffer) -> Result<()> {
     let (m, n, layers) = (p.m as usize, p.n as usize, p.batch as usize);
     let tile = GemmTile::for_gemm(ctx, m, n, layers);
-    launch(ctx, chosen_rung(ctx, tile, m, n, layers), p, a, b, c)
+    launch(ctx, chosen_rung(ctx, tile, m, n, layers), p, inputs, c)
 }
 
 /// The rung `layers` products of [m, n] outputs run on: `tile`'s (rung 3 or 4), unless a
@@ -309,10 +346,11 @@ pub fn chosen_rung(ctx: &Context, tile: GemmTile, m: usize, n: usize, layers: us
 }
 
 /// One launch of `rung`'s kernel over the product `p` describes: a workgroup per square of C.
-fn launch(ctx: &Context, rung: MatmulRung, p: &Params, a: &GpuBuffer, b: &GpuBuffer, c: &GpuBuffer) -> Result<()> {
+/// inputs: A, B and the bias (bound whether or not `p` reads it).
+fn launch(ctx: &Context, rung: MatmulRung, p: &Params, inputs: [&GpuBuffer; 3], c: &GpuBuffer) -> Result<()> {
     let (batch, m, n, side) = (p.batch as u64, p.m as usize, p.n as usize, rung.side());
     let grid = ctx.grid_3d("matmul", [n.div_ceil(side) as u64, m.div_ceil(side) as u64, batch])?;
-    ctx.dispatch(rung.kernel(), p, &[a, b], &[c], grid)
+    ctx.dispatch(rung.kernel(), p, &inputs, &[c], grid)
 }
 
 /// A product whose output makes fewer than this many square tiles splits its K into slices

@@ -13,6 +13,10 @@ impl Module for ReLU {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(x.relu()?)
     }
+
+    fn is_relu(&self) -> bool {
+        true
+    }
 }
 
 /// x for x > 0, negative_slope·x otherwise (PyTorch's default slope is 0.01).

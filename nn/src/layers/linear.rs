@@ -1,6 +1,6 @@
 //! Linear (fully connected) layer: y = x·Wᵀ + b, with PyTorch's weight layout and init.
 
-use autograd::ops::matmul::linear;
+use autograd::ops::matmul::{linear, linear_relu};
 use autograd::Var;
 
 use crate::error::{config_err, Result};
@@ -68,6 +68,10 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(linear(x, &self.weight, self.bias.as_ref())?)
+    }
+
+    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
+        Ok(linear_relu(x, &self.weight, self.bias.as_ref())?)
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

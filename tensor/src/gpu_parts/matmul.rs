@@ -109,6 +109,7 @@ pub(crate) fn matmul_in_parts(
             n,
             k: nk,
             accumulate,
+            epilogue: Default::default(),
         };
         gpu_matmul(ctx, &part)?;
         out.write_back(ctx)

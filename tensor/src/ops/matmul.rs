@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::matmul::{matmul as gpu_matmul, MatmulArgs};
+use gpu::kernels::matmul::{matmul as gpu_matmul, Epilogue, MatmulArgs};
 use gpu::GpuBuffer;
 
 use crate::cpu::gemm::{gemm_batched, MatBatch, MatRef};
@@ -91,13 +91,56 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     match a.storage() {
         Storage::Cpu(_) => with_float_type!(a.dtype(), T => matmul_cpu::<T>(a, b, dims)),
         Storage::Reference(_) => matmul_reference(a, b, dims),
-        Storage::Gpu(_) => matmul_gpu(a, b, dims),
+        Storage::Gpu(_) => Ok(matmul_gpu(a, b, dims, None, false)?.0),
+    }
+}
+
+/// y = x·Wᵀ + b, then ReLU when `relu`: a Linear layer's forward and the ReLU after it. On the
+/// GPU one product whose epilogue adds the bias and applies the ReLU, where the three ops are
+/// three launches; on the CPU and the reference device those three ops in order, so the values
+/// are theirs bit for bit.
+// x: [N, in], weight: [out, in] (PyTorch's layout), bias: [out] → [N, out]
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let op = "linear";
+    let _profile = profile::scope(OpFamily::Matmul, op, x);
+    let (xs, ws) = (x.shape(), weight.shape());
+    if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+        return shape_err(op, format!("x must be [N, in] and weight [out, in], got {xs:?} and {ws:?}"));
+    }
+    if let Some(b) = bias.filter(|b| b.shape() != [ws[0]]) {
+        return shape_err(op, format!("bias must be [{}] for weight {ws:?}, got {:?}", ws[0], b.shape()));
+    }
+    let wt = weight.transpose(0, 1)?;
+    let y = match x.storage() {
+        Storage::Gpu(_) => {
+            same_device(op, &[x.device(), weight.device()])?;
+            let bias = bias.map(|b| b.to_device(&x.device())?.contiguous()).transpose()?;
+            let (y, finished) = matmul_gpu(x, &wt, Dims::new(xs, wt.shape())?, bias.as_ref(), relu)?;
+            if finished {
+                return Ok(y);
+            }
+            y
+        }
+        _ => matmul(x, &wt)?,
+    };
+    // The written-out ops: the CPU's and the reference's, and the GPU's when the product ran in
+    // parts (larger than one binding).
+    let y = match bias {
+        Some(b) => y.add(b)?,
+        None => y,
+    };
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
     }
 }
 
 /// The GPU arm: like the CPU one, each operand is passed as strided matrices over its own
 /// buffer (a transposed or narrowed view is read in place; a 2-D operand has batch stride 0).
-fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
+/// `bias` (contiguous, \[n\]) and `relu` are the epilogue; the flag says whether it was applied
+/// (a product too large for one binding runs in parts, without it).
+fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims, bias: Option<&Tensor>, relu: bool) -> Result<(Tensor, bool)> {
     const OP: &str = "matmul";
     let Dims { batch, m, k, n } = dims;
     let ctx = Arc::clone(a.gpu_storage(OP)?.context());
@@ -109,15 +152,27 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
         s.single_buffer().filter(|buf| buf.len() <= max_len)
     }
     let (sizes, max_len) = ([batch.unwrap_or(1), m, k, n], ctx.max_binding_len());
+    let bias = match bias {
+        Some(t) => match whole(t.gpu_storage(OP)?, max_len) {
+            Some(buf) => Some((buf, t.layout().offset)),
+            None => return Err(TensorError::Device { op: OP, msg: "a bias larger than one binding".into() }),
+        },
+        None => None,
+    };
     match [whole(a.storage, max_len), whole(b.storage, max_len), whole(&c, max_len)] {
         [Some(a_buf), Some(b_buf), Some(c_buf)] => {
             let [batch, m, k, n] = sizes;
-            let args = MatmulArgs { a: a.on(a_buf), b: b.on(b_buf), c: c_buf, batch, m, n, k, accumulate: false };
+            let epilogue = Epilogue { bias, relu };
+            let args =
+                MatmulArgs { a: a.on(a_buf), b: b.on(b_buf), c: c_buf, batch, m, n, k, accumulate: false, epilogue };
             gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
+            Ok((Tensor::from_gpu_storage(c, &out_shape), true))
         }
-        _ => matmul_in_parts(&ctx, a, b, &c, sizes)?,
+        _ => {
+            matmul_in_parts(&ctx, a, b, &c, sizes)?;
+            Ok((Tensor::from_gpu_storage(c, &out_shape), false))
+        }
     }
-    Ok(Tensor::from_gpu_storage(c, &out_shape))
 }
 
 /// The reference arm: one textbook product per batch entry (a 2-D operand is the same matrix
