@@ -95,6 +95,9 @@ struct Params {
     w_first_x: u32,
     // The column tile of grid x = 0 (a GEMM wider than one grid axis runs in slices).
     first_column_tile: u32,
+    // 1: ReLU on what the launch stores (grid.wgsl's `activate`): a convolution and the ReLU
+    // after it in one launch. Only the launch that writes the output last has it.
+    relu: u32,
 }
 
 // Rung 1, `forward_direct`: y[n, co, oy, ox] = bias[co] + Σ_{ci, ky, kx} x[n, ci, iy, ix]·w[co, ci, ky, kx]
@@ -205,7 +208,7 @@ fn tap_column(ox: u32, kx: u32) -> i32 {
 }
 
 // out[i] = the sum, plus bias[bias_at] when the launch has a bias, plus out[i] when it
-// accumulates.
+// accumulates, then the ReLU when it has one.
 fn store_direct(i: u32, sum: f32, bias_at: u32) {
     var s = sum;
     if p.has_bias == 1u {
@@ -214,7 +217,7 @@ fn store_direct(i: u32, sum: f32, bias_at: u32) {
     if p.accumulate == 1u {
         s += out[i];
     }
-    out[i] = s;
+    out[i] = activate(s, p.relu);
 }
 
 const FORWARD: u32 = 0u;
@@ -501,7 +504,7 @@ fn conv_gemm_tiled16(mode: u32, wid: vec3<u32>, l3: vec3<u32>) {
         if p.accumulate != 0u {
             sum += out[i];
         }
-        out[i] = sum;
+        out[i] = activate(sum, p.relu);
     }
 }
 
@@ -585,7 +588,8 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, l3: vec3<u32>, lid: u32) {
 }
 
 // Writes one invocation's 4×4 block of C, whose corner is C[at.x, at.y], to the output (plus
-// bias, plus the old value when accumulating), skipping what lies beyond [M, N] = mn.
+// bias, plus the old value when accumulating, then the ReLU when the launch has one),
+// skipping what lies beyond [M, N] = mn.
 fn store_block(mode: u32, at: vec2<u32>, acc: array<vec4<f32>, 4>, mn: vec2<u32>, offset: u32) {
     for (var i = 0u; i < 4u; i++) {
         let gr = at.x + i;
@@ -604,7 +608,7 @@ fn store_block(mode: u32, at: vec2<u32>, acc: array<vec4<f32>, 4>, mn: vec2<u32>
                 if p.accumulate != 0u {
                     v += out[idx];
                 }
-                out[idx] = v;
+                out[idx] = activate(v, p.relu);
             }
         }
     }
@@ -1020,7 +1024,7 @@ fn sum_k_slices(mode: u32, i: u32) {
     if p.accumulate != 0u {
         v += out[i];
     }
-    out[i] = v;
+    out[i] = activate(v, p.relu);
 }
 
 @compute @workgroup_size(256)

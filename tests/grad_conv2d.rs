@@ -3,8 +3,8 @@
 
 use crate::common;
 
-use autograd::ops::conv2d::conv2d;
-use common::{check, rng, uniform};
+use autograd::ops::conv2d::{conv2d, conv2d_relu};
+use common::{away_from_zero, check, rng, uniform};
 use tensor::ops::conv2d::Conv2dParams;
 
 fn check_conv2d(x: &[usize], w: &[usize], p: Conv2dParams, with_bias: bool) {
@@ -40,4 +40,14 @@ fn conv2d_non_square_kernel_and_asymmetric_params_match_finite_differences() {
 #[test]
 fn conv2d_1x1_stride2_shortcut_matches_finite_differences() {
     check_conv2d(&[2, 4, 5, 5], &[3, 4, 1, 1], Conv2dParams::new(2, 0), false);
+}
+
+#[test]
+fn conv2d_relu_matches_finite_differences_on_both_sides_of_the_kink() {
+    let mut r = rng();
+    // |x ⋆ w| ≤ 2·9·0.05 = 0.9 and |b| ≥ 1: no output within 0.1 of the kink, and the
+    // channels of negative bias give gradient 0 (stride 2 and padding 1 included).
+    let (x, w) = (uniform(&[2, 2, 5, 6], -0.05, 0.05, &mut r), uniform(&[4, 2, 3, 3], -1.0, 1.0, &mut r));
+    let p = Conv2dParams::new(2, 1);
+    check(move |v| conv2d_relu(&v[0], &v[1], v.get(2), &p), &[x, w, away_from_zero(&[4], 1.0, &mut r)]);
 }

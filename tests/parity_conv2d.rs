@@ -99,3 +99,14 @@ fn conv2d_autograd_backward_runs_on_the_gpu_and_matches_the_reference() {
     let inputs: Vec<Tensor> = vec![signed(&[3, 2, 11, 9], &mut r), signed(&[5, 2, 3, 3], &mut r), signed(&[5], &mut r)];
     assert_backward_parity("conv2d", &gpu, &inputs, |v| autograd::ops::conv2d::conv2d(&v[0], &v[1], Some(&v[2]), &p));
 }
+
+#[test]
+fn conv2d_relu_runs_on_the_gpu_and_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [1, 2] };
+    let inputs: Vec<Tensor> = vec![signed(&[3, 2, 11, 9], &mut r), signed(&[5, 2, 3, 3], &mut r), signed(&[5], &mut r)];
+    assert_backward_parity("conv2d_relu", &gpu, &inputs, |v| {
+        autograd::ops::conv2d::conv2d_relu(&v[0], &v[1], Some(&v[2]), &p)
+    });
+}

@@ -93,3 +93,14 @@ fn conv_transpose2d_autograd_backward_runs_on_the_gpu_and_matches_the_reference(
         autograd::ops::conv_transpose2d::conv_transpose2d(&v[0], &v[1], Some(&v[2]), &p)
     });
 }
+
+#[test]
+fn conv_transpose2d_relu_runs_on_the_gpu_and_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng();
+    let p = ConvTranspose2dParams::new(2, 1).with_output_padding(1);
+    let inputs: Vec<Tensor> = vec![signed(&[2, 3, 5, 4], &mut r), signed(&[3, 4, 3, 3], &mut r), signed(&[4], &mut r)];
+    assert_backward_parity("conv_transpose2d_relu", &gpu, &inputs, |v| {
+        autograd::ops::conv_transpose2d::conv_transpose2d_relu(&v[0], &v[1], Some(&v[2]), &p)
+    });
+}

@@ -103,6 +103,38 @@ fn conv2d_backward_data_on_every_rung_gathers_every_tap() {
 }
 
 #[test]
+fn the_relu_epilogue_of_the_forward_and_of_backward_data_matches_the_reference_on_every_rung() {
+    let mut rng = Rng::new();
+    let relu = |v: Vec<f64>| v.into_iter().map(|v| v.max(0.0)).collect::<Vec<_>>();
+    for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {
+        let (x, w, dy) = (rng.signed(g.x_len()), rng.signed(g.weight_len()), rng.signed(g.y_len()));
+        let (bias_out, bias_in) = (rng.signed(g.c_out), rng.signed(g.c_in));
+        let [xb, wb, dyb, bob, bib] = [&x, &w, &dy, &bias_out, &bias_in].map(|v| upload(ctx, v));
+        let [(x64, xa), (w64, wa), (dy64, dya), (bo64, boa), (bi64, bia)] =
+            [&x, &w, &dy, &bias_out, &bias_in].map(|v| f64s(v));
+        // The forward with its bias; backward-data with one (conv_transpose2d's forward).
+        let want_y = relu(reference::conv2d(&x64, &w64, Some(&bo64[..]), &g));
+        let scale_y = reference::conv2d(&xa, &wa, Some(&boa[..]), &g);
+        let with_bias = |v: Vec<f64>, b: &[f64], plane: usize| {
+            v.iter().enumerate().map(|(i, v)| v + b[(i / plane) % b.len()]).collect::<Vec<_>>()
+        };
+        let plane = g.h * g.w;
+        let want_dx = relu(with_bias(reference::conv2d_backward_data(&dy64, &w64, &g), &bi64, plane));
+        let scale_dx = with_bias(reference::conv2d_backward_data(&dya, &wa, &g), &bia, plane);
+        for rung in ConvRung::ALL {
+            let y = poisoned(ctx, g.y_len());
+            conv2d::launch_then_relu(ctx, ConvKernel::Forward, rung, &g, [&xb, &wb], Some(&bob), &y).unwrap();
+            let what = format!("forward + ReLU {} {g:?}", rung.name());
+            assert_close(&what, &rng, &ctx.read(&y).unwrap(), &want_y, |i| scale_y[i]);
+            let dx = poisoned(ctx, g.x_len());
+            conv2d::launch_then_relu(ctx, ConvKernel::BackwardData, rung, &g, [&dyb, &wb], Some(&bib), &dx).unwrap();
+            let what = format!("backward_data + ReLU {} {g:?}", rung.name());
+            assert_close(&what, &rng, &ctx.read(&dx).unwrap(), &want_dx, |i| scale_dx[i]);
+        }
+    }
+}
+
+#[test]
 fn conv2d_backward_weight_on_every_rung_and_its_bias_match_the_reference() {
     let mut rng = Rng::new();
     for (ctx, g) in contexts().into_iter().flat_map(|c| geometries().into_iter().map(move |g| (c, g))) {

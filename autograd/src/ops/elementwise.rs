@@ -151,6 +151,16 @@ pub fn relu(x: &Var) -> Result<Var> {
     unary_op(x, UnaryOp::new(&table::RELU))
 }
 
+/// The gradient before a ReLU that an op applies as its epilogue (`linear_relu`,
+/// `conv2d_relu`, `conv_transpose2d_relu`), from g and the op's output y: g where y > 0, else
+/// 0, the ReLU row's own backward. Without a ReLU (`None`), g.
+pub(crate) fn before_fused_relu(g: &Tensor, relu_output: Option<&Tensor>) -> Result<Tensor> {
+    match relu_output {
+        Some(y) => unary_backward(g, y, UnaryOp::new(&table::RELU)),
+        None => Ok(g.clone()),
+    }
+}
+
 /// x where x > 0, slope·x elsewhere.
 pub fn leaky_relu(x: &Var, slope: f64) -> Result<Var> {
     unary_op(x, UnaryOp::with(&table::LEAKY_RELU, slope, 0.0))

@@ -1,13 +1,11 @@
 //! Matrix products on vars: matmul (2-D and batched) and the Linear layer's x·Wᵀ + b, with or
 //! without the ReLU after it.
 
-use tensor::elementwise_table as table;
-use tensor::ops::elementwise::{unary_backward, UnaryOp};
 use tensor::ops::matmul::{linear as linear_tensors, matmul as matmul_tensors};
 use tensor::ops::reduce::sum_to_shape;
 use tensor::Result;
 
-use crate::ops::elementwise::grad_if;
+use crate::ops::elementwise::{before_fused_relu, grad_if};
 use crate::var::Var;
 
 /// C = A·B for [m, k]·[k, n], [batch, m, k]·[batch, k, n], or a 2-D operand broadcast
@@ -73,10 +71,7 @@ fn fused_linear(x: &Var, weight: &Var, bias: Option<&Var>, relu: bool) -> Result
     // y = relu(p), p = x·Wᵀ + b  ⇒  G_p = G where y > 0 (0 elsewhere; ReLU's row reads y), then
     // dx = G_p·W ([N, out]·[out, in]), dW = G_pᵀ·x ([out, N]·[N, in]) and db = G_p summed over N.
     Ok(Var::from_op(name, out, &inputs, move |g| {
-        let g = match &saved_out {
-            Some(y) => unary_backward(g, y, UnaryOp::new(&table::RELU))?,
-            None => g.clone(),
-        };
+        let g = before_fused_relu(g, saved_out.as_ref())?;
         let mut grads = vec![
             grad_if(need[0], || matmul_tensors(&g, &wv))?,
             grad_if(need[1], || matmul_tensors(&g.transpose(0, 1)?, &xv))?,

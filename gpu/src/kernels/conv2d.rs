@@ -159,6 +159,8 @@ pub struct Params {
     /// allows (max_compute_workgroups_per_dimension, 65,535 on most devices; a batch of 2,048
     /// 64×64 images has 131,072) is launched in slices of columns.
     pub first_column_tile: u32,
+    /// 1: ReLU on what the launch stores (set only on the launch that writes the output last).
+    pub relu: u32,
 }
 
 /// One axis of a backward-data phase: the input pixels i ≡ `r` (mod stride) and the kernel
@@ -541,6 +543,40 @@ pub fn launch(
     out: &GpuBuffer,
     mode: Output,
 ) -> Result<()> {
+    launch_then(ctx, kernel, rung, g, [a, b], bias, out, mode, false)
+}
+
+/// out = relu(`kernel` of `g` + bias): [`launch`] overwriting `out`, with the ReLU as the
+/// epilogue of the launch that writes it (forward and backward-data only): a convolution, or
+/// a transposed one, and the ReLU after it in as many launches as the convolution alone.
+#[allow(clippy::too_many_arguments)] // as `launch`, less the mode
+pub fn launch_then_relu(
+    ctx: &Context,
+    kernel: ConvKernel,
+    rung: ConvRung,
+    g: &Conv2dGeometry,
+    [a, b]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    out: &GpuBuffer,
+) -> Result<()> {
+    if kernel == ConvKernel::BackwardWeight {
+        return Err(invalid(kernel.name(), "has no ReLU epilogue"));
+    }
+    launch_then(ctx, kernel, rung, g, [a, b], bias, out, Output::Overwrite, true)
+}
+
+#[allow(clippy::too_many_arguments)] // `launch`'s, and whether a ReLU ends it
+fn launch_then(
+    ctx: &Context,
+    kernel: ConvKernel,
+    rung: ConvRung,
+    g: &Conv2dGeometry,
+    [a, b]: [&GpuBuffer; 2],
+    bias: Option<&GpuBuffer>,
+    out: &GpuBuffer,
+    mode: Output,
+    relu: bool,
+) -> Result<()> {
     let op = kernel.name();
     let [(a_name, a_len), (b_name, b_len), (out_name, out_len)] = kernel.operands(g);
     let bias_len = match (bias, kernel.bias_len(g)) {
@@ -551,6 +587,7 @@ pub fn launch(
         [(a_name, Some(a), a_len), (b_name, Some(b), b_len), (out_name, Some(out), out_len), ("bias", bias, bias_len)];
     check_operands(op, g, &operands)?;
     let has_bias = bias.is_some();
+    let relu = relu as u32;
     match rung {
         ConvRung::Direct => {
             let direct = match kernel {
@@ -558,11 +595,22 @@ pub fn launch(
                 ConvKernel::BackwardData => &BACKWARD_DATA_DIRECT,
                 ConvKernel::BackwardWeight => &BACKWARD_WEIGHT_DIRECT,
             };
-            dispatch_direct(ctx, direct, &geometry_params(g, has_bias, mode), out_len, [a, b, bias.unwrap_or(a)], out)
+            let p = Params { relu, ..geometry_params(g, has_bias, mode) };
+            dispatch_direct(ctx, direct, &p, out_len, [a, b, bias.unwrap_or(a)], out)
         }
         ConvRung::Tiled16 | ConvRung::ImplicitGemm => match kernel {
-            ConvKernel::Forward => forward_gemm(ctx, rung, &launch_params(g, has_bias, mode), g, [a, b], bias, out),
-            ConvKernel::BackwardData => backward_data_gemm(ctx, rung, g, [a, b], bias, out, mode),
+            ConvKernel::Forward => {
+                forward_gemm(ctx, rung, &Params { relu, ..launch_params(g, has_bias, mode) }, g, [a, b], bias, out)
+            }
+            ConvKernel::BackwardData => backward_data_gemm(
+                ctx,
+                rung,
+                &Params { relu, ..launch_params(g, has_bias, mode) },
+                g,
+                [a, b],
+                bias,
+                out,
+            ),
             ConvKernel::BackwardWeight => backward_weight_gemm(ctx, rung, g, [a, b], out, mode),
         },
     }
@@ -649,7 +697,8 @@ impl SplitK {
     ) -> Result<()> {
         let partials = ctx.alloc(self.slices * m * n)?;
         let p = Params { k_chunk: self.chunk as u32, ..*p };
-        let slice = Params { has_bias: 0, accumulate: 0, ..p };
+        // The partials are sums only: the bias, the old output and the ReLU go to the sum.
+        let slice = Params { has_bias: 0, accumulate: 0, relu: 0, ..p };
         gemm(ctx, mode, &slice, [m, n, self.slices], in0, in1, None, &partials)?;
         let sum = if mode == Gemm::Forward { &FORWARD_SUM } else { &BACKWARD_DATA_SUM };
         let grid = ctx.grid_1d(sum.entry, ((m * n) as u64).div_ceil(256))?;
@@ -659,16 +708,17 @@ impl SplitK {
 
 /// The implicit GEMM of backward-data: one launch per output phase (see [`PhaseAxis`]), so
 /// a strided convolution multiplies only by the taps that reach each pixel.
+/// `base`: the launch parameters of `g` ([`launch_params`]); each phase writes its own pixels.
 fn backward_data_gemm(
     ctx: &Context,
     rung: ConvRung,
+    base: &Params,
     g: &Conv2dGeometry,
     [dy, weight]: [&GpuBuffer; 2],
     bias: Option<&GpuBuffer>,
     dx: &GpuBuffer,
-    mode: Output,
 ) -> Result<()> {
-    let base = launch_params(g, bias.is_some(), mode);
+    let base = *base;
     let phases = backward_data_phases(&run_geometry(g).0);
     let one_phase = phases.len() == 1;
     for (phase_y, phase_x, phase_len) in phases {

@@ -1,7 +1,7 @@
 //! 2-D convolution layer (groups = 1) with PyTorch's weight layout [out, in, kH, kW] and init.
 //! Also home of the weight-and-bias helpers the transposed convolution layer shares.
 
-use autograd::ops::conv2d::conv2d;
+use autograd::ops::conv2d::{conv2d, conv2d_relu};
 use autograd::Var;
 use tensor::ops::conv2d::Conv2dParams;
 
@@ -140,6 +140,10 @@ pub(crate) fn visit_weight_and_bias(weight: &Var, bias: Option<&Var>, visit: &mu
 impl Module for Conv2d {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(conv2d(x, &self.weight, self.bias.as_ref(), &self.params)?)
+    }
+
+    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
+        Ok(conv2d_relu(x, &self.weight, self.bias.as_ref(), &self.params)?)
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

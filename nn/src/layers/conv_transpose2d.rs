@@ -1,7 +1,7 @@
 //! 2-D transposed convolution layer (groups = 1) with PyTorch's weight layout
 //! [in, out, kH, kW] and init (fan_in from weight dim 1, as PyTorch computes it).
 
-use autograd::ops::conv_transpose2d::conv_transpose2d;
+use autograd::ops::conv_transpose2d::{conv_transpose2d, conv_transpose2d_relu};
 use autograd::Var;
 use tensor::ops::conv_transpose2d::ConvTranspose2dParams;
 
@@ -102,6 +102,10 @@ impl ConvTranspose2d {
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Var) -> Result<Var> {
         Ok(conv_transpose2d(x, &self.weight, self.bias.as_ref(), &self.params)?)
+    }
+
+    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
+        Ok(conv_transpose2d_relu(x, &self.weight, self.bias.as_ref(), &self.params)?)
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

@@ -81,12 +81,25 @@ fn conv2d_geometry(op: &'static str, x: &[usize], w: &[usize], p: &Conv2dParams)
 /// y = conv2d(x, w) + bias (cross-correlation, as in PyTorch), OH = ⌊(H + 2·ph − dh·(kH−1) − 1)/sh⌋ + 1.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    conv2d_then(x, w, bias, p, false)
+}
+
+/// relu(conv2d(x, w) + bias): a convolution and the ReLU after it. On the GPU the ReLU is the
+/// epilogue of the convolution's launch; on the CPU and the reference device it is the ReLU op
+/// after the convolution, so the values are the two ops' bit for bit. Shapes as [`conv2d`].
+pub fn conv2d_relu(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    conv2d_then(x, w, bias, p, true)
+}
+
+fn conv2d_then(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams, relu: bool) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let _profile = profile::scope(OpFamily::Conv, OP, x);
     let g = conv2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
     let shape = [g.batch, g.c_out, g.oh, g.ow];
-    run_kernel(OP, ConvKernel::Forward, &g, [x, w], bias, &shape, |x, w, bias| reference::conv::conv2d(x, w, bias, &g))
+    run_kernel(OP, ConvKernel::Forward, &g, [x, w], bias, &shape, relu, |x, w, bias| {
+        reference::conv::conv2d(x, w, bias, &g)
+    })
 }
 
 /// dL/dx of y = conv2d(x, w): the transposed convolution of grad_y with the same weight.
@@ -99,7 +112,7 @@ pub fn conv2d_backward_data(grad_y: &Tensor, w: &Tensor, input_shape: &[usize], 
     let g = conv2d_geometry(OP, input_shape, w.shape(), p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
-    run_kernel(OP, ConvKernel::BackwardData, &g, [grad_y, w], None, &shape, |gy, w, _| {
+    run_kernel(OP, ConvKernel::BackwardData, &g, [grad_y, w], None, &shape, false, |gy, w, _| {
         reference::conv::conv2d_backward_data(gy, w, &g)
     })
 }
@@ -111,15 +124,17 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
     let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
     let g = conv2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    run_kernel(OP, ConvKernel::BackwardWeight, &g, [grad_y, x], None, weight_shape, |gy, x, _| {
+    run_kernel(OP, ConvKernel::BackwardWeight, &g, [grad_y, x], None, weight_shape, false, |gy, x, _| {
         reference::conv::conv2d_backward_weight(gy, x, &g)
     })
 }
 
-/// Runs conv2d's `kernel` for geometry `g` on the operands' device into a tensor of `shape`;
-/// `reference` is the op's own plain definition (f64 in, f64 out), which the reference device
-/// runs. The CPU runs `cpu::conv`, the GPU the implicit-GEMM rung, cut into batch slices
-/// that fit one binding.
+/// Runs conv2d's `kernel` for geometry `g` on the operands' device into a tensor of `shape`,
+/// then a ReLU when `relu` (forward and backward-data only); `reference` is the op's own plain
+/// definition (f64 in, f64 out), which the reference device runs. The CPU runs `cpu::conv`,
+/// the GPU the implicit-GEMM rung, cut into batch slices that fit one binding, with the ReLU
+/// as its epilogue.
+#[allow(clippy::too_many_arguments)] // the op, its kernel and geometry, three operands, the output, the ReLU
 pub(crate) fn run_kernel(
     op: &'static str,
     kernel: ConvKernel,
@@ -127,10 +142,15 @@ pub(crate) fn run_kernel(
     [a, b]: [&Tensor; 2],
     bias: Option<&Tensor>,
     shape: &[usize],
+    relu: bool,
     reference: impl FnOnce(&[f64], &[f64], Option<&[f64]>) -> Vec<f64>,
 ) -> Result<Tensor> {
     let operands: Vec<&Tensor> = [a, b].into_iter().chain(bias).collect();
     let dtype = same_dtype_device(op, &operands)?;
+    if relu && !a.is_gpu() {
+        // The written-out ops, so that the values are theirs bit for bit.
+        return run_kernel(op, kernel, g, [a, b], bias, shape, false, reference)?.relu();
+    }
     match a.storage() {
         Storage::Cpu(_) => {
             let (a, b, bias) = (a.contiguous()?, b.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
@@ -159,7 +179,11 @@ pub(crate) fn run_kernel(
                 let g = Conv2dGeometry { batch: part.rows, ..*g };
                 let (a, b) = (i[0].expect("first operand"), i[1].expect("second operand"));
                 let mode = if out_cut == Cut::Sum { part.mode } else { Output::Overwrite };
-                gpu_kernel::launch(ctx, kernel, gpu_kernel::chosen_rung(ctx, kernel, &g), &g, [a, b], i[2], out, mode)
+                let rung = gpu_kernel::chosen_rung(ctx, kernel, &g);
+                if relu {
+                    return gpu_kernel::launch_then_relu(ctx, kernel, rung, &g, [a, b], i[2], out);
+                }
+                gpu_kernel::launch(ctx, kernel, rung, &g, [a, b], i[2], out, mode)
             })?;
             Ok(out)
         }

@@ -104,12 +104,33 @@ fn conv_transpose2d_geometry(
 /// Computed as conv2d's backward-data on the transposed geometry, x in grad_y's place.
 // x: [N, C_in, H, W]   w: [C_in, C_out, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
+    conv_transpose2d_then(x, w, bias, p, false)
+}
+
+/// relu(conv_transpose2d(x, w) + bias): as [`crate::ops::conv2d::conv2d_relu`], the ReLU the
+/// epilogue of the GPU launch, the ReLU op after it elsewhere. Shapes as [`conv_transpose2d`].
+pub fn conv_transpose2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &ConvTranspose2dParams,
+) -> Result<Tensor> {
+    conv_transpose2d_then(x, w, bias, p, true)
+}
+
+fn conv_transpose2d_then(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &ConvTranspose2dParams,
+    relu: bool,
+) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     let _profile = profile::scope(OpFamily::ConvTranspose, OP, x);
     let g = conv_transpose2d_geometry(OP, x.shape(), w.shape(), p)?;
     check_bias(OP, bias, g.c_out, w.shape())?;
     let shape = [g.batch, g.c_out, g.oh, g.ow];
-    run_kernel(OP, ConvKernel::BackwardData, &g.transposed(), [x, w], bias, &shape, |x, w, bias| {
+    run_kernel(OP, ConvKernel::BackwardData, &g.transposed(), [x, w], bias, &shape, relu, |x, w, bias| {
         reference::conv::conv_transpose2d(x, w, bias, &g)
     })
 }
@@ -127,7 +148,7 @@ pub fn conv_transpose2d_backward_data(grad_y: &Tensor, w: &Tensor, p: &ConvTrans
     let g = conv_transpose2d_geometry(OP, &input_shape, &ws, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
     let shape = [g.batch, g.c_in, g.h, g.w];
-    run_kernel(OP, ConvKernel::Forward, &g.transposed(), [grad_y, w], None, &shape, |gy, w, _| {
+    run_kernel(OP, ConvKernel::Forward, &g.transposed(), [grad_y, w], None, &shape, false, |gy, w, _| {
         reference::conv::conv_transpose2d_backward_data(gy, w, &g)
     })
 }
@@ -146,7 +167,7 @@ pub fn conv_transpose2d_backward_weight(
     let _profile = profile::scope(OpFamily::ConvTranspose, OP, grad_y);
     let g = conv_transpose2d_geometry(OP, x.shape(), weight_shape, p)?;
     check_grad(OP, grad_y, [g.batch, g.c_out, g.oh, g.ow])?;
-    run_kernel(OP, ConvKernel::BackwardWeight, &g.transposed(), [x, grad_y], None, weight_shape, |x, gy, _| {
+    run_kernel(OP, ConvKernel::BackwardWeight, &g.transposed(), [x, grad_y], None, weight_shape, false, |x, gy, _| {
         reference::conv::conv_transpose2d_backward_weight(gy, x, &g)
     })
 }
