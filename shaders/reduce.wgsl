@@ -180,26 +180,47 @@ fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-// flag_non_finite: flags[p.op] becomes nonzero when any of x[0 .. p.reduce) is NaN or ±∞, and
-// is left alone otherwise, so one zeroed flag buffer can collect the checks of many tensors
-// and be read back once (the optimizer's gradient check: one host round trip per step). The
-// nonzero value is the bits of the f32 1.0, so a flag buffer also reads as a float tensor
-// holding 0 or 1 (which the optimizer's `_unless_flagged` kernels and a loss read-back use).
-// A float is NaN or ±∞ exactly when its exponent bits are all set; the test is on the bits
-// because WGSL has no isnan and a compiler may assume floats are finite. Each invocation
-// checks the elements i ≡ its index (mod the grid's invocations), so any grid size is
-// correct; only an invocation that finds one touches the flag.
-@group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
+// flag_non_finite: flags[fp.slots[j]] becomes nonzero when any of the first fp.lens[j]
+// elements of input j (of four; an unused one has length 0) is NaN or ±∞, and is left alone
+// otherwise, so one zeroed flag buffer can collect the checks of many tensors and be read back
+// once (the optimizer's gradient check: one host round trip per step), and four of them cost
+// one launch. The nonzero value is the bits of the f32 1.0, so a flag buffer also reads as a
+// float tensor holding 0 or 1 (which the optimizer's `_unless_flagged` kernels and a loss
+// read-back use). A float is NaN or ±∞ exactly when its exponent bits are all set; the test is
+// on the bits because a compiler may assume floats are finite. Each invocation checks the
+// elements i ≡ its index (mod the grid's invocations), so any grid size is correct; only an
+// invocation that finds one touches a flag.
+struct FlagParams {
+    lens: vec4<u32>,
+    slots: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> fp: FlagParams;
+@group(0) @binding(1) var<storage, read> flag_x0: array<f32>;
+@group(0) @binding(2) var<storage, read> flag_x1: array<f32>;
+@group(0) @binding(3) var<storage, read> flag_x2: array<f32>;
+@group(0) @binding(4) var<storage, read> flag_x3: array<f32>;
+@group(0) @binding(5) var<storage, read_write> flags: array<atomic<u32>>;
+
+fn non_finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
 
 @compute @workgroup_size(256)
 fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let invocations = nwg.x * nwg.y * WG;
-    var bad = false;
-    for (var i = linear_id(wid, nwg, lid); i < p.reduce; i += invocations) {
-        bad = bad || (bitcast<u32>(x[i]) & 0x7f800000u) == 0x7f800000u;
+    let longest = max(max(fp.lens.x, fp.lens.y), max(fp.lens.z, fp.lens.w));
+    var bad = vec4<bool>(false);
+    for (var i = linear_id(wid, nwg, lid); i < longest; i += invocations) {
+        bad.x = bad.x || (i < fp.lens.x && non_finite(flag_x0[i]));
+        bad.y = bad.y || (i < fp.lens.y && non_finite(flag_x1[i]));
+        bad.z = bad.z || (i < fp.lens.z && non_finite(flag_x2[i]));
+        bad.w = bad.w || (i < fp.lens.w && non_finite(flag_x3[i]));
     }
-    if bad {
-        atomicOr(&flags[p.op], 0x3f800000u);
+    for (var j = 0u; j < 4u; j++) {
+        if bad[j] {
+            atomicOr(&flags[fp.slots[j]], 0x3f800000u);
+        }
     }
 }

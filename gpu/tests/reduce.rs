@@ -4,7 +4,9 @@ use crate::common;
 
 use common::*;
 use gpu::descriptors::ReduceOp;
-use gpu::kernels::reduce::{reduce, reduce_with, row_slices, ReduceDims, Strategy};
+use gpu::kernels::reduce::{
+    flag_non_finite, reduce, reduce_with, row_slices, FlagCheck, ReduceDims, Strategy, FLAG_INPUTS,
+};
 
 const OPS: [ReduceOp; 7] = ReduceOp::ALL;
 
@@ -203,6 +205,15 @@ fn logsumexp_of_large_values_does_not_overflow() {
 }
 
 #[test]
+fn flag_non_finite_refuses_more_buffers_than_one_launch_binds() {
+    let Some(ctx) = ctx() else { return };
+    let (x, flags) = (upload(ctx, &[1.0]), ctx.zeros(1).unwrap());
+    let checks = vec![FlagCheck { x: &x, len: 1, slot: 0 }; FLAG_INPUTS + 1];
+    let err = flag_non_finite(ctx, &checks, &flags).unwrap_err();
+    assert!(err.to_string().contains("at most 4"), "{err}");
+}
+
+#[test]
 fn flag_non_finite_sets_exactly_the_slots_of_buffers_holding_nan_or_infinity() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng::new();
@@ -229,8 +240,12 @@ fn flag_non_finite_sets_exactly_the_slots_of_buffers_holding_nan_or_infinity() {
     let start: Vec<u32> = (0..cases.len()).map(|i| 2 * (i % 2) as u32).collect();
     let flags = ctx.upload_u32(&start).unwrap();
     let buffers: Vec<gpu::GpuBuffer> = cases.iter().map(|(v, _)| upload(ctx, v)).collect();
-    for (slot, (b, (v, _))) in buffers.iter().zip(&cases).enumerate() {
-        gpu::kernels::reduce::flag_non_finite(ctx, b, v.len(), &flags, slot).unwrap();
+    // Four buffers a launch, of different lengths (the cases run through the lengths in turn),
+    // and a last launch of fewer.
+    let checks: Vec<FlagCheck> =
+        buffers.iter().zip(&cases).enumerate().map(|(slot, (x, (v, _)))| FlagCheck { x, len: v.len(), slot }).collect();
+    for group in checks.chunks(FLAG_INPUTS) {
+        flag_non_finite(ctx, group, &flags).unwrap();
     }
     let got = ctx.read_u32(&flags).unwrap();
     for (slot, ((v, bad), (&g, &s))) in cases.iter().zip(got.iter().zip(&start)).enumerate() {

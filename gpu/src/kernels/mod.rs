@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn every_params_struct_has_its_shaders_size() {
-        let structs: [(&Shader, &str, usize); 10] = [
+        let structs: [(&Shader, &str, usize); 11] = [
             (&adam::SHADER, "AdamParams", size_of::<adam::AdamParams>()),
             (&adam::SHADER, "SgdParams", size_of::<adam::SgdParams>()),
             (&batch_norm::SHADER, "Params", size_of::<batch_norm::Params>()),
@@ -163,6 +163,7 @@ mod tests {
             (&index::SHADER, "Params", size_of::<index::Params>()),
             (&interpolate::SHADER, "Params", size_of::<interpolate::Params>()),
             (&matmul::SHADER, "Params", size_of::<matmul::Params>()),
+            (&reduce::SHADER, "FlagParams", size_of::<reduce::FlagParams>()),
             (&pool::SHADER, "Params", size_of::<pool::Params>()),
             (&reduce::SHADER, "Params", size_of::<reduce::Params>()),
         ];

@@ -27,7 +27,20 @@ pub static PER_THREAD: KernelDef = KernelDef::new(&SHADER, "reduce_per_thread", 
 /// One workgroup per output element, tree reduction in shared memory.
 pub static PER_WORKGROUP: KernelDef = KernelDef::new(&SHADER, "reduce_per_workgroup", 1, 1);
 /// Sets a flag when a buffer holds a NaN or ±∞.
-pub static FLAG_NON_FINITE: KernelDef = KernelDef::new(&SHADER, "flag_non_finite", 1, 1);
+pub static FLAG_NON_FINITE: KernelDef = KernelDef::new(&SHADER, "flag_non_finite", FLAG_INPUTS as u32, 1);
+
+/// Buffers one launch of [`flag_non_finite`] checks.
+pub const FLAG_INPUTS: usize = 4;
+
+/// Mirrors `struct FlagParams` in reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FlagParams {
+    /// Elements to check in each input (0 for an unused one).
+    pub lens: [u32; FLAG_INPUTS],
+    /// The flag each input sets.
+    pub slots: [u32; FLAG_INPUTS],
+}
 
 /// Mirrors `struct Params` in reduce.wgsl.
 #[repr(C)]
@@ -186,21 +199,43 @@ pub fn reduce_with(
 /// Elements each invocation of [`flag_non_finite`] checks (about; the grid is capped).
 const PER_INVOCATION: u64 = 16;
 
-/// Makes `flags[index]` nonzero when any of the first `len` elements of `x` is NaN or ±∞, and
-/// leaves it as it was otherwise: zero a flag buffer once ([`Context::zeros`]), flag each
-/// buffer into its own slot, and read the flags back once ([`Context::read_u32`]). The bits
-/// set are those of the f32 1.0, so a zeroed flag, once set, also reads as the float 1.0.
-// x: [len] → flags: [≥ index + 1] (u32)
-pub fn flag_non_finite(ctx: &Context, x: &GpuBuffer, len: usize, flags: &GpuBuffer, index: usize) -> Result<()> {
+/// A buffer to check for NaN and ±∞: its first `len` elements, flagged into slot `slot`.
+#[derive(Clone, Copy, Debug)]
+pub struct FlagCheck<'a> {
+    /// The buffer.
+    pub x: &'a GpuBuffer,
+    /// How many of its elements, from the first.
+    pub len: usize,
+    /// The flag it sets.
+    pub slot: usize,
+}
+
+/// Makes `flags[check.slot]` nonzero when any of the first `check.len` elements of `check.x`
+/// is NaN or ±∞, and leaves it as it was otherwise, for up to [`FLAG_INPUTS`] checks in one
+/// launch: zero a flag buffer once ([`Context::zeros`]), flag each buffer into its own slot (or
+/// several into one), and read the flags back once ([`Context::read_u32`]). The bits set are
+/// those of the f32 1.0, so a zeroed flag, once set, also reads as the float 1.0.
+// checks: [len] each → flags: [> every slot] (u32)
+pub fn flag_non_finite(ctx: &Context, checks: &[FlagCheck], flags: &GpuBuffer) -> Result<()> {
     const K: &str = "flag_non_finite";
-    need(K, "x", x, len)?;
-    need(K, "flags", flags, index + 1)?;
-    if len > u32::MAX as usize || index > u32::MAX as usize {
-        return Err(invalid(K, format!("{len} elements, flag {index}: beyond u32 indexing")));
+    let Some(first) = checks.first() else { return Ok(()) };
+    if checks.len() > FLAG_INPUTS {
+        return Err(invalid(K, format!("{} buffers in one launch, at most {FLAG_INPUTS}", checks.len())));
     }
-    let p = Params { outer: 1, reduce: len as u32, inner: 1, op: index as u32 };
+    let mut p = FlagParams::default();
+    // An unused input is bound to the first buffer, with nothing to check.
+    let mut inputs = [first.x; FLAG_INPUTS];
+    for (j, c) in checks.iter().enumerate() {
+        need(K, "x", c.x, c.len)?;
+        need(K, "flags", flags, c.slot + 1)?;
+        if c.len > u32::MAX as usize || c.slot > u32::MAX as usize {
+            return Err(invalid(K, format!("{} elements, flag {}: beyond u32 indexing", c.len, c.slot)));
+        }
+        (p.lens[j], p.slots[j], inputs[j]) = (c.len as u32, c.slot as u32, c.x);
+    }
+    let longest = checks.iter().map(|c| c.len).max().unwrap_or(0) as u64;
     // Enough invocations for any GPU; the shader loops over whatever the grid does not cover.
-    let workgroups = (len as u64).div_ceil(WG * PER_INVOCATION).min(1 << 16);
+    let workgroups = longest.div_ceil(WG * PER_INVOCATION).min(1 << 16);
     let grid = ctx.grid_1d(K, workgroups)?;
-    ctx.dispatch(&FLAG_NON_FINITE, &p, &[x], &[flags], grid)
+    ctx.dispatch(&FLAG_NON_FINITE, &p, &inputs, &[flags], grid)
 }

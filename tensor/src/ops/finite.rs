@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gpu::kernels::reduce as gpu_kernel;
+use gpu::kernels::reduce::{self as gpu_kernel, FlagCheck, FLAG_INPUTS};
 use gpu::{Context, GpuBuffer};
 
 use crate::cpu::reduce as kernel;
@@ -89,6 +89,7 @@ fn flag_on_gpu<'t>(
     slot: impl Fn(usize) -> usize,
 ) -> Result<GpuBuffer> {
     let flags = ctx.zeros(slots).map_err(gpu_err(op))?;
+    let mut checks = Vec::new();
     for (i, x) in tensors.enumerate() {
         let Storage::Gpu(g) = x.storage() else { continue };
         // x is dense: its elements fill its chunks in order (or start its one buffer).
@@ -98,9 +99,13 @@ fn flag_on_gpu<'t>(
             if n == 0 {
                 break;
             }
-            gpu_kernel::flag_non_finite(ctx, chunk, n, &flags, slot(i)).map_err(gpu_err(op))?;
+            checks.push(FlagCheck { x: chunk, len: n, slot: slot(i) });
             left -= n;
         }
+    }
+    // Four buffers a launch: the optimizer's packed gradients and the loss, one or two.
+    for group in checks.chunks(FLAG_INPUTS) {
+        gpu_kernel::flag_non_finite(ctx, group, &flags).map_err(gpu_err(op))?;
     }
     Ok(flags)
 }
