@@ -113,8 +113,9 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, relu: bool) ->
     let wt = weight.transpose(0, 1)?;
     let y = match x.storage() {
         Storage::Gpu(_) => {
-            same_device(op, &[x.device(), weight.device()])?;
-            let bias = bias.map(|b| b.to_device(&x.device())?.contiguous()).transpose()?;
+            let devices: Vec<_> = [x, weight].into_iter().chain(bias).map(Tensor::device).collect();
+            same_device(op, &devices)?;
+            let bias = bias.map(Tensor::contiguous).transpose()?;
             let (y, finished) = matmul_gpu(x, &wt, Dims::new(xs, wt.shape())?, bias.as_ref(), relu)?;
             if finished {
                 return Ok(y);
@@ -139,7 +140,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, relu: bool) ->
 /// The GPU arm: like the CPU one, each operand is passed as strided matrices over its own
 /// buffer (a transposed or narrowed view is read in place; a 2-D operand has batch stride 0).
 /// `bias` (contiguous, \[n\]) and `relu` are the epilogue; the flag says whether it was applied
-/// (a product too large for one binding runs in parts, without it).
+/// (a product or a bias too large for one binding runs without it).
 fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims, bias: Option<&Tensor>, relu: bool) -> Result<(Tensor, bool)> {
     const OP: &str = "matmul";
     let Dims { batch, m, k, n } = dims;
@@ -152,21 +153,21 @@ fn matmul_gpu(a: &Tensor, b: &Tensor, dims: Dims, bias: Option<&Tensor>, relu: b
         s.single_buffer().filter(|buf| buf.len() <= max_len)
     }
     let (sizes, max_len) = ([batch.unwrap_or(1), m, k, n], ctx.max_binding_len());
-    let bias = match bias {
-        Some(t) => match whole(t.gpu_storage(OP)?, max_len) {
-            Some(buf) => Some((buf, t.layout().offset)),
-            None => return Err(TensorError::Device { op: OP, msg: "a bias larger than one binding".into() }),
-        },
-        None => None,
+    // The epilogue, unless a bias larger than one binding leaves it to the caller.
+    let epilogue = match bias {
+        Some(t) => {
+            whole(t.gpu_storage(OP)?, max_len).map(|buf| Epilogue { bias: Some((buf, t.layout().offset)), relu })
+        }
+        None => Some(Epilogue { bias: None, relu }),
     };
     match [whole(a.storage, max_len), whole(b.storage, max_len), whole(&c, max_len)] {
         [Some(a_buf), Some(b_buf), Some(c_buf)] => {
             let [batch, m, k, n] = sizes;
-            let epilogue = Epilogue { bias, relu };
+            let (a, b, accumulate) = (a.on(a_buf), b.on(b_buf), false);
             let args =
-                MatmulArgs { a: a.on(a_buf), b: b.on(b_buf), c: c_buf, batch, m, n, k, accumulate: false, epilogue };
+                MatmulArgs { a, b, c: c_buf, batch, m, n, k, accumulate, epilogue: epilogue.unwrap_or_default() };
             gpu_matmul(&ctx, &args).map_err(gpu_err(OP))?;
-            Ok((Tensor::from_gpu_storage(c, &out_shape), true))
+            Ok((Tensor::from_gpu_storage(c, &out_shape), epilogue.is_some()))
         }
         _ => {
             matmul_in_parts(&ctx, a, b, &c, sizes)?;
@@ -198,4 +199,19 @@ fn matmul_cpu<T: Float>(a: &Tensor, b: &Tensor, dims: Dims) -> Result<Tensor> {
     }
     gemm_batched(mat_batch::<T>(a)?, mat_batch::<T>(b)?, batch_len, &mut out);
     Ok(Tensor::from_kernel(out, &dims.out_shape()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn linear_refuses_a_bias_or_a_weight_that_does_not_fit_naming_the_shapes() {
+        let (x, w) = (Tensor::zeros(&[4, 3], DType::F32), Tensor::zeros(&[5, 3], DType::F32));
+        let err = linear(&x, &w, Some(&Tensor::zeros(&[4], DType::F32)), false).unwrap_err().to_string();
+        assert!(err.contains("bias must be [5]") && err.contains("[4]"), "{err}");
+        let err = linear(&x, &Tensor::zeros(&[5, 2], DType::F32), None, true).unwrap_err().to_string();
+        assert!(err.contains("[4, 3]") && err.contains("[5, 2]"), "{err}");
+    }
 }
