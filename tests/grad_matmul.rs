@@ -52,3 +52,17 @@ fn linear_relu_matches_finite_differences_on_both_sides_of_the_kink() {
     check(|v| linear_relu(&v[0], &v[1], Some(&v[2])), &[x.clone(), w.clone(), away_from_zero(&[3], 1.0, &mut r)]);
     check(|v| linear_relu(&v[0], &v[1], None), &[x, w]);
 }
+
+#[test]
+fn linear_over_leading_axes_matches_finite_differences_and_the_rows_result() {
+    let mut r = rng();
+    let (x, w, b) =
+        (uniform(&[2, 3, 4], -1.0, 1.0, &mut r), uniform(&[5, 4], -1.0, 1.0, &mut r), uniform(&[5], -1.0, 1.0, &mut r));
+    check(|v| linear(&v[0], &v[1], Some(&v[2])), &[x.clone(), w.clone(), b.clone()]);
+    let [xv, wv, bv] = [x, w, b].map(autograd::Var::constant);
+    let y = linear(&xv, &wv, Some(&bv)).unwrap();
+    let rows = linear(&xv.reshape(&[6, 4]).unwrap(), &wv, Some(&bv)).unwrap();
+    assert_eq!(y.shape(), [2, 3, 5]);
+    assert_eq!(y.value().to_vec_f64().unwrap(), rows.value().to_vec_f64().unwrap());
+    assert!(linear(&autograd::Var::constant(tensor::Tensor::scalar(1.0)), &wv, None).is_err());
+}

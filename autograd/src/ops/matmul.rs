@@ -24,7 +24,8 @@ pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
-/// y = x·Wᵀ + b. x: [N, in], weight: [out, in] (PyTorch's layout), bias: \[out\] → [N, out].
+/// y = x·Wᵀ + b. x: [N, in] (or [..., in]), weight: [out, in] (PyTorch's layout),
+/// bias: \[out\] → [N, out] (or [..., out]).
 pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     linear_then(x, weight, bias, false)
 }
@@ -36,22 +37,20 @@ pub fn linear_relu(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     linear_then(x, weight, bias, true)
 }
 
-/// [`linear`], then ReLU when `relu`. A 2-D x is one op ([`fused_linear`]); another rank is
-/// the written-out ops (a batched product).
+/// [`linear`], then ReLU when `relu`, as one op ([`fused_linear`]). x may have any leading
+/// axes, as in PyTorch: [..., in] is read as rows [M, in] and the result given back as [..., out].
 fn linear_then(x: &Var, weight: &Var, bias: Option<&Var>, relu: bool) -> Result<Var> {
-    if x.shape().len() == 2 {
+    let shape = x.shape();
+    let Some((&features, leading)) = shape.split_last() else {
+        return Err(tensor::TensorError::Shape { op: "linear", msg: "x is a scalar; it must be [..., in]".into() });
+    };
+    if shape.len() == 2 {
         return fused_linear(x, weight, bias, relu);
     }
-    let y = matmul(x, &weight.transpose(0, 1)?)?;
-    let y = match bias {
-        Some(b) => y.add(b)?,
-        None => y,
-    };
-    if relu {
-        y.relu()
-    } else {
-        Ok(y)
-    }
+    let rows = x.reshape(&[leading.iter().product(), features])?;
+    let y = fused_linear(&rows, weight, bias, relu)?;
+    let out_shape: Vec<usize> = leading.iter().copied().chain([y.shape()[1]]).collect();
+    y.reshape(&out_shape)
 }
 
 /// y = x·Wᵀ (+ b) (then ReLU) for x: [N, in], weight: [out, in], as one op, so that the weight's
