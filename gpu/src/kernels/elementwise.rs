@@ -25,11 +25,11 @@ pub static COPY: KernelDef = KernelDef::new(&STRIDED, "copy", 1, 1);
 pub static WHERE: KernelDef = KernelDef::new(&STRIDED, "where_select", 3, 1);
 /// Fills a buffer with one value.
 pub static FILL: KernelDef = KernelDef::new(&STRIDED, "fill", 0, 1);
-/// The VAE's sample z = μ + e^{½·log σ²}·ε.
+/// The VAE's sample z = μ + e^{½·log σ²}·ε from (μ, log σ², ε), through [`map3`].
 pub static REPARAMETERIZE: KernelDef = KernelDef::new(&STRIDED, "reparameterize", 3, 1);
-/// Its gradient with respect to log σ².
+/// Its gradient with respect to log σ², ((g·ε)·e^{½·log σ²})·½, from (g, log σ², ε).
 pub static REPARAMETERIZE_BACKWARD: KernelDef = KernelDef::new(&STRIDED, "reparameterize_backward", 3, 1);
-/// The gradient of (a − b)² with respect to a.
+/// The gradient of (a − b)² with respect to a, g·(a − b)·2, from (g, a, b).
 pub static SQUARED_DIFFERENCE_BACKWARD: KernelDef = KernelDef::new(&STRIDED, "squared_difference_backward", 3, 1);
 
 /// Highest rank the shader's Params hold (after merging contiguous axes, see [`coalesce`]).
@@ -309,37 +309,19 @@ pub fn where_select(ctx: &Context, cond: &View, a: &View, b: &View, out: &View, 
     launch(ctx, &WHERE, &p, &[cond.buf, a.buf, b.buf], out.buf)
 }
 
-/// z = μ + e^{½·log σ²}·ε; mu, logvar, eps, out: views at `shape`.
-pub fn reparameterize(ctx: &Context, mu: &View, logvar: &View, eps: &View, out: &View, shape: &[usize]) -> Result<()> {
-    let p = params("reparameterize", OpCode::default(), shape, [Some(out), Some(mu), Some(logvar), Some(eps)])?;
-    launch(ctx, &REPARAMETERIZE, &p, &[mu.buf, logvar.buf, eps.buf], out.buf)
-}
-
-/// ∂L/∂log σ² of [`reparameterize`] from the upstream gradient: ((g·ε)·e^{½·log σ²})·½; g,
-/// logvar, eps, out: views at `shape`.
-pub fn reparameterize_backward(
+/// One of the three-operand maps of `shaders/strided.wgsl` ([`REPARAMETERIZE`],
+/// [`REPARAMETERIZE_BACKWARD`], [`SQUARED_DIFFERENCE_BACKWARD`]): out = f(a, b, c) element by
+/// element, every view read through its strides.
+// a, b, c, out: views at `shape`
+pub fn map3(
     ctx: &Context,
-    g: &View,
-    logvar: &View,
-    eps: &View,
+    kernel: &'static KernelDef,
+    [a, b, c]: [&View; 3],
     out: &View,
     shape: &[usize],
 ) -> Result<()> {
-    let p = params("reparameterize_backward", OpCode::default(), shape, [Some(out), Some(g), Some(logvar), Some(eps)])?;
-    launch(ctx, &REPARAMETERIZE_BACKWARD, &p, &[g.buf, logvar.buf, eps.buf], out.buf)
-}
-
-/// ∂L/∂a of (a − b)² from the upstream gradient: g·(a − b)·2; g, a, b, out: views at `shape`.
-pub fn squared_difference_backward(
-    ctx: &Context,
-    g: &View,
-    a: &View,
-    b: &View,
-    out: &View,
-    shape: &[usize],
-) -> Result<()> {
-    let p = params("squared_difference_backward", OpCode::default(), shape, [Some(out), Some(g), Some(a), Some(b)])?;
-    launch(ctx, &SQUARED_DIFFERENCE_BACKWARD, &p, &[g.buf, a.buf, b.buf], out.buf)
+    let p = params(kernel.entry, OpCode::default(), shape, [Some(out), Some(a), Some(b), Some(c)])?;
+    launch(ctx, kernel, &p, &[a.buf, b.buf, c.buf], out.buf)
 }
 
 /// Sets all `buf.len()` elements to `value` (a buffer larger than one binding a window at a

@@ -8,6 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use gpu::kernels::elementwise::{self as gpu_kernel, ElementwiseShader, OpCode, OpTable, View};
+use gpu::pipeline_cache::KernelDef;
 
 use crate::cpu::elementwise as kernel;
 use crate::device::same_device;
@@ -188,7 +189,7 @@ pub fn reparameterize(mu: &Tensor, logvar: &Tensor, eps: &Tensor) -> Result<Tens
         |m, lv, e| m + (0.5 * lv).exp() * e,
         kernel::reparameterize,
         kernel::reparameterize,
-        gpu_kernel::reparameterize,
+        &gpu_kernel::REPARAMETERIZE,
     )
 }
 
@@ -203,7 +204,7 @@ pub fn reparameterize_backward(grad_z: &Tensor, logvar: &Tensor, eps: &Tensor) -
         |g, lv, e| g * e * (0.5 * lv).exp() * 0.5,
         kernel::reparameterize_backward,
         kernel::reparameterize_backward,
-        gpu_kernel::reparameterize_backward,
+        &gpu_kernel::REPARAMETERIZE_BACKWARD,
     )
 }
 
@@ -219,25 +220,23 @@ pub fn squared_difference_backward(grad: &Tensor, a: &Tensor, b: &Tensor) -> Res
         |g, a, b| g * (a - b) * 2.0,
         kernel::squared_difference_backward,
         kernel::squared_difference_backward,
-        gpu_kernel::squared_difference_backward,
+        &gpu_kernel::SQUARED_DIFFERENCE_BACKWARD,
     )
 }
 
-/// A GPU launcher of three same-shape views into a fourth ([`reparameterize`]'s two,
-/// [`squared_difference_backward`]).
-type Map3Launcher = fn(&gpu::Context, &View, &View, &View, &View, &[usize]) -> gpu::Result<()>;
 /// A CPU kernel of three same-length slices into a new one.
 type Map3Kernel<T> = fn(&[T], &[T], &[T]) -> Vec<T>;
 
 /// Runs an element-wise map of three same-shape tensors on their device: `reference` (its
-/// definition, in f64) on the reference device, the f32 or f64 CPU kernel, or the GPU launcher.
+/// definition, in f64) on the reference device, the f32 or f64 CPU kernel, or the GPU kernel
+/// (one of `strided.wgsl`'s three-operand maps, launched by `gpu::kernels::elementwise::map3`).
 fn map3(
     name: &'static str,
     [a, b, c]: [&Tensor; 3],
     reference: fn(f64, f64, f64) -> f64,
     f32_kernel: Map3Kernel<f32>,
     f64_kernel: Map3Kernel<f64>,
-    gpu_launch: Map3Launcher,
+    gpu_map: &'static KernelDef,
 ) -> Result<Tensor> {
     same_device(name, &[a.device(), b.device(), c.device()])?;
     let dtype = same_dtype(name, &[a, b, c])?;
@@ -268,9 +267,9 @@ fn map3(
             let out = a.iter().zip(&b).zip(&c).map(|((&a, &b), &c)| reference(a, b, c)).collect();
             Ok(reference::tensor(out, &shape, dtype))
         }
-        Storage::Gpu(_) => {
-            map_gpu(name, &[a, b, c], &shape, |ctx, v, out, shape| gpu_launch(ctx, &v[0], &v[1], &v[2], out, shape))
-        }
+        Storage::Gpu(_) => map_gpu(name, &[a, b, c], &shape, |ctx, v, out, shape| {
+            gpu_kernel::map3(ctx, gpu_map, [&v[0], &v[1], &v[2]], out, shape)
+        }),
     }
 }
 
