@@ -185,6 +185,23 @@ impl Conv2dGeometry {
         (self.y_len() as u64) * (self.c_in * self.kh * self.kw) as u64
     }
 
+    /// At stride 1, backward-data is itself a convolution: dx = conv2d(dy, W′) with
+    /// W′[ci, co, ky, kx] = W[co, ci, kH−1−ky, kW−1−kx] and padding d·(k−1) − p (the "full"
+    /// correlation). This is its geometry ([N, C_out, OH, OW] in, [N, C_in, H, W] out), `None`
+    /// at a larger stride or a padding beyond the kernel's reach. The CPU runs it as a forward
+    /// in strips instead of writing dcol for col2im; both devices' Winograd rungs run it as
+    /// their forward.
+    pub fn full_correlation(&self) -> Option<Self> {
+        if self.stride != [1, 1] {
+            return None;
+        }
+        let pad = |i: usize, k: usize| (self.dilation[i] * (k - 1)).checked_sub(self.padding[i]);
+        let padding = [pad(0, self.kh)?, pad(1, self.kw)?];
+        let dy = [self.batch, self.c_out, self.oh, self.ow];
+        Conv2dGeometry::conv2d(dy, [self.c_in, self.c_out, self.kh, self.kw], [1, 1], padding, self.dilation)
+            .filter(|full| full.oh == self.h && full.ow == self.w)
+    }
+
     /// The kernel taps that can reach the input, when fewer than all of them do. On small
     /// planes a padded kernel hangs over the edge: a 3×3 kernel with padding 1 on a 1×1 plane
     /// (ResNet-18's last stage at 32×32 input) reads only its centre, and multiplying the

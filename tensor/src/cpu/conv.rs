@@ -43,7 +43,8 @@
 //! multiply-adds. There the forward and backward-weight unfold and multiply a strip of output
 //! rows at a time (`strip_rows`), and backward-data at stride 1 uses the gradient identity
 //! that makes it a convolution itself, the full correlation of dy with the flipped weight
-//! (`full_correlation`), so it runs as a forward in strips instead of writing dcol for col2im.
+//! (`Conv2dGeometry::full_correlation`), so it runs as a forward in strips instead of
+//! writing dcol for col2im.
 //!
 //! Winograd: a 3×3 kernel at stride 1 can also be computed with 4/9 of the multiply-adds, by
 //! Winograd's minimal filtering F(2×2, 3×3) (`cpu::winograd`): 16 GEMMs between transformed
@@ -909,8 +910,8 @@ fn forward_in_strips<T: Float>(
 /// forward is this with its bias, and needs no second pass for it. Images with small outputs
 /// share one GEMM, as in [`conv2d_forward`].
 ///
-/// At stride 1 there is a second way, the full correlation (`full_correlation`): a forward
-/// convolution of dy. The rule takes it where one image's dcol would not fit in cache
+/// At stride 1 there is a second way, the full correlation
+/// (`Conv2dGeometry::full_correlation`): a forward convolution of dy. The rule takes it where one image's dcol would not fit in cache
 /// (`strip_rows`) and the correlation's GEMM has rows enough (C_in of them) to fill the
 /// micro-kernel's; with tuning on, the two are timed instead (the first time this machine
 /// meets the geometry).
@@ -919,7 +920,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     if let Some(live) = g.live_taps() {
         return conv2d_backward_data(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
-    let Some(full) = full_correlation(g) else {
+    let Some(full) = g.full_correlation() else {
         return backward_data_by_col2im(grad_y, w, bias, g);
     };
     let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g, &full);
@@ -960,28 +961,13 @@ fn backward_data_by_way<T: Float>(
     }
 }
 
-/// Backward-data runs as a [`full_correlation`] only into at least this many input channels:
-/// into 3 (an RGB input layer) the correlation's GEMM would have 3 rows, and ran 2.5× slower
+/// Backward-data runs as a [`Conv2dGeometry::full_correlation`] only into at least this many
+/// input channels: into 3 (an RGB input layer) the correlation's GEMM would have 3 rows, and ran 2.5× slower
 /// than col2im on resnet-bn's first layer (B3, `cargo bench --bench conv_layers`).
 const FULL_CORRELATION_MIN_CHANNELS: usize = 16;
 
-/// At stride 1, backward-data is itself a convolution: dx = conv2d(dy, W′) with
-/// W′[ci, co, ky, kx] = W[co, ci, kH−1−ky, kW−1−kx] and padding d·(k−1) − p (the "full"
-/// correlation). This is its geometry, `None` at a larger stride or a padding beyond the
-/// kernel's reach. On large planes it runs as the forward does, a strip of rows at a time,
-/// instead of writing the whole dcol to memory for col2im to read back.
-fn full_correlation(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
-    if g.stride != [1, 1] {
-        return None;
-    }
-    let pad = |i: usize, k: usize| (g.dilation[i] * (k - 1)).checked_sub(g.padding[i]);
-    let padding = [pad(0, g.kh)?, pad(1, g.kw)?];
-    Conv2dGeometry::conv2d([g.batch, g.c_out, g.oh, g.ow], [g.c_in, g.c_out, g.kh, g.kw], [1, 1], padding, g.dilation)
-        .filter(|full| full.oh == g.h && full.ow == g.w)
-}
-
-/// W′ of [`full_correlation`]: [C_out, C_in, kH, kW] → [C_in, C_out, kH, kW], each kernel
-/// turned by 180°.
+/// W′ of [`Conv2dGeometry::full_correlation`]: [C_out, C_in, kH, kW] → [C_in, C_out, kH, kW],
+/// each kernel turned by 180°.
 fn flipped_transpose<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let taps = g.kh * g.kw;
     let mut out = vec![T::ZERO; w.len()];
@@ -1331,11 +1317,11 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             dx
         }
         ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g),
-        ConvRung::ImplicitGemm => match full_correlation(g) {
+        ConvRung::ImplicitGemm => match g.full_correlation() {
             Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
         },
-        ConvRung::Winograd => match full_correlation(g).filter(winograd::applies) {
+        ConvRung::Winograd => match g.full_correlation().filter(winograd::applies) {
             Some(full) => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
         },
@@ -1765,7 +1751,7 @@ mod tests {
         let mut rng = Rng::new(16);
         let mut checked = 0;
         for g in all_conv_geometries() {
-            let Some(full) = full_correlation(&g) else { continue };
+            let Some(full) = g.full_correlation() else { continue };
             let [_, w, dy] = operands(&g, &mut rng);
             let b = random(g.c_in, &mut rng);
             let want = reference::conv_transpose2d(&dy, &w, Some(&b), &g.transposed());
@@ -1794,7 +1780,7 @@ mod tests {
             for cut in cuts {
                 assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
-            let Some(full) = full_correlation(&g) else { continue };
+            let Some(full) = g.full_correlation() else { continue };
             let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
             if winograd_fits(&full) {
                 ways.push(tuning::WINOGRAD);
