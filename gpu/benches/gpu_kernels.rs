@@ -26,8 +26,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpu::descriptors::Conv2dGeometry;
 use gpu::kernels::conv2d::{self, ConvKernel, ConvRung};
 use gpu::kernels::matmul::{matmul, matmul_on_rung, MatView, MatmulArgs, MatmulRung};
-use gpu::kernels::GemmTile;
 use gpu::kernels::Output;
+use gpu::kernels::{winograd, GemmTile};
 use gpu::{AdapterPreference, Context, GpuBuffer};
 
 fn context() -> Option<Context> {
@@ -187,12 +187,14 @@ fn bench_conv2d(c: &mut Criterion, r: &Runner, suffix: &str) {
     }
 }
 
-/// A convolution case's name: the kernel's, with `_direct` for rung 1 and `_tiled16` for rung 2.
+/// A convolution case's name: the kernel's, with `_direct` for rung 1, `_tiled16` for rung 2
+/// and `_winograd` for Winograd.
 fn case_name(kernel: &str, rung: ConvRung) -> String {
     match rung {
         ConvRung::Direct => format!("{kernel}_direct"),
         ConvRung::Tiled16 => format!("{kernel}_tiled16"),
         ConvRung::ImplicitGemm => kernel.to_string(),
+        ConvRung::Winograd => format!("{kernel}_winograd"),
     }
 }
 
@@ -223,7 +225,9 @@ fn bench_conv_transpose2d(c: &mut Criterion, r: &Runner) {
         let flops = 2 * g.transposed().macs();
         // conv_transpose2d's forward is conv2d's backward-data on the transposed geometry.
         let t = g.transposed();
-        for rung in ConvRung::ALL {
+        // Winograd only where it computes the layer (elsewhere it is the implicit GEMM again).
+        let computed = |rung| rung != ConvRung::Winograd || winograd::applies(ctx, ConvKernel::BackwardData, &t);
+        for rung in ConvRung::ALL.into_iter().filter(|&rung| computed(rung)) {
             r.case(c, &case_name("conv_transpose2d_forward", rung), name, flops, &|| {
                 conv2d::launch(ctx, ConvKernel::BackwardData, rung, &t, [&x, &w], None, &y, Output::Overwrite).unwrap()
             });

@@ -176,13 +176,18 @@ impl Tuner {
     }
 
     /// The rung a convolution kernel of `class` ([`conv_rung_class`]) runs on: the cached
-    /// choice, or the fastest as `time(rung)` measures them (its first call warms every rung
-    /// up), three rounds taking turns, a rung more than twice as slow as the fastest in the
-    /// first round dropped after it; the top rung stays unless another is faster by more
-    /// than the margin.
-    pub fn conv_rung(&self, class: &str, mut time: impl FnMut(ConvRung) -> Result<Duration>) -> Result<ConvRung> {
-        let top = ConvRung::ImplicitGemm;
-        let names: Vec<&str> = ConvRung::ALL.iter().rev().map(|rung| rung.name()).collect();
+    /// choice, or the fastest of `candidates` as `time(rung)` measures them (its first call
+    /// warms every rung up), three rounds taking turns, a rung more than twice as slow as the
+    /// fastest in the first round dropped after it; the first candidate (the incumbent, the
+    /// implicit GEMM) stays unless another is faster by more than the margin.
+    pub fn conv_rung(
+        &self,
+        class: &str,
+        candidates: &[ConvRung],
+        mut time: impl FnMut(ConvRung) -> Result<Duration>,
+    ) -> Result<ConvRung> {
+        let top = candidates.first().copied().unwrap_or(ConvRung::ImplicitGemm);
+        let names: Vec<&str> = candidates.iter().map(|rung| rung.name()).collect();
         let chosen = self.fastest_rung("convolution's rungs", class, &names, |name| {
             time(ConvRung::from_name(name).unwrap_or(top))
         })?;
@@ -347,14 +352,17 @@ pub fn weight_grad_split_class(m: usize, n: usize, k: usize) -> String {
 /// The class of a convolution kernel whose GEMM has [m, n] outputs over `k`, as the cache
 /// names it: `conv-rung/forward/t2^3/k2^9`. A strided backward-data (a strided transposed
 /// convolution's forward) is a class of its own per stride, `conv-rung/backward-data-s2/…`:
-/// its GEMM rungs skip the taps that miss, the direct rung walks them all.
-pub fn conv_rung_class(kernel: ConvKernel, stride: [usize; 2], m: usize, n: usize, k: usize) -> String {
+/// its GEMM rungs skip the taps that miss, the direct rung walks them all. So is a kernel the
+/// Winograd rung computes (`winograd`), `conv-rung/forward-winograd/…`: it has one more
+/// candidate.
+pub fn conv_rung_class(kernel: ConvKernel, stride: [usize; 2], winograd: bool, m: usize, n: usize, k: usize) -> String {
     let name = kernel.name().trim_start_matches("conv2d_").replace('_', "-");
     let strided = match kernel {
         ConvKernel::BackwardData if stride != [1, 1] => format!("-s{}x{}", stride[0], stride[1]),
         _ => String::new(),
     };
-    format!("conv-rung/{name}{strided}/{}", tiles_and_k(m, n, k))
+    let winograd = if winograd { "-winograd" } else { "" };
+    format!("conv-rung/{name}{strided}{winograd}/{}", tiles_and_k(m, n, k))
 }
 
 /// ⌊log₂⌋ of the square tiles of an [m, n] output and of `k`: `t2^3/k2^12`.
@@ -655,25 +663,47 @@ mod tests {
                     ConvRung::Direct => direct_us,
                     ConvRung::Tiled16 => tiled_us,
                     ConvRung::ImplicitGemm => top_us,
+                    ConvRung::Winograd => panic!("not a candidate"),
                 }))
             }
         };
-        let class = |k| conv_rung_class(ConvKernel::Forward, [1, 1], 64, 64, k);
-        assert_eq!(tuner.conv_rung(&class(100), timer(4000, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
-        assert_eq!(tuner.conv_rung(&class(1000), timer(970, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
-        assert_eq!(tuner.conv_rung(&class(4000), timer(5000, 600, 1000)).unwrap(), ConvRung::Tiled16);
+        let class = |k| conv_rung_class(ConvKernel::Forward, [1, 1], false, 64, 64, k);
+        let rungs = [ConvRung::ImplicitGemm, ConvRung::Tiled16, ConvRung::Direct];
+        assert_eq!(tuner.conv_rung(&class(100), &rungs, timer(4000, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.conv_rung(&class(1000), &rungs, timer(970, 5000, 1000)).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.conv_rung(&class(4000), &rungs, timer(5000, 600, 1000)).unwrap(), ConvRung::Tiled16);
         // The first class again: no new measurement.
-        assert_eq!(tuner.conv_rung(&class(120), |_| panic!("measured twice")).unwrap(), ConvRung::ImplicitGemm);
+        let again = tuner.conv_rung(&class(120), &rungs, |_| panic!("measured twice")).unwrap();
+        assert_eq!(again, ConvRung::ImplicitGemm);
         assert_eq!(tuner.choices().len(), 3);
+    }
+
+    #[test]
+    fn winograd_is_chosen_only_faster_by_more_than_the_margin_than_the_implicit_gemm() {
+        let tuner = Tuner::new("gpu A".into(), None);
+        let timer = |winograd_us: u64| {
+            move |rung: ConvRung| {
+                Ok(Duration::from_micros(match rung {
+                    ConvRung::Winograd => winograd_us,
+                    ConvRung::ImplicitGemm => 1000,
+                    ConvRung::Tiled16 | ConvRung::Direct => 9000,
+                }))
+            }
+        };
+        let class = |k| conv_rung_class(ConvKernel::Forward, [1, 1], true, 64, 4096, k);
+        let rungs = [ConvRung::ImplicitGemm, ConvRung::Winograd, ConvRung::Tiled16, ConvRung::Direct];
+        assert_eq!(tuner.conv_rung(&class(576), &rungs, timer(980)).unwrap(), ConvRung::ImplicitGemm);
+        assert_eq!(tuner.conv_rung(&class(4608), &rungs, timer(450)).unwrap(), ConvRung::Winograd);
+        assert_eq!(describe_choice(&class(4608), "winograd"), "convolution rung forward-winograd/t2^6/k2^12: winograd");
     }
 
     #[test]
     fn a_convolution_rung_far_slower_than_the_top_one_is_timed_once() {
         let tuner = Tuner::new("gpu A".into(), None);
         let mut order = Vec::new();
-        let class = conv_rung_class(ConvKernel::BackwardWeight, [2, 2], 64, 576, 1 << 15);
+        let class = conv_rung_class(ConvKernel::BackwardWeight, [2, 2], false, 64, 576, 1 << 15);
         tuner
-            .conv_rung(&class, |rung| {
+            .conv_rung(&class, &[ConvRung::ImplicitGemm, ConvRung::Tiled16, ConvRung::Direct], |rung| {
                 order.push(rung);
                 Ok(Duration::from_millis(if rung == ConvRung::ImplicitGemm { 1 } else { 5 }))
             })
@@ -710,13 +740,13 @@ mod tests {
 
     #[test]
     fn convolution_rung_classes_name_the_kernel_and_a_backward_datas_stride() {
-        assert_eq!(conv_rung_class(ConvKernel::Forward, [2, 2], 64, 4096, 576), "conv-rung/forward/t2^6/k2^9");
+        assert_eq!(conv_rung_class(ConvKernel::Forward, [2, 2], false, 64, 4096, 576), "conv-rung/forward/t2^6/k2^9");
         assert_eq!(
-            conv_rung_class(ConvKernel::BackwardData, [2, 2], 64, 4096, 576),
+            conv_rung_class(ConvKernel::BackwardData, [2, 2], false, 64, 4096, 576),
             "conv-rung/backward-data-s2x2/t2^6/k2^9"
         );
         assert_eq!(
-            conv_rung_class(ConvKernel::BackwardWeight, [2, 2], 64, 576, 4096),
+            conv_rung_class(ConvKernel::BackwardWeight, [2, 2], false, 64, 576, 4096),
             "conv-rung/backward-weight/t2^3/k2^12"
         );
         assert_eq!(

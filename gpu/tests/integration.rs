@@ -16,3 +16,4 @@ mod kernel_timer;
 mod matmul;
 mod pool;
 mod reduce;
+mod winograd;

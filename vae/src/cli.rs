@@ -63,9 +63,9 @@ pub struct TrainCli {
     /// time this adapter and driver need a choice for a shape class, the candidates are timed
     /// (each GEMM's tile, whether to split a long K, how many slices a convolution's weight
     /// gradient cuts its K into, and the rung of its ladder each matrix product (naive, tiled16,
-    /// the tile) and convolution kernel (direct, tiled16, implicit_gemm) runs on; seconds once
-    /// per machine, tens on a software adapter, each printed as a `tuning:` line) and the
-    /// fastest is kept for later runs in $VAE_KERNEL_CACHE (default
+    /// the tile) and convolution kernel (direct, tiled16, implicit_gemm, winograd) runs on;
+    /// seconds once per machine, tens on a software adapter, each printed as a `tuning:` line)
+    /// and the fastest is kept for later runs in $VAE_KERNEL_CACHE (default
     /// ~/.cache/vae-stack/kernel-choices.tsv). `rule`: the size rules and every ladder's top
     /// rung, nothing timed (what the tests set). No effect on a CPU.
     #[arg(long, value_enum, default_value = "measured", env = "VAE_GPU_KERNELS")]
@@ -76,9 +76,10 @@ pub struct TrainCli {
     pub gemm_tile: Option<String>,
     /// On a GPU, run every convolution kernel (conv2d and conv_transpose2d, forward and both
     /// gradients) on this rung of its ladder: `direct` (the definition, one invocation per
-    /// output), `tiled16` (a GEMM on 16×16 tiles in workgroup memory) or `implicit_gemm` (the
-    /// default), over --gpu-kernels. No effect on a CPU.
-    #[arg(long, value_parser = ["direct", "tiled16", "implicit_gemm"])]
+    /// output), `tiled16` (a GEMM on 16×16 tiles in workgroup memory), `implicit_gemm` (the
+    /// default) or `winograd` (F(2×2, 3×3) for 3×3 kernels at stride 1, the implicit GEMM for
+    /// the rest), over --gpu-kernels. No effect on a CPU.
+    #[arg(long, value_parser = ["direct", "tiled16", "implicit_gemm", "winograd"])]
     pub conv_rung: Option<String>,
 }
 

@@ -21,7 +21,7 @@ use crate::descriptors::Conv2dGeometry;
 pub use crate::descriptors::ConvKernel;
 use crate::descriptors::ReduceOp;
 use crate::error::{invalid, Result};
-use crate::kernels::{matmul, need, reduce, slices_pay, GemmTile, Output, WG};
+use crate::kernels::{matmul, need, reduce, slices_pay, winograd, GemmTile, Output, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 use std::time::Duration;
 
@@ -416,11 +416,17 @@ pub enum ConvRung {
     /// per invocation, vec4 loads, narrow and thin variants for few channels) and a split K:
     /// what the tensor ops run.
     ImplicitGemm,
+    /// Winograd's F(2×2, 3×3) (`kernels::winograd`): a 3×3 kernel at stride 1 as transforms
+    /// around 16 batched matrix products, 16 multiply-adds per 2×2 output tile and input
+    /// channel where the implicit GEMM takes 36; all three kernels (backward-data as the
+    /// full correlation's forward). Geometries it does not compute ([`winograd::applies`])
+    /// run on the implicit GEMM.
+    Winograd,
 }
 
 impl ConvRung {
     /// Every rung, plainest first.
-    pub const ALL: [ConvRung; 3] = [ConvRung::Direct, ConvRung::Tiled16, ConvRung::ImplicitGemm];
+    pub const ALL: [ConvRung; 4] = [ConvRung::Direct, ConvRung::Tiled16, ConvRung::ImplicitGemm, ConvRung::Winograd];
 
     /// The rung's name in benchmarks and test messages.
     pub fn name(self) -> &'static str {
@@ -428,6 +434,7 @@ impl ConvRung {
             ConvRung::Direct => "direct",
             ConvRung::Tiled16 => "tiled16",
             ConvRung::ImplicitGemm => "implicit_gemm",
+            ConvRung::Winograd => "winograd",
         }
     }
 
@@ -446,14 +453,24 @@ pub fn chosen_rung(ctx: &Context, kernel: ConvKernel, g: &Conv2dGeometry) -> Con
     }
     let Some(tuner) = ctx.tuner() else { return ConvRung::ImplicitGemm };
     let [m, n, k] = gemm_dims(kernel, g);
-    let class = crate::tuning::conv_rung_class(kernel, g.stride, m, n, k);
-    match tuner.conv_rung(&class, time_conv_rungs(ctx, kernel, g)) {
+    let winograd = winograd::applies(ctx, kernel, g);
+    let class = crate::tuning::conv_rung_class(kernel, g.stride, winograd, m, n, k);
+    let candidates = candidate_rungs(winograd);
+    match tuner.conv_rung(&class, &candidates, time_conv_rungs(ctx, kernel, g)) {
         Ok(rung) => rung,
         Err(e) => {
             eprintln!("warning: timing the convolution's rungs failed ({e}); using the implicit GEMM");
             ConvRung::ImplicitGemm
         }
     }
+}
+
+/// The rungs a tuning context times for a convolution, the incumbent (the implicit GEMM)
+/// first: Winograd only where it computes the geometry (elsewhere it would time the implicit
+/// GEMM again).
+fn candidate_rungs(winograd: bool) -> Vec<ConvRung> {
+    let all = [ConvRung::ImplicitGemm, ConvRung::Winograd, ConvRung::Tiled16, ConvRung::Direct];
+    all.into_iter().filter(|&rung| winograd || rung != ConvRung::Winograd).collect()
 }
 
 /// The [M, N, K] of `kernel`'s GEMM on `g`'s live taps (the same for every rung; rung 1 walks
@@ -587,6 +604,11 @@ fn launch_then(
         [(a_name, Some(a), a_len), (b_name, Some(b), b_len), (out_name, Some(out), out_len), ("bias", bias, bias_len)];
     check_operands(op, g, &operands)?;
     let has_bias = bias.is_some();
+    if rung == ConvRung::Winograd && winograd::applies(ctx, kernel, g) {
+        return winograd::launch(ctx, kernel, g, [a, b], bias, out, mode, relu);
+    }
+    // Winograd where it does not apply runs as the implicit GEMM.
+    let rung = if rung == ConvRung::Winograd { ConvRung::ImplicitGemm } else { rung };
     let relu = relu as u32;
     match rung {
         ConvRung::Direct => {
@@ -598,7 +620,7 @@ fn launch_then(
             let p = Params { relu, ..geometry_params(g, has_bias, mode) };
             dispatch_direct(ctx, direct, &p, out_len, [a, b, bias.unwrap_or(a)], out)
         }
-        ConvRung::Tiled16 | ConvRung::ImplicitGemm => match kernel {
+        ConvRung::Tiled16 | ConvRung::ImplicitGemm | ConvRung::Winograd => match kernel {
             ConvKernel::Forward => {
                 forward_gemm(ctx, rung, &Params { relu, ..launch_params(g, has_bias, mode) }, g, [a, b], bias, out)
             }

@@ -11,6 +11,7 @@ pub mod interpolate;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod winograd;
 
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn every_params_struct_has_its_shaders_size() {
-        let structs: [(&Shader, &str, usize); 11] = [
+        let structs: [(&Shader, &str, usize); 12] = [
             (&adam::SHADER, "AdamParams", size_of::<adam::AdamParams>()),
             (&adam::SHADER, "SgdParams", size_of::<adam::SgdParams>()),
             (&batch_norm::SHADER, "Params", size_of::<batch_norm::Params>()),
@@ -166,6 +167,7 @@ mod tests {
             (&reduce::SHADER, "FlagParams", size_of::<reduce::FlagParams>()),
             (&pool::SHADER, "Params", size_of::<pool::Params>()),
             (&reduce::SHADER, "Params", size_of::<reduce::Params>()),
+            (&winograd::SHADER, "Params", size_of::<winograd::Params>()),
         ];
         for (shader, ty, size) in structs {
             assert_eq!(
