@@ -12,12 +12,15 @@
 //! cargo bench --bench train_step -- --tune-kernels          # CPU kernels by timing, as train does
 //! cargo bench --bench train_step -- --device gpu --tune-kernels   # GPU tiles, splits and rungs by timing
 //! cargo bench --bench train_step -- --device gpu --kernel-times   # each kernel's GPU time per step
+//! cargo bench --bench train_step -- --device gpu --conv-rung winograd   # every convolution on one rung
 //! ```
 //! `--dispatches-per-submit N` submits every N launches instead of the context's default
 //! (`gpu::context::DISPATCHES_PER_SUBMIT`): fewer submits against an earlier start of the GPU.
 //! `--submit-inline` finishes and submits the recorded commands on the recording thread instead
 //! of the context's thread for it (`gpu::SubmitPolicy::on_a_thread`). `--no-conv-split-k` keeps
-//! every convolution's K in one piece (`gpu::Context::set_conv_split_k`). `--kernel-times`
+//! every convolution's K in one piece (`gpu::Context::set_conv_split_k`). `--conv-rung NAME`
+//! runs every convolution kernel on that rung of the GPU ladder (`direct`, `tiled16`,
+//! `implicit_gemm`, `winograd`: `gpu::Context::pin_conv_rung`, as `train --conv-rung`). `--kernel-times`
 //! adds, after everything else, steps timed by the GPU's own clock (`gpu::kernel_timer`): each
 //! kernel's launches and GPU time per step, how much of the step they fill, and the three
 //! longest kernels' time by grid of workgroups (one kernel serves several layers).
@@ -140,6 +143,8 @@ struct Options {
     tune_kernels: bool,
     /// Each kernel's GPU time per step, from timestamp queries (`gpu::kernel_timer`).
     kernel_times: bool,
+    /// Every convolution kernel on this rung of the GPU ladder (`gpu::Context::pin_conv_rung`).
+    conv_rung: Option<String>,
     child: Option<String>,
 }
 
@@ -154,6 +159,7 @@ fn parse_options() -> Result<Options, String> {
         no_conv_split_k: false,
         tune_kernels: false,
         kernel_times: false,
+        conv_rung: None,
         child: None,
     };
     let mut args = std::env::args().skip(1);
@@ -179,6 +185,14 @@ fn parse_options() -> Result<Options, String> {
             "--no-conv-split-k" => o.no_conv_split_k = true,
             "--tune-kernels" => o.tune_kernels = true,
             "--kernel-times" => o.kernel_times = true,
+            "--conv-rung" => {
+                let name = value("--conv-rung")?;
+                if gpu::kernels::conv2d::ConvRung::from_name(&name).is_none() {
+                    let names = gpu::kernels::conv2d::ConvRung::ALL.map(|rung| rung.name()).join(", ");
+                    return Err(format!("--conv-rung: unknown rung '{name}' (expected one of {names})"));
+                }
+                o.conv_rung = Some(name);
+            }
             "--child" => o.child = Some(value("--child")?),
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
             _ => {} // a criterion-style name filter: ignored
@@ -195,6 +209,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.kernel_times && o.device != "gpu" {
         return Err(format!("--kernel-times needs --device gpu, got --device {}", o.device));
+    }
+    if o.conv_rung.is_some() && o.device != "gpu" {
+        return Err(format!("--conv-rung needs --device gpu, got --device {}", o.device));
     }
     for w in &o.workloads {
         if !WORKLOADS.iter().any(|k| k.name == w) {
@@ -478,6 +495,9 @@ fn run_child(name: &str, o: &Options) -> Result<(), String> {
     }
     if let Some(ctx) = device.gpu_context() {
         ctx.set_conv_split_k(!o.no_conv_split_k);
+        if let Some(rung) = o.conv_rung.as_deref().and_then(gpu::kernels::conv2d::ConvRung::from_name) {
+            ctx.pin_conv_rung(rung);
+        }
         if o.tune_kernels {
             ctx.enable_tuning(None);
         }
@@ -535,6 +555,9 @@ fn main() {
     if o.tune_kernels {
         println!("kernels chosen by timing in each workload's warm-up steps (--tune-kernels)");
     }
+    if let Some(rung) = &o.conv_rung {
+        println!("every convolution on the {rung} rung (--conv-rung)");
+    }
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for name in &o.workloads {
@@ -556,6 +579,9 @@ fn main() {
         }
         if o.kernel_times {
             cmd.arg("--kernel-times");
+        }
+        if let Some(rung) = &o.conv_rung {
+            cmd.args(["--conv-rung", rung]);
         }
         let out = match cmd.output() {
             Ok(out) => out,

@@ -254,6 +254,24 @@ fn cnn_with_batch_norm_pooling_and_upsampling_trains_on_the_gpu_like_on_the_cpu(
 }
 
 #[test]
+fn a_network_whose_convolutions_run_on_the_winograd_rung_trains_on_the_gpu_like_on_the_cpu() {
+    let Some(gpu) = own_gpu() else { return };
+    let ctx = gpu.gpu_context().expect("a GPU device");
+    assert!(ctx.pin_conv_rung(gpu::kernels::conv2d::ConvRung::Winograd));
+    let seed = rng().below(1 << 30) as u64;
+    // Every convolution 3×3 at stride 1, so each of its kernels (and the transposed one's,
+    // through the same launchers) runs by Winograd: forward, backward-data, weight gradient.
+    let build = |init: &mut Init| -> Sequential {
+        conv_bn_relu(1, 6, init)
+            .with(Conv2d::new(Conv2dConfig::new(6, 8, 3).padding(1), init).unwrap())
+            .with(ReLU)
+            .with(ConvTranspose2d::new(ConvTranspose2dConfig::new(8, 1, 3).padding(1), init).unwrap())
+    };
+    let x = squares(3, 11, 13, &mut Rng::new(seed));
+    assert_trains_alike_on_cpu_and("cnn on the winograd rung", &gpu, &build, seed, &x);
+}
+
+#[test]
 fn a_network_whose_activations_are_larger_than_one_gpu_buffer_trains_like_on_the_cpu() {
     // The upsampled activation, [24, 16, 64, 64] = 1,572,864 f32, and its gradient lie in
     // chunks on a device whose buffers hold 1 Mi f32: what a 4 GiB activation does on an H100.
