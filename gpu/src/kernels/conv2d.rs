@@ -489,11 +489,30 @@ fn gemm_dims(kernel: ConvKernel, g: &Conv2dGeometry) -> [usize; 3] {
 /// a real GPU, where a layer takes microseconds; one to a few on lavapipe, where the lower
 /// rungs take seconds a batch).
 const RUNG_PROXY_SECONDS: f64 = 0.02;
+/// ... but never fewer images than give the proxy's GEMM this many columns (backward-weight:
+/// this much K), or the layer's whole batch: how the rungs compare depends on how much work
+/// one launch holds. A proxy of one image of a 2×2 plane gave the implicit GEMM 4 of its
+/// 64-wide tile's columns and Winograd's products one tile: on lavapipe the tuner then chose
+/// the direct rung and the implicit GEMM for ResNet-18's deep layers, where at the batch of 64
+/// Winograd is 2–5× faster; B2's tuned step took 10.5 s, and 4.6 s with this floor (every
+/// convolution on the implicit GEMM: 8.1–9.3 s).
+const RUNG_PROXY_MIN_COLUMNS: usize = 4096;
+
+/// The images of `g`'s batch a proxy for timing `kernel`'s rungs holds, the top rung having
+/// run one image in `per_image`: as many as it runs in `RUNG_PROXY_SECONDS` (20 ms), at least
+/// `RUNG_PROXY_MIN_COLUMNS` (4,096) columns' worth, at most the batch.
+pub fn rung_proxy_images(kernel: ConvKernel, g: &Conv2dGeometry, per_image: Duration) -> usize {
+    let [_, columns, k] = gemm_dims(kernel, &Conv2dGeometry { batch: 1, ..*g });
+    let per_image_columns = if kernel == ConvKernel::BackwardWeight { k } else { columns };
+    let fewest = RUNG_PROXY_MIN_COLUMNS.div_ceil(per_image_columns.max(1));
+    let by_time = (RUNG_PROXY_SECONDS / per_image.as_secs_f64().max(1e-9)) as usize;
+    by_time.max(fewest).clamp(1, g.batch.max(1))
+}
 
 /// A timer for [`crate::tuning::Tuner::conv_rung`]: each call runs `kernel` of a proxy of `g`
 /// on the given rung and returns how long one launch took ([`crate::tuning::LaunchTimer`]).
 /// The first call runs every rung once on one image (building their pipelines) and times the
-/// top rung there, which sizes the proxy's batch (`RUNG_PROXY_SECONDS`, 20 ms), then runs
+/// top rung there, which sizes the proxy's batch ([`rung_proxy_images`]), then runs
 /// every rung once more on the proxy untimed: a proxy of more images may need pipelines one
 /// image did not (the weight gradient's K slices and their sum). Every launch runs
 /// [`crate::tuning::on_the_rules`].
@@ -528,8 +547,7 @@ pub fn time_conv_rungs<'a>(
                 }
                 let per_image =
                     crate::tuning::timed_run(ctx, 1, &mut || launch_on(ConvRung::ImplicitGemm, &one, &buffers))?;
-                let batch =
-                    ((RUNG_PROXY_SECONDS / per_image.as_secs_f64().max(1e-9)) as usize).clamp(1, layer.batch.max(1));
+                let batch = rung_proxy_images(kernel, &layer, per_image);
                 if batch == 1 {
                     &*empty.insert((one, buffers))
                 } else {
@@ -965,5 +983,21 @@ mod tests {
             Conv2dGeometry::conv2d([2, 1 << 16, 256, 128], [1, 1 << 16, 1, 1], [1, 1], [0, 0], [1, 1]).unwrap();
         let err = check_geometry(&huge_x, "conv2d_forward").unwrap_err();
         assert!(err.to_string().contains("exceeds u32 indexing"), "{err}");
+    }
+
+    #[test]
+    fn a_rung_proxy_keeps_enough_images_for_4096_columns_whatever_one_image_takes() {
+        let layer = |plane: usize| {
+            Conv2dGeometry::conv2d([64, 256, plane, plane], [256, 256, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap()
+        };
+        let slow = Duration::from_millis(50);
+        // 2×2 planes: 4 columns an image, so the whole batch; 8×8: 64 an image, 64 images.
+        assert_eq!(rung_proxy_images(ConvKernel::Forward, &layer(2), slow), 64);
+        assert_eq!(rung_proxy_images(ConvKernel::BackwardWeight, &layer(8), slow), 64);
+        // 16×16: 256 columns an image, 16 images; 64×64: one image is 4,096 columns.
+        assert_eq!(rung_proxy_images(ConvKernel::BackwardData, &layer(16), slow), 16);
+        assert_eq!(rung_proxy_images(ConvKernel::Forward, &layer(64), slow), 1);
+        // A fast image: as many as the top rung runs in 20 ms.
+        assert_eq!(rung_proxy_images(ConvKernel::Forward, &layer(64), Duration::from_millis(1)), 20);
     }
 }
