@@ -94,6 +94,23 @@ fn tiles_in_pass() -> u32 {
     return p.images * p.tiles_h * p.tiles_w;
 }
 
+// What invocation i of a transform over `channels` × the pass's tiles works on: its channel,
+// its tile t in the pass, where that tile lies, and where the channel's plane of `plane_len`
+// values starts in the tile's image.
+struct TileJob {
+    channel: u32,
+    t: u32,
+    tile: Tile,
+    plane: u32,
+}
+
+fn tile_job(i: u32, channels: u32, plane_len: u32) -> TileJob {
+    let t = i % tiles_in_pass();
+    let channel = i / tiles_in_pass();
+    let tile = tile_of(t);
+    return TileJob(channel, t, tile, (tile.image * channels + channel) * plane_len);
+}
+
 // Writes the 4×4 tile v (row-major positions) at (row, t) of the [16, rows, T] buffer dst.
 fn store_tile(row: u32, rows: u32, t: u32, value: array<vec4<f32>, 4>) {
     // A function's array argument is a value, which WGSL indexes only by constants.
@@ -163,14 +180,11 @@ fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
-    let tiles = tiles_in_pass();
-    if (i >= p.c_in * tiles) {
+    if (i >= p.c_in * tiles_in_pass()) {
         return;
     }
-    let ci = i / tiles;
-    let t = i % tiles;
-    let tile = tile_of(t);
-    let plane = (tile.image * p.c_in + ci) * p.h * p.w;
+    let job = tile_job(i, p.c_in, p.h * p.w);
+    let tile = job.tile;
     var d: array<vec4<f32>, 4>;
     for (var r = 0u; r < 4u; r++) {
         let row = i32(2u * tile.ty + r) - i32(p.pad_h);
@@ -179,7 +193,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             for (var c = 0u; c < 4u; c++) {
                 let column = i32(2u * tile.tx + c) - i32(p.pad_w);
                 if (column >= 0 && column < i32(p.w)) {
-                    v[c] = src[plane + u32(row) * p.w + u32(column)];
+                    v[c] = src[job.plane + u32(row) * p.w + u32(column)];
                 }
             }
         }
@@ -187,7 +201,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     // Bᵀ·d (combining rows), then each row times B.
     let e = array<vec4<f32>, 4>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
-    store_tile(ci, p.c_in, t, array<vec4<f32>, 4>(b_t(e[0]), b_t(e[1]), b_t(e[2]), b_t(e[3])));
+    store_tile(job.channel, p.c_in, job.t, array<vec4<f32>, 4>(b_t(e[0]), b_t(e[1]), b_t(e[2]), b_t(e[3])));
 }
 
 // y [N, C_out, OH, OW] (+)= Aᵀ·M·A (+ bias, then the ReLU epilogue) for each tile of the
@@ -196,13 +210,13 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
-    let tiles = tiles_in_pass();
-    if (i >= p.c_out * tiles) {
+    if (i >= p.c_out * tiles_in_pass()) {
         return;
     }
-    let co = i / tiles;
-    let t = i % tiles;
-    let tile = tile_of(t);
+    let job = tile_job(i, p.c_out, p.oh * p.ow);
+    let co = job.channel;
+    let t = job.t;
+    let tile = job.tile;
     // Aᵀ·M (combining rows), then each row times A.
     let m0 = load_tile_row(co, p.c_out, t, 0u);
     let m1 = load_tile_row(co, p.c_out, t, 1u);
@@ -213,13 +227,12 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if (p.has_bias == 1u) {
         b = bias[co];
     }
-    let plane = (tile.image * p.c_out + co) * p.oh * p.ow;
     for (var r = 0u; r < 2u; r++) {
         let row = 2u * tile.ty + r;
         for (var c = 0u; c < 2u; c++) {
             let column = 2u * tile.tx + c;
             if (row < p.oh && column < p.ow) {
-                let at = plane + row * p.ow + column;
+                let at = job.plane + row * p.ow + column;
                 var v = out[r][c] + b;
                 if (p.accumulate == 1u) {
                     v += y[at];
@@ -236,14 +249,11 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn grad_output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
-    let tiles = tiles_in_pass();
-    if (i >= p.c_out * tiles) {
+    if (i >= p.c_out * tiles_in_pass()) {
         return;
     }
-    let co = i / tiles;
-    let t = i % tiles;
-    let tile = tile_of(t);
-    let plane = (tile.image * p.c_out + co) * p.oh * p.ow;
+    let job = tile_job(i, p.c_out, p.oh * p.ow);
+    let tile = job.tile;
     var e: array<vec2<f32>, 2>;
     for (var r = 0u; r < 2u; r++) {
         let row = 2u * tile.ty + r;
@@ -251,14 +261,14 @@ fn grad_output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         for (var c = 0u; c < 2u; c++) {
             let column = 2u * tile.tx + c;
             if (row < p.oh && column < p.ow) {
-                v[c] = src[plane + row * p.ow + column];
+                v[c] = src[job.plane + row * p.ow + column];
             }
         }
         e[r] = v;
     }
     // A·E (combining rows), then each row times Aᵀ.
     let rows = array<vec2<f32>, 4>(e[0], e[0] + e[1], e[0] - e[1], -e[1]);
-    store_tile(co, p.c_out, t, array<vec4<f32>, 4>(a(rows[0]), a(rows[1]), a(rows[2]), a(rows[3])));
+    store_tile(job.channel, p.c_out, job.t, array<vec4<f32>, 4>(a(rows[0]), a(rows[1]), a(rows[2]), a(rows[3])));
 }
 
 // dW [C_out, C_in, 3, 3] (+)= Gᵀ·P·G for each pair's sums P [16, C_out, C_in] (one invocation
