@@ -209,3 +209,19 @@ fn asked_directly_for_a_geometry_it_does_not_compute_the_winograd_launcher_refus
     .unwrap_err();
     assert!(err.to_string().contains("conv2d_forward") && err.to_string().contains("Winograd does not apply"), "{err}");
 }
+
+#[test]
+fn a_short_buffer_given_to_the_winograd_passes_is_refused_by_name() {
+    let Some(ctx) = ctx() else { return };
+    let g = Conv2dGeometry::conv2d([2, 3, 6, 6], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+    let [x, w, y, short] = [g.x_len(), g.weight_len(), g.y_len(), g.y_len() - 1].map(|len| poisoned(ctx, len));
+    let err = winograd::forward_in_passes(ctx, &g, false, [&x, &w], None, &short, Output::Overwrite, false, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("winograd_forward") && err.contains("y"), "{err}");
+    let short_dw = poisoned(ctx, g.weight_len() - 1);
+    let err = winograd::backward_weight_in_passes(ctx, &g, [&y, &x], &short_dw, Output::Overwrite, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("winograd_backward_weight") && err.contains("dw"), "{err}");
+}

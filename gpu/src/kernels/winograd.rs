@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::descriptors::{Conv2dGeometry, ConvKernel};
 use crate::error::Result;
 use crate::kernels::matmul::{self, MatView, MatmulArgs};
-use crate::kernels::{Output, WG};
+use crate::kernels::{need, Output, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
 
 /// The WGSL source of `shaders/winograd.wgsl`.
@@ -130,8 +130,8 @@ fn params(run: &Conv2dGeometry) -> Params {
 
 /// The passes over `run`'s batch: (first image, images), each at most `per_pass` images.
 fn passes(run: &Conv2dGeometry, per_pass: usize) -> impl Iterator<Item = (usize, usize)> {
-    let batch = run.batch;
-    (0..batch).step_by(per_pass.max(1)).map(move |first| (first, per_pass.min(batch - first)))
+    let (batch, per_pass) = (run.batch, per_pass.max(1));
+    (0..batch).step_by(per_pass).map(move |first| (first, per_pass.min(batch - first)))
 }
 
 /// One invocation per element of `len`.
@@ -178,6 +178,7 @@ pub fn launch(
 
 /// y (+)= conv(x, w) (+ bias, ReLU) of `run` by Winograd, `per_pass` images a pass; with
 /// `flip`, w is the weight of the convolution whose full correlation `run` is (backward-data).
+/// Checks each buffer's length, not whether Winograd computes `run` ([`applies`]).
 #[allow(clippy::too_many_arguments)] // launch's, and how the weight is read and the pass size
 pub fn forward_in_passes(
     ctx: &Context,
@@ -190,6 +191,14 @@ pub fn forward_in_passes(
     relu: bool,
     per_pass: usize,
 ) -> Result<()> {
+    const K: &str = "winograd_forward";
+    let operands = [("x", x, run.x_len()), ("weight", w, run.weight_len()), ("y", y, run.y_len())];
+    for (name, buffer, len) in operands {
+        need(K, name, buffer, len)?;
+    }
+    if let Some(bias) = bias {
+        need(K, "bias", bias, run.c_out)?;
+    }
     let (c_in, c_out) = (run.c_in, run.c_out);
     let base = Params {
         has_bias: bias.is_some() as u32,
@@ -224,6 +233,10 @@ pub fn backward_weight_in_passes(
     mode: Output,
     per_pass: usize,
 ) -> Result<()> {
+    const K: &str = "winograd_backward_weight";
+    for (name, buffer, len) in [("dy", dy, run.y_len()), ("x", x, run.x_len()), ("dw", dw, run.weight_len())] {
+        need(K, name, buffer, len)?;
+    }
     let (c_in, c_out) = (run.c_in, run.c_out);
     let base = Params { accumulate: (mode == Output::Accumulate) as u32, ..params(run) };
     let most = per_pass.min(run.batch) * tiles_per_image(run);
