@@ -493,8 +493,8 @@ const RUNG_PROXY_SECONDS: f64 = 0.02;
 /// this much K), or the layer's whole batch: how the rungs compare depends on how much work
 /// one launch holds. A proxy of one image of a 2×2 plane gave the implicit GEMM 4 of its
 /// 64-wide tile's columns and Winograd's products one tile: on lavapipe the tuner then chose
-/// the direct rung and the implicit GEMM for ResNet-18's deep layers, where at the batch of 64
-/// Winograd is 2–5× faster; B2's tuned step took 10.5 s, and 4.6 s with this floor (every
+/// the direct rung and the implicit GEMM for ResNet-18's deep layers, where on the batch of 64
+/// Winograd is 1.8–2.4× faster; B2's tuned step took 10.5 s, and 4.6 s with this floor (every
 /// convolution on the implicit GEMM: 8.1–9.3 s).
 const RUNG_PROXY_MIN_COLUMNS: usize = 4096;
 
