@@ -534,6 +534,9 @@ pub fn time_conv_rungs<'a>(
         }
         Ok(buffers)
     };
+    // Winograd where it does not compute the layer is the implicit GEMM again: not worth a run.
+    let winograd = winograd::applies(ctx, kernel, g);
+    let rungs = move || ConvRung::ALL.into_iter().filter(move |&rung| winograd || rung != ConvRung::Winograd);
     let mut proxy: Option<(Conv2dGeometry, [GpuBuffer; 3])> = None;
     let mut timer = crate::tuning::LaunchTimer::new();
     move |rung| {
@@ -542,7 +545,7 @@ pub fn time_conv_rungs<'a>(
             empty => {
                 let one = Conv2dGeometry { batch: 1, ..layer };
                 let buffers = operands(&one)?;
-                for rung in ConvRung::ALL {
+                for rung in rungs() {
                     launch_on(rung, &one, &buffers)?;
                 }
                 let per_image =
@@ -553,7 +556,7 @@ pub fn time_conv_rungs<'a>(
                 } else {
                     let g = Conv2dGeometry { batch, ..layer };
                     let buffers = operands(&g)?;
-                    for rung in ConvRung::ALL {
+                    for rung in rungs() {
                         launch_on(rung, &g, &buffers)?;
                     }
                     &*empty.insert((g, buffers))

@@ -18,7 +18,7 @@
 use crate::buffer_pool::GpuBuffer;
 use crate::context::Context;
 use crate::descriptors::{Conv2dGeometry, ConvKernel};
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::kernels::matmul::{self, MatView, MatmulArgs};
 use crate::kernels::{need, Output, WG};
 use crate::pipeline_cache::{KernelDef, Shader};
@@ -166,7 +166,7 @@ pub fn launch(
     relu: bool,
 ) -> Result<()> {
     let Some(run) = winograd_run(ctx, kernel, g) else {
-        return Err(crate::error::invalid(kernel.name(), format!("Winograd does not apply to {g:?}")));
+        return Err(invalid(kernel.name(), format!("Winograd does not apply to {g:?}")));
     };
     let per_pass = images_per_pass(ctx, &run);
     match kernel {
