@@ -94,10 +94,10 @@ fn bench_conv_ladder(c: &mut Criterion) {
         group.throughput(Throughput::Elements(2 * g.macs())).sample_size(10);
         let deep = g.c_in == 512;
         for rung in ConvRung::ALL.into_iter().filter(|&rung| !(deep && rung == ConvRung::Direct)) {
-            // The implicit GEMM and Winograd have their own backward-data only at stride 1 (a
+            // The implicit GEMMs and Winograd have their own backward-data only at stride 1 (a
             // forward of dy) and no backward-weight, and Winograd its own forward only for 3×3
             // kernels at stride 1: elsewhere they run the im2col rung's, timed in its rows.
-            let borrows = matches!(rung, ConvRung::ImplicitGemm | ConvRung::Winograd);
+            let borrows = matches!(rung, ConvRung::ImplicitGemm | ConvRung::PhaseGrid | ConvRung::Winograd);
             if rung != ConvRung::Winograd || winograd::applies(&g) {
                 group.bench_function(format!("forward/{}", rung.name()), |bench| {
                     bench.iter(|| black_box(conv2d_forward_on(rung, black_box(&x), &w, None, &g)))

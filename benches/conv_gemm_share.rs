@@ -1,6 +1,7 @@
 //! How much of a CPU convolution's forward is its matrix product: for the stride-2 3×3 layers of
 //! B1 and B5 (where PyTorch's oneDNN leads, docs/notebooks/performance.md), the forward the ops
-//! run, the implicit-GEMM rung (B panels packed straight from the image, one image a GEMM), and
+//! run, the implicit-GEMM rung (B panels packed straight from the images), the phase-grid rung
+//! (B panels copied in contiguous runs out of the input's stride phases), and
 //! the same multiply-adds as plain GEMMs with nothing to unfold: W [C_out, C_in·9] times a
 //! [C_in·9, N·OH·OW] operand already in memory, its columns cut into one GEMM per thread. The
 //! gap between the first and the last is what unfolding, packing and the layout copies cost.
@@ -36,8 +37,8 @@ fn main() {
     let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(30);
     let threads = rayon::current_num_threads();
     println!("threads: {threads}, {reps} repetitions, median ms (GFLOP/s)\n");
-    println!("| layer | forward (the ops) | implicit-GEMM rung | its GEMMs alone | GEMMs' share of the forward |");
-    println!("|---|---|---|---|---|");
+    println!("| layer | forward (the ops) | implicit-GEMM rung | phase-grid rung | its GEMMs alone | GEMMs' share of the forward |");
+    println!("|---|---|---|---|---|---|");
     for (name, x_shape, w_shape) in LAYERS {
         let g = Conv2dGeometry::conv2d(x_shape, w_shape, [2, 2], [1, 1], [1, 1]).expect("a valid layer");
         let (x, w) = (values(g.x_len(), 7919), values(g.weight_len(), 104_729));
@@ -48,6 +49,7 @@ fn main() {
         let rate = |ms: f64| format!("{ms:.2} ({:.0})", flops / ms / 1e6);
         let forward = median_ms(reps, || drop(conv2d_forward(&x, &w, None, &g)));
         let implicit = median_ms(reps, || drop(conv2d_forward_on(ConvRung::ImplicitGemm, &x, &w, None, &g)));
+        let phase_grid = median_ms(reps, || drop(conv2d_forward_on(ConvRung::PhaseGrid, &x, &w, None, &g)));
         let gemms = median_ms(reps, || {
             (0..threads).into_par_iter().for_each(|_| {
                 let mut out = vec![0.0f32; m * n];
@@ -56,9 +58,10 @@ fn main() {
             })
         });
         println!(
-            "| {name} | {} | {} | {} ({threads} × [{m}×{k}]·[{k}×{n}]) | {:.0} % |",
+            "| {name} | {} | {} | {} | {} ({threads} × [{m}×{k}]·[{k}×{n}]) | {:.0} % |",
             rate(forward),
             rate(implicit),
+            rate(phase_grid),
             rate(gemms),
             100.0 * gemms / forward
         );

@@ -55,13 +55,17 @@
 //! Implicit GEMM: the GEMM copies col again, panel by panel, into its packed B blocks. The
 //! forward on the `ImplicitGemm` rung skips col: the GEMM asks for each packed panel and
 //! `pack_unfolded_panel` writes it straight from the image (`gemm::gemm_packing_b`), so each
-//! value is copied once instead of twice and no unfolding buffer exists.
+//! value is copied once instead of twice and no unfolding buffer exists. That copy is a gather
+//! of short strided runs; on the `PhaseGrid` rung (`cpu::phase_grid`) it is a plain copy out
+//! of the input's stride phases, at the price of a few junk output columns, and the tuner
+//! times that way beside the others.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
+use crate::cpu::phase_grid;
 use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::tuning;
 use crate::cpu::winograd;
@@ -102,7 +106,7 @@ fn axis_taps(k: usize, stride: usize, pad: usize, dilation: usize, input: usize,
 /// Stride 2 of f32 has an SSE path: LLVM kept the indexed loop scalar, with a bounds check
 /// per element.
 #[inline]
-fn copy_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
+pub(crate) fn copy_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
     let n = dst.len();
     if n == 0 {
         return;
@@ -819,6 +823,9 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     if images_per_gemm(g) > 1 {
         cuts.push(tuning::PER_IMAGE);
     }
+    if g.live_taps().is_none() {
+        cuts.push(tuning::PHASE_GRID);
+    }
     if winograd_fits(g) {
         cuts.push(tuning::WINOGRAD);
     }
@@ -835,6 +842,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
 fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     match cut {
         tuning::WINOGRAD => winograd::conv2d_forward(x, w, bias, g),
+        tuning::PHASE_GRID => phase_grid::conv2d_forward(x, w, bias, g),
         _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
     }
 }
@@ -929,7 +937,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     } else {
         tuning::COL2IM
     };
-    let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+    let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION, tuning::PHASE_GRID];
     if winograd_fits(&full) {
         ways.push(tuning::WINOGRAD);
     }
@@ -957,6 +965,7 @@ fn backward_data_by_way<T: Float>(
     match way {
         tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, full, None),
         tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, full),
+        tuning::PHASE_GRID => phase_grid::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, full),
         _ => backward_data_by_col2im(grad_y, w, bias, g),
     }
 }
@@ -1167,8 +1176,11 @@ fn backward_weight_in_strips<T: Float>(
 
 // ------------------------------------------------------------------------ implicit GEMM
 
-/// conv2d's forward as an implicit GEMM: y_n = W · col_n for each image, with col_n never
-/// written; the GEMM packs each of its B panels from the image itself ([`pack_unfolded_panel`]).
+/// conv2d's forward as an implicit GEMM: Y = W · (col_n | col_n+1 | …) for groups of images
+/// side by side (as many as [`images_per_gemm`] puts in one GEMM), with the unfolded operand
+/// never written: the GEMM packs each of its B panels from the images themselves
+/// ([`pack_unfolded_panel`]). One image a GEMM left ResNet-18's and B1's deep layers with
+/// 16–64 columns, so the weight was packed once for every few columns.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 fn forward_by_implicit_gemm<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
@@ -1178,21 +1190,36 @@ fn forward_by_implicit_gemm<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &
     }
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
     let (ty, tx) = geometry_taps(g);
-    y.par_chunks_mut(out_img).enumerate().for_each(|(n, y_n)| {
-        let accumulate = init_planes(y_n, bias, plane);
-        let x_n = &x[n * g.in_image()..(n + 1) * g.in_image()];
-        let pack = |panel: BPanel, out: &mut [T]| pack_unfolded_panel(x_n, g, &ty, &tx, panel, out);
-        gemm_packing_b(w_mat, plane, &pack, y_n, plane, accumulate);
-    });
+    let group = images_per_gemm(g);
+    y.par_chunks_mut(group * out_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
+        || vec![T::ZERO; if group == 1 { 0 } else { out_img * group }],
+        |y_buf, (gi, y_g)| {
+            let (n0, images) = (gi * group, y_g.len() / out_img);
+            let cols = images * plane;
+            let accumulate = init_planes(y_g, bias, plane);
+            if k == 0 {
+                return;
+            }
+            let x_g = &x[n0 * g.in_image()..(n0 + images) * g.in_image()];
+            let pack = |panel: BPanel, out: &mut [T]| pack_unfolded_panel(x_g, g, &ty, &tx, panel, out);
+            if images == 1 {
+                gemm_packing_b(w_mat, cols, &pack, y_g, plane, accumulate);
+            } else {
+                gemm_packing_b(w_mat, cols, &pack, &mut y_buf[..g.c_out * cols], cols, false);
+                from_channel_major(&y_buf[..g.c_out * cols], images, g.c_out, plane, y_g, accumulate);
+            }
+        },
+    );
     y
 }
 
-/// One packed B panel of the forward's GEMM, written from the image: rows `p0..p0 + kc` and
-/// columns `j0..j0 + cols` of col = im2col(x) (see the module docs), each row `nr` long and
-/// zero past `cols`; what [`im2col`] and then the GEMM's packing would write, in one copy.
-/// A row of the panel is one tap (ci, ki, kj) over a run of output pixels, so it is read an
-/// output row at a time: padding rows and columns are zeros, the rest a strided copy.
-// x: [C_in, H, W] (one image)   out: [kc, nr]
+/// One packed B panel of the forward's GEMM, written from the images: rows `p0..p0 + kc` and
+/// columns `j0..j0 + cols` of (col_0 | col_1 | …), the images' im2col side by side (see the
+/// module docs), each row `nr` long and zero past `cols`; what [`im2col`] and then the GEMM's
+/// packing would write, in one copy. A row of the panel is one tap (ci, ki, kj) over a run of
+/// output pixels, so it is read an output row at a time, passing from one image's last row to
+/// the next image's first: padding rows and columns are zeros, the rest a strided copy.
+// x: [images, C_in, H, W]   out: [kc, nr]
 fn pack_unfolded_panel<T: Float>(
     x: &[T],
     g: &Conv2dGeometry,
@@ -1202,23 +1229,24 @@ fn pack_unfolded_panel<T: Float>(
     out: &mut [T],
 ) {
     let BPanel { j0, cols, p0, kc, nr } = panel;
-    let (taps, [sh, sw]) = (g.kh * g.kw, g.stride);
+    let (taps, [sh, sw], plane, in_plane) = (g.kh * g.kw, g.stride, g.out_plane(), g.h * g.w);
     // The panel's first row is tap (ki, kj) of channel ci, its first column output pixel
-    // (oy0, ox0); the rows after it walk the taps in order.
+    // (oy0, ox0) of image n0; the rows after it walk the taps in order.
     let (mut ci, tap) = (p0 / taps, p0 % taps);
     let (mut ki, mut kj) = (tap / g.kw, tap % g.kw);
-    let (oy0, ox0) = (j0 / g.ow, j0 % g.ow);
+    let (n0, pixel) = (j0 / plane, j0 % plane);
+    let (oy0, ox0) = (pixel / g.ow, pixel % g.ow);
     for dst in out[..kc * nr].chunks_exact_mut(nr) {
         let (ky, kx) = (&ty[ki], &tx[kj]);
-        let x_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         dst[cols..].fill(T::ZERO);
-        let (mut oy, mut ox) = (oy0, ox0);
+        let (mut n, mut oy, mut ox) = (n0, oy0, ox0);
         let mut done = 0;
         while done < cols {
             let run = (g.ow - ox).min(cols - done);
             let d = &mut dst[done..done + run];
             if (ky.lo..ky.hi).contains(&oy) {
                 let iy = ky.i0 + (oy - ky.lo) * sh;
+                let x_c = &x[(n * g.c_in + ci) * in_plane..][..in_plane];
                 // Output columns ox..ox + run; those in kx.lo..kx.hi read the input, the rest padding.
                 let live_start = ox.max(kx.lo).min(ox + run);
                 let live_end = (ox + run).min(kx.hi).max(live_start);
@@ -1233,6 +1261,9 @@ fn pack_unfolded_panel<T: Float>(
             }
             done += run;
             (oy, ox) = (oy + 1, 0);
+            if oy == g.oh {
+                (n, oy) = (n + 1, 0);
+            }
         }
         kj += 1;
         if kj == g.kw {
@@ -1257,11 +1288,17 @@ pub enum ConvRung {
     /// im2col of one whole image and one GEMM per image (forward, backward-weight); Wᵀ · dy and
     /// col2im for backward-data (images side by side on small planes).
     Im2col,
-    /// The forward as an implicit GEMM, one image per GEMM: the GEMM packs its B panels straight
-    /// from the image (`pack_unfolded_panel`), so the unfolded operand is never written.
+    /// The forward as an implicit GEMM, images side by side as `images_per_gemm` groups them:
+    /// the GEMM packs its B panels straight from the images (`pack_unfolded_panel`), so the
+    /// unfolded operand is never written.
     /// Backward-data at stride 1 is a forward of dy (the full correlation) and runs the same
     /// way; the other kernels have no implicit form here and run as on `Im2col`.
     ImplicitGemm,
+    /// The implicit GEMM on the phase grid (`cpu::phase_grid`): the input split into its stride
+    /// phases once, and every B panel copied out of them in contiguous runs, the output
+    /// computed `(kW − 1)·dW / sW` columns wider and cropped. Backward-data at stride 1 runs as
+    /// the forward of the full correlation; backward-weight as on `Im2col`.
+    PhaseGrid,
     /// Winograd's F(2×2, 3×3) (`cpu::winograd`): 3×3 kernels at stride 1 as 16 GEMMs between
     /// transformed kernels and input tiles, 4/9 of the multiply-adds; the forward where it
     /// applies, and backward-data as the forward of the full correlation (also 3×3, stride 1).
@@ -1274,8 +1311,14 @@ pub enum ConvRung {
 
 impl ConvRung {
     /// Every rung, plainest first.
-    pub const ALL: [ConvRung; 5] =
-        [ConvRung::Direct, ConvRung::Im2col, ConvRung::ImplicitGemm, ConvRung::Winograd, ConvRung::Chosen];
+    pub const ALL: [ConvRung; 6] = [
+        ConvRung::Direct,
+        ConvRung::Im2col,
+        ConvRung::ImplicitGemm,
+        ConvRung::PhaseGrid,
+        ConvRung::Winograd,
+        ConvRung::Chosen,
+    ];
 
     /// The rung's name in benchmarks and test messages.
     pub fn name(self) -> &'static str {
@@ -1283,6 +1326,7 @@ impl ConvRung {
             ConvRung::Direct => "direct",
             ConvRung::Im2col => "im2col",
             ConvRung::ImplicitGemm => "implicit-gemm",
+            ConvRung::PhaseGrid => "phase-grid",
             ConvRung::Winograd => "winograd",
             ConvRung::Chosen => "chosen",
         }
@@ -1301,6 +1345,7 @@ pub fn conv2d_forward_on<T: Float>(rung: ConvRung, x: &[T], w: &[T], bias: Optio
         }
         ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh)),
         ConvRung::ImplicitGemm => forward_by_implicit_gemm(x, w, bias, g),
+        ConvRung::PhaseGrid => phase_grid::conv2d_forward(x, w, bias, g),
         ConvRung::Winograd if winograd::applies(g) => winograd::conv2d_forward(x, w, bias, g),
         ConvRung::Winograd => forward_in_strips(x, w, bias, g, Some(g.oh)),
         ConvRung::Chosen => conv2d_forward(x, w, bias, g),
@@ -1321,6 +1366,10 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
         },
+        ConvRung::PhaseGrid => match g.full_correlation() {
+            Some(full) => phase_grid::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
+            None => backward_data_by_col2im(grad_y, w, None, g),
+        },
         ConvRung::Winograd => match g.full_correlation().filter(winograd::applies) {
             Some(full) => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
@@ -1338,7 +1387,7 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
             reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
             dw
         }
-        ConvRung::Im2col | ConvRung::ImplicitGemm | ConvRung::Winograd => {
+        ConvRung::Im2col | ConvRung::ImplicitGemm | ConvRung::PhaseGrid | ConvRung::Winograd => {
             backward_weight_in_strips(grad_y, x, g, Some(g.oh), false)
         }
         ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),
@@ -1771,7 +1820,7 @@ mod tests {
         for g in all_conv_geometries() {
             let [x, w, dy] = operands(&g, &mut rng);
             let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
-            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE];
+            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::PHASE_GRID];
             if winograd_fits(&g) {
                 cuts.push(tuning::WINOGRAD);
                 winograd_geometries += 1;
@@ -1781,7 +1830,7 @@ mod tests {
                 assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
             let Some(full) = g.full_correlation() else { continue };
-            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION, tuning::PHASE_GRID];
             if winograd_fits(&full) {
                 ways.push(tuning::WINOGRAD);
             }

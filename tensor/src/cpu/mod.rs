@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod interpolate;
 pub mod optim;
+pub mod phase_grid;
 pub mod pool;
 pub mod reduce;
 pub mod tuning;

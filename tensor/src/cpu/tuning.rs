@@ -134,8 +134,11 @@ pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// A third way for the forward, and for backward-data as the full correlation, where the
 /// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) (`cpu::winograd`).
 pub(crate) const WINOGRAD: &str = "winograd";
+/// A fourth way for the forward, and for backward-data as the full correlation: an implicit
+/// GEMM that copies its B panels out of the input's stride phases (`cpu::phase_grid`).
+pub(crate) const PHASE_GRID: &str = "phase-grid";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 6] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD];
+const CUTS: [&str; 7] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD, PHASE_GRID];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
 fn is_choice_name(name: &str) -> bool {

@@ -58,7 +58,7 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
 }
 
 #[test]
-fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_and_winograd_once() {
+fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_its_phase_grid_and_winograd_once() {
     tuning::enable_tuning(None);
     let mut rng = Rng::new(37);
     let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
@@ -74,13 +74,13 @@ fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_and_winog
     let ours = || choices_for("conv2d_backward_data F64 4→5 k3×3 s1×1 p1×1 d1×1 9×7 b3");
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
-    assert!(["col2im", "full-correlation", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    assert!(["col2im", "full-correlation", "phase-grid", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
     conv2d_backward_data(&gy, &w, &[3, 4, 9, 7], &p).unwrap();
     assert_eq!(ours(), chosen, "met again: the kept choice");
 }
 
 #[test]
-fn a_tuned_3x3_stride_1_forward_times_winograd_beside_the_cuts_once_and_matches_the_reference() {
+fn a_tuned_3x3_stride_1_forward_times_the_phase_grid_and_winograd_beside_the_cuts_once_and_matches_the_reference() {
     tuning::enable_tuning(None);
     let mut rng = Rng::new(41);
     let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
@@ -93,7 +93,7 @@ fn a_tuned_3x3_stride_1_forward_times_winograd_beside_the_cuts_once_and_matches_
     let ours = || choices_for("conv2d_forward F64 4→5 k3×3 s1×1 p1×1 d1×1 7×9 b6");
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
-    assert!(["side-by-side", "per-image", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    assert!(["side-by-side", "per-image", "phase-grid", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
     conv2d(&x, &w, Some(&b), &p).unwrap();
     assert_eq!(ours(), chosen, "met again: the kept choice");
 }

@@ -1,0 +1,275 @@
+//! conv2d's forward as an implicit GEMM whose B panels are plain copies: a rung of the CPU
+//! convolution ladder (`cpu::conv::ConvRung::PhaseGrid`) and a cut the tuner may choose.
+//!
+//! The one idea. im2col's row for tap (ci, ki, kj) is, output pixel by output pixel,
+//!
+//!   col[(ci, ki, kj), (oy, ox)] = x[ci, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw]
+//!
+//! Split the zero-padded input into its sh·sw stride phases: phase (a, b) holds the rows
+//! ≡ a (mod sh) and the columns ≡ b (mod sw). Writing ki·dh = sh·qi + a and kj·dw = sw·qj + b,
+//! the tap reads phase (a, b) at row oy + qi, column ox + qj: the same plane for every output
+//! pixel, shifted by (qi, qj). If the phase planes and the output are both `width` columns wide
+//! (OW plus the qj of the rightmost tap), output pixel q = oy·width + ox reads element
+//! q + qi·width + qj of its phase plane, so a run of consecutive output pixels reads a
+//! contiguous run of the plane, across output rows. The extra `width − OW` columns of each
+//! output row are junk: computed and dropped.
+//!
+//! So the GEMM Y = W · col needs no unfolded operand and no gather: each packed B panel is
+//! `kc` contiguous copies of `nr` elements out of the phase planes, as cheap as packing a
+//! stored matrix. What it costs instead: one pass that splits the input into phase planes
+//! (about the input's size, where im2col writes kH·kW/(sh·sw) times it), the junk columns'
+//! multiply-adds (1/9 of a stride-2 3×3 layer's on an 8×8 output, 1/5 of a stride-1 one's),
+//! and one copy of the output that drops them. Several images sit side by side in one GEMM,
+//! as in `cpu::conv`, so that deep layers' small planes still give the GEMM columns enough.
+
+use rayon::prelude::*;
+
+use crate::cpu::conv::copy_strided;
+use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef};
+use crate::descriptors::Conv2dGeometry;
+use crate::dtype::Float;
+
+/// Where one image's phase planes lie and where each tap's window starts in them.
+struct PhaseGrid {
+    /// Columns of every phase plane and of the output grid: OW plus the rightmost tap's shift.
+    width: usize,
+    /// Rows of every phase plane: OH plus the lowest tap's shift.
+    rows: usize,
+    /// Elements from one phase plane to the next: rows·width, and the junk columns' overhang
+    /// past the last row (zeros).
+    plane_len: usize,
+    /// Elements of one image's phase planes, [C_in, sh, sw, plane_len].
+    image_len: usize,
+    /// For each row (ci, ki, kj) of the unfolded operand, where its window starts within an
+    /// image's phase planes.
+    tap_offsets: Vec<usize>,
+}
+
+impl PhaseGrid {
+    fn of(g: &Conv2dGeometry) -> PhaseGrid {
+        let ([sh, sw], [dh, dw]) = (g.stride, g.dilation);
+        let width = g.ow + (g.kw - 1) * dw / sw;
+        let rows = g.oh + (g.kh - 1) * dh / sh;
+        let plane_len = rows * width + (width - g.ow);
+        let mut tap_offsets = Vec::with_capacity(g.col_rows());
+        for ci in 0..g.c_in {
+            for ki in 0..g.kh {
+                let (qi, a) = (ki * dh / sh, ki * dh % sh);
+                for kj in 0..g.kw {
+                    let (qj, b) = (kj * dw / sw, kj * dw % sw);
+                    tap_offsets.push(((ci * sh + a) * sw + b) * plane_len + qi * width + qj);
+                }
+            }
+        }
+        PhaseGrid { width, rows, plane_len, image_len: g.c_in * sh * sw * plane_len, tap_offsets }
+    }
+
+    /// Output columns of one image on the grid, junk included: OH·width.
+    fn image_columns(&self, g: &Conv2dGeometry) -> usize {
+        g.oh * self.width
+    }
+
+    /// Writes one image's phase planes. Each plane row is input row sh·r + a − ph, read at
+    /// columns sw·c + b − pw; what falls outside the input is zero. The overhang after each
+    /// plane is never written, so it keeps the zeros the buffer was made with.
+    // x: [C_in, H, W] (one image)   out: [C_in, sh, sw, plane_len]
+    fn split<T: Float>(&self, x: &[T], g: &Conv2dGeometry, out: &mut [T]) {
+        let ([sh, sw], [pad_h, pad_w]) = (g.stride, g.padding);
+        for (ci, planes) in out[..self.image_len].chunks_exact_mut(sh * sw * self.plane_len).enumerate() {
+            let x_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+            for (phase, plane) in planes.chunks_exact_mut(self.plane_len).enumerate() {
+                let (a, b) = (phase / sw, phase % sw);
+                // Plane columns c with 0 ≤ sw·c + b − pw < W.
+                let c_lo = (pad_w.saturating_sub(b)).div_ceil(sw).min(self.width);
+                let c_hi = (g.w + pad_w).saturating_sub(b).div_ceil(sw).clamp(c_lo, self.width);
+                for (r, row) in plane[..self.rows * self.width].chunks_exact_mut(self.width).enumerate() {
+                    let iy = (sh * r + a).checked_sub(pad_h).filter(|&iy| iy < g.h);
+                    match iy {
+                        Some(iy) if c_lo < c_hi => {
+                            row[..c_lo].fill(T::ZERO);
+                            row[c_hi..].fill(T::ZERO);
+                            let ix = sw * c_lo + b - pad_w;
+                            copy_strided(&mut row[c_lo..c_hi], &x_c[iy * g.w + ix..(iy + 1) * g.w], sw);
+                        }
+                        _ => row.fill(T::ZERO),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many images share one GEMM: at least `TARGET_COLUMNS` grid columns, at most
+/// `MAX_ELEMENTS` of phase planes and output grid per group, and at least one group per thread.
+fn images_per_gemm(g: &Conv2dGeometry, grid: &PhaseGrid) -> usize {
+    const TARGET_COLUMNS: usize = 512;
+    const MAX_ELEMENTS: usize = 1 << 22;
+    let columns = grid.image_columns(g).max(1);
+    let by_columns = TARGET_COLUMNS.div_ceil(columns);
+    let by_memory = MAX_ELEMENTS / (grid.image_len + g.c_out * columns).max(1);
+    let by_threads = g.batch.div_ceil(rayon::current_num_threads());
+    by_columns.min(by_memory).min(by_threads).max(1)
+}
+
+/// y = conv2d(x, w) + bias on the phase grid (see the module docs): for each group of images,
+/// split them into phase planes, run Y = W · col with B's panels copied from the planes, and
+/// copy Y's real columns out.
+// x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
+pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    let (k, plane, out_img, in_img) = (g.col_rows(), g.out_plane(), g.out_image(), g.in_image());
+    let mut y = vec![T::ZERO; g.batch * out_img];
+    if y.is_empty() {
+        return y;
+    }
+    if k == 0 {
+        if let Some(b) = bias {
+            y.chunks_exact_mut(plane).zip(b.iter().cycle()).for_each(|(o, &bc)| o.fill(bc));
+        }
+        return y;
+    }
+    let grid = PhaseGrid::of(g);
+    let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
+    let group = images_per_gemm(g, &grid);
+    let image_columns = grid.image_columns(g);
+    let tasks = g.batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1);
+    y.par_chunks_mut(group * out_img).enumerate().with_min_len(tasks).for_each_init(
+        || (vec![T::ZERO; group * grid.image_len], vec![T::ZERO; group * g.c_out * image_columns]),
+        |(planes, y_grid), (gi, y_g)| {
+            let (n0, images) = (gi * group, y_g.len() / out_img);
+            for (i, planes_n) in planes.chunks_exact_mut(grid.image_len).take(images).enumerate() {
+                grid.split(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, planes_n);
+            }
+            let cols = images * image_columns;
+            let planes = &planes[..images * grid.image_len];
+            let pack = |panel: BPanel, out: &mut [T]| pack_panel(planes, &grid, image_columns, panel, out);
+            let y_grid = &mut y_grid[..g.c_out * cols];
+            gemm_packing_b(w_mat, cols, &pack, y_grid, cols, false);
+            crop(y_grid, g, &grid, images, bias, y_g);
+        },
+    );
+    y
+}
+
+/// One packed B panel: rows `p0..p0 + kc` (taps) and columns `j0..j0 + cols` (grid pixels of
+/// the images side by side), each row `nr` long and zero past `cols`. Within one image a
+/// panel row is one contiguous run of a phase plane, so the panel is copied a run of columns
+/// (one image's) at a time, every row of it.
+// planes: [images, C_in, sh, sw, plane_len]   out: [kc, nr]
+fn pack_panel<T: Float>(planes: &[T], grid: &PhaseGrid, image_columns: usize, panel: BPanel, out: &mut [T]) {
+    let BPanel { j0, cols, p0, kc, nr } = panel;
+    let offsets = &grid.tap_offsets[p0..p0 + kc];
+    if cols < nr {
+        out[..kc * nr].chunks_exact_mut(nr).for_each(|row| row[cols..].fill(T::ZERO));
+    }
+    let mut done = 0;
+    while done < cols {
+        let (n, q) = ((j0 + done) / image_columns, (j0 + done) % image_columns);
+        let run = (image_columns - q).min(cols - done);
+        let image = &planes[n * grid.image_len..(n + 1) * grid.image_len];
+        let rows = out[..kc * nr].chunks_exact_mut(nr).zip(offsets);
+        // A whole row of the usual widths is copied at a width the compiler knows: as a call
+        // to memmove per row, packing took a quarter of B1's 64→128 forward (perf, Xeon).
+        match run {
+            32 => rows.for_each(|(row, &offset)| copy_fixed::<T, 32>(&mut row[done..], &image[offset + q..])),
+            16 => rows.for_each(|(row, &offset)| copy_fixed::<T, 16>(&mut row[done..], &image[offset + q..])),
+            8 => rows.for_each(|(row, &offset)| copy_fixed::<T, 8>(&mut row[done..], &image[offset + q..])),
+            _ => rows.for_each(|(row, &offset)| row[done..done + run].copy_from_slice(&image[offset + q..][..run])),
+        }
+        done += run;
+    }
+}
+
+/// dst[..N] = src[..N], N known at compile time.
+#[inline(always)]
+fn copy_fixed<T: Float, const N: usize>(dst: &mut [T], src: &[T]) {
+    let (dst, src): (&mut [T; N], &[T; N]) =
+        ((&mut dst[..N]).try_into().expect("N elements"), (&src[..N]).try_into().expect("N elements"));
+    *dst = *src;
+}
+
+/// Copies the real columns of the output grid into y, adding the bias: y[n, co, oy, ox] =
+/// Y[co, n·OH·width + oy·width + ox] (+ bias[co]) for ox < OW.
+// y_grid: [C_out, images·OH·width]   y: [images, C_out, OH, OW]
+fn crop<T: Float>(y_grid: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, images: usize, bias: Option<&[T]>, y: &mut [T]) {
+    let (image_columns, ld) = (grid.image_columns(g), images * grid.image_columns(g));
+    for (n, y_n) in y.chunks_exact_mut(g.out_image()).take(images).enumerate() {
+        for (co, y_c) in y_n.chunks_exact_mut(g.out_plane()).enumerate() {
+            let src = &y_grid[co * ld + n * image_columns..][..image_columns];
+            let b = bias.map_or(T::ZERO, |b| b[co]);
+            for (dst, src) in y_c.chunks_exact_mut(g.ow).zip(src.chunks(grid.width)) {
+                if bias.is_some() {
+                    dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s + b);
+                } else {
+                    dst.copy_from_slice(&src[..g.ow]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::conv as reference;
+
+    fn ramp(len: usize) -> Vec<f64> {
+        (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
+    }
+
+    #[test]
+    fn every_tap_window_of_the_phase_planes_is_im2col_s_row_on_the_real_columns() {
+        // Stride 2 by 3, dilation 2 by 1, padding 2 by 1: every phase and shift is exercised.
+        let g = Conv2dGeometry::conv2d([1, 2, 9, 11], [1, 2, 3, 4], [2, 3], [2, 1], [2, 1]).unwrap();
+        let grid = PhaseGrid::of(&g);
+        let x = ramp(g.x_len());
+        let mut planes = vec![0.0; grid.image_len];
+        grid.split(&x, &g, &mut planes);
+        let mut k = 0;
+        for ci in 0..g.c_in {
+            for ki in 0..g.kh {
+                for kj in 0..g.kw {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
+                            let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
+                            let inside = (0..g.h as isize).contains(&iy) && (0..g.w as isize).contains(&ix);
+                            let want = if inside { x[(ci * g.h + iy as usize) * g.w + ix as usize] } else { 0.0 };
+                            let got = planes[grid.tap_offsets[k] + oy * grid.width + ox];
+                            assert_eq!(got, want, "tap ({ci}, {ki}, {kj}) at ({oy}, {ox})");
+                        }
+                    }
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_junk_columns_read_inside_the_planes() {
+        // The last tap's window over the whole grid, junk included, ends within the image.
+        for (x, w, s, p, d) in [
+            ([1, 3, 8, 8], [2, 3, 3, 3], [2, 2], [1, 1], [1, 1]),
+            ([1, 1, 5, 7], [1, 1, 3, 5], [1, 1], [0, 2], [1, 2]),
+            ([1, 2, 4, 4], [1, 2, 1, 1], [3, 3], [0, 0], [1, 1]),
+        ] {
+            let g = Conv2dGeometry::conv2d(x, w, s, p, d).unwrap();
+            let grid = PhaseGrid::of(&g);
+            let last = grid.tap_offsets.iter().max().unwrap() + grid.image_columns(&g);
+            assert!(last <= grid.image_len, "{g:?}: reads to {last} of {}", grid.image_len);
+        }
+    }
+
+    #[test]
+    fn the_forward_with_images_side_by_side_and_a_bias_matches_the_reference() {
+        // 9 images of 5×6 outputs (42-column grid): groups of several images, panels that
+        // cross from one image into the next.
+        let g = Conv2dGeometry::conv2d([9, 3, 10, 11], [4, 3, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+        let (x, w, b) = (ramp(g.x_len()), ramp(g.weight_len()), ramp(g.c_out));
+        let want = reference::conv2d(&x, &w, Some(&b), &g);
+        let got = conv2d_forward(&x, &w, Some(&b), &g);
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+            assert!((a - e).abs() <= 1e-12 * scale, "element {i}: {a} vs {e}");
+        }
+    }
+}
