@@ -134,7 +134,7 @@ pub(crate) fn copy_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
 
 /// dst\[j·stride\] += src\[j\]: the adjoint of [`copy_strided`], one row of one col2im tap.
 #[inline]
-fn add_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
+pub(crate) fn add_strided<T: Float>(dst: &mut [T], src: &[T], stride: usize) {
     let n = src.len();
     if n == 0 {
         return;
@@ -921,23 +921,30 @@ fn forward_in_strips<T: Float>(
 /// At stride 1 there is a second way, the full correlation
 /// (`Conv2dGeometry::full_correlation`): a forward convolution of dy. The rule takes it where one image's dcol would not fit in cache
 /// (`strip_rows`) and the correlation's GEMM has rows enough (C_in of them) to fill the
-/// micro-kernel's; with tuning on, the two are timed instead (the first time this machine
-/// meets the geometry).
+/// micro-kernel's; with tuning on, it is timed instead beside col2im, the same correlation on
+/// the phase grid (`phase_grid::conv2d_backward_data`) and Winograd (the first time this
+/// machine meets the geometry).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
 pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     if let Some(live) = g.live_taps() {
         return conv2d_backward_data(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
     }
+    let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g);
     let Some(full) = g.full_correlation() else {
-        return backward_data_by_col2im(grad_y, w, bias, g);
+        // The phase grid computes strided backward-data too (its ladder rung runs it), but by
+        // sub-pixel classes whose GEMMs have only C_in rows, and it lost to col2im on every
+        // strided layer of B1 and B5 (25–170 % slower, Xeon model 207), so it is not timed.
+        return run(tuning::COL2IM);
     };
-    let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g, &full);
     let rule = if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS {
         tuning::FULL_CORRELATION
     } else {
         tuning::COL2IM
     };
-    let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION, tuning::PHASE_GRID];
+    let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+    if phase_grid::backward_data_applies(g) {
+        ways.push(tuning::PHASE_GRID);
+    }
     if winograd_fits(&full) {
         ways.push(tuning::WINOGRAD);
     }
@@ -952,20 +959,15 @@ fn winograd_fits(g: &Conv2dGeometry) -> bool {
     winograd::applies(g) && g.live_taps().is_none()
 }
 
-/// [`conv2d_backward_data`] at stride 1 by the way the tuner names: col2im, or as a forward of
-/// dy, the `full` correlation, in strips or (where [`winograd_fits`] it) by Winograd.
-fn backward_data_by_way<T: Float>(
-    way: &str,
-    grad_y: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    g: &Conv2dGeometry,
-    full: &Conv2dGeometry,
-) -> Vec<T> {
+/// [`conv2d_backward_data`] by the way the tuner names: col2im; at stride 1 as a forward of
+/// dy, the full correlation, in strips or (where [`winograd_fits`] it) by Winograd; or, without
+/// dilation, on the phase grid (`phase_grid::conv2d_backward_data`).
+fn backward_data_by_way<T: Float>(way: &str, grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    let full = || g.full_correlation().expect("the full correlation's ways are offered at stride 1 only");
     match way {
-        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, full, None),
-        tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, full),
-        tuning::PHASE_GRID => phase_grid::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, full),
+        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None),
+        tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
+        tuning::PHASE_GRID => phase_grid::conv2d_backward_data(grad_y, w, bias, g),
         _ => backward_data_by_col2im(grad_y, w, bias, g),
     }
 }
@@ -1296,8 +1298,9 @@ pub enum ConvRung {
     ImplicitGemm,
     /// The implicit GEMM on the phase grid (`cpu::phase_grid`): the input split into its stride
     /// phases once, and every B panel copied out of them in contiguous runs, the output
-    /// computed `(kW − 1)·dW / sW` columns wider and cropped. Backward-data at stride 1 runs as
-    /// the forward of the full correlation; backward-weight as on `Im2col`.
+    /// computed `(kW − 1)·dW / sW` columns wider and cropped. Backward-data without dilation
+    /// runs by sub-pixel classes, each a stride-1 correlation of dy on the same grid (at stride
+    /// 1, the full correlation); backward-weight as on `Im2col`.
     PhaseGrid,
     /// Winograd's F(2×2, 3×3) (`cpu::winograd`): 3×3 kernels at stride 1 as 16 GEMMs between
     /// transformed kernels and input tiles, 4/9 of the multiply-adds; the forward where it
@@ -1366,10 +1369,10 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
         },
-        ConvRung::PhaseGrid => match g.full_correlation() {
-            Some(full) => phase_grid::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
-            None => backward_data_by_col2im(grad_y, w, None, g),
-        },
+        ConvRung::PhaseGrid if phase_grid::backward_data_applies(g) => {
+            phase_grid::conv2d_backward_data(grad_y, w, None, g)
+        }
+        ConvRung::PhaseGrid => backward_data_by_col2im(grad_y, w, None, g),
         ConvRung::Winograd => match g.full_correlation().filter(winograd::applies) {
             Some(full) => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
             None => backward_data_by_col2im(grad_y, w, None, g),
@@ -1816,7 +1819,7 @@ mod tests {
     #[test]
     fn every_cut_and_way_the_tuner_may_choose_matches_the_reference() {
         let mut rng = Rng::new(19);
-        let mut winograd_geometries = 0;
+        let (mut winograd_geometries, mut phase_grids) = (0, 0);
         for g in all_conv_geometries() {
             let [x, w, dy] = operands(&g, &mut rng);
             let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
@@ -1830,18 +1833,23 @@ mod tests {
                 assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
             let Some(full) = g.full_correlation() else { continue };
-            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION, tuning::PHASE_GRID];
+            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+            if phase_grid::backward_data_applies(&g) {
+                ways.push(tuning::PHASE_GRID);
+                phase_grids += 1;
+            }
             if winograd_fits(&full) {
                 ways.push(tuning::WINOGRAD);
             }
             // Backward-data with a bias is conv_transpose2d's forward.
             let want = reference::conv_transpose2d(&dy, &w, Some(&b_in), &g.transposed());
             for way in ways {
-                let got = backward_data_by_way(way, &dy, &w, Some(&b_in), &g, &full);
+                let got = backward_data_by_way(way, &dy, &w, Some(&b_in), &g);
                 assert_close(&got, &want, 1e-12, &format!("{way}, {g:?}"));
             }
         }
         assert!(winograd_geometries >= 3, "only {winograd_geometries} geometries for Winograd");
+        assert!(phase_grids >= 3, "only {phase_grids} geometries for the phase grid's backward-data");
     }
 
     #[test]
