@@ -688,7 +688,7 @@ fn time_cuts(cuts: &[&str], mut run: impl FnMut(&str)) -> Vec<std::time::Duratio
 /// The fewest image groups one rayon task takes: enough that the batch splits into about two
 /// tasks per thread (room to balance load), not one per group. Each task allocates its own
 /// unfolding buffers, so a split per group would allocate and zero them dozens of times.
-fn min_groups_per_task(batch: usize, group: usize) -> usize {
+pub(crate) fn min_groups_per_task(batch: usize, group: usize) -> usize {
     batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1)
 }
 
@@ -754,7 +754,7 @@ fn from_channel_major<T: Float>(m: &[T], images: usize, channels: usize, plane: 
 /// there is nothing to do: the buffer is already zero (filling it again was a whole extra
 /// pass over every convolution's output).
 // out: [images·C, plane]   bias: [C]
-fn init_planes<T: Float>(out: &mut [T], bias: Option<&[T]>, plane: usize) -> bool {
+pub(crate) fn init_planes<T: Float>(out: &mut [T], bias: Option<&[T]>, plane: usize) -> bool {
     let Some(b) = bias else { return false };
     for (o, &bc) in out.chunks_exact_mut(plane).zip(b.iter().cycle()) {
         o.fill(bc);

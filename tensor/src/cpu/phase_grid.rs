@@ -32,7 +32,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::conv::{add_strided, copy_strided};
+use crate::cpu::conv::{add_strided, copy_strided, init_planes, min_groups_per_task};
 use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
@@ -107,14 +107,13 @@ impl PhaseGrid {
     }
 }
 
-/// How many images share one GEMM: at least `TARGET_COLUMNS` grid columns, at most
-/// `MAX_ELEMENTS` of phase planes and output grid per group, and at least one group per thread.
-fn images_per_gemm(g: &Conv2dGeometry, grid: &PhaseGrid) -> usize {
-    const TARGET_COLUMNS: usize = 512;
+/// How many images share one GEMM: enough for `target_columns` grid columns, at most
+/// `MAX_ELEMENTS` of planes and output grid per group, and at least one group per thread (the
+/// planes are written on the group's thread).
+fn images_per_group(g: &Conv2dGeometry, target_columns: usize, columns: usize, elements: usize) -> usize {
     const MAX_ELEMENTS: usize = 1 << 22;
-    let columns = grid.image_columns(g).max(1);
-    let by_columns = TARGET_COLUMNS.div_ceil(columns);
-    let by_memory = MAX_ELEMENTS / (grid.image_len + g.c_out * columns).max(1);
+    let by_columns = target_columns.div_ceil(columns.max(1));
+    let by_memory = MAX_ELEMENTS / elements.max(1);
     let by_threads = g.batch.div_ceil(rayon::current_num_threads());
     by_columns.min(by_memory).min(by_threads).max(1)
 }
@@ -124,22 +123,20 @@ fn images_per_gemm(g: &Conv2dGeometry, grid: &PhaseGrid) -> usize {
 /// copy Y's real columns out.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let (k, plane, out_img, in_img) = (g.col_rows(), g.out_plane(), g.out_image(), g.in_image());
+    let (k, out_img, in_img) = (g.col_rows(), g.out_image(), g.in_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
     if y.is_empty() {
         return y;
     }
     if k == 0 {
-        if let Some(b) = bias {
-            y.chunks_exact_mut(plane).zip(b.iter().cycle()).for_each(|(o, &bc)| o.fill(bc));
-        }
+        init_planes(&mut y, bias, g.out_plane());
         return y;
     }
     let grid = PhaseGrid::of(g);
     let w_mat = MatRef::row_major(w, g.c_out, k); // [C_out, K]
-    let group = images_per_gemm(g, &grid);
     let image_columns = grid.image_columns(g);
-    let tasks = g.batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1);
+    let group = images_per_group(g, 512, image_columns, grid.image_len + g.c_out * image_columns);
+    let tasks = min_groups_per_task(g.batch, group);
     y.par_chunks_mut(group * out_img).enumerate().with_min_len(tasks).for_each_init(
         || (vec![T::ZERO; group * grid.image_len], vec![T::ZERO; group * g.c_out * image_columns]),
         |(planes, y_grid), (gi, y_g)| {
@@ -355,14 +352,12 @@ impl DyPlanes {
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
 pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     assert!(backward_data_applies(g), "the phase grid's backward-data needs dilation 1, got {:?}", g.dilation);
-    let (in_img, out_img, in_plane) = (g.in_image(), g.out_image(), g.h * g.w);
+    let (in_img, out_img) = (g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
     if dx.is_empty() {
         return dx;
     }
-    if let Some(b) = bias {
-        dx.chunks_exact_mut(in_plane).zip(b.iter().cycle()).for_each(|(o, &bc)| o.fill(bc));
-    }
+    init_planes(&mut dx, bias, g.h * g.w);
     if g.c_out == 0 || g.oh * g.ow == 0 {
         return dx;
     }
@@ -373,14 +368,8 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     // A class's GEMM has only C_in rows and packs its A (the sub-kernel) on every call, so
     // groups are wider than the forward's: 2,048 columns ran B1's 64→128 4×4 layer in 9.0 ms
     // against 10.4 at 512, one run each (Xeon model 207).
-    let group = {
-        const TARGET_COLUMNS: usize = 2048;
-        const MAX_ELEMENTS: usize = 1 << 22;
-        let by_memory = MAX_ELEMENTS / (image_len + g.c_in * widest).max(1);
-        let by_threads = g.batch.div_ceil(rayon::current_num_threads());
-        TARGET_COLUMNS.div_ceil(narrowest).min(by_memory).min(by_threads).max(1)
-    };
-    let tasks = g.batch.div_ceil(group).div_ceil(2 * rayon::current_num_threads()).max(1);
+    let group = images_per_group(g, 2048, narrowest, image_len + g.c_in * widest);
+    let tasks = min_groups_per_task(g.batch, group);
     dx.par_chunks_mut(group * in_img).enumerate().with_min_len(tasks).for_each_init(
         || (vec![T::ZERO; group * image_len], vec![T::ZERO; group * g.c_in * widest]),
         |(dy_planes, dx_grid), (gi, dx_g)| {
