@@ -436,21 +436,15 @@ mod tests {
         let x = ramp(g.x_len());
         let mut planes = vec![0.0; grid.image_len];
         grid.split(&x, &g, &mut planes);
-        let mut k = 0;
-        for ci in 0..g.c_in {
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
-                            let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
-                            let inside = (0..g.h as isize).contains(&iy) && (0..g.w as isize).contains(&ix);
-                            let want = if inside { x[(ci * g.h + iy as usize) * g.w + ix as usize] } else { 0.0 };
-                            let got = planes[grid.tap_offsets[k] + oy * grid.width + ox];
-                            assert_eq!(got, want, "tap ({ci}, {ki}, {kj}) at ({oy}, {ox})");
-                        }
-                    }
-                    k += 1;
+        // im2col by the definition: col[k, pixel] for the one image and output channel.
+        let plane = g.out_plane();
+        let mut col = vec![0.0; g.col_rows() * plane];
+        reference::for_each_tap(&g, |pixel, xi, k| col[k * plane + pixel] = x[xi]);
+        for (k, &offset) in grid.tap_offsets.iter().enumerate() {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let (got, want) = (planes[offset + oy * grid.width + ox], col[k * plane + oy * g.ow + ox]);
+                    assert_eq!(got, want, "row {k} of im2col at ({oy}, {ox})");
                 }
             }
         }
