@@ -615,16 +615,6 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
     by_columns.min(by_memory).min(by_threads).max(1)
 }
 
-/// Which cut the backward-weight kernel runs: the rule's ([`tuning::SIDE_BY_SIDE`]) unless
-/// the rule would put images side by side; then [`tuned_choice`] among `cuts`.
-fn tuned_cut<T: Float>(kernel: &str, g: &Conv2dGeometry, cuts: &[&str], run: impl Fn(&str)) -> String {
-    if images_per_gemm(g) > 1 {
-        tuned_choice::<T>("convolution's cut", kernel, g, cuts, tuning::SIDE_BY_SIDE, run)
-    } else {
-        tuning::SIDE_BY_SIDE.to_string()
-    }
-}
-
 /// How a kernel runs at geometry `g`: `rule` unless tuning is on (`cpu::tuning`); then
 /// whichever of `ways` `run` finished first (`rule` within the margin) the first time this
 /// machine met the kernel at this geometry. `what` names the choice in the tuning line.
@@ -1051,19 +1041,40 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose. So it is with at most
-/// `DW_ROWS_MAX_CHANNELS` output channels.
+/// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the cuts (one image per GEMM, dW
+/// itself with images side by side, and dW on the phase grid, `phase_grid::conv2d_backward_weight`)
+/// are timed against the rule's the first time this machine meets the geometry.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
     // With few outputs side by side already computes dW itself: the third cut would be the same.
-    let cuts: &[&str] = match few_outputs {
-        true => &[tuning::SIDE_BY_SIDE, tuning::PER_IMAGE],
-        false => &[tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS],
+    // The other cuts differ from the rule's only where it puts images side by side.
+    let mut cuts = vec![tuning::SIDE_BY_SIDE];
+    if images_per_gemm(g) > 1 {
+        cuts.push(tuning::PER_IMAGE);
+        if !few_outputs {
+            cuts.push(tuning::SIDE_BY_SIDE_DW_ROWS);
+        }
+    }
+    if g.live_taps().is_none() {
+        cuts.push(tuning::PHASE_GRID);
+    }
+    let run = |cut: &str| match cut {
+        tuning::PHASE_GRID => phase_grid::conv2d_backward_weight(grad_y, x, g),
+        _ => backward_weight_in_strips(
+            grad_y,
+            x,
+            g,
+            strip_of(g, cut),
+            few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS,
+        ),
     };
-    let run = |cut: &str| {
-        backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS)
+    let cut = if cuts.len() > 1 {
+        let rule = tuning::SIDE_BY_SIDE;
+        tuned_choice::<T>("convolution's cut", "conv2d_backward_weight", g, &cuts, rule, |cut| drop(run(cut)))
+    } else {
+        tuning::SIDE_BY_SIDE.to_string()
     };
-    let cut = tuned_cut::<T>("conv2d_backward_weight", g, cuts, |cut| drop(run(cut)));
     run(&cut)
 }
 
@@ -1390,7 +1401,8 @@ pub fn conv2d_backward_weight_on<T: Float>(rung: ConvRung, grad_y: &[T], x: &[T]
             reference::for_each_tap(g, |yi, xi, wi| dw[wi] += grad_y[yi] * x[xi]);
             dw
         }
-        ConvRung::Im2col | ConvRung::ImplicitGemm | ConvRung::PhaseGrid | ConvRung::Winograd => {
+        ConvRung::PhaseGrid => phase_grid::conv2d_backward_weight(grad_y, x, g),
+        ConvRung::Im2col | ConvRung::ImplicitGemm | ConvRung::Winograd => {
             backward_weight_in_strips(grad_y, x, g, Some(g.oh), false)
         }
         ConvRung::Chosen => conv2d_backward_weight(grad_y, x, g),

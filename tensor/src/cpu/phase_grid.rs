@@ -35,7 +35,7 @@ use rayon::prelude::*;
 use crate::cpu::conv::{add_strided, copy_strided, init_planes, min_groups_per_task};
 use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef};
 use crate::descriptors::Conv2dGeometry;
-use crate::dtype::Float;
+use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
 /// Where one image's phase planes lie and where each tap's window starts in them.
 struct PhaseGrid {
@@ -419,6 +419,147 @@ fn add_class<T: Float>(
     }
 }
 
+// ------------------------------------------------------------------------ backward-weight
+
+/// dW for y = conv2d(x, w): dW = Σ_images dy · colᵀ, on the phase grid. Per group of images
+/// the input is split into its phases as for the forward, dy is laid out on the same grid (its
+/// junk columns zero, so they add nothing), and dW += dy_grid · colᵀ runs with colᵀ's panels
+/// read from the planes: a panel row is one grid pixel across a run of taps, so each panel
+/// column (one tap) is a contiguous run of a plane, written down the column. The threads take
+/// whole groups, each into a partial dW of its own, summed at the end.
+// grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
+pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (k, out_img, in_img) = (g.col_rows(), g.out_image(), g.in_image());
+    let mut dw = vec![T::ZERO; g.c_out * k];
+    if dw.is_empty() || g.batch == 0 || g.oh * g.ow == 0 {
+        return dw;
+    }
+    let grid = PhaseGrid::of(g);
+    let image_columns = grid.image_columns(g);
+    let group = images_per_group(g, 2048, image_columns, grid.image_len + g.c_out * image_columns);
+    let groups = g.batch.div_ceil(group);
+    let parts = groups.min(rayon::current_num_threads()).max(1);
+    let per_part = groups.div_ceil(parts) * group;
+    let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
+        .into_par_iter()
+        .map(|part| {
+            let mut partial = vec![T::ZERO; g.c_out * k];
+            let mut planes = vec![T::ZERO; group * grid.image_len];
+            let mut dy_grid = vec![T::ZERO; group * g.c_out * image_columns];
+            let end = ((part + 1) * per_part).min(g.batch);
+            for n0 in (part * per_part..end).step_by(group) {
+                let images = group.min(end - n0);
+                for (i, planes_n) in planes.chunks_exact_mut(grid.image_len).take(images).enumerate() {
+                    grid.split(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, planes_n);
+                }
+                let cols = images * image_columns;
+                let dy_grid = &mut dy_grid[..g.c_out * cols];
+                spread(&grad_y[n0 * out_img..(n0 + images) * out_img], g, &grid, images, dy_grid);
+                let planes = &planes[..images * grid.image_len];
+                let source = PanelSource { image_len: grid.image_len, image_columns, tap_offsets: &grid.tap_offsets };
+                let pack = |panel: BPanel, out: &mut [T]| pack_transposed_panel(planes, source, panel, out);
+                gemm_packing_b(MatRef::row_major(dy_grid, g.c_out, cols), k, &pack, &mut partial, k, true);
+            }
+            partial
+        })
+        .collect();
+    dw.par_chunks_mut(k).enumerate().for_each(|(co, dw_co)| {
+        for p in &partials {
+            dw_co.iter_mut().zip(&p[co * k..(co + 1) * k]).for_each(|(d, v)| *d += *v);
+        }
+    });
+    dw
+}
+
+/// dy laid out on the output grid, images side by side: grid[co, n·OH·width + oy·width + ox] =
+/// dy[n, co, oy, ox] for ox < OW, and zero in the junk columns ox ≥ OW.
+// dy: [images, C_out, OH, OW]   grid: [C_out, images·OH·width]
+fn spread<T: Float>(dy: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, images: usize, out: &mut [T]) {
+    let (image_columns, ld) = (grid.image_columns(g), images * grid.image_columns(g));
+    for (n, dy_n) in dy.chunks_exact(g.out_image()).take(images).enumerate() {
+        for (co, dy_c) in dy_n.chunks_exact(g.out_plane()).enumerate() {
+            let dst = &mut out[co * ld + n * image_columns..][..image_columns];
+            for (dst_row, src_row) in dst.chunks_exact_mut(grid.width).zip(dy_c.chunks_exact(g.ow)) {
+                dst_row[..g.ow].copy_from_slice(src_row);
+                dst_row[g.ow..].fill(T::ZERO);
+            }
+        }
+    }
+}
+
+/// One packed panel of colᵀ, the grid pixels of the images side by side down its rows and the
+/// taps across: rows `p0..p0 + kc` (pixels) and columns `j0..j0 + cols` (taps), each row `nr`
+/// long and zero past `cols`. Column j is tap j0 + j's window of its plane, so within one image
+/// it is a contiguous run, written down the column.
+// planes: [images, C_in, sh, sw, plane_len]   out: [kc, nr]
+fn pack_transposed_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPanel, out: &mut [T]) {
+    let BPanel { j0, cols, p0, kc, nr } = panel;
+    let PanelSource { image_len, image_columns, tap_offsets } = layout;
+    if cols < nr {
+        out[..kc * nr].chunks_exact_mut(nr).for_each(|row| row[cols..].fill(T::ZERO));
+    }
+    let mut done = 0;
+    while done < kc {
+        let (n, q) = ((p0 + done) / image_columns, (p0 + done) % image_columns);
+        let run = (image_columns - q).min(kc - done);
+        let image = &planes[n * image_len..(n + 1) * image_len];
+        let rows = &mut out[done * nr..(done + run) * nr];
+        let taps = &tap_offsets[j0..j0 + cols];
+        let mut j = 0;
+        // Four taps at a time through 4×4 transposes: element by element, this copy took
+        // most of the packing time (perf, B1's weight gradients).
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(image), Some(rows)) = (same_type_slice::<T, f32>(image), same_type_slice_mut::<T, f32>(rows)) {
+            while j + 4 <= cols {
+                let src = |t: usize| &image[taps[j + t] + q..taps[j + t] + q + run];
+                transpose_sse::columns_of_four([src(0), src(1), src(2), src(3)], rows, nr, j);
+                j += 4;
+            }
+        }
+        for (j, &offset) in taps.iter().enumerate().skip(j) {
+            let src = &image[offset + q..offset + q + run];
+            rows.chunks_exact_mut(nr).zip(src).for_each(|(row, &v)| row[j] = v);
+        }
+        done += run;
+    }
+}
+
+/// 4×4 transposes with SSE (part of every x86-64 CPU).
+#[cfg(target_arch = "x86_64")]
+mod transpose_sse {
+    use std::arch::x86_64::*;
+
+    /// rows\[i·nr + j + t\] = src\[t\]\[i\] for t < 4 and every i: four runs of equal length
+    /// written down four adjacent columns of `rows` (rows of `nr`, as many as the runs are long).
+    #[inline]
+    pub(super) fn columns_of_four(src: [&[f32]; 4], rows: &mut [f32], nr: usize, j: usize) {
+        let run = src[0].len();
+        assert!(src.iter().all(|s| s.len() == run) && rows.len() >= run * nr && j + 4 <= nr);
+        let full = run / 4 * 4;
+        let base = rows.as_mut_ptr();
+        for i in (0..full).step_by(4) {
+            // SAFETY: SSE is part of x86-64; each run holds i + 4 ≤ run floats, and rows
+            // i..i + 4 of `rows` hold columns j..j + 4 ≤ nr (asserted above).
+            unsafe {
+                let (r0, r1) = (_mm_loadu_ps(src[0].as_ptr().add(i)), _mm_loadu_ps(src[1].as_ptr().add(i)));
+                let (r2, r3) = (_mm_loadu_ps(src[2].as_ptr().add(i)), _mm_loadu_ps(src[3].as_ptr().add(i)));
+                let (lo01, lo23) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+                let (hi01, hi23) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+                let at = |r: usize| base.add((i + r) * nr + j);
+                _mm_storeu_ps(at(0), _mm_movelh_ps(lo01, lo23));
+                _mm_storeu_ps(at(1), _mm_movehl_ps(lo23, lo01));
+                _mm_storeu_ps(at(2), _mm_movelh_ps(hi01, hi23));
+                _mm_storeu_ps(at(3), _mm_movehl_ps(hi23, hi01));
+            }
+        }
+        for i in full..run {
+            for (t, s) in src.iter().enumerate() {
+                rows[i * nr + j + t] = s[i];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +643,47 @@ mod tests {
             for (i, (a, e)) in got.iter().zip(&want).enumerate() {
                 assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
             }
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_with_images_side_by_side_matches_the_reference() {
+        // Groups of several images whose panels cross from one image's pixels into the next
+        // one's, junk columns that must add nothing, and f32 through the SIMD micro-kernels.
+        for (x, w, s, p) in
+            [([9, 3, 10, 11], [4, 3, 3, 3], [2, 2], [1, 1]), ([5, 2, 7, 6], [3, 2, 3, 5], [1, 1], [1, 2])]
+        {
+            let g = Conv2dGeometry::conv2d(x, w, s, p, [1, 1]).unwrap();
+            let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let got = conv2d_backward_weight(&dy, &x, &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
+            }
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn dy_spread_on_the_grid_overwrites_a_poisoned_buffer_with_zeros_in_the_junk_columns() {
+        // A buffer left over from a group of another size holds anything in the junk columns.
+        let g = Conv2dGeometry::conv2d([3, 2, 9, 9], [4, 2, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+        let grid = PhaseGrid::of(&g);
+        let dy = ramp(g.y_len());
+        let mut out = vec![f64::NAN; g.c_out * g.batch * grid.image_columns(&g)];
+        spread(&dy, &g, &grid, g.batch, &mut out);
+        let ld = g.batch * grid.image_columns(&g);
+        for (i, v) in out.iter().enumerate() {
+            let (co, column) = (i / ld, i % ld);
+            let (n, pixel) = (column / grid.image_columns(&g), column % grid.image_columns(&g));
+            let (oy, ox) = (pixel / grid.width, pixel % grid.width);
+            let want = if ox < g.ow { dy[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] } else { 0.0 };
+            assert_eq!(*v, want, "channel {co}, image {n}, grid pixel ({oy}, {ox})");
         }
     }
 }
