@@ -1041,9 +1041,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose. So it is with at most
-/// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the cuts (one image per GEMM, dW
-/// itself with images side by side, and dW on the phase grid, `phase_grid::conv2d_backward_weight`)
-/// are timed against the rule's the first time this machine meets the geometry.
+/// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, where the rule puts images side by
+/// side, the other cuts (one image per GEMM, and dW itself with images side by side) are timed
+/// against it the first time this machine meets the geometry.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
@@ -1056,18 +1056,11 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
             cuts.push(tuning::SIDE_BY_SIDE_DW_ROWS);
         }
     }
-    if g.live_taps().is_none() {
-        cuts.push(tuning::PHASE_GRID);
-    }
-    let run = |cut: &str| match cut {
-        tuning::PHASE_GRID => phase_grid::conv2d_backward_weight(grad_y, x, g),
-        _ => backward_weight_in_strips(
-            grad_y,
-            x,
-            g,
-            strip_of(g, cut),
-            few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS,
-        ),
+    // The phase grid computes dW too (its ladder rung runs it), but timed beside these cuts
+    // in B1's, B2's and B5's steps it was more than 1 % faster on one layer of 24 (7 %), and
+    // 14–197 % slower on 19 (its junk columns, and colᵀ packed by transposes; Xeon model 207).
+    let run = |cut: &str| {
+        backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS)
     };
     let cut = if cuts.len() > 1 {
         let rule = tuning::SIDE_BY_SIDE;
