@@ -1304,7 +1304,8 @@ pub enum ConvRung {
     /// phases once, and every B panel copied out of them in contiguous runs, the output
     /// computed `(kW − 1)·dW / sW` columns wider and cropped. Backward-data without dilation
     /// runs by sub-pixel classes, each a stride-1 correlation of dy on the same grid (at stride
-    /// 1, the full correlation); backward-weight as on `Im2col`.
+    /// 1, the full correlation), and backward-weight as dy on the grid times colᵀ read from the
+    /// phases.
     PhaseGrid,
     /// Winograd's F(2×2, 3×3) (`cpu::winograd`): 3×3 kernels at stride 1 as 16 GEMMs between
     /// transformed kernels and input tiles, 4/9 of the multiply-adds; the forward where it

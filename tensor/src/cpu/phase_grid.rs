@@ -29,6 +29,12 @@
 //! belongs to one class, so nothing is scatter-added as col2im does, and the zero taps a
 //! transposed convolution's zero-stuffed input would carry never reach the GEMM. At stride 1
 //! there is one class: the full correlation (`Conv2dGeometry::full_correlation`).
+//!
+//! The weight gradient dW = Σ dy · colᵀ runs on the forward's grid: dy spread on it with its
+//! junk columns zero, and colᵀ's panels written down their columns, each column (one tap) a
+//! contiguous run of a phase plane. Measured against the other ways, the forward is a cut the
+//! tuner times, backward-data only at stride 1, and the weight gradient only on the ladder
+//! (docs/cpu-gemm.md, "The phase grid").
 
 use rayon::prelude::*;
 
