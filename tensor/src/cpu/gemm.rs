@@ -1312,9 +1312,21 @@ fn write_transposed_plain<T: Float, const W: usize>(block: &[[T; PACK_CHUNK]; W]
 
 /// 4×4 transposes with SSE (part of every x86-64 CPU, so no feature check).
 #[cfg(target_arch = "x86_64")]
-mod transpose_sse {
+pub(crate) mod transpose_sse {
     use super::PACK_CHUNK;
     use std::arch::x86_64::*;
+
+    /// Four rows of four f32 in, their four columns out: column j of `rows` is row j of the
+    /// result. The one 4×4 transpose every packing path here goes through.
+    #[inline(always)]
+    pub(crate) fn transpose4([r0, r1, r2, r3]: [__m128; 4]) -> [__m128; 4] {
+        // SAFETY: SSE is part of x86-64; these touch registers only.
+        unsafe {
+            let (lo01, lo23) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+            let (hi01, hi23) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+            [_mm_movelh_ps(lo01, lo23), _mm_movehl_ps(lo23, lo01), _mm_movelh_ps(hi01, hi23), _mm_movehl_ps(hi23, hi01)]
+        }
+    }
 
     /// `block`: `w` rows of [`PACK_CHUNK`] f32; `dst`: packed columns of `w` f32, as many as
     /// fit (at most `PACK_CHUNK`). dst\[q·w + d\] = block\[d·PACK_CHUNK + q\].
@@ -1331,14 +1343,10 @@ mod transpose_sse {
                 // entries d0..d0+4 ≤ w (both asserted above).
                 unsafe {
                     let row = |i: usize| _mm_loadu_ps(from.add((d0 + i) * PACK_CHUNK + q0));
-                    let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
-                    let (lo01, lo23) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
-                    let (hi01, hi23) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
-                    let at = |j: usize| to.add((q0 + j) * w + d0);
-                    _mm_storeu_ps(at(0), _mm_movelh_ps(lo01, lo23));
-                    _mm_storeu_ps(at(1), _mm_movehl_ps(lo23, lo01));
-                    _mm_storeu_ps(at(2), _mm_movelh_ps(hi01, hi23));
-                    _mm_storeu_ps(at(3), _mm_movehl_ps(hi23, hi01));
+                    let columns = transpose4([row(0), row(1), row(2), row(3)]);
+                    for (j, column) in columns.into_iter().enumerate() {
+                        _mm_storeu_ps(to.add((q0 + j) * w + d0), column);
+                    }
                 }
             }
         }

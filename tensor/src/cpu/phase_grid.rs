@@ -533,6 +533,7 @@ fn pack_transposed_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPa
 /// 4×4 transposes with SSE (part of every x86-64 CPU).
 #[cfg(target_arch = "x86_64")]
 mod transpose_sse {
+    use crate::cpu::gemm::transpose_sse::transpose4;
     use std::arch::x86_64::*;
 
     /// rows\[i·nr + j + t\] = src\[t\]\[i\] for t < 4 and every i: four runs of equal length
@@ -547,15 +548,11 @@ mod transpose_sse {
             // SAFETY: SSE is part of x86-64; each run holds i + 4 ≤ run floats, and rows
             // i..i + 4 of `rows` hold columns j..j + 4 ≤ nr (asserted above).
             unsafe {
-                let (r0, r1) = (_mm_loadu_ps(src[0].as_ptr().add(i)), _mm_loadu_ps(src[1].as_ptr().add(i)));
-                let (r2, r3) = (_mm_loadu_ps(src[2].as_ptr().add(i)), _mm_loadu_ps(src[3].as_ptr().add(i)));
-                let (lo01, lo23) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
-                let (hi01, hi23) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
-                let at = |r: usize| base.add((i + r) * nr + j);
-                _mm_storeu_ps(at(0), _mm_movelh_ps(lo01, lo23));
-                _mm_storeu_ps(at(1), _mm_movehl_ps(lo23, lo01));
-                _mm_storeu_ps(at(2), _mm_movelh_ps(hi01, hi23));
-                _mm_storeu_ps(at(3), _mm_movehl_ps(hi23, hi01));
+                let run_of = |t: usize| _mm_loadu_ps(src[t].as_ptr().add(i));
+                let rows_out = transpose4([run_of(0), run_of(1), run_of(2), run_of(3)]);
+                for (r, row) in rows_out.into_iter().enumerate() {
+                    _mm_storeu_ps(base.add((i + r) * nr + j), row);
+                }
             }
         }
         for i in full..run {
