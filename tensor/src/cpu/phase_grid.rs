@@ -1,5 +1,6 @@
-//! conv2d's forward as an implicit GEMM whose B panels are plain copies: a rung of the CPU
-//! convolution ladder (`cpu::conv::ConvRung::PhaseGrid`) and a cut the tuner may choose.
+//! conv2d's kernels as implicit GEMMs whose B panels are plain copies out of the input's
+//! stride phases: a rung of the CPU convolution ladder (`cpu::conv::ConvRung::PhaseGrid`), and
+//! for the forward a cut the tuner may choose.
 //!
 //! The one idea. im2col's row for tap (ci, ki, kj) is, output pixel by output pixel,
 //!
