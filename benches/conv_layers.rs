@@ -7,6 +7,10 @@
 //!
 //!     cargo bench --bench conv_layers                  # every layer, 15 repetitions
 //!     cargo bench --bench conv_layers -- --reps 40 --layers B1 --kernels fwd,data
+//!     cargo bench --bench conv_layers -- --tune-kernels --layers B5,B1   # train's default kernels
+//!
+//! `--tune-kernels` turns the CPU tuner on (`tensor::cpu::tuning`, as `train` does): each
+//! kernel's cut or way is timed in its warm-up call, before the timed repetitions.
 //!
 //! Flops are counted as in `benches/conv.rs`: 2·(multiply-adds), padding taps included.
 
@@ -88,6 +92,9 @@ fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
 
 fn main() {
     let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(15);
+    if std::env::args().any(|a| a == "--tune-kernels") {
+        tensor::cpu::tuning::enable_tuning(None);
+    }
     let only = flag("--layers");
     let kernels = flag("--kernels").unwrap_or_else(|| "fwd,data,weight".into());
     let run = |kernel: &str| kernels.split(',').any(|k| k == kernel);
