@@ -174,6 +174,32 @@ struct PanelSource<'a> {
     tap_offsets: &'a [usize],
 }
 
+impl<'a> PanelSource<'a> {
+    /// Grid pixels `start..start + len` of the images side by side, cut where one image ends:
+    /// for each piece, its place in the range, the image's planes and the pixel it starts at.
+    fn image_runs<T>(self, planes: &'a [T], start: usize, len: usize) -> impl Iterator<Item = ImageRun<'a, T>> {
+        let mut done = 0;
+        std::iter::from_fn(move || {
+            (done < len).then(|| {
+                let (n, q) = ((start + done) / self.image_columns, (start + done) % self.image_columns);
+                let run = (self.image_columns - q).min(len - done);
+                let piece = ImageRun { done, image: &planes[n * self.image_len..(n + 1) * self.image_len], q, run };
+                done += run;
+                piece
+            })
+        })
+    }
+}
+
+/// One piece of [`PanelSource::image_runs`]: `run` grid pixels from pixel `q` of `image`, at
+/// offset `done` of the range.
+struct ImageRun<'a, T> {
+    done: usize,
+    image: &'a [T],
+    q: usize,
+    run: usize,
+}
+
 /// One packed B panel: rows `p0..p0 + kc` (taps) and columns `j0..j0 + cols` (grid pixels of
 /// the images side by side), each row `nr` long and zero past `cols`. Within one image a
 /// panel row is one contiguous run of a phase plane, so the panel is copied a run of columns
@@ -181,16 +207,11 @@ struct PanelSource<'a> {
 // planes: [images, C_in, sh, sw, plane_len]   out: [kc, nr]
 fn pack_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPanel, out: &mut [T]) {
     let BPanel { j0, cols, p0, kc, nr } = panel;
-    let PanelSource { image_len, image_columns, tap_offsets } = layout;
-    let offsets = &tap_offsets[p0..p0 + kc];
+    let offsets = &layout.tap_offsets[p0..p0 + kc];
     if cols < nr {
         out[..kc * nr].chunks_exact_mut(nr).for_each(|row| row[cols..].fill(T::ZERO));
     }
-    let mut done = 0;
-    while done < cols {
-        let (n, q) = ((j0 + done) / image_columns, (j0 + done) % image_columns);
-        let run = (image_columns - q).min(cols - done);
-        let image = &planes[n * image_len..(n + 1) * image_len];
+    for ImageRun { done, image, q, run } in layout.image_runs(planes, j0, cols) {
         let rows = out[..kc * nr].chunks_exact_mut(nr).zip(offsets);
         // A whole row of the usual widths is copied at a width the compiler knows: as a call
         // to memmove per row, packing took a quarter of B1's 64→128 forward (perf, Xeon).
@@ -200,7 +221,6 @@ fn pack_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPanel, out: &
             8 => rows.for_each(|(row, &offset)| copy_fixed::<T, 8>(&mut row[done..], &image[offset + q..])),
             _ => rows.for_each(|(row, &offset)| row[done..done + run].copy_from_slice(&image[offset + q..][..run])),
         }
-        done += run;
     }
 }
 
@@ -501,17 +521,12 @@ fn spread<T: Float>(dy: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, images: usiz
 // planes: [images, C_in, sh, sw, plane_len]   out: [kc, nr]
 fn pack_transposed_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPanel, out: &mut [T]) {
     let BPanel { j0, cols, p0, kc, nr } = panel;
-    let PanelSource { image_len, image_columns, tap_offsets } = layout;
     if cols < nr {
         out[..kc * nr].chunks_exact_mut(nr).for_each(|row| row[cols..].fill(T::ZERO));
     }
-    let mut done = 0;
-    while done < kc {
-        let (n, q) = ((p0 + done) / image_columns, (p0 + done) % image_columns);
-        let run = (image_columns - q).min(kc - done);
-        let image = &planes[n * image_len..(n + 1) * image_len];
+    let taps = &layout.tap_offsets[j0..j0 + cols];
+    for ImageRun { done, image, q, run } in layout.image_runs(planes, p0, kc) {
         let rows = &mut out[done * nr..(done + run) * nr];
-        let taps = &tap_offsets[j0..j0 + cols];
         let mut j = 0;
         // Four taps at a time through 4×4 transposes: element by element, this copy took
         // most of the packing time (perf, B1's weight gradients).
@@ -527,7 +542,6 @@ fn pack_transposed_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPa
             let src = &image[offset + q..offset + q + run];
             rows.chunks_exact_mut(nr).zip(src).for_each(|(row, &v)| row[j] = v);
         }
-        done += run;
     }
 }
 
