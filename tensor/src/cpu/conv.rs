@@ -1056,12 +1056,10 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
             cuts.push(tuning::SIDE_BY_SIDE_DW_ROWS);
         }
     }
-    // The phase grid computes dW too (its ladder rung runs it), but timed beside these cuts
-    // in B1's, B2's and B5's steps it was more than 1 % faster on one layer of 24 (7 %), and
-    // 14–197 % slower on 19 (its junk columns, and colᵀ packed by transposes; Xeon model 207).
-    let run = |cut: &str| {
-        backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), few_outputs || cut == tuning::SIDE_BY_SIDE_DW_ROWS)
-    };
+    if phase_grid::weight_gradient_applies::<T>(g) {
+        cuts.push(tuning::CHANNEL_BLOCKED);
+    }
+    let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);
     let cut = if cuts.len() > 1 {
         let rule = tuning::SIDE_BY_SIDE;
         tuned_choice::<T>("convolution's cut", "conv2d_backward_weight", g, &cuts, rule, |cut| drop(run(cut)))
@@ -1069,6 +1067,15 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
         tuning::SIDE_BY_SIDE.to_string()
     };
     run(&cut)
+}
+
+/// [`conv2d_backward_weight`] by the cut `cut`, one of its candidates at `g`.
+fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let dw_rows = g.c_out <= DW_ROWS_MAX_CHANNELS || cut == tuning::SIDE_BY_SIDE_DW_ROWS;
+    match cut {
+        tuning::CHANNEL_BLOCKED => phase_grid::conv2d_backward_weight(grad_y, x, g),
+        _ => backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), dw_rows),
+    }
 }
 
 /// With a handful of output channels, dWᵀ's GEMM is C_out columns wide, a sliver of the
@@ -1825,7 +1832,7 @@ mod tests {
     #[test]
     fn every_cut_and_way_the_tuner_may_choose_matches_the_reference() {
         let mut rng = Rng::new(19);
-        let (mut winograd_geometries, mut phase_grids) = (0, 0);
+        let (mut winograd_geometries, mut phase_grids, mut channel_blocked) = (0, 0, 0);
         for g in all_conv_geometries() {
             let [x, w, dy] = operands(&g, &mut rng);
             let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
@@ -1837,6 +1844,15 @@ mod tests {
             let want = reference::conv2d(&x, &w, Some(&b_out), &g);
             for cut in cuts {
                 assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
+            }
+            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];
+            if phase_grid::weight_gradient_applies::<f64>(&g) {
+                cuts.push(tuning::CHANNEL_BLOCKED);
+                channel_blocked += 1;
+            }
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            for cut in cuts {
+                assert_close(&backward_weight_by_cut(cut, &dy, &x, &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
             let Some(full) = g.full_correlation() else { continue };
             let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
@@ -1856,6 +1872,7 @@ mod tests {
         }
         assert!(winograd_geometries >= 3, "only {winograd_geometries} geometries for Winograd");
         assert!(phase_grids >= 3, "only {phase_grids} geometries for the phase grid's backward-data");
+        assert!(channel_blocked >= 3, "only {channel_blocked} geometries for the channel-blocked weight gradient");
     }
 
     #[test]

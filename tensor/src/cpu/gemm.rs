@@ -708,6 +708,51 @@ impl MicroKernel {
     }
 }
 
+/// The micro-kernel [`gemm`] runs for `T`, for a caller whose operands already lie in memory as
+/// packed panels: a layout with the channels in blocks of MR and NR, innermost
+/// (`cpu::phase_grid`'s weight gradient). No packing and no blocking: one tile per call.
+#[derive(Clone, Copy)]
+pub(crate) struct PanelKernel<T> {
+    /// The tile it computes, [MR, NR].
+    pub(crate) tile: [usize; 2],
+    /// The depth the GEMM packs its panels to: a B panel of that depth sits in L1.
+    pub(crate) kc: usize,
+    run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
+}
+
+impl<T: Float> PanelKernel<T> {
+    /// The kernel every [`gemm`] on `T` runs now.
+    pub(crate) fn in_use() -> PanelKernel<T> {
+        let f32_kernel = f32_kernel();
+        let kernel = (&f32_kernel as &dyn std::any::Any)
+            .downcast_ref::<Kernel<T>>()
+            .or_else(|| (&DGEMM_PORTABLE as &dyn std::any::Any).downcast_ref::<Kernel<T>>())
+            .expect("Float is implemented for f32 and f64 only");
+        PanelKernel { tile: [kernel.mr, kernel.nr], kc: kernel.kc, run: kernel.run }
+    }
+
+    /// `tile += a_panel · b_panel` over depth `kc`: `a_panel` holds kc columns of MR values,
+    /// `b_panel` kc rows of NR, and the tile's MR rows of NR lie `ldc` apart.
+    ///
+    /// # Panics
+    /// If a slice is shorter than that.
+    #[inline]
+    pub(crate) fn accumulate(&self, kc: usize, a_panel: &[T], b_panel: &[T], tile: &mut [T], ldc: usize) {
+        let [mr, nr] = self.tile;
+        assert!(
+            a_panel.len() >= kc * mr && b_panel.len() >= kc * nr && nr <= ldc && tile.len() >= (mr - 1) * ldc + nr,
+            "an {mr}×{nr} tile at depth {kc} with rows {ldc} apart: panels of {} and {} and a tile of {} values are \
+             too short",
+            a_panel.len(),
+            b_panel.len(),
+            tile.len()
+        );
+        // SAFETY: the panels and the tile hold what the kernel reads and writes (asserted
+        // above), and `in_use` took a kernel this CPU runs.
+        unsafe { (self.run)(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), ldc, true) };
+    }
+}
+
 /// How long each f32 kernel of `names` takes on three products shaped like a training step's
 /// (an im2col forward, a weight gradient, a square product; about 0.7 GFLOP in all), summed: the
 /// median of nine rounds after a warm-up round, each round timing every kernel once in turn, so

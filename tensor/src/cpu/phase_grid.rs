@@ -40,9 +40,9 @@
 use rayon::prelude::*;
 
 use crate::cpu::conv::{add_strided, copy_strided, init_planes, min_groups_per_task};
-use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef};
+use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef, PanelKernel};
 use crate::descriptors::Conv2dGeometry;
-use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
+use crate::dtype::Float;
 
 /// Where one image's phase planes lie and where each tap's window starts in them.
 struct PhaseGrid {
@@ -85,11 +85,13 @@ impl PhaseGrid {
     }
 
     /// Writes one image's phase planes. Each plane row is input row sh·r + a − ph, read at
-    /// columns sw·c + b − pw; what falls outside the input is zero. The overhang after each
-    /// plane is never written, so it keeps the zeros the buffer was made with.
+    /// columns sw·c + b − pw; what falls outside the input, and the overhang after each plane,
+    /// is zero. The planes are zeroed whole first: a zero fill per short row took a third of
+    /// the split's time (B1's 32→64 layer, whose rows are 17 columns wide).
     // x: [C_in, H, W] (one image)   out: [C_in, sh, sw, plane_len]
     fn split<T: Float>(&self, x: &[T], g: &Conv2dGeometry, out: &mut [T]) {
         let ([sh, sw], [pad_h, pad_w]) = (g.stride, g.padding);
+        out[..self.image_len].fill(T::ZERO);
         for (ci, planes) in out[..self.image_len].chunks_exact_mut(sh * sw * self.plane_len).enumerate() {
             let x_c = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
             for (phase, plane) in planes.chunks_exact_mut(self.plane_len).enumerate() {
@@ -99,14 +101,9 @@ impl PhaseGrid {
                 let c_hi = (g.w + pad_w).saturating_sub(b).div_ceil(sw).clamp(c_lo, self.width);
                 for (r, row) in plane[..self.rows * self.width].chunks_exact_mut(self.width).enumerate() {
                     let iy = (sh * r + a).checked_sub(pad_h).filter(|&iy| iy < g.h);
-                    match iy {
-                        Some(iy) if c_lo < c_hi => {
-                            row[..c_lo].fill(T::ZERO);
-                            row[c_hi..].fill(T::ZERO);
-                            let ix = sw * c_lo + b - pad_w;
-                            copy_strided(&mut row[c_lo..c_hi], &x_c[iy * g.w + ix..(iy + 1) * g.w], sw);
-                        }
-                        _ => row.fill(T::ZERO),
+                    if let Some(iy) = iy.filter(|_| c_lo < c_hi) {
+                        let ix = sw * c_lo + b - pad_w;
+                        copy_strided(&mut row[c_lo..c_hi], &x_c[iy * g.w + ix..(iy + 1) * g.w], sw);
                     }
                 }
             }
@@ -448,12 +445,24 @@ fn add_class<T: Float>(
 
 // ------------------------------------------------------------------------ backward-weight
 
-/// dW for y = conv2d(x, w): dW = Σ_images dy · colᵀ, on the phase grid. Per group of images
-/// the input is split into its phases as for the forward, dy is laid out on the same grid (its
-/// junk columns zero, so they add nothing), and dW += dy_grid · colᵀ runs with colᵀ's panels
-/// read from the planes: a panel row is one grid pixel across a run of taps, so each panel
-/// column (one tap) is a contiguous run of a plane, written down the column. The threads take
-/// whole groups, each into a partial dW of its own, summed at the end.
+/// dW for y = conv2d(x, w) on the phase grid, with both operands in channel-blocked layouts
+/// that the GEMM's micro-kernel reads as its packed panels, so nothing is unfolded or packed.
+///
+/// For tap (ki, kj), whose window starts at `shift` in phase plane `phase` (the forward's
+/// grid), dW[:, :, ki, kj] = Σ_q dy_grid[:, q] · planes[:, phase, q + shift]ᵀ over the grid
+/// pixels q of every image: a GEMM of depth "pixels" whose A operand is dy (output channels
+/// down) and whose B operand is the planes (input channels across). Laid out with the pixel
+/// outermost and the channels in blocks of the micro-kernel's MR (dy) and NR (the planes)
+/// innermost, a run of `kc` pixels of one channel block *is* a packed panel: kc groups of MR
+/// (or NR) contiguous values. The tap's shift moves B's panel along the run, so one blocked
+/// copy of the planes serves every tap of its phase. The images of a group sit one after the
+/// other, `plane_len` pixels apart in both operands, so one run crosses them all: dy is zero
+/// in the junk columns and past each image's last output row, and those pixels add nothing.
+/// What it costs: one pass that writes dy and the planes blocked (about their own size, where
+/// im2col writes kH·kW/(sh·sw) times the input, and the GEMM packs it again), the junk
+/// pixels' multiply-adds, and channels padded to whole blocks (C_out = 64 in blocks of 14 is
+/// 70 rows). The threads take whole groups of images, each into a partial dW of its own,
+/// summed at the end.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let (k, out_img, in_img) = (g.col_rows(), g.out_image(), g.in_image());
@@ -461,87 +470,207 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if dw.is_empty() || g.batch == 0 || g.oh * g.ow == 0 {
         return dw;
     }
+    let kernel = PanelKernel::<T>::in_use();
     let grid = PhaseGrid::of(g);
-    let image_columns = grid.image_columns(g);
-    let group = images_per_group(g, 2048, image_columns, grid.image_len + g.c_out * image_columns);
-    let groups = g.batch.div_ceil(group);
-    let parts = groups.min(rayon::current_num_threads()).max(1);
-    let per_part = groups.div_ceil(parts) * group;
+    let taps: Vec<(usize, usize)> = grid.tap_offsets[..g.kh * g.kw]
+        .iter()
+        .map(|&offset| (offset / grid.plane_len, offset % grid.plane_len))
+        .collect();
+    let parts = rayon::current_num_threads().min(g.batch).max(1);
+    let per_part = g.batch.div_ceil(parts);
+    let group = Blocks::images_per_group(g, &grid, kernel.tile).min(per_part);
+    let blocks = Blocks::of(g, &grid, kernel.tile, group);
     let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
-            let mut partial = vec![T::ZERO; g.c_out * k];
-            let mut planes = vec![T::ZERO; group * grid.image_len];
-            let mut dy_grid = vec![T::ZERO; group * g.c_out * image_columns];
+            let mut partial = vec![T::ZERO; taps.len() * blocks.rows * blocks.columns];
+            let mut dy_blocked = vec![T::ZERO; blocks.dy_len()];
+            let mut x_blocked = vec![T::ZERO; blocks.x_len()];
             let end = ((part + 1) * per_part).min(g.batch);
             for n0 in (part * per_part..end).step_by(group) {
                 let images = group.min(end - n0);
-                for (i, planes_n) in planes.chunks_exact_mut(grid.image_len).take(images).enumerate() {
-                    grid.split(&x[(n0 + i) * in_img..(n0 + i + 1) * in_img], g, planes_n);
+                blocks.block_dy(&grad_y[n0 * out_img..(n0 + images) * out_img], g, &grid, images, &mut dy_blocked);
+                for (i, x_n) in x[n0 * in_img..(n0 + images) * in_img].chunks_exact(in_img).enumerate() {
+                    blocks.block_image(x_n, g, &grid, i, &mut x_blocked);
                 }
-                let cols = images * image_columns;
-                let dy_grid = &mut dy_grid[..g.c_out * cols];
-                spread(&grad_y[n0 * out_img..(n0 + images) * out_img], g, &grid, images, dy_grid);
-                let planes = &planes[..images * grid.image_len];
-                let source = PanelSource { image_len: grid.image_len, image_columns, tap_offsets: &grid.tap_offsets };
-                let pack = |panel: BPanel, out: &mut [T]| pack_transposed_panel(planes, source, panel, out);
-                gemm_packing_b(MatRef::row_major(dy_grid, g.c_out, cols), k, &pack, &mut partial, k, true);
+                // Up to the last image's last output row: the pixels after it are zero in dy.
+                let depth = (images - 1) * grid.plane_len + g.oh * grid.width;
+                blocks.accumulate(&kernel, &taps, depth, &dy_blocked, &x_blocked, &mut partial);
             }
             partial
         })
         .collect();
+    // partial: [taps, rows, columns], of which [tap, co, ci] is dW[co, ci, tap].
+    let taps_n = taps.len();
     dw.par_chunks_mut(k).enumerate().for_each(|(co, dw_co)| {
         for p in &partials {
-            dw_co.iter_mut().zip(&p[co * k..(co + 1) * k]).for_each(|(d, v)| *d += *v);
+            for (ci, dw_ci) in dw_co.chunks_exact_mut(taps_n).enumerate() {
+                for (tap, d) in dw_ci.iter_mut().enumerate() {
+                    *d += p[(tap * blocks.rows + co) * blocks.columns + ci];
+                }
+            }
         }
     });
     dw
 }
 
-/// dy laid out on the output grid, images side by side: grid[co, n·OH·width + oy·width + ox] =
-/// dy[n, co, oy, ox] for ox < OW, and zero in the junk columns ox ≥ OW.
-// dy: [images, C_out, OH, OW]   grid: [C_out, images·OH·width]
-fn spread<T: Float>(dy: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, images: usize, out: &mut [T]) {
-    let (image_columns, ld) = (grid.image_columns(g), images * grid.image_columns(g));
-    for (n, dy_n) in dy.chunks_exact(g.out_image()).take(images).enumerate() {
-        for (co, dy_c) in dy_n.chunks_exact(g.out_plane()).enumerate() {
-            let dst = &mut out[co * ld + n * image_columns..][..image_columns];
-            for (dst_row, src_row) in dst.chunks_exact_mut(grid.width).zip(dy_c.chunks_exact(g.ow)) {
-                dst_row[..g.ow].copy_from_slice(src_row);
-                dst_row[g.ow..].fill(T::ZERO);
+/// Whether [`conv2d_backward_weight`] is worth timing at `g`: every tap reads the input (the
+/// grid has no dead taps to skip) and at least half of each micro-kernel tile is real
+/// channels (not B1's 3-channel input layer, 3 of a tile's 32 columns).
+pub fn weight_gradient_applies<T: Float>(g: &Conv2dGeometry) -> bool {
+    let [mr, nr] = PanelKernel::<T>::in_use().tile;
+    let padded = g.c_out.div_ceil(mr) * mr * g.c_in.div_ceil(nr) * nr;
+    g.live_taps().is_none() && 2 * g.c_out * g.c_in >= padded
+}
+
+/// The channel-blocked operands of the weight gradient for a group of `images`: dy's output
+/// channels in blocks of MR, the planes' input channels in blocks of NR, each block a run of
+/// pixels (`positions`) with the block's channels innermost; the last block of each is padded
+/// with zero channels.
+struct Blocks {
+    /// [MR, NR]: the micro-kernel's tile.
+    tile: [usize; 2],
+    /// Output channels padded to whole blocks of MR: the rows of each tap's part of dW.
+    rows: usize,
+    /// Input channels padded to whole blocks of NR: its columns.
+    columns: usize,
+    /// Stride phases, sh·sw.
+    phases: usize,
+    /// Pixels of one block: `images · plane_len`, one plane's length per image.
+    positions: usize,
+    /// One phase plane's length: pixels from one image to the next in both operands.
+    plane_len: usize,
+}
+
+impl Blocks {
+    fn of(g: &Conv2dGeometry, grid: &PhaseGrid, [mr, nr]: [usize; 2], images: usize) -> Blocks {
+        Blocks {
+            tile: [mr, nr],
+            rows: g.c_out.div_ceil(mr) * mr,
+            columns: g.c_in.div_ceil(nr) * nr,
+            phases: g.stride[0] * g.stride[1],
+            positions: images * grid.plane_len,
+            plane_len: grid.plane_len,
+        }
+    }
+
+    /// How many images one group blocks at a time: as many as keep both blocked operands
+    /// within about 1 MiB of f32, so that they are still in L2 when the micro-kernel reads them.
+    fn images_per_group(g: &Conv2dGeometry, grid: &PhaseGrid, tile: [usize; 2]) -> usize {
+        const MAX_ELEMENTS: usize = 1 << 18;
+        let one = Blocks::of(g, grid, tile, 1);
+        (MAX_ELEMENTS / (one.dy_len() + one.x_len()).max(1)).max(1)
+    }
+
+    fn dy_len(&self) -> usize {
+        self.rows * self.positions
+    }
+
+    fn x_len(&self) -> usize {
+        self.columns * self.phases * self.positions
+    }
+
+    /// dy of `images` images into blocks of MR output channels on the grid:
+    /// out[b][n·plane_len + oy·width + ox][r] = dy[n, b·MR + r, oy, ox], and zero at every
+    /// other pixel (the junk columns, the pixels past OH·width) and padding channel.
+    // dy: [images, C_out, OH, OW]   out: [rows / MR, positions, MR]
+    fn block_dy<T: Float>(&self, dy: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, images: usize, out: &mut [T]) {
+        let mr = self.tile[0];
+        out.fill(T::ZERO);
+        for (n, dy_n) in dy.chunks_exact(g.out_image()).take(images).enumerate() {
+            for (block, out_block) in out.chunks_exact_mut(self.positions * mr).enumerate() {
+                let channels = mr.min(g.c_out - block * mr);
+                for oy in 0..g.oh {
+                    let run = |r: usize| &dy_n[((block * mr + r) * g.oh + oy) * g.ow..][..g.ow];
+                    let first = n * self.plane_len + oy * grid.width;
+                    interleave(&mut out_block[first * mr..(first + g.ow) * mr], mr, channels, 1, run);
+                }
+            }
+        }
+    }
+
+    /// Image `i`'s phase planes (the forward's `PhaseGrid::split`), written straight into
+    /// blocks of NR input channels: out[b][phase][i·plane_len + pixel][c] = planes[b·NR + c,
+    /// phase, pixel], zero at the padding and in the padding channels. Input row iy is plane
+    /// row (iy + ph) / sh of the phases a = (iy + ph) mod sh, and its columns ≡ ρ (mod sw) are
+    /// a run of plane columns of phase b = (ρ + pw) mod sw: each run is read once, at stride sw.
+    // x: [C_in, H, W] (one image)   out: [columns / NR, phases, positions, NR]
+    fn block_image<T: Float>(&self, x: &[T], g: &Conv2dGeometry, grid: &PhaseGrid, i: usize, out: &mut [T]) {
+        let ([sh, sw], [pad_h, pad_w], nr) = (g.stride, g.padding, self.tile[1]);
+        let image = |block_phase: usize| ((block_phase * self.positions) + i * self.plane_len) * nr;
+        for block_phase in 0..self.columns / nr * self.phases {
+            out[image(block_phase)..][..self.plane_len * nr].fill(T::ZERO);
+        }
+        for iy in 0..g.h {
+            let (a, r) = ((iy + pad_h) % sh, (iy + pad_h) / sh);
+            for rho in (0..sw.min(g.w)).filter(|_| r < grid.rows) {
+                let (b, c0) = ((rho + pad_w) % sw, (rho + pad_w) / sw);
+                let n = (g.w - rho).div_ceil(sw).min(grid.width.saturating_sub(c0));
+                for block in 0..self.columns / nr {
+                    let first = image(block * self.phases + a * sw + b) + (r * grid.width + c0) * nr;
+                    let run = |c: usize| {
+                        &x[((block * nr + c) * g.h + iy) * g.w + rho..((block * nr + c) * g.h + iy + 1) * g.w]
+                    };
+                    interleave(&mut out[first..first + n * nr], nr, nr.min(g.c_in - block * nr), sw, run);
+                }
+            }
+        }
+    }
+
+    /// partial[tap] += Σ over the first `depth` pixels of dy_blocked · x_blocked shifted by the
+    /// tap: the micro-kernel on `kc` pixels at a time, each run of pixels read once from L2 and
+    /// reused from L1 by every tap and output block.
+    // partial: [taps, rows, columns]
+    fn accumulate<T: Float>(
+        &self,
+        kernel: &PanelKernel<T>,
+        taps: &[(usize, usize)],
+        depth: usize,
+        dy_blocked: &[T],
+        x_blocked: &[T],
+        partial: &mut [T],
+    ) {
+        let [mr, nr] = self.tile;
+        for start in (0..depth).step_by(kernel.kc) {
+            let kc = kernel.kc.min(depth - start);
+            for column_block in 0..self.columns / nr {
+                for (tap, &(phase, shift)) in taps.iter().enumerate() {
+                    let b = (column_block * self.phases + phase) * self.positions + start + shift;
+                    let b_panel = &x_blocked[b * nr..(b + kc) * nr];
+                    for row_block in 0..self.rows / mr {
+                        let a = row_block * self.positions + start;
+                        let tile = (tap * self.rows + row_block * mr) * self.columns + column_block * nr;
+                        kernel.accumulate(
+                            kc,
+                            &dy_blocked[a * mr..(a + kc) * mr],
+                            b_panel,
+                            &mut partial[tile..],
+                            self.columns,
+                        );
+                    }
+                }
             }
         }
     }
 }
 
-/// One packed panel of colᵀ, the grid pixels of the images side by side down its rows and the
-/// taps across: rows `p0..p0 + kc` (pixels) and columns `j0..j0 + cols` (taps), each row `nr`
-/// long and zero past `cols`. Column j is tap j0 + j's window of its plane, so within one image
-/// it is a contiguous run, written down the column.
-// planes: [images, C_in, sh, sw, plane_len]   out: [kc, nr]
-fn pack_transposed_panel<T: Float>(planes: &[T], layout: PanelSource, panel: BPanel, out: &mut [T]) {
-    let BPanel { j0, cols, p0, kc, nr } = panel;
-    if cols < nr {
-        out[..kc * nr].chunks_exact_mut(nr).for_each(|row| row[cols..].fill(T::ZERO));
+/// rows[i·width + c] = run(c)[i·stride] for c < `lanes` and i < rows.len() / width: runs read
+/// at `stride`, written down the first `lanes` columns of `rows`; the other columns are left
+/// as they are. Four runs at a time through 4×4 transposes in f32 at stride 1 or 2: element
+/// by element, these stores took two fifths of B1's 32→64 weight gradient (perf).
+fn interleave<'a, T: Float>(rows: &mut [T], width: usize, lanes: usize, stride: usize, run: impl Fn(usize) -> &'a [T]) {
+    let mut c = 0;
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(rows), true) = (crate::dtype::same_type_slice_mut::<T, f32>(rows), stride <= 2) {
+        let f32_run = |c: usize| crate::dtype::same_type_slice::<T, f32>(run(c)).expect("T is f32");
+        while c + 4 <= lanes {
+            let four = [f32_run(c), f32_run(c + 1), f32_run(c + 2), f32_run(c + 3)];
+            transpose_sse::columns_of_four(four, stride, rows, width, c);
+            c += 4;
+        }
     }
-    let taps = &layout.tap_offsets[j0..j0 + cols];
-    for ImageRun { done, image, q, run } in layout.image_runs(planes, p0, kc) {
-        let rows = &mut out[done * nr..(done + run) * nr];
-        let mut j = 0;
-        // Four taps at a time through 4×4 transposes: element by element, this copy took
-        // most of the packing time (perf, B1's weight gradients).
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(image), Some(rows)) = (same_type_slice::<T, f32>(image), same_type_slice_mut::<T, f32>(rows)) {
-            while j + 4 <= cols {
-                let src = |t: usize| &image[taps[j + t] + q..taps[j + t] + q + run];
-                transpose_sse::columns_of_four([src(0), src(1), src(2), src(3)], rows, nr, j);
-                j += 4;
-            }
-        }
-        for (j, &offset) in taps.iter().enumerate().skip(j) {
-            let src = &image[offset + q..offset + q + run];
-            rows.chunks_exact_mut(nr).zip(src).for_each(|(row, &v)| row[j] = v);
-        }
+    for c in c..lanes {
+        rows.chunks_exact_mut(width).zip(run(c).iter().step_by(stride)).for_each(|(row, &v)| row[c] = v);
     }
 }
 
@@ -551,28 +680,40 @@ mod transpose_sse {
     use crate::cpu::gemm::transpose_sse::transpose4;
     use std::arch::x86_64::*;
 
-    /// rows\[i·nr + j + t\] = src\[t\]\[i\] for t < 4 and every i: four runs of equal length
-    /// written down four adjacent columns of `rows` (rows of `nr`, as many as the runs are long).
+    /// rows\[i·width + j + t\] = src\[t\]\[i·stride\] for t < 4 and i < rows.len() / width:
+    /// four runs read at stride 1 or 2, written down four adjacent columns of `rows`. At stride 2
+    /// two loads and a shuffle take four elements of a run, as `conv::copy_strided` does.
     #[inline]
-    pub(super) fn columns_of_four(src: [&[f32]; 4], rows: &mut [f32], nr: usize, j: usize) {
-        let run = src[0].len();
-        assert!(src.iter().all(|s| s.len() == run) && rows.len() >= run * nr && j + 4 <= nr);
-        let full = run / 4 * 4;
+    pub(super) fn columns_of_four(src: [&[f32]; 4], stride: usize, rows: &mut [f32], width: usize, j: usize) {
+        let n = rows.len() / width;
+        assert!(
+            n == 0 || src.iter().all(|s| s.len() > (n - 1) * stride) && j + 4 <= width && (1..=2).contains(&stride)
+        );
+        // Chunks of four outputs whose loads stay inside every run.
+        let shortest = src.iter().map(|s| s.len()).min().unwrap_or(0);
+        let full = (shortest / (4 * stride)).min(n / 4) * 4;
         let base = rows.as_mut_ptr();
         for i in (0..full).step_by(4) {
-            // SAFETY: SSE is part of x86-64; each run holds i + 4 ≤ run floats, and rows
-            // i..i + 4 of `rows` hold columns j..j + 4 ≤ nr (asserted above).
+            // SAFETY: SSE is part of x86-64; each run holds (i + 4)·stride ≤ `shortest` floats,
+            // and rows i..i + 4 < n of `rows` hold columns j..j + 4 ≤ width (asserted above).
             unsafe {
-                let run_of = |t: usize| _mm_loadu_ps(src[t].as_ptr().add(i));
-                let rows_out = transpose4([run_of(0), run_of(1), run_of(2), run_of(3)]);
+                let four = |t: usize| {
+                    let at = src[t].as_ptr().add(i * stride);
+                    if stride == 1 {
+                        _mm_loadu_ps(at)
+                    } else {
+                        _mm_shuffle_ps::<0b10_00_10_00>(_mm_loadu_ps(at), _mm_loadu_ps(at.add(4)))
+                    }
+                };
+                let rows_out = transpose4([four(0), four(1), four(2), four(3)]);
                 for (r, row) in rows_out.into_iter().enumerate() {
-                    _mm_storeu_ps(base.add((i + r) * nr + j), row);
+                    _mm_storeu_ps(base.add((i + r) * width + j), row);
                 }
             }
         }
-        for i in full..run {
+        for i in full..n {
             for (t, s) in src.iter().enumerate() {
-                rows[i * nr + j + t] = s[i];
+                rows[i * width + j + t] = s[i * stride];
             }
         }
     }
@@ -688,20 +829,81 @@ mod tests {
     }
 
     #[test]
-    fn dy_spread_on_the_grid_overwrites_a_poisoned_buffer_with_zeros_in_the_junk_columns() {
-        // A buffer left over from a group of another size holds anything in the junk columns.
-        let g = Conv2dGeometry::conv2d([3, 2, 9, 9], [4, 2, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+    fn every_image_blocked_holds_its_split_planes_with_the_channels_innermost() {
+        // Strides 1, 2 (the SSE paths, which take four channels at a time) and 3 (element by
+        // element); 11 channels in blocks of 8: a full block, and one of 3 channels and 5 of
+        // padding. A poisoned buffer: every element of the image's part must be written.
+        for (s, p, d) in [([1, 1], [1, 2], [1, 1]), ([2, 2], [1, 1], [1, 1]), ([3, 2], [2, 0], [2, 1])] {
+            let g = Conv2dGeometry::conv2d([2, 11, 13, 14], [3, 11, 3, 3], s, p, d).unwrap();
+            let grid = PhaseGrid::of(&g);
+            let blocks = Blocks::of(&g, &grid, [4, 8], g.batch);
+            let x = ramp(g.x_len());
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let (mut out, mut out32) = (vec![f64::NAN; blocks.x_len()], vec![f32::NAN; blocks.x_len()]);
+            let mut planes = vec![0.0; grid.image_len];
+            for (i, x_n) in x.chunks_exact(g.in_image()).enumerate() {
+                blocks.block_image(x_n, &g, &grid, i, &mut out);
+                blocks.block_image(&x32[i * g.in_image()..(i + 1) * g.in_image()], &g, &grid, i, &mut out32);
+            }
+            for (i, x_n) in x.chunks_exact(g.in_image()).enumerate() {
+                grid.split(x_n, &g, &mut planes);
+                for (at, (&v, &v32)) in out.iter().zip(&out32).enumerate() {
+                    let (block_phase, position, c) = (at / (blocks.positions * 8), at / 8 % blocks.positions, at % 8);
+                    let (block, phase) = (block_phase / blocks.phases, block_phase % blocks.phases);
+                    if position / grid.plane_len != i {
+                        continue;
+                    }
+                    let (ci, pixel) = (block * 8 + c, position % grid.plane_len);
+                    let want =
+                        if ci < g.c_in { planes[(ci * blocks.phases + phase) * grid.plane_len + pixel] } else { 0.0 };
+                    let place = format!("{g:?}: image {i}, channel {ci}, phase {phase}, pixel {pixel}");
+                    assert_eq!(v, want, "{place}");
+                    assert_eq!(v32, want as f32, "f32, {place}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_with_channels_in_several_blocks_matches_the_reference() {
+        // 17 output channels (two blocks of MR = 14 in f32's AVX-512 kernel, five of the
+        // portable 4×4) and 9 input channels (the transposes' four at a time, then one):
+        // strides 1 and 2.
+        for (x, w, s) in [([3, 9, 10, 11], [17, 9, 3, 3], [1, 1]), ([5, 9, 12, 9], [17, 9, 4, 4], [2, 2])] {
+            let g = Conv2dGeometry::conv2d(x, w, s, [1, 1], [1, 1]).unwrap();
+            let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let got = conv2d_backward_weight(&dy, &x, &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
+            }
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn dy_blocked_overwrites_a_poisoned_buffer_with_zeros_off_the_real_pixels_and_channels() {
+        // A buffer left over from an earlier group holds anything: the junk columns, the
+        // pixels past each image's last output row and the padding channels must read zero.
+        let g = Conv2dGeometry::conv2d([3, 2, 9, 9], [5, 2, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
         let grid = PhaseGrid::of(&g);
+        let mr = 4;
+        let blocks = Blocks::of(&g, &grid, [mr, 8], g.batch);
         let dy = ramp(g.y_len());
-        let mut out = vec![f64::NAN; g.c_out * g.batch * grid.image_columns(&g)];
-        spread(&dy, &g, &grid, g.batch, &mut out);
-        let ld = g.batch * grid.image_columns(&g);
+        let mut out = vec![f64::NAN; blocks.dy_len()];
+        blocks.block_dy(&dy, &g, &grid, g.batch, &mut out);
         for (i, v) in out.iter().enumerate() {
-            let (co, column) = (i / ld, i % ld);
-            let (n, pixel) = (column / grid.image_columns(&g), column % grid.image_columns(&g));
-            let (oy, ox) = (pixel / grid.width, pixel % grid.width);
-            let want = if ox < g.ow { dy[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] } else { 0.0 };
-            assert_eq!(*v, want, "channel {co}, image {n}, grid pixel ({oy}, {ox})");
+            let (block, position, r) = (i / (blocks.positions * mr), i / mr % blocks.positions, i % mr);
+            let (n, pixel) = (position / grid.plane_len, position % grid.plane_len);
+            let (co, oy, ox) = (block * mr + r, pixel / grid.width, pixel % grid.width);
+            let real = co < g.c_out && oy < g.oh && ox < g.ow;
+            let want = if real { dy[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] } else { 0.0 };
+            assert_eq!(*v, want, "channel {co}, image {n}, grid pixel {pixel}");
         }
     }
 }

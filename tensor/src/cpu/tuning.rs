@@ -137,8 +137,13 @@ pub(crate) const WINOGRAD: &str = "winograd";
 /// A fourth way for the forward, and for backward-data as the full correlation: an implicit
 /// GEMM that copies its B panels out of the input's stride phases (`cpu::phase_grid`).
 pub(crate) const PHASE_GRID: &str = "phase-grid";
+/// A fourth way for the weight gradient: on the phase grid, with dy and the planes in
+/// channel-blocked layouts that the GEMM's micro-kernel reads as its packed panels
+/// (`cpu::phase_grid`).
+pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 7] = [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD, PHASE_GRID];
+const CUTS: [&str; 8] =
+    [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD, PHASE_GRID, CHANNEL_BLOCKED];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
 fn is_choice_name(name: &str) -> bool {
