@@ -44,12 +44,14 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
         let chosen = ours(&tuning::choices());
         let kernels: Vec<&str> = chosen.iter().map(|(class, _)| class.split(' ').next().unwrap()).collect();
         assert_eq!(kernels, ["conv2d_backward_weight", "conv2d_forward"], "{chosen:?}");
-        // The forward has the phase grid, the weight gradient images side by side with dW = dy·colᵀ.
+        // The forward has the phase grid, the weight gradient images side by side with dW = dy·colᵀ
+        // and the channel-blocked operands.
         let is_a_cut_of = |class: &str, cut: &str| {
             cut == "side-by-side"
                 || cut == "per-image"
                 || (class.starts_with("conv2d_forward ") && cut == "phase-grid")
-                || (class.starts_with("conv2d_backward_weight ") && cut == "side-by-side-dw-rows")
+                || (class.starts_with("conv2d_backward_weight ")
+                    && ["side-by-side-dw-rows", "channel-blocked"].contains(&cut))
         };
         assert!(chosen.iter().all(|(class, cut)| is_a_cut_of(class, cut)), "{chosen:?}");
         // Met again: the kept choice, no second measurement (the choices do not change).
