@@ -1,6 +1,6 @@
 //! conv2d's kernels as implicit GEMMs whose B panels are plain copies out of the input's
 //! stride phases: a rung of the CPU convolution ladder (`cpu::conv::ConvRung::PhaseGrid`), and
-//! for the forward a cut the tuner may choose.
+//! for the forward and the weight gradient a cut the tuner may choose.
 //!
 //! The one idea. im2col's row for tap (ci, ki, kj) is, output pixel by output pixel,
 //!
@@ -31,10 +31,12 @@
 //! transposed convolution's zero-stuffed input would carry never reach the GEMM. At stride 1
 //! there is one class: the full correlation (`Conv2dGeometry::full_correlation`).
 //!
-//! The weight gradient dW = Σ dy · colᵀ runs on the forward's grid: dy spread on it with its
-//! junk columns zero, and colᵀ's panels written down their columns, each column (one tap) a
-//! contiguous run of a phase plane. Measured against the other ways, the forward is a cut the
-//! tuner times, backward-data only at stride 1, and the weight gradient only on the ladder
+//! The weight gradient runs on the forward's grid with no GEMM driver at all: dy and the
+//! planes are written once in channel-blocked layouts (pixels outermost, channels innermost
+//! in blocks of the micro-kernel's MR and NR), in which a run of pixels of one block *is* a
+//! packed panel, so the micro-kernel (`gemm::PanelKernel`) reads them where they lie, each
+//! tap's shift moving B's panel along the run. Measured against the other ways, the forward
+//! and the weight gradient are cuts the tuner times, backward-data a way only at stride 1
 //! (docs/cpu-gemm.md, "The phase grid").
 
 use rayon::prelude::*;

@@ -22,7 +22,11 @@
 //!   geometries with nothing to choose are not timed. The weight gradient has a third cut,
 //!   side by side computing dW = dy·colᵀ instead of its transpose: on a Zen 5 it ran B3's
 //!   512-channel layers on 4×4 to 8×8 planes 14–60 % faster and its large planes 12–27 %
-//!   slower.
+//!   slower. And a fourth, on the phase grid with channel-blocked operands
+//!   (`cpu::phase_grid`), where at least half of each micro-kernel tile is real channels: on
+//!   a Xeon (model 207) it won 13 of the 29 such timings of B1, B2, B3 and B5, by 5–35 %,
+//!   on planes of 8×8 and larger, and lost on ResNet-18's deep layers (planes of 4×4 and
+//!   smaller).
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
 //!   full correlation (a forward convolution of dy). The rule takes the correlation on large
 //!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
