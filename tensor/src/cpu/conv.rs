@@ -65,6 +65,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
+use crate::cpu::indirect;
 use crate::cpu::phase_grid;
 use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::tuning;
@@ -819,6 +820,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     if winograd_fits(g) {
         cuts.push(tuning::WINOGRAD);
     }
+    cuts.push(tuning::INDIRECT);
     let cut = if cuts.len() > 1 {
         tuned_choice::<T>("convolution's cut", "conv2d_forward", g, &cuts, tuning::SIDE_BY_SIDE, |cut| drop(run(cut)))
     } else {
@@ -827,10 +829,15 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     run(&cut)
 }
 
-/// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM, or
-/// Winograd's F(2×2, 3×3) for a geometry where [`winograd_fits`].
+/// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM,
+/// Winograd's F(2×2, 3×3) for a geometry where [`winograd_fits`], the phase grid, or the
+/// indirect GEMM (on the taps that reach the input, as im2col's cuts crop them).
 fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     match cut {
+        tuning::INDIRECT => match g.live_taps() {
+            Some(live) => indirect::conv2d_forward(x, &crop_to_live(&live, w, g), bias, &live.geometry),
+            None => indirect::conv2d_forward(x, w, bias, g),
+        },
         tuning::WINOGRAD => winograd::conv2d_forward(x, w, bias, g),
         tuning::PHASE_GRID => phase_grid::conv2d_forward(x, w, bias, g),
         _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
@@ -1836,7 +1843,7 @@ mod tests {
         for g in all_conv_geometries() {
             let [x, w, dy] = operands(&g, &mut rng);
             let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
-            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::PHASE_GRID];
+            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::PHASE_GRID, tuning::INDIRECT];
             if winograd_fits(&g) {
                 cuts.push(tuning::WINOGRAD);
                 winograd_geometries += 1;

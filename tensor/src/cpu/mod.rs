@@ -11,6 +11,7 @@ pub mod conv;
 pub mod copy;
 pub mod elementwise;
 pub mod gemm;
+pub mod indirect;
 pub mod interpolate;
 pub mod optim;
 pub mod phase_grid;

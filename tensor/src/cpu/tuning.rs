@@ -145,9 +145,21 @@ pub(crate) const PHASE_GRID: &str = "phase-grid";
 /// channel-blocked layouts that the GEMM's micro-kernel reads as its packed panels
 /// (`cpu::phase_grid`).
 pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
+/// A fifth way for the forward: an indirect GEMM on channels-last images, the micro-kernel
+/// finding its A rows through a table of offsets (`cpu::indirect`).
+pub(crate) const INDIRECT: &str = "indirect";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 8] =
-    [SIDE_BY_SIDE, PER_IMAGE, SIDE_BY_SIDE_DW_ROWS, COL2IM, FULL_CORRELATION, WINOGRAD, PHASE_GRID, CHANNEL_BLOCKED];
+const CUTS: [&str; 9] = [
+    SIDE_BY_SIDE,
+    PER_IMAGE,
+    SIDE_BY_SIDE_DW_ROWS,
+    COL2IM,
+    FULL_CORRELATION,
+    WINOGRAD,
+    PHASE_GRID,
+    CHANNEL_BLOCKED,
+    INDIRECT,
+];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
 fn is_choice_name(name: &str) -> bool {

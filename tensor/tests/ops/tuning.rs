@@ -44,12 +44,12 @@ fn tuned_convolutions_time_their_cuts_once_per_geometry_and_match_the_reference(
         let chosen = ours(&tuning::choices());
         let kernels: Vec<&str> = chosen.iter().map(|(class, _)| class.split(' ').next().unwrap()).collect();
         assert_eq!(kernels, ["conv2d_backward_weight", "conv2d_forward"], "{chosen:?}");
-        // The forward has the phase grid, the weight gradient images side by side with dW = dy·colᵀ
-        // and the channel-blocked operands.
+        // The forward has the phase grid and the indirect GEMM, the weight gradient images side
+        // by side with dW = dy·colᵀ and the channel-blocked operands.
         let is_a_cut_of = |class: &str, cut: &str| {
             cut == "side-by-side"
                 || cut == "per-image"
-                || (class.starts_with("conv2d_forward ") && cut == "phase-grid")
+                || (class.starts_with("conv2d_forward ") && ["phase-grid", "indirect"].contains(&cut))
                 || (class.starts_with("conv2d_backward_weight ")
                     && ["side-by-side-dw-rows", "channel-blocked"].contains(&cut))
         };
@@ -83,7 +83,7 @@ fn tuned_backward_data_at_stride_one_times_col2im_the_full_correlation_its_phase
 }
 
 #[test]
-fn a_tuned_3x3_stride_1_forward_times_the_phase_grid_and_winograd_beside_the_cuts_once_and_matches_the_reference() {
+fn a_tuned_3x3_stride_1_forward_times_its_ways_beside_the_cuts_once_and_matches_the_reference() {
     tuning::enable_tuning(None);
     let mut rng = Rng::new(41);
     let rand = |shape: &[usize], rng: &mut Rng| Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, rng);
@@ -96,7 +96,8 @@ fn a_tuned_3x3_stride_1_forward_times_the_phase_grid_and_winograd_beside_the_cut
     let ours = || choices_for("conv2d_forward F64 4→5 k3×3 s1×1 p1×1 d1×1 7×9 b6");
     let chosen = ours();
     assert_eq!(chosen.len(), 1, "{:?}", tuning::choices());
-    assert!(["side-by-side", "per-image", "phase-grid", "winograd"].contains(&chosen[0].1.as_str()), "{chosen:?}");
+    let forward_cuts = ["side-by-side", "per-image", "phase-grid", "winograd", "indirect"];
+    assert!(forward_cuts.contains(&chosen[0].1.as_str()), "{chosen:?}");
     conv2d(&x, &w, Some(&b), &p).unwrap();
     assert_eq!(ours(), chosen, "met again: the kept choice");
 }

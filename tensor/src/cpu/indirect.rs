@@ -1,0 +1,241 @@
+//! conv2d's forward as an indirect GEMM (Marat Dukhan, "The Indirect Convolution Algorithm",
+//! 2019): a cut of the forward that the tuner may choose.
+//!
+//! On channels-last images, the input a tap reads for output pixel m is one row of C_in
+//! contiguous values: x_rows[(n, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw)]. The convolution is
+//! then Y[m, co] = Σ_tap Σ_ci x_rows[row(m, tap)][ci] · W[tap, ci, co], a GEMM whose A operand
+//! is im2col's transpose, never written: the micro-kernel finds each of its MR pixels' rows
+//! through a table of offsets (one per pixel and tap; a tap that falls in the padding points
+//! at a row of zeros) and broadcasts A's values straight from them, while B, the weights, is
+//! packed once per call in panels of NR output channels. Nothing is unfolded and nothing of
+//! the input is packed; what it costs instead is one channels-last copy of the input per group
+//! of images. Images sit side by side for free (a tile's pixels may come from two images), and
+//! the one tile of MR pixels runs the whole depth kH·kW·C_in in registers.
+
+use rayon::prelude::*;
+
+use crate::cpu::conv::init_planes;
+use crate::descriptors::Conv2dGeometry;
+use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
+
+/// The largest tile: MR = 14 pixels × NR = 32 output channels (AVX-512).
+const MAX_TILE: usize = 14 * 32;
+
+/// y = conv2d(x, w) + bias by the indirect GEMM (see the module docs): for each group of
+/// images, copy them channels-last, then for each tile of MR output pixels and each panel of
+/// NR output channels, one micro-kernel call over every tap and input channel.
+// x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
+pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    let (out_img, in_img, plane) = (g.out_image(), g.in_image(), g.out_plane());
+    let mut y = vec![T::ZERO; g.batch * out_img];
+    if y.is_empty() {
+        return y;
+    }
+    if g.col_rows() == 0 || plane == 0 {
+        init_planes(&mut y, bias, plane);
+        return y;
+    }
+    let kernel = TileKernel::<T>::for_type();
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let taps = g.kh * g.kw;
+    // B: the weights in panels of NR output channels, each [taps·C_in, NR] (zero past C_out).
+    let panels = g.c_out.div_ceil(nr);
+    let mut packed = vec![T::ZERO; panels * taps * g.c_in * nr];
+    for (panel, b) in packed.chunks_exact_mut(taps * g.c_in * nr).enumerate() {
+        for (k, row) in b.chunks_exact_mut(nr).enumerate() {
+            let (tap, ci) = (k / g.c_in, k % g.c_in);
+            for (j, v) in row.iter_mut().enumerate().take(g.c_out.saturating_sub(panel * nr)) {
+                *v = w[((panel * nr + j) * g.c_in + ci) * taps + tap];
+            }
+        }
+    }
+    // Enough images per group that its pixels fill several tiles, at least one group a thread.
+    let group = (8 * mr).div_ceil(plane).min(g.batch.div_ceil(rayon::current_num_threads())).max(1);
+    y.par_chunks_mut(group * out_img).enumerate().for_each(|(gi, y_g)| {
+        let (n0, images) = (gi * group, y_g.len() / out_img);
+        let rows = channels_last(&x[n0 * in_img..(n0 + images) * in_img], g);
+        let zero_row = images * g.h * g.w;
+        let pixels = images * plane;
+        let mut offsets = vec![0; taps * mr];
+        let mut tile = [T::ZERO; MAX_TILE];
+        for m0 in (0..pixels).step_by(mr) {
+            for (i, m) in (m0..m0 + mr).enumerate() {
+                let (n, p) = (m / plane, m % plane);
+                let (oy, ox) = (p / g.ow, p % g.ow);
+                for tap in 0..taps {
+                    let (ki, kj) = (tap / g.kw, tap % g.kw);
+                    let iy = (oy * g.stride[0] + ki * g.dilation[0]).checked_sub(g.padding[0]).filter(|&r| r < g.h);
+                    let ix = (ox * g.stride[1] + kj * g.dilation[1]).checked_sub(g.padding[1]).filter(|&c| c < g.w);
+                    let row = match (iy, ix) {
+                        (Some(iy), Some(ix)) if m < pixels => (n * g.h + iy) * g.w + ix,
+                        _ => zero_row,
+                    };
+                    offsets[tap * mr + i] = row * g.c_in;
+                }
+            }
+            for (panel, b) in packed.chunks_exact(taps * g.c_in * nr).enumerate() {
+                kernel.run(&rows, &offsets, g.c_in, b, &mut tile[..mr * nr]);
+                for (i, tile_row) in tile.chunks_exact(nr).take(pixels.min(m0 + mr) - m0).enumerate() {
+                    let (n, p) = ((m0 + i) / plane, (m0 + i) % plane);
+                    let channels = (panel * nr..(panel + 1) * nr).take_while(|&co| co < g.c_out);
+                    for (co, &v) in channels.zip(tile_row) {
+                        y_g[(n * g.c_out + co) * plane + p] = v + bias.map_or(T::ZERO, |b| b[co]);
+                    }
+                }
+            }
+        }
+    });
+    y
+}
+
+/// The images channels-last, then one row of zeros (the padding taps' row).
+// x: [images, C_in, H, W]   ->   [images·H·W + 1, C_in]
+fn channels_last<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let hw = g.h * g.w;
+    let mut rows = vec![T::ZERO; x.len() + g.c_in];
+    for (image, rows_n) in x.chunks_exact(g.c_in * hw).zip(rows.chunks_exact_mut(g.c_in * hw)) {
+        for (ci, x_c) in image.chunks_exact(hw).enumerate() {
+            rows_n.chunks_exact_mut(g.c_in).zip(x_c).for_each(|(row, &v)| row[ci] = v);
+        }
+    }
+    rows
+}
+
+/// The micro-kernel: one MR×NR tile, `tile = Σ_tap Σ_ci A · B`, A's rows found through the
+/// offsets table ([taps, MR]: where pixel i's row for each tap starts in `rows`) and B a
+/// packed panel ([taps·C_in, NR]).
+struct TileKernel<T> {
+    mr: usize,
+    nr: usize,
+    run: TileFn<T>,
+}
+
+/// `run(rows, offsets, c_in, b, tile)`, as [`TileKernel`] describes it.
+type TileFn<T> = fn(&[T], &[usize], usize, &[T], &mut [T]);
+
+impl<T: Float> TileKernel<T> {
+    /// AVX-512's 14×32 for f32 on a CPU that has it, the portable 4×8 otherwise.
+    fn for_type() -> TileKernel<T> {
+        #[cfg(target_arch = "x86_64")]
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+            return TileKernel { mr: 14, nr: 32, run: tile_avx512::<T> };
+        }
+        TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }
+    }
+
+    fn run(&self, rows: &[T], offsets: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
+        let taps = offsets.len() / self.mr;
+        assert!(
+            offsets.iter().all(|&o| o + c_in <= rows.len()) && b.len() >= taps * c_in * self.nr,
+            "an indirect tile reads inside its rows and panel"
+        );
+        (self.run)(rows, offsets, c_in, b, tile)
+    }
+}
+
+/// The plain kernel: an MR×NR accumulator array, small enough for registers.
+fn tile_portable<T: Float, const MR: usize, const NR: usize>(
+    rows: &[T],
+    offsets: &[usize],
+    c_in: usize,
+    b: &[T],
+    tile: &mut [T],
+) {
+    let mut acc = [[T::ZERO; NR]; MR];
+    for (tap, tap_offsets) in offsets.chunks_exact(MR).enumerate() {
+        let a: [&[T]; MR] = std::array::from_fn(|i| &rows[tap_offsets[i]..tap_offsets[i] + c_in]);
+        for (ci, b_row) in b[tap * c_in * NR..(tap + 1) * c_in * NR].chunks_exact(NR).enumerate() {
+            for (acc_i, a_i) in acc.iter_mut().zip(&a) {
+                let v = a_i[ci];
+                acc_i.iter_mut().zip(b_row).for_each(|(c, &bj)| *c += v * bj);
+            }
+        }
+    }
+    for (row, acc_i) in tile.chunks_exact_mut(NR).zip(&acc) {
+        row.copy_from_slice(acc_i);
+    }
+}
+
+/// The f32 kernel for AVX-512: 14 rows × two 16-lane vectors of accumulators (28 of the 32
+/// registers), each step two loads of B and 14 broadcasts of A, one from each pixel's row.
+#[cfg(target_arch = "x86_64")]
+fn tile_avx512<T: Float>(rows: &[T], offsets: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
+    let (Some(rows), Some(b), Some(tile)) =
+        (same_type_slice::<T, f32>(rows), same_type_slice::<T, f32>(b), same_type_slice_mut::<T, f32>(tile))
+    else {
+        unreachable!("the AVX-512 tile is chosen for f32 only");
+    };
+    assert!(tile.len() >= 14 * 32 && offsets.len().is_multiple_of(14));
+    // SAFETY: `TileKernel::for_type` chose this kernel on a CPU with AVX-512F, and `run`
+    // asserted that every row read (offset + c_in) and the panel (taps·c_in·32) are in bounds.
+    unsafe { tile_avx512_f32(rows.as_ptr(), offsets, c_in, b.as_ptr(), tile.as_mut_ptr()) }
+}
+
+/// # Safety
+/// AVX-512F; `rows + offsets[k] .. + c_in` readable for every k, `b` holds taps·c_in rows of
+/// 32 floats, `tile` 14×32 writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512_f32(rows: *const f32, offsets: &[usize], c_in: usize, b: *const f32, tile: *mut f32) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; 14];
+    for (tap, tap_offsets) in offsets.chunks_exact(14).enumerate() {
+        // SAFETY: the caller's contract, for this tap's rows and panel rows.
+        unsafe {
+            let a: [*const f32; 14] = std::array::from_fn(|i| rows.add(tap_offsets[i]));
+            let b_tap = b.add(tap * c_in * 32);
+            for ci in 0..c_in {
+                let (b0, b1) = (_mm512_loadu_ps(b_tap.add(ci * 32)), _mm512_loadu_ps(b_tap.add(ci * 32 + 16)));
+                for (acc_i, a_i) in acc.iter_mut().zip(&a) {
+                    let v = _mm512_set1_ps(*a_i.add(ci));
+                    acc_i[0] = _mm512_fmadd_ps(v, b0, acc_i[0]);
+                    acc_i[1] = _mm512_fmadd_ps(v, b1, acc_i[1]);
+                }
+            }
+        }
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        // SAFETY: the tile holds 14 rows of 32 floats.
+        unsafe {
+            _mm512_storeu_ps(tile.add(i * 32), acc_i[0]);
+            _mm512_storeu_ps(tile.add(i * 32 + 16), acc_i[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::conv as reference;
+
+    fn ramp(len: usize) -> Vec<f64> {
+        (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
+    }
+
+    #[test]
+    fn the_indirect_forward_matches_the_reference() {
+        // Tiles whose pixels run from one image into the next and past the last; 37 output
+        // channels (two panels of 32, one of them mostly padding); strides 1 and 2, dilation,
+        // padding that puts whole taps outside the image; a 1×1 plane.
+        for (x, w, s, p, d) in [
+            ([5, 7, 9, 11], [37, 7, 3, 3], [1, 1], [1, 1], [1, 1]),
+            ([4, 9, 10, 7], [6, 9, 3, 3], [2, 2], [1, 1], [1, 1]),
+            ([3, 3, 12, 11], [5, 3, 4, 3], [3, 2], [2, 3], [2, 1]),
+            ([6, 16, 1, 1], [20, 16, 3, 3], [1, 1], [1, 1], [1, 1]),
+        ] {
+            let g = Conv2dGeometry::conv2d(x, w, s, p, d).unwrap();
+            let (x, w, b) = (ramp(g.x_len()), ramp(g.weight_len()), ramp(g.c_out));
+            let want = reference::conv2d(&x, &w, Some(&b), &g);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let got = conv2d_forward(&x, &w, Some(&b), &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
+            }
+            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+            let got = conv2d_forward(&to32(&x), &to32(&w), Some(&to32(&b)), &g);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
+            }
+        }
+    }
+}
