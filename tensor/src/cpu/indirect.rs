@@ -21,6 +21,10 @@ use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 /// The largest tile: MR = 14 pixels × NR = 32 output channels (AVX-512).
 const MAX_TILE: usize = 14 * 32;
 
+/// Output planes up to this many pixels order a group's pixels by position (ResNet-18's 4×4
+/// and smaller in B2).
+const SKIPPING_MAX_PLANE: usize = 16;
+
 /// y = conv2d(x, w) + bias by the indirect GEMM (see the module docs): for each group of
 /// images, copy them channels-last, then for each tile of MR output pixels and each panel of
 /// NR output channels, one micro-kernel call over every tap and input channel.
@@ -49,34 +53,66 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             }
         }
     }
-    // Enough images per group that its pixels fill several tiles, at least one group a thread.
-    let group = (8 * mr).div_ceil(plane).min(g.batch.div_ceil(rayon::current_num_threads())).max(1);
+    // On small output planes the taps that fall in the padding are many (5 of a 3×3 kernel's
+    // 9 at every position of a 2×2 output), so the group's pixels are ordered by position,
+    // image after image: a tile's pixels share their position, and a tap that is padding for
+    // all of them is skipped. That needs MR images and more a group, one group a thread. On
+    // larger planes the pixels keep the images' order, whose tiles read neighbouring rows,
+    // and a group is a few tiles' worth of images.
+    let by_position = plane <= SKIPPING_MAX_PLANE;
+    let per_thread = g.batch.div_ceil(rayon::current_num_threads());
+    let group = match by_position {
+        true => per_thread,
+        false => (8 * mr).div_ceil(plane).min(per_thread),
+    }
+    .max(1);
     y.par_chunks_mut(group * out_img).enumerate().for_each(|(gi, y_g)| {
         let (n0, images) = (gi * group, y_g.len() / out_img);
         let rows = channels_last(&x[n0 * in_img..(n0 + images) * in_img], g);
         let zero_row = images * g.h * g.w;
         let pixels = images * plane;
-        let mut offsets = vec![0; taps * mr];
-        let mut tile = [T::ZERO; MAX_TILE];
-        for m0 in (0..pixels).step_by(mr) {
-            for (i, m) in (m0..m0 + mr).enumerate() {
-                let (n, p) = (m / plane, m % plane);
-                let (oy, ox) = (p / g.ow, p % g.ow);
-                for tap in 0..taps {
-                    let (ki, kj) = (tap / g.kw, tap % g.kw);
+        // Pixel m of the group as (image, output position).
+        let pixel = |m: usize| if by_position { (m % images, m / images) } else { (m / plane, m % plane) };
+        // Every tile's live taps and their rows' offsets: [tiles, taps] and [tiles, taps, MR].
+        let tiles = pixels.div_ceil(mr);
+        let (mut live, mut offsets) = (vec![(0, 0); tiles], vec![0; tiles * taps * mr]);
+        let mut tap_index = vec![0; tiles * taps];
+        for (t, m0) in (0..pixels).step_by(mr).enumerate() {
+            let (tile_offsets, tile_taps) = (&mut offsets[t * taps * mr..], &mut tap_index[t * taps..]);
+            let mut count = 0;
+            for tap in 0..taps {
+                let (ki, kj) = (tap / g.kw, tap % g.kw);
+                let row_of = |m: usize| {
+                    let (n, p) = pixel(m);
+                    let (oy, ox) = (p / g.ow, p % g.ow);
                     let iy = (oy * g.stride[0] + ki * g.dilation[0]).checked_sub(g.padding[0]).filter(|&r| r < g.h);
                     let ix = (ox * g.stride[1] + kj * g.dilation[1]).checked_sub(g.padding[1]).filter(|&c| c < g.w);
-                    let row = match (iy, ix) {
+                    match (iy, ix) {
                         (Some(iy), Some(ix)) if m < pixels => (n * g.h + iy) * g.w + ix,
                         _ => zero_row,
-                    };
-                    offsets[tap * mr + i] = row * g.c_in;
+                    }
+                };
+                if (m0..m0 + mr).all(|m| row_of(m) == zero_row) {
+                    continue;
                 }
+                for (i, m) in (m0..m0 + mr).enumerate() {
+                    tile_offsets[count * mr + i] = row_of(m) * g.c_in;
+                }
+                tile_taps[count] = tap;
+                count += 1;
             }
-            for (panel, b) in packed.chunks_exact(taps * g.c_in * nr).enumerate() {
-                kernel.run(&rows, &offsets, g.c_in, b, &mut tile[..mr * nr]);
+            live[t] = (count, m0);
+        }
+        // A panel of weights outside, the tiles inside: the panel (kH·kW·C_in·NR values) stays
+        // in L2 while every tile reads it; the other way round, B2's 512→512 layers streamed
+        // all the weights from L3 for each tile of 14 pixels.
+        let mut tile = [T::ZERO; MAX_TILE];
+        for (panel, b) in packed.chunks_exact(taps * g.c_in * nr).enumerate() {
+            for (t, &(count, m0)) in live.iter().enumerate() {
+                let tile_offsets = &offsets[t * taps * mr..][..count * mr];
+                kernel.run(&rows, tile_offsets, &tap_index[t * taps..][..count], g.c_in, b, &mut tile[..mr * nr]);
                 for (i, tile_row) in tile.chunks_exact(nr).take(pixels.min(m0 + mr) - m0).enumerate() {
-                    let (n, p) = ((m0 + i) / plane, (m0 + i) % plane);
+                    let (n, p) = pixel(m0 + i);
                     let channels = (panel * nr..(panel + 1) * nr).take_while(|&co| co < g.c_out);
                     for (co, &v) in channels.zip(tile_row) {
                         y_g[(n * g.c_out + co) * plane + p] = v + bias.map_or(T::ZERO, |b| b[co]);
@@ -101,17 +137,17 @@ fn channels_last<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     rows
 }
 
-/// The micro-kernel: one MR×NR tile, `tile = Σ_tap Σ_ci A · B`, A's rows found through the
-/// offsets table ([taps, MR]: where pixel i's row for each tap starts in `rows`) and B a
-/// packed panel ([taps·C_in, NR]).
+/// The micro-kernel: one MR×NR tile, `tile = Σ_tap Σ_ci A · B` over the taps listed, A's rows
+/// found through the offsets table ([taps listed, MR]: where pixel i's row for each starts in
+/// `rows`) and B a packed panel ([every tap·C_in, NR]).
 struct TileKernel<T> {
     mr: usize,
     nr: usize,
     run: TileFn<T>,
 }
 
-/// `run(rows, offsets, c_in, b, tile)`, as [`TileKernel`] describes it.
-type TileFn<T> = fn(&[T], &[usize], usize, &[T], &mut [T]);
+/// `run(rows, offsets, taps, c_in, b, tile)`, as [`TileKernel`] describes it.
+type TileFn<T> = fn(&[T], &[usize], &[usize], usize, &[T], &mut [T]);
 
 impl<T: Float> TileKernel<T> {
     /// AVX-512's 14×32 for f32 on a CPU that has it, the portable 4×8 otherwise.
@@ -123,13 +159,15 @@ impl<T: Float> TileKernel<T> {
         TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }
     }
 
-    fn run(&self, rows: &[T], offsets: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
-        let taps = offsets.len() / self.mr;
+    fn run(&self, rows: &[T], offsets: &[usize], taps: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
         assert!(
-            offsets.iter().all(|&o| o + c_in <= rows.len()) && b.len() >= taps * c_in * self.nr,
+            offsets.len() == taps.len() * self.mr
+                && offsets.iter().all(|&o| o + c_in <= rows.len())
+                && taps.iter().all(|&tap| (tap + 1) * c_in * self.nr <= b.len())
+                && tile.len() >= self.mr * self.nr,
             "an indirect tile reads inside its rows and panel"
         );
-        (self.run)(rows, offsets, c_in, b, tile)
+        (self.run)(rows, offsets, taps, c_in, b, tile)
     }
 }
 
@@ -137,12 +175,13 @@ impl<T: Float> TileKernel<T> {
 fn tile_portable<T: Float, const MR: usize, const NR: usize>(
     rows: &[T],
     offsets: &[usize],
+    taps: &[usize],
     c_in: usize,
     b: &[T],
     tile: &mut [T],
 ) {
     let mut acc = [[T::ZERO; NR]; MR];
-    for (tap, tap_offsets) in offsets.chunks_exact(MR).enumerate() {
+    for (&tap, tap_offsets) in taps.iter().zip(offsets.chunks_exact(MR)) {
         let a: [&[T]; MR] = std::array::from_fn(|i| &rows[tap_offsets[i]..tap_offsets[i] + c_in]);
         for (ci, b_row) in b[tap * c_in * NR..(tap + 1) * c_in * NR].chunks_exact(NR).enumerate() {
             for (acc_i, a_i) in acc.iter_mut().zip(&a) {
@@ -159,7 +198,7 @@ fn tile_portable<T: Float, const MR: usize, const NR: usize>(
 /// The f32 kernel for AVX-512: 14 rows × two 16-lane vectors of accumulators (28 of the 32
 /// registers), each step two loads of B and 14 broadcasts of A, one from each pixel's row.
 #[cfg(target_arch = "x86_64")]
-fn tile_avx512<T: Float>(rows: &[T], offsets: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
+fn tile_avx512<T: Float>(rows: &[T], offsets: &[usize], taps: &[usize], c_in: usize, b: &[T], tile: &mut [T]) {
     let (Some(rows), Some(b), Some(tile)) =
         (same_type_slice::<T, f32>(rows), same_type_slice::<T, f32>(b), same_type_slice_mut::<T, f32>(tile))
     else {
@@ -168,18 +207,25 @@ fn tile_avx512<T: Float>(rows: &[T], offsets: &[usize], c_in: usize, b: &[T], ti
     assert!(tile.len() >= 14 * 32 && offsets.len().is_multiple_of(14));
     // SAFETY: `TileKernel::for_type` chose this kernel on a CPU with AVX-512F, and `run`
     // asserted that every row read (offset + c_in) and the panel (taps·c_in·32) are in bounds.
-    unsafe { tile_avx512_f32(rows.as_ptr(), offsets, c_in, b.as_ptr(), tile.as_mut_ptr()) }
+    unsafe { tile_avx512_f32(rows.as_ptr(), offsets, taps, c_in, b.as_ptr(), tile.as_mut_ptr()) }
 }
 
 /// # Safety
-/// AVX-512F; `rows + offsets[k] .. + c_in` readable for every k, `b` holds taps·c_in rows of
-/// 32 floats, `tile` 14×32 writable.
+/// AVX-512F; `rows + offsets[k] .. + c_in` readable for every k, `b` holds (tap + 1)·c_in rows
+/// of 32 floats for every tap listed, `tile` 14×32 writable.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512_f32(rows: *const f32, offsets: &[usize], c_in: usize, b: *const f32, tile: *mut f32) {
+unsafe fn tile_avx512_f32(
+    rows: *const f32,
+    offsets: &[usize],
+    taps: &[usize],
+    c_in: usize,
+    b: *const f32,
+    tile: *mut f32,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; 14];
-    for (tap, tap_offsets) in offsets.chunks_exact(14).enumerate() {
+    for (&tap, tap_offsets) in taps.iter().zip(offsets.chunks_exact(14)) {
         // SAFETY: the caller's contract, for this tap's rows and panel rows.
         unsafe {
             let a: [*const f32; 14] = std::array::from_fn(|i| rows.add(tap_offsets[i]));
