@@ -945,6 +945,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     if winograd_fits(&full) {
         ways.push(tuning::WINOGRAD);
     }
+    ways.push(tuning::INDIRECT);
     let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
     run(&way)
 }
@@ -957,13 +958,14 @@ fn winograd_fits(g: &Conv2dGeometry) -> bool {
 }
 
 /// [`conv2d_backward_data`] by the way the tuner names: col2im; at stride 1 as a forward of
-/// dy, the full correlation, in strips or (where [`winograd_fits`] it) by Winograd; or, without
-/// dilation, on the phase grid (`phase_grid::conv2d_backward_data`).
+/// dy, the full correlation, in strips, by the indirect GEMM or (where [`winograd_fits`] it) by
+/// Winograd; or, without dilation, on the phase grid (`phase_grid::conv2d_backward_data`).
 fn backward_data_by_way<T: Float>(way: &str, grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let full = || g.full_correlation().expect("the full correlation's ways are offered at stride 1 only");
     match way {
         tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None),
         tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
+        tuning::INDIRECT => forward_by_cut(tuning::INDIRECT, grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::PHASE_GRID => phase_grid::conv2d_backward_data(grad_y, w, bias, g),
         _ => backward_data_by_col2im(grad_y, w, bias, g),
     }
@@ -1862,7 +1864,7 @@ mod tests {
                 assert_close(&backward_weight_by_cut(cut, &dy, &x, &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
             let Some(full) = g.full_correlation() else { continue };
-            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION];
+            let mut ways = vec![tuning::COL2IM, tuning::FULL_CORRELATION, tuning::INDIRECT];
             if phase_grid::backward_data_applies(&g) {
                 ways.push(tuning::PHASE_GRID);
                 phase_grids += 1;

@@ -26,7 +26,9 @@
 //!   (`cpu::phase_grid`), where at least half of each micro-kernel tile is real channels: on
 //!   a Xeon (model 207) it won 13 of the 29 such timings of B1, B2, B3 and B5, by 5–35 %,
 //!   on planes of 8×8 and larger, and lost on ResNet-18's deep layers (planes of 4×4 and
-//!   smaller).
+//!   smaller). The forward's other ways (Winograd, the phase grid, the indirect GEMM; each
+//!   constant below says where it is offered) are timed beside its cuts, and the indirect
+//!   GEMM is offered everywhere, so every forward geometry is timed at its first use.
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
 //!   full correlation (a forward convolution of dy). The rule takes the correlation on large
 //!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
@@ -145,8 +147,9 @@ pub(crate) const PHASE_GRID: &str = "phase-grid";
 /// channel-blocked layouts that the GEMM's micro-kernel reads as its packed panels
 /// (`cpu::phase_grid`).
 pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
-/// A fifth way for the forward: an indirect GEMM on channels-last images, the micro-kernel
-/// finding its A rows through a table of offsets (`cpu::indirect`).
+/// A fifth way for the forward, and for backward-data as the full correlation: an indirect
+/// GEMM on channels-last images, the micro-kernel finding its A rows through a table of
+/// offsets (`cpu::indirect`).
 pub(crate) const INDIRECT: &str = "indirect";
 /// Every cut and way, for the cache's key.
 const CUTS: [&str; 9] = [
