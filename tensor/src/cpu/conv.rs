@@ -820,7 +820,9 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     if winograd_fits(g) {
         cuts.push(tuning::WINOGRAD);
     }
-    cuts.push(tuning::INDIRECT);
+    if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
+        cuts.push(tuning::INDIRECT);
+    }
     let cut = if cuts.len() > 1 {
         tuned_choice::<T>("convolution's cut", "conv2d_forward", g, &cuts, tuning::SIDE_BY_SIDE, |cut| drop(run(cut)))
     } else {
@@ -828,6 +830,12 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     };
     run(&cut)
 }
+
+/// The indirect GEMM is timed only with at least this many input and output channels: its
+/// micro-kernel runs C_in deep a tap and fills C_out of a tile's 32 columns, and with 3 of
+/// either it was 2.5–6.4 times slower than the best cut on every such layer of B1 and B2 (Xeon
+/// model 207, `docs/notebooks/bench/indirect_gemm_b2_xeon207.txt`).
+const INDIRECT_MIN_CHANNELS: usize = 8;
 
 /// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM,
 /// Winograd's F(2×2, 3×3) for a geometry where [`winograd_fits`], the phase grid, or the
@@ -945,7 +953,9 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
     if winograd_fits(&full) {
         ways.push(tuning::WINOGRAD);
     }
-    ways.push(tuning::INDIRECT);
+    if full.c_in.min(full.c_out) >= INDIRECT_MIN_CHANNELS {
+        ways.push(tuning::INDIRECT);
+    }
     let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
     run(&way)
 }

@@ -28,7 +28,8 @@
 //!   on planes of 8×8 and larger, and lost on ResNet-18's deep layers (planes of 4×4 and
 //!   smaller). The forward's other ways (Winograd, the phase grid, the indirect GEMM; each
 //!   constant below says where it is offered) are timed beside its cuts, and the indirect
-//!   GEMM is offered everywhere, so every forward geometry is timed at its first use.
+//!   GEMM is offered wherever there are 8 input and output channels or more, so nearly every
+//!   forward geometry is timed at its first use.
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
 //!   full correlation (a forward convolution of dy). The rule takes the correlation on large
 //!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
