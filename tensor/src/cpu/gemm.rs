@@ -625,6 +625,13 @@ fn f32_kernel() -> Kernel<f32> {
     F32_KERNEL.get().map_or_else(f32_kernel_by_rule, |(kernel, _)| *kernel)
 }
 
+/// The instruction set of the f32 kernel [`gemm`] runs (`avx512`, `avx2`, `portable`): the
+/// convolutions' own micro-kernels (`cpu::indirect`) follow it, so that a pinned or replayed
+/// kernel pins theirs too.
+pub(crate) fn f32_instruction_set() -> &'static str {
+    f32_kernel().instruction_set
+}
+
 /// The f32 kernel [`gemm`] runs, and how it was chosen.
 pub fn f32_kernel_in_use() -> (&'static str, KernelChoice) {
     F32_KERNEL.get().map_or((f32_kernel_by_rule().name, KernelChoice::Rule), |(kernel, how)| (kernel.name, *how))

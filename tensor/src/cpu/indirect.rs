@@ -1,5 +1,6 @@
 //! conv2d's forward as an indirect GEMM (Marat Dukhan, "The Indirect Convolution Algorithm",
-//! 2019): a cut of the forward that the tuner may choose.
+//! 2019): a cut the tuner may choose for the forward, and for backward-data as the full
+//! correlation.
 //!
 //! On channels-last images, the input a tap reads for output pixel m is one row of C_in
 //! contiguous values: x_rows[(n, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw)]. The convolution is
@@ -56,7 +57,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     // On small output planes the taps that fall in the padding are many (5 of a 3×3 kernel's
     // 9 at every position of a 2×2 output), so the group's pixels are ordered by position,
     // image after image: a tile's pixels share their position, and a tap that is padding for
-    // all of them is skipped. That needs MR images and more a group, one group a thread. On
+    // all of them is skipped. That wants groups of MR images or more: one group a thread. On
     // larger planes the pixels keep the images' order, whose tiles read neighbouring rows,
     // and a group is a few tiles' worth of images.
     let by_position = plane <= SKIPPING_MAX_PLANE;
@@ -104,8 +105,8 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             live[t] = (count, m0);
         }
         // A panel of weights outside, the tiles inside: the panel (kH·kW·C_in·NR values) stays
-        // in L2 while every tile reads it; the other way round, B2's 512→512 layers streamed
-        // all the weights from L3 for each tile of 14 pixels.
+        // in L2 while every tile reads it. The other way round, a 512→512 layer's weights
+        // (9.4 MB, beyond L2) were read again for each tile of 14 pixels.
         let mut tile = [T::ZERO; MAX_TILE];
         for (panel, b) in packed.chunks_exact(taps * g.c_in * nr).enumerate() {
             for (t, &(count, m0)) in live.iter().enumerate() {
@@ -150,10 +151,15 @@ struct TileKernel<T> {
 type TileFn<T> = fn(&[T], &[usize], &[usize], usize, &[T], &mut [T]);
 
 impl<T: Float> TileKernel<T> {
-    /// AVX-512's 14×32 for f32 on a CPU that has it, the portable 4×8 otherwise.
+    /// AVX-512's 14×32 for f32 where the GEMM runs an AVX-512 kernel, the portable 4×8
+    /// otherwise: a process that pins or replays the GEMM's kernel gets the same tile here,
+    /// and so the same bits.
     fn for_type() -> TileKernel<T> {
         #[cfg(target_arch = "x86_64")]
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && crate::cpu::gemm::f32_instruction_set() == "avx512"
+            && is_x86_feature_detected!("avx512f")
+        {
             return TileKernel { mr: 14, nr: 32, run: tile_avx512::<T> };
         }
         TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }

@@ -88,7 +88,7 @@ impl PhaseGrid {
 
     /// Writes one image's phase planes. Each plane row is input row sh·r + a − ph, read at
     /// columns sw·c + b − pw; what falls outside the input, and the overhang after each plane,
-    /// is zero. The planes are zeroed whole first: a zero fill per short row took a third of
+    /// is zero. The planes are zeroed whole first: a zero fill per short row cost a quarter to a third of
     /// the split's time (B1's 32→64 layer, whose rows are 17 columns wide).
     // x: [C_in, H, W] (one image)   out: [C_in, sh, sw, plane_len]
     fn split<T: Float>(&self, x: &[T], g: &Conv2dGeometry, out: &mut [T]) {
@@ -659,7 +659,8 @@ impl Blocks {
 /// rows[i·width + c] = run(c)[i·stride] for c < `lanes` and i < rows.len() / width: runs read
 /// at `stride`, written down the first `lanes` columns of `rows`; the other columns are left
 /// as they are. Four runs at a time through 4×4 transposes in f32 at stride 1 or 2: element
-/// by element, these stores took two fifths of B1's 32→64 weight gradient (perf).
+/// by element, these stores took about as long as the multiply-adds of B1's 32→64 weight
+/// gradient.
 fn interleave<'a, T: Float>(rows: &mut [T], width: usize, lanes: usize, stride: usize, run: impl Fn(usize) -> &'a [T]) {
     let mut c = 0;
     #[cfg(target_arch = "x86_64")]
