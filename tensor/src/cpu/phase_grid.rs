@@ -88,8 +88,8 @@ impl PhaseGrid {
 
     /// Writes one image's phase planes. Each plane row is input row sh·r + a − ph, read at
     /// columns sw·c + b − pw; what falls outside the input, and the overhang after each plane,
-    /// is zero. The planes are zeroed whole first: a zero fill per short row cost a quarter to a third of
-    /// the split's time (B1's 32→64 layer, whose rows are 17 columns wide).
+    /// is zero. The planes are zeroed whole first: a zero fill per short row cost a quarter to
+    /// a third of the split's time (B1's 32→64 layer, whose rows are 17 columns wide).
     // x: [C_in, H, W] (one image)   out: [C_in, sh, sw, plane_len]
     fn split<T: Float>(&self, x: &[T], g: &Conv2dGeometry, out: &mut [T]) {
         let ([sh, sw], [pad_h, pad_w]) = (g.stride, g.padding);
