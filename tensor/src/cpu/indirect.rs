@@ -3,15 +3,15 @@
 //! correlation.
 //!
 //! On channels-last images, the input a tap reads for output pixel m is one row of C_in
-//! contiguous values: x_rows[(n, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw)]. The convolution is
-//! then Y[m, co] = Σ_tap Σ_ci x_rows[row(m, tap)][ci] · W[tap, ci, co], a GEMM whose A operand
-//! is im2col's transpose, never written: the micro-kernel finds each of its MR pixels' rows
-//! through a table of offsets (one per pixel and tap; a tap that falls in the padding points
-//! at a row of zeros) and broadcasts A's values straight from them, while B, the weights, is
-//! packed once per call in panels of NR output channels. Nothing is unfolded and nothing of
-//! the input is packed; what it costs instead is one channels-last copy of the input per group
-//! of images. Images sit side by side for free (a tile's pixels may come from two images), and
-//! the one tile of MR pixels runs the whole depth kH·kW·C_in in registers.
+//! contiguous values, the row of pixel (n, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw). The
+//! convolution is then Y(m, co) = Σ_tap Σ_ci row(m, tap)(ci) · W(tap, ci, co), a GEMM whose
+//! A operand is im2col's transpose, never written: the micro-kernel finds each of its MR
+//! pixels' rows through a table of offsets (one per pixel and tap; a tap that falls in the
+//! padding points at a row of zeros) and broadcasts A's values straight from them, while B,
+//! the weights, is packed once per call in panels of NR output channels. Nothing is unfolded
+//! and nothing of the input is packed; what it costs instead is one channels-last copy of the
+//! input per group of images. Images sit side by side for free (a tile's pixels may come from
+//! two images), and the one tile of MR pixels runs the whole depth kH·kW·C_in in registers.
 
 use rayon::prelude::*;
 
