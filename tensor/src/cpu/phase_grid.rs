@@ -808,6 +808,22 @@ mod tests {
         }
     }
 
+    /// The weight gradient at `g` against the reference, in f64 and in f32 (the SIMD paths).
+    fn weight_gradient_matches_the_reference(g: Conv2dGeometry) {
+        let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
+        let want = reference::conv2d_backward_weight(&dy, &x, &g);
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let got = conv2d_backward_weight(&dy, &x, &g);
+        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+            assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
+        }
+        let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+        let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
+        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+            assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
+        }
+    }
+
     #[test]
     fn the_weight_gradient_with_images_side_by_side_matches_the_reference() {
         // Groups of several images whose panels cross from one image's pixels into the next
@@ -815,19 +831,7 @@ mod tests {
         for (x, w, s, p) in
             [([9, 3, 10, 11], [4, 3, 3, 3], [2, 2], [1, 1]), ([5, 2, 7, 6], [3, 2, 3, 5], [1, 1], [1, 2])]
         {
-            let g = Conv2dGeometry::conv2d(x, w, s, p, [1, 1]).unwrap();
-            let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
-            let want = reference::conv2d_backward_weight(&dy, &x, &g);
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            let got = conv2d_backward_weight(&dy, &x, &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
-            }
-            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
-            }
+            weight_gradient_matches_the_reference(Conv2dGeometry::conv2d(x, w, s, p, [1, 1]).unwrap());
         }
     }
 
@@ -873,19 +877,7 @@ mod tests {
         // portable 4×4) and 9 input channels (the transposes' four at a time, then one):
         // strides 1 and 2.
         for (x, w, s) in [([3, 9, 10, 11], [17, 9, 3, 3], [1, 1]), ([5, 9, 12, 9], [17, 9, 4, 4], [2, 2])] {
-            let g = Conv2dGeometry::conv2d(x, w, s, [1, 1], [1, 1]).unwrap();
-            let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
-            let want = reference::conv2d_backward_weight(&dy, &x, &g);
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            let got = conv2d_backward_weight(&dy, &x, &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
-            }
-            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
-            }
+            weight_gradient_matches_the_reference(Conv2dGeometry::conv2d(x, w, s, [1, 1], [1, 1]).unwrap());
         }
     }
 
