@@ -671,20 +671,23 @@ pub fn gemm_on_f32_kernel(
     Some(())
 }
 
-/// The micro-kernel of an f32 kernel, on its own: for the benchmark that times it on panels
-/// small enough to stay in cache, the ceiling the packing and the loops around it approach.
-/// Everything [`gemm`] adds (packing A and B, walking the blocks, threads) is the difference
-/// between that and a whole product.
+/// A micro-kernel on its own. For the benchmark that times an f32 kernel on panels small
+/// enough to stay in cache ([`MicroKernel::of_f32_kernel`]): the ceiling the packing and the
+/// loops around it approach; everything [`gemm`] adds (packing A and B, walking the blocks,
+/// threads) is the difference between that and a whole product. And for a caller whose
+/// operands already lie in memory as packed panels, in a layout with the channels in blocks of
+/// MR and NR innermost (`cpu::phase_grid`'s weight gradient), the kernel [`gemm`] runs now
+/// (`MicroKernel::in_use`): no packing and no blocking, one tile per call.
 #[derive(Clone, Copy)]
-pub struct MicroKernel {
+pub struct MicroKernel<T = f32> {
     /// The tile it computes, [MR, NR].
     pub tile: [usize; 2],
-    /// The depth its kernel packs panels to (KC).
+    /// The depth its kernel packs panels to (KC): a B panel of that depth sits in L1.
     pub kc: usize,
-    run: unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool),
+    run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
 }
 
-impl MicroKernel {
+impl MicroKernel<f32> {
     /// The micro-kernel of the f32 kernel `name`; `None` for a kernel this CPU does not run.
     pub fn of_f32_kernel(name: &str) -> Option<MicroKernel> {
         let kernel = f32_kernel_runnable_here(name)?;
@@ -715,27 +718,15 @@ impl MicroKernel {
     }
 }
 
-/// The micro-kernel [`gemm`] runs for `T`, for a caller whose operands already lie in memory as
-/// packed panels: a layout with the channels in blocks of MR and NR, innermost
-/// (`cpu::phase_grid`'s weight gradient). No packing and no blocking: one tile per call.
-#[derive(Clone, Copy)]
-pub(crate) struct PanelKernel<T> {
-    /// The tile it computes, [MR, NR].
-    pub(crate) tile: [usize; 2],
-    /// The depth the GEMM packs its panels to: a B panel of that depth sits in L1.
-    pub(crate) kc: usize,
-    run: unsafe fn(usize, *const T, *const T, *mut T, usize, bool),
-}
-
-impl<T: Float> PanelKernel<T> {
+impl<T: Float> MicroKernel<T> {
     /// The kernel every [`gemm`] on `T` runs now.
-    pub(crate) fn in_use() -> PanelKernel<T> {
+    pub(crate) fn in_use() -> MicroKernel<T> {
         let f32_kernel = f32_kernel();
         let kernel = (&f32_kernel as &dyn std::any::Any)
             .downcast_ref::<Kernel<T>>()
             .or_else(|| (&DGEMM_PORTABLE as &dyn std::any::Any).downcast_ref::<Kernel<T>>())
             .expect("Float is implemented for f32 and f64 only");
-        PanelKernel { tile: [kernel.mr, kernel.nr], kc: kernel.kc, run: kernel.run }
+        MicroKernel { tile: [kernel.mr, kernel.nr], kc: kernel.kc, run: kernel.run }
     }
 
     /// `tile += a_panel · b_panel` over depth `kc`: `a_panel` holds kc columns of MR values,

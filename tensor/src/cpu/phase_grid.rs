@@ -34,7 +34,7 @@
 //! The weight gradient runs on the forward's grid with no GEMM driver at all: dy and the
 //! planes are written once in channel-blocked layouts (pixels outermost, channels innermost
 //! in blocks of the micro-kernel's MR and NR), in which a run of pixels of one block *is* a
-//! packed panel, so the micro-kernel (`gemm::PanelKernel`) reads them where they lie, each
+//! packed panel, so the micro-kernel (`gemm::MicroKernel`) reads them where they lie, each
 //! tap's shift moving B's panel along the run. Measured against the other ways, the forward
 //! and the weight gradient are cuts the tuner times, backward-data a way only at stride 1
 //! (docs/cpu-gemm.md, "The phase grid").
@@ -42,7 +42,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::conv::{add_strided, copy_strided, init_planes, min_groups_per_task};
-use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef, PanelKernel};
+use crate::cpu::gemm::{gemm_packing_b, BPanel, MatRef, MicroKernel};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
@@ -472,7 +472,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if dw.is_empty() || g.batch == 0 || g.oh * g.ow == 0 {
         return dw;
     }
-    let kernel = PanelKernel::<T>::in_use();
+    let kernel = MicroKernel::<T>::in_use();
     let grid = PhaseGrid::of(g);
     let taps: Vec<(usize, usize)> = grid.tap_offsets[..g.kh * g.kw]
         .iter()
@@ -520,7 +520,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
 /// grid has no dead taps to skip) and at least half of each micro-kernel tile is real
 /// channels (not B1's 3-channel input layer, 3 of a tile's 32 columns).
 pub fn weight_gradient_applies<T: Float>(g: &Conv2dGeometry) -> bool {
-    let [mr, nr] = PanelKernel::<T>::in_use().tile;
+    let [mr, nr] = MicroKernel::<T>::in_use().tile;
     let padded = g.c_out.div_ceil(mr) * mr * g.c_in.div_ceil(nr) * nr;
     g.live_taps().is_none() && 2 * g.c_out * g.c_in >= padded
 }
@@ -625,7 +625,7 @@ impl Blocks {
     // partial: [taps, rows, columns]
     fn accumulate<T: Float>(
         &self,
-        kernel: &PanelKernel<T>,
+        kernel: &MicroKernel<T>,
         taps: &[(usize, usize)],
         depth: usize,
         dy_blocked: &[T],
@@ -661,7 +661,13 @@ impl Blocks {
 /// as they are. Four runs at a time through 4×4 transposes in f32 at stride 1 or 2: element
 /// by element, these stores took about as long as the multiply-adds of B1's 32→64 weight
 /// gradient.
-fn interleave<'a, T: Float>(rows: &mut [T], width: usize, lanes: usize, stride: usize, run: impl Fn(usize) -> &'a [T]) {
+pub(crate) fn interleave<'a, T: Float>(
+    rows: &mut [T],
+    width: usize,
+    lanes: usize,
+    stride: usize,
+    run: impl Fn(usize) -> &'a [T],
+) {
     let mut c = 0;
     #[cfg(target_arch = "x86_64")]
     if let (Some(rows), true) = (crate::dtype::same_type_slice_mut::<T, f32>(rows), stride <= 2) {
