@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::conv::init_planes;
+use crate::cpu::phase_grid::interleave;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 
@@ -93,14 +94,15 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
                         _ => zero_row,
                     }
                 };
-                if (m0..m0 + mr).all(|m| row_of(m) == zero_row) {
-                    continue;
+                let tap_offsets = &mut tile_offsets[count * mr..(count + 1) * mr];
+                for (offset, m) in tap_offsets.iter_mut().zip(m0..m0 + mr) {
+                    *offset = row_of(m) * g.c_in;
                 }
-                for (i, m) in (m0..m0 + mr).enumerate() {
-                    tile_offsets[count * mr + i] = row_of(m) * g.c_in;
+                // A tap that is padding for every pixel of the tile is left out of its list.
+                if tap_offsets.iter().any(|&offset| offset != zero_row * g.c_in) {
+                    tile_taps[count] = tap;
+                    count += 1;
                 }
-                tile_taps[count] = tap;
-                count += 1;
             }
             live[t] = (count, m0);
         }
@@ -125,15 +127,15 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     y
 }
 
-/// The images channels-last, then one row of zeros (the padding taps' row).
+/// The images channels-last, then one row of zeros (the padding taps' row): each image's
+/// planes written down the columns of its rows, four channels at a time through 4×4
+/// transposes (`phase_grid::interleave`).
 // x: [images, C_in, H, W]   ->   [images·H·W + 1, C_in]
 fn channels_last<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let hw = g.h * g.w;
     let mut rows = vec![T::ZERO; x.len() + g.c_in];
     for (image, rows_n) in x.chunks_exact(g.c_in * hw).zip(rows.chunks_exact_mut(g.c_in * hw)) {
-        for (ci, x_c) in image.chunks_exact(hw).enumerate() {
-            rows_n.chunks_exact_mut(g.c_in).zip(x_c).for_each(|(row, &v)| row[ci] = v);
-        }
+        interleave(rows_n, g.c_in, g.c_in, 1, |ci| &image[ci * hw..(ci + 1) * hw]);
     }
     rows
 }
