@@ -1060,9 +1060,10 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose. So it is with at most
-/// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, where the rule puts images side by
-/// side, the other cuts (one image per GEMM, and dW itself with images side by side) are timed
-/// against it the first time this machine meets the geometry.
+/// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the other cuts are timed against it
+/// the first time this machine meets the geometry: where the rule puts images side by side,
+/// one image per GEMM and dW itself with images side by side; and, where enough of each tile
+/// is real channels, the phase grid's channel-blocked operands.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
@@ -1330,8 +1331,8 @@ pub enum ConvRung {
     /// phases once, and every B panel copied out of them in contiguous runs, the output
     /// computed `(kW − 1)·dW / sW` columns wider and cropped. Backward-data without dilation
     /// runs by sub-pixel classes, each a stride-1 correlation of dy on the same grid (at stride
-    /// 1, the full correlation), and backward-weight as dy on the grid times colᵀ read from the
-    /// phases.
+    /// 1, the full correlation), and backward-weight with dy and the phases in channel-blocked
+    /// layouts that the micro-kernel reads as its packed panels.
     PhaseGrid,
     /// Winograd's F(2×2, 3×3) (`cpu::winograd`): 3×3 kernels at stride 1 as 16 GEMMs between
     /// transformed kernels and input tiles, 4/9 of the multiply-adds; the forward where it
