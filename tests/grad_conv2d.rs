@@ -3,7 +3,9 @@
 
 use crate::common;
 
-use autograd::ops::conv2d::{conv2d, conv2d_relu};
+use autograd::ops::conv2d::{conv2d, conv2d_nearest_upsampled, conv2d_relu};
+use autograd::ops::interpolate::upsample_nearest2d;
+use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};
 use tensor::ops::conv2d::Conv2dParams;
 
@@ -50,4 +52,53 @@ fn conv2d_relu_matches_finite_differences_on_both_sides_of_the_kink() {
     let (x, w) = (uniform(&[2, 2, 5, 6], -0.05, 0.05, &mut r), uniform(&[4, 2, 3, 3], -1.0, 1.0, &mut r));
     let p = Conv2dParams::new(2, 1);
     check(move |v| conv2d_relu(&v[0], &v[1], v.get(2), &p), &[x, w, away_from_zero(&[4], 1.0, &mut r)]);
+}
+
+#[test]
+fn conv2d_of_a_nearest_upsampled_image_matches_finite_differences() {
+    let mut r = rng();
+    let inputs = [
+        uniform(&[2, 3, 3, 4], -1.0, 1.0, &mut r),
+        uniform(&[2, 3, 3, 3], -1.0, 1.0, &mut r),
+        uniform(&[2], -1.0, 1.0, &mut r),
+    ];
+    check(|v| conv2d_nearest_upsampled(&v[0], &v[1], v.get(2)), &inputs);
+}
+
+/// The phases' 2×2 convolution gives the layer as written, upsampling then a 3×3 convolution:
+/// values and all three gradients, f64, at odd sizes, a 1×1 image and without a bias.
+#[test]
+fn conv2d_of_a_nearest_upsampled_image_equals_upsampling_then_convolving() {
+    let p = Conv2dParams::new(1, 1);
+    for (x_shape, c_out, with_bias) in [([2, 3, 5, 3], 4, true), ([1, 2, 1, 1], 3, true), ([3, 5, 2, 7], 2, false)] {
+        let mut r = rng();
+        let leaf = |t: tensor::Tensor| Var::parameter(t);
+        let x = leaf(uniform(&x_shape, -1.0, 1.0, &mut r));
+        let w = leaf(uniform(&[c_out, x_shape[1], 3, 3], -1.0, 1.0, &mut r));
+        let b = with_bias.then(|| leaf(uniform(&[c_out], -1.0, 1.0, &mut r)));
+        let upstream = Var::constant(uniform(&[x_shape[0], c_out, 2 * x_shape[2], 2 * x_shape[3]], -1.0, 1.0, &mut r));
+        let mut results = vec![];
+        for fused in [true, false] {
+            for v in [Some(&x), Some(&w), b.as_ref()].into_iter().flatten() {
+                v.zero_grad();
+            }
+            let y = if fused {
+                conv2d_nearest_upsampled(&x, &w, b.as_ref()).unwrap()
+            } else {
+                conv2d(&upsample_nearest2d(&x, 2).unwrap(), &w, b.as_ref(), &p).unwrap()
+            };
+            y.mul(&upstream).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut values = vec![y.value(), x.grad().unwrap(), w.grad().unwrap()];
+            values.extend(b.as_ref().map(|b| b.grad().unwrap()));
+            results.push(values.iter().map(|t| t.to_vec_f64().unwrap()).collect::<Vec<_>>());
+        }
+        for (what, (fused, written)) in ["y", "∂/∂x", "∂/∂W", "∂/∂b"].iter().zip(results[0].iter().zip(&results[1]))
+        {
+            assert_eq!(fused.len(), written.len());
+            let scale = written.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in fused.iter().zip(written).enumerate() {
+                assert!((a - b).abs() <= 1e-12 * scale, "{x_shape:?} {what} [{i}]: fused {a}, written out {b}");
+            }
+        }
+    }
 }

@@ -1,8 +1,9 @@
-//! Gradient checks of nearest and bilinear upsampling (align_corners = false).
+//! Gradient checks of nearest and bilinear upsampling (align_corners = false), and of the
+//! interleaving of a nearest-upsampled convolution's phases.
 
 use crate::common;
 
-use autograd::ops::interpolate::{upsample_bilinear2d, upsample_nearest2d};
+use autograd::ops::interpolate::{interleave_phases, upsample_bilinear2d, upsample_nearest2d};
 use common::{check, rng, uniform};
 
 #[test]
@@ -21,4 +22,10 @@ fn upsample_bilinear_x2_matches_finite_differences() {
 fn upsample_bilinear_x3_matches_finite_differences() {
     let mut r = rng();
     check(|v| upsample_bilinear2d(&v[0], 3), &[uniform(&[1, 2, 4, 4], -1.0, 1.0, &mut r)]);
+}
+
+#[test]
+fn interleaving_phases_matches_finite_differences() {
+    let mut r = rng();
+    check(|v| interleave_phases(&v[0])?.exp(), &[uniform(&[2, 8, 4, 3], -1.0, 1.0, &mut r)]);
 }

@@ -16,7 +16,8 @@ use tensor::ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_backward_data, conv_transpose2d_backward_weight, ConvTranspose2dParams,
 };
 use tensor::ops::interpolate::{
-    upsample_bilinear2d, upsample_bilinear2d_backward, upsample_nearest2d, upsample_nearest2d_backward,
+    interleave_phases, interleave_phases_backward, upsample_bilinear2d, upsample_bilinear2d_backward,
+    upsample_nearest2d, upsample_nearest2d_backward,
 };
 use tensor::ops::matmul::matmul;
 use tensor::ops::pool::{avg_pool2d, avg_pool2d_backward, global_avg_pool2d, max_pool2d, max_pool2d_backward};
@@ -262,6 +263,25 @@ fn upsampling_forward_and_backward_match_the_reference() {
             let want = reference::interpolate::upsample_backward(&dyv, planes, hw, [s, s], true);
             let got = upsample_bilinear2d_backward(&dyt, &shape, s).unwrap();
             assert_matches(&format!("{case} bilinear backward"), &got, &want, tol);
+        }
+    }
+}
+
+/// The phases of a nearest-upsampled convolution put in place, and back: 1×1 quads, odd
+/// sizes, several images and channels.
+#[test]
+fn interleaving_the_phases_of_an_upsampled_convolution_matches_the_reference() {
+    let mut r = rng();
+    for [n, c, h, w] in [[2, 3, 3, 5], [1, 1, 1, 1], [3, 2, 4, 1]] {
+        let phases = random(&[n, 4 * c, h + 1, w + 1], &mut r);
+        let dy = random(&[n, c, 2 * h, 2 * w], &mut r);
+        for (name, dev, dt, tol) in back_ends() {
+            let case = format!("{name} [{n}, {c}, {h}, {w}]");
+            let want = reference::interpolate::interleave_phases(&seen(&phases, dt), n * c, [h, w]);
+            assert_matches(&case, &interleave_phases(&on(&phases, &dev, dt)).unwrap(), &want, tol);
+            let want = reference::interpolate::interleave_phases_backward(&seen(&dy, dt), n * c, [h, w]);
+            let got = interleave_phases_backward(&on(&dy, &dev, dt)).unwrap();
+            assert_matches(&format!("{case} backward"), &got, &want, tol);
         }
     }
 }

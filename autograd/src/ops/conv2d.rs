@@ -4,9 +4,11 @@ use tensor::ops::conv2d::{
     conv2d as conv2d_forward, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight,
     conv2d_relu as conv2d_relu_forward, Conv2dParams,
 };
-use tensor::Result;
+use tensor::ops::interpolate::nearest_upsampled_conv_taps;
+use tensor::{Result, TensorError};
 
 use crate::ops::elementwise::{before_fused_relu, grad_if};
+use crate::ops::interpolate::interleave_phases;
 use crate::var::Var;
 
 /// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: \[C_out\] → [N, C_out, OH, OW].
@@ -44,6 +46,33 @@ fn conv2d_then(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams, relu
         }
         Ok(grads)
     }))
+}
+
+/// conv2d(upsample_nearest2d(x, 2), weight, bias) with a 3×3 kernel, stride 1 and padding 1,
+/// computed on x itself: one 2×2 convolution with padding 1 whose 4·C_out outputs are the
+/// layer's four output phases, then interleaved (`tensor::ops::interpolate`'s
+/// `nearest_upsampled_conv_taps` has the algebra). That is 4/9 of the layer's multiply-adds
+/// as written (a little more on small planes, where the phases' extra row and column count)
+/// and no upsampled copy of x. The values are the written-out layer's up to rounding: each
+/// 2×2 tap sums up to four 3×3 weights before it multiplies.
+// x: [N, C_in, H, W]   weight: [C_out, C_in, 3, 3]   bias: [C_out]   ->   [N, C_out, 2H, 2W]
+pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+    let [co, ci, 3, 3] = weight.shape()[..] else {
+        let msg = format!("weight must be [C_out, C_in, 3, 3], got {:?}", weight.shape());
+        return Err(TensorError::Shape { op: "conv2d_nearest_upsampled", msg });
+    };
+    let taps = Var::constant(nearest_upsampled_conv_taps(weight.dtype()).to_device(&weight.value().device())?);
+    // [C_out·C_in, 9] · [9, 4 phases · 2 · 2] → [C_out, 4, C_in, 2, 2]: phase-major within each
+    // output channel, the order interleave_phases reads.
+    let phase_weight = weight
+        .reshape(&[co * ci, 9])?
+        .matmul(&taps)?
+        .reshape(&[co, ci, 4, 2, 2])?
+        .permute(&[0, 2, 1, 3, 4])?
+        .reshape(&[4 * co, ci, 2, 2])?;
+    let phase_bias = bias.map(|b| b.reshape(&[co, 1])?.broadcast_to(&[co, 4])?.reshape(&[4 * co])).transpose()?;
+    let phases = conv2d(x, &phase_weight, phase_bias.as_ref(), &Conv2dParams::new(1, 1))?;
+    interleave_phases(&phases)
 }
 
 #[cfg(test)]
