@@ -180,6 +180,19 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// forward(x upsampled ×`scale` by nearest neighbours). `Sequential` calls it for the layer
+    /// after a nearest [`Upsample`](crate::Upsample); a layer that can read the small image
+    /// directly overrides it (`Conv2d` with a 3×3 kernel at stride 1 and padding 1: 4/9 of the
+    /// multiply-adds, no upsampled copy, the same values up to rounding).
+    fn forward_nearest_upsampled(&self, x: &Var, scale: usize) -> Result<Var> {
+        self.forward(&autograd::ops::interpolate::upsample_nearest2d(x, scale)?)
+    }
+
+    /// The factor of a nearest upsampling layer; what `Sequential` asks of each layer.
+    fn nearest_upsampling_scale(&self) -> Option<usize> {
+        None
+    }
+
     /// Calls `visit(name, child)` for each direct sub-module, in order.
     fn visit_children(&self, _visit: &mut dyn FnMut(&str, &dyn Module)) {}
 

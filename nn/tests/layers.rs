@@ -102,6 +102,57 @@ fn a_linear_layer_fused_with_its_relu_keeps_its_values_and_its_parameter_names()
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 }
 
+/// A layer that records the shape it was handed and how: 1 for `forward`, 3 for
+/// `forward_nearest_upsampled` (the small image and the factor).
+struct UpsampleProbe(Arc<std::sync::Mutex<(u8, Vec<usize>)>>);
+
+impl Module for UpsampleProbe {
+    fn forward(&self, x: &Var) -> nn::Result<Var> {
+        *self.0.lock().unwrap() = (1, x.shape());
+        Ok(x.clone())
+    }
+    fn forward_nearest_upsampled(&self, x: &Var, scale: usize) -> nn::Result<Var> {
+        *self.0.lock().unwrap() = (3, [x.shape(), vec![scale]].concat());
+        Ok(x.clone())
+    }
+}
+
+#[test]
+fn sequential_hands_the_small_image_to_the_layer_after_a_nearest_upsampling_only() {
+    let seen = Arc::new(std::sync::Mutex::new((0, vec![])));
+    let nearest = Sequential::new().with(Upsample::nearest(2).unwrap()).with(UpsampleProbe(seen.clone()));
+    nearest.forward(&ones(&[1, 2, 3, 5])).unwrap();
+    assert_eq!(*seen.lock().unwrap(), (3, vec![1, 2, 3, 5, 2]));
+    let bilinear = Sequential::new().with(Upsample::bilinear(2).unwrap()).with(UpsampleProbe(seen.clone()));
+    bilinear.forward(&ones(&[1, 2, 3, 5])).unwrap();
+    assert_eq!(*seen.lock().unwrap(), (1, vec![1, 2, 6, 10]), "bilinear upsampling runs as its own layer");
+}
+
+#[test]
+fn a_convolution_after_a_nearest_upsampling_keeps_its_values_and_its_parameter_names() {
+    let mut rng = Rng::new(3);
+    let mut draw = |shape: &[usize]| Var::parameter(Tensor::rand_uniform(shape, -1.0, 1.0, DType::F64, &mut rng));
+    let conv = |w: &Var, b: &Var, p| Conv2d::from_parameters(w.clone(), Some(b.clone()), p).unwrap();
+    let (w, b, x) = (draw(&[4, 3, 3, 3]), draw(&[4]), draw(&[2, 3, 5, 4]));
+    for (params, fused) in [(tensor::ops::conv2d::Conv2dParams::new(1, 1), true), (Default::default(), false)] {
+        let model = Sequential::new().with(Upsample::nearest(2).unwrap()).with(conv(&w, &b, params));
+        let y = model.forward(&x).unwrap();
+        let mut h = x.clone();
+        for i in 0..model.len() {
+            h = model.get(i).unwrap().forward(&h).unwrap();
+        }
+        let (y, h) = (y.value().to_vec_f64().unwrap(), h.value().to_vec_f64().unwrap());
+        assert_eq!(y.len(), h.len());
+        let close = y.iter().zip(&h).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs().max(1.0));
+        assert!(close, "padding {:?}: the fused layers give the layers' values", params.padding);
+        // The phase form sums weights before it multiplies, so its last bits differ somewhere;
+        // without padding the layer is not the phase form and runs as written, bit for bit.
+        assert_eq!(y == h, !fused, "padding {:?}: fused only at padding 1", params.padding);
+        let names: Vec<String> = model.state_dict().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["1.weight", "1.bias"]);
+    }
+}
+
 /// The layer's output at x = −2, 0, 1.5 (float64).
 fn values_at_three_points(layer: &dyn Module) -> Vec<f64> {
     let x = Var::constant(Tensor::from_vec(vec![-2.0f64, 0.0, 1.5], &[3]).unwrap());

@@ -1,7 +1,8 @@
 //! 2-D convolution layer (groups = 1) with PyTorch's weight layout [out, in, kH, kW] and init.
 //! Also home of the weight-and-bias helpers the transposed convolution layer shares.
 
-use autograd::ops::conv2d::{conv2d, conv2d_relu};
+use autograd::ops::conv2d::{conv2d, conv2d_nearest_upsampled, conv2d_relu};
+use autograd::ops::interpolate::upsample_nearest2d;
 use autograd::Var;
 use tensor::ops::conv2d::Conv2dParams;
 
@@ -144,6 +145,16 @@ impl Module for Conv2d {
 
     fn forward_then_relu(&self, x: &Var) -> Result<Var> {
         Ok(conv2d_relu(x, &self.weight, self.bias.as_ref(), &self.params)?)
+    }
+
+    /// A 3×3 kernel at stride 1 and padding 1 after a ×2 upsampling reads only a 2×2 block of
+    /// the small image at each output phase: it runs as `conv2d_nearest_upsampled`.
+    fn forward_nearest_upsampled(&self, x: &Var, scale: usize) -> Result<Var> {
+        if scale == 2 && self.weight.shape()[2..] == [3, 3] && self.params == Conv2dParams::new(1, 1) {
+            Ok(conv2d_nearest_upsampled(x, &self.weight, self.bias.as_ref())?)
+        } else {
+            self.forward(&upsample_nearest2d(x, scale)?)
+        }
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

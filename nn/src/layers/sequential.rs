@@ -57,13 +57,17 @@ impl Sequential {
 
 impl Module for Sequential {
     /// The layers in order; a layer followed by a ReLU layer runs with it as one op
-    /// ([`Module::forward_then_relu`]: the same values, one GPU launch fewer). The layers keep
-    /// their places, and so their names.
+    /// ([`Module::forward_then_relu`]: the same values, one GPU launch fewer), and a nearest
+    /// upsampling hands its input to the next layer, which may read the small image directly
+    /// ([`Module::forward_nearest_upsampled`]). The layers keep their places, and so their names.
     fn forward(&self, x: &Var) -> Result<Var> {
         let mut h = x.clone();
         let mut i = 0;
         while let Some(layer) = self.layers.get(i) {
-            if self.layers.get(i + 1).is_some_and(|next| next.is_relu()) {
+            if let (Some(scale), Some(next)) = (layer.nearest_upsampling_scale(), self.layers.get(i + 1)) {
+                h = next.forward_nearest_upsampled(&h, scale)?;
+                i += 2;
+            } else if self.layers.get(i + 1).is_some_and(|next| next.is_relu()) {
                 h = layer.forward_then_relu(&h)?;
                 i += 2;
             } else {

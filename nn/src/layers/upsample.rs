@@ -52,4 +52,8 @@ impl Module for Upsample {
             UpsampleMode::Bilinear => upsample_bilinear2d(x, self.scale)?,
         })
     }
+
+    fn nearest_upsampling_scale(&self) -> Option<usize> {
+        (self.mode == UpsampleMode::Nearest).then_some(self.scale)
+    }
 }
