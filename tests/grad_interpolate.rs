@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use autograd::ops::interpolate::{interleave_phases, upsample_bilinear2d, upsample_nearest2d};
+use autograd::ops::conv2d::interleave_phases;
+use autograd::ops::interpolate::{upsample_bilinear2d, upsample_nearest2d};
 use common::{check, rng, uniform};
 
 #[test]

@@ -6,9 +6,9 @@ use crate::common;
 use common::parity::*;
 use common::rng;
 use tensor::ops::interpolate::{
-    interleave_phases, interleave_phases_backward, upsample_bilinear2d, upsample_bilinear2d_backward,
-    upsample_nearest2d, upsample_nearest2d_backward,
+    upsample_bilinear2d, upsample_bilinear2d_backward, upsample_nearest2d, upsample_nearest2d_backward,
 };
+use tensor::ops::upsampled_conv::{interleave_phases, interleave_phases_backward};
 use tensor::{Result, Tensor};
 
 #[test]

@@ -16,12 +16,12 @@ use tensor::ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_backward_data, conv_transpose2d_backward_weight, ConvTranspose2dParams,
 };
 use tensor::ops::interpolate::{
-    interleave_phases, interleave_phases_backward, upsample_bilinear2d, upsample_bilinear2d_backward,
-    upsample_nearest2d, upsample_nearest2d_backward,
+    upsample_bilinear2d, upsample_bilinear2d_backward, upsample_nearest2d, upsample_nearest2d_backward,
 };
 use tensor::ops::matmul::matmul;
 use tensor::ops::pool::{avg_pool2d, avg_pool2d_backward, global_avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::reduce;
+use tensor::ops::upsampled_conv::{interleave_phases, interleave_phases_backward};
 use tensor::reference;
 use tensor::{DType, Device, Rng, Tensor};
 
@@ -277,9 +277,9 @@ fn interleaving_the_phases_of_an_upsampled_convolution_matches_the_reference() {
         let dy = random(&[n, c, 2 * h, 2 * w], &mut r);
         for (name, dev, dt, tol) in back_ends() {
             let case = format!("{name} [{n}, {c}, {h}, {w}]");
-            let want = reference::interpolate::interleave_phases(&seen(&phases, dt), n * c, [h, w]);
+            let want = reference::upsampled_conv::interleave_phases(&seen(&phases, dt), n * c, [h, w]);
             assert_matches(&case, &interleave_phases(&on(&phases, &dev, dt)).unwrap(), &want, tol);
-            let want = reference::interpolate::interleave_phases_backward(&seen(&dy, dt), n * c, [h, w]);
+            let want = reference::upsampled_conv::interleave_phases_backward(&seen(&dy, dt), n * c, [h, w]);
             let got = interleave_phases_backward(&on(&dy, &dev, dt)).unwrap();
             assert_matches(&format!("{case} backward"), &got, &want, tol);
         }

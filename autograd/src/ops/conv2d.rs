@@ -4,11 +4,12 @@ use tensor::ops::conv2d::{
     conv2d as conv2d_forward, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight,
     conv2d_relu as conv2d_relu_forward, Conv2dParams,
 };
-use tensor::ops::interpolate::nearest_upsampled_conv_taps;
+use tensor::ops::upsampled_conv::{
+    interleave_phases as interleave_forward, interleave_phases_backward, nearest_upsampled_conv_taps,
+};
 use tensor::{Result, TensorError};
 
 use crate::ops::elementwise::{before_fused_relu, grad_if};
-use crate::ops::interpolate::interleave_phases;
 use crate::var::Var;
 
 /// x: [N, C_in, H, W], weight: [C_out, C_in, kH, kW], bias: \[C_out\] → [N, C_out, OH, OW].
@@ -50,10 +51,9 @@ fn conv2d_then(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams, relu
 
 /// conv2d(upsample_nearest2d(x, 2), weight, bias) with a 3×3 kernel, stride 1 and padding 1,
 /// computed on x itself: one 2×2 convolution with padding 1 whose 4·C_out outputs are the
-/// layer's four output phases, then interleaved (`tensor::ops::interpolate`'s
-/// `nearest_upsampled_conv_taps` has the algebra). That is 4/9 of the layer's multiply-adds
-/// as written (a little more on small planes, where the phases' extra row and column count)
-/// and no upsampled copy of x. The values are the written-out layer's up to rounding: each
+/// layer's four output phases, then interleaved (`tensor::ops::upsampled_conv` has the
+/// algebra). That is 4/9 of the layer's multiply-adds as written (a little more on small
+/// planes, where the phases' extra row and column count) and no upsampled copy of x. The values are the written-out layer's up to rounding: each
 /// 2×2 tap sums up to four 3×3 weights before it multiplies.
 // x: [N, C_in, H, W]   weight: [C_out, C_in, 3, 3]   bias: [C_out]   ->   [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
@@ -73,6 +73,14 @@ pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Re
     let phase_bias = bias.map(|b| b.reshape(&[co, 1])?.broadcast_to(&[co, 4])?.reshape(&[4 * co])).transpose()?;
     let phases = conv2d(x, &phase_weight, phase_bias.as_ref(), &Conv2dParams::new(1, 1))?;
     interleave_phases(&phases)
+}
+
+/// phases: [N, 4·C, H + 1, W + 1] → [N, C, 2H, 2W], out[n, c, 2i + a, 2j + b] =
+/// phases[n, 4c + 2a + b, i + a, j + b] (`tensor::ops::upsampled_conv::interleave_phases`).
+pub fn interleave_phases(phases: &Var) -> Result<Var> {
+    let out = interleave_forward(&phases.value())?;
+    // Each output is one phase element: its gradient goes back there; unread elements get 0.
+    Ok(Var::from_op("interleave_phases", out, &[phases], |g| Ok(vec![Some(interleave_phases_backward(g)?)])))
 }
 
 #[cfg(test)]

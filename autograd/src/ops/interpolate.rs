@@ -1,9 +1,8 @@
-//! Upsampling on vars by an integer factor: nearest and bilinear (align_corners = false); and
-//! the interleaving of a nearest-upsampled convolution's phases.
+//! Upsampling on vars by an integer factor: nearest and bilinear (align_corners = false).
 
 use tensor::ops::interpolate::{
-    interleave_phases as interleave_forward, interleave_phases_backward, upsample_bilinear2d as bilinear_forward,
-    upsample_bilinear2d_backward, upsample_nearest2d as nearest_forward, upsample_nearest2d_backward,
+    upsample_bilinear2d as bilinear_forward, upsample_bilinear2d_backward, upsample_nearest2d as nearest_forward,
+    upsample_nearest2d_backward,
 };
 use tensor::Result;
 
@@ -27,12 +26,4 @@ pub fn upsample_bilinear2d(x: &Var, scale: usize) -> Result<Var> {
     Ok(Var::from_op("upsample_bilinear2d", out, &[x], move |g| {
         Ok(vec![Some(upsample_bilinear2d_backward(g, &shape, scale)?)])
     }))
-}
-
-/// phases: [N, 4·C, H + 1, W + 1] → [N, C, 2H, 2W], out[n, c, 2i + a, 2j + b] =
-/// phases[n, 4c + 2a + b, i + a, j + b] (`tensor::ops::interpolate::interleave_phases`).
-pub fn interleave_phases(phases: &Var) -> Result<Var> {
-    let out = interleave_forward(&phases.value())?;
-    // Each output is one phase element: its gradient goes back there; unread elements get 0.
-    Ok(Var::from_op("interleave_phases", out, &[phases], |g| Ok(vec![Some(interleave_phases_backward(g)?)])))
 }

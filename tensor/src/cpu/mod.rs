@@ -18,4 +18,5 @@ pub mod phase_grid;
 pub mod pool;
 pub mod reduce;
 pub mod tuning;
+pub mod upsampled_conv;
 pub mod winograd;

@@ -17,3 +17,4 @@ pub mod optim;
 pub mod packed;
 pub mod pool;
 pub mod reduce;
+pub mod upsampled_conv;

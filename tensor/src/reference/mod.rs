@@ -12,9 +12,8 @@
 //! `cargo run -p vae --bin train -- --device reference` trains a model whose every step a
 //! debugger can step through, loop by loop.
 //!
-//! Layouts are PyTorch's, row-major, as everywhere in the crate. Element-wise ops have no
-//! file here: each row of `crate::elementwise_table` is its own definition, and its f64
-//! instantiation is the reference its f32 kernel and its WGSL are held to.
+//! Layouts are PyTorch's (row-major). Element-wise ops have no file here: each row of
+//! `crate::elementwise_table` is its own definition, its f64 instance the oracle of its kernels.
 
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
@@ -29,6 +28,7 @@ pub mod matmul;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod upsampled_conv;
 
 /// The elements of `t`'s view in row-major order, as f64: what every definition here reads.
 /// `t` lives in host memory (the reference device, or the CPU).
