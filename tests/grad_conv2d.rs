@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use autograd::ops::conv2d::{conv2d, conv2d_nearest_upsampled, conv2d_relu};
+use autograd::ops::conv2d::{conv2d, conv2d_nearest_upsampled, conv2d_relu, phase_weights};
 use autograd::ops::interpolate::upsample_nearest2d;
 use autograd::Var;
 use common::{away_from_zero, check, rng, uniform};
@@ -52,6 +52,11 @@ fn conv2d_relu_matches_finite_differences_on_both_sides_of_the_kink() {
     let (x, w) = (uniform(&[2, 2, 5, 6], -0.05, 0.05, &mut r), uniform(&[4, 2, 3, 3], -1.0, 1.0, &mut r));
     let p = Conv2dParams::new(2, 1);
     check(move |v| conv2d_relu(&v[0], &v[1], v.get(2), &p), &[x, w, away_from_zero(&[4], 1.0, &mut r)]);
+}
+
+#[test]
+fn the_phase_weights_of_an_upsampled_convolution_match_finite_differences() {
+    check(|v| phase_weights(&v[0])?.exp(), &[uniform(&[3, 2, 3, 3], -1.0, 1.0, &mut rng())]);
 }
 
 #[test]

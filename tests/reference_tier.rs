@@ -21,7 +21,9 @@ use tensor::ops::interpolate::{
 use tensor::ops::matmul::matmul;
 use tensor::ops::pool::{avg_pool2d, avg_pool2d_backward, global_avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::reduce;
-use tensor::ops::upsampled_conv::{interleave_phases, interleave_phases_backward};
+use tensor::ops::upsampled_conv::{
+    interleave_phases, interleave_phases_backward, phase_weights, phase_weights_backward,
+};
 use tensor::reference;
 use tensor::{DType, Device, Rng, Tensor};
 
@@ -263,6 +265,25 @@ fn upsampling_forward_and_backward_match_the_reference() {
             let want = reference::interpolate::upsample_backward(&dyv, planes, hw, [s, s], true);
             let got = upsample_bilinear2d_backward(&dyt, &shape, s).unwrap();
             assert_matches(&format!("{case} bilinear backward"), &got, &want, tol);
+        }
+    }
+}
+
+/// The 2×2 kernels of a nearest-upsampled convolution's four phases from its 3×3 kernel, and
+/// back: one channel each way, and odd channel counts.
+#[test]
+fn the_phase_weights_of_an_upsampled_convolution_match_the_reference() {
+    let mut r = rng();
+    for [c_out, c_in] in [[1, 1], [3, 5], [7, 2]] {
+        let w = random(&[c_out, c_in, 3, 3], &mut r);
+        let dw2 = random(&[4 * c_out, c_in, 2, 2], &mut r);
+        for (name, dev, dt, tol) in back_ends() {
+            let case = format!("{name} [{c_out}, {c_in}, 3, 3]");
+            let want = reference::upsampled_conv::phase_weights(&seen(&w, dt), c_out, c_in);
+            assert_matches(&case, &phase_weights(&on(&w, &dev, dt)).unwrap(), &want, tol);
+            let want = reference::upsampled_conv::phase_weights_backward(&seen(&dw2, dt), c_out, c_in);
+            let got = phase_weights_backward(&on(&dw2, &dev, dt)).unwrap();
+            assert_matches(&format!("{case} backward"), &got, &want, tol);
         }
     }
 }

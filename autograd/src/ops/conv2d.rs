@@ -5,7 +5,8 @@ use tensor::ops::conv2d::{
     conv2d_relu as conv2d_relu_forward, Conv2dParams,
 };
 use tensor::ops::upsampled_conv::{
-    interleave_phases as interleave_forward, interleave_phases_backward, nearest_upsampled_conv_taps,
+    interleave_phases as interleave_forward, interleave_phases_backward, phase_weights as phase_weights_forward,
+    phase_weights_backward,
 };
 use tensor::{Result, TensorError};
 
@@ -53,26 +54,27 @@ fn conv2d_then(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams, relu
 /// computed on x itself: one 2×2 convolution with padding 1 whose 4·C_out outputs are the
 /// layer's four output phases, then interleaved (`tensor::ops::upsampled_conv` has the
 /// algebra). That is 4/9 of the layer's multiply-adds as written (a little more on small
-/// planes, where the phases' extra row and column count) and no upsampled copy of x. The values are the written-out layer's up to rounding: each
-/// 2×2 tap sums up to four 3×3 weights before it multiplies.
+/// planes, where the phases' extra row and column count) and no upsampled copy of x. The
+/// values are the written-out layer's up to rounding: each 2×2 tap sums up to four 3×3 weights
+/// before it multiplies.
 // x: [N, C_in, H, W]   weight: [C_out, C_in, 3, 3]   bias: [C_out]   ->   [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
-    let [co, ci, 3, 3] = weight.shape()[..] else {
+    let [co, _, 3, 3] = weight.shape()[..] else {
         let msg = format!("weight must be [C_out, C_in, 3, 3], got {:?}", weight.shape());
         return Err(TensorError::Shape { op: "conv2d_nearest_upsampled", msg });
     };
-    let taps = Var::constant(nearest_upsampled_conv_taps(weight.dtype()).to_device(&weight.value().device())?);
-    // [C_out·C_in, 9] · [9, 4 phases · 2 · 2] → [C_out, 4, C_in, 2, 2]: phase-major within each
-    // output channel, the order interleave_phases reads.
-    let phase_weight = weight
-        .reshape(&[co * ci, 9])?
-        .matmul(&taps)?
-        .reshape(&[co, ci, 4, 2, 2])?
-        .permute(&[0, 2, 1, 3, 4])?
-        .reshape(&[4 * co, ci, 2, 2])?;
+    let phase_weight = phase_weights(weight)?;
     let phase_bias = bias.map(|b| b.reshape(&[co, 1])?.broadcast_to(&[co, 4])?.reshape(&[4 * co])).transpose()?;
     let phases = conv2d(x, &phase_weight, phase_bias.as_ref(), &Conv2dParams::new(1, 1))?;
     interleave_phases(&phases)
+}
+
+/// weight: [C_out, C_in, 3, 3] → [4·C_out, C_in, 2, 2], the 2×2 kernels of the four output
+/// phases (`tensor::ops::upsampled_conv::phase_weights`).
+pub fn phase_weights(weight: &Var) -> Result<Var> {
+    let out = phase_weights_forward(&weight.value())?;
+    // A linear map: its backward is its transpose, each 3×3 tap gathering its four 2×2 taps.
+    Ok(Var::from_op("phase_weights", out, &[weight], |g| Ok(vec![Some(phase_weights_backward(g)?)])))
 }
 
 /// phases: [N, 4·C, H + 1, W + 1] → [N, C, 2H, 2W], out[n, c, 2i + a, 2j + b] =

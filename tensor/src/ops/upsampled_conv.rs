@@ -7,12 +7,13 @@
 //! convolution of the small image, padding 1, with four output channels per original one (16
 //! multiply-adds per input channel and output quad instead of 36), whose outputs
 //! [`interleave_phases`] puts in place. `autograd::ops::conv2d::conv2d_nearest_upsampled`
-//! composes the three steps: the phase kernels ([`nearest_upsampled_conv_taps`]), the 2×2
-//! convolution, the interleaving.
+//! composes the three steps: the phase kernels ([`phase_weights`]), the 2×2 convolution, the
+//! interleaving.
 
 use gpu::kernels::elementwise::copy_strided;
 
 use super::checks::nchw;
+use super::matmul::matmul;
 use crate::cpu::upsampled_conv as kernel;
 use crate::dtype::DType;
 use crate::error::{shape_err, Result};
@@ -23,21 +24,85 @@ use crate::shape::Layout;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
-/// The linear map from the 3×3 kernel to the four phases' 2×2 kernels:
-/// w2[(2a + b)·4 + 2ty + tx] = Σ_t w[t]·taps[t, (2a + b)·4 + 2ty + tx], where tap (ky, kx)
-/// lands on ty = ⌊(ky + 1 − a)/2⌋, tx = ⌊(kx + 1 − b)/2⌋.
-// taps: [9 (ky·3 + kx), 16 ((2a + b)·4 + 2ty + tx)], entries 0 or 1
-pub fn nearest_upsampled_conv_taps(dtype: DType) -> Tensor {
-    let mut taps = vec![0.0; 9 * 16];
-    for (ky, kx, a, b) in (0..9).flat_map(|t| (0..4).map(move |ab| (t / 3, t % 3, ab / 2, ab % 2))) {
-        let (ty, tx) = ((ky + 1 - a) / 2, (kx + 1 - b) / 2);
-        taps[(ky * 3 + kx) * 16 + (2 * a + b) * 4 + 2 * ty + tx] = 1.0;
+/// The four phases' 2×2 kernels of a 3×3 kernel, phase-major within each output channel (the
+/// order [`interleave_phases`] reads): w2[4o + 2a + b, i, ty, tx] = Σ of w[o, i, ky, kx] over
+/// the taps that land on (ty, tx) at phase (a, b), ty = ⌊(ky + 1 − a)/2⌋ and tx = ⌊(kx + 1 −
+/// b)/2⌋ (`cpu::upsampled_conv::phase_tap`).
+// w: [C_out, C_in, 3, 3] → w2: [4·C_out, C_in, 2, 2]
+pub fn phase_weights(w: &Tensor) -> Result<Tensor> {
+    const OP: &str = "phase_weights";
+    let _profile = profile::scope(OpFamily::Conv, OP, w);
+    let [c_out, c_in] = match *w.shape() {
+        [o, i, 3, 3] => [o, i],
+        _ => return shape_err(OP, format!("weight must be [C_out, C_in, 3, 3], got {:?}", w.shape())),
+    };
+    let shape = [4 * c_out, c_in, 2, 2];
+    match w.storage() {
+        Storage::Cpu(_) => {
+            let w = w.contiguous()?;
+            match w.dtype() {
+                DType::F32 => Tensor::from_vec(kernel::phase_weights(w.cpu_slice::<f32>()?, c_out, c_in), &shape),
+                DType::F64 => Tensor::from_vec(kernel::phase_weights(w.cpu_slice::<f64>()?, c_out, c_in), &shape),
+            }
+        }
+        Storage::Reference(_) => {
+            let w2 = reference::upsampled_conv::phase_weights(&reference::values(w)?, c_out, c_in);
+            Ok(reference::tensor(w2, &shape, w.dtype()))
+        }
+        // A product with the 0/1 matrix of taps, and one strided copy into the phase order.
+        Storage::Gpu(_) => matmul(&w.reshape(&[c_out * c_in, 9])?, &taps_matrix(w)?)?
+            .reshape(&[c_out, c_in, 4, 4])?
+            .permute(&[0, 2, 1, 3])?
+            .contiguous()?
+            .reshape(&shape),
     }
-    match dtype {
-        DType::F64 => Tensor::from_vec(taps, &[9, 16]),
-        DType::F32 => Tensor::from_vec(taps.iter().map(|&v| v as f32).collect::<Vec<f32>>(), &[9, 16]),
+}
+
+/// The backward of [`phase_weights`]: each 3×3 tap gathers the gradients of the four 2×2 taps
+/// it landed on, one per phase.
+// dw2: [4·C_out, C_in, 2, 2] → dw: [C_out, C_in, 3, 3]
+pub fn phase_weights_backward(dw2: &Tensor) -> Result<Tensor> {
+    const OP: &str = "phase_weights_backward";
+    let _profile = profile::scope(OpFamily::Conv, OP, dw2);
+    let [c_out, c_in] = match *dw2.shape() {
+        [o4, i, 2, 2] if o4 % 4 == 0 => [o4 / 4, i],
+        _ => return shape_err(OP, format!("dw2 must be [4·C_out, C_in, 2, 2], got {:?}", dw2.shape())),
+    };
+    let shape = [c_out, c_in, 3, 3];
+    match dw2.storage() {
+        Storage::Cpu(_) => {
+            let d = dw2.contiguous()?;
+            match d.dtype() {
+                DType::F32 => {
+                    Tensor::from_vec(kernel::phase_weights_backward(d.cpu_slice::<f32>()?, c_out, c_in), &shape)
+                }
+                DType::F64 => {
+                    Tensor::from_vec(kernel::phase_weights_backward(d.cpu_slice::<f64>()?, c_out, c_in), &shape)
+                }
+            }
+        }
+        Storage::Reference(_) => {
+            let dw = reference::upsampled_conv::phase_weights_backward(&reference::values(dw2)?, c_out, c_in);
+            Ok(reference::tensor(dw, &shape, dw2.dtype()))
+        }
+        Storage::Gpu(_) => {
+            let by_tap = dw2.reshape(&[c_out, 4, c_in, 4])?.permute(&[0, 2, 1, 3])?.contiguous()?;
+            matmul(&by_tap.reshape(&[c_out * c_in, 16])?, &taps_matrix(dw2)?.transpose(0, 1)?.contiguous()?)?
+                .reshape(&shape)
+        }
     }
-    .expect("9·16 values for a [9, 16] tensor")
+}
+
+/// [`phase_weights`] as a matrix on `like`'s device: taps[ky·3 + kx, (2a + b)·4 + 2ty + tx] is 1
+/// where the tap lands, 0 elsewhere.
+// taps: [9, 16]
+fn taps_matrix(like: &Tensor) -> Result<Tensor> {
+    let mut taps = vec![0f32; 9 * 16];
+    for (k, phase) in (0..9).flat_map(|k| (0..4).map(move |phase| (k, phase))) {
+        let (ty, tx) = (kernel::phase_tap(k / 3, phase / 2), kernel::phase_tap(k % 3, phase % 2));
+        taps[k * 16 + phase * 4 + 2 * ty + tx] = 1.0;
+    }
+    Tensor::from_vec(taps, &[9, 16])?.to_device(&like.device())
 }
 
 /// The four phases of each channel put in place:

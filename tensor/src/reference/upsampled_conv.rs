@@ -1,5 +1,45 @@
-//! The phases of a nearest-upsampled convolution (`ops::upsampled_conv`) put in place and
-//! back, by definition: element by element, from the formula.
+//! The nearest-upsampled convolution's own ops (`ops::upsampled_conv`), by definition: the
+//! phases' 2×2 kernels from the 3×3 kernel and back, and the phases put in place and back,
+//! element by element, from the formulas.
+
+/// The row (or column) of phase a's 2×2 kernel that 3×3 tap k joins: output row 2i + a reads
+/// upsampled row 2i + a + k − 1, which is the small image's row ⌊(2i + a + k − 1)/2⌋ = i +
+/// ⌊(a + k − 1)/2⌋, and the 2×2 kernel's taps 0 and 1 read rows i + a − 1 and i + a.
+fn tap(k: usize, a: usize) -> usize {
+    (a + k + 1) / 2 - a
+}
+
+/// w2[o, 2a + b, i, ty, tx] = Σ over (ky, kx) with tap(ky, a) = ty and tap(kx, b) = tx of
+/// w[o, i, ky, kx].
+// w: [C_out, C_in, 3, 3] → w2: [C_out, 4, C_in, 2, 2]
+pub fn phase_weights(w: &[f64], c_out: usize, c_in: usize) -> Vec<f64> {
+    let mut w2 = vec![0.0; c_out * 16 * c_in];
+    for o in 0..c_out {
+        for i in 0..c_in {
+            for (a, b, ky, kx) in (0..4).flat_map(|p| (0..9).map(move |k| (p / 2, p % 2, k / 3, k % 3))) {
+                w2[((o * 4 + 2 * a + b) * c_in + i) * 4 + 2 * tap(ky, a) + tap(kx, b)] +=
+                    w[(o * c_in + i) * 9 + ky * 3 + kx];
+            }
+        }
+    }
+    w2
+}
+
+/// The adjoint: dw[o, i, ky, kx] = Σ over the four phases (a, b) of dw2[o, 2a + b, i, tap(ky, a),
+/// tap(kx, b)].
+// dw2: [C_out, 4, C_in, 2, 2] → dw: [C_out, C_in, 3, 3]
+pub fn phase_weights_backward(dw2: &[f64], c_out: usize, c_in: usize) -> Vec<f64> {
+    let mut dw = vec![0.0; c_out * 9 * c_in];
+    for o in 0..c_out {
+        for i in 0..c_in {
+            for (a, b, ky, kx) in (0..4).flat_map(|p| (0..9).map(move |k| (p / 2, p % 2, k / 3, k % 3))) {
+                dw[(o * c_in + i) * 9 + ky * 3 + kx] +=
+                    dw2[((o * 4 + 2 * a + b) * c_in + i) * 4 + 2 * tap(ky, a) + tap(kx, b)];
+            }
+        }
+    }
+    dw
+}
 
 /// The phases of a nearest-upsampled convolution interleaved, by definition:
 /// y[p, 2i + a, 2j + b] = phases[p, 2a + b, i + a, j + b].
