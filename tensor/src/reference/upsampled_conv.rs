@@ -6,7 +6,7 @@
 /// upsampled row 2i + a + k − 1, which is the small image's row ⌊(2i + a + k − 1)/2⌋ = i +
 /// ⌊(a + k − 1)/2⌋, and the 2×2 kernel's taps 0 and 1 read rows i + a − 1 and i + a.
 fn tap(k: usize, a: usize) -> usize {
-    (a + k + 1) / 2 - a
+    (a + k).div_ceil(2) - a
 }
 
 /// w2[o, 2a + b, i, ty, tx] = Σ over (ky, kx) with tap(ky, a) = ty and tap(kx, b) = tx of
