@@ -71,10 +71,11 @@ pub const MAX_TRAVERSE_STEPS: usize = 15;
 /// The range a traversal sweeps each dimension over: the prior's ±3σ, as the sliders.
 const TRAVERSE_RANGE: f32 = 3.0;
 /// The most codes one batch of the decode queue takes (a larger request is decoded alone). On
-/// two Xeon cores a resnet-bn code costs 39 ms decoded alone, 27–28 ms a code in batches of 4
-/// to 16, and 29–30 ms in batches of 32 to 64, whose activations outgrow the caches; a smaller
-/// batch also ends sooner, so a request that just missed one waits less
-/// (`cargo bench --bench explore_load -- --batch-costs`; docs/performance.md).
+/// two Xeon cores a resnet-bn code costs 33 ms decoded alone, 22 ms a code in a batch of 16 and
+/// 19–21 in batches of 32 to 64, but under 50 clients a cap of 32 served no more decodes (47.2
+/// and 44.8 a second against 45.4) with a quarter more memory (669–675 MiB against 543); a
+/// smaller batch also ends sooner, so a request that just missed one waits less
+/// (`cargo bench --bench explore_load`; docs/performance.md).
 pub const MAX_BATCH_CODES: usize = 16;
 /// Longest `client` id `/api/decode.png` takes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
