@@ -305,7 +305,7 @@ fn the_resnet_bn_preset_with_its_largest_activation_in_chunks_computes_what_one_
     // adapter's own limits, where nothing is chunked: only the split launches differ, and the
     // gradients must agree to rounding. (Against the CPU, this preset's f32 gradients differ
     // by up to ~3 % of a tensor's scale on either GPU context alike: a deep batch-norm network
-    // at batch 8 amplifies rounding; tests/reference_tier.rs checks it in f64.)
+    // at a small batch amplifies rounding; tests/reference_tier.rs checks it in f64.)
     let Some(plain) = gpu() else { return };
     let Some(chunking) = gpu_with(|pref| gpu::Context::with_buffer_limit(pref, 16 << 20, 16 << 20)) else { return };
     let limit = chunking.gpu_context().expect("a GPU device").max_buffer_len();
