@@ -260,11 +260,8 @@ unsafe fn tile_avx512_f32(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::test_support::{assert_within, ramp, to_f32};
     use crate::reference::conv as reference;
-
-    fn ramp(len: usize) -> Vec<f64> {
-        (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
-    }
 
     #[test]
     fn the_indirect_forward_matches_the_reference() {
@@ -280,16 +277,9 @@ mod tests {
             let g = Conv2dGeometry::conv2d(x, w, s, p, d).unwrap();
             let (x, w, b) = (ramp(g.x_len()), ramp(g.weight_len()), ramp(g.c_out));
             let want = reference::conv2d(&x, &w, Some(&b), &g);
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            let got = conv2d_forward(&x, &w, Some(&b), &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
-            }
-            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got = conv2d_forward(&to32(&x), &to32(&w), Some(&to32(&b)), &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
-            }
+            assert_within(&format!("{g:?}"), conv2d_forward(&x, &w, Some(&b), &g).into_iter(), &want, 1e-12);
+            let got = conv2d_forward(&to_f32(&x), &to_f32(&w), Some(&to_f32(&b)), &g);
+            assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| a as f64), &want, 1e-5);
         }
     }
 }

@@ -20,3 +20,28 @@ pub mod reduce;
 pub mod tuning;
 pub mod upsampled_conv;
 pub mod winograd;
+
+/// What the convolution kernels' unit tests share: their inputs and their comparison with the
+/// reference tier.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// sin(0.37·i) for i < len: smooth, of both signs, never all equal.
+    pub fn ramp(len: usize) -> Vec<f64> {
+        (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
+    }
+
+    /// The values rounded to f32.
+    pub fn to_f32(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&a| a as f32).collect()
+    }
+
+    /// Asserts that `got` has `want`'s length and each element lies within `tol` times the
+    /// largest of 1 and `want`'s magnitudes of it.
+    pub fn assert_within(what: &str, got: impl ExactSizeIterator<Item = f64>, want: &[f64], tol: f64) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in got.zip(want).enumerate() {
+            assert!((a - e).abs() <= tol * scale, "{what}: element {i}: {a} vs {e}");
+        }
+    }
+}

@@ -731,11 +731,8 @@ mod transpose_sse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::test_support::{assert_within, ramp, to_f32};
     use crate::reference::conv as reference;
-
-    fn ramp(len: usize) -> Vec<f64> {
-        (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
-    }
 
     #[test]
     fn every_tap_window_of_the_phase_planes_is_im2col_s_row_on_the_real_columns() {
@@ -781,11 +778,7 @@ mod tests {
         let g = Conv2dGeometry::conv2d([9, 3, 10, 11], [4, 3, 3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
         let (x, w, b) = (ramp(g.x_len()), ramp(g.weight_len()), ramp(g.c_out));
         let want = reference::conv2d(&x, &w, Some(&b), &g);
-        let got = conv2d_forward(&x, &w, Some(&b), &g);
-        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-            assert!((a - e).abs() <= 1e-12 * scale, "element {i}: {a} vs {e}");
-        }
+        assert_within("the forward", conv2d_forward(&x, &w, Some(&b), &g).into_iter(), &want, 1e-12);
     }
 
     #[test]
@@ -800,17 +793,10 @@ mod tests {
             let g = Conv2dGeometry::conv2d(x, w, s, p, [1, 1]).unwrap();
             let (dy, w, b) = (ramp(g.y_len()), ramp(g.weight_len()), ramp(g.c_in));
             let want = reference::conv_transpose2d(&dy, &w, Some(&b), &g.transposed());
-            let got = conv2d_backward_data(&dy, &w, Some(&b), &g);
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
-            }
+            assert_within(&format!("{g:?}"), conv2d_backward_data(&dy, &w, Some(&b), &g).into_iter(), &want, 1e-12);
             // In f32 the GEMM runs the SIMD micro-kernels on the copied panels.
-            let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-            let got = conv2d_backward_data(&to32(&dy), &to32(&w), Some(&to32(&b)), &g);
-            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
-            }
+            let got = conv2d_backward_data(&to_f32(&dy), &to_f32(&w), Some(&to_f32(&b)), &g);
+            assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| a as f64), &want, 1e-5);
         }
     }
 
@@ -818,16 +804,9 @@ mod tests {
     fn weight_gradient_matches_the_reference(g: Conv2dGeometry) {
         let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).iter().map(|v| v * 0.5 + 0.1).collect::<Vec<_>>());
         let want = reference::conv2d_backward_weight(&dy, &x, &g);
-        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let got = conv2d_backward_weight(&dy, &x, &g);
-        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-            assert!((a - e).abs() <= 1e-12 * scale, "{g:?}: element {i}: {a} vs {e}");
-        }
-        let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
-        let got = conv2d_backward_weight(&to32(&dy), &to32(&x), &g);
-        for (i, (a, e)) in got.iter().zip(&want).enumerate() {
-            assert!((*a as f64 - e).abs() <= 1e-5 * scale, "f32, {g:?}: element {i}: {a} vs {e}");
-        }
+        assert_within(&format!("{g:?}"), conv2d_backward_weight(&dy, &x, &g).into_iter(), &want, 1e-12);
+        let got = conv2d_backward_weight(&to_f32(&dy), &to_f32(&x), &g);
+        assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| a as f64), &want, 1e-5);
     }
 
     #[test]
