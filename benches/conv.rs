@@ -8,7 +8,8 @@
 //! conv_transpose2d costs the same as the conv2d it is the transpose of,
 //! 2·N·C_in·H·W·C_out·kH·kW (x [N, C_in, H, W]). Padding taps are counted, as PyTorch's
 //! benchmarks do. Run with `cargo bench --bench conv -p vae-stack`; `-- conv_ladder` runs only
-//! the CPU ladder's rungs (direct, im2col, chosen) side by side.
+//! the CPU ladder's rungs (direct, im2col, chosen) side by side, `-- nearest_upsampled` the
+//! nearest-upsampled convolution's two forms.
 
 use std::hint::black_box;
 
@@ -18,6 +19,7 @@ use tensor::cpu::winograd;
 use tensor::descriptors::Conv2dGeometry;
 use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{conv_transpose2d, ConvTranspose2dParams};
+use tensor::ops::upsampled_conv::{conv2d_nearest_upsampled, interleave_phases, phase_weights};
 use tensor::{DType, Rng, Tensor};
 
 // The allocator `train` and the step bench run on: without it, a kernel whose scratch or
@@ -118,5 +120,38 @@ fn bench_conv_ladder(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_conv2d, bench_conv_transpose2d, bench_conv_ladder);
+/// resnet-bn's four `Up(n) → Conv(3,1,1)` layers (B3 at 64×64, `ops::upsampled_conv`) at
+/// the explorer's batch of 16 and B3's 32, two ways: "phases", the backward's form (the phase
+/// kernels, one 2×2 convolution by the cut the rules choose, the interleaving), and
+/// "winograd", the forward's own transform (9 multiply-adds per input channel and output quad
+/// against the phases' 16). Throughput counts the layer as written (36), so the two read as
+/// the speed each gives the same layer.
+fn bench_nearest_upsampled(c: &mut Criterion) {
+    let mut rng = Rng::new(3);
+    for batch in [16, 32] {
+        for (c_in, c_out, hw) in [(512, 512, 4), (512, 256, 8), (256, 128, 16), (128, 64, 32)] {
+            let x = random(&[batch, c_in, hw, hw], &mut rng);
+            let w = random(&[c_out, c_in, 3, 3], &mut rng);
+            let b = random(&[c_out], &mut rng);
+            let phase_bias = b.reshape(&[c_out, 1]).unwrap().broadcast_to(&[c_out, 4]).unwrap();
+            let phase_bias = phase_bias.contiguous().unwrap().reshape(&[4 * c_out]).unwrap();
+            let flops = 2 * (batch * c_out * 4 * hw * hw * c_in * 9) as u64;
+            let mut group = c.benchmark_group(format!("nearest_upsampled/b{batch}_{c_in}to{c_out}_{hw}x{hw}"));
+            group.throughput(Throughput::Elements(flops)).sample_size(10);
+            group.bench_function("phases", |bench| {
+                bench.iter(|| {
+                    let phases =
+                        conv2d(black_box(&x), &phase_weights(&w).unwrap(), Some(&phase_bias), &Conv2dParams::new(1, 1));
+                    black_box(interleave_phases(&phases.unwrap()).unwrap())
+                })
+            });
+            group.bench_function("winograd", |bench| {
+                bench.iter(|| black_box(conv2d_nearest_upsampled(black_box(&x), &w, Some(&b)).unwrap()))
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench_conv2d, bench_conv_transpose2d, bench_conv_ladder, bench_nearest_upsampled);
 criterion_main!(benches);

@@ -22,7 +22,7 @@ use tensor::ops::matmul::matmul;
 use tensor::ops::pool::{avg_pool2d, avg_pool2d_backward, global_avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::reduce;
 use tensor::ops::upsampled_conv::{
-    interleave_phases, interleave_phases_backward, phase_weights, phase_weights_backward,
+    conv2d_nearest_upsampled, interleave_phases, interleave_phases_backward, phase_weights, phase_weights_backward,
 };
 use tensor::reference;
 use tensor::{DType, Device, Rng, Tensor};
@@ -265,6 +265,35 @@ fn upsampling_forward_and_backward_match_the_reference() {
             let want = reference::interpolate::upsample_backward(&dyv, planes, hw, [s, s], true);
             let got = upsample_bilinear2d_backward(&dyt, &shape, s).unwrap();
             assert_matches(&format!("{case} bilinear backward"), &got, &want, tol);
+        }
+    }
+}
+
+/// A 3×3 convolution of a nearest-upsampled image, on the small image: odd sizes, one pixel,
+/// with and without a bias, and a deep layer (K = 1,152) whose f32 rounding the transforms'
+/// extra additions must not grow past the tier's tolerance.
+#[test]
+fn the_nearest_upsampled_convolution_matches_the_reference() {
+    let mut r = rng();
+    for ([n, c_in, h, w], c_out, with_bias) in
+        [([2, 3, 5, 4], 5, true), ([1, 2, 1, 1], 3, true), ([3, 4, 3, 7], 2, false), ([2, 128, 4, 4], 16, true)]
+    {
+        let x = random(&[n, c_in, h, w], &mut r);
+        let k = random(&[c_out, c_in, 3, 3], &mut r);
+        let b = random(&[c_out], &mut r);
+        for (name, dev, dt, tol) in back_ends() {
+            let case = format!("{name} [{n}, {c_in}, {h}, {w}] → {c_out}, bias {with_bias}");
+            let bias = with_bias.then(|| seen(&b, dt));
+            let want = reference::upsampled_conv::conv2d_nearest_upsampled(
+                &seen(&x, dt),
+                &seen(&k, dt),
+                bias.as_deref(),
+                [n, c_in, h, w],
+                c_out,
+            );
+            let bias = with_bias.then(|| on(&b, &dev, dt));
+            let got = conv2d_nearest_upsampled(&on(&x, &dev, dt), &on(&k, &dev, dt), bias.as_ref()).unwrap();
+            assert_matches(&case, &got, &want, tol);
         }
     }
 }

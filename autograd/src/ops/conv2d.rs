@@ -5,10 +5,10 @@ use tensor::ops::conv2d::{
     conv2d_relu as conv2d_relu_forward, Conv2dParams,
 };
 use tensor::ops::upsampled_conv::{
-    interleave_phases as interleave_forward, interleave_phases_backward, phase_weights as phase_weights_forward,
-    phase_weights_backward,
+    conv2d_nearest_upsampled as conv2d_nearest_upsampled_forward, interleave_phases as interleave_forward,
+    interleave_phases_backward, phase_weights as phase_weights_forward, phase_weights_backward,
 };
-use tensor::{Result, TensorError};
+use tensor::Result;
 
 use crate::ops::elementwise::{before_fused_relu, grad_if};
 use crate::var::Var;
@@ -51,22 +51,36 @@ fn conv2d_then(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams, relu
 }
 
 /// conv2d(upsample_nearest2d(x, 2), weight, bias) with a 3×3 kernel, stride 1 and padding 1,
-/// computed on x itself: one 2×2 convolution with padding 1 whose 4·C_out outputs are the
-/// layer's four output phases, then interleaved (`tensor::ops::upsampled_conv` has the
-/// algebra). That is 4/9 of the layer's multiply-adds as written (a little more on small
-/// planes, where the phases' extra row and column count) and no upsampled copy of x. The
-/// values are the written-out layer's up to rounding: each 2×2 tap sums up to four 3×3 weights
-/// before it multiplies.
+/// computed on x itself (`tensor::ops::upsampled_conv` has the algebra): no upsampled copy of
+/// x, and on the CPU 9 multiply-adds per input channel and output quad for the forward where
+/// the layer as written takes 36. The backward runs through the layer's four output phases,
+/// one 2×2 convolution with padding 1 and 4·C_out outputs (16 multiply-adds). The values are
+/// the written-out layer's up to rounding.
 // x: [N, C_in, H, W]   weight: [C_out, C_in, 3, 3]   bias: [C_out]   ->   [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
-    let [co, _, 3, 3] = weight.shape()[..] else {
-        let msg = format!("weight must be [C_out, C_in, 3, 3], got {:?}", weight.shape());
-        return Err(TensorError::Shape { op: "conv2d_nearest_upsampled", msg });
-    };
-    let phase_weight = phase_weights(weight)?;
-    let phase_bias = bias.map(|b| b.reshape(&[co, 1])?.broadcast_to(&[co, 4])?.reshape(&[4 * co])).transpose()?;
-    let phases = conv2d(x, &phase_weight, phase_bias.as_ref(), &Conv2dParams::new(1, 1))?;
-    interleave_phases(&phases)
+    let (xv, wv) = (x.value(), weight.value());
+    let bv = bias.map(|b| b.value());
+    let out = conv2d_nearest_upsampled_forward(&xv, &wv, bv.as_ref())?;
+    let need = [x.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad())];
+    let phase_weight_shape = [4 * wv.shape()[0], wv.shape()[1], 2, 2]; // the forward checked [C_out, C_in, 3, 3]
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    // Through the phases: g_phases = interleaveᵀ(g), then the 2×2 convolution's backward with
+    // the phase kernels w2, dw = phase_weightsᵀ(dw2), and db = Σ g over batch and pixels.
+    Ok(Var::from_op("conv2d_nearest_upsampled", out, &inputs, move |g| {
+        let g_phases = interleave_phases_backward(g)?;
+        let p = Conv2dParams::new(1, 1);
+        let mut grads = vec![
+            grad_if(need[0], || conv2d_backward_data(&g_phases, &phase_weights_forward(&wv)?, xv.shape(), &p))?,
+            grad_if(need[1], || {
+                phase_weights_backward(&conv2d_backward_weight(&g_phases, &xv, &phase_weight_shape, &p)?)
+            })?,
+        ];
+        if bv.is_some() {
+            grads.push(grad_if(need[2], || conv2d_backward_bias(g))?);
+        }
+        Ok(grads)
+    }))
 }
 
 /// weight: [C_out, C_in, 3, 3] → [4·C_out, C_in, 2, 2], the 2×2 kernels of the four output

@@ -140,6 +140,17 @@ pub fn gemm_batched<T: Float>(a: MatBatch<T>, b: MatBatch<T>, batch: usize, c: &
 /// C[m, n] = A[m, k] · B[k, n], or C += A·B when `accumulate`.
 /// `c` is row-major with row stride `ldc` (≥ n).
 pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    gemm_on_threads(a, b, c, ldc, accumulate, rayon::current_num_threads());
+}
+
+/// [`gemm`] on the calling thread alone: for a caller that runs many small products side by
+/// side on the pool itself (`cpu::upsampled_conv`'s blocks of tiles), where each product
+/// spread over the threads would fork and join the pool for a fraction of a millisecond.
+pub fn gemm_serial<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    gemm_on_threads(a, b, c, ldc, accumulate, 1);
+}
+
+fn gemm_on_threads<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
     // The A and B checks turn an out-of-bounds view into one clear message instead of a panic
@@ -154,11 +165,11 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     if let (Some(a), Some(b), Some(c)) =
         (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), same_type_slice_mut::<T, f32>(c))
     {
-        gemm_blocked(&f32_kernel(), a, b, c, ldc, accumulate);
+        gemm_blocked(&f32_kernel(), a, b, c, ldc, accumulate, threads);
     } else if let (Some(a), Some(b), Some(c)) =
         (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), same_type_slice_mut::<T, f64>(c))
     {
-        gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
+        gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate, threads);
     } else {
         gemm_naive(a, b, c, ldc, accumulate);
     }
@@ -343,17 +354,17 @@ pub fn gemm_on_rung<T: Float>(
             if let (Some(a), Some(b), Some(c)) =
                 (cast_mat::<T, f32>(a), cast_mat::<T, f32>(b), same_type_slice_mut::<T, f32>(c))
             {
-                gemm_blocked(&SGEMM_PORTABLE, a, b, c, ldc, accumulate);
+                gemm_blocked(&SGEMM_PORTABLE, a, b, c, ldc, accumulate, rayon::current_num_threads());
             } else if let (Some(a), Some(b), Some(c)) =
                 (cast_mat::<T, f64>(a), cast_mat::<T, f64>(b), same_type_slice_mut::<T, f64>(c))
             {
-                gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate);
+                gemm_blocked(&DGEMM_PORTABLE, a, b, c, ldc, accumulate, rayon::current_num_threads());
             }
         }
         GemmRung::Avx2 | GemmRung::Avx512 => {
             let kern = rung.simd_kernel()?;
             let (a, b, c) = (cast_mat::<T, f32>(a)?, cast_mat::<T, f32>(b)?, same_type_slice_mut::<T, f32>(c)?);
-            gemm_blocked(&kern, a, b, c, ldc, accumulate);
+            gemm_blocked(&kern, a, b, c, ldc, accumulate, rayon::current_num_threads());
         }
     }
     Some(())
@@ -666,7 +677,7 @@ pub fn gemm_on_f32_kernel(
     let kernel = f32_kernel_runnable_here(name)?;
     check_operands(a, b, c, ldc);
     if a.rows > 0 && b.cols > 0 {
-        gemm_blocked(&kernel, a, b, c, ldc, accumulate);
+        gemm_blocked(&kernel, a, b, c, ldc, accumulate, rayon::current_num_threads());
     }
     Some(())
 }
@@ -773,7 +784,15 @@ pub(crate) fn time_f32_kernels(names: &[&str]) -> Option<Vec<std::time::Duration
     let mut run = |kernel: &Kernel<f32>| {
         let start = std::time::Instant::now();
         for (a, b, [m, k, n]) in &products {
-            gemm_blocked(kernel, MatRef::row_major(a, *m, *k), MatRef::row_major(b, *k, *n), &mut c, *n, false);
+            gemm_blocked(
+                kernel,
+                MatRef::row_major(a, *m, *k),
+                MatRef::row_major(b, *k, *n),
+                &mut c,
+                *n,
+                false,
+                rayon::current_num_threads(),
+            );
         }
         start.elapsed()
     };
@@ -973,10 +992,17 @@ impl Plan {
     }
 }
 
-/// Runs the blocked loops around `kern` (see the module docs), on the rayon pool when the
-/// product is large enough.
-fn gemm_blocked<T: Float>(kern: &Kernel<T>, a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
-    let threads = rayon::current_num_threads();
+/// Runs the blocked loops around `kern` (see the module docs), on up to `threads` of the
+/// rayon pool when the product is large enough.
+fn gemm_blocked<T: Float>(
+    kern: &Kernel<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     let plan = Plan::choose(kern, a.rows, a.cols, b.cols, threads);
     gemm_planned(plan, kern, a, b.cols, &stored(kern, b), c, ldc, accumulate, threads);
 }
@@ -1643,7 +1669,9 @@ mod tests {
         assert_eq!(kernels.iter().map(|k| k.name).collect::<Vec<_>>(), f32_kernel_names());
         for kern in kernels {
             eprintln!("checking the {} kernel", kern.name);
-            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&kern, a, b, c, ldc, acc));
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
+                gemm_blocked(&kern, a, b, c, ldc, acc, rayon::current_num_threads())
+            });
         }
     }
 
@@ -1753,7 +1781,10 @@ mod tests {
             runs.push((rung.name(), Box::new(move |c| assert!(gemm_on_rung(rung, a, b, c, ldc, false).is_some()))));
         }
         for kern in f32_kernels_everywhere().into_iter().filter(runs_here) {
-            runs.push((kern.name, Box::new(move |c| gemm_blocked(&kern, a, b, c, ldc, false))));
+            runs.push((
+                kern.name,
+                Box::new(move |c| gemm_blocked(&kern, a, b, c, ldc, false, rayon::current_num_threads())),
+            ));
         }
         runs.push(("B written on request", Box::new(move |c| gemm_with_b_written_on_request(a, b, c, ldc, false))));
         for (name, run) in runs {
@@ -1802,10 +1833,14 @@ mod tests {
         for kern in f32_kernels_everywhere().into_iter().filter(runs_here) {
             eprintln!("checking the {} kernel with tiny blocks", kern.name);
             let small = Kernel { mc: 2 * kern.mr, kc: 7, nc: 3 * kern.nr, ..kern };
-            check_all::<f32>(1e-5, |a, b, c, ldc, acc| gemm_blocked(&small, a, b, c, ldc, acc));
+            check_all::<f32>(1e-5, |a, b, c, ldc, acc| {
+                gemm_blocked(&small, a, b, c, ldc, acc, rayon::current_num_threads())
+            });
         }
         let small = Kernel { mc: 8, kc: 5, nc: 12, ..DGEMM_PORTABLE };
-        check_all::<f64>(1e-12, |a, b, c, ldc, acc| gemm_blocked(&small, a, b, c, ldc, acc));
+        check_all::<f64>(1e-12, |a, b, c, ldc, acc| {
+            gemm_blocked(&small, a, b, c, ldc, acc, rayon::current_num_threads())
+        });
     }
 
     #[test]

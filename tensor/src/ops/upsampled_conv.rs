@@ -6,16 +6,33 @@
 //! a = 1 on rows i (taps 0 and 1) and i + 1 (tap 2), and likewise for columns. So it is one 2×2
 //! convolution of the small image, padding 1, with four output channels per original one (16
 //! multiply-adds per input channel and output quad instead of 36), whose outputs
-//! [`interleave_phases`] puts in place. `autograd::ops::conv2d::conv2d_nearest_upsampled`
-//! composes the three steps: the phase kernels ([`phase_weights`]), the 2×2 convolution, the
-//! interleaving.
+//! [`interleave_phases`] puts in place: the phase kernels ([`phase_weights`]), the 2×2
+//! convolution, the interleaving. The backward runs through these three.
+//!
+//! The forward can do with fewer still. Along one axis, the output pair (2i, 2i + 1) reads the
+//! upsampled rows 2i − 1 … 2i + 2, which are the small rows i − 1, i, i, i + 1:
+//!
+//!   y(2i) = s(i−1)·g0 + s(i)·(g1 + g2),   y(2i+1) = s(i)·(g0 + g1) + s(i+1)·g2,
+//!
+//! four products, or three:
+//!
+//!   m0 = (s(i−1) − s(i))·g0,   m1 = s(i)·(g0 + g1 + g2),   m2 = (s(i) − s(i+1))·g2,
+//!   y(2i) = m0 + m1,   y(2i+1) = m1 − m2.
+//!
+//! That is a Winograd algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+//! Networks", 2016) for the pair, with input, kernel and output transforms C, G and A whose
+//! entries are 0 and ±1. Nested in two dimensions, each small pixel's 3×3 neighbourhood gives
+//! its output quad in 9 products per input channel, 9 GEMMs over the channels for the layer
+//! ([`conv2d_nearest_upsampled`], on the CPU): 9 multiply-adds where the phases take 16 and
+//! the layer as written 36, and no phase is made, kept or interleaved.
 
 use gpu::kernels::elementwise::copy_strided;
 
-use super::checks::nchw;
+use super::checks::{bias_slice, check_bias, check_plane, nchw, same_dtype_device};
+use super::conv2d::{conv2d, Conv2dParams};
 use super::matmul::matmul;
 use crate::cpu::upsampled_conv as kernel;
-use crate::dtype::DType;
+use crate::dtype::{with_float_type, DType};
 use crate::error::{shape_err, Result};
 use crate::gpu_parts::{for_each_row_part, StorageView};
 use crate::profile::{self, OpFamily};
@@ -23,6 +40,61 @@ use crate::reference;
 use crate::shape::Layout;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
+
+/// y = conv2d(upsample_nearest(x, 2), w, stride 1, padding 1) + bias, on the small image. The
+/// CPU runs the layer's own Winograd transform (see the module docs); the GPU the phases
+/// ([`phase_weights`], a 2×2 convolution, [`interleave_phases`]); the reference device the
+/// definition, upsampling then convolving.
+// x: [N, C_in, H, W]   w: [C_out, C_in, 3, 3]   bias: [C_out]   ->   y: [N, C_out, 2H, 2W]
+pub fn conv2d_nearest_upsampled(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    const OP: &str = "conv2d_nearest_upsampled";
+    let _profile = profile::scope(OpFamily::Conv, OP, x);
+    let [n, c_in, h, wd] = nchw(OP, "input", x.shape())?;
+    check_plane(OP, x.shape())?;
+    let c_out = match *w.shape() {
+        [o, i, 3, 3] if i == c_in => o,
+        _ => {
+            return shape_err(
+                OP,
+                format!("weight must be [C_out, {c_in}, 3, 3] for input {:?}, got {:?}", x.shape(), w.shape()),
+            )
+        }
+    };
+    check_bias(OP, bias, c_out, w.shape())?;
+    let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
+    let dtype = same_dtype_device(OP, &operands)?;
+    let shape = [n, c_out, 2 * h, 2 * wd];
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
+            with_float_type!(dtype, T => {
+                let (x, w, bias) = (x.cpu_slice::<T>()?, w.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
+                Ok(Tensor::from_kernel(kernel::conv2d_nearest_upsampled(x, w, bias, [n, c_in, h, wd], c_out), &shape))
+            })
+        }
+        Storage::Reference(_) => {
+            let bias = reference::values_of(bias)?;
+            let y = reference::upsampled_conv::conv2d_nearest_upsampled(
+                &reference::values(x)?,
+                &reference::values(w)?,
+                bias.as_deref(),
+                [n, c_in, h, wd],
+                c_out,
+            );
+            Ok(reference::tensor(y, &shape, dtype))
+        }
+        Storage::Gpu(_) => {
+            let phase_bias =
+                bias.map(|b| b.reshape(&[c_out, 1])?.broadcast_to(&[c_out, 4])?.contiguous()?.reshape(&[4 * c_out]));
+            interleave_phases(&conv2d(
+                x,
+                &phase_weights(w)?,
+                phase_bias.transpose()?.as_ref(),
+                &Conv2dParams::new(1, 1),
+            )?)
+        }
+    }
+}
 
 /// The four phases' 2×2 kernels of a 3×3 kernel, phase-major within each output channel (the
 /// order [`interleave_phases`] reads): w2[4o + 2a + b, i, ty, tx] = Σ of w[o, i, ky, kx] over

@@ -1,6 +1,23 @@
 //! The nearest-upsampled convolution's own ops (`ops::upsampled_conv`), by definition: the
-//! phases' 2×2 kernels from the 3×3 kernel and back, and the phases put in place and back,
-//! element by element, from the formulas.
+//! layer as upsampling then convolving; the phases' 2×2 kernels from the 3×3 kernel and back,
+//! and the phases put in place and back, element by element, from the formulas.
+
+use crate::descriptors::Conv2dGeometry;
+
+/// conv2d(upsample_nearest(x, 2), w, stride 1, padding 1) + bias, as written.
+// x: [N, C_in, H, W]   w: [C_out, C_in, 3, 3]   bias: [C_out]   ->   y: [N, C_out, 2H, 2W]
+pub fn conv2d_nearest_upsampled(
+    x: &[f64],
+    w: &[f64],
+    bias: Option<&[f64]>,
+    [n, c_in, h, wd]: [usize; 4],
+    c_out: usize,
+) -> Vec<f64> {
+    let up = super::interpolate::upsample(x, n * c_in, [h, wd], [2, 2], false);
+    let g = Conv2dGeometry::conv2d([n, c_in, 2 * h, 2 * wd], [c_out, c_in, 3, 3], [1, 1], [1, 1], [1, 1])
+        .expect("a 3×3 kernel with padding 1 fits every image");
+    super::conv::conv2d(&up, w, bias, &g)
+}
 
 /// The row (or column) of phase a's 2×2 kernel that 3×3 tap k joins: output row 2i + a reads
 /// upsampled row 2i + a + k − 1, which is the small image's row ⌊(2i + a + k − 1)/2⌋ = i +
