@@ -38,6 +38,10 @@ use std::time::{Duration, Instant};
 
 use common::flag;
 
+// The allocator the server runs on (see `explore`), so that `--batch-costs` times what it does.
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 /// How long a client waits for one answer before counting an error.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The slider's range, as the page's: the prior's ±3σ.

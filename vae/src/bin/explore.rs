@@ -17,6 +17,11 @@ use vae::cli::ExploreCli;
 use vae::error::{Error, Result};
 use vae::tools::explore::{allowed_hosts, serve, ExploreOptions, Explorer, ServeOptions};
 
+/// Every batch of decodes frees and re-allocates the same large activations; caching them
+/// avoids re-faulting them in from the OS for each batch (see tensor/src/cpu/caching_allocator.rs).
+#[global_allocator]
+static ALLOCATOR: tensor::cpu::caching_allocator::CachingAllocator = tensor::cpu::caching_allocator::CachingAllocator;
+
 fn main() {
     let runtime_dir = vae::cli::RuntimeDir::for_this_process();
     let result = run(ExploreCli::parse());
