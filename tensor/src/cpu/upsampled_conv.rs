@@ -1,7 +1,8 @@
 //! The nearest-upsampled convolution's own kernels (`ops::upsampled_conv` has the algebra):
-//! the phases' 2×2 kernels from the 3×3 one and back, parallel over output channels; and its
+//! the phases' 2×2 kernels from the 3×3 one and back, parallel over output channels; its
 //! phases put in place and back, P = N·C independent channels, each four (H + 1)×(W + 1)
-//! phase planes against one [2H, 2W] plane, parallel over planes.
+//! phase planes against one [2H, 2W] plane, parallel over planes; and the forward by the
+//! layer's own Winograd transform, in blocks of rows of the small image, parallel over blocks.
 
 use rayon::prelude::*;
 
@@ -112,7 +113,8 @@ pub fn interleave_phases_backward<T: Float>(dy: &[T], planes: usize, h: usize, w
 /// 9 multiply-adds per input channel and output quad, against 16 for the phases and 36 as
 /// written. V and M hold nine values per small pixel and channel, so they are made a block of
 /// rows at a time, small enough to stay in cache from the transform to the GEMMs to the output
-/// (see [`block_rows`]); the images' blocks run in parallel, each on one thread.
+/// (see `block_rows`); the blocks run in parallel, each on one thread while there are at
+/// least as many blocks as threads.
 // x: [N, C_in, H, W]   w: [C_out, C_in, 3, 3]   bias: [C_out]   ->   y: [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled<T: Float>(
     x: &[T],
@@ -277,7 +279,7 @@ fn block_rows<T>(h: usize, w: usize, c_in: usize, c_out: usize) -> usize {
     let per_pixel = 9 * (c_in + c_out) * std::mem::size_of::<T>();
     let pixels = (BLOCK_BYTES / per_pixel.max(1)).max(BLOCK_MIN_PIXELS);
     let rows = (pixels / w.max(1)).max(1);
-    if rows > h {
+    if rows > h && h > 0 {
         rows - rows % h
     } else {
         rows
@@ -323,5 +325,10 @@ mod tests {
         assert_eq!(block_rows::<f32>(32, 32, 128, 64), 2);
         // Few channels on a three-row plane: many images, so a multiple of three rows.
         assert_eq!(block_rows::<f32>(3, 1, 1, 1) % 3, 0);
+    }
+
+    #[test]
+    fn an_empty_plane_gives_an_empty_output_without_dividing_by_its_height() {
+        assert!(conv2d_nearest_upsampled::<f32>(&[], &[0.5; 18], None, [2, 2, 0, 3], 1).is_empty());
     }
 }

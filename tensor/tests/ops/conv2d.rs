@@ -141,3 +141,27 @@ fn bad_conv2d_arguments_are_errors_not_panics() {
     ));
     assert!(is_shape(conv2d_backward_bias(&Tensor::zeros(&[4, 6, 6], DType::F32))));
 }
+
+#[test]
+fn bad_nearest_upsampled_convolution_arguments_are_errors_that_name_the_op() {
+    use tensor::ops::upsampled_conv::conv2d_nearest_upsampled;
+    let x = Tensor::zeros(&[2, 3, 4, 5], DType::F32);
+    let w = Tensor::zeros(&[6, 3, 3, 3], DType::F32);
+    assert_eq!(conv2d_nearest_upsampled(&x, &w, None).unwrap().shape(), &[2, 6, 8, 10]);
+    let shape_error = |r: Result<Tensor>| match r {
+        Err(TensorError::Shape { op, msg }) => format!("{op}: {msg}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    };
+    // Not 3×3, or another input channel count: the weight and the input are named.
+    let e = shape_error(conv2d_nearest_upsampled(&x, &Tensor::zeros(&[6, 3, 2, 2], DType::F32), None));
+    assert!(e.starts_with("conv2d_nearest_upsampled") && e.contains("[6, 3, 2, 2]"), "{e}");
+    let e = shape_error(conv2d_nearest_upsampled(&x, &Tensor::zeros(&[6, 4, 3, 3], DType::F32), None));
+    assert!(e.contains("[C_out, 3, 3, 3]") && e.contains("[2, 3, 4, 5]"), "{e}");
+    // A bias of another length, an input of another rank, an empty plane.
+    shape_error(conv2d_nearest_upsampled(&x, &w, Some(&Tensor::zeros(&[5], DType::F32))));
+    shape_error(conv2d_nearest_upsampled(&Tensor::zeros(&[3, 4, 5], DType::F32), &w, None));
+    shape_error(conv2d_nearest_upsampled(&Tensor::zeros(&[2, 3, 0, 5], DType::F32), &w, None));
+    // Another dtype.
+    let w64 = w.to_dtype(DType::F64).unwrap();
+    assert!(matches!(conv2d_nearest_upsampled(&x, &w64, None), Err(TensorError::DType { .. })));
+}
