@@ -52,6 +52,8 @@ pub struct ChoiceFile {
     /// Replaying, the classes the replayed run had no usable choice for → the rule's candidate
     /// taken instead (apart from `choices`, so that nobody mistakes one for the other).
     not_replayed: Mutex<BTreeMap<String, String>>,
+    /// Replaying, whether taking the rule for such a class is said (once per class).
+    warn_unreplayed: bool,
 }
 
 impl ChoiceFile {
@@ -61,7 +63,16 @@ impl ChoiceFile {
         let key = format!("{key}; {TIMING_METHOD}");
         let choices = path.as_deref().map(|p| read_choices(p, &key, known)).unwrap_or_default();
         let (asked, not_replayed) = (Mutex::default(), Mutex::default());
-        ChoiceFile { path, key, known, choices: Mutex::new(choices), asked, replay: false, not_replayed }
+        ChoiceFile {
+            path,
+            key,
+            known,
+            choices: Mutex::new(choices),
+            asked,
+            replay: false,
+            not_replayed,
+            warn_unreplayed: true,
+        }
     }
 
     /// Another run's choices (class, choice), answered as they are and never timed, kept
@@ -88,7 +99,16 @@ impl ChoiceFile {
             asked: Mutex::default(),
             replay: true,
             not_replayed: Mutex::default(),
+            warn_unreplayed: true,
         })
+    }
+
+    /// The same replay, without the warning for a class the replayed run had no choice for: for
+    /// a process that borrows another run's choices for their speed, not for its bits
+    /// (`explore`, whose batches come in sizes the run never trained at).
+    pub fn without_unreplayed_warnings(mut self) -> ChoiceFile {
+        self.warn_unreplayed = false;
+        self
     }
 
     /// Whether these choices were replayed from another run ([`ChoiceFile::replaying`]).
@@ -191,13 +211,13 @@ impl ChoiceFile {
         let replayed =
             self.kept(class).map_or_else(String::new, |c| format!(" (its {c} is not one of {candidates:?})"));
         let mut taken = self.not_replayed.lock().unwrap_or_else(|e| e.into_inner());
-        if !taken.contains_key(class) {
+        if !taken.contains_key(class) && self.warn_unreplayed {
             eprintln!(
                 "warning: the replayed kernel choices have none for {class}{replayed}: the rule's {rule} runs it, \
                  so this run's numbers may differ from the replayed run's"
             );
-            taken.insert(class.to_string(), rule.clone());
         }
+        taken.entry(class.to_string()).or_insert_with(|| rule.clone());
         rule
     }
 

@@ -138,6 +138,33 @@ pub fn replay_cpu_kernels(run: &std::path::Path, threads: usize) -> crate::error
     Ok(choices.threads)
 }
 
+/// Borrows, for speed, the CPU kernel choices the run in `run` measured (`explore`): the same
+/// layers at the run's batch size then run the cuts its training timed, on the same kinds of
+/// CPU. Only choices made on this CPU model are taken; anything else (another CPU, a GPU run, a
+/// run without recorded choices, a kernel this build lacks) leaves the size rules in charge.
+/// Returns the line that says which.
+pub fn borrow_cpu_kernels(run: &std::path::Path) -> String {
+    let here = crate::provenance::cpu_model();
+    let borrowed = crate::provenance::cpu_kernel_choices_of(run)
+        .map_err(|e| match e {
+            crate::error::Error::Config(why) => why,
+            other => other.to_string(),
+        })
+        .and_then(|choices| match choices.cpu == here {
+            true => Ok(choices),
+            false => Err(format!("its choices were made on {}, this is {here}", choices.cpu)),
+        })
+        .and_then(|choices| {
+            let line = format!(
+                "CPU kernels: the run's own measured choices (GEMM {}, {} convolution choice(s)); other sizes by the rules",
+                choices.gemm_kernel,
+                choices.convolutions.len()
+            );
+            tensor::cpu::tuning::replay_for_speed(&choices.gemm_kernel, choices.convolutions).map(|()| line)
+        });
+    borrowed.unwrap_or_else(|why| format!("CPU kernels: by the size rules ({why})"))
+}
+
 /// Where `--cpu-kernels measured` keeps the CPU's choices: `cpu-kernel-choices.tsv` beside
 /// [`kernel_cache_path`] (a file of its own: each tuner drops lines whose choices it does not know).
 pub fn cpu_kernel_cache_path() -> Option<PathBuf> {

@@ -35,6 +35,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     stdout: BufReader<std::process::ChildStdout>,
+    /// What it printed up to its URL.
+    printed: String,
 }
 
 impl Server {
@@ -44,9 +46,13 @@ impl Server {
 
     /// Starts `explore` on the tiny run; the error is what it printed when it exited instead.
     fn try_start(extra: &[&str]) -> Result<Server, String> {
+        Server::try_start_on(tiny_run(), extra)
+    }
+
+    fn try_start_on(run: &Path, extra: &[&str]) -> Result<Server, String> {
         let mut child = common::command(env!("CARGO_BIN_EXE_explore"))
             .arg("--run")
-            .arg(tiny_run())
+            .arg(run)
             .args(["--threads", "2"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -69,7 +75,7 @@ impl Server {
                 break rest.split('/').next().unwrap().parse().unwrap();
             }
         };
-        Ok(Server { child, addr, stdout })
+        Ok(Server { child, addr, stdout, printed })
     }
 
     /// Sends `bytes` on a new connection and reads until the server closes it.
@@ -675,4 +681,30 @@ fn in_a_real_browser_a_view_in_the_url_is_restored() {
     assert_eq!(report["neg"].as_bool(), Some(true));
     let code: Vec<f64> = report["code"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(code, [1.5, -2.0, 0.25, 0.75]);
+}
+
+#[test]
+fn the_explorer_borrows_the_cpu_kernels_its_run_measured_on_this_cpu() {
+    let server = Server::start(&["--device", "cpu"]);
+    assert!(server.printed.contains("CPU kernels: the run's own measured choices (GEMM "), "{}", server.printed);
+}
+
+#[test]
+fn a_run_measured_on_another_cpu_is_explored_by_the_size_rules_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(tiny_run()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let provenance = dir.path().join("provenance.json");
+    let text = std::fs::read_to_string(&provenance).unwrap();
+    let here = vae::provenance::cpu_model();
+    assert!(text.contains(&format!("\"cpu\": \"{here}\"")) || text.contains(&format!("\"cpu\":\"{here}\"")), "{text}");
+    std::fs::write(&provenance, text.replace(&here, "Another CPU (AuthenticAMD, family 26, model 68)")).unwrap();
+    let server = Server::try_start_on(dir.path(), &["--device", "cpu"]).unwrap_or_else(|e| panic!("{e}"));
+    let said =
+        "CPU kernels: by the size rules (its choices were made on Another CPU (AuthenticAMD, family 26, model 68)";
+    assert!(server.printed.contains(said), "{}", server.printed);
 }

@@ -87,7 +87,16 @@ pub fn enable_tuning(cache: Option<PathBuf>) -> bool {
 /// bits. Call it before the work, instead of [`enable_tuning`]; refused, naming what, for a
 /// kernel or cut this build or CPU lacks, or once tuning is on.
 pub fn replay(gemm_kernel: &str, convolutions: Vec<(String, String)>) -> Result<(), String> {
-    let replayed = ChoiceFile::replaying(convolutions, is_choice_name)?;
+    install(gemm_kernel, ChoiceFile::replaying(convolutions, is_choice_name)?)
+}
+
+/// [`replay`] for speed rather than bits (`explore` borrowing its run's choices): a
+/// convolution the run had no choice for takes the rule without a warning.
+pub fn replay_for_speed(gemm_kernel: &str, convolutions: Vec<(String, String)>) -> Result<(), String> {
+    install(gemm_kernel, ChoiceFile::replaying(convolutions, is_choice_name)?.without_unreplayed_warnings())
+}
+
+fn install(gemm_kernel: &str, replayed: ChoiceFile) -> Result<(), String> {
     gemm::choose_f32_kernel(gemm_kernel, KernelChoice::Replayed)?;
     TUNER.set(replayed).map_err(|_| "the kernel choices are already made for this process".to_string())
 }

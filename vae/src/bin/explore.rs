@@ -6,7 +6,9 @@
 //! latent dimension (most active first), a grid of held-out test images to start from, the
 //! mixing of two images' codes (one negated if asked), samples from the prior, and the run's loss
 //! curves and metrics. Every image is decoded on the server (`--device cpu`, `gpu` or `auto`, the default).
-//! Ctrl-C stops it.
+//! On the CPU model the run was trained on, the decoder's convolutions run the cuts its training
+//! measured (`vae::cli::borrow_cpu_kernels`; other batch sizes, and other CPUs, by the size
+//! rules): it prints which. Ctrl-C stops it.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,8 @@ fn run(args: ExploreCli) -> Result<()> {
         return Err(Error::Config("--grid must be at least 1".into()));
     }
     vae::train::set_cpu_threads(args.compute.threads)?;
+    // Before any work: the kernels must not change under the decodes.
+    let kernels = vae::cli::borrow_cpu_kernels(&args.model.run);
     // Bound first: a port in use is reported before the model loads.
     let listen_error = |e: std::io::Error| {
         Error::Config(format!("--host {} --port {}: cannot listen there: {e}", args.host, args.port))
@@ -74,6 +78,7 @@ fn run(args: ExploreCli) -> Result<()> {
         args.grid,
         explorer.device()
     );
+    println!("{kernels}");
     let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     println!("explorer at http://{shown}/ (Ctrl-C stops it)");
     let serve_opts = ServeOptions { allowed_hosts: allowed_hosts(&args.host, addr), ..ServeOptions::default() };
