@@ -150,9 +150,12 @@ pub fn borrow_cpu_kernels(run: &std::path::Path) -> String {
             crate::error::Error::Config(why) => why,
             other => other.to_string(),
         })
-        .and_then(|choices| match choices.cpu == here {
-            true => Ok(choices),
-            false => Err(format!("its choices were made on {}, this is {here}", choices.cpu)),
+        .and_then(|choices| {
+            if choices.cpu == here {
+                Ok(choices)
+            } else {
+                Err(format!("its choices were made on {}, this is {here}", choices.cpu))
+            }
         })
         .and_then(|choices| {
             let line = format!(

@@ -1182,12 +1182,14 @@ fn even_block(total: usize, max: usize, align: usize) -> usize {
     total.div_ceil(total.div_ceil(max)).next_multiple_of(align)
 }
 
-/// The raw pointer to C shared by the tasks of one GEMM.
+/// The raw pointer to an output shared by the tasks that fill it: C, for the tasks of one
+/// GEMM; y, for the blocks of `cpu::upsampled_conv`.
 #[derive(Clone, Copy)]
-struct SharedOut<T>(*mut T);
+pub(crate) struct SharedOut<T>(pub(crate) *mut T);
 
-// SAFETY: the tasks that share a `SharedOut` write disjoint tiles of C (their row blocks or
-// column groups differ, see `Grid`), and the GEMM call holds the only `&mut` to C meanwhile.
+// SAFETY: the tasks that share a `SharedOut` write disjoint parts of the output (a GEMM's row
+// blocks or column groups, see `Grid`; the upsampled convolution's rows), and the caller holds
+// the only `&mut` to it meanwhile.
 unsafe impl<T: Send> Send for SharedOut<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SharedOut<T> {}
@@ -1196,6 +1198,16 @@ impl<T> SharedOut<T> {
     // A method, so closures capture the whole (Send) wrapper instead of its raw-pointer field.
     fn ptr(self) -> *mut T {
         self.0
+    }
+
+    /// `len` elements from `offset` on, as a slice.
+    ///
+    /// # Safety
+    /// They must lie within the output, and no other task may touch them while it lives.
+    #[allow(clippy::mut_from_ref)] // disjoint parts: the caller's promise
+    pub(crate) unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [T] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
     }
 
     /// The pointer `count` elements further on.

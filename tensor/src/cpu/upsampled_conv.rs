@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, gemm_serial, MatRef};
+use crate::cpu::gemm::{gemm, gemm_serial, MatRef, SharedOut};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -102,19 +102,32 @@ pub fn interleave_phases_backward<T: Float>(dy: &[T], planes: usize, h: usize, w
     d
 }
 
-/// The layer by its own Winograd transform (`ops::upsampled_conv` has the algebra): U = G·g·Gᵀ
-/// for each kernel, V = C·s·Cᵀ for each 3×3 neighbourhood s of a small pixel, nine GEMMs
-/// M_ξ = U_ξ·V_ξ over the input channels, and each 2×2 output quad as A·M·Aᵀ, with
+/// The layer's forward by its own Winograd transform. The phases (`ops::upsampled_conv`) spend
+/// 16 multiply-adds per input channel and output quad; along one axis, the output pair
+/// (2i, 2i + 1) reads the upsampled rows 2i − 1 … 2i + 2, which are the small rows i − 1, i, i,
+/// i + 1:
+///
+///   y(2i) = s(i−1)·g0 + s(i)·(g1 + g2),   y(2i+1) = s(i)·(g0 + g1) + s(i+1)·g2,
+///
+/// four products, or three:
+///
+///   m0 = (s(i−1) − s(i))·g0,   m1 = s(i)·(g0 + g1 + g2),   m2 = (s(i) − s(i+1))·g2,
+///   y(2i) = m0 + m1,   y(2i+1) = m1 − m2.
+///
+/// That is a Winograd algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+/// Networks", 2016) for the pair, with transforms whose entries are 0 and ±1. Nested in two
+/// dimensions: U = G·g·Gᵀ for each kernel, V = C·s·Cᵀ for each 3×3 neighbourhood s of a small
+/// pixel, nine GEMMs M_ξ = U_ξ·V_ξ over the input channels, and each 2×2 output quad as A·M·Aᵀ,
 ///
 ///   C = | 1 −1  0 |     G = | 1  0  0 |     A = | 1  1  0 |
 ///       | 0  1  0 |         | 1  1  1 |         | 0  1 −1 |
 ///       | 0  1 −1 |         | 0  0  1 |
 ///
-/// 9 multiply-adds per input channel and output quad, against 16 for the phases and 36 as
-/// written. V and M hold nine values per small pixel and channel, so they are made a block of
-/// rows at a time, small enough to stay in cache from the transform to the GEMMs to the output
-/// (see `block_rows`); the blocks run in parallel, each on one thread while there are at
-/// least as many blocks as threads.
+/// 9 multiply-adds per input channel and output quad (36 as written), and no phase made, kept
+/// or interleaved. V and M hold nine values per small pixel and channel, so they are made a
+/// block of rows at a time, small enough to stay in cache from the transform to the GEMMs to
+/// the output (see `block_rows`); the blocks run in parallel, each on one thread while there
+/// are at least as many blocks as threads.
 // x: [N, C_in, H, W]   w: [C_out, C_in, 3, 3]   bias: [C_out]   ->   y: [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled<T: Float>(
     x: &[T],
@@ -161,7 +174,7 @@ fn in_blocks<T: Float>(
     // the blocks run in parallel, each on one thread unless there are fewer than threads.
     let blocks = (batch * h).div_ceil(rows);
     let serial = blocks >= rayon::current_num_threads();
-    let out = SharedRows(y.as_mut_ptr());
+    let out = SharedOut(y.as_mut_ptr());
     let scratch = || {
         let v = vec![T::ZERO; c_in * 9 * rows * wd]; // V[ci][ξ][row, j]
         let m = vec![T::ZERO; c_out * 9 * rows * wd]; // M[co][ξ][row, j]
@@ -220,7 +233,7 @@ fn in_blocks<T: Float>(
                 let (image, i) = ((r0 + r) / h, (r0 + r) % h);
                 // SAFETY: output rows 2i and 2i + 1 of (image, co) lie within y, and no other
                 // block writes them: each small row belongs to one block.
-                let pair = unsafe { out.rows(((image * c_out + co) * 2 * h + 2 * i) * 2 * wd, 4 * wd) };
+                let pair = unsafe { out.slice(((image * c_out + co) * 2 * h + 2 * i) * 2 * wd, 4 * wd) };
                 let (top, bottom) = pair.split_at_mut(2 * wd);
                 let m_row = |xi: usize| &m_co[xi * cols + r * wd..][..wd];
                 // A along the row for each of M's three rows: q[a] = (M_a0 + M_a1, M_a1 − M_a2).
@@ -242,23 +255,6 @@ fn in_blocks<T: Float>(
         }
     });
     y
-}
-
-/// The output of [`in_blocks`], written by all its blocks at once, each its own rows.
-struct SharedRows<T>(*mut T);
-
-// SAFETY: the blocks write disjoint rows (see `in_blocks`), and T is plain data.
-unsafe impl<T: Send> Sync for SharedRows<T> {}
-
-impl<T> SharedRows<T> {
-    /// `len` elements from `offset` on, as a slice.
-    ///
-    /// # Safety
-    /// They must lie within the output, and no other slice of them may be alive.
-    #[allow(clippy::mut_from_ref)] // the blocks' rows are disjoint: the caller's promise
-    unsafe fn rows(&self, offset: usize, len: usize) -> &mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(offset), len)
-    }
 }
 
 /// out = a − b, element by element.

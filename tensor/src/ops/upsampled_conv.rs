@@ -9,22 +9,8 @@
 //! [`interleave_phases`] puts in place: the phase kernels ([`phase_weights`]), the 2×2
 //! convolution, the interleaving. The backward runs through these three.
 //!
-//! The forward can do with fewer still. Along one axis, the output pair (2i, 2i + 1) reads the
-//! upsampled rows 2i − 1 … 2i + 2, which are the small rows i − 1, i, i, i + 1:
-//!
-//!   y(2i) = s(i−1)·g0 + s(i)·(g1 + g2),   y(2i+1) = s(i)·(g0 + g1) + s(i+1)·g2,
-//!
-//! four products, or three:
-//!
-//!   m0 = (s(i−1) − s(i))·g0,   m1 = s(i)·(g0 + g1 + g2),   m2 = (s(i) − s(i+1))·g2,
-//!   y(2i) = m0 + m1,   y(2i+1) = m1 − m2.
-//!
-//! That is a Winograd algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural
-//! Networks", 2016) for the pair, with input, kernel and output transforms C, G and A whose
-//! entries are 0 and ±1. Nested in two dimensions, each small pixel's 3×3 neighbourhood gives
-//! its output quad in 9 products per input channel, 9 GEMMs over the channels for the layer
-//! ([`conv2d_nearest_upsampled`], on the CPU): 9 multiply-adds where the phases take 16 and
-//! the layer as written 36, and no phase is made, kept or interleaved.
+//! The CPU's forward does with fewer still, 9, by a Winograd transform of its own
+//! (`cpu::upsampled_conv::conv2d_nearest_upsampled` derives it); no phase is made there.
 
 use gpu::kernels::elementwise::copy_strided;
 
@@ -51,14 +37,10 @@ pub fn conv2d_nearest_upsampled(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -
     let _profile = profile::scope(OpFamily::Conv, OP, x);
     let [n, c_in, h, wd] = nchw(OP, "input", x.shape())?;
     check_plane(OP, x.shape())?;
+    let msg = || format!("weight must be [C_out, {c_in}, 3, 3] for input {:?}, got {:?}", x.shape(), w.shape());
     let c_out = match *w.shape() {
         [o, i, 3, 3] if i == c_in => o,
-        _ => {
-            return shape_err(
-                OP,
-                format!("weight must be [C_out, {c_in}, 3, 3] for input {:?}, got {:?}", x.shape(), w.shape()),
-            )
-        }
+        _ => return shape_err(OP, msg()),
     };
     check_bias(OP, bias, c_out, w.shape())?;
     let operands: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
@@ -73,25 +55,16 @@ pub fn conv2d_nearest_upsampled(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -
             })
         }
         Storage::Reference(_) => {
-            let bias = reference::values_of(bias)?;
-            let y = reference::upsampled_conv::conv2d_nearest_upsampled(
-                &reference::values(x)?,
-                &reference::values(w)?,
-                bias.as_deref(),
-                [n, c_in, h, wd],
-                c_out,
-            );
+            let (x, w, bias) = (reference::values(x)?, reference::values(w)?, reference::values_of(bias)?);
+            let y =
+                reference::upsampled_conv::conv2d_nearest_upsampled(&x, &w, bias.as_deref(), [n, c_in, h, wd], c_out);
             Ok(reference::tensor(y, &shape, dtype))
         }
         Storage::Gpu(_) => {
             let phase_bias =
                 bias.map(|b| b.reshape(&[c_out, 1])?.broadcast_to(&[c_out, 4])?.contiguous()?.reshape(&[4 * c_out]));
-            interleave_phases(&conv2d(
-                x,
-                &phase_weights(w)?,
-                phase_bias.transpose()?.as_ref(),
-                &Conv2dParams::new(1, 1),
-            )?)
+            let phases = conv2d(x, &phase_weights(w)?, phase_bias.transpose()?.as_ref(), &Conv2dParams::new(1, 1))?;
+            interleave_phases(&phases)
         }
     }
 }
