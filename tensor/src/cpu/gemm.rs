@@ -27,7 +27,9 @@
 //! in full (the packed panels are zero-padded) into a scratch tile, of which only the valid part
 //! is written back. The driver asks for B's panels through one seam, a packer ([`BPanel`]):
 //! [`gemm`] copies them out of a matrix, [`gemm_packing_b`] lets its caller write them (an
-//! implicit GEMM: the convolution's forward writes them straight from the image).
+//! implicit GEMM: the convolution's forward writes them straight from the image). A's panels
+//! are packed by each task, or once by a caller that multiplies one A by many Bs
+//! ([`pack_a_once`], [`gemm_serial_packed_a`]).
 //!
 //! f32 runs hand-written micro-kernels picked at run time: AVX-512F (14×32), AVX2+FMA (6×16), or a
 //! portable Rust kernel (4×8) elsewhere, each with block sizes set for one CPU. Which is fastest
@@ -143,11 +145,111 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     gemm_on_threads(a, b, c, ldc, accumulate, rayon::current_num_threads());
 }
 
-/// [`gemm`] on the calling thread alone: for a caller that runs many small products side by
+/// A's panels packed once, in the blocked loops' layout, for many products with the same A
+/// ([`gemm_serial_packed_a`]): a layer's transformed weights against each block of its input
+/// (`cpu::upsampled_conv`). Packed per product, A cost as much as the product itself there:
+/// m·k values copied for m·k·n multiply-adds, with blocks of n = 64 columns.
+pub struct PackedA<T> {
+    /// For each pass over k (blocks of the kernel's kc), each MR-tall panel of A, kc·MR values.
+    panels: Vec<T>,
+    rows: usize,
+    cols: usize,
+    /// The micro-kernel the panels are laid out for.
+    kernel: &'static str,
+}
+
+/// Packs `a` for [`gemm_serial_packed_a`] on the GEMM kernel in use.
+pub fn pack_a_once<T: Float>(a: MatRef<T>) -> PackedA<T> {
+    a.assert_in_bounds("A");
+    if let Some(a32) = cast_mat::<T, f32>(a) {
+        let kern = f32_kernel();
+        let mut panels = vec![T::ZERO; packed_a_len(&kern, a.rows, a.cols)];
+        pack_every_panel(&kern, a32, same_type_slice_mut::<T, f32>(&mut panels).expect("T is f32"));
+        PackedA { panels, rows: a.rows, cols: a.cols, kernel: kern.name }
+    } else if let Some(a64) = cast_mat::<T, f64>(a) {
+        let kern = DGEMM_PORTABLE;
+        let mut panels = vec![T::ZERO; packed_a_len(&kern, a.rows, a.cols)];
+        pack_every_panel(&kern, a64, same_type_slice_mut::<T, f64>(&mut panels).expect("T is f64"));
+        PackedA { panels, rows: a.rows, cols: a.cols, kernel: kern.name }
+    } else {
+        unreachable!("Float is implemented for f32 and f64 only");
+    }
+}
+
+/// C = A·B (or C += A·B) on the calling thread alone, with A packed beforehand
+/// ([`pack_a_once`]): the serial blocked loops, the same products in the same order as
+/// [`gemm`]'s serial plan, so the same bits. For a caller that runs many small products side by
 /// side on the pool itself (`cpu::upsampled_conv`'s blocks of tiles), where each product
 /// spread over the threads would fork and join the pool for a fraction of a millisecond.
-pub fn gemm_serial<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
-    gemm_on_threads(a, b, c, ldc, accumulate, 1);
+pub fn gemm_serial_packed_a<T: Float>(a: &PackedA<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "gemm: A is [{m}, {k}] but B is [{}, {n}]", b.rows);
+    b.assert_in_bounds("B");
+    if !product_remains(m, k, n, c, ldc, accumulate) {
+        return;
+    }
+    if let (Some(b), Some(panels), Some(c)) =
+        (cast_mat::<T, f32>(b), same_type_slice::<T, f32>(&a.panels), same_type_slice_mut::<T, f32>(c))
+    {
+        let kern = f32_kernel();
+        assert_eq!(a.kernel, kern.name, "A was packed for another GEMM kernel than the one in use");
+        let a = APanels::Packed(PackedPanels { panels, rows: m, cols: k });
+        // SAFETY: `c` is the caller's exclusive [m, n] matrix (product_remains checked its length).
+        unsafe { gemm_blocked_on(&kern, a, n, &stored(&kern, b), SharedOut(c.as_mut_ptr()), ldc, accumulate, 1) }
+    } else if let (Some(b), Some(panels), Some(c)) =
+        (cast_mat::<T, f64>(b), same_type_slice::<T, f64>(&a.panels), same_type_slice_mut::<T, f64>(c))
+    {
+        let kern = DGEMM_PORTABLE;
+        let a = APanels::Packed(PackedPanels { panels, rows: m, cols: k });
+        // SAFETY: as above.
+        unsafe { gemm_blocked_on(&kern, a, n, &stored(&kern, b), SharedOut(c.as_mut_ptr()), ldc, accumulate, 1) }
+    } else {
+        unreachable!("Float is implemented for f32 and f64 only");
+    }
+}
+
+/// The values [`pack_a_once`] writes: every pass over k, every panel.
+fn packed_a_len<T>(kern: &Kernel<T>, m: usize, k: usize) -> usize {
+    m.div_ceil(kern.mr) * kern.mr * k
+}
+
+/// Every panel of `a` for every pass over k, as `gemm_blocked_on` cuts k.
+fn pack_every_panel<T: Float>(kern: &Kernel<T>, a: MatRef<T>, out: &mut [T]) {
+    let (m, k, mr) = (a.rows, a.cols, kern.mr);
+    let kc = even_block(k, kern.kc, 1);
+    for pc in (0..k).step_by(kc) {
+        let kcb = kc.min(k - pc);
+        let pass = &mut out[pc * m.div_ceil(mr) * mr..][..m.div_ceil(mr) * mr * kcb];
+        for (panel, out) in pass.chunks_exact_mut(kcb * mr).enumerate() {
+            let i0 = panel * mr;
+            (kern.pack_a)(a, i0, mr.min(m - i0), pc, kcb, out);
+        }
+    }
+}
+
+/// A's panels for the blocked loops: packed by each task from the matrix, or packed once.
+#[derive(Clone, Copy)]
+enum APanels<'a, T> {
+    Pack(MatRef<'a, T>),
+    Packed(PackedPanels<'a, T>),
+}
+
+/// A [`PackedA`]'s panels, typed for its kernel.
+#[derive(Clone, Copy)]
+struct PackedPanels<'a, T> {
+    panels: &'a [T],
+    rows: usize,
+    cols: usize,
+}
+
+impl<T> APanels<'_, T> {
+    /// A's [rows, cols].
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            APanels::Pack(a) => (a.rows, a.cols),
+            APanels::Packed(p) => (p.rows, p.cols),
+        }
+    }
 }
 
 fn gemm_on_threads<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool, threads: usize) {
@@ -1024,11 +1126,13 @@ fn gemm_planned<T: Float>(
     let c_out = SharedOut(c.as_mut_ptr());
     match plan {
         // SAFETY: `c` is the caller's exclusive [m, n] matrix (gemm checked its length).
-        Plan::Serial => unsafe { gemm_blocked_on(kern, a, n, pack_b, c_out, ldc, accumulate, 1) },
+        Plan::Serial => unsafe { gemm_blocked_on(kern, APanels::Pack(a), n, pack_b, c_out, ldc, accumulate, 1) },
         Plan::SplitK => gemm_split_k(kern, a, n, pack_b, c, ldc, accumulate, threads),
         Plan::Partitioned => gemm_partitioned(kern, a, n, pack_b, c, ldc, accumulate, threads),
         // SAFETY: as above.
-        Plan::SharedPasses => unsafe { gemm_blocked_on(kern, a, n, pack_b, c_out, ldc, accumulate, threads) },
+        Plan::SharedPasses => unsafe {
+            gemm_blocked_on(kern, APanels::Pack(a), n, pack_b, c_out, ldc, accumulate, threads)
+        },
     }
 }
 
@@ -1060,7 +1164,9 @@ fn gemm_split_k<T: Float>(
             let pack_b_s = |panel: BPanel, out: &mut [T]| pack_b(BPanel { p0: k0 + panel.p0, ..panel }, out);
             let mut partial = vec![T::ZERO; m * n];
             // SAFETY: `partial` is this task's own [m, n] matrix.
-            unsafe { gemm_blocked_on(kern, a_s, n, &pack_b_s, SharedOut(partial.as_mut_ptr()), n, false, 1) };
+            unsafe {
+                gemm_blocked_on(kern, APanels::Pack(a_s), n, &pack_b_s, SharedOut(partial.as_mut_ptr()), n, false, 1)
+            };
             partial
         })
         .collect();
@@ -1099,10 +1205,23 @@ fn gemm_partitioned<T: Float>(
         // SAFETY (both arms): the pieces are disjoint row (or column) ranges of C, inside it.
         if by_rows {
             let a_rows = MatRef { data: &a.data[start * a.row_stride..], rows: end - start, ..a };
-            unsafe { gemm_blocked_on(kern, a_rows, n, pack_b, c_out.offset(start * ldc), ldc, accumulate, 1) }
+            unsafe {
+                gemm_blocked_on(kern, APanels::Pack(a_rows), n, pack_b, c_out.offset(start * ldc), ldc, accumulate, 1)
+            }
         } else {
             let pack_b_cols = |panel: BPanel, out: &mut [T]| pack_b(BPanel { j0: start + panel.j0, ..panel }, out);
-            unsafe { gemm_blocked_on(kern, a, end - start, &pack_b_cols, c_out.offset(start), ldc, accumulate, 1) }
+            unsafe {
+                gemm_blocked_on(
+                    kern,
+                    APanels::Pack(a),
+                    end - start,
+                    &pack_b_cols,
+                    c_out.offset(start),
+                    ldc,
+                    accumulate,
+                    1,
+                )
+            }
         }
     });
 }
@@ -1116,7 +1235,7 @@ fn gemm_partitioned<T: Float>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_blocked_on<T: Float>(
     kern: &Kernel<T>,
-    a: MatRef<T>,
+    a: APanels<T>,
     n: usize,
     pack_b: PackB<T>,
     c_out: SharedOut<T>,
@@ -1124,7 +1243,7 @@ unsafe fn gemm_blocked_on<T: Float>(
     accumulate: bool,
     threads: usize,
 ) {
-    let (m, k) = (a.rows, a.cols);
+    let (m, k) = a.shape();
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(kern.mc.is_multiple_of(mr) && kern.nc.is_multiple_of(nr) && mr * nr <= MAX_TILE);
     let parallel = threads > 1;
@@ -1154,17 +1273,25 @@ unsafe fn gemm_blocked_on<T: Float>(
                 }
                 let bpack = &*bpack;
 
-                // Each task packs its own block of A and sweeps it against its group of B panels.
+                // Each task packs its own block of A (or finds it packed) and sweeps it against
+                // its group of B panels.
+                let tile = TileJob { kern, kcb, m, n, jc, ldc, beta };
                 let task = |t: usize| {
                     let (ip, jp) = grid.task(t);
-                    with_pack_buffer(&PACK_A, ip.len() * kcb * mr, |apack: &mut [T]| {
-                        for (panel, out) in ip.clone().zip(apack.chunks_exact_mut(kcb * mr)) {
-                            let i0 = panel * mr;
-                            (kern.pack_a)(a, i0, mr.min(m - i0), pc, kcb, out);
+                    match a {
+                        APanels::Pack(a) => with_pack_buffer(&PACK_A, ip.len() * kcb * mr, |apack: &mut [T]| {
+                            for (panel, out) in ip.clone().zip(apack.chunks_exact_mut(kcb * mr)) {
+                                let i0 = panel * mr;
+                                (kern.pack_a)(a, i0, mr.min(m - i0), pc, kcb, out);
+                            }
+                            tile.run(apack, bpack, ip, jp, c_out);
+                        }),
+                        APanels::Packed(packed) => {
+                            // The pass over k starting at pc holds m.div_ceil(mr) panels of kcb·mr.
+                            let pass = &packed.panels[pc * m.div_ceil(mr) * mr..];
+                            tile.run(&pass[ip.start * kcb * mr..ip.end * kcb * mr], bpack, ip, jp, c_out);
                         }
-                        let tile = TileJob { kern, kcb, m, n, jc, ldc, beta };
-                        tile.run(apack, bpack, ip, jp, c_out);
-                    });
+                    }
                 };
                 if parallel {
                     (0..grid.len()).into_par_iter().for_each(task);
@@ -1672,6 +1799,34 @@ mod tests {
     fn a_product_whose_b_panels_are_written_on_request_matches_the_reference() {
         check_all::<f32>(1e-5, gemm_with_b_written_on_request);
         check_all::<f64>(1e-12, gemm_with_b_written_on_request);
+    }
+
+    /// [`gemm_serial_packed_a`] after [`pack_a_once`].
+    fn gemm_on_a_packed_once<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+        gemm_serial_packed_a(&pack_a_once(a), b, c, ldc, accumulate);
+    }
+
+    #[test]
+    fn a_product_on_a_packed_once_matches_the_reference() {
+        check_all::<f32>(1e-5, gemm_on_a_packed_once);
+        check_all::<f64>(1e-12, gemm_on_a_packed_once);
+    }
+
+    #[test]
+    fn a_packed_once_gives_the_bits_of_packing_per_product() {
+        // Several passes over k (k > kc) and an edge panel of rows: what lets the upsampled
+        // convolution's blocks share one packing.
+        let (m, k, n) = (37, 1100, 45);
+        let mut rng = Rng::new(9);
+        let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let (a, b) = (to_f32(random_vec(m * k, &mut rng)), to_f32(random_vec(k * n, &mut rng)));
+        let a = MatRef { data: &a, rows: m, cols: k, row_stride: k, col_stride: 1 };
+        let b = MatRef { data: &b, rows: k, cols: n, row_stride: n, col_stride: 1 };
+        let (mut once, mut per_product) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+        gemm_on_a_packed_once(a, b, &mut once, n, false);
+        gemm_on_threads(a, b, &mut per_product, n, false, 1);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&once), bits(&per_product));
     }
 
     #[test]

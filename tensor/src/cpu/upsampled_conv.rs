@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, gemm_serial, MatRef, SharedOut};
+use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -174,6 +174,12 @@ fn in_blocks<T: Float>(
     // the blocks run in parallel, each on one thread unless there are fewer than threads.
     let blocks = (batch * h).div_ceil(rows);
     let serial = blocks >= rayon::current_num_threads();
+    let u_xi =
+        |xi: usize| MatRef { data: &u[xi * c_in..], rows: c_out, cols: c_in, row_stride: 9 * c_in, col_stride: 1 };
+    // Each U_ξ is the A of one GEMM per block: packed once here, not once per block (13–15 %
+    // of the layers' time at batch 16 and 32 on a Xeon, model 207).
+    let u_packed: Vec<_> =
+        if serial { (0..9).into_par_iter().map(|xi| pack_a_once(u_xi(xi))).collect() } else { vec![] };
     let out = SharedOut(y.as_mut_ptr());
     let scratch = || {
         let v = vec![T::ZERO; c_in * 9 * rows * wd]; // V[ci][ξ][row, j]
@@ -216,13 +222,12 @@ fn in_blocks<T: Float>(
 
         let m = &mut m[..c_out * 9 * cols];
         for xi in 0..9 {
-            let u_xi = MatRef { data: &u[xi * c_in..], rows: c_out, cols: c_in, row_stride: 9 * c_in, col_stride: 1 };
             let v_xi = MatRef { data: &v[xi * cols..], rows: c_in, cols, row_stride: 9 * cols, col_stride: 1 };
             let m_xi = &mut m[xi * cols..];
             if serial {
-                gemm_serial(u_xi, v_xi, m_xi, 9 * cols, false);
+                gemm_serial_packed_a(&u_packed[xi], v_xi, m_xi, 9 * cols, false);
             } else {
-                gemm(u_xi, v_xi, m_xi, 9 * cols, false);
+                gemm(u_xi(xi), v_xi, m_xi, 9 * cols, false);
             }
         }
 
