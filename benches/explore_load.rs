@@ -119,6 +119,22 @@ fn main() {
     println!("decodes: {decoded} ({in_time} within the {seconds} s), superseded: {superseded}");
     println!("decodes/s: {:.1}", in_time as f64 / seconds as f64);
     println!("latency ms: p50 {}, p99 {}, max {}", ms(pct(0.50)), ms(pct(0.99)), ms(latencies.last()));
+    // Where the latency went: the decode of its batch, and the rest (waiting for the batches
+    // ahead, the connection's threads, the PNG).
+    let mut decode: Vec<f64> = samples.iter().filter_map(|s| s.decode_ms).collect();
+    let mut rest: Vec<f64> = samples.iter().filter_map(|s| s.decode_ms.map(|d| s.latency_ms - d)).collect();
+    decode.sort_by(f64::total_cmp);
+    rest.sort_by(f64::total_cmp);
+    fn of(v: &[f64], p: f64) -> Option<&f64> {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().max(1) - 1))
+    }
+    println!(
+        "of which the batch's decode ms: p50 {}, p99 {}; the rest: p50 {}, p99 {}",
+        ms(of(&decode, 0.50)),
+        ms(of(&decode, 0.99)),
+        ms(of(&rest, 0.50)),
+        ms(of(&rest, 0.99))
+    );
     println!("errors: {errors}");
     if let Some(first) = samples.iter().find(|s| !s.ok) {
         println!("first error: {}", first.error);
@@ -213,7 +229,7 @@ impl Server {
     /// The latent size, from `/api/info`.
     fn z_dim(&self) -> usize {
         let mut conn = Connection::open(self.addr).unwrap_or_else(|e| fail(&format!("cannot connect: {e}")));
-        let (status, body) = conn.get("/api/info").unwrap_or_else(|e| fail(&format!("/api/info: {e}")));
+        let Response { status, body, .. } = conn.get("/api/info").unwrap_or_else(|e| fail(&format!("/api/info: {e}")));
         let text = String::from_utf8_lossy(&body);
         let z = text.split("\"z_dim\":").nth(1).map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
         match (status, z.and_then(|z| z.parse().ok())) {
@@ -257,8 +273,8 @@ impl Connection {
         Ok(Connection { stream: BufReader::new(stream), host: addr.to_string() })
     }
 
-    /// GET `path` and read the answer: status and body.
-    fn get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    /// GET `path` and read the answer: status, body and the batch's decode time.
+    fn get(&mut self, path: &str) -> std::io::Result<Response> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
         self.stream.get_mut().write_all(request.as_bytes())?;
         read_response(&mut self.stream)
@@ -269,8 +285,16 @@ fn invalid(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
+/// One answer: its status, its body, and the milliseconds the decode of the batch that held
+/// it took (the server's `X-Decode-Ms`, on decodes).
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+    decode_ms: Option<f64>,
+}
+
 /// Reads one response (head and `Content-Length` body) from `stream`.
-fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
+fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<Response> {
     let mut line = String::new();
     if stream.read_line(&mut line)? == 0 {
         return Err(invalid("the server closed the connection".into()));
@@ -281,6 +305,7 @@ fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
     let mut length = 0usize;
+    let mut decode_ms = None;
     loop {
         line.clear();
         if stream.read_line(&mut line)? == 0 {
@@ -293,11 +318,14 @@ fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse().map_err(|_| invalid(format!("bad Content-Length {value:?}")))?;
             }
+            if name.eq_ignore_ascii_case("x-decode-ms") {
+                decode_ms = value.trim().parse().ok();
+            }
         }
     }
     let mut body = vec![0; length];
     stream.read_exact(&mut body)?;
-    Ok((status, body))
+    Ok(Response { status, body, decode_ms })
 }
 
 /// One answered (or failed) request of a dragging client.
@@ -306,6 +334,8 @@ struct Sample {
     ok: bool,
     status: u16,
     latency_ms: f64,
+    /// The server's decode of the batch that held this code (the rest of the latency waited).
+    decode_ms: Option<f64>,
     finished: Instant,
     error: String,
 }
@@ -344,16 +374,23 @@ fn drag_slider(addr: SocketAddr, z_dim: usize, k: usize, client_ids: bool, deadl
         let finished = Instant::now();
         let latency_ms = (finished - started).as_secs_f64() * 1e3;
         match result {
-            Ok((status, body)) => {
+            Ok(Response { status, body, decode_ms }) => {
                 let ok = status == 200 || status == 204;
                 let error =
                     if ok { String::new() } else { format!("status {status}: {}", String::from_utf8_lossy(&body)) };
-                samples.push(Sample { ok, status, latency_ms, finished, error });
+                samples.push(Sample { ok, status, latency_ms, decode_ms, finished, error });
             }
             Err(e) => {
                 // A broken connection is reopened for the next request.
                 conn = None;
-                samples.push(Sample { ok: false, status: 0, latency_ms, finished, error: format!("I/O: {e}") });
+                samples.push(Sample {
+                    ok: false,
+                    status: 0,
+                    latency_ms,
+                    decode_ms: None,
+                    finished,
+                    error: format!("I/O: {e}"),
+                });
             }
         }
     }
@@ -384,7 +421,7 @@ fn flood_pipelined(addr: SocketAddr, stop: &AtomicBool) -> Abuser {
             let mut statuses: Vec<(u16, usize)> = vec![];
             let ended = loop {
                 match read_response(&mut reader) {
-                    Ok((status, _)) => {
+                    Ok(Response { status, .. }) => {
                         answered += 1;
                         match statuses.iter_mut().find(|(s, _)| *s == status) {
                             Some((_, n)) => *n += 1,
