@@ -17,6 +17,7 @@ pub mod optim;
 pub mod phase_grid;
 pub mod pool;
 pub mod reduce;
+pub mod shifted_rows;
 pub mod tuning;
 pub mod upsampled_conv;
 pub mod winograd;

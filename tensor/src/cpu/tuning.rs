@@ -161,8 +161,11 @@ pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
 /// GEMM on channels-last images, the micro-kernel finding its A rows through a table of
 /// offsets (`cpu::indirect`).
 pub(crate) const INDIRECT: &str = "indirect";
+/// A sixth way for the forward, at stride 1 into a few channels: each output row a sum of
+/// shifted input rows (`cpu::shifted_rows`); the rule's there.
+pub(crate) const SHIFTED_ROWS: &str = "shifted-rows";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 9] = [
+const CUTS: [&str; 10] = [
     SIDE_BY_SIDE,
     PER_IMAGE,
     SIDE_BY_SIDE_DW_ROWS,
@@ -172,6 +175,7 @@ const CUTS: [&str; 9] = [
     PHASE_GRID,
     CHANNEL_BLOCKED,
     INDIRECT,
+    SHIFTED_ROWS,
 ];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.
