@@ -22,9 +22,11 @@
 //! `--batch-costs [--reps R]` starts no server: it times, in this process, what the server's
 //! decode worker does for one batch of n codes (`decode_codes`, random weights) at n = 1 to
 //! 64, for `conv` (1×64×64, z = 10) and `resnet-bn` (3×64×64, z = 128), with the PNG encoding
-//! of one image, and prints the ops that took the time at n = 1 and n = 32. With
+//! of one image, and prints the ops that took the time at n = 1 and n = 32, then resnet-bn's
+//! decoder convolutions one by one at n = 16 (ms and GFLOP/s). With
 //! `--measured-kernels` the convolutions' cuts are chosen by timing them first, as `train`'s
 //! default does (the tuner prints each choice); without, by the rules, as the server runs.
+//! `benches/pytorch_explore_decode.py` times PyTorch decoding the same resnet-bn batches.
 
 #[allow(dead_code)] // the table helpers there serve the per-layer benches
 mod common;
@@ -578,4 +580,54 @@ fn batch_costs(reps: usize) {
             println!("| {} | {:.2} | {:.2} |", op.name, per_code(&one, op.name, 1), per_code(&many, op.name, 32));
         }
     }
+    resnet_bn_convolutions(reps);
+}
+
+/// resnet-bn's decoder convolutions one by one at the server's batch of 16 codes (64×64, the
+/// ops the decoder calls, random values): ms a batch, ms a code, and GFLOP/s counting the
+/// multiply-adds each computes (a quarter of the layer as written for the upsampled ones,
+/// whose transform does 9 per output quad and input channel against 36).
+fn resnet_bn_convolutions(reps: usize) {
+    use tensor::ops::conv2d::{conv2d, Conv2dParams};
+    use tensor::ops::upsampled_conv::conv2d_nearest_upsampled;
+    use tensor::{DType, Rng, Tensor};
+    const BATCH: usize = 16;
+    println!("\nresnet-bn's decoder convolutions at {BATCH} codes\n");
+    println!("| layer | input | batch ms | ms per code | GFLOP/s |");
+    println!("|---|---|---|---|---|");
+    let mut rng = Rng::new(3);
+    let mut total = 0.0;
+    for (upsampled, c_in, c_out, side) in [
+        (true, 512, 512, 4),
+        (false, 512, 512, 8),
+        (true, 512, 256, 8),
+        (false, 256, 256, 16),
+        (true, 256, 128, 16),
+        (false, 128, 128, 32),
+        (true, 128, 64, 32),
+        (false, 64, 64, 64),
+        (false, 64, 3, 64),
+    ] {
+        let x = Tensor::rand_uniform(&[BATCH, c_in, side, side], -1.0, 1.0, DType::F32, &mut rng);
+        let w = Tensor::rand_uniform(&[c_out, c_in, 3, 3], -0.1, 0.1, DType::F32, &mut rng);
+        let run = || {
+            let y = if upsampled {
+                conv2d_nearest_upsampled(&x, &w, None)
+            } else {
+                conv2d(&x, &w, None, &Conv2dParams::new(1, 1))
+            };
+            drop(y.unwrap_or_else(|e| fail(&format!("{c_in}→{c_out}: {e}"))));
+        };
+        let ms = common::median_ms(reps, run);
+        total += ms;
+        let out_side = if upsampled { 2 * side } else { side };
+        let multiply_adds = BATCH * c_out * out_side * out_side * c_in * 9 / if upsampled { 4 } else { 1 };
+        let name = if upsampled { "Up(2) → Conv(3,1,1)" } else { "Conv(3,1,1)" };
+        println!(
+            "| {name} {c_in}→{c_out} | {side}×{side} | {ms:.2} | {:.2} | {:.0} |",
+            ms / BATCH as f64,
+            2.0 * multiply_adds as f64 / ms / 1e6
+        );
+    }
+    println!("| all | | {total:.1} | {:.2} | |", total / BATCH as f64);
 }
