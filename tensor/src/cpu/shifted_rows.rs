@@ -86,45 +86,58 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
             let mut y_rows: Vec<&mut [T]> = (0..g.c_out)
                 .map(|co| unsafe { out.slice(((image * g.c_out + co) * g.oh + oy) * g.ow, g.ow) })
                 .collect();
-            add_terms(&mut y_rows, padded, &w_by_tap, g, r, band_rows);
+            add_terms(&mut y_rows, Band { padded, rows: band_rows, w_by_tap: &w_by_tap, g }, r);
         }
     });
     y
 }
 
+/// What a band's terms read: its padded input rows (`rows` a channel, C_in channels), the
+/// weights as [C_in, kH, kW, C_out], and the geometry.
+#[derive(Clone, Copy)]
+struct Band<'a, T> {
+    padded: &'a [T],
+    rows: usize,
+    w_by_tap: &'a [T],
+    g: &'a Conv2dGeometry,
+}
+
 /// Adds onto one output row of every channel (`y_rows[co]`, row `r` of its band) all its terms:
 /// for each input channel and tap, the padded input row shifted by the tap, scaled by the
-/// weight. `padded` holds the band's padded rows, `band_rows` a channel.
-fn add_terms<T: Float>(y_rows: &mut [&mut [T]], padded: &[T], w: &[T], g: &Conv2dGeometry, r: usize, band_rows: usize) {
+/// weight.
+fn add_terms<T: Float>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(padded), Some(w)) = (same_type_slice::<T, f32>(padded), same_type_slice::<T, f32>(w)) {
+    if let (Some(padded), Some(w_by_tap)) =
+        (same_type_slice::<T, f32>(band.padded), same_type_slice::<T, f32>(band.w_by_tap))
+    {
+        let band = Band { padded, w_by_tap, rows: band.rows, g: band.g };
         let mut rows: Vec<&mut [f32]> =
             y_rows.iter_mut().map(|r| same_type_slice_mut::<T, f32>(r).expect("T is f32")).collect();
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: this CPU has AVX-512F.
-            return unsafe { add_terms_avx512(&mut rows, padded, w, g, r, band_rows) };
+            return unsafe { add_terms_avx512(&mut rows, band, r) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: this CPU has AVX2.
-            return unsafe { add_terms_avx2(&mut rows, padded, w, g, r, band_rows) };
+            return unsafe { add_terms_avx2(&mut rows, band, r) };
         }
     }
-    add_terms_plain(y_rows, padded, w, g, r, band_rows);
+    add_terms_plain(y_rows, band, r);
 }
 
 /// [`add_terms`] compiled for AVX-512: the same loops, so the same bits (a multiply, then an
 /// add: Rust never fuses them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn add_terms_avx512(y: &mut [&mut [f32]], padded: &[f32], w: &[f32], g: &Conv2dGeometry, r: usize, rows: usize) {
-    add_terms_plain(y, padded, w, g, r, rows);
+unsafe fn add_terms_avx512(y_rows: &mut [&mut [f32]], band: Band<f32>, r: usize) {
+    add_terms_plain(y_rows, band, r);
 }
 
 /// [`add_terms`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_terms_avx2(y: &mut [&mut [f32]], padded: &[f32], w: &[f32], g: &Conv2dGeometry, r: usize, rows: usize) {
-    add_terms_plain(y, padded, w, g, r, rows);
+unsafe fn add_terms_avx2(y_rows: &mut [&mut [f32]], band: Band<f32>, r: usize) {
+    add_terms_plain(y_rows, band, r);
 }
 
 /// Output pixels one register block holds per channel: two AVX-512 vectors (four channels'
@@ -140,32 +153,19 @@ fn padded_width(g: &Conv2dGeometry) -> usize {
 /// registers over every input channel and tap, and each shifted input block is read once for
 /// all `C` channels.
 #[inline(always)]
-fn add_terms_plain<T: Float>(
-    y_rows: &mut [&mut [T]],
-    padded: &[T],
-    w_by_tap: &[T],
-    g: &Conv2dGeometry,
-    r: usize,
-    band_rows: usize,
-) {
+fn add_terms_plain<T: Float>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
     match y_rows.len() {
-        1 => add_terms_to::<T, 1>(y_rows, padded, w_by_tap, g, r, band_rows),
-        2 => add_terms_to::<T, 2>(y_rows, padded, w_by_tap, g, r, band_rows),
-        3 => add_terms_to::<T, 3>(y_rows, padded, w_by_tap, g, r, band_rows),
-        4 => add_terms_to::<T, 4>(y_rows, padded, w_by_tap, g, r, band_rows),
+        1 => add_terms_to::<T, 1>(y_rows, band, r),
+        2 => add_terms_to::<T, 2>(y_rows, band, r),
+        3 => add_terms_to::<T, 3>(y_rows, band, r),
+        4 => add_terms_to::<T, 4>(y_rows, band, r),
         c => unreachable!("the row-by-row convolution runs 1 to {MAX_OUTPUT_CHANNELS} output channels, not {c}"),
     }
 }
 
 #[inline(always)]
-fn add_terms_to<T: Float, const C: usize>(
-    y_rows: &mut [&mut [T]],
-    padded: &[T],
-    w_by_tap: &[T],
-    g: &Conv2dGeometry,
-    r: usize,
-    band_rows: usize,
-) {
+fn add_terms_to<T: Float, const C: usize>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
+    let Band { padded, rows: band_rows, w_by_tap, g } = band;
     let width = padded_width(g);
     for x0 in (0..g.ow).step_by(LANES) {
         let valid = LANES.min(g.ow - x0);
