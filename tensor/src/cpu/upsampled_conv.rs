@@ -176,8 +176,8 @@ fn in_blocks<T: Float>(
     let serial = blocks >= rayon::current_num_threads();
     let u_xi =
         |xi: usize| MatRef { data: &u[xi * c_in..], rows: c_out, cols: c_in, row_stride: 9 * c_in, col_stride: 1 };
-    // Each U_ξ is the A of one GEMM per block: packed once here, not once per block (13–15 %
-    // of the layers' time at batch 16 and 32 on a Xeon, model 207).
+    // Each U_ξ is the A of one GEMM per block: packed once here, not once per block (the
+    // layers ran 13–15 % faster at batch 16 and 32 on a Xeon, model 207).
     let u_packed: Vec<_> =
         if serial { (0..9).into_par_iter().map(|xi| pack_a_once(u_xi(xi))).collect() } else { vec![] };
     let out = SharedOut(y.as_mut_ptr());
