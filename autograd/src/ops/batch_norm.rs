@@ -2,13 +2,11 @@
 //! update its running statistics) and evaluation mode (given running statistics).
 
 use tensor::ops::batch_norm::{
-    batch_norm_eval as batch_norm_eval_forward, batch_norm_eval_backward,
-    batch_norm_eval_relu as batch_norm_eval_relu_forward, batch_norm_train as batch_norm_train_forward,
+    batch_norm_eval as batch_norm_eval_forward, batch_norm_eval_backward, batch_norm_train as batch_norm_train_forward,
     batch_norm_train_backward, BatchNormGrads,
 };
 use tensor::{Result, Tensor};
 
-use crate::ops::elementwise::before_fused_relu;
 use crate::var::Var;
 
 /// The batch statistics of a training-mode forward, per channel (\[C\]), for running averages.
@@ -80,44 +78,13 @@ pub fn batch_norm_eval(
     beta: Option<&Var>,
     eps: f64,
 ) -> Result<Var> {
-    batch_norm_eval_then(x, [running_mean, running_var], [gamma, beta], eps, false)
-}
-
-/// relu(batch_norm_eval(x, …)) as one op: on the CPU one pass over x where the two ops take
-/// two. The same values and gradients, bit for bit, as `batch_norm_eval(…)?.relu()`.
-pub fn batch_norm_eval_relu(
-    x: &Var,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    gamma: Option<&Var>,
-    beta: Option<&Var>,
-    eps: f64,
-) -> Result<Var> {
-    batch_norm_eval_then(x, [running_mean, running_var], [gamma, beta], eps, true)
-}
-
-fn batch_norm_eval_then(
-    x: &Var,
-    [running_mean, running_var]: [&Tensor; 2],
-    [gamma, beta]: [Option<&Var>; 2],
-    eps: f64,
-    relu: bool,
-) -> Result<Var> {
     let xv = x.value();
     let gv = gamma.map(|g| g.value());
-    let bv = beta.map(|b| b.value());
-    let out = if relu {
-        batch_norm_eval_relu_forward(&xv, running_mean, running_var, gv.as_ref(), bv.as_ref(), eps)?
-    } else {
-        batch_norm_eval_forward(&xv, running_mean, running_var, gv.as_ref(), bv.as_ref(), eps)?
-    };
-    let saved_out = relu.then(|| out.clone());
+    let out =
+        batch_norm_eval_forward(&xv, running_mean, running_var, gv.as_ref(), beta.map(|b| b.value()).as_ref(), eps)?;
     let (rm, rv) = (running_mean.clone(), running_var.clone());
     let wanted = GradsWanted::of(x, gamma, beta);
-    let name = if relu { "batch_norm_eval_relu" } else { "batch_norm_eval" };
-    Ok(Var::from_op(name, out, &inputs(x, gamma, beta), move |g| {
-        // Through the ReLU first, when there is one, then the affine map's gradients.
-        let g = &before_fused_relu(g, saved_out.as_ref())?;
+    Ok(Var::from_op("batch_norm_eval", out, &inputs(x, gamma, beta), move |g| {
         Ok(wanted.select(batch_norm_eval_backward(g, &xv, &rm, &rv, gv.as_ref(), eps)?))
     }))
 }

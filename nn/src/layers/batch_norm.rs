@@ -11,7 +11,7 @@
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use autograd::ops::batch_norm::{batch_norm_eval, batch_norm_eval_relu, batch_norm_train};
+use autograd::ops::batch_norm::{batch_norm_eval, batch_norm_train};
 use autograd::{no_grad, Var};
 use tensor::ops::batch_norm::batch_norm_update_running;
 use tensor::Tensor;
@@ -156,18 +156,6 @@ impl BatchNorm {
         Ok(y)
     }
 
-    /// relu(forward(x)); in evaluation mode as one op (`batch_norm_eval_relu`: one pass over x
-    /// on the CPU, the same values).
-    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
-        if self.is_training() {
-            return Ok(self.forward(x)?.relu()?);
-        }
-        self.check_input(x)?;
-        let (gamma, beta) = (self.weight.as_ref(), self.bias.as_ref());
-        let (mean, var) = (self.running_mean.value(), self.running_var.value());
-        Ok(batch_norm_eval_relu(x, &mean, &var, gamma, beta, self.eps)?)
-    }
-
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
         if let Some(w) = &self.weight {
             visit("weight", w);
@@ -246,9 +234,6 @@ impl<const D: usize> Deref for BatchNormNd<D> {
 impl<const D: usize> Module for BatchNormNd<D> {
     fn forward(&self, x: &Var) -> Result<Var> {
         self.0.forward(x)
-    }
-    fn forward_then_relu(&self, x: &Var) -> Result<Var> {
-        self.0.forward_then_relu(x)
     }
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {
         self.0.visit_parameters(visit)

@@ -11,7 +11,6 @@ use rayon::prelude::*;
 use crate::cpu::reduce::sum_map_f64;
 use crate::descriptors::BatchNormGeometry;
 use crate::dtype::Float;
-use crate::elementwise_table::{Relu, UnaryFormula};
 
 /// Per-channel statistics of a training-mode forward, each of length C.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,24 +72,6 @@ fn channel_grad_sums<T: Float>(gy: &[T], x: &[T], d: BatchNormGeometry, center: 
 /// out[n, c, s] = x[n, c, s] · scale[c] + shift[c], in parallel over the N·C planes.
 // x: [N, C, S], scale, shift: [C] → [N, C, S]
 fn affine_per_channel<T: Float>(x: &[T], d: BatchNormGeometry, scale: &[T], shift: &[T]) -> Vec<T> {
-    affine_per_channel_then(x, d, scale, shift, |y| y)
-}
-
-/// relu(x · scale + shift) per channel in the same pass: the ReLU op's formula on the affine
-/// pass's values, so the same bits as the two ops one after the other.
-// x: [N, C, S], scale, shift: [C] → [N, C, S]
-fn affine_relu_per_channel<T: Float>(x: &[T], d: BatchNormGeometry, scale: &[T], shift: &[T]) -> Vec<T> {
-    affine_per_channel_then(x, d, scale, shift, |y| <Relu as UnaryFormula>::forward(y, T::ZERO, T::ZERO))
-}
-
-/// f(x · scale + shift) per channel, in parallel over the N·C planes.
-fn affine_per_channel_then<T: Float>(
-    x: &[T],
-    d: BatchNormGeometry,
-    scale: &[T],
-    shift: &[T],
-    f: impl Fn(T) -> T + Sync,
-) -> Vec<T> {
     if d.s == 0 {
         return vec![T::ZERO; x.len()];
     }
@@ -103,7 +84,7 @@ fn affine_per_channel_then<T: Float>(
     spare.par_chunks_mut(d.s).zip(x.par_chunks(d.s)).with_min_len(min_planes).enumerate().for_each(|(p, (o, xp))| {
         let (a, b) = (scale[p % d.c], shift[p % d.c]);
         for (o, &v) in o.iter_mut().zip(xp) {
-            o.write(f(v * a + b));
+            o.write(v * a + b);
         }
     });
     // SAFETY: the loop wrote every one of the first x.len() elements: `spare` is x.len() long,
@@ -214,9 +195,8 @@ struct DxCoef<T> {
 // ---------------------------------------------------------------- eval mode
 
 /// Eval forward with running statistics: y = (x − rm_c)/sqrt(rv_c + eps)·γ_c + β_c,
-/// computed as x·a_c + b_c like the training forward; with `relu`, relu(y) in the same pass.
+/// computed as x·a_c + b_c like the training forward.
 // x: [N, C, S]; running_mean, running_var, gamma, beta: [C] → y: [N, C, S]
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval_forward<T: Float>(
     x: &[T],
     d: BatchNormGeometry,
@@ -225,17 +205,12 @@ pub fn batch_norm_eval_forward<T: Float>(
     gamma: Option<&[T]>,
     beta: Option<&[T]>,
     eps: f64,
-    relu: bool,
 ) -> Vec<T> {
     let scale: Vec<f64> =
         (0..d.c).map(|c| param_or(gamma, c, T::ONE).to_f64() / (running_var[c].to_f64() + eps).sqrt()).collect();
     let shift: Vec<f64> =
         (0..d.c).map(|c| param_or(beta, c, T::ZERO).to_f64() - running_mean[c].to_f64() * scale[c]).collect();
-    if relu {
-        affine_relu_per_channel(x, d, &cast(&scale), &cast(&shift))
-    } else {
-        affine_per_channel(x, d, &cast(&scale), &cast(&shift))
-    }
+    affine_per_channel(x, d, &cast(&scale), &cast(&shift))
 }
 
 /// Eval backward. The forward was y = (x − rm)·r⁻¹·γ + β with constants rm and
@@ -361,16 +336,7 @@ mod tests {
         // x: [N=1, C=2, S=2], running mean {1, −2}, running var {4, 0.25}, eps 0.
         let x = [3.0f64, 5.0, -2.0, -1.5];
         let d = BatchNormGeometry { n: 1, c: 2, s: 2 };
-        let y = batch_norm_eval_forward(
-            &x,
-            d,
-            &[1.0, -2.0],
-            &[4.0, 0.25],
-            Some(&[3.0, 1.0]),
-            Some(&[0.0, 1.0]),
-            0.0,
-            false,
-        );
+        let y = batch_norm_eval_forward(&x, d, &[1.0, -2.0], &[4.0, 0.25], Some(&[3.0, 1.0]), Some(&[0.0, 1.0]), 0.0);
         // channel 0: (x − 1)/2·3; channel 1: (x + 2)/0.5 + 1
         assert_eq!(y, vec![3.0, 6.0, 1.0, 2.0]);
     }
@@ -434,7 +400,7 @@ mod tests {
         let beta = randn(d.c, &mut rng, 0.0, 1.0);
         let eps = 1e-5;
         let loss = |x: &[f64], gm: &[f64], bt: &[f64]| {
-            dot(&batch_norm_eval_forward(x, d, &rm, &rv, Some(gm), Some(bt), eps, false), &g)
+            dot(&batch_norm_eval_forward(x, d, &rm, &rv, Some(gm), Some(bt), eps), &g)
         };
         let (dx, dgamma, dbeta) = batch_norm_eval_backward(&g, &x, d, &rm, &rv, Some(&gamma), eps);
         let fdx = fd_grad(&x, |v| loss(v, &gamma, &beta));

@@ -29,7 +29,7 @@ impl ResBlock {
 
 impl Module for ResBlock {
     fn forward(&self, x: &Var) -> nn::Result<Var> {
-        let h = self.bn2.forward(&self.bn1.forward_then_relu(&self.conv.forward(x)?)?)?;
+        let h = self.bn2.forward(&self.bn1.forward(&self.conv.forward(x)?)?.relu()?)?;
         Ok(x.add(&h)?)
     }
 

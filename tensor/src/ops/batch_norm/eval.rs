@@ -27,34 +27,6 @@ pub fn batch_norm_eval(
     beta: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
-    batch_norm_eval_then(x, [running_mean, running_var], [gamma, beta], eps, false)
-}
-
-/// relu(batch_norm_eval(x, …)): on the CPU in one pass over x, which the two ops take two of;
-/// elsewhere the two ops. The same values bit for bit as the two ops. Shapes as
-/// [`batch_norm_eval`].
-pub fn batch_norm_eval_relu(
-    x: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    eps: f64,
-) -> Result<Tensor> {
-    match x.storage() {
-        Storage::Cpu(_) => batch_norm_eval_then(x, [running_mean, running_var], [gamma, beta], eps, true),
-        _ => batch_norm_eval(x, running_mean, running_var, gamma, beta, eps)?.relu(),
-    }
-}
-
-/// The CPU computes `relu` in the batch norm's own pass; other devices never ask it to.
-fn batch_norm_eval_then(
-    x: &Tensor,
-    [running_mean, running_var]: [&Tensor; 2],
-    [gamma, beta]: [Option<&Tensor>; 2],
-    eps: f64,
-    relu: bool,
-) -> Result<Tensor> {
     const OP: &str = "batch_norm_eval";
     let _profile = profile::scope(OpFamily::BatchNorm, OP, x);
     let d = bn_dims(OP, x)?;
@@ -67,7 +39,7 @@ fn batch_norm_eval_then(
     match x.storage() {
         Storage::Cpu(_) => {
             let x = x.contiguous()?;
-            with_float_type!(x.dtype(), T => batch_norm_eval_typed::<T>(&x, d, &rm, &rv, &gamma, &beta, eps, relu))
+            with_float_type!(x.dtype(), T => batch_norm_eval_typed::<T>(&x, d, &rm, &rv, &gamma, &beta, eps))
         }
         Storage::Reference(_) => {
             let (gamma, beta) = (affine_values(gamma.as_ref(), 1.0, d)?, affine_values(beta.as_ref(), 0.0, d)?);
@@ -93,7 +65,6 @@ fn batch_norm_eval_then(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn batch_norm_eval_typed<T: Float>(
     x: &Tensor,
     d: BatchNormGeometry,
@@ -102,7 +73,6 @@ fn batch_norm_eval_typed<T: Float>(
     gamma: &Option<Tensor>,
     beta: &Option<Tensor>,
     eps: f64,
-    relu: bool,
 ) -> Result<Tensor> {
     let y = kernel::batch_norm_eval_forward(
         x.cpu_slice::<T>()?,
@@ -112,7 +82,6 @@ fn batch_norm_eval_typed<T: Float>(
         opt_slice(gamma)?,
         opt_slice(beta)?,
         eps,
-        relu,
     );
     Tensor::from_vec(y, x.shape())
 }

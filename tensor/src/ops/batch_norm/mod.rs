@@ -24,7 +24,7 @@ use crate::tensor::{run_gpu, Tensor};
 mod eval;
 mod train;
 
-pub use eval::{batch_norm_eval, batch_norm_eval_backward, batch_norm_eval_relu};
+pub use eval::{batch_norm_eval, batch_norm_eval_backward};
 pub use train::{batch_norm_train, batch_norm_train_backward};
 
 /// What a training-mode batch norm returns. All statistics have shape \[C\].
