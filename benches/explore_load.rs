@@ -116,26 +116,27 @@ fn main() {
     let in_time = samples.iter().filter(|s| s.ok && s.status == 200 && s.finished <= deadline).count();
     let superseded = samples.iter().filter(|s| s.ok && s.status == 204).count();
     let errors = samples.iter().filter(|s| !s.ok).count();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().max(1) - 1));
     let ms = |v: Option<&f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!("decodes: {decoded} ({in_time} within the {seconds} s), superseded: {superseded}");
     println!("decodes/s: {:.1}", in_time as f64 / seconds as f64);
-    println!("latency ms: p50 {}, p99 {}, max {}", ms(pct(0.50)), ms(pct(0.99)), ms(latencies.last()));
+    println!(
+        "latency ms: p50 {}, p99 {}, max {}",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last())
+    );
     // Where the latency went: the decode of its batch, and the rest (waiting for the batches
     // ahead, the connection's threads, the PNG).
     let mut decode: Vec<f64> = samples.iter().filter_map(|s| s.decode_ms).collect();
     let mut rest: Vec<f64> = samples.iter().filter_map(|s| s.decode_ms.map(|d| s.latency_ms - d)).collect();
     decode.sort_by(f64::total_cmp);
     rest.sort_by(f64::total_cmp);
-    fn of(v: &[f64], p: f64) -> Option<&f64> {
-        v.get(((v.len() as f64 * p) as usize).min(v.len().max(1) - 1))
-    }
     println!(
         "of which the batch's decode ms: p50 {}, p99 {}; the rest: p50 {}, p99 {}",
-        ms(of(&decode, 0.50)),
-        ms(of(&decode, 0.99)),
-        ms(of(&rest, 0.50)),
-        ms(of(&rest, 0.99))
+        ms(percentile(&decode, 0.50)),
+        ms(percentile(&decode, 0.99)),
+        ms(percentile(&rest, 0.50)),
+        ms(percentile(&rest, 0.99))
     );
     println!("errors: {errors}");
     if let Some(first) = samples.iter().find(|s| !s.ok) {
@@ -151,11 +152,16 @@ fn main() {
     println!(
         "| {decoded} | {:.1} | {} | {} | {} | {errors} | {} |",
         in_time as f64 / seconds as f64,
-        ms(pct(0.50)),
-        ms(pct(0.99)),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
         ms(latencies.last()),
         peak_kib.map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
     );
+}
+
+/// The value at fraction `p` of `sorted` (ascending), `None` when it is empty.
+fn percentile(sorted: &[f64], p: f64) -> Option<&f64> {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().max(1) - 1))
 }
 
 fn fail(message: &str) -> ! {
