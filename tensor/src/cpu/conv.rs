@@ -48,9 +48,10 @@
 //!
 //! Winograd: a 3×3 kernel at stride 1 can also be computed with 4/9 of the multiply-adds, by
 //! Winograd's minimal filtering F(2×2, 3×3) (`cpu::winograd`): 16 GEMMs between transformed
-//! kernels and transformed input tiles. Its transforms move four times the input and output
-//! through memory, so it wins on deep layers and loses on large planes; with tuning on, the
-//! forward and backward-data time it beside their other ways.
+//! kernels and transformed input tiles. Written out whole, its transforms move four times the
+//! input and output through memory; the tuner's cut runs it in cache-sized blocks of tile rows
+//! instead (`cpu::winograd_blocked`), and with tuning on the forward and backward-data time it
+//! beside their other ways.
 //!
 //! Implicit GEMM: the GEMM copies col again, panel by panel, into its packed B blocks. The
 //! forward on the `ImplicitGemm` rung skips col: the GEMM asks for each packed panel and
@@ -71,6 +72,7 @@ use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::shifted_rows;
 use crate::cpu::tuning;
 use crate::cpu::winograd;
+use crate::cpu::winograd_blocked;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 use crate::reference::conv as reference;
@@ -806,8 +808,8 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`), and large images are
 /// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`). With tuning on,
-/// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) instead ([`winograd`]), where
-/// this machine measured it faster. Into at most four channels at stride 1, each output row is
+/// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) in blocks instead
+/// ([`winograd_blocked`]), where this machine measured it faster. Into at most four channels at stride 1, each output row is
 /// summed from shifted input rows instead ([`shifted_rows`]).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
@@ -856,7 +858,7 @@ fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: 
             Some(live) => indirect::conv2d_forward(x, &crop_to_live(&live, w, g), bias, &live.geometry),
             None => indirect::conv2d_forward(x, w, bias, g),
         },
-        tuning::WINOGRAD => winograd::conv2d_forward(x, w, bias, g),
+        tuning::WINOGRAD => winograd_blocked::conv2d_forward(x, w, bias, g),
         tuning::PHASE_GRID => phase_grid::conv2d_forward(x, w, bias, g),
         tuning::SHIFTED_ROWS => shifted_rows::conv2d_forward(x, w, bias, g),
         _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
@@ -985,7 +987,7 @@ fn backward_data_by_way<T: Float>(way: &str, grad_y: &[T], w: &[T], bias: Option
     let full = || g.full_correlation().expect("the full correlation's ways are offered at stride 1 only");
     match way {
         tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None),
-        tuning::WINOGRAD => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
+        tuning::WINOGRAD => winograd_blocked::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::INDIRECT => forward_by_cut(tuning::INDIRECT, grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::PHASE_GRID => phase_grid::conv2d_backward_data(grad_y, w, bias, g),
         _ => backward_data_by_col2im(grad_y, w, bias, g),

@@ -21,6 +21,7 @@ pub mod shifted_rows;
 pub mod tuning;
 pub mod upsampled_conv;
 pub mod winograd;
+pub mod winograd_blocked;
 
 /// What the convolution kernels' unit tests share: their inputs and their comparison with the
 /// reference tier.

@@ -148,7 +148,7 @@ pub(crate) const SIDE_BY_SIDE_DW_ROWS: &str = "side-by-side-dw-rows";
 pub(crate) const COL2IM: &str = "col2im";
 pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// A third way for the forward, and for backward-data as the full correlation, where the
-/// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) (`cpu::winograd`).
+/// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`).
 pub(crate) const WINOGRAD: &str = "winograd";
 /// A fourth way for the forward, and for backward-data as the full correlation: an implicit
 /// GEMM that copies its B panels out of the input's stride phases (`cpu::phase_grid`).
@@ -185,11 +185,17 @@ fn is_choice_name(name: &str) -> bool {
 
 /// What the timings depend on: the CPU, the f32 GEMM kernels it runs (its instruction sets,
 /// which a virtual machine may hide in part, and the candidates of this build: a build with
-/// another kernel measures anew), the cuts a convolution can take (likewise), and the threads.
+/// another kernel measures anew), the cuts a convolution can take (likewise, and their
+/// [`CUTS_REVISION`]), and the threads.
 pub fn machine_key() -> String {
     let kernels = gemm::f32_kernel_names().join(" ");
-    format!("{}, {kernels}, {}, {} threads", cpu_model(), CUTS.join(" "), rayon::current_num_threads())
+    let threads = rayon::current_num_threads();
+    format!("{}, {kernels}, {} (revision {CUTS_REVISION}), {threads} threads", cpu_model(), CUTS.join(" "))
 }
+
+/// Counts the changes to how a cut runs under the same name (2: Winograd in cache-sized blocks,
+/// `cpu::winograd_blocked`), so that a cache measured on the cut's older form measures anew.
+const CUTS_REVISION: u32 = 2;
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
 /// [`cpu_model_from`].

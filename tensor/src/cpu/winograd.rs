@@ -124,6 +124,22 @@ fn output_transform<T: Float>(m: &[T; 16]) -> [[T; 2]; 2] {
     std::array::from_fn(|r| output_1d([columns[0][r], columns[1][r], columns[2][r], columns[3][r]]))
 }
 
+/// Every kernel's U = G·g·Gᵀ, as U[co][ξ][ci]: for each output channel its 16 rows of C_in, so
+/// that the transform runs in parallel over output channels and U_ξ is the [C_out, C_in]
+/// matrix of row stride 16·C_in.
+// w: [C_out, C_in, 3, 3] → u: [C_out, 16, C_in]
+pub(crate) fn filter_transforms<T: Float>(w: &[T], c_out: usize, c_in: usize) -> Vec<T> {
+    let mut u = vec![T::ZERO; c_out * 16 * c_in];
+    u.par_chunks_mut(16 * c_in).zip(w.par_chunks(9 * c_in)).for_each(|(u_co, w_co)| {
+        for (ci, g) in w_co.chunks_exact(9).enumerate() {
+            for (xi, value) in filter_transform(g).into_iter().enumerate() {
+                u_co[xi * c_in + ci] = value;
+            }
+        }
+    });
+    u
+}
+
 /// y = conv2d(x, w) + bias by F(2×2, 3×3), for a geometry where [`applies`] holds.
 // x: [N, C_in, H, W]   w: [C_out, C_in, 3, 3]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
@@ -136,17 +152,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     let (tile_rows, tile_cols) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
     let tiles = tile_rows * tile_cols; // per image
 
-    // U[co][ξ][ci]: for each output channel its 16 rows of C_in, so that the transform runs in
-    // parallel over output channels and U_ξ is the [C_out, C_in] matrix of row stride 16·C_in.
-    let mut u = vec![T::ZERO; c_out * 16 * c_in];
-    u.par_chunks_mut(16 * c_in).enumerate().for_each(|(co, u_co)| {
-        for ci in 0..c_in {
-            let tile = filter_transform(&w[(co * c_in + ci) * 9..][..9]);
-            for (xi, &value) in tile.iter().enumerate() {
-                u_co[xi * c_in + ci] = value;
-            }
-        }
-    });
+    let u = filter_transforms(w, c_out, c_in);
 
     let images_per_pass = (TILES_PER_PASS / tiles).clamp(1, g.batch);
     let columns = images_per_pass * tiles;
