@@ -110,16 +110,15 @@ fn add_terms<T: Float>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
     if let (Some(padded), Some(w_by_tap)) =
         (same_type_slice::<T, f32>(band.padded), same_type_slice::<T, f32>(band.w_by_tap))
     {
-        let band = Band { padded, w_by_tap, rows: band.rows, g: band.g };
         let mut rows: Vec<&mut [f32]> =
             y_rows.iter_mut().map(|r| same_type_slice_mut::<T, f32>(r).expect("T is f32")).collect();
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: this CPU has AVX-512F.
-            return unsafe { add_terms_avx512(&mut rows, band, r) };
+            return unsafe { add_terms_avx512(&mut rows, padded, w_by_tap, band.rows, band.g, r) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: this CPU has AVX2.
-            return unsafe { add_terms_avx2(&mut rows, band, r) };
+            return unsafe { add_terms_avx2(&mut rows, padded, w_by_tap, band.rows, band.g, r) };
         }
     }
     add_terms_plain(y_rows, band, r);
@@ -127,17 +126,36 @@ fn add_terms<T: Float>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
 
 /// [`add_terms`] compiled for AVX-512: the same loops, so the same bits (a multiply, then an
 /// add: Rust never fuses them).
+///
+/// The band's slices come as arguments of their own, not inside a [`Band`]: only a reference
+/// passed directly tells the compiler that nothing else writes through it, and without that
+/// it left the loops unvectorized, ten times slower (2.2 against 0.25 ms a code at 16 codes
+/// into 3 channels, Xeon model 207).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn add_terms_avx512(y_rows: &mut [&mut [f32]], band: Band<f32>, r: usize) {
-    add_terms_plain(y_rows, band, r);
+unsafe fn add_terms_avx512(
+    y_rows: &mut [&mut [f32]],
+    padded: &[f32],
+    w_by_tap: &[f32],
+    rows: usize,
+    g: &Conv2dGeometry,
+    r: usize,
+) {
+    add_terms_plain(y_rows, Band { padded, rows, w_by_tap, g }, r);
 }
 
-/// [`add_terms`] compiled for AVX2.
+/// [`add_terms`] compiled for AVX2 (its slices passed as for [`add_terms_avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_terms_avx2(y_rows: &mut [&mut [f32]], band: Band<f32>, r: usize) {
-    add_terms_plain(y_rows, band, r);
+unsafe fn add_terms_avx2(
+    y_rows: &mut [&mut [f32]],
+    padded: &[f32],
+    w_by_tap: &[f32],
+    rows: usize,
+    g: &Conv2dGeometry,
+    r: usize,
+) {
+    add_terms_plain(y_rows, Band { padded, rows, w_by_tap, g }, r);
 }
 
 /// Output pixels one register block holds per channel: two AVX-512 vectors (four channels'
