@@ -20,6 +20,7 @@ pub mod reduce;
 pub mod shifted_rows;
 pub mod tuning;
 pub mod upsampled_conv;
+mod vectorized;
 pub mod winograd;
 pub mod winograd_blocked;
 

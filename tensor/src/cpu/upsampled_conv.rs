@@ -4,9 +4,13 @@
 //! phase planes against one [2H, 2W] plane, parallel over planes; and the forward by the
 //! layer's own Winograd transform, in blocks of rows of the small image, parallel over blocks.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
+use crate::cpu::vectorized;
+use crate::cpu::winograd_blocked::{add, block_rows, subtract};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -137,7 +141,7 @@ pub fn conv2d_nearest_upsampled<T: Float>(
     c_out: usize,
 ) -> Vec<T> {
     let [_, c_in, h, wd] = sizes;
-    in_blocks(x, w, bias, sizes, c_out, block_rows::<T>(h, wd, c_in, c_out))
+    in_blocks(x, w, bias, sizes, c_out, block_rows::<T>(h, wd, 9, c_in, c_out))
 }
 
 /// [`conv2d_nearest_upsampled`] in blocks of `rows` rows of small pixels (the tests walk
@@ -146,10 +150,11 @@ fn in_blocks<T: Float>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
-    [batch, c_in, h, wd]: [usize; 4],
+    sizes: [usize; 4],
     c_out: usize,
     rows: usize,
 ) -> Vec<T> {
+    let [batch, c_in, h, wd] = sizes;
     let plane = h * wd; // one tile per small pixel
     let mut y = vec![T::ZERO; batch * c_out * 4 * plane];
     if y.is_empty() {
@@ -190,11 +195,45 @@ fn in_blocks<T: Float>(
     };
     (0..blocks).into_par_iter().for_each_init(scratch, |(v, m, t, q), block_index| {
         let r0 = block_index * rows; // rows r0.. of the batch's rows, image after image
-        let block = rows.min(batch * h - r0);
-        let cols = block * wd;
-        for (ci, v_ci) in v.chunks_exact_mut(9 * cols).take(c_in).enumerate() {
-            for r in 0..block {
-                let (image, i) = ((r0 + r) / h, (r0 + r) % h);
+        let block = r0..(r0 + rows).min(batch * h);
+        let cols = block.len() * wd;
+        let v = &mut v[..c_in * 9 * cols];
+        vectorized::run(InputPass { x, sizes, block: block.clone(), v, t });
+
+        let m = &mut m[..c_out * 9 * cols];
+        for xi in 0..9 {
+            let v_xi = MatRef { data: &v[xi * cols..], rows: c_in, cols, row_stride: 9 * cols, col_stride: 1 };
+            let m_xi = &mut m[xi * cols..];
+            if serial {
+                gemm_serial_packed_a(&u_packed[xi], v_xi, m_xi, 9 * cols, false);
+            } else {
+                gemm(u_xi(xi), v_xi, m_xi, 9 * cols, false);
+            }
+        }
+        vectorized::run(OutputPass { m, bias, sizes, c_out, block, out, q });
+    });
+    y
+}
+
+/// V = C·s·Cᵀ of every small pixel in the rows `block` of the batch, for every input channel,
+/// into v: [C_in, 9, pixels of the block].
+struct InputPass<'a, T> {
+    x: &'a [T],
+    sizes: [usize; 4],
+    block: Range<usize>,
+    v: &'a mut [T],
+    /// One row with C applied down its column.
+    t: &'a mut [T],
+}
+
+impl<T: Float> vectorized::Work for InputPass<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let InputPass { x, sizes: [_, c_in, h, wd], block, v, t } = self;
+        let (plane, cols) = (h * wd, block.len() * wd);
+        for (ci, v_ci) in v.chunks_exact_mut(9 * cols).enumerate() {
+            for (r, batch_row) in block.clone().enumerate() {
+                let (image, i) = (batch_row / h, batch_row % h);
                 let s = &x[(image * c_in + ci) * plane..][..plane];
                 let row = |i: usize| &s[i * wd..][..wd];
                 let (above, centre, below) = (i.checked_sub(1).map(row), row(i), (i + 1 < h).then(|| row(i + 1)));
@@ -219,23 +258,31 @@ fn in_blocks<T: Float>(
                 }
             }
         }
+    }
+}
 
-        let m = &mut m[..c_out * 9 * cols];
-        for xi in 0..9 {
-            let v_xi = MatRef { data: &v[xi * cols..], rows: c_in, cols, row_stride: 9 * cols, col_stride: 1 };
-            let m_xi = &mut m[xi * cols..];
-            if serial {
-                gemm_serial_packed_a(&u_packed[xi], v_xi, m_xi, 9 * cols, false);
-            } else {
-                gemm(u_xi(xi), v_xi, m_xi, 9 * cols, false);
-            }
-        }
+/// Each output quad from its nine M values (m: [C_out, 9, pixels of the block]), plus the
+/// bias, written into the two output rows of each small row in `block`.
+struct OutputPass<'a, T> {
+    m: &'a [T],
+    bias: Option<&'a [T]>,
+    sizes: [usize; 4],
+    c_out: usize,
+    block: Range<usize>,
+    out: SharedOut<T>,
+    /// Three rows of M with A applied along them, each as its even and odd columns.
+    q: &'a mut [[Vec<T>; 2]; 3],
+}
 
-        // Each output quad from its nine M values: A along the row, then down the column.
+impl<T: Float> vectorized::Work for OutputPass<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let OutputPass { m, bias, sizes: [_, _, h, wd], c_out, block, out, q } = self;
+        let cols = block.len() * wd;
         for (co, m_co) in m.chunks_exact(9 * cols).enumerate() {
             let b = bias.map_or(T::ZERO, |b| b[co]);
-            for r in 0..block {
-                let (image, i) = ((r0 + r) / h, (r0 + r) % h);
+            for (r, batch_row) in block.clone().enumerate() {
+                let (image, i) = (batch_row / h, batch_row % h);
                 // SAFETY: output rows 2i and 2i + 1 of (image, co) lie within y, and no other
                 // block writes them: each small row belongs to one block.
                 let pair = unsafe { out.slice(((image * c_out + co) * 2 * h + 2 * i) * 2 * wd, 4 * wd) };
@@ -250,47 +297,36 @@ fn in_blocks<T: Float>(
                 // Then down the column: rows 2i and 2i + 1 of the output, each pair of columns
                 // (2j, 2j + 1) from the even and odd q.
                 let [q0, q1, q2] = &*q;
-                for (j, (top, bottom)) in top.chunks_exact_mut(2).zip(bottom.chunks_exact_mut(2)).enumerate() {
-                    top[0] = q0[0][j] + q1[0][j] + b;
-                    top[1] = q0[1][j] + q1[1][j] + b;
-                    bottom[0] = q1[0][j] - q2[0][j] + b;
-                    bottom[1] = q1[1][j] - q2[1][j] + b;
-                }
+                interleave(top, [&q0[0], &q0[1]], [&q1[0], &q1[1]], false, b);
+                interleave(bottom, [&q1[0], &q1[1]], [&q2[0], &q2[1]], true, b);
             }
         }
-    });
-    y
-}
-
-/// out = a − b, element by element.
-fn subtract<T: Float>(out: &mut [T], a: &[T], b: &[T]) {
-    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = a - b);
-}
-
-/// out = a + b, element by element.
-fn add<T: Float>(out: &mut [T], a: &[T], b: &[T]) {
-    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = a + b);
-}
-
-/// Rows of small pixels a block of [`conv2d_nearest_upsampled`] takes: its V and M (nine values
-/// per pixel and channel, in and out) within about `BLOCK_BYTES`, but at least
-/// `BLOCK_MIN_PIXELS` pixels, for GEMMs wide enough to run at speed; whole images when it
-/// holds more than one.
-fn block_rows<T>(h: usize, w: usize, c_in: usize, c_out: usize) -> usize {
-    let per_pixel = 9 * (c_in + c_out) * std::mem::size_of::<T>();
-    let pixels = (BLOCK_BYTES / per_pixel.max(1)).max(BLOCK_MIN_PIXELS);
-    let rows = (pixels / w.max(1)).max(1);
-    if rows > h && h > 0 {
-        rows - rows % h
-    } else {
-        rows
     }
 }
 
-/// See [`block_rows`]: a quarter of one core's L2 (512 KiB ran faster than 1 and 2 MiB).
-const BLOCK_BYTES: usize = 1 << 19;
-/// See [`block_rows`].
-const BLOCK_MIN_PIXELS: usize = 64;
+/// One output row from two rows of q, each as its even and odd columns: columns (2j, 2j + 1)
+/// are (first + second) + bias, or (first − second) + bias with `minus`.
+#[inline(always)]
+fn interleave<T: Float>(
+    y_row: &mut [T],
+    [first_even, first_odd]: [&[T]; 2],
+    [second_even, second_odd]: [&[T]; 2],
+    minus: bool,
+    bias: T,
+) {
+    let pairs = y_row.chunks_exact_mut(2).zip(first_even.iter().zip(first_odd).zip(second_even.iter().zip(second_odd)));
+    if minus {
+        for (pair, ((&fe, &fo), (&se, &so))) in pairs {
+            pair[0] = fe - se + bias;
+            pair[1] = fo - so + bias;
+        }
+    } else {
+        for (pair, ((&fe, &fo), (&se, &so))) in pairs {
+            pair[0] = fe + se + bias;
+            pair[1] = fo + so + bias;
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -316,16 +352,6 @@ mod tests {
                 assert_within(&format!("{what}, f32"), got.into_iter().map(f64::from), &want, 1e-5);
             }
         }
-    }
-
-    #[test]
-    fn blocks_hold_whole_images_once_they_hold_more_than_one() {
-        // 4×4 planes of 512 channels in and out: 64 pixels, four whole images.
-        assert_eq!(block_rows::<f32>(4, 4, 512, 512), 16);
-        // 32×32 planes of 128 in and 64 out: about 512 KiB of V and M, whole rows.
-        assert_eq!(block_rows::<f32>(32, 32, 128, 64), 2);
-        // Few channels on a three-row plane: many images, so a multiple of three rows.
-        assert_eq!(block_rows::<f32>(3, 1, 1, 1) % 3, 0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
+use crate::cpu::vectorized;
 use crate::cpu::winograd;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
@@ -65,7 +66,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
         let cols = block.len() * tile_cols;
         let v = &mut v[..c_in * 16 * cols];
         let input = Transform::Input { x, v };
-        vectorized(BlockTransform { transform: input, g, tiles, block: block.clone() }, rows_scratch);
+        vectorized::run(BlockTransform { transform: input, g, tiles, block: block.clone(), scratch: rows_scratch });
 
         let m = &mut m[..c_out * 16 * cols];
         for xi in 0..16 {
@@ -77,7 +78,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
             }
         }
         let output = Transform::Output { m, bias, out };
-        vectorized(BlockTransform { transform: output, g, tiles, block: block.clone() }, rows_scratch);
+        vectorized::run(BlockTransform { transform: output, g, tiles, block: block.clone(), scratch: rows_scratch });
     });
     // SAFETY: every output row lies in one tile row, whose block wrote all of its columns.
     unsafe { y.set_len(len) };
@@ -237,53 +238,23 @@ enum Transform<'a, T> {
     Output { m: &'a [T], bias: Option<&'a [T]>, out: SharedOut<MaybeUninit<T>> },
 }
 
-/// A transform over the tile rows `block`.
+/// A transform over the tile rows `block`, run by [`vectorized::run`].
 struct BlockTransform<'a, T> {
     transform: Transform<'a, T>,
     g: &'a Conv2dGeometry,
     tiles: Tiles,
     block: std::ops::Range<usize>,
+    scratch: &'a mut RowScratch<T>,
 }
 
-/// Runs a block's transform compiled for the widest vectors this CPU has (AVX-512, AVX2, or
-/// the build's own): the transforms are additions along rows, which the compiler vectorizes,
-/// but the build targets every x86-64. The same operations in the same order on every path,
-/// so the same bits.
-fn vectorized<T: Float>(work: BlockTransform<T>, scratch: &mut RowScratch<T>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: this CPU has AVX-512F.
-            return unsafe { with_avx512(work, scratch) };
+impl<T: Float> vectorized::Work for BlockTransform<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let BlockTransform { transform, g, tiles, block, scratch } = self;
+        match transform {
+            Transform::Input { x, v } => transform_input(x, g, tiles, block, v, scratch),
+            Transform::Output { m, bias, out } => transform_output(m, bias, g, tiles, block, out, scratch),
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: this CPU has AVX2.
-            return unsafe { with_avx2(work, scratch) };
-        }
-    }
-    run(work, scratch);
-}
-
-/// See [`vectorized`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn with_avx512<T: Float>(work: BlockTransform<T>, scratch: &mut RowScratch<T>) {
-    run(work, scratch);
-}
-
-/// See [`vectorized`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn with_avx2<T: Float>(work: BlockTransform<T>, scratch: &mut RowScratch<T>) {
-    run(work, scratch);
-}
-
-/// The transform itself, inlined into each of [`vectorized`]'s paths.
-#[inline(always)]
-fn run<T: Float>(BlockTransform { transform, g, tiles, block }: BlockTransform<T>, scratch: &mut RowScratch<T>) {
-    match transform {
-        Transform::Input { x, v } => transform_input(x, g, tiles, block, v, scratch),
-        Transform::Output { m, bias, out } => transform_output(m, bias, g, tiles, block, out, scratch),
     }
 }
 
@@ -408,5 +379,8 @@ mod tests {
         assert_eq!(block_rows::<f32>(32, 32, 16, 64, 64), 2);
         // Few channels on three-row planes: many images, so a multiple of three rows.
         assert_eq!(block_rows::<f32>(3, 1, 16, 1, 1) % 3, 0);
+        // The upsampled convolution's nine values a small pixel: 32×32 planes of 128 channels
+        // in and 64 out hold about 512 KiB in two rows.
+        assert_eq!(block_rows::<f32>(32, 32, 9, 128, 64), 2);
     }
 }
