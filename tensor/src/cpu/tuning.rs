@@ -186,7 +186,7 @@ fn is_choice_name(name: &str) -> bool {
 /// What the timings depend on: the CPU, the f32 GEMM kernels it runs (its instruction sets,
 /// which a virtual machine may hide in part, and the candidates of this build: a build with
 /// another kernel measures anew), the cuts a convolution can take (likewise, and their
-/// [`CUTS_REVISION`]), and the threads.
+/// `CUTS_REVISION`), and the threads.
 pub fn machine_key() -> String {
     let kernels = gemm::f32_kernel_names().join(" ");
     let threads = rayon::current_num_threads();
