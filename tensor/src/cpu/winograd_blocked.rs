@@ -16,6 +16,7 @@
 //! the compiler turns into vector instructions.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -65,8 +66,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
         let block = r0..(r0 + rows).min(g.batch * tile_rows);
         let cols = block.len() * tile_cols;
         let v = &mut v[..c_in * 16 * cols];
-        let input = Transform::Input { x, v };
-        vectorized::run(BlockTransform { transform: input, g, tiles, block: block.clone(), scratch: rows_scratch });
+        vectorized::run(InputPass { x, g, tiles, block: block.clone(), v, scratch: rows_scratch });
 
         let m = &mut m[..c_out * 16 * cols];
         for xi in 0..16 {
@@ -77,8 +77,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
                 gemm(u_xi(xi), v_xi, &mut m[xi * cols..], 16 * cols, false);
             }
         }
-        let output = Transform::Output { m, bias, out };
-        vectorized::run(BlockTransform { transform: output, g, tiles, block: block.clone(), scratch: rows_scratch });
+        vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch: rows_scratch });
     });
     // SAFETY: every output row lies in one tile row, whose block wrote all of its columns.
     unsafe { y.set_len(len) };
@@ -131,7 +130,7 @@ fn transform_input<T: Float>(
     x: &[T],
     g: &Conv2dGeometry,
     tiles: Tiles,
-    block: std::ops::Range<usize>,
+    block: Range<usize>,
     v: &mut [T],
     scratch: &mut RowScratch<T>,
 ) {
@@ -187,7 +186,7 @@ fn transform_output<T: Float>(
     bias: Option<&[T]>,
     g: &Conv2dGeometry,
     tiles: Tiles,
-    block: std::ops::Range<usize>,
+    block: Range<usize>,
     out: SharedOut<MaybeUninit<T>>,
     scratch: &mut RowScratch<T>,
 ) {
@@ -230,31 +229,40 @@ fn transform_output<T: Float>(
     }
 }
 
-/// One of a block's two transforms, and what it reads and writes.
-enum Transform<'a, T> {
-    /// [`transform_input`] from x into V.
-    Input { x: &'a [T], v: &'a mut [T] },
-    /// [`transform_output`] from M into y.
-    Output { m: &'a [T], bias: Option<&'a [T]>, out: SharedOut<MaybeUninit<T>> },
-}
-
-/// A transform over the tile rows `block`, run by [`vectorized::run`].
-struct BlockTransform<'a, T> {
-    transform: Transform<'a, T>,
+/// [`transform_input`]'s arguments, for [`vectorized::run`].
+struct InputPass<'a, T> {
+    x: &'a [T],
     g: &'a Conv2dGeometry,
     tiles: Tiles,
-    block: std::ops::Range<usize>,
+    block: Range<usize>,
+    v: &'a mut [T],
     scratch: &'a mut RowScratch<T>,
 }
 
-impl<T: Float> vectorized::Work for BlockTransform<'_, T> {
+impl<T: Float> vectorized::Work for InputPass<'_, T> {
     #[inline(always)]
     fn run(self) {
-        let BlockTransform { transform, g, tiles, block, scratch } = self;
-        match transform {
-            Transform::Input { x, v } => transform_input(x, g, tiles, block, v, scratch),
-            Transform::Output { m, bias, out } => transform_output(m, bias, g, tiles, block, out, scratch),
-        }
+        let InputPass { x, g, tiles, block, v, scratch } = self;
+        transform_input(x, g, tiles, block, v, scratch);
+    }
+}
+
+/// [`transform_output`]'s arguments, for [`vectorized::run`].
+struct OutputPass<'a, T> {
+    m: &'a [T],
+    bias: Option<&'a [T]>,
+    g: &'a Conv2dGeometry,
+    tiles: Tiles,
+    block: Range<usize>,
+    out: SharedOut<MaybeUninit<T>>,
+    scratch: &'a mut RowScratch<T>,
+}
+
+impl<T: Float> vectorized::Work for OutputPass<'_, T> {
+    #[inline(always)]
+    fn run(self) {
+        let OutputPass { m, bias, g, tiles, block, out, scratch } = self;
+        transform_output(m, bias, g, tiles, block, out, scratch);
     }
 }
 
