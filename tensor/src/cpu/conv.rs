@@ -809,8 +809,8 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`), and large images are
 /// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`). With tuning on,
 /// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) in blocks instead
-/// ([`winograd_blocked`]), where this machine measured it faster. Into at most four channels at stride 1, each output row is
-/// summed from shifted input rows instead ([`shifted_rows`]).
+/// ([`winograd_blocked`]), where this machine measured it faster. Into at most four channels
+/// at stride 1, each output row is summed from shifted input rows instead ([`shifted_rows`]).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     let run = |cut: &str| forward_by_cut(cut, x, w, bias, g);

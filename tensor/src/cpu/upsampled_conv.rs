@@ -146,14 +146,7 @@ pub fn conv2d_nearest_upsampled<T: Float>(
 
 /// [`conv2d_nearest_upsampled`] in blocks of `rows` rows of small pixels (the tests walk
 /// several).
-fn in_blocks<T: Float>(
-    x: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    sizes: [usize; 4],
-    c_out: usize,
-    rows: usize,
-) -> Vec<T> {
+fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, sizes: [usize; 4], c_out: usize, rows: usize) -> Vec<T> {
     let [batch, c_in, h, wd] = sizes;
     let plane = h * wd; // one tile per small pixel
     let mut y = vec![T::ZERO; batch * c_out * 4 * plane];

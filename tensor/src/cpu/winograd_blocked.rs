@@ -326,8 +326,8 @@ pub(crate) fn block_rows<T>(rows_per_image: usize, row_len: usize, values: usize
     }
 }
 
-/// See [`block_rows`]: a quarter of one core's L2 (for the upsampled convolution on a Zen 5,
-/// 512 KiB ran faster than 1 and 2 MiB).
+/// See [`block_rows`]: a quarter of one core's L2 (for the upsampled convolution, 512 KiB ran
+/// faster than 1 and 2 MiB).
 const BLOCK_BYTES: usize = 1 << 19;
 /// See [`block_rows`].
 const BLOCK_MIN_TILES: usize = 64;
