@@ -8,12 +8,14 @@
 //! same operations run in the same order on every path (Rust never fuses a multiply and an
 //! add), so every path gives the same bits.
 //!
-//! One thing the compiler needs to vectorize without run-time overlap checks: that nothing
-//! else writes through the slices a loop reads. It knows that of a slice passed directly as a
-//! function's argument, also once that function is inlined, and not of one read out of a
-//! struct. So the loops belong in small functions taking their slices as arguments (as the
-//! Winograd transforms' `add` and `subtract` do); `cpu::shifted_rows` ran ten times slower
-//! when its register-blocked loop read its rows out of a struct.
+//! What the compiler vectorizes depends on what it can prove about the slices a loop touches,
+//! and that is fragile. The Winograd transforms' loops (element-wise, through small functions
+//! such as `add` and `subtract`) come out with full-width vectors through this seam. The
+//! register-blocked loop of `cpu::shifted_rows` did not: with its slices reaching the AVX-512
+//! function inside a struct, directly or through this seam, it stayed scalar and ran ten
+//! times slower; with the slices as that function's own arguments it is vectorized. After
+//! moving a kernel's arguments around, measure it and look for `zmm` registers in
+//! `perf annotate`.
 
 /// A piece of work whose loops [`run`] compiles for the widest vectors: implement `run` with
 /// `#[inline(always)]`, so that it is inlined into each of [`run`]'s paths.
