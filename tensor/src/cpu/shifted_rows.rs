@@ -128,8 +128,8 @@ fn add_terms<T: Float>(y_rows: &mut [&mut [T]], band: Band<T>, r: usize) {
 /// add: Rust never fuses them).
 ///
 /// The band's slices come as arguments of their own, not inside a [`Band`]: passed inside one
-/// (here or through `cpu::vectorized`), the compiler left the loops scalar, about ten times slower
-/// (2.2 against 0.19–0.25 ms a code at 16 codes into 3 channels, Xeon model 207).
+/// (here or through `cpu::vectorized`), the compiler left the loops scalar, about ten times
+/// slower (2.2 against 0.19–0.25 ms a code at 16 codes into 3 channels, Xeon model 207).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn add_terms_avx512(
