@@ -51,7 +51,8 @@
 //! kernels and transformed input tiles. Written out whole, its transforms move four times the
 //! input and output through memory; the tuner's cut runs it in cache-sized blocks of tile rows
 //! instead (`cpu::winograd_blocked`), and with tuning on the forward and backward-data time it
-//! beside their other ways.
+//! beside their other ways. The larger tile F(4×4, 3×3) (`cpu::winograd_4x4`) computes with
+//! 2.25/9 of the multiply-adds and more transform a value, and is timed beside it.
 //!
 //! Implicit GEMM: the GEMM copies col again, panel by panel, into its packed B blocks. The
 //! forward on the `ImplicitGemm` rung skips col: the GEMM asks for each packed panel and
@@ -72,6 +73,7 @@ use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::shifted_rows;
 use crate::cpu::tuning;
 use crate::cpu::winograd;
+use crate::cpu::winograd_4x4;
 use crate::cpu::winograd_blocked;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
@@ -808,8 +810,8 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// y = conv2d(x, w) + bias, per image y_n = W · im2col(x_n); images with small outputs share
 /// one GEMM, `Y = W · (col_n | col_n+1 | …)` (see `images_per_gemm`), and large images are
 /// unfolded a strip of output rows at a time (see `STRIP_MAX_COL_ELEMENTS`). With tuning on,
-/// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) in blocks instead
-/// ([`winograd_blocked`]), where this machine measured it faster. Into at most four channels
+/// a 3×3 kernel at stride 1 may run as Winograd's F(2×2, 3×3) or F(4×4, 3×3) in blocks instead
+/// ([`winograd_blocked`], [`winograd_4x4`]), where this machine measured it faster. Into at most four channels
 /// at stride 1, each output row is summed from shifted input rows instead ([`shifted_rows`]).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
@@ -822,7 +824,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
         cuts.push(tuning::PHASE_GRID);
     }
     if winograd_fits(g) {
-        cuts.push(tuning::WINOGRAD);
+        cuts.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
     }
     if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
         cuts.push(tuning::INDIRECT);
@@ -850,8 +852,8 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
 const INDIRECT_MIN_CHANNELS: usize = 8;
 
 /// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM,
-/// Winograd's F(2×2, 3×3) for a geometry where [`winograd_fits`], the phase grid, or the
-/// indirect GEMM (on the taps that reach the input, as im2col's cuts crop them).
+/// Winograd (F(2×2, 3×3) or F(4×4, 3×3)) for a geometry where [`winograd_fits`], the phase
+/// grid, or the indirect GEMM (on the taps that reach the input, as im2col's cuts crop them).
 fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
     match cut {
         tuning::INDIRECT => match g.live_taps() {
@@ -859,6 +861,7 @@ fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: 
             None => indirect::conv2d_forward(x, w, bias, g),
         },
         tuning::WINOGRAD => winograd_blocked::conv2d_forward(x, w, bias, g),
+        tuning::WINOGRAD_4X4 => winograd_4x4::conv2d_forward(x, w, bias, g),
         tuning::PHASE_GRID => phase_grid::conv2d_forward(x, w, bias, g),
         tuning::SHIFTED_ROWS => shifted_rows::conv2d_forward(x, w, bias, g),
         _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
@@ -964,7 +967,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
         ways.push(tuning::PHASE_GRID);
     }
     if winograd_fits(&full) {
-        ways.push(tuning::WINOGRAD);
+        ways.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
     }
     if full.c_in.min(full.c_out) >= INDIRECT_MIN_CHANNELS {
         ways.push(tuning::INDIRECT);
@@ -988,6 +991,7 @@ fn backward_data_by_way<T: Float>(way: &str, grad_y: &[T], w: &[T], bias: Option
     match way {
         tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None),
         tuning::WINOGRAD => winograd_blocked::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
+        tuning::WINOGRAD_4X4 => winograd_4x4::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::INDIRECT => forward_by_cut(tuning::INDIRECT, grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::PHASE_GRID => phase_grid::conv2d_backward_data(grad_y, w, bias, g),
         _ => backward_data_by_col2im(grad_y, w, bias, g),
@@ -1871,7 +1875,7 @@ mod tests {
             let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
             let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::PHASE_GRID, tuning::INDIRECT];
             if winograd_fits(&g) {
-                cuts.push(tuning::WINOGRAD);
+                cuts.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
                 winograd_geometries += 1;
             }
             let want = reference::conv2d(&x, &w, Some(&b_out), &g);
@@ -1894,7 +1898,7 @@ mod tests {
                 phase_grids += 1;
             }
             if winograd_fits(&full) {
-                ways.push(tuning::WINOGRAD);
+                ways.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
             }
             // Backward-data with a bias is conv_transpose2d's forward.
             let want = reference::conv_transpose2d(&dy, &w, Some(&b_in), &g.transposed());

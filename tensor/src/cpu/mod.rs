@@ -22,6 +22,7 @@ pub mod tuning;
 pub mod upsampled_conv;
 mod vectorized;
 pub mod winograd;
+pub mod winograd_4x4;
 pub mod winograd_blocked;
 
 /// What the convolution kernels' unit tests share: their inputs and their comparison with the

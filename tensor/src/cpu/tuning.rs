@@ -150,6 +150,9 @@ pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// A third way for the forward, and for backward-data as the full correlation, where the
 /// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`).
 pub(crate) const WINOGRAD: &str = "winograd";
+/// The same place for Winograd's larger tile, F(4×4, 3×3) in blocks
+/// (`cpu::winograd_4x4`): fewer multiply-adds, more transform a value and a larger U.
+pub(crate) const WINOGRAD_4X4: &str = "winograd-4x4";
 /// A fourth way for the forward, and for backward-data as the full correlation: an implicit
 /// GEMM that copies its B panels out of the input's stride phases (`cpu::phase_grid`).
 pub(crate) const PHASE_GRID: &str = "phase-grid";
@@ -165,13 +168,14 @@ pub(crate) const INDIRECT: &str = "indirect";
 /// shifted input rows (`cpu::shifted_rows`); the rule's there.
 pub(crate) const SHIFTED_ROWS: &str = "shifted-rows";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 10] = [
+const CUTS: [&str; 11] = [
     SIDE_BY_SIDE,
     PER_IMAGE,
     SIDE_BY_SIDE_DW_ROWS,
     COL2IM,
     FULL_CORRELATION,
     WINOGRAD,
+    WINOGRAD_4X4,
     PHASE_GRID,
     CHANNEL_BLOCKED,
     INDIRECT,
