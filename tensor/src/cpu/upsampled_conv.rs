@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
 use crate::cpu::vectorized;
-use crate::cpu::winograd_blocked::{add, block_rows, subtract};
+use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, subtract};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -158,19 +158,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, sizes: [usize; 4], 
     // once.
     let mut y = Vec::with_capacity(len);
     // U[co][ξ][ci], ξ = 3a + b: U_ξ is the [C_out, C_in] matrix of row stride 9·C_in.
-    let mut u = vec![T::ZERO; c_out * 9 * c_in];
-    u.par_chunks_mut(9 * c_in).zip(w.par_chunks(9 * c_in)).for_each(|(u_co, w_co)| {
-        let filter_1d = |[g0, g1, g2]: [T; 3]| [g0, g0 + g1 + g2, g2];
-        for (ci, g) in w_co.chunks_exact(9).enumerate() {
-            let columns: [[T; 3]; 3] = std::array::from_fn(|c| filter_1d([g[c], g[3 + c], g[6 + c]]));
-            for a in 0..3 {
-                let row = filter_1d([columns[0][a], columns[1][a], columns[2][a]]);
-                for (b, value) in row.into_iter().enumerate() {
-                    u_co[(3 * a + b) * c_in + ci] = value;
-                }
-            }
-        }
-    });
+    let u = kernel_transforms(w, c_out, c_in, &[[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]);
 
     // A block is a run of rows of small pixels, across images when the planes are small;
     // the blocks run in parallel, each on one thread unless there are fewer than threads.

@@ -128,7 +128,7 @@ fn output_transform<T: Float>(m: &[T; 16]) -> [[T; 2]; 2] {
 /// that the transform runs in parallel over output channels and U_ξ is the [C_out, C_in]
 /// matrix of row stride 16·C_in.
 // w: [C_out, C_in, 3, 3] → u: [C_out, 16, C_in]
-pub(crate) fn filter_transforms<T: Float>(w: &[T], c_out: usize, c_in: usize) -> Vec<T> {
+fn filter_transforms<T: Float>(w: &[T], c_out: usize, c_in: usize) -> Vec<T> {
     let mut u = vec![T::ZERO; c_out * 16 * c_in];
     u.par_chunks_mut(16 * c_in).zip(w.par_chunks(9 * c_in)).for_each(|(u_co, w_co)| {
         for (ci, g) in w_co.chunks_exact(9).enumerate() {

@@ -36,7 +36,7 @@ use rayon::prelude::*;
 use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
 use crate::cpu::vectorized;
 use crate::cpu::winograd;
-use crate::cpu::winograd_blocked::block_rows;
+use crate::cpu::winograd_blocked::{block_rows, kernel_transforms};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
@@ -60,7 +60,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
     // once.
     let mut y = Vec::with_capacity(len);
     let tiles = Tiles { per_image: g.oh.div_ceil(4), per_row: g.ow.div_ceil(4) };
-    let u = filter_transforms(w, c_out, c_in);
+    let u = kernel_transforms(w, c_out, c_in, &G);
 
     let blocks = (g.batch * tiles.per_image).div_ceil(rows);
     let serial = blocks >= rayon::current_num_threads();
@@ -97,21 +97,6 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
     y
 }
 
-/// U = G·g·Gᵀ of every kernel, as U[co][ξ][ci] with ξ = 6a + b: U_ξ is the [C_out, C_in]
-/// matrix of row stride 36·C_in. For each output channel the kernels' nine taps are first laid
-/// out as nine rows over the input channels, so that G applies to whole rows and each row of
-/// U is written in one sweep (kernel by kernel, U's 36 values lie C_in apart, and the
-/// scattered stores took a third of a 512-channel layer's time).
-// w: [C_out, C_in, 3, 3] → u: [C_out, 36, C_in]
-fn filter_transforms<T: Float>(w: &[T], c_out: usize, c_in: usize) -> Vec<T> {
-    let mut u = vec![T::ZERO; c_out * 36 * c_in];
-    let scratch = || vec![T::ZERO; (9 + 18) * c_in];
-    u.par_chunks_mut(36 * c_in).zip(w.par_chunks(9 * c_in)).for_each_init(scratch, |scratch, (u_co, w_co)| {
-        vectorized::run(FilterPass { w_co, u_co, scratch, c_in });
-    });
-    u
-}
-
 /// G, Lavin and Gray's kernel transform for F(4, 3), row by row.
 const G: [[f64; 3]; 6] = [
     [0.25, 0.0, 0.0],
@@ -121,50 +106,6 @@ const G: [[f64; 3]; 6] = [
     [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
-
-/// [`filter_transforms`] for one output channel.
-struct FilterPass<'a, T> {
-    /// [C_in, 3, 3]
-    w_co: &'a [T],
-    /// [36, C_in]
-    u_co: &'a mut [T],
-    /// The taps [9, C_in], then G·g down the kernels' columns [6, 3, C_in].
-    scratch: &'a mut [T],
-    c_in: usize,
-}
-
-impl<T: Float> vectorized::Work for FilterPass<'_, T> {
-    #[inline(always)]
-    fn run(self) {
-        let FilterPass { w_co, u_co, scratch, c_in } = self;
-        let (taps, columns) = scratch.split_at_mut(9 * c_in);
-        for (ci, kernel) in w_co.chunks_exact(9).enumerate() {
-            for (tap, &value) in kernel.iter().enumerate() {
-                taps[tap * c_in + ci] = value;
-            }
-        }
-        let tap = |k: usize| &taps[k * c_in..][..c_in];
-        for (row, g_row) in G.iter().enumerate() {
-            for column in 0..3 {
-                let out = &mut columns[(3 * row + column) * c_in..][..c_in];
-                combine_three(out, tap(column), tap(3 + column), tap(6 + column), g_row.map(T::from_f64));
-            }
-        }
-        let column = |row: usize, column: usize| &columns[(3 * row + column) * c_in..][..c_in];
-        for (a, u_rows) in u_co.chunks_exact_mut(6 * c_in).enumerate() {
-            for (g_row, u_row) in G.iter().zip(u_rows.chunks_exact_mut(c_in)) {
-                combine_three(u_row, column(a, 0), column(a, 1), column(a, 2), g_row.map(T::from_f64));
-            }
-        }
-    }
-}
-
-/// out = c0·a + c1·b + c2·c, element by element.
-#[inline(always)]
-fn combine_three<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T], [c0, c1, c2]: [T; 3]) {
-    let values = a.iter().zip(b).zip(c);
-    out.iter_mut().zip(values).for_each(|(o, ((&a, &b), &c))| *o = c0 * a + c1 * b + c2 * c);
-}
 
 /// How the output's 4×4 tiles lie: `per_image` rows of `per_row` tiles.
 #[derive(Clone, Copy)]
