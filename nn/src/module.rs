@@ -40,6 +40,7 @@ use autograd::Var;
 use tensor::{DType, Device, Tensor};
 
 use crate::error::Result;
+use crate::layers::batch_norm::ChannelAffine;
 
 /// How a buffer is stored in a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +192,29 @@ pub trait Module: Send + Sync {
     /// The factor of a nearest upsampling layer; what `Sequential` asks of each layer.
     fn nearest_upsampling_scale(&self) -> Option<usize> {
         None
+    }
+
+    /// For inference only: folds each batch norm in evaluation mode that directly follows a
+    /// convolution into the convolution's weight and bias (PyTorch's `fuse_conv_bn_eval`), in
+    /// place, and returns how many it folded. In evaluation mode the module then computes the
+    /// same function up to rounding, with one pass over the activations fewer per fold; its
+    /// parameters and state names are no longer the trained model's, so do not train or save
+    /// it. Batch norms in training mode are left alone. Containers override it: `Sequential`
+    /// folds its children and its own (convolution, batch norm) pairs.
+    fn fold_batch_norms(&mut self) -> Result<usize> {
+        Ok(0)
+    }
+
+    /// The per-channel map y = scale·x + shift this layer computes in evaluation mode, for
+    /// [`fold_batch_norms`](Module::fold_batch_norms): batch norms override it.
+    fn eval_channel_affine(&self) -> Result<Option<ChannelAffine>> {
+        Ok(None)
+    }
+
+    /// This layer with `affine` applied to its output channels, as one layer, where it can
+    /// absorb it (`Conv2d`), for [`fold_batch_norms`](Module::fold_batch_norms).
+    fn absorb_channel_affine(&self, _affine: &ChannelAffine) -> Result<Option<Box<dyn Module>>> {
+        Ok(None)
     }
 
     /// Calls `visit(name, child)` for each direct sub-module, in order.

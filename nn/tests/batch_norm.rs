@@ -5,7 +5,7 @@ use crate::common;
 
 use autograd::Var;
 use common::{assert_close, own_gpu};
-use nn::{BatchNorm1d, BatchNorm2d, BatchNormConfig, Init, Module};
+use nn::{BatchNorm1d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Init, Module, ReLU, Sequential};
 use tensor::{DType, Tensor};
 
 fn f64_init() -> Init {
@@ -68,6 +68,41 @@ fn eval_mode_normalises_with_running_statistics_and_leaves_them_alone() {
     assert_close(&y, &[2.0 / (4.0f64 + 1e-5).sqrt() * 2.0 + 0.5, 1.0 / (0.25f64 + 1e-5).sqrt()], 1e-12);
     assert_eq!(bn.running_mean.value().to_vec_f64().unwrap(), vec![1.0, -1.0]);
     assert_eq!(bn.num_batches_tracked.value().item().unwrap(), 0.0);
+}
+
+/// Conv2d(2 → 3, 3×3, padding 1) then a BatchNorm2d whose running statistics, γ and β are
+/// not the defaults.
+fn conv_then_batch_norm(bias: bool) -> Sequential {
+    let mut init = f64_init();
+    let conv = Conv2d::new(Conv2dConfig::new(2, 3, 3).padding(1).bias(bias), &mut init).unwrap();
+    let bn = BatchNorm2d::new(3, &init).unwrap();
+    let set = |v: &[f64]| Tensor::from_vec(v.to_vec(), &[3]).unwrap();
+    bn.running_mean.set_value(set(&[0.5, -0.25, 2.0]));
+    bn.running_var.set_value(set(&[4.0, 0.5, 0.01]));
+    bn.weight.as_ref().unwrap().set_value(set(&[1.5, -0.5, 2.0]));
+    bn.bias.as_ref().unwrap().set_value(set(&[0.25, 1.0, -3.0]));
+    Sequential::new().with(conv).with(bn)
+}
+
+#[test]
+fn a_batch_norm_in_eval_mode_folds_into_the_convolution_before_it_and_the_output_stays() {
+    let x = Var::constant(Tensor::rand_uniform(&[2, 2, 5, 5], -1.0, 1.0, DType::F64, &mut tensor::Rng::new(4)));
+    for bias in [false, true] {
+        let mut net = conv_then_batch_norm(bias).with(ReLU);
+        net.set_training(false);
+        let before = net.forward(&x).unwrap().value().to_vec_f64().unwrap();
+        assert_eq!(net.fold_batch_norms().unwrap(), 1, "bias {bias}");
+        assert_eq!(net.len(), 2, "the batch norm's place is gone");
+        let after = net.forward(&x).unwrap().value().to_vec_f64().unwrap();
+        assert_close(&after, &before, 1e-12);
+    }
+}
+
+#[test]
+fn a_batch_norm_in_training_mode_is_not_folded() {
+    let mut net = conv_then_batch_norm(true);
+    assert_eq!(net.fold_batch_norms().unwrap(), 0);
+    assert_eq!(net.len(), 2);
 }
 
 #[test]

@@ -37,6 +37,17 @@ impl Default for BatchNormConfig {
     }
 }
 
+/// A map of each channel c of a layer's output, y = scale[c]·x + shift[c]: what a batch norm
+/// computes in evaluation mode ([`BatchNorm::eval_channel_affine`]), for the layer before it
+/// to absorb ([`Module::fold_batch_norms`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelAffine {
+    /// Per-channel factor, `[C]`.
+    pub scale: Vec<f64>,
+    /// Per-channel offset, `[C]`.
+    pub shift: Vec<f64>,
+}
+
 /// The state and forward pass shared by BatchNorm1d and BatchNorm2d.
 /// weight, bias, running_mean, running_var: \[C\]; num_batches_tracked: [].
 #[derive(Debug)]
@@ -106,6 +117,25 @@ impl BatchNorm {
     /// True in training mode (batch statistics; running ones updated).
     pub fn is_training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
+    }
+
+    /// What this layer computes in evaluation mode, y = scale·x + shift per channel, with
+    /// scale = γ/√(running_var + eps) and shift = β − running_mean·scale (in f64); `None` in
+    /// training mode, where it normalises with each batch's own statistics.
+    pub fn eval_channel_affine(&self) -> Result<Option<ChannelAffine>> {
+        if self.is_training() {
+            return Ok(None);
+        }
+        let c = self.num_features();
+        let values = |v: Option<&Var>, default: f64| match v {
+            Some(v) => v.value().to_vec_f64(),
+            None => Ok(vec![default; c]),
+        };
+        let (gamma, beta) = (values(self.weight.as_ref(), 1.0)?, values(self.bias.as_ref(), 0.0)?);
+        let (mean, var) = (self.running_mean.value().to_vec_f64()?, self.running_var.value().to_vec_f64()?);
+        let scale: Vec<f64> = gamma.iter().zip(&var).map(|(g, v)| g / (v + self.eps).sqrt()).collect();
+        let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+        Ok(Some(ChannelAffine { scale, shift }))
     }
 
     fn check_input(&self, x: &Var) -> Result<()> {
@@ -243,5 +273,8 @@ impl<const D: usize> Module for BatchNormNd<D> {
     }
     fn set_own_training(&self, training: bool) {
         self.0.training.store(training, Ordering::Relaxed);
+    }
+    fn eval_channel_affine(&self) -> Result<Option<ChannelAffine>> {
+        self.0.eval_channel_affine()
     }
 }

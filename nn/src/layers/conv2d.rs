@@ -5,9 +5,11 @@ use autograd::ops::conv2d::{conv2d, conv2d_nearest_upsampled, conv2d_relu};
 use autograd::ops::interpolate::upsample_nearest2d;
 use autograd::Var;
 use tensor::ops::conv2d::Conv2dParams;
+use tensor::Tensor;
 
 use crate::error::{config_err, Result};
 use crate::init::{default_bias, default_weight, Init};
+use crate::layers::batch_norm::ChannelAffine;
 use crate::module::Module;
 
 /// The shape of a Conv2d: `Conv2dConfig::new(3, 64, 3).stride(2).padding(1)`.
@@ -84,6 +86,41 @@ impl Conv2d {
         check_weight_and_bias("Conv2d", "[out, in, kH, kW]", 0, &weight, bias.as_ref(), [stride, dilation])?;
         Ok(Conv2d { weight, bias, params })
     }
+
+    /// This convolution followed by `affine` on its output channels, as one convolution:
+    /// w'[o] = scale[o]·w[o] and b'[o] = scale[o]·b[o] + shift[o] (b = 0 without a bias),
+    /// computed in f64 and stored in the weight's type, on its device. A batch norm in
+    /// evaluation mode after the convolution folds into it this way.
+    pub fn with_channel_affine(&self, affine: &ChannelAffine) -> Result<Conv2d> {
+        let w = self.weight.value();
+        let (shape, c_out) = (w.shape().to_vec(), w.shape()[0]);
+        if affine.scale.len() != c_out || affine.shift.len() != c_out {
+            return config_err(
+                "Conv2d",
+                format!(
+                    "a per-channel map of {} scales and {} shifts cannot follow a weight of shape {shape:?}",
+                    affine.scale.len(),
+                    affine.shift.len()
+                ),
+            );
+        }
+        let bias = match &self.bias {
+            Some(b) => b.value().to_vec_f64()?,
+            None => vec![0.0; c_out],
+        };
+        let per_output = w.numel() / c_out.max(1);
+        let weight: Vec<f64> = w
+            .to_vec_f64()?
+            .chunks_exact(per_output.max(1))
+            .zip(&affine.scale)
+            .flat_map(|(kernels, &scale)| kernels.iter().map(move |v| v * scale))
+            .collect();
+        let bias: Vec<f64> = bias.iter().zip(&affine.scale).zip(&affine.shift).map(|((b, s), t)| b * s + t).collect();
+        let stored = |values: Vec<f64>, shape: &[usize]| -> Result<Var> {
+            Ok(Var::parameter(Tensor::from_vec(values, shape)?.to_dtype(w.dtype())?.to_device(&w.device())?))
+        };
+        Conv2d::from_parameters(stored(weight, &shape)?, Some(stored(bias, &[c_out])?), self.params)
+    }
 }
 
 /// A convolution layer's weight of `shape` and, with `bias`, its bias of `out_channels`,
@@ -155,6 +192,10 @@ impl Module for Conv2d {
         } else {
             self.forward(&upsample_nearest2d(x, scale)?)
         }
+    }
+
+    fn absorb_channel_affine(&self, affine: &ChannelAffine) -> Result<Option<Box<dyn Module>>> {
+        Ok(Some(Box::new(self.with_channel_affine(affine)?)))
     }
 
     fn visit_parameters(&self, visit: &mut dyn FnMut(&str, &Var)) {

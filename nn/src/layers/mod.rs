@@ -13,7 +13,7 @@ pub mod sequential;
 pub mod upsample;
 
 pub use activation::{LeakyReLU, ReLU, SiLU, Sigmoid, Tanh};
-pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormNd};
+pub use batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormNd, ChannelAffine};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;

@@ -78,6 +78,27 @@ impl Module for Sequential {
         Ok(h)
     }
 
+    /// Folds within each layer, then each batch norm that follows a layer able to absorb it;
+    /// the layers after a fold move up one place (and one name).
+    fn fold_batch_norms(&mut self) -> Result<usize> {
+        let mut folded = 0;
+        for layer in &mut self.layers {
+            folded += layer.fold_batch_norms()?;
+        }
+        let mut i = 0;
+        while i + 1 < self.layers.len() {
+            if let Some(affine) = self.layers[i + 1].eval_channel_affine()? {
+                if let Some(absorbed) = self.layers[i].absorb_channel_affine(&affine)? {
+                    self.layers[i] = absorbed;
+                    self.layers.remove(i + 1);
+                    folded += 1;
+                }
+            }
+            i += 1;
+        }
+        Ok(folded)
+    }
+
     fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
         for (i, layer) in self.layers.iter().enumerate() {
             visit(&i.to_string(), layer.as_ref());

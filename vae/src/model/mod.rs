@@ -268,6 +268,15 @@ impl Vae {
         Ok((mu, logvar))
     }
 
+    /// For serving a trained model: evaluation mode, and every batch norm that follows a
+    /// convolution folded into it ([`Module::fold_batch_norms`]); returns how many. The model
+    /// then encodes and decodes as before up to rounding, with fewer passes, but it is no
+    /// longer the trained model's parameter set: do not train or save it.
+    pub fn fold_batch_norms_for_inference(&mut self) -> nn::Result<usize> {
+        self.set_training(false);
+        Ok(self.encoder.fold_batch_norms()? + self.decoder.fold_batch_norms()?)
+    }
+
     /// z: [N, z] → raw decoder output [N, C, H, W].
     pub fn decode(&self, z: &Var) -> nn::Result<Var> {
         self.decoder.forward(z)
@@ -401,6 +410,41 @@ mod tests {
         let m = Vae::new(ModelConfig { arch: Arch::Dense, input: [1, 28, 28], z_dim: 4 }, &mut Init::new(0)).unwrap();
         let wrong = Var::constant(Tensor::zeros(&[2, 3, 28, 28], tensor::DType::F32));
         assert!(m.encode(&wrong).err().unwrap().to_string().contains("[N, 1, 28, 28]"));
+    }
+
+    #[test]
+    fn folding_resnet_bns_batch_norms_keeps_what_it_encodes_and_decodes() {
+        use nn::BufferKind;
+        use tensor::DType;
+        let config = ModelConfig { arch: Arch::ResNetBn, input: [3, 16, 16], z_dim: 4 };
+        let mut model = Vae::new(config, &mut Init::with_dtype(3, DType::F64)).unwrap();
+        // Running statistics, γ and β (and the other vectors) away from their initial values.
+        let mut rng = tensor::Rng::new(5);
+        for (name, item) in model.named_state() {
+            let shape = item.value().shape().to_vec();
+            if item.kind() == BufferKind::Float && shape.len() == 1 {
+                let (lo, hi) = if name.ends_with("running_var") { (0.5, 2.0) } else { (-1.0, 1.0) };
+                item.set_value(Tensor::rand_uniform(&shape, lo, hi, DType::F64, &mut rng));
+            }
+        }
+        model.set_training(false);
+        let x = Var::constant(Tensor::rand_uniform(&[2, 3, 16, 16], 0.0, 1.0, DType::F64, &mut rng));
+        let z = Var::constant(Tensor::rand_uniform(&[2, 4], -1.0, 1.0, DType::F64, &mut rng));
+        let outputs = |m: &Vae| {
+            let mu = m.encode(&x).unwrap().0.value().to_vec_f64().unwrap();
+            let decoded = m.decode(&z).unwrap().value().to_vec_f64().unwrap();
+            [mu, decoded]
+        };
+        let before = outputs(&model);
+        // The encoder's first convolution, and in each of its four stages and the decoder's
+        // four the stage's convolution and its residual block's first.
+        assert_eq!(model.fold_batch_norms_for_inference().unwrap(), 1 + 4 * 2 + 4 * 2);
+        for (after, before) in outputs(&model).iter().zip(&before) {
+            let scale = before.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in after.iter().zip(before) {
+                assert!((a - b).abs() <= 1e-10 * scale, "{a} against {b}");
+            }
+        }
     }
 
     #[test]

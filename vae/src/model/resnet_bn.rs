@@ -13,7 +13,8 @@ use super::ModelConfig;
 /// x + BN₂(ReLU(BN₁(conv(x)))).
 struct ResBlock {
     conv: Conv2d,
-    bn1: BatchNorm2d,
+    /// `None` once folded into `conv` for inference (`Module::fold_batch_norms`).
+    bn1: Option<BatchNorm2d>,
     bn2: BatchNorm2d,
 }
 
@@ -21,7 +22,7 @@ impl ResBlock {
     fn new(c: usize, init: &mut Init) -> nn::Result<ResBlock> {
         Ok(ResBlock {
             conv: Conv2d::new(Conv2dConfig::new(c, c, 3).padding(1).bias(false), init)?,
-            bn1: BatchNorm2d::new(c, init)?,
+            bn1: Some(BatchNorm2d::new(c, init)?),
             bn2: BatchNorm2d::new(c, init)?,
         })
     }
@@ -29,13 +30,28 @@ impl ResBlock {
 
 impl Module for ResBlock {
     fn forward(&self, x: &Var) -> nn::Result<Var> {
-        let h = self.bn2.forward(&self.bn1.forward(&self.conv.forward(x)?)?.relu()?)?;
-        Ok(x.add(&h)?)
+        let h = match &self.bn1 {
+            Some(bn1) => bn1.forward(&self.conv.forward(x)?)?.relu()?,
+            None => self.conv.forward_then_relu(x)?,
+        };
+        Ok(x.add(&self.bn2.forward(&h)?)?)
+    }
+
+    /// BN₁ into the convolution; BN₂ follows the ReLU, so it stays.
+    fn fold_batch_norms(&mut self) -> nn::Result<usize> {
+        let Some(affine) = self.bn1.as_ref().map(|bn1| bn1.eval_channel_affine()).transpose()?.flatten() else {
+            return Ok(0);
+        };
+        self.conv = self.conv.with_channel_affine(&affine)?;
+        self.bn1 = None;
+        Ok(1)
     }
 
     fn visit_children(&self, visit: &mut dyn FnMut(&str, &dyn Module)) {
         visit("conv", &self.conv);
-        visit("bn1", &self.bn1);
+        if let Some(bn1) = &self.bn1 {
+            visit("bn1", bn1);
+        }
         visit("bn2", &self.bn2);
     }
 }

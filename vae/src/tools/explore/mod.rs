@@ -195,7 +195,10 @@ impl Explorer {
         }
         let test = test_full.subset(&(0..test_full.len().min(opts.max_test.max(1))).collect::<Vec<_>>());
         let [_, c, h, w] = test.shape;
-        let model = cfg.load_model([c, h, w], &checkpoint)?;
+        let mut model = cfg.load_model([c, h, w], &checkpoint)?;
+        // The explorer only encodes and decodes: each batch norm after a convolution is folded
+        // into it once here instead of being a pass over the activations in every decode.
+        model.fold_batch_norms_for_inference()?;
         let device = Device::from_preference(opts.device)?;
         model.to_device(&device)?;
         let (mu, logvar) = encode_dataset(&model, &test, &norm, 256)?;
