@@ -20,9 +20,10 @@
 //! flight (each read gives up after 30 s).
 //!
 //! `--batch-costs [--reps R]` starts no server: it times, in this process, what the server's
-//! decode worker does for one batch of n codes (`decode_codes`, random weights) at n = 1 to
-//! 64, for `conv` (1×64×64, z = 10) and `resnet-bn` (3×64×64, z = 128), with the PNG encoding
-//! of one image, and prints the ops that took the time at n = 1 and n = 32, then resnet-bn's
+//! decode worker does for one batch of n codes (`decode_codes`, random weights, batch norms
+//! folded as the server folds them) at n = 1 to 64, for `conv` (1×64×64, z = 10) and
+//! `resnet-bn` (3×64×64, z = 128), with the PNG encoding of one image and, taking turns, 16
+//! codes with and without the folding, and prints the ops that took the time at n = 1 and n = 32, then resnet-bn's
 //! decoder convolutions one by one at n = 16 (ms and GFLOP/s). With
 //! `--measured-kernels` the convolutions' cuts are chosen by timing them first, as `train`'s
 //! default does (the tuner prints each choice); without, by the rules, as the server runs.
@@ -543,16 +544,22 @@ fn batch_costs(reps: usize) {
     let norm = vae::data::Normalization::ZeroOne;
     let output = OutputActivation::Logits;
     for (arch, input, z_dim) in [(Arch::Conv, [1, 64, 64], 10), (Arch::ResNetBn, [3, 64, 64], 128)] {
-        let model = Vae::new(ModelConfig { arch, input, z_dim }, &mut Init::new(0))
-            .unwrap_or_else(|e| fail(&format!("{}: {e}", arch.name())));
+        let new_model = || {
+            Vae::new(ModelConfig { arch, input, z_dim }, &mut Init::new(0))
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", arch.name())))
+        };
+        // As the server decodes: batch norms folded into their convolutions.
+        let (mut model, unfolded) = (new_model(), new_model());
+        let folds = model.fold_batch_norms_for_inference().unwrap_or_else(|e| fail(&format!("folding: {e}")));
         let [c, h, w] = input;
         let mut rng = Xorshift(7);
         let codes: Vec<f32> = (0..64 * z_dim).map(|_| (rng.uniform() * 6.0 - 3.0) as f32).collect();
-        let decode = |n: usize| {
-            vae::tools::eval::decode_codes(&model, &codes[..n * z_dim], &norm, output, 64)
+        let decode_by = |model: &Vae, n: usize| {
+            vae::tools::eval::decode_codes(model, &codes[..n * z_dim], &norm, output, 64)
                 .unwrap_or_else(|e| fail(&format!("decode: {e}")))
         };
-        println!("\n{} ({c}×{h}×{w}, z = {z_dim})\n", arch.name());
+        let decode = |n: usize| decode_by(&model, n);
+        println!("\n{} ({c}×{h}×{w}, z = {z_dim}), {folds} batch norms folded\n", arch.name());
         println!("| codes in the batch | batch ms | ms per code |");
         println!("|---|---|---|");
         for n in [1, 2, 4, 8, 16, 32, 64] {
@@ -565,7 +572,22 @@ fn batch_costs(reps: usize) {
             let grid = vae::plot::image_grid(&image, [1, c, h, w], &opts).unwrap_or_else(|e| fail(&format!("{e}")));
             drop(vae::plot::png_bytes(&grid));
         });
-        println!("\nPNG of one image: {png_ms:.2} ms\n");
+        println!("\nPNG of one image: {png_ms:.2} ms");
+        if folds > 0 {
+            // Taking turns, so that a slow moment of the machine falls on both.
+            let (mut with, mut without) = (vec![], vec![]);
+            for _ in 0..reps {
+                with.push(common::median_ms(1, || drop(decode_by(&model, 16))));
+                without.push(common::median_ms(1, || drop(decode_by(&unfolded, 16))));
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (with, without) = (median(with), median(without));
+            println!("16 codes, taking turns: {with:.1} ms with the batch norms folded, {without:.1} ms without");
+        }
+        println!();
         println!("| op | ms per code at n = 1 | ms per code at n = 32 |");
         println!("|---|---|---|");
         let profile = |n: usize| {
