@@ -174,7 +174,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, sizes: [usize; 4], 
     let scratch = || {
         let v = vec![T::ZERO; c_in * 9 * rows * wd]; // V[ci][ξ][row, j]
         let m = vec![T::ZERO; c_out * 9 * rows * wd]; // M[co][ξ][row, j]
-        let t = vec![T::ZERO; wd]; // one row with C applied down its column
+        let t = vec![T::ZERO; wd + 2]; // one row with C applied down its column, a zero each side
         let q: [[Vec<T>; 2]; 3] = std::array::from_fn(|_| [vec![T::ZERO; wd], vec![T::ZERO; wd]]);
         (v, m, t, q)
     };
@@ -210,7 +210,7 @@ struct InputPass<'a, T> {
     sizes: [usize; 4],
     block: Range<usize>,
     v: &'a mut [T],
-    /// One row with C applied down its column.
+    /// One row with C applied down its column, between a zero on each side.
     t: &'a mut [T],
 }
 
@@ -225,24 +225,24 @@ impl<T: Float> vectorized::Work for InputPass<'_, T> {
                 let s = &x[(image * c_in + ci) * plane..][..plane];
                 let row = |i: usize| &s[i * wd..][..wd];
                 let (above, centre, below) = (i.checked_sub(1).map(row), row(i), (i + 1 < h).then(|| row(i + 1)));
+                // The zeros either side of the row stand for the pixels beyond the image.
+                let (padded, inner) = (&mut *t, 1..wd + 1);
                 for a in 0..3 {
                     // C down the column: the difference with the row above, the row, the
                     // difference with the row below (zero beyond the image)...
+                    let t = &mut padded[inner.clone()];
                     match (a, above, below) {
                         (0, Some(above), _) => subtract(t, above, centre),
                         (0, None, _) => t.iter_mut().zip(centre).for_each(|(t, &c)| *t = -c),
                         (2, _, Some(below)) => subtract(t, centre, below),
                         _ => t.copy_from_slice(centre),
                     }
-                    // ... then along the row, the same three ways.
+                    // ... then along the row, the same three ways: the difference with the
+                    // pixel to the left, the pixel, the difference with the pixel to the right.
                     let at = |b: usize| (3 * a + b) * cols + r * wd;
-                    let out = &mut v_ci[at(0)..][..wd];
-                    out[0] = -t[0];
-                    subtract(&mut out[1..], &t[..wd - 1], &t[1..]);
-                    v_ci[at(1)..][..wd].copy_from_slice(t);
-                    let out = &mut v_ci[at(2)..][..wd];
-                    subtract(&mut out[..wd - 1], &t[..wd - 1], &t[1..]);
-                    out[wd - 1] = t[wd - 1];
+                    subtract(&mut v_ci[at(0)..][..wd], &padded[..wd], &padded[inner.clone()]);
+                    v_ci[at(1)..][..wd].copy_from_slice(&padded[inner.clone()]);
+                    subtract(&mut v_ci[at(2)..][..wd], &padded[inner.clone()], &padded[2..]);
                 }
             }
         }
