@@ -37,7 +37,7 @@ impl Default for BatchNormConfig {
     }
 }
 
-/// A map of each channel c of a layer's output, y = scale[c]·x + shift[c]: what a batch norm
+/// A map of each channel c of a layer's output, `y = scale[c]·x + shift[c]`: what a batch norm
 /// computes in evaluation mode ([`BatchNorm::eval_channel_affine`]), for the layer before it
 /// to absorb ([`Module::fold_batch_norms`]).
 #[derive(Clone, Debug, PartialEq)]

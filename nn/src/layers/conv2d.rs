@@ -88,7 +88,7 @@ impl Conv2d {
     }
 
     /// This convolution followed by `affine` on its output channels, as one convolution:
-    /// w'[o] = scale[o]·w[o] and b'[o] = scale[o]·b[o] + shift[o] (b = 0 without a bias),
+    /// `w'[o] = scale[o]·w[o]` and `b'[o] = scale[o]·b[o] + shift[o]` (b = 0 without a bias),
     /// computed in f64 and stored in the weight's type, on its device. A batch norm in
     /// evaluation mode after the convolution folds into it this way.
     pub fn with_channel_affine(&self, affine: &ChannelAffine) -> Result<Conv2d> {
