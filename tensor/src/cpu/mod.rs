@@ -29,6 +29,8 @@ pub mod winograd_blocked;
 /// reference tier.
 #[cfg(test)]
 pub(crate) mod test_support {
+    use crate::descriptors::Conv2dGeometry;
+
     /// sin(0.37·i) for i < len: smooth, of both signs, never all equal.
     pub fn ramp(len: usize) -> Vec<f64> {
         (0..len).map(|i| (i as f64 * 0.37).sin()).collect()
@@ -37,6 +39,41 @@ pub(crate) mod test_support {
     /// The values rounded to f32.
     pub fn to_f32(v: &[f64]) -> Vec<f32> {
         v.iter().map(|&a| a as f32).collect()
+    }
+
+    /// A blocked Winograd forward: (x, w, bias, geometry, tile rows a block) → y.
+    pub type InBlocks<T> = fn(&[T], &[T], Option<&[T]>, &Conv2dGeometry, usize) -> Vec<T>;
+
+    /// A blocked Winograd forward of `tile`×`tile` output tiles, `in_blocks(x, w, bias, g,
+    /// rows)` in blocks of `rows` tile rows, against the reference in f64 (1e-12) and f32
+    /// (1e-5): output sides of every remainder by the tile (partial tiles on two edges);
+    /// padding 0, 1, 2 and 4 (beyond the kernel: whole tile rows in the padding); blocks of
+    /// one tile row, of rows that do not divide an image, of an image and a half, and of whole
+    /// images (the last block short).
+    pub fn check_blocks_against_reference(tile: usize, in_blocks_f64: InBlocks<f64>, in_blocks_f32: InBlocks<f32>) {
+        for (batch, c_in, c_out, [h, w], pad) in [
+            (2, 3, 5, [7, 9], 1),
+            (1, 4, 2, [6, 5], 0),
+            (3, 2, 3, [5, 8], 2),
+            (2, 2, 2, [3, 4], 4),
+            (2, 3, 2, [10, 11], 1),
+            (5, 1, 2, [1, 1], 1),
+        ] {
+            let g = Conv2dGeometry::conv2d([batch, c_in, h, w], [c_out, c_in, 3, 3], [1, 1], [pad, pad], [1, 1])
+                .expect("the kernel fits");
+            let drawn = ramp(g.x_len() + g.weight_len() + c_out);
+            let (x, rest) = drawn.split_at(g.x_len());
+            let (k, b) = rest.split_at(g.weight_len());
+            let want = crate::reference::conv::conv2d(x, k, Some(b), &g);
+            let tile_rows = g.oh.div_ceil(tile);
+            for rows in [1, 2, tile_rows + tile_rows / 2, 2 * tile_rows] {
+                let what = format!("{tile}×{tile} tiles, {g:?}, blocks of {rows} tile rows");
+                let got = in_blocks_f64(x, k, Some(b), &g, rows);
+                assert_within(&format!("{what}, f64"), got.into_iter(), &want, 1e-12);
+                let got = in_blocks_f32(&to_f32(x), &to_f32(k), Some(&to_f32(b)), &g, rows);
+                assert_within(&format!("{what}, f32"), got.into_iter().map(f64::from), &want, 1e-5);
+            }
+        }
     }
 
     /// Asserts that `got` has `want`'s length and each element lies within `tol` times the

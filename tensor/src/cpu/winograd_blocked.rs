@@ -87,16 +87,17 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
 /// G of F(2×2, 3×3), row by row (`cpu::winograd` has the algebra).
 const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
-/// How the output's 2×2 tiles lie: `per_image` rows of `per_row` tiles.
+/// How a blocked Winograd's output tiles (2×2 here, 4×4 in `cpu::winograd_4x4`) lie in each
+/// image: `per_image` rows of `per_row` tiles.
 #[derive(Clone, Copy)]
-struct Tiles {
-    per_image: usize,
-    per_row: usize,
+pub(crate) struct Tiles {
+    pub(crate) per_image: usize,
+    pub(crate) per_row: usize,
 }
 
 impl Tiles {
     /// The image and the row within it of the batch's tile row `r`.
-    fn image_and_row(self, r: usize) -> (usize, usize) {
+    pub(crate) fn image_and_row(self, r: usize) -> (usize, usize) {
         (r / self.per_image, r % self.per_image)
     }
 }
@@ -406,36 +407,12 @@ const BLOCK_MIN_TILES: usize = 64;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_support::{assert_within, ramp, to_f32};
+    use crate::cpu::test_support::{assert_within, check_blocks_against_reference, ramp};
     use crate::reference::conv as reference;
 
     #[test]
     fn blocks_of_tile_rows_equal_the_reference_in_f64_and_f32() {
-        // Odd output sizes leave half tiles on two edges; padding 0, 1, 2 and 4 (beyond the
-        // kernel: whole tile rows in the padding); blocks of one tile row, of rows that do not
-        // divide an image, of an image and a half, and of whole images (the last block short).
-        for (batch, c_in, c_out, [h, w], pad) in [
-            (2, 3, 5, [7, 9], 1),
-            (1, 4, 2, [6, 5], 0),
-            (3, 2, 3, [5, 8], 2),
-            (2, 2, 2, [3, 4], 4),
-            (5, 1, 2, [1, 1], 1),
-        ] {
-            let g = Conv2dGeometry::conv2d([batch, c_in, h, w], [c_out, c_in, 3, 3], [1, 1], [pad, pad], [1, 1])
-                .expect("the kernel fits");
-            let drawn = ramp(g.x_len() + g.weight_len() + c_out);
-            let (x, rest) = drawn.split_at(g.x_len());
-            let (k, b) = rest.split_at(g.weight_len());
-            let want = reference::conv2d(x, k, Some(b), &g);
-            let tile_rows = g.oh.div_ceil(2);
-            for rows in [1, 2, tile_rows + tile_rows / 2, 2 * tile_rows] {
-                let what = format!("{g:?}, blocks of {rows} tile rows");
-                let got = in_blocks(x, k, Some(b), &g, rows);
-                assert_within(&format!("{what}, f64"), got.into_iter(), &want, 1e-12);
-                let got = in_blocks(&to_f32(x), &to_f32(k), Some(&to_f32(b)), &g, rows);
-                assert_within(&format!("{what}, f32"), got.into_iter().map(f64::from), &want, 1e-5);
-            }
-        }
+        check_blocks_against_reference(2, in_blocks::<f64>, in_blocks::<f32>);
     }
 
     #[test]
