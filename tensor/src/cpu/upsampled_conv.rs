@@ -9,9 +9,9 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
+use crate::cpu::gemm::SharedOut;
 use crate::cpu::vectorized;
-use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, subtract};
+use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, run_blocks, subtract};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -160,43 +160,21 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, sizes: [usize; 4], 
     // U[co][ξ][ci], ξ = 3a + b: U_ξ is the [C_out, C_in] matrix of row stride 9·C_in.
     let u = kernel_transforms(w, c_out, c_in, &[[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]);
 
-    // A block is a run of rows of small pixels, across images when the planes are small;
-    // the blocks run in parallel, each on one thread unless there are fewer than threads.
-    let blocks = (batch * h).div_ceil(rows);
-    let serial = blocks >= rayon::current_num_threads();
-    let u_xi =
-        |xi: usize| MatRef { data: &u[xi * c_in..], rows: c_out, cols: c_in, row_stride: 9 * c_in, col_stride: 1 };
-    // Each U_ξ is the A of one GEMM per block: packed once here, not once per block (the
-    // layers ran 13–15 % faster at batch 16 and 32 on a Xeon, model 207).
-    let u_packed: Vec<_> =
-        if serial { (0..9).into_par_iter().map(|xi| pack_a_once(u_xi(xi))).collect() } else { vec![] };
+    // A block is a run of rows of small pixels, across images when the planes are small.
     let out = SharedOut(y.spare_capacity_mut().as_mut_ptr());
-    let scratch = || {
-        let v = vec![T::ZERO; c_in * 9 * rows * wd]; // V[ci][ξ][row, j]
-        let m = vec![T::ZERO; c_out * 9 * rows * wd]; // M[co][ξ][row, j]
+    let pass_scratch = || {
         let t = vec![T::ZERO; wd + 2]; // one row with C applied down its column, a zero each side
         let q: [[Vec<T>; 2]; 3] = std::array::from_fn(|_| [vec![T::ZERO; wd], vec![T::ZERO; wd]]);
-        (v, m, t, q)
+        (t, q)
     };
-    (0..blocks).into_par_iter().for_each_init(scratch, |(v, m, t, q), block_index| {
-        let r0 = block_index * rows; // rows r0.. of the batch's rows, image after image
-        let block = r0..(r0 + rows).min(batch * h);
-        let cols = block.len() * wd;
-        let v = &mut v[..c_in * 9 * cols];
-        vectorized::run(InputPass { x, sizes, block: block.clone(), v, t });
-
-        let m = &mut m[..c_out * 9 * cols];
-        for xi in 0..9 {
-            let v_xi = MatRef { data: &v[xi * cols..], rows: c_in, cols, row_stride: 9 * cols, col_stride: 1 };
-            let m_xi = &mut m[xi * cols..];
-            if serial {
-                gemm_serial_packed_a(&u_packed[xi], v_xi, m_xi, 9 * cols, false);
-            } else {
-                gemm(u_xi(xi), v_xi, m_xi, 9 * cols, false);
-            }
-        }
-        vectorized::run(OutputPass { m, bias, sizes, c_out, block, out, q });
-    });
+    run_blocks(
+        &u,
+        [c_in, c_out, 9],
+        [batch * h, wd, rows],
+        pass_scratch,
+        |block, v, (t, _)| vectorized::run(InputPass { x, sizes, block, v, t }),
+        |block, m, (_, q)| vectorized::run(OutputPass { m, bias, sizes, c_out, block, out, q }),
+    );
     // SAFETY: each small row belongs to one block, whose output pass wrote both of its output
     // rows whole.
     unsafe { y.set_len(len) };

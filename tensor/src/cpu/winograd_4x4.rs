@@ -32,12 +32,10 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use rayon::prelude::*;
-
-use crate::cpu::gemm::{gemm, gemm_serial_packed_a, pack_a_once, MatRef, SharedOut};
+use crate::cpu::gemm::SharedOut;
 use crate::cpu::vectorized;
 use crate::cpu::winograd;
-use crate::cpu::winograd_blocked::{block_rows, kernel_transforms, Tiles};
+use crate::cpu::winograd_blocked::{block_rows, kernel_transforms, run_blocks, Tiles};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
@@ -62,37 +60,15 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
     let mut y = Vec::with_capacity(len);
     let tiles = Tiles { per_image: g.oh.div_ceil(4), per_row: g.ow.div_ceil(4) };
     let u = kernel_transforms(w, c_out, c_in, &G);
-
-    let blocks = (g.batch * tiles.per_image).div_ceil(rows);
-    let serial = blocks >= rayon::current_num_threads();
-    let u_xi =
-        |xi: usize| MatRef { data: &u[xi * c_in..], rows: c_out, cols: c_in, row_stride: 36 * c_in, col_stride: 1 };
-    let u_packed: Vec<_> =
-        if serial { (0..36).into_par_iter().map(|xi| pack_a_once(u_xi(xi))).collect() } else { vec![] };
     let out = SharedOut(y.spare_capacity_mut().as_mut_ptr());
-    let scratch = || {
-        let v = vec![T::ZERO; c_in * 36 * rows * tiles.per_row]; // V[ci][ξ][tile]
-        let m = vec![T::ZERO; c_out * 36 * rows * tiles.per_row]; // M[co][ξ][tile]
-        (v, m, RowScratch::new(tiles.per_row))
-    };
-    (0..blocks).into_par_iter().for_each_init(scratch, |(v, m, row_scratch), block_index| {
-        let r0 = block_index * rows; // tile rows r0.. of the batch's, image after image
-        let block = r0..(r0 + rows).min(g.batch * tiles.per_image);
-        let cols = block.len() * tiles.per_row;
-        let v = &mut v[..c_in * 36 * cols];
-        vectorized::run(InputPass { x, g, tiles, block: block.clone(), v, scratch: row_scratch });
-
-        let m = &mut m[..c_out * 36 * cols];
-        for xi in 0..36 {
-            let v_xi = MatRef { data: &v[xi * cols..], rows: c_in, cols, row_stride: 36 * cols, col_stride: 1 };
-            if serial {
-                gemm_serial_packed_a(&u_packed[xi], v_xi, &mut m[xi * cols..], 36 * cols, false);
-            } else {
-                gemm(u_xi(xi), v_xi, &mut m[xi * cols..], 36 * cols, false);
-            }
-        }
-        vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch: row_scratch });
-    });
+    run_blocks(
+        &u,
+        [c_in, c_out, 36],
+        [g.batch * tiles.per_image, tiles.per_row, rows],
+        || RowScratch::new(tiles.per_row),
+        |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
+        |block, m, scratch| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
+    );
     // SAFETY: every output row lies in one tile row, whose block wrote all of its columns.
     unsafe { y.set_len(len) };
     y
