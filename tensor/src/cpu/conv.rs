@@ -68,6 +68,7 @@ use rayon::prelude::*;
 
 use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::indirect;
+use crate::cpu::indirect_weight;
 use crate::cpu::phase_grid;
 use crate::cpu::reduce::sum_map_f64;
 use crate::cpu::shifted_rows;
@@ -1096,6 +1097,9 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if phase_grid::weight_gradient_applies::<T>(g) {
         cuts.push(tuning::CHANNEL_BLOCKED);
     }
+    if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
+        cuts.push(tuning::INDIRECT);
+    }
     let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);
     let cut = if cuts.len() > 1 {
         let rule = tuning::SIDE_BY_SIDE;
@@ -1111,6 +1115,12 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
     let dw_rows = g.c_out <= DW_ROWS_MAX_CHANNELS || cut == tuning::SIDE_BY_SIDE_DW_ROWS;
     match cut {
         tuning::CHANNEL_BLOCKED => phase_grid::conv2d_backward_weight(grad_y, x, g),
+        tuning::INDIRECT => match g.live_taps() {
+            Some(live) => {
+                embed_live_grad(&live, &indirect_weight::conv2d_backward_weight(grad_y, x, &live.geometry), g)
+            }
+            None => indirect_weight::conv2d_backward_weight(grad_y, x, g),
+        },
         _ => backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), dw_rows),
     }
 }
@@ -1882,7 +1892,8 @@ mod tests {
             for cut in cuts {
                 assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
             }
-            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS];
+            let mut cuts =
+                vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS, tuning::INDIRECT];
             if phase_grid::weight_gradient_applies::<f64>(&g) {
                 cuts.push(tuning::CHANNEL_BLOCKED);
                 channel_blocked += 1;

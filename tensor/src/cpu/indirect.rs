@@ -93,7 +93,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     .max(1);
     y.par_chunks_mut(group * out_img).enumerate().for_each(|(gi, y_g)| {
         let (n0, images) = (gi * group, y_g.len() / out_img);
-        let rows = channels_last(&x[n0 * in_img..(n0 + images) * in_img], g);
+        let rows = channels_last(&x[n0 * in_img..(n0 + images) * in_img], g.c_in, g.h * g.w);
         let zero_row = images * g.h * g.w;
         let pixels = images * plane;
         // Pixel m of the group as (image, output position).
@@ -162,12 +162,14 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
 /// The images channels-last, then one row of zeros (the padding taps' row): each image's
 /// planes written down the columns of its rows, four channels at a time through 4×4
 /// transposes (`phase_grid::interleave`).
-// x: [images, C_in, H, W]   ->   [images·H·W + 1, C_in]
-fn channels_last<T: Float>(x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let hw = g.h * g.w;
-    let mut rows = vec![T::ZERO; x.len() + g.c_in];
-    for (image, rows_n) in x.chunks_exact(g.c_in * hw).zip(rows.chunks_exact_mut(g.c_in * hw)) {
-        interleave(rows_n, g.c_in, g.c_in, 1, |ci| &image[ci * hw..(ci + 1) * hw]);
+// x: [images, channels, plane]   ->   [images·plane + 1, channels]
+pub(crate) fn channels_last<T: Float>(x: &[T], channels: usize, plane: usize) -> Vec<T> {
+    let mut rows = vec![T::ZERO; x.len() + channels];
+    if plane == 0 {
+        return rows;
+    }
+    for (image, rows_n) in x.chunks_exact(channels * plane).zip(rows.chunks_exact_mut(channels * plane)) {
+        interleave(rows_n, channels, channels, 1, |c| &image[c * plane..(c + 1) * plane]);
     }
     rows
 }

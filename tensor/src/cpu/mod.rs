@@ -12,6 +12,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod indirect;
+pub mod indirect_weight;
 pub mod interpolate;
 pub mod optim;
 pub mod phase_grid;

@@ -162,7 +162,9 @@ pub(crate) const PHASE_GRID: &str = "phase-grid";
 pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
 /// A fifth way for the forward, and for backward-data as the full correlation: an indirect
 /// GEMM on channels-last images, the micro-kernel finding its A rows through a table of
-/// offsets (`cpu::indirect`).
+/// offsets (`cpu::indirect`). And a fifth for the weight gradient: each tap a GEMM whose depth
+/// is the pixels, read from channels-last x and dy through a list of offset pairs
+/// (`cpu::indirect_weight`).
 pub(crate) const INDIRECT: &str = "indirect";
 /// A sixth way for the forward, at stride 1 into a few channels: each output row a sum of
 /// shifted input rows (`cpu::shifted_rows`); the rule's there.
@@ -198,8 +200,9 @@ pub fn machine_key() -> String {
 }
 
 /// Counts the changes to how a cut runs under the same name (2: Winograd in cache-sized blocks,
-/// `cpu::winograd_blocked`), so that a cache measured on the cut's older form measures anew.
-const CUTS_REVISION: u32 = 2;
+/// `cpu::winograd_blocked`; 3: the indirect GEMM offered for the weight gradient too,
+/// `cpu::indirect_weight`), so that a cache measured on the cut's older form measures anew.
+const CUTS_REVISION: u32 = 3;
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
 /// [`cpu_model_from`].
