@@ -161,16 +161,16 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
 
 /// The images channels-last, then one row of zeros (the padding taps' row): each image's
 /// planes written down the columns of its rows, four channels at a time through 4×4
-/// transposes (`phase_grid::interleave`).
+/// transposes (`phase_grid::interleave`), the images in parallel.
 // x: [images, channels, plane]   ->   [images·plane + 1, channels]
 pub(crate) fn channels_last<T: Float>(x: &[T], channels: usize, plane: usize) -> Vec<T> {
     let mut rows = vec![T::ZERO; x.len() + channels];
     if plane == 0 {
         return rows;
     }
-    for (image, rows_n) in x.chunks_exact(channels * plane).zip(rows.chunks_exact_mut(channels * plane)) {
-        interleave(rows_n, channels, channels, 1, |c| &image[c * plane..(c + 1) * plane]);
-    }
+    let images = x.par_chunks_exact(channels * plane).zip(rows.par_chunks_exact_mut(channels * plane));
+    images
+        .for_each(|(image, rows_n)| interleave(rows_n, channels, channels, 1, |c| &image[c * plane..(c + 1) * plane]));
     rows
 }
 

@@ -33,8 +33,8 @@ use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 const CHUNK_VALUES: usize = 1 << 16;
 
 /// dW = ∂L/∂w by the indirect GEMM (see the module docs): channels-last copies of x and dy;
-/// then, a chunk of output rows at a time, every block of MR input channels of dWᵀ in
-/// parallel, one micro-kernel call per tap and NR output channels, added into dWᵀ; dWᵀ is
+/// then, a chunk of output rows at a time, every block of MR input channels and NR output
+/// channels of dWᵀ in parallel, one micro-kernel call per tap, added into dWᵀ; dWᵀ is
 /// transposed into dW at the end.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
@@ -58,34 +58,32 @@ fn backward_weight_in_chunks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
     rows.resize(rows.len() + mr, T::ZERO);
     // [N·OH·OW (+ 1), C_out]
     let dy_rows = channels_last(grad_y, g.c_out, g.out_plane());
-    // dWᵀ: [blocks·MR, taps, C_out], whose first C_in·taps rows are dW's columns in dW's order.
-    let row_stride = taps * g.c_out;
-    let mut dw_t = vec![T::ZERO; g.c_in.div_ceil(mr) * mr * row_stride];
+    // dWᵀ a panel of NR output channels at a time: [panels, blocks·MR, taps, NR], whose first
+    // C_in·taps rows in each panel are dW's columns in dW's order. A task per (panel, block).
+    let (panels, blocks) = (g.c_out.div_ceil(nr), g.c_in.div_ceil(mr));
+    let row_stride = taps * nr;
+    let mut dw_t = vec![T::ZERO; panels * blocks * mr * row_stride];
     let all_rows = g.batch * g.oh;
     for chunk in (0..all_rows).step_by(rows_per_chunk) {
         let output_rows = chunk..(chunk + rows_per_chunk).min(all_rows);
         let pairs: Vec<Vec<(usize, usize)>> = (0..taps).map(|tap| offset_pairs(g, tap, output_rows.clone())).collect();
-        dw_t.par_chunks_exact_mut(mr * row_stride).enumerate().for_each(|(block, out)| {
+        dw_t.par_chunks_exact_mut(mr * row_stride).enumerate().for_each(|(task, out)| {
+            let (co0, ci0) = ((task / blocks) * nr, (task % blocks) * mr);
             for (tap, pairs) in pairs.iter().enumerate().filter(|(_, pairs)| !pairs.is_empty()) {
-                for co0 in (0..g.c_out).step_by(nr) {
-                    let at = [block * mr, co0, nr.min(g.c_out - co0)];
-                    kernel.run(&rows, &dy_rows, pairs, at, (out, tap * g.c_out + co0, row_stride));
-                }
+                let at = [ci0, co0, nr.min(g.c_out - co0)];
+                kernel.run(&rows, &dy_rows, pairs, at, (out, tap * nr, row_stride));
             }
         });
     }
-    // dW[co][ci·taps + tap] = dWᵀ[ci·taps + tap][co], in parallel over runs of output channels.
+    // dW[co][ci·taps + tap] = dWᵀ[panel][ci·taps + tap][co − panel·NR], a panel per task.
     let columns = g.c_in * taps;
-    dw.par_chunks_mut(TRANSPOSE_CHANNELS * columns).enumerate().for_each(|(part, filters)| {
-        let co0 = part * TRANSPOSE_CHANNELS;
+    let panel_len = blocks * mr * row_stride;
+    dw.par_chunks_mut(nr * columns).zip(dw_t.par_chunks_exact(panel_len)).for_each(|(filters, panel)| {
         let count = filters.len() / columns;
-        interleave(filters, columns, columns, 1, |k| &dw_t[k * g.c_out + co0..][..count]);
+        interleave(filters, columns, columns, 1, |k| &panel[k * nr..][..count]);
     });
     dw
 }
-
-/// Output channels of dW transposed from dWᵀ by one task (see `conv2d_backward_weight`).
-const TRANSPOSE_CHANNELS: usize = 16;
 
 /// Into `pairs`, for each output pixel of `output_rows` (rows of every image counted
 /// together, [0, N·OH)) whose input under `tap` is inside the image: (where its x row starts
