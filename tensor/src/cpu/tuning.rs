@@ -26,8 +26,11 @@
 //!   (`cpu::phase_grid`), where at least half of each micro-kernel tile is real channels: on
 //!   a Xeon (model 207) it won 13 of the 29 such timings of B1, B2, B3 and B5, by 5–35 %,
 //!   on planes of 8×8 and larger, and lost on ResNet-18's small planes and B3's deepest
-//!   layers. The forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted
-//!   rows; each constant below says where it is offered) are timed beside its cuts, and the indirect
+//!   layers. And a fifth, the indirect GEMM (`cpu::indirect_weight`), whose pixels that
+//!   would read padding are left out: on the same Xeon it won ResNet-18's layers on 4×4 and
+//!   2×2 planes, by 28–36 %, and lost to the channel-blocked cut on 16×16 and larger. The
+//!   forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted rows; each
+//!   constant below says where it is offered) are timed beside its cuts, and the indirect
 //!   GEMM is offered wherever there are 8 input and output channels or more, so nearly every
 //!   forward geometry is timed at its first use.
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
