@@ -294,23 +294,12 @@ unsafe fn tile_avx512_f32(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_support::{assert_within, ramp, to_f32};
+    use crate::cpu::test_support::{assert_within, odd_geometries, ramp, to_f32};
     use crate::reference::conv as reference;
 
     #[test]
     fn the_indirect_forward_matches_the_reference() {
-        // Tiles whose pixels run from one image into the next and past the last; 37 output
-        // channels (two panels of 32, one of them mostly padding); strides 1 and 2, dilation,
-        // padding that puts whole taps outside the image; a 1×1 plane; input channels packed
-        // in two whole blocks and a partial one.
-        for (x, w, s, p, d) in [
-            ([5, 7, 9, 11], [37, 7, 3, 3], [1, 1], [1, 1], [1, 1]),
-            ([4, 9, 10, 7], [6, 9, 3, 3], [2, 2], [1, 1], [1, 1]),
-            ([3, 3, 12, 11], [5, 3, 4, 3], [3, 2], [2, 3], [2, 1]),
-            ([6, 16, 1, 1], [20, 16, 3, 3], [1, 1], [1, 1], [1, 1]),
-            ([3, 37, 5, 4], [33, 37, 3, 3], [1, 1], [1, 1], [1, 1]),
-        ] {
-            let g = Conv2dGeometry::conv2d(x, w, s, p, d).unwrap();
+        for g in odd_geometries() {
             let (x, w, b) = (ramp(g.x_len()), ramp(g.weight_len()), ramp(g.c_out));
             let want = reference::conv2d(&x, &w, Some(&b), &g);
             assert_within(&format!("{g:?}"), conv2d_forward(&x, &w, Some(&b), &g).into_iter(), &want, 1e-12);

@@ -239,23 +239,14 @@ unsafe fn tile_avx512_f32(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_support::{assert_within, ramp, to_f32};
+    use crate::cpu::test_support::{assert_within, odd_geometries, ramp, to_f32};
     use crate::reference::conv as reference;
 
     #[test]
     fn the_indirect_weight_gradient_matches_the_reference() {
-        // 37 output channels (a partial panel of 32, and of the portable 8) and 37 input
-        // channels (a partial block of 12, and of 4); strides 1 and 2, dilation, padding that
-        // puts whole taps outside the image; a 1×1 plane; one image. Chunks of every output
-        // row alone, of a few rows (crossing from one image into the next), and of all rows.
-        for (x, w, s, p, d) in [
-            ([3, 37, 5, 4], [37, 37, 3, 3], [1, 1], [1, 1], [1, 1]),
-            ([4, 9, 10, 7], [6, 9, 3, 3], [2, 2], [1, 1], [1, 1]),
-            ([3, 3, 12, 11], [5, 3, 4, 3], [3, 2], [2, 3], [2, 1]),
-            ([6, 16, 1, 1], [20, 16, 3, 3], [1, 1], [1, 1], [1, 1]),
-            ([1, 24, 6, 6], [64, 24, 3, 3], [1, 1], [1, 1], [1, 1]),
-        ] {
-            let g = Conv2dGeometry::conv2d(x, w, s, p, d).unwrap();
+        // In chunks of every output row alone, of a few rows (crossing from one image into the
+        // next), and of all rows.
+        for g in odd_geometries() {
             let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()));
             let want = reference::conv2d_backward_weight(&dy, &x, &g);
             for rows_per_chunk in [1, 3, g.batch * g.oh] {

@@ -42,6 +42,25 @@ pub(crate) mod test_support {
         v.iter().map(|&a| a as f32).collect()
     }
 
+    /// Geometries for the kernels that tile pixels and channels (the indirect GEMMs): 37
+    /// output channels (a partial panel of 32, and of the portable 8) and 37 input channels
+    /// (partial blocks of 12 and of 16); tiles whose pixels run from one image into the next
+    /// and past the last; strides 1 and 2, dilation, padding that puts whole taps outside the
+    /// image; a 1×1 plane; one image with more output channels than inputs.
+    pub fn odd_geometries() -> Vec<Conv2dGeometry> {
+        [
+            ([5, 7, 9, 11], [37, 7, 3, 3], [1, 1], [1, 1], [1, 1]),
+            ([3, 37, 5, 4], [37, 37, 3, 3], [1, 1], [1, 1], [1, 1]),
+            ([4, 9, 10, 7], [6, 9, 3, 3], [2, 2], [1, 1], [1, 1]),
+            ([3, 3, 12, 11], [5, 3, 4, 3], [3, 2], [2, 3], [2, 1]),
+            ([6, 16, 1, 1], [20, 16, 3, 3], [1, 1], [1, 1], [1, 1]),
+            ([1, 24, 6, 6], [64, 24, 3, 3], [1, 1], [1, 1], [1, 1]),
+        ]
+        .into_iter()
+        .map(|(x, w, s, p, d)| Conv2dGeometry::conv2d(x, w, s, p, d).expect("the kernel fits"))
+        .collect()
+    }
+
     /// A blocked Winograd forward: (x, w, bias, geometry, tile rows a block) → y.
     pub type InBlocks<T> = fn(&[T], &[T], Option<&[T]>, &Conv2dGeometry, usize) -> Vec<T>;
 
