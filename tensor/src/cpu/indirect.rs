@@ -192,10 +192,7 @@ impl<T: Float> TileKernel<T> {
     /// and so the same bits.
     fn for_type() -> TileKernel<T> {
         #[cfg(target_arch = "x86_64")]
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && crate::cpu::gemm::f32_instruction_set() == "avx512"
-            && is_x86_feature_detected!("avx512f")
-        {
+        if avx512_tile::<T>() {
             return TileKernel { mr: 14, nr: 32, run: tile_avx512::<T> };
         }
         TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }
@@ -211,6 +208,15 @@ impl<T: Float> TileKernel<T> {
         );
         (self.run)(rows, offsets, taps, c_in, b, tile)
     }
+}
+
+/// Whether the indirect GEMMs take their AVX-512 tiles for `T`: f32, where the GEMM runs an
+/// AVX-512 kernel (so a process that pins or replays the GEMM's kernel gets the same tiles).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512_tile<T: Float>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && crate::cpu::gemm::f32_instruction_set() == "avx512"
+        && is_x86_feature_detected!("avx512f")
 }
 
 /// The plain kernel: an MR×NR accumulator array, small enough for registers.

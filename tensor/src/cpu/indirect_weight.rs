@@ -127,10 +127,7 @@ impl<T: Float> TileKernel<T> {
     /// otherwise, as `cpu::indirect` chooses its tile.
     fn for_type() -> TileKernel<T> {
         #[cfg(target_arch = "x86_64")]
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && crate::cpu::gemm::f32_instruction_set() == "avx512"
-            && is_x86_feature_detected!("avx512f")
-        {
+        if crate::cpu::indirect::avx512_tile::<T>() {
             return TileKernel { mr: 12, nr: 32, run: tile_avx512::<T> };
         }
         TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }
