@@ -187,9 +187,7 @@ struct TileKernel<T> {
 type TileFn<T> = fn(&[T], &[usize], &[usize], usize, &[T], &mut [T]);
 
 impl<T: Float> TileKernel<T> {
-    /// AVX-512's 14×32 for f32 where the GEMM runs an AVX-512 kernel, the portable 4×8
-    /// otherwise: a process that pins or replays the GEMM's kernel gets the same tile here,
-    /// and so the same bits.
+    /// AVX-512's 14×32 where [`avx512_tile`] says so, the portable 4×8 otherwise.
     fn for_type() -> TileKernel<T> {
         #[cfg(target_arch = "x86_64")]
         if avx512_tile::<T>() {
