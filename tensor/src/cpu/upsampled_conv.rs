@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::cpu::gemm::SharedOut;
 use crate::cpu::vectorized;
-use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, run_blocks, subtract};
+use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, run_blocks_into_new, subtract};
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -154,31 +154,28 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, sizes: [usize; 4], 
     if len == 0 {
         return vec![];
     }
-    // Written into its spare capacity, not zeroed first: the output pass writes every element
-    // once.
-    let mut y = Vec::with_capacity(len);
     // U[co][ξ][ci], ξ = 3a + b: U_ξ is the [C_out, C_in] matrix of row stride 9·C_in.
     let u = kernel_transforms(w, c_out, c_in, &[[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]);
 
     // A block is a run of rows of small pixels, across images when the planes are small.
-    let out = SharedOut(y.spare_capacity_mut().as_mut_ptr());
     let pass_scratch = || {
         let t = vec![T::ZERO; wd + 2]; // one row with C applied down its column, a zero each side
         let q: [[Vec<T>; 2]; 3] = std::array::from_fn(|_| [vec![T::ZERO; wd], vec![T::ZERO; wd]]);
         (t, q)
     };
-    run_blocks(
-        &u,
-        [c_in, c_out, 9],
-        [batch * h, wd, rows],
-        pass_scratch,
-        |block, v, (t, _)| vectorized::run(InputPass { x, sizes, block, v, t }),
-        |block, m, (_, q)| vectorized::run(OutputPass { m, bias, sizes, c_out, block, out, q }),
-    );
-    // SAFETY: each small row belongs to one block, whose output pass wrote both of its output
+    // SAFETY: each small row belongs to one block, whose output pass writes both of its output
     // rows whole.
-    unsafe { y.set_len(len) };
-    y
+    unsafe {
+        run_blocks_into_new(
+            len,
+            &u,
+            [c_in, c_out, 9],
+            [batch * h, wd, rows],
+            pass_scratch,
+            |block, v, (t, _)| vectorized::run(InputPass { x, sizes, block, v, t }),
+            |block, m, (_, q), out| vectorized::run(OutputPass { m, bias, sizes, c_out, block, out, q }),
+        )
+    }
 }
 
 /// V = C·s·Cᵀ of every small pixel in the rows `block` of the batch, for every input channel,

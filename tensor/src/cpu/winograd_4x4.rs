@@ -35,7 +35,7 @@ use std::ops::Range;
 use crate::cpu::gemm::SharedOut;
 use crate::cpu::vectorized;
 use crate::cpu::winograd;
-use crate::cpu::winograd_blocked::{block_rows, kernel_transforms, run_blocks, Tiles};
+use crate::cpu::winograd_blocked::{block_rows, kernel_transforms, run_blocks_into_new, Tiles};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
@@ -55,23 +55,21 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
     if len == 0 {
         return vec![];
     }
-    // Written into its spare capacity, not zeroed first: the output pass writes every element
-    // once.
-    let mut y = Vec::with_capacity(len);
     let tiles = Tiles { per_image: g.oh.div_ceil(4), per_row: g.ow.div_ceil(4) };
     let u = kernel_transforms(w, c_out, c_in, &G);
-    let out = SharedOut(y.spare_capacity_mut().as_mut_ptr());
-    run_blocks(
-        &u,
-        [c_in, c_out, 36],
-        [g.batch * tiles.per_image, tiles.per_row, rows],
-        || RowScratch::new(tiles.per_row),
-        |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
-        |block, m, scratch| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
-    );
-    // SAFETY: every output row lies in one tile row, whose block wrote all of its columns.
-    unsafe { y.set_len(len) };
-    y
+    // SAFETY: every output row lies in one tile row, whose block's output pass writes all of
+    // its columns.
+    unsafe {
+        run_blocks_into_new(
+            len,
+            &u,
+            [c_in, c_out, 36],
+            [g.batch * tiles.per_image, tiles.per_row, rows],
+            || RowScratch::new(tiles.per_row),
+            |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
+            |block, m, scratch, out| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
+        )
+    }
 }
 
 /// G, Lavin and Gray's kernel transform for F(4, 3), row by row.

@@ -42,21 +42,44 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
     if len == 0 {
         return vec![];
     }
-    // Written into its spare capacity, not zeroed first: the output transform writes every
-    // element once.
-    let mut y = Vec::with_capacity(len);
     let tiles = Tiles { per_image: g.oh.div_ceil(2), per_row: g.ow.div_ceil(2) };
     let u = kernel_transforms(w, c_out, c_in, &G);
+    // SAFETY: every output row lies in one tile row, whose block's output pass writes all of
+    // its columns.
+    unsafe {
+        run_blocks_into_new(
+            len,
+            &u,
+            [c_in, c_out, 16],
+            [g.batch * tiles.per_image, tiles.per_row, rows],
+            || RowScratch::new(tiles.per_row),
+            |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
+            |block, m, scratch, out| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
+        )
+    }
+}
+
+/// [`run_blocks`] for a layer whose output, `len` values, is a new vector written into its
+/// spare capacity, not zeroed first: `output_pass` gets where it starts. The three blocked
+/// layers (F(2×2), F(4×4), the upsampled convolution) each write every output value once.
+///
+/// # Safety
+/// Over all the blocks, `output_pass` writes each of the `len` values, and nothing past them.
+pub(crate) unsafe fn run_blocks_into_new<T: Float, S>(
+    len: usize,
+    u: &[T],
+    channels_and_values: [usize; 3],
+    rows_and_blocks: [usize; 3],
+    pass_scratch: impl Fn() -> S + Sync + Send,
+    input_pass: impl Fn(Range<usize>, &mut [T], &mut S) + Sync + Send,
+    output_pass: impl Fn(Range<usize>, &[T], &mut S, SharedOut<MaybeUninit<T>>) + Sync + Send,
+) -> Vec<T> {
+    let mut y = Vec::with_capacity(len);
     let out = SharedOut(y.spare_capacity_mut().as_mut_ptr());
-    run_blocks(
-        &u,
-        [c_in, c_out, 16],
-        [g.batch * tiles.per_image, tiles.per_row, rows],
-        || RowScratch::new(tiles.per_row),
-        |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
-        |block, m, scratch| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
-    );
-    // SAFETY: every output row lies in one tile row, whose block wrote all of its columns.
+    run_blocks(u, channels_and_values, rows_and_blocks, pass_scratch, input_pass, |block, m, scratch| {
+        output_pass(block, m, scratch, out)
+    });
+    // SAFETY: the caller's contract: the output passes wrote all `len` values.
     unsafe { y.set_len(len) };
     y
 }
@@ -71,7 +94,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
 /// blocks as threads, each block runs on one thread with every U_ξ packed once for all of
 /// them (the upsampled layers ran 13–15 % faster so at batch 16 and 32 on a Xeon, model 207);
 /// otherwise each GEMM is spread over the threads.
-pub(crate) fn run_blocks<T: Float, S>(
+fn run_blocks<T: Float, S>(
     u: &[T],
     [c_in, c_out, values]: [usize; 3],
     [tile_rows, row_len, rows]: [usize; 3],
