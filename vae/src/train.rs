@@ -8,7 +8,7 @@
 use autograd::{no_grad, Var};
 use nn::optim::Optimizer;
 use nn::Module;
-use tensor::{DType, Rng, Tensor};
+use tensor::{DType, Device, Rng, Tensor};
 
 use crate::error::{Error, Result};
 use crate::loss::{vae_loss, LossTerms, LossValues, Objective, ReconLoss};
@@ -116,8 +116,26 @@ pub fn plain_train_step(
 /// the backward pass and the update are recorded, the optimizer's update is vetoed on the
 /// device if the loss or a gradient is not finite
 /// ([`Optimizer::step_unless_non_finite`]), and the terms come back with that verdict in one
-/// read.
+/// read. On the CPU the step's hundreds of short parallel ops run with the pool's workers
+/// kept awake between them ([`tensor::cpu::awake`]).
 pub fn train_step(
+    model: &Vae,
+    optimizer: &mut dyn Optimizer,
+    x: &Tensor,
+    setup: &LossSetup,
+    rng: &mut Rng,
+    position: (usize, usize),
+) -> Result<LossValues> {
+    match x.device() {
+        Device::Cpu => {
+            tensor::cpu::awake::kept_awake(|| train_step_on_this_thread(model, optimizer, x, setup, rng, position))
+        }
+        Device::Gpu(_) | Device::Reference => train_step_on_this_thread(model, optimizer, x, setup, rng, position),
+    }
+}
+
+/// [`train_step`]'s work, on whichever thread runs it.
+fn train_step_on_this_thread(
     model: &Vae,
     optimizer: &mut dyn Optimizer,
     x: &Tensor,

@@ -48,8 +48,9 @@ pub struct OptimizerStateTensor {
     pub kind: BufferKind,
 }
 
-/// What every optimizer offers a training loop and a checkpoint.
-pub trait Optimizer {
+/// What every optimizer offers a training loop and a checkpoint. `Send`, so that a step can run
+/// on a worker of the CPU pool (`tensor::cpu::awake`).
+pub trait Optimizer: Send {
     /// Updates every parameter that requires a gradient and has one; others are skipped. A
     /// gradient holding a NaN or an infinity changes nothing and is an error naming the first
     /// such parameter. On a GPU this waits for the device (one read-back).

@@ -4,6 +4,7 @@
 //! Kernels take dense row-major slices and explicit sizes; they assume their inputs were
 //! validated by the op layer (`crate::ops`) and never allocate more than their output.
 
+pub mod awake;
 pub mod batch_norm;
 pub mod caching_allocator;
 pub mod concat;
