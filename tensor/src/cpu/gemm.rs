@@ -562,12 +562,19 @@ struct Kernel<T> {
     /// Columns of B packed per block (a multiple of `nr`; the block sits in L3).
     nc: usize,
     run: unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, accumulate: bool),
+    /// The tiles at C's bottom and right edges straight into C, where `run` would compute the
+    /// whole tile into scratch and copy the part inside C back; `None`: through scratch.
+    run_edge: Option<EdgeFn<T>>,
     /// `pack_panel` instantiated for panels MR and NR wide.
     pack_a: PackFn<T>,
     pack_b: PackFn<T>,
 }
 
 type PackFn<T> = fn(src: MatRef<T>, r0: usize, rows: usize, c0: usize, kc: usize, out: &mut [T]);
+
+/// `run` on the first `rows` (≤ MR) rows and `cols` (≤ NR) columns of a tile: arguments
+/// `(rows, cols, kc, a, b, c, ldc, accumulate)`, the panels packed as for `run`.
+type EdgeFn<T> = unsafe fn(usize, usize, usize, *const T, *const T, *mut T, usize, bool);
 
 impl<T: Float> Kernel<T> {
     const fn new<const MR: usize, const NR: usize>(
@@ -586,9 +593,14 @@ impl<T: Float> Kernel<T> {
             kc,
             nc,
             run,
+            run_edge: None,
             pack_a: pack_panel::<T, MR>,
             pack_b: pack_panel::<T, NR>,
         }
+    }
+
+    const fn with_edge(self, run_edge: EdgeFn<T>) -> Kernel<T> {
+        Kernel { run_edge: Some(run_edge), ..self }
     }
 }
 
@@ -619,7 +631,8 @@ const SGEMM_AVX2_KC256: Kernel<f32> =
 /// Zen 4 / Sapphire Rapids (≥ 1 MiB L2 per core): a 168×256 A block is 168 KiB of L2.
 #[cfg(target_arch = "x86_64")]
 const SGEMM_AVX512: Kernel<f32> =
-    Kernel::new::<14, 32>(["avx512-14x32-kc256", "avx512"], 168, 256, 4096, x86::sgemm_avx512::<14>);
+    Kernel::new::<14, 32>(["avx512-14x32-kc256", "avx512"], 168, 256, 4096, x86::sgemm_avx512::<14>)
+        .with_edge(x86::sgemm_avx512_edge::<14>);
 
 /// The same micro-kernel on half the depth (a 128×32 B micro-panel is 16 KiB, a third of Zen 4's
 /// L1d) and twice the rows of A per block: on a CPU whose 512-bit units run at a lower clock or
@@ -627,7 +640,8 @@ const SGEMM_AVX512: Kernel<f32> =
 /// more than the width (Zen 4 measured the two widths level, `sgemm` 1024³).
 #[cfg(target_arch = "x86_64")]
 const SGEMM_AVX512_KC128: Kernel<f32> =
-    Kernel::new::<14, 32>(["avx512-14x32-kc128", "avx512"], 336, 128, 4096, x86::sgemm_avx512::<14>);
+    Kernel::new::<14, 32>(["avx512-14x32-kc128", "avx512"], 336, 128, 4096, x86::sgemm_avx512::<14>)
+        .with_edge(x86::sgemm_avx512_edge::<14>);
 
 /// Every f32 kernel of this file, plainest first, whether or not this CPU runs it.
 fn f32_kernels_everywhere() -> Vec<Kernel<f32>> {
@@ -1044,6 +1058,95 @@ mod x86 {
             }
         }
     }
+
+    /// [`sgemm_avx512`] on the first `rows` (≤ MR) rows and `cols` (≤ 32) columns of its tile,
+    /// written straight into C: the last rows of a product whose m is not a multiple of MR (a
+    /// batch of 128 is nine tiles of 14 and one of 2), and the last columns of one whose n is
+    /// not a multiple of 32. Through scratch, such a tile cost as much as a whole one, plus the
+    /// copy; here its multiply-adds are `rows`/MR of a whole tile's, and masked loads and stores
+    /// keep it inside C. Each value is summed in the same order as in the whole tile, so the
+    /// bits are the same.
+    ///
+    /// # Safety
+    /// As for [`sgemm_avx512`], with `rows` rows of `cols` values at `c` valid.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn sgemm_avx512_edge<const MR: usize>(
+        rows: usize,
+        cols: usize,
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        assert!(rows <= MR && cols <= 32, "an edge of a {MR}×32 tile, not {rows}×{cols}");
+        let low = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+        let masks = [low(cols), low(cols.saturating_sub(16))];
+        // SAFETY (every arm): ROWS ≤ rows ≤ MR, so the A panel's columns hold ROWS values; the
+        // rest is the caller's contract.
+        unsafe {
+            match rows {
+                1 => edge_rows::<MR, 1>(masks, kc, a, b, c, ldc, accumulate),
+                2 => edge_rows::<MR, 2>(masks, kc, a, b, c, ldc, accumulate),
+                3 => edge_rows::<MR, 3>(masks, kc, a, b, c, ldc, accumulate),
+                4 => edge_rows::<MR, 4>(masks, kc, a, b, c, ldc, accumulate),
+                5 => edge_rows::<MR, 5>(masks, kc, a, b, c, ldc, accumulate),
+                6 => edge_rows::<MR, 6>(masks, kc, a, b, c, ldc, accumulate),
+                7 => edge_rows::<MR, 7>(masks, kc, a, b, c, ldc, accumulate),
+                8 => edge_rows::<MR, 8>(masks, kc, a, b, c, ldc, accumulate),
+                9 => edge_rows::<MR, 9>(masks, kc, a, b, c, ldc, accumulate),
+                10 => edge_rows::<MR, 10>(masks, kc, a, b, c, ldc, accumulate),
+                11 => edge_rows::<MR, 11>(masks, kc, a, b, c, ldc, accumulate),
+                12 => edge_rows::<MR, 12>(masks, kc, a, b, c, ldc, accumulate),
+                13 => edge_rows::<MR, 13>(masks, kc, a, b, c, ldc, accumulate),
+                14 => edge_rows::<MR, 14>(masks, kc, a, b, c, ldc, accumulate),
+                _ => unreachable!("the AVX-512 tile has 14 rows"),
+            }
+        }
+    }
+
+    /// [`sgemm_avx512_edge`] for a number of rows known at compile time, so its accumulators
+    /// stay in registers. `masks` select the columns of each half of the tile's rows.
+    ///
+    /// # Safety
+    /// As for [`sgemm_avx512_edge`] with `rows` = ROWS ≤ MR.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn edge_rows<const MR: usize, const ROWS: usize>(
+        masks: [__mmask16; 2],
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+        for p in 0..kc {
+            // SAFETY: the packed B panel holds kc rows of 32 floats (zeros past the edge) and
+            // the A panel kc columns of MR floats, of which the first ROWS are read.
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * 32)), _mm512_loadu_ps(b.add(p * 32 + 16))) };
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                // SAFETY: as above, p*MR + i < kc*MR.
+                let ai = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
+                acc_i[0] = _mm512_fmadd_ps(ai, b0, acc_i[0]);
+                acc_i[1] = _mm512_fmadd_ps(ai, b1, acc_i[1]);
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            // Wrapping: with `cols` ≤ 16 the second half's address may lie past C's end. Its
+            // mask is empty then, and a masked load or store touches no element it leaves out.
+            let halves = [c.wrapping_add(i * ldc), c.wrapping_add(i * ldc + 16)];
+            for ((&half, &mask), &sum) in halves.iter().zip(&masks).zip(acc_i) {
+                // SAFETY: the masked elements are row i's first `cols` values (caller contract).
+                unsafe {
+                    let value = if accumulate { _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, half)) } else { sum };
+                    _mm512_mask_storeu_ps(half, mask, value);
+                }
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------ driver
@@ -1418,6 +1521,20 @@ impl<T: Float> TileJob<'_, T> {
                     // and no other task writes it (see `Grid`).
                     unsafe {
                         (kern.run)(kcb, a_panel.as_ptr(), b_panel.as_ptr(), c.ptr().add(i0 * ldc + j0), ldc, beta)
+                    };
+                } else if let Some(run_edge) = kern.run_edge {
+                    // SAFETY: as above, for the mr_valid×nr_valid part of the tile inside C.
+                    unsafe {
+                        run_edge(
+                            mr_valid,
+                            nr_valid,
+                            kcb,
+                            a_panel.as_ptr(),
+                            b_panel.as_ptr(),
+                            c.ptr().add(i0 * ldc + j0),
+                            ldc,
+                            beta,
+                        )
                     };
                 } else {
                     // Edge tile: compute it whole into scratch, write back the part inside C.
@@ -1862,6 +1979,46 @@ mod tests {
                 }
             }
             assert!(tile[mr * nr..].iter().all(|v| v.is_nan()), "{name} wrote past its {mr}×{nr} tile");
+        }
+    }
+
+    #[test]
+    fn an_edge_tile_is_written_straight_into_c_with_the_bits_of_the_whole_tile_through_scratch() {
+        let kernels: Vec<Kernel<f32>> = f32_kernels_everywhere().into_iter().filter(runs_here).collect();
+        let Some(kern) = kernels.iter().find(|k| k.run_edge.is_some()) else {
+            eprintln!("skipped: no kernel this CPU runs writes edge tiles straight into C");
+            return;
+        };
+        let (mr, nr, kc, ldc) = (kern.mr, kern.nr, 29, kern.nr + 3);
+        let mut rng = Rng::new(3);
+        let a_panel: Vec<f32> = (0..kc * mr).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let b_panel: Vec<f32> = (0..kc * nr).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let c0: Vec<f32> = (0..mr * ldc).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let mut whole = vec![0.0f32; mr * nr];
+        // SAFETY: the panels hold kc·mr and kc·nr values, `whole` the mr×nr tile.
+        unsafe { (kern.run)(kc, a_panel.as_ptr(), b_panel.as_ptr(), whole.as_mut_ptr(), nr, false) };
+        let edge = kern.run_edge.expect("found above");
+        for rows in 1..=mr {
+            for cols in [1, 7, nr / 2 - 1, nr / 2, nr / 2 + 1, nr - 1, nr] {
+                for accumulate in [false, true] {
+                    // The tile at the end of a C that ends with it: nothing may be touched past it.
+                    let mut c = c0[..(rows - 1) * ldc + cols].to_vec();
+                    // SAFETY: `c` holds `rows` rows of `cols` values, `ldc` apart, the panels as above.
+                    unsafe {
+                        edge(rows, cols, kc, a_panel.as_ptr(), b_panel.as_ptr(), c.as_mut_ptr(), ldc, accumulate)
+                    };
+                    for (i, row) in c.chunks(ldc).enumerate() {
+                        for (j, &got) in row.iter().enumerate() {
+                            let want = match (j < cols, accumulate) {
+                                (false, _) => c0[i * ldc + j],
+                                (true, false) => whole[i * nr + j],
+                                (true, true) => c0[i * ldc + j] + whole[i * nr + j],
+                            };
+                            assert_eq!(got.to_bits(), want.to_bits(), "{rows}×{cols} acc {accumulate}: C[{i}, {j}]");
+                        }
+                    }
+                }
+            }
         }
     }
 
