@@ -169,8 +169,15 @@ fn accuracy(clf: &ResNet18Classifier, ds: &Arc<Dataset>, batch_size: usize) -> R
 }
 
 /// One epoch of cross-entropy steps: the mean loss and the accuracy over its batches. A
-/// non-finite loss stops training before the step that would spread it.
+/// non-finite loss stops training before the step that would spread it. The CPU pool's
+/// workers are kept awake through the epoch, as through `train`'s steps
+/// ([`tensor::cpu::awake`]).
 fn train_epoch(clf: &ResNet18Classifier, opt: &mut Adam, batches: Batches, epoch: usize) -> Result<(f64, f64)> {
+    tensor::cpu::awake::kept_awake(|| train_epoch_steps(clf, opt, batches, epoch))
+}
+
+/// [`train_epoch`]'s steps, on whichever thread runs them.
+fn train_epoch_steps(clf: &ResNet18Classifier, opt: &mut Adam, batches: Batches, epoch: usize) -> Result<(f64, f64)> {
     let (mut loss_sum, mut right, mut seen) = (0.0, 0usize, 0usize);
     for (step, b) in batches.enumerate() {
         let labels: Vec<usize> = b.labels.unwrap_or_default().into_iter().map(|l| l as usize).collect();
