@@ -1,7 +1,7 @@
 //! Every convolution layer shape of the B1, B2, B3 and B5 workloads, timed one kernel at a time,
 //! in a table: median ms and GFLOP/s of the forward, backward-data and backward-weight kernels
-//! (f32, CPU, rayon's thread count); "×3" after a name means the step runs that shape three
-//! times. The step bench (`train_step`) says which op family dominates; this says which layer
+//! (f32, CPU, rayon's thread count, its workers kept awake between calls as in a step); "×3"
+//! after a name means the step runs that shape three times. The step bench (`train_step`) says which op family dominates; this says which layer
 //! shape inside it is slow. `benches/pytorch_conv_layers.py` prints the same rows for PyTorch
 //! (both read their layers from `benches/conv_layers.txt`).
 //!
@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{flag, layer_chosen, median_ms, print_layer_row, print_layer_table_header};
+use common::{flag, layer_chosen, print_layer_row, print_layer_table_header, step_median_ms};
 use tensor::ops::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
 use tensor::ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_backward_data, conv_transpose2d_backward_weight, ConvTranspose2dParams,
@@ -82,9 +82,9 @@ fn times_suffix(count: usize) -> String {
 }
 
 /// The median, or NaN for a kernel left out with `--kernels`.
-fn timed(enabled: bool, reps: usize, f: impl FnMut()) -> f64 {
+fn timed(enabled: bool, reps: usize, f: impl FnMut() + Send) -> f64 {
     if enabled {
-        median_ms(reps, f)
+        step_median_ms(reps, f)
     } else {
         f64::NAN
     }

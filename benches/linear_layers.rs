@@ -1,6 +1,7 @@
 //! Every Linear layer of the B1, B4 and B5 workloads, timed one product at a time, in a table:
 //! median ms and GFLOP/s of the forward (x·Wᵀ), backward-data (dy·W) and backward-weight
-//! (dyᵀ·x) matmuls (f32, CPU, rayon's thread count), through the same `matmul` and transposed
+//! (dyᵀ·x) matmuls (f32, CPU, rayon's thread count, its workers kept awake between calls as in a
+//! step), through the same `matmul` and transposed
 //! views that `autograd::ops::matmul::linear` uses. Small-batch products like these are where
 //! a GEMM's per-call and per-pass overheads show; `benches/gemm.rs` covers the large ones.
 //!
@@ -11,8 +12,7 @@
 
 mod common;
 
-use common::{flag, layer_chosen, median_ms, print_layer_row, print_layer_table_header};
-use tensor::cpu::awake::kept_awake;
+use common::{flag, layer_chosen, print_layer_row, print_layer_table_header, step_median_ms};
 use tensor::ops::matmul::matmul;
 use tensor::{DType, Rng, Tensor};
 
@@ -63,14 +63,11 @@ fn main() {
         let w = random(&[l.outputs, l.inputs], &mut rng);
         let dy = random(&[l.batch, l.outputs], &mut rng);
         let (w_t, dy_t) = (w.transpose(0, 1).expect("Wᵀ"), dy.transpose(0, 1).expect("dyᵀ"));
-        // With the pool's workers kept awake between products, as in a training step.
-        let times = kept_awake(|| {
-            [
-                median_ms(reps, || drop(matmul(&x, &w_t).expect("x·Wᵀ"))),
-                median_ms(reps, || drop(matmul(&dy, &w).expect("dy·W"))),
-                median_ms(reps, || drop(matmul(&dy_t, &x).expect("dyᵀ·x"))),
-            ]
-        });
+        let times = [
+            step_median_ms(reps, || drop(matmul(&x, &w_t).expect("x·Wᵀ"))),
+            step_median_ms(reps, || drop(matmul(&dy, &w).expect("dy·W"))),
+            step_median_ms(reps, || drop(matmul(&dy_t, &x).expect("dyᵀ·x"))),
+        ];
         total_ms += times.iter().sum::<f64>();
         let flops = 2.0 * (l.batch * l.inputs * l.outputs) as f64;
         let name = format!("{i}: Linear {}→{}, batch {}", l.inputs, l.outputs, l.batch);

@@ -17,6 +17,13 @@ pub fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// [`median_ms`] with the pool's workers kept awake between the calls, as between a training
+/// step's ops (`tensor::cpu::awake`) and as PyTorch's OpenMP threads are between parallel
+/// regions: a layer's time as a step sees it, without waking a sleeping worker on every call.
+pub fn step_median_ms(reps: usize, f: impl FnMut() + Send) -> f64 {
+    tensor::cpu::awake::kept_awake(|| median_ms(reps, f))
+}
+
 /// The value that follows `name` (`--reps 40`) on the command line, if any.
 pub fn flag(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
