@@ -1032,31 +1032,8 @@ mod x86 {
                 _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 31).cast::<i8>());
             }
         }
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        for p in 0..kc {
-            // SAFETY: the packed B panel holds kc rows of 32 floats and the A panel kc columns
-            // of MR floats (caller contract).
-            let (b0, b1) = unsafe { (_mm512_loadu_ps(b.add(p * 32)), _mm512_loadu_ps(b.add(p * 32 + 16))) };
-            for (i, acc_i) in acc.iter_mut().enumerate() {
-                // SAFETY: as above, p*MR + i < kc*MR.
-                let ai = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
-                acc_i[0] = _mm512_fmadd_ps(ai, b0, acc_i[0]);
-                acc_i[1] = _mm512_fmadd_ps(ai, b1, acc_i[1]);
-            }
-        }
-        for (i, acc_i) in acc.iter().enumerate() {
-            // SAFETY: the caller guarantees the MR×32 tile at `c` with row stride `ldc` is valid.
-            unsafe {
-                let row = c.add(i * ldc);
-                let (mut c0, mut c1) = (acc_i[0], acc_i[1]);
-                if accumulate {
-                    c0 = _mm512_add_ps(c0, _mm512_loadu_ps(row));
-                    c1 = _mm512_add_ps(c1, _mm512_loadu_ps(row.add(16)));
-                }
-                _mm512_storeu_ps(row, c0);
-                _mm512_storeu_ps(row.add(16), c1);
-            }
-        }
+        // SAFETY: the whole MR×32 tile, every column of it (caller contract).
+        unsafe { tile_rows::<MR, MR>([u16::MAX; 2], kc, a, b, c, ldc, accumulate) }
     }
 
     /// [`sgemm_avx512`] on the first `rows` (≤ MR) rows and `cols` (≤ 32) columns of its tile,
@@ -1088,32 +1065,34 @@ mod x86 {
         // rest is the caller's contract.
         unsafe {
             match rows {
-                1 => edge_rows::<MR, 1>(masks, kc, a, b, c, ldc, accumulate),
-                2 => edge_rows::<MR, 2>(masks, kc, a, b, c, ldc, accumulate),
-                3 => edge_rows::<MR, 3>(masks, kc, a, b, c, ldc, accumulate),
-                4 => edge_rows::<MR, 4>(masks, kc, a, b, c, ldc, accumulate),
-                5 => edge_rows::<MR, 5>(masks, kc, a, b, c, ldc, accumulate),
-                6 => edge_rows::<MR, 6>(masks, kc, a, b, c, ldc, accumulate),
-                7 => edge_rows::<MR, 7>(masks, kc, a, b, c, ldc, accumulate),
-                8 => edge_rows::<MR, 8>(masks, kc, a, b, c, ldc, accumulate),
-                9 => edge_rows::<MR, 9>(masks, kc, a, b, c, ldc, accumulate),
-                10 => edge_rows::<MR, 10>(masks, kc, a, b, c, ldc, accumulate),
-                11 => edge_rows::<MR, 11>(masks, kc, a, b, c, ldc, accumulate),
-                12 => edge_rows::<MR, 12>(masks, kc, a, b, c, ldc, accumulate),
-                13 => edge_rows::<MR, 13>(masks, kc, a, b, c, ldc, accumulate),
-                14 => edge_rows::<MR, 14>(masks, kc, a, b, c, ldc, accumulate),
+                1 => tile_rows::<MR, 1>(masks, kc, a, b, c, ldc, accumulate),
+                2 => tile_rows::<MR, 2>(masks, kc, a, b, c, ldc, accumulate),
+                3 => tile_rows::<MR, 3>(masks, kc, a, b, c, ldc, accumulate),
+                4 => tile_rows::<MR, 4>(masks, kc, a, b, c, ldc, accumulate),
+                5 => tile_rows::<MR, 5>(masks, kc, a, b, c, ldc, accumulate),
+                6 => tile_rows::<MR, 6>(masks, kc, a, b, c, ldc, accumulate),
+                7 => tile_rows::<MR, 7>(masks, kc, a, b, c, ldc, accumulate),
+                8 => tile_rows::<MR, 8>(masks, kc, a, b, c, ldc, accumulate),
+                9 => tile_rows::<MR, 9>(masks, kc, a, b, c, ldc, accumulate),
+                10 => tile_rows::<MR, 10>(masks, kc, a, b, c, ldc, accumulate),
+                11 => tile_rows::<MR, 11>(masks, kc, a, b, c, ldc, accumulate),
+                12 => tile_rows::<MR, 12>(masks, kc, a, b, c, ldc, accumulate),
+                13 => tile_rows::<MR, 13>(masks, kc, a, b, c, ldc, accumulate),
+                14 => tile_rows::<MR, 14>(masks, kc, a, b, c, ldc, accumulate),
                 _ => unreachable!("the AVX-512 tile has 14 rows"),
             }
         }
     }
 
-    /// [`sgemm_avx512_edge`] for a number of rows known at compile time, so its accumulators
-    /// stay in registers. `masks` select the columns of each half of the tile's rows.
+    /// The first ROWS rows of an MR×32 tile, a number known at compile time so that the
+    /// accumulators stay in registers: the whole tile ([`sgemm_avx512`]) or an edge
+    /// ([`sgemm_avx512_edge`]). `masks` select the columns of each half of the rows (all of
+    /// them in a whole tile, where a masked store runs as fast as a plain one).
     ///
     /// # Safety
-    /// As for [`sgemm_avx512_edge`] with `rows` = ROWS ≤ MR.
+    /// As for [`sgemm_avx512_edge`] with `rows` = ROWS ≤ MR and the columns its masks select.
     #[target_feature(enable = "avx512f")]
-    unsafe fn edge_rows<const MR: usize, const ROWS: usize>(
+    unsafe fn tile_rows<const MR: usize, const ROWS: usize>(
         masks: [__mmask16; 2],
         kc: usize,
         a: *const f32,
