@@ -4,9 +4,10 @@
 //! Why: a rayon worker that finds no work for a few tens of microseconds goes to sleep, and
 //! the next parallel op has to wake it. Where the cores are virtual, a sleeping core has been
 //! handed back to the hypervisor and waking it takes tens of microseconds more: on the Xeon
-//! (model 207, 2 vCPUs) an op of two 50 µs halves took 51 µs back to back but 85–190 µs after
-//! a pause of 10–300 µs. A training step is hundreds of ops separated by such pauses (the
-//! autograd bookkeeping between them), and PyTorch's OpenMP threads spin through them.
+//! (model 207, 2 vCPUs) an op of two 50 µs halves took 57–219 µs after a pause of 10 µs to
+//! 1 ms, and 51 µs kept awake (`cargo bench --bench parallel_op_latency`). A training step is
+//! hundreds of ops separated by such pauses (the autograd bookkeeping between them), and
+//! PyTorch's OpenMP threads spin through them.
 //!
 //! How: [`kept_awake`] runs its closure on one worker of the current pool while every other
 //! worker runs a polling loop, [`rayon::yield_now`], which takes and runs any job the pool has
