@@ -126,45 +126,36 @@ pub fn train_step(
     rng: &mut Rng,
     position: (usize, usize),
 ) -> Result<LossValues> {
-    match x.device() {
-        Device::Cpu => {
-            tensor::cpu::awake::kept_awake(|| train_step_on_this_thread(model, optimizer, x, setup, rng, position))
+    let mut step = || {
+        let non_finite =
+            |what: String| Error::NonFinite { epoch: position.0, step: position.1, what, kept: String::new() };
+        optimizer.zero_grad();
+        let terms = batch_loss(model, x, setup, rng)?;
+        terms.total.backward()?;
+        let flag = match optimizer.step_unless_non_finite(&[terms.terms()]) {
+            Ok(flag) => flag,
+            // Checked on the host, a non-finite gradient is refused at once; the loss terms it
+            // came from, if any went non-finite, are named instead of the parameter, as on the
+            // device.
+            Err(e) => {
+                return Err(match terms.values()?.non_finite_terms() {
+                    Some(what) => non_finite(what),
+                    None => gradient_error(e, non_finite),
+                })
+            }
+        };
+        let (stats, flag) = terms.values_with(&flag)?;
+        let settled = optimizer.settle_step(flag != 0.0);
+        if let Some(what) = stats.non_finite_terms() {
+            return Err(non_finite(what));
         }
-        Device::Gpu(_) | Device::Reference => train_step_on_this_thread(model, optimizer, x, setup, rng, position),
-    }
-}
-
-/// [`train_step`]'s work, on whichever thread runs it.
-fn train_step_on_this_thread(
-    model: &Vae,
-    optimizer: &mut dyn Optimizer,
-    x: &Tensor,
-    setup: &LossSetup,
-    rng: &mut Rng,
-    position: (usize, usize),
-) -> Result<LossValues> {
-    let non_finite = |what: String| Error::NonFinite { epoch: position.0, step: position.1, what, kept: String::new() };
-    optimizer.zero_grad();
-    let terms = batch_loss(model, x, setup, rng)?;
-    terms.total.backward()?;
-    let flag = match optimizer.step_unless_non_finite(&[terms.terms()]) {
-        Ok(flag) => flag,
-        // Checked on the host, a non-finite gradient is refused at once; the loss terms it came
-        // from, if any went non-finite, are named instead of the parameter, as on the device.
-        Err(e) => {
-            return Err(match terms.values()?.non_finite_terms() {
-                Some(what) => non_finite(what),
-                None => gradient_error(e, non_finite),
-            })
-        }
+        settled.map_err(|e| gradient_error(e, non_finite))?;
+        Ok(stats)
     };
-    let (stats, flag) = terms.values_with(&flag)?;
-    let settled = optimizer.settle_step(flag != 0.0);
-    if let Some(what) = stats.non_finite_terms() {
-        return Err(non_finite(what));
+    match x.device() {
+        Device::Cpu => tensor::cpu::awake::kept_awake(step),
+        Device::Gpu(_) | Device::Reference => step(),
     }
-    settled.map_err(|e| gradient_error(e, non_finite))?;
-    Ok(stats)
 }
 
 /// An optimizer's error as the training loop reports it: a non-finite gradient names its
