@@ -169,21 +169,29 @@ fn gradient_error(e: nn::Error, non_finite: impl Fn(String) -> Error) -> Error {
 
 /// Mean loss components over batches, in evaluation mode and without a graph; the model is
 /// returned to training mode afterwards.
+///
+/// On the CPU the pool's workers are kept awake through the batches, as through a training
+/// step ([`tensor::cpu::awake`]).
 pub fn evaluate<'a>(
     model: &Vae,
-    batches: impl Iterator<Item = &'a Tensor>,
+    batches: impl Iterator<Item = &'a Tensor> + Send,
     setup: &LossSetup,
     rng: &mut Rng,
 ) -> Result<LossValues> {
+    let mut batches = batches.peekable();
+    let on_cpu = batches.peek().is_some_and(|x| x.device() == Device::Cpu);
     model.set_training(false);
-    let result = no_grad(|| {
-        let mut mean = StatsMean::default();
-        for x in batches {
-            let s = batch_loss(model, x, setup, rng)?.values()?;
-            mean.add(&s, x.shape()[0]);
-        }
-        Ok(mean.mean())
-    });
+    let evaluate_all = || {
+        no_grad(|| {
+            let mut mean = StatsMean::default();
+            for x in batches {
+                let s = batch_loss(model, x, setup, rng)?.values()?;
+                mean.add(&s, x.shape()[0]);
+            }
+            Ok(mean.mean())
+        })
+    };
+    let result = if on_cpu { tensor::cpu::awake::kept_awake(evaluate_all) } else { evaluate_all() };
     model.set_training(true);
     result
 }
