@@ -66,7 +66,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::cpu::gemm::{gemm, gemm_packing_b, BPanel, MatRef};
+use crate::cpu::gemm::{gemm, gemm_on_calling_thread, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::indirect;
 use crate::cpu::indirect_weight;
 use crate::cpu::phase_grid;
@@ -682,6 +682,18 @@ fn time_cuts(cuts: &[&str], mut run: impl FnMut(&str)) -> Vec<std::time::Duratio
     }
 }
 
+/// The GEMM for work already split into `tasks` rayon tasks: on the calling thread when every
+/// thread has a task. A GEMM that forked there would find the other threads busy with their own
+/// tasks and run its pieces one after the other, each packing again the operand it does not
+/// cut: dyᵀ twice for dWᵀ cut by rows, a third of the 3→32 layers' weight gradient.
+fn product_for_tasks<T: Float>(tasks: usize) -> fn(MatRef<T>, MatRef<T>, &mut [T], usize, bool) {
+    if tasks >= rayon::current_num_threads() {
+        gemm_on_calling_thread
+    } else {
+        gemm
+    }
+}
+
 /// The fewest image groups one rayon task takes: enough that the batch splits into about two
 /// tasks per thread (room to balance load), not one per group. Each task allocates its own
 /// unfolding buffers, so a split per group would allocate and zero them dozens of times.
@@ -910,7 +922,9 @@ fn forward_in_strips<T: Float>(
     };
     let plan = unfolding_for_strips(g, strip);
     let col_len = if pointwise { 0 } else { k * group * strip * g.ow };
-    y.par_chunks_mut(group * out_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
+    let per_task = min_groups_per_task(g.batch, group);
+    let product = product_for_tasks(g.batch.div_ceil(group).div_ceil(per_task));
+    y.par_chunks_mut(group * out_img).enumerate().with_min_len(per_task).for_each_init(
         || {
             let col = vec![T::ZERO; col_len];
             let y_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
@@ -930,16 +944,16 @@ fn forward_in_strips<T: Float>(
                     let (first, cols) = (rows.start * g.ow, rows.len() * g.ow);
                     im2col(x_n, g, &plan, &mut col[..k * cols], cols, 0, rows);
                     let col = MatRef::row_major(&col[..k * cols], k, cols);
-                    gemm(w_mat, col, &mut y_g[first..], plane, accumulate);
+                    product(w_mat, col, &mut y_g[first..], plane, accumulate);
                 }
                 return;
             }
             let col = unfold_images(x, g, &plan, n0, images, pointwise, col);
             let col = MatRef::row_major(col, k, cols);
             if images == 1 {
-                gemm(w_mat, col, y_g, plane, accumulate);
+                product(w_mat, col, y_g, plane, accumulate);
             } else {
-                gemm(w_mat, col, &mut y_buf[..g.c_out * cols], cols, false);
+                product(w_mat, col, &mut y_buf[..g.c_out * cols], cols, false);
                 from_channel_major(&y_buf[..g.c_out * cols], images, g.c_out, plane, y_g, accumulate);
             }
         },
@@ -1046,7 +1060,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
     let group = images_per_gemm(g);
     let pointwise = g.is_pointwise() && group == 1;
     let plan = Unfolding::for_col2im(g);
-    dx.par_chunks_mut(group * in_img).enumerate().with_min_len(min_groups_per_task(g.batch, group)).for_each_init(
+    let per_task = min_groups_per_task(g.batch, group);
+    let product = product_for_tasks(g.batch.div_ceil(group).div_ceil(per_task));
+    dx.par_chunks_mut(group * in_img).enumerate().with_min_len(per_task).for_each_init(
         || {
             let dcol = vec![T::ZERO; if pointwise { 0 } else { k * group * plane }];
             let dy_buf = vec![T::ZERO; if group == 1 { 0 } else { out_img * group }];
@@ -1068,9 +1084,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
             };
             let dy = MatRef::row_major(dy, g.c_out, cols);
             if pointwise {
-                gemm(w_t, dy, dx_g, plane, accumulate);
+                product(w_t, dy, dx_g, plane, accumulate);
             } else {
-                gemm(w_t, dy, &mut dcol[..k * cols], cols, false);
+                product(w_t, dy, &mut dcol[..k * cols], cols, false);
                 for (i, dx_n) in dx_g.chunks_exact_mut(in_img).enumerate() {
                     col2im(&mut dcol[..k * cols], g, &plan, cols, i * plane, dx_n);
                 }
@@ -1168,6 +1184,7 @@ fn backward_weight_in_strips<T: Float>(
     let groups = g.batch.div_ceil(group);
     let parts = groups.min(rayon::current_num_threads()).max(1);
     let per_part = groups.div_ceil(parts) * group;
+    let product = product_for_tasks(parts);
     let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
     const DIRECT_MAX_PLANE: usize = 4;
     let direct = dw_rows || plane <= DIRECT_MAX_PLANE;
@@ -1196,8 +1213,8 @@ fn backward_weight_in_strips<T: Float>(
                         let col = MatRef::row_major(&col[..k * cols], k, cols);
                         let dy = MatRef { data: &dy_n[first..], rows: g.c_out, cols, row_stride: plane, col_stride: 1 };
                         match direct {
-                            true => gemm(dy, col.t(), &mut partial, k, true),
-                            false => gemm(col, dy.t(), &mut partial, g.c_out, true),
+                            true => product(dy, col.t(), &mut partial, k, true),
+                            false => product(col, dy.t(), &mut partial, g.c_out, true),
                         }
                     }
                     continue;
@@ -1213,9 +1230,9 @@ fn backward_weight_in_strips<T: Float>(
                 };
                 let (dy, col) = (MatRef::row_major(dy, g.c_out, cols), MatRef::row_major(col, k, cols));
                 if direct {
-                    gemm(dy, col.t(), &mut partial, k, true);
+                    product(dy, col.t(), &mut partial, k, true);
                 } else {
-                    gemm(col, dy.t(), &mut partial, g.c_out, true);
+                    product(col, dy.t(), &mut partial, g.c_out, true);
                 }
             }
             partial

@@ -145,6 +145,11 @@ pub fn gemm<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accum
     gemm_on_threads(a, b, c, ldc, accumulate, rayon::current_num_threads());
 }
 
+/// [`gemm`] on the calling thread alone.
+pub fn gemm_on_calling_thread<T: Float>(a: MatRef<T>, b: MatRef<T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    gemm_on_threads(a, b, c, ldc, accumulate, 1);
+}
+
 /// A's panels packed once, in the blocked loops' layout, for many products with the same A
 /// ([`gemm_serial_packed_a`]): a layer's transformed weights against each block of its input
 /// (`cpu::upsampled_conv`). Packed per product there, A was copied again for every block of
