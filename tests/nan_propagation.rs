@@ -53,6 +53,28 @@ fn max_pooling_propagates_nan_on(device: &Device) {
     assert_eq!(nan_positions(&y), [0], "max_pool2d on {}", device.name());
 }
 
+/// A window holding two NaNs points at the later one, as PyTorch's
+/// `max_pool2d(..., return_indices=True)` does (index 2 for [[NaN, 1], [NaN, 2]]): the
+/// backward then sends the gradient where PyTorch's does.
+fn max_pooling_points_at_the_last_nan_of_a_window_on(device: &Device) {
+    let x = Tensor::from_vec(vec![f32::NAN, 1.0, f32::NAN, 2.0], &[1, 1, 2, 2]).unwrap();
+    let (y, idx) = tensor::ops::pool::max_pool2d(&on(&x, device), [2, 2], [2, 2], [0, 0]).unwrap();
+    assert_eq!(nan_positions(&y), [0], "max_pool2d on {}", device.name());
+    assert_eq!(idx.to_vec().unwrap(), [2], "max_pool2d's index on {}", device.name());
+}
+
+#[test]
+fn max_pooling_points_at_the_last_nan_of_a_window_on_the_cpu_and_the_reference_device() {
+    max_pooling_points_at_the_last_nan_of_a_window_on(&Device::Cpu);
+    max_pooling_points_at_the_last_nan_of_a_window_on(&Device::Reference);
+}
+
+#[test]
+fn max_pooling_points_at_the_last_nan_of_a_window_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    max_pooling_points_at_the_last_nan_of_a_window_on(&gpu);
+}
+
 #[test]
 fn relu_leaky_relu_and_clamp_propagate_nan_on_the_cpu() {
     unary_ops_propagate_nan_on(&Device::Cpu);

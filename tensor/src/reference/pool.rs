@@ -18,8 +18,8 @@ fn padded_len(start: isize, k: usize, end: usize) -> f64 {
 }
 
 /// Max pool: each output is the largest input in its window (padding never wins); ties keep
-/// the first in row-major order; a NaN wins. Also returns, per output, the plane-relative
-/// index iy·W + ix of the chosen input.
+/// the first in row-major order; a NaN wins, the last of several (PyTorch's index). Also
+/// returns, per output, the plane-relative index iy·W + ix of the chosen input.
 // x: [P, H, W] → y: [P, OH, OW], argmax: [P, OH, OW]
 pub fn max_pool2d(x: &[f64], g: &Pool2dGeometry) -> (Vec<f64>, Vec<usize>) {
     let (mut y, mut argmax) = (Vec::new(), Vec::new());
@@ -33,7 +33,7 @@ pub fn max_pool2d(x: &[f64], g: &Pool2dGeometry) -> (Vec<f64>, Vec<usize>) {
                     for ix in x0..x1 {
                         let i = iy as usize * g.w + ix as usize;
                         let v = x[p * g.h * g.w + i];
-                        if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                        if at == usize::MAX || v > best || v.is_nan() {
                             (best, at) = (v, i);
                         }
                     }
