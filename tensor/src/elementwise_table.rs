@@ -440,7 +440,7 @@ pub static RELU: UnaryDef = UnaryDef::new::<Relu>(UnaryRow {
         UnaryPoint { x: 2.0, y: 2.0, dy_dx: 1.0 },
     ],
 });
-struct Relu;
+pub(crate) struct Relu;
 impl UnaryFormula for Relu {
     #[inline(always)]
     fn forward<T: Float>(x: T, _: T, _: T) -> T {

@@ -66,6 +66,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::cpu::elementwise::{relu_in_place, relu_in_place_parallel};
 use crate::cpu::gemm::{gemm, gemm_on_calling_thread, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::indirect;
 use crate::cpu::indirect_weight;
@@ -842,7 +843,21 @@ fn embed_live_grad<T: Float>(live: &LiveTaps, dw: &[T], full: &Conv2dGeometry) -
 /// at stride 1, each output row is summed from shifted input rows instead ([`shifted_rows`]).
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    let run = |cut: &str| forward_by_cut(cut, x, w, bias, g);
+    forward_then(x, w, bias, g, false)
+}
+
+/// relu([`conv2d_forward`]), bit for bit: the cuts that write y a group of images per task
+/// (images side by side or one per GEMM, the indirect GEMM) apply the ReLU to each group as
+/// they finish it, while it is still in cache; the others after the cut, in place. Either way
+/// one pass over y less than the ReLU as its own op.
+// x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
+pub fn conv2d_forward_relu<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    forward_then(x, w, bias, g, true)
+}
+
+/// [`conv2d_forward`], then a ReLU when `relu`; the cut is chosen without it.
+fn forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry, relu: bool) -> Vec<T> {
+    let run = |cut: &str| forward_by_cut(cut, x, w, bias, g, false);
     let mut cuts = vec![tuning::SIDE_BY_SIDE];
     if images_per_gemm(g) > 1 {
         cuts.push(tuning::PER_IMAGE);
@@ -869,7 +884,7 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     } else {
         rule.to_string()
     };
-    run(&cut)
+    forward_by_cut(&cut, x, w, bias, g, relu)
 }
 
 /// The indirect GEMM is timed only with at least this many input and output channels: its
@@ -880,32 +895,41 @@ const INDIRECT_MIN_CHANNELS: usize = 8;
 
 /// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM,
 /// Winograd (F(2×2, 3×3) or F(4×4, 3×3)) for a geometry where [`winograd_fits`], the phase
-/// grid, or the indirect GEMM (on the taps that reach the input, as im2col's cuts crop them).
-fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
-    match cut {
-        tuning::INDIRECT => match g.live_taps() {
-            Some(live) => indirect::conv2d_forward(x, &crop_to_live(&live, w, g), bias, &live.geometry),
-            None => indirect::conv2d_forward(x, w, bias, g),
-        },
+/// grid, or the indirect GEMM (on the taps that reach the input, as im2col's cuts crop them);
+/// then a ReLU when `relu` (see [`conv2d_forward_relu`]).
+fn forward_by_cut<T: Float>(cut: &str, x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry, relu: bool) -> Vec<T> {
+    let mut y = match cut {
+        tuning::INDIRECT => {
+            return match g.live_taps() {
+                Some(live) => indirect::conv2d_forward_then(x, &crop_to_live(&live, w, g), bias, &live.geometry, relu),
+                None => indirect::conv2d_forward_then(x, w, bias, g, relu),
+            }
+        }
         tuning::WINOGRAD => winograd_blocked::conv2d_forward(x, w, bias, g),
         tuning::WINOGRAD_4X4 => winograd_4x4::conv2d_forward(x, w, bias, g),
         tuning::PHASE_GRID => phase_grid::conv2d_forward(x, w, bias, g),
         tuning::SHIFTED_ROWS => shifted_rows::conv2d_forward(x, w, bias, g),
-        _ => forward_in_strips(x, w, bias, g, strip_of(g, cut)),
+        _ => return forward_in_strips(x, w, bias, g, strip_of(g, cut), relu),
+    };
+    if relu {
+        relu_in_place_parallel(&mut y);
     }
+    y
 }
 
 /// [`conv2d_forward`], one image at a time in strips of `strip` output rows when given (the
-/// tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose.
+/// tests walk every strip height), else as [`strip_rows`] and [`images_per_gemm`] choose; with
+/// `relu`, each task's images through a ReLU once they are written.
 fn forward_in_strips<T: Float>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
     g: &Conv2dGeometry,
     strip: Option<usize>,
+    relu: bool,
 ) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return forward_in_strips(x, &crop_to_live(&live, w, g), bias, &live.geometry, strip);
+        return forward_in_strips(x, &crop_to_live(&live, w, g), bias, &live.geometry, strip, relu);
     }
     let (k, plane, out_img) = (g.col_rows(), g.out_plane(), g.out_image());
     let mut y = vec![T::ZERO; g.batch * out_img];
@@ -935,6 +959,9 @@ fn forward_in_strips<T: Float>(
             let cols = images * plane;
             let accumulate = init_planes(y_g, bias, plane);
             if k == 0 {
+                if relu {
+                    relu_in_place(y_g);
+                }
                 return;
             }
             if images == 1 && !pointwise {
@@ -946,15 +973,18 @@ fn forward_in_strips<T: Float>(
                     let col = MatRef::row_major(&col[..k * cols], k, cols);
                     product(w_mat, col, &mut y_g[first..], plane, accumulate);
                 }
-                return;
-            }
-            let col = unfold_images(x, g, &plan, n0, images, pointwise, col);
-            let col = MatRef::row_major(col, k, cols);
-            if images == 1 {
-                product(w_mat, col, y_g, plane, accumulate);
             } else {
-                product(w_mat, col, &mut y_buf[..g.c_out * cols], cols, false);
-                from_channel_major(&y_buf[..g.c_out * cols], images, g.c_out, plane, y_g, accumulate);
+                let col = unfold_images(x, g, &plan, n0, images, pointwise, col);
+                let col = MatRef::row_major(col, k, cols);
+                if images == 1 {
+                    product(w_mat, col, y_g, plane, accumulate);
+                } else {
+                    product(w_mat, col, &mut y_buf[..g.c_out * cols], cols, false);
+                    from_channel_major(&y_buf[..g.c_out * cols], images, g.c_out, plane, y_g, accumulate);
+                }
+            }
+            if relu {
+                relu_in_place(y_g);
             }
         },
     );
@@ -976,15 +1006,28 @@ fn forward_in_strips<T: Float>(
 /// machine meets the geometry).
 // grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
 pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    backward_data_then(grad_y, w, bias, g, false)
+}
+
+/// relu([`conv2d_backward_data`]) with its bias, bit for bit: conv_transpose2d's forward and
+/// the ReLU after it. As in [`conv2d_forward_relu`], col2im and the ways that run as a forward
+/// apply it to each task's images as they finish them, the others after the way, in place.
+// grad_y: [N, C_out, OH, OW]   w: [C_out, C_in, kH, kW]   bias: [C_in]   ->   dx: [N, C_in, H, W]
+pub fn conv2d_backward_data_relu<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    backward_data_then(grad_y, w, bias, g, true)
+}
+
+/// [`conv2d_backward_data`], then a ReLU when `relu`; the way is chosen without it.
+fn backward_data_then<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry, relu: bool) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return conv2d_backward_data(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
+        return backward_data_then(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry, relu);
     }
-    let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g);
+    let run = |way: &str| backward_data_by_way(way, grad_y, w, bias, g, false);
     let Some(full) = g.full_correlation() else {
         // The phase grid computes strided backward-data too (its ladder rung runs it), but by
         // sub-pixel classes whose GEMMs have only C_in rows, and it lost to col2im on every
         // strided layer of B1 and B5 (25–170 % slower, Xeon model 207), so it is not timed.
-        return run(tuning::COL2IM);
+        return backward_data_by_way(tuning::COL2IM, grad_y, w, bias, g, relu);
     };
     let rule = if strip_rows(g) < g.oh && g.c_in >= FULL_CORRELATION_MIN_CHANNELS {
         tuning::FULL_CORRELATION
@@ -1002,7 +1045,7 @@ pub fn conv2d_backward_data<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>,
         ways.push(tuning::INDIRECT);
     }
     let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
-    run(&way)
+    backward_data_by_way(&way, grad_y, w, bias, g, relu)
 }
 
 /// Whether Winograd is a candidate at `g`: it computes the geometry, and the whole 3×3 kernel
@@ -1014,17 +1057,33 @@ fn winograd_fits(g: &Conv2dGeometry) -> bool {
 
 /// [`conv2d_backward_data`] by the way the tuner names: col2im; at stride 1 as a forward of
 /// dy, the full correlation, in strips, by the indirect GEMM or (where [`winograd_fits`] it) by
-/// Winograd; or, without dilation, on the phase grid (`phase_grid::conv2d_backward_data`).
-fn backward_data_by_way<T: Float>(way: &str, grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+/// Winograd; or, without dilation, on the phase grid (`phase_grid::conv2d_backward_data`);
+/// then a ReLU when `relu` (see [`conv2d_backward_data_relu`]).
+fn backward_data_by_way<T: Float>(
+    way: &str,
+    grad_y: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Conv2dGeometry,
+    relu: bool,
+) -> Vec<T> {
     let full = || g.full_correlation().expect("the full correlation's ways are offered at stride 1 only");
-    match way {
-        tuning::FULL_CORRELATION => forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None),
+    let mut dx = match way {
+        tuning::FULL_CORRELATION => {
+            return forward_in_strips(grad_y, &flipped_transpose(w, g), bias, &full(), None, relu)
+        }
+        tuning::INDIRECT => {
+            return forward_by_cut(tuning::INDIRECT, grad_y, &flipped_transpose(w, g), bias, &full(), relu)
+        }
         tuning::WINOGRAD => winograd_blocked::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::WINOGRAD_4X4 => winograd_4x4::conv2d_forward(grad_y, &flipped_transpose(w, g), bias, &full()),
-        tuning::INDIRECT => forward_by_cut(tuning::INDIRECT, grad_y, &flipped_transpose(w, g), bias, &full()),
         tuning::PHASE_GRID => phase_grid::conv2d_backward_data(grad_y, w, bias, g),
-        _ => backward_data_by_col2im(grad_y, w, bias, g),
+        _ => return backward_data_by_col2im(grad_y, w, bias, g, relu),
+    };
+    if relu {
+        relu_in_place_parallel(&mut dx);
     }
+    dx
 }
 
 /// Backward-data runs as a [`Conv2dGeometry::full_correlation`] only into at least this many
@@ -1047,9 +1106,15 @@ fn flipped_transpose<T: Float>(w: &[T], g: &Conv2dGeometry) -> Vec<T> {
 }
 
 /// [`conv2d_backward_data`] as dcol = Wᵀ · dy, then col2im.
-fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+fn backward_data_by_col2im<T: Float>(
+    grad_y: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Conv2dGeometry,
+    relu: bool,
+) -> Vec<T> {
     if let Some(live) = g.live_taps() {
-        return backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry);
+        return backward_data_by_col2im(grad_y, &crop_to_live(&live, w, g), bias, &live.geometry, relu);
     }
     let (k, plane, in_img, out_img) = (g.col_rows(), g.out_plane(), g.in_image(), g.out_image());
     let mut dx = vec![T::ZERO; g.batch * in_img];
@@ -1073,6 +1138,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
             let cols = images * plane;
             let accumulate = init_planes(dx_g, bias, g.h * g.w);
             if g.c_out == 0 {
+                if relu {
+                    relu_in_place(dx_g);
+                }
                 return;
             }
             let dy = &grad_y[n0 * out_img..(n0 + images) * out_img];
@@ -1090,6 +1158,9 @@ fn backward_data_by_col2im<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, 
                 for (i, dx_n) in dx_g.chunks_exact_mut(in_img).enumerate() {
                     col2im(&mut dcol[..k * cols], g, &plan, cols, i * plane, dx_n);
                 }
+            }
+            if relu {
+                relu_in_place(dx_g);
             }
         },
     );
@@ -1436,11 +1507,11 @@ pub fn conv2d_forward_on<T: Float>(rung: ConvRung, x: &[T], w: &[T], bias: Optio
             reference::for_each_tap(g, |yi, xi, wi| y[yi] += x[xi] * w[wi]);
             y
         }
-        ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh)),
+        ConvRung::Im2col => forward_in_strips(x, w, bias, g, Some(g.oh), false),
         ConvRung::ImplicitGemm => forward_by_implicit_gemm(x, w, bias, g),
         ConvRung::PhaseGrid => phase_grid::conv2d_forward(x, w, bias, g),
         ConvRung::Winograd if winograd::applies(g) => winograd::conv2d_forward(x, w, bias, g),
-        ConvRung::Winograd => forward_in_strips(x, w, bias, g, Some(g.oh)),
+        ConvRung::Winograd => forward_in_strips(x, w, bias, g, Some(g.oh), false),
         ConvRung::Chosen => conv2d_forward(x, w, bias, g),
     }
 }
@@ -1454,18 +1525,18 @@ pub fn conv2d_backward_data_on<T: Float>(rung: ConvRung, grad_y: &[T], w: &[T], 
             reference::for_each_tap(g, |yi, xi, wi| dx[xi] += grad_y[yi] * w[wi]);
             dx
         }
-        ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g),
+        ConvRung::Im2col => backward_data_by_col2im(grad_y, w, None, g, false),
         ConvRung::ImplicitGemm => match g.full_correlation() {
             Some(full) => forward_by_implicit_gemm(grad_y, &flipped_transpose(w, g), None, &full),
-            None => backward_data_by_col2im(grad_y, w, None, g),
+            None => backward_data_by_col2im(grad_y, w, None, g, false),
         },
         ConvRung::PhaseGrid if phase_grid::backward_data_applies(g) => {
             phase_grid::conv2d_backward_data(grad_y, w, None, g)
         }
-        ConvRung::PhaseGrid => backward_data_by_col2im(grad_y, w, None, g),
+        ConvRung::PhaseGrid => backward_data_by_col2im(grad_y, w, None, g, false),
         ConvRung::Winograd => match g.full_correlation().filter(winograd::applies) {
             Some(full) => winograd::conv2d_forward(grad_y, &flipped_transpose(w, g), None, &full),
-            None => backward_data_by_col2im(grad_y, w, None, g),
+            None => backward_data_by_col2im(grad_y, w, None, g, false),
         },
         ConvRung::Chosen => conv2d_backward_data(grad_y, w, None, g),
     }
@@ -1857,7 +1928,7 @@ mod tests {
             let b = random(g.c_out, &mut rng);
             let want = reference::conv2d(&x, &w, Some(&b), &g);
             for strip in 1..=g.oh {
-                let got = forward_in_strips(&x, &w, Some(&b), &g, Some(strip));
+                let got = forward_in_strips(&x, &w, Some(&b), &g, Some(strip), false);
                 assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
             }
         }
@@ -1899,7 +1970,7 @@ mod tests {
             let b = random(g.c_in, &mut rng);
             let want = reference::conv_transpose2d(&dy, &w, Some(&b), &g.transposed());
             for strip in 1..=full.oh {
-                let got = forward_in_strips(&dy, &flipped_transpose(&w, &g), Some(&b), &full, Some(strip));
+                let got = forward_in_strips(&dy, &flipped_transpose(&w, &g), Some(&b), &full, Some(strip), false);
                 assert_close(&got, &want, 1e-12, &format!("strips of {strip} rows, {g:?}"));
             }
             checked += 1;
@@ -1921,7 +1992,12 @@ mod tests {
             }
             let want = reference::conv2d(&x, &w, Some(&b_out), &g);
             for cut in cuts {
-                assert_close(&forward_by_cut(cut, &x, &w, Some(&b_out), &g), &want, 1e-12, &format!("{cut}, {g:?}"));
+                assert_close(
+                    &forward_by_cut(cut, &x, &w, Some(&b_out), &g, false),
+                    &want,
+                    1e-12,
+                    &format!("{cut}, {g:?}"),
+                );
             }
             let mut cuts =
                 vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS, tuning::INDIRECT];
@@ -1945,13 +2021,55 @@ mod tests {
             // Backward-data with a bias is conv_transpose2d's forward.
             let want = reference::conv_transpose2d(&dy, &w, Some(&b_in), &g.transposed());
             for way in ways {
-                let got = backward_data_by_way(way, &dy, &w, Some(&b_in), &g);
+                let got = backward_data_by_way(way, &dy, &w, Some(&b_in), &g, false);
                 assert_close(&got, &want, 1e-12, &format!("{way}, {g:?}"));
             }
         }
         assert!(winograd_geometries >= 3, "only {winograd_geometries} geometries for Winograd");
         assert!(phase_grids >= 3, "only {phase_grids} geometries for the phase grid's backward-data");
         assert!(channel_blocked >= 3, "only {channel_blocked} geometries for the channel-blocked weight gradient");
+    }
+
+    #[test]
+    fn every_cut_and_way_with_its_relu_gives_the_bits_of_the_relu_after_it() {
+        let mut rng = Rng::new(23);
+        let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let relu_after = |mut v: Vec<f64>| {
+            relu_in_place(&mut v);
+            bits(&v)
+        };
+        for g in all_conv_geometries() {
+            let [x, w, dy] = operands(&g, &mut rng);
+            let (b_out, b_in) = (random(g.c_out, &mut rng), random(g.c_in, &mut rng));
+            let mut cuts = vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::PHASE_GRID, tuning::INDIRECT];
+            if winograd_fits(&g) {
+                cuts.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
+            }
+            if shifted_rows::applies(&g) {
+                cuts.push(tuning::SHIFTED_ROWS);
+            }
+            for cut in cuts {
+                let fused = forward_by_cut(cut, &x, &w, Some(&b_out), &g, true);
+                let after = forward_by_cut(cut, &x, &w, Some(&b_out), &g, false);
+                assert!(fused.contains(&0.0), "{cut}, {g:?}: no output the ReLU cut");
+                assert_eq!(bits(&fused), relu_after(after), "{cut}, {g:?}");
+            }
+            let mut ways = vec![tuning::COL2IM];
+            if let Some(full) = g.full_correlation() {
+                ways.extend([tuning::FULL_CORRELATION, tuning::INDIRECT]);
+                if phase_grid::backward_data_applies(&g) {
+                    ways.push(tuning::PHASE_GRID);
+                }
+                if winograd_fits(&full) {
+                    ways.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
+                }
+            }
+            for way in ways {
+                let fused = backward_data_by_way(way, &dy, &w, Some(&b_in), &g, true);
+                let after = backward_data_by_way(way, &dy, &w, Some(&b_in), &g, false);
+                assert_eq!(bits(&fused), relu_after(after), "{way}, {g:?}");
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::dtype::Float;
-use crate::elementwise_table::{BinaryFormula, UnaryFormula};
+use crate::elementwise_table::{BinaryFormula, Relu, UnaryFormula};
 use crate::shape::Layout;
 
 /// Below this many elements a kernel runs on one thread: rayon's fork/join costs more.
@@ -118,6 +118,26 @@ pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     // `spare`, which is exactly x.len() long, with x element for element).
     unsafe { out.set_len(x.len()) };
     out
+}
+
+/// x\[i\] = relu(x\[i\]) on the calling thread, element for element the table's ReLU (NaN
+/// passing through): the epilogue of a kernel task whose part of the output a ReLU follows,
+/// applied while that part is still in cache.
+pub fn relu_in_place<T: Float>(x: &mut [T]) {
+    x.iter_mut().for_each(|v| *v = relu_scalar(*v));
+}
+
+/// The table's ReLU of one value: for a kernel that applies it as it stores each output.
+#[inline(always)]
+pub fn relu_scalar<T: Float>(v: T) -> T {
+    Relu::forward(v, T::ZERO, T::ZERO)
+}
+
+/// [`relu_in_place`] over the whole of `x`, in parallel: the epilogue of a kernel that has no
+/// task boundary to apply it at. One pass over x in place, where the ReLU as its own op reads
+/// x and writes a second buffer.
+pub fn relu_in_place_parallel<T: Float>(x: &mut [T]) {
+    x.par_chunks_mut(CHUNK).for_each(relu_in_place);
 }
 
 /// out\[i\] = f(a\[i\], b\[i\]) for equal-length inputs.

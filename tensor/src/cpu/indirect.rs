@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::conv::init_planes;
+use crate::cpu::elementwise::{relu_in_place, relu_scalar};
 use crate::cpu::phase_grid::interleave;
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
@@ -38,6 +39,11 @@ const SKIPPING_MAX_PLANE: usize = 16;
 /// NR output channels, one micro-kernel call over every tap and input channel.
 // x: [N, C_in, H, W]   w: [C_out, C_in, kH, kW]   bias: [C_out]   ->   y: [N, C_out, OH, OW]
 pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry) -> Vec<T> {
+    conv2d_forward_then(x, w, bias, g, false)
+}
+
+/// [`conv2d_forward`], with each output through a ReLU as it is stored when `relu`.
+pub fn conv2d_forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry, relu: bool) -> Vec<T> {
     let (out_img, in_img, plane) = (g.out_image(), g.in_image(), g.out_plane());
     let mut y = vec![T::ZERO; g.batch * out_img];
     if y.is_empty() {
@@ -45,6 +51,9 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
     }
     if g.col_rows() == 0 || plane == 0 {
         init_planes(&mut y, bias, plane);
+        if relu {
+            relu_in_place(&mut y);
+        }
         return y;
     }
     let kernel = TileKernel::<T>::for_type();
@@ -150,7 +159,8 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2d
                 for (j, co) in channels.clone().enumerate() {
                     let b = bias.map_or(T::ZERO, |b| b[co]);
                     for (i, &at) in first_channel_at.iter().enumerate() {
-                        y_g[at + j * plane] = tile[i * nr + j] + b;
+                        let v = tile[i * nr + j] + b;
+                        y_g[at + j * plane] = if relu { relu_scalar(v) } else { v };
                     }
                 }
             }

@@ -132,8 +132,8 @@ pub fn conv2d_backward_weight(grad_y: &Tensor, x: &Tensor, weight_shape: &[usize
 /// Runs conv2d's `kernel` for geometry `g` on the operands' device into a tensor of `shape`,
 /// then a ReLU when `relu` (forward and backward-data only); `reference` is the op's own plain
 /// definition (f64 in, f64 out), which the reference device runs. The CPU runs `cpu::conv`,
-/// the GPU the implicit-GEMM rung, cut into batch slices that fit one binding, with the ReLU
-/// as its epilogue.
+/// the ReLU inside its kernels; the GPU the implicit-GEMM rung, cut into batch slices that fit
+/// one binding, with the ReLU as its epilogue.
 #[allow(clippy::too_many_arguments)] // the op, its kernel and geometry, three operands, the output, the ReLU
 pub(crate) fn run_kernel(
     op: &'static str,
@@ -147,7 +147,7 @@ pub(crate) fn run_kernel(
 ) -> Result<Tensor> {
     let operands: Vec<&Tensor> = [a, b].into_iter().chain(bias).collect();
     let dtype = same_dtype_device(op, &operands)?;
-    if relu && !a.is_gpu() {
+    if relu && a.device().is_reference() {
         // The written-out ops, so that the values are theirs bit for bit.
         return run_kernel(op, kernel, g, [a, b], bias, shape, false, reference)?.relu();
     }
@@ -156,10 +156,16 @@ pub(crate) fn run_kernel(
             let (a, b, bias) = (a.contiguous()?, b.contiguous()?, bias.map(Tensor::contiguous).transpose()?);
             with_float_type!(dtype, T => {
                 let (a, b, bias) = (a.cpu_slice::<T>()?, b.cpu_slice::<T>()?, bias_slice::<T>(bias.as_ref())?);
-                let out = match kernel {
-                    ConvKernel::Forward => kernel::conv2d_forward(a, b, bias, g),
-                    ConvKernel::BackwardData => kernel::conv2d_backward_data(a, b, bias, g),
-                    ConvKernel::BackwardWeight => kernel::conv2d_backward_weight(a, b, g),
+                // With `relu`, the kernels' own ReLU, bit for bit the element-wise op's.
+                let out = match (kernel, relu) {
+                    (ConvKernel::Forward, false) => kernel::conv2d_forward(a, b, bias, g),
+                    (ConvKernel::Forward, true) => kernel::conv2d_forward_relu(a, b, bias, g),
+                    (ConvKernel::BackwardData, false) => kernel::conv2d_backward_data(a, b, bias, g),
+                    (ConvKernel::BackwardData, true) => kernel::conv2d_backward_data_relu(a, b, bias, g),
+                    (ConvKernel::BackwardWeight, relu) => {
+                        debug_assert!(!relu, "{op}: the weight gradient has no ReLU");
+                        kernel::conv2d_backward_weight(a, b, g)
+                    }
                 };
                 Ok(Tensor::from_kernel(out, shape))
             })
