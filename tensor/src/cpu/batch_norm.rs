@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::reduce::sum_map_f64;
+use crate::cpu::vectorized;
 use crate::descriptors::BatchNormGeometry;
 use crate::dtype::Float;
 
@@ -25,8 +26,32 @@ pub struct BnStats<T> {
 
 // ---------------------------------------------------------------- f64 reductions
 
-/// Σ f(a_i, b_i) in f64 over two equally long slices, 8 accumulators as in `sum_map_f64`.
+/// Σ f(a_i, b_i) in f64 over two equally long slices, 8 accumulators as in `sum_map_f64`, and
+/// like it compiled for the widest vectors ([`vectorized`]).
 fn sum_map2_f64<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut sum = 0.0;
+    vectorized::run(SumMap2 { a, b, f, sum: &mut sum });
+    sum
+}
+
+/// [`sum_map2_f64`]'s arguments and result, for [`vectorized::run`].
+struct SumMap2<'a, T, F> {
+    a: &'a [T],
+    b: &'a [T],
+    f: F,
+    sum: &'a mut f64,
+}
+
+impl<T: Float, F: Fn(f64, f64) -> f64> vectorized::Work for SumMap2<'_, T, F> {
+    #[inline(always)]
+    fn run(self) {
+        *self.sum = sum_map2_f64_plain(self.a, self.b, self.f);
+    }
+}
+
+/// [`sum_map2_f64`] as the loops are written.
+#[inline(always)]
+fn sum_map2_f64_plain<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -248,6 +273,17 @@ pub fn update_running<T: Float>(running: &[T], batch: &[T], momentum: f64) -> Ve
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn the_paired_sum_in_f64_compiled_for_wide_vectors_gives_the_bits_of_the_plain_loop() {
+        for len in [0, 1, 7, 8, 9, 63, 1000, 4099] {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.731).sin() * 10f32.powi(i % 7 - 3)).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.297).cos() + 0.3).collect();
+            let product = |u: f64, v: f64| u * (v - 0.1);
+            let (wide, plain) = (sum_map2_f64(&a, &b, product), sum_map2_f64_plain(&a, &b, product));
+            assert_eq!(wide.to_bits(), plain.to_bits(), "Σ a(b - m) over {len}");
+        }
+    }
 
     fn randn(n: usize, rng: &mut Rng, mean: f64, std: f64) -> Vec<f64> {
         (0..n).map(|_| mean + std * rng.normal()).collect()
