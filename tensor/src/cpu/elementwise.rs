@@ -1,9 +1,10 @@
 //! Element-wise kernels: unary maps, binary maps (same shape or broadcast through strided
 //! layouts), and the kernels each row of `crate::elementwise_table` is instantiated with.
-//! Beyond the plain loop of the definition, two things here are about speed: outputs are
-//! written into uninitialised capacity (no zeroing pass), and f32 eˣ, σ(x) and tanh(x) are
+//! Beyond the plain loop of the definition, three things here are about speed: outputs are
+//! written into uninitialised capacity (no zeroing pass), f32 eˣ, σ(x) and tanh(x) are
 //! computed from arithmetic only so their loops vectorise (`exp_f32`, `sigmoid_f32`,
-//! `tanh_f32`).
+//! `tanh_f32`), and the maps' loops are compiled for the widest vectors the CPU has
+//! (`cpu::vectorized`).
 
 use std::mem::MaybeUninit;
 
@@ -30,8 +31,9 @@ pub fn sigmoid_f64(x: f64) -> f64 {
     }
 }
 
-/// f32 sigmoid without a branch or a libm call, so a loop over it vectorises (4 lanes: the
-/// crate is built for baseline x86-64, SSE2): about 3× faster than calling `expf` per element
+/// f32 sigmoid without a branch or a libm call, so a loop over it vectorises (4 lanes as the
+/// crate is built, for baseline x86-64; 16 through [`map`]'s AVX-512 path): with 4, about 3×
+/// faster than calling `expf` per element
 /// (docs/notebooks/performance.md). As in [`sigmoid_f64`], e^−|x| never
 /// overflows: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) below, chosen with a select that
 /// compiles to a blend. Error: within 3 ulp of the f64 value, denormal results included.

@@ -10,7 +10,8 @@
 //!
 //! What the compiler vectorizes depends on what it can prove about the slices a loop touches,
 //! and that is fragile. The Winograd transforms' loops (element-wise, through small functions
-//! such as `add` and `subtract`) come out with full-width vectors through this seam. The
+//! such as `add` and `subtract`), the element-wise maps and the f64 sums of `cpu::reduce` and
+//! `cpu::batch_norm` come out with full-width vectors through this seam. The
 //! register-blocked loop of `cpu::shifted_rows` did not: with its slices reaching the AVX-512
 //! function inside a struct, directly or through this seam, it stayed scalar and ran ten
 //! times slower; with the slices as that function's own arguments it is vectorized. After
