@@ -103,7 +103,7 @@ pub fn exp_f32(x: f32) -> f32 {
 }
 
 /// out\[i\] = f(x\[i\]), in parallel for large inputs, each chunk's loop compiled for the widest
-/// vectors ([`vectorized`]): as built, SSE's four lanes left f32's sigmoid (arithmetic only,
+/// vectors (`cpu::vectorized`): as built, SSE's four lanes left f32's sigmoid (arithmetic only,
 /// `sigmoid_f32`) at about five cycles an element.
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     let mut out = Vec::with_capacity(x.len());
