@@ -27,7 +27,7 @@ rows="$out/rows.txt"
 : >"$rows"
 
 if command -v cargo >/dev/null; then
-    cargo bench -q --bench train_step --no-run 2>/dev/null
+    cargo bench -q --bench train_step --no-run || exit 1
 fi
 ours=$(ls -t target/release/deps/train_step-* 2>/dev/null | grep -v '\.d$' | head -1)
 [ -x "$ours" ] || { echo "cpu_rounds: no train_step executable under target/release/deps" >&2; exit 1; }
