@@ -66,10 +66,10 @@ fn backward_weight_in_chunks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
     let all_rows = g.batch * g.oh;
     for chunk in (0..all_rows).step_by(rows_per_chunk) {
         let output_rows = chunk..(chunk + rows_per_chunk).min(all_rows);
-        let pairs: Vec<Vec<(usize, usize)>> = (0..taps).map(|tap| offset_pairs(g, tap, output_rows.clone())).collect();
+        let pairs: Vec<OffsetPairs> = (0..taps).map(|tap| offset_pairs(g, tap, output_rows.clone())).collect();
         dw_t.par_chunks_exact_mut(mr * row_stride).enumerate().for_each(|(task, out)| {
             let (co0, ci0) = ((task / blocks) * nr, (task % blocks) * mr);
-            for (tap, pairs) in pairs.iter().enumerate().filter(|(_, pairs)| !pairs.is_empty()) {
+            for (tap, pairs) in pairs.iter().enumerate().filter(|(_, pairs)| !pairs.pairs.is_empty()) {
                 let at = [ci0, co0, nr.min(g.c_out - co0)];
                 kernel.run(&rows, &dy_rows, pairs, at, (out, tap * nr, row_stride));
             }
@@ -85,10 +85,20 @@ fn backward_weight_in_chunks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry
     dw
 }
 
-/// Into `pairs`, for each output pixel of `output_rows` (rows of every image counted
-/// together, [0, N·OH)) whose input under `tap` is inside the image: (where its x row starts
-/// in the channels-last x, where its dy row starts in the channels-last dy).
-fn offset_pairs(g: &Conv2dGeometry, tap: usize, output_rows: std::ops::Range<usize>) -> Vec<(usize, usize)> {
+/// One tap's offset pairs over a chunk of output rows, with the largest offset of each side:
+/// what a tile checks before it reads, once instead of pair by pair (a tile per block of
+/// channels ran the check over every pair, 3 % of B1's 64→128 weight gradient).
+struct OffsetPairs {
+    /// (where the pixel's x row starts, where its dy row starts).
+    pairs: Vec<(usize, usize)>,
+    /// The largest x and dy offsets among `pairs` (0 when there are none).
+    largest: (usize, usize),
+}
+
+/// For each output pixel of `output_rows` (rows of every image counted together, [0, N·OH))
+/// whose input under `tap` is inside the image: (where its x row starts in the channels-last
+/// x, where its dy row starts in the channels-last dy).
+fn offset_pairs(g: &Conv2dGeometry, tap: usize, output_rows: std::ops::Range<usize>) -> OffsetPairs {
     let (ki, kj) = (tap / g.kw, tap % g.kw);
     let input = |o: usize, axis: usize, k: usize, len: usize| {
         (o * g.stride[axis] + k * g.dilation[axis]).checked_sub(g.padding[axis]).filter(|&i| i < len)
@@ -103,7 +113,8 @@ fn offset_pairs(g: &Conv2dGeometry, tap: usize, output_rows: std::ops::Range<usi
             }
         }
     }
-    pairs
+    let largest = pairs.iter().fold((0, 0), |(a_max, b_max), &(a, b)| (a_max.max(a), b_max.max(b)));
+    OffsetPairs { pairs, largest }
 }
 
 /// The micro-kernel: one MR×NR tile of dWᵀ for one tap, `out[first + i·stride + j] += Σ_k
@@ -132,17 +143,19 @@ impl<T: Float> TileKernel<T> {
         TileKernel { mr: 4, nr: 8, run: tile_portable::<T, 4, 8> }
     }
 
-    fn run(&self, rows: &[T], dy_rows: &[T], pairs: &[(usize, usize)], at: [usize; 3], out: Out<'_, T>) {
+    fn run(&self, rows: &[T], dy_rows: &[T], pairs: &OffsetPairs, at: [usize; 3], out: Out<'_, T>) {
         let [ci0, co0, columns] = at;
         let (out_len, first, stride) = (out.0.len(), out.1, out.2);
+        let (a, b) = pairs.largest;
         assert!(
-            pairs.iter().all(|&(a, b)| a + ci0 + self.mr <= rows.len() && b + co0 + columns <= dy_rows.len())
+            a + ci0 + self.mr <= rows.len()
+                && b + co0 + columns <= dy_rows.len()
                 && columns <= self.nr
                 && columns <= stride
                 && first + (self.mr - 1) * stride + columns <= out_len,
             "an indirect weight-gradient tile reads and writes inside its rows"
         );
-        (self.run)(rows, dy_rows, pairs, at, out)
+        (self.run)(rows, dy_rows, &pairs.pairs, at, out)
     }
 }
 
