@@ -94,12 +94,12 @@ pub fn conv2d_forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &C
     // larger planes the pixels keep the images' order, whose tiles read neighbouring rows,
     // and a group is a few tiles' worth of images.
     let by_position = plane <= SKIPPING_MAX_PLANE;
-    let per_thread = g.batch.div_ceil(rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    let per_thread = g.batch.div_ceil(threads);
     let group = match by_position {
-        true => per_thread,
-        false => (8 * mr).div_ceil(plane).min(per_thread),
-    }
-    .max(1);
+        true => per_thread.max(1),
+        false => images_per_group(g.batch, plane, in_img, mr, threads),
+    };
     y.par_chunks_mut(group * out_img).enumerate().for_each(|(gi, y_g)| {
         let (n0, images) = (gi * group, y_g.len() / out_img);
         let rows = channels_last(&x[n0 * in_img..(n0 + images) * in_img], g.c_in, g.h * g.w);
@@ -183,6 +183,21 @@ pub fn conv2d_forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &C
         }
     });
     y
+}
+
+/// Images a group of [`conv2d_forward`] takes on planes ordered by image: a few tiles' worth
+/// at least, and as many as leave the fewest tiles on the busiest thread. The last tile of a
+/// group is partly empty rows: groups of two 8×8 planes are 10 tiles for 128 pixels (9 % of
+/// the multiply-adds on nothing), groups of eight 37 tiles for 512 (1 %), and the batch still
+/// splits evenly over the threads. A group's channels-last copy stays within L2.
+fn images_per_group(batch: usize, plane: usize, in_img: usize, mr: usize, threads: usize) -> usize {
+    const MAX_GROUP_VALUES: usize = 1 << 17;
+    let per_thread = batch.div_ceil(threads).max(1);
+    let fewest = (8 * mr).div_ceil(plane.max(1)).clamp(1, per_thread);
+    let most = (MAX_GROUP_VALUES / in_img.max(1)).clamp(fewest, per_thread);
+    // Tiles on the busiest thread, the first group size to reach the least of them.
+    let busiest = |group: usize| batch.div_ceil(group).div_ceil(threads) * (group * plane).div_ceil(mr);
+    (fewest..=most).min_by_key(|&group| busiest(group)).unwrap_or(fewest)
 }
 
 /// y\[j·plane + i\] = tile\[i·nr + j\] + bias\[j\] (through a ReLU when `relu`) for each of
@@ -414,6 +429,29 @@ mod tests {
             assert_within(&format!("{g:?}"), conv2d_forward(&x, &w, Some(&b), &g).into_iter(), &want, 1e-12);
             let got = conv2d_forward(&to_f32(&x), &to_f32(&w), Some(&to_f32(&b)), &g);
             assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| a as f64), &want, 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_group_of_small_planes_leaves_few_tile_rows_empty_and_splits_evenly() {
+        // B1's 64→128 layer: 8×8 output planes, 64 input channels of 16×16, batch 64.
+        let (batch, plane, mr, threads) = (64, 64, 14, 2);
+        let group = images_per_group(batch, plane, 64 * 256, mr, threads);
+        let pixels = group * plane;
+        let empty = pixels.div_ceil(mr) * mr - pixels;
+        assert!(empty * 50 <= pixels, "groups of {group}: {empty} empty rows of {pixels}");
+        assert_eq!(batch % (group * threads), 0, "groups of {group} do not split the batch evenly");
+    }
+
+    #[test]
+    fn a_group_stays_within_a_thread_s_share_of_the_batch_and_within_l2() {
+        for (batch, plane, in_img, threads) in
+            [(64, 64, 16384, 2), (64, 256, 32768, 2), (3, 20, 100, 4), (1, 99, 693, 2)]
+        {
+            let group = images_per_group(batch, plane, in_img, 14, threads);
+            let fewest = (8 * 14usize).div_ceil(plane).min(batch.div_ceil(threads)).max(1);
+            assert!((1..=batch.div_ceil(threads)).contains(&group), "{group} images of {batch} on {threads} threads");
+            assert!(group == fewest || group * in_img <= 1 << 17, "{group} images of {in_img} values");
         }
     }
 
