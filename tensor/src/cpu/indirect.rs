@@ -289,10 +289,20 @@ pub(crate) fn channels_last<T: Float>(x: &[T], channels: usize, plane: usize) ->
         return rows;
     }
     let images = x.par_chunks_exact(channels * plane).zip(rows.par_chunks_exact_mut(channels * plane));
-    images
-        .for_each(|(image, rows_n)| interleave(rows_n, channels, channels, 1, |c| &image[c * plane..(c + 1) * plane]));
+    images.for_each(|(image, rows_n)| {
+        // A block of pixels at a time, every channel of it, so that each row's line is filled
+        // while it is in L1. Four channels down the whole plane, then the next four, wrote each
+        // line of B1's 32-channel rows eight times from L2: 0.27 ms of its 32→64 forward's 1.94.
+        for (block, rows_b) in rows_n.chunks_mut(CHANNELS_LAST_PIXELS * channels).enumerate() {
+            let first = block * CHANNELS_LAST_PIXELS;
+            interleave(rows_b, channels, channels, 1, |c| &image[c * plane + first..(c + 1) * plane]);
+        }
+    });
     rows
 }
+
+/// Pixels [`channels_last`] writes together (see there).
+const CHANNELS_LAST_PIXELS: usize = 64;
 
 /// The micro-kernel: one MR×NR tile, `tile = Σ_tap Σ_ci A · B` over the taps listed, A's rows
 /// found through the offsets table ([taps listed, MR]: where pixel i's row for each starts in

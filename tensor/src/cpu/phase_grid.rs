@@ -656,9 +656,6 @@ impl Blocks {
     }
 }
 
-/// Rows [`interleave`] fills together (see there).
-const INTERLEAVE_ROWS: usize = 64;
-
 /// rows[i·width + c] = run(c)[i·stride] for c < `lanes` and i < rows.len() / width: runs read
 /// at `stride`, written down the first `lanes` columns of `rows`; the other columns are left
 /// as they are. Four runs at a time through 4×4 transposes in f32 at stride 1 or 2: element
@@ -675,18 +672,11 @@ pub(crate) fn interleave<'a, T: Float>(
     #[cfg(target_arch = "x86_64")]
     if let (Some(rows), true) = (crate::dtype::same_type_slice_mut::<T, f32>(rows), stride <= 2) {
         let f32_run = |c: usize| crate::dtype::same_type_slice::<T, f32>(run(c)).expect("T is f32");
-        // A block of rows at a time, every four columns of it, so that each row's line is
-        // filled while it is in L1: four columns down all the rows, then the next four, wrote
-        // each line of a wide `rows` (B1's 32 channels a pixel) eight times from L2.
-        let n = rows.len() / width.max(1);
-        for first in (0..n).step_by(INTERLEAVE_ROWS) {
-            let block = &mut rows[first * width..(first + INTERLEAVE_ROWS).min(n) * width];
-            for c in (0..lanes / 4 * 4).step_by(4) {
-                let four = [c, c + 1, c + 2, c + 3].map(|c| &f32_run(c)[first * stride..]);
-                transpose_sse::columns_of_four(four, stride, block, width, c);
-            }
+        while c + 4 <= lanes {
+            let four = [f32_run(c), f32_run(c + 1), f32_run(c + 2), f32_run(c + 3)];
+            transpose_sse::columns_of_four(four, stride, rows, width, c);
+            c += 4;
         }
-        c = lanes / 4 * 4;
     }
     for c in c..lanes {
         rows.chunks_exact_mut(width).zip(run(c).iter().step_by(stride)).for_each(|(row, &v)| row[c] = v);
@@ -746,9 +736,9 @@ mod tests {
 
     #[test]
     fn interleave_writes_every_run_down_its_column_at_stride_one_and_two() {
-        // Rows past two blocks and a partial third, four-column groups and a remainder, runs
-        // exactly as long as the rows need (the last loads must not run past them).
-        let (rows_n, width, lanes) = (2 * INTERLEAVE_ROWS + 7, 11, 10);
+        // Four-column groups and a remainder, rows not a multiple of four, and runs exactly as
+        // long as the rows need (the last loads must not run past them).
+        let (rows_n, width, lanes) = (135, 11, 10);
         for stride in [1, 2] {
             let runs: Vec<Vec<f32>> =
                 (0..lanes).map(|c| (0..(rows_n - 1) * stride + 1).map(|i| (1000 * c + i) as f32).collect()).collect();
