@@ -165,7 +165,7 @@ pub fn conv2d_forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &C
                     *at = (n * g.c_out + channels.start) * plane + p;
                 }
                 let real = first_channel_at.len();
-                if first_channel_at[real - 1] == first_channel_at[0] + real - 1 {
+                if first_channel_at.windows(2).all(|pair| pair[1] == pair[0] + 1) {
                     // The tile's pixels are neighbours in y: each channel's values are one run.
                     let bias = bias.map(|b| &b[channels.clone()]);
                     let y_run = &mut y_g[first_channel_at[0]..];
@@ -463,6 +463,19 @@ mod tests {
             assert!((1..=batch.div_ceil(threads)).contains(&group), "{group} images of {batch} on {threads} threads");
             assert!(group == fewest || group * in_img <= 1 << 17, "{group} images of {in_img} values");
         }
+    }
+
+    #[test]
+    fn pixels_ordered_by_position_are_stored_where_they_belong() {
+        // Two images a group on 2×2 planes, one output channel: a tile's pixels go image 0,
+        // image 1, image 0, … so its first and last land three values apart, as four neighbours
+        // would, while the two between them are swapped.
+        let g = Conv2dGeometry::conv2d([4, 3, 2, 2], [1, 3, 3, 3], [1, 1], [1, 1], [1, 1]).expect("the kernel fits");
+        let (x, w) = (ramp(g.x_len()), ramp(g.weight_len()));
+        let want = reference::conv2d(&x, &w, None, &g);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool of two threads");
+        let got = pool.install(|| conv2d_forward(&to_f32(&x), &to_f32(&w), None, &g));
+        assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| a as f64), &want, 1e-5);
     }
 
     #[test]
