@@ -117,7 +117,7 @@ pub fn conv2d_forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &C
         for (t, m0) in (0..pixels).step_by(mr).enumerate() {
             let (tile_offsets, tile_taps) = (&mut offsets[t * taps * mr..], &mut tap_index[t * taps..]);
             // Found once a tile, not once a tap: the divisions that place a pixel cost more
-            // than the rest of the table (a third of B1's 32→64 forward when done per tap).
+            // than the rest of the table (15 % of B1's 32→64 forward when done per tap).
             let real = mr.min(pixels - m0);
             for (i, origin) in origins[..real].iter_mut().enumerate() {
                 let (n, p) = pixel(m0 + i);

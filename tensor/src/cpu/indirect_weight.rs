@@ -194,8 +194,9 @@ fn tile_avx512<T: Float>(rows: &[T], dy_rows: &[T], pairs: &[(usize, usize)], at
     assert!(at[2] <= 32 && first + 11 * stride + at[2] <= out.len());
     // SAFETY: `TileKernel::for_type` chose this kernel on a CPU with AVX-512F, and `run`
     // asserted that every x row read (a + ci0 + 12) and dy row read (b + co0 + columns) is in
-    // bounds, as is each of the 12 output rows' `columns` values; the masked loads and stores
-    // touch no lane past `columns`.
+    // bounds (by the pairs' largest offsets, which `offset_pairs` found among them), as is each
+    // of the 12 output rows' `columns` values; the masked loads and stores touch no lane past
+    // `columns`.
     unsafe { tile_avx512_f32(rows.as_ptr(), dy_rows.as_ptr(), pairs, at, out[first..].as_mut_ptr(), stride) }
 }
 
