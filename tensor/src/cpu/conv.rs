@@ -67,6 +67,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::cpu::elementwise::{relu_in_place, relu_in_place_parallel};
+use crate::cpu::few_channel_weight;
 use crate::cpu::gemm::{gemm, gemm_on_calling_thread, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::indirect;
 use crate::cpu::indirect_weight;
@@ -1181,8 +1182,10 @@ fn backward_data_by_col2im<T: Float>(
 /// measurements); its partials then add without the transpose. So it is with at most
 /// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the other cuts are timed against it
 /// the first time this machine meets the geometry: where the rule puts images side by side,
-/// one image per GEMM and dW itself with images side by side; and, where enough of each tile
-/// is real channels, the phase grid's channel-blocked operands.
+/// one image per GEMM and dW itself with images side by side; where enough of each tile is
+/// real channels, the phase grid's channel-blocked operands; and, where the input has fewer
+/// channels than the indirect GEMM's least, each input channel and tap a column of its own
+/// (`cpu::few_channel_weight`).
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
@@ -1201,6 +1204,9 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
         cuts.push(tuning::INDIRECT);
     }
+    if g.c_in < INDIRECT_MIN_CHANNELS {
+        cuts.push(tuning::FEW_CHANNELS);
+    }
     let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);
     let cut = if cuts.len() > 1 {
         let rule = tuning::SIDE_BY_SIDE;
@@ -1216,6 +1222,7 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
     let dw_rows = g.c_out <= DW_ROWS_MAX_CHANNELS || cut == tuning::SIDE_BY_SIDE_DW_ROWS;
     match cut {
         tuning::CHANNEL_BLOCKED => phase_grid::conv2d_backward_weight(grad_y, x, g),
+        tuning::FEW_CHANNELS => few_channel_weight::conv2d_backward_weight(grad_y, x, g),
         tuning::INDIRECT => match g.live_taps() {
             Some(live) => {
                 embed_live_grad(&live, &indirect_weight::conv2d_backward_weight(grad_y, x, &live.geometry), g)
@@ -1999,8 +2006,13 @@ mod tests {
                     &format!("{cut}, {g:?}"),
                 );
             }
-            let mut cuts =
-                vec![tuning::SIDE_BY_SIDE, tuning::PER_IMAGE, tuning::SIDE_BY_SIDE_DW_ROWS, tuning::INDIRECT];
+            let mut cuts = vec![
+                tuning::SIDE_BY_SIDE,
+                tuning::PER_IMAGE,
+                tuning::SIDE_BY_SIDE_DW_ROWS,
+                tuning::INDIRECT,
+                tuning::FEW_CHANNELS,
+            ];
             if phase_grid::weight_gradient_applies::<f64>(&g) {
                 cuts.push(tuning::CHANNEL_BLOCKED);
                 channel_blocked += 1;

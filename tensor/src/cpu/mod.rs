@@ -11,6 +11,7 @@ pub mod concat;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+pub mod few_channel_weight;
 pub mod gemm;
 pub mod indirect;
 pub mod indirect_weight;

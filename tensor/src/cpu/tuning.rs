@@ -169,11 +169,15 @@ pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
 /// is the pixels, read from channels-last x and dy through a list of offset pairs
 /// (`cpu::indirect_weight`).
 pub(crate) const INDIRECT: &str = "indirect";
+/// A sixth way for the weight gradient, where the input has fewer channels than the indirect
+/// GEMM's least: every input channel and tap a column of its own, summed over the pixels with
+/// nothing unfolded (`cpu::few_channel_weight`).
+pub(crate) const FEW_CHANNELS: &str = "few-channels";
 /// A sixth way for the forward, at stride 1 into a few channels: each output row a sum of
 /// shifted input rows (`cpu::shifted_rows`); the rule's there.
 pub(crate) const SHIFTED_ROWS: &str = "shifted-rows";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 11] = [
+const CUTS: [&str; 12] = [
     SIDE_BY_SIDE,
     PER_IMAGE,
     SIDE_BY_SIDE_DW_ROWS,
@@ -185,6 +189,7 @@ const CUTS: [&str; 11] = [
     CHANNEL_BLOCKED,
     INDIRECT,
     SHIFTED_ROWS,
+    FEW_CHANNELS,
 ];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.

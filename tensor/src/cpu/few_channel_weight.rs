@@ -1,0 +1,336 @@
+//! conv2d's weight gradient where the input has few channels (an image's three colours),
+//! accumulated tap by tap over the pixels: a cut the tuner may choose for backward-weight,
+//! beside `cpu::indirect_weight`.
+//!
+//! dW(co, ci, ki, kj) = Σ_n Σ_(oy, ox) dy(n, co, oy, ox) · x(n, ci, oy·s + ki·d − p, ox·s + kj·d − p).
+//!
+//! With three input channels and a 3×3 kernel, dW is 27 columns wide for 32 or 64 output
+//! channels, and the sum runs over every output pixel of the batch (65,536 for B1's first
+//! layer). The GEMM cuts unfold x into 27 values a pixel and multiply a 32×27 product whose
+//! tiles of 14 rows and 32 columns are a third empty; the indirect GEMM broadcasts 12 input
+//! channels at a time, of which 3 would be real. Here every (input channel, tap) pair is a
+//! column of its own: for each output pixel, 16 output channels of dy are one vector load
+//! (dy channels-last), and each column's x value, broadcast, multiplies them into that
+//! column's accumulator. Nothing is unfolded or packed; x is read where it lies in a copy of
+//! its planes with a zero border, so that padding needs no test.
+//!
+//! Images go in groups of `IMAGES_A_PARTIAL` (4), one task each, every group summing into its
+//! own partial dWᵀ; the partials are added in group order, so the result does not depend on
+//! the threads.
+
+use rayon::prelude::*;
+
+use crate::cpu::indirect::image_channels_last;
+use crate::descriptors::Conv2dGeometry;
+use crate::dtype::Float;
+
+/// Images summed into one partial dWᵀ by one task: fixed, so that the sums' order (and so
+/// the bits) does not depend on the thread count; 64 images make 16 tasks, enough to balance
+/// two to sixteen threads.
+const IMAGES_A_PARTIAL: usize = 4;
+
+/// Output channels a vector holds (f32 on AVX-512), and the unit dy's channels-last rows are
+/// padded to, so that every load is a whole vector.
+const LANES: usize = 16;
+
+/// dW = ∂L/∂w (see the module docs): each group of images, in parallel, sums into its own
+/// partial [columns, C_out padded to 16] (a column per input channel and tap); the partials are
+/// added in order and transposed into dW.
+// grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
+pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let layout = Layout::new(g);
+    let mut dw = vec![T::ZERO; g.weight_len()];
+    if dw.is_empty() || g.batch == 0 || g.out_plane() == 0 {
+        return dw;
+    }
+    let (x_image, y_image) = (g.c_in * g.h * g.w, g.c_out * g.out_plane());
+    let partial_len = layout.columns_padded() * layout.c_pad;
+    let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(IMAGES_A_PARTIAL))
+        .into_par_iter()
+        .map(|group| {
+            let images = group * IMAGES_A_PARTIAL..((group + 1) * IMAGES_A_PARTIAL).min(g.batch);
+            let mut partial = vec![T::ZERO; partial_len];
+            let mut x_padded = vec![T::ZERO; layout.padded_image()];
+            let mut dy_rows = vec![T::ZERO; g.out_plane() * layout.c_pad];
+            for n in images {
+                layout.pad_image(&x[n * x_image..(n + 1) * x_image], g, &mut x_padded);
+                let dy_n = &grad_y[n * y_image..(n + 1) * y_image];
+                image_channels_last(dy_n, g.c_out, g.out_plane(), layout.c_pad, &mut dy_rows);
+                accumulate_image(&x_padded, &dy_rows, &layout, &mut partial);
+            }
+            partial
+        })
+        .collect();
+    // dW[co][column] = Σ_groups partial[column][co], the groups in order.
+    let columns = g.c_in * g.kh * g.kw;
+    let mut sum = vec![T::ZERO; partial_len];
+    for partial in &partials {
+        sum.iter_mut().zip(partial).for_each(|(s, &p)| *s += p);
+    }
+    for (co, filter) in dw.chunks_exact_mut(columns).enumerate() {
+        filter.iter_mut().enumerate().for_each(|(column, w)| *w = sum[column * layout.c_pad + co]);
+    }
+    dw
+}
+
+/// Where things lie for [`accumulate_image`]: x's planes with a zero border, dy's rows, and
+/// each column's offset into the bordered planes.
+struct Layout {
+    /// The bordered planes' rows and columns: every row and column a tap reads, padding
+    /// included, from 0.
+    padded: [usize; 2],
+    /// Input channels.
+    c_in: usize,
+    /// [`Conv2dGeometry::padding`]: where x's first row and column lie in a bordered plane.
+    padding: [usize; 2],
+    /// Output rows and columns.
+    out: [usize; 2],
+    /// The bordered planes' values between two output pixels side by side (the column
+    /// stride) and between two output rows.
+    steps: [usize; 2],
+    /// C_out rounded up to [`LANES`]: the length of a channels-last dy row.
+    c_pad: usize,
+    /// For each column (ci, ki, kj) of dW, in dW's order: where its value for the output pixel
+    /// (0, 0) lies in the bordered planes. The pixel (oy, ox) adds oy·steps\[1\] + ox·steps\[0\].
+    offsets: Vec<usize>,
+}
+
+impl Layout {
+    fn new(g: &Conv2dGeometry) -> Layout {
+        let reach = |axis: usize, out: usize, k: usize| {
+            (out.max(1) - 1) * g.stride[axis] + (k.max(1) - 1) * g.dilation[axis] + 1
+        };
+        let padded = [reach(0, g.oh, g.kh), reach(1, g.ow, g.kw)];
+        let plane = padded[0] * padded[1];
+        let mut offsets = Vec::with_capacity(g.c_in * g.kh * g.kw);
+        for ci in 0..g.c_in {
+            for ki in 0..g.kh {
+                for kj in 0..g.kw {
+                    offsets.push(ci * plane + ki * g.dilation[0] * padded[1] + kj * g.dilation[1]);
+                }
+            }
+        }
+        Layout {
+            padded,
+            c_in: g.c_in,
+            padding: g.padding,
+            out: [g.oh, g.ow],
+            steps: [g.stride[1], g.stride[0] * padded[1]],
+            c_pad: g.c_out.div_ceil(LANES) * LANES,
+            offsets,
+        }
+    }
+
+    /// Values of one image's bordered planes.
+    fn padded_image(&self) -> usize {
+        self.c_in * self.padded[0] * self.padded[1]
+    }
+
+    /// Columns of a partial: dW's, rounded up to a whole number of the AVX-512 kernel's blocks.
+    fn columns_padded(&self) -> usize {
+        self.offsets.len().div_ceil(COLUMNS_A_BLOCK) * COLUMNS_A_BLOCK
+    }
+
+    /// Copies one image x_n [C_in, H, W] into `out`'s bordered planes; what lies outside x
+    /// (the border, and nothing else) stays zero across calls, as the first call found it.
+    fn pad_image<T: Float>(&self, x_n: &[T], g: &Conv2dGeometry, out: &mut [T]) {
+        let [rows, cols] = self.padded;
+        let [top, left] = self.padding;
+        // x's rows and columns that some tap reads: those inside the bordered plane.
+        let (h, w) = (g.h.min(rows.saturating_sub(top)), g.w.min(cols.saturating_sub(left)));
+        for (plane, x_plane) in out.chunks_exact_mut(rows * cols).zip(x_n.chunks_exact(g.h * g.w)) {
+            for (iy, x_row) in x_plane.chunks_exact(g.w).take(h).enumerate() {
+                plane[(top + iy) * cols + left..][..w].copy_from_slice(&x_row[..w]);
+            }
+        }
+    }
+}
+
+/// Columns of dW the AVX-512 kernel keeps in registers at once: 9 columns (a 3×3 kernel's
+/// taps of one input channel) by two vectors of 16 output channels are 18 accumulators, and
+/// each pixel loads two vectors of dy for 18 multiply-adds.
+const COLUMNS_A_BLOCK: usize = 9;
+
+/// partial\[column·c_pad + co\] += Σ over the image's output pixels (oy, ox) of
+/// x_padded\[offsets\[column\] + oy·steps\[1\] + ox·steps\[0\]\] · dy_rows\[(oy·OW + ox)·c_pad + co\].
+fn accumulate_image<T: Float>(x_padded: &[T], dy_rows: &[T], layout: &Layout, partial: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(x), Some(dy), Some(out)) = (
+        crate::cpu::indirect::avx512_tile::<T>(),
+        crate::dtype::same_type_slice::<T, f32>(x_padded),
+        crate::dtype::same_type_slice::<T, f32>(dy_rows),
+        crate::dtype::same_type_slice_mut::<T, f32>(partial),
+    ) {
+        return avx512::accumulate_image(x, dy, layout, out);
+    }
+    accumulate_image_plain(x_padded, dy_rows, layout, partial)
+}
+
+/// [`accumulate_image`] as the formula reads: the definition the AVX-512 kernel is tested
+/// against, and what runs for f64 and on CPUs without AVX-512.
+fn accumulate_image_plain<T: Float>(x_padded: &[T], dy_rows: &[T], layout: &Layout, partial: &mut [T]) {
+    let [oh, ow] = layout.out;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let dy = &dy_rows[(oy * ow + ox) * layout.c_pad..][..layout.c_pad];
+            let pixel = oy * layout.steps[1] + ox * layout.steps[0];
+            for (&offset, column) in layout.offsets.iter().zip(partial.chunks_exact_mut(layout.c_pad)) {
+                let v = x_padded[pixel + offset];
+                column.iter_mut().zip(dy).for_each(|(c, &d)| *c += v * d);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Layout, COLUMNS_A_BLOCK, LANES};
+    use std::arch::x86_64::*;
+
+    /// [`super::accumulate_image`] with [`COLUMNS_A_BLOCK`] columns by two vectors of output
+    /// channels in registers (one vector for a last odd one), a pass over the image's pixels
+    /// for each such block. A last block of fewer columns reads the first column's x again
+    /// for the rest and leaves them out when it stores.
+    pub(super) fn accumulate_image(x_padded: &[f32], dy_rows: &[f32], layout: &Layout, partial: &mut [f32]) {
+        let [oh, ow] = layout.out;
+        let columns = layout.offsets.len();
+        let last_pixel = (oh - 1) * layout.steps[1] + (ow - 1) * layout.steps[0];
+        assert!(
+            layout.offsets.iter().all(|&o| o + last_pixel < x_padded.len())
+                && oh * ow * layout.c_pad <= dy_rows.len()
+                && layout.c_pad.is_multiple_of(LANES)
+                && columns * layout.c_pad <= partial.len(),
+            "the few-channel weight gradient reads and writes inside its planes, rows and partial"
+        );
+        for first_column in (0..columns).step_by(COLUMNS_A_BLOCK) {
+            let real = COLUMNS_A_BLOCK.min(columns - first_column);
+            let offsets: [usize; COLUMNS_A_BLOCK] =
+                std::array::from_fn(|i| layout.offsets[first_column + if i < real { i } else { 0 }]);
+            for co0 in (0..layout.c_pad).step_by(2 * LANES) {
+                let out = &mut partial[first_column * layout.c_pad + co0..];
+                // SAFETY: `avx512_tile` found AVX-512F before choosing this kernel. Every x read
+                // is an offset of this block plus at most `last_pixel`, inside `x_padded`; every
+                // dy read is the 16 or 32 channels from co0 < c_pad of a row below oh·ow; the
+                // stores are the block's `real` columns' channels co0.. of `partial`, inside it
+                // (all asserted above).
+                unsafe {
+                    let (x, dy, out) = (x_padded.as_ptr(), dy_rows.as_ptr().add(co0), out.as_mut_ptr());
+                    if co0 + 2 * LANES <= layout.c_pad {
+                        block::<2>(x, dy, &offsets, real, layout, out);
+                    } else {
+                        block::<1>(x, dy, &offsets, real, layout, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One block: `VECTORS` vectors of output channels from `dy` (a row's first channel of the
+    /// block) by the block's columns, added into `out` (the block's first column and channel;
+    /// columns `c_pad` apart), of which the first `real` are stored.
+    ///
+    /// # Safety
+    /// AVX-512F, and the reads and writes of [`accumulate_image`]'s assertion.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block<const VECTORS: usize>(
+        x: *const f32,
+        dy: *const f32,
+        offsets: &[usize; COLUMNS_A_BLOCK],
+        real: usize,
+        layout: &Layout,
+        out: *mut f32,
+    ) {
+        let [oh, ow] = layout.out;
+        let c_pad = layout.c_pad;
+        let mut acc = [[_mm512_setzero_ps(); VECTORS]; COLUMNS_A_BLOCK];
+        for oy in 0..oh {
+            // SAFETY (the loop): the caller's contract.
+            unsafe {
+                let mut x_pixel = x.add(oy * layout.steps[1]);
+                let mut dy_row = dy.add(oy * ow * c_pad);
+                for _ in 0..ow {
+                    let d: [__m512; VECTORS] = std::array::from_fn(|v| _mm512_loadu_ps(dy_row.add(v * LANES)));
+                    for (acc_c, &offset) in acc.iter_mut().zip(offsets) {
+                        let v = _mm512_set1_ps(*x_pixel.add(offset));
+                        for (a, &d) in acc_c.iter_mut().zip(&d) {
+                            *a = _mm512_fmadd_ps(v, d, *a);
+                        }
+                    }
+                    x_pixel = x_pixel.add(layout.steps[0]);
+                    dy_row = dy_row.add(c_pad);
+                }
+            }
+        }
+        for (c, acc_c) in acc.iter().enumerate().take(real) {
+            for (v, a) in acc_c.iter().enumerate() {
+                // SAFETY: the caller's contract, for the block's real columns.
+                unsafe {
+                    let at = out.add(c * c_pad + v * LANES);
+                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), *a));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::test_support::{assert_within, odd_geometries, ramp, to_f32};
+    use crate::reference::conv as reference;
+
+    /// Three input channels as the tuner meets them, and odd ones: one channel; 5×5 and 1×1
+    /// kernels (columns that fill a block, leave part of one, and fill none); 17 and 40 output
+    /// channels (a lone vector, and a pair with a partial one); stride 2 and 3, dilation,
+    /// padding beyond the kernel's reach; an input wider than the taps reach; a batch that
+    /// leaves the last group short.
+    fn few_channel_geometries() -> Vec<Conv2dGeometry> {
+        [
+            ([5, 3, 9, 11], [32, 3, 3, 3], [2, 2], [1, 1], [1, 1]),
+            ([3, 3, 8, 8], [17, 3, 4, 4], [2, 2], [1, 1], [1, 1]),
+            ([2, 1, 7, 6], [40, 1, 5, 5], [1, 1], [2, 2], [1, 1]),
+            ([6, 2, 10, 9], [16, 2, 3, 3], [3, 2], [4, 1], [2, 1]),
+            ([9, 3, 6, 7], [33, 3, 1, 1], [2, 2], [0, 0], [1, 1]),
+            ([1, 3, 12, 12], [64, 3, 7, 7], [2, 2], [3, 3], [1, 1]),
+        ]
+        .into_iter()
+        .map(|(x, w, s, p, d)| Conv2dGeometry::conv2d(x, w, s, p, d).expect("the kernel fits"))
+        .chain(odd_geometries())
+        .collect()
+    }
+
+    #[test]
+    fn the_few_channel_weight_gradient_matches_the_reference() {
+        for g in few_channel_geometries() {
+            let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).into_iter().map(|v| v + 0.25).collect::<Vec<_>>());
+            let want = reference::conv2d_backward_weight(&dy, &x, &g);
+            assert_within(&format!("{g:?}"), conv2d_backward_weight(&dy, &x, &g).into_iter(), &want, 1e-12);
+            let got = conv2d_backward_weight(&to_f32(&dy), &to_f32(&x), &g);
+            assert_within(&format!("f32, {g:?}"), got.iter().map(|&a| f64::from(a)), &want, 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_avx512_kernel_adds_what_the_plain_one_adds() {
+        // Onto a partial that already holds values, as the second image of a group finds it;
+        // the f32 sums in another order, so within f32 rounding, not bit for bit.
+        #[cfg(target_arch = "x86_64")]
+        if !crate::cpu::indirect::avx512_tile::<f32>() {
+            eprintln!("skipped: this CPU (or the GEMM kernel in use) has no AVX-512 tiles");
+            return;
+        }
+        for g in few_channel_geometries() {
+            let layout = Layout::new(&g);
+            let x_padded: Vec<f32> = to_f32(&ramp(layout.padded_image()));
+            let dy_rows: Vec<f32> = to_f32(&ramp(g.out_plane() * layout.c_pad + 3)).split_off(3);
+            let before = to_f32(&ramp(layout.columns_padded() * layout.c_pad + 7)).split_off(7);
+            let (mut plain, mut fast) = (before.clone(), before.clone());
+            accumulate_image_plain(&x_padded, &dy_rows, &layout, &mut plain);
+            accumulate_image(&x_padded, &dy_rows, &layout, &mut fast);
+            let columns = layout.offsets.len() * layout.c_pad;
+            let want: Vec<f64> = plain[..columns].iter().map(|&v| f64::from(v)).collect();
+            assert_within(&format!("{g:?}"), fast[..columns].iter().map(|&v| f64::from(v)), &want, 1e-5);
+            assert_eq!(fast[columns..], before[columns..], "{g:?}: columns past dW's are left alone");
+        }
+    }
+}
