@@ -66,8 +66,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::cpu::direct_weight;
 use crate::cpu::elementwise::{relu_in_place, relu_in_place_parallel};
-use crate::cpu::few_channel_weight;
 use crate::cpu::gemm::{gemm, gemm_on_calling_thread, gemm_packing_b, BPanel, MatRef};
 use crate::cpu::indirect;
 use crate::cpu::indirect_weight;
@@ -1176,16 +1176,15 @@ fn backward_data_by_col2im<T: Float>(
 /// into one contiguous part per thread; each part sums its images into a private partial dWᵀ
 /// (images with small outputs side by side, one GEMM per group, as in [`conv2d_forward`]),
 /// and the partials are added in order while transposing, so the result does not depend on
-/// scheduling. On planes of at most `DIRECT_MAX_PLANE` pixels (ResNet-18's last two stages at
+/// scheduling. On planes of at most `DW_ROWS_MAX_PLANE` pixels (ResNet-18's last two stages at
 /// 32×32 input) the GEMM's k is only a few hundred columns and dW itself, dy · colᵀ, is faster
 /// (`cargo bench --bench train_step -- --workloads B2`; docs/notebooks/performance.md has both
 /// measurements); its partials then add without the transpose. So it is with at most
 /// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the other cuts are timed against it
 /// the first time this machine meets the geometry: where the rule puts images side by side,
 /// one image per GEMM and dW itself with images side by side; where enough of each tile is
-/// real channels, the phase grid's channel-blocked operands; and, where the input has fewer
-/// channels than the indirect GEMM's least, each input channel and tap a column of its own
-/// (`cpu::few_channel_weight`).
+/// real channels, the phase grid's channel-blocked operands; and, on output planes of 8×8 and
+/// larger, the direct convolution (`cpu::direct_weight`).
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
@@ -1204,8 +1203,8 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
         cuts.push(tuning::INDIRECT);
     }
-    if g.c_in < INDIRECT_MIN_CHANNELS {
-        cuts.push(tuning::FEW_CHANNELS);
+    if g.out_plane() >= DIRECT_MIN_OUTPUT_PLANE {
+        cuts.push(tuning::DIRECT);
     }
     let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);
     let cut = if cuts.len() > 1 {
@@ -1222,7 +1221,7 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
     let dw_rows = g.c_out <= DW_ROWS_MAX_CHANNELS || cut == tuning::SIDE_BY_SIDE_DW_ROWS;
     match cut {
         tuning::CHANNEL_BLOCKED => phase_grid::conv2d_backward_weight(grad_y, x, g),
-        tuning::FEW_CHANNELS => few_channel_weight::conv2d_backward_weight(grad_y, x, g),
+        tuning::DIRECT => direct_weight::conv2d_backward_weight(grad_y, x, g),
         tuning::INDIRECT => match g.live_taps() {
             Some(live) => {
                 embed_live_grad(&live, &indirect_weight::conv2d_backward_weight(grad_y, x, &live.geometry), g)
@@ -1232,6 +1231,13 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
         _ => backward_weight_in_strips(grad_y, x, g, strip_of(g, cut), dw_rows),
     }
 }
+
+/// The direct weight gradient is timed only on output planes of at least this many pixels.
+/// Its passes over an image's pixels, one for each block of 9 columns and 32 output channels,
+/// read the padding where it lies: on ResNet-18's 4×4, 2×2 and 1×1 planes it ran 1.4–44 times
+/// slower than the best cut, on 8×8 planes 0.96–1.4 times (Zen 5,
+/// `docs/notebooks/bench/direct_weight_gradient_zen5.txt`).
+const DIRECT_MIN_OUTPUT_PLANE: usize = 64;
 
 /// With a handful of output channels, dWᵀ's GEMM is C_out columns wide, a sliver of the
 /// micro-kernel's 16 or 32; as dW they are C_out of its 6 or 14 rows, the smaller waste
@@ -1264,8 +1270,8 @@ fn backward_weight_in_strips<T: Float>(
     let per_part = groups.div_ceil(parts) * group;
     let product = product_for_tasks(parts);
     let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
-    const DIRECT_MAX_PLANE: usize = 4;
-    let direct = dw_rows || plane <= DIRECT_MAX_PLANE;
+    const DW_ROWS_MAX_PLANE: usize = 4;
+    let direct = dw_rows || plane <= DW_ROWS_MAX_PLANE;
     let strip = match strip {
         Some(rows) => rows.clamp(1, g.oh.max(1)),
         None if group == 1 && !direct => strip_rows(g),
@@ -2011,7 +2017,7 @@ mod tests {
                 tuning::PER_IMAGE,
                 tuning::SIDE_BY_SIDE_DW_ROWS,
                 tuning::INDIRECT,
-                tuning::FEW_CHANNELS,
+                tuning::DIRECT,
             ];
             if phase_grid::weight_gradient_applies::<f64>(&g) {
                 cuts.push(tuning::CHANNEL_BLOCKED);

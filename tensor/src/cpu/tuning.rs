@@ -28,8 +28,11 @@
 //!   on planes of 8×8 and larger, and lost on ResNet-18's small planes and B3's deepest
 //!   layers. And a fifth, the indirect GEMM (`cpu::indirect_weight`), whose pixels that
 //!   would read padding are left out: on the same Xeon it won ResNet-18's layers on 4×4 and
-//!   2×2 planes, by 28–36 %, and lost to the channel-blocked cut on 16×16 and larger. The
-//!   forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted rows; each
+//!   2×2 planes, by 28–36 %, and lost to the channel-blocked cut on 16×16 and larger. And a
+//!   sixth, the direct convolution (`cpu::direct_weight`), on output planes of 8×8 and
+//!   larger: on a Zen 5 it won seven of the eight layers with three channels on a side, by
+//!   1.2–2.4× (B3's first level), and 11 of the other 16 it was timed on in B1, B3 and B5,
+//!   by up to 31 %. The forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted rows; each
 //!   constant below says where it is offered) are timed beside its cuts, and the indirect
 //!   GEMM is offered wherever there are 8 input and output channels or more, so nearly every
 //!   forward geometry is timed at its first use.
@@ -169,10 +172,10 @@ pub(crate) const CHANNEL_BLOCKED: &str = "channel-blocked";
 /// is the pixels, read from channels-last x and dy through a list of offset pairs
 /// (`cpu::indirect_weight`).
 pub(crate) const INDIRECT: &str = "indirect";
-/// A sixth way for the weight gradient, where the input has fewer channels than the indirect
-/// GEMM's least: every input channel and tap a column of its own, summed over the pixels with
-/// nothing unfolded (`cpu::few_channel_weight`).
-pub(crate) const FEW_CHANNELS: &str = "few-channels";
+/// A sixth way for the weight gradient, a direct convolution: every input channel and tap a
+/// column of dW with its own accumulators, summed over the pixels with nothing unfolded
+/// (`cpu::direct_weight`).
+pub(crate) const DIRECT: &str = "direct";
 /// A sixth way for the forward, at stride 1 into a few channels: each output row a sum of
 /// shifted input rows (`cpu::shifted_rows`); the rule's there.
 pub(crate) const SHIFTED_ROWS: &str = "shifted-rows";
@@ -189,7 +192,7 @@ const CUTS: [&str; 12] = [
     CHANNEL_BLOCKED,
     INDIRECT,
     SHIFTED_ROWS,
-    FEW_CHANNELS,
+    DIRECT,
 ];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.

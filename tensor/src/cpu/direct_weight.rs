@@ -1,18 +1,19 @@
-//! conv2d's weight gradient where the input has few channels (an image's three colours),
-//! accumulated tap by tap over the pixels: a cut the tuner may choose for backward-weight,
-//! beside `cpu::indirect_weight`.
+//! conv2d's weight gradient as a direct convolution: every (input channel, tap) pair a column
+//! of dW with its own accumulators, summed over the pixels. A cut the tuner may choose for
+//! backward-weight, beside `cpu::indirect_weight`.
 //!
 //! dW(co, ci, ki, kj) = Σ_n Σ_(oy, ox) dy(n, co, oy, ox) · x(n, ci, oy·s + ki·d − p, ox·s + kj·d − p).
 //!
-//! With three input channels and a 3×3 kernel, dW is 27 columns wide for 32 or 64 output
-//! channels, and the sum runs over every output pixel of the batch (65,536 for B1's first
-//! layer). The GEMM cuts unfold x into 27 values a pixel and multiply a 32×27 product whose
-//! tiles of 14 rows and 32 columns are a third empty; the indirect GEMM broadcasts 12 input
-//! channels at a time, of which 3 would be real. Here every (input channel, tap) pair is a
-//! column of its own: for each output pixel, 16 output channels of dy are one vector load
-//! (dy channels-last), and each column's x value, broadcast, multiplies them into that
-//! column's accumulator. Nothing is unfolded or packed; x is read where it lies in a copy of
-//! its planes with a zero border, so that padding needs no test.
+//! For each output pixel, 16 output channels of dy are one vector load (dy channels-last), and
+//! each column's x value, broadcast, multiplies them into that column's accumulator; a block
+//! of 9 columns by 32 output channels stays in registers for a whole pass over an image's
+//! pixels. Nothing is unfolded or packed, and x is read where it lies, in a copy of its planes
+//! with a zero border so that padding needs no test. The GEMM cuts pay for the unfolded
+//! operand and its packing; with three input channels they also multiply a 32×27 product
+//! whose tiles are a third empty, and the indirect GEMM, which broadcasts 12 input channels
+//! at a time, would find 3 real. What this costs instead is a pass for every block of 9
+//! columns, each reading the padding where the GEMM cuts skip it: on planes of a few pixels
+//! (ResNet-18's 4×4 to 1×1) most of what it multiplies is border.
 //!
 //! Images go in groups of `IMAGES_A_PARTIAL` (4), one task each, every group summing into its
 //! own partial dWᵀ; the partials are added in group order, so the result does not depend on
@@ -200,7 +201,7 @@ mod avx512 {
                 && oh * ow * layout.c_pad <= dy_rows.len()
                 && layout.c_pad.is_multiple_of(LANES)
                 && columns * layout.c_pad <= partial.len(),
-            "the few-channel weight gradient reads and writes inside its planes, rows and partial"
+            "the direct weight gradient reads and writes inside its planes, rows and partial"
         );
         for first_column in (0..columns).step_by(COLUMNS_A_BLOCK) {
             let real = COLUMNS_A_BLOCK.min(columns - first_column);
@@ -284,7 +285,7 @@ mod tests {
     /// channels (a lone vector, and a pair with a partial one); stride 2 and 3, dilation,
     /// padding beyond the kernel's reach; an input wider than the taps reach; a batch that
     /// leaves the last group short.
-    fn few_channel_geometries() -> Vec<Conv2dGeometry> {
+    fn direct_geometries() -> Vec<Conv2dGeometry> {
         [
             ([5, 3, 9, 11], [32, 3, 3, 3], [2, 2], [1, 1], [1, 1]),
             ([3, 3, 8, 8], [17, 3, 4, 4], [2, 2], [1, 1], [1, 1]),
@@ -300,8 +301,8 @@ mod tests {
     }
 
     #[test]
-    fn the_few_channel_weight_gradient_matches_the_reference() {
-        for g in few_channel_geometries() {
+    fn the_direct_weight_gradient_matches_the_reference() {
+        for g in direct_geometries() {
             let (dy, x) = (ramp(g.y_len()), ramp(g.x_len()).into_iter().map(|v| v + 0.25).collect::<Vec<_>>());
             let want = reference::conv2d_backward_weight(&dy, &x, &g);
             assert_within(&format!("{g:?}"), conv2d_backward_weight(&dy, &x, &g).into_iter(), &want, 1e-12);
@@ -319,7 +320,7 @@ mod tests {
             eprintln!("skipped: this CPU (or the GEMM kernel in use) has no AVX-512 tiles");
             return;
         }
-        for g in few_channel_geometries() {
+        for g in direct_geometries() {
             let layout = Layout::new(&g);
             let x_padded: Vec<f32> = to_f32(&ramp(layout.padded_image()));
             let dy_rows: Vec<f32> = to_f32(&ramp(g.out_plane() * layout.c_pad + 3)).split_off(3);
