@@ -1203,7 +1203,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
         cuts.push(tuning::INDIRECT);
     }
-    if g.out_plane() >= DIRECT_MIN_OUTPUT_PLANE {
+    if g.out_plane() >= DIRECT_MIN_OUTPUT_PLANE && direct_weight::has_vector_kernel::<T>() {
         cuts.push(tuning::DIRECT);
     }
     let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);

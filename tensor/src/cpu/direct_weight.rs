@@ -142,6 +142,16 @@ impl Layout {
     }
 }
 
+/// Whether the direct weight gradient runs its vector kernel for `T` (f32 on AVX-512, where the
+/// GEMM runs an AVX-512 kernel too). Elsewhere only the plain loop runs, which is there to
+/// define the result, and the tuner does not time it.
+pub(crate) fn has_vector_kernel<T: Float>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::cpu::indirect::avx512_tile::<T>();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// partial\[column·c_pad + co\] += Σ over the image's output pixels (oy, ox) of
 /// x_padded\[offsets\[column\] + oy·steps\[1\] + ox·steps\[0\]\] · dy_rows\[(oy·OW + ox)·c_pad + co\].
 fn accumulate_image<T: Float>(x_padded: &[T], dy_rows: &[T], layout: &Layout, partial: &mut [T]) {
@@ -322,9 +332,8 @@ mod tests {
     fn the_avx512_kernel_adds_what_the_plain_one_adds() {
         // Onto a partial that already holds values, as the second image of a group finds it;
         // the f32 sums in another order, so within f32 rounding, not bit for bit.
-        #[cfg(target_arch = "x86_64")]
-        if !crate::cpu::indirect::avx512_tile::<f32>() {
-            eprintln!("skipped: this CPU (or the GEMM kernel in use) has no AVX-512 tiles");
+        if !has_vector_kernel::<f32>() {
+            eprintln!("skipped: this CPU (or the GEMM kernel in use) has no AVX-512 kernel to compare");
             return;
         }
         for g in direct_geometries() {
