@@ -11,6 +11,9 @@
 //!
 //! `--tune-kernels` turns the CPU tuner on (`tensor::cpu::tuning`, as `train` does): each
 //! kernel's cut or way is timed in its warm-up call, before the timed repetitions.
+//! `--cpu-gemm NAME` pins the f32 GEMM kernel (`train --cpu-gemm`), and with it the instruction
+//! set of the kernels that follow the GEMM's: `avx2-6x16-kc256` on an AVX-512 CPU stands in
+//! for one without AVX-512.
 //!
 //! Flops are counted as in `benches/conv.rs`: 2·(multiply-adds), padding taps included.
 
@@ -92,6 +95,12 @@ fn timed(enabled: bool, reps: usize, f: impl FnMut() + Send) -> f64 {
 
 fn main() {
     let reps: usize = flag("--reps").and_then(|s| s.parse().ok()).unwrap_or(15);
+    if let Some(name) = flag("--cpu-gemm") {
+        if let Err(e) = tensor::cpu::gemm::choose_f32_kernel(&name, tensor::cpu::gemm::KernelChoice::Pinned) {
+            eprintln!("conv_layers: --cpu-gemm {name}: {e}");
+            std::process::exit(2);
+        }
+    }
     if std::env::args().any(|a| a == "--tune-kernels") {
         tensor::cpu::tuning::enable_tuning(None);
     }
