@@ -869,7 +869,7 @@ fn forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeomet
     if winograd_fits(g) {
         cuts.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
     }
-    if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
+    if indirect_offered::<T>(g) {
         cuts.push(tuning::INDIRECT);
     }
     // Into a few channels at stride 1 the GEMM's tiles are mostly empty rows, and the rows'
@@ -893,6 +893,13 @@ fn forward_then<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeomet
 /// either it was 2.5–6.4 times slower than the best cut on every such layer of B1 and B2 (Xeon
 /// model 207, `docs/notebooks/bench/indirect_gemm_b2_xeon207.txt`).
 const INDIRECT_MIN_CHANNELS: usize = 8;
+
+/// Whether the tuner times the indirect GEMM (forward, backward-data's full correlation, the
+/// weight gradient) at `g`: with channels enough, where its vector tile runs. Its portable tile
+/// never won, and timing it cost seconds a B3 run.
+fn indirect_offered<T: Float>(g: &Conv2dGeometry) -> bool {
+    g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS && indirect::has_vector_tile::<T>()
+}
 
 /// [`conv2d_forward`] by the cut the tuner names: images side by side, one per GEMM,
 /// Winograd (F(2×2, 3×3) or F(4×4, 3×3)) for a geometry where [`winograd_fits`], the phase
@@ -1042,7 +1049,7 @@ fn backward_data_then<T: Float>(grad_y: &[T], w: &[T], bias: Option<&[T]>, g: &C
     if winograd_fits(&full) {
         ways.extend([tuning::WINOGRAD, tuning::WINOGRAD_4X4]);
     }
-    if full.c_in.min(full.c_out) >= INDIRECT_MIN_CHANNELS {
+    if indirect_offered::<T>(&full) {
         ways.push(tuning::INDIRECT);
     }
     let way = tuned_choice::<T>("convolution's way", "conv2d_backward_data", g, &ways, rule, |way| drop(run(way)));
@@ -1200,7 +1207,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if phase_grid::weight_gradient_applies::<T>(g) {
         cuts.push(tuning::CHANNEL_BLOCKED);
     }
-    if g.c_in.min(g.c_out) >= INDIRECT_MIN_CHANNELS {
+    if indirect_offered::<T>(g) {
         cuts.push(tuning::INDIRECT);
     }
     if g.out_plane() >= DIRECT_MIN_OUTPUT_PLANE && direct_weight::has_vector_kernel::<T>() {
@@ -1989,6 +1996,16 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 5, "only {checked} geometries at stride 1");
+    }
+
+    #[test]
+    fn the_indirect_gemm_is_timed_only_where_its_vector_tile_runs() {
+        // B2's 64→64 layer on 8×8 planes: channels enough for the indirect GEMM.
+        let g = Conv2dGeometry::conv2d([64, 64, 8, 8], [64, 64, 3, 3], [1, 1], [1, 1], [1, 1]).expect("fits");
+        assert!(!indirect_offered::<f64>(&g), "f64 runs only the portable tile");
+        assert_eq!(indirect_offered::<f32>(&g), indirect::has_vector_tile::<f32>());
+        let three = Conv2dGeometry::conv2d([64, 3, 32, 32], [32, 3, 3, 3], [2, 2], [1, 1], [1, 1]).expect("fits");
+        assert!(!indirect_offered::<f32>(&three), "3 input channels");
     }
 
     #[test]

@@ -343,6 +343,17 @@ impl<T: Float> TileKernel<T> {
     }
 }
 
+/// Whether the indirect GEMMs run a vector tile for `T` ([`avx512_tile`]). Without one they
+/// run the portable 4×8 tile: with the AVX2 GEMM pinned on a Zen 5, the forward took 2–3 times
+/// and the weight gradient 10 times as long as the best cut on every layer of B1, B2 and B3
+/// (`docs/notebooks/bench/direct_weight_gradient_zen5.txt`).
+pub(crate) fn has_vector_tile<T: Float>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512_tile::<T>();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether the indirect GEMMs take their AVX-512 tiles for `T`: f32, where the GEMM runs an
 /// AVX-512 kernel (so a process that pins or replays the GEMM's kernel gets the same tiles).
 #[cfg(target_arch = "x86_64")]
