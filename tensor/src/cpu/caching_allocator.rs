@@ -43,16 +43,22 @@
 //! size class): page faults per step B1 17,000 → 0, B2 53,600 → 1, B3 131,900 → 1; peak RSS
 //! B1 99 → 102 MiB, B3 1223 → 1217 MiB; `train` on 4,000 dSprites images for 2 epochs
 //! 26.6 → 17.6 s. Like PyTorch's GPU allocator, freed pages are kept for the process's life
-//! rather than returned to the system. Smaller blocks, larger alignments, systems other than
-//! Linux and a failed reservation are left to the system allocator.
+//! rather than returned to the system. Blocks under [`MIN_CACHED_BYTES`] (32 KiB), larger
+//! alignments, systems other than Linux and a failed reservation are left to the system
+//! allocator.
 //! Nothing here allocates (the allocator cannot call itself): the free list is a fixed array.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Smaller blocks are left to the system allocator, which keeps them in its arenas anyway.
-pub const MIN_CACHED_BYTES: usize = 128 * 1024;
+/// Smaller blocks are left to the system allocator, which keeps them in its arenas. Blocks of
+/// 32 to 128 KiB were left there too, until kernels allocated them a task at a time: glibc
+/// trims a thread's heap when a freed block at its top leaves 128 KiB free, and the next call
+/// faults the pages in again. The direct weight gradient's per-task buffers (37–139 KB) took
+/// B5's 32→64 layer 0.58–0.61 ms against 0.38 from the arena, and B3's step 1,939–2,036 page
+/// faults against 34–42 (`docs/notebooks/bench/direct_weight_gradient_zen5.txt`).
+pub const MIN_CACHED_BYTES: usize = 32 * 1024;
 /// Address space reserved for the arena. Not memory: pages are backed only once touched.
 pub const ARENA_RESERVE: usize = 1 << 40;
 /// Free extents the arena can track. Free extents are separated by live blocks, so there are
@@ -448,5 +454,14 @@ mod tests {
         assert_eq!(arena_len(Layout::from_size_align(MIN_CACHED_BYTES - 1, 8).unwrap()), None);
         assert_eq!(arena_len(Layout::from_size_align(MIN_CACHED_BYTES, 2 * PAGE).unwrap()), None);
         assert_eq!(arena_len(Layout::from_size_align(MIN_CACHED_BYTES + 1, 8).unwrap()), Some(MIN_CACHED_BYTES + PAGE));
+    }
+
+    #[test]
+    fn a_kernels_scratch_of_tens_of_kib_is_the_arenas() {
+        // The direct weight gradient's buffers on B5's 8×8 planes: a 37 KB bordered copy of x
+        // and a 74 KB partial, allocated a task at a time.
+        for bytes in [37 * 1024, 74 * 1024] {
+            assert!(arena_len(Layout::from_size_align(bytes, 64).unwrap()).is_some(), "{bytes} bytes");
+        }
     }
 }
