@@ -1240,8 +1240,8 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
 }
 
 /// The direct weight gradient is timed only on output planes of at least this many pixels.
-/// Its passes over an image's pixels, one for each block of 9 columns and 32 output channels,
-/// read the padding where it lies: on ResNet-18's 4×4, 2×2 and 1×1 planes it ran 1.4–44 times
+/// Its passes over an image's pixels, one for each block of columns and output channels, read
+/// the padding where it lies: on ResNet-18's 4×4, 2×2 and 1×1 planes it ran 1.4–44 times
 /// slower than the best cut, on 8×8 planes 0.96–1.4 times (Zen 5,
 /// `docs/notebooks/bench/direct_weight_gradient_zen5.txt`).
 const DIRECT_MIN_OUTPUT_PLANE: usize = 64;
@@ -1278,14 +1278,14 @@ fn backward_weight_in_strips<T: Float>(
     let product = product_for_tasks(parts);
     let pointwise = g.is_pointwise() && group == 1 && strip.is_none();
     const DW_ROWS_MAX_PLANE: usize = 4;
-    let direct = dw_rows || plane <= DW_ROWS_MAX_PLANE;
+    let as_dw_rows = dw_rows || plane <= DW_ROWS_MAX_PLANE;
     let strip = match strip {
         Some(rows) => rows.clamp(1, g.oh.max(1)),
-        None if group == 1 && !direct => strip_rows(g),
+        None if group == 1 && !as_dw_rows => strip_rows(g),
         None => g.oh,
     };
     let plan = unfolding_for_strips(g, strip);
-    // Each partial: dWᵀ [K, C_out], or dW [C_out, K] when `direct`.
+    // Each partial: dWᵀ [K, C_out], or dW [C_out, K] when `as_dw_rows`.
     let partials: Vec<Vec<T>> = (0..g.batch.div_ceil(per_part))
         .into_par_iter()
         .map(|part| {
@@ -1303,7 +1303,7 @@ fn backward_weight_in_strips<T: Float>(
                         im2col(x_n, g, &plan, &mut col[..k * cols], cols, 0, rows);
                         let col = MatRef::row_major(&col[..k * cols], k, cols);
                         let dy = MatRef { data: &dy_n[first..], rows: g.c_out, cols, row_stride: plane, col_stride: 1 };
-                        match direct {
+                        match as_dw_rows {
                             true => product(dy, col.t(), &mut partial, k, true),
                             false => product(col, dy.t(), &mut partial, g.c_out, true),
                         }
@@ -1320,7 +1320,7 @@ fn backward_weight_in_strips<T: Float>(
                     &dy_buf[..g.c_out * cols]
                 };
                 let (dy, col) = (MatRef::row_major(dy, g.c_out, cols), MatRef::row_major(col, k, cols));
-                if direct {
+                if as_dw_rows {
                     product(dy, col.t(), &mut partial, k, true);
                 } else {
                     product(col, dy.t(), &mut partial, g.c_out, true);
@@ -1329,7 +1329,7 @@ fn backward_weight_in_strips<T: Float>(
             partial
         })
         .collect();
-    if direct {
+    if as_dw_rows {
         dw.par_chunks_mut(k).enumerate().for_each(|(co, dw_co)| {
             for p in &partials {
                 for (d, v) in dw_co.iter_mut().zip(&p[co * k..(co + 1) * k]) {

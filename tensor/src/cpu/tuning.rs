@@ -32,10 +32,10 @@
 //!   sixth, the direct convolution (`cpu::direct_weight`), on output planes of 8×8 and
 //!   larger: on a Zen 5 it won seven of the eight layers with three channels on a side, by
 //!   1.2–2.4× (B3's first level), and 11 of the other 16 it was timed on in B1, B3 and B5,
-//!   by up to 31 %. The forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted rows; each
-//!   constant below says where it is offered) are timed beside its cuts, and the indirect
-//!   GEMM is offered wherever there are 8 input and output channels or more and its AVX-512
-//!   tile runs, so nearly every forward geometry is timed at its first use.
+//!   by up to 31 %. The forward's other ways (Winograd, the phase grid, the indirect GEMM,
+//!   shifted rows; each constant below says where it is offered) are timed beside its cuts,
+//!   and the indirect GEMM is offered wherever there are 8 input and output channels or more
+//!   and its AVX-512 tile runs, so nearly every forward geometry is timed at its first use.
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
 //!   full correlation (a forward convolution of dy). The rule takes the correlation on large
 //!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
