@@ -78,7 +78,6 @@ use crate::cpu::tuning;
 use crate::cpu::winograd;
 use crate::cpu::winograd_4x4;
 use crate::cpu::winograd_blocked;
-use crate::cpu::winograd_weight;
 use crate::descriptors::{Conv2dGeometry, LiveTaps};
 use crate::dtype::{same_type_slice, same_type_slice_mut, Float};
 use crate::reference::conv as reference;
@@ -1214,9 +1213,6 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
     if g.out_plane() >= DIRECT_MIN_OUTPUT_PLANE && direct_weight::has_vector_kernel::<T>() {
         cuts.push(tuning::DIRECT);
     }
-    if winograd_fits(g) {
-        cuts.push(tuning::WINOGRAD);
-    }
     let run = |cut: &str| backward_weight_by_cut(cut, grad_y, x, g);
     let cut = if cuts.len() > 1 {
         let rule = tuning::SIDE_BY_SIDE;
@@ -1233,7 +1229,6 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
     match cut {
         tuning::CHANNEL_BLOCKED => phase_grid::conv2d_backward_weight(grad_y, x, g),
         tuning::DIRECT => direct_weight::conv2d_backward_weight(grad_y, x, g),
-        tuning::WINOGRAD => winograd_weight::conv2d_backward_weight(grad_y, x, g),
         tuning::INDIRECT => match g.live_taps() {
             Some(live) => {
                 embed_live_grad(&live, &indirect_weight::conv2d_backward_weight(grad_y, x, &live.geometry), g)
@@ -2044,9 +2039,6 @@ mod tests {
             if phase_grid::weight_gradient_applies::<f64>(&g) {
                 cuts.push(tuning::CHANNEL_BLOCKED);
                 channel_blocked += 1;
-            }
-            if winograd_fits(&g) {
-                cuts.push(tuning::WINOGRAD);
             }
             let want = reference::conv2d_backward_weight(&dy, &x, &g);
             for cut in cuts {

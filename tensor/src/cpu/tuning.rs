@@ -154,8 +154,7 @@ pub(crate) const SIDE_BY_SIDE_DW_ROWS: &str = "side-by-side-dw-rows";
 pub(crate) const COL2IM: &str = "col2im";
 pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// A third way for the forward, and for backward-data as the full correlation, where the
-/// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`). And
-/// a seventh for the weight gradient there, its transpose F(3×3, 2×2) (`cpu::winograd_weight`).
+/// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`).
 pub(crate) const WINOGRAD: &str = "winograd";
 /// The same place for Winograd's larger tile, F(4×4, 3×3) in blocks
 /// (`cpu::winograd_4x4`): fewer multiply-adds, more transform a value and a larger U.

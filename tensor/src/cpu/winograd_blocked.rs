@@ -53,7 +53,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
             [c_in, c_out, 16],
             [g.batch * tiles.per_image, tiles.per_row, rows],
             || RowScratch::new(tiles.per_row),
-            |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, channels: None, v, scratch }),
+            |block, v, scratch| vectorized::run(InputPass { x, g, tiles, block, v, scratch }),
             |block, m, scratch, out| vectorized::run(OutputPass { m, bias, g, tiles, block, out, scratch }),
         )
     }
@@ -152,7 +152,7 @@ impl Tiles {
 }
 
 /// One task's rows between the transforms, each split into its even and odd columns.
-pub(crate) struct RowScratch<T> {
+struct RowScratch<T> {
     /// The four input rows a tile row reads.
     d: [[Vec<T>; 2]; 4],
     /// One row of Bᵀ·d, or of Aᵀ·M·A.
@@ -164,7 +164,7 @@ pub(crate) struct RowScratch<T> {
 }
 
 impl<T: Float> RowScratch<T> {
-    pub(crate) fn new(tile_cols: usize) -> RowScratch<T> {
+    fn new(tile_cols: usize) -> RowScratch<T> {
         let half = tile_cols + 1;
         let split = |_| [vec![T::ZERO; half], vec![T::ZERO; half]];
         RowScratch {
@@ -176,20 +176,20 @@ impl<T: Float> RowScratch<T> {
     }
 }
 
-/// V = Bᵀ·d·B of every tile in the tile rows `block`, for the input channels `channels`.
-// x: [N, C_in, H, W] → v: [channels, 16, tiles of the block]
+/// V = Bᵀ·d·B of every tile in the tile rows `block`, for every input channel.
+// x: [N, C_in, H, W] → v: [C_in, 16, tiles of the block]
 #[inline(always)]
 fn transform_input<T: Float>(
     x: &[T],
     g: &Conv2dGeometry,
     tiles: Tiles,
-    (block, channels): (Range<usize>, Range<usize>),
+    block: Range<usize>,
     v: &mut [T],
     scratch: &mut RowScratch<T>,
 ) {
     let (plane, cols, per_row) = (g.h * g.w, block.len() * tiles.per_row, tiles.per_row);
     let RowScratch { d, t, padded, .. } = scratch;
-    for (ci, v_ci) in channels.zip(v.chunks_exact_mut(16 * cols)) {
+    for (ci, v_ci) in v.chunks_exact_mut(16 * cols).enumerate() {
         for (r, tile_row) in block.clone().enumerate() {
             let (image, ty) = tiles.image_and_row(tile_row);
             let x_plane = &x[(image * g.c_in + ci) * plane..][..plane];
@@ -282,24 +282,21 @@ fn transform_output<T: Float>(
     }
 }
 
-/// [`transform_input`]'s arguments, for [`vectorized::run`]: every input channel unless
-/// `channels` names some (`cpu::winograd_weight` transforms them in parallel).
-pub(crate) struct InputPass<'a, T> {
-    pub(crate) x: &'a [T],
-    pub(crate) g: &'a Conv2dGeometry,
-    pub(crate) tiles: Tiles,
-    pub(crate) block: Range<usize>,
-    pub(crate) channels: Option<Range<usize>>,
-    pub(crate) v: &'a mut [T],
-    pub(crate) scratch: &'a mut RowScratch<T>,
+/// [`transform_input`]'s arguments, for [`vectorized::run`].
+struct InputPass<'a, T> {
+    x: &'a [T],
+    g: &'a Conv2dGeometry,
+    tiles: Tiles,
+    block: Range<usize>,
+    v: &'a mut [T],
+    scratch: &'a mut RowScratch<T>,
 }
 
 impl<T: Float> vectorized::Work for InputPass<'_, T> {
     #[inline(always)]
     fn run(self) {
-        let InputPass { x, g, tiles, block, channels, v, scratch } = self;
-        let channels = channels.unwrap_or(0..g.c_in);
-        transform_input(x, g, tiles, (block, channels), v, scratch);
+        let InputPass { x, g, tiles, block, v, scratch } = self;
+        transform_input(x, g, tiles, block, v, scratch);
     }
 }
 
