@@ -6,14 +6,15 @@
 //!
 //! For each output pixel, 16 output channels of dy are one AVX-512 vector load (two of AVX2)
 //! from dy's channels-last row, and each column's x value, broadcast, multiplies them into that
-//! column's accumulators; a block of columns by output channels (9 by 32 on AVX-512, 6 by 16 on
-//! AVX2) stays in registers for a whole pass over an image's pixels. Nothing is unfolded or packed, and x is read where it lies, in a copy of its planes
-//! with a zero border so that padding needs no test. The GEMM cuts pay for the unfolded
-//! operand and its packing; with three input channels they also multiply a 32×27 product
-//! whose tiles are a third empty, and the indirect GEMM, which broadcasts 12 input channels
-//! at a time, would find 3 real. What this costs instead is a pass for every block of
-//! columns, each reading the padding where the GEMM cuts skip it: on planes of a few pixels
-//! (ResNet-18's 4×4 to 1×1) most of what it multiplies is border.
+//! column's accumulators; a block of columns by output channels (9 or 8 by 32 on AVX-512, 6 by
+//! 16 on AVX2) stays in registers for a whole pass over an image's pixels. Nothing is unfolded
+//! or packed, and x is read where it lies, in a copy of its planes with a zero border so that
+//! padding needs no test. The GEMM cuts pay for the unfolded operand and its packing; with
+//! three input channels they also multiply a 32×27 product whose tiles are a third empty, and
+//! the indirect GEMM, which broadcasts 12 input channels at a time, would find 3 real. What
+//! this costs instead is a pass for every block of columns, each reading the padding where
+//! the GEMM cuts skip it: on planes of a few pixels (ResNet-18's 4×4 to 1×1) most of what it
+//! multiplies is border.
 //!
 //! Images go in groups of `IMAGES_A_PARTIAL` (4), one task each, every group summing into its
 //! own partial dWᵀ; the partials are added in group order, so the result does not depend on
@@ -63,7 +64,7 @@ pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometr
         })
         .collect();
     // dW[co][column] = Σ_groups partial[column][co], the groups in order.
-    let columns = g.c_in * g.kh * g.kw;
+    let columns = layout.offsets.len();
     let mut sum = vec![T::ZERO; partial_len];
     for partial in &partials {
         sum.iter_mut().zip(partial).for_each(|(s, &p)| *s += p);
