@@ -27,6 +27,7 @@ mod vectorized;
 pub mod winograd;
 pub mod winograd_4x4;
 pub mod winograd_blocked;
+pub mod winograd_weight;
 
 /// What the convolution kernels' unit tests share: their inputs and their comparison with the
 /// reference tier.

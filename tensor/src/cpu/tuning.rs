@@ -157,7 +157,9 @@ pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`).
 pub(crate) const WINOGRAD: &str = "winograd";
 /// The same place for Winograd's larger tile, F(4×4, 3×3) in blocks
-/// (`cpu::winograd_4x4`): fewer multiply-adds, more transform a value and a larger U.
+/// (`cpu::winograd_4x4`): fewer multiply-adds, more transform a value and a larger U. And a
+/// seventh cut for the weight gradient there, its transpose F(3×3, 4×4)
+/// (`cpu::winograd_weight`).
 pub(crate) const WINOGRAD_4X4: &str = "winograd-4x4";
 /// A fourth way for the forward, and for backward-data as the full correlation: an implicit
 /// GEMM that copies its B panels out of the input's stride phases (`cpu::phase_grid`).

@@ -73,7 +73,7 @@ fn in_blocks<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Conv2dGeometry,
 }
 
 /// G, Lavin and Gray's kernel transform for F(4, 3), row by row.
-const G: [[f64; 3]; 6] = [
+pub(crate) const G: [[f64; 3]; 6] = [
     [0.25, 0.0, 0.0],
     [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
     [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
@@ -247,7 +247,7 @@ fn split_input_row<T: Float>(row: Option<&[T]>, pad: usize, padded: &mut [T], ph
 /// Each row is its own loop over slices that are the loop function's own arguments: with
 /// twelve slices in arrays, the compiler could not tell them apart and left the loop scalar.
 #[inline(always)]
-fn input_1d<T: Float>([d0, d1, d2, d3, d4, d5]: [&[T]; 6], [o0, o1, o2, o3, o4, o5]: [&mut [T]; 6]) {
+pub(crate) fn input_1d<T: Float>([d0, d1, d2, d3, d4, d5]: [&[T]; 6], [o0, o1, o2, o3, o4, o5]: [&mut [T]; 6]) {
     let [one, two, four, five] = [1.0, 2.0, 4.0, 5.0].map(T::from_f64);
     first_or_last_row(o0, d0, d2, d4, [four, five]);
     middle_row(o1, d1, d2, d3, d4, [four, one]);
