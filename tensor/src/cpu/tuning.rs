@@ -32,8 +32,11 @@
 //!   sixth, the direct convolution (`cpu::direct_weight`), on output planes of 8×8 and
 //!   larger: on a Zen 5 it won seven of the eight layers with three channels on a side, by
 //!   1.2–2.4× (B3's first level), and 11 of the other 16 it was timed on in B1, B3 and B5,
-//!   by up to 31 %. The forward's other ways (Winograd, the phase grid, the indirect GEMM,
-//!   shifted rows; each constant below says where it is offered) are timed beside its cuts,
+//!   by up to 31 %. And a seventh, Winograd's F(3×3, 4×4) (`cpu::winograd_weight`), at 3×3
+//!   kernels, stride 1 and 16 channels or more on either side: on the same Zen 5 it won B3's
+//!   such layers on 8×8 to 32×32 planes by 1.1–1.8× and was level on 4×4 and 64×64. The
+//!   forward's other ways (Winograd, the phase grid, the indirect GEMM, shifted rows; each
+//!   constant below says where it is offered) are timed beside its cuts,
 //!   and the indirect GEMM is offered wherever there are 8 input and output channels or more
 //!   and its AVX-512 tile runs, so nearly every forward geometry is timed at its first use.
 //! - **Backward-data's way at stride 1** (`cpu::conv::conv2d_backward_data`): col2im, or the
