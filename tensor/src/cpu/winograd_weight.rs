@@ -52,9 +52,8 @@ use crate::cpu::winograd_4x4::{input_1d, G};
 use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
-/// A block's U and V together hold about this many values (16 MiB of f32), in whole images.
-/// Each block reads and writes all of M (36·C_out·C_in values) once, so a block's GEMMs are
-/// as deep as this allows.
+/// A block's U and V together hold about this many values (16 MiB of f32), in whole images
+/// (see [`block_images`]).
 const BLOCK_VALUES: usize = 1 << 22;
 
 /// Channels a transform takes at a time: its 36 intermediate rows stay in L1.
@@ -64,9 +63,16 @@ const CHANNEL_CHUNK: usize = 64;
 /// [`winograd::applies`] holds.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    let images = (BLOCK_VALUES / (36 * (g.c_in + g.c_out) * tiles).max(1)).max(1);
-    in_blocks(grad_y, x, g, images)
+    in_blocks(grad_y, x, g, block_images(g))
+}
+
+/// Images a block takes: U and V within about [`BLOCK_VALUES`], or as many values as M holds
+/// where that is more (each block reads and writes all of M), the batch shared evenly.
+fn block_images(g: &Conv2dGeometry) -> usize {
+    let per_image = 36 * (g.c_in + g.c_out) * g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    let values = BLOCK_VALUES.max(36 * g.c_out * g.c_in);
+    let blocks = g.batch.div_ceil((values / per_image.max(1)).max(1));
+    g.batch.div_ceil(blocks.max(1)).max(1)
 }
 
 /// [`conv2d_backward_weight`] in blocks of `images` images (the tests walk several).
