@@ -1191,8 +1191,10 @@ fn backward_data_by_col2im<T: Float>(
 /// `DW_ROWS_MAX_CHANNELS` output channels. With tuning on, the other cuts are timed against it
 /// the first time this machine meets the geometry: where the rule puts images side by side,
 /// one image per GEMM and dW itself with images side by side; where enough of each tile is
-/// real channels, the phase grid's channel-blocked operands; and, on output planes of 8×8 and
-/// larger, the direct convolution (`cpu::direct_weight`).
+/// real channels, the phase grid's channel-blocked operands; with 8 channels or more where its
+/// vector tile runs, the indirect GEMM (`cpu::indirect_weight`); on output planes of 8×8 and
+/// larger, the direct convolution (`cpu::direct_weight`); and at 3×3 kernels, stride 1 and 16
+/// channels or more on either side, Winograd's F(3×3, 4×4) (`cpu::winograd_weight`).
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, kH, kW]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let few_outputs = g.c_out <= DW_ROWS_MAX_CHANNELS;
