@@ -63,27 +63,29 @@ const CHANNEL_CHUNK: usize = 64;
 /// [`winograd::applies`] holds.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    in_blocks(grad_y, x, g, block_images(g))
+    in_blocks(grad_y, x, g, blocks(g))
 }
 
-/// Images a block takes: U and V within about [`BLOCK_VALUES`], or as many values as M holds
-/// where that is more (each block reads and writes all of M), the batch shared evenly.
-fn block_images(g: &Conv2dGeometry) -> usize {
+/// Blocks the batch is cut into: as few as keep each block's U and V within about
+/// [`BLOCK_VALUES`], or within as many values as M holds where that is more (each block reads
+/// and writes all of M).
+fn blocks(g: &Conv2dGeometry) -> usize {
     let per_image = 36 * (g.c_in + g.c_out) * g.oh.div_ceil(4) * g.ow.div_ceil(4);
     let values = BLOCK_VALUES.max(36 * g.c_out * g.c_in);
-    let blocks = g.batch.div_ceil((values / per_image.max(1)).max(1));
-    g.batch.div_ceil(blocks.max(1)).max(1)
+    g.batch.div_ceil((values / per_image.max(1)).max(1))
 }
 
-/// [`conv2d_backward_weight`] in blocks of `images` images (the tests walk several).
-fn in_blocks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, images: usize) -> Vec<T> {
+/// [`conv2d_backward_weight`] with the batch cut into `blocks` blocks of whole images, as equal
+/// as they can be (the tests walk several).
+fn in_blocks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, blocks: usize) -> Vec<T> {
     assert!(winograd::applies(g), "Winograd F(3×3, 4×4) computes 3×3 kernels at stride 1 without dilation, got {g:?}");
     let (c_in, c_out) = (g.c_in, g.c_out);
     let mut dw = vec![T::ZERO; g.weight_len()];
     if dw.is_empty() || g.batch == 0 || g.out_plane() == 0 {
         return dw;
     }
-    let images = images.clamp(1, g.batch);
+    let blocks = blocks.clamp(1, g.batch);
+    let images = g.batch.div_ceil(blocks);
     let (plane, out_plane) = (g.h * g.w, g.out_plane());
     let per_image = g.oh.div_ceil(4) * g.ow.div_ceil(4);
     let most = images * per_image;
@@ -92,8 +94,9 @@ fn in_blocks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, images: usize)
     let (mut v, mut u) = (vec![T::ZERO; most * 36 * c_in], vec![T::ZERO; most * 36 * c_out]);
     // M[ξ][co][ci]
     let mut m = vec![T::ZERO; 36 * c_out * c_in];
-    for n0 in (0..g.batch).step_by(images) {
-        let block = images.min(g.batch - n0);
+    for b in 0..blocks {
+        let (n0, n1) = (b * g.batch / blocks, (b + 1) * g.batch / blocks);
+        let block = n1 - n0;
         let cols = block * per_image;
         let x_block = &x[n0 * c_in * plane..][..block * c_in * plane];
         let dy_block = &grad_y[n0 * c_out * out_plane..][..block * c_out * out_plane];
@@ -352,10 +355,10 @@ mod tests {
             let drawn = ramp(g.y_len() + g.x_len());
             let (dy, x) = drawn.split_at(g.y_len());
             let want = reference::conv2d_backward_weight(dy, x, &g);
-            for images in [1, 2, g.batch] {
-                let what = format!("{g:?}, blocks of {images} images");
-                assert_within(&format!("{what}, f64"), in_blocks(dy, x, &g, images).into_iter(), &want, 1e-12);
-                let got = in_blocks(&to_f32(dy), &to_f32(x), &g, images);
+            for blocks in [1, 2, g.batch] {
+                let what = format!("{g:?}, in {blocks} blocks");
+                assert_within(&format!("{what}, f64"), in_blocks(dy, x, &g, blocks).into_iter(), &want, 1e-12);
+                let got = in_blocks(&to_f32(dy), &to_f32(x), &g, blocks);
                 assert_within(&format!("{what}, f32"), got.into_iter().map(f64::from), &want, 1e-5);
             }
         }
@@ -363,13 +366,13 @@ mod tests {
 
     #[test]
     fn its_bits_do_not_depend_on_the_threads() {
-        // Five images in blocks of two, so the GEMMs add three blocks into M in turn.
+        // Five images in three blocks, which the GEMMs add into M in turn.
         let g = Conv2dGeometry::conv2d([5, 19, 9, 10], [21, 19, 3, 3], [1, 1], [1, 1], [1, 1]).expect("fits");
         let drawn = to_f32(&ramp(g.y_len() + g.x_len()));
         let (dy, x) = drawn.split_at(g.y_len());
         let on = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a test pool");
-            pool.install(|| in_blocks(dy, x, &g, 2)).iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            pool.install(|| in_blocks(dy, x, &g, 3)).iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
         assert_eq!(on(1), on(3));
     }
