@@ -340,8 +340,8 @@ mod tests {
     #[test]
     fn it_matches_the_reference_in_f64_and_f32_for_every_block_size() {
         // Output sides of every remainder by 4 (partial tiles on both edges), padding 0, 1, 2
-        // and 4 (whole tile rows in the padding), one channel and several; blocks of one tile
-        // row, of rows that cross from one image into the next, and of every row.
+        // and 4 (whole tile rows in the padding), one channel and several; the batch in one
+        // block, in two (of unequal sizes where it is odd) and one image a block.
         for (batch, c_in, c_out, [h, w], pad) in [
             (2, 3, 5, [7, 9], 1),
             (1, 4, 2, [6, 5], 0),
