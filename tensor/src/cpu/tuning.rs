@@ -218,9 +218,10 @@ pub fn machine_key() -> String {
 /// Counts the changes to how a cut runs under the same name (2: Winograd in cache-sized blocks,
 /// `cpu::winograd_blocked`; 3: the indirect GEMM offered for the weight gradient too,
 /// `cpu::indirect_weight`; 4: the GEMMs inside a convolution's per-thread tasks on the calling
-/// thread; 5: the indirect GEMMs' bookkeeping made cheaper, 9–30 % off their time), so that a
-/// cache measured on the cut's older form measures anew.
-const CUTS_REVISION: u32 = 5;
+/// thread; 5: the indirect GEMMs' bookkeeping made cheaper, 9–30 % off their time; 6: the
+/// weight gradient offered `winograd-4x4`, a name the forward had), so that a cache measured on
+/// the cut's older form, or without a candidate, measures anew.
+const CUTS_REVISION: u32 = 6;
 
 /// The CPU from `/proc/cpuinfo` (or the architecture where that file is absent): see
 /// [`cpu_model_from`].
