@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -55,6 +56,11 @@ pub struct ChoiceFile {
     /// Replaying, whether taking the rule for such a class is said (once per class).
     warn_unreplayed: bool,
 }
+
+/// Tuning lines begun so far, and the one still waiting for its result (0: none): see
+/// [`ChoiceFile::choose_timed_together`].
+static TIMING_LINES: AtomicUsize = AtomicUsize::new(0);
+static OPEN_LINE: AtomicUsize = AtomicUsize::new(0);
 
 impl ChoiceFile {
     /// The choices `path` holds for the machine `key`, timed by this build's
@@ -164,10 +170,19 @@ impl ChoiceFile {
         }
         // Timed without the lock: a kernel being timed may itself run on threads that ask for
         // other choices. Two threads meeting a new class at once both time it; the first kept wins.
-        // The line says what is being timed before the wait, and what won after it.
+        // The line says what is being timed before the wait, and what won after it; a choice
+        // timed inside another's timing (a kernel made of kernels) ends the open line first, and
+        // the outer one's result then starts a line of its own.
+        let line = TIMING_LINES.fetch_add(1, Ordering::SeqCst) + 1;
+        if OPEN_LINE.swap(line, Ordering::SeqCst) != 0 {
+            println!();
+        }
         print!("tuning: timing the {what} ({class}), first use on this machine:");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let times = time_all(candidates)?;
+        if OPEN_LINE.swap(0, Ordering::SeqCst) != line {
+            print!("tuning: the {what} ({class}), timed around the line above:");
+        }
         assert_eq!(times.len(), candidates.len(), "a time for each candidate of {class}");
         let mut best: Option<(Duration, &str)> = None;
         for (&candidate, &t) in candidates.iter().zip(&times) {

@@ -5,8 +5,9 @@ use tensor::ops::conv2d::{
     conv2d_relu as conv2d_relu_forward, Conv2dParams,
 };
 use tensor::ops::upsampled_conv::{
-    conv2d_nearest_upsampled as conv2d_nearest_upsampled_forward, interleave_phases as interleave_forward,
-    interleave_phases_backward, phase_weights as phase_weights_forward, phase_weights_backward,
+    conv2d_nearest_upsampled as conv2d_nearest_upsampled_forward, conv2d_nearest_upsampled_backward_weight,
+    interleave_phases as interleave_forward, interleave_phases_backward, phase_weights as phase_weights_forward,
+    phase_weights_backward,
 };
 use tensor::Result;
 
@@ -53,28 +54,28 @@ fn conv2d_then(x: &Var, weight: &Var, bias: Option<&Var>, p: &Conv2dParams, relu
 /// conv2d(upsample_nearest2d(x, 2), weight, bias) with a 3×3 kernel, stride 1 and padding 1,
 /// computed on x itself (`tensor::ops::upsampled_conv` has the algebra): no upsampled copy of
 /// x, and on the CPU 9 multiply-adds per input channel and output quad for the forward where
-/// the layer as written takes 36. The backward runs through the layer's four output phases,
-/// one 2×2 convolution with padding 1 and 4·C_out outputs (16 multiply-adds). The values are
-/// the written-out layer's up to rounding.
+/// the layer as written takes 36. The backward-data runs through the layer's four output
+/// phases, one 2×2 convolution with padding 1 and 4·C_out outputs (16 multiply-adds); the
+/// weight gradient likewise, or on the CPU, where the tuner times it faster, by the forward's
+/// Winograd transform transposed (9). The values are the written-out layer's up to rounding.
 // x: [N, C_in, H, W]   weight: [C_out, C_in, 3, 3]   bias: [C_out]   ->   [N, C_out, 2H, 2W]
 pub fn conv2d_nearest_upsampled(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     let (xv, wv) = (x.value(), weight.value());
     let bv = bias.map(|b| b.value());
     let out = conv2d_nearest_upsampled_forward(&xv, &wv, bv.as_ref())?;
     let need = [x.requires_grad(), weight.requires_grad(), bias.is_some_and(|b| b.requires_grad())];
-    let phase_weight_shape = [4 * wv.shape()[0], wv.shape()[1], 2, 2]; // the forward checked [C_out, C_in, 3, 3]
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
-    // Through the phases: g_phases = interleaveᵀ(g), then the 2×2 convolution's backward with
-    // the phase kernels w2, dw = phase_weightsᵀ(dw2), and db = Σ g over batch and pixels.
+    // dx through the phases: g_phases = interleaveᵀ(g), then the 2×2 convolution's backward-data
+    // with the phase kernels; dw by its own op (through the phases, or on the CPU by the layer's
+    // own Winograd transform); db = Σ g over batch and pixels.
     Ok(Var::from_op("conv2d_nearest_upsampled", out, &inputs, move |g| {
-        let g_phases = interleave_phases_backward(g)?;
         let p = Conv2dParams::new(1, 1);
         let mut grads = vec![
-            grad_if(need[0], || conv2d_backward_data(&g_phases, &phase_weights_forward(&wv)?, xv.shape(), &p))?,
-            grad_if(need[1], || {
-                phase_weights_backward(&conv2d_backward_weight(&g_phases, &xv, &phase_weight_shape, &p)?)
+            grad_if(need[0], || {
+                conv2d_backward_data(&interleave_phases_backward(g)?, &phase_weights_forward(&wv)?, xv.shape(), &p)
             })?,
+            grad_if(need[1], || conv2d_nearest_upsampled_backward_weight(g, &xv))?,
         ];
         if bv.is_some() {
             grads.push(grad_if(need[2], || conv2d_backward_bias(g))?);

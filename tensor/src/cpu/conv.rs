@@ -628,7 +628,7 @@ fn images_per_gemm(g: &Conv2dGeometry) -> usize {
 /// How a kernel runs at geometry `g`: `rule` unless tuning is on (`cpu::tuning`); then
 /// whichever of `ways` `run` finished first (`rule` within the margin) the first time this
 /// machine met the kernel at this geometry. `what` names the choice in the tuning line.
-fn tuned_choice<T: Float>(
+pub(crate) fn tuned_choice<T: Float>(
     what: &str,
     kernel: &str,
     g: &Conv2dGeometry,

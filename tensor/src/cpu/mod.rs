@@ -23,6 +23,7 @@ pub mod reduce;
 pub mod shifted_rows;
 pub mod tuning;
 pub mod upsampled_conv;
+pub mod upsampled_weight;
 mod vectorized;
 pub mod winograd;
 pub mod winograd_4x4;

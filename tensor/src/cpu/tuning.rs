@@ -159,6 +159,11 @@ pub(crate) const FULL_CORRELATION: &str = "full-correlation";
 /// A third way for the forward, and for backward-data as the full correlation, where the
 /// kernel is 3×3 at stride 1: Winograd's F(2×2, 3×3) in blocks (`cpu::winograd_blocked`).
 pub(crate) const WINOGRAD: &str = "winograd";
+/// The nearest-upsampled convolution's weight gradient through its phases: the phases'
+/// gradient put back in place, their 2×2 kernels' weight gradient, gathered into the 3×3 kernel
+/// (`cpu::upsampled_conv`); its other way is the layer's own Winograd transform, transposed
+/// (`cpu::upsampled_weight`), under the name [`WINOGRAD`].
+pub(crate) const PHASES: &str = "phases";
 /// The same place for Winograd's larger tile, F(4×4, 3×3) in blocks
 /// (`cpu::winograd_4x4`): fewer multiply-adds, more transform a value and a larger U. And a
 /// seventh cut for the weight gradient there, its transpose F(3×3, 4×4)
@@ -185,7 +190,7 @@ pub(crate) const DIRECT: &str = "direct";
 /// shifted input rows (`cpu::shifted_rows`); the rule's there.
 pub(crate) const SHIFTED_ROWS: &str = "shifted-rows";
 /// Every cut and way, for the cache's key.
-const CUTS: [&str; 12] = [
+const CUTS: [&str; 13] = [
     SIDE_BY_SIDE,
     PER_IMAGE,
     SIDE_BY_SIDE_DW_ROWS,
@@ -198,6 +203,7 @@ const CUTS: [&str; 12] = [
     INDIRECT,
     SHIFTED_ROWS,
     DIRECT,
+    PHASES,
 ];
 
 /// Whether a cache line's choice is one this tuner makes: a cut or a GEMM kernel.

@@ -9,9 +9,13 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::cpu::conv;
 use crate::cpu::gemm::SharedOut;
+use crate::cpu::tuning;
+use crate::cpu::upsampled_weight;
 use crate::cpu::vectorized;
 use crate::cpu::winograd_blocked::{add, block_rows, kernel_transforms, run_blocks_into_new, subtract};
+use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
 /// Where tap k ∈ {0, 1, 2} of a 3×3 kernel's row (or column) lands in the 2×2 kernel of phase
@@ -57,6 +61,58 @@ pub fn phase_weights_backward<T: Float>(dw2: &[T], c_out: usize, c_in: usize) ->
         }
     });
     dw
+}
+
+/// dW of y = conv2d(upsample_nearest(x, 2), w, stride 1, padding 1): by the rule through the
+/// phases (their gradient put back in place, their 2×2 kernels' weight gradient, gathered into
+/// the 3×3 kernel); with tuning on, the layer's own Winograd transform, transposed
+/// (`cpu::upsampled_weight`), is timed against it where both sides have
+/// `WINOGRAD_MIN_CHANNELS` channels or more.
+// grad_y: [N, C_out, 2H, 2W]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
+pub fn conv2d_nearest_upsampled_backward_weight<T: Float>(
+    grad_y: &[T],
+    x: &[T],
+    sizes: [usize; 4],
+    c_out: usize,
+) -> Vec<T> {
+    let [n, c_in, h, w] = sizes;
+    let Some(phases) = phase_geometry(sizes, c_out) else {
+        return vec![T::ZERO; c_out * c_in * 9];
+    };
+    let way = if c_in.min(c_out) >= WINOGRAD_MIN_CHANNELS && n * h * w > 0 {
+        let ways = [tuning::PHASES, tuning::WINOGRAD];
+        let run = |way: &str| drop(backward_weight_by_way(way, grad_y, x, sizes, c_out, &phases));
+        let what = "upsampled weight gradient's way";
+        conv::tuned_choice::<T>(what, "conv2d_nearest_upsampled_backward_weight", &phases, &ways, tuning::PHASES, run)
+    } else {
+        tuning::PHASES.to_string()
+    };
+    backward_weight_by_way(&way, grad_y, x, sizes, c_out, &phases)
+}
+
+/// The Winograd way is timed only with at least this many channels on either side, as the 3×3
+/// convolution's (`cpu::conv`'s `WINOGRAD_WEIGHT_MIN_CHANNELS`).
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+/// The phases' 2×2 convolution: [N, C_in, H, W] to [N, 4·C_out, H + 1, W + 1], padding 1.
+fn phase_geometry([n, c_in, h, w]: [usize; 4], c_out: usize) -> Option<Conv2dGeometry> {
+    Conv2dGeometry::conv2d([n, c_in, h, w], [4 * c_out, c_in, 2, 2], [1, 1], [1, 1], [1, 1])
+}
+
+/// [`conv2d_nearest_upsampled_backward_weight`] by the way the tuner names.
+fn backward_weight_by_way<T: Float>(
+    way: &str,
+    grad_y: &[T],
+    x: &[T],
+    [n, c_in, h, w]: [usize; 4],
+    c_out: usize,
+    phases: &Conv2dGeometry,
+) -> Vec<T> {
+    if way == tuning::WINOGRAD {
+        return upsampled_weight::conv2d_nearest_upsampled_backward_weight(grad_y, x, [n, c_in, h, w], c_out);
+    }
+    let grad_phases = interleave_phases_backward(grad_y, n * c_out, h, w);
+    phase_weights_backward(&conv::conv2d_backward_weight(&grad_phases, x, phases), c_out, c_in)
 }
 
 /// Interleaves the four phase planes of each channel into one plane twice the size:

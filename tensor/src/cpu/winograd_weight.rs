@@ -53,7 +53,7 @@ use crate::descriptors::Conv2dGeometry;
 use crate::dtype::Float;
 
 /// A block's U and V together hold about this many values (16 MiB of f32), in whole images
-/// (see [`block_images`]).
+/// (see [`Sizes::blocks`]).
 const BLOCK_VALUES: usize = 1 << 22;
 
 /// Channels a transform takes at a time: its 36 intermediate rows stay in L1.
@@ -63,16 +63,104 @@ const CHANNEL_CHUNK: usize = 64;
 /// [`winograd::applies`] holds.
 // grad_y: [N, C_out, OH, OW]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
 pub fn conv2d_backward_weight<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry) -> Vec<T> {
-    in_blocks(grad_y, x, g, blocks(g))
+    in_blocks(grad_y, x, g, sizes(g).blocks())
 }
 
-/// Blocks the batch is cut into: as few as keep each block's U and V within about
-/// [`BLOCK_VALUES`], or within as many values as M holds where that is more (each block reads
-/// and writes all of M).
-fn blocks(g: &Conv2dGeometry) -> usize {
-    let per_image = 36 * (g.c_in + g.c_out) * g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    let values = BLOCK_VALUES.max(36 * g.c_out * g.c_in);
-    g.batch.div_ceil((values / per_image.max(1)).max(1))
+/// The sizes of `g` that [`summed_products`] works on: a 4×4 tile of dy, 36 values.
+fn sizes(g: &Conv2dGeometry) -> Sizes {
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    Sizes {
+        batch: g.batch,
+        c_in: g.c_in,
+        c_out: g.c_out,
+        plane: g.h * g.w,
+        out_plane: g.out_plane(),
+        tiles,
+        values: 36,
+    }
+}
+
+/// The sizes [`summed_products`] works on.
+pub(crate) struct Sizes {
+    pub(crate) batch: usize,
+    pub(crate) c_in: usize,
+    pub(crate) c_out: usize,
+    /// Pixels of an input plane and of an output plane.
+    pub(crate) plane: usize,
+    pub(crate) out_plane: usize,
+    /// Tiles an image has, and transformed values a tile has for each channel.
+    pub(crate) tiles: usize,
+    pub(crate) values: usize,
+}
+
+impl Sizes {
+    /// Blocks the batch is cut into: as few as keep each block's U and V within about
+    /// [`BLOCK_VALUES`], or within as many values as M holds where that is more (each block
+    /// reads and writes all of M).
+    pub(crate) fn blocks(&self) -> usize {
+        let per_image = self.tiles * self.values * (self.c_in + self.c_out);
+        let most = BLOCK_VALUES.max(self.values * self.c_out * self.c_in);
+        self.batch.div_ceil((most / per_image.max(1)).max(1))
+    }
+}
+
+/// What a transposed Winograd weight gradient computes between its transforms (this one's,
+/// and the nearest-upsampled convolution's, `cpu::upsampled_weight`): M[ξ][co][ci] =
+/// Σ_tiles U[tile][ξ][co]·V[tile][ξ][ci] for each of the `values` values ξ. The batch is cut into
+/// `blocks` blocks of whole images, as equal as they can be; each block's images are copied
+/// channels-last, then `transform(tile, x_image, dy_image, v, u, scratch)` writes one tile's
+/// V ([values, C_in]) and U ([values, C_out]) from its image's rows ([plane, C_in] and
+/// [out_plane, C_out]), in parallel over the block's tiles, then one GEMM for each value adds
+/// its block into M_ξ on one thread, the blocks in order, so that the bits do not depend on
+/// the threads.
+pub(crate) fn summed_products<T: Float, S>(
+    grad_y: &[T],
+    x: &[T],
+    sizes: &Sizes,
+    blocks: usize,
+    scratch: impl Fn() -> S + Sync + Send,
+    transform: impl Fn(usize, &[T], &[T], &mut [T], &mut [T], &mut S) + Sync + Send,
+) -> Vec<T> {
+    let &Sizes { batch, c_in, c_out, plane, out_plane, tiles, values } = sizes;
+    let mut m = vec![T::ZERO; values * c_out * c_in];
+    if batch == 0 || tiles == 0 {
+        return m;
+    }
+    let blocks = blocks.clamp(1, batch);
+    let images = batch.div_ceil(blocks);
+    let (mut x_rows, mut dy_rows) = (vec![T::ZERO; images * plane * c_in], vec![T::ZERO; images * out_plane * c_out]);
+    let (mut v, mut u) =
+        (vec![T::ZERO; images * tiles * values * c_in], vec![T::ZERO; images * tiles * values * c_out]);
+    for b in 0..blocks {
+        let (n0, n1) = (b * batch / blocks, (b + 1) * batch / blocks);
+        let block = n1 - n0;
+        let cols = block * tiles;
+        let x_block = &x[n0 * c_in * plane..][..block * c_in * plane];
+        let dy_block = &grad_y[n0 * c_out * out_plane..][..block * c_out * out_plane];
+        let (x_rows, dy_rows) = (&mut x_rows[..block * plane * c_in], &mut dy_rows[..block * out_plane * c_out]);
+        let copies = x_block.par_chunks_exact(c_in * plane).zip(x_rows.par_chunks_exact_mut(c_in * plane));
+        copies.for_each(|(image, rows)| image_channels_last(image, c_in, plane, c_in, rows));
+        let copies = dy_block.par_chunks_exact(c_out * out_plane).zip(dy_rows.par_chunks_exact_mut(c_out * out_plane));
+        copies.for_each(|(image, rows)| image_channels_last(image, c_out, out_plane, c_out, rows));
+        let (x_rows, dy_rows) = (&*x_rows, &*dy_rows);
+        let (v, u) = (&mut v[..cols * values * c_in], &mut u[..cols * values * c_out]);
+        let tile_values = v.par_chunks_exact_mut(values * c_in).zip(u.par_chunks_exact_mut(values * c_out));
+        tile_values.enumerate().for_each_init(&scratch, |scratch, (tile, (v, u))| {
+            let image = tile / tiles;
+            let x_image = &x_rows[image * plane * c_in..][..plane * c_in];
+            let dy_image = &dy_rows[image * out_plane * c_out..][..out_plane * c_out];
+            transform(tile % tiles, x_image, dy_image, v, u, scratch);
+        });
+        let (u, v) = (&*u, &*v);
+        m.par_chunks_mut(c_out * c_in).enumerate().for_each(|(xi, m_xi)| {
+            // U_ξᵀ: [C_out, tiles] and V_ξ: [tiles, C_in], both read along their channels.
+            let u_xi = MatRef { data: &u[xi * c_out..], rows: c_out, cols, row_stride: 1, col_stride: values * c_out };
+            let v_xi =
+                MatRef { data: &v[xi * c_in..], rows: cols, cols: c_in, row_stride: values * c_in, col_stride: 1 };
+            gemm_on_calling_thread(u_xi, v_xi, m_xi, c_in, true);
+        });
+    }
+    m
 }
 
 /// [`conv2d_backward_weight`] with the batch cut into `blocks` blocks of whole images, as equal
@@ -84,47 +172,11 @@ fn in_blocks<T: Float>(grad_y: &[T], x: &[T], g: &Conv2dGeometry, blocks: usize)
     if dw.is_empty() || g.batch == 0 || g.out_plane() == 0 {
         return dw;
     }
-    let blocks = blocks.clamp(1, g.batch);
-    let images = g.batch.div_ceil(blocks);
-    let (plane, out_plane) = (g.h * g.w, g.out_plane());
-    let per_image = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    let most = images * per_image;
-    // Channels-last copies of the block's images, and its tiles' transforms: [tile, 36, C].
-    let (mut x_rows, mut dy_rows) = (vec![T::ZERO; images * plane * c_in], vec![T::ZERO; images * out_plane * c_out]);
-    let (mut v, mut u) = (vec![T::ZERO; most * 36 * c_in], vec![T::ZERO; most * 36 * c_out]);
-    // M[ξ][co][ci]
-    let mut m = vec![T::ZERO; 36 * c_out * c_in];
-    for b in 0..blocks {
-        let (n0, n1) = (b * g.batch / blocks, (b + 1) * g.batch / blocks);
-        let block = n1 - n0;
-        let cols = block * per_image;
-        let x_block = &x[n0 * c_in * plane..][..block * c_in * plane];
-        let dy_block = &grad_y[n0 * c_out * out_plane..][..block * c_out * out_plane];
-        let (x_rows, dy_rows) = (&mut x_rows[..block * plane * c_in], &mut dy_rows[..block * out_plane * c_out]);
-        let copies = x_block.par_chunks_exact(c_in * plane).zip(x_rows.par_chunks_exact_mut(c_in * plane));
-        copies.for_each(|(image, rows)| image_channels_last(image, c_in, plane, c_in, rows));
-        let copies = dy_block.par_chunks_exact(c_out * out_plane).zip(dy_rows.par_chunks_exact_mut(c_out * out_plane));
-        copies.for_each(|(image, rows)| image_channels_last(image, c_out, out_plane, c_out, rows));
-        let (x_rows, dy_rows) = (&*x_rows, &*dy_rows);
-        let (v, u) = (&mut v[..cols * 36 * c_in], &mut u[..cols * 36 * c_out]);
-        v.par_chunks_exact_mut(36 * c_in).zip(u.par_chunks_exact_mut(36 * c_out)).enumerate().for_each_init(
-            || Scratch::new(c_in.max(c_out).min(CHANNEL_CHUNK)),
-            |scratch, (tile, (v, u))| {
-                let at = Tile::of(g, tile % per_image);
-                let image = tile / per_image;
-                let x_image = &x_rows[image * plane * c_in..][..plane * c_in];
-                let dy_image = &dy_rows[image * out_plane * c_out..][..out_plane * c_out];
-                vectorized::run(TilePass { g, at, x_image, dy_image, v, u, scratch });
-            },
-        );
-        let (u, v) = (&*u, &*v);
-        m.par_chunks_mut(c_out * c_in).enumerate().for_each(|(xi, m_xi)| {
-            // U_ξᵀ: [C_out, tiles] and V_ξ: [tiles, C_in], both read along their channels.
-            let u_xi = MatRef { data: &u[xi * c_out..], rows: c_out, cols, row_stride: 1, col_stride: 36 * c_out };
-            let v_xi = MatRef { data: &v[xi * c_in..], rows: cols, cols: c_in, row_stride: 36 * c_in, col_stride: 1 };
-            gemm_on_calling_thread(u_xi, v_xi, m_xi, c_in, true);
-        });
-    }
+    let m = summed_products(grad_y, x, &sizes(g), blocks, || Scratch::new(c_in.max(c_out).min(CHANNEL_CHUNK)), {
+        |tile, x_image, dy_image, v, u, scratch| {
+            vectorized::run(TilePass { g, at: Tile::of(g, tile), x_image, dy_image, v, u, scratch })
+        }
+    });
     // dW[co][ci] = Gᵀ·M[co][ci]·G, each M[co][ci] the 36 values M_ξ[co][ci]: for each output
     // channel, along rows of input channels.
     let m = &m;

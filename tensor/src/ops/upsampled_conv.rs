@@ -15,7 +15,7 @@
 use gpu::kernels::elementwise::copy_strided;
 
 use super::checks::{bias_slice, check_bias, check_plane, nchw, same_dtype_device};
-use super::conv2d::{conv2d, Conv2dParams};
+use super::conv2d::{conv2d, conv2d_backward_weight, Conv2dParams};
 use super::matmul::matmul;
 use crate::cpu::upsampled_conv as kernel;
 use crate::dtype::{with_float_type, DType};
@@ -65,6 +65,45 @@ pub fn conv2d_nearest_upsampled(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -
                 bias.map(|b| b.reshape(&[c_out, 1])?.broadcast_to(&[c_out, 4])?.contiguous()?.reshape(&[4 * c_out]));
             let phases = conv2d(x, &phase_weights(w)?, phase_bias.transpose()?.as_ref(), &Conv2dParams::new(1, 1))?;
             interleave_phases(&phases)
+        }
+    }
+}
+
+/// dW of [`conv2d_nearest_upsampled`], from its output's gradient and its input. The CPU
+/// takes the phases' way or, where the tuner times it faster, the layer's own Winograd
+/// transform, transposed (`cpu::upsampled_conv::conv2d_nearest_upsampled_backward_weight`);
+/// the GPU and the reference device the phases: [`interleave_phases_backward`], the 2×2
+/// convolution's weight gradient, [`phase_weights_backward`].
+// grad_y: [N, C_out, 2H, 2W]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
+pub fn conv2d_nearest_upsampled_backward_weight(grad_y: &Tensor, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "conv2d_nearest_upsampled_backward_weight";
+    let _profile = profile::scope(OpFamily::Conv, OP, grad_y);
+    let [n, c_in, h, wd] = nchw(OP, "input", x.shape())?;
+    let [gn, c_out, gh, gw] = nchw(OP, "grad_y", grad_y.shape())?;
+    if [gn, gh, gw] != [n, 2 * h, 2 * wd] {
+        let msg = format!(
+            "grad_y must be [{n}, C_out, {}, {}] for input {:?}, got {:?}",
+            2 * h,
+            2 * wd,
+            x.shape(),
+            grad_y.shape()
+        );
+        return shape_err(OP, msg);
+    }
+    let dtype = same_dtype_device(OP, &[grad_y, x])?;
+    match x.storage() {
+        Storage::Cpu(_) => {
+            let (grad_y, x) = (grad_y.contiguous()?, x.contiguous()?);
+            with_float_type!(dtype, T => {
+                let (g, xs) = (grad_y.cpu_slice::<T>()?, x.cpu_slice::<T>()?);
+                let dw = kernel::conv2d_nearest_upsampled_backward_weight(g, xs, [n, c_in, h, wd], c_out);
+                Tensor::from_vec(dw, &[c_out, c_in, 3, 3])
+            })
+        }
+        Storage::Reference(_) | Storage::Gpu(_) => {
+            let phases = interleave_phases_backward(grad_y)?;
+            let p = Conv2dParams::new(1, 1);
+            phase_weights_backward(&conv2d_backward_weight(&phases, x, &[4 * c_out, c_in, 2, 2], &p)?)
         }
     }
 }
