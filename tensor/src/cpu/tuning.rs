@@ -1,7 +1,7 @@
 //! CPU kernel choices by measurement, cached per machine. Tier: fast kernel (tooling for the
 //! GEMM and the convolution kernels).
 //!
-//! Three choices have no rule that holds on every CPU:
+//! Four choices have no rule that holds on every CPU:
 //!
 //! - **The f32 GEMM kernel** (`cpu::gemm`): the micro-kernel and its block sizes. The rule
 //!   takes the widest instruction set, with blocks set on the CPU each kernel was tuned on; but
@@ -44,6 +44,12 @@
 //!   planes; on a Zen 5 col2im was faster on three of B3's such layers (128→128 at 32×32:
 //!   23.2–23.7 ms against 28.0–28.9) and the tuner keeps it there. Timed as the cuts are, at
 //!   every stride-1 geometry.
+//! - **The nearest-upsampled convolution's weight gradient**
+//!   (`cpu::upsampled_conv::conv2d_nearest_upsampled_backward_weight`): through its phases'
+//!   2×2 kernels (the rule), or by its own Winograd transform, transposed, whose 9 values a
+//!   pixel and channel cost memory traffic: on a Zen 5 it won three of B3's four such layers
+//!   by 1.2–2.3× and lost the one with 128 input channels on 32×32 planes. Timed with 16
+//!   channels or more on either side; the class is named by the phases' 2×2 convolution.
 //!
 //! Without tuning, the rules decide, as they always did. A third way: [`replay`] another
 //! run's choices, as its provenance lists them, so that its bits come back on another CPU.
