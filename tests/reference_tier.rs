@@ -22,7 +22,8 @@ use tensor::ops::matmul::matmul;
 use tensor::ops::pool::{avg_pool2d, avg_pool2d_backward, global_avg_pool2d, max_pool2d, max_pool2d_backward};
 use tensor::ops::reduce::reduce;
 use tensor::ops::upsampled_conv::{
-    conv2d_nearest_upsampled, interleave_phases, interleave_phases_backward, phase_weights, phase_weights_backward,
+    conv2d_nearest_upsampled, conv2d_nearest_upsampled_backward_weight, interleave_phases, interleave_phases_backward,
+    phase_weights, phase_weights_backward,
 };
 use tensor::reference;
 use tensor::{DType, Device, Rng, Tensor};
@@ -296,6 +297,35 @@ fn the_nearest_upsampled_convolution_matches_the_reference() {
             assert_matches(&case, &got, &want, tol);
         }
     }
+}
+
+/// The weight gradient of a nearest-upsampled convolution, against upsampling then the
+/// reference weight gradient: odd sizes, one pixel, and 16 channels on both sides (where the
+/// CPU's tuner may time the layer's own transform).
+#[test]
+fn the_nearest_upsampled_convolutions_weight_gradient_matches_the_reference() {
+    let mut r = rng();
+    for ([n, c_in, h, w], c_out) in [([2, 3, 5, 4], 5), ([1, 2, 1, 1], 3), ([2, 16, 3, 4], 16)] {
+        let x = random(&[n, c_in, h, w], &mut r);
+        let dy = random(&[n, c_out, 2 * h, 2 * w], &mut r);
+        let g = Conv2dGeometry::conv2d([n, c_in, 2 * h, 2 * w], [c_out, c_in, 3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        for (name, dev, dt, tol) in back_ends() {
+            let case = format!("{name} [{n}, {c_in}, {h}, {w}] → {c_out}");
+            let upsampled = reference::interpolate::upsample(&seen(&x, dt), n * c_in, [h, w], [2, 2], false);
+            let want = reference::conv::conv2d_backward_weight(&seen(&dy, dt), &upsampled, &g);
+            let got = conv2d_nearest_upsampled_backward_weight(&on(&dy, &dev, dt), &on(&x, &dev, dt)).unwrap();
+            assert_matches(&case, &got, &want, tol);
+        }
+    }
+}
+
+/// A gradient whose sizes are not twice the input's is refused with both shapes named.
+#[test]
+fn the_upsampled_weight_gradient_names_both_shapes_when_they_do_not_fit() {
+    let x = Tensor::zeros(&[2, 3, 4, 5], DType::F32);
+    let dy = Tensor::zeros(&[2, 6, 8, 9], DType::F32);
+    let err = conv2d_nearest_upsampled_backward_weight(&dy, &x).unwrap_err().to_string();
+    assert!(err.contains("[2, 3, 4, 5]") && err.contains("[2, 6, 8, 9]"), "{err}");
 }
 
 /// The 2×2 kernels of a nearest-upsampled convolution's four phases from its 3×3 kernel, and
