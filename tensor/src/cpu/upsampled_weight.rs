@@ -13,6 +13,8 @@
 //! and 32.8 (Zen 5); the tuner times the two ways.
 
 use crate::cpu::vectorized;
+use crate::cpu::winograd_4x4::add_to;
+use crate::cpu::winograd_blocked::subtract;
 use crate::cpu::winograd_weight::{summed_products, Sizes};
 use crate::dtype::Float;
 
@@ -97,8 +99,8 @@ impl<T: Float> vectorized::Work for PixelPass<'_, T> {
                 let out = &mut row[c0..][..len];
                 match (p == 1, q == 1) {
                     (true, true) => out.copy_from_slice(centre),
-                    (true, false) => difference(out, x_at(1, q), centre),
-                    (false, true) => difference(out, x_at(p, 1), centre),
+                    (true, false) => subtract(out, x_at(1, q), centre),
+                    (false, true) => subtract(out, x_at(p, 1), centre),
                     (false, false) => cross_difference(out, [x_at(p, q), x_at(p, 1), x_at(1, q), centre]),
                 }
             }
@@ -121,23 +123,11 @@ impl<T: Float> vectorized::Work for PixelPass<'_, T> {
     }
 }
 
-/// out = a − b, element by element.
-#[inline(always)]
-fn difference<T: Float>(out: &mut [T], a: &[T], b: &[T]) {
-    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = a - b);
-}
-
 /// out = (a − b) − (c − d), element by element.
 #[inline(always)]
 fn cross_difference<T: Float>(out: &mut [T], [a, b, c, d]: [&[T]; 4]) {
     let values = a.iter().zip(b).zip(c.iter().zip(d));
     out.iter_mut().zip(values).for_each(|(o, ((&a, &b), (&c, &d)))| *o = (a - b) - (c - d));
-}
-
-/// out += a, element by element.
-#[inline(always)]
-fn add_to<T: Float>(out: &mut [T], a: &[T]) {
-    out.iter_mut().zip(a).for_each(|(o, &a)| *o += a);
 }
 
 #[cfg(test)]

@@ -293,7 +293,7 @@ fn output_row<T: Float>(out: &mut [T], m1: &[T], m2: &[T], m3: &[T], m4: &[T], [
 
 /// out += a, element by element.
 #[inline(always)]
-fn add_to<T: Float>(out: &mut [T], a: &[T]) {
+pub(crate) fn add_to<T: Float>(out: &mut [T], a: &[T]) {
     out.iter_mut().zip(a).for_each(|(o, &a)| *o += a);
 }
 
