@@ -1253,11 +1253,11 @@ fn backward_weight_by_cut<T: Float>(cut: &str, grad_y: &[T], x: &[T], g: &Conv2d
 /// `docs/notebooks/bench/direct_weight_gradient_zen5.txt`).
 const DIRECT_MIN_OUTPUT_PLANE: usize = 64;
 
-/// Winograd's weight gradient is timed only with at least this many channels on either side.
-/// Its transforms run along rows of channels, and its GEMMs are C_out by C_in: on resnet-bn's
-/// 3→64 and 64→3 layers (64×64 planes, batch 32) it took 15.7 and 11.8 ms against the direct
-/// cut's 2.9 and 6.4 (Zen 5).
-const WINOGRAD_WEIGHT_MIN_CHANNELS: usize = 16;
+/// Winograd's weight gradient is timed only with at least this many channels on either side
+/// (here and for the nearest-upsampled convolution, `cpu::upsampled_conv`). Its transforms run
+/// along rows of channels, and its GEMMs are C_out by C_in: on resnet-bn's 3→64 and 64→3 layers
+/// (64×64 planes, batch 32) it took 15.7 and 11.8 ms against the direct cut's 2.9 and 6.4 (Zen 5).
+pub(crate) const WINOGRAD_WEIGHT_MIN_CHANNELS: usize = 16;
 
 /// With a handful of output channels, dWᵀ's GEMM is C_out columns wide, a sliver of the
 /// micro-kernel's 16 or 32; as dW they are C_out of its 6 or 14 rows, the smaller waste

@@ -67,7 +67,7 @@ pub fn phase_weights_backward<T: Float>(dw2: &[T], c_out: usize, c_in: usize) ->
 /// phases (their gradient put back in place, their 2×2 kernels' weight gradient, gathered into
 /// the 3×3 kernel); with tuning on, the layer's own Winograd transform, transposed
 /// (`cpu::upsampled_weight`), is timed against it where both sides have
-/// `WINOGRAD_MIN_CHANNELS` channels or more.
+/// `conv::WINOGRAD_WEIGHT_MIN_CHANNELS` channels or more, as the 3×3 convolution's.
 // grad_y: [N, C_out, 2H, 2W]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
 pub fn conv2d_nearest_upsampled_backward_weight<T: Float>(
     grad_y: &[T],
@@ -79,7 +79,7 @@ pub fn conv2d_nearest_upsampled_backward_weight<T: Float>(
     let Some(phases) = phase_geometry(sizes, c_out) else {
         return vec![T::ZERO; c_out * c_in * 9];
     };
-    let way = if c_in.min(c_out) >= WINOGRAD_MIN_CHANNELS && n * h * w > 0 {
+    let way = if c_in.min(c_out) >= conv::WINOGRAD_WEIGHT_MIN_CHANNELS && n * h * w > 0 {
         let ways = [tuning::PHASES, tuning::WINOGRAD];
         let run = |way: &str| drop(backward_weight_by_way(way, grad_y, x, sizes, c_out, &phases));
         let what = "upsampled weight gradient's way";
@@ -89,10 +89,6 @@ pub fn conv2d_nearest_upsampled_backward_weight<T: Float>(
     };
     backward_weight_by_way(&way, grad_y, x, sizes, c_out, &phases)
 }
-
-/// The Winograd way is timed only with at least this many channels on either side, as the 3×3
-/// convolution's (`cpu::conv`'s `WINOGRAD_WEIGHT_MIN_CHANNELS`).
-const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// The phases' 2×2 convolution: [N, C_in, H, W] to [N, 4·C_out, H + 1, W + 1], padding 1.
 fn phase_geometry([n, c_in, h, w]: [usize; 4], c_out: usize) -> Option<Conv2dGeometry> {
