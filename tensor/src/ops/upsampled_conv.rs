@@ -23,9 +23,11 @@ use crate::error::{shape_err, Result};
 use crate::gpu_parts::{for_each_row_part, StorageView};
 use crate::profile::{self, OpFamily};
 use crate::reference;
-use crate::shape::Layout;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
+
+mod phases;
+use phases::{phase_sizes, phase_view, taps_matrix};
 
 /// y = conv2d(upsample_nearest(x, 2), w, stride 1, padding 1) + bias, on the small image. The
 /// CPU runs the layer's own Winograd transform (see the module docs); the GPU the phases
@@ -69,11 +71,9 @@ pub fn conv2d_nearest_upsampled(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -
     }
 }
 
-/// dW of [`conv2d_nearest_upsampled`], from its output's gradient and its input. The CPU
-/// takes the phases' way or, where the tuner times it faster, the layer's own Winograd
-/// transform, transposed (`cpu::upsampled_conv::conv2d_nearest_upsampled_backward_weight`);
-/// the GPU and the reference device the phases: [`interleave_phases_backward`], the 2×2
-/// convolution's weight gradient, [`phase_weights_backward`].
+/// dW of [`conv2d_nearest_upsampled`]: on the CPU by the phases or the layer's own Winograd
+/// transform, transposed, as the tuner times them (`cpu::upsampled_conv`); elsewhere by the
+/// phases ([`interleave_phases_backward`], a 2×2 weight gradient, [`phase_weights_backward`]).
 // grad_y: [N, C_out, 2H, 2W]   x: [N, C_in, H, W]   ->   dw: [C_out, C_in, 3, 3]
 pub fn conv2d_nearest_upsampled_backward_weight(grad_y: &Tensor, x: &Tensor) -> Result<Tensor> {
     const OP: &str = "conv2d_nearest_upsampled_backward_weight";
@@ -81,14 +81,8 @@ pub fn conv2d_nearest_upsampled_backward_weight(grad_y: &Tensor, x: &Tensor) -> 
     let [n, c_in, h, wd] = nchw(OP, "input", x.shape())?;
     let [gn, c_out, gh, gw] = nchw(OP, "grad_y", grad_y.shape())?;
     if [gn, gh, gw] != [n, 2 * h, 2 * wd] {
-        let msg = format!(
-            "grad_y must be [{n}, C_out, {}, {}] for input {:?}, got {:?}",
-            2 * h,
-            2 * wd,
-            x.shape(),
-            grad_y.shape()
-        );
-        return shape_err(OP, msg);
+        let (xs, gs, [h2, w2]) = (x.shape(), grad_y.shape(), [2 * h, 2 * wd]);
+        return shape_err(OP, format!("grad_y must be [{n}, C_out, {h2}, {w2}] for input {xs:?}, got {gs:?}"));
     }
     let dtype = same_dtype_device(OP, &[grad_y, x])?;
     match x.storage() {
@@ -177,18 +171,6 @@ pub fn phase_weights_backward(dw2: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// [`phase_weights`] as a matrix on `like`'s device: taps[ky·3 + kx, (2a + b)·4 + 2ty + tx] is 1
-/// where the tap lands, 0 elsewhere.
-// taps: [9, 16]
-fn taps_matrix(like: &Tensor) -> Result<Tensor> {
-    let mut taps = vec![0f32; 9 * 16];
-    for (k, phase) in (0..9).flat_map(|k| (0..4).map(move |phase| (k, phase))) {
-        let (ty, tx) = (kernel::phase_tap(k / 3, phase / 2), kernel::phase_tap(k % 3, phase % 2));
-        taps[k * 16 + phase * 4 + 2 * ty + tx] = 1.0;
-    }
-    Tensor::from_vec(taps, &[9, 16])?.to_device(&like.device())
-}
-
 /// The four phases of each channel put in place:
 /// y[n, c, 2i + a, 2j + b] = phases[n, 4c + 2a + b, i + a, j + b]. The phases are the
 /// (H + 1)×(W + 1) outputs of a 2×2 convolution with padding 1; phase (a, b) uses rows a..a + H
@@ -262,26 +244,5 @@ pub fn interleave_phases_backward(dy: &Tensor) -> Result<Tensor> {
             })?;
             Ok(out)
         }
-    }
-}
-
-/// [N, C, H, W] of the output quads for phases of shape [N, 4·C, H + 1, W + 1].
-fn phase_sizes(op: &'static str, shape: &[usize]) -> Result<[usize; 4]> {
-    let [n, c4, ph, pw] = nchw(op, "phases", shape)?;
-    if c4 % 4 != 0 || ph < 2 || pw < 2 {
-        let msg = format!("phases {shape:?} must have 4·C channels and a plane of at least 2×2 (H + 1, W + 1)");
-        return shape_err(op, msg);
-    }
-    Ok([n, c4 / 4, ph - 1, pw - 1])
-}
-
-/// The phases of a contiguous [N, 4·C, H + 1, W + 1] tensor as [N, C, H, 2 (a), W, 2 (b)], so
-/// that the view read in row-major order is the interleaved output.
-fn phase_view([n, c, h, w]: [usize; 4]) -> Layout {
-    let (row, plane) = (w + 1, (h + 1) * (w + 1));
-    Layout {
-        shape: vec![n, c, h, 2, w, 2],
-        strides: vec![4 * c * plane, 4 * plane, row, 2 * plane + row, 1, plane + 1],
-        offset: 0,
     }
 }
